@@ -1,0 +1,171 @@
+// The only reader of process.env: every setting is parsed and checked here once, at start,
+// so that a bad value stops the process with a message naming the variable.
+import { z } from 'zod';
+
+const integer = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const positiveMs = integer(1, 7 * 24 * 3600 * 1000);
+const optionalText = z
+  .string()
+  .trim()
+  .transform((value) => (value === '' ? undefined : value))
+  .optional();
+const booleanFlag = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((value) => ['true', '1', 'yes'].includes(value));
+
+const envSchema = z.object({
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  PORT: integer(0, 65535).default(3000),
+  HOST: z.string().default('0.0.0.0'),
+  PUBLIC_URL: z.url().optional(),
+  LOG_LEVEL: z.enum(['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly']).default('info'),
+
+  DATABASE_URL: optionalText.pipe(z.url().optional()),
+  DATABASE_SCHEMA: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'a lower-case SQL identifier')
+    .default('jetpost'),
+  DATABASE_POOL_SIZE: integer(2, 200).default(10),
+  DATA_DIR: z.string().default('./data'),
+  EMBEDDED_PG_PORT: integer(1, 65535).default(5488),
+
+  MAILJET_API_KEY: optionalText,
+  MAILJET_API_SECRET: optionalText,
+  MAILJET_BASE_URL: optionalText.pipe(z.url().optional()),
+  MAILJET_TIMEOUT_MS: positiveMs.default(15_000),
+  SIMULATOR_PORT: integer(0, 65535).default(4010),
+
+  WORKER_CONCURRENCY: integer(0, 256).default(4),
+  BATCH_SIZE: integer(1, 50).default(50),
+  MAX_ATTEMPTS: integer(1, 100).default(8),
+  RETRY_BASE_MS: positiveMs.default(5_000),
+  RETRY_FACTOR: z.coerce.number().min(1).max(10).default(2),
+  RETRY_MAX_MS: positiveMs.default(3_600_000),
+  RETRY_JITTER: z.coerce.number().min(0).max(1).default(0.25),
+  LEASE_MS: positiveMs.default(120_000),
+  IDLE_CHECK_MS: positiveMs.default(30_000),
+
+  EVENTS_USERNAME: optionalText,
+  EVENTS_PASSWORD: optionalText,
+  EVENTS_BODY_LIMIT: z.string().default('10mb'),
+  QUEUE_BODY_LIMIT: z.string().default('20mb'),
+  DEV_MODE: booleanFlag.optional(),
+});
+
+export type Env = Record<string, string | undefined>;
+
+export interface Config {
+  readonly env: 'development' | 'production' | 'test';
+  readonly http: { readonly port: number; readonly host: string; readonly publicUrl: string | undefined };
+  readonly logLevel: string;
+  readonly database: {
+    readonly url: string | undefined;
+    readonly schema: string;
+    readonly poolSize: number;
+    readonly embeddedPort: number;
+  };
+  /** Holds the embedded PostgreSQL cluster (`pg/`) and, in dev mode, the development API key. */
+  readonly dataDir: string;
+  /** `credentials` is undefined in simulator mode: no email leaves the machine. */
+  readonly mailjet: {
+    readonly credentials: { readonly apiKey: string; readonly apiSecret: string } | undefined;
+    readonly baseUrl: string | undefined;
+    readonly timeoutMs: number;
+    readonly simulatorPort: number;
+  };
+  readonly consumers: {
+    readonly concurrency: number;
+    readonly batchSize: number;
+    readonly leaseMs: number;
+    readonly idleCheckMs: number;
+  };
+  readonly retry: {
+    readonly maxAttempts: number;
+    readonly baseMs: number;
+    readonly factor: number;
+    readonly maxMs: number;
+    readonly jitter: number;
+  };
+  readonly events: {
+    readonly credentials: { readonly username: string; readonly password: string } | undefined;
+    readonly bodyLimit: string;
+  };
+  readonly queueBodyLimit: string;
+  /** Dev mode: the built-in simulator and a development API key kept under the data directory. */
+  readonly devMode: boolean;
+}
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+/** Parses the environment; throws a ConfigError naming every bad variable. */
+export function loadConfig(env: Env = process.env): Config {
+  // An empty variable means "not set": `PORT=` must give the default, not 0.
+  const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value.trim() !== ''));
+  const parsed = envSchema.safeParse(present);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((issue) => `  ${issue.path.join('.')}: ${issue.message}`);
+    throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
+  }
+  const e = parsed.data;
+  const problems: string[] = [];
+  if (Boolean(e.MAILJET_API_KEY) !== Boolean(e.MAILJET_API_SECRET)) {
+    problems.push('  MAILJET_API_KEY and MAILJET_API_SECRET: set both or neither');
+  }
+  if (Boolean(e.EVENTS_USERNAME) !== Boolean(e.EVENTS_PASSWORD)) {
+    problems.push('  EVENTS_USERNAME and EVENTS_PASSWORD: set both or neither');
+  }
+  const credentials =
+    e.MAILJET_API_KEY && e.MAILJET_API_SECRET ? { apiKey: e.MAILJET_API_KEY, apiSecret: e.MAILJET_API_SECRET } : undefined;
+  const devMode = e.DEV_MODE ?? credentials === undefined;
+  if (e.NODE_ENV === 'production' && credentials === undefined) {
+    problems.push('  MAILJET_API_KEY and MAILJET_API_SECRET: required when NODE_ENV=production (without them mail only reaches the simulator)');
+  }
+  // Mailjet's callbacks carry no signature: outside dev mode, basic credentials are the only thing between
+  // the internet and every message's status.
+  if (!devMode && !e.EVENTS_USERNAME) {
+    problems.push('  EVENTS_USERNAME and EVENTS_PASSWORD: required when sending through Mailjet (they protect /events)');
+  }
+  if (problems.length > 0) {
+    throw new ConfigError(`invalid configuration:\n${problems.join('\n')}`);
+  }
+  return Object.freeze({
+    env: e.NODE_ENV,
+    http: { port: e.PORT, host: e.HOST, publicUrl: e.PUBLIC_URL },
+    logLevel: e.LOG_LEVEL,
+    database: {
+      url: e.DATABASE_URL,
+      schema: e.DATABASE_SCHEMA,
+      poolSize: e.DATABASE_POOL_SIZE,
+      embeddedPort: e.EMBEDDED_PG_PORT,
+    },
+    mailjet: {
+      credentials,
+      baseUrl: e.MAILJET_BASE_URL,
+      timeoutMs: e.MAILJET_TIMEOUT_MS,
+      simulatorPort: e.SIMULATOR_PORT,
+    },
+    consumers: {
+      concurrency: e.WORKER_CONCURRENCY,
+      batchSize: e.BATCH_SIZE,
+      leaseMs: e.LEASE_MS,
+      idleCheckMs: e.IDLE_CHECK_MS,
+    },
+    retry: {
+      maxAttempts: e.MAX_ATTEMPTS,
+      baseMs: e.RETRY_BASE_MS,
+      factor: e.RETRY_FACTOR,
+      maxMs: e.RETRY_MAX_MS,
+      jitter: e.RETRY_JITTER,
+    },
+    events: {
+      credentials:
+        e.EVENTS_USERNAME && e.EVENTS_PASSWORD ? { username: e.EVENTS_USERNAME, password: e.EVENTS_PASSWORD } : undefined,
+      bodyLimit: e.EVENTS_BODY_LIMIT,
+    },
+    dataDir: e.DATA_DIR,
+    queueBodyLimit: e.QUEUE_BODY_LIMIT,
+    devMode,
+  });
+}

@@ -1,0 +1,275 @@
+// email_send_jobs: insert, claim, settle, cancel, read. Every state change is guarded in its WHERE
+// clause (status, lease owner) and returns the ids it changed: zero rows means a lost lease or a no-op.
+import type { MessageContent, NewJob } from '../jobs/message.js';
+import type { JobStatus } from '../jobs/status.js';
+import { query, type Queryable } from './pool.js';
+
+export interface JobRow {
+  id: string;
+  appId: string;
+  status: JobStatus;
+  content: MessageContent;
+  customId: string | null;
+  metadata: Record<string, unknown> | null;
+  priority: number;
+  sendAt: Date | null;
+  runAt: Date;
+  /** Attempts started so far (a claim counts as one). */
+  attempts: number;
+  maxAttempts: number;
+  lockedBy: string | null;
+  lockedUntil: Date | null;
+  lastError: string | null;
+  recipientCount: number;
+  createdAt: Date;
+  updatedAt: Date;
+  acceptedAt: Date | null;
+}
+
+const JOB_COLUMNS = `
+  id, app_id, status, message, custom_id, metadata, priority, send_at, run_at, attempts, max_attempts,
+  locked_by, locked_until, last_error, recipient_count, created_at, updated_at, accepted_at`;
+
+export function toJob(row: Record<string, unknown>): JobRow {
+  return {
+    id: String(row['id']),
+    appId: String(row['app_id']),
+    status: row['status'] as JobStatus,
+    content: row['message'] as MessageContent,
+    customId: (row['custom_id'] as string | null) ?? null,
+    metadata: (row['metadata'] as Record<string, unknown> | null) ?? null,
+    priority: Number(row['priority']),
+    sendAt: (row['send_at'] as Date | null) ?? null,
+    runAt: row['run_at'] as Date,
+    attempts: Number(row['attempts']),
+    maxAttempts: Number(row['max_attempts']),
+    lockedBy: (row['locked_by'] as string | null) ?? null,
+    lockedUntil: (row['locked_until'] as Date | null) ?? null,
+    lastError: (row['last_error'] as string | null) ?? null,
+    recipientCount: Number(row['recipient_count']),
+    createdAt: row['created_at'] as Date,
+    updatedAt: row['updated_at'] as Date,
+    acceptedAt: (row['accepted_at'] as Date | null) ?? null,
+  };
+}
+
+export interface JobToInsert {
+  job: NewJob;
+  status: Extract<JobStatus, 'queued' | 'scheduled'>;
+  runAt: Date;
+  maxAttempts: number;
+}
+
+// Ids are drawn first so that each job's recipients can be written against a known id, without
+// relying on the order of INSERT … RETURNING.
+const NEXT_JOB_IDS = `
+  select nextval(pg_get_serial_sequence('email_send_jobs', 'id'))::text as id
+  from generate_series(1, $1::int)`;
+
+const INSERT_JOBS = `
+  insert into email_send_jobs (
+    id, app_id, status, message, custom_id, metadata, priority, send_at, run_at, max_attempts, recipient_count
+  )
+  overriding system value
+  select j.id, $1::bigint, j.status, j.message, j.custom_id, j.metadata, j.priority, j.send_at, j.run_at,
+    j.max_attempts, j.recipient_count
+  from unnest(
+    $2::bigint[], $3::text[], $4::jsonb[], $5::text[], $6::jsonb[], $7::smallint[], $8::timestamptz[],
+    $9::timestamptz[], $10::int[], $11::int[]
+  ) as j(id, status, message, custom_id, metadata, priority, send_at, run_at, max_attempts, recipient_count)`;
+
+const INSERT_RECIPIENTS = `
+  insert into email_recipients (job_id, position, kind, email, name)
+  select r.job_id, r.position, r.kind, r.email, r.name
+  from unnest($1::bigint[], $2::smallint[], $3::text[], $4::text[], $5::text[])
+    as r(job_id, position, kind, email, name)`;
+
+/** Inserts jobs and their recipients; returns the job ids in input order. Run it in a transaction. */
+export async function insertJobs(tx: Queryable, appId: string, jobs: readonly JobToInsert[]): Promise<string[]> {
+  const idRows = await query<{ id: string }>(tx, NEXT_JOB_IDS, [jobs.length]);
+  const ids = idRows.map((row) => row.id).sort((a, b) => (BigInt(a) < BigInt(b) ? -1 : 1));
+  await query(tx, INSERT_JOBS, [
+    appId,
+    ids,
+    jobs.map((j) => j.status),
+    jobs.map((j) => JSON.stringify(j.job.content)),
+    jobs.map((j) => j.job.customId ?? null),
+    jobs.map((j) => (j.job.metadata === undefined ? null : JSON.stringify(j.job.metadata))),
+    jobs.map((j) => j.job.priority),
+    jobs.map((j) => j.job.sendAt ?? null),
+    jobs.map((j) => j.runAt),
+    jobs.map((j) => j.maxAttempts),
+    jobs.map((j) => j.job.recipients.length),
+  ]);
+  const recipients = jobs.flatMap((j, index) => j.job.recipients.map((recipient, position) => ({ jobId: ids[index]!, position, recipient })));
+  await query(tx, INSERT_RECIPIENTS, [
+    recipients.map((r) => r.jobId),
+    recipients.map((r) => r.position),
+    recipients.map((r) => r.recipient.kind),
+    recipients.map((r) => r.recipient.email),
+    recipients.map((r) => r.recipient.name ?? null),
+  ]);
+  return ids;
+}
+
+// One statement claims and leases: the inner SELECT reads the partial claim index and skips rows
+// other consumers hold, so concurrent consumers never get the same job.
+const CLAIM_JOBS = `
+  update email_send_jobs
+  set status = 'processing',
+    locked_by = $1,
+    locked_until = now() + make_interval(secs => $3::double precision / 1000),
+    attempts = attempts + 1,
+    updated_at = now()
+  where id in (
+    select id
+    from email_send_jobs
+    where status in ('queued', 'scheduled', 'deferred')
+      and run_at <= now()
+    order by priority desc, run_at, id
+    limit $2
+    for update skip locked
+  )
+  returning ${JOB_COLUMNS}`;
+
+export async function claimJobs(db: Queryable, workerId: string, limit: number, leaseMs: number): Promise<JobRow[]> {
+  const rows = await query(db, CLAIM_JOBS, [workerId, limit, leaseMs]);
+  return rows.map(toJob).sort((a, b) => b.priority - a.priority || a.runAt.getTime() - b.runAt.getTime() || Number(a.id) - Number(b.id));
+}
+
+const NEXT_RUN_AT = `
+  select min(run_at) as run_at
+  from email_send_jobs
+  where status in ('queued', 'scheduled', 'deferred')`;
+
+/** When the earliest claimable job becomes due (null when there is none): idle consumers sleep until then. */
+export async function nextRunAt(db: Queryable): Promise<Date | null> {
+  const [row] = await query(db, NEXT_RUN_AT);
+  return (row?.['run_at'] as Date | null) ?? null;
+}
+
+export interface Settlement {
+  id: string;
+  status: 'failed' | 'deferred';
+  runAt: Date | null;
+  error: string;
+}
+
+// Failed and deferred jobs leave the lease in one statement; only the consumer holding the lease may.
+const SETTLE_JOBS = `
+  update email_send_jobs j
+  set status = s.status,
+    run_at = coalesce(s.run_at, j.run_at),
+    last_error = s.error,
+    locked_by = null,
+    locked_until = null,
+    updated_at = now()
+  from unnest($1::bigint[], $2::text[], $3::timestamptz[], $4::text[]) as s(id, status, run_at, error)
+  where j.id = s.id
+    and j.status = 'processing'
+    and j.locked_by = $5
+  returning j.id, j.status`;
+
+export async function settleJobs(tx: Queryable, workerId: string, settlements: readonly Settlement[]): Promise<Settlement[]> {
+  if (settlements.length === 0) {
+    return [];
+  }
+  const rows = await query(tx, SETTLE_JOBS, [
+    settlements.map((s) => s.id),
+    settlements.map((s) => s.status),
+    settlements.map((s) => s.runAt),
+    settlements.map((s) => s.error),
+    workerId,
+  ]);
+  const changed = new Set(rows.map((row) => String(row['id'])));
+  return settlements.filter((s) => changed.has(s.id));
+}
+
+// Accepted wins unless another consumer holds the job now: if a reaper returned it to the queue but
+// nobody claimed it yet, recording the acceptance prevents a second send.
+const ACCEPT_JOBS = `
+  update email_send_jobs
+  set status = 'accepted',
+    accepted_at = now(),
+    last_error = null,
+    locked_by = null,
+    locked_until = null,
+    updated_at = now()
+  where id = any($1::bigint[])
+    and (status in ('queued', 'scheduled', 'deferred') or (status = 'processing' and locked_by = $2))
+  returning id`;
+
+export async function acceptJobs(tx: Queryable, workerId: string, ids: readonly string[]): Promise<string[]> {
+  if (ids.length === 0) {
+    return [];
+  }
+  const rows = await query(tx, ACCEPT_JOBS, [ids, workerId]);
+  return rows.map((row) => String(row['id']));
+}
+
+const CANCEL_JOB = `
+  update email_send_jobs
+  set status = 'cancelled',
+    updated_at = now()
+  where id = $1::bigint
+    and app_id = $2::bigint
+    and status in ('queued', 'scheduled', 'deferred')
+  returning ${JOB_COLUMNS}`;
+
+export async function cancelJob(tx: Queryable, appId: string, jobId: string): Promise<JobRow | undefined> {
+  const [row] = await query(tx, CANCEL_JOB, [jobId, appId]);
+  return row && toJob(row);
+}
+
+const FIND_JOBS = `
+  select ${JOB_COLUMNS}
+  from email_send_jobs
+  where app_id = $1::bigint
+    and id = any($2::bigint[])
+  order by id`;
+
+export async function findJobs(db: Queryable, appId: string, ids: readonly string[]): Promise<JobRow[]> {
+  const rows = await query(db, FIND_JOBS, [appId, ids]);
+  return rows.map(toJob);
+}
+
+const FIND_JOBS_BY_CUSTOM_ID = `
+  select ${JOB_COLUMNS}
+  from email_send_jobs
+  where app_id = $1::bigint
+    and custom_id = any($2::text[])
+  order by id
+  limit $3`;
+
+export async function findJobsByCustomId(db: Queryable, appId: string, customIds: readonly string[], limit: number): Promise<JobRow[]> {
+  const rows = await query(db, FIND_JOBS_BY_CUSTOM_ID, [appId, customIds, limit]);
+  return rows.map(toJob);
+}
+
+const LOCK_JOBS = `
+  select id, status
+  from email_send_jobs
+  where id = any($1::bigint[])
+  order by id
+  for no key update`;
+
+/** Locks jobs in id order (the order every writer uses, so writers never deadlock). */
+export async function lockJobs(tx: Queryable, ids: readonly string[]): Promise<Map<string, JobStatus>> {
+  const rows = await query(tx, LOCK_JOBS, [ids]);
+  return new Map(rows.map((row) => [String(row['id']), row['status'] as JobStatus]));
+}
+
+const SET_JOB_STATUSES = `
+  update email_send_jobs j
+  set status = u.status,
+    updated_at = now()
+  from unnest($1::bigint[], $2::text[]) as u(id, status)
+  where j.id = u.id
+    and j.status is distinct from u.status`;
+
+export async function setJobStatuses(tx: Queryable, changes: ReadonlyMap<string, JobStatus>): Promise<void> {
+  if (changes.size === 0) {
+    return;
+  }
+  await query(tx, SET_JOB_STATUSES, [[...changes.keys()], [...changes.values()]]);
+}

@@ -1,0 +1,120 @@
+// LISTEN/NOTIFY: an enqueue on any replica wakes the idle consumers of every other replica.
+// The listening connection reconnects with backoff; after a reconnect it reports a wake-up, since
+// notifications sent while it was away are lost.
+import pg from 'pg';
+
+import type { Logger } from '../log.js';
+import { query, type Queryable } from './pool.js';
+
+export function jobsChannel(schema: string): string {
+  return `${schema}_jobs_ready`;
+}
+
+const NOTIFY = `select pg_notify($1, '')`;
+
+export async function notifyJobsReady(db: Queryable, channel: string): Promise<void> {
+  await query(db, NOTIFY, [channel]);
+}
+
+export interface Listener {
+  /** True while the LISTEN connection is up. */
+  readonly connected: boolean;
+  close(): Promise<void>;
+}
+
+export interface ListenOptions {
+  connectionString: string;
+  channel: string;
+  onNotify: () => void;
+  log: Logger;
+  minBackoffMs?: number;
+  maxBackoffMs?: number;
+}
+
+export function listen({ connectionString, channel, onNotify, log, minBackoffMs = 500, maxBackoffMs = 30_000 }: ListenOptions): Listener {
+  let client: pg.Client | undefined;
+  let connected = false;
+  let closed = false;
+  let failures = 0;
+  let retryTimer: NodeJS.Timeout | undefined;
+
+  const scheduleReconnect = () => {
+    if (closed || retryTimer) {
+      return;
+    }
+    const delay = Math.min(maxBackoffMs, minBackoffMs * 2 ** failures);
+    failures += 1;
+    retryTimer = setTimeout(() => {
+      retryTimer = undefined;
+      void connect();
+    }, delay);
+  };
+
+  const dropClient = (reason: string) => {
+    if (connected) {
+      log.warn('lost the LISTEN connection; reconnecting', { component: 'notify', reason });
+    }
+    connected = false;
+    const old = client;
+    client = undefined;
+    old?.removeAllListeners();
+    // Keep an error listener: a late socket error on a dropped client must not crash the process.
+    old?.on('error', () => undefined);
+    old?.end().catch(() => undefined);
+    scheduleReconnect();
+  };
+
+  async function connect(): Promise<void> {
+    const next = new pg.Client({ connectionString, connectionTimeoutMillis: 5_000, keepAlive: true });
+    client = next;
+    next.on('error', (error) => dropClient(error.message));
+    next.on('end', () => {
+      if (client === next) {
+        dropClient('connection ended');
+      }
+    });
+    next.on('notification', (message) => {
+      if (message.channel === channel) {
+        onNotify();
+      }
+    });
+    try {
+      await next.connect();
+      await next.query(`listen ${next.escapeIdentifier(channel)}`);
+      if (closed || client !== next) {
+        await next.end().catch(() => undefined);
+        return;
+      }
+      if (failures > 0) {
+        log.info('LISTEN connection restored', { component: 'notify' });
+      }
+      connected = true;
+      failures = 0;
+      onNotify();
+    } catch (error) {
+      if (client === next) {
+        dropClient((error as Error).message);
+      }
+    }
+  }
+
+  void connect();
+
+  return {
+    get connected() {
+      return connected;
+    },
+    async close() {
+      closed = true;
+      if (retryTimer) {
+        clearTimeout(retryTimer);
+      }
+      const current = client;
+      client = undefined;
+      connected = false;
+      current?.removeAllListeners();
+      current?.on('error', () => undefined);
+      await current?.end().catch(() => undefined);
+    },
+  };
+}

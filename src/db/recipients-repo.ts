@@ -1,0 +1,117 @@
+// email_recipients: one row per To/Cc/Bcc address of a job, with Mailjet's ids once accepted.
+import type { RecipientKind } from '../jobs/message.js';
+import type { RecipientStatus } from '../jobs/status.js';
+import { query, type Queryable } from './pool.js';
+
+export interface RecipientRow {
+  id: string;
+  jobId: string;
+  position: number;
+  kind: RecipientKind;
+  email: string;
+  name: string | null;
+  status: RecipientStatus;
+  /** Decimal string: 64-bit, above 2^53. */
+  messageId: string | null;
+  messageUuid: string | null;
+  updatedAt: Date;
+}
+
+function toRecipient(row: Record<string, unknown>): RecipientRow {
+  return {
+    id: String(row['id']),
+    jobId: String(row['job_id']),
+    position: Number(row['position']),
+    kind: row['kind'] as RecipientKind,
+    email: String(row['email']),
+    name: (row['name'] as string | null) ?? null,
+    status: row['status'] as RecipientStatus,
+    messageId: (row['mailjet_message_id'] as string | null) ?? null,
+    messageUuid: (row['mailjet_message_uuid'] as string | null) ?? null,
+    updatedAt: row['updated_at'] as Date,
+  };
+}
+
+// mailjet_message_id is cast to text in SQL so that no driver setting can ever turn it into a number.
+const RECIPIENT_COLUMNS = `
+  id, job_id, position, kind, email, name, status, mailjet_message_id::text as mailjet_message_id,
+  mailjet_message_uuid, updated_at`;
+
+const FIND_RECIPIENTS = `
+  select ${RECIPIENT_COLUMNS}
+  from email_recipients
+  where job_id = any($1::bigint[])
+  order by job_id, position`;
+
+export async function findRecipients(db: Queryable, jobIds: readonly string[]): Promise<RecipientRow[]> {
+  const rows = await query(db, FIND_RECIPIENTS, [jobIds]);
+  return rows.map(toRecipient);
+}
+
+const LOCK_RECIPIENTS_OF_JOBS = `
+  select ${RECIPIENT_COLUMNS}
+  from email_recipients
+  where job_id = any($1::bigint[])
+  order by id
+  for no key update`;
+
+/** Locks every recipient of the jobs (lock the jobs first: jobs, then recipients, always). */
+export async function lockRecipientsOfJobs(tx: Queryable, jobIds: readonly string[]): Promise<RecipientRow[]> {
+  const rows = await query(tx, LOCK_RECIPIENTS_OF_JOBS, [jobIds]);
+  return rows.map(toRecipient);
+}
+
+export interface AcceptedIds {
+  recipientId: string;
+  messageId: string;
+  messageUuid: string;
+}
+
+const ACCEPT_RECIPIENTS = `
+  update email_recipients r
+  set status = case when r.status = 'pending' then 'accepted' else r.status end,
+    mailjet_message_id = a.message_id,
+    mailjet_message_uuid = nullif(a.message_uuid, ''),
+    updated_at = now()
+  from unnest($1::bigint[], $2::bigint[], $3::text[]) as a(id, message_id, message_uuid)
+  where r.id = a.id`;
+
+export async function acceptRecipients(tx: Queryable, accepted: readonly AcceptedIds[]): Promise<void> {
+  if (accepted.length === 0) {
+    return;
+  }
+  await query(tx, ACCEPT_RECIPIENTS, [
+    accepted.map((a) => a.recipientId),
+    accepted.map((a) => a.messageId),
+    accepted.map((a) => a.messageUuid),
+  ]);
+}
+
+const CLOSE_PENDING_RECIPIENTS = `
+  update email_recipients
+  set status = $2,
+    updated_at = now()
+  where job_id = any($1::bigint[])
+    and status = 'pending'`;
+
+/** Marks the recipients of jobs that will never be sent (failed, cancelled). */
+export async function closePendingRecipients(tx: Queryable, jobIds: readonly string[], status: 'failed' | 'cancelled'): Promise<void> {
+  if (jobIds.length === 0) {
+    return;
+  }
+  await query(tx, CLOSE_PENDING_RECIPIENTS, [jobIds, status]);
+}
+
+const SET_RECIPIENT_STATUSES = `
+  update email_recipients r
+  set status = u.status,
+    updated_at = now()
+  from unnest($1::bigint[], $2::text[]) as u(id, status)
+  where r.id = u.id`;
+
+export async function setRecipientStatuses(tx: Queryable, changes: ReadonlyMap<string, RecipientStatus>): Promise<void> {
+  if (changes.size === 0) {
+    return;
+  }
+  await query(tx, SET_RECIPIENT_STATUSES, [[...changes.keys()], [...changes.values()]]);
+}

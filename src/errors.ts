@@ -1,0 +1,126 @@
+// One error family for the whole service. HTTP turns AppErrors into problem+json; background loops
+// log them. `cause` is always kept so a log line leads back to the original failure.
+
+export interface FieldError {
+  /** JSON path of the bad field, e.g. `messages.0.to.1.email`. */
+  path: string;
+  message: string;
+}
+
+export interface AppErrorOptions {
+  cause?: unknown;
+  fields?: FieldError[];
+  headers?: Record<string, string>;
+}
+
+export class AppError extends Error {
+  override readonly name: string = 'AppError';
+  readonly fields: FieldError[] | undefined;
+  readonly headers: Record<string, string> | undefined;
+
+  constructor(
+    /** Stable, machine-readable code: also the last segment of the problem `type`. */
+    readonly code: string,
+    readonly status: number,
+    message: string,
+    options: AppErrorOptions = {},
+  ) {
+    super(message, { cause: options.cause });
+    this.fields = options.fields;
+    this.headers = options.headers;
+  }
+}
+
+export class ValidationError extends AppError {
+  override readonly name = 'ValidationError';
+  constructor(message: string, fields: FieldError[], options: AppErrorOptions = {}) {
+    super('validation-failed', 400, message, { ...options, fields });
+  }
+}
+
+export class NotFoundError extends AppError {
+  override readonly name = 'NotFoundError';
+  constructor(message: string, options: AppErrorOptions = {}) {
+    super('not-found', 404, message, options);
+  }
+}
+
+export class ConflictError extends AppError {
+  override readonly name = 'ConflictError';
+  constructor(code: string, message: string, options: AppErrorOptions = {}) {
+    super(code, 409, message, options);
+  }
+}
+
+export class UnauthorizedError extends AppError {
+  override readonly name = 'UnauthorizedError';
+  constructor(message: string, options: AppErrorOptions = {}) {
+    super('unauthorized', 401, message, options);
+  }
+}
+
+export class ServiceUnavailableError extends AppError {
+  override readonly name = 'ServiceUnavailableError';
+  constructor(message: string, options: AppErrorOptions = {}) {
+    super('service-unavailable', 503, message, { ...options, headers: { 'Retry-After': '5', ...options.headers } });
+  }
+}
+
+/** A send that may succeed later: connection errors, timeouts, 5xx, 429. */
+export class TransientSendError extends AppError {
+  override readonly name = 'TransientSendError';
+  constructor(
+    message: string,
+    readonly retryAfterMs: number | undefined,
+    options: AppErrorOptions = {},
+  ) {
+    super('mailjet-transient', 502, message, options);
+  }
+}
+
+/** A send that will never succeed as it is: a 4xx answer for the request or the message. */
+export class PermanentSendError extends AppError {
+  override readonly name = 'PermanentSendError';
+  constructor(message: string, options: AppErrorOptions = {}) {
+    super('mailjet-permanent', 502, message, options);
+  }
+}
+
+/** Anything thrown (strings, objects, errors) as an Error, for logging and cause chains. */
+export function coerceError(thrown: unknown): Error {
+  if (thrown instanceof Error) {
+    return thrown;
+  }
+  if (typeof thrown === 'string') {
+    return new Error(thrown);
+  }
+  return new Error(`non-error thrown: ${safeDescribe(thrown)}`);
+}
+
+function safeDescribe(value: unknown): string {
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}
+
+/** The Postgres SQLSTATE classes that mean "the database is not reachable right now". */
+const UNAVAILABLE_SQLSTATE = /^(08|57P0[1-3]|53300)/;
+const UNAVAILABLE_NODE_CODE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN']);
+
+export function isDatabaseUnavailable(error: unknown): boolean {
+  const err = error as { code?: unknown; message?: unknown } | null;
+  if (!err || typeof err !== 'object') {
+    return false;
+  }
+  if (typeof err.code === 'string' && (UNAVAILABLE_SQLSTATE.test(err.code) || UNAVAILABLE_NODE_CODE.has(err.code))) {
+    return true;
+  }
+  return (
+    typeof err.message === 'string' &&
+    /Connection terminated|connection timeout|Client has encountered a connection error|Cannot use a pool after calling end/i.test(
+      err.message,
+    )
+  );
+}

@@ -1,0 +1,60 @@
+// The express application, built from its dependencies and never listening by itself (main.ts and
+// the tests do that), so that tests can run it on port 0.
+import express, { type Express } from 'express';
+import helmet from 'helmet';
+
+import type { JobService } from '../jobs/service.js';
+import type { Logger } from '../log.js';
+import { type Authenticate, type BasicCredentials, requireApiKey, requireBasicAuth } from './auth.js';
+import { errorHandler, notFoundHandler } from './problem.js';
+import { type EventsRouteDeps, eventsRouter } from './routes/events.js';
+import { type OpsRouteDeps, opsRouter } from './routes/ops.js';
+import { queueRouter } from './routes/queue.js';
+import { statusRouter } from './routes/status.js';
+
+export interface AppDeps extends OpsRouteDeps {
+  jobs: JobService;
+  authenticate: Authenticate;
+  ingestEvents: EventsRouteDeps['ingest'];
+  eventsCredentials: BasicCredentials | undefined;
+  limits: { queueBody: string; eventsBody: string };
+  log: Logger;
+}
+
+export function createApp(deps: AppDeps): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', false);
+  app.set('query parser', 'simple');
+  app.use(helmet());
+  app.use((req, res, next) => {
+    const started = process.hrtime.bigint();
+    res.on('finish', () => {
+      deps.log.http('request', {
+        component: 'http',
+        method: req.method,
+        path: req.path,
+        status: res.statusCode,
+        ms: Number(process.hrtime.bigint() - started) / 1e6,
+      });
+    });
+    next();
+  });
+
+  const requireApp = requireApiKey(deps.authenticate);
+  app.use(opsRouter(deps));
+  app.use(
+    eventsRouter({
+      ingest: deps.ingestEvents,
+      requireCallbackAuth: requireBasicAuth(deps.eventsCredentials, 'jetpost events'),
+      bodyLimit: deps.limits.eventsBody,
+      log: deps.log,
+    }),
+  );
+  app.use(express.json({ limit: deps.limits.queueBody, strict: false, type: ['application/json', 'application/*+json'] }));
+  app.use(queueRouter(deps.jobs, requireApp));
+  app.use(statusRouter(deps.jobs, requireApp));
+  app.use(notFoundHandler);
+  app.use(errorHandler(deps.log));
+  return app;
+}

@@ -1,0 +1,64 @@
+// Request authentication: apps present a bearer API key; Mailjet's callbacks present the basic
+// credentials embedded in the callback URL.
+import { createHash, timingSafeEqual } from 'node:crypto';
+
+import type { RequestHandler, Response } from 'express';
+
+import type { AppIdentity } from '../apps/service.js';
+import { UnauthorizedError } from '../errors.js';
+
+export type Authenticate = (apiKey: string) => Promise<AppIdentity | undefined>;
+
+export function requireApiKey(authenticate: Authenticate): RequestHandler {
+  return async (req, res, next) => {
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(req.get('authorization') ?? '');
+    const app = match ? await authenticate(match[1]!) : undefined;
+    if (!app) {
+      next(
+        new UnauthorizedError('a valid API key is required: send it as "Authorization: Bearer <key>"', {
+          headers: { 'WWW-Authenticate': 'Bearer realm="jetpost"' },
+        }),
+      );
+      return;
+    }
+    res.locals['app'] = app;
+    next();
+  };
+}
+
+export function callingApp(res: Response): AppIdentity {
+  return res.locals['app'] as AppIdentity;
+}
+
+/** Equal-length digests, so the comparison takes the same time whatever the input. */
+function sameSecret(given: string, expected: string): boolean {
+  const a = createHash('sha256').update(given).digest();
+  const b = createHash('sha256').update(expected).digest();
+  return timingSafeEqual(a, b);
+}
+
+export interface BasicCredentials {
+  username: string;
+  password: string;
+}
+
+export function requireBasicAuth(credentials: BasicCredentials | undefined, realm: string): RequestHandler {
+  return (req, _res, next) => {
+    if (credentials === undefined) {
+      next();
+      return;
+    }
+    const match = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(req.get('authorization') ?? '');
+    const decoded = match ? Buffer.from(match[1]!, 'base64').toString('utf8') : '';
+    const separator = decoded.indexOf(':');
+    const ok =
+      separator > 0 &&
+      // Both checks always run: no early exit that would tell which half was wrong.
+      [sameSecret(decoded.slice(0, separator), credentials.username), sameSecret(decoded.slice(separator + 1), credentials.password)].every(Boolean);
+    if (!ok) {
+      next(new UnauthorizedError('valid basic credentials are required', { headers: { 'WWW-Authenticate': `Basic realm="${realm}"` } }));
+      return;
+    }
+    next();
+  };
+}

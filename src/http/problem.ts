@@ -1,0 +1,99 @@
+// Errors → application/problem+json (RFC 9457). The one place that decides what a caller sees: an
+// AppError speaks for itself; anything else is a 500 with an id that leads to the log line.
+import { randomUUID } from 'node:crypto';
+
+import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
+
+import { AppError, coerceError, isDatabaseUnavailable, ServiceUnavailableError } from '../errors.js';
+import type { Logger } from '../log.js';
+
+export const PROBLEM_TYPE_BASE = 'https://jetpost.dev/problems/';
+const PROBLEM_CONTENT_TYPE = 'application/problem+json';
+
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  errors?: { path: string; message: string }[];
+  error_id?: string;
+}
+
+const TITLES: Record<number, string> = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  409: 'Conflict',
+  413: 'Payload Too Large',
+  415: 'Unsupported Media Type',
+  429: 'Too Many Requests',
+  500: 'Internal Server Error',
+  503: 'Service Unavailable',
+};
+
+export function sendProblem(res: Response, error: AppError, extra: Partial<Problem> = {}): void {
+  const problem: Problem = {
+    type: `${PROBLEM_TYPE_BASE}${error.code}`,
+    title: TITLES[error.status] ?? 'Error',
+    status: error.status,
+    detail: error.message,
+    ...(error.fields ? { errors: error.fields } : {}),
+    ...extra,
+  };
+  for (const [name, value] of Object.entries(error.headers ?? {})) {
+    res.setHeader(name, value);
+  }
+  res.status(error.status).type(PROBLEM_CONTENT_TYPE).send(JSON.stringify(problem));
+}
+
+/** body-parser's errors carry `type` and `status`: they are the caller's fault and say so. */
+function fromBodyParser(error: { type?: unknown; status?: unknown; message?: unknown }): AppError | undefined {
+  switch (error.type) {
+    case 'entity.parse.failed':
+      return new AppError('malformed-json', 400, 'the request body is not valid JSON');
+    case 'entity.too.large':
+      return new AppError('payload-too-large', 413, 'the request body is larger than this endpoint accepts');
+    case 'encoding.unsupported':
+    case 'charset.unsupported':
+      return new AppError('unsupported-encoding', 415, String(error.message));
+    case 'request.aborted':
+      return new AppError('request-aborted', 400, 'the request was aborted before its body arrived');
+    default:
+      return typeof error.status === 'number' && error.status >= 400 && error.status < 500
+        ? new AppError('bad-request', error.status, String(error.message ?? 'bad request'))
+        : undefined;
+  }
+}
+
+export function errorHandler(log: Logger): ErrorRequestHandler {
+  return (thrown, req, res, next) => {
+    if (res.headersSent) {
+      next(thrown);
+      return;
+    }
+    if (thrown instanceof AppError) {
+      sendProblem(res, thrown);
+      return;
+    }
+    const clientError = typeof thrown === 'object' && thrown !== null ? fromBodyParser(thrown as Record<string, unknown>) : undefined;
+    if (clientError) {
+      sendProblem(res, clientError);
+      return;
+    }
+    const error = coerceError(thrown);
+    if (isDatabaseUnavailable(error)) {
+      log.warn('database unavailable during a request', { component: 'http', method: req.method, path: req.path, error: error.message });
+      sendProblem(res, new ServiceUnavailableError('the database is not reachable right now; retry shortly'));
+      return;
+    }
+    const errorId = randomUUID();
+    log.error('unhandled error in a request', { component: 'http', method: req.method, path: req.path, errorId, error });
+    sendProblem(res, new AppError('internal', 500, 'something went wrong on our side; quote error_id when reporting it'), { error_id: errorId });
+  };
+}
+
+export const notFoundHandler: RequestHandler = (req, res) => {
+  sendProblem(res, new AppError('not-found', 404, `no route for ${req.method} ${req.path}`));
+};

@@ -1,0 +1,242 @@
+// The shapes of request bodies and queries, checked with zod at the boundary and mapped to domain
+// types (jobs/message.ts). Unknown fields are rejected: a typo must not silently drop a setting.
+import { z } from 'zod';
+
+import { ValidationError } from '../errors.js';
+import type { MessageContent, NewJob, Recipient } from '../jobs/message.js';
+
+export const LIMITS = {
+  recipientsPerMessage: 50,
+  messagesPerRequest: 500,
+  subjectLength: 255,
+  nameLength: 200,
+  customIdLength: 255,
+  idempotencyKeyLength: 255,
+  metadataBytes: 8 * 1024,
+  variablesBytes: 64 * 1024,
+  headers: 50,
+  headerValueLength: 998,
+  attachments: 50,
+  /** Mailjet's cap on a message's attachments, inline ones included. */
+  attachmentBytes: 15 * 1024 * 1024,
+  sendAtMaxAheadMs: 30 * 24 * 3600 * 1000,
+  sendAtMaxBehindMs: 24 * 3600 * 1000,
+  statusLookupIds: 100,
+} as const;
+
+// Headers Mailjet refuses in Headers (it sets them itself or has a dedicated property).
+const FORBIDDEN_HEADERS = new Set(
+  [
+    'From', 'Sender', 'Subject', 'To', 'Cc', 'Bcc', 'Return-Path', 'Delivered-To', 'DKIM-Signature', 'DomainKey-Status',
+    'Received-SPF', 'Authentication-Results', 'Received', 'X-Mailjet-Prio', 'X-Mailjet-Debug', 'User-Agent', 'X-Mailer',
+    'X-MJ-CustomID', 'X-MJ-EventPayload', 'X-MJ-Vars', 'X-MJ-TemplateErrorDeliver', 'X-MJ-TemplateErrorReporting',
+    'X-MJ-TemplateLanguage', 'X-Mailjet-TrackOpen', 'X-Mailjet-TrackClick', 'X-MJ-TemplateID', 'X-MJ-WorkflowID',
+    'X-Feedback-Id', 'X-Mailjet-Segmentation', 'List-Id', 'X-MJ-MID', 'X-MJ-ErrorMessage', 'Date', 'X-CSA-Complaints',
+    'Message-Id', 'X-Mailjet-Campaign', 'X-MJ-StatisticsContactsListID', 'Reply-To', 'Content-Type', 'MIME-Version',
+    'Content-Transfer-Encoding',
+  ].map((name) => name.toLowerCase()),
+);
+
+/** CR, LF and other control characters would let a value start a new header line. */
+const NO_CONTROL = /^[^\p{Cc}]*$/u;
+const noControl = (max: number) => z.string().max(max).regex(NO_CONTROL, 'must not contain line breaks or control characters');
+
+const email = z.email({ message: 'not a valid email address' }).max(254);
+const addressObject = z.strictObject({ email, name: noControl(LIMITS.nameLength).optional() });
+/** "a@example.com" or {"email": "a@example.com", "name": "A"}. */
+const address = z.preprocess((value) => (typeof value === 'string' ? { email: value } : value), addressObject);
+/** One address or a list of them. */
+const addressList = z.preprocess((value) => (value === undefined || Array.isArray(value) ? value : [value]), z.array(address).min(1));
+
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+const attachment = z.strictObject({
+  filename: noControl(255).min(1),
+  content_type: z.string().regex(/^[\w.+-]+\/[\w.+-]+$/, 'a MIME type such as application/pdf').max(255),
+  content: z.string().regex(BASE64, 'must be base64 (RFC 4648, with padding)'),
+  content_id: z.string().regex(/^[\w.@-]{1,100}$/, 'letters, digits and . _ @ - only').optional(),
+});
+
+const jsonBytes = (value: unknown) => Buffer.byteLength(JSON.stringify(value));
+const jsonObject = (max: number, what: string) =>
+  z.record(z.string(), z.unknown()).refine((value) => jsonBytes(value) <= max, `${what} must be at most ${max} bytes as JSON`);
+
+const messageFields = {
+  from: address.optional(),
+  to: addressList,
+  cc: addressList.optional(),
+  bcc: addressList.optional(),
+  reply_to: address.optional(),
+  subject: noControl(LIMITS.subjectLength).optional(),
+  text: z.string().optional(),
+  html: z.string().optional(),
+  template_id: z.number().int().positive().max(2 ** 31 - 1).optional(),
+  template_language: z.boolean().optional(),
+  variables: jsonObject(LIMITS.variablesBytes, 'variables').optional(),
+  headers: z
+    .record(z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$/, 'not a valid header name'), noControl(LIMITS.headerValueLength))
+    .optional(),
+  attachments: z.array(attachment).max(LIMITS.attachments).optional(),
+  custom_id: noControl(LIMITS.customIdLength).min(1).optional(),
+  metadata: jsonObject(LIMITS.metadataBytes, 'metadata').optional(),
+  send_at: z.iso.datetime({ offset: true, message: 'an ISO 8601 date-time with a time zone, e.g. 2030-01-01T09:00:00Z' }).optional(),
+  priority: z.number().int().min(0).max(3).optional(),
+};
+
+type MessageInput = z.infer<z.ZodObject<typeof messageFields>>;
+
+function checkMessage(message: MessageInput, ctx: z.RefinementCtx): void {
+  if (message.text === undefined && message.html === undefined && message.template_id === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['text'], message: 'give text, html or template_id' });
+  }
+  if (message.from === undefined && message.template_id === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['from'], message: 'from is required unless the template defines the sender' });
+  }
+  const all = [...message.to, ...(message.cc ?? []), ...(message.bcc ?? [])];
+  if (all.length > LIMITS.recipientsPerMessage) {
+    ctx.addIssue({ code: 'custom', path: ['to'], message: `at most ${LIMITS.recipientsPerMessage} recipients over to, cc and bcc (Mailjet's limit)` });
+  }
+  const seen = new Set<string>();
+  for (const [kind, list] of [['to', message.to], ['cc', message.cc ?? []], ['bcc', message.bcc ?? []]] as const) {
+    list.forEach((recipient, index) => {
+      const key = recipient.email.toLowerCase();
+      if (seen.has(key)) {
+        ctx.addIssue({ code: 'custom', path: [kind, index, 'email'], message: 'this address is already a recipient of this message' });
+      }
+      seen.add(key);
+    });
+  }
+  for (const name of Object.keys(message.headers ?? {})) {
+    if (FORBIDDEN_HEADERS.has(name.toLowerCase())) {
+      ctx.addIssue({ code: 'custom', path: ['headers', name], message: `${name} is set by jetpost or Mailjet and cannot be given as a header` });
+    }
+  }
+  const attachmentBytes = (message.attachments ?? []).reduce((sum, a) => sum + Math.floor((a.content.length * 3) / 4), 0);
+  if (attachmentBytes > LIMITS.attachmentBytes) {
+    ctx.addIssue({ code: 'custom', path: ['attachments'], message: 'attachments add up to more than 15 MB (Mailjet\'s limit per message)' });
+  }
+  if (message.send_at !== undefined) {
+    const at = Date.parse(message.send_at);
+    const now = Date.now();
+    if (at > now + LIMITS.sendAtMaxAheadMs || at < now - LIMITS.sendAtMaxBehindMs) {
+      ctx.addIssue({ code: 'custom', path: ['send_at'], message: 'must be within the next 30 days (or the last 24 hours, meaning now)' });
+    }
+  }
+}
+
+const idempotencyKey = z.string().min(1).max(LIMITS.idempotencyKeyLength).regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces');
+
+const singleMessage = z.strictObject({ ...messageFields, idempotency_key: idempotencyKey.optional() }).superRefine(checkMessage);
+const bulkMessage = z.strictObject(messageFields).superRefine(checkMessage);
+const bulkRequest = z.strictObject({
+  messages: z.array(bulkMessage).min(1).max(LIMITS.messagesPerRequest),
+  idempotency_key: idempotencyKey.optional(),
+});
+
+export interface QueueRequest {
+  jobs: NewJob[];
+  bulk: boolean;
+  idempotencyKey: string | undefined;
+}
+
+function toNewJob(message: MessageInput): NewJob {
+  const recipients: Recipient[] = [
+    ...message.to.map((a) => ({ ...a, kind: 'to' as const })),
+    ...(message.cc ?? []).map((a) => ({ ...a, kind: 'cc' as const })),
+    ...(message.bcc ?? []).map((a) => ({ ...a, kind: 'bcc' as const })),
+  ];
+  const content: MessageContent = {
+    from: message.from,
+    reply_to: message.reply_to,
+    subject: message.subject,
+    text: message.text,
+    html: message.html,
+    template_id: message.template_id,
+    template_language: message.template_language,
+    variables: message.variables,
+    headers: message.headers,
+    attachments: message.attachments,
+  };
+  return {
+    content,
+    recipients,
+    customId: message.custom_id,
+    metadata: message.metadata,
+    sendAt: message.send_at === undefined ? undefined : new Date(message.send_at),
+    priority: message.priority ?? 0,
+  };
+}
+
+export function toFieldErrors(error: z.ZodError): { path: string; message: string }[] {
+  return error.issues.flatMap((issue) => {
+    // zod reports unknown fields on their parent; each gets its own path so the caller sees which.
+    const keys = issue.code === 'unrecognized_keys' ? issue.keys : [undefined];
+    return keys.map((key) => ({
+      path: [...issue.path, ...(key === undefined ? [] : [key])].map(String).join('.'),
+      message: key === undefined ? issue.message : `unknown field "${key}"`,
+    }));
+  });
+}
+
+export function parseOrThrow<T>(schema: z.ZodType<T>, input: unknown, what: string): T {
+  const parsed = schema.safeParse(input);
+  if (!parsed.success) {
+    throw new ValidationError(`the ${what} is not valid: see errors`, toFieldErrors(parsed.error));
+  }
+  return parsed.data;
+}
+
+/** One message, or {"messages": [...]}; the Idempotency-Key header and body field must agree. */
+export function parseQueueRequest(body: unknown, headerKey: string | undefined): QueueRequest {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new ValidationError('the request body must be a JSON object: one message, or {"messages": [...]}', [
+      { path: '', message: 'expected a JSON object' },
+    ]);
+  }
+  const bulk = 'messages' in body;
+  const parsed = bulk ? parseOrThrow(bulkRequest, body, 'request') : parseOrThrow(singleMessage, body, 'message');
+  const messages = 'messages' in parsed ? parsed.messages : [parsed];
+  const bodyKey = parsed.idempotency_key;
+  if (headerKey !== undefined) {
+    const checkedHeader = idempotencyKey.safeParse(headerKey);
+    if (!checkedHeader.success) {
+      throw new ValidationError('the Idempotency-Key header is not valid', [{ path: 'Idempotency-Key', message: checkedHeader.error.issues[0]!.message }]);
+    }
+  }
+  if (headerKey !== undefined && bodyKey !== undefined && headerKey !== bodyKey) {
+    throw new ValidationError('the Idempotency-Key header and idempotency_key field differ', [
+      { path: 'idempotency_key', message: 'must equal the Idempotency-Key header when both are given' },
+    ]);
+  }
+  return { jobs: messages.map(toNewJob), bulk, idempotencyKey: headerKey ?? bodyKey };
+}
+
+const jobId = z
+  .string()
+  .regex(/^[1-9]\d{0,18}$/, 'a job id (digits)')
+  .refine((value) => BigInt(value) <= 9223372036854775807n, 'a job id (digits)');
+
+export function parseJobId(value: unknown): string {
+  return parseOrThrow(jobId, value, 'job id');
+}
+
+const statusLookup = z
+  .strictObject({
+    ids: z
+      .string()
+      .transform((value) => value.split(',').map((part) => part.trim()).filter(Boolean))
+      .pipe(z.array(jobId).min(1).max(LIMITS.statusLookupIds))
+      .optional(),
+    custom_id: z
+      .union([noControl(LIMITS.customIdLength).min(1), z.array(noControl(LIMITS.customIdLength).min(1)).max(LIMITS.statusLookupIds)])
+      .transform((value) => (Array.isArray(value) ? value : [value]))
+      .optional(),
+  })
+  .refine((query) => (query.ids === undefined) !== (query.custom_id === undefined), {
+    message: 'give either ids (comma-separated job ids) or custom_id',
+    path: ['ids'],
+  });
+
+export function parseStatusLookup(query: unknown): { ids?: string[] | undefined; customIds?: string[] | undefined } {
+  const parsed = parseOrThrow(statusLookup, query, 'query');
+  return { ids: parsed.ids, customIds: parsed.custom_id };
+}

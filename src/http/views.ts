@@ -1,0 +1,65 @@
+// Domain rows → the JSON the API answers with (openapi.yaml: Job, Recipient, Event). Ids and
+// MessageIDs are strings: MessageIDs exceed 2^53 and would lose digits as JSON numbers.
+import type { StoredEvent } from '../db/events-repo.js';
+import type { JobRow } from '../db/jobs-repo.js';
+import type { RecipientRow } from '../db/recipients-repo.js';
+import type { JobView } from '../jobs/service.js';
+
+/** Mailjet event fields worth showing (the rest repeats what the event already says). */
+const EVENT_DETAIL_FIELDS = [
+  'url', 'ip', 'geo', 'agent', 'smtp_reply', 'error', 'error_related_to', 'hard_bounce', 'blocked', 'comment', 'source', 'mj_list_id',
+] as const;
+
+export function statusUrl(jobId: string): string {
+  return `/status/${jobId}`;
+}
+
+export function queuedJobJson(job: JobRow) {
+  return { job_id: job.id, status: job.status, custom_id: job.customId, status_url: statusUrl(job.id) };
+}
+
+function recipientJson(recipient: RecipientRow) {
+  return {
+    email: recipient.email,
+    name: recipient.name,
+    kind: recipient.kind,
+    status: recipient.status,
+    message_id: recipient.messageId,
+    message_uuid: recipient.messageUuid,
+  };
+}
+
+function eventJson(event: StoredEvent) {
+  const details: Record<string, unknown> = {};
+  for (const field of EVENT_DETAIL_FIELDS) {
+    if (event.payload[field] !== undefined) {
+      details[field] = event.payload[field];
+    }
+  }
+  return {
+    type: event.type,
+    email: event.email,
+    message_id: event.messageId,
+    occurred_at: event.occurredAt.toISOString(),
+    details,
+  };
+}
+
+export function jobViewJson({ job, recipients, events }: JobView) {
+  return {
+    job_id: job.id,
+    status: job.status,
+    custom_id: job.customId,
+    metadata: job.metadata,
+    priority: job.priority,
+    send_at: job.sendAt?.toISOString() ?? null,
+    attempts: job.attempts,
+    max_attempts: job.maxAttempts,
+    last_error: job.lastError,
+    created_at: job.createdAt.toISOString(),
+    updated_at: job.updatedAt.toISOString(),
+    accepted_at: job.acceptedAt?.toISOString() ?? null,
+    recipients: recipients.map(recipientJson),
+    events: events.map(eventJson),
+  };
+}

@@ -1,0 +1,60 @@
+// Moves recipients and jobs forward from stored Mailjet events, inside the caller's transaction.
+// Used by the events ingest and by the recording of a send (for events that arrived first).
+import type { StoredEvent } from '../db/events-repo.js';
+import { lockJobs, setJobStatuses } from '../db/jobs-repo.js';
+import type { Queryable } from '../db/pool.js';
+import { lockRecipientsOfJobs, setRecipientStatuses } from '../db/recipients-repo.js';
+import { isDeliveryStatus, type JobStatus, jobStatusFromRecipients, nextRecipientStatus, type RecipientStatus, statusForEvent } from './status.js';
+
+export interface StatusChange {
+  jobId: string;
+  /** Undefined for a job-level change. */
+  recipientId?: string;
+  from: string;
+  to: string;
+}
+
+export async function applyEvents(tx: Queryable, events: readonly StoredEvent[]): Promise<StatusChange[]> {
+  const matched = events.filter((event) => event.recipientId !== null && event.jobId !== null);
+  if (matched.length === 0) {
+    return [];
+  }
+  const jobIds = [...new Set(matched.map((event) => event.jobId!))];
+  const jobStatuses = await lockJobs(tx, jobIds);
+  const recipients = await lockRecipientsOfJobs(tx, jobIds);
+  const statusById = new Map<string, RecipientStatus>(recipients.map((r) => [r.id, r.status]));
+
+  for (const event of matched) {
+    const current = statusById.get(event.recipientId!);
+    if (current !== undefined) {
+      statusById.set(event.recipientId!, nextRecipientStatus(current, statusForEvent(event.type, event.hardBounce)));
+    }
+  }
+
+  const changes: StatusChange[] = [];
+  const recipientChanges = new Map<string, RecipientStatus>();
+  for (const recipient of recipients) {
+    const next = statusById.get(recipient.id)!;
+    if (next !== recipient.status) {
+      recipientChanges.set(recipient.id, next);
+      changes.push({ jobId: recipient.jobId, recipientId: recipient.id, from: recipient.status, to: next });
+    }
+  }
+
+  const jobChanges = new Map<string, JobStatus>();
+  for (const jobId of jobIds) {
+    const current = jobStatuses.get(jobId);
+    // Only jobs Mailjet accepted follow their recipients; a job that is, say, being retried keeps its own status.
+    if (current === undefined || !isDeliveryStatus(current)) {
+      continue;
+    }
+    const derived = jobStatusFromRecipients(recipients.filter((r) => r.jobId === jobId).map((r) => statusById.get(r.id)!));
+    if (derived !== undefined && derived !== current) {
+      jobChanges.set(jobId, derived);
+      changes.push({ jobId, from: current, to: derived });
+    }
+  }
+  await setRecipientStatuses(tx, recipientChanges);
+  await setJobStatuses(tx, jobChanges);
+  return changes;
+}

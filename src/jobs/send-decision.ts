@@ -1,0 +1,56 @@
+// What becomes of each job of a Mailjet call, pure: accepted with its MessageIDs, deferred to a
+// later attempt, or failed for good (the dead-letter state, with the reason kept).
+import type { AcceptedRecipient, CallOutcome, MessageOutcome } from '../mailjet/outcome.js';
+import { nextRetry, type RetryPolicy } from './retry-policy.js';
+
+export type SendResult =
+  | { readonly jobId: string; readonly kind: 'accepted'; readonly recipients: readonly AcceptedRecipient[] }
+  | { readonly jobId: string; readonly kind: 'failed'; readonly error: string }
+  | { readonly jobId: string; readonly kind: 'deferred'; readonly error: string; readonly runAt: Date };
+
+export interface AttemptedJob {
+  id: string;
+  /** Attempts made, this one included. */
+  attempts: number;
+  maxAttempts: number;
+}
+
+export interface DecisionContext {
+  policy: RetryPolicy;
+  now: Date;
+  random: () => number;
+}
+
+/** A transient failure: retry with backoff, or fail once the job's attempts are spent. */
+export function retryOrFail(job: AttemptedJob, error: string, context: DecisionContext, retryAfterMs?: number): SendResult {
+  const policy = { ...context.policy, maxAttempts: job.maxAttempts };
+  const decision = nextRetry(policy, { attemptsMade: job.attempts, now: context.now, random: context.random, retryAfterMs });
+  if (decision.kind === 'give-up') {
+    return { jobId: job.id, kind: 'failed', error: `gave up after ${job.attempts} attempts: ${error}` };
+  }
+  return { jobId: job.id, kind: 'deferred', error, runAt: decision.runAt };
+}
+
+function fromMessageOutcome(job: AttemptedJob, outcome: MessageOutcome | undefined, context: DecisionContext): SendResult {
+  if (outcome === undefined) {
+    return retryOrFail(job, 'Mailjet returned no result for this message', context);
+  }
+  if (outcome.kind === 'accepted') {
+    return { jobId: job.id, kind: 'accepted', recipients: outcome.recipients };
+  }
+  return outcome.transient ? retryOrFail(job, outcome.error, context) : { jobId: job.id, kind: 'failed', error: outcome.error };
+}
+
+/** Jobs in the order their messages were sent in the call. */
+export function decideSendResults(jobs: readonly AttemptedJob[], outcome: CallOutcome, context: DecisionContext): SendResult[] {
+  switch (outcome.kind) {
+    case 'per-message':
+      return jobs.map((job, index) => fromMessageOutcome(job, outcome.messages[index], context));
+    case 'transient':
+      return jobs.map((job) => retryOrFail(job, outcome.error, context, outcome.retryAfterMs));
+    case 'unauthorized':
+      return jobs.map((job) => retryOrFail(job, outcome.error, context));
+    case 'permanent':
+      return jobs.map((job) => ({ jobId: job.id, kind: 'failed', error: outcome.error }));
+  }
+}

@@ -1,0 +1,128 @@
+// The job operations behind the HTTP API: enqueue (with idempotency), cancel, and read.
+import { createHash } from 'node:crypto';
+
+import type { Bus } from '../bus.js';
+import { findEventsOfJobs, type StoredEvent } from '../db/events-repo.js';
+import { claimIdempotencyKey, setIdempotencyJobIds } from '../db/idempotency-repo.js';
+import { cancelJob, findJobs, findJobsByCustomId, insertJobs, type JobRow } from '../db/jobs-repo.js';
+import { notifyJobsReady } from '../db/notify.js';
+import { type Pool, type Queryable, withTransaction } from '../db/pool.js';
+import { closePendingRecipients, findRecipients, type RecipientRow } from '../db/recipients-repo.js';
+import { ConflictError, NotFoundError } from '../errors.js';
+import type { NewJob } from './message.js';
+
+export interface JobView {
+  job: JobRow;
+  recipients: RecipientRow[];
+  events: StoredEvent[];
+}
+
+export interface EnqueueResult {
+  jobs: JobRow[];
+  /** True when an earlier request with the same Idempotency-Key made these jobs. */
+  replayed: boolean;
+}
+
+export interface JobServiceDeps {
+  pool: Pool;
+  /** The LISTEN/NOTIFY channel that wakes the consumers of every replica. */
+  notifyChannel: string;
+  maxAttempts: number;
+  /** Wakes this process's idle consumers at once. */
+  wakeLocal: () => void;
+  bus: Bus;
+  now?: () => Date;
+}
+
+export interface JobService {
+  enqueue(appId: string, jobs: readonly NewJob[], idempotencyKey?: string): Promise<EnqueueResult>;
+  cancel(appId: string, jobId: string): Promise<JobRow>;
+  view(appId: string, jobIds: readonly string[]): Promise<JobView[]>;
+  viewByCustomId(appId: string, customIds: readonly string[], limit: number): Promise<JobView[]>;
+}
+
+/** A stable hash of the normalised request: the same key with another body is a conflict. */
+export function requestHash(jobs: readonly NewJob[]): string {
+  return createHash('sha256').update(JSON.stringify(jobs)).digest('hex');
+}
+
+export function createJobService({ pool, notifyChannel, maxAttempts, wakeLocal, bus, now = () => new Date() }: JobServiceDeps): JobService {
+  async function insert(tx: Queryable, appId: string, jobs: readonly NewJob[]): Promise<string[]> {
+    const at = now();
+    const ids = await insertJobs(
+      tx,
+      appId,
+      jobs.map((job) => {
+        const scheduled = job.sendAt !== undefined && job.sendAt.getTime() > at.getTime();
+        return { job, status: scheduled ? 'scheduled' : 'queued', runAt: scheduled ? job.sendAt! : at, maxAttempts };
+      }),
+    );
+    // Delivered at commit, to the consumers of every replica.
+    await notifyJobsReady(tx, notifyChannel);
+    return ids;
+  }
+
+  async function loadViews(db: Queryable, jobs: JobRow[]): Promise<JobView[]> {
+    const ids = jobs.map((job) => job.id);
+    const [recipients, events] = await Promise.all([findRecipients(db, ids), findEventsOfJobs(db, ids)]);
+    return jobs.map((job) => ({
+      job,
+      recipients: recipients.filter((r) => r.jobId === job.id),
+      events: events.filter((e) => e.jobId === job.id),
+    }));
+  }
+
+  return {
+    async enqueue(appId, jobs, idempotencyKey) {
+      const result = await withTransaction(pool, async (tx) => {
+        if (idempotencyKey === undefined) {
+          return { ids: await insert(tx, appId, jobs), replayed: false };
+        }
+        const hash = requestHash(jobs);
+        const claim = await claimIdempotencyKey(tx, appId, idempotencyKey, hash);
+        if (!claim.claimed) {
+          if (claim.existing.requestHash !== hash) {
+            throw new ConflictError(
+              'idempotency-key-reused',
+              'this Idempotency-Key was already used with a different request body; use a new key for a new request',
+            );
+          }
+          return { ids: claim.existing.jobIds, replayed: true };
+        }
+        const ids = await insert(tx, appId, jobs);
+        await setIdempotencyJobIds(tx, appId, idempotencyKey, ids);
+        return { ids, replayed: false };
+      });
+      if (!result.replayed) {
+        wakeLocal();
+        bus.emit('jobs:enqueued', { appId, count: result.ids.length });
+      }
+      const rows = await findJobs(pool, appId, result.ids);
+      const byId = new Map(rows.map((row) => [row.id, row]));
+      return { jobs: result.ids.map((id) => byId.get(id)).filter((row): row is JobRow => row !== undefined), replayed: result.replayed };
+    },
+
+    async cancel(appId, jobId) {
+      return withTransaction(pool, async (tx) => {
+        const cancelled = await cancelJob(tx, appId, jobId);
+        if (cancelled) {
+          await closePendingRecipients(tx, [jobId], 'cancelled');
+          return cancelled;
+        }
+        const [existing] = await findJobs(tx, appId, [jobId]);
+        if (!existing) {
+          throw new NotFoundError(`job ${jobId} not found`);
+        }
+        throw new ConflictError('job-not-cancellable', `job ${jobId} is ${existing.status}: only queued, scheduled or deferred jobs can be cancelled`);
+      });
+    },
+
+    async view(appId, jobIds) {
+      return loadViews(pool, await findJobs(pool, appId, jobIds));
+    },
+
+    async viewByCustomId(appId, customIds, limit) {
+      return loadViews(pool, await findJobsByCustomId(pool, appId, customIds, limit));
+    },
+  };
+}

@@ -1,0 +1,75 @@
+// The only module that talks to Mailjet. It turns every answer, including node-mailjet's rejections,
+// into a SendResponse that outcome.ts classifies: node-mailjet throws on any non-2xx, and the mixed
+// success/error 400 then only exists in the error's response body.
+import { createRequire } from 'node:module';
+
+import type MailjetModule from 'node-mailjet';
+
+import type { SendResponse } from './outcome.js';
+import type { MailjetSendBody } from './payload.js';
+
+// node-mailjet 6 is CommonJS whose module.exports is the class itself (no `default`); TypeScript's
+// NodeNext view of its declarations gets that wrong, so it is loaded with require.
+const Mailjet = createRequire(import.meta.url)('node-mailjet') as typeof MailjetModule.default;
+
+export interface MailjetClient {
+  send(body: MailjetSendBody): Promise<SendResponse>;
+}
+
+export interface MailjetClientOptions {
+  apiKey: string;
+  apiSecret: string;
+  /** e.g. https://api.mailjet.com (default) or http://127.0.0.1:4010 for the simulator. */
+  baseUrl?: string | undefined;
+  timeoutMs: number;
+}
+
+interface MailjetFailure {
+  statusCode?: number | null;
+  code?: string;
+  message?: string;
+  originalMessage?: string;
+  response?: { data?: unknown; headers?: Record<string, unknown> } | null;
+}
+
+export function createMailjetClient({ apiKey, apiSecret, baseUrl = 'https://api.mailjet.com', timeoutMs }: MailjetClientOptions): MailjetClient {
+  const url = new URL(baseUrl);
+  // node-mailjet builds URLs as `https://` + host; the protocol is a static of its Request class, so a
+  // plain-HTTP base (the simulator) switches it for the process. One process talks to one Mailjet.
+  (Mailjet.Request as unknown as { protocol: string }).protocol = url.protocol === 'http:' ? 'http://' : 'https://';
+  const host = `${url.host}${url.pathname.replace(/\/+$/, '')}`;
+  const client = new Mailjet({
+    apiKey,
+    apiSecret,
+    config: { host, version: 'v3.1', output: 'json' },
+    // v6 has no default timeout: without one a stalled connection would hold a consumer forever.
+    options: { timeout: timeoutMs },
+  });
+
+  return {
+    async send(body) {
+      try {
+        const result = await client.post('send', { version: 'v3.1' }).request(body as unknown as Record<string, unknown>);
+        return { status: result.response.status, body: result.body, description: `Mailjet ${result.response.status}` };
+      } catch (thrown) {
+        return toSendResponse(thrown as MailjetFailure);
+      }
+    },
+  };
+}
+
+function toSendResponse(failure: MailjetFailure): SendResponse {
+  const status = typeof failure.statusCode === 'number' ? failure.statusCode : null;
+  const retryAfter = failure.response?.headers?.['retry-after'];
+  if (status === null) {
+    const code = failure.code ?? 'ERROR';
+    return { status, body: undefined, networkCode: code, description: `Mailjet unreachable (${code}): ${failure.originalMessage ?? failure.message ?? ''}`.trim() };
+  }
+  return {
+    status,
+    body: failure.response?.data,
+    retryAfter: typeof retryAfter === 'string' ? retryAfter : undefined,
+    // originalMessage is Mailjet's ErrorMessage or axios's text; the request config (with the keys) is never read.
+    description: `Mailjet ${status}: ${failure.originalMessage ?? 'no message'}`,
+  };
+}

@@ -1,0 +1,23 @@
+// Mailjet's MessageIDs are 64-bit integers, routinely above 2^53, so jetpost carries them as decimal
+// strings from the moment they are parsed; PostgreSQL stores them as bigint.
+
+const MAX_BIGINT = 9223372036854775807n;
+
+/**
+ * A Mailjet id as a canonical decimal string, or undefined when it is not one. Big ids arrive as
+ * strings (parsed losslessly); a JS number is only trusted while it is a safe integer, since a
+ * larger one has already lost digits.
+ */
+export function toIdString(value: unknown): string | undefined {
+  if (typeof value === 'string' && /^\d{1,20}$/.test(value)) {
+    const id = BigInt(value);
+    return id <= MAX_BIGINT ? id.toString() : undefined;
+  }
+  if (typeof value === 'bigint') {
+    return value >= 0n && value <= MAX_BIGINT ? value.toString() : undefined;
+  }
+  if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) {
+    return String(value);
+  }
+  return undefined;
+}

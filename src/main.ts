@@ -1,0 +1,192 @@
+// The composition root: config → log → database (DATABASE_URL or embedded) → migrations → Mailjet
+// (real or the simulator) → consumers, LISTEN, HTTP. Nothing else constructs long-lived things.
+// bin/jetpost.ts runs it as a process; tests start it in-process.
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { ensureDevApiKey } from './apps/dev-key.js';
+import { authenticateApiKey } from './apps/service.js';
+import { type Bus, createBus } from './bus.js';
+import type { Config } from './config.js';
+import { startEmbeddedPostgres } from './db/embedded.js';
+import { latestMigrationId, migrationsApplied, runMigrations } from './db/migrate.js';
+import { jobsChannel, listen,type Listener } from './db/notify.js';
+import { createPool, type Pool } from './db/pool.js';
+import { ingestEvents } from './events/ingest.js';
+import { createApp } from './http/app.js';
+import type { Readiness } from './http/routes/ops.js';
+import { createJobService } from './jobs/service.js';
+import { createLogger, type Logger } from './log.js';
+import { createMailjetClient } from './mailjet/client.js';
+import { createMetrics } from './metrics.js';
+import { type ConsumerPool, createConsumerPool } from './queue/consumer-pool.js';
+import { createWakeup } from './queue/wakeup.js';
+import { createSimulator, type Simulator } from './simulator/server.js';
+
+const OPENAPI_PATH = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'openapi.yaml');
+
+export interface Jetpost {
+  /** Base URL of the HTTP API, e.g. http://127.0.0.1:3000. */
+  readonly url: string;
+  readonly pool: Pool;
+  readonly bus: Bus;
+  readonly log: Logger;
+  /** Dev mode: the simulator standing in for Mailjet, and the development API key. */
+  readonly simulator: Simulator | undefined;
+  readonly devApiKey: string | undefined;
+  readonly consumers: ConsumerPool;
+  /** Graceful stop: HTTP, consumers, LISTEN, simulator, pool, embedded database. Idempotent. */
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  log?: Logger;
+}
+
+export async function startJetpost(config: Config, options: StartOptions = {}): Promise<Jetpost> {
+  const log = options.log ?? createLogger({ level: config.logLevel });
+  const cleanups: Array<() => Promise<void>> = [];
+  const stopAll = async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) {
+      await cleanup().catch((error: unknown) => log.error('error while stopping', { component: 'main', error }));
+    }
+  };
+  try {
+    return await start(config, log, cleanups, stopAll);
+  } catch (error) {
+    await stopAll();
+    throw error;
+  }
+}
+
+async function start(config: Config, log: Logger, cleanups: Array<() => Promise<void>>, stopAll: () => Promise<void>): Promise<Jetpost> {
+  let connectionString = config.database.url;
+  if (connectionString === undefined) {
+    const embedded = await startEmbeddedPostgres({ dir: path.join(config.dataDir), port: config.database.embeddedPort, log });
+    cleanups.push(() => embedded.stop());
+    connectionString = embedded.connectionString;
+  }
+  await runMigrations({ connectionString, schema: config.database.schema, log });
+  const expectedMigration = await latestMigrationId();
+
+  const pool = createPool({ connectionString, schema: config.database.schema, max: config.database.poolSize, log });
+  cleanups.push(() => pool.end());
+  const bus = createBus((error, name) => log.error('bus listener failed', { component: 'bus', event: name, error }));
+  const metrics = createMetrics(bus);
+  const wakeup = createWakeup();
+  const channel = jobsChannel(config.database.schema);
+  const listener: Listener = listen({ connectionString, channel, onNotify: () => wakeup.wake(), log });
+  cleanups.push(() => listener.close());
+
+  const eventsCredentials =
+    config.events.credentials ?? (config.devMode ? { username: 'mailjet', password: randomBytes(18).toString('base64url') } : undefined);
+
+  let simulator: Simulator | undefined;
+  let mailjetBaseUrl = config.mailjet.baseUrl;
+  let credentials = config.mailjet.credentials;
+  if (credentials === undefined) {
+    simulator = createSimulator({ log: (message, fields) => log.debug(message, { component: 'simulator', ...fields }) });
+    cleanups.push(() => simulator!.close());
+    mailjetBaseUrl = await simulator.listen(config.mailjet.simulatorPort, '127.0.0.1');
+    credentials = { apiKey: 'simulator', apiSecret: 'simulator' };
+  }
+  const mailjet = createMailjetClient({ ...credentials, baseUrl: mailjetBaseUrl, timeoutMs: config.mailjet.timeoutMs });
+
+  const jobs = createJobService({ pool, notifyChannel: channel, maxAttempts: config.retry.maxAttempts, wakeLocal: () => wakeup.wake(), bus });
+  const consumers = createConsumerPool({
+    pool,
+    mailjet,
+    wakeup,
+    concurrency: config.consumers.concurrency,
+    batchSize: config.consumers.batchSize,
+    leaseMs: config.consumers.leaseMs,
+    idleCheckMs: config.consumers.idleCheckMs,
+    retry: config.retry,
+    log,
+    bus,
+  });
+
+  const readiness = async (): Promise<Readiness> => {
+    try {
+      const applied = await migrationsApplied(pool, expectedMigration);
+      return {
+        ready: applied,
+        checks: { database: { ok: true }, migrations: applied ? { ok: true } : { ok: false, detail: 'the database is behind sql/' } },
+      };
+    } catch (error) {
+      return { ready: false, checks: { database: { ok: false, detail: (error as Error).message } } };
+    }
+  };
+  const app = createApp({
+    jobs,
+    authenticate: (key) => authenticateApiKey(pool, key),
+    ingestEvents: (events) => ingestEvents(pool, bus, events),
+    eventsCredentials,
+    limits: { queueBody: config.queueBodyLimit, eventsBody: config.events.bodyLimit },
+    readiness,
+    metrics: async () => ({ contentType: metrics.contentType, body: await metrics.text() }),
+    openapi: await fs.readFile(OPENAPI_PATH, 'utf8'),
+    log,
+  });
+
+  const server = createServer(app);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.http.port, config.http.host, () => resolve());
+  });
+  cleanups.push(() => closeServer(server));
+  const address = server.address() as AddressInfo;
+  const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address === '0.0.0.0' ? '127.0.0.1' : address.address}:${address.port}`;
+
+  consumers.start();
+  cleanups.push(() => consumers.stop());
+
+  let devApiKey: string | undefined;
+  if (simulator) {
+    const eventsUrl = new URL('/events', config.http.publicUrl ?? url);
+    eventsUrl.username = encodeURIComponent(eventsCredentials!.username);
+    eventsUrl.password = encodeURIComponent(eventsCredentials!.password);
+    simulator.setCallbackUrl(eventsUrl.toString());
+    log.warn('SIMULATOR MODE: MAILJET_API_KEY is not set, so mail goes to the built-in Mailjet simulator and no email leaves this machine', {
+      component: 'main',
+      simulator: mailjetBaseUrl,
+    });
+  }
+  if (config.devMode) {
+    const dev = await ensureDevApiKey(pool, config.dataDir);
+    devApiKey = dev.key;
+    log.info(`dev mode: the API key of app "dev" is in ${dev.file}`, {
+      component: 'main',
+      try: `curl -s -X POST ${url}/queue -H "Authorization: Bearer $(cat ${path.relative(process.cwd(), dev.file) || dev.file})" -H 'Content-Type: application/json' -d '{"from":"app@example.com","to":"you@example.com","subject":"Hello","html":"<a href=\\"https://example.com\\">hi</a>"}'`,
+    });
+  }
+  log.info('jetpost is listening', { component: 'main', url, devMode: config.devMode, consumers: config.consumers.concurrency });
+
+  let stopping: Promise<void> | undefined;
+  return {
+    url,
+    pool,
+    bus,
+    log,
+    simulator,
+    devApiKey,
+    consumers,
+    stop() {
+      stopping ??= stopAll();
+      return stopping;
+    },
+  };
+}
+
+/** Stops accepting connections, lets requests in flight finish for a while, then cuts the rest. */
+async function closeServer(server: Server, graceMs = 10_000): Promise<void> {
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  server.closeIdleConnections();
+  const timer = setTimeout(() => server.closeAllConnections(), graceMs);
+  await closed;
+  clearTimeout(timer);
+}

@@ -1,0 +1,375 @@
+import { Agent as HttpAgent, request as httpRequest } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+
+import type { Faults } from './faults.js';
+import { toJson } from './json.js';
+import type { MessageStatus, SimulatedMessage, SimulatedRecipient } from './send.js';
+
+/**
+ * The Event API side of the simulator: each accepted recipient gets a scripted series of events,
+ * chosen by its address, which are POSTed to the callback URL once due.
+ *
+ * | local part contains | events, in order (each at the named delay after the send)         |
+ * | ------------------- | ------------------------------------------------------------------ |
+ * | noevents            | none                                                               |
+ * | softbounce          | bounce (hard_bounce false, "greylisted") @sent, sent @open         |
+ * | bounce              | bounce (hard_bounce true, "user unknown") @sent                    |
+ * | blocked             | blocked ("mailjet" / "preblocked") @sent                           |
+ * | spam                | sent @sent, open @open, spam (source JMRPP) @click                 |
+ * | unsub               | sent @sent, open @open, unsub @click                               |
+ * | anything else       | sent @sent, open @open, click @click if the message has a link     |
+ *
+ * Checked top to bottom, so "softbounce" wins over "bounce". A message has a link when its HTMLPart
+ * contains href= or it uses a TemplateID.
+ *
+ * Delivery follows Mailjet: grouped targets (Version 2) get one JSON array per flush, others one
+ * bare object per POST; only a 200 counts as delivered, anything else is retried on a later flush
+ * until MAX_ATTEMPTS. Basic credentials embedded in the URL become an Authorization header.
+ */
+
+export const EVENT_TYPES = ['sent', 'open', 'click', 'bounce', 'spam', 'blocked', 'unsub'] as const;
+export type EventType = (typeof EVENT_TYPES)[number];
+
+/** Milliseconds after the send at which each stage of a scenario happens. */
+export interface EventDelays {
+  sent: number;
+  open: number;
+  click: number;
+}
+
+/** Where events of one type go: a URL (credentials allowed) and whether they are grouped (Version 2). */
+export interface CallbackTarget {
+  url: string;
+  grouped: boolean;
+}
+
+export interface CallbackLoopOptions {
+  delays: EventDelays;
+  flushIntervalMs: number;
+  /** Wait before a failed delivery is tried again. */
+  retryDelayMs: number;
+  /** Resolved at each flush, so a registration made after the send still applies. */
+  targetFor(type: EventType): CallbackTarget | undefined;
+  faults: Pick<Faults, 'eventCopies' | 'arrange'>;
+  log(message: string, fields?: Record<string, unknown>): void;
+}
+
+export interface CallbackLoop {
+  schedule(message: SimulatedMessage): void;
+  /** Delivers every event due now; resolves once the deliveries are answered. Never rejects. */
+  flush(): Promise<void>;
+  pending(): number;
+  /** Forgets pending events and abandons deliveries in flight. */
+  clear(): void;
+  start(): void;
+  /** Stops the timer, abandons deliveries in flight and closes their sockets. */
+  stop(): Promise<void>;
+}
+
+/** An Event API payload. MessageID is a bigint, serialized as a raw 64-bit integer. */
+type MailjetEvent = Record<string, unknown>;
+
+export type EventKind = 'sent' | 'open' | 'click' | 'hardbounce' | 'softbounce' | 'blocked' | 'spam' | 'unsub';
+
+export interface Step {
+  kind: EventKind;
+  at: keyof EventDelays;
+}
+
+interface KindSpec {
+  event: EventType;
+  /** The recipient's message status once this event has happened. */
+  status: MessageStatus;
+  fields(message: SimulatedMessage, recipient: SimulatedRecipient): Record<string, unknown>;
+}
+
+interface PendingEvent {
+  /** Epoch milliseconds. */
+  dueAt: number;
+  /** Failed deliveries so far; 0 until the event first comes due. */
+  attempts: number;
+  type: EventType;
+  recipient: SimulatedRecipient;
+  status: MessageStatus;
+  body: MailjetEvent;
+}
+
+/**
+ * Attempts per event: with the default delays a receiver may be down for about a minute without losing
+ * anything. (Mailjet keeps trying for a day; a simulator run is shorter.)
+ */
+const MAX_ATTEMPTS = 50;
+const DELIVERY_TIMEOUT_MS = 10_000;
+const BROWSER = {
+  ip: '192.0.2.10',
+  geo: 'FR',
+  agent: 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36',
+};
+
+const KINDS: Record<EventKind, KindSpec> = {
+  sent: {
+    event: 'sent',
+    status: 'sent',
+    fields: (_message, recipient) => ({
+      mj_message_id: recipient.messageId.toString(),
+      smtp_reply: 'sent (250 2.0.0 OK 1700000000 simulated - gsmtp)',
+    }),
+  },
+  open: { event: 'open', status: 'opened', fields: () => BROWSER },
+  click: { event: 'click', status: 'clicked', fields: (message) => ({ url: message.clickUrl ?? '', ...BROWSER }) },
+  hardbounce: {
+    event: 'bounce',
+    status: 'hardbounced',
+    fields: (_message, recipient) => ({
+      blocked: false,
+      hard_bounce: true,
+      error_related_to: 'recipient',
+      error: 'user unknown',
+      comment: `550 5.1.1 <${recipient.email}>: Recipient address rejected: User unknown`,
+    }),
+  },
+  softbounce: {
+    event: 'bounce',
+    status: 'softbounced',
+    fields: () => ({
+      blocked: false,
+      hard_bounce: false,
+      error_related_to: 'domain',
+      error: 'greylisted',
+      comment: '451 4.7.1 Greylisted, please try again later',
+    }),
+  },
+  blocked: { event: 'blocked', status: 'blocked', fields: () => ({ error_related_to: 'mailjet', error: 'preblocked' }) },
+  spam: { event: 'spam', status: 'spam', fields: () => ({ source: 'JMRPP' }) },
+  unsub: { event: 'unsub', status: 'unsub', fields: () => ({ mj_list_id: 1, ...BROWSER }) },
+};
+
+const SENT_OPEN: Step[] = [
+  { kind: 'sent', at: 'sent' },
+  { kind: 'open', at: 'open' },
+];
+const SCENARIOS: ReadonlyArray<{ marker: string; steps: Step[] }> = [
+  { marker: 'noevents', steps: [] },
+  {
+    marker: 'softbounce',
+    steps: [
+      { kind: 'softbounce', at: 'sent' },
+      { kind: 'sent', at: 'open' },
+    ],
+  },
+  { marker: 'bounce', steps: [{ kind: 'hardbounce', at: 'sent' }] },
+  { marker: 'blocked', steps: [{ kind: 'blocked', at: 'sent' }] },
+  { marker: 'spam', steps: [...SENT_OPEN, { kind: 'spam', at: 'click' }] },
+  { marker: 'unsub', steps: [...SENT_OPEN, { kind: 'unsub', at: 'click' }] },
+];
+
+/** The events a recipient gets, from the table above. */
+export function scenarioFor(email: string, hasLink: boolean): readonly Step[] {
+  const localPart = email.slice(0, Math.max(email.lastIndexOf('@'), 0)).toLowerCase();
+  const scenario = SCENARIOS.find(({ marker }) => localPart.includes(marker));
+  if (scenario !== undefined) {
+    return scenario.steps;
+  }
+  return hasLink ? [...SENT_OPEN, { kind: 'click', at: 'click' }] : SENT_OPEN;
+}
+
+export function createCallbackLoop(options: CallbackLoopOptions): CallbackLoop {
+  const { delays, faults, log } = options;
+  const agents = { http: new HttpAgent({ keepAlive: true }), https: new HttpsAgent({ keepAlive: true }) };
+  let pending: PendingEvent[] = [];
+  let timer: NodeJS.Timeout | undefined;
+  // Flushes run one after another, so a slow receiver never sees two flushes interleave.
+  let flushes: Promise<void> = Promise.resolve();
+  let flushesQueued = 0;
+  let inFlight = new AbortController();
+
+  const abandonInFlight = (): void => {
+    inFlight.abort();
+    inFlight = new AbortController();
+  };
+
+  /** The first time an event comes due it happens: the status moves, and drop/duplicate apply once. */
+  const happen = (event: PendingEvent): PendingEvent[] => {
+    if (event.attempts > 0) {
+      return [event];
+    }
+    event.recipient.status = event.status;
+    return Array.from({ length: faults.eventCopies() }, (_, copy) => (copy === 0 ? event : { ...event }));
+  };
+
+  const retryLater = (events: PendingEvent[], url: string, reason: string, signal: AbortSignal): void => {
+    if (signal.aborted) {
+      return;
+    }
+    const retried = events.filter((event) => ++event.attempts < MAX_ATTEMPTS);
+    for (const event of retried) {
+      event.dueAt = Date.now() + options.retryDelayMs;
+      pending.push(event);
+    }
+    log('event callback failed', { url: withoutCredentials(url), reason, retried: retried.length, given_up: events.length - retried.length });
+  };
+
+  const deliver = async (url: string, events: PendingEvent[], body: unknown, signal: AbortSignal): Promise<void> => {
+    try {
+      const status = await postJson(url, toJson(body), agents, signal);
+      if (status !== 200) {
+        retryLater(events, url, `HTTP ${status}`, signal);
+      }
+    } catch (error) {
+      retryLater(events, url, error instanceof Error ? error.message : String(error), signal);
+    }
+  };
+
+  const deliverBatch = async (target: CallbackTarget, events: PendingEvent[], signal: AbortSignal): Promise<void> => {
+    if (target.grouped) {
+      await deliver(target.url, events, events.map((event) => event.body), signal);
+      return;
+    }
+    // One at a time, so an ungrouped receiver sees the events in the order chosen here.
+    for (const event of events) {
+      await deliver(target.url, [event], event.body, signal);
+    }
+  };
+
+  const deliverDue = async (signal: AbortSignal): Promise<void> => {
+    const now = Date.now();
+    const due = pending.filter((event) => event.dueAt <= now).sort((a, b) => a.dueAt - b.dueAt);
+    pending = pending.filter((event) => event.dueAt > now);
+    const batches = new Map<string, { target: CallbackTarget; events: PendingEvent[] }>();
+    let untargeted = 0;
+    for (const event of due.flatMap(happen)) {
+      const target = options.targetFor(event.type);
+      if (target === undefined) {
+        untargeted++;
+        continue;
+      }
+      const key = `${target.grouped}|${target.url}`;
+      const batch = batches.get(key) ?? { target, events: [] };
+      batch.events.push(event);
+      batches.set(key, batch);
+    }
+    if (untargeted > 0) {
+      log('no callback URL for these events; discarded', { events: untargeted });
+    }
+    await Promise.all([...batches.values()].map(({ target, events }) => deliverBatch(target, faults.arrange(events), signal)));
+  };
+
+  const flush = (): Promise<void> => {
+    flushesQueued++;
+    flushes = flushes
+      .then(() => deliverDue(inFlight.signal))
+      .catch((error: unknown) => log('event flush failed', { error: String(error) }))
+      .finally(() => {
+        flushesQueued--;
+      });
+    return flushes;
+  };
+
+  return {
+    schedule(message) {
+      for (const recipient of message.recipients) {
+        for (const step of scenarioFor(recipient.email, message.clickUrl !== undefined)) {
+          const spec = KINDS[step.kind];
+          const dueAt = message.receivedAt.getTime() + delays[step.at];
+          const body = buildEvent(spec, message, recipient, dueAt);
+          pending.push({ dueAt, attempts: 0, type: spec.event, recipient, status: spec.status, body });
+        }
+      }
+    },
+    flush,
+    pending: () => pending.length,
+    clear() {
+      pending = [];
+      abandonInFlight();
+    },
+    start() {
+      // A tick is skipped while a flush is still running rather than queueing up behind it.
+      timer ??= setInterval(() => {
+        if (flushesQueued === 0) {
+          void flush();
+        }
+      }, options.flushIntervalMs).unref();
+    },
+    async stop() {
+      clearInterval(timer);
+      timer = undefined;
+      abandonInFlight();
+      await flushes;
+      agents.http.destroy();
+      agents.https.destroy();
+    },
+  };
+}
+
+/** Mailjet's common fields, then the kind's own, in the order Mailjet's samples show them. */
+function buildEvent(spec: KindSpec, message: SimulatedMessage, recipient: SimulatedRecipient, dueAt: number): MailjetEvent {
+  return {
+    event: spec.event,
+    time: Math.floor(dueAt / 1000),
+    MessageID: recipient.messageId,
+    Message_GUID: recipient.messageUuid,
+    email: recipient.email,
+    mj_campaign_id: 0,
+    mj_contact_id: recipient.contactId,
+    customcampaign: message.customCampaign,
+    ...spec.fields(message, recipient),
+    CustomID: message.customId,
+    Payload: message.eventPayload,
+  };
+}
+
+/**
+ * POSTs a JSON body and resolves the status code. Credentials in the URL are sent as a Basic
+ * Authorization header instead (fetch would refuse such a URL).
+ */
+function postJson(
+  target: string,
+  body: string,
+  agents: { http: HttpAgent; https: HttpsAgent },
+  signal: AbortSignal,
+): Promise<number> {
+  const url = new URL(target);
+  const headers: Record<string, string> = {
+    'content-type': 'application/json',
+    'content-length': String(Buffer.byteLength(body)),
+    'user-agent': 'mailjet-simulator',
+  };
+  if (url.username !== '' || url.password !== '') {
+    const credentials = `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`;
+    headers.authorization = `Basic ${Buffer.from(credentials).toString('base64')}`;
+  }
+  const isHttps = url.protocol === 'https:';
+  const request = isHttps ? httpsRequest : httpRequest;
+  return new Promise((resolve, reject) => {
+    const req = request(
+      withoutCredentials(target),
+      { method: 'POST', headers, agent: isHttps ? agents.https : agents.http, signal, timeout: DELIVERY_TIMEOUT_MS },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`no answer within ${DELIVERY_TIMEOUT_MS} ms`)));
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/** The URL without user:pass, for requests and logs. */
+export function withoutCredentials(target: string): string {
+  const url = new URL(target);
+  url.username = '';
+  url.password = '';
+  return url.toString();
+}
+
+/** Whether text is an absolute http(s) URL the loop can POST to. */
+export function isHttpUrl(text: string): boolean {
+  try {
+    const { protocol } = new URL(text);
+    return protocol === 'http:' || protocol === 'https:';
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,177 @@
+import type { Random } from './random.js';
+
+/** How one POST /v3.1/send call is answered. */
+export type CallOutcome = 'ok' | '429' | '500' | 'timeout';
+
+const CALL_OUTCOMES: readonly string[] = ['ok', '429', '500', 'timeout'] satisfies CallOutcome[];
+
+export interface FaultSettings {
+  /** Milliseconds added before answering /v3.1/send. */
+  latencyMs?: number;
+  /** 0..1: fraction of send calls answered 429 with an HTML gateway page. */
+  rateLimitRatio?: number;
+  /** Sent as the Retry-After header of a 429 when set. */
+  retryAfterSeconds?: number;
+  /** 0..1: fraction of send calls answered 500. */
+  serverErrorRatio?: number;
+  /** 0..1: fraction of send calls never answered; the socket is held until the client gives up. */
+  timeoutRatio?: number;
+  /** Whether the messages of a timed-out call are accepted anyway (default true: a "maybe sent"). */
+  timeoutAccepts?: boolean;
+  /** A regex: a message with a recipient address matching it becomes a per-message error entry. */
+  messageErrorPattern?: string;
+  /** Forced outcomes for the next send calls, consumed before any ratio is rolled. */
+  nextCalls?: CallOutcome[];
+  /** 0..1: fraction of events never delivered. */
+  dropEventRatio?: number;
+  /** 0..1: fraction of events delivered twice. */
+  duplicateEventRatio?: number;
+  /** Shuffle the events of each flush before delivery. */
+  reorderEvents?: boolean;
+}
+
+export interface FaultController {
+  /** Replaces every setting (validated; throws a RangeError naming the bad field). */
+  set(settings: FaultSettings): void;
+  /** A copy of the current settings; nextCalls holds what is left of the queue. */
+  get(): FaultSettings;
+  clear(): void;
+}
+
+/** The controller plus the decisions the server and the callback loop ask of it. */
+export interface Faults extends FaultController {
+  /** The outcome of the next send call: the nextCalls queue first, then one roll over the ratios. */
+  nextCallOutcome(): CallOutcome;
+  messageErrorPattern(): RegExp | undefined;
+  /** How many times the next event is delivered: 0 (dropped), 1, or 2 (duplicated). */
+  eventCopies(): number;
+  /** The items in delivery order: a shuffled copy when reorderEvents is on. */
+  arrange<T>(items: readonly T[]): T[];
+}
+
+const RATIO_FIELDS = ['rateLimitRatio', 'serverErrorRatio', 'timeoutRatio', 'dropEventRatio', 'duplicateEventRatio'] as const;
+const DURATION_FIELDS = ['latencyMs', 'retryAfterSeconds'] as const;
+const FLAG_FIELDS = ['timeoutAccepts', 'reorderEvents'] as const;
+const KNOWN_FIELDS = new Set<string>([...RATIO_FIELDS, ...DURATION_FIELDS, ...FLAG_FIELDS, 'messageErrorPattern', 'nextCalls']);
+
+/**
+ * Fault decisions draw from their own generator, so turning a fault on or off does not shift the
+ * sequence of MessageIDs of a seeded run.
+ */
+export function createFaults(random: Random): Faults {
+  let settings: FaultSettings = {};
+  let pattern: RegExp | undefined;
+
+  const roll = (ratio: number | undefined): boolean => (ratio ?? 0) > 0 && random.next() < (ratio ?? 0);
+
+  return {
+    set(next) {
+      settings = parseFaultSettings(next);
+      pattern = settings.messageErrorPattern === undefined ? undefined : new RegExp(settings.messageErrorPattern);
+    },
+    get: () => ({ ...settings, ...(settings.nextCalls && { nextCalls: [...settings.nextCalls] }) }),
+    clear() {
+      settings = {};
+      pattern = undefined;
+    },
+    nextCallOutcome() {
+      const forced = settings.nextCalls?.shift();
+      if (forced !== undefined) {
+        return forced;
+      }
+      const { rateLimitRatio = 0, serverErrorRatio = 0, timeoutRatio = 0 } = settings;
+      if (rateLimitRatio + serverErrorRatio + timeoutRatio === 0) {
+        return 'ok';
+      }
+      // One roll over consecutive bands, so each ratio is exactly the share of calls it names.
+      const draw = random.next();
+      if (draw < rateLimitRatio) {
+        return '429';
+      }
+      if (draw < rateLimitRatio + serverErrorRatio) {
+        return '500';
+      }
+      return draw < rateLimitRatio + serverErrorRatio + timeoutRatio ? 'timeout' : 'ok';
+    },
+    messageErrorPattern: () => pattern,
+    eventCopies() {
+      if (roll(settings.dropEventRatio)) {
+        return 0;
+      }
+      return roll(settings.duplicateEventRatio) ? 2 : 1;
+    },
+    arrange: (items) => (settings.reorderEvents ? random.shuffle(items) : [...items]),
+  };
+}
+
+/** Validates settings from code or from an HTTP body; throws a RangeError naming the offending field. */
+export function parseFaultSettings(value: unknown): FaultSettings {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new RangeError('fault settings must be a JSON object');
+  }
+  const input = value as Record<string, unknown>;
+  const unknownField = Object.keys(input).find((field) => !KNOWN_FIELDS.has(field));
+  if (unknownField !== undefined) {
+    throw new RangeError(`unknown fault setting "${unknownField}"`);
+  }
+  const settings: FaultSettings = {};
+  for (const field of RATIO_FIELDS) {
+    settings[field] = readNumber(input, field, 1);
+  }
+  for (const field of DURATION_FIELDS) {
+    settings[field] = readNumber(input, field, Number.MAX_SAFE_INTEGER);
+  }
+  for (const field of FLAG_FIELDS) {
+    settings[field] = readBoolean(input, field);
+  }
+  settings.messageErrorPattern = readPattern(input.messageErrorPattern);
+  settings.nextCalls = readNextCalls(input.nextCalls);
+  if ((settings.rateLimitRatio ?? 0) + (settings.serverErrorRatio ?? 0) + (settings.timeoutRatio ?? 0) > 1) {
+    throw new RangeError('rateLimitRatio + serverErrorRatio + timeoutRatio must not exceed 1');
+  }
+  return Object.fromEntries(Object.entries(settings).filter(([, setting]) => setting !== undefined));
+}
+
+function readNumber(input: Record<string, unknown>, field: string, max: number): number | undefined {
+  const value = input[field];
+  if (value === undefined) {
+    return undefined;
+  }
+  if (typeof value !== 'number' || !(value >= 0 && value <= max)) {
+    throw new RangeError(`${field} must be a number between 0 and ${max}`);
+  }
+  return value;
+}
+
+function readBoolean(input: Record<string, unknown>, field: string): boolean | undefined {
+  const value = input[field];
+  if (value === undefined || typeof value === 'boolean') {
+    return value;
+  }
+  throw new RangeError(`${field} must be a boolean`);
+}
+
+function readPattern(value: unknown): string | undefined {
+  if (value === undefined) {
+    return undefined;
+  }
+  if (typeof value !== 'string') {
+    throw new RangeError('messageErrorPattern must be a string');
+  }
+  try {
+    new RegExp(value);
+  } catch (error) {
+    throw new RangeError(`messageErrorPattern is not a valid regular expression: ${(error as Error).message}`, { cause: error });
+  }
+  return value;
+}
+
+function readNextCalls(value: unknown): CallOutcome[] | undefined {
+  if (value === undefined) {
+    return undefined;
+  }
+  if (!Array.isArray(value) || !value.every((item) => typeof item === 'string' && CALL_OUTCOMES.includes(item))) {
+    throw new RangeError(`nextCalls must be an array of ${CALL_OUTCOMES.join(', ')}`);
+  }
+  return [...(value as CallOutcome[])];
+}

@@ -1,0 +1,80 @@
+/**
+ * Runs the Mailjet simulator as its own process, logging JSON lines to stdout:
+ *   tsx src/simulator/main.ts --port 4010 --callback-url http://user:pass@127.0.0.1:3000/events
+ * SIGINT / SIGTERM close it; the process then ends on its own.
+ */
+import { parseArgs } from 'node:util';
+
+import { withoutCredentials } from './callbacks.js';
+import { toJson } from './json.js';
+import { createSimulator } from './server.js';
+
+const USAGE = `Usage: tsx src/simulator/main.ts [options]
+  --port <n>               port to listen on (default 4010; 0 = any free port)
+  --host <address>         address to bind (default 127.0.0.1)
+  --callback-url <url>     where events are POSTed; may embed user:pass@
+  --ungrouped              one event per POST (Mailjet Version 1) instead of one array per flush
+  --flush-interval-ms <n>  how often due events are flushed (default 250)
+  --api-key <key>          with --api-secret: require HTTP Basic auth on the Mailjet routes
+  --api-secret <secret>
+  --seed <n>               repeat the same ids and fault decisions across runs
+  --help`;
+
+function log(message: string, fields: Record<string, unknown> = {}): void {
+  process.stdout.write(`${toJson({ time: new Date().toISOString(), component: 'mailjet-simulator', message, ...fields })}\n`);
+}
+
+function readInteger(name: string, value: string | undefined): number | undefined {
+  if (value === undefined) {
+    return undefined;
+  }
+  const number = Number(value);
+  if (!Number.isSafeInteger(number) || number < 0) {
+    throw new RangeError(`--${name} must be a non-negative integer, got "${value}"`);
+  }
+  return number;
+}
+
+async function main(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      port: { type: 'string', default: '4010' },
+      host: { type: 'string', default: '127.0.0.1' },
+      'callback-url': { type: 'string' },
+      ungrouped: { type: 'boolean', default: false },
+      'flush-interval-ms': { type: 'string' },
+      'api-key': { type: 'string' },
+      'api-secret': { type: 'string' },
+      seed: { type: 'string' },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  const callbackUrl = values['callback-url'];
+  const simulator = createSimulator({
+    apiKey: values['api-key'],
+    apiSecret: values['api-secret'],
+    callbackUrl,
+    grouped: !values.ungrouped,
+    flushIntervalMs: readInteger('flush-interval-ms', values['flush-interval-ms']),
+    seed: readInteger('seed', values.seed),
+    log,
+  });
+  const url = await simulator.listen(readInteger('port', values.port), values.host);
+  log('mailjet simulator listening', { url, callbackUrl: callbackUrl && withoutCredentials(callbackUrl) });
+  const stop = (signal: NodeJS.Signals): void => {
+    log('stopping', { signal });
+    simulator.close().catch((error: unknown) => log('close failed', { error: String(error) }));
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+}
+
+main(process.argv.slice(2)).catch((error: unknown) => {
+  process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n\n${USAGE}\n`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,480 @@
+/**
+ * Mailjet simulator: a standalone node:http server that speaks the parts of Mailjet jetpost uses, for
+ * dev mode, end-to-end tests and benchmarks. It imports nothing else from jetpost.
+ *
+ * - POST /v3.1/send validates like Mailjet (send.ts): a global error for a bad request, a mixed 400
+ *   when some messages fail (the others are still accepted), HTML 413 over 15 MB. Each recipient
+ *   gets a MessageID above 2^53 written as a raw JSON integer (json.ts). SandboxMode records nothing.
+ * - GET /v3/REST/message[?CustomID=…] and /v3/REST/message/{id} report the accepted messages with the
+ *   status their events have reached ("queued" before any).
+ * - /v3/REST/eventcallbackurl keeps registrations in memory (callback-urls.ts). Events of a type go to
+ *   its registered URL, else to options.callbackUrl (callbacks.ts holds the scenario table).
+ * - Faults (faults.ts) add latency, 429 / 500 / unanswered calls, per-message errors, and dropped,
+ *   duplicated or reordered events. Set them in code (simulator.faults) or over /_sim/faults.
+ * - When apiKey and apiSecret are both set, every Mailjet route needs HTTP Basic auth with them.
+ *   The /_sim/* routes (health, messages, reset, faults) never do.
+ *
+ * Routing reads only the pathname, so a client that reaches the simulator as an HTTP proxy
+ * (absolute-form request line, Host: api.mailjet.com) is served too.
+ */
+import { randomInt } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+import { createCallbackUrlRegistry } from './callback-urls.js';
+import { type CallbackLoop, type CallbackTarget, createCallbackLoop, type EventType, isHttpUrl } from './callbacks.js';
+import { createFaults, type FaultController, type Faults, parseFaultSettings } from './faults.js';
+import { toJson } from './json.js';
+import { createMessageStore, toMessageResource } from './message-store.js';
+import { createRandom, type Random } from './random.js';
+import { notFound, RestError, restOne, restPage } from './rest.js';
+import { createMessageIdSequence, processSend, type RecipientIdentity, type SimulatedMessage } from './send.js';
+
+export type { FaultController, FaultSettings } from './faults.js';
+export type { MessageStatus, RecipientKind, SimulatedMessage, SimulatedRecipient } from './send.js';
+
+export interface SimulatorOptions {
+  /** When both are set, every Mailjet route requires HTTP Basic auth with them. */
+  apiKey?: string;
+  apiSecret?: string;
+  /** Where events are POSTed unless a /v3/REST/eventcallbackurl registration says otherwise; may embed user:pass. */
+  callbackUrl?: string;
+  /** true (default): one JSON array per flush (Version 2); false: one bare object per POST. */
+  grouped?: boolean;
+  /** How often due events are flushed (default 250 ms). */
+  flushIntervalMs?: number;
+  /** Milliseconds after the send (defaults 100 / 400 / 700). */
+  eventDelaysMs?: { sent?: number; open?: number; click?: number };
+  /** Wait before a failed event delivery is tried again (default 1000 ms). */
+  callbackRetryDelayMs?: number;
+  /** Seeds the generator behind ids and faults; a run with the same seed repeats them. */
+  seed?: number;
+  /** Default: no output. */
+  log?: (message: string, fields?: Record<string, unknown>) => void;
+}
+
+export interface Simulator {
+  /** Resolves the base URL, e.g. "http://127.0.0.1:4010"; port 0 picks a free port. */
+  listen(port?: number, host?: string): Promise<string>;
+  /** Stops the server, the callback timer, deliveries in flight and held responses; nothing stays open. */
+  close(): Promise<void>;
+  readonly url: string | undefined;
+  /** Every message accepted, in order; a message sent twice appears twice. */
+  readonly messages: readonly SimulatedMessage[];
+  /** POST /v3.1/send calls received, whatever their outcome. */
+  sendCalls(): number;
+  setCallbackUrl(url: string | undefined): void;
+  readonly faults: FaultController;
+  /** Delivers every scheduled event that is due now. */
+  flushEvents(): Promise<void>;
+  pendingEvents(): number;
+  /** Forgets messages, calls, pending events and faults; callback registrations stay. */
+  reset(): void;
+}
+
+interface Reply {
+  status: number;
+  headers?: Record<string, string>;
+  body?: string;
+}
+
+/** A send call the faults chose never to answer: the socket is held until the client gives up. */
+const HOLD = Symbol('hold');
+type Outcome = Reply | typeof HOLD;
+
+interface RouteRequest {
+  params: string[];
+  query: URLSearchParams;
+  body(): Promise<string>;
+}
+
+interface Route {
+  method: string;
+  path: RegExp;
+  handle(request: RouteRequest): Outcome | Promise<Outcome>;
+}
+
+const SEND_PATH = '/v3.1/send';
+/** Mailjet's gateway refuses requests over about 15 MB. */
+const MAX_BODY_BYTES = 15 * 1024 * 1024;
+/** Salt for the fault generator's seed, so faults and ids draw from separate sequences. */
+const FAULT_SEED_SALT = 0x5bd1e995;
+const DEFAULT_DELAYS = { sent: 100, open: 400, click: 700 };
+const AUTH_FAILURE_MESSAGE =
+  'API key authentication/authorization failure. You may be unauthorized to access the API or your API key may be expired. Visit API keys management section to check your keys.';
+
+class PayloadTooLargeError extends Error {}
+
+export function createSimulator(options: SimulatorOptions = {}): Simulator {
+  return new MailjetSimulator(options);
+}
+
+class MailjetSimulator implements Simulator {
+  private readonly random: Random;
+  private readonly faultState: Faults;
+  private readonly nextMessageId: () => bigint;
+  private readonly store = createMessageStore();
+  private readonly callbackUrls = createCallbackUrlRegistry();
+  private readonly loop: CallbackLoop;
+  private readonly contactIds = new Map<string, number>();
+  private readonly log: NonNullable<SimulatorOptions['log']>;
+  private callbackUrl: string | undefined;
+  private calls = 0;
+  private server: Server | undefined;
+  private baseUrl: string | undefined;
+  /** Aborted by close(), ending latency waits. */
+  private lifetime = new AbortController();
+
+  private readonly routes: Route[] = [
+    { method: 'POST', path: /^\/v3\.1\/send$/, handle: (request) => this.send(request) },
+    { method: 'GET', path: /^\/v3\/REST\/message$/, handle: (request) => this.listMessages(request) },
+    { method: 'GET', path: /^\/v3\/REST\/message\/([^/]+)$/, handle: (request) => this.getMessage(request) },
+    {
+      method: 'GET',
+      path: /^\/v3\/REST\/eventcallbackurl$/,
+      handle: ({ query }) => json(200, restPage(this.callbackUrls.list(query), query)),
+    },
+    {
+      method: 'POST',
+      path: /^\/v3\/REST\/eventcallbackurl$/,
+      handle: async ({ body }) => json(201, restOne(this.callbackUrls.create(parseRestBody(await body())))),
+    },
+    {
+      method: 'GET',
+      path: /^\/v3\/REST\/eventcallbackurl\/([^/]+)$/,
+      handle: ({ params }) => json(200, restOne(this.callbackUrls.get(params[0] ?? ''))),
+    },
+    {
+      method: 'PUT',
+      path: /^\/v3\/REST\/eventcallbackurl\/([^/]+)$/,
+      handle: async ({ params, body }) => json(200, restOne(this.callbackUrls.update(params[0] ?? '', parseRestBody(await body())))),
+    },
+    {
+      method: 'DELETE',
+      path: /^\/v3\/REST\/eventcallbackurl\/([^/]+)$/,
+      handle: ({ params }) => {
+        this.callbackUrls.remove(params[0] ?? '');
+        return { status: 204 };
+      },
+    },
+    { method: 'GET', path: /^\/_sim\/health$/, handle: () => json(200, { status: 'ok' }) },
+    { method: 'GET', path: /^\/_sim\/messages$/, handle: () => json(200, this.describeMessages()) },
+    {
+      method: 'POST',
+      path: /^\/_sim\/reset$/,
+      handle: () => {
+        this.reset();
+        return { status: 204 };
+      },
+    },
+    { method: 'GET', path: /^\/_sim\/faults$/, handle: () => json(200, this.faultState.get()) },
+    { method: 'POST', path: /^\/_sim\/faults$/, handle: async ({ body }) => this.setFaults(await body()) },
+    {
+      method: 'DELETE',
+      path: /^\/_sim\/faults$/,
+      handle: () => {
+        this.faultState.clear();
+        return { status: 204 };
+      },
+    },
+  ];
+
+  constructor(private readonly options: SimulatorOptions) {
+    const seed = options.seed ?? randomInt(2 ** 32);
+    this.random = createRandom(seed);
+    this.faultState = createFaults(createRandom(seed ^ FAULT_SEED_SALT));
+    this.nextMessageId = createMessageIdSequence(this.random);
+    this.log = options.log ?? (() => undefined);
+    this.setCallbackUrl(options.callbackUrl);
+    this.loop = createCallbackLoop({
+      delays: { ...DEFAULT_DELAYS, ...options.eventDelaysMs },
+      flushIntervalMs: options.flushIntervalMs ?? 250,
+      retryDelayMs: options.callbackRetryDelayMs ?? 1000,
+      targetFor: (type) => this.targetFor(type),
+      faults: this.faultState,
+      log: this.log,
+    });
+  }
+
+  get url(): string | undefined {
+    return this.baseUrl;
+  }
+
+  get messages(): readonly SimulatedMessage[] {
+    return this.store.messages;
+  }
+
+  get faults(): FaultController {
+    return this.faultState;
+  }
+
+  async listen(port = 0, host = '127.0.0.1'): Promise<string> {
+    if (this.server !== undefined) {
+      throw new Error(`the simulator already listens on ${this.baseUrl}`);
+    }
+    const server = createServer((req, res) => void this.handle(req, res));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    this.server = server;
+    this.lifetime = new AbortController();
+    this.baseUrl = `http://${urlHost(host)}:${(server.address() as AddressInfo).port}`;
+    this.loop.start();
+    return this.baseUrl;
+  }
+
+  async close(): Promise<void> {
+    this.lifetime.abort();
+    await this.loop.stop();
+    const server = this.server;
+    this.server = undefined;
+    this.baseUrl = undefined;
+    if (server !== undefined) {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        // Also ends keep-alive sockets and held (timed-out) calls, which would keep close() waiting.
+        server.closeAllConnections();
+      });
+    }
+  }
+
+  sendCalls(): number {
+    return this.calls;
+  }
+
+  setCallbackUrl(url: string | undefined): void {
+    if (url !== undefined && !isHttpUrl(url)) {
+      throw new RangeError(`callback URL must be an absolute http(s) URL, got "${url}"`);
+    }
+    this.callbackUrl = url;
+  }
+
+  flushEvents(): Promise<void> {
+    return this.loop.flush();
+  }
+
+  pendingEvents(): number {
+    return this.loop.pending();
+  }
+
+  reset(): void {
+    this.store.clear();
+    this.calls = 0;
+    this.loop.clear();
+    this.faultState.clear();
+  }
+
+  private targetFor(type: EventType): CallbackTarget | undefined {
+    const registered = this.callbackUrls.targetFor(type);
+    if (registered !== undefined) {
+      return registered;
+    }
+    return this.callbackUrl === undefined ? undefined : { url: this.callbackUrl, grouped: this.options.grouped ?? true };
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    try {
+      const outcome = await this.dispatch(req);
+      // A held response is left open: the client gives up, or close() destroys its connection.
+      if (outcome !== HOLD) {
+        writeReply(res, outcome);
+      }
+    } catch (error) {
+      if (this.lifetime.signal.aborted) {
+        res.destroy();
+        return;
+      }
+      const errorId = this.random.uuid();
+      this.log('simulator request failed', { errorId, error: error instanceof Error ? error.message : String(error) });
+      writeReply(res, json(500, { ErrorIdentifier: errorId, StatusCode: 500, ErrorMessage: 'Internal Server Error' }));
+    }
+  }
+
+  private async dispatch(req: IncomingMessage): Promise<Outcome> {
+    const url = new URL(req.url ?? '/', 'http://simulator');
+    const method = req.method ?? 'GET';
+    if (method === 'POST' && url.pathname === SEND_PATH) {
+      this.calls++;
+    }
+    if (!url.pathname.startsWith('/_sim/') && !this.authorized(req)) {
+      return json(401, {
+        ErrorIdentifier: this.random.uuid(),
+        ErrorCode: 'mj-0015',
+        StatusCode: 401,
+        ErrorMessage: AUTH_FAILURE_MESSAGE,
+      });
+    }
+    for (const route of this.routes) {
+      const match = route.method === method ? route.path.exec(url.pathname) : null;
+      if (match !== null) {
+        return this.run(route, { params: match.slice(1), query: url.searchParams, body: () => readBody(req) });
+      }
+    }
+    return json(404, notFound().toBody());
+  }
+
+  private async run(route: Route, request: RouteRequest): Promise<Outcome> {
+    try {
+      return await route.handle(request);
+    } catch (error) {
+      if (error instanceof RestError) {
+        return json(error.status, error.toBody());
+      }
+      if (error instanceof PayloadTooLargeError) {
+        return htmlPage(413, 'Request Entity Too Large');
+      }
+      throw error;
+    }
+  }
+
+  private authorized(req: IncomingMessage): boolean {
+    const { apiKey, apiSecret } = this.options;
+    if (apiKey === undefined || apiSecret === undefined) {
+      return true;
+    }
+    const [scheme = '', encoded = ''] = (req.headers.authorization ?? '').split(' ');
+    return scheme.toLowerCase() === 'basic' && Buffer.from(encoded, 'base64').toString() === `${apiKey}:${apiSecret}`;
+  }
+
+  /**
+   * Faults are decided before validation. An accepted call is processed before the latency wait, so a
+   * client that gives up during it has still sent its messages, as with a slow Mailjet.
+   */
+  private async send({ body }: RouteRequest): Promise<Outcome> {
+    const text = await body();
+    const outcome = this.faultState.nextCallOutcome();
+    const { latencyMs = 0, retryAfterSeconds, timeoutAccepts = true } = this.faultState.get();
+    let reply: Outcome;
+    if (outcome === '429') {
+      reply = htmlPage(429, 'Too Many Requests', retryAfterSeconds === undefined ? {} : { 'retry-after': String(retryAfterSeconds) });
+    } else if (outcome === '500') {
+      reply = json(500, { ErrorIdentifier: this.random.uuid(), StatusCode: 500, ErrorMessage: 'Internal Server Error' });
+    } else if (outcome === 'timeout') {
+      reply = HOLD;
+      if (timeoutAccepts) {
+        this.accept(text);
+      }
+    } else {
+      reply = this.accept(text);
+    }
+    this.log('send call', { outcome, status: reply === HOLD ? 'held' : reply.status });
+    if (latencyMs > 0) {
+      await sleep(latencyMs, undefined, { signal: this.lifetime.signal });
+    }
+    return reply;
+  }
+
+  private accept(text: string): Reply {
+    const reply = processSend(text, {
+      identify: (email) => this.identify(email),
+      errorId: () => this.random.uuid(),
+      messageErrorPattern: this.faultState.messageErrorPattern(),
+      receivedAt: new Date(),
+    });
+    for (const message of reply.accepted) {
+      this.store.add(message);
+      this.loop.schedule(message);
+    }
+    return json(reply.status, reply.body);
+  }
+
+  private identify(email: string): RecipientIdentity {
+    const address = email.toLowerCase();
+    const contactId = this.contactIds.get(address) ?? this.contactIds.size + 1;
+    this.contactIds.set(address, contactId);
+    return { messageId: this.nextMessageId(), messageUuid: this.random.uuid(), contactId };
+  }
+
+  private listMessages({ query }: RouteRequest): Reply {
+    const rows = this.store.list(query.get('CustomID') ?? undefined);
+    const showCustomId = query.get('ShowCustomID') === 'true';
+    const page = restPage(rows, query);
+    return json(200, { ...page, Data: page.Data.map((row) => toMessageResource(row, showCustomId)) });
+  }
+
+  private getMessage({ params, query }: RouteRequest): Reply {
+    const row = this.store.findById(params[0] ?? '');
+    if (row === undefined) {
+      throw notFound();
+    }
+    return json(200, restOne(toMessageResource(row, query.get('ShowCustomID') === 'true')));
+  }
+
+  /** The /_sim/messages view: MessageIDs as strings, so any JSON client reads them exactly. */
+  private describeMessages(): Record<string, unknown> {
+    return {
+      messages: this.store.messages.map((message) => ({
+        ...message,
+        recipients: message.recipients.map((recipient) => ({ ...recipient, messageId: recipient.messageId.toString() })),
+      })),
+      sendCalls: this.calls,
+      pendingEvents: this.loop.pending(),
+    };
+  }
+
+  private setFaults(text: string): Reply {
+    try {
+      this.faultState.set(parseFaultSettings(JSON.parse(text)));
+    } catch (error) {
+      throw new RestError(400, error instanceof Error ? error.message : String(error));
+    }
+    return json(200, this.faultState.get());
+  }
+}
+
+function parseRestBody(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new RestError(400, 'Malformed JSON.');
+  }
+}
+
+/** Reads the whole body; past the limit it keeps draining the socket so the 413 can still be read. */
+async function readBody(req: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size <= MAX_BODY_BYTES) {
+      chunks.push(chunk);
+    }
+  }
+  if (size > MAX_BODY_BYTES) {
+    throw new PayloadTooLargeError();
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function json(status: number, value: unknown): Reply {
+  return { status, headers: { 'content-type': 'application/json; charset=utf-8' }, body: toJson(value) };
+}
+
+/** A gateway page like the ones Mailjet's front end answers 413 and 429 with. */
+function htmlPage(status: number, title: string, headers: Record<string, string> = {}): Reply {
+  const heading = `${status} ${title}`;
+  return {
+    status,
+    headers: { 'content-type': 'text/html', ...headers },
+    body: `<html><head><title>${heading}</title></head><body><center><h1>${heading}</h1></center><hr><center>nginx</center></body></html>`,
+  };
+}
+
+function writeReply(res: ServerResponse, reply: Reply): void {
+  const headers = reply.body === undefined ? reply.headers : { ...reply.headers, 'content-length': String(Buffer.byteLength(reply.body)) };
+  res.writeHead(reply.status, headers);
+  res.end(reply.body);
+}
+
+/** A host for the base URL: wildcard addresses are reached on loopback, IPv6 goes in brackets. */
+function urlHost(host: string): string {
+  if (host === '0.0.0.0' || host === '::') {
+    return '127.0.0.1';
+  }
+  return host.includes(':') ? `[${host}]` : host;
+}

@@ -1,0 +1,296 @@
+import { expect } from 'chai';
+
+import { createAppWithKey } from '../../src/apps/service.js';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { isolateNetwork, type MailjetDouble, mockMailjetSend, restoreNetwork } from '../support/mailjet-nock.js';
+import { eventually, startTestService, type TestService } from '../support/service.js';
+
+interface JobJson {
+  job_id: string;
+  status: string;
+  last_error: string | null;
+  attempts: number;
+  recipients: Array<{ email: string; kind: string; status: string; message_id: string | null; message_uuid: string | null }>;
+}
+
+async function statusOf(service: TestService, jobId: string, key?: string): Promise<JobJson> {
+  const res = await service.request('GET', `/status/${jobId}`, key === undefined ? {} : { key });
+  expect(res.status).to.equal(200);
+  return (await res.json()) as JobJson;
+}
+
+async function waitForStatus(service: TestService, jobId: string, wanted: string[]): Promise<JobJson> {
+  return eventually(async () => {
+    const job = await statusOf(service, jobId);
+    return wanted.includes(job.status) ? job : undefined;
+  }, 10_000, `job ${jobId} to reach ${wanted.join('/')}`);
+}
+
+function message(to: string | string[], extra: Record<string, unknown> = {}) {
+  return { from: { email: 'app@example.com', name: 'App' }, to, subject: 'Hello', text: 'Hi there', ...extra };
+}
+
+describe('POST /queue → consumers → Mailjet (nock)', () => {
+  let service: TestService;
+  let mailjet: MailjetDouble;
+
+  beforeEach(() => {
+    isolateNetwork();
+  });
+
+  afterEach(async () => {
+    await service?.stop();
+    restoreNetwork();
+  });
+
+  it('when one message is queued, then it is sent in one call and its 64-bit MessageID reaches /status exactly', async () => {
+    mailjet = mockMailjetSend();
+    service = await startTestService();
+
+    const res = await service.request('POST', '/queue', { body: message('you@example.com', { custom_id: 'welcome-42', metadata: { user: 42 } }) });
+
+    expect(res.status).to.equal(202);
+    const queued = (await res.json()) as { job_id: string; status: string; status_url: string; custom_id: string };
+    expect(queued).to.include({ status: 'queued', custom_id: 'welcome-42', status_url: `/status/${queued.job_id}` });
+    expect(res.headers.get('location')).to.equal(`/status/${queued.job_id}`);
+    const job = await waitForStatus(service, queued.job_id, ['accepted']);
+    expect(mailjet.calls).to.have.length(1);
+    const sent = mailjet.calls[0]!.Messages[0]!;
+    expect(sent).to.deep.include({ CustomID: `jetpost-${queued.job_id}`, Subject: 'Hello', TextPart: 'Hi there' });
+    expect(sent['From']).to.deep.equal({ Email: 'app@example.com', Name: 'App' });
+    expect(job.recipients).to.have.length(1);
+    expect(job.recipients[0]).to.deep.include({ email: 'you@example.com', status: 'accepted', message_id: mailjet.ids[0] });
+    expect(BigInt(job.recipients[0]!.message_id!) > 2n ** 53n).to.equal(true);
+    const { rows } = await service.db.pool.query('select mailjet_message_id::text as id from email_recipients');
+    expect(rows[0].id).to.equal(mailjet.ids[0]);
+  });
+
+  it('when 120 one-recipient messages are queued, then they leave in 3 Mailjet calls', async () => {
+    mailjet = mockMailjetSend();
+    service = await startTestService({ env: { WORKER_CONCURRENCY: '1' } });
+    const messages = Array.from({ length: 120 }, (_, i) => message(`user${i}@example.com`));
+
+    const res = await service.request('POST', '/queue', { body: { messages } });
+
+    expect(res.status).to.equal(202);
+    const { jobs } = (await res.json()) as { jobs: Array<{ job_id: string }> };
+    expect(jobs).to.have.length(120);
+    await eventually(async () => {
+      const { rows } = await service.db.pool.query(`select count(*)::int as n from email_send_jobs where status = 'accepted'`);
+      return rows[0].n === 120 ? true : undefined;
+    });
+    expect(mailjet.calls.map((call) => call.Messages.length)).to.deep.equal([50, 50, 20]);
+  });
+
+  it('when jobs have many recipients, then no call carries more than 50 and every recipient gets its own MessageID', async () => {
+    mailjet = mockMailjetSend();
+    service = await startTestService();
+    const messages = Array.from({ length: 9 }, (_, i) => ({
+      ...message(Array.from({ length: 10 }, (_, j) => `to${i}-${j}@example.com`)),
+      cc: Array.from({ length: 8 }, (_, j) => `cc${i}-${j}@example.com`),
+      bcc: [`bcc${i}@example.com`, `bcc${i}-2@example.com`],
+    }));
+
+    const res = await service.request('POST', '/queue', { body: { messages } });
+    const { jobs } = (await res.json()) as { jobs: Array<{ job_id: string }> };
+
+    for (const { job_id } of jobs) {
+      const job = await waitForStatus(service, job_id, ['accepted']);
+      expect(job.recipients).to.have.length(20);
+      expect(job.recipients.every((r) => r.status === 'accepted' && /^\d{18,19}$/.test(r.message_id ?? ''))).to.equal(true);
+      expect(job.recipients.map((r) => r.kind)).to.deep.equal([...Array(10).fill('to'), ...Array(8).fill('cc'), 'bcc', 'bcc']);
+    }
+    for (const call of mailjet.calls) {
+      const recipients = call.Messages.reduce((sum, m) => sum + m.To.length + (m.Cc?.length ?? 0) + (m.Bcc?.length ?? 0), 0);
+      expect(recipients).to.be.at.most(50);
+    }
+    expect(new Set(mailjet.ids).size).to.equal(180);
+  });
+
+  it('when Mailjet rejects one message of a batch (mixed 400), then only that job fails and the others keep their MessageIDs', async () => {
+    mailjet = mockMailjetSend((m) => (m.To[0]!.Email.startsWith('bad') ? { kind: 'error', code: 'mj-0013', message: 'Email is not valid' } : { kind: 'success' }));
+    service = await startTestService({ env: { WORKER_CONCURRENCY: '1' } });
+    const messages = [message('good1@example.com'), message('bad@example.com'), message('good2@example.com')];
+
+    const res = await service.request('POST', '/queue', { body: { messages } });
+    const { jobs } = (await res.json()) as { jobs: Array<{ job_id: string }> };
+
+    const [first, bad, last] = await Promise.all(jobs.map((j) => waitForStatus(service, j.job_id, ['accepted', 'failed'])));
+    expect(mailjet.calls).to.have.length(1);
+    expect(first!.status).to.equal('accepted');
+    expect(last!.status).to.equal('accepted');
+    expect(first!.recipients[0]!.message_id).to.equal(mailjet.ids[0]);
+    expect(last!.recipients[0]!.message_id).to.equal(mailjet.ids[1]);
+    expect(bad!.status).to.equal('failed');
+    expect(bad!.last_error).to.contain('mj-0013');
+    expect(bad!.recipients[0]!.status).to.equal('failed');
+  });
+
+  it('when Mailjet answers 503, then the jobs are deferred and sent on a later attempt', async () => {
+    restoreNetwork();
+    isolateNetwork();
+    let calls = 0;
+    mailjet = mockMailjetSend();
+    // A one-time 503 ahead of the persistent success double.
+    const { default: nock } = await import('nock');
+    nock.cleanAll();
+    nock('https://api.mailjet.test').post('/v3.1/send').reply(() => {
+      calls += 1;
+      return [503, '{"ErrorMessage":"Service Unavailable","StatusCode":503}', { 'content-type': 'application/json' }];
+    });
+    mailjet = mockMailjetSend();
+    service = await startTestService();
+
+    const res = await service.request('POST', '/queue', { body: message('retry@example.com') });
+    const { job_id } = (await res.json()) as { job_id: string };
+
+    const job = await waitForStatus(service, job_id, ['accepted']);
+    expect(calls).to.equal(1);
+    expect(job.attempts).to.equal(2);
+    expect(job.last_error).to.equal(null);
+  });
+
+  it('when the same Idempotency-Key comes with the same body, then the original job is returned and nothing is sent twice', async () => {
+    mailjet = mockMailjetSend();
+    service = await startTestService();
+    const body = message('once@example.com');
+
+    const first = await service.request('POST', '/queue', { body, headers: { 'idempotency-key': 'order-1' } });
+    const second = await service.request('POST', '/queue', { body, headers: { 'idempotency-key': 'order-1' } });
+
+    expect(first.status).to.equal(202);
+    expect(second.status).to.equal(202);
+    expect(first.headers.get('idempotent-replayed')).to.equal(null);
+    expect(second.headers.get('idempotent-replayed')).to.equal('true');
+    const a = (await first.json()) as { job_id: string };
+    const b = (await second.json()) as { job_id: string };
+    expect(b.job_id).to.equal(a.job_id);
+    await waitForStatus(service, a.job_id, ['accepted']);
+    const { rows } = await service.db.pool.query('select count(*)::int as n from email_send_jobs');
+    expect(rows[0].n).to.equal(1);
+    expect(mailjet.calls).to.have.length(1);
+  });
+
+  it('when the same Idempotency-Key comes with a different body, then 409 and nothing new is stored', async () => {
+    mailjet = mockMailjetSend();
+    service = await startTestService();
+
+    await service.request('POST', '/queue', { body: message('a@example.com'), headers: { 'idempotency-key': 'k-1' } });
+    const conflict = await service.request('POST', '/queue', { body: message('b@example.com'), headers: { 'idempotency-key': 'k-1' } });
+
+    expect(conflict.status).to.equal(409);
+    expect(conflict.headers.get('content-type')).to.contain('application/problem+json');
+    const problem = (await conflict.json()) as { type: string };
+    expect(problem.type).to.match(/idempotency-key-reused$/);
+    const { rows } = await service.db.pool.query('select count(*)::int as n from email_send_jobs');
+    expect(rows[0].n).to.equal(1);
+  });
+
+  it('when a scheduled job is cancelled before it is due, then it is never sent and a second cancel is a 409', async () => {
+    mailjet = mockMailjetSend();
+    service = await startTestService();
+    const sendAt = new Date(Date.now() + 60_000).toISOString();
+
+    const res = await service.request('POST', '/queue', { body: message('later@example.com', { send_at: sendAt }) });
+    const { job_id, status } = (await res.json()) as { job_id: string; status: string };
+    const cancel = await service.request('DELETE', `/queue/${job_id}`);
+    const again = await service.request('DELETE', `/queue/${job_id}`);
+
+    expect(status).to.equal('scheduled');
+    expect(cancel.status).to.equal(200);
+    expect(((await cancel.json()) as JobJson).status).to.equal('cancelled');
+    expect(again.status).to.equal(409);
+    const job = await statusOf(service, job_id);
+    expect(job.recipients[0]!.status).to.equal('cancelled');
+    expect(mailjet.calls).to.have.length(0);
+  });
+
+  it('when send_at comes, then the sleeping consumers wake up by themselves and send the job', async () => {
+    mailjet = mockMailjetSend();
+    service = await startTestService({ env: { IDLE_CHECK_MS: '60000' } });
+    const sendAt = new Date(Date.now() + 1_500).toISOString();
+
+    const res = await service.request('POST', '/queue', { body: message('soon@example.com', { send_at: sendAt }) });
+    const { job_id } = (await res.json()) as { job_id: string };
+
+    expect((await statusOf(service, job_id)).status).to.equal('scheduled');
+    const job = await waitForStatus(service, job_id, ['accepted']);
+    expect(job.status).to.equal('accepted');
+    expect(Date.now()).to.be.at.least(Date.parse(sendAt));
+  });
+
+  it('when another app asks for, lists or cancels a job, then it is a 404 and the job is untouched', async () => {
+    mailjet = mockMailjetSend();
+    service = await startTestService();
+    const other = await createAppWithKey(service.jetpost.pool, 'app-b');
+    const res = await service.request('POST', '/queue', {
+      body: message('mine@example.com', { custom_id: 'shared-id', send_at: new Date(Date.now() + 60_000).toISOString() }),
+    });
+    const { job_id } = (await res.json()) as { job_id: string };
+
+    const read = await service.request('GET', `/status/${job_id}`, { key: other.key });
+    const cancel = await service.request('DELETE', `/queue/${job_id}`, { key: other.key });
+    const byIds = await service.request('GET', `/status?ids=${job_id}`, { key: other.key });
+    const byCustomId = await service.request('GET', '/status?custom_id=shared-id', { key: other.key });
+    const mine = await service.request('GET', '/status?custom_id=shared-id');
+
+    expect(read.status).to.equal(404);
+    expect(cancel.status).to.equal(404);
+    expect(((await byIds.json()) as { jobs: unknown[] }).jobs).to.deep.equal([]);
+    expect(((await byCustomId.json()) as { jobs: unknown[] }).jobs).to.deep.equal([]);
+    expect(((await mine.json()) as { jobs: JobJson[] }).jobs.map((j) => j.job_id)).to.deep.equal([job_id]);
+    expect((await statusOf(service, job_id)).status).to.equal('scheduled');
+  });
+
+  it('when the API key is missing or wrong, then 401 problem+json and nothing is stored', async () => {
+    mailjet = mockMailjetSend();
+    service = await startTestService();
+
+    const none = await service.request('POST', '/queue', { body: message('x@example.com'), key: null });
+    const wrong = await service.request('POST', '/queue', { body: message('x@example.com'), key: 'jp_aaaaaaaaaaaa_' + 'b'.repeat(43) });
+
+    expect(none.status).to.equal(401);
+    expect(wrong.status).to.equal(401);
+    expect(none.headers.get('www-authenticate')).to.contain('Bearer');
+    const { rows } = await service.db.pool.query('select count(*)::int as n from email_send_jobs');
+    expect(rows[0].n).to.equal(0);
+  });
+});
+
+describe('two consumer pools on one database', () => {
+  let db: TestDatabase;
+  let services: TestService[] = [];
+
+  afterEach(async () => {
+    await Promise.all(services.map((s) => s.stop()));
+    services = [];
+    await db?.drop();
+    restoreNetwork();
+  });
+
+  it('when both drain the same queue, then no job is sent twice', async () => {
+    isolateNetwork();
+    const mailjet = mockMailjetSend();
+    db = await createTestDatabase();
+    services = [
+      await startTestService({ db, env: { WORKER_CONCURRENCY: '3', BATCH_SIZE: '10' } }),
+      await startTestService({ db, env: { WORKER_CONCURRENCY: '3', BATCH_SIZE: '10' } }),
+    ];
+    const [a, b] = services as [TestService, TestService];
+
+    const halves = [a, b].map((service, half) =>
+      service.request('POST', '/queue', {
+        body: { messages: Array.from({ length: 200 }, (_, i) => message(`r${half}-${i}@example.com`)) },
+      }),
+    );
+    await Promise.all(halves);
+
+    await eventually(async () => {
+      const { rows } = await db.pool.query(`select count(*)::int as n from email_send_jobs where status = 'accepted'`);
+      return rows[0].n === 400 ? true : undefined;
+    }, 20_000);
+    const customIds = mailjet.calls.flatMap((call) => call.Messages.map((m) => m.CustomID));
+    expect(customIds).to.have.length(400);
+    expect(new Set(customIds).size).to.equal(400);
+  });
+});

@@ -1,0 +1,127 @@
+// jetpost started in-process the way main does it (startJetpost), against a database of its own,
+// with Mailjet either doubled by nock (mailjet: 'nock') or the built-in simulator (mailjet: 'simulator').
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+
+import { createAppWithKey } from '../../src/apps/service.js';
+import { type Config, loadConfig } from '../../src/config.js';
+import type { Logger } from '../../src/log.js';
+import { type Jetpost, startJetpost } from '../../src/main.js';
+import { createTestDatabase, type TestDatabase } from './database.js';
+import { testLogger } from './log.js';
+
+/** The origin nock intercepts in tests: never a real host. */
+export const MAILJET_TEST_ORIGIN = 'https://api.mailjet.test';
+export const MAILJET_TEST_KEY = 'test-api-key';
+export const MAILJET_TEST_SECRET = 'test-api-secret';
+export const EVENTS_USER = 'mailjet';
+export const EVENTS_PASSWORD = 'events-password';
+
+export interface TestService {
+  jetpost: Jetpost;
+  config: Config;
+  db: TestDatabase;
+  url: string;
+  /** API key of an app created for the test ("app-a"). */
+  apiKey: string;
+  appId: string;
+  /** fetch against the service with the app's key (or `key: null` for none). */
+  request(method: string, pathname: string, options?: { body?: unknown; rawBody?: string; headers?: Record<string, string>; key?: string | null }): Promise<Response>;
+  /** POST /events with the callback's basic credentials. */
+  postEvents(body: unknown | string, auth?: { user: string; password: string } | null): Promise<Response>;
+  stop(): Promise<void>;
+}
+
+export interface TestServiceOptions {
+  mailjet?: 'nock' | 'simulator';
+  env?: Record<string, string>;
+  log?: Logger;
+  /** Share a database with another service (two replicas). */
+  db?: TestDatabase;
+}
+
+export async function startTestService(options: TestServiceOptions = {}): Promise<TestService> {
+  const db = options.db ?? (await createTestDatabase());
+  const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'jetpost-data-'));
+  const mailjetEnv: Record<string, string> =
+    options.mailjet === 'simulator'
+      ? { SIMULATOR_PORT: '0', DEV_MODE: 'false' }
+      : { MAILJET_API_KEY: MAILJET_TEST_KEY, MAILJET_API_SECRET: MAILJET_TEST_SECRET, MAILJET_BASE_URL: MAILJET_TEST_ORIGIN, MAILJET_TIMEOUT_MS: '2000' };
+  const config = loadConfig({
+    NODE_ENV: 'test',
+    DATABASE_URL: db.url,
+    PORT: '0',
+    HOST: '127.0.0.1',
+    DATA_DIR: dataDir,
+    WORKER_CONCURRENCY: '2',
+    EVENTS_USERNAME: EVENTS_USER,
+    EVENTS_PASSWORD: EVENTS_PASSWORD,
+    RETRY_BASE_MS: '50',
+    RETRY_MAX_MS: '1000',
+    IDLE_CHECK_MS: '2000',
+    ...mailjetEnv,
+    ...options.env,
+  });
+  const jetpost = await startJetpost(config, { log: options.log ?? testLogger() });
+  const { app, key } = await createAppWithKey(jetpost.pool, `app-${Math.random().toString(36).slice(2, 10)}`);
+  const url = jetpost.url;
+
+  const request: TestService['request'] = async (method, pathname, requestOptions = {}) => {
+    const headers: Record<string, string> = { ...requestOptions.headers };
+    const authKey = requestOptions.key === undefined ? key : requestOptions.key;
+    if (authKey !== null) {
+      headers['authorization'] = `Bearer ${authKey}`;
+    }
+    let body: string | undefined = requestOptions.rawBody;
+    if (requestOptions.body !== undefined) {
+      body = JSON.stringify(requestOptions.body);
+      headers['content-type'] ??= 'application/json';
+    }
+    return fetch(`${url}${pathname}`, { method, headers, body });
+  };
+
+  return {
+    jetpost,
+    config,
+    db,
+    url,
+    apiKey: key,
+    appId: app.id,
+    request,
+    postEvents(body, auth = { user: EVENTS_USER, password: EVENTS_PASSWORD }) {
+      const headers: Record<string, string> = { 'content-type': 'application/json' };
+      if (auth) {
+        headers['authorization'] = `Basic ${Buffer.from(`${auth.user}:${auth.password}`).toString('base64')}`;
+      }
+      return fetch(`${url}/events`, { method: 'POST', headers, body: typeof body === 'string' ? body : JSON.stringify(body) });
+    },
+    async stop() {
+      await jetpost.stop();
+      if (!options.db) {
+        await db.drop();
+      }
+      await fs.rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Polls until `check` returns a value (not undefined), or fails after `timeoutMs`. */
+export async function eventually<T>(check: () => Promise<T | undefined>, timeoutMs = 10_000, what = 'condition'): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value !== undefined) {
+        return value;
+      }
+    } catch (error) {
+      last = error;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}

@@ -1,0 +1,127 @@
+import { expect } from 'chai';
+
+import { ConfigError, loadConfig } from '../../src/config.js';
+
+const MAILJET = { MAILJET_API_KEY: 'mj-key', MAILJET_API_SECRET: 'mj-secret' };
+const EVENTS = { EVENTS_USERNAME: 'mailjet', EVENTS_PASSWORD: 'callback-secret' };
+
+/** The ConfigError loadConfig throws for `env`. */
+function configError(env: Record<string, string>): ConfigError {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    expect(error).to.be.instanceOf(ConfigError);
+    return error as ConfigError;
+  }
+  expect.fail(`expected a ConfigError for ${JSON.stringify(env)}`);
+}
+
+describe('loadConfig', () => {
+  it('when the environment is empty, then it is dev mode with the documented defaults', () => {
+    const config = loadConfig({});
+
+    expect(config.env).to.equal('development');
+    expect(config.devMode).to.equal(true);
+    expect(config.http.port).to.equal(3000);
+    expect(config.logLevel).to.equal('info');
+    expect(config.database).to.deep.include({ url: undefined, schema: 'jetpost' });
+    expect(config.mailjet.credentials).to.equal(undefined);
+    expect(config.events.credentials).to.equal(undefined);
+    expect(config.consumers).to.deep.include({ concurrency: 4, batchSize: 50 });
+    expect(config.retry).to.deep.equal({ maxAttempts: 8, baseMs: 5000, factor: 2, maxMs: 3_600_000, jitter: 0.25 });
+  });
+
+  it('when values are given as strings, then they are parsed to numbers', () => {
+    const config = loadConfig({ PORT: '8080', WORKER_CONCURRENCY: '16', BATCH_SIZE: '20', MAX_ATTEMPTS: '3', RETRY_JITTER: '0', DATABASE_SCHEMA: 'mail_2' });
+
+    expect(config.http.port).to.equal(8080);
+    expect(config.consumers).to.deep.include({ concurrency: 16, batchSize: 20 });
+    expect(config.retry).to.deep.include({ maxAttempts: 3, jitter: 0 });
+    expect(config.database.schema).to.equal('mail_2');
+  });
+
+  it('when a value is invalid, then a ConfigError names the variable', () => {
+    const cases: Array<[Record<string, string>, string]> = [
+      [{ PORT: 'abc' }, 'PORT'],
+      [{ PORT: '70000' }, 'PORT'],
+      [{ WORKER_CONCURRENCY: '-1' }, 'WORKER_CONCURRENCY'],
+      [{ BATCH_SIZE: '51' }, 'BATCH_SIZE'],
+      [{ MAX_ATTEMPTS: '0' }, 'MAX_ATTEMPTS'],
+      [{ RETRY_JITTER: '1.5' }, 'RETRY_JITTER'],
+      [{ DATABASE_SCHEMA: 'Bad-Name' }, 'DATABASE_SCHEMA'],
+      [{ DATABASE_SCHEMA: 'jetpost; drop schema public' }, 'DATABASE_SCHEMA'],
+      [{ DATABASE_URL: 'not a url' }, 'DATABASE_URL'],
+      [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
+      [{ NODE_ENV: 'staging' }, 'NODE_ENV'],
+      [{ DEV_MODE: 'maybe' }, 'DEV_MODE'],
+    ];
+    for (const [env, variable] of cases) {
+      expect(configError(env).message, JSON.stringify(env)).to.include(variable);
+    }
+  });
+
+  it('when several values are invalid, then every variable is named', () => {
+    const { message } = configError({ PORT: 'abc', LOG_LEVEL: 'loud' });
+
+    expect(message).to.include('PORT').and.to.include('LOG_LEVEL');
+  });
+
+  it('when the Mailjet key is set without its secret (or the reverse), then it fails naming both', () => {
+    expect(configError({ MAILJET_API_KEY: 'mj-key', ...EVENTS }).message).to.include('MAILJET_API_SECRET');
+    expect(configError({ MAILJET_API_SECRET: 'mj-secret', ...EVENTS }).message).to.include('MAILJET_API_KEY');
+  });
+
+  it('when Mailjet keys are set without EVENTS_USERNAME/PASSWORD, then it fails (they protect /events)', () => {
+    expect(configError({ ...MAILJET }).message).to.include('EVENTS_USERNAME');
+    expect(configError({ ...MAILJET, EVENTS_USERNAME: 'mailjet' }).message).to.include('EVENTS_PASSWORD');
+    expect(configError({ ...MAILJET, EVENTS_PASSWORD: 'callback-secret' }).message).to.include('EVENTS_USERNAME');
+  });
+
+  it('when Mailjet keys and events credentials are set, then it sends through Mailjet, not in dev mode', () => {
+    const config = loadConfig({ ...MAILJET, ...EVENTS });
+
+    expect(config.devMode).to.equal(false);
+    expect(config.mailjet.credentials).to.deep.equal({ apiKey: 'mj-key', apiSecret: 'mj-secret' });
+    expect(config.events.credentials).to.deep.equal({ username: 'mailjet', password: 'callback-secret' });
+  });
+
+  it('when NODE_ENV=production has no Mailjet keys, then it fails rather than sending to the simulator', () => {
+    expect(configError({ NODE_ENV: 'production', ...EVENTS }).message).to.include('MAILJET_API_KEY');
+    expect(configError({ NODE_ENV: 'production', DEV_MODE: 'true' }).message).to.include('NODE_ENV=production');
+    expect(loadConfig({ NODE_ENV: 'production', ...MAILJET, ...EVENTS }).env).to.equal('production');
+  });
+
+  it('when a key is blank or whitespace, then it counts as unset', () => {
+    const config = loadConfig({ MAILJET_API_KEY: '  ', MAILJET_API_SECRET: '', DATABASE_URL: '' });
+
+    expect(config.mailjet.credentials).to.equal(undefined);
+    expect(config.database.url).to.equal(undefined);
+    expect(config.devMode).to.equal(true);
+  });
+
+  it('when a numeric variable is set but empty, then it is not silently 0', () => {
+    for (const [variable, read] of [
+      ['PORT', (config: ReturnType<typeof loadConfig>) => config.http.port],
+      ['WORKER_CONCURRENCY', (config: ReturnType<typeof loadConfig>) => config.consumers.concurrency],
+    ] as const) {
+      let value: number | undefined;
+      try {
+        value = read(loadConfig({ [variable]: '' }));
+      } catch (error) {
+        expect(error).to.be.instanceOf(ConfigError);
+        expect((error as ConfigError).message).to.include(variable);
+      }
+      expect(value, variable).not.to.equal(0);
+    }
+  });
+
+  it('when a config is returned, then it is frozen', () => {
+    const config = loadConfig({});
+
+    expect(Object.isFrozen(config)).to.equal(true);
+    expect(() => {
+      (config as { devMode: boolean }).devMode = false;
+    }).to.throw(TypeError);
+    expect(config.devMode).to.equal(true);
+  });
+});

@@ -1,0 +1,218 @@
+import { expect } from 'chai';
+
+import { type MailjetEvent, type ParsedEvents, parseEventBody } from '../../src/events/parse.js';
+
+// Bodies are written as text: a MessageID above 2^53 must reach the parser as a raw JSON integer
+// literal, exactly as Mailjet sends it (JSON.stringify of a JS number would already have rounded it).
+const SENT = `{"event":"sent","time":1433333949,"MessageID":576460765503091475,"Message_GUID":"1ab23cd4-e567-8901-b234-56789cdef012","email":"a@example.com","mj_campaign_id":7257,"mj_contact_id":4,"customcampaign":"","mj_message_id":"576460765503091475","smtp_reply":"sent (250 2.0.0 OK)","CustomID":"jetpost-42","Payload":""}`;
+const BOUNCE = `{"event":"bounce","time":1430812195,"MessageID":9223372036854775807,"Message_GUID":"2bc34de5-f678-9012-c345-67890def0123","email":"b@example.com","mj_campaign_id":0,"mj_contact_id":0,"customcampaign":"","CustomID":"jetpost-43","Payload":"","blocked":false,"hard_bounce":true,"error_related_to":"recipient","error":"user unknown","comment":"Host or domain name not found"}`;
+const CLICK = `{"event":"click","time":1433334653,"MessageID":19421777835146490,"Message_GUID":"","email":"c@example.com","mj_campaign_id":7272,"mj_contact_id":4,"customcampaign":"","CustomID":"","Payload":"","url":"https://mailjet.com","ip":"127.0.0.1","geo":"FR","agent":"Mozilla/5.0"}`;
+
+function parsed(text: string): Extract<ParsedEvents, { ok: true }> {
+  const result = parseEventBody(text);
+  if (!result.ok) {
+    throw new Error(`expected the body to parse, got: ${result.reason}`);
+  }
+  return result;
+}
+
+function only(text: string): MailjetEvent {
+  const { events, rejected } = parsed(text);
+  expect(rejected).to.deep.equal([]);
+  expect(events).to.have.length(1);
+  return events[0]!;
+}
+
+/** One event with the given fields, as JSON text; `extra` is raw JSON members appended verbatim. */
+function eventText(fields: Record<string, unknown>, extra = ''): string {
+  const base = JSON.stringify({ event: 'open', time: 1700000000, email: 'a@example.com', ...fields });
+  return extra ? `${base.slice(0, -1)},${extra}}` : base;
+}
+
+function dedupeKeyOf(text: string): string {
+  return only(text).dedupeKey;
+}
+
+describe('parseEventBody', () => {
+  it('when the body is a Version 2 array, then every event is parsed in order with its fields', () => {
+    const { events, rejected } = parsed(`[${SENT},${BOUNCE},${CLICK}]`);
+
+    expect(rejected).to.deep.equal([]);
+    expect(events.map((event) => event.type)).to.deep.equal(['sent', 'bounce', 'click']);
+    const [sent, bounce, click] = events;
+    expect(sent).to.deep.include({
+      type: 'sent',
+      occurredAt: new Date(1433333949 * 1000),
+      messageId: '576460765503091475',
+      messageUuid: '1ab23cd4-e567-8901-b234-56789cdef012',
+      email: 'a@example.com',
+      customId: 'jetpost-42',
+      hardBounce: undefined,
+    });
+    expect(bounce).to.deep.include({ type: 'bounce', messageId: '9223372036854775807', hardBounce: true, customId: 'jetpost-43' });
+    // Empty Message_GUID and CustomID mean "none".
+    expect(click).to.deep.include({ type: 'click', messageId: '19421777835146490', messageUuid: undefined, customId: undefined });
+  });
+
+  it('when the body is a Version 1 bare object, then it is one event', () => {
+    const event = only(SENT);
+
+    expect(event.type).to.equal('sent');
+    expect(event.messageId).to.equal('576460765503091475');
+  });
+
+  it('when MessageID is a raw 18–19 digit JSON literal, then it survives exactly as a string, also in raw', () => {
+    for (const id of ['576460765503091475', '1234567890987654321', '9223372036854775807', '9007199254740993']) {
+      const event = only(eventText({}, `"MessageID":${id}`));
+      expect(event.messageId, id).to.equal(id);
+      expect(event.raw['MessageID'], id).to.equal(id);
+    }
+  });
+
+  it('when MessageID is a small JSON number, then it becomes a string', () => {
+    const event = only(eventText({ MessageID: 123456 }));
+
+    expect(event.messageId).to.equal('123456');
+    expect(event.raw['MessageID']).to.equal('123456');
+  });
+
+  it('when MessageID is a JSON string, then it is kept as that string', () => {
+    expect(only(eventText({ MessageID: '576460765503091475' })).messageId).to.equal('576460765503091475');
+  });
+
+  it('when an event has no MessageID but a Message_GUID, then it is accepted with the GUID', () => {
+    const event = only(eventText({ Message_GUID: 'cb927469-36fd-4c02-bce4-0d199929a207' }));
+
+    expect(event.messageId).to.equal(undefined);
+    expect(event.messageUuid).to.equal('cb927469-36fd-4c02-bce4-0d199929a207');
+  });
+
+  it('when an event has neither MessageID nor Message_GUID (or only the sandbox 0 and ""), then it is rejected with a path', () => {
+    for (const text of [eventText({}), eventText({ MessageID: 0, Message_GUID: '' })]) {
+      const { events, rejected } = parsed(text);
+      expect(events, text).to.deep.equal([]);
+      expect(rejected, text).to.have.length(1);
+      expect(rejected[0]!.index).to.equal(0);
+      expect(rejected[0]!.issues.map((issue) => issue.path)).to.include('MessageID');
+    }
+  });
+
+  it('when some events of an array are invalid, then they are rejected with their index and path while the valid ones are kept', () => {
+    const body = [
+      SENT,
+      eventText({ event: 'delivered', MessageID: 1 }),
+      BOUNCE,
+      eventText({ email: undefined, MessageID: 2 }),
+      eventText({ MessageID: 3 }, '"time":1700000000.5'),
+      eventText({ MessageID: 4, time: '1700000000' }),
+      eventText({ MessageID: 5, email: '' }),
+      CLICK,
+    ];
+
+    const { events, rejected } = parsed(`[${body.join(',')}]`);
+
+    expect(events.map((event) => event.type)).to.deep.equal(['sent', 'bounce', 'click']);
+    expect(rejected.map((entry) => [entry.index, entry.issues.map((issue) => issue.path)])).to.deep.equal([
+      [1, ['event']],
+      [3, ['email']],
+      [4, ['time']],
+      [5, ['time']],
+      [6, ['email']],
+    ]);
+    for (const entry of rejected) {
+      expect(entry.issues[0]!.message).to.be.a('string').and.not.equal('');
+    }
+  });
+
+  it('when the body is not JSON, then ok is false with a reason', () => {
+    for (const text of ['', 'not json', '{"event":"sent",', '{"a":1} trailing', "{'event':'sent'}"]) {
+      const result = parseEventBody(text);
+      expect(result.ok, JSON.stringify(text)).to.equal(false);
+      expect(result).to.have.property('reason').that.is.a('string');
+    }
+  });
+
+  it('when the body is a JSON string, number, null or boolean, then ok is false', () => {
+    for (const text of ['"sent"', '576460765503091475', '42', 'null', 'true']) {
+      expect(parseEventBody(text).ok, text).to.equal(false);
+    }
+  });
+
+  it('when an array contains a non-object, then ok is false', () => {
+    for (const text of [`[${SENT},1]`, `[${SENT},"x"]`, `[${SENT},null]`, `[${SENT},[${CLICK}]]`]) {
+      expect(parseEventBody(text).ok, text).to.equal(false);
+    }
+  });
+
+  it('when the body is an empty array, then it is ok with no events', () => {
+    expect(parseEventBody('[]')).to.deep.equal({ ok: true, events: [], rejected: [] });
+  });
+
+  it('when a __proto__ key is in the body, then it cannot pollute any prototype', () => {
+    const texts = [
+      eventText({ MessageID: 1 }, '"__proto__":{"polluted":"yes"}'),
+      `[${eventText({ MessageID: 1 }, '"nested":{"__proto__":{"polluted":"yes"}}')}]`,
+      eventText({ MessageID: 1 }, '"constructor":{"prototype":{"polluted":"yes"}}'),
+    ];
+    for (const text of texts) {
+      const result = parseEventBody(text);
+      expect(({} as Record<string, unknown>)['polluted'], text).to.equal(undefined);
+      expect((Object.prototype as unknown as Record<string, unknown>)['polluted'], text).to.equal(undefined);
+      if (result.ok) {
+        for (const event of result.events) {
+          expect(Object.getPrototypeOf(event.raw)).to.equal(Object.prototype);
+          expect((event.raw as Record<string, unknown>)['polluted']).to.equal(undefined);
+        }
+      }
+    }
+  });
+
+  it('when an event is parsed, then raw is a plain object with every received field, nested ones too', () => {
+    const event = only(eventText({ MessageID: 1, extra: { inner: [1, { deep: true }] } }));
+
+    expect(Object.getPrototypeOf(event.raw)).to.equal(Object.prototype);
+    const extra = event.raw['extra'] as { inner: [number, { deep: boolean }] };
+    expect(Object.getPrototypeOf(extra)).to.equal(Object.prototype);
+    expect(Object.getPrototypeOf(extra.inner[1])).to.equal(Object.prototype);
+    expect(event.raw).to.deep.equal({ event: 'open', time: 1700000000, email: 'a@example.com', MessageID: '1', extra: { inner: [1, { deep: true }] } });
+  });
+
+  it('when the email has upper-case letters, then the event carries it lower-cased', () => {
+    expect(only(eventText({ MessageID: 1, email: 'Ada@Example.COM' })).email).to.equal('ada@example.com');
+  });
+});
+
+describe('parseEventBody dedupeKey', () => {
+  // Written by hand so the id stays a raw literal; key order and email case vary between the copies.
+  const original = `{"event":"click","time":1700000000,"MessageID":576460765503091475,"email":"a@example.com","url":"https://example.com/a"}`;
+  const reordered = `{"url":"https://example.com/a","email":"A@Example.com","MessageID":576460765503091475,"time":1700000000,"event":"click","geo":"FR"}`;
+
+  it('when the same event is delivered twice, then both copies have the same key', () => {
+    const { events } = parsed(`[${original},${original}]`);
+
+    expect(events).to.have.length(2);
+    expect(events[0]!.dedupeKey).to.equal(events[1]!.dedupeKey);
+    expect(events[0]!.dedupeKey).to.match(/^[0-9a-f]{64}$/);
+  });
+
+  it('when the same event comes with another key order, email case or extra fields, then the key is the same', () => {
+    expect(dedupeKeyOf(reordered)).to.equal(dedupeKeyOf(original));
+  });
+
+  it('when the time, type, url, MessageID (even by one above 2^53) or email differs, then the key differs', () => {
+    const key = dedupeKeyOf(original);
+    const variants = [
+      original.replace('1700000000', '1700000001'),
+      original.replace('"click"', '"open"'),
+      original.replace('https://example.com/a', 'https://example.com/b'),
+      original.replace('576460765503091475', '576460765503091476'),
+      original.replace('a@example.com', 'b@example.com'),
+    ];
+    const keys = variants.map(dedupeKeyOf);
+
+    for (const [index, other] of keys.entries()) {
+      expect(other, variants[index]).not.to.equal(key);
+    }
+    expect(new Set(keys).size).to.equal(keys.length);
+  });
+});

@@ -1,0 +1,186 @@
+import { expect } from 'chai';
+
+import { backoffMs, nextRetry, type RetryPolicy } from '../../src/jobs/retry-policy.js';
+import { type AttemptedJob, decideSendResults, type DecisionContext, type SendResult } from '../../src/jobs/send-decision.js';
+import type { AcceptedRecipient, CallOutcome } from '../../src/mailjet/outcome.js';
+
+const POLICY: RetryPolicy = { maxAttempts: 8, baseMs: 5000, factor: 2, maxMs: 3_600_000, jitter: 0.25 };
+const NOW = new Date('2030-01-01T12:00:00Z');
+/** random() = 0.5 draws no jitter at all: the delay is the exponential value itself. */
+const MIDDLE = (): number => 0.5;
+const LOWEST = (): number => 0;
+const HIGHEST = (): number => 0.9999999999;
+
+const CONTEXT: DecisionContext = { policy: POLICY, now: NOW, random: MIDDLE };
+
+const RECIPIENT: AcceptedRecipient = { kind: 'to', email: 'a@example.com', messageId: '576460765503091475', messageUuid: 'uuid-a' };
+
+function attempted(id: string, attempts = 1, maxAttempts = 8): AttemptedJob {
+  return { id, attempts, maxAttempts };
+}
+
+function runAtOf(result: SendResult | undefined): Date {
+  expect(result?.kind).to.equal('deferred');
+  return (result as Extract<SendResult, { kind: 'deferred' }>).runAt;
+}
+
+describe('backoffMs', () => {
+  it('when attempts fail one after another, then the delay doubles from the base', () => {
+    const delays = [1, 2, 3, 4, 5].map((attempts) => backoffMs(POLICY, attempts, MIDDLE));
+
+    expect(delays).to.deep.equal([5000, 10_000, 20_000, 40_000, 80_000]);
+  });
+
+  it('when the exponential value passes maxMs, then the delay is capped at maxMs', () => {
+    expect(backoffMs(POLICY, 30, MIDDLE)).to.equal(3_600_000);
+    expect(backoffMs(POLICY, 1000, MIDDLE)).to.equal(3_600_000);
+    expect(backoffMs({ ...POLICY, maxMs: 7000 }, 2, MIDDLE)).to.equal(7000);
+  });
+
+  it('when random() is 0 or nearly 1, then the delay is at the lower or upper jitter bound', () => {
+    expect(backoffMs(POLICY, 1, LOWEST)).to.equal(3750);
+    expect(backoffMs(POLICY, 1, HIGHEST)).to.equal(6250);
+    expect(backoffMs(POLICY, 3, LOWEST)).to.equal(15_000);
+    expect(backoffMs(POLICY, 3, HIGHEST)).to.equal(25_000);
+  });
+
+  it('when random() takes any value in [0, 1), then the delay stays within ±jitter of the exponential value', () => {
+    for (let step = 0; step < 100; step += 1) {
+      const random = (): number => step / 100;
+      for (const attempts of [1, 4, 8, 40]) {
+        const exponential = Math.min(POLICY.maxMs, POLICY.baseMs * 2 ** (attempts - 1));
+        const delay = backoffMs(POLICY, attempts, random);
+        expect(delay).to.be.within(Math.floor(exponential * 0.75), Math.ceil(exponential * 1.25));
+      }
+    }
+  });
+
+  it('when jitter is 0, then random() has no effect', () => {
+    const policy = { ...POLICY, jitter: 0 };
+
+    expect(backoffMs(policy, 2, LOWEST)).to.equal(10_000);
+    expect(backoffMs(policy, 2, HIGHEST)).to.equal(10_000);
+  });
+});
+
+describe('nextRetry', () => {
+  it('when attempts remain, then it retries at now + the backoff delay', () => {
+    expect(nextRetry(POLICY, { attemptsMade: 2, now: NOW, random: MIDDLE })).to.deep.equal({
+      kind: 'retry',
+      delayMs: 10_000,
+      runAt: new Date(NOW.getTime() + 10_000),
+    });
+  });
+
+  it('when attemptsMade reaches maxAttempts, then it gives up', () => {
+    expect(nextRetry(POLICY, { attemptsMade: 7, now: NOW, random: MIDDLE }).kind).to.equal('retry');
+    expect(nextRetry(POLICY, { attemptsMade: 8, now: NOW, random: MIDDLE })).to.deep.equal({ kind: 'give-up' });
+    expect(nextRetry(POLICY, { attemptsMade: 9, now: NOW, random: MIDDLE })).to.deep.equal({ kind: 'give-up' });
+    expect(nextRetry({ ...POLICY, maxAttempts: 1 }, { attemptsMade: 1, now: NOW, random: MIDDLE })).to.deep.equal({ kind: 'give-up' });
+  });
+
+  it('when Retry-After asks for longer than the backoff, then it waits that long', () => {
+    const decision = nextRetry(POLICY, { attemptsMade: 1, now: NOW, random: HIGHEST, retryAfterMs: 60_000 });
+
+    expect(decision).to.deep.equal({ kind: 'retry', delayMs: 60_000, runAt: new Date(NOW.getTime() + 60_000) });
+  });
+
+  it('when Retry-After asks for less than the backoff, then the backoff wins', () => {
+    expect(nextRetry(POLICY, { attemptsMade: 3, now: NOW, random: MIDDLE, retryAfterMs: 1000 })).to.deep.include({ delayMs: 20_000 });
+  });
+});
+
+describe('decideSendResults', () => {
+  it('when Mailjet answers per message, then each job gets the outcome at its index', () => {
+    const jobs = [attempted('1'), attempted('2'), attempted('3', 2)];
+    const outcome: CallOutcome = {
+      kind: 'per-message',
+      messages: [
+        { kind: 'accepted', recipients: [RECIPIENT] },
+        { kind: 'rejected', transient: false, error: 'mj-0013: invalid email' },
+        { kind: 'rejected', transient: true, error: 'send-5000: try later' },
+      ],
+    };
+
+    const results = decideSendResults(jobs, outcome, CONTEXT);
+
+    expect(results).to.deep.equal([
+      { jobId: '1', kind: 'accepted', recipients: [RECIPIENT] },
+      { jobId: '2', kind: 'failed', error: 'mj-0013: invalid email' },
+      { jobId: '3', kind: 'deferred', error: 'send-5000: try later', runAt: new Date(NOW.getTime() + 10_000) },
+    ]);
+  });
+
+  it('when a per-message transient error comes on the last attempt, then that job fails and says why', () => {
+    const outcome: CallOutcome = { kind: 'per-message', messages: [{ kind: 'rejected', transient: true, error: 'send-5000: try later' }] };
+
+    const [result] = decideSendResults([attempted('1', 8, 8)], outcome, CONTEXT);
+
+    expect(result).to.deep.equal({ jobId: '1', kind: 'failed', error: 'gave up after 8 attempts: send-5000: try later' });
+  });
+
+  it('when there are more jobs than per-message outcomes, then the unmatched jobs are deferred, not lost', () => {
+    const outcome: CallOutcome = { kind: 'per-message', messages: [{ kind: 'accepted', recipients: [RECIPIENT] }] };
+
+    const results = decideSendResults([attempted('1'), attempted('2')], outcome, CONTEXT);
+
+    expect(results[0]?.kind).to.equal('accepted');
+    expect(results[1]).to.deep.include({ jobId: '2', kind: 'deferred' });
+  });
+
+  it('when the call failed transiently, then every job is deferred no sooner than Retry-After', () => {
+    const outcome: CallOutcome = { kind: 'transient', error: 'Mailjet 429', retryAfterMs: 120_000, outcomeUnknown: false };
+
+    const results = decideSendResults([attempted('1'), attempted('2', 3), attempted('3', 5)], outcome, { ...CONTEXT, random: HIGHEST });
+
+    expect(results.map((result) => result.jobId)).to.deep.equal(['1', '2', '3']);
+    for (const result of results) {
+      expect(result.kind).to.equal('deferred');
+      expect(runAtOf(result).getTime()).to.be.at.least(NOW.getTime() + 120_000);
+      expect(result).to.deep.include({ error: 'Mailjet 429' });
+    }
+    // Attempt 5 backs off 80 s × up to 1.25 = 100 s, still under Retry-After; nothing shorter wins.
+    expect(runAtOf(results[2]).getTime()).to.equal(NOW.getTime() + 120_000);
+  });
+
+  it('when the call failed transiently without Retry-After, then each job backs off by its own attempts', () => {
+    const outcome: CallOutcome = { kind: 'transient', error: 'Mailjet 503', outcomeUnknown: true };
+
+    const results = decideSendResults([attempted('1', 1), attempted('2', 4)], outcome, CONTEXT);
+
+    expect(results.map((result) => runAtOf(result).getTime() - NOW.getTime())).to.deep.equal([5000, 40_000]);
+  });
+
+  it('when a job has used all its attempts and the call fails transiently, then that job fails with a reason naming the attempts', () => {
+    const outcome: CallOutcome = { kind: 'transient', error: 'Mailjet 503', outcomeUnknown: true };
+
+    const results = decideSendResults([attempted('1', 3, 3), attempted('2', 1, 3)], outcome, CONTEXT);
+
+    expect(results[0]).to.deep.equal({ jobId: '1', kind: 'failed', error: 'gave up after 3 attempts: Mailjet 503' });
+    expect(results[1]?.kind).to.equal('deferred');
+  });
+
+  it('when the job has its own maxAttempts, then it wins over the policy default', () => {
+    const outcome: CallOutcome = { kind: 'transient', error: 'Mailjet 503', outcomeUnknown: true };
+
+    expect(decideSendResults([attempted('1', 2, 2)], outcome, CONTEXT)[0]?.kind).to.equal('failed');
+    expect(decideSendResults([attempted('1', 8, 20)], outcome, CONTEXT)[0]?.kind).to.equal('deferred');
+  });
+
+  it('when the call is permanently rejected, then every job fails with the error', () => {
+    const outcome: CallOutcome = { kind: 'permanent', error: 'Mailjet 400: mj-0002 Malformed JSON' };
+
+    expect(decideSendResults([attempted('1'), attempted('2')], outcome, CONTEXT)).to.deep.equal([
+      { jobId: '1', kind: 'failed', error: 'Mailjet 400: mj-0002 Malformed JSON' },
+      { jobId: '2', kind: 'failed', error: 'Mailjet 400: mj-0002 Malformed JSON' },
+    ]);
+  });
+
+  it('when Mailjet answers 401, then jobs are deferred (the key may be fixed) rather than failed at once', () => {
+    const outcome: CallOutcome = { kind: 'unauthorized', error: 'Mailjet 401' };
+
+    const [result] = decideSendResults([attempted('1', 1)], outcome, CONTEXT);
+
+    expect(result).to.deep.equal({ jobId: '1', kind: 'deferred', error: 'Mailjet 401', runAt: new Date(NOW.getTime() + 5000) });
+  });
+});

@@ -1,0 +1,286 @@
+import { expect } from 'chai';
+
+import { type FieldError, ValidationError } from '../../src/errors.js';
+import { parseJobId, parseQueueRequest, parseStatusLookup, type QueueRequest } from '../../src/http/schemas.js';
+
+const MINIMAL = { from: 'app@example.com', to: 'a@example.com', text: 'Hello' };
+const DAY_MS = 24 * 3600 * 1000;
+
+/** The ValidationError `run` throws (failing the test when it throws nothing or something else). */
+function validationError(run: () => unknown): ValidationError {
+  try {
+    run();
+  } catch (error) {
+    expect(error).to.be.instanceOf(ValidationError);
+    return error as ValidationError;
+  }
+  expect.fail('expected a ValidationError');
+}
+
+/** The field paths a queue request is rejected with. */
+function rejectedPaths(body: unknown, headerKey?: string): string[] {
+  const error = validationError(() => parseQueueRequest(body, headerKey));
+  expect(error.status).to.equal(400);
+  expect(error.fields?.length ?? 0).to.be.above(0);
+  return (error.fields as FieldError[]).map((field) => field.path);
+}
+
+function fieldsOf(run: () => unknown): FieldError[] {
+  return validationError(run).fields ?? [];
+}
+
+function accepted(body: unknown, headerKey?: string): QueueRequest {
+  return parseQueueRequest(body, headerKey);
+}
+
+const addresses = (prefix: string, count: number): string[] => Array.from({ length: count }, (_, index) => `${prefix}${index}@example.com`);
+
+describe('parseQueueRequest', () => {
+  it('when a minimal message (from, to as a string, text) comes, then it becomes one job with a "to" recipient', () => {
+    const request = accepted(MINIMAL);
+
+    expect(request.bulk).to.equal(false);
+    expect(request.idempotencyKey).to.equal(undefined);
+    expect(request.jobs).to.have.length(1);
+    const [job] = request.jobs;
+    expect(job?.recipients).to.deep.equal([{ email: 'a@example.com', kind: 'to' }]);
+    expect(job?.content).to.deep.include({ from: { email: 'app@example.com' }, text: 'Hello' });
+    expect(job?.priority).to.equal(0);
+    expect(job?.sendAt).to.equal(undefined);
+  });
+
+  it('when to, cc and bcc are given as strings, objects and lists, then recipients keep their order, names and kind', () => {
+    const [job] = accepted({
+      ...MINIMAL,
+      to: [{ email: 'a@example.com', name: 'Ada' }, 'b@example.com'],
+      cc: 'c@example.com',
+      bcc: { email: 'd@example.com', name: 'Dee' },
+    }).jobs;
+
+    expect(job?.recipients).to.deep.equal([
+      { email: 'a@example.com', name: 'Ada', kind: 'to' },
+      { email: 'b@example.com', kind: 'to' },
+      { email: 'c@example.com', kind: 'cc' },
+      { email: 'd@example.com', name: 'Dee', kind: 'bcc' },
+    ]);
+  });
+
+  it('when every optional field is valid, then each reaches the job', () => {
+    const sendAt = new Date(Date.now() + 2 * DAY_MS);
+    const [job] = accepted({
+      ...MINIMAL,
+      reply_to: { email: 'help@example.com', name: 'Help' },
+      subject: 'Receipt',
+      html: '<p>Hello</p>',
+      headers: { 'X-Campaign': 'spring' },
+      attachments: [{ filename: 'r.pdf', content_type: 'application/pdf', content: 'JVBERi0xLjQ=' }],
+      custom_id: 'order-17',
+      metadata: { order: 17 },
+      send_at: sendAt.toISOString(),
+      priority: 3,
+    }).jobs;
+
+    expect(job?.content).to.deep.include({
+      reply_to: { email: 'help@example.com', name: 'Help' },
+      subject: 'Receipt',
+      html: '<p>Hello</p>',
+      headers: { 'X-Campaign': 'spring' },
+      attachments: [{ filename: 'r.pdf', content_type: 'application/pdf', content: 'JVBERi0xLjQ=' }],
+    });
+    expect(job?.customId).to.equal('order-17');
+    expect(job?.metadata).to.deep.equal({ order: 17 });
+    expect(job?.sendAt?.getTime()).to.equal(sendAt.getTime());
+    expect(job?.priority).to.equal(3);
+  });
+
+  it('when a template is used, then from and text may be left out', () => {
+    const [job] = accepted({ to: 'a@example.com', template_id: 4242, variables: { name: 'Ada' } }).jobs;
+
+    expect(job?.content).to.deep.include({ template_id: 4242, variables: { name: 'Ada' } });
+    expect(job?.content.from).to.equal(undefined);
+  });
+
+  it('when {messages: [...]} comes, then it is a bulk request with one job per message in order', () => {
+    const request = accepted({ messages: [MINIMAL, { ...MINIMAL, to: 'b@example.com' }, { ...MINIMAL, to: 'c@example.com' }], idempotency_key: 'batch-1' });
+
+    expect(request.bulk).to.equal(true);
+    expect(request.idempotencyKey).to.equal('batch-1');
+    expect(request.jobs.map((job) => job.recipients[0]?.email)).to.deep.equal(['a@example.com', 'b@example.com', 'c@example.com']);
+  });
+
+  it('when a bulk message is invalid, then the path leads to it by index', () => {
+    expect(rejectedPaths({ messages: [MINIMAL, { ...MINIMAL, to: 'not-an-address' }] })).to.deep.equal(['messages.1.to.0.email']);
+    expect(rejectedPaths({ messages: [] })).to.deep.equal(['messages']);
+  });
+
+  it('when the body is not an object, then it is a ValidationError', () => {
+    for (const body of [null, [], 'text', 42]) {
+      expect(rejectedPaths(body), JSON.stringify(body)).to.deep.equal(['']);
+    }
+  });
+
+  it('when an unknown field (a typo) is given, then it is rejected naming the field', () => {
+    const [field] = fieldsOf(() => parseQueueRequest({ ...MINIMAL, subjet: 'Hello' }, undefined));
+
+    expect(field?.message).to.include('subjet');
+  });
+
+  it('when an unknown field (a typo) is given, then its path is the field itself', () => {
+    expect(rejectedPaths({ ...MINIMAL, subjet: 'Hello' })).to.deep.equal(['subjet']);
+    expect(rejectedPaths({ messages: [{ ...MINIMAL, subjet: 'Hello' }] })).to.deep.equal(['messages.0.subjet']);
+  });
+
+  it('when an address is invalid, then the path points at its email', () => {
+    expect(rejectedPaths({ ...MINIMAL, to: 'nope' })).to.deep.equal(['to.0.email']);
+    expect(rejectedPaths({ ...MINIMAL, to: ['a@example.com', { email: 'still nope' }] })).to.deep.equal(['to.1.email']);
+    expect(rejectedPaths({ ...MINIMAL, cc: 'x@' })).to.deep.equal(['cc.0.email']);
+    expect(rejectedPaths({ ...MINIMAL, from: 'app' })).to.deep.equal(['from.email']);
+  });
+
+  it('when to is empty or missing, then it is rejected at to', () => {
+    expect(rejectedPaths({ ...MINIMAL, to: [] })).to.deep.equal(['to']);
+    expect(rejectedPaths({ from: 'app@example.com', text: 'x' })).to.deep.equal(['to']);
+  });
+
+  it('when a subject, name or header value holds CR or LF, then it is rejected (no header injection)', () => {
+    expect(rejectedPaths({ ...MINIMAL, subject: 'Hi\r\nBcc: victim@example.com' })).to.deep.equal(['subject']);
+    expect(rejectedPaths({ ...MINIMAL, subject: 'Hi\nthere' })).to.deep.equal(['subject']);
+    expect(rejectedPaths({ ...MINIMAL, from: { email: 'app@example.com', name: 'App\r\nBcc: x@example.com' } })).to.deep.equal(['from.name']);
+    expect(rejectedPaths({ ...MINIMAL, to: { email: 'a@example.com', name: 'A\nB' } })).to.deep.equal(['to.0.name']);
+    expect(rejectedPaths({ ...MINIMAL, headers: { 'X-Note': 'a\r\nBcc: x@example.com' } })).to.deep.equal(['headers.X-Note']);
+  });
+
+  it('when a header is one Mailjet or jetpost sets, then it is rejected whatever its case', () => {
+    expect(rejectedPaths({ ...MINIMAL, headers: { Subject: 'x' } })).to.deep.equal(['headers.Subject']);
+    expect(rejectedPaths({ ...MINIMAL, headers: { 'X-MJ-CustomID': 'x' } })).to.deep.equal(['headers.X-MJ-CustomID']);
+    expect(rejectedPaths({ ...MINIMAL, headers: { 'x-mj-customid': 'x', bcc: 'y' } })).to.have.members(['headers.x-mj-customid', 'headers.bcc']);
+  });
+
+  it('when a header name is not a token, then it is rejected', () => {
+    expect(rejectedPaths({ ...MINIMAL, headers: { 'Bad Name': 'x' } })).to.deep.equal(['headers.Bad Name']);
+  });
+
+  it('when there are more than 50 recipients over to, cc and bcc, then it is rejected; exactly 50 is accepted', () => {
+    expect(rejectedPaths({ ...MINIMAL, to: addresses('t', 20), cc: addresses('c', 20), bcc: addresses('b', 11) })).to.deep.equal(['to']);
+    expect(rejectedPaths({ ...MINIMAL, to: addresses('t', 51) })).to.deep.equal(['to']);
+    expect(accepted({ ...MINIMAL, to: addresses('t', 20), cc: addresses('c', 20), bcc: addresses('b', 10) }).jobs[0]?.recipients).to.have.length(50);
+  });
+
+  it('when an address appears twice across to and bcc (in any case), then the repeat is rejected', () => {
+    expect(rejectedPaths({ ...MINIMAL, to: 'a@example.com', bcc: 'A@Example.com' })).to.deep.equal(['bcc.0.email']);
+    expect(rejectedPaths({ ...MINIMAL, to: ['a@example.com', 'b@example.com', 'a@example.com'] })).to.deep.equal(['to.2.email']);
+  });
+
+  it('when there is no text, html or template_id, then it is rejected at text', () => {
+    expect(rejectedPaths({ from: 'app@example.com', to: 'a@example.com', subject: 'Empty' })).to.deep.equal(['text']);
+    expect(accepted({ from: 'app@example.com', to: 'a@example.com', html: '<p>x</p>' }).jobs).to.have.length(1);
+  });
+
+  it('when there is no from and no template_id, then it is rejected at from', () => {
+    expect(rejectedPaths({ to: 'a@example.com', text: 'x' })).to.deep.equal(['from']);
+  });
+
+  it('when an attachment is not valid base64, then it is rejected at its content', () => {
+    const attachment = (content: string) => ({ ...MINIMAL, attachments: [{ filename: 'a.txt', content_type: 'text/plain', content }] });
+
+    expect(rejectedPaths(attachment('not base64!'))).to.deep.equal(['attachments.0.content']);
+    expect(rejectedPaths(attachment('QUJD='))).to.deep.equal(['attachments.0.content']);
+    expect(rejectedPaths(attachment('QUI'))).to.deep.equal(['attachments.0.content']);
+    expect(accepted(attachment('QUJD')).jobs).to.have.length(1);
+    expect(accepted(attachment('QUI=')).jobs).to.have.length(1);
+  });
+
+  it('when send_at has no time zone, then it is rejected', () => {
+    const local = new Date(Date.now() + 2 * DAY_MS).toISOString().replace('Z', '');
+
+    expect(rejectedPaths({ ...MINIMAL, send_at: local })).to.include('send_at');
+    expect(accepted({ ...MINIMAL, send_at: `${local}+00:00` }).jobs[0]?.sendAt).to.be.instanceOf(Date);
+  });
+
+  it('when send_at is more than 30 days ahead or more than a day behind, then it is rejected', () => {
+    expect(rejectedPaths({ ...MINIMAL, send_at: new Date(Date.now() + 31 * DAY_MS).toISOString() })).to.deep.equal(['send_at']);
+    expect(rejectedPaths({ ...MINIMAL, send_at: new Date(Date.now() - 2 * DAY_MS).toISOString() })).to.deep.equal(['send_at']);
+    expect(accepted({ ...MINIMAL, send_at: new Date(Date.now() + 29 * DAY_MS).toISOString() }).jobs).to.have.length(1);
+  });
+
+  it('when custom_id is over 255 characters, then it is rejected; 255 is accepted', () => {
+    expect(rejectedPaths({ ...MINIMAL, custom_id: 'x'.repeat(256) })).to.deep.equal(['custom_id']);
+    expect(accepted({ ...MINIMAL, custom_id: 'x'.repeat(255) }).jobs[0]?.customId).to.have.length(255);
+  });
+
+  it('when metadata is over 8 KB as JSON, then it is rejected', () => {
+    expect(rejectedPaths({ ...MINIMAL, metadata: { note: 'x'.repeat(8 * 1024) } })).to.deep.equal(['metadata']);
+    expect(accepted({ ...MINIMAL, metadata: { note: 'x'.repeat(8000) } }).jobs).to.have.length(1);
+  });
+
+  it('when priority is outside 0–3 or not an integer, then it is rejected', () => {
+    expect(rejectedPaths({ ...MINIMAL, priority: 4 })).to.deep.equal(['priority']);
+    expect(rejectedPaths({ ...MINIMAL, priority: -1 })).to.deep.equal(['priority']);
+    expect(rejectedPaths({ ...MINIMAL, priority: 1.5 })).to.deep.equal(['priority']);
+  });
+
+  it('when the Idempotency-Key header and idempotency_key field differ, then it is rejected', () => {
+    expect(rejectedPaths({ ...MINIMAL, idempotency_key: 'key-a' }, 'key-b')).to.deep.equal(['idempotency_key']);
+    expect(rejectedPaths({ messages: [MINIMAL], idempotency_key: 'key-a' }, 'key-b')).to.deep.equal(['idempotency_key']);
+  });
+
+  it('when the idempotency key comes from the header, the body or both equal, then it is the request key', () => {
+    expect(accepted(MINIMAL, 'key-a').idempotencyKey).to.equal('key-a');
+    expect(accepted({ ...MINIMAL, idempotency_key: 'key-b' }).idempotencyKey).to.equal('key-b');
+    expect(accepted({ ...MINIMAL, idempotency_key: 'key-c' }, 'key-c').idempotencyKey).to.equal('key-c');
+  });
+
+  it('when the Idempotency-Key header is blank or has spaces, then it is rejected at Idempotency-Key', () => {
+    expect(rejectedPaths(MINIMAL, 'has space')).to.deep.equal(['Idempotency-Key']);
+    expect(rejectedPaths(MINIMAL, '')).to.deep.equal(['Idempotency-Key']);
+  });
+
+  it('when several fields are wrong, then every problem is listed', () => {
+    expect(rejectedPaths({ from: 'nope', to: 'a@example.com', text: 'x', priority: 9, subject: 'a\nb' })).to.have.members(['from.email', 'priority', 'subject']);
+  });
+});
+
+describe('parseStatusLookup', () => {
+  it('when ids is a comma-separated list, then it becomes the list of job ids', () => {
+    expect(parseStatusLookup({ ids: '1, 22,333' })).to.deep.equal({ ids: ['1', '22', '333'], customIds: undefined });
+  });
+
+  it('when custom_id is one value or a repeated parameter, then it becomes a list', () => {
+    expect(parseStatusLookup({ custom_id: 'order-17' })).to.deep.equal({ ids: undefined, customIds: ['order-17'] });
+    expect(parseStatusLookup({ custom_id: ['order-17', 'order-18'] })).to.deep.equal({ ids: undefined, customIds: ['order-17', 'order-18'] });
+  });
+
+  it('when both ids and custom_id, or neither, are given, then it is rejected', () => {
+    expect(fieldsOf(() => parseStatusLookup({ ids: '1', custom_id: 'x' })).map((field) => field.path)).to.deep.equal(['ids']);
+    expect(fieldsOf(() => parseStatusLookup({})).map((field) => field.path)).to.deep.equal(['ids']);
+  });
+
+  it('when an id is not a job id, then it is rejected with its position', () => {
+    expect(fieldsOf(() => parseStatusLookup({ ids: '1,abc' })).map((field) => field.path)).to.deep.equal(['ids.1']);
+    expect(fieldsOf(() => parseStatusLookup({ ids: '0' })).map((field) => field.path)).to.deep.equal(['ids.0']);
+  });
+
+  it('when more than 100 ids are asked for, then it is rejected', () => {
+    const ids = Array.from({ length: 101 }, (_, index) => String(index + 1)).join(',');
+
+    expect(fieldsOf(() => parseStatusLookup({ ids })).map((field) => field.path)).to.deep.equal(['ids']);
+  });
+});
+
+describe('parseJobId', () => {
+  it('when the id is a positive integer of up to 19 digits, then it is returned', () => {
+    expect(parseJobId('42')).to.equal('42');
+    expect(parseJobId('9223372036854775807')).to.equal('9223372036854775807');
+  });
+
+  it('when the id is not digits, starts with 0 or is too long, then it is a ValidationError', () => {
+    for (const value of ['abc', '0', '042', '-1', '12345678901234567890', '', undefined]) {
+      validationError(() => parseJobId(value));
+    }
+  });
+
+  it('when the id is above 2^63-1, then it is a ValidationError', () => {
+    validationError(() => parseJobId('9223372036854775808'));
+    validationError(() => parseStatusLookup({ ids: '9999999999999999999' }));
+  });
+});

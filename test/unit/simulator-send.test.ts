@@ -1,0 +1,141 @@
+import { expect } from 'chai';
+
+import { scenarioFor } from '../../src/simulator/callbacks.js';
+import { createFaults, parseFaultSettings } from '../../src/simulator/faults.js';
+import { toJson } from '../../src/simulator/json.js';
+import { createRandom } from '../../src/simulator/random.js';
+import { createMessageIdSequence, processSend, type SendContext, type SendReply } from '../../src/simulator/send.js';
+
+interface ErrorEntry {
+  Status: string;
+  Errors: Array<{ ErrorCode: string; ErrorRelatedTo: string[] }>;
+}
+
+function context(overrides: Partial<SendContext> = {}): SendContext {
+  let next = 1n;
+  return {
+    identify: () => ({ messageId: next++, messageUuid: 'uuid', contactId: 1 }),
+    errorId: () => 'error-id',
+    messageErrorPattern: undefined,
+    receivedAt: new Date(0),
+    ...overrides,
+  };
+}
+
+function sendOne(message: Record<string, unknown>, overrides: Partial<SendContext> = {}): SendReply {
+  return processSend(JSON.stringify({ Messages: [message] }), context(overrides));
+}
+
+/** The error codes of the first message entry, with what each relates to. */
+function errorsOf(reply: SendReply): string[] {
+  const [entry] = (reply.body as { Messages: ErrorEntry[] }).Messages;
+  return (entry?.Errors ?? []).map((error) => `${error.ErrorCode} ${error.ErrorRelatedTo.join(',')}`);
+}
+
+const VALID = { From: { Email: 'app@example.com' }, To: [{ Email: 'a@example.com' }], TextPart: 'Hello' };
+
+describe('simulator send validation (processSend)', () => {
+  it('when Messages is missing, empty or not a list of objects, then the matching global error', () => {
+    const codeOf = (text: string): unknown => (processSend(text, context()).body as { ErrorCode: string }).ErrorCode;
+
+    expect(codeOf('{}')).to.equal('mj-0003');
+    expect(codeOf('{"Messages":[]}')).to.equal('mj-0007');
+    expect(codeOf('{"Messages":[1]}')).to.equal('mj-0002');
+    expect(codeOf('[]')).to.equal('mj-0002');
+  });
+
+  it('when a message breaks a rule, then its error entry names the code and the property', () => {
+    expect(errorsOf(sendOne({ ...VALID, From: undefined }))).to.deep.equal(['mj-0003 From']);
+    expect(errorsOf(sendOne({ ...VALID, To: undefined }))).to.deep.equal(['mj-0005 To']);
+    expect(errorsOf(sendOne({ ...VALID, To: [] }))).to.deep.equal(['mj-0007 To']);
+    expect(errorsOf(sendOne({ ...VALID, Cc: [{ Email: 'nope' }] }))).to.deep.equal(['mj-0013 Cc[0].Email']);
+    expect(errorsOf(sendOne({ ...VALID, TextPart: undefined }))).to.deep.equal(['send-0003 HTMLPart,TextPart,TemplateID']);
+    expect(errorsOf(sendOne({ ...VALID, Subject: 's'.repeat(256) }))).to.deep.equal(['mj-0006 Subject']);
+    expect(errorsOf(sendOne({ ...VALID, Headers: { 'X-Custom': '1', 'reply-to': 'x', From: 'x' } }))).to.deep.equal([
+      'send-0011 Headers["From"]',
+    ]);
+  });
+
+  it('when a message uses a TemplateID, then it needs neither From nor a text part, and it has a link to click', () => {
+    const reply = sendOne({ To: VALID.To, TemplateID: 42 });
+
+    expect(reply.status).to.equal(200);
+    expect(reply.accepted[0]).to.include({ templateId: 42, clickUrl: 'https://www.example.com/' });
+  });
+
+  it('when Globals are given, then they fill what a message leaves out', () => {
+    const reply = processSend(JSON.stringify({ Globals: { From: VALID.From, TextPart: 'x' }, Messages: [{ To: VALID.To }] }), context());
+
+    expect(reply.status).to.equal(200);
+    expect(reply.accepted[0]?.from).to.equal('app@example.com');
+  });
+
+  it('when a recipient matches messageErrorPattern, then the message is an error entry for that address', () => {
+    const reply = sendOne({ ...VALID, Bcc: [{ Email: 'fail-me@example.com' }] }, { messageErrorPattern: /^fail/ });
+
+    expect(reply.status).to.equal(400);
+    expect(errorsOf(reply)).to.deep.equal(['mj-0013 Bcc[0].Email']);
+    expect(reply.accepted).to.deep.equal([]);
+  });
+});
+
+describe('simulator MessageIDs and JSON', () => {
+  it('when ids are drawn, then they count up from above 2^53 and stay below 2^63', () => {
+    const next = createMessageIdSequence(createRandom(1));
+    const first = next();
+
+    expect(first > 2n ** 53n && first < 2n ** 63n).to.equal(true);
+    expect(next()).to.equal(first + 1n);
+  });
+
+  it('when a value holds bigints, then toJson writes them as raw integers and otherwise matches JSON.stringify', () => {
+    const value = { id: 576460765503091475n, at: new Date(0), skip: undefined, list: [1, undefined, 'x', null, NaN], nested: { ok: true } };
+
+    expect(toJson(value)).to.equal(
+      '{"id":576460765503091475,"at":"1970-01-01T00:00:00.000Z","list":[1,null,"x",null,null],"nested":{"ok":true}}',
+    );
+    expect(toJson({ ...value, id: 1 })).to.equal(JSON.stringify({ ...value, id: 1 }));
+  });
+});
+
+describe('simulator event scenarios (scenarioFor)', () => {
+  const kinds = (email: string, hasLink = false): string[] => scenarioFor(email, hasLink).map((step) => `${step.kind}@${step.at}`);
+
+  it('when the local part names a scenario, then that scenario; softbounce wins over bounce', () => {
+    expect(kinds('a@example.com')).to.deep.equal(['sent@sent', 'open@open']);
+    expect(kinds('a@example.com', true)).to.deep.equal(['sent@sent', 'open@open', 'click@click']);
+    expect(kinds('softbounce@example.com')).to.deep.equal(['softbounce@sent', 'sent@open']);
+    expect(kinds('x.bounce@example.com')).to.deep.equal(['hardbounce@sent']);
+    expect(kinds('blocked@example.com')).to.deep.equal(['blocked@sent']);
+    expect(kinds('spam@example.com')).to.deep.equal(['sent@sent', 'open@open', 'spam@click']);
+    expect(kinds('unsub@example.com')).to.deep.equal(['sent@sent', 'open@open', 'unsub@click']);
+    expect(kinds('noevents@example.com')).to.deep.equal([]);
+    expect(kinds('a@bounce.example.com')).to.deep.equal(['sent@sent', 'open@open']);
+  });
+});
+
+describe('simulator faults', () => {
+  it('when nextCalls is queued, then it is consumed before the ratios are rolled', () => {
+    const faults = createFaults(createRandom(3));
+    faults.set({ nextCalls: ['500', 'timeout'], rateLimitRatio: 1 });
+
+    expect([faults.nextCallOutcome(), faults.nextCallOutcome(), faults.nextCallOutcome()]).to.deep.equal(['500', 'timeout', '429']);
+    expect(faults.get().nextCalls).to.deep.equal([]);
+  });
+
+  it('when settings are invalid, then parseFaultSettings names the field', () => {
+    expect(() => parseFaultSettings({ dropEventRatio: -0.1 })).to.throw(RangeError, /dropEventRatio/);
+    expect(() => parseFaultSettings({ nextCalls: ['ok', 'slow'] })).to.throw(RangeError, /nextCalls/);
+    expect(() => parseFaultSettings({ messageErrorPattern: '(' })).to.throw(RangeError, /messageErrorPattern/);
+    expect(() => parseFaultSettings({ rateLimitRatio: 0.6, serverErrorRatio: 0.6 })).to.throw(RangeError, /must not exceed 1/);
+    expect(() => parseFaultSettings({ latency: 5 })).to.throw(RangeError, /unknown fault setting "latency"/);
+  });
+
+  it('when drop and duplicate ratios are 1, then events are dropped, else duplicated', () => {
+    const faults = createFaults(createRandom(3));
+    faults.set({ dropEventRatio: 1, duplicateEventRatio: 1 });
+    expect(faults.eventCopies()).to.equal(0);
+    faults.set({ duplicateEventRatio: 1 });
+    expect(faults.eventCopies()).to.equal(2);
+  });
+});
