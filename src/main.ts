@@ -6,7 +6,6 @@ import fs from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 
 import { ensureDevApiKey } from './apps/dev-key.js';
 import { authenticateApiKey } from './apps/service.js';
@@ -23,11 +22,10 @@ import { createJobService } from './jobs/service.js';
 import { createLogger, type Logger } from './log.js';
 import { createMailjetClient } from './mailjet/client.js';
 import { createMetrics } from './metrics.js';
+import { OPENAPI_PATH } from './paths.js';
 import { type ConsumerPool, createConsumerPool } from './queue/consumer-pool.js';
 import { createWakeup } from './queue/wakeup.js';
 import { createSimulator, type Simulator } from './simulator/server.js';
-
-const OPENAPI_PATH = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'openapi.yaml');
 
 export interface Jetpost {
   /** Base URL of the HTTP API, e.g. http://127.0.0.1:3000. */

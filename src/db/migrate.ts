@@ -1,14 +1,12 @@
 // Runs the migrations in sql/ with postgres-migrations, inside jetpost's own schema.
 import fs from 'node:fs/promises';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 
 import pg from 'pg';
 import { migrate } from 'postgres-migrations';
 
 import type { Logger } from '../log.js';
+import { MIGRATIONS_DIR } from '../paths.js';
 
-export const MIGRATIONS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'sql');
 
 // postgres-migrations 5.x checks for its bookkeeping table by name in *any* schema, so a database that
 // already holds e.g. graphile_worker.migrations makes it skip the creation and then fail to select from

@@ -51,8 +51,7 @@ export function createApp(deps: AppDeps): Express {
       log: deps.log,
     }),
   );
-  app.use(express.json({ limit: deps.limits.queueBody, strict: false, type: ['application/json', 'application/*+json'] }));
-  app.use(queueRouter(deps.jobs, requireApp));
+  app.use(queueRouter({ jobs: deps.jobs, requireApp, bodyLimit: deps.limits.queueBody }));
   app.use(statusRouter(deps.jobs, requireApp));
   app.use(notFoundHandler);
   app.use(errorHandler(deps.log));

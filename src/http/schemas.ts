@@ -74,6 +74,7 @@ const messageFields = {
   variables: jsonObject(LIMITS.variablesBytes, 'variables').optional(),
   headers: z
     .record(z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$/, 'not a valid header name'), noControl(LIMITS.headerValueLength))
+    .refine((headers) => Object.keys(headers).length <= LIMITS.headers, `at most ${LIMITS.headers} headers`)
     .optional(),
   attachments: z.array(attachment).max(LIMITS.attachments).optional(),
   custom_id: noControl(LIMITS.customIdLength).min(1).optional(),
@@ -210,10 +211,8 @@ export function parseQueueRequest(body: unknown, headerKey: string | undefined):
   return { jobs: messages.map(toNewJob), bulk, idempotencyKey: headerKey ?? bodyKey };
 }
 
-const jobId = z
-  .string()
-  .regex(/^[1-9]\d{0,18}$/, 'a job id (digits)')
-  .refine((value) => BigInt(value) <= 9223372036854775807n, 'a job id (digits)');
+/** A job id: a positive bigint in decimal (anything larger would only fail in PostgreSQL). */
+const jobId = z.string().refine((value) => /^[1-9]\d{0,18}$/.test(value) && BigInt(value) <= 9223372036854775807n, 'a job id (digits)');
 
 export function parseJobId(value: unknown): string {
   return parseOrThrow(jobId, value, 'job id');

@@ -62,6 +62,12 @@ export function createJobService({ pool, notifyChannel, maxAttempts, wakeLocal, 
     return ids;
   }
 
+  /** Read in the enqueue transaction: the answer shows the status the request created. */
+  async function findInOrder(db: Queryable, appId: string, ids: readonly string[]): Promise<JobRow[]> {
+    const byId = new Map((await findJobs(db, appId, ids)).map((row) => [row.id, row]));
+    return ids.map((id) => byId.get(id)).filter((row): row is JobRow => row !== undefined);
+  }
+
   async function loadViews(db: Queryable, jobs: JobRow[]): Promise<JobView[]> {
     const ids = jobs.map((job) => job.id);
     const [recipients, events] = await Promise.all([findRecipients(db, ids), findEventsOfJobs(db, ids)]);
@@ -76,7 +82,7 @@ export function createJobService({ pool, notifyChannel, maxAttempts, wakeLocal, 
     async enqueue(appId, jobs, idempotencyKey) {
       const result = await withTransaction(pool, async (tx) => {
         if (idempotencyKey === undefined) {
-          return { ids: await insert(tx, appId, jobs), replayed: false };
+          return { jobs: await findInOrder(tx, appId, await insert(tx, appId, jobs)), replayed: false };
         }
         const hash = requestHash(jobs);
         const claim = await claimIdempotencyKey(tx, appId, idempotencyKey, hash);
@@ -87,19 +93,17 @@ export function createJobService({ pool, notifyChannel, maxAttempts, wakeLocal, 
               'this Idempotency-Key was already used with a different request body; use a new key for a new request',
             );
           }
-          return { ids: claim.existing.jobIds, replayed: true };
+          return { jobs: await findInOrder(tx, appId, claim.existing.jobIds), replayed: true };
         }
         const ids = await insert(tx, appId, jobs);
         await setIdempotencyJobIds(tx, appId, idempotencyKey, ids);
-        return { ids, replayed: false };
+        return { jobs: await findInOrder(tx, appId, ids), replayed: false };
       });
       if (!result.replayed) {
         wakeLocal();
-        bus.emit('jobs:enqueued', { appId, count: result.ids.length });
+        bus.emit('jobs:enqueued', { appId, count: result.jobs.length });
       }
-      const rows = await findJobs(pool, appId, result.ids);
-      const byId = new Map(rows.map((row) => [row.id, row]));
-      return { jobs: result.ids.map((id) => byId.get(id)).filter((row): row is JobRow => row !== undefined), replayed: result.replayed };
+      return result;
     },
 
     async cancel(appId, jobId) {

@@ -14,6 +14,21 @@ const Mailjet = createRequire(import.meta.url)('node-mailjet') as typeof Mailjet
 
 export interface MailjetClient {
   send(body: MailjetSendBody): Promise<SendResponse>;
+  /** Points every event type at `url` (grouped, Version 2), creating or updating each registration. */
+  registerEventCallback(url: string): Promise<CallbackRegistration[]>;
+}
+
+export const CALLBACK_EVENT_TYPES = ['sent', 'open', 'click', 'bounce', 'spam', 'blocked', 'unsub'] as const;
+
+export interface CallbackRegistration {
+  eventType: string;
+  action: 'created' | 'updated';
+}
+
+interface EventCallbackRow {
+  ID: number;
+  EventType: string;
+  IsBackup: boolean;
 }
 
 export interface MailjetClientOptions {
@@ -54,6 +69,26 @@ export function createMailjetClient({ apiKey, apiSecret, baseUrl = 'https://api.
       } catch (thrown) {
         return toSendResponse(thrown as MailjetFailure);
       }
+    },
+
+    async registerEventCallback(url) {
+      // Mailjet keeps one URL per (EventType, IsBackup) and answers a second POST with MJ18, so
+      // existing registrations are updated in place. The list's default page size is 10.
+      const listed = await client.get('eventcallbackurl', { version: 'v3' }).request({}, { Limit: 1000 });
+      const rows = ((listed.body as { Data?: EventCallbackRow[] }).Data ?? []).filter((row) => !row.IsBackup);
+      const done: CallbackRegistration[] = [];
+      for (const eventType of CALLBACK_EVENT_TYPES) {
+        const existing = rows.find((row) => row.EventType === eventType);
+        const body = { EventType: eventType, Url: url, Version: 2, IsBackup: false, Status: 'alive' };
+        if (existing) {
+          await client.put('eventcallbackurl', { version: 'v3' }).id(existing.ID).request(body);
+          done.push({ eventType, action: 'updated' });
+        } else {
+          await client.post('eventcallbackurl', { version: 'v3' }).request(body);
+          done.push({ eventType, action: 'created' });
+        }
+      }
+      return done;
     },
   };
 }

@@ -1,15 +1,30 @@
 // POST /queue (one message or {"messages": [...]}) and DELETE /queue/{job_id}.
-import { type RequestHandler, Router } from 'express';
+import express, { type RequestHandler, Router } from 'express';
 
+import { AppError } from '../../errors.js';
 import type { JobService } from '../../jobs/service.js';
 import { callingApp } from '../auth.js';
 import { parseJobId, parseQueueRequest } from '../schemas.js';
 import { jobViewJson, queuedJobJson } from '../views.js';
 
-export function queueRouter(jobs: JobService, requireApp: RequestHandler): Router {
-  const router = Router();
+export interface QueueRouteDeps {
+  jobs: JobService;
+  requireApp: RequestHandler;
+  bodyLimit: string;
+}
 
-  router.post('/queue', requireApp, async (req, res) => {
+const JSON_TYPES = ['application/json', 'application/*+json'];
+
+/** Only a JSON body is read, and only once the caller is known: nobody else makes us parse 20 MB. */
+const requireJson: RequestHandler = (req, _res, next) => {
+  next(req.is(JSON_TYPES) ? undefined : new AppError('unsupported-media-type', 415, 'send the message as JSON: Content-Type: application/json'));
+};
+
+export function queueRouter({ jobs, requireApp, bodyLimit }: QueueRouteDeps): Router {
+  const router = Router();
+  const jsonBody = express.json({ limit: bodyLimit, strict: false, type: JSON_TYPES });
+
+  router.post('/queue', requireApp, requireJson, jsonBody, async (req, res) => {
     const app = callingApp(res);
     const request = parseQueueRequest(req.body, req.get('idempotency-key'));
     const result = await jobs.enqueue(app.id, request.jobs, request.idempotencyKey);

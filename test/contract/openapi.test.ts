@@ -1,0 +1,808 @@
+// The contract: openapi.yaml checked against the running service. Every documented (operation,
+// status) is produced by a real request and its answer validated (status documented, Content-Type,
+// body schema, headers); nothing undocumented may appear; and the route table the express app serves
+// is exactly the spec's paths (derived over HTTP, and listed from src/http/routes/*.ts).
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import type { ErrorObject, ValidateFunction } from 'ajv';
+import Ajv2020 from 'ajv/dist/2020.js';
+import addFormats from 'ajv-formats';
+import { expect } from 'chai';
+import nock from 'nock';
+import { parse } from 'yaml';
+
+import { createAppWithKey } from '../../src/apps/service.js';
+import {
+  EVENTS_PASSWORD,
+  EVENTS_USER,
+  eventually,
+  MAILJET_TEST_KEY,
+  MAILJET_TEST_ORIGIN,
+  MAILJET_TEST_SECRET,
+  startTestService,
+  type TestService,
+} from '../support/service.js';
+
+const SPEC_FILE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'openapi.yaml');
+const SPEC_ID = 'https://jetpost.dev/openapi.yaml';
+const METHODS = ['get', 'head', 'post', 'put', 'patch', 'delete', 'options'] as const;
+type Method = (typeof METHODS)[number];
+
+/**
+ * The route table as written in src/http/routes/*.ts (express syntax). Kept by hand on purpose: a
+ * route added there must be added here and to openapi.yaml, or this test fails.
+ */
+const EXPRESS_ROUTES: ReadonlyArray<readonly [Method, string, string]> = [
+  ['get', '/healthz', 'ops.ts'],
+  ['get', '/readyz', 'ops.ts'],
+  ['get', '/metrics', 'ops.ts'],
+  ['get', '/openapi.yaml', 'ops.ts'],
+  ['post', '/events', 'events.ts'],
+  ['post', '/queue', 'queue.ts'],
+  ['delete', '/queue/:jobId', 'queue.ts'],
+  ['get', '/status/:jobId', 'status.ts'],
+  ['get', '/status', 'status.ts'],
+];
+/** Express's `:jobId` is the spec's `{job_id}`. */
+const EXPRESS_PARAMS: Record<string, string> = { jobId: 'job_id' };
+
+/** Documented responses no test request can produce, each with the reason. */
+const NOT_REPRODUCIBLE: Record<string, string> = {
+  'post /queue 500': 'only a defect reaches the catch-all handler; none is triggered on purpose',
+  'delete /queue/{job_id} 500': 'only a defect reaches the catch-all handler; none is triggered on purpose',
+  'get /status/{job_id} 500': 'only a defect reaches the catch-all handler; none is triggered on purpose',
+  'get /status 500': 'only a defect reaches the catch-all handler; none is triggered on purpose',
+  'post /events 500': 'only a defect reaches the catch-all handler; none is triggered on purpose',
+  'get /metrics 500': 'prom-client would have to throw while collecting; nothing in a test makes it',
+};
+
+// ---- the spec, loosely typed -------------------------------------------------------------------
+
+interface Ref {
+  $ref: string;
+}
+interface SchemaHolder {
+  schema?: unknown;
+  example?: unknown;
+  examples?: Record<string, { value?: unknown }>;
+}
+interface HeaderObject {
+  required?: boolean;
+  schema?: unknown;
+}
+interface ResponseObject {
+  description: string;
+  headers?: Record<string, HeaderObject | Ref>;
+  content?: Record<string, SchemaHolder>;
+}
+interface ParameterObject extends SchemaHolder {
+  name: string;
+  in: 'path' | 'query' | 'header';
+  required?: boolean;
+}
+interface Operation {
+  operationId: string;
+  security?: Array<Record<string, string[]>>;
+  parameters?: Array<ParameterObject | Ref>;
+  requestBody?: { required?: boolean; content: Record<string, SchemaHolder> };
+  responses: Record<string, ResponseObject | Ref>;
+}
+interface Spec {
+  openapi: string;
+  paths: Record<string, Partial<Record<Method, Operation>>>;
+  components: { schemas: Record<string, unknown>; securitySchemes: Record<string, { type: string; scheme?: string }> };
+}
+
+function isRef(value: unknown): value is Ref {
+  return typeof value === 'object' && value !== null && typeof (value as Ref).$ref === 'string';
+}
+
+/** Rewrites `#/components/schemas/X` to an absolute ref into the schema registered with Ajv. */
+function absoluteRefs(node: unknown): unknown {
+  if (Array.isArray(node)) {
+    return node.map(absoluteRefs);
+  }
+  if (typeof node === 'object' && node !== null) {
+    return Object.fromEntries(
+      Object.entries(node).map(([key, value]) => [
+        key,
+        key === '$ref' && typeof value === 'string' ? value.replace(/^#\/components\/schemas\//, `${SPEC_ID}#/$defs/`) : absoluteRefs(value),
+      ]),
+    );
+  }
+  return node;
+}
+
+function formatErrors(errors: ErrorObject[] | null | undefined): string {
+  return (errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message ?? ''} ${JSON.stringify(e.params)}`).join('; ');
+}
+
+class Contract {
+  readonly spec: Spec;
+  private readonly ajv: InstanceType<typeof Ajv2020.default>;
+  private readonly validators = new Map<string, ValidateFunction>();
+  /** `method template status` for every answer checked. */
+  readonly seen = new Set<string>();
+  readonly undocumented: string[] = [];
+
+  constructor(text: string) {
+    this.spec = parse(text) as Spec;
+    this.ajv = new Ajv2020.default({ strict: true, strictTypes: false, strictRequired: false, allErrors: true });
+    addFormats.default(this.ajv);
+    // OpenAPI's int64 annotates Mailjet's MessageID, which exceeds 2^53 by design: ajv-formats' int64
+    // would demand a safe integer, which is exactly what these ids are not.
+    this.ajv.addFormat('int64', { type: 'number', validate: (value: number) => Number.isInteger(value) });
+    this.ajv.addSchema({ $id: SPEC_ID, $defs: absoluteRefs(this.spec.components.schemas) });
+  }
+
+  deref<T>(value: T | Ref): T {
+    let current: unknown = value;
+    for (let hops = 0; isRef(current); hops += 1) {
+      expect(hops, 'a $ref cycle').to.be.below(10);
+      const pointer = current.$ref;
+      expect(pointer, 'only local refs').to.match(/^#\//);
+      current = pointer
+        .slice(2)
+        .split('/')
+        .map((part) => part.replace(/~1/g, '/').replace(/~0/g, '~'))
+        .reduce<unknown>((node, part) => (node as Record<string, unknown> | undefined)?.[part], this.spec);
+      expect(current, `unresolved ${pointer}`).to.not.equal(undefined);
+    }
+    return current as T;
+  }
+
+  validator(schema: unknown): ValidateFunction {
+    const key = JSON.stringify(schema);
+    let validate = this.validators.get(key);
+    if (!validate) {
+      validate = this.ajv.compile(absoluteRefs(schema) as object);
+      this.validators.set(key, validate);
+    }
+    return validate;
+  }
+
+  operation(method: Method, template: string): Operation {
+    const operation = this.spec.paths[template]?.[method];
+    expect(operation, `${method.toUpperCase()} ${template} is not in openapi.yaml`).to.not.equal(undefined);
+    return operation!;
+  }
+
+  /** Every documented operation as `method template`. */
+  operations(): string[] {
+    return Object.entries(this.spec.paths).flatMap(([template, item]) =>
+      METHODS.filter((method) => item[method] !== undefined).map((method) => `${method} ${template}`),
+    );
+  }
+
+  requestSchema(method: Method, template: string): ValidateFunction {
+    const schema = this.operation(method, template).requestBody?.content['application/json']?.schema;
+    expect(schema, `${method} ${template} documents an application/json body`).to.not.equal(undefined);
+    return this.validator(schema);
+  }
+
+  /** Checks an answer against the spec and returns its body (parsed when JSON). */
+  async check(method: Method, template: string, res: Response): Promise<unknown> {
+    const operation = this.operation(method, template);
+    const label = `${method} ${template} ${res.status}`;
+    this.seen.add(label);
+    const documented = operation.responses[String(res.status)];
+    const text = await res.text();
+    if (documented === undefined) {
+      this.undocumented.push(`${label}: ${text.slice(0, 300)}`);
+      expect.fail(`${label} is not documented; the body was ${text.slice(0, 300)}`);
+    }
+    const response = this.deref(documented);
+
+    for (const [name, headerOrRef] of Object.entries(response.headers ?? {})) {
+      const header = this.deref(headerOrRef);
+      const value = res.headers.get(name);
+      if (header.required) {
+        expect(value, `${label}: header ${name} is documented as required`).to.not.equal(null);
+      }
+      if (value !== null && header.schema !== undefined) {
+        const validate = this.validator(header.schema);
+        expect(validate(value), `${label}: header ${name}: ${value}: ${formatErrors(validate.errors)}`).to.equal(true);
+      }
+    }
+
+    const contentType = res.headers.get('content-type');
+    const media = Object.keys(response.content ?? {});
+    if (media.length === 0) {
+      expect(text, `${label} documents no body`).to.equal('');
+      return undefined;
+    }
+    expect(contentType, `${label} has a Content-Type`).to.not.equal(null);
+    const essence = contentType!.split(';')[0]!.trim().toLowerCase();
+    expect(media, `${label}: Content-Type ${contentType}`).to.include(essence);
+    if (method === 'head') {
+      return undefined;
+    }
+    const body: unknown = /^application\/(.+\+)?json$/.test(essence) ? JSON.parse(text) : text;
+    const schema = response.content![essence]!.schema;
+    if (schema !== undefined) {
+      const validate = this.validator(schema);
+      expect(validate(body), `${label}: body ${text.slice(0, 500)}: ${formatErrors(validate.errors)}`).to.equal(true);
+    }
+    return body;
+  }
+}
+
+// ---- Mailjet's Send API, doubled by nock --------------------------------------------------------
+
+interface SendCall {
+  Messages: Array<{ CustomID: string; To: Array<{ Email: string }>; Cc?: Array<{ Email: string }>; Bcc?: Array<{ Email: string }> }>;
+}
+
+/** Above 2^53: a JS number cannot hold these; Mailjet writes them as raw JSON integers. */
+let nextMessageId = 576460765503091475n;
+const handedOut = new Map<string, string>();
+
+/** A Send API success answer built as text, so that the 64-bit MessageIDs go out digit for digit. */
+function sendAnswer(call: SendCall): string {
+  const entries = call.Messages.map((message) => {
+    const list = (recipients: Array<{ Email: string }> | undefined) =>
+      (recipients ?? [])
+        .map((recipient) => {
+          nextMessageId += 1n;
+          const id = nextMessageId.toString();
+          const uuid = `00000000-0000-4000-8000-${id.slice(-12)}`;
+          handedOut.set(id, uuid);
+          return `{"Email":${JSON.stringify(recipient.Email)},"MessageUUID":"${uuid}","MessageID":${id},"MessageHref":"https://api.mailjet.com/v3/REST/message/${id}"}`;
+        })
+        .join(',');
+    return `{"Status":"success","CustomID":${JSON.stringify(message.CustomID)},"To":[${list(message.To)}],"Cc":[${list(message.Cc)}],"Bcc":[${list(message.Bcc)}]}`;
+  });
+  return `{"Messages":[${entries.join(',')}]}`;
+}
+
+// ---- fixtures ----------------------------------------------------------------------------------
+
+function message(extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return { from: { email: 'app@example.com', name: 'App' }, to: 'ada@example.org', subject: 'Hello', text: 'Hi there', ...extra };
+}
+
+const ONE_DAY_MS = 24 * 3600 * 1000;
+const inDays = (days: number) => new Date(Date.now() + days * ONE_DAY_MS).toISOString();
+
+/** Bodies POST /queue must refuse (400), which the spec's schema refuses too. */
+const INVALID_IN_BOTH: Array<[string, unknown]> = [
+  ['no to', { from: 'app@example.com', subject: 'x', text: 'y' }],
+  ['a bad address', message({ to: 'not-an-address' })],
+  ['an empty to list', message({ to: [] })],
+  ['an unknown field', message({ subjct: 'typo' })],
+  ['no text, html or template_id', { from: 'app@example.com', to: 'ada@example.org', subject: 'x' }],
+  ['no from without a template', { to: 'ada@example.org', text: 'y' }],
+  ['a 256-character subject', message({ subject: 's'.repeat(256) })],
+  ['a line break in the subject', message({ subject: 'a\r\nBcc: evil@example.com' })],
+  ['a 201-character name', message({ to: { email: 'ada@example.org', name: 'n'.repeat(201) } })],
+  ['an unknown address field', message({ to: { email: 'ada@example.org', nmae: 'Ada' } })],
+  ['template_id 0', message({ template_id: 0 })],
+  ['template_id 2^31', message({ template_id: 2 ** 31 })],
+  ['priority 4', message({ priority: 4 })],
+  ['priority 1.5', message({ priority: 1.5 })],
+  ['an empty custom_id', message({ custom_id: '' })],
+  ['a 256-character custom_id', message({ custom_id: 'c'.repeat(256) })],
+  ['send_at without a time zone', message({ send_at: '2030-01-01T09:00:00' })],
+  ['send_at without seconds', message({ send_at: '2030-01-01T09:00Z' })],
+  ['attachment content that is not base64', message({ attachments: [{ filename: 'a.txt', content_type: 'text/plain', content: 'not base64!' }] })],
+  ['an attachment content_type that is not a MIME type', message({ attachments: [{ filename: 'a.pdf', content_type: 'pdf', content: 'QQ==' }] })],
+  ['an attachment without filename', message({ attachments: [{ content_type: 'text/plain', content: 'QQ==' }] })],
+  ['a content_id with a space', message({ attachments: [{ filename: 'a.png', content_type: 'image/png', content: 'QQ==', content_id: 'a b' }] })],
+  ['51 attachments', message({ attachments: Array.from({ length: 51 }, (_, i) => ({ filename: `${i}.txt`, content_type: 'text/plain', content: 'QQ==' })) })],
+  ['a header name with a space', message({ headers: { 'Bad Header': 'x' } })],
+  ['a line break in a header value', message({ headers: { 'X-Thing': 'a\nb' } })],
+  ['a 999-character header value', message({ headers: { 'X-Thing': 'v'.repeat(999) } })],
+  ['metadata that is an array', message({ metadata: [1, 2] })],
+  ['variables that are a string', message({ template_id: 1, variables: 'x' })],
+  ['an idempotency_key with a space', message({ idempotency_key: 'has space' })],
+  ['a 256-character idempotency_key', message({ idempotency_key: 'k'.repeat(256) })],
+  ['an empty bulk request', { messages: [] }],
+  ['501 messages', { messages: Array.from({ length: 501 }, () => message()) }],
+  ['an idempotency_key inside a bulk message', { messages: [message({ idempotency_key: 'inner' })] }],
+  ['an unknown field beside messages', { messages: [message()], priority: 1 }],
+  ['a single message mixed with messages', { ...message(), messages: [message()] }],
+];
+
+/** Bodies POST /queue refuses through rules the spec can only state in words (descriptions). */
+const INVALID_BY_DESCRIBED_RULES: Array<[string, unknown]> = [
+  ['51 recipients over to, cc and bcc', message({ to: Array.from({ length: 30 }, (_, i) => `to${i}@example.org`), cc: Array.from({ length: 21 }, (_, i) => `cc${i}@example.org`) })],
+  ['the same address twice (any case)', message({ to: ['ada@example.org'], bcc: ['ADA@example.org'] })],
+  ['a header jetpost sets itself', message({ headers: { 'reply-to': 'x@example.org' } })],
+  ['send_at more than 30 days ahead', message({ send_at: inDays(31) })],
+  ['send_at more than 24 hours ago', message({ send_at: inDays(-2) })],
+  ['metadata above 8 KiB as JSON', message({ metadata: { blob: 'm'.repeat(8 * 1024) } })],
+  ['variables above 64 KiB as JSON', message({ template_id: 1, variables: { blob: 'v'.repeat(64 * 1024) } })],
+];
+
+/** Bodies both the code and the spec accept. */
+const VALID: Array<[string, unknown]> = [
+  ['a bare address string', message()],
+  ['address objects, cc and bcc', message({ to: [{ email: 'ada@example.org', name: 'Ada' }, 'grace@example.org'], cc: 'c@example.org', bcc: [{ email: 'b@example.org' }], reply_to: { email: 'r@example.org', name: 'R' } })],
+  ['a template without from', { to: 'ada@example.org', template_id: 4242, template_language: true, variables: { first_name: 'Ada' } }],
+  ['html only, with an inline attachment and headers', message({ text: undefined, html: '<img src="cid:logo">', headers: { 'X-Campaign': 'spring', 'List-Unsubscribe': '<mailto:u@example.com>' }, attachments: [{ filename: 'logo.png', content_type: 'image/png', content: 'iVBORw0KGgo=', content_id: 'logo' }] })],
+  ['every optional field', message({ custom_id: 'order-1', metadata: { order: 1, tags: ['a'] }, priority: 3, send_at: inDays(1) })],
+  ['send_at with an offset and fractions', message({ send_at: new Date(Date.now() + 3_600_000).toISOString().replace('Z', '+00:00') })],
+  ['a bulk request', { idempotency_key: `bulk-${Date.now()}`, messages: [message(), message({ to: 'grace@example.org' })] }],
+];
+
+// ---- the test ----------------------------------------------------------------------------------
+
+describe('openapi.yaml, checked against the running service', function () {
+  this.timeout(60_000);
+
+  let contract: Contract;
+  let specText: string;
+  let service: TestService;
+  /** A second service whose database pool has been closed: the database is "away". */
+  let down: TestService;
+
+  const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+
+  /** One request through TestService.request, checked against the spec. */
+  async function api(
+    method: Method,
+    template: string,
+    options: { path?: string; body?: unknown; rawBody?: string; headers?: Record<string, string>; key?: string | null; on?: TestService } = {},
+  ): Promise<{ res: Response; body: unknown }> {
+    const target = options.on ?? service;
+    const res = await target.request(method.toUpperCase(), options.path ?? template, options);
+    const body = await contract.check(method, template, res);
+    return { res, body };
+  }
+
+  /** POST /events with a raw text body (so 64-bit MessageIDs travel as raw JSON integers). */
+  async function events(text: string, options: { auth?: string | null; headers?: Record<string, string>; on?: TestService } = {}): Promise<{ res: Response; body: unknown }> {
+    const target = options.on ?? service;
+    const headers: Record<string, string> = { 'content-type': 'application/json', ...options.headers };
+    const auth = options.auth === undefined ? basic(EVENTS_USER, EVENTS_PASSWORD) : options.auth;
+    if (auth !== null) {
+      headers['authorization'] = auth;
+    }
+    const res = await fetch(`${target.url}/events`, { method: 'POST', headers, body: text });
+    const body = await contract.check('post', '/events', res);
+    return { res, body };
+  }
+
+  async function queue(body: unknown, headers: Record<string, string> = {}): Promise<{ job_id: string; status: string }> {
+    const { res, body: answer } = await api('post', '/queue', { body, headers });
+    expect(res.status, JSON.stringify(answer)).to.equal(202);
+    return answer as { job_id: string; status: string };
+  }
+
+  before(async () => {
+    specText = await fs.readFile(SPEC_FILE, 'utf8');
+    contract = new Contract(specText);
+    nock.disableNetConnect();
+    nock.enableNetConnect('127.0.0.1');
+    nock(MAILJET_TEST_ORIGIN)
+      .persist()
+      .post('/v3.1/send')
+      .basicAuth({ user: MAILJET_TEST_KEY, pass: MAILJET_TEST_SECRET })
+      .reply((_uri, requestBody) => {
+        const call = (typeof requestBody === 'string' ? JSON.parse(requestBody) : requestBody) as SendCall;
+        return [200, sendAnswer(call), { 'content-type': 'application/json' }] as const;
+      });
+    service = await startTestService();
+    down = await startTestService({ env: { WORKER_CONCURRENCY: '0' } });
+    await down.jetpost.pool.end();
+  });
+
+  after(async () => {
+    await service?.stop();
+    await down?.stop();
+    nock.cleanAll();
+    nock.enableNetConnect();
+  });
+
+  describe('the document', () => {
+    it('is OpenAPI 3.1.0 with the reusable components the API is described with', () => {
+      expect(contract.spec.openapi).to.equal('3.1.0');
+      expect(contract.spec.components.schemas).to.include.keys(
+        'Message', 'BulkRequest', 'Address', 'Attachment', 'QueuedJob', 'Job', 'Recipient', 'Event', 'MailjetEvent', 'Problem', 'ValidationProblem',
+      );
+      expect(contract.spec.components.securitySchemes['apiKey']).to.deep.include({ type: 'http', scheme: 'bearer' });
+      expect(contract.spec.components.securitySchemes['mailjetBasic']).to.deep.include({ type: 'http', scheme: 'basic' });
+    });
+
+    it('has schemas that all compile (Ajv 2020, strict) and examples that match them', () => {
+      for (const name of Object.keys(contract.spec.components.schemas)) {
+        contract.validator({ $ref: `#/components/schemas/${name}` });
+      }
+      const checkExamples = (where: string, holder: SchemaHolder) => {
+        if (holder.schema === undefined) {
+          return;
+        }
+        const validate = contract.validator(holder.schema);
+        const examples = [
+          ...(holder.example === undefined ? [] : [['example', holder.example] as const]),
+          ...Object.entries(holder.examples ?? {}).map(([name, example]) => [name, example.value] as const),
+        ];
+        for (const [name, value] of examples) {
+          expect(validate(value), `${where} example ${name}: ${formatErrors(validate.errors)}`).to.equal(true);
+        }
+      };
+      for (const operationKey of contract.operations()) {
+        const [method, template] = operationKey.split(' ') as [Method, string];
+        const operation = contract.operation(method, template);
+        for (const parameter of operation.parameters ?? []) {
+          const resolved = contract.deref(parameter);
+          checkExamples(`${operationKey} parameter ${resolved.name}`, resolved);
+        }
+        for (const [type, media] of Object.entries(operation.requestBody?.content ?? {})) {
+          checkExamples(`${operationKey} request ${type}`, media);
+        }
+        for (const [status, response] of Object.entries(operation.responses)) {
+          for (const [type, media] of Object.entries(contract.deref(response).content ?? {})) {
+            checkExamples(`${operationKey} ${status} ${type}`, media);
+          }
+        }
+      }
+    });
+
+    it('gives every job and recipient status of the lifecycle', () => {
+      const schemas = contract.spec.components.schemas as Record<string, { enum?: string[] }>;
+      expect(schemas['JobStatus']?.enum).to.deep.equal([
+        'queued', 'scheduled', 'processing', 'deferred', 'accepted', 'sent', 'opened', 'clicked', 'unsubscribed', 'spam', 'bounced', 'blocked', 'failed', 'cancelled',
+      ]);
+      expect(schemas['RecipientStatus']?.enum).to.deep.equal([
+        'pending', 'accepted', 'sent', 'opened', 'clicked', 'unsubscribed', 'spam', 'bounced', 'blocked', 'failed', 'cancelled',
+      ]);
+    });
+  });
+
+  describe('POST /queue', () => {
+    it('202: one message, with Location and no Idempotent-Replayed; the replay says Idempotent-Replayed: true', async () => {
+      const key = `contract-${Date.now()}`;
+      const body = message({ custom_id: 'contract-single' });
+      expect(contract.requestSchema('post', '/queue')(body)).to.equal(true);
+      const first = await api('post', '/queue', { body, headers: { 'idempotency-key': key } });
+      expect(first.res.status).to.equal(202);
+      const job = first.body as { job_id: string; status_url: string; custom_id: string };
+      expect(job.custom_id).to.equal('contract-single');
+      expect(first.res.headers.get('location')).to.equal(job.status_url).and.to.equal(`/status/${job.job_id}`);
+      expect(first.res.headers.get('idempotent-replayed')).to.equal(null);
+
+      const replay = await api('post', '/queue', { body, headers: { 'idempotency-key': key } });
+      expect(replay.res.status).to.equal(202);
+      expect(replay.res.headers.get('idempotent-replayed')).to.equal('true');
+      expect((replay.body as { job_id: string }).job_id).to.equal(job.job_id);
+    });
+
+    it('202: a bulk request answers {jobs} in order, without Location', async () => {
+      const body = { messages: [message({ custom_id: 'bulk-0' }), message({ custom_id: 'bulk-1' }), message({ custom_id: 'bulk-2' })] };
+      const { res, body: answer } = await api('post', '/queue', { body });
+      expect(res.status).to.equal(202);
+      expect(res.headers.get('location')).to.equal(null);
+      expect((answer as { jobs: Array<{ custom_id: string }> }).jobs.map((j) => j.custom_id)).to.deep.equal(['bulk-0', 'bulk-1', 'bulk-2']);
+    });
+
+    for (const [name, body] of VALID) {
+      it(`202: ${name} (the spec accepts it too)`, async () => {
+        const validate = contract.requestSchema('post', '/queue');
+        expect(validate(body), formatErrors(validate.errors)).to.equal(true);
+        await queue(body);
+      });
+    }
+
+    for (const [name, body] of INVALID_IN_BOTH) {
+      it(`400: ${name} (the spec refuses it too)`, async () => {
+        expect(contract.requestSchema('post', '/queue')(body), 'the spec should refuse this body').to.equal(false);
+        const { res, body: problem } = await api('post', '/queue', { body });
+        expect(res.status).to.equal(400);
+        expect((problem as { type: string }).type).to.equal('https://jetpost.dev/problems/validation-failed');
+      });
+    }
+
+    for (const [name, body] of INVALID_BY_DESCRIBED_RULES) {
+      it(`400: ${name} (a rule the spec states in its descriptions)`, async () => {
+        const { res, body: problem } = await api('post', '/queue', { body });
+        expect(res.status).to.equal(400);
+        expect((problem as { errors: unknown[] }).errors).to.have.length.above(0);
+      });
+    }
+
+    it('400: a bad Idempotency-Key header, a header differing from the field, a non-object body, malformed JSON', async () => {
+      expect((await api('post', '/queue', { body: message(), headers: { 'idempotency-key': 'has space' } })).res.status).to.equal(400);
+      expect((await api('post', '/queue', { body: message({ idempotency_key: 'a' }), headers: { 'idempotency-key': 'b' } })).res.status).to.equal(400);
+      expect((await api('post', '/queue', { body: [message()] })).res.status).to.equal(400);
+      const malformed = await api('post', '/queue', { rawBody: '{"to":', headers: { 'content-type': 'application/json' } });
+      expect(malformed.res.status).to.equal(400);
+      expect((malformed.body as { type: string }).type).to.equal('https://jetpost.dev/problems/malformed-json');
+    });
+
+    it('415: a body that is not sent as JSON; 401 before any body is read', async () => {
+      const notJson = await api('post', '/queue', { rawBody: JSON.stringify(message()), headers: { 'content-type': 'text/plain' } });
+      expect(notJson.res.status).to.equal(415);
+      expect((notJson.body as { type: string }).type).to.equal('https://jetpost.dev/problems/unsupported-media-type');
+      const anonymous = await api('post', '/queue', { rawBody: '{"to":', headers: { 'content-type': 'application/json' }, key: null });
+      expect(anonymous.res.status).to.equal(401);
+    });
+
+    it('401: no key, a malformed key, an unknown key', async () => {
+      for (const key of [null, 'not-a-key', `jp_aaaaaaaaaaaa_${'A'.repeat(43)}`]) {
+        const { res } = await api('post', '/queue', { body: message(), key });
+        expect(res.status).to.equal(401);
+      }
+    });
+
+    it('409: the same Idempotency-Key with a different body', async () => {
+      const key = `conflict-${Date.now()}`;
+      await queue(message(), { 'idempotency-key': key });
+      const { res, body } = await api('post', '/queue', { body: message({ subject: 'Another' }), headers: { 'idempotency-key': key } });
+      expect(res.status).to.equal(409);
+      expect((body as { type: string }).type).to.equal('https://jetpost.dev/problems/idempotency-key-reused');
+    });
+
+    it('413: a body above QUEUE_BODY_LIMIT (20 MB)', async () => {
+      const rawBody = JSON.stringify(message({ text: 'x'.repeat(21 * 1024 * 1024) }));
+      const { res } = await api('post', '/queue', { rawBody, headers: { 'content-type': 'application/json' } });
+      expect(res.status).to.equal(413);
+    });
+
+    it('415: a charset other than UTF-8, an unknown Content-Encoding', async () => {
+      const rawBody = JSON.stringify(message());
+      expect((await api('post', '/queue', { rawBody, headers: { 'content-type': 'application/json; charset=latin1' } })).res.status).to.equal(415);
+      expect((await api('post', '/queue', { rawBody, headers: { 'content-type': 'application/json', 'content-encoding': 'compress' } })).res.status).to.equal(415);
+    });
+
+    it('503: the database is away', async () => {
+      const { res } = await api('post', '/queue', { body: message(), on: down, key: down.apiKey });
+      expect(res.status).to.equal(503);
+    });
+  });
+
+  describe('GET /status/{job_id}, POST /events', () => {
+    let jobId: string;
+
+    it('200: once sent, each recipient carries its 64-bit MessageID as an exact string', async () => {
+      ({ job_id: jobId } = await queue(message({ to: [{ email: 'ada@example.org', name: 'Ada' }, 'grace@example.org'], cc: 'cc@example.org', custom_id: 'tracked' })));
+      const job = await eventually(async () => {
+        const { body } = await api('get', '/status/{job_id}', { path: `/status/${jobId}` });
+        const view = body as { status: string; recipients: Array<{ message_id: string | null; message_uuid: string | null; status: string; kind: string }> };
+        return view.status === 'accepted' ? view : undefined;
+      }, 10_000, `job ${jobId} to be accepted`);
+      expect(job.recipients.map((r) => r.kind)).to.deep.equal(['to', 'to', 'cc']);
+      for (const recipient of job.recipients) {
+        expect(recipient.status).to.equal('accepted');
+        expect(handedOut.has(recipient.message_id!), `${recipient.message_id} was handed out by Mailjet`).to.equal(true);
+        expect(BigInt(recipient.message_id!) > 2n ** 53n).to.equal(true);
+        expect(recipient.message_uuid).to.equal(handedOut.get(recipient.message_id!));
+      }
+    });
+
+    it('200 (POST /events): a grouped callback with raw 64-bit MessageIDs, an unknown message and an invalid element', async () => {
+      const { body } = await api('get', '/status/{job_id}', { path: `/status/${jobId}` });
+      const [ada, grace, cc] = (body as { recipients: Array<{ message_id: string; message_uuid: string }> }).recipients;
+      const text = `[
+        {"event":"sent","time":1700000000,"MessageID":${ada!.message_id},"Message_GUID":"${ada!.message_uuid}","email":"ada@example.org","mj_campaign_id":0,"mj_contact_id":4,"customcampaign":"","mj_message_id":"${ada!.message_id}","smtp_reply":"sent (250 2.0.0 OK)","CustomID":"jetpost-${jobId}","Payload":""},
+        {"event":"open","time":1700000100,"MessageID":${ada!.message_id},"email":"ada@example.org","ip":"127.0.0.1","geo":"FR","agent":"Mozilla/5.0"},
+        {"event":"click","time":1700000200,"MessageID":${ada!.message_id},"email":"ada@example.org","url":"https://example.com/a","ip":"127.0.0.1","geo":"FR","agent":"Mozilla/5.0"},
+        {"event":"bounce","time":1700000300,"MessageID":${grace!.message_id},"email":"grace@example.org","blocked":false,"hard_bounce":false,"error_related_to":"domain","error":"greylisted","comment":"451 try later"},
+        {"event":"sent","time":1700000400,"Message_GUID":"${cc!.message_uuid}","email":"cc@example.org"},
+        {"event":"sent","time":1700000500,"MessageID":9223372036854775807,"email":"stranger@example.org"},
+        {"event":"delivered","time":1700000600,"MessageID":1,"email":"x@example.org"}
+      ]`;
+      const validate = contract.requestSchema('post', '/events');
+      const parsed = JSON.parse(text) as unknown[];
+      expect(validate(parsed.slice(0, 6)), formatErrors(validate.errors)).to.equal(true);
+      expect(validate(parsed), 'the spec refuses the invalid element').to.equal(false);
+      const { res, body: receipt } = await events(text);
+      expect(res.status).to.equal(200);
+      expect(receipt).to.deep.equal({ received: 7, stored: 6, duplicates: 0, unmatched: 1, rejected: 1 });
+    });
+
+    it('200 (POST /events): one event object (Version 1), already received, is a duplicate', async () => {
+      const { body } = await api('get', '/status/{job_id}', { path: `/status/${jobId}` });
+      const ada = (body as { recipients: Array<{ message_id: string }> }).recipients[0]!;
+      const { res, body: receipt } = await events(`{"event":"open","time":1700000100,"MessageID":${ada.message_id},"email":"ada@example.org"}`);
+      expect(res.status).to.equal(200);
+      expect(receipt).to.deep.equal({ received: 1, stored: 0, duplicates: 1, unmatched: 0, rejected: 0 });
+      expect((await events('[]')).body).to.deep.equal({ received: 0, stored: 0, duplicates: 0, unmatched: 0, rejected: 0 });
+    });
+
+    it('200: the job shows per-recipient statuses, the job status rule, and the event history', async () => {
+      const { body } = await api('get', '/status/{job_id}', { path: `/status/${jobId}` });
+      const job = body as { status: string; custom_id: string; recipients: Array<{ status: string; message_id: string }>; events: Array<{ type: string; message_id: string | null; details: Record<string, unknown> }> };
+      expect(job.custom_id).to.equal('tracked');
+      expect(job.recipients.map((r) => r.status)).to.deep.equal(['clicked', 'accepted', 'sent']);
+      expect(job.status).to.equal('clicked');
+      expect(job.events.map((e) => e.type)).to.deep.equal(['sent', 'open', 'click', 'bounce', 'sent']);
+      expect(job.events[0]!.message_id).to.equal(job.recipients[0]!.message_id);
+      expect(job.events[2]!.details).to.deep.equal({ url: 'https://example.com/a', ip: '127.0.0.1', geo: 'FR', agent: 'Mozilla/5.0' });
+      expect(job.events[3]!.details).to.include({ hard_bounce: false, error: 'greylisted' });
+    });
+
+    it('400: job ids that are not ids', async () => {
+      for (const bad of ['abc', '0', '01', '-1', '12345678901234567890', '9223372036854775808', '9999999999999999999']) {
+        const { res } = await api('get', '/status/{job_id}', { path: `/status/${bad}` });
+        expect(res.status, bad).to.equal(400);
+      }
+    });
+
+    it('401: no key', async () => {
+      expect((await api('get', '/status/{job_id}', { path: `/status/${jobId}`, key: null })).res.status).to.equal(401);
+    });
+
+    it('404: a job that does not exist, and another app\'s job', async () => {
+      for (const missing of ['987654321', '9223372036854775807']) {
+        expect((await api('get', '/status/{job_id}', { path: `/status/${missing}` })).res.status, missing).to.equal(404);
+      }
+      const other = await createAppWithKey(service.jetpost.pool, `other-${Date.now()}`);
+      expect((await api('get', '/status/{job_id}', { path: `/status/${jobId}`, key: other.key })).res.status).to.equal(404);
+    });
+
+    it('503: the database is away', async () => {
+      expect((await api('get', '/status/{job_id}', { path: '/status/1', on: down, key: down.apiKey })).res.status).to.equal(503);
+    });
+
+    it('400 (POST /events): not JSON, empty, not objects, no valid event at all', async () => {
+      for (const text of ['{"event":', '', '[1, 2]', '"sent"', '[{"event":"sent"}]', '{"event":"sent","time":1,"email":"a@example.org"}', '{"event":"sent","time":1,"MessageID":0,"email":"a@example.org"}']) {
+        const { res, body } = await events(text);
+        expect(res.status, text).to.equal(400);
+        expect((body as { errors: unknown[] }).errors, text).to.have.length.above(0);
+      }
+    });
+
+    it('401 (POST /events): no credentials, wrong credentials', async () => {
+      for (const auth of [null, basic(EVENTS_USER, 'wrong'), basic('someone', EVENTS_PASSWORD), 'Bearer x']) {
+        expect((await events('[]', { auth })).res.status).to.equal(401);
+      }
+    });
+
+    it('413 (POST /events): a body above EVENTS_BODY_LIMIT (10 MB)', async () => {
+      const text = `[${Array.from({ length: 80_000 }, (_, i) => `{"event":"open","time":${i},"MessageID":576460765503091475,"email":"ada@example.org","agent":"${'a'.repeat(80)}"}`).join(',')}]`;
+      expect(text.length).to.be.above(10 * 1024 * 1024);
+      expect((await events(text)).res.status).to.equal(413);
+    });
+
+    it('415 (POST /events): an unknown charset', async () => {
+      expect((await events('[]', { headers: { 'content-type': 'application/json; charset=nonesuch' } })).res.status).to.equal(415);
+    });
+
+    it('503 (POST /events): the database is away', async () => {
+      expect((await events('[]', { on: down })).res.status).to.equal(503);
+    });
+  });
+
+  describe('DELETE /queue/{job_id}', () => {
+    it('200: a scheduled job is cancelled; 409: cancelling it again', async () => {
+      const { job_id: jobId, status } = await queue(message({ send_at: inDays(1) }));
+      expect(status).to.equal('scheduled');
+      const { res, body } = await api('delete', '/queue/{job_id}', { path: `/queue/${jobId}` });
+      expect(res.status).to.equal(200);
+      const job = body as { status: string; recipients: Array<{ status: string }> };
+      expect(job.status).to.equal('cancelled');
+      expect(job.recipients.map((r) => r.status)).to.deep.equal(['cancelled']);
+      const again = await api('delete', '/queue/{job_id}', { path: `/queue/${jobId}` });
+      expect(again.res.status).to.equal(409);
+      expect((again.body as { type: string }).type).to.equal('https://jetpost.dev/problems/job-not-cancellable');
+    });
+
+    it('400, 401, 404, 503', async () => {
+      for (const bad of ['abc', '9223372036854775808']) {
+        expect((await api('delete', '/queue/{job_id}', { path: `/queue/${bad}` })).res.status, bad).to.equal(400);
+      }
+      expect((await api('delete', '/queue/{job_id}', { path: '/queue/1', key: null })).res.status).to.equal(401);
+      expect((await api('delete', '/queue/{job_id}', { path: '/queue/987654321' })).res.status).to.equal(404);
+      expect((await api('delete', '/queue/{job_id}', { path: '/queue/1', on: down, key: down.apiKey })).res.status).to.equal(503);
+    });
+  });
+
+  describe('GET /status (look-up)', () => {
+    it('200: by ids (unknown ids are absent), by one or several custom_id', async () => {
+      const a = await queue(message({ custom_id: 'lookup-a' }));
+      const b = await queue(message({ custom_id: 'lookup-b' }));
+      const byIds = await api('get', '/status', { path: `/status?ids=${b.job_id}, ${a.job_id},,987654321` });
+      expect(byIds.res.status).to.equal(200);
+      expect((byIds.body as { jobs: Array<{ job_id: string }> }).jobs.map((j) => j.job_id)).to.deep.equal([a.job_id, b.job_id]);
+      const one = await api('get', '/status', { path: '/status?custom_id=lookup-a' });
+      expect((one.body as { jobs: unknown[] }).jobs).to.have.length(1);
+      const two = await api('get', '/status', { path: '/status?custom_id=lookup-a&custom_id=lookup-b&custom_id=nothing' });
+      expect((two.body as { jobs: unknown[] }).jobs).to.have.length(2);
+      const none = await api('get', '/status', { path: '/status?custom_id=nothing' });
+      expect(none.body).to.deep.equal({ jobs: [] });
+    });
+
+    it('400: neither, both, an unknown parameter, a bad id, 101 ids, ids given twice', async () => {
+      const ids = Array.from({ length: 101 }, (_, i) => i + 1).join(',');
+      for (const query of ['', '?ids=1&custom_id=a', '?ids=1&after=5', '?ids=1,x', '?ids=1,9223372036854775808', `?ids=${ids}`, '?ids=1&ids=2', '?ids=,', '?custom_id=']) {
+        const { res } = await api('get', '/status', { path: `/status${query}` });
+        expect(res.status, query).to.equal(400);
+      }
+    });
+
+    it('401, 503', async () => {
+      expect((await api('get', '/status', { path: '/status?ids=1', key: null })).res.status).to.equal(401);
+      expect((await api('get', '/status', { path: '/status?ids=1', on: down, key: down.apiKey })).res.status).to.equal(503);
+    });
+  });
+
+  describe('operations', () => {
+    it('GET /healthz 200', async () => {
+      expect((await api('get', '/healthz', { key: null })).body).to.deep.equal({ status: 'ok' });
+    });
+
+    it('GET /readyz 200 when ready, 503 when the database is away', async () => {
+      expect((await api('get', '/readyz', { key: null })).res.status).to.equal(200);
+      const { res, body } = await api('get', '/readyz', { key: null, on: down });
+      expect(res.status).to.equal(503);
+      expect((body as { checks: { database: { ok: boolean } } }).checks.database.ok).to.equal(false);
+    });
+
+    it('GET /metrics 200 in the Prometheus text format', async () => {
+      const { res, body } = await api('get', '/metrics', { key: null });
+      expect(res.headers.get('content-type')).to.match(/^text\/plain; version=0\.0\.4/);
+      expect(body).to.match(/^# HELP jetpost_/m).and.to.match(/^jetpost_jobs_enqueued_total \d+$/m);
+    });
+
+    it('GET /openapi.yaml 200 serves this very document', async () => {
+      expect((await api('get', '/openapi.yaml', { key: null })).body).to.equal(specText);
+    });
+  });
+
+  describe('the routes the app serves are exactly the documented ones', () => {
+    it('the route table of src/http/routes/*.ts is the spec\'s operations', () => {
+      const fromCode = EXPRESS_ROUTES.map(([method, route]) => `${method} ${route.replace(/:(\w+)/g, (_, name: string) => `{${EXPRESS_PARAMS[name] ?? name}}`)}`);
+      expect([...fromCode].sort()).to.deep.equal([...contract.operations()].sort());
+    });
+
+    it('each documented path answers 404 to every other method (OPTIONS lists exactly the documented ones; HEAD mirrors GET)', async () => {
+      for (const [template, item] of Object.entries(contract.spec.paths)) {
+        const url = template.replace(/\{[^}]+\}/g, '1');
+        const documented = METHODS.filter((method) => item[method] !== undefined);
+        for (const method of METHODS.filter((m) => !documented.includes(m))) {
+          const res = await service.request(method.toUpperCase(), url);
+          const text = await res.text();
+          const where = `${method.toUpperCase()} ${url}`;
+          if (method === 'options') {
+            expect(res.status, where).to.equal(200);
+            const allowed = (res.headers.get('allow') ?? '').split(',').map((m) => m.trim().toLowerCase()).filter(Boolean);
+            const expected = documented.flatMap((m) => (m === 'get' ? ['get', 'head'] : [m]));
+            expect([...allowed].sort(), where).to.deep.equal([...expected].sort());
+          } else if (method === 'head' && documented.includes('get')) {
+            const get = await service.request('GET', url);
+            await get.arrayBuffer();
+            expect(res.status, where).to.equal(get.status);
+            expect(text, where).to.equal('');
+          } else {
+            expect(res.status, where).to.equal(404);
+            expect(res.headers.get('content-type'), where).to.match(/^application\/problem\+json/);
+            if (method !== 'head') {
+              expect(JSON.parse(text), where).to.deep.include({ type: 'https://jetpost.dev/problems/not-found', status: 404 });
+            }
+          }
+        }
+      }
+    });
+
+    it('paths that are not documented answer a 404 problem', async () => {
+      for (const [method, url] of [['GET', '/'], ['GET', '/nope'], ['POST', '/queue/1'], ['GET', '/queue/1'], ['GET', '/status/1/events'], ['POST', '/events/1'], ['GET', '/admin/apps']] as const) {
+        const res = await service.request(method, url);
+        expect(res.status, `${method} ${url}`).to.equal(404);
+        expect(res.headers.get('content-type')).to.match(/^application\/problem\+json/);
+        expect(await res.json()).to.deep.include({ type: 'https://jetpost.dev/problems/not-found', title: 'Not Found', status: 404 });
+      }
+    });
+  });
+
+  describe('coverage', () => {
+    it('saw nothing undocumented', () => {
+      expect(contract.undocumented).to.deep.equal([]);
+    });
+
+    it('exercised every documented (operation, status), but the ones listed as not reproducible', () => {
+      const documented = contract.operations().flatMap((operationKey) => {
+        const [method, template] = operationKey.split(' ') as [Method, string];
+        return Object.keys(contract.operation(method, template).responses).map((status) => `${operationKey} ${status}`);
+      });
+      for (const exempt of Object.keys(NOT_REPRODUCIBLE)) {
+        expect(documented, `exemption ${exempt} is for a documented response`).to.include(exempt);
+        expect(contract.seen.has(exempt), `${exempt} is listed as not reproducible but was seen`).to.equal(false);
+      }
+      const missing = documented.filter((pair) => !contract.seen.has(pair) && NOT_REPRODUCIBLE[pair] === undefined);
+      expect(missing, 'documented responses no test produced').to.deep.equal([]);
+    });
+  });
+});
