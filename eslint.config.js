@@ -1,20 +1,31 @@
 // @ts-check
 import js from '@eslint/js';
-import importX from 'eslint-plugin-import-x';
 import simpleImportSort from 'eslint-plugin-simple-import-sort';
 import tseslint from 'typescript-eslint';
 
-// Pure modules (status rules, retry policy, payload mapping, parsing, signatures) must stay free of I/O
-// so they can be tested alone: they may not import the database, HTTP, Mailjet client or logging layers.
+// The architecture's import rules (STYLE.md), enforced with ESLint's own no-restricted-imports.
+// A file matched by several groups below gets only the last group's rule, so each group lists
+// everything its files may not import.
+const onlyHttpImportsExpress = { name: 'express', message: 'only src/http imports express' };
+const noHttp = { group: ['**/http/**'], message: 'domain and queue code never import http' };
+const restricted = (patterns, paths = [onlyHttpImportsExpress]) => ['error', { paths, patterns }];
+
+// Pure modules (status rules, retry policy, payload mapping, parsing, signatures) stay free of I/O
+// so that they can be tested alone.
 const pureFiles = [
-  './src/jobs/status.ts',
-  './src/jobs/retry-policy.ts',
-  './src/mailjet/payload.ts',
-  './src/mailjet/outcome.ts',
-  './src/events/parse.ts',
-  './src/webhooks/signature.ts',
+  'src/jobs/status.ts',
+  'src/jobs/retry-policy.ts',
+  'src/jobs/send-decision.ts',
+  'src/mailjet/payload.ts',
+  'src/mailjet/outcome.ts',
+  'src/mailjet/ids.ts',
+  'src/events/parse.ts',
+  'src/webhooks/signature.ts',
 ];
-const ioModules = ['./src/db', './src/http', './src/mailjet/client.ts', './src/log.ts', './src/main.ts', './src/queue'];
+const noIo = {
+  group: ['**/db/**', '**/http/**', '**/queue/**', '**/mailjet/client.js', '**/log.js', '**/main.js', 'pg', 'node-mailjet', 'winston', 'node:http', 'node:https', 'node:fs', 'node:fs/promises'],
+  message: 'pure modules take no I/O dependencies',
+};
 
 export default tseslint.config(
   { ignores: ['dist/', 'node_modules/', 'data/'] },
@@ -22,32 +33,21 @@ export default tseslint.config(
   ...tseslint.configs.recommended,
   {
     files: ['**/*.ts'],
-    plugins: { 'simple-import-sort': simpleImportSort, 'import-x': importX },
+    plugins: { 'simple-import-sort': simpleImportSort },
     rules: {
       curly: ['error', 'all'],
       'simple-import-sort/imports': 'error',
       'simple-import-sort/exports': 'error',
       '@typescript-eslint/consistent-type-imports': 'error',
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
-      'import-x/no-restricted-paths': [
-        'error',
-        {
-          zones: [
-            ...pureFiles.map((target) => ({ target, from: ioModules, message: 'pure modules take no I/O dependencies' })),
-            { target: './src/simulator', from: './src', except: ['./simulator'], message: 'the simulator is standalone' },
-            { target: './src/queue', from: './src/http', message: 'queue never imports http' },
-            { target: ['./src/jobs', './src/events', './src/mailjet', './src/webhooks'], from: './src/http', message: 'domain code never imports http' },
-          ],
-        },
-      ],
-      'no-restricted-imports': [
-        'error',
-        { paths: [{ name: 'express', message: 'only src/http imports express' }] },
-      ],
+      'no-restricted-imports': restricted([]),
     },
   },
+  { files: ['src/queue/**/*.ts', 'src/jobs/**/*.ts', 'src/events/**/*.ts', 'src/mailjet/**/*.ts', 'src/webhooks/**/*.ts'], rules: { 'no-restricted-imports': restricted([noHttp]) } },
+  { files: pureFiles, rules: { 'no-restricted-imports': restricted([noIo]) } },
   {
-    files: ['src/http/**/*.ts', 'test/**/*.ts', 'bench/**/*.ts'],
-    rules: { 'no-restricted-imports': 'off' },
+    files: ['src/simulator/**/*.ts'],
+    rules: { 'no-restricted-imports': restricted([{ group: ['../**'], message: 'the simulator is standalone: it imports nothing else of jetpost' }]) },
   },
+  { files: ['src/http/**/*.ts', 'test/**/*.ts', 'bench/**/*.ts'], rules: { 'no-restricted-imports': 'off' } },
 );
