@@ -33,6 +33,7 @@ const envSchema = z.object({
   MAILJET_API_SECRET: optionalText,
   MAILJET_BASE_URL: optionalText.pipe(z.url().optional()),
   MAILJET_TIMEOUT_MS: positiveMs.default(15_000),
+  MAILJET_RATE_LIMIT: integer(0, 100_000).default(0),
   SIMULATOR_PORT: integer(0, 65535).default(4010),
 
   WORKER_CONCURRENCY: integer(0, 256).default(4),
@@ -44,6 +45,8 @@ const envSchema = z.object({
   RETRY_JITTER: z.coerce.number().min(0).max(1).default(0.25),
   LEASE_MS: positiveMs.default(120_000),
   IDLE_CHECK_MS: positiveMs.default(30_000),
+  SHUTDOWN_TIMEOUT_MS: positiveMs.default(25_000),
+  ADMIN_API_KEY: optionalText.pipe(z.string().min(24, 'at least 24 characters').optional()),
 
   EVENTS_USERNAME: optionalText,
   EVENTS_PASSWORD: optionalText,
@@ -71,6 +74,8 @@ export interface Config {
     readonly credentials: { readonly apiKey: string; readonly apiSecret: string } | undefined;
     readonly baseUrl: string | undefined;
     readonly timeoutMs: number;
+    /** Recipients per second sent by this process; 0 = no limit. */
+    readonly ratePerSecond: number;
     readonly simulatorPort: number;
   };
   readonly consumers: {
@@ -78,7 +83,11 @@ export interface Config {
     readonly batchSize: number;
     readonly leaseMs: number;
     readonly idleCheckMs: number;
+    /** How long SIGTERM waits for calls in flight before the process exits anyway. */
+    readonly shutdownTimeoutMs: number;
   };
+  /** Bearer key of the admin API; the admin routes are off without it. */
+  readonly adminApiKey: string | undefined;
   readonly retry: {
     readonly maxAttempts: number;
     readonly baseMs: number;
@@ -144,6 +153,7 @@ export function loadConfig(env: Env = process.env): Config {
       credentials,
       baseUrl: e.MAILJET_BASE_URL,
       timeoutMs: e.MAILJET_TIMEOUT_MS,
+      ratePerSecond: e.MAILJET_RATE_LIMIT,
       simulatorPort: e.SIMULATOR_PORT,
     },
     consumers: {
@@ -151,7 +161,9 @@ export function loadConfig(env: Env = process.env): Config {
       batchSize: e.BATCH_SIZE,
       leaseMs: e.LEASE_MS,
       idleCheckMs: e.IDLE_CHECK_MS,
+      shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     },
+    adminApiKey: e.ADMIN_API_KEY,
     retry: {
       maxAttempts: e.MAX_ATTEMPTS,
       baseMs: e.RETRY_BASE_MS,

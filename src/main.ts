@@ -24,6 +24,8 @@ import { createMailjetClient } from './mailjet/client.js';
 import { createMetrics } from './metrics.js';
 import { OPENAPI_PATH } from './paths.js';
 import { type ConsumerPool, createConsumerPool } from './queue/consumer-pool.js';
+import { startLeaseReaper } from './queue/lease-reaper.js';
+import { createSendGate } from './queue/send-gate.js';
 import { createWakeup } from './queue/wakeup.js';
 import { createSimulator, type Simulator } from './simulator/server.js';
 
@@ -95,10 +97,12 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
   const mailjet = createMailjetClient({ ...credentials, baseUrl: mailjetBaseUrl, timeoutMs: config.mailjet.timeoutMs });
 
   const jobs = createJobService({ pool, notifyChannel: channel, maxAttempts: config.retry.maxAttempts, wakeLocal: () => wakeup.wake(), bus });
+  const gate = createSendGate({ ratePerSecond: config.mailjet.ratePerSecond });
   const consumers = createConsumerPool({
     pool,
     mailjet,
     wakeup,
+    gate,
     concurrency: config.consumers.concurrency,
     batchSize: config.consumers.batchSize,
     leaseMs: config.consumers.leaseMs,
@@ -109,14 +113,20 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
   });
 
   const readiness = async (): Promise<Readiness> => {
+    const blocked = gate.state().blocked;
+    const mailjetCheck = blocked === undefined ? { ok: true } : { ok: false, detail: `sending stopped: ${blocked}` };
     try {
       const applied = await migrationsApplied(pool, expectedMigration);
       return {
-        ready: applied,
-        checks: { database: { ok: true }, migrations: applied ? { ok: true } : { ok: false, detail: 'the database is behind sql/' } },
+        ready: applied && mailjetCheck.ok,
+        checks: {
+          database: { ok: true },
+          migrations: applied ? { ok: true } : { ok: false, detail: 'the database is behind sql/' },
+          mailjet: mailjetCheck,
+        },
       };
     } catch (error) {
-      return { ready: false, checks: { database: { ok: false, detail: (error as Error).message } } };
+      return { ready: false, checks: { database: { ok: false, detail: (error as Error).message }, mailjet: mailjetCheck } };
     }
   };
   const app = createApp({
@@ -136,12 +146,17 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
     server.once('error', reject);
     server.listen(config.http.port, config.http.host, () => resolve());
   });
-  cleanups.push(() => closeServer(server));
   const address = server.address() as AddressInfo;
   const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address === '0.0.0.0' ? '127.0.0.1' : address.address}:${address.port}`;
 
   consumers.start();
-  cleanups.push(() => consumers.stop());
+  const reaper = startLeaseReaper({ pool, intervalMs: Math.max(1_000, Math.floor(config.consumers.leaseMs / 4)), onRequeued: () => wakeup.wake(), log });
+  // SIGTERM: consumers stop claiming and finish their calls in flight while HTTP drains; then the
+  // reaper, LISTEN, the simulator, the pool and the embedded database stop, in that order.
+  cleanups.push(async () => {
+    await Promise.all([consumers.stop(config.consumers.shutdownTimeoutMs), closeServer(server, config.consumers.shutdownTimeoutMs)]);
+    await reaper.stop();
+  });
 
   let devApiKey: string | undefined;
   if (simulator) {

@@ -21,6 +21,8 @@ export interface JobRow {
   lockedUntil: Date | null;
   lastError: string | null;
   recipientCount: number;
+  /** The last attempt ended without a clear answer: look the job up at Mailjet before resending. */
+  outcomeUnknown: boolean;
   createdAt: Date;
   updatedAt: Date;
   acceptedAt: Date | null;
@@ -28,7 +30,7 @@ export interface JobRow {
 
 const JOB_COLUMNS = `
   id, app_id, status, message, custom_id, metadata, priority, send_at, run_at, attempts, max_attempts,
-  locked_by, locked_until, last_error, recipient_count, created_at, updated_at, accepted_at`;
+  locked_by, locked_until, last_error, recipient_count, outcome_unknown, created_at, updated_at, accepted_at`;
 
 export function toJob(row: Record<string, unknown>): JobRow {
   return {
@@ -47,6 +49,7 @@ export function toJob(row: Record<string, unknown>): JobRow {
     lockedUntil: (row['locked_until'] as Date | null) ?? null,
     lastError: (row['last_error'] as string | null) ?? null,
     recipientCount: Number(row['recipient_count']),
+    outcomeUnknown: row['outcome_unknown'] === true,
     createdAt: row['created_at'] as Date,
     updatedAt: row['updated_at'] as Date,
     acceptedAt: (row['accepted_at'] as Date | null) ?? null,
@@ -153,6 +156,10 @@ export interface Settlement {
   status: 'failed' | 'deferred';
   runAt: Date | null;
   error: string;
+  /** Mailjet may have sent it: reconcile by CustomID before the next send. */
+  outcomeUnknown: boolean;
+  /** The attempt does not count (it never reached Mailjet, e.g. sending paused on bad keys). */
+  refundAttempt: boolean;
 }
 
 // Failed and deferred jobs leave the lease in one statement; only the consumer holding the lease may.
@@ -161,13 +168,16 @@ const SETTLE_JOBS = `
   set status = s.status,
     run_at = coalesce(s.run_at, j.run_at),
     last_error = s.error,
+    outcome_unknown = s.outcome_unknown,
+    attempts = j.attempts - case when s.refund then 1 else 0 end,
     locked_by = null,
     locked_until = null,
     updated_at = now()
-  from unnest($1::bigint[], $2::text[], $3::timestamptz[], $4::text[]) as s(id, status, run_at, error)
+  from unnest($1::bigint[], $2::text[], $3::timestamptz[], $4::text[], $5::boolean[], $6::boolean[])
+    as s(id, status, run_at, error, outcome_unknown, refund)
   where j.id = s.id
     and j.status = 'processing'
-    and j.locked_by = $5
+    and j.locked_by = $7
   returning j.id, j.status`;
 
 export async function settleJobs(tx: Queryable, workerId: string, settlements: readonly Settlement[]): Promise<Settlement[]> {
@@ -179,10 +189,75 @@ export async function settleJobs(tx: Queryable, workerId: string, settlements: r
     settlements.map((s) => s.status),
     settlements.map((s) => s.runAt),
     settlements.map((s) => s.error),
+    settlements.map((s) => s.outcomeUnknown),
+    settlements.map((s) => s.refundAttempt),
     workerId,
   ]);
   const changed = new Set(rows.map((row) => String(row['id'])));
   return settlements.filter((s) => changed.has(s.id));
+}
+
+const EXTEND_LEASES = `
+  update email_send_jobs
+  set locked_until = now() + make_interval(secs => $3::double precision / 1000)
+  where id = any($1::bigint[])
+    and status = 'processing'
+    and locked_by = $2
+  returning id`;
+
+/** Keeps a batch leased while its calls go out (rate limits and packing can make a batch slow). */
+export async function extendLeases(db: Queryable, workerId: string, ids: readonly string[], leaseMs: number): Promise<string[]> {
+  const rows = await query(db, EXTEND_LEASES, [ids, workerId, leaseMs]);
+  return rows.map((row) => String(row['id']));
+}
+
+const RELEASE_JOBS = `
+  update email_send_jobs
+  set status = case when send_at is not null and send_at > now() then 'scheduled' else 'queued' end,
+    attempts = attempts - 1,
+    locked_by = null,
+    locked_until = null,
+    updated_at = now()
+  where id = any($1::bigint[])
+    and status = 'processing'
+    and locked_by = $2
+  returning id`;
+
+/** Gives claimed jobs back unsent (shutdown): the attempt does not count. */
+export async function releaseJobs(db: Queryable, workerId: string, ids: readonly string[]): Promise<string[]> {
+  if (ids.length === 0) {
+    return [];
+  }
+  const rows = await query(db, RELEASE_JOBS, [ids, workerId]);
+  return rows.map((row) => String(row['id']));
+}
+
+// A lease that expired means its consumer's process died (or lost the database) mid-batch: the job
+// goes back to the queue, marked as possibly sent, or fails if it has used up its attempts (a message
+// that kills its consumer every time must not take the service down forever).
+const REAP_EXPIRED_LEASES = `
+  update email_send_jobs
+  set status = case when attempts >= max_attempts then 'failed' else 'deferred' end,
+    run_at = now(),
+    outcome_unknown = true,
+    last_error = 'the lease expired: the consumer holding this job stopped before recording a result',
+    locked_by = null,
+    locked_until = null,
+    updated_at = now()
+  where id in (
+    select id
+    from email_send_jobs
+    where status = 'processing'
+      and locked_until < now()
+    order by locked_until
+    limit $1
+    for update skip locked
+  )
+  returning id, status`;
+
+export async function reapExpiredLeases(db: Queryable, limit: number): Promise<{ id: string; status: 'failed' | 'deferred' }[]> {
+  const rows = await query(db, REAP_EXPIRED_LEASES, [limit]);
+  return rows.map((row) => ({ id: String(row['id']), status: row['status'] as 'failed' | 'deferred' }));
 }
 
 // Accepted wins unless another consumer holds the job now: if a reaper returned it to the queue but
@@ -192,6 +267,7 @@ const ACCEPT_JOBS = `
   set status = 'accepted',
     accepted_at = now(),
     last_error = null,
+    outcome_unknown = false,
     locked_by = null,
     locked_until = null,
     updated_at = now()

@@ -24,9 +24,16 @@ export async function recordSendResults(
   results: readonly SendResult[],
 ): Promise<RecordSummary> {
   const accepted = results.filter((r): r is Extract<SendResult, { kind: 'accepted' }> => r.kind === 'accepted');
-  const settlements: Settlement[] = results.flatMap((r): Settlement[] =>
-    r.kind === 'accepted' ? [] : [{ id: r.jobId, status: r.kind, runAt: r.kind === 'deferred' ? r.runAt : null, error: r.error }],
-  );
+  const settlements: Settlement[] = results.flatMap((r): Settlement[] => {
+    switch (r.kind) {
+      case 'accepted':
+        return [];
+      case 'failed':
+        return [{ id: r.jobId, status: 'failed', runAt: null, error: r.error, outcomeUnknown: false, refundAttempt: false }];
+      case 'deferred':
+        return [{ id: r.jobId, status: 'deferred', runAt: r.runAt, error: r.error, outcomeUnknown: r.outcomeUnknown, refundAttempt: r.refundAttempt }];
+    }
+  });
   return withTransaction(pool, async (tx) => {
     await lockMessageIds(
       tx,

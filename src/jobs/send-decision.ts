@@ -6,7 +6,16 @@ import { nextRetry, type RetryPolicy } from './retry-policy.js';
 export type SendResult =
   | { readonly jobId: string; readonly kind: 'accepted'; readonly recipients: readonly AcceptedRecipient[] }
   | { readonly jobId: string; readonly kind: 'failed'; readonly error: string }
-  | { readonly jobId: string; readonly kind: 'deferred'; readonly error: string; readonly runAt: Date };
+  | {
+      readonly jobId: string;
+      readonly kind: 'deferred';
+      readonly error: string;
+      readonly runAt: Date;
+      /** Mailjet may have sent it (timeout, 5xx): look it up by CustomID before sending again. */
+      readonly outcomeUnknown: boolean;
+      /** The attempt does not count: the call never had a chance (sending is paused on bad keys). */
+      readonly refundAttempt: boolean;
+    };
 
 export interface AttemptedJob {
   id: string;
@@ -19,21 +28,25 @@ export interface DecisionContext {
   policy: RetryPolicy;
   now: Date;
   random: () => number;
+  /** After a 401, when sending will be tried again (the send gate's pause). */
+  unauthorizedRetryAt: Date;
 }
 
 /** A transient failure: retry with backoff, or fail once the job's attempts are spent. */
-export function retryOrFail(job: AttemptedJob, error: string, context: DecisionContext, retryAfterMs?: number): SendResult {
+export function retryOrFail(job: AttemptedJob, error: string, context: DecisionContext, options: { retryAfterMs?: number | undefined; outcomeUnknown?: boolean } = {}): SendResult {
   const policy = { ...context.policy, maxAttempts: job.maxAttempts };
-  const decision = nextRetry(policy, { attemptsMade: job.attempts, now: context.now, random: context.random, retryAfterMs });
+  const decision = nextRetry(policy, { attemptsMade: job.attempts, now: context.now, random: context.random, retryAfterMs: options.retryAfterMs });
+  const outcomeUnknown = options.outcomeUnknown ?? false;
   if (decision.kind === 'give-up') {
-    return { jobId: job.id, kind: 'failed', error: `gave up after ${job.attempts} attempts: ${error}` };
+    const caveat = outcomeUnknown ? ' (the outcome of the last attempt is unknown: it may have been delivered)' : '';
+    return { jobId: job.id, kind: 'failed', error: `gave up after ${job.attempts} attempts${caveat}: ${error}` };
   }
-  return { jobId: job.id, kind: 'deferred', error, runAt: decision.runAt };
+  return { jobId: job.id, kind: 'deferred', error, runAt: decision.runAt, outcomeUnknown, refundAttempt: false };
 }
 
 function fromMessageOutcome(job: AttemptedJob, outcome: MessageOutcome | undefined, context: DecisionContext): SendResult {
   if (outcome === undefined) {
-    return retryOrFail(job, 'Mailjet returned no result for this message', context);
+    return retryOrFail(job, 'Mailjet returned no result for this message', context, { outcomeUnknown: true });
   }
   if (outcome.kind === 'accepted') {
     return { jobId: job.id, kind: 'accepted', recipients: outcome.recipients };
@@ -47,9 +60,17 @@ export function decideSendResults(jobs: readonly AttemptedJob[], outcome: CallOu
     case 'per-message':
       return jobs.map((job, index) => fromMessageOutcome(job, outcome.messages[index], context));
     case 'transient':
-      return jobs.map((job) => retryOrFail(job, outcome.error, context, outcome.retryAfterMs));
+      return jobs.map((job) => retryOrFail(job, outcome.error, context, { retryAfterMs: outcome.retryAfterMs, outcomeUnknown: outcome.outcomeUnknown }));
     case 'unauthorized':
-      return jobs.map((job) => retryOrFail(job, outcome.error, context));
+      // Bad keys say nothing about the messages: they wait, their attempts untouched, until sending resumes.
+      return jobs.map((job) => ({
+        jobId: job.id,
+        kind: 'deferred',
+        error: outcome.error,
+        runAt: context.unauthorizedRetryAt,
+        outcomeUnknown: false,
+        refundAttempt: true,
+      }));
     case 'permanent':
       return jobs.map((job) => ({ jobId: job.id, kind: 'failed', error: outcome.error }));
   }

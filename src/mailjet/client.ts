@@ -5,6 +5,7 @@ import { createRequire } from 'node:module';
 
 import type MailjetModule from 'node-mailjet';
 
+import { toIdString } from './ids.js';
 import type { SendResponse } from './outcome.js';
 import type { MailjetSendBody } from './payload.js';
 
@@ -14,8 +15,19 @@ const Mailjet = createRequire(import.meta.url)('node-mailjet') as typeof Mailjet
 
 export interface MailjetClient {
   send(body: MailjetSendBody): Promise<SendResponse>;
+  /**
+   * The messages Mailjet holds for a CustomID (one per recipient), or undefined when Mailjet could
+   * not be asked. An empty list means "not sent, as far as Mailjet's index knows".
+   */
+  findByCustomId(customId: string): Promise<FoundMessage[] | undefined>;
   /** Points every event type at `url` (grouped, Version 2), creating or updating each registration. */
   registerEventCallback(url: string): Promise<CallbackRegistration[]>;
+}
+
+export interface FoundMessage {
+  messageId: string;
+  messageUuid: string;
+  email: string;
 }
 
 export const CALLBACK_EVENT_TYPES = ['sent', 'open', 'click', 'bounce', 'spam', 'blocked', 'unsub'] as const;
@@ -68,6 +80,24 @@ export function createMailjetClient({ apiKey, apiSecret, baseUrl = 'https://api.
         return { status: result.response.status, body: result.body, description: `Mailjet ${result.response.status}` };
       } catch (thrown) {
         return toSendResponse(thrown as MailjetFailure);
+      }
+    },
+
+    async findByCustomId(customId) {
+      try {
+        const result = await client
+          .get('message', { version: 'v3' })
+          .request({}, { CustomID: customId, ShowContactAlt: true, ShowCustomID: true, Limit: 1000 });
+        const rows = (result.body as { Data?: Array<Record<string, unknown>> }).Data ?? [];
+        return rows.flatMap((row) => {
+          const messageId = toIdString(row['ID']);
+          const email = row['ContactAlt'];
+          return messageId === undefined || typeof email !== 'string'
+            ? []
+            : [{ messageId, messageUuid: typeof row['UUID'] === 'string' ? row['UUID'] : '', email }];
+        });
+      } catch {
+        return undefined;
       }
     },
 

@@ -31,7 +31,14 @@ export type MessageOutcome =
 export type CallOutcome =
   | { readonly kind: 'per-message'; readonly messages: MessageOutcome[] }
   /** 429, 5xx, timeouts, connection errors. `outcomeUnknown`: Mailjet may have sent the messages. */
-  | { readonly kind: 'transient'; readonly error: string; readonly retryAfterMs?: number; readonly outcomeUnknown: boolean }
+  | {
+      readonly kind: 'transient';
+      readonly error: string;
+      readonly retryAfterMs?: number;
+      readonly outcomeUnknown: boolean;
+      /** A 429: every consumer of the process should slow down, not only this one. */
+      readonly rateLimited?: boolean;
+    }
   /** 401: the API key pair is wrong or suspended; every call will fail the same way. */
   | { readonly kind: 'unauthorized'; readonly error: string }
   /** A request-level 4xx: nothing was sent and sending the same call again cannot succeed. */
@@ -53,8 +60,8 @@ export function classifySendResponse(response: SendResponse, messageCount: numbe
   if (status === 429) {
     const retryAfterMs = parseRetryAfter(response.retryAfter, now);
     return retryAfterMs === undefined
-      ? { kind: 'transient', error: response.description, outcomeUnknown: false }
-      : { kind: 'transient', error: response.description, retryAfterMs, outcomeUnknown: false };
+      ? { kind: 'transient', error: response.description, outcomeUnknown: false, rateLimited: true }
+      : { kind: 'transient', error: response.description, retryAfterMs, outcomeUnknown: false, rateLimited: true };
   }
   if (status >= 500 || status === 408) {
     // A 5xx may come after Mailjet accepted the messages: same uncertainty as a timeout.

@@ -1,8 +1,8 @@
-// WORKER_CONCURRENCY consumers in this process, sharing one wake-up and one Mailjet client.
+// WORKER_CONCURRENCY consumers in this process, sharing one wake-up, one send gate and one Mailjet client.
 import { hostname } from 'node:os';
 
 import type { Bus } from '../bus.js';
-import { claimJobs, nextRunAt } from '../db/jobs-repo.js';
+import { claimJobs, extendLeases, nextRunAt, releaseJobs } from '../db/jobs-repo.js';
 import type { Pool } from '../db/pool.js';
 import { findRecipients } from '../db/recipients-repo.js';
 import { recordSendResults } from '../jobs/record-sends.js';
@@ -10,12 +10,14 @@ import type { RetryPolicy } from '../jobs/retry-policy.js';
 import type { Logger } from '../log.js';
 import type { MailjetClient } from '../mailjet/client.js';
 import { type Consumer, createConsumer } from './consumer.js';
+import type { SendGate } from './send-gate.js';
 import type { Wakeup } from './wakeup.js';
 
 export interface ConsumerPoolOptions {
   pool: Pool;
   mailjet: MailjetClient;
   wakeup: Wakeup;
+  gate: SendGate;
   concurrency: number;
   batchSize: number;
   leaseMs: number;
@@ -30,12 +32,16 @@ export interface ConsumerPoolOptions {
 export interface ConsumerPool {
   readonly instanceId: string;
   start(): void;
-  /** Stops claiming, lets in-flight batches finish, resolves when every consumer has returned. */
-  stop(): Promise<void>;
+  /**
+   * Stops claiming and lets calls in flight finish (the rest of their batches is released unsent).
+   * Resolves when every consumer has returned, or after `deadlineMs` (their leases then expire and
+   * the reaper of a live replica returns the jobs).
+   */
+  stop(deadlineMs: number): Promise<{ finished: boolean }>;
 }
 
 export function createConsumerPool(options: ConsumerPoolOptions): ConsumerPool {
-  const { pool, mailjet, wakeup, log, bus } = options;
+  const { pool, mailjet, wakeup, gate, log, bus } = options;
   const instanceId = options.instanceId ?? `${hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`;
   const consumers: Consumer[] = [];
   const running: Promise<void>[] = [];
@@ -48,9 +54,13 @@ export function createConsumerPool(options: ConsumerPoolOptions): ConsumerPool {
         claim: () => claimJobs(pool, id, options.batchSize, options.leaseMs),
         loadRecipients: (jobIds) => findRecipients(pool, jobIds),
         send: (body) => mailjet.send(body),
+        lookup: (customId) => mailjet.findByCustomId(customId),
         record: (recipientsByJob, results) => recordSendResults(pool, id, recipientsByJob, results),
+        extendLeases: (jobIds) => extendLeases(pool, id, jobIds, options.leaseMs),
+        release: (jobIds) => releaseJobs(pool, id, jobIds),
         nextRunAt: () => nextRunAt(pool),
         wakeup,
+        gate,
         retry: options.retry,
         idleCheckMs: options.idleCheckMs,
         log,
@@ -68,11 +78,26 @@ export function createConsumerPool(options: ConsumerPoolOptions): ConsumerPool {
       log.info('consumers started', { component: 'consumer-pool', instance: instanceId, concurrency: consumers.length, batchSize: options.batchSize });
       running.push(...consumers.map((consumer) => consumer.run()));
     },
-    async stop() {
+    async stop(deadlineMs) {
       consumers.forEach((consumer) => consumer.stop());
       wakeup.close();
-      await Promise.all(running);
+      gate.close();
+      let timer: NodeJS.Timeout | undefined;
+      const finished = await Promise.race([
+        Promise.all(running).then(() => true),
+        new Promise<boolean>((resolve) => {
+          timer = setTimeout(() => resolve(false), deadlineMs);
+        }),
+      ]);
+      clearTimeout(timer);
+      if (!finished) {
+        log.warn('consumers did not finish before the shutdown deadline; their leases will expire and the jobs return to the queue', {
+          component: 'consumer-pool',
+          deadlineMs,
+        });
+      }
       running.length = 0;
+      return { finished };
     },
   };
 }

@@ -1,6 +1,11 @@
 // One consumer: claim a batch of due jobs (one statement, committed), send them to Mailjet in calls
 // of at most 50 recipients, record each call's results (one transaction). No transaction is open
 // while Mailjet is called. When there is nothing to do it sleeps on the wake-up (no polling).
+//
+// Before each call the consumer passes the process's send gate (rate limit, 429 pause, 401 stop)
+// and renews the leases of the jobs still to send. A job whose last attempt ended without a clear
+// answer is first looked up at Mailjet by its CustomID, so a timeout does not become a duplicate.
+// On stop, calls in flight finish and the jobs not yet sent are released unsent.
 import type { Bus } from '../bus.js';
 import type { JobRow } from '../db/jobs-repo.js';
 import type { RecipientRow } from '../db/recipients-repo.js';
@@ -9,8 +14,10 @@ import type { RecordSummary } from '../jobs/record-sends.js';
 import type { RetryPolicy } from '../jobs/retry-policy.js';
 import { decideSendResults, type SendResult } from '../jobs/send-decision.js';
 import type { Logger } from '../log.js';
-import { classifySendResponse, type SendResponse } from '../mailjet/outcome.js';
-import { type MailjetMessage, type MailjetSendBody, messageBytes, packCalls, toMailjetMessage } from '../mailjet/payload.js';
+import type { FoundMessage } from '../mailjet/client.js';
+import { type AcceptedRecipient, classifySendResponse, type SendResponse } from '../mailjet/outcome.js';
+import { customIdForJob, type MailjetMessage, type MailjetSendBody, messageBytes, packCalls, toMailjetMessage } from '../mailjet/payload.js';
+import type { SendGate } from './send-gate.js';
 import type { Wakeup } from './wakeup.js';
 
 export interface ConsumerDeps {
@@ -18,10 +25,17 @@ export interface ConsumerDeps {
   claim: () => Promise<JobRow[]>;
   loadRecipients: (jobIds: readonly string[]) => Promise<RecipientRow[]>;
   send: (body: MailjetSendBody) => Promise<SendResponse>;
+  /** Mailjet's messages for a CustomID; undefined when Mailjet could not be asked. */
+  lookup: (customId: string) => Promise<FoundMessage[] | undefined>;
   record: (recipientsByJob: ReadonlyMap<string, readonly RecipientRow[]>, results: readonly SendResult[]) => Promise<RecordSummary>;
+  /** Renews the leases; returns the ids still held. */
+  extendLeases: (jobIds: readonly string[]) => Promise<string[]>;
+  /** Gives unsent jobs back to the queue without counting the attempt. */
+  release: (jobIds: readonly string[]) => Promise<string[]>;
   /** When the next claimable job falls due (null: none). */
   nextRunAt: () => Promise<Date | null>;
   wakeup: Wakeup;
+  gate: SendGate;
   retry: RetryPolicy;
   /** Longest idle sleep: a safety net for a missed notification, not the way work is found. */
   idleCheckMs: number;
@@ -34,13 +48,21 @@ export interface ConsumerDeps {
 export interface Consumer {
   /** Runs until stop(); never rejects. */
   run(): Promise<void>;
+  /** Stops claiming; the batch in hand stops at its next call. */
   stop(): void;
 }
 
-const ERROR_BACKOFF_MS = [250, 500, 1_000, 2_000, 5_000, 10_000];
+const ERROR_BACKOFF_MS = [250, 500, 1_000, 2_000, 5_000];
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+interface Batch {
+  jobs: JobRow[];
+  recipientsByJob: Map<string, RecipientRow[]>;
+}
 
 export function createConsumer(deps: ConsumerDeps): Consumer {
-  const { id, log, bus, wakeup } = deps;
+  const { id, log, bus, wakeup, gate } = deps;
   const now = deps.now ?? (() => new Date());
   const random = deps.random ?? Math.random;
   let stopping = false;
@@ -59,29 +81,36 @@ export function createConsumer(deps: ConsumerDeps): Consumer {
     await wakeup.wait(seen, delay);
   }
 
-  async function sendCall(jobs: readonly JobRow[], messages: MailjetMessage[], recipientsByJob: Map<string, RecipientRow[]>): Promise<void> {
-    const started = Date.now();
-    const response = await deps.send({ Messages: messages });
-    const outcome = classifySendResponse(response, messages.length, now());
-    const results = decideSendResults(jobs, outcome, { policy: deps.retry, now: now(), random });
-    const summary = await recordWithRetry(recipientsByJob, results);
-    const recipients = jobs.reduce((sum, job) => sum + job.recipientCount, 0);
-    bus.emit('mailjet:call', {
-      messages: messages.length,
-      recipients,
-      outcome: outcome.kind === 'per-message' ? (summary.accepted.length === jobs.length ? 'accepted' : 'partial') : outcome.kind === 'transient' ? 'transient' : 'permanent',
-      durationMs: Date.now() - started,
-    });
-    const level = outcome.kind === 'per-message' && summary.failed.length === 0 && summary.deferred.length === 0 ? 'debug' : 'warn';
-    log.log(level, 'mailjet call done', {
+  /**
+   * Once Mailjet answered, its answer must be written: while the database is away, keep trying (the
+   * lease protects the jobs, and recording "accepted" also wins over a reaped, unclaimed job).
+   */
+  async function recordWithRetry(batch: Batch, results: readonly SendResult[]): Promise<RecordSummary> {
+    for (let attempt = 0; ; attempt += 1) {
+      try {
+        return await deps.record(batch.recipientsByJob, results);
+      } catch (error) {
+        log.warn('could not record Mailjet results; retrying', {
+          component: 'consumer',
+          consumer: id,
+          jobs: results.map((r) => r.jobId),
+          attempt: attempt + 1,
+          error: coerceError(error).message,
+        });
+        await sleep(ERROR_BACKOFF_MS[Math.min(attempt, ERROR_BACKOFF_MS.length - 1)]!);
+      }
+    }
+  }
+
+  function report(summary: RecordSummary, extra: Record<string, unknown>): void {
+    const clean = summary.failed.length === 0 && summary.deferred.length === 0 && summary.lostLease.length === 0;
+    log.log(clean ? 'debug' : 'warn', 'send results recorded', {
       component: 'consumer',
       consumer: id,
-      messages: messages.length,
-      recipients,
       accepted: summary.accepted.length,
       failed: summary.failed,
       deferred: summary.deferred,
-      ...(outcome.kind === 'per-message' ? {} : { error: outcome.error }),
+      ...extra,
     });
     if (summary.lostLease.length > 0) {
       log.warn('lease lost before the result was recorded; another consumer may send these jobs again', {
@@ -90,60 +119,117 @@ export function createConsumer(deps: ConsumerDeps): Consumer {
         jobs: summary.lostLease,
       });
     }
-    for (const [status, ids] of [['accepted', summary.accepted], ['failed', summary.failed], ['deferred', summary.deferred]] as const) {
+    for (const [status, ids] of [
+      ['accepted', summary.accepted],
+      ['failed', summary.failed],
+      ['deferred', summary.deferred],
+    ] as const) {
       if (ids.length > 0) {
         bus.emit('jobs:settled', { status, count: ids.length });
       }
     }
   }
 
-  /**
-   * Once Mailjet answered, its answer must be written: if the database is briefly away, keep trying
-   * (the lease still protects the jobs) rather than let the lease expire and the jobs be sent again.
-   */
-  async function recordWithRetry(
-    recipientsByJob: ReadonlyMap<string, readonly RecipientRow[]>,
-    results: readonly SendResult[],
-  ): Promise<RecordSummary> {
-    for (let attempt = 0; ; attempt += 1) {
-      try {
-        return await deps.record(recipientsByJob, results);
-      } catch (error) {
-        if (attempt >= ERROR_BACKOFF_MS.length * 2) {
-          throw error;
-        }
-        log.warn('could not record Mailjet results; retrying', {
-          component: 'consumer',
-          consumer: id,
-          jobs: results.map((r) => r.jobId),
-          error: coerceError(error).message,
-        });
-        await new Promise((resolve) => setTimeout(resolve, ERROR_BACKOFF_MS[Math.min(attempt, ERROR_BACKOFF_MS.length - 1)]));
+  /** Jobs whose last attempt may have been sent: those Mailjet already has are recorded, not resent. */
+  async function reconcile(batch: Batch): Promise<JobRow[]> {
+    const unsure = batch.jobs.filter((job) => job.outcomeUnknown);
+    const results: SendResult[] = [];
+    for (const job of unsure) {
+      const found = await deps.lookup(customIdForJob(job.id));
+      const recipients = matchFound(batch.recipientsByJob.get(job.id) ?? [], found ?? []);
+      if (recipients.length > 0 && recipients.length === (batch.recipientsByJob.get(job.id) ?? []).length) {
+        results.push({ jobId: job.id, kind: 'accepted', recipients });
       }
+    }
+    if (results.length > 0) {
+      const summary = await recordWithRetry(batch, results);
+      report(summary, { reconciled: results.map((r) => r.jobId) });
+      log.info('found at Mailjet after an unclear attempt: recorded without sending again', {
+        component: 'consumer',
+        consumer: id,
+        jobs: results.map((r) => r.jobId),
+      });
+    }
+    const done = new Set(results.map((r) => r.jobId));
+    return batch.jobs.filter((job) => !done.has(job.id));
+  }
+
+  async function sendCall(batch: Batch, jobs: readonly JobRow[], messages: MailjetMessage[]): Promise<void> {
+    const started = Date.now();
+    const response = await deps.send({ Messages: messages });
+    const outcome = classifySendResponse(response, messages.length, now());
+    let unauthorizedRetryAt = now();
+    if (outcome.kind === 'transient' && outcome.rateLimited) {
+      const pauseMs = gate.throttled(outcome.retryAfterMs);
+      log.warn('Mailjet is rate limiting (429): every consumer of this process pauses', { component: 'consumer', consumer: id, pauseMs });
+    } else if (outcome.kind === 'unauthorized') {
+      unauthorizedRetryAt = new Date(gate.unauthorized(outcome.error));
+      log.error(
+        'Mailjet rejected the API key (401): sending is stopped and /readyz reports not ready. Check MAILJET_API_KEY and MAILJET_API_SECRET; a probe call is tried again later',
+        { component: 'consumer', consumer: id, retryAt: unauthorizedRetryAt.toISOString(), error: outcome.error },
+      );
+    } else if (outcome.kind !== 'transient') {
+      gate.succeeded();
+    }
+    const results = decideSendResults(jobs, outcome, { policy: deps.retry, now: now(), random, unauthorizedRetryAt });
+    const summary = await recordWithRetry(batch, results);
+    const recipients = jobs.reduce((sum, job) => sum + job.recipientCount, 0);
+    bus.emit('mailjet:call', {
+      messages: messages.length,
+      recipients,
+      outcome:
+        outcome.kind === 'per-message' ? (summary.accepted.length === jobs.length ? 'accepted' : 'partial') : outcome.kind === 'transient' ? 'transient' : 'permanent',
+      durationMs: Date.now() - started,
+    });
+    report(summary, { messages: messages.length, recipients, ...(outcome.kind === 'per-message' ? {} : { error: outcome.error }) });
+  }
+
+  async function releaseUnsent(jobIds: readonly string[]): Promise<void> {
+    if (jobIds.length === 0) {
+      return;
+    }
+    try {
+      const released = await deps.release(jobIds);
+      log.info('released unsent jobs', { component: 'consumer', consumer: id, jobs: released });
+    } catch (error) {
+      // Their leases will expire and the reaper will return them.
+      log.warn('could not release unsent jobs', { component: 'consumer', consumer: id, jobs: jobIds, error: coerceError(error).message });
     }
   }
 
-  async function process(jobs: JobRow[]): Promise<void> {
-    bus.emit('jobs:claimed', { consumer: id, count: jobs.length });
-    const recipients = await deps.loadRecipients(jobs.map((job) => job.id));
-    const recipientsByJob = new Map<string, RecipientRow[]>(jobs.map((job) => [job.id, []]));
+  async function process(claimed: JobRow[]): Promise<void> {
+    bus.emit('jobs:claimed', { consumer: id, count: claimed.length });
+    const recipients = await deps.loadRecipients(claimed.map((job) => job.id));
+    const batch: Batch = { jobs: claimed, recipientsByJob: new Map(claimed.map((job) => [job.id, []])) };
     for (const recipient of recipients) {
-      recipientsByJob.get(recipient.jobId)?.push(recipient);
+      batch.recipientsByJob.get(recipient.jobId)?.push(recipient);
     }
+    const jobs = await reconcile(batch);
     const messages = jobs.map((job) =>
       toMailjetMessage({
         id: job.id,
         content: job.content,
-        recipients: (recipientsByJob.get(job.id) ?? []).map((r) => ({ kind: r.kind, email: r.email, name: r.name ?? undefined })),
+        recipients: (batch.recipientsByJob.get(job.id) ?? []).map((r) => ({ kind: r.kind, email: r.email, name: r.name ?? undefined })),
       }),
     );
     const calls = packCalls(messages.map((message, index) => ({ recipients: jobs[index]!.recipientCount, bytes: messageBytes(message) })));
-    for (const indexes of calls) {
-      await sendCall(
-        indexes.map((index) => jobs[index]!),
-        indexes.map((index) => messages[index]!),
-        recipientsByJob,
-      );
+    for (const [callIndex, indexes] of calls.entries()) {
+      const unsent = () => calls.slice(callIndex).flat().map((index) => jobs[index]!.id);
+      const recipientCount = indexes.reduce((sum, index) => sum + jobs[index]!.recipientCount, 0);
+      if (stopping || !(await gate.acquire(recipientCount)) || stopping) {
+        await releaseUnsent(unsent());
+        return;
+      }
+      // Renewing the leases also tells which jobs are still ours: a reaped one may be another's now.
+      const held = new Set(await deps.extendLeases(unsent()));
+      const sendable = indexes.filter((index) => held.has(jobs[index]!.id));
+      if (sendable.length > 0) {
+        await sendCall(
+          batch,
+          sendable.map((index) => jobs[index]!),
+          sendable.map((index) => messages[index]!),
+        );
+      }
     }
   }
 
@@ -172,4 +258,16 @@ export function createConsumer(deps: ConsumerDeps): Consumer {
       stopping = true;
     },
   };
+}
+
+/** Pairs the messages Mailjet found for a job with its recipients, by address. */
+function matchFound(rows: readonly RecipientRow[], found: readonly FoundMessage[]): AcceptedRecipient[] {
+  const out: AcceptedRecipient[] = [];
+  for (const row of rows) {
+    const match = found.find((message) => message.email.toLowerCase() === row.email.toLowerCase());
+    if (match) {
+      out.push({ kind: row.kind, email: row.email, messageId: match.messageId, messageUuid: match.messageUuid });
+    }
+  }
+  return out;
 }

@@ -102,6 +102,7 @@ describe('classifySendResponse', () => {
       error: 'Mailjet 429',
       retryAfterMs: 7000,
       outcomeUnknown: false,
+      rateLimited: true,
     });
   });
 
@@ -114,7 +115,7 @@ describe('classifySendResponse', () => {
   it('when Mailjet answers 429 without Retry-After, then the call is transient with no retryAfterMs', () => {
     const outcome = classifySendResponse(response(429, {}), 1, NOW);
 
-    expect(outcome).to.deep.equal({ kind: 'transient', error: 'Mailjet 429', outcomeUnknown: false });
+    expect(outcome).to.deep.equal({ kind: 'transient', error: 'Mailjet 429', outcomeUnknown: false, rateLimited: true });
     expect(outcome).not.to.have.property('retryAfterMs');
   });
 

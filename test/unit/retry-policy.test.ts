@@ -11,7 +11,8 @@ const MIDDLE = (): number => 0.5;
 const LOWEST = (): number => 0;
 const HIGHEST = (): number => 0.9999999999;
 
-const CONTEXT: DecisionContext = { policy: POLICY, now: NOW, random: MIDDLE };
+const PROBE_AT = new Date(NOW.getTime() + 30_000);
+const CONTEXT: DecisionContext = { policy: POLICY, now: NOW, random: MIDDLE, unauthorizedRetryAt: PROBE_AT };
 
 const RECIPIENT: AcceptedRecipient = { kind: 'to', email: 'a@example.com', messageId: '576460765503091475', messageUuid: 'uuid-a' };
 
@@ -107,7 +108,7 @@ describe('decideSendResults', () => {
     expect(results).to.deep.equal([
       { jobId: '1', kind: 'accepted', recipients: [RECIPIENT] },
       { jobId: '2', kind: 'failed', error: 'mj-0013: invalid email' },
-      { jobId: '3', kind: 'deferred', error: 'send-5000: try later', runAt: new Date(NOW.getTime() + 10_000) },
+      { jobId: '3', kind: 'deferred', error: 'send-5000: try later', runAt: new Date(NOW.getTime() + 10_000), outcomeUnknown: false, refundAttempt: false },
     ]);
   });
 
@@ -156,8 +157,12 @@ describe('decideSendResults', () => {
 
     const results = decideSendResults([attempted('1', 3, 3), attempted('2', 1, 3)], outcome, CONTEXT);
 
-    expect(results[0]).to.deep.equal({ jobId: '1', kind: 'failed', error: 'gave up after 3 attempts: Mailjet 503' });
-    expect(results[1]?.kind).to.equal('deferred');
+    expect(results[0]).to.deep.equal({
+      jobId: '1',
+      kind: 'failed',
+      error: 'gave up after 3 attempts (the outcome of the last attempt is unknown: it may have been delivered): Mailjet 503',
+    });
+    expect(results[1]).to.deep.include({ kind: 'deferred', outcomeUnknown: true, refundAttempt: false });
   });
 
   it('when the job has its own maxAttempts, then it wins over the policy default', () => {
@@ -176,11 +181,13 @@ describe('decideSendResults', () => {
     ]);
   });
 
-  it('when Mailjet answers 401, then jobs are deferred (the key may be fixed) rather than failed at once', () => {
+  it('when Mailjet answers 401, then jobs wait for the next probe with their attempt refunded, even on their last attempt', () => {
     const outcome: CallOutcome = { kind: 'unauthorized', error: 'Mailjet 401' };
 
-    const [result] = decideSendResults([attempted('1', 1)], outcome, CONTEXT);
+    const results = decideSendResults([attempted('1', 1), attempted('2', 8, 8)], outcome, CONTEXT);
 
-    expect(result).to.deep.equal({ jobId: '1', kind: 'deferred', error: 'Mailjet 401', runAt: new Date(NOW.getTime() + 5000) });
+    for (const [index, result] of results.entries()) {
+      expect(result).to.deep.equal({ jobId: String(index + 1), kind: 'deferred', error: 'Mailjet 401', runAt: PROBE_AT, outcomeUnknown: false, refundAttempt: true });
+    }
   });
 });
