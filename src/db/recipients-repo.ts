@@ -115,3 +115,17 @@ export async function setRecipientStatuses(tx: Queryable, changes: ReadonlyMap<s
   }
   await query(tx, SET_RECIPIENT_STATUSES, [[...changes.keys()], [...changes.values()]]);
 }
+
+const REOPEN_FAILED_RECIPIENTS = `
+  update email_recipients
+  set status = 'pending',
+    updated_at = now()
+  where job_id = any($1::bigint[])
+    and status = 'failed'`;
+
+/** The recipients of re-queued jobs wait again. */
+export async function reopenFailedRecipients(tx: Queryable, jobIds: readonly string[]): Promise<void> {
+  if (jobIds.length > 0) {
+    await query(tx, REOPEN_FAILED_RECIPIENTS, [jobIds]);
+  }
+}

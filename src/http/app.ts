@@ -3,10 +3,12 @@
 import express, { type Express } from 'express';
 import helmet from 'helmet';
 
+import type { Pool } from '../db/pool.js';
 import type { JobService } from '../jobs/service.js';
 import type { Logger } from '../log.js';
-import { type Authenticate, type BasicCredentials, requireApiKey, requireBasicAuth } from './auth.js';
+import { type Authenticate, type BasicCredentials, requireAdminKey, requireApiKey, requireBasicAuth } from './auth.js';
 import { errorHandler, notFoundHandler } from './problem.js';
+import { adminRouter } from './routes/admin.js';
 import { type EventsRouteDeps, eventsRouter } from './routes/events.js';
 import { type OpsRouteDeps, opsRouter } from './routes/ops.js';
 import { queueRouter } from './routes/queue.js';
@@ -14,11 +16,32 @@ import { statusRouter } from './routes/status.js';
 
 export interface AppDeps extends OpsRouteDeps {
   jobs: JobService;
+  pool: Pool;
+  notifyChannel: string;
+  adminKey: string | undefined;
   authenticate: Authenticate;
   ingestEvents: EventsRouteDeps['ingest'];
   eventsCredentials: BasicCredentials | undefined;
   limits: { queueBody: string; eventsBody: string };
   log: Logger;
+}
+
+interface RouterLayer {
+  route?: { path: string; methods: Record<string, boolean> };
+  handle?: { stack?: RouterLayer[] };
+}
+
+/** Every (method, path) the app serves, read from its routers: the contract test compares it to openapi.yaml. */
+export function routeTable(app: Express): Array<{ method: string; path: string }> {
+  const walk = (stack: RouterLayer[]): Array<{ method: string; path: string }> =>
+    stack.flatMap((layer) =>
+      layer.route
+        ? Object.keys(layer.route.methods).map((method) => ({ method, path: layer.route!.path }))
+        : layer.handle?.stack
+          ? walk(layer.handle.stack)
+          : [],
+    );
+  return walk((app as unknown as { router: { stack: RouterLayer[] } }).router.stack);
 }
 
 export function createApp(deps: AppDeps): Express {
@@ -53,6 +76,7 @@ export function createApp(deps: AppDeps): Express {
   );
   app.use(queueRouter({ jobs: deps.jobs, requireApp, bodyLimit: deps.limits.queueBody }));
   app.use(statusRouter(deps.jobs, requireApp));
+  app.use(adminRouter({ pool: deps.pool, notifyChannel: deps.notifyChannel, requireAdmin: requireAdminKey(deps.adminKey) }));
   app.use(notFoundHandler);
   app.use(errorHandler(deps.log));
   return app;

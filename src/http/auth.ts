@@ -37,6 +37,23 @@ function sameSecret(given: string, expected: string): boolean {
   return timingSafeEqual(a, b);
 }
 
+/** The admin API: a bearer key compared in constant time; without a configured key it is off. */
+export function requireAdminKey(adminKey: string | undefined): RequestHandler {
+  return (req, _res, next) => {
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(req.get('authorization') ?? '');
+    const headers = { 'WWW-Authenticate': 'Bearer realm="jetpost admin"' };
+    if (adminKey === undefined) {
+      next(new UnauthorizedError('the admin API is off: set ADMIN_API_KEY to use it', { headers }));
+      return;
+    }
+    if (!match || !sameSecret(match[1]!, adminKey)) {
+      next(new UnauthorizedError('a valid admin key is required: "Authorization: Bearer <ADMIN_API_KEY>"', { headers }));
+      return;
+    }
+    next();
+  };
+}
+
 export interface BasicCredentials {
   username: string;
   password: string;

@@ -212,10 +212,10 @@ export function parseQueueRequest(body: unknown, headerKey: string | undefined):
 }
 
 /** A job id: a positive bigint in decimal (anything larger would only fail in PostgreSQL). */
-const jobId = z.string().refine((value) => /^[1-9]\d{0,18}$/.test(value) && BigInt(value) <= 9223372036854775807n, 'a job id (digits)');
+export const jobIdSchema = z.string().refine((value) => /^[1-9]\d{0,18}$/.test(value) && BigInt(value) <= 9223372036854775807n, 'a job id (digits)');
 
 export function parseJobId(value: unknown): string {
-  return parseOrThrow(jobId, value, 'job id');
+  return parseOrThrow(jobIdSchema, value, 'job id');
 }
 
 const statusLookup = z
@@ -223,7 +223,7 @@ const statusLookup = z
     ids: z
       .string()
       .transform((value) => value.split(',').map((part) => part.trim()).filter(Boolean))
-      .pipe(z.array(jobId).min(1).max(LIMITS.statusLookupIds))
+      .pipe(z.array(jobIdSchema).min(1).max(LIMITS.statusLookupIds))
       .optional(),
     custom_id: z
       .union([noControl(LIMITS.customIdLength).min(1), z.array(noControl(LIMITS.customIdLength).min(1)).max(LIMITS.statusLookupIds)])

@@ -1,7 +1,7 @@
 // Domain rows → the JSON the API answers with (openapi.yaml: Job, Recipient, Event). Ids and
 // MessageIDs are strings: MessageIDs exceed 2^53 and would lose digits as JSON numbers.
 import type { StoredEvent } from '../db/events-repo.js';
-import type { JobRow } from '../db/jobs-repo.js';
+import type { AdminJobRow, JobRow } from '../db/jobs-repo.js';
 import type { RecipientRow } from '../db/recipients-repo.js';
 import type { JobView } from '../jobs/service.js';
 
@@ -42,6 +42,20 @@ function eventJson(event: StoredEvent) {
     message_id: event.messageId,
     occurred_at: event.occurredAt.toISOString(),
     details,
+  };
+}
+
+export function adminJobJson(job: AdminJobRow) {
+  return {
+    job_id: job.id,
+    app: job.appName,
+    status: job.status,
+    custom_id: job.customId,
+    attempts: job.attempts,
+    max_attempts: job.maxAttempts,
+    last_error: job.lastError,
+    created_at: job.createdAt.toISOString(),
+    updated_at: job.updatedAt.toISOString(),
   };
 }
 

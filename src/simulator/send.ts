@@ -149,6 +149,24 @@ export function processSend(text: string, context: SendContext): SendReply {
   return { status, body: { Messages: entries }, accepted };
 }
 
+/**
+ * The CustomID of each message of a send body, in order ('' when absent; Globals apply as defaults),
+ * whether or not the call is valid; [] when the body is not a JSON object with a Messages array.
+ */
+export function customIdsOf(text: string): string[] {
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    return [];
+  }
+  if (!isRecord(body) || !Array.isArray(body.Messages)) {
+    return [];
+  }
+  const globalId = isRecord(body.Globals) ? optionalString(body.Globals.CustomID) : undefined;
+  return body.Messages.map((message: unknown) => (isRecord(message) ? optionalString(message.CustomID) : undefined) ?? globalId ?? '');
+}
+
 function parseRequest(text: string): Problem | { messages: Fields[]; sandbox: boolean } {
   let body: unknown;
   try {

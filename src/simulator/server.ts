@@ -11,6 +11,8 @@
  *   its registered URL, else to options.callbackUrl (callbacks.ts holds the scenario table).
  * - Faults (faults.ts) add latency, 429 / 500 / unanswered calls, per-message errors, and dropped,
  *   duplicated or reordered events. Set them in code (simulator.faults) or over /_sim/faults.
+ * - sendCallLog() and lookupLog() keep every send call (its CustomIDs and how it was answered) and every
+ *   look-up by CustomID, so a test can count what was sent twice and what a look-up saved.
  * - When apiKey and apiSecret are both set, every Mailjet route needs HTTP Basic auth with them.
  *   The /_sim/* routes (health, messages, reset, faults) never do.
  *
@@ -24,14 +26,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import { createCallbackUrlRegistry } from './callback-urls.js';
 import { type CallbackLoop, type CallbackTarget, createCallbackLoop, type EventType, isHttpUrl } from './callbacks.js';
-import { createFaults, type FaultController, type Faults, parseFaultSettings } from './faults.js';
+import { type CallOutcome, createFaults, type FaultController, type Faults, parseFaultSettings } from './faults.js';
 import { toJson } from './json.js';
 import { createMessageStore, toMessageResource } from './message-store.js';
 import { createRandom, type Random } from './random.js';
 import { notFound, RestError, restOne, restPage } from './rest.js';
-import { createMessageIdSequence, processSend, type RecipientIdentity, type SimulatedMessage } from './send.js';
+import { createMessageIdSequence, customIdsOf, processSend, type RecipientIdentity, type SimulatedMessage } from './send.js';
 
-export type { FaultController, FaultSettings } from './faults.js';
+export type { CallOutcome, FaultController, FaultSettings } from './faults.js';
 export type { MessageStatus, RecipientKind, SimulatedMessage, SimulatedRecipient } from './send.js';
 
 export interface SimulatorOptions {
@@ -54,6 +56,28 @@ export interface SimulatorOptions {
   log?: (message: string, fields?: Record<string, unknown>) => void;
 }
 
+/** One POST /v3.1/send call, as the simulator saw and answered it. */
+export interface SendCallRecord {
+  /** When the call arrived. */
+  at: Date;
+  /** What the faults chose ('ok' for a normal answer), or 'unauthorized' for bad credentials. */
+  outcome: CallOutcome | 'unauthorized';
+  /** The HTTP status answered; undefined for a held call (a timeout: the client never got an answer). */
+  status: number | undefined;
+  /** The CustomID of each message of the call, in order ('' when absent; empty for a 401, whose body is not read). */
+  customIds: string[];
+  /** The CustomIDs of the messages accepted (recorded and called back), including those of a timeout that accepts. */
+  accepted: string[];
+}
+
+/** One GET /v3/REST/message?CustomID=… call. */
+export interface LookupRecord {
+  at: Date;
+  customId: string;
+  /** Rows found: one per recipient of every message sent with this CustomID. */
+  found: number;
+}
+
 export interface Simulator {
   /** Resolves the base URL, e.g. "http://127.0.0.1:4010"; port 0 picks a free port. */
   listen(port?: number, host?: string): Promise<string>;
@@ -64,12 +88,16 @@ export interface Simulator {
   readonly messages: readonly SimulatedMessage[];
   /** POST /v3.1/send calls received, whatever their outcome. */
   sendCalls(): number;
+  /** Every POST /v3.1/send call in arrival order, with its CustomIDs and outcome. */
+  sendCallLog(): readonly SendCallRecord[];
+  /** Every look-up of messages by CustomID, in arrival order. */
+  lookupLog(): readonly LookupRecord[];
   setCallbackUrl(url: string | undefined): void;
   readonly faults: FaultController;
   /** Delivers every scheduled event that is due now. */
   flushEvents(): Promise<void>;
   pendingEvents(): number;
-  /** Forgets messages, calls, pending events and faults; callback registrations stay. */
+  /** Forgets messages, calls (and their logs), pending events and faults; callback registrations stay. */
   reset(): void;
 }
 
@@ -121,6 +149,8 @@ class MailjetSimulator implements Simulator {
   private readonly log: NonNullable<SimulatorOptions['log']>;
   private callbackUrl: string | undefined;
   private calls = 0;
+  private callLog: SendCallRecord[] = [];
+  private lookups: LookupRecord[] = [];
   private server: Server | undefined;
   private baseUrl: string | undefined;
   /** Aborted by close(), ending latency waits. */
@@ -247,6 +277,14 @@ class MailjetSimulator implements Simulator {
     return this.calls;
   }
 
+  sendCallLog(): readonly SendCallRecord[] {
+    return this.callLog;
+  }
+
+  lookupLog(): readonly LookupRecord[] {
+    return this.lookups;
+  }
+
   setCallbackUrl(url: string | undefined): void {
     if (url !== undefined && !isHttpUrl(url)) {
       throw new RangeError(`callback URL must be an absolute http(s) URL, got "${url}"`);
@@ -265,6 +303,9 @@ class MailjetSimulator implements Simulator {
   reset(): void {
     this.store.clear();
     this.calls = 0;
+    // New arrays, so a log a caller holds keeps its content.
+    this.callLog = [];
+    this.lookups = [];
     this.loop.clear();
     this.faultState.clear();
   }
@@ -302,6 +343,9 @@ class MailjetSimulator implements Simulator {
       this.calls++;
     }
     if (!url.pathname.startsWith('/_sim/') && !this.authorized(req)) {
+      if (method === 'POST' && url.pathname === SEND_PATH) {
+        this.callLog.push({ at: new Date(), outcome: 'unauthorized', status: 401, customIds: [], accepted: [] });
+      }
       return json(401, {
         ErrorIdentifier: this.random.uuid(),
         ErrorCode: 'mj-0015',
@@ -346,10 +390,12 @@ class MailjetSimulator implements Simulator {
    * client that gives up during it has still sent its messages, as with a slow Mailjet.
    */
   private async send({ body }: RouteRequest): Promise<Outcome> {
+    const at = new Date();
     const text = await body();
     const outcome = this.faultState.nextCallOutcome();
     const { latencyMs = 0, retryAfterSeconds, timeoutAccepts = true } = this.faultState.get();
     let reply: Outcome;
+    let accepted: SimulatedMessage[] = [];
     if (outcome === '429') {
       reply = htmlPage(429, 'Too Many Requests', retryAfterSeconds === undefined ? {} : { 'retry-after': String(retryAfterSeconds) });
     } else if (outcome === '500') {
@@ -357,11 +403,20 @@ class MailjetSimulator implements Simulator {
     } else if (outcome === 'timeout') {
       reply = HOLD;
       if (timeoutAccepts) {
-        this.accept(text);
+        accepted = this.accept(text).accepted;
       }
     } else {
-      reply = this.accept(text);
+      const result = this.accept(text);
+      reply = result.reply;
+      accepted = result.accepted;
     }
+    this.callLog.push({
+      at,
+      outcome,
+      status: reply === HOLD ? undefined : reply.status,
+      customIds: customIdsOf(text),
+      accepted: accepted.map((message) => message.customId),
+    });
     this.log('send call', { outcome, status: reply === HOLD ? 'held' : reply.status });
     if (latencyMs > 0) {
       await sleep(latencyMs, undefined, { signal: this.lifetime.signal });
@@ -369,7 +424,7 @@ class MailjetSimulator implements Simulator {
     return reply;
   }
 
-  private accept(text: string): Reply {
+  private accept(text: string): { reply: Reply; accepted: SimulatedMessage[] } {
     const reply = processSend(text, {
       identify: (email) => this.identify(email),
       errorId: () => this.random.uuid(),
@@ -380,7 +435,7 @@ class MailjetSimulator implements Simulator {
       this.store.add(message);
       this.loop.schedule(message);
     }
-    return json(reply.status, reply.body);
+    return { reply: json(reply.status, reply.body), accepted: reply.accepted };
   }
 
   private identify(email: string): RecipientIdentity {
@@ -391,7 +446,11 @@ class MailjetSimulator implements Simulator {
   }
 
   private listMessages({ query }: RouteRequest): Reply {
-    const rows = this.store.list(query.get('CustomID') ?? undefined);
+    const customId = query.get('CustomID') ?? undefined;
+    const rows = this.store.list(customId);
+    if (customId !== undefined) {
+      this.lookups.push({ at: new Date(), customId, found: rows.length });
+    }
     const showCustomId = query.get('ShowCustomID') === 'true';
     const page = restPage(rows, query);
     return json(200, { ...page, Data: page.Data.map((row) => toMessageResource(row, showCustomId)) });

@@ -17,6 +17,7 @@ export const MAILJET_TEST_KEY = 'test-api-key';
 export const MAILJET_TEST_SECRET = 'test-api-secret';
 export const EVENTS_USER = 'mailjet';
 export const EVENTS_PASSWORD = 'events-password';
+export const ADMIN_KEY = 'test-admin-key-0123456789abcdef';
 
 export interface TestService {
   jetpost: Jetpost;
@@ -57,6 +58,7 @@ export async function startTestService(options: TestServiceOptions = {}): Promis
     WORKER_CONCURRENCY: '2',
     EVENTS_USERNAME: EVENTS_USER,
     EVENTS_PASSWORD: EVENTS_PASSWORD,
+    ADMIN_API_KEY: ADMIN_KEY,
     RETRY_BASE_MS: '50',
     RETRY_MAX_MS: '1000',
     IDLE_CHECK_MS: '2000',

@@ -3,3 +3,8 @@
 -- by CustomID, so a slow Mailjet or a crash does not become a duplicate email.
 alter table email_send_jobs
   add column outcome_unknown boolean not null default false;
+
+-- The dead-letter list (failed jobs, newest first) for the admin API and CLI.
+create index email_send_jobs_failed_idx
+  on email_send_jobs (id desc)
+  where status = 'failed';

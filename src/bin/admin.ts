@@ -1,0 +1,115 @@
+// `npm run admin -- <command>`: operator commands against the database this configuration points
+// at (DATABASE_URL, or the embedded PostgreSQL under DATA_DIR, started or adopted for the command).
+//
+//   jobs list [--status failed] [--app NAME] [--limit N] [--before ID]
+//   jobs requeue ID [ID...]            re-queue these failed jobs
+//   jobs requeue --all-failed [--app NAME]
+import { parseArgs } from 'node:util';
+
+import { ConfigError, loadConfig } from '../config.js';
+import { jobsChannel } from '../db/notify.js';
+import { type OpenDatabase, openDatabase } from '../db/open.js';
+import { listJobs, requeueFailed } from '../jobs/admin.js';
+import { JOB_STATUSES, type JobStatus } from '../jobs/status.js';
+import { createLogger } from '../log.js';
+
+const USAGE = `usage: npm run admin -- <command>
+
+  jobs list [--status failed] [--app NAME] [--limit N] [--before ID]
+  jobs requeue ID [ID...]
+  jobs requeue --all-failed [--app NAME]
+`;
+
+class UsageError extends Error {}
+
+type Command = (db: OpenDatabase, args: string[], schema: string) => Promise<void>;
+
+function table(rows: Record<string, unknown>[]): string {
+  if (rows.length === 0) {
+    return '(none)\n';
+  }
+  const columns = Object.keys(rows[0]!);
+  const cells = rows.map((row) => columns.map((column) => String(row[column] ?? '')));
+  const widths = columns.map((column, i) => Math.max(column.length, ...cells.map((cell) => cell[i]!.length)));
+  const line = (values: string[]) => values.map((value, i) => value.padEnd(widths[i]!)).join('  ').trimEnd();
+  return [line(columns), ...cells.map(line)].join('\n') + '\n';
+}
+
+const jobsList: Command = async (db, args) => {
+  const { values } = parseArgs({
+    args,
+    options: { status: { type: 'string', default: 'failed' }, app: { type: 'string' }, limit: { type: 'string', default: '50' }, before: { type: 'string' } },
+  });
+  if (!(JOB_STATUSES as readonly string[]).includes(values.status)) {
+    throw new UsageError(`--status must be one of ${JOB_STATUSES.join(', ')}`);
+  }
+  const limit = Number(values.limit);
+  if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
+    throw new UsageError('--limit must be a whole number from 1 to 1000');
+  }
+  if (values.before !== undefined && !/^\d{1,19}$/.test(values.before)) {
+    throw new UsageError('--before must be a job id');
+  }
+  const jobs = await listJobs(db.pool, values.status as JobStatus, { appName: values.app, before: values.before, limit });
+  process.stdout.write(
+    table(
+      jobs.map((job) => ({
+        job_id: job.id,
+        app: job.appName,
+        status: job.status,
+        attempts: `${job.attempts}/${job.maxAttempts}`,
+        updated_at: job.updatedAt.toISOString(),
+        last_error: job.lastError,
+      })),
+    ),
+  );
+};
+
+const jobsRequeue: Command = async (db, args, schema) => {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { 'all-failed': { type: 'boolean' }, app: { type: 'string' } } });
+  const allFailed = values['all-failed'] === true;
+  if (allFailed === positionals.length > 0) {
+    throw new UsageError('give job ids, or --all-failed');
+  }
+  if (positionals.some((id) => !/^\d{1,19}$/.test(id))) {
+    throw new UsageError('job ids are digits');
+  }
+  const requeued = await requeueFailed(db.pool, jobsChannel(schema), { ids: allFailed ? null : positionals, appName: values.app ?? null });
+  process.stdout.write(`re-queued ${requeued.length} job(s)${requeued.length > 0 ? `: ${requeued.join(', ')}` : ''}\n`);
+  const skipped = allFailed ? [] : positionals.filter((id) => !requeued.includes(id));
+  if (skipped.length > 0) {
+    process.stdout.write(`not failed (left alone): ${skipped.join(', ')}\n`);
+  }
+};
+
+const COMMANDS: Record<string, Command> = {
+  'jobs list': jobsList,
+  'jobs requeue': jobsRequeue,
+};
+
+async function run(argv: string[]): Promise<void> {
+  const name = argv.slice(0, 2).join(' ');
+  const command = COMMANDS[name];
+  if (!command) {
+    throw new UsageError(argv.length === 0 ? 'no command given' : `unknown command: ${name}`);
+  }
+  const config = loadConfig();
+  // Only warnings and errors: the command's own output is the point.
+  const log = createLogger({ level: 'warn' });
+  // A running jetpost's embedded database is borrowed, never stopped by a command.
+  const db = await openDatabase(config, log, { ownsRunningEmbedded: false });
+  try {
+    await command(db, argv.slice(2), config.database.schema);
+  } finally {
+    await db.close();
+  }
+}
+
+run(process.argv.slice(2)).catch((error: unknown) => {
+  if (error instanceof UsageError || error instanceof ConfigError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+    process.stderr.write(`${(error as Error).message}\n\n${USAGE}`);
+    process.exit(2);
+  }
+  process.stderr.write(`admin command failed: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+});

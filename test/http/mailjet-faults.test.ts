@@ -1,0 +1,190 @@
+// How the consumers treat Mailjet's failures (nock): a 429 slows every consumer, a 401 stops sending
+// without spending attempts, a timeout is reconciled by CustomID instead of sent twice, an expired
+// lease is reaped, and a graceful stop releases what it did not send.
+import { expect } from 'chai';
+import nock from 'nock';
+
+import { claimJobs } from '../../src/db/jobs-repo.js';
+import { isolateNetwork, restoreNetwork, type SendCall, sendResponseText } from '../support/mailjet-nock.js';
+import { eventually, MAILJET_TEST_ORIGIN, startTestService, type TestService } from '../support/service.js';
+
+function message(to: string) {
+  return { from: 'app@example.com', to, subject: 'Hi', text: 'Hello' };
+}
+
+async function queue(service: TestService, addresses: string[]): Promise<string[]> {
+  const res = await service.request('POST', '/queue', { body: { messages: addresses.map(message) } });
+  expect(res.status).to.equal(202);
+  return ((await res.json()) as { jobs: Array<{ job_id: string }> }).jobs.map((job) => job.job_id);
+}
+
+async function jobRows(service: TestService): Promise<Array<{ id: string; status: string; attempts: number; outcome_unknown: boolean; last_error: string | null }>> {
+  const { rows } = await service.db.pool.query('select id::text, status, attempts, outcome_unknown, last_error from email_send_jobs order by id');
+  return rows;
+}
+
+async function allAccepted(service: TestService, count: number): Promise<void> {
+  await eventually(async () => {
+    const rows = await jobRows(service);
+    return rows.length === count && rows.every((row) => row.status === 'accepted') ? true : undefined;
+  }, 15_000, `${count} jobs accepted`);
+}
+
+const success = (call: SendCall) => sendResponseText(call).text;
+
+describe('Mailjet failures (nock)', () => {
+  let service: TestService;
+  /** Runs after the service stops: a test that restarts the service on the same database drops it here. */
+  let afterStop: (() => Promise<void>) | undefined;
+
+  beforeEach(() => isolateNetwork());
+  afterEach(async () => {
+    await service?.stop();
+    await afterStop?.();
+    afterStop = undefined;
+    restoreNetwork();
+  });
+
+  it('when Mailjet answers 429 with Retry-After, then no consumer of the process calls again before it has passed', async () => {
+    const callStarts: number[] = [];
+    let throttledAt = 0;
+    nock(MAILJET_TEST_ORIGIN)
+      .post('/v3.1/send')
+      .reply(() => {
+        callStarts.push(Date.now());
+        throttledAt = Date.now();
+        return [429, '<html><body>Too Many Requests</body></html>', { 'content-type': 'text/html', 'retry-after': '1' }];
+      })
+      .post('/v3.1/send')
+      .times(10)
+      .reply((_uri: string, body: nock.Body) => {
+        callStarts.push(Date.now());
+        return [200, success(body as SendCall), { 'content-type': 'application/json' }];
+      });
+    service = await startTestService({ env: { WORKER_CONCURRENCY: '3', BATCH_SIZE: '1' } });
+
+    await queue(service, ['a@example.com', 'b@example.com', 'c@example.com', 'd@example.com']);
+    await allAccepted(service, 4);
+
+    const later = callStarts.filter((at) => at > throttledAt);
+    // Calls already on their way when the 429 came may land at once; none may start during the pause.
+    const startedDuringPause = later.filter((at) => at - throttledAt > 50 && at - throttledAt < 950);
+    expect(startedDuringPause).to.deep.equal([]);
+    const rows = await jobRows(service);
+    expect(rows.map((row) => row.attempts).sort()).to.include(2);
+  });
+
+  it('when Mailjet answers 401, then sending stops, /readyz says why, and no attempt is spent', async () => {
+    let calls = 0;
+    nock(MAILJET_TEST_ORIGIN)
+      .persist()
+      .post('/v3.1/send')
+      .reply(() => {
+        calls += 1;
+        return [401, '{"ErrorIdentifier":"x","ErrorCode":"mj-0015","StatusCode":401,"ErrorMessage":"API key authentication/authorization failure"}', { 'content-type': 'application/json' }];
+      });
+    service = await startTestService({ env: { WORKER_CONCURRENCY: '3', BATCH_SIZE: '1' } });
+
+    await queue(service, ['a@example.com', 'b@example.com', 'c@example.com']);
+    const ready = await eventually(async () => {
+      const res = await fetch(`${service.url}/readyz`);
+      return res.status === 503 ? ((await res.json()) as { checks: { mailjet: { ok: boolean; detail: string } } }) : undefined;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 500));
+
+    expect(ready.checks.mailjet.ok).to.equal(false);
+    expect(ready.checks.mailjet.detail).to.contain('401');
+    // Only the first call (and at most the calls already past the gate) reached Mailjet.
+    expect(calls).to.be.at.most(3);
+    const rows = await jobRows(service);
+    expect(rows.every((row) => row.attempts === 0)).to.equal(true);
+    expect(rows.filter((row) => row.status === 'deferred').length).to.equal(calls);
+  });
+
+  it('when a send times out but Mailjet did send it, then the next attempt finds it by CustomID and does not send it again', async () => {
+    let sends = 0;
+    let lookups = 0;
+    let sentCall: SendCall | undefined;
+    nock(MAILJET_TEST_ORIGIN)
+      .post('/v3.1/send')
+      .delay(1_500)
+      .reply((_uri: string, body: nock.Body) => {
+        sends += 1;
+        sentCall = body as SendCall;
+        return [200, success(sentCall), { 'content-type': 'application/json' }];
+      })
+      .get('/v3/REST/message')
+      .query(true)
+      .reply((uri: string) => {
+        lookups += 1;
+        const customId = new URL(uri, MAILJET_TEST_ORIGIN).searchParams.get('CustomID');
+        expect(customId).to.equal(sentCall?.Messages[0]?.CustomID);
+        return [
+          200,
+          `{"Count":1,"Data":[{"ID":576460765503099999,"UUID":"u-timeout","CustomID":"${customId}","ContactAlt":"slow@example.com","Status":"sent"}],"Total":1}`,
+          { 'content-type': 'application/json' },
+        ];
+      });
+    service = await startTestService({ env: { MAILJET_TIMEOUT_MS: '500', WORKER_CONCURRENCY: '1' } });
+
+    const [jobId] = await queue(service, ['slow@example.com']);
+    await allAccepted(service, 1);
+
+    expect(sends).to.equal(1);
+    expect(lookups).to.equal(1);
+    const view = (await (await service.request('GET', `/status/${jobId}`)).json()) as { attempts: number; recipients: Array<{ message_id: string }> };
+    expect(view.recipients[0]!.message_id).to.equal('576460765503099999');
+    expect((await jobRows(service))[0]!.outcome_unknown).to.equal(false);
+  });
+
+  it('when a consumer died holding a job, then the reaper returns it, marked unsure, and it is sent after a look-up', async () => {
+    let lookups = 0;
+    nock(MAILJET_TEST_ORIGIN)
+      .get('/v3/REST/message')
+      .query(true)
+      .reply(() => {
+        lookups += 1;
+        return [200, '{"Count":0,"Data":[],"Total":0}', { 'content-type': 'application/json' }];
+      })
+      .post('/v3.1/send')
+      .reply((_uri: string, body: nock.Body) => [200, success(body as SendCall), { 'content-type': 'application/json' }]);
+    service = await startTestService({ env: { WORKER_CONCURRENCY: '0', LEASE_MS: '1000' } });
+    await queue(service, ['orphan@example.com']);
+    // A "consumer" of a process that then died: it claims with a short lease and never comes back.
+    const [claimed] = await claimJobs(service.db.pool, 'dead-process/0', 1, 200);
+    expect(claimed?.status).to.equal('processing');
+    const first = service;
+    await first.jetpost.stop();
+    afterStop = () => first.stop();
+
+    service = await startTestService({ db: first.db, env: { WORKER_CONCURRENCY: '1', LEASE_MS: '1000' } });
+    await allAccepted(service, 1);
+
+    expect(lookups).to.equal(1);
+    const [row] = await jobRows(service);
+    expect(row!.attempts).to.equal(2);
+  });
+
+  it('when the service stops while a batch is being sent, then the call in flight is recorded and the rest is released unsent', async () => {
+    nock(MAILJET_TEST_ORIGIN)
+      .persist()
+      .post('/v3.1/send')
+      .delay(800)
+      .reply((_uri: string, body: nock.Body) => [200, success(body as SendCall), { 'content-type': 'application/json' }]);
+    service = await startTestService({ env: { WORKER_CONCURRENCY: '1' } });
+    // Three jobs of 30 recipients: one batch, three calls (50 recipients at most per call).
+    const res = await service.request('POST', '/queue', {
+      body: {
+        messages: [0, 1, 2].map((i) => ({ ...message(`a${i}@example.com`), cc: Array.from({ length: 29 }, (_, j) => `cc${i}-${j}@example.com`) })),
+      },
+    });
+    expect(res.status).to.equal(202);
+    await eventually(async () => ((await jobRows(service)).some((row) => row.status === 'processing') ? true : undefined));
+
+    await service.jetpost.stop();
+
+    const rows = await jobRows(service);
+    expect(rows.map((row) => row.status)).to.deep.equal(['accepted', 'queued', 'queued']);
+    expect(rows.map((row) => row.attempts)).to.deep.equal([1, 0, 0]);
+  });
+});

@@ -1,0 +1,92 @@
+// The simulator's per-call log and look-up log: what the fault suite counts duplicates and saved
+// re-sends with.
+import { expect } from 'chai';
+
+import { customIdsOf } from '../../src/simulator/send.js';
+import { createSimulator, type Simulator } from '../../src/simulator/server.js';
+
+const cleanups: Array<() => Promise<void>> = [];
+
+async function startSimulator(): Promise<Simulator> {
+  const simulator = createSimulator({ seed: 11, apiKey: 'key', apiSecret: 'secret', flushIntervalMs: 60_000 });
+  cleanups.push(() => simulator.close());
+  await simulator.listen(0);
+  return simulator;
+}
+
+const AUTH = `Basic ${Buffer.from('key:secret').toString('base64')}`;
+
+function message(to: string, customId?: string): Record<string, unknown> {
+  return { From: { Email: 'app@example.com' }, To: [{ Email: to }], TextPart: 'Hello', ...(customId === undefined ? {} : { CustomID: customId }) };
+}
+
+async function send(simulator: Simulator, body: unknown, signal?: AbortSignal, authorization = AUTH): Promise<number> {
+  const response = await fetch(`${simulator.url}/v3.1/send`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization },
+    body: JSON.stringify(body),
+    ...(signal === undefined ? {} : { signal }),
+  });
+  await response.text();
+  return response.status;
+}
+
+describe('Mailjet simulator: call and look-up logs', () => {
+  afterEach(async () => {
+    await Promise.all(cleanups.splice(0).map((cleanup) => cleanup()));
+  });
+
+  it('when calls are answered ok, 500, 429, held or 401, then each is logged with its CustomIDs and what was accepted', async () => {
+    const simulator = await startSimulator();
+    simulator.faults.set({ nextCalls: ['ok', '500', '429', 'timeout'], timeoutAccepts: true });
+
+    expect(await send(simulator, { Messages: [message('a@example.com', 'job-1'), message('not-an-address', 'job-2'), message('c@example.com')] })).to.equal(400);
+    expect(await send(simulator, { Messages: [message('d@example.com', 'job-3')] })).to.equal(500);
+    expect(await send(simulator, { Globals: { CustomID: 'job-g' }, Messages: [message('e@example.com')] })).to.equal(429);
+    const held = await send(simulator, { Messages: [message('f@example.com', 'job-4')] }, AbortSignal.timeout(300)).then(
+      () => 'answered',
+      () => 'no answer',
+    );
+    expect(held).to.equal('no answer');
+    expect(await send(simulator, { Messages: [message('g@example.com', 'job-5')] }, undefined, 'Basic bm86bm8=')).to.equal(401);
+
+    const log = simulator.sendCallLog().map(({ outcome, status, customIds, accepted }) => ({ outcome, status, customIds, accepted }));
+    expect(log).to.deep.equal([
+      { outcome: 'ok', status: 400, customIds: ['job-1', 'job-2', ''], accepted: ['job-1', ''] },
+      { outcome: '500', status: 500, customIds: ['job-3'], accepted: [] },
+      { outcome: '429', status: 429, customIds: ['job-g'], accepted: [] },
+      { outcome: 'timeout', status: undefined, customIds: ['job-4'], accepted: ['job-4'] },
+      { outcome: 'unauthorized', status: 401, customIds: [], accepted: [] },
+    ]);
+    expect(simulator.sendCallLog().every((call) => call.at instanceof Date)).to.equal(true);
+    expect(simulator.sendCalls()).to.equal(5);
+  });
+
+  it('when messages are looked up by CustomID, then each look-up is logged with the rows it found, and reset() forgets both logs', async () => {
+    const simulator = await startSimulator();
+    await send(simulator, { Messages: [{ ...message('a@example.com', 'job-1'), Cc: [{ Email: 'b@example.com' }] }] });
+
+    for (const customId of ['job-1', 'job-9']) {
+      const response = await fetch(`${simulator.url}/v3/REST/message?CustomID=${customId}`, { headers: { authorization: AUTH } });
+      expect(response.status).to.equal(200);
+      await response.text();
+    }
+    await (await fetch(`${simulator.url}/v3/REST/message`, { headers: { authorization: AUTH } })).text();
+
+    expect(simulator.lookupLog().map(({ customId, found }) => ({ customId, found }))).to.deep.equal([
+      { customId: 'job-1', found: 2 },
+      { customId: 'job-9', found: 0 },
+    ]);
+    const before = simulator.sendCallLog();
+    simulator.reset();
+    expect(simulator.sendCallLog()).to.deep.equal([]);
+    expect(simulator.lookupLog()).to.deep.equal([]);
+    expect(before).to.have.length(1);
+  });
+
+  it('when a body is not a JSON object with Messages, then customIdsOf finds no CustomID', () => {
+    expect(customIdsOf('{"Messages": [')).to.deep.equal([]);
+    expect(customIdsOf('[1]')).to.deep.equal([]);
+    expect(customIdsOf('{"Messages": [1, {"CustomID": 7}, {"CustomID": "x"}]}')).to.deep.equal(['', '', 'x']);
+  });
+});
