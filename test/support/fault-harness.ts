@@ -50,6 +50,13 @@ export interface WaitOptions {
   intervalMs?: number;
   /** What the state was when the wait gave up, for the error message. */
   progress?: () => Promise<string> | string;
+  /** Processes that must stay alive meanwhile: the wait fails at once if one exits. */
+  watch?: readonly JetpostProcess[];
+}
+
+/** Thrown by a check to end the wait at once (e.g. the process it waits for has exited). */
+export class WaitAbortedError extends Error {
+  override readonly name = 'WaitAbortedError';
 }
 
 /**
@@ -60,6 +67,12 @@ export async function waitUntil<T>(what: string, check: () => Promise<T | undefi
   const started = Date.now();
   let lastError: unknown;
   for (;;) {
+    for (const child of options.watch ?? []) {
+      const exit = child.exitStatus();
+      if (exit) {
+        throw new WaitAbortedError(`${child.name} (pid ${child.pid}) exited (${describeExit(exit)}) while waiting for ${what}`);
+      }
+    }
     try {
       const value = await check();
       if (value !== undefined && value !== false) {
@@ -67,6 +80,9 @@ export async function waitUntil<T>(what: string, check: () => Promise<T | undefi
       }
       lastError = undefined;
     } catch (error) {
+      if (error instanceof WaitAbortedError) {
+        throw error;
+      }
       lastError = error;
     }
     if (Date.now() - started > options.timeoutMs) {
@@ -254,21 +270,13 @@ export async function waitReady(child: JetpostProcess, timeoutMs = 30_000): Prom
   await waitUntil(
     `${child.name} (pid ${child.pid}) to answer 200 on /readyz`,
     async () => {
-      const exit = child.exitStatus();
-      if (exit) {
-        throw new FatalWaitError(`${child.name} exited (${describeExit(exit)}) before it was ready`);
-      }
       const response = await fetch(`${child.url}/readyz`, { signal: AbortSignal.timeout(2_000) });
       await response.text();
       return response.status === 200;
     },
-    { timeoutMs, intervalMs: 100 },
-  ).catch((error: unknown) => {
-    throw error instanceof Error && error.message.includes('exited') ? error : new Error(String(error instanceof Error ? error.message : error));
-  });
+    { timeoutMs, intervalMs: 100, watch: [child] },
+  );
 }
-
-class FatalWaitError extends Error {}
 
 /** Waits for the process to exit; fails after `timeoutMs` without killing it (afterEach does). */
 export async function waitForExit(child: JetpostProcess, timeoutMs: number): Promise<ExitStatus> {
@@ -486,7 +494,12 @@ export async function countStatus(pool: Pool, status: string): Promise<number> {
 }
 
 /** Waits until every one of `total` jobs has one of `statuses`, reporting the counts if it never happens. */
-export async function waitForJobs(pool: Pool, total: number, statuses: readonly string[], timeoutMs: number): Promise<Record<string, number>> {
+export async function waitForJobs(
+  pool: Pool,
+  total: number,
+  statuses: readonly string[],
+  options: { timeoutMs: number; watch?: readonly JetpostProcess[] },
+): Promise<Record<string, number>> {
   return waitUntil(
     `all ${total} jobs to be ${statuses.join(' or ')}`,
     async () => {
@@ -494,7 +507,7 @@ export async function waitForJobs(pool: Pool, total: number, statuses: readonly 
       const settled = statuses.reduce((sum, status) => sum + (counts[status] ?? 0), 0);
       return settled === total ? counts : undefined;
     },
-    { timeoutMs, intervalMs: 100, progress: async () => describeCounts(await statusCounts(pool)) },
+    { ...options, intervalMs: 100, progress: async () => describeCounts(await statusCounts(pool)) },
   );
 }
 
