@@ -32,6 +32,11 @@ const JOB_COLUMNS = `
   id, app_id, status, message, custom_id, metadata, priority, send_at, run_at, attempts, max_attempts,
   locked_by, locked_until, last_error, recipient_count, outcome_unknown, created_at, updated_at, accepted_at`;
 
+/** The same columns, of a table aliased `j`. */
+const QUALIFIED_JOB_COLUMNS = JOB_COLUMNS.split(',')
+  .map((column) => `j.${column.trim()}`)
+  .join(', ');
+
 export function toJob(row: Record<string, unknown>): JobRow {
   return {
     id: String(row['id']),
@@ -115,29 +120,41 @@ export async function insertJobs(tx: Queryable, appId: string, jobs: readonly Jo
   return ids;
 }
 
+export interface ClaimedJob extends JobRow {
+  /**
+   * Its attempts are spent but its last one's outcome is unknown: this claim is only to ask Mailjet
+   * whether it was delivered, and it does not count as an attempt.
+   */
+  lookUpOnly: boolean;
+}
+
 // One statement claims and leases: the inner SELECT reads the partial claim index and skips rows
 // other consumers hold, so concurrent consumers never get the same job.
 const CLAIM_JOBS = `
-  update email_send_jobs
+  update email_send_jobs j
   set status = 'processing',
     locked_by = $1,
     locked_until = now() + make_interval(secs => $3::double precision / 1000),
-    attempts = attempts + 1,
+    attempts = j.attempts + case when j.outcome_unknown and j.attempts >= j.max_attempts then 0 else 1 end,
     updated_at = now()
-  where id in (
-    select id
+  from (
+    select id, attempts as attempts_before
     from email_send_jobs
     where status in ('queued', 'scheduled', 'deferred')
       and run_at <= now()
     order by priority desc, run_at, id
     limit $2
     for update skip locked
-  )
-  returning ${JOB_COLUMNS}`;
+  ) as picked
+  where j.id = picked.id
+  returning ${QUALIFIED_JOB_COLUMNS},
+    j.outcome_unknown and picked.attempts_before >= j.max_attempts as look_up_only`;
 
-export async function claimJobs(db: Queryable, workerId: string, limit: number, leaseMs: number): Promise<JobRow[]> {
+export async function claimJobs(db: Queryable, workerId: string, limit: number, leaseMs: number): Promise<ClaimedJob[]> {
   const rows = await query(db, CLAIM_JOBS, [workerId, limit, leaseMs]);
-  return rows.map(toJob).sort((a, b) => b.priority - a.priority || a.runAt.getTime() - b.runAt.getTime() || Number(a.id) - Number(b.id));
+  return rows
+    .map((row) => ({ ...toJob(row), lookUpOnly: row['look_up_only'] === true }))
+    .sort((a, b) => b.priority - a.priority || a.runAt.getTime() - b.runAt.getTime() || Number(a.id) - Number(b.id));
 }
 
 const NEXT_RUN_AT = `
@@ -355,7 +372,7 @@ export interface AdminJobRow extends JobRow {
 }
 
 const LIST_JOBS_BY_STATUS = `
-  select ${JOB_COLUMNS.split(',').map((column) => `j.${column.trim()}`).join(', ')}, a.name as app_name
+  select ${QUALIFIED_JOB_COLUMNS}, a.name as app_name
   from email_send_jobs j
   join apps a on a.id = j.app_id
   where j.status = $1

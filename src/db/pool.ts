@@ -30,6 +30,13 @@ export function createPool({ connectionString, schema, max, log, applicationName
   });
   // An idle client losing its connection (database restart) must not crash the process.
   pool.on('error', (error) => log.warn('idle database connection lost', { component: 'db', error: error.message }));
+  // A client in use can emit 'error' too (its backend killed by a restart or a failover), sometimes
+  // more than once, and pg-pool only listens on idle clients or once per query. The query in
+  // progress rejects and its caller handles that; this listener only keeps the event from crashing
+  // the process.
+  pool.on('connect', (client) => {
+    client.on('error', () => undefined);
+  });
   return pool;
 }
 
@@ -41,6 +48,13 @@ export async function query<T extends Row = Row>(db: Queryable, text: string, va
 export async function withTransaction<T>(pool: Pool, work: (tx: PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect();
   let broken = false;
+  // pg-pool listens for errors only on idle clients: a checked-out client whose backend is killed
+  // (a database restart, a failover) emits 'error', which would crash the process unheard. The
+  // query in progress rejects on its own; the client is not reused.
+  const onError = () => {
+    broken = true;
+  };
+  client.on('error', onError);
   try {
     await client.query('begin');
     const result = await work(client);
@@ -55,6 +69,9 @@ export async function withTransaction<T>(pool: Pool, work: (tx: PoolClient) => P
     }
     throw error;
   } finally {
+    if (!broken) {
+      client.off('error', onError);
+    }
     client.release(broken);
   }
 }

@@ -4,6 +4,7 @@ import type { StoredEvent } from '../db/events-repo.js';
 import { lockJobs, setJobStatuses } from '../db/jobs-repo.js';
 import type { Queryable } from '../db/pool.js';
 import { lockRecipientsOfJobs, setRecipientStatuses } from '../db/recipients-repo.js';
+import { type SuppressionReason, suppressRecipients } from '../db/suppressions-repo.js';
 import { isDeliveryStatus, type JobStatus, jobStatusFromRecipients, nextRecipientStatus, type RecipientStatus, statusForEvent } from './status.js';
 
 export interface StatusChange {
@@ -56,5 +57,22 @@ export async function applyEvents(tx: Queryable, events: readonly StoredEvent[])
   }
   await setRecipientStatuses(tx, recipientChanges);
   await setJobStatuses(tx, jobChanges);
+  await suppressRecipients(tx, matched.flatMap(suppressionFor));
   return changes;
+}
+
+/** Hard bounces, spam complaints and unsubscribes keep the address from the app's future sends. */
+function suppressionFor(event: StoredEvent): Array<{ recipientId: string; reason: SuppressionReason; detail: string | null }> {
+  const text = (field: string) => (typeof event.payload[field] === 'string' && event.payload[field] !== '' ? (event.payload[field] as string) : undefined);
+  const entry = (reason: SuppressionReason, detail: string | undefined) => [{ recipientId: event.recipientId!, reason, detail: detail ?? null }];
+  switch (event.type) {
+    case 'bounce':
+      return event.hardBounce === false ? [] : entry('hard_bounce', [text('error_related_to'), text('error')].filter(Boolean).join(': ') || undefined);
+    case 'spam':
+      return entry('spam', text('source'));
+    case 'unsub':
+      return entry('unsubscribed', 'unsubscribed through Mailjet');
+    default:
+      return [];
+  }
 }

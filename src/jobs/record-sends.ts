@@ -29,7 +29,7 @@ export async function recordSendResults(
       case 'accepted':
         return [];
       case 'failed':
-        return [{ id: r.jobId, status: 'failed', runAt: null, error: r.error, outcomeUnknown: false, refundAttempt: false }];
+        return [{ id: r.jobId, status: 'failed', runAt: null, error: r.error, outcomeUnknown: r.outcomeUnknown ?? false, refundAttempt: false }];
       case 'deferred':
         return [{ id: r.jobId, status: 'deferred', runAt: r.runAt, error: r.error, outcomeUnknown: r.outcomeUnknown, refundAttempt: r.refundAttempt }];
     }

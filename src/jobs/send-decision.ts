@@ -1,11 +1,17 @@
 // What becomes of each job of a Mailjet call, pure: accepted with its MessageIDs, deferred to a
 // later attempt, or failed for good (the dead-letter state, with the reason kept).
 import type { AcceptedRecipient, CallOutcome, MessageOutcome } from '../mailjet/outcome.js';
-import { nextRetry, type RetryPolicy } from './retry-policy.js';
+import { backoffMs, nextRetry, type RetryPolicy } from './retry-policy.js';
 
 export type SendResult =
   | { readonly jobId: string; readonly kind: 'accepted'; readonly recipients: readonly AcceptedRecipient[] }
-  | { readonly jobId: string; readonly kind: 'failed'; readonly error: string }
+  | {
+      readonly jobId: string;
+      readonly kind: 'failed';
+      readonly error: string;
+      /** Mailjet may still have it: a re-queue must look it up before sending. */
+      readonly outcomeUnknown?: boolean;
+    }
   | {
       readonly jobId: string;
       readonly kind: 'deferred';
@@ -37,11 +43,32 @@ export function retryOrFail(job: AttemptedJob, error: string, context: DecisionC
   const policy = { ...context.policy, maxAttempts: job.maxAttempts };
   const decision = nextRetry(policy, { attemptsMade: job.attempts, now: context.now, random: context.random, retryAfterMs: options.retryAfterMs });
   const outcomeUnknown = options.outcomeUnknown ?? false;
-  if (decision.kind === 'give-up') {
-    const caveat = outcomeUnknown ? ' (the outcome of the last attempt is unknown: it may have been delivered)' : '';
-    return { jobId: job.id, kind: 'failed', error: `gave up after ${job.attempts} attempts${caveat}: ${error}` };
+  if (decision.kind === 'retry') {
+    return { jobId: job.id, kind: 'deferred', error, runAt: decision.runAt, outcomeUnknown, refundAttempt: false };
   }
-  return { jobId: job.id, kind: 'deferred', error, runAt: decision.runAt, outcomeUnknown, refundAttempt: false };
+  if (outcomeUnknown) {
+    // The last attempt may have been delivered: a "never sent" verdict needs Mailjet's word first,
+    // so the job comes back once more, only to be looked up (see giveUpAfterLookUp).
+    const delayMs = Math.max(backoffMs(policy, job.attempts, context.random), options.retryAfterMs ?? 0);
+    return { jobId: job.id, kind: 'deferred', error, runAt: new Date(context.now.getTime() + delayMs), outcomeUnknown, refundAttempt: false };
+  }
+  return { jobId: job.id, kind: 'failed', error: `gave up after ${job.attempts} attempts: ${error}` };
+}
+
+/**
+ * For a job whose attempts are spent and whose last attempt's outcome is unknown, once Mailjet was
+ * asked (`found`: it does not have the message) or could not be asked (`found: false`).
+ */
+export function giveUpAfterLookUp(job: AttemptedJob & { lastError: string | null }, lookedUp: boolean): SendResult {
+  const { attempts } = job;
+  return lookedUp
+    ? { jobId: job.id, kind: 'failed', error: `gave up after ${attempts} attempts (Mailjet has no such message): ${job.lastError ?? 'unknown error'}` }
+    : {
+        jobId: job.id,
+        kind: 'failed',
+        error: `gave up after ${attempts} attempts; the last one's outcome is unknown and Mailjet could not be asked, so it may have been delivered: ${job.lastError ?? 'unknown error'}`,
+        outcomeUnknown: true,
+      };
 }
 
 function fromMessageOutcome(job: AttemptedJob, outcome: MessageOutcome | undefined, context: DecisionContext): SendResult {

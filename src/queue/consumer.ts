@@ -7,12 +7,12 @@
 // answer is first looked up at Mailjet by its CustomID, so a timeout does not become a duplicate.
 // On stop, calls in flight finish and the jobs not yet sent are released unsent.
 import type { Bus } from '../bus.js';
-import type { JobRow } from '../db/jobs-repo.js';
+import type { ClaimedJob, JobRow } from '../db/jobs-repo.js';
 import type { RecipientRow } from '../db/recipients-repo.js';
 import { coerceError } from '../errors.js';
 import type { RecordSummary } from '../jobs/record-sends.js';
 import type { RetryPolicy } from '../jobs/retry-policy.js';
-import { decideSendResults, type SendResult } from '../jobs/send-decision.js';
+import { decideSendResults, giveUpAfterLookUp, retryOrFail, type SendResult } from '../jobs/send-decision.js';
 import type { Logger } from '../log.js';
 import type { FoundMessage } from '../mailjet/client.js';
 import { type AcceptedRecipient, classifySendResponse, type SendResponse } from '../mailjet/outcome.js';
@@ -22,7 +22,7 @@ import type { Wakeup } from './wakeup.js';
 
 export interface ConsumerDeps {
   id: string;
-  claim: () => Promise<JobRow[]>;
+  claim: () => Promise<ClaimedJob[]>;
   loadRecipients: (jobIds: readonly string[]) => Promise<RecipientRow[]>;
   send: (body: MailjetSendBody) => Promise<SendResponse>;
   /** Mailjet's messages for a CustomID; undefined when Mailjet could not be asked. */
@@ -57,7 +57,7 @@ const ERROR_BACKOFF_MS = [250, 500, 1_000, 2_000, 5_000];
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 interface Batch {
-  jobs: JobRow[];
+  jobs: ClaimedJob[];
   recipientsByJob: Map<string, RecipientRow[]>;
 }
 
@@ -130,25 +130,28 @@ export function createConsumer(deps: ConsumerDeps): Consumer {
     }
   }
 
-  /** Jobs whose last attempt may have been sent: those Mailjet already has are recorded, not resent. */
-  async function reconcile(batch: Batch): Promise<JobRow[]> {
-    const unsure = batch.jobs.filter((job) => job.outcomeUnknown);
+  /**
+   * Jobs whose last attempt may have been sent are looked up at Mailjet first: one Mailjet has is
+   * recorded, not resent; one Mailjet could not be asked about waits (never sent blindly); one with
+   * its attempts spent that Mailjet does not have fails. The rest go on to be sent.
+   */
+  async function reconcile(batch: Batch): Promise<ClaimedJob[]> {
     const results: SendResult[] = [];
-    for (const job of unsure) {
+    const context = { policy: deps.retry, now: now(), random, unauthorizedRetryAt: now() };
+    for (const job of batch.jobs.filter((candidate) => candidate.outcomeUnknown)) {
       const found = await deps.lookup(customIdForJob(job.id));
       const recipients = matchFound(batch.recipientsByJob.get(job.id) ?? [], found ?? []);
-      if (recipients.length > 0 && recipients.length === (batch.recipientsByJob.get(job.id) ?? []).length) {
+      if (recipients.length > 0) {
         results.push({ jobId: job.id, kind: 'accepted', recipients });
+      } else if (job.lookUpOnly) {
+        results.push(giveUpAfterLookUp(job, found !== undefined));
+      } else if (found === undefined) {
+        results.push(retryOrFail(job, `could not ask Mailjet whether the last attempt was delivered (${job.lastError ?? 'no answer'})`, context, { outcomeUnknown: true }));
       }
     }
     if (results.length > 0) {
       const summary = await recordWithRetry(batch, results);
-      report(summary, { reconciled: results.map((r) => r.jobId) });
-      log.info('found at Mailjet after an unclear attempt: recorded without sending again', {
-        component: 'consumer',
-        consumer: id,
-        jobs: results.map((r) => r.jobId),
-      });
+      report(summary, { reconciled: results.map((r) => `${r.jobId}:${r.kind}`) });
     }
     const done = new Set(results.map((r) => r.jobId));
     return batch.jobs.filter((job) => !done.has(job.id));
@@ -197,7 +200,7 @@ export function createConsumer(deps: ConsumerDeps): Consumer {
     }
   }
 
-  async function process(claimed: JobRow[]): Promise<void> {
+  async function process(claimed: ClaimedJob[]): Promise<void> {
     bus.emit('jobs:claimed', { consumer: id, count: claimed.length });
     const recipients = await deps.loadRecipients(claimed.map((job) => job.id));
     const batch: Batch = { jobs: claimed, recipientsByJob: new Map(claimed.map((job) => [job.id, []])) };

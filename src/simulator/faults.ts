@@ -22,6 +22,8 @@ export interface FaultSettings {
   messageErrorPattern?: string;
   /** Forced outcomes for the next send calls, consumed before any ratio is rolled. */
   nextCalls?: CallOutcome[];
+  /** 0..1: fraction of look-ups by CustomID (GET /v3/REST/message?CustomID=…) answered 500. */
+  lookupErrorRatio?: number;
   /** 0..1: fraction of events never delivered. */
   dropEventRatio?: number;
   /** 0..1: fraction of events delivered twice. */
@@ -43,13 +45,15 @@ export interface Faults extends FaultController {
   /** The outcome of the next send call: the nextCalls queue first, then one roll over the ratios. */
   nextCallOutcome(): CallOutcome;
   messageErrorPattern(): RegExp | undefined;
+  /** Whether the next look-up by CustomID fails with a 500. */
+  lookupFails(): boolean;
   /** How many times the next event is delivered: 0 (dropped), 1, or 2 (duplicated). */
   eventCopies(): number;
   /** The items in delivery order: a shuffled copy when reorderEvents is on. */
   arrange<T>(items: readonly T[]): T[];
 }
 
-const RATIO_FIELDS = ['rateLimitRatio', 'serverErrorRatio', 'timeoutRatio', 'dropEventRatio', 'duplicateEventRatio'] as const;
+const RATIO_FIELDS = ['rateLimitRatio', 'serverErrorRatio', 'timeoutRatio', 'dropEventRatio', 'duplicateEventRatio', 'lookupErrorRatio'] as const;
 const DURATION_FIELDS = ['latencyMs', 'retryAfterSeconds'] as const;
 const FLAG_FIELDS = ['timeoutAccepts', 'reorderEvents'] as const;
 const KNOWN_FIELDS = new Set<string>([...RATIO_FIELDS, ...DURATION_FIELDS, ...FLAG_FIELDS, 'messageErrorPattern', 'nextCalls']);
@@ -94,6 +98,7 @@ export function createFaults(random: Random): Faults {
       return draw < rateLimitRatio + serverErrorRatio + timeoutRatio ? 'timeout' : 'ok';
     },
     messageErrorPattern: () => pattern,
+    lookupFails: () => roll(settings.lookupErrorRatio),
     eventCopies() {
       if (roll(settings.dropEventRatio)) {
         return 0;

@@ -9,8 +9,8 @@
  *   status their events have reached ("queued" before any).
  * - /v3/REST/eventcallbackurl keeps registrations in memory (callback-urls.ts). Events of a type go to
  *   its registered URL, else to options.callbackUrl (callbacks.ts holds the scenario table).
- * - Faults (faults.ts) add latency, 429 / 500 / unanswered calls, per-message errors, and dropped,
- *   duplicated or reordered events. Set them in code (simulator.faults) or over /_sim/faults.
+ * - Faults (faults.ts) add latency, 429 / 500 / unanswered calls, per-message errors, failed look-ups by
+ *   CustomID, and dropped, duplicated or reordered events. Set them in code (simulator.faults) or over /_sim/faults.
  * - sendCallLog() and lookupLog() keep every send call (its CustomIDs and how it was answered) and every
  *   look-up by CustomID, so a test can count what was sent twice and what a look-up saved.
  * - When apiKey and apiSecret are both set, every Mailjet route needs HTTP Basic auth with them.
@@ -74,7 +74,9 @@ export interface SendCallRecord {
 export interface LookupRecord {
   at: Date;
   customId: string;
-  /** Rows found: one per recipient of every message sent with this CustomID. */
+  /** 200, or 500 when the lookupErrorRatio fault failed it. */
+  status: number;
+  /** Rows found: one per recipient of every message sent with this CustomID (0 for a failed look-up). */
   found: number;
 }
 
@@ -447,9 +449,13 @@ class MailjetSimulator implements Simulator {
 
   private listMessages({ query }: RouteRequest): Reply {
     const customId = query.get('CustomID') ?? undefined;
+    if (customId !== undefined && this.faultState.lookupFails()) {
+      this.lookups.push({ at: new Date(), customId, status: 500, found: 0 });
+      return json(500, { ErrorInfo: '', ErrorMessage: 'Internal Server Error', StatusCode: 500 });
+    }
     const rows = this.store.list(customId);
     if (customId !== undefined) {
-      this.lookups.push({ at: new Date(), customId, found: rows.length });
+      this.lookups.push({ at: new Date(), customId, status: 200, found: rows.length });
     }
     const showCustomId = query.get('ShowCustomID') === 'true';
     const page = restPage(rows, query);

@@ -138,6 +138,8 @@ describe('POST /queue → consumers → Mailjet (nock)', () => {
       calls += 1;
       return [503, '{"ErrorMessage":"Service Unavailable","StatusCode":503}', { 'content-type': 'application/json' }];
     });
+    // A 503 leaves the outcome unknown: before the retry jetpost asks Mailjet, which has nothing.
+    nock('https://api.mailjet.test').get('/v3/REST/message').query(true).reply(200, '{"Count":0,"Data":[],"Total":0}', { 'content-type': 'application/json' });
     mailjet = mockMailjetSend();
     service = await startTestService();
 

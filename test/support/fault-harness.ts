@@ -8,6 +8,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
+import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,8 +17,9 @@ import { createAppWithKey } from '../../src/apps/service.js';
 import { type EmbeddedDatabase, startEmbeddedPostgres } from '../../src/db/embedded.js';
 import { runMigrations } from '../../src/db/migrate.js';
 import { createPool, type Pool } from '../../src/db/pool.js';
+import { customIdForJob } from '../../src/mailjet/payload.js';
 import { createSimulator, type Simulator, type SimulatorOptions } from '../../src/simulator/server.js';
-import { createTestDatabase, freePort, TEST_SCHEMA } from './database.js';
+import { createTestDatabase, TEST_SCHEMA } from './database.js';
 import { testLogger } from './log.js';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -323,7 +325,7 @@ export interface FaultHarness {
   simulator(eventsPort: number, options?: SimulatorOptions): Promise<Simulator>;
   /** Starts jetpost as a child process and waits until /readyz answers 200. */
   jetpost(options: JetpostOptions): Promise<JetpostProcess>;
-  /** A free TCP port on 127.0.0.1. */
+  /** A free TCP port on 127.0.0.1 for a child's HTTP API, kept for its restarts (see scenarioPort). */
   port(): Promise<number>;
 }
 
@@ -366,7 +368,8 @@ export function useFaultHarness(): FaultHarness {
     async ownPostgres() {
       const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'jetpost-faults-pg-'));
       cleanups.push(() => fs.rm(dir, { recursive: true, force: true }));
-      const port = await freePort();
+      // Outside the ephemeral range too: the port stays unbound for the whole outage, then is bound again.
+      const port = await scenarioPort();
       const log = testLogger();
       let server: EmbeddedDatabase | undefined = await startEmbeddedPostgres({ dir, port, log });
       livePostgresDirs.add(dir);
@@ -425,8 +428,35 @@ export function useFaultHarness(): FaultHarness {
       return child;
     },
 
-    port: () => freePort(),
+    port: scenarioPort,
   };
+}
+
+/** Ports handed out in this run: never twice, since a scenario keeps its port across restarts. */
+const usedPorts = new Set<number>();
+
+/**
+ * A port for a child's HTTP API, below Linux's ephemeral range (32768–60999): a port from `listen(0)`
+ * would be released before the child binds it, and any server of this run listening on port 0 (a
+ * simulator, another test's app) could take it in between.
+ */
+async function scenarioPort(): Promise<number> {
+  for (let attempt = 0; attempt < 100; attempt += 1) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    if (usedPorts.has(port)) {
+      continue;
+    }
+    const free = await new Promise<boolean>((resolve) => {
+      const server = createServer();
+      server.once('error', () => resolve(false));
+      server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+    });
+    if (free) {
+      usedPorts.add(port);
+      return port;
+    }
+  }
+  throw new Error('no free port found between 20000 and 32000');
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -511,9 +541,9 @@ export async function waitForJobs(
   );
 }
 
-/** The CustomID jetpost gives a job's message (mailjet/payload.ts). */
+/** The CustomID jetpost gives a job's message. */
 export function customIdOf(jobId: string): string {
-  return `jetpost-${jobId}`;
+  return customIdForJob(jobId);
 }
 
 /** How often the simulator accepted each CustomID. */
@@ -551,20 +581,23 @@ export async function metric(child: JetpostProcess, name: string): Promise<numbe
 const figures: string[][] = [];
 let reportRegistered = false;
 
-/** Prints one line of figures for a scenario now, and keeps it for the table at the end of the run. */
-export function recordFigures(...columns: string[]): void {
-  figures.push(columns);
-  process.stdout.write(`      faults | ${columns.join(' | ')}\n`);
+/**
+ * Prints one line of figures for a scenario now (`faults | <scenario> | <figure> | … | <duration>`),
+ * and keeps it for the table at the end of the run. The first column names the scenario, the last
+ * is its duration.
+ */
+export function recordFigures(scenario: string, ...figuresAndDuration: string[]): void {
+  figures.push([scenario, ...figuresAndDuration]);
+  process.stdout.write(`      faults | ${[scenario, ...figuresAndDuration].join(' | ')}\n`);
 }
 
+/** One row per scenario, sorted by its label ("1 …", "3b …"): scenario and duration aligned in columns, then the figures. */
 export function figuresTable(rows: readonly string[][]): string {
-  const widths: number[] = [];
-  for (const row of rows) {
-    row.forEach((cell, index) => {
-      widths[index] = Math.max(widths[index] ?? 0, cell.length);
-    });
-  }
-  return rows.map((row) => row.map((cell, index) => (index === row.length - 1 ? cell : cell.padEnd(widths[index] ?? 0))).join(' | ')).join('\n');
+  const sorted = [...rows].sort((a, b) => (a[0] ?? '').localeCompare(b[0] ?? '', 'en', { numeric: true }));
+  const table = [['scenario', 'time', 'figures'], ...sorted.map((row) => [row[0] ?? '', row.at(-1) ?? '', row.slice(1, -1).join(' | ')])];
+  const scenarioWidth = Math.max(...table.map((row) => row[0]!.length));
+  const timeWidth = Math.max(...table.map((row) => row[1]!.length));
+  return table.map(([scenario, time, rest]) => `${scenario!.padEnd(scenarioWidth)} | ${time!.padStart(timeWidth)} | ${rest}`).join('\n');
 }
 
 /**

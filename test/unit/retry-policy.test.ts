@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 
 import { backoffMs, nextRetry, type RetryPolicy } from '../../src/jobs/retry-policy.js';
-import { type AttemptedJob, decideSendResults, type DecisionContext, type SendResult } from '../../src/jobs/send-decision.js';
+import { type AttemptedJob, decideSendResults, type DecisionContext, giveUpAfterLookUp, type SendResult } from '../../src/jobs/send-decision.js';
 import type { AcceptedRecipient, CallOutcome } from '../../src/mailjet/outcome.js';
 
 const POLICY: RetryPolicy = { maxAttempts: 8, baseMs: 5000, factor: 2, maxMs: 3_600_000, jitter: 0.25 };
@@ -157,16 +157,13 @@ describe('decideSendResults', () => {
 
     const results = decideSendResults([attempted('1', 3, 3), attempted('2', 1, 3)], outcome, CONTEXT);
 
-    expect(results[0]).to.deep.equal({
-      jobId: '1',
-      kind: 'failed',
-      error: 'gave up after 3 attempts (the outcome of the last attempt is unknown: it may have been delivered): Mailjet 503',
-    });
+    // Its last attempt may have been delivered: it comes back once more, to be looked up, not failed blindly.
+    expect(results[0]).to.deep.include({ jobId: '1', kind: 'deferred', outcomeUnknown: true, refundAttempt: false });
     expect(results[1]).to.deep.include({ kind: 'deferred', outcomeUnknown: true, refundAttempt: false });
   });
 
   it('when the job has its own maxAttempts, then it wins over the policy default', () => {
-    const outcome: CallOutcome = { kind: 'transient', error: 'Mailjet 503', outcomeUnknown: true };
+    const outcome: CallOutcome = { kind: 'transient', error: 'Mailjet 429', outcomeUnknown: false, rateLimited: true };
 
     expect(decideSendResults([attempted('1', 2, 2)], outcome, CONTEXT)[0]?.kind).to.equal('failed');
     expect(decideSendResults([attempted('1', 8, 20)], outcome, CONTEXT)[0]?.kind).to.equal('deferred');
@@ -189,5 +186,20 @@ describe('decideSendResults', () => {
     for (const [index, result] of results.entries()) {
       expect(result).to.deep.equal({ jobId: String(index + 1), kind: 'deferred', error: 'Mailjet 401', runAt: PROBE_AT, outcomeUnknown: false, refundAttempt: true });
     }
+  });
+});
+
+describe('giveUpAfterLookUp', () => {
+  it('when Mailjet was asked and has no such message, then the job fails with its last error and nothing left unknown', () => {
+    const result = giveUpAfterLookUp({ ...attempted('7', 3, 3), lastError: 'Mailjet unreachable (ECONNABORTED)' }, true);
+
+    expect(result).to.deep.equal({ jobId: '7', kind: 'failed', error: 'gave up after 3 attempts (Mailjet has no such message): Mailjet unreachable (ECONNABORTED)' });
+  });
+
+  it('when Mailjet could not be asked, then the job fails but stays marked outcome-unknown, so a re-queue looks it up first', () => {
+    const result = giveUpAfterLookUp({ ...attempted('7', 3, 3), lastError: 'Mailjet 503' }, false);
+
+    expect(result).to.deep.include({ jobId: '7', kind: 'failed', outcomeUnknown: true });
+    expect((result as { error: string }).error).to.contain('may have been delivered');
   });
 });

@@ -73,15 +73,31 @@ describe('Mailjet simulator: call and look-up logs', () => {
     }
     await (await fetch(`${simulator.url}/v3/REST/message`, { headers: { authorization: AUTH } })).text();
 
-    expect(simulator.lookupLog().map(({ customId, found }) => ({ customId, found }))).to.deep.equal([
-      { customId: 'job-1', found: 2 },
-      { customId: 'job-9', found: 0 },
+    expect(simulator.lookupLog().map(({ customId, status, found }) => ({ customId, status, found }))).to.deep.equal([
+      { customId: 'job-1', status: 200, found: 2 },
+      { customId: 'job-9', status: 200, found: 0 },
     ]);
     const before = simulator.sendCallLog();
     simulator.reset();
     expect(simulator.sendCallLog()).to.deep.equal([]);
     expect(simulator.lookupLog()).to.deep.equal([]);
     expect(before).to.have.length(1);
+  });
+
+  it('when lookupErrorRatio is 1, then a look-up by CustomID is a 500 and logged as failed, while a listing without CustomID still answers', async () => {
+    const simulator = await startSimulator();
+    await send(simulator, { Messages: [message('a@example.com', 'job-1')] });
+    simulator.faults.set({ lookupErrorRatio: 1 });
+
+    const lookup = await fetch(`${simulator.url}/v3/REST/message?CustomID=job-1`, { headers: { authorization: AUTH } });
+    const listing = await fetch(`${simulator.url}/v3/REST/message`, { headers: { authorization: AUTH } });
+
+    expect(lookup.status).to.equal(500);
+    expect(JSON.parse(await lookup.text())).to.include({ StatusCode: 500 });
+    expect(listing.status).to.equal(200);
+    await listing.text();
+    expect(simulator.lookupLog().map(({ customId, status, found }) => ({ customId, status, found }))).to.deep.equal([{ customId: 'job-1', status: 500, found: 0 }]);
+    expect(() => simulator.faults.set({ lookupErrorRatio: 2 })).to.throw(RangeError, /lookupErrorRatio/);
   });
 
   it('when a body is not a JSON object with Messages, then customIdsOf finds no CustomID', () => {

@@ -1,0 +1,94 @@
+// suppressions: per app, the addresses not to send to.
+import { query, type Queryable } from './pool.js';
+
+export type SuppressionReason = 'hard_bounce' | 'spam' | 'unsubscribed' | 'manual';
+
+export interface Suppression {
+  email: string;
+  reason: SuppressionReason;
+  detail: string | null;
+  createdAt: Date;
+}
+
+function toSuppression(row: Record<string, unknown>): Suppression {
+  return {
+    email: String(row['email']),
+    reason: row['reason'] as SuppressionReason,
+    detail: (row['detail'] as string | null) ?? null,
+    createdAt: row['created_at'] as Date,
+  };
+}
+
+// The app is the recipient's job's app: a complaint about one app's mail suppresses it for that app only.
+const SUPPRESS_RECIPIENTS = `
+  insert into suppressions (app_id, email, reason, detail)
+  select j.app_id, lower(r.email), s.reason, s.detail
+  from unnest($1::bigint[], $2::text[], $3::text[]) as s(recipient_id, reason, detail)
+  join email_recipients r on r.id = s.recipient_id
+  join email_send_jobs j on j.id = r.job_id
+  on conflict (app_id, email) do nothing`;
+
+export async function suppressRecipients(
+  tx: Queryable,
+  entries: ReadonlyArray<{ recipientId: string; reason: SuppressionReason; detail: string | null }>,
+): Promise<void> {
+  if (entries.length === 0) {
+    return;
+  }
+  await query(tx, SUPPRESS_RECIPIENTS, [entries.map((e) => e.recipientId), entries.map((e) => e.reason), entries.map((e) => e.detail)]);
+}
+
+const FIND_SUPPRESSED = `
+  select s.app_id::text as app_id, s.email, s.reason
+  from suppressions s
+  join unnest($1::bigint[], $2::text[]) as p(app_id, email)
+    on s.app_id = p.app_id and s.email = lower(p.email)`;
+
+/** The suppressed (app, address) pairs among those given, keyed `<app id> <lower-cased address>`. */
+export async function findSuppressed(db: Queryable, pairs: ReadonlyArray<{ appId: string; email: string }>): Promise<Map<string, SuppressionReason>> {
+  if (pairs.length === 0) {
+    return new Map();
+  }
+  const rows = await query(db, FIND_SUPPRESSED, [pairs.map((p) => p.appId), pairs.map((p) => p.email)]);
+  return new Map(rows.map((row) => [suppressionKey(String(row['app_id']), String(row['email'])), row['reason'] as SuppressionReason]));
+}
+
+export function suppressionKey(appId: string, email: string): string {
+  return `${appId} ${email.toLowerCase()}`;
+}
+
+const LIST_SUPPRESSIONS = `
+  select email, reason, detail, created_at
+  from suppressions
+  where app_id = $1::bigint
+    and ($2::text is null or email > $2)
+  order by email
+  limit $3`;
+
+export async function listSuppressions(db: Queryable, appId: string, options: { after?: string | undefined; limit: number }): Promise<Suppression[]> {
+  const rows = await query(db, LIST_SUPPRESSIONS, [appId, options.after?.toLowerCase() ?? null, options.limit]);
+  return rows.map(toSuppression);
+}
+
+const ADD_SUPPRESSION = `
+  insert into suppressions (app_id, email, reason, detail)
+  values ($1::bigint, lower($2), 'manual', $3)
+  on conflict (app_id, email) do update
+    set detail = coalesce(excluded.detail, suppressions.detail)
+  returning email, reason, detail, created_at`;
+
+/** Adds an address by hand (an address already suppressed keeps its reason). */
+export async function addSuppression(db: Queryable, appId: string, email: string, detail: string | null): Promise<Suppression> {
+  const [row] = await query(db, ADD_SUPPRESSION, [appId, email, detail]);
+  return toSuppression(row!);
+}
+
+const REMOVE_SUPPRESSION = `
+  delete from suppressions
+  where app_id = $1::bigint
+    and email = lower($2)
+  returning email`;
+
+export async function removeSuppression(db: Queryable, appId: string, email: string): Promise<boolean> {
+  return (await query(db, REMOVE_SUPPRESSION, [appId, email])).length > 0;
+}

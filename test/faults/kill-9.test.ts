@@ -1,0 +1,112 @@
+// Scenario 1: jetpost is killed with SIGKILL, again and again, while it drains a queue, and started
+// again on the same port each time. Delivery is at-least-once: the lease reaper returns the jobs of
+// the dead process, and the CustomID look-up keeps most of them from going out twice. What may go
+// out twice is bounded by what the dead processes had in flight: kills × consumers × batch size.
+import { expect } from 'chai';
+
+import {
+  byScale,
+  countStatus,
+  customIdOf,
+  FAULT_SCALE,
+  type JetpostProcess,
+  jobFacts,
+  message,
+  neverSent,
+  queueMessages,
+  recordFigures,
+  reportFiguresAfterRun,
+  seconds,
+  sentTwice,
+  useFaultHarness,
+  waitForJobs,
+  waitUntil,
+} from '../support/fault-harness.js';
+
+reportFiguresAfterRun();
+
+const SIZE = byScale({
+  fast: { messages: 400, kills: 2, concurrency: 4, batchSize: 10, latencyMs: 100 },
+  full: { messages: 3000, kills: 5, concurrency: 4, batchSize: 50, latencyMs: 250 },
+});
+
+/**
+ * Kill points, as numbers of accepted jobs: one random point in each of `kills` equal slices of 5%..90%
+ * of the queue, so the kills are spread over the drain and each restarted process does some work first.
+ */
+function killPoints(total: number, kills: number): number[] {
+  const low = total * 0.05;
+  const slice = (total * 0.85) / kills;
+  return Array.from({ length: kills }, (_, index) => Math.floor(low + slice * (index + Math.random())));
+}
+
+describe(`faults: kill -9 while draining (${FAULT_SCALE})`, function () {
+  this.timeout(byScale({ fast: 90_000, full: 600_000 }));
+  const harness = useFaultHarness();
+
+  it(`when jetpost is killed ${SIZE.kills} times while draining ${SIZE.messages} messages, then every job ends accepted and duplicates stay within the in-flight bound`, async () => {
+    const started = Date.now();
+    const db = await harness.database();
+    const { key } = await harness.app(db.pool);
+    const port = await harness.port();
+    const simulator = await harness.simulator(port);
+    simulator.faults.set({ latencyMs: SIZE.latencyMs });
+    const env = { WORKER_CONCURRENCY: String(SIZE.concurrency), BATCH_SIZE: String(SIZE.batchSize) };
+    const start = (index: number) => harness.jetpost({ name: `jetpost-${index}`, port, databaseUrl: db.url, simulator, env });
+
+    let child: JetpostProcess = await start(0);
+    // "noevents" addresses: this scenario is about sending; events have their own scenario.
+    const messages = Array.from({ length: SIZE.messages }, (_, index) => message(`noevents-${index}@example.com`));
+    const jobIds = await queueMessages(child.url, key, messages);
+
+    const points = killPoints(SIZE.messages, SIZE.kills);
+    const killedAt: number[] = [];
+    for (const [index, point] of points.entries()) {
+      const accepted = await waitUntil(
+        `${point} accepted jobs before kill ${index + 1}`,
+        async () => {
+          const count = await countStatus(db.pool, 'accepted');
+          // The restarted process must have accepted something of its own before it is killed again.
+          return count >= Math.max(point, (killedAt.at(-1) ?? 0) + 1) ? count : undefined;
+        },
+        { timeoutMs: 60_000, intervalMs: 20, watch: [child], progress: async () => `${await countStatus(db.pool, 'accepted')} accepted` },
+      );
+      // A kill after the last job is accepted would test nothing.
+      expect(accepted, `kill ${index + 1} must happen while draining`).to.be.below(SIZE.messages);
+      await child.kill();
+      killedAt.push(accepted);
+      child = await start(index + 1);
+    }
+
+    await waitForJobs(db.pool, SIZE.messages, ['accepted'], { timeoutMs: byScale({ fast: 60_000, full: 300_000 }), watch: [child] });
+
+    const jobs = await jobFacts(db.pool);
+    expect(jobs.map((job) => job.status).filter((status) => status !== 'accepted')).to.deep.equal([]);
+    expect(jobs.filter((job) => job.attempts > job.maxAttempts).map((job) => job.id)).to.deep.equal([]);
+    expect(neverSent(simulator, jobIds), 'accepted jobs the simulator never received').to.deep.equal([]);
+    // Every job's recorded MessageID is one the simulator handed out for its CustomID.
+    const { rows } = await db.pool.query<{ job_id: string; message_id: string }>(
+      'select job_id::text, mailjet_message_id::text as message_id from email_recipients order by job_id',
+    );
+    const issued = new Map<string, Set<string>>();
+    for (const accepted of simulator.messages) {
+      for (const recipient of accepted.recipients) {
+        issued.set(accepted.customId, (issued.get(accepted.customId) ?? new Set()).add(recipient.messageId.toString()));
+      }
+    }
+    expect(rows.filter((row) => !issued.get(customIdOf(row.job_id))?.has(row.message_id)).map((row) => row.job_id)).to.deep.equal([]);
+
+    const twice = sentTwice(simulator);
+    const bound = SIZE.kills * SIZE.concurrency * SIZE.batchSize;
+    const reconciled = simulator.lookupLog().filter((lookup) => lookup.found > 0).length;
+    recordFigures(
+      `1 kill -9 ×${SIZE.kills} while draining ${SIZE.messages}`,
+      `killed at ${killedAt.join(', ')} accepted`,
+      `accepted ${await countStatus(db.pool, 'accepted')}/${SIZE.messages}`,
+      `sent twice ${twice.length} (bound ${SIZE.kills}×${SIZE.concurrency}×${SIZE.batchSize}=${bound})`,
+      `found by CustomID look-up ${reconciled}`,
+      seconds(started),
+    );
+    expect(twice.length, `messages sent twice: ${twice.slice(0, 10).join(', ')}`).to.be.at.most(bound);
+  });
+});
