@@ -51,6 +51,12 @@ const envSchema = z.object({
   EVENTS_USERNAME: optionalText,
   EVENTS_PASSWORD: optionalText,
   EVENTS_BODY_LIMIT: z.string().default('10mb'),
+  QUEUE_RATE_LIMIT: integer(0, 1_000_000).default(600),
+  EVENTS_RATE_LIMIT: integer(0, 1_000_000).default(6000),
+  TRUST_PROXY: z
+    .string()
+    .regex(/^(true|false|\d{1,2}|[0-9a-fA-F.:/,\s]+|loopback|linklocal|uniquelocal)$/, 'true, false, a hop count, or addresses/subnets')
+    .default('false'),
   QUEUE_BODY_LIMIT: z.string().default('20mb'),
   DEV_MODE: booleanFlag.optional(),
 });
@@ -100,6 +106,10 @@ export interface Config {
     readonly bodyLimit: string;
   };
   readonly queueBodyLimit: string;
+  /** Requests per minute: per app on POST /queue, per source address on POST /events (0 = off). */
+  readonly rateLimits: { readonly queuePerMinute: number; readonly eventsPerMinute: number };
+  /** express's `trust proxy`: which proxies' X-Forwarded-For to believe for the source address. */
+  readonly trustProxy: boolean | number | string;
   /** Dev mode: the built-in simulator and a development API key kept under the data directory. */
   readonly devMode: boolean;
 }
@@ -178,6 +188,8 @@ export function loadConfig(env: Env = process.env): Config {
     },
     dataDir: e.DATA_DIR,
     queueBodyLimit: e.QUEUE_BODY_LIMIT,
+    rateLimits: { queuePerMinute: e.QUEUE_RATE_LIMIT, eventsPerMinute: e.EVENTS_RATE_LIMIT },
+    trustProxy: e.TRUST_PROXY === 'true' ? true : e.TRUST_PROXY === 'false' ? false : /^\d+$/.test(e.TRUST_PROXY) ? Number(e.TRUST_PROXY) : e.TRUST_PROXY,
     devMode,
   });
 }

@@ -105,6 +105,12 @@ function safeDescribe(value: unknown): string {
   }
 }
 
+/** A PostgreSQL unique violation (23505) of the named constraint. */
+export function isUniqueViolation(error: unknown, constraint: string): boolean {
+  const err = error as { code?: unknown; constraint?: unknown } | null;
+  return typeof err === 'object' && err !== null && err.code === '23505' && err.constraint === constraint;
+}
+
 /** The Postgres SQLSTATE classes that mean "the database is not reachable right now". */
 const UNAVAILABLE_SQLSTATE = /^(08|57P0[1-3]|53300)/;
 const UNAVAILABLE_NODE_CODE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN']);

@@ -1,20 +1,35 @@
 // `npm run admin -- <command>`: operator commands against the database this configuration points
 // at (DATABASE_URL, or the embedded PostgreSQL under DATA_DIR, started or adopted for the command).
 //
+//   apps list | apps create NAME | apps rotate NAME [--revoke-others] | apps revoke NAME PREFIX
+//   suppressions list APP [--limit N] | suppressions add APP EMAIL [--note TEXT] | suppressions remove APP EMAIL
 //   jobs list [--status failed] [--app NAME] [--limit N] [--before ID]
-//   jobs requeue ID [ID...]            re-queue these failed jobs
-//   jobs requeue --all-failed [--app NAME]
+//   jobs requeue ID [ID...] | jobs requeue --all-failed [--app NAME]
 import { parseArgs } from 'node:util';
 
+type ParseArgsOptions = NonNullable<NonNullable<Parameters<typeof parseArgs>[0]>['options']>;
+
+import { addApiKey, createAppWithKey, findApp, revokeApiKey } from '../apps/service.js';
 import { ConfigError, loadConfig } from '../config.js';
+import { listAppsWithKeys } from '../db/apps-repo.js';
 import { jobsChannel } from '../db/notify.js';
 import { type OpenDatabase, openDatabase } from '../db/open.js';
+import { addSuppression, listSuppressions, removeSuppression } from '../db/suppressions-repo.js';
+import { AppError } from '../errors.js';
+import { emailSchema } from '../http/schemas.js';
 import { listJobs, requeueFailed } from '../jobs/admin.js';
 import { JOB_STATUSES, type JobStatus } from '../jobs/status.js';
 import { createLogger } from '../log.js';
 
 const USAGE = `usage: npm run admin -- <command>
 
+  apps list
+  apps create NAME                      prints the new app's API key (shown once)
+  apps rotate NAME [--revoke-others]    a new key; old keys work until revoked
+  apps revoke NAME PREFIX
+  suppressions list APP [--limit N]
+  suppressions add APP EMAIL [--note TEXT]
+  suppressions remove APP EMAIL
   jobs list [--status failed] [--app NAME] [--limit N] [--before ID]
   jobs requeue ID [ID...]
   jobs requeue --all-failed [--app NAME]
@@ -82,7 +97,82 @@ const jobsRequeue: Command = async (db, args, schema) => {
   }
 };
 
+/** Exactly `count` positional arguments, named for the error message. */
+function positionals(args: string[], names: string[], options: ParseArgsOptions = {}) {
+  const parsed = parseArgs({ args, allowPositionals: true, options });
+  if (parsed.positionals.length !== names.length) {
+    throw new UsageError(`expected ${names.join(' ')}`);
+  }
+  return parsed;
+}
+
+const appsList: Command = async (db, args) => {
+  positionals(args, []);
+  const apps = await listAppsWithKeys(db.pool);
+  process.stdout.write(
+    table(
+      apps.map((app) => ({
+        app: app.name,
+        created_at: app.createdAt.toISOString(),
+        active_keys: app.keys.filter((key) => key.revokedAt === null).map((key) => key.prefix).join(' '),
+        revoked_keys: app.keys.filter((key) => key.revokedAt !== null).length,
+      })),
+    ),
+  );
+};
+
+const appsCreate: Command = async (db, args) => {
+  const [name] = positionals(args, ['NAME']).positionals as [string];
+  const { key } = await createAppWithKey(db.pool, name);
+  process.stdout.write(`app ${name} created. Its API key (shown once, store it now):\n${key}\n`);
+};
+
+const appsRotate: Command = async (db, args) => {
+  const parsed = positionals(args, ['NAME'], { 'revoke-others': { type: 'boolean' } });
+  const rotated = await addApiKey(db.pool, parsed.positionals[0]!, parsed.values['revoke-others'] === true);
+  process.stdout.write(`new API key for ${rotated.app.name} (shown once):\n${rotated.key}\n`);
+  process.stdout.write(rotated.revoked.length > 0 ? `revoked: ${rotated.revoked.join(', ')}\n` : 'older keys keep working until revoked\n');
+};
+
+const appsRevoke: Command = async (db, args) => {
+  const [name, prefix] = positionals(args, ['NAME', 'PREFIX']).positionals as [string, string];
+  await revokeApiKey(db.pool, name, prefix);
+  process.stdout.write(`revoked key ${prefix} of ${name}\n`);
+};
+
+const suppressionsList: Command = async (db, args) => {
+  const parsed = positionals(args, ['APP'], { limit: { type: 'string', default: '100' } });
+  const app = await findApp(db.pool, parsed.positionals[0]!);
+  const rows = await listSuppressions(db.pool, app.id, { limit: Number(parsed.values['limit']) || 100 });
+  process.stdout.write(table(rows.map((row) => ({ email: row.email, reason: row.reason, since: row.createdAt.toISOString(), detail: row.detail }))));
+};
+
+const suppressionsAdd: Command = async (db, args) => {
+  const parsed = positionals(args, ['APP', 'EMAIL'], { note: { type: 'string' } });
+  const [name, email] = parsed.positionals as [string, string];
+  if (!emailSchema.safeParse(email).success) {
+    throw new UsageError(`${email} is not a valid email address`);
+  }
+  const app = await findApp(db.pool, name);
+  const added = await addSuppression(db.pool, app.id, email, (parsed.values['note'] as string | undefined) ?? null);
+  process.stdout.write(`${added.email} is suppressed for ${name} (${added.reason})\n`);
+};
+
+const suppressionsRemove: Command = async (db, args) => {
+  const [name, email] = positionals(args, ['APP', 'EMAIL']).positionals as [string, string];
+  const app = await findApp(db.pool, name);
+  const removed = await removeSuppression(db.pool, app.id, email);
+  process.stdout.write(removed ? `${email} removed from ${name}'s suppressions\n` : `${email} was not suppressed for ${name}\n`);
+};
+
 const COMMANDS: Record<string, Command> = {
+  'apps list': appsList,
+  'apps create': appsCreate,
+  'apps rotate': appsRotate,
+  'apps revoke': appsRevoke,
+  'suppressions list': suppressionsList,
+  'suppressions add': suppressionsAdd,
+  'suppressions remove': suppressionsRemove,
   'jobs list': jobsList,
   'jobs requeue': jobsRequeue,
 };
@@ -109,6 +199,11 @@ run(process.argv.slice(2)).catch((error: unknown) => {
   if (error instanceof UsageError || error instanceof ConfigError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
     process.stderr.write(`${(error as Error).message}\n\n${USAGE}`);
     process.exit(2);
+  }
+  if (error instanceof AppError) {
+    // A refusal the operator can act on (unknown app, name taken…): no stack, exit 1.
+    process.stderr.write(`${error.message}\n`);
+    process.exit(1);
   }
   process.stderr.write(`admin command failed: ${error instanceof Error ? error.message : String(error)}\n`);
   process.exit(1);

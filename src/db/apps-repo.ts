@@ -68,3 +68,52 @@ export async function findApiKeyByPrefix(db: Queryable, prefix: string): Promise
     revokedAt: (row['revoked_at'] as Date | null) ?? null,
   };
 }
+
+export interface ApiKeyInfo {
+  prefix: string;
+  createdAt: Date;
+  revokedAt: Date | null;
+}
+
+export interface AppWithKeys extends App {
+  keys: ApiKeyInfo[];
+}
+
+const LIST_APPS = `
+  select a.id, a.name, a.created_at,
+    coalesce(
+      json_agg(json_build_object('prefix', k.prefix, 'created_at', k.created_at, 'revoked_at', k.revoked_at) order by k.id)
+        filter (where k.id is not null),
+      '[]'
+    ) as keys
+  from apps a
+  left join api_keys k on k.app_id = a.id
+  group by a.id
+  order by a.name`;
+
+export async function listAppsWithKeys(db: Queryable): Promise<AppWithKeys[]> {
+  const rows = await query(db, LIST_APPS);
+  return rows.map((row) => ({
+    ...toApp(row),
+    keys: (row['keys'] as Array<{ prefix: string; created_at: string; revoked_at: string | null }>).map((key) => ({
+      prefix: key.prefix,
+      createdAt: new Date(key.created_at),
+      revokedAt: key.revoked_at === null ? null : new Date(key.revoked_at),
+    })),
+  }));
+}
+
+const REVOKE_KEYS = `
+  update api_keys
+  set revoked_at = now()
+  where app_id = $1::bigint
+    and revoked_at is null
+    and ($2::text is null or prefix = $2)
+    and ($3::text is null or prefix <> $3)
+  returning prefix`;
+
+/** Revokes the app's key with this prefix, or (prefix null) all its keys but `except`. Returns the revoked prefixes. */
+export async function revokeApiKeys(db: Queryable, appId: string, prefix: string | null, except: string | null = null): Promise<string[]> {
+  const rows = await query(db, REVOKE_KEYS, [appId, prefix, except]);
+  return rows.map((row) => String(row['prefix']));
+}

@@ -69,7 +69,7 @@ export interface AcceptedIds {
 
 const ACCEPT_RECIPIENTS = `
   update email_recipients r
-  set status = case when r.status = 'pending' then 'accepted' else r.status end,
+  set status = case when r.status in ('pending', 'suppressed') then 'accepted' else r.status end,
     mailjet_message_id = a.message_id,
     mailjet_message_uuid = nullif(a.message_uuid, ''),
     updated_at = now()
@@ -121,9 +121,9 @@ const REOPEN_FAILED_RECIPIENTS = `
   set status = 'pending',
     updated_at = now()
   where job_id = any($1::bigint[])
-    and status = 'failed'`;
+    and status in ('failed', 'suppressed')`;
 
-/** The recipients of re-queued jobs wait again. */
+/** The recipients of re-queued jobs wait again (a suppressed one is checked again at the next send). */
 export async function reopenFailedRecipients(tx: Queryable, jobIds: readonly string[]): Promise<void> {
   if (jobIds.length > 0) {
     await query(tx, REOPEN_FAILED_RECIPIENTS, [jobIds]);

@@ -74,10 +74,10 @@ const ADD_SUPPRESSION = `
   insert into suppressions (app_id, email, reason, detail)
   values ($1::bigint, lower($2), 'manual', $3)
   on conflict (app_id, email) do update
-    set detail = coalesce(excluded.detail, suppressions.detail)
+    set detail = case when suppressions.reason = 'manual' then coalesce(excluded.detail, suppressions.detail) else suppressions.detail end
   returning email, reason, detail, created_at`;
 
-/** Adds an address by hand (an address already suppressed keeps its reason). */
+/** Adds an address by hand (an address Mailjet's events suppressed keeps its reason and detail). */
 export async function addSuppression(db: Queryable, appId: string, email: string, detail: string | null): Promise<Suppression> {
   const [row] = await query(db, ADD_SUPPRESSION, [appId, email, detail]);
   return toSuppression(row!);

@@ -6,8 +6,9 @@ import helmet from 'helmet';
 import type { Pool } from '../db/pool.js';
 import type { JobService } from '../jobs/service.js';
 import type { Logger } from '../log.js';
-import { type Authenticate, type BasicCredentials, requireAdminKey, requireApiKey, requireBasicAuth } from './auth.js';
+import { type Authenticate, type BasicCredentials, callingApp, requireAdminKey, requireApiKey, requireBasicAuth } from './auth.js';
 import { errorHandler, notFoundHandler } from './problem.js';
+import { limitRequests, postgresStore } from './rate-limit.js';
 import { adminRouter } from './routes/admin.js';
 import { type EventsRouteDeps, eventsRouter } from './routes/events.js';
 import { type OpsRouteDeps, opsRouter } from './routes/ops.js';
@@ -22,7 +23,8 @@ export interface AppDeps extends OpsRouteDeps {
   authenticate: Authenticate;
   ingestEvents: EventsRouteDeps['ingest'];
   eventsCredentials: BasicCredentials | undefined;
-  limits: { queueBody: string; eventsBody: string };
+  limits: { queueBody: string; eventsBody: string; queuePerMinute: number; eventsPerMinute: number };
+  trustProxy: boolean | number | string;
   log: Logger;
 }
 
@@ -47,7 +49,7 @@ export function routeTable(app: Express): Array<{ method: string; path: string }
 export function createApp(deps: AppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
-  app.set('trust proxy', false);
+  app.set('trust proxy', deps.trustProxy);
   app.set('query parser', 'simple');
   app.use(helmet());
   app.use((req, res, next) => {
@@ -65,16 +67,31 @@ export function createApp(deps: AppDeps): Express {
   });
 
   const requireApp = requireApiKey(deps.authenticate);
+  const limitPerApp = limitRequests({
+    perMinute: deps.limits.queuePerMinute,
+    store: postgresStore(deps.pool, 'queue-app', deps.log),
+    keyOf: (_req, res) => callingApp(res).id,
+    what: 'from this app',
+    log: deps.log,
+  });
+  const limitPerSource = limitRequests({
+    perMinute: deps.limits.eventsPerMinute,
+    store: postgresStore(deps.pool, 'events-source', deps.log),
+    what: 'from this address',
+    log: deps.log,
+  });
   app.use(opsRouter(deps));
   app.use(
     eventsRouter({
       ingest: deps.ingestEvents,
+      // Counted before authentication: the limit also slows down anyone guessing the credentials.
+      limit: limitPerSource,
       requireCallbackAuth: requireBasicAuth(deps.eventsCredentials, 'jetpost events'),
       bodyLimit: deps.limits.eventsBody,
       log: deps.log,
     }),
   );
-  app.use(queueRouter({ jobs: deps.jobs, requireApp, bodyLimit: deps.limits.queueBody }));
+  app.use(queueRouter({ jobs: deps.jobs, requireApp, limit: limitPerApp, bodyLimit: deps.limits.queueBody }));
   app.use(statusRouter(deps.jobs, requireApp));
   app.use(adminRouter({ pool: deps.pool, notifyChannel: deps.notifyChannel, requireAdmin: requireAdminKey(deps.adminKey) }));
   app.use(notFoundHandler);

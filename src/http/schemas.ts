@@ -41,7 +41,8 @@ const FORBIDDEN_HEADERS = new Set(
 const NO_CONTROL = /^[^\p{Cc}]*$/u;
 const noControl = (max: number) => z.string().max(max).regex(NO_CONTROL, 'must not contain line breaks or control characters');
 
-const email = z.email({ message: 'not a valid email address' }).max(254);
+export const emailSchema = z.email({ message: 'not a valid email address' }).max(254);
+const email = emailSchema;
 const addressObject = z.strictObject({ email, name: noControl(LIMITS.nameLength).optional() });
 /** "a@example.com" or {"email": "a@example.com", "name": "A"}. */
 const address = z.preprocess((value) => (typeof value === 'string' ? { email: value } : value), addressObject);

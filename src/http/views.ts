@@ -1,8 +1,10 @@
 // Domain rows → the JSON the API answers with (openapi.yaml: Job, Recipient, Event). Ids and
 // MessageIDs are strings: MessageIDs exceed 2^53 and would lose digits as JSON numbers.
+import type { AppWithKeys } from '../db/apps-repo.js';
 import type { StoredEvent } from '../db/events-repo.js';
 import type { AdminJobRow, JobRow } from '../db/jobs-repo.js';
 import type { RecipientRow } from '../db/recipients-repo.js';
+import type { Suppression } from '../db/suppressions-repo.js';
 import type { JobView } from '../jobs/service.js';
 
 /** Mailjet event fields worth showing (the rest repeats what the event already says). */
@@ -56,6 +58,27 @@ export function adminJobJson(job: AdminJobRow) {
     last_error: job.lastError,
     created_at: job.createdAt.toISOString(),
     updated_at: job.updatedAt.toISOString(),
+  };
+}
+
+export function appJson(app: AppWithKeys) {
+  return {
+    name: app.name,
+    created_at: app.createdAt.toISOString(),
+    keys: app.keys.map((key) => ({
+      prefix: key.prefix,
+      created_at: key.createdAt.toISOString(),
+      revoked_at: key.revokedAt?.toISOString() ?? null,
+    })),
+  };
+}
+
+export function suppressionJson(suppression: Suppression) {
+  return {
+    email: suppression.email,
+    reason: suppression.reason,
+    detail: suppression.detail,
+    created_at: suppression.createdAt.toISOString(),
   };
 }
 

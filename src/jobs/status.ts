@@ -20,6 +20,8 @@ export const RECIPIENT_STATUSES = [
   'blocked',
   'failed',
   'cancelled',
+  /** Left out of the send: the address is on the app's suppression list. */
+  'suppressed',
 ] as const;
 export type RecipientStatus = (typeof RECIPIENT_STATUSES)[number];
 

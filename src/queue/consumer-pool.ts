@@ -4,7 +4,8 @@ import { hostname } from 'node:os';
 import type { Bus } from '../bus.js';
 import { claimJobs, extendLeases, nextRunAt, releaseJobs } from '../db/jobs-repo.js';
 import type { Pool } from '../db/pool.js';
-import { findRecipients } from '../db/recipients-repo.js';
+import { findRecipients, setRecipientStatuses } from '../db/recipients-repo.js';
+import { findSuppressed } from '../db/suppressions-repo.js';
 import { recordSendResults } from '../jobs/record-sends.js';
 import type { RetryPolicy } from '../jobs/retry-policy.js';
 import type { Logger } from '../log.js';
@@ -56,6 +57,8 @@ export function createConsumerPool(options: ConsumerPoolOptions): ConsumerPool {
         send: (body) => mailjet.send(body),
         lookup: (customId) => mailjet.findByCustomId(customId),
         record: (recipientsByJob, results) => recordSendResults(pool, id, recipientsByJob, results),
+        findSuppressed: (pairs) => findSuppressed(pool, pairs),
+        markSuppressed: (recipientIds) => setRecipientStatuses(pool, new Map(recipientIds.map((rid) => [rid, 'suppressed']))),
         extendLeases: (jobIds) => extendLeases(pool, id, jobIds, options.leaseMs),
         release: (jobIds) => releaseJobs(pool, id, jobIds),
         nextRunAt: () => nextRunAt(pool),

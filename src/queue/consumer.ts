@@ -9,6 +9,7 @@
 import type { Bus } from '../bus.js';
 import type { ClaimedJob, JobRow } from '../db/jobs-repo.js';
 import type { RecipientRow } from '../db/recipients-repo.js';
+import { suppressionKey } from '../db/suppressions-repo.js';
 import { coerceError } from '../errors.js';
 import type { RecordSummary } from '../jobs/record-sends.js';
 import type { RetryPolicy } from '../jobs/retry-policy.js';
@@ -28,6 +29,10 @@ export interface ConsumerDeps {
   /** Mailjet's messages for a CustomID; undefined when Mailjet could not be asked. */
   lookup: (customId: string) => Promise<FoundMessage[] | undefined>;
   record: (recipientsByJob: ReadonlyMap<string, readonly RecipientRow[]>, results: readonly SendResult[]) => Promise<RecordSummary>;
+  /** The suppressed (app, address) pairs among those given (see suppressionKey). */
+  findSuppressed: (pairs: ReadonlyArray<{ appId: string; email: string }>) => Promise<Map<string, string>>;
+  /** Marks recipients left out of a send because their address is suppressed. */
+  markSuppressed: (recipientIds: readonly string[]) => Promise<void>;
   /** Renews the leases; returns the ids still held. */
   extendLeases: (jobIds: readonly string[]) => Promise<string[]>;
   /** Gives unsent jobs back to the queue without counting the attempt. */
@@ -157,6 +162,42 @@ export function createConsumer(deps: ConsumerDeps): Consumer {
     return batch.jobs.filter((job) => !done.has(job.id));
   }
 
+  /**
+   * Suppressed addresses are left out of the send (their recipients marked `suppressed`); a job with
+   * no To address left fails with reason "suppressed", without calling Mailjet. Returns the jobs to send.
+   */
+  async function leaveOutSuppressed(batch: Batch, jobs: ClaimedJob[]): Promise<ClaimedJob[]> {
+    const suppressed = await deps.findSuppressed(
+      jobs.flatMap((job) => (batch.recipientsByJob.get(job.id) ?? []).map((r) => ({ appId: job.appId, email: r.email }))),
+    );
+    if (suppressed.size === 0) {
+      return jobs;
+    }
+    const leftOut: RecipientRow[] = [];
+    const failed: SendResult[] = [];
+    for (const job of jobs) {
+      const rows = batch.recipientsByJob.get(job.id) ?? [];
+      const isSuppressed = (row: RecipientRow) => suppressed.has(suppressionKey(job.appId, row.email));
+      const out = rows.filter(isSuppressed);
+      if (out.length === 0) {
+        continue;
+      }
+      leftOut.push(...out);
+      const kept = rows.filter((row) => !isSuppressed(row));
+      batch.recipientsByJob.set(job.id, kept);
+      if (!kept.some((row) => row.kind === 'to')) {
+        const reasons = out.map((row) => `${row.email} (${suppressed.get(suppressionKey(job.appId, row.email))})`).join(', ');
+        failed.push({ jobId: job.id, kind: 'failed', error: `suppressed: ${reasons}` });
+      }
+    }
+    await deps.markSuppressed(leftOut.map((row) => row.id));
+    if (failed.length > 0) {
+      report(await recordWithRetry(batch, failed), { suppressed: failed.map((r) => r.jobId) });
+    }
+    const done = new Set(failed.map((r) => r.jobId));
+    return jobs.filter((job) => !done.has(job.id));
+  }
+
   async function sendCall(batch: Batch, jobs: readonly JobRow[], messages: MailjetMessage[]): Promise<void> {
     const started = Date.now();
     const response = await deps.send({ Messages: messages });
@@ -207,7 +248,7 @@ export function createConsumer(deps: ConsumerDeps): Consumer {
     for (const recipient of recipients) {
       batch.recipientsByJob.get(recipient.jobId)?.push(recipient);
     }
-    const jobs = await reconcile(batch);
+    const jobs = await leaveOutSuppressed(batch, await reconcile(batch));
     const messages = jobs.map((job) =>
       toMailjetMessage({
         id: job.id,
@@ -215,11 +256,12 @@ export function createConsumer(deps: ConsumerDeps): Consumer {
         recipients: (batch.recipientsByJob.get(job.id) ?? []).map((r) => ({ kind: r.kind, email: r.email, name: r.name ?? undefined })),
       }),
     );
-    const calls = packCalls(messages.map((message, index) => ({ recipients: jobs[index]!.recipientCount, bytes: messageBytes(message) })));
+    const recipientCount = (job: JobRow) => batch.recipientsByJob.get(job.id)?.length ?? 0;
+    const calls = packCalls(messages.map((message, index) => ({ recipients: recipientCount(jobs[index]!), bytes: messageBytes(message) })));
     for (const [callIndex, indexes] of calls.entries()) {
       const unsent = () => calls.slice(callIndex).flat().map((index) => jobs[index]!.id);
-      const recipientCount = indexes.reduce((sum, index) => sum + jobs[index]!.recipientCount, 0);
-      if (stopping || !(await gate.acquire(recipientCount)) || stopping) {
+      const callRecipients = indexes.reduce((sum, index) => sum + recipientCount(jobs[index]!), 0);
+      if (stopping || !(await gate.acquire(callRecipients)) || stopping) {
         await releaseUnsent(unsent());
         return;
       }

@@ -245,6 +245,9 @@ function message(extra: Record<string, unknown> = {}): Record<string, unknown> {
   return { from: { email: 'app@example.com', name: 'App' }, to: 'ada@example.org', subject: 'Hello', text: 'Hi there', ...extra };
 }
 
+/** QUEUE_RATE_LIMIT and EVENTS_RATE_LIMIT of the rate-limited service. */
+const RATE_LIMIT = 2;
+
 const ONE_DAY_MS = 24 * 3600 * 1000;
 const inDays = (days: number) => new Date(Date.now() + days * ONE_DAY_MS).toISOString();
 
@@ -319,6 +322,8 @@ describe('openapi.yaml, checked against the running service', function () {
   let service: TestService;
   /** A second service whose database pool has been closed: the database is "away". */
   let down: TestService;
+  /** A third service with rate limits of 2 requests per minute, to reach the 429s. */
+  let limited: TestService;
 
   const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
 
@@ -369,11 +374,13 @@ describe('openapi.yaml, checked against the running service', function () {
     service = await startTestService();
     down = await startTestService({ env: { WORKER_CONCURRENCY: '0' } });
     await down.jetpost.pool.end();
+    limited = await startTestService({ env: { WORKER_CONCURRENCY: '0', QUEUE_RATE_LIMIT: String(RATE_LIMIT), EVENTS_RATE_LIMIT: String(RATE_LIMIT) } });
   });
 
   after(async () => {
     await service?.stop();
     await down?.stop();
+    await limited?.stop();
     nock.cleanAll();
     nock.enableNetConnect();
   });
@@ -383,7 +390,9 @@ describe('openapi.yaml, checked against the running service', function () {
       expect(contract.spec.openapi).to.equal('3.1.0');
       expect(contract.spec.components.schemas).to.include.keys(
         'Message', 'BulkRequest', 'Address', 'Attachment', 'QueuedJob', 'Job', 'Recipient', 'Event', 'MailjetEvent', 'Problem', 'ValidationProblem',
+        'App', 'AppKey', 'CreatedApp', 'CreatedApiKey', 'Suppression', 'SuppressionReason',
       );
+      expect(contract.spec.components.securitySchemes['adminKey']).to.deep.include({ type: 'http', scheme: 'bearer' });
       expect(contract.spec.components.securitySchemes['apiKey']).to.deep.include({ type: 'http', scheme: 'bearer' });
       expect(contract.spec.components.securitySchemes['mailjetBasic']).to.deep.include({ type: 'http', scheme: 'basic' });
     });
@@ -429,8 +438,9 @@ describe('openapi.yaml, checked against the running service', function () {
         'queued', 'scheduled', 'processing', 'deferred', 'accepted', 'sent', 'opened', 'clicked', 'unsubscribed', 'spam', 'bounced', 'blocked', 'failed', 'cancelled',
       ]);
       expect(schemas['RecipientStatus']?.enum).to.deep.equal([
-        'pending', 'accepted', 'sent', 'opened', 'clicked', 'unsubscribed', 'spam', 'bounced', 'blocked', 'failed', 'cancelled',
+        'pending', 'accepted', 'sent', 'opened', 'clicked', 'unsubscribed', 'spam', 'bounced', 'blocked', 'failed', 'cancelled', 'suppressed',
       ]);
+      expect((schemas['SuppressionReason'] as { enum?: string[] }).enum).to.deep.equal(['hard_bounce', 'spam', 'unsubscribed', 'manual']);
     });
   });
 
@@ -532,6 +542,62 @@ describe('openapi.yaml, checked against the running service', function () {
     it('503: the database is away', async () => {
       const { res } = await api('post', '/queue', { body: message(), on: down, key: down.apiKey });
       expect(res.status).to.equal(503);
+    });
+  });
+
+  describe('rate limits (429)', () => {
+    const scheduled = () => message({ send_at: inDays(1) });
+    const policy = new RegExp(`^"${RATE_LIMIT}-in-1min"; q=${RATE_LIMIT}; w=60; pk=:[A-Za-z0-9+/]+=*:$`);
+
+    it('POST /queue: counted per app after authentication; 429 with Retry-After, RateLimit and RateLimit-Policy', async () => {
+      for (let used = 1; used <= RATE_LIMIT; used += 1) {
+        const { res } = await api('post', '/queue', { body: scheduled(), on: limited, key: limited.apiKey });
+        expect(res.status).to.equal(202);
+        expect(res.headers.get('ratelimit')).to.match(new RegExp(`^"${RATE_LIMIT}-in-1min"; r=${RATE_LIMIT - used}; t=\\d+$`));
+        expect(res.headers.get('ratelimit-policy')).to.match(policy);
+      }
+      const { res, body } = await api('post', '/queue', { body: scheduled(), on: limited, key: limited.apiKey });
+      expect(res.status).to.equal(429);
+      expect(body).to.deep.include({ type: 'https://jetpost.dev/problems/rate-limited', title: 'Too Many Requests', status: 429 });
+      expect(Number(res.headers.get('retry-after'))).to.be.within(1, 60);
+      expect(res.headers.get('ratelimit')).to.match(new RegExp(`^"${RATE_LIMIT}-in-1min"; r=0; t=\\d+$`));
+      expect(res.headers.get('ratelimit-policy')).to.match(policy);
+      // Refused whatever the body: the limit comes before the body is read.
+      expect((await api('post', '/queue', { rawBody: 'not json', headers: { 'content-type': 'text/plain' }, on: limited, key: limited.apiKey })).res.status).to.equal(429);
+      // Not counted before authentication: no key is still a 401.
+      expect((await api('post', '/queue', { body: scheduled(), on: limited, key: null })).res.status).to.equal(401);
+      // Per app: another app of the same service is not limited.
+      const other = await createAppWithKey(limited.jetpost.pool, `other-${Date.now()}`);
+      const { res: otherRes } = await api('post', '/queue', { body: scheduled(), on: limited, key: other.key });
+      expect(otherRes.status).to.equal(202);
+      expect(otherRes.headers.get('ratelimit')).to.match(new RegExp(`^"${RATE_LIMIT}-in-1min"; r=${RATE_LIMIT - 1}; t=\\d+$`));
+      expect(otherRes.headers.get('ratelimit-policy'), 'another partition key').to.not.equal(res.headers.get('ratelimit-policy'));
+    });
+
+    it('POST /events: counted per source address before authentication; 429 even without credentials', async () => {
+      for (let used = 1; used <= RATE_LIMIT; used += 1) {
+        const { res } = await events('[]', { on: limited });
+        expect(res.status).to.equal(200);
+        expect(res.headers.get('ratelimit')).to.match(new RegExp(`^"${RATE_LIMIT}-in-1min"; r=${RATE_LIMIT - used}; t=\\d+$`));
+        expect(res.headers.get('ratelimit-policy')).to.match(policy);
+      }
+      const { res, body } = await events('[]', { on: limited });
+      expect(res.status).to.equal(429);
+      expect(body).to.deep.include({ type: 'https://jetpost.dev/problems/rate-limited', status: 429 });
+      expect(Number(res.headers.get('retry-after'))).to.be.within(1, 60);
+      for (const auth of [null, basic(EVENTS_USER, 'wrong')]) {
+        expect((await events('[]', { on: limited, auth })).res.status).to.equal(429);
+      }
+    });
+
+    it('the default limits (600 and 6000 per minute) are announced on every counted answer', async () => {
+      const queued = await api('post', '/queue', { body: scheduled() });
+      expect(queued.res.headers.get('ratelimit-policy')).to.match(/^"600-in-1min"; q=600; w=60; pk=:/);
+      const received = await events('[]');
+      expect(received.res.headers.get('ratelimit-policy')).to.match(/^"6000-in-1min"; q=6000; w=60; pk=:/);
+      // Answers before the limiter carry no RateLimit header: an unauthenticated POST /queue, the other routes.
+      expect((await api('post', '/queue', { body: scheduled(), key: null })).res.headers.get('ratelimit')).to.equal(null);
+      expect((await api('get', '/healthz', { key: null })).res.headers.get('ratelimit')).to.equal(null);
     });
   });
 
@@ -741,6 +807,297 @@ describe('openapi.yaml, checked against the running service', function () {
       expect((await api('post', '/admin/jobs/requeue', { body: { all_failed: true }, key: null })).res.status).to.equal(401);
       expect((await api('post', '/admin/jobs/requeue', { body: { all_failed: true }, key: ADMIN_KEY, on: down })).res.status).to.equal(503);
     });
+
+    it('POST /admin/jobs/requeue 413 (above 1 MB), 415 (a charset other than UTF-8)', async () => {
+      const rawBody = JSON.stringify({ job_ids: Array.from({ length: 70_000 }, (_, i) => String(i + 1_000_000_000_000)) });
+      expect(rawBody.length).to.be.above(1024 * 1024);
+      expect((await api('post', '/admin/jobs/requeue', { rawBody, headers: { 'content-type': 'application/json' }, key: ADMIN_KEY })).res.status).to.equal(413);
+      const latin1 = { 'content-type': 'application/json; charset=latin1' };
+      expect((await api('post', '/admin/jobs/requeue', { rawBody: '{"all_failed":true}', headers: latin1, key: ADMIN_KEY })).res.status).to.equal(415);
+    });
+
+    describe('apps and API keys', () => {
+      const appName = `contract-${Date.now()}`;
+      /** The app's keys in creation order. */
+      const keys: Array<{ key: string; prefix: string }> = [];
+      const keyWorks = async (key: string) => {
+        const { res } = await api('get', '/status', { path: '/status?ids=1', key });
+        return res.status === 200;
+      };
+      const listed = async (name: string) => {
+        const { res, body } = await api('get', '/admin/apps', { key: ADMIN_KEY });
+        expect(res.status).to.equal(200);
+        return (body as { apps: Array<{ name: string; keys: Array<{ prefix: string; created_at: string; revoked_at: string | null }> }> }).apps.find((app) => app.name === name);
+      };
+
+      it('POST /admin/apps 201: the app and its first key, shown once; GET /admin/apps 200 lists it; 409: the name again', async () => {
+        const { res, body } = await api('post', '/admin/apps', { body: { name: appName }, key: ADMIN_KEY });
+        expect(res.status).to.equal(201);
+        const created = body as { app: { name: string; keys: unknown[] }; api_key: string; key_prefix: string };
+        expect(created.app.name).to.equal(appName);
+        expect(created.api_key.startsWith(`jp_${created.key_prefix}_`)).to.equal(true);
+        keys.push({ key: created.api_key, prefix: created.key_prefix });
+        expect(await keyWorks(created.api_key)).to.equal(true);
+        const app = await listed(appName);
+        expect(app?.keys.map((k) => ({ prefix: k.prefix, revoked_at: k.revoked_at }))).to.deep.equal([{ prefix: created.key_prefix, revoked_at: null }]);
+        expect(JSON.stringify(app)).to.not.include(created.api_key);
+
+        const again = await api('post', '/admin/apps', { body: { name: appName }, key: ADMIN_KEY });
+        expect(again.res.status).to.equal(409);
+        expect((again.body as { type: string }).type).to.equal('https://jetpost.dev/problems/app-exists');
+      });
+
+      it('POST /admin/apps 400, 401, 413, 415, 503; GET /admin/apps 401, 503', async () => {
+        const bad: unknown[] = [{}, { name: '' }, { name: '-starts-with-a-dash' }, { name: 'has space' }, { name: 'n'.repeat(101) }, { name: 42 }, { name: 'ok', extra: 1 }, ['ok']];
+        for (const body of bad) {
+          const { res, body: problem } = await api('post', '/admin/apps', { body, key: ADMIN_KEY });
+          expect(res.status, JSON.stringify(body)).to.equal(400);
+          expect((problem as { type: string }).type).to.equal('https://jetpost.dev/problems/validation-failed');
+        }
+        expect((await api('post', '/admin/apps', { key: ADMIN_KEY })).res.status, 'no body').to.equal(400);
+        expect((await api('post', '/admin/apps', { rawBody: '{"name":', headers: { 'content-type': 'application/json' }, key: ADMIN_KEY })).res.status).to.equal(400);
+        for (const key of [null, service.apiKey, 'x'.repeat(40)]) {
+          expect((await api('post', '/admin/apps', { body: { name: 'nobody-sees-this' }, key })).res.status).to.equal(401);
+          expect((await api('get', '/admin/apps', { key })).res.status).to.equal(401);
+        }
+        expect((await listed('nobody-sees-this'))).to.equal(undefined);
+        const big = JSON.stringify({ name: 'n'.repeat(17 * 1024) });
+        expect((await api('post', '/admin/apps', { rawBody: big, headers: { 'content-type': 'application/json' }, key: ADMIN_KEY })).res.status).to.equal(413);
+        expect((await api('post', '/admin/apps', { rawBody: '{"name":"latin"}', headers: { 'content-type': 'application/json; charset=latin1' }, key: ADMIN_KEY })).res.status).to.equal(415);
+        expect((await api('post', '/admin/apps', { body: { name: 'down-app' }, key: ADMIN_KEY, on: down })).res.status).to.equal(503);
+        expect((await api('get', '/admin/apps', { key: ADMIN_KEY, on: down })).res.status).to.equal(503);
+      });
+
+      it('POST /admin/apps/{app}/keys 201: a second key, both work; with revoke_others the others are revoked at once', async () => {
+        const path = `/admin/apps/${appName}/keys`;
+        const second = await api('post', '/admin/apps/{app}/keys', { path, key: ADMIN_KEY });
+        expect(second.res.status).to.equal(201);
+        const rotated = second.body as { api_key: string; key_prefix: string; revoked: string[] };
+        expect(rotated.revoked).to.deep.equal([]);
+        keys.push({ key: rotated.api_key, prefix: rotated.key_prefix });
+        expect(await keyWorks(keys[0]!.key)).to.equal(true);
+        expect(await keyWorks(keys[1]!.key)).to.equal(true);
+
+        const third = await api('post', '/admin/apps/{app}/keys', { path, body: { revoke_others: true }, key: ADMIN_KEY });
+        expect(third.res.status).to.equal(201);
+        const revoking = third.body as { api_key: string; key_prefix: string; revoked: string[] };
+        expect([...revoking.revoked].sort()).to.deep.equal([keys[0]!.prefix, keys[1]!.prefix].sort());
+        keys.push({ key: revoking.api_key, prefix: revoking.key_prefix });
+        expect(await keyWorks(keys[0]!.key)).to.equal(false);
+        expect(await keyWorks(keys[1]!.key)).to.equal(false);
+        expect(await keyWorks(keys[2]!.key)).to.equal(true);
+        const app = await listed(appName);
+        expect(app?.keys.map((k) => [k.prefix, k.revoked_at === null])).to.deep.equal([[keys[0]!.prefix, false], [keys[1]!.prefix, false], [keys[2]!.prefix, true]]);
+
+        const explicit = await api('post', '/admin/apps/{app}/keys', { path, body: { revoke_others: false }, key: ADMIN_KEY });
+        expect(explicit.res.status).to.equal(201);
+        keys.push({ key: (explicit.body as { api_key: string }).api_key, prefix: (explicit.body as { key_prefix: string }).key_prefix });
+        expect(await keyWorks(keys[2]!.key)).to.equal(true);
+      });
+
+      it('POST /admin/apps/{app}/keys 400, 401, 404, 413, 415, 503', async () => {
+        const path = `/admin/apps/${appName}/keys`;
+        for (const body of [{ revoke_others: 'yes' }, { revoke_others: null }, { revoke: true }, [true]]) {
+          expect((await api('post', '/admin/apps/{app}/keys', { path, body, key: ADMIN_KEY })).res.status, JSON.stringify(body)).to.equal(400);
+        }
+        for (const name of ['-dash', '.dot', 'n'.repeat(101), 'a%20b']) {
+          expect((await api('post', '/admin/apps/{app}/keys', { path: `/admin/apps/${name}/keys`, key: ADMIN_KEY })).res.status, name).to.equal(400);
+        }
+        expect((await api('post', '/admin/apps/{app}/keys', { path, rawBody: '{', headers: { 'content-type': 'application/json' }, key: ADMIN_KEY })).res.status).to.equal(400);
+        expect((await api('post', '/admin/apps/{app}/keys', { path, key: null })).res.status).to.equal(401);
+        expect((await api('post', '/admin/apps/{app}/keys', { path, key: keys[2]!.key })).res.status).to.equal(401);
+        const missing = await api('post', '/admin/apps/{app}/keys', { path: '/admin/apps/no-such-app/keys', key: ADMIN_KEY });
+        expect(missing.res.status).to.equal(404);
+        expect((missing.body as { type: string }).type).to.equal('https://jetpost.dev/problems/not-found');
+        const big = JSON.stringify({ revoke_others: false, padding: 'p'.repeat(17 * 1024) });
+        expect((await api('post', '/admin/apps/{app}/keys', { path, rawBody: big, headers: { 'content-type': 'application/json' }, key: ADMIN_KEY })).res.status).to.equal(413);
+        expect((await api('post', '/admin/apps/{app}/keys', { path, rawBody: '{}', headers: { 'content-type': 'application/json; charset=latin1' }, key: ADMIN_KEY })).res.status).to.equal(415);
+        expect((await api('post', '/admin/apps/{app}/keys', { path, key: ADMIN_KEY, on: down })).res.status).to.equal(503);
+      });
+
+      it('DELETE /admin/apps/{app}/keys/{prefix} 204: the key stops working at once; 404 once revoked, for an unknown key or app', async () => {
+        const target = keys[3]!;
+        const template = '/admin/apps/{app}/keys/{prefix}';
+        expect(await keyWorks(target.key)).to.equal(true);
+        const { res } = await api('delete', template, { path: `/admin/apps/${appName}/keys/${target.prefix}`, key: ADMIN_KEY });
+        expect(res.status).to.equal(204);
+        expect(await keyWorks(target.key)).to.equal(false);
+        expect(await keyWorks(keys[2]!.key)).to.equal(true);
+        for (const path of [
+          `/admin/apps/${appName}/keys/${target.prefix}`,
+          `/admin/apps/${appName}/keys/${keys[0]!.prefix}`,
+          `/admin/apps/${appName}/keys/000000000000`,
+          `/admin/apps/no-such-app/keys/${keys[2]!.prefix}`,
+        ]) {
+          const missing = await api('delete', template, { path, key: ADMIN_KEY });
+          expect(missing.res.status, path).to.equal(404);
+        }
+        // Another app's key is not this app's.
+        const other = await createAppWithKey(service.jetpost.pool, `other-${Date.now()}`);
+        expect((await api('delete', template, { path: `/admin/apps/${appName}/keys/${other.key.slice(3, 15)}`, key: ADMIN_KEY })).res.status).to.equal(404);
+        expect(await keyWorks(other.key)).to.equal(true);
+      });
+
+      it('DELETE /admin/apps/{app}/keys/{prefix} 400, 401, 503', async () => {
+        const template = '/admin/apps/{app}/keys/{prefix}';
+        for (const path of [`/admin/apps/${appName}/keys/ABCDEFGHIJKL`, `/admin/apps/${appName}/keys/short`, `/admin/apps/${appName}/keys/0000000000000`, `/admin/apps/-dash/keys/${keys[2]!.prefix}`]) {
+          expect((await api('delete', template, { path, key: ADMIN_KEY })).res.status, path).to.equal(400);
+        }
+        const path = `/admin/apps/${appName}/keys/${keys[2]!.prefix}`;
+        expect((await api('delete', template, { path, key: null })).res.status).to.equal(401);
+        expect((await api('delete', template, { path, key: keys[2]!.key })).res.status).to.equal(401);
+        expect((await api('delete', template, { path, key: ADMIN_KEY, on: down })).res.status).to.equal(503);
+        expect(await keyWorks(keys[2]!.key)).to.equal(true);
+      });
+    });
+
+    describe('suppressions', () => {
+      let appName: string;
+      const list = (query = '', name = appName) => api('get', '/admin/apps/{app}/suppressions', { path: `/admin/apps/${name}/suppressions${query}`, key: ADMIN_KEY });
+      const add = (body: unknown, name = appName) => api('post', '/admin/apps/{app}/suppressions', { path: `/admin/apps/${name}/suppressions`, body, key: ADMIN_KEY });
+      const remove = (email: string, name = appName) => api('delete', '/admin/apps/{app}/suppressions/{email}', { path: `/admin/apps/${name}/suppressions/${encodeURIComponent(email)}`, key: ADMIN_KEY });
+      type Suppression = { email: string; reason: string; detail: string | null; created_at: string };
+      type JobView = { status: string; last_error: string | null; recipients: Array<{ email: string; status: string; message_id: string | null }>; events: unknown[] };
+      const settled = (jobId: string, statuses: string[]) =>
+        eventually(async () => {
+          const { body } = await api('get', '/status/{job_id}', { path: `/status/${jobId}` });
+          return statuses.includes((body as JobView).status) ? (body as JobView) : undefined;
+        }, 10_000, `job ${jobId} to be ${statuses.join(' or ')}`);
+
+      before(async () => {
+        const { body } = await api('get', '/admin/apps', { key: ADMIN_KEY });
+        const apps = (body as { apps: Array<{ name: string; keys: Array<{ prefix: string }> }> }).apps;
+        appName = apps.find((app) => app.keys.some((key) => service.apiKey.startsWith(`jp_${key.prefix}_`)))!.name;
+      });
+
+      it('POST 201: added by hand, lower-cased, reason manual; again: the reason and created_at stay, a new note replaces detail', async () => {
+        const { res, body } = await add({ email: 'Sup.Manual@Example.org', note: 'asked by phone' });
+        expect(res.status).to.equal(201);
+        const first = body as Suppression;
+        expect(first).to.deep.include({ email: 'sup.manual@example.org', reason: 'manual', detail: 'asked by phone' });
+        const again = await add({ email: 'sup.manual@example.org' });
+        expect(again.res.status).to.equal(201);
+        expect(again.body).to.deep.equal(first);
+        const renoted = await add({ email: 'SUP.MANUAL@example.org', note: 'asked again' });
+        expect(renoted.body).to.deep.equal({ ...first, detail: 'asked again' });
+        const noNote = await add({ email: 'sup.nonote@example.org' });
+        expect((noNote.body as Suppression).detail).to.equal(null);
+      });
+
+      it('Mailjet\'s hard bounces, spam complaints and unsubscribes add the address for the app (GET 200 lists them)', async () => {
+        const to = ['sup.bounce@example.org', 'sup.spam@example.org', 'sup.unsub@example.org', 'sup.soft@example.org'];
+        const { job_id: jobId } = await queue(message({ to }));
+        const job = await settled(jobId, ['accepted']);
+        const id = (email: string) => job.recipients.find((r) => r.email === email)!.message_id!;
+        const { res } = await events(`[
+          {"event":"bounce","time":1700001000,"MessageID":${id(to[0]!)},"email":"${to[0]}","hard_bounce":true,"blocked":false,"error_related_to":"recipient","error":"user unknown"},
+          {"event":"spam","time":1700001001,"MessageID":${id(to[1]!)},"email":"${to[1]}","source":"JMRPP"},
+          {"event":"unsub","time":1700001002,"MessageID":${id(to[2]!)},"email":"${to[2]}","mj_list_id":1},
+          {"event":"bounce","time":1700001003,"MessageID":${id(to[3]!)},"email":"${to[3]}","hard_bounce":false,"error":"greylisted"}
+        ]`);
+        expect(res.status).to.equal(200);
+        const { res: listed, body } = await list('?limit=1000');
+        expect(listed.status).to.equal(200);
+        const entries = (body as { suppressions: Suppression[]; next_after: string | null }).suppressions;
+        const of = (email: string) => entries.find((e) => e.email === email);
+        expect(of(to[0]!)).to.deep.include({ reason: 'hard_bounce', detail: 'recipient: user unknown' });
+        expect(of(to[1]!)).to.deep.include({ reason: 'spam', detail: 'JMRPP' });
+        expect(of(to[2]!)).to.deep.include({ reason: 'unsubscribed', detail: 'unsubscribed through Mailjet' });
+        expect(of(to[3]!), 'a soft bounce suppresses nothing').to.equal(undefined);
+        // A manual add keeps Mailjet's reason.
+        expect((await add({ email: to[0]! })).body).to.deep.include({ reason: 'hard_bounce', detail: 'recipient: user unknown' });
+        // Per app: another app's list is its own.
+        const other = await createAppWithKey(service.jetpost.pool, `other-${Date.now()}`);
+        expect((await list('', other.app.name)).body).to.deep.equal({ suppressions: [], next_after: null });
+      });
+
+      it('GET 200 pages by address with after/next_after', async () => {
+        const all = (await list('?limit=1000')).body as { suppressions: Suppression[]; next_after: string | null };
+        expect(all.suppressions.length).to.be.at.least(5).and.below(1000);
+        expect(all.next_after).to.equal(null);
+        const emails = all.suppressions.map((e) => e.email);
+        expect(emails).to.deep.equal([...emails].sort());
+        const paged: string[] = [];
+        let after: string | null = '';
+        for (let pages = 0; after !== null; pages += 1) {
+          expect(pages).to.be.below(10);
+          const { body } = await list(`?limit=2${after === '' ? '' : `&after=${encodeURIComponent(after.toUpperCase())}`}`);
+          const page = body as { suppressions: Suppression[]; next_after: string | null };
+          paged.push(...page.suppressions.map((e) => e.email));
+          expect(page.next_after).to.equal(page.suppressions.length === 2 ? page.suppressions[1]!.email : null);
+          after = page.next_after;
+        }
+        expect(paged).to.deep.equal(emails);
+      });
+
+      it('a suppressed recipient is left out of the send: `suppressed`; with no To left the job fails with "suppressed: …"', async () => {
+        const partly = await queue(message({ to: 'sup.kept@example.org', bcc: 'SUP.MANUAL@example.org' }));
+        const sent = await settled(partly.job_id, ['accepted']);
+        expect(sent.recipients.map((r) => [r.email, r.status])).to.deep.equal([['sup.kept@example.org', 'accepted'], ['SUP.MANUAL@example.org', 'suppressed']]);
+        expect(sent.recipients[1]!.message_id).to.equal(null);
+
+        const blocked = await queue(message({ to: ['sup.bounce@example.org', 'sup.spam@example.org'], cc: 'sup.cc@example.org' }));
+        const failed = await settled(blocked.job_id, ['failed']);
+        expect(failed.last_error).to.match(/^suppressed: /).and.to.include('sup.bounce@example.org (hard_bounce)').and.to.include('sup.spam@example.org (spam)');
+        expect(failed.recipients.map((r) => r.status)).to.deep.equal(['suppressed', 'suppressed', 'failed']);
+        expect(failed.recipients.every((r) => r.message_id === null)).to.equal(true);
+      });
+
+      it('GET 400, 401, 404, 503', async () => {
+        for (const query of ['?limit=0', '?limit=1001', '?limit=x', '?after=a&after=b', `?after=${'a'.repeat(255)}`, '?before=a']) {
+          expect((await list(query)).res.status, query).to.equal(400);
+        }
+        expect((await list('', '-dash')).res.status).to.equal(400);
+        const path = `/admin/apps/${appName}/suppressions`;
+        expect((await api('get', '/admin/apps/{app}/suppressions', { path, key: null })).res.status).to.equal(401);
+        expect((await api('get', '/admin/apps/{app}/suppressions', { path, key: service.apiKey })).res.status).to.equal(401);
+        expect((await list('', 'no-such-app')).res.status).to.equal(404);
+        expect((await api('get', '/admin/apps/{app}/suppressions', { path, key: ADMIN_KEY, on: down })).res.status).to.equal(503);
+      });
+
+      it('POST 400, 401, 404, 413, 415, 503', async () => {
+        for (const body of [{}, { email: 'not-an-address' }, { email: 'a@b' }, { email: 'sup.x@example.org', note: 'a\nb' }, { email: 'sup.x@example.org', note: 'n'.repeat(501) }, { email: 'sup.x@example.org', reason: 'spam' }]) {
+          expect((await add(body)).res.status, JSON.stringify(body)).to.equal(400);
+        }
+        const path = `/admin/apps/${appName}/suppressions`;
+        const template = '/admin/apps/{app}/suppressions';
+        expect((await api('post', template, { path, key: ADMIN_KEY })).res.status, 'no body').to.equal(400);
+        expect((await add({ email: 'sup.x@example.org' }, '-dash')).res.status).to.equal(400);
+        expect((await api('post', template, { path, body: { email: 'sup.x@example.org' }, key: null })).res.status).to.equal(401);
+        expect((await add({ email: 'sup.x@example.org' }, 'no-such-app')).res.status).to.equal(404);
+        const big = JSON.stringify({ email: 'sup.x@example.org', note: 'n'.repeat(17 * 1024) });
+        expect((await api('post', template, { path, rawBody: big, headers: { 'content-type': 'application/json' }, key: ADMIN_KEY })).res.status).to.equal(413);
+        expect((await api('post', template, { path, rawBody: '{"email":"sup.x@example.org"}', headers: { 'content-type': 'application/json; charset=latin1' }, key: ADMIN_KEY })).res.status).to.equal(415);
+        expect((await api('post', template, { path, body: { email: 'sup.x@example.org' }, key: ADMIN_KEY, on: down })).res.status).to.equal(503);
+        expect(((await list('?limit=1000')).body as { suppressions: Suppression[] }).suppressions.map((e) => e.email)).to.not.include('sup.x@example.org');
+      });
+
+      it('DELETE 204 (any case): the address is sent to again; 404 when not suppressed or no such app', async () => {
+        const { res } = await remove('Sup.Manual@EXAMPLE.org');
+        expect(res.status).to.equal(204);
+        expect(((await list('?limit=1000')).body as { suppressions: Suppression[] }).suppressions.map((e) => e.email)).to.not.include('sup.manual@example.org');
+        const { job_id: jobId } = await queue(message({ to: 'sup.manual@example.org' }));
+        expect((await settled(jobId, ['accepted', 'failed'])).recipients.map((r) => r.status)).to.deep.equal(['accepted']);
+        const again = await remove('sup.manual@example.org');
+        expect(again.res.status).to.equal(404);
+        expect((again.body as { type: string }).type).to.equal('https://jetpost.dev/problems/not-found');
+        expect((await remove('sup.never@example.org')).res.status).to.equal(404);
+        expect((await remove('sup.nonote@example.org', 'no-such-app')).res.status).to.equal(404);
+      });
+
+      it('DELETE 400, 401, 503', async () => {
+        for (const email of ['not-an-address', 'a@b', `${'x'.repeat(250)}@example.org`]) {
+          expect((await remove(email)).res.status, email).to.equal(400);
+        }
+        expect((await remove('sup.nonote@example.org', '-dash')).res.status).to.equal(400);
+        const template = '/admin/apps/{app}/suppressions/{email}';
+        const path = `/admin/apps/${appName}/suppressions/sup.nonote@example.org`;
+        expect((await api('delete', template, { path, key: null })).res.status).to.equal(401);
+        expect((await api('delete', template, { path, key: service.apiKey })).res.status).to.equal(401);
+        expect((await api('delete', template, { path, key: ADMIN_KEY, on: down })).res.status).to.equal(503);
+        expect(((await list('?limit=1000')).body as { suppressions: Suppression[] }).suppressions.map((e) => e.email)).to.include('sup.nonote@example.org');
+      });
+    });
   });
 
   describe('operations', () => {
@@ -768,7 +1125,7 @@ describe('openapi.yaml, checked against the running service', function () {
 
   describe('the routes the app serves are exactly the documented ones', () => {
     it('the routes the express app serves are the spec\'s operations', () => {
-      // Express's `:jobId` is the spec's `{job_id}` (camelCase → snake_case).
+      // Express's `:jobId` is the spec's `{job_id}` (camelCase → snake_case); `:app`, `:prefix` and `:email` stay as they are.
       const toSpec = (route: string) => route.replace(/:(\w+)/g, (_, name: string) => `{${name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)}}`);
       const fromCode = service.jetpost.routes.map(({ method, path: route }) => `${method} ${toSpec(route)}`);
       expect([...fromCode].sort()).to.deep.equal([...contract.operations()].sort());
@@ -804,7 +1161,7 @@ describe('openapi.yaml, checked against the running service', function () {
     });
 
     it('paths that are not documented answer a 404 problem', async () => {
-      for (const [method, url] of [['GET', '/'], ['GET', '/nope'], ['POST', '/queue/1'], ['GET', '/queue/1'], ['GET', '/status/1/events'], ['POST', '/events/1'], ['GET', '/admin/apps']] as const) {
+      for (const [method, url] of [['GET', '/'], ['GET', '/nope'], ['POST', '/queue/1'], ['GET', '/queue/1'], ['GET', '/status/1/events'], ['POST', '/events/1'], ['GET', '/admin/apps/1'], ['GET', '/admin/apps/1/suppressions/1/keys']] as const) {
         const res = await service.request(method, url);
         expect(res.status, `${method} ${url}`).to.equal(404);
         expect(res.headers.get('content-type')).to.match(/^application\/problem\+json/);

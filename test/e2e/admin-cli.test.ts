@@ -47,6 +47,40 @@ describe('npm run admin -- jobs …', () => {
     expect(recipients.rows).to.deep.equal([{ status: 'pending' }]);
   });
 
+  it('when an operator creates, rotates and revokes app keys and manages suppressions, then each command does it and says so', async () => {
+    db = await createTestDatabase();
+    const env = { DATABASE_URL: db.url };
+
+    const created = await runCli('admin.ts', ['apps', 'create', 'shop'], env);
+    const key = /jp_[a-z0-9]{12}_\S+/.exec(created.stdout)?.[0];
+    const duplicate = await runCli('admin.ts', ['apps', 'create', 'shop'], env);
+    const rotated = await runCli('admin.ts', ['apps', 'rotate', 'shop', '--revoke-others'], env);
+    const listed = await runCli('admin.ts', ['apps', 'list'], env);
+    const newPrefix = /jp_([a-z0-9]{12})_/.exec(rotated.stdout)?.[1];
+    const revoked = await runCli('admin.ts', ['apps', 'revoke', 'shop', newPrefix ?? 'missing'], env);
+    const added = await runCli('admin.ts', ['suppressions', 'add', 'shop', 'Gone@Example.com', '--note', 'left the company'], env);
+    const suppressions = await runCli('admin.ts', ['suppressions', 'list', 'shop'], env);
+    const removed = await runCli('admin.ts', ['suppressions', 'remove', 'shop', 'gone@example.com'], env);
+    const unknownApp = await runCli('admin.ts', ['suppressions', 'list', 'nope'], env);
+
+    expect(created.code, created.stderr).to.equal(0);
+    expect(key).to.be.a('string');
+    expect(duplicate.code).to.equal(1);
+    expect(duplicate.stderr).to.contain('an app named shop already exists');
+    expect(rotated.stdout).to.contain(`revoked: ${/jp_([a-z0-9]{12})_/.exec(key!)?.[1]}`);
+    expect(listed.stdout).to.match(new RegExp(`shop\\s+\\S+\\s+${newPrefix}\\s+1`));
+    expect(revoked.stdout).to.contain(`revoked key ${newPrefix} of shop`);
+    const { rows } = await db.pool.query('select count(*)::int as n from api_keys where revoked_at is null');
+    expect(rows[0].n).to.equal(0);
+    expect(added.stdout).to.contain('gone@example.com is suppressed for shop (manual)');
+    expect(suppressions.stdout).to.match(/gone@example\.com\s+manual\s+\S+\s+left the company/);
+    expect(removed.stdout).to.contain("removed from shop's suppressions");
+    expect(unknownApp.code).to.equal(1);
+    expect(unknownApp.stderr).to.contain('no app named nope');
+    // The key is printed for the operator, never logged: the command's stderr holds no key.
+    expect(created.stderr + rotated.stderr).not.to.match(/jp_[a-z0-9]{12}_/);
+  });
+
   it('when the command is unknown or its arguments are wrong, then it says how to use it and exits 2', async () => {
     db = await createTestDatabase();
     const env = { DATABASE_URL: db.url };

@@ -1,13 +1,19 @@
-// The admin API (ADMIN_API_KEY): the dead-letter list of failed jobs and re-queueing them.
+// The admin API (ADMIN_API_KEY): apps and their keys, suppression lists, and the dead-letter list
+// of failed jobs with re-queueing. The CLI (src/bin/admin.ts) offers the same actions.
 import express from 'express';
 import { type RequestHandler, Router } from 'express';
 import { z } from 'zod';
 
+import { apiKeyPrefix } from '../../apps/api-keys.js';
+import { addApiKey, APP_NAME_PATTERN, APP_NAME_RULE, createAppWithKey, findApp, revokeApiKey } from '../../apps/service.js';
+import { listAppsWithKeys } from '../../db/apps-repo.js';
 import type { Pool } from '../../db/pool.js';
+import { addSuppression, listSuppressions, removeSuppression } from '../../db/suppressions-repo.js';
+import { NotFoundError } from '../../errors.js';
 import { listJobs, requeueFailed } from '../../jobs/admin.js';
 import { JOB_STATUSES } from '../../jobs/status.js';
-import { jobIdSchema, parseOrThrow } from '../schemas.js';
-import { adminJobJson } from '../views.js';
+import { emailSchema, jobIdSchema, parseOrThrow } from '../schemas.js';
+import { adminJobJson, appJson, suppressionJson } from '../views.js';
 
 export interface AdminRouteDeps {
   pool: Pool;
@@ -15,7 +21,7 @@ export interface AdminRouteDeps {
   requireAdmin: RequestHandler;
 }
 
-const appName = z.string().min(1).max(100);
+const appName = z.string().regex(APP_NAME_PATTERN, APP_NAME_RULE);
 
 const listQuery = z.strictObject({
   status: z.enum(JOB_STATUSES).default('failed'),
@@ -48,6 +54,58 @@ export function adminRouter({ pool, notifyChannel, requireAdmin }: AdminRouteDep
     const body = parseOrThrow(requeueBody, req.body, 'request');
     const requeued = await requeueFailed(pool, notifyChannel, { ids: body.job_ids ?? null, appName: body.app ?? null });
     res.json({ requeued });
+  });
+
+  router.get('/admin/apps', requireAdmin, async (req, res) => {
+    parseOrThrow(z.strictObject({}), req.query, 'query');
+    res.json({ apps: (await listAppsWithKeys(pool)).map(appJson) });
+  });
+
+  router.post('/admin/apps', requireAdmin, express.json({ limit: '16kb' }), async (req, res) => {
+    const body = parseOrThrow(z.strictObject({ name: appName }), req.body, 'request');
+    const { app, key } = await createAppWithKey(pool, body.name);
+    const prefix = apiKeyPrefix(key)!;
+    res.status(201).json({ app: appJson({ ...app, keys: [{ prefix, createdAt: app.createdAt, revokedAt: null }] }), api_key: key, key_prefix: prefix });
+  });
+
+  router.post('/admin/apps/:app/keys', requireAdmin, express.json({ limit: '16kb' }), async (req, res) => {
+    const name = parseOrThrow(appName, req.params['app'], 'app name');
+    const body = parseOrThrow(z.strictObject({ revoke_others: z.boolean().default(false) }), req.body ?? {}, 'request');
+    const rotated = await addApiKey(pool, name, body.revoke_others);
+    res.status(201).json({ api_key: rotated.key, key_prefix: rotated.prefix, revoked: rotated.revoked });
+  });
+
+  router.delete('/admin/apps/:app/keys/:prefix', requireAdmin, async (req, res) => {
+    const name = parseOrThrow(appName, req.params['app'], 'app name');
+    const prefix = parseOrThrow(z.string().regex(/^[a-z0-9]{12}$/, 'a key prefix (12 letters or digits)'), req.params['prefix'], 'key prefix');
+    await revokeApiKey(pool, name, prefix);
+    res.status(204).end();
+  });
+
+  router.get('/admin/apps/:app/suppressions', requireAdmin, async (req, res) => {
+    const app = await findApp(pool, parseOrThrow(appName, req.params['app'], 'app name'));
+    const query = parseOrThrow(
+      z.strictObject({ after: z.string().max(254).optional(), limit: z.coerce.number().int().min(1).max(1000).default(100) }),
+      req.query,
+      'query',
+    );
+    const rows = await listSuppressions(pool, app.id, { after: query.after, limit: query.limit });
+    res.json({ suppressions: rows.map(suppressionJson), next_after: rows.length === query.limit ? (rows.at(-1)?.email ?? null) : null });
+  });
+
+  router.post('/admin/apps/:app/suppressions', requireAdmin, express.json({ limit: '16kb' }), async (req, res) => {
+    const app = await findApp(pool, parseOrThrow(appName, req.params['app'], 'app name'));
+    const body = parseOrThrow(z.strictObject({ email: emailSchema, note: z.string().max(500).regex(/^[^\p{Cc}]*$/u, 'no control characters').optional() }), req.body, 'request');
+    res.status(201).json(suppressionJson(await addSuppression(pool, app.id, body.email, body.note ?? null)));
+  });
+
+  router.delete('/admin/apps/:app/suppressions/:email', requireAdmin, async (req, res) => {
+    const app = await findApp(pool, parseOrThrow(appName, req.params['app'], 'app name'));
+    const email = parseOrThrow(emailSchema, req.params['email'], 'address');
+    if (!(await removeSuppression(pool, app.id, email))) {
+      throw new NotFoundError(`${email} is not suppressed for app ${app.name}`);
+    }
+    res.status(204).end();
   });
 
   return router;

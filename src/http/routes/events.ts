@@ -9,17 +9,18 @@ import type { Logger } from '../../log.js';
 
 export interface EventsRouteDeps {
   ingest: (events: readonly MailjetEvent[]) => Promise<IngestResult>;
+  limit: RequestHandler;
   requireCallbackAuth: RequestHandler;
   bodyLimit: string;
   log: Logger;
 }
 
-export function eventsRouter({ ingest, requireCallbackAuth, bodyLimit, log }: EventsRouteDeps): Router {
+export function eventsRouter({ ingest, limit, requireCallbackAuth, bodyLimit, log }: EventsRouteDeps): Router {
   const router = Router();
   // Any content type: Mailjet's is not documented, and the body is parsed here, not by express.
   const rawText = express.text({ type: () => true, limit: bodyLimit });
 
-  router.post('/events', requireCallbackAuth, rawText, async (req, res) => {
+  router.post('/events', limit, requireCallbackAuth, rawText, async (req, res) => {
     const text = typeof req.body === 'string' ? req.body : '';
     const parsed = parseEventBody(text);
     if (!parsed.ok) {

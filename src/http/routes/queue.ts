@@ -10,6 +10,8 @@ import { jobViewJson, queuedJobJson } from '../views.js';
 export interface QueueRouteDeps {
   jobs: JobService;
   requireApp: RequestHandler;
+  /** The per-app rate limit (after authentication: it counts by app). */
+  limit: RequestHandler;
   bodyLimit: string;
 }
 
@@ -20,11 +22,11 @@ const requireJson: RequestHandler = (req, _res, next) => {
   next(req.is(JSON_TYPES) ? undefined : new AppError('unsupported-media-type', 415, 'send the message as JSON: Content-Type: application/json'));
 };
 
-export function queueRouter({ jobs, requireApp, bodyLimit }: QueueRouteDeps): Router {
+export function queueRouter({ jobs, requireApp, limit, bodyLimit }: QueueRouteDeps): Router {
   const router = Router();
   const jsonBody = express.json({ limit: bodyLimit, strict: false, type: JSON_TYPES });
 
-  router.post('/queue', requireApp, requireJson, jsonBody, async (req, res) => {
+  router.post('/queue', requireApp, limit, requireJson, jsonBody, async (req, res) => {
     const app = callingApp(res);
     const request = parseQueueRequest(req.body, req.get('idempotency-key'));
     const result = await jobs.enqueue(app.id, request.jobs, request.idempotencyKey);
