@@ -46,6 +46,12 @@ const envSchema = z.object({
   LEASE_MS: positiveMs.default(120_000),
   IDLE_CHECK_MS: positiveMs.default(30_000),
   SHUTDOWN_TIMEOUT_MS: positiveMs.default(25_000),
+  WEBHOOK_TIMEOUT_MS: positiveMs.default(10_000),
+  WEBHOOK_RETRY_BASE_MS: positiveMs.default(10_000),
+  WEBHOOK_RETRY_MAX_MS: positiveMs.default(3_600_000),
+  WEBHOOK_RETRY_WINDOW_MS: positiveMs.default(24 * 3_600_000),
+  WEBHOOK_BATCH_SIZE: integer(1, 500).default(20),
+  WEBHOOK_ALLOWED_TARGETS: z.string().default(''),
   ADMIN_API_KEY: optionalText.pipe(z.string().min(24, 'at least 24 characters').optional()),
 
   EVENTS_USERNAME: optionalText,
@@ -91,6 +97,16 @@ export interface Config {
     readonly idleCheckMs: number;
     /** How long SIGTERM waits for calls in flight before the process exits anyway. */
     readonly shutdownTimeoutMs: number;
+  };
+  readonly webhooks: {
+    readonly timeoutMs: number;
+    readonly retryBaseMs: number;
+    readonly retryMaxMs: number;
+    /** How long after a change its delivery keeps being retried before it is marked failed. */
+    readonly retryWindowMs: number;
+    readonly batchSize: number;
+    /** Host names, addresses and CIDR blocks webhooks may reach although internal (comma-separated). */
+    readonly allowedTargets: string;
   };
   /** Bearer key of the admin API; the admin routes are off without it. */
   readonly adminApiKey: string | undefined;
@@ -174,6 +190,14 @@ export function loadConfig(env: Env = process.env): Config {
       shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     },
     adminApiKey: e.ADMIN_API_KEY,
+    webhooks: {
+      timeoutMs: e.WEBHOOK_TIMEOUT_MS,
+      retryBaseMs: e.WEBHOOK_RETRY_BASE_MS,
+      retryMaxMs: e.WEBHOOK_RETRY_MAX_MS,
+      retryWindowMs: e.WEBHOOK_RETRY_WINDOW_MS,
+      batchSize: e.WEBHOOK_BATCH_SIZE,
+      allowedTargets: e.WEBHOOK_ALLOWED_TARGETS,
+    },
     retry: {
       maxAttempts: e.MAX_ATTEMPTS,
       baseMs: e.RETRY_BASE_MS,

@@ -12,7 +12,7 @@ import { authenticateApiKey } from './apps/service.js';
 import { type Bus, createBus } from './bus.js';
 import type { Config } from './config.js';
 import { latestMigrationId, migrationsApplied } from './db/migrate.js';
-import { jobsChannel, listen,type Listener } from './db/notify.js';
+import { jobsChannel, listen, type Listener, webhooksChannel } from './db/notify.js';
 import { openDatabase } from './db/open.js';
 import type { Pool } from './db/pool.js';
 import { ingestEvents } from './events/ingest.js';
@@ -29,6 +29,8 @@ import { createSendGate } from './queue/send-gate.js';
 import { createWakeup } from './queue/wakeup.js';
 import { readOrCreateSecretFile } from './secret-file.js';
 import { createSimulator, type Simulator } from './simulator/server.js';
+import { createWebhookDispatcher } from './webhooks/dispatcher.js';
+import { parseTargetPolicy } from './webhooks/url-guard.js';
 
 export interface Jetpost {
   /** Base URL of the HTTP API, e.g. http://127.0.0.1:3000. */
@@ -75,8 +77,13 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
   const bus = createBus((error, name) => log.error('bus listener failed', { component: 'bus', event: name, error }));
   const metrics = createMetrics(bus);
   const wakeup = createWakeup();
+  const webhookWakeup = createWakeup();
   const channel = jobsChannel(config.database.schema);
-  const listener: Listener = listen({ connectionString, channel, onNotify: () => wakeup.wake(), log });
+  const listener: Listener = listen({
+    connectionString,
+    channels: { [channel]: () => wakeup.wake(), [webhooksChannel(config.database.schema)]: () => webhookWakeup.wake() },
+    log,
+  });
   cleanups.push(() => listener.close());
 
   const eventsCredentials =
@@ -126,12 +133,25 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
       return { ready: false, checks: { database: { ok: false, detail: (error as Error).message }, mailjet: mailjetCheck } };
     }
   };
+  const targetPolicy = parseTargetPolicy(config.webhooks.allowedTargets);
+  const dispatcher = createWebhookDispatcher({
+    pool,
+    wakeup: webhookWakeup,
+    policy: targetPolicy,
+    timeoutMs: config.webhooks.timeoutMs,
+    retry: { baseMs: config.webhooks.retryBaseMs, factor: 2, maxMs: config.webhooks.retryMaxMs, jitter: 0.25 },
+    retryWindowMs: config.webhooks.retryWindowMs,
+    batchSize: config.webhooks.batchSize,
+    idleCheckMs: config.consumers.idleCheckMs,
+    log,
+  });
   const adminKey = config.adminApiKey ?? (config.devMode ? await readOrCreateSecretFile(path.join(config.dataDir, 'dev-admin-key')) : undefined);
   const app = createApp({
     jobs,
     pool,
     notifyChannel: channel,
     adminKey,
+    targetPolicy,
     authenticate: (key) => authenticateApiKey(pool, key),
     ingestEvents: (events) => ingestEvents(pool, bus, events),
     eventsCredentials,
@@ -157,11 +177,12 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
   const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address === '0.0.0.0' ? '127.0.0.1' : address.address}:${address.port}`;
 
   consumers.start();
+  dispatcher.start();
   const reaper = startLeaseReaper({ pool, intervalMs: Math.max(1_000, Math.floor(config.consumers.leaseMs / 4)), onRequeued: () => wakeup.wake(), log });
   // SIGTERM: consumers stop claiming and finish their calls in flight while HTTP drains; then the
   // reaper, LISTEN, the simulator, the pool and the embedded database stop, in that order.
   cleanups.push(async () => {
-    await Promise.all([consumers.stop(config.consumers.shutdownTimeoutMs), closeServer(server, config.consumers.shutdownTimeoutMs)]);
+    await Promise.all([consumers.stop(config.consumers.shutdownTimeoutMs), closeServer(server, config.consumers.shutdownTimeoutMs), dispatcher.stop()]);
     await reaper.stop();
   });
 

@@ -3,6 +3,8 @@
 //
 //   apps list | apps create NAME | apps rotate NAME [--revoke-others] | apps revoke NAME PREFIX
 //   suppressions list APP [--limit N] | suppressions add APP EMAIL [--note TEXT] | suppressions remove APP EMAIL
+//   webhooks set APP URL [--rotate-secret] | webhooks show APP | webhooks remove APP
+//   webhooks deliveries APP [--status pending|delivered|failed] | webhooks redeliver APP DELIVERY_ID
 //   jobs list [--status failed] [--app NAME] [--limit N] [--before ID]
 //   jobs requeue ID [ID...] | jobs requeue --all-failed [--app NAME]
 import { parseArgs } from 'node:util';
@@ -10,16 +12,19 @@ import { parseArgs } from 'node:util';
 type ParseArgsOptions = NonNullable<NonNullable<Parameters<typeof parseArgs>[0]>['options']>;
 
 import { addApiKey, createAppWithKey, findApp, revokeApiKey } from '../apps/service.js';
-import { ConfigError, loadConfig } from '../config.js';
+import { type Config, ConfigError, loadConfig } from '../config.js';
 import { listAppsWithKeys } from '../db/apps-repo.js';
 import { jobsChannel } from '../db/notify.js';
 import { type OpenDatabase, openDatabase } from '../db/open.js';
 import { addSuppression, listSuppressions, removeSuppression } from '../db/suppressions-repo.js';
+import { listDeliveries, redeliver } from '../db/webhook-deliveries-repo.js';
 import { AppError } from '../errors.js';
 import { emailSchema } from '../http/schemas.js';
 import { listJobs, requeueFailed } from '../jobs/admin.js';
 import { JOB_STATUSES, type JobStatus } from '../jobs/status.js';
 import { createLogger } from '../log.js';
+import { getAppWebhook, removeAppWebhook, setAppWebhook } from '../webhooks/service.js';
+import { parseTargetPolicy } from '../webhooks/url-guard.js';
 
 const USAGE = `usage: npm run admin -- <command>
 
@@ -30,6 +35,11 @@ const USAGE = `usage: npm run admin -- <command>
   suppressions list APP [--limit N]
   suppressions add APP EMAIL [--note TEXT]
   suppressions remove APP EMAIL
+  webhooks set APP URL [--rotate-secret]   prints the signing secret
+  webhooks show APP
+  webhooks remove APP
+  webhooks deliveries APP [--status pending|delivered|failed] [--limit N]
+  webhooks redeliver APP DELIVERY_ID
   jobs list [--status failed] [--app NAME] [--limit N] [--before ID]
   jobs requeue ID [ID...]
   jobs requeue --all-failed [--app NAME]
@@ -37,7 +47,7 @@ const USAGE = `usage: npm run admin -- <command>
 
 class UsageError extends Error {}
 
-type Command = (db: OpenDatabase, args: string[], schema: string) => Promise<void>;
+type Command = (db: OpenDatabase, args: string[], config: Config) => Promise<void>;
 
 function table(rows: Record<string, unknown>[]): string {
   if (rows.length === 0) {
@@ -80,7 +90,7 @@ const jobsList: Command = async (db, args) => {
   );
 };
 
-const jobsRequeue: Command = async (db, args, schema) => {
+const jobsRequeue: Command = async (db, args, { database: { schema } }) => {
   const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { 'all-failed': { type: 'boolean' }, app: { type: 'string' } } });
   const allFailed = values['all-failed'] === true;
   if (allFailed === positionals.length > 0) {
@@ -165,7 +175,67 @@ const suppressionsRemove: Command = async (db, args) => {
   process.stdout.write(removed ? `${email} removed from ${name}'s suppressions\n` : `${email} was not suppressed for ${name}\n`);
 };
 
+const webhooksSet: Command = async (db, args, config) => {
+  const parsed = positionals(args, ['APP', 'URL'], { 'rotate-secret': { type: 'boolean' } });
+  const [name, url] = parsed.positionals as [string, string];
+  const webhook = await setAppWebhook(db.pool, parseTargetPolicy(config.webhooks.allowedTargets), name, url, parsed.values['rotate-secret'] === true);
+  process.stdout.write(`webhook of ${name}: ${webhook.url}\nsigning secret (give it to the receiving app): ${webhook.secret}\n`);
+};
+
+const webhooksShow: Command = async (db, args) => {
+  const [name] = positionals(args, ['APP']).positionals as [string];
+  const webhook = await getAppWebhook(db.pool, name);
+  process.stdout.write(`webhook of ${name}: ${webhook.url}\nsigning secret: ${webhook.secret}\n`);
+};
+
+const webhooksRemove: Command = async (db, args) => {
+  const [name] = positionals(args, ['APP']).positionals as [string];
+  await removeAppWebhook(db.pool, name);
+  process.stdout.write(`webhook of ${name} removed\n`);
+};
+
+const webhooksDeliveries: Command = async (db, args) => {
+  const parsed = positionals(args, ['APP'], { status: { type: 'string' }, limit: { type: 'string', default: '50' } });
+  const status = parsed.values['status'] as string | undefined;
+  if (status !== undefined && !['pending', 'delivered', 'failed'].includes(status)) {
+    throw new UsageError('--status must be pending, delivered or failed');
+  }
+  const app = await findApp(db.pool, parsed.positionals[0]!);
+  const rows = await listDeliveries(db.pool, app.id, { status, limit: Number(parsed.values['limit']) || 50 });
+  process.stdout.write(
+    table(
+      rows.map((row) => ({
+        delivery: row.id,
+        event: row.changeId,
+        job: row.jobId,
+        type: row.type,
+        status: row.status,
+        attempts: row.attempts,
+        last_status: row.lastStatusCode,
+        last_error: row.lastError,
+      })),
+    ),
+  );
+};
+
+const webhooksRedeliver: Command = async (db, args) => {
+  const [name, id] = positionals(args, ['APP', 'DELIVERY_ID']).positionals as [string, string];
+  if (!/^\d{1,19}$/.test(id)) {
+    throw new UsageError('DELIVERY_ID is digits');
+  }
+  const app = await findApp(db.pool, name);
+  if (!(await redeliver(db.pool, app.id, id))) {
+    throw new UsageError(`app ${name} has no delivery ${id}`);
+  }
+  process.stdout.write(`delivery ${id} will be posted again\n`);
+};
+
 const COMMANDS: Record<string, Command> = {
+  'webhooks set': webhooksSet,
+  'webhooks show': webhooksShow,
+  'webhooks remove': webhooksRemove,
+  'webhooks deliveries': webhooksDeliveries,
+  'webhooks redeliver': webhooksRedeliver,
   'apps list': appsList,
   'apps create': appsCreate,
   'apps rotate': appsRotate,
@@ -189,7 +259,7 @@ async function run(argv: string[]): Promise<void> {
   // A running jetpost's embedded database is borrowed, never stopped by a command.
   const db = await openDatabase(config, log, { ownsRunningEmbedded: false });
   try {
-    await command(db, argv.slice(2), config.database.schema);
+    await command(db, argv.slice(2), config);
   } finally {
     await db.close();
   }

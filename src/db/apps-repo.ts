@@ -117,3 +117,29 @@ export async function revokeApiKeys(db: Queryable, appId: string, prefix: string
   const rows = await query(db, REVOKE_KEYS, [appId, prefix, except]);
   return rows.map((row) => String(row['prefix']));
 }
+
+export interface AppWebhook {
+  url: string;
+  secret: string;
+}
+
+const FIND_WEBHOOK = `
+  select webhook_url, webhook_secret
+  from apps
+  where id = $1::bigint`;
+
+export async function findWebhook(db: Queryable, appId: string): Promise<AppWebhook | undefined> {
+  const [row] = await query(db, FIND_WEBHOOK, [appId]);
+  return row && row['webhook_url'] ? { url: String(row['webhook_url']), secret: String(row['webhook_secret']) } : undefined;
+}
+
+const SET_WEBHOOK = `
+  update apps
+  set webhook_url = $2,
+    webhook_secret = $3
+  where id = $1::bigint`;
+
+/** Sets (url and secret) or removes (both null) the app's webhook. */
+export async function setWebhook(db: Queryable, appId: string, webhook: AppWebhook | null): Promise<void> {
+  await query(db, SET_WEBHOOK, [appId, webhook?.url ?? null, webhook?.secret ?? null]);
+}

@@ -257,7 +257,7 @@ const REAP_EXPIRED_LEASES = `
   set status = case when attempts >= max_attempts then 'failed' else 'deferred' end,
     run_at = now(),
     outcome_unknown = true,
-    last_error = 'the lease expired: the consumer holding this job stopped before recording a result',
+    last_error = $2,
     locked_by = null,
     locked_until = null,
     updated_at = now()
@@ -272,8 +272,10 @@ const REAP_EXPIRED_LEASES = `
   )
   returning id, status`;
 
+export const LEASE_EXPIRED_ERROR = 'the lease expired: the consumer holding this job stopped before recording a result';
+
 export async function reapExpiredLeases(db: Queryable, limit: number): Promise<{ id: string; status: 'failed' | 'deferred' }[]> {
-  const rows = await query(db, REAP_EXPIRED_LEASES, [limit]);
+  const rows = await query(db, REAP_EXPIRED_LEASES, [limit, LEASE_EXPIRED_ERROR]);
   return rows.map((row) => ({ id: String(row['id']), status: row['status'] as 'failed' | 'deferred' }));
 }
 
@@ -301,17 +303,24 @@ export async function acceptJobs(tx: Queryable, workerId: string, ids: readonly 
 }
 
 const CANCEL_JOB = `
-  update email_send_jobs
+  update email_send_jobs j
   set status = 'cancelled',
     updated_at = now()
-  where id = $1::bigint
-    and app_id = $2::bigint
-    and status in ('queued', 'scheduled', 'deferred')
-  returning ${JOB_COLUMNS}`;
+  from (
+    select id, status
+    from email_send_jobs
+    where id = $1::bigint
+      and app_id = $2::bigint
+      and status in ('queued', 'scheduled', 'deferred')
+    for update
+  ) as old
+  where j.id = old.id
+  returning ${QUALIFIED_JOB_COLUMNS}, old.status as old_status`;
 
-export async function cancelJob(tx: Queryable, appId: string, jobId: string): Promise<JobRow | undefined> {
+/** Cancels a job nobody claimed yet; returns it with the status it had, or undefined. */
+export async function cancelJob(tx: Queryable, appId: string, jobId: string): Promise<{ job: JobRow; oldStatus: JobStatus } | undefined> {
   const [row] = await query(tx, CANCEL_JOB, [jobId, appId]);
-  return row && toJob(row);
+  return row && { job: toJob(row), oldStatus: row['old_status'] as JobStatus };
 }
 
 const FIND_JOBS = `

@@ -10,6 +10,11 @@ export function jobsChannel(schema: string): string {
   return `${schema}_jobs_ready`;
 }
 
+/** Written by status-changes-repo.ts (as current_schema() || '_webhooks_ready') when deliveries are due. */
+export function webhooksChannel(schema: string): string {
+  return `${schema}_webhooks_ready`;
+}
+
 const NOTIFY = `select pg_notify($1, '')`;
 
 export async function notifyJobsReady(db: Queryable, channel: string): Promise<void> {
@@ -24,14 +29,15 @@ export interface Listener {
 
 export interface ListenOptions {
   connectionString: string;
-  channel: string;
-  onNotify: () => void;
+  /** Channel name → what to do on a notification (and after a reconnect, when some may be lost). */
+  channels: Record<string, () => void>;
   log: Logger;
   minBackoffMs?: number;
   maxBackoffMs?: number;
 }
 
-export function listen({ connectionString, channel, onNotify, log, minBackoffMs = 500, maxBackoffMs = 30_000 }: ListenOptions): Listener {
+export function listen({ connectionString, channels, log, minBackoffMs = 500, maxBackoffMs = 30_000 }: ListenOptions): Listener {
+  const notifyAll = () => Object.values(channels).forEach((onNotify) => onNotify());
   let client: pg.Client | undefined;
   let connected = false;
   let closed = false;
@@ -74,13 +80,13 @@ export function listen({ connectionString, channel, onNotify, log, minBackoffMs 
       }
     });
     next.on('notification', (message) => {
-      if (message.channel === channel) {
-        onNotify();
-      }
+      channels[message.channel]?.();
     });
     try {
       await next.connect();
-      await next.query(`listen ${next.escapeIdentifier(channel)}`);
+      for (const channel of Object.keys(channels)) {
+        await next.query(`listen ${next.escapeIdentifier(channel)}`);
+      }
       if (closed || client !== next) {
         await next.end().catch(() => undefined);
         return;
@@ -90,7 +96,7 @@ export function listen({ connectionString, channel, onNotify, log, minBackoffMs 
       }
       connected = true;
       failures = 0;
-      onNotify();
+      notifyAll();
     } catch (error) {
       if (client === next) {
         dropClient((error as Error).message);

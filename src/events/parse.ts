@@ -47,6 +47,21 @@ export const mailjetEventSchema = z
     path: ['MessageID'],
   });
 
+/** Mailjet event fields worth passing on (the rest repeats what the event already says). */
+const EVENT_DETAIL_FIELDS = [
+  'url', 'ip', 'geo', 'agent', 'smtp_reply', 'error', 'error_related_to', 'hard_bounce', 'blocked', 'comment', 'source', 'mj_list_id',
+] as const;
+
+export function eventDetails(payload: Record<string, unknown>): Record<string, unknown> {
+  const details: Record<string, unknown> = {};
+  for (const field of EVENT_DETAIL_FIELDS) {
+    if (payload[field] !== undefined) {
+      details[field] = payload[field];
+    }
+  }
+  return details;
+}
+
 export interface MailjetEvent {
   type: MailjetEventType;
   occurredAt: Date;

@@ -6,6 +6,7 @@ import helmet from 'helmet';
 import type { Pool } from '../db/pool.js';
 import type { JobService } from '../jobs/service.js';
 import type { Logger } from '../log.js';
+import type { TargetPolicy } from '../webhooks/url-guard.js';
 import { type Authenticate, type BasicCredentials, callingApp, requireAdminKey, requireApiKey, requireBasicAuth } from './auth.js';
 import { errorHandler, notFoundHandler } from './problem.js';
 import { limitRequests, postgresStore } from './rate-limit.js';
@@ -20,6 +21,8 @@ export interface AppDeps extends OpsRouteDeps {
   pool: Pool;
   notifyChannel: string;
   adminKey: string | undefined;
+  /** Which internal addresses webhooks may reach (WEBHOOK_ALLOWED_TARGETS). */
+  targetPolicy: TargetPolicy;
   authenticate: Authenticate;
   ingestEvents: EventsRouteDeps['ingest'];
   eventsCredentials: BasicCredentials | undefined;
@@ -92,8 +95,8 @@ export function createApp(deps: AppDeps): Express {
     }),
   );
   app.use(queueRouter({ jobs: deps.jobs, requireApp, limit: limitPerApp, bodyLimit: deps.limits.queueBody }));
-  app.use(statusRouter(deps.jobs, requireApp));
-  app.use(adminRouter({ pool: deps.pool, notifyChannel: deps.notifyChannel, requireAdmin: requireAdminKey(deps.adminKey) }));
+  app.use(statusRouter(deps.jobs, deps.pool, requireApp));
+  app.use(adminRouter({ pool: deps.pool, notifyChannel: deps.notifyChannel, targetPolicy: deps.targetPolicy, requireAdmin: requireAdminKey(deps.adminKey) }));
   app.use(notFoundHandler);
   app.use(errorHandler(deps.log));
   return app;

@@ -213,14 +213,50 @@ export function parseQueueRequest(body: unknown, headerKey: string | undefined):
 }
 
 /** A job id: a positive bigint in decimal (anything larger would only fail in PostgreSQL). */
-export const jobIdSchema = z.string().refine((value) => /^[1-9]\d{0,18}$/.test(value) && BigInt(value) <= 9223372036854775807n, 'a job id (digits)');
+/** A positive bigint id in decimal (anything larger would only fail in PostgreSQL). */
+export const idSchema = (what: string) => z.string().refine((value) => /^[1-9]\d{0,18}$/.test(value) && BigInt(value) <= 9223372036854775807n, what);
+export const jobIdSchema = idSchema('a job id (digits)');
 
 export function parseJobId(value: unknown): string {
   return parseOrThrow(jobIdSchema, value, 'job id');
 }
 
+/** A page size in a query string: plain digits, 1 to 1000. */
+export const pageLimitSchema = z
+  .string()
+  .regex(/^[1-9]\d{0,3}$/, 'a whole number from 1 to 1000')
+  .transform(Number)
+  .pipe(z.number().max(1000, 'a whole number from 1 to 1000'));
+
+/** A feed position: `<transaction id>.<change id>`; empty or `0` is the beginning. */
+const FEED_CURSOR = /^(\d{1,20})\.(\d{1,19})$/;
+
+export interface FeedCursor {
+  txid: string;
+  id: string;
+}
+
+export function encodeCursor(cursor: FeedCursor): string {
+  return `${cursor.txid}.${cursor.id}`;
+}
+
+const feedCursor = z
+  .string()
+  .max(41)
+  .refine((value) => {
+    const match = FEED_CURSOR.exec(value);
+    // Both parts must fit their PostgreSQL types (xid8, bigint), or the query would fail instead.
+    return value === '' || value === '0' || (match !== null && BigInt(match[1]!) <= 18446744073709551615n && BigInt(match[2]!) <= 9223372036854775807n);
+  }, 'a cursor from next_cursor, or 0 to start')
+  .transform((value): FeedCursor => {
+    const match = FEED_CURSOR.exec(value);
+    return match ? { txid: match[1]!, id: match[2]! } : { txid: '0', id: '0' };
+  });
+
 const statusLookup = z
   .strictObject({
+    after: feedCursor.optional(),
+    limit: pageLimitSchema.optional(),
     ids: z
       .string()
       .transform((value) => value.split(',').map((part) => part.trim()).filter(Boolean))
@@ -231,12 +267,21 @@ const statusLookup = z
       .transform((value) => (Array.isArray(value) ? value : [value]))
       .optional(),
   })
-  .refine((query) => (query.ids === undefined) !== (query.custom_id === undefined), {
-    message: 'give either ids (comma-separated job ids) or custom_id',
+  .refine((query) => [query.ids, query.custom_id, query.after].filter((given) => given !== undefined).length === 1, {
+    message: 'give one of ids (comma-separated job ids), custom_id, or after (a feed cursor)',
     path: ['ids'],
-  });
+  })
+  .refine((query) => query.limit === undefined || query.after !== undefined, { message: 'limit goes with after', path: ['limit'] });
 
-export function parseStatusLookup(query: unknown): { ids?: string[] | undefined; customIds?: string[] | undefined } {
+export type StatusLookup =
+  | { kind: 'ids'; ids: string[] }
+  | { kind: 'custom-ids'; customIds: string[] }
+  | { kind: 'feed'; after: FeedCursor; limit: number };
+
+export function parseStatusLookup(query: unknown): StatusLookup {
   const parsed = parseOrThrow(statusLookup, query, 'query');
-  return { ids: parsed.ids, customIds: parsed.custom_id };
+  if (parsed.after !== undefined) {
+    return { kind: 'feed', after: parsed.after, limit: parsed.limit ?? 100 };
+  }
+  return parsed.ids !== undefined ? { kind: 'ids', ids: parsed.ids } : { kind: 'custom-ids', customIds: parsed.custom_id ?? [] };
 }

@@ -5,12 +5,9 @@ import type { StoredEvent } from '../db/events-repo.js';
 import type { AdminJobRow, JobRow } from '../db/jobs-repo.js';
 import type { RecipientRow } from '../db/recipients-repo.js';
 import type { Suppression } from '../db/suppressions-repo.js';
+import type { DeliveryRow } from '../db/webhook-deliveries-repo.js';
+import { eventDetails } from '../events/parse.js';
 import type { JobView } from '../jobs/service.js';
-
-/** Mailjet event fields worth showing (the rest repeats what the event already says). */
-const EVENT_DETAIL_FIELDS = [
-  'url', 'ip', 'geo', 'agent', 'smtp_reply', 'error', 'error_related_to', 'hard_bounce', 'blocked', 'comment', 'source', 'mj_list_id',
-] as const;
 
 export function statusUrl(jobId: string): string {
   return `/status/${jobId}`;
@@ -32,18 +29,12 @@ function recipientJson(recipient: RecipientRow) {
 }
 
 function eventJson(event: StoredEvent) {
-  const details: Record<string, unknown> = {};
-  for (const field of EVENT_DETAIL_FIELDS) {
-    if (event.payload[field] !== undefined) {
-      details[field] = event.payload[field];
-    }
-  }
   return {
     type: event.type,
     email: event.email,
     message_id: event.messageId,
     occurred_at: event.occurredAt.toISOString(),
-    details,
+    details: eventDetails(event.payload),
   };
 }
 
@@ -79,6 +70,22 @@ export function suppressionJson(suppression: Suppression) {
     reason: suppression.reason,
     detail: suppression.detail,
     created_at: suppression.createdAt.toISOString(),
+  };
+}
+
+export function deliveryJson(delivery: DeliveryRow) {
+  return {
+    delivery_id: delivery.id,
+    event_id: delivery.changeId,
+    job_id: delivery.jobId,
+    type: delivery.type,
+    status: delivery.status,
+    attempts: delivery.attempts,
+    next_attempt_at: delivery.status === 'pending' ? delivery.nextAttemptAt.toISOString() : null,
+    last_status_code: delivery.lastStatusCode,
+    last_error: delivery.lastError,
+    created_at: delivery.createdAt.toISOString(),
+    delivered_at: delivery.deliveredAt?.toISOString() ?? null,
   };
 }
 

@@ -1,10 +1,14 @@
-// Moves recipients and jobs forward from stored Mailjet events, inside the caller's transaction.
+// Moves recipients and jobs forward from stored Mailjet events, inside the caller's transaction,
+// and logs each recipient's change for the app (feed and webhooks; the job's own status follows
+// from its recipients and is not logged twice).
 // Used by the events ingest and by the recording of a send (for events that arrived first).
 import type { StoredEvent } from '../db/events-repo.js';
 import { lockJobs, setJobStatuses } from '../db/jobs-repo.js';
 import type { Queryable } from '../db/pool.js';
 import { lockRecipientsOfJobs, setRecipientStatuses } from '../db/recipients-repo.js';
+import { recordStatusChanges } from '../db/status-changes-repo.js';
 import { type SuppressionReason, suppressRecipients } from '../db/suppressions-repo.js';
+import { eventDetails } from '../events/parse.js';
 import { isDeliveryStatus, type JobStatus, jobStatusFromRecipients, nextRecipientStatus, type RecipientStatus, statusForEvent } from './status.js';
 
 export interface StatusChange {
@@ -25,20 +29,25 @@ export async function applyEvents(tx: Queryable, events: readonly StoredEvent[])
   const recipients = await lockRecipientsOfJobs(tx, jobIds);
   const statusById = new Map<string, RecipientStatus>(recipients.map((r) => [r.id, r.status]));
 
-  for (const event of matched) {
+  // Events in the order they happened: each one that moves a recipient forward is a step the app
+  // hears about (sent, then opened, even when both arrive in one callback), with its details.
+  const steps: Array<StatusChange & { cause: StoredEvent }> = [];
+  const inOrder = [...matched].sort((a, b) => a.occurredAt.getTime() - b.occurredAt.getTime() || Number(a.id) - Number(b.id));
+  for (const event of inOrder) {
     const current = statusById.get(event.recipientId!);
-    if (current !== undefined) {
-      statusById.set(event.recipientId!, nextRecipientStatus(current, statusForEvent(event.type, event.hardBounce)));
+    const next = current && nextRecipientStatus(current, statusForEvent(event.type, event.hardBounce));
+    if (current !== undefined && next !== undefined && next !== current) {
+      steps.push({ jobId: event.jobId!, recipientId: event.recipientId!, from: current, to: next, cause: event });
+      statusById.set(event.recipientId!, next);
     }
   }
 
-  const changes: StatusChange[] = [];
+  const changes: StatusChange[] = steps.map(({ jobId, recipientId, from, to }) => ({ jobId, recipientId, from, to }));
   const recipientChanges = new Map<string, RecipientStatus>();
   for (const recipient of recipients) {
     const next = statusById.get(recipient.id)!;
     if (next !== recipient.status) {
       recipientChanges.set(recipient.id, next);
-      changes.push({ jobId: recipient.jobId, recipientId: recipient.id, from: recipient.status, to: next });
     }
   }
 
@@ -57,6 +66,16 @@ export async function applyEvents(tx: Queryable, events: readonly StoredEvent[])
   }
   await setRecipientStatuses(tx, recipientChanges);
   await setJobStatuses(tx, jobChanges);
+  await recordStatusChanges(
+    tx,
+    steps.map((step) => ({
+      jobId: step.jobId,
+      recipientId: step.recipientId!,
+      oldStatus: step.from,
+      newStatus: step.to,
+      details: { event: step.cause.type, occurred_at: step.cause.occurredAt.toISOString(), ...eventDetails(step.cause.payload) },
+    })),
+  );
   await suppressRecipients(tx, matched.flatMap(suppressionFor));
   return changes;
 }

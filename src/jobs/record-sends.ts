@@ -5,6 +5,7 @@ import { lockMessageIds, matchKeptEvents } from '../db/events-repo.js';
 import { acceptJobs, settleJobs,type Settlement } from '../db/jobs-repo.js';
 import { type Pool, withTransaction } from '../db/pool.js';
 import { type AcceptedIds, acceptRecipients, closePendingRecipients, type RecipientRow } from '../db/recipients-repo.js';
+import { recordStatusChanges } from '../db/status-changes-repo.js';
 import type { AcceptedRecipient } from '../mailjet/outcome.js';
 import { applyEvents } from './apply-events.js';
 import type { SendResult } from './send-decision.js';
@@ -52,6 +53,12 @@ export async function recordSendResults(
     const settled = await settleJobs(tx, workerId, settlements);
     const failed = settled.filter((s) => s.status === 'failed').map((s) => s.id);
     await closePendingRecipients(tx, failed, 'failed');
+    await recordStatusChanges(tx, [
+      ...acceptedIds.map((jobId) => ({ jobId, recipientId: null, oldStatus: 'processing', newStatus: 'accepted', details: null })),
+      ...settled
+        .filter((s) => s.status === 'failed')
+        .map((s) => ({ jobId: s.id, recipientId: null, oldStatus: 'processing', newStatus: 'failed', details: { error: s.error } })),
+    ]);
     await applyEvents(tx, await matchKeptEvents(tx, acceptedIds));
     const done = new Set([...acceptedIds, ...settled.map((s) => s.id)]);
     return {

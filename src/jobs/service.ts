@@ -8,6 +8,7 @@ import { cancelJob, findJobs, findJobsByCustomId, insertJobs, type JobRow } from
 import { notifyJobsReady } from '../db/notify.js';
 import { type Pool, type Queryable, withTransaction } from '../db/pool.js';
 import { closePendingRecipients, findRecipients, type RecipientRow } from '../db/recipients-repo.js';
+import { recordStatusChanges } from '../db/status-changes-repo.js';
 import { ConflictError, NotFoundError } from '../errors.js';
 import type { NewJob } from './message.js';
 
@@ -111,7 +112,8 @@ export function createJobService({ pool, notifyChannel, maxAttempts, wakeLocal, 
         const cancelled = await cancelJob(tx, appId, jobId);
         if (cancelled) {
           await closePendingRecipients(tx, [jobId], 'cancelled');
-          return cancelled;
+          await recordStatusChanges(tx, [{ jobId, recipientId: null, oldStatus: cancelled.oldStatus, newStatus: 'cancelled', details: null }]);
+          return cancelled.job;
         }
         const [existing] = await findJobs(tx, appId, [jobId]);
         if (!existing) {

@@ -1,9 +1,10 @@
 // Returns jobs whose lease expired to the queue: their consumer's process died or lost the database
 // mid-batch. Every replica runs one; SKIP LOCKED keeps them out of each other's way. A returned job
 // is marked "outcome unknown" so that its next consumer first asks Mailjet whether it was sent.
-import { reapExpiredLeases } from '../db/jobs-repo.js';
+import { LEASE_EXPIRED_ERROR, reapExpiredLeases } from '../db/jobs-repo.js';
 import { type Pool, withTransaction } from '../db/pool.js';
 import { closePendingRecipients } from '../db/recipients-repo.js';
+import { recordStatusChanges } from '../db/status-changes-repo.js';
 import { coerceError } from '../errors.js';
 import type { Logger } from '../log.js';
 
@@ -31,10 +32,11 @@ export function startLeaseReaper({ pool, intervalMs, onRequeued, log }: LeaseRea
     for (;;) {
       const reaped = await withTransaction(pool, async (tx) => {
         const rows = await reapExpiredLeases(tx, BATCH);
-        await closePendingRecipients(
+        const failed = rows.filter((row) => row.status === 'failed').map((row) => row.id);
+        await closePendingRecipients(tx, failed, 'failed');
+        await recordStatusChanges(
           tx,
-          rows.filter((row) => row.status === 'failed').map((row) => row.id),
-          'failed',
+          failed.map((jobId) => ({ jobId, recipientId: null, oldStatus: 'processing', newStatus: 'failed', details: { error: LEASE_EXPIRED_ERROR } })),
         );
         return rows;
       });

@@ -1,8 +1,14 @@
 // The contract: openapi.yaml checked against the running service. Every documented (operation,
 // status) is produced by a real request and its answer validated (status documented, Content-Type,
 // body schema, headers); nothing undocumented may appear; and the route table the express app serves
-// is exactly the spec's paths (derived over HTTP, and listed from src/http/routes/*.ts).
+// is exactly the spec's paths (derived over HTTP, and listed from src/http/routes/*.ts). The other
+// direction too: the calls jetpost makes to an app's webhook are received by a local server and
+// validated against the spec's `webhooks` entries (body, headers), and every response those entries
+// document is given by the receiver and has the effect documented (delivered or retried).
+import { createHmac } from 'node:crypto';
 import fs from 'node:fs/promises';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -74,6 +80,8 @@ interface Operation {
 interface Spec {
   openapi: string;
   paths: Record<string, Partial<Record<Method, Operation>>>;
+  /** OpenAPI 3.1: the calls jetpost makes to apps (name → method → operation). */
+  webhooks?: Record<string, Partial<Record<Method, Operation>>>;
   components: { schemas: Record<string, unknown>; securitySchemes: Record<string, { type: string; scheme?: string }> };
 }
 
@@ -95,6 +103,20 @@ function absoluteRefs(node: unknown): unknown {
     );
   }
   return node;
+}
+
+/** A call jetpost made to the test's webhook receiver, and the status the receiver answered. */
+interface ReceivedCall {
+  method: string;
+  url: string;
+  headers: IncomingHttpHeaders;
+  body: string;
+  answered: number;
+}
+
+/** The documented response a status falls under: the exact code, else its range (`2XX`), else `default`. */
+function responseKey(responses: Record<string, unknown>, status: number): string | undefined {
+  return [String(status), `${String(status)[0]}XX`, 'default'].find((key) => responses[key] !== undefined);
 }
 
 function formatErrors(errors: ErrorObject[] | null | undefined): string {
@@ -156,6 +178,87 @@ class Contract {
     return Object.entries(this.spec.paths).flatMap(([template, item]) =>
       METHODS.filter((method) => item[method] !== undefined).map((method) => `${method} ${template}`),
     );
+  }
+
+  webhookOperation(name: string, method: Method): Operation {
+    const operation = this.spec.webhooks?.[name]?.[method];
+    expect(operation, `webhook ${name} ${method.toUpperCase()} is not in openapi.yaml`).to.not.equal(undefined);
+    return operation!;
+  }
+
+  /** Every documented webhook call as `webhook name method`. */
+  webhookOperations(): string[] {
+    return Object.entries(this.spec.webhooks ?? {}).flatMap(([name, item]) =>
+      METHODS.filter((method) => item[method] !== undefined).map((method) => `webhook ${name} ${method}`),
+    );
+  }
+
+  /** Every documented (operation, status), the webhooks' included, as the keys of `seen`. */
+  documentedResponses(): string[] {
+    const pathResponses = this.operations().flatMap((operationKey) => {
+      const [method, template] = operationKey.split(' ') as [Method, string];
+      return Object.keys(this.operation(method, template).responses).map((status) => `${operationKey} ${status}`);
+    });
+    const webhookResponses = this.webhookOperations().flatMap((operationKey) => {
+      const [, name, method] = operationKey.split(' ') as [string, string, Method];
+      return Object.keys(this.webhookOperation(name, method).responses).map((status) => `${operationKey} ${status}`);
+    });
+    return [...pathResponses, ...webhookResponses];
+  }
+
+  /** The schema of a documented query parameter. */
+  parameterSchema(method: Method, template: string, name: string): ValidateFunction {
+    const parameter = (this.operation(method, template).parameters ?? []).map((p) => this.deref(p)).find((p) => p.name === name && p.in === 'query');
+    expect(parameter?.schema, `${method} ${template} documents the query parameter ${name}`).to.not.equal(undefined);
+    return this.validator(parameter!.schema);
+  }
+
+  /**
+   * Checks a call jetpost made to a webhook receiver against `webhooks.<name>.<method>`: the method,
+   * every documented header (required ones present, values valid), no undocumented `Jetpost-*` header,
+   * the Content-Type and the body schema; and notes which documented response the receiver's answer
+   * falls under. Returns the parsed body.
+   */
+  checkWebhook(name: string, method: Method, call: ReceivedCall): unknown {
+    const operation = this.webhookOperation(name, method);
+    const label = `webhook ${name} ${method}`;
+    expect(call.method, label).to.equal(method.toUpperCase());
+    const documentedHeaders = new Set<string>();
+    for (const parameterOrRef of operation.parameters ?? []) {
+      const parameter = this.deref(parameterOrRef);
+      expect(parameter.in, `${label}: ${parameter.name}: a webhook call documents headers only`).to.equal('header');
+      const key = parameter.name.toLowerCase();
+      documentedHeaders.add(key);
+      const value = call.headers[key];
+      if (parameter.required) {
+        expect(value, `${label}: header ${parameter.name} is documented as required`).to.not.equal(undefined);
+      }
+      if (value !== undefined) {
+        expect(value, `${label}: header ${parameter.name} is sent once`).to.be.a('string');
+        const validate = this.validator(parameter.schema);
+        expect(validate(value), `${label}: header ${parameter.name}: ${String(value)}: ${formatErrors(validate.errors)}`).to.equal(true);
+      }
+    }
+    const ownHeaders = Object.keys(call.headers).filter((header) => header.startsWith('jetpost-'));
+    expect(ownHeaders.filter((header) => !documentedHeaders.has(header)), `${label}: undocumented Jetpost-* headers`).to.deep.equal([]);
+
+    const content = operation.requestBody?.content ?? {};
+    expect(operation.requestBody?.required, `${label} documents a required body`).to.equal(true);
+    const contentType = call.headers['content-type'];
+    expect(contentType, `${label} has a Content-Type`).to.be.a('string');
+    const essence = contentType!.split(';')[0]!.trim().toLowerCase();
+    expect(Object.keys(content), `${label}: Content-Type ${contentType}`).to.include(essence);
+    const body: unknown = JSON.parse(call.body);
+    const validate = this.validator(content[essence]!.schema);
+    expect(validate(body), `${label}: body ${call.body.slice(0, 500)}: ${formatErrors(validate.errors)}`).to.equal(true);
+
+    const key = responseKey(operation.responses, call.answered);
+    if (key === undefined) {
+      this.undocumented.push(`${label} answered ${call.answered}`);
+      expect.fail(`${label}: the receiver's answer ${call.answered} is not documented`);
+    }
+    this.seen.add(`${label} ${key}`);
+    return body;
   }
 
   requestSchema(method: Method, template: string): ValidateFunction {
@@ -371,7 +474,8 @@ describe('openapi.yaml, checked against the running service', function () {
         const call = (typeof requestBody === 'string' ? JSON.parse(requestBody) : requestBody) as SendCall;
         return [200, sendAnswer(call), { 'content-type': 'application/json' }] as const;
       });
-    service = await startTestService();
+    // Webhooks may reach the test's receiver on 127.0.0.1, and retry within milliseconds.
+    service = await startTestService({ env: { WEBHOOK_ALLOWED_TARGETS: '127.0.0.1', WEBHOOK_RETRY_BASE_MS: '50', WEBHOOK_RETRY_MAX_MS: '200' } });
     down = await startTestService({ env: { WORKER_CONCURRENCY: '0' } });
     await down.jetpost.pool.end();
     limited = await startTestService({ env: { WORKER_CONCURRENCY: '0', QUEUE_RATE_LIMIT: String(RATE_LIMIT), EVENTS_RATE_LIMIT: String(RATE_LIMIT) } });
@@ -391,10 +495,30 @@ describe('openapi.yaml, checked against the running service', function () {
       expect(contract.spec.components.schemas).to.include.keys(
         'Message', 'BulkRequest', 'Address', 'Attachment', 'QueuedJob', 'Job', 'Recipient', 'Event', 'MailjetEvent', 'Problem', 'ValidationProblem',
         'App', 'AppKey', 'CreatedApp', 'CreatedApiKey', 'Suppression', 'SuppressionReason',
+        'Change', 'ChangeStatus', 'ChangesFeed', 'FeedCursor', 'Webhook', 'WebhookDelivery', 'DeliveryStatus',
       );
       expect(contract.spec.components.securitySchemes['adminKey']).to.deep.include({ type: 'http', scheme: 'bearer' });
       expect(contract.spec.components.securitySchemes['apiKey']).to.deep.include({ type: 'http', scheme: 'bearer' });
       expect(contract.spec.components.securitySchemes['mailjetBasic']).to.deep.include({ type: 'http', scheme: 'basic' });
+    });
+
+    it('describes the statusChange webhook (OpenAPI 3.1 `webhooks`): a POST whose body is the Change the feed returns too', () => {
+      expect(Object.keys(contract.spec.webhooks ?? {})).to.deep.equal(['statusChange']);
+      expect(contract.webhookOperations()).to.deep.equal(['webhook statusChange post']);
+      const operation = contract.webhookOperation('statusChange', 'post');
+      expect(Object.keys(operation.requestBody?.content ?? {})).to.deep.equal(['application/json']);
+      expect(operation.requestBody?.content['application/json']?.schema).to.deep.equal({ $ref: '#/components/schemas/Change' });
+      const feed = contract.spec.components.schemas['ChangesFeed'] as { properties: { changes: { items: unknown } } };
+      expect(feed.properties.changes.items).to.deep.equal({ $ref: '#/components/schemas/Change' });
+      expect((operation.parameters ?? []).map((p) => contract.deref(p)).map((p) => [p.in, p.name, p.required])).to.deep.equal([
+        ['header', 'Jetpost-Signature', true],
+        ['header', 'Jetpost-Event-Id', true],
+        ['header', 'Jetpost-Delivery-Attempt', true],
+        ['header', 'User-Agent', true],
+      ]);
+      expect(Object.keys(operation.responses).sort()).to.deep.equal(['2XX', 'default']);
+      const lookUp = contract.operation('get', '/status').responses['200'] as ResponseObject;
+      expect(lookUp.content?.['application/json']?.schema).to.deep.equal({ oneOf: [{ $ref: '#/components/schemas/JobList' }, { $ref: '#/components/schemas/ChangesFeed' }] });
     });
 
     it('has schemas that all compile (Ajv 2020, strict) and examples that match them', () => {
@@ -430,6 +554,24 @@ describe('openapi.yaml, checked against the running service', function () {
           }
         }
       }
+      for (const operationKey of contract.webhookOperations()) {
+        const [, name, method] = operationKey.split(' ') as [string, string, Method];
+        const operation = contract.webhookOperation(name, method);
+        for (const parameter of operation.parameters ?? []) {
+          const resolved = contract.deref(parameter);
+          checkExamples(`${operationKey} parameter ${resolved.name}`, resolved);
+        }
+        for (const [type, media] of Object.entries(operation.requestBody?.content ?? {})) {
+          checkExamples(`${operationKey} request ${type}`, media);
+        }
+      }
+      // Schema-level examples (`examples: [...]` inside a schema) match their schema too.
+      for (const [name, schema] of Object.entries(contract.spec.components.schemas as Record<string, { examples?: unknown[] }>)) {
+        const validate = contract.validator({ $ref: `#/components/schemas/${name}` });
+        for (const example of Array.isArray(schema.examples) ? schema.examples : []) {
+          expect(validate(example), `schema ${name} example ${JSON.stringify(example)}: ${formatErrors(validate.errors)}`).to.equal(true);
+        }
+      }
     });
 
     it('gives every job and recipient status of the lifecycle', () => {
@@ -441,6 +583,8 @@ describe('openapi.yaml, checked against the running service', function () {
         'pending', 'accepted', 'sent', 'opened', 'clicked', 'unsubscribed', 'spam', 'bounced', 'blocked', 'failed', 'cancelled', 'suppressed',
       ]);
       expect((schemas['SuppressionReason'] as { enum?: string[] }).enum).to.deep.equal(['hard_bounce', 'spam', 'unsubscribed', 'manual']);
+      expect(schemas['ChangeStatus']?.enum).to.deep.equal(['accepted', 'sent', 'opened', 'clicked', 'unsubscribed', 'spam', 'bounced', 'blocked', 'failed', 'cancelled']);
+      expect(schemas['DeliveryStatus']?.enum).to.deep.equal(['pending', 'delivered', 'failed']);
     });
   });
 
@@ -1100,6 +1244,429 @@ describe('openapi.yaml, checked against the running service', function () {
     });
   });
 
+  describe('status changes: the feed (GET /status?after), the statusChange webhook and the admin webhook routes', () => {
+    type Change = {
+      id: string;
+      type: string;
+      created_at: string;
+      job_id: string;
+      custom_id: string | null;
+      recipient: string | null;
+      old_status: string;
+      new_status: string;
+      details: Record<string, unknown> | null;
+      metadata: Record<string, unknown> | null;
+    };
+    type Feed = { changes: Change[]; next_cursor: string };
+    type Delivery = {
+      delivery_id: string;
+      event_id: string;
+      job_id: string;
+      type: string;
+      status: string;
+      attempts: number;
+      next_attempt_at: string | null;
+      last_status_code: number | null;
+      last_error: string | null;
+    };
+    type JobView = { status: string; last_error: string | null; recipients: Array<{ email: string; message_id: string | null }> };
+
+    const HOOK_PATH = '/jetpost-events';
+    /** What the receiver answers: every change is refused twice (500, then a redirect, which is not followed), then taken. */
+    const answerFor = (attempt: number, eventId: string) => (attempt === 1 ? 500 : attempt === 2 ? 302 : BigInt(eventId) % 2n === 0n ? 204 : 200);
+
+    let receiver: Server;
+    let hookUrl: string;
+    const calls: ReceivedCall[] = [];
+    let appName: string;
+    let appKey: string;
+    let secret: string;
+    /** The app's changes, read from the feed (filled by the feed test). */
+    let changes: Change[] = [];
+
+    const webhookPath = (name = appName) => `/admin/apps/${name}/webhook`;
+    const putWebhook = (body: unknown, name = appName) => api('put', '/admin/apps/{app}/webhook', { path: webhookPath(name), body, key: ADMIN_KEY });
+    const getWebhook = (name = appName) => api('get', '/admin/apps/{app}/webhook', { path: webhookPath(name), key: ADMIN_KEY });
+    const deliveries = (query = '', name = appName) =>
+      api('get', '/admin/apps/{app}/webhook/deliveries', { path: `${webhookPath(name)}/deliveries${query}`, key: ADMIN_KEY });
+    const redeliver = (id: string, name = appName) =>
+      api('post', '/admin/apps/{app}/webhook/deliveries/{delivery}/redeliver', { path: `${webhookPath(name)}/deliveries/${id}/redeliver`, key: ADMIN_KEY });
+    const feed = async (query: string, key = appKey) => {
+      const { res, body } = await api('get', '/status', { path: `/status${query}`, key });
+      expect(res.status, `${query}: ${JSON.stringify(body)}`).to.equal(200);
+      const validate = contract.validator({ $ref: '#/components/schemas/ChangesFeed' });
+      expect(validate(body), `${query} answers a ChangesFeed: ${formatErrors(validate.errors)}`).to.equal(true);
+      return body as Feed;
+    };
+    /** The whole feed from the beginning, once it holds `count` changes (the feed may lag behind running transactions). */
+    const feedOf = (count: number, key = appKey) =>
+      eventually(async () => {
+        const page = await feed('?after=0&limit=1000', key);
+        return page.changes.length >= count ? page : undefined;
+      }, 15_000, `${count} changes in the feed`);
+    const job = (jobId: string) => api('get', '/status/{job_id}', { path: `/status/${jobId}`, key: appKey }).then(({ body }) => body as JobView);
+    const settled = (jobId: string, status: string) =>
+      eventually(async () => ((await job(jobId)).status === status ? job(jobId) : undefined), 10_000, `job ${jobId} to be ${status}`);
+    const sign = (body: string, timestamp: string, key = secret) => createHmac('sha256', key).update(`${timestamp}.${body}`).digest('hex');
+
+    before(async () => {
+      receiver = createServer((req, res) => {
+        const chunks: Buffer[] = [];
+        req.on('data', (chunk: Buffer) => chunks.push(chunk));
+        req.on('end', () => {
+          const answered = answerFor(Number(req.headers['jetpost-delivery-attempt']), String(req.headers['jetpost-event-id']));
+          calls.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString('utf8'), answered });
+          res.writeHead(answered, answered === 302 ? { location: `${HOOK_PATH}/moved` } : {}).end(answered === 200 ? 'thanks' : '');
+        });
+      });
+      await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+      hookUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}${HOOK_PATH}`;
+      appName = `hooked-${Date.now()}`;
+      appKey = (await createAppWithKey(service.jetpost.pool, appName)).key;
+    });
+
+    after(async () => {
+      await new Promise((resolve) => receiver?.close(resolve));
+    });
+
+    it('PUT /admin/apps/{app}/webhook 200: the URL and a new secret; the secret stays when only the URL changes, rotate_secret makes a new one; GET 200 shows it', async () => {
+      const validate = contract.requestSchema('put', '/admin/apps/{app}/webhook');
+      for (const body of [{ url: hookUrl }, { url: hookUrl, rotate_secret: true }]) {
+        expect(validate(body), formatErrors(validate.errors)).to.equal(true);
+      }
+      const first = await putWebhook({ url: `${hookUrl}/old` });
+      expect(first.res.status).to.equal(200);
+      const made = first.body as { url: string; secret: string };
+      expect(made.url).to.equal(`${hookUrl}/old`);
+      const moved = await putWebhook({ url: hookUrl, rotate_secret: false });
+      expect(moved.body).to.deep.equal({ url: hookUrl, secret: made.secret });
+      const rotated = await putWebhook({ url: hookUrl, rotate_secret: true });
+      expect(rotated.res.status).to.equal(200);
+      secret = (rotated.body as { secret: string }).secret;
+      expect(secret).to.not.equal(made.secret);
+      const shown = await getWebhook();
+      expect(shown.res.status).to.equal(200);
+      expect(shown.body).to.deep.equal({ url: hookUrl, secret });
+    });
+
+    it('PUT 400: URLs jetpost refuses (not http(s), credentials, no such host, internal and not allowed), bodies the spec refuses too; 401, 404, 413, 415, 503', async () => {
+      for (const url of ['not a url', 'ftp://127.0.0.1/x', 'http://user:password@127.0.0.1/x', 'https://nonexistent.invalid/x', 'http://10.0.0.1/x', 'http://169.254.169.254/latest/meta-data', 'http://[::1]/x']) {
+        const { res, body } = await putWebhook({ url });
+        expect(res.status, url).to.equal(400);
+        expect((body as { errors: Array<{ path: string }> }).errors.map((e) => e.path), url).to.deep.equal(['url']);
+      }
+      const validate = contract.requestSchema('put', '/admin/apps/{app}/webhook');
+      for (const body of [{}, { url: '' }, { url: `http://127.0.0.1/${'x'.repeat(1990)}` }, { url: hookUrl, rotate_secret: 'yes' }, { url: hookUrl, secret: 'mine' }, [hookUrl], { url: 42 }]) {
+        expect(validate(body), `the spec refuses ${JSON.stringify(body).slice(0, 80)}`).to.equal(false);
+        expect((await putWebhook(body)).res.status, JSON.stringify(body).slice(0, 80)).to.equal(400);
+      }
+      const template = '/admin/apps/{app}/webhook';
+      const path = webhookPath();
+      expect((await api('put', template, { path, key: ADMIN_KEY })).res.status, 'no body').to.equal(400);
+      expect((await api('put', template, { path, rawBody: '{"url":', headers: { 'content-type': 'application/json' }, key: ADMIN_KEY })).res.status).to.equal(400);
+      expect((await putWebhook({ url: hookUrl }, '-dash')).res.status).to.equal(400);
+      for (const key of [null, appKey, 'x'.repeat(40)]) {
+        expect((await api('put', template, { path, body: { url: hookUrl }, key })).res.status).to.equal(401);
+      }
+      const missing = await putWebhook({ url: hookUrl }, 'no-such-app');
+      expect(missing.res.status).to.equal(404);
+      expect((missing.body as { type: string }).type).to.equal('https://jetpost.dev/problems/not-found');
+      const big = JSON.stringify({ url: hookUrl, padding: 'p'.repeat(17 * 1024) });
+      expect((await api('put', template, { path, rawBody: big, headers: { 'content-type': 'application/json' }, key: ADMIN_KEY })).res.status).to.equal(413);
+      expect((await api('put', template, { path, rawBody: JSON.stringify({ url: hookUrl }), headers: { 'content-type': 'application/json; charset=latin1' }, key: ADMIN_KEY })).res.status).to.equal(415);
+      expect((await api('put', template, { path, body: { url: hookUrl }, key: ADMIN_KEY, on: down })).res.status).to.equal(503);
+      expect((await getWebhook()).body, 'nothing refused was stored').to.deep.equal({ url: hookUrl, secret });
+    });
+
+    it('GET /admin/apps/{app}/webhook 400, 401, 404 (no such app, an app without a webhook), 503', async () => {
+      expect((await getWebhook('-dash')).res.status).to.equal(400);
+      for (const key of [null, appKey]) {
+        expect((await api('get', '/admin/apps/{app}/webhook', { path: webhookPath(), key })).res.status).to.equal(401);
+      }
+      expect((await getWebhook('no-such-app')).res.status).to.equal(404);
+      const bare = await createAppWithKey(service.jetpost.pool, `bare-${Date.now()}`);
+      const none = await getWebhook(bare.app.name);
+      expect(none.res.status).to.equal(404);
+      expect((none.body as { type: string }).type).to.equal('https://jetpost.dev/problems/not-found');
+      expect((await api('get', '/admin/apps/{app}/webhook', { path: webhookPath(), key: ADMIN_KEY, on: down })).res.status).to.equal(503);
+    });
+
+    it('GET /status?after=0 200: every kind of change lands in the feed, each a Change of the documented kind (all ten new_status values)', async () => {
+      // A five-recipient job, accepted; one event of each kind moves each recipient.
+      const to = ['ada@example.org', 'grace@example.org'];
+      const { res: queued, body: queuedJob } = await api('post', '/queue', { body: message({ to, cc: 'alan@example.org', bcc: ['edsger@example.org', 'barbara@example.org'], custom_id: 'changes-a', metadata: { order: 7 } }), key: appKey });
+      expect(queued.status).to.equal(202);
+      const jobA = (queuedJob as { job_id: string }).job_id;
+      const accepted = await settled(jobA, 'accepted');
+      const id = (email: string) => accepted.recipients.find((r) => r.email === email)!.message_id!;
+      const receipt = await events(`[
+        {"event":"sent","time":1893488401,"MessageID":${id('ada@example.org')},"email":"ada@example.org","smtp_reply":"250 OK"},
+        {"event":"open","time":1893488402,"MessageID":${id('ada@example.org')},"email":"ada@example.org","ip":"192.0.2.1","geo":"FR","agent":"Mozilla/5.0"},
+        {"event":"click","time":1893488403,"MessageID":${id('ada@example.org')},"email":"ada@example.org","url":"https://example.com/a","ip":"192.0.2.1","geo":"FR","agent":"Mozilla/5.0"},
+        {"event":"bounce","time":1893488404,"MessageID":${id('grace@example.org')},"email":"grace@example.org","hard_bounce":true,"blocked":false,"error_related_to":"recipient","error":"user unknown"},
+        {"event":"spam","time":1893488405,"MessageID":${id('alan@example.org')},"email":"alan@example.org","source":"JMRPP"},
+        {"event":"unsub","time":1893488406,"MessageID":${id('edsger@example.org')},"email":"edsger@example.org","mj_list_id":1},
+        {"event":"blocked","time":1893488407,"MessageID":${id('barbara@example.org')},"email":"barbara@example.org","error_related_to":"spam","error":"sender blocked"}
+      ]`);
+      expect(receipt.body).to.deep.include({ received: 7, stored: 7, rejected: 0 });
+      // A job cancelled before it was sent, and one that fails (its only address bounced hard: suppressed).
+      const { body: scheduledJob } = await api('post', '/queue', { body: message({ send_at: inDays(1), custom_id: 'changes-b' }), key: appKey });
+      const jobB = (scheduledJob as { job_id: string }).job_id;
+      expect((await api('delete', '/queue/{job_id}', { path: `/queue/${jobB}`, key: appKey })).res.status).to.equal(200);
+      const { body: doomedJob } = await api('post', '/queue', { body: message({ to: 'grace@example.org' }), key: appKey });
+      const jobC = (doomedJob as { job_id: string }).job_id;
+      const failed = await settled(jobC, 'failed');
+
+      const all = await feedOf(10);
+      changes = all.changes;
+      expect(changes).to.have.length(10);
+      const statuses = (contract.spec.components.schemas['ChangeStatus'] as { enum: string[] }).enum;
+      expect(changes.map((c) => c.new_status).sort()).to.deep.equal([...statuses].sort());
+      expect(new Set(changes.map((c) => c.id)).size).to.equal(10);
+      for (const change of changes) {
+        expect(change.type, change.id).to.equal(change.new_status);
+      }
+      const of = (status: string) => changes.find((c) => c.new_status === status)!;
+      const iso = (seconds: number) => new Date(seconds * 1000).toISOString();
+      expect(of('accepted')).to.deep.include({ job_id: jobA, recipient: null, old_status: 'processing', details: null, custom_id: 'changes-a', metadata: { order: 7 } });
+      expect(of('sent')).to.deep.include({ job_id: jobA, recipient: 'ada@example.org', old_status: 'accepted', details: { event: 'sent', occurred_at: iso(1893488401), smtp_reply: '250 OK' } });
+      expect(of('opened')).to.deep.include({ recipient: 'ada@example.org', old_status: 'sent' });
+      expect(of('clicked')).to.deep.include({
+        recipient: 'ada@example.org',
+        old_status: 'opened',
+        details: { event: 'click', occurred_at: iso(1893488403), url: 'https://example.com/a', ip: '192.0.2.1', geo: 'FR', agent: 'Mozilla/5.0' },
+      });
+      expect(of('bounced')).to.deep.include({ recipient: 'grace@example.org', old_status: 'accepted' });
+      expect(of('bounced').details).to.include({ event: 'bounce', hard_bounce: true, error: 'user unknown' });
+      expect(of('spam')).to.deep.include({ recipient: 'alan@example.org', details: { event: 'spam', occurred_at: iso(1893488405), source: 'JMRPP' } });
+      expect(of('unsubscribed')).to.deep.include({ recipient: 'edsger@example.org', details: { event: 'unsub', occurred_at: iso(1893488406), mj_list_id: 1 } });
+      expect(of('blocked')).to.deep.include({ recipient: 'barbara@example.org' });
+      expect(of('cancelled')).to.deep.include({ job_id: jobB, recipient: null, old_status: 'scheduled', details: null, custom_id: 'changes-b', metadata: null });
+      expect(of('failed')).to.deep.include({ job_id: jobC, recipient: null, old_status: 'processing', details: { error: failed.last_error } });
+      expect(failed.last_error).to.match(/^suppressed: grace@example\.org/);
+      // A job's changes come in the order they happened.
+      const ada = changes.filter((c) => c.recipient === 'ada@example.org').map((c) => c.new_status);
+      expect(ada).to.deep.equal(['sent', 'opened', 'clicked']);
+      expect(changes.findIndex((c) => c.new_status === 'accepted')).to.be.below(changes.findIndex((c) => c.new_status === 'sent'));
+      // The feed is the calling app's: another app's feed has none of these.
+      const others = await feed('?after=0&limit=1000', service.apiKey);
+      expect(others.changes.map((c) => c.id)).to.not.include.members(changes.map((c) => c.id));
+    });
+
+    it('GET /status?after 200: paging with next_cursor reads each change once; an empty page answers the same cursor; the spec accepts every cursor handed out', async () => {
+      const afterSchema = contract.parameterSchema('get', '/status', 'after');
+      const paged: Change[] = [];
+      let cursor = '';
+      for (let pages = 0; ; pages += 1) {
+        expect(pages).to.be.below(10);
+        expect(afterSchema(cursor), `the spec accepts after=${cursor}`).to.equal(true);
+        const page = await feed(`?after=${encodeURIComponent(cursor)}&limit=3`);
+        expect(page.changes.length).to.be.at.most(3);
+        if (page.changes.length === 0) {
+          expect(page.next_cursor, 'an empty page keeps the cursor').to.equal(cursor);
+          break;
+        }
+        paged.push(...page.changes);
+        expect(page.next_cursor).to.not.equal(cursor);
+        cursor = page.next_cursor;
+      }
+      expect(paged).to.deep.equal(changes);
+      // Read again from any cursor: the same changes after it, never one twice.
+      const mid = await feed('?after=0&limit=4');
+      expect((await feed(`?after=${mid.next_cursor}&limit=1000`)).changes).to.deep.equal(changes.slice(4));
+      // From the beginning, `0` and empty are the same; with nothing yet, the beginning is handed back.
+      expect((await feed('?after=&limit=1000')).changes).to.deep.equal(changes);
+      const empty = await createAppWithKey(service.jetpost.pool, `quiet-${Date.now()}`);
+      const nothing = await feed('?after=0', empty.key);
+      expect(nothing.changes).to.deep.equal([]);
+      expect(afterSchema(nothing.next_cursor)).to.equal(true);
+      expect((await feed(`?after=${nothing.next_cursor}`, empty.key)).next_cursor).to.equal(nothing.next_cursor);
+      expect((await feed('?after=0&limit=1000')).changes).to.have.length(10, 'limit=1000 is allowed');
+    });
+
+    it('GET /status?after 200: limit defaults to 100', async () => {
+      const bulkApp = await createAppWithKey(service.jetpost.pool, `bulk-${Date.now()}`);
+      const { res } = await api('post', '/queue', { body: { messages: Array.from({ length: 101 }, (_, i) => message({ to: `bulk${i}@example.org` })) }, key: bulkApp.key });
+      expect(res.status).to.equal(202);
+      const all = await feedOf(101, bulkApp.key);
+      const first = await feed('?after=0', bulkApp.key);
+      expect(first.changes).to.deep.equal(all.changes.slice(0, 100));
+      expect((await feed(`?after=${first.next_cursor}`, bulkApp.key)).changes).to.deep.equal(all.changes.slice(100));
+    });
+
+    it('GET /status 400: after with ids or custom_id, limit without after, bad cursors and limits (the spec refuses them too); 401, 503', async () => {
+      for (const query of ['?after=0&ids=1', '?after=0&custom_id=a', '?ids=1&limit=5', '?custom_id=a&limit=5', '?limit=5', '?after=0&after=0', '?after=0&color=red']) {
+        const { res, body } = await api('get', '/status', { path: `/status${query}`, key: appKey });
+        expect(res.status, query).to.equal(400);
+        expect((body as { type: string }).type, query).to.equal('https://jetpost.dev/problems/validation-failed');
+      }
+      const afterSchema = contract.parameterSchema('get', '/status', 'after');
+      for (const after of ['a', '1', '1.', '.1', '-1.1', '1.2.3', '1.1 ', `${'1'.repeat(21)}.1`, `1.${'1'.repeat(20)}`]) {
+        expect(afterSchema(after), `the spec refuses after=${after}`).to.equal(false);
+        expect((await api('get', '/status', { path: `/status?after=${encodeURIComponent(after)}`, key: appKey })).res.status, after).to.equal(400);
+      }
+      const limitSchema = contract.parameterSchema('get', '/status', 'limit');
+      for (const limit of ['0', '1001', 'x', '1.5', '-1']) {
+        expect(limitSchema(Number(limit)), `the spec refuses limit=${limit}`).to.equal(false);
+        expect((await api('get', '/status', { path: `/status?after=0&limit=${limit}`, key: appKey })).res.status, limit).to.equal(400);
+      }
+      expect((await api('get', '/status', { path: '/status?after=0', key: null })).res.status).to.equal(401);
+      expect((await api('get', '/status', { path: '/status?after=0', on: down, key: down.apiKey })).res.status).to.equal(503);
+    });
+
+    it('the statusChange webhook: every change arrives as documented (body, headers), signed, the same JSON as the feed; 2XX delivers, anything else is retried', async () => {
+      const byEvent = await eventually(async () => {
+        const grouped = new Map<string, ReceivedCall[]>();
+        for (const call of calls) {
+          grouped.set(String(call.headers['jetpost-event-id']), [...(grouped.get(String(call.headers['jetpost-event-id'])) ?? []), call]);
+        }
+        const done = changes.every((c) => grouped.get(c.id)?.some((call) => call.answered < 300));
+        return done ? grouped : undefined;
+      }, 20_000, 'every change delivered to the webhook');
+      expect([...byEvent.keys()].sort()).to.deep.equal(changes.map((c) => c.id).sort());
+      for (const change of changes) {
+        const received = byEvent.get(change.id)!;
+        // Refused twice (500, then a redirect that was not followed), taken the third time, then never sent again.
+        expect(received.map((call) => [call.headers['jetpost-delivery-attempt'], call.answered]), change.id).to.deep.equal([
+          ['1', 500],
+          ['2', 302],
+          ['3', answerFor(3, change.id)],
+        ]);
+        for (const call of received) {
+          const body = contract.checkWebhook('statusChange', 'post', call);
+          expect(body, 'the webhook body is the feed entry').to.deep.equal(change);
+          expect(call.url).to.equal(HOOK_PATH);
+          expect(call.headers['jetpost-event-id']).to.equal(change.id);
+          expect(call.headers['user-agent']).to.equal('jetpost-webhooks/1');
+          const [, t, v1] = /^t=(\d+),v1=([0-9a-f]{64})$/.exec(String(call.headers['jetpost-signature']))!;
+          expect(v1, 'HMAC-SHA256 of "<t>.<raw body>" with the secret').to.equal(sign(call.body, t!));
+          expect(Math.abs(Date.now() / 1000 - Number(t))).to.be.below(300);
+        }
+      }
+      expect(calls.filter((call) => call.url !== HOOK_PATH), 'redirects are not followed').to.deep.equal([]);
+      expect(contract.seen).to.include('webhook statusChange post 2XX').and.to.include('webhook statusChange post default');
+    });
+
+    it('GET /admin/apps/{app}/webhook/deliveries 200: one delivery per change, delivered on the third attempt; status and limit filter', async () => {
+      const list = await eventually(async () => {
+        const { res, body } = await deliveries();
+        expect(res.status).to.equal(200);
+        const rows = (body as { deliveries: Delivery[] }).deliveries;
+        return rows.length === changes.length && rows.every((d) => d.status === 'delivered') ? rows : undefined;
+      }, 10_000, 'every delivery settled');
+      expect(list.map((d) => d.event_id).sort()).to.deep.equal(changes.map((c) => c.id).sort());
+      const ids = list.map((d) => BigInt(d.delivery_id));
+      expect(ids, 'newest first').to.deep.equal([...ids].sort((a, b) => (a < b ? 1 : -1)));
+      for (const delivery of list) {
+        const change = changes.find((c) => c.id === delivery.event_id)!;
+        expect(delivery).to.deep.include({ job_id: change.job_id, type: change.type, attempts: 3, last_status_code: answerFor(3, change.id), last_error: null, next_attempt_at: null });
+      }
+      const two = (await deliveries('?status=delivered&limit=2')).body as { deliveries: Delivery[] };
+      expect(two.deliveries).to.deep.equal(list.slice(0, 2));
+      expect((await deliveries('?status=failed')).body).to.deep.equal({ deliveries: [] });
+      expect((await deliveries('?status=pending&limit=1000')).body).to.deep.equal({ deliveries: [] });
+      // An app that never had a webhook has no deliveries.
+      const { body: others } = await api('get', '/admin/apps/{app}/webhook/deliveries', { path: `/admin/apps/${(await createAppWithKey(service.jetpost.pool, `nohook-${Date.now()}`)).app.name}/webhook/deliveries`, key: ADMIN_KEY });
+      expect(others).to.deep.equal({ deliveries: [] });
+    });
+
+    it('GET /admin/apps/{app}/webhook/deliveries 400, 401, 404, 503', async () => {
+      for (const query of ['?status=lost', '?limit=0', '?limit=1001', '?limit=x', '?color=red', '?status=failed&status=pending']) {
+        expect((await deliveries(query)).res.status, query).to.equal(400);
+      }
+      expect((await deliveries('', '-dash')).res.status).to.equal(400);
+      const path = `${webhookPath()}/deliveries`;
+      for (const key of [null, appKey]) {
+        expect((await api('get', '/admin/apps/{app}/webhook/deliveries', { path, key })).res.status).to.equal(401);
+      }
+      expect((await deliveries('', 'no-such-app')).res.status).to.equal(404);
+      expect((await api('get', '/admin/apps/{app}/webhook/deliveries', { path, key: ADMIN_KEY, on: down })).res.status).to.equal(503);
+    });
+
+    it('POST …/deliveries/{delivery}/redeliver 202: the change arrives again under the same event id, attempts go on counting', async () => {
+      const clicked = changes.find((c) => c.new_status === 'clicked')!;
+      const { body: listed } = await deliveries('?limit=1000');
+      const delivery = (listed as { deliveries: Delivery[] }).deliveries.find((d) => d.event_id === clicked.id)!;
+      const before = calls.length;
+      const { res, body } = await redeliver(delivery.delivery_id);
+      expect(res.status).to.equal(202);
+      expect(body).to.deep.equal({ delivery_id: delivery.delivery_id, status: 'pending' });
+      const again = await eventually(async () => calls.slice(before).find((call) => call.answered < 300), 10_000, 'the redelivery');
+      expect(contract.checkWebhook('statusChange', 'post', again)).to.deep.equal(clicked);
+      expect(again.headers['jetpost-event-id']).to.equal(clicked.id);
+      expect(again.headers['jetpost-delivery-attempt']).to.equal('4');
+      const settledAgain = await eventually(async () => {
+        const rows = ((await deliveries('?limit=1000')).body as { deliveries: Delivery[] }).deliveries;
+        const row = rows.find((d) => d.delivery_id === delivery.delivery_id)!;
+        return row.status === 'delivered' && row.attempts === 4 ? row : undefined;
+      }, 10_000, 'the redelivery recorded');
+      expect(settledAgain.last_status_code).to.equal(answerFor(4, clicked.id));
+    });
+
+    it('POST …/redeliver 400, 401, 404 (no such delivery, another app\'s, no such app), 503', async () => {
+      const { body: listed } = await deliveries('?limit=1');
+      const id = (listed as { deliveries: Delivery[] }).deliveries[0]!.delivery_id;
+      for (const bad of ['abc', '0', '01', '-1', '9223372036854775808']) {
+        expect((await redeliver(bad)).res.status, bad).to.equal(400);
+      }
+      expect((await redeliver(id, '-dash')).res.status).to.equal(400);
+      const template = '/admin/apps/{app}/webhook/deliveries/{delivery}/redeliver';
+      const path = `${webhookPath()}/deliveries/${id}/redeliver`;
+      for (const key of [null, appKey]) {
+        expect((await api('post', template, { path, key })).res.status).to.equal(401);
+      }
+      const { body: apps } = await api('get', '/admin/apps', { key: ADMIN_KEY });
+      const mainApp = (apps as { apps: Array<{ name: string; keys: Array<{ prefix: string }> }> }).apps.find((app) => app.keys.some((key) => service.apiKey.startsWith(`jp_${key.prefix}_`)))!.name;
+      for (const [delivery, name] of [['987654321', appName], ['9223372036854775807', appName], [id, mainApp], [id, 'no-such-app']] as const) {
+        const { res, body } = await redeliver(delivery, name);
+        expect(res.status, `${name} ${delivery}`).to.equal(404);
+        expect((body as { type: string }).type).to.equal('https://jetpost.dev/problems/not-found');
+      }
+      expect((await api('post', template, { path, key: ADMIN_KEY, on: down })).res.status).to.equal(503);
+    });
+
+    it('DELETE /admin/apps/{app}/webhook 204: new changes get no delivery (the feed still has them), a redelivery fails; then GET and DELETE 404', async () => {
+      const countBefore = ((await deliveries('?limit=1000')).body as { deliveries: Delivery[] }).deliveries.length;
+      const callsBefore = calls.length;
+      const { res } = await api('delete', '/admin/apps/{app}/webhook', { path: webhookPath(), key: ADMIN_KEY });
+      expect(res.status).to.equal(204);
+      expect((await getWebhook()).res.status).to.equal(404);
+      const again = await api('delete', '/admin/apps/{app}/webhook', { path: webhookPath(), key: ADMIN_KEY });
+      expect(again.res.status).to.equal(404);
+      expect((again.body as { type: string }).type).to.equal('https://jetpost.dev/problems/not-found');
+      // A change recorded now is in the feed but gets no delivery.
+      const { body: queuedJob } = await api('post', '/queue', { body: message({ send_at: inDays(1) }), key: appKey });
+      await api('delete', '/queue/{job_id}', { path: `/queue/${(queuedJob as { job_id: string }).job_id}`, key: appKey });
+      expect((await feedOf(changes.length + 1)).changes.at(-1)).to.deep.include({ new_status: 'cancelled', job_id: (queuedJob as { job_id: string }).job_id });
+      // A redelivery without a webhook fails at once, and nothing is posted.
+      const { body: listed } = await deliveries('?limit=1');
+      const latest = (listed as { deliveries: Delivery[] }).deliveries[0]!;
+      expect((await redeliver(latest.delivery_id)).res.status).to.equal(202);
+      const failed = await eventually(async () => {
+        const rows = ((await deliveries('?status=failed')).body as { deliveries: Delivery[] }).deliveries;
+        return rows.find((d) => d.delivery_id === latest.delivery_id);
+      }, 10_000, 'the redelivery to fail');
+      expect(failed).to.deep.include({ last_error: 'the app has no webhook any more', next_attempt_at: null });
+      expect(((await deliveries('?limit=1000')).body as { deliveries: Delivery[] }).deliveries).to.have.length(countBefore);
+      expect(calls.length).to.equal(callsBefore);
+      // Setting it again makes a new secret (the old one went with the webhook).
+      const renewed = await putWebhook({ url: hookUrl });
+      expect((renewed.body as { secret: string }).secret).to.not.equal(secret);
+    });
+
+    it('DELETE /admin/apps/{app}/webhook 400, 401, 404 (no such app), 503', async () => {
+      const template = '/admin/apps/{app}/webhook';
+      expect((await api('delete', template, { path: webhookPath('-dash'), key: ADMIN_KEY })).res.status).to.equal(400);
+      for (const key of [null, appKey]) {
+        expect((await api('delete', template, { path: webhookPath(), key })).res.status).to.equal(401);
+      }
+      expect((await api('delete', template, { path: webhookPath('no-such-app'), key: ADMIN_KEY })).res.status).to.equal(404);
+      expect((await api('delete', template, { path: webhookPath(), key: ADMIN_KEY, on: down })).res.status).to.equal(503);
+      expect((await getWebhook()).res.status, 'the webhook set again is still there').to.equal(200);
+      await api('delete', template, { path: webhookPath(), key: ADMIN_KEY });
+    });
+  });
+
   describe('operations', () => {
     it('GET /healthz 200', async () => {
       expect((await api('get', '/healthz', { key: null })).body).to.deep.equal({ status: 'ok' });
@@ -1161,7 +1728,7 @@ describe('openapi.yaml, checked against the running service', function () {
     });
 
     it('paths that are not documented answer a 404 problem', async () => {
-      for (const [method, url] of [['GET', '/'], ['GET', '/nope'], ['POST', '/queue/1'], ['GET', '/queue/1'], ['GET', '/status/1/events'], ['POST', '/events/1'], ['GET', '/admin/apps/1'], ['GET', '/admin/apps/1/suppressions/1/keys']] as const) {
+      for (const [method, url] of [['GET', '/'], ['GET', '/nope'], ['POST', '/queue/1'], ['GET', '/queue/1'], ['GET', '/status/1/events'], ['POST', '/events/1'], ['GET', '/admin/apps/1'], ['GET', '/admin/apps/1/suppressions/1/keys'], ['GET', '/admin/apps/1/webhook/deliveries/1'], ['POST', '/admin/apps/1/webhook/redeliver'], ['GET', '/status/1/changes']] as const) {
         const res = await service.request(method, url);
         expect(res.status, `${method} ${url}`).to.equal(404);
         expect(res.headers.get('content-type')).to.match(/^application\/problem\+json/);
@@ -1175,17 +1742,16 @@ describe('openapi.yaml, checked against the running service', function () {
       expect(contract.undocumented).to.deep.equal([]);
     });
 
-    it('exercised every documented (operation, status), but the ones listed as not reproducible', () => {
-      const documented = contract.operations().flatMap((operationKey) => {
-        const [method, template] = operationKey.split(' ') as [Method, string];
-        return Object.keys(contract.operation(method, template).responses).map((status) => `${operationKey} ${status}`);
-      });
+    it('exercised every documented (operation, status), but the ones listed as not reproducible (the webhooks\' responses too)', () => {
+      const documented = contract.documentedResponses();
+      expect(documented.filter((pair) => pair.startsWith('webhook ')), 'the webhooks document responses').to.have.length.above(0);
       for (const exempt of Object.keys(NOT_REPRODUCIBLE)) {
         expect(documented, `exemption ${exempt} is for a documented response`).to.include(exempt);
         expect(contract.seen.has(exempt), `${exempt} is listed as not reproducible but was seen`).to.equal(false);
       }
       const missing = documented.filter((pair) => !contract.seen.has(pair) && NOT_REPRODUCIBLE[pair] === undefined);
       expect(missing, 'documented responses no test produced').to.deep.equal([]);
+      expect([...contract.seen].filter((pair) => !documented.includes(pair)), 'answers seen that are not documented').to.deep.equal([]);
     });
   });
 });

@@ -81,6 +81,30 @@ describe('npm run admin -- jobs …', () => {
     expect(created.stderr + rotated.stderr).not.to.match(/jp_[a-z0-9]{12}_/);
   });
 
+  it('when an operator sets, shows and removes a webhook, then internal URLs need the allow-list and the secret is printed', async () => {
+    db = await createTestDatabase();
+    await createAppWithKey(db.pool, 'crm');
+    const env = { DATABASE_URL: db.url };
+
+    const refused = await runCli('admin.ts', ['webhooks', 'set', 'crm', 'http://127.0.0.1:9/hook'], env);
+    const set = await runCli('admin.ts', ['webhooks', 'set', 'crm', 'http://127.0.0.1:9/hook'], { ...env, WEBHOOK_ALLOWED_TARGETS: '127.0.0.0/8' });
+    const shown = await runCli('admin.ts', ['webhooks', 'show', 'crm'], env);
+    const deliveries = await runCli('admin.ts', ['webhooks', 'deliveries', 'crm'], env);
+    const removed = await runCli('admin.ts', ['webhooks', 'remove', 'crm'], env);
+    const again = await runCli('admin.ts', ['webhooks', 'show', 'crm'], env);
+
+    expect(refused.code).to.equal(1);
+    expect(refused.stderr).to.contain('WEBHOOK_ALLOWED_TARGETS');
+    expect(set.code, set.stderr).to.equal(0);
+    const secret = /signing secret \(give it to the receiving app\): (whsec_\S+)/.exec(set.stdout)?.[1];
+    expect(secret).to.be.a('string');
+    expect(shown.stdout).to.contain('http://127.0.0.1:9/hook').and.contain(secret!);
+    expect(deliveries.stdout).to.equal('(none)\n');
+    expect(removed.stdout).to.contain('webhook of crm removed');
+    expect(again.code).to.equal(1);
+    expect(again.stderr).to.contain('app crm has no webhook');
+  });
+
   it('when the command is unknown or its arguments are wrong, then it says how to use it and exits 2', async () => {
     db = await createTestDatabase();
     const env = { DATABASE_URL: db.url };

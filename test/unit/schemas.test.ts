@@ -242,12 +242,30 @@ describe('parseQueueRequest', () => {
 
 describe('parseStatusLookup', () => {
   it('when ids is a comma-separated list, then it becomes the list of job ids', () => {
-    expect(parseStatusLookup({ ids: '1, 22,333' })).to.deep.equal({ ids: ['1', '22', '333'], customIds: undefined });
+    expect(parseStatusLookup({ ids: '1, 22,333' })).to.deep.equal({ kind: 'ids', ids: ['1', '22', '333'] });
   });
 
   it('when custom_id is one value or a repeated parameter, then it becomes a list', () => {
-    expect(parseStatusLookup({ custom_id: 'order-17' })).to.deep.equal({ ids: undefined, customIds: ['order-17'] });
-    expect(parseStatusLookup({ custom_id: ['order-17', 'order-18'] })).to.deep.equal({ ids: undefined, customIds: ['order-17', 'order-18'] });
+    expect(parseStatusLookup({ custom_id: 'order-17' })).to.deep.equal({ kind: 'custom-ids', customIds: ['order-17'] });
+    expect(parseStatusLookup({ custom_id: ['order-17', 'order-18'] })).to.deep.equal({ kind: 'custom-ids', customIds: ['order-17', 'order-18'] });
+  });
+
+  it('when after is given, then it is a feed read from that cursor (empty or 0: the beginning), 100 at a time unless limit says', () => {
+    expect(parseStatusLookup({ after: '' })).to.deep.equal({ kind: 'feed', after: { txid: '0', id: '0' }, limit: 100 });
+    expect(parseStatusLookup({ after: '812.4567', limit: '25' })).to.deep.equal({ kind: 'feed', after: { txid: '812', id: '4567' }, limit: 25 });
+    for (const bad of [
+      { after: 'abc' },
+      { after: '1.2', ids: '1' },
+      { ids: '1', limit: '5' },
+      { after: '0', limit: '0' },
+      { after: '0', limit: '1e2' },
+      { after: '0', limit: '0x10' },
+      // Larger than PostgreSQL's xid8 / bigint: refused here rather than failing in the query.
+      { after: '99999999999999999999.1' },
+      { after: '1.9999999999999999999' },
+    ]) {
+      expect(() => parseStatusLookup(bad), JSON.stringify(bad)).to.throw(ValidationError);
+    }
   });
 
   it('when both ids and custom_id, or neither, are given, then it is rejected', () => {

@@ -9,15 +9,19 @@ import { addApiKey, APP_NAME_PATTERN, APP_NAME_RULE, createAppWithKey, findApp, 
 import { listAppsWithKeys } from '../../db/apps-repo.js';
 import type { Pool } from '../../db/pool.js';
 import { addSuppression, listSuppressions, removeSuppression } from '../../db/suppressions-repo.js';
+import { listDeliveries, redeliver } from '../../db/webhook-deliveries-repo.js';
 import { NotFoundError } from '../../errors.js';
 import { listJobs, requeueFailed } from '../../jobs/admin.js';
 import { JOB_STATUSES } from '../../jobs/status.js';
-import { emailSchema, jobIdSchema, parseOrThrow } from '../schemas.js';
-import { adminJobJson, appJson, suppressionJson } from '../views.js';
+import { getAppWebhook, removeAppWebhook, setAppWebhook } from '../../webhooks/service.js';
+import type { TargetPolicy } from '../../webhooks/url-guard.js';
+import { emailSchema, idSchema, jobIdSchema, pageLimitSchema, parseOrThrow } from '../schemas.js';
+import { adminJobJson, appJson, deliveryJson, suppressionJson } from '../views.js';
 
 export interface AdminRouteDeps {
   pool: Pool;
   notifyChannel: string;
+  targetPolicy: TargetPolicy;
   requireAdmin: RequestHandler;
 }
 
@@ -27,7 +31,7 @@ const listQuery = z.strictObject({
   status: z.enum(JOB_STATUSES).default('failed'),
   app: appName.optional(),
   before: jobIdSchema.optional(),
-  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  limit: pageLimitSchema.default(100),
 });
 
 const requeueBody = z
@@ -41,7 +45,7 @@ const requeueBody = z
     path: ['job_ids'],
   });
 
-export function adminRouter({ pool, notifyChannel, requireAdmin }: AdminRouteDeps): Router {
+export function adminRouter({ pool, notifyChannel, targetPolicy, requireAdmin }: AdminRouteDeps): Router {
   const router = Router();
 
   router.get('/admin/jobs', requireAdmin, async (req, res) => {
@@ -85,7 +89,7 @@ export function adminRouter({ pool, notifyChannel, requireAdmin }: AdminRouteDep
   router.get('/admin/apps/:app/suppressions', requireAdmin, async (req, res) => {
     const app = await findApp(pool, parseOrThrow(appName, req.params['app'], 'app name'));
     const query = parseOrThrow(
-      z.strictObject({ after: z.string().max(254).optional(), limit: z.coerce.number().int().min(1).max(1000).default(100) }),
+      z.strictObject({ after: z.string().max(254).optional(), limit: pageLimitSchema.default(100) }),
       req.query,
       'query',
     );
@@ -106,6 +110,43 @@ export function adminRouter({ pool, notifyChannel, requireAdmin }: AdminRouteDep
       throw new NotFoundError(`${email} is not suppressed for app ${app.name}`);
     }
     res.status(204).end();
+  });
+
+  router.put('/admin/apps/:app/webhook', requireAdmin, express.json({ limit: '16kb' }), async (req, res) => {
+    const name = parseOrThrow(appName, req.params['app'], 'app name');
+    const body = parseOrThrow(z.strictObject({ url: z.string().min(1).max(2000), rotate_secret: z.boolean().default(false) }), req.body, 'request');
+    res.json(await setAppWebhook(pool, targetPolicy, name, body.url, body.rotate_secret));
+  });
+
+  router.get('/admin/apps/:app/webhook', requireAdmin, async (req, res) => {
+    parseOrThrow(z.strictObject({}), req.query, 'query');
+    res.json(await getAppWebhook(pool, parseOrThrow(appName, req.params['app'], 'app name')));
+  });
+
+  router.delete('/admin/apps/:app/webhook', requireAdmin, async (req, res) => {
+    parseOrThrow(z.strictObject({}), req.query, 'query');
+    await removeAppWebhook(pool, parseOrThrow(appName, req.params['app'], 'app name'));
+    res.status(204).end();
+  });
+
+  router.get('/admin/apps/:app/webhook/deliveries', requireAdmin, async (req, res) => {
+    const app = await findApp(pool, parseOrThrow(appName, req.params['app'], 'app name'));
+    const query = parseOrThrow(
+      z.strictObject({ status: z.enum(['pending', 'delivered', 'failed']).optional(), limit: pageLimitSchema.default(100) }),
+      req.query,
+      'query',
+    );
+    const rows = await listDeliveries(pool, app.id, query);
+    res.json({ deliveries: rows.map(deliveryJson) });
+  });
+
+  router.post('/admin/apps/:app/webhook/deliveries/:delivery/redeliver', requireAdmin, async (req, res) => {
+    const app = await findApp(pool, parseOrThrow(appName, req.params['app'], 'app name'));
+    const id = parseOrThrow(idSchema('a delivery id (digits)'), req.params['delivery'], 'delivery id');
+    if (!(await redeliver(pool, app.id, id))) {
+      throw new NotFoundError(`app ${app.name} has no delivery ${id}`);
+    }
+    res.status(202).json({ delivery_id: id, status: 'pending' });
   });
 
   return router;

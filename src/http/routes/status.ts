@@ -1,13 +1,16 @@
 // GET /status/{job_id} and the batch look-up GET /status?ids=… or ?custom_id=…, scoped to the calling app.
 import { type RequestHandler, Router } from 'express';
 
+import type { Pool } from '../../db/pool.js';
+import { readFeed } from '../../db/status-changes-repo.js';
 import { NotFoundError } from '../../errors.js';
 import type { JobService } from '../../jobs/service.js';
+import { changeJson } from '../../webhooks/payload.js';
 import { callingApp } from '../auth.js';
-import { LIMITS, parseJobId, parseStatusLookup } from '../schemas.js';
+import { encodeCursor, LIMITS, parseJobId, parseStatusLookup } from '../schemas.js';
 import { jobViewJson } from '../views.js';
 
-export function statusRouter(jobs: JobService, requireApp: RequestHandler): Router {
+export function statusRouter(jobs: JobService, pool: Pool, requireApp: RequestHandler): Router {
   const router = Router();
 
   router.get('/status/:jobId', requireApp, async (req, res) => {
@@ -24,10 +27,20 @@ export function statusRouter(jobs: JobService, requireApp: RequestHandler): Rout
   router.get('/status', requireApp, async (req, res) => {
     const app = callingApp(res);
     const lookup = parseStatusLookup(req.query);
-    const views = lookup.ids
-      ? await jobs.view(app.id, lookup.ids)
-      : await jobs.viewByCustomId(app.id, lookup.customIds ?? [], LIMITS.statusLookupIds);
-    res.json({ jobs: views.map(jobViewJson) });
+    switch (lookup.kind) {
+      case 'feed': {
+        const changes = await readFeed(pool, app.id, lookup.after, lookup.limit);
+        const last = changes.at(-1);
+        res.json({ changes: changes.map(changeJson), next_cursor: encodeCursor(last ? { txid: last.txid, id: last.id } : lookup.after) });
+        return;
+      }
+      case 'ids':
+        res.json({ jobs: (await jobs.view(app.id, lookup.ids)).map(jobViewJson) });
+        return;
+      case 'custom-ids':
+        res.json({ jobs: (await jobs.viewByCustomId(app.id, lookup.customIds, LIMITS.statusLookupIds)).map(jobViewJson) });
+        return;
+    }
   });
 
   return router;

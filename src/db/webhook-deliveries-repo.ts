@@ -1,0 +1,150 @@
+// webhook_deliveries: the outbox of status changes to POST to apps' webhook URLs.
+import { query, type Queryable } from './pool.js';
+import { CHANGE_COLUMNS, type StatusChangeRow, toStatusChange } from './status-changes-repo.js';
+
+export interface DueDelivery {
+  id: string;
+  appId: string;
+  /** The app's webhook now (the URL or secret may have changed since the change). */
+  url: string | null;
+  secret: string | null;
+  /** Attempts made, this one included. */
+  attempts: number;
+  createdAt: Date;
+  change: StatusChangeRow;
+}
+
+// Claims due deliveries for a while (lockMs) so that other replicas skip them; a dispatcher that
+// dies leaves them to be retried when the lock runs out.
+const CLAIM_DUE = `
+  with due as (
+    select id
+    from webhook_deliveries
+    where status = 'pending'
+      and next_attempt_at <= now()
+      and (locked_until is null or locked_until < now())
+    order by next_attempt_at, id
+    limit $1
+    for update skip locked
+  ),
+  claimed as (
+    update webhook_deliveries d
+    set locked_until = now() + make_interval(secs => $2::double precision / 1000),
+      attempts = d.attempts + 1
+    from due
+    where d.id = due.id
+    returning d.id, d.app_id, d.change_id, d.attempts, d.created_at
+  )
+  select claimed.id as delivery_id, claimed.app_id, claimed.attempts, claimed.created_at as delivery_created_at,
+    a.webhook_url, a.webhook_secret, ${CHANGE_COLUMNS}
+  from claimed
+  join apps a on a.id = claimed.app_id
+  join status_changes c on c.id = claimed.change_id
+  join email_send_jobs j on j.id = c.job_id
+  left join email_recipients r on r.id = c.recipient_id
+  order by claimed.id`;
+
+export async function claimDueDeliveries(db: Queryable, limit: number, lockMs: number): Promise<DueDelivery[]> {
+  const rows = await query(db, CLAIM_DUE, [limit, lockMs]);
+  return rows.map((row) => ({
+    id: String(row['delivery_id']),
+    appId: String(row['app_id']),
+    url: (row['webhook_url'] as string | null) ?? null,
+    secret: (row['webhook_secret'] as string | null) ?? null,
+    attempts: Number(row['attempts']),
+    createdAt: row['delivery_created_at'] as Date,
+    change: toStatusChange(row),
+  }));
+}
+
+export type DeliveryOutcome =
+  | { kind: 'delivered'; statusCode: number }
+  | { kind: 'retry'; nextAttemptAt: Date; statusCode: number | null; error: string }
+  | { kind: 'failed'; statusCode: number | null; error: string };
+
+const SETTLE = `
+  update webhook_deliveries
+  set status = $2,
+    next_attempt_at = coalesce($3, next_attempt_at),
+    last_status_code = $4,
+    last_error = $5,
+    delivered_at = case when $2 = 'delivered' then now() else delivered_at end,
+    locked_until = null
+  where id = $1::bigint`;
+
+export async function settleDelivery(db: Queryable, id: string, outcome: DeliveryOutcome): Promise<void> {
+  const status = outcome.kind === 'retry' ? 'pending' : outcome.kind;
+  await query(db, SETTLE, [
+    id,
+    status,
+    outcome.kind === 'retry' ? outcome.nextAttemptAt : null,
+    outcome.statusCode,
+    outcome.kind === 'delivered' ? null : outcome.error,
+  ]);
+}
+
+const NEXT_DUE = `
+  select min(greatest(next_attempt_at, coalesce(locked_until, next_attempt_at))) as at
+  from webhook_deliveries
+  where status = 'pending'`;
+
+export async function nextDeliveryAt(db: Queryable): Promise<Date | null> {
+  const [row] = await query(db, NEXT_DUE);
+  return (row?.['at'] as Date | null) ?? null;
+}
+
+export interface DeliveryRow {
+  id: string;
+  changeId: string;
+  jobId: string;
+  type: string;
+  status: 'pending' | 'delivered' | 'failed';
+  attempts: number;
+  nextAttemptAt: Date;
+  lastStatusCode: number | null;
+  lastError: string | null;
+  createdAt: Date;
+  deliveredAt: Date | null;
+}
+
+const LIST_FOR_APP = `
+  select d.id, d.change_id, c.job_id, c.new_status, d.status, d.attempts, d.next_attempt_at, d.last_status_code,
+    d.last_error, d.created_at, d.delivered_at
+  from webhook_deliveries d
+  join status_changes c on c.id = d.change_id
+  where d.app_id = $1::bigint
+    and ($2::text is null or d.status = $2)
+  order by d.id desc
+  limit $3`;
+
+export async function listDeliveries(db: Queryable, appId: string, options: { status?: string | undefined; limit: number }): Promise<DeliveryRow[]> {
+  const rows = await query(db, LIST_FOR_APP, [appId, options.status ?? null, options.limit]);
+  return rows.map((row) => ({
+    id: String(row['id']),
+    changeId: String(row['change_id']),
+    jobId: String(row['job_id']),
+    type: String(row['new_status']),
+    status: row['status'] as DeliveryRow['status'],
+    attempts: Number(row['attempts']),
+    nextAttemptAt: row['next_attempt_at'] as Date,
+    lastStatusCode: row['last_status_code'] === null ? null : Number(row['last_status_code']),
+    lastError: (row['last_error'] as string | null) ?? null,
+    createdAt: row['created_at'] as Date,
+    deliveredAt: (row['delivered_at'] as Date | null) ?? null,
+  }));
+}
+
+// A redelivery starts a fresh retry window: created_at moves to now (the change keeps its own time).
+const REDELIVER = `
+  update webhook_deliveries
+  set status = 'pending',
+    next_attempt_at = now(),
+    created_at = now(),
+    locked_until = null
+  where id = $1::bigint
+    and app_id = $2::bigint
+  returning id, pg_notify(current_schema() || '_webhooks_ready', '') is not null as notified`;
+
+export async function redeliver(db: Queryable, appId: string, id: string): Promise<boolean> {
+  return (await query(db, REDELIVER, [id, appId])).length > 0;
+}

@@ -1,0 +1,184 @@
+// Status changes delivered to an app's webhook: signed, retried until the receiver takes them, and
+// verifiable with the README's snippet exactly as written there.
+import fs from 'node:fs/promises';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+import { expect } from 'chai';
+
+import { isolateNetwork, mockMailjetSend, restoreNetwork } from '../support/mailjet-nock.js';
+import { ADMIN_KEY, eventually, startTestService, type TestService } from '../support/service.js';
+
+const README = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'README.md');
+
+type Verify = (secret: string, rawBody: string, header: string, toleranceSeconds?: number) => boolean;
+
+/** The README's verification snippet, run as written there. */
+async function readmeSnippet(): Promise<Verify> {
+  const readme = await fs.readFile(README, 'utf8');
+  const match = /<!-- webhook-verify-snippet[^>]*-->\s*```js\n([\s\S]*?)```/.exec(readme);
+  expect(match, 'the README has the verification snippet').to.not.equal(null);
+  const file = path.join(await fs.mkdtemp(path.join(os.tmpdir(), 'jetpost-snippet-')), 'verify.mjs');
+  await fs.writeFile(file, match![1]!);
+  return ((await import(pathToFileURL(file).href)) as { verifyJetpostSignature: Verify }).verifyJetpostSignature;
+}
+
+interface Received {
+  body: string;
+  signature: string;
+  eventId: string;
+  status: number;
+}
+
+/** A receiving app that answers 500 to its first `failFirst` calls. */
+async function receiver(failFirst: number): Promise<{ server: Server; url: string; calls: Received[] }> {
+  const calls: Received[] = [];
+  const server = createServer((req: IncomingMessage, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      const status = calls.length < failFirst ? 500 : 204;
+      calls.push({ body: Buffer.concat(chunks).toString('utf8'), signature: String(req.headers['jetpost-signature']), eventId: String(req.headers['jetpost-event-id']), status });
+      res.writeHead(status).end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`, calls };
+}
+
+function eventText(type: string, messageId: string, email: string, time: number): string {
+  return `{"MessageID":${messageId},${JSON.stringify({ event: type, time, email, CustomID: '', Payload: '' }).slice(1)}`;
+}
+
+describe('webhooks', () => {
+  let service: TestService;
+  let server: Server | undefined;
+
+  beforeEach(() => isolateNetwork());
+  afterEach(async () => {
+    await service?.stop();
+    await new Promise((resolve) => (server ? server.close(resolve) : resolve(undefined)));
+    server = undefined;
+    restoreNetwork();
+  });
+
+  async function appName(): Promise<string> {
+    const { rows } = await service.db.pool.query('select name from apps where id = $1', [service.appId]);
+    return rows[0].name as string;
+  }
+
+  async function setWebhook(url: string): Promise<{ url: string; secret: string }> {
+    const res = await service.request('PUT', `/admin/apps/${await appName()}/webhook`, { key: ADMIN_KEY, body: { url } });
+    expect(res.status, await res.clone().text()).to.equal(200);
+    return (await res.json()) as { url: string; secret: string };
+  }
+
+  it('when the receiver fails its first calls, then every change still arrives, signed, once per event id after retries', async () => {
+    mockMailjetSend();
+    const hook = await receiver(4);
+    server = hook.server;
+    service = await startTestService({ env: { WEBHOOK_ALLOWED_TARGETS: '127.0.0.1', WEBHOOK_RETRY_BASE_MS: '50', WEBHOOK_RETRY_MAX_MS: '200' } });
+    const { secret } = await setWebhook(hook.url);
+    const verify = await readmeSnippet();
+
+    const res = await service.request('POST', '/queue', { body: { from: 'app@example.com', to: 'a@example.com', text: 'hi', metadata: { order: 7 } } });
+    const { job_id } = (await res.json()) as { job_id: string };
+    const messageId = await eventually(async () => {
+      const { rows } = await service.db.pool.query('select mailjet_message_id::text as id from email_recipients where job_id = $1 and mailjet_message_id is not null', [job_id]);
+      return rows[0]?.id as string | undefined;
+    });
+    await service.postEvents(`[${eventText('sent', messageId, 'a@example.com', 100)},${eventText('open', messageId, 'a@example.com', 200)}]`);
+    await service.postEvents(`[${eventText('click', messageId, 'a@example.com', 300)}]`);
+
+    const delivered = await eventually(async () => {
+      const ok = hook.calls.filter((call) => call.status === 204);
+      return new Set(ok.map((call) => call.eventId)).size === 4 ? ok : undefined;
+    }, 15_000, 'four changes delivered');
+    const payloads = delivered.map((call) => JSON.parse(call.body) as { id: string; type: string; job_id: string; recipient: string | null; old_status: string; metadata: unknown; details: unknown });
+    expect(payloads.map((p) => p.type).sort()).to.deep.equal(['accepted', 'clicked', 'opened', 'sent']);
+    expect(payloads.every((p) => p.job_id === job_id)).to.equal(true);
+    expect(payloads.find((p) => p.type === 'opened')).to.deep.include({ recipient: 'a@example.com', old_status: 'sent', metadata: { order: 7 } });
+    expect(payloads.find((p) => p.type === 'accepted')).to.deep.include({ recipient: null, old_status: 'processing' });
+    for (const call of hook.calls) {
+      expect(verify(secret, call.body, call.signature), call.body).to.equal(true);
+      expect(JSON.parse(call.body).id).to.equal(call.eventId);
+    }
+    // The failed attempts were repeats of changes delivered later, under the same event id.
+    const failedIds = hook.calls.filter((call) => call.status === 500).map((call) => call.eventId);
+    expect(failedIds).to.have.length(4);
+    expect(delivered.map((call) => call.eventId)).to.include.members([...new Set(failedIds)]);
+    const list = (await (await service.request('GET', `/admin/apps/${await appName()}/webhook/deliveries`, { key: ADMIN_KEY })).json()) as {
+      deliveries: Array<{ status: string; attempts: number }>;
+    };
+    expect(list.deliveries).to.have.length(4);
+    expect(list.deliveries.every((d) => d.status === 'delivered')).to.equal(true);
+    expect(list.deliveries.reduce((sum, d) => sum + d.attempts, 0)).to.equal(8);
+  });
+
+  it('when a body or secret is tampered with or the signature is old, then the README snippet refuses it', async () => {
+    const verify = await readmeSnippet();
+    const { signPayload } = await import('../../src/webhooks/signature.js');
+    const body = '{"id":"1","type":"opened"}';
+    const now = Math.floor(Date.now() / 1000);
+    const header = signPayload('whsec_test', body, now);
+
+    expect(verify('whsec_test', body, header)).to.equal(true);
+    expect(verify('whsec_test', body.replace('opened', 'clicked'), header)).to.equal(false);
+    expect(verify('whsec_other', body, header)).to.equal(false);
+    expect(verify('whsec_test', body, signPayload('whsec_test', body, now - 3600))).to.equal(false);
+    expect(verify('whsec_test', body, 'garbage')).to.equal(false);
+  });
+
+  it('when a webhook URL points at an internal address that is not allowed, then it is refused, at registration and when dialled', async () => {
+    mockMailjetSend();
+    const hook = await receiver(0);
+    server = hook.server;
+    service = await startTestService();
+    const name = await appName();
+
+    const refused = await service.request('PUT', `/admin/apps/${name}/webhook`, { key: ADMIN_KEY, body: { url: hook.url } });
+    const localhost = await service.request('PUT', `/admin/apps/${name}/webhook`, { key: ADMIN_KEY, body: { url: hook.url.replace('127.0.0.1', 'localhost') } });
+    const credentials = await service.request('PUT', `/admin/apps/${name}/webhook`, { key: ADMIN_KEY, body: { url: 'https://u:p@example.com/x' } });
+
+    expect(refused.status).to.equal(400);
+    expect(((await refused.json()) as { detail: string }).detail).to.contain('WEBHOOK_ALLOWED_TARGETS');
+    expect(localhost.status).to.equal(400);
+    expect(credentials.status).to.equal(400);
+
+    // A URL stored while allowed (here: written directly) is still refused when dialled.
+    await service.db.pool.query(`update apps set webhook_url = $2, webhook_secret = 'whsec_x' where id = $1`, [service.appId, hook.url]);
+    await service.request('POST', '/queue', { body: { from: 'app@example.com', to: 'b@example.com', text: 'hi' } });
+    const delivery = await eventually(async () => {
+      const { rows } = await service.db.pool.query(`select attempts, last_error from webhook_deliveries where last_error is not null`);
+      return rows[0] as { attempts: number; last_error: string } | undefined;
+    });
+    expect(delivery.last_error).to.contain('refused to connect');
+    expect(hook.calls).to.have.length(0);
+  });
+
+  it('when a delivery failed for good, then an admin can redeliver it and it arrives', async () => {
+    mockMailjetSend();
+    const hook = await receiver(1);
+    server = hook.server;
+    // A retry window shorter than the first backoff: the first failure is final.
+    service = await startTestService({ env: { WEBHOOK_ALLOWED_TARGETS: '127.0.0.1', WEBHOOK_RETRY_BASE_MS: '1000', WEBHOOK_RETRY_WINDOW_MS: '500' } });
+    await setWebhook(hook.url);
+    await service.request('POST', '/queue', { body: { from: 'app@example.com', to: 'c@example.com', text: 'hi' } });
+    const name = await appName();
+    const failed = await eventually(async () => {
+      const list = (await (await service.request('GET', `/admin/apps/${name}/webhook/deliveries?status=failed`, { key: ADMIN_KEY })).json()) as {
+        deliveries: Array<{ delivery_id: string; last_error: string }>;
+      };
+      return list.deliveries[0];
+    });
+    expect(failed.last_error).to.contain('gave up after 1 attempts');
+
+    const again = await service.request('POST', `/admin/apps/${name}/webhook/deliveries/${failed.delivery_id}/redeliver`, { key: ADMIN_KEY });
+
+    expect(again.status).to.equal(202);
+    await eventually(async () => (hook.calls.some((call) => call.status === 204) ? true : undefined));
+  });
+});
