@@ -38,7 +38,8 @@ export async function createAppWithKey(pool: Pool, name: string): Promise<{ app:
   }
 }
 
-async function appNamed(db: Queryable, name: string): Promise<App> {
+/** The app of this name, or a 404. */
+export async function findApp(db: Queryable, name: string): Promise<App> {
   const app = await findAppByName(db, name);
   if (!app) {
     throw new NotFoundError(`no app named ${name}`);
@@ -52,7 +53,7 @@ async function appNamed(db: Queryable, name: string): Promise<App> {
  */
 export async function addApiKey(pool: Pool, appName: string, revokeOthers: boolean): Promise<{ app: App; key: string; prefix: string; revoked: string[] }> {
   return withTransaction(pool, async (tx) => {
-    const app = await appNamed(tx, appName);
+    const app = await findApp(tx, appName);
     const generated = generateApiKey();
     await insertApiKey(tx, app.id, generated.prefix, generated.hash);
     const revoked = revokeOthers ? await revokeApiKeys(tx, app.id, null, generated.prefix) : [];
@@ -62,15 +63,11 @@ export async function addApiKey(pool: Pool, appName: string, revokeOthers: boole
 
 /** Revokes one key, by its prefix: refused at once by every replica (nothing caches keys). */
 export async function revokeApiKey(pool: Pool, appName: string, prefix: string): Promise<void> {
-  const app = await appNamed(pool, appName);
+  const app = await findApp(pool, appName);
   const revoked = await revokeApiKeys(pool, app.id, prefix);
   if (revoked.length === 0) {
     throw new NotFoundError(`app ${appName} has no active key with prefix ${prefix}`);
   }
-}
-
-export async function findApp(db: Queryable, name: string): Promise<App> {
-  return appNamed(db, name);
 }
 
 /** The app a key belongs to, or undefined for an unknown, malformed or revoked key. */

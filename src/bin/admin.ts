@@ -14,13 +14,14 @@ type ParseArgsOptions = NonNullable<NonNullable<Parameters<typeof parseArgs>[0]>
 import { addApiKey, createAppWithKey, findApp, revokeApiKey } from '../apps/service.js';
 import { type Config, ConfigError, loadConfig } from '../config.js';
 import { listAppsWithKeys } from '../db/apps-repo.js';
+import { listJobsByStatus } from '../db/jobs-repo.js';
 import { jobsChannel } from '../db/notify.js';
 import { type OpenDatabase, openDatabase } from '../db/open.js';
 import { addSuppression, listSuppressions, removeSuppression } from '../db/suppressions-repo.js';
 import { listDeliveries, redeliver } from '../db/webhook-deliveries-repo.js';
 import { AppError } from '../errors.js';
 import { emailSchema } from '../http/schemas.js';
-import { listJobs, requeueFailed } from '../jobs/admin.js';
+import { requeueFailed } from '../jobs/admin.js';
 import { JOB_STATUSES, type JobStatus } from '../jobs/status.js';
 import { createLogger } from '../log.js';
 import { getAppWebhook, removeAppWebhook, setAppWebhook } from '../webhooks/service.js';
@@ -75,7 +76,7 @@ const jobsList: Command = async (db, args) => {
   if (values.before !== undefined && !/^\d{1,19}$/.test(values.before)) {
     throw new UsageError('--before must be a job id');
   }
-  const jobs = await listJobs(db.pool, values.status as JobStatus, { appName: values.app, before: values.before, limit });
+  const jobs = await listJobsByStatus(db.pool, values.status as JobStatus, { appName: values.app, before: values.before, limit });
   process.stdout.write(
     table(
       jobs.map((job) => ({

@@ -7,11 +7,12 @@ import { z } from 'zod';
 import { apiKeyPrefix } from '../../apps/api-keys.js';
 import { addApiKey, APP_NAME_PATTERN, APP_NAME_RULE, createAppWithKey, findApp, revokeApiKey } from '../../apps/service.js';
 import { listAppsWithKeys } from '../../db/apps-repo.js';
+import { listJobsByStatus } from '../../db/jobs-repo.js';
 import type { Pool } from '../../db/pool.js';
 import { addSuppression, listSuppressions, removeSuppression } from '../../db/suppressions-repo.js';
 import { listDeliveries, redeliver } from '../../db/webhook-deliveries-repo.js';
 import { NotFoundError } from '../../errors.js';
-import { listJobs, requeueFailed } from '../../jobs/admin.js';
+import { requeueFailed } from '../../jobs/admin.js';
 import { JOB_STATUSES } from '../../jobs/status.js';
 import { getAppWebhook, removeAppWebhook, setAppWebhook } from '../../webhooks/service.js';
 import type { TargetPolicy } from '../../webhooks/url-guard.js';
@@ -50,7 +51,7 @@ export function adminRouter({ pool, notifyChannel, targetPolicy, requireAdmin }:
 
   router.get('/admin/jobs', requireAdmin, async (req, res) => {
     const query = parseOrThrow(listQuery, req.query, 'query');
-    const jobs = await listJobs(pool, query.status, { appName: query.app, before: query.before, limit: query.limit });
+    const jobs = await listJobsByStatus(pool, query.status, { appName: query.app, before: query.before, limit: query.limit });
     res.json({ jobs: jobs.map(adminJobJson), next_before: jobs.length === query.limit ? (jobs.at(-1)?.id ?? null) : null });
   });
 
