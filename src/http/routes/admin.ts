@@ -1,7 +1,6 @@
 // The admin API (ADMIN_API_KEY): apps and their keys, suppression lists, and the dead-letter list
 // of failed jobs with re-queueing. The CLI (src/bin/admin.ts) offers the same actions.
-import express from 'express';
-import { type RequestHandler, Router } from 'express';
+import express, { type RequestHandler, Router } from 'express';
 import { z } from 'zod';
 
 import { apiKeyPrefix } from '../../apps/api-keys.js';
