@@ -217,7 +217,7 @@ export function createConsumer(deps: ConsumerDeps): Consumer {
     }
     const results = decideSendResults(jobs, outcome, { policy: deps.retry, now: now(), random, unauthorizedRetryAt });
     const summary = await recordWithRetry(batch, results);
-    const recipients = jobs.reduce((sum, job) => sum + job.recipientCount, 0);
+    const recipients = jobs.reduce((sum, job) => sum + recipientsToSend(batch, job), 0);
     bus.emit('mailjet:call', {
       messages: messages.length,
       recipients,
@@ -256,11 +256,10 @@ export function createConsumer(deps: ConsumerDeps): Consumer {
         recipients: (batch.recipientsByJob.get(job.id) ?? []).map((r) => ({ kind: r.kind, email: r.email, name: r.name ?? undefined })),
       }),
     );
-    const recipientCount = (job: JobRow) => batch.recipientsByJob.get(job.id)?.length ?? 0;
-    const calls = packCalls(messages.map((message, index) => ({ recipients: recipientCount(jobs[index]!), bytes: messageBytes(message) })));
+    const calls = packCalls(messages.map((message, index) => ({ recipients: recipientsToSend(batch, jobs[index]!), bytes: messageBytes(message) })));
     for (const [callIndex, indexes] of calls.entries()) {
       const unsent = () => calls.slice(callIndex).flat().map((index) => jobs[index]!.id);
-      const callRecipients = indexes.reduce((sum, index) => sum + recipientCount(jobs[index]!), 0);
+      const callRecipients = indexes.reduce((sum, index) => sum + recipientsToSend(batch, jobs[index]!), 0);
       if (stopping || !(await gate.acquire(callRecipients)) || stopping) {
         await releaseUnsent(unsent());
         return;
@@ -303,6 +302,11 @@ export function createConsumer(deps: ConsumerDeps): Consumer {
       stopping = true;
     },
   };
+}
+
+/** The recipients a job's message goes to: its own, less any left out as suppressed. */
+function recipientsToSend(batch: Batch, job: JobRow): number {
+  return batch.recipientsByJob.get(job.id)?.length ?? 0;
 }
 
 /** Pairs the messages Mailjet found for a job with its recipients, by address. */
