@@ -1,0 +1,23 @@
+// What every scenario is given: the plan, the shared PostgreSQL, where logs go, the user's jetpost
+// settings, and where to put progress lines and raw figures.
+import type { Plan } from '../plan.js';
+import type { BenchPostgres } from '../postgres.js';
+import type { Row } from '../report.js';
+
+export interface ScenarioContext {
+  readonly plan: Plan;
+  readonly pg: BenchPostgres;
+  readonly logDir: string;
+  /** BENCH_JETPOST_* settings, applied to every jetpost start. */
+  readonly overrides: Record<string, string>;
+  progress(message: string): void;
+  /** Raw figures of a scenario, kept in the JSON file. */
+  detail(name: string, value: unknown): void;
+}
+
+export type ScenarioRun = (context: ScenarioContext) => Promise<Row[]>;
+
+/** The message every jetpost scenario sends: one recipient, a short text part (the references send the same). */
+export function benchMessage(to: string): Record<string, unknown> {
+  return { from: 'bench@example.com', to, subject: 'Bench', text: 'Hello from the benchmark' };
+}

@@ -1,0 +1,80 @@
+// POST /queue with one message per request, 50 connections, closed loop (autocannon), against
+// jetpost and against the bare Express 5 + pg one-row-insert handler. jetpost runs with its
+// consumers off (WORKER_CONCURRENCY=0) so that both sides do the same work: store the request.
+import type { Row } from '../report.js';
+import { type AutocannonResult, type LoadSpec, runAutocannon, startJetpost, startMailjetDouble, startPeer } from '../systems.js';
+import { benchMessage, type ScenarioContext } from './context.js';
+
+const CONNECTIONS = 50;
+
+async function warmThenMeasure(context: ScenarioContext, name: string, spec: Omit<LoadSpec, 'connections' | 'seconds'>): Promise<AutocannonResult> {
+  const seconds = context.plan.sizes.singleSeconds;
+  await runAutocannon(context.logDir, `${name}-warm-up`, { ...spec, connections: CONNECTIONS, seconds: Math.max(1, Math.round(seconds / 5)) });
+  return runAutocannon(context.logDir, name, { ...spec, connections: CONNECTIONS, seconds });
+}
+
+function problems(result: AutocannonResult): string | undefined {
+  return result.non2xx + result.errors > 0 ? `${result.non2xx} non-2xx answers, ${result.errors} errors` : undefined;
+}
+
+export async function queueSingle(context: ScenarioContext): Promise<Row[]> {
+  const body = JSON.stringify(benchMessage('single@example.com'));
+
+  context.progress('jetpost: POST /queue, one message per request');
+  const double = await startMailjetDouble(context.logDir, 'queue-single-mailjet', 0);
+  let jetpost: AutocannonResult;
+  try {
+    const server = await startJetpost({
+      name: 'queue-single-jetpost',
+      logDir: context.logDir,
+      databaseUrl: await context.pg.freshDatabase('queue_single'),
+      mailjetUrl: double.url,
+      settings: { WORKER_CONCURRENCY: '0' },
+      overrides: context.overrides,
+    });
+    try {
+      const key = await server.createApp('bench');
+      jetpost = await warmThenMeasure(context, 'queue-single-load-jetpost', { url: `${server.url}/queue`, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body });
+    } finally {
+      await server.stop();
+    }
+  } finally {
+    await double.child.stop();
+    await context.pg.dropDatabase('queue_single');
+  }
+
+  context.progress('bare Express 5 + pg: the same request');
+  const bare = startPeer('bare-express.mjs', context.logDir, { DATABASE_URL: await context.pg.freshDatabase('bare_express') });
+  let floor: AutocannonResult;
+  try {
+    const { url } = await bare.phase<{ url: string }>('listening', 30_000);
+    floor = await warmThenMeasure(context, 'queue-single-load-bare', { url: `${url}/queue`, headers: { 'content-type': 'application/json' }, body });
+  } finally {
+    await bare.child.stop();
+    await context.pg.dropDatabase('bare_express');
+  }
+
+  context.detail('queue-single', { connections: CONNECTIONS, seconds: context.plan.sizes.singleSeconds, jetpost, bareExpress: floor });
+  const note = problems(jetpost);
+  const bareNote = problems(floor);
+  return [
+    {
+      scenario: 'queue-single',
+      measure: `POST /queue, one message per request, c=${CONNECTIONS}`,
+      unit: 'req/s',
+      jetpost: jetpost.requestsPerSecond,
+      reference: { label: `bare Express 5 + pg insert${bareNote ? ` (${bareNote})` : ''}`, value: floor.requestsPerSecond },
+      target: { text: '≥ 3,000 req/s and ≥ 1.3×', min: 3_000, minRatio: 1.3 },
+      note,
+    },
+    {
+      scenario: 'queue-single',
+      measure: 'POST /queue single, p99 latency',
+      unit: 'ms',
+      jetpost: jetpost.latencyMs.p99,
+      reference: { label: 'bare Express 5 + pg insert', value: floor.latencyMs.p99 },
+      target: { text: '≤ 50 ms', max: 50 },
+      note,
+    },
+  ];
+}

@@ -1,0 +1,234 @@
+// Starting the systems a scenario measures, each in its own process: jetpost (from src/bin, as an
+// operator runs it, configured only through its environment and driven only over HTTP), the
+// Mailjet double, the reference queues and the bare HTTP handler (bench/peers), and autocannon.
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+import pg from 'pg';
+
+import { expectStatus, request, sleep } from './http-client.js';
+import { type Child, freePort, startChild } from './processes.js';
+
+export const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
+export const REPO_ROOT = path.resolve(BENCH_DIR, '..');
+export const PEERS_DIR = path.join(BENCH_DIR, 'peers');
+/** jetpost's tables live in this schema (DATABASE_SCHEMA's default). */
+const JETPOST_SCHEMA = 'jetpost';
+
+const run = promisify(execFile);
+
+/** Installs bench/peers from its lockfile when it is missing or older than the lockfile. */
+export async function ensurePeersInstalled(progress: (message: string) => void): Promise<void> {
+  const installed = path.join(PEERS_DIR, 'node_modules', '.package-lock.json');
+  const lockfile = path.join(PEERS_DIR, 'package-lock.json');
+  if (fs.existsSync(installed) && fs.statSync(installed).mtimeMs >= fs.statSync(lockfile).mtimeMs) {
+    return;
+  }
+  progress('installing the reference systems in bench/peers (npm ci, first run only)');
+  try {
+    await run('npm', ['ci', '--no-audit', '--no-fund', '--loglevel=error'], { cwd: PEERS_DIR, maxBuffer: 16 * 1024 * 1024 });
+  } catch (error) {
+    throw new Error(`npm ci in bench/peers failed: ${(error as { stderr?: string }).stderr ?? String(error)}`, { cause: error });
+  }
+}
+
+export interface MailjetDouble {
+  readonly url: string;
+  readonly child: Child;
+  stats(): Promise<{ calls: number; messages: number }>;
+  /** When a message to this address reached the double (wall-clock ms); waits up to 10 s. */
+  arrival(email: string): Promise<number>;
+}
+
+export async function startMailjetDouble(logDir: string, name: string, latencyMs: number): Promise<MailjetDouble> {
+  const child = startChild({
+    name,
+    command: process.execPath,
+    args: ['--import', 'tsx', path.join(BENCH_DIR, 'mailjet-double.ts'), '--latency-ms', String(latencyMs)],
+    cwd: REPO_ROOT,
+    env: { PATH: process.env['PATH'] },
+    logDir,
+  });
+  const { url } = await child.nextLine<{ url: string }>((line) => typeof line['url'] === 'string', 30_000);
+  return {
+    url,
+    child,
+    async stats() {
+      return JSON.parse((await expectStatus(200, 'GET', `${url}/_double/stats`)).body) as { calls: number; messages: number };
+    },
+    async arrival(email) {
+      const answer = await expectStatus(200, 'GET', `${url}/_double/arrival?email=${encodeURIComponent(email)}`);
+      return (JSON.parse(answer.body) as { at: number }).at;
+    },
+  };
+}
+
+/** Environment for every jetpost the bench starts: BENCH_JETPOST_<NAME>=value sets jetpost's <NAME>. */
+export function jetpostOverrides(env: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(env)
+      .filter(([name, value]) => name.startsWith('BENCH_JETPOST_') && value !== undefined)
+      .map(([name, value]) => [name.slice('BENCH_JETPOST_'.length), value!]),
+  );
+}
+
+export interface JetpostOptions {
+  name: string;
+  logDir: string;
+  databaseUrl: string;
+  mailjetUrl: string;
+  /** Settings for this start (e.g. WORKER_CONCURRENCY=0 to only enqueue); jetpost's defaults otherwise. */
+  settings?: Record<string, string>;
+  /** The user's BENCH_JETPOST_* settings, applied last. */
+  overrides: Record<string, string>;
+}
+
+export interface JetpostProcess {
+  readonly url: string;
+  readonly pid: number;
+  readonly adminKey: string;
+  /** `Authorization` header value for POST /events. */
+  readonly eventsAuthorization: string;
+  /** A new app with its API key, through the admin API. */
+  createApp(name: string): Promise<string>;
+  stop(): Promise<void>;
+}
+
+export async function startJetpost(options: JetpostOptions): Promise<JetpostProcess> {
+  const port = await freePort();
+  const adminKey = randomBytes(24).toString('base64url');
+  const eventsPassword = randomBytes(18).toString('base64url');
+  const child = startChild({
+    name: options.name,
+    command: process.execPath,
+    args: ['--import', 'tsx', path.join('src', 'bin', 'jetpost.ts')],
+    cwd: REPO_ROOT,
+    env: {
+      PATH: process.env['PATH'],
+      NODE_ENV: 'production',
+      DATABASE_URL: options.databaseUrl,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'warn',
+      MAILJET_API_KEY: 'bench',
+      MAILJET_API_SECRET: 'bench',
+      MAILJET_BASE_URL: options.mailjetUrl,
+      EVENTS_USERNAME: 'bench',
+      EVENTS_PASSWORD: eventsPassword,
+      ADMIN_API_KEY: adminKey,
+      // The per-app and per-address request limits would throttle the load itself.
+      QUEUE_RATE_LIMIT: '0',
+      EVENTS_RATE_LIMIT: '0',
+      ...options.settings,
+      ...options.overrides,
+    },
+    logDir: options.logDir,
+  });
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    const answer = await request('GET', `${url}/healthz`).catch(() => undefined);
+    if (answer?.status === 200) {
+      break;
+    }
+    const code = await Promise.race([child.exited, sleep(20).then(() => 'running' as const)]);
+    if (code !== 'running' || Date.now() > deadline) {
+      await child.stop();
+      throw new Error(`jetpost did not start (${code === 'running' ? 'no answer on /healthz' : `exit code ${code}`}); see ${path.join(options.logDir, `${options.name}.log`)}`);
+    }
+  }
+  return {
+    url,
+    pid: child.pid,
+    adminKey,
+    eventsAuthorization: `Basic ${Buffer.from(`bench:${eventsPassword}`).toString('base64')}`,
+    async createApp(name) {
+      const answer = await expectStatus(201, 'POST', `${url}/admin/apps`, { authorization: `Bearer ${adminKey}` }, JSON.stringify({ name }));
+      return (JSON.parse(answer.body) as { api_key: string }).api_key;
+    },
+    stop: () => child.stop(),
+  };
+}
+
+/** A pool on a jetpost database, with jetpost's schema on the search path, for the bench's own reads and seeds. */
+export function jetpostDatabase(databaseUrl: string): pg.Pool {
+  return new pg.Pool({ connectionString: databaseUrl, max: 2, options: `-c search_path=${JETPOST_SCHEMA}` });
+}
+
+/** Jobs not yet settled: read through the partial indexes on claimable and leased rows, so it stays cheap. */
+export async function jobsInFlight(db: pg.Pool): Promise<number> {
+  const { rows } = await db.query<{ n: number }>(`select count(*)::int as n from email_send_jobs where status in ('queued', 'scheduled', 'deferred', 'processing')`);
+  return rows[0]!.n;
+}
+
+/** Polls until no job is in flight; resolves the wall-clock ms when that was seen. */
+export async function waitUntilDrained(db: pg.Pool, timeoutMs: number): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const left = await jobsInFlight(db);
+    if (left === 0) {
+      return performance.timeOrigin + performance.now();
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`${left} jobs still in flight after ${Math.round(timeoutMs / 1000)} s`);
+    }
+    await sleep(20);
+  }
+}
+
+export interface PeerRun {
+  readonly child: Child;
+  /** Resolves the peer's next report line of this phase. */
+  phase<T extends Record<string, unknown>>(name: string, timeoutMs?: number): Promise<T>;
+}
+
+/** Starts bench/peers/<script> with these settings (see bench/peers/common.mjs). */
+export function startPeer(script: string, logDir: string, env: Record<string, string>): PeerRun {
+  const child = startChild({
+    name: path.basename(script, '.mjs'),
+    command: process.execPath,
+    args: [path.join(PEERS_DIR, script)],
+    cwd: PEERS_DIR,
+    env: { PATH: process.env['PATH'], ...env },
+    logDir,
+  });
+  return {
+    child,
+    phase: (name, timeoutMs) => child.nextLine((line) => line['phase'] === name, timeoutMs),
+  };
+}
+
+export interface AutocannonResult {
+  requestsPerSecond: number;
+  requests: number;
+  latencyMs: { p50: number; p99: number; max: number };
+  non2xx: number;
+  errors: number;
+}
+
+export interface LoadSpec {
+  url: string;
+  headers: Record<string, string>;
+  body: string;
+  connections: number;
+  seconds: number;
+}
+
+/** A closed-loop run of autocannon (bench/peers/autocannon.mjs) in its own process. */
+export async function runAutocannon(logDir: string, name: string, spec: LoadSpec): Promise<AutocannonResult> {
+  const child = startChild({
+    name,
+    command: process.execPath,
+    args: [path.join(PEERS_DIR, 'autocannon.mjs'), JSON.stringify({ ...spec, method: 'POST' })],
+    cwd: PEERS_DIR,
+    env: { PATH: process.env['PATH'] },
+    logDir,
+  });
+  const result = await child.nextLine<AutocannonResult>((line) => typeof line['requestsPerSecond'] === 'number', (spec.seconds + 60) * 1000);
+  await child.stop();
+  return result;
+}
