@@ -34,14 +34,14 @@ export interface Sizes {
 }
 
 const QUICK: Sizes = {
-  singleSeconds: 5,
+  singleSeconds: 4,
   pipelineMessages: 5_000,
   slowMessages: 2_000,
-  latencySeconds: 5,
-  scaleSmall: 10_000,
-  scaleLarge: 100_000,
-  probes: { claims: 30, statuses: 100, eventPosts: 20 },
-  memoryMessages: 20_000,
+  latencySeconds: 4,
+  scaleSmall: 5_000,
+  scaleLarge: 50_000,
+  probes: { claims: 20, statuses: 100, eventPosts: 15 },
+  memoryMessages: 10_000,
 };
 
 const FULL: Sizes = {

@@ -38,11 +38,13 @@ export async function startBenchPostgres(databaseUrl: string | undefined): Promi
     adminUrl = embedded.connectionString;
     dataDir = path.join(dir, 'pg');
     stopServer = async () => {
-      await embedded.stop();
+      // Also after Ctrl-C, when the terminal's SIGINT may have stopped the server already.
+      await embedded.stop().catch(() => undefined);
       await fs.rm(dir, { recursive: true, force: true });
     };
   }
   const admin = new pg.Client({ connectionString: adminUrl });
+  admin.on('error', (error) => process.stderr.write(`bench: the connection to PostgreSQL broke: ${error.message}\n`));
   await admin.connect();
   try {
     const { rows } = await admin.query<{ version: string; data_directory: string; settings: string }>(

@@ -59,16 +59,26 @@ export function startChild(options: StartOptions): Child {
       // Not JSON: kept in the log only.
     }
   });
-  const exited = new Promise<number | null>((resolve) => {
-    child.once('exit', (code) => {
-      running.delete(child);
-      listeners.forEach((listener) => listener());
-      resolve(code);
-    });
-    child.once('error', () => resolve(null));
-  });
+  // 'close' comes after the process has exited and its output has been read to the end.
   let ended = false;
-  void exited.then(() => (ended = true));
+  const exited = new Promise<number | null>((resolve) => {
+    const end = (code: number | null) => {
+      if (!ended) {
+        running.delete(child);
+        ended = true;
+        listeners.forEach((listener) => listener());
+        resolve(code);
+      }
+    };
+    child.once('close', end);
+    // It could not be started (or signalled): say so in its log; no 'close' may follow.
+    child.once('error', (error) => {
+      log.write(`bench: ${error.message}\n`);
+      if (child.pid === undefined) {
+        end(null);
+      }
+    });
+  });
   const describe = () => `${options.name} (log: ${logFile})`;
 
   return {

@@ -133,7 +133,7 @@ export function toMarkdown(report: Report): string {
     '',
   ];
   if (report.failures.length > 0) {
-    lines.push('Scenarios that failed (their rows are missing):', '', ...report.failures.map((failure) => `- ${failure.scenario}: ${failure.error}`), '');
+    lines.push('Parts that failed to run (their figures are missing above):', '', ...report.failures.map((failure) => `- ${failure.scenario}: ${failure.error}`), '');
   }
   return lines.join('\n');
 }

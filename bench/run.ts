@@ -84,20 +84,25 @@ async function main(): Promise<number> {
   }
   progress(plan.databaseUrl ? 'connecting to DATABASE_URL' : 'starting an embedded PostgreSQL');
   const pg: BenchPostgres = await startBenchPostgres(plan.databaseUrl);
+  // Ctrl-C, SIGTERM, or an error no scenario caught: stop every process the bench started, drop
+  // its databases (and the embedded server), then exit.
   let interrupted = false;
-  const interrupt = (signal: NodeJS.Signals) => {
+  const abandon = (reason: string, code: number) => {
     if (interrupted) {
       return;
     }
     interrupted = true;
-    process.stderr.write(`\nbench: ${signal}, stopping every process it started\n`);
+    process.stderr.write(`\nbench: ${reason}; stopping every process it started\n`);
     killAllChildren();
-    const exit = () => process.exit(130);
+    const exit = () => process.exit(code);
     setTimeout(exit, 10_000).unref();
     pg.stop().then(exit, exit);
   };
-  process.on('SIGINT', interrupt);
-  process.on('SIGTERM', interrupt);
+  process.on('SIGINT', () => abandon('SIGINT', 130));
+  process.on('SIGTERM', () => abandon('SIGTERM', 143));
+  const crash = (error: unknown) => abandon(`unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`, 1);
+  process.on('uncaughtException', crash);
+  process.on('unhandledRejection', crash);
 
   const rows: Row[] = [];
   const details: Record<string, unknown> = {};
@@ -110,6 +115,11 @@ async function main(): Promise<number> {
       overrides,
       progress,
       detail: (name, value) => (details[name] = value),
+      fail(scenario, error) {
+        const message = error instanceof Error ? error.message : String(error);
+        progress(`${scenario} failed: ${message}`);
+        failures.push({ scenario, error: message });
+      },
     };
     for (const step of stepsFor(plan)) {
       const names = step.scenarios.filter((name) => plan.scenarios.includes(name)).join(', ');
@@ -118,11 +128,10 @@ async function main(): Promise<number> {
         rows.push(...(await step.run(context)));
       } catch (error) {
         if (interrupted) {
-          return 130;
+          // abandon() is stopping everything and will exit.
+          return new Promise<number>(() => undefined);
         }
-        const message = error instanceof Error ? error.message : String(error);
-        progress(`${names} failed: ${message}`);
-        failures.push({ scenario: names, error: message });
+        context.fail(names, error);
       }
     }
   } finally {

@@ -156,7 +156,10 @@ export async function startJetpost(options: JetpostOptions): Promise<JetpostProc
 
 /** A pool on a jetpost database, with jetpost's schema on the search path, for the bench's own reads and seeds. */
 export function jetpostDatabase(databaseUrl: string): pg.Pool {
-  return new pg.Pool({ connectionString: databaseUrl, max: 2, options: `-c search_path=${JETPOST_SCHEMA}` });
+  const pool = new pg.Pool({ connectionString: databaseUrl, max: 2, options: `-c search_path=${JETPOST_SCHEMA}` });
+  // An idle connection that breaks must not end the bench: the next query fails its scenario instead.
+  pool.on('error', (error) => process.stderr.write(`bench: a connection to ${new URL(databaseUrl).pathname.slice(1)} broke: ${error.message}\n`));
+  return pool;
 }
 
 /** Jobs not yet settled: read through the partial indexes on claimable and leased rows, so it stays cheap. */

@@ -13,6 +13,8 @@ export interface ScenarioContext {
   progress(message: string): void;
   /** Raw figures of a scenario, kept in the JSON file. */
   detail(name: string, value: unknown): void;
+  /** A part of a scenario that could not run (a reference that crashed…): listed under the table; the run exits 1. */
+  fail(scenario: string, error: unknown): void;
 }
 
 export type ScenarioRun = (context: ScenarioContext) => Promise<Row[]>;

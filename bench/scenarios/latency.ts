@@ -98,7 +98,7 @@ export async function latency(context: ScenarioContext): Promise<Row[]> {
     };
     context.detail('latency', figures);
     const problems = [
-      load.skipped > 0 ? `${load.skipped} requests not offered: ${MAX_IN_FLIGHT} already unanswered` : '',
+      load.skipped > 0 ? `${load.skipped} of ${load.offered + load.skipped} requests not sent: ${MAX_IN_FLIGHT} were unanswered` : '',
       load.failed > 0 ? `${load.failed} requests failed` : '',
       notAccepted > 0 ? `${notAccepted} messages not accepted` : '',
     ].filter(Boolean);

@@ -137,9 +137,20 @@ function perThousand(split: CpuSplit | undefined, messages: number): number | un
 export async function pipeline(context: ScenarioContext, selection: PipelineSelection): Promise<Row[]> {
   const total = context.plan.sizes.pipelineMessages;
   const jetpost = await runJetpost(context, selection);
-  const references = selection.bulk || selection.dispatch;
-  const graphile = references ? await runReference(context, 'graphile-worker.mjs', 'graphile-worker', selection.dispatch) : undefined;
-  const pgBoss = references ? await runReference(context, 'pg-boss.mjs', 'pg-boss', selection.dispatch) : undefined;
+  // A reference that fails is reported as such; jetpost's figures still stand.
+  const reference = async (script: string, name: string) => {
+    if (!selection.bulk && !selection.dispatch) {
+      return undefined;
+    }
+    try {
+      return await runReference(context, script, name, selection.dispatch);
+    } catch (error) {
+      context.fail(name, error);
+      return undefined;
+    }
+  };
+  const graphile = await reference('graphile-worker.mjs', 'graphile-worker');
+  const pgBoss = await reference('pg-boss.mjs', 'pg-boss');
   context.detail('pipeline', { messages: total, bulk: BULK, bulkPosters: BULK_POSTERS, eventPosters: EVENT_POSTERS, jetpost, graphileWorker: graphile, pgBoss });
 
   const rows: Row[] = [];
