@@ -40,7 +40,7 @@ const QUICK: Sizes = {
   latencySeconds: 4,
   scaleSmall: 5_000,
   scaleLarge: 50_000,
-  probes: { claims: 20, statuses: 100, eventPosts: 15 },
+  probes: { claims: 15, statuses: 60, eventPosts: 10 },
   memoryMessages: 10_000,
 };
 
@@ -82,6 +82,11 @@ export function readPlan(env: NodeJS.ProcessEnv = process.env): Plan {
     sizes: quick ? QUICK : FULL,
     databaseUrl: env['DATABASE_URL'] || undefined,
   };
+}
+
+/** Bytes the scale scenario's history takes on the PostgreSQL server (about 1.25 GB per million jobs, plus WAL). */
+export function historyBytes(plan: Plan): number {
+  return plan.scenarios.includes('scale') ? plan.sizes.scaleLarge * 1_500 : 0;
 }
 
 function isOn(value: string | undefined): boolean {

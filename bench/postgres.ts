@@ -45,7 +45,12 @@ export async function startBenchPostgres(databaseUrl: string | undefined): Promi
   }
   const admin = new pg.Client({ connectionString: adminUrl });
   admin.on('error', (error) => process.stderr.write(`bench: the connection to PostgreSQL broke: ${error.message}\n`));
-  await admin.connect();
+  try {
+    await admin.connect();
+  } catch (error) {
+    await stopServer();
+    throw new Error(`cannot connect to ${databaseUrl === undefined ? 'the embedded PostgreSQL' : 'DATABASE_URL'}: ${(error as Error).message}`, { cause: error });
+  }
   try {
     const { rows } = await admin.query<{ version: string; data_directory: string; settings: string }>(
       `select current_setting('server_version') as version,

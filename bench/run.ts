@@ -4,10 +4,11 @@
 // bench/results/<time>.md and .json (git-ignored), and to bench/results/latest.md with
 // BENCH_RECORD=1 (npm run bench:record). Exits 1 when a scenario failed to run; a missed target is
 // a finding, not a failure.
+import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 
-import { estimateSeconds, type Plan, PlanError, readPlan, type Scenario, SCENARIO_HELP } from './plan.js';
+import { estimateSeconds, historyBytes, type Plan, PlanError, readPlan, type Scenario, SCENARIO_HELP } from './plan.js';
 import { type BenchPostgres, startBenchPostgres } from './postgres.js';
 import { killAllChildren } from './processes.js';
 import { describeMachine, type Report, type Row, toMarkdown, writeReport } from './report.js';
@@ -79,6 +80,13 @@ async function main(): Promise<number> {
     ].join('\n'),
   );
 
+  const needed = historyBytes(plan);
+  if (plan.databaseUrl === undefined && needed > 0) {
+    const disk = await fs.statfs(os.tmpdir());
+    if (disk.bavail * disk.bsize < needed) {
+      progress(`warning: the scale scenario needs about ${Math.ceil(needed / 2 ** 30)} GiB in ${os.tmpdir()}; ${Math.floor((disk.bavail * disk.bsize) / 2 ** 30)} GiB are free`);
+    }
+  }
   if (plan.scenarios.some((name) => ['queue-single', 'queue-bulk', 'dispatch-0ms'].includes(name))) {
     await ensurePeersInstalled(progress);
   }

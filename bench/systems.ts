@@ -158,7 +158,12 @@ export async function startJetpost(options: JetpostOptions): Promise<JetpostProc
 export function jetpostDatabase(databaseUrl: string): pg.Pool {
   const pool = new pg.Pool({ connectionString: databaseUrl, max: 2, options: `-c search_path=${JETPOST_SCHEMA}` });
   // An idle connection that breaks must not end the bench: the next query fails its scenario instead.
-  pool.on('error', (error) => process.stderr.write(`bench: a connection to ${new URL(databaseUrl).pathname.slice(1)} broke: ${error.message}\n`));
+  // (While the pool is ending, the database being dropped is expected.)
+  pool.on('error', (error) => {
+    if (!pool.ending) {
+      process.stderr.write(`bench: a connection to ${new URL(databaseUrl).pathname.slice(1)} broke: ${error.message}\n`);
+    }
+  });
   return pool;
 }
 

@@ -42,7 +42,7 @@ export function emailMessage(i) {
 
 const authorization = `Basic ${Buffer.from('bench:bench').toString('base64')}`;
 // Keep-alive connections, as any Mailjet client holds them (node-mailjet's axios does too).
-const agent = new Agent({ keepAlive: true, maxSockets: 64 });
+const agent = new Agent({ keepAlive: true, maxSockets: 64, timeout: 60_000 });
 
 function postJson(url, body) {
   return new Promise((resolve, reject) => {
