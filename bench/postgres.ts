@@ -13,9 +13,7 @@ import { createLogger } from '../src/log.js';
 import { freePort } from './processes.js';
 
 export interface BenchPostgres {
-  /** A connection string for the named database of this server. */
-  urlFor(database: string): string;
-  /** Drops the database if it exists, then creates it empty. */
+  /** Drops the database if it exists, then creates it empty; resolves its connection string. */
   freshDatabase(database: string): Promise<string>;
   dropDatabase(database: string): Promise<void>;
   /** PID of the postmaster when the server runs on this machine and its data folder can be read. */
@@ -26,7 +24,7 @@ export interface BenchPostgres {
 }
 
 /** Every database the bench makes starts with this, so that stop() can remove them from a shared server. */
-export const DATABASE_PREFIX = 'jetpost_bench_';
+const DATABASE_PREFIX = 'jetpost_bench_';
 
 export async function startBenchPostgres(databaseUrl: string | undefined): Promise<BenchPostgres> {
   let adminUrl = databaseUrl;
@@ -71,7 +69,6 @@ export async function startBenchPostgres(databaseUrl: string | undefined): Promi
       created.delete(database);
     };
     return {
-      urlFor,
       async freshDatabase(name) {
         const database = `${DATABASE_PREFIX}${name}`;
         await drop(database);

@@ -9,7 +9,6 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 
 export interface Child {
-  readonly name: string;
   readonly pid: number;
   /** Resolves the next JSON line on stdout for which `match` is true; rejects if the process ends first. */
   nextLine<T>(match: (line: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<T>;
@@ -82,7 +81,6 @@ export function startChild(options: StartOptions): Child {
   const describe = () => `${options.name} (log: ${logFile})`;
 
   return {
-    name: options.name,
     pid: child.pid ?? -1,
     exited,
     nextLine<T>(match: (line: Record<string, unknown>) => boolean, timeoutMs = 120_000) {

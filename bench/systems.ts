@@ -16,8 +16,6 @@ import { type Child, freePort, startChild } from './processes.js';
 export const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
 export const REPO_ROOT = path.resolve(BENCH_DIR, '..');
 export const PEERS_DIR = path.join(BENCH_DIR, 'peers');
-/** jetpost's tables live in this schema (DATABASE_SCHEMA's default). */
-const JETPOST_SCHEMA = 'jetpost';
 
 const run = promisify(execFile);
 
@@ -90,7 +88,6 @@ export interface JetpostOptions {
 export interface JetpostProcess {
   readonly url: string;
   readonly pid: number;
-  readonly adminKey: string;
   /** `Authorization` header value for POST /events. */
   readonly eventsAuthorization: string;
   /** A new app with its API key, through the admin API. */
@@ -144,7 +141,6 @@ export async function startJetpost(options: JetpostOptions): Promise<JetpostProc
   return {
     url,
     pid: child.pid,
-    adminKey,
     eventsAuthorization: `Basic ${Buffer.from(`bench:${eventsPassword}`).toString('base64')}`,
     async createApp(name) {
       const answer = await expectStatus(201, 'POST', `${url}/admin/apps`, { authorization: `Bearer ${adminKey}` }, JSON.stringify({ name }));
@@ -154,9 +150,13 @@ export async function startJetpost(options: JetpostOptions): Promise<JetpostProc
   };
 }
 
-/** A pool on a jetpost database, with jetpost's schema on the search path, for the bench's own reads and seeds. */
-export function jetpostDatabase(databaseUrl: string): pg.Pool {
-  const pool = new pg.Pool({ connectionString: databaseUrl, max: 2, options: `-c search_path=${JETPOST_SCHEMA}` });
+/**
+ * A pool on a jetpost database, with jetpost's schema (DATABASE_SCHEMA, default "jetpost") on the
+ * search path, for the bench's own reads and seeds.
+ */
+export function jetpostDatabase(databaseUrl: string, overrides: Record<string, string>): pg.Pool {
+  const schema = overrides['DATABASE_SCHEMA'] ?? 'jetpost';
+  const pool = new pg.Pool({ connectionString: databaseUrl, max: 2, options: `-c search_path=${pg.escapeIdentifier(schema)}` });
   // An idle connection that breaks must not end the bench: the next query fails its scenario instead.
   // (While the pool is ending, the database being dropped is expected.)
   pool.on('error', (error) => {
@@ -168,7 +168,7 @@ export function jetpostDatabase(databaseUrl: string): pg.Pool {
 }
 
 /** Jobs not yet settled: read through the partial indexes on claimable and leased rows, so it stays cheap. */
-export async function jobsInFlight(db: pg.Pool): Promise<number> {
+async function jobsInFlight(db: pg.Pool): Promise<number> {
   const { rows } = await db.query<{ n: number }>(`select count(*)::int as n from email_send_jobs where status in ('queued', 'scheduled', 'deferred', 'processing')`);
   return rows[0]!.n;
 }

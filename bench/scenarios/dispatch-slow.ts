@@ -13,7 +13,7 @@ export async function dispatchSlow(context: ScenarioContext): Promise<Row[]> {
   const total = context.plan.sizes.slowMessages;
   const double = await startMailjetDouble(context.logDir, 'dispatch-200ms-mailjet', SLOW_MAILJET_MS);
   const databaseUrl = await context.pg.freshDatabase('dispatch_slow');
-  const db = jetpostDatabase(databaseUrl);
+  const db = jetpostDatabase(databaseUrl, context.overrides);
   try {
     context.progress(`jetpost: enqueue ${total} messages, then drain them at ${SLOW_MAILJET_MS} ms Mailjet latency`);
     const enqueuer = await startJetpost({

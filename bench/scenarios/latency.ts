@@ -67,7 +67,7 @@ export async function latency(context: ScenarioContext): Promise<Row[]> {
   const seconds = context.plan.sizes.latencySeconds;
   const double = await startMailjetDouble(context.logDir, 'latency-mailjet', SLOW_MAILJET_MS);
   const databaseUrl = await context.pg.freshDatabase('latency');
-  const db = jetpostDatabase(databaseUrl);
+  const db = jetpostDatabase(databaseUrl, context.overrides);
   try {
     const server = await startJetpost({ name: 'latency-jetpost', logDir: context.logDir, databaseUrl, mailjetUrl: double.url, overrides: context.overrides });
     let load: Awaited<ReturnType<typeof offerLoad>>;

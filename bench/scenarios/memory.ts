@@ -14,7 +14,7 @@ export async function memory(context: ScenarioContext): Promise<Row[]> {
   const total = context.plan.sizes.memoryMessages;
   const double = await startMailjetDouble(context.logDir, 'memory-mailjet', 0);
   const databaseUrl = await context.pg.freshDatabase('memory');
-  const db = jetpostDatabase(databaseUrl);
+  const db = jetpostDatabase(databaseUrl, context.overrides);
   try {
     const server = await startJetpost({ name: 'memory-jetpost', logDir: context.logDir, databaseUrl, mailjetUrl: double.url, overrides: context.overrides });
     let peak: number | undefined;

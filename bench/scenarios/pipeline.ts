@@ -35,7 +35,7 @@ async function runJetpost(context: ScenarioContext, selection: PipelineSelection
   const total = context.plan.sizes.pipelineMessages;
   const double = await startMailjetDouble(context.logDir, 'pipeline-mailjet', 0);
   const databaseUrl = await context.pg.freshDatabase('pipeline');
-  const db = jetpostDatabase(databaseUrl);
+  const db = jetpostDatabase(databaseUrl, context.overrides);
   try {
     context.progress(`jetpost: enqueue ${total} messages in bulks of ${BULK}`);
     const enqueuer = await startJetpost({

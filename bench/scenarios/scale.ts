@@ -165,7 +165,7 @@ export async function scale(context: ScenarioContext): Promise<Row[]> {
   const { scaleSmall, scaleLarge } = context.plan.sizes;
   const double = await startMailjetDouble(context.logDir, 'scale-mailjet', 0);
   const databaseUrl = await context.pg.freshDatabase('scale');
-  const db = jetpostDatabase(databaseUrl);
+  const db = jetpostDatabase(databaseUrl, context.overrides);
   const start = (name: string) => startJetpost({ name, logDir: context.logDir, databaseUrl, mailjetUrl: double.url, overrides: context.overrides });
   try {
     // A first start creates the tables, the app, and one real message whose stored form the seed copies.
