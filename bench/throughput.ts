@@ -34,7 +34,7 @@ async function main(): Promise<void> {
     EMBEDDED_PG_PORT: String(20_000 + Math.floor(Math.random() * 10_000)),
     DEV_MODE: 'false',
     EVENTS_USERNAME: 'bench',
-    EVENTS_PASSWORD: 'bench-password',
+    EVENTS_PASSWORD: 'bench-events-password',
     QUEUE_RATE_LIMIT: '0',
     EVENTS_RATE_LIMIT: '0',
     WORKER_CONCURRENCY: process.env['WORKER_CONCURRENCY'] ?? '4',

@@ -26,7 +26,7 @@ describe('npm run admin -- jobs …', () => {
     const { app } = await createAppWithKey(db.pool, 'billing');
     const first = await failedJob(app.id, 'gave up after 3 attempts: Mailjet 503');
     const second = await failedJob(app.id, 'mj-0013: invalid address');
-    const env = { DATABASE_URL: db.url, EVENTS_USERNAME: 'u', EVENTS_PASSWORD: 'p' };
+    const env = { DATABASE_URL: db.url, EVENTS_USERNAME: 'u', EVENTS_PASSWORD: 'callback-password-0123' };
 
     const listed = await runCli('admin.ts', ['jobs', 'list'], env);
     const requeued = await runCli('admin.ts', ['jobs', 'requeue', first, '999999'], env);

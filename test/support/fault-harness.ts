@@ -162,6 +162,8 @@ export const JETPOST_DEFAULTS = {
 const liveChildren = new Set<ChildProcess>();
 /** Data directories of the embedded PostgreSQL servers started here: stopped by the exit hook too. */
 const livePostgresDirs = new Set<string>();
+/** PostgreSQL processes a scenario froze (SIGSTOP): continued by the exit hook, or SIGQUIT could not reach them. */
+const frozenPids = new Set<number>();
 let exitHookInstalled = false;
 
 /** When the test process ends, for whatever reason, nothing it started may survive it. */
@@ -174,6 +176,7 @@ function installExitHook(): void {
     for (const child of liveChildren) {
       child.kill('SIGKILL');
     }
+    continueFrozen();
     for (const dir of livePostgresDirs) {
       try {
         const pid = Number.parseInt(readFileSync(path.join(dir, 'pg', 'postmaster.pid'), 'utf8').split('\n')[0] ?? '', 10);
@@ -186,6 +189,43 @@ function installExitHook(): void {
       }
     }
   });
+}
+
+function continueFrozen(): void {
+  for (const pid of frozenPids) {
+    try {
+      process.kill(pid, 'SIGCONT');
+    } catch {
+      // Gone already.
+    }
+  }
+  frozenPids.clear();
+}
+
+/** The postmaster's pid, from the first line of postmaster.pid under the data directory. */
+async function postmasterPid(dir: string): Promise<number> {
+  const pid = Number.parseInt((await fs.readFile(path.join(dir, 'pg', 'postmaster.pid'), 'utf8')).split('\n')[0] ?? '', 10);
+  if (!(pid > 0)) {
+    throw new Error(`no postmaster pid in ${dir}/pg/postmaster.pid`);
+  }
+  return pid;
+}
+
+/** The direct children of `parent`, read from /proc (Linux): field 4 of /proc/<pid>/stat is the parent pid. */
+async function childPids(parent: number): Promise<number[]> {
+  const children: number[] = [];
+  for (const entry of await fs.readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) {
+      continue;
+    }
+    const stat = await fs.readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
+    // The command name (field 2) is in parentheses and may hold spaces: split after the last ')'.
+    const ppid = Number.parseInt(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1] ?? '', 10);
+    if (ppid === parent) {
+      children.push(Number(entry));
+    }
+  }
+  return children;
 }
 
 function spawnJetpost(options: JetpostOptions): JetpostProcess {
@@ -307,6 +347,13 @@ export interface OwnPostgres extends FaultDatabase {
   readonly running: boolean;
   stop(): Promise<void>;
   start(): Promise<void>;
+  /**
+   * SIGSTOPs the postmaster and every process it forked (backends, background workers): the server
+   * keeps its sockets open but answers nothing, like a database host that hangs. Returns the pids.
+   */
+  freeze(): Promise<number[]>;
+  /** SIGCONTs what freeze() stopped. */
+  thaw(): void;
 }
 
 export interface AppKey {
@@ -376,8 +423,21 @@ export function useFaultHarness(): FaultHarness {
       const connectionString = server.connectionString;
       await runMigrations({ connectionString, schema: TEST_SCHEMA, log });
       const pool = createPool({ connectionString, schema: TEST_SCHEMA, max: 5, log });
+      const frozenHere = new Set<number>();
+      const thaw = () => {
+        for (const pid of frozenHere) {
+          try {
+            process.kill(pid, 'SIGCONT');
+          } catch {
+            // Exited meanwhile.
+          }
+          frozenPids.delete(pid);
+        }
+        frozenHere.clear();
+      };
       // Stopped last (cleanups run in reverse): after the pool, before the directory goes.
       cleanups.push(async () => {
+        thaw();
         await pool.end().catch(() => undefined);
         await server?.stop();
         server = undefined;
@@ -399,6 +459,17 @@ export function useFaultHarness(): FaultHarness {
             server = await startEmbeddedPostgres({ dir, port, log });
           }
         },
+        async freeze() {
+          const postmaster = await postmasterPid(dir);
+          // The postmaster first, so it forks nothing new while its children are being stopped.
+          for (const pid of [postmaster, ...(await childPids(postmaster))]) {
+            frozenPids.add(pid);
+            frozenHere.add(pid);
+            process.kill(pid, 'SIGSTOP');
+          }
+          return [...frozenHere];
+        },
+        thaw,
       };
     },
 
