@@ -1,5 +1,5 @@
-// The fault suite's harness (test/faults): jetpost as a real child process (`node --import tsx
-// src/bin/jetpost.ts`) against the Mailjet simulator running in the test process and a real
+// The fault suite's harness (test/faults): jetpost as a real child process (src/bin/jetpost.ts,
+// compiled once per run: see compiled-bin.ts) against the Mailjet simulator running in the test process and a real
 // PostgreSQL (a fresh database of the test cluster, or an embedded PostgreSQL of its own that a
 // scenario can stop and start). Every child, simulator, database and directory a test opens is
 // closed in afterEach, and a process 'exit' hook SIGKILLs any child still alive, so a crashed run
@@ -19,6 +19,7 @@ import { runMigrations } from '../../src/db/migrate.js';
 import { createPool, type Pool } from '../../src/db/pool.js';
 import { customIdForJob } from '../../src/mailjet/payload.js';
 import { createSimulator, type Simulator, type SimulatorOptions } from '../../src/simulator/server.js';
+import { compiledBin } from './compiled-bin.js';
 import { createTestDatabase, TEST_SCHEMA } from './database.js';
 import { testLogger } from './log.js';
 
@@ -228,7 +229,8 @@ async function childPids(parent: number): Promise<number[]> {
   return children;
 }
 
-function spawnJetpost(options: JetpostOptions): JetpostProcess {
+/** `script`: src/bin/jetpost.ts compiled (compiled-bin.ts), so a child's start costs no compilation. */
+function spawnJetpost(options: JetpostOptions, script: string): JetpostProcess {
   installExitHook();
   const simulatorUrl = options.simulator.url;
   if (simulatorUrl === undefined) {
@@ -246,9 +248,9 @@ function spawnJetpost(options: JetpostOptions): JetpostProcess {
     EVENTS_PASSWORD: EVENTS_PASSWORD,
     ...options.env,
   };
-  // Only what node and tsx need from this process: no DATABASE_URL or other setting leaks in.
+  // Only what node needs from this process: no DATABASE_URL or other setting leaks in.
   const inherited = Object.fromEntries(['PATH', 'HOME', 'TMPDIR'].flatMap((name) => (process.env[name] ? [[name, process.env[name]!]] : [])));
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/bin/jetpost.ts'], {
+  const child = spawn(process.execPath, ['--enable-source-maps', script], {
     cwd: REPO_ROOT,
     env: { ...inherited, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -307,8 +309,11 @@ function describeExit(status: ExitStatus): string {
   return status.signal ? `signal ${status.signal}` : `code ${status.code}`;
 }
 
-/** Waits until GET /readyz answers 200; fails at once if the process exits meanwhile. */
-export async function waitReady(child: JetpostProcess, timeoutMs = 30_000): Promise<void> {
+/**
+ * Waits until GET /readyz answers 200; fails at once if the process exits meanwhile. The default
+ * budget holds on a loaded 2-core machine, where a start (migrations included) took 6-7 s.
+ */
+export async function waitReady(child: JetpostProcess, timeoutMs = 60_000): Promise<void> {
   await waitUntil(
     `${child.name} (pid ${child.pid}) to answer 200 on /readyz`,
     async () => {
@@ -493,7 +498,7 @@ export function useFaultHarness(): FaultHarness {
     },
 
     async jetpost(options) {
-      const child = spawnJetpost(options);
+      const child = spawnJetpost(options, await compiledBin('jetpost'));
       children.push(child);
       await waitReady(child);
       return child;
