@@ -14,6 +14,8 @@ import { createLogger } from '../src/log.js';
 import { startJetpost } from '../src/main.js';
 
 const MESSAGES = Number(process.env['BENCH_MESSAGES'] ?? 20_000);
+/** /events basic password (at least 16 characters, as config.ts demands). */
+const EVENTS_PASSWORD = 'bench-events-password';
 const BULK = 500;
 const RESULTS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), 'results');
 
@@ -34,7 +36,7 @@ async function main(): Promise<void> {
     EMBEDDED_PG_PORT: String(20_000 + Math.floor(Math.random() * 10_000)),
     DEV_MODE: 'false',
     EVENTS_USERNAME: 'bench',
-    EVENTS_PASSWORD: 'bench-events-password',
+    EVENTS_PASSWORD: EVENTS_PASSWORD,
     QUEUE_RATE_LIMIT: '0',
     EVENTS_RATE_LIMIT: '0',
     WORKER_CONCURRENCY: process.env['WORKER_CONCURRENCY'] ?? '4',
@@ -76,7 +78,7 @@ async function main(): Promise<void> {
 
     const { rows: ids } = await jetpost.pool.query(`select mailjet_message_id::text as id, email from email_recipients order by id`);
     const eventsStart = performance.now();
-    const auth = `Basic ${Buffer.from('bench:bench-password').toString('base64')}`;
+    const auth = `Basic ${Buffer.from(`bench:${EVENTS_PASSWORD}`).toString('base64')}`;
     for (let offset = 0; offset < ids.length; offset += 1000) {
       const batch = ids.slice(offset, offset + 1000).map((row: { id: string; email: string }) => `{"event":"sent","time":1700000000,"MessageID":${row.id},"email":"${row.email}","CustomID":"","Payload":""}`);
       const res = await fetch(`${jetpost.url}/events`, { method: 'POST', headers: { authorization: auth, 'content-type': 'application/json' }, body: `[${batch.join(',')}]` });
