@@ -163,6 +163,8 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
     },
     trustProxy: config.trustProxy,
     readiness,
+    // As long as one statement may take: a database slower than that is not ready.
+    readinessTimeoutMs: config.database.timeouts.statementMs,
     metrics: async () => ({ contentType: metrics.contentType, body: await metrics.text() }),
     openapi: await fs.readFile(OPENAPI_PATH, 'utf8'),
     log,

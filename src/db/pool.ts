@@ -29,7 +29,7 @@ export type Pool = pg.Pool & {
  * unreachable: the client gives up this much later on its own, so a live server cancels a slow
  * statement first (its connection stays usable) and only a silent one costs a connection.
  */
-export const READ_TIMEOUT_GRACE_MS = 500;
+const READ_TIMEOUT_GRACE_MS = 500;
 /** pg's message when a query's read timeout (query_timeout) fires. */
 const READ_TIMEOUT_MESSAGE = 'Query read timeout';
 

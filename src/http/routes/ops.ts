@@ -10,8 +10,8 @@ export interface OpsRouteDeps {
   readiness: () => Promise<Readiness>;
   metrics: () => Promise<{ contentType: string; body: string }>;
   openapi: string;
-  /** How long /readyz waits for the checks before it answers "not ready" (default 2 s). */
-  readinessTimeoutMs?: number;
+  /** How long /readyz waits for its checks before it answers "not ready": a probe must not hang. */
+  readinessTimeoutMs: number;
 }
 
 /** Seconds a prober is told to wait before asking again after a 503. */
@@ -33,7 +33,7 @@ async function boundedReadiness(readiness: () => Promise<Readiness>, timeoutMs: 
   }
 }
 
-export function opsRouter({ readiness, metrics, openapi, readinessTimeoutMs = 2_000 }: OpsRouteDeps): Router {
+export function opsRouter({ readiness, metrics, openapi, readinessTimeoutMs }: OpsRouteDeps): Router {
   const router = Router();
 
   router.get('/healthz', (_req, res) => {
