@@ -26,6 +26,9 @@ const envSchema = z.object({
     .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'a lower-case SQL identifier')
     .default('jetpost'),
   DATABASE_POOL_SIZE: integer(2, 200).default(10),
+  DATABASE_CONNECT_TIMEOUT_MS: integer(100, 600_000).default(2_000),
+  DATABASE_STATEMENT_TIMEOUT_MS: integer(100, 3_600_000).default(2_000),
+  DATABASE_BULK_STATEMENT_TIMEOUT_MS: integer(100, 3_600_000).default(60_000),
   DATA_DIR: z.string().default('./data'),
   EMBEDDED_PG_PORT: integer(1, 65535).default(5488),
 
@@ -52,7 +55,7 @@ const envSchema = z.object({
   WEBHOOK_RETRY_WINDOW_MS: positiveMs.default(24 * 3_600_000),
   WEBHOOK_BATCH_SIZE: integer(1, 500).default(20),
   WEBHOOK_ALLOWED_TARGETS: z.string().default(''),
-  ADMIN_API_KEY: optionalText.pipe(z.string().min(24, 'at least 24 characters').optional()),
+  ADMIN_API_KEY: optionalText,
 
   EVENTS_USERNAME: optionalText,
   EVENTS_PASSWORD: optionalText,
@@ -69,6 +72,52 @@ const envSchema = z.object({
 
 export type Env = Record<string, string | undefined>;
 
+interface SecretRule {
+  minLength: number;
+  /** Floor of estimatedBits(): refuses repetitive values ("aaaa…", "adminadmin…"), not every weak one. */
+  minBits: number;
+}
+
+/** The admin key opens every app's data: 24 characters, and not made of a few repeated ones. */
+const ADMIN_KEY_RULE: SecretRule = { minLength: 24, minBits: 64 };
+/**
+ * Mailjet signs nothing: the basic password in the callback URL is all that keeps strangers from
+ * writing message statuses. Floors chosen so that random values of the minimum length (hex, base64)
+ * pass, and degenerate ones do not.
+ */
+const EVENTS_PASSWORD_RULE: SecretRule = { minLength: 16, minBits: 32 };
+
+/**
+ * Bits of a secret estimated from how often each character occurs in it (length × Shannon
+ * entropy of its characters): a random string scores near length × log2(alphabet), a repetitive
+ * one far less. It cannot see that a phrase is guessable; it only catches the obvious.
+ */
+export function estimatedBits(secret: string): number {
+  const counts = new Map<string, number>();
+  const characters = [...secret];
+  for (const character of characters) {
+    counts.set(character, (counts.get(character) ?? 0) + 1);
+  }
+  let perCharacter = 0;
+  for (const count of counts.values()) {
+    const share = count / characters.length;
+    perCharacter -= share * Math.log2(share);
+  }
+  return perCharacter * characters.length;
+}
+
+/** Why `secret` is too weak for `rule`, or undefined when it is not. */
+function secretWeakness(secret: string, rule: SecretRule): string | undefined {
+  const advice = 'generate one with `openssl rand -base64 32`';
+  if ([...secret].length < rule.minLength) {
+    return `at least ${rule.minLength} characters; ${advice}`;
+  }
+  if (estimatedBits(secret) < rule.minBits) {
+    return `too repetitive to be a secret (a few characters repeated); ${advice}`;
+  }
+  return undefined;
+}
+
 export interface Config {
   readonly env: 'development' | 'production' | 'test';
   readonly http: { readonly port: number; readonly host: string; readonly publicUrl: string | undefined };
@@ -78,6 +127,8 @@ export interface Config {
     readonly schema: string;
     readonly poolSize: number;
     readonly embeddedPort: number;
+    /** When a database that does not answer counts as unavailable (503): see db/pool.ts. */
+    readonly timeouts: { readonly connectMs: number; readonly statementMs: number; readonly bulkStatementMs: number };
   };
   /** Holds the embedded PostgreSQL cluster (`pg/`) and, in dev mode, the development API key. */
   readonly dataDir: string;
@@ -157,6 +208,21 @@ export function loadConfig(env: Env = process.env): Config {
   if (e.NODE_ENV === 'production' && credentials === undefined) {
     problems.push('  MAILJET_API_KEY and MAILJET_API_SECRET: required when NODE_ENV=production (without them mail only reaches the simulator)');
   }
+  if (e.NODE_ENV === 'production' && e.DEV_MODE === true) {
+    problems.push('  DEV_MODE: must not be true when NODE_ENV=production (dev mode writes a development admin key and app key under DATA_DIR)');
+  }
+  for (const [variable, value, rule] of [
+    ['ADMIN_API_KEY', e.ADMIN_API_KEY, ADMIN_KEY_RULE],
+    ['EVENTS_PASSWORD', e.EVENTS_PASSWORD, EVENTS_PASSWORD_RULE],
+  ] as const) {
+    const weakness = value === undefined ? undefined : secretWeakness(value, rule);
+    if (weakness) {
+      problems.push(`  ${variable}: ${weakness}`);
+    }
+  }
+  if (e.DATABASE_BULK_STATEMENT_TIMEOUT_MS < e.DATABASE_STATEMENT_TIMEOUT_MS) {
+    problems.push('  DATABASE_BULK_STATEMENT_TIMEOUT_MS: must not be shorter than DATABASE_STATEMENT_TIMEOUT_MS');
+  }
   // Mailjet's callbacks carry no signature: outside dev mode, basic credentials are the only thing between
   // the internet and every message's status.
   if (!devMode && !e.EVENTS_USERNAME) {
@@ -174,6 +240,11 @@ export function loadConfig(env: Env = process.env): Config {
       schema: e.DATABASE_SCHEMA,
       poolSize: e.DATABASE_POOL_SIZE,
       embeddedPort: e.EMBEDDED_PG_PORT,
+      timeouts: {
+        connectMs: e.DATABASE_CONNECT_TIMEOUT_MS,
+        statementMs: e.DATABASE_STATEMENT_TIMEOUT_MS,
+        bulkStatementMs: e.DATABASE_BULK_STATEMENT_TIMEOUT_MS,
+      },
     },
     mailjet: {
       credentials,

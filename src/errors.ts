@@ -111,10 +111,23 @@ export function isUniqueViolation(error: unknown, constraint: string): boolean {
   return typeof err === 'object' && err !== null && err.code === '23505' && err.constraint === constraint;
 }
 
-/** The Postgres SQLSTATE classes that mean "the database is not reachable right now". */
-const UNAVAILABLE_SQLSTATE = /^(08|57P0[1-3]|53300)/;
+/**
+ * The Postgres SQLSTATEs that mean "the database cannot serve this right now": connection
+ * exceptions (08), shutdown or crash (57P01-3), too many connections (53300), and a statement
+ * cancelled by statement_timeout (57014).
+ */
+const UNAVAILABLE_SQLSTATE = /^(08|57P0[1-3]|53300|57014)/;
 const UNAVAILABLE_NODE_CODE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN']);
+/**
+ * pg's and pg-pool's own messages for the same: the connection broke, connecting took longer than
+ * connectionTimeoutMillis ("connection timeout"), no pooled connection came free in that time
+ * ("timeout exceeded when trying to connect"), the server did not answer a query within
+ * query_timeout ("Query read timeout"), or the pool is closed (shutdown).
+ */
+const UNAVAILABLE_MESSAGE =
+  /Connection terminated|connection timeout|timeout exceeded when trying to connect|Query read timeout|Client has encountered a connection error|Cannot use a pool after calling end/i;
 
+/** Whether `error` means the database is unreachable, not answering, or shedding load: a 503, retried later. */
 export function isDatabaseUnavailable(error: unknown): boolean {
   const err = error as { code?: unknown; message?: unknown } | null;
   if (!err || typeof err !== 'object') {
@@ -123,10 +136,5 @@ export function isDatabaseUnavailable(error: unknown): boolean {
   if (typeof err.code === 'string' && (UNAVAILABLE_SQLSTATE.test(err.code) || UNAVAILABLE_NODE_CODE.has(err.code))) {
     return true;
   }
-  return (
-    typeof err.message === 'string' &&
-    /Connection terminated|connection timeout|Client has encountered a connection error|Cannot use a pool after calling end/i.test(
-      err.message,
-    )
-  );
+  return typeof err.message === 'string' && UNAVAILABLE_MESSAGE.test(err.message);
 }

@@ -20,7 +20,7 @@ import { createApp, routeTable } from './http/app.js';
 import type { Readiness } from './http/routes/ops.js';
 import { createJobService } from './jobs/service.js';
 import { createLogger, type Logger } from './log.js';
-import { createMailjetClient } from './mailjet/client.js';
+import { createMailjetClient, MAILJET_DEFAULT_BASE_URL } from './mailjet/client.js';
 import { createMetrics } from './metrics.js';
 import { OPENAPI_PATH } from './paths.js';
 import { type ConsumerPool, createConsumerPool } from './queue/consumer-pool.js';
@@ -163,6 +163,8 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
     },
     trustProxy: config.trustProxy,
     readiness,
+    // As long as one statement may take: a database slower than that is not ready.
+    readinessTimeoutMs: config.database.timeouts.statementMs,
     metrics: async () => ({ contentType: metrics.contentType, body: await metrics.text() }),
     openapi: await fs.readFile(OPENAPI_PATH, 'utf8'),
     log,
@@ -174,7 +176,8 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
     server.listen(config.http.port, config.http.host, () => resolve());
   });
   const address = server.address() as AddressInfo;
-  const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address === '0.0.0.0' ? '127.0.0.1' : address.address}:${address.port}`;
+  // A wildcard address is where it listens, not where to reach it: this machine's loopback is.
+  const url = `http://${address.address === '0.0.0.0' ? '127.0.0.1' : address.address === '::' ? '[::1]' : hostForUrl(address)}:${address.port}`;
 
   consumers.start();
   dispatcher.start();
@@ -200,12 +203,23 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
   if (config.devMode) {
     const dev = await ensureDevApiKey(pool, config.dataDir);
     devApiKey = dev.key;
-    log.info(`dev mode: the API key of app "dev" is in ${dev.file}; the admin key in ${path.join(config.dataDir, 'dev-admin-key')}`, {
+    const adminKeyAt = config.adminApiKey === undefined ? `is in ${path.join(config.dataDir, 'dev-admin-key')}` : 'is ADMIN_API_KEY';
+    log.info(`dev mode: the API key of app "dev" is in ${dev.file}; the admin key ${adminKeyAt}`, {
       component: 'main',
       try: `curl -s -X POST ${url}/queue -H "Authorization: Bearer $(cat ${path.relative(process.cwd(), dev.file) || dev.file})" -H 'Content-Type: application/json' -d '{"from":"app@example.com","to":"you@example.com","subject":"Hello","html":"<a href=\\"https://example.com\\">hi</a>"}'`,
     });
   }
-  log.info('jetpost is listening', { component: 'main', url, devMode: config.devMode, consumers: config.consumers.concurrency });
+  const mail = simulator
+    ? `mail goes to the built-in Mailjet simulator at ${mailjetBaseUrl} (no email leaves this machine)`
+    : `mail goes to Mailjet at ${mailjetBaseUrl ?? MAILJET_DEFAULT_BASE_URL}`;
+  log.info(`jetpost is listening on ${describeListenAddress(address)}; reach it at ${url}; ${mail}`, {
+    component: 'main',
+    listen: `${hostForUrl(address)}:${address.port}`,
+    url,
+    mailjet: simulator ? 'simulator' : (mailjetBaseUrl ?? MAILJET_DEFAULT_BASE_URL),
+    devMode: config.devMode,
+    consumers: config.consumers.concurrency,
+  });
 
   let stopping: Promise<void> | undefined;
   return {
@@ -222,6 +236,24 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
       return stopping;
     },
   };
+}
+
+/** An address as it goes before `:port` in a URL: IPv6 in brackets. */
+function hostForUrl(address: AddressInfo): string {
+  return address.family === 'IPv6' ? `[${address.address}]` : address.address;
+}
+
+/** Where the server listens, in words an operator checks a firewall against. */
+function describeListenAddress(address: AddressInfo): string {
+  const where =
+    address.address === '0.0.0.0'
+      ? 'every IPv4 interface'
+      : address.address === '::'
+        ? 'every interface'
+        : /^(127\.|::1$|::ffff:127\.)/.test(address.address)
+          ? 'loopback: this machine only'
+          : 'one interface';
+  return `${hostForUrl(address)}:${address.port} (${where})`;
 }
 
 /** Stops accepting connections, lets requests in flight finish for a while, then cuts the rest. */

@@ -40,7 +40,7 @@ export async function openDatabase(config: Config, log: Logger, { ownsRunningEmb
     await stopEmbedded?.();
     throw error;
   }
-  const pool = createPool({ connectionString, schema: config.database.schema, max: config.database.poolSize, log });
+  const pool = createPool({ connectionString, schema: config.database.schema, max: config.database.poolSize, log, timeouts: config.database.timeouts });
   return {
     connectionString,
     pool,

@@ -3,11 +3,35 @@ import pg from 'pg';
 
 import type { Logger } from '../log.js';
 
-export type Pool = pg.Pool;
-export type PoolClient = pg.PoolClient;
-/** The pool or a transaction's client: repos take one first so the caller owns the transaction. */
-export type Queryable = Pick<pg.Pool, 'query'> | Pick<pg.PoolClient, 'query'>;
 export type Row = Record<string, unknown>;
+/** The pool or a transaction: repos take one first so the caller owns the transaction. */
+export interface Queryable {
+  query<T extends Row = Row>(text: string, values?: unknown[]): Promise<pg.QueryResult<T>>;
+}
+
+/** How long the database may take before jetpost gives up on it (config.ts: DATABASE_*_TIMEOUT_MS). */
+export interface DatabaseTimeouts {
+  /** A new connection, or a free one of the pool when all are busy. */
+  connectMs: number;
+  /** statement_timeout of every statement, unless its transaction is a bulk one. */
+  statementMs: number;
+  /** statement_timeout in a bulk transaction (withTransaction's `bulk`): big batches, the lease reaper. */
+  bulkStatementMs: number;
+}
+
+export type Pool = pg.Pool & {
+  /** undefined: no statement or read timeout (a pool made without them, e.g. a test's own). */
+  readonly timeouts?: DatabaseTimeouts;
+};
+
+/**
+ * statement_timeout is enforced by the server, which cannot enforce anything while it is frozen or
+ * unreachable: the client gives up this much later on its own, so a live server cancels a slow
+ * statement first (its connection stays usable) and only a silent one costs a connection.
+ */
+const READ_TIMEOUT_GRACE_MS = 500;
+/** pg's message when a query's read timeout (query_timeout) fires. */
+const READ_TIMEOUT_MESSAGE = 'Query read timeout';
 
 export interface PoolOptions {
   connectionString: string;
@@ -15,16 +39,23 @@ export interface PoolOptions {
   max: number;
   log: Logger;
   applicationName?: string;
+  /** Omitted by tools and tests that wait as long as the database takes. */
+  timeouts?: DatabaseTimeouts;
 }
 
-export function createPool({ connectionString, schema, max, log, applicationName = 'jetpost' }: PoolOptions): Pool {
+export function createPool({ connectionString, schema, max, log, applicationName = 'jetpost', timeouts }: PoolOptions): Pool {
   const pool = new pg.Pool({
     connectionString,
     max,
     application_name: applicationName,
-    // Fail fast when the database is away: a request gets a 503 instead of hanging.
-    connectionTimeoutMillis: 5_000,
+    // Fail fast when the database is away or does not answer: a request gets a 503 instead of hanging.
+    // For pg-pool this bounds both connecting and waiting for a free client.
+    connectionTimeoutMillis: timeouts?.connectMs ?? 5_000,
     idleTimeoutMillis: 30_000,
+    // The kernel notices a peer that vanished (host down, network cut) on an idle connection.
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 10_000,
+    ...(timeouts === undefined ? {} : { statement_timeout: timeouts.statementMs, query_timeout: timeouts.statementMs + READ_TIMEOUT_GRACE_MS }),
     // The schema is a checked identifier (config.ts); startup options avoid a round trip per connection.
     options: `-c search_path=${schema}`,
   });
@@ -37,7 +68,7 @@ export function createPool({ connectionString, schema, max, log, applicationName
   pool.on('connect', (client) => {
     client.on('error', () => undefined);
   });
-  return pool;
+  return Object.assign(pool, { timeouts });
 }
 
 export async function query<T extends Row = Row>(db: Queryable, text: string, values: unknown[] = []): Promise<T[]> {
@@ -45,8 +76,34 @@ export async function query<T extends Row = Row>(db: Queryable, text: string, va
   return result.rows;
 }
 
-export async function withTransaction<T>(pool: Pool, work: (tx: PoolClient) => Promise<T>): Promise<T> {
+export interface TransactionOptions {
+  /**
+   * A transaction allowed to run long (DATABASE_BULK_STATEMENT_TIMEOUT_MS): a big POST /queue or
+   * /events batch, the lease reaper. Everything else keeps the short timeout, which is what makes a
+   * database that stops answering a quick 503.
+   */
+  bulk?: boolean;
+}
+
+/** True when pg gave up waiting for the server's answer (query_timeout): the connection is unusable. */
+function isReadTimeout(error: unknown): boolean {
+  return error instanceof Error && error.message === READ_TIMEOUT_MESSAGE;
+}
+
+export async function withTransaction<T>(pool: Pool, work: (tx: Queryable) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
   const client = await pool.connect();
+  const bulkMs = options.bulk ? pool.timeouts?.bulkStatementMs : undefined;
+  // In a bulk transaction every statement gets the longer read timeout too (pg takes it per query).
+  const tx: Queryable =
+    bulkMs === undefined
+      ? client
+      : {
+          query<R extends Row>(text: string, values?: unknown[]) {
+            // pg takes query_timeout per query as well as per client; @types/pg does not list it.
+            const config: pg.QueryConfig & { query_timeout: number } = { text, values, query_timeout: bulkMs + READ_TIMEOUT_GRACE_MS };
+            return client.query<R>(config);
+          },
+        };
   let broken = false;
   // pg-pool listens for errors only on idle clients: a checked-out client whose backend is killed
   // (a database restart, a failover) emits 'error', which would crash the process unheard. The
@@ -56,11 +113,22 @@ export async function withTransaction<T>(pool: Pool, work: (tx: PoolClient) => P
   };
   client.on('error', onError);
   try {
+    // With the short timeout even in a bulk transaction: a database that does not answer is found
+    // out before any long wait starts.
     await client.query('begin');
-    const result = await work(client);
-    await client.query('commit');
+    if (bulkMs !== undefined) {
+      await client.query("select set_config('statement_timeout', $1, true)", [String(bulkMs)]);
+    }
+    const result = await work(tx);
+    await tx.query('commit');
     return result;
   } catch (error) {
+    if (isReadTimeout(error)) {
+      // The server said nothing: a rollback would wait behind the unanswered statement. Closing the
+      // connection ends the transaction (the server rolls it back when it reads the close).
+      broken = true;
+      throw error;
+    }
     try {
       await client.query('rollback');
     } catch {

@@ -16,6 +16,7 @@ export interface IngestResult {
 }
 
 export async function ingestEvents(pool: Pool, bus: Bus, events: readonly MailjetEvent[]): Promise<IngestResult> {
+  // Bulk: one grouped POST may carry tens of thousands of events.
   const result = await withTransaction(pool, async (tx) => {
     await lockMessageIds(
       tx,
@@ -30,7 +31,7 @@ export async function ingestEvents(pool: Pool, bus: Bus, events: readonly Mailje
       unmatched: stored.filter((event) => event.recipientId === null).length,
       changes,
     };
-  });
+  }, { bulk: true });
   bus.emit('events:ingested', { received: result.received, stored: result.stored, unmatched: result.unmatched });
   return result;
 }

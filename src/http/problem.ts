@@ -85,7 +85,7 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
     const error = coerceError(thrown);
     if (isDatabaseUnavailable(error)) {
       log.warn('database unavailable during a request', { component: 'http', method: req.method, path: req.path, error: error.message });
-      sendProblem(res, new ServiceUnavailableError('the database is not reachable right now; retry shortly'));
+      sendProblem(res, new ServiceUnavailableError('the database is not reachable or not answering right now; retry shortly'));
       return;
     }
     const errorId = randomUUID();

@@ -1,7 +1,7 @@
 // Re-queueing failed jobs (the dead letters), shared by the admin API and the CLI.
 import { requeueFailedJobs } from '../db/jobs-repo.js';
 import { notifyJobsReady } from '../db/notify.js';
-import { type Pool, withTransaction } from '../db/pool.js';
+import { type Pool, type Queryable, withTransaction } from '../db/pool.js';
 import { reopenFailedRecipients } from '../db/recipients-repo.js';
 
 /**
@@ -9,12 +9,14 @@ import { reopenFailedRecipients } from '../db/recipients-repo.js';
  * consumers of every replica. Jobs that are not failed are left alone.
  */
 export async function requeueFailed(pool: Pool, notifyChannel: string, target: { ids: readonly string[] | null; appName: string | null }): Promise<string[]> {
-  return withTransaction(pool, async (tx) => {
+  const requeue = async (tx: Queryable) => {
     const ids = await requeueFailedJobs(tx, target.ids, target.appName);
     await reopenFailedRecipients(tx, ids);
     if (ids.length > 0) {
       await notifyJobsReady(tx, notifyChannel);
     }
     return ids;
-  });
+  };
+  // Bulk: "all failed" may be a whole day's dead letters.
+  return withTransaction(pool, requeue, { bulk: true });
 }

@@ -81,6 +81,7 @@ export function createJobService({ pool, notifyChannel, maxAttempts, wakeLocal, 
 
   return {
     async enqueue(appId, jobs, idempotencyKey) {
+      // Bulk: up to 500 messages and 20 MB in one request.
       const result = await withTransaction(pool, async (tx) => {
         if (idempotencyKey === undefined) {
           return { jobs: await findInOrder(tx, appId, await insert(tx, appId, jobs)), replayed: false };
@@ -99,7 +100,7 @@ export function createJobService({ pool, notifyChannel, maxAttempts, wakeLocal, 
         const ids = await insert(tx, appId, jobs);
         await setIdempotencyJobIds(tx, appId, idempotencyKey, ids);
         return { jobs: await findInOrder(tx, appId, ids), replayed: false };
-      });
+      }, { bulk: true });
       if (!result.replayed) {
         wakeLocal();
         bus.emit('jobs:enqueued', { appId, count: result.jobs.length });

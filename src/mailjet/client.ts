@@ -59,7 +59,10 @@ interface MailjetFailure {
   response?: { data?: unknown; headers?: Record<string, unknown> } | null;
 }
 
-export function createMailjetClient({ apiKey, apiSecret, baseUrl = 'https://api.mailjet.com', timeoutMs }: MailjetClientOptions): MailjetClient {
+/** Where Mailjet's API is when MAILJET_BASE_URL is not set. */
+export const MAILJET_DEFAULT_BASE_URL = 'https://api.mailjet.com';
+
+export function createMailjetClient({ apiKey, apiSecret, baseUrl = MAILJET_DEFAULT_BASE_URL, timeoutMs }: MailjetClientOptions): MailjetClient {
   const url = new URL(baseUrl);
   // node-mailjet builds URLs as `https://` + host; the protocol is a static of its Request class, so a
   // plain-HTTP base (the simulator) switches it for the process. One process talks to one Mailjet.

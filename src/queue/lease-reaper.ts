@@ -30,6 +30,7 @@ export function startLeaseReaper({ pool, intervalMs, onRequeued, log }: LeaseRea
   async function reapOnce(): Promise<number> {
     let total = 0;
     for (;;) {
+      // Bulk: after a crash a pass returns up to BATCH jobs with their recipients and status changes.
       const reaped = await withTransaction(pool, async (tx) => {
         const rows = await reapExpiredLeases(tx, BATCH);
         const failed = rows.filter((row) => row.status === 'failed').map((row) => row.id);
@@ -39,7 +40,7 @@ export function startLeaseReaper({ pool, intervalMs, onRequeued, log }: LeaseRea
           failed.map((jobId) => ({ jobId, recipientId: null, oldStatus: 'processing', newStatus: 'failed', details: { error: LEASE_EXPIRED_ERROR } })),
         );
         return rows;
-      });
+      }, { bulk: true });
       if (reaped.length > 0) {
         log.warn('returned jobs whose lease expired (a consumer died mid-batch; they may have been sent)', {
           component: 'lease-reaper',

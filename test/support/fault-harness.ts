@@ -1,5 +1,5 @@
-// The fault suite's harness (test/faults): jetpost as a real child process (`node --import tsx
-// src/bin/jetpost.ts`) against the Mailjet simulator running in the test process and a real
+// The fault suite's harness (test/faults): jetpost as a real child process (src/bin/jetpost.ts,
+// compiled once per run: see compiled-bin.ts) against the Mailjet simulator running in the test process and a real
 // PostgreSQL (a fresh database of the test cluster, or an embedded PostgreSQL of its own that a
 // scenario can stop and start). Every child, simulator, database and directory a test opens is
 // closed in afterEach, and a process 'exit' hook SIGKILLs any child still alive, so a crashed run
@@ -19,6 +19,7 @@ import { runMigrations } from '../../src/db/migrate.js';
 import { createPool, type Pool } from '../../src/db/pool.js';
 import { customIdForJob } from '../../src/mailjet/payload.js';
 import { createSimulator, type Simulator, type SimulatorOptions } from '../../src/simulator/server.js';
+import { compiledBin } from './compiled-bin.js';
 import { createTestDatabase, TEST_SCHEMA } from './database.js';
 import { testLogger } from './log.js';
 
@@ -162,6 +163,8 @@ export const JETPOST_DEFAULTS = {
 const liveChildren = new Set<ChildProcess>();
 /** Data directories of the embedded PostgreSQL servers started here: stopped by the exit hook too. */
 const livePostgresDirs = new Set<string>();
+/** PostgreSQL processes a scenario froze (SIGSTOP): continued by the exit hook, or SIGQUIT could not reach them. */
+const frozenPids = new Set<number>();
 let exitHookInstalled = false;
 
 /** When the test process ends, for whatever reason, nothing it started may survive it. */
@@ -174,6 +177,7 @@ function installExitHook(): void {
     for (const child of liveChildren) {
       child.kill('SIGKILL');
     }
+    continueFrozen();
     for (const dir of livePostgresDirs) {
       try {
         const pid = Number.parseInt(readFileSync(path.join(dir, 'pg', 'postmaster.pid'), 'utf8').split('\n')[0] ?? '', 10);
@@ -188,7 +192,45 @@ function installExitHook(): void {
   });
 }
 
-function spawnJetpost(options: JetpostOptions): JetpostProcess {
+function continueFrozen(): void {
+  for (const pid of frozenPids) {
+    try {
+      process.kill(pid, 'SIGCONT');
+    } catch {
+      // Gone already.
+    }
+  }
+  frozenPids.clear();
+}
+
+/** The postmaster's pid, from the first line of postmaster.pid under the data directory. */
+async function postmasterPid(dir: string): Promise<number> {
+  const pid = Number.parseInt((await fs.readFile(path.join(dir, 'pg', 'postmaster.pid'), 'utf8')).split('\n')[0] ?? '', 10);
+  if (!(pid > 0)) {
+    throw new Error(`no postmaster pid in ${dir}/pg/postmaster.pid`);
+  }
+  return pid;
+}
+
+/** The direct children of `parent`, read from /proc (Linux): field 4 of /proc/<pid>/stat is the parent pid. */
+async function childPids(parent: number): Promise<number[]> {
+  const children: number[] = [];
+  for (const entry of await fs.readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) {
+      continue;
+    }
+    const stat = await fs.readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
+    // The command name (field 2) is in parentheses and may hold spaces: split after the last ')'.
+    const ppid = Number.parseInt(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1] ?? '', 10);
+    if (ppid === parent) {
+      children.push(Number(entry));
+    }
+  }
+  return children;
+}
+
+/** `script`: src/bin/jetpost.ts compiled (compiled-bin.ts), so a child's start costs no compilation. */
+function spawnJetpost(options: JetpostOptions, script: string): JetpostProcess {
   installExitHook();
   const simulatorUrl = options.simulator.url;
   if (simulatorUrl === undefined) {
@@ -206,9 +248,9 @@ function spawnJetpost(options: JetpostOptions): JetpostProcess {
     EVENTS_PASSWORD: EVENTS_PASSWORD,
     ...options.env,
   };
-  // Only what node and tsx need from this process: no DATABASE_URL or other setting leaks in.
+  // Only what node needs from this process: no DATABASE_URL or other setting leaks in.
   const inherited = Object.fromEntries(['PATH', 'HOME', 'TMPDIR'].flatMap((name) => (process.env[name] ? [[name, process.env[name]!]] : [])));
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/bin/jetpost.ts'], {
+  const child = spawn(process.execPath, ['--enable-source-maps', script], {
     cwd: REPO_ROOT,
     env: { ...inherited, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -267,8 +309,11 @@ function describeExit(status: ExitStatus): string {
   return status.signal ? `signal ${status.signal}` : `code ${status.code}`;
 }
 
-/** Waits until GET /readyz answers 200; fails at once if the process exits meanwhile. */
-export async function waitReady(child: JetpostProcess, timeoutMs = 30_000): Promise<void> {
+/**
+ * Waits until GET /readyz answers 200; fails at once if the process exits meanwhile. The default
+ * budget holds on a loaded 2-core machine, where a start (migrations included) took 6-7 s.
+ */
+export async function waitReady(child: JetpostProcess, timeoutMs = 60_000): Promise<void> {
   await waitUntil(
     `${child.name} (pid ${child.pid}) to answer 200 on /readyz`,
     async () => {
@@ -307,6 +352,13 @@ export interface OwnPostgres extends FaultDatabase {
   readonly running: boolean;
   stop(): Promise<void>;
   start(): Promise<void>;
+  /**
+   * SIGSTOPs the postmaster and every process it forked (backends, background workers): the server
+   * keeps its sockets open but answers nothing, like a database host that hangs. Returns the pids.
+   */
+  freeze(): Promise<number[]>;
+  /** SIGCONTs what freeze() stopped. */
+  thaw(): void;
 }
 
 export interface AppKey {
@@ -376,8 +428,21 @@ export function useFaultHarness(): FaultHarness {
       const connectionString = server.connectionString;
       await runMigrations({ connectionString, schema: TEST_SCHEMA, log });
       const pool = createPool({ connectionString, schema: TEST_SCHEMA, max: 5, log });
+      const frozenHere = new Set<number>();
+      const thaw = () => {
+        for (const pid of frozenHere) {
+          try {
+            process.kill(pid, 'SIGCONT');
+          } catch {
+            // Exited meanwhile.
+          }
+          frozenPids.delete(pid);
+        }
+        frozenHere.clear();
+      };
       // Stopped last (cleanups run in reverse): after the pool, before the directory goes.
       cleanups.push(async () => {
+        thaw();
         await pool.end().catch(() => undefined);
         await server?.stop();
         server = undefined;
@@ -399,6 +464,17 @@ export function useFaultHarness(): FaultHarness {
             server = await startEmbeddedPostgres({ dir, port, log });
           }
         },
+        async freeze() {
+          const postmaster = await postmasterPid(dir);
+          // The postmaster first, so it forks nothing new while its children are being stopped.
+          for (const pid of [postmaster, ...(await childPids(postmaster))]) {
+            frozenPids.add(pid);
+            frozenHere.add(pid);
+            process.kill(pid, 'SIGSTOP');
+          }
+          return [...frozenHere];
+        },
+        thaw,
       };
     },
 
@@ -422,7 +498,7 @@ export function useFaultHarness(): FaultHarness {
     },
 
     async jetpost(options) {
-      const child = spawnJetpost(options);
+      const child = spawnJetpost(options, await compiledBin('jetpost'));
       children.push(child);
       await waitReady(child);
       return child;

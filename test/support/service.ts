@@ -16,7 +16,7 @@ export const MAILJET_TEST_ORIGIN = 'https://api.mailjet.test';
 export const MAILJET_TEST_KEY = 'test-api-key';
 export const MAILJET_TEST_SECRET = 'test-api-secret';
 export const EVENTS_USER = 'mailjet';
-export const EVENTS_PASSWORD = 'events-password';
+export const EVENTS_PASSWORD = 'events-password-0123';
 export const ADMIN_KEY = 'test-admin-key-0123456789abcdef';
 
 export interface TestService {
@@ -62,6 +62,10 @@ export async function startTestService(options: TestServiceOptions = {}): Promis
     RETRY_BASE_MS: '50',
     RETRY_MAX_MS: '1000',
     IDLE_CHECK_MS: '2000',
+    // A loaded CI machine can stall a statement for a few seconds: that must not become a 503 in a
+    // test about something else. The tests of the timeouts set their own.
+    DATABASE_CONNECT_TIMEOUT_MS: '10000',
+    DATABASE_STATEMENT_TIMEOUT_MS: '15000',
     ...mailjetEnv,
     ...options.env,
   });

@@ -1,9 +1,9 @@
 import { expect } from 'chai';
 
-import { ConfigError, loadConfig } from '../../src/config.js';
+import { ConfigError, estimatedBits, loadConfig } from '../../src/config.js';
 
 const MAILJET = { MAILJET_API_KEY: 'mj-key', MAILJET_API_SECRET: 'mj-secret' };
-const EVENTS = { EVENTS_USERNAME: 'mailjet', EVENTS_PASSWORD: 'callback-secret' };
+const EVENTS = { EVENTS_USERNAME: 'mailjet', EVENTS_PASSWORD: 'callback-secret-4f9c' };
 
 /** The ConfigError loadConfig throws for `env`. */
 function configError(env: Record<string, string>): ConfigError {
@@ -29,6 +29,7 @@ describe('loadConfig', () => {
     expect(config.events.credentials).to.equal(undefined);
     expect(config.consumers).to.deep.include({ concurrency: 4, batchSize: 50 });
     expect(config.retry).to.deep.equal({ maxAttempts: 8, baseMs: 5000, factor: 2, maxMs: 3_600_000, jitter: 0.25 });
+    expect(config.database.timeouts).to.deep.equal({ connectMs: 2000, statementMs: 2000, bulkStatementMs: 60_000 });
   });
 
   it('when values are given as strings, then they are parsed to numbers', () => {
@@ -54,6 +55,9 @@ describe('loadConfig', () => {
       [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
       [{ NODE_ENV: 'staging' }, 'NODE_ENV'],
       [{ DEV_MODE: 'maybe' }, 'DEV_MODE'],
+      [{ DATABASE_CONNECT_TIMEOUT_MS: '0' }, 'DATABASE_CONNECT_TIMEOUT_MS'],
+      [{ DATABASE_STATEMENT_TIMEOUT_MS: 'soon' }, 'DATABASE_STATEMENT_TIMEOUT_MS'],
+      [{ DATABASE_STATEMENT_TIMEOUT_MS: '5000', DATABASE_BULK_STATEMENT_TIMEOUT_MS: '1000' }, 'DATABASE_BULK_STATEMENT_TIMEOUT_MS'],
     ];
     for (const [env, variable] of cases) {
       expect(configError(env).message, JSON.stringify(env)).to.include(variable);
@@ -74,7 +78,7 @@ describe('loadConfig', () => {
   it('when Mailjet keys are set without EVENTS_USERNAME/PASSWORD, then it fails (they protect /events)', () => {
     expect(configError({ ...MAILJET }).message).to.include('EVENTS_USERNAME');
     expect(configError({ ...MAILJET, EVENTS_USERNAME: 'mailjet' }).message).to.include('EVENTS_PASSWORD');
-    expect(configError({ ...MAILJET, EVENTS_PASSWORD: 'callback-secret' }).message).to.include('EVENTS_USERNAME');
+    expect(configError({ ...MAILJET, EVENTS_PASSWORD: 'callback-secret-4f9c' }).message).to.include('EVENTS_USERNAME');
   });
 
   it('when Mailjet keys and events credentials are set, then it sends through Mailjet, not in dev mode', () => {
@@ -82,13 +86,57 @@ describe('loadConfig', () => {
 
     expect(config.devMode).to.equal(false);
     expect(config.mailjet.credentials).to.deep.equal({ apiKey: 'mj-key', apiSecret: 'mj-secret' });
-    expect(config.events.credentials).to.deep.equal({ username: 'mailjet', password: 'callback-secret' });
+    expect(config.events.credentials).to.deep.equal({ username: 'mailjet', password: 'callback-secret-4f9c' });
   });
 
   it('when NODE_ENV=production has no Mailjet keys, then it fails rather than sending to the simulator', () => {
     expect(configError({ NODE_ENV: 'production', ...EVENTS }).message).to.include('MAILJET_API_KEY');
     expect(configError({ NODE_ENV: 'production', DEV_MODE: 'true' }).message).to.include('NODE_ENV=production');
     expect(loadConfig({ NODE_ENV: 'production', ...MAILJET, ...EVENTS }).env).to.equal('production');
+  });
+
+  it('when NODE_ENV=production asks for DEV_MODE, then it fails naming DEV_MODE, even with Mailjet keys and events credentials', () => {
+    const { message } = configError({ NODE_ENV: 'production', DEV_MODE: 'true', ...MAILJET, ...EVENTS });
+
+    expect(message).to.include('DEV_MODE').and.to.include('NODE_ENV=production');
+    expect(loadConfig({ NODE_ENV: 'production', DEV_MODE: 'false', ...MAILJET, ...EVENTS }).devMode).to.equal(false);
+    // Outside production, dev mode with real Mailjet keys stays possible (a developer trying Mailjet).
+    expect(loadConfig({ DEV_MODE: 'true', ...MAILJET, ...EVENTS }).devMode).to.equal(true);
+  });
+
+  it('when EVENTS_PASSWORD is short or repetitive, then it fails naming the variable, whatever NODE_ENV', () => {
+    for (const NODE_ENV of ['production', 'development']) {
+      for (const password of ['x', 'short-password1', 'aaaaaaaaaaaaaaaaaaaa', 'abababababababababab']) {
+        const { message } = configError({ NODE_ENV, ...MAILJET, EVENTS_USERNAME: 'mailjet', EVENTS_PASSWORD: password });
+        expect(message, `${NODE_ENV} ${password}`).to.include('EVENTS_PASSWORD');
+      }
+    }
+    // 16 random hex or base64 characters, and a passphrase, pass.
+    for (const password of ['9f86d081884c7d65', 'q3J8_zk2VbN0xWm5', 'correct horse battery staple']) {
+      expect(loadConfig({ NODE_ENV: 'production', ...MAILJET, EVENTS_USERNAME: 'mailjet', EVENTS_PASSWORD: password }).events.credentials?.password).to.equal(password);
+    }
+  });
+
+  it('when ADMIN_API_KEY is short or repetitive, then it fails naming the variable', () => {
+    for (const key of ['admin', 'only-23-characters-long', 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', 'adminadminadminadminadmin', 'secretsecretsecretsecret']) {
+      const { message } = configError({ NODE_ENV: 'production', ...MAILJET, ...EVENTS, ADMIN_API_KEY: key });
+      expect(message, key).to.include('ADMIN_API_KEY');
+    }
+    const key = 'dGhpcyBpcyBhIHJhbmRvbSBrZXk-7Qx_Zp';
+    expect(loadConfig({ NODE_ENV: 'production', ...MAILJET, ...EVENTS, ADMIN_API_KEY: key }).adminApiKey).to.equal(key);
+  });
+
+  it('when secrets are weak, then the error does not repeat them', () => {
+    const { message } = configError({ ...MAILJET, EVENTS_USERNAME: 'mailjet', EVENTS_PASSWORD: 'hunter2', ADMIN_API_KEY: 'letmein' });
+
+    expect(message).not.to.include('hunter2').and.not.to.include('letmein');
+  });
+
+  it('when the estimate of a secret\'s bits is asked, then repetition scores low and random characters high', () => {
+    expect(estimatedBits('')).to.equal(0);
+    expect(estimatedBits('a'.repeat(40))).to.equal(0);
+    expect(estimatedBits('abababab')).to.equal(8);
+    expect(estimatedBits('0123456789abcdef')).to.equal(64);
   });
 
   it('when a key is blank or whitespace, then it counts as unset', () => {

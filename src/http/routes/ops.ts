@@ -10,9 +10,30 @@ export interface OpsRouteDeps {
   readiness: () => Promise<Readiness>;
   metrics: () => Promise<{ contentType: string; body: string }>;
   openapi: string;
+  /** How long /readyz waits for its checks before it answers "not ready": a probe must not hang. */
+  readinessTimeoutMs: number;
 }
 
-export function opsRouter({ readiness, metrics, openapi }: OpsRouteDeps): Router {
+/** Seconds a prober is told to wait before asking again after a 503. */
+const NOT_READY_RETRY_AFTER_S = 5;
+
+/** The checks, or "not ready" once `timeoutMs` passed: a probe that hangs is no answer at all. */
+async function boundedReadiness(readiness: () => Promise<Readiness>, timeoutMs: number): Promise<Readiness> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<Readiness>((resolve) => {
+    timer = setTimeout(
+      () => resolve({ ready: false, checks: { database: { ok: false, detail: `no answer within ${timeoutMs} ms` } } }),
+      timeoutMs,
+    );
+  });
+  try {
+    return await Promise.race([readiness(), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export function opsRouter({ readiness, metrics, openapi, readinessTimeoutMs }: OpsRouteDeps): Router {
   const router = Router();
 
   router.get('/healthz', (_req, res) => {
@@ -20,7 +41,10 @@ export function opsRouter({ readiness, metrics, openapi }: OpsRouteDeps): Router
   });
 
   router.get('/readyz', async (_req, res) => {
-    const state = await readiness();
+    const state = await boundedReadiness(readiness, readinessTimeoutMs);
+    if (!state.ready) {
+      res.setHeader('Retry-After', String(NOT_READY_RETRY_AFTER_S));
+    }
     res.status(state.ready ? 200 : 503).json({ status: state.ready ? 'ready' : 'not-ready', checks: state.checks });
   });
 

@@ -1,0 +1,71 @@
+// What the start-up log tells an operator: where jetpost really listens and how to reach it, where
+// mail goes (Mailjet and its base URL, or the simulator), and in dev mode where the keys are, never
+// pointing at a dev key file that was not written.
+import fs from 'node:fs/promises';
+import path from 'node:path';
+
+import { expect } from 'chai';
+
+import { capturingLogger } from '../support/log.js';
+import { MAILJET_TEST_ORIGIN, startTestService, type TestService } from '../support/service.js';
+
+interface LogLine {
+  message: string;
+  [field: string]: unknown;
+}
+
+describe('the start-up log', () => {
+  let service: TestService | undefined;
+
+  afterEach(async () => {
+    await service?.stop();
+    service = undefined;
+  });
+
+  async function start(options: Parameters<typeof startTestService>[0]): Promise<{ service: TestService; lines: LogLine[] }> {
+    const { log, lines } = capturingLogger('info');
+    service = await startTestService({ ...options, log });
+    return { service, lines: lines().map((line) => JSON.parse(line) as LogLine) };
+  }
+
+  const listening = (lines: LogLine[]) => lines.find((line) => line.message.startsWith('jetpost is listening'));
+
+  it('when it listens on every interface, then it says 0.0.0.0, gives a loopback URL to reach it, and names Mailjet with its base URL', async () => {
+    const { service, lines } = await start({ env: { HOST: '0.0.0.0' } });
+    const port = new URL(service.url).port;
+
+    const line = listening(lines);
+    expect(line?.message).to.equal(
+      `jetpost is listening on 0.0.0.0:${port} (every IPv4 interface); reach it at http://127.0.0.1:${port}; mail goes to Mailjet at ${MAILJET_TEST_ORIGIN}`,
+    );
+    expect(line).to.deep.include({ listen: `0.0.0.0:${port}`, url: `http://127.0.0.1:${port}`, mailjet: MAILJET_TEST_ORIGIN });
+  });
+
+  it('when it listens on loopback and sends to the simulator, then it says so and gives the simulator URL', async () => {
+    const { service, lines } = await start({ mailjet: 'simulator' });
+    const port = new URL(service.url).port;
+    const simulatorUrl = service.jetpost.simulator?.url;
+
+    expect(simulatorUrl).to.be.a('string');
+    expect(listening(lines)?.message).to.equal(
+      `jetpost is listening on 127.0.0.1:${port} (loopback: this machine only); reach it at http://127.0.0.1:${port}; mail goes to the built-in Mailjet simulator at ${simulatorUrl} (no email leaves this machine)`,
+    );
+  });
+
+  it('when dev mode runs with ADMIN_API_KEY set, then it names ADMIN_API_KEY and writes no dev admin key', async () => {
+    const { service, lines } = await start({ mailjet: 'simulator', env: { DEV_MODE: 'true' } });
+    const dataDir = service.config.dataDir;
+
+    const dev = lines.find((line) => line.message.startsWith('dev mode:'));
+    expect(dev?.message).to.equal(`dev mode: the API key of app "dev" is in ${path.resolve(dataDir, 'dev-api-key')}; the admin key is ADMIN_API_KEY`);
+    expect(await fs.readdir(dataDir)).to.include('dev-api-key').and.not.to.include('dev-admin-key');
+  });
+
+  it('when dev mode runs without ADMIN_API_KEY, then it points at the dev admin key it wrote', async () => {
+    const { service, lines } = await start({ mailjet: 'simulator', env: { DEV_MODE: 'true', ADMIN_API_KEY: '' } });
+    const adminKeyFile = path.join(service.config.dataDir, 'dev-admin-key');
+
+    expect(lines.find((line) => line.message.startsWith('dev mode:'))?.message).to.include(`the admin key is in ${adminKeyFile}`);
+    expect((await fs.readFile(adminKeyFile, 'utf8')).trim()).to.have.length.above(24);
+  });
+});

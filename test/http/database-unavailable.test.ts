@@ -1,0 +1,120 @@
+// A database that stops answering (frozen behind a proxy: sockets open, nothing comes back) must
+// turn into a quick 503 with Retry-After on every route, not a hang or a 500, and everything must
+// work again once it answers. The fault suite does the same with a real SIGSTOP (frozen-database).
+import { expect } from 'chai';
+
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { type FreezableProxy, startFreezableProxy } from '../support/freezable-proxy.js';
+import { eventually, startTestService, type TestService } from '../support/service.js';
+
+/** Short, so the test is quick; what is checked is that the answer comes from them, not their size. */
+const TIMEOUTS = { DATABASE_CONNECT_TIMEOUT_MS: '1000', DATABASE_STATEMENT_TIMEOUT_MS: '1000' };
+/**
+ * A claim the consumers sent as the database froze is still executed when it continues (the server
+ * reads it from its socket, then finds the connection closed): that job is leased to nobody until
+ * the lease expires and the reaper returns it. A short lease keeps the test short.
+ */
+const LEASE = { LEASE_MS: '2000' };
+/** Far longer than the timeouts above, far shorter than "until the database answers again". */
+const ANSWER_WITHIN_MS = 10_000;
+
+const message = (to: string) => ({ from: 'app@example.com', to, subject: 'Hi', text: 'Hello' });
+
+interface Answer {
+  what: string;
+  status: number;
+  contentType: string;
+  retryAfter: string | null;
+  body: string;
+  ms: number;
+}
+
+describe('a database that stops answering', () => {
+  let db: TestDatabase;
+  let proxy: FreezableProxy;
+  let service: TestService;
+
+  afterEach(async () => {
+    proxy?.thaw();
+    await service?.stop();
+    await proxy?.close();
+    await db?.drop();
+  });
+
+  async function answer(what: string, method: string, pathname: string, options: { body?: unknown; key?: string | null } = {}): Promise<Answer> {
+    const started = Date.now();
+    let timer: NodeJS.Timeout | undefined;
+    // A hang shows as status 0 after twice the bound, rather than as the test's own timeout.
+    const hang = new Promise<undefined>((resolve) => {
+      timer = setTimeout(() => resolve(undefined), ANSWER_WITHIN_MS * 2);
+    });
+    const res = await Promise.race([service.request(method, pathname, options), hang]);
+    clearTimeout(timer);
+    return {
+      what,
+      status: res?.status ?? 0,
+      contentType: res?.headers.get('content-type') ?? '',
+      retryAfter: res?.headers.get('retry-after') ?? null,
+      body: (await res?.text()) ?? 'no answer',
+      ms: Date.now() - started,
+    };
+  }
+
+  it('when it is frozen, then /queue, /status and /readyz answer 503 with Retry-After within the timeouts, and all works again once it answers', async function () {
+    this.timeout(60_000);
+    db = await createTestDatabase();
+    const target = new URL(db.url);
+    proxy = await startFreezableProxy({ host: target.hostname, port: Number(target.port) });
+    service = await startTestService({ mailjet: 'simulator', db, env: { DATABASE_URL: proxy.url(db.url), ...TIMEOUTS, ...LEASE } });
+    const queued = await service.request('POST', '/queue', { body: message('before@example.com') });
+    expect(queued.status).to.equal(202);
+    const { job_id: jobId } = (await queued.json()) as { job_id: string };
+
+    proxy.freeze();
+    // Every call at once: the pool's connections all hang, so later calls also wait for a free one.
+    const answers = await Promise.all([
+      answer('POST /queue', 'POST', '/queue', { body: message('during@example.com') }),
+      answer('POST /queue (bulk)', 'POST', '/queue', { body: { messages: [message('bulk-1@example.com'), message('bulk-2@example.com')] } }),
+      answer('GET /status/{id}', 'GET', `/status/${jobId}`),
+      answer('GET /status?ids=', 'GET', `/status?ids=${jobId}`),
+      answer('GET /status?after=', 'GET', '/status?after=0'),
+      answer('DELETE /queue/{id}', 'DELETE', `/queue/${jobId}`),
+      answer('GET /readyz', 'GET', '/readyz', { key: null }),
+    ]);
+    proxy.thaw();
+
+    for (const { what, status, contentType, retryAfter, body, ms } of answers) {
+      expect(status, `${what}: ${body}`).to.equal(503);
+      expect(retryAfter, `${what}: Retry-After`).to.match(/^[1-9]\d*$/);
+      expect(ms, `${what} answered in`).to.be.below(ANSWER_WITHIN_MS);
+      if (what === 'GET /readyz') {
+        expect(JSON.parse(body)).to.deep.include({ status: 'not-ready' });
+      } else {
+        expect(contentType).to.match(/^application\/problem\+json/);
+        expect(JSON.parse(body)).to.deep.include({ type: 'https://jetpost.dev/problems/service-unavailable', status: 503 });
+      }
+    }
+
+    // Once it answers again: the API, readiness and the consumers (the first job gets sent).
+    const after = await eventually(
+      async () => {
+        const res = await service.request('POST', '/queue', { body: message('after@example.com') });
+        return res.status === 202 ? res : undefined;
+      },
+      20_000,
+      'POST /queue to answer 202 again',
+    );
+    expect(after.status).to.equal(202);
+    expect((await service.request('GET', '/readyz', { key: null })).status).to.equal(200);
+    await eventually(
+      async () => {
+        const { rows } = await db.pool.query<{ status: string }>('select status from email_send_jobs where id = $1', [jobId]);
+        return rows[0]?.status !== 'queued' && rows[0]?.status !== 'processing' ? rows[0]!.status : undefined;
+      },
+      20_000,
+      'the first job to be sent',
+    );
+    const { rows } = await db.pool.query<{ email: string }>('select email from email_recipients order by id');
+    expect(rows.map((row) => row.email), 'what is stored: nothing from the 503s').to.deep.equal(['before@example.com', 'after@example.com']);
+  });
+});
