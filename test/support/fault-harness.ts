@@ -371,7 +371,7 @@ export function useFaultHarness(): FaultHarness {
       // Outside the ephemeral range too: the port stays unbound for the whole outage, then is bound again.
       const port = await scenarioPort();
       const log = testLogger();
-      let server: EmbeddedDatabase | undefined = await startEmbeddedPostgres({ dir, port, log });
+      let server: EmbeddedDatabase | undefined = await startEmbeddedPostgres({ dir, port, log, ownSession: false });
       livePostgresDirs.add(dir);
       const connectionString = server.connectionString;
       await runMigrations({ connectionString, schema: TEST_SCHEMA, log });
@@ -396,7 +396,7 @@ export function useFaultHarness(): FaultHarness {
         },
         async start() {
           if (server === undefined) {
-            server = await startEmbeddedPostgres({ dir, port, log });
+            server = await startEmbeddedPostgres({ dir, port, log, ownSession: false });
           }
         },
       };
