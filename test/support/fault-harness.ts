@@ -129,6 +129,8 @@ export interface JetpostProcess {
   /** The last lines it wrote on stdout and stderr. */
   output(): string[];
   signal(signal: NodeJS.Signals): void;
+  /** Signals its whole process group, as a terminal's Ctrl-C does (needs ownProcessGroup). */
+  signalGroup(signal: NodeJS.Signals): void;
   /** SIGKILL (unless it already exited) and wait for the exit. */
   kill(): Promise<ExitStatus>;
 }
@@ -136,10 +138,15 @@ export interface JetpostProcess {
 export interface JetpostOptions {
   name: string;
   port: number;
-  databaseUrl: string;
+  /** A database of the test cluster; undefined: jetpost runs its embedded PostgreSQL (see harness.dataDir). */
+  databaseUrl: string | undefined;
   simulator: Simulator;
-  /** Overrides of the defaults below (any jetpost variable). */
+  /** Overrides of the defaults below (any jetpost variable; '' unsets one). */
   env?: Record<string, string>;
+  /** `npm start`, the way an operator runs it, instead of node directly. The pid is then npm's. */
+  viaNpmStart?: boolean;
+  /** Leader of a process group of its own, as a shell runs a command, so that signalGroup reaches all of it. */
+  ownProcessGroup?: boolean;
 }
 
 /** The settings every child starts with, unless a scenario overrides them. */
@@ -172,7 +179,7 @@ function installExitHook(): void {
   exitHookInstalled = true;
   process.on('exit', () => {
     for (const child of liveChildren) {
-      child.kill('SIGKILL');
+      killChild(child, 'SIGKILL');
     }
     for (const dir of livePostgresDirs) {
       try {
@@ -188,6 +195,21 @@ function installExitHook(): void {
   });
 }
 
+/** Its whole process group when it leads one (so that nothing it started outlives it), else the process. */
+function killChild(child: ChildProcess, signal: NodeJS.Signals): void {
+  if (groupLeaders.has(child)) {
+    try {
+      process.kill(-child.pid!, signal);
+    } catch {
+      // The group is empty already.
+    }
+  } else {
+    child.kill(signal);
+  }
+}
+
+const groupLeaders = new WeakSet<ChildProcess>();
+
 function spawnJetpost(options: JetpostOptions): JetpostProcess {
   installExitHook();
   const simulatorUrl = options.simulator.url;
@@ -197,7 +219,7 @@ function spawnJetpost(options: JetpostOptions): JetpostProcess {
   const env: Record<string, string> = {
     ...JETPOST_DEFAULTS,
     PORT: String(options.port),
-    DATABASE_URL: options.databaseUrl,
+    ...(options.databaseUrl === undefined ? {} : { DATABASE_URL: options.databaseUrl }),
     DATA_DIR: path.join(os.tmpdir(), `jetpost-faults-data-${options.port}`),
     MAILJET_API_KEY: SIMULATOR_KEY,
     MAILJET_API_SECRET: SIMULATOR_SECRET,
@@ -208,15 +230,22 @@ function spawnJetpost(options: JetpostOptions): JetpostProcess {
   };
   // Only what node and tsx need from this process: no DATABASE_URL or other setting leaks in.
   const inherited = Object.fromEntries(['PATH', 'HOME', 'TMPDIR'].flatMap((name) => (process.env[name] ? [[name, process.env[name]!]] : [])));
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/bin/jetpost.ts'], {
+  const [command, args] = options.viaNpmStart
+    ? ['npm', ['start', '--silent']]
+    : [process.execPath, ['--import', 'tsx', 'src/bin/jetpost.ts']];
+  const child = spawn(command, args, {
     cwd: REPO_ROOT,
-    env: { ...inherited, ...env },
+    env: { ...inherited, ...env, ...(options.viaNpmStart ? { npm_config_update_notifier: 'false' } : {}) },
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: options.ownProcessGroup === true,
   });
   if (child.pid === undefined) {
     throw new Error(`could not start ${options.name}`);
   }
   liveChildren.add(child);
+  if (options.ownProcessGroup) {
+    groupLeaders.add(child);
+  }
   const lines: string[] = [];
   const keep = (stream: NodeJS.ReadableStream, label: string) => {
     let partial = '';
@@ -254,10 +283,15 @@ function spawnJetpost(options: JetpostOptions): JetpostProcess {
         child.kill(signal);
       }
     },
-    async kill() {
-      if (status === undefined) {
-        child.kill('SIGKILL');
+    signalGroup(signal) {
+      if (!options.ownProcessGroup) {
+        throw new Error(`${options.name} was not started in a process group of its own`);
       }
+      process.kill(-child.pid!, signal);
+    },
+    async kill() {
+      // The group too: an `npm start` child, or an orphan of one, must not survive the test.
+      killChild(child, 'SIGKILL');
       return exited;
     },
   };
@@ -309,6 +343,21 @@ export interface OwnPostgres extends FaultDatabase {
   start(): Promise<void>;
 }
 
+/** A data directory for a jetpost that runs its own embedded PostgreSQL there. */
+export interface DataDir {
+  readonly dir: string;
+  /** EMBEDDED_PG_PORT for the jetpost processes on this directory. */
+  readonly pgPort: number;
+  /** DATA_DIR and EMBEDDED_PG_PORT, for JetpostOptions.env. */
+  readonly env: Record<string, string>;
+  /** Whether a PostgreSQL server runs on the directory now. */
+  postgresRunning(): Promise<boolean>;
+  /** A pool on the embedded database, while a server runs on the directory (closed after the test). */
+  connect(): Promise<Pool>;
+  /** Starts the directory's PostgreSQL from the test (a later jetpost adopts it). */
+  startPostgres(): Promise<void>;
+}
+
 export interface AppKey {
   appId: string;
   key: string;
@@ -319,12 +368,16 @@ export interface FaultHarness {
   database(): Promise<FaultDatabase>;
   /** An embedded PostgreSQL of its own in a temporary directory, migrated. */
   ownPostgres(): Promise<OwnPostgres>;
+  /** A temporary data directory; whatever PostgreSQL runs there after the test is stopped, and the directory removed. */
+  dataDir(): Promise<DataDir>;
   /** An app and its API key, created directly in the database. */
   app(pool: Pool): Promise<AppKey>;
   /** The simulator (with the children's API key), listening, calling back to 127.0.0.1:<eventsPort>/events. */
   simulator(eventsPort: number, options?: SimulatorOptions): Promise<Simulator>;
   /** Starts jetpost as a child process and waits until /readyz answers 200. */
   jetpost(options: JetpostOptions): Promise<JetpostProcess>;
+  /** Starts jetpost as a child process without waiting for it (a start expected to fail). */
+  spawn(options: JetpostOptions): JetpostProcess;
   /** A free TCP port on 127.0.0.1 for a child's HTTP API, kept for its restarts (see scenarioPort). */
   port(): Promise<number>;
 }
@@ -402,6 +455,39 @@ export function useFaultHarness(): FaultHarness {
       };
     },
 
+    async dataDir() {
+      const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'jetpost-faults-data-'));
+      const pgPort = await scenarioPort();
+      livePostgresDirs.add(dir);
+      const pools: Pool[] = [];
+      cleanups.push(async () => {
+        await Promise.all(pools.map((pool) => pool.end().catch(() => undefined)));
+        await stopPostmaster(dir);
+        livePostgresDirs.delete(dir);
+        await fs.rm(dir, { recursive: true, force: true });
+      });
+      return {
+        dir,
+        pgPort,
+        env: { DATA_DIR: dir, EMBEDDED_PG_PORT: String(pgPort) },
+        postgresRunning: async () => (await postmasterPid(dir)) !== undefined,
+        async connect() {
+          const password = (await fs.readFile(path.join(dir, 'pg-password'), 'utf8')).trim();
+          const pool = createPool({
+            connectionString: `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${pgPort}/postgres`,
+            schema: TEST_SCHEMA,
+            max: 3,
+            log: testLogger(),
+          });
+          pools.push(pool);
+          return pool;
+        },
+        async startPostgres() {
+          await startEmbeddedPostgres({ dir, port: pgPort, log: testLogger(), ownSession: false });
+        },
+      };
+    },
+
     async app(pool) {
       const { app, key } = await createAppWithKey(pool, `faults-${Math.random().toString(36).slice(2, 10)}`);
       return { appId: app.id, key };
@@ -424,12 +510,50 @@ export function useFaultHarness(): FaultHarness {
     async jetpost(options) {
       const child = spawnJetpost(options);
       children.push(child);
-      await waitReady(child);
+      await waitReady(child, options.databaseUrl === undefined ? 90_000 : 30_000);
+      return child;
+    },
+
+    spawn(options) {
+      const child = spawnJetpost(options);
+      children.push(child);
       return child;
     },
 
     port: scenarioPort,
   };
+}
+
+/** The pid of the PostgreSQL server running on a data directory, if any. */
+async function postmasterPid(dir: string): Promise<number | undefined> {
+  const text = await fs.readFile(path.join(dir, 'pg', 'postmaster.pid'), 'utf8').catch(() => '');
+  const pid = Number.parseInt(text.split('\n')[0] ?? '', 10);
+  if (!(pid > 0)) {
+    return undefined;
+  }
+  try {
+    process.kill(pid, 0);
+    return pid;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Fast shutdown of the server on a data directory, then immediate shutdown if it lingers. */
+async function stopPostmaster(dir: string): Promise<void> {
+  const pid = await postmasterPid(dir);
+  if (pid === undefined) {
+    return;
+  }
+  process.kill(pid, 'SIGINT');
+  const deadline = Date.now() + 10_000;
+  while ((await postmasterPid(dir)) !== undefined) {
+    if (Date.now() > deadline) {
+      process.kill(pid, 'SIGQUIT');
+      return;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }
 
 /** Ports handed out in this run: never twice, since a scenario keeps its port across restarts. */
