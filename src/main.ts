@@ -76,7 +76,7 @@ export async function startJetpost(config: Config, options: StartOptions = {}): 
 }
 
 /** How long each shutdown step after the drain (reaper, LISTEN, simulator) may take before it is left behind. */
-const STOP_STEP_MS = 2_000;
+const STOP_STEP_MS = 1_000;
 
 async function start(config: Config, log: Logger, cleanups: Array<() => Promise<void>>, stopAll: () => Promise<void>): Promise<Jetpost> {
   const stopWithin = async (what: string, work: Promise<unknown>, ms: number) => {

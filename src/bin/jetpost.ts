@@ -56,7 +56,16 @@ async function run(): Promise<void> {
   // Before the start: a signal during it stops the service as soon as it is up.
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
-  jetpost = await startJetpost(config, { log });
+  try {
+    jetpost = await startJetpost(config, { log });
+  } catch (error) {
+    if (signalledAt !== undefined) {
+      // A Ctrl-C during the first start also reaches initdb, which then fails: that is no error to report.
+      log.warn('start-up interrupted', { component: 'main', error: error instanceof Error ? error.message : String(error) });
+      process.exit(1);
+    }
+    throw error;
+  }
   if (signalledAt !== undefined) {
     stopAndExit(jetpost);
   }

@@ -34,9 +34,9 @@ export interface OpenOptions {
 }
 
 /** How long close() waits for connections in use to be given back. */
-const POOL_END_MS = 2_000;
+const POOL_END_MS = 1_000;
 /** How long close() waits for the embedded PostgreSQL to finish its shutdown. */
-const EMBEDDED_STOP_MS = 5_000;
+const EMBEDDED_STOP_MS = 3_000;
 
 interface EmbeddedHandle {
   stop(): Promise<void>;
