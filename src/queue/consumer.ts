@@ -67,7 +67,6 @@ export interface Consumer {
 
 const ERROR_BACKOFF_MS = [250, 500, 1_000, 2_000, 5_000];
 
-
 interface Batch {
   jobs: ClaimedJob[];
   recipientsByJob: Map<string, RecipientRow[]>;
@@ -313,6 +312,7 @@ export function createConsumer(deps: ConsumerDeps): Consumer {
         } catch (thrown) {
           const error = coerceError(thrown);
           if (halted.signal.aborted) {
+            log.warn('consumer halted at the shutdown deadline; the lease reaper returns what it held', { component: 'consumer', consumer: id, error: error.message });
             break;
           }
           failures += 1;
