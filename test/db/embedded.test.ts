@@ -33,13 +33,17 @@ describe('embedded PostgreSQL', function () {
   let dir: string;
   let server: EmbeddedDatabase | undefined;
 
-  beforeEach(async () => {
+  // One cluster for the file (initdb is the slow part); each test starts and stops its server.
+  before(async () => {
     dir = await fs.mkdtemp(path.join(os.tmpdir(), 'jetpost-embedded-'));
   });
 
   afterEach(async () => {
     await server?.stop();
     server = undefined;
+  });
+
+  after(async () => {
     await fs.rm(dir, { recursive: true, force: true });
   });
 
