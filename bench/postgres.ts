@@ -32,7 +32,7 @@ export async function startBenchPostgres(databaseUrl: string | undefined): Promi
   let dataDir: string | undefined;
   if (adminUrl === undefined) {
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'jetpost-bench-pg-'));
-    const embedded = await startEmbeddedPostgres({ dir, port: await freePort(), log: createLogger({ level: 'warn' }) });
+    const embedded = await startEmbeddedPostgres({ dir, port: await freePort(), log: createLogger({ level: 'warn' }), ownSession: false });
     adminUrl = embedded.connectionString;
     dataDir = path.join(dir, 'pg');
     stopServer = async () => {

@@ -138,3 +138,8 @@ export function isDatabaseUnavailable(error: unknown): boolean {
   }
   return typeof err.message === 'string' && UNAVAILABLE_MESSAGE.test(err.message);
 }
+
+/** A reason the service cannot start that an operator can act on: printed as one line, without a stack. */
+export class StartupError extends Error {
+  override readonly name: string = 'StartupError';
+}

@@ -15,7 +15,9 @@ import { latestMigrationId, migrationsApplied } from './db/migrate.js';
 import { jobsChannel, listen, type Listener, webhooksChannel } from './db/notify.js';
 import { openDatabase } from './db/open.js';
 import type { Pool } from './db/pool.js';
+import { StartupError } from './errors.js';
 import { ingestEvents } from './events/ingest.js';
+import { finishedWithin } from './finished-within.js';
 import { createApp, routeTable } from './http/app.js';
 import type { Readiness } from './http/routes/ops.js';
 import { createJobService } from './jobs/service.js';
@@ -44,8 +46,13 @@ export interface Jetpost {
   readonly consumers: ConsumerPool;
   /** The (method, path) pairs the HTTP API serves. */
   readonly routes: Array<{ method: string; path: string }>;
-  /** Graceful stop: HTTP, consumers, LISTEN, simulator, pool, embedded database. Idempotent. */
+  /**
+   * Graceful stop: HTTP, consumers, LISTEN, simulator, pool, embedded database last. Idempotent.
+   * Bounded: SHUTDOWN_TIMEOUT_MS for the calls in flight, then a few seconds for the rest.
+   */
   stop(): Promise<void>;
+  /** For a process that must exit now (a second signal): asks the embedded database to shut down, without waiting. */
+  stopNow(): void;
 }
 
 export interface StartOptions {
@@ -68,8 +75,16 @@ export async function startJetpost(config: Config, options: StartOptions = {}): 
   }
 }
 
+/** How long each shutdown step after the drain (reaper, LISTEN, simulator) may take before it is left behind. */
+const STOP_STEP_MS = 1_000;
+
 async function start(config: Config, log: Logger, cleanups: Array<() => Promise<void>>, stopAll: () => Promise<void>): Promise<Jetpost> {
-  const database = await openDatabase(config, log, { ownsRunningEmbedded: true });
+  const stopWithin = async (what: string, work: Promise<unknown>, ms: number) => {
+    if (!(await finishedWithin(work, ms))) {
+      log.warn(`${what} did not stop within ${ms} ms; going on without it`, { component: 'main' });
+    }
+  };
+  const database = await openDatabase(config, log, { role: 'service' });
   cleanups.push(() => database.close());
   const { connectionString, pool } = database;
   const expectedMigration = await latestMigrationId();
@@ -84,7 +99,7 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
     channels: { [channel]: () => wakeup.wake(), [webhooksChannel(config.database.schema)]: () => webhookWakeup.wake() },
     log,
   });
-  cleanups.push(() => listener.close());
+  cleanups.push(() => stopWithin('the LISTEN connection', listener.close(), STOP_STEP_MS));
 
   const eventsCredentials =
     config.events.credentials ?? (config.devMode ? { username: 'mailjet', password: randomBytes(18).toString('base64url') } : undefined);
@@ -94,8 +109,10 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
   let credentials = config.mailjet.credentials;
   if (credentials === undefined) {
     simulator = createSimulator({ log: (message, fields) => log.debug(message, { component: 'simulator', ...fields }) });
-    cleanups.push(() => simulator!.close());
-    mailjetBaseUrl = await simulator.listen(config.mailjet.simulatorPort, '127.0.0.1');
+    cleanups.push(() => stopWithin('the simulator', simulator!.close(), STOP_STEP_MS));
+    mailjetBaseUrl = await simulator.listen(config.mailjet.simulatorPort, '127.0.0.1').catch((error: unknown) => {
+      throw portError(error, 'SIMULATOR_PORT', config.mailjet.simulatorPort, '127.0.0.1');
+    });
     credentials = { apiKey: 'simulator', apiSecret: 'simulator' };
   }
   const mailjet = createMailjetClient({ ...credentials, baseUrl: mailjetBaseUrl, timeoutMs: config.mailjet.timeoutMs });
@@ -172,7 +189,7 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
 
   const server = createServer(app);
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (error) => reject(portError(error, 'PORT', config.http.port, config.http.host)));
     server.listen(config.http.port, config.http.host, () => resolve());
   });
   const address = server.address() as AddressInfo;
@@ -182,11 +199,13 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
   consumers.start();
   dispatcher.start();
   const reaper = startLeaseReaper({ pool, intervalMs: Math.max(1_000, Math.floor(config.consumers.leaseMs / 4)), onRequeued: () => wakeup.wake(), log });
-  // SIGTERM: consumers stop claiming and finish their calls in flight while HTTP drains; then the
-  // reaper, LISTEN, the simulator, the pool and the embedded database stop, in that order.
+  // SIGTERM: consumers stop claiming and finish their calls in flight while HTTP drains, within
+  // SHUTDOWN_TIMEOUT_MS; then the reaper, LISTEN, the simulator, the pool and the embedded database
+  // stop, in that order, each with a deadline of its own.
+  const deadlineMs = config.consumers.shutdownTimeoutMs;
   cleanups.push(async () => {
-    await Promise.all([consumers.stop(config.consumers.shutdownTimeoutMs), closeServer(server, config.consumers.shutdownTimeoutMs), dispatcher.stop()]);
-    await reaper.stop();
+    await Promise.all([consumers.stop(deadlineMs), closeServer(server, deadlineMs), stopWithin('the webhook dispatcher', dispatcher.stop(), deadlineMs)]);
+    await stopWithin('the lease reaper', reaper.stop(), STOP_STEP_MS);
   });
 
   let devApiKey: string | undefined;
@@ -235,6 +254,7 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
       stopping ??= stopAll();
       return stopping;
     },
+    stopNow: () => database.stopNow(),
   };
 }
 
@@ -254,6 +274,20 @@ function describeListenAddress(address: AddressInfo): string {
           ? 'loopback: this machine only'
           : 'one interface';
   return `${hostForUrl(address)}:${address.port} (${where})`;
+}
+
+/** A port that cannot be bound becomes one line naming the setting, instead of a stack trace. */
+function portError(error: unknown, variable: string, port: number, host: string): unknown {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === 'EADDRINUSE') {
+    return new StartupError(`jetpost cannot listen on ${host}:${port} (${variable}): it is in use by another jetpost or another program. Stop that, or set ${variable}`, {
+      cause: error,
+    });
+  }
+  if (code === 'EACCES' || code === 'EADDRNOTAVAIL') {
+    return new StartupError(`jetpost cannot listen on ${host}:${port} (${variable}): ${code}. Check ${variable}${variable === 'PORT' ? ' and HOST' : ''}`, { cause: error });
+  }
+  return error;
 }
 
 /** Stops accepting connections, lets requests in flight finish for a while, then cuts the rest. */

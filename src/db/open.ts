@@ -1,9 +1,16 @@
 // The database a process works with: DATABASE_URL, or the embedded PostgreSQL under the data
-// directory (started, or adopted when another jetpost process already runs it), migrated.
+// directory (started, or adopted when one already runs there), migrated.
+//
+// With the embedded database the service owns the data directory (data-dir-owner.ts): a second
+// service on it is refused before anything starts, and the owner stops the database when it closes,
+// last. A CLI command borrows it: it stops only a server it started itself, and only if no service
+// took the directory meanwhile.
 import path from 'node:path';
 
 import type { Config } from '../config.js';
+import { finishedWithin } from '../finished-within.js';
 import type { Logger } from '../log.js';
+import { claimDataDir, liveDataDirOwner } from './data-dir-owner.js';
 import { startEmbeddedPostgres } from './embedded.js';
 import { runMigrations } from './migrate.js';
 import { createPool, type Pool } from './pool.js';
@@ -11,42 +18,99 @@ import { createPool, type Pool } from './pool.js';
 export interface OpenDatabase {
   connectionString: string;
   pool: Pool;
-  /** Closes the pool, then stops the embedded database if this process started it. */
+  /**
+   * Closes the pool, then stops the embedded database if it is this process's to stop. Each step
+   * has a deadline: connections still busy (a frozen database) or a server slow to shut down do not
+   * hold the exit.
+   */
   close(): Promise<void>;
+  /** For a process that must exit now: asks the embedded database, if it is this process's to stop, for a fast shutdown without waiting. */
+  stopNow(): void;
 }
 
 export interface OpenOptions {
-  /**
-   * Whether an embedded PostgreSQL found already running is this process's to stop. The service
-   * says yes (it was left by a jetpost killed with SIGKILL); a CLI command says no (a jetpost may be
-   * using it right now).
-   */
-  ownsRunningEmbedded: boolean;
+  /** 'service': owns the data directory; 'command': a CLI command borrowing it. */
+  role: 'service' | 'command';
 }
 
-export async function openDatabase(config: Config, log: Logger, { ownsRunningEmbedded }: OpenOptions): Promise<OpenDatabase> {
+/** How long close() waits for connections in use to be given back. */
+const POOL_END_MS = 1_000;
+/** How long close() waits for the embedded PostgreSQL to finish its shutdown. */
+const EMBEDDED_STOP_MS = 3_000;
+
+interface EmbeddedHandle {
+  stop(): Promise<void>;
+  stopNow(): void;
+}
+
+export async function openDatabase(config: Config, log: Logger, { role }: OpenOptions): Promise<OpenDatabase> {
   let connectionString = config.database.url;
-  let stopEmbedded: (() => Promise<void>) | undefined;
+  let embedded: EmbeddedHandle | undefined;
   if (connectionString === undefined) {
-    const embedded = await startEmbeddedPostgres({ dir: path.resolve(config.dataDir), port: config.database.embeddedPort, log });
-    connectionString = embedded.connectionString;
-    if (!embedded.adopted || ownsRunningEmbedded) {
-      stopEmbedded = () => embedded.stop();
-    }
+    const opened = await openEmbedded(config, log, role);
+    connectionString = opened.connectionString;
+    embedded = opened.handle;
   }
   try {
     await runMigrations({ connectionString, schema: config.database.schema, log });
   } catch (error) {
-    await stopEmbedded?.();
+    await embedded?.stop();
     throw error;
   }
   const pool = createPool({ connectionString, schema: config.database.schema, max: config.database.poolSize, log, timeouts: config.database.timeouts });
+  let closing: Promise<void> | undefined;
   return {
     connectionString,
     pool,
-    async close() {
-      await pool.end();
-      await stopEmbedded?.();
+    close() {
+      closing ??= (async () => {
+        if (!(await finishedWithin(pool.end(), POOL_END_MS))) {
+          log.warn('database connections were still in use at exit; closing without them', { component: 'db', waitedMs: POOL_END_MS });
+        }
+        await embedded?.stop();
+      })();
+      return closing;
+    },
+    stopNow() {
+      embedded?.stopNow();
     },
   };
+}
+
+async function openEmbedded(config: Config, log: Logger, role: OpenOptions['role']): Promise<{ connectionString: string; handle: EmbeddedHandle }> {
+  const dir = path.resolve(config.dataDir);
+  const options = { dir, port: config.database.embeddedPort, log, ownSession: true };
+  if (role === 'command') {
+    const server = await startEmbeddedPostgres(options);
+    const stop = async () => {
+      if (!server.adopted && (await liveDataDirOwner(dir)) === undefined) {
+        await server.stop(EMBEDDED_STOP_MS);
+      }
+    };
+    return { connectionString: server.connectionString, handle: { stop, stopNow: () => undefined } };
+  }
+  const claim = await claimDataDir(dir, config.dataDir, config.http.port);
+  let server;
+  try {
+    server = await startEmbeddedPostgres(options);
+  } catch (error) {
+    await claim.release();
+    throw error;
+  }
+  const stop = async () => {
+    if (await claim.held()) {
+      if (!(await server.stop(EMBEDDED_STOP_MS))) {
+        log.warn('the embedded PostgreSQL is still shutting down; it finishes on its own', { component: 'embedded-postgres', pid: server.pid });
+      }
+      await claim.release();
+    } else {
+      log.warn('another jetpost has taken over the data directory: its database is left running', { component: 'embedded-postgres', dir });
+    }
+  };
+  const stopNow = () => {
+    if (claim.heldSync()) {
+      server.requestStop();
+    }
+  };
+  return { connectionString: server.connectionString, handle: { stop, stopNow } };
 }

@@ -6,6 +6,7 @@ import { claimJobs, extendLeases, nextRunAt, releaseJobs } from '../db/jobs-repo
 import type { Pool } from '../db/pool.js';
 import { findRecipients, setRecipientStatuses } from '../db/recipients-repo.js';
 import { findSuppressed } from '../db/suppressions-repo.js';
+import { finishedWithin } from '../finished-within.js';
 import { recordSendResults } from '../jobs/record-sends.js';
 import type { RetryPolicy } from '../jobs/retry-policy.js';
 import type { Logger } from '../log.js';
@@ -13,6 +14,9 @@ import type { MailjetClient } from '../mailjet/client.js';
 import { type Consumer, createConsumer } from './consumer.js';
 import type { SendGate } from './send-gate.js';
 import type { Wakeup } from './wakeup.js';
+
+/** How long halted consumers get to give back what they can (release unsent jobs) after the deadline. */
+const HALT_GRACE_MS = 2_000;
 
 export interface ConsumerPoolOptions {
   pool: Pool;
@@ -35,8 +39,8 @@ export interface ConsumerPool {
   start(): void;
   /**
    * Stops claiming and lets calls in flight finish (the rest of their batches is released unsent).
-   * Resolves when every consumer has returned, or after `deadlineMs` (their leases then expire and
-   * the reaper of a live replica returns the jobs).
+   * Resolves when every consumer has returned, or soon after `deadlineMs`: the consumers are then
+   * halted (no more waiting on the database; what they hold returns through the lease reaper).
    */
   stop(deadlineMs: number): Promise<{ finished: boolean }>;
 }
@@ -62,6 +66,7 @@ export function createConsumerPool(options: ConsumerPoolOptions): ConsumerPool {
         extendLeases: (jobIds) => extendLeases(pool, id, jobIds, options.leaseMs),
         release: (jobIds) => releaseJobs(pool, id, jobIds),
         nextRunAt: () => nextRunAt(pool),
+        poolEnded: () => pool.ending,
         wakeup,
         gate,
         retry: options.retry,
@@ -85,18 +90,16 @@ export function createConsumerPool(options: ConsumerPoolOptions): ConsumerPool {
       consumers.forEach((consumer) => consumer.stop());
       wakeup.close();
       gate.close();
-      let timer: NodeJS.Timeout | undefined;
-      const finished = await Promise.race([
-        Promise.all(running).then(() => true),
-        new Promise<boolean>((resolve) => {
-          timer = setTimeout(() => resolve(false), deadlineMs);
-        }),
-      ]);
-      clearTimeout(timer);
+      const all = Promise.all(running);
+      const finished = await finishedWithin(all, deadlineMs);
       if (!finished) {
+        consumers.forEach((consumer) => consumer.halt());
+        // A query in progress on a frozen database cannot be cut short: past this, it is left behind.
+        const returned = await finishedWithin(all, HALT_GRACE_MS);
         log.warn('consumers did not finish before the shutdown deadline; their leases will expire and the jobs return to the queue', {
           component: 'consumer-pool',
           deadlineMs,
+          returnedAfterHalt: returned,
         });
       }
       running.length = 0;

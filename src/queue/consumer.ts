@@ -5,7 +5,11 @@
 // Before each call the consumer passes the process's send gate (rate limit, 429 pause, 401 stop)
 // and renews the leases of the jobs still to send. A job whose last attempt ended without a clear
 // answer is first looked up at Mailjet by its CustomID, so a timeout does not become a duplicate.
-// On stop, calls in flight finish and the jobs not yet sent are released unsent.
+// On stop, calls in flight finish and the jobs not yet sent are released unsent. On halt (the
+// shutdown deadline) nothing waits on the database any more: what could not be recorded or released
+// keeps its lease, and the lease reaper returns it marked "outcome unknown" (looked up, not resent).
+import { setTimeout as sleep } from 'node:timers/promises';
+
 import type { Bus } from '../bus.js';
 import type { ClaimedJob, JobRow } from '../db/jobs-repo.js';
 import type { RecipientRow } from '../db/recipients-repo.js';
@@ -39,6 +43,8 @@ export interface ConsumerDeps {
   release: (jobIds: readonly string[]) => Promise<string[]>;
   /** When the next claimable job falls due (null: none). */
   nextRunAt: () => Promise<Date | null>;
+  /** True once the pool has been ended for good: a failed query is then not worth retrying. */
+  poolEnded: () => boolean;
   wakeup: Wakeup;
   gate: SendGate;
   retry: RetryPolicy;
@@ -55,11 +61,11 @@ export interface Consumer {
   run(): Promise<void>;
   /** Stops claiming; the batch in hand stops at its next call. */
   stop(): void;
+  /** Stops waiting on the database too (the shutdown deadline): see the top of this file. */
+  halt(): void;
 }
 
 const ERROR_BACKOFF_MS = [250, 500, 1_000, 2_000, 5_000];
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 interface Batch {
   jobs: ClaimedJob[];
@@ -71,7 +77,10 @@ export function createConsumer(deps: ConsumerDeps): Consumer {
   const now = deps.now ?? (() => new Date());
   const random = deps.random ?? Math.random;
   let stopping = false;
+  const halted = new AbortController();
   let failures = 0;
+  /** A pause that halt() cuts short. */
+  const pause = (ms: number) => sleep(ms, undefined, { signal: halted.signal }).catch(() => undefined);
 
   async function idle(seen: number): Promise<void> {
     let delay = deps.idleCheckMs;
@@ -88,21 +97,22 @@ export function createConsumer(deps: ConsumerDeps): Consumer {
 
   /**
    * Once Mailjet answered, its answer must be written: while the database is away, keep trying (the
-   * lease protects the jobs, and recording "accepted" also wins over a reaped, unclaimed job).
+   * lease protects the jobs, and recording "accepted" also wins over a reaped, unclaimed job). Until
+   * halt() or a pool ended for good: then the jobs are left to the lease reaper, and throws.
    */
   async function recordWithRetry(batch: Batch, results: readonly SendResult[]): Promise<RecordSummary> {
     for (let attempt = 0; ; attempt += 1) {
       try {
         return await deps.record(batch.recipientsByJob, results);
-      } catch (error) {
-        log.warn('could not record Mailjet results; retrying', {
-          component: 'consumer',
-          consumer: id,
-          jobs: results.map((r) => r.jobId),
-          attempt: attempt + 1,
-          error: coerceError(error).message,
-        });
-        await sleep(ERROR_BACKOFF_MS[Math.min(attempt, ERROR_BACKOFF_MS.length - 1)]!);
+      } catch (thrown) {
+        const error = coerceError(thrown);
+        const fields = { component: 'consumer', consumer: id, jobs: results.map((r) => r.jobId), attempt: attempt + 1, error: error.message };
+        if (halted.signal.aborted || deps.poolEnded()) {
+          log.warn('gave up recording Mailjet results: shutting down. The lease reaper returns these jobs, and they are looked up at Mailjet, not resent', fields);
+          throw new Error('shut down before the Mailjet results were recorded', { cause: thrown });
+        }
+        log.warn('could not record Mailjet results; retrying', fields);
+        await pause(ERROR_BACKOFF_MS[Math.min(attempt, ERROR_BACKOFF_MS.length - 1)]!);
       }
     }
   }
@@ -144,6 +154,10 @@ export function createConsumer(deps: ConsumerDeps): Consumer {
     const results: SendResult[] = [];
     const context = { policy: deps.retry, now: now(), random, unauthorizedRetryAt: now() };
     for (const job of batch.jobs.filter((candidate) => candidate.outcomeUnknown)) {
+      if (stopping) {
+        // The rest is released unsent below, still marked outcome unknown.
+        break;
+      }
       const found = await deps.lookup(customIdForJob(job.id));
       const recipients = matchFound(batch.recipientsByJob.get(job.id) ?? [], found ?? []);
       if (recipients.length > 0) {
@@ -268,18 +282,24 @@ export function createConsumer(deps: ConsumerDeps): Consumer {
       const held = new Set(await deps.extendLeases(unsent()));
       const sendable = indexes.filter((index) => held.has(jobs[index]!.id));
       if (sendable.length > 0) {
-        await sendCall(
-          batch,
-          sendable.map((index) => jobs[index]!),
-          sendable.map((index) => messages[index]!),
-        );
+        try {
+          await sendCall(
+            batch,
+            sendable.map((index) => jobs[index]!),
+            sendable.map((index) => messages[index]!),
+          );
+        } catch (error) {
+          // This call's results are the lease reaper's now; the later calls were never sent.
+          await releaseUnsent(calls.slice(callIndex + 1).flat().map((index) => jobs[index]!.id));
+          throw error;
+        }
       }
     }
   }
 
   return {
     async run() {
-      while (!stopping) {
+      while (!stopping && !deps.poolEnded()) {
         const seen = wakeup.generation;
         try {
           const jobs = await deps.claim();
@@ -291,6 +311,10 @@ export function createConsumer(deps: ConsumerDeps): Consumer {
           }
         } catch (thrown) {
           const error = coerceError(thrown);
+          if (halted.signal.aborted) {
+            log.warn('consumer halted at the shutdown deadline; the lease reaper returns what it held', { component: 'consumer', consumer: id, error: error.message });
+            break;
+          }
           failures += 1;
           log.error('consumer batch failed; backing off', { component: 'consumer', consumer: id, error: error.message });
           bus.emit('consumer:error', { consumer: id, error });
@@ -300,6 +324,10 @@ export function createConsumer(deps: ConsumerDeps): Consumer {
     },
     stop() {
       stopping = true;
+    },
+    halt() {
+      stopping = true;
+      halted.abort();
     },
   };
 }

@@ -26,6 +26,7 @@ const BATCH = 500;
 
 export function startLeaseReaper({ pool, intervalMs, onRequeued, log }: LeaseReaperOptions): LeaseReaper {
   let running: Promise<number> | undefined;
+  let stopped = false;
 
   async function reapOnce(): Promise<number> {
     let total = 0;
@@ -50,7 +51,7 @@ export function startLeaseReaper({ pool, intervalMs, onRequeued, log }: LeaseRea
         onRequeued();
       }
       total += reaped.length;
-      if (reaped.length < BATCH) {
+      if (reaped.length < BATCH || stopped) {
         return total;
       }
     }
@@ -74,6 +75,7 @@ export function startLeaseReaper({ pool, intervalMs, onRequeued, log }: LeaseRea
   return {
     reapOnce,
     async stop() {
+      stopped = true;
       clearInterval(timer);
       await running;
     },

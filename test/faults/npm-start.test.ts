@@ -1,0 +1,57 @@
+// Scenario 9: SIGTERM to the pid of `npm start`, as process managers and scripts send it. npm relays
+// it to its child only; when that child was `sh -c "tsx …"`, the shell (dash) died of it without
+// passing it on, npm exited, and jetpost ran on orphaned without a "shutting down" line. The start
+// script now execs node, so npm's child is jetpost itself.
+import { expect } from 'chai';
+
+import { recordFigures, reportFiguresAfterRun, seconds, useFaultHarness, waitForExit, waitUntil } from '../support/fault-harness.js';
+
+reportFiguresAfterRun();
+
+/** Whether any process is left in the process group. */
+function groupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe('faults: signals to npm start', function () {
+  this.timeout(120_000);
+  const harness = useFaultHarness();
+
+  it('when SIGTERM is sent to the npm start pid, then jetpost shuts down gracefully and npm exits 0, leaving no process behind', async () => {
+    const started = Date.now();
+    const db = await harness.database();
+    const port = await harness.port();
+    const simulator = await harness.simulator(port);
+    const npm = await harness.jetpost({ name: 'npm-start', port, databaseUrl: db.url, simulator, env: { LOG_LEVEL: 'info' }, viaNpmStart: true, ownProcessGroup: true });
+
+    npm.signal('SIGTERM');
+    const exit = await waitForExit(npm, 60_000);
+    // npm waits for its child: once it is gone, nothing of jetpost may be left.
+    const left = await waitUntil('the process group to be empty', () => !groupAlive(npm.pid), { timeoutMs: 10_000 }).then(
+      () => 0,
+      () => 1,
+    );
+    const healthz = await fetch(`${npm.url}/healthz`).then(
+      (response) => String(response.status),
+      () => 'refused',
+    );
+    const said = npm.output().some((line) => line.includes('"message":"shutting down'));
+
+    recordFigures(
+      '9 SIGTERM to the npm start pid',
+      `npm exit ${exit.signal ?? exit.code}`,
+      `jetpost logged shutting down: ${said ? 'yes' : 'no'}`,
+      `group left running: ${left ? 'yes' : 'no'}, /healthz after ${healthz}`,
+      seconds(started),
+    );
+    expect(exit, 'exit of npm start').to.deep.equal({ code: 0, signal: null });
+    expect(said, 'jetpost logged "shutting down"').to.equal(true);
+    expect(left, 'processes left in the group of npm start').to.equal(0);
+    expect(healthz).to.equal('refused');
+  });
+});

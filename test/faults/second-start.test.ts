@@ -1,0 +1,143 @@
+// Scenario 8: a second start on a data directory that a running jetpost owns, while it drains.
+// Before issue 8 the second process borrowed the first one's embedded PostgreSQL, failed on a busy
+// port with a stack trace, and stopped that PostgreSQL on its way out: the first answered 503 from
+// then on. Now the second is refused with one line naming the owner, and the first goes on serving
+// and draining. An admin command borrows the database meanwhile without stopping it; after the
+// owner is killed with SIGKILL, a new start takes the directory over (and adopts the database it left).
+//
+// Scenario 8b: a busy PORT or SIMULATOR_PORT gives one line naming the variable, not a stack trace.
+import { createServer, type Server } from 'node:net';
+
+import { expect } from 'chai';
+
+import { runCli } from '../support/cli.js';
+import {
+  byScale,
+  FAULT_SCALE,
+  message,
+  neverSent,
+  queueMessages,
+  recordFigures,
+  reportFiguresAfterRun,
+  seconds,
+  sentTwice,
+  useFaultHarness,
+  waitForExit,
+  waitForJobs,
+} from '../support/fault-harness.js';
+
+reportFiguresAfterRun();
+
+const SIZE = byScale({
+  fast: { messages: 200, more: 50 },
+  full: { messages: 2000, more: 500 },
+});
+const LATENCY_MS = 200;
+/** A refused start does not touch PostgreSQL; this only has to hold on a loaded machine. */
+const REFUSAL_BUDGET_MS = 60_000;
+
+const noEvents = (from: number, count: number) => Array.from({ length: count }, (_, index) => message(`noevents-${from + index}@example.com`));
+/** Lines that look like a stack trace. */
+const stackLines = (text: string) => text.split('\n').filter((line) => /^\s+at /.test(line));
+
+describe(`faults: a second start (${FAULT_SCALE})`, function () {
+  this.timeout(byScale({ fast: 240_000, full: 600_000 }));
+  const harness = useFaultHarness();
+  let blocker: Server | undefined;
+
+  afterEach(async () => {
+    await new Promise((resolve) => (blocker ? blocker.close(resolve) : resolve(undefined)));
+    blocker = undefined;
+  });
+
+  it('when jetpost starts again on a data directory a live jetpost owns, then it is refused with one line, and the first keeps serving and draining', async () => {
+    const started = Date.now();
+    const data = await harness.dataDir();
+    const [portA, portB, portC] = [await harness.port(), await harness.port(), await harness.port()];
+    const simulator = await harness.simulator(portA);
+    simulator.faults.set({ latencyMs: LATENCY_MS });
+    const env = { ...data.env, BATCH_SIZE: '10', WORKER_CONCURRENCY: '2' };
+    const first = await harness.jetpost({ name: 'first', port: portA, databaseUrl: undefined, simulator, env });
+    const pool = await data.connect();
+    const { key } = await harness.app(pool);
+    const jobIds = await queueMessages(first.url, key, noEvents(0, SIZE.messages));
+
+    const secondStarted = Date.now();
+    const second = await harness.spawn({ name: 'second', port: portB, databaseUrl: undefined, simulator, env });
+    const secondExit = await waitForExit(second, REFUSAL_BUDGET_MS);
+    const refusedMs = Date.now() - secondStarted;
+    const secondErr = second.output().filter((line) => line.includes(' err]')).map((line) => line.slice(line.indexOf(']') + 2));
+
+    expect(secondExit.code, 'exit code of the second start').to.equal(1);
+    expect(secondErr, 'what the second start wrote on stderr').to.deep.equal([
+      `jetpost is already running on ${data.dir} (pid ${first.pid}, port ${portA}); stop it first, or give this one another DATA_DIR`,
+    ]);
+
+    // The CLI borrows the database the first one runs, and leaves it running.
+    const cli = await runCli('admin', ['apps', 'list'], data.env);
+    expect(cli.code, cli.stderr).to.equal(0);
+
+    const ready = await fetch(`${first.url}/readyz`);
+    expect(ready.status, 'first /readyz after the second start and the CLI').to.equal(200);
+    const moreIds = await queueMessages(first.url, key, noEvents(SIZE.messages, SIZE.more));
+    const total = SIZE.messages + SIZE.more;
+    await waitForJobs(pool, total, ['accepted'], { timeoutMs: byScale({ fast: 90_000, full: 300_000 }), watch: [first] });
+
+    // The owner dies without a word: its file stays, naming a dead pid. A new start takes over.
+    await first.kill();
+    const third = await harness.jetpost({ name: 'third', port: portC, databaseUrl: undefined, simulator, env });
+    const lastIds = await queueMessages(third.url, key, noEvents(total, 10));
+    await waitForJobs(pool, total + 10, ['accepted'], { timeoutMs: 60_000, watch: [third] });
+
+    const twice = sentTwice(simulator);
+    recordFigures(
+      `8 second start on the data directory while draining ${SIZE.messages}`,
+      `refused in ${refusedMs} ms, exit ${secondExit.code}, stderr 1 line`,
+      `admin CLI meanwhile exit ${cli.code}`,
+      `first: /readyz ${ready.status}, accepted ${total}/${total} incl. ${SIZE.more} queued after`,
+      'stale owner (kill -9) taken over: yes',
+      `sent twice ${twice.length}`,
+      seconds(started),
+    );
+    expect(twice).to.deep.equal([]);
+    expect(neverSent(simulator, [...jobIds, ...moreIds, ...lastIds])).to.deep.equal([]);
+  });
+
+  it('when PORT or SIMULATOR_PORT is taken, then jetpost says so in one line naming the variable and stops what it started', async () => {
+    const started = Date.now();
+    const db = await harness.database();
+    const port = await harness.port();
+    const simulator = await harness.simulator(port);
+    const busyPort = await harness.port();
+    blocker = createServer();
+    await new Promise<void>((resolve) => blocker!.listen(busyPort, '127.0.0.1', resolve));
+
+    const httpTaken = await harness.spawn({ name: 'http-taken', port: busyPort, databaseUrl: db.url, simulator });
+    // Simulator mode (no Mailjet keys), with the embedded database: it must stop the server it started.
+    const data = await harness.dataDir();
+    const simulatorTaken = await harness.spawn({
+      name: 'simulator-taken',
+      port,
+      databaseUrl: undefined,
+      simulator,
+      env: { ...data.env, MAILJET_API_KEY: '', MAILJET_API_SECRET: '', MAILJET_BASE_URL: '', SIMULATOR_PORT: String(busyPort) },
+    });
+    const exits = [await waitForExit(httpTaken, 90_000), await waitForExit(simulatorTaken, 90_000)];
+    const stderr = (child: typeof httpTaken) => child.output().filter((line) => line.includes(' err]')).map((line) => line.slice(line.indexOf(']') + 2));
+
+    recordFigures(
+      '8b busy PORT and SIMULATOR_PORT',
+      `exit codes ${exits.map((exit) => exit.code).join(', ')}`,
+      `stderr lines ${stderr(httpTaken).length}, ${stderr(simulatorTaken).length}; stack lines ${stackLines(stderr(httpTaken).join('\n')).length + stackLines(stderr(simulatorTaken).join('\n')).length}`,
+      seconds(started),
+    );
+    expect(exits.map((exit) => exit.code)).to.deep.equal([1, 1]);
+    expect(stderr(httpTaken)).to.deep.equal([
+      `jetpost cannot listen on 127.0.0.1:${busyPort} (PORT): it is in use by another jetpost or another program. Stop that, or set PORT`,
+    ]);
+    expect(stderr(simulatorTaken)).to.deep.equal([
+      `jetpost cannot listen on 127.0.0.1:${busyPort} (SIMULATOR_PORT): it is in use by another jetpost or another program. Stop that, or set SIMULATOR_PORT`,
+    ]);
+    expect(await data.postgresRunning(), 'PostgreSQL left running by the failed start').to.equal(false);
+  });
+});
