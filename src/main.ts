@@ -15,7 +15,7 @@ import { latestMigrationId, migrationsApplied } from './db/migrate.js';
 import { jobsChannel, listen, type Listener, webhooksChannel } from './db/notify.js';
 import { openDatabase } from './db/open.js';
 import type { Pool } from './db/pool.js';
-import { ingestEvents } from './events/ingest.js';
+import { receiveEvents } from './events/ingest.js';
 import { createApp, routeTable } from './http/app.js';
 import type { Readiness } from './http/routes/ops.js';
 import { createJobService } from './jobs/service.js';
@@ -153,7 +153,7 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
     adminKey,
     targetPolicy,
     authenticate: (key) => authenticateApiKey(pool, key),
-    ingestEvents: (events) => ingestEvents(pool, bus, events),
+    receiveEvents: (body) => receiveEvents({ pool, bus, log }, body),
     eventsCredentials,
     limits: {
       queueBody: config.queueBodyLimit,
