@@ -58,7 +58,7 @@ export async function receiveEvents({ pool, bus, log }: EventsDeps, text: string
     await keepRejected(pool, [rejectedRow({ position: null, kind: 'not-json', reason: parsed.reason, source: text })]);
     bus.emit('events:rejected', { kind: 'not-json', count: 1 });
     log.warn('kept aside a callback body that is not JSON', { component: 'events', reason: parsed.reason, length: text.length });
-    throw new AppError('malformed-json', 400, parsed.reason, { fields: [{ path: '', message: parsed.reason }] });
+    throw new AppError('malformed-json', 400, `${parsed.reason}; it was kept aside in rejected_events`);
   }
   const { events, rejected } = parsed;
   if (rejected.length > 0) {
