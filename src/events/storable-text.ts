@@ -18,7 +18,8 @@ export function unstorableCharacter(text: string): 'a NUL character' | 'an unpai
 
 /** The text with NUL and unpaired surrogates escaped, cut to at most `maxLength` code units. */
 export function storableText(text: string, maxLength: number): { text: string; truncated: boolean } {
-  const escaped = text.replace(UNSTORABLE, (character) => `\\u${character.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  // Escaping only lengthens, so only the start can matter; one code unit more keeps a pair whole.
+  const escaped = text.slice(0, maxLength + 1).replace(UNSTORABLE, (character) => `\\u${character.charCodeAt(0).toString(16).padStart(4, '0')}`);
   if (escaped.length <= maxLength) {
     return { text: escaped, truncated: false };
   }

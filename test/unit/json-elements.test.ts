@@ -23,8 +23,10 @@ function valueOf(element: JsonElement): unknown {
 
 /** What splitJsonBody makes of a value: integers written with more than 15 digits become strings. */
 function lossless(value: unknown): unknown {
-  if (typeof value === 'number' && Number.isInteger(value) && /^-?\d{16,}$/.test(JSON.stringify(value))) {
-    return JSON.stringify(value);
+  if (typeof value === 'number') {
+    // As written in JSON: -0 is 0, and long integers are strings.
+    const written = JSON.stringify(value);
+    return /^-?\d{16,}$/.test(written) ? written : (JSON.parse(written) as number);
   }
   if (Array.isArray(value)) {
     return value.map(lossless);
