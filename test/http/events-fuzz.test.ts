@@ -113,8 +113,8 @@ const hostileEvent: fc.Arbitrary<() => Element> = fc.oneof(
 
 /** A body as a list of element makers: mostly small mixed batches, now and then thousands of events. */
 const batch = fc.oneof(
-  { weight: 20, arbitrary: fc.array(fc.oneof(validEvent, hostileEvent), { minLength: 0, maxLength: 12 }) },
-  { weight: 1, arbitrary: fc.tuple(fc.integer({ min: 1000, max: 3000 }), validEvent, smallHostileEvent).map(([size, valid, hostile]) => Array.from({ length: size }, (_, i) => (i % 10 === 9 ? hostile : valid))) },
+  { weight: 60, arbitrary: fc.array(fc.oneof(validEvent, hostileEvent), { minLength: 0, maxLength: 12 }) },
+  { weight: 1, arbitrary: fc.tuple(fc.integer({ min: 1000, max: 2500 }), validEvent, smallHostileEvent).map(([size, valid, hostile]) => Array.from({ length: size }, (_, i) => (i % 10 === 9 ? hostile : valid))) },
 );
 
 type Body = { kind: 'array' | 'single'; elements: Element[] } | { kind: 'not-json'; text: string; messageIds: string[] };
