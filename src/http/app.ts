@@ -1,6 +1,6 @@
 // The express application, built from its dependencies and never listening by itself (main.ts and
 // the tests do that), so that tests can run it on port 0.
-import express, { type Express, type RequestHandler } from 'express';
+import express, { type Express } from 'express';
 import helmet from 'helmet';
 
 import type { Pool } from '../db/pool.js';
@@ -9,7 +9,7 @@ import type { Logger } from '../log.js';
 import type { TargetPolicy } from '../webhooks/url-guard.js';
 import { type Authenticate, type BasicCredentials, callingApp, requireAdminKey, requireApiKey, requireBasicAuth } from './auth.js';
 import { errorHandler, notFoundHandler } from './problem.js';
-import { limitRequests, postgresStore, sourceBucket } from './rate-limit.js';
+import { limitFailedCallbackAuth, limitRequests, postgresStore } from './rate-limit.js';
 import { adminRouter } from './routes/admin.js';
 import { type EventsRouteDeps, eventsRouter } from './routes/events.js';
 import { type OpsRouteDeps, opsRouter } from './routes/ops.js';
@@ -47,35 +47,6 @@ export function routeTable(app: Express): Array<{ method: string; path: string }
           : [],
     );
   return walk((app as unknown as { router: { stack: RouterLayer[] } }).router.stack);
-}
-
-/** Failed /events credentials per minute, per source address (folded into buckets) and from all sources. */
-export const CALLBACK_AUTH_FAILURES = { perSource: 100, total: 1000 } as const;
-
-/**
- * Wrong /events credentials, counted in this process's memory (an unauthenticated request never
- * writes to the database): past the per-source or the overall limit, a failure is a 429 instead of a
- * 401. Forged X-Forwarded-For values spread over the source buckets but not past the overall limit.
- */
-function limitFailedCallbackAuth(log: Logger): RequestHandler {
-  const total = limitRequests({
-    perMinute: CALLBACK_AUTH_FAILURES.total,
-    keyOf: () => 'all',
-    what: 'with wrong credentials',
-    announce: false,
-    log,
-  });
-  const perSource = limitRequests({
-    perMinute: CALLBACK_AUTH_FAILURES.perSource,
-    // The address express derives, TRUST_PROXY permitting (sourceBucket folds it, IPv6 by network).
-    keyOf: ({ ip }) => sourceBucket(ip),
-    what: 'with wrong credentials from this address',
-    announce: false,
-    log,
-  });
-  return (req, res, next) => {
-    Promise.resolve(total(req, res, (error?: unknown) => (error ? next(error) : perSource(req, res, next)))).catch(next);
-  };
 }
 
 export function createApp(deps: AppDeps): Express {

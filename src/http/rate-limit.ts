@@ -71,7 +71,7 @@ const SOURCE_BUCKETS = 1024;
  * read from X-Forwarded-For, which a client may forge when every hop is trusted: folding bounds what
  * forged values can cost, and only failed requests are ever counted this way.
  */
-export function sourceBucket(address: string | undefined): string {
+function sourceBucket(address: string | undefined): string {
   const network = ipKeyGenerator(address ?? 'unknown');
   const bucket = createHash('sha256').update(network).digest().readUInt32BE(0) % SOURCE_BUCKETS;
   return `bucket-${bucket}`;
@@ -103,4 +103,33 @@ export function limitRequests({ perMinute, store = new MemoryStore(), keyOf, wha
       next(new AppError('rate-limited', 429, `too many requests ${what}: at most ${perMinute} per minute; retry in ${seconds} s`));
     },
   });
+}
+
+/** Failed /events credentials per minute, per source address (folded into buckets) and from all sources. */
+export const CALLBACK_AUTH_FAILURES = { perSource: 100, total: 1000 } as const;
+
+/**
+ * Wrong /events credentials, counted in this process's memory (an unauthenticated request never
+ * writes to the database): past the per-source or the overall limit, a failure is a 429 instead of a
+ * 401. Forged X-Forwarded-For values spread over the source buckets but not past the overall limit.
+ */
+export function limitFailedCallbackAuth(log: Logger): RequestHandler {
+  const total = limitRequests({
+    perMinute: CALLBACK_AUTH_FAILURES.total,
+    keyOf: () => 'all',
+    what: 'with wrong credentials',
+    announce: false,
+    log,
+  });
+  const perSource = limitRequests({
+    perMinute: CALLBACK_AUTH_FAILURES.perSource,
+    // The address express derives, TRUST_PROXY permitting (sourceBucket folds it, IPv6 by network).
+    keyOf: ({ ip }) => sourceBucket(ip),
+    what: 'with wrong credentials from this address',
+    announce: false,
+    log,
+  });
+  return (req, res, next) => {
+    Promise.resolve(total(req, res, (error?: unknown) => (error ? next(error) : perSource(req, res, next)))).catch(next);
+  };
 }

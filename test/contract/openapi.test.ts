@@ -20,7 +20,7 @@ import nock from 'nock';
 import { parse } from 'yaml';
 
 import { createAppWithKey } from '../../src/apps/service.js';
-import { CALLBACK_AUTH_FAILURES } from '../../src/http/app.js';
+import { CALLBACK_AUTH_FAILURES } from '../../src/http/rate-limit.js';
 import { ADMIN_KEY,
   EVENTS_PASSWORD,
   EVENTS_USER,

@@ -205,7 +205,8 @@ describe(`fuzzing POST /events with hostile callbacks (${FAULT_SCALE}: ${RUNS} b
         });
         const stored = await storedPayloads(valid.map((v) => v.messageId));
         for (const event of valid) {
-          expect(stored.get(event.messageId), `stored payload of MessageID ${event.messageId}`).to.deep.equal(event.payload);
+          const payload = stored.get(event.messageId);
+          expect(payload, `stored payload of MessageID ${event.messageId}: ${JSON.stringify(payload)?.slice(0, 500)}, sent ${JSON.stringify(event.payload).slice(0, 500)}`).to.deep.equal(event.payload);
         }
       }),
       { numRuns: RUNS },
