@@ -44,12 +44,12 @@ const EVENT_COLUMNS = `
 // recording in shared mode (recordings never race each other). Whichever comes second waits for the
 // first to commit and then sees its rows.
 //
-// Messages are hashed into MESSAGE_LOCK_SLOTS slots (by MessageID, or Message_GUID when there is no
-// MessageID; a recording locks the slots of both), so a transaction holds at most that many locks
-// however many events it applies: one lock per MessageID exhausted PostgreSQL's lock table
-// (max_locks_per_transaction, 64 per connection by default) on a grouped callback of 20,000 events.
-// Two messages in one slot only wait for each other a little longer. Slots are taken in ascending
-// order, so two transactions never wait for each other in a circle.
+// Messages are hashed into MESSAGE_LOCK_SLOTS slots (by MessageID and by Message_GUID, since either
+// may match), so a transaction holds at most that many locks however many events it applies: one
+// lock per MessageID filled PostgreSQL's shared lock table (max_locks_per_transaction × connections,
+// 64 × 100 by default) on a grouped callback of 20,000 events. Two messages in one slot only wait
+// for each other a little longer. Slots are taken in ascending order, so two transactions never
+// wait for each other in a circle.
 const MESSAGE_LOCK_SLOTS = 64;
 /** The first key of jetpost's two-key advisory locks ("jm"): apart from any one-key lock. */
 const MESSAGE_LOCK_CLASS = 0x6a6d;
@@ -67,14 +67,14 @@ export interface MessageKeys {
   messageUuid?: string | null | undefined;
 }
 
-/** The lock slots of the messages, ascending. Each message counts by its MessageID, else its GUID. */
-export function messageLockSlots(messages: readonly MessageKeys[], which: 'first' | 'both'): number[] {
+/** The lock slots of the messages (of their MessageIDs and GUIDs), ascending. */
+export function messageLockSlots(messages: readonly MessageKeys[]): number[] {
   const slots = new Set<number>();
   for (const { messageId, messageUuid } of messages) {
     if (messageId) {
       slots.add(textSlot(BigInt(messageId).toString()));
     }
-    if (messageUuid && (which === 'both' || !messageId)) {
+    if (messageUuid) {
       slots.add(textSlot(messageUuid));
     }
   }
@@ -92,15 +92,15 @@ function textSlot(text: string): number {
 
 /** The events ingest: locks the slots of events it could not match, before matching them again. */
 export async function lockMessagesExclusive(tx: Queryable, messages: readonly MessageKeys[]): Promise<void> {
-  const slots = messageLockSlots(messages, 'first');
+  const slots = messageLockSlots(messages);
   if (slots.length > 0) {
     await query(tx, LOCK_SLOTS_EXCLUSIVE, [MESSAGE_LOCK_CLASS, slots]);
   }
 }
 
-/** The recording of a send: locks the slots of its messages (by MessageID and by GUID) before it records them. */
+/** The recording of a send: locks the slots of its messages before it records their ids. */
 export async function lockMessagesShared(tx: Queryable, messages: readonly MessageKeys[]): Promise<void> {
-  const slots = messageLockSlots(messages, 'both');
+  const slots = messageLockSlots(messages);
   if (slots.length > 0) {
     await query(tx, LOCK_SLOTS_SHARED, [MESSAGE_LOCK_CLASS, slots]);
   }
