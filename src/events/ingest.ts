@@ -16,7 +16,7 @@ import { insertRejectedEvents, type RejectedEventRow } from '../db/rejected-even
 import { AppError, ServiceUnavailableError } from '../errors.js';
 import { applyEvents } from '../jobs/apply-events.js';
 import type { Logger } from '../log.js';
-import { type MailjetEvent, parseEventBody, type RejectedEvent, type RejectionKind } from './parse.js';
+import { type MailjetEvent, MAX_EVENTS_PER_BODY, parseEventBody, type RejectedEvent, type RejectionKind } from './parse.js';
 import { storableText } from './storable-text.js';
 
 /** What a callback's answer says happened to its elements. */
@@ -54,6 +54,10 @@ const BUSY_SQLSTATES = new Set([...RETRYABLE_SQLSTATES, '53200', '55P03']);
  */
 export async function receiveEvents({ pool, bus, log }: EventsDeps, text: string): Promise<EventsReceipt> {
   const parsed = parseEventBody(text);
+  if (!parsed.ok && parsed.tooMany) {
+    log.warn('refused a callback body with too many elements', { component: 'events', reason: parsed.reason, length: text.length });
+    throw new AppError('payload-too-large', 413, `${parsed.reason}: send at most ${MAX_EVENTS_PER_BODY} events per callback`);
+  }
   if (!parsed.ok) {
     await keepRejected(pool, [rejectedRow({ position: null, kind: 'not-json', reason: parsed.reason, source: text })]);
     bus.emit('events:rejected', { kind: 'not-json', count: 1 });

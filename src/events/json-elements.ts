@@ -10,6 +10,8 @@ export interface ElementLimits {
   maxDepth: number;
   /** Longest element source kept, in UTF-16 code units. */
   maxLength: number;
+  /** Most elements in a body: each costs memory, however small its text. */
+  maxElements: number;
 }
 
 export type JsonElement =
@@ -18,7 +20,7 @@ export type JsonElement =
 
 export type SplitBody =
   | { readonly ok: true; readonly elements: JsonElement[] }
-  | { readonly ok: false; readonly reason: string };
+  | { readonly ok: false; readonly tooMany: boolean; readonly reason: string };
 
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
@@ -33,13 +35,14 @@ const EXACT_DIGITS = 15;
 
 /**
  * A body that is one JSON value: an array gives one element per item, anything else is one element.
- * `ok: false` only when the text is not JSON at all (empty, cut short, unbalanced, trailing text, or
- * an element that is not valid JSON).
+ * `ok: false` when the text is not JSON at all (empty, cut short, unbalanced, trailing text, or an
+ * element that is not valid JSON), or has more elements than the limit (`tooMany`).
  */
 export function splitJsonBody(text: string, limits: ElementLimits): SplitBody {
   let at = skipWhitespace(text, 0);
+  const notJson = (reason: string) => ({ ok: false as const, tooMany: false, reason });
   if (at === text.length) {
-    return { ok: false, reason: 'the body is empty' };
+    return notJson('the body is empty');
   }
   const spans: Span[] = [];
   if (text.charCodeAt(at) === OPEN_BRACKET) {
@@ -50,7 +53,10 @@ export function splitJsonBody(text: string, limits: ElementLimits): SplitBody {
       for (;;) {
         const span = scanValue(text, at);
         if ('error' in span) {
-          return { ok: false, reason: `element ${spans.length}: ${span.error}` };
+          return notJson(`element ${spans.length}: ${span.error}`);
+        }
+        if (spans.length === limits.maxElements) {
+          return { ok: false, tooMany: true, reason: `the body holds more than ${limits.maxElements} elements` };
         }
         spans.push(span);
         at = skipWhitespace(text, span.end);
@@ -60,7 +66,7 @@ export function splitJsonBody(text: string, limits: ElementLimits): SplitBody {
           break;
         }
         if (next !== COMMA) {
-          return { ok: false, reason: `expected "," or "]" after element ${spans.length - 1} (character ${at - 1})` };
+          return notJson(`expected "," or "]" after element ${spans.length - 1} (character ${at - 1})`);
         }
         at = skipWhitespace(text, at);
       }
@@ -68,13 +74,13 @@ export function splitJsonBody(text: string, limits: ElementLimits): SplitBody {
   } else {
     const span = scanValue(text, at);
     if ('error' in span) {
-      return { ok: false, reason: span.error };
+      return notJson(span.error);
     }
     spans.push(span);
     at = span.end;
   }
   if (skipWhitespace(text, at) !== text.length) {
-    return { ok: false, reason: `unexpected text after the JSON value (character ${skipWhitespace(text, at)})` };
+    return notJson(`unexpected text after the JSON value (character ${skipWhitespace(text, at)})`);
   }
   const elements: JsonElement[] = [];
   for (const [index, span] of spans.entries()) {
@@ -88,7 +94,7 @@ export function splitJsonBody(text: string, limits: ElementLimits): SplitBody {
     try {
       elements.push({ index, source, value: JSON.parse(quoteBigIntegers(text, span)) });
     } catch (error) {
-      return { ok: false, reason: `element ${index} is not valid JSON (${(error as Error).message})` };
+      return notJson(`element ${index} is not valid JSON (${(error as Error).message})`);
     }
   }
   return { ok: true, elements };

@@ -15,6 +15,11 @@ import { unstorableCharacter } from './storable-text.js';
 export const MAX_EVENT_DEPTH = 32;
 /** An event's source text; Mailjet's are well under 10 KB (Payload is capped at 100,000 characters). */
 export const MAX_EVENT_LENGTH = 256 * 1024;
+/**
+ * Elements in one callback. Even tiny ones ("1,1,1…") cost memory each, so a 64 MB body of them
+ * could exhaust the heap; Mailjet's events are 200 bytes and more, so 64 MB holds fewer than this.
+ */
+export const MAX_EVENTS_PER_BODY = 500_000;
 
 /** A Mailjet id (a decimal string when big, a number when small), always returned as a string. */
 const mailjetId = z.union([z.string(), z.number()]).transform((value, context) => {
@@ -92,16 +97,17 @@ export interface RejectedEvent {
 
 export type ParsedEvents =
   | { readonly ok: true; readonly events: MailjetEvent[]; readonly rejected: RejectedEvent[] }
-  | { readonly ok: false; readonly reason: string };
+  | { readonly ok: false; readonly tooMany: boolean; readonly reason: string };
 
 /**
- * Parses a callback body. Only a body that is not JSON at all is `ok: false`; any JSON value gives
- * its events and its rejected elements (a string, or an array of numbers, is all rejected).
+ * Parses a callback body. Only a body that is not JSON at all, or holds more than
+ * MAX_EVENTS_PER_BODY elements, is `ok: false`; any other JSON value gives its events and its
+ * rejected elements (a string, or an array of numbers, is all rejected).
  */
 export function parseEventBody(text: string): ParsedEvents {
-  const split = splitJsonBody(text, { maxDepth: MAX_EVENT_DEPTH, maxLength: MAX_EVENT_LENGTH });
+  const split = splitJsonBody(text, { maxDepth: MAX_EVENT_DEPTH, maxLength: MAX_EVENT_LENGTH, maxElements: MAX_EVENTS_PER_BODY });
   if (!split.ok) {
-    return { ok: false, reason: `the body is not valid JSON: ${split.reason}` };
+    return { ok: false, tooMany: split.tooMany, reason: split.tooMany ? split.reason : `the body is not valid JSON: ${split.reason}` };
   }
   const events: MailjetEvent[] = [];
   const rejected: RejectedEvent[] = [];

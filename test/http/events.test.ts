@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import nock from 'nock';
 
+import { MAX_EVENTS_PER_BODY } from '../../src/events/parse.js';
 import { CALLBACK_AUTH_FAILURES } from '../../src/http/rate-limit.js';
 import { isolateNetwork, mockMailjetSend, restoreNetwork } from '../support/mailjet-nock.js';
 import { EVENTS_PASSWORD, EVENTS_USER, eventually, MAILJET_TEST_ORIGIN, startTestService, type TestService } from '../support/service.js';
@@ -262,6 +263,18 @@ describe('POST /events', () => {
       ]);
       expect(rows[1]!.source).to.equal('{"a":"\\u0000\ufffd"');
     });
+  });
+
+  it('when a body holds more than 500,000 elements, however small, then 413 before they cost memory, and nothing is stored', async () => {
+    service = await startTestService();
+
+    const res = await service.postEvents(`[${'1,'.repeat(MAX_EVENTS_PER_BODY)}1]`);
+
+    expect(res.status).to.equal(413);
+    expect(((await res.json()) as { detail: string }).detail).to.contain(`at most ${MAX_EVENTS_PER_BODY} events`);
+    const { rows } = await service.db.pool.query('select (select count(*) from rejected_events)::int as rejected, (select count(*) from email_events)::int as events');
+    expect(rows[0]).to.deep.equal({ rejected: 0, events: 0 });
+    expect((await fetch(`${service.url}/healthz`)).status).to.equal(200);
   });
 
   describe('rate limits and credentials', () => {

@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { type JsonElement, splitJsonBody } from '../../src/events/json-elements.js';
 import { storableText, unstorableCharacter } from '../../src/events/storable-text.js';
 
-const UNLIMITED = { maxDepth: Number.MAX_SAFE_INTEGER, maxLength: Number.MAX_SAFE_INTEGER };
+const UNLIMITED = { maxDepth: Number.MAX_SAFE_INTEGER, maxLength: Number.MAX_SAFE_INTEGER, maxElements: Number.MAX_SAFE_INTEGER };
 
 function elements(text: string, limits = UNLIMITED): JsonElement[] {
   const split = splitJsonBody(text, limits);
@@ -75,7 +75,7 @@ describe('splitJsonBody', () => {
   it('when an element is nested deeper or is longer than the limits, then it is handed back unparsed, and the others parsed', () => {
     const deep = `{"a":${'['.repeat(5000)}${']'.repeat(5000)}}`;
     const large = `{"a":"${'x'.repeat(20_000)}"}`;
-    const result = elements(`[{"ok":1},${deep},${large}]`, { maxDepth: 32, maxLength: 15_000 });
+    const result = elements(`[{"ok":1},${deep},${large}]`, { ...UNLIMITED, maxDepth: 32, maxLength: 15_000 });
 
     expect(valueOf(result[0]!)).to.deep.equal({ ok: 1 });
     expect(result[1]).to.deep.equal({ index: 1, source: deep, tooDeep: true, tooLarge: false });
@@ -85,11 +85,17 @@ describe('splitJsonBody', () => {
   it('when a body is nested a million levels deep, then it is split without overflowing the stack', () => {
     const text = `[${'['.repeat(1_000_000)}${']'.repeat(1_000_000)},{"after":true}]`;
 
-    const result = elements(text, { maxDepth: 32, maxLength: Number.MAX_SAFE_INTEGER });
+    const result = elements(text, { ...UNLIMITED, maxDepth: 32 });
 
     expect(result).to.have.length(2);
     expect(result[0]).to.include({ tooDeep: true });
     expect(valueOf(result[1]!)).to.deep.equal({ after: true });
+  });
+
+  it('when a body holds more elements than the limit, then ok is false (too many) before the rest is read', () => {
+    expect(splitJsonBody('[1,2,3]', { ...UNLIMITED, maxElements: 3 }).ok).to.equal(true);
+    expect(splitJsonBody('[1,2,3,4,', { ...UNLIMITED, maxElements: 3 })).to.deep.include({ ok: false, tooMany: true });
+    expect(splitJsonBody('[1,2,3', { ...UNLIMITED, maxElements: 3 })).to.deep.include({ ok: false, tooMany: false });
   });
 
   it('when the body is not JSON, then ok is false with a reason', () => {
