@@ -16,7 +16,7 @@ import { insertRejectedEvents, type RejectedEventRow } from '../db/rejected-even
 import { AppError, ServiceUnavailableError } from '../errors.js';
 import { applyEvents } from '../jobs/apply-events.js';
 import type { Logger } from '../log.js';
-import { type MailjetEvent, MAX_EVENTS_PER_BODY, parseEventBody, type RejectedEvent, type RejectionKind } from './parse.js';
+import { type MailjetEvent, MAX_EVENTS_PER_BODY, type ParsedEvents, parseEventBodyInSteps, type RejectedEvent, type RejectionKind } from './parse.js';
 import { storableText } from './storable-text.js';
 
 /** What a callback's answer says happened to its elements. */
@@ -53,7 +53,7 @@ const BUSY_SQLSTATES = new Set([...RETRYABLE_SQLSTATES, '53200', '55P03']);
  * or does not come from Mailjet, and acknowledging it would drop whatever events it carried.
  */
 export async function receiveEvents({ pool, bus, log }: EventsDeps, text: string): Promise<EventsReceipt> {
-  const parsed = parseEventBody(text);
+  const parsed = await parseInSteps(text);
   if (!parsed.ok && parsed.tooMany) {
     log.warn('refused a callback body with too many elements', { component: 'events', reason: parsed.reason, length: text.length });
     throw new AppError('payload-too-large', 413, `${parsed.reason}: send at most ${MAX_EVENTS_PER_BODY} events per callback`);
@@ -86,6 +86,18 @@ export async function receiveEvents({ pool, bus, log }: EventsDeps, text: string
     unmatched: result.unmatched,
     rejected: rejected.length,
   };
+}
+
+/** Parses the body, letting other requests run between steps. */
+async function parseInSteps(text: string): Promise<ParsedEvents> {
+  const steps = parseEventBodyInSteps(text);
+  for (;;) {
+    const step = steps.next();
+    if (step.done) {
+      return step.value;
+    }
+    await new Promise((resolve) => setImmediate(resolve));
+  }
 }
 
 export interface IngestResult {
