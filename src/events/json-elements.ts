@@ -93,8 +93,9 @@ export function splitJsonBody(text: string, limits: ElementLimits): SplitBody {
     }
     try {
       elements.push({ index, source, value: JSON.parse(quoteBigIntegers(text, span)) });
-    } catch (error) {
-      return notJson(`element ${index} is not valid JSON (${(error as Error).message})`);
+    } catch {
+      // JSON.parse's message quotes the text; what was received is kept aside, not repeated in logs.
+      return notJson(`element ${index} is not valid JSON`);
     }
   }
   return { ok: true, elements };
