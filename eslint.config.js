@@ -20,6 +20,8 @@ const pureFiles = [
   'src/mailjet/outcome.ts',
   'src/mailjet/ids.ts',
   'src/events/parse.ts',
+  'src/events/json-elements.ts',
+  'src/events/storable-text.ts',
   'src/webhooks/signature.ts',
 ];
 const noIo = {

@@ -2,12 +2,16 @@
 // Emitting never throws into the emitter: a failing listener is a bug to log, not a reason to stop sending.
 import { EventEmitter } from 'node:events';
 
+import type { RejectionKind } from './events/parse.js';
+
 export interface BusEvents {
   'jobs:enqueued': { appId: string; count: number };
   'jobs:claimed': { consumer: string; count: number };
   'mailjet:call': { messages: number; recipients: number; outcome: 'accepted' | 'partial' | 'transient' | 'permanent'; durationMs: number };
   'jobs:settled': { status: 'accepted' | 'failed' | 'deferred'; count: number };
   'events:ingested': { received: number; stored: number; unmatched: number };
+  /** Callback elements (or, `not-json`, whole bodies) kept aside because they can never be applied. */
+  'events:rejected': { kind: RejectionKind; count: number };
   'consumer:error': { consumer: string; error: Error };
 }
 

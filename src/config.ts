@@ -59,7 +59,8 @@ const envSchema = z.object({
 
   EVENTS_USERNAME: optionalText,
   EVENTS_PASSWORD: optionalText,
-  EVENTS_BODY_LIMIT: z.string().default('10mb'),
+  // A grouped callback of 100,000 events is about 30 MB.
+  EVENTS_BODY_LIMIT: z.string().default('64mb'),
   QUEUE_RATE_LIMIT: integer(0, 1_000_000).default(600),
   EVENTS_RATE_LIMIT: integer(0, 1_000_000).default(6000),
   TRUST_PROXY: z

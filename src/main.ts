@@ -16,7 +16,7 @@ import { jobsChannel, listen, type Listener, webhooksChannel } from './db/notify
 import { openDatabase } from './db/open.js';
 import type { Pool } from './db/pool.js';
 import { StartupError } from './errors.js';
-import { ingestEvents } from './events/ingest.js';
+import { receiveEvents } from './events/ingest.js';
 import { finishedWithin } from './finished-within.js';
 import { createApp, routeTable } from './http/app.js';
 import type { Readiness } from './http/routes/ops.js';
@@ -170,7 +170,7 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
     adminKey,
     targetPolicy,
     authenticate: (key) => authenticateApiKey(pool, key),
-    ingestEvents: (events) => ingestEvents(pool, bus, events),
+    receiveEvents: (body) => receiveEvents({ pool, bus, log }, body),
     eventsCredentials,
     limits: {
       queueBody: config.queueBodyLimit,

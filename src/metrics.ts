@@ -32,6 +32,12 @@ export function createMetrics(bus: Bus): Metrics {
     labelNames: ['fate'],
     registers: [registry],
   });
+  const rejectedEvents = new client.Counter({
+    name: 'jetpost_events_rejected_total',
+    help: 'Mailjet callback elements kept aside in rejected_events because they can never be applied, by kind (not-json counts whole bodies)',
+    labelNames: ['kind'],
+    registers: [registry],
+  });
   const consumerErrors = new client.Counter({ name: 'jetpost_consumer_errors_total', help: 'Consumer batches that failed', registers: [registry] });
 
   bus.on('jobs:enqueued', ({ count }) => enqueued.inc(count));
@@ -43,6 +49,7 @@ export function createMetrics(bus: Bus): Metrics {
     events.inc({ fate: 'applied' }, stored - unmatched);
     events.inc({ fate: 'unmatched' }, unmatched);
   });
+  bus.on('events:rejected', ({ kind, count }) => rejectedEvents.inc({ kind }, count));
   bus.on('consumer:error', () => consumerErrors.inc());
 
   return { contentType: registry.contentType, text: () => registry.metrics() };

@@ -1,18 +1,25 @@
 // Mailjet event callbacks → checked events, pure. The body is parsed losslessly (MessageIDs exceed
 // 2^53 and JSON.parse would round them), may be one event (Version 1) or an array (Version 2), and
-// each event is validated on its own so one bad element does not hold back the others.
+// each event is checked on its own: one bad element does not hold back the others. An element that
+// can never be applied is handed back as rejected, with its source text and the reason.
 import { createHash } from 'node:crypto';
 
-import JSONbig from 'json-bigint';
 import { z } from 'zod';
 
 import { MAILJET_EVENT_TYPES, type MailjetEventType } from '../jobs/status.js';
 import { toIdString } from '../mailjet/ids.js';
+import { type JsonElement, splitJsonBody } from './json-elements.js';
+import { unstorableCharacter } from './storable-text.js';
 
-// storeAsString: integers longer than 15 digits come back as strings, exactly.
-// A `__proto__` key is dropped (it could reach an object's prototype further on); json-bigint's
-// constructor check matches any key containing "constructor", which is harmless data, so it is kept.
-const losslessJson = JSONbig({ storeAsString: true, protoAction: 'ignore', constructorAction: 'preserve' });
+/** Mailjet's events are flat objects; a little nesting in extra fields is kept, not 5,000 levels. */
+export const MAX_EVENT_DEPTH = 32;
+/** An event's source text; Mailjet's are well under 10 KB (Payload is capped at 100,000 characters). */
+export const MAX_EVENT_LENGTH = 256 * 1024;
+/**
+ * Elements in one callback. Even tiny ones ("1,1,1…") cost memory each, so a 64 MB body of them
+ * could exhaust the heap; Mailjet's events are 200 bytes and more, so 64 MB holds fewer than this.
+ */
+export const MAX_EVENTS_PER_BODY = 500_000;
 
 /** A Mailjet id (a decimal string when big, a number when small), always returned as a string. */
 const mailjetId = z.union([z.string(), z.number()]).transform((value, context) => {
@@ -76,41 +83,125 @@ export interface MailjetEvent {
   raw: Record<string, unknown>;
 }
 
+/** Why an element (or, for `not-json`, a whole body) was rejected, as counted in the metrics. */
+export type RejectionKind = 'not-json' | 'too-deep' | 'too-large' | 'unstorable-text' | 'not-an-object' | 'invalid';
+
 export interface RejectedEvent {
+  /** Position in the body (0 for a Version 1 body). */
   index: number;
+  kind: RejectionKind;
   issues: { path: string; message: string }[];
+  /** The element as received (JSON text). */
+  source: string;
 }
 
 export type ParsedEvents =
   | { readonly ok: true; readonly events: MailjetEvent[]; readonly rejected: RejectedEvent[] }
-  | { readonly ok: false; readonly reason: string };
+  | { readonly ok: false; readonly tooMany: boolean; readonly reason: string };
 
-/** Parses a callback body. Not JSON, or neither an object nor an array of objects, is `ok: false`. */
+/** Elements checked between two pauses of parseEventBodyInSteps. */
+const ELEMENTS_PER_STEP = 1000;
+
+/**
+ * Parses a callback body. Only a body that is not JSON at all, or holds more than
+ * MAX_EVENTS_PER_BODY elements, is `ok: false`; any other JSON value gives its events and its
+ * rejected elements (a string, or an array of numbers, is all rejected).
+ */
 export function parseEventBody(text: string): ParsedEvents {
-  let body: unknown;
-  try {
-    body = losslessJson.parse(text);
-  } catch (error) {
-    return { ok: false, reason: `the body is not valid JSON (${(error as Error).message ?? 'parse error'})` };
+  const steps = parseEventBodyInSteps(text);
+  for (;;) {
+    const step = steps.next();
+    if (step.done) {
+      return step.value;
+    }
   }
-  const items = Array.isArray(body) ? body : [body];
-  if (items.some((item) => typeof item !== 'object' || item === null || Array.isArray(item))) {
-    return { ok: false, reason: 'the body must be one event object or an array of event objects' };
+}
+
+/**
+ * parseEventBody, pausing (yielding) after every ELEMENTS_PER_STEP elements: checking 100,000
+ * events takes seconds, and a caller that is a server lets other requests run in the pauses.
+ */
+export function* parseEventBodyInSteps(text: string): Generator<void, ParsedEvents> {
+  const split = splitJsonBody(text, { maxDepth: MAX_EVENT_DEPTH, maxLength: MAX_EVENT_LENGTH, maxElements: MAX_EVENTS_PER_BODY });
+  if (!split.ok) {
+    return { ok: false, tooMany: split.tooMany, reason: split.tooMany ? split.reason : `the body is not valid JSON: ${split.reason}` };
   }
   const events: MailjetEvent[] = [];
   const rejected: RejectedEvent[] = [];
-  items.forEach((item, index) => {
-    const parsed = mailjetEventSchema.safeParse(item);
-    if (parsed.success) {
-      events.push(toEvent(parsed.data));
-    } else {
-      rejected.push({
-        index,
-        issues: parsed.error.issues.map((issue) => ({ path: issue.path.join('.'), message: issue.message })),
-      });
+  for (const element of split.elements) {
+    if (element.index > 0 && element.index % ELEMENTS_PER_STEP === 0) {
+      yield;
     }
-  });
+    const checked = checkElement(element);
+    if ('kind' in checked) {
+      rejected.push({ index: element.index, source: element.source, ...checked });
+    } else {
+      events.push(checked);
+    }
+  }
   return { ok: true, events, rejected };
+}
+
+function checkElement(element: JsonElement): MailjetEvent | Omit<RejectedEvent, 'index' | 'source'> {
+  const whole = (kind: RejectionKind, message: string) => ({ kind, issues: [{ path: '', message }] });
+  if (!('value' in element)) {
+    return element.tooDeep
+      ? whole('too-deep', `nested deeper than ${MAX_EVENT_DEPTH} levels`)
+      : whole('too-large', `larger than ${MAX_EVENT_LENGTH / 1024} KiB`);
+  }
+  const { value } = element;
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    return whole('not-an-object', `not an event object but ${Array.isArray(value) ? 'an array' : value === null ? 'null' : `a ${typeof value}`}`);
+  }
+  const unstorable = findUnstorableText(value, []);
+  if (unstorable) {
+    return { kind: 'unstorable-text', issues: [unstorable] };
+  }
+  dropProtoKeys(value);
+  const parsed = mailjetEventSchema.safeParse(value);
+  if (!parsed.success) {
+    return { kind: 'invalid', issues: parsed.error.issues.map((issue) => ({ path: issue.path.join('.'), message: issue.message })) };
+  }
+  return toEvent(parsed.data);
+}
+
+/**
+ * The first key or string holding a character PostgreSQL refuses (NUL) or would alter (an unpaired
+ * surrogate): such an event could be neither stored as history nor forwarded unchanged. The depth is
+ * bounded by MAX_EVENT_DEPTH, so the recursion is too.
+ */
+function findUnstorableText(value: unknown, path: string[]): { path: string; message: string } | undefined {
+  if (typeof value === 'string') {
+    const character = unstorableCharacter(value);
+    return character && { path: path.join('.'), message: `holds ${character}` };
+  }
+  if (typeof value !== 'object' || value === null) {
+    return undefined;
+  }
+  for (const [key, inner] of Object.entries(value)) {
+    const character = unstorableCharacter(key);
+    if (character) {
+      return { path: path.join('.'), message: `a field name holds ${character}` };
+    }
+    const found = findUnstorableText(inner, [...path, key]);
+    if (found) {
+      return found;
+    }
+  }
+  return undefined;
+}
+
+/** JSON.parse keeps a `__proto__` key as plain data, but copying it further on could set a prototype. */
+function dropProtoKeys(value: unknown): void {
+  if (typeof value !== 'object' || value === null) {
+    return;
+  }
+  if (Object.prototype.hasOwnProperty.call(value, '__proto__')) {
+    delete (value as Record<string, unknown>)['__proto__'];
+  }
+  for (const inner of Object.values(value)) {
+    dropProtoKeys(inner);
+  }
 }
 
 function toEvent(data: z.infer<typeof mailjetEventSchema>): MailjetEvent {
@@ -129,17 +220,6 @@ function toEvent(data: z.infer<typeof mailjetEventSchema>): MailjetEvent {
     customId: data.CustomID || undefined,
     hardBounce: data.hard_bounce,
     dedupeKey,
-    raw: toPlain(data) as Record<string, unknown>,
+    raw: data,
   };
-}
-
-/** json-bigint builds null-prototype objects; stored history wants plain ones. */
-function toPlain(value: unknown): unknown {
-  if (Array.isArray(value)) {
-    return value.map(toPlain);
-  }
-  if (typeof value === 'object' && value !== null) {
-    return Object.fromEntries(Object.entries(value).map(([key, inner]) => [key, toPlain(inner)]));
-  }
-  return value;
 }

@@ -9,7 +9,7 @@ import type { Logger } from '../log.js';
 import type { TargetPolicy } from '../webhooks/url-guard.js';
 import { type Authenticate, type BasicCredentials, callingApp, requireAdminKey, requireApiKey, requireBasicAuth } from './auth.js';
 import { errorHandler, notFoundHandler } from './problem.js';
-import { limitRequests, postgresStore } from './rate-limit.js';
+import { limitFailedCallbackAuth, limitRequests, postgresStore } from './rate-limit.js';
 import { adminRouter } from './routes/admin.js';
 import { type EventsRouteDeps, eventsRouter } from './routes/events.js';
 import { type OpsRouteDeps, opsRouter } from './routes/ops.js';
@@ -24,7 +24,7 @@ export interface AppDeps extends OpsRouteDeps {
   /** Which internal addresses webhooks may reach (WEBHOOK_ALLOWED_TARGETS). */
   targetPolicy: TargetPolicy;
   authenticate: Authenticate;
-  ingestEvents: EventsRouteDeps['ingest'];
+  receiveEvents: EventsRouteDeps['receive'];
   eventsCredentials: BasicCredentials | undefined;
   limits: { queueBody: string; eventsBody: string; queuePerMinute: number; eventsPerMinute: number };
   trustProxy: boolean | number | string;
@@ -77,21 +77,21 @@ export function createApp(deps: AppDeps): Express {
     what: 'from this app',
     log: deps.log,
   });
-  const limitPerSource = limitRequests({
+  // The callback's budget is spent only with its credentials; failed attempts are limited apart.
+  const limitCallback = limitRequests({
     perMinute: deps.limits.eventsPerMinute,
-    store: postgresStore(deps.pool, 'events-source', deps.log),
-    what: 'from this address',
+    store: postgresStore(deps.pool, 'events-caller', deps.log),
+    keyOf: () => 'mailjet',
+    what: 'with the callback credentials',
     log: deps.log,
   });
   app.use(opsRouter(deps));
   app.use(
     eventsRouter({
-      ingest: deps.ingestEvents,
-      // Counted before authentication: the limit also slows down anyone guessing the credentials.
-      limit: limitPerSource,
-      requireCallbackAuth: requireBasicAuth(deps.eventsCredentials, 'jetpost events'),
+      receive: deps.receiveEvents,
+      requireCallbackAuth: requireBasicAuth(deps.eventsCredentials, 'jetpost events', limitFailedCallbackAuth(deps.log)),
+      limit: limitCallback,
       bodyLimit: deps.limits.eventsBody,
-      log: deps.log,
     }),
   );
   app.use(queueRouter({ jobs: deps.jobs, requireApp, limit: limitPerApp, bodyLimit: deps.limits.queueBody }));

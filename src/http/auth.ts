@@ -59,8 +59,13 @@ export interface BasicCredentials {
   password: string;
 }
 
-export function requireBasicAuth(credentials: BasicCredentials | undefined, realm: string): RequestHandler {
-  return (req, _res, next) => {
+/**
+ * Basic credentials, compared in constant time. A request that fails them goes through
+ * `limitFailures` (which answers 429 once there were too many failures) and is otherwise a 401;
+ * a request with the right credentials is never held back by the failures of others.
+ */
+export function requireBasicAuth(credentials: BasicCredentials | undefined, realm: string, limitFailures?: RequestHandler): RequestHandler {
+  return (req, res, next) => {
     if (credentials === undefined) {
       next();
       return;
@@ -72,10 +77,15 @@ export function requireBasicAuth(credentials: BasicCredentials | undefined, real
       separator > 0 &&
       // Both checks always run: no early exit that would tell which half was wrong.
       [sameSecret(decoded.slice(0, separator), credentials.username), sameSecret(decoded.slice(separator + 1), credentials.password)].every(Boolean);
-    if (!ok) {
-      next(new UnauthorizedError('valid basic credentials are required', { headers: { 'WWW-Authenticate': `Basic realm="${realm}"` } }));
+    if (ok) {
+      next();
       return;
     }
-    next();
+    const refused = new UnauthorizedError('valid basic credentials are required', { headers: { 'WWW-Authenticate': `Basic realm="${realm}"` } });
+    if (!limitFailures) {
+      next(refused);
+      return;
+    }
+    Promise.resolve(limitFailures(req, res, (error?: unknown) => next(error ?? refused))).catch(next);
   };
 }

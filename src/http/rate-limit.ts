@@ -1,8 +1,14 @@
-// Request rate limits with express-rate-limit, counted in PostgreSQL so that every replica shares
-// them: per app on POST /queue, per source address on POST /events. Answers 429 problem+json with
-// RateLimit/RateLimit-Policy headers (IETF draft 8) and Retry-After.
+// Request rate limits with express-rate-limit. The budgets of callers who proved who they are (per
+// app on POST /queue, the callback's credentials on POST /events) are counted in PostgreSQL, so that
+// every replica shares them, and announced with RateLimit/RateLimit-Policy headers (IETF draft 8).
+// Failed credentials are counted apart, in memory, so that they never spend a genuine caller's
+// budget nor write to the database. Nothing is keyed by a value a caller can forge at will (such as
+// an X-Forwarded-For address) without the keys being folded into a fixed number of counters.
+// Above a limit the answer is 429 problem+json with Retry-After.
+import { createHash } from 'node:crypto';
+
 import type { RequestHandler } from 'express';
-import { rateLimit, type Store } from 'express-rate-limit';
+import { ipKeyGenerator, MemoryStore, rateLimit, type Store } from 'express-rate-limit';
 
 import type { Pool } from '../db/pool.js';
 import { countHit, deleteExpiredWindows, findHits, resetHits, uncountHit } from '../db/rate-limits-repo.js';
@@ -47,27 +53,45 @@ export interface LimitOptions {
   log: Logger;
   /** Requests per minute; 0 turns the limit off. */
   perMinute: number;
-  store: Store;
-  /** Who is counted: default is the source address. */
-  keyOf?: (req: Parameters<RequestHandler>[0], res: Parameters<RequestHandler>[1]) => string;
+  /** Where hits are counted (default: in this process's memory). */
+  store?: Store;
+  /** Who is counted. */
+  keyOf: (req: Parameters<RequestHandler>[0], res: Parameters<RequestHandler>[1]) => string;
   what: string;
+  /** RateLimit and RateLimit-Policy on every counted answer (default true). */
+  announce?: boolean;
 }
 
-export function limitRequests({ perMinute, store, keyOf, what, log }: LimitOptions): RequestHandler {
+/** Source addresses fold into this many keys: a stream of forged addresses cannot grow a store. */
+const SOURCE_BUCKETS = 1024;
+
+/**
+ * A key for the request's source address (IPv6 by its /56 network, as express-rate-limit does),
+ * folded into SOURCE_BUCKETS buckets. Behind a proxy the address is what TRUST_PROXY lets express
+ * read from X-Forwarded-For, which a client may forge when every hop is trusted: folding bounds what
+ * forged values can cost, and only failed requests are ever counted this way.
+ */
+function sourceBucket(address: string | undefined): string {
+  const network = ipKeyGenerator(address ?? 'unknown');
+  const bucket = createHash('sha256').update(network).digest().readUInt32BE(0) % SOURCE_BUCKETS;
+  return `bucket-${bucket}`;
+}
+
+export function limitRequests({ perMinute, store = new MemoryStore(), keyOf, what, log, announce = true }: LimitOptions): RequestHandler {
   if (perMinute <= 0) {
     return (_req, _res, next) => next();
   }
   return rateLimit({
     windowMs: WINDOW_MS,
     limit: perMinute,
-    standardHeaders: 'draft-8',
+    standardHeaders: announce ? 'draft-8' : false,
     legacyHeaders: false,
     store,
     // When the database is away the route itself answers 503; the limiter must not turn that into a 500.
     passOnStoreError: true,
     // The proxy set-up is TRUST_PROXY's business (README); no console warnings from the library.
     validate: { xForwardedForHeader: false },
-    ...(keyOf ? { keyGenerator: keyOf } : {}),
+    keyGenerator: keyOf,
     logger: {
       error: (error, message) => log.warn(message ?? 'rate limit store error', { component: 'rate-limit', error: (error as Error)?.message ?? String(error) }),
       warn: (error, message) => log.warn(message ?? 'rate limit warning', { component: 'rate-limit', error: (error as Error)?.message ?? String(error) }),
@@ -79,4 +103,33 @@ export function limitRequests({ perMinute, store, keyOf, what, log }: LimitOptio
       next(new AppError('rate-limited', 429, `too many requests ${what}: at most ${perMinute} per minute; retry in ${seconds} s`));
     },
   });
+}
+
+/** Failed /events credentials per minute, per source address (folded into buckets) and from all sources. */
+export const CALLBACK_AUTH_FAILURES = { perSource: 100, total: 1000 } as const;
+
+/**
+ * Wrong /events credentials, counted in this process's memory (an unauthenticated request never
+ * writes to the database): past the per-source or the overall limit, a failure is a 429 instead of a
+ * 401. Forged X-Forwarded-For values spread over the source buckets but not past the overall limit.
+ */
+export function limitFailedCallbackAuth(log: Logger): RequestHandler {
+  const total = limitRequests({
+    perMinute: CALLBACK_AUTH_FAILURES.total,
+    keyOf: () => 'all',
+    what: 'with wrong credentials',
+    announce: false,
+    log,
+  });
+  const perSource = limitRequests({
+    perMinute: CALLBACK_AUTH_FAILURES.perSource,
+    // The address express derives, TRUST_PROXY permitting (sourceBucket folds it, IPv6 by network).
+    keyOf: ({ ip }) => sourceBucket(ip),
+    what: 'with wrong credentials from this address',
+    announce: false,
+    log,
+  });
+  return (req, res, next) => {
+    Promise.resolve(total(req, res, (error?: unknown) => (error ? next(error) : perSource(req, res, next)))).catch(next);
+  };
 }

@@ -1,7 +1,7 @@
 // Records what a Mailjet call did to each of its jobs, in one transaction: accepted jobs get their
 // recipients' MessageIDs, failed and deferred jobs leave their lease, and events that arrived before
 // the MessageIDs were known are applied now.
-import { lockMessageIds, matchKeptEvents } from '../db/events-repo.js';
+import { lockMessagesShared, matchKeptEvents } from '../db/events-repo.js';
 import { acceptJobs, settleJobs,type Settlement } from '../db/jobs-repo.js';
 import { type Pool, withTransaction } from '../db/pool.js';
 import { type AcceptedIds, acceptRecipients, closePendingRecipients, type RecipientRow } from '../db/recipients-repo.js';
@@ -36,9 +36,9 @@ export async function recordSendResults(
     }
   });
   return withTransaction(pool, async (tx) => {
-    await lockMessageIds(
+    await lockMessagesShared(
       tx,
-      accepted.flatMap((r) => r.recipients.map((recipient) => recipient.messageId)),
+      accepted.flatMap((r) => r.recipients),
     );
     const acceptedIds = await acceptJobs(
       tx,

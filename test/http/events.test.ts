@@ -1,8 +1,10 @@
 import { expect } from 'chai';
 import nock from 'nock';
 
+import { MAX_EVENTS_PER_BODY } from '../../src/events/parse.js';
+import { CALLBACK_AUTH_FAILURES } from '../../src/http/rate-limit.js';
 import { isolateNetwork, mockMailjetSend, restoreNetwork } from '../support/mailjet-nock.js';
-import { eventually, MAILJET_TEST_ORIGIN, startTestService, type TestService } from '../support/service.js';
+import { EVENTS_PASSWORD, EVENTS_USER, eventually, MAILJET_TEST_ORIGIN, startTestService, type TestService } from '../support/service.js';
 
 interface JobJson {
   status: string;
@@ -146,21 +148,189 @@ describe('POST /events', () => {
     expect(rows[0].n).to.equal(0);
   });
 
-  it('when the body is malformed, then 400 problem+json with a reason, and stored events are untouched', async () => {
+  it('when the body is not JSON at all, then 400 problem+json (Mailjet retries it), it is kept aside once, and stored events are untouched', async () => {
     service = await startTestService();
     await service.postEvents(group(eventText('sent', '576460765503091475', 'x@example.com', 1)));
 
-    for (const body of ['{not json', '"a string"', '[1, 2]', '[{"event":"teleport","time":1,"MessageID":1,"email":"x@example.com"}]']) {
-      const res = await service.postEvents(body);
-      expect(res.status, body).to.equal(400);
-      expect(res.headers.get('content-type'), body).to.contain('application/problem+json');
-      const problem = (await res.json()) as { detail: string; errors: Array<{ path: string }> };
-      expect(problem.detail, body).to.be.a('string').and.not.equal('');
+    for (const body of ['{not json', '', '[{"event":"sent"', `[${eventText('sent', '576460765503091476', 'y@example.com', 2)}]]`]) {
+      for (const attempt of [1, 2]) {
+        const res = await service.postEvents(body);
+        expect(res.status, `${body} #${attempt}`).to.equal(400);
+        expect(res.headers.get('content-type'), body).to.contain('application/problem+json');
+        const problem = (await res.json()) as { type: string; detail: string };
+        expect(problem.type, body).to.equal('https://jetpost.dev/problems/malformed-json');
+        expect(problem.detail, body).to.be.a('string').and.not.equal('');
+      }
     }
-    const invalid = await service.postEvents('[{"event":"open","time":"yesterday","email":"x@example.com"}]');
-    const problem = (await invalid.json()) as { errors: Array<{ path: string }> };
-    expect(problem.errors.map((e) => e.path)).to.include('0.time');
+    const kept = await service.db.pool.query('select kind, position, source from rejected_events order by id');
+    expect(kept.rows.map((row) => [row.kind, row.position, row.source])).to.deep.equal([
+      ['not-json', null, '{not json'],
+      ['not-json', null, ''],
+      ['not-json', null, '[{"event":"sent"'],
+      ['not-json', null, `[${eventText('sent', '576460765503091476', 'y@example.com', 2)}]]`],
+    ]);
     const { rows } = await service.db.pool.query('select count(*)::int as n from email_events');
     expect(rows[0].n).to.equal(1);
+  });
+
+  describe('events that can never be applied', () => {
+    const deep = (id: string) => `{"event":"open","time":5,"MessageID":${id},"email":"deep@example.com","extra":${'['.repeat(5000)}${']'.repeat(5000)}}`;
+
+    it('when a grouped callback has valid events and others with NUL, unpaired surrogates or 5,000-deep fields, then 200: the valid ones are stored and applied, the others kept aside with their reason', async () => {
+      mockMailjetSend();
+      service = await startTestService();
+      const jobs = await acceptedJobs(['v1@example.com', 'v2@example.com', 'v3@example.com', 'v4@example.com', 'v5@example.com']);
+      const bad = [
+        eventText('sent', jobs[0]!.messageId, 'nul\u0000@example.com', 10),
+        eventText('open', jobs[1]!.messageId, jobs[1]!.email, 11, { agent: 'x' }).replace('"agent":"x"', '"agent":"\\ud800"'),
+        deep(jobs[2]!.messageId),
+        '"not an event"',
+        eventText('open', jobs[3]!.messageId, jobs[3]!.email, 12).replace(/"time":12/, '"time":"yesterday"'),
+      ];
+      const valid = jobs.map((job, i) => eventText('sent', job.messageId, job.email, 100 + i));
+
+      const res = await service.postEvents(group(valid[0]!, bad[0]!, valid[1]!, bad[1]!, valid[2]!, bad[2]!, valid[3]!, bad[3]!, bad[4]!, valid[4]!));
+
+      expect(res.status).to.equal(200);
+      expect(await res.json()).to.deep.equal({ received: 10, stored: 5, duplicates: 0, unmatched: 0, rejected: 5 });
+      for (const accepted of jobs) {
+        expect((await job(accepted.jobId)).status, accepted.email).to.equal('sent');
+      }
+      const kept = await service.db.pool.query<{ position: number; kind: string; reason: string; source: string; source_length: number }>(
+        'select position, kind, reason, source, source_length from rejected_events order by position',
+      );
+      expect(kept.rows.map((row) => [row.position, row.kind])).to.deep.equal([
+        [1, 'unstorable-text'],
+        [3, 'unstorable-text'],
+        [5, 'too-deep'],
+        [7, 'not-an-object'],
+        [8, 'invalid'],
+      ]);
+      expect(kept.rows.map((row) => row.reason)).to.deep.equal([
+        'email: holds a NUL character',
+        'agent: holds an unpaired surrogate',
+        'nested deeper than 32 levels',
+        'not an event object but a string',
+        kept.rows[4]!.reason,
+      ]);
+      expect(kept.rows[4]!.reason).to.match(/^time: /);
+      // Kept as received, byte for byte (escapes stay escapes), up to 8,192 characters.
+      expect(kept.rows[0]!.source).to.equal(bad[0]);
+      expect(kept.rows[1]!.source).to.equal(bad[1]);
+      expect(kept.rows[2]!.source).to.equal(bad[2]!.slice(0, 8192));
+      expect(kept.rows[2]!.source_length).to.equal(bad[2]!.length);
+      const metrics = await (await fetch(`${service.url}/metrics`)).text();
+      expect(metrics).to.contain('jetpost_events_rejected_total{kind="unstorable-text"} 2');
+      expect(metrics).to.contain('jetpost_events_rejected_total{kind="too-deep"} 1');
+    });
+
+    it('when an authenticated body has no usable event at all, then 200 and every element is kept aside, once even when Mailjet retries', async () => {
+      service = await startTestService();
+      for (const [body, rejected] of [
+        ['[{"event":"teleport","time":1,"MessageID":1,"email":"x@example.org"}]', 1],
+        ['"a string"', 1],
+        ['[1, 2, null]', 3],
+        [`[${deep('7')}]`, 1],
+        ['{"event":"sent","time":1,"email":"a@example.org"}', 1],
+      ] as const) {
+        for (const attempt of [1, 2]) {
+          const res = await service.postEvents(body);
+          expect(res.status, `${body.slice(0, 80)} #${attempt}`).to.equal(200);
+          expect(await res.json()).to.deep.equal({ received: rejected, stored: 0, duplicates: 0, unmatched: 0, rejected });
+        }
+      }
+      const { rows } = await service.db.pool.query('select kind, count(*)::int as n from rejected_events group by kind order by kind');
+      expect(rows).to.deep.equal([
+        { kind: 'invalid', n: 2 },
+        { kind: 'not-an-object', n: 4 },
+        { kind: 'too-deep', n: 1 },
+      ]);
+    });
+
+    it('when a rejected element is huge or holds a raw NUL, then it is stored escaped and cut, and the row always fits', async () => {
+      service = await startTestService();
+      const huge = `{"event":"open","time":1,"MessageID":1,"email":"a@example.org","agent":"${'\\u0000'.repeat(100_000)}"}`;
+
+      const res = await service.postEvents(`[${huge}]`);
+      const raw = await service.postEvents('{"a":"\u0000\ud800"');
+
+      expect(res.status).to.equal(200);
+      expect(raw.status).to.equal(400);
+      const { rows } = await service.db.pool.query<{ kind: string; source: string; source_length: number }>('select kind, source, source_length from rejected_events order by id');
+      expect(rows.map((row) => [row.kind, row.source.length, row.source_length])).to.deep.equal([
+        ['too-large', 8192, huge.length],
+        ['not-json', 14, 9],
+      ]);
+      expect(rows[1]!.source).to.equal('{"a":"\\u0000\ufffd"');
+    });
+  });
+
+  it('when a body holds more than 500,000 elements, however small, then 413 before they cost memory, and nothing is stored', async () => {
+    service = await startTestService();
+
+    const res = await service.postEvents(`[${'1,'.repeat(MAX_EVENTS_PER_BODY)}1]`);
+
+    expect(res.status).to.equal(413);
+    expect(((await res.json()) as { detail: string }).detail).to.contain(`at most ${MAX_EVENTS_PER_BODY} events`);
+    const { rows } = await service.db.pool.query('select (select count(*) from rejected_events)::int as rejected, (select count(*) from email_events)::int as events');
+    expect(rows[0]).to.deep.equal({ rejected: 0, events: 0 });
+    expect((await fetch(`${service.url}/healthz`)).status).to.equal(200);
+  });
+
+  describe('rate limits and credentials', () => {
+    const wrong = { user: EVENTS_USER, password: 'guess' };
+
+    it('when unauthenticated requests from the same address go far past the limit, then the genuine callback from it is still 200', async () => {
+      service = await startTestService({ env: { EVENTS_RATE_LIMIT: '5' } });
+      const statuses = new Map<number, number>();
+      for (let i = 0; i < CALLBACK_AUTH_FAILURES.perSource + 20; i += 1) {
+        const res = await service.postEvents('[]', i % 2 === 0 ? wrong : null);
+        await res.arrayBuffer();
+        statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
+      }
+
+      const genuine = await service.postEvents('[]');
+
+      expect(genuine.status).to.equal(200);
+      // Failures are limited on their own: past the limit a guess is a 429, never a look at the body.
+      expect(Object.fromEntries(statuses)).to.deep.equal({ 401: CALLBACK_AUTH_FAILURES.perSource, 429: 20 });
+      const { rows } = await service.db.pool.query("select key from rate_limits where key like 'events%'");
+      expect(rows.map((row) => row.key)).to.deep.equal(['events-caller:mailjet']);
+    });
+
+    it('when the genuine caller goes past EVENTS_RATE_LIMIT, then 429 with Retry-After', async () => {
+      service = await startTestService({ env: { EVENTS_RATE_LIMIT: '3' } });
+      for (let i = 0; i < 3; i += 1) {
+        expect((await service.postEvents('[]')).status).to.equal(200);
+      }
+      const limited = await service.postEvents('[]');
+      expect(limited.status).to.equal(429);
+      expect(Number(limited.headers.get('retry-after'))).to.be.within(1, 60);
+    });
+
+    it('with TRUST_PROXY=true, forged X-Forwarded-For values neither bypass the limits nor add rows to rate_limits', async () => {
+      service = await startTestService({ env: { EVENTS_RATE_LIMIT: '3', TRUST_PROXY: 'true' } });
+      const forged = (i: number) => ({ 'x-forwarded-for': `203.0.${i % 250}.${Math.floor(i / 250) % 250}, 10.0.0.${i % 200}` });
+      const post = (i: number, authorization: string) =>
+        fetch(`${service.url}/events`, { method: 'POST', headers: { authorization, ...forged(i) }, body: '[]' });
+      const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+      const before = await service.db.pool.query('select count(*)::int as n from rate_limits');
+
+      const genuine = [];
+      for (let i = 0; i < 4; i += 1) {
+        genuine.push((await post(i, basic(EVENTS_USER, EVENTS_PASSWORD))).status);
+      }
+      const failures = new Map<number, number>();
+      for (let i = 0; i < CALLBACK_AUTH_FAILURES.total + 50; i += 1) {
+        const res = await post(i, basic(EVENTS_USER, `guess-${i}`));
+        await res.arrayBuffer();
+        failures.set(res.status, (failures.get(res.status) ?? 0) + 1);
+      }
+
+      expect(genuine).to.deep.equal([200, 200, 200, 429]);
+      expect(failures.get(429), 'failures past the overall limit').to.equal(50);
+      const after = await service.db.pool.query('select count(*)::int as n from rate_limits');
+      expect(after.rows[0].n - before.rows[0].n, 'new rate_limits rows').to.equal(1);
+    });
   });
 });

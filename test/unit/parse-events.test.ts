@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 
-import { type MailjetEvent, type ParsedEvents, parseEventBody } from '../../src/events/parse.js';
+import { type MailjetEvent, MAX_EVENT_DEPTH, MAX_EVENT_LENGTH, type ParsedEvents, parseEventBody } from '../../src/events/parse.js';
 
 // Bodies are written as text: a MessageID above 2^53 must reach the parser as a raw JSON integer
 // literal, exactly as Mailjet sends it (JSON.stringify of a JS number would already have rounded it).
@@ -125,23 +125,64 @@ describe('parseEventBody', () => {
   });
 
   it('when the body is not JSON, then ok is false with a reason', () => {
-    for (const text of ['', 'not json', '{"event":"sent",', '{"a":1} trailing', "{'event':'sent'}"]) {
+    for (const text of ['', 'not json', '{"event":"sent",', '{"a":1} trailing', "{'event':'sent'}", `[${SENT},${SENT.slice(0, 40)}`]) {
       const result = parseEventBody(text);
       expect(result.ok, JSON.stringify(text)).to.equal(false);
       expect(result).to.have.property('reason').that.is.a('string');
     }
   });
 
-  it('when the body is a JSON string, number, null or boolean, then ok is false', () => {
+  it('when the body is a JSON string, number, null or boolean, then it is one rejected element with its source', () => {
     for (const text of ['"sent"', '576460765503091475', '42', 'null', 'true']) {
-      expect(parseEventBody(text).ok, text).to.equal(false);
+      const { events, rejected } = parsed(text);
+      expect(events, text).to.deep.equal([]);
+      expect(rejected.map((entry) => [entry.index, entry.kind, entry.source]), text).to.deep.equal([[0, 'not-an-object', text]]);
     }
   });
 
-  it('when an array contains a non-object, then ok is false', () => {
-    for (const text of [`[${SENT},1]`, `[${SENT},"x"]`, `[${SENT},null]`, `[${SENT},[${CLICK}]]`]) {
-      expect(parseEventBody(text).ok, text).to.equal(false);
+  it('when an array contains a non-object, then that element is rejected and the events are kept', () => {
+    for (const [text, source] of [[`[${SENT},1]`, '1'], [`[${SENT},"x"]`, '"x"'], [`[${SENT},null]`, 'null'], [`[${SENT},[${CLICK}]]`, `[${CLICK}]`]]) {
+      const { events, rejected } = parsed(text!);
+      expect(events.map((event) => event.type), text).to.deep.equal(['sent']);
+      expect(rejected.map((entry) => [entry.index, entry.kind, entry.source]), text).to.deep.equal([[1, 'not-an-object', source]]);
     }
+  });
+
+  it('when a string or a field name anywhere in an event holds NUL or an unpaired surrogate, then the event is rejected naming the field', () => {
+    const bad = [
+      [eventText({ MessageID: 1, email: 'a\u0000@example.com' }), 'email', 'a NUL character'],
+      [eventText({ MessageID: 2 }, '"agent":"Mozilla \\ud800"'), 'agent', 'an unpaired surrogate'],
+      [eventText({ MessageID: 3 }, '"extra":{"list":["ok","\\udfff"]}'), 'extra.list.1', 'an unpaired surrogate'],
+      [eventText({ MessageID: 4 }, '"extra":{"na\\u0000me":1}'), 'extra', 'a field name holds a NUL character'],
+    ] as const;
+
+    const { events, rejected } = parsed(`[${SENT},${bad.map(([text]) => text).join(',')},${CLICK}]`);
+
+    expect(events.map((event) => event.type)).to.deep.equal(['sent', 'click']);
+    expect(rejected.map((entry) => [entry.index, entry.kind, entry.issues[0]!.path])).to.deep.equal(bad.map(([, path], i) => [i + 1, 'unstorable-text', path]));
+    for (const [i, entry] of rejected.entries()) {
+      expect(entry.issues[0]!.message).to.contain(bad[i]![2]);
+      expect(entry.source).to.equal(bad[i]![0]);
+    }
+  });
+
+  it('when a paired surrogate (an emoji) is in an event, then the event is kept as it is', () => {
+    expect(only(eventText({ MessageID: 1 }, '"agent":"Mozilla \\ud83d\\ude00 😀"')).raw['agent']).to.equal('Mozilla 😀 😀');
+  });
+
+  it('when a field is nested 5,000 deep or an event is larger than 256 KiB, then that event is rejected and the others kept', () => {
+    const deep = eventText({ MessageID: 1 }, `"extra":${'['.repeat(5000)}${']'.repeat(5000)}`);
+    const huge = eventText({ MessageID: 2, agent: 'x'.repeat(MAX_EVENT_LENGTH) });
+
+    const { events, rejected } = parsed(`[${SENT},${deep},${huge},${CLICK}]`);
+
+    expect(events.map((event) => event.type)).to.deep.equal(['sent', 'click']);
+    expect(rejected.map((entry) => [entry.index, entry.kind])).to.deep.equal([
+      [1, 'too-deep'],
+      [2, 'too-large'],
+    ]);
+    expect(rejected[0]!.source).to.equal(deep);
+    expect(rejected[0]!.issues[0]!.message).to.contain(String(MAX_EVENT_DEPTH));
   });
 
   it('when the body is an empty array, then it is ok with no events', () => {

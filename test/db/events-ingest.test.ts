@@ -1,0 +1,85 @@
+// The events ingest against a concurrent recording of a send: an event that arrives while its
+// MessageID is being recorded must end matched to its recipient, whichever transaction commits first.
+import { expect } from 'chai';
+
+import { createAppWithKey } from '../../src/apps/service.js';
+import { lockMessagesShared, messageLockSlots } from '../../src/db/events-repo.js';
+import { insertJobs } from '../../src/db/jobs-repo.js';
+import { type Pool, withTransaction } from '../../src/db/pool.js';
+import { ingestEvents } from '../../src/events/ingest.js';
+import { parseEventBody } from '../../src/events/parse.js';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { eventually } from '../support/service.js';
+
+const MESSAGE_ID = '576460765503091475';
+
+async function recipientOf(pool: Pool): Promise<string> {
+  const { app } = await createAppWithKey(pool, `ingest-${Math.random().toString(36).slice(2, 8)}`);
+  const [jobId] = await insertJobs(pool, app.id, [
+    { job: { content: { from: { email: 'a@example.com' }, text: 'x' }, recipients: [{ kind: 'to', email: 'b@example.com' }], priority: 0 }, status: 'queued', runAt: new Date(), maxAttempts: 3 },
+  ]);
+  await pool.query("update email_send_jobs set status = 'accepted' where id = $1", [jobId]);
+  const { rows } = await pool.query<{ id: string }>('select id::text from email_recipients where job_id = $1', [jobId]);
+  return rows[0]!.id;
+}
+
+function sentEvent(): ReturnType<typeof parseEventBody> & { ok: true } {
+  const parsed = parseEventBody(`{"event":"sent","time":1700000000,"MessageID":${MESSAGE_ID},"email":"b@example.com"}`);
+  if (!parsed.ok) {
+    throw new Error(parsed.reason);
+  }
+  return parsed;
+}
+
+describe('events ingest', () => {
+  let db: TestDatabase;
+
+  afterEach(async () => {
+    await db?.drop();
+  });
+
+  it('when an event arrives while its MessageID is being recorded (uncommitted), then it waits and ends matched and applied', async () => {
+    db = await createTestDatabase();
+    const recipientId = await recipientOf(db.pool);
+    let commitRecording!: () => void;
+    const recordingMayCommit = new Promise<void>((resolve) => (commitRecording = resolve));
+    let recorded!: () => void;
+    const recordingHasWritten = new Promise<void>((resolve) => (recorded = resolve));
+
+    // What recordSendResults does first: the message's lock slots (shared), then its ids.
+    const recording = withTransaction(db.pool, async (tx) => {
+      await lockMessagesShared(tx, [{ messageId: MESSAGE_ID, messageUuid: 'uuid-1' }]);
+      await tx.query("update email_recipients set mailjet_message_id = $2, mailjet_message_uuid = 'uuid-1', status = 'accepted' where id = $1", [recipientId, MESSAGE_ID]);
+      recorded();
+      await recordingMayCommit;
+    });
+    await recordingHasWritten;
+    const ingest = ingestEvents(db.pool, sentEvent().events);
+    // The ingest cannot see the recipient's MessageID yet: it stores the event unmatched, then waits on the slot.
+    await eventually(async () => {
+      const { rows } = await db.pool.query("select 1 from pg_locks where locktype = 'advisory' and not granted");
+      return rows.length > 0 ? true : undefined;
+    }, 20_000, 'the ingest to wait on the recording');
+    commitRecording();
+    await recording;
+    const result = await ingest;
+
+    expect(result).to.deep.equal({ stored: 1, unmatched: 0 });
+    const { rows } = await db.pool.query('select recipient_id::text from email_events');
+    expect(rows).to.deep.equal([{ recipient_id: recipientId }]);
+    const status = await db.pool.query('select status from email_recipients where id = $1', [recipientId]);
+    expect(status.rows[0].status).to.equal('sent');
+  });
+
+  it('when messages are locked, then a transaction takes at most 64 slots, ascending, whatever their number', () => {
+    const many = Array.from({ length: 100_000 }, (_, i) => ({ messageId: String(576460765503091475n + BigInt(i)), messageUuid: `uuid-${i}` }));
+
+    const slots = messageLockSlots(many);
+
+    expect(slots).to.have.length(64);
+    expect(slots).to.deep.equal([...slots].sort((a, b) => a - b));
+    // A MessageID counts by its value, however it is written.
+    expect(messageLockSlots([{ messageId: MESSAGE_ID }])).to.deep.equal(messageLockSlots([{ messageId: `000${MESSAGE_ID}` }]));
+    expect(messageLockSlots([{ messageId: null, messageUuid: 'uuid-1' }])).to.have.length(1);
+  });
+});
