@@ -141,7 +141,8 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
     timeoutMs: config.webhooks.timeoutMs,
     retry: { baseMs: config.webhooks.retryBaseMs, factor: 2, maxMs: config.webhooks.retryMaxMs, jitter: 0.25 },
     retryWindowMs: config.webhooks.retryWindowMs,
-    batchSize: config.webhooks.batchSize,
+    maxInFlight: config.webhooks.batchSize,
+    perAppInFlight: config.webhooks.perAppInFlight,
     idleCheckMs: config.consumers.idleCheckMs,
     log,
   });
@@ -182,7 +183,7 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
   // SIGTERM: consumers stop claiming and finish their calls in flight while HTTP drains; then the
   // reaper, LISTEN, the simulator, the pool and the embedded database stop, in that order.
   cleanups.push(async () => {
-    await Promise.all([consumers.stop(config.consumers.shutdownTimeoutMs), closeServer(server, config.consumers.shutdownTimeoutMs), dispatcher.stop()]);
+    await Promise.all([consumers.stop(config.consumers.shutdownTimeoutMs), closeServer(server, config.consumers.shutdownTimeoutMs), dispatcher.stop(config.consumers.shutdownTimeoutMs)]);
     await reaper.stop();
   });
 
