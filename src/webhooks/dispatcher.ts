@@ -81,16 +81,16 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
     if (delivery.url === null || delivery.secret === null) {
       return { kind: 'failed', statusCode: null, error: 'the app has no webhook any more' };
     }
-    const body = JSON.stringify(changeJson(delivery.change));
-    const timestamp = Math.floor(now().getTime() / 1000);
-    const headers = {
-      [SIGNATURE_HEADER]: signPayload(delivery.secret, body, timestamp),
-      'Jetpost-Event-Id': delivery.change.id,
-      'Jetpost-Delivery-Attempt': String(delivery.attempts),
-      'user-agent': 'jetpost-webhooks/1',
-    };
     let result: { statusCode: number } | { error: string };
     try {
+      const body = JSON.stringify(changeJson(delivery.change));
+      const timestamp = Math.floor(now().getTime() / 1000);
+      const headers = {
+        [SIGNATURE_HEADER]: signPayload(delivery.secret, body, timestamp),
+        'Jetpost-Event-Id': delivery.change.id,
+        'Jetpost-Delivery-Attempt': String(delivery.attempts),
+        'user-agent': 'jetpost-webhooks/1',
+      };
       result = await postJson(new URL(delivery.url), body, headers, { timeoutMs: options.timeoutMs, policy: options.policy, signal });
     } catch (error) {
       result = { error: coerceError(error).message };
