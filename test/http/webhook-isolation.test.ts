@@ -68,7 +68,9 @@ async function deliveries(db: TestDatabase, appId: string): Promise<DeliveryFact
   return rows;
 }
 
-describe('webhook delivery isolation', () => {
+describe('webhook delivery isolation', function () {
+  // Two service starts and waits on a shared 2-core machine: generous, never a speed check.
+  this.timeout(90_000);
   let db: TestDatabase | undefined;
   const services: TestService[] = [];
   const receivers: Receiver[] = [];
