@@ -187,7 +187,7 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
       wakeup.close();
       const cut = setTimeout(() => {
         for (const { abort } of inFlight.values()) {
-          abort.abort(new Error(`cut short: jetpost stopped (${deadlineMs} ms after the signal)`));
+          abort.abort(new Error(`cut short: jetpost stopped while the delivery was in flight (after waiting ${deadlineMs} ms)`));
         }
       }, deadlineMs);
       // The loop ends at its next turn; a claim it is making still launches (and gets cut short).

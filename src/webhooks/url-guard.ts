@@ -68,9 +68,6 @@ function ipAllowed(policy: TargetPolicy, address: string): boolean {
 
 const GLOBAL_UNICAST = ipaddr.IPv6.parseCIDR('2000::/3');
 const NAT64_WELL_KNOWN = ipaddr.IPv6.parseCIDR('64:ff9b::/96');
-const NAT64_LOCAL_USE = ipaddr.IPv6.parseCIDR('64:ff9b:1::/48');
-const SIX_TO_FOUR = ipaddr.IPv6.parseCIDR('2002::/16');
-const TEREDO = ipaddr.IPv6.parseCIDR('2001::/32');
 
 /**
  * The IPv4 addresses an IPv6 transition form carries, or undefined when it is not one. An empty
@@ -79,31 +76,23 @@ const TEREDO = ipaddr.IPv6.parseCIDR('2001::/32');
 function embeddedIPv4(ip: ipaddr.IPv6): ipaddr.IPv4[] | undefined {
   const bytes = ip.toByteArray();
   const v4 = (offset: number, mask = 0) => new ipaddr.IPv4(bytes.slice(offset, offset + 4).map((byte) => byte ^ mask));
-  const zeros = (from: number, to: number) => bytes.slice(from, to).every((byte) => byte === 0);
-  // ::a.b.c.d (IPv4-compatible, deprecated; :: and ::1 fall here and read as 0.0.0.0 and 0.0.0.1),
-  // ::ffff:a.b.c.d (mapped) and ::ffff:0:a.b.c.d (translated, RFC 6145).
-  if (zeros(0, 10) && ((bytes[10] === 0 && bytes[11] === 0) || (bytes[10] === 0xff && bytes[11] === 0xff))) {
-    return [v4(12)];
+  switch (ip.range()) {
+    case 'ipv4Mapped': // ::ffff:a.b.c.d
+    case 'rfc6145': // ::ffff:0:a.b.c.d, IPv4-translated
+      return [v4(12)];
+    case 'rfc6052':
+      // NAT64: the well-known prefix carries the address in its last 32 bits. In local-use prefixes
+      // (64:ff9b:1::/48, RFC 8215) where it sits depends on the prefix length the network chose
+      // (RFC 6052 §2.2), so it cannot be read reliably; they are local by definition.
+      return ip.match(NAT64_WELL_KNOWN) ? [v4(12)] : [];
+    case '6to4': // 2002:AABB:CCDD::/48
+      return [v4(2)];
+    case 'teredo': // the server's IPv4 address in bits 32–63, the client's XORed with 0xffffffff in the last 32
+      return [v4(4), v4(12, 0xff)];
+    default:
+      // ::a.b.c.d, IPv4-compatible (deprecated, unnamed in ipaddr.js); :: and ::1 read as 0.0.0.0 and 0.0.0.1.
+      return bytes.slice(0, 12).every((byte) => byte === 0) ? [v4(12)] : undefined;
   }
-  if (zeros(0, 8) && bytes[8] === 0xff && bytes[9] === 0xff && zeros(10, 12)) {
-    return [v4(12)];
-  }
-  if (ip.match(NAT64_WELL_KNOWN)) {
-    return [v4(12)];
-  }
-  // Local-use NAT64 (RFC 8215): where the IPv4 address sits depends on the prefix length the
-  // network chose (RFC 6052 §2.2), so it cannot be read reliably; the block is local by definition.
-  if (ip.match(NAT64_LOCAL_USE)) {
-    return [];
-  }
-  if (ip.match(SIX_TO_FOUR)) {
-    return [v4(2)];
-  }
-  // Teredo: the server's IPv4 address in bits 32–63, the client's XORed with 0xffffffff in the last 32.
-  if (ip.match(TEREDO)) {
-    return [v4(4), v4(12, 0xff)];
-  }
-  return undefined;
 }
 
 /** Checks a webhook URL before it is stored: scheme, and where its host resolves to now. */
