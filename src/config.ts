@@ -54,6 +54,7 @@ const envSchema = z.object({
   WEBHOOK_RETRY_MAX_MS: positiveMs.default(3_600_000),
   WEBHOOK_RETRY_WINDOW_MS: positiveMs.default(24 * 3_600_000),
   WEBHOOK_BATCH_SIZE: integer(1, 500).default(20),
+  WEBHOOK_CONCURRENCY_PER_APP: integer(1, 500).default(4),
   WEBHOOK_ALLOWED_TARGETS: z.string().default(''),
   ADMIN_API_KEY: optionalText,
 
@@ -156,7 +157,10 @@ export interface Config {
     readonly retryMaxMs: number;
     /** How long after a change its delivery keeps being retried before it is marked failed. */
     readonly retryWindowMs: number;
+    /** Deliveries in flight at once per process. */
     readonly batchSize: number;
+    /** Deliveries of one app in flight at once per process: below batchSize, so one slow app cannot take every slot. */
+    readonly perAppInFlight: number;
     /** Host names, addresses and CIDR blocks webhooks may reach although internal (comma-separated). */
     readonly allowedTargets: string;
   };
@@ -268,6 +272,7 @@ export function loadConfig(env: Env = process.env): Config {
       retryMaxMs: e.WEBHOOK_RETRY_MAX_MS,
       retryWindowMs: e.WEBHOOK_RETRY_WINDOW_MS,
       batchSize: e.WEBHOOK_BATCH_SIZE,
+      perAppInFlight: e.WEBHOOK_CONCURRENCY_PER_APP,
       allowedTargets: e.WEBHOOK_ALLOWED_TARGETS,
     },
     retry: {

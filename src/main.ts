@@ -158,7 +158,8 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
     timeoutMs: config.webhooks.timeoutMs,
     retry: { baseMs: config.webhooks.retryBaseMs, factor: 2, maxMs: config.webhooks.retryMaxMs, jitter: 0.25 },
     retryWindowMs: config.webhooks.retryWindowMs,
-    batchSize: config.webhooks.batchSize,
+    maxInFlight: config.webhooks.batchSize,
+    perAppInFlight: config.webhooks.perAppInFlight,
     idleCheckMs: config.consumers.idleCheckMs,
     log,
   });
@@ -204,7 +205,12 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
   // stop, in that order, each with a deadline of its own.
   const deadlineMs = config.consumers.shutdownTimeoutMs;
   cleanups.push(async () => {
-    await Promise.all([consumers.stop(deadlineMs), closeServer(server, deadlineMs), stopWithin('the webhook dispatcher', dispatcher.stop(), deadlineMs)]);
+    // The dispatcher cuts its deliveries at the deadline and then records them (about 2 s more).
+    await Promise.all([
+      consumers.stop(deadlineMs),
+      closeServer(server, deadlineMs),
+      stopWithin('the webhook dispatcher', dispatcher.stop(deadlineMs), deadlineMs + 3 * STOP_STEP_MS),
+    ]);
     await stopWithin('the lease reaper', reaper.stop(), STOP_STEP_MS);
   });
 

@@ -15,21 +15,39 @@ export interface DueDelivery {
 }
 
 // Claims due deliveries for a while (lockMs) so that other replicas skip them; a dispatcher that
-// dies leaves them to be retried when the lock runs out.
+// dies leaves them to be retried when the lock runs out. App by app: each app gets at most
+// `perApp` minus what this dispatcher already has in flight for it, so that an app whose receiver
+// is slow, however long its backlog, holds only a few of the `limit` slots. Across apps the
+// longest due go first.
 const CLAIM_DUE = `
-  with due as (
+  with in_flight as (
+    select app_id, count
+    from unnest($3::bigint[], $4::integer[]) as f(app_id, count)
+  ),
+  candidates as (
+    select d.id, d.next_attempt_at
+    from apps a
+    cross join lateral (
+      select d.id, d.next_attempt_at
+      from webhook_deliveries d
+      where d.app_id = a.id
+        and d.status = 'pending'
+        and d.next_attempt_at <= now()
+        and (d.locked_until is null or d.locked_until < now())
+      order by d.next_attempt_at, d.id
+      limit greatest(0, $2::integer - coalesce((select f.count from in_flight f where f.app_id = a.id), 0))
+      for update of d skip locked
+    ) d
+  ),
+  due as (
     select id
-    from webhook_deliveries
-    where status = 'pending'
-      and next_attempt_at <= now()
-      and (locked_until is null or locked_until < now())
+    from candidates
     order by next_attempt_at, id
     limit $1
-    for update skip locked
   ),
   claimed as (
     update webhook_deliveries d
-    set locked_until = now() + make_interval(secs => $2::double precision / 1000),
+    set locked_until = now() + make_interval(secs => $5::double precision / 1000),
       attempts = d.attempts + 1
     from due
     where d.id = due.id
@@ -44,8 +62,19 @@ const CLAIM_DUE = `
   left join email_recipients r on r.id = c.recipient_id
   order by claimed.id`;
 
-export async function claimDueDeliveries(db: Queryable, limit: number, lockMs: number): Promise<DueDelivery[]> {
-  const rows = await query(db, CLAIM_DUE, [limit, lockMs]);
+export interface ClaimOptions {
+  /** Deliveries to claim at most. */
+  limit: number;
+  /** Deliveries of one app in flight at most, those already in flight (`inFlight`) included. */
+  perApp: number;
+  /** This dispatcher's deliveries in flight, by app id. */
+  inFlight: ReadonlyMap<string, number>;
+  /** How long the claim holds, in ms. */
+  lockMs: number;
+}
+
+export async function claimDueDeliveries(db: Queryable, options: ClaimOptions): Promise<DueDelivery[]> {
+  const rows = await query(db, CLAIM_DUE, [options.limit, options.perApp, [...options.inFlight.keys()], [...options.inFlight.values()], options.lockMs]);
   return rows.map((row) => ({
     id: String(row['delivery_id']),
     appId: String(row['app_id']),
@@ -83,13 +112,15 @@ export async function settleDelivery(db: Queryable, id: string, outcome: Deliver
   ]);
 }
 
+// Apps in `$1` are left out: the dispatcher has as many of theirs in flight as it may.
 const NEXT_DUE = `
   select min(greatest(next_attempt_at, coalesce(locked_until, next_attempt_at))) as at
   from webhook_deliveries
-  where status = 'pending'`;
+  where status = 'pending'
+    and app_id <> all($1::bigint[])`;
 
-export async function nextDeliveryAt(db: Queryable): Promise<Date | null> {
-  const [row] = await query(db, NEXT_DUE);
+export async function nextDeliveryAt(db: Queryable, exceptApps: readonly string[]): Promise<Date | null> {
+  const [row] = await query(db, NEXT_DUE, [exceptApps]);
   return (row?.['at'] as Date | null) ?? null;
 }
 

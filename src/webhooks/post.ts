@@ -1,39 +1,88 @@
-// One webhook POST: a timeout, no redirects followed, the address checked when dialled, and the
-// answer's body drained but not kept (an app's endpoint owes us a status code, nothing more).
+// One webhook POST: one deadline for the whole exchange (look-up, connect, sending, status line,
+// headers and body), no redirects followed, the address checked when dialled, and at most
+// RESPONSE_BODY_LIMIT bytes of the answer read (an app's endpoint owes us a status code, nothing more).
+// A socket idle timeout alone would not do: a receiver that sends a byte a second is never idle.
 import http from 'node:http';
 import https from 'node:https';
 import { isIP, type LookupFunction } from 'node:net';
 
 import { addressAllowed, guardedLookup, type TargetPolicy } from './url-guard.js';
 
+/** Bytes of the answer's body read before the connection is closed: enough to end a normal answer. */
+export const RESPONSE_BODY_LIMIT = 16 * 1024;
+
 export interface PostResult {
   statusCode: number;
 }
 
-export function postJson(url: URL, body: string, headers: Record<string, string>, options: { timeoutMs: number; policy: TargetPolicy }): Promise<PostResult> {
+export interface PostOptions {
+  /** Deadline of the whole exchange, in ms. */
+  timeoutMs: number;
+  policy: TargetPolicy;
+  /** Cuts the exchange short (shutdown); it then fails with the signal's reason. */
+  signal?: AbortSignal;
+}
+
+export function postJson(url: URL, body: string, headers: Record<string, string>, options: PostOptions): Promise<PostResult> {
   const transport = url.protocol === 'https:' ? https : http;
   const host = url.hostname.replace(/^\[|\]$/g, '');
   // An address literal is dialled without a look-up, so the guard in `lookup` never sees it.
   if (isIP(host) !== 0 && !addressAllowed(options.policy, host, host)) {
     return Promise.reject(new Error(`refused to connect to internal address ${host} (WEBHOOK_ALLOWED_TARGETS)`));
   }
+  const { signal } = options;
+  if (signal?.aborted) {
+    return Promise.reject(abortReason(signal));
+  }
   return new Promise((resolve, reject) => {
+    let settled = false;
+    const settle = (outcome: { result: PostResult } | { error: Error }) => {
+      if (settled) {
+        return;
+      }
+      settled = true;
+      clearTimeout(deadline);
+      signal?.removeEventListener('abort', onAbort);
+      if ('result' in outcome) {
+        resolve(outcome.result);
+      } else {
+        // Destroying the request also destroys its socket and the answer being read.
+        request.destroy();
+        reject(outcome.error);
+      }
+    };
+    const onAbort = () => settle({ error: abortReason(signal!) });
+
     const request = transport.request(
       url,
       {
         method: 'POST',
         headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...headers },
-        timeout: options.timeoutMs,
         lookup: guardedLookup(options.policy) as unknown as LookupFunction,
       },
       (response) => {
-        response.resume();
-        response.on('end', () => resolve({ statusCode: response.statusCode ?? 0 }));
-        response.on('error', reject);
+        const result = { statusCode: response.statusCode ?? 0 };
+        let received = 0;
+        response.on('data', (chunk: Buffer) => {
+          received += chunk.length;
+          if (received > RESPONSE_BODY_LIMIT) {
+            // The status is known; the rest of an oversized body is not worth a byte more.
+            settle({ result });
+            request.destroy();
+          }
+        });
+        response.on('end', () => settle({ result }));
+        response.on('error', (error) => settle({ error }));
+        response.on('close', () => settle({ error: new Error('the receiver closed the connection before its answer was complete') }));
       },
     );
-    request.on('timeout', () => request.destroy(new Error(`no answer within ${options.timeoutMs} ms`)));
-    request.on('error', reject);
+    const deadline = setTimeout(() => settle({ error: new Error(`no complete answer within ${options.timeoutMs} ms`) }), options.timeoutMs);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    request.on('error', (error) => settle({ error }));
     request.end(body);
   });
+}
+
+function abortReason(signal: AbortSignal): Error {
+  return signal.reason instanceof Error ? signal.reason : new Error('the webhook POST was aborted');
 }

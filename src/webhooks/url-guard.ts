@@ -6,20 +6,9 @@
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import { BlockList, isIP } from 'node:net';
 
+import ipaddr from 'ipaddr.js';
+
 import { ValidationError } from '../errors.js';
-
-const INTERNAL_V4 = ['0.0.0.0/8', '10.0.0.0/8', '100.64.0.0/10', '127.0.0.0/8', '169.254.0.0/16', '172.16.0.0/12', '192.0.0.0/24', '192.168.0.0/16', '198.18.0.0/15', '224.0.0.0/3'];
-const INTERNAL_V6 = ['::/128', '::1/128', 'fc00::/7', 'fe80::/10', 'ff00::/8', '64:ff9b::/96'];
-
-const internal = new BlockList();
-for (const block of INTERNAL_V4) {
-  const [address, prefix] = block.split('/') as [string, string];
-  internal.addSubnet(address, Number(prefix), 'ipv4');
-}
-for (const block of INTERNAL_V6) {
-  const [address, prefix] = block.split('/') as [string, string];
-  internal.addSubnet(address, Number(prefix), 'ipv6');
-}
 
 export interface TargetPolicy {
   /** Host names (exact, lower-case) allowed whatever they resolve to. */
@@ -48,16 +37,62 @@ export function parseTargetPolicy(list: string): TargetPolicy {
 
 /** Whether a resolved address may be dialled for this host. */
 export function addressAllowed(policy: TargetPolicy, host: string, address: string): boolean {
-  if (policy.hosts.has(host.toLowerCase())) {
+  return policy.hosts.has(host.toLowerCase()) || ipAllowed(policy, address);
+}
+
+function ipAllowed(policy: TargetPolicy, address: string): boolean {
+  // Node's own parser first: it refuses the odd forms (octal, short) that ipaddr.js would read.
+  if (isIP(address) === 0) {
+    return false;
+  }
+  const ip = ipaddr.parse(address);
+  if (policy.addresses.check(ip.toString(), ip.kind())) {
     return true;
   }
-  const family = isIP(address) === 6 ? 'ipv6' : 'ipv4';
-  // An IPv4-mapped IPv6 address is judged as the IPv4 address it carries.
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address)?.[1];
-  if (mapped) {
-    return addressAllowed(policy, host, mapped);
+  if (ip.kind() === 'ipv4') {
+    // ipaddr.js names every special-purpose block (private, loopback, reserved — 6to4 relays and
+    // benchmarking included —, CGNAT, …); only what it leaves as plain unicast is public.
+    return ip.range() === 'unicast';
   }
-  return policy.addresses.check(address, family) || !internal.check(address, family);
+  const v6 = ip as ipaddr.IPv6;
+  const embedded = embeddedIPv4(v6);
+  if (embedded !== undefined) {
+    // A transition form reaches the IPv4 host it carries: judge that host (allow-list included).
+    return embedded.length > 0 && embedded.every((v4) => ipAllowed(policy, v4.toString()));
+  }
+  // Only global unicast (2000::/3) is public; within it ipaddr.js names the special blocks
+  // (documentation, benchmarking, ORCHID, …). Outside it: site-local, discard-only, unique- and
+  // link-local, multicast, and space not yet assigned.
+  return v6.match(GLOBAL_UNICAST) && v6.range() === 'unicast';
+}
+
+const GLOBAL_UNICAST = ipaddr.IPv6.parseCIDR('2000::/3');
+const NAT64_WELL_KNOWN = ipaddr.IPv6.parseCIDR('64:ff9b::/96');
+
+/**
+ * The IPv4 addresses an IPv6 transition form carries, or undefined when it is not one. An empty
+ * list means "a transition form whose IPv4 address cannot be read": refused unless allow-listed.
+ */
+function embeddedIPv4(ip: ipaddr.IPv6): ipaddr.IPv4[] | undefined {
+  const bytes = ip.toByteArray();
+  const v4 = (offset: number, mask = 0) => new ipaddr.IPv4(bytes.slice(offset, offset + 4).map((byte) => byte ^ mask));
+  switch (ip.range()) {
+    case 'ipv4Mapped': // ::ffff:a.b.c.d
+    case 'rfc6145': // ::ffff:0:a.b.c.d, IPv4-translated
+      return [v4(12)];
+    case 'rfc6052':
+      // NAT64: the well-known prefix carries the address in its last 32 bits. In local-use prefixes
+      // (64:ff9b:1::/48, RFC 8215) where it sits depends on the prefix length the network chose
+      // (RFC 6052 §2.2), so it cannot be read reliably; they are local by definition.
+      return ip.match(NAT64_WELL_KNOWN) ? [v4(12)] : [];
+    case '6to4': // 2002:AABB:CCDD::/48
+      return [v4(2)];
+    case 'teredo': // the server's IPv4 address in bits 32–63, the client's XORed with 0xffffffff in the last 32
+      return [v4(4), v4(12, 0xff)];
+    default:
+      // ::a.b.c.d, IPv4-compatible (deprecated, unnamed in ipaddr.js); :: and ::1 read as 0.0.0.0 and 0.0.0.1.
+      return bytes.slice(0, 12).every((byte) => byte === 0) ? [v4(12)] : undefined;
+  }
 }
 
 /** Checks a webhook URL before it is stored: scheme, and where its host resolves to now. */

@@ -159,6 +159,31 @@ describe('webhooks', () => {
     expect(hook.calls).to.have.length(0);
   });
 
+  it('when a webhook URL hides an internal address in an IPv6 transition form or a special range, then it is refused at registration', async () => {
+    service = await startTestService();
+    const name = await appName();
+    const urls = [
+      'http://[::127.0.0.1]/hooks',
+      'http://[::7f00:1]/hooks',
+      'http://[fec0::1]/hooks',
+      'http://[64:ff9b:1::a9fe:a9fe]/hooks',
+      'http://[2002:7f00:1::]/hooks',
+      // Teredo whose client (XORed with 0xffffffff in the last 32 bits) is 127.0.0.1.
+      'http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/hooks',
+      'http://[2001::1]/hooks',
+      'http://[100::1]/hooks',
+      'http://192.88.99.1/hooks',
+    ];
+
+    for (const url of urls) {
+      const res = await service.request('PUT', `/admin/apps/${name}/webhook`, { key: ADMIN_KEY, body: { url } });
+      expect(res.status, url).to.equal(400);
+      expect(((await res.json()) as { detail: string }).detail, url).to.contain('WEBHOOK_ALLOWED_TARGETS');
+    }
+    const { rows } = await service.db.pool.query('select webhook_url from apps where id = $1', [service.appId]);
+    expect(rows[0].webhook_url).to.equal(null);
+  });
+
   it('when a delivery failed for good, then an admin can redeliver it and it arrives', async () => {
     mockMailjetSend();
     const hook = await receiver(1);

@@ -16,6 +16,68 @@ describe('webhook target policy', () => {
     }
   });
 
+  // Teredo (2001::/32) carries its server's IPv4 in bits 32–63 and its client's, XORed with 0xffffffff, in the last 32 bits.
+  const teredo = (server: string, client: string) => {
+    const hex = (ip: string, mask: number) => (ip.split('.').reduce((sum, octet) => sum * 256 + Number(octet), 0) ^ mask) >>> 0;
+    const words = (value: number) => `${(value >>> 16).toString(16)}:${(value & 0xffff).toString(16)}`;
+    return `2001:0:${words(hex(server, 0))}:8000:63bf:${words(hex(client, 0xffffffff))}`;
+  };
+
+  it('when an IPv6 transition form carries an internal IPv4 address, or the address is in a special IPv6 range, then it is refused', () => {
+    const refused = {
+      'IPv4-compatible ::127.0.0.1': '::127.0.0.1',
+      'IPv4-compatible ::7f00:1': '::7f00:1',
+      'IPv4-compatible ::10.0.0.1': '::a00:1',
+      'IPv4-translated ::ffff:0:127.0.0.1': '::ffff:0:7f00:1',
+      'mapped, hex form ::ffff:7f00:1': '::ffff:7f00:1',
+      'site-local fec0::1': 'fec0::1',
+      'NAT64 well-known around 169.254.169.254': '64:ff9b::a9fe:a9fe',
+      'NAT64 well-known around 10.0.0.1': '64:ff9b::10.0.0.1',
+      'NAT64 local-use 64:ff9b:1::a9fe:a9fe': '64:ff9b:1::a9fe:a9fe',
+      'NAT64 local-use around a public address': '64:ff9b:1::5db8:d822',
+      '6to4 around 127.0.0.1': '2002:7f00:1::',
+      '6to4 around 192.168.1.1': '2002:c0a8:101::1',
+      'Teredo, client 127.0.0.1': teredo('65.54.227.120', '127.0.0.1'),
+      'Teredo, client 10.1.2.3': teredo('65.54.227.120', '10.1.2.3'),
+      'Teredo, server 10.0.0.1': teredo('10.0.0.1', '93.184.216.34'),
+      'Teredo 2001::1': '2001::1',
+      'discard-only 100::1': '100::1',
+      'documentation 2001:db8::1': '2001:db8::1',
+      'outside global unicast 4000::1': '4000::1',
+      '6to4 relay anycast 192.88.99.1': '192.88.99.1',
+      'benchmarking 198.18.0.1': '198.18.0.1',
+      'reserved 240.0.0.1': '240.0.0.1',
+      'broadcast': '255.255.255.255',
+      'multicast 224.0.0.1': '224.0.0.1',
+      'TEST-NET 192.0.2.1': '192.0.2.1',
+      'not an address': 'example.com',
+    };
+    for (const [what, address] of Object.entries(refused)) {
+      expect(addressAllowed(none, 'hooks.example.com', address), what).to.equal(false);
+    }
+  });
+
+  it('when an IPv6 transition form carries a public IPv4 address, then it is judged as that address and allowed', () => {
+    const allowed = {
+      'NAT64 well-known around 93.184.216.34': '64:ff9b::5db8:d822',
+      '6to4 around 93.184.216.34': '2002:5db8:d822::1',
+      'Teredo, public server and client': teredo('65.54.227.120', '93.184.216.34'),
+      'IPv4-compatible ::93.184.216.34': '::5db8:d822',
+    };
+    for (const [what, address] of Object.entries(allowed)) {
+      expect(addressAllowed(none, 'hooks.example.com', address), what).to.equal(true);
+    }
+  });
+
+  it('when an internal address or the IPv4 address inside a transition form is allow-listed, then it is allowed', () => {
+    const policy = parseTargetPolicy('127.0.0.0/8, fec0::/10, 64:ff9b:1::/48');
+
+    for (const address of ['::127.0.0.1', '::ffff:127.0.0.1', '2002:7f00:1::', teredo('65.54.227.120', '127.0.0.1'), 'fec0::1', '64:ff9b:1::a9fe:a9fe']) {
+      expect(addressAllowed(policy, 'hooks.example.com', address), address).to.equal(true);
+    }
+    expect(addressAllowed(policy, 'hooks.example.com', '2002:a00:1::'), '6to4 around 10.0.0.1').to.equal(false);
+  });
+
   it('when WEBHOOK_ALLOWED_TARGETS lists a host, an address or a block, then only those internal targets are allowed', () => {
     const policy = parseTargetPolicy('billing.internal, 10.20.0.0/16, 192.168.1.5 ,fd12::/16');
 

@@ -1,0 +1,186 @@
+// A slow webhook receiver against the dispatcher: its deliveries are cut at WEBHOOK_TIMEOUT_MS and
+// retried, it holds at most WEBHOOK_CONCURRENCY_PER_APP slots however long its backlog, other apps'
+// deliveries go on meanwhile, and a stop ends in time and leaves the cut deliveries due again.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+import { expect } from 'chai';
+
+import { createAppWithKey } from '../../src/apps/service.js';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { isolateNetwork, mockMailjetSend, restoreNetwork } from '../support/mailjet-nock.js';
+import { ADMIN_KEY, eventually, startTestService, type TestService } from '../support/service.js';
+
+interface Receiver {
+  server: Server;
+  url: string;
+  /** 'drip': 200 headers, then a byte every 100 ms for as long as the connection stays open. */
+  mode: 'drip' | 'prompt';
+  /** Event id and attempt of every request, in arrival order. */
+  calls: Array<{ eventId: string; attempt: number }>;
+  /** Requests whose connection is still open. */
+  open: number;
+  /** The most that were open at once. */
+  mostOpen: number;
+}
+
+async function receiver(mode: Receiver['mode']): Promise<Receiver> {
+  const hook: Receiver = { server: createServer(), url: '', mode, calls: [], open: 0, mostOpen: 0 };
+  hook.server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    req.resume();
+    req.on('end', () => {
+      hook.calls.push({ eventId: String(req.headers['jetpost-event-id']), attempt: Number(req.headers['jetpost-delivery-attempt']) });
+      if (hook.mode === 'prompt') {
+        res.writeHead(204).end();
+        return;
+      }
+      hook.open += 1;
+      hook.mostOpen = Math.max(hook.mostOpen, hook.open);
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.flushHeaders();
+      const timer = setInterval(() => res.write('.'), 100);
+      res.on('close', () => {
+        clearInterval(timer);
+        hook.open -= 1;
+      });
+    });
+  });
+  await new Promise<void>((resolve) => hook.server.listen(0, '127.0.0.1', resolve));
+  hook.url = `http://127.0.0.1:${(hook.server.address() as AddressInfo).port}/hooks`;
+  return hook;
+}
+
+interface DeliveryFacts {
+  app_id: string;
+  status: string;
+  attempts: number;
+  last_error: string | null;
+  locked: boolean;
+  due_now: boolean;
+}
+
+async function deliveries(db: TestDatabase, appId: string): Promise<DeliveryFacts[]> {
+  const { rows } = await db.pool.query<DeliveryFacts>(
+    `select app_id::text, status, attempts, last_error, coalesce(locked_until > now(), false) as locked, next_attempt_at <= now() as due_now
+     from webhook_deliveries where app_id = $1 order by id`,
+    [appId],
+  );
+  return rows;
+}
+
+describe('webhook delivery isolation', function () {
+  // Two service starts and waits on a shared 2-core machine: generous, never a speed check.
+  this.timeout(90_000);
+  let db: TestDatabase | undefined;
+  const services: TestService[] = [];
+  const receivers: Receiver[] = [];
+
+  beforeEach(() => isolateNetwork());
+  afterEach(async () => {
+    for (const service of services.splice(0)) {
+      await service.stop();
+    }
+    for (const hook of receivers.splice(0)) {
+      hook.server.closeAllConnections();
+      await new Promise((resolve) => hook.server.close(resolve));
+    }
+    await db?.drop();
+    db = undefined;
+    restoreNetwork();
+  });
+
+  async function start(env: Record<string, string>): Promise<TestService> {
+    db ??= await createTestDatabase();
+    const service = await startTestService({ db, env: { WEBHOOK_ALLOWED_TARGETS: '127.0.0.1', ...env } });
+    services.push(service);
+    return service;
+  }
+
+  async function hook(mode: Receiver['mode']): Promise<Receiver> {
+    const created = await receiver(mode);
+    receivers.push(created);
+    return created;
+  }
+
+  async function setWebhook(service: TestService, appId: string, url: string): Promise<void> {
+    const { rows } = await service.db.pool.query('select name from apps where id = $1', [appId]);
+    const res = await service.request('PUT', `/admin/apps/${rows[0].name as string}/webhook`, { key: ADMIN_KEY, body: { url } });
+    expect(res.status, await res.clone().text()).to.equal(200);
+  }
+
+  async function queue(service: TestService, key: string, count: number): Promise<void> {
+    const messages = Array.from({ length: count }, (_, index) => ({ from: 'app@example.com', to: `r${index}@example.com`, text: 'hi' }));
+    const res = await service.request('POST', '/queue', { body: { messages }, key });
+    expect(res.status, await res.clone().text()).to.equal(202);
+  }
+
+  it('when a receiver sends 200 headers and then drips its body, then the delivery is cut at WEBHOOK_TIMEOUT_MS and retried, never delivered', async () => {
+    mockMailjetSend();
+    const slow = await hook('drip');
+    const service = await start({ WEBHOOK_TIMEOUT_MS: '1500', WEBHOOK_RETRY_BASE_MS: '100', WEBHOOK_RETRY_MAX_MS: '200' });
+    await setWebhook(service, service.appId, slow.url);
+
+    await queue(service, service.apiKey, 1);
+
+    await eventually(async () => (slow.calls.some((call) => call.attempt >= 2) ? true : undefined), 15_000, 'a second attempt');
+    const [first, second] = slow.calls;
+    expect(second!.eventId, 'the retry repeats the same change').to.equal(first!.eventId);
+    const [row] = await deliveries(service.db, service.appId);
+    expect(row).to.deep.include({ status: 'pending' });
+    expect(row!.attempts).to.be.at.least(2);
+    expect(row!.last_error).to.equal('no complete answer within 1500 ms');
+  });
+
+  it('when one app has a dripping receiver and more deliveries due than there are slots, then it holds at most its share, another app is delivered meanwhile, and stop cuts the drips and leaves them due', async () => {
+    mockMailjetSend();
+    const slow = await hook('drip');
+    const fast = await hook('prompt');
+    // The deadline is longer than the test: only isolation lets the other app's deliveries through.
+    const env = { WEBHOOK_TIMEOUT_MS: '120000', WEBHOOK_BATCH_SIZE: '4', WEBHOOK_CONCURRENCY_PER_APP: '2', SHUTDOWN_TIMEOUT_MS: '1000' };
+    const service = await start(env);
+    const other = await createAppWithKey(service.jetpost.pool, `other-${Math.random().toString(36).slice(2, 10)}`);
+    await setWebhook(service, service.appId, slow.url);
+    await setWebhook(service, other.app.id, fast.url);
+
+    await queue(service, service.apiKey, 8);
+    await eventually(async () => ((await deliveries(service.db, service.appId)).length === 8 && slow.open >= 2 ? true : undefined), 15_000, 'the slow app’s deliveries in flight');
+    await queue(service, other.key, 3);
+
+    const delivered = await eventually(
+      async () => {
+        const rows = await deliveries(service.db, other.app.id);
+        return rows.length === 3 && rows.every((row) => row.status === 'delivered') ? rows : undefined;
+      },
+      15_000,
+      'the other app’s three deliveries',
+    );
+    expect(delivered.map((row) => row.attempts)).to.deep.equal([1, 1, 1]);
+    expect(slow.mostOpen, 'the slow app’s deliveries in flight at once (WEBHOOK_CONCURRENCY_PER_APP)').to.equal(2);
+    expect(new Set(fast.calls.map((call) => call.eventId)).size).to.equal(3);
+
+    // SHUTDOWN_TIMEOUT_MS is 1 s: the drips are cut then, however long WEBHOOK_TIMEOUT_MS is.
+    await service.jetpost.stop();
+
+    const afterStop = await deliveries(service.db, service.appId);
+    expect(afterStop.filter((row) => row.status !== 'pending'), 'slow deliveries not pending').to.deep.equal([]);
+    const cut = afterStop.filter((row) => row.attempts > 0);
+    expect(cut).to.have.length(2);
+    for (const row of cut) {
+      expect(row).to.deep.include({ locked: false, due_now: true });
+      expect(row.last_error).to.match(/^cut short: jetpost stopped/);
+    }
+
+    // Once the receiver answers, the next start delivers every one of them: cut short is not lost.
+    slow.mode = 'prompt';
+    const restarted = await start({ WEBHOOK_TIMEOUT_MS: '5000' });
+    const final = await eventually(
+      async () => {
+        const rows = await deliveries(restarted.db, service.appId);
+        return rows.every((row) => row.status === 'delivered') ? rows : undefined;
+      },
+      15_000,
+      'the slow app’s deliveries after the restart',
+    );
+    expect(final).to.have.length(8);
+  });
+});

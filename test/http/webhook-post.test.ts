@@ -1,0 +1,161 @@
+// One webhook POST against receivers that misbehave: the deadline covers the whole exchange (not
+// only a silent socket), the answer's body is read up to a small cap, and stop() can cut it short.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+import { expect } from 'chai';
+
+import { postJson } from '../../src/webhooks/post.js';
+import { parseTargetPolicy } from '../../src/webhooks/url-guard.js';
+
+const loopback = parseTargetPolicy('127.0.0.1');
+
+interface Receiver {
+  url: URL;
+  requests: number;
+  /** Bytes of body the receiver wrote, and whether our side has closed the connection. */
+  written: number;
+  closed: boolean;
+}
+
+describe('webhook POST', () => {
+  let server: Server | undefined;
+  const timers = new Set<NodeJS.Timeout>();
+
+  afterEach(async () => {
+    for (const timer of timers) {
+      clearInterval(timer);
+    }
+    timers.clear();
+    server?.closeAllConnections();
+    await new Promise((resolve) => (server ? server.close(resolve) : resolve(undefined)));
+    server = undefined;
+  });
+
+  async function receiver(handle: (res: ServerResponse, state: Receiver) => void): Promise<Receiver> {
+    const state: Receiver = { url: new URL('http://127.0.0.1/'), requests: 0, written: 0, closed: false };
+    server = createServer((req: IncomingMessage, res) => {
+      state.requests += 1;
+      res.on('close', () => (state.closed = true));
+      req.resume();
+      req.on('end', () => handle(res, state));
+    });
+    await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+    state.url = new URL(`http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`);
+    return state;
+  }
+
+  /** Writes `chunk` every `everyMs` for as long as the connection is open. */
+  function drip(res: ServerResponse, state: Receiver, chunk: string, everyMs: number): void {
+    const timer = setInterval(() => {
+      if (state.closed) {
+        clearInterval(timer);
+        return;
+      }
+      res.write(chunk);
+      state.written += chunk.length;
+    }, everyMs);
+    timers.add(timer);
+  }
+
+  it('when the receiver sends 200 headers and then drips its body a byte at a time, then the exchange is cut at the deadline', async () => {
+    const hook = await receiver((res, state) => {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.flushHeaders();
+      drip(res, state, '.', 100);
+    });
+
+    const error = await postJson(hook.url, '{}', {}, { timeoutMs: 1_500, policy: loopback }).then(
+      () => undefined,
+      (reason: unknown) => reason as Error,
+    );
+
+    expect(error, 'a dripped answer is not an answer').to.be.instanceOf(Error);
+    expect(error!.message).to.contain('1500 ms');
+    expect(hook.written, 'the receiver was still dripping when the deadline struck').to.be.above(0);
+  });
+
+  it('when the receiver drips its status line and headers a byte at a time, then the exchange is cut at the deadline', async () => {
+    const hook = await receiver((res, state) => {
+      // Below the HTTP layer: the raw socket, so that even the status line comes slowly.
+      const head = 'HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nx-padding: ' + '.'.repeat(200);
+      let sent = 0;
+      const timer = setInterval(() => {
+        if (state.closed || sent >= head.length) {
+          clearInterval(timer);
+          return;
+        }
+        res.socket?.write(head[sent]!);
+        sent += 1;
+        state.written += 1;
+      }, 100);
+      timers.add(timer);
+    });
+
+    const error = await postJson(hook.url, '{}', {}, { timeoutMs: 1_500, policy: loopback }).then(
+      () => undefined,
+      (reason: unknown) => reason as Error,
+    );
+
+    expect(error?.message).to.contain('1500 ms');
+    expect(hook.written, 'the receiver was still sending its head when the deadline struck').to.be.above(0);
+  });
+
+  it('when the receiver answers 2xx with an endless body, then its status counts and only a small part of the body is read', async function () {
+    this.timeout(60_000);
+    const chunk = 'x'.repeat(16 * 1024);
+    const hook = await receiver((res, state) => {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      const pump = () => {
+        // Writes as fast as the reader takes it, forever.
+        while (!state.closed && res.write(chunk)) {
+          state.written += chunk.length;
+        }
+        if (!state.closed) {
+          res.once('drain', pump);
+        }
+      };
+      pump();
+    });
+
+    // The deadline is longer than the test: only the body cap can end this exchange with a status.
+    const result = await postJson(hook.url, '{}', {}, { timeoutMs: 120_000, policy: loopback });
+
+    expect(result.statusCode).to.equal(200);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(hook.closed, 'the connection was closed after the cap').to.equal(true);
+    // Socket buffers hold a few MB at most; an unbounded read would go on for ever.
+    expect(hook.written).to.be.below(64 * 1024 * 1024);
+  });
+
+  it('when the signal aborts the exchange (shutdown), then it ends at once with the reason, not as an answer', async () => {
+    const hook = await receiver((res, state) => {
+      res.writeHead(200);
+      res.flushHeaders();
+      drip(res, state, '.', 100);
+    });
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(new Error('jetpost is stopping')), 300);
+
+    const error = await postJson(hook.url, '{}', {}, { timeoutMs: 60_000, policy: loopback, signal: controller.signal }).then(
+      () => undefined,
+      (reason: unknown) => reason as Error,
+    );
+
+    expect(error?.message).to.contain('jetpost is stopping');
+  });
+
+  it('when a host name resolves to an internal address at delivery time, then it is not dialled', async () => {
+    const hook = await receiver((res) => res.writeHead(204).end());
+    const byName = new URL(hook.url);
+    byName.hostname = 'localhost';
+
+    const error = await postJson(byName, '{}', {}, { timeoutMs: 5_000, policy: parseTargetPolicy('') }).then(
+      () => undefined,
+      (reason: unknown) => reason as Error,
+    );
+
+    expect(error?.message).to.match(/refused to connect to localhost at internal address/);
+    expect(hook.requests, 'requests the receiver saw').to.equal(0);
+  });
+});
