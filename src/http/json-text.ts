@@ -109,13 +109,29 @@ function walkJson(root: unknown, maxDepth: number, visit: (text: string, isKey: 
   return { tooDeep };
 }
 
-/** Every string (object keys included) of a parsed JSON value that PostgreSQL cannot store exactly. */
+/**
+ * Why an object key cannot be kept exactly, or undefined. Besides text PostgreSQL refuses, a key
+ * named __proto__: JSON.parse makes it an own property, but copying the object (as schema
+ * validation does) turns it into the prototype, so the key and its value would vanish silently.
+ */
+function unstorableKeyProblem(key: string): string | undefined {
+  if (key === '__proto__') {
+    return 'the field name __proto__ is not accepted: it cannot be kept as data';
+  }
+  const problem = unstorableTextProblem(key);
+  return problem && `the field name ${problem}`;
+}
+
+/**
+ * Every string and object key of a parsed JSON value that could not be stored exactly (the first
+ * ones, at most MAX_REPORTED), with its path.
+ */
 export function findUnstorableText(value: unknown): FieldError[] {
   const problems: FieldError[] = [];
   walkJson(value, MAX_TEXT_DEPTH, (text, isKey, where) => {
-    const problem = unstorableTextProblem(text);
+    const problem = isKey ? unstorableKeyProblem(text) : unstorableTextProblem(text);
     if (problem) {
-      problems.push({ path: where(), message: isKey ? `the field name ${problem}` : problem });
+      problems.push({ path: where(), message: problem });
     }
     return problems.length < MAX_REPORTED;
   });

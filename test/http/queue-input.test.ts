@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 
 import { expect } from 'chai';
 
-import { startTestService, type TestService } from '../support/service.js';
+import { ADMIN_KEY, startTestService, type TestService } from '../support/service.js';
 
 interface Problem {
   status: number;
@@ -98,6 +98,12 @@ describe('POST /queue: input that must be stored exactly or refused with a 4xx',
       const res = await service.request('GET', `/status?custom_id=${encodeURIComponent('order-\ud83d\ude00')}`);
       const { jobs } = (await res.json()) as { jobs: Array<{ job_id: string; custom_id: string }> };
       expect(jobs.map((job) => job.custom_id)).to.deep.equal(['order-\ud83d\ude00']);
+    });
+
+    it('when metadata or headers have a key named __proto__, then 400 (validation would have dropped it silently)', async () => {
+      const minimal = JSON.stringify(MINIMAL).slice(0, -1);
+      expect(await refusedPaths(`${minimal},"metadata":{"__proto__":{"x":1},"a":2}}`)).to.deep.equal(['metadata.__proto__']);
+      expect(await refusedPaths(`${minimal},"headers":{"__proto__":"v"}}`)).to.deep.equal(['headers.__proto__']);
     });
 
     it('when a bulk request has one message with a NUL, then the whole request is refused naming it, and nothing is stored', async () => {
@@ -210,6 +216,26 @@ describe('POST /queue: input that must be stored exactly or refused with a 4xx',
       const content = randomBytes(10 * MiB).toString('base64');
       const answer = await post({ ...MINIMAL, attachments: [{ filename: 'big.bin', content_type: 'application/octet-stream', content }] });
       expect(answer.status, JSON.stringify(answer.json)?.slice(0, 300)).to.equal(202);
+    });
+  });
+
+  describe('item 7: the other routes that store or look up text', () => {
+    it('when a suppression note holds an unpaired surrogate or a NUL, then 400 names it and nothing is stored altered', async () => {
+      const { rows } = await service.db.pool.query('select name from apps where id = $1', [service.appId]);
+      const path = `/admin/apps/${rows[0].name}/suppressions`;
+      for (const note of ['note \ud800', 'note \u0000']) {
+        const res = await service.request('POST', path, { body: { email: 'x@example.com', note }, key: ADMIN_KEY });
+        expect(res.status).to.equal(400);
+        expect(((await res.json()) as Problem).errors?.map((error) => error.path)).to.include('note');
+      }
+      const stored = await service.db.pool.query('select count(*)::int as n from suppressions');
+      expect(stored.rows[0].n).to.equal(0);
+    });
+
+    it('when a status look-up by custom_id holds a NUL or a suppression is removed by an address with one, then 400', async () => {
+      expect((await service.request('GET', '/status?custom_id=a%00b')).status).to.equal(400);
+      const { rows } = await service.db.pool.query('select name from apps where id = $1', [service.appId]);
+      expect((await service.request('DELETE', `/admin/apps/${rows[0].name}/suppressions/a%00@example.com`, { key: ADMIN_KEY })).status).to.equal(400);
     });
   });
 

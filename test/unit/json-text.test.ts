@@ -29,6 +29,12 @@ describe('findUnstorableText', () => {
     expect(findUnstorableText(value)[1]!.message).to.match(/^the field name contains/);
   });
 
+  it('when a key is __proto__ (which an object copy would turn into the prototype, dropping it), then it is reported', () => {
+    const value = JSON.parse('{"metadata":{"__proto__":{"x":1},"a":2},"headers":{"__proto__":"v"}}');
+
+    expect(findUnstorableText(value).map((problem) => problem.path)).to.deep.equal(['metadata.__proto__', 'headers.__proto__']);
+  });
+
   it('when the value is a bare string, number, null or empty container, then only a bad bare string is reported (path "")', () => {
     expect(findUnstorableText('\u0000')).to.deep.equal([{ path: '', message: 'contains a NUL character (U+0000), which cannot be stored' }]);
     for (const value of [1, null, true, [], {}, 'fine']) {
