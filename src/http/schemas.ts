@@ -61,8 +61,11 @@ const email = emailSchema;
 const addressObject = z.strictObject({ email, name: noControl(LIMITS.nameLength).optional() });
 /** "a@example.com" or {"email": "a@example.com", "name": "A"}. */
 const address = z.preprocess((value) => (typeof value === 'string' ? { email: value } : value), addressObject);
-/** One address or a list of them. */
-const addressList = z.preprocess((value) => (value === undefined || Array.isArray(value) ? value : [value]), z.array(address).min(1));
+/** One address or a list of them (checked for length first: a million addresses are not each parsed). */
+const addressList = z.preprocess(
+  (value) => (value === undefined || Array.isArray(value) ? value : [value]),
+  z.array(address).min(1).max(LIMITS.recipientsPerMessage, `at most ${LIMITS.recipientsPerMessage} recipients (Mailjet's limit)`),
+);
 
 const attachment = z.strictObject({
   filename: noControl(255).min(1),
@@ -99,8 +102,9 @@ const messageFields = {
   template_language: z.boolean().optional(),
   variables: jsonObject(LIMITS.variablesBytes, 'variables').optional(),
   headers: z
-    .record(z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$/, 'not a valid header name'), noControl(LIMITS.headerValueLength))
-    .refine((headers) => Object.keys(headers).length <= LIMITS.headers, `at most ${LIMITS.headers} headers`)
+    // Counted before each header is parsed: a million of them are refused at once.
+    .custom<object>((value) => typeof value !== 'object' || value === null || Object.keys(value).length <= LIMITS.headers, `at most ${LIMITS.headers} headers`)
+    .pipe(z.record(z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$/, 'not a valid header name'), noControl(LIMITS.headerValueLength)))
     .optional(),
   attachments: z.array(attachment).max(LIMITS.attachments).optional(),
   custom_id: noControl(LIMITS.customIdLength).min(1).optional(),

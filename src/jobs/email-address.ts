@@ -10,11 +10,16 @@ export const EMAIL_ADDRESS_LIMITS = { address: 254, localPart: 64, domain: 255, 
 
 /** RFC 5322 atext: letters, digits and these 20 symbols. */
 const ASCII_ATEXT = /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]$/;
+/** The common case in one test: an ASCII dot-atom (each dot between two atoms, so no backtracking). */
+const ASCII_DOT_ATOM = /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+(?:\.[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+)*$/;
 /** RFC 6531 adds any non-ASCII character; controls, lone surrogates and spaces stay out. */
 const NON_ASCII_REFUSED = /[\p{Cc}\p{Cs}\p{Z}]/u;
 /** What a domain may hold before conversion: ASCII letters, digits, dots and hyphens, and the letters,
  * marks and digits of other scripts (IDNA). */
 const DOMAIN_CHARACTERS = /^[A-Za-z0-9.\-\p{L}\p{M}\p{N}]+$/u;
+/** A domain that needs no IDNA processing: ASCII letters, digits, dots and hyphens, and no A-label. */
+const PLAIN_ASCII_DOMAIN = /^[A-Za-z0-9.-]+$/;
+const A_LABEL = /(?:^|\.)xn--/i;
 /** An LDH label (RFC 5890 §2.3.1) once the domain is in its ASCII (A-label) form. */
 const LDH_LABEL = /^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$/;
 
@@ -26,6 +31,9 @@ function localPartProblem(local: string): string | undefined {
   }
   if (octets(local) > EMAIL_ADDRESS_LIMITS.localPart) {
     return `the part before @ is longer than ${EMAIL_ADDRESS_LIMITS.localPart} bytes`;
+  }
+  if (ASCII_DOT_ATOM.test(local)) {
+    return undefined;
   }
   if (local.split('.').some((atom) => atom === '')) {
     return 'the part before @ cannot start or end with a dot or hold two dots in a row';
@@ -52,8 +60,9 @@ function domainProblem(domain: string): string | undefined {
     return 'the domain is not a valid domain name';
   }
   // UTS #46 processing (what browsers and mail clients do): lower-cases, turns U-labels into
-  // A-labels (xn--…) and refuses invalid punycode ('' for a domain it refuses).
-  const ascii = domainToASCII(domain);
+  // A-labels (xn--…) and refuses invalid punycode ('' for a domain it refuses). A plain ASCII
+  // domain only needs lower-casing.
+  const ascii = PLAIN_ASCII_DOMAIN.test(domain) && !A_LABEL.test(domain) ? domain.toLowerCase() : domainToASCII(domain);
   if (ascii === '') {
     return 'the domain is not a valid domain name';
   }
