@@ -106,6 +106,23 @@ describe('POST /queue: input that must be stored exactly or refused with a 4xx',
       expect(await refusedPaths(`${minimal},"headers":{"__proto__":"v"}}`)).to.deep.equal(['headers.__proto__']);
     });
 
+    it('when the body is not valid UTF-8 (Latin-1 bytes sent as JSON), then 400 rather than storing U+FFFD in their place', async () => {
+      const latin1 = Buffer.concat([Buffer.from('{"from":"app@example.com","to":"a@example.com","text":"caf'), Buffer.from([0xe9]), Buffer.from('"}')]);
+      const before = await jobCount();
+      for (const path of ['/queue', '/admin/apps']) {
+        const res = await fetch(`${service.url}${path}`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${path === '/queue' ? service.apiKey : ADMIN_KEY}`, 'content-type': 'application/json' },
+          body: latin1,
+        });
+        expect(res.status, path).to.equal(400);
+        expect(((await res.json()) as Problem).detail).to.match(/not valid UTF-8/);
+      }
+      expect(await jobCount()).to.equal(before);
+      const utf8 = await service.request('POST', '/queue', { rawBody: '{"from":"app@example.com","to":"a@example.com","text":"caf\u00e9 \ud83d\ude00"}', headers: { 'content-type': 'application/json; charset=utf-8' } });
+      expect(utf8.status).to.equal(202);
+    });
+
     it('when a bulk request has one message with a NUL, then the whole request is refused naming it, and nothing is stored', async () => {
       const before = await jobCount();
       const paths = await refusedPaths({ messages: [MINIMAL, { ...MINIMAL, text: 'x\u0000' }, MINIMAL] });
