@@ -52,14 +52,19 @@ function frameOf(container: object): Frame {
     : { container: container as Record<string, unknown>, keys: Object.keys(container), next: 0 };
 }
 
+/** Called for each string or key; `where(key)` spells out its path (only worth it for one reported). */
+type Visit = (text: string, isKey: boolean, key: string | number | undefined, where: (key: string | number | undefined) => string) => boolean;
+
 /**
- * Visits every string and object key of a parsed JSON value, depth-first, in document order, until
- * `visit` returns false. Containers deeper than `maxDepth` levels (the value itself is level 1) are
+ * Visits every string and object key of a parsed JSON value (none without `visit`), depth-first, in
+ * document order, until `visit` returns false. Containers deeper than `maxDepth` levels (the value itself is level 1) are
  * not entered; returns whether one was met.
  */
-function walkJson(root: unknown, maxDepth: number, visit: (text: string, isKey: boolean, where: () => string) => boolean): { tooDeep: boolean } {
+function walkJson(root: unknown, maxDepth: number, visit: Visit | undefined): { tooDeep: boolean } {
+  const path: Path = [];
+  const where = (key: string | number | undefined) => (key === undefined ? path : [...path, key]).join('.');
   if (typeof root === 'string') {
-    visit(root, false, () => '');
+    visit?.(root, false, undefined, where);
   }
   if (typeof root !== 'object' || root === null) {
     return { tooDeep: false };
@@ -68,14 +73,16 @@ function walkJson(root: unknown, maxDepth: number, visit: (text: string, isKey: 
     return { tooDeep: true };
   }
   let tooDeep = false;
-  const path: Path = [];
-  // The path is only spelled out for a string that is reported.
-  const pathTo = (key: string | number) => () => [...path, key].join('.');
   const frames: Frame[] = [];
   const enter = (container: object): boolean => {
     const frame = frameOf(container);
     frames.push(frame);
-    return (frame.keys ?? []).every((key) => visit(key, true, pathTo(key)));
+    for (const key of frame.keys ?? []) {
+      if (visit && !visit(key, true, key, where)) {
+        return false;
+      }
+    }
+    return true;
   };
   if (!enter(root)) {
     return { tooDeep };
@@ -92,7 +99,7 @@ function walkJson(root: unknown, maxDepth: number, visit: (text: string, isKey: 
     frame.next += 1;
     const item = (frame.container as Record<string | number, unknown>)[key];
     if (typeof item === 'string') {
-      if (!visit(item, false, pathTo(key))) {
+      if (visit && !visit(item, false, key, where)) {
         break;
       }
     } else if (typeof item === 'object' && item !== null) {
@@ -128,10 +135,10 @@ function unstorableKeyProblem(key: string): string | undefined {
  */
 export function findUnstorableText(value: unknown): FieldError[] {
   const problems: FieldError[] = [];
-  walkJson(value, MAX_TEXT_DEPTH, (text, isKey, where) => {
+  walkJson(value, MAX_TEXT_DEPTH, (text, isKey, key, where) => {
     const problem = isKey ? unstorableKeyProblem(text) : unstorableTextProblem(text);
     if (problem) {
-      problems.push({ path: where(), message: problem });
+      problems.push({ path: where(key), message: problem });
     }
     return problems.length < MAX_REPORTED;
   });
@@ -140,5 +147,5 @@ export function findUnstorableText(value: unknown): FieldError[] {
 
 /** Whether `value` has containers (objects, arrays) nested more than `maxDepth` levels; itself is level 1. */
 export function nestsDeeperThan(value: unknown, maxDepth: number): boolean {
-  return walkJson(value, maxDepth, () => true).tooDeep;
+  return walkJson(value, maxDepth, undefined).tooDeep;
 }

@@ -79,15 +79,24 @@ const utf8Bytes = (value: string) => Buffer.byteLength(value, 'utf8');
 /** A text part: capped in bytes of UTF-8 (counted without a regex or a copy). */
 const textPart = (maxBytes: number) =>
   z.string().refine((value) => utf8Bytes(value) <= maxBytes, `must be at most ${maxBytes / MiB} MiB (${maxBytes} bytes) as UTF-8`);
-/** A JSON object kept as given: its depth is checked first, so that measuring it cannot overflow the stack. */
+/**
+ * A JSON object of bounded depth and size. Both are checked before the object is parsed as a record
+ * (which copies every key): the depth first, so that measuring the size cannot overflow the stack.
+ */
 const jsonObject = (maxBytes: number, what: string) =>
-  z.record(z.string(), z.unknown()).superRefine((value, ctx) => {
-    if (nestsDeeperThan(value, LIMITS.jsonDepth)) {
-      ctx.addIssue({ code: 'custom', message: `${what} must nest at most ${LIMITS.jsonDepth} levels of objects and arrays` });
-    } else if (utf8Bytes(JSON.stringify(value)) > maxBytes) {
-      ctx.addIssue({ code: 'custom', message: `${what} must be at most ${maxBytes} bytes as JSON` });
-    }
-  });
+  z
+    .unknown()
+    .superRefine((value, ctx) => {
+      if (typeof value !== 'object' || value === null) {
+        return;
+      }
+      if (nestsDeeperThan(value, LIMITS.jsonDepth)) {
+        ctx.addIssue({ code: 'custom', message: `${what} must nest at most ${LIMITS.jsonDepth} levels of objects and arrays` });
+      } else if (utf8Bytes(JSON.stringify(value)) > maxBytes) {
+        ctx.addIssue({ code: 'custom', message: `${what} must be at most ${maxBytes} bytes as JSON` });
+      }
+    })
+    .pipe(z.record(z.string(), z.unknown()));
 
 const messageFields = {
   from: address.optional(),
