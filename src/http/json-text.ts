@@ -57,8 +57,8 @@ type Visit = (text: string, isKey: boolean, key: string | number | undefined, wh
 
 /**
  * Visits every string and object key of a parsed JSON value (none without `visit`), depth-first, in
- * document order, until `visit` returns false. Containers deeper than `maxDepth` levels (the value itself is level 1) are
- * not entered; returns whether one was met.
+ * document order, until `visit` returns false. Containers deeper than `maxDepth` levels (the value
+ * itself is level 1) are not entered; returns whether one was met.
  */
 function walkJson(root: unknown, maxDepth: number, visit: Visit | undefined): { tooDeep: boolean } {
   const path: Path = [];
