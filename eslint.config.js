@@ -16,6 +16,7 @@ const pureFiles = [
   'src/jobs/status.ts',
   'src/jobs/retry-policy.ts',
   'src/jobs/send-decision.ts',
+  'src/jobs/email-address.ts',
   'src/mailjet/payload.ts',
   'src/mailjet/outcome.ts',
   'src/mailjet/ids.ts',

@@ -4,11 +4,14 @@ import type { MessageContent, NewJob } from '../jobs/message.js';
 import type { JobStatus } from '../jobs/status.js';
 import { query, type Queryable } from './pool.js';
 
+/**
+ * A job without its message (html, attachments: up to 14 MiB): what every read but the claim needs.
+ * Reads never select the message column, so looking up big jobs costs no more than small ones.
+ */
 export interface JobRow {
   id: string;
   appId: string;
   status: JobStatus;
-  content: MessageContent;
   customId: string | null;
   metadata: Record<string, unknown> | null;
   priority: number;
@@ -29,7 +32,7 @@ export interface JobRow {
 }
 
 const JOB_COLUMNS = `
-  id, app_id, status, message, custom_id, metadata, priority, send_at, run_at, attempts, max_attempts,
+  id, app_id, status, custom_id, metadata, priority, send_at, run_at, attempts, max_attempts,
   locked_by, locked_until, last_error, recipient_count, outcome_unknown, created_at, updated_at, accepted_at`;
 
 /** The same columns, of a table aliased `j`. */
@@ -42,7 +45,6 @@ export function toJob(row: Record<string, unknown>): JobRow {
     id: String(row['id']),
     appId: String(row['app_id']),
     status: row['status'] as JobStatus,
-    content: row['message'] as MessageContent,
     customId: (row['custom_id'] as string | null) ?? null,
     metadata: (row['metadata'] as Record<string, unknown> | null) ?? null,
     priority: Number(row['priority']),
@@ -121,6 +123,8 @@ export async function insertJobs(tx: Queryable, appId: string, jobs: readonly Jo
 }
 
 export interface ClaimedJob extends JobRow {
+  /** The message to send: only the claim reads it. */
+  content: MessageContent;
   /**
    * Its attempts are spent but its last one's outcome is unknown: this claim is only to ask Mailjet
    * whether it was delivered, and it does not count as an attempt.
@@ -147,13 +151,13 @@ const CLAIM_JOBS = `
     for update skip locked
   ) as picked
   where j.id = picked.id
-  returning ${QUALIFIED_JOB_COLUMNS},
+  returning ${QUALIFIED_JOB_COLUMNS}, j.message,
     j.outcome_unknown and picked.attempts_before >= j.max_attempts as look_up_only`;
 
 export async function claimJobs(db: Queryable, workerId: string, limit: number, leaseMs: number): Promise<ClaimedJob[]> {
   const rows = await query(db, CLAIM_JOBS, [workerId, limit, leaseMs]);
   return rows
-    .map((row) => ({ ...toJob(row), lookUpOnly: row['look_up_only'] === true }))
+    .map((row) => ({ ...toJob(row), content: row['message'] as MessageContent, lookUpOnly: row['look_up_only'] === true }))
     .sort((a, b) => b.priority - a.priority || a.runAt.getTime() - b.runAt.getTime() || Number(a.id) - Number(b.id));
 }
 

@@ -2,8 +2,12 @@
 // types (jobs/message.ts). Unknown fields are rejected: a typo must not silently drop a setting.
 import { z } from 'zod';
 
-import { ValidationError } from '../errors.js';
+import { AppError, type FieldError, ValidationError } from '../errors.js';
+import { emailAddressProblem } from '../jobs/email-address.js';
 import type { MessageContent, NewJob, Recipient } from '../jobs/message.js';
+import { MAX_MESSAGE_BYTES, queuedMessageBytes } from '../mailjet/payload.js';
+import { isBase64 } from './base64.js';
+import { findUnstorableText, nestsDeeperThan } from './json-text.js';
 
 export const LIMITS = {
   recipientsPerMessage: 50,
@@ -14,11 +18,16 @@ export const LIMITS = {
   idempotencyKeyLength: 255,
   metadataBytes: 8 * 1024,
   variablesBytes: 64 * 1024,
+  /** Levels of objects and arrays in metadata and in variables (the object itself is level 1). */
+  jsonDepth: 32,
+  /** html and text, each, in bytes of UTF-8. */
+  htmlBytes: 5 * 1024 * 1024,
+  textBytes: 5 * 1024 * 1024,
+  /** The whole message as Mailjet receives it: see queuedMessageBytes. */
+  messageBytes: MAX_MESSAGE_BYTES,
   headers: 50,
   headerValueLength: 998,
   attachments: 50,
-  /** Mailjet's cap on a message's attachments, inline ones included. */
-  attachmentBytes: 15 * 1024 * 1024,
   sendAtMaxAheadMs: 30 * 24 * 3600 * 1000,
   sendAtMaxBehindMs: 24 * 3600 * 1000,
   statusLookupIds: 100,
@@ -41,25 +50,53 @@ const FORBIDDEN_HEADERS = new Set(
 const NO_CONTROL = /^[^\p{Cc}]*$/u;
 const noControl = (max: number) => z.string().max(max).regex(NO_CONTROL, 'must not contain line breaks or control characters');
 
-export const emailSchema = z.email({ message: 'not a valid email address' }).max(254);
+/** An address as RFC 5321/6531 and Mailjet accept it (jobs/email-address.ts). */
+export const emailSchema = z.string().superRefine((value, ctx) => {
+  const problem = emailAddressProblem(value);
+  if (problem !== undefined) {
+    ctx.addIssue({ code: 'custom', message: `not a valid email address: ${problem}` });
+  }
+});
 const email = emailSchema;
 const addressObject = z.strictObject({ email, name: noControl(LIMITS.nameLength).optional() });
 /** "a@example.com" or {"email": "a@example.com", "name": "A"}. */
 const address = z.preprocess((value) => (typeof value === 'string' ? { email: value } : value), addressObject);
-/** One address or a list of them. */
-const addressList = z.preprocess((value) => (value === undefined || Array.isArray(value) ? value : [value]), z.array(address).min(1));
+/** One address or a list of them (checked for length first: a million addresses are not each parsed). */
+const addressList = z.preprocess(
+  (value) => (value === undefined || Array.isArray(value) ? value : [value]),
+  z.array(address).min(1).max(LIMITS.recipientsPerMessage, `at most ${LIMITS.recipientsPerMessage} recipients (Mailjet's limit)`),
+);
 
-const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 const attachment = z.strictObject({
   filename: noControl(255).min(1),
   content_type: z.string().regex(/^[\w.+-]+\/[\w.+-]+$/, 'a MIME type such as application/pdf').max(255),
-  content: z.string().regex(BASE64, 'must be base64 (RFC 4648, with padding)'),
+  content: z.string().refine(isBase64, 'must be base64 (RFC 4648, with padding)'),
   content_id: z.string().regex(/^[\w.@-]{1,100}$/, 'letters, digits and . _ @ - only').optional(),
 });
 
-const jsonBytes = (value: unknown) => Buffer.byteLength(JSON.stringify(value));
-const jsonObject = (max: number, what: string) =>
-  z.record(z.string(), z.unknown()).refine((value) => jsonBytes(value) <= max, `${what} must be at most ${max} bytes as JSON`);
+const MiB = 1024 * 1024;
+const utf8Bytes = (value: string) => Buffer.byteLength(value, 'utf8');
+/** A text part: capped in bytes of UTF-8 (counted without a regex or a copy). */
+const textPart = (maxBytes: number) =>
+  z.string().refine((value) => utf8Bytes(value) <= maxBytes, `must be at most ${maxBytes / MiB} MiB (${maxBytes} bytes) as UTF-8`);
+/**
+ * A JSON object of bounded depth and size. Both are checked before the object is parsed as a record
+ * (which copies every key): the depth first, so that measuring the size cannot overflow the stack.
+ */
+const jsonObject = (maxBytes: number, what: string) =>
+  z
+    .unknown()
+    .superRefine((value, ctx) => {
+      if (typeof value !== 'object' || value === null) {
+        return;
+      }
+      if (nestsDeeperThan(value, LIMITS.jsonDepth)) {
+        ctx.addIssue({ code: 'custom', message: `${what} must nest at most ${LIMITS.jsonDepth} levels of objects and arrays` });
+      } else if (utf8Bytes(JSON.stringify(value)) > maxBytes) {
+        ctx.addIssue({ code: 'custom', message: `${what} must be at most ${maxBytes} bytes as JSON` });
+      }
+    })
+    .pipe(z.record(z.string(), z.unknown()));
 
 const messageFields = {
   from: address.optional(),
@@ -68,14 +105,15 @@ const messageFields = {
   bcc: addressList.optional(),
   reply_to: address.optional(),
   subject: noControl(LIMITS.subjectLength).optional(),
-  text: z.string().optional(),
-  html: z.string().optional(),
+  text: textPart(LIMITS.textBytes).optional(),
+  html: textPart(LIMITS.htmlBytes).optional(),
   template_id: z.number().int().positive().max(2 ** 31 - 1).optional(),
   template_language: z.boolean().optional(),
   variables: jsonObject(LIMITS.variablesBytes, 'variables').optional(),
   headers: z
-    .record(z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$/, 'not a valid header name'), noControl(LIMITS.headerValueLength))
-    .refine((headers) => Object.keys(headers).length <= LIMITS.headers, `at most ${LIMITS.headers} headers`)
+    // Counted before each header is parsed: a million of them are refused at once.
+    .custom<object>((value) => typeof value !== 'object' || value === null || Object.keys(value).length <= LIMITS.headers, `at most ${LIMITS.headers} headers`)
+    .pipe(z.record(z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$/, 'not a valid header name'), noControl(LIMITS.headerValueLength)))
     .optional(),
   attachments: z.array(attachment).max(LIMITS.attachments).optional(),
   custom_id: noControl(LIMITS.customIdLength).min(1).optional(),
@@ -111,10 +149,6 @@ function checkMessage(message: MessageInput, ctx: z.RefinementCtx): void {
     if (FORBIDDEN_HEADERS.has(name.toLowerCase())) {
       ctx.addIssue({ code: 'custom', path: ['headers', name], message: `${name} is set by jetpost or Mailjet and cannot be given as a header` });
     }
-  }
-  const attachmentBytes = (message.attachments ?? []).reduce((sum, a) => sum + Math.floor((a.content.length * 3) / 4), 0);
-  if (attachmentBytes > LIMITS.attachmentBytes) {
-    ctx.addIssue({ code: 'custom', path: ['attachments'], message: 'attachments add up to more than 15 MB (Mailjet\'s limit per message)' });
   }
   if (message.send_at !== undefined) {
     const at = Date.parse(message.send_at);
@@ -179,12 +213,43 @@ export function toFieldErrors(error: z.ZodError): { path: string; message: strin
   });
 }
 
+/**
+ * The input as `schema` reads it, or a ValidationError listing every problem: the schema's, and any
+ * text (at any depth, in keys too) that PostgreSQL could not store exactly.
+ */
 export function parseOrThrow<T>(schema: z.ZodType<T>, input: unknown, what: string): T {
+  const unstorable = findUnstorableText(input);
   const parsed = schema.safeParse(input);
-  if (!parsed.success) {
-    throw new ValidationError(`the ${what} is not valid: see errors`, toFieldErrors(parsed.error));
+  if (!parsed.success || unstorable.length > 0) {
+    throw new ValidationError(`the ${what} is not valid: see errors`, [...unstorable, ...(parsed.success ? [] : toFieldErrors(parsed.error))]);
   }
   return parsed.data;
+}
+
+/**
+ * Refuses, with a 413, messages larger than Mailjet accepts. The size is the message's JSON in the
+ * Send API call (attachments in base64, text escaped as JSON), which is what Mailjet's ~15 MB cap
+ * counts; queued, such a message would fail at Mailjet on every attempt.
+ */
+function checkMessageSizes(jobs: readonly NewJob[], bulk: boolean): void {
+  const tooLarge: FieldError[] = [];
+  jobs.forEach((job, index) => {
+    const bytes = queuedMessageBytes(job.content, job.recipients);
+    if (bytes > LIMITS.messageBytes) {
+      tooLarge.push({
+        path: bulk ? `messages.${index}` : '',
+        message: `this message is ${bytes} bytes as sent to Mailjet; the limit is ${LIMITS.messageBytes} bytes (${LIMITS.messageBytes / MiB} MiB)`,
+      });
+    }
+  });
+  if (tooLarge.length > 0) {
+    throw new AppError(
+      'message-too-large',
+      413,
+      `a message may be at most ${LIMITS.messageBytes / MiB} MiB (${LIMITS.messageBytes} bytes) as sent to Mailjet, attachments base64-encoded included (Mailjet refuses larger ones): see errors`,
+      { fields: tooLarge },
+    );
+  }
 }
 
 /** One message, or {"messages": [...]}; the Idempotency-Key header and body field must agree. */
@@ -209,7 +274,9 @@ export function parseQueueRequest(body: unknown, headerKey: string | undefined):
       { path: 'idempotency_key', message: 'must equal the Idempotency-Key header when both are given' },
     ]);
   }
-  return { jobs: messages.map(toNewJob), bulk, idempotencyKey: headerKey ?? bodyKey };
+  const jobs = messages.map(toNewJob);
+  checkMessageSizes(jobs, bulk);
+  return { jobs, bulk, idempotencyKey: headerKey ?? bodyKey };
 }
 
 /** A job id: a positive bigint in decimal (anything larger would only fail in PostgreSQL). */

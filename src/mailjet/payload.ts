@@ -169,3 +169,16 @@ export function packCalls(
 export function messageBytes(message: MailjetMessage): number {
   return Buffer.byteLength(JSON.stringify(message));
 }
+
+/** The largest message jetpost queues: one that fits a call of its own. */
+export const MAX_MESSAGE_BYTES = MAX_BYTES_PER_CALL;
+/** The largest job id (PostgreSQL bigint): its CustomID is the longest a message carries. */
+const LONGEST_JOB_ID = '9223372036854775807';
+
+/**
+ * A message's size as Mailjet receives it, known before it has a job id: its JSON in the Send API
+ * body, attachments in base64 and text escaped as JSON, with the longest CustomID.
+ */
+export function queuedMessageBytes(content: MessageContent, recipients: readonly Recipient[]): number {
+  return messageBytes(toMailjetMessage({ id: LONGEST_JOB_ID, content, recipients }));
+}

@@ -21,6 +21,7 @@ import { parse } from 'yaml';
 
 import { createAppWithKey } from '../../src/apps/service.js';
 import { CALLBACK_AUTH_FAILURES } from '../../src/http/rate-limit.js';
+import { emailAddressProblem } from '../../src/jobs/email-address.js';
 import { ADMIN_KEY,
   EVENTS_PASSWORD,
   EVENTS_USER,
@@ -139,6 +140,9 @@ class Contract {
     // OpenAPI's int64 annotates Mailjet's MessageID, which exceeds 2^53 by design: ajv-formats' int64
     // would demand a safe integer, which is exactly what these ids are not.
     this.ajv.addFormat('int64', { type: 'number', validate: (value: number) => Number.isInteger(value) });
+    // JSON Schema's idn-email (RFC 6531), which ajv-formats leaves out: the rule jetpost implements,
+    // unit-tested against the RFCs in test/unit/email-address.test.ts.
+    this.ajv.addFormat('idn-email', { type: 'string', validate: (value: string) => emailAddressProblem(value) === undefined });
     this.ajv.addSchema({ $id: SPEC_ID, $defs: absoluteRefs(this.spec.components.schemas) });
   }
 
@@ -359,6 +363,8 @@ const inDays = (days: number) => new Date(Date.now() + days * ONE_DAY_MS).toISOS
 const INVALID_IN_BOTH: Array<[string, unknown]> = [
   ['no to', { from: 'app@example.com', subject: 'x', text: 'y' }],
   ['a bad address', message({ to: 'not-an-address' })],
+  ['a quoted local part', message({ to: '"ada lovelace"@example.org' })],
+  ['an address literal', message({ to: 'ada@[192.0.2.1]' })],
   ['an empty to list', message({ to: [] })],
   ['an unknown field', message({ subjct: 'typo' })],
   ['no text, html or template_id', { from: 'app@example.com', to: 'ada@example.org', subject: 'x' }],
@@ -403,11 +409,18 @@ const INVALID_BY_DESCRIBED_RULES: Array<[string, unknown]> = [
   ['send_at more than 24 hours ago', message({ send_at: inDays(-2) })],
   ['metadata above 8 KiB as JSON', message({ metadata: { blob: 'm'.repeat(8 * 1024) } })],
   ['variables above 64 KiB as JSON', message({ template_id: 1, variables: { blob: 'v'.repeat(64 * 1024) } })],
+  ['metadata nested 33 levels', message({ metadata: JSON.parse(`${'{"a":'.repeat(33)}1${'}'.repeat(33)}`) })],
+  ['html above 5 MiB as UTF-8 (in 2-byte characters)', message({ html: '\u00e9'.repeat(2_700_000) })],
+  ['a NUL in the text', message({ text: 'a\u0000b' })],
+  ['an unpaired surrogate in custom_id', message({ custom_id: 'order-\ud83d' })],
+  ['a metadata key named __proto__', JSON.parse(`${JSON.stringify(message()).slice(0, -1)},"metadata":{"__proto__":1}}`)],
 ];
 
 /** Bodies both the code and the spec accept. */
 const VALID: Array<[string, unknown]> = [
   ['a bare address string', message()],
+  ['addresses RFC 5321/6531 allow', message({ from: 'o&reilly@example.com', to: ['user=tag@example.xn--p1ai', 'j\u00f6rg@b\u00fccher.de'], reply_to: '\u043f\u043e\u0447\u0442\u0430@\u043f\u0440\u0438\u043c\u0435\u0440.\u0440\u0444' })],
+  ['html and text of 5 MiB each', message({ text: 't'.repeat(5 * 1024 * 1024), html: 'h'.repeat(5 * 1024 * 1024) })],
   ['address objects, cc and bcc', message({ to: [{ email: 'ada@example.org', name: 'Ada' }, 'grace@example.org'], cc: 'c@example.org', bcc: [{ email: 'b@example.org' }], reply_to: { email: 'r@example.org', name: 'R' } })],
   ['a template without from', { to: 'ada@example.org', template_id: 4242, template_language: true, variables: { first_name: 'Ada' } }],
   ['html only, with an inline attachment and headers', message({ text: undefined, html: '<img src="cid:logo">', headers: { 'X-Campaign': 'spring', 'List-Unsubscribe': '<mailto:u@example.com>' }, attachments: [{ filename: 'logo.png', content_type: 'image/png', content: 'iVBORw0KGgo=', content_id: 'logo' }] })],
@@ -674,8 +687,17 @@ describe('openapi.yaml, checked against the running service', function () {
 
     it('413: a body above QUEUE_BODY_LIMIT (20 MB)', async () => {
       const rawBody = JSON.stringify(message({ text: 'x'.repeat(21 * 1024 * 1024) }));
-      const { res } = await api('post', '/queue', { rawBody, headers: { 'content-type': 'application/json' } });
+      const { res, body } = await api('post', '/queue', { rawBody, headers: { 'content-type': 'application/json' } });
       expect(res.status).to.equal(413);
+      expect((body as { type: string }).type).to.equal('https://jetpost.dev/problems/payload-too-large');
+    });
+
+    it('413: a message above 14 MiB as sent to Mailjet (attachments as base64), named in a bulk request', async () => {
+      const attachment = { filename: 'big.bin', content_type: 'application/octet-stream', content: 'QUJD'.repeat(3.5 * 1024 * 1024) };
+      const { res, body } = await api('post', '/queue', { body: { messages: [message(), message({ attachments: [attachment] })] } });
+      expect(res.status).to.equal(413);
+      expect(body).to.deep.include({ type: 'https://jetpost.dev/problems/message-too-large', status: 413 });
+      expect((body as { errors: Array<{ path: string }> }).errors.map((error) => error.path)).to.deep.equal(['messages.1']);
     });
 
     it('415: a charset other than UTF-8, an unknown Content-Encoding', async () => {

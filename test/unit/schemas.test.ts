@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 
-import { type FieldError, ValidationError } from '../../src/errors.js';
+import { type AppError, type FieldError, ValidationError } from '../../src/errors.js';
 import { parseJobId, parseQueueRequest, parseStatusLookup, type QueueRequest } from '../../src/http/schemas.js';
 
 const MINIMAL = { from: 'app@example.com', to: 'a@example.com', text: 'Hello' };
@@ -164,6 +164,37 @@ describe('parseQueueRequest', () => {
     expect(rejectedPaths({ ...MINIMAL, to: addresses('t', 20), cc: addresses('c', 20), bcc: addresses('b', 11) })).to.deep.equal(['to']);
     expect(rejectedPaths({ ...MINIMAL, to: addresses('t', 51) })).to.deep.equal(['to']);
     expect(accepted({ ...MINIMAL, to: addresses('t', 20), cc: addresses('c', 20), bcc: addresses('b', 10) }).jobs[0]?.recipients).to.have.length(50);
+  });
+
+  it('when to holds a million addresses or headers a thousand names, then it is refused at the field by its count', () => {
+    const [to] = fieldsOf(() => parseQueueRequest({ ...MINIMAL, to: addresses('t', 1_000_000) }, undefined));
+    expect(to).to.deep.equal({ path: 'to', message: "at most 50 recipients (Mailjet's limit)" });
+    const headers = Object.fromEntries(Array.from({ length: 1000 }, (_, index) => [`X-H${index}`, 'v']));
+    expect(rejectedPaths({ ...MINIMAL, headers })).to.deep.equal(['headers']);
+  });
+
+  it('when html or text is above 5 MiB as UTF-8, then it is refused at the field; exactly 5 MiB is accepted', () => {
+    expect(rejectedPaths({ ...MINIMAL, html: '\u00e9'.repeat(2.5 * 1024 * 1024 + 1) })).to.deep.equal(['html']);
+    expect(rejectedPaths({ ...MINIMAL, text: 't'.repeat(5 * 1024 * 1024 + 1) })).to.deep.equal(['text']);
+    expect(accepted({ ...MINIMAL, text: 't'.repeat(5 * 1024 * 1024), html: '\u00e9'.repeat(2.5 * 1024 * 1024) }).jobs).to.have.length(1);
+  });
+
+  it('when a message is over 14 MiB as sent to Mailjet, then an AppError 413 names it; the limit counts base64 and JSON escaping', () => {
+    const attachment = (bytes: number) => [{ filename: 'a.bin', content_type: 'application/octet-stream', content: 'QUJD'.repeat(bytes / 4) }];
+    const error = (() => {
+      try {
+        parseQueueRequest({ messages: [MINIMAL, { ...MINIMAL, attachments: attachment(14 * 1024 * 1024) }] }, undefined);
+      } catch (caught) {
+        return caught as AppError;
+      }
+      return undefined;
+    })();
+    expect(error?.status).to.equal(413);
+    expect(error?.code).to.equal('message-too-large');
+    expect(error?.fields?.map((field) => field.path)).to.deep.equal(['messages.1']);
+    // 5 MiB of quotes is 10 MiB once escaped as JSON: with 4 MiB of attachment, over the limit.
+    expect(() => parseQueueRequest({ ...MINIMAL, html: '"'.repeat(5 * 1024 * 1024), attachments: attachment(4 * 1024 * 1024) }, undefined)).to.throw(/14 MiB/);
+    expect(accepted({ ...MINIMAL, html: 'h'.repeat(5 * 1024 * 1024), attachments: attachment(4 * 1024 * 1024) }).jobs).to.have.length(1);
   });
 
   it('when an address appears twice across to and bcc (in any case), then the repeat is rejected', () => {

@@ -1,6 +1,6 @@
 // The admin API (ADMIN_API_KEY): apps and their keys, suppression lists, and the dead-letter list
 // of failed jobs with re-queueing. The CLI (src/bin/admin.ts) offers the same actions.
-import express, { type RequestHandler, Router } from 'express';
+import { type RequestHandler, Router } from 'express';
 import { z } from 'zod';
 
 import { apiKeyPrefix } from '../../apps/api-keys.js';
@@ -15,6 +15,7 @@ import { requeueFailed } from '../../jobs/admin.js';
 import { JOB_STATUSES } from '../../jobs/status.js';
 import { getAppWebhook, removeAppWebhook, setAppWebhook } from '../../webhooks/service.js';
 import type { TargetPolicy } from '../../webhooks/url-guard.js';
+import { jsonBody } from '../json-body.js';
 import { emailSchema, idSchema, jobIdSchema, pageLimitSchema, parseOrThrow } from '../schemas.js';
 import { adminJobJson, appJson, deliveryJson, suppressionJson } from '../views.js';
 
@@ -54,7 +55,7 @@ export function adminRouter({ pool, notifyChannel, targetPolicy, requireAdmin }:
     res.json({ jobs: jobs.map(adminJobJson), next_before: jobs.length === query.limit ? (jobs.at(-1)?.id ?? null) : null });
   });
 
-  router.post('/admin/jobs/requeue', requireAdmin, express.json({ limit: '1mb' }), async (req, res) => {
+  router.post('/admin/jobs/requeue', requireAdmin, jsonBody({ limit: '1mb' }), async (req, res) => {
     const body = parseOrThrow(requeueBody, req.body, 'request');
     const requeued = await requeueFailed(pool, notifyChannel, { ids: body.job_ids ?? null, appName: body.app ?? null });
     res.json({ requeued });
@@ -65,14 +66,14 @@ export function adminRouter({ pool, notifyChannel, targetPolicy, requireAdmin }:
     res.json({ apps: (await listAppsWithKeys(pool)).map(appJson) });
   });
 
-  router.post('/admin/apps', requireAdmin, express.json({ limit: '16kb' }), async (req, res) => {
+  router.post('/admin/apps', requireAdmin, jsonBody({ limit: '16kb' }), async (req, res) => {
     const body = parseOrThrow(z.strictObject({ name: appName }), req.body, 'request');
     const { app, key } = await createAppWithKey(pool, body.name);
     const prefix = apiKeyPrefix(key)!;
     res.status(201).json({ app: appJson({ ...app, keys: [{ prefix, createdAt: app.createdAt, revokedAt: null }] }), api_key: key, key_prefix: prefix });
   });
 
-  router.post('/admin/apps/:app/keys', requireAdmin, express.json({ limit: '16kb' }), async (req, res) => {
+  router.post('/admin/apps/:app/keys', requireAdmin, jsonBody({ limit: '16kb' }), async (req, res) => {
     const name = parseOrThrow(appName, req.params['app'], 'app name');
     const body = parseOrThrow(z.strictObject({ revoke_others: z.boolean().default(false) }), req.body ?? {}, 'request');
     const rotated = await addApiKey(pool, name, body.revoke_others);
@@ -97,7 +98,7 @@ export function adminRouter({ pool, notifyChannel, targetPolicy, requireAdmin }:
     res.json({ suppressions: rows.map(suppressionJson), next_after: rows.length === query.limit ? (rows.at(-1)?.email ?? null) : null });
   });
 
-  router.post('/admin/apps/:app/suppressions', requireAdmin, express.json({ limit: '16kb' }), async (req, res) => {
+  router.post('/admin/apps/:app/suppressions', requireAdmin, jsonBody({ limit: '16kb' }), async (req, res) => {
     const app = await findApp(pool, parseOrThrow(appName, req.params['app'], 'app name'));
     const body = parseOrThrow(z.strictObject({ email: emailSchema, note: z.string().max(500).regex(/^[^\p{Cc}]*$/u, 'no control characters').optional() }), req.body, 'request');
     res.status(201).json(suppressionJson(await addSuppression(pool, app.id, body.email, body.note ?? null)));
@@ -112,7 +113,7 @@ export function adminRouter({ pool, notifyChannel, targetPolicy, requireAdmin }:
     res.status(204).end();
   });
 
-  router.put('/admin/apps/:app/webhook', requireAdmin, express.json({ limit: '16kb' }), async (req, res) => {
+  router.put('/admin/apps/:app/webhook', requireAdmin, jsonBody({ limit: '16kb' }), async (req, res) => {
     const name = parseOrThrow(appName, req.params['app'], 'app name');
     const body = parseOrThrow(z.strictObject({ url: z.string().min(1).max(2000), rotate_secret: z.boolean().default(false) }), req.body, 'request');
     res.json(await setAppWebhook(pool, targetPolicy, name, body.url, body.rotate_secret));

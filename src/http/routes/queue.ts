@@ -1,9 +1,10 @@
 // POST /queue (one message or {"messages": [...]}) and DELETE /queue/{job_id}.
-import express, { type RequestHandler, Router } from 'express';
+import { type RequestHandler, Router } from 'express';
 
 import { AppError } from '../../errors.js';
 import type { JobService } from '../../jobs/service.js';
 import { callingApp } from '../auth.js';
+import { jsonBody } from '../json-body.js';
 import { parseJobId, parseQueueRequest } from '../schemas.js';
 import { jobViewJson, queuedJobJson } from '../views.js';
 
@@ -24,9 +25,9 @@ const requireJson: RequestHandler = (req, _res, next) => {
 
 export function queueRouter({ jobs, requireApp, limit, bodyLimit }: QueueRouteDeps): Router {
   const router = Router();
-  const jsonBody = express.json({ limit: bodyLimit, strict: false, type: JSON_TYPES });
+  const readJson = jsonBody({ limit: bodyLimit, strict: false, type: JSON_TYPES });
 
-  router.post('/queue', requireApp, limit, requireJson, jsonBody, async (req, res) => {
+  router.post('/queue', requireApp, limit, requireJson, readJson, async (req, res) => {
     const app = callingApp(res);
     const request = parseQueueRequest(req.body, req.get('idempotency-key'));
     const result = await jobs.enqueue(app.id, request.jobs, request.idempotencyKey);

@@ -1,0 +1,101 @@
+// The address syntax jetpost accepts, pure: what RFC 5321 allows in a mailbox (a dot-atom local part
+// of RFC 5322 atext, a domain of LDH labels), widened to UTF-8 by RFC 6531 (SMTPUTF8), as Mailjet
+// accepts it. Two RFC forms are refused on purpose, because no mail service delivers to them in
+// practice and they make addresses ambiguous to compare: quoted local parts ("john doe"@…) and
+// address literals (user@[192.0.2.1]).
+import { domainToASCII } from 'node:url';
+
+/** RFC 5321 §4.5.3.1, in octets of UTF-8 (RFC 6531 §3.3). */
+export const EMAIL_ADDRESS_LIMITS = { address: 254, localPart: 64, domain: 255, label: 63 } as const;
+
+/** RFC 5322 atext: letters, digits and these 20 symbols. */
+const ASCII_ATEXT = /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]$/;
+/** The common case in one test: an ASCII dot-atom (each dot between two atoms, so no backtracking). */
+const ASCII_DOT_ATOM = /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+(?:\.[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+)*$/;
+/** RFC 6531 adds any non-ASCII character; controls, lone surrogates and spaces stay out. */
+const NON_ASCII_REFUSED = /[\p{Cc}\p{Cs}\p{Z}]/u;
+/** What a domain may hold before conversion: ASCII letters, digits, dots and hyphens, and the letters,
+ * marks and digits of other scripts (IDNA). */
+const DOMAIN_CHARACTERS = /^[A-Za-z0-9.\-\p{L}\p{M}\p{N}]+$/u;
+/** A domain that needs no IDNA processing: ASCII letters, digits, dots and hyphens, and no A-label. */
+const PLAIN_ASCII_DOMAIN = /^[A-Za-z0-9.-]+$/;
+const A_LABEL = /(?:^|\.)xn--/i;
+/** An LDH label (RFC 5890 §2.3.1) once the domain is in its ASCII (A-label) form. */
+const LDH_LABEL = /^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$/;
+
+const octets = (text: string) => Buffer.byteLength(text, 'utf8');
+
+function localPartProblem(local: string): string | undefined {
+  if (local.startsWith('"')) {
+    return 'quoted local parts ("…"@) are not accepted';
+  }
+  if (octets(local) > EMAIL_ADDRESS_LIMITS.localPart) {
+    return `the part before @ is longer than ${EMAIL_ADDRESS_LIMITS.localPart} bytes`;
+  }
+  if (ASCII_DOT_ATOM.test(local)) {
+    return undefined;
+  }
+  if (local.split('.').some((atom) => atom === '')) {
+    return 'the part before @ cannot start or end with a dot or hold two dots in a row';
+  }
+  for (const char of local) {
+    const allowed = char === '.' || ASCII_ATEXT.test(char) || (char.codePointAt(0)! > 0x7f && !NON_ASCII_REFUSED.test(char));
+    if (!allowed) {
+      return `the part before @ cannot contain ${JSON.stringify(char)}`;
+    }
+  }
+  return undefined;
+}
+
+function domainProblem(domain: string): string | undefined {
+  if (domain.startsWith('[')) {
+    return 'address literals (user@[…]) are not accepted: give a domain name';
+  }
+  if (octets(domain) > EMAIL_ADDRESS_LIMITS.domain) {
+    return `the domain is longer than ${EMAIL_ADDRESS_LIMITS.domain} bytes`;
+  }
+  // domainToASCII parses a URL host: it would cut "example.com/x" at the slash and drop tabs and
+  // zero-width characters, so only characters a domain may hold reach it.
+  if (!DOMAIN_CHARACTERS.test(domain) || domain.endsWith('.')) {
+    return 'the domain is not a valid domain name';
+  }
+  // UTS #46 processing (what browsers and mail clients do): lower-cases, turns U-labels into
+  // A-labels (xn--…) and refuses invalid punycode ('' for a domain it refuses). A plain ASCII
+  // domain only needs lower-casing.
+  const ascii = PLAIN_ASCII_DOMAIN.test(domain) && !A_LABEL.test(domain) ? domain.toLowerCase() : domainToASCII(domain);
+  if (ascii === '') {
+    return 'the domain is not a valid domain name';
+  }
+  const labels = ascii.split('.');
+  if (labels.length < 2) {
+    return 'the domain needs at least one dot (e.g. example.com)';
+  }
+  if (octets(ascii) > EMAIL_ADDRESS_LIMITS.domain) {
+    return `the domain is longer than ${EMAIL_ADDRESS_LIMITS.domain} bytes in its ASCII form`;
+  }
+  for (const label of labels) {
+    if (label.length > EMAIL_ADDRESS_LIMITS.label) {
+      return `a domain label is longer than ${EMAIL_ADDRESS_LIMITS.label} bytes`;
+    }
+    if (!LDH_LABEL.test(label)) {
+      return 'each part of the domain holds letters, digits and inner hyphens only';
+    }
+  }
+  // An all-numeric last label would make the domain read as an IPv4 address (RFC 3696 §2).
+  if (/^\d+$/.test(labels.at(-1)!)) {
+    return 'the domain cannot end in an all-numeric label';
+  }
+  return undefined;
+}
+
+/** Why `address` is not an address jetpost sends to, or undefined when it is one. */
+export function emailAddressProblem(address: string): string | undefined {
+  if (octets(address) > EMAIL_ADDRESS_LIMITS.address) {
+    return `longer than ${EMAIL_ADDRESS_LIMITS.address} bytes`;
+  }
+  const at = address.lastIndexOf('@');
+  if (at <= 0 || at === address.length - 1) {
+    return 'needs a local part, an @ and a domain, e.g. ada@example.org';
+  }
+  return localPartProblem(address.slice(0, at)) ?? domainProblem(address.slice(at + 1));
+}

@@ -1,0 +1,321 @@
+// POST /queue with input an outside tester tried (issue 8, items 7 and 8): text PostgreSQL cannot
+// store, nesting deep enough to overflow a recursive walk, attachments of ordinary size, messages
+// Mailjet would refuse for their size, and addresses RFC 5321/6531 allow. Every answer is a 202
+// whose stored job reads back exactly as sent, or a 4xx naming the field; never a 5xx.
+import { randomBytes } from 'node:crypto';
+
+import { expect } from 'chai';
+
+import { ADMIN_KEY, startTestService, type TestService } from '../support/service.js';
+
+interface Problem {
+  status: number;
+  detail: string;
+  errors?: Array<{ path: string; message: string }>;
+}
+
+const MINIMAL = { from: 'app@example.com', to: 'a@example.com', text: 'Hello' };
+const MiB = 1024 * 1024;
+
+/** A value nested `depth` levels deep: {"a":{"a":…1}} or [[…1]]. */
+function nested(depth: number, kind: 'object' | 'array'): unknown {
+  let value: unknown = 1;
+  for (let level = 0; level < depth; level += 1) {
+    value = kind === 'object' ? { a: value } : [value];
+  }
+  return value;
+}
+
+describe('POST /queue: input that must be stored exactly or refused with a 4xx', function () {
+  this.timeout(120_000);
+  let service: TestService;
+
+  before(async () => {
+    // No consumers: a stored job stays exactly as the request made it.
+    service = await startTestService({ env: { WORKER_CONCURRENCY: '0', QUEUE_RATE_LIMIT: '0' } });
+  });
+
+  after(async () => {
+    await service?.stop();
+  });
+
+  async function post(body: unknown): Promise<{ status: number; json: unknown; type: string | null }> {
+    const res = await service.request('POST', '/queue', { rawBody: typeof body === 'string' ? body : JSON.stringify(body), headers: { 'content-type': 'application/json' } });
+    const text = await res.text();
+    return { status: res.status, json: text === '' ? undefined : JSON.parse(text), type: res.headers.get('content-type') };
+  }
+
+  /** Posts the body, expects a 400 problem, and returns the field paths it names. */
+  async function refusedPaths(body: unknown): Promise<string[]> {
+    const answer = await post(body);
+    expect(answer.status, JSON.stringify(answer.json)).to.equal(400);
+    expect(answer.type).to.match(/^application\/problem\+json/);
+    return ((answer.json as Problem).errors ?? []).map((error) => error.path);
+  }
+
+  async function storedJob(jobId: string): Promise<{ message: Record<string, unknown>; custom_id: string | null; metadata: unknown; recipients: Array<{ email: string; name: string | null }> }> {
+    const { rows } = await service.db.pool.query('select message, custom_id, metadata from email_send_jobs where id = $1', [jobId]);
+    const recipients = await service.db.pool.query('select email, name from email_recipients where job_id = $1 order by position', [jobId]);
+    return { ...rows[0], recipients: recipients.rows };
+  }
+
+  async function jobCount(): Promise<number> {
+    const { rows } = await service.db.pool.query('select count(*)::int as n from email_send_jobs');
+    return rows[0].n;
+  }
+
+  describe('item 7: text PostgreSQL cannot store', () => {
+    it('when text, html, subject, a name, a filename, custom_id or metadata holds a NUL, then 400 names the field', async () => {
+      const attachment = { filename: 'a\u0000.txt', content_type: 'text/plain', content: 'QQ==' };
+      expect(await refusedPaths({ ...MINIMAL, text: 'a\u0000b' })).to.deep.equal(['text']);
+      expect(await refusedPaths({ ...MINIMAL, html: '<p>\u0000</p>' })).to.deep.equal(['html']);
+      expect(await refusedPaths({ ...MINIMAL, subject: 'Hi\u0000' })).to.include('subject');
+      expect(await refusedPaths({ ...MINIMAL, to: { email: 'a@example.com', name: 'A\u0000' } })).to.include('to.name');
+      expect(await refusedPaths({ ...MINIMAL, attachments: [attachment] })).to.include('attachments.0.filename');
+      expect(await refusedPaths({ ...MINIMAL, custom_id: 'c\u0000' })).to.include('custom_id');
+      expect(await refusedPaths({ ...MINIMAL, metadata: { note: 'x\u0000y' } })).to.deep.equal(['metadata.note']);
+      expect(await refusedPaths({ ...MINIMAL, metadata: { deep: [{ 'k\u0000': 1 }] } })).to.deep.equal(['metadata.deep.0.k\u0000']);
+      expect(await refusedPaths({ to: 'a@example.com', template_id: 1, variables: { list: ['ok', '\u0000'] } })).to.deep.equal(['variables.list.1']);
+      expect(await refusedPaths({ ...MINIMAL, headers: { 'X-Note': '\u0000' } })).to.include('headers.X-Note');
+    });
+
+    it('when a string holds an unpaired surrogate, then 400 names the field (it would be stored altered, or not at all)', async () => {
+      expect(await refusedPaths({ ...MINIMAL, subject: 'Hi \ud800' })).to.deep.equal(['subject']);
+      expect(await refusedPaths({ ...MINIMAL, text: 'end \udfff' })).to.deep.equal(['text']);
+      expect(await refusedPaths({ ...MINIMAL, html: '\udc00<p>x</p>' })).to.deep.equal(['html']);
+      expect(await refusedPaths({ ...MINIMAL, custom_id: 'order-\ud83d' })).to.deep.equal(['custom_id']);
+      expect(await refusedPaths({ ...MINIMAL, to: { email: 'a@example.com', name: 'Ada \udead' } })).to.deep.equal(['to.name']);
+      expect(await refusedPaths({ ...MINIMAL, attachments: [{ filename: 'r\ud800.pdf', content_type: 'application/pdf', content: 'QQ==' }] })).to.deep.equal(['attachments.0.filename']);
+      expect(await refusedPaths({ ...MINIMAL, metadata: { '\ud800': 'key' } })).to.deep.equal(['metadata.\ud800']);
+      expect(await refusedPaths({ ...MINIMAL, idempotency_key: 'k\ud800' })).to.include('idempotency_key');
+      expect(await jobCount()).to.equal(0);
+    });
+
+    it('when a lone surrogate is refused, then a lookup by the custom_id the app meant still works once it is sent correctly', async () => {
+      expect(await refusedPaths({ ...MINIMAL, custom_id: 'order-\ud83d' })).to.deep.equal(['custom_id']);
+      const ok = await post({ ...MINIMAL, custom_id: 'order-\ud83d\ude00' });
+      expect(ok.status).to.equal(202);
+      const res = await service.request('GET', `/status?custom_id=${encodeURIComponent('order-\ud83d\ude00')}`);
+      const { jobs } = (await res.json()) as { jobs: Array<{ job_id: string; custom_id: string }> };
+      expect(jobs.map((job) => job.custom_id)).to.deep.equal(['order-\ud83d\ude00']);
+    });
+
+    it('when metadata or headers have a key named __proto__, then 400 (validation would have dropped it silently)', async () => {
+      const minimal = JSON.stringify(MINIMAL).slice(0, -1);
+      expect(await refusedPaths(`${minimal},"metadata":{"__proto__":{"x":1},"a":2}}`)).to.deep.equal(['metadata.__proto__']);
+      expect(await refusedPaths(`${minimal},"headers":{"__proto__":"v"}}`)).to.deep.equal(['headers.__proto__']);
+    });
+
+    it('when the body is not valid UTF-8 (Latin-1 bytes sent as JSON), then 400 rather than storing U+FFFD in their place', async () => {
+      const latin1 = Buffer.concat([Buffer.from('{"from":"app@example.com","to":"a@example.com","text":"caf'), Buffer.from([0xe9]), Buffer.from('"}')]);
+      const before = await jobCount();
+      for (const path of ['/queue', '/admin/apps']) {
+        const res = await fetch(`${service.url}${path}`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${path === '/queue' ? service.apiKey : ADMIN_KEY}`, 'content-type': 'application/json' },
+          body: latin1,
+        });
+        expect(res.status, path).to.equal(400);
+        expect(((await res.json()) as Problem).detail).to.match(/not valid UTF-8/);
+      }
+      expect(await jobCount()).to.equal(before);
+      const utf8 = await service.request('POST', '/queue', { rawBody: '{"from":"app@example.com","to":"a@example.com","text":"caf\u00e9 \ud83d\ude00"}', headers: { 'content-type': 'application/json; charset=utf-8' } });
+      expect(utf8.status).to.equal(202);
+    });
+
+    it('when a bulk request has one message with a NUL, then the whole request is refused naming it, and nothing is stored', async () => {
+      const before = await jobCount();
+      const paths = await refusedPaths({ messages: [MINIMAL, { ...MINIMAL, text: 'x\u0000' }, MINIMAL] });
+      expect(paths).to.deep.equal(['messages.1.text']);
+      expect(await jobCount()).to.equal(before);
+    });
+
+    it('when text, html, names and metadata hold emoji, accents, RTL marks and other valid Unicode, then they are stored exactly', async () => {
+      const text = 'caf\u00e9 \ud83d\udc4b \u202eevil\u202c \u00a0 \ufeff \u{10ffff} \uffff end';
+      const body = {
+        ...MINIMAL,
+        to: { email: 'a@example.com', name: 'Zo\u00eb \ud83d\ude80' },
+        subject: 'S\u00fcbject \ud83d\udce8',
+        text,
+        html: `<p>${text}</p>`,
+        custom_id: 'c-\ud83d\ude00',
+        metadata: { '\ud83d\udd11': ['\u00e9', { nested: '\ud83c\udf0d' }] },
+      };
+      const answer = await post(body);
+      expect(answer.status).to.equal(202);
+      const stored = await storedJob((answer.json as { job_id: string }).job_id);
+      expect(stored.message).to.deep.include({ subject: body.subject, text: body.text, html: body.html });
+      expect(stored.custom_id).to.equal(body.custom_id);
+      expect(stored.metadata).to.deep.equal(body.metadata);
+      expect(stored.recipients).to.deep.equal([{ email: 'a@example.com', name: body.to.name }]);
+    });
+  });
+
+  describe('item 7: nesting', () => {
+    it('when metadata is nested 10,000 deep or variables 5,000 deep, then 400 at the field, not a stack overflow', async () => {
+      // Written as text: JSON.stringify itself overflows on such values.
+      const deepObject = (depth: number) => `${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}`;
+      const deepArray = (depth: number) => `${'['.repeat(depth)}1${']'.repeat(depth)}`;
+      const minimal = JSON.stringify(MINIMAL).slice(0, -1);
+      expect(await refusedPaths(`${minimal},"metadata":${deepObject(10_000)}}`)).to.deep.equal(['metadata']);
+      expect(await refusedPaths(`{"to":"a@example.com","template_id":1,"variables":{"a":${deepArray(5_000)}}}`)).to.deep.equal(['variables']);
+      expect(await refusedPaths(`{"messages":[${JSON.stringify(MINIMAL)},${minimal},"metadata":{"a":${deepArray(10_000)}}}]}`)).to.deep.equal(['messages.1.metadata']);
+    });
+
+    it('when metadata nests 32 levels, then it is accepted and stored exactly; 33 levels is refused', async () => {
+      const answer = await post({ ...MINIMAL, metadata: { a: nested(31, 'object') } });
+      expect(answer.status, JSON.stringify(answer.json)).to.equal(202);
+      expect((await storedJob((answer.json as { job_id: string }).job_id)).metadata).to.deep.equal({ a: nested(31, 'object') });
+      expect(await refusedPaths({ ...MINIMAL, metadata: { a: nested(32, 'array') } })).to.deep.equal(['metadata']);
+    });
+
+    it('when any field of the body (an unknown one, an address) is nested a million deep, then 400, not a 5xx', async () => {
+      const deep = `${'['.repeat(1_000_000)}${']'.repeat(1_000_000)}`;
+      for (const raw of [
+        `{"from":"app@example.com","to":"a@example.com","text":"x","extra":${deep}}`,
+        `{"from":"app@example.com","to":${deep},"text":"x"}`,
+        `{"messages":${deep}}`,
+        deep,
+      ]) {
+        const answer = await post(raw);
+        expect(answer.status, raw.slice(0, 60)).to.equal(400);
+      }
+    });
+  });
+
+  describe('item 7: attachments and message size', () => {
+    it('when a 4 MB PDF is attached (5.3 MB of base64), then 202 and its content is stored exactly', async () => {
+      const content = randomBytes(4_000_000).toString('base64');
+      const answer = await post({ ...MINIMAL, attachments: [{ filename: 'report.pdf', content_type: 'application/pdf', content }] });
+      expect(answer.status, JSON.stringify(answer.json)).to.equal(202);
+      const stored = await storedJob((answer.json as { job_id: string }).job_id);
+      expect((stored.message['attachments'] as Array<{ content: string }>)[0]!.content === content).to.equal(true);
+    });
+
+    it('when attachment content is not base64 (bad characters, bad padding, bad length), then 400 at its content', async () => {
+      for (const content of ['not base64!', 'QUJD=', 'QUI', 'Q===', '=QUJ', 'QU=D', `${'A'.repeat(4_000_000)}*`]) {
+        const paths = await refusedPaths({ ...MINIMAL, attachments: [{ filename: 'a.bin', content_type: 'application/octet-stream', content }] });
+        expect(paths, content.slice(0, 20)).to.deep.equal(['attachments.0.content']);
+      }
+    });
+
+    it('when 50 attachments add up to 14.3 MiB (19 MB as base64), then 413 states the limit, and nothing is stored', async () => {
+      const before = await jobCount();
+      const content = randomBytes(Math.floor((14.3 * MiB) / 50)).toString('base64');
+      const attachments = Array.from({ length: 50 }, (_, i) => ({ filename: `part-${i}.bin`, content_type: 'application/octet-stream', content }));
+      const answer = await post({ ...MINIMAL, attachments });
+      expect(answer.status).to.equal(413);
+      expect(answer.type).to.match(/^application\/problem\+json/);
+      const problem = answer.json as Problem;
+      expect(problem.detail).to.match(/14 MiB|14,680,064/);
+      expect(problem.errors?.map((error) => error.path)).to.deep.equal(['']);
+      expect(await jobCount()).to.equal(before);
+    });
+
+    it('when a 19 MB html comes, then it is refused at html with its cap stated', async () => {
+      const answer = await post({ ...MINIMAL, html: `<p>${'x'.repeat(19_000_000)}</p>` });
+      expect(answer.status).to.equal(400);
+      const [error] = (answer.json as Problem).errors ?? [];
+      expect(error?.path).to.equal('html');
+      expect(error?.message).to.match(/5 MiB/);
+    });
+
+    it('when html and text are within their caps but the message with its attachments is over the limit, then 413 names the message in a bulk request', async () => {
+      const html = 'h'.repeat(5 * MiB);
+      const content = randomBytes(3 * MiB).toString('base64');
+      const big = { ...MINIMAL, text: 't'.repeat(5 * MiB), html, attachments: [{ filename: 'a.bin', content_type: 'application/octet-stream', content }] };
+      const answer = await post({ messages: [MINIMAL, big] });
+      expect(answer.status).to.equal(413);
+      expect((answer.json as Problem).errors?.map((error) => error.path)).to.deep.equal(['messages.1']);
+    });
+
+    it('when a message is just under the limit, then 202 (the limit is on the message as Mailjet receives it)', async () => {
+      const content = randomBytes(10 * MiB).toString('base64');
+      const answer = await post({ ...MINIMAL, attachments: [{ filename: 'big.bin', content_type: 'application/octet-stream', content }] });
+      expect(answer.status, JSON.stringify(answer.json)?.slice(0, 300)).to.equal(202);
+    });
+  });
+
+  describe('item 7: the other routes that store or look up text', () => {
+    it('when a suppression note holds an unpaired surrogate or a NUL, then 400 names it and nothing is stored altered', async () => {
+      const { rows } = await service.db.pool.query('select name from apps where id = $1', [service.appId]);
+      const path = `/admin/apps/${rows[0].name}/suppressions`;
+      for (const note of ['note \ud800', 'note \u0000']) {
+        const res = await service.request('POST', path, { body: { email: 'x@example.com', note }, key: ADMIN_KEY });
+        expect(res.status).to.equal(400);
+        expect(((await res.json()) as Problem).errors?.map((error) => error.path)).to.include('note');
+      }
+      const stored = await service.db.pool.query('select count(*)::int as n from suppressions');
+      expect(stored.rows[0].n).to.equal(0);
+    });
+
+    it('when a status look-up by custom_id holds a NUL or a suppression is removed by an address with one, then 400', async () => {
+      expect((await service.request('GET', '/status?custom_id=a%00b')).status).to.equal(400);
+      const { rows } = await service.db.pool.query('select name from apps where id = $1', [service.appId]);
+      expect((await service.request('DELETE', `/admin/apps/${rows[0].name}/suppressions/a%00@example.com`, { key: ADMIN_KEY })).status).to.equal(400);
+    });
+  });
+
+  describe('item 8: addresses as RFC 5321/6531 and Mailjet accept them', () => {
+    const valid = [
+      'user@example.xn--p1ai',
+      "o'reilly@example.com",
+      'o&reilly@example.com',
+      'user=tag@example.com',
+      'user+tag@example.com',
+      '!#$%&*+-/=?^_`{|}~@example.com',
+      'j\u00f6rg@b\u00fccher.de',
+      '\u7528\u6237@\u4f8b\u5b50.\u5e7f\u544a',
+      '\u043f\u043e\u0447\u0442\u0430@\u043f\u0440\u0438\u043c\u0435\u0440.\u0440\u0444',
+      'a@sub.domain-with-hyphen.example.com',
+      `${'l'.repeat(64)}@example.com`,
+    ];
+    for (const email of valid) {
+      it(`when the address is ${email}, then 202 and it is stored exactly`, async () => {
+        const answer = await post({ ...MINIMAL, from: email, to: email, reply_to: email });
+        expect(answer.status, JSON.stringify(answer.json)).to.equal(202);
+        const stored = await storedJob((answer.json as { job_id: string }).job_id);
+        expect(stored.recipients).to.deep.equal([{ email, name: null }]);
+        expect(stored.message['from']).to.deep.equal({ email });
+      });
+    }
+
+    it('when the address is clearly invalid, then 400 at its email', async () => {
+      const invalid = [
+        'plain',
+        '@example.com',
+        'user@',
+        'user@localhost',
+        'user@@example.com',
+        '.user@example.com',
+        'user.@example.com',
+        'us..er@example.com',
+        'us er@example.com',
+        'user@exa mple.com',
+        'user@-example.com',
+        'user@example-.com',
+        'user@example..com',
+        'user@example.com.',
+        'user@example.123',
+        'user@exa_mple.com',
+        'user@[127.0.0.1]',
+        'user@xn--zz.com',
+        '"quoted"@example.com',
+        'a\r\nBcc: victim@example.com',
+        'user@example.com\n',
+        `${'l'.repeat(65)}@example.com`,
+        `user@${'d'.repeat(64)}.com`,
+        `${'l'.repeat(60)}@${`${'d'.repeat(60)}.`.repeat(4)}com`,
+      ];
+      for (const email of invalid) {
+        expect(await refusedPaths({ ...MINIMAL, to: email }), email).to.deep.equal(['to.0.email']);
+      }
+    });
+
+    it('when a bulk request mixes the newly accepted addresses, then every message is queued', async () => {
+      const answer = await post({ messages: ['user@example.xn--p1ai', 'o&reilly@example.com', 'user=tag@example.com'].map((to) => ({ ...MINIMAL, to })) });
+      expect(answer.status, JSON.stringify(answer.json)).to.equal(202);
+      expect((answer.json as { jobs: unknown[] }).jobs).to.have.length(3);
+    });
+  });
+});

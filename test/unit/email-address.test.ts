@@ -1,0 +1,87 @@
+import { expect } from 'chai';
+
+import { emailAddressProblem } from '../../src/jobs/email-address.js';
+
+const accepted = (address: string) => expect(emailAddressProblem(address), address).to.equal(undefined);
+const refused = (address: string, reason?: RegExp) => {
+  const problem = emailAddressProblem(address);
+  expect(problem, address).to.be.a('string');
+  if (reason) {
+    expect(problem, address).to.match(reason);
+  }
+};
+
+describe('emailAddressProblem', () => {
+  it('when the local part uses any RFC 5322 atext symbol, then the address is accepted', () => {
+    for (const address of ['o&reilly@example.com', 'user=tag@example.com', "o'reilly@example.com", 'a+b@example.com', '!#$%&\'*+-/=?^_`{|}~@example.com', 'first.last@example.com', 'UPPER@Example.COM', '1@example.com']) {
+      accepted(address);
+    }
+  });
+
+  it('when the domain is punycode (a TLD such as xn--p1ai) or internationalised (UTF-8), then it is accepted', () => {
+    for (const address of ['user@example.xn--p1ai', 'user@xn--bcher-kva.de', 'user@b\u00fccher.de', 'user@\u043f\u0440\u0438\u043c\u0435\u0440.\u0440\u0444', 'user@\u4f8b\u5b50.\u5e7f\u544a', 'user@sub.do-main.example.co.uk', 'user@a--b.example']) {
+      accepted(address);
+    }
+  });
+
+  it('when the local part is UTF-8 (RFC 6531), then it is accepted; controls, spaces and lone surrogates in it are not', () => {
+    for (const address of ['j\u00f6rg@example.com', '\u7528\u6237@\u4f8b\u5b50.\u5e7f\u544a', '\u0434\u0436\u043e\u043d@example.com', '\ud83d\ude00@example.com']) {
+      accepted(address);
+    }
+    for (const address of ['a\u00a0b@example.com', 'a\u2028b@example.com', 'a\u0085b@example.com', 'a\ud800b@example.com', 'a\u3000b@example.com']) {
+      refused(address, /cannot contain/);
+    }
+  });
+
+  it('when a dot starts, ends or doubles in the local part, then it is refused', () => {
+    for (const address of ['.a@example.com', 'a.@example.com', 'a..b@example.com', '.@example.com']) {
+      refused(address, /dot/);
+    }
+  });
+
+  it('when the local part holds characters outside atext (space, comma, brackets, backslash, @, quotes), then it is refused', () => {
+    for (const address of ['a b@example.com', 'a,b@example.com', 'a(b)@example.com', 'a<b>@example.com', 'a\\b@example.com', 'a@b@example.com', 'a;b@example.com', 'a:b@example.com', 'a\r\nb@example.com', 'a\u0000@example.com']) {
+      refused(address);
+    }
+  });
+
+  it('when the local part is quoted or the domain an address literal, then it is refused with a reason', () => {
+    refused('"john doe"@example.com', /quoted/);
+    refused('"a"@example.com', /quoted/);
+    refused('user@[192.0.2.1]', /literal/);
+    refused('user@[IPv6:2001:db8::1]', /literal/);
+  });
+
+  it('when the domain is not a host name (no dot, bad hyphens, underscores, empty labels, bad punycode, a trailing dot, numeric TLD, URL parts, tabs, zero-width characters), then it is refused', () => {
+    for (const address of ['user@localhost', 'user@-example.com', 'user@example-.com', 'user@exa_mple.com', 'user@example..com', 'user@.example.com', 'user@example.com.', 'user@xn--zz.com', 'user@example.123', 'user@192.168.0.1', 'user@exa mple.com', 'user@exa%20mple.com', 'user@example.com/x', 'user@example.com\n', 'user@exa\tmple.com', 'user@exam\u200bple.com', 'user@a#b.com', 'user@example.com?x']) {
+      refused(address);
+    }
+  });
+
+  it('when there is no @, nothing before it, or nothing after it, then it is refused', () => {
+    for (const address of ['plain', '@example.com', 'user@', '', '@']) {
+      refused(address, /needs a local part/);
+    }
+  });
+
+  it('when the local part is 64 bytes, then it is accepted; 65 bytes, or 64 characters of 2-byte UTF-8, is refused', () => {
+    accepted(`${'a'.repeat(64)}@example.com`);
+    refused(`${'a'.repeat(65)}@example.com`, /64 bytes/);
+    refused(`${'\u00e9'.repeat(33)}@example.com`, /64 bytes/);
+  });
+
+  it('when a domain label is 63 bytes, then it is accepted; 64 is refused (in the ASCII form for IDN)', () => {
+    accepted(`a@${'d'.repeat(63)}.com`);
+    refused(`a@${'d'.repeat(64)}.com`, /label/);
+    // 30 'ü' encode to an A-label of more than 63 characters.
+    refused(`a@${'\u00fc'.repeat(60)}.com`);
+  });
+
+  it('when the address is 254 bytes, then it is accepted; 255 is refused', () => {
+    const domain = `${'d'.repeat(63)}.${'e'.repeat(63)}.${'f'.repeat(63)}.com`;
+    const at254 = `${'l'.repeat(254 - 1 - domain.length)}@${domain}`;
+    expect(Buffer.byteLength(at254)).to.equal(254);
+    accepted(at254);
+    refused(`l${at254}`, /254 bytes/);
+  });
+});

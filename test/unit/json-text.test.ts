@@ -1,0 +1,89 @@
+import { expect } from 'chai';
+
+import { isBase64 } from '../../src/http/base64.js';
+import { findUnstorableText, nestsDeeperThan, unstorableTextProblem } from '../../src/http/json-text.js';
+
+describe('unstorableTextProblem', () => {
+  it('when text holds a NUL, then it says so', () => {
+    expect(unstorableTextProblem('a\u0000b')).to.match(/NUL/);
+  });
+
+  it('when text holds an unpaired surrogate (high or low, alone, reversed, at either end), then it says so', () => {
+    for (const text of ['\ud800', '\udc00', 'a\ud83d', '\ude00a', '\ude00\ud83d', 'ok \ud83d\ude00 then \ud83d', `${'x'.repeat(1_000_000)}\udfff`]) {
+      expect(unstorableTextProblem(text), JSON.stringify(text.slice(-10))).to.match(/unpaired UTF-16 surrogate/);
+    }
+  });
+
+  it('when text is valid Unicode (pairs, astral planes, U+FFFF, BOM, controls other than NUL), then it is storable', () => {
+    for (const text of ['', 'plain', '\ud83d\ude00\ud83d\ude00', '\u{10ffff}', '\uffff\ufffe\ufeff', 'tab\tand\u0001', 'caf\u00e9']) {
+      expect(unstorableTextProblem(text), JSON.stringify(text)).to.equal(undefined);
+    }
+  });
+});
+
+describe('findUnstorableText', () => {
+  it('when strings and keys at any depth hold NUL or lone surrogates, then each is reported with its path, in document order', () => {
+    const value = { a: 'ok', b: ['x', '\u0000', { 'k\ud800': 1, c: 'y\udc00' }], d: { e: { f: '\u0000' } } };
+
+    expect(findUnstorableText(value).map((problem) => problem.path)).to.deep.equal(['b.1', 'b.2.k\ud800', 'b.2.c', 'd.e.f']);
+    expect(findUnstorableText(value)[1]!.message).to.match(/^the field name contains/);
+  });
+
+  it('when a key is __proto__ (which an object copy would turn into the prototype, dropping it), then it is reported', () => {
+    const value = JSON.parse('{"metadata":{"__proto__":{"x":1},"a":2},"headers":{"__proto__":"v"}}');
+
+    expect(findUnstorableText(value).map((problem) => problem.path)).to.deep.equal(['metadata.__proto__', 'headers.__proto__']);
+  });
+
+  it('when the value is a bare string, number, null or empty container, then only a bad bare string is reported (path "")', () => {
+    expect(findUnstorableText('\u0000')).to.deep.equal([{ path: '', message: 'contains a NUL character (U+0000), which cannot be stored' }]);
+    for (const value of [1, null, true, [], {}, 'fine']) {
+      expect(findUnstorableText(value)).to.deep.equal([]);
+    }
+  });
+
+  it('when the value nests a million levels deep or holds a million strings, then the walk ends without overflowing', () => {
+    const deep = JSON.parse(`${'['.repeat(1_000_000)}"\\u0000"${']'.repeat(1_000_000)}`);
+    expect(findUnstorableText(deep)).to.deep.equal([]);
+    const wide = JSON.parse(`[${Array.from({ length: 1_000_000 }, () => '"\\u0000"').join(',')}]`);
+    expect(findUnstorableText(wide)).to.have.length(20);
+  });
+
+  it('when a bad string sits 60 levels deep, then it is found', () => {
+    expect(findUnstorableText(JSON.parse(`${'['.repeat(60)}"\\u0000"${']'.repeat(60)}`)).map((problem) => problem.path)).to.deep.equal([Array(60).fill('0').join('.')]);
+  });
+});
+
+describe('nestsDeeperThan', () => {
+  it('when containers nest up to the limit, then false; one level more, then true (the value itself is level 1)', () => {
+    expect(nestsDeeperThan({ a: { b: [1] } }, 3)).to.equal(false);
+    expect(nestsDeeperThan({ a: { b: [[]] } }, 3)).to.equal(true);
+    expect(nestsDeeperThan({ a: 1, b: [1, 2], c: { d: 'x' } }, 2)).to.equal(false);
+    expect(nestsDeeperThan('text', 0)).to.equal(false);
+    expect(nestsDeeperThan({}, 0)).to.equal(true);
+  });
+
+  it('when a value nests a million levels deep, then true without overflowing', () => {
+    expect(nestsDeeperThan(JSON.parse(`${'{"a":'.repeat(1_000_000)}1${'}'.repeat(1_000_000)}`), 32)).to.equal(true);
+  });
+});
+
+describe('isBase64', () => {
+  it('when text is padded standard base64 (or empty), then true', () => {
+    for (const text of ['', 'QQ==', 'QUI=', 'QUJD', 'a+/9', Buffer.from('any bytes \u00ff').toString('base64')]) {
+      expect(isBase64(text), text).to.equal(true);
+    }
+  });
+
+  it('when the length, alphabet or padding is wrong, then false', () => {
+    for (const text of ['Q', 'QUI', 'QUJD=', 'Q===', '=QUJ', 'QU=D', 'QU==QUJD', 'a-_9', 'QUJD\n', 'QU JD', 'QUJ\u00e9']) {
+      expect(isBase64(text), JSON.stringify(text)).to.equal(false);
+    }
+  });
+
+  it('when 20 MB of base64 are checked, then it answers without overflowing the stack', () => {
+    const text = Buffer.alloc(15 * 1024 * 1024, 7).toString('base64');
+    expect(isBase64(text)).to.equal(true);
+    expect(isBase64(`${text.slice(0, -4)}*AAA`)).to.equal(false);
+  });
+});
