@@ -8,10 +8,8 @@ import path from 'node:path';
 
 import { expect } from 'chai';
 
-import { createAppWithKey } from '../../src/apps/service.js';
 import { createBus } from '../../src/bus.js';
 import { type EmbeddedDatabase, startEmbeddedPostgres } from '../../src/db/embedded.js';
-import { insertJobs } from '../../src/db/jobs-repo.js';
 import { runMigrations } from '../../src/db/migrate.js';
 import { createPool, type Pool } from '../../src/db/pool.js';
 import type { Logger } from '../../src/log.js';
@@ -20,6 +18,7 @@ import { type ConsumerPool, createConsumerPool } from '../../src/queue/consumer-
 import { createSendGate } from '../../src/queue/send-gate.js';
 import { createWakeup } from '../../src/queue/wakeup.js';
 import { createSimulator, type Simulator } from '../../src/simulator/server.js';
+import { makeApp, makeJob } from '../factories.js';
 import { createTestDatabase, freePort, TEST_SCHEMA, type TestDatabase } from '../support/database.js';
 import { capturingLogger, testLogger } from '../support/log.js';
 
@@ -27,17 +26,12 @@ const JOBS = 5;
 const LATENCY_MS = 1_500;
 
 async function queueJobs(pool: Pool): Promise<string[]> {
-  const { app } = await createAppWithKey(pool, `halt-${Math.random().toString(36).slice(2, 8)}`);
-  return insertJobs(
-    pool,
-    app.id,
-    Array.from({ length: JOBS }, (_, index) => ({
-      job: { content: { from: { email: 'a@example.com' }, subject: 's', text: 'x' }, recipients: [{ kind: 'to' as const, email: `noevents-${index}@example.com` }], priority: 0 },
-      status: 'queued' as const,
-      runAt: new Date(),
-      maxAttempts: 3,
-    })),
-  );
+  const app = await makeApp(pool);
+  const ids: string[] = [];
+  for (let index = 0; index < JOBS; index += 1) {
+    ids.push(await makeJob(pool, { appId: app.id, to: [`noevents-${index}@example.com`] }));
+  }
+  return ids;
 }
 
 function consumersOn(pool: Pool, simulator: Simulator, log: Logger): ConsumerPool {

@@ -5,15 +5,12 @@ import { expect } from 'chai';
 import nock from 'nock';
 
 import { claimJobs } from '../../src/db/jobs-repo.js';
+import { messageTo } from '../factories.js';
 import { isolateNetwork, restoreNetwork, type SendCall, sendResponseText } from '../support/mailjet-nock.js';
 import { eventually, MAILJET_TEST_ORIGIN, startTestService, type TestService } from '../support/service.js';
 
-function message(to: string) {
-  return { from: 'app@example.com', to, subject: 'Hi', text: 'Hello' };
-}
-
 async function queue(service: TestService, addresses: string[]): Promise<string[]> {
-  const res = await service.request('POST', '/queue', { body: { messages: addresses.map(message) } });
+  const res = await service.request('POST', '/queue', { body: { messages: addresses.map((to) => messageTo(to)) } });
   expect(res.status).to.equal(202);
   return ((await res.json()) as { jobs: Array<{ job_id: string }> }).jobs.map((job) => job.job_id);
 }
@@ -175,7 +172,7 @@ describe('Mailjet failures (nock)', () => {
     // Three jobs of 30 recipients: one batch, three calls (50 recipients at most per call).
     const res = await service.request('POST', '/queue', {
       body: {
-        messages: [0, 1, 2].map((i) => ({ ...message(`a${i}@example.com`), cc: Array.from({ length: 29 }, (_, j) => `cc${i}-${j}@example.com`) })),
+        messages: [0, 1, 2].map((i) => messageTo(`a${i}@example.com`, { cc: Array.from({ length: 29 }, (_, j) => `cc${i}-${j}@example.com`) })),
       },
     });
     expect(res.status).to.equal(202);

@@ -4,10 +4,10 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 
-import { createAppWithKey } from '../../src/apps/service.js';
 import { type Config, loadConfig } from '../../src/config.js';
 import type { Logger } from '../../src/log.js';
 import { type Jetpost, startJetpost } from '../../src/main.js';
+import { makeApp } from '../factories.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
 import { testLogger } from './log.js';
 
@@ -70,7 +70,7 @@ export async function startTestService(options: TestServiceOptions = {}): Promis
     ...options.env,
   });
   const jetpost = await startJetpost(config, { log: options.log ?? testLogger() });
-  const { app, key } = await createAppWithKey(jetpost.pool, `app-${Math.random().toString(36).slice(2, 10)}`);
+  const { id: appId, key } = await makeApp(jetpost.pool);
   const url = jetpost.url;
 
   const request: TestService['request'] = async (method, pathname, requestOptions = {}) => {
@@ -93,7 +93,7 @@ export async function startTestService(options: TestServiceOptions = {}): Promis
     db,
     url,
     apiKey: key,
-    appId: app.id,
+    appId,
     request,
     postEvents(body, auth = { user: EVENTS_USER, password: EVENTS_PASSWORD }) {
       const headers: Record<string, string> = { 'content-type': 'application/json' };
