@@ -413,8 +413,8 @@ describe('Mailjet simulator', () => {
         send(simulator, { Messages: [mailjetMessage('a@example.com')] }),
       );
 
-      const deadline = Date.now() + 1500;
-      while (eventsOf(receiver.deliveries).length < 2 && Date.now() < deadline) {
+      // No deadline of its own: on a loaded machine the timer may run late; the test's timeout bounds the wait.
+      while (eventsOf(receiver.deliveries).length < 2) {
         await new Promise((resolve) => setTimeout(resolve, 10));
       }
 
