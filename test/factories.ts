@@ -8,7 +8,7 @@ import { addApiKey, createAppWithKey } from '../src/apps/service.js';
 import type { App } from '../src/db/apps-repo.js';
 import { insertJobs } from '../src/db/jobs-repo.js';
 import { type Pool, withTransaction } from '../src/db/pool.js';
-import { addSuppression, type Suppression } from '../src/db/suppressions-repo.js';
+import { addSuppression, type SuppressionReason,suppressRecipients } from '../src/db/suppressions-repo.js';
 import type { NewJob, Recipient } from '../src/jobs/message.js';
 import type { JobStatus } from '../src/jobs/status.js';
 
@@ -124,7 +124,17 @@ export async function recipientIds(pool: Pool, jobId: string): Promise<string[]>
   return rows.map((row) => row.id);
 }
 
-/** An address suppressed by hand for an app. */
-export async function makeSuppression(pool: Pool, appId: string, email: string, detail: string | null = null): Promise<Suppression> {
-  return addSuppression(pool, appId, email, detail);
+/**
+ * An address suppressed for an app: by hand (`manual`, the default), or the way Mailjet's events
+ * suppress one, on a recipient of one of the app's jobs (here a cancelled job, which nothing sends).
+ */
+export async function makeSuppression(pool: Pool, appId: string, email: string, options: { reason?: SuppressionReason; detail?: string | null } = {}): Promise<void> {
+  const reason = options.reason ?? 'manual';
+  if (reason === 'manual') {
+    await addSuppression(pool, appId, email, options.detail ?? null);
+    return;
+  }
+  const jobId = await makeJob(pool, { appId, to: [email], status: 'cancelled' });
+  const [recipientId] = await recipientIds(pool, jobId);
+  await suppressRecipients(pool, [{ recipientId: recipientId!, reason, detail: options.detail ?? null }]);
 }
