@@ -10,6 +10,7 @@ import { type Jetpost, startJetpost } from '../../src/main.js';
 import { makeApp } from '../factories.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
 import { testLogger } from './log.js';
+import { trackOpen } from './open-resources.js';
 
 /** The origin nock intercepts in tests: never a real host. */
 export const MAILJET_TEST_ORIGIN = 'https://api.mailjet.test';
@@ -70,6 +71,7 @@ export async function startTestService(options: TestServiceOptions = {}): Promis
     ...options.env,
   });
   const jetpost = await startJetpost(config, { log: options.log ?? testLogger() });
+  const closed = trackOpen(`jetpost service on ${jetpost.url} (server, consumers, pool)`);
   const { id: appId, key } = await makeApp(jetpost.pool);
   const url = jetpost.url;
 
@@ -103,6 +105,7 @@ export async function startTestService(options: TestServiceOptions = {}): Promis
       return fetch(`${url}/events`, { method: 'POST', headers, body: typeof body === 'string' ? body : JSON.stringify(body) });
     },
     async stop() {
+      closed();
       await jetpost.stop();
       if (!options.db) {
         await db.drop();

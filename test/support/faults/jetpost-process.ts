@@ -7,6 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import type { Simulator } from '../../../src/simulator/server.js';
+import { trackOpen } from '../open-resources.js';
 import { EVENTS_PASSWORD, EVENTS_USER, SIMULATOR_KEY, SIMULATOR_SECRET } from './simulator.js';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -133,6 +134,7 @@ export function spawnJetpost(options: JetpostOptions, script: string): JetpostPr
     throw new Error(`could not start ${options.name}`);
   }
   liveChildren.add(child);
+  const untrack = trackOpen(`jetpost child process ${options.name} (pid ${child.pid})`);
   if (options.ownProcessGroup) {
     groupLeaders.add(child);
   }
@@ -156,6 +158,7 @@ export function spawnJetpost(options: JetpostOptions, script: string): JetpostPr
     child.once('exit', (code, signal) => {
       status = { code, signal };
       liveChildren.delete(child);
+      untrack();
       resolve(status);
     });
   });

@@ -11,6 +11,7 @@ import { runMigrations } from '../../../src/db/migrate.js';
 import { createPool, type Pool } from '../../../src/db/pool.js';
 import { TEST_SCHEMA } from '../database.js';
 import { testLogger } from '../log.js';
+import { trackOpen } from '../open-resources.js';
 import { scenarioPort } from './ports.js';
 
 /** Registers what to undo after the test (run in reverse order of registration). */
@@ -117,6 +118,7 @@ export async function startOwnPostgres(onCleanup: OnCleanup): Promise<OwnPostgre
   const log = testLogger();
   let server: EmbeddedDatabase | undefined = await startEmbeddedPostgres({ dir, port, log, ownSession: false });
   livePostgresDirs.add(dir);
+  const untrack = trackOpen(`embedded PostgreSQL of the scenario on port ${port}`);
   const connectionString = server.connectionString;
   await runMigrations({ connectionString, schema: TEST_SCHEMA, log });
   const pool = createPool({ connectionString, schema: TEST_SCHEMA, max: 5, log });
@@ -139,6 +141,7 @@ export async function startOwnPostgres(onCleanup: OnCleanup): Promise<OwnPostgre
     await server?.stop();
     server = undefined;
     livePostgresDirs.delete(dir);
+    untrack();
   });
   return {
     url: connectionString,
@@ -179,11 +182,13 @@ export async function makeDataDir(onCleanup: OnCleanup): Promise<DataDir> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'jetpost-faults-data-'));
   const pgPort = await scenarioPort();
   livePostgresDirs.add(dir);
+  const untrack = trackOpen(`data directory ${dir} (its PostgreSQL, pools)`);
   const pools: Pool[] = [];
   onCleanup(async () => {
     await Promise.all(pools.map((pool) => pool.end().catch(() => undefined)));
     await stopPostmaster(dir);
     livePostgresDirs.delete(dir);
+    untrack();
     await fs.rm(dir, { recursive: true, force: true });
   });
   return {
