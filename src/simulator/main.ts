@@ -9,7 +9,7 @@ import { withoutCredentials } from './callbacks.js';
 import { toJson } from './json.js';
 import { createSimulator } from './server.js';
 
-const USAGE = `Usage: tsx src/simulator/main.ts [options]
+const USAGE = `Usage: npm run simulator -- [options]   (in the container image: jetpost simulator [options])
   --port <n>               port to listen on (default 4010; 0 = any free port)
   --host <address>         address to bind (default 127.0.0.1)
   --callback-url <url>     where events are POSTed; may embed user:pass@
