@@ -62,7 +62,7 @@ export async function openDatabase(config: Config, log: Logger, { role }: OpenOp
     await runMigrations({ connectionString: directConnectionString, schema: config.database.schema, log });
   } catch (error) {
     await embedded?.stop();
-    throw explainPoolerRefusal(error);
+    throw explainPoolerRefusal(error, config.database.directUrl !== undefined);
   }
   const pool = createPool({
     connectionString,
@@ -92,15 +92,17 @@ export async function openDatabase(config: Config, log: Logger, { role }: OpenOp
   };
 }
 
-/** PgBouncer in transaction mode refuses a session's settings at connect: name the setting that is missing. */
-function explainPoolerRefusal(error: unknown): unknown {
-  if (error instanceof Error && error.message.startsWith('unsupported startup parameter')) {
-    return new StartupError(
-      `the database refused jetpost's session settings (${error.message}): DATABASE_URL goes through a connection pooler in transaction mode, such as PgBouncer. Set DATABASE_DIRECT_URL to a direct connection to the same database`,
-      { cause: error },
-    );
+/** PgBouncer in transaction mode refuses a session's settings at connect: name the setting to change. */
+function explainPoolerRefusal(error: unknown, directUrlSet: boolean): unknown {
+  if (!(error instanceof Error && error.message.startsWith('unsupported startup parameter'))) {
+    return error;
   }
-  return error;
+  const fix = directUrlSet
+    ? 'DATABASE_DIRECT_URL goes through it too: point DATABASE_DIRECT_URL at the database itself, not the pooler'
+    : 'DATABASE_URL goes through it: set DATABASE_DIRECT_URL to a direct connection to the same database';
+  return new StartupError(`the database refused jetpost's session settings (${error.message}), as a connection pooler in transaction mode such as PgBouncer does. ${fix}`, {
+    cause: error,
+  });
 }
 
 async function openEmbedded(config: Config, log: Logger, role: OpenOptions['role']): Promise<{ connectionString: string; handle: EmbeddedHandle }> {

@@ -65,7 +65,8 @@ interface Bouncer {
   stop(): Promise<void>;
 }
 
-async function startPgbouncer(binary: string, directUrl: string): Promise<Bouncer> {
+/** `ignoreStartupParameters`: what PgBouncer drops instead of refusing (none by default). */
+async function startPgbouncer(binary: string, directUrl: string, ignoreStartupParameters = ''): Promise<Bouncer> {
   const direct = new URL(directUrl);
   const database = direct.pathname.slice(1);
   const user = decodeURIComponent(direct.username);
@@ -89,8 +90,8 @@ async function startPgbouncer(binary: string, directUrl: string): Promise<Bounce
       'pool_mode = transaction',
       `default_pool_size = ${SERVER_CONNECTIONS}`,
       'max_client_conn = 200',
-      // None: jetpost must send no startup parameter a transaction pooler cannot keep.
-      'ignore_startup_parameters =',
+      // None by default: jetpost must send no startup parameter a transaction pooler cannot keep.
+      `ignore_startup_parameters = ${ignoreStartupParameters}`,
       `logfile = ${path.join(dir, 'pgbouncer.log')}`,
       '',
     ].join('\n'),
@@ -291,6 +292,30 @@ describe('behind PgBouncer in transaction pooling mode', function () {
       (error: unknown) => error,
     );
     expect(failure).to.be.instanceOf(StartupError);
-    expect((failure as Error).message).to.include('DATABASE_DIRECT_URL').and.to.include('unsupported startup parameter');
+    expect((failure as Error).message).to.include('set DATABASE_DIRECT_URL').and.to.include('unsupported startup parameter');
+
+    const bothPooled = await startReplica({ DATABASE_URL: bouncer!.url, DATABASE_DIRECT_URL: bouncer!.url }).then(
+      () => expect.fail('jetpost started with DATABASE_DIRECT_URL through the pooler'),
+      (error: unknown) => error,
+    );
+    expect(bothPooled).to.be.instanceOf(StartupError);
+    expect((bothPooled as Error).message).to.include('point DATABASE_DIRECT_URL at the database itself');
+  });
+
+  it('when a pooler silently drops the search_path option and DATABASE_DIRECT_URL is not set, then the migrations refuse to run outside jetpost\'s schema', async function () {
+    skipWithoutPgbouncer(this);
+    const forgetful = await startPgbouncer(binary!, db!.url, 'options, statement_timeout');
+    try {
+      const failure = await startReplica({ DATABASE_URL: forgetful.url }).then(
+        () => expect.fail('jetpost started on connections without its search_path'),
+        (error: unknown) => error,
+      );
+      expect(failure).to.be.instanceOf(StartupError);
+      expect((failure as Error).message).to.include('instead of jetpost').and.to.include('DATABASE_DIRECT_URL');
+      const stray = await db!.pool.query("select count(*)::int as count from pg_tables where schemaname = 'public'");
+      expect(stray.rows[0]?.['count'], 'tables created in public').to.equal(0);
+    } finally {
+      await forgetful.stop();
+    }
   });
 });
