@@ -182,7 +182,6 @@ describe('behind PgBouncer in transaction pooling mode', function () {
 
   function skipWithoutPgbouncer(context: Mocha.Context): void {
     if (binary === undefined) {
-      process.stderr.write(`      skipped: ${SKIP_REASON}\n`);
       context.test!.title += ` (skipped: ${SKIP_REASON})`;
       context.skip();
     }
