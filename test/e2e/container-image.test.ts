@@ -133,9 +133,12 @@ describe('the container image (Dockerfile, .dockerignore, compose.yaml, bin/jetp
 
   const stageNamed = (name: string) => only(stages.filter((stage) => stage.name === name), `stage ${name}`);
   const instructions = (stage: Stage, keyword: string) => stage.instructions.filter((instruction) => instruction.keyword === keyword);
+  /** The image's paths (/app/…) as they lie here, so that nothing is written outside the temporary directory. */
+  const underApp = (env: Record<string, string>) =>
+    Object.fromEntries(Object.entries(env).map(([name, value]) => [name, value.startsWith('/app/') ? path.join(app, value.slice('/app/'.length)) : value]));
   /** How a command runs in the image: its ENV, `jetpost` on the PATH (the RUN's ln -s), nothing of the test's own environment. */
   const inImage = (args: string[], env: Record<string, string> = {}) =>
-    runIn(app, path.join(app, 'bin', 'jetpost'), args, { PATH: `${path.join(app, 'bin')}:${process.env['PATH'] ?? ''}`, HOME: workDir, ...imageEnv, ...env });
+    runIn(app, path.join(app, 'bin', 'jetpost'), args, { PATH: `${path.join(app, 'bin')}:${process.env['PATH'] ?? ''}`, HOME: workDir, ...underApp(imageEnv), ...env });
   const PRODUCTION_SECRETS = { MAILJET_API_KEY: 'mj-key', MAILJET_API_SECRET: 'mj-secret', EVENTS_USERNAME: 'mailjet', EVENTS_PASSWORD: 'callback-secret-4f9c' };
 
   before(async function () {
@@ -275,7 +278,7 @@ describe('the container image (Dockerfile, .dockerignore, compose.yaml, bin/jetp
     const viaNpm = await runIn(app, 'npm', ['run', '--silent', 'admin', '--', 'apps', 'list'], {
       PATH: `${path.join(app, 'bin')}:${process.env['PATH'] ?? ''}`,
       HOME: workDir,
-      ...imageEnv,
+      ...underApp(imageEnv),
       ...settings,
     });
     expect(viaNpm.code, viaNpm.stderr).to.equal(0);
