@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 
 import { scenarioFor } from '../../src/simulator/callbacks.js';
+import { createCampaigns } from '../../src/simulator/campaigns.js';
 import { createFaults, parseFaultSettings } from '../../src/simulator/faults.js';
 import { toJson } from '../../src/simulator/json.js';
 import { createRandom } from '../../src/simulator/random.js';
@@ -16,7 +17,10 @@ function context(overrides: Partial<SendContext> = {}): SendContext {
   return {
     identify: () => ({ messageId: next++, messageUuid: 'uuid', contactId: 1 }),
     errorId: () => 'error-id',
-    messageErrorPattern: undefined,
+    messageError: undefined,
+    accountTracking: { opens: true, clicks: true },
+    monitoringCategoryExists: () => true,
+    campaign: createCampaigns().campaign,
     receivedAt: new Date(0),
     ...overrides,
   };
@@ -71,7 +75,7 @@ describe('simulator send validation (processSend)', () => {
   });
 
   it('when a recipient matches messageErrorPattern, then the message is an error entry for that address', () => {
-    const reply = sendOne({ ...VALID, Bcc: [{ Email: 'fail-me@example.com' }] }, { messageErrorPattern: /^fail/ });
+    const reply = sendOne({ ...VALID, Bcc: [{ Email: 'fail-me@example.com' }] }, { messageError: { pattern: /^fail/, code: 'mj-0013' } });
 
     expect(reply.status).to.equal(400);
     expect(errorsOf(reply)).to.deep.equal(['mj-0013 Bcc[0].Email']);
