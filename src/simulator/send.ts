@@ -135,8 +135,9 @@ const STRING_FIELDS = ['Subject', 'TextPart', 'HTMLPart', 'CustomID', 'EventPayl
 const BOOLEAN_FIELDS = ['TemplateLanguage', 'TemplateErrorDeliver', 'DeduplicateCampaign'];
 const EMAIL_PATTERN = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 const LINK_PATTERN = /href\s*=\s*["']?([^"'\s>]+)/i;
-/** {{var:name}} or {{var:name:default}} of Mailjet's template language; no nested quantifiers, so linear. */
-const TEMPLATE_VARIABLE = /\{\{var:([^:}]+)(:[^}]*)?\}\}/g;
+/** Opens {{var:name}} or {{var:name:default}} of Mailjet's template language. */
+const TEMPLATE_VARIABLE_START = '{{var:';
+const TEMPLATE_VARIABLE_END = '}}';
 /** A From whose local part contains this is not an authorized sender of the simulated account (send-0008). */
 const UNAUTHORIZED_SENDER_MARKER = 'unauthorized';
 const DUPLICATE_IN_CAMPAIGN: BlockReason = { relatedTo: 'mailjet', error: 'duplicate in campaign' };
@@ -561,14 +562,32 @@ function findTemplateError(message: Fields): string | undefined {
   const variables = isRecord(message.Variables) ? message.Variables : {};
   for (const field of ['Subject', 'TextPart', 'HTMLPart']) {
     const text = message[field];
-    if (typeof text !== 'string') {
-      continue;
+    const name = typeof text === 'string' ? findUndefinedVariable(text, variables) : undefined;
+    if (name !== undefined) {
+      return `${field}: variable "${name}" is not defined and has no default value`;
     }
-    for (const [, name = '', fallback] of text.matchAll(TEMPLATE_VARIABLE)) {
-      if (fallback === undefined && !Object.hasOwn(variables, name)) {
-        return `${field}: variable "${name}" is not defined and has no default value`;
-      }
+  }
+  return undefined;
+}
+
+/**
+ * Scans left to right and resumes after each closing }}, so every character is read a bounded number
+ * of times: a regular expression here backtracks quadratically on a part full of unclosed "{{var:".
+ */
+function findUndefinedVariable(text: string, variables: Fields): string | undefined {
+  let from = text.indexOf(TEMPLATE_VARIABLE_START);
+  while (from !== -1) {
+    const start = from + TEMPLATE_VARIABLE_START.length;
+    const end = text.indexOf(TEMPLATE_VARIABLE_END, start);
+    if (end === -1) {
+      return undefined;
     }
+    // A colon after the name starts its default value, which makes any name safe.
+    const name = text.slice(start, end);
+    if (!name.includes(':') && !Object.hasOwn(variables, name)) {
+      return name;
+    }
+    from = text.indexOf(TEMPLATE_VARIABLE_START, end + TEMPLATE_VARIABLE_END.length);
   }
   return undefined;
 }

@@ -74,6 +74,17 @@ describe('simulator send validation (processSend)', () => {
     expect(reply.accepted[0]?.from).to.equal('app@example.com');
   });
 
+  it('when a TemplateLanguage part is full of unclosed or default-valued variables, then it is still read in one pass', () => {
+    // A backtracking regular expression took quadratic time on these and held the simulator for minutes.
+    const parts = { TemplateLanguage: true, TextPart: '{{var:'.repeat(200_000), HTMLPart: `{{var:a:${'{{var:b:'.repeat(200_000)}}}` };
+
+    const reply = sendOne({ ...VALID, ...parts, Subject: '{{var:x:1}} {{var:name}}', Variables: { name: 'Ada' } });
+
+    expect(reply.status).to.equal(200);
+    expect(reply.accepted[0]?.templateError).to.equal(undefined);
+    expect(sendOne({ ...VALID, ...parts, Subject: '{{var:name}}' }).accepted[0]?.templateError).to.match(/Subject: variable "name"/);
+  });
+
   it('when a recipient matches messageErrorPattern, then the message is an error entry for that address', () => {
     const reply = sendOne({ ...VALID, Bcc: [{ Email: 'fail-me@example.com' }] }, { messageError: { pattern: /^fail/, code: 'mj-0013' } });
 
