@@ -30,8 +30,11 @@ export interface CallbackUrlRegistry {
   remove(id: string): void;
   /** Where events of a type go: the alive primary URL, else the alive backup. */
   targetFor(type: EventType): CallbackTarget | undefined;
-  /** Marks a row "dead", as Mailjet does with a URL that kept failing; unknown ids are ignored. */
-  suspend(id: string): void;
+  /**
+   * Marks a row "dead", as Mailjet does with a URL that kept failing; ignored when the row is gone or
+   * has been given another URL since.
+   */
+  suspend(id: string, url: string): void;
 }
 
 /** Mailjet's internal event type numbers, which its MJ18 message shows. */
@@ -116,9 +119,9 @@ export function createCallbackUrlRegistry(): CallbackUrlRegistry {
       const row = alive.find((candidate) => !candidate.IsBackup) ?? alive[0];
       return row && { url: row.Url, grouped: row.Version === 2, id: String(row.ID) };
     },
-    suspend(id) {
+    suspend(id, url) {
       const row = rows.get(Number(id));
-      if (row !== undefined) {
+      if (row?.Url === url) {
         row.Status = 'dead';
       }
     },

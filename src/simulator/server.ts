@@ -368,10 +368,10 @@ class MailjetSimulator implements Simulator {
 
   private suspend(target: CallbackTarget): void {
     if (target.id === DEFAULT_TARGET_ID) {
-      // Only if it is still the URL that failed: a URL set meanwhile starts alive.
+      // Only if it is still the URL that failed: a URL set meanwhile starts alive (the registry does the same).
       this.callbackUrlSuspended ||= target.url === this.callbackUrl;
     } else {
-      this.callbackUrls.suspend(target.id);
+      this.callbackUrls.suspend(target.id, target.url);
     }
   }
 

@@ -1,3 +1,5 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { expect } from 'chai';
@@ -135,6 +137,44 @@ describe('Mailjet simulator: callback retries and suspension', () => {
     expect(simulator.callbackUrlStatus()).to.equal('alive');
     expect(simulator.pendingEvents()).to.equal(2);
     expect(eventsOf(receiver.deliveries).map((event) => event.email)).to.deep.equal(['a@example.com', 'a@example.com', 'a@example.com', 'a@example.com', 'b@example.com', 'b@example.com']);
+  });
+
+  it('when a PUT gives a row a new URL while its old URL is failing, then the late failure does not suspend the row', async () => {
+    // The old URL holds each POST until released, so the PUT lands while a delivery is in flight.
+    const held: Array<() => void> = [];
+    const oldUrl = createServer((_req, res) => held.push(() => res.writeHead(503).end()));
+    await new Promise<void>((resolve) => oldUrl.listen(0, '127.0.0.1', resolve));
+    const newUrl = await startReceiver();
+    const simulator = await startSimulator({ timeScale: WINDOW_OF_200_MS });
+    const id = await register(simulator, { EventType: 'sent', Url: `http://127.0.0.1:${(oldUrl.address() as AddressInfo).port}/events` });
+    const answerHeld = async (count: number): Promise<void> => {
+      while (held.length < count) {
+        await sleep(5);
+      }
+      held.shift()?.();
+    };
+
+    try {
+      await send(simulator, { Messages: [message('a@example.com')] });
+      await Promise.all([simulator.flushEvents(), answerHeld(1)]);
+      await sleep(PAST_THE_WINDOW_MS);
+      const lateFlush = simulator.flushEvents();
+      while (held.length < 1) {
+        await sleep(5);
+      }
+      await call(simulator, `/v3/REST/eventcallbackurl/${id}`, { method: 'PUT', body: JSON.stringify({ Url: newUrl.url }) });
+      await Promise.all([lateFlush, answerHeld(1)]);
+      await send(simulator, { Messages: [message('b@example.com')] });
+      await simulator.flushEvents();
+    } finally {
+      await new Promise((resolve) => {
+        oldUrl.close(resolve);
+        oldUrl.closeAllConnections();
+      });
+    }
+
+    expect(await statuses(simulator)).to.deep.equal(['sent alive']);
+    expect(eventsOf(newUrl.deliveries).map((event) => event.email)).to.deep.equal(['b@example.com']);
   });
 
   it('when timeScale is not a positive number, then createSimulator throws a RangeError', async () => {
