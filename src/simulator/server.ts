@@ -117,7 +117,7 @@ export interface Simulator {
   /** Delivers every scheduled event that is due now. */
   flushEvents(): Promise<void>;
   pendingEvents(): number;
-  /** Forgets messages, calls (and their logs), pending events and faults; callback registrations stay. */
+  /** Forgets messages, calls (and their logs), pending events, faults and campaigns; callback registrations stay. */
   reset(): void;
 }
 
