@@ -1,9 +1,10 @@
 // An app's use of jetpost through orval's fetch client, with its zod schemas checking the body first.
 // Type-checked by test/contract/client-generators.test.ts and run against a live jetpost.
-import { getJob, lookUpJobs, queueMessages, type QueueMessagesBody } from './orval/client.js';
+import { getJob, lookUpJobs, queueMessages, type QueueMessages409, type QueueMessagesBody } from './orval/client.js';
 import { queueMessagesBody } from './orval/zod.js';
 
-export { queueMessagesBody };
+/** A problem's status is a number: the 409 of a reused Idempotency-Key is 409, not '409'. */
+export const KEY_REUSED_STATUS: QueueMessages409['status'] = 409;
 
 /** `baseUrl` is built in: orval's fetch client is generated with the service's URL. */
 export async function run(_baseUrl: string, apiKey: string): Promise<{ messageIds: Array<string | null>; changes: number }> {
