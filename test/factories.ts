@@ -69,18 +69,18 @@ export function prefixOf(key: string): string {
 export interface JobOptions {
   /** Default: a new app. */
   appId?: string;
-  /** Default `queued` (`scheduled` when sendAt is in the future). Recipients of a failed or cancelled job are closed the same way. */
-  status?: JobStatus;
+  /**
+   * Default `queued` (`scheduled` when sendAt is in the future). A failed job has spent all its
+   * attempts; its recipients, like those of a cancelled job, are closed the same way. Not
+   * `processing`: that is a claim, with a lease (claimJobs).
+   */
+  status?: Exclude<JobStatus, 'processing'>;
   /** To addresses; default one, ada@example.org. */
   to?: readonly string[];
-  cc?: readonly string[];
   customId?: string;
-  metadata?: Record<string, unknown>;
   sendAt?: Date;
   maxAttempts?: number;
-  /** Default: 0, or maxAttempts for a failed job. */
-  attempts?: number;
-  lastError?: string | null;
+  lastError?: string;
   content?: NewJob['content'];
 }
 
@@ -89,30 +89,24 @@ export async function makeJob(pool: Pool, options: JobOptions = {}): Promise<str
   const appId = options.appId ?? (await makeApp(pool)).id;
   const now = new Date();
   const scheduled = options.sendAt !== undefined && options.sendAt > now;
-  const recipients: Recipient[] = [
-    ...(options.to ?? ['ada@example.org']).map((email) => ({ kind: 'to' as const, email })),
-    ...(options.cc ?? []).map((email) => ({ kind: 'cc' as const, email })),
-  ];
+  const recipients: Recipient[] = (options.to ?? ['ada@example.org']).map((email) => ({ kind: 'to' as const, email }));
   const maxAttempts = options.maxAttempts ?? 3;
   const job: NewJob = {
     content: options.content ?? { from: { email: 'app@example.com', name: 'App' }, subject: 'Hello', text: 'Hi there' },
     recipients,
     customId: options.customId,
-    metadata: options.metadata,
     sendAt: options.sendAt,
     priority: 0,
   };
   return withTransaction(pool, async (tx) => {
     const [id] = await insertJobs(tx, appId, [{ job, status: scheduled ? 'scheduled' : 'queued', runAt: scheduled ? options.sendAt! : now, maxAttempts }]);
     const status = options.status ?? (scheduled ? 'scheduled' : 'queued');
-    const attempts = options.attempts ?? (status === 'failed' ? maxAttempts : 0);
     if (status !== 'queued' && status !== 'scheduled') {
+      const attempts = status === 'failed' ? maxAttempts : 0;
       await tx.query('update email_send_jobs set status = $2, attempts = $3, last_error = $4 where id = $1', [id, status, attempts, options.lastError ?? null]);
       if (status === 'failed' || status === 'cancelled') {
         await tx.query('update email_recipients set status = $2 where job_id = $1', [id, status]);
       }
-    } else if (attempts > 0 || options.lastError !== undefined) {
-      await tx.query('update email_send_jobs set attempts = $2, last_error = $3 where id = $1', [id, attempts, options.lastError ?? null]);
     }
     return id!;
   });
