@@ -7,32 +7,32 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 
-import { ensureDevApiKey } from './apps/dev-key.js';
-import { authenticateApiKey } from './apps/service.js';
 import { type Bus, createBus } from './bus.js';
 import type { Config } from './config.js';
 import { latestMigrationId, migrationsApplied } from './db/migrate.js';
 import { jobsChannel, listen, type Listener, webhooksChannel } from './db/notify.js';
 import { openDatabase } from './db/open.js';
 import type { Pool } from './db/pool.js';
-import { StartupError } from './errors.js';
-import { receiveEvents } from './events/ingest.js';
+import { StartupError } from './domain/errors.js';
+import { parseTargetPolicy } from './domain/target-policy.js';
 import { finishedWithin } from './finished-within.js';
 import { createApp, routeTable } from './http/app.js';
 import type { Readiness } from './http/routes/ops.js';
-import { createJobService } from './jobs/service.js';
 import { createLogger, type Logger } from './log.js';
 import { createMailjetClient, MAILJET_DEFAULT_BASE_URL } from './mailjet/client.js';
 import { createMetrics } from './metrics.js';
 import { OPENAPI_PATH } from './paths.js';
-import { type ConsumerPool, createConsumerPool } from './queue/consumer-pool.js';
-import { startLeaseReaper } from './queue/lease-reaper.js';
-import { createSendGate } from './queue/send-gate.js';
-import { createWakeup } from './queue/wakeup.js';
 import { readOrCreateSecretFile } from './secret-file.js';
+import { authenticateApiKey } from './services/apps.js';
+import { ensureDevApiKey } from './services/dev-key.js';
+import { receiveEvents } from './services/events.js';
+import { createJobService } from './services/jobs.js';
 import { createSimulator, type Simulator } from './simulator/server.js';
-import { createWebhookDispatcher } from './webhooks/dispatcher.js';
-import { parseTargetPolicy } from './webhooks/url-guard.js';
+import { type ConsumerPool, createConsumerPool } from './workers/consumer-pool.js';
+import { startLeaseReaper } from './workers/lease-reaper.js';
+import { createSendGate } from './workers/send-gate.js';
+import { createWakeup } from './workers/wakeup.js';
+import { createWebhookDispatcher } from './workers/webhook-dispatcher.js';
 
 export interface Jetpost {
   /** Base URL of the HTTP API, e.g. http://127.0.0.1:3000. */

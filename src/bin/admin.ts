@@ -12,7 +12,6 @@ import { parseArgs } from 'node:util';
 
 type ParseArgsOptions = NonNullable<NonNullable<Parameters<typeof parseArgs>[0]>['options']>;
 
-import { addApiKey, createAppWithKey, findApp, revokeApiKey } from '../apps/service.js';
 import { type Config, ConfigError, loadConfig } from '../config.js';
 import { listAppsWithKeys } from '../db/apps-repo.js';
 import { listJobsByStatus } from '../db/jobs-repo.js';
@@ -20,13 +19,14 @@ import { jobsChannel } from '../db/notify.js';
 import { type OpenDatabase, openDatabase } from '../db/open.js';
 import { addSuppression, listSuppressions, removeSuppression } from '../db/suppressions-repo.js';
 import { listDeliveries, redeliver } from '../db/webhook-deliveries-repo.js';
-import { AppError } from '../errors.js';
+import { AppError } from '../domain/errors.js';
+import { JOB_STATUSES, type JobStatus } from '../domain/status.js';
+import { parseTargetPolicy } from '../domain/target-policy.js';
 import { emailSchema } from '../http/schemas.js';
-import { requeueFailed } from '../jobs/admin.js';
-import { JOB_STATUSES, type JobStatus } from '../jobs/status.js';
 import { createLogger } from '../log.js';
-import { getAppWebhook, removeAppWebhook, setAppWebhook } from '../webhooks/service.js';
-import { parseTargetPolicy } from '../webhooks/url-guard.js';
+import { addApiKey, createAppWithKey, findApp, revokeApiKey } from '../services/apps.js';
+import { requeueFailed } from '../services/requeue.js';
+import { getAppWebhook, removeAppWebhook, setAppWebhook } from '../services/webhooks.js';
 
 const USAGE = `usage: npm run admin -- <command>
 

@@ -1,6 +1,6 @@
 // email_events: the append-only, deduplicated history of Mailjet events.
-import type { MailjetEvent } from '../events/parse.js';
-import type { MailjetEventType } from '../jobs/status.js';
+import type { MailjetEvent } from '../domain/event-parse.js';
+import type { MailjetEventType } from '../domain/status.js';
 import { query, type Queryable } from './pool.js';
 
 /** An event as stored, with where it was matched (null ids: kept aside, message not known yet). */

@@ -1,7 +1,7 @@
 // email_send_jobs: insert, claim, settle, cancel, read. Every state change is guarded in its WHERE
 // clause (status, lease owner) and returns the ids it changed: zero rows means a lost lease or a no-op.
-import type { MessageContent, NewJob } from '../jobs/message.js';
-import type { JobStatus } from '../jobs/status.js';
+import type { MessageContent, NewJob } from '../domain/message.js';
+import type { JobStatus } from '../domain/status.js';
 import { query, type Queryable } from './pool.js';
 
 /**

@@ -1,6 +1,6 @@
 // email_recipients: one row per To/Cc/Bcc address of a job, with Mailjet's ids once accepted.
-import type { RecipientKind } from '../jobs/message.js';
-import type { RecipientStatus } from '../jobs/status.js';
+import type { RecipientKind } from '../domain/message.js';
+import type { RecipientStatus } from '../domain/status.js';
 import { query, type Queryable } from './pool.js';
 
 export interface RecipientRow {

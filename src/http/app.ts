@@ -4,9 +4,9 @@ import express, { type Express } from 'express';
 import helmet from 'helmet';
 
 import type { Pool } from '../db/pool.js';
-import type { JobService } from '../jobs/service.js';
+import type { TargetPolicy } from '../domain/target-policy.js';
 import type { Logger } from '../log.js';
-import type { TargetPolicy } from '../webhooks/url-guard.js';
+import type { JobService } from '../services/jobs.js';
 import { type Authenticate, type BasicCredentials, callingApp, requireAdminKey, requireApiKey, requireBasicAuth } from './auth.js';
 import { errorHandler, notFoundHandler } from './problem.js';
 import { limitFailedCallbackAuth, limitRequests, postgresStore } from './rate-limit.js';

@@ -12,7 +12,7 @@ import { ipKeyGenerator, MemoryStore, rateLimit, type Store } from 'express-rate
 
 import type { Pool } from '../db/pool.js';
 import { countHit, deleteExpiredWindows, findHits, resetHits, uncountHit } from '../db/rate-limits-repo.js';
-import { AppError } from '../errors.js';
+import { AppError } from '../domain/errors.js';
 import type { Logger } from '../log.js';
 
 const WINDOW_MS = 60_000;

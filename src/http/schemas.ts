@@ -2,12 +2,12 @@
 // types (jobs/message.ts). Unknown fields are rejected: a typo must not silently drop a setting.
 import { z } from 'zod';
 
-import { AppError, type FieldError, ValidationError } from '../errors.js';
-import { emailAddressProblem } from '../jobs/email-address.js';
-import type { MessageContent, NewJob, Recipient } from '../jobs/message.js';
-import { MAX_MESSAGE_BYTES, queuedMessageBytes } from '../mailjet/payload.js';
+import { emailAddressProblem } from '../domain/email-address.js';
+import { AppError, type FieldError, ValidationError } from '../domain/errors.js';
+import { findUnstorableText, nestsDeeperThan } from '../domain/json-text.js';
+import { MAX_MESSAGE_BYTES, queuedMessageBytes } from '../domain/mailjet-payload.js';
+import type { MessageContent, NewJob, Recipient } from '../domain/message.js';
 import { isBase64 } from './base64.js';
-import { findUnstorableText, nestsDeeperThan } from './json-text.js';
 
 export const LIMITS = {
   recipientsPerMessage: 50,

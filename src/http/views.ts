@@ -6,8 +6,8 @@ import type { AdminJobRow, JobRow } from '../db/jobs-repo.js';
 import type { RecipientRow } from '../db/recipients-repo.js';
 import type { Suppression } from '../db/suppressions-repo.js';
 import type { DeliveryRow } from '../db/webhook-deliveries-repo.js';
-import { eventDetails } from '../events/parse.js';
-import type { JobView } from '../jobs/service.js';
+import { eventDetails } from '../domain/event-parse.js';
+import type { JobView } from '../services/jobs.js';
 
 export function statusUrl(jobId: string): string {
   return `/status/${jobId}`;

@@ -19,9 +19,9 @@ import { expect } from 'chai';
 import nock from 'nock';
 import { parse } from 'yaml';
 
-import { createAppWithKey } from '../../src/apps/service.js';
+import { emailAddressProblem } from '../../src/domain/email-address.js';
 import { CALLBACK_AUTH_FAILURES } from '../../src/http/rate-limit.js';
-import { emailAddressProblem } from '../../src/jobs/email-address.js';
+import { createAppWithKey } from '../../src/services/apps.js';
 import { ADMIN_KEY,
   EVENTS_PASSWORD,
   EVENTS_USER,

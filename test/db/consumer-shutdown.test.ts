@@ -8,7 +8,6 @@ import path from 'node:path';
 
 import { expect } from 'chai';
 
-import { createAppWithKey } from '../../src/apps/service.js';
 import { createBus } from '../../src/bus.js';
 import { type EmbeddedDatabase, startEmbeddedPostgres } from '../../src/db/embedded.js';
 import { insertJobs } from '../../src/db/jobs-repo.js';
@@ -16,10 +15,11 @@ import { runMigrations } from '../../src/db/migrate.js';
 import { createPool, type Pool } from '../../src/db/pool.js';
 import type { Logger } from '../../src/log.js';
 import { createMailjetClient } from '../../src/mailjet/client.js';
-import { type ConsumerPool, createConsumerPool } from '../../src/queue/consumer-pool.js';
-import { createSendGate } from '../../src/queue/send-gate.js';
-import { createWakeup } from '../../src/queue/wakeup.js';
+import { createAppWithKey } from '../../src/services/apps.js';
 import { createSimulator, type Simulator } from '../../src/simulator/server.js';
+import { type ConsumerPool, createConsumerPool } from '../../src/workers/consumer-pool.js';
+import { createSendGate } from '../../src/workers/send-gate.js';
+import { createWakeup } from '../../src/workers/wakeup.js';
 import { createTestDatabase, freePort, TEST_SCHEMA, type TestDatabase } from '../support/database.js';
 import { capturingLogger, testLogger } from '../support/log.js';
 

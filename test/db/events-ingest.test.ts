@@ -2,12 +2,12 @@
 // MessageID is being recorded must end matched to its recipient, whichever transaction commits first.
 import { expect } from 'chai';
 
-import { createAppWithKey } from '../../src/apps/service.js';
 import { lockMessagesShared, messageLockSlots } from '../../src/db/events-repo.js';
 import { insertJobs } from '../../src/db/jobs-repo.js';
 import { type Pool, withTransaction } from '../../src/db/pool.js';
-import { ingestEvents } from '../../src/events/ingest.js';
-import { parseEventBody } from '../../src/events/parse.js';
+import { parseEventBody } from '../../src/domain/event-parse.js';
+import { createAppWithKey } from '../../src/services/apps.js';
+import { ingestEvents } from '../../src/services/events.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { eventually } from '../support/service.js';
 

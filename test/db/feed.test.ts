@@ -2,10 +2,10 @@
 // out of the order in which they took their ids.
 import { expect } from 'chai';
 
-import { createAppWithKey } from '../../src/apps/service.js';
 import { insertJobs } from '../../src/db/jobs-repo.js';
 import { type Pool, withTransaction } from '../../src/db/pool.js';
 import { readFeed, recordStatusChanges } from '../../src/db/status-changes-repo.js';
+import { createAppWithKey } from '../../src/services/apps.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 
 async function jobOf(pool: Pool): Promise<{ appId: string; jobId: string }> {

@@ -7,12 +7,12 @@ import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
 import pg from 'pg';
 
-import { createAppWithKey } from '../../src/apps/service.js';
 import { createBus } from '../../src/bus.js';
 import { claimJobs, listJobsByStatus } from '../../src/db/jobs-repo.js';
 import type { Pool } from '../../src/db/pool.js';
 import { readFeed } from '../../src/db/status-changes-repo.js';
-import { createJobService, type JobService } from '../../src/jobs/service.js';
+import { createAppWithKey } from '../../src/services/apps.js';
+import { createJobService, type JobService } from '../../src/services/jobs.js';
 import { createTestDatabase, TEST_SCHEMA, type TestDatabase } from '../support/database.js';
 
 describe('job reads without the message column', () => {

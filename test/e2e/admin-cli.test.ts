@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 
-import { createAppWithKey } from '../../src/apps/service.js';
 import { insertJobs } from '../../src/db/jobs-repo.js';
+import { createAppWithKey } from '../../src/services/apps.js';
 import { runCli } from '../support/cli.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 

@@ -10,7 +10,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { expect } from 'chai';
 
 import { insertJobs } from '../../src/db/jobs-repo.js';
-import { MAX_MESSAGE_BYTES, queuedMessageBytes } from '../../src/mailjet/payload.js';
+import { MAX_MESSAGE_BYTES, queuedMessageBytes } from '../../src/domain/mailjet-payload.js';
 import {
   byScale,
   FAULT_SCALE,

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 
-import { createAppWithKey } from '../../src/apps/service.js';
+import { createAppWithKey } from '../../src/services/apps.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { isolateNetwork, type MailjetDouble, mockMailjetSend, restoreNetwork } from '../support/mailjet-nock.js';
 import { eventually, startTestService, type TestService } from '../support/service.js';

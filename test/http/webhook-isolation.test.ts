@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 
 import { expect } from 'chai';
 
-import { createAppWithKey } from '../../src/apps/service.js';
+import { createAppWithKey } from '../../src/services/apps.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { isolateNetwork, mockMailjetSend, restoreNetwork } from '../support/mailjet-nock.js';
 import { ADMIN_KEY, eventually, startTestService, type TestService } from '../support/service.js';

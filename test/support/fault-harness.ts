@@ -13,11 +13,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { createAppWithKey } from '../../src/apps/service.js';
 import { type EmbeddedDatabase, startEmbeddedPostgres } from '../../src/db/embedded.js';
 import { runMigrations } from '../../src/db/migrate.js';
 import { createPool, type Pool } from '../../src/db/pool.js';
-import { customIdForJob } from '../../src/mailjet/payload.js';
+import { customIdForJob } from '../../src/domain/mailjet-payload.js';
+import { createAppWithKey } from '../../src/services/apps.js';
 import { createSimulator, type Simulator, type SimulatorOptions } from '../../src/simulator/server.js';
 import { compiledBin } from './compiled-bin.js';
 import { createTestDatabase, TEST_SCHEMA } from './database.js';

@@ -4,10 +4,10 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 
-import { createAppWithKey } from '../../src/apps/service.js';
 import { type Config, loadConfig } from '../../src/config.js';
 import type { Logger } from '../../src/log.js';
 import { type Jetpost, startJetpost } from '../../src/main.js';
+import { createAppWithKey } from '../../src/services/apps.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
 import { testLogger } from './log.js';
 

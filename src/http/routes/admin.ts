@@ -3,18 +3,18 @@
 import { type RequestHandler, Router } from 'express';
 import { z } from 'zod';
 
-import { apiKeyPrefix } from '../../apps/api-keys.js';
-import { addApiKey, APP_NAME_PATTERN, APP_NAME_RULE, createAppWithKey, findApp, revokeApiKey } from '../../apps/service.js';
 import { listAppsWithKeys } from '../../db/apps-repo.js';
 import { listJobsByStatus } from '../../db/jobs-repo.js';
 import type { Pool } from '../../db/pool.js';
 import { addSuppression, listSuppressions, removeSuppression } from '../../db/suppressions-repo.js';
 import { listDeliveries, redeliver } from '../../db/webhook-deliveries-repo.js';
-import { NotFoundError } from '../../errors.js';
-import { requeueFailed } from '../../jobs/admin.js';
-import { JOB_STATUSES } from '../../jobs/status.js';
-import { getAppWebhook, removeAppWebhook, setAppWebhook } from '../../webhooks/service.js';
-import type { TargetPolicy } from '../../webhooks/url-guard.js';
+import { NotFoundError } from '../../domain/errors.js';
+import { JOB_STATUSES } from '../../domain/status.js';
+import type { TargetPolicy } from '../../domain/target-policy.js';
+import { apiKeyPrefix } from '../../services/api-keys.js';
+import { addApiKey, APP_NAME_PATTERN, APP_NAME_RULE, createAppWithKey, findApp, revokeApiKey } from '../../services/apps.js';
+import { requeueFailed } from '../../services/requeue.js';
+import { getAppWebhook, removeAppWebhook, setAppWebhook } from '../../services/webhooks.js';
 import { jsonBody } from '../json-body.js';
 import { emailSchema, idSchema, jobIdSchema, pageLimitSchema, parseOrThrow } from '../schemas.js';
 import { adminJobJson, appJson, deliveryJson, suppressionJson } from '../views.js';

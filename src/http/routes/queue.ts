@@ -1,8 +1,8 @@
 // POST /queue (one message or {"messages": [...]}) and DELETE /queue/{job_id}.
 import { type RequestHandler, Router } from 'express';
 
-import { AppError } from '../../errors.js';
-import type { JobService } from '../../jobs/service.js';
+import { AppError } from '../../domain/errors.js';
+import type { JobService } from '../../services/jobs.js';
 import { callingApp } from '../auth.js';
 import { jsonBody } from '../json-body.js';
 import { parseJobId, parseQueueRequest } from '../schemas.js';

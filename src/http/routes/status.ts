@@ -3,9 +3,9 @@ import { type RequestHandler, Router } from 'express';
 
 import type { Pool } from '../../db/pool.js';
 import { readFeed } from '../../db/status-changes-repo.js';
-import { NotFoundError } from '../../errors.js';
-import type { JobService } from '../../jobs/service.js';
-import { changeJson } from '../../webhooks/payload.js';
+import { NotFoundError } from '../../domain/errors.js';
+import { changeJson } from '../../domain/status-change.js';
+import type { JobService } from '../../services/jobs.js';
 import { callingApp } from '../auth.js';
 import { encodeCursor, LIMITS, parseJobId, parseStatusLookup } from '../schemas.js';
 import { jobViewJson } from '../views.js';

@@ -1,11 +1,12 @@
 // An app's webhook: the URL jetpost POSTs its status changes to, and the secret it signs them with.
 import { randomBytes } from 'node:crypto';
 
-import { findApp } from '../apps/service.js';
 import { type AppWebhook, findWebhook, setWebhook } from '../db/apps-repo.js';
 import type { Queryable } from '../db/pool.js';
-import { NotFoundError } from '../errors.js';
-import { checkWebhookUrl, type TargetPolicy } from './url-guard.js';
+import { NotFoundError } from '../domain/errors.js';
+import type { TargetPolicy } from '../domain/target-policy.js';
+import { checkWebhookUrl } from '../webhooks/url-guard.js';
+import { findApp } from './apps.js';
 
 /**
  * Sets the app's webhook URL. The signing secret is made on first use and kept when only the URL

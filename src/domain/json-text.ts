@@ -2,7 +2,7 @@
 // as sent, and nesting depth. A body may nest a million levels deep (JSON.parse copes; a recursive
 // walk, JSON.stringify included, overflows the stack) or hold millions of values, so the walk is
 // iterative and keeps one frame per level, not one entry per value.
-import type { FieldError } from '../errors.js';
+import type { FieldError } from './errors.js';
 
 /**
  * Strings are looked at down to this depth. Deeper values are refused by the schemas anyway (only

@@ -8,8 +8,8 @@ import type { Queryable } from '../db/pool.js';
 import { lockRecipientsOfJobs, setRecipientStatuses } from '../db/recipients-repo.js';
 import { recordStatusChanges } from '../db/status-changes-repo.js';
 import { type SuppressionReason, suppressRecipients } from '../db/suppressions-repo.js';
-import { eventDetails } from '../events/parse.js';
-import { isDeliveryStatus, type JobStatus, jobStatusFromRecipients, nextRecipientStatus, type RecipientStatus, statusForEvent } from './status.js';
+import { eventDetails } from '../domain/event-parse.js';
+import { isDeliveryStatus, type JobStatus, jobStatusFromRecipients, nextRecipientStatus, type RecipientStatus, statusForEvent } from '../domain/status.js';
 
 export interface StatusChange {
   jobId: string;

@@ -6,11 +6,11 @@ import { claimJobs, extendLeases, nextRunAt, releaseJobs } from '../db/jobs-repo
 import type { Pool } from '../db/pool.js';
 import { findRecipients, setRecipientStatuses } from '../db/recipients-repo.js';
 import { findSuppressed } from '../db/suppressions-repo.js';
+import type { RetryPolicy } from '../domain/retry-policy.js';
 import { finishedWithin } from '../finished-within.js';
-import { recordSendResults } from '../jobs/record-sends.js';
-import type { RetryPolicy } from '../jobs/retry-policy.js';
 import type { Logger } from '../log.js';
 import type { MailjetClient } from '../mailjet/client.js';
+import { recordSendResults } from '../services/sending.js';
 import { type Consumer, createConsumer } from './consumer.js';
 import type { SendGate } from './send-gate.js';
 import type { Wakeup } from './wakeup.js';

@@ -9,8 +9,8 @@ import { notifyJobsReady } from '../db/notify.js';
 import { type Pool, type Queryable, withTransaction } from '../db/pool.js';
 import { closePendingRecipients, findRecipients, type RecipientRow } from '../db/recipients-repo.js';
 import { recordStatusChanges } from '../db/status-changes-repo.js';
-import { ConflictError, NotFoundError } from '../errors.js';
-import type { NewJob } from './message.js';
+import { ConflictError, NotFoundError } from '../domain/errors.js';
+import type { NewJob } from '../domain/message.js';
 
 export interface JobView {
   job: JobRow;

@@ -7,14 +7,14 @@
 // slot, a NOTIFY, or the next retry that is due.
 import type { Pool } from '../db/pool.js';
 import { claimDueDeliveries, type DeliveryOutcome, type DueDelivery, nextDeliveryAt, settleDelivery } from '../db/webhook-deliveries-repo.js';
-import { coerceError } from '../errors.js';
-import { backoffMs, type RetryPolicy } from '../jobs/retry-policy.js';
+import { coerceError } from '../domain/errors.js';
+import { backoffMs, type RetryPolicy } from '../domain/retry-policy.js';
+import { changeJson } from '../domain/status-change.js';
+import type { TargetPolicy } from '../domain/target-policy.js';
+import { SIGNATURE_HEADER, signPayload } from '../domain/webhook-signature.js';
 import type { Logger } from '../log.js';
-import type { Wakeup } from '../queue/wakeup.js';
-import { changeJson } from './payload.js';
-import { postJson } from './post.js';
-import { SIGNATURE_HEADER, signPayload } from './signature.js';
-import type { TargetPolicy } from './url-guard.js';
+import { postJson } from '../webhooks/post.js';
+import type { Wakeup } from './wakeup.js';
 
 /** After stop() has cut the deliveries in flight, how long it waits for their outcome to be recorded. */
 const RECORD_GRACE_MS = 2_000;

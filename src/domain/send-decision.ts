@@ -1,6 +1,6 @@
 // What becomes of each job of a Mailjet call, pure: accepted with its MessageIDs, deferred to a
 // later attempt, or failed for good (the dead-letter state, with the reason kept).
-import type { AcceptedRecipient, CallOutcome, MessageOutcome } from '../mailjet/outcome.js';
+import type { AcceptedRecipient, CallOutcome, MessageOutcome } from './mailjet-outcome.js';
 import { backoffMs, nextRetry, type RetryPolicy } from './retry-policy.js';
 
 export type SendResult =

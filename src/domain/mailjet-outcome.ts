@@ -1,8 +1,8 @@
 // What a Send API answer means for each message of the call, pure. Mailjet answers per message (in
 // input order) both on a 200 and on the 400 it gives when only some messages are invalid; anything
 // else concerns the whole call.
-import type { RecipientKind } from '../jobs/message.js';
-import { toIdString } from './ids.js';
+import { toIdString } from './mailjet-ids.js';
+import type { RecipientKind } from './message.js';
 
 /** What the client saw: an HTTP answer (status + parsed body) or a network failure (status null). */
 export interface SendResponse {

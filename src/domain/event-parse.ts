@@ -6,9 +6,9 @@ import { createHash } from 'node:crypto';
 
 import { z } from 'zod';
 
-import { MAILJET_EVENT_TYPES, type MailjetEventType } from '../jobs/status.js';
-import { toIdString } from '../mailjet/ids.js';
 import { type JsonElement, splitJsonBody } from './json-elements.js';
+import { toIdString } from './mailjet-ids.js';
+import { MAILJET_EVENT_TYPES, type MailjetEventType } from './status.js';
 import { unstorableCharacter } from './storable-text.js';
 
 /** Mailjet's events are flat objects; a little nesting in extra fields is kept, not 5,000 levels. */

@@ -5,7 +5,7 @@ import { LEASE_EXPIRED_ERROR, reapExpiredLeases } from '../db/jobs-repo.js';
 import { type Pool, withTransaction } from '../db/pool.js';
 import { closePendingRecipients } from '../db/recipients-repo.js';
 import { recordStatusChanges } from '../db/status-changes-repo.js';
-import { coerceError } from '../errors.js';
+import { coerceError } from '../domain/errors.js';
 import type { Logger } from '../log.js';
 
 export interface LeaseReaper {

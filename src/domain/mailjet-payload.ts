@@ -1,6 +1,6 @@
 // Jobs → Mailjet Send API v3.1 bodies, pure. One job is one Mailjet message object; a call carries at
 // most 50 recipients over all its messages (To+Cc+Bcc) and stays under Mailjet's ~15 MB request cap.
-import type { Address, MessageContent, Recipient } from '../jobs/message.js';
+import type { Address, MessageContent, Recipient } from './message.js';
 
 export const MAX_RECIPIENTS_PER_CALL = 50;
 /** Mailjet rejects requests above ~15 MB with a 413; keep a margin for the envelope and encoding. */

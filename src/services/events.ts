@@ -13,11 +13,11 @@ import type { Bus } from '../bus.js';
 import { insertEvents, lockMessagesExclusive, matchEvents, type StoredEvent } from '../db/events-repo.js';
 import { type Pool, type Queryable, withTransaction } from '../db/pool.js';
 import { insertRejectedEvents, type RejectedEventRow } from '../db/rejected-events-repo.js';
-import { AppError, ServiceUnavailableError } from '../errors.js';
-import { applyEvents } from '../jobs/apply-events.js';
+import { AppError, ServiceUnavailableError } from '../domain/errors.js';
+import { type MailjetEvent, MAX_EVENTS_PER_BODY, type ParsedEvents, parseEventBodyInSteps, type RejectedEvent, type RejectionKind } from '../domain/event-parse.js';
+import { storableText } from '../domain/storable-text.js';
 import type { Logger } from '../log.js';
-import { type MailjetEvent, MAX_EVENTS_PER_BODY, type ParsedEvents, parseEventBodyInSteps, type RejectedEvent, type RejectionKind } from './parse.js';
-import { storableText } from './storable-text.js';
+import { applyEvents } from './apply-events.js';
 
 /** What a callback's answer says happened to its elements. */
 export interface EventsReceipt {

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { findAppByName, insertApiKey, insertApp } from '../db/apps-repo.js';
 import { type Pool, withTransaction } from '../db/pool.js';
 import { apiKeyPrefix, generateApiKey } from './api-keys.js';
-import { authenticateApiKey } from './service.js';
+import { authenticateApiKey } from './apps.js';
 
 export const DEV_APP_NAME = 'dev';
 

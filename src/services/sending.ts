@@ -6,9 +6,9 @@ import { acceptJobs, settleJobs,type Settlement } from '../db/jobs-repo.js';
 import { type Pool, withTransaction } from '../db/pool.js';
 import { type AcceptedIds, acceptRecipients, closePendingRecipients, type RecipientRow } from '../db/recipients-repo.js';
 import { recordStatusChanges } from '../db/status-changes-repo.js';
-import type { AcceptedRecipient } from '../mailjet/outcome.js';
+import type { AcceptedRecipient } from '../domain/mailjet-outcome.js';
+import type { SendResult } from '../domain/send-decision.js';
 import { applyEvents } from './apply-events.js';
-import type { SendResult } from './send-decision.js';
 
 export interface RecordSummary {
   accepted: string[];
