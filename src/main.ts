@@ -1,6 +1,6 @@
 // The composition root: config → log → database (DATABASE_URL or embedded) → migrations → Mailjet
-// (real or the simulator) → consumers, LISTEN, HTTP. Nothing else constructs long-lived things.
-// bin/jetpost.ts runs it as a process; tests start it in-process.
+// (real, or in dev mode the simulator, loaded only then) → services → workers, LISTEN, HTTP. Nothing
+// else constructs long-lived things. bin/jetpost.ts runs it as a process; tests start it in-process.
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
@@ -9,27 +9,32 @@ import path from 'node:path';
 
 import { type Bus, createBus } from './bus.js';
 import type { Config } from './config.js';
-import { latestMigrationId, migrationsApplied } from './db/migrate.js';
-import { jobsChannel, listen, type Listener, webhooksChannel } from './db/notify.js';
+import { latestMigrationId } from './db/migrate.js';
+import { listen, type Listener, notifyChannels } from './db/notify.js';
 import { openDatabase } from './db/open.js';
 import type { Pool } from './db/pool.js';
 import { StartupError } from './domain/errors.js';
 import { parseTargetPolicy } from './domain/target-policy.js';
 import { finishedWithin } from './finished-within.js';
 import { createApp, routeTable } from './http/app.js';
-import type { Readiness } from './http/routes/ops.js';
 import { createLogger, type Logger } from './log.js';
 import { createMailjetClient, MAILJET_DEFAULT_BASE_URL } from './mailjet/client.js';
 import { createMetrics } from './metrics.js';
 import { OPENAPI_PATH } from './paths.js';
 import { readOrCreateSecretFile } from './secret-file.js';
+import { createAdminService } from './services/admin.js';
 import { authenticateApiKey } from './services/apps.js';
 import { ensureDevApiKey } from './services/dev-key.js';
 import { receiveEvents } from './services/events.js';
 import { createJobService } from './services/jobs.js';
-import { createSimulator, type Simulator } from './simulator/server.js';
+import { createRateLimitCounters } from './services/rate-limits.js';
+import { createReadiness } from './services/readiness.js';
+import { createSendingService } from './services/sending.js';
+import { createWebhookDeliveries } from './services/webhooks.js';
+// A type only: the simulator itself is loaded by startDevSimulator, in dev mode.
+import type { Simulator } from './simulator/server.js';
 import { type ConsumerPool, createConsumerPool } from './workers/consumer-pool.js';
-import { startLeaseReaper } from './workers/lease-reaper.js';
+import { createLeaseReaper } from './workers/lease-reaper.js';
 import { createSendGate } from './workers/send-gate.js';
 import { createWakeup } from './workers/wakeup.js';
 import { createWebhookDispatcher } from './workers/webhook-dispatcher.js';
@@ -93,10 +98,10 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
   const metrics = createMetrics(bus);
   const wakeup = createWakeup();
   const webhookWakeup = createWakeup();
-  const channel = jobsChannel(config.database.schema);
+  const channels = notifyChannels(config.database.schema);
   const listener: Listener = listen({
     connectionString,
-    channels: { [channel]: () => wakeup.wake(), [webhooksChannel(config.database.schema)]: () => webhookWakeup.wake() },
+    channels: { [channels.jobs]: () => wakeup.wake(), [channels.webhooks]: () => webhookWakeup.wake() },
     log,
   });
   cleanups.push(() => stopWithin('the LISTEN connection', listener.close(), STOP_STEP_MS));
@@ -108,19 +113,16 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
   let mailjetBaseUrl = config.mailjet.baseUrl;
   let credentials = config.mailjet.credentials;
   if (credentials === undefined) {
-    simulator = createSimulator({ log: (message, fields) => log.debug(message, { component: 'simulator', ...fields }) });
-    cleanups.push(() => stopWithin('the simulator', simulator!.close(), STOP_STEP_MS));
-    mailjetBaseUrl = await simulator.listen(config.mailjet.simulatorPort, '127.0.0.1').catch((error: unknown) => {
-      throw portError(error, 'SIMULATOR_PORT', config.mailjet.simulatorPort, '127.0.0.1');
-    });
+    ({ simulator, url: mailjetBaseUrl } = await startDevSimulator(config, log, cleanups, stopWithin));
     credentials = { apiKey: 'simulator', apiSecret: 'simulator' };
   }
   const mailjet = createMailjetClient({ ...credentials, baseUrl: mailjetBaseUrl, timeoutMs: config.mailjet.timeoutMs });
 
-  const jobs = createJobService({ pool, notifyChannel: channel, maxAttempts: config.retry.maxAttempts, wakeLocal: () => wakeup.wake(), bus });
+  const jobs = createJobService({ pool, channels, maxAttempts: config.retry.maxAttempts, wakeLocal: () => wakeup.wake(), bus });
+  const sending = createSendingService({ pool, channels, leaseMs: config.consumers.leaseMs });
   const gate = createSendGate({ ratePerSecond: config.mailjet.ratePerSecond });
   const consumers = createConsumerPool({
-    pool,
+    sending,
     mailjet,
     wakeup,
     gate,
@@ -133,26 +135,9 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
     bus,
   });
 
-  const readiness = async (): Promise<Readiness> => {
-    const blocked = gate.state().blocked;
-    const mailjetCheck = blocked === undefined ? { ok: true } : { ok: false, detail: `sending stopped: ${blocked}` };
-    try {
-      const applied = await migrationsApplied(pool, expectedMigration);
-      return {
-        ready: applied && mailjetCheck.ok,
-        checks: {
-          database: { ok: true },
-          migrations: applied ? { ok: true } : { ok: false, detail: 'the database is behind sql/' },
-          mailjet: mailjetCheck,
-        },
-      };
-    } catch (error) {
-      return { ready: false, checks: { database: { ok: false, detail: (error as Error).message }, mailjet: mailjetCheck } };
-    }
-  };
   const targetPolicy = parseTargetPolicy(config.webhooks.allowedTargets);
   const dispatcher = createWebhookDispatcher({
-    pool,
+    deliveries: createWebhookDeliveries(pool),
     wakeup: webhookWakeup,
     policy: targetPolicy,
     timeoutMs: config.webhooks.timeoutMs,
@@ -166,12 +151,11 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
   const adminKey = config.adminApiKey ?? (config.devMode ? await readOrCreateSecretFile(path.join(config.dataDir, 'dev-admin-key')) : undefined);
   const app = createApp({
     jobs,
-    pool,
-    notifyChannel: channel,
+    admin: createAdminService({ pool, channels, targetPolicy }),
+    rateLimits: createRateLimitCounters(pool),
     adminKey,
-    targetPolicy,
     authenticate: (key) => authenticateApiKey(pool, key),
-    receiveEvents: (body) => receiveEvents({ pool, bus, log }, body),
+    receiveEvents: (body) => receiveEvents({ pool, channels, bus, log }, body),
     eventsCredentials,
     limits: {
       queueBody: config.queueBodyLimit,
@@ -180,12 +164,13 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
       eventsPerMinute: config.rateLimits.eventsPerMinute,
     },
     trustProxy: config.trustProxy,
-    readiness,
+    readiness: createReadiness({ pool, expectedMigration, sendingStopped: () => gate.state().blocked }),
     // As long as one statement may take: a database slower than that is not ready.
     readinessTimeoutMs: config.database.timeouts.statementMs,
     metrics: async () => ({ contentType: metrics.contentType, body: await metrics.text() }),
     openapi: await fs.readFile(OPENAPI_PATH, 'utf8'),
     log,
+    now: () => new Date(),
   });
 
   const server = createServer(app);
@@ -199,7 +184,8 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
 
   consumers.start();
   dispatcher.start();
-  const reaper = startLeaseReaper({ pool, intervalMs: Math.max(1_000, Math.floor(config.consumers.leaseMs / 4)), onRequeued: () => wakeup.wake(), log });
+  const reaper = createLeaseReaper({ sending, intervalMs: Math.max(1_000, Math.floor(config.consumers.leaseMs / 4)), onRequeued: () => wakeup.wake(), log });
+  void reaper.start();
   // SIGTERM: consumers stop claiming and finish their calls in flight while HTTP drains, within
   // SHUTDOWN_TIMEOUT_MS; then the reaper, LISTEN, the simulator, the pool and the embedded database
   // stop, in that order, each with a deadline of its own.
@@ -211,7 +197,7 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
       closeServer(server, deadlineMs),
       stopWithin('the webhook dispatcher', dispatcher.stop(deadlineMs), deadlineMs + 3 * STOP_STEP_MS),
     ]);
-    await stopWithin('the lease reaper', reaper.stop(), STOP_STEP_MS);
+    await stopWithin('the lease reaper', reaper.stop(STOP_STEP_MS), STOP_STEP_MS);
   });
 
   let devApiKey: string | undefined;
@@ -262,6 +248,25 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
     },
     stopNow: () => database.stopNow(),
   };
+}
+
+/**
+ * Dev mode's stand-in for Mailjet, started on SIMULATOR_PORT. The simulator is loaded here and only
+ * here, on demand: it stays out of the production import graph.
+ */
+async function startDevSimulator(
+  config: Config,
+  log: Logger,
+  cleanups: Array<() => Promise<void>>,
+  stopWithin: (what: string, work: Promise<unknown>, ms: number) => Promise<void>,
+): Promise<{ simulator: Simulator; url: string }> {
+  const { createSimulator } = await import('./simulator/server.js');
+  const simulator = createSimulator({ log: (message, fields) => log.debug(message, { component: 'simulator', ...fields }) });
+  cleanups.push(() => stopWithin('the simulator', simulator.close(), STOP_STEP_MS));
+  const url = await simulator.listen(config.mailjet.simulatorPort, '127.0.0.1').catch((error: unknown) => {
+    throw portError(error, 'SIMULATOR_PORT', config.mailjet.simulatorPort, '127.0.0.1');
+  });
+  return { simulator, url };
 }
 
 /** An address as it goes before `:port` in a URL: IPv6 in brackets. */

@@ -1,5 +1,7 @@
 // One error family for the whole service. HTTP turns AppErrors into problem+json; background loops
-// log them. `cause` is always kept so a log line leads back to the original failure.
+// log them. `cause` is always kept so a log line leads back to the original failure. What a Mailjet
+// call did is not an error but a value (domain/mailjet-outcome.ts's CallOutcome): every answer,
+// failures included, is decided on in the same place.
 
 export interface FieldError {
   /** JSON path of the bad field, e.g. `messages.0.to.1.email`. */
@@ -63,26 +65,6 @@ export class ServiceUnavailableError extends AppError {
   override readonly name = 'ServiceUnavailableError';
   constructor(message: string, options: AppErrorOptions = {}) {
     super('service-unavailable', 503, message, { ...options, headers: { 'Retry-After': '5', ...options.headers } });
-  }
-}
-
-/** A send that may succeed later: connection errors, timeouts, 5xx, 429. */
-export class TransientSendError extends AppError {
-  override readonly name = 'TransientSendError';
-  constructor(
-    message: string,
-    readonly retryAfterMs: number | undefined,
-    options: AppErrorOptions = {},
-  ) {
-    super('mailjet-transient', 502, message, options);
-  }
-}
-
-/** A send that will never succeed as it is: a 4xx answer for the request or the message. */
-export class PermanentSendError extends AppError {
-  override readonly name = 'PermanentSendError';
-  constructor(message: string, options: AppErrorOptions = {}) {
-    super('mailjet-permanent', 502, message, options);
   }
 }
 

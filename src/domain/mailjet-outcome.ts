@@ -16,6 +16,13 @@ export interface SendResponse {
   description: string;
 }
 
+/** A message Mailjet holds for a CustomID (a message look-up), one per recipient address. */
+export interface FoundMessage {
+  messageId: string;
+  messageUuid: string;
+  email: string;
+}
+
 export interface AcceptedRecipient {
   kind: RecipientKind;
   email: string;

@@ -6,6 +6,23 @@ export const MAX_RECIPIENTS_PER_CALL = 50;
 /** Mailjet rejects requests above ~15 MB with a 413; keep a margin for the envelope and encoding. */
 export const MAX_BYTES_PER_CALL = 14 * 1024 * 1024;
 
+/**
+ * Headers a message may not set, in lower case: Mailjet's own list (it sets them itself or has a
+ * dedicated property, and refuses them with send-0011), and the MIME structure (Reply-To,
+ * Content-Type, MIME-Version, Content-Transfer-Encoding), which follows from the message's fields.
+ */
+export const FORBIDDEN_HEADERS: ReadonlySet<string> = new Set(
+  [
+    'From', 'Sender', 'Subject', 'To', 'Cc', 'Bcc', 'Return-Path', 'Delivered-To', 'DKIM-Signature', 'DomainKey-Status',
+    'Received-SPF', 'Authentication-Results', 'Received', 'X-Mailjet-Prio', 'X-Mailjet-Debug', 'User-Agent', 'X-Mailer',
+    'X-MJ-CustomID', 'X-MJ-EventPayload', 'X-MJ-Vars', 'X-MJ-TemplateErrorDeliver', 'X-MJ-TemplateErrorReporting',
+    'X-MJ-TemplateLanguage', 'X-Mailjet-TrackOpen', 'X-Mailjet-TrackClick', 'X-MJ-TemplateID', 'X-MJ-WorkflowID',
+    'X-Feedback-Id', 'X-Mailjet-Segmentation', 'List-Id', 'X-MJ-MID', 'X-MJ-ErrorMessage', 'Date', 'X-CSA-Complaints',
+    'Message-Id', 'X-Mailjet-Campaign', 'X-MJ-StatisticsContactsListID', 'Reply-To', 'Content-Type', 'MIME-Version',
+    'Content-Transfer-Encoding',
+  ].map((name) => name.toLowerCase()),
+);
+
 export interface SendableJob {
   id: string;
   content: MessageContent;
@@ -126,7 +143,7 @@ function toMailjetAttachment(attachment: NonNullable<MessageContent['attachments
 }
 
 /** Recipients as Mailjet counts them: To+Cc+Bcc of a message, each address once. */
-export function countRecipients(recipients: readonly Recipient[]): number {
+export function countRecipients<T extends Pick<Recipient, 'email'>>(recipients: readonly T[]): number {
   return new Set(recipients.map((recipient) => recipient.email.toLowerCase())).size;
 }
 

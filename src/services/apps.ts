@@ -1,17 +1,9 @@
 // Apps and their keys: create an app with its first key, rotate and revoke keys, and authenticate a request's key.
-import { type App, findApiKeyByPrefix, findAppByName, insertApiKey, insertApp, revokeApiKeys } from '../db/apps-repo.js';
+import { findApiKeyByPrefix, findAppByName, insertApiKey, insertApp, revokeApiKeys } from '../db/apps-repo.js';
 import { type Pool, type Queryable, withTransaction } from '../db/pool.js';
+import { type App, APP_NAME_PATTERN, APP_NAME_RULE,type AppIdentity } from '../domain/app.js';
 import { ConflictError, isUniqueViolation, NotFoundError, ValidationError } from '../domain/errors.js';
 import { apiKeyMatches, apiKeyPrefix, generateApiKey } from './api-keys.js';
-
-export interface AppIdentity {
-  id: string;
-  name: string;
-}
-
-/** App names appear in URLs, logs and CLI output: keep them plain. */
-export const APP_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
-export const APP_NAME_RULE = 'letters, digits and . _ - (at most 100), starting with a letter or digit';
 
 /** Creates an app and its first API key; the key is returned once and never stored. */
 export async function createAppWithKey(pool: Pool, name: string): Promise<{ app: App; key: string }> {

@@ -10,10 +10,12 @@
 import { createHash } from 'node:crypto';
 
 import type { Bus } from '../bus.js';
-import { insertEvents, lockMessagesExclusive, matchEvents, type StoredEvent } from '../db/events-repo.js';
+import { insertEvents, lockMessagesExclusive, matchEvents } from '../db/events-repo.js';
+import type { NotifyChannels } from '../db/notify.js';
 import { type Pool, type Queryable, withTransaction } from '../db/pool.js';
 import { insertRejectedEvents, type RejectedEventRow } from '../db/rejected-events-repo.js';
 import { AppError, ServiceUnavailableError } from '../domain/errors.js';
+import type { StoredEvent } from '../domain/event.js';
 import { type MailjetEvent, MAX_EVENTS_PER_BODY, type ParsedEvents, parseEventBodyInSteps, type RejectedEvent, type RejectionKind } from '../domain/event-parse.js';
 import { storableText } from '../domain/storable-text.js';
 import type { Logger } from '../log.js';
@@ -30,6 +32,7 @@ export interface EventsReceipt {
 
 export interface EventsDeps {
   pool: Pool;
+  channels: NotifyChannels;
   bus: Bus;
   log: Logger;
 }
@@ -52,7 +55,7 @@ const BUSY_SQLSTATES = new Set([...RETRYABLE_SQLSTATES, '53200', '55P03']);
  * kept aside too, then refused with a 400: it is a damaged transmission (a retry may arrive whole)
  * or does not come from Mailjet, and acknowledging it would drop whatever events it carried.
  */
-export async function receiveEvents({ pool, bus, log }: EventsDeps, text: string): Promise<EventsReceipt> {
+export async function receiveEvents({ pool, channels, bus, log }: EventsDeps, text: string): Promise<EventsReceipt> {
   const parsed = await parseInSteps(text);
   if (!parsed.ok && parsed.tooMany) {
     log.warn('refused a callback body with too many elements', { component: 'events', reason: parsed.reason, length: text.length });
@@ -77,7 +80,7 @@ export async function receiveEvents({ pool, bus, log }: EventsDeps, text: string
       first: rejected.slice(0, 5).map((entry) => ({ index: entry.index, kind: entry.kind, reason: reasonOf(entry).slice(0, 200) })),
     });
   }
-  const result = await ingestEvents(pool, events);
+  const result = await ingestEvents(pool, channels, events);
   bus.emit('events:ingested', { received: events.length, stored: result.stored, unmatched: result.unmatched });
   return {
     received: events.length + rejected.length,
@@ -108,17 +111,17 @@ export interface IngestResult {
 }
 
 /** Stores and applies valid events, in bounded transactions; resolves once every one is committed. */
-export async function ingestEvents(pool: Pool, events: readonly MailjetEvent[]): Promise<IngestResult> {
+export async function ingestEvents(pool: Pool, channels: NotifyChannels, events: readonly MailjetEvent[]): Promise<IngestResult> {
   const total: IngestResult = { stored: 0, unmatched: 0 };
   for (const chunk of transactionChunks(events)) {
-    const part = await inTransaction(pool, (tx) => storeAndApply(tx, chunk));
+    const part = await inTransaction(pool, (tx) => storeAndApply(tx, channels, chunk));
     total.stored += part.stored;
     total.unmatched += part.unmatched;
   }
   return total;
 }
 
-async function storeAndApply(tx: Queryable, events: readonly MailjetEvent[]): Promise<IngestResult> {
+async function storeAndApply(tx: Queryable, channels: NotifyChannels, events: readonly MailjetEvent[]): Promise<IngestResult> {
   const stored = await insertEvents(tx, events);
   const unmatched = stored.filter((event) => event.recipientId === null);
   let matchedNow: StoredEvent[] = [];
@@ -135,7 +138,7 @@ async function storeAndApply(tx: Queryable, events: readonly MailjetEvent[]): Pr
     );
   }
   const matchedNowIds = new Set(matchedNow.map((event) => event.id));
-  await applyEvents(tx, [...stored.filter((event) => event.recipientId !== null), ...matchedNow]);
+  await applyEvents(tx, channels, [...stored.filter((event) => event.recipientId !== null), ...matchedNow]);
   return { stored: stored.length, unmatched: unmatched.filter((event) => !matchedNowIds.has(event.id)).length };
 }
 

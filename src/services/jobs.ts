@@ -1,16 +1,22 @@
-// The job operations behind the HTTP API: enqueue (with idempotency), cancel, and read.
+// The job operations behind the API: enqueue (with idempotency), cancel, and read (jobs and the
+// changes feed). Each write is one transaction that ends with its NOTIFY steps.
 import { createHash } from 'node:crypto';
 
 import type { Bus } from '../bus.js';
-import { findEventsOfJobs, type StoredEvent } from '../db/events-repo.js';
+import { findEventsOfJobs } from '../db/events-repo.js';
 import { claimIdempotencyKey, setIdempotencyJobIds } from '../db/idempotency-repo.js';
-import { cancelJob, findJobs, findJobsByCustomId, insertJobs, type JobRow } from '../db/jobs-repo.js';
-import { notifyJobsReady } from '../db/notify.js';
+import { cancelJob, findJobs, findJobsByCustomId, insertJobs } from '../db/jobs-repo.js';
+import { notify, type NotifyChannels } from '../db/notify.js';
 import { type Pool, type Queryable, withTransaction } from '../db/pool.js';
-import { closePendingRecipients, findRecipients, type RecipientRow } from '../db/recipients-repo.js';
-import { recordStatusChanges } from '../db/status-changes-repo.js';
+import { closePendingRecipients, findRecipients } from '../db/recipients-repo.js';
+import { readFeed, recordStatusChanges } from '../db/status-changes-repo.js';
 import { ConflictError, NotFoundError } from '../domain/errors.js';
+import type { StoredEvent } from '../domain/event.js';
+import type { JobRow } from '../domain/job.js';
 import type { NewJob } from '../domain/message.js';
+import type { RecipientRow } from '../domain/recipient.js';
+import type { FeedCursor, StatusChangeRow } from '../domain/status-change.js';
+import { queueWebhookDeliveries } from './webhook-outbox.js';
 
 export interface JobView {
   job: JobRow;
@@ -26,8 +32,8 @@ export interface EnqueueResult {
 
 export interface JobServiceDeps {
   pool: Pool;
-  /** The LISTEN/NOTIFY channel that wakes the consumers of every replica. */
-  notifyChannel: string;
+  /** The LISTEN/NOTIFY channels that wake the consumers and dispatchers of every replica. */
+  channels: NotifyChannels;
   maxAttempts: number;
   /** Wakes this process's idle consumers at once. */
   wakeLocal: () => void;
@@ -40,6 +46,8 @@ export interface JobService {
   cancel(appId: string, jobId: string): Promise<JobRow>;
   view(appId: string, jobIds: readonly string[]): Promise<JobView[]>;
   viewByCustomId(appId: string, customIds: readonly string[], limit: number): Promise<JobView[]>;
+  /** The app's status changes after `after`, oldest first (see readFeed: none is ever skipped). */
+  changes(appId: string, after: FeedCursor, limit: number): Promise<StatusChangeRow[]>;
 }
 
 /** A stable hash of the normalised request: the same key with another body is a conflict. */
@@ -47,7 +55,7 @@ export function requestHash(jobs: readonly NewJob[]): string {
   return createHash('sha256').update(JSON.stringify(jobs)).digest('hex');
 }
 
-export function createJobService({ pool, notifyChannel, maxAttempts, wakeLocal, bus, now = () => new Date() }: JobServiceDeps): JobService {
+export function createJobService({ pool, channels, maxAttempts, wakeLocal, bus, now = () => new Date() }: JobServiceDeps): JobService {
   async function insert(tx: Queryable, appId: string, jobs: readonly NewJob[]): Promise<string[]> {
     const at = now();
     const ids = await insertJobs(
@@ -59,7 +67,7 @@ export function createJobService({ pool, notifyChannel, maxAttempts, wakeLocal, 
       }),
     );
     // Delivered at commit, to the consumers of every replica.
-    await notifyJobsReady(tx, notifyChannel);
+    await notify(tx, channels.jobs);
     return ids;
   }
 
@@ -113,7 +121,8 @@ export function createJobService({ pool, notifyChannel, maxAttempts, wakeLocal, 
         const cancelled = await cancelJob(tx, appId, jobId);
         if (cancelled) {
           await closePendingRecipients(tx, [jobId], 'cancelled');
-          await recordStatusChanges(tx, [{ jobId, recipientId: null, oldStatus: cancelled.oldStatus, newStatus: 'cancelled', details: null }]);
+          const changes = await recordStatusChanges(tx, [{ jobId, recipientId: null, oldStatus: cancelled.oldStatus, newStatus: 'cancelled', details: null }]);
+          await queueWebhookDeliveries(tx, channels, changes);
           return cancelled.job;
         }
         const [existing] = await findJobs(tx, appId, [jobId]);
@@ -130,6 +139,10 @@ export function createJobService({ pool, notifyChannel, maxAttempts, wakeLocal, 
 
     async viewByCustomId(appId, customIds, limit) {
       return loadViews(pool, await findJobsByCustomId(pool, appId, customIds, limit));
+    },
+
+    changes(appId, after, limit) {
+      return readFeed(pool, appId, after, limit);
     },
   };
 }

@@ -1,14 +1,20 @@
-// Records what a Mailjet call did to each of its jobs, in one transaction: accepted jobs get their
-// recipients' MessageIDs, failed and deferred jobs leave their lease, and events that arrived before
-// the MessageIDs were known are applied now.
+// The consumers' transitions: claim a batch (one statement: leased to one consumer), renew or give
+// back its leases, leave suppressed addresses out, record what a Mailjet call did to each job (one
+// transaction), and return the jobs of consumers that died (the lease reaper's pass). No
+// transaction is open while Mailjet is called: the consumer calls between these steps.
 import { lockMessagesShared, matchKeptEvents } from '../db/events-repo.js';
-import { acceptJobs, settleJobs,type Settlement } from '../db/jobs-repo.js';
+import { acceptJobs, claimJobs, extendLeases, nextRunAt, reapExpiredLeases, releaseJobs, settleJobs, type Settlement } from '../db/jobs-repo.js';
+import type { NotifyChannels } from '../db/notify.js';
 import { type Pool, withTransaction } from '../db/pool.js';
-import { type AcceptedIds, acceptRecipients, closePendingRecipients, type RecipientRow } from '../db/recipients-repo.js';
+import { acceptRecipients, closePendingRecipients, findRecipients, setRecipientStatuses } from '../db/recipients-repo.js';
 import { recordStatusChanges } from '../db/status-changes-repo.js';
-import type { AcceptedRecipient } from '../domain/mailjet-outcome.js';
+import { findSuppressed } from '../db/suppressions-repo.js';
+import { type ClaimedJob, LEASE_EXPIRED_ERROR } from '../domain/job.js';
+import { matchRecipients, type RecipientRow } from '../domain/recipient.js';
 import type { SendResult } from '../domain/send-decision.js';
+import type { SuppressionReason } from '../domain/suppression.js';
 import { applyEvents } from './apply-events.js';
+import { queueWebhookDeliveries } from './webhook-outbox.js';
 
 export interface RecordSummary {
   accepted: string[];
@@ -18,8 +24,63 @@ export interface RecordSummary {
   lostLease: string[];
 }
 
-export async function recordSendResults(
+export interface ReapedJob {
+  id: string;
+  /** deferred: back in the queue, to be looked up at Mailjet first; failed: its attempts were spent. */
+  status: 'failed' | 'deferred';
+}
+
+export interface SendingService {
+  /** Claims up to `limit` due jobs for `workerId`, leased for the service's lease time. */
+  claim(workerId: string, limit: number): Promise<ClaimedJob[]>;
+  loadRecipients(jobIds: readonly string[]): Promise<RecipientRow[]>;
+  /** The suppressed (app, address) pairs among those given (see suppressionKey). */
+  findSuppressed(pairs: ReadonlyArray<{ appId: string; email: string }>): Promise<Map<string, SuppressionReason>>;
+  /** Marks recipients left out of a send because their address is suppressed. */
+  markSuppressed(recipientIds: readonly string[]): Promise<void>;
+  /** Renews the leases; returns the ids still held. */
+  extendLeases(workerId: string, jobIds: readonly string[]): Promise<string[]>;
+  /** Gives unsent jobs back to the queue without counting the attempt. */
+  release(workerId: string, jobIds: readonly string[]): Promise<string[]>;
+  /** When the next claimable job falls due (null: none). */
+  nextRunAt(): Promise<Date | null>;
+  /** Records what a Mailjet call (or a look-up) did to each job, in one transaction. */
+  record(workerId: string, recipientsByJob: ReadonlyMap<string, readonly RecipientRow[]>, results: readonly SendResult[]): Promise<RecordSummary>;
+  /** Returns up to `limit` jobs whose lease expired to the queue (or fails them when their attempts are spent). */
+  reapExpiredLeases(limit: number): Promise<ReapedJob[]>;
+  /** True once the pool has been ended for good: a failed query is then not worth retrying. */
+  ended(): boolean;
+}
+
+export interface SendingServiceDeps {
+  pool: Pool;
+  channels: NotifyChannels;
+  /** How long a claim or a renewal holds a job, in ms. */
+  leaseMs: number;
+}
+
+export function createSendingService({ pool, channels, leaseMs }: SendingServiceDeps): SendingService {
+  return {
+    claim: (workerId, limit) => claimJobs(pool, workerId, limit, leaseMs),
+    loadRecipients: (jobIds) => findRecipients(pool, jobIds),
+    findSuppressed: (pairs) => findSuppressed(pool, pairs),
+    markSuppressed: (recipientIds) => setRecipientStatuses(pool, new Map(recipientIds.map((id) => [id, 'suppressed']))),
+    extendLeases: (workerId, jobIds) => extendLeases(pool, workerId, jobIds, leaseMs),
+    release: (workerId, jobIds) => releaseJobs(pool, workerId, jobIds),
+    nextRunAt: () => nextRunAt(pool),
+    record: (workerId, recipientsByJob, results) => recordSendResults(pool, channels, workerId, recipientsByJob, results),
+    reapExpiredLeases: (limit) => reap(pool, channels, limit),
+    ended: () => pool.ending,
+  };
+}
+
+/**
+ * Accepted jobs get their recipients' MessageIDs, failed and deferred jobs leave their lease, and
+ * events that arrived before the MessageIDs were known are applied now.
+ */
+async function recordSendResults(
   pool: Pool,
+  channels: NotifyChannels,
   workerId: string,
   recipientsByJob: ReadonlyMap<string, readonly RecipientRow[]>,
   results: readonly SendResult[],
@@ -48,18 +109,21 @@ export async function recordSendResults(
     const acceptedSet = new Set(acceptedIds);
     await acceptRecipients(
       tx,
-      accepted.filter((r) => acceptedSet.has(r.jobId)).flatMap((r) => matchRecipients(recipientsByJob.get(r.jobId) ?? [], r.recipients)),
+      accepted
+        .filter((r) => acceptedSet.has(r.jobId))
+        .flatMap((r) => matchRecipients(recipientsByJob.get(r.jobId) ?? [], r.recipients).map(({ row, ids }) => ({ recipientId: row.id, messageId: ids.messageId, messageUuid: ids.messageUuid }))),
     );
     const settled = await settleJobs(tx, workerId, settlements);
     const failed = settled.filter((s) => s.status === 'failed').map((s) => s.id);
     await closePendingRecipients(tx, failed, 'failed');
-    await recordStatusChanges(tx, [
+    const changes = await recordStatusChanges(tx, [
       ...acceptedIds.map((jobId) => ({ jobId, recipientId: null, oldStatus: 'processing', newStatus: 'accepted', details: null })),
       ...settled
         .filter((s) => s.status === 'failed')
         .map((s) => ({ jobId: s.id, recipientId: null, oldStatus: 'processing', newStatus: 'failed', details: { error: s.error } })),
     ]);
-    await applyEvents(tx, await matchKeptEvents(tx, acceptedIds));
+    await queueWebhookDeliveries(tx, channels, changes);
+    await applyEvents(tx, channels, await matchKeptEvents(tx, acceptedIds));
     const done = new Set([...acceptedIds, ...settled.map((s) => s.id)]);
     return {
       accepted: acceptedIds,
@@ -70,16 +134,18 @@ export async function recordSendResults(
   });
 }
 
-/** Pairs Mailjet's per-recipient ids with our rows: same kind, same address, in order. */
-export function matchRecipients(rows: readonly RecipientRow[], accepted: readonly AcceptedRecipient[]): AcceptedIds[] {
-  const unused = [...rows];
-  const out: AcceptedIds[] = [];
-  for (const item of accepted) {
-    const index = unused.findIndex((row) => row.kind === item.kind && row.email.toLowerCase() === item.email.toLowerCase());
-    if (index >= 0) {
-      const [row] = unused.splice(index, 1);
-      out.push({ recipientId: row!.id, messageId: item.messageId, messageUuid: item.messageUuid });
-    }
-  }
-  return out;
+/** A lease that expired means its consumer's process died (or lost the database) mid-batch. */
+async function reap(pool: Pool, channels: NotifyChannels, limit: number): Promise<ReapedJob[]> {
+  // Bulk: after a crash a pass returns up to `limit` jobs with their recipients and status changes.
+  return withTransaction(pool, async (tx) => {
+    const rows = await reapExpiredLeases(tx, limit, LEASE_EXPIRED_ERROR);
+    const failed = rows.filter((row) => row.status === 'failed').map((row) => row.id);
+    await closePendingRecipients(tx, failed, 'failed');
+    const changes = await recordStatusChanges(
+      tx,
+      failed.map((jobId) => ({ jobId, recipientId: null, oldStatus: 'processing', newStatus: 'failed', details: { error: LEASE_EXPIRED_ERROR } })),
+    );
+    await queueWebhookDeliveries(tx, channels, changes);
+    return rows;
+  }, { bulk: true });
 }

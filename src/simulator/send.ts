@@ -100,8 +100,8 @@ const MALFORMED: Problem = {
   message: 'Malformed JSON, please review the syntax and properties types.',
   relatedTo: [],
 };
-/** Headers that have a dedicated property (send-0011), compared in lower case. */
-const FORBIDDEN_HEADERS = new Set(
+/** Headers that have a dedicated property (send-0011), compared in lower case: Mailjet's documented list. */
+export const FORBIDDEN_HEADERS: ReadonlySet<string> = new Set(
   [
     'From', 'Sender', 'Subject', 'To', 'Cc', 'Bcc', 'Return-Path', 'Delivered-To', 'DKIM-Signature',
     'DomainKey-Status', 'Received-SPF', 'Authentication-Results', 'Received', 'X-Mailjet-Prio',

@@ -2,29 +2,23 @@
 import { hostname } from 'node:os';
 
 import type { Bus } from '../bus.js';
-import { claimJobs, extendLeases, nextRunAt, releaseJobs } from '../db/jobs-repo.js';
-import type { Pool } from '../db/pool.js';
-import { findRecipients, setRecipientStatuses } from '../db/recipients-repo.js';
-import { findSuppressed } from '../db/suppressions-repo.js';
 import type { RetryPolicy } from '../domain/retry-policy.js';
-import { finishedWithin } from '../finished-within.js';
 import type { Logger } from '../log.js';
 import type { MailjetClient } from '../mailjet/client.js';
-import { recordSendResults } from '../services/sending.js';
-import { type Consumer, createConsumer } from './consumer.js';
+import type { SendingService } from '../services/sending.js';
+import { createConsumer } from './consumer.js';
+import type { WorkerLoop } from './loop.js';
 import type { SendGate } from './send-gate.js';
 import type { Wakeup } from './wakeup.js';
 
-/** How long halted consumers get to give back what they can (release unsent jobs) after the deadline. */
-const HALT_GRACE_MS = 2_000;
-
 export interface ConsumerPoolOptions {
-  pool: Pool;
+  sending: SendingService;
   mailjet: MailjetClient;
   wakeup: Wakeup;
   gate: SendGate;
   concurrency: number;
   batchSize: number;
+  /** The sending service's lease time, in ms. */
   leaseMs: number;
   idleCheckMs: number;
   retry: RetryPolicy;
@@ -46,30 +40,31 @@ export interface ConsumerPool {
 }
 
 export function createConsumerPool(options: ConsumerPoolOptions): ConsumerPool {
-  const { pool, mailjet, wakeup, gate, log, bus } = options;
+  const { sending, mailjet, wakeup, gate, log, bus } = options;
   const instanceId = options.instanceId ?? `${hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`;
-  const consumers: Consumer[] = [];
-  const running: Promise<void>[] = [];
+  const consumers: WorkerLoop[] = [];
+  let started = false;
 
   for (let index = 0; index < options.concurrency; index += 1) {
     const id = `${instanceId}/${index}`;
     consumers.push(
       createConsumer({
         id,
-        claim: () => claimJobs(pool, id, options.batchSize, options.leaseMs),
-        loadRecipients: (jobIds) => findRecipients(pool, jobIds),
+        claim: () => sending.claim(id, options.batchSize),
+        loadRecipients: (jobIds) => sending.loadRecipients(jobIds),
         send: (body) => mailjet.send(body),
         lookup: (customId) => mailjet.findByCustomId(customId),
-        record: (recipientsByJob, results) => recordSendResults(pool, id, recipientsByJob, results),
-        findSuppressed: (pairs) => findSuppressed(pool, pairs),
-        markSuppressed: (recipientIds) => setRecipientStatuses(pool, new Map(recipientIds.map((rid) => [rid, 'suppressed']))),
-        extendLeases: (jobIds) => extendLeases(pool, id, jobIds, options.leaseMs),
-        release: (jobIds) => releaseJobs(pool, id, jobIds),
-        nextRunAt: () => nextRunAt(pool),
-        poolEnded: () => pool.ending,
+        record: (recipientsByJob, results) => sending.record(id, recipientsByJob, results),
+        findSuppressed: (pairs) => sending.findSuppressed(pairs),
+        markSuppressed: (recipientIds) => sending.markSuppressed(recipientIds),
+        extendLeases: (jobIds) => sending.extendLeases(id, jobIds),
+        release: (jobIds) => sending.release(id, jobIds),
+        nextRunAt: () => sending.nextRunAt(),
+        poolEnded: () => sending.ended(),
         wakeup,
         gate,
         retry: options.retry,
+        leaseMs: options.leaseMs,
         idleCheckMs: options.idleCheckMs,
         log,
         bus,
@@ -80,29 +75,26 @@ export function createConsumerPool(options: ConsumerPoolOptions): ConsumerPool {
   return {
     instanceId,
     start() {
-      if (running.length > 0) {
+      if (started) {
         return;
       }
+      started = true;
       log.info('consumers started', { component: 'consumer-pool', instance: instanceId, concurrency: consumers.length, batchSize: options.batchSize });
-      running.push(...consumers.map((consumer) => consumer.run()));
+      consumers.forEach((consumer) => void consumer.start());
     },
     async stop(deadlineMs) {
-      consumers.forEach((consumer) => consumer.stop());
-      wakeup.close();
+      const stopping = consumers.map((consumer) => consumer.stop(deadlineMs));
       gate.close();
-      const all = Promise.all(running);
-      const finished = await finishedWithin(all, deadlineMs);
+      const results = await Promise.all(stopping);
+      const finished = results.every((result) => result.finished);
       if (!finished) {
-        consumers.forEach((consumer) => consumer.halt());
-        // A query in progress on a frozen database cannot be cut short: past this, it is left behind.
-        const returned = await finishedWithin(all, HALT_GRACE_MS);
+        // A query in progress on a frozen database cannot be cut short: past the halt grace, it is left behind.
         log.warn('consumers did not finish before the shutdown deadline; their leases will expire and the jobs return to the queue', {
           component: 'consumer-pool',
           deadlineMs,
-          returnedAfterHalt: returned,
+          returnedAfterHalt: results.every((result) => result.returnedAfterHalt),
         });
       }
-      running.length = 0;
       return { finished };
     },
   };

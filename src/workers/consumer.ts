@@ -1,27 +1,30 @@
-// One consumer: claim a batch of due jobs (one statement, committed), send them to Mailjet in calls
-// of at most 50 recipients, record each call's results (one transaction). No transaction is open
-// while Mailjet is called. When there is nothing to do it sleeps on the wake-up (no polling).
+// One consumer: a worker loop (loop.ts) whose turn claims a batch of due jobs (one statement,
+// committed), sends them to Mailjet in calls of at most 50 recipients, and records each call's
+// results (one transaction). No transaction is open while Mailjet is called. When there is nothing
+// to do it idles on the wake-up (no polling). What to do with a batch is decided by the pure
+// planners of domain/send-plan.ts; this file is the I/O between them.
 //
-// Before each call the consumer passes the process's send gate (rate limit, 429 pause, 401 stop)
-// and renews the leases of the jobs still to send. A job whose last attempt ended without a clear
-// answer is first looked up at Mailjet by its CustomID, so a timeout does not become a duplicate.
-// On stop, calls in flight finish and the jobs not yet sent are released unsent. On halt (the
-// shutdown deadline) nothing waits on the database any more: what could not be recorded or released
-// keeps its lease, and the lease reaper returns it marked "outcome unknown" (looked up, not resent).
+// Before each call the consumer renews the leases of the jobs still to send, then passes the
+// process's send gate (rate limit, 429 pause, 401 stop), and calls at once: a 429 seen by another
+// consumer meanwhile holds this call back too. A job whose last attempt ended without a clear answer
+// is first looked up at Mailjet by its CustomID, so a timeout does not become a duplicate. On stop,
+// calls in flight finish and the jobs not yet sent are released unsent. On halt (the shutdown
+// deadline) nothing waits on the database any more: what could not be recorded or released keeps
+// its lease, and the lease reaper returns it marked "outcome unknown" (looked up, not resent).
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import type { Bus } from '../bus.js';
-import type { ClaimedJob, JobRow } from '../db/jobs-repo.js';
-import type { RecipientRow } from '../db/recipients-repo.js';
-import { suppressionKey } from '../db/suppressions-repo.js';
 import { coerceError } from '../domain/errors.js';
-import { type AcceptedRecipient, classifySendResponse, type SendResponse } from '../domain/mailjet-outcome.js';
-import { customIdForJob, type MailjetMessage, type MailjetSendBody, messageBytes, packCalls, toMailjetMessage } from '../domain/mailjet-payload.js';
-import type { RetryPolicy } from '../domain/retry-policy.js';
-import { decideSendResults, giveUpAfterLookUp, retryOrFail, type SendResult } from '../domain/send-decision.js';
+import type { ClaimedJob } from '../domain/job.js';
+import { classifySendResponse, type FoundMessage, type SendResponse } from '../domain/mailjet-outcome.js';
+import { customIdForJob, type MailjetSendBody } from '../domain/mailjet-payload.js';
+import { type RecipientRow, recipientsByJob } from '../domain/recipient.js';
+import { type Backoff, backoffMs, type RetryPolicy } from '../domain/retry-policy.js';
+import { decideSendResults, type SendResult } from '../domain/send-decision.js';
+import { addressesOf, jobsToLookUp, lookUpResult, planCalls, type PlannedCall, planSuppression, recipientsOfJobs } from '../domain/send-plan.js';
 import type { Logger } from '../log.js';
-import type { FoundMessage } from '../mailjet/client.js';
 import type { RecordSummary } from '../services/sending.js';
+import { createWorkerLoop, type TurnContext, type WorkerLoop } from './loop.js';
 import type { SendGate } from './send-gate.js';
 import type { Wakeup } from './wakeup.js';
 
@@ -48,6 +51,8 @@ export interface ConsumerDeps {
   wakeup: Wakeup;
   gate: SendGate;
   retry: RetryPolicy;
+  /** How long a claim or a renewal holds a job: a call waiting at the gate renews its leases every half of it. */
+  leaseMs: number;
   /** Longest idle sleep: a safety net for a missed notification, not the way work is found. */
   idleCheckMs: number;
   log: Logger;
@@ -56,63 +61,50 @@ export interface ConsumerDeps {
   random?: () => number;
 }
 
-export interface Consumer {
-  /** Runs until stop(); never rejects. */
-  run(): Promise<void>;
-  /** Stops claiming; the batch in hand stops at its next call. */
-  stop(): void;
-  /** Stops waiting on the database too (the shutdown deadline): see the top of this file. */
-  halt(): void;
-}
-
-const ERROR_BACKOFF_MS = [250, 500, 1_000, 2_000, 5_000];
+/** Between failed batches, and between attempts to record a Mailjet answer while the database is away. */
+export const CONSUMER_BACKOFF: Backoff = { baseMs: 250, factor: 2, maxMs: 5_000, jitter: 0 };
 
 interface Batch {
   jobs: ClaimedJob[];
   recipientsByJob: Map<string, RecipientRow[]>;
 }
 
-export function createConsumer(deps: ConsumerDeps): Consumer {
+export function createConsumer(deps: ConsumerDeps): WorkerLoop {
   const { id, log, bus, wakeup, gate } = deps;
   const now = deps.now ?? (() => new Date());
   const random = deps.random ?? Math.random;
-  let stopping = false;
-  const halted = new AbortController();
-  let failures = 0;
-  /** A pause that halt() cuts short. */
-  const pause = (ms: number) => sleep(ms, undefined, { signal: halted.signal }).catch(() => undefined);
 
-  async function idle(seen: number): Promise<void> {
-    let delay = deps.idleCheckMs;
+  async function idleMs(): Promise<number> {
     try {
       const next = await deps.nextRunAt();
       if (next) {
-        delay = Math.min(delay, Math.max(0, next.getTime() - now().getTime()) + 5);
+        return Math.min(deps.idleCheckMs, Math.max(0, next.getTime() - now().getTime()) + 5);
       }
     } catch {
       // The claim will report the database problem; sleep the default.
     }
-    await wakeup.wait(seen, delay);
+    return deps.idleCheckMs;
   }
 
   /**
    * Once Mailjet answered, its answer must be written: while the database is away, keep trying (the
    * lease protects the jobs, and recording "accepted" also wins over a reaped, unclaimed job). Until
-   * halt() or a pool ended for good: then the jobs are left to the lease reaper, and throws.
+   * the loop is halted at the shutdown deadline or the pool is ended for good: then the jobs are
+   * left to the lease reaper, and this throws.
    */
-  async function recordWithRetry(batch: Batch, results: readonly SendResult[]): Promise<RecordSummary> {
-    for (let attempt = 0; ; attempt += 1) {
+  async function recordWithRetry(batch: Batch, results: readonly SendResult[], { halted }: TurnContext): Promise<RecordSummary> {
+    for (let attempt = 1; ; attempt += 1) {
       try {
         return await deps.record(batch.recipientsByJob, results);
       } catch (thrown) {
         const error = coerceError(thrown);
-        const fields = { component: 'consumer', consumer: id, jobs: results.map((r) => r.jobId), attempt: attempt + 1, error: error.message };
-        if (halted.signal.aborted || deps.poolEnded()) {
+        const fields = { component: 'consumer', consumer: id, jobs: results.map((r) => r.jobId), attempt, error: error.message };
+        if (halted.aborted || deps.poolEnded()) {
           log.warn('gave up recording Mailjet results: shutting down. The lease reaper returns these jobs, and they are looked up at Mailjet, not resent', fields);
           throw new Error('shut down before the Mailjet results were recorded', { cause: thrown });
         }
         log.warn('could not record Mailjet results; retrying', fields);
-        await pause(ERROR_BACKOFF_MS[Math.min(attempt, ERROR_BACKOFF_MS.length - 1)]!);
+        await sleep(backoffMs(CONSUMER_BACKOFF, attempt, random), undefined, { signal: halted }).catch(() => undefined);
       }
     }
   }
@@ -145,77 +137,50 @@ export function createConsumer(deps: ConsumerDeps): Consumer {
     }
   }
 
-  /**
-   * Jobs whose last attempt may have been sent are looked up at Mailjet first: one Mailjet has is
-   * recorded, not resent; one Mailjet could not be asked about waits (never sent blindly); one with
-   * its attempts spent that Mailjet does not have fails. The rest go on to be sent.
-   */
-  async function reconcile(batch: Batch): Promise<ClaimedJob[]> {
+  /** Looks up the jobs whose last attempt may have been sent and records what Mailjet says; returns the jobs to send. */
+  async function lookUp(batch: Batch, turn: TurnContext): Promise<ClaimedJob[]> {
     const results: SendResult[] = [];
     const context = { policy: deps.retry, now: now(), random, unauthorizedRetryAt: now() };
-    for (const job of batch.jobs.filter((candidate) => candidate.outcomeUnknown)) {
-      if (stopping) {
-        // The rest is released unsent below, still marked outcome unknown.
+    for (const job of jobsToLookUp(batch.jobs)) {
+      if (turn.stopping) {
+        // The rest is released unsent later, still marked outcome unknown.
         break;
       }
       const found = await deps.lookup(customIdForJob(job.id));
-      const recipients = matchFound(batch.recipientsByJob.get(job.id) ?? [], found ?? []);
-      if (recipients.length > 0) {
-        results.push({ jobId: job.id, kind: 'accepted', recipients });
-      } else if (job.lookUpOnly) {
-        results.push(giveUpAfterLookUp(job, found !== undefined));
-      } else if (found === undefined) {
-        results.push(retryOrFail(job, `could not ask Mailjet whether the last attempt was delivered (${job.lastError ?? 'no answer'})`, context, { outcomeUnknown: true }));
+      const result = lookUpResult(job, batch.recipientsByJob.get(job.id) ?? [], found, context);
+      if (result) {
+        results.push(result);
       }
     }
     if (results.length > 0) {
-      const summary = await recordWithRetry(batch, results);
+      const summary = await recordWithRetry(batch, results, turn);
       report(summary, { reconciled: results.map((r) => `${r.jobId}:${r.kind}`) });
     }
     const done = new Set(results.map((r) => r.jobId));
     return batch.jobs.filter((job) => !done.has(job.id));
   }
 
-  /**
-   * Suppressed addresses are left out of the send (their recipients marked `suppressed`); a job with
-   * no To address left fails with reason "suppressed", without calling Mailjet. Returns the jobs to send.
-   */
-  async function leaveOutSuppressed(batch: Batch, jobs: ClaimedJob[]): Promise<ClaimedJob[]> {
-    const suppressed = await deps.findSuppressed(
-      jobs.flatMap((job) => (batch.recipientsByJob.get(job.id) ?? []).map((r) => ({ appId: job.appId, email: r.email }))),
-    );
+  /** Leaves suppressed addresses out (recording the jobs that have no To address left); returns the jobs to send. */
+  async function leaveOutSuppressed(batch: Batch, jobs: ClaimedJob[], turn: TurnContext): Promise<ClaimedJob[]> {
+    const suppressed = await deps.findSuppressed(addressesOf(jobs, batch.recipientsByJob));
     if (suppressed.size === 0) {
       return jobs;
     }
-    const leftOut: RecipientRow[] = [];
-    const failed: SendResult[] = [];
-    for (const job of jobs) {
-      const rows = batch.recipientsByJob.get(job.id) ?? [];
-      const isSuppressed = (row: RecipientRow) => suppressed.has(suppressionKey(job.appId, row.email));
-      const out = rows.filter(isSuppressed);
-      if (out.length === 0) {
-        continue;
-      }
-      leftOut.push(...out);
-      const kept = rows.filter((row) => !isSuppressed(row));
-      batch.recipientsByJob.set(job.id, kept);
-      if (!kept.some((row) => row.kind === 'to')) {
-        const reasons = out.map((row) => `${row.email} (${suppressed.get(suppressionKey(job.appId, row.email))})`).join(', ');
-        failed.push({ jobId: job.id, kind: 'failed', error: `suppressed: ${reasons}` });
-      }
+    const plan = planSuppression(jobs, batch.recipientsByJob, suppressed);
+    for (const [jobId, rows] of plan.recipientsByJob) {
+      batch.recipientsByJob.set(jobId, rows);
     }
-    await deps.markSuppressed(leftOut.map((row) => row.id));
-    if (failed.length > 0) {
-      report(await recordWithRetry(batch, failed), { suppressed: failed.map((r) => r.jobId) });
+    await deps.markSuppressed(plan.leftOut.map((row) => row.id));
+    if (plan.failed.length > 0) {
+      report(await recordWithRetry(batch, plan.failed, turn), { suppressed: plan.failed.map((r) => r.jobId) });
     }
-    const done = new Set(failed.map((r) => r.jobId));
-    return jobs.filter((job) => !done.has(job.id));
+    return plan.jobs;
   }
 
-  async function sendCall(batch: Batch, jobs: readonly JobRow[], messages: MailjetMessage[]): Promise<void> {
-    const started = Date.now();
-    const response = await deps.send({ Messages: messages });
-    const outcome = classifySendResponse(response, messages.length, now());
+  async function sendCall(batch: Batch, call: PlannedCall, turn: TurnContext): Promise<void> {
+    const started = now().getTime();
+    const response = await deps.send({ Messages: call.messages });
+    const outcome = classifySendResponse(response, call.messages.length, now());
     let unauthorizedRetryAt = now();
     if (outcome.kind === 'transient' && outcome.rateLimited) {
       const pauseMs = gate.throttled(outcome.retryAfterMs);
@@ -229,17 +194,17 @@ export function createConsumer(deps: ConsumerDeps): Consumer {
     } else if (outcome.kind !== 'transient') {
       gate.succeeded();
     }
-    const results = decideSendResults(jobs, outcome, { policy: deps.retry, now: now(), random, unauthorizedRetryAt });
-    const summary = await recordWithRetry(batch, results);
-    const recipients = jobs.reduce((sum, job) => sum + recipientsToSend(batch, job), 0);
+    const results = decideSendResults(call.jobs, outcome, { policy: deps.retry, now: now(), random, unauthorizedRetryAt });
+    const summary = await recordWithRetry(batch, results, turn);
+    const recipients = recipientsOfJobs(call.jobs, batch.recipientsByJob);
     bus.emit('mailjet:call', {
-      messages: messages.length,
+      messages: call.messages.length,
       recipients,
       outcome:
-        outcome.kind === 'per-message' ? (summary.accepted.length === jobs.length ? 'accepted' : 'partial') : outcome.kind === 'transient' ? 'transient' : 'permanent',
-      durationMs: Date.now() - started,
+        outcome.kind === 'per-message' ? (summary.accepted.length === call.jobs.length ? 'accepted' : 'partial') : outcome.kind === 'transient' ? 'transient' : 'permanent',
+      durationMs: now().getTime() - started,
     });
-    report(summary, { messages: messages.length, recipients, ...(outcome.kind === 'per-message' ? {} : { error: outcome.error }) });
+    report(summary, { messages: call.messages.length, recipients, ...(outcome.kind === 'per-message' ? {} : { error: outcome.error }) });
   }
 
   async function releaseUnsent(jobIds: readonly string[]): Promise<void> {
@@ -255,96 +220,85 @@ export function createConsumer(deps: ConsumerDeps): Consumer {
     }
   }
 
-  async function process(claimed: ClaimedJob[]): Promise<void> {
-    bus.emit('jobs:claimed', { consumer: id, count: claimed.length });
-    const recipients = await deps.loadRecipients(claimed.map((job) => job.id));
-    const batch: Batch = { jobs: claimed, recipientsByJob: new Map(claimed.map((job) => [job.id, []])) };
-    for (const recipient of recipients) {
-      batch.recipientsByJob.get(recipient.jobId)?.push(recipient);
+  /**
+   * Renews the leases of the jobs still to send (which also tells which are still ours: a reaped one
+   * may be another's now), then passes the gate for the call's part that is still ours. A long wait
+   * at the gate (a 429 pause, the rate limit) renews the leases again every half lease. Returns that
+   * part of the call, or undefined when the jobs are to be given back unsent: the consumer stops,
+   * or sending is stopped on a 401 (bad keys say nothing about the messages: they wait in the queue,
+   * their attempts untouched, while no consumer claims until the probe call).
+   */
+  async function holdAndPassGate(call: PlannedCall, stillToSend: readonly string[], batch: Batch, turn: TurnContext): Promise<PlannedCall | undefined> {
+    for (;;) {
+      if (turn.stopping) {
+        return undefined;
+      }
+      const held = new Set(await deps.extendLeases(stillToSend));
+      const indexes = call.jobs.flatMap((job, index) => (held.has(job.id) ? [index] : []));
+      const sendable = { jobs: indexes.map((index) => call.jobs[index]!), messages: indexes.map((index) => call.messages[index]!) };
+      if (sendable.jobs.length === 0) {
+        return sendable;
+      }
+      // A stop while this waits at the gate closes the gate: the call is then given back, not made.
+      const passed = await gate.acquireWithin(recipientsOfJobs(sendable.jobs, batch.recipientsByJob), deps.leaseMs / 2);
+      if (passed === 'closed' || passed === 'stopped') {
+        return undefined;
+      }
+      if (passed === 'acquired') {
+        return sendable;
+      }
     }
-    const jobs = await leaveOutSuppressed(batch, await reconcile(batch));
-    const messages = jobs.map((job) =>
-      toMailjetMessage({
-        id: job.id,
-        content: job.content,
-        recipients: (batch.recipientsByJob.get(job.id) ?? []).map((r) => ({ kind: r.kind, email: r.email, name: r.name ?? undefined })),
-      }),
-    );
-    const calls = packCalls(messages.map((message, index) => ({ recipients: recipientsToSend(batch, jobs[index]!), bytes: messageBytes(message) })));
-    for (const [callIndex, indexes] of calls.entries()) {
-      const unsent = () => calls.slice(callIndex).flat().map((index) => jobs[index]!.id);
-      const callRecipients = indexes.reduce((sum, index) => sum + recipientsToSend(batch, jobs[index]!), 0);
-      if (stopping || !(await gate.acquire(callRecipients)) || stopping) {
-        await releaseUnsent(unsent());
+  }
+
+  async function process(claimed: ClaimedJob[], turn: TurnContext): Promise<void> {
+    bus.emit('jobs:claimed', { consumer: id, count: claimed.length });
+    const ids = claimed.map((job) => job.id);
+    const batch: Batch = { jobs: claimed, recipientsByJob: recipientsByJob(ids, await deps.loadRecipients(ids)) };
+    const jobs = await leaveOutSuppressed(batch, await lookUp(batch, turn), turn);
+    const calls = planCalls(jobs, batch.recipientsByJob);
+    for (const [callIndex, call] of calls.entries()) {
+      const unsent = (from: number) => calls.slice(from).flatMap((later) => later.jobs.map((job) => job.id));
+      const sendable = await holdAndPassGate(call, unsent(callIndex), batch, turn);
+      if (sendable === undefined) {
+        await releaseUnsent(unsent(callIndex));
         return;
       }
-      // Renewing the leases also tells which jobs are still ours: a reaped one may be another's now.
-      const held = new Set(await deps.extendLeases(unsent()));
-      const sendable = indexes.filter((index) => held.has(jobs[index]!.id));
-      if (sendable.length > 0) {
+      if (sendable.jobs.length > 0) {
         try {
-          await sendCall(
-            batch,
-            sendable.map((index) => jobs[index]!),
-            sendable.map((index) => messages[index]!),
-          );
+          await sendCall(batch, sendable, turn);
         } catch (error) {
           // This call's results are the lease reaper's now; the later calls were never sent.
-          await releaseUnsent(calls.slice(callIndex + 1).flat().map((index) => jobs[index]!.id));
+          await releaseUnsent(unsent(callIndex + 1));
           throw error;
         }
       }
     }
   }
 
-  return {
-    async run() {
-      while (!stopping && !deps.poolEnded()) {
-        const seen = wakeup.generation;
-        try {
-          const jobs = await deps.claim();
-          failures = 0;
-          if (jobs.length === 0) {
-            await idle(seen);
-          } else {
-            await process(jobs);
-          }
-        } catch (thrown) {
-          const error = coerceError(thrown);
-          if (halted.signal.aborted) {
-            log.warn('consumer halted at the shutdown deadline; the lease reaper returns what it held', { component: 'consumer', consumer: id, error: error.message });
-            break;
-          }
-          failures += 1;
-          log.error('consumer batch failed; backing off', { component: 'consumer', consumer: id, error: error.message });
-          bus.emit('consumer:error', { consumer: id, error });
-          await wakeup.wait(wakeup.generation, ERROR_BACKOFF_MS[Math.min(failures - 1, ERROR_BACKOFF_MS.length - 1)]!);
-        }
+  return createWorkerLoop({
+    wakeup,
+    backoff: CONSUMER_BACKOFF,
+    random,
+    done: deps.poolEnded,
+    async turn(context) {
+      // While sending is paused (429) or stopped (401), a claim would only keep jobs from the queue.
+      const heldBackMs = gate.heldBackForMs();
+      if (heldBackMs > 0) {
+        return Math.min(heldBackMs, deps.idleCheckMs);
       }
+      const jobs = await deps.claim();
+      if (jobs.length === 0) {
+        return idleMs();
+      }
+      await process(jobs, context);
+      return 0;
     },
-    stop() {
-      stopping = true;
+    onError(error) {
+      log.error('consumer batch failed; backing off', { component: 'consumer', consumer: id, error: error.message });
+      bus.emit('consumer:error', { consumer: id, error });
     },
-    halt() {
-      stopping = true;
-      halted.abort();
+    onHalted(error) {
+      log.warn('consumer halted at the shutdown deadline; the lease reaper returns what it held', { component: 'consumer', consumer: id, error: error.message });
     },
-  };
-}
-
-/** The recipients a job's message goes to: its own, less any left out as suppressed. */
-function recipientsToSend(batch: Batch, job: JobRow): number {
-  return batch.recipientsByJob.get(job.id)?.length ?? 0;
-}
-
-/** Pairs the messages Mailjet found for a job with its recipients, by address. */
-function matchFound(rows: readonly RecipientRow[], found: readonly FoundMessage[]): AcceptedRecipient[] {
-  const out: AcceptedRecipient[] = [];
-  for (const row of rows) {
-    const match = found.find((message) => message.email.toLowerCase() === row.email.toLowerCase());
-    if (match) {
-      out.push({ kind: row.kind, email: row.email, messageId: match.messageId, messageUuid: match.messageUuid });
-    }
-  }
-  return out;
+  });
 }

@@ -1,21 +1,15 @@
 // Returns jobs whose lease expired to the queue: their consumer's process died or lost the database
 // mid-batch. Every replica runs one; SKIP LOCKED keeps them out of each other's way. A returned job
 // is marked "outcome unknown" so that its next consumer first asks Mailjet whether it was sent.
-import { LEASE_EXPIRED_ERROR, reapExpiredLeases } from '../db/jobs-repo.js';
-import { type Pool, withTransaction } from '../db/pool.js';
-import { closePendingRecipients } from '../db/recipients-repo.js';
-import { recordStatusChanges } from '../db/status-changes-repo.js';
-import { coerceError } from '../domain/errors.js';
+// A worker loop whose turn is one pass of at most BATCH jobs, every `intervalMs`.
+import type { Backoff } from '../domain/retry-policy.js';
 import type { Logger } from '../log.js';
-
-export interface LeaseReaper {
-  /** One pass; returns how many jobs it returned or failed. */
-  reapOnce(): Promise<number>;
-  stop(): Promise<void>;
-}
+import type { SendingService } from '../services/sending.js';
+import { createWorkerLoop, type WorkerLoop } from './loop.js';
+import { createWakeup } from './wakeup.js';
 
 export interface LeaseReaperOptions {
-  pool: Pool;
+  sending: Pick<SendingService, 'reapExpiredLeases'>;
   intervalMs: number;
   /** Called when jobs went back to the queue, to wake the consumers. */
   onRequeued: () => void;
@@ -23,25 +17,16 @@ export interface LeaseReaperOptions {
 }
 
 const BATCH = 500;
+/** After a failed pass: no sooner than the next interval would have been, no later than a minute. */
+const backoffFor = (intervalMs: number): Backoff => ({ baseMs: intervalMs, factor: 2, maxMs: Math.max(intervalMs, 60_000), jitter: 0 });
 
-export function startLeaseReaper({ pool, intervalMs, onRequeued, log }: LeaseReaperOptions): LeaseReaper {
-  let running: Promise<number> | undefined;
-  let stopped = false;
-
-  async function reapOnce(): Promise<number> {
-    let total = 0;
-    for (;;) {
-      // Bulk: after a crash a pass returns up to BATCH jobs with their recipients and status changes.
-      const reaped = await withTransaction(pool, async (tx) => {
-        const rows = await reapExpiredLeases(tx, BATCH);
-        const failed = rows.filter((row) => row.status === 'failed').map((row) => row.id);
-        await closePendingRecipients(tx, failed, 'failed');
-        await recordStatusChanges(
-          tx,
-          failed.map((jobId) => ({ jobId, recipientId: null, oldStatus: 'processing', newStatus: 'failed', details: { error: LEASE_EXPIRED_ERROR } })),
-        );
-        return rows;
-      }, { bulk: true });
+export function createLeaseReaper({ sending, intervalMs, onRequeued, log }: LeaseReaperOptions): WorkerLoop {
+  return createWorkerLoop({
+    // Nothing wakes the reaper early: it looks every interval (and is woken by its own stop).
+    wakeup: createWakeup(),
+    backoff: backoffFor(intervalMs),
+    async turn() {
+      const reaped = await sending.reapExpiredLeases(BATCH);
       if (reaped.length > 0) {
         log.warn('returned jobs whose lease expired (a consumer died mid-batch; they may have been sent)', {
           component: 'lease-reaper',
@@ -50,34 +35,11 @@ export function startLeaseReaper({ pool, intervalMs, onRequeued, log }: LeaseRea
         });
         onRequeued();
       }
-      total += reaped.length;
-      if (reaped.length < BATCH || stopped) {
-        return total;
-      }
-    }
-  }
-
-  const timer = setInterval(() => {
-    if (running) {
-      return;
-    }
-    running = reapOnce()
-      .catch((error: unknown) => {
-        log.warn('lease reaper pass failed', { component: 'lease-reaper', error: coerceError(error).message });
-        return 0;
-      })
-      .finally(() => {
-        running = undefined;
-      });
-  }, intervalMs);
-  timer.unref();
-
-  return {
-    reapOnce,
-    async stop() {
-      stopped = true;
-      clearInterval(timer);
-      await running;
+      // A full batch: there may be more (after a crash), so go on at once.
+      return reaped.length < BATCH ? intervalMs : 0;
     },
-  };
+    onError(error) {
+      log.warn('lease reaper pass failed', { component: 'lease-reaper', error: error.message });
+    },
+  });
 }

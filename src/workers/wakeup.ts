@@ -1,15 +1,15 @@
-// How idle consumers sleep without polling: they wait on an EventEmitter until an enqueue in this
-// process, a NOTIFY from another replica (db/notify.ts calls wake()), a timer for the next due job,
-// or shutdown. A generation counter closes the race between "the claim found nothing" and "start
-// waiting": a wake-up in between is not lost.
+// How idle workers sleep without polling: they wait on an EventEmitter until an enqueue in this
+// process, a NOTIFY from another replica (main.ts has db/notify.ts call wake()), a timer for the next
+// due job, or shutdown. A generation counter closes the race between "the claim found nothing" and
+// "start waiting": a wake-up in between is not lost.
 import { EventEmitter } from 'node:events';
 
 export interface Wakeup {
   /** Changes on every wake(); read it before claiming, pass it to wait(). */
   readonly generation: number;
   wake(): void;
-  /** Resolves on the next wake() after `seen`, after `timeoutMs`, or at once if one already happened. */
-  wait(seen: number, timeoutMs: number): Promise<void>;
+  /** Resolves on the next wake() after `seen`, after `timeoutMs`, when `signal` aborts, or at once if one already happened. */
+  wait(seen: number, timeoutMs: number, signal?: AbortSignal): Promise<void>;
   /** Releases every waiter for good (shutdown). */
   close(): void;
 }
@@ -27,18 +27,20 @@ export function createWakeup(): Wakeup {
       generation += 1;
       emitter.emit('wake');
     },
-    wait(seen, timeoutMs) {
-      if (closed || seen !== generation) {
+    wait(seen, timeoutMs, signal) {
+      if (closed || seen !== generation || signal?.aborted) {
         return Promise.resolve();
       }
       return new Promise((resolve) => {
         const done = () => {
           clearTimeout(timer);
           emitter.off('wake', done);
+          signal?.removeEventListener('abort', done);
           resolve();
         };
         const timer = setTimeout(done, Math.max(0, timeoutMs));
         emitter.on('wake', done);
+        signal?.addEventListener('abort', done, { once: true });
       });
     },
     close() {

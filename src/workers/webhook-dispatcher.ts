@@ -3,30 +3,32 @@
 // with exponential backoff for WEBHOOK_RETRY_WINDOW_MS (a day by default) before marking the
 // delivery failed. Deliveries run concurrently: at most `maxInFlight` at once, and at most
 // `perAppInFlight` of one app, so that a slow receiver holds a few slots for at most the deadline
-// while other apps' deliveries go on; the claim loop never waits for a delivery, only for a free
-// slot, a NOTIFY, or the next retry that is due.
-import type { Pool } from '../db/pool.js';
-import { claimDueDeliveries, type DeliveryOutcome, type DueDelivery, nextDeliveryAt, settleDelivery } from '../db/webhook-deliveries-repo.js';
+// while other apps' deliveries go on. The claim loop is a worker loop (loop.ts) that never waits
+// for a delivery, only for a free slot, a NOTIFY, or the next retry that is due.
 import { coerceError } from '../domain/errors.js';
-import { backoffMs, type RetryPolicy } from '../domain/retry-policy.js';
+import type { Backoff } from '../domain/retry-policy.js';
 import { changeJson } from '../domain/status-change.js';
 import type { TargetPolicy } from '../domain/target-policy.js';
+import { type DeliveryOutcome, deliveryOutcome, type DueDelivery } from '../domain/webhook-delivery.js';
 import { SIGNATURE_HEADER, signPayload } from '../domain/webhook-signature.js';
+import { finishedWithin } from '../finished-within.js';
 import type { Logger } from '../log.js';
+import type { WebhookDeliveries } from '../services/webhooks.js';
 import { postJson } from '../webhooks/post.js';
+import { createWorkerLoop } from './loop.js';
 import type { Wakeup } from './wakeup.js';
 
 /** After stop() has cut the deliveries in flight, how long it waits for their outcome to be recorded. */
 const RECORD_GRACE_MS = 2_000;
 
 export interface WebhookDispatcherOptions {
-  pool: Pool;
+  deliveries: WebhookDeliveries;
   wakeup: Wakeup;
   policy: TargetPolicy;
   /** Deadline of one delivery's whole exchange, in ms. */
   timeoutMs: number;
-  /** Backoff between attempts (maxAttempts is not used: the window decides). */
-  retry: Omit<RetryPolicy, 'maxAttempts'>;
+  /** Backoff between attempts (no attempt limit: the window decides). */
+  retry: Backoff;
   /** How long after a change its delivery keeps being retried. */
   retryWindowMs: number;
   /** Deliveries in flight at once in this process. */
@@ -49,30 +51,13 @@ export interface WebhookDispatcher {
   stop(deadlineMs: number): Promise<void>;
 }
 
-/** What to record after an attempt, pure. */
-export function deliveryOutcome(
-  delivery: Pick<DueDelivery, 'attempts' | 'createdAt'>,
-  result: { statusCode: number } | { error: string },
-  options: { retry: Omit<RetryPolicy, 'maxAttempts'>; retryWindowMs: number; now: Date; random: () => number },
-): DeliveryOutcome {
-  const statusCode = 'statusCode' in result ? result.statusCode : null;
-  if (statusCode !== null && statusCode >= 200 && statusCode < 300) {
-    return { kind: 'delivered', statusCode };
-  }
-  const error = 'error' in result ? result.error : `the receiver answered ${statusCode}`;
-  const nextAttemptAt = new Date(options.now.getTime() + backoffMs({ ...options.retry, maxAttempts: Infinity }, delivery.attempts, options.random));
-  if (nextAttemptAt.getTime() - delivery.createdAt.getTime() > options.retryWindowMs) {
-    return { kind: 'failed', statusCode, error: `gave up after ${delivery.attempts} attempts: ${error}` };
-  }
-  return { kind: 'retry', nextAttemptAt, statusCode, error };
-}
+/** After a failed claim turn (the database is away), growing while turns keep failing. */
+const DISPATCHER_BACKOFF: Backoff = { baseMs: 1_000, factor: 2, maxMs: 30_000, jitter: 0 };
 
 export function createWebhookDispatcher(options: WebhookDispatcherOptions): WebhookDispatcher {
-  const { pool, wakeup, log } = options;
+  const { deliveries, wakeup, log } = options;
   const now = options.now ?? (() => new Date());
   const random = options.random ?? Math.random;
-  let stopping = false;
-  let running: Promise<void> | undefined;
   /** Deliveries in flight: what stop() cuts short and waits for. */
   const inFlight = new Map<string, { abort: AbortController; done: Promise<void> }>();
   const inFlightByApp = new Map<string, number>();
@@ -105,7 +90,16 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
   async function deliver(delivery: DueDelivery, signal: AbortSignal): Promise<void> {
     const outcome = await attempt(delivery, signal);
     try {
-      await settleDelivery(pool, delivery.id, outcome);
+      if (!(await deliveries.settle(delivery, outcome))) {
+        log.warn('a webhook delivery outlived its claim: another dispatcher (or a redelivery) has it now, so its outcome is not recorded', {
+          component: 'webhooks',
+          delivery: delivery.id,
+          app: delivery.appId,
+          attempts: delivery.attempts,
+          outcome: outcome.kind,
+        });
+        return;
+      }
     } catch (error) {
       // The claim's lock lapses and the delivery is attempted again: late, not lost.
       log.warn('could not record a webhook delivery; it is attempted again when its claim lapses', {
@@ -144,47 +138,41 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
     inFlight.set(delivery.id, { abort, done });
   }
 
-  async function loop(): Promise<void> {
-    let failures = 0;
-    while (!stopping) {
-      const seen = wakeup.generation;
-      try {
-        const room = options.maxInFlight - inFlight.size;
-        if (room > 0) {
-          const due = await claimDueDeliveries(pool, {
-            limit: room,
-            perApp: options.perAppInFlight,
-            inFlight: inFlightByApp,
-            // Outlives the attempt's deadline and the recording of its outcome.
-            lockMs: options.timeoutMs * 2 + 5_000,
-          });
-          failures = 0;
-          due.forEach(launch);
-          if (due.length > 0) {
-            continue;
-          }
+  const loop = createWorkerLoop({
+    wakeup,
+    backoff: DISPATCHER_BACKOFF,
+    random,
+    async turn() {
+      const room = options.maxInFlight - inFlight.size;
+      if (room > 0) {
+        const due = await deliveries.claimDue({
+          limit: room,
+          perApp: options.perAppInFlight,
+          inFlight: inFlightByApp,
+          // Outlives the attempt's deadline and the recording of its outcome.
+          lockMs: options.timeoutMs * 2 + 5_000,
+        });
+        due.forEach(launch);
+        if (due.length > 0) {
+          return 0;
         }
-        // Nothing to claim now: sleep until a slot frees up, a NOTIFY, or the next retry of an app
-        // that has room is due (an app at its bound is woken by its own deliveries ending).
-        const full = [...inFlightByApp].filter(([, count]) => count >= options.perAppInFlight).map(([app]) => app);
-        const next = room > 0 ? await nextDeliveryAt(pool, full) : null;
-        const delay = next ? Math.min(options.idleCheckMs, Math.max(0, next.getTime() - now().getTime()) + 5) : options.idleCheckMs;
-        await wakeup.wait(seen, delay);
-      } catch (error) {
-        failures += 1;
-        log.warn('webhook dispatcher pass failed; backing off', { component: 'webhooks', error: coerceError(error).message });
-        await wakeup.wait(seen, Math.min(30_000, 500 * 2 ** Math.min(failures, 6)));
       }
-    }
-  }
+      // Nothing to claim now: sleep until a slot frees up, a NOTIFY, or the next retry of an app
+      // that has room is due (an app at its bound is woken by its own deliveries ending).
+      const full = [...inFlightByApp].filter(([, count]) => count >= options.perAppInFlight).map(([app]) => app);
+      const next = room > 0 ? await deliveries.nextDueAt(full) : null;
+      return next ? Math.min(options.idleCheckMs, Math.max(0, next.getTime() - now().getTime()) + 5) : options.idleCheckMs;
+    },
+    onError(error) {
+      log.warn('webhook dispatcher pass failed; backing off', { component: 'webhooks', error: error.message });
+    },
+  });
 
   return {
     start() {
-      running ??= loop();
+      void loop.start();
     },
     async stop(deadlineMs) {
-      stopping = true;
-      wakeup.close();
       const cut = setTimeout(() => {
         for (const { abort } of inFlight.values()) {
           abort.abort(new Error(`cut short: jetpost stopped while the delivery was in flight (after waiting ${deadlineMs} ms)`));
@@ -192,12 +180,12 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
       }, deadlineMs);
       // The loop ends at its next turn; a claim it is making still launches (and gets cut short).
       const drained = (async () => {
-        await running;
+        await loop.stop(deadlineMs);
         while (inFlight.size > 0) {
           await Promise.all([...inFlight.values()].map(({ done }) => done));
         }
       })();
-      const recorded = await settledWithin(drained, deadlineMs + RECORD_GRACE_MS);
+      const recorded = await finishedWithin(drained, deadlineMs + RECORD_GRACE_MS);
       clearTimeout(cut);
       if (!recorded) {
         log.warn('webhook deliveries still unrecorded at shutdown; they are attempted again when their claims lapse', {
@@ -207,17 +195,4 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
       }
     },
   };
-}
-
-/** Whether `promise` settled within `ms`. */
-async function settledWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<false>((resolve) => {
-    timer = setTimeout(() => resolve(false), ms);
-  });
-  try {
-    return await Promise.race([promise.then(() => true), expired]);
-  } finally {
-    clearTimeout(timer);
-  }
 }

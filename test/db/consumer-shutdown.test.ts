@@ -12,10 +12,12 @@ import { createBus } from '../../src/bus.js';
 import { type EmbeddedDatabase, startEmbeddedPostgres } from '../../src/db/embedded.js';
 import { insertJobs } from '../../src/db/jobs-repo.js';
 import { runMigrations } from '../../src/db/migrate.js';
+import { notifyChannels } from '../../src/db/notify.js';
 import { createPool, type Pool } from '../../src/db/pool.js';
 import type { Logger } from '../../src/log.js';
 import { createMailjetClient } from '../../src/mailjet/client.js';
 import { createAppWithKey } from '../../src/services/apps.js';
+import { createSendingService } from '../../src/services/sending.js';
 import { createSimulator, type Simulator } from '../../src/simulator/server.js';
 import { type ConsumerPool, createConsumerPool } from '../../src/workers/consumer-pool.js';
 import { createSendGate } from '../../src/workers/send-gate.js';
@@ -42,7 +44,7 @@ async function queueJobs(pool: Pool): Promise<string[]> {
 
 function consumersOn(pool: Pool, simulator: Simulator, log: Logger): ConsumerPool {
   return createConsumerPool({
-    pool,
+    sending: createSendingService({ pool, channels: notifyChannels(TEST_SCHEMA), leaseMs: 120_000 }),
     mailjet: createMailjetClient({ apiKey: 'k', apiSecret: 's', baseUrl: simulator.url!, timeoutMs: 30_000 }),
     wakeup: createWakeup(),
     gate: createSendGate({ ratePerSecond: 0 }),

@@ -4,11 +4,12 @@ import { expect } from 'chai';
 
 import { lockMessagesShared, messageLockSlots } from '../../src/db/events-repo.js';
 import { insertJobs } from '../../src/db/jobs-repo.js';
+import { notifyChannels } from '../../src/db/notify.js';
 import { type Pool, withTransaction } from '../../src/db/pool.js';
 import { parseEventBody } from '../../src/domain/event-parse.js';
 import { createAppWithKey } from '../../src/services/apps.js';
 import { ingestEvents } from '../../src/services/events.js';
-import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { createTestDatabase, TEST_SCHEMA, type TestDatabase } from '../support/database.js';
 import { eventually } from '../support/service.js';
 
 const MESSAGE_ID = '576460765503091475';
@@ -54,7 +55,7 @@ describe('events ingest', () => {
       await recordingMayCommit;
     });
     await recordingHasWritten;
-    const ingest = ingestEvents(db.pool, sentEvent().events);
+    const ingest = ingestEvents(db.pool, notifyChannels(TEST_SCHEMA), sentEvent().events);
     // The ingest cannot see the recipient's MessageID yet: it stores the event unmatched, then waits on the slot.
     await eventually(async () => {
       const { rows } = await db.pool.query("select 1 from pg_locks where locktype = 'advisory' and not granted");

@@ -1,8 +1,8 @@
 import { expect } from 'chai';
 
 import { addressAllowed, parseTargetPolicy } from '../../src/domain/target-policy.js';
+import { deliveryOutcome } from '../../src/domain/webhook-delivery.js';
 import { signPayload, verifySignature } from '../../src/domain/webhook-signature.js';
-import { deliveryOutcome } from '../../src/workers/webhook-dispatcher.js';
 
 describe('webhook target policy', () => {
   const none = parseTargetPolicy('');
