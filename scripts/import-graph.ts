@@ -1,7 +1,7 @@
 // `npm run deps:graph [-- <src dir>]`: the import graph of src/ at folder level. Each folder (or file
-// directly under src/) is a node; an edge counts the import statements from one to the other, type-only
-// imports included (they couple the code as much). Dynamic imports are listed apart, and folder cycles
-// are named: both are what ARCHITECTURE.md's floors forbid or allow only once.
+// directly under src/) is a node; an edge counts the import statements from one to the other, and how
+// many of them import types only (erased when compiled: no load at run time). Dynamic imports are
+// listed apart, and folder cycles are named: ARCHITECTURE.md's floors allow none.
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -11,6 +11,7 @@ interface Edge {
   from: string;
   to: string;
   dynamic: boolean;
+  typeOnly: boolean;
 }
 
 const root = path.resolve(process.argv[2] ?? 'src');
@@ -28,17 +29,32 @@ function nodeOf(file: string): string {
   return rest.length === 0 ? first! : `${first}/`;
 }
 
+/** Whether an import declaration brings in types only (`import type …`, or every name marked `type`). */
+function importsTypesOnly(node: ts.ImportDeclaration): boolean {
+  const clause = node.importClause;
+  if (!clause) {
+    return false;
+  }
+  if (clause.isTypeOnly) {
+    return true;
+  }
+  const bindings = clause.namedBindings;
+  return clause.name === undefined && bindings !== undefined && ts.isNamedImports(bindings) && bindings.elements.every((element) => element.isTypeOnly);
+}
+
 /** The relative module specifiers a file imports, static and dynamic. */
-function importsOf(file: string): Array<{ specifier: string; dynamic: boolean }> {
+function importsOf(file: string): Array<{ specifier: string; dynamic: boolean; typeOnly: boolean }> {
   const source = ts.createSourceFile(file, fs.readFileSync(file, 'utf8'), ts.ScriptTarget.Latest, true);
-  const found: Array<{ specifier: string; dynamic: boolean }> = [];
+  const found: Array<{ specifier: string; dynamic: boolean; typeOnly: boolean }> = [];
   const visit = (node: ts.Node): void => {
-    if ((ts.isImportDeclaration(node) || ts.isExportDeclaration(node)) && node.moduleSpecifier && ts.isStringLiteral(node.moduleSpecifier)) {
-      found.push({ specifier: node.moduleSpecifier.text, dynamic: false });
+    if (ts.isImportDeclaration(node) && ts.isStringLiteral(node.moduleSpecifier)) {
+      found.push({ specifier: node.moduleSpecifier.text, dynamic: false, typeOnly: importsTypesOnly(node) });
+    } else if (ts.isExportDeclaration(node) && node.moduleSpecifier && ts.isStringLiteral(node.moduleSpecifier)) {
+      found.push({ specifier: node.moduleSpecifier.text, dynamic: false, typeOnly: node.isTypeOnly });
     } else if (ts.isCallExpression(node) && node.expression.kind === ts.SyntaxKind.ImportKeyword) {
       const [argument] = node.arguments;
       if (argument && ts.isStringLiteralLike(argument)) {
-        found.push({ specifier: argument.text, dynamic: true });
+        found.push({ specifier: argument.text, dynamic: true, typeOnly: false });
       }
     }
     ts.forEachChild(node, visit);
@@ -48,26 +64,35 @@ function importsOf(file: string): Array<{ specifier: string; dynamic: boolean }>
 }
 
 const edges: Edge[] = sourceFiles(root).flatMap((file) =>
-  importsOf(file).map(({ specifier, dynamic }) => ({
+  importsOf(file).map(({ specifier, dynamic, typeOnly }) => ({
     from: nodeOf(file),
     to: nodeOf(path.resolve(path.dirname(file), specifier.replace(/\.js$/, '.ts'))),
     dynamic,
+    typeOnly,
   })),
 );
 
 const counts = new Map<string, Map<string, number>>();
+const typeCounts = new Map<string, number>();
 for (const edge of edges.filter((e) => e.from !== e.to && !e.dynamic)) {
   const targets = counts.get(edge.from) ?? new Map<string, number>();
   targets.set(edge.to, (targets.get(edge.to) ?? 0) + 1);
   counts.set(edge.from, targets);
+  if (edge.typeOnly) {
+    typeCounts.set(`${edge.from} ${edge.to}`, (typeCounts.get(`${edge.from} ${edge.to}`) ?? 0) + 1);
+  }
 }
+const label = (from: string, to: string, n: number) => {
+  const types = typeCounts.get(`${from} ${to}`) ?? 0;
+  return types === 0 ? `${to}(${n})` : types === n ? `${to}(${n} type-only)` : `${to}(${n}, ${types} type-only)`;
+};
 const nodes = [...new Set(sourceFiles(root).map(nodeOf))].sort();
 const width = Math.max(...nodes.map((node) => node.length));
 
-const lines: string[] = [`import graph of ${path.relative(process.cwd(), root) || '.'} (folder → what it imports, with the number of import statements)`];
+const lines: string[] = [`import graph of ${path.relative(process.cwd(), root) || '.'} (folder → what it imports: import statements, and how many bring types only)`];
 for (const node of nodes) {
   const targets = [...(counts.get(node) ?? new Map<string, number>())].sort(([a], [b]) => a.localeCompare(b));
-  lines.push(`  ${node.padEnd(width)} → ${targets.length === 0 ? '(nothing)' : targets.map(([to, n]) => `${to}(${n})`).join(' ')}`);
+  lines.push(`  ${node.padEnd(width)} → ${targets.length === 0 ? '(nothing)' : targets.map(([to, n]) => label(node, to, n)).join(' ')}`);
 }
 
 const dynamic = edges.filter((edge) => edge.dynamic);

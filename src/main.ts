@@ -35,6 +35,7 @@ import { createWebhookDeliveries } from './services/webhooks.js';
 import type { Simulator } from './simulator/server.js';
 import { type ConsumerPool, createConsumerPool } from './workers/consumer-pool.js';
 import { createLeaseReaper } from './workers/lease-reaper.js';
+import { createRateLimitSweeper } from './workers/rate-limit-sweeper.js';
 import { createSendGate } from './workers/send-gate.js';
 import { createWakeup } from './workers/wakeup.js';
 import { createWebhookDispatcher } from './workers/webhook-dispatcher.js';
@@ -149,10 +150,11 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
     log,
   });
   const adminKey = config.adminApiKey ?? (config.devMode ? await readOrCreateSecretFile(path.join(config.dataDir, 'dev-admin-key')) : undefined);
+  const rateLimits = createRateLimitCounters(pool);
   const app = createApp({
     jobs,
     admin: createAdminService({ pool, channels, targetPolicy }),
-    rateLimits: createRateLimitCounters(pool),
+    rateLimits,
     adminKey,
     authenticate: (key) => authenticateApiKey(pool, key),
     receiveEvents: (body) => receiveEvents({ pool, channels, bus, log }, body),
@@ -186,6 +188,8 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
   dispatcher.start();
   const reaper = createLeaseReaper({ sending, intervalMs: Math.max(1_000, Math.floor(config.consumers.leaseMs / 4)), onRequeued: () => wakeup.wake(), log });
   void reaper.start();
+  const sweeper = createRateLimitSweeper({ rateLimits, log });
+  void sweeper.start();
   // SIGTERM: consumers stop claiming and finish their calls in flight while HTTP drains, within
   // SHUTDOWN_TIMEOUT_MS; then the reaper, LISTEN, the simulator, the pool and the embedded database
   // stop, in that order, each with a deadline of its own.
@@ -197,7 +201,10 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
       closeServer(server, deadlineMs),
       stopWithin('the webhook dispatcher', dispatcher.stop(deadlineMs), deadlineMs + 3 * STOP_STEP_MS),
     ]);
-    await stopWithin('the lease reaper', reaper.stop(STOP_STEP_MS), STOP_STEP_MS);
+    await Promise.all([
+      stopWithin('the lease reaper', reaper.stop(STOP_STEP_MS), STOP_STEP_MS),
+      stopWithin('the rate-limit sweeper', sweeper.stop(STOP_STEP_MS), STOP_STEP_MS),
+    ]);
   });
 
   let devApiKey: string | undefined;

@@ -75,7 +75,7 @@ export function createApp(deps: AppDeps): Express {
   const requireApp = requireApiKey(deps.authenticate);
   const limitPerApp = limitRequests({
     perMinute: deps.limits.queuePerMinute,
-    store: postgresStore(deps.rateLimits, 'queue-app', deps.log),
+    store: postgresStore(deps.rateLimits, 'queue-app'),
     keyOf: (_req, res) => callingApp(res).id,
     what: 'from this app',
     log: deps.log,
@@ -83,7 +83,7 @@ export function createApp(deps: AppDeps): Express {
   // The callback's budget is spent only with its credentials; failed attempts are limited apart.
   const limitCallback = limitRequests({
     perMinute: deps.limits.eventsPerMinute,
-    store: postgresStore(deps.rateLimits, 'events-caller', deps.log),
+    store: postgresStore(deps.rateLimits, 'events-caller'),
     keyOf: () => 'mailjet',
     what: 'with the callback credentials',
     log: deps.log,

@@ -16,20 +16,15 @@ import type { RateLimitCounters } from '../services/rate-limits.js';
 
 const WINDOW_MS = 60_000;
 
-export function postgresStore(counters: RateLimitCounters, prefix: string, log: Logger): Store {
+export function postgresStore(counters: RateLimitCounters, prefix: string): Store {
   let windowMs = WINDOW_MS;
   const key = (client: string) => `${prefix}:${client}`;
   return {
     prefix,
     localKeys: false,
+    // Old windows are removed by workers/rate-limit-sweeper.ts.
     init(options) {
       windowMs = options.windowMs;
-      // Old windows are removed now and then; a missed pass only leaves a few dead rows.
-      setInterval(() => {
-        counters.deleteExpired().catch((error: unknown) =>
-          log.debug('could not delete expired rate-limit windows', { component: 'rate-limit', error: (error as Error).message }),
-        );
-      }, Math.max(windowMs, 60_000)).unref();
     },
     async get(client) {
       const found = await counters.find(key(client));
