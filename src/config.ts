@@ -21,6 +21,8 @@ const envSchema = z.object({
   LOG_LEVEL: z.enum(['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly']).default('info'),
 
   DATABASE_URL: optionalText.pipe(z.url().optional()),
+  DATABASE_DIRECT_URL: optionalText.pipe(z.url().optional()),
+  EMBEDDED_DATABASE: booleanFlag.optional(),
   DATABASE_SCHEMA: z
     .string()
     .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'a lower-case SQL identifier')
@@ -74,6 +76,9 @@ const envSchema = z.object({
 
 export type Env = Record<string, string | undefined>;
 
+/** Every variable jetpost reads (for the checks of the container files, which must name no other). */
+export const SETTING_NAMES: readonly string[] = Object.keys(envSchema.shape);
+
 interface SecretRule {
   minLength: number;
   /** Floor of estimatedBits(): refuses repetitive values ("aaaa…", "adminadmin…"), not every weak one. */
@@ -125,7 +130,14 @@ export interface Config {
   readonly http: { readonly port: number; readonly host: string; readonly publicUrl: string | undefined };
   readonly logLevel: string;
   readonly database: {
+    /** undefined: the embedded PostgreSQL under dataDir (asked for, or the default outside production). */
     readonly url: string | undefined;
+    /**
+     * A connection that bypasses the pooler DATABASE_URL goes through (PgBouncer in transaction
+     * mode), for what needs a session of its own: LISTEN and the migrations' advisory lock. When it
+     * is set, the pool keeps nothing in the session either (db/pool.ts: `sessionless`).
+     */
+    readonly directUrl: string | undefined;
     readonly schema: string;
     readonly poolSize: number;
     readonly embeddedPort: number;
@@ -186,6 +198,27 @@ export interface Config {
   readonly devMode: boolean;
 }
 
+/**
+ * Where the data lives must be a decision: in production, an embedded PostgreSQL inside a container
+ * without a volume loses every message when the container is recreated.
+ */
+function databaseProblems(e: z.infer<typeof envSchema>): string[] {
+  const problems: string[] = [];
+  if (e.EMBEDDED_DATABASE === true && e.DATABASE_URL) {
+    problems.push('  EMBEDDED_DATABASE and DATABASE_URL: set one or the other (EMBEDDED_DATABASE=true runs a PostgreSQL under DATA_DIR instead of DATABASE_URL)');
+  } else if (!e.DATABASE_URL && e.EMBEDDED_DATABASE === false) {
+    problems.push('  DATABASE_URL: required when EMBEDDED_DATABASE=false');
+  } else if (!e.DATABASE_URL && e.EMBEDDED_DATABASE === undefined && e.NODE_ENV === 'production') {
+    problems.push(
+      '  DATABASE_URL: required when NODE_ENV=production; or set EMBEDDED_DATABASE=true to keep the data in an embedded PostgreSQL under DATA_DIR (on a volume that outlives the container)',
+    );
+  }
+  if (e.DATABASE_DIRECT_URL && !e.DATABASE_URL) {
+    problems.push('  DATABASE_DIRECT_URL: only with DATABASE_URL (it is the direct connection beside a DATABASE_URL that goes through a pooler)');
+  }
+  return problems;
+}
+
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
@@ -225,6 +258,7 @@ export function loadConfig(env: Env = process.env): Config {
       problems.push(`  ${variable}: ${weakness}`);
     }
   }
+  problems.push(...databaseProblems(e));
   if (e.DATABASE_BULK_STATEMENT_TIMEOUT_MS < e.DATABASE_STATEMENT_TIMEOUT_MS) {
     problems.push('  DATABASE_BULK_STATEMENT_TIMEOUT_MS: must not be shorter than DATABASE_STATEMENT_TIMEOUT_MS');
   }
@@ -242,6 +276,7 @@ export function loadConfig(env: Env = process.env): Config {
     logLevel: e.LOG_LEVEL,
     database: {
       url: e.DATABASE_URL,
+      directUrl: e.DATABASE_DIRECT_URL,
       schema: e.DATABASE_SCHEMA,
       poolSize: e.DATABASE_POOL_SIZE,
       embeddedPort: e.EMBEDDED_PG_PORT,

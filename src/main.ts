@@ -92,7 +92,7 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
   };
   const database = await openDatabase(config, log, { role: 'service' });
   cleanups.push(() => database.close());
-  const { connectionString, pool } = database;
+  const { directConnectionString, pool } = database;
   const expectedMigration = await latestMigrationId();
 
   const bus = createBus((error, name) => log.error('bus listener failed', { component: 'bus', event: name, error }));
@@ -100,8 +100,9 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
   const wakeup = createWakeup();
   const webhookWakeup = createWakeup();
   const channels = notifyChannels(config.database.schema);
+  // LISTEN needs a session of its own: a pooler in transaction mode would hand it any server connection.
   const listener: Listener = listen({
-    connectionString,
+    connectionString: directConnectionString,
     channels: { [channels.jobs]: () => wakeup.wake(), [channels.webhooks]: () => webhookWakeup.wake() },
     log,
   });

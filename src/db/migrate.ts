@@ -4,6 +4,7 @@ import fs from 'node:fs/promises';
 import pg from 'pg';
 import { migrate } from 'postgres-migrations';
 
+import { StartupError } from '../domain/errors.js';
 import type { Logger } from '../log.js';
 import { MIGRATIONS_DIR } from '../paths.js';
 
@@ -34,6 +35,14 @@ export async function runMigrations({ connectionString, schema, log }: MigrateOp
   await client.connect();
   try {
     await client.query(PREPARE_SCHEMA(schema));
+    // A pooler that drops the search_path startup option (PgBouncer's ignore_startup_parameters)
+    // would make the migrations create jetpost's tables in another schema.
+    const current = (await client.query<{ schema: string | null }>('select current_schema() as schema')).rows[0]?.schema;
+    if (current !== schema) {
+      throw new StartupError(
+        `the migrations' connection works in schema ${current ?? '(none)'} instead of ${schema}: the database or a pooler in front of it dropped the search_path option. Point DATABASE_DIRECT_URL (or DATABASE_URL) at the database itself`,
+      );
+    }
     const applied = await migrate({ client }, MIGRATIONS_DIR, {
       logger: (message) => log.debug(message, { component: 'migrate' }),
     });

@@ -8,6 +8,7 @@
 import path from 'node:path';
 
 import type { Config } from '../config.js';
+import { StartupError } from '../domain/errors.js';
 import { finishedWithin } from '../finished-within.js';
 import type { Logger } from '../log.js';
 import { claimDataDir, liveDataDirOwner } from './data-dir-owner.js';
@@ -16,7 +17,10 @@ import { runMigrations } from './migrate.js';
 import { createPool, type Pool } from './pool.js';
 
 export interface OpenDatabase {
+  /** The pool's: DATABASE_URL (perhaps a pooler), or the embedded database's. */
   connectionString: string;
+  /** For a session of its own (LISTEN): DATABASE_DIRECT_URL when set, else connectionString. */
+  directConnectionString: string;
   pool: Pool;
   /**
    * Closes the pool, then stops the embedded database if it is this process's to stop. Each step
@@ -51,16 +55,27 @@ export async function openDatabase(config: Config, log: Logger, { role }: OpenOp
     connectionString = opened.connectionString;
     embedded = opened.handle;
   }
+  // The migrations hold a session-level advisory lock: through a pooler in transaction mode its
+  // unlock could run on another server connection and leave the lock held there for good.
+  const directConnectionString = config.database.directUrl ?? connectionString;
   try {
-    await runMigrations({ connectionString, schema: config.database.schema, log });
+    await runMigrations({ connectionString: directConnectionString, schema: config.database.schema, log });
   } catch (error) {
     await embedded?.stop();
-    throw error;
+    throw explainPoolerRefusal(error, config.database.directUrl !== undefined);
   }
-  const pool = createPool({ connectionString, schema: config.database.schema, max: config.database.poolSize, log, timeouts: config.database.timeouts });
+  const pool = createPool({
+    connectionString,
+    schema: config.database.schema,
+    max: config.database.poolSize,
+    log,
+    timeouts: config.database.timeouts,
+    sessionless: config.database.directUrl !== undefined,
+  });
   let closing: Promise<void> | undefined;
   return {
     connectionString,
+    directConnectionString,
     pool,
     close() {
       closing ??= (async () => {
@@ -75,6 +90,19 @@ export async function openDatabase(config: Config, log: Logger, { role }: OpenOp
       embedded?.stopNow();
     },
   };
+}
+
+/** PgBouncer in transaction mode refuses a session's settings at connect: name the setting to change. */
+function explainPoolerRefusal(error: unknown, directUrlSet: boolean): unknown {
+  if (!(error instanceof Error && error.message.startsWith('unsupported startup parameter'))) {
+    return error;
+  }
+  const fix = directUrlSet
+    ? 'DATABASE_DIRECT_URL goes through it too: point DATABASE_DIRECT_URL at the database itself, not the pooler'
+    : 'DATABASE_URL goes through it: set DATABASE_DIRECT_URL to a direct connection to the same database';
+  return new StartupError(`the database refused jetpost's session settings (${error.message}), as a connection pooler in transaction mode such as PgBouncer does. ${fix}`, {
+    cause: error,
+  });
 }
 
 async function openEmbedded(config: Config, log: Logger, role: OpenOptions['role']): Promise<{ connectionString: string; handle: EmbeddedHandle }> {

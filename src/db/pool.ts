@@ -22,6 +22,8 @@ export interface DatabaseTimeouts {
 export type Pool = pg.Pool & {
   /** undefined: no statement or read timeout (a pool made without them, e.g. a test's own). */
   readonly timeouts?: DatabaseTimeouts;
+  /** What a sessionless pool runs right after `begin` (its settings, `set local`); undefined otherwise. */
+  readonly transactionSettings?: string;
 };
 
 /**
@@ -41,9 +43,17 @@ export interface PoolOptions {
   applicationName?: string;
   /** Omitted by tools and tests that wait as long as the database takes. */
   timeouts?: DatabaseTimeouts;
+  /**
+   * The connections go through a pooler in transaction mode (PgBouncer): each transaction may run
+   * on a different server connection, shared with other clients, so nothing can be set for the
+   * session (PgBouncer refuses the startup parameters `options` and `statement_timeout` outright).
+   * The search_path and statement_timeout then go with every transaction (`set local`, sent with
+   * its `begin`), and a statement outside a transaction runs in one of its own.
+   */
+  sessionless?: boolean;
 }
 
-export function createPool({ connectionString, schema, max, log, applicationName = 'jetpost', timeouts }: PoolOptions): Pool {
+export function createPool({ connectionString, schema, max, log, applicationName = 'jetpost', timeouts, sessionless = false }: PoolOptions): Pool {
   const pool = new pg.Pool({
     connectionString,
     max,
@@ -55,9 +65,9 @@ export function createPool({ connectionString, schema, max, log, applicationName
     // The kernel notices a peer that vanished (host down, network cut) on an idle connection.
     keepAlive: true,
     keepAliveInitialDelayMillis: 10_000,
-    ...(timeouts === undefined ? {} : { statement_timeout: timeouts.statementMs, query_timeout: timeouts.statementMs + READ_TIMEOUT_GRACE_MS }),
+    ...(timeouts === undefined ? {} : { query_timeout: timeouts.statementMs + READ_TIMEOUT_GRACE_MS }),
     // The schema is a checked identifier (config.ts); startup options avoid a round trip per connection.
-    options: `-c search_path=${schema}`,
+    ...(sessionless ? {} : { options: `-c search_path=${schema}`, ...(timeouts === undefined ? {} : { statement_timeout: timeouts.statementMs }) }),
   });
   // An idle client losing its connection (database restart) must not crash the process.
   pool.on('error', (error) => log.warn('idle database connection lost', { component: 'db', error: error.message }));
@@ -68,7 +78,15 @@ export function createPool({ connectionString, schema, max, log, applicationName
   pool.on('connect', (client) => {
     client.on('error', () => undefined);
   });
-  return Object.assign(pool, { timeouts });
+  if (!sessionless) {
+    return Object.assign(pool, { timeouts });
+  }
+  // A checked identifier and a whole number (config.ts), as in the startup options they replace.
+  const transactionSettings = [`set local search_path to ${schema}`, ...(timeouts === undefined ? [] : [`set local statement_timeout = ${timeouts.statementMs}`])].join('; ');
+  const sessionlessPool = Object.assign(pool, { timeouts, transactionSettings });
+  // Two more round trips than a bare statement (begin, commit): the price of sharing server connections.
+  const queryInTransaction = (text: string, values?: unknown[]) => withTransaction(sessionlessPool, (tx) => tx.query(text, values));
+  return Object.assign(sessionlessPool, { query: queryInTransaction as pg.Pool['query'] });
 }
 
 export async function query<T extends Row = Row>(db: Queryable, text: string, values: unknown[] = []): Promise<T[]> {
@@ -115,7 +133,7 @@ export async function withTransaction<T>(pool: Pool, work: (tx: Queryable) => Pr
   try {
     // With the short timeout even in a bulk transaction: a database that does not answer is found
     // out before any long wait starts.
-    await client.query('begin');
+    await client.query(pool.transactionSettings === undefined ? 'begin' : `begin; ${pool.transactionSettings}`);
     if (bulkMs !== undefined) {
       await client.query("select set_config('statement_timeout', $1, true)", [String(bulkMs)]);
     }

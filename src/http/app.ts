@@ -11,6 +11,7 @@ import { type Authenticate, type BasicCredentials, callingApp, requireAdminKey, 
 import { errorHandler, notFoundHandler } from './problem.js';
 import { limitFailedCallbackAuth, limitRequests, postgresStore } from './rate-limit.js';
 import { adminRouter } from './routes/admin.js';
+import { docsRouter } from './routes/docs.js';
 import { type EventsRouteDeps, eventsRouter } from './routes/events.js';
 import { type OpsRouteDeps, opsRouter } from './routes/ops.js';
 import { queueRouter } from './routes/queue.js';
@@ -89,6 +90,7 @@ export function createApp(deps: AppDeps): Express {
     log: deps.log,
   });
   app.use(opsRouter(deps));
+  app.use(docsRouter());
   app.use(
     eventsRouter({
       receive: deps.receiveEvents,

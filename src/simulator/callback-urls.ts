@@ -22,11 +22,19 @@ export interface CallbackUrlRegistry {
   /** The following throw a RestError (404, or 400 for invalid or conflicting fields). */
   get(id: string): CallbackUrlRow;
   create(body: unknown): CallbackUrlRow;
-  /** A partial update, like Mailjet's PUT. */
+  /**
+   * A partial update, like Mailjet's PUT. Giving the Url registers it again: a suspended row comes
+   * back alive unless the body sets Status itself.
+   */
   update(id: string, body: unknown): CallbackUrlRow;
   remove(id: string): void;
   /** Where events of a type go: the alive primary URL, else the alive backup. */
   targetFor(type: EventType): CallbackTarget | undefined;
+  /**
+   * Marks a row "dead", as Mailjet does with a URL that kept failing; ignored when the row is gone or
+   * has been given another URL since.
+   */
+  suspend(id: string, url: string): void;
 }
 
 /** Mailjet's internal event type numbers, which its MJ18 message shows. */
@@ -98,14 +106,24 @@ export function createCallbackUrlRegistry(): CallbackUrlRegistry {
       nextId++;
       return row;
     },
-    update: (id, body) => save({ ...get(id), ...readFields(body) }),
+    update(id, body) {
+      const fields = readFields(body);
+      const revived = fields.Url !== undefined && fields.Status === undefined ? { Status: 'alive' as const } : {};
+      return save({ ...get(id), ...revived, ...fields });
+    },
     remove(id) {
       rows.delete(get(id).ID);
     },
     targetFor(type) {
       const alive = [...rows.values()].filter((row) => row.EventType === type && row.Status === 'alive');
       const row = alive.find((candidate) => !candidate.IsBackup) ?? alive[0];
-      return row && { url: row.Url, grouped: row.Version === 2 };
+      return row && { url: row.Url, grouped: row.Version === 2, id: String(row.ID) };
+    },
+    suspend(id, url) {
+      const row = rows.get(Number(id));
+      if (row?.Url === url) {
+        row.Status = 'dead';
+      }
     },
   };
 }

@@ -3,7 +3,7 @@ import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 
 import type { Faults } from './faults.js';
 import { toJson } from './json.js';
-import type { MessageStatus, SimulatedMessage, SimulatedRecipient } from './send.js';
+import { localPart, type MessageStatus, type SimulatedMessage, type SimulatedRecipient } from './send.js';
 
 /**
  * The Event API side of the simulator: each accepted recipient gets a scripted series of events,
@@ -20,11 +20,17 @@ import type { MessageStatus, SimulatedMessage, SimulatedRecipient } from './send
  * | anything else       | sent @sent, open @open, click @click if the message has a link     |
  *
  * Checked top to bottom, so "softbounce" wins over "bounce". A message has a link when its HTMLPart
- * contains href= or it uses a TemplateID.
+ * contains href= or it uses a TemplateID. The message's tracking takes out what is not tracked: no
+ * open with TrackOpens "disabled", no click with TrackClicks "disabled" (or an account default of off).
+ * A recipient Mailjet blocks (DeduplicateCampaign, a template error) gets one blocked event instead.
  *
  * Delivery follows Mailjet: grouped targets (Version 2) get one JSON array per flush, others one
- * bare object per POST; only a 200 counts as delivered, anything else is retried on a later flush
- * until MAX_ATTEMPTS. Basic credentials embedded in the URL become an Authorization header.
+ * bare object per POST; only a 200 counts as delivered. A failed event is tried again every
+ * retryIntervalMs (Mailjet: 30 s); once a target has failed without a success for retryWindowMs
+ * (Mailjet: 24 h after the first failure), its events are given up and the target is suspended
+ * (Status "dead"): no more callbacks reach it until it is registered again. Mailjet does not document
+ * when it suspends a URL; this is the simulator's reading. Basic credentials embedded in the URL become an
+ * Authorization header.
  */
 
 export const EVENT_TYPES = ['sent', 'open', 'click', 'bounce', 'spam', 'blocked', 'unsub'] as const;
@@ -41,15 +47,21 @@ export interface EventDelays {
 export interface CallbackTarget {
   url: string;
   grouped: boolean;
+  /** The registration this comes from (an eventcallbackurl ID, or the default URL): what a suspension stops. */
+  id: string;
 }
 
 export interface CallbackLoopOptions {
   delays: EventDelays;
   flushIntervalMs: number;
   /** Wait before a failed delivery is tried again. */
-  retryDelayMs: number;
+  retryIntervalMs: number;
+  /** How long a target may keep failing, from its first failure, before it is suspended. */
+  retryWindowMs: number;
   /** Resolved at each flush, so a registration made after the send still applies. */
   targetFor(type: EventType): CallbackTarget | undefined;
+  /** Marks the target "dead": targetFor stops returning it until it is registered again. */
+  suspend(target: CallbackTarget): void;
   faults: Pick<Faults, 'eventCopies' | 'arrange'>;
   log(message: string, fields?: Record<string, unknown>): void;
 }
@@ -83,10 +95,16 @@ interface KindSpec {
   fields(message: SimulatedMessage, recipient: SimulatedRecipient): Record<string, unknown>;
 }
 
+/** An event on its way, with the target it was resolved to at this flush. */
+interface Delivery {
+  event: PendingEvent;
+  target: CallbackTarget;
+}
+
 interface PendingEvent {
   /** Epoch milliseconds. */
   dueAt: number;
-  /** Failed deliveries so far; 0 until the event first comes due. */
+  /** Delivery attempts so far; 0 until the event first comes due. */
   attempts: number;
   type: EventType;
   recipient: SimulatedRecipient;
@@ -94,12 +112,9 @@ interface PendingEvent {
   body: MailjetEvent;
 }
 
-/**
- * Attempts per event: with the default delays a receiver may be down for about a minute without losing
- * anything. (Mailjet keeps trying for a day; a simulator run is shorter.)
- */
-const MAX_ATTEMPTS = 50;
 const DELIVERY_TIMEOUT_MS = 10_000;
+/** Why Mailjet blocks a recipient when nothing more specific applies: its address recently bounced. */
+const PREBLOCKED = { relatedTo: 'mailjet', error: 'preblocked' };
 const BROWSER = {
   ip: '192.0.2.10',
   geo: 'FR',
@@ -139,7 +154,14 @@ const KINDS: Record<EventKind, KindSpec> = {
       comment: '451 4.7.1 Greylisted, please try again later',
     }),
   },
-  blocked: { event: 'blocked', status: 'blocked', fields: () => ({ error_related_to: 'mailjet', error: 'preblocked' }) },
+  blocked: {
+    event: 'blocked',
+    status: 'blocked',
+    fields: (_message, recipient) => {
+      const reason = recipient.blockedFor ?? PREBLOCKED;
+      return { error_related_to: reason.relatedTo, error: reason.error };
+    },
+  },
   spam: { event: 'spam', status: 'spam', fields: () => ({ source: 'JMRPP' }) },
   unsub: { event: 'unsub', status: 'unsub', fields: () => ({ mj_list_id: 1, ...BROWSER }) },
 };
@@ -165,18 +187,29 @@ const SCENARIOS: ReadonlyArray<{ marker: string; steps: Step[] }> = [
 
 /** The events a recipient gets, from the table above. */
 export function scenarioFor(email: string, hasLink: boolean): readonly Step[] {
-  const localPart = email.slice(0, Math.max(email.lastIndexOf('@'), 0)).toLowerCase();
-  const scenario = SCENARIOS.find(({ marker }) => localPart.includes(marker));
+  const local = localPart(email);
+  const scenario = SCENARIOS.find(({ marker }) => local.includes(marker));
   if (scenario !== undefined) {
     return scenario.steps;
   }
   return hasLink ? [...SENT_OPEN, { kind: 'click', at: 'click' }] : SENT_OPEN;
 }
 
+/** The steps of one recipient of a message: a block, or its scenario less what is not tracked. */
+export function stepsFor(message: SimulatedMessage, recipient: SimulatedRecipient): readonly Step[] {
+  if (recipient.blockedFor !== undefined) {
+    return [{ kind: 'blocked', at: 'sent' }];
+  }
+  const steps = scenarioFor(recipient.email, message.clickUrl !== undefined && message.tracking.clicks);
+  return message.tracking.opens ? steps : steps.filter((step) => step.kind !== 'open');
+}
+
 export function createCallbackLoop(options: CallbackLoopOptions): CallbackLoop {
   const { delays, faults, log } = options;
   const agents = { http: new HttpAgent({ keepAlive: true }), https: new HttpsAgent({ keepAlive: true }) };
   let pending: PendingEvent[] = [];
+  /** When each failing target first failed since its last success, keyed by targetKey. */
+  const failingSince = new Map<string, number>();
   let timer: NodeJS.Timeout | undefined;
   // Flushes run one after another, so a slow receiver never sees two flushes interleave.
   let flushes: Promise<void> = Promise.resolve();
@@ -197,37 +230,70 @@ export function createCallbackLoop(options: CallbackLoopOptions): CallbackLoop {
     return Array.from({ length: faults.eventCopies() }, (_, copy) => (copy === 0 ? event : { ...event }));
   };
 
-  const retryLater = (events: PendingEvent[], url: string, reason: string, signal: AbortSignal): void => {
+  const succeeded = (targets: CallbackTarget[]): void => {
+    for (const target of targets) {
+      failingSince.delete(targetKey(target));
+    }
+  };
+
+  /**
+   * Each event is tried again after the interval, unless its target has now been failing for the
+   * whole window: then its events are given up and the target suspended.
+   */
+  const failed = (deliveries: Delivery[], reason: string, signal: AbortSignal): void => {
     if (signal.aborted) {
       return;
     }
-    const retried = events.filter((event) => ++event.attempts < MAX_ATTEMPTS);
-    for (const event of retried) {
-      event.dueAt = Date.now() + options.retryDelayMs;
+    const now = Date.now();
+    const expired = new Map<string, CallbackTarget>();
+    let retried = 0;
+    for (const { event, target } of deliveries) {
+      const key = targetKey(target);
+      const since = failingSince.get(key) ?? now;
+      failingSince.set(key, since);
+      if (now - since >= options.retryWindowMs) {
+        expired.set(key, target);
+        continue;
+      }
+      event.dueAt = now + options.retryIntervalMs;
       pending.push(event);
+      retried++;
     }
-    log('event callback failed', { url: withoutCredentials(url), reason, retried: retried.length, given_up: events.length - retried.length });
+    const url = withoutCredentials(deliveries[0]?.target.url ?? '');
+    log('event callback failed', { url, reason, retried, given_up: deliveries.length - retried });
+    for (const [key, target] of expired) {
+      failingSince.delete(key);
+      options.suspend(target);
+      log('event callback URL suspended: no more events until it is registered again', { url, target: target.id });
+    }
   };
 
-  const deliver = async (url: string, events: PendingEvent[], body: unknown, signal: AbortSignal): Promise<void> => {
+  const deliver = async (url: string, deliveries: Delivery[], body: unknown, signal: AbortSignal): Promise<void> => {
+    for (const { event } of deliveries) {
+      event.attempts++;
+    }
+    let reason: string;
     try {
       const status = await postJson(url, toJson(body), agents, signal);
-      if (status !== 200) {
-        retryLater(events, url, `HTTP ${status}`, signal);
+      if (status === 200) {
+        succeeded(deliveries.map(({ target }) => target));
+        return;
       }
+      reason = `HTTP ${status}`;
     } catch (error) {
-      retryLater(events, url, error instanceof Error ? error.message : String(error), signal);
+      reason = error instanceof Error ? error.message : String(error);
     }
+    failed(deliveries, reason, signal);
   };
 
-  const deliverBatch = async (target: CallbackTarget, events: PendingEvent[], signal: AbortSignal): Promise<void> => {
-    if (target.grouped) {
-      await deliver(target.url, events, events.map((event) => event.body), signal);
+  const deliverBatch = async (url: string, grouped: boolean, deliveries: Delivery[], signal: AbortSignal): Promise<void> => {
+    if (grouped) {
+      await deliver(url, deliveries, deliveries.map(({ event }) => event.body), signal);
       return;
     }
     // One at a time, so an ungrouped receiver sees the events in the order chosen here.
-    for (const event of events) {
-      await deliver(target.url, [event], event.body, signal);
+    for (const delivery of deliveries) {
+      await deliver(url, [delivery], delivery.event.body, signal);
     }
   };
 
@@ -235,7 +301,7 @@ export function createCallbackLoop(options: CallbackLoopOptions): CallbackLoop {
     const now = Date.now();
     const due = pending.filter((event) => event.dueAt <= now).sort((a, b) => a.dueAt - b.dueAt);
     pending = pending.filter((event) => event.dueAt > now);
-    const batches = new Map<string, { target: CallbackTarget; events: PendingEvent[] }>();
+    const batches = new Map<string, { url: string; grouped: boolean; deliveries: Delivery[] }>();
     let untargeted = 0;
     for (const event of due.flatMap(happen)) {
       const target = options.targetFor(event.type);
@@ -243,15 +309,18 @@ export function createCallbackLoop(options: CallbackLoopOptions): CallbackLoop {
         untargeted++;
         continue;
       }
+      // Event types registered apart but at the same URL share its POSTs, as at Mailjet.
       const key = `${target.grouped}|${target.url}`;
-      const batch = batches.get(key) ?? { target, events: [] };
-      batch.events.push(event);
+      const batch = batches.get(key) ?? { url: target.url, grouped: target.grouped, deliveries: [] };
+      batch.deliveries.push({ event, target });
       batches.set(key, batch);
     }
     if (untargeted > 0) {
       log('no callback URL for these events; discarded', { events: untargeted });
     }
-    await Promise.all([...batches.values()].map(({ target, events }) => deliverBatch(target, faults.arrange(events), signal)));
+    await Promise.all(
+      [...batches.values()].map(({ url, grouped, deliveries }) => deliverBatch(url, grouped, faults.arrange(deliveries), signal)),
+    );
   };
 
   const flush = (): Promise<void> => {
@@ -268,7 +337,7 @@ export function createCallbackLoop(options: CallbackLoopOptions): CallbackLoop {
   return {
     schedule(message) {
       for (const recipient of message.recipients) {
-        for (const step of scenarioFor(recipient.email, message.clickUrl !== undefined)) {
+        for (const step of stepsFor(message, recipient)) {
           const spec = KINDS[step.kind];
           const dueAt = message.receivedAt.getTime() + delays[step.at];
           const body = buildEvent(spec, message, recipient, dueAt);
@@ -280,6 +349,7 @@ export function createCallbackLoop(options: CallbackLoopOptions): CallbackLoop {
     pending: () => pending.length,
     clear() {
       pending = [];
+      failingSince.clear();
       abandonInFlight();
     },
     start() {
@@ -301,6 +371,11 @@ export function createCallbackLoop(options: CallbackLoopOptions): CallbackLoop {
   };
 }
 
+/** A failing streak belongs to a registration at a URL: a new URL for the same registration starts afresh. */
+function targetKey(target: CallbackTarget): string {
+  return `${target.id}|${target.url}`;
+}
+
 /** Mailjet's common fields, then the kind's own, in the order Mailjet's samples show them. */
 function buildEvent(spec: KindSpec, message: SimulatedMessage, recipient: SimulatedRecipient, dueAt: number): MailjetEvent {
   return {
@@ -309,7 +384,7 @@ function buildEvent(spec: KindSpec, message: SimulatedMessage, recipient: Simula
     MessageID: recipient.messageId,
     Message_GUID: recipient.messageUuid,
     email: recipient.email,
-    mj_campaign_id: 0,
+    mj_campaign_id: message.campaignId,
     mj_contact_id: recipient.contactId,
     customcampaign: message.customCampaign,
     ...spec.fields(message, recipient),

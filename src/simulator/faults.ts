@@ -1,4 +1,5 @@
 import type { Random } from './random.js';
+import { INJECTABLE_ERROR_CODES, type InjectableErrorCode } from './send.js';
 
 /** How one POST /v3.1/send call is answered. */
 export type CallOutcome = 'ok' | '429' | '500' | 'timeout';
@@ -20,6 +21,14 @@ export interface FaultSettings {
   timeoutAccepts?: boolean;
   /** A regex: a message with a recipient address matching it becomes a per-message error entry. */
   messageErrorPattern?: string;
+  /**
+   * The error such a message gets (default mj-0013, the address is invalid): mj-0005 (a value not
+   * allowed), mj-0006 (a string too long), mj-0012 (an empty Email), or send-0008 (the From is not an
+   * authorized sender; HTTP 403 when no other message of the call fails otherwise).
+   */
+  messageErrorCode?: InjectableErrorCode;
+  /** Bodies of POST /v3.1/send above this many bytes get Mailjet's HTML 413 (default and most: 15 MiB). */
+  maxBodyBytes?: number;
   /** Forced outcomes for the next send calls, consumed before any ratio is rolled. */
   nextCalls?: CallOutcome[];
   /** 0..1: fraction of look-ups by CustomID (GET /v3/REST/message?CustomID=…) answered 500. */
@@ -44,7 +53,8 @@ export interface FaultController {
 export interface Faults extends FaultController {
   /** The outcome of the next send call: the nextCalls queue first, then one roll over the ratios. */
   nextCallOutcome(): CallOutcome;
-  messageErrorPattern(): RegExp | undefined;
+  /** The messageErrorPattern fault with its code; undefined when no pattern is set. */
+  messageError(): { pattern: RegExp; code: InjectableErrorCode } | undefined;
   /** Whether the next look-up by CustomID fails with a 500. */
   lookupFails(): boolean;
   /** How many times the next event is delivered: 0 (dropped), 1, or 2 (duplicated). */
@@ -56,7 +66,17 @@ export interface Faults extends FaultController {
 const RATIO_FIELDS = ['rateLimitRatio', 'serverErrorRatio', 'timeoutRatio', 'dropEventRatio', 'duplicateEventRatio', 'lookupErrorRatio'] as const;
 const DURATION_FIELDS = ['latencyMs', 'retryAfterSeconds'] as const;
 const FLAG_FIELDS = ['timeoutAccepts', 'reorderEvents'] as const;
-const KNOWN_FIELDS = new Set<string>([...RATIO_FIELDS, ...DURATION_FIELDS, ...FLAG_FIELDS, 'messageErrorPattern', 'nextCalls']);
+const KNOWN_FIELDS = new Set<string>([
+  ...RATIO_FIELDS,
+  ...DURATION_FIELDS,
+  ...FLAG_FIELDS,
+  'messageErrorPattern',
+  'messageErrorCode',
+  'maxBodyBytes',
+  'nextCalls',
+]);
+/** Mailjet's gateway refuses send bodies over about 15 MB (an HTML 413). */
+export const MAX_BODY_BYTES = 15 * 1024 * 1024;
 
 /**
  * Fault decisions draw from their own generator, so turning a fault on or off does not shift the
@@ -64,19 +84,22 @@ const KNOWN_FIELDS = new Set<string>([...RATIO_FIELDS, ...DURATION_FIELDS, ...FL
  */
 export function createFaults(random: Random): Faults {
   let settings: FaultSettings = {};
-  let pattern: RegExp | undefined;
+  let messageError: ReturnType<Faults['messageError']>;
 
   const roll = (ratio: number | undefined): boolean => (ratio ?? 0) > 0 && random.next() < (ratio ?? 0);
 
   return {
     set(next) {
       settings = parseFaultSettings(next);
-      pattern = settings.messageErrorPattern === undefined ? undefined : new RegExp(settings.messageErrorPattern);
+      messageError =
+        settings.messageErrorPattern === undefined
+          ? undefined
+          : { pattern: new RegExp(settings.messageErrorPattern), code: settings.messageErrorCode ?? 'mj-0013' };
     },
     get: () => ({ ...settings, ...(settings.nextCalls && { nextCalls: [...settings.nextCalls] }) }),
     clear() {
       settings = {};
-      pattern = undefined;
+      messageError = undefined;
     },
     nextCallOutcome() {
       const forced = settings.nextCalls?.shift();
@@ -97,7 +120,7 @@ export function createFaults(random: Random): Faults {
       }
       return draw < rateLimitRatio + serverErrorRatio + timeoutRatio ? 'timeout' : 'ok';
     },
-    messageErrorPattern: () => pattern,
+    messageError: () => messageError,
     lookupFails: () => roll(settings.lookupErrorRatio),
     eventCopies() {
       if (roll(settings.dropEventRatio)) {
@@ -130,6 +153,11 @@ export function parseFaultSettings(value: unknown): FaultSettings {
     settings[field] = readBoolean(input, field);
   }
   settings.messageErrorPattern = readPattern(input.messageErrorPattern);
+  settings.messageErrorCode = readMessageErrorCode(input.messageErrorCode);
+  if (settings.messageErrorCode !== undefined && settings.messageErrorPattern === undefined) {
+    throw new RangeError('messageErrorCode needs a messageErrorPattern to choose the messages it fails');
+  }
+  settings.maxBodyBytes = readNumber(input, 'maxBodyBytes', MAX_BODY_BYTES);
   settings.nextCalls = readNextCalls(input.nextCalls);
   if ((settings.rateLimitRatio ?? 0) + (settings.serverErrorRatio ?? 0) + (settings.timeoutRatio ?? 0) > 1) {
     throw new RangeError('rateLimitRatio + serverErrorRatio + timeoutRatio must not exceed 1');
@@ -169,6 +197,16 @@ function readPattern(value: unknown): string | undefined {
     throw new RangeError(`messageErrorPattern is not a valid regular expression: ${(error as Error).message}`, { cause: error });
   }
   return value;
+}
+
+function readMessageErrorCode(value: unknown): InjectableErrorCode | undefined {
+  if (value === undefined) {
+    return undefined;
+  }
+  if (typeof value !== 'string' || !(INJECTABLE_ERROR_CODES as readonly string[]).includes(value)) {
+    throw new RangeError(`messageErrorCode must be one of ${INJECTABLE_ERROR_CODES.join(', ')}`);
+  }
+  return value as InjectableErrorCode;
 }
 
 function readNextCalls(value: unknown): CallOutcome[] | undefined {

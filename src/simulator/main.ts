@@ -9,12 +9,16 @@ import { withoutCredentials } from './callbacks.js';
 import { toJson } from './json.js';
 import { createSimulator } from './server.js';
 
-const USAGE = `Usage: tsx src/simulator/main.ts [options]
+const USAGE = `Usage: npm run simulator -- [options]   (in the container image: jetpost simulator [options])
   --port <n>               port to listen on (default 4010; 0 = any free port)
   --host <address>         address to bind (default 127.0.0.1)
   --callback-url <url>     where events are POSTed; may embed user:pass@
   --ungrouped              one event per POST (Mailjet Version 1) instead of one array per flush
   --flush-interval-ms <n>  how often due events are flushed (default 250)
+  --time-scale <n>         divide Mailjet's callback timings: retry every 30 s / n, suspend
+                           a URL still failing 24 h / n after its first failure (default 1)
+  --monitoring-category <name>  a MonitoringCategory that exists (repeatable; default: any name)
+  --untracked              the account does not track opens and clicks by default
   --api-key <key>          with --api-secret: require HTTP Basic auth on the Mailjet routes
   --api-secret <secret>
   --seed <n>               repeat the same ids and fault decisions across runs
@@ -35,6 +39,17 @@ function readInteger(name: string, value: string | undefined): number | undefine
   return number;
 }
 
+function readTimeScale(value: string | undefined): number | undefined {
+  if (value === undefined) {
+    return undefined;
+  }
+  const scale = Number(value);
+  if (!(Number.isFinite(scale) && scale > 0)) {
+    throw new RangeError(`--time-scale must be a positive number, got "${value}"`);
+  }
+  return scale;
+}
+
 async function main(args: string[]): Promise<void> {
   const { values } = parseArgs({
     args,
@@ -44,6 +59,9 @@ async function main(args: string[]): Promise<void> {
       'callback-url': { type: 'string' },
       ungrouped: { type: 'boolean', default: false },
       'flush-interval-ms': { type: 'string' },
+      'time-scale': { type: 'string' },
+      'monitoring-category': { type: 'string', multiple: true },
+      untracked: { type: 'boolean', default: false },
       'api-key': { type: 'string' },
       'api-secret': { type: 'string' },
       seed: { type: 'string' },
@@ -61,6 +79,9 @@ async function main(args: string[]): Promise<void> {
     callbackUrl,
     grouped: !values.ungrouped,
     flushIntervalMs: readInteger('flush-interval-ms', values['flush-interval-ms']),
+    timeScale: readTimeScale(values['time-scale']),
+    monitoringCategories: values['monitoring-category'],
+    accountTracking: values.untracked ? { opens: false, clicks: false } : undefined,
     seed: readInteger('seed', values.seed),
     log,
   });

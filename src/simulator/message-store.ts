@@ -59,12 +59,14 @@ export function createMessageStore(): MessageStore {
 export function toMessageResource({ message, recipient }: StoredRecipient, showCustomId: boolean): Record<string, unknown> {
   return {
     ArrivedAt: message.receivedAt.toISOString().replace(/\.\d{3}Z$/, 'Z'),
-    CampaignID: 0,
+    CampaignID: message.campaignId,
     ContactAlt: recipient.email,
     ContactID: recipient.contactId,
     CustomID: showCustomId ? message.customId : '',
     ID: recipient.messageId,
+    IsClickTracked: message.tracking.clicks,
     IsHTMLPartIncluded: message.hasHtml,
+    IsOpenTracked: message.tracking.opens,
     Status: recipient.status,
     UUID: recipient.messageUuid,
   };

@@ -3,12 +3,16 @@
  * dev mode, end-to-end tests and benchmarks. It imports nothing else from jetpost.
  *
  * - POST /v3.1/send validates like Mailjet (send.ts): a global error for a bad request, a mixed 400
- *   when some messages fail (the others are still accepted), HTML 413 over 15 MB. Each recipient
- *   gets a MessageID above 2^53 written as a raw JSON integer (json.ts). SandboxMode records nothing.
+ *   (403 for an unauthorized From) when some messages fail (the others are still accepted), HTML 413
+ *   over 15 MB. Each recipient gets a MessageID above 2^53 written as a raw JSON integer (json.ts).
+ *   It keeps Mailjet's campaigns (campaigns.ts), honours tracking, URLTags, DeduplicateCampaign and
+ *   TemplateErrorDeliver in the events it schedules; SandboxMode records and calls back nothing.
  * - GET /v3/REST/message[?CustomID=…] and /v3/REST/message/{id} report the accepted messages with the
  *   status their events have reached ("queued" before any).
  * - /v3/REST/eventcallbackurl keeps registrations in memory (callback-urls.ts). Events of a type go to
- *   its registered URL, else to options.callbackUrl (callbacks.ts holds the scenario table).
+ *   its registered URL, else to options.callbackUrl (callbacks.ts holds the scenario table). Failed
+ *   callbacks are retried on Mailjet's schedule, divided by options.timeScale, and a URL that keeps
+ *   failing is suspended until it is registered again.
  * - Faults (faults.ts) add latency, 429 / 500 / unanswered calls, per-message errors, failed look-ups by
  *   CustomID, and dropped, duplicated or reordered events. Set them in code (simulator.faults) or over /_sim/faults.
  * - sendCallLog() and lookupLog() keep every send call (its CustomIDs and how it was answered) and every
@@ -26,7 +30,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import { createCallbackUrlRegistry } from './callback-urls.js';
 import { type CallbackLoop, type CallbackTarget, createCallbackLoop, type EventType, isHttpUrl } from './callbacks.js';
-import { type CallOutcome, createFaults, type FaultController, type Faults, parseFaultSettings } from './faults.js';
+import { createCampaigns } from './campaigns.js';
+import { type CallOutcome, createFaults, type FaultController, type Faults, MAX_BODY_BYTES, parseFaultSettings } from './faults.js';
 import { toJson } from './json.js';
 import { createMessageStore, toMessageResource } from './message-store.js';
 import { createRandom, type Random } from './random.js';
@@ -34,7 +39,7 @@ import { notFound, RestError, restOne, restPage } from './rest.js';
 import { createMessageIdSequence, customIdsOf, processSend, type RecipientIdentity, type SimulatedMessage } from './send.js';
 
 export type { CallOutcome, FaultController, FaultSettings } from './faults.js';
-export type { MessageStatus, RecipientKind, SimulatedMessage, SimulatedRecipient } from './send.js';
+export type { BlockReason, InjectableErrorCode, MessageStatus, RecipientKind, SimulatedMessage, SimulatedRecipient } from './send.js';
 
 export interface SimulatorOptions {
   /** When both are set, every Mailjet route requires HTTP Basic auth with them. */
@@ -48,8 +53,18 @@ export interface SimulatorOptions {
   flushIntervalMs?: number;
   /** Milliseconds after the send (defaults 100 / 400 / 700). */
   eventDelaysMs?: { sent?: number; open?: number; click?: number };
-  /** Wait before a failed event delivery is tried again (default 1000 ms). */
+  /**
+   * Divides Mailjet's callback timings: a failed event is tried again every 30 s / timeScale, and a
+   * URL still failing 24 h / timeScale after its first failure is suspended. Default 1 (Mailjet's own);
+   * e.g. 2880 gives 10 ms and 30 s.
+   */
+  timeScale?: number;
+  /** Overrides the wait before a failed event is tried again (default 30 000 ms / timeScale). */
   callbackRetryDelayMs?: number;
+  /** What TrackOpens / TrackClicks "account_default" (or no value) means: the account's settings (default: both tracked). */
+  accountTracking?: { opens?: boolean; clicks?: boolean };
+  /** The MonitoringCategory names that exist for the key; others get send-0013. Default: every name exists. */
+  monitoringCategories?: readonly string[];
   /** Seeds the generator behind ids and faults; a run with the same seed repeats them. */
   seed?: number;
   /** Default: no output. */
@@ -60,11 +75,11 @@ export interface SimulatorOptions {
 export interface SendCallRecord {
   /** When the call arrived. */
   at: Date;
-  /** What the faults chose ('ok' for a normal answer), or 'unauthorized' for bad credentials. */
-  outcome: CallOutcome | 'unauthorized';
+  /** What the faults chose ('ok' for a normal answer), 'unauthorized' for bad credentials, 'too-large' for a 413. */
+  outcome: CallOutcome | 'unauthorized' | 'too-large';
   /** The HTTP status answered; undefined for a held call (a timeout: the client never got an answer). */
   status: number | undefined;
-  /** The CustomID of each message of the call, in order ('' when absent; empty for a 401, whose body is not read). */
+  /** The CustomID of each message of the call, in order ('' when absent; empty for a 401 or 413, whose body is not kept). */
   customIds: string[];
   /** The CustomIDs of the messages accepted (recorded and called back), including those of a timeout that accepts. */
   accepted: string[];
@@ -94,12 +109,15 @@ export interface Simulator {
   sendCallLog(): readonly SendCallRecord[];
   /** Every look-up of messages by CustomID, in arrival order. */
   lookupLog(): readonly LookupRecord[];
+  /** Sets the default callback URL; setting it again also ends its suspension. */
   setCallbackUrl(url: string | undefined): void;
+  /** 'dead' once the default callback URL kept failing for the retry window; undefined when there is none. */
+  callbackUrlStatus(): 'alive' | 'dead' | undefined;
   readonly faults: FaultController;
   /** Delivers every scheduled event that is due now. */
   flushEvents(): Promise<void>;
   pendingEvents(): number;
-  /** Forgets messages, calls (and their logs), pending events and faults; callback registrations stay. */
+  /** Forgets messages, calls (and their logs), pending events, faults and campaigns; callback registrations stay. */
   reset(): void;
 }
 
@@ -116,7 +134,8 @@ type Outcome = Reply | typeof HOLD;
 interface RouteRequest {
   params: string[];
   query: URLSearchParams;
-  body(): Promise<string>;
+  /** Throws PayloadTooLargeError past limitBytes (default MAX_BODY_BYTES). */
+  body(limitBytes?: number): Promise<string>;
 }
 
 interface Route {
@@ -126,8 +145,11 @@ interface Route {
 }
 
 const SEND_PATH = '/v3.1/send';
-/** Mailjet's gateway refuses requests over about 15 MB. */
-const MAX_BODY_BYTES = 15 * 1024 * 1024;
+/** Mailjet's Event API: a failed callback is tried again every 30 s, for 24 h after the first failure. */
+const MAILJET_RETRY_INTERVAL_MS = 30_000;
+const MAILJET_RETRY_WINDOW_MS = 24 * 60 * 60 * 1000;
+/** The id of the default callback URL among the targets (registrations use their numeric ID). */
+const DEFAULT_TARGET_ID = 'default';
 /** Salt for the fault generator's seed, so faults and ids draw from separate sequences. */
 const FAULT_SEED_SALT = 0x5bd1e995;
 const DEFAULT_DELAYS = { sent: 100, open: 400, click: 700 };
@@ -148,8 +170,10 @@ class MailjetSimulator implements Simulator {
   private readonly callbackUrls = createCallbackUrlRegistry();
   private readonly loop: CallbackLoop;
   private readonly contactIds = new Map<string, number>();
+  private readonly campaigns = createCampaigns();
   private readonly log: NonNullable<SimulatorOptions['log']>;
   private callbackUrl: string | undefined;
+  private callbackUrlSuspended = false;
   private calls = 0;
   private callLog: SendCallRecord[] = [];
   private lookups: LookupRecord[] = [];
@@ -219,11 +243,21 @@ class MailjetSimulator implements Simulator {
     this.nextMessageId = createMessageIdSequence(this.random);
     this.log = options.log ?? (() => undefined);
     this.setCallbackUrl(options.callbackUrl);
+    const timeScale = options.timeScale ?? 1;
+    if (!(Number.isFinite(timeScale) && timeScale > 0)) {
+      throw new RangeError(`timeScale must be a positive number, got ${timeScale}`);
+    }
+    const retryIntervalMs = options.callbackRetryDelayMs ?? MAILJET_RETRY_INTERVAL_MS / timeScale;
+    if (!(Number.isFinite(retryIntervalMs) && retryIntervalMs >= 0)) {
+      throw new RangeError(`callbackRetryDelayMs must be a non-negative number, got ${retryIntervalMs}`);
+    }
     this.loop = createCallbackLoop({
       delays: { ...DEFAULT_DELAYS, ...options.eventDelaysMs },
       flushIntervalMs: options.flushIntervalMs ?? 250,
-      retryDelayMs: options.callbackRetryDelayMs ?? 1000,
+      retryIntervalMs,
+      retryWindowMs: MAILJET_RETRY_WINDOW_MS / timeScale,
       targetFor: (type) => this.targetFor(type),
+      suspend: (target) => this.suspend(target),
       faults: this.faultState,
       log: this.log,
     });
@@ -292,6 +326,14 @@ class MailjetSimulator implements Simulator {
       throw new RangeError(`callback URL must be an absolute http(s) URL, got "${url}"`);
     }
     this.callbackUrl = url;
+    this.callbackUrlSuspended = false;
+  }
+
+  callbackUrlStatus(): 'alive' | 'dead' | undefined {
+    if (this.callbackUrl === undefined) {
+      return undefined;
+    }
+    return this.callbackUrlSuspended ? 'dead' : 'alive';
   }
 
   flushEvents(): Promise<void> {
@@ -310,6 +352,7 @@ class MailjetSimulator implements Simulator {
     this.lookups = [];
     this.loop.clear();
     this.faultState.clear();
+    this.campaigns.clear();
   }
 
   private targetFor(type: EventType): CallbackTarget | undefined {
@@ -317,7 +360,19 @@ class MailjetSimulator implements Simulator {
     if (registered !== undefined) {
       return registered;
     }
-    return this.callbackUrl === undefined ? undefined : { url: this.callbackUrl, grouped: this.options.grouped ?? true };
+    if (this.callbackUrl === undefined || this.callbackUrlSuspended) {
+      return undefined;
+    }
+    return { url: this.callbackUrl, grouped: this.options.grouped ?? true, id: DEFAULT_TARGET_ID };
+  }
+
+  private suspend(target: CallbackTarget): void {
+    if (target.id === DEFAULT_TARGET_ID) {
+      // Only if it is still the URL that failed: a URL set meanwhile starts alive (the registry does the same).
+      this.callbackUrlSuspended ||= target.url === this.callbackUrl;
+    } else {
+      this.callbackUrls.suspend(target.id, target.url);
+    }
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -358,7 +413,7 @@ class MailjetSimulator implements Simulator {
     for (const route of this.routes) {
       const match = route.method === method ? route.path.exec(url.pathname) : null;
       if (match !== null) {
-        return this.run(route, { params: match.slice(1), query: url.searchParams, body: () => readBody(req) });
+        return this.run(route, { params: match.slice(1), query: url.searchParams, body: (limitBytes) => readBody(req, limitBytes) });
       }
     }
     return json(404, notFound().toBody());
@@ -393,7 +448,13 @@ class MailjetSimulator implements Simulator {
    */
   private async send({ body }: RouteRequest): Promise<Outcome> {
     const at = new Date();
-    const text = await body();
+    const text = await body(this.faultState.get().maxBodyBytes).catch((error: unknown) => {
+      // Mailjet's gateway refuses it before any fault or validation could apply.
+      if (error instanceof PayloadTooLargeError) {
+        this.callLog.push({ at, outcome: 'too-large', status: 413, customIds: [], accepted: [] });
+      }
+      throw error;
+    });
     const outcome = this.faultState.nextCallOutcome();
     const { latencyMs = 0, retryAfterSeconds, timeoutAccepts = true } = this.faultState.get();
     let reply: Outcome;
@@ -427,10 +488,14 @@ class MailjetSimulator implements Simulator {
   }
 
   private accept(text: string): { reply: Reply; accepted: SimulatedMessage[] } {
+    const { accountTracking, monitoringCategories } = this.options;
     const reply = processSend(text, {
       identify: (email) => this.identify(email),
       errorId: () => this.random.uuid(),
-      messageErrorPattern: this.faultState.messageErrorPattern(),
+      messageError: this.faultState.messageError(),
+      accountTracking: { opens: accountTracking?.opens ?? true, clicks: accountTracking?.clicks ?? true },
+      monitoringCategoryExists: (name) => monitoringCategories === undefined || monitoringCategories.includes(name),
+      campaign: (name) => this.campaigns.campaign(name),
       receivedAt: new Date(),
     });
     for (const message of reply.accepted) {
@@ -501,16 +566,16 @@ function parseRestBody(text: string): unknown {
 }
 
 /** Reads the whole body; past the limit it keeps draining the socket so the 413 can still be read. */
-async function readBody(req: IncomingMessage): Promise<string> {
+async function readBody(req: IncomingMessage, limitBytes = MAX_BODY_BYTES): Promise<string> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
     size += chunk.length;
-    if (size <= MAX_BODY_BYTES) {
+    if (size <= limitBytes) {
       chunks.push(chunk);
     }
   }
-  if (size > MAX_BODY_BYTES) {
+  if (size > limitBytes) {
     throw new PayloadTooLargeError();
   }
   return Buffer.concat(chunks).toString('utf8');

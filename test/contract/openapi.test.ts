@@ -1732,6 +1732,11 @@ describe('openapi.yaml, checked against the running service', function () {
     it('GET /openapi.yaml 200 serves this very document', async () => {
       expect((await api('get', '/openapi.yaml', { key: null })).body).to.equal(specText);
     });
+
+    it('GET /docs 200 renders this document; GET /docs/redoc.standalone.js 200 is the script it loads', async () => {
+      expect((await api('get', '/docs', { key: null })).body).to.include('<redoc spec-url="openapi.yaml">').and.include('src="docs/redoc.standalone.js"');
+      expect((await api('get', '/docs/redoc.standalone.js', { key: null })).body).to.have.length.above(100_000);
+    });
   });
 
   describe('the routes the app serves are exactly the documented ones', () => {

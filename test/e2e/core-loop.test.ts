@@ -1,39 +1,53 @@
-// The whole path over real HTTP: jetpost's API, its consumers, the Mailjet simulator's Send API, and
-// the simulator's event callbacks back into /events. Nothing is mocked.
+// The whole path over real HTTP: jetpost's API (through the generated client an app would use,
+// clients/typescript), its consumers, the Mailjet simulator's Send API, and the simulator's event
+// callbacks back into /events. Nothing is mocked.
 import { expect } from 'chai';
 
+import { createJetpostClient, type JetpostClient, type Job, type Message } from '../../clients/typescript/index.js';
 import { eventually, startTestService, type TestService } from '../support/service.js';
-
-interface JobJson {
-  status: string;
-  recipients: Array<{ email: string; status: string; message_id: string | null }>;
-  events: Array<{ type: string }>;
-}
 
 describe('end to end: jetpost and the Mailjet simulator', () => {
   let service: TestService;
+  let client: JetpostClient;
 
   afterEach(async () => {
     await service?.stop();
   });
 
-  async function waitFor(jobId: string, status: string): Promise<JobJson> {
+  async function start(): Promise<void> {
+    service = await startTestService({ mailjet: 'simulator' });
+    client = createJetpostClient({ baseUrl: service.url, apiKey: service.apiKey });
+  }
+
+  async function queue(message: Message): Promise<string> {
+    const { data, error, response } = await client.POST('/queue', { body: message });
+    expect(response.status, JSON.stringify(error)).to.equal(202);
+    if (data === undefined || !('job_id' in data)) {
+      throw new Error(`a single message answers one job, not ${JSON.stringify(data)}`);
+    }
+    return data.job_id;
+  }
+
+  async function waitFor(jobId: string, status: Job['status']): Promise<Job> {
     return eventually(async () => {
-      const job = (await (await service.request('GET', `/status/${jobId}`)).json()) as JobJson;
-      return job.status === status ? job : undefined;
+      const { data } = await client.GET('/status/{job_id}', { params: { path: { job_id: jobId } } });
+      return data?.status === status ? data : undefined;
     }, 15_000, `job ${jobId} to reach ${status}`);
   }
 
   it('when a message is queued, then it reaches sent and then opened by callbacks alone', async () => {
-    service = await startTestService({ mailjet: 'simulator' });
+    await start();
 
-    const res = await service.request('POST', '/queue', {
-      body: { from: 'app@example.com', to: { email: 'reader@example.com', name: 'Reader' }, subject: 'Welcome', text: 'Hello' },
+    const job_id = await queue({
+      from: 'app@example.com',
+      to: { email: 'reader@example.com', name: 'Reader' },
+      subject: 'Welcome',
+      text: 'Hello',
+      metadata: { user: 42, plan: ['pro'] },
     });
-    expect(res.status).to.equal(202);
-    const { job_id } = (await res.json()) as { job_id: string };
 
     const sent = await waitFor(job_id, 'sent');
+    expect(sent.metadata).to.deep.equal({ user: 42, plan: ['pro'] });
     expect(sent.recipients[0]!.message_id).to.match(/^\d{18,19}$/);
     const opened = await waitFor(job_id, 'opened');
     expect(opened.events.map((e) => e.type)).to.deep.equal(['sent', 'open']);
@@ -43,10 +57,9 @@ describe('end to end: jetpost and the Mailjet simulator', () => {
   });
 
   it('when the address hard-bounces, then the job ends bounced', async () => {
-    service = await startTestService({ mailjet: 'simulator' });
+    await start();
 
-    const res = await service.request('POST', '/queue', { body: { from: 'app@example.com', to: 'bounce@example.com', text: 'Hello' } });
-    const { job_id } = (await res.json()) as { job_id: string };
+    const job_id = await queue({ from: 'app@example.com', to: 'bounce@example.com', text: 'Hello' });
 
     const job = await waitFor(job_id, 'bounced');
     expect(job.recipients[0]!.status).to.equal('bounced');

@@ -4,6 +4,7 @@ import { ConfigError, estimatedBits, loadConfig } from '../../src/config.js';
 
 const MAILJET = { MAILJET_API_KEY: 'mj-key', MAILJET_API_SECRET: 'mj-secret' };
 const EVENTS = { EVENTS_USERNAME: 'mailjet', EVENTS_PASSWORD: 'callback-secret-4f9c' };
+const DATABASE = { DATABASE_URL: 'postgres://jetpost@db.internal:5432/jetpost' };
 
 /** The ConfigError loadConfig throws for `env`. */
 function configError(env: Record<string, string>): ConfigError {
@@ -92,14 +93,14 @@ describe('loadConfig', () => {
   it('when NODE_ENV=production has no Mailjet keys, then it fails rather than sending to the simulator', () => {
     expect(configError({ NODE_ENV: 'production', ...EVENTS }).message).to.include('MAILJET_API_KEY');
     expect(configError({ NODE_ENV: 'production', DEV_MODE: 'true' }).message).to.include('NODE_ENV=production');
-    expect(loadConfig({ NODE_ENV: 'production', ...MAILJET, ...EVENTS }).env).to.equal('production');
+    expect(loadConfig({ NODE_ENV: 'production', ...DATABASE, ...MAILJET, ...EVENTS }).env).to.equal('production');
   });
 
   it('when NODE_ENV=production asks for DEV_MODE, then it fails naming DEV_MODE, even with Mailjet keys and events credentials', () => {
     const { message } = configError({ NODE_ENV: 'production', DEV_MODE: 'true', ...MAILJET, ...EVENTS });
 
     expect(message).to.include('DEV_MODE').and.to.include('NODE_ENV=production');
-    expect(loadConfig({ NODE_ENV: 'production', DEV_MODE: 'false', ...MAILJET, ...EVENTS }).devMode).to.equal(false);
+    expect(loadConfig({ NODE_ENV: 'production', ...DATABASE, DEV_MODE: 'false', ...MAILJET, ...EVENTS }).devMode).to.equal(false);
     // Outside production, dev mode with real Mailjet keys stays possible (a developer trying Mailjet).
     expect(loadConfig({ DEV_MODE: 'true', ...MAILJET, ...EVENTS }).devMode).to.equal(true);
   });
@@ -113,7 +114,7 @@ describe('loadConfig', () => {
     }
     // 16 random hex or base64 characters, and a passphrase, pass.
     for (const password of ['9f86d081884c7d65', 'q3J8_zk2VbN0xWm5', 'correct horse battery staple']) {
-      expect(loadConfig({ NODE_ENV: 'production', ...MAILJET, EVENTS_USERNAME: 'mailjet', EVENTS_PASSWORD: password }).events.credentials?.password).to.equal(password);
+      expect(loadConfig({ NODE_ENV: 'production', ...DATABASE, ...MAILJET, EVENTS_USERNAME: 'mailjet', EVENTS_PASSWORD: password }).events.credentials?.password).to.equal(password);
     }
   });
 
@@ -123,7 +124,7 @@ describe('loadConfig', () => {
       expect(message, key).to.include('ADMIN_API_KEY');
     }
     const key = 'dGhpcyBpcyBhIHJhbmRvbSBrZXk-7Qx_Zp';
-    expect(loadConfig({ NODE_ENV: 'production', ...MAILJET, ...EVENTS, ADMIN_API_KEY: key }).adminApiKey).to.equal(key);
+    expect(loadConfig({ NODE_ENV: 'production', ...DATABASE, ...MAILJET, ...EVENTS, ADMIN_API_KEY: key }).adminApiKey).to.equal(key);
   });
 
   it('when secrets are weak, then the error does not repeat them', () => {
@@ -161,6 +162,26 @@ describe('loadConfig', () => {
       }
       expect(value, variable).not.to.equal(0);
     }
+  });
+
+  it('when NODE_ENV=production has no DATABASE_URL, then it fails naming DATABASE_URL and EMBEDDED_DATABASE, unless EMBEDDED_DATABASE=true asks for the embedded one', () => {
+    const { message } = configError({ NODE_ENV: 'production', ...MAILJET, ...EVENTS });
+    expect(message).to.include('DATABASE_URL: required when NODE_ENV=production').and.to.include('EMBEDDED_DATABASE=true');
+
+    expect(loadConfig({ NODE_ENV: 'production', ...MAILJET, ...EVENTS, EMBEDDED_DATABASE: 'true' }).database.url).to.equal(undefined);
+    expect(loadConfig({ NODE_ENV: 'production', ...MAILJET, ...EVENTS, ...DATABASE }).database.url).to.equal(DATABASE.DATABASE_URL);
+    // Outside production the embedded database stays the default, and can be refused.
+    expect(loadConfig({}).database.url).to.equal(undefined);
+    expect(configError({ EMBEDDED_DATABASE: 'false' }).message).to.include('DATABASE_URL: required when EMBEDDED_DATABASE=false');
+  });
+
+  it('when EMBEDDED_DATABASE=true comes with a DATABASE_URL, or DATABASE_DIRECT_URL without one, then it fails rather than guess', () => {
+    expect(configError({ ...DATABASE, EMBEDDED_DATABASE: 'true' }).message).to.include('EMBEDDED_DATABASE and DATABASE_URL');
+    expect(configError({ DATABASE_DIRECT_URL: 'postgres://db.internal/jetpost' }).message).to.include('DATABASE_DIRECT_URL: only with DATABASE_URL');
+    expect(configError({ ...DATABASE, DATABASE_DIRECT_URL: 'not a url' }).message).to.include('DATABASE_DIRECT_URL');
+
+    const pooled = loadConfig({ DATABASE_URL: 'postgres://pgbouncer.internal:6432/jetpost', DATABASE_DIRECT_URL: 'postgres://db.internal:5432/jetpost' });
+    expect(pooled.database).to.deep.include({ url: 'postgres://pgbouncer.internal:6432/jetpost', directUrl: 'postgres://db.internal:5432/jetpost' });
   });
 
   it('when a config is returned, then it is frozen', () => {

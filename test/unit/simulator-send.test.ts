@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 
 import { scenarioFor } from '../../src/simulator/callbacks.js';
+import { createCampaigns } from '../../src/simulator/campaigns.js';
 import { createFaults, parseFaultSettings } from '../../src/simulator/faults.js';
 import { toJson } from '../../src/simulator/json.js';
 import { createRandom } from '../../src/simulator/random.js';
@@ -16,7 +17,10 @@ function context(overrides: Partial<SendContext> = {}): SendContext {
   return {
     identify: () => ({ messageId: next++, messageUuid: 'uuid', contactId: 1 }),
     errorId: () => 'error-id',
-    messageErrorPattern: undefined,
+    messageError: undefined,
+    accountTracking: { opens: true, clicks: true },
+    monitoringCategoryExists: () => true,
+    campaign: createCampaigns().campaign,
     receivedAt: new Date(0),
     ...overrides,
   };
@@ -70,8 +74,19 @@ describe('simulator send validation (processSend)', () => {
     expect(reply.accepted[0]?.from).to.equal('app@example.com');
   });
 
+  it('when a TemplateLanguage part is full of unclosed or default-valued variables, then it is still read in one pass', () => {
+    // A backtracking regular expression took quadratic time on these and held the simulator for minutes.
+    const parts = { TemplateLanguage: true, TextPart: '{{var:'.repeat(200_000), HTMLPart: `{{var:a:${'{{var:b:'.repeat(200_000)}}}` };
+
+    const reply = sendOne({ ...VALID, ...parts, Subject: '{{var:x:1}} {{var:name}}', Variables: { name: 'Ada' } });
+
+    expect(reply.status).to.equal(200);
+    expect(reply.accepted[0]?.templateError).to.equal(undefined);
+    expect(sendOne({ ...VALID, ...parts, Subject: '{{var:name}}' }).accepted[0]?.templateError).to.match(/Subject: variable "name"/);
+  });
+
   it('when a recipient matches messageErrorPattern, then the message is an error entry for that address', () => {
-    const reply = sendOne({ ...VALID, Bcc: [{ Email: 'fail-me@example.com' }] }, { messageErrorPattern: /^fail/ });
+    const reply = sendOne({ ...VALID, Bcc: [{ Email: 'fail-me@example.com' }] }, { messageError: { pattern: /^fail/, code: 'mj-0013' } });
 
     expect(reply.status).to.equal(400);
     expect(errorsOf(reply)).to.deep.equal(['mj-0013 Bcc[0].Email']);

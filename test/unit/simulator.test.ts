@@ -1,102 +1,14 @@
-import { createServer, type IncomingHttpHeaders } from 'node:http';
-import type { AddressInfo } from 'node:net';
-
 import { expect } from 'chai';
 
-import { createSimulator, type Simulator, type SimulatorOptions } from '../../src/simulator/server.js';
-
-interface Delivery {
-  headers: IncomingHttpHeaders;
-  body: string;
-}
-
-/** A node:http callback receiver: answers each POST with the next queued status (200 when none; 0 = never). */
-interface Receiver {
-  url: string;
-  deliveries: Delivery[];
-  answers: number[];
-  close(): Promise<void>;
-}
-
-interface Answer {
-  status: number;
-  headers: Headers;
-  text: string;
-}
+import { createSimulator } from '../../src/simulator/server.js';
+import { type Answer, basic, call, eventsOf, IMMEDIATE, message, rawIds, send, simulatorKit } from '../support/simulator-kit.js';
 
 const TWO_TO_53 = 2n ** 53n;
 const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
-/** Events due at once and no timer flush during a test: each test flushes when it wants. */
-const IMMEDIATE: SimulatorOptions = { eventDelaysMs: { sent: 0, open: 0, click: 0 }, flushIntervalMs: 60_000, callbackRetryDelayMs: 0 };
-
-/** Closers of the simulators and receivers a test started, run after each test of this file. */
-const cleanups: Array<() => Promise<void>> = [];
-
-async function startSimulator(options: SimulatorOptions = {}): Promise<Simulator> {
-  const simulator = createSimulator({ seed: 7, ...IMMEDIATE, ...options });
-  cleanups.push(() => simulator.close());
-  await simulator.listen(0);
-  return simulator;
-}
-
-async function startReceiver(): Promise<Receiver> {
-  const deliveries: Delivery[] = [];
-  const answers: number[] = [];
-  const server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => {
-      deliveries.push({ headers: req.headers, body: Buffer.concat(chunks).toString('utf8') });
-      const status = answers.shift() ?? 200;
-      if (status !== 0) {
-        res.writeHead(status).end();
-      }
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const close = (): Promise<void> =>
-    new Promise((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    });
-  cleanups.push(close);
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/events`, deliveries, answers, close };
-}
-
-async function call(simulator: Simulator, path: string, init: RequestInit = {}): Promise<Answer> {
-  const response = await fetch(`${simulator.url}${path}`, init);
-  return { status: response.status, headers: response.headers, text: await response.text() };
-}
-
-function send(simulator: Simulator, body: unknown, headers: Record<string, string> = {}): Promise<Answer> {
-  return call(simulator, '/v3.1/send', {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...headers },
-    body: typeof body === 'string' ? body : JSON.stringify(body),
-  });
-}
-
-function message(to: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
-  return { From: { Email: 'app@example.com' }, To: [{ Email: to }], Subject: 'Hi', TextPart: 'Hello', ...extra };
-}
-
-/** The MessageIDs written in a JSON text, as their literal digits (JSON.parse would round them). */
-function rawIds(text: string, field = 'MessageID'): string[] {
-  return [...text.matchAll(new RegExp(`"${field}":(\\d+)`, 'g'))].map((match) => match[1] ?? '');
-}
-
-function basic(user: string, password: string): string {
-  return `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
-}
-
-function eventsOf(deliveries: Delivery[]): Array<Record<string, unknown>> {
-  return deliveries.flatMap((delivery) => [JSON.parse(delivery.body) as Record<string, unknown> | Array<Record<string, unknown>>].flat());
-}
+const { startSimulator, startReceiver, closeAll } = simulatorKit();
 
 describe('Mailjet simulator', () => {
-  afterEach(async () => {
-    await Promise.all(cleanups.splice(0).map((cleanup) => cleanup()));
-  });
+  afterEach(closeAll);
 
   describe('POST /v3.1/send', () => {
     it('when the messages are valid, then 200 with one MessageID above 2^53 per recipient, written as a raw integer', async () => {
