@@ -2,7 +2,7 @@
 // Emitting never throws into the emitter: a failing listener is a bug to log, not a reason to stop sending.
 import { EventEmitter } from 'node:events';
 
-import type { RejectionKind } from './events/parse.js';
+import type { RejectionKind } from './domain/event-parse.js';
 
 export interface BusEvents {
   'jobs:enqueued': { appId: string; count: number };

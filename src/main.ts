@@ -1,38 +1,44 @@
 // The composition root: config → log → database (DATABASE_URL or embedded) → migrations → Mailjet
-// (real or the simulator) → consumers, LISTEN, HTTP. Nothing else constructs long-lived things.
-// bin/jetpost.ts runs it as a process; tests start it in-process.
+// (real, or in dev mode the simulator, loaded only then) → services → workers, LISTEN, HTTP. Nothing
+// else constructs long-lived things. bin/jetpost.ts runs it as a process; tests start it in-process.
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 
-import { ensureDevApiKey } from './apps/dev-key.js';
-import { authenticateApiKey } from './apps/service.js';
 import { type Bus, createBus } from './bus.js';
 import type { Config } from './config.js';
-import { latestMigrationId, migrationsApplied } from './db/migrate.js';
-import { jobsChannel, listen, type Listener, webhooksChannel } from './db/notify.js';
+import { latestMigrationId } from './db/migrate.js';
+import { listen, type Listener, notifyChannels } from './db/notify.js';
 import { openDatabase } from './db/open.js';
 import type { Pool } from './db/pool.js';
-import { StartupError } from './errors.js';
-import { receiveEvents } from './events/ingest.js';
+import { StartupError } from './domain/errors.js';
+import { parseTargetPolicy } from './domain/target-policy.js';
 import { finishedWithin } from './finished-within.js';
 import { createApp, routeTable } from './http/app.js';
-import type { Readiness } from './http/routes/ops.js';
-import { createJobService } from './jobs/service.js';
 import { createLogger, type Logger } from './log.js';
 import { createMailjetClient, MAILJET_DEFAULT_BASE_URL } from './mailjet/client.js';
 import { createMetrics } from './metrics.js';
 import { OPENAPI_PATH } from './paths.js';
-import { type ConsumerPool, createConsumerPool } from './queue/consumer-pool.js';
-import { startLeaseReaper } from './queue/lease-reaper.js';
-import { createSendGate } from './queue/send-gate.js';
-import { createWakeup } from './queue/wakeup.js';
 import { readOrCreateSecretFile } from './secret-file.js';
-import { createSimulator, type Simulator } from './simulator/server.js';
-import { createWebhookDispatcher } from './webhooks/dispatcher.js';
-import { parseTargetPolicy } from './webhooks/url-guard.js';
+import { createAdminService } from './services/admin.js';
+import { authenticateApiKey } from './services/apps.js';
+import { ensureDevApiKey } from './services/dev-key.js';
+import { receiveEvents } from './services/events.js';
+import { createJobService } from './services/jobs.js';
+import { createRateLimitCounters } from './services/rate-limits.js';
+import { createReadiness } from './services/readiness.js';
+import { createSendingService } from './services/sending.js';
+import { createWebhookDeliveries } from './services/webhooks.js';
+// A type only: the simulator itself is loaded by startDevSimulator, in dev mode.
+import type { Simulator } from './simulator/server.js';
+import { type ConsumerPool, createConsumerPool } from './workers/consumer-pool.js';
+import { createLeaseReaper } from './workers/lease-reaper.js';
+import { createRateLimitSweeper } from './workers/rate-limit-sweeper.js';
+import { createSendGate } from './workers/send-gate.js';
+import { createWakeup } from './workers/wakeup.js';
+import { createWebhookDispatcher } from './workers/webhook-dispatcher.js';
 
 export interface Jetpost {
   /** Base URL of the HTTP API, e.g. http://127.0.0.1:3000. */
@@ -93,11 +99,11 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
   const metrics = createMetrics(bus);
   const wakeup = createWakeup();
   const webhookWakeup = createWakeup();
-  const channel = jobsChannel(config.database.schema);
+  const channels = notifyChannels(config.database.schema);
   // LISTEN needs a session of its own: a pooler in transaction mode would hand it any server connection.
   const listener: Listener = listen({
     connectionString: directConnectionString,
-    channels: { [channel]: () => wakeup.wake(), [webhooksChannel(config.database.schema)]: () => webhookWakeup.wake() },
+    channels: { [channels.jobs]: () => wakeup.wake(), [channels.webhooks]: () => webhookWakeup.wake() },
     log,
   });
   cleanups.push(() => stopWithin('the LISTEN connection', listener.close(), STOP_STEP_MS));
@@ -109,19 +115,16 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
   let mailjetBaseUrl = config.mailjet.baseUrl;
   let credentials = config.mailjet.credentials;
   if (credentials === undefined) {
-    simulator = createSimulator({ log: (message, fields) => log.debug(message, { component: 'simulator', ...fields }) });
-    cleanups.push(() => stopWithin('the simulator', simulator!.close(), STOP_STEP_MS));
-    mailjetBaseUrl = await simulator.listen(config.mailjet.simulatorPort, '127.0.0.1').catch((error: unknown) => {
-      throw portError(error, 'SIMULATOR_PORT', config.mailjet.simulatorPort, '127.0.0.1');
-    });
+    ({ simulator, url: mailjetBaseUrl } = await startDevSimulator(config, log, cleanups, stopWithin));
     credentials = { apiKey: 'simulator', apiSecret: 'simulator' };
   }
   const mailjet = createMailjetClient({ ...credentials, baseUrl: mailjetBaseUrl, timeoutMs: config.mailjet.timeoutMs });
 
-  const jobs = createJobService({ pool, notifyChannel: channel, maxAttempts: config.retry.maxAttempts, wakeLocal: () => wakeup.wake(), bus });
+  const jobs = createJobService({ pool, channels, maxAttempts: config.retry.maxAttempts, wakeLocal: () => wakeup.wake(), bus });
+  const sending = createSendingService({ pool, channels, leaseMs: config.consumers.leaseMs });
   const gate = createSendGate({ ratePerSecond: config.mailjet.ratePerSecond });
   const consumers = createConsumerPool({
-    pool,
+    sending,
     mailjet,
     wakeup,
     gate,
@@ -134,26 +137,9 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
     bus,
   });
 
-  const readiness = async (): Promise<Readiness> => {
-    const blocked = gate.state().blocked;
-    const mailjetCheck = blocked === undefined ? { ok: true } : { ok: false, detail: `sending stopped: ${blocked}` };
-    try {
-      const applied = await migrationsApplied(pool, expectedMigration);
-      return {
-        ready: applied && mailjetCheck.ok,
-        checks: {
-          database: { ok: true },
-          migrations: applied ? { ok: true } : { ok: false, detail: 'the database is behind sql/' },
-          mailjet: mailjetCheck,
-        },
-      };
-    } catch (error) {
-      return { ready: false, checks: { database: { ok: false, detail: (error as Error).message }, mailjet: mailjetCheck } };
-    }
-  };
   const targetPolicy = parseTargetPolicy(config.webhooks.allowedTargets);
   const dispatcher = createWebhookDispatcher({
-    pool,
+    deliveries: createWebhookDeliveries(pool),
     wakeup: webhookWakeup,
     policy: targetPolicy,
     timeoutMs: config.webhooks.timeoutMs,
@@ -165,14 +151,14 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
     log,
   });
   const adminKey = config.adminApiKey ?? (config.devMode ? await readOrCreateSecretFile(path.join(config.dataDir, 'dev-admin-key')) : undefined);
+  const rateLimits = createRateLimitCounters(pool);
   const app = createApp({
     jobs,
-    pool,
-    notifyChannel: channel,
+    admin: createAdminService({ pool, channels, targetPolicy }),
+    rateLimits,
     adminKey,
-    targetPolicy,
     authenticate: (key) => authenticateApiKey(pool, key),
-    receiveEvents: (body) => receiveEvents({ pool, bus, log }, body),
+    receiveEvents: (body) => receiveEvents({ pool, channels, bus, log }, body),
     eventsCredentials,
     limits: {
       queueBody: config.queueBodyLimit,
@@ -181,12 +167,13 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
       eventsPerMinute: config.rateLimits.eventsPerMinute,
     },
     trustProxy: config.trustProxy,
-    readiness,
+    readiness: createReadiness({ pool, expectedMigration, sendingStopped: () => gate.state().blocked }),
     // As long as one statement may take: a database slower than that is not ready.
     readinessTimeoutMs: config.database.timeouts.statementMs,
     metrics: async () => ({ contentType: metrics.contentType, body: await metrics.text() }),
     openapi: await fs.readFile(OPENAPI_PATH, 'utf8'),
     log,
+    now: () => new Date(),
   });
 
   const server = createServer(app);
@@ -200,7 +187,10 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
 
   consumers.start();
   dispatcher.start();
-  const reaper = startLeaseReaper({ pool, intervalMs: Math.max(1_000, Math.floor(config.consumers.leaseMs / 4)), onRequeued: () => wakeup.wake(), log });
+  const reaper = createLeaseReaper({ sending, intervalMs: Math.max(1_000, Math.floor(config.consumers.leaseMs / 4)), onRequeued: () => wakeup.wake(), log });
+  void reaper.start();
+  const sweeper = createRateLimitSweeper({ rateLimits, log });
+  void sweeper.start();
   // SIGTERM: consumers stop claiming and finish their calls in flight while HTTP drains, within
   // SHUTDOWN_TIMEOUT_MS; then the reaper, LISTEN, the simulator, the pool and the embedded database
   // stop, in that order, each with a deadline of its own.
@@ -212,7 +202,10 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
       closeServer(server, deadlineMs),
       stopWithin('the webhook dispatcher', dispatcher.stop(deadlineMs), deadlineMs + 3 * STOP_STEP_MS),
     ]);
-    await stopWithin('the lease reaper', reaper.stop(), STOP_STEP_MS);
+    await Promise.all([
+      stopWithin('the lease reaper', reaper.stop(STOP_STEP_MS), STOP_STEP_MS),
+      stopWithin('the rate-limit sweeper', sweeper.stop(STOP_STEP_MS), STOP_STEP_MS),
+    ]);
   });
 
   let devApiKey: string | undefined;
@@ -263,6 +256,25 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
     },
     stopNow: () => database.stopNow(),
   };
+}
+
+/**
+ * Dev mode's stand-in for Mailjet, started on SIMULATOR_PORT. The simulator is loaded here and only
+ * here, on demand: it stays out of the production import graph.
+ */
+async function startDevSimulator(
+  config: Config,
+  log: Logger,
+  cleanups: Array<() => Promise<void>>,
+  stopWithin: (what: string, work: Promise<unknown>, ms: number) => Promise<void>,
+): Promise<{ simulator: Simulator; url: string }> {
+  const { createSimulator } = await import('./simulator/server.js');
+  const simulator = createSimulator({ log: (message, fields) => log.debug(message, { component: 'simulator', ...fields }) });
+  cleanups.push(() => stopWithin('the simulator', simulator.close(), STOP_STEP_MS));
+  const url = await simulator.listen(config.mailjet.simulatorPort, '127.0.0.1').catch((error: unknown) => {
+    throw portError(error, 'SIMULATOR_PORT', config.mailjet.simulatorPort, '127.0.0.1');
+  });
+  return { simulator, url };
 }
 
 /** An address as it goes before `:port` in a URL: IPv6 in brackets. */

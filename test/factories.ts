@@ -4,13 +4,14 @@
 // after its attempts, one deferred) is set by the one UPDATE below, so that it stays in one place.
 import { randomBytes } from 'node:crypto';
 
-import { addApiKey, createAppWithKey } from '../src/apps/service.js';
-import type { App } from '../src/db/apps-repo.js';
 import { insertJobs } from '../src/db/jobs-repo.js';
 import { type Pool, withTransaction } from '../src/db/pool.js';
-import { addSuppression, type SuppressionReason,suppressRecipients } from '../src/db/suppressions-repo.js';
-import type { NewJob, Recipient } from '../src/jobs/message.js';
-import type { JobStatus } from '../src/jobs/status.js';
+import { addSuppression, suppressRecipients } from '../src/db/suppressions-repo.js';
+import type { App } from '../src/domain/app.js';
+import type { NewJob, Recipient } from '../src/domain/message.js';
+import type { JobStatus } from '../src/domain/status.js';
+import type { SuppressionReason } from '../src/domain/suppression.js';
+import { addApiKey, createAppWithKey } from '../src/services/apps.js';
 
 // ---- request bodies ---------------------------------------------------------------------------
 

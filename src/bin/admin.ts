@@ -10,23 +10,30 @@
 import { constants as osConstants } from 'node:os';
 import { parseArgs } from 'node:util';
 
-type ParseArgsOptions = NonNullable<NonNullable<Parameters<typeof parseArgs>[0]>['options']>;
+import type { z } from 'zod';
 
-import { addApiKey, createAppWithKey, findApp, revokeApiKey } from '../apps/service.js';
-import { type Config, ConfigError, loadConfig } from '../config.js';
-import { listAppsWithKeys } from '../db/apps-repo.js';
-import { listJobsByStatus } from '../db/jobs-repo.js';
-import { jobsChannel } from '../db/notify.js';
-import { type OpenDatabase, openDatabase } from '../db/open.js';
-import { addSuppression, listSuppressions, removeSuppression } from '../db/suppressions-repo.js';
-import { listDeliveries, redeliver } from '../db/webhook-deliveries-repo.js';
-import { AppError } from '../errors.js';
-import { emailSchema } from '../http/schemas.js';
-import { requeueFailed } from '../jobs/admin.js';
-import { JOB_STATUSES, type JobStatus } from '../jobs/status.js';
+import { ConfigError, loadConfig } from '../config.js';
+import { notifyChannels } from '../db/notify.js';
+import { openDatabase } from '../db/open.js';
+import { AppError, ValidationError } from '../domain/errors.js';
+import {
+  appNameSchema,
+  deliveryIdSchema,
+  deliveryStatusSchema,
+  emailSchema,
+  jobIdSchema,
+  jobStatusSchema,
+  keyPrefixSchema,
+  pageLimitSchema,
+  parseOrThrow,
+  suppressionNoteSchema,
+  webhookUrlSchema,
+} from '../domain/input-schemas.js';
+import { parseTargetPolicy } from '../domain/target-policy.js';
 import { createLogger } from '../log.js';
-import { getAppWebhook, removeAppWebhook, setAppWebhook } from '../webhooks/service.js';
-import { parseTargetPolicy } from '../webhooks/url-guard.js';
+import { type AdminService, createAdminService } from '../services/admin.js';
+
+type ParseArgsOptions = NonNullable<NonNullable<Parameters<typeof parseArgs>[0]>['options']>;
 
 const USAGE = `usage: npm run admin -- <command>
 
@@ -49,7 +56,19 @@ const USAGE = `usage: npm run admin -- <command>
 
 class UsageError extends Error {}
 
-type Command = (db: OpenDatabase, args: string[], config: Config) => Promise<void>;
+type Command = (admin: AdminService, args: string[]) => Promise<void>;
+
+/** An argument checked with the same schema as the admin API's field; a bad one is a usage error. */
+function argument<T>(schema: z.ZodType<T>, value: unknown, name: string): T {
+  try {
+    return parseOrThrow(schema, value, name);
+  } catch (error) {
+    if (error instanceof ValidationError) {
+      throw new UsageError(`${name}: ${(error.fields ?? []).map((field) => field.message).join('; ')}`);
+    }
+    throw error;
+  }
+}
 
 function table(rows: Record<string, unknown>[]): string {
   if (rows.length === 0) {
@@ -62,22 +81,17 @@ function table(rows: Record<string, unknown>[]): string {
   return [line(columns), ...cells.map(line)].join('\n') + '\n';
 }
 
-const jobsList: Command = async (db, args) => {
+const jobsList: Command = async (admin, args) => {
   const { values } = parseArgs({
     args,
     options: { status: { type: 'string', default: 'failed' }, app: { type: 'string' }, limit: { type: 'string', default: '50' }, before: { type: 'string' } },
   });
-  if (!(JOB_STATUSES as readonly string[]).includes(values.status)) {
-    throw new UsageError(`--status must be one of ${JOB_STATUSES.join(', ')}`);
-  }
-  const limit = Number(values.limit);
-  if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
-    throw new UsageError('--limit must be a whole number from 1 to 1000');
-  }
-  if (values.before !== undefined && !/^\d{1,19}$/.test(values.before)) {
-    throw new UsageError('--before must be a job id');
-  }
-  const jobs = await listJobsByStatus(db.pool, values.status as JobStatus, { appName: values.app, before: values.before, limit });
+  const jobs = await admin.listJobs({
+    status: argument(jobStatusSchema, values.status, '--status'),
+    appName: values.app === undefined ? undefined : argument(appNameSchema, values.app, '--app'),
+    before: values.before === undefined ? undefined : argument(jobIdSchema, values.before, '--before'),
+    limit: argument(pageLimitSchema, values.limit, '--limit'),
+  });
   process.stdout.write(
     table(
       jobs.map((job) => ({
@@ -92,18 +106,17 @@ const jobsList: Command = async (db, args) => {
   );
 };
 
-const jobsRequeue: Command = async (db, args, { database: { schema } }) => {
+const jobsRequeue: Command = async (admin, args) => {
   const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { 'all-failed': { type: 'boolean' }, app: { type: 'string' } } });
   const allFailed = values['all-failed'] === true;
   if (allFailed === positionals.length > 0) {
     throw new UsageError('give job ids, or --all-failed');
   }
-  if (positionals.some((id) => !/^\d{1,19}$/.test(id))) {
-    throw new UsageError('job ids are digits');
-  }
-  const requeued = await requeueFailed(db.pool, jobsChannel(schema), { ids: allFailed ? null : positionals, appName: values.app ?? null });
+  const ids = positionals.map((id) => argument(jobIdSchema, id, 'job id'));
+  const appName = values.app === undefined ? null : argument(appNameSchema, values.app, '--app');
+  const requeued = await admin.requeueJobs({ ids: allFailed ? null : ids, appName });
   process.stdout.write(`re-queued ${requeued.length} job(s)${requeued.length > 0 ? `: ${requeued.join(', ')}` : ''}\n`);
-  const skipped = allFailed ? [] : positionals.filter((id) => !requeued.includes(id));
+  const skipped = allFailed ? [] : ids.filter((id) => !requeued.includes(id));
   if (skipped.length > 0) {
     process.stdout.write(`not failed (left alone): ${skipped.join(', ')}\n`);
   }
@@ -118,9 +131,9 @@ function positionals(args: string[], names: string[], options: ParseArgsOptions 
   return parsed;
 }
 
-const appsList: Command = async (db, args) => {
+const appsList: Command = async (admin, args) => {
   positionals(args, []);
-  const apps = await listAppsWithKeys(db.pool);
+  const apps = await admin.listApps();
   process.stdout.write(
     table(
       apps.map((app) => ({
@@ -133,77 +146,68 @@ const appsList: Command = async (db, args) => {
   );
 };
 
-const appsCreate: Command = async (db, args) => {
+const appsCreate: Command = async (admin, args) => {
   const [name] = positionals(args, ['NAME']).positionals as [string];
-  const { key } = await createAppWithKey(db.pool, name);
+  const { key } = await admin.createApp(argument(appNameSchema, name, 'NAME'));
   process.stdout.write(`app ${name} created. Its API key (shown once, store it now):\n${key}\n`);
 };
 
-const appsRotate: Command = async (db, args) => {
+const appsRotate: Command = async (admin, args) => {
   const parsed = positionals(args, ['NAME'], { 'revoke-others': { type: 'boolean' } });
-  const rotated = await addApiKey(db.pool, parsed.positionals[0]!, parsed.values['revoke-others'] === true);
+  const rotated = await admin.rotateKey(argument(appNameSchema, parsed.positionals[0], 'NAME'), parsed.values['revoke-others'] === true);
   process.stdout.write(`new API key for ${rotated.app.name} (shown once):\n${rotated.key}\n`);
   process.stdout.write(rotated.revoked.length > 0 ? `revoked: ${rotated.revoked.join(', ')}\n` : 'older keys keep working until revoked\n');
 };
 
-const appsRevoke: Command = async (db, args) => {
+const appsRevoke: Command = async (admin, args) => {
   const [name, prefix] = positionals(args, ['NAME', 'PREFIX']).positionals as [string, string];
-  await revokeApiKey(db.pool, name, prefix);
+  await admin.revokeKey(argument(appNameSchema, name, 'NAME'), argument(keyPrefixSchema, prefix, 'PREFIX'));
   process.stdout.write(`revoked key ${prefix} of ${name}\n`);
 };
 
-const suppressionsList: Command = async (db, args) => {
+const suppressionsList: Command = async (admin, args) => {
   const parsed = positionals(args, ['APP'], { limit: { type: 'string', default: '100' } });
-  const app = await findApp(db.pool, parsed.positionals[0]!);
-  const rows = await listSuppressions(db.pool, app.id, { limit: Number(parsed.values['limit']) || 100 });
+  const rows = await admin.listSuppressions(argument(appNameSchema, parsed.positionals[0], 'APP'), { limit: argument(pageLimitSchema, parsed.values['limit'], '--limit') });
   process.stdout.write(table(rows.map((row) => ({ email: row.email, reason: row.reason, since: row.createdAt.toISOString(), detail: row.detail }))));
 };
 
-const suppressionsAdd: Command = async (db, args) => {
+const suppressionsAdd: Command = async (admin, args) => {
   const parsed = positionals(args, ['APP', 'EMAIL'], { note: { type: 'string' } });
   const [name, email] = parsed.positionals as [string, string];
-  if (!emailSchema.safeParse(email).success) {
-    throw new UsageError(`${email} is not a valid email address`);
-  }
-  const app = await findApp(db.pool, name);
-  const added = await addSuppression(db.pool, app.id, email, (parsed.values['note'] as string | undefined) ?? null);
+  const note = parsed.values['note'] === undefined ? null : argument(suppressionNoteSchema, parsed.values['note'], '--note');
+  const added = await admin.addSuppression(argument(appNameSchema, name, 'APP'), argument(emailSchema, email, 'EMAIL'), note);
   process.stdout.write(`${added.email} is suppressed for ${name} (${added.reason})\n`);
 };
 
-const suppressionsRemove: Command = async (db, args) => {
+const suppressionsRemove: Command = async (admin, args) => {
   const [name, email] = positionals(args, ['APP', 'EMAIL']).positionals as [string, string];
-  const app = await findApp(db.pool, name);
-  const removed = await removeSuppression(db.pool, app.id, email);
+  const removed = await admin.removeSuppression(argument(appNameSchema, name, 'APP'), argument(emailSchema, email, 'EMAIL'));
   process.stdout.write(removed ? `${email} removed from ${name}'s suppressions\n` : `${email} was not suppressed for ${name}\n`);
 };
 
-const webhooksSet: Command = async (db, args, config) => {
+const webhooksSet: Command = async (admin, args) => {
   const parsed = positionals(args, ['APP', 'URL'], { 'rotate-secret': { type: 'boolean' } });
   const [name, url] = parsed.positionals as [string, string];
-  const webhook = await setAppWebhook(db.pool, parseTargetPolicy(config.webhooks.allowedTargets), name, url, parsed.values['rotate-secret'] === true);
+  const webhook = await admin.setWebhook(argument(appNameSchema, name, 'APP'), argument(webhookUrlSchema, url, 'URL'), parsed.values['rotate-secret'] === true);
   process.stdout.write(`webhook of ${name}: ${webhook.url}\nsigning secret (give it to the receiving app): ${webhook.secret}\n`);
 };
 
-const webhooksShow: Command = async (db, args) => {
+const webhooksShow: Command = async (admin, args) => {
   const [name] = positionals(args, ['APP']).positionals as [string];
-  const webhook = await getAppWebhook(db.pool, name);
+  const webhook = await admin.getWebhook(argument(appNameSchema, name, 'APP'));
   process.stdout.write(`webhook of ${name}: ${webhook.url}\nsigning secret: ${webhook.secret}\n`);
 };
 
-const webhooksRemove: Command = async (db, args) => {
+const webhooksRemove: Command = async (admin, args) => {
   const [name] = positionals(args, ['APP']).positionals as [string];
-  await removeAppWebhook(db.pool, name);
+  await admin.removeWebhook(argument(appNameSchema, name, 'APP'));
   process.stdout.write(`webhook of ${name} removed\n`);
 };
 
-const webhooksDeliveries: Command = async (db, args) => {
+const webhooksDeliveries: Command = async (admin, args) => {
   const parsed = positionals(args, ['APP'], { status: { type: 'string' }, limit: { type: 'string', default: '50' } });
-  const status = parsed.values['status'] as string | undefined;
-  if (status !== undefined && !['pending', 'delivered', 'failed'].includes(status)) {
-    throw new UsageError('--status must be pending, delivered or failed');
-  }
-  const app = await findApp(db.pool, parsed.positionals[0]!);
-  const rows = await listDeliveries(db.pool, app.id, { status, limit: Number(parsed.values['limit']) || 50 });
+  const status = parsed.values['status'] === undefined ? undefined : argument(deliveryStatusSchema, parsed.values['status'], '--status');
+  const rows = await admin.listDeliveries(argument(appNameSchema, parsed.positionals[0], 'APP'), { status, limit: argument(pageLimitSchema, parsed.values['limit'], '--limit') });
   process.stdout.write(
     table(
       rows.map((row) => ({
@@ -220,15 +224,9 @@ const webhooksDeliveries: Command = async (db, args) => {
   );
 };
 
-const webhooksRedeliver: Command = async (db, args) => {
+const webhooksRedeliver: Command = async (admin, args) => {
   const [name, id] = positionals(args, ['APP', 'DELIVERY_ID']).positionals as [string, string];
-  if (!/^\d{1,19}$/.test(id)) {
-    throw new UsageError('DELIVERY_ID is digits');
-  }
-  const app = await findApp(db.pool, name);
-  if (!(await redeliver(db.pool, app.id, id))) {
-    throw new UsageError(`app ${name} has no delivery ${id}`);
-  }
+  await admin.redeliver(argument(appNameSchema, name, 'APP'), argument(deliveryIdSchema, id, 'DELIVERY_ID'));
   process.stdout.write(`delivery ${id} will be posted again\n`);
 };
 
@@ -267,7 +265,7 @@ async function run(argv: string[]): Promise<void> {
   process.once('SIGINT', interrupted);
   process.once('SIGTERM', interrupted);
   try {
-    await command(db, argv.slice(2), config);
+    await command(createAdminService({ pool: db.pool, channels: notifyChannels(config.database.schema), targetPolicy: parseTargetPolicy(config.webhooks.allowedTargets) }), argv.slice(2));
   } finally {
     await db.close();
   }

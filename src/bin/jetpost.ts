@@ -4,7 +4,7 @@
 // second signal makes it exit at once. A repeat of the first signal within REPEAT_WINDOW_MS is not
 // a second signal: on a terminal's Ctrl-C, `npm start` relays the SIGINT its child already got.
 import { ConfigError, loadConfig } from '../config.js';
-import { StartupError } from '../errors.js';
+import { StartupError } from '../domain/errors.js';
 import { createLogger } from '../log.js';
 import { type Jetpost, startJetpost } from '../main.js';
 

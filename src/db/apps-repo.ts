@@ -1,19 +1,6 @@
 // apps and api_keys.
+import type { ApiKeyRow, App, AppWebhook, AppWithKeys } from '../domain/app.js';
 import { query, type Queryable } from './pool.js';
-
-export interface App {
-  id: string;
-  name: string;
-  createdAt: Date;
-}
-
-export interface ApiKeyRow {
-  keyId: string;
-  appId: string;
-  appName: string;
-  keyHash: Buffer;
-  revokedAt: Date | null;
-}
 
 function toApp(row: Record<string, unknown>): App {
   return { id: String(row['id']), name: String(row['name']), createdAt: row['created_at'] as Date };
@@ -69,16 +56,6 @@ export async function findApiKeyByPrefix(db: Queryable, prefix: string): Promise
   };
 }
 
-export interface ApiKeyInfo {
-  prefix: string;
-  createdAt: Date;
-  revokedAt: Date | null;
-}
-
-export interface AppWithKeys extends App {
-  keys: ApiKeyInfo[];
-}
-
 const LIST_APPS = `
   select a.id, a.name, a.created_at,
     coalesce(
@@ -116,11 +93,6 @@ const REVOKE_KEYS = `
 export async function revokeApiKeys(db: Queryable, appId: string, prefix: string | null, except: string | null = null): Promise<string[]> {
   const rows = await query(db, REVOKE_KEYS, [appId, prefix, except]);
   return rows.map((row) => String(row['prefix']));
-}
-
-export interface AppWebhook {
-  url: string;
-  secret: string;
 }
 
 const FIND_WEBHOOK = `

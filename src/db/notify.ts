@@ -1,23 +1,29 @@
-// LISTEN/NOTIFY: an enqueue on any replica wakes the idle consumers of every other replica.
-// The listening connection reconnects with backoff; after a reconnect it reports a wake-up, since
-// notifications sent while it was away are lost.
+// LISTEN/NOTIFY: an enqueue on any replica wakes the idle consumers of every other replica, and
+// a webhook delivery queued on any replica wakes every dispatcher. The listening connection
+// reconnects with backoff; after a reconnect it reports a wake-up, since notifications sent while
+// it was away are lost.
 import pg from 'pg';
 
+import { backoffMs } from '../domain/retry-policy.js';
 import type { Logger } from '../log.js';
 import { query, type Queryable } from './pool.js';
 
-export function jobsChannel(schema: string): string {
-  return `${schema}_jobs_ready`;
+/** The channels of one jetpost schema: replicas on other schemas of the same database do not hear them. */
+export interface NotifyChannels {
+  /** Jobs are due: wakes the consumers. */
+  jobs: string;
+  /** Webhook deliveries are due: wakes the dispatchers. */
+  webhooks: string;
 }
 
-/** Written by status-changes-repo.ts (as current_schema() || '_webhooks_ready') when deliveries are due. */
-export function webhooksChannel(schema: string): string {
-  return `${schema}_webhooks_ready`;
+export function notifyChannels(schema: string): NotifyChannels {
+  return { jobs: `${schema}_jobs_ready`, webhooks: `${schema}_webhooks_ready` };
 }
 
 const NOTIFY = `select pg_notify($1, '')`;
 
-export async function notifyJobsReady(db: Queryable, channel: string): Promise<void> {
+/** Delivered when the caller's transaction commits, to every replica listening on `channel`. */
+export async function notify(db: Queryable, channel: string): Promise<void> {
   await query(db, NOTIFY, [channel]);
 }
 
@@ -48,8 +54,8 @@ export function listen({ connectionString, channels, log, minBackoffMs = 500, ma
     if (closed || retryTimer) {
       return;
     }
-    const delay = Math.min(maxBackoffMs, minBackoffMs * 2 ** failures);
     failures += 1;
+    const delay = backoffMs({ baseMs: minBackoffMs, factor: 2, maxMs: maxBackoffMs, jitter: 0 }, failures, Math.random);
     retryTimer = setTimeout(() => {
       retryTimer = undefined;
       void connect();

@@ -8,7 +8,7 @@
 import path from 'node:path';
 
 import type { Config } from '../config.js';
-import { StartupError } from '../errors.js';
+import { StartupError } from '../domain/errors.js';
 import { finishedWithin } from '../finished-within.js';
 import type { Logger } from '../log.js';
 import { claimDataDir, liveDataDirOwner } from './data-dir-owner.js';

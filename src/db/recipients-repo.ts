@@ -1,21 +1,8 @@
 // email_recipients: one row per To/Cc/Bcc address of a job, with Mailjet's ids once accepted.
-import type { RecipientKind } from '../jobs/message.js';
-import type { RecipientStatus } from '../jobs/status.js';
+import type { RecipientKind } from '../domain/message.js';
+import type { AcceptedIds, RecipientRow } from '../domain/recipient.js';
+import type { RecipientStatus } from '../domain/status.js';
 import { query, type Queryable } from './pool.js';
-
-export interface RecipientRow {
-  id: string;
-  jobId: string;
-  position: number;
-  kind: RecipientKind;
-  email: string;
-  name: string | null;
-  status: RecipientStatus;
-  /** Decimal string: 64-bit, above 2^53. */
-  messageId: string | null;
-  messageUuid: string | null;
-  updatedAt: Date;
-}
 
 function toRecipient(row: Record<string, unknown>): RecipientRow {
   return {
@@ -59,12 +46,6 @@ const LOCK_RECIPIENTS_OF_JOBS = `
 export async function lockRecipientsOfJobs(tx: Queryable, jobIds: readonly string[]): Promise<RecipientRow[]> {
   const rows = await query(tx, LOCK_RECIPIENTS_OF_JOBS, [jobIds]);
   return rows.map(toRecipient);
-}
-
-export interface AcceptedIds {
-  recipientId: string;
-  messageId: string;
-  messageUuid: string;
 }
 
 const ACCEPT_RECIPIENTS = `

@@ -1,5 +1,5 @@
 // rejected_events: Mailjet events (and callback bodies) that can never be applied, kept with the reason.
-import type { RejectionKind } from '../events/parse.js';
+import type { RejectionKind } from '../domain/event-parse.js';
 import type { Queryable } from './pool.js';
 
 export interface RejectedEventRow {

@@ -1,64 +1,31 @@
 // status_changes: the log of status changes apps hear about (polling feed and webhook outbox).
+import type { NewStatusChange, RecordedChange, StatusChangeRow } from '../domain/status-change.js';
 import { query, type Queryable } from './pool.js';
 
-export interface NewStatusChange {
-  jobId: string;
-  /** Null for a change of the job itself. */
-  recipientId: string | null;
-  oldStatus: string | null;
-  newStatus: string;
-  details: Record<string, unknown> | null;
-}
-
-// The changes and, for apps with a webhook, their deliveries, in the caller's transaction; the
-// dispatchers of every replica are woken when it commits.
+// In the caller's transaction, in the order given. Writing the webhook deliveries these changes cause
+// is the caller's next step (services/webhook-outbox.ts), not a side effect of this statement.
 const RECORD_CHANGES = `
-  with inserted as (
-    insert into status_changes (app_id, job_id, recipient_id, old_status, new_status, details)
-    select j.app_id, c.job_id, c.recipient_id, c.old_status, c.new_status, c.details
-    from unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::jsonb[])
-      with ordinality as c(job_id, recipient_id, old_status, new_status, details, ord)
-    join email_send_jobs j on j.id = c.job_id
-    order by c.ord
-    returning id, app_id
-  ),
-  deliveries as (
-    insert into webhook_deliveries (change_id, app_id, url)
-    select i.id, i.app_id, a.webhook_url
-    from inserted i
-    join apps a on a.id = i.app_id
-    where a.webhook_url is not null
-    returning id
-  )
-  select count(*)::int as deliveries, pg_notify(current_schema() || '_webhooks_ready', '') is not null as notified
-  from deliveries
-  having count(*) > 0`;
+  insert into status_changes (app_id, job_id, recipient_id, old_status, new_status, details)
+  select j.app_id, c.job_id, c.recipient_id, c.old_status, c.new_status, c.details
+  from unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::jsonb[])
+    with ordinality as c(job_id, recipient_id, old_status, new_status, details, ord)
+  join email_send_jobs j on j.id = c.job_id
+  order by c.ord
+  returning id, app_id`;
 
-export async function recordStatusChanges(tx: Queryable, changes: readonly NewStatusChange[]): Promise<void> {
+/** Writes the changes; returns each one's id and app. */
+export async function recordStatusChanges(tx: Queryable, changes: readonly NewStatusChange[]): Promise<RecordedChange[]> {
   if (changes.length === 0) {
-    return;
+    return [];
   }
-  await query(tx, RECORD_CHANGES, [
+  const rows = await query(tx, RECORD_CHANGES, [
     changes.map((c) => c.jobId),
     changes.map((c) => c.recipientId),
     changes.map((c) => c.oldStatus),
     changes.map((c) => c.newStatus),
     changes.map((c) => (c.details === null ? null : JSON.stringify(c.details))),
   ]);
-}
-
-export interface StatusChangeRow {
-  id: string;
-  /** The writing transaction's id (xid8), as text. */
-  txid: string;
-  jobId: string;
-  customId: string | null;
-  metadata: Record<string, unknown> | null;
-  recipient: string | null;
-  oldStatus: string | null;
-  newStatus: string;
-  details: Record<string, unknown> | null;
-  createdAt: Date;
+  return rows.map((row) => ({ id: String(row['id']), appId: String(row['app_id']) }));
 }
 
 export const CHANGE_COLUMNS = `

@@ -1,14 +1,6 @@
 // suppressions: per app, the addresses not to send to.
+import { type RecipientSuppression, type Suppression, suppressionKey, type SuppressionReason } from '../domain/suppression.js';
 import { query, type Queryable } from './pool.js';
-
-export type SuppressionReason = 'hard_bounce' | 'spam' | 'unsubscribed' | 'manual';
-
-export interface Suppression {
-  email: string;
-  reason: SuppressionReason;
-  detail: string | null;
-  createdAt: Date;
-}
 
 function toSuppression(row: Record<string, unknown>): Suppression {
   return {
@@ -28,10 +20,7 @@ const SUPPRESS_RECIPIENTS = `
   join email_send_jobs j on j.id = r.job_id
   on conflict (app_id, email) do nothing`;
 
-export async function suppressRecipients(
-  tx: Queryable,
-  entries: ReadonlyArray<{ recipientId: string; reason: SuppressionReason; detail: string | null }>,
-): Promise<void> {
+export async function suppressRecipients(tx: Queryable, entries: readonly RecipientSuppression[]): Promise<void> {
   if (entries.length === 0) {
     return;
   }
@@ -51,10 +40,6 @@ export async function findSuppressed(db: Queryable, pairs: ReadonlyArray<{ appId
   }
   const rows = await query(db, FIND_SUPPRESSED, [pairs.map((p) => p.appId), pairs.map((p) => p.email)]);
   return new Map(rows.map((row) => [suppressionKey(String(row['app_id']), String(row['email'])), row['reason'] as SuppressionReason]));
-}
-
-export function suppressionKey(appId: string, email: string): string {
-  return `${appId} ${email.toLowerCase()}`;
 }
 
 const LIST_SUPPRESSIONS = `

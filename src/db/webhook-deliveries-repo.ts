@@ -1,17 +1,25 @@
 // webhook_deliveries: the outbox of status changes to POST to apps' webhook URLs.
+import type { RecordedChange } from '../domain/status-change.js';
+import type { DeliveryOutcome, DeliveryRow, DeliveryStatus, DueDelivery } from '../domain/webhook-delivery.js';
 import { query, type Queryable } from './pool.js';
-import { CHANGE_COLUMNS, type StatusChangeRow, toStatusChange } from './status-changes-repo.js';
+import { CHANGE_COLUMNS, toStatusChange } from './status-changes-repo.js';
 
-export interface DueDelivery {
-  id: string;
-  appId: string;
-  /** The app's webhook now (the URL or secret may have changed since the change). */
-  url: string | null;
-  secret: string | null;
-  /** Attempts made, this one included. */
-  attempts: number;
-  createdAt: Date;
-  change: StatusChangeRow;
+// One delivery per change of an app that has a webhook, to the URL it has now.
+const INSERT_DELIVERIES = `
+  insert into webhook_deliveries (change_id, app_id, url)
+  select c.id, c.app_id, a.webhook_url
+  from unnest($1::bigint[], $2::bigint[]) as c(id, app_id)
+  join apps a on a.id = c.app_id
+  where a.webhook_url is not null
+  order by c.id`;
+
+/** Queues the deliveries of these changes (in the caller's transaction); returns how many. */
+export async function insertDeliveries(tx: Queryable, changes: readonly RecordedChange[]): Promise<number> {
+  if (changes.length === 0) {
+    return 0;
+  }
+  const result = await tx.query(INSERT_DELIVERIES, [changes.map((c) => c.id), changes.map((c) => c.appId)]);
+  return result.rowCount ?? 0;
 }
 
 // Claims due deliveries for a while (lockMs) so that other replicas skip them; a dispatcher that
@@ -86,11 +94,9 @@ export async function claimDueDeliveries(db: Queryable, options: ClaimOptions): 
   }));
 }
 
-export type DeliveryOutcome =
-  | { kind: 'delivered'; statusCode: number }
-  | { kind: 'retry'; nextAttemptAt: Date; statusCode: number | null; error: string }
-  | { kind: 'failed'; statusCode: number | null; error: string };
-
+// Only the claim that made the attempt may record it: its attempt number is its token (every claim
+// counts one more) and a redelivery clears the claim. A dispatcher whose claim lapsed and was taken
+// by another, or was redelivered meanwhile, records nothing (zero rows) instead of overwriting.
 const SETTLE = `
   update webhook_deliveries
   set status = $2,
@@ -99,17 +105,23 @@ const SETTLE = `
     last_error = $5,
     delivered_at = case when $2 = 'delivered' then now() else delivered_at end,
     locked_until = null
-  where id = $1::bigint`;
+  where id = $1::bigint
+    and attempts = $6
+    and locked_until is not null
+  returning id`;
 
-export async function settleDelivery(db: Queryable, id: string, outcome: DeliveryOutcome): Promise<void> {
+/** Records an attempt's outcome; false when the claim (`delivery.attempts`) is no longer the one held. */
+export async function settleDelivery(db: Queryable, delivery: Pick<DueDelivery, 'id' | 'attempts'>, outcome: DeliveryOutcome): Promise<boolean> {
   const status = outcome.kind === 'retry' ? 'pending' : outcome.kind;
-  await query(db, SETTLE, [
-    id,
+  const rows = await query(db, SETTLE, [
+    delivery.id,
     status,
     outcome.kind === 'retry' ? outcome.nextAttemptAt : null,
     outcome.statusCode,
     outcome.kind === 'delivered' ? null : outcome.error,
+    delivery.attempts,
   ]);
+  return rows.length > 0;
 }
 
 // Apps in `$1` are left out: the dispatcher has as many of theirs in flight as it may.
@@ -124,20 +136,6 @@ export async function nextDeliveryAt(db: Queryable, exceptApps: readonly string[
   return (row?.['at'] as Date | null) ?? null;
 }
 
-export interface DeliveryRow {
-  id: string;
-  changeId: string;
-  jobId: string;
-  type: string;
-  status: 'pending' | 'delivered' | 'failed';
-  attempts: number;
-  nextAttemptAt: Date;
-  lastStatusCode: number | null;
-  lastError: string | null;
-  createdAt: Date;
-  deliveredAt: Date | null;
-}
-
 const LIST_FOR_APP = `
   select d.id, d.change_id, c.job_id, c.new_status, d.status, d.attempts, d.next_attempt_at, d.last_status_code,
     d.last_error, d.created_at, d.delivered_at
@@ -148,14 +146,14 @@ const LIST_FOR_APP = `
   order by d.id desc
   limit $3`;
 
-export async function listDeliveries(db: Queryable, appId: string, options: { status?: string | undefined; limit: number }): Promise<DeliveryRow[]> {
+export async function listDeliveries(db: Queryable, appId: string, options: { status?: DeliveryStatus | undefined; limit: number }): Promise<DeliveryRow[]> {
   const rows = await query(db, LIST_FOR_APP, [appId, options.status ?? null, options.limit]);
   return rows.map((row) => ({
     id: String(row['id']),
     changeId: String(row['change_id']),
     jobId: String(row['job_id']),
     type: String(row['new_status']),
-    status: row['status'] as DeliveryRow['status'],
+    status: row['status'] as DeliveryStatus,
     attempts: Number(row['attempts']),
     nextAttemptAt: row['next_attempt_at'] as Date,
     lastStatusCode: row['last_status_code'] === null ? null : Number(row['last_status_code']),
@@ -166,6 +164,7 @@ export async function listDeliveries(db: Queryable, appId: string, options: { st
 }
 
 // A redelivery starts a fresh retry window: created_at moves to now (the change keeps its own time).
+// It also ends any claim on the delivery (see SETTLE).
 const REDELIVER = `
   update webhook_deliveries
   set status = 'pending',
@@ -174,8 +173,9 @@ const REDELIVER = `
     locked_until = null
   where id = $1::bigint
     and app_id = $2::bigint
-  returning id, pg_notify(current_schema() || '_webhooks_ready', '') is not null as notified`;
+  returning id`;
 
+/** Makes the app's delivery due again; false when the app has no such delivery. */
 export async function redeliver(db: Queryable, appId: string, id: string): Promise<boolean> {
   return (await query(db, REDELIVER, [id, appId])).length > 0;
 }

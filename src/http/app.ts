@@ -3,10 +3,10 @@
 import express, { type Express } from 'express';
 import helmet from 'helmet';
 
-import type { Pool } from '../db/pool.js';
-import type { JobService } from '../jobs/service.js';
 import type { Logger } from '../log.js';
-import type { TargetPolicy } from '../webhooks/url-guard.js';
+import type { AdminService } from '../services/admin.js';
+import type { JobService } from '../services/jobs.js';
+import type { RateLimitCounters } from '../services/rate-limits.js';
 import { type Authenticate, type BasicCredentials, callingApp, requireAdminKey, requireApiKey, requireBasicAuth } from './auth.js';
 import { errorHandler, notFoundHandler } from './problem.js';
 import { limitFailedCallbackAuth, limitRequests, postgresStore } from './rate-limit.js';
@@ -16,20 +16,23 @@ import { type EventsRouteDeps, eventsRouter } from './routes/events.js';
 import { type OpsRouteDeps, opsRouter } from './routes/ops.js';
 import { queueRouter } from './routes/queue.js';
 import { statusRouter } from './routes/status.js';
+import { createQueueRequestParser } from './schemas.js';
 
+/** What the HTTP API serves: services and a few functions, never the pool. */
 export interface AppDeps extends OpsRouteDeps {
   jobs: JobService;
-  pool: Pool;
-  notifyChannel: string;
+  admin: AdminService;
+  /** The per-app and per-caller request counters, shared by every replica. */
+  rateLimits: RateLimitCounters;
   adminKey: string | undefined;
-  /** Which internal addresses webhooks may reach (WEBHOOK_ALLOWED_TARGETS). */
-  targetPolicy: TargetPolicy;
   authenticate: Authenticate;
   receiveEvents: EventsRouteDeps['receive'];
   eventsCredentials: BasicCredentials | undefined;
   limits: { queueBody: string; eventsBody: string; queuePerMinute: number; eventsPerMinute: number };
   trustProxy: boolean | number | string;
   log: Logger;
+  /** The clock of the checks that depend on it (a send_at window). */
+  now: () => Date;
 }
 
 interface RouterLayer {
@@ -73,7 +76,7 @@ export function createApp(deps: AppDeps): Express {
   const requireApp = requireApiKey(deps.authenticate);
   const limitPerApp = limitRequests({
     perMinute: deps.limits.queuePerMinute,
-    store: postgresStore(deps.pool, 'queue-app', deps.log),
+    store: postgresStore(deps.rateLimits, 'queue-app'),
     keyOf: (_req, res) => callingApp(res).id,
     what: 'from this app',
     log: deps.log,
@@ -81,7 +84,7 @@ export function createApp(deps: AppDeps): Express {
   // The callback's budget is spent only with its credentials; failed attempts are limited apart.
   const limitCallback = limitRequests({
     perMinute: deps.limits.eventsPerMinute,
-    store: postgresStore(deps.pool, 'events-caller', deps.log),
+    store: postgresStore(deps.rateLimits, 'events-caller'),
     keyOf: () => 'mailjet',
     what: 'with the callback credentials',
     log: deps.log,
@@ -96,9 +99,9 @@ export function createApp(deps: AppDeps): Express {
       bodyLimit: deps.limits.eventsBody,
     }),
   );
-  app.use(queueRouter({ jobs: deps.jobs, requireApp, limit: limitPerApp, bodyLimit: deps.limits.queueBody }));
-  app.use(statusRouter(deps.jobs, deps.pool, requireApp));
-  app.use(adminRouter({ pool: deps.pool, notifyChannel: deps.notifyChannel, targetPolicy: deps.targetPolicy, requireAdmin: requireAdminKey(deps.adminKey) }));
+  app.use(queueRouter({ jobs: deps.jobs, parseQueueRequest: createQueueRequestParser(deps.now), requireApp, limit: limitPerApp, bodyLimit: deps.limits.queueBody }));
+  app.use(statusRouter(deps.jobs, requireApp));
+  app.use(adminRouter({ admin: deps.admin, requireAdmin: requireAdminKey(deps.adminKey) }));
   app.use(notFoundHandler);
   app.use(errorHandler(deps.log));
   return app;

@@ -4,8 +4,8 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 
 import type { RequestHandler, Response } from 'express';
 
-import type { AppIdentity } from '../apps/service.js';
-import { UnauthorizedError } from '../errors.js';
+import type { AppIdentity } from '../domain/app.js';
+import { UnauthorizedError } from '../domain/errors.js';
 
 export type Authenticate = (apiKey: string) => Promise<AppIdentity | undefined>;
 

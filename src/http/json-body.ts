@@ -5,7 +5,7 @@ import { isUtf8 } from 'node:buffer';
 
 import express, { type RequestHandler } from 'express';
 
-import { AppError } from '../errors.js';
+import { AppError } from '../domain/errors.js';
 
 export function jsonBody(options: { limit: string; strict?: boolean; type?: string[] }): RequestHandler {
   return express.json({

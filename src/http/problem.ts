@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 
 import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
 
-import { AppError, coerceError, isDatabaseUnavailable, ServiceUnavailableError } from '../errors.js';
+import { AppError, coerceError, isDatabaseUnavailable, ServiceUnavailableError } from '../domain/errors.js';
 import type { Logger } from '../log.js';
 
 export const PROBLEM_TYPE_BASE = 'https://jetpost.dev/problems/';

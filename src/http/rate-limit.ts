@@ -10,41 +10,35 @@ import { createHash } from 'node:crypto';
 import type { RequestHandler } from 'express';
 import { ipKeyGenerator, MemoryStore, rateLimit, type Store } from 'express-rate-limit';
 
-import type { Pool } from '../db/pool.js';
-import { countHit, deleteExpiredWindows, findHits, resetHits, uncountHit } from '../db/rate-limits-repo.js';
-import { AppError } from '../errors.js';
+import { AppError } from '../domain/errors.js';
 import type { Logger } from '../log.js';
+import type { RateLimitCounters } from '../services/rate-limits.js';
 
 const WINDOW_MS = 60_000;
 
-export function postgresStore(pool: Pool, prefix: string, log: Logger): Store {
+export function postgresStore(counters: RateLimitCounters, prefix: string): Store {
   let windowMs = WINDOW_MS;
   const key = (client: string) => `${prefix}:${client}`;
   return {
     prefix,
     localKeys: false,
+    // Old windows are removed by workers/rate-limit-sweeper.ts.
     init(options) {
       windowMs = options.windowMs;
-      // Old windows are removed now and then; a missed pass only leaves a few dead rows.
-      setInterval(() => {
-        deleteExpiredWindows(pool).catch((error: unknown) =>
-          log.debug('could not delete expired rate-limit windows', { component: 'rate-limit', error: (error as Error).message }),
-        );
-      }, Math.max(windowMs, 60_000)).unref();
     },
     async get(client) {
-      const found = await findHits(pool, key(client));
+      const found = await counters.find(key(client));
       return found && { totalHits: found.hits, resetTime: found.resetAt };
     },
     async increment(client) {
-      const { hits, resetAt } = await countHit(pool, key(client), windowMs);
+      const { hits, resetAt } = await counters.hit(key(client), windowMs);
       return { totalHits: hits, resetTime: resetAt };
     },
     async decrement(client) {
-      await uncountHit(pool, key(client));
+      await counters.uncount(key(client));
     },
     async resetKey(client) {
-      await resetHits(pool, key(client));
+      await counters.reset(key(client));
     },
   };
 }

@@ -1,13 +1,15 @@
 // The shapes of request bodies and queries, checked with zod at the boundary and mapped to domain
-// types (jobs/message.ts). Unknown fields are rejected: a typo must not silently drop a setting.
+// types (domain/message.ts). Unknown fields are rejected: a typo must not silently drop a setting.
+// The rules for single values (addresses, ids, page sizes) are domain/input-schemas.ts, shared with the CLI.
 import { z } from 'zod';
 
-import { AppError, type FieldError, ValidationError } from '../errors.js';
-import { emailAddressProblem } from '../jobs/email-address.js';
-import type { MessageContent, NewJob, Recipient } from '../jobs/message.js';
-import { MAX_MESSAGE_BYTES, queuedMessageBytes } from '../mailjet/payload.js';
+import { AppError, type FieldError, ValidationError } from '../domain/errors.js';
+import { emailSchema, jobIdSchema, noControl, pageLimitSchema, parseOrThrow } from '../domain/input-schemas.js';
+import { nestsDeeperThan } from '../domain/json-text.js';
+import { FORBIDDEN_HEADERS, MAX_MESSAGE_BYTES, queuedMessageBytes } from '../domain/mailjet-payload.js';
+import type { MessageContent, NewJob, Recipient } from '../domain/message.js';
+import type { FeedCursor } from '../domain/status-change.js';
 import { isBase64 } from './base64.js';
-import { findUnstorableText, nestsDeeperThan } from './json-text.js';
 
 export const LIMITS = {
   recipientsPerMessage: 50,
@@ -33,30 +35,6 @@ export const LIMITS = {
   statusLookupIds: 100,
 } as const;
 
-// Headers Mailjet refuses in Headers (it sets them itself or has a dedicated property).
-const FORBIDDEN_HEADERS = new Set(
-  [
-    'From', 'Sender', 'Subject', 'To', 'Cc', 'Bcc', 'Return-Path', 'Delivered-To', 'DKIM-Signature', 'DomainKey-Status',
-    'Received-SPF', 'Authentication-Results', 'Received', 'X-Mailjet-Prio', 'X-Mailjet-Debug', 'User-Agent', 'X-Mailer',
-    'X-MJ-CustomID', 'X-MJ-EventPayload', 'X-MJ-Vars', 'X-MJ-TemplateErrorDeliver', 'X-MJ-TemplateErrorReporting',
-    'X-MJ-TemplateLanguage', 'X-Mailjet-TrackOpen', 'X-Mailjet-TrackClick', 'X-MJ-TemplateID', 'X-MJ-WorkflowID',
-    'X-Feedback-Id', 'X-Mailjet-Segmentation', 'List-Id', 'X-MJ-MID', 'X-MJ-ErrorMessage', 'Date', 'X-CSA-Complaints',
-    'Message-Id', 'X-Mailjet-Campaign', 'X-MJ-StatisticsContactsListID', 'Reply-To', 'Content-Type', 'MIME-Version',
-    'Content-Transfer-Encoding',
-  ].map((name) => name.toLowerCase()),
-);
-
-/** CR, LF and other control characters would let a value start a new header line. */
-const NO_CONTROL = /^[^\p{Cc}]*$/u;
-const noControl = (max: number) => z.string().max(max).regex(NO_CONTROL, 'must not contain line breaks or control characters');
-
-/** An address as RFC 5321/6531 and Mailjet accept it (jobs/email-address.ts). */
-export const emailSchema = z.string().superRefine((value, ctx) => {
-  const problem = emailAddressProblem(value);
-  if (problem !== undefined) {
-    ctx.addIssue({ code: 'custom', message: `not a valid email address: ${problem}` });
-  }
-});
 const email = emailSchema;
 const addressObject = z.strictObject({ email, name: noControl(LIMITS.nameLength).optional() });
 /** "a@example.com" or {"email": "a@example.com", "name": "A"}. */
@@ -124,7 +102,8 @@ const messageFields = {
 
 type MessageInput = z.infer<z.ZodObject<typeof messageFields>>;
 
-function checkMessage(message: MessageInput, ctx: z.RefinementCtx): void {
+/** The checks across a message's fields; `now` places the send_at window. */
+const checkMessage = (now: () => Date) => (message: MessageInput, ctx: z.RefinementCtx): void => {
   if (message.text === undefined && message.html === undefined && message.template_id === undefined) {
     ctx.addIssue({ code: 'custom', path: ['text'], message: 'give text, html or template_id' });
   }
@@ -152,21 +131,26 @@ function checkMessage(message: MessageInput, ctx: z.RefinementCtx): void {
   }
   if (message.send_at !== undefined) {
     const at = Date.parse(message.send_at);
-    const now = Date.now();
-    if (at > now + LIMITS.sendAtMaxAheadMs || at < now - LIMITS.sendAtMaxBehindMs) {
+    const nowMs = now().getTime();
+    if (at > nowMs + LIMITS.sendAtMaxAheadMs || at < nowMs - LIMITS.sendAtMaxBehindMs) {
       ctx.addIssue({ code: 'custom', path: ['send_at'], message: 'must be within the next 30 days (or the last 24 hours, meaning now)' });
     }
   }
-}
+};
 
 const idempotencyKey = z.string().min(1).max(LIMITS.idempotencyKeyLength).regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces');
 
-const singleMessage = z.strictObject({ ...messageFields, idempotency_key: idempotencyKey.optional() }).superRefine(checkMessage);
-const bulkMessage = z.strictObject(messageFields).superRefine(checkMessage);
-const bulkRequest = z.strictObject({
-  messages: z.array(bulkMessage).min(1).max(LIMITS.messagesPerRequest),
-  idempotency_key: idempotencyKey.optional(),
-});
+/** The request schemas, built once per clock. */
+function queueRequestSchemas(now: () => Date) {
+  const check = checkMessage(now);
+  return {
+    singleMessage: z.strictObject({ ...messageFields, idempotency_key: idempotencyKey.optional() }).superRefine(check),
+    bulkRequest: z.strictObject({
+      messages: z.array(z.strictObject(messageFields).superRefine(check)).min(1).max(LIMITS.messagesPerRequest),
+      idempotency_key: idempotencyKey.optional(),
+    }),
+  };
+}
 
 export interface QueueRequest {
   jobs: NewJob[];
@@ -202,30 +186,6 @@ function toNewJob(message: MessageInput): NewJob {
   };
 }
 
-export function toFieldErrors(error: z.ZodError): { path: string; message: string }[] {
-  return error.issues.flatMap((issue) => {
-    // zod reports unknown fields on their parent; each gets its own path so the caller sees which.
-    const keys = issue.code === 'unrecognized_keys' ? issue.keys : [undefined];
-    return keys.map((key) => ({
-      path: [...issue.path, ...(key === undefined ? [] : [key])].map(String).join('.'),
-      message: key === undefined ? issue.message : `unknown field "${key}"`,
-    }));
-  });
-}
-
-/**
- * The input as `schema` reads it, or a ValidationError listing every problem: the schema's, and any
- * text (at any depth, in keys too) that PostgreSQL could not store exactly.
- */
-export function parseOrThrow<T>(schema: z.ZodType<T>, input: unknown, what: string): T {
-  const unstorable = findUnstorableText(input);
-  const parsed = schema.safeParse(input);
-  if (!parsed.success || unstorable.length > 0) {
-    throw new ValidationError(`the ${what} is not valid: see errors`, [...unstorable, ...(parsed.success ? [] : toFieldErrors(parsed.error))]);
-  }
-  return parsed.data;
-}
-
 /**
  * Refuses, with a 413, messages larger than Mailjet accepts. The size is the message's JSON in the
  * Send API call (attachments in base64, text escaped as JSON), which is what Mailjet's ~15 MB cap
@@ -252,56 +212,47 @@ function checkMessageSizes(jobs: readonly NewJob[], bulk: boolean): void {
   }
 }
 
-/** One message, or {"messages": [...]}; the Idempotency-Key header and body field must agree. */
-export function parseQueueRequest(body: unknown, headerKey: string | undefined): QueueRequest {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    throw new ValidationError('the request body must be a JSON object: one message, or {"messages": [...]}', [
-      { path: '', message: 'expected a JSON object' },
-    ]);
-  }
-  const bulk = 'messages' in body;
-  const parsed = bulk ? parseOrThrow(bulkRequest, body, 'request') : parseOrThrow(singleMessage, body, 'message');
-  const messages = 'messages' in parsed ? parsed.messages : [parsed];
-  const bodyKey = parsed.idempotency_key;
-  if (headerKey !== undefined) {
-    const checkedHeader = idempotencyKey.safeParse(headerKey);
-    if (!checkedHeader.success) {
-      throw new ValidationError('the Idempotency-Key header is not valid', [{ path: 'Idempotency-Key', message: checkedHeader.error.issues[0]!.message }]);
+export type QueueRequestParser = (body: unknown, headerKey: string | undefined) => QueueRequest;
+
+/** Parses one message, or {"messages": [...]}; the Idempotency-Key header and body field must agree. */
+export function createQueueRequestParser(now: () => Date): QueueRequestParser {
+  const { singleMessage, bulkRequest } = queueRequestSchemas(now);
+  return (body, headerKey) => {
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+      throw new ValidationError('the request body must be a JSON object: one message, or {"messages": [...]}', [
+        { path: '', message: 'expected a JSON object' },
+      ]);
     }
-  }
-  if (headerKey !== undefined && bodyKey !== undefined && headerKey !== bodyKey) {
-    throw new ValidationError('the Idempotency-Key header and idempotency_key field differ', [
-      { path: 'idempotency_key', message: 'must equal the Idempotency-Key header when both are given' },
-    ]);
-  }
-  const jobs = messages.map(toNewJob);
-  checkMessageSizes(jobs, bulk);
-  return { jobs, bulk, idempotencyKey: headerKey ?? bodyKey };
+    const bulk = 'messages' in body;
+    const parsed = bulk ? parseOrThrow(bulkRequest, body, 'request') : parseOrThrow(singleMessage, body, 'message');
+    const messages = 'messages' in parsed ? parsed.messages : [parsed];
+    const bodyKey = parsed.idempotency_key;
+    if (headerKey !== undefined) {
+      const checkedHeader = idempotencyKey.safeParse(headerKey);
+      if (!checkedHeader.success) {
+        throw new ValidationError('the Idempotency-Key header is not valid', [{ path: 'Idempotency-Key', message: checkedHeader.error.issues[0]!.message }]);
+      }
+    }
+    if (headerKey !== undefined && bodyKey !== undefined && headerKey !== bodyKey) {
+      throw new ValidationError('the Idempotency-Key header and idempotency_key field differ', [
+        { path: 'idempotency_key', message: 'must equal the Idempotency-Key header when both are given' },
+      ]);
+    }
+    const jobs = messages.map(toNewJob);
+    checkMessageSizes(jobs, bulk);
+    return { jobs, bulk, idempotencyKey: headerKey ?? bodyKey };
+  };
 }
 
-/** A job id: a positive bigint in decimal (anything larger would only fail in PostgreSQL). */
-/** A positive bigint id in decimal (anything larger would only fail in PostgreSQL). */
-export const idSchema = (what: string) => z.string().refine((value) => /^[1-9]\d{0,18}$/.test(value) && BigInt(value) <= 9223372036854775807n, what);
-export const jobIdSchema = idSchema('a job id (digits)');
+/** The parser on the system clock (the service's routes get theirs from createApp's `now`). */
+export const parseQueueRequest: QueueRequestParser = createQueueRequestParser(() => new Date());
 
 export function parseJobId(value: unknown): string {
   return parseOrThrow(jobIdSchema, value, 'job id');
 }
 
-/** A page size in a query string: plain digits, 1 to 1000. */
-export const pageLimitSchema = z
-  .string()
-  .regex(/^[1-9]\d{0,3}$/, 'a whole number from 1 to 1000')
-  .transform(Number)
-  .pipe(z.number().max(1000, 'a whole number from 1 to 1000'));
-
 /** A feed position: `<transaction id>.<change id>`; empty or `0` is the beginning. */
 const FEED_CURSOR = /^(\d{1,20})\.(\d{1,19})$/;
-
-export interface FeedCursor {
-  txid: string;
-  id: string;
-}
 
 export function encodeCursor(cursor: FeedCursor): string {
   return `${cursor.txid}.${cursor.id}`;

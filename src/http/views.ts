@@ -1,13 +1,13 @@
 // Domain rows → the JSON the API answers with (openapi.yaml: Job, Recipient, Event). Ids and
 // MessageIDs are strings: MessageIDs exceed 2^53 and would lose digits as JSON numbers.
-import type { AppWithKeys } from '../db/apps-repo.js';
-import type { StoredEvent } from '../db/events-repo.js';
-import type { AdminJobRow, JobRow } from '../db/jobs-repo.js';
-import type { RecipientRow } from '../db/recipients-repo.js';
-import type { Suppression } from '../db/suppressions-repo.js';
-import type { DeliveryRow } from '../db/webhook-deliveries-repo.js';
-import { eventDetails } from '../events/parse.js';
-import type { JobView } from '../jobs/service.js';
+import type { AppWithKeys } from '../domain/app.js';
+import type { StoredEvent } from '../domain/event.js';
+import { eventDetails } from '../domain/event-parse.js';
+import type { AdminJobRow, JobRow } from '../domain/job.js';
+import type { RecipientRow } from '../domain/recipient.js';
+import type { Suppression } from '../domain/suppression.js';
+import type { DeliveryRow } from '../domain/webhook-delivery.js';
+import type { JobView } from '../services/jobs.js';
 
 export function statusUrl(jobId: string): string {
   return `/status/${jobId}`;

@@ -5,9 +5,9 @@ import { createRequire } from 'node:module';
 
 import type MailjetModule from 'node-mailjet';
 
-import { toIdString } from './ids.js';
-import type { SendResponse } from './outcome.js';
-import type { MailjetSendBody } from './payload.js';
+import { toIdString } from '../domain/mailjet-ids.js';
+import type { FoundMessage, SendResponse } from '../domain/mailjet-outcome.js';
+import type { MailjetSendBody } from '../domain/mailjet-payload.js';
 
 // node-mailjet 6 is CommonJS whose module.exports is the class itself (no `default`); TypeScript's
 // NodeNext view of its declarations gets that wrong, so it is loaded with require.
@@ -22,12 +22,6 @@ export interface MailjetClient {
   findByCustomId(customId: string): Promise<FoundMessage[] | undefined>;
   /** Points every event type at `url` (grouped, Version 2), creating or updating each registration. */
   registerEventCallback(url: string): Promise<CallbackRegistration[]>;
-}
-
-export interface FoundMessage {
-  messageId: string;
-  messageUuid: string;
-  email: string;
 }
 
 export const CALLBACK_EVENT_TYPES = ['sent', 'open', 'click', 'bounce', 'spam', 'blocked', 'unsub'] as const;

@@ -147,8 +147,8 @@ const TEMPLATE_LINK = 'https://www.example.com/';
 const MESSAGE_HREF = 'https://api.mailjet.com/v3/REST/message/';
 const SANDBOX_IDENTITY: RecipientIdentity = { messageId: 0n, messageUuid: '', contactId: 0 };
 const MALFORMED = problem('mj-0002', 'Malformed JSON, please review the syntax and properties types.', []);
-/** Headers that have a dedicated property (send-0011), compared in lower case. */
-const FORBIDDEN_HEADERS = new Set(
+/** Headers that have a dedicated property (send-0011), compared in lower case: Mailjet's documented list. */
+export const FORBIDDEN_HEADERS: ReadonlySet<string> = new Set(
   [
     'From', 'Sender', 'Subject', 'To', 'Cc', 'Bcc', 'Return-Path', 'Delivered-To', 'DKIM-Signature',
     'DomainKey-Status', 'Received-SPF', 'Authentication-Results', 'Received', 'X-Mailjet-Prio',

@@ -6,7 +6,8 @@ import http from 'node:http';
 import https from 'node:https';
 import { isIP, type LookupFunction } from 'node:net';
 
-import { addressAllowed, guardedLookup, type TargetPolicy } from './url-guard.js';
+import { addressAllowed, type TargetPolicy } from '../domain/target-policy.js';
+import { guardedLookup } from './url-guard.js';
 
 /** Bytes of the answer's body read before the connection is closed: enough to end a normal answer. */
 export const RESPONSE_BODY_LIMIT = 16 * 1024;

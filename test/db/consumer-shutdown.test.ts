@@ -11,13 +11,15 @@ import { expect } from 'chai';
 import { createBus } from '../../src/bus.js';
 import { type EmbeddedDatabase, startEmbeddedPostgres } from '../../src/db/embedded.js';
 import { runMigrations } from '../../src/db/migrate.js';
+import { notifyChannels } from '../../src/db/notify.js';
 import { createPool, type Pool } from '../../src/db/pool.js';
 import type { Logger } from '../../src/log.js';
 import { createMailjetClient } from '../../src/mailjet/client.js';
-import { type ConsumerPool, createConsumerPool } from '../../src/queue/consumer-pool.js';
-import { createSendGate } from '../../src/queue/send-gate.js';
-import { createWakeup } from '../../src/queue/wakeup.js';
+import { createSendingService } from '../../src/services/sending.js';
 import { createSimulator, type Simulator } from '../../src/simulator/server.js';
+import { type ConsumerPool, createConsumerPool } from '../../src/workers/consumer-pool.js';
+import { createSendGate } from '../../src/workers/send-gate.js';
+import { createWakeup } from '../../src/workers/wakeup.js';
 import { makeApp, makeJob } from '../factories.js';
 import { createTestDatabase, freePort, TEST_SCHEMA, type TestDatabase } from '../support/database.js';
 import { capturingLogger, testLogger } from '../support/log.js';
@@ -36,7 +38,7 @@ async function queueJobs(pool: Pool): Promise<string[]> {
 
 function consumersOn(pool: Pool, simulator: Simulator, log: Logger): ConsumerPool {
   return createConsumerPool({
-    pool,
+    sending: createSendingService({ pool, channels: notifyChannels(TEST_SCHEMA), leaseMs: 120_000 }),
     mailjet: createMailjetClient({ apiKey: 'k', apiSecret: 's', baseUrl: simulator.url!, timeoutMs: 30_000 }),
     wakeup: createWakeup(),
     gate: createSendGate({ ratePerSecond: 0 }),

@@ -3,11 +3,12 @@
 import { expect } from 'chai';
 
 import { lockMessagesShared, messageLockSlots } from '../../src/db/events-repo.js';
+import { notifyChannels } from '../../src/db/notify.js';
 import { type Pool, withTransaction } from '../../src/db/pool.js';
-import { ingestEvents } from '../../src/events/ingest.js';
-import { parseEventBody } from '../../src/events/parse.js';
+import { parseEventBody } from '../../src/domain/event-parse.js';
+import { ingestEvents } from '../../src/services/events.js';
 import { makeJob, recipientIds } from '../factories.js';
-import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { createTestDatabase, TEST_SCHEMA, type TestDatabase } from '../support/database.js';
 import { eventually } from '../support/service.js';
 
 const MESSAGE_ID = '576460765503091475';
@@ -48,7 +49,7 @@ describe('events ingest', () => {
       await recordingMayCommit;
     });
     await recordingHasWritten;
-    const ingest = ingestEvents(db.pool, sentEvent().events);
+    const ingest = ingestEvents(db.pool, notifyChannels(TEST_SCHEMA), sentEvent().events);
     // The ingest cannot see the recipient's MessageID yet: it stores the event unmatched, then waits on the slot.
     await eventually(async () => {
       const { rows } = await db.pool.query("select 1 from pg_locks where locktype = 'advisory' and not granted");

@@ -9,9 +9,10 @@ import pg from 'pg';
 
 import { createBus } from '../../src/bus.js';
 import { claimJobs, listJobsByStatus } from '../../src/db/jobs-repo.js';
+import { notifyChannels } from '../../src/db/notify.js';
 import type { Pool } from '../../src/db/pool.js';
 import { readFeed } from '../../src/db/status-changes-repo.js';
-import { createJobService, type JobService } from '../../src/jobs/service.js';
+import { createJobService, type JobService } from '../../src/services/jobs.js';
 import { makeApp } from '../factories.js';
 import { createTestDatabase, TEST_SCHEMA, type TestDatabase } from '../support/database.js';
 
@@ -38,7 +39,7 @@ describe('job reads without the message column', () => {
     await db.pool.query(`grant select (${columns}) on email_send_jobs to ${role}`);
     // Every connection of this pool runs as the role from its start (the `role` setting).
     restricted = new pg.Pool({ connectionString: db.url, max: 2, options: `-c search_path=${TEST_SCHEMA} -c role=${role}` });
-    jobs = createJobService({ pool: restricted, notifyChannel: `${TEST_SCHEMA}_jobs_ready`, maxAttempts: 3, wakeLocal: () => undefined, bus: createBus() });
+    jobs = createJobService({ pool: restricted, channels: notifyChannels(TEST_SCHEMA), maxAttempts: 3, wakeLocal: () => undefined, bus: createBus() });
     ({ id: appId } = await makeApp(db.pool));
   });
 

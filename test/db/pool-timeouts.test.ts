@@ -4,7 +4,7 @@
 import { expect } from 'chai';
 
 import { createPool, type DatabaseTimeouts, type Pool, withTransaction } from '../../src/db/pool.js';
-import { isDatabaseUnavailable } from '../../src/errors.js';
+import { isDatabaseUnavailable } from '../../src/domain/errors.js';
 import { createTestDatabase, TEST_SCHEMA, type TestDatabase } from '../support/database.js';
 import { type FreezableProxy, startFreezableProxy } from '../support/freezable-proxy.js';
 import { testLogger } from '../support/log.js';

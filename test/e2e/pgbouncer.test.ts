@@ -14,8 +14,8 @@ import { expect } from 'chai';
 import pg from 'pg';
 
 import { loadConfig } from '../../src/config.js';
-import { StartupError } from '../../src/errors.js';
-import { customIdForJob } from '../../src/mailjet/payload.js';
+import { StartupError } from '../../src/domain/errors.js';
+import { customIdForJob } from '../../src/domain/mailjet-payload.js';
 import { type Jetpost, startJetpost } from '../../src/main.js';
 import { createSimulator, type Simulator } from '../../src/simulator/server.js';
 import { makeApp } from '../factories.js';

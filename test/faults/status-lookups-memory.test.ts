@@ -9,9 +9,8 @@ import { existsSync, readFileSync } from 'node:fs';
 
 import { expect } from 'chai';
 
-import { MAX_MESSAGE_BYTES, queuedMessageBytes } from '../../src/mailjet/payload.js';
-import { makeJob } from '../factories.js';
-import { messageTo } from '../factories.js';
+import { MAX_MESSAGE_BYTES, queuedMessageBytes } from '../../src/domain/mailjet-payload.js';
+import { makeJob, messageTo } from '../factories.js';
 import { recordFigures, reportFiguresAfterRun } from '../support/faults/figures.js';
 import { useFaultHarness } from '../support/faults/harness.js';
 import { byScale, FAULT_SCALE } from '../support/faults/scale.js';

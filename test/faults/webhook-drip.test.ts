@@ -10,8 +10,8 @@ import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
 
 import type { Pool } from '../../src/db/pool.js';
-import { setAppWebhook } from '../../src/webhooks/service.js';
-import { parseTargetPolicy } from '../../src/webhooks/url-guard.js';
+import { parseTargetPolicy } from '../../src/domain/target-policy.js';
+import { setAppWebhook } from '../../src/services/webhooks.js';
 import { messageTo } from '../factories.js';
 import { recordFigures, reportFiguresAfterRun } from '../support/faults/figures.js';
 import { useFaultHarness } from '../support/faults/harness.js';

@@ -13,7 +13,7 @@ import { EVENTS_PASSWORD, EVENTS_USER, startTestService, type TestService } from
 
 const RUNS = byScale({ fast: 500, full: 10_000 });
 const AUTH = `Basic ${Buffer.from(`${EVENTS_USER}:${EVENTS_PASSWORD}`).toString('base64')}`;
-/** The limits of src/events/parse.ts, restated: the oracle must not borrow them from the code under test. */
+/** The limits of src/domain/event-parse.ts, restated: the oracle must not borrow them from the code under test. */
 const MAX_DEPTH = 32;
 const MAX_LENGTH = 256 * 1024;
 const TYPES = ['sent', 'open', 'click', 'bounce', 'blocked', 'spam', 'unsub'] as const;

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import nock from 'nock';
 
-import { MAX_EVENTS_PER_BODY } from '../../src/events/parse.js';
+import { MAX_EVENTS_PER_BODY } from '../../src/domain/event-parse.js';
 import { CALLBACK_AUTH_FAILURES } from '../../src/http/rate-limit.js';
 import { isolateNetwork, mockMailjetSend, restoreNetwork } from '../support/mailjet-nock.js';
 import { EVENTS_PASSWORD, EVENTS_USER, eventually, MAILJET_TEST_ORIGIN, startTestService, type TestService } from '../support/service.js';

@@ -5,8 +5,8 @@ import type { AddressInfo } from 'node:net';
 
 import { expect } from 'chai';
 
+import { parseTargetPolicy } from '../../src/domain/target-policy.js';
 import { postJson } from '../../src/webhooks/post.js';
-import { parseTargetPolicy } from '../../src/webhooks/url-guard.js';
 import { eventually } from '../support/service.js';
 
 const loopback = parseTargetPolicy('127.0.0.1');

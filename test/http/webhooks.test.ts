@@ -124,7 +124,7 @@ describe('webhooks', () => {
 
   it('when a body or secret is tampered with or the signature is old, then the README snippet refuses it', async () => {
     const verify = await readmeSnippet();
-    const { signPayload } = await import('../../src/webhooks/signature.js');
+    const { signPayload } = await import('../../src/domain/webhook-signature.js');
     const body = '{"id":"1","type":"opened"}';
     const now = Math.floor(Date.now() / 1000);
     const header = signPayload('whsec_test', body, now);

@@ -19,7 +19,7 @@ import addFormats from 'ajv-formats';
 import { expect } from 'chai';
 import { parse } from 'yaml';
 
-import { emailAddressProblem } from '../../src/jobs/email-address.js';
+import { emailAddressProblem } from '../../src/domain/email-address.js';
 
 const SPEC_ID = 'https://jetpost.dev/openapi.yaml';
 export const SPEC_FILE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'openapi.yaml');

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 
-import { apiKeyMatches, apiKeyPrefix, generateApiKey, hashApiKey } from '../../src/apps/api-keys.js';
+import { apiKeyMatches, apiKeyPrefix, generateApiKey, hashApiKey } from '../../src/services/api-keys.js';
 
 /** The documented shape: `jp_<12 lower-case alphanumerics>_<43 base64url characters (256 bits)>`. */
 const KEY_SHAPE = /^jp_[a-z0-9]{12}_[A-Za-z0-9_-]{43}$/;

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 
-import { emailAddressProblem } from '../../src/jobs/email-address.js';
+import { emailAddressProblem } from '../../src/domain/email-address.js';
 
 const accepted = (address: string) => expect(emailAddressProblem(address), address).to.equal(undefined);
 const refused = (address: string, reason?: RegExp) => {

@@ -1,8 +1,8 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
 
-import { type JsonElement, splitJsonBody } from '../../src/events/json-elements.js';
-import { storableText, unstorableCharacter } from '../../src/events/storable-text.js';
+import { type JsonElement, splitJsonBody } from '../../src/domain/json-elements.js';
+import { storableText, unstorableCharacter } from '../../src/domain/storable-text.js';
 
 const UNLIMITED = { maxDepth: Number.MAX_SAFE_INTEGER, maxLength: Number.MAX_SAFE_INTEGER, maxElements: Number.MAX_SAFE_INTEGER };
 

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 
+import { findUnstorableText, nestsDeeperThan, unstorableTextProblem } from '../../src/domain/json-text.js';
 import { isBase64 } from '../../src/http/base64.js';
-import { findUnstorableText, nestsDeeperThan, unstorableTextProblem } from '../../src/http/json-text.js';
 
 describe('unstorableTextProblem', () => {
   it('when text holds a NUL, then it says so', () => {

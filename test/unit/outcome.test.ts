@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 
-import { toIdString } from '../../src/mailjet/ids.js';
-import { type CallOutcome, classifySendResponse, type MessageOutcome, parseRetryAfter, type SendResponse } from '../../src/mailjet/outcome.js';
+import { toIdString } from '../../src/domain/mailjet-ids.js';
+import { type CallOutcome, classifySendResponse, type MessageOutcome, parseRetryAfter, type SendResponse } from '../../src/domain/mailjet-outcome.js';
 
 const NOW = new Date('2030-01-01T12:00:00Z');
 

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 
-import { type MailjetEvent, MAX_EVENT_DEPTH, MAX_EVENT_LENGTH, type ParsedEvents, parseEventBody } from '../../src/events/parse.js';
+import { type MailjetEvent, MAX_EVENT_DEPTH, MAX_EVENT_LENGTH, type ParsedEvents, parseEventBody } from '../../src/domain/event-parse.js';
 
 // Bodies are written as text: a MessageID above 2^53 must reach the parser as a raw JSON integer
 // literal, exactly as Mailjet sends it (JSON.stringify of a JS number would already have rounded it).

@@ -1,6 +1,5 @@
 import { expect } from 'chai';
 
-import type { MessageContent, Recipient } from '../../src/jobs/message.js';
 import {
   countRecipients,
   customIdForJob,
@@ -11,7 +10,8 @@ import {
   packCalls,
   type SendableJob,
   toMailjetMessage,
-} from '../../src/mailjet/payload.js';
+} from '../../src/domain/mailjet-payload.js';
+import type { MessageContent, Recipient } from '../../src/domain/message.js';
 
 function job(content: MessageContent, recipients: Recipient[] = [{ kind: 'to', email: 'a@example.com' }], id = '42'): SendableJob {
   return { id, content, recipients };

@@ -1,8 +1,8 @@
 import { expect } from 'chai';
 
-import { backoffMs, nextRetry, type RetryPolicy } from '../../src/jobs/retry-policy.js';
-import { type AttemptedJob, decideSendResults, type DecisionContext, giveUpAfterLookUp, type SendResult } from '../../src/jobs/send-decision.js';
-import type { AcceptedRecipient, CallOutcome } from '../../src/mailjet/outcome.js';
+import type { AcceptedRecipient, CallOutcome } from '../../src/domain/mailjet-outcome.js';
+import { backoffMs, nextRetry, type RetryPolicy } from '../../src/domain/retry-policy.js';
+import { type AttemptedJob, decideSendResults, type DecisionContext, giveUpAfterLookUp, type SendResult } from '../../src/domain/send-decision.js';
 
 const POLICY: RetryPolicy = { maxAttempts: 8, baseMs: 5000, factor: 2, maxMs: 3_600_000, jitter: 0.25 };
 const NOW = new Date('2030-01-01T12:00:00Z');

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 
-import { type AppError, type FieldError, ValidationError } from '../../src/errors.js';
+import { type AppError, type FieldError, ValidationError } from '../../src/domain/errors.js';
 import { parseJobId, parseQueueRequest, parseStatusLookup, type QueueRequest } from '../../src/http/schemas.js';
 
 const MINIMAL = { from: 'app@example.com', to: 'a@example.com', text: 'Hello' };

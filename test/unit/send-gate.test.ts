@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 
-import { createSendGate, type SendGate } from '../../src/queue/send-gate.js';
+import { createSendGate, type SendGate } from '../../src/workers/send-gate.js';
 
 /** A gate on a fake clock: sleeping advances time instead of waiting. */
 function fakeGate(ratePerSecond: number): { gate: SendGate; clock: { now: number }; slept: number[] } {

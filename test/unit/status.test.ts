@@ -8,7 +8,7 @@ import {
   nextRecipientStatus,
   type RecipientStatus,
   statusForEvent,
-} from '../../src/jobs/status.js';
+} from '../../src/domain/status.js';
 
 interface Event {
   type: MailjetEventType;

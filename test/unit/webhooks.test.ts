@@ -1,8 +1,8 @@
 import { expect } from 'chai';
 
-import { deliveryOutcome } from '../../src/webhooks/dispatcher.js';
-import { signPayload, verifySignature } from '../../src/webhooks/signature.js';
-import { addressAllowed, parseTargetPolicy } from '../../src/webhooks/url-guard.js';
+import { addressAllowed, parseTargetPolicy } from '../../src/domain/target-policy.js';
+import { deliveryOutcome } from '../../src/domain/webhook-delivery.js';
+import { signPayload, verifySignature } from '../../src/domain/webhook-signature.js';
 
 describe('webhook target policy', () => {
   const none = parseTargetPolicy('');

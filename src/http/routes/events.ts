@@ -3,7 +3,7 @@
 // The answer is 200 once every element is stored, applied or kept aside; see receiveEvents.
 import express, { type RequestHandler, Router } from 'express';
 
-import type { EventsReceipt } from '../../events/ingest.js';
+import type { EventsReceipt } from '../../services/events.js';
 
 export interface EventsRouteDeps {
   receive: (body: string) => Promise<EventsReceipt>;

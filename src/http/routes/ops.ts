@@ -1,10 +1,7 @@
 // Operations: liveness, readiness, Prometheus metrics and the OpenAPI document.
 import { Router } from 'express';
 
-export interface Readiness {
-  ready: boolean;
-  checks: Record<string, { ok: boolean; detail?: string }>;
-}
+import type { Readiness } from '../../services/readiness.js';
 
 export interface OpsRouteDeps {
   readiness: () => Promise<Readiness>;

@@ -1,15 +1,16 @@
 // POST /queue (one message or {"messages": [...]}) and DELETE /queue/{job_id}.
 import { type RequestHandler, Router } from 'express';
 
-import { AppError } from '../../errors.js';
-import type { JobService } from '../../jobs/service.js';
+import { AppError } from '../../domain/errors.js';
+import type { JobService } from '../../services/jobs.js';
 import { callingApp } from '../auth.js';
 import { jsonBody } from '../json-body.js';
-import { parseJobId, parseQueueRequest } from '../schemas.js';
+import { parseJobId, type QueueRequestParser } from '../schemas.js';
 import { jobViewJson, queuedJobJson } from '../views.js';
 
 export interface QueueRouteDeps {
   jobs: JobService;
+  parseQueueRequest: QueueRequestParser;
   requireApp: RequestHandler;
   /** The per-app rate limit (after authentication: it counts by app). */
   limit: RequestHandler;
@@ -23,7 +24,7 @@ const requireJson: RequestHandler = (req, _res, next) => {
   next(req.is(JSON_TYPES) ? undefined : new AppError('unsupported-media-type', 415, 'send the message as JSON: Content-Type: application/json'));
 };
 
-export function queueRouter({ jobs, requireApp, limit, bodyLimit }: QueueRouteDeps): Router {
+export function queueRouter({ jobs, parseQueueRequest, requireApp, limit, bodyLimit }: QueueRouteDeps): Router {
   const router = Router();
   const readJson = jsonBody({ limit: bodyLimit, strict: false, type: JSON_TYPES });
 

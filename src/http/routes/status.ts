@@ -1,16 +1,14 @@
 // GET /status/{job_id} and the batch look-up GET /status?ids=… or ?custom_id=…, scoped to the calling app.
 import { type RequestHandler, Router } from 'express';
 
-import type { Pool } from '../../db/pool.js';
-import { readFeed } from '../../db/status-changes-repo.js';
-import { NotFoundError } from '../../errors.js';
-import type { JobService } from '../../jobs/service.js';
-import { changeJson } from '../../webhooks/payload.js';
+import { NotFoundError } from '../../domain/errors.js';
+import { changeJson } from '../../domain/status-change.js';
+import type { JobService } from '../../services/jobs.js';
 import { callingApp } from '../auth.js';
 import { encodeCursor, LIMITS, parseJobId, parseStatusLookup } from '../schemas.js';
 import { jobViewJson } from '../views.js';
 
-export function statusRouter(jobs: JobService, pool: Pool, requireApp: RequestHandler): Router {
+export function statusRouter(jobs: JobService, requireApp: RequestHandler): Router {
   const router = Router();
 
   router.get('/status/:jobId', requireApp, async (req, res) => {
@@ -29,7 +27,7 @@ export function statusRouter(jobs: JobService, pool: Pool, requireApp: RequestHa
     const lookup = parseStatusLookup(req.query);
     switch (lookup.kind) {
       case 'feed': {
-        const changes = await readFeed(pool, app.id, lookup.after, lookup.limit);
+        const changes = await jobs.changes(app.id, lookup.after, lookup.limit);
         const last = changes.at(-1);
         res.json({ changes: changes.map(changeJson), next_cursor: encodeCursor(last ? { txid: last.txid, id: last.id } : lookup.after) });
         return;

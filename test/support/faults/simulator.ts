@@ -1,6 +1,6 @@
 // The Mailjet simulator as the fault scenarios wire it (in the test process, calling back to a jetpost
 // child's /events), and what it accepted: which messages were sent twice, which never.
-import { customIdForJob } from '../../../src/mailjet/payload.js';
+import { customIdForJob } from '../../../src/domain/mailjet-payload.js';
 import { createSimulator, type Simulator, type SimulatorOptions } from '../../../src/simulator/server.js';
 
 export const SIMULATOR_KEY = 'fault-suite-key';

@@ -1,0 +1,40 @@
+// Apps (the internal services that send through jetpost), their API keys and their webhook.
+
+export interface App {
+  id: string;
+  name: string;
+  createdAt: Date;
+}
+
+/** The app a request's API key belongs to. */
+export interface AppIdentity {
+  id: string;
+  name: string;
+}
+
+export interface ApiKeyRow {
+  keyId: string;
+  appId: string;
+  appName: string;
+  keyHash: Buffer;
+  revokedAt: Date | null;
+}
+
+export interface ApiKeyInfo {
+  prefix: string;
+  createdAt: Date;
+  revokedAt: Date | null;
+}
+
+export interface AppWithKeys extends App {
+  keys: ApiKeyInfo[];
+}
+
+export interface AppWebhook {
+  url: string;
+  secret: string;
+}
+
+/** App names appear in URLs, logs and CLI output: keep them plain. */
+export const APP_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
+export const APP_NAME_RULE = 'letters, digits and . _ - (at most 100), starting with a letter or digit';

@@ -1,0 +1,127 @@
+// One error family for the whole service. HTTP turns AppErrors into problem+json; background loops
+// log them. `cause` is always kept so a log line leads back to the original failure. What a Mailjet
+// call did is not an error but a value (domain/mailjet-outcome.ts's CallOutcome): every answer,
+// failures included, is decided on in the same place.
+
+export interface FieldError {
+  /** JSON path of the bad field, e.g. `messages.0.to.1.email`. */
+  path: string;
+  message: string;
+}
+
+export interface AppErrorOptions {
+  cause?: unknown;
+  fields?: FieldError[];
+  headers?: Record<string, string>;
+}
+
+export class AppError extends Error {
+  override readonly name: string = 'AppError';
+  readonly fields: FieldError[] | undefined;
+  readonly headers: Record<string, string> | undefined;
+
+  constructor(
+    /** Stable, machine-readable code: also the last segment of the problem `type`. */
+    readonly code: string,
+    readonly status: number,
+    message: string,
+    options: AppErrorOptions = {},
+  ) {
+    super(message, { cause: options.cause });
+    this.fields = options.fields;
+    this.headers = options.headers;
+  }
+}
+
+export class ValidationError extends AppError {
+  override readonly name = 'ValidationError';
+  constructor(message: string, fields: FieldError[], options: AppErrorOptions = {}) {
+    super('validation-failed', 400, message, { ...options, fields });
+  }
+}
+
+export class NotFoundError extends AppError {
+  override readonly name = 'NotFoundError';
+  constructor(message: string, options: AppErrorOptions = {}) {
+    super('not-found', 404, message, options);
+  }
+}
+
+export class ConflictError extends AppError {
+  override readonly name = 'ConflictError';
+  constructor(code: string, message: string, options: AppErrorOptions = {}) {
+    super(code, 409, message, options);
+  }
+}
+
+export class UnauthorizedError extends AppError {
+  override readonly name = 'UnauthorizedError';
+  constructor(message: string, options: AppErrorOptions = {}) {
+    super('unauthorized', 401, message, options);
+  }
+}
+
+export class ServiceUnavailableError extends AppError {
+  override readonly name = 'ServiceUnavailableError';
+  constructor(message: string, options: AppErrorOptions = {}) {
+    super('service-unavailable', 503, message, { ...options, headers: { 'Retry-After': '5', ...options.headers } });
+  }
+}
+
+/** Anything thrown (strings, objects, errors) as an Error, for logging and cause chains. */
+export function coerceError(thrown: unknown): Error {
+  if (thrown instanceof Error) {
+    return thrown;
+  }
+  if (typeof thrown === 'string') {
+    return new Error(thrown);
+  }
+  return new Error(`non-error thrown: ${safeDescribe(thrown)}`);
+}
+
+function safeDescribe(value: unknown): string {
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}
+
+/** A PostgreSQL unique violation (23505) of the named constraint. */
+export function isUniqueViolation(error: unknown, constraint: string): boolean {
+  const err = error as { code?: unknown; constraint?: unknown } | null;
+  return typeof err === 'object' && err !== null && err.code === '23505' && err.constraint === constraint;
+}
+
+/**
+ * The Postgres SQLSTATEs that mean "the database cannot serve this right now": connection
+ * exceptions (08), shutdown or crash (57P01-3), too many connections (53300), and a statement
+ * cancelled by statement_timeout (57014).
+ */
+const UNAVAILABLE_SQLSTATE = /^(08|57P0[1-3]|53300|57014)/;
+const UNAVAILABLE_NODE_CODE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN']);
+/**
+ * pg's and pg-pool's own messages for the same: the connection broke, connecting took longer than
+ * connectionTimeoutMillis ("connection timeout"), no pooled connection came free in that time
+ * ("timeout exceeded when trying to connect"), the server did not answer a query within
+ * query_timeout ("Query read timeout"), or the pool is closed (shutdown).
+ */
+const UNAVAILABLE_MESSAGE =
+  /Connection terminated|connection timeout|timeout exceeded when trying to connect|Query read timeout|Client has encountered a connection error|Cannot use a pool after calling end/i;
+
+/** Whether `error` means the database is unreachable, not answering, or shedding load: a 503, retried later. */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  const err = error as { code?: unknown; message?: unknown } | null;
+  if (!err || typeof err !== 'object') {
+    return false;
+  }
+  if (typeof err.code === 'string' && (UNAVAILABLE_SQLSTATE.test(err.code) || UNAVAILABLE_NODE_CODE.has(err.code))) {
+    return true;
+  }
+  return typeof err.message === 'string' && UNAVAILABLE_MESSAGE.test(err.message);
+}
+
+/** A reason the service cannot start that an operator can act on: printed as one line, without a stack. */
+export class StartupError extends Error {
+  override readonly name: string = 'StartupError';
+}

@@ -1,0 +1,68 @@
+// The rules for the values an operator or an app hands to jetpost, as zod schemas shared by every
+// adapter: http/ composes them into request bodies and queries, bin/admin.ts checks its arguments
+// with them. One rule per value, whichever door it comes in by.
+import { z } from 'zod';
+
+import { APP_NAME_PATTERN, APP_NAME_RULE } from './app.js';
+import { emailAddressProblem } from './email-address.js';
+import { type FieldError, ValidationError } from './errors.js';
+import { findUnstorableText } from './json-text.js';
+import { JOB_STATUSES } from './status.js';
+import { DELIVERY_STATUSES } from './webhook-delivery.js';
+
+/** CR, LF and other control characters would let a value start a new header line. */
+const NO_CONTROL = /^[^\p{Cc}]*$/u;
+export const noControl = (max: number) => z.string().max(max).regex(NO_CONTROL, 'must not contain line breaks or control characters');
+
+/** An address as RFC 5321/6531 and Mailjet accept it (email-address.ts). */
+export const emailSchema = z.string().superRefine((value, ctx) => {
+  const problem = emailAddressProblem(value);
+  if (problem !== undefined) {
+    ctx.addIssue({ code: 'custom', message: `not a valid email address: ${problem}` });
+  }
+});
+
+/** A positive bigint id in decimal (anything larger would only fail in PostgreSQL). */
+export const idSchema = (what: string) => z.string().refine((value) => /^[1-9]\d{0,18}$/.test(value) && BigInt(value) <= 9223372036854775807n, what);
+export const jobIdSchema = idSchema('a job id (digits)');
+export const deliveryIdSchema = idSchema('a delivery id (digits)');
+
+/** A page size in a query string or an argument: plain digits, 1 to 1000. */
+export const pageLimitSchema = z
+  .string()
+  .regex(/^[1-9]\d{0,3}$/, 'a whole number from 1 to 1000')
+  .transform(Number)
+  .pipe(z.number().max(1000, 'a whole number from 1 to 1000'));
+
+export const appNameSchema = z.string().regex(APP_NAME_PATTERN, APP_NAME_RULE);
+export const keyPrefixSchema = z.string().regex(/^[a-z0-9]{12}$/, 'a key prefix (12 letters or digits)');
+export const jobStatusSchema = z.enum(JOB_STATUSES);
+export const deliveryStatusSchema = z.enum(DELIVERY_STATUSES);
+/** An operator's note on a suppression. */
+export const suppressionNoteSchema = z.string().max(500).regex(/^[^\p{Cc}]*$/u, 'no control characters');
+/** Checked for what it is (scheme, where it resolves) when it is set: see webhooks/url-guard.ts. */
+export const webhookUrlSchema = z.string().min(1).max(2000);
+
+export function toFieldErrors(error: z.ZodError): FieldError[] {
+  return error.issues.flatMap((issue) => {
+    // zod reports unknown fields on their parent; each gets its own path so the caller sees which.
+    const keys = issue.code === 'unrecognized_keys' ? issue.keys : [undefined];
+    return keys.map((key) => ({
+      path: [...issue.path, ...(key === undefined ? [] : [key])].map(String).join('.'),
+      message: key === undefined ? issue.message : `unknown field "${key}"`,
+    }));
+  });
+}
+
+/**
+ * The input as `schema` reads it, or a ValidationError listing every problem: the schema's, and any
+ * text (at any depth, in keys too) that PostgreSQL could not store exactly.
+ */
+export function parseOrThrow<T>(schema: z.ZodType<T>, input: unknown, what: string): T {
+  const unstorable = findUnstorableText(input);
+  const parsed = schema.safeParse(input);
+  if (!parsed.success || unstorable.length > 0) {
+    throw new ValidationError(`the ${what} is not valid: see errors`, [...unstorable, ...(parsed.success ? [] : toFieldErrors(parsed.error))]);
+  }
+  return parsed.data;
+}

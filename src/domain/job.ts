@@ -1,0 +1,48 @@
+// A job as jetpost keeps it (email_send_jobs): one message, its lifecycle status and its lease.
+import type { MessageContent } from './message.js';
+import type { JobStatus } from './status.js';
+
+/**
+ * A job without its message (html, attachments: up to 14 MiB): what every read but the claim needs.
+ * Reads never select the message column, so looking up big jobs costs no more than small ones.
+ */
+export interface JobRow {
+  id: string;
+  appId: string;
+  status: JobStatus;
+  customId: string | null;
+  metadata: Record<string, unknown> | null;
+  priority: number;
+  sendAt: Date | null;
+  runAt: Date;
+  /** Attempts started so far (a claim counts as one). */
+  attempts: number;
+  maxAttempts: number;
+  lockedBy: string | null;
+  lockedUntil: Date | null;
+  lastError: string | null;
+  recipientCount: number;
+  /** The last attempt ended without a clear answer: look the job up at Mailjet before resending. */
+  outcomeUnknown: boolean;
+  createdAt: Date;
+  updatedAt: Date;
+  acceptedAt: Date | null;
+}
+
+export interface ClaimedJob extends JobRow {
+  /** The message to send: only the claim reads it. */
+  content: MessageContent;
+  /**
+   * Its attempts are spent but its last one's outcome is unknown: this claim is only to ask Mailjet
+   * whether it was delivered, and it does not count as an attempt.
+   */
+  lookUpOnly: boolean;
+}
+
+/** A job as the admin lists it, across apps. */
+export interface AdminJobRow extends JobRow {
+  appName: string;
+}
+
+/** The error a job keeps when the lease reaper finds its consumer gone. */
+export const LEASE_EXPIRED_ERROR = 'the lease expired: the consumer holding this job stopped before recording a result';

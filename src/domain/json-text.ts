@@ -1,0 +1,151 @@
+// Checks on parsed JSON request bodies that no schema expresses, pure: text PostgreSQL cannot store
+// as sent, and nesting depth. A body may nest a million levels deep (JSON.parse copes; a recursive
+// walk, JSON.stringify included, overflows the stack) or hold millions of values, so the walk is
+// iterative and keeps one frame per level, not one entry per value.
+import type { FieldError } from './errors.js';
+
+/**
+ * Strings are looked at down to this depth. Deeper values are refused by the schemas anyway (only
+ * metadata and variables nest, and they are capped well below), so this only bounds the walk and
+ * the length of the paths it reports.
+ */
+const MAX_TEXT_DEPTH = 64;
+/** A body with thousands of bad strings gets the first ones: enough to act on. */
+const MAX_REPORTED = 20;
+
+const SURROGATE = /[\ud800-\udfff]/g;
+
+/**
+ * Why PostgreSQL cannot keep `text` exactly, or undefined. A NUL is refused by text columns and by
+ * jsonb; an unpaired UTF-16 surrogate is refused by jsonb and silently turned into U+FFFD in a text
+ * column, so that a later look-up by the original value would miss.
+ */
+export function unstorableTextProblem(text: string): string | undefined {
+  if (text.includes('\u0000')) {
+    return 'contains a NUL character (U+0000), which cannot be stored';
+  }
+  SURROGATE.lastIndex = 0;
+  for (let match = SURROGATE.exec(text); match !== null; match = SURROGATE.exec(text)) {
+    const unit = text.charCodeAt(match.index);
+    const next = text.charCodeAt(match.index + 1);
+    if (unit <= 0xdbff && next >= 0xdc00 && next <= 0xdfff) {
+      SURROGATE.lastIndex = match.index + 2;
+      continue;
+    }
+    return `contains an unpaired UTF-16 surrogate (\\u${unit.toString(16)}), which is not Unicode text`;
+  }
+  return undefined;
+}
+
+type Path = Array<string | number>;
+
+interface Frame {
+  container: Record<string, unknown> | unknown[];
+  /** An object's keys; undefined for an array. */
+  keys: string[] | undefined;
+  next: number;
+}
+
+function frameOf(container: object): Frame {
+  return Array.isArray(container)
+    ? { container, keys: undefined, next: 0 }
+    : { container: container as Record<string, unknown>, keys: Object.keys(container), next: 0 };
+}
+
+/** Called for each string or key; `where(key)` spells out its path (only worth it for one reported). */
+type Visit = (text: string, isKey: boolean, key: string | number | undefined, where: (key: string | number | undefined) => string) => boolean;
+
+/**
+ * Visits every string and object key of a parsed JSON value (none without `visit`), depth-first, in
+ * document order, until `visit` returns false. Containers deeper than `maxDepth` levels (the value
+ * itself is level 1) are not entered; returns whether one was met.
+ */
+function walkJson(root: unknown, maxDepth: number, visit: Visit | undefined): { tooDeep: boolean } {
+  const path: Path = [];
+  const where = (key: string | number | undefined) => (key === undefined ? path : [...path, key]).join('.');
+  if (typeof root === 'string') {
+    visit?.(root, false, undefined, where);
+  }
+  if (typeof root !== 'object' || root === null) {
+    return { tooDeep: false };
+  }
+  if (maxDepth < 1) {
+    return { tooDeep: true };
+  }
+  let tooDeep = false;
+  const frames: Frame[] = [];
+  const enter = (container: object): boolean => {
+    const frame = frameOf(container);
+    frames.push(frame);
+    for (const key of frame.keys ?? []) {
+      if (visit && !visit(key, true, key, where)) {
+        return false;
+      }
+    }
+    return true;
+  };
+  if (!enter(root)) {
+    return { tooDeep };
+  }
+  while (frames.length > 0) {
+    const frame = frames.at(-1)!;
+    const size = frame.keys?.length ?? (frame.container as unknown[]).length;
+    if (frame.next >= size) {
+      frames.pop();
+      path.pop();
+      continue;
+    }
+    const key = frame.keys?.[frame.next] ?? frame.next;
+    frame.next += 1;
+    const item = (frame.container as Record<string | number, unknown>)[key];
+    if (typeof item === 'string') {
+      if (visit && !visit(item, false, key, where)) {
+        break;
+      }
+    } else if (typeof item === 'object' && item !== null) {
+      if (frames.length >= maxDepth) {
+        tooDeep = true;
+        continue;
+      }
+      path.push(key);
+      if (!enter(item)) {
+        break;
+      }
+    }
+  }
+  return { tooDeep };
+}
+
+/**
+ * Why an object key cannot be kept exactly, or undefined. Besides text PostgreSQL refuses, a key
+ * named __proto__: JSON.parse makes it an own property, but copying the object (as schema
+ * validation does) turns it into the prototype, so the key and its value would vanish silently.
+ */
+function unstorableKeyProblem(key: string): string | undefined {
+  if (key === '__proto__') {
+    return 'the field name __proto__ is not accepted: it cannot be kept as data';
+  }
+  const problem = unstorableTextProblem(key);
+  return problem && `the field name ${problem}`;
+}
+
+/**
+ * Every string and object key of a parsed JSON value that could not be stored exactly (the first
+ * ones, at most MAX_REPORTED), with its path.
+ */
+export function findUnstorableText(value: unknown): FieldError[] {
+  const problems: FieldError[] = [];
+  walkJson(value, MAX_TEXT_DEPTH, (text, isKey, key, where) => {
+    const problem = isKey ? unstorableKeyProblem(text) : unstorableTextProblem(text);
+    if (problem) {
+      problems.push({ path: where(key), message: problem });
+    }
+    return problems.length < MAX_REPORTED;
+  });
+  return problems;
+}
+
+/** Whether `value` has containers (objects, arrays) nested more than `maxDepth` levels; itself is level 1. */
+export function nestsDeeperThan(value: unknown, maxDepth: number): boolean {
+  return walkJson(value, maxDepth, undefined).tooDeep;
+}

@@ -1,0 +1,143 @@
+// What a Send API answer means for each message of the call, pure. Mailjet answers per message (in
+// input order) both on a 200 and on the 400 it gives when only some messages are invalid; anything
+// else concerns the whole call.
+import { toIdString } from './mailjet-ids.js';
+import type { RecipientKind } from './message.js';
+
+/** What the client saw: an HTTP answer (status + parsed body) or a network failure (status null). */
+export interface SendResponse {
+  status: number | null;
+  body: unknown;
+  /** The raw Retry-After header, when present. */
+  retryAfter?: string | undefined;
+  /** Network error code (ECONNREFUSED, ECONNABORTED…) when there was no answer. */
+  networkCode?: string | undefined;
+  /** A short description for logs and last_error. */
+  description: string;
+}
+
+/** A message Mailjet holds for a CustomID (a message look-up), one per recipient address. */
+export interface FoundMessage {
+  messageId: string;
+  messageUuid: string;
+  email: string;
+}
+
+export interface AcceptedRecipient {
+  kind: RecipientKind;
+  email: string;
+  /** Decimal string: Mailjet's 64-bit ids do not fit a JS number. */
+  messageId: string;
+  messageUuid: string;
+}
+
+export type MessageOutcome =
+  | { readonly kind: 'accepted'; readonly recipients: AcceptedRecipient[] }
+  | { readonly kind: 'rejected'; readonly transient: boolean; readonly error: string };
+
+export type CallOutcome =
+  | { readonly kind: 'per-message'; readonly messages: MessageOutcome[] }
+  /** 429, 5xx, timeouts, connection errors. `outcomeUnknown`: Mailjet may have sent the messages. */
+  | {
+      readonly kind: 'transient';
+      readonly error: string;
+      readonly retryAfterMs?: number;
+      readonly outcomeUnknown: boolean;
+      /** A 429: every consumer of the process should slow down, not only this one. */
+      readonly rateLimited?: boolean;
+    }
+  /** 401: the API key pair is wrong or suspended; every call will fail the same way. */
+  | { readonly kind: 'unauthorized'; readonly error: string }
+  /** A request-level 4xx: nothing was sent and sending the same call again cannot succeed. */
+  | { readonly kind: 'permanent'; readonly error: string };
+
+type Json = Record<string, unknown>;
+
+const isObject = (value: unknown): value is Json => typeof value === 'object' && value !== null && !Array.isArray(value);
+
+export function classifySendResponse(response: SendResponse, messageCount: number, now: Date): CallOutcome {
+  const { status } = response;
+  const messages = isObject(response.body) ? response.body['Messages'] : undefined;
+  if (status !== null && ((status >= 200 && status < 300) || status === 400 || status === 403) && Array.isArray(messages)) {
+    return { kind: 'per-message', messages: perMessage(messages, messageCount) };
+  }
+  if (status === null) {
+    return { kind: 'transient', error: response.description, outcomeUnknown: true };
+  }
+  if (status === 429) {
+    const retryAfterMs = parseRetryAfter(response.retryAfter, now);
+    return retryAfterMs === undefined
+      ? { kind: 'transient', error: response.description, outcomeUnknown: false, rateLimited: true }
+      : { kind: 'transient', error: response.description, retryAfterMs, outcomeUnknown: false, rateLimited: true };
+  }
+  if (status >= 500 || status === 408) {
+    // A 5xx may come after Mailjet accepted the messages: same uncertainty as a timeout.
+    return { kind: 'transient', error: response.description, outcomeUnknown: true };
+  }
+  if (status === 401) {
+    return { kind: 'unauthorized', error: response.description };
+  }
+  if (status >= 200 && status < 300) {
+    // A 2xx without per-message results is not an answer we can record: try again, carefully.
+    return { kind: 'transient', error: `unexpected Mailjet answer: ${response.description}`, outcomeUnknown: true };
+  }
+  return { kind: 'permanent', error: response.description };
+}
+
+function perMessage(entries: unknown[], messageCount: number): MessageOutcome[] {
+  const outcomes: MessageOutcome[] = [];
+  for (let index = 0; index < messageCount; index += 1) {
+    const entry = entries[index];
+    outcomes.push(
+      isObject(entry) ? messageOutcome(entry) : { kind: 'rejected', transient: true, error: 'Mailjet returned no result for this message' },
+    );
+  }
+  return outcomes;
+}
+
+function messageOutcome(entry: Json): MessageOutcome {
+  if (entry['Status'] === 'success') {
+    const recipients: AcceptedRecipient[] = [];
+    for (const [field, kind] of [
+      ['To', 'to'],
+      ['Cc', 'cc'],
+      ['Bcc', 'bcc'],
+    ] as const) {
+      const list = entry[field];
+      for (const item of Array.isArray(list) ? list : []) {
+        const accepted = isObject(item) ? acceptedRecipient(item, kind) : undefined;
+        if (accepted) {
+          recipients.push(accepted);
+        }
+      }
+    }
+    return { kind: 'accepted', recipients };
+  }
+  const errors = Array.isArray(entry['Errors']) ? entry['Errors'].filter(isObject) : [];
+  const transient = errors.length > 0 && errors.every((error) => Number(error['StatusCode']) >= 500);
+  const text = errors
+    .map((error) => `${String(error['ErrorCode'] ?? 'error')}: ${String(error['ErrorMessage'] ?? 'unknown error')}`)
+    .join('; ');
+  return { kind: 'rejected', transient, error: text || 'Mailjet rejected the message without a reason' };
+}
+
+function acceptedRecipient(item: Json, kind: RecipientKind): AcceptedRecipient | undefined {
+  const messageId = toIdString(item['MessageID']);
+  const email = item['Email'];
+  if (messageId === undefined || typeof email !== 'string') {
+    return undefined;
+  }
+  return { kind, email, messageId, messageUuid: typeof item['MessageUUID'] === 'string' ? item['MessageUUID'] : '' };
+}
+
+/** Retry-After as delta-seconds or an HTTP date, in ms; undefined when absent or unreadable. */
+export function parseRetryAfter(value: string | undefined, now: Date): number | undefined {
+  if (value === undefined || value.trim() === '') {
+    return undefined;
+  }
+  if (/^\d+$/.test(value.trim())) {
+    return Number(value.trim()) * 1000;
+  }
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now.getTime());
+}

@@ -1,0 +1,201 @@
+// Jobs → Mailjet Send API v3.1 bodies, pure. One job is one Mailjet message object; a call carries at
+// most 50 recipients over all its messages (To+Cc+Bcc) and stays under Mailjet's ~15 MB request cap.
+import type { Address, MessageContent, Recipient } from './message.js';
+
+export const MAX_RECIPIENTS_PER_CALL = 50;
+/** Mailjet rejects requests above ~15 MB with a 413; keep a margin for the envelope and encoding. */
+export const MAX_BYTES_PER_CALL = 14 * 1024 * 1024;
+
+/**
+ * Headers a message may not set, in lower case: Mailjet's own list (it sets them itself or has a
+ * dedicated property, and refuses them with send-0011), and the MIME structure (Reply-To,
+ * Content-Type, MIME-Version, Content-Transfer-Encoding), which follows from the message's fields.
+ */
+export const FORBIDDEN_HEADERS: ReadonlySet<string> = new Set(
+  [
+    'From', 'Sender', 'Subject', 'To', 'Cc', 'Bcc', 'Return-Path', 'Delivered-To', 'DKIM-Signature', 'DomainKey-Status',
+    'Received-SPF', 'Authentication-Results', 'Received', 'X-Mailjet-Prio', 'X-Mailjet-Debug', 'User-Agent', 'X-Mailer',
+    'X-MJ-CustomID', 'X-MJ-EventPayload', 'X-MJ-Vars', 'X-MJ-TemplateErrorDeliver', 'X-MJ-TemplateErrorReporting',
+    'X-MJ-TemplateLanguage', 'X-Mailjet-TrackOpen', 'X-Mailjet-TrackClick', 'X-MJ-TemplateID', 'X-MJ-WorkflowID',
+    'X-Feedback-Id', 'X-Mailjet-Segmentation', 'List-Id', 'X-MJ-MID', 'X-MJ-ErrorMessage', 'Date', 'X-CSA-Complaints',
+    'Message-Id', 'X-Mailjet-Campaign', 'X-MJ-StatisticsContactsListID', 'Reply-To', 'Content-Type', 'MIME-Version',
+    'Content-Transfer-Encoding',
+  ].map((name) => name.toLowerCase()),
+);
+
+export interface SendableJob {
+  id: string;
+  content: MessageContent;
+  recipients: readonly Recipient[];
+}
+
+export interface MailjetAddress {
+  Email: string;
+  Name?: string;
+}
+
+export interface MailjetAttachment {
+  ContentType: string;
+  Filename: string;
+  Base64Content: string;
+  ContentID?: string;
+}
+
+export interface MailjetMessage {
+  From?: MailjetAddress;
+  To: MailjetAddress[];
+  Cc?: MailjetAddress[];
+  Bcc?: MailjetAddress[];
+  ReplyTo?: MailjetAddress;
+  Subject?: string;
+  TextPart?: string;
+  HTMLPart?: string;
+  TemplateID?: number;
+  TemplateLanguage?: boolean;
+  Variables?: Record<string, unknown>;
+  Headers?: Record<string, string>;
+  Attachments?: MailjetAttachment[];
+  InlinedAttachments?: MailjetAttachment[];
+  CustomID: string;
+}
+
+export interface MailjetSendBody {
+  Messages: MailjetMessage[];
+}
+
+/** The CustomID a job's message carries: events and message look-ups lead back to the job with it. */
+export function customIdForJob(jobId: string): string {
+  return `jetpost-${jobId}`;
+}
+
+export function jobIdFromCustomId(customId: string | undefined): string | undefined {
+  const match = /^jetpost-(\d{1,19})$/.exec(customId ?? '');
+  return match?.[1];
+}
+
+function toAddress({ email, name }: Address): MailjetAddress {
+  return name ? { Email: email, Name: name } : { Email: email };
+}
+
+function recipientsOf(job: SendableJob, kind: Recipient['kind']): MailjetAddress[] {
+  return job.recipients.filter((recipient) => recipient.kind === kind).map(toAddress);
+}
+
+export function toMailjetMessage(job: SendableJob): MailjetMessage {
+  const { content } = job;
+  const message: MailjetMessage = { To: recipientsOf(job, 'to'), CustomID: customIdForJob(job.id) };
+  const cc = recipientsOf(job, 'cc');
+  const bcc = recipientsOf(job, 'bcc');
+  if (content.from) {
+    message.From = toAddress(content.from);
+  }
+  if (cc.length > 0) {
+    message.Cc = cc;
+  }
+  if (bcc.length > 0) {
+    message.Bcc = bcc;
+  }
+  if (content.reply_to) {
+    message.ReplyTo = toAddress(content.reply_to);
+  }
+  if (content.subject !== undefined) {
+    message.Subject = content.subject;
+  }
+  if (content.text !== undefined) {
+    message.TextPart = content.text;
+  }
+  if (content.html !== undefined) {
+    message.HTMLPart = content.html;
+  }
+  if (content.template_id !== undefined) {
+    message.TemplateID = content.template_id;
+    // Variables only reach a template when its language is on; that is what a caller passing them means.
+    message.TemplateLanguage = content.template_language ?? content.variables !== undefined;
+  }
+  if (content.variables !== undefined) {
+    message.Variables = content.variables;
+  }
+  if (content.headers !== undefined && Object.keys(content.headers).length > 0) {
+    message.Headers = content.headers;
+  }
+  const attachments = content.attachments ?? [];
+  const regular = attachments.filter((attachment) => attachment.content_id === undefined);
+  const inline = attachments.filter((attachment) => attachment.content_id !== undefined);
+  if (regular.length > 0) {
+    message.Attachments = regular.map(toMailjetAttachment);
+  }
+  if (inline.length > 0) {
+    message.InlinedAttachments = inline.map(toMailjetAttachment);
+  }
+  return message;
+}
+
+function toMailjetAttachment(attachment: NonNullable<MessageContent['attachments']>[number]): MailjetAttachment {
+  const out: MailjetAttachment = {
+    ContentType: attachment.content_type,
+    Filename: attachment.filename,
+    Base64Content: attachment.content,
+  };
+  if (attachment.content_id !== undefined) {
+    out.ContentID = attachment.content_id;
+  }
+  return out;
+}
+
+/** Recipients as Mailjet counts them: To+Cc+Bcc of a message, each address once. */
+export function countRecipients<T extends Pick<Recipient, 'email'>>(recipients: readonly T[]): number {
+  return new Set(recipients.map((recipient) => recipient.email.toLowerCase())).size;
+}
+
+export interface PackableMessage {
+  recipients: number;
+  bytes: number;
+}
+
+/**
+ * Splits messages, in order, into calls of at most `maxRecipients` recipients and `maxBytes` bytes.
+ * Returns the index groups. A message alone over a limit gets a call of its own (Mailjet then
+ * answers for that message only).
+ */
+export function packCalls(
+  messages: readonly PackableMessage[],
+  maxRecipients = MAX_RECIPIENTS_PER_CALL,
+  maxBytes = MAX_BYTES_PER_CALL,
+): number[][] {
+  const calls: number[][] = [];
+  let current: number[] = [];
+  let recipients = 0;
+  let bytes = 0;
+  messages.forEach((message, index) => {
+    if (current.length > 0 && (recipients + message.recipients > maxRecipients || bytes + message.bytes > maxBytes)) {
+      calls.push(current);
+      current = [];
+      recipients = 0;
+      bytes = 0;
+    }
+    current.push(index);
+    recipients += message.recipients;
+    bytes += message.bytes;
+  });
+  if (current.length > 0) {
+    calls.push(current);
+  }
+  return calls;
+}
+
+export function messageBytes(message: MailjetMessage): number {
+  return Buffer.byteLength(JSON.stringify(message));
+}
+
+/** The largest message jetpost queues: one that fits a call of its own. */
+export const MAX_MESSAGE_BYTES = MAX_BYTES_PER_CALL;
+/** The largest job id (PostgreSQL bigint): its CustomID is the longest a message carries. */
+const LONGEST_JOB_ID = '9223372036854775807';
+
+/**
+ * A message's size as Mailjet receives it, known before it has a job id: its JSON in the Send API
+ * body, attachments in base64 and text escaped as JSON, with the longest CustomID.
+ */
+export function queuedMessageBytes(content: MessageContent, recipients: readonly Recipient[]): number {
+  return messageBytes(toMailjetMessage({ id: LONGEST_JOB_ID, content, recipients }));
+}

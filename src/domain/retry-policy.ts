@@ -1,0 +1,43 @@
+// When something that failed is tried again, pure: exponential backoff with jitter, capped, and for
+// sends a bounded number of attempts. backoffMs is jetpost's one backoff formula: job retries,
+// webhook retries, the 429 and 401 pauses of the send gate, the LISTEN reconnect and the worker
+// loops' back-off after a failed turn all use it. `random` is injected so tests can pin the jitter.
+
+export interface Backoff {
+  readonly baseMs: number;
+  readonly factor: number;
+  readonly maxMs: number;
+  /** Relative spread: 0.25 draws the delay from ±25% around the exponential value. */
+  readonly jitter: number;
+}
+
+export interface RetryPolicy extends Backoff {
+  /** Attempts in all, the first included. */
+  readonly maxAttempts: number;
+}
+
+export type RetryDecision = { readonly kind: 'retry'; readonly delayMs: number; readonly runAt: Date } | { readonly kind: 'give-up' };
+
+/** Delay before the attempt that follows `attemptsMade` failed attempts (1 = the first failed). */
+export function backoffMs(policy: Backoff, attemptsMade: number, random: () => number): number {
+  const exponential = Math.min(policy.maxMs, policy.baseMs * policy.factor ** Math.max(0, attemptsMade - 1));
+  const spread = policy.jitter * (2 * random() - 1);
+  return Math.max(0, Math.round(Math.min(policy.maxMs * (1 + policy.jitter), exponential * (1 + spread))));
+}
+
+export interface RetryInput {
+  /** Attempts made so far, the one that just failed included. */
+  attemptsMade: number;
+  now: Date;
+  random: () => number;
+  /** A server's Retry-After: never retry sooner than it asks. */
+  retryAfterMs?: number | undefined;
+}
+
+export function nextRetry(policy: RetryPolicy, { attemptsMade, now, random, retryAfterMs }: RetryInput): RetryDecision {
+  if (attemptsMade >= policy.maxAttempts) {
+    return { kind: 'give-up' };
+  }
+  const delayMs = Math.max(backoffMs(policy, attemptsMade, random), retryAfterMs ?? 0);
+  return { kind: 'retry', delayMs, runAt: new Date(now.getTime() + delayMs) };
+}

@@ -1,0 +1,104 @@
+// What becomes of each job of a Mailjet call, pure: accepted with its MessageIDs, deferred to a
+// later attempt, or failed for good (the dead-letter state, with the reason kept).
+import type { AcceptedRecipient, CallOutcome, MessageOutcome } from './mailjet-outcome.js';
+import { backoffMs, nextRetry, type RetryPolicy } from './retry-policy.js';
+
+export type SendResult =
+  | { readonly jobId: string; readonly kind: 'accepted'; readonly recipients: readonly AcceptedRecipient[] }
+  | {
+      readonly jobId: string;
+      readonly kind: 'failed';
+      readonly error: string;
+      /** Mailjet may still have it: a re-queue must look it up before sending. */
+      readonly outcomeUnknown?: boolean;
+    }
+  | {
+      readonly jobId: string;
+      readonly kind: 'deferred';
+      readonly error: string;
+      readonly runAt: Date;
+      /** Mailjet may have sent it (timeout, 5xx): look it up by CustomID before sending again. */
+      readonly outcomeUnknown: boolean;
+      /** The attempt does not count: the call never had a chance (sending is paused on bad keys). */
+      readonly refundAttempt: boolean;
+    };
+
+export interface AttemptedJob {
+  id: string;
+  /** Attempts made, this one included. */
+  attempts: number;
+  maxAttempts: number;
+}
+
+export interface DecisionContext {
+  policy: RetryPolicy;
+  now: Date;
+  random: () => number;
+  /** After a 401, when sending will be tried again (the send gate's pause). */
+  unauthorizedRetryAt: Date;
+}
+
+/** A transient failure: retry with backoff, or fail once the job's attempts are spent. */
+export function retryOrFail(job: AttemptedJob, error: string, context: DecisionContext, options: { retryAfterMs?: number | undefined; outcomeUnknown?: boolean } = {}): SendResult {
+  const policy = { ...context.policy, maxAttempts: job.maxAttempts };
+  const decision = nextRetry(policy, { attemptsMade: job.attempts, now: context.now, random: context.random, retryAfterMs: options.retryAfterMs });
+  const outcomeUnknown = options.outcomeUnknown ?? false;
+  if (decision.kind === 'retry') {
+    return { jobId: job.id, kind: 'deferred', error, runAt: decision.runAt, outcomeUnknown, refundAttempt: false };
+  }
+  if (outcomeUnknown) {
+    // The last attempt may have been delivered: a "never sent" verdict needs Mailjet's word first,
+    // so the job comes back once more, only to be looked up (see giveUpAfterLookUp).
+    const delayMs = Math.max(backoffMs(policy, job.attempts, context.random), options.retryAfterMs ?? 0);
+    return { jobId: job.id, kind: 'deferred', error, runAt: new Date(context.now.getTime() + delayMs), outcomeUnknown, refundAttempt: false };
+  }
+  return { jobId: job.id, kind: 'failed', error: `gave up after ${job.attempts} attempts: ${error}` };
+}
+
+/**
+ * For a job whose attempts are spent and whose last attempt's outcome is unknown, once Mailjet was
+ * asked (`found`: it does not have the message) or could not be asked (`found: false`).
+ */
+export function giveUpAfterLookUp(job: AttemptedJob & { lastError: string | null }, lookedUp: boolean): SendResult {
+  const { attempts } = job;
+  return lookedUp
+    ? { jobId: job.id, kind: 'failed', error: `gave up after ${attempts} attempts (Mailjet has no such message): ${job.lastError ?? 'unknown error'}` }
+    : {
+        jobId: job.id,
+        kind: 'failed',
+        error: `gave up after ${attempts} attempts; the last one's outcome is unknown and Mailjet could not be asked, so it may have been delivered: ${job.lastError ?? 'unknown error'}`,
+        outcomeUnknown: true,
+      };
+}
+
+function fromMessageOutcome(job: AttemptedJob, outcome: MessageOutcome | undefined, context: DecisionContext): SendResult {
+  if (outcome === undefined) {
+    return retryOrFail(job, 'Mailjet returned no result for this message', context, { outcomeUnknown: true });
+  }
+  if (outcome.kind === 'accepted') {
+    return { jobId: job.id, kind: 'accepted', recipients: outcome.recipients };
+  }
+  return outcome.transient ? retryOrFail(job, outcome.error, context) : { jobId: job.id, kind: 'failed', error: outcome.error };
+}
+
+/** Jobs in the order their messages were sent in the call. */
+export function decideSendResults(jobs: readonly AttemptedJob[], outcome: CallOutcome, context: DecisionContext): SendResult[] {
+  switch (outcome.kind) {
+    case 'per-message':
+      return jobs.map((job, index) => fromMessageOutcome(job, outcome.messages[index], context));
+    case 'transient':
+      return jobs.map((job) => retryOrFail(job, outcome.error, context, { retryAfterMs: outcome.retryAfterMs, outcomeUnknown: outcome.outcomeUnknown }));
+    case 'unauthorized':
+      // Bad keys say nothing about the messages: they wait, their attempts untouched, until sending resumes.
+      return jobs.map((job) => ({
+        jobId: job.id,
+        kind: 'deferred',
+        error: outcome.error,
+        runAt: context.unauthorizedRetryAt,
+        outcomeUnknown: false,
+        refundAttempt: true,
+      }));
+    case 'permanent':
+      return jobs.map((job) => ({ jobId: job.id, kind: 'failed', error: outcome.error }));
+  }
+}

@@ -1,0 +1,102 @@
+// What a consumer does with a claimed batch, pure: what each look-up of a possibly sent job means,
+// which addresses to leave out as suppressed, and how to pack the rest into Send API calls. The
+// consumer (workers/consumer.ts) does the I/O between these steps.
+import type { ClaimedJob } from './job.js';
+import type { FoundMessage } from './mailjet-outcome.js';
+import { countRecipients, type MailjetMessage, messageBytes, packCalls, toMailjetMessage } from './mailjet-payload.js';
+import { matchRecipients, type RecipientRow } from './recipient.js';
+import { type DecisionContext, giveUpAfterLookUp, retryOrFail, type SendResult } from './send-decision.js';
+import { suppressionKey } from './suppression.js';
+
+/** Jobs whose last attempt may have been sent: they are looked up at Mailjet by CustomID before anything is sent. */
+export function jobsToLookUp(jobs: readonly ClaimedJob[]): ClaimedJob[] {
+  return jobs.filter((job) => job.outcomeUnknown);
+}
+
+/**
+ * What a look-up says (`found` undefined: Mailjet could not be asked). A job Mailjet has is recorded,
+ * not resent; one Mailjet could not be asked about waits (never sent blindly); one with its attempts
+ * spent that Mailjet does not have fails. Undefined: none of these, so the job is sent.
+ */
+export function lookUpResult(
+  job: ClaimedJob,
+  recipients: readonly RecipientRow[],
+  found: readonly FoundMessage[] | undefined,
+  context: DecisionContext,
+): SendResult | undefined {
+  const accepted = matchRecipients(recipients, found ?? []).map(({ row, ids }) => ({ kind: row.kind, email: row.email, messageId: ids.messageId, messageUuid: ids.messageUuid }));
+  if (accepted.length > 0) {
+    return { jobId: job.id, kind: 'accepted', recipients: accepted };
+  }
+  if (job.lookUpOnly) {
+    return giveUpAfterLookUp(job, found !== undefined);
+  }
+  if (found === undefined) {
+    return retryOrFail(job, `could not ask Mailjet whether the last attempt was delivered (${job.lastError ?? 'no answer'})`, context, { outcomeUnknown: true });
+  }
+  return undefined;
+}
+
+/** The (app, address) pairs of a batch, to ask which are suppressed. */
+export function addressesOf(jobs: readonly ClaimedJob[], recipientsByJob: ReadonlyMap<string, readonly RecipientRow[]>): Array<{ appId: string; email: string }> {
+  return jobs.flatMap((job) => (recipientsByJob.get(job.id) ?? []).map((row) => ({ appId: job.appId, email: row.email })));
+}
+
+export interface SuppressionPlan {
+  /** Recipients left out of the send: their address is suppressed for their job's app. */
+  leftOut: RecipientRow[];
+  /** Each job's recipients still to send to. */
+  recipientsByJob: Map<string, RecipientRow[]>;
+  /** Jobs with no To address left: they fail with reason "suppressed", without a call. */
+  failed: SendResult[];
+  /** The jobs still to send. */
+  jobs: ClaimedJob[];
+}
+
+/** `suppressed`: the reasons of the suppressed pairs, keyed by suppressionKey. */
+export function planSuppression(
+  jobs: readonly ClaimedJob[],
+  recipientsByJob: ReadonlyMap<string, readonly RecipientRow[]>,
+  suppressed: ReadonlyMap<string, string>,
+): SuppressionPlan {
+  const plan: SuppressionPlan = { leftOut: [], recipientsByJob: new Map(), failed: [], jobs: [] };
+  for (const job of jobs) {
+    const rows = recipientsByJob.get(job.id) ?? [];
+    const isSuppressed = (row: RecipientRow) => suppressed.has(suppressionKey(job.appId, row.email));
+    const out = rows.filter(isSuppressed);
+    const kept = rows.filter((row) => !isSuppressed(row));
+    plan.leftOut.push(...out);
+    plan.recipientsByJob.set(job.id, kept);
+    if (out.length > 0 && !kept.some((row) => row.kind === 'to')) {
+      const reasons = out.map((row) => `${row.email} (${suppressed.get(suppressionKey(job.appId, row.email))})`).join(', ');
+      plan.failed.push({ jobId: job.id, kind: 'failed', error: `suppressed: ${reasons}` });
+    } else {
+      plan.jobs.push(job);
+    }
+  }
+  return plan;
+}
+
+/** One Send API call: its jobs and their messages, in the same order. */
+export interface PlannedCall {
+  jobs: ClaimedJob[];
+  messages: MailjetMessage[];
+}
+
+/** The jobs' messages, packed in order into calls Mailjet accepts (recipients and bytes per call). */
+export function planCalls(jobs: readonly ClaimedJob[], recipientsByJob: ReadonlyMap<string, readonly RecipientRow[]>): PlannedCall[] {
+  const messages = jobs.map((job) =>
+    toMailjetMessage({
+      id: job.id,
+      content: job.content,
+      recipients: (recipientsByJob.get(job.id) ?? []).map((r) => ({ kind: r.kind, email: r.email, name: r.name ?? undefined })),
+    }),
+  );
+  const sizes = jobs.map((job, index) => ({ recipients: countRecipients(recipientsByJob.get(job.id) ?? []), bytes: messageBytes(messages[index]!) }));
+  return packCalls(sizes).map((indexes) => ({ jobs: indexes.map((index) => jobs[index]!), messages: indexes.map((index) => messages[index]!) }));
+}
+
+/** The recipients the jobs' messages go to, as Mailjet counts them. */
+export function recipientsOfJobs(jobs: readonly ClaimedJob[], recipientsByJob: ReadonlyMap<string, readonly RecipientRow[]>): number {
+  return jobs.reduce((sum, job) => sum + countRecipients(recipientsByJob.get(job.id) ?? []), 0);
+}

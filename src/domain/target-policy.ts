@@ -1,0 +1,92 @@
+// Which addresses a webhook may reach, pure: by default not a private, loopback, link-local or
+// otherwise internal one. WEBHOOK_ALLOWED_TARGETS lists the exceptions (internal apps often do live
+// on private addresses): host names, addresses or CIDR blocks. webhooks/url-guard.ts applies this
+// to the addresses a host resolves to. (node:net's isIP and BlockList are pure: no socket is opened.)
+import { BlockList, isIP } from 'node:net';
+
+import ipaddr from 'ipaddr.js';
+
+export interface TargetPolicy {
+  /** Host names (exact, lower-case) allowed whatever they resolve to. */
+  hosts: ReadonlySet<string>;
+  /** Addresses and blocks allowed although internal. */
+  addresses: BlockList;
+}
+
+/** Parses WEBHOOK_ALLOWED_TARGETS: comma-separated host names, addresses and CIDR blocks. */
+export function parseTargetPolicy(list: string): TargetPolicy {
+  const hosts = new Set<string>();
+  const addresses = new BlockList();
+  for (const entry of list.split(',').map((item) => item.trim()).filter(Boolean)) {
+    const [address, prefix] = entry.split('/') as [string, string | undefined];
+    const family = isIP(address);
+    if (family === 0) {
+      hosts.add(entry.toLowerCase());
+    } else if (prefix === undefined) {
+      addresses.addAddress(address, family === 4 ? 'ipv4' : 'ipv6');
+    } else {
+      addresses.addSubnet(address, Number(prefix), family === 4 ? 'ipv4' : 'ipv6');
+    }
+  }
+  return { hosts, addresses };
+}
+
+/** Whether a resolved address may be dialled for this host. */
+export function addressAllowed(policy: TargetPolicy, host: string, address: string): boolean {
+  return policy.hosts.has(host.toLowerCase()) || ipAllowed(policy, address);
+}
+
+function ipAllowed(policy: TargetPolicy, address: string): boolean {
+  // Node's own parser first: it refuses the odd forms (octal, short) that ipaddr.js would read.
+  if (isIP(address) === 0) {
+    return false;
+  }
+  const ip = ipaddr.parse(address);
+  if (policy.addresses.check(ip.toString(), ip.kind())) {
+    return true;
+  }
+  if (ip.kind() === 'ipv4') {
+    // ipaddr.js names every special-purpose block (private, loopback, reserved — 6to4 relays and
+    // benchmarking included —, CGNAT, …); only what it leaves as plain unicast is public.
+    return ip.range() === 'unicast';
+  }
+  const v6 = ip as ipaddr.IPv6;
+  const embedded = embeddedIPv4(v6);
+  if (embedded !== undefined) {
+    // A transition form reaches the IPv4 host it carries: judge that host (allow-list included).
+    return embedded.length > 0 && embedded.every((v4) => ipAllowed(policy, v4.toString()));
+  }
+  // Only global unicast (2000::/3) is public; within it ipaddr.js names the special blocks
+  // (documentation, benchmarking, ORCHID, …). Outside it: site-local, discard-only, unique- and
+  // link-local, multicast, and space not yet assigned.
+  return v6.match(GLOBAL_UNICAST) && v6.range() === 'unicast';
+}
+
+const GLOBAL_UNICAST = ipaddr.IPv6.parseCIDR('2000::/3');
+const NAT64_WELL_KNOWN = ipaddr.IPv6.parseCIDR('64:ff9b::/96');
+
+/**
+ * The IPv4 addresses an IPv6 transition form carries, or undefined when it is not one. An empty
+ * list means "a transition form whose IPv4 address cannot be read": refused unless allow-listed.
+ */
+function embeddedIPv4(ip: ipaddr.IPv6): ipaddr.IPv4[] | undefined {
+  const bytes = ip.toByteArray();
+  const v4 = (offset: number, mask = 0) => new ipaddr.IPv4(bytes.slice(offset, offset + 4).map((byte) => byte ^ mask));
+  switch (ip.range()) {
+    case 'ipv4Mapped': // ::ffff:a.b.c.d
+    case 'rfc6145': // ::ffff:0:a.b.c.d, IPv4-translated
+      return [v4(12)];
+    case 'rfc6052':
+      // NAT64: the well-known prefix carries the address in its last 32 bits. In local-use prefixes
+      // (64:ff9b:1::/48, RFC 8215) where it sits depends on the prefix length the network chose
+      // (RFC 6052 §2.2), so it cannot be read reliably; they are local by definition.
+      return ip.match(NAT64_WELL_KNOWN) ? [v4(12)] : [];
+    case '6to4': // 2002:AABB:CCDD::/48
+      return [v4(2)];
+    case 'teredo': // the server's IPv4 address in bits 32–63, the client's XORed with 0xffffffff in the last 32
+      return [v4(4), v4(12, 0xff)];
+    default:
+      // ::a.b.c.d, IPv4-compatible (deprecated, unnamed in ipaddr.js); :: and ::1 read as 0.0.0.0 and 0.0.0.1.
+      return bytes.slice(0, 12).every((byte) => byte === 0) ? [v4(12)] : undefined;
+  }
+}

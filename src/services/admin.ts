@@ -1,0 +1,77 @@
+// The operator's actions, one service for both doors: the admin API (http/routes/admin.ts) and the
+// CLI (bin/admin.ts). Inputs arrive checked (domain/input-schemas.ts); refusals are AppErrors.
+import { listAppsWithKeys } from '../db/apps-repo.js';
+import { listJobsByStatus } from '../db/jobs-repo.js';
+import type { NotifyChannels } from '../db/notify.js';
+import type { Pool } from '../db/pool.js';
+import { addSuppression, listSuppressions, removeSuppression } from '../db/suppressions-repo.js';
+import type { App, AppWebhook, AppWithKeys } from '../domain/app.js';
+import type { AdminJobRow } from '../domain/job.js';
+import type { JobStatus } from '../domain/status.js';
+import type { Suppression } from '../domain/suppression.js';
+import type { TargetPolicy } from '../domain/target-policy.js';
+import type { DeliveryRow, DeliveryStatus } from '../domain/webhook-delivery.js';
+import { apiKeyPrefix } from './api-keys.js';
+import { addApiKey, createAppWithKey, findApp, revokeApiKey } from './apps.js';
+import { requeueFailed } from './requeue.js';
+import { getAppWebhook, listAppDeliveries, redeliverAppDelivery, removeAppWebhook, setAppWebhook } from './webhooks.js';
+
+export interface AdminService {
+  /** Jobs of one status, newest first, across apps; `before` pages by job id. */
+  listJobs(filter: { status: JobStatus; appName?: string | undefined; before?: string | undefined; limit: number }): Promise<AdminJobRow[]>;
+  /** Re-queues failed jobs: the given ids, or (ids null) every failed one, of one app when named. Returns the ids re-queued. */
+  requeueJobs(target: { ids: readonly string[] | null; appName: string | null }): Promise<string[]>;
+  listApps(): Promise<AppWithKeys[]>;
+  /** A new app and its first API key, shown once. */
+  createApp(name: string): Promise<{ app: App; key: string; prefix: string }>;
+  /** A new key for the app, shown once; the others keep working unless `revokeOthers`. */
+  rotateKey(appName: string, revokeOthers: boolean): Promise<{ app: App; key: string; prefix: string; revoked: string[] }>;
+  revokeKey(appName: string, prefix: string): Promise<void>;
+  listSuppressions(appName: string, page: { after?: string | undefined; limit: number }): Promise<Suppression[]>;
+  addSuppression(appName: string, email: string, note: string | null): Promise<Suppression>;
+  /** False when the address was not suppressed. */
+  removeSuppression(appName: string, email: string): Promise<boolean>;
+  setWebhook(appName: string, url: string, rotateSecret: boolean): Promise<AppWebhook>;
+  getWebhook(appName: string): Promise<AppWebhook>;
+  removeWebhook(appName: string): Promise<void>;
+  listDeliveries(appName: string, filter: { status?: DeliveryStatus | undefined; limit: number }): Promise<DeliveryRow[]>;
+  redeliver(appName: string, deliveryId: string): Promise<void>;
+}
+
+export interface AdminServiceDeps {
+  pool: Pool;
+  channels: NotifyChannels;
+  /** Which internal addresses webhooks may reach (WEBHOOK_ALLOWED_TARGETS). */
+  targetPolicy: TargetPolicy;
+}
+
+export function createAdminService({ pool, channels, targetPolicy }: AdminServiceDeps): AdminService {
+  return {
+    listJobs: ({ status, appName, before, limit }) => listJobsByStatus(pool, status, { appName, before, limit }),
+    requeueJobs: (target) => requeueFailed(pool, channels, target),
+    listApps: () => listAppsWithKeys(pool),
+    async createApp(name) {
+      const { app, key } = await createAppWithKey(pool, name);
+      return { app, key, prefix: apiKeyPrefix(key)! };
+    },
+    rotateKey: (appName, revokeOthers) => addApiKey(pool, appName, revokeOthers),
+    revokeKey: (appName, prefix) => revokeApiKey(pool, appName, prefix),
+    async listSuppressions(appName, page) {
+      const app = await findApp(pool, appName);
+      return listSuppressions(pool, app.id, page);
+    },
+    async addSuppression(appName, email, note) {
+      const app = await findApp(pool, appName);
+      return addSuppression(pool, app.id, email, note);
+    },
+    async removeSuppression(appName, email) {
+      const app = await findApp(pool, appName);
+      return removeSuppression(pool, app.id, email);
+    },
+    setWebhook: (appName, url, rotateSecret) => setAppWebhook(pool, targetPolicy, appName, url, rotateSecret),
+    getWebhook: (appName) => getAppWebhook(pool, appName),
+    removeWebhook: (appName) => removeAppWebhook(pool, appName),
+    listDeliveries: (appName, filter) => listAppDeliveries(pool, appName, filter),
+    redeliver: (appName, deliveryId) => redeliverAppDelivery(pool, channels, appName, deliveryId),
+  };
+}

@@ -1,0 +1,223 @@
+// Receives a Mailjet callback body: its valid events are stored and applied, its elements that can
+// never be applied are kept aside in rejected_events, and the caller answers 200 only once all of it
+// is committed (Mailjet retries anything else, every 30 s for a day).
+//
+// The events go in in transactions of about EVENTS_PER_TRANSACTION, one after the other. A retried
+// callback finds the events of the transactions that did commit as duplicates (by dedupe key) and
+// stores the rest, and status rules that only move forward make the order of arrival irrelevant, so
+// a failure half-way through loses nothing. Bounded transactions keep the locks, the statement sizes
+// and the time any row stays locked bounded, whatever the size of the callback.
+import { createHash } from 'node:crypto';
+
+import type { Bus } from '../bus.js';
+import { insertEvents, lockMessagesExclusive, matchEvents } from '../db/events-repo.js';
+import type { NotifyChannels } from '../db/notify.js';
+import { type Pool, type Queryable, withTransaction } from '../db/pool.js';
+import { insertRejectedEvents, type RejectedEventRow } from '../db/rejected-events-repo.js';
+import { AppError, ServiceUnavailableError } from '../domain/errors.js';
+import type { StoredEvent } from '../domain/event.js';
+import { type MailjetEvent, MAX_EVENTS_PER_BODY, type ParsedEvents, parseEventBodyInSteps, type RejectedEvent, type RejectionKind } from '../domain/event-parse.js';
+import { storableText } from '../domain/storable-text.js';
+import type { Logger } from '../log.js';
+import { applyEvents } from './apply-events.js';
+
+/** What a callback's answer says happened to its elements. */
+export interface EventsReceipt {
+  received: number;
+  stored: number;
+  duplicates: number;
+  unmatched: number;
+  rejected: number;
+}
+
+export interface EventsDeps {
+  pool: Pool;
+  channels: NotifyChannels;
+  bus: Bus;
+  log: Logger;
+}
+
+/** Events per transaction, give or take the events of one message (kept together, up to the maximum). */
+const EVENTS_PER_TRANSACTION = 1000;
+const MAX_EVENTS_PER_TRANSACTION = 5000;
+const REJECTED_PER_STATEMENT = 500;
+/** Characters of a rejected element's source and reason that are kept. */
+const REJECTED_SOURCE_LENGTH = 8192;
+const REJECTED_REASON_LENGTH = 2000;
+/** A deadlock or serialization failure: the transaction is tried again, that many times in all. */
+const ATTEMPTS = 3;
+const RETRYABLE_SQLSTATES = new Set(['40P01', '40001']);
+/** The database is busy (out of lock or memory slots, a lock timeout): Mailjet should retry later. */
+const BUSY_SQLSTATES = new Set([...RETRYABLE_SQLSTATES, '53200', '55P03']);
+
+/**
+ * Stores a callback body and says what happened to each element. A body that is not JSON at all is
+ * kept aside too, then refused with a 400: it is a damaged transmission (a retry may arrive whole)
+ * or does not come from Mailjet, and acknowledging it would drop whatever events it carried.
+ */
+export async function receiveEvents({ pool, channels, bus, log }: EventsDeps, text: string): Promise<EventsReceipt> {
+  const parsed = await parseInSteps(text);
+  if (!parsed.ok && parsed.tooMany) {
+    log.warn('refused a callback body with too many elements', { component: 'events', reason: parsed.reason, length: text.length });
+    throw new AppError('payload-too-large', 413, `${parsed.reason}: send at most ${MAX_EVENTS_PER_BODY} events per callback`);
+  }
+  if (!parsed.ok) {
+    await keepRejected(pool, [rejectedRow({ position: null, kind: 'not-json', reason: parsed.reason, source: text })]);
+    bus.emit('events:rejected', { kind: 'not-json', count: 1 });
+    log.warn('kept aside a callback body that is not JSON', { component: 'events', reason: parsed.reason, length: text.length });
+    throw new AppError('malformed-json', 400, `${parsed.reason}; it was kept aside in rejected_events`);
+  }
+  const { events, rejected } = parsed;
+  if (rejected.length > 0) {
+    await keepRejected(pool, rejected.map(rejectedElementRow));
+    for (const [kind, count] of countByKind(rejected)) {
+      bus.emit('events:rejected', { kind, count });
+    }
+    log.warn('kept aside events that can never be applied', {
+      component: 'events',
+      rejected: rejected.length,
+      of: events.length + rejected.length,
+      first: rejected.slice(0, 5).map((entry) => ({ index: entry.index, kind: entry.kind, reason: reasonOf(entry).slice(0, 200) })),
+    });
+  }
+  const result = await ingestEvents(pool, channels, events);
+  bus.emit('events:ingested', { received: events.length, stored: result.stored, unmatched: result.unmatched });
+  return {
+    received: events.length + rejected.length,
+    stored: result.stored,
+    duplicates: events.length - result.stored,
+    unmatched: result.unmatched,
+    rejected: rejected.length,
+  };
+}
+
+/** Parses the body, letting other requests run between steps. */
+async function parseInSteps(text: string): Promise<ParsedEvents> {
+  const steps = parseEventBodyInSteps(text);
+  for (;;) {
+    const step = steps.next();
+    if (step.done) {
+      return step.value;
+    }
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
+export interface IngestResult {
+  /** Events new to the history. */
+  stored: number;
+  /** Of those, events whose message is not known (yet): kept, and applied when its send is recorded. */
+  unmatched: number;
+}
+
+/** Stores and applies valid events, in bounded transactions; resolves once every one is committed. */
+export async function ingestEvents(pool: Pool, channels: NotifyChannels, events: readonly MailjetEvent[]): Promise<IngestResult> {
+  const total: IngestResult = { stored: 0, unmatched: 0 };
+  for (const chunk of transactionChunks(events)) {
+    const part = await inTransaction(pool, (tx) => storeAndApply(tx, channels, chunk));
+    total.stored += part.stored;
+    total.unmatched += part.unmatched;
+  }
+  return total;
+}
+
+async function storeAndApply(tx: Queryable, channels: NotifyChannels, events: readonly MailjetEvent[]): Promise<IngestResult> {
+  const stored = await insertEvents(tx, events);
+  const unmatched = stored.filter((event) => event.recipientId === null);
+  let matchedNow: StoredEvent[] = [];
+  if (unmatched.length > 0) {
+    // See lockMessagesExclusive: after the lock, a send recorded meanwhile is visible, and one recorded
+    // later sees these events once this transaction commits.
+    await lockMessagesExclusive(
+      tx,
+      unmatched,
+    );
+    matchedNow = await matchEvents(
+      tx,
+      unmatched.map((event) => event.id),
+    );
+  }
+  const matchedNowIds = new Set(matchedNow.map((event) => event.id));
+  await applyEvents(tx, channels, [...stored.filter((event) => event.recipientId !== null), ...matchedNow]);
+  return { stored: stored.length, unmatched: unmatched.filter((event) => !matchedNowIds.has(event.id)).length };
+}
+
+/**
+ * One copy of each event, sorted by message and then dedupe key, cut into transactions that keep a
+ * message's events together (so the app hears "sent, then opened" from one callback, in order).
+ * Every ingest sorts alike, so concurrent ones meet each other's rows in the same order.
+ */
+function transactionChunks(events: readonly MailjetEvent[]): MailjetEvent[][] {
+  const unique = [...new Map(events.map((event) => [event.dedupeKey, event])).values()];
+  const messageOf = (event: MailjetEvent) => `${event.messageId ?? ''}/${event.messageUuid ?? ''}`;
+  const keyed = unique.map((event) => ({ event, message: messageOf(event) }));
+  keyed.sort((a, b) => compare(a.message, b.message) || compare(a.event.dedupeKey, b.event.dedupeKey));
+  const chunks: MailjetEvent[][] = [];
+  let current: MailjetEvent[] = [];
+  keyed.forEach(({ event, message }, index) => {
+    const sameMessage = index > 0 && keyed[index - 1]!.message === message;
+    if (current.length >= MAX_EVENTS_PER_TRANSACTION || (current.length >= EVENTS_PER_TRANSACTION && !sameMessage)) {
+      chunks.push(current);
+      current = [];
+    }
+    current.push(event);
+  });
+  if (current.length > 0) {
+    chunks.push(current);
+  }
+  return chunks;
+}
+
+function compare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** A deadlock is tried again; a busy database becomes a 503, so that Mailjet retries the callback. */
+async function inTransaction<T>(pool: Pool, work: (tx: Queryable) => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await withTransaction(pool, work, { bulk: true });
+    } catch (error) {
+      const code = (error as { code?: unknown }).code;
+      if (typeof code !== 'string' || !BUSY_SQLSTATES.has(code)) {
+        throw error;
+      }
+      if (!RETRYABLE_SQLSTATES.has(code) || attempt >= ATTEMPTS) {
+        throw new ServiceUnavailableError('the database is too busy to store these events right now; retry shortly', { cause: error });
+      }
+    }
+  }
+}
+
+async function keepRejected(pool: Pool, rows: readonly RejectedEventRow[]): Promise<void> {
+  for (let start = 0; start < rows.length; start += REJECTED_PER_STATEMENT) {
+    await insertRejectedEvents(pool, rows.slice(start, start + REJECTED_PER_STATEMENT));
+  }
+}
+
+function reasonOf(entry: RejectedEvent): string {
+  return entry.issues.map((issue) => (issue.path === '' ? issue.message : `${issue.path}: ${issue.message}`)).join('; ');
+}
+
+function rejectedElementRow(entry: RejectedEvent): RejectedEventRow {
+  return rejectedRow({ position: entry.index, kind: entry.kind, reason: reasonOf(entry), source: entry.source });
+}
+
+function rejectedRow({ position, kind, reason, source }: { position: number | null; kind: RejectionKind; reason: string; source: string }): RejectedEventRow {
+  return {
+    dedupeKey: createHash('sha256').update(`${kind}\n${source}`).digest('hex'),
+    position,
+    kind,
+    reason: storableText(reason, REJECTED_REASON_LENGTH).text,
+    source: storableText(source, REJECTED_SOURCE_LENGTH).text,
+    sourceLength: source.length,
+  };
+}
+
+function countByKind(rejected: readonly RejectedEvent[]): Map<RejectionKind, number> {
+  const counts = new Map<RejectionKind, number>();
+  for (const entry of rejected) {
+    counts.set(entry.kind, (counts.get(entry.kind) ?? 0) + 1);
+  }
+  return counts;
+}

@@ -1,0 +1,37 @@
+// /readyz's checks: the database answers, it has every migration in sql/, and sending is not stopped
+// (Mailjet refused the API key).
+import { migrationsApplied } from '../db/migrate.js';
+import type { Pool } from '../db/pool.js';
+
+export interface Readiness {
+  ready: boolean;
+  checks: Record<string, { ok: boolean; detail?: string }>;
+}
+
+export interface ReadinessDeps {
+  pool: Pool;
+  /** The newest migration in sql/. */
+  expectedMigration: number;
+  /** Why sending is stopped, or undefined (the send gate's state). */
+  sendingStopped: () => string | undefined;
+}
+
+export function createReadiness({ pool, expectedMigration, sendingStopped }: ReadinessDeps): () => Promise<Readiness> {
+  return async (): Promise<Readiness> => {
+    const blocked = sendingStopped();
+    const mailjetCheck = blocked === undefined ? { ok: true } : { ok: false, detail: `sending stopped: ${blocked}` };
+    try {
+      const applied = await migrationsApplied(pool, expectedMigration);
+      return {
+        ready: applied && mailjetCheck.ok,
+        checks: {
+          database: { ok: true },
+          migrations: applied ? { ok: true } : { ok: false, detail: 'the database is behind sql/' },
+          mailjet: mailjetCheck,
+        },
+      };
+    } catch (error) {
+      return { ready: false, checks: { database: { ok: false, detail: (error as Error).message }, mailjet: mailjetCheck } };
+    }
+  };
+}

@@ -1,0 +1,22 @@
+// Re-queueing failed jobs (the dead letters): one transition for the admin API and the CLI.
+import { requeueFailedJobs } from '../db/jobs-repo.js';
+import { notify, type NotifyChannels } from '../db/notify.js';
+import { type Pool, type Queryable, withTransaction } from '../db/pool.js';
+import { reopenFailedRecipients } from '../db/recipients-repo.js';
+
+/**
+ * Re-queues failed jobs (the given ids, or all failed jobs, of one app when named) and wakes the
+ * consumers of every replica. Jobs that are not failed are left alone.
+ */
+export async function requeueFailed(pool: Pool, channels: NotifyChannels, target: { ids: readonly string[] | null; appName: string | null }): Promise<string[]> {
+  const requeue = async (tx: Queryable) => {
+    const ids = await requeueFailedJobs(tx, target.ids, target.appName);
+    await reopenFailedRecipients(tx, ids);
+    if (ids.length > 0) {
+      await notify(tx, channels.jobs);
+    }
+    return ids;
+  };
+  // Bulk: "all failed" may be a whole day's dead letters.
+  return withTransaction(pool, requeue, { bulk: true });
+}

@@ -1,0 +1,151 @@
+// The consumers' transitions: claim a batch (one statement: leased to one consumer), renew or give
+// back its leases, leave suppressed addresses out, record what a Mailjet call did to each job (one
+// transaction), and return the jobs of consumers that died (the lease reaper's pass). No
+// transaction is open while Mailjet is called: the consumer calls between these steps.
+import { lockMessagesShared, matchKeptEvents } from '../db/events-repo.js';
+import { acceptJobs, claimJobs, extendLeases, nextRunAt, reapExpiredLeases, releaseJobs, settleJobs, type Settlement } from '../db/jobs-repo.js';
+import type { NotifyChannels } from '../db/notify.js';
+import { type Pool, withTransaction } from '../db/pool.js';
+import { acceptRecipients, closePendingRecipients, findRecipients, setRecipientStatuses } from '../db/recipients-repo.js';
+import { recordStatusChanges } from '../db/status-changes-repo.js';
+import { findSuppressed } from '../db/suppressions-repo.js';
+import { type ClaimedJob, LEASE_EXPIRED_ERROR } from '../domain/job.js';
+import { matchRecipients, type RecipientRow } from '../domain/recipient.js';
+import type { SendResult } from '../domain/send-decision.js';
+import type { SuppressionReason } from '../domain/suppression.js';
+import { applyEvents } from './apply-events.js';
+import { queueWebhookDeliveries } from './webhook-outbox.js';
+
+export interface RecordSummary {
+  accepted: string[];
+  failed: string[];
+  deferred: string[];
+  /** Jobs whose lease this consumer no longer held: another consumer owns their fate now. */
+  lostLease: string[];
+}
+
+export interface ReapedJob {
+  id: string;
+  /** deferred: back in the queue, to be looked up at Mailjet first; failed: its attempts were spent. */
+  status: 'failed' | 'deferred';
+}
+
+export interface SendingService {
+  /** Claims up to `limit` due jobs for `workerId`, leased for the service's lease time. */
+  claim(workerId: string, limit: number): Promise<ClaimedJob[]>;
+  loadRecipients(jobIds: readonly string[]): Promise<RecipientRow[]>;
+  /** The suppressed (app, address) pairs among those given (see suppressionKey). */
+  findSuppressed(pairs: ReadonlyArray<{ appId: string; email: string }>): Promise<Map<string, SuppressionReason>>;
+  /** Marks recipients left out of a send because their address is suppressed. */
+  markSuppressed(recipientIds: readonly string[]): Promise<void>;
+  /** Renews the leases; returns the ids still held. */
+  extendLeases(workerId: string, jobIds: readonly string[]): Promise<string[]>;
+  /** Gives unsent jobs back to the queue without counting the attempt. */
+  release(workerId: string, jobIds: readonly string[]): Promise<string[]>;
+  /** When the next claimable job falls due (null: none). */
+  nextRunAt(): Promise<Date | null>;
+  /** Records what a Mailjet call (or a look-up) did to each job, in one transaction. */
+  record(workerId: string, recipientsByJob: ReadonlyMap<string, readonly RecipientRow[]>, results: readonly SendResult[]): Promise<RecordSummary>;
+  /** Returns up to `limit` jobs whose lease expired to the queue (or fails them when their attempts are spent). */
+  reapExpiredLeases(limit: number): Promise<ReapedJob[]>;
+  /** True once the pool has been ended for good: a failed query is then not worth retrying. */
+  ended(): boolean;
+}
+
+export interface SendingServiceDeps {
+  pool: Pool;
+  channels: NotifyChannels;
+  /** How long a claim or a renewal holds a job, in ms. */
+  leaseMs: number;
+}
+
+export function createSendingService({ pool, channels, leaseMs }: SendingServiceDeps): SendingService {
+  return {
+    claim: (workerId, limit) => claimJobs(pool, workerId, limit, leaseMs),
+    loadRecipients: (jobIds) => findRecipients(pool, jobIds),
+    findSuppressed: (pairs) => findSuppressed(pool, pairs),
+    markSuppressed: (recipientIds) => setRecipientStatuses(pool, new Map(recipientIds.map((id) => [id, 'suppressed']))),
+    extendLeases: (workerId, jobIds) => extendLeases(pool, workerId, jobIds, leaseMs),
+    release: (workerId, jobIds) => releaseJobs(pool, workerId, jobIds),
+    nextRunAt: () => nextRunAt(pool),
+    record: (workerId, recipientsByJob, results) => recordSendResults(pool, channels, workerId, recipientsByJob, results),
+    reapExpiredLeases: (limit) => reap(pool, channels, limit),
+    ended: () => pool.ending,
+  };
+}
+
+/**
+ * Accepted jobs get their recipients' MessageIDs, failed and deferred jobs leave their lease, and
+ * events that arrived before the MessageIDs were known are applied now.
+ */
+async function recordSendResults(
+  pool: Pool,
+  channels: NotifyChannels,
+  workerId: string,
+  recipientsByJob: ReadonlyMap<string, readonly RecipientRow[]>,
+  results: readonly SendResult[],
+): Promise<RecordSummary> {
+  const accepted = results.filter((r): r is Extract<SendResult, { kind: 'accepted' }> => r.kind === 'accepted');
+  const settlements: Settlement[] = results.flatMap((r): Settlement[] => {
+    switch (r.kind) {
+      case 'accepted':
+        return [];
+      case 'failed':
+        return [{ id: r.jobId, status: 'failed', runAt: null, error: r.error, outcomeUnknown: r.outcomeUnknown ?? false, refundAttempt: false }];
+      case 'deferred':
+        return [{ id: r.jobId, status: 'deferred', runAt: r.runAt, error: r.error, outcomeUnknown: r.outcomeUnknown, refundAttempt: r.refundAttempt }];
+    }
+  });
+  return withTransaction(pool, async (tx) => {
+    await lockMessagesShared(
+      tx,
+      accepted.flatMap((r) => r.recipients),
+    );
+    const acceptedIds = await acceptJobs(
+      tx,
+      workerId,
+      accepted.map((r) => r.jobId),
+    );
+    const acceptedSet = new Set(acceptedIds);
+    await acceptRecipients(
+      tx,
+      accepted
+        .filter((r) => acceptedSet.has(r.jobId))
+        .flatMap((r) => matchRecipients(recipientsByJob.get(r.jobId) ?? [], r.recipients).map(({ row, ids }) => ({ recipientId: row.id, messageId: ids.messageId, messageUuid: ids.messageUuid }))),
+    );
+    const settled = await settleJobs(tx, workerId, settlements);
+    const failed = settled.filter((s) => s.status === 'failed').map((s) => s.id);
+    await closePendingRecipients(tx, failed, 'failed');
+    const changes = await recordStatusChanges(tx, [
+      ...acceptedIds.map((jobId) => ({ jobId, recipientId: null, oldStatus: 'processing', newStatus: 'accepted', details: null })),
+      ...settled
+        .filter((s) => s.status === 'failed')
+        .map((s) => ({ jobId: s.id, recipientId: null, oldStatus: 'processing', newStatus: 'failed', details: { error: s.error } })),
+    ]);
+    await queueWebhookDeliveries(tx, channels, changes);
+    await applyEvents(tx, channels, await matchKeptEvents(tx, acceptedIds));
+    const done = new Set([...acceptedIds, ...settled.map((s) => s.id)]);
+    return {
+      accepted: acceptedIds,
+      failed,
+      deferred: settled.filter((s) => s.status === 'deferred').map((s) => s.id),
+      lostLease: results.map((r) => r.jobId).filter((id) => !done.has(id)),
+    };
+  });
+}
+
+/** A lease that expired means its consumer's process died (or lost the database) mid-batch. */
+async function reap(pool: Pool, channels: NotifyChannels, limit: number): Promise<ReapedJob[]> {
+  // Bulk: after a crash a pass returns up to `limit` jobs with their recipients and status changes.
+  return withTransaction(pool, async (tx) => {
+    const rows = await reapExpiredLeases(tx, limit, LEASE_EXPIRED_ERROR);
+    const failed = rows.filter((row) => row.status === 'failed').map((row) => row.id);
+    await closePendingRecipients(tx, failed, 'failed');
+    const changes = await recordStatusChanges(
+      tx,
+      failed.map((jobId) => ({ jobId, recipientId: null, oldStatus: 'processing', newStatus: 'failed', details: { error: LEASE_EXPIRED_ERROR } })),
+    );
+    await queueWebhookDeliveries(tx, channels, changes);
+    return rows;
+  }, { bulk: true });
+}

@@ -1,0 +1,101 @@
+// WORKER_CONCURRENCY consumers in this process, sharing one wake-up, one send gate and one Mailjet client.
+import { hostname } from 'node:os';
+
+import type { Bus } from '../bus.js';
+import type { RetryPolicy } from '../domain/retry-policy.js';
+import type { Logger } from '../log.js';
+import type { MailjetClient } from '../mailjet/client.js';
+import type { SendingService } from '../services/sending.js';
+import { createConsumer } from './consumer.js';
+import type { WorkerLoop } from './loop.js';
+import type { SendGate } from './send-gate.js';
+import type { Wakeup } from './wakeup.js';
+
+export interface ConsumerPoolOptions {
+  sending: SendingService;
+  mailjet: MailjetClient;
+  wakeup: Wakeup;
+  gate: SendGate;
+  concurrency: number;
+  batchSize: number;
+  /** The sending service's lease time, in ms. */
+  leaseMs: number;
+  idleCheckMs: number;
+  retry: RetryPolicy;
+  log: Logger;
+  bus: Bus;
+  /** Distinguishes this process's leases from other replicas'. */
+  instanceId?: string;
+}
+
+export interface ConsumerPool {
+  readonly instanceId: string;
+  start(): void;
+  /**
+   * Stops claiming and lets calls in flight finish (the rest of their batches is released unsent).
+   * Resolves when every consumer has returned, or soon after `deadlineMs`: the consumers are then
+   * halted (no more waiting on the database; what they hold returns through the lease reaper).
+   */
+  stop(deadlineMs: number): Promise<{ finished: boolean }>;
+}
+
+export function createConsumerPool(options: ConsumerPoolOptions): ConsumerPool {
+  const { sending, mailjet, wakeup, gate, log, bus } = options;
+  const instanceId = options.instanceId ?? `${hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`;
+  const consumers: WorkerLoop[] = [];
+  let started = false;
+
+  for (let index = 0; index < options.concurrency; index += 1) {
+    const id = `${instanceId}/${index}`;
+    consumers.push(
+      createConsumer({
+        id,
+        claim: () => sending.claim(id, options.batchSize),
+        loadRecipients: (jobIds) => sending.loadRecipients(jobIds),
+        send: (body) => mailjet.send(body),
+        lookup: (customId) => mailjet.findByCustomId(customId),
+        record: (recipientsByJob, results) => sending.record(id, recipientsByJob, results),
+        findSuppressed: (pairs) => sending.findSuppressed(pairs),
+        markSuppressed: (recipientIds) => sending.markSuppressed(recipientIds),
+        extendLeases: (jobIds) => sending.extendLeases(id, jobIds),
+        release: (jobIds) => sending.release(id, jobIds),
+        nextRunAt: () => sending.nextRunAt(),
+        poolEnded: () => sending.ended(),
+        wakeup,
+        gate,
+        retry: options.retry,
+        leaseMs: options.leaseMs,
+        idleCheckMs: options.idleCheckMs,
+        log,
+        bus,
+      }),
+    );
+  }
+
+  return {
+    instanceId,
+    start() {
+      if (started) {
+        return;
+      }
+      started = true;
+      log.info('consumers started', { component: 'consumer-pool', instance: instanceId, concurrency: consumers.length, batchSize: options.batchSize });
+      consumers.forEach((consumer) => void consumer.start());
+    },
+    async stop(deadlineMs) {
+      const stopping = consumers.map((consumer) => consumer.stop(deadlineMs));
+      gate.close();
+      const results = await Promise.all(stopping);
+      const finished = results.every((result) => result.finished);
+      if (!finished) {
+        // A query in progress on a frozen database cannot be cut short: past the halt grace, it is left behind.
+        log.warn('consumers did not finish before the shutdown deadline; their leases will expire and the jobs return to the queue', {
+          component: 'consumer-pool',
+          deadlineMs,
+          returnedAfterHalt: results.every((result) => result.returnedAfterHalt),
+        });
+      }
+      return { finished };
+    },
+  };
+}

@@ -1,0 +1,304 @@
+// One consumer: a worker loop (loop.ts) whose turn claims a batch of due jobs (one statement,
+// committed), sends them to Mailjet in calls of at most 50 recipients, and records each call's
+// results (one transaction). No transaction is open while Mailjet is called. When there is nothing
+// to do it idles on the wake-up (no polling). What to do with a batch is decided by the pure
+// planners of domain/send-plan.ts; this file is the I/O between them.
+//
+// Before each call the consumer renews the leases of the jobs still to send, then passes the
+// process's send gate (rate limit, 429 pause, 401 stop), and calls at once: a 429 seen by another
+// consumer meanwhile holds this call back too. A job whose last attempt ended without a clear answer
+// is first looked up at Mailjet by its CustomID, so a timeout does not become a duplicate. On stop,
+// calls in flight finish and the jobs not yet sent are released unsent. On halt (the shutdown
+// deadline) nothing waits on the database any more: what could not be recorded or released keeps
+// its lease, and the lease reaper returns it marked "outcome unknown" (looked up, not resent).
+import { setTimeout as sleep } from 'node:timers/promises';
+
+import type { Bus } from '../bus.js';
+import { coerceError } from '../domain/errors.js';
+import type { ClaimedJob } from '../domain/job.js';
+import { classifySendResponse, type FoundMessage, type SendResponse } from '../domain/mailjet-outcome.js';
+import { customIdForJob, type MailjetSendBody } from '../domain/mailjet-payload.js';
+import { type RecipientRow, recipientsByJob } from '../domain/recipient.js';
+import { type Backoff, backoffMs, type RetryPolicy } from '../domain/retry-policy.js';
+import { decideSendResults, type SendResult } from '../domain/send-decision.js';
+import { addressesOf, jobsToLookUp, lookUpResult, planCalls, type PlannedCall, planSuppression, recipientsOfJobs } from '../domain/send-plan.js';
+import type { Logger } from '../log.js';
+import type { RecordSummary } from '../services/sending.js';
+import { createWorkerLoop, type TurnContext, type WorkerLoop } from './loop.js';
+import type { SendGate } from './send-gate.js';
+import type { Wakeup } from './wakeup.js';
+
+export interface ConsumerDeps {
+  id: string;
+  claim: () => Promise<ClaimedJob[]>;
+  loadRecipients: (jobIds: readonly string[]) => Promise<RecipientRow[]>;
+  send: (body: MailjetSendBody) => Promise<SendResponse>;
+  /** Mailjet's messages for a CustomID; undefined when Mailjet could not be asked. */
+  lookup: (customId: string) => Promise<FoundMessage[] | undefined>;
+  record: (recipientsByJob: ReadonlyMap<string, readonly RecipientRow[]>, results: readonly SendResult[]) => Promise<RecordSummary>;
+  /** The suppressed (app, address) pairs among those given (see suppressionKey). */
+  findSuppressed: (pairs: ReadonlyArray<{ appId: string; email: string }>) => Promise<Map<string, string>>;
+  /** Marks recipients left out of a send because their address is suppressed. */
+  markSuppressed: (recipientIds: readonly string[]) => Promise<void>;
+  /** Renews the leases; returns the ids still held. */
+  extendLeases: (jobIds: readonly string[]) => Promise<string[]>;
+  /** Gives unsent jobs back to the queue without counting the attempt. */
+  release: (jobIds: readonly string[]) => Promise<string[]>;
+  /** When the next claimable job falls due (null: none). */
+  nextRunAt: () => Promise<Date | null>;
+  /** True once the pool has been ended for good: a failed query is then not worth retrying. */
+  poolEnded: () => boolean;
+  wakeup: Wakeup;
+  gate: SendGate;
+  retry: RetryPolicy;
+  /** How long a claim or a renewal holds a job: a call waiting at the gate renews its leases every half of it. */
+  leaseMs: number;
+  /** Longest idle sleep: a safety net for a missed notification, not the way work is found. */
+  idleCheckMs: number;
+  log: Logger;
+  bus: Bus;
+  now?: () => Date;
+  random?: () => number;
+}
+
+/** Between failed batches, and between attempts to record a Mailjet answer while the database is away. */
+export const CONSUMER_BACKOFF: Backoff = { baseMs: 250, factor: 2, maxMs: 5_000, jitter: 0 };
+
+interface Batch {
+  jobs: ClaimedJob[];
+  recipientsByJob: Map<string, RecipientRow[]>;
+}
+
+export function createConsumer(deps: ConsumerDeps): WorkerLoop {
+  const { id, log, bus, wakeup, gate } = deps;
+  const now = deps.now ?? (() => new Date());
+  const random = deps.random ?? Math.random;
+
+  async function idleMs(): Promise<number> {
+    try {
+      const next = await deps.nextRunAt();
+      if (next) {
+        return Math.min(deps.idleCheckMs, Math.max(0, next.getTime() - now().getTime()) + 5);
+      }
+    } catch {
+      // The claim will report the database problem; sleep the default.
+    }
+    return deps.idleCheckMs;
+  }
+
+  /**
+   * Once Mailjet answered, its answer must be written: while the database is away, keep trying (the
+   * lease protects the jobs, and recording "accepted" also wins over a reaped, unclaimed job). Until
+   * the loop is halted at the shutdown deadline or the pool is ended for good: then the jobs are
+   * left to the lease reaper, and this throws.
+   */
+  async function recordWithRetry(batch: Batch, results: readonly SendResult[], { halted }: TurnContext): Promise<RecordSummary> {
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        return await deps.record(batch.recipientsByJob, results);
+      } catch (thrown) {
+        const error = coerceError(thrown);
+        const fields = { component: 'consumer', consumer: id, jobs: results.map((r) => r.jobId), attempt, error: error.message };
+        if (halted.aborted || deps.poolEnded()) {
+          log.warn('gave up recording Mailjet results: shutting down. The lease reaper returns these jobs, and they are looked up at Mailjet, not resent', fields);
+          throw new Error('shut down before the Mailjet results were recorded', { cause: thrown });
+        }
+        log.warn('could not record Mailjet results; retrying', fields);
+        await sleep(backoffMs(CONSUMER_BACKOFF, attempt, random), undefined, { signal: halted }).catch(() => undefined);
+      }
+    }
+  }
+
+  function report(summary: RecordSummary, extra: Record<string, unknown>): void {
+    const clean = summary.failed.length === 0 && summary.deferred.length === 0 && summary.lostLease.length === 0;
+    log.log(clean ? 'debug' : 'warn', 'send results recorded', {
+      component: 'consumer',
+      consumer: id,
+      accepted: summary.accepted.length,
+      failed: summary.failed,
+      deferred: summary.deferred,
+      ...extra,
+    });
+    if (summary.lostLease.length > 0) {
+      log.warn('lease lost before the result was recorded; another consumer may send these jobs again', {
+        component: 'consumer',
+        consumer: id,
+        jobs: summary.lostLease,
+      });
+    }
+    for (const [status, ids] of [
+      ['accepted', summary.accepted],
+      ['failed', summary.failed],
+      ['deferred', summary.deferred],
+    ] as const) {
+      if (ids.length > 0) {
+        bus.emit('jobs:settled', { status, count: ids.length });
+      }
+    }
+  }
+
+  /** Looks up the jobs whose last attempt may have been sent and records what Mailjet says; returns the jobs to send. */
+  async function lookUp(batch: Batch, turn: TurnContext): Promise<ClaimedJob[]> {
+    const results: SendResult[] = [];
+    const context = { policy: deps.retry, now: now(), random, unauthorizedRetryAt: now() };
+    for (const job of jobsToLookUp(batch.jobs)) {
+      if (turn.stopping) {
+        // The rest is released unsent later, still marked outcome unknown.
+        break;
+      }
+      const found = await deps.lookup(customIdForJob(job.id));
+      const result = lookUpResult(job, batch.recipientsByJob.get(job.id) ?? [], found, context);
+      if (result) {
+        results.push(result);
+      }
+    }
+    if (results.length > 0) {
+      const summary = await recordWithRetry(batch, results, turn);
+      report(summary, { reconciled: results.map((r) => `${r.jobId}:${r.kind}`) });
+    }
+    const done = new Set(results.map((r) => r.jobId));
+    return batch.jobs.filter((job) => !done.has(job.id));
+  }
+
+  /** Leaves suppressed addresses out (recording the jobs that have no To address left); returns the jobs to send. */
+  async function leaveOutSuppressed(batch: Batch, jobs: ClaimedJob[], turn: TurnContext): Promise<ClaimedJob[]> {
+    const suppressed = await deps.findSuppressed(addressesOf(jobs, batch.recipientsByJob));
+    if (suppressed.size === 0) {
+      return jobs;
+    }
+    const plan = planSuppression(jobs, batch.recipientsByJob, suppressed);
+    for (const [jobId, rows] of plan.recipientsByJob) {
+      batch.recipientsByJob.set(jobId, rows);
+    }
+    await deps.markSuppressed(plan.leftOut.map((row) => row.id));
+    if (plan.failed.length > 0) {
+      report(await recordWithRetry(batch, plan.failed, turn), { suppressed: plan.failed.map((r) => r.jobId) });
+    }
+    return plan.jobs;
+  }
+
+  async function sendCall(batch: Batch, call: PlannedCall, turn: TurnContext): Promise<void> {
+    const started = now().getTime();
+    const response = await deps.send({ Messages: call.messages });
+    const outcome = classifySendResponse(response, call.messages.length, now());
+    let unauthorizedRetryAt = now();
+    if (outcome.kind === 'transient' && outcome.rateLimited) {
+      const pauseMs = gate.throttled(outcome.retryAfterMs);
+      log.warn('Mailjet is rate limiting (429): every consumer of this process pauses', { component: 'consumer', consumer: id, pauseMs });
+    } else if (outcome.kind === 'unauthorized') {
+      unauthorizedRetryAt = new Date(gate.unauthorized(outcome.error));
+      log.error(
+        'Mailjet rejected the API key (401): sending is stopped and /readyz reports not ready. Check MAILJET_API_KEY and MAILJET_API_SECRET; a probe call is tried again later',
+        { component: 'consumer', consumer: id, retryAt: unauthorizedRetryAt.toISOString(), error: outcome.error },
+      );
+    } else if (outcome.kind !== 'transient') {
+      gate.succeeded();
+    }
+    const results = decideSendResults(call.jobs, outcome, { policy: deps.retry, now: now(), random, unauthorizedRetryAt });
+    const summary = await recordWithRetry(batch, results, turn);
+    const recipients = recipientsOfJobs(call.jobs, batch.recipientsByJob);
+    bus.emit('mailjet:call', {
+      messages: call.messages.length,
+      recipients,
+      outcome:
+        outcome.kind === 'per-message' ? (summary.accepted.length === call.jobs.length ? 'accepted' : 'partial') : outcome.kind === 'transient' ? 'transient' : 'permanent',
+      durationMs: now().getTime() - started,
+    });
+    report(summary, { messages: call.messages.length, recipients, ...(outcome.kind === 'per-message' ? {} : { error: outcome.error }) });
+  }
+
+  async function releaseUnsent(jobIds: readonly string[]): Promise<void> {
+    if (jobIds.length === 0) {
+      return;
+    }
+    try {
+      const released = await deps.release(jobIds);
+      log.info('released unsent jobs', { component: 'consumer', consumer: id, jobs: released });
+    } catch (error) {
+      // Their leases will expire and the reaper will return them.
+      log.warn('could not release unsent jobs', { component: 'consumer', consumer: id, jobs: jobIds, error: coerceError(error).message });
+    }
+  }
+
+  /**
+   * Renews the leases of the jobs still to send (which also tells which are still ours: a reaped one
+   * may be another's now), then passes the gate for the call's part that is still ours. A long wait
+   * at the gate (a 429 pause, the rate limit) renews the leases again every half lease. Returns that
+   * part of the call, or undefined when the jobs are to be given back unsent: the consumer stops,
+   * or sending is stopped on a 401 (bad keys say nothing about the messages: they wait in the queue,
+   * their attempts untouched, while no consumer claims until the probe call).
+   */
+  async function holdAndPassGate(call: PlannedCall, stillToSend: readonly string[], batch: Batch, turn: TurnContext): Promise<PlannedCall | undefined> {
+    for (;;) {
+      if (turn.stopping) {
+        return undefined;
+      }
+      const held = new Set(await deps.extendLeases(stillToSend));
+      const indexes = call.jobs.flatMap((job, index) => (held.has(job.id) ? [index] : []));
+      const sendable = { jobs: indexes.map((index) => call.jobs[index]!), messages: indexes.map((index) => call.messages[index]!) };
+      if (sendable.jobs.length === 0) {
+        return sendable;
+      }
+      // A stop while this waits at the gate closes the gate: the call is then given back, not made.
+      const passed = await gate.acquireWithin(recipientsOfJobs(sendable.jobs, batch.recipientsByJob), deps.leaseMs / 2);
+      if (passed === 'closed' || passed === 'stopped') {
+        return undefined;
+      }
+      if (passed === 'acquired') {
+        return sendable;
+      }
+    }
+  }
+
+  async function process(claimed: ClaimedJob[], turn: TurnContext): Promise<void> {
+    bus.emit('jobs:claimed', { consumer: id, count: claimed.length });
+    const ids = claimed.map((job) => job.id);
+    const batch: Batch = { jobs: claimed, recipientsByJob: recipientsByJob(ids, await deps.loadRecipients(ids)) };
+    const jobs = await leaveOutSuppressed(batch, await lookUp(batch, turn), turn);
+    const calls = planCalls(jobs, batch.recipientsByJob);
+    for (const [callIndex, call] of calls.entries()) {
+      const unsent = (from: number) => calls.slice(from).flatMap((later) => later.jobs.map((job) => job.id));
+      const sendable = await holdAndPassGate(call, unsent(callIndex), batch, turn);
+      if (sendable === undefined) {
+        await releaseUnsent(unsent(callIndex));
+        return;
+      }
+      if (sendable.jobs.length > 0) {
+        try {
+          await sendCall(batch, sendable, turn);
+        } catch (error) {
+          // This call's results are the lease reaper's now; the later calls were never sent.
+          await releaseUnsent(unsent(callIndex + 1));
+          throw error;
+        }
+      }
+    }
+  }
+
+  return createWorkerLoop({
+    wakeup,
+    backoff: CONSUMER_BACKOFF,
+    random,
+    done: deps.poolEnded,
+    async turn(context) {
+      // While sending is paused (429) or stopped (401), a claim would only keep jobs from the queue.
+      const heldBackMs = gate.heldBackForMs();
+      if (heldBackMs > 0) {
+        return Math.min(heldBackMs, deps.idleCheckMs);
+      }
+      const jobs = await deps.claim();
+      if (jobs.length === 0) {
+        return idleMs();
+      }
+      await process(jobs, context);
+      return 0;
+    },
+    onError(error) {
+      log.error('consumer batch failed; backing off', { component: 'consumer', consumer: id, error: error.message });
+      bus.emit('consumer:error', { consumer: id, error });
+    },
+    onHalted(error) {
+      log.warn('consumer halted at the shutdown deadline; the lease reaper returns what it held', { component: 'consumer', consumer: id, error: error.message });
+    },
+  });
+}

@@ -1,0 +1,187 @@
+// One gate per process in front of every Mailjet call, shared by all consumers:
+// - an outbound rate limit (recipients per second, a token bucket),
+// - a pause after a 429, for Retry-After or an exponential backoff, which slows every consumer, not
+//   only the one that saw it,
+// - a stop after a 401 (bad or suspended keys): nothing is sent, /readyz fails, and one probe call
+//   is let through after a growing delay, so fixed keys (or a Mailjet hiccup) resume sending.
+// A consumer passes the gate immediately before each call, after its other waits (see consumer.ts).
+import { backoffMs } from '../domain/retry-policy.js';
+
+export interface SendGateOptions {
+  /** Recipients per second; 0 = unlimited. */
+  ratePerSecond: number;
+  now?: () => number;
+  random?: () => number;
+  sleep?: (ms: number) => Promise<void>;
+}
+
+export interface GateState {
+  /** Set while sending is stopped on a 401. */
+  blocked: string | undefined;
+  /** When the next probe call after a 401 may go (ms since epoch). */
+  blockedUntil: number | undefined;
+  /** When the 429 pause ends (ms since epoch). */
+  pausedUntil: number | undefined;
+}
+
+export interface SendGate {
+  /** Waits until a call with `recipients` may go. Resolves false when the gate was closed meanwhile. */
+  acquire(recipients: number): Promise<boolean>;
+  /**
+   * The same for a consumer holding leased jobs, which must not sit on them: waits at most
+   * `maxWaitMs` ('later' when the call may not go by then; nothing is taken from the budget), and
+   * answers 'stopped' at once while sending is stopped on a 401 and this call is not the probe.
+   */
+  acquireWithin(recipients: number, maxWaitMs: number): Promise<'acquired' | 'later' | 'stopped' | 'closed'>;
+  /** How long, in ms, no call may go (a 429 pause, a 401 stop until its probe is due or back); 0 when calls may go. */
+  heldBackForMs(): number;
+  /** Mailjet answered 429: pause every consumer. Returns the pause in ms. */
+  throttled(retryAfterMs: number | undefined): number;
+  /** Mailjet answered 401: stop sending. Returns when the next probe may go (ms since epoch). */
+  unauthorized(reason: string): number;
+  /** A call got a real answer: 429 streak and 401 block end. */
+  succeeded(): void;
+  state(): GateState;
+  close(): void;
+}
+
+/** The pause after a 429 when Mailjet gives no Retry-After, growing while 429s repeat. */
+const THROTTLE_BACKOFF = { baseMs: 1_000, factor: 2, maxMs: 60_000, jitter: 0.25 };
+/** No pause after a 429 is longer, whatever its Retry-After says. */
+const MAX_PAUSE_MS = 5 * 60_000;
+/** When the probe call goes after a 401, growing while the key stays refused. */
+const PROBE_BACKOFF = { baseMs: 30_000, factor: 2, maxMs: 15 * 60_000, jitter: 0 };
+const POLL_MS = 250;
+
+export function createSendGate({ ratePerSecond, now = Date.now, random = Math.random, sleep }: SendGateOptions): SendGate {
+  let closed = false;
+  let pausedUntil = 0;
+  let throttleStreak = 0;
+  let blocked: string | undefined;
+  let blockedUntil = 0;
+  let blockStreak = 0;
+  let probing = false;
+  // Token bucket: at most one second's worth of sending at once, but always room for one full call.
+  const capacity = Math.max(ratePerSecond, 50);
+  let tokens = capacity;
+  let refilledAt = now();
+  // Pending sleeps, so that close() can end them at once.
+  const sleepers = new Map<NodeJS.Timeout, () => void>();
+  const wait =
+    sleep ??
+    ((ms: number) =>
+      new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          sleepers.delete(timer);
+          resolve();
+        }, ms);
+        sleepers.set(timer, resolve);
+      }));
+
+  const refill = () => {
+    const at = now();
+    tokens = Math.min(capacity, tokens + ((at - refilledAt) / 1000) * ratePerSecond);
+    refilledAt = at;
+  };
+
+  async function pass(recipients: number, maxWaitMs: number, waitWhileStopped: boolean): Promise<'acquired' | 'later' | 'stopped' | 'closed'> {
+    const deadline = now() + maxWaitMs;
+    // Waits `ms`, at most until the deadline; false once the deadline has passed (the answer is then 'later').
+    const waitUntilDeadline = async (ms: number): Promise<boolean> => {
+      const left = deadline - now();
+      if (left <= 0) {
+        return false;
+      }
+      await wait(Math.min(ms, left));
+      return true;
+    };
+    for (;;) {
+      if (closed) {
+        return 'closed';
+      }
+      const at = now();
+      if (blocked !== undefined) {
+        // While blocked only one probe call goes, once its time has come.
+        if (at >= blockedUntil && !probing) {
+          probing = true;
+          return 'acquired';
+        }
+        if (!waitWhileStopped) {
+          return 'stopped';
+        }
+        if (!(await waitUntilDeadline(Math.min(POLL_MS * 4, Math.max(POLL_MS, blockedUntil - at))))) {
+          return 'later';
+        }
+        continue;
+      }
+      if (at < pausedUntil) {
+        if (!(await waitUntilDeadline(Math.min(pausedUntil - at, POLL_MS * 4)))) {
+          return 'later';
+        }
+        continue;
+      }
+      if (ratePerSecond <= 0) {
+        return 'acquired';
+      }
+      refill();
+      const needed = Math.min(recipients, capacity);
+      if (tokens >= needed) {
+        tokens -= needed;
+        return 'acquired';
+      }
+      if (!(await waitUntilDeadline(Math.ceil(((needed - tokens) / ratePerSecond) * 1000)))) {
+        return 'later';
+      }
+    }
+  }
+
+  return {
+    async acquire(recipients) {
+      return (await pass(recipients, Infinity, true)) === 'acquired';
+    },
+    acquireWithin: (recipients, maxWaitMs) => pass(recipients, maxWaitMs, false),
+    heldBackForMs() {
+      const at = now();
+      if (blocked !== undefined) {
+        // Once the probe is due, one call goes; while it is out the others hear back within a poll.
+        return at < blockedUntil ? blockedUntil - at : probing ? POLL_MS * 4 : 0;
+      }
+      return Math.max(0, pausedUntil - at);
+    },
+    throttled(retryAfterMs) {
+      throttleStreak += 1;
+      const pause = Math.min(MAX_PAUSE_MS, Math.max(retryAfterMs ?? 0, backoffMs(THROTTLE_BACKOFF, throttleStreak, random)));
+      pausedUntil = Math.max(pausedUntil, now() + pause);
+      return pause;
+    },
+    unauthorized(reason) {
+      probing = false;
+      blocked = reason;
+      blockStreak += 1;
+      blockedUntil = now() + backoffMs(PROBE_BACKOFF, blockStreak, random);
+      return blockedUntil;
+    },
+    succeeded() {
+      throttleStreak = 0;
+      probing = false;
+      blocked = undefined;
+      blockStreak = 0;
+    },
+    state() {
+      const at = now();
+      return {
+        blocked,
+        blockedUntil: blocked === undefined ? undefined : blockedUntil,
+        pausedUntil: pausedUntil > at ? pausedUntil : undefined,
+      };
+    },
+    close() {
+      closed = true;
+      for (const [timer, resolve] of sleepers) {
+        clearTimeout(timer);
+        resolve();
+      }
+      sleepers.clear();
+    },
+  };
+}
