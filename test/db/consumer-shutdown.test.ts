@@ -10,18 +10,17 @@ import { expect } from 'chai';
 
 import { createBus } from '../../src/bus.js';
 import { type EmbeddedDatabase, startEmbeddedPostgres } from '../../src/db/embedded.js';
-import { insertJobs } from '../../src/db/jobs-repo.js';
 import { runMigrations } from '../../src/db/migrate.js';
 import { notifyChannels } from '../../src/db/notify.js';
 import { createPool, type Pool } from '../../src/db/pool.js';
 import type { Logger } from '../../src/log.js';
 import { createMailjetClient } from '../../src/mailjet/client.js';
-import { createAppWithKey } from '../../src/services/apps.js';
 import { createSendingService } from '../../src/services/sending.js';
 import { createSimulator, type Simulator } from '../../src/simulator/server.js';
 import { type ConsumerPool, createConsumerPool } from '../../src/workers/consumer-pool.js';
 import { createSendGate } from '../../src/workers/send-gate.js';
 import { createWakeup } from '../../src/workers/wakeup.js';
+import { makeApp, makeJob } from '../factories.js';
 import { createTestDatabase, freePort, TEST_SCHEMA, type TestDatabase } from '../support/database.js';
 import { capturingLogger, testLogger } from '../support/log.js';
 
@@ -29,17 +28,12 @@ const JOBS = 5;
 const LATENCY_MS = 1_500;
 
 async function queueJobs(pool: Pool): Promise<string[]> {
-  const { app } = await createAppWithKey(pool, `halt-${Math.random().toString(36).slice(2, 8)}`);
-  return insertJobs(
-    pool,
-    app.id,
-    Array.from({ length: JOBS }, (_, index) => ({
-      job: { content: { from: { email: 'a@example.com' }, subject: 's', text: 'x' }, recipients: [{ kind: 'to' as const, email: `noevents-${index}@example.com` }], priority: 0 },
-      status: 'queued' as const,
-      runAt: new Date(),
-      maxAttempts: 3,
-    })),
-  );
+  const app = await makeApp(pool);
+  const ids: string[] = [];
+  for (let index = 0; index < JOBS; index += 1) {
+    ids.push(await makeJob(pool, { appId: app.id, to: [`noevents-${index}@example.com`] }));
+  }
+  return ids;
 }
 
 function consumersOn(pool: Pool, simulator: Simulator, log: Logger): ConsumerPool {

@@ -3,25 +3,19 @@
 import { expect } from 'chai';
 
 import { lockMessagesShared, messageLockSlots } from '../../src/db/events-repo.js';
-import { insertJobs } from '../../src/db/jobs-repo.js';
 import { notifyChannels } from '../../src/db/notify.js';
 import { type Pool, withTransaction } from '../../src/db/pool.js';
 import { parseEventBody } from '../../src/domain/event-parse.js';
-import { createAppWithKey } from '../../src/services/apps.js';
 import { ingestEvents } from '../../src/services/events.js';
+import { makeJob, recipientIds } from '../factories.js';
 import { createTestDatabase, TEST_SCHEMA, type TestDatabase } from '../support/database.js';
 import { eventually } from '../support/service.js';
 
 const MESSAGE_ID = '576460765503091475';
 
 async function recipientOf(pool: Pool): Promise<string> {
-  const { app } = await createAppWithKey(pool, `ingest-${Math.random().toString(36).slice(2, 8)}`);
-  const [jobId] = await insertJobs(pool, app.id, [
-    { job: { content: { from: { email: 'a@example.com' }, text: 'x' }, recipients: [{ kind: 'to', email: 'b@example.com' }], priority: 0 }, status: 'queued', runAt: new Date(), maxAttempts: 3 },
-  ]);
-  await pool.query("update email_send_jobs set status = 'accepted' where id = $1", [jobId]);
-  const { rows } = await pool.query<{ id: string }>('select id::text from email_recipients where job_id = $1', [jobId]);
-  return rows[0]!.id;
+  const jobId = await makeJob(pool, { status: 'accepted', to: ['b@example.com'] });
+  return (await recipientIds(pool, jobId))[0]!;
 }
 
 function sentEvent(): ReturnType<typeof parseEventBody> & { ok: true } {

@@ -2,18 +2,14 @@
 // out of the order in which they took their ids.
 import { expect } from 'chai';
 
-import { insertJobs } from '../../src/db/jobs-repo.js';
 import { type Pool, withTransaction } from '../../src/db/pool.js';
 import { readFeed, recordStatusChanges } from '../../src/db/status-changes-repo.js';
-import { createAppWithKey } from '../../src/services/apps.js';
+import { makeApp, makeJob } from '../factories.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 
 async function jobOf(pool: Pool): Promise<{ appId: string; jobId: string }> {
-  const { app } = await createAppWithKey(pool, `feed-${Math.random().toString(36).slice(2, 8)}`);
-  const [jobId] = await insertJobs(pool, app.id, [
-    { job: { content: { from: { email: 'a@example.com' }, text: 'x' }, recipients: [{ kind: 'to', email: 'b@example.com' }], priority: 0 }, status: 'queued', runAt: new Date(), maxAttempts: 3 },
-  ]);
-  return { appId: app.id, jobId: jobId! };
+  const app = await makeApp(pool);
+  return { appId: app.id, jobId: await makeJob(pool, { appId: app.id }) };
 }
 
 const change = (jobId: string, newStatus: string) => ({ jobId, recipientId: null, oldStatus: null, newStatus, details: null });

@@ -12,8 +12,8 @@ import { claimJobs, listJobsByStatus } from '../../src/db/jobs-repo.js';
 import { notifyChannels } from '../../src/db/notify.js';
 import type { Pool } from '../../src/db/pool.js';
 import { readFeed } from '../../src/db/status-changes-repo.js';
-import { createAppWithKey } from '../../src/services/apps.js';
 import { createJobService, type JobService } from '../../src/services/jobs.js';
+import { makeApp } from '../factories.js';
 import { createTestDatabase, TEST_SCHEMA, type TestDatabase } from '../support/database.js';
 
 describe('job reads without the message column', () => {
@@ -40,7 +40,7 @@ describe('job reads without the message column', () => {
     // Every connection of this pool runs as the role from its start (the `role` setting).
     restricted = new pg.Pool({ connectionString: db.url, max: 2, options: `-c search_path=${TEST_SCHEMA} -c role=${role}` });
     jobs = createJobService({ pool: restricted, channels: notifyChannels(TEST_SCHEMA), maxAttempts: 3, wakeLocal: () => undefined, bus: createBus() });
-    ({ app: { id: appId } } = await createAppWithKey(db.pool, `reads-${randomBytes(3).toString('hex')}`));
+    ({ id: appId } = await makeApp(db.pool));
   });
 
   after(async () => {

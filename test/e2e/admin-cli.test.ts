@@ -1,7 +1,6 @@
 import { expect } from 'chai';
 
-import { insertJobs } from '../../src/db/jobs-repo.js';
-import { createAppWithKey } from '../../src/services/apps.js';
+import { makeApp, makeJob } from '../factories.js';
 import { runCli } from '../support/cli.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 
@@ -16,17 +15,12 @@ describe('npm run admin -- jobs …', function () {
   });
 
   async function failedJob(appId: string, error: string): Promise<string> {
-    const [id] = await insertJobs(db.pool, appId, [
-      { job: { content: { from: { email: 'a@example.com' }, text: 'x' }, recipients: [{ kind: 'to', email: 'b@example.com' }], priority: 0 }, status: 'queued', runAt: new Date(), maxAttempts: 3 },
-    ]);
-    await db.pool.query(`update email_send_jobs set status = 'failed', attempts = 3, last_error = $2 where id = $1`, [id, error]);
-    await db.pool.query(`update email_recipients set status = 'failed' where job_id = $1`, [id]);
-    return id!;
+    return makeJob(db.pool, { appId, status: 'failed', maxAttempts: 3, lastError: error, to: ['b@example.com'] });
   }
 
   it('when failed jobs exist, then list shows them with their reasons and requeue puts them back with fresh attempts', async () => {
     db = await createTestDatabase();
-    const { app } = await createAppWithKey(db.pool, 'billing');
+    const app = await makeApp(db.pool, { name: 'billing' });
     const first = await failedJob(app.id, 'gave up after 3 attempts: Mailjet 503');
     const second = await failedJob(app.id, 'mj-0013: invalid address');
     const env = { DATABASE_URL: db.url, EVENTS_USERNAME: 'u', EVENTS_PASSWORD: 'callback-password-0123' };
@@ -86,7 +80,7 @@ describe('npm run admin -- jobs …', function () {
 
   it('when an operator sets, shows and removes a webhook, then internal URLs need the allow-list and the secret is printed', async () => {
     db = await createTestDatabase();
-    await createAppWithKey(db.pool, 'crm');
+    await makeApp(db.pool, { name: 'crm' });
     const env = { DATABASE_URL: db.url };
 
     const refused = await runCli('admin', ['webhooks', 'set', 'crm', 'http://127.0.0.1:9/hook'], env);

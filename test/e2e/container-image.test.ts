@@ -195,8 +195,13 @@ describe('the container image (Dockerfile, .dockerignore, compose.yaml, bin/jetp
     }
   });
 
-  after(async () => {
+  // The test that makes a database drops it after itself (the root afterEach checks that it did).
+  afterEach(async () => {
     await db?.drop();
+    db = undefined;
+  });
+
+  after(async () => {
     if (workDir) {
       await fs.rm(workDir, { recursive: true, force: true });
     }

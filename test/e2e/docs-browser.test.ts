@@ -39,9 +39,15 @@ describe('GET /docs in a browser', function () {
     }
   });
 
-  after(async () => {
+  // The browser and the service the test starts are closed after it (the root afterEach checks the service).
+  afterEach(async () => {
     await context?.close();
+    context = undefined;
     await service?.stop();
+    service = undefined;
+  });
+
+  after(async () => {
     if (userDataDir) {
       await fs.rm(userDataDir, { recursive: true, force: true });
     }

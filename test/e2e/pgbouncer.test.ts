@@ -17,8 +17,8 @@ import { loadConfig } from '../../src/config.js';
 import { StartupError } from '../../src/domain/errors.js';
 import { customIdForJob } from '../../src/domain/mailjet-payload.js';
 import { type Jetpost, startJetpost } from '../../src/main.js';
-import { createAppWithKey } from '../../src/services/apps.js';
 import { createSimulator, type Simulator } from '../../src/simulator/server.js';
+import { makeApp } from '../factories.js';
 import { createTestDatabase, freePort, type TestDatabase } from '../support/database.js';
 import { testLogger } from '../support/log.js';
 
@@ -232,7 +232,7 @@ describe('behind PgBouncer in transaction pooling mode', function () {
     eventsUrl.username = EVENTS.user;
     eventsUrl.password = EVENTS.password;
     simulator.setCallbackUrl(eventsUrl.toString());
-    const { key } = await createAppWithKey(a!.pool, 'pgbouncer-app');
+    const { key } = await makeApp(a!.pool, { name: 'pgbouncer-app' });
 
     // Everything through A: B's consumers only hear of the work through LISTEN on the direct connection.
     const ids: string[] = [];

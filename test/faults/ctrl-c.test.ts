@@ -9,25 +9,13 @@
 // makes jetpost exit at once.
 import { expect } from 'chai';
 
-import {
-  byScale,
-  countStatus,
-  describeCounts,
-  FAULT_SCALE,
-  jobFacts,
-  message,
-  neverSent,
-  queueMessages,
-  recordFigures,
-  reportFiguresAfterRun,
-  seconds,
-  sentTwice,
-  statusCounts,
-  useFaultHarness,
-  waitForExit,
-  waitForJobs,
-  waitUntil,
-} from '../support/fault-harness.js';
+import { messageTo } from '../factories.js';
+import { recordFigures, reportFiguresAfterRun } from '../support/faults/figures.js';
+import { useFaultHarness } from '../support/faults/harness.js';
+import { countStatus, describeCounts, jobFacts, queueMessages, statusCounts, waitForJobs } from '../support/faults/jobs.js';
+import { byScale, FAULT_SCALE } from '../support/faults/scale.js';
+import { neverSent, sentTwice } from '../support/faults/simulator.js';
+import { seconds, waitForExit, waitUntil } from '../support/faults/wait.js';
 
 reportFiguresAfterRun();
 
@@ -65,7 +53,7 @@ describe(`faults: Ctrl-C and signals (${FAULT_SCALE})`, function () {
     const jobIds = await queueMessages(
       first.url,
       key,
-      Array.from({ length: SIZE.messages }, (_, index) => message(`noevents-${index}@example.com`)),
+      Array.from({ length: SIZE.messages }, (_, index) => messageTo(`noevents-${index}@example.com`)),
     );
     await waitUntil(
       'jobs accepted and a call in flight',
@@ -129,7 +117,7 @@ describe(`faults: Ctrl-C and signals (${FAULT_SCALE})`, function () {
     simulator.faults.set({ latencyMs: 60_000 });
     const env = { MAILJET_TIMEOUT_MS: '120000', SHUTDOWN_TIMEOUT_MS: '120000', WORKER_CONCURRENCY: '1' };
     const child = await harness.jetpost({ name: 'jetpost', port, databaseUrl: db.url, simulator, env });
-    await queueMessages(child.url, key, [message('noevents-1@example.com')]);
+    await queueMessages(child.url, key, [messageTo('noevents-1@example.com')]);
     await waitUntil('the call to reach Mailjet', () => simulator.sendCallLog().length > 0, { timeoutMs: 30_000, watch: [child] });
 
     child.signal('SIGTERM');

@@ -6,23 +6,13 @@ import { expect } from 'chai';
 
 import { scenarioFor } from '../../src/simulator/callbacks.js';
 import type { FaultSettings, SimulatorOptions } from '../../src/simulator/server.js';
-import {
-  byScale,
-  describeCounts,
-  FAULT_SCALE,
-  type FaultHarness,
-  message,
-  metric,
-  queueMessages,
-  recordFigures,
-  reportFiguresAfterRun,
-  seconds,
-  sentTwice,
-  statusCounts,
-  useFaultHarness,
-  waitForJobs,
-  waitUntil,
-} from '../support/fault-harness.js';
+import { messageTo } from '../factories.js';
+import { recordFigures, reportFiguresAfterRun } from '../support/faults/figures.js';
+import { type FaultHarness, useFaultHarness } from '../support/faults/harness.js';
+import { describeCounts, metric, queueMessages, statusCounts, waitForJobs } from '../support/faults/jobs.js';
+import { byScale, FAULT_SCALE } from '../support/faults/scale.js';
+import { sentTwice } from '../support/faults/simulator.js';
+import { seconds, waitUntil } from '../support/faults/wait.js';
 
 reportFiguresAfterRun();
 
@@ -36,11 +26,11 @@ function messages(): Record<string, unknown>[] {
   const out: Record<string, unknown>[] = [];
   for (let index = 0; index < COPIES; index += 1) {
     for (const kind of KINDS) {
-      out.push(message(`${kind}-${index}@example.com`, { html: LINK }));
+      out.push(messageTo(`${kind}-${index}@example.com`, { html: LINK }));
     }
-    out.push(message(`reader-text-${index}@example.com`));
+    out.push(messageTo(`reader-text-${index}@example.com`));
     out.push(
-      message([`multi-reader-${index}@example.com`], {
+      messageTo([`multi-reader-${index}@example.com`], {
         cc: [`multi-${index % 2 === 0 ? 'spam' : 'softbounce'}-${index}@example.com`],
         bcc: [`multi-${index % 2 === 0 ? 'unsub' : 'bounce'}-${index}@example.com`],
         html: LINK,

@@ -7,19 +7,13 @@
 import { expect } from 'chai';
 
 import type { Pool } from '../../src/db/pool.js';
-import {
-  byScale,
-  EVENTS_PASSWORD,
-  EVENTS_USER,
-  FAULT_SCALE,
-  type FaultHarness,
-  type JetpostProcess,
-  metric,
-  recordFigures,
-  reportFiguresAfterRun,
-  seconds,
-  useFaultHarness,
-} from '../support/fault-harness.js';
+import { recordFigures, reportFiguresAfterRun } from '../support/faults/figures.js';
+import { type FaultHarness, useFaultHarness } from '../support/faults/harness.js';
+import { type JetpostProcess } from '../support/faults/jetpost-process.js';
+import { metric } from '../support/faults/jobs.js';
+import { byScale, FAULT_SCALE } from '../support/faults/scale.js';
+import { EVENTS_PASSWORD, EVENTS_USER } from '../support/faults/simulator.js';
+import { seconds } from '../support/faults/wait.js';
 
 reportFiguresAfterRun();
 

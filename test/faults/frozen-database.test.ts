@@ -6,22 +6,13 @@
 // continued, the API answers again and the drain finishes with every job sent exactly once.
 import { expect } from 'chai';
 
-import {
-  byScale,
-  countStatus,
-  FAULT_SCALE,
-  jobFacts,
-  message,
-  neverSent,
-  queueMessages,
-  recordFigures,
-  reportFiguresAfterRun,
-  seconds,
-  sentTwice,
-  useFaultHarness,
-  waitForJobs,
-  waitUntil,
-} from '../support/fault-harness.js';
+import { messageTo } from '../factories.js';
+import { recordFigures, reportFiguresAfterRun } from '../support/faults/figures.js';
+import { useFaultHarness } from '../support/faults/harness.js';
+import { countStatus, jobFacts, queueMessages, waitForJobs } from '../support/faults/jobs.js';
+import { byScale, FAULT_SCALE } from '../support/faults/scale.js';
+import { neverSent, sentTwice } from '../support/faults/simulator.js';
+import { seconds, waitUntil } from '../support/faults/wait.js';
 
 reportFiguresAfterRun();
 
@@ -81,7 +72,7 @@ describe(`faults: frozen database (${FAULT_SCALE})`, function () {
     const jobIds = await queueMessages(
       child.url,
       key,
-      Array.from({ length: SIZE.messages }, (_, index) => message(`noevents-${index}@example.com`)),
+      Array.from({ length: SIZE.messages }, (_, index) => messageTo(`noevents-${index}@example.com`)),
     );
     const stoppedAt = await waitUntil(
       'a quarter of the jobs to be accepted',
@@ -109,7 +100,7 @@ describe(`faults: frozen database (${FAULT_SCALE})`, function () {
         probeLoop('POST /queue', `${child.url}/queue`, {
           method: 'POST',
           headers: { ...auth, 'content-type': 'application/json' },
-          body: JSON.stringify(message('noevents-frozen@example.com')),
+          body: JSON.stringify(messageTo('noevents-frozen@example.com')),
         }),
         probeLoop('GET /status', `${child.url}/status/${jobIds[0]}`, { headers: auth }),
         probeLoop('GET /readyz', `${child.url}/readyz`),
@@ -121,7 +112,7 @@ describe(`faults: frozen database (${FAULT_SCALE})`, function () {
 
     const [lateJob] = await waitUntil(
       'POST /queue to answer 202 once the database continues',
-      async () => queueMessages(child.url, key, [message('noevents-after@example.com')]),
+      async () => queueMessages(child.url, key, [messageTo('noevents-after@example.com')]),
       { timeoutMs: 30_000, intervalMs: 200, watch: [child] },
     );
     const resumedMs = Date.now() - thawedAt;

@@ -5,24 +5,13 @@
 // each message exactly once.
 import { expect } from 'chai';
 
-import {
-  byScale,
-  countStatus,
-  customIdOf,
-  FAULT_SCALE,
-  jobFacts,
-  message,
-  neverSent,
-  queueMessages,
-  recordFigures,
-  reportFiguresAfterRun,
-  seconds,
-  sentTwice,
-  useFaultHarness,
-  waitForExit,
-  waitForJobs,
-  waitUntil,
-} from '../support/fault-harness.js';
+import { messageTo } from '../factories.js';
+import { recordFigures, reportFiguresAfterRun } from '../support/faults/figures.js';
+import { useFaultHarness } from '../support/faults/harness.js';
+import { countStatus, jobFacts, queueMessages, waitForJobs } from '../support/faults/jobs.js';
+import { byScale, FAULT_SCALE } from '../support/faults/scale.js';
+import { customIdOf, neverSent, sentTwice } from '../support/faults/simulator.js';
+import { seconds, waitForExit, waitUntil } from '../support/faults/wait.js';
 
 reportFiguresAfterRun();
 
@@ -38,7 +27,7 @@ const SHUTDOWN_TIMEOUT_MS = 5_000;
 
 function tenRecipients(index: number): Record<string, unknown> {
   const address = (slot: number) => `noevents-${index}-${slot}@example.com`;
-  return message([address(0), address(1)], {
+  return messageTo([address(0), address(1)], {
     cc: [2, 3, 4, 5].map(address),
     bcc: Array.from({ length: RECIPIENTS - 6 }, (_, slot) => address(slot + 6)),
   });

@@ -4,24 +4,14 @@
 // out twice is bounded by what the dead processes had in flight: kills × consumers × batch size.
 import { expect } from 'chai';
 
-import {
-  byScale,
-  countStatus,
-  customIdOf,
-  FAULT_SCALE,
-  type JetpostProcess,
-  jobFacts,
-  message,
-  neverSent,
-  queueMessages,
-  recordFigures,
-  reportFiguresAfterRun,
-  seconds,
-  sentTwice,
-  useFaultHarness,
-  waitForJobs,
-  waitUntil,
-} from '../support/fault-harness.js';
+import { messageTo } from '../factories.js';
+import { recordFigures, reportFiguresAfterRun } from '../support/faults/figures.js';
+import { useFaultHarness } from '../support/faults/harness.js';
+import { type JetpostProcess } from '../support/faults/jetpost-process.js';
+import { countStatus, jobFacts, queueMessages, waitForJobs } from '../support/faults/jobs.js';
+import { byScale, FAULT_SCALE } from '../support/faults/scale.js';
+import { customIdOf, neverSent, sentTwice } from '../support/faults/simulator.js';
+import { seconds, waitUntil } from '../support/faults/wait.js';
 
 reportFiguresAfterRun();
 
@@ -56,7 +46,7 @@ describe(`faults: kill -9 while draining (${FAULT_SCALE})`, function () {
 
     let child: JetpostProcess = await start(0);
     // "noevents" addresses: this scenario is about sending; events have their own scenario.
-    const messages = Array.from({ length: SIZE.messages }, (_, index) => message(`noevents-${index}@example.com`));
+    const messages = Array.from({ length: SIZE.messages }, (_, index) => messageTo(`noevents-${index}@example.com`));
     const jobIds = await queueMessages(child.url, key, messages);
 
     const points = killPoints(SIZE.messages, SIZE.kills);

@@ -4,21 +4,13 @@
 // the "maybe sent" jobs into accepted ones instead of duplicates.
 import { expect } from 'chai';
 
-import {
-  acceptedCopies,
-  byScale,
-  customIdOf,
-  FAULT_SCALE,
-  jobFacts,
-  message,
-  queueMessages,
-  recordFigures,
-  reportFiguresAfterRun,
-  seconds,
-  useFaultHarness,
-  waitForJobs,
-  waitUntil,
-} from '../support/fault-harness.js';
+import { messageTo } from '../factories.js';
+import { recordFigures, reportFiguresAfterRun } from '../support/faults/figures.js';
+import { useFaultHarness } from '../support/faults/harness.js';
+import { jobFacts, queueMessages, waitForJobs } from '../support/faults/jobs.js';
+import { byScale, FAULT_SCALE } from '../support/faults/scale.js';
+import { acceptedCopies, customIdOf } from '../support/faults/simulator.js';
+import { seconds, waitUntil } from '../support/faults/wait.js';
 
 reportFiguresAfterRun();
 
@@ -53,7 +45,7 @@ describe(`faults: Mailjet answers 500, 429 and times out (${FAULT_SCALE})`, func
     const jobIds = await queueMessages(
       child.url,
       key,
-      Array.from({ length: SIZE.messages }, (_, index) => message(`noevents-${index}@example.com`)),
+      Array.from({ length: SIZE.messages }, (_, index) => messageTo(`noevents-${index}@example.com`)),
     );
 
     await waitForJobs(db.pool, SIZE.messages, ['accepted', 'failed'], { timeoutMs: byScale({ fast: 75_000, full: 800_000 }), watch: [child] });
@@ -109,7 +101,7 @@ describe(`faults: Mailjet answers 500, 429 and times out (${FAULT_SCALE})`, func
       simulator,
       env: { MAX_ATTEMPTS: String(MAX_ATTEMPTS), MAILJET_TIMEOUT_MS: '1000' },
     });
-    const [jobId] = await queueMessages(child.url, key, [message('noevents-last-attempt@example.com')]);
+    const [jobId] = await queueMessages(child.url, key, [messageTo('noevents-last-attempt@example.com')]);
 
     await waitForJobs(db.pool, 1, ['accepted', 'failed'], { timeoutMs: 30_000, watch: [child] });
 
@@ -139,7 +131,7 @@ describe(`faults: Mailjet answers 500, 429 and times out (${FAULT_SCALE})`, func
       simulator,
       env: { MAX_ATTEMPTS: '8', MAILJET_TIMEOUT_MS: '1000' },
     });
-    const [jobId] = await queueMessages(child.url, key, [message('noevents-lookup-fails@example.com')]);
+    const [jobId] = await queueMessages(child.url, key, [messageTo('noevents-lookup-fails@example.com')]);
 
     await waitUntil('a failed look-up of the maybe-sent job', () => simulator.lookupLog().some((lookup) => lookup.status === 500), {
       timeoutMs: 15_000,

@@ -4,7 +4,9 @@
 // script now execs node, so npm's child is jetpost itself.
 import { expect } from 'chai';
 
-import { recordFigures, reportFiguresAfterRun, seconds, useFaultHarness, waitForExit, waitUntil } from '../support/fault-harness.js';
+import { recordFigures, reportFiguresAfterRun } from '../support/faults/figures.js';
+import { useFaultHarness } from '../support/faults/harness.js';
+import { seconds, waitForExit, waitUntil } from '../support/faults/wait.js';
 
 reportFiguresAfterRun();
 

@@ -4,22 +4,13 @@
 // finishes with every job accepted and none lost.
 import { expect } from 'chai';
 
-import {
-  byScale,
-  countStatus,
-  FAULT_SCALE,
-  jobFacts,
-  message,
-  neverSent,
-  queueMessages,
-  recordFigures,
-  reportFiguresAfterRun,
-  seconds,
-  sentTwice,
-  useFaultHarness,
-  waitForJobs,
-  waitUntil,
-} from '../support/fault-harness.js';
+import { messageTo } from '../factories.js';
+import { recordFigures, reportFiguresAfterRun } from '../support/faults/figures.js';
+import { useFaultHarness } from '../support/faults/harness.js';
+import { countStatus, jobFacts, queueMessages, waitForJobs } from '../support/faults/jobs.js';
+import { byScale, FAULT_SCALE } from '../support/faults/scale.js';
+import { neverSent, sentTwice } from '../support/faults/simulator.js';
+import { seconds, waitUntil } from '../support/faults/wait.js';
 
 reportFiguresAfterRun();
 
@@ -59,7 +50,7 @@ describe(`faults: PostgreSQL restart mid-drain (${FAULT_SCALE})`, function () {
     const jobIds = await queueMessages(
       child.url,
       key,
-      Array.from({ length: SIZE.messages }, (_, index) => message(`noevents-${index}@example.com`)),
+      Array.from({ length: SIZE.messages }, (_, index) => messageTo(`noevents-${index}@example.com`)),
     );
 
     const stoppedAt = await waitUntil(
@@ -79,7 +70,7 @@ describe(`faults: PostgreSQL restart mid-drain (${FAULT_SCALE})`, function () {
     const queueInit: RequestInit = {
       method: 'POST',
       headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
-      body: JSON.stringify(message('noevents-outage@example.com')),
+      body: JSON.stringify(messageTo('noevents-outage@example.com')),
     };
     while (Date.now() - outageStarted < SIZE.outageMs) {
       queueProbes.push(await probe(`${child.url}/queue`, queueInit));
@@ -94,7 +85,7 @@ describe(`faults: PostgreSQL restart mid-drain (${FAULT_SCALE})`, function () {
     // The API recovers: a new message is queued again (the pool reconnects on demand).
     const [lateJob] = await waitUntil(
       'POST /queue to answer 202 after the restart',
-      async () => queueMessages(child.url, key, [message('noevents-after@example.com')]),
+      async () => queueMessages(child.url, key, [messageTo('noevents-after@example.com')]),
       { timeoutMs: 20_000, intervalMs: 200, watch: [child] },
     );
     const recoveredMs = Date.now() - restartedAt;
@@ -143,7 +134,7 @@ describe(`faults: PostgreSQL restart mid-drain (${FAULT_SCALE})`, function () {
     await queueMessages(
       child.url,
       key,
-      Array.from({ length: total }, (_, index) => message(`noevents-${index}@example.com`)),
+      Array.from({ length: total }, (_, index) => messageTo(`noevents-${index}@example.com`)),
     );
 
     let waves = 0;

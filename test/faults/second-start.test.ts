@@ -10,21 +10,14 @@ import { createServer, type Server } from 'node:net';
 
 import { expect } from 'chai';
 
+import { messageTo } from '../factories.js';
 import { runCli } from '../support/cli.js';
-import {
-  byScale,
-  FAULT_SCALE,
-  message,
-  neverSent,
-  queueMessages,
-  recordFigures,
-  reportFiguresAfterRun,
-  seconds,
-  sentTwice,
-  useFaultHarness,
-  waitForExit,
-  waitForJobs,
-} from '../support/fault-harness.js';
+import { recordFigures, reportFiguresAfterRun } from '../support/faults/figures.js';
+import { useFaultHarness } from '../support/faults/harness.js';
+import { queueMessages, waitForJobs } from '../support/faults/jobs.js';
+import { byScale, FAULT_SCALE } from '../support/faults/scale.js';
+import { neverSent, sentTwice } from '../support/faults/simulator.js';
+import { seconds, waitForExit } from '../support/faults/wait.js';
 
 reportFiguresAfterRun();
 
@@ -36,7 +29,7 @@ const LATENCY_MS = 200;
 /** A refused start does not touch PostgreSQL; this only has to hold on a loaded machine. */
 const REFUSAL_BUDGET_MS = 60_000;
 
-const noEvents = (from: number, count: number) => Array.from({ length: count }, (_, index) => message(`noevents-${from + index}@example.com`));
+const noEvents = (from: number, count: number) => Array.from({ length: count }, (_, index) => messageTo(`noevents-${from + index}@example.com`));
 /** Lines that look like a stack trace. */
 const stackLines = (text: string) => text.split('\n').filter((line) => /^\s+at /.test(line));
 

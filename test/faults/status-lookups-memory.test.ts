@@ -9,17 +9,12 @@ import { existsSync, readFileSync } from 'node:fs';
 
 import { expect } from 'chai';
 
-import { insertJobs } from '../../src/db/jobs-repo.js';
 import { MAX_MESSAGE_BYTES, queuedMessageBytes } from '../../src/domain/mailjet-payload.js';
-import {
-  byScale,
-  FAULT_SCALE,
-  message,
-  recordFigures,
-  reportFiguresAfterRun,
-  seconds,
-  useFaultHarness,
-} from '../support/fault-harness.js';
+import { makeJob, messageTo } from '../factories.js';
+import { recordFigures, reportFiguresAfterRun } from '../support/faults/figures.js';
+import { useFaultHarness } from '../support/faults/harness.js';
+import { byScale, FAULT_SCALE } from '../support/faults/scale.js';
+import { seconds } from '../support/faults/wait.js';
 
 reportFiguresAfterRun();
 
@@ -71,7 +66,7 @@ describe(`faults: concurrent status look-ups of the largest jobs (${FAULT_SCALE}
     const sendAt = new Date(Date.now() + 24 * 3600 * 1000);
     const ids: string[] = [];
     for (let index = 0; index < SIZE.jobs; index += 1) {
-      ids.push(...(await insertJobs(db.pool, appId, [{ job: { content, recipients, customId: 'largest', sendAt, priority: 0 }, status: 'scheduled', runAt: sendAt, maxAttempts: 3 }])));
+      ids.push(await makeJob(db.pool, { appId, content, to: ['big@example.com'], customId: 'largest', sendAt }));
     }
 
     const before = residentMemory(child.pid);
@@ -108,7 +103,7 @@ describe(`faults: concurrent status look-ups of the largest jobs (${FAULT_SCALE}
         const response = await fetch(`${child.url}/queue`, {
           method: 'POST',
           headers: { authorization: `Bearer ${other.key}`, 'content-type': 'application/json' },
-          body: JSON.stringify(message('small@example.com', { send_at: sendAt.toISOString() })),
+          body: JSON.stringify(messageTo('small@example.com', { send_at: sendAt.toISOString() })),
         });
         await response.text();
         expect(response.status).to.equal(202);

@@ -3,21 +3,13 @@
 // (work queued through one wakes the other through LISTEN/NOTIFY).
 import { expect } from 'chai';
 
-import {
-  byScale,
-  FAULT_SCALE,
-  jobFacts,
-  message,
-  metric,
-  neverSent,
-  queueMessages,
-  recordFigures,
-  reportFiguresAfterRun,
-  seconds,
-  sentTwice,
-  useFaultHarness,
-  waitForJobs,
-} from '../support/fault-harness.js';
+import { messageTo } from '../factories.js';
+import { recordFigures, reportFiguresAfterRun } from '../support/faults/figures.js';
+import { useFaultHarness } from '../support/faults/harness.js';
+import { jobFacts, metric, queueMessages, waitForJobs } from '../support/faults/jobs.js';
+import { byScale, FAULT_SCALE } from '../support/faults/scale.js';
+import { neverSent, sentTwice } from '../support/faults/simulator.js';
+import { seconds } from '../support/faults/wait.js';
 
 reportFiguresAfterRun();
 
@@ -45,7 +37,7 @@ describe(`faults: two replicas, one queue (${FAULT_SCALE})`, function () {
     ]);
 
     // Half through each replica, interleaved, so each one's enqueue has to wake the other.
-    const all = Array.from({ length: SIZE.messages }, (_, index) => message(`noevents-${index}@example.com`));
+    const all = Array.from({ length: SIZE.messages }, (_, index) => messageTo(`noevents-${index}@example.com`));
     const ids: string[] = [];
     for (let start = 0; start < all.length; start += 100) {
       ids.push(...(await queueMessages((start / 100) % 2 === 0 ? a.url : b.url, key, all.slice(start, start + 100))));

@@ -12,18 +12,12 @@ import { expect } from 'chai';
 import type { Pool } from '../../src/db/pool.js';
 import { parseTargetPolicy } from '../../src/domain/target-policy.js';
 import { setAppWebhook } from '../../src/services/webhooks.js';
-import {
-  byScale,
-  FAULT_SCALE,
-  message,
-  queueMessages,
-  recordFigures,
-  reportFiguresAfterRun,
-  seconds,
-  useFaultHarness,
-  waitForExit,
-  waitUntil,
-} from '../support/fault-harness.js';
+import { messageTo } from '../factories.js';
+import { recordFigures, reportFiguresAfterRun } from '../support/faults/figures.js';
+import { useFaultHarness } from '../support/faults/harness.js';
+import { queueMessages } from '../support/faults/jobs.js';
+import { byScale, FAULT_SCALE } from '../support/faults/scale.js';
+import { seconds, waitForExit, waitUntil } from '../support/faults/wait.js';
 
 reportFiguresAfterRun();
 
@@ -148,14 +142,14 @@ describe(`faults: a dripping webhook receiver (${FAULT_SCALE})`, function () {
     await queueMessages(
       first.url,
       slowApp.key,
-      Array.from({ length: SIZE.slow }, (_, index) => message(`noevents-slow-${index}@example.com`)),
+      Array.from({ length: SIZE.slow }, (_, index) => messageTo(`noevents-slow-${index}@example.com`)),
     );
     await waitUntil('app A’s receiver to hold deliveries', () => slow.open > 0, { timeoutMs: 30_000, watch: [first] });
 
     await queueMessages(
       first.url,
       otherApp.key,
-      Array.from({ length: SIZE.other }, (_, index) => message(`noevents-other-${index}@example.com`)),
+      Array.from({ length: SIZE.other }, (_, index) => messageTo(`noevents-other-${index}@example.com`)),
     );
     const other = await waitUntil(
       `app B’s ${SIZE.other} deliveries`,

@@ -3,14 +3,11 @@
 import { expect } from 'chai';
 import nock from 'nock';
 
+import { messageTo } from '../factories.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { capturingLogger } from '../support/log.js';
 import { isolateNetwork, mockMailjetSend, restoreNetwork } from '../support/mailjet-nock.js';
 import { ADMIN_KEY, EVENTS_PASSWORD, eventually, MAILJET_TEST_SECRET, startTestService, type TestService } from '../support/service.js';
-
-function message(to: string | string[], extra: Record<string, unknown> = {}) {
-  return { from: 'app@example.com', to, subject: 'Hi', text: 'Hello', ...extra };
-}
 
 /** An event as Mailjet writes it, MessageID as a raw JSON integer. */
 function eventText(type: string, messageId: string, email: string, extra: Record<string, unknown> = {}): string {
@@ -61,7 +58,7 @@ describe('apps, keys, suppressions and logs', () => {
 
     expect(revoke.status).to.equal(204);
     expect((await b.request('GET', '/status?ids=1', { key: first })).status).to.equal(401);
-    expect((await a.request('POST', '/queue', { key: first, body: message('x@example.com') })).status).to.equal(401);
+    expect((await a.request('POST', '/queue', { key: first, body: messageTo('x@example.com') })).status).to.equal(401);
     expect((await b.request('GET', '/status?ids=1', { key: rotated.api_key })).status).to.equal(200);
     const third = (await (await admin(b, 'POST', '/admin/apps/billing/keys', { revoke_others: true })).json()) as { api_key: string; revoked: string[] };
     expect(third.revoked).to.deep.equal([rotated.key_prefix]);
@@ -80,12 +77,12 @@ describe('apps, keys, suppressions and logs', () => {
       const mailjet = mockMailjetSend();
       const service = await startTestService();
       services = [service];
-      const { messageIds } = await queueAndAccept(service, message('reader@example.com'));
+      const { messageIds } = await queueAndAccept(service, messageTo('reader@example.com'));
 
       const res = await service.postEvents(`[${eventText(type, messageIds['reader@example.com']!, 'reader@example.com', extra)}]`);
       expect(res.status).to.equal(200);
       const callsBefore = mailjet.calls.length;
-      const again = await service.request('POST', '/queue', { body: message('Reader@Example.com') });
+      const again = await service.request('POST', '/queue', { body: messageTo('Reader@Example.com') });
       const { job_id } = (await again.json()) as { job_id: string };
       const failed = await eventually(async () => {
         const view = (await (await service.request('GET', `/status/${job_id}`)).json()) as { status: string; last_error: string; recipients: Array<{ status: string }> };
@@ -110,11 +107,11 @@ describe('apps, keys, suppressions and logs', () => {
     const service = await startTestService();
     services = [service];
     const name = await appName(service);
-    const { messageIds } = await queueAndAccept(service, message('soft@example.com'));
+    const { messageIds } = await queueAndAccept(service, messageTo('soft@example.com'));
     await service.postEvents(`[${eventText('bounce', messageIds['soft@example.com']!, 'soft@example.com', { hard_bounce: false, error: 'greylisted' })}]`);
     expect((await admin(service, 'POST', `/admin/apps/${name}/suppressions`, { email: 'boss@example.com', note: 'asked by phone' })).status).to.equal(201);
 
-    const { jobId } = await queueAndAccept(service, { ...message('soft@example.com'), cc: ['boss@example.com', 'team@example.com'] });
+    const { jobId } = await queueAndAccept(service, { ...messageTo('soft@example.com'), cc: ['boss@example.com', 'team@example.com'] });
 
     const view = (await (await service.request('GET', `/status/${jobId}`)).json()) as { recipients: Array<{ email: string; status: string }> };
     expect(view.recipients.map((r) => [r.email, r.status])).to.deep.equal([
@@ -143,7 +140,7 @@ describe('apps, keys, suppressions and logs', () => {
     services = [service];
     const name = await appName(service);
     await admin(service, 'POST', `/admin/apps/${name}/suppressions`, { email: 'gone@example.org' });
-    const res = await service.request('POST', '/queue', { body: message('gone@example.org') });
+    const res = await service.request('POST', '/queue', { body: messageTo('gone@example.org') });
     const { job_id } = (await res.json()) as { job_id: string };
     const statusOf = async () => (await (await service.request('GET', `/status/${job_id}`)).json()) as { status: string; recipients: Array<{ status: string; message_id: string | null }> };
     await eventually(async () => ((await statusOf()).status === 'failed' ? true : undefined));
@@ -166,7 +163,7 @@ describe('apps, keys, suppressions and logs', () => {
     services = [await startTestService({ db, env }), await startTestService({ db, env })];
     const [a, b] = services as [TestService, TestService];
     // Both services created their own app; use one app's key on both replicas.
-    const send = (service: TestService) => service.request('POST', '/queue', { key: a.apiKey, body: message('x@example.com') });
+    const send = (service: TestService) => service.request('POST', '/queue', { key: a.apiKey, body: messageTo('x@example.com') });
 
     const statuses = [(await send(a)).status, (await send(b)).status, (await send(a)).status];
     const limited = await send(b);
@@ -178,7 +175,7 @@ describe('apps, keys, suppressions and logs', () => {
     expect(limited.headers.get('ratelimit')).to.be.a('string');
     expect(((await limited.json()) as { type: string }).type).to.match(/rate-limited$/);
     // Another app has its own budget.
-    expect((await b.request('POST', '/queue', { body: message('y@example.com') })).status).to.equal(202);
+    expect((await b.request('POST', '/queue', { body: messageTo('y@example.com') })).status).to.equal(202);
   });
 
   it('when the service works, then its log never holds an API key, the admin key, credentials or a message body', async () => {
@@ -189,9 +186,9 @@ describe('apps, keys, suppressions and logs', () => {
     const marker = 'BODY-MARKER-7f3a';
     const created = (await (await admin(service, 'POST', '/admin/apps', { name: 'logged' })).json()) as { api_key: string };
 
-    const { messageIds } = await queueAndAccept(service, message('log@example.com', { text: `${marker} text`, html: `<p>${marker} html</p>`, variables: { code: marker } }));
-    await service.request('POST', '/queue', { key: created.api_key, body: message('bad-address') });
-    await service.request('POST', '/queue', { key: `${created.api_key}x`, body: message('z@example.com') });
+    const { messageIds } = await queueAndAccept(service, messageTo('log@example.com', { text: `${marker} text`, html: `<p>${marker} html</p>`, variables: { code: marker } }));
+    await service.request('POST', '/queue', { key: created.api_key, body: messageTo('bad-address') });
+    await service.request('POST', '/queue', { key: `${created.api_key}x`, body: messageTo('z@example.com') });
     await service.request('GET', '/status?ids=1', { key: 'jp_aaaaaaaaaaaa_' + 'c'.repeat(43) });
     await service.postEvents(`[${eventText('open', messageIds['log@example.com']!, 'log@example.com')}]`);
     await service.postEvents('[]', { user: 'mailjet', password: 'wrong-password-guess' });

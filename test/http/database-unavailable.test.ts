@@ -3,6 +3,7 @@
 // work again once it answers. The fault suite does the same with a real SIGSTOP (frozen-database).
 import { expect } from 'chai';
 
+import { messageTo } from '../factories.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { type FreezableProxy, startFreezableProxy } from '../support/freezable-proxy.js';
 import { eventually, startTestService, type TestService } from '../support/service.js';
@@ -17,8 +18,6 @@ const TIMEOUTS = { DATABASE_CONNECT_TIMEOUT_MS: '1000', DATABASE_STATEMENT_TIMEO
 const LEASE = { LEASE_MS: '2000' };
 /** Far longer than the timeouts above, far shorter than "until the database answers again". */
 const ANSWER_WITHIN_MS = 10_000;
-
-const message = (to: string) => ({ from: 'app@example.com', to, subject: 'Hi', text: 'Hello' });
 
 interface Answer {
   what: string;
@@ -66,15 +65,15 @@ describe('a database that stops answering', () => {
     const target = new URL(db.url);
     proxy = await startFreezableProxy({ host: target.hostname, port: Number(target.port) });
     service = await startTestService({ mailjet: 'simulator', db, env: { DATABASE_URL: proxy.url(db.url), ...TIMEOUTS, ...LEASE } });
-    const queued = await service.request('POST', '/queue', { body: message('before@example.com') });
+    const queued = await service.request('POST', '/queue', { body: messageTo('before@example.com') });
     expect(queued.status).to.equal(202);
     const { job_id: jobId } = (await queued.json()) as { job_id: string };
 
     proxy.freeze();
     // Every call at once: the pool's connections all hang, so later calls also wait for a free one.
     const answers = await Promise.all([
-      answer('POST /queue', 'POST', '/queue', { body: message('during@example.com') }),
-      answer('POST /queue (bulk)', 'POST', '/queue', { body: { messages: [message('bulk-1@example.com'), message('bulk-2@example.com')] } }),
+      answer('POST /queue', 'POST', '/queue', { body: messageTo('during@example.com') }),
+      answer('POST /queue (bulk)', 'POST', '/queue', { body: { messages: [messageTo('bulk-1@example.com'), messageTo('bulk-2@example.com')] } }),
       answer('GET /status/{id}', 'GET', `/status/${jobId}`),
       answer('GET /status?ids=', 'GET', `/status?ids=${jobId}`),
       answer('GET /status?after=', 'GET', '/status?after=0'),
@@ -98,7 +97,7 @@ describe('a database that stops answering', () => {
     // Once it answers again: the API, readiness and the consumers (the first job gets sent).
     const after = await eventually(
       async () => {
-        const res = await service.request('POST', '/queue', { body: message('after@example.com') });
+        const res = await service.request('POST', '/queue', { body: messageTo('after@example.com') });
         return res.status === 202 ? res : undefined;
       },
       20_000,

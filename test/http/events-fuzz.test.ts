@@ -8,7 +8,7 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
 
-import { byScale, FAULT_SCALE } from '../support/fault-harness.js';
+import { byScale, FAULT_SCALE } from '../support/faults/scale.js';
 import { EVENTS_PASSWORD, EVENTS_USER, startTestService, type TestService } from '../support/service.js';
 
 const RUNS = byScale({ fast: 500, full: 10_000 });

@@ -8,7 +8,9 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
 
-import { byScale, recordFigures, reportFiguresAfterRun, seconds } from '../support/fault-harness.js';
+import { recordFigures, reportFiguresAfterRun } from '../support/faults/figures.js';
+import { byScale } from '../support/faults/scale.js';
+import { seconds } from '../support/faults/wait.js';
 import { EVENTS_PASSWORD, EVENTS_USER, startTestService, type TestService } from '../support/service.js';
 
 reportFiguresAfterRun();

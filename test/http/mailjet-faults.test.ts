@@ -5,15 +5,12 @@ import { expect } from 'chai';
 import nock from 'nock';
 
 import { claimJobs } from '../../src/db/jobs-repo.js';
+import { messageTo } from '../factories.js';
 import { isolateNetwork, restoreNetwork, type SendCall, sendResponseText } from '../support/mailjet-nock.js';
 import { eventually, MAILJET_TEST_ORIGIN, startTestService, type TestService } from '../support/service.js';
 
-function message(to: string) {
-  return { from: 'app@example.com', to, subject: 'Hi', text: 'Hello' };
-}
-
 async function queue(service: TestService, addresses: string[]): Promise<string[]> {
-  const res = await service.request('POST', '/queue', { body: { messages: addresses.map(message) } });
+  const res = await service.request('POST', '/queue', { body: { messages: addresses.map((to) => messageTo(to)) } });
   expect(res.status).to.equal(202);
   return ((await res.json()) as { jobs: Array<{ job_id: string }> }).jobs.map((job) => job.job_id);
 }
@@ -47,28 +44,50 @@ describe('Mailjet failures (nock)', () => {
 
   it('when Mailjet answers 429 with Retry-After, then no consumer of the process calls again before it has passed', async () => {
     const callStarts: number[] = [];
-    let throttledAt = 0;
+    /** Calls answered only once every consumer is in one, so that none is on its way when the 429 lands. */
+    const held: Array<{ throttle: boolean; answer: () => void; customId: string }> = [];
+    /** When the 429 was handed to the consumer (unset while the calls are held). */
+    const pause: { throttledAt?: number } = {};
+    type Reply = (error: Error | null, result: [number, string, Record<string, string>]) => void;
     nock(MAILJET_TEST_ORIGIN)
       .post('/v3.1/send')
-      .reply(() => {
+      .reply((_uri: string, body: nock.Body, reply: Reply) => {
         callStarts.push(Date.now());
-        throttledAt = Date.now();
-        return [429, '<html><body>Too Many Requests</body></html>', { 'content-type': 'text/html', 'retry-after': '1' }];
+        const customId = (body as SendCall).Messages[0]!.CustomID;
+        held.push({ throttle: true, customId, answer: () => reply(null, [429, '<html><body>Too Many Requests</body></html>', { 'content-type': 'text/html', 'retry-after': '1' }]) });
       })
       .post('/v3.1/send')
       .times(10)
-      .reply((_uri: string, body: nock.Body) => {
+      .reply((_uri: string, body: nock.Body, reply: Reply) => {
         callStarts.push(Date.now());
-        return [200, success(body as SendCall), { 'content-type': 'application/json' }];
+        const answer = () => reply(null, [200, success(body as SendCall), { 'content-type': 'application/json' }]);
+        if (pause.throttledAt === undefined) {
+          held.push({ throttle: false, customId: (body as SendCall).Messages[0]!.CustomID, answer });
+        } else {
+          answer();
+        }
       });
-    service = await startTestService({ env: { WORKER_CONCURRENCY: '3', BATCH_SIZE: '1' } });
+    // The held calls must not time out: this test is about the 429 alone.
+    service = await startTestService({ env: { WORKER_CONCURRENCY: '3', BATCH_SIZE: '1', MAILJET_TIMEOUT_MS: '60000' } });
 
     await queue(service, ['a@example.com', 'b@example.com', 'c@example.com', 'd@example.com']);
+    await eventually(async () => (held.length === 3 ? true : undefined), 15_000, 'each of the 3 consumers in a call');
+    const throttled = held.find((call) => call.throttle)!;
+    const throttledAt = Date.now();
+    pause.throttledAt = throttledAt;
+    throttled.answer();
+    // The consumer pauses the gate before it records the job deferred: once the row says so, the
+    // pause is in force, and only then may the other consumers finish their calls and claim more.
+    const throttledJob = throttled.customId.replace(/^jetpost-/, '');
+    await eventually(async () => ((await jobRows(service)).find((row) => row.id === throttledJob)?.status === 'deferred' ? true : undefined), 15_000, 'the throttled job deferred');
+    for (const call of held.filter((candidate) => !candidate.throttle)) {
+      call.answer();
+    }
     await allAccepted(service, 4);
 
+    // No call was on its way when the 429 came: none may start before Retry-After has passed.
     const later = callStarts.filter((at) => at > throttledAt);
-    // Calls already on their way when the 429 came may land at once; none may start during the pause.
-    const startedDuringPause = later.filter((at) => at - throttledAt > 50 && at - throttledAt < 950);
+    const startedDuringPause = later.filter((at) => at - throttledAt < 950);
     expect(startedDuringPause).to.deep.equal([]);
     const rows = await jobRows(service);
     expect(rows.map((row) => row.attempts).sort()).to.include(2);
@@ -90,7 +109,9 @@ describe('Mailjet failures (nock)', () => {
       const res = await fetch(`${service.url}/readyz`);
       return res.status === 503 ? ((await res.json()) as { checks: { mailjet: { ok: boolean; detail: string } } }) : undefined;
     });
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    // A consumer that claimed a job after the 401 holds it at the closed gate (its attempt counted
+    // while it holds it); stopping releases what was not sent, so what is left is what the 401 did.
+    await service.jetpost.stop();
 
     expect(ready.checks.mailjet.ok).to.equal(false);
     expect(ready.checks.mailjet.detail).to.contain('401');
@@ -175,7 +196,7 @@ describe('Mailjet failures (nock)', () => {
     // Three jobs of 30 recipients: one batch, three calls (50 recipients at most per call).
     const res = await service.request('POST', '/queue', {
       body: {
-        messages: [0, 1, 2].map((i) => ({ ...message(`a${i}@example.com`), cc: Array.from({ length: 29 }, (_, j) => `cc${i}-${j}@example.com`) })),
+        messages: [0, 1, 2].map((i) => messageTo(`a${i}@example.com`, { cc: Array.from({ length: 29 }, (_, j) => `cc${i}-${j}@example.com`) })),
       },
     });
     expect(res.status).to.equal(202);

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 
-import { createAppWithKey } from '../../src/services/apps.js';
+import { makeApp, messageTo } from '../factories.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { isolateNetwork, type MailjetDouble, mockMailjetSend, restoreNetwork } from '../support/mailjet-nock.js';
 import { eventually, startTestService, type TestService } from '../support/service.js';
@@ -26,10 +26,6 @@ async function waitForStatus(service: TestService, jobId: string, wanted: string
   }, 10_000, `job ${jobId} to reach ${wanted.join('/')}`);
 }
 
-function message(to: string | string[], extra: Record<string, unknown> = {}) {
-  return { from: { email: 'app@example.com', name: 'App' }, to, subject: 'Hello', text: 'Hi there', ...extra };
-}
-
 describe('POST /queue → consumers → Mailjet (nock)', () => {
   let service: TestService;
   let mailjet: MailjetDouble;
@@ -47,7 +43,7 @@ describe('POST /queue → consumers → Mailjet (nock)', () => {
     mailjet = mockMailjetSend();
     service = await startTestService();
 
-    const res = await service.request('POST', '/queue', { body: message('you@example.com', { custom_id: 'welcome-42', metadata: { user: 42 } }) });
+    const res = await service.request('POST', '/queue', { body: messageTo('you@example.com', { custom_id: 'welcome-42', metadata: { user: 42 } }) });
 
     expect(res.status).to.equal(202);
     const queued = (await res.json()) as { job_id: string; status: string; status_url: string; custom_id: string };
@@ -68,7 +64,7 @@ describe('POST /queue → consumers → Mailjet (nock)', () => {
   it('when 120 one-recipient messages are queued, then they leave in 3 Mailjet calls', async () => {
     mailjet = mockMailjetSend();
     service = await startTestService({ env: { WORKER_CONCURRENCY: '1' } });
-    const messages = Array.from({ length: 120 }, (_, i) => message(`user${i}@example.com`));
+    const messages = Array.from({ length: 120 }, (_, i) => messageTo(`user${i}@example.com`));
 
     const res = await service.request('POST', '/queue', { body: { messages } });
 
@@ -86,7 +82,7 @@ describe('POST /queue → consumers → Mailjet (nock)', () => {
     mailjet = mockMailjetSend();
     service = await startTestService();
     const messages = Array.from({ length: 9 }, (_, i) => ({
-      ...message(Array.from({ length: 10 }, (_, j) => `to${i}-${j}@example.com`)),
+      ...messageTo(Array.from({ length: 10 }, (_, j) => `to${i}-${j}@example.com`)),
       cc: Array.from({ length: 8 }, (_, j) => `cc${i}-${j}@example.com`),
       bcc: [`bcc${i}@example.com`, `bcc${i}-2@example.com`],
     }));
@@ -110,7 +106,7 @@ describe('POST /queue → consumers → Mailjet (nock)', () => {
   it('when Mailjet rejects one message of a batch (mixed 400), then only that job fails and the others keep their MessageIDs', async () => {
     mailjet = mockMailjetSend((m) => (m.To[0]!.Email.startsWith('bad') ? { kind: 'error', code: 'mj-0013', message: 'Email is not valid' } : { kind: 'success' }));
     service = await startTestService({ env: { WORKER_CONCURRENCY: '1' } });
-    const messages = [message('good1@example.com'), message('bad@example.com'), message('good2@example.com')];
+    const messages = [messageTo('good1@example.com'), messageTo('bad@example.com'), messageTo('good2@example.com')];
 
     const res = await service.request('POST', '/queue', { body: { messages } });
     const { jobs } = (await res.json()) as { jobs: Array<{ job_id: string }> };
@@ -143,7 +139,7 @@ describe('POST /queue → consumers → Mailjet (nock)', () => {
     mailjet = mockMailjetSend();
     service = await startTestService();
 
-    const res = await service.request('POST', '/queue', { body: message('retry@example.com') });
+    const res = await service.request('POST', '/queue', { body: messageTo('retry@example.com') });
     const { job_id } = (await res.json()) as { job_id: string };
 
     const job = await waitForStatus(service, job_id, ['accepted']);
@@ -155,7 +151,7 @@ describe('POST /queue → consumers → Mailjet (nock)', () => {
   it('when the same Idempotency-Key comes with the same body, then the original job is returned and nothing is sent twice', async () => {
     mailjet = mockMailjetSend();
     service = await startTestService();
-    const body = message('once@example.com');
+    const body = messageTo('once@example.com');
 
     const first = await service.request('POST', '/queue', { body, headers: { 'idempotency-key': 'order-1' } });
     const second = await service.request('POST', '/queue', { body, headers: { 'idempotency-key': 'order-1' } });
@@ -177,8 +173,8 @@ describe('POST /queue → consumers → Mailjet (nock)', () => {
     mailjet = mockMailjetSend();
     service = await startTestService();
 
-    await service.request('POST', '/queue', { body: message('a@example.com'), headers: { 'idempotency-key': 'k-1' } });
-    const conflict = await service.request('POST', '/queue', { body: message('b@example.com'), headers: { 'idempotency-key': 'k-1' } });
+    await service.request('POST', '/queue', { body: messageTo('a@example.com'), headers: { 'idempotency-key': 'k-1' } });
+    const conflict = await service.request('POST', '/queue', { body: messageTo('b@example.com'), headers: { 'idempotency-key': 'k-1' } });
 
     expect(conflict.status).to.equal(409);
     expect(conflict.headers.get('content-type')).to.contain('application/problem+json');
@@ -193,7 +189,7 @@ describe('POST /queue → consumers → Mailjet (nock)', () => {
     service = await startTestService();
     const sendAt = new Date(Date.now() + 60_000).toISOString();
 
-    const res = await service.request('POST', '/queue', { body: message('later@example.com', { send_at: sendAt }) });
+    const res = await service.request('POST', '/queue', { body: messageTo('later@example.com', { send_at: sendAt }) });
     const { job_id, status } = (await res.json()) as { job_id: string; status: string };
     const cancel = await service.request('DELETE', `/queue/${job_id}`);
     const again = await service.request('DELETE', `/queue/${job_id}`);
@@ -212,7 +208,7 @@ describe('POST /queue → consumers → Mailjet (nock)', () => {
     service = await startTestService({ env: { IDLE_CHECK_MS: '60000' } });
     const sendAt = new Date(Date.now() + 1_500).toISOString();
 
-    const res = await service.request('POST', '/queue', { body: message('soon@example.com', { send_at: sendAt }) });
+    const res = await service.request('POST', '/queue', { body: messageTo('soon@example.com', { send_at: sendAt }) });
     const { job_id } = (await res.json()) as { job_id: string };
 
     expect((await statusOf(service, job_id)).status).to.equal('scheduled');
@@ -224,9 +220,9 @@ describe('POST /queue → consumers → Mailjet (nock)', () => {
   it('when another app asks for, lists or cancels a job, then it is a 404 and the job is untouched', async () => {
     mailjet = mockMailjetSend();
     service = await startTestService();
-    const other = await createAppWithKey(service.jetpost.pool, 'app-b');
+    const other = await makeApp(service.jetpost.pool, { name: 'app-b' });
     const res = await service.request('POST', '/queue', {
-      body: message('mine@example.com', { custom_id: 'shared-id', send_at: new Date(Date.now() + 60_000).toISOString() }),
+      body: messageTo('mine@example.com', { custom_id: 'shared-id', send_at: new Date(Date.now() + 60_000).toISOString() }),
     });
     const { job_id } = (await res.json()) as { job_id: string };
 
@@ -248,8 +244,8 @@ describe('POST /queue → consumers → Mailjet (nock)', () => {
     mailjet = mockMailjetSend();
     service = await startTestService();
 
-    const none = await service.request('POST', '/queue', { body: message('x@example.com'), key: null });
-    const wrong = await service.request('POST', '/queue', { body: message('x@example.com'), key: 'jp_aaaaaaaaaaaa_' + 'b'.repeat(43) });
+    const none = await service.request('POST', '/queue', { body: messageTo('x@example.com'), key: null });
+    const wrong = await service.request('POST', '/queue', { body: messageTo('x@example.com'), key: 'jp_aaaaaaaaaaaa_' + 'b'.repeat(43) });
 
     expect(none.status).to.equal(401);
     expect(wrong.status).to.equal(401);
@@ -282,7 +278,7 @@ describe('two consumer pools on one database', () => {
 
     const halves = [a, b].map((service, half) =>
       service.request('POST', '/queue', {
-        body: { messages: Array.from({ length: 200 }, (_, i) => message(`r${half}-${i}@example.com`)) },
+        body: { messages: Array.from({ length: 200 }, (_, i) => messageTo(`r${half}-${i}@example.com`)) },
       }),
     );
     await Promise.all(halves);

@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 
 import { expect } from 'chai';
 
-import { createAppWithKey } from '../../src/services/apps.js';
+import { makeApp } from '../factories.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { isolateNetwork, mockMailjetSend, restoreNetwork } from '../support/mailjet-nock.js';
 import { ADMIN_KEY, eventually, startTestService, type TestService } from '../support/service.js';
@@ -138,9 +138,9 @@ describe('webhook delivery isolation', function () {
     // The deadline is longer than the test: only isolation lets the other app's deliveries through.
     const env = { WEBHOOK_TIMEOUT_MS: '120000', WEBHOOK_BATCH_SIZE: '4', WEBHOOK_CONCURRENCY_PER_APP: '2', SHUTDOWN_TIMEOUT_MS: '1000' };
     const service = await start(env);
-    const other = await createAppWithKey(service.jetpost.pool, `other-${Math.random().toString(36).slice(2, 10)}`);
+    const other = await makeApp(service.jetpost.pool);
     await setWebhook(service, service.appId, slow.url);
-    await setWebhook(service, other.app.id, fast.url);
+    await setWebhook(service, other.id, fast.url);
 
     await queue(service, service.apiKey, 8);
     await eventually(async () => ((await deliveries(service.db, service.appId)).length === 8 && slow.open >= 2 ? true : undefined), 15_000, 'the slow app’s deliveries in flight');
@@ -148,7 +148,7 @@ describe('webhook delivery isolation', function () {
 
     const delivered = await eventually(
       async () => {
-        const rows = await deliveries(service.db, other.app.id);
+        const rows = await deliveries(service.db, other.id);
         return rows.length === 3 && rows.every((row) => row.status === 'delivered') ? rows : undefined;
       },
       15_000,

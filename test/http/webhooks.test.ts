@@ -110,9 +110,13 @@ describe('webhooks', () => {
     const failedIds = hook.calls.filter((call) => call.status === 500).map((call) => call.eventId);
     expect(failedIds).to.have.length(4);
     expect(delivered.map((call) => call.eventId)).to.include.members([...new Set(failedIds)]);
-    const list = (await (await service.request('GET', `/admin/apps/${await appName()}/webhook/deliveries`, { key: ADMIN_KEY })).json()) as {
-      deliveries: Array<{ status: string; attempts: number }>;
-    };
+    // The receiver has answered; the dispatcher records the delivery right after.
+    const list = await eventually(async () => {
+      const listed = (await (await service.request('GET', `/admin/apps/${await appName()}/webhook/deliveries`, { key: ADMIN_KEY })).json()) as {
+        deliveries: Array<{ status: string; attempts: number }>;
+      };
+      return listed.deliveries.every((d) => d.status !== 'pending') ? listed : undefined;
+    }, 15_000, 'the four deliveries recorded');
     expect(list.deliveries).to.have.length(4);
     expect(list.deliveries.every((d) => d.status === 'delivered')).to.equal(true);
     expect(list.deliveries.reduce((sum, d) => sum + d.attempts, 0)).to.equal(8);

@@ -13,6 +13,7 @@ import { type EmbeddedDatabase, startEmbeddedPostgres } from '../../src/db/embed
 import { runMigrations } from '../../src/db/migrate.js';
 import { createPool, type Pool } from '../../src/db/pool.js';
 import { testLogger } from './log.js';
+import { trackOpen } from './open-resources.js';
 
 export const TEST_SCHEMA = 'jetpost';
 const TEMPLATE = `jetpost_test_template_${process.pid}`;
@@ -98,6 +99,7 @@ export async function createTestDatabase(options: { migrated?: boolean } = {}): 
   await admin((client) => client.query(`create database ${name}${options.migrated === false ? '' : ` template ${TEMPLATE}`}`));
   const url = withDatabase(cluster.adminUrl, name);
   const pool = createPool({ connectionString: url, schema: TEST_SCHEMA, max: 10, log: testLogger() });
+  const closed = trackOpen(`test database ${name} (its pool)`);
   let dropped = false;
   return {
     name,
@@ -108,6 +110,7 @@ export async function createTestDatabase(options: { migrated?: boolean } = {}): 
         return;
       }
       dropped = true;
+      closed();
       await pool.end();
       await admin((client) => client.query(`drop database if exists ${name} with (force)`));
     },

@@ -5,6 +5,8 @@
 // the way a stopped server finds the data and the close in its socket when it continues.
 import { connect, createServer, type Server, type Socket } from 'node:net';
 
+import { trackOpen } from './open-resources.js';
+
 export interface FreezableProxy {
   /** `databaseUrl` with its host and port replaced by the proxy's. */
   url(databaseUrl: string): string;
@@ -72,6 +74,7 @@ export async function startFreezableProxy(target: { host: string; port: number }
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as { port: number };
+  const untrack = trackOpen(`database proxy on port ${port}`);
 
   return {
     url(databaseUrl) {
@@ -90,6 +93,7 @@ export async function startFreezableProxy(target: { host: string; port: number }
       }
     },
     async close() {
+      untrack();
       frozen = false;
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       for (const socket of sockets) {

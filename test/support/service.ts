@@ -7,9 +7,10 @@ import path from 'node:path';
 import { type Config, loadConfig } from '../../src/config.js';
 import type { Logger } from '../../src/log.js';
 import { type Jetpost, startJetpost } from '../../src/main.js';
-import { createAppWithKey } from '../../src/services/apps.js';
+import { makeApp } from '../factories.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
 import { testLogger } from './log.js';
+import { trackOpen } from './open-resources.js';
 
 /** The origin nock intercepts in tests: never a real host. */
 export const MAILJET_TEST_ORIGIN = 'https://api.mailjet.test';
@@ -70,7 +71,8 @@ export async function startTestService(options: TestServiceOptions = {}): Promis
     ...options.env,
   });
   const jetpost = await startJetpost(config, { log: options.log ?? testLogger() });
-  const { app, key } = await createAppWithKey(jetpost.pool, `app-${Math.random().toString(36).slice(2, 10)}`);
+  const closed = trackOpen(`jetpost service on ${jetpost.url} (server, consumers, pool)`);
+  const { id: appId, key } = await makeApp(jetpost.pool);
   const url = jetpost.url;
 
   const request: TestService['request'] = async (method, pathname, requestOptions = {}) => {
@@ -93,7 +95,7 @@ export async function startTestService(options: TestServiceOptions = {}): Promis
     db,
     url,
     apiKey: key,
-    appId: app.id,
+    appId,
     request,
     postEvents(body, auth = { user: EVENTS_USER, password: EVENTS_PASSWORD }) {
       const headers: Record<string, string> = { 'content-type': 'application/json' };
@@ -103,6 +105,7 @@ export async function startTestService(options: TestServiceOptions = {}): Promis
       return fetch(`${url}/events`, { method: 'POST', headers, body: typeof body === 'string' ? body : JSON.stringify(body) });
     },
     async stop() {
+      closed();
       await jetpost.stop();
       if (!options.db) {
         await db.drop();

@@ -97,10 +97,6 @@ export function send(simulator: Simulator, body: unknown, headers: Record<string
   });
 }
 
-export function message(to: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
-  return { From: { Email: 'app@example.com' }, To: [{ Email: to }], Subject: 'Hi', TextPart: 'Hello', ...extra };
-}
-
 /** The MessageIDs written in a JSON text, as their literal digits (JSON.parse would round them). */
 export function rawIds(text: string, field = 'MessageID'): string[] {
   return [...text.matchAll(new RegExp(`"${field}":(\\d+)`, 'g'))].map((match) => match[1] ?? '');

@@ -6,7 +6,8 @@ import { expect } from 'chai';
 import { FORBIDDEN_HEADERS } from '../../src/domain/mailjet-payload.js';
 import { parseQueueRequest } from '../../src/http/schemas.js';
 import { FORBIDDEN_HEADERS as MAILJET_FORBIDDEN_HEADERS } from '../../src/simulator/send.js';
-import { message, send, simulatorKit } from '../support/simulator-kit.js';
+import { mailjetMessage } from '../factories.js';
+import { send, simulatorKit } from '../support/simulator-kit.js';
 
 /** Mailjet's documentation of Headers in the Send API v3.1 ("use the dedicated property"), restated. */
 const DOCUMENTED = [
@@ -21,7 +22,7 @@ const DOCUMENTED = [
 /** Which of `headers` the simulator refuses with send-0011: one call, one message per header. */
 async function simulatorRefuses(headers: readonly string[]): Promise<string[]> {
   const simulator = await kit.startSimulator();
-  const answer = await send(simulator, { Messages: headers.map((name) => message('a@example.com', { Headers: { [name]: 'x' } })) });
+  const answer = await send(simulator, { Messages: headers.map((name) => mailjetMessage('a@example.com', { Headers: { [name]: 'x' } })) });
   const entries = (JSON.parse(answer.text) as { Messages: Array<{ Errors?: Array<{ ErrorCode: string }> }> }).Messages;
   return headers.filter((_, index) => entries[index]?.Errors?.some((error) => error.ErrorCode === 'send-0011'));
 }

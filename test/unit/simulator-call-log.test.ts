@@ -4,6 +4,7 @@ import { expect } from 'chai';
 
 import { customIdsOf } from '../../src/simulator/send.js';
 import { createSimulator, type Simulator } from '../../src/simulator/server.js';
+import { mailjetMessage } from '../factories.js';
 
 const cleanups: Array<() => Promise<void>> = [];
 
@@ -15,10 +16,6 @@ async function startSimulator(): Promise<Simulator> {
 }
 
 const AUTH = `Basic ${Buffer.from('key:secret').toString('base64')}`;
-
-function message(to: string, customId?: string): Record<string, unknown> {
-  return { From: { Email: 'app@example.com' }, To: [{ Email: to }], TextPart: 'Hello', ...(customId === undefined ? {} : { CustomID: customId }) };
-}
 
 async function send(simulator: Simulator, body: unknown, signal?: AbortSignal, authorization = AUTH): Promise<number> {
   const response = await fetch(`${simulator.url}/v3.1/send`, {
@@ -40,15 +37,15 @@ describe('Mailjet simulator: call and look-up logs', () => {
     const simulator = await startSimulator();
     simulator.faults.set({ nextCalls: ['ok', '500', '429', 'timeout'], timeoutAccepts: true });
 
-    expect(await send(simulator, { Messages: [message('a@example.com', 'job-1'), message('not-an-address', 'job-2'), message('c@example.com')] })).to.equal(400);
-    expect(await send(simulator, { Messages: [message('d@example.com', 'job-3')] })).to.equal(500);
-    expect(await send(simulator, { Globals: { CustomID: 'job-g' }, Messages: [message('e@example.com')] })).to.equal(429);
-    const held = await send(simulator, { Messages: [message('f@example.com', 'job-4')] }, AbortSignal.timeout(300)).then(
+    expect(await send(simulator, { Messages: [mailjetMessage('a@example.com', { CustomID: 'job-1' }), mailjetMessage('not-an-address', { CustomID: 'job-2' }), mailjetMessage('c@example.com')] })).to.equal(400);
+    expect(await send(simulator, { Messages: [mailjetMessage('d@example.com', { CustomID: 'job-3' })] })).to.equal(500);
+    expect(await send(simulator, { Globals: { CustomID: 'job-g' }, Messages: [mailjetMessage('e@example.com')] })).to.equal(429);
+    const held = await send(simulator, { Messages: [mailjetMessage('f@example.com', { CustomID: 'job-4' })] }, AbortSignal.timeout(300)).then(
       () => 'answered',
       () => 'no answer',
     );
     expect(held).to.equal('no answer');
-    expect(await send(simulator, { Messages: [message('g@example.com', 'job-5')] }, undefined, 'Basic bm86bm8=')).to.equal(401);
+    expect(await send(simulator, { Messages: [mailjetMessage('g@example.com', { CustomID: 'job-5' })] }, undefined, 'Basic bm86bm8=')).to.equal(401);
 
     const log = simulator.sendCallLog().map(({ outcome, status, customIds, accepted }) => ({ outcome, status, customIds, accepted }));
     expect(log).to.deep.equal([
@@ -64,7 +61,7 @@ describe('Mailjet simulator: call and look-up logs', () => {
 
   it('when messages are looked up by CustomID, then each look-up is logged with the rows it found, and reset() forgets both logs', async () => {
     const simulator = await startSimulator();
-    await send(simulator, { Messages: [{ ...message('a@example.com', 'job-1'), Cc: [{ Email: 'b@example.com' }] }] });
+    await send(simulator, { Messages: [{ ...mailjetMessage('a@example.com', { CustomID: 'job-1' }), Cc: [{ Email: 'b@example.com' }] }] });
 
     for (const customId of ['job-1', 'job-9']) {
       const response = await fetch(`${simulator.url}/v3/REST/message?CustomID=${customId}`, { headers: { authorization: AUTH } });
@@ -86,7 +83,7 @@ describe('Mailjet simulator: call and look-up logs', () => {
 
   it('when lookupErrorRatio is 1, then a look-up by CustomID is a 500 and logged as failed, while a listing without CustomID still answers', async () => {
     const simulator = await startSimulator();
-    await send(simulator, { Messages: [message('a@example.com', 'job-1')] });
+    await send(simulator, { Messages: [mailjetMessage('a@example.com', { CustomID: 'job-1' })] });
     simulator.faults.set({ lookupErrorRatio: 1 });
 
     const lookup = await fetch(`${simulator.url}/v3/REST/message?CustomID=job-1`, { headers: { authorization: AUTH } });

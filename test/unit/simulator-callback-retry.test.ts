@@ -5,7 +5,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { expect } from 'chai';
 
 import type { Simulator } from '../../src/simulator/server.js';
-import { call, eventsOf, message, send, simulatorKit } from '../support/simulator-kit.js';
+import { mailjetMessage } from '../factories.js';
+import { call, eventsOf, send, simulatorKit } from '../support/simulator-kit.js';
 
 const { startSimulator, startReceiver, closeAll } = simulatorKit();
 /** Mailjet's 24 h retry window shrunk to 200 ms (and its 30 s interval to about 0.07 ms). */
@@ -44,8 +45,8 @@ describe('Mailjet simulator: callback retries and suspension', () => {
     const scaled = await startSimulator({ callbackUrl: receiver.url, callbackRetryDelayMs: undefined, timeScale: 1000 });
     const unscaled = await startSimulator({ callbackUrl: unscaledReceiver.url, callbackRetryDelayMs: undefined });
 
-    await send(scaled, { Messages: [message('a@example.com')] });
-    await send(unscaled, { Messages: [message('b@example.com')] });
+    await send(scaled, { Messages: [mailjetMessage('a@example.com')] });
+    await send(unscaled, { Messages: [mailjetMessage('b@example.com')] });
     await Promise.all([scaled.flushEvents(), unscaled.flushEvents()]);
     await sleep(100);
     await Promise.all([scaled.flushEvents(), unscaled.flushEvents()]);
@@ -66,7 +67,7 @@ describe('Mailjet simulator: callback retries and suspension', () => {
     await register(simulator, { EventType: 'open', Url: primary.url });
     await register(simulator, { EventType: 'sent', Url: backup.url, IsBackup: true });
 
-    await send(simulator, { Messages: [message('first@example.com')] });
+    await send(simulator, { Messages: [mailjetMessage('first@example.com')] });
     await simulator.flushEvents();
     expect(await statuses(simulator)).to.deep.equal(['sent alive', 'open alive', 'sent backup alive']);
     expect(simulator.pendingEvents()).to.equal(2);
@@ -77,14 +78,14 @@ describe('Mailjet simulator: callback retries and suspension', () => {
     expect(simulator.pendingEvents()).to.equal(0);
     expect(backup.deliveries).to.have.length(0);
 
-    await send(simulator, { Messages: [message('second@example.com')] });
+    await send(simulator, { Messages: [mailjetMessage('second@example.com')] });
     await simulator.flushEvents();
     const deliveredToPrimary = primary.deliveries.length;
     expect(eventsOf(backup.deliveries).map((event) => `${String(event.event)} ${String(event.email)}`)).to.deep.equal(['sent second@example.com']);
 
     primary.status = 200;
     const revived = await call(simulator, `/v3/REST/eventcallbackurl/${sentId}`, { method: 'PUT', body: JSON.stringify({ Url: primary.url }) });
-    await send(simulator, { Messages: [message('third@example.com')] });
+    await send(simulator, { Messages: [mailjetMessage('third@example.com')] });
     await simulator.flushEvents();
 
     expect(JSON.parse(revived.text)).to.deep.nested.include({ 'Data[0].Status': 'alive' });
@@ -99,21 +100,21 @@ describe('Mailjet simulator: callback retries and suspension', () => {
     receiver.status = 500;
     const simulator = await startSimulator({ callbackUrl: receiver.url, timeScale: WINDOW_OF_200_MS });
 
-    await send(simulator, { Messages: [message('a@example.com')] });
+    await send(simulator, { Messages: [mailjetMessage('a@example.com')] });
     await simulator.flushEvents();
     expect(simulator.callbackUrlStatus()).to.equal('alive');
     await sleep(PAST_THE_WINDOW_MS);
     await simulator.flushEvents();
     expect(simulator.callbackUrlStatus()).to.equal('dead');
 
-    await send(simulator, { Messages: [message('b@example.com')] });
+    await send(simulator, { Messages: [mailjetMessage('b@example.com')] });
     await simulator.flushEvents();
     const whileDead = receiver.deliveries.length;
     await simulator.flushEvents();
 
     receiver.status = 200;
     simulator.setCallbackUrl(receiver.url);
-    await send(simulator, { Messages: [message('c@example.com')] });
+    await send(simulator, { Messages: [mailjetMessage('c@example.com')] });
     await simulator.flushEvents();
 
     expect(simulator.callbackUrlStatus()).to.equal('alive');
@@ -126,12 +127,12 @@ describe('Mailjet simulator: callback retries and suspension', () => {
     receiver.answers.push(503);
     const simulator = await startSimulator({ callbackUrl: receiver.url, timeScale: WINDOW_OF_200_MS });
 
-    await send(simulator, { Messages: [message('a@example.com')] });
+    await send(simulator, { Messages: [mailjetMessage('a@example.com')] });
     await simulator.flushEvents();
     await sleep(PAST_THE_WINDOW_MS);
     await simulator.flushEvents();
     receiver.answers.push(503);
-    await send(simulator, { Messages: [message('b@example.com')] });
+    await send(simulator, { Messages: [mailjetMessage('b@example.com')] });
     await simulator.flushEvents();
 
     expect(simulator.callbackUrlStatus()).to.equal('alive');
@@ -155,7 +156,7 @@ describe('Mailjet simulator: callback retries and suspension', () => {
     };
 
     try {
-      await send(simulator, { Messages: [message('a@example.com')] });
+      await send(simulator, { Messages: [mailjetMessage('a@example.com')] });
       await Promise.all([simulator.flushEvents(), answerHeld(1)]);
       await sleep(PAST_THE_WINDOW_MS);
       const lateFlush = simulator.flushEvents();
@@ -164,7 +165,7 @@ describe('Mailjet simulator: callback retries and suspension', () => {
       }
       await call(simulator, `/v3/REST/eventcallbackurl/${id}`, { method: 'PUT', body: JSON.stringify({ Url: newUrl.url }) });
       await Promise.all([lateFlush, answerHeld(1)]);
-      await send(simulator, { Messages: [message('b@example.com')] });
+      await send(simulator, { Messages: [mailjetMessage('b@example.com')] });
       await simulator.flushEvents();
     } finally {
       await new Promise((resolve) => {

@@ -1,7 +1,8 @@
 import { expect } from 'chai';
 
 import type { Simulator } from '../../src/simulator/server.js';
-import { type Answer, call, eventsOf, message, rawIds, type Receiver, send, simulatorKit } from '../support/simulator-kit.js';
+import { mailjetMessage } from '../factories.js';
+import { type Answer, call, eventsOf, rawIds, type Receiver, send, simulatorKit } from '../support/simulator-kit.js';
 
 interface ErrorDetail {
   ErrorIdentifier: string;
@@ -46,9 +47,9 @@ describe('Mailjet simulator: Send API options', () => {
       const simulator = await startSimulator({ callbackUrl: receiver.url });
 
       const lines = await eventLines(simulator, receiver, [
-        message('opens-off@example.com', { HTMLPart: LINK, TrackOpens: 'disabled' }),
-        message('clicks-off@example.com', { HTMLPart: LINK, TrackClicks: 'disabled' }),
-        message('both-on@example.com', { HTMLPart: LINK, TrackOpens: 'enabled', TrackClicks: 'account_default' }),
+        mailjetMessage('opens-off@example.com', { HTMLPart: LINK, TrackOpens: 'disabled' }),
+        mailjetMessage('clicks-off@example.com', { HTMLPart: LINK, TrackClicks: 'disabled' }),
+        mailjetMessage('both-on@example.com', { HTMLPart: LINK, TrackOpens: 'enabled', TrackClicks: 'account_default' }),
       ]);
 
       expect(lines).to.have.members([
@@ -69,8 +70,8 @@ describe('Mailjet simulator: Send API options', () => {
       const simulator = await startSimulator({ callbackUrl: receiver.url, accountTracking: { opens: false, clicks: false } });
 
       const lines = await eventLines(simulator, receiver, [
-        message('default@example.com', { HTMLPart: LINK }),
-        message('forced@example.com', { HTMLPart: LINK, TrackOpens: 'enabled', TrackClicks: 'enabled' }),
+        mailjetMessage('default@example.com', { HTMLPart: LINK }),
+        mailjetMessage('forced@example.com', { HTMLPart: LINK, TrackOpens: 'enabled', TrackClicks: 'enabled' }),
       ]);
 
       expect(lines).to.have.members(['sent default@example.com', 'sent forced@example.com', 'open forced@example.com', 'click forced@example.com']);
@@ -80,7 +81,7 @@ describe('Mailjet simulator: Send API options', () => {
       const simulator = await startSimulator();
 
       const answer = await send(simulator, {
-        Messages: [message('a@example.com', { TrackOpens: 'yes' }), message('b@example.com', { TrackClicks: true }), message('c@example.com')],
+        Messages: [mailjetMessage('a@example.com', { TrackOpens: 'yes' }), mailjetMessage('b@example.com', { TrackClicks: true }), mailjetMessage('c@example.com')],
       });
 
       expect(answer.status).to.equal(400);
@@ -95,8 +96,8 @@ describe('Mailjet simulator: Send API options', () => {
       const simulator = await startSimulator({ callbackUrl: receiver.url });
       const spring = { CustomCampaign: 'spring', CustomID: 'job-1', EventPayload: '{"order":7}' };
 
-      await send(simulator, { Messages: [message('a@example.com', spring), message('b@example.com', { CustomCampaign: 'autumn' })] });
-      await send(simulator, { Messages: [message('c@example.com', { ...spring, CustomID: 'job-2' }), message('d@example.com')] });
+      await send(simulator, { Messages: [mailjetMessage('a@example.com', spring), mailjetMessage('b@example.com', { CustomCampaign: 'autumn' })] });
+      await send(simulator, { Messages: [mailjetMessage('c@example.com', { ...spring, CustomID: 'job-2' }), mailjetMessage('d@example.com')] });
       await simulator.flushEvents();
 
       const events = eventsOf(receiver.deliveries);
@@ -119,9 +120,9 @@ describe('Mailjet simulator: Send API options', () => {
       const simulator = await startSimulator({ callbackUrl: receiver.url });
       const dedupe = { CustomCampaign: 'welcome', DeduplicateCampaign: true };
 
-      await eventLines(simulator, receiver, [message('a@example.com', { CustomCampaign: 'welcome' })]);
+      await eventLines(simulator, receiver, [mailjetMessage('a@example.com', { CustomCampaign: 'welcome' })]);
       const answer = await send(simulator, {
-        Messages: [message('A@example.com', { ...dedupe, Cc: [{ Email: 'new@example.com' }] }), message('a@example.com', { CustomCampaign: 'other', DeduplicateCampaign: true })],
+        Messages: [mailjetMessage('A@example.com', { ...dedupe, Cc: [{ Email: 'new@example.com' }] }), mailjetMessage('a@example.com', { CustomCampaign: 'other', DeduplicateCampaign: true })],
       });
       await simulator.flushEvents();
 
@@ -141,7 +142,7 @@ describe('Mailjet simulator: Send API options', () => {
     it('when DeduplicateCampaign is true without a CustomCampaign, then send-0012', async () => {
       const simulator = await startSimulator();
 
-      const answer = await send(simulator, { Messages: [message('a@example.com', { DeduplicateCampaign: true })] });
+      const answer = await send(simulator, { Messages: [mailjetMessage('a@example.com', { DeduplicateCampaign: true })] });
 
       expect(outcomes(answer)).to.deep.equal(['send-0012 CustomCampaign,DeduplicateCampaign']);
     });
@@ -153,9 +154,9 @@ describe('Mailjet simulator: Send API options', () => {
       const simulator = await startSimulator({ callbackUrl: receiver.url });
 
       await eventLines(simulator, receiver, [
-        message('a@example.com', { HTMLPart: '<a href="https://example.com/p?id=1#top">x</a>', URLTags: 'utm_source=mail&utm_campaign=spring' }),
+        mailjetMessage('a@example.com', { HTMLPart: '<a href="https://example.com/p?id=1#top">x</a>', URLTags: 'utm_source=mail&utm_campaign=spring' }),
       ]);
-      const tooLong = await send(simulator, { Messages: [message('b@example.com', { URLTags: 'x'.repeat(257) })] });
+      const tooLong = await send(simulator, { Messages: [mailjetMessage('b@example.com', { URLTags: 'x'.repeat(257) })] });
 
       expect(simulator.messages[0]?.clickUrl).to.equal('https://example.com/p?id=1&utm_source=mail&utm_campaign=spring#top');
       expect(outcomes(tooLong)).to.deep.equal(['mj-0006 URLTags']);
@@ -165,7 +166,7 @@ describe('Mailjet simulator: Send API options', () => {
       const simulator = await startSimulator({ monitoringCategories: ['billing'] });
 
       const answer = await send(simulator, {
-        Messages: [message('a@example.com', { MonitoringCategory: 'billing' }), message('b@example.com', { MonitoringCategory: 'nope' })],
+        Messages: [mailjetMessage('a@example.com', { MonitoringCategory: 'billing' }), mailjetMessage('b@example.com', { MonitoringCategory: 'nope' })],
       });
 
       expect(outcomes(answer)).to.deep.equal(['success', 'send-0013 MonitoringCategory']);
@@ -177,10 +178,10 @@ describe('Mailjet simulator: Send API options', () => {
 
       const answer = await send(simulator, {
         Messages: [
-          message('a@example.com', { Priority: 3 }),
-          message('b@example.com', { Priority: 4 }),
-          message('c@example.com', { Priority: 1.5 }),
-          message('d@example.com', { Priority: '2' }),
+          mailjetMessage('a@example.com', { Priority: 3 }),
+          mailjetMessage('b@example.com', { Priority: 4 }),
+          mailjetMessage('c@example.com', { Priority: 1.5 }),
+          mailjetMessage('d@example.com', { Priority: '2' }),
         ],
       });
 
@@ -191,7 +192,7 @@ describe('Mailjet simulator: Send API options', () => {
 
   describe('TemplateLanguage errors', () => {
     const templated = (to: string, extra: Record<string, unknown> = {}): Record<string, unknown> =>
-      message(to, { TemplateLanguage: true, TextPart: 'Hello {{var:name}}, see {{var:city:"Paris"}}', ...extra });
+      mailjetMessage(to, { TemplateLanguage: true, TextPart: 'Hello {{var:name}}, see {{var:city:"Paris"}}', ...extra });
 
     it('when a {{var:…}} without default is not in Variables, then the recipient is blocked unless TemplateErrorDeliver', async () => {
       const receiver = await startReceiver();
@@ -222,9 +223,9 @@ describe('Mailjet simulator: Send API options', () => {
 
       const answer = await send(simulator, {
         Messages: [
-          message('a@example.com', { TemplateErrorDeliver: true }),
-          message('b@example.com', { TemplateLanguage: false, TemplateErrorReporting: { Email: 'dev@example.com' } }),
-          message('c@example.com', { TemplateLanguage: true, TemplateErrorReporting: { Email: 'not-an-address' } }),
+          mailjetMessage('a@example.com', { TemplateErrorDeliver: true }),
+          mailjetMessage('b@example.com', { TemplateLanguage: false, TemplateErrorReporting: { Email: 'dev@example.com' } }),
+          mailjetMessage('c@example.com', { TemplateLanguage: true, TemplateErrorReporting: { Email: 'not-an-address' } }),
         ],
       });
 
@@ -242,10 +243,10 @@ describe('Mailjet simulator: Send API options', () => {
       const simulator = await startSimulator({ callbackUrl: receiver.url });
       const campaign = { CustomCampaign: 'launch', DeduplicateCampaign: true };
 
-      const sandboxed = await send(simulator, { SandboxMode: true, Messages: [message('a@example.com', campaign), message('b@example.com', { Priority: 9 })] });
+      const sandboxed = await send(simulator, { SandboxMode: true, Messages: [mailjetMessage('a@example.com', campaign), mailjetMessage('b@example.com', { Priority: 9 })] });
       await simulator.flushEvents();
       const deliveredBefore = receiver.deliveries.length;
-      const lines = await eventLines(simulator, receiver, [message('a@example.com', campaign)]);
+      const lines = await eventLines(simulator, receiver, [mailjetMessage('a@example.com', campaign)]);
 
       expect(sandboxed.status).to.equal(400);
       expect(outcomes(sandboxed)).to.deep.equal(['success', 'mj-0005 Priority']);
@@ -257,7 +258,7 @@ describe('Mailjet simulator: Send API options', () => {
     it('when SandboxMode is not a boolean, then a global mj-0004 and nothing is sent', async () => {
       const simulator = await startSimulator();
 
-      const answer = await send(simulator, { SandboxMode: 'true', Messages: [message('a@example.com')] });
+      const answer = await send(simulator, { SandboxMode: 'true', Messages: [mailjetMessage('a@example.com')] });
 
       expect(answer.status).to.equal(400);
       expect(JSON.parse(answer.text)).to.include({ ErrorCode: 'mj-0004', StatusCode: 400 });
@@ -273,8 +274,8 @@ describe('Mailjet simulator: send errors', () => {
     const simulator = await startSimulator();
     const from = { Email: 'unauthorized@example.com' };
 
-    const answer = await send(simulator, { Messages: [message('a@example.com'), message('b@example.com', { From: from })] });
-    const mixed = await send(simulator, { Messages: [message('c@example.com', { From: from }), message('not-an-address')] });
+    const answer = await send(simulator, { Messages: [mailjetMessage('a@example.com'), mailjetMessage('b@example.com', { From: from })] });
+    const mixed = await send(simulator, { Messages: [mailjetMessage('c@example.com', { From: from }), mailjetMessage('not-an-address')] });
 
     expect(answer.status).to.equal(403);
     expect(outcomes(answer)).to.deep.equal(['success', 'send-0008 From']);
@@ -291,7 +292,7 @@ describe('Mailjet simulator: send errors', () => {
 
   it('when messageErrorCode is set, then a message matching messageErrorPattern fails with that code and its status', async () => {
     const simulator = await startSimulator();
-    const body = { Messages: [message('ok@example.com'), message('fail@example.com', { Bcc: [{ Email: 'fail-too@example.com' }] })] };
+    const body = { Messages: [mailjetMessage('ok@example.com'), mailjetMessage('fail@example.com', { Bcc: [{ Email: 'fail-too@example.com' }] })] };
     const expected = {
       'mj-0005': [400, 'mj-0005 TrackOpens'],
       'mj-0006': [400, 'mj-0006 Subject'],
@@ -319,11 +320,11 @@ describe('Mailjet simulator: send errors', () => {
 
     const answer = await send(simulator, {
       Messages: [
-        message('a@example.com', { Cc: [{ Email: '' }] }),
-        message('b@example.com', { Attachments: [attachment, { ...attachment, Filename: '' }] }),
-        message('c@example.com', { InlinedAttachments: [{ ContentType: '', Filename: 'logo.png', Base64Content: '' }] }),
-        message('d@example.com', { Attachments: [{ ContentType: 'text/plain', Base64Content: 1 }] }),
-        message('e@example.com', { Attachments: [attachment] }),
+        mailjetMessage('a@example.com', { Cc: [{ Email: '' }] }),
+        mailjetMessage('b@example.com', { Attachments: [attachment, { ...attachment, Filename: '' }] }),
+        mailjetMessage('c@example.com', { InlinedAttachments: [{ ContentType: '', Filename: 'logo.png', Base64Content: '' }] }),
+        mailjetMessage('d@example.com', { Attachments: [{ ContentType: 'text/plain', Base64Content: 1 }] }),
+        mailjetMessage('e@example.com', { Attachments: [attachment] }),
       ],
     });
 
@@ -340,8 +341,8 @@ describe('Mailjet simulator: send errors', () => {
     const simulator = await startSimulator();
     simulator.faults.set({ maxBodyBytes: 2000 });
 
-    const small = await send(simulator, { Messages: [message('a@example.com', { CustomID: 'small' })] });
-    const big = await send(simulator, { Messages: [message('b@example.com', { CustomID: 'big', TextPart: 'x'.repeat(2000) })] });
+    const small = await send(simulator, { Messages: [mailjetMessage('a@example.com', { CustomID: 'small' })] });
+    const big = await send(simulator, { Messages: [mailjetMessage('b@example.com', { CustomID: 'big', TextPart: 'x'.repeat(2000) })] });
 
     expect(small.status).to.equal(200);
     expect(big.status).to.equal(413);
