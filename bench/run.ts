@@ -1,5 +1,5 @@
 // `npm run bench`: measures jetpost beside its references in one run (see bench/plan.ts for the
-// scenarios and sizes, README "Benchmarks" for how to read the table). Every system runs as its
+// scenarios and sizes, docs/benchmarks.md for how to read the table). Every system runs as its
 // own process against one PostgreSQL and one Mailjet double; the table goes to stdout and to
 // bench/results/<time>.md and .json (git-ignored), and to bench/results/latest.md with
 // BENCH_RECORD=1 (npm run bench:record). Exits 1 when a scenario failed to run; a missed target is

@@ -10,7 +10,7 @@ export function signPayload(secret: string, body: string, timestamp: number): st
   return `t=${timestamp},v1=${digest}`;
 }
 
-/** What a receiving app does (the README's snippet does the same): true when the body is authentic and fresh. */
+/** What a receiving app does (the snippet in docs/webhooks.md does the same): true when the body is authentic and fresh. */
 export function verifySignature(secret: string, body: string, header: string, nowSeconds: number, toleranceSeconds = 300): boolean {
   const parts = Object.fromEntries(header.split(',').map((part) => part.trim().split('=', 2) as [string, string]));
   const timestamp = Number(parts['t']);

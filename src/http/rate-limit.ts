@@ -83,7 +83,7 @@ export function limitRequests({ perMinute, store = new MemoryStore(), keyOf, wha
     store,
     // When the database is away the route itself answers 503; the limiter must not turn that into a 500.
     passOnStoreError: true,
-    // The proxy set-up is TRUST_PROXY's business (README); no console warnings from the library.
+    // The proxy set-up is TRUST_PROXY's business (docs/security.md); no console warnings from the library.
     validate: { xForwardedForHeader: false },
     keyGenerator: keyOf,
     logger: {

@@ -1,5 +1,5 @@
 // Status changes delivered to an app's webhook: signed, retried until the receiver takes them, and
-// verifiable with the README's snippet exactly as written there.
+// verifiable with the snippet in docs/webhooks.md exactly as written there.
 import fs from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -12,15 +12,15 @@ import { expect } from 'chai';
 import { isolateNetwork, mockMailjetSend, restoreNetwork } from '../support/mailjet-nock.js';
 import { ADMIN_KEY, eventually, startTestService, type TestService } from '../support/service.js';
 
-const README = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'README.md');
+const README = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'docs', 'webhooks.md');
 
 type Verify = (secret: string, rawBody: string, header: string, toleranceSeconds?: number) => boolean;
 
-/** The README's verification snippet, run as written there. */
+/** The verification snippet in docs/webhooks.md, run as written there. */
 async function readmeSnippet(): Promise<Verify> {
   const readme = await fs.readFile(README, 'utf8');
   const match = /<!-- webhook-verify-snippet[^>]*-->\s*```js\n([\s\S]*?)```/.exec(readme);
-  expect(match, 'the README has the verification snippet').to.not.equal(null);
+  expect(match, 'docs/webhooks.md has the verification snippet').to.not.equal(null);
   const file = path.join(await fs.mkdtemp(path.join(os.tmpdir(), 'jetpost-snippet-')), 'verify.mjs');
   await fs.writeFile(file, match![1]!);
   return ((await import(pathToFileURL(file).href)) as { verifyJetpostSignature: Verify }).verifyJetpostSignature;
@@ -122,7 +122,7 @@ describe('webhooks', () => {
     expect(list.deliveries.reduce((sum, d) => sum + d.attempts, 0)).to.equal(8);
   });
 
-  it('when a body or secret is tampered with or the signature is old, then the README snippet refuses it', async () => {
+  it('when a body or secret is tampered with or the signature is old, then the docs/webhooks.md snippet refuses it', async () => {
     const verify = await readmeSnippet();
     const { signPayload } = await import('../../src/domain/webhook-signature.js');
     const body = '{"id":"1","type":"opened"}';
