@@ -17,7 +17,7 @@ import type { Bus } from '../bus.js';
 import { coerceError } from '../domain/errors.js';
 import type { ClaimedJob } from '../domain/job.js';
 import { classifySendResponse, type FoundMessage, type SendResponse } from '../domain/mailjet-outcome.js';
-import { customIdForJob, type MailjetSendBody } from '../domain/mailjet-payload.js';
+import { customIdForJob, type MailjetSendBody, toSendBody } from '../domain/mailjet-payload.js';
 import { type RecipientRow, recipientsByJob } from '../domain/recipient.js';
 import { type Backoff, backoffMs, type RetryPolicy } from '../domain/retry-policy.js';
 import { decideSendResults, type SendResult } from '../domain/send-decision.js';
@@ -146,7 +146,7 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
         // The rest is released unsent later, still marked outcome unknown.
         break;
       }
-      const found = await deps.lookup(customIdForJob(job.id));
+      const found = await deps.lookup(customIdForJob(job.id, job.customId));
       const result = lookUpResult(job, batch.recipientsByJob.get(job.id) ?? [], found, context);
       if (result) {
         results.push(result);
@@ -179,7 +179,7 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
 
   async function sendCall(batch: Batch, call: PlannedCall, turn: TurnContext): Promise<void> {
     const started = now().getTime();
-    const response = await deps.send({ Messages: call.messages });
+    const response = await deps.send(toSendBody(call.messages, call.sandbox));
     const outcome = classifySendResponse(response, call.messages.length, now());
     let unauthorizedRetryAt = now();
     if (outcome.kind === 'transient' && outcome.rateLimited) {
@@ -235,7 +235,7 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
       }
       const held = new Set(await deps.extendLeases(stillToSend));
       const indexes = call.jobs.flatMap((job, index) => (held.has(job.id) ? [index] : []));
-      const sendable = { jobs: indexes.map((index) => call.jobs[index]!), messages: indexes.map((index) => call.messages[index]!) };
+      const sendable = { jobs: indexes.map((index) => call.jobs[index]!), messages: indexes.map((index) => call.messages[index]!), sandbox: call.sandbox };
       if (sendable.jobs.length === 0) {
         return sendable;
       }
