@@ -1,4 +1,5 @@
-// JSON log lines through winston. Every line passes through `redact`, so API keys, secrets,
+// Log lines through winston: JSON for machines, or readable `time level message key=value` lines
+// for a person at a terminal. Every line passes through `redact` first, so API keys, secrets,
 // basic-auth credentials and message bodies cannot reach the output even when a caller slips.
 import winston from 'winston';
 
@@ -51,18 +52,50 @@ const redact = winston.format((info) => {
   return info;
 });
 
+export type LogFormat = 'json' | 'pretty';
+
+/** LOG_FORMAT=auto: readable lines for a person at a terminal, JSON for whatever reads a pipe or a file. */
+export function resolveLogFormat(setting: LogFormat | 'auto', isTTY: boolean | undefined): LogFormat {
+  return setting === 'auto' ? (isTTY ? 'pretty' : 'json') : setting;
+}
+
+/** A field value as it reads after `key=`: bare when it is one plain word, else quoted JSON. */
+function prettyValue(value: unknown): string {
+  if (typeof value === 'string') {
+    return /^[^\s"'=\\]+$/.test(value) ? value : JSON.stringify(value);
+  }
+  if (value instanceof Error || (value !== null && typeof value === 'object' && 'message' in value && 'stack' in value)) {
+    return JSON.stringify((value as { message: unknown }).message);
+  }
+  return typeof value === 'object' && value !== null ? JSON.stringify(value) : String(value);
+}
+
+/** `12:03:04.567Z info  message key=value …`, with an error's stack on the lines below. */
+const pretty = winston.format.printf((info) => {
+  const { level, message, timestamp, ...fields } = info as Record<string, unknown>;
+  const time = typeof timestamp === 'string' ? timestamp.slice(timestamp.indexOf('T') + 1) : '';
+  const pairs = Object.entries(fields).map(([field, value]) => `${field}=${prettyValue(value)}`);
+  const stacks = Object.values(fields)
+    .map((value) => (value !== null && typeof value === 'object' && typeof (value as { stack?: unknown }).stack === 'string' ? (value as { stack: string }).stack : undefined))
+    .filter((stack): stack is string => stack !== undefined)
+    .map((stack) => `\n    ${stack.split('\n').join('\n    ')}`);
+  return [time, String(level).padEnd(5), String(message), ...pairs].filter((part) => part !== '').join(' ') + stacks.join('');
+});
+
 export interface LoggerOptions {
   level: string;
+  /** `json` (the default) or `pretty`: see resolveLogFormat. */
+  format?: LogFormat;
   /** Extra destination (tests capture the output to prove nothing secret is written). */
   stream?: NodeJS.WritableStream;
   silent?: boolean;
 }
 
-export function createLogger({ level, stream, silent }: LoggerOptions): Logger {
+export function createLogger({ level, format = 'json', stream, silent }: LoggerOptions): Logger {
   return winston.createLogger({
     level,
     silent,
-    format: winston.format.combine(winston.format.timestamp(), redact(), winston.format.json()),
+    format: winston.format.combine(winston.format.timestamp(), redact(), format === 'pretty' ? pretty : winston.format.json()),
     transports: [stream ? new winston.transports.Stream({ stream }) : new winston.transports.Console()],
   });
 }
