@@ -241,6 +241,12 @@ describe('the commands of the README and the docs, run as written', function () 
     // The receiver got a signed delivery of the second message's changes.
     const received = run!.backgroundOutput(0);
     expect(received).to.match(/"job_id":"2"/);
+    // The curl of the start-up banner runs when pasted as printed (port and all: it names the real one).
+    const tryIt = /Try it \(paste into another terminal\):\n\n(.+)\n/.exec(run!.jetpostOutput())?.[1];
+    expect(tryIt, run!.jetpostOutput()).to.be.a('string');
+    const pasted = await bash(tryIt!, run!.dir, run!.env());
+    expect(pasted.code, pasted.output).to.equal(0);
+    expect(pasted.output).to.include('"status":"queued"');
     // Dev mode writes its keys and the events password where the README says, readable by the owner only.
     for (const file of ['dev-api-key', 'dev-admin-key', 'dev-events-password']) {
       const stat = await fs.stat(path.join(run!.dir, 'data', file));
