@@ -70,32 +70,51 @@ function prettyValue(value: unknown): string {
   return typeof value === 'object' && value !== null ? JSON.stringify(value) : String(value);
 }
 
-/** `12:03:04.567Z info  message key=value …`, with an error's stack on the lines below. */
-const pretty = winston.format.printf((info) => {
-  const { level, message, timestamp, ...fields } = info as Record<string, unknown>;
-  const time = typeof timestamp === 'string' ? timestamp.slice(timestamp.indexOf('T') + 1) : '';
-  const pairs = Object.entries(fields).map(([field, value]) => `${field}=${prettyValue(value)}`);
-  const stacks = Object.values(fields)
-    .map((value) => (value !== null && typeof value === 'object' && typeof (value as { stack?: unknown }).stack === 'string' ? (value as { stack: string }).stack : undefined))
-    .filter((stack): stack is string => stack !== undefined)
-    .map((stack) => `\n    ${stack.split('\n').join('\n    ')}`);
-  return [time, String(level).padEnd(5), String(message), ...pairs].filter((part) => part !== '').join(' ') + stacks.join('');
-});
+const ANSI = { dim: '\u001b[2m', reset: '\u001b[0m' } as const;
+const LEVEL_COLOURS: Record<string, string> = { error: '\u001b[31m', warn: '\u001b[33m', info: '\u001b[32m' };
+
+/**
+ * `12:03:04.567Z info  message key=value …`, with an error's stack on the lines below. On a
+ * terminal (`colour`), the level is coloured and the fields dimmed, so the message stands out.
+ */
+function prettyFormat(colour: boolean) {
+  const paint = (code: string | undefined, text: string) => (colour && code ? `${code}${text}${ANSI.reset}` : text);
+  return winston.format.printf((info) => {
+    const { level, message, timestamp, ...fields } = info as Record<string, unknown>;
+    const time = typeof timestamp === 'string' ? timestamp.slice(timestamp.indexOf('T') + 1) : '';
+    const pairs = Object.entries(fields).map(([field, value]) => `${field}=${prettyValue(value)}`);
+    const stacks = Object.values(fields)
+      .map((value) => (value !== null && typeof value === 'object' && typeof (value as { stack?: unknown }).stack === 'string' ? (value as { stack: string }).stack : undefined))
+      .filter((stack): stack is string => stack !== undefined)
+      .map((stack) => `\n    ${stack.split('\n').join('\n    ')}`);
+    const head = [time, paint(LEVEL_COLOURS[String(level)], String(level).padEnd(5)), String(message)].filter((part) => part !== '').join(' ');
+    return `${head}${pairs.length > 0 ? ` ${paint(ANSI.dim, pairs.join(' '))}` : ''}${stacks.join('')}`;
+  });
+}
+
+/** The service's own logger, on stdout: LOG_FORMAT decides, `auto` by whether stdout is a terminal. */
+export function createStdoutLogger(level: string, setting: LogFormat | 'auto'): Logger {
+  const terminal = process.stdout.isTTY === true;
+  const format = resolveLogFormat(setting, terminal);
+  return createLogger({ level, format, colour: format === 'pretty' && terminal });
+}
 
 export interface LoggerOptions {
   level: string;
   /** `json` (the default) or `pretty`: see resolveLogFormat. */
   format?: LogFormat;
+  /** Pretty lines for a terminal: ANSI colours. */
+  colour?: boolean;
   /** Extra destination (tests capture the output to prove nothing secret is written). */
   stream?: NodeJS.WritableStream;
   silent?: boolean;
 }
 
-export function createLogger({ level, format = 'json', stream, silent }: LoggerOptions): Logger {
+export function createLogger({ level, format = 'json', colour = false, stream, silent }: LoggerOptions): Logger {
   return winston.createLogger({
     level,
     silent,
-    format: winston.format.combine(winston.format.timestamp(), redact(), format === 'pretty' ? pretty : winston.format.json()),
+    format: winston.format.combine(winston.format.timestamp(), redact(), format === 'pretty' ? prettyFormat(colour) : winston.format.json()),
     transports: [stream ? new winston.transports.Stream({ stream }) : new winston.transports.Console()],
   });
 }

@@ -16,7 +16,7 @@ import { StartupError } from './domain/errors.js';
 import { parseTargetPolicy } from './domain/target-policy.js';
 import { finishedWithin } from './finished-within.js';
 import { createApp, routeTable } from './http/app.js';
-import { createLogger, type Logger, resolveLogFormat } from './log.js';
+import { createStdoutLogger, type Logger } from './log.js';
 import { createMailjetClient, MAILJET_DEFAULT_BASE_URL } from './mailjet/client.js';
 import { createMetrics } from './metrics.js';
 import { OPENAPI_PATH } from './paths.js';
@@ -67,7 +67,7 @@ export interface StartOptions {
 }
 
 export async function startJetpost(config: Config, options: StartOptions = {}): Promise<Jetpost> {
-  const log = options.log ?? createLogger({ level: config.logLevel, format: resolveLogFormat(config.logFormat, process.stdout.isTTY) });
+  const log = options.log ?? createStdoutLogger(config.logLevel, config.logFormat);
   const cleanups: Array<() => Promise<void>> = [];
   const stopAll = async () => {
     for (const cleanup of cleanups.splice(0).reverse()) {
@@ -234,8 +234,12 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
     const dev = await ensureDevApiKey(pool, config.dataDir);
     devApiKey = dev.key;
     const adminKeyAt = config.adminApiKey === undefined ? `is in ${path.join(config.dataDir, 'dev-admin-key')}` : 'is ADMIN_API_KEY';
+    const passwordAt = config.events.credentials === undefined ? `is in ${path.join(config.dataDir, DEV_EVENTS_PASSWORD_FILE)}` : 'is EVENTS_PASSWORD';
     tryIt = tryItCommand(url, path.relative(process.cwd(), dev.file) || dev.file);
-    log.info(`dev mode: the API key of app "dev" is in ${dev.file}; the admin key ${adminKeyAt}`, { component: 'main' });
+    log.info(
+      `dev mode: the API key of app "dev" is in ${path.join(config.dataDir, 'dev-api-key')}; the admin key ${adminKeyAt}; the callback password (user ${eventsCredentials!.username}) ${passwordAt}`,
+      { component: 'main' },
+    );
   }
   const mail = simulator
     ? `mail goes to the built-in Mailjet simulator at ${mailjetBaseUrl} (no email leaves this machine)`

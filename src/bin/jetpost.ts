@@ -5,7 +5,7 @@
 // a second signal: on a terminal's Ctrl-C, `npm start` relays the SIGINT its child already got.
 import { ConfigError, loadConfig } from '../config.js';
 import { StartupError } from '../domain/errors.js';
-import { createLogger, resolveLogFormat } from '../log.js';
+import { createStdoutLogger } from '../log.js';
 import { type Jetpost, startJetpost } from '../main.js';
 
 const REPEAT_WINDOW_MS = 2_000;
@@ -22,7 +22,7 @@ async function run(): Promise<void> {
     }
     throw error;
   }
-  const log = createLogger({ level: config.logLevel, format: resolveLogFormat(config.logFormat, process.stdout.isTTY) });
+  const log = createStdoutLogger(config.logLevel, config.logFormat);
   const deadlineMs = config.consumers.shutdownTimeoutMs;
   let jetpost: Jetpost | undefined = undefined;
   let signalledAt: number | undefined;

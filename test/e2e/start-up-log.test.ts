@@ -57,7 +57,7 @@ describe('the start-up log', () => {
     const dataDir = service.config.dataDir;
 
     const dev = lines.find((line) => line.message.startsWith('dev mode:'));
-    expect(dev?.message).to.equal(`dev mode: the API key of app "dev" is in ${path.resolve(dataDir, 'dev-api-key')}; the admin key is ADMIN_API_KEY`);
+    expect(dev?.message).to.equal(`dev mode: the API key of app "dev" is in ${path.join(dataDir, 'dev-api-key')}; the admin key is ADMIN_API_KEY; the callback password (user mailjet) is EVENTS_PASSWORD`);
     expect(await fs.readdir(dataDir)).to.include('dev-api-key').and.not.to.include('dev-admin-key');
   });
 
@@ -70,8 +70,9 @@ describe('the start-up log', () => {
   });
 
   it('when dev mode runs without EVENTS_PASSWORD, then it keeps the callback password in a file only its owner reads, which the callbacks use', async () => {
-    const { service } = await start({ mailjet: 'simulator', env: { DEV_MODE: 'true', EVENTS_USERNAME: '', EVENTS_PASSWORD: '' } });
+    const { service, lines } = await start({ mailjet: 'simulator', env: { DEV_MODE: 'true', EVENTS_USERNAME: '', EVENTS_PASSWORD: '' } });
     const file = path.join(service.config.dataDir, 'dev-events-password');
+    expect(lines.find((line) => line.message.startsWith('dev mode:'))?.message).to.include(`the callback password (user mailjet) is in ${file}`);
     const password = (await fs.readFile(file, 'utf8')).trim();
     const withFile = await service.postEvents([], { user: 'mailjet', password });
     const withOther = await service.postEvents([], { user: 'mailjet', password: 'not-the-password-0123' });

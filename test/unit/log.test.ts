@@ -1,6 +1,8 @@
+import { Writable } from 'node:stream';
+
 import { expect } from 'chai';
 
-import { redactText, resolveLogFormat } from '../../src/log.js';
+import { createLogger, redactText, resolveLogFormat } from '../../src/log.js';
 import { capturingLogger } from '../support/log.js';
 
 const JETPOST_KEY = `jp_abcdefghijkl_${'A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8S9t0-_x'}`;
@@ -149,7 +151,7 @@ describe('readable log lines (LOG_FORMAT=pretty)', () => {
     log.info('POST /queue 202', { component: 'http', status: 202, ms: 12.5, app: 'billing', note: 'two words', nested: { a: 1 } });
 
     const [line] = lines();
-    expect(line).to.match(/^\d{2}:\d{2}:\d{2}\.\d{3}Z info  POST \/queue 202 component=http status=202 ms=12\.5 app=billing note="two words" nested=\{"a":1\}$/);
+    expect(line).to.match(/^\d{2}:\d{2}:\d{2}\.\d{3}Z info {2}POST \/queue 202 component=http status=202 ms=12\.5 app=billing note="two words" nested=\{"a":1\}$/);
   });
 
   it('when secrets are logged, then the readable line redacts them as the JSON one does', () => {
@@ -166,7 +168,7 @@ describe('readable log lines (LOG_FORMAT=pretty)', () => {
     log.error('send failed', { error: new Error('connection refused') });
 
     const text = lines().join('\n');
-    expect(text).to.match(/error send failed error="connection refused"\n    Error: connection refused\n    +at /);
+    expect(text).to.match(/error send failed error="connection refused"\n {4}Error: connection refused\n {3} +at /);
   });
 
   it('when LOG_FORMAT is auto, then a terminal gets readable lines and a pipe JSON; json and pretty are kept as asked', () => {
@@ -175,5 +177,21 @@ describe('readable log lines (LOG_FORMAT=pretty)', () => {
     expect(resolveLogFormat('auto', undefined)).to.equal('json');
     expect(resolveLogFormat('json', true)).to.equal('json');
     expect(resolveLogFormat('pretty', false)).to.equal('pretty');
+  });
+
+  it('when colour is asked (a terminal), then the level is coloured and the fields dimmed; never without it', () => {
+    const chunks: string[] = [];
+    const stream = new Writable({
+      write(chunk: Buffer, _encoding, callback) {
+        chunks.push(chunk.toString('utf8'));
+        callback();
+      },
+    });
+    createLogger({ level: 'info', format: 'pretty', colour: true, stream }).warn('slow', { ms: 9 });
+    const { log, lines } = capturingLogger('info', 'pretty');
+    log.warn('slow', { ms: 9 });
+
+    expect(chunks.join('')).to.include('\u001b[33mwarn \u001b[0m slow \u001b[2mms=9\u001b[0m');
+    expect(lines().join('')).not.to.include('\u001b[');
   });
 });
