@@ -4,6 +4,7 @@
 // background, `# →`) are described in support/doc-blocks.ts. Each document's ports become free ones,
 // so that a busy machine's 3000 does not matter; every budget is for a loaded machine, not a speed goal.
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import { connect } from 'node:net';
 import os from 'node:os';
@@ -272,9 +273,25 @@ describe('the commands of the README and the docs, run as written', function () 
     expect(run!.backgroundOutput(0)).not.to.include('event callback failed');
   });
 
-  it('docs/api.md: the attachment example', async () => {
-    const blocks = await run!.runBlocks('docs/api.md');
+  // Every other document: its runnable blocks run; a document with none must say so by marking them norun.
+  const documents = readdirSync(path.join(ROOT, 'docs'))
+    .filter((name) => name.endsWith('.md') && name !== 'simulator.md')
+    .map((name) => `docs/${name}`);
+  for (const doc of documents) {
+    const blocks = shellBlocks(readFileSync(path.join(ROOT, doc), 'utf8'));
+    if (blocks.every((block) => block.mode === 'norun')) {
+      continue;
+    }
+    it(`${doc}: its sh blocks`, async () => {
+      await run!.runBlocks(doc);
+    });
+  }
 
-    expect(blocks.filter((block) => block.mode === 'run').length).to.be.at.least(1);
+  it('every shell block of the README and docs/ is marked sh, sh norun or sh background', () => {
+    for (const doc of ['README.md', 'ARCHITECTURE.md', ...readdirSync(path.join(ROOT, 'docs')).map((name) => `docs/${name}`)]) {
+      const text = readFileSync(path.join(ROOT, doc), 'utf8');
+      expect(() => shellBlocks(text), doc).not.to.throw();
+      expect(text, `${doc}: use sh for shell blocks, so that they are run or marked norun`).not.to.match(/^```(bash|shell|console|zsh)\b/m);
+    }
   });
 });
