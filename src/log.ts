@@ -59,15 +59,26 @@ export function resolveLogFormat(setting: LogFormat | 'auto', isTTY: boolean | u
   return setting === 'auto' ? (isTTY ? 'pretty' : 'json') : setting;
 }
 
+// eslint-disable-next-line no-control-regex -- control characters are exactly what this looks for
+const CONTROL_CHARACTER = /[\u0000-\u001f\u007f-\u009f]/g;
+
+/**
+ * Control characters written as `\uXXXX`: text in a log line can come from a caller, and on a
+ * terminal an escape sequence in it would be obeyed (move the cursor, rewrite earlier lines…).
+ */
+function visible(text: string): string {
+  return text.replace(CONTROL_CHARACTER, (character) => `\\u${character.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 /** A field value as it reads after `key=`: bare when it is one plain word, else quoted JSON. */
 function prettyValue(value: unknown): string {
   if (typeof value === 'string') {
-    return /^[^\s"'=\\]+$/.test(value) ? value : JSON.stringify(value);
+    return /^[^\s"'=\\]+$/.test(value) && visible(value) === value ? value : visible(JSON.stringify(value));
   }
   if (value instanceof Error || (value !== null && typeof value === 'object' && 'message' in value && 'stack' in value)) {
-    return JSON.stringify((value as { message: unknown }).message);
+    return visible(JSON.stringify((value as { message: unknown }).message));
   }
-  return typeof value === 'object' && value !== null ? JSON.stringify(value) : String(value);
+  return visible(typeof value === 'object' && value !== null ? JSON.stringify(value) : String(value));
 }
 
 const ANSI = { dim: '\u001b[2m', reset: '\u001b[0m' } as const;
@@ -82,12 +93,12 @@ function prettyFormat(colour: boolean) {
   return winston.format.printf((info) => {
     const { level, message, timestamp, ...fields } = info as Record<string, unknown>;
     const time = typeof timestamp === 'string' ? timestamp.slice(timestamp.indexOf('T') + 1) : '';
-    const pairs = Object.entries(fields).map(([field, value]) => `${field}=${prettyValue(value)}`);
+    const pairs = Object.entries(fields).map(([field, value]) => `${visible(field)}=${prettyValue(value)}`);
     const stacks = Object.values(fields)
       .map((value) => (value !== null && typeof value === 'object' && typeof (value as { stack?: unknown }).stack === 'string' ? (value as { stack: string }).stack : undefined))
       .filter((stack): stack is string => stack !== undefined)
-      .map((stack) => `\n    ${stack.split('\n').join('\n    ')}`);
-    const head = [time, paint(LEVEL_COLOURS[String(level)], String(level).padEnd(5)), String(message)].filter((part) => part !== '').join(' ');
+      .map((stack) => `\n    ${stack.split('\n').map(visible).join('\n    ')}`);
+    const head = [time, paint(LEVEL_COLOURS[String(level)], String(level).padEnd(5)), visible(String(message))].filter((part) => part !== '').join(' ');
     return `${head}${pairs.length > 0 ? ` ${paint(ANSI.dim, pairs.join(' '))}` : ''}${stacks.join('')}`;
   });
 }

@@ -3,7 +3,7 @@
 // its key files), in a fresh folder laid out like a checkout. The block conventions (norun,
 // background, `# →`) are described in support/doc-blocks.ts. Each document's ports become free ones,
 // so that a busy machine's 3000 does not matter; every budget is for a loaded machine, not a speed goal.
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import { connect } from 'node:net';
@@ -213,10 +213,20 @@ class DocRun {
   }
 }
 
+/** The documents' commands need bash and curl, as a newcomer's machine has them. */
+const MISSING_TOOLS = ['bash', 'curl'].filter((tool) => spawnSync(tool, ['--version'], { stdio: 'ignore' }).status !== 0);
+
 describe('the commands of the README and the docs, run as written', function () {
   this.timeout(15 * 60_000);
   let db: TestDatabase | undefined;
   let run: DocRun | undefined;
+
+  before(function () {
+    if (MISSING_TOOLS.length > 0) {
+      console.warn(`      skipped: ${MISSING_TOOLS.join(' and ')} not installed, and the README's commands use them`);
+      this.skip();
+    }
+  });
 
   beforeEach(async () => {
     db = await createTestDatabase();

@@ -194,4 +194,16 @@ describe('readable log lines (LOG_FORMAT=pretty)', () => {
     expect(chunks.join('')).to.include('\u001b[33mwarn \u001b[0m slow \u001b[2mms=9\u001b[0m');
     expect(lines().join('')).not.to.include('\u001b[');
   });
+
+  it('when logged text holds control characters (a terminal escape), then they are written as \\uXXXX, never raw', () => {
+    const { log, lines } = capturingLogger('info', 'pretty');
+    const escape = '\u001b]0;owned\u0007\u001b[2J\u009b1A';
+    log.warn(`bad input ${escape}`, { value: escape, error: new Error(`boom ${escape}`) });
+
+    const text = lines().join('\n');
+    // eslint-disable-next-line no-control-regex -- control characters are what must not be there
+    expect(text).not.to.match(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/);
+    expect(text).to.include('bad input \\u001b]0;owned\\u0007');
+    expect(text).to.include('\\u009b1A');
+  });
 });
