@@ -61,7 +61,7 @@ export interface LoggerOptions {
 export function createLogger({ level, stream, silent }: LoggerOptions): Logger {
   return winston.createLogger({
     level,
-    silent,
+    silent: silent ?? false,
     format: winston.format.combine(winston.format.timestamp(), redact(), winston.format.json()),
     transports: [stream ? new winston.transports.Stream({ stream }) : new winston.transports.Console()],
   });
