@@ -164,7 +164,7 @@ export function toMailjetMessage(job: SendableJob): MailjetMessage {
 
 /** The Send API options of a message (message.ts), each under Mailjet's name, only those given. */
 function sendOptions(content: MessageContent): Partial<MailjetMessage> {
-  const options: Partial<MailjetMessage> = {
+  const options: { [Field in keyof MailjetMessage]?: MailjetMessage[Field] | undefined } = {
     TrackOpens: content.track_opens,
     TrackClicks: content.track_clicks,
     CustomCampaign: content.campaign,
