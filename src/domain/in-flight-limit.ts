@@ -1,9 +1,10 @@
 // How many Mailjet calls one process keeps in flight. A fixed number either wastes what Mailjet
 // allows (a slow Mailjet: each call holds its slot longer) or floods it (a fast one). So the limit
 // adapts, between 1 and a configured maximum:
-// - it grows while every slot is busy and calls succeed: doubling per round of calls at first (slow
-//   start), then by one per round once a 429 has been seen (additive increase);
+// - it starts at the maximum (before the first call nothing says less is enough);
 // - it halves on a 429 or a transient failure (multiplicative decrease);
+// - it grows back by about one per round of calls while every slot is busy and calls succeed
+//   (additive increase);
 // - with a rate limit (calls per second), it never exceeds what Little's law says that rate needs:
 //   rate × the time a call holds its slot, plus one spare. More would only wait at the send gate
 //   holding leased jobs. The rate itself is enforced by the send gate, not here.
@@ -14,7 +15,7 @@ export interface InFlightLimitOptions {
   max: number;
   /** Mailjet calls per second allowed (MAILJET_RATE_LIMIT); 0 = no limit. */
   callsPerSecond: number;
-  /** The limit before any call was seen. */
+  /** The limit before any call was seen; the maximum by default. */
   initial?: number;
 }
 
@@ -40,14 +41,12 @@ export interface InFlightLimit {
 const DURATION_WEIGHT = 0.2;
 /** Slots kept above rate × duration, for the jitter of call durations. */
 const SPARE_SLOTS = 1;
-const DEFAULT_INITIAL = 4;
 
 export function createInFlightLimit(options: InFlightLimitOptions): InFlightLimit {
   const max = Math.max(1, Math.floor(options.max));
   const callsPerSecond = Math.max(0, options.callsPerSecond);
-  // The congestion window, fractional between whole steps; `threshold` ends the slow start.
-  let window = Math.min(max, Math.max(1, options.initial ?? DEFAULT_INITIAL));
-  let threshold = Infinity;
+  // Fractional between whole steps: additive increase adds 1/window per full call.
+  let window = Math.min(max, Math.max(1, options.initial ?? max));
   let duration: number | undefined;
 
   const rateCap = (): number => (callsPerSecond > 0 && duration !== undefined ? Math.ceil((callsPerSecond * duration) / 1000 - 1e-6) + SPARE_SLOTS : Infinity);
@@ -61,10 +60,9 @@ export function createInFlightLimit(options: InFlightLimitOptions): InFlightLimi
       duration = duration === undefined ? sample : duration + DURATION_WEIGHT * (sample - duration);
       if (slowDown) {
         window = Math.max(1, Math.floor(window / 2));
-        threshold = window;
       } else if (inFlight >= current()) {
         // Only a full window says more slots would be used.
-        window = Math.min(max, window < threshold ? window + 1 : window + 1 / Math.max(1, window));
+        window = Math.min(max, window + 1 / window);
       }
       // Past the rate's need there is nothing to gain: stay there, so a faster Mailjet does not leave a large window behind.
       const cap = rateCap();
