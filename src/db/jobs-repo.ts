@@ -97,29 +97,44 @@ export async function insertJobs(tx: Queryable, appId: string, jobs: readonly Jo
 }
 
 // One statement claims and leases: the inner SELECT reads the partial claim index and skips rows
-// other consumers hold, so concurrent consumers never get the same job.
+// other consumers hold, so concurrent consumers never get the same job. It takes up to $2 jobs, and
+// of those only as many as fit in $5 bytes of stored message (the first always does), so a batch of
+// large messages does not load them all into memory at once; the rest stay queued for the next claim.
 const CLAIM_JOBS = `
-  update email_send_jobs j
-  set status = 'processing',
-    locked_by = $1,
-    locked_until = now() + make_interval(secs => $3::double precision / 1000),
-    attempts = j.attempts + case when j.outcome_unknown and j.attempts >= j.max_attempts then 0 else 1 end,
-    updated_at = now()
-  from (
-    select id, attempts as attempts_before
+  with picked as (
+    select id, attempts as attempts_before, priority, run_at, pg_column_size(message) as size
     from email_send_jobs
     where status = any($4::text[])
       and run_at <= now()
     order by priority desc, run_at, id
     limit $2
     for update skip locked
-  ) as picked
+  ),
+  within_budget as (
+    select id, attempts_before
+    from (
+      select id, attempts_before,
+        sum(size) over (order by priority desc, run_at, id) - size as bytes_before
+      from picked
+    ) as sized
+    where bytes_before < $5::bigint
+  )
+  update email_send_jobs j
+  set status = 'processing',
+    locked_by = $1,
+    locked_until = now() + make_interval(secs => $3::double precision / 1000),
+    attempts = j.attempts + case when j.outcome_unknown and j.attempts >= j.max_attempts then 0 else 1 end,
+    updated_at = now()
+  from within_budget as picked
   where j.id = picked.id
   returning ${QUALIFIED_JOB_COLUMNS}, j.message,
     j.outcome_unknown and picked.attempts_before >= j.max_attempts as look_up_only`;
 
-export async function claimJobs(db: Queryable, workerId: string, limit: number, leaseMs: number): Promise<ClaimedJob[]> {
-  const rows = await query(db, CLAIM_JOBS, [workerId, limit, leaseMs, CLAIMABLE_STATUSES]);
+/** Messages of one claim, in bytes as stored: about one Mailjet call's worth (15 MB). */
+export const CLAIM_MAX_BYTES = 15 * 1024 * 1024;
+
+export async function claimJobs(db: Queryable, workerId: string, limit: number, leaseMs: number, maxBytes = CLAIM_MAX_BYTES): Promise<ClaimedJob[]> {
+  const rows = await query(db, CLAIM_JOBS, [workerId, limit, leaseMs, CLAIMABLE_STATUSES, maxBytes]);
   return rows
     .map((row) => ({ ...toJob(row), content: row['message'] as MessageContent, lookUpOnly: row['look_up_only'] === true }))
     .sort((a, b) => b.priority - a.priority || a.runAt.getTime() - b.runAt.getTime() || Number(a.id) - Number(b.id));
