@@ -26,7 +26,7 @@ import { readOrCreateSecretFile } from './secret-file.js';
 import { createAdminService } from './services/admin.js';
 import { authenticateApiKey } from './services/apps.js';
 import { ensureDevApiKey } from './services/dev-key.js';
-import { createEventIngest, receiveEvents } from './services/events.js';
+import { receiveEvents } from './services/events.js';
 import { createJobService } from './services/jobs.js';
 import { createRateLimitCounters } from './services/rate-limits.js';
 import { createReadiness } from './services/readiness.js';
@@ -157,14 +157,13 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
   });
   const adminKey = config.adminApiKey ?? (config.devMode ? await readOrCreateSecretFile(path.join(config.dataDir, 'dev-admin-key')) : undefined);
   const rateLimits = createRateLimitCounters(pool);
-  const eventIngest = createEventIngest(pool, channels);
   const app = createApp({
     jobs,
     admin: createAdminService({ pool, channels, targetPolicy }),
     rateLimits,
     adminKey,
     authenticate: (key) => authenticateApiKey(pool, key),
-    receiveEvents: (body) => receiveEvents({ pool, channels, bus, log, ingest: eventIngest }, body),
+    receiveEvents: (body) => receiveEvents({ pool, channels, bus, log }, body),
     eventsCredentials,
     limits: {
       queueBody: config.queueBodyLimit,

@@ -113,10 +113,10 @@ const INSERT_EVENTS = `
   ) m on true
   order by e.ord
   on conflict (dedupe_key) do nothing
-  returning ${EVENT_COLUMNS}, dedupe_key`;
+  returning ${EVENT_COLUMNS}`;
 
-/** Stores new events; returns only those not seen before, each with its dedupe key. */
-export async function insertEvents(tx: Queryable, events: readonly MailjetEvent[]): Promise<Array<StoredEvent & { dedupeKey: string }>> {
+/** Stores new events; returns only those not seen before. */
+export async function insertEvents(tx: Queryable, events: readonly MailjetEvent[]): Promise<StoredEvent[]> {
   if (events.length === 0) {
     return [];
   }
@@ -129,7 +129,7 @@ export async function insertEvents(tx: Queryable, events: readonly MailjetEvent[
     events.map((e) => e.email),
     events.map((e) => JSON.stringify(e.raw)),
   ]);
-  return rows.map((row) => ({ ...toStoredEvent(row), dedupeKey: String(row['dedupe_key']) }));
+  return rows.map(toStoredEvent);
 }
 
 const MATCH_EVENTS = `

@@ -14,15 +14,11 @@ interface Pending<In, Out> {
   reject: (error: unknown) => void;
 }
 
-export interface CoalescerLimit<In> {
-  /** The most weight one flush takes (it always takes at least one input). */
-  maxWeight: number;
-  /** An input's weight; 1 by default, so maxWeight counts inputs. */
-  weight?: (input: In) => number;
-}
-
-/** `flush` gets the inputs in arrival order and returns one output per input, in the same order. */
-export function createCoalescer<In, Out>(flush: (inputs: In[]) => Promise<Out[]>, { maxWeight, weight = () => 1 }: CoalescerLimit<In>): Coalescer<In, Out> {
+/**
+ * `flush` gets the inputs in arrival order and returns one output per input, in the same order.
+ * At most `maxInputs` go into one flush.
+ */
+export function createCoalescer<In, Out>(flush: (inputs: In[]) => Promise<Out[]>, maxInputs: number): Coalescer<In, Out> {
   const queue: Pending<In, Out>[] = [];
   let flushing = false;
 
@@ -45,13 +41,7 @@ export function createCoalescer<In, Out>(flush: (inputs: In[]) => Promise<Out[]>
     flushing = true;
     try {
       while (queue.length > 0) {
-        let taken = 1;
-        let total = weight(queue[0]!.input);
-        while (taken < queue.length && total + weight(queue[taken]!.input) <= maxWeight) {
-          total += weight(queue[taken]!.input);
-          taken += 1;
-        }
-        await settle(queue.splice(0, taken));
+        await settle(queue.splice(0, maxInputs));
       }
     } finally {
       flushing = false;

@@ -2,9 +2,7 @@
 // never be applied are kept aside in rejected_events, and the caller answers 200 only once all of it
 // is committed (Mailjet retries anything else, every 30 s for a day).
 //
-// The events go in in transactions of about EVENTS_PER_TRANSACTION, one after the other; in a
-// server, small callbacks that arrive while others are being stored share those transactions
-// (createEventIngest). A retried
+// The events go in in transactions of about EVENTS_PER_TRANSACTION, one after the other. A retried
 // callback finds the events of the transactions that did commit as duplicates (by dedupe key) and
 // stores the rest, and status rules that only move forward make the order of arrival irrelevant, so
 // a failure half-way through loses nothing. Bounded transactions keep the locks, the statement sizes
@@ -22,7 +20,6 @@ import { type MailjetEvent, MAX_EVENTS_PER_BODY, type ParsedEvents, parseEventBo
 import { storableText } from '../domain/storable-text.js';
 import type { Logger } from '../log.js';
 import { applyEvents } from './apply-events.js';
-import { createCoalescer } from './coalescer.js';
 
 /** What a callback's answer says happened to its elements. */
 export interface EventsReceipt {
@@ -38,8 +35,6 @@ export interface EventsDeps {
   channels: NotifyChannels;
   bus: Bus;
   log: Logger;
-  /** How valid events are stored: createEventIngest in a server; ingestEvents alone by default. */
-  ingest?: (events: readonly MailjetEvent[]) => Promise<IngestResult>;
 }
 
 /** Events per transaction, give or take the events of one message (kept together, up to the maximum). */
@@ -60,7 +55,7 @@ const BUSY_SQLSTATES = new Set([...RETRYABLE_SQLSTATES, '53200', '55P03']);
  * kept aside too, then refused with a 400: it is a damaged transmission (a retry may arrive whole)
  * or does not come from Mailjet, and acknowledging it would drop whatever events it carried.
  */
-export async function receiveEvents({ pool, channels, bus, log, ingest }: EventsDeps, text: string): Promise<EventsReceipt> {
+export async function receiveEvents({ pool, channels, bus, log }: EventsDeps, text: string): Promise<EventsReceipt> {
   const parsed = await parseInSteps(text);
   if (!parsed.ok && parsed.tooMany) {
     log.warn('refused a callback body with too many elements', { component: 'events', reason: parsed.reason, length: text.length });
@@ -85,7 +80,7 @@ export async function receiveEvents({ pool, channels, bus, log, ingest }: Events
       first: rejected.slice(0, 5).map((entry) => ({ index: entry.index, kind: entry.kind, reason: reasonOf(entry).slice(0, 200) })),
     });
   }
-  const result = await (ingest ?? ((valid: readonly MailjetEvent[]) => ingestEvents(pool, channels, valid)))(events);
+  const result = await ingestEvents(pool, channels, events);
   bus.emit('events:ingested', { received: events.length, stored: result.stored, unmatched: result.unmatched });
   return {
     received: events.length + rejected.length,
@@ -115,62 +110,18 @@ export interface IngestResult {
   unmatched: number;
 }
 
-/** The dedupe keys of the events an ingest stored, and of those of them still unmatched. */
-interface IngestedKeys {
-  stored: Set<string>;
-  unmatched: Set<string>;
-}
-
 /** Stores and applies valid events, in bounded transactions; resolves once every one is committed. */
 export async function ingestEvents(pool: Pool, channels: NotifyChannels, events: readonly MailjetEvent[]): Promise<IngestResult> {
-  const keys = await ingestKeys(pool, channels, events);
-  return { stored: keys.stored.size, unmatched: keys.unmatched.size };
-}
-
-/** Callbacks of at most this many events are stored together with others that arrive meanwhile. */
-const COALESCED_CALLBACK_EVENTS = EVENTS_PER_TRANSACTION;
-
-/**
- * ingestEvents for a server: the events of callbacks that arrive while others are being stored go
- * in together next (one transaction for several callbacks, instead of one each), each callback
- * answered for its own events. Large callbacks go on their own, as before.
- */
-export function createEventIngest(pool: Pool, channels: NotifyChannels): (events: readonly MailjetEvent[]) => Promise<IngestResult> {
-  const coalescer = createCoalescer((callbacks: Array<readonly MailjetEvent[]>) => ingestTogether(pool, channels, callbacks), {
-    maxWeight: EVENTS_PER_TRANSACTION,
-    weight: (events) => events.length,
-  });
-  return (events) => (events.length <= COALESCED_CALLBACK_EVENTS ? coalescer.run(events) : ingestEvents(pool, channels, events));
-}
-
-/** Stores several callbacks' events at once; an event in two of them counts as stored for the first. */
-async function ingestTogether(pool: Pool, channels: NotifyChannels, callbacks: ReadonlyArray<readonly MailjetEvent[]>): Promise<IngestResult[]> {
-  const keys = await ingestKeys(pool, channels, callbacks.flat());
-  const counted = new Set<string>();
-  return callbacks.map((events) => {
-    const result: IngestResult = { stored: 0, unmatched: 0 };
-    for (const { dedupeKey } of events) {
-      if (keys.stored.has(dedupeKey) && !counted.has(dedupeKey)) {
-        counted.add(dedupeKey);
-        result.stored += 1;
-        result.unmatched += keys.unmatched.has(dedupeKey) ? 1 : 0;
-      }
-    }
-    return result;
-  });
-}
-
-async function ingestKeys(pool: Pool, channels: NotifyChannels, events: readonly MailjetEvent[]): Promise<IngestedKeys> {
-  const total: IngestedKeys = { stored: new Set(), unmatched: new Set() };
+  const total: IngestResult = { stored: 0, unmatched: 0 };
   for (const chunk of transactionChunks(events)) {
     const part = await inTransaction(pool, (tx) => storeAndApply(tx, channels, chunk));
-    part.stored.forEach((key) => total.stored.add(key));
-    part.unmatched.forEach((key) => total.unmatched.add(key));
+    total.stored += part.stored;
+    total.unmatched += part.unmatched;
   }
   return total;
 }
 
-async function storeAndApply(tx: Queryable, channels: NotifyChannels, events: readonly MailjetEvent[]): Promise<IngestedKeys> {
+async function storeAndApply(tx: Queryable, channels: NotifyChannels, events: readonly MailjetEvent[]): Promise<IngestResult> {
   const stored = await insertEvents(tx, events);
   const unmatched = stored.filter((event) => event.recipientId === null);
   let matchedNow: StoredEvent[] = [];
@@ -188,10 +139,7 @@ async function storeAndApply(tx: Queryable, channels: NotifyChannels, events: re
   }
   const matchedNowIds = new Set(matchedNow.map((event) => event.id));
   await applyEvents(tx, channels, [...stored.filter((event) => event.recipientId !== null), ...matchedNow]);
-  return {
-    stored: new Set(stored.map((event) => event.dedupeKey)),
-    unmatched: new Set(unmatched.filter((event) => !matchedNowIds.has(event.id)).map((event) => event.dedupeKey)),
-  };
+  return { stored: stored.length, unmatched: unmatched.filter((event) => !matchedNowIds.has(event.id)).length };
 }
 
 /**

@@ -65,9 +65,7 @@ export interface SendingServiceDeps {
 }
 
 export function createSendingService({ pool, channels, leaseMs }: SendingServiceDeps): SendingService {
-  const recorder = createCoalescer((requests: RecordRequest[]) => recordSendResults(pool, channels, requests), {
-    maxWeight: MAX_RECORDS_PER_TRANSACTION,
-  });
+  const recorder = createCoalescer((requests: RecordRequest[]) => recordSendResults(pool, channels, requests), MAX_RECORDS_PER_TRANSACTION);
   return {
     claim: (workerId, limit) => claimJobs(pool, workerId, limit, leaseMs),
     loadRecipients: (jobIds) => findRecipients(pool, jobIds),

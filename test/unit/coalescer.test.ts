@@ -13,7 +13,7 @@ describe('coalescer', () => {
         await firstFlushHeld;
       }
       return inputs.map((input) => input * 10);
-    }, { maxWeight: 3 });
+    }, 3);
 
     const first = coalescer.run(1);
     const later = [2, 3, 4, 5].map((input) => coalescer.run(input));
@@ -38,7 +38,7 @@ describe('coalescer', () => {
         throw new Error('cannot write bad');
       }
       return inputs.map((input) => input.toUpperCase());
-    }, { maxWeight: 10 });
+    }, 10);
 
     const first = coalescer.run('a');
     const results = ['b', 'bad', 'c'].map((input) => coalescer.run(input).catch((error: Error) => error.message));
@@ -47,27 +47,5 @@ describe('coalescer', () => {
     expect(await first).to.equal('A');
     expect(await Promise.all(results)).to.deep.equal(['B', 'cannot write bad', 'C']);
     expect(flushes).to.deep.equal([['a'], ['b', 'bad', 'c'], ['b'], ['bad'], ['c']]);
-  });
-
-  it('when inputs have weights, then a flush takes inputs up to the weight limit, and a heavy one alone', async () => {
-    const flushes: number[][] = [];
-    let release!: () => void;
-    const firstFlushHeld = new Promise<void>((resolve) => (release = resolve));
-    const coalescer = createCoalescer(
-      async (inputs: number[]) => {
-        flushes.push(inputs);
-        if (flushes.length === 1) {
-          await firstFlushHeld;
-        }
-        return inputs;
-      },
-      { maxWeight: 10, weight: (input) => input },
-    );
-
-    const all = [1, 4, 5, 2, 30, 3].map((input) => coalescer.run(input));
-    release();
-    await Promise.all(all);
-
-    expect(flushes).to.deep.equal([[1], [4, 5], [2], [30], [3]]);
   });
 });
