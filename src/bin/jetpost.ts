@@ -3,9 +3,11 @@
 // The stop is bounded: past SHUTDOWN_TIMEOUT_MS plus FORCE_AFTER_MS the process exits anyway, and a
 // second signal makes it exit at once. A repeat of the first signal within REPEAT_WINDOW_MS is not
 // a second signal: on a terminal's Ctrl-C, `npm start` relays the SIGINT its child already got.
+import { inspect } from 'node:util';
+
 import { ConfigError, loadConfig } from '../config.js';
 import { StartupError } from '../domain/errors.js';
-import { createLogger } from '../log.js';
+import { createStdoutLogger } from '../log.js';
 import { type Jetpost, startJetpost } from '../main.js';
 
 const REPEAT_WINDOW_MS = 2_000;
@@ -22,7 +24,7 @@ async function run(): Promise<void> {
     }
     throw error;
   }
-  const log = createLogger({ level: config.logLevel });
+  const log = createStdoutLogger(config.logLevel, config.logFormat);
   const deadlineMs = config.consumers.shutdownTimeoutMs;
   let jetpost: Jetpost | undefined = undefined;
   let signalledAt: number | undefined;
@@ -68,6 +70,9 @@ async function run(): Promise<void> {
   }
   if (signalledAt !== undefined) {
     stopAndExit(jetpost);
+  } else if (jetpost.tryIt !== undefined) {
+    // A plain line, not a log field: a JSON string would escape its quotes, and the copy would not run.
+    process.stderr.write(`\nTry it (paste into another terminal):\n\n${jetpost.tryIt}\n\n`);
   }
 }
 
@@ -79,7 +84,7 @@ run().catch((error: unknown) => {
   process.stderr.write(`jetpost failed to start: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
   const cause = error instanceof Error ? error.cause : undefined;
   if (cause) {
-    process.stderr.write(`caused by: ${cause instanceof Error ? cause.message : String(cause)}\n`);
+    process.stderr.write(`caused by: ${cause instanceof Error ? cause.message : typeof cause === 'string' ? cause : inspect(cause)}\n`);
   }
   process.exit(1);
 });
