@@ -72,5 +72,5 @@ export async function authenticateApiKey(db: Queryable, key: string): Promise<Ap
   if (!row || row.revokedAt !== null || !apiKeyMatches(key, row.keyHash)) {
     return undefined;
   }
-  return { id: row.appId, name: row.appName };
+  return { id: row.appId, name: row.appName, keyId: row.keyId };
 }
