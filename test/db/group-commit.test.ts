@@ -6,7 +6,7 @@ import { createBus } from '../../src/bus.js';
 import { notifyChannels } from '../../src/db/notify.js';
 import { revokeApiKey } from '../../src/services/apps.js';
 import { createJobService, type EnqueueResult, type JobService } from '../../src/services/jobs.js';
-import { makeApp, type MadeApp } from '../factories.js';
+import { type MadeApp,makeApp } from '../factories.js';
 import { createTestDatabase, TEST_SCHEMA, type TestDatabase } from '../support/database.js';
 
 const newJob = (to: string, priority = 0) => ({
