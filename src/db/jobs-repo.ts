@@ -46,18 +46,25 @@ export interface JobToInsert {
 
 export interface AppJobToInsert extends JobToInsert {
   appId: string;
+  /** Insert the job only while this API key is unrevoked (undefined: no check). */
+  keyId?: string | undefined;
 }
 
 // One statement draws the ids (in input order: a volatile CTE is computed once, and the target list
-// after the sort), inserts the jobs and their recipients, and returns the jobs with their input
-// position. Rows from several apps and requests go together (group commit, services/jobs.ts).
+// after the sort), inserts the jobs whose API key is still unrevoked and their recipients, and
+// returns the jobs with their input position. Rows from several apps and requests go together
+// (group commit, services/jobs.ts). Its NOTIFY, if any, is sent at commit and only when a job was
+// inserted; as a lone statement it is a whole transaction (one round trip).
 const INSERT_JOBS = `
   with new_jobs as materialized (
     select nextval(pg_get_serial_sequence('email_send_jobs', 'id')) as id, j.*
     from unnest(
       $1::bigint[], $2::text[], $3::jsonb[], $4::text[], $5::jsonb[], $6::smallint[], $7::timestamptz[],
-      $8::timestamptz[], $9::int[], $10::int[]
-    ) with ordinality as j(app_id, status, message, custom_id, metadata, priority, send_at, run_at, max_attempts, recipient_count, position)
+      $8::timestamptz[], $9::int[], $10::int[], $11::bigint[]
+    ) with ordinality
+      as j(app_id, status, message, custom_id, metadata, priority, send_at, run_at, max_attempts, recipient_count, key_id, position)
+    where j.key_id is null
+      or exists (select from api_keys k where k.id = j.key_id and k.revoked_at is null)
     order by j.position
   ),
   inserted_jobs as (
@@ -72,17 +79,21 @@ const INSERT_JOBS = `
   inserted_recipients as (
     insert into email_recipients (job_id, position, kind, email, name)
     select n.id, r.position, r.kind, r.email, r.name
-    from unnest($11::bigint[], $12::smallint[], $13::text[], $14::text[], $15::text[])
+    from unnest($12::bigint[], $13::smallint[], $14::text[], $15::text[], $16::text[])
       as r(job_position, position, kind, email, name)
     join new_jobs n on n.position = r.job_position
   )
-  select i.*
+  select i.*, n.position as input_position, (select pg_notify($17, '') where $17::text is not null) as notified
   from inserted_jobs i
   join new_jobs n using (id)
   order by n.position`;
 
-/** Inserts jobs (of any apps) and their recipients in one statement; returns the jobs in input order. */
-export async function insertAppJobs(db: Queryable, jobs: readonly AppJobToInsert[]): Promise<JobRow[]> {
+/**
+ * Inserts jobs (of any apps) and their recipients in one statement, and notifies `channel` (at commit)
+ * when any was inserted. Returns the inserted jobs by input position (0-based): a job whose key was
+ * revoked has none.
+ */
+export async function insertAppJobs(db: Queryable, jobs: readonly AppJobToInsert[], channel?: string): Promise<Map<number, JobRow>> {
   const recipients = jobs.flatMap((j, index) => j.job.recipients.map((recipient, position) => ({ jobPosition: index + 1, position, recipient })));
   const rows = await query(db, INSERT_JOBS, [
     jobs.map((j) => j.appId),
@@ -95,19 +106,21 @@ export async function insertAppJobs(db: Queryable, jobs: readonly AppJobToInsert
     jobs.map((j) => j.runAt),
     jobs.map((j) => j.maxAttempts),
     jobs.map((j) => j.job.recipients.length),
+    jobs.map((j) => j.keyId ?? null),
     recipients.map((r) => r.jobPosition),
     recipients.map((r) => r.position),
     recipients.map((r) => r.recipient.kind),
     recipients.map((r) => r.recipient.email),
     recipients.map((r) => r.recipient.name ?? null),
+    channel ?? null,
   ]);
-  return rows.map(toJob);
+  return new Map(rows.map((row) => [Number(row['input_position']) - 1, toJob(row)]));
 }
 
 /** Inserts one app's jobs and their recipients; returns the job ids in input order. */
 export async function insertJobs(db: Queryable, appId: string, jobs: readonly JobToInsert[]): Promise<string[]> {
   const rows = await insertAppJobs(db, jobs.map((job) => ({ ...job, appId })));
-  return rows.map((row) => row.id);
+  return jobs.map((_, index) => rows.get(index)!.id);
 }
 
 // One statement claims and leases: the inner SELECT reads the partial claim index and skips rows

@@ -8,7 +8,7 @@ import { findLiveApiKeyIds } from '../db/apps-repo.js';
 import { findEventsOfJobs } from '../db/events-repo.js';
 import { claimIdempotencyKeys, type IdempotencyRecord, setManyIdempotencyJobIds } from '../db/idempotency-repo.js';
 import { type AppJobToInsert, cancelJob, findJobs, findJobsByCustomId, insertAppJobs } from '../db/jobs-repo.js';
-import { notify, type NotifyChannels } from '../db/notify.js';
+import type { NotifyChannels } from '../db/notify.js';
 import { type Pool, type Queryable, withTransaction } from '../db/pool.js';
 import { closePendingRecipients, findRecipients } from '../db/recipients-repo.js';
 import { readFeed, recordStatusChanges } from '../db/status-changes-repo.js';
@@ -52,6 +52,12 @@ export interface GroupCommitSettings {
   /** Transactions writing at once. */
   maxInFlight: number;
 }
+
+/**
+ * Up to this many messages a batch without Idempotency-Keys is one statement under the short
+ * statement timeout (DATABASE_STATEMENT_TIMEOUT_MS); a bigger one gets a bulk transaction.
+ */
+const SINGLE_STATEMENT_MESSAGES = 200;
 
 const DEFAULT_GROUP_COMMIT: GroupCommitSettings = { maxMessages: 1000, maxInFlight: 2 };
 
@@ -115,9 +121,29 @@ export function createJobService({ pool, channels, maxAttempts, wakeLocal, bus, 
    * size. A request refused on its own (revoked key, Idempotency-Key reused with another body) gets
    * its error in its place and the others go on.
    */
-  async function storeBatch(requests: readonly EnqueueRequest[]): Promise<Array<EnqueueResult | Error>> {
-    const results = await withTransaction(pool, async (tx) => {
+  /** Inserts the requests' jobs (one statement) and gives each request its jobs, or a 401 when its key was revoked. */
+  async function insertRequests(db: Queryable, requests: ReadonlyArray<{ request: EnqueueRequest; checkKey: boolean }>): Promise<Array<EnqueueResult | Error>> {
+    const at = now();
+    const rows = await insertAppJobs(
+      db,
+      requests.flatMap(({ request, checkKey }) => toInsert(request.appId, request.jobs, at).map((job) => ({ ...job, keyId: checkKey ? request.keyId : undefined }))),
+      // Delivered at commit, to the consumers of every replica: one notification for the batch.
+      channels.jobs,
+    );
+    let offset = 0;
+    return requests.map(({ request }) => {
+      const jobs = request.jobs.map((_, index) => rows.get(offset + index)).filter((row): row is JobRow => row !== undefined);
+      offset += request.jobs.length;
+      // All of a request's jobs carry its key: all stored, or none (revoked).
+      return jobs.length === request.jobs.length ? { jobs, replayed: false } : apiKeyRequired();
+    });
+  }
+
+  /** With Idempotency-Keys: a transaction that claims the keys, stores the others' jobs and records them. */
+  async function storeWithKeys(requests: readonly EnqueueRequest[]): Promise<Array<EnqueueResult | Error>> {
+    return withTransaction(pool, async (tx) => {
       const settled: Array<EnqueueResult | Error | undefined> = requests.map(() => undefined);
+      // Before the claims: a refused request must not take its Idempotency-Key.
       const keyIds = [...new Set(requests.flatMap((r) => (r.keyId === undefined ? [] : [r.keyId])))];
       const liveKeys = keyIds.length > 0 ? await findLiveApiKeyIds(tx, keyIds) : new Set<string>();
       requests.forEach((request, index) => {
@@ -145,13 +171,11 @@ export function createJobService({ pool, channels, maxAttempts, wakeLocal, bus, 
 
       const toStore = requests.flatMap((request, index) => (settled[index] === undefined ? [{ request, index }] : []));
       if (toStore.length > 0) {
-        const at = now();
-        const rows = await insertAppJobs(tx, toStore.flatMap(({ request }) => toInsert(request.appId, request.jobs, at)));
-        let offset = 0;
-        for (const { request, index } of toStore) {
-          settled[index] = { jobs: rows.slice(offset, offset + request.jobs.length), replayed: false };
-          offset += request.jobs.length;
-        }
+        // The keys were checked above, in this transaction.
+        const stored = await insertRequests(tx, toStore.map(({ request }) => ({ request, checkKey: false })));
+        toStore.forEach(({ index }, position) => {
+          settled[index] = stored[position]!;
+        });
         const keyed = toStore.filter(({ request }) => request.idempotencyKey !== undefined);
         if (keyed.length > 0) {
           await setManyIdempotencyJobIds(
@@ -159,11 +183,23 @@ export function createJobService({ pool, channels, maxAttempts, wakeLocal, bus, 
             keyed.map(({ request, index }) => ({ appId: request.appId, key: request.idempotencyKey!, jobIds: (settled[index] as EnqueueResult).jobs.map((job) => job.id) })),
           );
         }
-        // Delivered at commit, to the consumers of every replica: one notification for the batch.
-        await notify(tx, channels.jobs);
       }
       return settled as Array<EnqueueResult | Error>;
     }, { bulk: true });
+  }
+
+  /**
+   * Stores a batch of requests: without Idempotency-Keys and up to SINGLE_STATEMENT_MESSAGES, as one
+   * statement that is its own transaction (one round trip); otherwise in a bulk transaction. A
+   * request refused on its own (revoked key, Idempotency-Key reused with another body) gets its
+   * error in its place and the others go on.
+   */
+  async function storeBatch(requests: readonly EnqueueRequest[]): Promise<Array<EnqueueResult | Error>> {
+    const messages = requests.reduce((sum, request) => sum + request.jobs.length, 0);
+    const results =
+      messages <= SINGLE_STATEMENT_MESSAGES && requests.every((request) => request.idempotencyKey === undefined)
+        ? await insertRequests(pool, requests.map((request) => ({ request, checkKey: true })))
+        : await storeWithKeys(requests);
     // Committed: only now is any request answered.
     if (results.some((result) => !(result instanceof Error) && !result.replayed)) {
       wakeLocal();
