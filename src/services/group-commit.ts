@@ -16,6 +16,12 @@ export interface GroupCommitOptions<I, O> {
   maxInFlight: number;
   /** Items with the same key never share a batch (e.g. one app's Idempotency-Key): the later waits for the next. */
   exclusiveKey?(item: I): string | undefined;
+  /**
+   * How long an item may wait for its batch to start, and its failure then: a database that has
+   * stopped answering holds up every batch, and the waiting requests must get their answer (a 503)
+   * rather than pile up.
+   */
+  maxWait?: { ms: number; error: () => Error };
 }
 
 export type GroupCommit<I, O> = (item: I) => Promise<O>;
@@ -24,9 +30,10 @@ interface Pending<I, O> {
   item: I;
   resolve(value: O): void;
   reject(error: unknown): void;
+  timer?: NodeJS.Timeout;
 }
 
-export function createGroupCommit<I, O>({ write, weight, maxWeight, maxInFlight, exclusiveKey }: GroupCommitOptions<I, O>): GroupCommit<I, O> {
+export function createGroupCommit<I, O>({ write, weight, maxWeight, maxInFlight, exclusiveKey, maxWait }: GroupCommitOptions<I, O>): GroupCommit<I, O> {
   const pending: Array<Pending<I, O>> = [];
   let inFlight = 0;
   let scheduled = false;
@@ -50,6 +57,7 @@ export function createGroupCommit<I, O>({ write, weight, maxWeight, maxInFlight,
         keys.add(key);
       }
       total += itemWeight;
+      clearTimeout(entry.timer);
       batch.push(entry);
       pending.splice(index, 1);
     }
@@ -94,7 +102,17 @@ export function createGroupCommit<I, O>({ write, weight, maxWeight, maxInFlight,
 
   return (item) =>
     new Promise<O>((resolve, reject) => {
-      pending.push({ item, resolve, reject });
+      const entry: Pending<I, O> = { item, resolve, reject };
+      if (maxWait) {
+        entry.timer = setTimeout(() => {
+          const index = pending.indexOf(entry);
+          if (index >= 0) {
+            pending.splice(index, 1);
+            reject(maxWait.error());
+          }
+        }, maxWait.ms);
+      }
+      pending.push(entry);
       schedule();
     });
 }

@@ -12,7 +12,7 @@ import type { NotifyChannels } from '../db/notify.js';
 import { type Pool, type Queryable, withTransaction } from '../db/pool.js';
 import { closePendingRecipients, findRecipients } from '../db/recipients-repo.js';
 import { readFeed, recordStatusChanges } from '../db/status-changes-repo.js';
-import { apiKeyRequired, ConflictError, NotFoundError } from '../domain/errors.js';
+import { apiKeyRequired, ConflictError, isDatabaseUnavailable, NotFoundError, ServiceUnavailableError } from '../domain/errors.js';
 import type { StoredEvent } from '../domain/event.js';
 import type { JobRow } from '../domain/job.js';
 import type { NewJob } from '../domain/message.js';
@@ -58,6 +58,9 @@ export interface GroupCommitSettings {
  * statement timeout (DATABASE_STATEMENT_TIMEOUT_MS); a bigger one gets a bulk transaction.
  */
 const SINGLE_STATEMENT_MESSAGES = 200;
+
+/** How long a request waits for its batch when the pool has no timeouts (a pool made by a tool or a test). */
+const DEFAULT_MAX_WAIT_MS = 30_000;
 
 const DEFAULT_GROUP_COMMIT: GroupCommitSettings = { maxMessages: 1000, maxInFlight: 2 };
 
@@ -217,7 +220,8 @@ export function createJobService({ pool, channels, maxAttempts, wakeLocal, bus, 
       try {
         return await storeBatch(requests);
       } catch (error) {
-        if (requests.length === 1) {
+        // A database away fails each request alike: no point in trying them one by one.
+        if (requests.length === 1 || isDatabaseUnavailable(error)) {
           throw error;
         }
         // Something in the batch failed the whole transaction: each request gets its own, so that
@@ -229,6 +233,11 @@ export function createJobService({ pool, channels, maxAttempts, wakeLocal, bus, 
     maxWeight: groupCommit.maxMessages,
     maxInFlight: groupCommit.maxInFlight,
     exclusiveKey: (request) => (request.idempotencyKey === undefined ? undefined : `${request.appId}:${request.idempotencyKey}`),
+    // As long as waiting for a pooled connection may take (pg-pool's connectionTimeoutMillis), with the same answer.
+    maxWait: {
+      ms: pool.timeouts?.connectMs ?? DEFAULT_MAX_WAIT_MS,
+      error: () => new ServiceUnavailableError('the database is not taking new messages fast enough right now; retry shortly'),
+    },
   });
 
   return {

@@ -87,4 +87,35 @@ describe('group commit (services/group-commit.ts)', () => {
     expect(await Promise.all([first, ...later])).to.deep.equal([1, 2, 3]);
     expect(batches).to.deep.equal([[1], [2, 3]]);
   });
+
+  it('when a batch hangs, then the items waiting behind it fail after maxWait and are never written', async () => {
+    const batches: number[][] = [];
+    let release: () => void = () => undefined;
+    const commit = createGroupCommit<Item, number>({
+      async write(items) {
+        batches.push(items.map((item) => item.id));
+        await new Promise<void>((resolve) => {
+          release = resolve;
+        });
+        return items.map((item) => item.id);
+      },
+      weight: () => 1,
+      maxWeight: 100,
+      maxInFlight: 1,
+      maxWait: { ms: 30, error: () => new Error('waited too long') },
+    });
+    const first = commit({ id: 1 });
+    await new Promise((resolve) => setImmediate(resolve));
+    const waiting = commit({ id: 2 });
+
+    const failure = await waiting.then(
+      () => undefined,
+      (error: unknown) => error as Error,
+    );
+    expect(failure?.message).to.equal('waited too long');
+    release();
+    expect(await first).to.equal(1);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(batches).to.deep.equal([[1]]);
+  });
 });
