@@ -22,6 +22,11 @@ export interface GroupCommitOptions<I, O> {
    * rather than pile up.
    */
   maxWait?: { ms: number; error: () => Error };
+  /**
+   * Whether a failed batch means the items still waiting would fail the same way (the database is
+   * away): they then get that error at once instead of each waiting for a batch of its own.
+   */
+  failsWaiting?(error: unknown): boolean;
 }
 
 export type GroupCommit<I, O> = (item: I) => Promise<O>;
@@ -33,7 +38,7 @@ interface Pending<I, O> {
   timer?: NodeJS.Timeout;
 }
 
-export function createGroupCommit<I, O>({ write, weight, maxWeight, maxInFlight, exclusiveKey, maxWait }: GroupCommitOptions<I, O>): GroupCommit<I, O> {
+export function createGroupCommit<I, O>({ write, weight, maxWeight, maxInFlight, exclusiveKey, maxWait, failsWaiting }: GroupCommitOptions<I, O>): GroupCommit<I, O> {
   const pending: Array<Pending<I, O>> = [];
   let inFlight = 0;
   let scheduled = false;
@@ -77,6 +82,12 @@ export function createGroupCommit<I, O>({ write, weight, maxWeight, maxInFlight,
       });
     } catch (error) {
       batch.forEach((entry) => entry.reject(error));
+      if (failsWaiting?.(error)) {
+        for (const entry of pending.splice(0)) {
+          clearTimeout(entry.timer);
+          entry.reject(error);
+        }
+      }
     }
   }
 

@@ -238,6 +238,8 @@ export function createJobService({ pool, channels, maxAttempts, wakeLocal, bus, 
       ms: pool.timeouts?.connectMs ?? DEFAULT_MAX_WAIT_MS,
       error: () => new ServiceUnavailableError('the database is not taking new messages fast enough right now; retry shortly'),
     },
+    // A 503 within one statement's timeout, as on every other route, not after a batch of its own.
+    failsWaiting: isDatabaseUnavailable,
   });
 
   return {

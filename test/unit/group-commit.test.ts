@@ -118,4 +118,31 @@ describe('group commit (services/group-commit.ts)', () => {
     await new Promise((resolve) => setTimeout(resolve, 20));
     expect(batches).to.deep.equal([[1]]);
   });
+
+  it('when a batch fails in a way that would fail the others (failsWaiting), then the waiting items get that error at once', async () => {
+    const batches: number[][] = [];
+    let fail: (error: Error) => void = () => undefined;
+    const commit = createGroupCommit<Item, number>({
+      async write(items) {
+        batches.push(items.map((item) => item.id));
+        await new Promise<void>((_, reject) => {
+          fail = reject;
+        });
+        return [];
+      },
+      weight: () => 1,
+      maxWeight: 100,
+      maxInFlight: 1,
+      failsWaiting: (error) => (error as Error).message === 'database away',
+    });
+    const first = commit({ id: 1 }).catch((error: Error) => error.message);
+    await new Promise((resolve) => setImmediate(resolve));
+    const waiting = commit({ id: 2 }).catch((error: Error) => error.message);
+
+    fail(new Error('database away'));
+
+    expect(await Promise.all([first, waiting])).to.deep.equal(['database away', 'database away']);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(batches).to.deep.equal([[1]]);
+  });
 });
