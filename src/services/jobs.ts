@@ -119,11 +119,6 @@ export function createJobService({ pool, channels, maxAttempts, wakeLocal, bus, 
     }));
   }
 
-  /**
-   * Stores a batch of requests in one transaction: a fixed number of statements whatever the batch's
-   * size. A request refused on its own (revoked key, Idempotency-Key reused with another body) gets
-   * its error in its place and the others go on.
-   */
   /** Inserts the requests' jobs (one statement) and gives each request its jobs, or a 401 when its key was revoked. */
   async function insertRequests(db: Queryable, requests: ReadonlyArray<{ request: EnqueueRequest; checkKey: boolean }>): Promise<Array<EnqueueResult | Error>> {
     const at = now();
@@ -142,8 +137,12 @@ export function createJobService({ pool, channels, maxAttempts, wakeLocal, bus, 
     });
   }
 
-  /** With Idempotency-Keys: a transaction that claims the keys, stores the others' jobs and records them. */
-  async function storeWithKeys(requests: readonly EnqueueRequest[]): Promise<Array<EnqueueResult | Error>> {
+  /**
+   * A bulk transaction, with a fixed number of statements whatever the batch's size: checks the keys,
+   * claims the Idempotency-Keys, stores the jobs of the requests not refused or replayed, and records
+   * them under their Idempotency-Keys.
+   */
+  async function storeInTransaction(requests: readonly EnqueueRequest[]): Promise<Array<EnqueueResult | Error>> {
     return withTransaction(pool, async (tx) => {
       const settled: Array<EnqueueResult | Error | undefined> = requests.map(() => undefined);
       // Before the claims: a refused request must not take its Idempotency-Key.
@@ -202,7 +201,7 @@ export function createJobService({ pool, channels, maxAttempts, wakeLocal, bus, 
     const results =
       messages <= SINGLE_STATEMENT_MESSAGES && requests.every((request) => request.idempotencyKey === undefined)
         ? await insertRequests(pool, requests.map((request) => ({ request, checkKey: true })))
-        : await storeWithKeys(requests);
+        : await storeInTransaction(requests);
     // Committed: only now is any request answered.
     if (results.some((result) => !(result instanceof Error) && !result.replayed)) {
       wakeLocal();
