@@ -9,9 +9,9 @@ import type { AppIdentity } from '../domain/app.js';
 
 export interface ApiKeyCacheOptions {
   /** Looks the key up in the database (undefined: unknown, malformed or revoked). */
-  authenticate(key: string): Promise<AppIdentity | undefined>;
+  authenticate: (key: string) => Promise<AppIdentity | undefined>;
   /** True while revocations are heard (the LISTEN connection is up). */
-  listening(): boolean;
+  listening: () => boolean;
   /** How long an entry may be used; 0 turns the cache off. */
   ttlMs: number;
   /** Past this many keys the cache starts over (a bound, not a policy: a service sees few keys). */
@@ -20,9 +20,9 @@ export interface ApiKeyCacheOptions {
 }
 
 export interface ApiKeyCache {
-  authenticate(key: string): Promise<AppIdentity | undefined>;
+  authenticate: (key: string) => Promise<AppIdentity | undefined>;
   /** Forgets every key: on a revocation notice and when the LISTEN connection is back. */
-  clear(): void;
+  clear: () => void;
 }
 
 export function createApiKeyCache({ authenticate, listening, ttlMs, maxEntries = 10_000, now = Date.now }: ApiKeyCacheOptions): ApiKeyCache {

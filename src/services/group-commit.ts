@@ -8,14 +8,14 @@ export interface GroupCommitOptions<I, O> {
    * Writes a batch and settles each item: an Error in an item's place is that item's failure
    * alone. Rejecting fails every item of the batch.
    */
-  write(items: readonly I[]): Promise<Array<O | Error>>;
+  write: (items: readonly I[]) => Promise<Array<O | Error>>;
   /** How much of a batch an item takes (e.g. its messages); a batch holds at most maxWeight, or one heavier item. */
-  weight(item: I): number;
+  weight: (item: I) => number;
   maxWeight: number;
   /** Batches written at the same time (each holds a database connection). */
   maxInFlight: number;
   /** Items with the same key never share a batch (e.g. one app's Idempotency-Key): the later waits for the next. */
-  exclusiveKey?(item: I): string | undefined;
+  exclusiveKey?: (item: I) => string | undefined;
   /**
    * How long an item may wait for its batch to start, and its failure then: a database that has
    * stopped answering holds up every batch, and the waiting requests must get their answer (a 503)
@@ -26,7 +26,7 @@ export interface GroupCommitOptions<I, O> {
    * Whether a failed batch means the items still waiting would fail the same way (the database is
    * away): they then get that error at once instead of each waiting for a batch of its own.
    */
-  failsWaiting?(error: unknown): boolean;
+  failsWaiting?: (error: unknown) => boolean;
 }
 
 export type GroupCommit<I, O> = (item: I) => Promise<O>;
