@@ -73,6 +73,9 @@ const envSchema = z.object({
     .regex(/^(true|false|\d{1,2}|[0-9a-fA-F.:/,\s]+|loopback|linklocal|uniquelocal)$/, 'true, false, a hop count, or addresses/subnets')
     .default('false'),
   QUEUE_BODY_LIMIT: z.string().default('20mb'),
+  QUEUE_BATCH_MAX_MESSAGES: integer(1, 100_000).default(1000),
+  QUEUE_BATCH_CONCURRENCY: integer(1, 64).default(2),
+  API_KEY_CACHE_MS: integer(0, 3_600_000).default(60_000),
   DEV_MODE: booleanFlag.optional(),
 });
 
@@ -203,6 +206,10 @@ export interface Config {
     readonly bodyLimit: string;
   };
   readonly queueBodyLimit: string;
+  /** Group commit of POST /queue: messages per transaction, transactions at once (services/jobs.ts). */
+  readonly queueBatch: { readonly maxMessages: number; readonly maxInFlight: number };
+  /** How long POST /queue may trust a checked API key (services/api-key-cache.ts); 0 = no cache. */
+  readonly apiKeyCacheMs: number;
   /** Requests per minute: per app on POST /queue, per source address on POST /events (0 = off). */
   readonly rateLimits: { readonly queuePerMinute: number; readonly eventsPerMinute: number };
   /** express's `trust proxy`: which proxies' X-Forwarded-For to believe for the source address. */
@@ -340,6 +347,8 @@ export function loadConfig(env: Env = process.env): Config {
     },
     dataDir: e.DATA_DIR,
     queueBodyLimit: e.QUEUE_BODY_LIMIT,
+    queueBatch: { maxMessages: e.QUEUE_BATCH_MAX_MESSAGES, maxInFlight: e.QUEUE_BATCH_CONCURRENCY },
+    apiKeyCacheMs: e.API_KEY_CACHE_MS,
     rateLimits: { queuePerMinute: e.QUEUE_RATE_LIMIT, eventsPerMinute: e.EVENTS_RATE_LIMIT },
     trustProxy: e.TRUST_PROXY === 'true' ? true : e.TRUST_PROXY === 'false' ? false : /^\d+$/.test(e.TRUST_PROXY) ? Number(e.TRUST_PROXY) : e.TRUST_PROXY,
     devMode,

@@ -23,6 +23,7 @@ import { createMetrics } from './metrics.js';
 import { OPENAPI_PATH } from './paths.js';
 import { readOrCreateSecretFile } from './secret-file.js';
 import { createAdminService } from './services/admin.js';
+import { createApiKeyCache } from './services/api-key-cache.js';
 import { authenticateApiKey } from './services/apps.js';
 import { ensureDevApiKey } from './services/dev-key.js';
 import { receiveEvents } from './services/events.js';
@@ -102,10 +103,16 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
   const wakeup = createWakeup();
   const webhookWakeup = createWakeup();
   const channels = notifyChannels(config.database.schema);
+  // Trusted only while the LISTEN connection below hears revocations.
+  const apiKeyCache = createApiKeyCache({
+    authenticate: (key) => authenticateApiKey(pool, key),
+    listening: () => listener.connected,
+    ttlMs: config.apiKeyCacheMs,
+  });
   // LISTEN needs a session of its own: a pooler in transaction mode would hand it any server connection.
   const listener: Listener = listen({
     connectionString: directConnectionString,
-    channels: { [channels.jobs]: () => wakeup.wake(), [channels.webhooks]: () => webhookWakeup.wake() },
+    channels: { [channels.jobs]: () => wakeup.wake(), [channels.webhooks]: () => webhookWakeup.wake(), [channels.keys]: () => apiKeyCache.clear() },
     log,
   });
   cleanups.push(() => stopWithin('the LISTEN connection', listener.close(), STOP_STEP_MS));
@@ -128,7 +135,7 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
   }
   const mailjet = createMailjetClient({ ...credentials, baseUrl: mailjetBaseUrl, timeoutMs: config.mailjet.timeoutMs });
 
-  const jobs = createJobService({ pool, channels, maxAttempts: config.retry.maxAttempts, wakeLocal: () => wakeup.wake(), bus });
+  const jobs = createJobService({ pool, channels, maxAttempts: config.retry.maxAttempts, wakeLocal: () => wakeup.wake(), bus, groupCommit: config.queueBatch });
   const sending = createSendingService({ pool, channels, leaseMs: config.consumers.leaseMs });
   const gate = createSendGate({ callsPerSecond: config.mailjet.callsPerSecond });
   const consumers = createConsumerPool({
@@ -170,6 +177,7 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
     rateLimits,
     adminKey,
     authenticate: (key) => authenticateApiKey(pool, key),
+    authenticateSender: apiKeyCache.authenticate,
     receiveEvents: (body) => receiveEvents({ pool, channels, bus, log }, body),
     eventsCredentials,
     limits: {

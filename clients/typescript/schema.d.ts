@@ -398,7 +398,7 @@ export interface paths {
         /**
          * Revoke one API key
          * @description Revokes the app's key with this prefix. Every replica refuses it from the next request on
-         *     (nothing caches keys). Revoking an app's last key is allowed: the app then cannot send until
+         *     (the key caches of every replica are emptied at once). Revoking an app's last key is allowed: the app then cannot send until
          *     a key is added. An unknown app, or no *active* key with this prefix (unknown, another app's,
          *     or already revoked), is a `404`.
          */

@@ -80,6 +80,18 @@ export async function listAppsWithKeys(db: Queryable): Promise<AppWithKeys[]> {
   }));
 }
 
+const FIND_LIVE_KEY_IDS = `
+  select id::text
+  from api_keys
+  where id = any($1::bigint[])
+    and revoked_at is null`;
+
+/** Which of these keys exist and are not revoked. */
+export async function findLiveApiKeyIds(db: Queryable, keyIds: readonly string[]): Promise<Set<string>> {
+  const rows = await query(db, FIND_LIVE_KEY_IDS, [keyIds]);
+  return new Set(rows.map((row) => String(row['id'])));
+}
+
 const REVOKE_KEYS = `
   update api_keys
   set revoked_at = now()

@@ -44,37 +44,59 @@ export interface JobToInsert {
   maxAttempts: number;
 }
 
-// Ids are drawn first so that each job's recipients can be written against a known id, without
-// relying on the order of INSERT … RETURNING.
-const NEXT_JOB_IDS = `
-  select nextval(pg_get_serial_sequence('email_send_jobs', 'id'))::text as id
-  from generate_series(1, $1::int)`;
+export interface AppJobToInsert extends JobToInsert {
+  appId: string;
+  /** Insert the job only while this API key is unrevoked (undefined: no check). */
+  keyId?: string | undefined;
+}
 
+// One statement draws the ids (in input order: a volatile CTE is computed once, and the target list
+// after the sort), inserts the jobs whose API key is still unrevoked and their recipients, and
+// returns the jobs with their input position. Rows from several apps and requests go together
+// (group commit, services/jobs.ts). Its NOTIFY, if any, is sent at commit and only when a job was
+// inserted; as a lone statement it is a whole transaction (one round trip).
 const INSERT_JOBS = `
-  insert into email_send_jobs (
-    id, app_id, status, message, custom_id, metadata, priority, send_at, run_at, max_attempts, recipient_count
+  with new_jobs as materialized (
+    select nextval(pg_get_serial_sequence('email_send_jobs', 'id')) as id, j.*
+    from unnest(
+      $1::bigint[], $2::text[], $3::jsonb[], $4::text[], $5::jsonb[], $6::smallint[], $7::timestamptz[],
+      $8::timestamptz[], $9::int[], $10::int[], $11::bigint[]
+    ) with ordinality
+      as j(app_id, status, message, custom_id, metadata, priority, send_at, run_at, max_attempts, recipient_count, key_id, position)
+    where j.key_id is null
+      or exists (select from api_keys k where k.id = j.key_id and k.revoked_at is null)
+    order by j.position
+  ),
+  inserted_jobs as (
+    insert into email_send_jobs (
+      id, app_id, status, message, custom_id, metadata, priority, send_at, run_at, max_attempts, recipient_count
+    )
+    overriding system value
+    select id, app_id, status, message, custom_id, metadata, priority, send_at, run_at, max_attempts, recipient_count
+    from new_jobs
+    returning ${JOB_COLUMNS}
+  ),
+  inserted_recipients as (
+    insert into email_recipients (job_id, position, kind, email, name)
+    select n.id, r.position, r.kind, r.email, r.name
+    from unnest($12::bigint[], $13::smallint[], $14::text[], $15::text[], $16::text[])
+      as r(job_position, position, kind, email, name)
+    join new_jobs n on n.position = r.job_position
   )
-  overriding system value
-  select j.id, $1::bigint, j.status, j.message, j.custom_id, j.metadata, j.priority, j.send_at, j.run_at,
-    j.max_attempts, j.recipient_count
-  from unnest(
-    $2::bigint[], $3::text[], $4::jsonb[], $5::text[], $6::jsonb[], $7::smallint[], $8::timestamptz[],
-    $9::timestamptz[], $10::int[], $11::int[]
-  ) as j(id, status, message, custom_id, metadata, priority, send_at, run_at, max_attempts, recipient_count)`;
+  select i.*, n.position as input_position, (select pg_notify($17, '') where $17::text is not null) as notified
+  from inserted_jobs i
+  join new_jobs n using (id)
+  order by n.position`;
 
-const INSERT_RECIPIENTS = `
-  insert into email_recipients (job_id, position, kind, email, name)
-  select r.job_id, r.position, r.kind, r.email, r.name
-  from unnest($1::bigint[], $2::smallint[], $3::text[], $4::text[], $5::text[])
-    as r(job_id, position, kind, email, name)`;
-
-/** Inserts jobs and their recipients; returns the job ids in input order. Run it in a transaction. */
-export async function insertJobs(tx: Queryable, appId: string, jobs: readonly JobToInsert[]): Promise<string[]> {
-  const idRows = await query<{ id: string }>(tx, NEXT_JOB_IDS, [jobs.length]);
-  const ids = idRows.map((row) => row.id).sort((a, b) => (BigInt(a) < BigInt(b) ? -1 : 1));
-  await query(tx, INSERT_JOBS, [
-    appId,
-    ids,
+/**
+ * Inserts jobs (of any apps) and their recipients in one statement, and notifies `channel` (at commit)
+ * when any was inserted. Returns the inserted jobs by input position (0-based): a job whose key was
+ * revoked has none.
+ */
+export async function insertAppJobs(db: Queryable, jobs: readonly AppJobToInsert[], channel?: string): Promise<Map<number, JobRow>> {
+  const recipients = jobs.flatMap((j, index) => j.job.recipients.map((recipient, position) => ({ jobPosition: index + 1, position, recipient })));
+  const rows = await query(db, INSERT_JOBS, [
+    jobs.map((j) => j.appId),
     jobs.map((j) => j.status),
     jobs.map((j) => JSON.stringify(j.job.content)),
     jobs.map((j) => j.job.customId ?? null),
@@ -84,16 +106,21 @@ export async function insertJobs(tx: Queryable, appId: string, jobs: readonly Jo
     jobs.map((j) => j.runAt),
     jobs.map((j) => j.maxAttempts),
     jobs.map((j) => j.job.recipients.length),
-  ]);
-  const recipients = jobs.flatMap((j, index) => j.job.recipients.map((recipient, position) => ({ jobId: ids[index]!, position, recipient })));
-  await query(tx, INSERT_RECIPIENTS, [
-    recipients.map((r) => r.jobId),
+    jobs.map((j) => j.keyId ?? null),
+    recipients.map((r) => r.jobPosition),
     recipients.map((r) => r.position),
     recipients.map((r) => r.recipient.kind),
     recipients.map((r) => r.recipient.email),
     recipients.map((r) => r.recipient.name ?? null),
+    channel ?? null,
   ]);
-  return ids;
+  return new Map(rows.map((row) => [Number(row['input_position']) - 1, toJob(row)]));
+}
+
+/** Inserts one app's jobs and their recipients; returns the job ids in input order. */
+export async function insertJobs(db: Queryable, appId: string, jobs: readonly JobToInsert[]): Promise<string[]> {
+  const rows = await insertAppJobs(db, jobs.map((job) => ({ ...job, appId })));
+  return jobs.map((_, index) => rows.get(index)!.id);
 }
 
 // One statement claims and leases: the inner SELECT reads the partial claim index and skips rows

@@ -10,6 +10,8 @@ export interface App {
 export interface AppIdentity {
   id: string;
   name: string;
+  /** The key the request presented: POST /queue checks it is still unrevoked when it stores the messages. */
+  keyId?: string;
 }
 
 export interface ApiKeyRow {

@@ -27,6 +27,8 @@ export interface AppDeps extends OpsRouteDeps {
   rateLimits: RateLimitCounters;
   adminKey: string | undefined;
   authenticate: Authenticate;
+  /** authenticate for POST /queue, through the key cache (services/api-key-cache.ts); default authenticate. */
+  authenticateSender?: Authenticate;
   receiveEvents: EventsRouteDeps['receive'];
   eventsCredentials: BasicCredentials | undefined;
   limits: { queueBody: string; eventsBody: string; queuePerMinute: number; eventsPerMinute: number };
@@ -82,6 +84,7 @@ export function createApp(deps: AppDeps): Express {
   });
 
   const requireApp = requireApiKey(deps.authenticate);
+  const requireSender = deps.authenticateSender ? requireApiKey(deps.authenticateSender) : requireApp;
   const limitPerApp = limitRequests({
     perMinute: deps.limits.queuePerMinute,
     store: postgresStore(deps.rateLimits, 'queue-app'),
@@ -107,7 +110,9 @@ export function createApp(deps: AppDeps): Express {
       bodyLimit: deps.limits.eventsBody,
     }),
   );
-  app.use(queueRouter({ jobs: deps.jobs, parseQueueRequest: createQueueRequestParser(deps.now), requireApp, limit: limitPerApp, bodyLimit: deps.limits.queueBody }));
+  app.use(
+    queueRouter({ jobs: deps.jobs, parseQueueRequest: createQueueRequestParser(deps.now), requireApp, requireSender, limit: limitPerApp, bodyLimit: deps.limits.queueBody }),
+  );
   app.use(statusRouter(deps.jobs, requireApp));
   app.use(adminRouter({ admin: deps.admin, requireAdmin: requireAdminKey(deps.adminKey) }));
   app.use(notFoundHandler);
