@@ -122,8 +122,8 @@ describe(`faults: a dripping webhook receiver (${FAULT_SCALE})`, function () {
     const policy = parseTargetPolicy('127.0.0.1');
     const { rows: names } = await db.pool.query<{ id: string; name: string }>('select id::text, name from apps where id = any($1::bigint[])', [[slowApp.appId, otherApp.appId]]);
     const nameOf = (appId: string) => names.find((row) => row.id === appId)!.name;
-    await setAppWebhook(db.pool, policy, nameOf(slowApp.appId), slow.url, false);
-    await setAppWebhook(db.pool, policy, nameOf(otherApp.appId), prompt.url, false);
+    await setAppWebhook(db.pool, policy, nameOf(slowApp.appId), { url: slow.url, rotateSecret: false });
+    await setAppWebhook(db.pool, policy, nameOf(otherApp.appId), { url: prompt.url, rotateSecret: false });
 
     const port = await harness.port();
     const simulator = await harness.simulator(port);

@@ -3,7 +3,6 @@
 import fs from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -12,24 +11,42 @@ import { expect } from 'chai';
 import { isolateNetwork, mockMailjetSend, restoreNetwork } from '../support/mailjet-nock.js';
 import { ADMIN_KEY, eventually, startTestService, type TestService } from '../support/service.js';
 
-const README = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'docs', 'webhooks.md');
+const PROJECT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const README = path.join(PROJECT, 'docs', 'webhooks.md');
 
-type Verify = (secret: string, rawBody: string, header: string, toleranceSeconds?: number) => boolean;
+type Verify = (secret: string, rawBody: string, headers: Record<string, string>) => unknown;
 
-/** The verification snippet in docs/webhooks.md, run as written there. */
+/**
+ * The verification snippet in docs/webhooks.md, run as written there. Its file is written inside the
+ * project, so that its `import 'standardwebhooks'` resolves as in an app that installed the package.
+ */
 async function readmeSnippet(): Promise<Verify> {
   const readme = await fs.readFile(README, 'utf8');
   const match = /<!-- webhook-verify-snippet[^>]*-->\s*```js\n([\s\S]*?)```/.exec(readme);
   expect(match, 'docs/webhooks.md has the verification snippet').to.not.equal(null);
-  const file = path.join(await fs.mkdtemp(path.join(os.tmpdir(), 'jetpost-snippet-')), 'verify.mjs');
+  const cache = path.join(PROJECT, 'node_modules', '.cache');
+  await fs.mkdir(cache, { recursive: true });
+  const file = path.join(await fs.mkdtemp(path.join(cache, 'jetpost-snippet-')), 'verify.mjs');
   await fs.writeFile(file, match![1]!);
-  return ((await import(pathToFileURL(file).href)) as { verifyJetpostSignature: Verify }).verifyJetpostSignature;
+  return ((await import(pathToFileURL(file).href)) as { verifiedChange: Verify }).verifiedChange;
+}
+
+/** True when the snippet accepts the call; false when it throws (what a receiver answers 401 to). */
+function verifies(verify: Verify, secret: string, body: string, headers: Record<string, string>): boolean {
+  try {
+    verify(secret, body, headers);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 interface Received {
   body: string;
-  signature: string;
-  eventId: string;
+  /** The Standard Webhooks headers. */
+  headers: Record<string, string>;
+  /** webhook-id: the delivery's id. */
+  deliveryId: string;
   status: number;
 }
 
@@ -41,7 +58,8 @@ async function receiver(failFirst: number): Promise<{ server: Server; url: strin
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
       const status = calls.length < failFirst ? 500 : 204;
-      calls.push({ body: Buffer.concat(chunks).toString('utf8'), signature: String(req.headers['jetpost-signature']), eventId: String(req.headers['jetpost-event-id']), status });
+      const headers = Object.fromEntries(['webhook-id', 'webhook-timestamp', 'webhook-signature'].map((name) => [name, String(req.headers[name])]));
+      calls.push({ body: Buffer.concat(chunks).toString('utf8'), headers, deliveryId: headers['webhook-id']!, status });
       res.writeHead(status).end();
     });
   });
@@ -76,7 +94,7 @@ describe('webhooks', () => {
     return (await res.json()) as { url: string; secret: string };
   }
 
-  it('when the receiver fails its first calls, then every change still arrives, signed, once per event id after retries', async () => {
+  it('when the receiver fails its first calls, then every change still arrives, signed (Standard Webhooks), once per webhook-id after retries', async () => {
     mockMailjetSend();
     const hook = await receiver(4);
     server = hook.server;
@@ -95,45 +113,53 @@ describe('webhooks', () => {
 
     const delivered = await eventually(async () => {
       const ok = hook.calls.filter((call) => call.status === 204);
-      return new Set(ok.map((call) => call.eventId)).size === 4 ? ok : undefined;
+      return new Set(ok.map((call) => call.deliveryId)).size === 4 ? ok : undefined;
     }, 15_000, 'four changes delivered');
     const payloads = delivered.map((call) => JSON.parse(call.body) as { id: string; type: string; job_id: string; recipient: string | null; old_status: string; metadata: unknown; details: unknown });
     expect(payloads.map((p) => p.type).sort()).to.deep.equal(['accepted', 'clicked', 'opened', 'sent']);
     expect(payloads.every((p) => p.job_id === job_id)).to.equal(true);
     expect(payloads.find((p) => p.type === 'opened')).to.deep.include({ recipient: 'a@example.com', old_status: 'sent', metadata: { order: 7 } });
     expect(payloads.find((p) => p.type === 'accepted')).to.deep.include({ recipient: null, old_status: 'processing' });
+    // Every call, the failed attempts too, verifies with the docs' snippet; a delivery carries one change, whatever the attempt.
+    const changeOf = new Map<string, string>();
     for (const call of hook.calls) {
-      expect(verify(secret, call.body, call.signature), call.body).to.equal(true);
-      expect(JSON.parse(call.body).id).to.equal(call.eventId);
+      expect(verifies(verify, secret, call.body, call.headers), call.body).to.equal(true);
+      const changeId = (JSON.parse(call.body) as { id: string }).id;
+      expect(changeOf.get(call.deliveryId) ?? changeId).to.equal(changeId);
+      changeOf.set(call.deliveryId, changeId);
     }
-    // The failed attempts were repeats of changes delivered later, under the same event id.
-    const failedIds = hook.calls.filter((call) => call.status === 500).map((call) => call.eventId);
+    // The failed attempts were repeats of deliveries made later, under the same webhook-id.
+    const failedIds = hook.calls.filter((call) => call.status === 500).map((call) => call.deliveryId);
     expect(failedIds).to.have.length(4);
-    expect(delivered.map((call) => call.eventId)).to.include.members([...new Set(failedIds)]);
+    expect(delivered.map((call) => call.deliveryId)).to.include.members([...new Set(failedIds)]);
     // The receiver has answered; the dispatcher records the delivery right after.
     const list = await eventually(async () => {
       const listed = (await (await service.request('GET', `/admin/apps/${await appName()}/webhook/deliveries`, { key: ADMIN_KEY })).json()) as {
-        deliveries: Array<{ status: string; attempts: number }>;
+        deliveries: Array<{ delivery_id: string; status: string; attempts: number }>;
       };
       return listed.deliveries.every((d) => d.status !== 'pending') ? listed : undefined;
     }, 15_000, 'the four deliveries recorded');
     expect(list.deliveries).to.have.length(4);
     expect(list.deliveries.every((d) => d.status === 'delivered')).to.equal(true);
     expect(list.deliveries.reduce((sum, d) => sum + d.attempts, 0)).to.equal(8);
+    expect(list.deliveries.map((d) => d.delivery_id).sort()).to.deep.equal([...changeOf.keys()].sort());
   });
 
-  it('when a body or secret is tampered with or the signature is old, then the docs/webhooks.md snippet refuses it', async () => {
+  it('when a body, id or secret is wrong, the signature is old or a header is missing, then the docs/webhooks.md snippet refuses it', async () => {
     const verify = await readmeSnippet();
-    const { signPayload } = await import('../../src/domain/webhook-signature.js');
+    const { formatSecret, signatureHeaders } = await import('../../src/domain/webhook-signature.js');
+    const secret = formatSecret(Buffer.alloc(32, 1));
     const body = '{"id":"1","type":"opened"}';
     const now = Math.floor(Date.now() / 1000);
-    const header = signPayload('whsec_test', body, now);
+    const headers = signatureHeaders([secret], '7', now, body);
 
-    expect(verify('whsec_test', body, header)).to.equal(true);
-    expect(verify('whsec_test', body.replace('opened', 'clicked'), header)).to.equal(false);
-    expect(verify('whsec_other', body, header)).to.equal(false);
-    expect(verify('whsec_test', body, signPayload('whsec_test', body, now - 3600))).to.equal(false);
-    expect(verify('whsec_test', body, 'garbage')).to.equal(false);
+    expect(verifies(verify, secret, body, headers)).to.equal(true);
+    expect(verifies(verify, secret, body.replace('opened', 'clicked'), headers)).to.equal(false);
+    expect(verifies(verify, secret, body, { ...headers, 'webhook-id': '8' })).to.equal(false);
+    expect(verifies(verify, formatSecret(Buffer.alloc(32, 2)), body, headers)).to.equal(false);
+    expect(verifies(verify, secret, body, signatureHeaders([secret], '7', now - 3600, body))).to.equal(false);
+    expect(verifies(verify, secret, body, { ...headers, 'webhook-signature': 'garbage' })).to.equal(false);
+    expect(verifies(verify, secret, body, { 'webhook-id': '7', 'webhook-timestamp': String(now) })).to.equal(false);
   });
 
   it('when a webhook URL points at an internal address that is not allowed, then it is refused, at registration and when dialled', async () => {
