@@ -32,10 +32,11 @@ export interface WebhookSettingsChange {
  * Returns the webhook: the receiving app verifies with its secret.
  */
 export async function setAppWebhook(pool: Pool, policy: TargetPolicy, appName: string, change: WebhookSettingsChange): Promise<AppWebhook> {
-  // Before the transaction: checking the URL resolves its host name.
+  // The app first (an unknown app is a 404 whatever the URL), then the URL, outside the transaction:
+  // checking it resolves its host name.
+  const app = await findApp(pool, appName);
   const checked = await checkWebhookUrl(policy, change.url);
   return withTransaction(pool, async (tx) => {
-    const app = await findApp(tx, appName);
     const current = await findWebhook(tx, app.id);
     const eventTypes = change.eventTypes === undefined ? (current?.eventTypes ?? null) : eventTypeSubscription(change.eventTypes);
     const secret = current && !change.rotateSecret ? current.secret : await replaceSecret(tx, app.id, current, 0);
