@@ -88,11 +88,33 @@ describe('webhooks', () => {
     return rows[0].name as string;
   }
 
-  async function setWebhook(url: string): Promise<{ url: string; secret: string }> {
-    const res = await service.request('PUT', `/admin/apps/${await appName()}/webhook`, { key: ADMIN_KEY, body: { url } });
+  async function setWebhook(url: string, eventTypes?: string[]): Promise<{ url: string; secret: string }> {
+    const res = await service.request('PUT', `/admin/apps/${await appName()}/webhook`, { key: ADMIN_KEY, body: { url, ...(eventTypes ? { event_types: eventTypes } : {}) } });
     expect(res.status, await res.clone().text()).to.equal(200);
     return (await res.json()) as { url: string; secret: string };
   }
+
+  /** Rotates the app's secret through the admin API; returns the new one. */
+  async function rotateSecret(overlapSeconds?: number): Promise<string> {
+    const res = await service.request('POST', `/admin/apps/${await appName()}/webhook/secrets`, { key: ADMIN_KEY, body: overlapSeconds === undefined ? {} : { overlap_seconds: overlapSeconds } });
+    expect(res.status, await res.clone().text()).to.equal(201);
+    return ((await res.json()) as { secret: string }).secret;
+  }
+
+  /** Queues one message and waits for its recipient's MessageID (the `accepted` change is then recorded). */
+  async function sentMessage(to: string): Promise<{ jobId: string; messageId: string }> {
+    const res = await service.request('POST', '/queue', { body: { from: 'app@example.com', to, text: 'hi' } });
+    const { job_id: jobId } = (await res.json()) as { job_id: string };
+    const messageId = await eventually(async () => {
+      const { rows } = await service.db.pool.query('select mailjet_message_id::text as id from email_recipients where job_id = $1 and mailjet_message_id is not null', [jobId]);
+      return rows[0]?.id as string | undefined;
+    });
+    return { jobId, messageId };
+  }
+
+  /** The first call the receiver took whose body is a change of this type. */
+  const delivered = (hook: { calls: Received[] }, type: string) =>
+    eventually(async () => hook.calls.find((call) => call.status === 204 && (JSON.parse(call.body) as { type: string }).type === type), 15_000, `the ${type} change delivered`);
 
   it('when the receiver fails its first calls, then every change still arrives, signed (Standard Webhooks), once per webhook-id after retries', async () => {
     mockMailjetSend();
@@ -160,6 +182,68 @@ describe('webhooks', () => {
     expect(verifies(verify, secret, body, signatureHeaders([secret], '7', now - 3600, body))).to.equal(false);
     expect(verifies(verify, secret, body, { ...headers, 'webhook-signature': 'garbage' })).to.equal(false);
     expect(verifies(verify, secret, body, { 'webhook-id': '7', 'webhook-timestamp': String(now) })).to.equal(false);
+  });
+
+  it('when the secret is rotated twice and then with overlap 0, then real deliveries verify with every secret still in its overlap, and after it only with the new one', async () => {
+    mockMailjetSend();
+    const hook = await receiver(0);
+    server = hook.server;
+    service = await startTestService({ env: { WEBHOOK_ALLOWED_TARGETS: '127.0.0.1' } });
+    const { secret: first } = await setWebhook(hook.url);
+    const verify = await readmeSnippet();
+    const second = await rotateSecret(3600);
+    const third = await rotateSecret();
+
+    // Two rotations in a row: all three secrets verify the same delivery; a wrong one does not.
+    const { messageId } = await sentMessage('rot@example.com');
+    const accepted = await delivered(hook, 'accepted');
+    for (const secret of [first, second, third]) {
+      expect(verifies(verify, secret, accepted.body, accepted.headers), secret).to.equal(true);
+    }
+    expect(accepted.headers['webhook-signature']!.split(' ')).to.have.length(3);
+    const { formatSecret } = await import('../../src/domain/webhook-signature.js');
+    expect(verifies(verify, formatSecret(Buffer.alloc(32, 9)), accepted.body, accepted.headers)).to.equal(false);
+
+    // The first secret's overlap (1 h) is over (its end moved to the past rather than waited for): the others still verify.
+    await service.db.pool.query(`update webhook_previous_secrets set expires_at = now() - interval '1 second' where secret = $1`, [first]);
+    await service.postEvents(`[${eventText('sent', messageId, 'rot@example.com', 100)}]`);
+    const sent = await delivered(hook, 'sent');
+    expect(verifies(verify, first, sent.body, sent.headers)).to.equal(false);
+    expect(verifies(verify, second, sent.body, sent.headers)).to.equal(true);
+    expect(verifies(verify, third, sent.body, sent.headers)).to.equal(true);
+
+    // A rotation with overlap 0 (a leaked secret): only the newest signs from now on.
+    const fourth = await rotateSecret(0);
+    await service.postEvents(`[${eventText('open', messageId, 'rot@example.com', 200)}]`);
+    const opened = await delivered(hook, 'opened');
+    expect(opened.headers['webhook-signature']!.split(' ')).to.have.length(1);
+    expect(verifies(verify, fourth, opened.body, opened.headers)).to.equal(true);
+    for (const secret of [first, second, third]) {
+      expect(verifies(verify, secret, opened.body, opened.headers), secret).to.equal(false);
+    }
+  });
+
+  it('when the app subscribes to some event types, then only changes of those types are delivered; the feed still has every change', async () => {
+    mockMailjetSend();
+    const hook = await receiver(0);
+    server = hook.server;
+    service = await startTestService({ env: { WEBHOOK_ALLOWED_TARGETS: '127.0.0.1' } });
+    await setWebhook(hook.url, ['opened', 'bounced']);
+
+    const { messageId } = await sentMessage('sub@example.com');
+    await service.postEvents(`[${eventText('sent', messageId, 'sub@example.com', 100)},${eventText('open', messageId, 'sub@example.com', 200)}]`);
+    await service.postEvents(`[${eventText('click', messageId, 'sub@example.com', 300)}]`);
+    await delivered(hook, 'opened');
+    const feed = await eventually(async () => {
+      const page = (await (await service.request('GET', '/status?after=0')).json()) as { changes: Array<{ type: string }> };
+      return page.changes.length === 4 ? page : undefined;
+    }, 15_000, 'four changes in the feed');
+
+    expect(feed.changes.map((change) => change.type)).to.deep.equal(['accepted', 'sent', 'opened', 'clicked']);
+    // Deliveries are queued with their change, in the same transaction: these are all there will be.
+    const { rows } = await service.db.pool.query<{ type: string }>('select c.new_status as type from webhook_deliveries d join status_changes c on c.id = d.change_id');
+    expect(rows.map((row) => row.type)).to.deep.equal(['opened']);
+    expect(hook.calls.map((call) => (JSON.parse(call.body) as { type: string }).type)).to.deep.equal(['opened']);
   });
 
   it('when a webhook URL points at an internal address that is not allowed, then it is refused, at registration and when dialled', async () => {
