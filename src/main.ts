@@ -14,6 +14,7 @@ import { listen, type Listener, notifyChannels } from './db/notify.js';
 import { openDatabase } from './db/open.js';
 import type { Pool } from './db/pool.js';
 import { StartupError } from './domain/errors.js';
+import { eventsCallbackUrl } from './domain/events-callback.js';
 import { parseTargetPolicy } from './domain/target-policy.js';
 import { finishedWithin } from './finished-within.js';
 import { createApp, routeTable } from './http/app.js';
@@ -210,10 +211,8 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
 
   let devApiKey: string | undefined;
   if (simulator) {
-    const eventsUrl = new URL('/events', config.http.publicUrl ?? url);
-    eventsUrl.username = encodeURIComponent(eventsCredentials!.username);
-    eventsUrl.password = encodeURIComponent(eventsCredentials!.password);
-    simulator.setCallbackUrl(eventsUrl.toString());
+    // The same URL mailjet:register-callback registers at Mailjet: /events under PUBLIC_URL, its path kept.
+    simulator.setCallbackUrl(eventsCallbackUrl(config.http.publicUrl ?? url, eventsCredentials!).toString());
     log.warn('SIMULATOR MODE: MAILJET_API_KEY is not set, so mail goes to the built-in Mailjet simulator and no email leaves this machine', {
       component: 'main',
       simulator: mailjetBaseUrl,
