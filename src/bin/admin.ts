@@ -197,9 +197,9 @@ const suppressionsRemove: Command = async (admin, args) => {
 };
 
 /** What `webhooks set|show|rotate-secret` print: the URL, the types, and every secret that signs. */
-function describeWebhook(name: string, webhook: AppWebhook): string {
+function describeWebhook(name: string, webhook: AppWebhook, secretLabel = 'signing secret'): string {
   const previous = webhook.previousSecrets.map((old) => `previous secret (still signs until ${old.expiresAt.toISOString()}): ${old.secret}\n`);
-  return `webhook of ${name}: ${webhook.url}\nevent types: ${webhook.eventTypes === null ? 'all' : webhook.eventTypes.join(', ')}\nsigning secret: ${webhook.secret}\n${previous.join('')}`;
+  return `webhook of ${name}: ${webhook.url}\nevent types: ${webhook.eventTypes === null ? 'all' : webhook.eventTypes.join(', ')}\n${secretLabel}: ${webhook.secret}\n${previous.join('')}`;
 }
 
 const webhooksSet: Command = async (admin, args) => {
@@ -211,7 +211,7 @@ const webhooksSet: Command = async (admin, args) => {
     rotateSecret: parsed.values['rotate-secret'] === true,
     eventTypes: events === undefined ? undefined : argument(webhookEventTypesSchema, events.split(',').map((type) => type.trim()).filter((type) => type !== ''), '--events'),
   });
-  process.stdout.write(`${describeWebhook(name, webhook)}(give the signing secret to the receiving app)\n`);
+  process.stdout.write(describeWebhook(name, webhook, 'signing secret (give it to the receiving app)'));
 };
 
 const webhooksShow: Command = async (admin, args) => {
