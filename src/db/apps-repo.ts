@@ -109,8 +109,9 @@ export type WebhookSettings = Omit<AppWebhook, 'previousSecrets'>;
 
 export async function findWebhook(db: Queryable, appId: string): Promise<WebhookSettings | undefined> {
   const [row] = await query(db, FIND_WEBHOOK, [appId]);
-  return row && row['webhook_url']
-    ? { url: String(row['webhook_url']), secret: String(row['webhook_secret']), eventTypes: (row['webhook_event_types'] as ChangeType[] | null) ?? null }
+  const url = row?.['webhook_url'];
+  return row && typeof url === 'string' && url !== ''
+    ? { url, secret: String(row['webhook_secret']), eventTypes: (row['webhook_event_types'] as ChangeType[] | null) ?? null }
     : undefined;
 }
 

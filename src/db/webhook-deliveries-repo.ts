@@ -93,15 +93,18 @@ export interface ClaimOptions {
 
 export async function claimDueDeliveries(db: Queryable, options: ClaimOptions): Promise<DueDelivery[]> {
   const rows = await query(db, CLAIM_DUE, [options.limit, options.perApp, [...options.inFlight.keys()], [...options.inFlight.values()], options.lockMs]);
-  return rows.map((row) => ({
-    id: String(row['delivery_id']),
-    appId: String(row['app_id']),
-    url: (row['webhook_url'] as string | null) ?? null,
-    secrets: row['webhook_secret'] === null ? [] : [String(row['webhook_secret']), ...(row['previous_secrets'] as string[])],
-    attempts: Number(row['attempts']),
-    createdAt: row['delivery_created_at'] as Date,
-    change: toStatusChange(row),
-  }));
+  return rows.map((row) => {
+    const secret = row['webhook_secret'] as string | null;
+    return {
+      id: String(row['delivery_id']),
+      appId: String(row['app_id']),
+      url: (row['webhook_url'] as string | null) ?? null,
+      secrets: secret === null ? [] : [secret, ...(row['previous_secrets'] as string[])],
+      attempts: Number(row['attempts']),
+      createdAt: row['delivery_created_at'] as Date,
+      change: toStatusChange(row),
+    };
+  });
 }
 
 // Only the claim that made the attempt may record it: its attempt number is its token (every claim

@@ -47,7 +47,7 @@ export const webhookUrlSchema = z.string().min(1).max(2000);
 export const webhookEventTypesSchema = z
   .array(z.enum(CHANGE_TYPES, { error: `an event type: one of ${CHANGE_TYPES.join(', ')}` }))
   .min(1, `at least one event type (${CHANGE_TYPES.join(', ')}); to receive none, remove the webhook`)
-  .max(100);
+  .max(100, 'at most 100 event types');
 /** How long a rotated-out webhook secret keeps signing, in seconds: up to 7 days. */
 export const MAX_SECRET_OVERLAP_SECONDS = 7 * 24 * 3600;
 export const DEFAULT_SECRET_OVERLAP_SECONDS = 24 * 3600;
