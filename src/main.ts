@@ -13,6 +13,7 @@ import { listen, type Listener, notifyChannels } from './db/notify.js';
 import { openDatabase } from './db/open.js';
 import type { Pool } from './db/pool.js';
 import { StartupError } from './domain/errors.js';
+import { eventsCallbackUrl } from './domain/events-callback.js';
 import { createInFlightLimit } from './domain/in-flight-limit.js';
 import { parseTargetPolicy } from './domain/target-policy.js';
 import { finishedWithin } from './finished-within.js';
@@ -232,10 +233,8 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
   let devApiKey: string | undefined;
   let tryIt: string | undefined;
   if (simulator) {
-    const eventsUrl = new URL('/events', config.http.publicUrl ?? url);
-    eventsUrl.username = encodeURIComponent(eventsCredentials!.username);
-    eventsUrl.password = encodeURIComponent(eventsCredentials!.password);
-    simulator.setCallbackUrl(eventsUrl.toString());
+    // The same URL mailjet:register-callback registers at Mailjet: /events under PUBLIC_URL, its path kept.
+    simulator.setCallbackUrl(eventsCallbackUrl(config.http.publicUrl ?? url, eventsCredentials!).toString());
   }
   if (simulated) {
     log.warn('SIMULATOR MODE: MAILJET_API_KEY is not set, so mail goes to a Mailjet simulator and no email leaves this machine', {
