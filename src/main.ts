@@ -19,6 +19,7 @@ import { finishedWithin } from './finished-within.js';
 import { createApp, routeTable } from './http/app.js';
 import { createLogger, type Logger } from './log.js';
 import { createMailjetClient, MAILJET_DEFAULT_BASE_URL } from './mailjet/client.js';
+import { instrumentMailjetClient } from './mailjet/instrumented.js';
 import { createMetrics } from './metrics.js';
 import { OPENAPI_PATH } from './paths.js';
 import { readOrCreateSecretFile } from './secret-file.js';
@@ -27,6 +28,7 @@ import { authenticateApiKey } from './services/apps.js';
 import { ensureDevApiKey } from './services/dev-key.js';
 import { receiveEvents } from './services/events.js';
 import { createJobService } from './services/jobs.js';
+import { createQueueStatsReader } from './services/queue-stats.js';
 import { createRateLimitCounters } from './services/rate-limits.js';
 import { createReadiness } from './services/readiness.js';
 import { createSendingService } from './services/sending.js';
@@ -96,7 +98,6 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
   const expectedMigration = await latestMigrationId();
 
   const bus = createBus((error, name) => log.error('bus listener failed', { component: 'bus', event: name, error }));
-  const metrics = createMetrics(bus);
   const wakeup = createWakeup();
   const webhookWakeup = createWakeup();
   const channels = notifyChannels(config.database.schema);
@@ -118,11 +119,19 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
     ({ simulator, url: mailjetBaseUrl } = await startDevSimulator(config, log, cleanups, stopWithin));
     credentials = { apiKey: 'simulator', apiSecret: 'simulator' };
   }
-  const mailjet = createMailjetClient({ ...credentials, baseUrl: mailjetBaseUrl, timeoutMs: config.mailjet.timeoutMs });
+  const mailjet = instrumentMailjetClient(createMailjetClient({ ...credentials, baseUrl: mailjetBaseUrl, timeoutMs: config.mailjet.timeoutMs }), bus);
 
   const jobs = createJobService({ pool, channels, maxAttempts: config.retry.maxAttempts, wakeLocal: () => wakeup.wake(), bus });
   const sending = createSendingService({ pool, channels, leaseMs: config.consumers.leaseMs });
   const gate = createSendGate({ ratePerSecond: config.mailjet.ratePerSecond });
+  const metrics = createMetrics({
+    bus,
+    queueStats: createQueueStatsReader({ pool, timeoutMs: config.database.timeouts.statementMs, log }),
+    sendingHalted: () => {
+      const state = gate.state();
+      return { unauthorized: state.blocked !== undefined, rateLimited: state.pausedUntil !== undefined };
+    },
+  });
   const consumers = createConsumerPool({
     sending,
     mailjet,
@@ -139,7 +148,7 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
 
   const targetPolicy = parseTargetPolicy(config.webhooks.allowedTargets);
   const dispatcher = createWebhookDispatcher({
-    deliveries: createWebhookDeliveries(pool),
+    deliveries: createWebhookDeliveries(pool, bus),
     wakeup: webhookWakeup,
     policy: targetPolicy,
     timeoutMs: config.webhooks.timeoutMs,
@@ -173,6 +182,7 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
     metrics: async () => ({ contentType: metrics.contentType, body: await metrics.text() }),
     openapi: await fs.readFile(OPENAPI_PATH, 'utf8'),
     log,
+    onRequest: (request) => bus.emit('http:request', request),
     now: () => new Date(),
   });
 
@@ -187,7 +197,12 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
 
   consumers.start();
   dispatcher.start();
-  const reaper = createLeaseReaper({ sending, intervalMs: Math.max(1_000, Math.floor(config.consumers.leaseMs / 4)), onRequeued: () => wakeup.wake(), log });
+  const reaper = createLeaseReaper({ sending, intervalMs: Math.max(1_000, Math.floor(config.consumers.leaseMs / 4)), onRequeued: (reaped) => {
+      bus.emit('jobs:reaped', reaped);
+      wakeup.wake();
+    },
+    log,
+  });
   void reaper.start();
   const sweeper = createRateLimitSweeper({ rateLimits, log });
   void sweeper.start();

@@ -2,6 +2,7 @@
 // clause (status, lease owner) and returns the ids it changed: zero rows means a lost lease or a no-op.
 import type { AdminJobRow, ClaimedJob, JobRow } from '../domain/job.js';
 import type { MessageContent, NewJob } from '../domain/message.js';
+import { DEPTH_STATUSES, type QueueDepth } from '../domain/queue-figures.js';
 import { CANCELLABLE_STATUSES, CLAIMABLE_STATUSES, type JobStatus } from '../domain/status.js';
 import { query, type Queryable } from './pool.js';
 
@@ -315,16 +316,16 @@ export async function findJobsByCustomId(db: Queryable, appId: string, customIds
 }
 
 const LOCK_JOBS = `
-  select id, status
+  select id, status, accepted_at
   from email_send_jobs
   where id = any($1::bigint[])
   order by id
   for no key update`;
 
-/** Locks jobs in id order (the order every writer uses, so writers never deadlock). */
-export async function lockJobs(tx: Queryable, ids: readonly string[]): Promise<Map<string, JobStatus>> {
+/** Locks jobs in id order (the order every writer uses, so writers never deadlock); returns their status and when Mailjet accepted them. */
+export async function lockJobs(tx: Queryable, ids: readonly string[]): Promise<Map<string, { status: JobStatus; acceptedAt: Date | null }>> {
   const rows = await query(tx, LOCK_JOBS, [ids]);
-  return new Map(rows.map((row) => [String(row['id']), row['status'] as JobStatus]));
+  return new Map(rows.map((row) => [String(row['id']), { status: row['status'] as JobStatus, acceptedAt: (row['accepted_at'] as Date | null) ?? null }]));
 }
 
 const SET_JOB_STATUSES = `
@@ -378,4 +379,26 @@ const REQUEUE_FAILED = `
 export async function requeueFailedJobs(tx: Queryable, ids: readonly string[] | null, appName: string | null): Promise<string[]> {
   const rows = await query(tx, REQUEUE_FAILED, [ids, appName]);
   return rows.map((row) => String(row['id']));
+}
+
+// One count per status, each read from the partial index of its status (claim, lease, failed) and
+// capped: a scrape costs at most `cap` index entries per status however long the backlog. The
+// oldest due job is the first entry of the run_at index.
+const QUEUE_DEPTH = `
+  select
+    (select count(*) from (select 1 from email_send_jobs where status = 'queued' limit $1) s) as queued,
+    (select count(*) from (select 1 from email_send_jobs where status = 'scheduled' limit $1) s) as scheduled,
+    (select count(*) from (select 1 from email_send_jobs where status = 'deferred' limit $1) s) as deferred,
+    (select count(*) from (select 1 from email_send_jobs where status = 'processing' limit $1) s) as processing,
+    (select count(*) from (select 1 from email_send_jobs where status = 'failed' limit $1) s) as failed,
+    (select extract(epoch from now() - min(run_at))::float8
+      from email_send_jobs
+      where status in ('queued', 'scheduled', 'deferred') and run_at <= now()) as oldest_due_age_s`;
+
+export async function readQueueDepth(db: Queryable, cap: number): Promise<QueueDepth> {
+  const [row] = await query(db, QUEUE_DEPTH, [cap]);
+  return {
+    byStatus: Object.fromEntries(DEPTH_STATUSES.map((status) => [status, Number(row![status])])) as QueueDepth['byStatus'],
+    oldestDueAgeSeconds: Math.max(0, Number(row!['oldest_due_age_s'] ?? 0)),
+  };
 }

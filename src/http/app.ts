@@ -1,6 +1,6 @@
 // The express application, built from its dependencies and never listening by itself (main.ts and
 // the tests do that), so that tests can run it on port 0.
-import express, { type Express } from 'express';
+import express, { type Express, type Request } from 'express';
 import helmet from 'helmet';
 
 import type { Logger } from '../log.js';
@@ -31,6 +31,8 @@ export interface AppDeps extends OpsRouteDeps {
   limits: { queueBody: string; eventsBody: string; queuePerMinute: number; eventsPerMinute: number };
   trustProxy: boolean | number | string;
   log: Logger;
+  /** Each request once answered, by route template (metrics). */
+  onRequest?: (request: { method: string; route: string; status: number; durationMs: number }) => void;
   /** The clock of the checks that depend on it (a send_at window). */
   now: () => Date;
 }
@@ -62,13 +64,15 @@ export function createApp(deps: AppDeps): Express {
   app.use((req, res, next) => {
     const started = process.hrtime.bigint();
     res.on('finish', () => {
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
       deps.log.http('request', {
         component: 'http',
         method: req.method,
         path: req.path,
         status: res.statusCode,
-        ms: Number(process.hrtime.bigint() - started) / 1e6,
+        ms,
       });
+      deps.onRequest?.({ method: req.method, route: routeTemplate(req), status: res.statusCode, durationMs: ms });
     });
     next();
   });
@@ -105,4 +109,13 @@ export function createApp(deps: AppDeps): Express {
   app.use(notFoundHandler);
   app.use(errorHandler(deps.log));
   return app;
+}
+
+/**
+ * The template of the route that answered (`/status/:jobId`), or `unmatched`: a metric label must
+ * never be the raw path, which anyone can vary without end.
+ */
+function routeTemplate(req: Request): string {
+  const path: unknown = req.route?.path;
+  return typeof path === 'string' ? `${req.baseUrl}${path}` : 'unmatched';
 }
