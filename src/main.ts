@@ -31,6 +31,7 @@ import { createJobService } from './services/jobs.js';
 import { createQueueStatsReader } from './services/queue-stats.js';
 import { createRateLimitCounters } from './services/rate-limits.js';
 import { createReadiness } from './services/readiness.js';
+import { createRetention } from './services/retention.js';
 import { createSendingService } from './services/sending.js';
 import { createWebhookDeliveries } from './services/webhooks.js';
 // A type only: the simulator itself is loaded by startDevSimulator, in dev mode.
@@ -38,6 +39,7 @@ import type { Simulator } from './simulator/server.js';
 import { type ConsumerPool, createConsumerPool } from './workers/consumer-pool.js';
 import { createLeaseReaper } from './workers/lease-reaper.js';
 import { createRateLimitSweeper } from './workers/rate-limit-sweeper.js';
+import { createRetentionWorker } from './workers/retention-worker.js';
 import { createSendGate } from './workers/send-gate.js';
 import { createWakeup } from './workers/wakeup.js';
 import { createWebhookDispatcher } from './workers/webhook-dispatcher.js';
@@ -206,6 +208,8 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
   void reaper.start();
   const sweeper = createRateLimitSweeper({ rateLimits, log });
   void sweeper.start();
+  const retention = createRetentionWorker({ retention: createRetention({ pool, policy: config.retention, bus }), intervalMs: config.retention.intervalMs, log });
+  void retention.start();
   // SIGTERM: consumers stop claiming and finish their calls in flight while HTTP drains, within
   // SHUTDOWN_TIMEOUT_MS; then the reaper, LISTEN, the simulator, the pool and the embedded database
   // stop, in that order, each with a deadline of its own.
@@ -220,6 +224,7 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
     await Promise.all([
       stopWithin('the lease reaper', reaper.stop(STOP_STEP_MS), STOP_STEP_MS),
       stopWithin('the rate-limit sweeper', sweeper.stop(STOP_STEP_MS), STOP_STEP_MS),
+      stopWithin('the retention worker', retention.stop(STOP_STEP_MS), STOP_STEP_MS),
     ]);
   });
 

@@ -45,3 +45,22 @@ const SET_JOB_IDS = `
 export async function setIdempotencyJobIds(tx: Queryable, appId: string, key: string, jobIds: readonly string[]): Promise<void> {
   await query(tx, SET_JOB_IDS, [appId, key, jobIds]);
 }
+
+// Retention: up to `$2` keys older than `$1` ms, oldest first (idempotency_keys_created_at_idx).
+const PRUNE_KEYS = `
+  delete from idempotency_keys k
+  using (
+    select app_id, key
+    from idempotency_keys
+    where created_at < now() - make_interval(secs => $1::double precision / 1000)
+    order by created_at
+    limit $2
+    for update skip locked
+  ) old
+  where k.app_id = old.app_id
+    and k.key = old.key`;
+
+/** Deletes up to `limit` keys older than `retentionMs`; returns how many. */
+export async function pruneIdempotencyKeys(db: Queryable, retentionMs: number, limit: number): Promise<number> {
+  return (await db.query(PRUNE_KEYS, [retentionMs, limit])).rowCount ?? 0;
+}

@@ -402,3 +402,62 @@ export async function readQueueDepth(db: Queryable, cap: number): Promise<QueueD
     oldestDueAgeSeconds: Math.max(0, Number(row!['oldest_due_age_s'] ?? 0)),
   };
 }
+
+// Retention (services/retention.ts). The next `$3` jobs by id are looked at, and those past
+// retention are deleted: settled (not queued, scheduled, processing or deferred), unchanged for
+// `$2` ms, with no webhook delivery still pending. Ids grow with creation time, so the oldest jobs
+// come first and a pass stops at the first window that reaches jobs created within retention. Their
+// recipients, events, status changes and webhook deliveries go with them (ON DELETE CASCADE, through
+// the indexes of sql/7_ to 9_). A job locked by another transaction (an event being applied) is
+// skipped, and one changed since the window was read is checked again under its lock.
+const PRUNE_JOBS = `
+  with scanned as (
+    select id, created_at
+    from email_send_jobs
+    where id > $1::bigint
+    order by id
+    limit $3
+  ),
+  doomed as (
+    select j.id
+    from email_send_jobs j
+    join scanned s on s.id = j.id
+    where j.status not in ('queued', 'scheduled', 'processing', 'deferred')
+      and j.updated_at < now() - make_interval(secs => $2::double precision / 1000)
+      and not exists (
+        select 1
+        from status_changes c
+        join webhook_deliveries d on d.change_id = c.id
+        where c.job_id = j.id
+          and d.status = 'pending')
+    for update of j skip locked
+  ),
+  deleted as (
+    delete from email_send_jobs j
+    using doomed
+    where j.id = doomed.id
+    returning j.id
+  )
+  select
+    (select count(*) from deleted)::int as deleted,
+    (select count(*) from scanned)::int as scanned,
+    (select max(id) from scanned)::text as last_id,
+    coalesce((select bool_or(created_at >= now() - make_interval(secs => $2::double precision / 1000)) from scanned), false) as reached_recent`;
+
+export interface PruneWindow {
+  deleted: number;
+  /** The last id looked at: the next window starts after it (null: nothing was left to look at). */
+  lastId: string | null;
+  /** True when the pass is over: the window reached the end of the table or jobs within retention. */
+  done: boolean;
+}
+
+export async function pruneJobsWindow(db: Queryable, afterId: string, retentionMs: number, window: number): Promise<PruneWindow> {
+  const [row] = await query(db, PRUNE_JOBS, [afterId, retentionMs, window]);
+  const scanned = Number(row!['scanned']);
+  return {
+    deleted: Number(row!['deleted']),
+    lastId: (row!['last_id'] as string | null) ?? null,
+    done: scanned < window || row!['reached_recent'] === true,
+  };
+}
