@@ -1,7 +1,9 @@
 // The metrics fed by the bus and the scrape-time sources: each one appears and moves when the event
 // it counts is emitted, Mailjet answers are classed by HTTP status, and the Grafana dashboard in
 // docs/grafana uses no metric jetpost does not export (so it cannot rot when a metric is renamed).
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 
 import { expect } from 'chai';
@@ -200,5 +202,21 @@ describe('the Grafana dashboard (docs/grafana/jetpost.json)', () => {
 
   it('when an expression names a metric jetpost does not export, then the check finds it', () => {
     expect(metricNames('sum by (status) (rate(jetpost_jobs_sent_total{job=~"$job",x="rate"}[5m])) / ignoring(le) up')).to.deep.equal(['jetpost_jobs_sent_total', 'up']);
+  });
+
+  it('then the alerting rules in docs/operations.md pass promtool check rules', function () {
+    const promtool = '/usr/bin/promtool';
+    if (!fs.existsSync(promtool)) {
+      this.test!.title += ` (skipped: ${promtool} is missing; install the Debian package "prometheus")`;
+      this.skip();
+    }
+    const operations = fs.readFileSync(path.join(import.meta.dirname, '../../docs/operations.md'), 'utf8');
+    const rules = /### What to alert on\n\n```yaml\n([\s\S]*?)```/.exec(operations)?.[1];
+    expect(rules, 'the rules block of docs/operations.md').to.be.a('string');
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'jetpost-rules-')), 'rules.yaml');
+    fs.writeFileSync(file, rules!);
+    const check = spawnSync(promtool, ['check', 'rules', file], { encoding: 'utf8' });
+    fs.rmSync(path.dirname(file), { recursive: true, force: true });
+    expect({ status: check.status, output: check.stdout + check.stderr }).to.deep.include({ status: 0 });
   });
 });
