@@ -7,7 +7,7 @@ import { createBus } from '../../src/bus.js';
 import { claimJobs } from '../../src/db/jobs-repo.js';
 import { notifyChannels } from '../../src/db/notify.js';
 import { type Pool, withTransaction } from '../../src/db/pool.js';
-import { recordStatusChanges } from '../../src/db/status-changes-repo.js';
+import { readFeed, recordStatusChanges } from '../../src/db/status-changes-repo.js';
 import { createRetention, type RetentionPolicy } from '../../src/services/retention.js';
 import { queueWebhookDeliveries } from '../../src/services/webhook-outbox.js';
 import { makeApp, makeJob, recipientIds } from '../factories.js';
@@ -188,6 +188,27 @@ describe('retention', () => {
     ]);
     expect(first!.deleted.email_send_jobs + second!.deleted.email_send_jobs).to.equal(30);
     expect(await existing(pool, jobs)).to.deep.equal([]);
+  });
+
+  it('when a feed cursor points at a change that was pruned, then the feed reads on from the first change kept after it', async () => {
+    db = await createTestDatabase();
+    const { pool } = db;
+    const app = await makeApp(pool);
+    const old = await makeJob(pool, { appId: app.id, status: 'cancelled' });
+    const recent = await makeJob(pool, { appId: app.id, status: 'cancelled' });
+    const change = (jobId: string) =>
+      withTransaction(pool, (tx) => recordStatusChanges(tx, [{ jobId, recipientId: null, oldStatus: 'queued', newStatus: 'cancelled', details: null }]));
+    await change(old);
+    await change(recent);
+    await age(pool, old, 31);
+    const before = await readFeed(pool, app.id, { txid: '0', id: '0' }, 10);
+    expect(before.map((row) => row.jobId)).to.deep.equal([old, recent]);
+
+    await createRetention({ pool, policy: POLICY, bus: createBus() }).prune(() => false);
+
+    const cursor = { txid: before[0]!.txid, id: before[0]!.id };
+    expect((await readFeed(pool, app.id, cursor, 10)).map((row) => row.jobId)).to.deep.equal([recent]);
+    expect((await readFeed(pool, app.id, { txid: '0', id: '0' }, 10)).map((row) => row.jobId)).to.deep.equal([recent]);
   });
 
   it('when stopped, then a pass ends between two batches', async () => {
