@@ -406,7 +406,7 @@ export async function readQueueDepth(db: Queryable, cap: number): Promise<QueueD
 // Retention (services/retention.ts). The next `$3` jobs by id are looked at, and those past
 // retention are deleted: settled (not queued, scheduled, processing or deferred), unchanged for
 // `$2` ms, with no webhook delivery still pending. Ids grow with creation time, so the oldest jobs
-// come first and a pass stops at the first window that reaches jobs created within retention. Their
+// come first and a pass stops at the first window whose last job was created within retention. Their
 // recipients, events, status changes and webhook deliveries go with them (ON DELETE CASCADE, through
 // the indexes of sql/7_ to 9_). A job locked by another transaction (an event being applied) is
 // skipped, and one changed since the window was read is checked again under its lock.
@@ -442,13 +442,13 @@ const PRUNE_JOBS = `
     (select count(*) from deleted)::int as deleted,
     (select count(*) from scanned)::int as scanned,
     (select max(id) from scanned)::text as last_id,
-    coalesce((select bool_or(created_at >= now() - make_interval(secs => $2::double precision / 1000)) from scanned), false) as reached_recent`;
+    coalesce((select created_at >= now() - make_interval(secs => $2::double precision / 1000) from scanned order by id desc limit 1), false) as reached_recent`;
 
 export interface PruneWindow {
   deleted: number;
   /** The last id looked at: the next window starts after it (null: nothing was left to look at). */
   lastId: string | null;
-  /** True when the pass is over: the window reached the end of the table or jobs within retention. */
+  /** True when the pass is over: the window reached the end of the table, or its last job was created within retention. */
   done: boolean;
 }
 
