@@ -3,6 +3,7 @@
 import express, { type Express, type Request } from 'express';
 import helmet from 'helmet';
 
+import type { AppIdentity } from '../domain/app.js';
 import type { Logger } from '../log.js';
 import type { AdminService } from '../services/admin.js';
 import type { JobService } from '../services/jobs.js';
@@ -31,6 +32,8 @@ export interface AppDeps extends OpsRouteDeps {
   limits: { queueBody: string; eventsBody: string; queuePerMinute: number; eventsPerMinute: number };
   trustProxy: boolean | number | string;
   log: Logger;
+  /** The level of the one line per request: `info` in dev mode, where a person watches, else `http`. */
+  requestLogLevel: 'info' | 'http';
   /** Each request once answered, by route template (metrics). */
   onRequest?: (request: { method: string; route: string; status: number; durationMs: number }) => void;
   /** The clock of the checks that depend on it (a send_at window). */
@@ -65,14 +68,19 @@ export function createApp(deps: AppDeps): Express {
     const started = process.hrtime.bigint();
     res.on('finish', () => {
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
-      deps.log.http('request', {
+      // The route's pattern, not the path: a path can hold an email address (suppressions). Never
+      // headers or bodies: they hold keys and messages.
+      const route = routeTemplate(req);
+      const caller = res.locals['app'] as AppIdentity | undefined;
+      deps.log.log(deps.requestLogLevel, `${req.method} ${route ?? '-'} ${res.statusCode}`, {
         component: 'http',
         method: req.method,
-        path: req.path,
+        route: route ?? '-',
         status: res.statusCode,
-        ms,
+        ms: Math.round(ms * 100) / 100,
+        ...(caller === undefined ? {} : { app: caller.name }),
       });
-      deps.onRequest?.({ method: req.method, route: routeTemplate(req), status: res.statusCode, durationMs: ms });
+      deps.onRequest?.({ method: req.method, route: route ?? 'unmatched', status: res.statusCode, durationMs: ms });
     });
     next();
   });
@@ -112,10 +120,11 @@ export function createApp(deps: AppDeps): Express {
 }
 
 /**
- * The template of the route that answered (`/status/:jobId`), or `unmatched`: a metric label must
- * never be the raw path, which anyone can vary without end.
+ * The template of the route that answered (`/status/:jobId`), or undefined when none did: a log line
+ * or a metric label must never be the raw path, which anyone can vary without end (and which may
+ * hold an email address).
  */
-function routeTemplate(req: Request): string {
+function routeTemplate(req: Request): string | undefined {
   const path: unknown = req.route?.path;
-  return typeof path === 'string' ? `${req.baseUrl}${path}` : 'unmatched';
+  return typeof path === 'string' ? `${req.baseUrl}${path}` : undefined;
 }
