@@ -125,6 +125,7 @@ export function createApp(deps: AppDeps): Express {
  * hold an email address).
  */
 function routeTemplate(req: Request): string | undefined {
-  const path: unknown = req.route?.path;
+  // express types req.route as any: it is the matched Route, whose path is a string (or a RegExp).
+  const path = (req.route as { path?: unknown } | undefined)?.path;
   return typeof path === 'string' ? `${req.baseUrl}${path}` : undefined;
 }
