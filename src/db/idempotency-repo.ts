@@ -58,3 +58,22 @@ export async function setManyIdempotencyJobIds(
   // A two-dimensional array cannot be ragged: each key's ids travel as one comma-separated text.
   await query(tx, SET_MANY_JOB_IDS, [entries.map((e) => e.appId), entries.map((e) => e.key), entries.map((e) => e.jobIds.join(','))]);
 }
+
+// Retention: up to `$2` keys older than `$1` ms, oldest first (idempotency_keys_created_at_idx).
+const PRUNE_KEYS = `
+  delete from idempotency_keys k
+  using (
+    select app_id, key
+    from idempotency_keys
+    where created_at < now() - make_interval(secs => $1::double precision / 1000)
+    order by created_at
+    limit $2
+    for update skip locked
+  ) old
+  where k.app_id = old.app_id
+    and k.key = old.key`;
+
+/** Deletes up to `limit` keys older than `retentionMs`; returns how many. */
+export async function pruneIdempotencyKeys(db: Queryable, retentionMs: number, limit: number): Promise<number> {
+  return (await db.query(PRUNE_KEYS, [retentionMs, limit])).rowCount ?? 0;
+}

@@ -2,6 +2,7 @@
 // clause (status, lease owner) and returns the ids it changed: zero rows means a lost lease or a no-op.
 import type { AdminJobRow, ClaimedJob, JobRow } from '../domain/job.js';
 import type { MessageContent, NewJob } from '../domain/message.js';
+import { DEPTH_STATUSES, type QueueDepth } from '../domain/queue-figures.js';
 import { CANCELLABLE_STATUSES, CLAIMABLE_STATUSES, type JobStatus } from '../domain/status.js';
 import { query, type Queryable } from './pool.js';
 
@@ -362,16 +363,16 @@ export async function findJobsByCustomId(db: Queryable, appId: string, customIds
 }
 
 const LOCK_JOBS = `
-  select id, status
+  select id, status, accepted_at
   from email_send_jobs
   where id = any($1::bigint[])
   order by id
   for no key update`;
 
-/** Locks jobs in id order (the order every writer uses, so writers never deadlock). */
-export async function lockJobs(tx: Queryable, ids: readonly string[]): Promise<Map<string, JobStatus>> {
+/** Locks jobs in id order (the order every writer uses, so writers never deadlock); returns their status and when Mailjet accepted them. */
+export async function lockJobs(tx: Queryable, ids: readonly string[]): Promise<Map<string, { status: JobStatus; acceptedAt: Date | null }>> {
   const rows = await query(tx, LOCK_JOBS, [ids]);
-  return new Map(rows.map((row) => [String(row['id']), row['status'] as JobStatus]));
+  return new Map(rows.map((row) => [String(row['id']), { status: row['status'] as JobStatus, acceptedAt: (row['accepted_at'] as Date | null) ?? null }]));
 }
 
 const SET_JOB_STATUSES = `
@@ -425,4 +426,85 @@ const REQUEUE_FAILED = `
 export async function requeueFailedJobs(tx: Queryable, ids: readonly string[] | null, appName: string | null): Promise<string[]> {
   const rows = await query(tx, REQUEUE_FAILED, [ids, appName]);
   return rows.map((row) => String(row['id']));
+}
+
+// One count per status, each read from the partial index of its status (claim, lease, failed) and
+// capped: a scrape costs at most `cap` index entries per status however long the backlog. The
+// oldest due job is the first entry of the run_at index.
+const QUEUE_DEPTH = `
+  select
+    (select count(*) from (select 1 from email_send_jobs where status = 'queued' limit $1) s) as queued,
+    (select count(*) from (select 1 from email_send_jobs where status = 'scheduled' limit $1) s) as scheduled,
+    (select count(*) from (select 1 from email_send_jobs where status = 'deferred' limit $1) s) as deferred,
+    (select count(*) from (select 1 from email_send_jobs where status = 'processing' limit $1) s) as processing,
+    (select count(*) from (select 1 from email_send_jobs where status = 'failed' limit $1) s) as failed,
+    (select extract(epoch from now() - min(run_at))::float8
+      from email_send_jobs
+      where status in ('queued', 'scheduled', 'deferred') and run_at <= now()) as oldest_due_age_s`;
+
+export async function readQueueDepth(db: Queryable, cap: number): Promise<QueueDepth> {
+  const [row] = await query(db, QUEUE_DEPTH, [cap]);
+  return {
+    byStatus: Object.fromEntries(DEPTH_STATUSES.map((status) => [status, Number(row![status])])) as QueueDepth['byStatus'],
+    oldestDueAgeSeconds: Math.max(0, Number(row!['oldest_due_age_s'] ?? 0)),
+  };
+}
+
+// Retention (services/retention.ts). The next `$3` jobs by id are looked at, and those past
+// retention are deleted: settled (not queued, scheduled, processing or deferred), unchanged for
+// `$2` ms, with no webhook delivery still pending. Ids grow with creation time, so the oldest jobs
+// come first and a pass stops at the first window whose last job was created within retention. Their
+// recipients, events, status changes and webhook deliveries go with them (ON DELETE CASCADE, through
+// the indexes of sql/7_ to 9_). A job locked by another transaction (an event being applied) is
+// skipped, and one changed since the window was read is checked again under its lock.
+const PRUNE_JOBS = `
+  with scanned as (
+    select id, created_at
+    from email_send_jobs
+    where id > $1::bigint
+    order by id
+    limit $3
+  ),
+  doomed as (
+    select j.id
+    from email_send_jobs j
+    join scanned s on s.id = j.id
+    where j.status not in ('queued', 'scheduled', 'processing', 'deferred')
+      and j.updated_at < now() - make_interval(secs => $2::double precision / 1000)
+      and not exists (
+        select 1
+        from status_changes c
+        join webhook_deliveries d on d.change_id = c.id
+        where c.job_id = j.id
+          and d.status = 'pending')
+    for update of j skip locked
+  ),
+  deleted as (
+    delete from email_send_jobs j
+    using doomed
+    where j.id = doomed.id
+    returning j.id
+  )
+  select
+    (select count(*) from deleted)::int as deleted,
+    (select count(*) from scanned)::int as scanned,
+    (select max(id) from scanned)::text as last_id,
+    coalesce((select created_at >= now() - make_interval(secs => $2::double precision / 1000) from scanned order by id desc limit 1), false) as reached_recent`;
+
+export interface PruneWindow {
+  deleted: number;
+  /** The last id looked at: the next window starts after it (null: nothing was left to look at). */
+  lastId: string | null;
+  /** True when the pass is over: the window reached the end of the table, or its last job was created within retention. */
+  done: boolean;
+}
+
+export async function pruneJobsWindow(db: Queryable, afterId: string, retentionMs: number, window: number): Promise<PruneWindow> {
+  const [row] = await query(db, PRUNE_JOBS, [afterId, retentionMs, window]);
+  const scanned = Number(row!['scanned']);
+  return {
+    deleted: Number(row!['deleted']),
+    lastId: (row!['last_id'] as string | null) ?? null,
+    done: scanned < window || row!['reached_recent'] === true,
+  };
 }

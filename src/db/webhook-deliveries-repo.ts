@@ -1,4 +1,5 @@
 // webhook_deliveries: the outbox of status changes to POST to apps' webhook URLs.
+import type { WebhookBacklog } from '../domain/queue-figures.js';
 import type { RecordedChange } from '../domain/status-change.js';
 import type { DeliveryOutcome, DeliveryRow, DeliveryStatus, DueDelivery } from '../domain/webhook-delivery.js';
 import { query, type Queryable } from './pool.js';
@@ -191,4 +192,17 @@ const REDELIVER = `
 /** Makes the app's delivery due again; false when the app has no such delivery. */
 export async function redeliver(db: Queryable, appId: string, id: string): Promise<boolean> {
   return (await query(db, REDELIVER, [id, appId])).length > 0;
+}
+
+// Read from the partial index of pending deliveries, the count capped like the queue depth's.
+const WEBHOOK_BACKLOG = `
+  select
+    (select count(*) from (select 1 from webhook_deliveries where status = 'pending' limit $1) s) as pending,
+    (select extract(epoch from now() - min(next_attempt_at))::float8
+      from webhook_deliveries
+      where status = 'pending' and next_attempt_at <= now()) as oldest_due_age_s`;
+
+export async function readWebhookBacklog(db: Queryable, cap: number): Promise<WebhookBacklog> {
+  const [row] = await query(db, WEBHOOK_BACKLOG, [cap]);
+  return { pending: Number(row!['pending']), oldestDueAgeSeconds: Math.max(0, Number(row!['oldest_due_age_s'] ?? 0)) };
 }

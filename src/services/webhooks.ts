@@ -3,6 +3,7 @@
 // its deliveries for the admin; and the outbox operations of the dispatcher.
 import { randomBytes } from 'node:crypto';
 
+import type { Bus } from '../bus.js';
 import { findWebhook, setWebhook, type WebhookSettings } from '../db/apps-repo.js';
 import type { NotifyChannels } from '../db/notify.js';
 import { type Pool, type Queryable, withTransaction } from '../db/pool.js';
@@ -119,10 +120,16 @@ export interface WebhookDeliveries {
   nextDueAt(exceptApps: readonly string[]): Promise<Date | null>;
 }
 
-export function createWebhookDeliveries(pool: Pool): WebhookDeliveries {
+export function createWebhookDeliveries(pool: Pool, bus: Bus): WebhookDeliveries {
   return {
     claimDue: (options) => claimDueDeliveries(pool, options),
-    settle: (delivery, outcome) => settleDelivery(pool, delivery, outcome),
+    async settle(delivery, outcome) {
+      const recorded = await settleDelivery(pool, delivery, outcome);
+      if (recorded) {
+        bus.emit('webhooks:attempted', { outcome: outcome.kind });
+      }
+      return recorded;
+    },
     nextDueAt: (exceptApps) => nextDeliveryAt(pool, exceptApps),
   };
 }
