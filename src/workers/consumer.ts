@@ -107,7 +107,12 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
   async function recordWithRetry(batch: Batch, results: readonly SendResult[], { halted }: TurnContext): Promise<RecordSummary> {
     for (let attempt = 1; ; attempt += 1) {
       try {
-        return await deps.record(batch.recipientsByJob, results);
+        const summary = await deps.record(batch.recipientsByJob, results);
+        if (summary.accepted.length > 0) {
+          const accepted = new Set(summary.accepted);
+          bus.emit('jobs:accepted', { waitedMs: batch.jobs.filter((job) => accepted.has(job.id)).map((job) => now().getTime() - job.createdAt.getTime()) });
+        }
+        return summary;
       } catch (thrown) {
         const error = coerceError(thrown);
         const fields = { component: 'consumer', consumer: id, jobs: results.map((r) => r.jobId), attempt, error: error.message };
@@ -149,6 +154,19 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
     }
   }
 
+  /**
+   * What Mailjet holds under the job's CustomID. A job whose last attempt went out before the app's
+   * custom_id was added to CustomID carries the bare `jetpost-<id>`: that form is asked too, or the
+   * job would be sent again after an upgrade.
+   */
+  async function findCopies(job: ClaimedJob): Promise<FoundMessage[] | undefined> {
+    const found = await deps.lookup(customIdForJob(job.id, job.customId));
+    if (!job.customId || found === undefined || found.length > 0) {
+      return found;
+    }
+    return deps.lookup(customIdForJob(job.id));
+  }
+
   /** Looks up the jobs whose last attempt may have been sent and records what Mailjet says; returns the jobs to send. */
   async function lookUp(batch: Batch, turn: TurnContext): Promise<ClaimedJob[]> {
     const results: SendResult[] = [];
@@ -158,7 +176,7 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
         // The rest is released unsent later, still marked outcome unknown.
         break;
       }
-      const found = await deps.lookup(customIdForJob(job.id, job.customId));
+      const found = await findCopies(job);
       const result = lookUpResult(job, batch.recipientsByJob.get(job.id) ?? [], found, context);
       if (result) {
         results.push(result);
