@@ -780,10 +780,18 @@ export interface components {
          */
         RecipientStatus: "pending" | "accepted" | "sent" | "opened" | "clicked" | "unsubscribed" | "spam" | "bounced" | "blocked" | "failed" | "cancelled" | "suppressed";
         /**
-         * @description Mailjet's event types, as Mailjet names them.
+         * @description Mailjet's event types, as Mailjet names them (only in what Mailjet sends to `/events`).
          * @enum {string}
          */
         MailjetEventType: "sent" | "open" | "click" | "bounce" | "blocked" | "spam" | "unsub";
+        /**
+         * @description A Mailjet event as jetpost names it everywhere it speaks (a job's event history, the changes
+         *     feed, webhooks): the status it moves a recipient toward. Mailjet's `open` is `opened`, `click`
+         *     `clicked`, `bounce` `bounced`, `unsub` `unsubscribed`; `sent`, `blocked` and `spam` keep their
+         *     names. A soft bounce is a `bounced` event with `hard_bounce: false` (it changes no status).
+         * @enum {string}
+         */
+        EventType: "sent" | "opened" | "clicked" | "unsubscribed" | "spam" | "bounced" | "blocked";
         /**
          * Format: idn-email
          * @description An email address as RFC 5321 and RFC 6531 (SMTPUTF8) define it and Mailjet accepts it:
@@ -836,9 +844,18 @@ export interface components {
             content_id?: string;
         };
         /**
-         * @description One email. It needs content — `text`, `html` or a Mailjet `template_id` — and a `from`
-         *     unless the template defines the sender. Unknown fields are rejected (a typo must not
-         *     silently drop a setting). Each message becomes one job.
+         * @description One email. It needs content — `text` and/or `html`, or a Mailjet `template_id` (not both: the
+         *     template brings its own parts, and Mailjet refuses an HTML part beside a template that has
+         *     one, `send-0004`) — and a `from` unless the template defines the sender. Unknown fields are
+         *     rejected (a typo must not silently drop a setting). Each message becomes one job.
+         *
+         *     The Send API options (`track_opens`, `track_clicks`, `campaign`, `deduplicate_campaign`,
+         *     `event_payload`, `url_tags`, `monitoring_category`, `mailjet_priority`,
+         *     `template_error_reporting`, `template_error_deliver`, `sandbox`) are stored with the job and
+         *     passed to Mailjet's field of the same meaning for this message only. Combinations Mailjet
+         *     refuses are refused here with a `400` naming the field: `text`/`html` with `template_id`,
+         *     `template_error_*` without `template_id` or with `template_language: false`,
+         *     `deduplicate_campaign: true` without `campaign`.
          */
         Message: {
             from?: components["schemas"]["Address"];
@@ -885,7 +902,10 @@ export interface components {
             attachments?: components["schemas"]["Attachment"][];
             /**
              * @description The app's own reference for this message (not unique), echoed back in every answer and
-             *     usable with `GET /status?custom_id=`. (Mailjet's `CustomID` is `jetpost-<job_id>`.)
+             *     usable with `GET /status?custom_id=`. It reaches Mailjet inside the message's `CustomID`,
+             *     which is `jetpost-<job_id>:<custom_id>` (`jetpost-<job_id>` without one): Mailjet shows it
+             *     in its logs and returns it in every event (`CustomID`), and jetpost finds its own job by
+             *     the part before the first colon.
              */
             custom_id?: string;
             /**
@@ -902,14 +922,80 @@ export interface components {
              *     means now. A future `send_at` makes the job `scheduled`.
              */
             send_at?: string;
-            /** @description 0 (the default when absent) to 3. Due jobs with a higher priority are claimed first. */
+            /**
+             * @description jetpost's claim order: 0 (the default when absent) to 3. Due jobs with a higher priority are
+             *     claimed first. It is not sent to Mailjet; Mailjet's own Priority is `mailjet_priority`.
+             */
             priority?: number;
+            track_opens?: components["schemas"]["Tracking"];
+            track_clicks?: components["schemas"]["Tracking"];
+            /**
+             * @description Mailjet's `CustomCampaign`: groups the message into a Mailjet campaign of that name (created on
+             *     first use). Events carry it as `customcampaign`. At most 255 characters, no control characters.
+             * @example spring-sale-2030
+             */
+            campaign?: string;
+            /**
+             * @description Mailjet's `DeduplicateCampaign`: with `true`, Mailjet sends a campaign at most once to an address
+             *     (a repeat ends `blocked`, error `duplicate in campaign`). `true` needs `campaign` (`400`
+             *     otherwise, as Mailjet's `send-0012`).
+             */
+            deduplicate_campaign?: boolean;
+            /**
+             * @description Mailjet's `EventPayload`: free text (JSON, CSV…) Mailjet returns in every event of the message
+             *     as `Payload`. At most 8 KiB (8192 bytes) as UTF-8.
+             * @example {"order":42}
+             */
+            event_payload?: string;
+            /**
+             * @description Mailjet's `URLTags`: a query string Mailjet appends to every link, e.g.
+             *     `utm_source=jetpost&utm_medium=email`; printable ASCII without spaces (percent-encode the
+             *     rest), no leading `?`, `&` or `#`, at most 256 characters (Mailjet's limit).
+             * @example utm_source=jetpost&utm_medium=email
+             */
+            url_tags?: string;
+            /**
+             * @description Mailjet's `MonitoringCategory`: the message counts in this category of Mailjet's monitoring.
+             *     The category must exist for the Mailjet API key; if not, Mailjet refuses the message
+             *     (`send-0013`) and the job ends `failed` with that reason.
+             */
+            monitoring_category?: string;
+            /**
+             * @description Mailjet's `Priority`, the queue Mailjet sends from: 0 low (first in, first out), 1 ahead of
+             *     the low queue, 2 high, 3 highest. Absent: Mailjet's default. Not jetpost's `priority`.
+             */
+            mailjet_priority?: number;
+            /**
+             * @description Mailjet's `TemplateErrorReporting`: where Mailjet mails a report when the template language
+             *     fails. Needs `template_id`; turns the template language on unless `template_language` is
+             *     `false`, which is refused (Mailjet's `send-0016`).
+             */
+            template_error_reporting?: components["schemas"]["Address"];
+            /**
+             * @description Mailjet's `TemplateErrorDeliver`: send the message even when the template language fails
+             *     (`false`: Mailjet blocks it). Needs `template_id`, like `template_error_reporting`.
+             */
+            template_error_deliver?: boolean;
+            /**
+             * @description Mailjet's `SandboxMode`: Mailjet checks the message and answers as usual but sends nothing and
+             *     reports no event. The job ends `accepted`, its recipients with `message_id: null`. A call to
+             *     Mailjet carries only sandbox messages or only real ones (SandboxMode is a field of the whole
+             *     call), so a bulk request may mix them.
+             */
+            sandbox?: boolean;
             /**
              * @description Only at the top level of a single-message request (in a bulk request it goes beside
              *     `messages`); the same as the `Idempotency-Key` header, which it must equal when both are given.
              */
             idempotency_key?: components["schemas"]["IdempotencyKey"];
         };
+        /**
+         * @description Mailjet's `TrackOpens` / `TrackClicks`: `enabled` or `disabled` for this message, or
+         *     `account_default` (the same as leaving it out: the Mailjet account's setting). Opens are only
+         *     tracked in an HTML part.
+         * @enum {string}
+         */
+        Tracking: "account_default" | "disabled" | "enabled";
         /** @description Up to 500 messages in one request, each becoming its own job. All are validated before any is stored. */
         BulkRequest: {
             messages: components["schemas"]["Message"][];
@@ -1008,7 +1094,7 @@ export interface components {
          * @description The Mailjet event behind a recipient's change: its type (`event`), when it happened
          *     (`occurred_at`, Mailjet's `time`) and the event's informative fields as Mailjet sent them.
          * @example {
-         *       "event": "click",
+         *       "event": "clicked",
          *       "occurred_at": "2030-01-01T09:00:03.000Z",
          *       "url": "https://example.com/offer",
          *       "ip": "192.0.2.1",
@@ -1017,7 +1103,7 @@ export interface components {
          *     }
          */
         ChangeEventDetails: {
-            event: components["schemas"]["MailjetEventType"];
+            event: components["schemas"]["EventType"];
             /** Format: date-time */
             occurred_at: string;
         } & components["schemas"]["EventDetails"];
@@ -1047,7 +1133,7 @@ export interface components {
          *       "old_status": "sent",
          *       "new_status": "opened",
          *       "details": {
-         *         "event": "open",
+         *         "event": "opened",
          *         "occurred_at": "2030-01-01T09:00:03.000Z",
          *         "ip": "192.0.2.1",
          *         "geo": "FR",
@@ -1205,7 +1291,7 @@ export interface components {
         };
         /** @description A Mailjet event as recorded in a job's history. */
         Event: {
-            type: components["schemas"]["MailjetEventType"];
+            type: components["schemas"]["EventType"];
             /** @description The recipient's address, lower-cased. */
             email: string | null;
             /** @description The MessageID as a decimal string (null when the event named only a `Message_GUID`). */
@@ -1370,9 +1456,9 @@ export interface components {
     };
     responses: {
         /**
-         * @description The request is not valid. Usually `validation-failed`, with every bad field in `errors[]`;
-         *     `malformed-json` (the body is not JSON), `request-aborted` or `bad-request` (the body could
-         *     not be read) carry no `errors`.
+         * @description The request is not valid. Usually `validation-failed`, with every bad field in `errors[]`,
+         *     each `message` saying what is expected; `malformed-json` (the body is empty or not JSON),
+         *     `request-aborted` or `bad-request` (the body could not be read) carry no `errors`.
          */
         BadRequest: {
             headers: {
@@ -1403,6 +1489,34 @@ export interface components {
                     /** @constant */
                     status?: 400;
                 });
+            };
+        };
+        /**
+         * @description The path exists but does not take this method (`method-not-allowed`); `Allow` names the methods
+         *     it takes. Answered on every documented path for any method it does not document (OPTIONS and,
+         *     where there is a GET, HEAD excepted).
+         */
+        MethodNotAllowed: {
+            headers: {
+                /** @description The methods the path takes, comma-separated, e.g. `POST` or `GET, HEAD`. */
+                Allow: string;
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "https://jetpost.dev/problems/method-not-allowed",
+                 *       "title": "Method Not Allowed",
+                 *       "status": 405,
+                 *       "detail": "/queue does not take GET; it takes POST"
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"] & {
+                    /** @constant */
+                    type?: "https://jetpost.dev/problems/method-not-allowed";
+                    /** @constant */
+                    status?: 405;
+                };
             };
         };
         /** @description Missing, malformed, unknown or revoked API key (`unauthorized`). */
@@ -1500,7 +1614,8 @@ export interface components {
             };
         };
         /**
-         * @description The body is larger than the endpoint accepts (`payload-too-large`): `QUEUE_BODY_LIMIT`
+         * @description The body is larger than the endpoint accepts (`payload-too-large`; `detail` states the limit in
+         *     bytes): `QUEUE_BODY_LIMIT`
          *     (default 20 MB) for `/queue`, `EVENTS_BODY_LIMIT` (default 64 MB) or more than 500,000
          *     elements for `/events`, 1 MB for `POST /admin/jobs/requeue` and 16 KB for the other admin
          *     routes that take a body.

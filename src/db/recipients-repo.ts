@@ -51,7 +51,8 @@ export async function lockRecipientsOfJobs(tx: Queryable, jobIds: readonly strin
 const ACCEPT_RECIPIENTS = `
   update email_recipients r
   set status = case when r.status in ('pending', 'suppressed') then 'accepted' else r.status end,
-    mailjet_message_id = a.message_id,
+    -- SandboxMode answers MessageID 0 and an empty MessageUUID: no message exists at Mailjet.
+    mailjet_message_id = nullif(a.message_id, 0),
     mailjet_message_uuid = nullif(a.message_uuid, ''),
     updated_at = now()
   from unnest($1::bigint[], $2::bigint[], $3::text[]) as a(id, message_id, message_uuid)

@@ -73,13 +73,90 @@ export function toFieldErrors(error: z.ZodError): FieldError[] {
   });
 }
 
+/** What a JSON value is, in words: for "must be a list, not a string". */
+function kindOf(value: unknown): string {
+  if (value === null) {
+    return 'null';
+  }
+  if (Array.isArray(value)) {
+    return 'a list';
+  }
+  switch (typeof value) {
+    case 'string':
+      return 'a string';
+    case 'number':
+      return Number.isInteger(value) ? 'a whole number' : 'a number with a fraction';
+    case 'boolean':
+      return value ? 'true' : 'false';
+    case 'object':
+      return 'an object';
+    default:
+      return typeof value;
+  }
+}
+
+const EXPECTED: Record<string, string> = {
+  string: 'a string',
+  number: 'a number',
+  int: 'a whole number',
+  boolean: 'true or false',
+  array: 'a list',
+  object: 'an object',
+  record: 'a JSON object ({"name": value, ...})',
+};
+
+const UNITS: Record<string, [string, string]> = { string: ['character', 'characters'], array: ['item', 'items'], set: ['item', 'items'] };
+const counted = (origin: string, count: number | bigint) => {
+  const unit = UNITS[origin];
+  return unit ? `${count} ${count === 1 || count === 1n ? unit[0] : unit[1]}` : String(count);
+};
+
+/**
+ * Every validation message in words a person reads at once, for the issues a schema does not word
+ * itself: zod's own ("Invalid input: expected array, received undefined", "Too big: expected number
+ * to be <=3") name its internals. Undefined leaves zod's wording (a schema's own messages win anyway).
+ */
+export const plainIssueMessage: z.core.$ZodErrorMap = (issue) => {
+  switch (issue.code) {
+    case 'invalid_type': {
+      const expected = EXPECTED[issue.expected] ?? issue.expected;
+      return issue.input === undefined ? `is required: ${expected}` : `must be ${expected}, not ${kindOf(issue.input)}`;
+    }
+    case 'too_big':
+      return issue.origin === 'string' || issue.origin === 'array' || issue.origin === 'set'
+        ? `must have at most ${counted(issue.origin, issue.maximum)}`
+        : `must be at most ${issue.maximum}${issue.inclusive === false ? ' (exclusive)' : ''}`;
+    case 'too_small':
+      if ((issue.origin === 'string' || issue.origin === 'array') && Number(issue.minimum) === 1) {
+        return issue.origin === 'string' ? 'must not be empty' : 'must not be an empty list';
+      }
+      return issue.origin === 'string' || issue.origin === 'array' || issue.origin === 'set'
+        ? `must have at least ${counted(issue.origin, issue.minimum)}`
+        : `must be at least ${issue.minimum}${issue.inclusive === false ? ' (exclusive)' : ''}`;
+    case 'invalid_value':
+      return `must be one of ${issue.values.map((value) => JSON.stringify(value)).join(', ')}`;
+    case 'invalid_format':
+      return issue.format === 'regex' ? 'is not in the expected form' : `must be a valid ${issue.format}`;
+    case 'not_multiple_of':
+      return `must be a multiple of ${issue.divisor}`;
+    case 'invalid_union':
+      return 'matches none of the accepted forms';
+    case 'invalid_key':
+      return 'has a key that is not valid';
+    case 'invalid_element':
+      return 'has an element that is not valid';
+    default:
+      return undefined;
+  }
+};
+
 /**
  * The input as `schema` reads it, or a ValidationError listing every problem: the schema's, and any
  * text (at any depth, in keys too) that PostgreSQL could not store exactly.
  */
 export function parseOrThrow<T>(schema: z.ZodType<T>, input: unknown, what: string): T {
   const unstorable = findUnstorableText(input);
-  const parsed = schema.safeParse(input);
+  const parsed = schema.safeParse(input, { error: plainIssueMessage });
   if (!parsed.success || unstorable.length > 0) {
     throw new ValidationError(`the ${what} is not valid: see errors`, [...unstorable, ...(parsed.success ? [] : toFieldErrors(parsed.error))]);
   }

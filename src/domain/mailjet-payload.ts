@@ -1,6 +1,6 @@
 // Jobs → Mailjet Send API v3.1 bodies, pure. One job is one Mailjet message object; a call carries at
 // most 50 recipients over all its messages (To+Cc+Bcc) and stays under Mailjet's ~15 MB request cap.
-import type { Address, MessageContent, Recipient } from './message.js';
+import type { Address, MessageContent, Recipient, Tracking } from './message.js';
 
 export const MAX_RECIPIENTS_PER_CALL = 50;
 /** Mailjet rejects requests above ~15 MB with a 413; keep a margin for the envelope and encoding. */
@@ -25,6 +25,8 @@ export const FORBIDDEN_HEADERS: ReadonlySet<string> = new Set(
 
 export interface SendableJob {
   id: string;
+  /** The app's own custom_id, carried in the CustomID after the job id. */
+  customId?: string | null | undefined;
   content: MessageContent;
   recipients: readonly Recipient[];
 }
@@ -57,19 +59,47 @@ export interface MailjetMessage {
   Attachments?: MailjetAttachment[];
   InlinedAttachments?: MailjetAttachment[];
   CustomID: string;
+  EventPayload?: string;
+  CustomCampaign?: string;
+  DeduplicateCampaign?: boolean;
+  TrackOpens?: Tracking;
+  TrackClicks?: Tracking;
+  URLTags?: string;
+  MonitoringCategory?: string;
+  Priority?: number;
+  TemplateErrorReporting?: MailjetAddress;
+  TemplateErrorDeliver?: boolean;
 }
 
 export interface MailjetSendBody {
   Messages: MailjetMessage[];
+  /** Per call in v3.1, not per message: a call carries only sandbox jobs or only real ones. */
+  SandboxMode?: boolean;
 }
 
-/** The CustomID a job's message carries: events and message look-ups lead back to the job with it. */
-export function customIdForJob(jobId: string): string {
-  return `jetpost-${jobId}`;
+/** The body of one Send API call; SandboxMode only when set, so a real call looks as it always did. */
+export function toSendBody(messages: MailjetMessage[], sandbox: boolean): MailjetSendBody {
+  return sandbox ? { Messages: messages, SandboxMode: true } : { Messages: messages };
 }
 
+const CUSTOM_ID_PREFIX = 'jetpost-';
+
+/**
+ * The CustomID a job's message carries: `jetpost-<job id>`, followed by `:<custom_id>` when the app
+ * gave one. Mailjet echoes it in every event and in its logs, so the app finds its own id there
+ * (after the first colon), while jetpost keeps what it needs: the job id first makes every CustomID
+ * unique (apps reuse custom_ids), and the reconcile look-up of a maybe-sent job asks Mailjet for
+ * exactly this string, rebuilt from the job's id and its stored custom_id. The app's id is not put
+ * in EventPayload instead, which is the app's own field (event_payload) and would leave it out of
+ * Mailjet's message logs and look-ups.
+ */
+export function customIdForJob(jobId: string, appCustomId?: string | null): string {
+  return appCustomId ? `${CUSTOM_ID_PREFIX}${jobId}:${appCustomId}` : `${CUSTOM_ID_PREFIX}${jobId}`;
+}
+
+/** The job id a CustomID of jetpost's carries (undefined for anyone else's CustomID). */
 export function jobIdFromCustomId(customId: string | undefined): string | undefined {
-  const match = /^jetpost-(\d{1,19})$/.exec(customId ?? '');
+  const match = /^jetpost-(\d{1,19})(?::|$)/.exec(customId ?? '');
   return match?.[1];
 }
 
@@ -83,7 +113,7 @@ function recipientsOf(job: SendableJob, kind: Recipient['kind']): MailjetAddress
 
 export function toMailjetMessage(job: SendableJob): MailjetMessage {
   const { content } = job;
-  const message: MailjetMessage = { To: recipientsOf(job, 'to'), CustomID: customIdForJob(job.id) };
+  const message: MailjetMessage = { To: recipientsOf(job, 'to'), CustomID: customIdForJob(job.id, job.customId) };
   const cc = recipientsOf(job, 'cc');
   const bcc = recipientsOf(job, 'bcc');
   if (content.from) {
@@ -110,7 +140,9 @@ export function toMailjetMessage(job: SendableJob): MailjetMessage {
   if (content.template_id !== undefined) {
     message.TemplateID = content.template_id;
     // Variables only reach a template when its language is on; that is what a caller passing them means.
-    message.TemplateLanguage = content.template_language ?? content.variables !== undefined;
+    // TemplateErrorReporting/Deliver only work with the template language on (send-0016).
+    message.TemplateLanguage =
+      content.template_language ?? (content.variables !== undefined || content.template_error_reporting !== undefined || content.template_error_deliver !== undefined);
   }
   if (content.variables !== undefined) {
     message.Variables = content.variables;
@@ -127,7 +159,25 @@ export function toMailjetMessage(job: SendableJob): MailjetMessage {
   if (inline.length > 0) {
     message.InlinedAttachments = inline.map(toMailjetAttachment);
   }
-  return message;
+  return Object.assign(message, sendOptions(content));
+}
+
+/** The Send API options of a message (message.ts), each under Mailjet's name, only those given. */
+function sendOptions(content: MessageContent): Partial<MailjetMessage> {
+  const options: { [Field in keyof MailjetMessage]?: MailjetMessage[Field] | undefined } = {
+    TrackOpens: content.track_opens,
+    TrackClicks: content.track_clicks,
+    CustomCampaign: content.campaign,
+    // Mailjet refuses DeduplicateCampaign without a campaign (send-0012); the API refuses it too.
+    DeduplicateCampaign: content.campaign === undefined ? undefined : content.deduplicate_campaign,
+    EventPayload: content.event_payload,
+    URLTags: content.url_tags,
+    MonitoringCategory: content.monitoring_category,
+    Priority: content.mailjet_priority,
+    TemplateErrorReporting: content.template_error_reporting && toAddress(content.template_error_reporting),
+    TemplateErrorDeliver: content.template_error_deliver,
+  };
+  return Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined));
 }
 
 function toMailjetAttachment(attachment: NonNullable<MessageContent['attachments']>[number]): MailjetAttachment {
@@ -196,6 +246,6 @@ const LONGEST_JOB_ID = '9223372036854775807';
  * A message's size as Mailjet receives it, known before it has a job id: its JSON in the Send API
  * body, attachments in base64 and text escaped as JSON, with the longest CustomID.
  */
-export function queuedMessageBytes(content: MessageContent, recipients: readonly Recipient[]): number {
-  return messageBytes(toMailjetMessage({ id: LONGEST_JOB_ID, content, recipients }));
+export function queuedMessageBytes(content: MessageContent, recipients: readonly Recipient[], customId?: string): number {
+  return messageBytes(toMailjetMessage({ id: LONGEST_JOB_ID, customId, content, recipients }));
 }

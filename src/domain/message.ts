@@ -21,7 +21,15 @@ export interface Attachment {
   content_id?: string | undefined;
 }
 
-/** Everything about a message but its recipients (kept as rows) and jetpost's own bookkeeping. */
+/** Mailjet's TrackOpens / TrackClicks values. */
+export const TRACKING_VALUES = ['account_default', 'disabled', 'enabled'] as const;
+export type Tracking = (typeof TRACKING_VALUES)[number];
+
+/**
+ * Everything about a message but its recipients (kept as rows) and jetpost's own bookkeeping. The
+ * Send API options below are stored with the message and map one to one onto Mailjet's fields
+ * (mailjet-payload.ts); `sandbox` is Mailjet's per-call SandboxMode, so a call never mixes values.
+ */
 export interface MessageContent {
   from?: Address | undefined;
   reply_to?: Address | undefined;
@@ -34,6 +42,19 @@ export interface MessageContent {
   variables?: Record<string, unknown> | undefined;
   headers?: Record<string, string> | undefined;
   attachments?: Attachment[] | undefined;
+  track_opens?: Tracking | undefined;
+  track_clicks?: Tracking | undefined;
+  /** Mailjet's CustomCampaign. */
+  campaign?: string | undefined;
+  deduplicate_campaign?: boolean | undefined;
+  event_payload?: string | undefined;
+  url_tags?: string | undefined;
+  monitoring_category?: string | undefined;
+  /** Mailjet's Priority (0–3), its own sending queue; not jetpost's claim order (NewJob.priority). */
+  mailjet_priority?: number | undefined;
+  template_error_reporting?: Address | undefined;
+  template_error_deliver?: boolean | undefined;
+  sandbox?: boolean | undefined;
 }
 
 export interface NewJob {

@@ -77,23 +77,33 @@ export function planSuppression(
   return plan;
 }
 
-/** One Send API call: its jobs and their messages, in the same order. */
+/** One Send API call: its jobs and their messages, in the same order, and its SandboxMode. */
 export interface PlannedCall {
   jobs: ClaimedJob[];
   messages: MailjetMessage[];
+  sandbox: boolean;
 }
 
-/** The jobs' messages, packed in order into calls Mailjet accepts (recipients and bytes per call). */
+/**
+ * The jobs' messages, packed in order into calls Mailjet accepts (recipients and bytes per call).
+ * SandboxMode is a field of the whole call in v3.1, so sandbox jobs and real ones are packed apart:
+ * a real message in a sandbox call would silently not be sent, a sandbox one in a real call would be.
+ */
 export function planCalls(jobs: readonly ClaimedJob[], recipientsByJob: ReadonlyMap<string, readonly RecipientRow[]>): PlannedCall[] {
+  return [false, true].flatMap((sandbox) => packJobs(jobs.filter((job) => (job.content.sandbox ?? false) === sandbox), recipientsByJob, sandbox));
+}
+
+function packJobs(jobs: readonly ClaimedJob[], recipientsByJob: ReadonlyMap<string, readonly RecipientRow[]>, sandbox: boolean): PlannedCall[] {
   const messages = jobs.map((job) =>
     toMailjetMessage({
       id: job.id,
+      customId: job.customId,
       content: job.content,
       recipients: (recipientsByJob.get(job.id) ?? []).map((r) => ({ kind: r.kind, email: r.email, name: r.name ?? undefined })),
     }),
   );
   const sizes = jobs.map((job, index) => ({ recipients: countRecipients(recipientsByJob.get(job.id) ?? []), bytes: messageBytes(messages[index]!) }));
-  return packCalls(sizes).map((indexes) => ({ jobs: indexes.map((index) => jobs[index]!), messages: indexes.map((index) => messages[index]!) }));
+  return packCalls(sizes).map((indexes) => ({ jobs: indexes.map((index) => jobs[index]!), messages: indexes.map((index) => messages[index]!), sandbox }));
 }
 
 /** The recipients the jobs' messages go to, as Mailjet counts them. */

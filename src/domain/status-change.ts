@@ -1,4 +1,5 @@
 // Status changes: the log apps hear about (the polling feed and webhooks), and its JSON, pure.
+import { eventName } from './status.js';
 
 /**
  * What a change's `type` (its new status) can be: the job's own changes (accepted, failed,
@@ -65,7 +66,8 @@ export function changeJson(change: StatusChangeRow) {
     recipient: change.recipient,
     old_status: change.oldStatus,
     new_status: change.newStatus,
-    details: change.details,
+    // Stored with Mailjet's name of the event (`open`); the API says `opened`, as everywhere else.
+    details: typeof change.details?.['event'] === 'string' ? { ...change.details, event: eventName(change.details['event']) } : change.details,
     metadata: change.metadata,
   };
 }

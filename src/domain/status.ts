@@ -61,22 +61,27 @@ export function isDeliveryStatus(status: string): status is DeliveryStatus {
  * bounce (`hard_bounce: false`, e.g. greylisting) means Mailjet is still trying, so it is history only.
  */
 export function statusForEvent(type: MailjetEventType, hardBounce: boolean | undefined): DeliveryStatus | undefined {
-  switch (type) {
-    case 'sent':
-      return 'sent';
-    case 'open':
-      return 'opened';
-    case 'click':
-      return 'clicked';
-    case 'bounce':
-      return hardBounce === false ? undefined : 'bounced';
-    case 'blocked':
-      return 'blocked';
-    case 'spam':
-      return 'spam';
-    case 'unsub':
-      return 'unsubscribed';
-  }
+  return type === 'bounce' && hardBounce === false ? undefined : EVENT_NAMES[type];
+}
+
+/**
+ * A Mailjet event's name in jetpost's API: the status it moves toward (`open` → `opened`). One
+ * vocabulary for the event history of /status, the changes feed, webhooks and the spec; Mailjet's
+ * own names stay in what Mailjet sends and in what is stored.
+ */
+export const EVENT_NAMES = {
+  sent: 'sent',
+  open: 'opened',
+  click: 'clicked',
+  bounce: 'bounced',
+  blocked: 'blocked',
+  spam: 'spam',
+  unsub: 'unsubscribed',
+} as const satisfies Record<MailjetEventType, DeliveryStatus>;
+
+/** The API's name of a stored event type; anything else (not a Mailjet type) as it is. */
+export function eventName(type: string): string {
+  return Object.hasOwn(EVENT_NAMES, type) ? EVENT_NAMES[type as MailjetEventType] : type;
 }
 
 /**

@@ -4,6 +4,7 @@ import express, { type Express, type Request } from 'express';
 import helmet from 'helmet';
 
 import type { AppIdentity } from '../domain/app.js';
+import { AppError } from '../domain/errors.js';
 import type { Logger } from '../log.js';
 import type { AdminService } from '../services/admin.js';
 import type { JobService } from '../services/jobs.js';
@@ -45,19 +46,40 @@ export interface AppDeps extends OpsRouteDeps {
 interface RouterLayer {
   route?: { path: string; methods: Record<string, boolean> };
   handle?: { stack?: RouterLayer[] };
+  /** The router's own matcher (router 2.x): pure, the params it returns are not stored on the layer. */
+  match?: (path: string) => unknown;
+}
+
+/** The route layers of the app's routers, in order. */
+function routeLayers(app: Express): RouterLayer[] {
+  const walk = (stack: RouterLayer[]): RouterLayer[] => stack.flatMap((layer) => (layer.route ? [layer] : layer.handle?.stack ? walk(layer.handle.stack) : []));
+  return walk((app as unknown as { router: { stack: RouterLayer[] } }).router.stack);
 }
 
 /** Every (method, path) the app serves, read from its routers: the contract test compares it to openapi.yaml. */
 export function routeTable(app: Express): Array<{ method: string; path: string }> {
-  const walk = (stack: RouterLayer[]): Array<{ method: string; path: string }> =>
-    stack.flatMap((layer) =>
-      layer.route
-        ? Object.keys(layer.route.methods).map((method) => ({ method, path: layer.route!.path }))
-        : layer.handle?.stack
-          ? walk(layer.handle.stack)
-          : [],
+  return routeLayers(app).flatMap((layer) => Object.keys(layer.route!.methods).map((method) => ({ method, path: layer.route!.path })));
+}
+
+/**
+ * A path the app serves asked with another method is a 405 naming the methods it takes in `Allow`
+ * (RFC 9110 §15.5.6), not a 404 saying the path does not exist. Placed after every router, so it
+ * only sees what no route answered; OPTIONS is answered by the routers themselves.
+ */
+function methodNotAllowed(app: Express): express.RequestHandler {
+  return (req, _res, next) => {
+    const methods = new Set(routeLayers(app).flatMap((layer) => (layer.match?.(req.path) ? Object.keys(layer.route!.methods) : [])));
+    if (methods.size === 0) {
+      next();
+      return;
+    }
+    const allowed = [...methods].flatMap((method) => (method === 'get' ? ['GET', 'HEAD'] : [method.toUpperCase()])).sort();
+    next(
+      new AppError('method-not-allowed', 405, `${req.path} does not take ${req.method}; it takes ${allowed.join(', ')}`, {
+        headers: { Allow: allowed.join(', ') },
+      }),
     );
-  return walk((app as unknown as { router: { stack: RouterLayer[] } }).router.stack);
+  };
 }
 
 export function createApp(deps: AppDeps): Express {
@@ -119,6 +141,7 @@ export function createApp(deps: AppDeps): Express {
   );
   app.use(statusRouter(deps.jobs, requireApp));
   app.use(adminRouter({ admin: deps.admin, requireAdmin: requireAdminKey(deps.adminKey) }));
+  app.use(methodNotAllowed(app));
   app.use(notFoundHandler);
   app.use(errorHandler(deps.log));
   return app;

@@ -48,13 +48,29 @@ export function sendProblem(res: Response, error: AppError, extra: Partial<Probl
   res.status(error.status).type(PROBLEM_CONTENT_TYPE).send(JSON.stringify(problem));
 }
 
+/** Bytes as a person reads a limit: 20 MB, 16 KB (body-parser's units: 1 kb = 1024 bytes). */
+function formatBytes(bytes: number): string {
+  for (const [unit, size] of [['GB', 1024 ** 3], ['MB', 1024 ** 2], ['KB', 1024]] as const) {
+    if (bytes >= size && bytes % size === 0) {
+      return `${bytes / size} ${unit}`;
+    }
+  }
+  return `${bytes} bytes`;
+}
+
 /** body-parser's errors carry `type` and `status`: they are the caller's fault and say so. */
-function fromBodyParser(error: { type?: unknown; status?: unknown; message?: unknown }): AppError | undefined {
+function fromBodyParser(error: { type?: unknown; status?: unknown; message?: unknown; limit?: unknown }): AppError | undefined {
   switch (error.type) {
     case 'entity.parse.failed':
       return new AppError('malformed-json', 400, 'the request body is not valid JSON');
     case 'entity.too.large':
-      return new AppError('payload-too-large', 413, 'the request body is larger than this endpoint accepts');
+      return new AppError(
+        'payload-too-large',
+        413,
+        typeof error.limit === 'number'
+          ? `the request body is larger than this endpoint accepts: at most ${error.limit} bytes (${formatBytes(error.limit)})`
+          : 'the request body is larger than this endpoint accepts',
+      );
     case 'encoding.unsupported':
     case 'charset.unsupported':
       return new AppError('unsupported-encoding', 415, String(error.message));

@@ -7,7 +7,7 @@ import { AppError, type FieldError, ValidationError } from '../domain/errors.js'
 import { emailSchema, jobIdSchema, noControl, pageLimitSchema, parseOrThrow } from '../domain/input-schemas.js';
 import { nestsDeeperThan } from '../domain/json-text.js';
 import { FORBIDDEN_HEADERS, MAX_MESSAGE_BYTES, queuedMessageBytes } from '../domain/mailjet-payload.js';
-import type { MessageContent, NewJob, Recipient } from '../domain/message.js';
+import { type MessageContent, type NewJob, type Recipient, TRACKING_VALUES } from '../domain/message.js';
 import type { FeedCursor } from '../domain/status-change.js';
 import { isBase64 } from './base64.js';
 
@@ -33,17 +33,31 @@ export const LIMITS = {
   sendAtMaxAheadMs: 30 * 24 * 3600 * 1000,
   sendAtMaxBehindMs: 24 * 3600 * 1000,
   statusLookupIds: 100,
+  /** Mailjet's CustomCampaign is an X-Mailjet-Campaign header value: 255 characters. */
+  campaignLength: 255,
+  /** Mailjet does not document a cap for EventPayload; this one keeps events small. */
+  eventPayloadBytes: 8 * 1024,
+  /** Mailjet's cap on URLTags (mj-0006 above it). */
+  urlTagsLength: 256,
+  monitoringCategoryLength: 255,
 } as const;
 
 const email = emailSchema;
-const addressObject = z.strictObject({ email, name: noControl(LIMITS.nameLength).optional() });
+const ADDRESS_FORMS = 'an address: "ada@example.org" or {"email": "ada@example.org", "name": "Ada"}';
+const addressObject = z.strictObject({ email, name: noControl(LIMITS.nameLength).optional() }, { error: (issue) => (issue.code === 'invalid_type' ? `must be ${ADDRESS_FORMS}` : undefined) });
 /** "a@example.com" or {"email": "a@example.com", "name": "A"}. */
 const address = z.preprocess((value) => (typeof value === 'string' ? { email: value } : value), addressObject);
 /** One address or a list of them (checked for length first: a million addresses are not each parsed). */
-const addressList = z.preprocess(
-  (value) => (value === undefined || Array.isArray(value) ? value : [value]),
-  z.array(address).min(1).max(LIMITS.recipientsPerMessage, `at most ${LIMITS.recipientsPerMessage} recipients (Mailjet's limit)`),
-);
+const addressList = (field: string) =>
+  z.preprocess(
+    (value) => (value === undefined || Array.isArray(value) ? value : [value]),
+    z
+      .array(address, { error: (issue) => (issue.input === undefined ? `${field} is required: one address or a list of them` : undefined) })
+      .min(1, `${field} must hold at least one address`)
+      .max(LIMITS.recipientsPerMessage, `at most ${LIMITS.recipientsPerMessage} recipients (Mailjet's limit)`),
+  );
+
+const trackingSchema = z.enum(TRACKING_VALUES, { error: `must be one of ${TRACKING_VALUES.map((value) => `"${value}"`).join(', ')}` });
 
 const attachment = z.strictObject({
   filename: noControl(255).min(1),
@@ -78,9 +92,9 @@ const jsonObject = (maxBytes: number, what: string) =>
 
 const messageFields = {
   from: address.optional(),
-  to: addressList,
-  cc: addressList.optional(),
-  bcc: addressList.optional(),
+  to: addressList('to'),
+  cc: addressList('cc').optional(),
+  bcc: addressList('bcc').optional(),
   reply_to: address.optional(),
   subject: noControl(LIMITS.subjectLength).optional(),
   text: textPart(LIMITS.textBytes).optional(),
@@ -97,16 +111,69 @@ const messageFields = {
   custom_id: noControl(LIMITS.customIdLength).min(1).optional(),
   metadata: jsonObject(LIMITS.metadataBytes, 'metadata').optional(),
   send_at: z.iso.datetime({ offset: true, message: 'an ISO 8601 date-time with a time zone, e.g. 2030-01-01T09:00:00Z' }).optional(),
-  priority: z.number().int().min(0).max(3).optional(),
+  priority: z.number().int().min(0).max(3, 'a whole number from 0 to 3').optional(),
+  // Mailjet's Send API options (domain/mailjet-payload.ts maps each to its Mailjet field).
+  track_opens: trackingSchema.optional(),
+  track_clicks: trackingSchema.optional(),
+  campaign: noControl(LIMITS.campaignLength).min(1).optional(),
+  deduplicate_campaign: z.boolean().optional(),
+  event_payload: z
+    .string()
+    .min(1)
+    .refine((value) => utf8Bytes(value) <= LIMITS.eventPayloadBytes, `must be at most ${LIMITS.eventPayloadBytes} bytes as UTF-8`)
+    .optional(),
+  url_tags: z
+    .string()
+    .max(LIMITS.urlTagsLength)
+    .regex(/^[\x21-\x7e]+$/, 'a query string such as utm_source=jetpost&utm_medium=email: printable ASCII without spaces (percent-encode the rest)')
+    .refine((value) => !/^[?&#]/.test(value), 'without a leading ?, & or #: e.g. utm_source=jetpost&utm_medium=email')
+    .optional(),
+  monitoring_category: noControl(LIMITS.monitoringCategoryLength).min(1).optional(),
+  mailjet_priority: z.number().int().min(0, 'a whole number from 0 to 3').max(3, 'a whole number from 0 to 3').optional(),
+  template_error_reporting: address.optional(),
+  template_error_deliver: z.boolean().optional(),
+  sandbox: z.boolean().optional(),
 };
 
 type MessageInput = z.infer<z.ZodObject<typeof messageFields>>;
+
+/**
+ * Combinations Mailjet refuses, refused here instead, where the app still hears of it: queued, they
+ * would only fail at the send. The Mailjet error code each one avoids is in its message.
+ */
+function checkMailjetCombinations(message: MessageInput, ctx: z.RefinementCtx): void {
+  if (message.template_id !== undefined) {
+    for (const part of ['html', 'text'] as const) {
+      if (message[part] !== undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [part],
+          message: `give either template_id or ${part}, not both: the template brings its own parts (Mailjet refuses an ${part === 'html' ? 'HTML' : 'text'} part beside a template that has one, send-0004)`,
+        });
+      }
+    }
+  }
+  for (const field of ['template_error_reporting', 'template_error_deliver'] as const) {
+    if (message[field] === undefined) {
+      continue;
+    }
+    if (message.template_id === undefined) {
+      ctx.addIssue({ code: 'custom', path: [field], message: `${field} goes with a template: give template_id too` });
+    } else if (message.template_language === false) {
+      ctx.addIssue({ code: 'custom', path: [field], message: `${field} needs the template language: leave template_language out or set it to true (Mailjet's send-0016)` });
+    }
+  }
+  if (message.deduplicate_campaign === true && message.campaign === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['deduplicate_campaign'], message: 'deduplicate_campaign needs a campaign: give campaign too (Mailjet\'s send-0012)' });
+  }
+}
 
 /** The checks across a message's fields; `now` places the send_at window. */
 const checkMessage = (now: () => Date) => (message: MessageInput, ctx: z.RefinementCtx): void => {
   if (message.text === undefined && message.html === undefined && message.template_id === undefined) {
     ctx.addIssue({ code: 'custom', path: ['text'], message: 'give text, html or template_id' });
   }
+  checkMailjetCombinations(message, ctx);
   if (message.from === undefined && message.template_id === undefined) {
     ctx.addIssue({ code: 'custom', path: ['from'], message: 'from is required unless the template defines the sender' });
   }
@@ -175,6 +242,17 @@ function toNewJob(message: MessageInput): NewJob {
     variables: message.variables,
     headers: message.headers,
     attachments: message.attachments,
+    track_opens: message.track_opens,
+    track_clicks: message.track_clicks,
+    campaign: message.campaign,
+    deduplicate_campaign: message.deduplicate_campaign,
+    event_payload: message.event_payload,
+    url_tags: message.url_tags,
+    monitoring_category: message.monitoring_category,
+    mailjet_priority: message.mailjet_priority,
+    template_error_reporting: message.template_error_reporting,
+    template_error_deliver: message.template_error_deliver,
+    sandbox: message.sandbox,
   };
   return {
     content,
@@ -194,7 +272,7 @@ function toNewJob(message: MessageInput): NewJob {
 function checkMessageSizes(jobs: readonly NewJob[], bulk: boolean): void {
   const tooLarge: FieldError[] = [];
   jobs.forEach((job, index) => {
-    const bytes = queuedMessageBytes(job.content, job.recipients);
+    const bytes = queuedMessageBytes(job.content, job.recipients, job.customId);
     if (bytes > LIMITS.messageBytes) {
       tooLarge.push({
         path: bulk ? `messages.${index}` : '',

@@ -5,6 +5,7 @@ import type { StoredEvent } from '../domain/event.js';
 import { eventDetails } from '../domain/event-parse.js';
 import type { AdminJobRow, JobRow } from '../domain/job.js';
 import type { RecipientRow } from '../domain/recipient.js';
+import { eventName } from '../domain/status.js';
 import { CHANGE_TYPES } from '../domain/status-change.js';
 import type { Suppression } from '../domain/suppression.js';
 import type { DeliveryRow } from '../domain/webhook-delivery.js';
@@ -31,7 +32,7 @@ function recipientJson(recipient: RecipientRow) {
 
 function eventJson(event: StoredEvent) {
   return {
-    type: event.type,
+    type: eventName(event.type),
     email: event.email,
     message_id: event.messageId,
     occurred_at: event.occurredAt.toISOString(),

@@ -17,7 +17,7 @@ import type { Bus } from '../bus.js';
 import { coerceError } from '../domain/errors.js';
 import type { ClaimedJob } from '../domain/job.js';
 import { type CallOutcome, classifySendResponse, type FoundMessage, type SendResponse } from '../domain/mailjet-outcome.js';
-import { customIdForJob, type MailjetSendBody } from '../domain/mailjet-payload.js';
+import { customIdForJob, type MailjetSendBody, toSendBody } from '../domain/mailjet-payload.js';
 import { type RecipientRow, recipientsByJob } from '../domain/recipient.js';
 import { type Backoff, backoffMs, type RetryPolicy } from '../domain/retry-policy.js';
 import { decideSendResults, type SendResult } from '../domain/send-decision.js';
@@ -154,6 +154,19 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
     }
   }
 
+  /**
+   * What Mailjet holds under the job's CustomID. A job whose last attempt went out before the app's
+   * custom_id was added to CustomID carries the bare `jetpost-<id>`: that form is asked too, or the
+   * job would be sent again after an upgrade.
+   */
+  async function findCopies(job: ClaimedJob): Promise<FoundMessage[] | undefined> {
+    const found = await deps.lookup(customIdForJob(job.id, job.customId));
+    if (!job.customId || found === undefined || found.length > 0) {
+      return found;
+    }
+    return deps.lookup(customIdForJob(job.id));
+  }
+
   /** Looks up the jobs whose last attempt may have been sent and records what Mailjet says; returns the jobs to send. */
   async function lookUp(batch: Batch, turn: TurnContext): Promise<ClaimedJob[]> {
     const results: SendResult[] = [];
@@ -163,7 +176,7 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
         // The rest is released unsent later, still marked outcome unknown.
         break;
       }
-      const found = await deps.lookup(customIdForJob(job.id));
+      const found = await findCopies(job);
       const result = lookUpResult(job, batch.recipientsByJob.get(job.id) ?? [], found, context);
       if (result) {
         results.push(result);
@@ -199,7 +212,7 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
     deps.slots?.callStarted();
     let slowDown = true;
     try {
-      const response = await deps.send({ Messages: call.messages });
+      const response = await deps.send(toSendBody(call.messages, call.sandbox));
       const outcome = classifySendResponse(response, call.messages.length, now());
       slowDown = outcome.kind === 'transient';
       await settleCall(batch, call, outcome, started, turn);
@@ -263,7 +276,7 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
       }
       const held = new Set(await deps.extendLeases(stillToSend));
       const indexes = call.jobs.flatMap((job, index) => (held.has(job.id) ? [index] : []));
-      const sendable = { jobs: indexes.map((index) => call.jobs[index]!), messages: indexes.map((index) => call.messages[index]!) };
+      const sendable = { jobs: indexes.map((index) => call.jobs[index]!), messages: indexes.map((index) => call.messages[index]!), sandbox: call.sandbox };
       if (sendable.jobs.length === 0) {
         return sendable;
       }

@@ -120,6 +120,17 @@ const INVALID_IN_BOTH: Array<[string, unknown]> = [
   ['an idempotency_key inside a bulk message', { messages: [message({ idempotency_key: 'inner' })] }],
   ['an unknown field beside messages', { messages: [message()], priority: 1 }],
   ['a single message mixed with messages', { ...message(), messages: [message()] }],
+  ['track_opens "yes"', message({ track_opens: 'yes' })],
+  ['mailjet_priority 4', message({ mailjet_priority: 4 })],
+  ['a 257-character url_tags', message({ url_tags: 'u'.repeat(257) })],
+  ['url_tags with a space', message({ url_tags: 'a=b c' })],
+  ['an empty campaign', message({ campaign: '' })],
+  ['a line break in campaign', message({ campaign: 'a\nb' })],
+  ['event_payload as an object', message({ event_payload: { order: 42 } })],
+  ['sandbox "true"', message({ sandbox: 'true' })],
+  ['html with a template (Mailjet\'s send-0004)', message({ text: undefined, html: '<p>Hi</p>', template_id: 4242 })],
+  ['text with a template', message({ template_id: 4242 })],
+  ['template_error_deliver without a template', message({ template_error_deliver: true })],
 ];
 
 /** Bodies POST /queue refuses through rules the spec can only state in words (descriptions). */
@@ -135,6 +146,10 @@ const INVALID_BY_DESCRIBED_RULES: Array<[string, unknown]> = [
   ['html above 5 MiB as UTF-8 (in 2-byte characters)', message({ html: '\u00e9'.repeat(2_700_000) })],
   ['a NUL in the text', message({ text: 'a\u0000b' })],
   ['an unpaired surrogate in custom_id', message({ custom_id: 'order-\ud83d' })],
+  ['deduplicate_campaign without campaign (Mailjet\'s send-0012)', message({ deduplicate_campaign: true })],
+  ['template error options with the template language off (Mailjet\'s send-0016)', { to: 'ada@example.org', template_id: 4242, template_language: false, template_error_deliver: true }],
+  ['url_tags with a leading ?', message({ url_tags: '?utm_source=x' })],
+  ['event_payload above 8 KiB as UTF-8 (in 2-byte characters)', message({ event_payload: '\u00e9'.repeat(4097) })],
   ['a metadata key named __proto__', JSON.parse(`${JSON.stringify(message()).slice(0, -1)},"metadata":{"__proto__":1}}`)],
 ];
 
@@ -149,6 +164,22 @@ const VALID: Array<[string, unknown]> = [
   ['every optional field', message({ custom_id: 'order-1', metadata: { order: 1, tags: ['a'] }, priority: 3, send_at: inDays(1) })],
   ['send_at with an offset and fractions', message({ send_at: new Date(Date.now() + 3_600_000).toISOString().replace('Z', '+00:00') })],
   ['a bulk request', { idempotency_key: `bulk-${Date.now()}`, messages: [message(), message({ to: 'grace@example.org' })] }],
+  [
+    'every Mailjet Send API option',
+    message({
+      track_opens: 'enabled',
+      track_clicks: 'account_default',
+      campaign: 'spring-sale',
+      deduplicate_campaign: true,
+      event_payload: '{"order":42}',
+      url_tags: 'utm_source=jetpost&utm_medium=email',
+      monitoring_category: 'billing',
+      mailjet_priority: 2,
+      custom_id: 'order-42',
+    }),
+  ],
+  ['a template with its error options', { to: 'ada@example.org', template_id: 4242, template_error_reporting: { email: 'templates@example.com', name: 'Templates' }, template_error_deliver: false }],
+  ['sandbox and real messages in one bulk request', { messages: [message({ sandbox: true }), message({ sandbox: false }), message()] }],
 ];
 
 // ---- the test ----------------------------------------------------------------------------------
@@ -427,13 +458,17 @@ describe('openapi.yaml, checked against the running service', function () {
       });
     }
 
-    contractIt('400: a bad Idempotency-Key header, a header differing from the field, a non-object body, malformed JSON', ['post /queue 400'], async () => {
+    contractIt('400: a bad Idempotency-Key header, a header differing from the field, a non-object body, malformed JSON, an empty body', ['post /queue 400'], async () => {
       expect((await api('post', '/queue', { body: message(), headers: { 'idempotency-key': 'has space' } })).res.status).to.equal(400);
       expect((await api('post', '/queue', { body: message({ idempotency_key: 'a' }), headers: { 'idempotency-key': 'b' } })).res.status).to.equal(400);
       expect((await api('post', '/queue', { body: [message()] })).res.status).to.equal(400);
       const malformed = await api('post', '/queue', { rawBody: '{"to":', headers: { 'content-type': 'application/json' } });
       expect(malformed.res.status).to.equal(400);
       expect((malformed.body as { type: string }).type).to.equal('https://jetpost.dev/problems/malformed-json');
+      // Declared as JSON but empty: said to be empty, not asked for the Content-Type it has.
+      const empty = await api('post', '/queue', { rawBody: '', headers: { 'content-type': 'application/json' } });
+      expect(empty.res.status).to.equal(400);
+      expect(empty.body).to.deep.include({ type: 'https://jetpost.dev/problems/malformed-json', detail: 'the request body is empty: send one message, or {"messages": [...]}, as JSON' });
     });
 
     contractIt('415: a body that is not sent as JSON; 401 before any body is read', ['post /queue 401 415'], async () => {
@@ -464,6 +499,7 @@ describe('openapi.yaml, checked against the running service', function () {
       const { res, body } = await api('post', '/queue', { rawBody, headers: { 'content-type': 'application/json' } });
       expect(res.status).to.equal(413);
       expect((body as { type: string }).type).to.equal('https://jetpost.dev/problems/payload-too-large');
+      expect((body as { detail: string }).detail).to.equal('the request body is larger than this endpoint accepts: at most 20971520 bytes (20 MB)');
     });
 
     contractIt('413: a message above 14 MiB as sent to Mailjet (attachments as base64), named in a bulk request', ['post /queue 413'], async () => {
@@ -626,7 +662,7 @@ describe('openapi.yaml, checked against the running service', function () {
       expect(job.custom_id).to.equal('tracked');
       expect(job.recipients.map((r) => r.status)).to.deep.equal(['clicked', 'accepted', 'sent']);
       expect(job.status).to.equal('clicked');
-      expect(job.events.map((e) => e.type)).to.deep.equal(['sent', 'open', 'click', 'bounce', 'sent']);
+      expect(job.events.map((e) => e.type)).to.deep.equal(['sent', 'opened', 'clicked', 'bounced', 'sent']);
       expect(job.events[0]!.message_id).to.equal(job.recipients[0]!.message_id);
       expect(job.events[2]!.details).to.deep.equal({ url: 'https://example.com/a', ip: '127.0.0.1', geo: 'FR', agent: 'Mozilla/5.0' });
       expect(job.events[3]!.details).to.include({ hard_bounce: false, error: 'greylisted' });
@@ -1399,12 +1435,12 @@ describe('openapi.yaml, checked against the running service', function () {
       expect(of('clicked')).to.deep.include({
         recipient: 'ada@example.org',
         old_status: 'opened',
-        details: { event: 'click', occurred_at: iso(1893488403), url: 'https://example.com/a', ip: '192.0.2.1', geo: 'FR', agent: 'Mozilla/5.0' },
+        details: { event: 'clicked', occurred_at: iso(1893488403), url: 'https://example.com/a', ip: '192.0.2.1', geo: 'FR', agent: 'Mozilla/5.0' },
       });
       expect(of('bounced')).to.deep.include({ recipient: 'grace@example.org', old_status: 'accepted' });
-      expect(of('bounced').details).to.include({ event: 'bounce', hard_bounce: true, error: 'user unknown' });
+      expect(of('bounced').details).to.include({ event: 'bounced', hard_bounce: true, error: 'user unknown' });
       expect(of('spam')).to.deep.include({ recipient: 'alan@example.org', details: { event: 'spam', occurred_at: iso(1893488405), source: 'JMRPP' } });
-      expect(of('unsubscribed')).to.deep.include({ recipient: 'edsger@example.org', details: { event: 'unsub', occurred_at: iso(1893488406), mj_list_id: 1 } });
+      expect(of('unsubscribed')).to.deep.include({ recipient: 'edsger@example.org', details: { event: 'unsubscribed', occurred_at: iso(1893488406), mj_list_id: 1 } });
       expect(of('blocked')).to.deep.include({ recipient: 'barbara@example.org' });
       expect(of('cancelled')).to.deep.include({ job_id: jobB, recipient: null, old_status: 'scheduled', details: null, custom_id: 'changes-b', metadata: null });
       expect(of('failed')).to.deep.include({ job_id: jobC, recipient: null, old_status: 'processing', details: { error: failed.last_error } });
@@ -1686,7 +1722,11 @@ describe('openapi.yaml, checked against the running service', function () {
       expect([...fromCode].sort()).to.deep.equal([...contract.operations()].sort());
     });
 
-    contractIt('each documented path answers 404 to every other method (OPTIONS lists exactly the documented ones; HEAD mirrors GET)', [], async () => {
+    contractIt('each documented path answers 405 with Allow to every other method (OPTIONS lists exactly the documented ones; HEAD mirrors GET)', [], async () => {
+      const components = contract.spec.components as unknown as { responses: Record<string, { content: Record<string, { schema: unknown }>; headers: Record<string, { schema: unknown }> }> };
+      const methodNotAllowed = components.responses['MethodNotAllowed']!;
+      const problemSchema = contract.validator(methodNotAllowed.content['application/problem+json']!.schema);
+      const allowSchema = contract.validator(methodNotAllowed.headers['Allow']!.schema);
       for (const [template, item] of Object.entries(contract.spec.paths)) {
         const url = template.replace(/\{[^}]+\}/g, '1');
         const documented = METHODS.filter((method) => item[method] !== undefined);
@@ -1705,10 +1745,16 @@ describe('openapi.yaml, checked against the running service', function () {
             expect(res.status, where).to.equal(get.status);
             expect(text, where).to.equal('');
           } else {
-            expect(res.status, where).to.equal(404);
+            expect(res.status, where).to.equal(405);
             expect(res.headers.get('content-type'), where).to.match(/^application\/problem\+json/);
+            const allow = res.headers.get('allow') ?? '';
+            expect(allowSchema(allow), `${where}: Allow ${allow}`).to.equal(true);
+            const expected = documented.flatMap((m) => (m === 'get' ? ['GET', 'HEAD'] : [m.toUpperCase()]));
+            expect(allow.split(', ').sort(), where).to.deep.equal([...expected].sort());
             if (method !== 'head') {
-              expect(JSON.parse(text), where).to.deep.include({ type: 'https://jetpost.dev/problems/not-found', status: 404 });
+              const body = JSON.parse(text) as unknown;
+              expect(problemSchema(body), `${where}: ${formatErrors(problemSchema.errors)}`).to.equal(true);
+              expect(body, where).to.deep.include({ type: 'https://jetpost.dev/problems/method-not-allowed', title: 'Method Not Allowed', status: 405 });
             }
           }
         }
@@ -1716,7 +1762,7 @@ describe('openapi.yaml, checked against the running service', function () {
     });
 
     contractIt('paths that are not documented answer a 404 problem', [], async () => {
-      for (const [method, url] of [['GET', '/'], ['GET', '/nope'], ['POST', '/queue/1'], ['GET', '/queue/1'], ['GET', '/status/1/events'], ['POST', '/events/1'], ['GET', '/admin/apps/1'], ['GET', '/admin/apps/1/suppressions/1/keys'], ['GET', '/admin/apps/1/webhook/deliveries/1'], ['POST', '/admin/apps/1/webhook/redeliver'], ['GET', '/status/1/changes']] as const) {
+      for (const [method, url] of [['GET', '/'], ['GET', '/nope'], ['POST', '/queue/1/2'], ['GET', '/queues'], ['GET', '/status/1/events'], ['POST', '/events/1'], ['GET', '/admin/apps/1'], ['GET', '/admin/apps/1/suppressions/1/keys'], ['GET', '/admin/apps/1/webhook/deliveries/1'], ['POST', '/admin/apps/1/webhook/redeliver'], ['GET', '/status/1/changes']] as const) {
         const res = await service.request(method, url);
         expect(res.status, `${method} ${url}`).to.equal(404);
         expect(res.headers.get('content-type')).to.match(/^application\/problem\+json/);

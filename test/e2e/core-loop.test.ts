@@ -50,7 +50,7 @@ describe('end to end: jetpost and the Mailjet simulator', () => {
     expect(sent.metadata).to.deep.equal({ user: 42, plan: ['pro'] });
     expect(sent.recipients[0]!.message_id).to.match(/^\d{18,19}$/);
     const opened = await waitFor(job_id, 'opened');
-    expect(opened.events.map((e) => e.type)).to.deep.equal(['sent', 'open']);
+    expect(opened.events.map((e) => e.type)).to.deep.equal(['sent', 'opened']);
     // The simulator holds the same id the Send API returned: every digit survived both ways.
     const simulated = service.jetpost.simulator!.messages.flatMap((m) => m.recipients.map((r) => r.messageId.toString()));
     expect(simulated).to.include(opened.recipients[0]!.message_id);

@@ -70,7 +70,7 @@ describe('POST /events', () => {
     expect(first.recipients[0]!.status).to.equal('opened');
     expect(first.events.map((e) => [e.type, e.message_id])).to.deep.equal([
       ['sent', a!.messageId],
-      ['open', a!.messageId],
+      ['opened', a!.messageId],
     ]);
     expect(first.events[1]!.details).to.deep.equal({ ip: '192.0.2.1', geo: 'FR', agent: 'Mozilla' });
     expect((await job(b!.jobId)).status).to.equal('sent');

@@ -41,6 +41,17 @@ const messageLike = fc.record(
     send_at: fc.oneof(fc.date({ noInvalidDate: true }).map((d) => d.toISOString()), fc.string(), fc.integer()),
     priority: fc.oneof(fc.integer({ min: -5, max: 10 }), fc.string()),
     idempotency_key: fc.oneof(headerText, fc.integer()),
+    track_opens: fc.oneof(fc.constantFrom('account_default', 'disabled', 'enabled'), fc.string({ maxLength: 20 }), fc.jsonValue()),
+    track_clicks: fc.oneof(fc.constantFrom('account_default', 'disabled', 'enabled'), fc.string({ maxLength: 20 }), fc.jsonValue()),
+    campaign: fc.oneof(fc.string({ maxLength: 300 }), fc.jsonValue()),
+    deduplicate_campaign: fc.oneof(fc.boolean(), fc.jsonValue()),
+    event_payload: fc.oneof(fc.string({ maxLength: 300 }), fc.jsonValue()),
+    url_tags: fc.oneof(fc.string({ maxLength: 300 }), fc.jsonValue()),
+    monitoring_category: fc.oneof(fc.string({ maxLength: 300 }), fc.jsonValue()),
+    mailjet_priority: fc.oneof(fc.integer({ min: -5, max: 10 }), fc.double(), fc.jsonValue()),
+    template_error_reporting: addressValue,
+    template_error_deliver: fc.oneof(fc.boolean(), fc.jsonValue()),
+    sandbox: fc.oneof(fc.boolean(), fc.constant('true'), fc.jsonValue()),
     [`x${'y'.repeat(3)}`]: fc.jsonValue(),
   },
   { requiredKeys: [] },
@@ -117,7 +128,7 @@ const cleanMessage = fc.record(
 type Message = Record<string, unknown>;
 
 /** Where a hostile string goes: every kind of text field a message has, keys included. */
-const TEXT_TARGETS = ['subject', 'text', 'html', 'custom_id', 'from.name', 'to.name', 'filename', 'metadata.key', 'metadata.value', 'variables.value', 'headers.value', 'idempotency_key'] as const;
+const TEXT_TARGETS = ['subject', 'text', 'html', 'custom_id', 'from.name', 'to.name', 'filename', 'metadata.key', 'metadata.value', 'variables.value', 'headers.value', 'idempotency_key', 'campaign', 'event_payload', 'url_tags', 'monitoring_category'] as const;
 
 function withText(message: Message, target: (typeof TEXT_TARGETS)[number], text: string, unique: string): Message {
   switch (target) {
@@ -210,7 +221,7 @@ function expectedStored(message: Message): StoredJob {
   const address = (value: unknown) => (typeof value === 'string' ? { email: value } : value);
   const list = (value: unknown) => (value === undefined ? [] : Array.isArray(value) ? value : [value]).map(address) as Array<{ email: string; name?: string }>;
   const content: Message = {};
-  for (const field of ['subject', 'text', 'html', 'template_id', 'template_language', 'variables', 'headers', 'attachments']) {
+  for (const field of ['subject', 'text', 'html', 'template_id', 'template_language', 'variables', 'headers', 'attachments', 'campaign', 'event_payload', 'url_tags', 'monitoring_category']) {
     if (message[field] !== undefined) {
       content[field] = message[field];
     }

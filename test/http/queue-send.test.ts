@@ -52,7 +52,7 @@ describe('POST /queue → consumers → Mailjet (nock)', () => {
     const job = await waitForStatus(service, queued.job_id, ['accepted']);
     expect(mailjet.calls).to.have.length(1);
     const sent = mailjet.calls[0]!.Messages[0]!;
-    expect(sent).to.deep.include({ CustomID: `jetpost-${queued.job_id}`, Subject: 'Hello', TextPart: 'Hi there' });
+    expect(sent).to.deep.include({ CustomID: `jetpost-${queued.job_id}:welcome-42`, Subject: 'Hello', TextPart: 'Hi there' });
     expect(sent['From']).to.deep.equal({ Email: 'app@example.com', Name: 'App' });
     expect(job.recipients).to.have.length(1);
     expect(job.recipients[0]).to.deep.include({ email: 'you@example.com', status: 'accepted', message_id: mailjet.ids[0] });

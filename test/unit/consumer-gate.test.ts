@@ -105,3 +105,54 @@ describe('consumer: the send gate comes right before the call', () => {
     expect(sentAt!).to.be.at.least(pausedUntil!);
   });
 });
+
+describe('consumer: the look-up of a job that may have been sent', () => {
+  it('when the job has a custom_id but its copy at Mailjet carries the CustomID of an older jetpost (no custom_id), then it is found and not sent again', async () => {
+    const maybeSent: ClaimedJob = { ...job, customId: 'invoice-7', outcomeUnknown: true };
+    const asked: string[] = [];
+    let sends = 0;
+    let claims = 0;
+    let recordedKinds: string[] = [];
+    let recorded!: () => void;
+    const done = new Promise<void>((resolve) => (recorded = resolve));
+    const consumer = createConsumer({
+      id: 'consumer-1',
+      claim: async () => (claims++ === 0 ? [maybeSent] : []),
+      loadRecipients: async () => [recipient],
+      send: async () => {
+        sends += 1;
+        return { status: 500, body: undefined, description: 'Mailjet 500' };
+      },
+      lookup: async (customId) => {
+        asked.push(customId);
+        return customId === 'jetpost-1' ? [{ messageId: '576460765503091475', messageUuid: 'uuid-1', email: 'a@example.com' }] : [];
+      },
+      record: async (_batch, results): Promise<RecordSummary> => {
+        recordedKinds = results.map((result) => `${result.jobId}:${result.kind}`);
+        recorded();
+        return { accepted: ['1'], failed: [], deferred: [], lostLease: [] };
+      },
+      findSuppressed: async () => new Map(),
+      markSuppressed: async () => undefined,
+      extendLeases: async (ids) => [...ids],
+      release: async (ids) => [...ids],
+      nextRunAt: async () => null,
+      poolEnded: () => false,
+      wakeup: createWakeup(),
+      gate: createSendGate({ callsPerSecond: 0, random: () => 0.5 }),
+      retry: { maxAttempts: 3, baseMs: 100, factor: 2, maxMs: 1_000, jitter: 0 },
+      leaseMs: 60_000,
+      idleCheckMs: 60_000,
+      log: testLogger(),
+      bus: createBus(),
+    });
+
+    void consumer.start();
+    await done;
+    await consumer.stop(5_000);
+
+    expect(asked).to.deep.equal(['jetpost-1:invoice-7', 'jetpost-1']);
+    expect(recordedKinds).to.deep.equal(['1:accepted']);
+    expect(sends, 'calls to Mailjet').to.equal(0);
+  });
+});

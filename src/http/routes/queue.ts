@@ -24,8 +24,16 @@ export interface QueueRouteDeps {
 
 const JSON_TYPES = ['application/json', 'application/*+json'];
 
-/** Only a JSON body is read, and only once the caller is known: nobody else makes us parse 20 MB. */
+/**
+ * Only a JSON body is read, and only once the caller is known: nobody else makes us parse 20 MB. An
+ * empty body is said to be empty, whatever its Content-Type (req.is() cannot tell the type of nothing).
+ */
 const requireJson: RequestHandler = (req, _res, next) => {
+  const length = req.headers['content-length'];
+  if (req.headers['transfer-encoding'] === undefined && (length === undefined || Number(length) === 0)) {
+    next(new AppError('malformed-json', 400, 'the request body is empty: send one message, or {"messages": [...]}, as JSON'));
+    return;
+  }
   next(req.is(JSON_TYPES) ? undefined : new AppError('unsupported-media-type', 415, 'send the message as JSON: Content-Type: application/json'));
 };
 
