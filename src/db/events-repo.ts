@@ -191,3 +191,16 @@ export async function findEventsOfJobs(db: Queryable, jobIds: readonly string[])
   const rows = await query(db, FIND_EVENTS_OF_JOBS, [jobIds]);
   return rows.map(toStoredEvent);
 }
+
+const FIND_EVENTS_OF_JOB = `
+  select ${EVENT_COLUMNS}
+  from email_events
+  where job_id = $1::bigint
+  order by occurred_at, id
+  limit $2`;
+
+/** A job's events, oldest first, at most `limit` of them (a message clicked by a bot can have thousands). */
+export async function findEventsOfJob(db: Queryable, jobId: string, limit: number): Promise<StoredEvent[]> {
+  const rows = await query(db, FIND_EVENTS_OF_JOB, [jobId, limit]);
+  return rows.map(toStoredEvent);
+}

@@ -49,7 +49,7 @@ export function sendProblem(res: Response, error: AppError, extra: Partial<Probl
 }
 
 /** body-parser's errors carry `type` and `status`: they are the caller's fault and say so. */
-function fromBodyParser(error: { type?: unknown; status?: unknown; message?: unknown }): AppError | undefined {
+export function fromBodyParser(error: { type?: unknown; status?: unknown; message?: unknown }): AppError | undefined {
   switch (error.type) {
     case 'entity.parse.failed':
       return new AppError('malformed-json', 400, 'the request body is not valid JSON');
