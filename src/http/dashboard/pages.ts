@@ -138,7 +138,11 @@ ${overview.depth.map(
 )}
 </tbody>
 </table>
-<p class="muted">Jobs kept in all: about ${overview.approximateJobs === null ? 'unknown (the table was not analysed yet)' : overview.approximateJobs.toLocaleString('en')} (PostgreSQL's estimate).</p>
+<p class="muted" id="jobs-kept">${
+  overview.approximateJobs === null
+    ? 'Jobs kept in all: not estimated yet (PostgreSQL has not analysed the table).'
+    : `Jobs kept in all: about ${overview.approximateJobs.toLocaleString('en')} (PostgreSQL's estimate).`
+}</p>
 <h2>Throughput over the last hour</h2>
 <p id="throughput-summary">In the last ${THROUGHPUT_MINUTES} minutes: <strong>${enqueued.toLocaleString('en')}</strong> jobs enqueued, <strong>${accepted.toLocaleString('en')}</strong> accepted by Mailjet.</p>
 <div id="throughput-chart" role="img" aria-label="Jobs enqueued and accepted per minute over the last hour"></div>
