@@ -335,7 +335,7 @@ export function deliveriesPage(
   const path = `/dashboard/apps/${encodeURIComponent(view.app)}/deliveries`;
   const body = html`<h1>Webhook deliveries of ${view.app}</h1>
 ${notice(view.notice)}
-<p>Webhook URL: ${view.webhookUrl === null ? html`<span class="muted">none (set one with <code>npm run admin -- webhook set</code>)</span>` : html`<code>${view.webhookUrl}</code>`}</p>
+<p>Webhook URL: ${view.webhookUrl === null ? html`<span class="muted">none (set one with <code>npm run admin -- webhooks set &lt;app&gt; &lt;url&gt;</code>)</span>` : html`<code>${view.webhookUrl}</code>`}</p>
 <form class="filters" method="get" action="${path}">
 <label>status<select name="status">${DELIVERY_FILTERS.map(([value, label]) => html`<option value="${value}"${(view.status ?? '') === value ? html` selected` : ''}>${label}</option>`)}</select></label>
 <button type="submit">Show</button>
