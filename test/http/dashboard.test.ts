@@ -3,6 +3,7 @@
 import { expect } from 'chai';
 
 import { createSession, sessionKey } from '../../src/domain/dashboard-session.js';
+import { FAILED_LOGINS_PER_MINUTE } from '../../src/http/routes/dashboard.js';
 import { makeApp, makeJob } from '../factories.js';
 import { csrfOf, dashboardClient, formBody, logIn } from '../support/dashboard-client.js';
 import { ADMIN_KEY, startTestService, type TestService } from '../support/service.js';
@@ -102,6 +103,19 @@ describe('/dashboard over HTTP', function () {
       expect(res.headers.get('set-cookie')).to.equal(null);
     });
 
+    it('when one address keeps giving wrong keys, then a 429 page, while the right key still logs in', async () => {
+      const statuses: number[] = [];
+      for (let i = 0; i <= FAILED_LOGINS_PER_MINUTE; i++) {
+        statuses.push((await logIn(service, `wrong-${i}`)).status);
+      }
+      expect(statuses.at(-1)).to.equal(429);
+      const limited = await logIn(service, 'wrong-again');
+      expect(limited.status).to.equal(429);
+      expect(limited.headers.get('retry-after')).to.match(/^\d+$/);
+      expect(await limited.text()).to.include('too many requests with a wrong admin key');
+      expect((await logIn(service)).status).to.equal(303);
+    });
+
     it('a login sends the visitor back only to a dashboard page', async () => {
       const post = (next: string) =>
         fetch(`${service.url}/dashboard/login`, {
@@ -167,6 +181,30 @@ describe('/dashboard over HTTP', function () {
       expect(bad.status).to.equal(400);
       expect(bad.headers.get('content-type')).to.match(/^text\/html/);
       expect(await bad.text()).to.include('not a valid email address');
+    });
+
+    it('refuses hostile forms with a page, storing nothing: a NUL in a note, a huge body, repeated fields', async () => {
+      const client = await dashboardClient(service);
+      const app = await makeApp(service.jetpost.pool);
+      const cases: Array<[Record<string, string>, number]> = [
+        [{ app: app.name, email: 'nul@example.org', note: 'a\u0000b' }, 400],
+        [{ app: app.name, email: 'big@example.org', note: 'n'.repeat(20_000) }, 413],
+        [{ app: 'no-such-app', email: 'x@example.org' }, 404],
+      ];
+      for (const [fields, status] of cases) {
+        const res = await client.post('/dashboard/suppressions', fields);
+        expect(res.status, JSON.stringify(fields).slice(0, 80)).to.equal(status);
+        expect(res.headers.get('content-type')).to.match(/^text\/html/);
+      }
+      const twice = await fetch(`${service.url}/dashboard/suppressions`, {
+        method: 'POST',
+        redirect: 'manual',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: client.cookie, origin: service.url },
+        body: `${formBody({ app: app.name, csrf: await client.csrf() })}&email=a%40example.org&email=b%40example.org`,
+      });
+      expect(twice.status).to.equal(400);
+      const { rows } = await service.jetpost.pool.query('select email from suppressions where app_id = $1', [app.id]);
+      expect(rows).to.deep.equal([]);
     });
   });
 

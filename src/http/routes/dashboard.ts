@@ -45,6 +45,7 @@ import {
 } from '../dashboard/pages.js';
 import { CSRF_FIELD, DASHBOARD_PATH, DashboardSessions, dashboardVisitor, LOGIN_PATH, requireSameOrigin, safeReturnPath } from '../dashboard/session.js';
 import { fromBodyParser } from '../problem.js';
+import { limitRequests, sourceBucket } from '../rate-limit.js';
 
 export interface DashboardRouteDeps {
   dashboard: DashboardService;
@@ -55,6 +56,9 @@ export interface DashboardRouteDeps {
 }
 
 const PAGE_SIZE = 50;
+
+/** Wrong admin keys per minute from one source address (counted in memory, as for /events). */
+export const FAILED_LOGINS_PER_MINUTE = 10;
 
 /** Scripts and styles from this origin only; no inline script, no inline style, forms post here only. */
 const dashboardPolicy = helmet.contentSecurityPolicy({
@@ -113,6 +117,13 @@ const noticeOf = (req: Request): NoticeCode | undefined => (isNoticeCode(req.que
 
 export function dashboardRouter({ dashboard, admin, adminKey, log, now }: DashboardRouteDeps): Router {
   const sessions = new DashboardSessions(adminKey, now);
+  const limitFailedLogins = limitRequests({
+    perMinute: FAILED_LOGINS_PER_MINUTE,
+    keyOf: ({ ip }) => sourceBucket(ip),
+    what: 'with a wrong admin key from this address',
+    announce: false,
+    log,
+  });
   const assets = loadAssets();
   const router = Router({ strict: true });
   const pages = [dashboardPolicy, noStore, sessions.requireSession];
@@ -138,13 +149,20 @@ export function dashboardRouter({ dashboard, admin, adminKey, log, now }: Dashbo
     send(res, loginPage({ next, enabled: sessions.enabled }), sessions.enabled ? 200 : 401);
   });
 
-  router.post(LOGIN_PATH, dashboardPolicy, noStore, requireSameOrigin, formBody, (req, res) => {
+  router.post(LOGIN_PATH, dashboardPolicy, noStore, requireSameOrigin, formBody, (req, res, fail) => {
     const body = (req.body ?? {}) as Record<string, unknown>;
     const next = safeReturnPath(body['next']);
     const given = typeof body['key'] === 'string' ? body['key'] : '';
     if (adminKey === undefined || !sameSecret(given, adminKey)) {
       log.warn('dashboard login refused', { component: 'dashboard', ip: req.ip });
-      send(res, loginPage({ next, enabled: sessions.enabled, problem: sessions.enabled ? 'That is not the admin key.' : undefined }), 401);
+      // Past the limit of failures from this address, a 429 page instead of another try.
+      limitFailedLogins(req, res, (error?: unknown) => {
+        if (error) {
+          fail(error);
+          return;
+        }
+        send(res, loginPage({ next, enabled: sessions.enabled, problem: sessions.enabled ? 'That is not the admin key.' : undefined }), 401);
+      });
       return;
     }
     sessions.start(req, res, createSession(sessionKey(adminKey), now()));
