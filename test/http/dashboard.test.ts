@@ -95,6 +95,9 @@ describe('/dashboard over HTTP', function () {
       expect(res.status).to.equal(303);
       const attributes = (res.headers.get('set-cookie') ?? '').split(';').map((part) => part.trim().toLowerCase());
       expect(attributes).to.include('secure');
+      const renamed = { 'x-forwarded-proto': 'https', 'x-forwarded-host': 'mail.example.com', origin: 'https://mail.example.com' };
+      expect((await logIn(service, ADMIN_KEY, renamed)).status, 'the origin the proxy says the browser used').to.equal(303);
+      expect((await logIn(service, ADMIN_KEY, { ...renamed, origin: 'https://evil.example' })).status).to.equal(403);
     });
 
     it('when the login form is posted from another origin, then 403 and no cookie', async () => {

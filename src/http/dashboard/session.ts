@@ -104,7 +104,8 @@ export class DashboardSessions {
 export const requireSameOrigin: RequestHandler = (req, _res, next) => {
   const origin = req.get('origin');
   const site = req.get('sec-fetch-site');
-  const ownOrigin = `${req.protocol}://${req.get('host') ?? ''}`;
+  // req.host follows X-Forwarded-Host when TRUST_PROXY trusts the proxy, as req.protocol follows X-Forwarded-Proto.
+  const ownOrigin = `${req.protocol}://${req.host}`;
   if ((origin !== undefined && origin !== ownOrigin) || (site !== undefined && site !== 'same-origin' && site !== 'none')) {
     next(new AppError('cross-origin', 403, `a form of another site (${origin ?? site ?? '?'}) cannot act on the dashboard`));
     return;
