@@ -19,6 +19,7 @@ const envSchema = z.object({
   HOST: z.string().default('0.0.0.0'),
   PUBLIC_URL: z.url().optional(),
   LOG_LEVEL: z.enum(['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly']).default('info'),
+  LOG_FORMAT: z.enum(['auto', 'json', 'pretty']).default('auto'),
 
   DATABASE_URL: optionalText.pipe(z.url().optional()),
   DATABASE_DIRECT_URL: optionalText.pipe(z.url().optional()),
@@ -73,6 +74,9 @@ const envSchema = z.object({
   QUEUE_BODY_LIMIT: z.string().default('20mb'),
   DEV_MODE: booleanFlag.optional(),
 });
+
+/** The webhook targets dev mode allows on top of WEBHOOK_ALLOWED_TARGETS: this machine's loopback. */
+export const DEV_MODE_WEBHOOK_TARGETS = 'localhost,127.0.0.0/8,::1';
 
 export type Env = Record<string, string | undefined>;
 
@@ -129,6 +133,8 @@ export interface Config {
   readonly env: 'development' | 'production' | 'test';
   readonly http: { readonly port: number; readonly host: string; readonly publicUrl: string | undefined };
   readonly logLevel: string;
+  /** `auto`: readable lines on a terminal, JSON otherwise (log.ts: resolveLogFormat). */
+  readonly logFormat: 'auto' | 'json' | 'pretty';
   readonly database: {
     /** undefined: the embedded PostgreSQL under dataDir (asked for, or the default outside production). */
     readonly url: string | undefined;
@@ -173,7 +179,10 @@ export interface Config {
     readonly batchSize: number;
     /** Deliveries of one app in flight at once per process: below batchSize, so one slow app cannot take every slot. */
     readonly perAppInFlight: number;
-    /** Host names, addresses and CIDR blocks webhooks may reach although internal (comma-separated). */
+    /**
+     * Host names, addresses and CIDR blocks webhooks may reach although internal (comma-separated).
+     * Dev mode adds this machine's loopback: a newcomer's receiver runs there.
+     */
     readonly allowedTargets: string;
   };
   /** Bearer key of the admin API; the admin routes are off without it. */
@@ -274,6 +283,7 @@ export function loadConfig(env: Env = process.env): Config {
     env: e.NODE_ENV,
     http: { port: e.PORT, host: e.HOST, publicUrl: e.PUBLIC_URL },
     logLevel: e.LOG_LEVEL,
+    logFormat: e.LOG_FORMAT,
     database: {
       url: e.DATABASE_URL,
       directUrl: e.DATABASE_DIRECT_URL,
@@ -308,7 +318,7 @@ export function loadConfig(env: Env = process.env): Config {
       retryWindowMs: e.WEBHOOK_RETRY_WINDOW_MS,
       batchSize: e.WEBHOOK_BATCH_SIZE,
       perAppInFlight: e.WEBHOOK_CONCURRENCY_PER_APP,
-      allowedTargets: e.WEBHOOK_ALLOWED_TARGETS,
+      allowedTargets: devMode ? [e.WEBHOOK_ALLOWED_TARGETS, DEV_MODE_WEBHOOK_TARGETS].filter((list) => list.trim() !== '').join(',') : e.WEBHOOK_ALLOWED_TARGETS,
     },
     retry: {
       maxAttempts: e.MAX_ATTEMPTS,

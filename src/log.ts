@@ -1,4 +1,5 @@
-// JSON log lines through winston. Every line passes through `redact`, so API keys, secrets,
+// Log lines through winston: JSON for machines, or readable `time level message key=value` lines
+// for a person at a terminal. Every line passes through `redact` first, so API keys, secrets,
 // basic-auth credentials and message bodies cannot reach the output even when a caller slips.
 import winston from 'winston';
 
@@ -51,18 +52,80 @@ const redact = winston.format((info) => {
   return info;
 });
 
+export type LogFormat = 'json' | 'pretty';
+
+/** LOG_FORMAT=auto: readable lines for a person at a terminal, JSON for whatever reads a pipe or a file. */
+export function resolveLogFormat(setting: LogFormat | 'auto', isTTY: boolean | undefined): LogFormat {
+  return setting === 'auto' ? (isTTY ? 'pretty' : 'json') : setting;
+}
+
+// eslint-disable-next-line no-control-regex -- control characters are exactly what this looks for
+const CONTROL_CHARACTER = /[\u0000-\u001f\u007f-\u009f]/g;
+
+/**
+ * Control characters written as `\uXXXX`: text in a log line can come from a caller, and on a
+ * terminal an escape sequence in it would be obeyed (move the cursor, rewrite earlier lines…).
+ */
+function visible(text: string): string {
+  return text.replace(CONTROL_CHARACTER, (character) => `\\u${character.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/** A field value as it reads after `key=`: bare when it is one plain word, else quoted JSON. */
+function prettyValue(value: unknown): string {
+  if (typeof value === 'string') {
+    return /^[^\s"'=\\]+$/.test(value) && visible(value) === value ? value : visible(JSON.stringify(value));
+  }
+  if (value instanceof Error || (value !== null && typeof value === 'object' && 'message' in value && 'stack' in value)) {
+    return visible(JSON.stringify((value as { message: unknown }).message));
+  }
+  return visible(typeof value === 'object' && value !== null ? JSON.stringify(value) : String(value));
+}
+
+const ANSI = { dim: '\u001b[2m', reset: '\u001b[0m' } as const;
+const LEVEL_COLOURS: Record<string, string> = { error: '\u001b[31m', warn: '\u001b[33m', info: '\u001b[32m' };
+
+/**
+ * `12:03:04.567Z info  message key=value …`, with an error's stack on the lines below. On a
+ * terminal (`colour`), the level is coloured and the fields dimmed, so the message stands out.
+ */
+function prettyFormat(colour: boolean) {
+  const paint = (code: string | undefined, text: string) => (colour && code ? `${code}${text}${ANSI.reset}` : text);
+  return winston.format.printf((info) => {
+    const { level, message, timestamp, ...fields } = info as Record<string, unknown>;
+    const time = typeof timestamp === 'string' ? timestamp.slice(timestamp.indexOf('T') + 1) : '';
+    const pairs = Object.entries(fields).map(([field, value]) => `${visible(field)}=${prettyValue(value)}`);
+    const stacks = Object.values(fields)
+      .map((value) => (value !== null && typeof value === 'object' && typeof (value as { stack?: unknown }).stack === 'string' ? (value as { stack: string }).stack : undefined))
+      .filter((stack): stack is string => stack !== undefined)
+      .map((stack) => `\n    ${stack.split('\n').map(visible).join('\n    ')}`);
+    const head = [time, paint(LEVEL_COLOURS[String(level)], String(level).padEnd(5)), visible(String(message))].filter((part) => part !== '').join(' ');
+    return `${head}${pairs.length > 0 ? ` ${paint(ANSI.dim, pairs.join(' '))}` : ''}${stacks.join('')}`;
+  });
+}
+
+/** The service's own logger, on stdout: LOG_FORMAT decides, `auto` by whether stdout is a terminal. */
+export function createStdoutLogger(level: string, setting: LogFormat | 'auto'): Logger {
+  const terminal = process.stdout.isTTY === true;
+  const format = resolveLogFormat(setting, terminal);
+  return createLogger({ level, format, colour: format === 'pretty' && terminal });
+}
+
 export interface LoggerOptions {
   level: string;
+  /** `json` (the default) or `pretty`: see resolveLogFormat. */
+  format?: LogFormat;
+  /** Pretty lines for a terminal: ANSI colours. */
+  colour?: boolean;
   /** Extra destination (tests capture the output to prove nothing secret is written). */
   stream?: NodeJS.WritableStream;
   silent?: boolean;
 }
 
-export function createLogger({ level, stream, silent }: LoggerOptions): Logger {
+export function createLogger({ level, format = 'json', colour = false, stream, silent }: LoggerOptions): Logger {
   return winston.createLogger({
     level,
     silent,
-    format: winston.format.combine(winston.format.timestamp(), redact(), winston.format.json()),
+    format: winston.format.combine(winston.format.timestamp(), redact(), format === 'pretty' ? prettyFormat(colour) : winston.format.json()),
     transports: [stream ? new winston.transports.Stream({ stream }) : new winston.transports.Console()],
   });
 }

@@ -1,7 +1,6 @@
 // The composition root: config → log → database (DATABASE_URL or embedded) → migrations → Mailjet
 // (real, or in dev mode the simulator, loaded only then) → services → workers, LISTEN, HTTP. Nothing
 // else constructs long-lived things. bin/jetpost.ts runs it as a process; tests start it in-process.
-import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -17,7 +16,7 @@ import { StartupError } from './domain/errors.js';
 import { parseTargetPolicy } from './domain/target-policy.js';
 import { finishedWithin } from './finished-within.js';
 import { createApp, routeTable } from './http/app.js';
-import { createLogger, type Logger } from './log.js';
+import { createStdoutLogger, type Logger } from './log.js';
 import { createMailjetClient, MAILJET_DEFAULT_BASE_URL } from './mailjet/client.js';
 import { createMetrics } from './metrics.js';
 import { OPENAPI_PATH } from './paths.js';
@@ -50,6 +49,8 @@ export interface Jetpost {
   /** Dev mode: the simulator standing in for Mailjet, and the development API key. */
   readonly simulator: Simulator | undefined;
   readonly devApiKey: string | undefined;
+  /** Dev mode: a curl that queues a message with the dev key, for the start-up banner to print as is. */
+  readonly tryIt: string | undefined;
   readonly consumers: ConsumerPool;
   /** The (method, path) pairs the HTTP API serves. */
   readonly routes: Array<{ method: string; path: string }>;
@@ -67,7 +68,7 @@ export interface StartOptions {
 }
 
 export async function startJetpost(config: Config, options: StartOptions = {}): Promise<Jetpost> {
-  const log = options.log ?? createLogger({ level: config.logLevel });
+  const log = options.log ?? createStdoutLogger(config.logLevel, config.logFormat);
   const cleanups: Array<() => Promise<void>> = [];
   const stopAll = async () => {
     for (const cleanup of cleanups.splice(0).reverse()) {
@@ -109,14 +110,20 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
   });
   cleanups.push(() => stopWithin('the LISTEN connection', listener.close(), STOP_STEP_MS));
 
+  // Dev mode keeps its callback password in a file, so that a simulator run on its own can use it.
   const eventsCredentials =
-    config.events.credentials ?? (config.devMode ? { username: 'mailjet', password: randomBytes(18).toString('base64url') } : undefined);
+    config.events.credentials ??
+    (config.devMode ? { username: DEV_EVENTS_USERNAME, password: await readOrCreateSecretFile(path.join(config.dataDir, DEV_EVENTS_PASSWORD_FILE)) } : undefined);
 
   let simulator: Simulator | undefined;
   let mailjetBaseUrl = config.mailjet.baseUrl;
   let credentials = config.mailjet.credentials;
+  const simulated = credentials === undefined;
   if (credentials === undefined) {
-    ({ simulator, url: mailjetBaseUrl } = await startDevSimulator(config, log, cleanups, stopWithin));
+    // Without keys, MAILJET_BASE_URL names a simulator run on its own; else the built-in one starts.
+    if (mailjetBaseUrl === undefined) {
+      ({ simulator, url: mailjetBaseUrl } = await startDevSimulator(config, log, cleanups, stopWithin));
+    }
     credentials = { apiKey: 'simulator', apiSecret: 'simulator' };
   }
   const mailjet = createMailjetClient({ ...credentials, baseUrl: mailjetBaseUrl, timeoutMs: config.mailjet.timeoutMs });
@@ -175,6 +182,7 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
     metrics: async () => ({ contentType: metrics.contentType, body: await metrics.text() }),
     openapi: await fs.readFile(OPENAPI_PATH, 'utf8'),
     log,
+    requestLogLevel: config.devMode ? 'info' : 'http',
     now: () => new Date(),
   });
 
@@ -211,12 +219,15 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
   });
 
   let devApiKey: string | undefined;
+  let tryIt: string | undefined;
   if (simulator) {
     const eventsUrl = new URL('/events', config.http.publicUrl ?? url);
     eventsUrl.username = encodeURIComponent(eventsCredentials!.username);
     eventsUrl.password = encodeURIComponent(eventsCredentials!.password);
     simulator.setCallbackUrl(eventsUrl.toString());
-    log.warn('SIMULATOR MODE: MAILJET_API_KEY is not set, so mail goes to the built-in Mailjet simulator and no email leaves this machine', {
+  }
+  if (simulated) {
+    log.warn('SIMULATOR MODE: MAILJET_API_KEY is not set, so mail goes to a Mailjet simulator and no email leaves this machine', {
       component: 'main',
       simulator: mailjetBaseUrl,
     });
@@ -225,14 +236,16 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
     const dev = await ensureDevApiKey(pool, config.dataDir);
     devApiKey = dev.key;
     const adminKeyAt = config.adminApiKey === undefined ? `is in ${path.join(config.dataDir, 'dev-admin-key')}` : 'is ADMIN_API_KEY';
-    log.info(`dev mode: the API key of app "dev" is in ${dev.file}; the admin key ${adminKeyAt}`, {
-      component: 'main',
-      try: `curl -s -X POST ${url}/queue -H "Authorization: Bearer $(cat ${path.relative(process.cwd(), dev.file) || dev.file})" -H 'Content-Type: application/json' -d '{"from":"app@example.com","to":"you@example.com","subject":"Hello","html":"<a href=\\"https://example.com\\">hi</a>"}'`,
-    });
+    const passwordAt = config.events.credentials === undefined ? `is in ${path.join(config.dataDir, DEV_EVENTS_PASSWORD_FILE)}` : 'is EVENTS_PASSWORD';
+    tryIt = tryItCommand(url, path.relative(process.cwd(), dev.file) || dev.file);
+    log.info(
+      `dev mode: the API key of app "dev" is in ${path.join(config.dataDir, 'dev-api-key')}; the admin key ${adminKeyAt}; the callback password (user ${eventsCredentials!.username}) ${passwordAt}`,
+      { component: 'main' },
+    );
   }
   const mail = simulator
     ? `mail goes to the built-in Mailjet simulator at ${mailjetBaseUrl} (no email leaves this machine)`
-    : `mail goes to Mailjet at ${mailjetBaseUrl ?? MAILJET_DEFAULT_BASE_URL}`;
+    : `mail goes to ${simulated ? 'the Mailjet simulator' : 'Mailjet'} at ${mailjetBaseUrl ?? MAILJET_DEFAULT_BASE_URL}`;
   log.info(`jetpost is listening on ${describeListenAddress(address)}; reach it at ${url}; ${mail}`, {
     component: 'main',
     listen: `${hostForUrl(address)}:${address.port}`,
@@ -250,6 +263,7 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
     log,
     simulator,
     devApiKey,
+    tryIt,
     consumers,
     routes: routeTable(app),
     stop() {
@@ -277,6 +291,17 @@ async function startDevSimulator(
     throw portError(error, 'SIMULATOR_PORT', config.mailjet.simulatorPort, '127.0.0.1');
   });
   return { simulator, url };
+}
+
+/** The user name of dev mode's callback credentials; the password is in DEV_EVENTS_PASSWORD_FILE under DATA_DIR. */
+export const DEV_EVENTS_USERNAME = 'mailjet';
+export const DEV_EVENTS_PASSWORD_FILE = 'dev-events-password';
+
+/** One shell line, pasteable as printed: queues a message with the key in `keyFile`. */
+function tryItCommand(url: string, keyFile: string): string {
+  const body = '{"from":"app@example.com","to":"you@example.com","subject":"Hello","html":"<a href=\\"https://example.com\\">hi</a>"}';
+  const file = /^[\w./-]+$/.test(keyFile) ? keyFile : `'${keyFile.replaceAll("'", "'\\''")}'`;
+  return `curl -s -X POST ${url}/queue -H "Authorization: Bearer $(cat ${file})" -H 'Content-Type: application/json' -d '${body}'`;
 }
 
 /** An address as it goes before `:port` in a URL: IPv6 in brackets. */

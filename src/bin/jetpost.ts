@@ -5,7 +5,7 @@
 // a second signal: on a terminal's Ctrl-C, `npm start` relays the SIGINT its child already got.
 import { ConfigError, loadConfig } from '../config.js';
 import { StartupError } from '../domain/errors.js';
-import { createLogger } from '../log.js';
+import { createStdoutLogger } from '../log.js';
 import { type Jetpost, startJetpost } from '../main.js';
 
 const REPEAT_WINDOW_MS = 2_000;
@@ -22,7 +22,7 @@ async function run(): Promise<void> {
     }
     throw error;
   }
-  const log = createLogger({ level: config.logLevel });
+  const log = createStdoutLogger(config.logLevel, config.logFormat);
   const deadlineMs = config.consumers.shutdownTimeoutMs;
   let jetpost: Jetpost | undefined = undefined;
   let signalledAt: number | undefined;
@@ -68,6 +68,9 @@ async function run(): Promise<void> {
   }
   if (signalledAt !== undefined) {
     stopAndExit(jetpost);
+  } else if (jetpost.tryIt !== undefined) {
+    // A plain line, not a log field: a JSON string would escape its quotes, and the copy would not run.
+    process.stderr.write(`\nTry it (paste into another terminal):\n\n${jetpost.tryIt}\n\n`);
   }
 }
 

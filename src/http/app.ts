@@ -3,6 +3,7 @@
 import express, { type Express } from 'express';
 import helmet from 'helmet';
 
+import type { AppIdentity } from '../domain/app.js';
 import type { Logger } from '../log.js';
 import type { AdminService } from '../services/admin.js';
 import type { DashboardService } from '../services/dashboard.js';
@@ -35,6 +36,8 @@ export interface AppDeps extends OpsRouteDeps {
   limits: { queueBody: string; eventsBody: string; queuePerMinute: number; eventsPerMinute: number };
   trustProxy: boolean | number | string;
   log: Logger;
+  /** The level of the one line per request: `info` in dev mode, where a person watches, else `http`. */
+  requestLogLevel: 'info' | 'http';
   /** The clock of the checks that depend on it (a send_at window). */
   now: () => Date;
 }
@@ -66,12 +69,17 @@ export function createApp(deps: AppDeps): Express {
   app.use((req, res, next) => {
     const started = process.hrtime.bigint();
     res.on('finish', () => {
-      deps.log.http('request', {
+      // The route's pattern, not the path: a path can hold an email address (suppressions). Never
+      // headers or bodies: they hold keys and messages.
+      const route = req.route ? `${req.baseUrl}${(req.route as { path: string }).path}` : '-';
+      const caller = res.locals['app'] as AppIdentity | undefined;
+      deps.log.log(deps.requestLogLevel, `${req.method} ${route} ${res.statusCode}`, {
         component: 'http',
         method: req.method,
-        path: req.path,
+        route,
         status: res.statusCode,
-        ms: Number(process.hrtime.bigint() - started) / 1e6,
+        ms: Math.round(Number(process.hrtime.bigint() - started) / 1e4) / 100,
+        ...(caller === undefined ? {} : { app: caller.name }),
       });
     });
     next();

@@ -82,9 +82,11 @@ describe('npm run admin -- jobs …', function () {
     db = await createTestDatabase();
     await makeApp(db.pool, { name: 'crm' });
     const env = { DATABASE_URL: db.url };
+    // Outside dev mode (which allows loopback targets): as with Mailjet keys.
+    const serviceEnv = { ...env, DEV_MODE: 'false', EVENTS_USERNAME: 'mailjet', EVENTS_PASSWORD: 'events-password-0123' };
 
-    const refused = await runCli('admin', ['webhooks', 'set', 'crm', 'http://127.0.0.1:9/hook'], env);
-    const set = await runCli('admin', ['webhooks', 'set', 'crm', 'http://127.0.0.1:9/hook'], { ...env, WEBHOOK_ALLOWED_TARGETS: '127.0.0.0/8' });
+    const refused = await runCli('admin', ['webhooks', 'set', 'crm', 'http://127.0.0.1:9/hook'], serviceEnv);
+    const set = await runCli('admin', ['webhooks', 'set', 'crm', 'http://127.0.0.1:9/hook'], { ...serviceEnv, WEBHOOK_ALLOWED_TARGETS: '127.0.0.0/8' });
     const shown = await runCli('admin', ['webhooks', 'show', 'crm'], env);
     const deliveries = await runCli('admin', ['webhooks', 'deliveries', 'crm'], env);
     const removed = await runCli('admin', ['webhooks', 'remove', 'crm'], env);

@@ -57,7 +57,7 @@ describe('the start-up log', () => {
     const dataDir = service.config.dataDir;
 
     const dev = lines.find((line) => line.message.startsWith('dev mode:'));
-    expect(dev?.message).to.equal(`dev mode: the API key of app "dev" is in ${path.resolve(dataDir, 'dev-api-key')}; the admin key is ADMIN_API_KEY`);
+    expect(dev?.message).to.equal(`dev mode: the API key of app "dev" is in ${path.join(dataDir, 'dev-api-key')}; the admin key is ADMIN_API_KEY; the callback password (user mailjet) is EVENTS_PASSWORD`);
     expect(await fs.readdir(dataDir)).to.include('dev-api-key').and.not.to.include('dev-admin-key');
   });
 
@@ -67,5 +67,46 @@ describe('the start-up log', () => {
 
     expect(lines.find((line) => line.message.startsWith('dev mode:'))?.message).to.include(`the admin key is in ${adminKeyFile}`);
     expect((await fs.readFile(adminKeyFile, 'utf8')).trim()).to.have.length.above(24);
+  });
+
+  it('when dev mode runs without EVENTS_PASSWORD, then it keeps the callback password in a file only its owner reads, which the callbacks use', async () => {
+    const { service, lines } = await start({ mailjet: 'simulator', env: { DEV_MODE: 'true', EVENTS_USERNAME: '', EVENTS_PASSWORD: '' } });
+    const file = path.join(service.config.dataDir, 'dev-events-password');
+    expect(lines.find((line) => line.message.startsWith('dev mode:'))?.message).to.include(`the callback password (user mailjet) is in ${file}`);
+    const password = (await fs.readFile(file, 'utf8')).trim();
+    const withFile = await service.postEvents([], { user: 'mailjet', password });
+    const withOther = await service.postEvents([], { user: 'mailjet', password: 'not-the-password-0123' });
+
+    expect((await fs.stat(file)).mode & 0o777).to.equal(0o600);
+    expect(password).to.have.length.above(16);
+    expect(withFile.status).to.equal(200);
+    expect(withOther.status).to.equal(401);
+  });
+
+  it('when dev mode serves a request, then one info line names method, route, status, duration and app, never the path, headers or body', async () => {
+    const { log, lines } = capturingLogger('info');
+    service = await startTestService({ env: { DEV_MODE: 'true' }, log });
+    const queued = await service.request('POST', '/queue', { body: { from: 'app@example.com', to: 'secret-person@example.com', subject: 'Hi', text: 'private words' } });
+    const { job_id: jobId } = (await queued.json()) as { job_id: string };
+    await service.request('GET', `/status/${jobId}`);
+    await service.request('GET', '/no/such/page');
+
+    const requests = lines()
+      .map((line) => JSON.parse(line) as LogLine)
+      .filter((line) => line['component'] === 'http');
+    expect(requests.map((line) => line.message)).to.deep.equal(['POST /queue 202', 'GET /status/:jobId 200', 'GET - 404']);
+    expect(requests[0]).to.deep.include({ level: 'info', method: 'POST', route: '/queue', status: 202 });
+    expect(requests[0]!['app']).to.be.a('string').and.not.equal('');
+    expect(requests[0]!['ms']).to.be.a('number');
+    const text = lines().filter((line) => line.includes('"component":"http"')).join('\n');
+    expect(text).not.to.include('secret-person').and.not.to.include('private words').and.not.to.include(service.apiKey).and.not.to.include('/no/such/page');
+  });
+
+  it('when not in dev mode, then requests are logged at the http level, below the default info', async () => {
+    const { log, lines } = capturingLogger('info');
+    service = await startTestService({ log });
+    await service.request('GET', '/healthz');
+
+    expect(lines().filter((line) => line.includes('"component":"http"'))).to.deep.equal([]);
   });
 });

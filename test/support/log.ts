@@ -1,7 +1,7 @@
 // Test logs: silent unless TEST_LOG=debug (or another level) is set; capturable for log assertions.
 import { Writable } from 'node:stream';
 
-import { createLogger, type Logger } from '../../src/log.js';
+import { createLogger, type LogFormat, type Logger } from '../../src/log.js';
 
 export function testLogger(): Logger {
   const level = process.env['TEST_LOG'];
@@ -9,7 +9,7 @@ export function testLogger(): Logger {
 }
 
 /** A logger whose every line is kept, for tests that assert on what was (or was not) logged. */
-export function capturingLogger(level = 'debug'): { log: Logger; lines: () => string[] } {
+export function capturingLogger(level = 'debug', format: LogFormat = 'json'): { log: Logger; lines: () => string[] } {
   const chunks: string[] = [];
   const stream = new Writable({
     write(chunk: Buffer, _encoding, callback) {
@@ -17,5 +17,5 @@ export function capturingLogger(level = 'debug'): { log: Logger; lines: () => st
       callback();
     },
   });
-  return { log: createLogger({ level, stream }), lines: () => chunks.join('').split('\n').filter(Boolean) };
+  return { log: createLogger({ level, format, stream }), lines: () => chunks.join('').split('\n').filter(Boolean) };
 }

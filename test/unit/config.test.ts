@@ -184,6 +184,23 @@ describe('loadConfig', () => {
     expect(pooled.database).to.deep.include({ url: 'postgres://pgbouncer.internal:6432/jetpost', directUrl: 'postgres://db.internal:5432/jetpost' });
   });
 
+  it('when in dev mode, then webhooks may reach loopback on top of WEBHOOK_ALLOWED_TARGETS; outside it, only the list', () => {
+    const dev = loadConfig({ WEBHOOK_ALLOWED_TARGETS: '10.0.0.0/8' });
+    const devEmpty = loadConfig({});
+    const service = loadConfig({ ...MAILJET, ...EVENTS, WEBHOOK_ALLOWED_TARGETS: '10.0.0.0/8' });
+
+    expect(dev.webhooks.allowedTargets).to.equal('10.0.0.0/8,localhost,127.0.0.0/8,::1');
+    expect(devEmpty.webhooks.allowedTargets).to.equal('localhost,127.0.0.0/8,::1');
+    expect(service.webhooks.allowedTargets).to.equal('10.0.0.0/8');
+  });
+
+  it('when LOG_FORMAT is json, pretty or unset, then it is kept (auto by default); another value names the variable', () => {
+    expect(loadConfig({}).logFormat).to.equal('auto');
+    expect(loadConfig({ LOG_FORMAT: 'pretty' }).logFormat).to.equal('pretty');
+    expect(loadConfig({ LOG_FORMAT: 'json' }).logFormat).to.equal('json');
+    expect(configError({ LOG_FORMAT: 'yaml' }).message).to.contain('LOG_FORMAT');
+  });
+
   it('when a config is returned, then it is frozen', () => {
     const config = loadConfig({});
 

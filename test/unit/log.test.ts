@@ -1,6 +1,8 @@
+import { Writable } from 'node:stream';
+
 import { expect } from 'chai';
 
-import { redactText } from '../../src/log.js';
+import { createLogger, redactText, resolveLogFormat } from '../../src/log.js';
 import { capturingLogger } from '../support/log.js';
 
 const JETPOST_KEY = `jp_abcdefghijkl_${'A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8S9t0-_x'}`;
@@ -140,5 +142,68 @@ describe('redactText', () => {
 
   it('when a postgres URL carries a password, then the credentials are removed', () => {
     expect(redactText('connecting to postgres://jetpost:s3cr3t@db:5432/jetpost')).to.equal('connecting to postgres://[redacted]@db:5432/jetpost');
+  });
+});
+
+describe('readable log lines (LOG_FORMAT=pretty)', () => {
+  it('when a line is logged, then it reads time, level, message and key=value fields, quoting values with spaces', () => {
+    const { log, lines } = capturingLogger('info', 'pretty');
+    log.info('POST /queue 202', { component: 'http', status: 202, ms: 12.5, app: 'billing', note: 'two words', nested: { a: 1 } });
+
+    const [line] = lines();
+    expect(line).to.match(/^\d{2}:\d{2}:\d{2}\.\d{3}Z info {2}POST \/queue 202 component=http status=202 ms=12\.5 app=billing note="two words" nested=\{"a":1\}$/);
+  });
+
+  it('when secrets are logged, then the readable line redacts them as the JSON one does', () => {
+    const { log, lines } = capturingLogger('info', 'pretty');
+    log.warn(`rejected ${JETPOST_KEY}`, { password: 'hunter2', url: 'https://user:pass@example.com/events', html: '<p>private</p>' });
+
+    const text = lines().join('\n');
+    expect(text).not.to.include(JETPOST_KEY).and.not.to.include('hunter2').and.not.to.include('user:pass').and.not.to.include('private');
+    expect(text).to.include('password=[redacted]');
+  });
+
+  it('when an Error is logged, then its message is a field and its stack follows, indented', () => {
+    const { log, lines } = capturingLogger('info', 'pretty');
+    log.error('send failed', { error: new Error('connection refused') });
+
+    const text = lines().join('\n');
+    expect(text).to.match(/error send failed error="connection refused"\n {4}Error: connection refused\n {3} +at /);
+  });
+
+  it('when LOG_FORMAT is auto, then a terminal gets readable lines and a pipe JSON; json and pretty are kept as asked', () => {
+    expect(resolveLogFormat('auto', true)).to.equal('pretty');
+    expect(resolveLogFormat('auto', false)).to.equal('json');
+    expect(resolveLogFormat('auto', undefined)).to.equal('json');
+    expect(resolveLogFormat('json', true)).to.equal('json');
+    expect(resolveLogFormat('pretty', false)).to.equal('pretty');
+  });
+
+  it('when colour is asked (a terminal), then the level is coloured and the fields dimmed; never without it', () => {
+    const chunks: string[] = [];
+    const stream = new Writable({
+      write(chunk: Buffer, _encoding, callback) {
+        chunks.push(chunk.toString('utf8'));
+        callback();
+      },
+    });
+    createLogger({ level: 'info', format: 'pretty', colour: true, stream }).warn('slow', { ms: 9 });
+    const { log, lines } = capturingLogger('info', 'pretty');
+    log.warn('slow', { ms: 9 });
+
+    expect(chunks.join('')).to.include('\u001b[33mwarn \u001b[0m slow \u001b[2mms=9\u001b[0m');
+    expect(lines().join('')).not.to.include('\u001b[');
+  });
+
+  it('when logged text holds control characters (a terminal escape), then they are written as \\uXXXX, never raw', () => {
+    const { log, lines } = capturingLogger('info', 'pretty');
+    const escape = '\u001b]0;owned\u0007\u001b[2J\u009b1A';
+    log.warn(`bad input ${escape}`, { value: escape, error: new Error(`boom ${escape}`) });
+
+    const text = lines().join('\n');
+    // eslint-disable-next-line no-control-regex -- control characters are what must not be there
+    expect(text).not.to.match(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/);
+    expect(text).to.include('bad input \\u001b]0;owned\\u0007');
+    expect(text).to.include('\\u009b1A');
   });
 });
