@@ -21,10 +21,10 @@ export interface Row {
   unit: string;
   jetpost: number | undefined;
   /** What jetpost is compared with, and its figure when it was measured in this run. */
-  reference?: { label: string; value?: number };
+  reference?: { label: string; value?: number | undefined };
   target?: Target;
   /** Why a figure is missing or doubtful (a failed run, answers that were not 2xx…). */
-  note?: string;
+  note?: string | undefined;
 }
 
 export type Verdict = 'pass' | 'miss' | '';

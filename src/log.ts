@@ -124,7 +124,7 @@ export interface LoggerOptions {
 export function createLogger({ level, format = 'json', colour = false, stream, silent }: LoggerOptions): Logger {
   return winston.createLogger({
     level,
-    silent,
+    silent: silent ?? false,
     format: winston.format.combine(winston.format.timestamp(), redact(), format === 'pretty' ? prettyFormat(colour) : winston.format.json()),
     transports: [stream ? new winston.transports.Stream({ stream }) : new winston.transports.Console()],
   });

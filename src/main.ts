@@ -323,7 +323,7 @@ function describeListenAddress(address: AddressInfo): string {
 }
 
 /** A port that cannot be bound becomes one line naming the setting, instead of a stack trace. */
-function portError(error: unknown, variable: string, port: number, host: string): unknown {
+function portError<E>(error: E, variable: string, port: number, host: string): E | StartupError {
   const code = (error as NodeJS.ErrnoException).code;
   if (code === 'EADDRINUSE') {
     return new StartupError(`jetpost cannot listen on ${host}:${port} (${variable}): it is in use by another jetpost or another program. Stop that, or set ${variable}`, {

@@ -29,5 +29,5 @@ export interface JetpostClientOptions {
 
 /** A client whose calls answer `{ data }` on success and `{ error }` (a problem) otherwise. */
 export function createJetpostClient({ baseUrl, apiKey, fetch }: JetpostClientOptions): JetpostClient {
-  return createClient<paths>({ baseUrl, fetch, headers: { authorization: `Bearer ${apiKey}` } });
+  return createClient<paths>({ baseUrl, ...(fetch === undefined ? {} : { fetch }), headers: { authorization: `Bearer ${apiKey}` } });
 }

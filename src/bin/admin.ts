@@ -70,7 +70,8 @@ function argument<T>(schema: z.ZodType<T>, value: unknown, name: string): T {
   }
 }
 
-function table(rows: Record<string, unknown>[]): string {
+/** Cells are scalars: a date is written as ISO text before it gets here. */
+function table(rows: Record<string, string | number | boolean | null>[]): string {
   if (rows.length === 0) {
     return '(none)\n';
   }

@@ -3,6 +3,8 @@
 // The stop is bounded: past SHUTDOWN_TIMEOUT_MS plus FORCE_AFTER_MS the process exits anyway, and a
 // second signal makes it exit at once. A repeat of the first signal within REPEAT_WINDOW_MS is not
 // a second signal: on a terminal's Ctrl-C, `npm start` relays the SIGINT its child already got.
+import { inspect } from 'node:util';
+
 import { ConfigError, loadConfig } from '../config.js';
 import { StartupError } from '../domain/errors.js';
 import { createStdoutLogger } from '../log.js';
@@ -82,7 +84,7 @@ run().catch((error: unknown) => {
   process.stderr.write(`jetpost failed to start: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
   const cause = error instanceof Error ? error.cause : undefined;
   if (cause) {
-    process.stderr.write(`caused by: ${cause instanceof Error ? cause.message : String(cause)}\n`);
+    process.stderr.write(`caused by: ${cause instanceof Error ? cause.message : typeof cause === 'string' ? cause : inspect(cause)}\n`);
   }
   process.exit(1);
 });

@@ -102,7 +102,8 @@ const FIND_WEBHOOK = `
 
 export async function findWebhook(db: Queryable, appId: string): Promise<AppWebhook | undefined> {
   const [row] = await query(db, FIND_WEBHOOK, [appId]);
-  return row && row['webhook_url'] ? { url: String(row['webhook_url']), secret: String(row['webhook_secret']) } : undefined;
+  const url = row?.['webhook_url'];
+  return row && typeof url === 'string' && url !== '' ? { url, secret: String(row['webhook_secret']) } : undefined;
 }
 
 const SET_WEBHOOK = `

@@ -21,7 +21,7 @@ export interface DataDirOwner {
   /** The owner's HTTP port. */
   port: number;
   /** See processStartTime; absent where /proc is not available. */
-  processStart?: string;
+  processStart?: string | undefined;
 }
 
 export class DataDirInUseError extends StartupError {

@@ -21,7 +21,7 @@ export interface DatabaseTimeouts {
 
 export type Pool = pg.Pool & {
   /** undefined: no statement or read timeout (a pool made without them, e.g. a test's own). */
-  readonly timeouts?: DatabaseTimeouts;
+  readonly timeouts?: DatabaseTimeouts | undefined;
   /** What a sessionless pool runs right after `begin` (its settings, `set local`); undefined otherwise. */
   readonly transactionSettings?: string;
 };
@@ -118,7 +118,7 @@ export async function withTransaction<T>(pool: Pool, work: (tx: Queryable) => Pr
       : {
           query<R extends Row>(text: string, values?: unknown[]) {
             // pg takes query_timeout per query as well as per client; @types/pg does not list it.
-            const config: pg.QueryConfig & { query_timeout: number } = { text, values, query_timeout: bulkMs + READ_TIMEOUT_GRACE_MS };
+            const config: pg.QueryConfig & { query_timeout: number } = { text, ...(values === undefined ? {} : { values }), query_timeout: bulkMs + READ_TIMEOUT_GRACE_MS };
             return client.query<R>(config);
           },
         };

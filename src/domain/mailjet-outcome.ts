@@ -54,6 +54,8 @@ export type CallOutcome =
 type Json = Record<string, unknown>;
 
 const isObject = (value: unknown): value is Json => typeof value === 'object' && value !== null && !Array.isArray(value);
+/** A field of Mailjet's error as text: its string or number, else `fallback`. */
+const textOr = (value: unknown, fallback: string): string => (typeof value === 'string' || typeof value === 'number' ? String(value) : fallback);
 
 export function classifySendResponse(response: SendResponse, messageCount: number, now: Date): CallOutcome {
   const { status } = response;
@@ -116,7 +118,7 @@ function messageOutcome(entry: Json): MessageOutcome {
   const errors = Array.isArray(entry['Errors']) ? entry['Errors'].filter(isObject) : [];
   const transient = errors.length > 0 && errors.every((error) => Number(error['StatusCode']) >= 500);
   const text = errors
-    .map((error) => `${String(error['ErrorCode'] ?? 'error')}: ${String(error['ErrorMessage'] ?? 'unknown error')}`)
+    .map((error) => `${textOr(error['ErrorCode'], 'error')}: ${textOr(error['ErrorMessage'], 'unknown error')}`)
     .join('; ');
   return { kind: 'rejected', transient, error: text || 'Mailjet rejected the message without a reason' };
 }

@@ -24,7 +24,7 @@ export function suppressionKey(appId: string, email: string): string {
 
 /** Hard bounces, spam complaints and unsubscribes keep the address from the app's future sends. */
 export function suppressionFor(event: StoredEvent): RecipientSuppression[] {
-  const text = (field: string) => (typeof event.payload[field] === 'string' && event.payload[field] !== '' ? (event.payload[field] as string) : undefined);
+  const text = (field: string) => (typeof event.payload[field] === 'string' && event.payload[field] !== '' ? event.payload[field] : undefined);
   const entry = (reason: SuppressionReason, detail: string | undefined) => [{ recipientId: event.recipientId!, reason, detail: detail ?? null }];
   switch (event.type) {
     case 'bounce':

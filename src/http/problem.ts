@@ -62,7 +62,7 @@ export function fromBodyParser(error: { type?: unknown; status?: unknown; messag
       return new AppError('request-aborted', 400, 'the request was aborted before its body arrived');
     default:
       return typeof error.status === 'number' && error.status >= 400 && error.status < 500
-        ? new AppError('bad-request', error.status, String(error.message ?? 'bad request'))
+        ? new AppError('bad-request', error.status, typeof error.message === 'string' ? error.message : 'bad request')
         : undefined;
   }
 }

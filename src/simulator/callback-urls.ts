@@ -145,5 +145,5 @@ function readFields(body: unknown): Partial<EditableFields> {
     }
     fields[name] = value;
   }
-  return fields as Partial<EditableFields>;
+  return fields;
 }

@@ -63,7 +63,7 @@ export interface CallbackLoopOptions {
   /** Marks the target "dead": targetFor stops returning it until it is registered again. */
   suspend(target: CallbackTarget): void;
   faults: Pick<Faults, 'eventCopies' | 'arrange'>;
-  log(message: string, fields?: Record<string, unknown>): void;
+  log: (message: string, fields?: Record<string, unknown>) => void;
 }
 
 export interface CallbackLoop {

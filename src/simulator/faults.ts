@@ -8,37 +8,37 @@ const CALL_OUTCOMES: readonly string[] = ['ok', '429', '500', 'timeout'] satisfi
 
 export interface FaultSettings {
   /** Milliseconds added before answering /v3.1/send. */
-  latencyMs?: number;
+  latencyMs?: number | undefined;
   /** 0..1: fraction of send calls answered 429 with an HTML gateway page. */
-  rateLimitRatio?: number;
+  rateLimitRatio?: number | undefined;
   /** Sent as the Retry-After header of a 429 when set. */
-  retryAfterSeconds?: number;
+  retryAfterSeconds?: number | undefined;
   /** 0..1: fraction of send calls answered 500. */
-  serverErrorRatio?: number;
+  serverErrorRatio?: number | undefined;
   /** 0..1: fraction of send calls never answered; the socket is held until the client gives up. */
-  timeoutRatio?: number;
+  timeoutRatio?: number | undefined;
   /** Whether the messages of a timed-out call are accepted anyway (default true: a "maybe sent"). */
-  timeoutAccepts?: boolean;
+  timeoutAccepts?: boolean | undefined;
   /** A regex: a message with a recipient address matching it becomes a per-message error entry. */
-  messageErrorPattern?: string;
+  messageErrorPattern?: string | undefined;
   /**
    * The error such a message gets (default mj-0013, the address is invalid): mj-0005 (a value not
    * allowed), mj-0006 (a string too long), mj-0012 (an empty Email), or send-0008 (the From is not an
    * authorized sender; HTTP 403 when no other message of the call fails otherwise).
    */
-  messageErrorCode?: InjectableErrorCode;
+  messageErrorCode?: InjectableErrorCode | undefined;
   /** Bodies of POST /v3.1/send above this many bytes get Mailjet's HTML 413 (default and most: 15 MiB). */
-  maxBodyBytes?: number;
+  maxBodyBytes?: number | undefined;
   /** Forced outcomes for the next send calls, consumed before any ratio is rolled. */
-  nextCalls?: CallOutcome[];
+  nextCalls?: CallOutcome[] | undefined;
   /** 0..1: fraction of look-ups by CustomID (GET /v3/REST/message?CustomID=…) answered 500. */
-  lookupErrorRatio?: number;
+  lookupErrorRatio?: number | undefined;
   /** 0..1: fraction of events never delivered. */
-  dropEventRatio?: number;
+  dropEventRatio?: number | undefined;
   /** 0..1: fraction of events delivered twice. */
-  duplicateEventRatio?: number;
+  duplicateEventRatio?: number | undefined;
   /** Shuffle the events of each flush before delivery. */
-  reorderEvents?: boolean;
+  reorderEvents?: boolean | undefined;
 }
 
 export interface FaultController {

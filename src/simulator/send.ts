@@ -36,10 +36,10 @@ export interface SimulatedRecipient {
 export interface SimulatedMessage {
   /** CustomID of the send, '' when absent (as Mailjet echoes it). */
   customId: string;
-  subject?: string;
-  from?: string;
+  subject?: string | undefined;
+  from?: string | undefined;
   hasHtml: boolean;
-  templateId?: number;
+  templateId?: number | undefined;
   recipients: SimulatedRecipient[];
   receivedAt: Date;
   /** EventPayload of the send, returned as Payload in every event ('' when absent). */
@@ -53,17 +53,17 @@ export interface SimulatedMessage {
   tracking: { opens: boolean; clicks: boolean };
   /** URLTags, appended to the link a click reports ('' when absent). */
   urlTags: string;
-  monitoringCategory?: string;
+  monitoringCategory?: string | undefined;
   /** Mailjet's Priority (0–3) as sent; undefined when absent. */
-  priority?: number;
+  priority?: number | undefined;
   templateLanguage: boolean;
   templateErrorDeliver: boolean;
   /** Set when TemplateLanguage met a {{var:…}} that Variables does not define and that has no default. */
-  templateError?: string;
+  templateError?: string | undefined;
   /** Where Mailjet mails the template error report (TemplateErrorReporting), when there was an error. */
-  templateErrorReportedTo?: string;
+  templateErrorReportedTo?: string | undefined;
   /** The link a simulated click follows, with the URLTags; undefined when nothing is clicked. */
-  clickUrl?: string;
+  clickUrl?: string | undefined;
 }
 
 export interface RecipientIdentity {
@@ -320,7 +320,7 @@ function checkAddress(address: unknown, path: string): Problem[] {
   if (email === '') {
     return [emptyString(`${path}.Email`)];
   }
-  return typeof email === 'string' && EMAIL_PATTERN.test(email) ? [] : [invalidEmail(String(email), path)];
+  return typeof email === 'string' && EMAIL_PATTERN.test(email) ? [] : [invalidEmail(typeof email === 'string' ? email : JSON.stringify(email), path)];
 }
 
 function checkTypes(message: Fields): Problem[] {

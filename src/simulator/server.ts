@@ -43,30 +43,30 @@ export type { BlockReason, InjectableErrorCode, MessageStatus, RecipientKind, Si
 
 export interface SimulatorOptions {
   /** When both are set, every Mailjet route requires HTTP Basic auth with them. */
-  apiKey?: string;
-  apiSecret?: string;
+  apiKey?: string | undefined;
+  apiSecret?: string | undefined;
   /** Where events are POSTed unless a /v3/REST/eventcallbackurl registration says otherwise; may embed user:pass. */
-  callbackUrl?: string;
+  callbackUrl?: string | undefined;
   /** true (default): one JSON array per flush (Version 2); false: one bare object per POST. */
-  grouped?: boolean;
+  grouped?: boolean | undefined;
   /** How often due events are flushed (default 250 ms). */
-  flushIntervalMs?: number;
+  flushIntervalMs?: number | undefined;
   /** Milliseconds after the send (defaults 100 / 400 / 700). */
-  eventDelaysMs?: { sent?: number; open?: number; click?: number };
+  eventDelaysMs?: { sent?: number; open?: number; click?: number } | undefined;
   /**
    * Divides Mailjet's callback timings: a failed event is tried again every 30 s / timeScale, and a
    * URL still failing 24 h / timeScale after its first failure is suspended. Default 1 (Mailjet's own);
    * e.g. 2880 gives 10 ms and 30 s.
    */
-  timeScale?: number;
+  timeScale?: number | undefined;
   /** Overrides the wait before a failed event is tried again (default 30 000 ms / timeScale). */
-  callbackRetryDelayMs?: number;
+  callbackRetryDelayMs?: number | undefined;
   /** What TrackOpens / TrackClicks "account_default" (or no value) means: the account's settings (default: both tracked). */
-  accountTracking?: { opens?: boolean; clicks?: boolean };
+  accountTracking?: { opens?: boolean; clicks?: boolean } | undefined;
   /** The MonitoringCategory names that exist for the key; others get send-0013. Default: every name exists. */
-  monitoringCategories?: readonly string[];
+  monitoringCategories?: readonly string[] | undefined;
   /** Seeds the generator behind ids and faults; a run with the same seed repeats them. */
-  seed?: number;
+  seed?: number | undefined;
   /** Default: no output. */
   log?: (message: string, fields?: Record<string, unknown>) => void;
 }
@@ -135,7 +135,7 @@ interface RouteRequest {
   params: string[];
   query: URLSearchParams;
   /** Throws PayloadTooLargeError past limitBytes (default MAX_BODY_BYTES). */
-  body(limitBytes?: number): Promise<string>;
+  body: (limitBytes?: number) => Promise<string>;
 }
 
 interface Route {

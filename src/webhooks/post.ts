@@ -4,7 +4,7 @@
 // A socket idle timeout alone would not do: a receiver that sends a byte a second is never idle.
 import http from 'node:http';
 import https from 'node:https';
-import { isIP, type LookupFunction } from 'node:net';
+import { isIP } from 'node:net';
 
 import { addressAllowed, type TargetPolicy } from '../domain/target-policy.js';
 import { guardedLookup } from './url-guard.js';
@@ -59,7 +59,7 @@ export function postJson(url: URL, body: string, headers: Record<string, string>
       {
         method: 'POST',
         headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...headers },
-        lookup: guardedLookup(options.policy) as unknown as LookupFunction,
+        lookup: guardedLookup(options.policy),
       },
       (response) => {
         const result = { statusCode: response.statusCode ?? 0 };

@@ -86,7 +86,7 @@ export async function startTestService(options: TestServiceOptions = {}): Promis
       body = JSON.stringify(requestOptions.body);
       headers['content-type'] ??= 'application/json';
     }
-    return fetch(`${url}${pathname}`, { method, headers, body });
+    return fetch(`${url}${pathname}`, { method, headers, body: body ?? null });
   };
 
   return {

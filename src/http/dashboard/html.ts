@@ -33,7 +33,7 @@ function render(value: HtmlValue): string {
 
 /** Markup with its values escaped (attribute values must be quoted: `href="${url}"`). */
 export function html(strings: TemplateStringsArray, ...values: HtmlValue[]): Html {
-  return new Html(strings.reduce((out, piece, i) => out + piece + (i < values.length ? render(values[i]!) : ''), ''));
+  return new Html(strings.reduce((out, piece, i) => out + piece + (i < values.length ? render(values[i]) : ''), ''));
 }
 
 /**
