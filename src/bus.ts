@@ -8,6 +8,8 @@ export interface BusEvents {
   'jobs:enqueued': { appId: string; count: number };
   'jobs:claimed': { consumer: string; count: number };
   'mailjet:call': { messages: number; recipients: number; outcome: 'accepted' | 'partial' | 'transient' | 'permanent'; durationMs: number };
+  /** The adaptive limit on Mailjet calls in flight in this process moved (consumer-pool.ts). */
+  'mailjet:in-flight-limit': { limit: number };
   'jobs:settled': { status: 'accepted' | 'failed' | 'deferred'; count: number };
   'events:ingested': { received: number; stored: number; unmatched: number };
   /** Callback elements (or, `not-json`, whole bodies) kept aside because they can never be applied. */

@@ -40,9 +40,10 @@ const envSchema = z.object({
   MAILJET_BASE_URL: optionalText.pipe(z.url().optional()),
   MAILJET_TIMEOUT_MS: positiveMs.default(15_000),
   MAILJET_RATE_LIMIT: integer(0, 100_000).default(0),
+  MAILJET_MAX_IN_FLIGHT: integer(1, 256).default(16),
   SIMULATOR_PORT: integer(0, 65535).default(4010),
 
-  WORKER_CONCURRENCY: integer(0, 256).default(4),
+  WORKER_CONCURRENCY: integer(0, 256).optional(),
   BATCH_SIZE: integer(1, 50).default(50),
   MAX_ATTEMPTS: integer(1, 100).default(8),
   RETRY_BASE_MS: positiveMs.default(5_000),
@@ -157,11 +158,14 @@ export interface Config {
     readonly credentials: { readonly apiKey: string; readonly apiSecret: string } | undefined;
     readonly baseUrl: string | undefined;
     readonly timeoutMs: number;
-    /** Recipients per second sent by this process; 0 = no limit. */
-    readonly ratePerSecond: number;
+    /** Mailjet calls per second made by this process; 0 = no limit. */
+    readonly callsPerSecond: number;
+    /** The most Mailjet calls in flight at once in this process: the adaptive limit stays at or below it. */
+    readonly maxInFlight: number;
     readonly simulatorPort: number;
   };
   readonly consumers: {
+    /** Consumers in this process (0: it sends nothing); how many work at once adapts up to this. */
     readonly concurrency: number;
     readonly batchSize: number;
     readonly leaseMs: number;
@@ -300,11 +304,13 @@ export function loadConfig(env: Env = process.env): Config {
       credentials,
       baseUrl: e.MAILJET_BASE_URL,
       timeoutMs: e.MAILJET_TIMEOUT_MS,
-      ratePerSecond: e.MAILJET_RATE_LIMIT,
+      callsPerSecond: e.MAILJET_RATE_LIMIT,
+      maxInFlight: e.MAILJET_MAX_IN_FLIGHT,
       simulatorPort: e.SIMULATOR_PORT,
     },
     consumers: {
-      concurrency: e.WORKER_CONCURRENCY,
+      // Each consumer has at most one call in flight: by default there is one per possible call.
+      concurrency: e.WORKER_CONCURRENCY ?? e.MAILJET_MAX_IN_FLIGHT,
       batchSize: e.BATCH_SIZE,
       leaseMs: e.LEASE_MS,
       idleCheckMs: e.IDLE_CHECK_MS,

@@ -13,6 +13,7 @@ import { listen, type Listener, notifyChannels } from './db/notify.js';
 import { openDatabase } from './db/open.js';
 import type { Pool } from './db/pool.js';
 import { StartupError } from './domain/errors.js';
+import { createInFlightLimit } from './domain/in-flight-limit.js';
 import { parseTargetPolicy } from './domain/target-policy.js';
 import { finishedWithin } from './finished-within.js';
 import { createApp, routeTable } from './http/app.js';
@@ -130,13 +131,17 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
 
   const jobs = createJobService({ pool, channels, maxAttempts: config.retry.maxAttempts, wakeLocal: () => wakeup.wake(), bus });
   const sending = createSendingService({ pool, channels, leaseMs: config.consumers.leaseMs });
-  const gate = createSendGate({ ratePerSecond: config.mailjet.ratePerSecond });
+  const gate = createSendGate({ callsPerSecond: config.mailjet.callsPerSecond });
   const consumers = createConsumerPool({
     sending,
     mailjet,
     wakeup,
     gate,
     concurrency: config.consumers.concurrency,
+    inFlight: createInFlightLimit({
+      max: Math.min(config.consumers.concurrency, config.mailjet.maxInFlight),
+      callsPerSecond: config.mailjet.callsPerSecond,
+    }),
     batchSize: config.consumers.batchSize,
     leaseMs: config.consumers.leaseMs,
     idleCheckMs: config.consumers.idleCheckMs,

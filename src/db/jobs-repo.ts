@@ -98,29 +98,44 @@ export async function insertJobs(tx: Queryable, appId: string, jobs: readonly Jo
 }
 
 // One statement claims and leases: the inner SELECT reads the partial claim index and skips rows
-// other consumers hold, so concurrent consumers never get the same job.
+// other consumers hold, so concurrent consumers never get the same job. It takes up to $2 jobs, and
+// of those only as many as fit in $5 bytes of stored message (the first always does), so a batch of
+// large messages does not load them all into memory at once; the rest stay queued for the next claim.
 const CLAIM_JOBS = `
-  update email_send_jobs j
-  set status = 'processing',
-    locked_by = $1,
-    locked_until = now() + make_interval(secs => $3::double precision / 1000),
-    attempts = j.attempts + case when j.outcome_unknown and j.attempts >= j.max_attempts then 0 else 1 end,
-    updated_at = now()
-  from (
-    select id, attempts as attempts_before
+  with picked as (
+    select id, attempts as attempts_before, priority, run_at, pg_column_size(message) as size
     from email_send_jobs
     where status = any($4::text[])
       and run_at <= now()
     order by priority desc, run_at, id
     limit $2
     for update skip locked
-  ) as picked
+  ),
+  within_budget as (
+    select id, attempts_before
+    from (
+      select id, attempts_before,
+        sum(size) over (order by priority desc, run_at, id) - size as bytes_before
+      from picked
+    ) as sized
+    where bytes_before < $5::bigint
+  )
+  update email_send_jobs j
+  set status = 'processing',
+    locked_by = $1,
+    locked_until = now() + make_interval(secs => $3::double precision / 1000),
+    attempts = j.attempts + case when j.outcome_unknown and j.attempts >= j.max_attempts then 0 else 1 end,
+    updated_at = now()
+  from within_budget as picked
   where j.id = picked.id
   returning ${QUALIFIED_JOB_COLUMNS}, j.message,
     j.outcome_unknown and picked.attempts_before >= j.max_attempts as look_up_only`;
 
-export async function claimJobs(db: Queryable, workerId: string, limit: number, leaseMs: number): Promise<ClaimedJob[]> {
-  const rows = await query(db, CLAIM_JOBS, [workerId, limit, leaseMs, CLAIMABLE_STATUSES]);
+/** Messages of one claim, in bytes as stored: about one Mailjet call's worth (15 MB). */
+export const CLAIM_MAX_BYTES = 15 * 1024 * 1024;
+
+export async function claimJobs(db: Queryable, workerId: string, limit: number, leaseMs: number, maxBytes = CLAIM_MAX_BYTES): Promise<ClaimedJob[]> {
+  const rows = await query(db, CLAIM_JOBS, [workerId, limit, leaseMs, CLAIMABLE_STATUSES, maxBytes]);
   return rows
     .map((row) => ({ ...toJob(row), content: row['message'] as MessageContent, lookUpOnly: row['look_up_only'] === true }))
     .sort((a, b) => b.priority - a.priority || a.runAt.getTime() - b.runAt.getTime() || Number(a.id) - Number(b.id));
@@ -148,7 +163,8 @@ export interface Settlement {
   refundAttempt: boolean;
 }
 
-// Failed and deferred jobs leave the lease in one statement; only the consumer holding the lease may.
+// Failed and deferred jobs leave the lease in one statement; only the consumer holding the lease may
+// (each row names its consumer: one statement settles the calls of several consumers).
 const SETTLE_JOBS = `
   update email_send_jobs j
   set status = s.status,
@@ -159,14 +175,15 @@ const SETTLE_JOBS = `
     locked_by = null,
     locked_until = null,
     updated_at = now()
-  from unnest($1::bigint[], $2::text[], $3::timestamptz[], $4::text[], $5::boolean[], $6::boolean[])
-    as s(id, status, run_at, error, outcome_unknown, refund)
+  from unnest($1::bigint[], $2::text[], $3::timestamptz[], $4::text[], $5::boolean[], $6::boolean[], $7::text[])
+    as s(id, status, run_at, error, outcome_unknown, refund, worker_id)
   where j.id = s.id
     and j.status = 'processing'
-    and j.locked_by = $7
-  returning j.id, j.status`;
+    and j.locked_by = s.worker_id
+  returning j.id, s.worker_id`;
 
-export async function settleJobs(tx: Queryable, workerId: string, settlements: readonly Settlement[]): Promise<Settlement[]> {
+/** Settles each job for the consumer named beside it; returns the settlements that held their lease. */
+export async function settleJobs(tx: Queryable, settlements: ReadonlyArray<Settlement & { workerId: string }>): Promise<Array<Settlement & { workerId: string }>> {
   if (settlements.length === 0) {
     return [];
   }
@@ -177,10 +194,10 @@ export async function settleJobs(tx: Queryable, workerId: string, settlements: r
     settlements.map((s) => s.error),
     settlements.map((s) => s.outcomeUnknown),
     settlements.map((s) => s.refundAttempt),
-    workerId,
+    settlements.map((s) => s.workerId),
   ]);
-  const changed = new Set(rows.map((row) => String(row['id'])));
-  return settlements.filter((s) => changed.has(s.id));
+  const changed = new Set(rows.map((row) => `${String(row['id'])}/${String(row['worker_id'])}`));
+  return settlements.filter((s) => changed.has(`${s.id}/${s.workerId}`));
 }
 
 const EXTEND_LEASES = `
@@ -247,9 +264,10 @@ export async function reapExpiredLeases(db: Queryable, limit: number, error: str
 }
 
 // Accepted wins unless another consumer holds the job now: if a reaper returned it to the queue but
-// nobody claimed it yet, recording the acceptance prevents a second send.
+// nobody claimed it yet, recording the acceptance prevents a second send. Each id comes with the
+// consumer that sent it (one statement records the calls of several consumers).
 const ACCEPT_JOBS = `
-  update email_send_jobs
+  update email_send_jobs j
   set status = 'accepted',
     accepted_at = now(),
     last_error = null,
@@ -257,16 +275,18 @@ const ACCEPT_JOBS = `
     locked_by = null,
     locked_until = null,
     updated_at = now()
-  where id = any($1::bigint[])
-    and (status = any($3::text[]) or (status = 'processing' and locked_by = $2))
-  returning id`;
+  from unnest($1::bigint[], $2::text[]) as a(id, worker_id)
+  where j.id = a.id
+    and (j.status = any($3::text[]) or (j.status = 'processing' and j.locked_by = a.worker_id))
+  returning j.id, a.worker_id`;
 
-export async function acceptJobs(tx: Queryable, workerId: string, ids: readonly string[]): Promise<string[]> {
-  if (ids.length === 0) {
+/** Returns the (job, consumer) pairs recorded as accepted. */
+export async function acceptJobs(tx: Queryable, jobs: ReadonlyArray<{ id: string; workerId: string }>): Promise<Array<{ id: string; workerId: string }>> {
+  if (jobs.length === 0) {
     return [];
   }
-  const rows = await query(tx, ACCEPT_JOBS, [ids, workerId, CLAIMABLE_STATUSES]);
-  return rows.map((row) => String(row['id']));
+  const rows = await query(tx, ACCEPT_JOBS, [jobs.map((job) => job.id), jobs.map((job) => job.workerId), CLAIMABLE_STATUSES]);
+  return rows.map((row) => ({ id: String(row['id']), workerId: String(row['worker_id']) }));
 }
 
 const CANCEL_JOB = `

@@ -1,6 +1,7 @@
 // The consumers' transitions: claim a batch (one statement: leased to one consumer), renew or give
 // back its leases, leave suppressed addresses out, record what a Mailjet call did to each job (one
-// transaction), and return the jobs of consumers that died (the lease reaper's pass). No
+// transaction, shared by the calls of this process's consumers that end at about the same time:
+// see coalescer.ts), and return the jobs of consumers that died (the lease reaper's pass). No
 // transaction is open while Mailjet is called: the consumer calls between these steps.
 import { lockMessagesShared, matchKeptEvents } from '../db/events-repo.js';
 import { acceptJobs, claimJobs, extendLeases, nextRunAt, reapExpiredLeases, releaseJobs, settleJobs, type Settlement } from '../db/jobs-repo.js';
@@ -14,6 +15,7 @@ import { matchRecipients, type RecipientRow } from '../domain/recipient.js';
 import type { SendResult } from '../domain/send-decision.js';
 import type { SuppressionReason } from '../domain/suppression.js';
 import { applyEvents } from './apply-events.js';
+import { createCoalescer } from './coalescer.js';
 import { queueWebhookDeliveries } from './webhook-outbox.js';
 
 export interface RecordSummary {
@@ -44,7 +46,10 @@ export interface SendingService {
   release(workerId: string, jobIds: readonly string[]): Promise<string[]>;
   /** When the next claimable job falls due (null: none). */
   nextRunAt(): Promise<Date | null>;
-  /** Records what a Mailjet call (or a look-up) did to each job, in one transaction. */
+  /**
+   * Records what a Mailjet call (or a look-up) did to each job, in one transaction (shared with the
+   * records of other consumers' calls that end meanwhile).
+   */
   record(workerId: string, recipientsByJob: ReadonlyMap<string, readonly RecipientRow[]>, results: readonly SendResult[]): Promise<RecordSummary>;
   /** Returns up to `limit` jobs whose lease expired to the queue (or fails them when their attempts are spent). */
   reapExpiredLeases(limit: number): Promise<ReapedJob[]>;
@@ -60,6 +65,7 @@ export interface SendingServiceDeps {
 }
 
 export function createSendingService({ pool, channels, leaseMs }: SendingServiceDeps): SendingService {
+  const recorder = createCoalescer((requests: RecordRequest[]) => recordSendResults(pool, channels, requests), MAX_RECORDS_PER_TRANSACTION);
   return {
     claim: (workerId, limit) => claimJobs(pool, workerId, limit, leaseMs),
     loadRecipients: (jobIds) => findRecipients(pool, jobIds),
@@ -68,69 +74,89 @@ export function createSendingService({ pool, channels, leaseMs }: SendingService
     extendLeases: (workerId, jobIds) => extendLeases(pool, workerId, jobIds, leaseMs),
     release: (workerId, jobIds) => releaseJobs(pool, workerId, jobIds),
     nextRunAt: () => nextRunAt(pool),
-    record: (workerId, recipientsByJob, results) => recordSendResults(pool, channels, workerId, recipientsByJob, results),
+    record: (workerId, recipientsByJob, results) => recorder.run({ workerId, recipientsByJob, results }),
     reapExpiredLeases: (limit) => reap(pool, channels, limit),
     ended: () => pool.ending,
   };
 }
 
+/** What one consumer asks to record: the results of one Mailjet call (or look-up) for its jobs. */
+interface RecordRequest {
+  workerId: string;
+  recipientsByJob: ReadonlyMap<string, readonly RecipientRow[]>;
+  results: readonly SendResult[];
+}
+
+/** Records of calls that end while a recording is under way go in together in the next transaction. */
+const MAX_RECORDS_PER_TRANSACTION = 32;
+
 /**
  * Accepted jobs get their recipients' MessageIDs, failed and deferred jobs leave their lease, and
- * events that arrived before the MessageIDs were known are applied now.
+ * events that arrived before the MessageIDs were known are applied now: for several consumers' calls
+ * in one transaction, each job guarded by its own consumer's lease.
  */
-async function recordSendResults(
-  pool: Pool,
-  channels: NotifyChannels,
-  workerId: string,
-  recipientsByJob: ReadonlyMap<string, readonly RecipientRow[]>,
-  results: readonly SendResult[],
-): Promise<RecordSummary> {
-  const accepted = results.filter((r): r is Extract<SendResult, { kind: 'accepted' }> => r.kind === 'accepted');
-  const settlements: Settlement[] = results.flatMap((r): Settlement[] => {
-    switch (r.kind) {
-      case 'accepted':
-        return [];
-      case 'failed':
-        return [{ id: r.jobId, status: 'failed', runAt: null, error: r.error, outcomeUnknown: r.outcomeUnknown ?? false, refundAttempt: false }];
-      case 'deferred':
-        return [{ id: r.jobId, status: 'deferred', runAt: r.runAt, error: r.error, outcomeUnknown: r.outcomeUnknown, refundAttempt: r.refundAttempt }];
-    }
-  });
+async function recordSendResults(pool: Pool, channels: NotifyChannels, requests: readonly RecordRequest[]): Promise<RecordSummary[]> {
+  const accepted = requests.flatMap(({ workerId, recipientsByJob, results }) =>
+    results.flatMap((r) => (r.kind === 'accepted' ? [{ workerId, recipientsByJob, result: r }] : [])),
+  );
+  const settlements = requests.flatMap(({ workerId, results }) =>
+    results.flatMap((r): Array<Settlement & { workerId: string }> => {
+      switch (r.kind) {
+        case 'accepted':
+          return [];
+        case 'failed':
+          return [{ workerId, id: r.jobId, status: 'failed', runAt: null, error: r.error, outcomeUnknown: r.outcomeUnknown ?? false, refundAttempt: false }];
+        case 'deferred':
+          return [{ workerId, id: r.jobId, status: 'deferred', runAt: r.runAt, error: r.error, outcomeUnknown: r.outcomeUnknown, refundAttempt: r.refundAttempt }];
+      }
+    }),
+  );
   return withTransaction(pool, async (tx) => {
     await lockMessagesShared(
       tx,
-      accepted.flatMap((r) => r.recipients),
+      accepted.flatMap((a) => a.result.recipients),
     );
-    const acceptedIds = await acceptJobs(
+    const acceptedPairs = await acceptJobs(
       tx,
-      workerId,
-      accepted.map((r) => r.jobId),
+      accepted.map((a) => ({ id: a.result.jobId, workerId: a.workerId })),
     );
-    const acceptedSet = new Set(acceptedIds);
+    const acceptedKeys = new Set(acceptedPairs.map((pair) => `${pair.id}/${pair.workerId}`));
+    const acceptedIds = acceptedPairs.map((pair) => pair.id);
     await acceptRecipients(
       tx,
       accepted
-        .filter((r) => acceptedSet.has(r.jobId))
-        .flatMap((r) => matchRecipients(recipientsByJob.get(r.jobId) ?? [], r.recipients).map(({ row, ids }) => ({ recipientId: row.id, messageId: ids.messageId, messageUuid: ids.messageUuid }))),
+        .filter((a) => acceptedKeys.has(`${a.result.jobId}/${a.workerId}`))
+        .flatMap((a) =>
+          matchRecipients(a.recipientsByJob.get(a.result.jobId) ?? [], a.result.recipients).map(({ row, ids }) => ({
+            recipientId: row.id,
+            messageId: ids.messageId,
+            messageUuid: ids.messageUuid,
+          })),
+        ),
     );
-    const settled = await settleJobs(tx, workerId, settlements);
-    const failed = settled.filter((s) => s.status === 'failed').map((s) => s.id);
-    await closePendingRecipients(tx, failed, 'failed');
+    const settled = await settleJobs(tx, settlements);
+    const failed = settled.filter((s) => s.status === 'failed');
+    await closePendingRecipients(
+      tx,
+      failed.map((s) => s.id),
+      'failed',
+    );
     const changes = await recordStatusChanges(tx, [
       ...acceptedIds.map((jobId) => ({ jobId, recipientId: null, oldStatus: 'processing', newStatus: 'accepted', details: null })),
-      ...settled
-        .filter((s) => s.status === 'failed')
-        .map((s) => ({ jobId: s.id, recipientId: null, oldStatus: 'processing', newStatus: 'failed', details: { error: s.error } })),
+      ...failed.map((s) => ({ jobId: s.id, recipientId: null, oldStatus: 'processing', newStatus: 'failed', details: { error: s.error } })),
     ]);
     await queueWebhookDeliveries(tx, channels, changes);
     await applyEvents(tx, channels, await matchKeptEvents(tx, acceptedIds));
-    const done = new Set([...acceptedIds, ...settled.map((s) => s.id)]);
-    return {
-      accepted: acceptedIds,
-      failed,
-      deferred: settled.filter((s) => s.status === 'deferred').map((s) => s.id),
-      lostLease: results.map((r) => r.jobId).filter((id) => !done.has(id)),
-    };
+    const settledKeys = new Map(settled.map((s) => [`${s.id}/${s.workerId}`, s.status]));
+    return requests.map(({ workerId, results }): RecordSummary => {
+      const summary: RecordSummary = { accepted: [], failed: [], deferred: [], lostLease: [] };
+      for (const { jobId } of results) {
+        const key = `${jobId}/${workerId}`;
+        const status = acceptedKeys.has(key) ? 'accepted' : settledKeys.get(key);
+        (status === undefined ? summary.lostLease : summary[status]).push(jobId);
+      }
+      return summary;
+    });
   });
 }
 

@@ -1,12 +1,16 @@
-// WORKER_CONCURRENCY consumers in this process, sharing one wake-up, one send gate and one Mailjet client.
+// The consumers of this process, sharing one wake-up, one send gate, one Mailjet client and one
+// adaptive limit on Mailjet calls in flight (domain/in-flight-limit.ts): consumer n claims only
+// while n is below the limit, so the calls in flight follow Mailjet's latency and 429s, not the
+// number of consumers. When the limit grows, the idle consumers are woken to claim.
 import { hostname } from 'node:os';
 
 import type { Bus } from '../bus.js';
+import type { InFlightLimit } from '../domain/in-flight-limit.js';
 import type { RetryPolicy } from '../domain/retry-policy.js';
 import type { Logger } from '../log.js';
 import type { MailjetClient } from '../mailjet/client.js';
 import type { SendingService } from '../services/sending.js';
-import { createConsumer } from './consumer.js';
+import { type CallSlots, createConsumer } from './consumer.js';
 import type { WorkerLoop } from './loop.js';
 import type { SendGate } from './send-gate.js';
 import type { Wakeup } from './wakeup.js';
@@ -17,6 +21,8 @@ export interface ConsumerPoolOptions {
   wakeup: Wakeup;
   gate: SendGate;
   concurrency: number;
+  /** How many of the consumers may work at once; absent: all of them. */
+  inFlight?: InFlightLimit;
   batchSize: number;
   /** The sending service's lease time, in ms. */
   leaseMs: number;
@@ -44,9 +50,33 @@ export function createConsumerPool(options: ConsumerPoolOptions): ConsumerPool {
   const instanceId = options.instanceId ?? `${hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`;
   const consumers: WorkerLoop[] = [];
   let started = false;
+  let callsInFlight = 0;
+  const slotsOf = (index: number): CallSlots | undefined => {
+    const limit = options.inFlight;
+    return (
+      limit && {
+        mayClaim: () => index < limit.current(),
+        callStarted: () => {
+          callsInFlight += 1;
+        },
+        callEnded: (durationMs, slowDown) => {
+          const before = limit.current();
+          const after = limit.callEnded({ durationMs, slowDown, inFlight: callsInFlight });
+          callsInFlight -= 1;
+          if (after !== before) {
+            bus.emit('mailjet:in-flight-limit', { limit: after });
+            if (after > before) {
+              wakeup.wake();
+            }
+          }
+        },
+      }
+    );
+  };
 
   for (let index = 0; index < options.concurrency; index += 1) {
     const id = `${instanceId}/${index}`;
+    const slots = slotsOf(index);
     consumers.push(
       createConsumer({
         id,
@@ -63,6 +93,7 @@ export function createConsumerPool(options: ConsumerPoolOptions): ConsumerPool {
         poolEnded: () => sending.ended(),
         wakeup,
         gate,
+        ...(slots && { slots }),
         retry: options.retry,
         leaseMs: options.leaseMs,
         idleCheckMs: options.idleCheckMs,
@@ -79,7 +110,7 @@ export function createConsumerPool(options: ConsumerPoolOptions): ConsumerPool {
         return;
       }
       started = true;
-      log.info('consumers started', { component: 'consumer-pool', instance: instanceId, concurrency: consumers.length, batchSize: options.batchSize });
+      log.info('consumers started', { component: 'consumer-pool', instance: instanceId, concurrency: consumers.length, inFlightLimit: options.inFlight?.current(), batchSize: options.batchSize });
       consumers.forEach((consumer) => void consumer.start());
     },
     async stop(deadlineMs) {

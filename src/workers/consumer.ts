@@ -16,7 +16,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Bus } from '../bus.js';
 import { coerceError } from '../domain/errors.js';
 import type { ClaimedJob } from '../domain/job.js';
-import { classifySendResponse, type FoundMessage, type SendResponse } from '../domain/mailjet-outcome.js';
+import { type CallOutcome, classifySendResponse, type FoundMessage, type SendResponse } from '../domain/mailjet-outcome.js';
 import { customIdForJob, type MailjetSendBody } from '../domain/mailjet-payload.js';
 import { type RecipientRow, recipientsByJob } from '../domain/recipient.js';
 import { type Backoff, backoffMs, type RetryPolicy } from '../domain/retry-policy.js';
@@ -50,6 +50,8 @@ export interface ConsumerDeps {
   poolEnded: () => boolean;
   wakeup: Wakeup;
   gate: SendGate;
+  /** The process's share of Mailjet calls in flight (consumer-pool.ts); absent: always claim. */
+  slots?: CallSlots;
   retry: RetryPolicy;
   /** How long a claim or a renewal holds a job: a call waiting at the gate renews its leases every half of it. */
   leaseMs: number;
@@ -59,6 +61,16 @@ export interface ConsumerDeps {
   bus: Bus;
   now?: () => Date;
   random?: () => number;
+}
+
+/** How a consumer takes part in the process's adaptive limit on Mailjet calls in flight. */
+export interface CallSlots {
+  /** False while this consumer is beyond the limit: it claims nothing (and holds no jobs) until woken. */
+  mayClaim(): boolean;
+  /** A Mailjet call is about to go. */
+  callStarted(): void;
+  /** That call ended (its result recorded); `slowDown` on a 429 or a transient failure. */
+  callEnded(durationMs: number, slowDown: boolean): void;
 }
 
 /** Between failed batches, and between attempts to record a Mailjet answer while the database is away. */
@@ -179,8 +191,19 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
 
   async function sendCall(batch: Batch, call: PlannedCall, turn: TurnContext): Promise<void> {
     const started = now().getTime();
-    const response = await deps.send({ Messages: call.messages });
-    const outcome = classifySendResponse(response, call.messages.length, now());
+    deps.slots?.callStarted();
+    let slowDown = true;
+    try {
+      const response = await deps.send({ Messages: call.messages });
+      const outcome = classifySendResponse(response, call.messages.length, now());
+      slowDown = outcome.kind === 'transient';
+      await settleCall(batch, call, outcome, started, turn);
+    } finally {
+      deps.slots?.callEnded(now().getTime() - started, slowDown);
+    }
+  }
+
+  async function settleCall(batch: Batch, call: PlannedCall, outcome: CallOutcome, started: number, turn: TurnContext): Promise<void> {
     let unauthorizedRetryAt = now();
     if (outcome.kind === 'transient' && outcome.rateLimited) {
       const pauseMs = gate.throttled(outcome.retryAfterMs);
@@ -240,7 +263,7 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
         return sendable;
       }
       // A stop while this waits at the gate closes the gate: the call is then given back, not made.
-      const passed = await gate.acquireWithin(recipientsOfJobs(sendable.jobs, batch.recipientsByJob), deps.leaseMs / 2);
+      const passed = await gate.acquireWithin(deps.leaseMs / 2);
       if (passed === 'closed' || passed === 'stopped') {
         return undefined;
       }
@@ -285,6 +308,10 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
       const heldBackMs = gate.heldBackForMs();
       if (heldBackMs > 0) {
         return Math.min(heldBackMs, deps.idleCheckMs);
+      }
+      if (deps.slots && !deps.slots.mayClaim()) {
+        // The pool wakes every consumer when the limit grows.
+        return deps.idleCheckMs;
       }
       const jobs = await deps.claim();
       if (jobs.length === 0) {

@@ -1,5 +1,5 @@
 // One gate per process in front of every Mailjet call, shared by all consumers:
-// - an outbound rate limit (recipients per second, a token bucket),
+// - an outbound rate limit (Mailjet calls per second, a token bucket: Mailjet counts calls per API key),
 // - a pause after a 429, for Retry-After or an exponential backoff, which slows every consumer, not
 //   only the one that saw it,
 // - a stop after a 401 (bad or suspended keys): nothing is sent, /readyz fails, and one probe call
@@ -8,8 +8,8 @@
 import { backoffMs } from '../domain/retry-policy.js';
 
 export interface SendGateOptions {
-  /** Recipients per second; 0 = unlimited. */
-  ratePerSecond: number;
+  /** Mailjet calls per second; 0 = unlimited. */
+  callsPerSecond: number;
   now?: () => number;
   random?: () => number;
   sleep?: (ms: number) => Promise<void>;
@@ -25,14 +25,14 @@ export interface GateState {
 }
 
 export interface SendGate {
-  /** Waits until a call with `recipients` may go. Resolves false when the gate was closed meanwhile. */
-  acquire(recipients: number): Promise<boolean>;
+  /** Waits until a call may go. Resolves false when the gate was closed meanwhile. */
+  acquire(): Promise<boolean>;
   /**
    * The same for a consumer holding leased jobs, which must not sit on them: waits at most
    * `maxWaitMs` ('later' when the call may not go by then; nothing is taken from the budget), and
    * answers 'stopped' at once while sending is stopped on a 401 and this call is not the probe.
    */
-  acquireWithin(recipients: number, maxWaitMs: number): Promise<'acquired' | 'later' | 'stopped' | 'closed'>;
+  acquireWithin(maxWaitMs: number): Promise<'acquired' | 'later' | 'stopped' | 'closed'>;
   /** How long, in ms, no call may go (a 429 pause, a 401 stop until its probe is due or back); 0 when calls may go. */
   heldBackForMs(): number;
   /** Mailjet answered 429: pause every consumer. Returns the pause in ms. */
@@ -53,7 +53,7 @@ const MAX_PAUSE_MS = 5 * 60_000;
 const PROBE_BACKOFF = { baseMs: 30_000, factor: 2, maxMs: 15 * 60_000, jitter: 0 };
 const POLL_MS = 250;
 
-export function createSendGate({ ratePerSecond, now = Date.now, random = Math.random, sleep }: SendGateOptions): SendGate {
+export function createSendGate({ callsPerSecond, now = Date.now, random = Math.random, sleep }: SendGateOptions): SendGate {
   let closed = false;
   let pausedUntil = 0;
   let throttleStreak = 0;
@@ -61,8 +61,9 @@ export function createSendGate({ ratePerSecond, now = Date.now, random = Math.ra
   let blockedUntil = 0;
   let blockStreak = 0;
   let probing = false;
-  // Token bucket: at most one second's worth of sending at once, but always room for one full call.
-  const capacity = Math.max(ratePerSecond, 50);
+  // Token bucket: at most one second's worth of calls at once (Mailjet's own limit is stated per
+  // 10 seconds, so a one-second burst stays within it), and always room for one call.
+  const capacity = Math.max(callsPerSecond, 1);
   let tokens = capacity;
   let refilledAt = now();
   // Pending sleeps, so that close() can end them at once.
@@ -80,11 +81,11 @@ export function createSendGate({ ratePerSecond, now = Date.now, random = Math.ra
 
   const refill = () => {
     const at = now();
-    tokens = Math.min(capacity, tokens + ((at - refilledAt) / 1000) * ratePerSecond);
+    tokens = Math.min(capacity, tokens + ((at - refilledAt) / 1000) * callsPerSecond);
     refilledAt = at;
   };
 
-  async function pass(recipients: number, maxWaitMs: number, waitWhileStopped: boolean): Promise<'acquired' | 'later' | 'stopped' | 'closed'> {
+  async function pass(maxWaitMs: number, waitWhileStopped: boolean): Promise<'acquired' | 'later' | 'stopped' | 'closed'> {
     const deadline = now() + maxWaitMs;
     // Waits `ms`, at most until the deadline; false once the deadline has passed (the answer is then 'later').
     const waitUntilDeadline = async (ms: number): Promise<boolean> => {
@@ -120,26 +121,25 @@ export function createSendGate({ ratePerSecond, now = Date.now, random = Math.ra
         }
         continue;
       }
-      if (ratePerSecond <= 0) {
+      if (callsPerSecond <= 0) {
         return 'acquired';
       }
       refill();
-      const needed = Math.min(recipients, capacity);
-      if (tokens >= needed) {
-        tokens -= needed;
+      if (tokens >= 1) {
+        tokens -= 1;
         return 'acquired';
       }
-      if (!(await waitUntilDeadline(Math.ceil(((needed - tokens) / ratePerSecond) * 1000)))) {
+      if (!(await waitUntilDeadline(Math.ceil(((1 - tokens) / callsPerSecond) * 1000)))) {
         return 'later';
       }
     }
   }
 
   return {
-    async acquire(recipients) {
-      return (await pass(recipients, Infinity, true)) === 'acquired';
+    async acquire() {
+      return (await pass(Infinity, true)) === 'acquired';
     },
-    acquireWithin: (recipients, maxWaitMs) => pass(recipients, maxWaitMs, false),
+    acquireWithin: (maxWaitMs) => pass(maxWaitMs, false),
     heldBackForMs() {
       const at = now();
       if (blocked !== undefined) {

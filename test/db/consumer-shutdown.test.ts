@@ -41,7 +41,7 @@ function consumersOn(pool: Pool, simulator: Simulator, log: Logger): ConsumerPoo
     sending: createSendingService({ pool, channels: notifyChannels(TEST_SCHEMA), leaseMs: 120_000 }),
     mailjet: createMailjetClient({ apiKey: 'k', apiSecret: 's', baseUrl: simulator.url!, timeoutMs: 30_000 }),
     wakeup: createWakeup(),
-    gate: createSendGate({ ratePerSecond: 0 }),
+    gate: createSendGate({ callsPerSecond: 0 }),
     concurrency: 1,
     batchSize: JOBS,
     leaseMs: 120_000,

@@ -52,7 +52,7 @@ const recipient: RecipientRow = {
 
 describe('consumer: the send gate comes right before the call', () => {
   it('when a 429 pauses the gate while the consumer renews its leases, then its call waits until the pause is over', async () => {
-    const gate = createSendGate({ ratePerSecond: 0, random: () => 0.5 });
+    const gate = createSendGate({ callsPerSecond: 0, random: () => 0.5 });
     let claims = 0;
     let pausedUntil: number | undefined;
     let sentAt: number | undefined;

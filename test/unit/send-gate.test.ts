@@ -3,11 +3,11 @@ import { expect } from 'chai';
 import { createSendGate, type SendGate } from '../../src/workers/send-gate.js';
 
 /** A gate on a fake clock: sleeping advances time instead of waiting. */
-function fakeGate(ratePerSecond: number): { gate: SendGate; clock: { now: number }; slept: number[] } {
+function fakeGate(callsPerSecond: number): { gate: SendGate; clock: { now: number }; slept: number[] } {
   const clock = { now: 1_000_000 };
   const slept: number[] = [];
   const gate = createSendGate({
-    ratePerSecond,
+    callsPerSecond,
     now: () => clock.now,
     random: () => 0.5,
     sleep: async (ms) => {
@@ -19,23 +19,44 @@ function fakeGate(ratePerSecond: number): { gate: SendGate; clock: { now: number
 }
 
 describe('send gate', () => {
-  it('when the rate is 100 recipients per second, then 1000 recipients take about 9 seconds after the first burst', async () => {
-    const { gate, clock } = fakeGate(100);
+  it('when the rate is 50 calls per second, then 500 calls take about 9 seconds after the first burst', async () => {
+    const { gate, clock } = fakeGate(50);
     const start = clock.now;
 
-    for (let i = 0; i < 20; i += 1) {
-      expect(await gate.acquire(50)).to.equal(true);
+    for (let i = 0; i < 500; i += 1) {
+      expect(await gate.acquire()).to.equal(true);
     }
 
-    // The bucket holds one second's worth (100) at first; the other 900 come at 100 per second.
+    // The bucket holds one second's worth (50) at first; the other 450 come at 50 per second.
     expect(clock.now - start).to.be.within(8_900, 9_100);
+  });
+
+  it('when calls come as fast as they may, then no window of a second holds more than the rate plus the first burst', async () => {
+    const rate = 20;
+    const { gate, clock } = fakeGate(rate);
+    const passedAt: number[] = [];
+
+    for (let i = 0; i < 400; i += 1) {
+      await gate.acquire();
+      passedAt.push(clock.now);
+    }
+
+    for (const [index, at] of passedAt.entries()) {
+      const inWindow = passedAt.slice(index).filter((later) => later < at + 1_000).length;
+      // A full bucket (one second's worth) plus what refills during that second.
+      expect(inWindow).to.be.at.most(2 * rate);
+    }
+    // Past the first second, the long-run rate is the limit.
+    const steady = passedAt.filter((at) => at >= passedAt[0]! + 1_000);
+    const seconds = (steady.at(-1)! - steady[0]!) / 1000;
+    expect(steady.length / seconds).to.be.within(rate * 0.95, rate * 1.05);
   });
 
   it('when the rate is 0, then calls are not limited', async () => {
     const { gate, slept } = fakeGate(0);
 
     for (let i = 0; i < 100; i += 1) {
-      await gate.acquire(50);
+      await gate.acquire();
     }
 
     expect(slept).to.deep.equal([]);
@@ -46,7 +67,7 @@ describe('send gate', () => {
     const at = clock.now;
 
     const first = gate.throttled(3_000);
-    await gate.acquire(1);
+    await gate.acquire();
     const passedAfterFirst = clock.now - at;
     const second = gate.throttled(undefined);
     const third = gate.throttled(undefined);
@@ -74,10 +95,10 @@ describe('send gate', () => {
     const firstWait = probeAt - clock.now;
 
     expect(gate.state().blocked).to.equal('Mailjet 401: bad key');
-    expect(await gate.acquire(1)).to.equal(true);
+    expect(await gate.acquire()).to.equal(true);
     expect(clock.now).to.be.at.least(probeAt);
     // A second caller waits while the probe is out; the probe fails again, so the wait grows.
-    const waiting = gate.acquire(1);
+    const waiting = gate.acquire();
     const nextProbeAt = gate.unauthorized('Mailjet 401: bad key');
     expect(nextProbeAt - clock.now).to.be.greaterThan(firstWait);
     expect(await waiting).to.equal(true);
@@ -86,15 +107,15 @@ describe('send gate', () => {
 
     expect(gate.state().blocked).to.equal(undefined);
     const before = clock.now;
-    await gate.acquire(1);
+    await gate.acquire();
     expect(clock.now).to.equal(before);
   });
 
   it('when the gate is closed while a caller waits, then the caller gets false at once', async () => {
-    const gate = createSendGate({ ratePerSecond: 0 });
+    const gate = createSendGate({ callsPerSecond: 0 });
     gate.throttled(60_000);
 
-    const waiting = gate.acquire(1);
+    const waiting = gate.acquire();
     gate.close();
 
     expect(await waiting).to.equal(false);

@@ -1,0 +1,60 @@
+// A claim takes up to BATCH_SIZE jobs, but only as many large messages as fit its byte budget, so
+// a backlog of large messages is not loaded into memory fifty at a time per consumer.
+import { randomBytes } from 'node:crypto';
+
+import { expect } from 'chai';
+
+import { claimJobs } from '../../src/db/jobs-repo.js';
+import { makeApp, makeJob } from '../factories.js';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
+
+const MiB = 1024 * 1024;
+
+describe('claiming by bytes as well as by count', () => {
+  let db: TestDatabase;
+
+  beforeEach(async () => {
+    db = await createTestDatabase();
+  });
+
+  afterEach(async () => {
+    await db.drop();
+  });
+
+  it('when due messages are large, then a claim stops at its byte budget (taking at least one) and leaves the rest queued', async () => {
+    const app = await makeApp(db.pool);
+    const ids: string[] = [];
+    for (let index = 0; index < 4; index += 1) {
+      // Random text does not compress: each message is stored at about 1 MiB.
+      const text = randomBytes(0.75 * MiB).toString('base64');
+      ids.push(await makeJob(db.pool, { appId: app.id, content: { from: { email: 'app@example.com' }, subject: `big ${index}`, text } }));
+    }
+
+    const first = await claimJobs(db.pool, 'a', 50, 60_000, 1.5 * MiB);
+    const second = await claimJobs(db.pool, 'b', 50, 60_000, 0.5 * MiB);
+    const third = await claimJobs(db.pool, 'c', 50, 60_000);
+
+    // 0 and 1 MiB before them are under 1.5 MiB; the third would start past it.
+    expect(first.map((job) => job.id)).to.deep.equal(ids.slice(0, 2));
+    // A message larger than the whole budget still goes, alone.
+    expect(second.map((job) => job.id)).to.deep.equal([ids[2]]);
+    expect(third.map((job) => job.id)).to.deep.equal([ids[3]]);
+    const { rows } = await db.pool.query<{ status: string; locked_by: string }>('select status, locked_by from email_send_jobs order by id');
+    expect(rows).to.deep.equal([
+      { status: 'processing', locked_by: 'a' },
+      { status: 'processing', locked_by: 'a' },
+      { status: 'processing', locked_by: 'b' },
+      { status: 'processing', locked_by: 'c' },
+    ]);
+  });
+
+  it('when messages are small, then the claim takes the count asked for', async () => {
+    const app = await makeApp(db.pool);
+    for (let index = 0; index < 5; index += 1) {
+      await makeJob(db.pool, { appId: app.id });
+    }
+
+    expect(await claimJobs(db.pool, 'a', 3, 60_000)).to.have.length(3);
+    expect(await claimJobs(db.pool, 'b', 3, 60_000)).to.have.length(2);
+  });
+});

@@ -1,0 +1,70 @@
+// The results of several consumers' Mailjet calls are recorded in one transaction when they end at
+// about the same time (services/coalescer.ts). Each job is still guarded by the lease of the
+// consumer that sent it: a consumer that lost its lease learns so, and another's result stands.
+import { expect } from 'chai';
+
+import { claimJobs } from '../../src/db/jobs-repo.js';
+import { notifyChannels } from '../../src/db/notify.js';
+import type { RecipientRow } from '../../src/domain/recipient.js';
+import { createSendingService } from '../../src/services/sending.js';
+import { makeApp, makeJob } from '../factories.js';
+import { createTestDatabase, TEST_SCHEMA, type TestDatabase } from '../support/database.js';
+
+describe('recording several consumers’ calls together', () => {
+  let db: TestDatabase;
+
+  beforeEach(async () => {
+    db = await createTestDatabase();
+  });
+
+  afterEach(async () => {
+    await db.drop();
+  });
+
+  it('when calls of several consumers are recorded at once, then each gets its own summary and each job the result of its lease holder', async () => {
+    const sending = createSendingService({ pool: db.pool, channels: notifyChannels(TEST_SCHEMA), leaseMs: 120_000 });
+    const app = await makeApp(db.pool);
+    const jobIds: string[] = [];
+    for (let index = 0; index < 6; index += 1) {
+      jobIds.push(await makeJob(db.pool, { appId: app.id, to: [`r${index}@example.com`] }));
+    }
+    // Consumer a holds the first three jobs, consumer b the other three.
+    const claimedByA = await claimJobs(db.pool, 'a', 3, 120_000);
+    const claimedByB = await claimJobs(db.pool, 'b', 3, 120_000);
+    expect(claimedByA.map((job) => job.id)).to.deep.equal(jobIds.slice(0, 3));
+    const recipients = await sending.loadRecipients(jobIds);
+    const byJob = new Map<string, RecipientRow[]>(jobIds.map((id) => [id, recipients.filter((r) => r.jobId === id)]));
+    const accepted = (jobId: string, index: number) => ({
+      jobId,
+      kind: 'accepted' as const,
+      recipients: [{ kind: 'to' as const, email: `r${index}@example.com`, messageId: String(576460765503091475n + BigInt(index)), messageUuid: `uuid-${index}` }],
+    });
+
+    const [summaryA, summaryB, summaryLate] = await Promise.all([
+      sending.record('a', byJob, [accepted(jobIds[0]!, 0), accepted(jobIds[1]!, 1), { jobId: jobIds[2]!, kind: 'failed', error: 'refused' }]),
+      sending.record('b', byJob, [accepted(jobIds[3]!, 3), { jobId: jobIds[4]!, kind: 'deferred', error: 'busy', runAt: new Date(), outcomeUnknown: true, refundAttempt: false }]),
+      // a claims to have sent b's last job: it holds no lease on it.
+      sending.record('a', byJob, [accepted(jobIds[5]!, 5)]),
+    ]);
+
+    expect(summaryA).to.deep.equal({ accepted: jobIds.slice(0, 2), failed: [jobIds[2]], deferred: [], lostLease: [] });
+    expect(summaryB).to.deep.equal({ accepted: [jobIds[3]], failed: [], deferred: [jobIds[4]], lostLease: [] });
+    expect(summaryLate).to.deep.equal({ accepted: [], failed: [], deferred: [], lostLease: [jobIds[5]] });
+    const { rows } = await db.pool.query<{ id: string; status: string; locked_by: string | null; message_id: string | null }>(
+      `select j.id::text, j.status, j.locked_by, r.mailjet_message_id::text as message_id
+       from email_send_jobs j join email_recipients r on r.job_id = j.id
+       where j.id = any($1::bigint[]) order by j.id`,
+      [jobIds],
+    );
+    expect(rows.map((row) => [row.status, row.locked_by, row.message_id])).to.deep.equal([
+      ['accepted', null, '576460765503091475'],
+      ['accepted', null, '576460765503091476'],
+      ['failed', null, null],
+      ['accepted', null, '576460765503091478'],
+      ['deferred', null, null],
+      // Still b's: a's word does not settle it.
+      ['processing', 'b', null],
+    ]);
+    expect(claimedByB).to.have.length(3);
+  });
+});
