@@ -1,6 +1,8 @@
 -- postgres-migrations disable-transaction
--- A job's timeline on the dashboard reads its status changes; the foreign key had no index, so that
--- read (and the cascade of a job's deletion) walked the whole log. Built concurrently: status changes
--- are written with every event.
-create index concurrently if not exists status_changes_job_id_idx
+-- Status changes are read and deleted by job: the dashboard's timeline of a job reads them in order,
+-- and retention deletes jobs, whose status changes ON DELETE CASCADE then finds by job_id. Without
+-- this index each of those walks the whole log. Built concurrently (one index per file: CREATE INDEX
+-- CONCURRENTLY cannot share a statement string), so that status changes, written in the same
+-- transactions as every send and event, are not blocked while it is built.
+create index concurrently status_changes_job_id_idx
   on status_changes (job_id, id);

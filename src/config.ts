@@ -73,7 +73,18 @@ const envSchema = z.object({
     .regex(/^(true|false|\d{1,2}|[0-9a-fA-F.:/,\s]+|loopback|linklocal|uniquelocal)$/, 'true, false, a hop count, or addresses/subnets')
     .default('false'),
   QUEUE_BODY_LIMIT: z.string().default('20mb'),
+  QUEUE_BATCH_MAX_MESSAGES: integer(1, 100_000).default(1000),
+  QUEUE_BATCH_CONCURRENCY: integer(1, 64).default(2),
+  API_KEY_CACHE_MS: integer(0, 3_600_000).default(60_000),
   DEV_MODE: booleanFlag.optional(),
+
+  // How long history is kept (0 keeps it forever); see docs/operations.md.
+  RETENTION_JOBS_DAYS: z.coerce.number().min(0).max(36_500).default(30),
+  RETENTION_IDEMPOTENCY_KEYS_HOURS: z.coerce.number().min(0).max(876_000).default(24),
+  RETENTION_UNMATCHED_EVENTS_DAYS: z.coerce.number().min(0).max(36_500).default(7),
+  RETENTION_REJECTED_EVENTS_DAYS: z.coerce.number().min(0).max(36_500).default(30),
+  RETENTION_INTERVAL_MS: integer(1_000, 24 * 3_600_000).default(600_000),
+  RETENTION_BATCH_SIZE: integer(10, 10_000).default(1_000),
 });
 
 /** The webhook targets dev mode allows on top of WEBHOOK_ALLOWED_TARGETS: this machine's loopback. */
@@ -203,12 +214,25 @@ export interface Config {
     readonly bodyLimit: string;
   };
   readonly queueBodyLimit: string;
+  /** Group commit of POST /queue: messages per transaction, transactions at once (services/jobs.ts). */
+  readonly queueBatch: { readonly maxMessages: number; readonly maxInFlight: number };
+  /** How long POST /queue may trust a checked API key (services/api-key-cache.ts); 0 = no cache. */
+  readonly apiKeyCacheMs: number;
   /** Requests per minute: per app on POST /queue, per source address on POST /events (0 = off). */
   readonly rateLimits: { readonly queuePerMinute: number; readonly eventsPerMinute: number };
   /** express's `trust proxy`: which proxies' X-Forwarded-For to believe for the source address. */
   readonly trustProxy: boolean | number | string;
   /** Dev mode: the built-in simulator and a development API key kept under the data directory. */
   readonly devMode: boolean;
+  /** How long each kind of history is kept, in ms (0: forever), and how the retention worker goes about it. */
+  readonly retention: {
+    readonly jobsMs: number;
+    readonly idempotencyKeysMs: number;
+    readonly unmatchedEventsMs: number;
+    readonly rejectedEventsMs: number;
+    readonly intervalMs: number;
+    readonly batchSize: number;
+  };
 }
 
 /**
@@ -280,6 +304,10 @@ export function loadConfig(env: Env = process.env): Config {
   if (!devMode && !e.EVENTS_USERNAME) {
     problems.push('  EVENTS_USERNAME and EVENTS_PASSWORD: required when sending through Mailjet (they protect /events)');
   }
+  // A replayed request answers with its jobs: its key must not outlive them.
+  if (e.RETENTION_JOBS_DAYS > 0 && (e.RETENTION_IDEMPOTENCY_KEYS_HOURS === 0 || e.RETENTION_IDEMPOTENCY_KEYS_HOURS > e.RETENTION_JOBS_DAYS * 24)) {
+    problems.push('  RETENTION_IDEMPOTENCY_KEYS_HOURS: must be set and not longer than RETENTION_JOBS_DAYS (a replayed request answers with its jobs)');
+  }
   if (problems.length > 0) {
     throw new ConfigError(`invalid configuration:\n${problems.join('\n')}`);
   }
@@ -340,8 +368,21 @@ export function loadConfig(env: Env = process.env): Config {
     },
     dataDir: e.DATA_DIR,
     queueBodyLimit: e.QUEUE_BODY_LIMIT,
+    queueBatch: { maxMessages: e.QUEUE_BATCH_MAX_MESSAGES, maxInFlight: e.QUEUE_BATCH_CONCURRENCY },
+    apiKeyCacheMs: e.API_KEY_CACHE_MS,
     rateLimits: { queuePerMinute: e.QUEUE_RATE_LIMIT, eventsPerMinute: e.EVENTS_RATE_LIMIT },
     trustProxy: e.TRUST_PROXY === 'true' ? true : e.TRUST_PROXY === 'false' ? false : /^\d+$/.test(e.TRUST_PROXY) ? Number(e.TRUST_PROXY) : e.TRUST_PROXY,
     devMode,
+    retention: {
+      jobsMs: e.RETENTION_JOBS_DAYS * DAY_MS,
+      idempotencyKeysMs: e.RETENTION_IDEMPOTENCY_KEYS_HOURS * HOUR_MS,
+      unmatchedEventsMs: e.RETENTION_UNMATCHED_EVENTS_DAYS * DAY_MS,
+      rejectedEventsMs: e.RETENTION_REJECTED_EVENTS_DAYS * DAY_MS,
+      intervalMs: e.RETENTION_INTERVAL_MS,
+      batchSize: e.RETENTION_BATCH_SIZE,
+    },
   });
 }
+
+const HOUR_MS = 3_600_000;
+const DAY_MS = 24 * HOUR_MS;

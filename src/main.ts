@@ -13,23 +13,28 @@ import { listen, type Listener, notifyChannels } from './db/notify.js';
 import { openDatabase } from './db/open.js';
 import type { Pool } from './db/pool.js';
 import { StartupError } from './domain/errors.js';
+import { eventsCallbackUrl } from './domain/events-callback.js';
 import { createInFlightLimit } from './domain/in-flight-limit.js';
 import { parseTargetPolicy } from './domain/target-policy.js';
 import { finishedWithin } from './finished-within.js';
 import { createApp, routeTable } from './http/app.js';
 import { createStdoutLogger, type Logger } from './log.js';
 import { createMailjetClient, MAILJET_DEFAULT_BASE_URL } from './mailjet/client.js';
+import { instrumentMailjetClient } from './mailjet/instrumented.js';
 import { createMetrics } from './metrics.js';
 import { OPENAPI_PATH } from './paths.js';
 import { readOrCreateSecretFile } from './secret-file.js';
 import { createAdminService } from './services/admin.js';
+import { createApiKeyCache } from './services/api-key-cache.js';
 import { authenticateApiKey } from './services/apps.js';
 import { createDashboardService } from './services/dashboard.js';
 import { ensureDevApiKey } from './services/dev-key.js';
 import { receiveEvents } from './services/events.js';
 import { createJobService } from './services/jobs.js';
+import { createQueueStatsReader } from './services/queue-stats.js';
 import { createRateLimitCounters } from './services/rate-limits.js';
 import { createReadiness } from './services/readiness.js';
+import { createRetention } from './services/retention.js';
 import { createSendingService } from './services/sending.js';
 import { createWebhookDeliveries } from './services/webhooks.js';
 // A type only: the simulator itself is loaded by startDevSimulator, in dev mode.
@@ -37,6 +42,7 @@ import type { Simulator } from './simulator/server.js';
 import { type ConsumerPool, createConsumerPool } from './workers/consumer-pool.js';
 import { createLeaseReaper } from './workers/lease-reaper.js';
 import { createRateLimitSweeper } from './workers/rate-limit-sweeper.js';
+import { createRetentionWorker } from './workers/retention-worker.js';
 import { createSendGate } from './workers/send-gate.js';
 import { createWakeup } from './workers/wakeup.js';
 import { createWebhookDispatcher } from './workers/webhook-dispatcher.js';
@@ -99,14 +105,19 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
   const expectedMigration = await latestMigrationId();
 
   const bus = createBus((error, name) => log.error('bus listener failed', { component: 'bus', event: name, error }));
-  const metrics = createMetrics(bus);
   const wakeup = createWakeup();
   const webhookWakeup = createWakeup();
   const channels = notifyChannels(config.database.schema);
+  // Trusted only while the LISTEN connection below hears revocations.
+  const apiKeyCache = createApiKeyCache({
+    authenticate: (key) => authenticateApiKey(pool, key),
+    listening: () => listener.connected,
+    ttlMs: config.apiKeyCacheMs,
+  });
   // LISTEN needs a session of its own: a pooler in transaction mode would hand it any server connection.
   const listener: Listener = listen({
     connectionString: directConnectionString,
-    channels: { [channels.jobs]: () => wakeup.wake(), [channels.webhooks]: () => webhookWakeup.wake() },
+    channels: { [channels.jobs]: () => wakeup.wake(), [channels.webhooks]: () => webhookWakeup.wake(), [channels.keys]: () => apiKeyCache.clear() },
     log,
   });
   cleanups.push(() => stopWithin('the LISTEN connection', listener.close(), STOP_STEP_MS));
@@ -127,11 +138,19 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
     }
     credentials = { apiKey: 'simulator', apiSecret: 'simulator' };
   }
-  const mailjet = createMailjetClient({ ...credentials, baseUrl: mailjetBaseUrl, timeoutMs: config.mailjet.timeoutMs });
+  const mailjet = instrumentMailjetClient(createMailjetClient({ ...credentials, baseUrl: mailjetBaseUrl, timeoutMs: config.mailjet.timeoutMs }), bus);
 
-  const jobs = createJobService({ pool, channels, maxAttempts: config.retry.maxAttempts, wakeLocal: () => wakeup.wake(), bus });
+  const jobs = createJobService({ pool, channels, maxAttempts: config.retry.maxAttempts, wakeLocal: () => wakeup.wake(), bus, groupCommit: config.queueBatch });
   const sending = createSendingService({ pool, channels, leaseMs: config.consumers.leaseMs });
   const gate = createSendGate({ callsPerSecond: config.mailjet.callsPerSecond });
+  const metrics = createMetrics({
+    bus,
+    queueStats: createQueueStatsReader({ pool, timeoutMs: config.database.timeouts.statementMs, log }),
+    sendingHalted: () => {
+      const state = gate.state();
+      return { unauthorized: state.blocked !== undefined, rateLimited: state.pausedUntil !== undefined };
+    },
+  });
   const consumers = createConsumerPool({
     sending,
     mailjet,
@@ -152,7 +171,7 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
 
   const targetPolicy = parseTargetPolicy(config.webhooks.allowedTargets);
   const dispatcher = createWebhookDispatcher({
-    deliveries: createWebhookDeliveries(pool),
+    deliveries: createWebhookDeliveries(pool, bus),
     wakeup: webhookWakeup,
     policy: targetPolicy,
     timeoutMs: config.webhooks.timeoutMs,
@@ -172,6 +191,7 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
     rateLimits,
     adminKey,
     authenticate: (key) => authenticateApiKey(pool, key),
+    authenticateSender: apiKeyCache.authenticate,
     receiveEvents: (body) => receiveEvents({ pool, channels, bus, log }, body),
     eventsCredentials,
     limits: {
@@ -188,6 +208,7 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
     openapi: await fs.readFile(OPENAPI_PATH, 'utf8'),
     log,
     requestLogLevel: config.devMode ? 'info' : 'http',
+    onRequest: (request) => bus.emit('http:request', request),
     now: () => new Date(),
   });
 
@@ -202,10 +223,17 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
 
   consumers.start();
   dispatcher.start();
-  const reaper = createLeaseReaper({ sending, intervalMs: Math.max(1_000, Math.floor(config.consumers.leaseMs / 4)), onRequeued: () => wakeup.wake(), log });
+  const reaper = createLeaseReaper({ sending, intervalMs: Math.max(1_000, Math.floor(config.consumers.leaseMs / 4)), onRequeued: (reaped) => {
+      bus.emit('jobs:reaped', reaped);
+      wakeup.wake();
+    },
+    log,
+  });
   void reaper.start();
   const sweeper = createRateLimitSweeper({ rateLimits, log });
   void sweeper.start();
+  const retention = createRetentionWorker({ retention: createRetention({ pool, policy: config.retention, bus }), intervalMs: config.retention.intervalMs, log });
+  void retention.start();
   // SIGTERM: consumers stop claiming and finish their calls in flight while HTTP drains, within
   // SHUTDOWN_TIMEOUT_MS; then the reaper, LISTEN, the simulator, the pool and the embedded database
   // stop, in that order, each with a deadline of its own.
@@ -220,16 +248,15 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
     await Promise.all([
       stopWithin('the lease reaper', reaper.stop(STOP_STEP_MS), STOP_STEP_MS),
       stopWithin('the rate-limit sweeper', sweeper.stop(STOP_STEP_MS), STOP_STEP_MS),
+      stopWithin('the retention worker', retention.stop(STOP_STEP_MS), STOP_STEP_MS),
     ]);
   });
 
   let devApiKey: string | undefined;
   let tryIt: string | undefined;
   if (simulator) {
-    const eventsUrl = new URL('/events', config.http.publicUrl ?? url);
-    eventsUrl.username = encodeURIComponent(eventsCredentials!.username);
-    eventsUrl.password = encodeURIComponent(eventsCredentials!.password);
-    simulator.setCallbackUrl(eventsUrl.toString());
+    // The same URL mailjet:register-callback registers at Mailjet: /events under PUBLIC_URL, its path kept.
+    simulator.setCallbackUrl(eventsCallbackUrl(config.http.publicUrl ?? url, eventsCredentials!).toString());
   }
   if (simulated) {
     log.warn('SIMULATOR MODE: MAILJET_API_KEY is not set, so mail goes to a Mailjet simulator and no email leaves this machine', {

@@ -398,7 +398,7 @@ export interface paths {
         /**
          * Revoke one API key
          * @description Revokes the app's key with this prefix. Every replica refuses it from the next request on
-         *     (nothing caches keys). Revoking an app's last key is allowed: the app then cannot send until
+         *     (the key caches of every replica are emptied at once). Revoking an app's last key is allowed: the app then cannot send until
          *     a key is added. An unknown app, or no *active* key with this prefix (unknown, another app's,
          *     or already revoked), is a `404`.
          */
@@ -466,17 +466,28 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * An app's webhook URL and signing secret
-         * @description The app's webhook and its secret. No app with this name, or an app without a webhook, is a `404`.
+         * An app's webhook URL, event types and signing secrets
+         * @description The app's webhook, the event types it receives, its secret, and the previous secrets that
+         *     still sign during a rotation's overlap. No app with this name, or an app without a webhook, is
+         *     a `404`.
          */
         get: operations["getWebhook"];
         /**
          * Set an app's webhook URL (and get its signing secret)
          * @description From now on every status change of the app's jobs is POSTed to `url` (the `statusChange`
          *     webhook), signed with the app's secret. The secret is made when the app first gets a webhook
-         *     and kept when only the URL changes, unless `"rotate_secret": true` asks for a new one (the old
-         *     one stops signing at once, also for retries of earlier changes). Changes recorded before the
-         *     app had a webhook are not sent (read them from the changes feed).
+         *     and kept when only the URL or the event types change, unless `"rotate_secret": true` asks for
+         *     a new one (the old one, and any previous secret still in a rotation's overlap, stops signing at
+         *     once, also for retries of earlier changes; to keep the old one valid for a while, rotate with
+         *     `POST /admin/apps/{app}/webhook/secrets` instead). Changes recorded before the app had a
+         *     webhook are not sent (read them from the changes feed).
+         *
+         *     `event_types` chooses which changes are delivered, by their `type` (a `ChangeStatus`): e.g.
+         *     `["bounced", "spam", "failed"]`. Left out, the webhook keeps the types it has (every type for
+         *     a new webhook); listing every type is the same as the default, types added later included. An
+         *     empty list or an unknown name is a `400` whose message lists the valid names: an app that
+         *     wants none removes its webhook. Changes of other types get no delivery (the changes feed still
+         *     has them); deliveries already queued are not withdrawn.
          *
          *     The URL must be an absolute `http` or `https` URL without `user:password@` (the signature is
          *     what authenticates jetpost), and its host must resolve now. A host that resolves to a
@@ -490,12 +501,39 @@ export interface paths {
         post?: never;
         /**
          * Stop an app's webhook
-         * @description Removes the URL and the secret. Changes recorded from now on get no delivery (the changes feed
+         * @description Removes the URL, the event types and the secrets (previous ones too). Changes recorded from now on get no delivery (the changes feed
          *     still has them); deliveries still pending fail (`the app has no webhook any more`), and so
          *     does a redelivery until a webhook is set again. No app with this name, or an app without a
          *     webhook, is a `404`.
          */
         delete: operations["removeWebhook"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/apps/{app}/webhook/secrets": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Rotate an app's webhook secret, keeping the old one valid for an overlap
+         * @description Makes a new signing secret. The secret it replaces keeps signing for `overlap_seconds`
+         *     (default 86400, 24 h; at most 604800, 7 days): meanwhile every delivery carries one signature
+         *     per valid secret in `webhook-signature`, so the receiving app accepts them whether it has the
+         *     old secret or the new one, and can switch at any moment of the overlap. Afterwards only the
+         *     new secret signs. Any older secret still in an earlier rotation's overlap ends by the end of
+         *     this overlap at the latest, so `"overlap_seconds": 0` (a leaked secret) ends every previous
+         *     secret at once. The body is optional. No app with this name, or an app without a webhook, is
+         *     a `404`.
+         */
+        post: operations["rotateWebhookSecret"];
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -537,7 +575,7 @@ export interface paths {
          * @description Puts the delivery back in the outbox, due now, whatever its state (`failed`, `delivered` or
          *     `pending`), with a fresh retry window (`created_at` becomes now); the dispatchers of every
          *     replica are woken. It goes to the app's *current* webhook URL, signed with the current secret,
-         *     under the same `Jetpost-Event-Id`, and its attempts go on counting. Without a webhook (it was
+         *     under the same `webhook-id`, and its attempts go on counting. Without a webhook (it was
          *     removed) the delivery fails at once. The request has no body (one is ignored). No app with
          *     this name, or no delivery with this id for this app, is a `404`.
          */
@@ -609,10 +647,17 @@ export interface webhooks {
          *     of the app's jobs to the webhook URL, one call per change: the body is the `Change`, exactly
          *     as the changes feed (`GET /status?after=…`) returns it.
          *
-         *     **Verify before parsing.** `Jetpost-Signature` is `t=<unix seconds>,v1=<hex>`, where `<hex>` is
-         *     the HMAC-SHA256, keyed with the app's secret (`whsec_…`), of `<t>.<raw body>`: the timestamp,
-         *     a dot and the body's bytes exactly as received. Compare in constant time and refuse a `t` more
-         *     than a few minutes away from now (a replayed old call). The README has a verification snippet.
+         *     Only changes of the types the app's webhook is subscribed to are sent (`event_types`, every
+         *     type unless chosen).
+         *
+         *     **Verify before parsing.** Calls follow the [Standard Webhooks](https://www.standardwebhooks.com)
+         *     specification: verify them with a Standard Webhooks library for your language, given the app's
+         *     secret (`whsec_…`) and the raw body exactly as received. `webhook-signature` is `v1,<base64>`,
+         *     the HMAC-SHA256 of `<webhook-id>.<webhook-timestamp>.<raw body>` keyed with the secret's bytes
+         *     (the base64 after `whsec_`, decoded); during a rotation's overlap it holds one such signature
+         *     per valid secret, space-separated, and any one of them matching is enough. Refuse a
+         *     `webhook-timestamp` more than a few minutes away from now (a replayed old call); the libraries
+         *     do. docs/webhooks.md has an example.
          *
          *     **Answer quickly.** Any `2xx` answer means delivered; its body is ignored. Anything else —
          *     another status (redirects are not followed), a connection error, or no answer within
@@ -623,10 +668,10 @@ export interface webhooks {
          *     change once it is back.
          *
          *     **At least once, in no particular order.** A change may arrive more than once (a retry after a
-         *     timeout, a redelivery): every repeat carries the same `Jetpost-Event-Id` (the change's `id`),
-         *     so deduplicate on it. Retries also mean that changes may arrive out of order; use
+         *     timeout, a redelivery): every repeat carries the same `webhook-id` (the delivery's id) and
+         *     the same change `id` in its body, so deduplicate on either. Retries also mean that changes may arrive out of order; use
          *     `created_at`, or the changes feed when order matters. Each call dials the webhook URL the app
-         *     has *now* and signs with the secret it has *now*.
+         *     has *now* and signs with the secrets it has *now*.
          */
         post: operations["statusChange"];
         delete?: never;
@@ -935,7 +980,7 @@ export interface components {
             updated_at: string;
         };
         /**
-         * @description A status change's id (also the webhook's `Jetpost-Event-Id`), a decimal string.
+         * @description A status change's id (the `id` of the body a webhook delivery carries), a decimal string.
          * @example 4711
          */
         ChangeId: string;
@@ -1076,7 +1121,11 @@ export interface components {
              */
             next_cursor: components["schemas"]["FeedCursor"];
         };
-        /** @description The key the app verifies `Jetpost-Signature` with, `whsec_` and 43 base64url characters (256 random bits). */
+        /**
+         * @description The key the app verifies the `webhook-signature` with, as the Standard Webhooks specification
+         *     serialises it: `whsec_` and the base64 of 32 random bytes. Give it, as it is, to a Standard
+         *     Webhooks library.
+         */
         WebhookSecret: string;
         /** @description An app's webhook. */
         Webhook: {
@@ -1086,6 +1135,17 @@ export interface components {
              */
             url: string;
             secret: components["schemas"]["WebhookSecret"];
+            /** @description The change types delivered (every type unless the app chose some). */
+            event_types: components["schemas"]["ChangeStatus"][];
+            /** @description Secrets replaced by a rotation that still sign deliveries, newest first, each until `expires_at`. */
+            previous_secrets: {
+                secret: components["schemas"]["WebhookSecret"];
+                /**
+                 * Format: date-time
+                 * @description When it stops signing.
+                 */
+                expires_at: string;
+            }[];
         };
         /**
          * @description `pending`: due now or waiting for its next attempt; `delivered`: the receiver answered `2xx`;
@@ -1096,7 +1156,7 @@ export interface components {
         /** @description The delivery of one change to the app's webhook. */
         WebhookDelivery: {
             delivery_id: components["schemas"]["DeliveryId"];
-            /** @description The change's `id` (its `Jetpost-Event-Id`). */
+            /** @description The change's `id`. */
             event_id: components["schemas"]["ChangeId"];
             job_id: components["schemas"]["JobId"];
             /** @description The change's `type`. */
@@ -2387,7 +2447,13 @@ export interface operations {
                     /**
                      * @example {
                      *       "url": "https://billing.internal.example.com/jetpost-events",
-                     *       "secret": "whsec_7Kp0vYxq3Lr9TnW2cFh8ZsJd4Mb1Ug6Ae5Qi0Ro3Nk7"
+                     *       "secret": "whsec_WOn2sczELIemCh3hQLybwm9yRtudXWaDhy2h0McokmA=",
+                     *       "event_types": [
+                     *         "bounced",
+                     *         "spam",
+                     *         "failed"
+                     *       ],
+                     *       "previous_secrets": []
                      *     }
                      */
                     "application/json": components["schemas"]["Webhook"];
@@ -2415,10 +2481,12 @@ export interface operations {
                     /** @description An absolute `http(s)` URL, at most 2000 characters, without credentials. */
                     url: string;
                     /**
-                     * @description Make a new signing secret even though the app already has one.
+                     * @description Replace the signing secret now, even though the app already has one (no overlap).
                      * @default false
                      */
                     rotate_secret?: boolean;
+                    /** @description The change types the webhook receives; left out, the webhook keeps its own (all for a new one). */
+                    event_types?: components["schemas"]["ChangeStatus"][];
                 };
             };
         };
@@ -2432,7 +2500,13 @@ export interface operations {
                     /**
                      * @example {
                      *       "url": "https://billing.internal.example.com/jetpost-events",
-                     *       "secret": "whsec_7Kp0vYxq3Lr9TnW2cFh8ZsJd4Mb1Ug6Ae5Qi0Ro3Nk7"
+                     *       "secret": "whsec_WOn2sczELIemCh3hQLybwm9yRtudXWaDhy2h0McokmA=",
+                     *       "event_types": [
+                     *         "bounced",
+                     *         "spam",
+                     *         "failed"
+                     *       ],
+                     *       "previous_secrets": []
                      *     }
                      */
                     "application/json": components["schemas"]["Webhook"];
@@ -2468,6 +2542,74 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["AdminUnauthorized"];
             404: components["responses"]["WebhookNotFound"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    rotateWebhookSecret: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The app's name (as given when it was created). Not a valid app name is a `400`. */
+                app: components["parameters"]["AppPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                /**
+                 * @example {
+                 *       "overlap_seconds": 3600
+                 *     }
+                 */
+                "application/json": {
+                    /**
+                     * @description How long the replaced secret keeps signing, in seconds (0 stops it at once).
+                     * @default 86400
+                     */
+                    overlap_seconds?: number;
+                };
+            };
+        };
+        responses: {
+            /** @description The webhook with its new secret, and the previous secrets that still sign with their end. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "url": "https://billing.internal.example.com/jetpost-events",
+                     *       "secret": "whsec_AUhf6X29MaisoQQDB+8WP85/lB+j9QhupPh9oGkBwvo=",
+                     *       "event_types": [
+                     *         "accepted",
+                     *         "sent",
+                     *         "opened",
+                     *         "clicked",
+                     *         "unsubscribed",
+                     *         "spam",
+                     *         "bounced",
+                     *         "blocked",
+                     *         "failed",
+                     *         "cancelled"
+                     *       ],
+                     *       "previous_secrets": [
+                     *         {
+                     *           "secret": "whsec_WOn2sczELIemCh3hQLybwm9yRtudXWaDhy2h0McokmA=",
+                     *           "expires_at": "2030-01-02T09:00:00.000Z"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Webhook"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["AdminUnauthorized"];
+            404: components["responses"]["WebhookNotFound"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
             503: components["responses"]["ServiceUnavailable"];
         };
     };
@@ -2658,15 +2800,22 @@ export interface operations {
             query?: never;
             header: {
                 /**
-                 * @description `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>" keyed with the app's secret>`.
-                 * @example t=1893488403,v1=5257a869e7ecebeda32affa62cdca3fa51cad7e77a0e56ff536d0ce8e108d8bd
+                 * @description The delivery's id (`delivery_id` in `GET /admin/apps/{app}/webhook/deliveries`), the same in
+                 *     every attempt and redelivery of this change. Deduplicate on it.
+                 * @example 812
                  */
-                "Jetpost-Signature": string;
+                "webhook-id": components["schemas"]["DeliveryId"];
                 /**
-                 * @description The change's `id`, the same in every repeat of this change. Deduplicate on it.
-                 * @example 4711
+                 * @description When this attempt was signed, in Unix seconds.
+                 * @example 1893488403
                  */
-                "Jetpost-Event-Id": components["schemas"]["ChangeId"];
+                "webhook-timestamp": string;
+                /**
+                 * @description `v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<raw body>">`, keyed with the
+                 *     bytes of the app's secret; several, space-separated, during a secret rotation's overlap.
+                 * @example v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=
+                 */
+                "webhook-signature": string;
                 /**
                  * @description Which attempt this is for this delivery, from 1 (redeliveries go on counting).
                  * @example 1

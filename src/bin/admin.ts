@@ -3,7 +3,8 @@
 //
 //   apps list | apps create NAME | apps rotate NAME [--revoke-others] | apps revoke NAME PREFIX
 //   suppressions list APP [--limit N] | suppressions add APP EMAIL [--note TEXT] | suppressions remove APP EMAIL
-//   webhooks set APP URL [--rotate-secret] | webhooks show APP | webhooks remove APP
+//   webhooks set APP URL [--events TYPE,...] [--rotate-secret] | webhooks show APP | webhooks remove APP
+//   webhooks rotate-secret APP [--overlap 24h]
 //   webhooks deliveries APP [--status pending|delivered|failed] | webhooks redeliver APP DELIVERY_ID
 //   jobs list [--status failed] [--app NAME] [--limit N] [--before ID]
 //   jobs requeue ID [ID...] | jobs requeue --all-failed [--app NAME]
@@ -15,20 +16,25 @@ import type { z } from 'zod';
 import { ConfigError, loadConfig } from '../config.js';
 import { notifyChannels } from '../db/notify.js';
 import { openDatabase } from '../db/open.js';
+import type { AppWebhook } from '../domain/app.js';
 import { AppError, ValidationError } from '../domain/errors.js';
 import {
   appNameSchema,
   deliveryIdSchema,
   deliveryStatusSchema,
+  durationSchema,
   emailSchema,
   jobIdSchema,
   jobStatusSchema,
   keyPrefixSchema,
   pageLimitSchema,
   parseOrThrow,
+  secretOverlapSecondsSchema,
   suppressionNoteSchema,
+  webhookEventTypesSchema,
   webhookUrlSchema,
 } from '../domain/input-schemas.js';
+import { CHANGE_TYPES } from '../domain/status-change.js';
 import { parseTargetPolicy } from '../domain/target-policy.js';
 import { createLogger } from '../log.js';
 import { type AdminService, createAdminService } from '../services/admin.js';
@@ -44,8 +50,13 @@ const USAGE = `usage: npm run admin -- <command>
   suppressions list APP [--limit N]
   suppressions add APP EMAIL [--note TEXT]
   suppressions remove APP EMAIL
-  webhooks set APP URL [--rotate-secret]   prints the signing secret
+  webhooks set APP URL [--events TYPE,...] [--rotate-secret]
+                                        prints the signing secret; --events: the change types
+                                        it receives (${CHANGE_TYPES.join(', ')}), default all
   webhooks show APP
+  webhooks rotate-secret APP [--overlap 24h]
+                                        a new secret; the old one also signs for the overlap
+                                        (0 to 7d, e.g. 0, 30m, 1h, 2d)
   webhooks remove APP
   webhooks deliveries APP [--status pending|delivered|failed] [--limit N]
   webhooks redeliver APP DELIVERY_ID
@@ -186,17 +197,40 @@ const suppressionsRemove: Command = async (admin, args) => {
   process.stdout.write(removed ? `${email} removed from ${name}'s suppressions\n` : `${email} was not suppressed for ${name}\n`);
 };
 
+/** What `webhooks set|show|rotate-secret` print: the URL, the types, and every secret that signs. */
+function describeWebhook(name: string, webhook: AppWebhook, secretLabel = 'signing secret'): string {
+  const previous = webhook.previousSecrets.map((old) => `previous secret (still signs until ${old.expiresAt.toISOString()}): ${old.secret}\n`);
+  return `webhook of ${name}: ${webhook.url}\nevent types: ${webhook.eventTypes === null ? 'all' : webhook.eventTypes.join(', ')}\n${secretLabel}: ${webhook.secret}\n${previous.join('')}`;
+}
+
 const webhooksSet: Command = async (admin, args) => {
-  const parsed = positionals(args, ['APP', 'URL'], { 'rotate-secret': { type: 'boolean' } });
+  const parsed = positionals(args, ['APP', 'URL'], { 'rotate-secret': { type: 'boolean' }, events: { type: 'string' } });
   const [name, url] = parsed.positionals as [string, string];
-  const webhook = await admin.setWebhook(argument(appNameSchema, name, 'APP'), argument(webhookUrlSchema, url, 'URL'), parsed.values['rotate-secret'] === true);
-  process.stdout.write(`webhook of ${name}: ${webhook.url}\nsigning secret (give it to the receiving app): ${webhook.secret}\n`);
+  const events = parsed.values['events'] as string | undefined;
+  const webhook = await admin.setWebhook(argument(appNameSchema, name, 'APP'), {
+    url: argument(webhookUrlSchema, url, 'URL'),
+    rotateSecret: parsed.values['rotate-secret'] === true,
+    eventTypes: events === undefined ? undefined : argument(webhookEventTypesSchema, events.split(',').map((type) => type.trim()).filter((type) => type !== ''), '--events'),
+  });
+  process.stdout.write(describeWebhook(name, webhook, 'signing secret (give it to the receiving app)'));
 };
 
 const webhooksShow: Command = async (admin, args) => {
   const [name] = positionals(args, ['APP']).positionals as [string];
-  const webhook = await admin.getWebhook(argument(appNameSchema, name, 'APP'));
-  process.stdout.write(`webhook of ${name}: ${webhook.url}\nsigning secret: ${webhook.secret}\n`);
+  process.stdout.write(describeWebhook(name, await admin.getWebhook(argument(appNameSchema, name, 'APP'))));
+};
+
+const webhooksRotateSecret: Command = async (admin, args) => {
+  const parsed = positionals(args, ['APP'], { overlap: { type: 'string', default: '24h' } });
+  const [name] = parsed.positionals as [string];
+  const overlapSeconds = argument(secretOverlapSecondsSchema, argument(durationSchema, parsed.values['overlap'], '--overlap'), '--overlap');
+  const webhook = await admin.rotateWebhookSecret(argument(appNameSchema, name, 'APP'), overlapSeconds);
+  process.stdout.write(describeWebhook(name, webhook));
+  process.stdout.write(
+    overlapSeconds === 0
+      ? 'every older secret stopped signing now: give the new one to the receiving app at once\n'
+      : 'deliveries carry a signature with each secret above until it expires: give the new one to the receiving app before then\n',
+  );
 };
 
 const webhooksRemove: Command = async (admin, args) => {
@@ -234,6 +268,7 @@ const webhooksRedeliver: Command = async (admin, args) => {
 const COMMANDS: Record<string, Command> = {
   'webhooks set': webhooksSet,
   'webhooks show': webhooksShow,
+  'webhooks rotate-secret': webhooksRotateSecret,
   'webhooks remove': webhooksRemove,
   'webhooks deliveries': webhooksDeliveries,
   'webhooks redeliver': webhooksRedeliver,

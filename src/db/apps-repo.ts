@@ -1,5 +1,6 @@
 // apps and api_keys.
 import type { ApiKeyRow, App, AppWebhook, AppWithKeys } from '../domain/app.js';
+import type { ChangeType } from '../domain/status-change.js';
 import { query, type Queryable } from './pool.js';
 
 function toApp(row: Record<string, unknown>): App {
@@ -80,6 +81,18 @@ export async function listAppsWithKeys(db: Queryable): Promise<AppWithKeys[]> {
   }));
 }
 
+const FIND_LIVE_KEY_IDS = `
+  select id::text
+  from api_keys
+  where id = any($1::bigint[])
+    and revoked_at is null`;
+
+/** Which of these keys exist and are not revoked. */
+export async function findLiveApiKeyIds(db: Queryable, keyIds: readonly string[]): Promise<Set<string>> {
+  const rows = await query(db, FIND_LIVE_KEY_IDS, [keyIds]);
+  return new Set(rows.map((row) => String(row['id'])));
+}
+
 const REVOKE_KEYS = `
   update api_keys
   set revoked_at = now()
@@ -95,24 +108,33 @@ export async function revokeApiKeys(db: Queryable, appId: string, prefix: string
   return rows.map((row) => String(row['prefix']));
 }
 
+// The row is locked when read in a transaction that changes the webhook (a rotation reads the
+// secret it retires), so that two changes at once apply one after the other.
 const FIND_WEBHOOK = `
-  select webhook_url, webhook_secret
+  select webhook_url, webhook_secret, webhook_event_types
   from apps
-  where id = $1::bigint`;
+  where id = $1::bigint
+  for update`;
 
-export async function findWebhook(db: Queryable, appId: string): Promise<AppWebhook | undefined> {
+/** The app's webhook settings (its previous secrets are in webhook-previous-secrets-repo.ts). */
+export type WebhookSettings = Omit<AppWebhook, 'previousSecrets'>;
+
+export async function findWebhook(db: Queryable, appId: string): Promise<WebhookSettings | undefined> {
   const [row] = await query(db, FIND_WEBHOOK, [appId]);
   const url = row?.['webhook_url'];
-  return row && typeof url === 'string' && url !== '' ? { url, secret: String(row['webhook_secret']) } : undefined;
+  return row && typeof url === 'string' && url !== ''
+    ? { url, secret: String(row['webhook_secret']), eventTypes: (row['webhook_event_types'] as ChangeType[] | null) ?? null }
+    : undefined;
 }
 
 const SET_WEBHOOK = `
   update apps
   set webhook_url = $2,
-    webhook_secret = $3
+    webhook_secret = $3,
+    webhook_event_types = $4::text[]
   where id = $1::bigint`;
 
-/** Sets (url and secret) or removes (both null) the app's webhook. */
-export async function setWebhook(db: Queryable, appId: string, webhook: AppWebhook | null): Promise<void> {
-  await query(db, SET_WEBHOOK, [appId, webhook?.url ?? null, webhook?.secret ?? null]);
+/** Sets (url, secret, types) or removes (all null) the app's webhook. */
+export async function setWebhook(db: Queryable, appId: string, webhook: WebhookSettings | null): Promise<void> {
+  await query(db, SET_WEBHOOK, [appId, webhook?.url ?? null, webhook?.secret ?? null, webhook?.eventTypes ?? null]);
 }

@@ -204,3 +204,23 @@ export async function findEventsOfJob(db: Queryable, jobId: string, limit: numbe
   const rows = await query(db, FIND_EVENTS_OF_JOB, [jobId, limit]);
   return rows.map(toStoredEvent);
 }
+
+// Retention: up to `$2` events never matched to a message, received more than `$1` ms ago
+// (email_events_unmatched_received_at_idx). An event being matched right now is skipped (locked), or
+// kept once matched (checked again under the lock).
+const PRUNE_UNMATCHED = `
+  delete from email_events
+  where recipient_id is null
+    and id in (
+      select id
+      from email_events
+      where recipient_id is null
+        and received_at < now() - make_interval(secs => $1::double precision / 1000)
+      order by received_at
+      limit $2
+      for update skip locked)`;
+
+/** Deletes up to `limit` unmatched events older than `retentionMs`; returns how many. */
+export async function pruneUnmatchedEvents(db: Queryable, retentionMs: number, limit: number): Promise<number> {
+  return (await db.query(PRUNE_UNMATCHED, [retentionMs, limit])).rowCount ?? 0;
+}

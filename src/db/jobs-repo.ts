@@ -3,6 +3,7 @@
 import type { JobListRow, QueueDepthStatus } from '../domain/dashboard.js';
 import type { AdminJobRow, ClaimedJob, JobRow } from '../domain/job.js';
 import type { MessageContent, NewJob } from '../domain/message.js';
+import { DEPTH_STATUSES, type QueueDepth } from '../domain/queue-figures.js';
 import { CANCELLABLE_STATUSES, CLAIMABLE_STATUSES, type JobStatus } from '../domain/status.js';
 import { query, type Queryable } from './pool.js';
 
@@ -45,37 +46,59 @@ export interface JobToInsert {
   maxAttempts: number;
 }
 
-// Ids are drawn first so that each job's recipients can be written against a known id, without
-// relying on the order of INSERT … RETURNING.
-const NEXT_JOB_IDS = `
-  select nextval(pg_get_serial_sequence('email_send_jobs', 'id'))::text as id
-  from generate_series(1, $1::int)`;
+export interface AppJobToInsert extends JobToInsert {
+  appId: string;
+  /** Insert the job only while this API key is unrevoked (undefined: no check). */
+  keyId?: string | undefined;
+}
 
+// One statement draws the ids (in input order: a volatile CTE is computed once, and the target list
+// after the sort), inserts the jobs whose API key is still unrevoked and their recipients, and
+// returns the jobs with their input position. Rows from several apps and requests go together
+// (group commit, services/jobs.ts). Its NOTIFY, if any, is sent at commit and only when a job was
+// inserted; as a lone statement it is a whole transaction (one round trip).
 const INSERT_JOBS = `
-  insert into email_send_jobs (
-    id, app_id, status, message, custom_id, metadata, priority, send_at, run_at, max_attempts, recipient_count
+  with new_jobs as materialized (
+    select nextval(pg_get_serial_sequence('email_send_jobs', 'id')) as id, j.*
+    from unnest(
+      $1::bigint[], $2::text[], $3::jsonb[], $4::text[], $5::jsonb[], $6::smallint[], $7::timestamptz[],
+      $8::timestamptz[], $9::int[], $10::int[], $11::bigint[]
+    ) with ordinality
+      as j(app_id, status, message, custom_id, metadata, priority, send_at, run_at, max_attempts, recipient_count, key_id, position)
+    where j.key_id is null
+      or exists (select from api_keys k where k.id = j.key_id and k.revoked_at is null)
+    order by j.position
+  ),
+  inserted_jobs as (
+    insert into email_send_jobs (
+      id, app_id, status, message, custom_id, metadata, priority, send_at, run_at, max_attempts, recipient_count
+    )
+    overriding system value
+    select id, app_id, status, message, custom_id, metadata, priority, send_at, run_at, max_attempts, recipient_count
+    from new_jobs
+    returning ${JOB_COLUMNS}
+  ),
+  inserted_recipients as (
+    insert into email_recipients (job_id, position, kind, email, name)
+    select n.id, r.position, r.kind, r.email, r.name
+    from unnest($12::bigint[], $13::smallint[], $14::text[], $15::text[], $16::text[])
+      as r(job_position, position, kind, email, name)
+    join new_jobs n on n.position = r.job_position
   )
-  overriding system value
-  select j.id, $1::bigint, j.status, j.message, j.custom_id, j.metadata, j.priority, j.send_at, j.run_at,
-    j.max_attempts, j.recipient_count
-  from unnest(
-    $2::bigint[], $3::text[], $4::jsonb[], $5::text[], $6::jsonb[], $7::smallint[], $8::timestamptz[],
-    $9::timestamptz[], $10::int[], $11::int[]
-  ) as j(id, status, message, custom_id, metadata, priority, send_at, run_at, max_attempts, recipient_count)`;
+  select i.*, n.position as input_position, (select pg_notify($17, '') where $17::text is not null) as notified
+  from inserted_jobs i
+  join new_jobs n using (id)
+  order by n.position`;
 
-const INSERT_RECIPIENTS = `
-  insert into email_recipients (job_id, position, kind, email, name)
-  select r.job_id, r.position, r.kind, r.email, r.name
-  from unnest($1::bigint[], $2::smallint[], $3::text[], $4::text[], $5::text[])
-    as r(job_id, position, kind, email, name)`;
-
-/** Inserts jobs and their recipients; returns the job ids in input order. Run it in a transaction. */
-export async function insertJobs(tx: Queryable, appId: string, jobs: readonly JobToInsert[]): Promise<string[]> {
-  const idRows = await query<{ id: string }>(tx, NEXT_JOB_IDS, [jobs.length]);
-  const ids = idRows.map((row) => row.id).sort((a, b) => (BigInt(a) < BigInt(b) ? -1 : 1));
-  await query(tx, INSERT_JOBS, [
-    appId,
-    ids,
+/**
+ * Inserts jobs (of any apps) and their recipients in one statement, and notifies `channel` (at commit)
+ * when any was inserted. Returns the inserted jobs by input position (0-based): a job whose key was
+ * revoked has none.
+ */
+export async function insertAppJobs(db: Queryable, jobs: readonly AppJobToInsert[], channel?: string): Promise<Map<number, JobRow>> {
+  const recipients = jobs.flatMap((j, index) => j.job.recipients.map((recipient, position) => ({ jobPosition: index + 1, position, recipient })));
+  const rows = await query(db, INSERT_JOBS, [
+    jobs.map((j) => j.appId),
     jobs.map((j) => j.status),
     jobs.map((j) => JSON.stringify(j.job.content)),
     jobs.map((j) => j.job.customId ?? null),
@@ -85,16 +108,21 @@ export async function insertJobs(tx: Queryable, appId: string, jobs: readonly Jo
     jobs.map((j) => j.runAt),
     jobs.map((j) => j.maxAttempts),
     jobs.map((j) => j.job.recipients.length),
-  ]);
-  const recipients = jobs.flatMap((j, index) => j.job.recipients.map((recipient, position) => ({ jobId: ids[index]!, position, recipient })));
-  await query(tx, INSERT_RECIPIENTS, [
-    recipients.map((r) => r.jobId),
+    jobs.map((j) => j.keyId ?? null),
+    recipients.map((r) => r.jobPosition),
     recipients.map((r) => r.position),
     recipients.map((r) => r.recipient.kind),
     recipients.map((r) => r.recipient.email),
     recipients.map((r) => r.recipient.name ?? null),
+    channel ?? null,
   ]);
-  return ids;
+  return new Map(rows.map((row) => [Number(row['input_position']) - 1, toJob(row)]));
+}
+
+/** Inserts one app's jobs and their recipients; returns the job ids in input order. */
+export async function insertJobs(db: Queryable, appId: string, jobs: readonly JobToInsert[]): Promise<string[]> {
+  const rows = await insertAppJobs(db, jobs.map((job) => ({ ...job, appId })));
+  return jobs.map((_, index) => rows.get(index)!.id);
 }
 
 // One statement claims and leases: the inner SELECT reads the partial claim index and skips rows
@@ -336,16 +364,16 @@ export async function findJobsByCustomId(db: Queryable, appId: string, customIds
 }
 
 const LOCK_JOBS = `
-  select id, status
+  select id, status, accepted_at
   from email_send_jobs
   where id = any($1::bigint[])
   order by id
   for no key update`;
 
-/** Locks jobs in id order (the order every writer uses, so writers never deadlock). */
-export async function lockJobs(tx: Queryable, ids: readonly string[]): Promise<Map<string, JobStatus>> {
+/** Locks jobs in id order (the order every writer uses, so writers never deadlock); returns their status and when Mailjet accepted them. */
+export async function lockJobs(tx: Queryable, ids: readonly string[]): Promise<Map<string, { status: JobStatus; acceptedAt: Date | null }>> {
   const rows = await query(tx, LOCK_JOBS, [ids]);
-  return new Map(rows.map((row) => [String(row['id']), row['status'] as JobStatus]));
+  return new Map(rows.map((row) => [String(row['id']), { status: row['status'] as JobStatus, acceptedAt: (row['accepted_at'] as Date | null) ?? null }]));
 }
 
 const SET_JOB_STATUSES = `
@@ -557,4 +585,85 @@ export async function findJobOfAnyApp(db: Queryable, jobId: string): Promise<{ j
       from: (row['from_email'] as string | null) ?? null,
     }
   );
+}
+
+// One count per status, each read from the partial index of its status (claim, lease, failed) and
+// capped: a scrape costs at most `cap` index entries per status however long the backlog. The
+// oldest due job is the first entry of the run_at index.
+const QUEUE_DEPTH = `
+  select
+    (select count(*) from (select 1 from email_send_jobs where status = 'queued' limit $1) s) as queued,
+    (select count(*) from (select 1 from email_send_jobs where status = 'scheduled' limit $1) s) as scheduled,
+    (select count(*) from (select 1 from email_send_jobs where status = 'deferred' limit $1) s) as deferred,
+    (select count(*) from (select 1 from email_send_jobs where status = 'processing' limit $1) s) as processing,
+    (select count(*) from (select 1 from email_send_jobs where status = 'failed' limit $1) s) as failed,
+    (select extract(epoch from now() - min(run_at))::float8
+      from email_send_jobs
+      where status in ('queued', 'scheduled', 'deferred') and run_at <= now()) as oldest_due_age_s`;
+
+export async function readQueueDepth(db: Queryable, cap: number): Promise<QueueDepth> {
+  const [row] = await query(db, QUEUE_DEPTH, [cap]);
+  return {
+    byStatus: Object.fromEntries(DEPTH_STATUSES.map((status) => [status, Number(row![status])])) as QueueDepth['byStatus'],
+    oldestDueAgeSeconds: Math.max(0, Number(row!['oldest_due_age_s'] ?? 0)),
+  };
+}
+
+// Retention (services/retention.ts). The next `$3` jobs by id are looked at, and those past
+// retention are deleted: settled (not queued, scheduled, processing or deferred), unchanged for
+// `$2` ms, with no webhook delivery still pending. Ids grow with creation time, so the oldest jobs
+// come first and a pass stops at the first window whose last job was created within retention. Their
+// recipients, events, status changes and webhook deliveries go with them (ON DELETE CASCADE, through
+// the indexes of sql/7_ to 9_). A job locked by another transaction (an event being applied) is
+// skipped, and one changed since the window was read is checked again under its lock.
+const PRUNE_JOBS = `
+  with scanned as (
+    select id, created_at
+    from email_send_jobs
+    where id > $1::bigint
+    order by id
+    limit $3
+  ),
+  doomed as (
+    select j.id
+    from email_send_jobs j
+    join scanned s on s.id = j.id
+    where j.status not in ('queued', 'scheduled', 'processing', 'deferred')
+      and j.updated_at < now() - make_interval(secs => $2::double precision / 1000)
+      and not exists (
+        select 1
+        from status_changes c
+        join webhook_deliveries d on d.change_id = c.id
+        where c.job_id = j.id
+          and d.status = 'pending')
+    for update of j skip locked
+  ),
+  deleted as (
+    delete from email_send_jobs j
+    using doomed
+    where j.id = doomed.id
+    returning j.id
+  )
+  select
+    (select count(*) from deleted)::int as deleted,
+    (select count(*) from scanned)::int as scanned,
+    (select max(id) from scanned)::text as last_id,
+    coalesce((select created_at >= now() - make_interval(secs => $2::double precision / 1000) from scanned order by id desc limit 1), false) as reached_recent`;
+
+export interface PruneWindow {
+  deleted: number;
+  /** The last id looked at: the next window starts after it (null: nothing was left to look at). */
+  lastId: string | null;
+  /** True when the pass is over: the window reached the end of the table, or its last job was created within retention. */
+  done: boolean;
+}
+
+export async function pruneJobsWindow(db: Queryable, afterId: string, retentionMs: number, window: number): Promise<PruneWindow> {
+  const [row] = await query(db, PRUNE_JOBS, [afterId, retentionMs, window]);
+  const scanned = Number(row!['scanned']);
+  return {
+    deleted: Number(row!['deleted']),
+    lastId: (row!['last_id'] as string | null) ?? null,
+    done: scanned < window || row!['reached_recent'] === true,
+  };
 }

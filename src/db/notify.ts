@@ -1,7 +1,7 @@
 // LISTEN/NOTIFY: an enqueue on any replica wakes the idle consumers of every other replica, and
 // a webhook delivery queued on any replica wakes every dispatcher. The listening connection
 // reconnects with backoff; after a reconnect it reports a wake-up, since notifications sent while
-// it was away are lost.
+// it was away are lost. A revoked API key empties the key cache of every replica.
 import pg from 'pg';
 
 import { backoffMs } from '../domain/retry-policy.js';
@@ -14,10 +14,12 @@ export interface NotifyChannels {
   jobs: string;
   /** Webhook deliveries are due: wakes the dispatchers. */
   webhooks: string;
+  /** An API key was revoked or deleted (sql/7_create-api-keys-changed-trigger.sql): the key caches forget what they know. */
+  keys: string;
 }
 
 export function notifyChannels(schema: string): NotifyChannels {
-  return { jobs: `${schema}_jobs_ready`, webhooks: `${schema}_webhooks_ready` };
+  return { jobs: `${schema}_jobs_ready`, webhooks: `${schema}_webhooks_ready`, keys: `${schema}_keys_changed` };
 }
 
 const NOTIFY = `select pg_notify($1, '')`;

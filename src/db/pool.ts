@@ -133,10 +133,9 @@ export async function withTransaction<T>(pool: Pool, work: (tx: Queryable) => Pr
   try {
     // With the short timeout even in a bulk transaction: a database that does not answer is found
     // out before any long wait starts.
-    await client.query(pool.transactionSettings === undefined ? 'begin' : `begin; ${pool.transactionSettings}`);
-    if (bulkMs !== undefined) {
-      await client.query("select set_config('statement_timeout', $1, true)", [String(bulkMs)]);
-    }
+    // One round trip: the settings go with the begin (a whole number from config.ts, not input).
+    const settings = [pool.transactionSettings, bulkMs === undefined ? undefined : `set local statement_timeout = ${Math.trunc(bulkMs)}`];
+    await client.query(['begin', ...settings.filter((setting) => setting !== undefined)].join('; '));
     const result = await work(tx);
     await tx.query('commit');
     return result;

@@ -1,18 +1,28 @@
 // rate_limits: fixed-window request counters shared by every replica.
 import { query, type Queryable } from './pool.js';
 
-// One statement counts the hit and starts a new window when the old one is over.
-const HIT = `
+// One statement counts the hits of many keys (each key once, with its number of hits) and starts a
+// new window for a key whose old one is over. In key order: concurrent statements never deadlock.
+const HIT_MANY = `
   insert into rate_limits (key, hits, reset_at)
-  values ($1, 1, now() + make_interval(secs => $2::double precision / 1000))
+  select h.key, h.hits, now() + make_interval(secs => h.window_ms::double precision / 1000)
+  from unnest($1::text[], $2::int[], $3::int[]) as h(key, hits, window_ms)
+  order by h.key
   on conflict (key) do update
-    set hits = case when rate_limits.reset_at <= now() then 1 else rate_limits.hits + 1 end,
+    set hits = case when rate_limits.reset_at <= now() then excluded.hits else rate_limits.hits + excluded.hits end,
       reset_at = case when rate_limits.reset_at <= now() then excluded.reset_at else rate_limits.reset_at end
-  returning hits, reset_at`;
+  returning key, hits, reset_at`;
 
-export async function countHit(db: Queryable, key: string, windowMs: number): Promise<{ hits: number; resetAt: Date }> {
-  const [row] = await query(db, HIT, [key, windowMs]);
-  return { hits: Number(row!['hits']), resetAt: row!['reset_at'] as Date };
+export interface HitsToCount {
+  key: string;
+  hits: number;
+  windowMs: number;
+}
+
+/** Counts hits of distinct keys; returns each key's hits in its window after them, and when the window ends. */
+export async function countHits(db: Queryable, counts: readonly HitsToCount[]): Promise<Map<string, { hits: number; resetAt: Date }>> {
+  const rows = await query(db, HIT_MANY, [counts.map((c) => c.key), counts.map((c) => c.hits), counts.map((c) => c.windowMs)]);
+  return new Map(rows.map((row) => [String(row['key']), { hits: Number(row['hits']), resetAt: row['reset_at'] as Date }]));
 }
 
 const FIND = `

@@ -37,3 +37,18 @@ export async function insertRejectedEvents(db: Queryable, rows: readonly Rejecte
   ]);
   return result.rowCount ?? 0;
 }
+
+// Retention: up to `$2` rows received more than `$1` ms ago, oldest first (rejected_events_received_at_idx).
+const PRUNE_REJECTED = `
+  delete from rejected_events
+  where id in (
+    select id
+    from rejected_events
+    where received_at < now() - make_interval(secs => $1::double precision / 1000)
+    order by received_at
+    limit $2)`;
+
+/** Deletes up to `limit` rows older than `retentionMs`; returns how many. */
+export async function pruneRejectedEvents(db: Queryable, retentionMs: number, limit: number): Promise<number> {
+  return (await db.query(PRUNE_REJECTED, [retentionMs, limit])).rowCount ?? 0;
+}

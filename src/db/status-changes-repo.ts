@@ -11,9 +11,9 @@ const RECORD_CHANGES = `
     with ordinality as c(job_id, recipient_id, old_status, new_status, details, ord)
   join email_send_jobs j on j.id = c.job_id
   order by c.ord
-  returning id, app_id`;
+  returning id, app_id, new_status`;
 
-/** Writes the changes; returns each one's id and app. */
+/** Writes the changes; returns each one's id, app and type. */
 export async function recordStatusChanges(tx: Queryable, changes: readonly NewStatusChange[]): Promise<RecordedChange[]> {
   if (changes.length === 0) {
     return [];
@@ -25,7 +25,7 @@ export async function recordStatusChanges(tx: Queryable, changes: readonly NewSt
     changes.map((c) => c.newStatus),
     changes.map((c) => (c.details === null ? null : JSON.stringify(c.details))),
   ]);
-  return rows.map((row) => ({ id: String(row['id']), appId: String(row['app_id']) }));
+  return rows.map((row) => ({ id: String(row['id']), appId: String(row['app_id']), type: String(row['new_status']) }));
 }
 
 export const CHANGE_COLUMNS = `

@@ -1,16 +1,19 @@
 // webhook_deliveries: the outbox of status changes to POST to apps' webhook URLs.
+import type { WebhookBacklog } from '../domain/queue-figures.js';
 import type { RecordedChange } from '../domain/status-change.js';
 import type { DeliveryOutcome, DeliveryRow, DeliveryStatus, DueDelivery } from '../domain/webhook-delivery.js';
 import { query, type Queryable } from './pool.js';
 import { CHANGE_COLUMNS, toStatusChange } from './status-changes-repo.js';
 
-// One delivery per change of an app that has a webhook, to the URL it has now.
+// One delivery per change of an app that has a webhook subscribed to the change's type (null: to
+// every type), to the URL it has now.
 const INSERT_DELIVERIES = `
   insert into webhook_deliveries (change_id, app_id, url)
   select c.id, c.app_id, a.webhook_url
-  from unnest($1::bigint[], $2::bigint[]) as c(id, app_id)
+  from unnest($1::bigint[], $2::bigint[], $3::text[]) as c(id, app_id, type)
   join apps a on a.id = c.app_id
   where a.webhook_url is not null
+    and (a.webhook_event_types is null or c.type = any(a.webhook_event_types))
   order by c.id`;
 
 /** Queues the deliveries of these changes (in the caller's transaction); returns how many. */
@@ -18,7 +21,7 @@ export async function insertDeliveries(tx: Queryable, changes: readonly Recorded
   if (changes.length === 0) {
     return 0;
   }
-  const result = await tx.query(INSERT_DELIVERIES, [changes.map((c) => c.id), changes.map((c) => c.appId)]);
+  const result = await tx.query(INSERT_DELIVERIES, [changes.map((c) => c.id), changes.map((c) => c.appId), changes.map((c) => c.type)]);
   return result.rowCount ?? 0;
 }
 
@@ -62,7 +65,15 @@ const CLAIM_DUE = `
     returning d.id, d.app_id, d.change_id, d.attempts, d.created_at
   )
   select claimed.id as delivery_id, claimed.app_id, claimed.attempts, claimed.created_at as delivery_created_at,
-    a.webhook_url, a.webhook_secret, ${CHANGE_COLUMNS}
+    a.webhook_url, a.webhook_secret,
+    array(
+      select s.secret
+      from webhook_previous_secrets s
+      where s.app_id = a.id
+        and s.expires_at > now()
+      order by s.id desc
+    ) as previous_secrets,
+    ${CHANGE_COLUMNS}
   from claimed
   join apps a on a.id = claimed.app_id
   join status_changes c on c.id = claimed.change_id
@@ -83,15 +94,18 @@ export interface ClaimOptions {
 
 export async function claimDueDeliveries(db: Queryable, options: ClaimOptions): Promise<DueDelivery[]> {
   const rows = await query(db, CLAIM_DUE, [options.limit, options.perApp, [...options.inFlight.keys()], [...options.inFlight.values()], options.lockMs]);
-  return rows.map((row) => ({
-    id: String(row['delivery_id']),
-    appId: String(row['app_id']),
-    url: (row['webhook_url'] as string | null) ?? null,
-    secret: (row['webhook_secret'] as string | null) ?? null,
-    attempts: Number(row['attempts']),
-    createdAt: row['delivery_created_at'] as Date,
-    change: toStatusChange(row),
-  }));
+  return rows.map((row) => {
+    const secret = row['webhook_secret'] as string | null;
+    return {
+      id: String(row['delivery_id']),
+      appId: String(row['app_id']),
+      url: (row['webhook_url'] as string | null) ?? null,
+      secrets: secret === null ? [] : [secret, ...(row['previous_secrets'] as string[])],
+      attempts: Number(row['attempts']),
+      createdAt: row['delivery_created_at'] as Date,
+      change: toStatusChange(row),
+    };
+  });
 }
 
 // Only the claim that made the attempt may record it: its attempt number is its token (every claim
@@ -180,4 +194,17 @@ const REDELIVER = `
 /** Makes the app's delivery due again; false when the app has no such delivery. */
 export async function redeliver(db: Queryable, appId: string, id: string): Promise<boolean> {
   return (await query(db, REDELIVER, [id, appId])).length > 0;
+}
+
+// Read from the partial index of pending deliveries, the count capped like the queue depth's.
+const WEBHOOK_BACKLOG = `
+  select
+    (select count(*) from (select 1 from webhook_deliveries where status = 'pending' limit $1) s) as pending,
+    (select extract(epoch from now() - min(next_attempt_at))::float8
+      from webhook_deliveries
+      where status = 'pending' and next_attempt_at <= now()) as oldest_due_age_s`;
+
+export async function readWebhookBacklog(db: Queryable, cap: number): Promise<WebhookBacklog> {
+  const [row] = await query(db, WEBHOOK_BACKLOG, [cap]);
+  return { pending: Number(row!['pending']), oldestDueAgeSeconds: Math.max(0, Number(row!['oldest_due_age_s'] ?? 0)) };
 }

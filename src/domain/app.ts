@@ -1,4 +1,5 @@
 // Apps (the internal services that send through jetpost), their API keys and their webhook.
+import type { ChangeType } from './status-change.js';
 
 export interface App {
   id: string;
@@ -10,6 +11,8 @@ export interface App {
 export interface AppIdentity {
   id: string;
   name: string;
+  /** The key the request presented: POST /queue checks it is still unrevoked when it stores the messages. */
+  keyId?: string;
 }
 
 export interface ApiKeyRow {
@@ -32,7 +35,17 @@ export interface AppWithKeys extends App {
 
 export interface AppWebhook {
   url: string;
+  /** The current signing secret, `whsec_` + base64 (Standard Webhooks). */
   secret: string;
+  /** The change types delivered; null: every type. */
+  eventTypes: ChangeType[] | null;
+  /** Secrets replaced by a rotation that still sign deliveries until they expire, newest first. */
+  previousSecrets: PreviousSecret[];
+}
+
+export interface PreviousSecret {
+  secret: string;
+  expiresAt: Date;
 }
 
 /** App names appear in URLs, logs and CLI output: keep them plain. */

@@ -61,6 +61,13 @@ export class UnauthorizedError extends AppError {
   }
 }
 
+/** The answer to a request without a valid (known, matching, unrevoked) API key. */
+export function apiKeyRequired(): UnauthorizedError {
+  return new UnauthorizedError('a valid API key is required: send it as "Authorization: Bearer <key>"', {
+    headers: { 'WWW-Authenticate': 'Bearer realm="jetpost"' },
+  });
+}
+
 export class ServiceUnavailableError extends AppError {
   override readonly name = 'ServiceUnavailableError';
   constructor(message: string, options: AppErrorOptions = {}) {

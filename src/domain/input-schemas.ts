@@ -8,6 +8,7 @@ import { emailAddressProblem } from './email-address.js';
 import { type FieldError, ValidationError } from './errors.js';
 import { findUnstorableText } from './json-text.js';
 import { JOB_STATUSES } from './status.js';
+import { CHANGE_TYPES } from './status-change.js';
 import { DELIVERY_STATUSES } from './webhook-delivery.js';
 
 /** CR, LF and other control characters would let a value start a new header line. */
@@ -42,6 +43,24 @@ export const deliveryStatusSchema = z.enum(DELIVERY_STATUSES);
 export const suppressionNoteSchema = z.string().max(500).regex(/^[^\p{Cc}]*$/u, 'no control characters');
 /** Checked for what it is (scheme, where it resolves) when it is set: see webhooks/url-guard.ts. */
 export const webhookUrlSchema = z.string().min(1).max(2000);
+/** The change types an app's webhook receives: at least one (no webhook at all receives none). */
+export const webhookEventTypesSchema = z
+  .array(z.enum(CHANGE_TYPES, { error: `an event type: one of ${CHANGE_TYPES.join(', ')}` }))
+  .min(1, `at least one event type (${CHANGE_TYPES.join(', ')}); to receive none, remove the webhook`)
+  .max(100, 'at most 100 event types');
+/** How long a rotated-out webhook secret keeps signing, in seconds: up to 7 days. */
+export const MAX_SECRET_OVERLAP_SECONDS = 7 * 24 * 3600;
+export const DEFAULT_SECRET_OVERLAP_SECONDS = 24 * 3600;
+export const secretOverlapSecondsSchema = z
+  .number()
+  .int('whole seconds')
+  .min(0, 'from 0 (the old secret stops at once) to 604800 seconds (7 days)')
+  .max(MAX_SECRET_OVERLAP_SECONDS, 'from 0 (the old secret stops at once) to 604800 seconds (7 days)');
+/** A duration as an operator types it (`90s`, `30m`, `1h`, `7d`, or plain seconds), in seconds. */
+export const durationSchema = z
+  .string()
+  .regex(/^\d{1,9}[smhd]?$/, 'a duration such as 0, 90s, 30m, 1h or 7d')
+  .transform((text) => Number.parseInt(text, 10) * ({ s: 1, m: 60, h: 3600, d: 86400 }[text.at(-1) ?? ''] ?? 1));
 
 export function toFieldErrors(error: z.ZodError): FieldError[] {
   return error.issues.flatMap((issue) => {

@@ -1,5 +1,21 @@
 // Status changes: the log apps hear about (the polling feed and webhooks), and its JSON, pure.
 
+/**
+ * What a change's `type` (its new status) can be: the job's own changes (accepted, failed,
+ * cancelled) and a recipient's, caused by Mailjet events. Apps subscribe their webhook to these.
+ */
+export const CHANGE_TYPES = ['accepted', 'sent', 'opened', 'clicked', 'unsubscribed', 'spam', 'bounced', 'blocked', 'failed', 'cancelled'] as const;
+export type ChangeType = (typeof CHANGE_TYPES)[number];
+
+/**
+ * The subscription to store for the types an app chose: null (every type, those added later too)
+ * when it chose them all; otherwise each type once, in CHANGE_TYPES order.
+ */
+export function eventTypeSubscription(chosen: readonly ChangeType[]): ChangeType[] | null {
+  const subscribed = CHANGE_TYPES.filter((type) => chosen.includes(type));
+  return subscribed.length === CHANGE_TYPES.length ? null : subscribed;
+}
+
 export interface NewStatusChange {
   jobId: string;
   /** Null for a change of the job itself. */
@@ -13,6 +29,8 @@ export interface NewStatusChange {
 export interface RecordedChange {
   id: string;
   appId: string;
+  /** Its new status: the webhook delivers it only to an app subscribed to the type. */
+  type: string;
 }
 
 /** A position in an app's changes feed: the writing transaction's id (xid8) and the change's id. */

@@ -12,7 +12,8 @@ export interface DueDelivery {
   appId: string;
   /** The app's webhook now (the URL or secret may have changed since the change). */
   url: string | null;
-  secret: string | null;
+  /** The secrets that sign it: the current one first, then those of a rotation still in its overlap; none without a webhook. */
+  secrets: string[];
   /** Attempts made, this one included. It is also the claim's token: every claim counts one more. */
   attempts: number;
   createdAt: Date;

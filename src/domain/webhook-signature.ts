@@ -1,23 +1,31 @@
-// Webhook signatures, pure: HMAC-SHA256 over "<unix seconds>.<raw body>" with the app's secret,
-// sent as `Jetpost-Signature: t=<unix seconds>,v1=<hex>`. The timestamp inside the signed text lets a
-// receiver refuse replays of an old delivery.
-import { createHmac, timingSafeEqual } from 'node:crypto';
+// Webhook signatures as the Standard Webhooks specification has them (https://www.standardwebhooks.com),
+// pure: an HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<raw body>", keyed with the bytes of the
+// secret (`whsec_` + base64), sent as `v1,<base64>`. During a rotation's overlap a delivery carries
+// one signature per valid secret, space-separated: receivers holding either secret accept it.
+import { createHmac } from 'node:crypto';
 
-export const SIGNATURE_HEADER = 'Jetpost-Signature';
+export const SECRET_PREFIX = 'whsec_';
 
-export function signPayload(secret: string, body: string, timestamp: number): string {
-  const digest = createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex');
-  return `t=${timestamp},v1=${digest}`;
+/** A secret in the specification's serialisation, from random bytes (24 to 64 of them). */
+export function formatSecret(key: Buffer): string {
+  return `${SECRET_PREFIX}${key.toString('base64')}`;
 }
 
-/** What a receiving app does (the snippet in docs/webhooks.md does the same): true when the body is authentic and fresh. */
-export function verifySignature(secret: string, body: string, header: string, nowSeconds: number, toleranceSeconds = 300): boolean {
-  const parts = Object.fromEntries(header.split(',').map((part) => part.trim().split('=', 2) as [string, string]));
-  const timestamp = Number(parts['t']);
-  const given = parts['v1'];
-  if (!Number.isInteger(timestamp) || given === undefined || !/^[0-9a-f]{64}$/.test(given) || Math.abs(nowSeconds - timestamp) > toleranceSeconds) {
-    return false;
-  }
-  const expected = createHmac('sha256', secret).update(`${timestamp}.${body}`).digest();
-  return timingSafeEqual(expected, Buffer.from(given, 'hex'));
+/** The HMAC key a secret stands for: the bytes its base64 text decodes to. */
+function secretKey(secret: string): Buffer {
+  return Buffer.from(secret.startsWith(SECRET_PREFIX) ? secret.slice(SECRET_PREFIX.length) : secret, 'base64');
+}
+
+/** One `v1,<base64>` signature. */
+export function sign(secret: string, id: string, timestampSeconds: number, body: string): string {
+  return `v1,${createHmac('sha256', secretKey(secret)).update(`${id}.${timestampSeconds}.${body}`).digest('base64')}`;
+}
+
+/** The three headers of one delivery attempt, signed with every secret given (the current one first). */
+export function signatureHeaders(secrets: readonly string[], id: string, timestampSeconds: number, body: string): Record<string, string> {
+  return {
+    'webhook-id': id,
+    'webhook-timestamp': String(timestampSeconds),
+    'webhook-signature': secrets.map((secret) => sign(secret, id, timestampSeconds, body)).join(' '),
+  };
 }

@@ -1,6 +1,6 @@
 // The express application, built from its dependencies and never listening by itself (main.ts and
 // the tests do that), so that tests can run it on port 0.
-import express, { type Express } from 'express';
+import express, { type Express, type Request } from 'express';
 import helmet from 'helmet';
 
 import type { AppIdentity } from '../domain/app.js';
@@ -31,6 +31,8 @@ export interface AppDeps extends OpsRouteDeps {
   rateLimits: RateLimitCounters;
   adminKey: string | undefined;
   authenticate: Authenticate;
+  /** authenticate for POST /queue, through the key cache (services/api-key-cache.ts); default authenticate. */
+  authenticateSender?: Authenticate;
   receiveEvents: EventsRouteDeps['receive'];
   eventsCredentials: BasicCredentials | undefined;
   limits: { queueBody: string; eventsBody: string; queuePerMinute: number; eventsPerMinute: number };
@@ -38,6 +40,8 @@ export interface AppDeps extends OpsRouteDeps {
   log: Logger;
   /** The level of the one line per request: `info` in dev mode, where a person watches, else `http`. */
   requestLogLevel: 'info' | 'http';
+  /** Each request once answered, by route template (metrics). */
+  onRequest?: (request: { method: string; route: string; status: number; durationMs: number }) => void;
   /** The clock of the checks that depend on it (a send_at window). */
   now: () => Date;
 }
@@ -69,23 +73,26 @@ export function createApp(deps: AppDeps): Express {
   app.use((req, res, next) => {
     const started = process.hrtime.bigint();
     res.on('finish', () => {
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
       // The route's pattern, not the path: a path can hold an email address (suppressions). Never
       // headers or bodies: they hold keys and messages.
-      const route = req.route ? `${req.baseUrl}${(req.route as { path: string }).path}` : '-';
+      const route = routeTemplate(req);
       const caller = res.locals['app'] as AppIdentity | undefined;
-      deps.log.log(deps.requestLogLevel, `${req.method} ${route} ${res.statusCode}`, {
+      deps.log.log(deps.requestLogLevel, `${req.method} ${route ?? '-'} ${res.statusCode}`, {
         component: 'http',
         method: req.method,
-        route,
+        route: route ?? '-',
         status: res.statusCode,
-        ms: Math.round(Number(process.hrtime.bigint() - started) / 1e4) / 100,
+        ms: Math.round(ms * 100) / 100,
         ...(caller === undefined ? {} : { app: caller.name }),
       });
+      deps.onRequest?.({ method: req.method, route: route ?? 'unmatched', status: res.statusCode, durationMs: ms });
     });
     next();
   });
 
   const requireApp = requireApiKey(deps.authenticate);
+  const requireSender = deps.authenticateSender ? requireApiKey(deps.authenticateSender) : requireApp;
   const limitPerApp = limitRequests({
     perMinute: deps.limits.queuePerMinute,
     store: postgresStore(deps.rateLimits, 'queue-app'),
@@ -111,11 +118,24 @@ export function createApp(deps: AppDeps): Express {
       bodyLimit: deps.limits.eventsBody,
     }),
   );
-  app.use(queueRouter({ jobs: deps.jobs, parseQueueRequest: createQueueRequestParser(deps.now), requireApp, limit: limitPerApp, bodyLimit: deps.limits.queueBody }));
+  app.use(
+    queueRouter({ jobs: deps.jobs, parseQueueRequest: createQueueRequestParser(deps.now), requireApp, requireSender, limit: limitPerApp, bodyLimit: deps.limits.queueBody }),
+  );
   app.use(statusRouter(deps.jobs, requireApp));
   app.use(adminRouter({ admin: deps.admin, requireAdmin: requireAdminKey(deps.adminKey) }));
   app.use(dashboardRouter({ dashboard: deps.dashboard, admin: deps.admin, adminKey: deps.adminKey, log: deps.log, now: deps.now }));
   app.use(notFoundHandler);
   app.use(errorHandler(deps.log));
   return app;
+}
+
+/**
+ * The template of the route that answered (`/status/:jobId`), or undefined when none did: a log line
+ * or a metric label must never be the raw path, which anyone can vary without end (and which may
+ * hold an email address).
+ */
+function routeTemplate(req: Request): string | undefined {
+  // express types req.route as any: it is the matched Route, whose path is a string (or a RegExp).
+  const path = (req.route as { path?: unknown } | undefined)?.path;
+  return typeof path === 'string' ? `${req.baseUrl}${path}` : undefined;
 }

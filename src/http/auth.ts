@@ -5,7 +5,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { RequestHandler, Response } from 'express';
 
 import type { AppIdentity } from '../domain/app.js';
-import { UnauthorizedError } from '../domain/errors.js';
+import { apiKeyRequired, UnauthorizedError } from '../domain/errors.js';
 
 export type Authenticate = (apiKey: string) => Promise<AppIdentity | undefined>;
 
@@ -14,11 +14,7 @@ export function requireApiKey(authenticate: Authenticate): RequestHandler {
     const match = /^Bearer\s+(\S+)\s*$/i.exec(req.get('authorization') ?? '');
     const app = match ? await authenticate(match[1]!) : undefined;
     if (!app) {
-      next(
-        new UnauthorizedError('a valid API key is required: send it as "Authorization: Bearer <key>"', {
-          headers: { 'WWW-Authenticate': 'Bearer realm="jetpost"' },
-        }),
-      );
+      next(apiKeyRequired());
       return;
     }
     res.locals['app'] = app;

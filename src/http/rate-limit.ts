@@ -81,8 +81,9 @@ export function limitRequests({ perMinute, store = new MemoryStore(), keyOf, wha
     standardHeaders: announce ? 'draft-8' : false,
     legacyHeaders: false,
     store,
-    // When the database is away the route itself answers 503; the limiter must not turn that into a 500.
-    passOnStoreError: true,
+    // A store error goes to the error handler: a database that is away is a 503 at once, not after
+    // the route's own wait (POST /queue may need no other database call before its insert).
+    passOnStoreError: false,
     // The proxy set-up is TRUST_PROXY's business (docs/security.md); no console warnings from the library.
     validate: { xForwardedForHeader: false },
     keyGenerator: keyOf,

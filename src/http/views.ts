@@ -1,10 +1,11 @@
 // Domain rows → the JSON the API answers with (openapi.yaml: Job, Recipient, Event). Ids and
 // MessageIDs are strings: MessageIDs exceed 2^53 and would lose digits as JSON numbers.
-import type { AppWithKeys } from '../domain/app.js';
+import type { AppWebhook, AppWithKeys } from '../domain/app.js';
 import type { StoredEvent } from '../domain/event.js';
 import { eventDetails } from '../domain/event-parse.js';
 import type { AdminJobRow, JobRow } from '../domain/job.js';
 import type { RecipientRow } from '../domain/recipient.js';
+import { CHANGE_TYPES } from '../domain/status-change.js';
 import type { Suppression } from '../domain/suppression.js';
 import type { DeliveryRow } from '../domain/webhook-delivery.js';
 import type { JobView } from '../services/jobs.js';
@@ -70,6 +71,15 @@ export function suppressionJson(suppression: Suppression) {
     reason: suppression.reason,
     detail: suppression.detail,
     created_at: suppression.createdAt.toISOString(),
+  };
+}
+
+export function webhookJson(webhook: AppWebhook) {
+  return {
+    url: webhook.url,
+    secret: webhook.secret,
+    event_types: webhook.eventTypes ?? CHANGE_TYPES,
+    previous_secrets: webhook.previousSecrets.map((previous) => ({ secret: previous.secret, expires_at: previous.expiresAt.toISOString() })),
   };
 }
 

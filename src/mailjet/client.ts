@@ -5,6 +5,7 @@ import { createRequire } from 'node:module';
 
 import type MailjetModule from 'node-mailjet';
 
+import type { CallbackWrite, RegisteredCallback } from '../domain/events-callback.js';
 import { toIdString } from '../domain/mailjet-ids.js';
 import type { FoundMessage, SendResponse } from '../domain/mailjet-outcome.js';
 import type { MailjetSendBody } from '../domain/mailjet-payload.js';
@@ -20,21 +21,19 @@ export interface MailjetClient {
    * not be asked. An empty list means "not sent, as far as Mailjet's index knows".
    */
   findByCustomId(customId: string): Promise<FoundMessage[] | undefined>;
-  /** Points every event type at `url` (grouped, Version 2), creating or updating each registration. */
-  registerEventCallback(url: string): Promise<CallbackRegistration[]>;
+  /** Every registration of /v3/REST/eventcallbackurl on this account. */
+  listEventCallbacks(): Promise<RegisteredCallback[]>;
+  /** Creates (`existingId` null) or updates one registration: grouped (Version 2) and alive. */
+  saveEventCallback(write: CallbackWrite): Promise<void>;
 }
 
 export const CALLBACK_EVENT_TYPES = ['sent', 'open', 'click', 'bounce', 'spam', 'blocked', 'unsub'] as const;
-
-export interface CallbackRegistration {
-  eventType: string;
-  action: 'created' | 'updated';
-}
 
 interface EventCallbackRow {
   ID: number;
   EventType: string;
   IsBackup: boolean;
+  Url: string;
 }
 
 export interface MailjetClientOptions {
@@ -98,24 +97,20 @@ export function createMailjetClient({ apiKey, apiSecret, baseUrl = MAILJET_DEFAU
       }
     },
 
-    async registerEventCallback(url) {
-      // Mailjet keeps one URL per (EventType, IsBackup) and answers a second POST with MJ18, so
-      // existing registrations are updated in place. The list's default page size is 10.
+    async listEventCallbacks() {
+      // The list's default page size is 10; Mailjet keeps at most 14 (7 types, backup or not).
       const listed = await client.get('eventcallbackurl', { version: 'v3' }).request({}, { Limit: 1000 });
-      const rows = ((listed.body as { Data?: EventCallbackRow[] }).Data ?? []).filter((row) => !row.IsBackup);
-      const done: CallbackRegistration[] = [];
-      for (const eventType of CALLBACK_EVENT_TYPES) {
-        const existing = rows.find((row) => row.EventType === eventType);
-        const body = { EventType: eventType, Url: url, Version: 2, IsBackup: false, Status: 'alive' };
-        if (existing) {
-          await client.put('eventcallbackurl', { version: 'v3' }).id(existing.ID).request(body);
-          done.push({ eventType, action: 'updated' });
-        } else {
-          await client.post('eventcallbackurl', { version: 'v3' }).request(body);
-          done.push({ eventType, action: 'created' });
-        }
+      return ((listed.body as { Data?: EventCallbackRow[] }).Data ?? []).map((row) => ({ id: row.ID, eventType: row.EventType, url: row.Url, isBackup: row.IsBackup }));
+    },
+
+    async saveEventCallback({ eventType, isBackup, url, existingId }) {
+      // Mailjet keeps one URL per (EventType, IsBackup) and answers a second POST with MJ18: an existing one is updated in place.
+      const body = { EventType: eventType, Url: url.toString(), Version: 2, IsBackup: isBackup, Status: 'alive' };
+      if (existingId === null) {
+        await client.post('eventcallbackurl', { version: 'v3' }).request(body);
+      } else {
+        await client.put('eventcallbackurl', { version: 'v3' }).id(existingId).request(body);
       }
-      return done;
     },
   };
 }

@@ -14,7 +14,7 @@ import type { DeliveryRow, DeliveryStatus } from '../domain/webhook-delivery.js'
 import { apiKeyPrefix } from './api-keys.js';
 import { addApiKey, createAppWithKey, findApp, revokeApiKey } from './apps.js';
 import { requeueFailed } from './requeue.js';
-import { getAppWebhook, listAppDeliveries, redeliverAppDelivery, removeAppWebhook, setAppWebhook } from './webhooks.js';
+import { getAppWebhook, listAppDeliveries, redeliverAppDelivery, removeAppWebhook, rotateAppWebhookSecret, setAppWebhook, type WebhookSettingsChange } from './webhooks.js';
 
 export interface AdminService {
   /** Jobs of one status, newest first, across apps; `before` pages by job id. */
@@ -31,7 +31,10 @@ export interface AdminService {
   addSuppression(appName: string, email: string, note: string | null): Promise<Suppression>;
   /** False when the address was not suppressed. */
   removeSuppression(appName: string, email: string): Promise<boolean>;
-  setWebhook(appName: string, url: string, rotateSecret: boolean): Promise<AppWebhook>;
+  /** Sets the webhook's URL and, when given, the change types it receives; rotateSecret replaces the secret at once. */
+  setWebhook(appName: string, change: WebhookSettingsChange): Promise<AppWebhook>;
+  /** A new secret; the old one keeps signing for `overlapSeconds`. */
+  rotateWebhookSecret(appName: string, overlapSeconds: number): Promise<AppWebhook>;
   getWebhook(appName: string): Promise<AppWebhook>;
   removeWebhook(appName: string): Promise<void>;
   /** The app's deliveries, newest first; `before` pages by delivery id. */
@@ -69,7 +72,8 @@ export function createAdminService({ pool, channels, targetPolicy }: AdminServic
       const app = await findApp(pool, appName);
       return removeSuppression(pool, app.id, email);
     },
-    setWebhook: (appName, url, rotateSecret) => setAppWebhook(pool, targetPolicy, appName, url, rotateSecret),
+    setWebhook: (appName, change) => setAppWebhook(pool, targetPolicy, appName, change),
+    rotateWebhookSecret: (appName, overlapSeconds) => rotateAppWebhookSecret(pool, appName, overlapSeconds),
     getWebhook: (appName) => getAppWebhook(pool, appName),
     removeWebhook: (appName) => removeAppWebhook(pool, appName),
     listDeliveries: (appName, filter) => listAppDeliveries(pool, appName, filter),

@@ -12,18 +12,29 @@ import type { StoredEvent } from '../domain/event.js';
 import { planEventApplication } from '../domain/event-application.js';
 import { queueWebhookDeliveries } from './webhook-outbox.js';
 
-export async function applyEvents(tx: Queryable, channels: NotifyChannels, events: readonly StoredEvent[]): Promise<void> {
+/**
+ * Returns, for each recipient the events moved to `sent`, the time from its job's acceptance to the
+ * event (for the metrics, once the caller's transaction committed).
+ */
+export async function applyEvents(tx: Queryable, channels: NotifyChannels, events: readonly StoredEvent[]): Promise<{ sentAfterAcceptedMs: number[] }> {
   const jobIds = [...new Set(events.flatMap((event) => (event.recipientId !== null && event.jobId !== null ? [event.jobId] : [])))];
   if (jobIds.length === 0) {
-    return;
+    return { sentAfterAcceptedMs: [] };
   }
   // Jobs, then their recipients: the order every writer locks in, so writers never deadlock.
-  const jobStatuses = await lockJobs(tx, jobIds);
+  const jobs = await lockJobs(tx, jobIds);
   const recipients = await lockRecipientsOfJobs(tx, jobIds);
-  const plan = planEventApplication(events, jobStatuses, recipients);
+  const plan = planEventApplication(events, new Map([...jobs].map(([id, job]) => [id, job.status])), recipients);
   await setRecipientStatuses(tx, plan.recipients);
   await setJobStatuses(tx, plan.jobs);
   const changes = await recordStatusChanges(tx, plan.changes);
   await queueWebhookDeliveries(tx, channels, changes);
   await suppressRecipients(tx, plan.suppressions);
+  return {
+    sentAfterAcceptedMs: plan.changes.flatMap((change) => {
+      const acceptedAt = jobs.get(change.jobId)?.acceptedAt;
+      const occurredAt = change.details?.['occurred_at'];
+      return change.newStatus === 'sent' && acceptedAt && typeof occurredAt === 'string' ? [Date.parse(occurredAt) - acceptedAt.getTime()] : [];
+    }),
+  };
 }

@@ -53,7 +53,7 @@ export async function addApiKey(pool: Pool, appName: string, revokeOthers: boole
   });
 }
 
-/** Revokes one key, by its prefix: refused at once by every replica (nothing caches keys). */
+/** Revokes one key, by its prefix: refused at once by every replica (docs/security.md: the key cache). */
 export async function revokeApiKey(pool: Pool, appName: string, prefix: string): Promise<void> {
   const app = await findApp(pool, appName);
   const revoked = await revokeApiKeys(pool, app.id, prefix);
@@ -72,5 +72,5 @@ export async function authenticateApiKey(db: Queryable, key: string): Promise<Ap
   if (!row || row.revokedAt !== null || !apiKeyMatches(key, row.keyHash)) {
     return undefined;
   }
-  return { id: row.appId, name: row.appName };
+  return { id: row.appId, name: row.appName, keyId: row.keyId };
 }

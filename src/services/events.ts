@@ -17,6 +17,7 @@ import { insertRejectedEvents, type RejectedEventRow } from '../db/rejected-even
 import { AppError, ServiceUnavailableError } from '../domain/errors.js';
 import type { StoredEvent } from '../domain/event.js';
 import { type MailjetEvent, MAX_EVENTS_PER_BODY, type ParsedEvents, parseEventBodyInSteps, type RejectedEvent, type RejectionKind } from '../domain/event-parse.js';
+import type { MailjetEventType } from '../domain/status.js';
 import { storableText } from '../domain/storable-text.js';
 import type { Logger } from '../log.js';
 import { applyEvents } from './apply-events.js';
@@ -81,7 +82,13 @@ export async function receiveEvents({ pool, channels, bus, log }: EventsDeps, te
     });
   }
   const result = await ingestEvents(pool, channels, events);
-  bus.emit('events:ingested', { received: events.length, stored: result.stored, unmatched: result.unmatched });
+  bus.emit('events:ingested', {
+    received: events.length,
+    stored: result.stored,
+    unmatched: result.unmatched,
+    byType: result.byType,
+    sentAfterAcceptedMs: result.sentAfterAcceptedMs,
+  });
   return {
     received: events.length + rejected.length,
     stored: result.stored,
@@ -108,15 +115,23 @@ export interface IngestResult {
   stored: number;
   /** Of those, events whose message is not known (yet): kept, and applied when its send is recorded. */
   unmatched: number;
+  /** The new events by type. */
+  byType: Partial<Record<MailjetEventType, number>>;
+  /** See applyEvents. */
+  sentAfterAcceptedMs: number[];
 }
 
 /** Stores and applies valid events, in bounded transactions; resolves once every one is committed. */
 export async function ingestEvents(pool: Pool, channels: NotifyChannels, events: readonly MailjetEvent[]): Promise<IngestResult> {
-  const total: IngestResult = { stored: 0, unmatched: 0 };
+  const total: IngestResult = { stored: 0, unmatched: 0, byType: {}, sentAfterAcceptedMs: [] };
   for (const chunk of transactionChunks(events)) {
     const part = await inTransaction(pool, (tx) => storeAndApply(tx, channels, chunk));
     total.stored += part.stored;
     total.unmatched += part.unmatched;
+    for (const [type, count] of Object.entries(part.byType) as Array<[MailjetEventType, number]>) {
+      total.byType[type] = (total.byType[type] ?? 0) + count;
+    }
+    total.sentAfterAcceptedMs.push(...part.sentAfterAcceptedMs);
   }
   return total;
 }
@@ -138,8 +153,12 @@ async function storeAndApply(tx: Queryable, channels: NotifyChannels, events: re
     );
   }
   const matchedNowIds = new Set(matchedNow.map((event) => event.id));
-  await applyEvents(tx, channels, [...stored.filter((event) => event.recipientId !== null), ...matchedNow]);
-  return { stored: stored.length, unmatched: unmatched.filter((event) => !matchedNowIds.has(event.id)).length };
+  const applied = await applyEvents(tx, channels, [...stored.filter((event) => event.recipientId !== null), ...matchedNow]);
+  const byType: IngestResult['byType'] = {};
+  for (const event of stored) {
+    byType[event.type] = (byType[event.type] ?? 0) + 1;
+  }
+  return { stored: stored.length, unmatched: unmatched.filter((event) => !matchedNowIds.has(event.id)).length, byType, sentAfterAcceptedMs: applied.sentAfterAcceptedMs };
 }
 
 /**

@@ -1,21 +1,24 @@
 // The job operations behind the API: enqueue (with idempotency), cancel, and read (jobs and the
-// changes feed). Each write is one transaction that ends with its NOTIFY steps.
+// changes feed). Each write is one transaction that ends with its NOTIFY steps; concurrent enqueues
+// share theirs (group commit).
 import { createHash } from 'node:crypto';
 
 import type { Bus } from '../bus.js';
+import { findLiveApiKeyIds } from '../db/apps-repo.js';
 import { findEventsOfJobs } from '../db/events-repo.js';
-import { claimIdempotencyKey, setIdempotencyJobIds } from '../db/idempotency-repo.js';
-import { cancelJob, findJobs, findJobsByCustomId, insertJobs } from '../db/jobs-repo.js';
-import { notify, type NotifyChannels } from '../db/notify.js';
+import { claimIdempotencyKeys, type IdempotencyRecord, setManyIdempotencyJobIds } from '../db/idempotency-repo.js';
+import { type AppJobToInsert, cancelJob, findJobs, findJobsByCustomId, insertAppJobs } from '../db/jobs-repo.js';
+import type { NotifyChannels } from '../db/notify.js';
 import { type Pool, type Queryable, withTransaction } from '../db/pool.js';
 import { closePendingRecipients, findRecipients } from '../db/recipients-repo.js';
 import { readFeed, recordStatusChanges } from '../db/status-changes-repo.js';
-import { ConflictError, NotFoundError } from '../domain/errors.js';
+import { apiKeyRequired, ConflictError, isDatabaseUnavailable, NotFoundError, ServiceUnavailableError } from '../domain/errors.js';
 import type { StoredEvent } from '../domain/event.js';
 import type { JobRow } from '../domain/job.js';
 import type { NewJob } from '../domain/message.js';
 import type { RecipientRow } from '../domain/recipient.js';
 import type { FeedCursor, StatusChangeRow } from '../domain/status-change.js';
+import { createGroupCommit } from './group-commit.js';
 import { queueWebhookDeliveries } from './webhook-outbox.js';
 
 export interface JobView {
@@ -38,11 +41,39 @@ export interface JobServiceDeps {
   /** Wakes this process's idle consumers at once. */
   wakeLocal: () => void;
   bus: Bus;
+  groupCommit?: GroupCommitSettings;
   now?: () => Date;
 }
 
+/** How POST /queue requests share transactions (config.ts: QUEUE_BATCH_*). */
+export interface GroupCommitSettings {
+  /** Messages per transaction (a bigger single request goes alone). */
+  maxMessages: number;
+  /** Transactions writing at once. */
+  maxInFlight: number;
+}
+
+/**
+ * Up to this many messages a batch without Idempotency-Keys is one statement under the short
+ * statement timeout (DATABASE_STATEMENT_TIMEOUT_MS); a bigger one gets a bulk transaction.
+ */
+const SINGLE_STATEMENT_MESSAGES = 200;
+
+/** How long a request waits for its batch when the pool has no timeouts (a pool made by a tool or a test). */
+const DEFAULT_MAX_WAIT_MS = 30_000;
+
+const DEFAULT_GROUP_COMMIT: GroupCommitSettings = { maxMessages: 1000, maxInFlight: 2 };
+
+function asError(failure: unknown): Error {
+  return failure instanceof Error ? failure : new Error(String(failure));
+}
+
 export interface JobService {
-  enqueue(appId: string, jobs: readonly NewJob[], idempotencyKey?: string): Promise<EnqueueResult>;
+  /**
+   * Stores the jobs, answering once they are committed (in a group commit with concurrent requests).
+   * With `keyId`, the jobs are stored only while that API key is unrevoked.
+   */
+  enqueue(appId: string, jobs: readonly NewJob[], idempotencyKey?: string, keyId?: string): Promise<EnqueueResult>;
   cancel(appId: string, jobId: string): Promise<JobRow>;
   view(appId: string, jobIds: readonly string[]): Promise<JobView[]>;
   viewByCustomId(appId: string, customIds: readonly string[], limit: number): Promise<JobView[]>;
@@ -55,20 +86,21 @@ export function requestHash(jobs: readonly NewJob[]): string {
   return createHash('sha256').update(JSON.stringify(jobs)).digest('hex');
 }
 
-export function createJobService({ pool, channels, maxAttempts, wakeLocal, bus, now = () => new Date() }: JobServiceDeps): JobService {
-  async function insert(tx: Queryable, appId: string, jobs: readonly NewJob[]): Promise<string[]> {
-    const at = now();
-    const ids = await insertJobs(
-      tx,
-      appId,
-      jobs.map((job) => {
-        const scheduled = job.sendAt !== undefined && job.sendAt.getTime() > at.getTime();
-        return { job, status: scheduled ? 'scheduled' : 'queued', runAt: scheduled ? job.sendAt! : at, maxAttempts };
-      }),
-    );
-    // Delivered at commit, to the consumers of every replica.
-    await notify(tx, channels.jobs);
-    return ids;
+/** One POST /queue request waiting for its group commit. */
+interface EnqueueRequest {
+  appId: string;
+  /** The presenting key, checked unrevoked in the transaction that stores the messages. */
+  keyId: string | undefined;
+  jobs: readonly NewJob[];
+  idempotencyKey: string | undefined;
+}
+
+export function createJobService({ pool, channels, maxAttempts, wakeLocal, bus, groupCommit = DEFAULT_GROUP_COMMIT, now = () => new Date() }: JobServiceDeps): JobService {
+  function toInsert(appId: string, jobs: readonly NewJob[], at: Date): AppJobToInsert[] {
+    return jobs.map((job) => {
+      const scheduled = job.sendAt !== undefined && job.sendAt.getTime() > at.getTime();
+      return { appId, job, status: scheduled ? 'scheduled' : 'queued', runAt: scheduled ? job.sendAt! : at, maxAttempts };
+    });
   }
 
   /** Read in the enqueue transaction: the answer shows the status the request created. */
@@ -87,33 +119,131 @@ export function createJobService({ pool, channels, maxAttempts, wakeLocal, bus, 
     }));
   }
 
-  return {
-    async enqueue(appId, jobs, idempotencyKey) {
-      // Bulk: up to 500 messages and 20 MB in one request.
-      const result = await withTransaction(pool, async (tx) => {
-        if (idempotencyKey === undefined) {
-          return { jobs: await findInOrder(tx, appId, await insert(tx, appId, jobs)), replayed: false };
+  /** Inserts the requests' jobs (one statement) and gives each request its jobs, or a 401 when its key was revoked. */
+  async function insertRequests(db: Queryable, requests: ReadonlyArray<{ request: EnqueueRequest; checkKey: boolean }>): Promise<Array<EnqueueResult | Error>> {
+    const at = now();
+    const rows = await insertAppJobs(
+      db,
+      requests.flatMap(({ request, checkKey }) => toInsert(request.appId, request.jobs, at).map((job) => ({ ...job, keyId: checkKey ? request.keyId : undefined }))),
+      // Delivered at commit, to the consumers of every replica: one notification for the batch.
+      channels.jobs,
+    );
+    let offset = 0;
+    return requests.map(({ request }) => {
+      const jobs = request.jobs.map((_, index) => rows.get(offset + index)).filter((row): row is JobRow => row !== undefined);
+      offset += request.jobs.length;
+      // All of a request's jobs carry its key: all stored, or none (revoked).
+      return jobs.length === request.jobs.length ? { jobs, replayed: false } : apiKeyRequired();
+    });
+  }
+
+  /**
+   * A bulk transaction, with a fixed number of statements whatever the batch's size: checks the keys,
+   * claims the Idempotency-Keys, stores the jobs of the requests not refused or replayed, and records
+   * them under their Idempotency-Keys.
+   */
+  async function storeInTransaction(requests: readonly EnqueueRequest[]): Promise<Array<EnqueueResult | Error>> {
+    return withTransaction(pool, async (tx) => {
+      const settled: Array<EnqueueResult | Error | undefined> = requests.map(() => undefined);
+      // Before the claims: a refused request must not take its Idempotency-Key.
+      const keyIds = [...new Set(requests.flatMap((r) => (r.keyId === undefined ? [] : [r.keyId])))];
+      const liveKeys = keyIds.length > 0 ? await findLiveApiKeyIds(tx, keyIds) : new Set<string>();
+      requests.forEach((request, index) => {
+        if (request.keyId !== undefined && !liveKeys.has(request.keyId)) {
+          settled[index] = apiKeyRequired();
         }
-        const hash = requestHash(jobs);
-        const claim = await claimIdempotencyKey(tx, appId, idempotencyKey, hash);
-        if (!claim.claimed) {
-          if (claim.existing.requestHash !== hash) {
-            throw new ConflictError(
-              'idempotency-key-reused',
-              'this Idempotency-Key was already used with a different request body; use a new key for a new request',
-            );
-          }
-          return { jobs: await findInOrder(tx, appId, claim.existing.jobIds), replayed: true };
+      });
+
+      const hashes = requests.map((request) => (request.idempotencyKey === undefined ? undefined : requestHash(request.jobs)));
+      const claims = requests.flatMap((request, index) =>
+        request.idempotencyKey === undefined || settled[index] !== undefined ? [] : [{ appId: request.appId, key: request.idempotencyKey, requestHash: hashes[index]! }],
+      );
+      // A concurrent request with the same key (in another batch or replica) makes this wait until it commits, then see its record.
+      const taken = claims.length > 0 ? await claimIdempotencyKeys(tx, claims) : new Map<string, IdempotencyRecord>();
+      for (const [index, request] of requests.entries()) {
+        const existing = request.idempotencyKey === undefined || settled[index] !== undefined ? undefined : taken.get(`${request.appId}:${request.idempotencyKey}`);
+        if (existing === undefined) {
+          continue;
         }
-        const ids = await insert(tx, appId, jobs);
-        await setIdempotencyJobIds(tx, appId, idempotencyKey, ids);
-        return { jobs: await findInOrder(tx, appId, ids), replayed: false };
-      }, { bulk: true });
-      if (!result.replayed) {
-        wakeLocal();
-        bus.emit('jobs:enqueued', { appId, count: result.jobs.length });
+        settled[index] =
+          existing.requestHash === hashes[index]
+            ? { jobs: await findInOrder(tx, request.appId, existing.jobIds), replayed: true }
+            : new ConflictError('idempotency-key-reused', 'this Idempotency-Key was already used with a different request body; use a new key for a new request');
       }
-      return result;
+
+      const toStore = requests.flatMap((request, index) => (settled[index] === undefined ? [{ request, index }] : []));
+      if (toStore.length > 0) {
+        // The keys were checked above, in this transaction.
+        const stored = await insertRequests(tx, toStore.map(({ request }) => ({ request, checkKey: false })));
+        toStore.forEach(({ index }, position) => {
+          settled[index] = stored[position]!;
+        });
+        const keyed = toStore.filter(({ request }) => request.idempotencyKey !== undefined);
+        if (keyed.length > 0) {
+          await setManyIdempotencyJobIds(
+            tx,
+            keyed.map(({ request, index }) => ({ appId: request.appId, key: request.idempotencyKey!, jobIds: (settled[index] as EnqueueResult).jobs.map((job) => job.id) })),
+          );
+        }
+      }
+      return settled as Array<EnqueueResult | Error>;
+    }, { bulk: true });
+  }
+
+  /**
+   * Stores a batch of requests: without Idempotency-Keys and up to SINGLE_STATEMENT_MESSAGES, as one
+   * statement that is its own transaction (one round trip); otherwise in a bulk transaction. A
+   * request refused on its own (revoked key, Idempotency-Key reused with another body) gets its
+   * error in its place and the others go on.
+   */
+  async function storeBatch(requests: readonly EnqueueRequest[]): Promise<Array<EnqueueResult | Error>> {
+    const messages = requests.reduce((sum, request) => sum + request.jobs.length, 0);
+    const results =
+      messages <= SINGLE_STATEMENT_MESSAGES && requests.every((request) => request.idempotencyKey === undefined)
+        ? await insertRequests(pool, requests.map((request) => ({ request, checkKey: true })))
+        : await storeInTransaction(requests);
+    // Committed: only now is any request answered.
+    if (results.some((result) => !(result instanceof Error) && !result.replayed)) {
+      wakeLocal();
+    }
+    results.forEach((result, index) => {
+      if (!(result instanceof Error) && !result.replayed) {
+        bus.emit('jobs:enqueued', { appId: requests[index]!.appId, count: result.jobs.length });
+      }
+    });
+    return results;
+  }
+
+  const enqueueGrouped = createGroupCommit<EnqueueRequest, EnqueueResult>({
+    async write(requests) {
+      try {
+        return await storeBatch(requests);
+      } catch (error) {
+        // A database away fails each request alike: no point in trying them one by one.
+        if (requests.length === 1 || isDatabaseUnavailable(error)) {
+          throw error;
+        }
+        // Something in the batch failed the whole transaction: each request gets its own, so that
+        // one request's failure is never another's.
+        return Promise.all(requests.map((request) => storeBatch([request]).then((results) => results[0]!, (failure: unknown) => asError(failure))));
+      }
+    },
+    weight: (request) => request.jobs.length,
+    maxWeight: groupCommit.maxMessages,
+    maxInFlight: groupCommit.maxInFlight,
+    exclusiveKey: (request) => (request.idempotencyKey === undefined ? undefined : `${request.appId}:${request.idempotencyKey}`),
+    // As long as waiting for a pooled connection may take (pg-pool's connectionTimeoutMillis), with the same answer.
+    maxWait: {
+      ms: pool.timeouts?.connectMs ?? DEFAULT_MAX_WAIT_MS,
+      error: () => new ServiceUnavailableError('the database is not taking new messages fast enough right now; retry shortly'),
+    },
+    // A 503 within one statement's timeout, as on every other route, not after a batch of its own.
+    failsWaiting: isDatabaseUnavailable,
+  });
+
+  return {
+    enqueue(appId, jobs, idempotencyKey, keyId) {
+      return enqueueGrouped({ appId, keyId, jobs, idempotencyKey });
     },
 
     async cancel(appId, jobId) {

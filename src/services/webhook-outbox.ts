@@ -1,6 +1,7 @@
 // The webhook outbox step of every transition that writes status changes (cancel, a send's results,
 // events, the lease reaper): the deliveries of the changes, queued in the transition's own
-// transaction, and a NOTIFY that wakes the dispatchers of every replica when it commits.
+// transaction (only for the types each app's webhook is subscribed to), and a NOTIFY that wakes the
+// dispatchers of every replica when it commits.
 import { notify, type NotifyChannels } from '../db/notify.js';
 import type { Queryable } from '../db/pool.js';
 import { insertDeliveries } from '../db/webhook-deliveries-repo.js';

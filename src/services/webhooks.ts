@@ -1,30 +1,76 @@
-// An app's webhook: the URL jetpost POSTs its status changes to and the secret it signs them with;
+// An app's webhook: the URL jetpost POSTs its status changes to, the change types it receives and the
+// secrets it signs them with (rotated with an overlap);
 // its deliveries for the admin; and the outbox operations of the dispatcher.
 import { randomBytes } from 'node:crypto';
 
-import { findWebhook, setWebhook } from '../db/apps-repo.js';
+import type { Bus } from '../bus.js';
+import { findWebhook, setWebhook, type WebhookSettings } from '../db/apps-repo.js';
 import type { NotifyChannels } from '../db/notify.js';
 import { type Pool, type Queryable, withTransaction } from '../db/pool.js';
 import { claimDueDeliveries, type ClaimOptions, listDeliveries, nextDeliveryAt, redeliver, settleDelivery } from '../db/webhook-deliveries-repo.js';
+import { cutPreviousSecretsShort, deletePreviousSecrets, insertPreviousSecret, listValidPreviousSecrets } from '../db/webhook-previous-secrets-repo.js';
 import type { AppWebhook } from '../domain/app.js';
 import { NotFoundError } from '../domain/errors.js';
+import { type ChangeType, eventTypeSubscription } from '../domain/status-change.js';
 import type { TargetPolicy } from '../domain/target-policy.js';
 import type { DeliveryOutcome, DeliveryRow, DeliveryStatus, DueDelivery } from '../domain/webhook-delivery.js';
+import { formatSecret } from '../domain/webhook-signature.js';
 import { checkWebhookUrl } from '../webhooks/url-guard.js';
 import { findApp } from './apps.js';
 import { notifyWebhooks } from './webhook-outbox.js';
 
+export interface WebhookSettingsChange {
+  url: string;
+  /** Replaces the secret at once (a rotation with no overlap). */
+  rotateSecret: boolean;
+  /** The change types to deliver; undefined keeps the webhook's (every type for a new webhook). */
+  eventTypes?: readonly ChangeType[] | undefined;
+}
+
 /**
- * Sets the app's webhook URL. The signing secret is made on first use and kept when only the URL
- * changes, unless `rotateSecret` asks for a new one. Returns both: the receiving app verifies with it.
+ * Sets the app's webhook URL and the change types it receives. The signing secret is made on first
+ * use and kept when only the URL or the types change, unless `rotateSecret` asks for a new one.
+ * Returns the webhook: the receiving app verifies with its secret.
  */
-export async function setAppWebhook(db: Queryable, policy: TargetPolicy, appName: string, url: string, rotateSecret: boolean): Promise<AppWebhook> {
-  const app = await findApp(db, appName);
-  const checked = await checkWebhookUrl(policy, url);
-  const current = await findWebhook(db, app.id);
-  const webhook = { url: checked.toString(), secret: current && !rotateSecret ? current.secret : `whsec_${randomBytes(32).toString('base64url')}` };
-  await setWebhook(db, app.id, webhook);
-  return webhook;
+export async function setAppWebhook(pool: Pool, policy: TargetPolicy, appName: string, change: WebhookSettingsChange): Promise<AppWebhook> {
+  // The app first (an unknown app is a 404 whatever the URL), then the URL, outside the transaction:
+  // checking it resolves its host name.
+  const app = await findApp(pool, appName);
+  const checked = await checkWebhookUrl(policy, change.url);
+  return withTransaction(pool, async (tx) => {
+    const current = await findWebhook(tx, app.id);
+    const eventTypes = change.eventTypes === undefined ? (current?.eventTypes ?? null) : eventTypeSubscription(change.eventTypes);
+    const secret = current && !change.rotateSecret ? current.secret : await replaceSecret(tx, app.id, current, 0);
+    await setWebhook(tx, app.id, { url: checked.toString(), secret, eventTypes });
+    return { url: checked.toString(), secret, eventTypes, previousSecrets: await listValidPreviousSecrets(tx, app.id) };
+  });
+}
+
+/**
+ * A new signing secret for the app's webhook. The one it replaces keeps signing deliveries next to
+ * it for `overlapSeconds`, so that the receiving app can switch without refusing any; every older
+ * one ends by then at the latest (an overlap of 0 ends them all now).
+ */
+export async function rotateAppWebhookSecret(pool: Pool, appName: string, overlapSeconds: number): Promise<AppWebhook> {
+  return withTransaction(pool, async (tx) => {
+    const app = await findApp(tx, appName);
+    const current = await findWebhook(tx, app.id);
+    if (!current) {
+      throw new NotFoundError(`app ${appName} has no webhook`);
+    }
+    const secret = await replaceSecret(tx, app.id, current, overlapSeconds);
+    await setWebhook(tx, app.id, { ...current, secret });
+    return { ...current, secret, previousSecrets: await listValidPreviousSecrets(tx, app.id) };
+  });
+}
+
+/** A new secret; the current one (if any) signs on for `overlapSeconds`, older ones no longer than that. */
+async function replaceSecret(tx: Queryable, appId: string, current: WebhookSettings | undefined, overlapSeconds: number): Promise<string> {
+  await cutPreviousSecretsShort(tx, appId, overlapSeconds);
+  if (current && overlapSeconds > 0) {
+    await insertPreviousSecret(tx, appId, current.secret, overlapSeconds);
+  }
+  return formatSecret(randomBytes(32));
 }
 
 export async function getAppWebhook(db: Queryable, appName: string): Promise<AppWebhook> {
@@ -33,16 +79,19 @@ export async function getAppWebhook(db: Queryable, appName: string): Promise<App
   if (!webhook) {
     throw new NotFoundError(`app ${appName} has no webhook`);
   }
-  return webhook;
+  return { ...webhook, previousSecrets: await listValidPreviousSecrets(db, app.id) };
 }
 
-/** Stops the app's webhook; deliveries still pending then fail ("no webhook any more"). */
-export async function removeAppWebhook(db: Queryable, appName: string): Promise<void> {
-  const app = await findApp(db, appName);
-  if (!(await findWebhook(db, app.id))) {
-    throw new NotFoundError(`app ${appName} has no webhook`);
-  }
-  await setWebhook(db, app.id, null);
+/** Stops the app's webhook; deliveries still pending then fail ("no webhook any more"). Its secrets go with it. */
+export async function removeAppWebhook(pool: Pool, appName: string): Promise<void> {
+  await withTransaction(pool, async (tx) => {
+    const app = await findApp(tx, appName);
+    if (!(await findWebhook(tx, app.id))) {
+      throw new NotFoundError(`app ${appName} has no webhook`);
+    }
+    await setWebhook(tx, app.id, null);
+    await deletePreviousSecrets(tx, app.id);
+  });
 }
 
 /** The app's deliveries, newest first. */
@@ -71,10 +120,16 @@ export interface WebhookDeliveries {
   nextDueAt(exceptApps: readonly string[]): Promise<Date | null>;
 }
 
-export function createWebhookDeliveries(pool: Pool): WebhookDeliveries {
+export function createWebhookDeliveries(pool: Pool, bus: Bus): WebhookDeliveries {
   return {
     claimDue: (options) => claimDueDeliveries(pool, options),
-    settle: (delivery, outcome) => settleDelivery(pool, delivery, outcome),
+    async settle(delivery, outcome) {
+      const recorded = await settleDelivery(pool, delivery, outcome);
+      if (recorded) {
+        bus.emit('webhooks:attempted', { outcome: outcome.kind });
+      }
+      return recorded;
+    },
     nextDueAt: (exceptApps) => nextDeliveryAt(pool, exceptApps),
   };
 }

@@ -107,7 +107,12 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
   async function recordWithRetry(batch: Batch, results: readonly SendResult[], { halted }: TurnContext): Promise<RecordSummary> {
     for (let attempt = 1; ; attempt += 1) {
       try {
-        return await deps.record(batch.recipientsByJob, results);
+        const summary = await deps.record(batch.recipientsByJob, results);
+        if (summary.accepted.length > 0) {
+          const accepted = new Set(summary.accepted);
+          bus.emit('jobs:accepted', { waitedMs: batch.jobs.filter((job) => accepted.has(job.id)).map((job) => now().getTime() - job.createdAt.getTime()) });
+        }
+        return summary;
       } catch (thrown) {
         const error = coerceError(thrown);
         const fields = { component: 'consumer', consumer: id, jobs: results.map((r) => r.jobId), attempt, error: error.message };

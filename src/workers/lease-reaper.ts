@@ -11,8 +11,8 @@ import { createWakeup } from './wakeup.js';
 export interface LeaseReaperOptions {
   sending: Pick<SendingService, 'reapExpiredLeases'>;
   intervalMs: number;
-  /** Called when jobs went back to the queue, to wake the consumers. */
-  onRequeued: () => void;
+  /** Called after a pass that returned jobs (to wake the consumers): how many were requeued, how many failed. */
+  onRequeued: (reaped: { requeued: number; failed: number }) => void;
   log: Logger;
 }
 
@@ -28,12 +28,10 @@ export function createLeaseReaper({ sending, intervalMs, onRequeued, log }: Leas
     async turn() {
       const reaped = await sending.reapExpiredLeases(BATCH);
       if (reaped.length > 0) {
-        log.warn('returned jobs whose lease expired (a consumer died mid-batch; they may have been sent)', {
-          component: 'lease-reaper',
-          requeued: reaped.filter((row) => row.status === 'deferred').map((row) => row.id),
-          failed: reaped.filter((row) => row.status === 'failed').map((row) => row.id),
-        });
-        onRequeued();
+        const requeued = reaped.filter((row) => row.status === 'deferred').map((row) => row.id);
+        const failed = reaped.filter((row) => row.status === 'failed').map((row) => row.id);
+        log.warn('returned jobs whose lease expired (a consumer died mid-batch; they may have been sent)', { component: 'lease-reaper', requeued, failed });
+        onRequeued({ requeued: requeued.length, failed: failed.length });
       }
       // A full batch: there may be more (after a crash), so go on at once.
       return reaped.length < BATCH ? intervalMs : 0;

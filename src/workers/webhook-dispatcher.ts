@@ -10,7 +10,7 @@ import type { Backoff } from '../domain/retry-policy.js';
 import { changeJson } from '../domain/status-change.js';
 import type { TargetPolicy } from '../domain/target-policy.js';
 import { type DeliveryOutcome, deliveryOutcome, type DueDelivery } from '../domain/webhook-delivery.js';
-import { SIGNATURE_HEADER, signPayload } from '../domain/webhook-signature.js';
+import { signatureHeaders } from '../domain/webhook-signature.js';
 import { finishedWithin } from '../finished-within.js';
 import type { Logger } from '../log.js';
 import type { WebhookDeliveries } from '../services/webhooks.js';
@@ -63,16 +63,16 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
   const inFlightByApp = new Map<string, number>();
 
   async function attempt(delivery: DueDelivery, signal: AbortSignal): Promise<DeliveryOutcome> {
-    if (delivery.url === null || delivery.secret === null) {
+    if (delivery.url === null || delivery.secrets.length === 0) {
       return { kind: 'failed', statusCode: null, error: 'the app has no webhook any more' };
     }
     let result: { statusCode: number } | { error: string };
     try {
       const body = JSON.stringify(changeJson(delivery.change));
       const timestamp = Math.floor(now().getTime() / 1000);
+      // The delivery's id is the webhook-id: the same on every attempt, so receivers deduplicate on it.
       const headers = {
-        [SIGNATURE_HEADER]: signPayload(delivery.secret, body, timestamp),
-        'Jetpost-Event-Id': delivery.change.id,
+        ...signatureHeaders(delivery.secrets, delivery.id, timestamp, body),
         'Jetpost-Delivery-Attempt': String(delivery.attempts),
         'user-agent': 'jetpost-webhooks/1',
       };

@@ -11,12 +11,12 @@
 // tests run, in whatever order. Each test makes the rows it needs (test/factories.ts) or its own
 // app, so none depends on another having run. The validating is done by libraries (see
 // test/support/openapi-contract.ts).
-import { createHmac } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 import { expect } from 'chai';
 import nock from 'nock';
+import { Webhook } from 'standardwebhooks';
 
 import { CALLBACK_AUTH_FAILURES } from '../../src/http/rate-limit.js';
 import { appName as uniqueAppName, type MadeApp, makeApiKey, makeApp, makeJob, makeSuppression, message } from '../factories.js';
@@ -305,8 +305,9 @@ describe('openapi.yaml, checked against the running service', function () {
       const feed = contract.spec.components.schemas['ChangesFeed'] as { properties: { changes: { items: unknown } } };
       expect(feed.properties.changes.items).to.deep.equal({ $ref: '#/components/schemas/Change' });
       expect((operation.parameters ?? []).map((p) => [p.in, p.name, p.required])).to.deep.equal([
-        ['header', 'Jetpost-Signature', true],
-        ['header', 'Jetpost-Event-Id', true],
+        ['header', 'webhook-id', true],
+        ['header', 'webhook-timestamp', true],
+        ['header', 'webhook-signature', true],
         ['header', 'Jetpost-Delivery-Attempt', true],
         ['header', 'User-Agent', true],
       ]);
@@ -1135,7 +1136,7 @@ describe('openapi.yaml, checked against the running service', function () {
 
     const HOOK_PATH = '/jetpost-events';
     /** What the receiver answers: every change is refused twice (500, then a redirect, which is not followed), then taken. */
-    const answerFor = (attempt: number, eventId: string) => (attempt === 1 ? 500 : attempt === 2 ? 302 : BigInt(eventId) % 2n === 0n ? 204 : 200);
+    const answerFor = (attempt: number, deliveryId: string) => (attempt === 1 ? 500 : attempt === 2 ? 302 : BigInt(deliveryId) % 2n === 0n ? 204 : 200);
 
     // Each test gets its own receiver and app (beforeEach); a test sets the webhook (hook()) and makes
     // the changes (makeChanges()) it needs itself.
@@ -1171,7 +1172,8 @@ describe('openapi.yaml, checked against the running service', function () {
     const job = (jobId: string) => api('get', '/status/{job_id}', { path: `/status/${jobId}`, key: appKey }).then(({ body }) => body as JobView);
     const settled = (jobId: string, status: string) =>
       eventually(async () => ((await job(jobId)).status === status ? job(jobId) : undefined), 10_000, `job ${jobId} to be ${status}`);
-    const sign = (body: string, timestamp: string, key = secret) => createHmac('sha256', key).update(`${timestamp}.${body}`).digest('hex');
+    /** The change in a call, when the Standard Webhooks library accepts its signature with `key`. */
+    const verified = (call: ReceivedCall, key = secret) => new Webhook(key).verify(call.body, call.headers as Record<string, string>);
 
     beforeEach(async () => {
       const received: ReceivedCall[] = [];
@@ -1181,7 +1183,7 @@ describe('openapi.yaml, checked against the running service', function () {
         const chunks: Buffer[] = [];
         req.on('data', (chunk: Buffer) => chunks.push(chunk));
         req.on('end', () => {
-          const answered = answerFor(Number(req.headers['jetpost-delivery-attempt']), String(req.headers['jetpost-event-id']));
+          const answered = answerFor(Number(req.headers['jetpost-delivery-attempt']), String(req.headers['webhook-id']));
           received.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString('utf8'), answered });
           res.writeHead(answered, answered === 302 ? { location: `${HOOK_PATH}/moved` } : {}).end(answered === 200 ? 'thanks' : '');
         });
@@ -1244,24 +1246,33 @@ describe('openapi.yaml, checked against the running service', function () {
         return rows.length === changes.length && rows.every((d) => d.status === 'delivered') ? rows : undefined;
       }, 15_000, 'every delivery settled');
 
-    contractIt('PUT /admin/apps/{app}/webhook 200: the URL and a new secret; the secret stays when only the URL changes, rotate_secret makes a new one; GET 200 shows it', ['put /admin/apps/{app}/webhook 200', 'get /admin/apps/{app}/webhook 200'], async () => {
+    /** Every change type, as the spec's ChangeStatus lists them. */
+    const allTypes = () => (contract.spec.components.schemas['ChangeStatus'] as { enum: string[] }).enum;
+    type HookBody = { url: string; secret: string; event_types: string[]; previous_secrets: Array<{ secret: string; expires_at: string }> };
+
+    contractIt('PUT /admin/apps/{app}/webhook 200: the URL and a new secret; the secret and the event types stay when left out, rotate_secret makes a new secret at once; GET 200 shows it', ['put /admin/apps/{app}/webhook 200', 'get /admin/apps/{app}/webhook 200'], async () => {
       const validate = contract.requestSchema('put', '/admin/apps/{app}/webhook');
-      for (const body of [{ url: hookUrl }, { url: hookUrl, rotate_secret: true }]) {
+      for (const body of [{ url: hookUrl }, { url: hookUrl, rotate_secret: true }, { url: hookUrl, event_types: ['bounced', 'spam'] }]) {
         expect(validate(body), formatErrors(validate.errors)).to.equal(true);
       }
       const first = await putWebhook({ url: `${hookUrl}/old` });
       expect(first.res.status).to.equal(200);
-      const made = first.body as { url: string; secret: string };
-      expect(made.url).to.equal(`${hookUrl}/old`);
+      const made = first.body as HookBody;
+      expect(made).to.deep.include({ url: `${hookUrl}/old`, event_types: allTypes(), previous_secrets: [] });
       const moved = await putWebhook({ url: hookUrl, rotate_secret: false });
-      expect(moved.body).to.deep.equal({ url: hookUrl, secret: made.secret });
-      const rotated = await putWebhook({ url: hookUrl, rotate_secret: true });
+      expect(moved.body).to.deep.equal({ url: hookUrl, secret: made.secret, event_types: allTypes(), previous_secrets: [] });
+      // Chosen types are stored once each, in the spec's order, and kept when a later PUT leaves them out.
+      const chosen = await putWebhook({ url: hookUrl, event_types: ['bounced', 'spam', 'bounced'] });
+      expect(chosen.body).to.deep.equal({ url: hookUrl, secret: made.secret, event_types: ['spam', 'bounced'], previous_secrets: [] });
+      expect((await putWebhook({ url: hookUrl })).body).to.deep.include({ event_types: ['spam', 'bounced'] });
+      // rotate_secret replaces the secret with no overlap: no previous secret signs.
+      const rotated = await putWebhook({ url: hookUrl, rotate_secret: true, event_types: allTypes() });
       expect(rotated.res.status).to.equal(200);
-      secret = (rotated.body as { secret: string }).secret;
+      secret = (rotated.body as HookBody).secret;
       expect(secret).to.not.equal(made.secret);
       const shown = await getWebhook();
       expect(shown.res.status).to.equal(200);
-      expect(shown.body).to.deep.equal({ url: hookUrl, secret });
+      expect(shown.body).to.deep.equal({ url: hookUrl, secret, event_types: allTypes(), previous_secrets: [] });
     });
 
     contractIt('PUT 400: URLs jetpost refuses (not http(s), credentials, no such host, internal and not allowed), bodies the spec refuses too; 401, 404, 413, 415, 503', ['put /admin/apps/{app}/webhook 400 401 404 413 415 503'], async () => {
@@ -1272,10 +1283,17 @@ describe('openapi.yaml, checked against the running service', function () {
         expect((body as { errors: Array<{ path: string }> }).errors.map((e) => e.path), url).to.deep.equal(['url']);
       }
       const validate = contract.requestSchema('put', '/admin/apps/{app}/webhook');
-      for (const body of [{}, { url: '' }, { url: `http://127.0.0.1/${'x'.repeat(1990)}` }, { url: hookUrl, rotate_secret: 'yes' }, { url: hookUrl, secret: 'mine' }, [hookUrl], { url: 42 }]) {
+      const refusedTypes = [{ url: hookUrl, event_types: [] }, { url: hookUrl, event_types: ['open'] }, { url: hookUrl, event_types: 'bounced' }, { url: hookUrl, event_types: ['bounced', null] }];
+      for (const body of [{}, { url: '' }, { url: `http://127.0.0.1/${'x'.repeat(1990)}` }, { url: hookUrl, rotate_secret: 'yes' }, { url: hookUrl, secret: 'mine' }, [hookUrl], { url: 42 }, ...refusedTypes]) {
         expect(validate(body), `the spec refuses ${JSON.stringify(body).slice(0, 80)}`).to.equal(false);
         expect((await putWebhook(body)).res.status, JSON.stringify(body).slice(0, 80)).to.equal(400);
       }
+      // An unknown type name is answered with the valid names; an empty list with what to do instead.
+      const unknown = (await putWebhook({ url: hookUrl, event_types: ['bounced', 'open'] })).body as { errors: Array<{ path: string; message: string }> };
+      expect(unknown.errors.map((e) => e.path)).to.deep.equal(['event_types.1']);
+      expect(unknown.errors[0]!.message).to.contain(allTypes().join(', '));
+      const empty = (await putWebhook({ url: hookUrl, event_types: [] })).body as { errors: Array<{ path: string; message: string }> };
+      expect(empty.errors[0]!.message).to.contain('remove the webhook');
       const template = '/admin/apps/{app}/webhook';
       const path = webhookPath();
       expect((await api('put', template, { path, key: ADMIN_KEY })).res.status, 'no body').to.equal(400);
@@ -1291,7 +1309,69 @@ describe('openapi.yaml, checked against the running service', function () {
       expect((await api('put', template, { path, rawBody: big, headers: { 'content-type': 'application/json' }, key: ADMIN_KEY })).res.status).to.equal(413);
       expect((await api('put', template, { path, rawBody: JSON.stringify({ url: hookUrl }), headers: { 'content-type': 'application/json; charset=latin1' }, key: ADMIN_KEY })).res.status).to.equal(415);
       expect((await api('put', template, { path, body: { url: hookUrl }, key: ADMIN_KEY, on: down })).res.status).to.equal(503);
-      expect((await getWebhook()).body, 'nothing refused was stored').to.deep.equal({ url: hookUrl, secret });
+      expect((await getWebhook()).body, 'nothing refused was stored').to.deep.equal({ url: hookUrl, secret, event_types: allTypes(), previous_secrets: [] });
+    });
+
+    contractIt('POST /admin/apps/{app}/webhook/secrets 201: a new secret; the old one signs on for the overlap (24 h by default), a second rotation cuts older ones to its own overlap, 0 ends them all', ['post /admin/apps/{app}/webhook/secrets 201'], async () => {
+      await hook();
+      const template = '/admin/apps/{app}/webhook/secrets';
+      const path = `${webhookPath()}/secrets`;
+      const rotate = (body?: unknown) => api('post', template, { path, key: ADMIN_KEY, ...(body === undefined ? {} : { body }) });
+      const validate = contract.requestSchema('post', template);
+      for (const body of [{}, { overlap_seconds: 0 }, { overlap_seconds: 604800 }]) {
+        expect(validate(body), formatErrors(validate.errors)).to.equal(true);
+      }
+      const hoursFromNow = (at: string) => (Date.parse(at) - Date.now()) / 3_600_000;
+
+      const first = await rotate({ overlap_seconds: 3600 });
+      expect(first.res.status).to.equal(201);
+      const one = first.body as HookBody;
+      expect(one.secret).to.not.equal(secret);
+      expect(one).to.deep.include({ url: hookUrl, event_types: allTypes() });
+      expect(one.previous_secrets.map((p) => p.secret)).to.deep.equal([secret]);
+      expect(hoursFromNow(one.previous_secrets[0]!.expires_at)).to.be.within(0.9, 1.01);
+
+      // Without a body: 24 h for the secret it replaces; the first one keeps its own, earlier end.
+      const second = await rotate();
+      expect(second.res.status).to.equal(201);
+      const two = second.body as HookBody;
+      expect(two.previous_secrets.map((p) => p.secret)).to.deep.equal([one.secret, secret]);
+      expect(hoursFromNow(two.previous_secrets[0]!.expires_at)).to.be.within(23.9, 24.01);
+      expect(two.previous_secrets[1]!.expires_at).to.equal(one.previous_secrets[0]!.expires_at);
+      expect((await getWebhook()).body).to.deep.equal(two);
+
+      // An overlap of 0: every previous secret stops at once.
+      const third = await rotate({ overlap_seconds: 0 });
+      expect(third.res.status).to.equal(201);
+      expect((third.body as HookBody).previous_secrets).to.deep.equal([]);
+      secret = (third.body as HookBody).secret;
+      expect((await getWebhook()).body).to.deep.equal({ url: hookUrl, secret, event_types: allTypes(), previous_secrets: [] });
+    });
+
+    contractIt('POST /admin/apps/{app}/webhook/secrets 400, 401, 404 (no such app, an app without a webhook), 413, 415, 503', ['post /admin/apps/{app}/webhook/secrets 400 401 404 413 415 503'], async () => {
+      await hook();
+      const template = '/admin/apps/{app}/webhook/secrets';
+      const path = `${webhookPath()}/secrets`;
+      const validate = contract.requestSchema('post', template);
+      for (const body of [{ overlap_seconds: -1 }, { overlap_seconds: 604801 }, { overlap_seconds: 1.5 }, { overlap_seconds: '1h' }, { overlap: 60 }, [60]]) {
+        expect(validate(body), `the spec refuses ${JSON.stringify(body)}`).to.equal(false);
+        expect((await api('post', template, { path, body, key: ADMIN_KEY })).res.status, JSON.stringify(body)).to.equal(400);
+      }
+      expect((await api('post', template, { path, rawBody: '{', headers: { 'content-type': 'application/json' }, key: ADMIN_KEY })).res.status).to.equal(400);
+      expect((await api('post', template, { path: `${webhookPath('-dash')}/secrets`, key: ADMIN_KEY })).res.status).to.equal(400);
+      for (const key of [null, appKey]) {
+        expect((await api('post', template, { path, key })).res.status).to.equal(401);
+      }
+      expect((await api('post', template, { path: `${webhookPath('no-such-app')}/secrets`, key: ADMIN_KEY })).res.status).to.equal(404);
+      const bare = await makeApp(service.db.pool);
+      const none = await api('post', template, { path: `${webhookPath(bare.name)}/secrets`, key: ADMIN_KEY });
+      expect(none.res.status).to.equal(404);
+      expect((none.body as { detail: string }).detail).to.contain('has no webhook');
+      const big = JSON.stringify({ overlap_seconds: 60, padding: 'p'.repeat(17 * 1024) });
+      expect((await api('post', template, { path, rawBody: big, headers: { 'content-type': 'application/json' }, key: ADMIN_KEY })).res.status).to.equal(413);
+      expect((await api('post', template, { path, rawBody: '{}', headers: { 'content-type': 'application/json; charset=latin1' }, key: ADMIN_KEY })).res.status).to.equal(415);
+      expect((await api('post', template, { path, key: ADMIN_KEY, on: down })).res.status).to.equal(503);
+      expect((await getWebhook()).body, 'nothing refused was stored').to.deep.equal({ url: hookUrl, secret, event_types: allTypes(), previous_secrets: [] });
     });
 
     contractIt('GET /admin/apps/{app}/webhook 400, 401, 404 (no such app, an app without a webhook), 503', ['get /admin/apps/{app}/webhook 400 401 404 503'], async () => {
@@ -1408,10 +1488,11 @@ describe('openapi.yaml, checked against the running service', function () {
     contractIt('the statusChange webhook: every change arrives as documented (body, headers), signed, the same JSON as the feed; 2XX delivers, anything else is retried', ['webhook statusChange post 2XX default'], async () => {
       await hook();
       await makeChanges();
+      const changeIdOf = (call: ReceivedCall) => (JSON.parse(call.body) as { id: string }).id;
       const byEvent = await eventually(async () => {
         const grouped = new Map<string, ReceivedCall[]>();
         for (const call of calls) {
-          grouped.set(String(call.headers['jetpost-event-id']), [...(grouped.get(String(call.headers['jetpost-event-id'])) ?? []), call]);
+          grouped.set(changeIdOf(call), [...(grouped.get(changeIdOf(call)) ?? []), call]);
         }
         const done = changes.every((c) => grouped.get(c.id)?.some((call) => call.answered < 300));
         return done ? grouped : undefined;
@@ -1419,21 +1500,22 @@ describe('openapi.yaml, checked against the running service', function () {
       expect([...byEvent.keys()].sort()).to.deep.equal(changes.map((c) => c.id).sort());
       for (const change of changes) {
         const received = byEvent.get(change.id)!;
+        // One delivery per change: every attempt under the same webhook-id.
+        const deliveryId = String(received[0]!.headers['webhook-id']);
         // Refused twice (500, then a redirect that was not followed), taken the third time, then never sent again.
         expect(received.map((call) => [call.headers['jetpost-delivery-attempt'], call.answered]), change.id).to.deep.equal([
           ['1', 500],
           ['2', 302],
-          ['3', answerFor(3, change.id)],
+          ['3', answerFor(3, deliveryId)],
         ]);
         for (const call of received) {
           const body = checkWebhook(call);
           expect(body, 'the webhook body is the feed entry').to.deep.equal(change);
           expect(call.url).to.equal(HOOK_PATH);
-          expect(call.headers['jetpost-event-id']).to.equal(change.id);
+          expect(call.headers['webhook-id']).to.equal(deliveryId);
           expect(call.headers['user-agent']).to.equal('jetpost-webhooks/1');
-          const [, t, v1] = /^t=(\d+),v1=([0-9a-f]{64})$/.exec(String(call.headers['jetpost-signature']))!;
-          expect(v1, 'HMAC-SHA256 of "<t>.<raw body>" with the secret').to.equal(sign(call.body, t!));
-          expect(Math.abs(Date.now() / 1000 - Number(t))).to.be.below(300);
+          expect(verified(call), 'the Standard Webhooks library accepts the signature').to.deep.equal(change);
+          expect(Math.abs(Date.now() / 1000 - Number(call.headers['webhook-timestamp']))).to.be.below(300);
         }
       }
       expect(calls.filter((call) => call.url !== HOOK_PATH), 'redirects are not followed').to.deep.equal([]);
@@ -1454,7 +1536,7 @@ describe('openapi.yaml, checked against the running service', function () {
       expect(ids, 'newest first').to.deep.equal([...ids].sort((a, b) => (a < b ? 1 : -1)));
       for (const delivery of list) {
         const change = changes.find((c) => c.id === delivery.event_id)!;
-        expect(delivery).to.deep.include({ job_id: change.job_id, type: change.type, attempts: 3, last_status_code: answerFor(3, change.id), last_error: null, next_attempt_at: null });
+        expect(delivery).to.deep.include({ job_id: change.job_id, type: change.type, attempts: 3, last_status_code: answerFor(3, delivery.delivery_id), last_error: null, next_attempt_at: null });
       }
       const two = (await deliveries('?status=delivered&limit=2')).body as { deliveries: Delivery[] };
       expect(two.deliveries).to.deep.equal(list.slice(0, 2));
@@ -1491,14 +1573,14 @@ describe('openapi.yaml, checked against the running service', function () {
       expect(body).to.deep.equal({ delivery_id: delivery.delivery_id, status: 'pending' });
       const again = await eventually(async () => calls.slice(before).find((call) => call.answered < 300), 10_000, 'the redelivery');
       expect(checkWebhook(again)).to.deep.equal(clicked);
-      expect(again.headers['jetpost-event-id']).to.equal(clicked.id);
+      expect(again.headers['webhook-id']).to.equal(delivery.delivery_id);
       expect(again.headers['jetpost-delivery-attempt']).to.equal('4');
       const settledAgain = await eventually(async () => {
         const rows = ((await deliveries('?limit=1000')).body as { deliveries: Delivery[] }).deliveries;
         const row = rows.find((d) => d.delivery_id === delivery.delivery_id)!;
         return row.status === 'delivered' && row.attempts === 4 ? row : undefined;
       }, 10_000, 'the redelivery recorded');
-      expect(settledAgain.last_status_code).to.equal(answerFor(4, clicked.id));
+      expect(settledAgain.last_status_code).to.equal(answerFor(4, delivery.delivery_id));
     });
 
     contractIt('POST …/redeliver 400, 401, 404 (no such delivery, another app\'s, no such app), 503', ['post /admin/apps/{app}/webhook/deliveries/{delivery}/redeliver 400 401 404 503'], async () => {

@@ -59,7 +59,7 @@ describe('events ingest', () => {
     await recording;
     const result = await ingest;
 
-    expect(result).to.deep.equal({ stored: 1, unmatched: 0 });
+    expect(result).to.deep.equal({ stored: 1, unmatched: 0, byType: { sent: 1 }, sentAfterAcceptedMs: [] });
     const { rows } = await db.pool.query('select recipient_id::text from email_events');
     expect(rows).to.deep.equal([{ recipient_id: recipientId }]);
     const status = await db.pool.query('select status from email_recipients where id = $1', [recipientId]);

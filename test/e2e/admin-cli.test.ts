@@ -97,11 +97,44 @@ describe('npm run admin -- jobs …', function () {
     expect(set.code, set.stderr).to.equal(0);
     const secret = /signing secret \(give it to the receiving app\): (whsec_\S+)/.exec(set.stdout)?.[1];
     expect(secret).to.be.a('string');
+    expect(set.stdout).to.contain('event types: all');
     expect(shown.stdout).to.contain('http://127.0.0.1:9/hook').and.contain(secret!);
     expect(deliveries.stdout).to.equal('(none)\n');
     expect(removed.stdout).to.contain('webhook of crm removed');
     expect(again.code).to.equal(1);
     expect(again.stderr).to.contain('app crm has no webhook');
+  });
+
+  it('when an operator chooses event types and rotates the secret with an overlap, then both are stored and shown; unknown types, no types and a bad overlap are refused', async () => {
+    db = await createTestDatabase();
+    await makeApp(db.pool, { name: 'crm' });
+    const env = { DATABASE_URL: db.url, WEBHOOK_ALLOWED_TARGETS: '127.0.0.0/8' };
+
+    const set = await runCli('admin', ['webhooks', 'set', 'crm', 'http://127.0.0.1:9/hook', '--events', 'bounced,spam,failed'], env);
+    const unknown = await runCli('admin', ['webhooks', 'set', 'crm', 'http://127.0.0.1:9/hook', '--events', 'bounce'], env);
+    const none = await runCli('admin', ['webhooks', 'set', 'crm', 'http://127.0.0.1:9/hook', '--events', ''], env);
+    const rotated = await runCli('admin', ['webhooks', 'rotate-secret', 'crm', '--overlap', '1h'], env);
+    const badOverlap = await runCli('admin', ['webhooks', 'rotate-secret', 'crm', '--overlap', '8d'], env);
+    const shown = await runCli('admin', ['webhooks', 'show', 'crm'], env);
+    const cut = await runCli('admin', ['webhooks', 'rotate-secret', 'crm', '--overlap', '0'], env);
+
+    expect(set.code, set.stderr).to.equal(0);
+    expect(set.stdout).to.contain('event types: spam, bounced, failed');
+    const first = /signing secret \(give it to the receiving app\): (whsec_\S+)/.exec(set.stdout)![1]!;
+    expect(unknown.code).to.equal(2);
+    expect(unknown.stderr).to.contain('--events').and.contain('accepted, sent, opened, clicked, unsubscribed, spam, bounced, blocked, failed, cancelled');
+    expect(none.code).to.equal(2);
+    expect(none.stderr).to.contain('remove the webhook');
+    expect(rotated.code, rotated.stderr).to.equal(0);
+    const second = /signing secret: (whsec_\S+)/.exec(rotated.stdout)![1]!;
+    expect(second).to.not.equal(first);
+    expect(rotated.stdout).to.match(new RegExp(`previous secret \\(still signs until \\S+\\): ${first.replace(/[+/]/g, '\\$&')}`));
+    expect(badOverlap.code).to.equal(2);
+    expect(badOverlap.stderr).to.contain('--overlap');
+    expect(shown.stdout).to.contain(second).and.contain(first).and.contain('event types: spam, bounced, failed');
+    expect(cut.code, cut.stderr).to.equal(0);
+    expect(cut.stdout).to.not.contain('previous secret');
+    expect(cut.stdout).to.contain('every older secret stopped signing now');
   });
 
   it('when the command is unknown or its arguments are wrong, then it says how to use it and exits 2', async () => {

@@ -298,7 +298,7 @@ describe('the commands of the README and the docs, run as written', function () 
   }
 
   it('every shell block of the README and docs/ is marked sh, sh norun or sh background', () => {
-    for (const doc of ['README.md', 'ARCHITECTURE.md', ...readdirSync(path.join(ROOT, 'docs')).map((name) => `docs/${name}`)]) {
+    for (const doc of ['README.md', 'ARCHITECTURE.md', ...readdirSync(path.join(ROOT, 'docs')).filter((name) => name.endsWith('.md')).map((name) => `docs/${name}`)]) {
       const text = readFileSync(path.join(ROOT, doc), 'utf8');
       expect(() => shellBlocks(text), doc).not.to.throw();
       expect(text, `${doc}: use sh for shell blocks, so that they are run or marked norun`).not.to.match(/^```(bash|shell|console|zsh)\b/m);

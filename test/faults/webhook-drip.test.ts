@@ -35,7 +35,7 @@ interface Receiver {
   url: string;
   mode: 'drip' | 'prompt';
   /** Every request: event id, attempt, when it arrived and when jetpost closed it. */
-  calls: Array<{ eventId: string; attempt: number; at: number; closedAt?: number }>;
+  calls: Array<{ deliveryId: string; attempt: number; at: number; closedAt?: number }>;
   open: number;
   mostOpen: number;
 }
@@ -45,7 +45,7 @@ async function receiver(mode: Receiver['mode']): Promise<Receiver> {
   hook.server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     req.resume();
     req.on('end', () => {
-      const call: Receiver['calls'][number] = { eventId: String(req.headers['jetpost-event-id']), attempt: Number(req.headers['jetpost-delivery-attempt']), at: Date.now() };
+      const call: Receiver['calls'][number] = { deliveryId: String(req.headers['webhook-id']), attempt: Number(req.headers['jetpost-delivery-attempt']), at: Date.now() };
       hook.calls.push(call);
       if (hook.mode === 'prompt') {
         res.writeHead(204).end();
@@ -122,8 +122,8 @@ describe(`faults: a dripping webhook receiver (${FAULT_SCALE})`, function () {
     const policy = parseTargetPolicy('127.0.0.1');
     const { rows: names } = await db.pool.query<{ id: string; name: string }>('select id::text, name from apps where id = any($1::bigint[])', [[slowApp.appId, otherApp.appId]]);
     const nameOf = (appId: string) => names.find((row) => row.id === appId)!.name;
-    await setAppWebhook(db.pool, policy, nameOf(slowApp.appId), slow.url, false);
-    await setAppWebhook(db.pool, policy, nameOf(otherApp.appId), prompt.url, false);
+    await setAppWebhook(db.pool, policy, nameOf(slowApp.appId), { url: slow.url, rotateSecret: false });
+    await setAppWebhook(db.pool, policy, nameOf(otherApp.appId), { url: prompt.url, rotateSecret: false });
 
     const port = await harness.port();
     const simulator = await harness.simulator(port);
@@ -211,7 +211,7 @@ describe(`faults: a dripping webhook receiver (${FAULT_SCALE})`, function () {
     expect(afterStop.filter((row) => row.status !== 'pending'), 'A’s deliveries not pending after the stop').to.deep.equal([]);
     expect(afterStop.filter((row) => row.locked), 'A’s deliveries still claimed after the stop').to.deep.equal([]);
     expect(afterStop.some((row) => row.last_error?.startsWith('cut short: jetpost stopped')), 'a delivery cut short by the stop').to.equal(true);
-    expect(new Set(slow.calls.filter((call) => call.at > signalled).map((call) => call.eventId)).size, 'A’s changes delivered after the restart').to.equal(SIZE.slow);
+    expect(new Set(slow.calls.filter((call) => call.at > signalled).map((call) => call.deliveryId)).size, 'A’s changes delivered after the restart').to.equal(SIZE.slow);
     // The ones cut before SIGTERM were attempted again: once cut, once (at least) after.
     expect(final.filter((row) => row.attempts >= 2).length, 'A’s deliveries attempted more than once').to.be.at.least(cut.filter((row) => row.last_error !== null).length);
   });

@@ -17,7 +17,7 @@ interface Receiver {
   /** 'drip': 200 headers, then a byte every 100 ms for as long as the connection stays open. */
   mode: 'drip' | 'prompt';
   /** Event id and attempt of every request, in arrival order. */
-  calls: Array<{ eventId: string; attempt: number }>;
+  calls: Array<{ deliveryId: string; attempt: number }>;
   /** Requests whose connection is still open. */
   open: number;
   /** The most that were open at once. */
@@ -29,7 +29,7 @@ async function receiver(mode: Receiver['mode']): Promise<Receiver> {
   hook.server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     req.resume();
     req.on('end', () => {
-      hook.calls.push({ eventId: String(req.headers['jetpost-event-id']), attempt: Number(req.headers['jetpost-delivery-attempt']) });
+      hook.calls.push({ deliveryId: String(req.headers['webhook-id']), attempt: Number(req.headers['jetpost-delivery-attempt']) });
       if (hook.mode === 'prompt') {
         res.writeHead(204).end();
         return;
@@ -124,7 +124,7 @@ describe('webhook delivery isolation', function () {
 
     await eventually(async () => (slow.calls.some((call) => call.attempt >= 2) ? true : undefined), 15_000, 'a second attempt');
     const [first, second] = slow.calls;
-    expect(second!.eventId, 'the retry repeats the same change').to.equal(first!.eventId);
+    expect(second!.deliveryId, 'the retry repeats the same change').to.equal(first!.deliveryId);
     const [row] = await deliveries(service.db, service.appId);
     expect(row).to.deep.include({ status: 'pending' });
     expect(row!.attempts).to.be.at.least(2);
@@ -156,7 +156,7 @@ describe('webhook delivery isolation', function () {
     );
     expect(delivered.map((row) => row.attempts)).to.deep.equal([1, 1, 1]);
     expect(slow.mostOpen, 'the slow app’s deliveries in flight at once (WEBHOOK_CONCURRENCY_PER_APP)').to.equal(2);
-    expect(new Set(fast.calls.map((call) => call.eventId)).size).to.equal(3);
+    expect(new Set(fast.calls.map((call) => call.deliveryId)).size).to.equal(3);
 
     // SHUTDOWN_TIMEOUT_MS is 1 s: the drips are cut then, however long WEBHOOK_TIMEOUT_MS is.
     await service.jetpost.stop();

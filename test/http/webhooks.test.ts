@@ -3,7 +3,6 @@
 import fs from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -12,24 +11,42 @@ import { expect } from 'chai';
 import { isolateNetwork, mockMailjetSend, restoreNetwork } from '../support/mailjet-nock.js';
 import { ADMIN_KEY, eventually, startTestService, type TestService } from '../support/service.js';
 
-const README = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'docs', 'webhooks.md');
+const PROJECT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const README = path.join(PROJECT, 'docs', 'webhooks.md');
 
-type Verify = (secret: string, rawBody: string, header: string, toleranceSeconds?: number) => boolean;
+type Verify = (secret: string, rawBody: string, headers: Record<string, string>) => unknown;
 
-/** The verification snippet in docs/webhooks.md, run as written there. */
+/**
+ * The verification snippet in docs/webhooks.md, run as written there. Its file is written inside the
+ * project, so that its `import 'standardwebhooks'` resolves as in an app that installed the package.
+ */
 async function readmeSnippet(): Promise<Verify> {
   const readme = await fs.readFile(README, 'utf8');
   const match = /<!-- webhook-verify-snippet[^>]*-->\s*```js\n([\s\S]*?)```/.exec(readme);
   expect(match, 'docs/webhooks.md has the verification snippet').to.not.equal(null);
-  const file = path.join(await fs.mkdtemp(path.join(os.tmpdir(), 'jetpost-snippet-')), 'verify.mjs');
+  const cache = path.join(PROJECT, 'node_modules', '.cache');
+  await fs.mkdir(cache, { recursive: true });
+  const file = path.join(await fs.mkdtemp(path.join(cache, 'jetpost-snippet-')), 'verify.mjs');
   await fs.writeFile(file, match![1]!);
-  return ((await import(pathToFileURL(file).href)) as { verifyJetpostSignature: Verify }).verifyJetpostSignature;
+  return ((await import(pathToFileURL(file).href)) as { verifiedChange: Verify }).verifiedChange;
+}
+
+/** True when the snippet accepts the call; false when it throws (what a receiver answers 401 to). */
+function verifies(verify: Verify, secret: string, body: string, headers: Record<string, string>): boolean {
+  try {
+    verify(secret, body, headers);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 interface Received {
   body: string;
-  signature: string;
-  eventId: string;
+  /** The Standard Webhooks headers. */
+  headers: Record<string, string>;
+  /** webhook-id: the delivery's id. */
+  deliveryId: string;
   status: number;
 }
 
@@ -41,7 +58,8 @@ async function receiver(failFirst: number): Promise<{ server: Server; url: strin
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
       const status = calls.length < failFirst ? 500 : 204;
-      calls.push({ body: Buffer.concat(chunks).toString('utf8'), signature: String(req.headers['jetpost-signature']), eventId: String(req.headers['jetpost-event-id']), status });
+      const headers = Object.fromEntries(['webhook-id', 'webhook-timestamp', 'webhook-signature'].map((name) => [name, String(req.headers[name])]));
+      calls.push({ body: Buffer.concat(chunks).toString('utf8'), headers, deliveryId: headers['webhook-id']!, status });
       res.writeHead(status).end();
     });
   });
@@ -70,13 +88,35 @@ describe('webhooks', () => {
     return rows[0].name as string;
   }
 
-  async function setWebhook(url: string): Promise<{ url: string; secret: string }> {
-    const res = await service.request('PUT', `/admin/apps/${await appName()}/webhook`, { key: ADMIN_KEY, body: { url } });
+  async function setWebhook(url: string, eventTypes?: string[]): Promise<{ url: string; secret: string }> {
+    const res = await service.request('PUT', `/admin/apps/${await appName()}/webhook`, { key: ADMIN_KEY, body: { url, ...(eventTypes ? { event_types: eventTypes } : {}) } });
     expect(res.status, await res.clone().text()).to.equal(200);
     return (await res.json()) as { url: string; secret: string };
   }
 
-  it('when the receiver fails its first calls, then every change still arrives, signed, once per event id after retries', async () => {
+  /** Rotates the app's secret through the admin API; returns the new one. */
+  async function rotateSecret(overlapSeconds?: number): Promise<string> {
+    const res = await service.request('POST', `/admin/apps/${await appName()}/webhook/secrets`, { key: ADMIN_KEY, body: overlapSeconds === undefined ? {} : { overlap_seconds: overlapSeconds } });
+    expect(res.status, await res.clone().text()).to.equal(201);
+    return ((await res.json()) as { secret: string }).secret;
+  }
+
+  /** Queues one message and waits for its recipient's MessageID (the `accepted` change is then recorded). */
+  async function sentMessage(to: string): Promise<{ jobId: string; messageId: string }> {
+    const res = await service.request('POST', '/queue', { body: { from: 'app@example.com', to, text: 'hi' } });
+    const { job_id: jobId } = (await res.json()) as { job_id: string };
+    const messageId = await eventually(async () => {
+      const { rows } = await service.db.pool.query('select mailjet_message_id::text as id from email_recipients where job_id = $1 and mailjet_message_id is not null', [jobId]);
+      return rows[0]?.id as string | undefined;
+    });
+    return { jobId, messageId };
+  }
+
+  /** The first call the receiver took whose body is a change of this type. */
+  const delivered = (hook: { calls: Received[] }, type: string) =>
+    eventually(async () => hook.calls.find((call) => call.status === 204 && (JSON.parse(call.body) as { type: string }).type === type), 15_000, `the ${type} change delivered`);
+
+  it('when the receiver fails its first calls, then every change still arrives, signed (Standard Webhooks), once per webhook-id after retries', async () => {
     mockMailjetSend();
     const hook = await receiver(4);
     server = hook.server;
@@ -95,45 +135,115 @@ describe('webhooks', () => {
 
     const delivered = await eventually(async () => {
       const ok = hook.calls.filter((call) => call.status === 204);
-      return new Set(ok.map((call) => call.eventId)).size === 4 ? ok : undefined;
+      return new Set(ok.map((call) => call.deliveryId)).size === 4 ? ok : undefined;
     }, 15_000, 'four changes delivered');
     const payloads = delivered.map((call) => JSON.parse(call.body) as { id: string; type: string; job_id: string; recipient: string | null; old_status: string; metadata: unknown; details: unknown });
     expect(payloads.map((p) => p.type).sort()).to.deep.equal(['accepted', 'clicked', 'opened', 'sent']);
     expect(payloads.every((p) => p.job_id === job_id)).to.equal(true);
     expect(payloads.find((p) => p.type === 'opened')).to.deep.include({ recipient: 'a@example.com', old_status: 'sent', metadata: { order: 7 } });
     expect(payloads.find((p) => p.type === 'accepted')).to.deep.include({ recipient: null, old_status: 'processing' });
+    // Every call, the failed attempts too, verifies with the docs' snippet; a delivery carries one change, whatever the attempt.
+    const changeOf = new Map<string, string>();
     for (const call of hook.calls) {
-      expect(verify(secret, call.body, call.signature), call.body).to.equal(true);
-      expect(JSON.parse(call.body).id).to.equal(call.eventId);
+      expect(verifies(verify, secret, call.body, call.headers), call.body).to.equal(true);
+      const changeId = (JSON.parse(call.body) as { id: string }).id;
+      expect(changeOf.get(call.deliveryId) ?? changeId).to.equal(changeId);
+      changeOf.set(call.deliveryId, changeId);
     }
-    // The failed attempts were repeats of changes delivered later, under the same event id.
-    const failedIds = hook.calls.filter((call) => call.status === 500).map((call) => call.eventId);
+    // The failed attempts were repeats of deliveries made later, under the same webhook-id.
+    const failedIds = hook.calls.filter((call) => call.status === 500).map((call) => call.deliveryId);
     expect(failedIds).to.have.length(4);
-    expect(delivered.map((call) => call.eventId)).to.include.members([...new Set(failedIds)]);
+    expect(delivered.map((call) => call.deliveryId)).to.include.members([...new Set(failedIds)]);
     // The receiver has answered; the dispatcher records the delivery right after.
     const list = await eventually(async () => {
       const listed = (await (await service.request('GET', `/admin/apps/${await appName()}/webhook/deliveries`, { key: ADMIN_KEY })).json()) as {
-        deliveries: Array<{ status: string; attempts: number }>;
+        deliveries: Array<{ delivery_id: string; status: string; attempts: number }>;
       };
       return listed.deliveries.every((d) => d.status !== 'pending') ? listed : undefined;
     }, 15_000, 'the four deliveries recorded');
     expect(list.deliveries).to.have.length(4);
     expect(list.deliveries.every((d) => d.status === 'delivered')).to.equal(true);
     expect(list.deliveries.reduce((sum, d) => sum + d.attempts, 0)).to.equal(8);
+    expect(list.deliveries.map((d) => d.delivery_id).sort()).to.deep.equal([...changeOf.keys()].sort());
   });
 
-  it('when a body or secret is tampered with or the signature is old, then the docs/webhooks.md snippet refuses it', async () => {
+  it('when a body, id or secret is wrong, the signature is old or a header is missing, then the docs/webhooks.md snippet refuses it', async () => {
     const verify = await readmeSnippet();
-    const { signPayload } = await import('../../src/domain/webhook-signature.js');
+    const { formatSecret, signatureHeaders } = await import('../../src/domain/webhook-signature.js');
+    const secret = formatSecret(Buffer.alloc(32, 1));
     const body = '{"id":"1","type":"opened"}';
     const now = Math.floor(Date.now() / 1000);
-    const header = signPayload('whsec_test', body, now);
+    const headers = signatureHeaders([secret], '7', now, body);
 
-    expect(verify('whsec_test', body, header)).to.equal(true);
-    expect(verify('whsec_test', body.replace('opened', 'clicked'), header)).to.equal(false);
-    expect(verify('whsec_other', body, header)).to.equal(false);
-    expect(verify('whsec_test', body, signPayload('whsec_test', body, now - 3600))).to.equal(false);
-    expect(verify('whsec_test', body, 'garbage')).to.equal(false);
+    expect(verifies(verify, secret, body, headers)).to.equal(true);
+    expect(verifies(verify, secret, body.replace('opened', 'clicked'), headers)).to.equal(false);
+    expect(verifies(verify, secret, body, { ...headers, 'webhook-id': '8' })).to.equal(false);
+    expect(verifies(verify, formatSecret(Buffer.alloc(32, 2)), body, headers)).to.equal(false);
+    expect(verifies(verify, secret, body, signatureHeaders([secret], '7', now - 3600, body))).to.equal(false);
+    expect(verifies(verify, secret, body, { ...headers, 'webhook-signature': 'garbage' })).to.equal(false);
+    expect(verifies(verify, secret, body, { 'webhook-id': '7', 'webhook-timestamp': String(now) })).to.equal(false);
+  });
+
+  it('when the secret is rotated twice and then with overlap 0, then real deliveries verify with every secret still in its overlap, and after it only with the new one', async () => {
+    mockMailjetSend();
+    const hook = await receiver(0);
+    server = hook.server;
+    service = await startTestService({ env: { WEBHOOK_ALLOWED_TARGETS: '127.0.0.1' } });
+    const { secret: first } = await setWebhook(hook.url);
+    const verify = await readmeSnippet();
+    const second = await rotateSecret(3600);
+    const third = await rotateSecret();
+
+    // Two rotations in a row: all three secrets verify the same delivery; a wrong one does not.
+    const { messageId } = await sentMessage('rot@example.com');
+    const accepted = await delivered(hook, 'accepted');
+    for (const secret of [first, second, third]) {
+      expect(verifies(verify, secret, accepted.body, accepted.headers), secret).to.equal(true);
+    }
+    expect(accepted.headers['webhook-signature']!.split(' ')).to.have.length(3);
+    const { formatSecret } = await import('../../src/domain/webhook-signature.js');
+    expect(verifies(verify, formatSecret(Buffer.alloc(32, 9)), accepted.body, accepted.headers)).to.equal(false);
+
+    // The first secret's overlap (1 h) is over (its end moved to the past rather than waited for): the others still verify.
+    await service.db.pool.query(`update webhook_previous_secrets set expires_at = now() - interval '1 second' where secret = $1`, [first]);
+    await service.postEvents(`[${eventText('sent', messageId, 'rot@example.com', 100)}]`);
+    const sent = await delivered(hook, 'sent');
+    expect(verifies(verify, first, sent.body, sent.headers)).to.equal(false);
+    expect(verifies(verify, second, sent.body, sent.headers)).to.equal(true);
+    expect(verifies(verify, third, sent.body, sent.headers)).to.equal(true);
+
+    // A rotation with overlap 0 (a leaked secret): only the newest signs from now on.
+    const fourth = await rotateSecret(0);
+    await service.postEvents(`[${eventText('open', messageId, 'rot@example.com', 200)}]`);
+    const opened = await delivered(hook, 'opened');
+    expect(opened.headers['webhook-signature']!.split(' ')).to.have.length(1);
+    expect(verifies(verify, fourth, opened.body, opened.headers)).to.equal(true);
+    for (const secret of [first, second, third]) {
+      expect(verifies(verify, secret, opened.body, opened.headers), secret).to.equal(false);
+    }
+  });
+
+  it('when the app subscribes to some event types, then only changes of those types are delivered; the feed still has every change', async () => {
+    mockMailjetSend();
+    const hook = await receiver(0);
+    server = hook.server;
+    service = await startTestService({ env: { WEBHOOK_ALLOWED_TARGETS: '127.0.0.1' } });
+    await setWebhook(hook.url, ['opened', 'bounced']);
+
+    const { messageId } = await sentMessage('sub@example.com');
+    await service.postEvents(`[${eventText('sent', messageId, 'sub@example.com', 100)},${eventText('open', messageId, 'sub@example.com', 200)}]`);
+    await service.postEvents(`[${eventText('click', messageId, 'sub@example.com', 300)}]`);
+    await delivered(hook, 'opened');
+    const feed = await eventually(async () => {
+      const page = (await (await service.request('GET', '/status?after=0')).json()) as { changes: Array<{ type: string }> };
+      return page.changes.length === 4 ? page : undefined;
+    }, 15_000, 'four changes in the feed');
+
+    expect(feed.changes.map((change) => change.type)).to.deep.equal(['accepted', 'sent', 'opened', 'clicked']);
+    // Deliveries are queued with their change, in the same transaction: these are all there will be.
+    const { rows } = await service.db.pool.query<{ type: string }>('select c.new_status as type from webhook_deliveries d join status_changes c on c.id = d.change_id');
+    expect(rows.map((row) => row.type)).to.deep.equal(['opened']);
+    expect(hook.calls.map((call) => (JSON.parse(call.body) as { type: string }).type)).to.deep.equal(['opened']);
   });
 
   it('when a webhook URL points at an internal address that is not allowed, then it is refused, at registration and when dialled', async () => {

@@ -34,6 +34,30 @@ describe('loadConfig', () => {
     expect(config.database.timeouts).to.deep.equal({ connectMs: 2000, statementMs: 2000, bulkStatementMs: 60_000 });
   });
 
+  it('when no retention is set, then history is kept 30 days (jobs, rejected events), 7 days (unmatched events) and 24 hours (idempotency keys), pruned every 10 minutes in batches of 1,000', () => {
+    const day = 24 * 3_600_000;
+    expect(loadConfig({}).retention).to.deep.equal({
+      jobsMs: 30 * day,
+      idempotencyKeysMs: day,
+      unmatchedEventsMs: 7 * day,
+      rejectedEventsMs: 30 * day,
+      intervalMs: 600_000,
+      batchSize: 1_000,
+    });
+    expect(loadConfig({ RETENTION_JOBS_DAYS: '0', RETENTION_IDEMPOTENCY_KEYS_HOURS: '0', RETENTION_UNMATCHED_EVENTS_DAYS: '0.5' }).retention).to.deep.include({
+      jobsMs: 0,
+      idempotencyKeysMs: 0,
+      unmatchedEventsMs: day / 2,
+    });
+  });
+
+  it('when idempotency keys would outlive the jobs they answer with, or a retention is negative, then it fails naming the variable', () => {
+    expect(configError({ RETENTION_JOBS_DAYS: '1', RETENTION_IDEMPOTENCY_KEYS_HOURS: '25' }).message).to.include('RETENTION_IDEMPOTENCY_KEYS_HOURS');
+    expect(configError({ RETENTION_IDEMPOTENCY_KEYS_HOURS: '0' }).message).to.include('RETENTION_IDEMPOTENCY_KEYS_HOURS');
+    expect(configError({ RETENTION_REJECTED_EVENTS_DAYS: '-1' }).message).to.include('RETENTION_REJECTED_EVENTS_DAYS');
+    expect(configError({ RETENTION_BATCH_SIZE: '1' }).message).to.include('RETENTION_BATCH_SIZE');
+  });
+
   it('when values are given as strings, then they are parsed to numbers', () => {
     const config = loadConfig({ PORT: '8080', WORKER_CONCURRENCY: '16', BATCH_SIZE: '20', MAX_ATTEMPTS: '3', RETRY_JITTER: '0', DATABASE_SCHEMA: 'mail_2' });
 

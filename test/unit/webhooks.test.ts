@@ -1,8 +1,9 @@
 import { expect } from 'chai';
+import { Webhook, WebhookVerificationError } from 'standardwebhooks';
 
 import { addressAllowed, parseTargetPolicy } from '../../src/domain/target-policy.js';
 import { deliveryOutcome } from '../../src/domain/webhook-delivery.js';
-import { signPayload, verifySignature } from '../../src/domain/webhook-signature.js';
+import { formatSecret, sign, signatureHeaders } from '../../src/domain/webhook-signature.js';
 
 describe('webhook target policy', () => {
   const none = parseTargetPolicy('');
@@ -91,16 +92,43 @@ describe('webhook target policy', () => {
   });
 });
 
-describe('webhook signature', () => {
-  it('when the body, the secret or the time is wrong, then verification fails; when all are right, it passes', () => {
-    const header = signPayload('whsec_a', '{"id":"1"}', 1_900_000_000);
+describe('webhook signature (Standard Webhooks)', () => {
+  // Signed now: the library refuses a timestamp more than 5 minutes away from its clock.
+  const nowSeconds = () => Math.floor(Date.now() / 1000);
+  const headersOf = (secrets: string[], id = '42', body = '{"id":"1"}', at = nowSeconds()) => signatureHeaders(secrets, id, at, body);
 
-    expect(header).to.match(/^t=1900000000,v1=[0-9a-f]{64}$/);
-    expect(verifySignature('whsec_a', '{"id":"1"}', header, 1_900_000_100)).to.equal(true);
-    expect(verifySignature('whsec_a', '{"id":"2"}', header, 1_900_000_100)).to.equal(false);
-    expect(verifySignature('whsec_b', '{"id":"1"}', header, 1_900_000_100)).to.equal(false);
-    expect(verifySignature('whsec_a', '{"id":"1"}', header, 1_900_001_000)).to.equal(false);
-    expect(verifySignature('whsec_a', '{"id":"1"}', 't=1900000000,v1=zz', 1_900_000_000)).to.equal(false);
+  it('when signed, then the specification\'s own test vector comes out', () => {
+    // The sign test of the specification's reference libraries (libraries/python/tests/test_webhooks.py).
+    expect(sign('whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', 'msg_p5jXN8AQM9LWM0D4loKWxJek', 1614265330, '{"test": 2432232314}')).to.equal(
+      'v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=',
+    );
+  });
+
+  it('when a receiver verifies with the standardwebhooks package, then the right secret passes and a wrong secret, body, id or old timestamp fails', () => {
+    const secret = formatSecret(Buffer.alloc(32, 7));
+    const other = formatSecret(Buffer.alloc(32, 8));
+    const headers = headersOf([secret]);
+
+    expect(new Webhook(secret).verify('{"id":"1"}', headers)).to.deep.equal({ id: '1' });
+    expect(() => new Webhook(other).verify('{"id":"1"}', headers)).to.throw(WebhookVerificationError);
+    expect(() => new Webhook(secret).verify('{"id":"2"}', headers)).to.throw(WebhookVerificationError);
+    expect(() => new Webhook(secret).verify('{"id":"1"}', { ...headers, 'webhook-id': '43' })).to.throw(WebhookVerificationError);
+    expect(() => new Webhook(secret).verify('{"id":"1"}', headersOf([secret], '42', '{"id":"1"}', nowSeconds() - 3600))).to.throw(WebhookVerificationError);
+  });
+
+  it('when signed with two secrets (a rotation\'s overlap), then the header holds two signatures and either secret verifies', () => {
+    const current = formatSecret(Buffer.alloc(32, 1));
+    const previous = formatSecret(Buffer.alloc(32, 2));
+    const headers = headersOf([current, previous]);
+
+    expect(headers['webhook-signature']!.split(' ')).to.have.length(2);
+    expect(new Webhook(current).verify('{"id":"1"}', headers)).to.deep.equal({ id: '1' });
+    expect(new Webhook(previous).verify('{"id":"1"}', headers)).to.deep.equal({ id: '1' });
+    expect(() => new Webhook(formatSecret(Buffer.alloc(32, 3))).verify('{"id":"1"}', headers)).to.throw(WebhookVerificationError);
+  });
+
+  it('when a secret is made, then it is whsec_ and standard base64 of the bytes (what every library decodes)', () => {
+    expect(formatSecret(Buffer.from([0xfb, 0xff, 0xfe]))).to.equal('whsec_+//+');
   });
 });
 

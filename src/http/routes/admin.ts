@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { NotFoundError } from '../../domain/errors.js';
 import {
   appNameSchema as appName,
+  DEFAULT_SECRET_OVERLAP_SECONDS,
   deliveryIdSchema,
   deliveryStatusSchema,
   emailSchema,
@@ -15,12 +16,14 @@ import {
   keyPrefixSchema,
   pageLimitSchema,
   parseOrThrow,
+  secretOverlapSecondsSchema,
   suppressionNoteSchema,
+  webhookEventTypesSchema,
   webhookUrlSchema,
 } from '../../domain/input-schemas.js';
 import type { AdminService } from '../../services/admin.js';
 import { jsonBody } from '../json-body.js';
-import { adminJobJson, appJson, deliveryJson, suppressionJson } from '../views.js';
+import { adminJobJson, appJson, deliveryJson, suppressionJson, webhookJson } from '../views.js';
 
 export interface AdminRouteDeps {
   admin: AdminService;
@@ -109,13 +112,23 @@ export function adminRouter({ admin, requireAdmin }: AdminRouteDeps): Router {
 
   router.put('/admin/apps/:app/webhook', requireAdmin, jsonBody({ limit: '16kb' }), async (req, res) => {
     const name = parseOrThrow(appName, req.params['app'], 'app name');
-    const body = parseOrThrow(z.strictObject({ url: webhookUrlSchema, rotate_secret: z.boolean().default(false) }), req.body, 'request');
-    res.json(await admin.setWebhook(name, body.url, body.rotate_secret));
+    const body = parseOrThrow(
+      z.strictObject({ url: webhookUrlSchema, rotate_secret: z.boolean().default(false), event_types: webhookEventTypesSchema.optional() }),
+      req.body,
+      'request',
+    );
+    res.json(webhookJson(await admin.setWebhook(name, { url: body.url, rotateSecret: body.rotate_secret, eventTypes: body.event_types })));
   });
 
   router.get('/admin/apps/:app/webhook', requireAdmin, async (req, res) => {
     parseOrThrow(z.strictObject({}), req.query, 'query');
-    res.json(await admin.getWebhook(parseOrThrow(appName, req.params['app'], 'app name')));
+    res.json(webhookJson(await admin.getWebhook(parseOrThrow(appName, req.params['app'], 'app name'))));
+  });
+
+  router.post('/admin/apps/:app/webhook/secrets', requireAdmin, jsonBody({ limit: '16kb' }), async (req, res) => {
+    const name = parseOrThrow(appName, req.params['app'], 'app name');
+    const body = parseOrThrow(z.strictObject({ overlap_seconds: secretOverlapSecondsSchema.default(DEFAULT_SECRET_OVERLAP_SECONDS) }), req.body ?? {}, 'request');
+    res.status(201).json(webhookJson(await admin.rotateWebhookSecret(name, body.overlap_seconds)));
   });
 
   router.delete('/admin/apps/:app/webhook', requireAdmin, async (req, res) => {

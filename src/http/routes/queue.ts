@@ -12,6 +12,11 @@ export interface QueueRouteDeps {
   jobs: JobService;
   parseQueueRequest: QueueRequestParser;
   requireApp: RequestHandler;
+  /**
+   * requireApp for POST /queue, which may trust the key cache: the transaction that stores the
+   * messages checks again that the key is unrevoked (services/jobs.ts).
+   */
+  requireSender: RequestHandler;
   /** The per-app rate limit (after authentication: it counts by app). */
   limit: RequestHandler;
   bodyLimit: string;
@@ -24,14 +29,14 @@ const requireJson: RequestHandler = (req, _res, next) => {
   next(req.is(JSON_TYPES) ? undefined : new AppError('unsupported-media-type', 415, 'send the message as JSON: Content-Type: application/json'));
 };
 
-export function queueRouter({ jobs, parseQueueRequest, requireApp, limit, bodyLimit }: QueueRouteDeps): Router {
+export function queueRouter({ jobs, parseQueueRequest, requireApp, requireSender, limit, bodyLimit }: QueueRouteDeps): Router {
   const router = Router();
   const readJson = jsonBody({ limit: bodyLimit, strict: false, type: JSON_TYPES });
 
-  router.post('/queue', requireApp, limit, requireJson, readJson, async (req, res) => {
+  router.post('/queue', requireSender, limit, requireJson, readJson, async (req, res) => {
     const app = callingApp(res);
     const request = parseQueueRequest(req.body, req.get('idempotency-key'));
-    const result = await jobs.enqueue(app.id, request.jobs, request.idempotencyKey);
+    const result = await jobs.enqueue(app.id, request.jobs, request.idempotencyKey, app.keyId);
     if (result.replayed) {
       res.setHeader('Idempotent-Replayed', 'true');
     }

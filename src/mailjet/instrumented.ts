@@ -1,0 +1,45 @@
+// The Mailjet client, reporting each request on the bus: its class (ok, rate_limited, server_error,
+// client_error, unauthorized, timeout, network) and its duration, and for look-ups by CustomID
+// whether Mailjet knew the message. Wrapped around the client in main.ts, so that neither the
+// client nor the consumers carry metrics code.
+import type { Bus, MailjetCallClass } from '../bus.js';
+import type { SendResponse } from '../domain/mailjet-outcome.js';
+import type { MailjetClient } from './client.js';
+
+/** axios's codes for a request that ran out of time (ECONNABORTED by default, ETIMEDOUT with clarifyTimeoutError). */
+const TIMEOUT_CODES = new Set(['ECONNABORTED', 'ETIMEDOUT']);
+
+/** The class of one Mailjet answer, by HTTP status; `timeout` and `network` when there was none. */
+export function mailjetCallClass(response: Pick<SendResponse, 'status' | 'networkCode'>): MailjetCallClass {
+  const { status } = response;
+  if (status === null) {
+    return TIMEOUT_CODES.has(response.networkCode ?? '') ? 'timeout' : 'network';
+  }
+  if (status === 429) {
+    return 'rate_limited';
+  }
+  if (status === 401 || status === 403) {
+    return 'unauthorized';
+  }
+  if (status >= 500) {
+    return 'server_error';
+  }
+  return status >= 400 ? 'client_error' : 'ok';
+}
+
+export function instrumentMailjetClient(client: MailjetClient, bus: Bus, now: () => number = Date.now): MailjetClient {
+  return {
+    ...client,
+    async send(body) {
+      const started = now();
+      const response = await client.send(body);
+      bus.emit('mailjet:request', { class: mailjetCallClass(response), durationMs: now() - started });
+      return response;
+    },
+    async findByCustomId(customId) {
+      const found = await client.findByCustomId(customId);
+      bus.emit('mailjet:lookup', { result: found === undefined ? 'error' : found.length > 0 ? 'found' : 'not_found' });
+      return found;
+    },
+  };
+}

@@ -1,0 +1,233 @@
+// Retention against a real PostgreSQL: history past its retention goes (with everything that hangs
+// off a job), history within it stays, a job still in flight or with a webhook still due is never
+// deleted, each statement deletes at most a batch, and two replicas pruning at once do not collide.
+import { expect } from 'chai';
+
+import { createBus } from '../../src/bus.js';
+import { claimJobs } from '../../src/db/jobs-repo.js';
+import { notifyChannels } from '../../src/db/notify.js';
+import { type Pool, withTransaction } from '../../src/db/pool.js';
+import { readFeed, recordStatusChanges } from '../../src/db/status-changes-repo.js';
+import { createRetention, type RetentionPolicy } from '../../src/services/retention.js';
+import { queueWebhookDeliveries } from '../../src/services/webhook-outbox.js';
+import { makeApp, makeJob, recipientIds } from '../factories.js';
+import { createTestDatabase, TEST_SCHEMA, type TestDatabase } from '../support/database.js';
+
+const DAY_MS = 24 * 3_600_000;
+const POLICY: RetentionPolicy = { jobsMs: 30 * DAY_MS, idempotencyKeysMs: DAY_MS, unmatchedEventsMs: 7 * DAY_MS, rejectedEventsMs: 30 * DAY_MS, batchSize: 1_000 };
+
+/** Moves a job's creation and last change `days` into the past. */
+async function age(pool: Pool, jobId: string, days: number): Promise<void> {
+  await pool.query(`update email_send_jobs set created_at = now() - make_interval(days => $2), updated_at = now() - make_interval(days => $2) where id = $1`, [jobId, days]);
+}
+
+/** A job's history: an event of its recipient, a status change, and a webhook delivery in `deliveryStatus`. */
+async function addHistory(pool: Pool, jobId: string, deliveryStatus: 'pending' | 'delivered'): Promise<void> {
+  const [recipientId] = await recipientIds(pool, jobId);
+  await pool.query(
+    `insert into email_events (dedupe_key, event_type, occurred_at, recipient_id, job_id, payload)
+     values ($1, 'sent', now(), $2, $3, '{}')`,
+    [`event-${jobId}`, recipientId, jobId],
+  );
+  await withTransaction(pool, async (tx) => {
+    const changes = await recordStatusChanges(tx, [{ jobId, recipientId: recipientId!, oldStatus: 'accepted', newStatus: 'sent', details: null }]);
+    await queueWebhookDeliveries(tx, notifyChannels(TEST_SCHEMA), changes);
+  });
+  await pool.query('update webhook_deliveries set status = $2 where change_id in (select id from status_changes where job_id = $1)', [jobId, deliveryStatus]);
+}
+
+async function count(pool: Pool, table: string, where = 'true', values: unknown[] = []): Promise<number> {
+  const { rows } = await pool.query<{ n: number }>(`select count(*)::int as n from ${table} where ${where}`, values);
+  return rows[0]!.n;
+}
+
+async function existing(pool: Pool, ids: readonly string[]): Promise<string[]> {
+  const { rows } = await pool.query<{ id: string }>('select id::text from email_send_jobs where id = any($1::bigint[]) order by id', [ids]);
+  return rows.map((row) => row.id);
+}
+
+describe('retention', () => {
+  let db: TestDatabase;
+
+  afterEach(async () => {
+    await db?.drop();
+  });
+
+  it('when history is past its retention, then it goes with everything hanging off its jobs, and history within retention stays', async () => {
+    db = await createTestDatabase();
+    const { pool } = db;
+    const app = await makeApp(pool);
+    await pool.query("update apps set webhook_url = 'https://hooks.example.com/jetpost', webhook_secret = 'whsec_test' where id = $1", [app.id]);
+    const oldSent = await makeJob(pool, { appId: app.id, status: 'sent' });
+    const oldFailed = await makeJob(pool, { appId: app.id, status: 'failed' });
+    const recentSent = await makeJob(pool, { appId: app.id, status: 'sent' });
+    await addHistory(pool, oldSent, 'delivered');
+    await addHistory(pool, recentSent, 'delivered');
+    await age(pool, oldSent, 31);
+    await age(pool, oldFailed, 45);
+    await age(pool, recentSent, 29);
+    await pool.query(
+      `insert into idempotency_keys (app_id, key, request_hash, job_ids, created_at)
+       values ($1, 'old', 'h', '{}', now() - interval '25 hours'), ($1, 'recent', 'h', '{}', now() - interval '23 hours')`,
+      [app.id],
+    );
+    await pool.query(
+      `insert into email_events (dedupe_key, event_type, occurred_at, mailjet_message_id, payload, received_at)
+       values ('unmatched-old', 'open', now(), 1, '{}', now() - interval '8 days'), ('unmatched-recent', 'open', now(), 2, '{}', now() - interval '6 days')`,
+    );
+    await pool.query(
+      `insert into rejected_events (dedupe_key, kind, reason, source, source_length, received_at)
+       values ('rejected-old', 'invalid', 'r', 's', 1, now() - interval '31 days'), ('rejected-recent', 'invalid', 'r', 's', 1, now() - interval '29 days')`,
+    );
+    const bus = createBus();
+    const pruned: Array<{ table: string; rows: number }> = [];
+    bus.on('retention:pruned', (event) => pruned.push(event));
+
+    const pass = await createRetention({ pool, policy: POLICY, bus }).prune(() => false);
+
+    expect(pass).to.deep.equal({ skipped: false, deleted: { email_send_jobs: 2, idempotency_keys: 1, email_events: 1, rejected_events: 1 } });
+    expect(await existing(pool, [oldSent, oldFailed, recentSent])).to.deep.equal([recentSent]);
+    for (const table of ['email_recipients', 'email_events', 'status_changes']) {
+      expect(await count(pool, table, 'job_id = any($1::bigint[])', [[oldSent, oldFailed]]), `${table} of the pruned jobs`).to.equal(0);
+      expect(await count(pool, table, 'job_id = $1', [recentSent]), `${table} of the kept job`).to.be.above(0);
+    }
+    expect(await count(pool, 'webhook_deliveries')).to.equal(1);
+    expect((await pool.query('select key from idempotency_keys')).rows).to.deep.equal([{ key: 'recent' }]);
+    expect((await pool.query('select dedupe_key from email_events where recipient_id is null')).rows).to.deep.equal([{ dedupe_key: 'unmatched-recent' }]);
+    expect((await pool.query('select dedupe_key from rejected_events')).rows).to.deep.equal([{ dedupe_key: 'rejected-recent' }]);
+    expect(pruned.sort((a, b) => a.table.localeCompare(b.table))).to.deep.equal([
+      { table: 'email_events', rows: 1 },
+      { table: 'email_send_jobs', rows: 2 },
+      { table: 'idempotency_keys', rows: 1 },
+      { table: 'rejected_events', rows: 1 },
+    ]);
+  });
+
+  it('when an old job is still in flight (queued, scheduled, deferred, processing) or has a webhook still due, then it is never pruned', async () => {
+    db = await createTestDatabase();
+    const { pool } = db;
+    const app = await makeApp(pool);
+    await pool.query("update apps set webhook_url = 'https://hooks.example.com/jetpost', webhook_secret = 'whsec_test' where id = $1", [app.id]);
+    const queued = await makeJob(pool, { appId: app.id });
+    const scheduled = await makeJob(pool, { appId: app.id, sendAt: new Date(Date.now() + 3_600_000) });
+    const deferred = await makeJob(pool, { appId: app.id, status: 'deferred' });
+    const processing = await makeJob(pool, { appId: app.id });
+    const webhookDue = await makeJob(pool, { appId: app.id, status: 'sent' });
+    await addHistory(pool, webhookDue, 'pending');
+    await pool.query("update email_send_jobs set run_at = now() + interval '1 hour' where id = any($1::bigint[])", [[queued, deferred]]);
+    const claimed = await claimJobs(pool, 'consumer-1', 10, 3_600_000);
+    expect(claimed.map((job) => job.id)).to.deep.equal([processing]);
+    const all = [queued, scheduled, deferred, processing, webhookDue];
+    for (const id of all) {
+      await age(pool, id, 400);
+    }
+
+    const pass = await createRetention({ pool, policy: { ...POLICY, jobsMs: DAY_MS }, bus: createBus() }).prune(() => false);
+
+    expect(pass.deleted.email_send_jobs).to.equal(0);
+    expect(await existing(pool, all)).to.deep.equal([...all].sort((a, b) => Number(a) - Number(b)));
+    expect(await count(pool, 'webhook_deliveries', "status = 'pending'")).to.equal(1);
+  });
+
+  it('when there is more to delete than one batch, then every statement deletes at most a batch and the pass still deletes all of it', async () => {
+    db = await createTestDatabase();
+    const { pool } = db;
+    const app = await makeApp(pool);
+    // A recent job among the old ones (here the first by id) is kept, and does not end the pass.
+    const recent = await makeJob(pool, { appId: app.id, status: 'cancelled' });
+    const jobs: string[] = [];
+    for (let index = 0; index < 25; index += 1) {
+      jobs.push(await makeJob(pool, { appId: app.id, status: 'cancelled' }));
+    }
+    for (const id of jobs) {
+      await age(pool, id, 31);
+    }
+    await pool.query(
+      `insert into rejected_events (dedupe_key, kind, reason, source, source_length, received_at)
+       select 'r-' || n, 'invalid', 'r', 's', 1, now() - interval '40 days' from generate_series(1, 23) as n`,
+    );
+    const bus = createBus();
+    const batches: Array<{ table: string; rows: number }> = [];
+    bus.on('retention:pruned', (event) => batches.push(event));
+
+    const pass = await createRetention({ pool, policy: { ...POLICY, batchSize: 10 }, bus }).prune(() => false);
+
+    expect(pass.deleted).to.include({ email_send_jobs: 25, rejected_events: 23 });
+    expect(batches.filter((b) => b.table === 'email_send_jobs').map((b) => b.rows)).to.deep.equal([9, 10, 6]);
+    expect(batches.filter((b) => b.table === 'rejected_events').map((b) => b.rows)).to.deep.equal([10, 10, 3]);
+    expect(await existing(pool, [...jobs, recent])).to.deep.equal([recent]);
+  });
+
+  it('when another replica holds the retention lock, then this one skips its pass; and two replicas pruning at once delete each row once, without an error', async () => {
+    db = await createTestDatabase();
+    const { pool } = db;
+    const app = await makeApp(pool);
+    const jobs: string[] = [];
+    for (let index = 0; index < 30; index += 1) {
+      jobs.push(await makeJob(pool, { appId: app.id, status: 'cancelled' }));
+    }
+    for (const id of jobs) {
+      await age(pool, id, 31);
+    }
+    const policy = { ...POLICY, batchSize: 10 };
+
+    const other = await pool.connect();
+    try {
+      await other.query('begin');
+      await other.query('select pg_advisory_xact_lock($1::int, $2::int)', [0x6a72, 0]);
+      const whileHeld = await createRetention({ pool, policy, bus: createBus() }).prune(() => false);
+      expect(whileHeld).to.deep.include({ skipped: true });
+      expect(whileHeld.deleted.email_send_jobs).to.equal(0);
+      await other.query('commit');
+    } finally {
+      other.release();
+    }
+
+    const [first, second] = await Promise.all([
+      createRetention({ pool, policy, bus: createBus() }).prune(() => false),
+      createRetention({ pool, policy, bus: createBus() }).prune(() => false),
+    ]);
+    expect(first!.deleted.email_send_jobs + second!.deleted.email_send_jobs).to.equal(30);
+    expect(await existing(pool, jobs)).to.deep.equal([]);
+  });
+
+  it('when a feed cursor points at a change that was pruned, then the feed reads on from the first change kept after it', async () => {
+    db = await createTestDatabase();
+    const { pool } = db;
+    const app = await makeApp(pool);
+    const old = await makeJob(pool, { appId: app.id, status: 'cancelled' });
+    const recent = await makeJob(pool, { appId: app.id, status: 'cancelled' });
+    const change = (jobId: string) =>
+      withTransaction(pool, (tx) => recordStatusChanges(tx, [{ jobId, recipientId: null, oldStatus: 'queued', newStatus: 'cancelled', details: null }]));
+    await change(old);
+    await change(recent);
+    await age(pool, old, 31);
+    const before = await readFeed(pool, app.id, { txid: '0', id: '0' }, 10);
+    expect(before.map((row) => row.jobId)).to.deep.equal([old, recent]);
+
+    await createRetention({ pool, policy: POLICY, bus: createBus() }).prune(() => false);
+
+    const cursor = { txid: before[0]!.txid, id: before[0]!.id };
+    expect((await readFeed(pool, app.id, cursor, 10)).map((row) => row.jobId)).to.deep.equal([recent]);
+    expect((await readFeed(pool, app.id, { txid: '0', id: '0' }, 10)).map((row) => row.jobId)).to.deep.equal([recent]);
+  });
+
+  it('when stopped, then a pass ends between two batches', async () => {
+    db = await createTestDatabase();
+    const { pool } = db;
+    await pool.query(
+      `insert into rejected_events (dedupe_key, kind, reason, source, source_length, received_at)
+       select 'r-' || n, 'invalid', 'r', 's', 1, now() - interval '40 days' from generate_series(1, 30) as n`,
+    );
+    let batches = 0;
+    const bus = createBus();
+    bus.on('retention:pruned', () => {
+      batches += 1;
+    });
+
+    const pass = await createRetention({ pool, policy: { ...POLICY, batchSize: 10 }, bus }).prune(() => batches >= 1);
+
+    expect(pass.deleted.rejected_events).to.equal(10);
+    expect(await count(pool, 'rejected_events')).to.equal(20);
+  });
+});
