@@ -27,6 +27,7 @@ import { readOrCreateSecretFile } from './secret-file.js';
 import { createAdminService } from './services/admin.js';
 import { createApiKeyCache } from './services/api-key-cache.js';
 import { authenticateApiKey } from './services/apps.js';
+import { createDashboardService } from './services/dashboard.js';
 import { ensureDevApiKey } from './services/dev-key.js';
 import { receiveEvents } from './services/events.js';
 import { createJobService } from './services/jobs.js';
@@ -186,6 +187,7 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
   const app = createApp({
     jobs,
     admin: createAdminService({ pool, channels, targetPolicy }),
+    dashboard: createDashboardService(pool),
     rateLimits,
     adminKey,
     authenticate: (key) => authenticateApiKey(pool, key),

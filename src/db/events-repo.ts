@@ -192,6 +192,19 @@ export async function findEventsOfJobs(db: Queryable, jobIds: readonly string[])
   return rows.map(toStoredEvent);
 }
 
+const FIND_EVENTS_OF_JOB = `
+  select ${EVENT_COLUMNS}
+  from email_events
+  where job_id = $1::bigint
+  order by occurred_at, id
+  limit $2`;
+
+/** A job's events, oldest first, at most `limit` of them (a message clicked by a bot can have thousands). */
+export async function findEventsOfJob(db: Queryable, jobId: string, limit: number): Promise<StoredEvent[]> {
+  const rows = await query(db, FIND_EVENTS_OF_JOB, [jobId, limit]);
+  return rows.map(toStoredEvent);
+}
+
 // Retention: up to `$2` events never matched to a message, received more than `$1` ms ago
 // (email_events_unmatched_received_at_idx). An event being matched right now is skipped (locked), or
 // kept once matched (checked again under the lock).

@@ -1,5 +1,6 @@
 // email_send_jobs: insert, claim, settle, cancel, read. Every state change is guarded in its WHERE
 // clause (status, lease owner) and returns the ids it changed: zero rows means a lost lease or a no-op.
+import type { JobListRow, QueueDepthStatus } from '../domain/dashboard.js';
 import type { AdminJobRow, ClaimedJob, JobRow } from '../domain/job.js';
 import type { MessageContent, NewJob } from '../domain/message.js';
 import { DEPTH_STATUSES, type QueueDepth } from '../domain/queue-figures.js';
@@ -426,6 +427,164 @@ const REQUEUE_FAILED = `
 export async function requeueFailedJobs(tx: Queryable, ids: readonly string[] | null, appName: string | null): Promise<string[]> {
   const rows = await query(tx, REQUEUE_FAILED, [ids, appName]);
   return rows.map((row) => String(row['id']));
+}
+
+// ---- the dashboard's reads: each one walks an index, a page at a time (keyset on id) ------------
+
+// One subquery per status, with the status written out, so that each one reads that status's
+// partial index (claim, lease, failed) and stops at the cap.
+const COUNT_QUEUE_DEPTH = `
+  select 'queued' as status, (select count(*) from (select 1 from email_send_jobs where status = 'queued' limit $1) as capped) as jobs
+  union all
+  select 'scheduled', (select count(*) from (select 1 from email_send_jobs where status = 'scheduled' limit $1) as capped)
+  union all
+  select 'deferred', (select count(*) from (select 1 from email_send_jobs where status = 'deferred' limit $1) as capped)
+  union all
+  select 'processing', (select count(*) from (select 1 from email_send_jobs where status = 'processing' limit $1) as capped)
+  union all
+  select 'failed', (select count(*) from (select 1 from email_send_jobs where status = 'failed' limit $1) as capped)`;
+
+/** Jobs per queue status, each counted up to `cap` + 1 (so the caller can tell "more than cap"). */
+export async function countQueueDepth(db: Queryable, cap: number): Promise<Map<QueueDepthStatus, number>> {
+  const rows = await query(db, COUNT_QUEUE_DEPTH, [cap + 1]);
+  return new Map(rows.map((row) => [row['status'] as QueueDepthStatus, Number(row['jobs'])]));
+}
+
+// The planner's estimate, kept up to date by autovacuum: -1 until the table was first analysed.
+const APPROXIMATE_JOB_COUNT = `
+  select reltuples::bigint as jobs
+  from pg_class
+  where oid = to_regclass('email_send_jobs')`;
+
+export async function approximateJobCount(db: Queryable): Promise<number | null> {
+  const [row] = await query(db, APPROXIMATE_JOB_COUNT);
+  const jobs = Number(row?.['jobs'] ?? -1);
+  return jobs < 0 ? null : jobs;
+}
+
+// Per app, so that each app's part is a range of the (app_id, created_at) index.
+const ENQUEUED_PER_MINUTE = `
+  select date_trunc('minute', j.created_at) as minute, count(*)::int as jobs
+  from apps a
+  cross join lateral (
+    select created_at
+    from email_send_jobs
+    where app_id = a.id
+      and created_at >= $1::timestamptz
+  ) as j
+  group by 1`;
+
+export async function countEnqueuedPerMinute(db: Queryable, since: Date): Promise<Array<{ minute: Date; jobs: number }>> {
+  const rows = await query(db, ENQUEUED_PER_MINUTE, [since]);
+  return rows.map((row) => ({ minute: row['minute'] as Date, jobs: Number(row['jobs']) }));
+}
+
+const ACCEPTED_PER_MINUTE = `
+  select date_trunc('minute', accepted_at) as minute, count(*)::int as jobs
+  from email_send_jobs
+  where accepted_at >= $1::timestamptz
+  group by 1`;
+
+export async function countAcceptedPerMinute(db: Queryable, since: Date): Promise<Array<{ minute: Date; jobs: number }>> {
+  const rows = await query(db, ACCEPTED_PER_MINUTE, [since]);
+  return rows.map((row) => ({ minute: row['minute'] as Date, jobs: Number(row['jobs']) }));
+}
+
+function toJobListRow(row: Record<string, unknown>): JobListRow {
+  return { ...toJob(row), appName: String(row['app_name']), recipient: (row['recipient'] as string | null) ?? null };
+}
+
+/** A page of jobs, newest first: every app's, or one app's. */
+export interface JobPage {
+  appId?: string | undefined;
+  /** Only jobs with a smaller id (the last id of the previous page). */
+  before?: string | undefined;
+  limit: number;
+}
+
+const LIST_RECENT_JOBS = `
+  select ${QUALIFIED_JOB_COLUMNS}, a.name as app_name, r.email as recipient
+  from email_send_jobs j
+  join apps a on a.id = j.app_id
+  left join lateral (
+    select email
+    from email_recipients
+    where job_id = j.id
+    order by position
+    limit 1
+  ) as r on true
+  where ($1::bigint is null or j.app_id = $1)
+    and ($2::bigint is null or j.id < $2)
+  order by j.id desc
+  limit $3`;
+
+export async function listRecentJobs(db: Queryable, page: JobPage): Promise<JobListRow[]> {
+  const rows = await query(db, LIST_RECENT_JOBS, [page.appId ?? null, page.before ?? null, page.limit]);
+  return rows.map(toJobListRow);
+}
+
+// Through the (lower(email), job_id) index: an address's jobs in id order, the app checked after.
+const FIND_JOBS_BY_RECIPIENT = `
+  select ${QUALIFIED_JOB_COLUMNS}, a.name as app_name, m.email as recipient
+  from email_recipients m
+  join email_send_jobs j on j.id = m.job_id
+  join apps a on a.id = j.app_id
+  where lower(m.email) = lower($1)
+    and ($2::bigint is null or j.app_id = $2)
+    and ($3::bigint is null or m.job_id < $3)
+  order by m.job_id desc
+  limit $4`;
+
+export async function findJobsByRecipient(db: Queryable, email: string, page: JobPage): Promise<JobListRow[]> {
+  const rows = await query(db, FIND_JOBS_BY_RECIPIENT, [email, page.appId ?? null, page.before ?? null, page.limit]);
+  return rows.map(toJobListRow);
+}
+
+// custom_id is indexed per app: each app's matches come from its part of the index.
+const FIND_JOBS_BY_ANY_CUSTOM_ID = `
+  select ${QUALIFIED_JOB_COLUMNS}, a.name as app_name, r.email as recipient
+  from apps a
+  cross join lateral (
+    select ${JOB_COLUMNS}
+    from email_send_jobs
+    where app_id = a.id
+      and custom_id = $1
+      and ($3::bigint is null or id < $3)
+    order by id desc
+    limit $4
+  ) as j
+  left join lateral (
+    select email
+    from email_recipients
+    where job_id = j.id
+    order by position
+    limit 1
+  ) as r on true
+  where ($2::bigint is null or a.id = $2)
+  order by j.id desc
+  limit $4`;
+
+export async function findJobsByAnyCustomId(db: Queryable, customId: string, page: JobPage): Promise<JobListRow[]> {
+  const rows = await query(db, FIND_JOBS_BY_ANY_CUSTOM_ID, [customId, page.appId ?? null, page.before ?? null, page.limit]);
+  return rows.map(toJobListRow);
+}
+
+// The subject and sender are read out of the message here only: one row's message, never a list's.
+const FIND_JOB_OF_ANY_APP = `
+  select ${QUALIFIED_JOB_COLUMNS}, a.name as app_name, j.message->>'subject' as subject, j.message->'from'->>'email' as from_email
+  from email_send_jobs j
+  join apps a on a.id = j.app_id
+  where j.id = $1::bigint`;
+
+export async function findJobOfAnyApp(db: Queryable, jobId: string): Promise<{ job: AdminJobRow; subject: string | null; from: string | null } | undefined> {
+  const [row] = await query(db, FIND_JOB_OF_ANY_APP, [jobId]);
+  return (
+    row && {
+      job: { ...toJob(row), appName: String(row['app_name']) },
+      subject: (row['subject'] as string | null) ?? null,
+      from: (row['from_email'] as string | null) ?? null,
+    }
+  );
 }
 
 // One count per status, each read from the partial index of its status (claim, lease, failed) and

@@ -66,3 +66,18 @@ export async function readFeed(db: Queryable, appId: string, after: { txid: stri
   const rows = await query(db, FEED, [appId, after.txid, after.id, limit]);
   return rows.map(toStatusChange);
 }
+
+const FIND_CHANGES_OF_JOB = `
+  select ${CHANGE_COLUMNS}
+  from status_changes c
+  join email_send_jobs j on j.id = c.job_id
+  left join email_recipients r on r.id = c.recipient_id
+  where c.job_id = $1::bigint
+  order by c.id
+  limit $2`;
+
+/** A job's status changes, oldest first, at most `limit` of them. */
+export async function findChangesOfJob(db: Queryable, jobId: string, limit: number): Promise<StatusChangeRow[]> {
+  const rows = await query(db, FIND_CHANGES_OF_JOB, [jobId, limit]);
+  return rows.map(toStatusChange);
+}

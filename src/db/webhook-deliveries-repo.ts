@@ -157,11 +157,13 @@ const LIST_FOR_APP = `
   join status_changes c on c.id = d.change_id
   where d.app_id = $1::bigint
     and ($2::text is null or d.status = $2)
+    and ($4::bigint is null or d.id < $4)
   order by d.id desc
   limit $3`;
 
-export async function listDeliveries(db: Queryable, appId: string, options: { status?: DeliveryStatus | undefined; limit: number }): Promise<DeliveryRow[]> {
-  const rows = await query(db, LIST_FOR_APP, [appId, options.status ?? null, options.limit]);
+/** The app's deliveries, newest first; `before` pages by delivery id. */
+export async function listDeliveries(db: Queryable, appId: string, options: { status?: DeliveryStatus | undefined; before?: string | undefined; limit: number }): Promise<DeliveryRow[]> {
+  const rows = await query(db, LIST_FOR_APP, [appId, options.status ?? null, options.limit, options.before ?? null]);
   return rows.map((row) => ({
     id: String(row['id']),
     changeId: String(row['change_id']),

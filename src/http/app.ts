@@ -7,12 +7,14 @@ import type { AppIdentity } from '../domain/app.js';
 import { AppError } from '../domain/errors.js';
 import type { Logger } from '../log.js';
 import type { AdminService } from '../services/admin.js';
+import type { DashboardService } from '../services/dashboard.js';
 import type { JobService } from '../services/jobs.js';
 import type { RateLimitCounters } from '../services/rate-limits.js';
 import { type Authenticate, type BasicCredentials, callingApp, requireAdminKey, requireApiKey, requireBasicAuth } from './auth.js';
 import { errorHandler, notFoundHandler } from './problem.js';
 import { limitFailedCallbackAuth, limitRequests, postgresStore } from './rate-limit.js';
 import { adminRouter } from './routes/admin.js';
+import { dashboardRouter } from './routes/dashboard.js';
 import { docsRouter } from './routes/docs.js';
 import { type EventsRouteDeps, eventsRouter } from './routes/events.js';
 import { type OpsRouteDeps, opsRouter } from './routes/ops.js';
@@ -24,6 +26,8 @@ import { createQueueRequestParser } from './schemas.js';
 export interface AppDeps extends OpsRouteDeps {
   jobs: JobService;
   admin: AdminService;
+  /** The reads of the operator's dashboard (/dashboard); its actions go through `admin`. */
+  dashboard: DashboardService;
   /** The per-app and per-caller request counters, shared by every replica. */
   rateLimits: RateLimitCounters;
   adminKey: string | undefined;
@@ -141,6 +145,7 @@ export function createApp(deps: AppDeps): Express {
   );
   app.use(statusRouter(deps.jobs, requireApp));
   app.use(adminRouter({ admin: deps.admin, requireAdmin: requireAdminKey(deps.adminKey) }));
+  app.use(dashboardRouter({ dashboard: deps.dashboard, admin: deps.admin, adminKey: deps.adminKey, log: deps.log, now: deps.now }));
   app.use(methodNotAllowed(app));
   app.use(notFoundHandler);
   app.use(errorHandler(deps.log));

@@ -27,7 +27,7 @@ export function callingApp(res: Response): AppIdentity {
 }
 
 /** Equal-length digests, so the comparison takes the same time whatever the input. */
-function sameSecret(given: string, expected: string): boolean {
+export function sameSecret(given: string, expected: string): boolean {
   const a = createHash('sha256').update(given).digest();
   const b = createHash('sha256').update(expected).digest();
   return timingSafeEqual(a, b);

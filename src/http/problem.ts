@@ -59,7 +59,7 @@ function formatBytes(bytes: number): string {
 }
 
 /** body-parser's errors carry `type` and `status`: they are the caller's fault and say so. */
-function fromBodyParser(error: { type?: unknown; status?: unknown; message?: unknown; limit?: unknown }): AppError | undefined {
+export function fromBodyParser(error: { type?: unknown; status?: unknown; message?: unknown; limit?: unknown }): AppError | undefined {
   switch (error.type) {
     case 'entity.parse.failed':
       return new AppError('malformed-json', 400, 'the request body is not valid JSON');

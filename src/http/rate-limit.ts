@@ -65,7 +65,7 @@ const SOURCE_BUCKETS = 1024;
  * read from X-Forwarded-For, which a client may forge when every hop is trusted: folding bounds what
  * forged values can cost, and only failed requests are ever counted this way.
  */
-function sourceBucket(address: string | undefined): string {
+export function sourceBucket(address: string | undefined): string {
   const network = ipKeyGenerator(address ?? 'unknown');
   const bucket = createHash('sha256').update(network).digest().readUInt32BE(0) % SOURCE_BUCKETS;
   return `bucket-${bucket}`;

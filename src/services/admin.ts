@@ -37,7 +37,8 @@ export interface AdminService {
   rotateWebhookSecret(appName: string, overlapSeconds: number): Promise<AppWebhook>;
   getWebhook(appName: string): Promise<AppWebhook>;
   removeWebhook(appName: string): Promise<void>;
-  listDeliveries(appName: string, filter: { status?: DeliveryStatus | undefined; limit: number }): Promise<DeliveryRow[]>;
+  /** The app's deliveries, newest first; `before` pages by delivery id. */
+  listDeliveries(appName: string, filter: { status?: DeliveryStatus | undefined; before?: string | undefined; limit: number }): Promise<DeliveryRow[]>;
   redeliver(appName: string, deliveryId: string): Promise<void>;
 }
 

@@ -3,6 +3,7 @@ import nock from 'nock';
 
 import { MAX_EVENTS_PER_BODY } from '../../src/domain/event-parse.js';
 import { CALLBACK_AUTH_FAILURES } from '../../src/http/rate-limit.js';
+import { eventText } from '../support/mailjet-events.js';
 import { isolateNetwork, mockMailjetSend, restoreNetwork } from '../support/mailjet-nock.js';
 import { EVENTS_PASSWORD, EVENTS_USER, eventually, MAILJET_TEST_ORIGIN, startTestService, type TestService } from '../support/service.js';
 
@@ -10,12 +11,6 @@ interface JobJson {
   status: string;
   recipients: Array<{ email: string; status: string; message_id: string | null }>;
   events: Array<{ type: string; message_id: string; details: Record<string, unknown> }>;
-}
-
-/** A Mailjet event as Mailjet writes it: MessageID as a raw JSON integer, whatever its size. */
-function eventText(type: string, messageId: string, email: string, time: number, extra: Record<string, unknown> = {}): string {
-  const fields = JSON.stringify({ event: type, time, email, Message_GUID: '', mj_campaign_id: 0, mj_contact_id: 1, customcampaign: '', CustomID: '', Payload: '', ...extra });
-  return `{"MessageID":${messageId},${fields.slice(1)}`;
 }
 
 const group = (...events: string[]) => `[${events.join(',')}]`;

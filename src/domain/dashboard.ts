@@ -1,0 +1,133 @@
+// What the dashboard shows, pure: its rows, the throughput minutes, how a search is read, and a job's
+// timeline assembled from its status changes and Mailjet events.
+import type { StoredEvent } from './event.js';
+import type { AdminJobRow } from './job.js';
+import type { RecipientRow } from './recipient.js';
+import type { JobStatus } from './status.js';
+import type { StatusChangeRow } from './status-change.js';
+
+/** The statuses whose jobs are still waiting for something (the queue), and the dead letters. */
+export const QUEUE_DEPTH_STATUSES = ['queued', 'scheduled', 'deferred', 'processing', 'failed'] as const satisfies readonly JobStatus[];
+export type QueueDepthStatus = (typeof QUEUE_DEPTH_STATUSES)[number];
+
+/** Counting stops here: a count of a million rows would cost more than the page is worth. */
+export const DEPTH_COUNT_CAP = 10_000;
+
+export interface QueueDepth {
+  status: QueueDepthStatus;
+  /** At most DEPTH_COUNT_CAP; `capped` says there are more. */
+  jobs: number;
+  capped: boolean;
+}
+
+export interface ThroughputMinute {
+  /** The minute's start. */
+  minute: Date;
+  enqueued: number;
+  accepted: number;
+}
+
+export const THROUGHPUT_MINUTES = 60;
+
+export interface Overview {
+  depth: QueueDepth[];
+  /** PostgreSQL's estimate of the jobs kept (pg_class.reltuples); null before the table was ever analysed. */
+  approximateJobs: number | null;
+  throughput: ThroughputMinute[];
+}
+
+/** The start of the throughput window: the minute THROUGHPUT_MINUTES - 1 minutes before `now`'s. */
+export function throughputSince(now: Date): Date {
+  const minute = Math.floor(now.getTime() / 60_000) * 60_000;
+  return new Date(minute - (THROUGHPUT_MINUTES - 1) * 60_000);
+}
+
+/** One entry per minute of the window, the minutes with no job included. */
+export function throughputMinutes(now: Date, enqueued: ReadonlyArray<{ minute: Date; jobs: number }>, accepted: ReadonlyArray<{ minute: Date; jobs: number }>): ThroughputMinute[] {
+  const since = throughputSince(now).getTime();
+  const byMinute = (rows: ReadonlyArray<{ minute: Date; jobs: number }>) => new Map(rows.map((row) => [row.minute.getTime(), row.jobs]));
+  const enqueuedAt = byMinute(enqueued);
+  const acceptedAt = byMinute(accepted);
+  return Array.from({ length: THROUGHPUT_MINUTES }, (_, i) => {
+    const minute = since + i * 60_000;
+    return { minute: new Date(minute), enqueued: enqueuedAt.get(minute) ?? 0, accepted: acceptedAt.get(minute) ?? 0 };
+  });
+}
+
+/** A job in a list: its app, and the recipient it was found by (or its first one). */
+export interface JobListRow extends AdminJobRow {
+  recipient: string | null;
+}
+
+export type JobSearchField = 'job_id' | 'custom_id' | 'recipient';
+
+export interface JobSearch {
+  field: JobSearchField;
+  value: string;
+}
+
+/**
+ * What a search box's text looks for when the operator did not say: an address has an @, a job id
+ * is digits, anything else is a custom_id.
+ */
+export function searchField(text: string): JobSearchField {
+  if (text.includes('@')) {
+    return 'recipient';
+  }
+  return /^[1-9]\d{0,18}$/.test(text) ? 'job_id' : 'custom_id';
+}
+
+export interface JobDetail {
+  job: AdminJobRow;
+  subject: string | null;
+  from: string | null;
+  recipients: RecipientRow[];
+  timeline: TimelineEntry[];
+}
+
+export interface TimelineEntry {
+  at: Date;
+  kind: 'created' | 'status' | 'event';
+  /** The recipient it concerns; null for the job itself. */
+  recipient: string | null;
+  /** e.g. "queued", "accepted → sent", "open". */
+  what: string;
+  /** The error, the bounce reason, the clicked URL… as text; null when there is nothing more. */
+  detail: string | null;
+}
+
+function describe(details: Record<string, unknown> | null): string | null {
+  if (details === null || Object.keys(details).length === 0) {
+    return null;
+  }
+  return Object.entries(details)
+    .map(([key, value]) => `${key}: ${typeof value === 'string' ? value : JSON.stringify(value)}`)
+    .join(', ');
+}
+
+/** What of an event's payload explains it (the rest is Mailjet's bookkeeping). */
+const EVENT_DETAIL_FIELDS = ['url', 'error_related_to', 'error', 'comment', 'hard_bounce', 'source', 'agent'];
+
+/** The job's history, oldest first: its creation, every status change and every Mailjet event. */
+export function buildTimeline(job: AdminJobRow, recipients: readonly RecipientRow[], changes: readonly StatusChangeRow[], events: readonly StoredEvent[]): TimelineEntry[] {
+  const emailOf = new Map(recipients.map((recipient) => [recipient.id, recipient.email]));
+  const entries: TimelineEntry[] = [
+    { at: job.createdAt, kind: 'created', recipient: null, what: 'queued', detail: job.sendAt ? `send_at: ${job.sendAt.toISOString()}` : null },
+    ...changes.map((change): TimelineEntry => ({
+      at: change.createdAt,
+      kind: 'status',
+      recipient: change.recipient,
+      what: change.oldStatus ? `${change.oldStatus} → ${change.newStatus}` : change.newStatus,
+      detail: describe(change.details),
+    })),
+    ...events.map((event): TimelineEntry => ({
+      at: event.occurredAt,
+      kind: 'event',
+      recipient: (event.recipientId && emailOf.get(event.recipientId)) ?? event.email,
+      what: event.type,
+      detail: describe(Object.fromEntries(EVENT_DETAIL_FIELDS.filter((field) => event.payload[field] !== undefined && event.payload[field] !== '').map((field) => [field, event.payload[field]]))),
+    })),
+  ];
+  // Stable: equal times keep creation, then changes, then events.
+  return entries.sort((a, b) => a.at.getTime() - b.at.getTime());
+}

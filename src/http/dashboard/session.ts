@@ -1,0 +1,114 @@
+// The dashboard's login session, as express sees it: the cookie (HttpOnly, SameSite=Strict, Secure
+// when the request came over HTTPS, as `trust proxy` reads it), the check that a page's visitor is
+// logged in, and the checks every POST passes (same origin, the session's CSRF token).
+import type { Request, RequestHandler, Response } from 'express';
+
+import { csrfToken, csrfTokenMatches, type Session, sessionKey, verifySession } from '../../domain/dashboard-session.js';
+import { AppError } from '../../domain/errors.js';
+
+export const SESSION_COOKIE = 'jetpost_dashboard';
+/** The cookie goes only with the dashboard's own requests. */
+export const DASHBOARD_PATH = '/dashboard';
+export const LOGIN_PATH = `${DASHBOARD_PATH}/login`;
+/** The form field every POST carries. */
+export const CSRF_FIELD = 'csrf';
+
+export interface DashboardVisitor {
+  session: Session;
+  csrf: string;
+}
+
+/** The logged-in visitor of a page (set by `requireSession`). */
+export function dashboardVisitor(res: Response): DashboardVisitor {
+  return res.locals['dashboardVisitor'] as DashboardVisitor;
+}
+
+function cookieValue(req: Request, name: string): string | undefined {
+  for (const part of (req.get('cookie') ?? '').split(';')) {
+    const separator = part.indexOf('=');
+    if (separator > 0 && part.slice(0, separator).trim() === name) {
+      return part.slice(separator + 1).trim();
+    }
+  }
+  return undefined;
+}
+
+/** Where a login may send the visitor back to: a dashboard page of this origin, nothing else. */
+export function safeReturnPath(path: unknown): string {
+  return typeof path === 'string' && /^\/dashboard(?:[/?][^\\\s]*)?$/.test(path) && !path.startsWith('//') ? path : DASHBOARD_PATH;
+}
+
+export class DashboardSessions {
+  private readonly key: Buffer | undefined;
+
+  constructor(
+    adminKey: string | undefined,
+    private readonly now: () => Date,
+  ) {
+    this.key = adminKey === undefined ? undefined : sessionKey(adminKey);
+  }
+
+  /** False when ADMIN_API_KEY is not set: nobody can log in. */
+  get enabled(): boolean {
+    return this.key !== undefined;
+  }
+
+  /** The visitor a request's cookie stands for, if it holds a valid session. */
+  visitor(req: Request): DashboardVisitor | undefined {
+    const token = cookieValue(req, SESSION_COOKIE);
+    const session = this.key && token ? verifySession(this.key, token, this.now()) : undefined;
+    return session && { session, csrf: csrfToken(this.key!, session) };
+  }
+
+  start(req: Request, res: Response, session: Session): void {
+    res.cookie(SESSION_COOKIE, session.token, {
+      httpOnly: true,
+      sameSite: 'strict',
+      secure: req.secure,
+      path: DASHBOARD_PATH,
+      expires: session.expiresAt,
+    });
+  }
+
+  end(req: Request, res: Response): void {
+    res.clearCookie(SESSION_COOKIE, { httpOnly: true, sameSite: 'strict', secure: req.secure, path: DASHBOARD_PATH });
+  }
+
+  /** Pages need a session: without one, the visitor is sent to the login form (and back afterwards). */
+  readonly requireSession: RequestHandler = (req, res, next) => {
+    const visitor = this.visitor(req);
+    if (!visitor) {
+      const back = req.method === 'GET' ? `?next=${encodeURIComponent(req.originalUrl)}` : '';
+      res.redirect(303, `${LOGIN_PATH}${back}`);
+      return;
+    }
+    res.locals['dashboardVisitor'] = visitor;
+    next();
+  };
+
+  /** A POST of a logged-in visitor: from this origin, with the session's CSRF token. */
+  readonly checkForm: RequestHandler = (req, res, next) => {
+    const given: unknown = (req.body as Record<string, unknown> | undefined)?.[CSRF_FIELD];
+    if (typeof given !== 'string' || !csrfTokenMatches(this.key!, dashboardVisitor(res).session, given)) {
+      next(new AppError('csrf-token', 403, 'this form is stale or did not come from the dashboard (its CSRF token is missing or wrong): reload the page and try again'));
+      return;
+    }
+    next();
+  };
+}
+
+/**
+ * Every POST comes from a page of this origin: the browser says so in Origin (and Sec-Fetch-Site).
+ * A request without them (not a browser) still needs the session cookie and the CSRF token.
+ */
+export const requireSameOrigin: RequestHandler = (req, _res, next) => {
+  const origin = req.get('origin');
+  const site = req.get('sec-fetch-site');
+  // req.host follows X-Forwarded-Host when TRUST_PROXY trusts the proxy, as req.protocol follows X-Forwarded-Proto.
+  const ownOrigin = `${req.protocol}://${req.host}`;
+  if ((origin !== undefined && origin !== ownOrigin) || (site !== undefined && site !== 'same-origin' && site !== 'none')) {
+    next(new AppError('cross-origin', 403, `a form of another site (${origin ?? site ?? '?'}) cannot act on the dashboard`));
+    return;
+  }
+  next();
+};

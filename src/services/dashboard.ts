@@ -1,0 +1,93 @@
+// What the dashboard reads that the admin service does not: the queue at a glance, job search
+// across apps, and a job's timeline. Its actions (requeue, suppressions, redelivery) go through the
+// admin service, the same as the admin API's and the CLI's.
+import { findEventsOfJob } from '../db/events-repo.js';
+import {
+  approximateJobCount,
+  countAcceptedPerMinute,
+  countEnqueuedPerMinute,
+  countQueueDepth,
+  findJobOfAnyApp,
+  findJobsByAnyCustomId,
+  findJobsByRecipient,
+  type JobPage,
+  listRecentJobs,
+} from '../db/jobs-repo.js';
+import type { Pool } from '../db/pool.js';
+import { findRecipients } from '../db/recipients-repo.js';
+import { findChangesOfJob } from '../db/status-changes-repo.js';
+import {
+  buildTimeline,
+  DEPTH_COUNT_CAP,
+  type JobDetail,
+  type JobListRow,
+  type JobSearch,
+  type Overview,
+  QUEUE_DEPTH_STATUSES,
+  throughputMinutes,
+  throughputSince,
+} from '../domain/dashboard.js';
+import { findApp } from './apps.js';
+
+/** A job's timeline shows at most this many status changes and as many events. */
+const TIMELINE_LIMIT = 500;
+
+export interface DashboardService {
+  overview(now: Date): Promise<Overview>;
+  /** Jobs newest first: all, or those a search finds; of one app when named; `before` pages by job id. */
+  listJobs(filter: { search?: JobSearch | undefined; appName?: string | undefined; before?: string | undefined; limit: number }): Promise<JobListRow[]>;
+  /** A job of any app with its recipients and timeline, or undefined. */
+  jobDetail(jobId: string): Promise<JobDetail | undefined>;
+}
+
+export function createDashboardService(pool: Pool): DashboardService {
+  return {
+    async overview(now) {
+      const since = throughputSince(now);
+      const [counts, approximateJobs, enqueued, accepted] = await Promise.all([
+        countQueueDepth(pool, DEPTH_COUNT_CAP),
+        approximateJobCount(pool),
+        countEnqueuedPerMinute(pool, since),
+        countAcceptedPerMinute(pool, since),
+      ]);
+      const depth = QUEUE_DEPTH_STATUSES.map((status) => {
+        const jobs = counts.get(status) ?? 0;
+        return { status, jobs: Math.min(jobs, DEPTH_COUNT_CAP), capped: jobs > DEPTH_COUNT_CAP };
+      });
+      return { depth, approximateJobs, throughput: throughputMinutes(now, enqueued, accepted) };
+    },
+
+    async listJobs({ search, appName, before, limit }) {
+      const page: JobPage = { appId: appName === undefined ? undefined : (await findApp(pool, appName)).id, before, limit };
+      switch (search?.field) {
+        case undefined:
+          return listRecentJobs(pool, page);
+        case 'recipient':
+          return findJobsByRecipient(pool, search.value, page);
+        case 'custom_id':
+          return findJobsByAnyCustomId(pool, search.value, page);
+        case 'job_id': {
+          const found = before === undefined ? await findJobOfAnyApp(pool, search.value) : undefined;
+          if (!found || (page.appId !== undefined && found.job.appId !== page.appId)) {
+            return [];
+          }
+          const [first] = await findRecipients(pool, [found.job.id]);
+          return [{ ...found.job, recipient: first?.email ?? null }];
+        }
+      }
+    },
+
+    async jobDetail(jobId) {
+      const found = await findJobOfAnyApp(pool, jobId);
+      if (!found) {
+        return undefined;
+      }
+      const [recipients, changes, events] = await Promise.all([
+        findRecipients(pool, [jobId]),
+        findChangesOfJob(pool, jobId, TIMELINE_LIMIT),
+        findEventsOfJob(pool, jobId, TIMELINE_LIMIT),
+      ]);
+      return { ...found, recipients, timeline: buildTimeline(found.job, recipients, changes, events) };
+    },
+  };
+}

@@ -1,0 +1,132 @@
+// Every read of the dashboard walks an index at scale: 200,000 jobs (with their recipients, status
+// changes, events, deliveries and suppressions) are seeded with generate_series and analysed, then
+// each query runs under EXPLAIN (ANALYZE, BUFFERS), with the values a page would give it: its plan
+// must read no big table sequentially, and it must touch a bounded number of pages, so that a plan
+// walking a whole index (no Seq Scan, yet as slow) fails too. bench/dashboard.ts times the pages
+// themselves at 1,000,000 jobs.
+import { expect } from 'chai';
+
+import { seedDashboardHistory,type SeededHistory } from '../../bench/dashboard-seed.js';
+import { listAppsWithKeys } from '../../src/db/apps-repo.js';
+import { findEventsOfJob } from '../../src/db/events-repo.js';
+import {
+  approximateJobCount,
+  countAcceptedPerMinute,
+  countEnqueuedPerMinute,
+  countQueueDepth,
+  findJobOfAnyApp,
+  findJobsByAnyCustomId,
+  findJobsByRecipient,
+  listJobsByStatus,
+  listRecentJobs,
+} from '../../src/db/jobs-repo.js';
+import type { Queryable } from '../../src/db/pool.js';
+import { findRecipients } from '../../src/db/recipients-repo.js';
+import { findChangesOfJob } from '../../src/db/status-changes-repo.js';
+import { listSuppressions } from '../../src/db/suppressions-repo.js';
+import { listDeliveries } from '../../src/db/webhook-deliveries-repo.js';
+import { DEPTH_COUNT_CAP, throughputSince } from '../../src/domain/dashboard.js';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
+
+/** The tables that grow with the traffic; apps and api_keys stay small. */
+const BIG_TABLES = new Set(['email_send_jobs', 'email_recipients', 'status_changes', 'email_events', 'webhook_deliveries', 'suppressions']);
+
+/**
+ * Pages (8 kB) one statement may touch: a page of 50 rows with their recipients needs a few hundred;
+ * walking one of the 200,000-row tables or its indexes needs several thousand.
+ */
+const PAGE_BUDGET = 2_000;
+
+interface PlanNode {
+  'Node Type': string;
+  'Shared Hit Blocks'?: number;
+  'Shared Read Blocks'?: number;
+  'Relation Name'?: string;
+  'Index Name'?: string;
+  Plans?: PlanNode[];
+}
+
+function nodesOf(node: PlanNode): PlanNode[] {
+  return [node, ...(node.Plans ?? []).flatMap(nodesOf)];
+}
+
+interface Run {
+  nodes: PlanNode[];
+  /** Pages read or found in shared buffers, by the whole statement. */
+  pages: number;
+}
+
+/** A Queryable that runs each statement under EXPLAIN (ANALYZE, BUFFERS) and keeps the plans (the repos then see no rows). */
+function planner(db: Queryable): { db: Queryable; runs: Run[] } {
+  const runs: Run[] = [];
+  return {
+    runs,
+    db: {
+      query: (async (text: string, values?: unknown[]) => {
+        const result = await db.query<{ 'QUERY PLAN': Array<{ Plan: PlanNode }> }>(`explain (analyze, buffers, format json) ${text}`, values);
+        const plan = result.rows[0]!['QUERY PLAN'][0]!.Plan;
+        runs.push({ nodes: nodesOf(plan), pages: (plan['Shared Hit Blocks'] ?? 0) + (plan['Shared Read Blocks'] ?? 0) });
+        return { ...result, rows: [], rowCount: 0 };
+      }) as Queryable['query'],
+    },
+  };
+}
+
+describe('the dashboard\'s queries at 200,000 jobs', function () {
+  // Seeding and analysing 200,000 jobs and their history on a loaded 2-core machine.
+  this.timeout(600_000);
+
+  let db: TestDatabase;
+  let seeded: SeededHistory;
+  const now = new Date();
+
+  before(async () => {
+    db = await createTestDatabase();
+    seeded = await seedDashboardHistory(db.pool, { jobs: 200_000, apps: 20, prefix: 'plan', now });
+  });
+
+  after(async () => {
+    await db?.drop();
+  });
+
+  const queries: Array<[string, (db: Queryable) => Promise<unknown>]> = [
+    ['queue depth', (q) => countQueueDepth(q, DEPTH_COUNT_CAP)],
+    ['approximate job count', (q) => approximateJobCount(q)],
+    ['enqueued per minute', (q) => countEnqueuedPerMinute(q, throughputSince(now))],
+    ['accepted per minute', (q) => countAcceptedPerMinute(q, throughputSince(now))],
+    ['recent jobs', (q) => listRecentJobs(q, { limit: 50 })],
+    ['recent jobs, older page', (q) => listRecentJobs(q, { before: seeded.middleJobId, limit: 50 })],
+    ['one app\'s jobs', (q) => listRecentJobs(q, { appId: seeded.appIds[3], limit: 50 })],
+    ['a rare app\'s jobs', (q) => listRecentJobs(q, { appId: seeded.rareAppId, limit: 50 })],
+    ['one app\'s jobs, older page', (q) => listRecentJobs(q, { appId: seeded.appIds[3], before: seeded.middleJobId, limit: 50 })],
+    ['jobs by recipient', (q) => findJobsByRecipient(q, seeded.sampleRecipient.toUpperCase(), { limit: 50 })],
+    ['jobs by recipient in one app', (q) => findJobsByRecipient(q, seeded.sampleRecipient, { appId: seeded.appIds[1], before: seeded.middleJobId, limit: 50 })],
+    ['jobs by custom_id', (q) => findJobsByAnyCustomId(q, seeded.sampleCustomId, { limit: 50 })],
+    ['jobs by custom_id in one app', (q) => findJobsByAnyCustomId(q, seeded.sampleCustomId, { appId: seeded.appIds[2], limit: 50 })],
+    ['a job', (q) => findJobOfAnyApp(q, seeded.sampleJobId)],
+    ['a job\'s recipients', (q) => findRecipients(q, [seeded.sampleJobId])],
+    ['a job\'s status changes', (q) => findChangesOfJob(q, seeded.sampleJobId, 500)],
+    ['a job\'s events', (q) => findEventsOfJob(q, seeded.sampleJobId, 500)],
+    ['failed jobs', (q) => listJobsByStatus(q, 'failed', { limit: 50 })],
+    ['failed jobs of one app, older page', (q) => listJobsByStatus(q, 'failed', { appName: seeded.appNames[0], before: seeded.middleJobId, limit: 50 })],
+    ['suppressions', (q) => listSuppressions(q, seeded.appIds[0]!, { limit: 50 })],
+    ['suppressions, next page', (q) => listSuppressions(q, seeded.appIds[0]!, { after: 'bounced500@example.org', limit: 50 })],
+    ['webhook deliveries', (q) => listDeliveries(q, seeded.appIds[0]!, { limit: 50 })],
+    ['webhook deliveries, older page, delivered', (q) => listDeliveries(q, seeded.appIds[0]!, { status: 'delivered', before: '5000', limit: 50 })],
+    ['apps', (q) => listAppsWithKeys(q)],
+  ];
+
+  for (const [name, run] of queries) {
+    it(`${name}: no sequential scan of a big table, at most ${PAGE_BUDGET} pages`, async () => {
+      const { db: explaining, runs } = planner(db.pool);
+      await run(explaining);
+      expect(runs.length, 'statements run').to.be.above(0);
+      for (const { nodes, pages } of runs) {
+        const shape = JSON.stringify(nodes.map((node) => [node['Node Type'], node['Relation Name'], node['Index Name']].filter(Boolean)));
+        const scans = nodes.filter((node) => node['Node Type'] === 'Seq Scan' && BIG_TABLES.has(node['Relation Name'] ?? ''));
+        expect(scans.map((node) => node['Relation Name']), shape).to.deep.equal([]);
+        expect(pages, `pages touched by ${shape}`).to.be.at.most(PAGE_BUDGET);
+      }
+    });
+  }
+});
