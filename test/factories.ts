@@ -8,7 +8,9 @@ import { insertJobs } from '../src/db/jobs-repo.js';
 import { type Pool, withTransaction } from '../src/db/pool.js';
 import { addSuppression, suppressRecipients } from '../src/db/suppressions-repo.js';
 import type { App } from '../src/domain/app.js';
+import type { ClaimedJob } from '../src/domain/job.js';
 import type { NewJob, Recipient } from '../src/domain/message.js';
+import type { RecipientRow } from '../src/domain/recipient.js';
 import type { JobStatus } from '../src/domain/status.js';
 import type { SuppressionReason } from '../src/domain/suppression.js';
 import { addApiKey, createAppWithKey } from '../src/services/apps.js';
@@ -132,4 +134,40 @@ export async function makeSuppression(pool: Pool, appId: string, email: string, 
   const jobId = await makeJob(pool, { appId, to: [email], status: 'cancelled' });
   const [recipientId] = await recipientIds(pool, jobId);
   await suppressRecipients(pool, [{ recipientId: recipientId!, reason, detail: options.detail ?? null }]);
+}
+
+// ---- rows in memory, for the consumer's pure steps and doubles ----------------------------------
+
+const CLAIMED_AT = new Date('2030-01-01T00:00:00Z');
+
+/** A job as consumer-1 holds it after a claim: first attempt, one recipient, a text message. */
+export function claimedJob(overrides: Partial<ClaimedJob> = {}): ClaimedJob {
+  return {
+    id: '1',
+    appId: '7',
+    status: 'processing',
+    customId: null,
+    metadata: null,
+    priority: 0,
+    sendAt: null,
+    runAt: CLAIMED_AT,
+    attempts: 1,
+    maxAttempts: 3,
+    lockedBy: 'consumer-1',
+    lockedUntil: CLAIMED_AT,
+    lastError: null,
+    recipientCount: 1,
+    outcomeUnknown: false,
+    createdAt: CLAIMED_AT,
+    updatedAt: CLAIMED_AT,
+    acceptedAt: null,
+    content: { from: { email: 'app@example.com' }, subject: 'Hello', text: 'Hi' },
+    lookUpOnly: false,
+    ...overrides,
+  };
+}
+
+/** The To recipient of `job`, not sent yet. */
+export function pendingRecipient(job: ClaimedJob, email = 'a@example.com'): RecipientRow {
+  return { id: `${job.id}1`, jobId: job.id, position: 0, kind: 'to', email, name: null, status: 'pending', messageId: null, messageUuid: null, updatedAt: CLAIMED_AT };
 }

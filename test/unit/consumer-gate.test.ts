@@ -5,50 +5,15 @@ import { expect } from 'chai';
 
 import { createBus } from '../../src/bus.js';
 import type { ClaimedJob } from '../../src/domain/job.js';
-import type { RecipientRow } from '../../src/domain/recipient.js';
 import type { RecordSummary } from '../../src/services/sending.js';
 import { type ConsumerDeps,createConsumer } from '../../src/workers/consumer.js';
 import { createSendGate } from '../../src/workers/send-gate.js';
 import { createWakeup } from '../../src/workers/wakeup.js';
+import { claimedJob, pendingRecipient } from '../factories.js';
 import { testLogger } from '../support/log.js';
 
-const AT = new Date('2030-01-01T00:00:00Z');
-
-const job: ClaimedJob = {
-  id: '1',
-  appId: '7',
-  status: 'processing',
-  customId: null,
-  metadata: null,
-  priority: 0,
-  sendAt: null,
-  runAt: AT,
-  attempts: 1,
-  maxAttempts: 3,
-  lockedBy: 'consumer-1',
-  lockedUntil: AT,
-  lastError: null,
-  recipientCount: 1,
-  outcomeUnknown: false,
-  createdAt: AT,
-  updatedAt: AT,
-  acceptedAt: null,
-  content: { from: { email: 'app@example.com' }, subject: 'Hello', text: 'Hi' },
-  lookUpOnly: false,
-};
-
-const recipient: RecipientRow = {
-  id: '11',
-  jobId: '1',
-  position: 0,
-  kind: 'to',
-  email: 'a@example.com',
-  name: null,
-  status: 'pending',
-  messageId: null,
-  messageUuid: null,
-  updatedAt: AT,
-};
+const job = claimedJob();
+const recipient = pendingRecipient(job);
 
 describe('consumer: the send gate comes right before the call', () => {
   it('when a 429 pauses the gate while the consumer renews its leases, then its call waits until the pause is over', async () => {

@@ -10,38 +10,15 @@ import type { MessageContent } from '../../src/domain/message.js';
 import type { RecipientRow } from '../../src/domain/recipient.js';
 import { planCalls } from '../../src/domain/send-plan.js';
 import { parseQueueRequest } from '../../src/http/schemas.js';
-import { message } from '../factories.js';
+import { claimedJob, message, pendingRecipient } from '../factories.js';
 
-const AT = new Date('2030-01-01T00:00:00Z');
-
-/** A job as a consumer claims it, to `email`. */
+/** A job as a consumer claims it. */
 function claimed(id: string, content: MessageContent, customId: string | null = null): ClaimedJob {
-  return {
-    id,
-    appId: '7',
-    status: 'processing',
-    customId,
-    metadata: null,
-    priority: 0,
-    sendAt: null,
-    runAt: AT,
-    attempts: 1,
-    maxAttempts: 3,
-    lockedBy: 'consumer-1',
-    lockedUntil: AT,
-    lastError: null,
-    recipientCount: 1,
-    outcomeUnknown: false,
-    createdAt: AT,
-    updatedAt: AT,
-    acceptedAt: null,
-    content,
-    lookUpOnly: false,
-  };
+  return claimedJob({ id, content, customId });
 }
 
 function recipientOf(job: ClaimedJob, email = `to-${job.id}@example.com`): RecipientRow {
-  return { id: `r${job.id}`, jobId: job.id, position: 0, kind: 'to', email, name: null, status: 'pending', messageId: null, messageUuid: null, updatedAt: AT };
+  return pendingRecipient(job, email);
 }
 
 /** The Mailjet message a POST /queue body becomes, as job `id`. */
