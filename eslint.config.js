@@ -11,9 +11,11 @@ import tseslint from 'typescript-eslint';
 // an import is allowed only if a policy below allows it (imports point down only). Later policies
 // override earlier ones. test/unit/lint-boundaries.test.ts lints a probe import against each of them.
 const root = path.dirname(fileURLToPath(import.meta.url));
-const floors = [
-  'domain', 'db', 'mailjet', 'webhooks', 'services', 'workers', 'http/routes', 'http', 'bin', 'simulator',
-].map((folder) => ({ type: folder === 'http/routes' ? 'route' : folder, pattern: `src/${folder}`, partialMatch: false }));
+const floors = ['domain', 'db', 'mailjet', 'webhooks', 'services', 'workers', 'http/routes', 'http', 'bin', 'simulator'].map((folder) => ({
+  type: folder === 'http/routes' ? 'route' : folder,
+  pattern: `src/${folder}`,
+  partialMatch: false,
+}));
 // config, log, bus, metrics, paths, …, and main.ts: the files beside the floors (the first match wins,
 // so a new folder counts as a leaf, which may import only domain/ and the leaves, until it is listed).
 floors.push({ type: 'leaf', pattern: 'src', partialMatch: false });
@@ -102,7 +104,10 @@ export default tseslint.config(
       'import/resolver': { typescript: { project: path.join(root, 'tsconfig.json') } },
     },
     rules: {
-      'boundaries/dependencies': ['error', { default: 'disallow', checkAllOrigins: true, checkUnknownLocals: true, checkInternals: true, policies: boundaryPolicies }],
+      'boundaries/dependencies': [
+        'error',
+        { default: 'disallow', checkAllOrigins: true, checkUnknownLocals: true, checkInternals: true, policies: boundaryPolicies },
+      ],
     },
   },
   // Settings come from one place: config.ts parses process.env once, at start.

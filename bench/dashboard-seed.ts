@@ -108,6 +108,19 @@ export async function seedDashboardHistory(db: Queryable, options: { jobs: numbe
       [appIds],
     )
   ).rows[0]!;
-  const middle = (await db.query<{ id: string }>('select j.id::text as id from email_send_jobs j where j.app_id = any($1::bigint[]) order by j.id limit 1 offset $2', [appIds, Math.floor(options.jobs / 2)])).rows[0]!;
-  return { appIds, appNames: apps.map((app) => app.name), rareAppId: appIds.at(-1)!, sampleJobId: sample.job_id, sampleRecipient: sample.email, sampleCustomId: sample.custom_id, middleJobId: middle.id };
+  const middle = (
+    await db.query<{ id: string }>('select j.id::text as id from email_send_jobs j where j.app_id = any($1::bigint[]) order by j.id limit 1 offset $2', [
+      appIds,
+      Math.floor(options.jobs / 2),
+    ])
+  ).rows[0]!;
+  return {
+    appIds,
+    appNames: apps.map((app) => app.name),
+    rareAppId: appIds.at(-1)!,
+    sampleJobId: sample.job_id,
+    sampleRecipient: sample.email,
+    sampleCustomId: sample.custom_id,
+    middleJobId: middle.id,
+  };
 }

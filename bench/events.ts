@@ -24,7 +24,12 @@ export function eventBodies(kind: EventKind, messages: readonly SentMessage[], g
   const time = Math.floor(Date.now() / 1000);
   const bodies: string[] = [];
   for (let offset = 0; offset < messages.length; offset += groupSize) {
-    bodies.push(`[${messages.slice(offset, offset + groupSize).map((message) => mailjetEvent(kind, message, time)).join(',')}]`);
+    bodies.push(
+      `[${messages
+        .slice(offset, offset + groupSize)
+        .map((message) => mailjetEvent(kind, message, time))
+        .join(',')}]`,
+    );
   }
   return bodies;
 }

@@ -15,7 +15,11 @@ export function request(method: string, url: string, headers: Record<string, str
   return new Promise((resolve, reject) => {
     const req = httpRequest(
       url,
-      { method, agent, headers: body === undefined ? headers : { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)), ...headers } },
+      {
+        method,
+        agent,
+        headers: body === undefined ? headers : { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)), ...headers },
+      },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (chunk: Buffer) => chunks.push(chunk));

@@ -103,7 +103,10 @@ function arrival(url: URL, res: ServerResponse): void {
     return;
   }
   const timer = setTimeout(() => {
-    waiters.set(email, (waiters.get(email) ?? []).filter((waiter) => waiter !== answer));
+    waiters.set(
+      email,
+      (waiters.get(email) ?? []).filter((waiter) => waiter !== answer),
+    );
     reply(res, 404, JSON.stringify({ error: `no message to ${email} within ${ARRIVAL_WAIT_MS} ms` }));
   }, ARRIVAL_WAIT_MS);
   const answer = (at: number) => {

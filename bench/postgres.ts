@@ -47,7 +47,9 @@ export async function startBenchPostgres(databaseUrl: string | undefined): Promi
     await admin.connect();
   } catch (error) {
     await stopServer();
-    throw new Error(`cannot connect to ${databaseUrl === undefined ? 'the embedded PostgreSQL' : 'DATABASE_URL'}: ${(error as Error).message}`, { cause: error });
+    throw new Error(`cannot connect to ${databaseUrl === undefined ? 'the embedded PostgreSQL' : 'DATABASE_URL'}: ${(error as Error).message}`, {
+      cause: error,
+    });
   }
   try {
     const { rows } = await admin.query<{ version: string; data_directory: string; settings: string }>(

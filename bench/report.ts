@@ -126,14 +126,21 @@ export function toMarkdown(report: Report): string {
     '| --- | ---: | --- | ---: | --- | --- |',
     ...report.rows.map((row) => {
       const ratio = ratioOf(row);
-      const reference = row.reference ? `${row.reference.label}${row.reference.value === undefined ? '' : `: ${formatNumber(row.reference.value, row.unit)}`}` : '';
+      const reference = row.reference
+        ? `${row.reference.label}${row.reference.value === undefined ? '' : `: ${formatNumber(row.reference.value, row.unit)}`}`
+        : '';
       const verdict = verdictOf(row);
       return `| ${row.measure}${row.note ? ` (${row.note})` : ''} | ${formatNumber(row.jetpost, row.unit)} | ${reference} | ${ratio === undefined ? '' : `${ratio.toFixed(2)}×`} | ${row.target?.text ?? ''} | ${verdict === 'pass' ? '✓ pass' : verdict === 'miss' ? '✗ miss' : ''} |`;
     }),
     '',
   ];
   if (report.failures.length > 0) {
-    lines.push('Parts that failed to run (their figures are missing above):', '', ...report.failures.map((failure) => `- ${failure.scenario}: ${failure.error}`), '');
+    lines.push(
+      'Parts that failed to run (their figures are missing above):',
+      '',
+      ...report.failures.map((failure) => `- ${failure.scenario}: ${failure.error}`),
+      '',
+    );
   }
   return lines.join('\n');
 }
@@ -142,11 +149,7 @@ export function toMarkdown(report: Report): string {
 export async function writeReport(report: Report, resultsDir: string, record: boolean): Promise<string[]> {
   const stamp = `${report.startedAt.toISOString().slice(0, 19).replace(/:/g, '-')}${report.mode === 'quick' ? '-quick' : ''}`;
   const markdown = toMarkdown(report);
-  const json = JSON.stringify(
-    { ...report, rows: report.rows.map((row) => ({ ...row, ratio: ratioOf(row), verdict: verdictOf(row) })) },
-    null,
-    2,
-  );
+  const json = JSON.stringify({ ...report, rows: report.rows.map((row) => ({ ...row, ratio: ratioOf(row), verdict: verdictOf(row) })) }, null, 2);
   await fs.mkdir(resultsDir, { recursive: true });
   const written = [path.join(resultsDir, `${stamp}.md`), path.join(resultsDir, `${stamp}.json`)];
   await fs.writeFile(written[0]!, markdown);

@@ -84,7 +84,9 @@ async function main(): Promise<number> {
   if (plan.databaseUrl === undefined && needed > 0) {
     const disk = await fs.statfs(os.tmpdir());
     if (disk.bavail * disk.bsize < needed) {
-      progress(`warning: the scale scenario needs about ${Math.ceil(needed / 2 ** 30)} GiB in ${os.tmpdir()}; ${Math.floor((disk.bavail * disk.bsize) / 2 ** 30)} GiB are free`);
+      progress(
+        `warning: the scale scenario needs about ${Math.ceil(needed / 2 ** 30)} GiB in ${os.tmpdir()}; ${Math.floor((disk.bavail * disk.bsize) / 2 ** 30)} GiB are free`,
+      );
     }
   }
   if (plan.scenarios.some((name) => ['queue-single', 'queue-bulk', 'dispatch-0ms'].includes(name))) {

@@ -135,7 +135,9 @@ export async function startJetpost(options: JetpostOptions): Promise<JetpostProc
     const code = await Promise.race([child.exited, sleep(20).then(() => 'running' as const)]);
     if (code !== 'running' || Date.now() > deadline) {
       await child.stop();
-      throw new Error(`jetpost did not start (${code === 'running' ? 'no answer on /healthz' : `exit code ${code}`}); see ${path.join(options.logDir, `${options.name}.log`)}`);
+      throw new Error(
+        `jetpost did not start (${code === 'running' ? 'no answer on /healthz' : `exit code ${code}`}); see ${path.join(options.logDir, `${options.name}.log`)}`,
+      );
     }
   }
   return {
@@ -169,7 +171,9 @@ export function jetpostDatabase(databaseUrl: string, overrides: Record<string, s
 
 /** Jobs not yet settled: read through the partial indexes on claimable and leased rows, so it stays cheap. */
 async function jobsInFlight(db: pg.Pool): Promise<number> {
-  const { rows } = await db.query<{ n: number }>(`select count(*)::int as n from email_send_jobs where status in ('queued', 'scheduled', 'deferred', 'processing')`);
+  const { rows } = await db.query<{ n: number }>(
+    `select count(*)::int as n from email_send_jobs where status in ('queued', 'scheduled', 'deferred', 'processing')`,
+  );
   return rows[0]!.n;
 }
 

@@ -89,7 +89,9 @@ const label = (from: string, to: string, n: number) => {
 const nodes = [...new Set(sourceFiles(root).map(nodeOf))].sort();
 const width = Math.max(...nodes.map((node) => node.length));
 
-const lines: string[] = [`import graph of ${path.relative(process.cwd(), root) || '.'} (folder → what it imports: import statements, and how many bring types only)`];
+const lines: string[] = [
+  `import graph of ${path.relative(process.cwd(), root) || '.'} (folder → what it imports: import statements, and how many bring types only)`,
+];
 for (const node of nodes) {
   const targets = [...(counts.get(node) ?? new Map<string, number>())].sort(([a], [b]) => a.localeCompare(b));
   lines.push(`  ${node.padEnd(width)} → ${targets.length === 0 ? '(nothing)' : targets.map(([to, n]) => label(node, to, n)).join(' ')}`);
@@ -129,7 +131,9 @@ const connect = (node: string): void => {
 };
 nodes.forEach((node) => index.has(node) || connect(node));
 lines.push('', 'folder cycles (folders that reach each other):', ...(cycles.length === 0 ? ['  (none)'] : cycles.map((cycle) => `  ${cycle.join(' ')}`)));
-const mutual = [...counts].flatMap(([from, targets]) => [...targets.keys()].filter((to) => from < to && counts.get(to)?.has(from)).map((to) => `  ${from} ↔ ${to}`));
+const mutual = [...counts].flatMap(([from, targets]) =>
+  [...targets.keys()].filter((to) => from < to && counts.get(to)?.has(from)).map((to) => `  ${from} ↔ ${to}`),
+);
 lines.push('', 'folders that import each other:', ...(mutual.length === 0 ? ['  (none)'] : mutual.sort()));
 
 process.stdout.write(`${lines.join('\n')}\n`);

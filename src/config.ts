@@ -9,9 +9,7 @@ const optionalText = z
   .trim()
   .transform((value) => (value === '' ? undefined : value))
   .optional();
-const booleanFlag = z
-  .enum(['true', 'false', '1', '0', 'yes', 'no'])
-  .transform((value) => ['true', '1', 'yes'].includes(value));
+const booleanFlag = z.enum(['true', 'false', '1', '0', 'yes', 'no']).transform((value) => ['true', '1', 'yes'].includes(value));
 
 const envSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
@@ -242,7 +240,9 @@ export interface Config {
 function databaseProblems(e: z.infer<typeof envSchema>): string[] {
   const problems: string[] = [];
   if (e.EMBEDDED_DATABASE === true && e.DATABASE_URL) {
-    problems.push('  EMBEDDED_DATABASE and DATABASE_URL: set one or the other (EMBEDDED_DATABASE=true runs a PostgreSQL under DATA_DIR instead of DATABASE_URL)');
+    problems.push(
+      '  EMBEDDED_DATABASE and DATABASE_URL: set one or the other (EMBEDDED_DATABASE=true runs a PostgreSQL under DATA_DIR instead of DATABASE_URL)',
+    );
   } else if (!e.DATABASE_URL && e.EMBEDDED_DATABASE === false) {
     problems.push('  DATABASE_URL: required when EMBEDDED_DATABASE=false');
   } else if (!e.DATABASE_URL && e.EMBEDDED_DATABASE === undefined && e.NODE_ENV === 'production') {
@@ -277,8 +277,7 @@ export function loadConfig(env: Env = process.env): Config {
   if (Boolean(e.EVENTS_USERNAME) !== Boolean(e.EVENTS_PASSWORD)) {
     problems.push('  EVENTS_USERNAME and EVENTS_PASSWORD: set both or neither');
   }
-  const credentials =
-    e.MAILJET_API_KEY && e.MAILJET_API_SECRET ? { apiKey: e.MAILJET_API_KEY, apiSecret: e.MAILJET_API_SECRET } : undefined;
+  const credentials = e.MAILJET_API_KEY && e.MAILJET_API_SECRET ? { apiKey: e.MAILJET_API_KEY, apiSecret: e.MAILJET_API_SECRET } : undefined;
   const devMode = e.DEV_MODE ?? credentials === undefined;
   if (e.NODE_ENV === 'production' && credentials === undefined) {
     problems.push('  MAILJET_API_KEY and MAILJET_API_SECRET: required when NODE_ENV=production (without them mail only reaches the simulator)');
@@ -352,7 +351,9 @@ export function loadConfig(env: Env = process.env): Config {
       retryWindowMs: e.WEBHOOK_RETRY_WINDOW_MS,
       batchSize: e.WEBHOOK_BATCH_SIZE,
       perAppInFlight: e.WEBHOOK_CONCURRENCY_PER_APP,
-      allowedTargets: devMode ? [e.WEBHOOK_ALLOWED_TARGETS, DEV_MODE_WEBHOOK_TARGETS].filter((list) => list.trim() !== '').join(',') : e.WEBHOOK_ALLOWED_TARGETS,
+      allowedTargets: devMode
+        ? [e.WEBHOOK_ALLOWED_TARGETS, DEV_MODE_WEBHOOK_TARGETS].filter((list) => list.trim() !== '').join(',')
+        : e.WEBHOOK_ALLOWED_TARGETS,
     },
     retry: {
       maxAttempts: e.MAX_ATTEMPTS,
@@ -362,8 +363,7 @@ export function loadConfig(env: Env = process.env): Config {
       jitter: e.RETRY_JITTER,
     },
     events: {
-      credentials:
-        e.EVENTS_USERNAME && e.EVENTS_PASSWORD ? { username: e.EVENTS_USERNAME, password: e.EVENTS_PASSWORD } : undefined,
+      credentials: e.EVENTS_USERNAME && e.EVENTS_PASSWORD ? { username: e.EVENTS_USERNAME, password: e.EVENTS_PASSWORD } : undefined,
       bodyLimit: e.EVENTS_BODY_LIMIT,
     },
     dataDir: e.DATA_DIR,

@@ -6,7 +6,8 @@ import winston from 'winston';
 export type Logger = winston.Logger;
 
 /** Field names whose values are never written: credentials and message content. */
-const SECRET_FIELD = /^(authorization|password|secret|api_?key|apikey|api_?secret|key|token|cookie|webhook_secret|html|text|htmlpart|textpart|body|variables|attachments|base64content)$/i;
+const SECRET_FIELD =
+  /^(authorization|password|secret|api_?key|apikey|api_?secret|key|token|cookie|webhook_secret|html|text|htmlpart|textpart|body|variables|attachments|base64content)$/i;
 /** jetpost API keys, basic-auth userinfo in URLs, and bearer/basic header values, wherever they appear in text. */
 const SECRET_TEXT: ReadonlyArray<[RegExp, string]> = [
   [/jp_[a-z0-9]{12}_[A-Za-z0-9_-]+/g, 'jp_[redacted]'],
@@ -95,7 +96,11 @@ function prettyFormat(colour: boolean) {
     const time = typeof timestamp === 'string' ? timestamp.slice(timestamp.indexOf('T') + 1) : '';
     const pairs = Object.entries(fields).map(([field, value]) => `${visible(field)}=${prettyValue(value)}`);
     const stacks = Object.values(fields)
-      .map((value) => (value !== null && typeof value === 'object' && typeof (value as { stack?: unknown }).stack === 'string' ? (value as { stack: string }).stack : undefined))
+      .map((value) =>
+        value !== null && typeof value === 'object' && typeof (value as { stack?: unknown }).stack === 'string'
+          ? (value as { stack: string }).stack
+          : undefined,
+      )
       .filter((stack): stack is string => stack !== undefined)
       .map((stack) => `\n    ${stack.split('\n').map(visible).join('\n    ')}`);
     const head = [time, paint(LEVEL_COLOURS[String(level)], String(level).padEnd(5)), visible(String(message))].filter((part) => part !== '').join(' ');

@@ -125,7 +125,9 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
   // Dev mode keeps its callback password in a file, so that a simulator run on its own can use it.
   const eventsCredentials =
     config.events.credentials ??
-    (config.devMode ? { username: DEV_EVENTS_USERNAME, password: await readOrCreateSecretFile(path.join(config.dataDir, DEV_EVENTS_PASSWORD_FILE)) } : undefined);
+    (config.devMode
+      ? { username: DEV_EVENTS_USERNAME, password: await readOrCreateSecretFile(path.join(config.dataDir, DEV_EVENTS_PASSWORD_FILE)) }
+      : undefined);
 
   let simulator: Simulator | undefined;
   let mailjetBaseUrl = config.mailjet.baseUrl;
@@ -223,7 +225,10 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
 
   consumers.start();
   dispatcher.start();
-  const reaper = createLeaseReaper({ sending, intervalMs: Math.max(1_000, Math.floor(config.consumers.leaseMs / 4)), onRequeued: (reaped) => {
+  const reaper = createLeaseReaper({
+    sending,
+    intervalMs: Math.max(1_000, Math.floor(config.consumers.leaseMs / 4)),
+    onRequeued: (reaped) => {
       bus.emit('jobs:reaped', reaped);
       wakeup.wake();
     },
@@ -232,7 +237,11 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
   void reaper.start();
   const sweeper = createRateLimitSweeper({ rateLimits, log });
   void sweeper.start();
-  const retention = createRetentionWorker({ retention: createRetention({ pool, policy: config.retention, bus }), intervalMs: config.retention.intervalMs, log });
+  const retention = createRetentionWorker({
+    retention: createRetention({ pool, policy: config.retention, bus }),
+    intervalMs: config.retention.intervalMs,
+    log,
+  });
   void retention.start();
   // SIGTERM: consumers stop claiming and finish their calls in flight while HTTP drains, within
   // SHUTDOWN_TIMEOUT_MS; then the reaper, LISTEN, the simulator, the pool and the embedded database
@@ -358,12 +367,17 @@ function describeListenAddress(address: AddressInfo): string {
 function portError<E>(error: E, variable: string, port: number, host: string): E | StartupError {
   const code = (error as NodeJS.ErrnoException).code;
   if (code === 'EADDRINUSE') {
-    return new StartupError(`jetpost cannot listen on ${host}:${port} (${variable}): it is in use by another jetpost or another program. Stop that, or set ${variable}`, {
-      cause: error,
-    });
+    return new StartupError(
+      `jetpost cannot listen on ${host}:${port} (${variable}): it is in use by another jetpost or another program. Stop that, or set ${variable}`,
+      {
+        cause: error,
+      },
+    );
   }
   if (code === 'EACCES' || code === 'EADDRNOTAVAIL') {
-    return new StartupError(`jetpost cannot listen on ${host}:${port} (${variable}): ${code}. Check ${variable}${variable === 'PORT' ? ' and HOST' : ''}`, { cause: error });
+    return new StartupError(`jetpost cannot listen on ${host}:${port} (${variable}): ${code}. Check ${variable}${variable === 'PORT' ? ' and HOST' : ''}`, {
+      cause: error,
+    });
   }
   return error;
 }

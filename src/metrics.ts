@@ -154,10 +154,26 @@ export function createMetrics({ bus, queueStats, sendingHalted, now = Date.now }
         }
       },
     });
-  scalar('jetpost_queue_oldest_due_age_seconds', 'How long the oldest due job (queued, scheduled or deferred, run_at passed) has waited since it fell due; 0 when none', (s) => s.jobs.oldestDueAgeSeconds);
-  scalar('jetpost_webhook_backlog', `Webhook deliveries pending (due now or waiting for a retry), counted up to ${QUEUE_STATS_COUNT_CAP}`, (s) => s.webhooks.pending);
-  scalar('jetpost_webhook_oldest_due_age_seconds', 'How long the oldest due webhook delivery has waited since it fell due; 0 when none', (s) => s.webhooks.oldestDueAgeSeconds);
-  scalar('jetpost_queue_stats_age_seconds', `Age of the database figures (queue depth, webhook backlog): read at most every ${QUEUE_STATS_TTL_MS / 1000} s, and kept when a read fails or is slow`, (s) => (now() - s.readAt) / 1000);
+  scalar(
+    'jetpost_queue_oldest_due_age_seconds',
+    'How long the oldest due job (queued, scheduled or deferred, run_at passed) has waited since it fell due; 0 when none',
+    (s) => s.jobs.oldestDueAgeSeconds,
+  );
+  scalar(
+    'jetpost_webhook_backlog',
+    `Webhook deliveries pending (due now or waiting for a retry), counted up to ${QUEUE_STATS_COUNT_CAP}`,
+    (s) => s.webhooks.pending,
+  );
+  scalar(
+    'jetpost_webhook_oldest_due_age_seconds',
+    'How long the oldest due webhook delivery has waited since it fell due; 0 when none',
+    (s) => s.webhooks.oldestDueAgeSeconds,
+  );
+  scalar(
+    'jetpost_queue_stats_age_seconds',
+    `Age of the database figures (queue depth, webhook backlog): read at most every ${QUEUE_STATS_TTL_MS / 1000} s, and kept when a read fails or is slow`,
+    (s) => (now() - s.readAt) / 1000,
+  );
 
   bus.on('jobs:enqueued', ({ count }) => enqueued.inc(count));
   bus.on('jobs:claimed', ({ count }) => claimed.inc(count));

@@ -125,7 +125,12 @@ export async function recipientIds(pool: Pool, jobId: string): Promise<string[]>
  * An address suppressed for an app: by hand (`manual`, the default), or the way Mailjet's events
  * suppress one, on a recipient of one of the app's jobs (here a cancelled job, which nothing sends).
  */
-export async function makeSuppression(pool: Pool, appId: string, email: string, options: { reason?: SuppressionReason; detail?: string | null } = {}): Promise<void> {
+export async function makeSuppression(
+  pool: Pool,
+  appId: string,
+  email: string,
+  options: { reason?: SuppressionReason; detail?: string | null } = {},
+): Promise<void> {
   const reason = options.reason ?? 'manual';
   if (reason === 'manual') {
     await addSuppression(pool, appId, email, options.detail ?? null);
@@ -169,5 +174,16 @@ export function claimedJob(overrides: Partial<ClaimedJob> = {}): ClaimedJob {
 
 /** The To recipient of `job`, not sent yet. */
 export function pendingRecipient(job: ClaimedJob, email = 'a@example.com'): RecipientRow {
-  return { id: `${job.id}1`, jobId: job.id, position: 0, kind: 'to', email, name: null, status: 'pending', messageId: null, messageUuid: null, updatedAt: CLAIMED_AT };
+  return {
+    id: `${job.id}1`,
+    jobId: job.id,
+    position: 0,
+    kind: 'to',
+    email,
+    name: null,
+    status: 'pending',
+    messageId: null,
+    messageUuid: null,
+    updatedAt: CLAIMED_AT,
+  };
 }

@@ -12,7 +12,9 @@ import { readSettings, report, runMain } from './common.mjs';
 runMain(async () => {
   const settings = readSettings();
   const pool = new pg.Pool({ connectionString: settings.databaseUrl, max: 10 });
-  await pool.query('create table if not exists bare_jobs (id bigint generated always as identity primary key, payload jsonb not null, created_at timestamptz not null default now())');
+  await pool.query(
+    'create table if not exists bare_jobs (id bigint generated always as identity primary key, payload jsonb not null, created_at timestamptz not null default now())',
+  );
   const app = express();
   app.post('/queue', express.json({ limit: '1mb' }), async (req, res) => {
     const { rows } = await pool.query('insert into bare_jobs (payload) values ($1) returning id::text', [req.body]);

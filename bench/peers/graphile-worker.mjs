@@ -53,8 +53,8 @@ runMain(async () => {
     });
     try {
       // Finished jobs are deleted: the queue is drained when the jobs table is empty.
-      await waitForDrain(() =>
-        utils.withPgClient(async (client) => Number((await client.query('select count(*)::int as n from graphile_worker._private_jobs')).rows[0].n)),
+      await waitForDrain(
+        () => utils.withPgClient(async (client) => Number((await client.query('select count(*)::int as n from graphile_worker._private_jobs')).rows[0].n)),
         settings.timeoutMs,
       );
       report('drained', { seconds: seconds(drainStart), calls });

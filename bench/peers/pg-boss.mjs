@@ -24,7 +24,10 @@ runMain(async () => {
 
     const insertStart = performance.now();
     await inChunks(settings.jobs, settings.bulk, settings.posters, (first, count) =>
-      boss.insert(QUEUE, Array.from({ length: count }, (_, i) => ({ data: emailMessage(first + i) }))),
+      boss.insert(
+        QUEUE,
+        Array.from({ length: count }, (_, i) => ({ data: emailMessage(first + i) })),
+      ),
     );
     report('inserted', { seconds: seconds(insertStart) });
     if (!settings.drain) {
@@ -35,7 +38,10 @@ runMain(async () => {
     const drainStart = performance.now();
     await boss.work(QUEUE, { batchSize: BATCH, localConcurrency: WORKERS, pollingIntervalSeconds: 0.5, burstWhenBatchFull: true }, async (jobs) => {
       calls += 1;
-      await sendToMailjet(settings.mailjetUrl, jobs.map((job) => job.data));
+      await sendToMailjet(
+        settings.mailjetUrl,
+        jobs.map((job) => job.data),
+      );
     });
     // Completed jobs stay in the table (state 'completed') until pg-boss's retention removes them.
     await waitForDrain(async () => {

@@ -8,7 +8,20 @@ import { wallClockMs } from '../http-client.js';
 import type { Row } from '../report.js';
 import { jetpostDatabase, startJetpost, startMailjetDouble, startPeer } from '../systems.js';
 import type { ScenarioContext } from './context.js';
-import { addCpu, BULK, BULK_POSTERS, checkSent, type CpuSplit, cpuTotal, drainBacklog, enqueueBulk, EVENT_POSTERS, meterCpu, postEvents, sentMessages } from './steps.js';
+import {
+  addCpu,
+  BULK,
+  BULK_POSTERS,
+  checkSent,
+  type CpuSplit,
+  cpuTotal,
+  drainBacklog,
+  enqueueBulk,
+  EVENT_POSTERS,
+  meterCpu,
+  postEvents,
+  sentMessages,
+} from './steps.js';
 
 export interface PipelineSelection {
   bulk: boolean;
@@ -151,7 +164,15 @@ export async function pipeline(context: ScenarioContext, selection: PipelineSele
   };
   const graphile = await reference('graphile-worker.mjs', 'graphile-worker');
   const pgBoss = await reference('pg-boss.mjs', 'pg-boss');
-  context.detail('pipeline', { messages: total, bulk: BULK, bulkPosters: BULK_POSTERS, eventPosters: EVENT_POSTERS, jetpost, graphileWorker: graphile, pgBoss });
+  context.detail('pipeline', {
+    messages: total,
+    bulk: BULK,
+    bulkPosters: BULK_POSTERS,
+    eventPosters: EVENT_POSTERS,
+    jetpost,
+    graphileWorker: graphile,
+    pgBoss,
+  });
 
   const rows: Row[] = [];
   if (selection.bulk) {
@@ -165,7 +186,13 @@ export async function pipeline(context: ScenarioContext, selection: PipelineSele
         reference: { label: 'graphile-worker addJobs', value: graphile?.enqueue },
         target: { text: '≥ 30,000 msg/s and ≥ 1.1×', min: 30_000, minRatio: 1.1 },
       },
-      { scenario: 'queue-bulk', measure: `${measure}, vs pg-boss`, unit: 'msg/s', jetpost: jetpost.enqueue, reference: { label: 'pg-boss insert', value: pgBoss?.enqueue } },
+      {
+        scenario: 'queue-bulk',
+        measure: `${measure}, vs pg-boss`,
+        unit: 'msg/s',
+        jetpost: jetpost.enqueue,
+        reference: { label: 'pg-boss insert', value: pgBoss?.enqueue },
+      },
     );
   }
   if (selection.dispatch) {
@@ -179,7 +206,13 @@ export async function pipeline(context: ScenarioContext, selection: PipelineSele
         reference: { label: 'graphile-worker', value: graphile?.drain },
         target: { text: '≥ 10,000 msg/s and ≥ 3×', min: 10_000, minRatio: 3 },
       },
-      { scenario: 'dispatch-0ms', measure: `${measure}, vs pg-boss`, unit: 'msg/s', jetpost: jetpost.drain, reference: { label: 'pg-boss', value: pgBoss?.drain } },
+      {
+        scenario: 'dispatch-0ms',
+        measure: `${measure}, vs pg-boss`,
+        unit: 'msg/s',
+        jetpost: jetpost.drain,
+        reference: { label: 'pg-boss', value: pgBoss?.drain },
+      },
       {
         scenario: 'dispatch-0ms',
         measure: 'CPU (process + PostgreSQL) per 1,000 messages, bulk enqueue + drain',

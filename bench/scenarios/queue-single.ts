@@ -34,7 +34,11 @@ export async function queueSingle(context: ScenarioContext): Promise<Row[]> {
     });
     try {
       const key = await server.createApp('bench');
-      jetpost = await warmThenMeasure(context, 'queue-single-load-jetpost', { url: `${server.url}/queue`, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body });
+      jetpost = await warmThenMeasure(context, 'queue-single-load-jetpost', {
+        url: `${server.url}/queue`,
+        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+        body,
+      });
     } finally {
       await server.stop();
     }

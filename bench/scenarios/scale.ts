@@ -79,7 +79,9 @@ async function growHistory(context: ScenarioContext, db: pg.Pool, history: Histo
       ]);
       history.ranges.push({ first: BigInt(rows[0]!.first), count: Number(BigInt(rows[0]!.last) - BigInt(rows[0]!.first)) + 1 });
       const rate = (to - history.size) / ((wallClockMs() - started) / 1000);
-      context.progress(`  seeded ${to.toLocaleString('en-US')} of ${size.toLocaleString('en-US')} jobs of history (${Math.round(rate).toLocaleString('en-US')} jobs/s)`);
+      context.progress(
+        `  seeded ${to.toLocaleString('en-US')} of ${size.toLocaleString('en-US')} jobs of history (${Math.round(rate).toLocaleString('en-US')} jobs/s)`,
+      );
     }
     history.size = size;
     context.progress('  vacuum analyze');
@@ -179,7 +181,13 @@ export async function scale(context: ScenarioContext): Promise<Row[]> {
       await server.stop();
     }
     const { rows } = await db.query<{ app_id: string; message: unknown }>(`select app_id::text, message from email_send_jobs order by id limit 1`);
-    const history: History = { appId: rows[0]!.app_id, message: rows[0]!.message, origin: new Date(Date.now() - scaleLarge * 50 - 3_600_000), ranges: [], size: 0 };
+    const history: History = {
+      appId: rows[0]!.app_id,
+      message: rows[0]!.message,
+      origin: new Date(Date.now() - scaleLarge * 50 - 3_600_000),
+      ranges: [],
+      size: 0,
+    };
 
     const results: Record<string, Probes> = {};
     for (const [label, size] of [
@@ -203,13 +211,34 @@ export async function scale(context: ScenarioContext): Promise<Row[]> {
     });
     const small = summary(results['small']!);
     const large = summary(results['large']!);
-    context.detail('scale', { historySmall: scaleSmall, historyLarge: scaleLarge, probes: context.plan.sizes.probes, eventsPerPost: EVENTS_PER_POST, small, large });
+    context.detail('scale', {
+      historySmall: scaleSmall,
+      historyLarge: scaleLarge,
+      probes: context.plan.sizes.probes,
+      eventsPerPost: EVENTS_PER_POST,
+      small,
+      large,
+    });
     const sizes = `${compact(scaleLarge)} vs ${compact(scaleSmall)} jobs of history`;
     const target = { text: '≤ 1.5× the small history', maxRatio: 1.5 };
     const reference = (value: number) => ({ label: `same at ${compact(scaleSmall)}`, value });
     return [
-      { scenario: 'scale', measure: `claim (POST /queue → Mailjet call) p50, ${sizes}`, unit: 'ms', jetpost: large.claimMs.p50, reference: reference(small.claimMs.p50), target },
-      { scenario: 'scale', measure: `GET /status/{id} p50, ${sizes}`, unit: 'ms', jetpost: large.statusMs.p50, reference: reference(small.statusMs.p50), target },
+      {
+        scenario: 'scale',
+        measure: `claim (POST /queue → Mailjet call) p50, ${sizes}`,
+        unit: 'ms',
+        jetpost: large.claimMs.p50,
+        reference: reference(small.claimMs.p50),
+        target,
+      },
+      {
+        scenario: 'scale',
+        measure: `GET /status/{id} p50, ${sizes}`,
+        unit: 'ms',
+        jetpost: large.statusMs.p50,
+        reference: reference(small.statusMs.p50),
+        target,
+      },
       {
         scenario: 'scale',
         measure: `event apply (POST /events of ${EVENTS_PER_POST}) p50, ${sizes}`,

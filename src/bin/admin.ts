@@ -89,7 +89,11 @@ function table(rows: Record<string, string | number | boolean | null>[]): string
   const columns = Object.keys(rows[0]!);
   const cells = rows.map((row) => columns.map((column) => String(row[column] ?? '')));
   const widths = columns.map((column, i) => Math.max(column.length, ...cells.map((cell) => cell[i]!.length)));
-  const line = (values: string[]) => values.map((value, i) => value.padEnd(widths[i]!)).join('  ').trimEnd();
+  const line = (values: string[]) =>
+    values
+      .map((value, i) => value.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
   return [line(columns), ...cells.map(line)].join('\n') + '\n';
 }
 
@@ -151,7 +155,10 @@ const appsList: Command = async (admin, args) => {
       apps.map((app) => ({
         app: app.name,
         created_at: app.createdAt.toISOString(),
-        active_keys: app.keys.filter((key) => key.revokedAt === null).map((key) => key.prefix).join(' '),
+        active_keys: app.keys
+          .filter((key) => key.revokedAt === null)
+          .map((key) => key.prefix)
+          .join(' '),
         revoked_keys: app.keys.filter((key) => key.revokedAt !== null).length,
       })),
     ),
@@ -179,7 +186,9 @@ const appsRevoke: Command = async (admin, args) => {
 
 const suppressionsList: Command = async (admin, args) => {
   const parsed = positionals(args, ['APP'], { limit: { type: 'string', default: '100' } });
-  const rows = await admin.listSuppressions(argument(appNameSchema, parsed.positionals[0], 'APP'), { limit: argument(pageLimitSchema, parsed.values['limit'], '--limit') });
+  const rows = await admin.listSuppressions(argument(appNameSchema, parsed.positionals[0], 'APP'), {
+    limit: argument(pageLimitSchema, parsed.values['limit'], '--limit'),
+  });
   process.stdout.write(table(rows.map((row) => ({ email: row.email, reason: row.reason, since: row.createdAt.toISOString(), detail: row.detail }))));
 };
 
@@ -210,7 +219,17 @@ const webhooksSet: Command = async (admin, args) => {
   const webhook = await admin.setWebhook(argument(appNameSchema, name, 'APP'), {
     url: argument(webhookUrlSchema, url, 'URL'),
     rotateSecret: parsed.values['rotate-secret'] === true,
-    eventTypes: events === undefined ? undefined : argument(webhookEventTypesSchema, events.split(',').map((type) => type.trim()).filter((type) => type !== ''), '--events'),
+    eventTypes:
+      events === undefined
+        ? undefined
+        : argument(
+            webhookEventTypesSchema,
+            events
+              .split(',')
+              .map((type) => type.trim())
+              .filter((type) => type !== ''),
+            '--events',
+          ),
   });
   process.stdout.write(describeWebhook(name, webhook, 'signing secret (give it to the receiving app)'));
 };
@@ -242,7 +261,10 @@ const webhooksRemove: Command = async (admin, args) => {
 const webhooksDeliveries: Command = async (admin, args) => {
   const parsed = positionals(args, ['APP'], { status: { type: 'string' }, limit: { type: 'string', default: '50' } });
   const status = parsed.values['status'] === undefined ? undefined : argument(deliveryStatusSchema, parsed.values['status'], '--status');
-  const rows = await admin.listDeliveries(argument(appNameSchema, parsed.positionals[0], 'APP'), { status, limit: argument(pageLimitSchema, parsed.values['limit'], '--limit') });
+  const rows = await admin.listDeliveries(argument(appNameSchema, parsed.positionals[0], 'APP'), {
+    status,
+    limit: argument(pageLimitSchema, parsed.values['limit'], '--limit'),
+  });
   process.stdout.write(
     table(
       rows.map((row) => ({
@@ -301,7 +323,10 @@ async function run(argv: string[]): Promise<void> {
   process.once('SIGINT', interrupted);
   process.once('SIGTERM', interrupted);
   try {
-    await command(createAdminService({ pool: db.pool, channels: notifyChannels(config.database.schema), targetPolicy: parseTargetPolicy(config.webhooks.allowedTargets) }), argv.slice(2));
+    await command(
+      createAdminService({ pool: db.pool, channels: notifyChannels(config.database.schema), targetPolicy: parseTargetPolicy(config.webhooks.allowedTargets) }),
+      argv.slice(2),
+    );
   } finally {
     await db.close();
   }

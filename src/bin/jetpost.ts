@@ -47,7 +47,10 @@ async function run(): Promise<void> {
     if (signalledAt === undefined) {
       signalledAt = Date.now();
       log.info('shutting down; a second signal exits at once', { component: 'main', signal, deadlineMs });
-      setTimeout(() => exitNow('shutdown did not finish in time; exiting now', { deadlineMs: deadlineMs + FORCE_AFTER_MS }), deadlineMs + FORCE_AFTER_MS).unref();
+      setTimeout(
+        () => exitNow('shutdown did not finish in time; exiting now', { deadlineMs: deadlineMs + FORCE_AFTER_MS }),
+        deadlineMs + FORCE_AFTER_MS,
+      ).unref();
       if (jetpost) {
         stopAndExit(jetpost);
       }

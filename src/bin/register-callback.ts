@@ -30,7 +30,10 @@ function baseUrl(text: string, what: string): URL {
 }
 
 async function run(): Promise<number> {
-  const { values, positionals } = parseArgs({ allowPositionals: true, options: { backup: { type: 'string' }, force: { type: 'boolean' }, help: { type: 'boolean' } } });
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: { backup: { type: 'string' }, force: { type: 'boolean' }, help: { type: 'boolean' } },
+  });
   if (values.help) {
     process.stdout.write(USAGE);
     return 0;

@@ -121,7 +121,10 @@ export async function insertAppJobs(db: Queryable, jobs: readonly AppJobToInsert
 
 /** Inserts one app's jobs and their recipients; returns the job ids in input order. */
 export async function insertJobs(db: Queryable, appId: string, jobs: readonly JobToInsert[]): Promise<string[]> {
-  const rows = await insertAppJobs(db, jobs.map((job) => ({ ...job, appId })));
+  const rows = await insertAppJobs(
+    db,
+    jobs.map((job) => ({ ...job, appId })),
+  );
   return jobs.map((_, index) => rows.get(index)!.id);
 }
 
@@ -211,7 +214,10 @@ const SETTLE_JOBS = `
   returning j.id, s.worker_id`;
 
 /** Settles each job for the consumer named beside it; returns the settlements that held their lease. */
-export async function settleJobs(tx: Queryable, settlements: ReadonlyArray<Settlement & { workerId: string }>): Promise<Array<Settlement & { workerId: string }>> {
+export async function settleJobs(
+  tx: Queryable,
+  settlements: ReadonlyArray<Settlement & { workerId: string }>,
+): Promise<Array<Settlement & { workerId: string }>> {
   if (settlements.length === 0) {
     return [];
   }

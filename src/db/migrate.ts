@@ -8,7 +8,6 @@ import { StartupError } from '../domain/errors.js';
 import type { Logger } from '../log.js';
 import { MIGRATIONS_DIR } from '../paths.js';
 
-
 // postgres-migrations 5.x checks for its bookkeeping table by name in *any* schema, so a database that
 // already holds e.g. graphile_worker.migrations makes it skip the creation and then fail to select from
 // "migrations". Creating our own copy first (the same definition as its 0_create-migrations-table)

@@ -100,9 +100,12 @@ function explainPoolerRefusal(error: unknown, directUrlSet: boolean): unknown {
   const fix = directUrlSet
     ? 'DATABASE_DIRECT_URL goes through it too: point DATABASE_DIRECT_URL at the database itself, not the pooler'
     : 'DATABASE_URL goes through it: set DATABASE_DIRECT_URL to a direct connection to the same database';
-  return new StartupError(`the database refused jetpost's session settings (${error.message}), as a connection pooler in transaction mode such as PgBouncer does. ${fix}`, {
-    cause: error,
-  });
+  return new StartupError(
+    `the database refused jetpost's session settings (${error.message}), as a connection pooler in transaction mode such as PgBouncer does. ${fix}`,
+    {
+      cause: error,
+    },
+  );
 }
 
 async function openEmbedded(config: Config, log: Logger, role: OpenOptions['role']): Promise<{ connectionString: string; handle: EmbeddedHandle }> {

@@ -82,7 +82,10 @@ export function createPool({ connectionString, schema, max, log, applicationName
     return Object.assign(pool, { timeouts });
   }
   // A checked identifier and a whole number (config.ts), as in the startup options they replace.
-  const transactionSettings = [`set local search_path to ${schema}`, ...(timeouts === undefined ? [] : [`set local statement_timeout = ${timeouts.statementMs}`])].join('; ');
+  const transactionSettings = [
+    `set local search_path to ${schema}`,
+    ...(timeouts === undefined ? [] : [`set local statement_timeout = ${timeouts.statementMs}`]),
+  ].join('; ');
   const sessionlessPool = Object.assign(pool, { timeouts, transactionSettings });
   // Two more round trips than a bare statement (begin, commit): the price of sharing server connections.
   const queryInTransaction = (text: string, values?: unknown[]) => withTransaction(sessionlessPool, (tx) => tx.query(text, values));
@@ -118,7 +121,11 @@ export async function withTransaction<T>(pool: Pool, work: (tx: Queryable) => Pr
       : {
           query<R extends Row>(text: string, values?: unknown[]) {
             // pg takes query_timeout per query as well as per client; @types/pg does not list it.
-            const config: pg.QueryConfig & { query_timeout: number } = { text, ...(values === undefined ? {} : { values }), query_timeout: bulkMs + READ_TIMEOUT_GRACE_MS };
+            const config: pg.QueryConfig & { query_timeout: number } = {
+              text,
+              ...(values === undefined ? {} : { values }),
+              query_timeout: bulkMs + READ_TIMEOUT_GRACE_MS,
+            };
             return client.query<R>(config);
           },
         };

@@ -62,11 +62,7 @@ export async function acceptRecipients(tx: Queryable, accepted: readonly Accepte
   if (accepted.length === 0) {
     return;
   }
-  await query(tx, ACCEPT_RECIPIENTS, [
-    accepted.map((a) => a.recipientId),
-    accepted.map((a) => a.messageId),
-    accepted.map((a) => a.messageUuid),
-  ]);
+  await query(tx, ACCEPT_RECIPIENTS, [accepted.map((a) => a.recipientId), accepted.map((a) => a.messageId), accepted.map((a) => a.messageUuid)]);
 }
 
 const CLOSE_PENDING_RECIPIENTS = `

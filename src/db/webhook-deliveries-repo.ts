@@ -162,7 +162,11 @@ const LIST_FOR_APP = `
   limit $3`;
 
 /** The app's deliveries, newest first; `before` pages by delivery id. */
-export async function listDeliveries(db: Queryable, appId: string, options: { status?: DeliveryStatus | undefined; before?: string | undefined; limit: number }): Promise<DeliveryRow[]> {
+export async function listDeliveries(
+  db: Queryable,
+  appId: string,
+  options: { status?: DeliveryStatus | undefined; before?: string | undefined; limit: number },
+): Promise<DeliveryRow[]> {
   const rows = await query(db, LIST_FOR_APP, [appId, options.status ?? null, options.limit, options.before ?? null]);
   return rows.map((row) => ({
     id: String(row['id']),

@@ -43,7 +43,11 @@ export function throughputSince(now: Date): Date {
 }
 
 /** One entry per minute of the window, the minutes with no job included. */
-export function throughputMinutes(now: Date, enqueued: ReadonlyArray<{ minute: Date; jobs: number }>, accepted: ReadonlyArray<{ minute: Date; jobs: number }>): ThroughputMinute[] {
+export function throughputMinutes(
+  now: Date,
+  enqueued: ReadonlyArray<{ minute: Date; jobs: number }>,
+  accepted: ReadonlyArray<{ minute: Date; jobs: number }>,
+): ThroughputMinute[] {
   const since = throughputSince(now).getTime();
   const byMinute = (rows: ReadonlyArray<{ minute: Date; jobs: number }>) => new Map(rows.map((row) => [row.minute.getTime(), row.jobs]));
   const enqueuedAt = byMinute(enqueued);
@@ -109,7 +113,12 @@ function describe(details: Record<string, unknown> | null): string | null {
 const EVENT_DETAIL_FIELDS = ['url', 'error_related_to', 'error', 'comment', 'hard_bounce', 'source', 'agent'];
 
 /** The job's history, oldest first: its creation, every status change and every Mailjet event. */
-export function buildTimeline(job: AdminJobRow, recipients: readonly RecipientRow[], changes: readonly StatusChangeRow[], events: readonly StoredEvent[]): TimelineEntry[] {
+export function buildTimeline(
+  job: AdminJobRow,
+  recipients: readonly RecipientRow[],
+  changes: readonly StatusChangeRow[],
+  events: readonly StoredEvent[],
+): TimelineEntry[] {
   const emailOf = new Map(recipients.map((recipient) => [recipient.id, recipient.email]));
   const entries: TimelineEntry[] = [
     { at: job.createdAt, kind: 'created', recipient: null, what: 'queued', detail: job.sendAt ? `send_at: ${job.sendAt.toISOString()}` : null },
@@ -125,7 +134,14 @@ export function buildTimeline(job: AdminJobRow, recipients: readonly RecipientRo
       kind: 'event',
       recipient: (event.recipientId && emailOf.get(event.recipientId)) ?? event.email,
       what: event.type,
-      detail: describe(Object.fromEntries(EVENT_DETAIL_FIELDS.filter((field) => event.payload[field] !== undefined && event.payload[field] !== '').map((field) => [field, event.payload[field]]))),
+      detail: describe(
+        Object.fromEntries(
+          EVENT_DETAIL_FIELDS.filter((field) => event.payload[field] !== undefined && event.payload[field] !== '').map((field) => [
+            field,
+            event.payload[field],
+          ]),
+        ),
+      ),
     })),
   ];
   // Stable: equal times keep creation, then changes, then events.

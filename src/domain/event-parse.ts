@@ -56,7 +56,18 @@ export const mailjetEventSchema = z
 
 /** Mailjet event fields worth passing on (the rest repeats what the event already says). */
 const EVENT_DETAIL_FIELDS = [
-  'url', 'ip', 'geo', 'agent', 'smtp_reply', 'error', 'error_related_to', 'hard_bounce', 'blocked', 'comment', 'source', 'mj_list_id',
+  'url',
+  'ip',
+  'geo',
+  'agent',
+  'smtp_reply',
+  'error',
+  'error_related_to',
+  'hard_bounce',
+  'blocked',
+  'comment',
+  'source',
+  'mj_list_id',
 ] as const;
 
 export function eventDetails(payload: Record<string, unknown>): Record<string, unknown> {

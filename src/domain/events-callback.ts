@@ -55,7 +55,12 @@ export function planCallbacks(existing: readonly RegisteredCallback[], eventType
   const ours = (row: RegisteredCallback) => sameEndpoint(row.url, primary) || (backup !== null && sameEndpoint(row.url, backup));
   const writes: CallbackWrite[] = [];
   const foreign: RegisteredCallback[] = [];
-  for (const [isBackup, url] of backup === null ? ([[false, primary]] as const) : ([[false, primary], [true, backup]] as const)) {
+  for (const [isBackup, url] of backup === null
+    ? ([[false, primary]] as const)
+    : ([
+        [false, primary],
+        [true, backup],
+      ] as const)) {
     for (const eventType of eventTypes) {
       const row = existing.find((candidate) => candidate.eventType === eventType && candidate.isBackup === isBackup);
       if (row && !ours(row)) {

@@ -40,7 +40,10 @@ export const keyPrefixSchema = z.string().regex(/^[a-z0-9]{12}$/, 'a key prefix 
 export const jobStatusSchema = z.enum(JOB_STATUSES);
 export const deliveryStatusSchema = z.enum(DELIVERY_STATUSES);
 /** An operator's note on a suppression. */
-export const suppressionNoteSchema = z.string().max(500).regex(/^[^\p{Cc}]*$/u, 'no control characters');
+export const suppressionNoteSchema = z
+  .string()
+  .max(500)
+  .regex(/^[^\p{Cc}]*$/u, 'no control characters');
 /** Checked for what it is (scheme, where it resolves) when it is set: see webhooks/url-guard.ts. */
 export const webhookUrlSchema = z.string().min(1).max(2000);
 /** The change types an app's webhook receives: at least one (no webhook at all receives none). */

@@ -18,9 +18,7 @@ export type JsonElement =
   | { readonly index: number; readonly source: string; readonly value: unknown }
   | { readonly index: number; readonly source: string; readonly tooDeep: boolean; readonly tooLarge: boolean };
 
-export type SplitBody =
-  | { readonly ok: true; readonly elements: JsonElement[] }
-  | { readonly ok: false; readonly tooMany: boolean; readonly reason: string };
+export type SplitBody = { readonly ok: true; readonly elements: JsonElement[] } | { readonly ok: false; readonly tooMany: boolean; readonly reason: string };
 
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;

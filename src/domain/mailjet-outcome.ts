@@ -32,8 +32,7 @@ export interface AcceptedRecipient {
 }
 
 export type MessageOutcome =
-  | { readonly kind: 'accepted'; readonly recipients: AcceptedRecipient[] }
-  | { readonly kind: 'rejected'; readonly transient: boolean; readonly error: string };
+  { readonly kind: 'accepted'; readonly recipients: AcceptedRecipient[] } | { readonly kind: 'rejected'; readonly transient: boolean; readonly error: string };
 
 export type CallOutcome =
   | { readonly kind: 'per-message'; readonly messages: MessageOutcome[] }
@@ -90,9 +89,7 @@ function perMessage(entries: unknown[], messageCount: number): MessageOutcome[] 
   const outcomes: MessageOutcome[] = [];
   for (let index = 0; index < messageCount; index += 1) {
     const entry = entries[index];
-    outcomes.push(
-      isObject(entry) ? messageOutcome(entry) : { kind: 'rejected', transient: true, error: 'Mailjet returned no result for this message' },
-    );
+    outcomes.push(isObject(entry) ? messageOutcome(entry) : { kind: 'rejected', transient: true, error: 'Mailjet returned no result for this message' });
   }
   return outcomes;
 }
@@ -117,9 +114,7 @@ function messageOutcome(entry: Json): MessageOutcome {
   }
   const errors = Array.isArray(entry['Errors']) ? entry['Errors'].filter(isObject) : [];
   const transient = errors.length > 0 && errors.every((error) => Number(error['StatusCode']) >= 500);
-  const text = errors
-    .map((error) => `${textOr(error['ErrorCode'], 'error')}: ${textOr(error['ErrorMessage'], 'unknown error')}`)
-    .join('; ');
+  const text = errors.map((error) => `${textOr(error['ErrorCode'], 'error')}: ${textOr(error['ErrorMessage'], 'unknown error')}`).join('; ');
   return { kind: 'rejected', transient, error: text || 'Mailjet rejected the message without a reason' };
 }
 

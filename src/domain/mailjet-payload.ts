@@ -13,12 +13,46 @@ export const MAX_BYTES_PER_CALL = 14 * 1024 * 1024;
  */
 export const FORBIDDEN_HEADERS: ReadonlySet<string> = new Set(
   [
-    'From', 'Sender', 'Subject', 'To', 'Cc', 'Bcc', 'Return-Path', 'Delivered-To', 'DKIM-Signature', 'DomainKey-Status',
-    'Received-SPF', 'Authentication-Results', 'Received', 'X-Mailjet-Prio', 'X-Mailjet-Debug', 'User-Agent', 'X-Mailer',
-    'X-MJ-CustomID', 'X-MJ-EventPayload', 'X-MJ-Vars', 'X-MJ-TemplateErrorDeliver', 'X-MJ-TemplateErrorReporting',
-    'X-MJ-TemplateLanguage', 'X-Mailjet-TrackOpen', 'X-Mailjet-TrackClick', 'X-MJ-TemplateID', 'X-MJ-WorkflowID',
-    'X-Feedback-Id', 'X-Mailjet-Segmentation', 'List-Id', 'X-MJ-MID', 'X-MJ-ErrorMessage', 'Date', 'X-CSA-Complaints',
-    'Message-Id', 'X-Mailjet-Campaign', 'X-MJ-StatisticsContactsListID', 'Reply-To', 'Content-Type', 'MIME-Version',
+    'From',
+    'Sender',
+    'Subject',
+    'To',
+    'Cc',
+    'Bcc',
+    'Return-Path',
+    'Delivered-To',
+    'DKIM-Signature',
+    'DomainKey-Status',
+    'Received-SPF',
+    'Authentication-Results',
+    'Received',
+    'X-Mailjet-Prio',
+    'X-Mailjet-Debug',
+    'User-Agent',
+    'X-Mailer',
+    'X-MJ-CustomID',
+    'X-MJ-EventPayload',
+    'X-MJ-Vars',
+    'X-MJ-TemplateErrorDeliver',
+    'X-MJ-TemplateErrorReporting',
+    'X-MJ-TemplateLanguage',
+    'X-Mailjet-TrackOpen',
+    'X-Mailjet-TrackClick',
+    'X-MJ-TemplateID',
+    'X-MJ-WorkflowID',
+    'X-Feedback-Id',
+    'X-Mailjet-Segmentation',
+    'List-Id',
+    'X-MJ-MID',
+    'X-MJ-ErrorMessage',
+    'Date',
+    'X-CSA-Complaints',
+    'Message-Id',
+    'X-Mailjet-Campaign',
+    'X-MJ-StatisticsContactsListID',
+    'Reply-To',
+    'Content-Type',
+    'MIME-Version',
     'Content-Transfer-Encoding',
   ].map((name) => name.toLowerCase()),
 );
@@ -142,7 +176,8 @@ export function toMailjetMessage(job: SendableJob): MailjetMessage {
     // Variables only reach a template when its language is on; that is what a caller passing them means.
     // TemplateErrorReporting/Deliver only work with the template language on (send-0016).
     message.TemplateLanguage =
-      content.template_language ?? (content.variables !== undefined || content.template_error_reporting !== undefined || content.template_error_deliver !== undefined);
+      content.template_language ??
+      (content.variables !== undefined || content.template_error_reporting !== undefined || content.template_error_deliver !== undefined);
   }
   if (content.variables !== undefined) {
     message.Variables = content.variables;
@@ -207,11 +242,7 @@ export interface PackableMessage {
  * Returns the index groups. A message alone over a limit gets a call of its own (Mailjet then
  * answers for that message only).
  */
-export function packCalls(
-  messages: readonly PackableMessage[],
-  maxRecipients = MAX_RECIPIENTS_PER_CALL,
-  maxBytes = MAX_BYTES_PER_CALL,
-): number[][] {
+export function packCalls(messages: readonly PackableMessage[], maxRecipients = MAX_RECIPIENTS_PER_CALL, maxBytes = MAX_BYTES_PER_CALL): number[][] {
   const calls: number[][] = [];
   let current: number[] = [];
   let recipients = 0;

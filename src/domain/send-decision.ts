@@ -39,7 +39,12 @@ export interface DecisionContext {
 }
 
 /** A transient failure: retry with backoff, or fail once the job's attempts are spent. */
-export function retryOrFail(job: AttemptedJob, error: string, context: DecisionContext, options: { retryAfterMs?: number | undefined; outcomeUnknown?: boolean } = {}): SendResult {
+export function retryOrFail(
+  job: AttemptedJob,
+  error: string,
+  context: DecisionContext,
+  options: { retryAfterMs?: number | undefined; outcomeUnknown?: boolean } = {},
+): SendResult {
   const policy = { ...context.policy, maxAttempts: job.maxAttempts };
   const decision = nextRetry(policy, { attemptsMade: job.attempts, now: context.now, random: context.random, retryAfterMs: options.retryAfterMs });
   const outcomeUnknown = options.outcomeUnknown ?? false;

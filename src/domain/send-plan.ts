@@ -24,7 +24,12 @@ export function lookUpResult(
   found: readonly FoundMessage[] | undefined,
   context: DecisionContext,
 ): SendResult | undefined {
-  const accepted = matchRecipients(recipients, found ?? []).map(({ row, ids }) => ({ kind: row.kind, email: row.email, messageId: ids.messageId, messageUuid: ids.messageUuid }));
+  const accepted = matchRecipients(recipients, found ?? []).map(({ row, ids }) => ({
+    kind: row.kind,
+    email: row.email,
+    messageId: ids.messageId,
+    messageUuid: ids.messageUuid,
+  }));
   if (accepted.length > 0) {
     return { jobId: job.id, kind: 'accepted', recipients: accepted };
   }
@@ -32,13 +37,18 @@ export function lookUpResult(
     return giveUpAfterLookUp(job, found !== undefined);
   }
   if (found === undefined) {
-    return retryOrFail(job, `could not ask Mailjet whether the last attempt was delivered (${job.lastError ?? 'no answer'})`, context, { outcomeUnknown: true });
+    return retryOrFail(job, `could not ask Mailjet whether the last attempt was delivered (${job.lastError ?? 'no answer'})`, context, {
+      outcomeUnknown: true,
+    });
   }
   return undefined;
 }
 
 /** The (app, address) pairs of a batch, to ask which are suppressed. */
-export function addressesOf(jobs: readonly ClaimedJob[], recipientsByJob: ReadonlyMap<string, readonly RecipientRow[]>): Array<{ appId: string; email: string }> {
+export function addressesOf(
+  jobs: readonly ClaimedJob[],
+  recipientsByJob: ReadonlyMap<string, readonly RecipientRow[]>,
+): Array<{ appId: string; email: string }> {
   return jobs.flatMap((job) => (recipientsByJob.get(job.id) ?? []).map((row) => ({ appId: job.appId, email: row.email })));
 }
 
@@ -90,7 +100,13 @@ export interface PlannedCall {
  * a real message in a sandbox call would silently not be sent, a sandbox one in a real call would be.
  */
 export function planCalls(jobs: readonly ClaimedJob[], recipientsByJob: ReadonlyMap<string, readonly RecipientRow[]>): PlannedCall[] {
-  return [false, true].flatMap((sandbox) => packJobs(jobs.filter((job) => (job.content.sandbox ?? false) === sandbox), recipientsByJob, sandbox));
+  return [false, true].flatMap((sandbox) =>
+    packJobs(
+      jobs.filter((job) => (job.content.sandbox ?? false) === sandbox),
+      recipientsByJob,
+      sandbox,
+    ),
+  );
 }
 
 function packJobs(jobs: readonly ClaimedJob[], recipientsByJob: ReadonlyMap<string, readonly RecipientRow[]>, sandbox: boolean): PlannedCall[] {

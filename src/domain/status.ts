@@ -29,15 +29,7 @@ export type RecipientStatus = (typeof RECIPIENT_STATUSES)[number];
 const DELIVERY_ORDER = ['accepted', 'sent', 'opened', 'clicked', 'unsubscribed', 'spam', 'bounced', 'blocked'] as const;
 export type DeliveryStatus = (typeof DELIVERY_ORDER)[number];
 
-export const JOB_STATUSES = [
-  'queued',
-  'scheduled',
-  'processing',
-  'deferred',
-  ...DELIVERY_ORDER,
-  'failed',
-  'cancelled',
-] as const;
+export const JOB_STATUSES = ['queued', 'scheduled', 'processing', 'deferred', ...DELIVERY_ORDER, 'failed', 'cancelled'] as const;
 export type JobStatus = (typeof JOB_STATUSES)[number];
 
 /** Jobs a consumer may claim (once run_at has come). */

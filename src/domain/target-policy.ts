@@ -17,7 +17,10 @@ export interface TargetPolicy {
 export function parseTargetPolicy(list: string): TargetPolicy {
   const hosts = new Set<string>();
   const addresses = new BlockList();
-  for (const entry of list.split(',').map((item) => item.trim()).filter(Boolean)) {
+  for (const entry of list
+    .split(',')
+    .map((item) => item.trim())
+    .filter(Boolean)) {
     const [address, prefix] = entry.split('/') as [string, string | undefined];
     const family = isIP(address);
     if (family === 0) {

@@ -141,7 +141,14 @@ export function createApp(deps: AppDeps): Express {
     }),
   );
   app.use(
-    queueRouter({ jobs: deps.jobs, parseQueueRequest: createQueueRequestParser(deps.now), requireApp, requireSender, limit: limitPerApp, bodyLimit: deps.limits.queueBody }),
+    queueRouter({
+      jobs: deps.jobs,
+      parseQueueRequest: createQueueRequestParser(deps.now),
+      requireApp,
+      requireSender,
+      limit: limitPerApp,
+      bodyLimit: deps.limits.queueBody,
+    }),
   );
   app.use(statusRouter(deps.jobs, requireApp));
   app.use(adminRouter({ admin: deps.admin, requireAdmin: requireAdminKey(deps.adminKey) }));

@@ -50,7 +50,11 @@ export function sendProblem(res: Response, error: AppError, extra: Partial<Probl
 
 /** Bytes as a person reads a limit: 20 MB, 16 KB (body-parser's units: 1 kb = 1024 bytes). */
 function formatBytes(bytes: number): string {
-  for (const [unit, size] of [['GB', 1024 ** 3], ['MB', 1024 ** 2], ['KB', 1024]] as const) {
+  for (const [unit, size] of [
+    ['GB', 1024 ** 3],
+    ['MB', 1024 ** 2],
+    ['KB', 1024],
+  ] as const) {
     if (bytes >= size && bytes % size === 0) {
       return `${bytes / size} ${unit}`;
     }

@@ -44,7 +44,10 @@ export const LIMITS = {
 
 const email = emailSchema;
 const ADDRESS_FORMS = 'an address: "ada@example.org" or {"email": "ada@example.org", "name": "Ada"}';
-const addressObject = z.strictObject({ email, name: noControl(LIMITS.nameLength).optional() }, { error: (issue) => (issue.code === 'invalid_type' ? `must be ${ADDRESS_FORMS}` : undefined) });
+const addressObject = z.strictObject(
+  { email, name: noControl(LIMITS.nameLength).optional() },
+  { error: (issue) => (issue.code === 'invalid_type' ? `must be ${ADDRESS_FORMS}` : undefined) },
+);
 /** "a@example.com" or {"email": "a@example.com", "name": "A"}. */
 const address = z.preprocess((value) => (typeof value === 'string' ? { email: value } : value), addressObject);
 /** One address or a list of them (checked for length first: a million addresses are not each parsed). */
@@ -61,9 +64,15 @@ const trackingSchema = z.enum(TRACKING_VALUES, { error: `must be one of ${TRACKI
 
 const attachment = z.strictObject({
   filename: noControl(255).min(1),
-  content_type: z.string().regex(/^[\w.+-]+\/[\w.+-]+$/, 'a MIME type such as application/pdf').max(255),
+  content_type: z
+    .string()
+    .regex(/^[\w.+-]+\/[\w.+-]+$/, 'a MIME type such as application/pdf')
+    .max(255),
   content: z.string().refine(isBase64, 'must be base64 (RFC 4648, with padding)'),
-  content_id: z.string().regex(/^[\w.@-]{1,100}$/, 'letters, digits and . _ @ - only').optional(),
+  content_id: z
+    .string()
+    .regex(/^[\w.@-]{1,100}$/, 'letters, digits and . _ @ - only')
+    .optional(),
 });
 
 const MiB = 1024 * 1024;
@@ -99,7 +108,12 @@ const messageFields = {
   subject: noControl(LIMITS.subjectLength).optional(),
   text: textPart(LIMITS.textBytes).optional(),
   html: textPart(LIMITS.htmlBytes).optional(),
-  template_id: z.number().int().positive().max(2 ** 31 - 1).optional(),
+  template_id: z
+    .number()
+    .int()
+    .positive()
+    .max(2 ** 31 - 1)
+    .optional(),
   template_language: z.boolean().optional(),
   variables: jsonObject(LIMITS.variablesBytes, 'variables').optional(),
   headers: z
@@ -160,52 +174,66 @@ function checkMailjetCombinations(message: MessageInput, ctx: z.RefinementCtx): 
     if (message.template_id === undefined) {
       ctx.addIssue({ code: 'custom', path: [field], message: `${field} goes with a template: give template_id too` });
     } else if (message.template_language === false) {
-      ctx.addIssue({ code: 'custom', path: [field], message: `${field} needs the template language: leave template_language out or set it to true (Mailjet's send-0016)` });
+      ctx.addIssue({
+        code: 'custom',
+        path: [field],
+        message: `${field} needs the template language: leave template_language out or set it to true (Mailjet's send-0016)`,
+      });
     }
   }
   if (message.deduplicate_campaign === true && message.campaign === undefined) {
-    ctx.addIssue({ code: 'custom', path: ['deduplicate_campaign'], message: 'deduplicate_campaign needs a campaign: give campaign too (Mailjet\'s send-0012)' });
+    ctx.addIssue({ code: 'custom', path: ['deduplicate_campaign'], message: "deduplicate_campaign needs a campaign: give campaign too (Mailjet's send-0012)" });
   }
 }
 
 /** The checks across a message's fields; `now` places the send_at window. */
-const checkMessage = (now: () => Date) => (message: MessageInput, ctx: z.RefinementCtx): void => {
-  if (message.text === undefined && message.html === undefined && message.template_id === undefined) {
-    ctx.addIssue({ code: 'custom', path: ['text'], message: 'give text, html or template_id' });
-  }
-  checkMailjetCombinations(message, ctx);
-  if (message.from === undefined && message.template_id === undefined) {
-    ctx.addIssue({ code: 'custom', path: ['from'], message: 'from is required unless the template defines the sender' });
-  }
-  const all = [...message.to, ...(message.cc ?? []), ...(message.bcc ?? [])];
-  if (all.length > LIMITS.recipientsPerMessage) {
-    ctx.addIssue({ code: 'custom', path: ['to'], message: `at most ${LIMITS.recipientsPerMessage} recipients over to, cc and bcc (Mailjet's limit)` });
-  }
-  const seen = new Set<string>();
-  for (const [kind, list] of [['to', message.to], ['cc', message.cc ?? []], ['bcc', message.bcc ?? []]] as const) {
-    list.forEach((recipient, index) => {
-      const key = recipient.email.toLowerCase();
-      if (seen.has(key)) {
-        ctx.addIssue({ code: 'custom', path: [kind, index, 'email'], message: 'this address is already a recipient of this message' });
+const checkMessage =
+  (now: () => Date) =>
+  (message: MessageInput, ctx: z.RefinementCtx): void => {
+    if (message.text === undefined && message.html === undefined && message.template_id === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['text'], message: 'give text, html or template_id' });
+    }
+    checkMailjetCombinations(message, ctx);
+    if (message.from === undefined && message.template_id === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['from'], message: 'from is required unless the template defines the sender' });
+    }
+    const all = [...message.to, ...(message.cc ?? []), ...(message.bcc ?? [])];
+    if (all.length > LIMITS.recipientsPerMessage) {
+      ctx.addIssue({ code: 'custom', path: ['to'], message: `at most ${LIMITS.recipientsPerMessage} recipients over to, cc and bcc (Mailjet's limit)` });
+    }
+    const seen = new Set<string>();
+    for (const [kind, list] of [
+      ['to', message.to],
+      ['cc', message.cc ?? []],
+      ['bcc', message.bcc ?? []],
+    ] as const) {
+      list.forEach((recipient, index) => {
+        const key = recipient.email.toLowerCase();
+        if (seen.has(key)) {
+          ctx.addIssue({ code: 'custom', path: [kind, index, 'email'], message: 'this address is already a recipient of this message' });
+        }
+        seen.add(key);
+      });
+    }
+    for (const name of Object.keys(message.headers ?? {})) {
+      if (FORBIDDEN_HEADERS.has(name.toLowerCase())) {
+        ctx.addIssue({ code: 'custom', path: ['headers', name], message: `${name} is set by jetpost or Mailjet and cannot be given as a header` });
       }
-      seen.add(key);
-    });
-  }
-  for (const name of Object.keys(message.headers ?? {})) {
-    if (FORBIDDEN_HEADERS.has(name.toLowerCase())) {
-      ctx.addIssue({ code: 'custom', path: ['headers', name], message: `${name} is set by jetpost or Mailjet and cannot be given as a header` });
     }
-  }
-  if (message.send_at !== undefined) {
-    const at = Date.parse(message.send_at);
-    const nowMs = now().getTime();
-    if (at > nowMs + LIMITS.sendAtMaxAheadMs || at < nowMs - LIMITS.sendAtMaxBehindMs) {
-      ctx.addIssue({ code: 'custom', path: ['send_at'], message: 'must be within the next 30 days (or the last 24 hours, meaning now)' });
+    if (message.send_at !== undefined) {
+      const at = Date.parse(message.send_at);
+      const nowMs = now().getTime();
+      if (at > nowMs + LIMITS.sendAtMaxAheadMs || at < nowMs - LIMITS.sendAtMaxBehindMs) {
+        ctx.addIssue({ code: 'custom', path: ['send_at'], message: 'must be within the next 30 days (or the last 24 hours, meaning now)' });
+      }
     }
-  }
-};
+  };
 
-const idempotencyKey = z.string().min(1).max(LIMITS.idempotencyKeyLength).regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces');
+const idempotencyKey = z
+  .string()
+  .min(1)
+  .max(LIMITS.idempotencyKeyLength)
+  .regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces');
 
 /** The request schemas, built once per clock. */
 function queueRequestSchemas(now: () => Date) {
@@ -355,7 +383,12 @@ const statusLookup = z
     limit: pageLimitSchema.optional(),
     ids: z
       .string()
-      .transform((value) => value.split(',').map((part) => part.trim()).filter(Boolean))
+      .transform((value) =>
+        value
+          .split(',')
+          .map((part) => part.trim())
+          .filter(Boolean),
+      )
       .pipe(z.array(jobIdSchema).min(1).max(LIMITS.statusLookupIds))
       .optional(),
     custom_id: z
@@ -369,10 +402,7 @@ const statusLookup = z
   })
   .refine((query) => query.limit === undefined || query.after !== undefined, { message: 'limit goes with after', path: ['limit'] });
 
-export type StatusLookup =
-  | { kind: 'ids'; ids: string[] }
-  | { kind: 'custom-ids'; customIds: string[] }
-  | { kind: 'feed'; after: FeedCursor; limit: number };
+export type StatusLookup = { kind: 'ids'; ids: string[] } | { kind: 'custom-ids'; customIds: string[] } | { kind: 'feed'; after: FeedCursor; limit: number };
 
 export function parseStatusLookup(query: unknown): StatusLookup {
   const parsed = parseOrThrow(statusLookup, query, 'query');

@@ -100,7 +100,12 @@ export function createMailjetClient({ apiKey, apiSecret, baseUrl = MAILJET_DEFAU
     async listEventCallbacks() {
       // The list's default page size is 10; Mailjet keeps at most 14 (7 types, backup or not).
       const listed = await client.get('eventcallbackurl', { version: 'v3' }).request({}, { Limit: 1000 });
-      return ((listed.body as { Data?: EventCallbackRow[] }).Data ?? []).map((row) => ({ id: row.ID, eventType: row.EventType, url: row.Url, isBackup: row.IsBackup }));
+      return ((listed.body as { Data?: EventCallbackRow[] }).Data ?? []).map((row) => ({
+        id: row.ID,
+        eventType: row.EventType,
+        url: row.Url,
+        isBackup: row.IsBackup,
+      }));
     },
 
     async saveEventCallback({ eventType, isBackup, url, existingId }) {
@@ -120,7 +125,12 @@ function toSendResponse(failure: MailjetFailure): SendResponse {
   const retryAfter = failure.response?.headers?.['retry-after'];
   if (status === null) {
     const code = failure.code ?? 'ERROR';
-    return { status, body: undefined, networkCode: code, description: `Mailjet unreachable (${code}): ${failure.originalMessage ?? failure.message ?? ''}`.trim() };
+    return {
+      status,
+      body: undefined,
+      networkCode: code,
+      description: `Mailjet unreachable (${code}): ${failure.originalMessage ?? failure.message ?? ''}`.trim(),
+    };
   }
   return {
     status,

@@ -14,7 +14,15 @@ import type { DeliveryRow, DeliveryStatus } from '../domain/webhook-delivery.js'
 import { apiKeyPrefix } from './api-keys.js';
 import { addApiKey, createAppWithKey, findApp, revokeApiKey } from './apps.js';
 import { requeueFailed } from './requeue.js';
-import { getAppWebhook, listAppDeliveries, redeliverAppDelivery, removeAppWebhook, rotateAppWebhookSecret, setAppWebhook, type WebhookSettingsChange } from './webhooks.js';
+import {
+  getAppWebhook,
+  listAppDeliveries,
+  redeliverAppDelivery,
+  removeAppWebhook,
+  rotateAppWebhookSecret,
+  setAppWebhook,
+  type WebhookSettingsChange,
+} from './webhooks.js';
 
 export interface AdminService {
   /** Jobs of one status, newest first, across apps; `before` pages by job id. */

@@ -17,7 +17,12 @@ export function hashApiKey(key: string): Buffer {
 }
 
 export function generateApiKey(): GeneratedKey {
-  const prefix = randomBytes(9).toString('base64url').toLowerCase().replace(/[^a-z0-9]/g, '0').slice(0, 12).padEnd(12, '0');
+  const prefix = randomBytes(9)
+    .toString('base64url')
+    .toLowerCase()
+    .replace(/[^a-z0-9]/g, '0')
+    .slice(0, 12)
+    .padEnd(12, '0');
   const key = `jp_${prefix}_${randomBytes(32).toString('base64url')}`;
   return { key, prefix, hash: hashApiKey(key) };
 }

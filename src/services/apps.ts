@@ -1,7 +1,7 @@
 // Apps and their keys: create an app with its first key, rotate and revoke keys, and authenticate a request's key.
 import { findApiKeyByPrefix, findAppByName, insertApiKey, insertApp, revokeApiKeys } from '../db/apps-repo.js';
 import { type Pool, type Queryable, withTransaction } from '../db/pool.js';
-import { type App, APP_NAME_PATTERN, APP_NAME_RULE,type AppIdentity } from '../domain/app.js';
+import { type App, APP_NAME_PATTERN, APP_NAME_RULE, type AppIdentity } from '../domain/app.js';
 import { ConflictError, isUniqueViolation, NotFoundError, ValidationError } from '../domain/errors.js';
 import { apiKeyMatches, apiKeyPrefix, generateApiKey } from './api-keys.js';
 

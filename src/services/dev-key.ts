@@ -12,7 +12,10 @@ export const DEV_APP_NAME = 'dev';
 
 export async function ensureDevApiKey(pool: Pool, dataDir: string): Promise<{ key: string; file: string; created: boolean }> {
   const file = path.resolve(dataDir, 'dev-api-key');
-  const existing = await fs.readFile(file, 'utf8').then((text) => text.trim(), () => '');
+  const existing = await fs.readFile(file, 'utf8').then(
+    (text) => text.trim(),
+    () => '',
+  );
   if (apiKeyPrefix(existing) !== undefined && (await authenticateApiKey(pool, existing))) {
     return { key: existing, file, created: false };
   }

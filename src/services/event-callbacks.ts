@@ -10,8 +10,7 @@ export interface CallbackRegistration extends CallbackWrite {
 }
 
 export type CallbackRegistrationResult =
-  | { kind: 'registered'; registrations: CallbackRegistration[]; overwritten: RegisteredCallback[] }
-  | { kind: 'refused'; foreign: RegisteredCallback[] };
+  { kind: 'registered'; registrations: CallbackRegistration[]; overwritten: RegisteredCallback[] } | { kind: 'refused'; foreign: RegisteredCallback[] };
 
 export async function registerEventCallbacks(
   mailjet: Pick<MailjetClient, 'listEventCallbacks' | 'saveEventCallback'>,

@@ -16,7 +16,14 @@ import { type Pool, type Queryable, withTransaction } from '../db/pool.js';
 import { insertRejectedEvents, type RejectedEventRow } from '../db/rejected-events-repo.js';
 import { AppError, ServiceUnavailableError } from '../domain/errors.js';
 import type { StoredEvent } from '../domain/event.js';
-import { type MailjetEvent, MAX_EVENTS_PER_BODY, type ParsedEvents, parseEventBodyInSteps, type RejectedEvent, type RejectionKind } from '../domain/event-parse.js';
+import {
+  type MailjetEvent,
+  MAX_EVENTS_PER_BODY,
+  type ParsedEvents,
+  parseEventBodyInSteps,
+  type RejectedEvent,
+  type RejectionKind,
+} from '../domain/event-parse.js';
 import type { MailjetEventType } from '../domain/status.js';
 import { storableText } from '../domain/storable-text.js';
 import type { Logger } from '../log.js';
@@ -143,10 +150,7 @@ async function storeAndApply(tx: Queryable, channels: NotifyChannels, events: re
   if (unmatched.length > 0) {
     // See lockMessagesExclusive: after the lock, a send recorded meanwhile is visible, and one recorded
     // later sees these events once this transaction commits.
-    await lockMessagesExclusive(
-      tx,
-      unmatched,
-    );
+    await lockMessagesExclusive(tx, unmatched);
     matchedNow = await matchEvents(
       tx,
       unmatched.map((event) => event.id),
@@ -158,7 +162,12 @@ async function storeAndApply(tx: Queryable, channels: NotifyChannels, events: re
   for (const event of stored) {
     byType[event.type] = (byType[event.type] ?? 0) + 1;
   }
-  return { stored: stored.length, unmatched: unmatched.filter((event) => !matchedNowIds.has(event.id)).length, byType, sentAfterAcceptedMs: applied.sentAfterAcceptedMs };
+  return {
+    stored: stored.length,
+    unmatched: unmatched.filter((event) => !matchedNowIds.has(event.id)).length,
+    byType,
+    sentAfterAcceptedMs: applied.sentAfterAcceptedMs,
+  };
 }
 
 /**

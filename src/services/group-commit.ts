@@ -38,7 +38,15 @@ interface Pending<I, O> {
   timer?: NodeJS.Timeout;
 }
 
-export function createGroupCommit<I, O>({ write, weight, maxWeight, maxInFlight, exclusiveKey, maxWait, failsWaiting }: GroupCommitOptions<I, O>): GroupCommit<I, O> {
+export function createGroupCommit<I, O>({
+  write,
+  weight,
+  maxWeight,
+  maxInFlight,
+  exclusiveKey,
+  maxWait,
+  failsWaiting,
+}: GroupCommitOptions<I, O>): GroupCommit<I, O> {
   const pending: Array<Pending<I, O>> = [];
   let inFlight = 0;
   let scheduled = false;
@@ -47,7 +55,7 @@ export function createGroupCommit<I, O>({ write, weight, maxWeight, maxInFlight,
     const batch: Array<Pending<I, O>> = [];
     const keys = new Set<string>();
     let total = 0;
-    for (let index = 0; index < pending.length; ) {
+    for (let index = 0; index < pending.length;) {
       const entry = pending[index]!;
       const itemWeight = weight(entry.item);
       const key = exclusiveKey?.(entry.item);

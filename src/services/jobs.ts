@@ -95,7 +95,15 @@ interface EnqueueRequest {
   idempotencyKey: string | undefined;
 }
 
-export function createJobService({ pool, channels, maxAttempts, wakeLocal, bus, groupCommit = DEFAULT_GROUP_COMMIT, now = () => new Date() }: JobServiceDeps): JobService {
+export function createJobService({
+  pool,
+  channels,
+  maxAttempts,
+  wakeLocal,
+  bus,
+  groupCommit = DEFAULT_GROUP_COMMIT,
+  now = () => new Date(),
+}: JobServiceDeps): JobService {
   function toInsert(appId: string, jobs: readonly NewJob[], at: Date): AppJobToInsert[] {
     return jobs.map((job) => {
       const scheduled = job.sendAt !== undefined && job.sendAt.getTime() > at.getTime();
@@ -124,7 +132,9 @@ export function createJobService({ pool, channels, maxAttempts, wakeLocal, bus, 
     const at = now();
     const rows = await insertAppJobs(
       db,
-      requests.flatMap(({ request, checkKey }) => toInsert(request.appId, request.jobs, at).map((job) => ({ ...job, keyId: checkKey ? request.keyId : undefined }))),
+      requests.flatMap(({ request, checkKey }) =>
+        toInsert(request.appId, request.jobs, at).map((job) => ({ ...job, keyId: checkKey ? request.keyId : undefined })),
+      ),
       // Delivered at commit, to the consumers of every replica: one notification for the batch.
       channels.jobs,
     );
@@ -143,51 +153,68 @@ export function createJobService({ pool, channels, maxAttempts, wakeLocal, bus, 
    * them under their Idempotency-Keys.
    */
   async function storeInTransaction(requests: readonly EnqueueRequest[]): Promise<Array<EnqueueResult | Error>> {
-    return withTransaction(pool, async (tx) => {
-      const settled: Array<EnqueueResult | Error | undefined> = requests.map(() => undefined);
-      // Before the claims: a refused request must not take its Idempotency-Key.
-      const keyIds = [...new Set(requests.flatMap((r) => (r.keyId === undefined ? [] : [r.keyId])))];
-      const liveKeys = keyIds.length > 0 ? await findLiveApiKeyIds(tx, keyIds) : new Set<string>();
-      requests.forEach((request, index) => {
-        if (request.keyId !== undefined && !liveKeys.has(request.keyId)) {
-          settled[index] = apiKeyRequired();
-        }
-      });
-
-      const hashes = requests.map((request) => (request.idempotencyKey === undefined ? undefined : requestHash(request.jobs)));
-      const claims = requests.flatMap((request, index) =>
-        request.idempotencyKey === undefined || settled[index] !== undefined ? [] : [{ appId: request.appId, key: request.idempotencyKey, requestHash: hashes[index]! }],
-      );
-      // A concurrent request with the same key (in another batch or replica) makes this wait until it commits, then see its record.
-      const taken = claims.length > 0 ? await claimIdempotencyKeys(tx, claims) : new Map<string, IdempotencyRecord>();
-      for (const [index, request] of requests.entries()) {
-        const existing = request.idempotencyKey === undefined || settled[index] !== undefined ? undefined : taken.get(`${request.appId}:${request.idempotencyKey}`);
-        if (existing === undefined) {
-          continue;
-        }
-        settled[index] =
-          existing.requestHash === hashes[index]
-            ? { jobs: await findInOrder(tx, request.appId, existing.jobIds), replayed: true }
-            : new ConflictError('idempotency-key-reused', 'this Idempotency-Key was already used with a different request body; use a new key for a new request');
-      }
-
-      const toStore = requests.flatMap((request, index) => (settled[index] === undefined ? [{ request, index }] : []));
-      if (toStore.length > 0) {
-        // The keys were checked above, in this transaction.
-        const stored = await insertRequests(tx, toStore.map(({ request }) => ({ request, checkKey: false })));
-        toStore.forEach(({ index }, position) => {
-          settled[index] = stored[position]!;
+    return withTransaction(
+      pool,
+      async (tx) => {
+        const settled: Array<EnqueueResult | Error | undefined> = requests.map(() => undefined);
+        // Before the claims: a refused request must not take its Idempotency-Key.
+        const keyIds = [...new Set(requests.flatMap((r) => (r.keyId === undefined ? [] : [r.keyId])))];
+        const liveKeys = keyIds.length > 0 ? await findLiveApiKeyIds(tx, keyIds) : new Set<string>();
+        requests.forEach((request, index) => {
+          if (request.keyId !== undefined && !liveKeys.has(request.keyId)) {
+            settled[index] = apiKeyRequired();
+          }
         });
-        const keyed = toStore.filter(({ request }) => request.idempotencyKey !== undefined);
-        if (keyed.length > 0) {
-          await setManyIdempotencyJobIds(
-            tx,
-            keyed.map(({ request, index }) => ({ appId: request.appId, key: request.idempotencyKey!, jobIds: (settled[index] as EnqueueResult).jobs.map((job) => job.id) })),
-          );
+
+        const hashes = requests.map((request) => (request.idempotencyKey === undefined ? undefined : requestHash(request.jobs)));
+        const claims = requests.flatMap((request, index) =>
+          request.idempotencyKey === undefined || settled[index] !== undefined
+            ? []
+            : [{ appId: request.appId, key: request.idempotencyKey, requestHash: hashes[index]! }],
+        );
+        // A concurrent request with the same key (in another batch or replica) makes this wait until it commits, then see its record.
+        const taken = claims.length > 0 ? await claimIdempotencyKeys(tx, claims) : new Map<string, IdempotencyRecord>();
+        for (const [index, request] of requests.entries()) {
+          const existing =
+            request.idempotencyKey === undefined || settled[index] !== undefined ? undefined : taken.get(`${request.appId}:${request.idempotencyKey}`);
+          if (existing === undefined) {
+            continue;
+          }
+          settled[index] =
+            existing.requestHash === hashes[index]
+              ? { jobs: await findInOrder(tx, request.appId, existing.jobIds), replayed: true }
+              : new ConflictError(
+                  'idempotency-key-reused',
+                  'this Idempotency-Key was already used with a different request body; use a new key for a new request',
+                );
         }
-      }
-      return settled as Array<EnqueueResult | Error>;
-    }, { bulk: true });
+
+        const toStore = requests.flatMap((request, index) => (settled[index] === undefined ? [{ request, index }] : []));
+        if (toStore.length > 0) {
+          // The keys were checked above, in this transaction.
+          const stored = await insertRequests(
+            tx,
+            toStore.map(({ request }) => ({ request, checkKey: false })),
+          );
+          toStore.forEach(({ index }, position) => {
+            settled[index] = stored[position]!;
+          });
+          const keyed = toStore.filter(({ request }) => request.idempotencyKey !== undefined);
+          if (keyed.length > 0) {
+            await setManyIdempotencyJobIds(
+              tx,
+              keyed.map(({ request, index }) => ({
+                appId: request.appId,
+                key: request.idempotencyKey!,
+                jobIds: (settled[index] as EnqueueResult).jobs.map((job) => job.id),
+              })),
+            );
+          }
+        }
+        return settled as Array<EnqueueResult | Error>;
+      },
+      { bulk: true },
+    );
   }
 
   /**
@@ -200,7 +227,10 @@ export function createJobService({ pool, channels, maxAttempts, wakeLocal, bus, 
     const messages = requests.reduce((sum, request) => sum + request.jobs.length, 0);
     const results =
       messages <= SINGLE_STATEMENT_MESSAGES && requests.every((request) => request.idempotencyKey === undefined)
-        ? await insertRequests(pool, requests.map((request) => ({ request, checkKey: true })))
+        ? await insertRequests(
+            pool,
+            requests.map((request) => ({ request, checkKey: true })),
+          )
         : await storeInTransaction(requests);
     // Committed: only now is any request answered.
     if (results.some((result) => !(result instanceof Error) && !result.replayed)) {
@@ -225,7 +255,14 @@ export function createJobService({ pool, channels, maxAttempts, wakeLocal, bus, 
         }
         // Something in the batch failed the whole transaction: each request gets its own, so that
         // one request's failure is never another's.
-        return Promise.all(requests.map((request) => storeBatch([request]).then((results) => results[0]!, (failure: unknown) => asError(failure))));
+        return Promise.all(
+          requests.map((request) =>
+            storeBatch([request]).then(
+              (results) => results[0]!,
+              (failure: unknown) => asError(failure),
+            ),
+          ),
+        );
       }
     },
     weight: (request) => request.jobs.length,

@@ -20,7 +20,14 @@ export interface QueueStatsOptions {
   now?: () => number;
 }
 
-export function createQueueStatsReader({ pool, timeoutMs, log, ttlMs = QUEUE_STATS_TTL_MS, cap = QUEUE_STATS_COUNT_CAP, now = Date.now }: QueueStatsOptions): QueueStatsReader {
+export function createQueueStatsReader({
+  pool,
+  timeoutMs,
+  log,
+  ttlMs = QUEUE_STATS_TTL_MS,
+  cap = QUEUE_STATS_COUNT_CAP,
+  now = Date.now,
+}: QueueStatsOptions): QueueStatsReader {
   let last: QueueStats | undefined;
   let lastAttemptAt = -Infinity;
   // One read at a time: scrapes arriving while it runs wait for it (up to their timeout), and a slow

@@ -35,7 +35,10 @@ async function countTogether(pool: Pool, hits: readonly Hit[]): Promise<HitCount
     const counted = byKey.get(hit.key);
     byKey.set(hit.key, { hits: (counted?.hits ?? 0) + 1, windowMs: hit.windowMs });
   }
-  const totals = await countHits(pool, [...byKey].map(([key, counted]) => ({ key, ...counted })));
+  const totals = await countHits(
+    pool,
+    [...byKey].map(([key, counted]) => ({ key, ...counted })),
+  );
   // The n hits of a key end at its total: the first of them is the total - n + 1, as if one at a time.
   const seen = new Map<string, number>();
   return hits.map((hit) => {

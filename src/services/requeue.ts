@@ -8,7 +8,11 @@ import { reopenFailedRecipients } from '../db/recipients-repo.js';
  * Re-queues failed jobs (the given ids, or all failed jobs, of one app when named) and wakes the
  * consumers of every replica. Jobs that are not failed are left alone.
  */
-export async function requeueFailed(pool: Pool, channels: NotifyChannels, target: { ids: readonly string[] | null; appName: string | null }): Promise<string[]> {
+export async function requeueFailed(
+  pool: Pool,
+  channels: NotifyChannels,
+  target: { ids: readonly string[] | null; appName: string | null },
+): Promise<string[]> {
   const requeue = async (tx: Queryable) => {
     const ids = await requeueFailedJobs(tx, target.ids, target.appName);
     await reopenFailedRecipients(tx, ids);

@@ -107,7 +107,9 @@ async function recordSendResults(pool: Pool, channels: NotifyChannels, requests:
         case 'failed':
           return [{ workerId, id: r.jobId, status: 'failed', runAt: null, error: r.error, outcomeUnknown: r.outcomeUnknown ?? false, refundAttempt: false }];
         case 'deferred':
-          return [{ workerId, id: r.jobId, status: 'deferred', runAt: r.runAt, error: r.error, outcomeUnknown: r.outcomeUnknown, refundAttempt: r.refundAttempt }];
+          return [
+            { workerId, id: r.jobId, status: 'deferred', runAt: r.runAt, error: r.error, outcomeUnknown: r.outcomeUnknown, refundAttempt: r.refundAttempt },
+          ];
       }
     }),
   );
@@ -163,15 +165,19 @@ async function recordSendResults(pool: Pool, channels: NotifyChannels, requests:
 /** A lease that expired means its consumer's process died (or lost the database) mid-batch. */
 async function reap(pool: Pool, channels: NotifyChannels, limit: number): Promise<ReapedJob[]> {
   // Bulk: after a crash a pass returns up to `limit` jobs with their recipients and status changes.
-  return withTransaction(pool, async (tx) => {
-    const rows = await reapExpiredLeases(tx, limit, LEASE_EXPIRED_ERROR);
-    const failed = rows.filter((row) => row.status === 'failed').map((row) => row.id);
-    await closePendingRecipients(tx, failed, 'failed');
-    const changes = await recordStatusChanges(
-      tx,
-      failed.map((jobId) => ({ jobId, recipientId: null, oldStatus: 'processing', newStatus: 'failed', details: { error: LEASE_EXPIRED_ERROR } })),
-    );
-    await queueWebhookDeliveries(tx, channels, changes);
-    return rows;
-  }, { bulk: true });
+  return withTransaction(
+    pool,
+    async (tx) => {
+      const rows = await reapExpiredLeases(tx, limit, LEASE_EXPIRED_ERROR);
+      const failed = rows.filter((row) => row.status === 'failed').map((row) => row.id);
+      await closePendingRecipients(tx, failed, 'failed');
+      const changes = await recordStatusChanges(
+        tx,
+        failed.map((jobId) => ({ jobId, recipientId: null, oldStatus: 'processing', newStatus: 'failed', details: { error: LEASE_EXPIRED_ERROR } })),
+      );
+      await queueWebhookDeliveries(tx, channels, changes);
+      return rows;
+    },
+    { bulk: true },
+  );
 }

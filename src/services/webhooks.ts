@@ -95,7 +95,11 @@ export async function removeAppWebhook(pool: Pool, appName: string): Promise<voi
 }
 
 /** The app's deliveries, newest first. */
-export async function listAppDeliveries(db: Queryable, appName: string, options: { status?: DeliveryStatus | undefined; before?: string | undefined; limit: number }): Promise<DeliveryRow[]> {
+export async function listAppDeliveries(
+  db: Queryable,
+  appName: string,
+  options: { status?: DeliveryStatus | undefined; before?: string | undefined; limit: number },
+): Promise<DeliveryRow[]> {
   const app = await findApp(db, appName);
   return listDeliveries(db, app.id, options);
 }

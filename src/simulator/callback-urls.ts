@@ -69,9 +69,7 @@ export function createCallbackUrlRegistry(): CallbackUrlRegistry {
   };
 
   const save = (row: CallbackUrlRow): CallbackUrlRow => {
-    const taken = [...rows.values()].some(
-      (other) => other.ID !== row.ID && other.EventType === row.EventType && other.IsBackup === row.IsBackup,
-    );
+    const taken = [...rows.values()].some((other) => other.ID !== row.ID && other.EventType === row.EventType && other.IsBackup === row.IsBackup);
     if (taken) {
       const value = `${EVENT_TYPE_CODES[row.EventType]}|${row.IsBackup}`;
       throw new RestError(400, `MJ18 A EventCallbackURL resource with value "${value}" for EventType|Backup already exists.`);

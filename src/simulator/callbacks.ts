@@ -288,7 +288,12 @@ export function createCallbackLoop(options: CallbackLoopOptions): CallbackLoop {
 
   const deliverBatch = async (url: string, grouped: boolean, deliveries: Delivery[], signal: AbortSignal): Promise<void> => {
     if (grouped) {
-      await deliver(url, deliveries, deliveries.map(({ event }) => event.body), signal);
+      await deliver(
+        url,
+        deliveries,
+        deliveries.map(({ event }) => event.body),
+        signal,
+      );
       return;
     }
     // One at a time, so an ungrouped receiver sees the events in the order chosen here.
@@ -318,9 +323,7 @@ export function createCallbackLoop(options: CallbackLoopOptions): CallbackLoop {
     if (untargeted > 0) {
       log('no callback URL for these events; discarded', { events: untargeted });
     }
-    await Promise.all(
-      [...batches.values()].map(({ url, grouped, deliveries }) => deliverBatch(url, grouped, faults.arrange(deliveries), signal)),
-    );
+    await Promise.all([...batches.values()].map(({ url, grouped, deliveries }) => deliverBatch(url, grouped, faults.arrange(deliveries), signal)));
   };
 
   const flush = (): Promise<void> => {
@@ -397,12 +400,7 @@ function buildEvent(spec: KindSpec, message: SimulatedMessage, recipient: Simula
  * POSTs a JSON body and resolves the status code. Credentials in the URL are sent as a Basic
  * Authorization header instead (fetch would refuse such a URL).
  */
-function postJson(
-  target: string,
-  body: string,
-  agents: { http: HttpAgent; https: HttpsAgent },
-  signal: AbortSignal,
-): Promise<number> {
+function postJson(target: string, body: string, agents: { http: HttpAgent; https: HttpsAgent }, signal: AbortSignal): Promise<number> {
   const url = new URL(target);
   const headers: Record<string, string> = {
     'content-type': 'application/json',

@@ -150,13 +150,43 @@ const MALFORMED = problem('mj-0002', 'Malformed JSON, please review the syntax a
 /** Headers that have a dedicated property (send-0011), compared in lower case: Mailjet's documented list. */
 export const FORBIDDEN_HEADERS: ReadonlySet<string> = new Set(
   [
-    'From', 'Sender', 'Subject', 'To', 'Cc', 'Bcc', 'Return-Path', 'Delivered-To', 'DKIM-Signature',
-    'DomainKey-Status', 'Received-SPF', 'Authentication-Results', 'Received', 'X-Mailjet-Prio',
-    'X-Mailjet-Debug', 'User-Agent', 'X-Mailer', 'X-MJ-CustomID', 'X-MJ-EventPayload', 'X-MJ-Vars',
-    'X-MJ-TemplateErrorDeliver', 'X-MJ-TemplateErrorReporting', 'X-MJ-TemplateLanguage',
-    'X-Mailjet-TrackOpen', 'X-Mailjet-TrackClick', 'X-MJ-TemplateID', 'X-MJ-WorkflowID', 'X-Feedback-Id',
-    'X-Mailjet-Segmentation', 'List-Id', 'X-MJ-MID', 'X-MJ-ErrorMessage', 'Date', 'X-CSA-Complaints',
-    'Message-Id', 'X-Mailjet-Campaign', 'X-MJ-StatisticsContactsListID',
+    'From',
+    'Sender',
+    'Subject',
+    'To',
+    'Cc',
+    'Bcc',
+    'Return-Path',
+    'Delivered-To',
+    'DKIM-Signature',
+    'DomainKey-Status',
+    'Received-SPF',
+    'Authentication-Results',
+    'Received',
+    'X-Mailjet-Prio',
+    'X-Mailjet-Debug',
+    'User-Agent',
+    'X-Mailer',
+    'X-MJ-CustomID',
+    'X-MJ-EventPayload',
+    'X-MJ-Vars',
+    'X-MJ-TemplateErrorDeliver',
+    'X-MJ-TemplateErrorReporting',
+    'X-MJ-TemplateLanguage',
+    'X-Mailjet-TrackOpen',
+    'X-Mailjet-TrackClick',
+    'X-MJ-TemplateID',
+    'X-MJ-WorkflowID',
+    'X-Feedback-Id',
+    'X-Mailjet-Segmentation',
+    'List-Id',
+    'X-MJ-MID',
+    'X-MJ-ErrorMessage',
+    'Date',
+    'X-CSA-Complaints',
+    'Message-Id',
+    'X-Mailjet-Campaign',
+    'X-MJ-StatisticsContactsListID',
   ].map((name) => name.toLowerCase()),
 );
 
@@ -325,12 +355,8 @@ function checkAddress(address: unknown, path: string): Problem[] {
 
 function checkTypes(message: Fields): Problem[] {
   const problems = [
-    ...STRING_FIELDS.filter((field) => message[field] !== undefined && typeof message[field] !== 'string').map((field) =>
-      typeMismatch(field, 'string'),
-    ),
-    ...BOOLEAN_FIELDS.filter((field) => message[field] !== undefined && typeof message[field] !== 'boolean').map((field) =>
-      typeMismatch(field, 'bool'),
-    ),
+    ...STRING_FIELDS.filter((field) => message[field] !== undefined && typeof message[field] !== 'string').map((field) => typeMismatch(field, 'string')),
+    ...BOOLEAN_FIELDS.filter((field) => message[field] !== undefined && typeof message[field] !== 'boolean').map((field) => typeMismatch(field, 'bool')),
   ];
   const templateId = message.TemplateID;
   if (templateId !== undefined && !(Number.isInteger(templateId) && (templateId as number) > 0)) {
@@ -351,9 +377,7 @@ function checkContent(message: Fields): Problem[] {
     problems.push(tooLong('Subject', MAX_SUBJECT_LENGTH));
   }
   if (!nonEmptyString(message.TextPart) && !nonEmptyString(message.HTMLPart) && message.TemplateID === undefined) {
-    problems.push(
-      problem('send-0003', 'At least "HTMLPart", "TextPart" or "TemplateID" must be provided.', ['HTMLPart', 'TextPart', 'TemplateID']),
-    );
+    problems.push(problem('send-0003', 'At least "HTMLPart", "TextPart" or "TemplateID" must be provided.', ['HTMLPart', 'TextPart', 'TemplateID']));
   }
   return problems;
 }
@@ -371,9 +395,7 @@ function checkOptions(message: Fields, context: SendContext): Problem[] {
     problems.push(tooLong('URLTags', MAX_URL_TAGS_LENGTH));
   }
   if (message.DeduplicateCampaign === true && !nonEmptyString(message.CustomCampaign)) {
-    problems.push(
-      problem('send-0012', '"DeduplicateCampaign" can only be used with a "CustomCampaign".', ['CustomCampaign', 'DeduplicateCampaign']),
-    );
+    problems.push(problem('send-0012', '"DeduplicateCampaign" can only be used with a "CustomCampaign".', ['CustomCampaign', 'DeduplicateCampaign']));
   }
   const category = message.MonitoringCategory;
   if (typeof category === 'string' && !context.monitoringCategoryExists(category)) {
@@ -387,11 +409,7 @@ function checkTemplateErrorOptions(message: Fields): Problem[] {
   const problems = reporting === undefined ? [] : checkAddress(reporting, 'TemplateErrorReporting');
   if ((reporting !== undefined || message.TemplateErrorDeliver !== undefined) && message.TemplateLanguage !== true) {
     problems.push(
-      problem(
-        'send-0016',
-        '"TemplateErrorReporting" and "TemplateErrorDeliver" can only be used when "TemplateLanguage" is true.',
-        ['TemplateLanguage'],
-      ),
+      problem('send-0016', '"TemplateErrorReporting" and "TemplateErrorDeliver" can only be used when "TemplateLanguage" is true.', ['TemplateLanguage']),
     );
   }
   return problems;
@@ -434,9 +452,7 @@ function checkHeaders(headers: unknown): Problem[] {
   }
   return Object.keys(headers)
     .filter((name) => FORBIDDEN_HEADERS.has(name.toLowerCase()))
-    .map((name) =>
-      problem('send-0011', `Header "${name}" is not allowed in "Headers": use the dedicated property.`, [`Headers["${name}"]`]),
-    );
+    .map((name) => problem('send-0011', `Header "${name}" is not allowed in "Headers": use the dedicated property.`, [`Headers["${name}"]`]));
 }
 
 /**

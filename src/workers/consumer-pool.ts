@@ -110,7 +110,13 @@ export function createConsumerPool(options: ConsumerPoolOptions): ConsumerPool {
         return;
       }
       started = true;
-      log.info('consumers started', { component: 'consumer-pool', instance: instanceId, concurrency: consumers.length, inFlightLimit: options.inFlight?.current(), batchSize: options.batchSize });
+      log.info('consumers started', {
+        component: 'consumer-pool',
+        instance: instanceId,
+        concurrency: consumers.length,
+        inFlightLimit: options.inFlight?.current(),
+        batchSize: options.batchSize,
+      });
       consumers.forEach((consumer) => void consumer.start());
     },
     async stop(deadlineMs) {

@@ -117,7 +117,10 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
         const error = coerceError(thrown);
         const fields = { component: 'consumer', consumer: id, jobs: results.map((r) => r.jobId), attempt, error: error.message };
         if (halted.aborted || deps.poolEnded()) {
-          log.warn('gave up recording Mailjet results: shutting down. The lease reaper returns these jobs, and they are looked up at Mailjet, not resent', fields);
+          log.warn(
+            'gave up recording Mailjet results: shutting down. The lease reaper returns these jobs, and they are looked up at Mailjet, not resent',
+            fields,
+          );
           throw new Error('shut down before the Mailjet results were recorded', { cause: thrown });
         }
         log.warn('could not record Mailjet results; retrying', fields);
@@ -242,7 +245,13 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
       messages: call.messages.length,
       recipients,
       outcome:
-        outcome.kind === 'per-message' ? (summary.accepted.length === call.jobs.length ? 'accepted' : 'partial') : outcome.kind === 'transient' ? 'transient' : 'permanent',
+        outcome.kind === 'per-message'
+          ? summary.accepted.length === call.jobs.length
+            ? 'accepted'
+            : 'partial'
+          : outcome.kind === 'transient'
+            ? 'transient'
+            : 'permanent',
       durationMs: now().getTime() - started,
     });
     report(summary, { messages: call.messages.length, recipients, ...(outcome.kind === 'per-message' ? {} : { error: outcome.error }) });
@@ -343,7 +352,11 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
       bus.emit('consumer:error', { consumer: id, error });
     },
     onHalted(error) {
-      log.warn('consumer halted at the shutdown deadline; the lease reaper returns what it held', { component: 'consumer', consumer: id, error: error.message });
+      log.warn('consumer halted at the shutdown deadline; the lease reaper returns what it held', {
+        component: 'consumer',
+        consumer: id,
+        error: error.message,
+      });
     },
   });
 }

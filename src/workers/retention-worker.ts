@@ -16,11 +16,15 @@ export function createRetentionWorker({ retention, intervalMs, log }: { retentio
       const pass = await retention.prune(() => context.stopping);
       const deleted = Object.values(pass.deleted).reduce((sum, rows) => sum + rows, 0);
       if (deleted > 0 || pass.skipped) {
-        log.log(deleted > 0 ? 'info' : 'debug', pass.skipped ? 'retention: another replica is pruning; this one skipped the rest of its pass' : 'retention: deleted history past its retention', {
-          component: 'retention',
-          deleted: pass.deleted,
-          ms: Date.now() - started,
-        });
+        log.log(
+          deleted > 0 ? 'info' : 'debug',
+          pass.skipped ? 'retention: another replica is pruning; this one skipped the rest of its pass' : 'retention: deleted history past its retention',
+          {
+            component: 'retention',
+            deleted: pass.deleted,
+            ms: Date.now() - started,
+          },
+        );
       }
       return intervalMs;
     },

@@ -111,13 +111,17 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
       return;
     }
     if (outcome.kind !== 'delivered') {
-      log.log(outcome.kind === 'failed' ? 'warn' : 'info', outcome.kind === 'failed' ? 'webhook delivery failed for good' : 'webhook delivery will be retried', {
-        component: 'webhooks',
-        delivery: delivery.id,
-        app: delivery.appId,
-        attempts: delivery.attempts,
-        error: outcome.error,
-      });
+      log.log(
+        outcome.kind === 'failed' ? 'warn' : 'info',
+        outcome.kind === 'failed' ? 'webhook delivery failed for good' : 'webhook delivery will be retried',
+        {
+          component: 'webhooks',
+          delivery: delivery.id,
+          app: delivery.appId,
+          attempts: delivery.attempts,
+          error: outcome.error,
+        },
+      );
     }
   }
 

@@ -47,7 +47,10 @@ interface ZodLike {
 function runNode(args: string[]): Promise<{ code: number; output: string }> {
   return new Promise((resolve) => {
     execFile(process.execPath, args, { cwd: ROOT, timeout: CHILD_TIMEOUT_MS, maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) =>
-      resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, output: `${stdout}${stderr}${error?.killed ? '\n[killed: too slow]' : ''}` }),
+      resolve({
+        code: error ? (typeof error.code === 'number' ? error.code : 1) : 0,
+        output: `${stdout}${stderr}${error?.killed ? '\n[killed: too slow]' : ''}`,
+      }),
     );
   });
 }
@@ -85,7 +88,7 @@ describe('clients generated from openapi.yaml (openapi-typescript + openapi-fetc
     expect(tsc.code).to.equal(0);
   });
 
-  it('orval\'s zod schema for the /queue body refuses what is not a message and accepts the spec\'s examples', async () => {
+  it("orval's zod schema for the /queue body refuses what is not a message and accepts the spec's examples", async () => {
     const { queueMessagesBody } = (await import(pathToFileURL(path.join(dir, 'orval', 'zod.ts')).href)) as { queueMessagesBody: ZodLike };
     for (const bogus of [{ foo: 1 }, {}, { messages: [{ foo: 1 }] }, [], 'ada@example.org']) {
       expect(queueMessagesBody.safeParse(bogus).success, JSON.stringify(bogus)).to.equal(false);
@@ -98,7 +101,14 @@ describe('clients generated from openapi.yaml (openapi-typescript + openapi-fetc
     for (const [name, { value }] of examples) {
       expect(queueMessagesBody.safeParse(value).success, `example ${name}`).to.equal(true);
     }
-    expect(queueMessagesBody.safeParse({ from: 'billing@example.com', to: { email: 'ada@example.org', name: 'Acme Billing' }, text: 'Hi', metadata: { invoice: 42 } }).success).to.equal(true);
+    expect(
+      queueMessagesBody.safeParse({
+        from: 'billing@example.com',
+        to: { email: 'ada@example.org', name: 'Acme Billing' },
+        text: 'Hi',
+        metadata: { invoice: 42 },
+      }).success,
+    ).to.equal(true);
   });
 
   for (const name of PROGRAM_NAMES) {

@@ -60,10 +60,33 @@ function patternsIn(node: unknown, where = '#'): Array<{ where: string; pattern:
  * the literal text `p{Cc}` in JavaScript; these probe exactly that.
  */
 const PROBES = [
-  '', 'Acme Billing', 'p{Cc}', 'ada@example.org', 'j\u00f6rg@b\u00fccher.de', '1042', '\u0661\u0660\u0664\u0662', '\uff11\uff10', 'caf\u00e9',
-  'application/pdf', 'image/\u00e9', 'logo_1.png', 'line\nbreak', 'tab\there', 'nul\u0000', 'del\u007f', 'c1\u0085', 'order-8812',
-  '2030-01-01T09:00:00Z', '2030-01-01T09:00:00+02:00', '\u0662\u0660\u0663\u0660-01-01T09:00:00Z', '812.4711', '"600-in-1min"; r=598; t=42',
-  't=1893488403,v1=' + 'a'.repeat(64), 'whsec_' + 'A'.repeat(43), '1, 2,,3', 'https://jetpost.dev/problems/not-found',
+  '',
+  'Acme Billing',
+  'p{Cc}',
+  'ada@example.org',
+  'j\u00f6rg@b\u00fccher.de',
+  '1042',
+  '\u0661\u0660\u0664\u0662',
+  '\uff11\uff10',
+  'caf\u00e9',
+  'application/pdf',
+  'image/\u00e9',
+  'logo_1.png',
+  'line\nbreak',
+  'tab\there',
+  'nul\u0000',
+  'del\u007f',
+  'c1\u0085',
+  'order-8812',
+  '2030-01-01T09:00:00Z',
+  '2030-01-01T09:00:00+02:00',
+  '\u0662\u0660\u0663\u0660-01-01T09:00:00Z',
+  '812.4711',
+  '"600-in-1min"; r=598; t=42',
+  't=1893488403,v1=' + 'a'.repeat(64),
+  'whsec_' + 'A'.repeat(43),
+  '1, 2,,3',
+  'https://jetpost.dev/problems/not-found',
 ];
 
 function pythonAvailable(): boolean {
@@ -89,8 +112,13 @@ describe('openapi.yaml under Spectral, Redocly, JavaScript and Python', function
 
   it('Redocly (recommended) reports no error', async () => {
     const { code, stdout, stderr } = await runTool('redocly', ['lint', 'openapi.yaml', '--config', 'redocly.yaml', '--format', 'json']);
-    const report = JSON.parse(stdout) as { totals: { errors: number }; problems: Array<{ ruleId: string; severity: string; message: string; location: Array<{ pointer: string }> }> };
-    const errors = report.problems.filter((problem) => problem.severity === 'error').map((problem) => `${problem.ruleId} at ${problem.location[0]?.pointer ?? '?'}: ${problem.message}`);
+    const report = JSON.parse(stdout) as {
+      totals: { errors: number };
+      problems: Array<{ ruleId: string; severity: string; message: string; location: Array<{ pointer: string }> }>;
+    };
+    const errors = report.problems
+      .filter((problem) => problem.severity === 'error')
+      .map((problem) => `${problem.ruleId} at ${problem.location[0]?.pointer ?? '?'}: ${problem.message}`);
     expect(errors).to.deep.equal([]);
     expect(report.totals.errors).to.equal(0);
     expect(code, stderr).to.equal(0);
@@ -110,9 +138,9 @@ describe('openapi.yaml under Spectral, Redocly, JavaScript and Python', function
     expect(failures).to.deep.equal([]);
   });
 
-  it('every pattern compiles in Python\'s re, and matches the same probe strings as in JavaScript', function () {
+  it("every pattern compiles in Python's re, and matches the same probe strings as in JavaScript", function () {
     if (!pythonAvailable()) {
-      console.warn('      skipped: python3 is not installed, so the patterns were not compiled with Python\'s re');
+      console.warn("      skipped: python3 is not installed, so the patterns were not compiled with Python's re");
       this.skip();
     }
     const script = [
@@ -127,7 +155,11 @@ describe('openapi.yaml under Spectral, Redocly, JavaScript and Python', function
       '        out.append({"ok": False, "error": str(e)})',
       'json.dump(out, sys.stdout)',
     ].join('\n');
-    const run = spawnSync('python3', ['-c', script], { input: JSON.stringify({ patterns: patterns.map((p) => p.pattern), probes: PROBES }), encoding: 'utf8', timeout: 30_000 });
+    const run = spawnSync('python3', ['-c', script], {
+      input: JSON.stringify({ patterns: patterns.map((p) => p.pattern), probes: PROBES }),
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
     expect(run.status, run.stderr).to.equal(0);
     const answers = JSON.parse(run.stdout) as Array<{ ok: true; matches: boolean[] } | { ok: false; error: string }>;
     const failures = patterns.flatMap(({ where, pattern }, i) => {
@@ -136,7 +168,9 @@ describe('openapi.yaml under Spectral, Redocly, JavaScript and Python', function
         return [`${where}: ${pattern}: Python: ${answer.error}`];
       }
       const js = new RegExp(pattern);
-      return PROBES.filter((probe, j) => js.test(probe) !== answer.matches[j]).map((probe) => `${where}: ${pattern}: ${JSON.stringify(probe)} matches in ${answer.matches[PROBES.indexOf(probe)] ? 'Python' : 'JavaScript'} only`);
+      return PROBES.filter((probe, j) => js.test(probe) !== answer.matches[j]).map(
+        (probe) => `${where}: ${pattern}: ${JSON.stringify(probe)} matches in ${answer.matches[PROBES.indexOf(probe)] ? 'Python' : 'JavaScript'} only`,
+      );
     });
     expect(failures).to.deep.equal([]);
   });

@@ -21,7 +21,8 @@ import { Webhook } from 'standardwebhooks';
 import { CALLBACK_AUTH_FAILURES } from '../../src/http/rate-limit.js';
 import { appName as uniqueAppName, type MadeApp, makeApiKey, makeApp, makeJob, makeSuppression, message } from '../factories.js';
 import { Contract, formatErrors, type Method, METHODS, type ReceivedCall, type SchemaHolder } from '../support/openapi-contract.js';
-import { ADMIN_KEY,
+import {
+  ADMIN_KEY,
   EVENTS_PASSWORD,
   EVENTS_USER,
   eventually,
@@ -44,7 +45,10 @@ const NOT_REPRODUCIBLE: Record<string, string> = {
 
 /** Routes the app serves outside the API contract, each with the reason. */
 const OUTSIDE_THE_CONTRACT: Array<[RegExp, string]> = [
-  [/^\/dashboard(\/|$)/, 'the operator\'s dashboard: a browser UI of HTML pages and form posts behind a login, not an API (tested in test/http/dashboard.test.ts and test/e2e/dashboard-browser.test.ts)'],
+  [
+    /^\/dashboard(\/|$)/,
+    "the operator's dashboard: a browser UI of HTML pages and form posts behind a login, not an API (tested in test/http/dashboard.test.ts and test/e2e/dashboard-browser.test.ts)",
+  ],
 ];
 
 /** Response key (`method template status`, `webhook name method status`) → the tests that declare they produce it. */
@@ -133,14 +137,17 @@ const INVALID_IN_BOTH: Array<[string, unknown]> = [
   ['a line break in campaign', message({ campaign: 'a\nb' })],
   ['event_payload as an object', message({ event_payload: { order: 42 } })],
   ['sandbox "true"', message({ sandbox: 'true' })],
-  ['html with a template (Mailjet\'s send-0004)', message({ text: undefined, html: '<p>Hi</p>', template_id: 4242 })],
+  ["html with a template (Mailjet's send-0004)", message({ text: undefined, html: '<p>Hi</p>', template_id: 4242 })],
   ['text with a template', message({ template_id: 4242 })],
   ['template_error_deliver without a template', message({ template_error_deliver: true })],
 ];
 
 /** Bodies POST /queue refuses through rules the spec can only state in words (descriptions). */
 const INVALID_BY_DESCRIBED_RULES: Array<[string, unknown]> = [
-  ['51 recipients over to, cc and bcc', message({ to: Array.from({ length: 30 }, (_, i) => `to${i}@example.org`), cc: Array.from({ length: 21 }, (_, i) => `cc${i}@example.org`) })],
+  [
+    '51 recipients over to, cc and bcc',
+    message({ to: Array.from({ length: 30 }, (_, i) => `to${i}@example.org`), cc: Array.from({ length: 21 }, (_, i) => `cc${i}@example.org`) }),
+  ],
   ['the same address twice (any case)', message({ to: ['ada@example.org'], bcc: ['ADA@example.org'] })],
   ['a header jetpost sets itself', message({ headers: { 'reply-to': 'x@example.org' } })],
   ['send_at more than 30 days ahead', message({ send_at: inDays(31) })],
@@ -151,8 +158,11 @@ const INVALID_BY_DESCRIBED_RULES: Array<[string, unknown]> = [
   ['html above 5 MiB as UTF-8 (in 2-byte characters)', message({ html: '\u00e9'.repeat(2_700_000) })],
   ['a NUL in the text', message({ text: 'a\u0000b' })],
   ['an unpaired surrogate in custom_id', message({ custom_id: 'order-\ud83d' })],
-  ['deduplicate_campaign without campaign (Mailjet\'s send-0012)', message({ deduplicate_campaign: true })],
-  ['template error options with the template language off (Mailjet\'s send-0016)', { to: 'ada@example.org', template_id: 4242, template_language: false, template_error_deliver: true }],
+  ["deduplicate_campaign without campaign (Mailjet's send-0012)", message({ deduplicate_campaign: true })],
+  [
+    "template error options with the template language off (Mailjet's send-0016)",
+    { to: 'ada@example.org', template_id: 4242, template_language: false, template_error_deliver: true },
+  ],
   ['url_tags with a leading ?', message({ url_tags: '?utm_source=x' })],
   ['event_payload above 8 KiB as UTF-8 (in 2-byte characters)', message({ event_payload: '\u00e9'.repeat(4097) })],
   ['a metadata key named __proto__', JSON.parse(`${JSON.stringify(message()).slice(0, -1)},"metadata":{"__proto__":1}}`)],
@@ -161,11 +171,34 @@ const INVALID_BY_DESCRIBED_RULES: Array<[string, unknown]> = [
 /** Bodies both the code and the spec accept. */
 const VALID: Array<[string, unknown]> = [
   ['a bare address string', message()],
-  ['addresses RFC 5321/6531 allow', message({ from: 'o&reilly@example.com', to: ['user=tag@example.xn--p1ai', 'j\u00f6rg@b\u00fccher.de'], reply_to: '\u043f\u043e\u0447\u0442\u0430@\u043f\u0440\u0438\u043c\u0435\u0440.\u0440\u0444' })],
+  [
+    'addresses RFC 5321/6531 allow',
+    message({
+      from: 'o&reilly@example.com',
+      to: ['user=tag@example.xn--p1ai', 'j\u00f6rg@b\u00fccher.de'],
+      reply_to: '\u043f\u043e\u0447\u0442\u0430@\u043f\u0440\u0438\u043c\u0435\u0440.\u0440\u0444',
+    }),
+  ],
   ['html and text of 5 MiB each', message({ text: 't'.repeat(5 * 1024 * 1024), html: 'h'.repeat(5 * 1024 * 1024) })],
-  ['address objects, cc and bcc', message({ to: [{ email: 'ada@example.org', name: 'Ada' }, 'grace@example.org'], cc: 'c@example.org', bcc: [{ email: 'b@example.org' }], reply_to: { email: 'r@example.org', name: 'R' } })],
+  [
+    'address objects, cc and bcc',
+    message({
+      to: [{ email: 'ada@example.org', name: 'Ada' }, 'grace@example.org'],
+      cc: 'c@example.org',
+      bcc: [{ email: 'b@example.org' }],
+      reply_to: { email: 'r@example.org', name: 'R' },
+    }),
+  ],
   ['a template without from', { to: 'ada@example.org', template_id: 4242, template_language: true, variables: { first_name: 'Ada' } }],
-  ['html only, with an inline attachment and headers', message({ text: undefined, html: '<img src="cid:logo">', headers: { 'X-Campaign': 'spring', 'List-Unsubscribe': '<mailto:u@example.com>' }, attachments: [{ filename: 'logo.png', content_type: 'image/png', content: 'iVBORw0KGgo=', content_id: 'logo' }] })],
+  [
+    'html only, with an inline attachment and headers',
+    message({
+      text: undefined,
+      html: '<img src="cid:logo">',
+      headers: { 'X-Campaign': 'spring', 'List-Unsubscribe': '<mailto:u@example.com>' },
+      attachments: [{ filename: 'logo.png', content_type: 'image/png', content: 'iVBORw0KGgo=', content_id: 'logo' }],
+    }),
+  ],
   ['every optional field', message({ custom_id: 'order-1', metadata: { order: 1, tags: ['a'] }, priority: 3, send_at: inDays(1) })],
   ['send_at with an offset and fractions', message({ send_at: new Date(Date.now() + 3_600_000).toISOString().replace('Z', '+00:00') })],
   ['a bulk request', { idempotency_key: `bulk-${Date.now()}`, messages: [message(), message({ to: 'grace@example.org' })] }],
@@ -183,7 +216,15 @@ const VALID: Array<[string, unknown]> = [
       custom_id: 'order-42',
     }),
   ],
-  ['a template with its error options', { to: 'ada@example.org', template_id: 4242, template_error_reporting: { email: 'templates@example.com', name: 'Templates' }, template_error_deliver: false }],
+  [
+    'a template with its error options',
+    {
+      to: 'ada@example.org',
+      template_id: 4242,
+      template_error_reporting: { email: 'templates@example.com', name: 'Templates' },
+      template_error_deliver: false,
+    },
+  ],
   ['sandbox and real messages in one bulk request', { messages: [message({ sandbox: true }), message({ sandbox: false }), message()] }],
 ];
 
@@ -268,7 +309,10 @@ describe('openapi.yaml, checked against the running service', function () {
   }
 
   /** POST /events with a raw text body (so 64-bit MessageIDs travel as raw JSON integers). */
-  async function events(text: string, options: { auth?: string | null; headers?: Record<string, string>; on?: TestService } = {}): Promise<{ res: Response; body: unknown }> {
+  async function events(
+    text: string,
+    options: { auth?: string | null; headers?: Record<string, string>; on?: TestService } = {},
+  ): Promise<{ res: Response; body: unknown }> {
     const target = options.on ?? service;
     const headers: Record<string, string> = { 'content-type': 'application/json', ...options.headers };
     const auth = options.auth === undefined ? basic(EVENTS_USER, EVENTS_PASSWORD) : options.auth;
@@ -318,9 +362,30 @@ describe('openapi.yaml, checked against the running service', function () {
       expect(contract.spec.openapi).to.equal('3.1.0');
       expect(contract.documentErrors, 'what the OpenAPI 3.1 schema finds wrong with the document').to.deep.equal([]);
       expect(contract.spec.components.schemas).to.include.keys(
-        'Message', 'BulkRequest', 'Address', 'Attachment', 'QueuedJob', 'Job', 'Recipient', 'Event', 'MailjetEvent', 'Problem', 'ValidationProblem',
-        'App', 'AppKey', 'CreatedApp', 'CreatedApiKey', 'Suppression', 'SuppressionReason',
-        'Change', 'ChangeStatus', 'ChangesFeed', 'FeedCursor', 'Webhook', 'WebhookDelivery', 'DeliveryStatus',
+        'Message',
+        'BulkRequest',
+        'Address',
+        'Attachment',
+        'QueuedJob',
+        'Job',
+        'Recipient',
+        'Event',
+        'MailjetEvent',
+        'Problem',
+        'ValidationProblem',
+        'App',
+        'AppKey',
+        'CreatedApp',
+        'CreatedApiKey',
+        'Suppression',
+        'SuppressionReason',
+        'Change',
+        'ChangeStatus',
+        'ChangesFeed',
+        'FeedCursor',
+        'Webhook',
+        'WebhookDelivery',
+        'DeliveryStatus',
       );
       expect(contract.spec.components.securitySchemes['adminKey']).to.deep.include({ type: 'http', scheme: 'bearer' });
       expect(contract.spec.components.securitySchemes['apiKey']).to.deep.include({ type: 'http', scheme: 'bearer' });
@@ -332,7 +397,9 @@ describe('openapi.yaml, checked against the running service', function () {
       expect(contract.webhookOperations()).to.deep.equal(['webhook statusChange post']);
       const operation = contract.webhookOperation('statusChange', 'post');
       expect(Object.keys(operation.requestBody?.content ?? {})).to.deep.equal(['application/json']);
-      expect(contract.spec.webhooks?.['statusChange']?.post?.requestBody?.content['application/json']?.schema).to.deep.equal({ $ref: '#/components/schemas/Change' });
+      expect(contract.spec.webhooks?.['statusChange']?.post?.requestBody?.content['application/json']?.schema).to.deep.equal({
+        $ref: '#/components/schemas/Change',
+      });
       const feed = contract.spec.components.schemas['ChangesFeed'] as { properties: { changes: { items: unknown } } };
       expect(feed.properties.changes.items).to.deep.equal({ $ref: '#/components/schemas/Change' });
       expect((operation.parameters ?? []).map((p) => [p.in, p.name, p.required])).to.deep.equal([
@@ -344,7 +411,9 @@ describe('openapi.yaml, checked against the running service', function () {
       ]);
       expect(Object.keys(operation.responses).sort()).to.deep.equal(['2XX', 'default']);
       const lookUp = contract.spec.paths['/status']?.get?.responses['200'] as { content?: Record<string, SchemaHolder> };
-      expect(lookUp.content?.['application/json']?.schema).to.deep.equal({ oneOf: [{ $ref: '#/components/schemas/JobList' }, { $ref: '#/components/schemas/ChangesFeed' }] });
+      expect(lookUp.content?.['application/json']?.schema).to.deep.equal({
+        oneOf: [{ $ref: '#/components/schemas/JobList' }, { $ref: '#/components/schemas/ChangesFeed' }],
+      });
     });
 
     contractIt('has schemas that all compile (Ajv 2020, strict) and examples that match them', [], () => {
@@ -401,13 +470,48 @@ describe('openapi.yaml, checked against the running service', function () {
     contractIt('gives every job and recipient status of the lifecycle', [], () => {
       const schemas = contract.spec.components.schemas as Record<string, { enum?: string[] }>;
       expect(schemas['JobStatus']?.enum).to.deep.equal([
-        'queued', 'scheduled', 'processing', 'deferred', 'accepted', 'sent', 'opened', 'clicked', 'unsubscribed', 'spam', 'bounced', 'blocked', 'failed', 'cancelled',
+        'queued',
+        'scheduled',
+        'processing',
+        'deferred',
+        'accepted',
+        'sent',
+        'opened',
+        'clicked',
+        'unsubscribed',
+        'spam',
+        'bounced',
+        'blocked',
+        'failed',
+        'cancelled',
       ]);
       expect(schemas['RecipientStatus']?.enum).to.deep.equal([
-        'pending', 'accepted', 'sent', 'opened', 'clicked', 'unsubscribed', 'spam', 'bounced', 'blocked', 'failed', 'cancelled', 'suppressed',
+        'pending',
+        'accepted',
+        'sent',
+        'opened',
+        'clicked',
+        'unsubscribed',
+        'spam',
+        'bounced',
+        'blocked',
+        'failed',
+        'cancelled',
+        'suppressed',
       ]);
       expect((schemas['SuppressionReason'] as { enum?: string[] }).enum).to.deep.equal(['hard_bounce', 'spam', 'unsubscribed', 'manual']);
-      expect(schemas['ChangeStatus']?.enum).to.deep.equal(['accepted', 'sent', 'opened', 'clicked', 'unsubscribed', 'spam', 'bounced', 'blocked', 'failed', 'cancelled']);
+      expect(schemas['ChangeStatus']?.enum).to.deep.equal([
+        'accepted',
+        'sent',
+        'opened',
+        'clicked',
+        'unsubscribed',
+        'spam',
+        'bounced',
+        'blocked',
+        'failed',
+        'cancelled',
+      ]);
       expect(schemas['DeliveryStatus']?.enum).to.deep.equal(['pending', 'delivered', 'failed']);
     });
   });
@@ -463,18 +567,25 @@ describe('openapi.yaml, checked against the running service', function () {
       });
     }
 
-    contractIt('400: a bad Idempotency-Key header, a header differing from the field, a non-object body, malformed JSON, an empty body', ['post /queue 400'], async () => {
-      expect((await api('post', '/queue', { body: message(), headers: { 'idempotency-key': 'has space' } })).res.status).to.equal(400);
-      expect((await api('post', '/queue', { body: message({ idempotency_key: 'a' }), headers: { 'idempotency-key': 'b' } })).res.status).to.equal(400);
-      expect((await api('post', '/queue', { body: [message()] })).res.status).to.equal(400);
-      const malformed = await api('post', '/queue', { rawBody: '{"to":', headers: { 'content-type': 'application/json' } });
-      expect(malformed.res.status).to.equal(400);
-      expect((malformed.body as { type: string }).type).to.equal('https://jetpost.dev/problems/malformed-json');
-      // Declared as JSON but empty: said to be empty, not asked for the Content-Type it has.
-      const empty = await api('post', '/queue', { rawBody: '', headers: { 'content-type': 'application/json' } });
-      expect(empty.res.status).to.equal(400);
-      expect(empty.body).to.deep.include({ type: 'https://jetpost.dev/problems/malformed-json', detail: 'the request body is empty: send one message, or {"messages": [...]}, as JSON' });
-    });
+    contractIt(
+      '400: a bad Idempotency-Key header, a header differing from the field, a non-object body, malformed JSON, an empty body',
+      ['post /queue 400'],
+      async () => {
+        expect((await api('post', '/queue', { body: message(), headers: { 'idempotency-key': 'has space' } })).res.status).to.equal(400);
+        expect((await api('post', '/queue', { body: message({ idempotency_key: 'a' }), headers: { 'idempotency-key': 'b' } })).res.status).to.equal(400);
+        expect((await api('post', '/queue', { body: [message()] })).res.status).to.equal(400);
+        const malformed = await api('post', '/queue', { rawBody: '{"to":', headers: { 'content-type': 'application/json' } });
+        expect(malformed.res.status).to.equal(400);
+        expect((malformed.body as { type: string }).type).to.equal('https://jetpost.dev/problems/malformed-json');
+        // Declared as JSON but empty: said to be empty, not asked for the Content-Type it has.
+        const empty = await api('post', '/queue', { rawBody: '', headers: { 'content-type': 'application/json' } });
+        expect(empty.res.status).to.equal(400);
+        expect(empty.body).to.deep.include({
+          type: 'https://jetpost.dev/problems/malformed-json',
+          detail: 'the request body is empty: send one message, or {"messages": [...]}, as JSON',
+        });
+      },
+    );
 
     contractIt('415: a body that is not sent as JSON; 401 before any body is read', ['post /queue 401 415'], async () => {
       const notJson = await api('post', '/queue', { rawBody: JSON.stringify(message()), headers: { 'content-type': 'text/plain' } });
@@ -518,7 +629,9 @@ describe('openapi.yaml, checked against the running service', function () {
     contractIt('415: a charset other than UTF-8, an unknown Content-Encoding', ['post /queue 415'], async () => {
       const rawBody = JSON.stringify(message());
       expect((await api('post', '/queue', { rawBody, headers: { 'content-type': 'application/json; charset=latin1' } })).res.status).to.equal(415);
-      expect((await api('post', '/queue', { rawBody, headers: { 'content-type': 'application/json', 'content-encoding': 'compress' } })).res.status).to.equal(415);
+      expect((await api('post', '/queue', { rawBody, headers: { 'content-type': 'application/json', 'content-encoding': 'compress' } })).res.status).to.equal(
+        415,
+      );
     });
 
     contractIt('503: the database is away', ['post /queue 503'], async () => {
@@ -545,7 +658,9 @@ describe('openapi.yaml, checked against the running service', function () {
       expect(res.headers.get('ratelimit')).to.match(new RegExp(`^"${RATE_LIMIT}-in-1min"; r=0; t=\\d+$`));
       expect(res.headers.get('ratelimit-policy')).to.match(policy);
       // Refused whatever the body: the limit comes before the body is read.
-      expect((await api('post', '/queue', { rawBody: 'not json', headers: { 'content-type': 'text/plain' }, on: limited, key: limited.apiKey })).res.status).to.equal(429);
+      expect(
+        (await api('post', '/queue', { rawBody: 'not json', headers: { 'content-type': 'text/plain' }, on: limited, key: limited.apiKey })).res.status,
+      ).to.equal(429);
       // Not counted before authentication: no key is still a 401.
       expect((await api('post', '/queue', { body: scheduled(), on: limited, key: null })).res.status).to.equal(401);
       // Per app: another app of the same service is not limited.
@@ -556,33 +671,37 @@ describe('openapi.yaml, checked against the running service', function () {
       expect(otherRes.headers.get('ratelimit-policy'), 'another partition key').to.not.equal(res.headers.get('ratelimit-policy'));
     });
 
-    contractIt('POST /events: counted for the callback credentials after they are checked; wrong credentials spend nothing, and are limited apart', ['post /events 429'], async () => {
-      for (const auth of [null, basic(EVENTS_USER, 'wrong')]) {
-        const { res } = await events('[]', { on: limited, auth });
-        expect(res.status).to.equal(401);
-        expect(res.headers.get('ratelimit'), 'a refused request is not counted').to.equal(null);
-      }
-      for (let used = 1; used <= RATE_LIMIT; used += 1) {
-        const { res } = await events('[]', { on: limited });
-        expect(res.status).to.equal(200);
-        expect(res.headers.get('ratelimit')).to.match(new RegExp(`^"${RATE_LIMIT}-in-1min"; r=${RATE_LIMIT - used}; t=\\d+$`));
-        expect(res.headers.get('ratelimit-policy')).to.match(policy);
-      }
-      const { res, body } = await events('[]', { on: limited });
-      expect(res.status).to.equal(429);
-      expect(body).to.deep.include({ type: 'https://jetpost.dev/problems/rate-limited', status: 429 });
-      expect(Number(res.headers.get('retry-after'))).to.be.within(1, 60);
-      // Wrong credentials are still told so: the caller's budget is not theirs to see or spend.
-      expect((await events('[]', { on: limited, auth: basic(EVENTS_USER, 'wrong') })).res.status).to.equal(401);
-      // Past CALLBACK_AUTH_FAILURES.perSource failures a minute from one address, a guess is a 429.
-      let failure: Response | undefined;
-      for (let i = 0; i <= CALLBACK_AUTH_FAILURES.perSource; i += 1) {
-        failure = (await events('[]', { on: down, auth: basic(EVENTS_USER, `guess-${i}`) })).res;
-      }
-      expect(failure!.status).to.equal(429);
-      expect(Number(failure!.headers.get('retry-after'))).to.be.within(1, 60);
-      expect(failure!.headers.get('ratelimit'), 'failures are not announced').to.equal(null);
-    });
+    contractIt(
+      'POST /events: counted for the callback credentials after they are checked; wrong credentials spend nothing, and are limited apart',
+      ['post /events 429'],
+      async () => {
+        for (const auth of [null, basic(EVENTS_USER, 'wrong')]) {
+          const { res } = await events('[]', { on: limited, auth });
+          expect(res.status).to.equal(401);
+          expect(res.headers.get('ratelimit'), 'a refused request is not counted').to.equal(null);
+        }
+        for (let used = 1; used <= RATE_LIMIT; used += 1) {
+          const { res } = await events('[]', { on: limited });
+          expect(res.status).to.equal(200);
+          expect(res.headers.get('ratelimit')).to.match(new RegExp(`^"${RATE_LIMIT}-in-1min"; r=${RATE_LIMIT - used}; t=\\d+$`));
+          expect(res.headers.get('ratelimit-policy')).to.match(policy);
+        }
+        const { res, body } = await events('[]', { on: limited });
+        expect(res.status).to.equal(429);
+        expect(body).to.deep.include({ type: 'https://jetpost.dev/problems/rate-limited', status: 429 });
+        expect(Number(res.headers.get('retry-after'))).to.be.within(1, 60);
+        // Wrong credentials are still told so: the caller's budget is not theirs to see or spend.
+        expect((await events('[]', { on: limited, auth: basic(EVENTS_USER, 'wrong') })).res.status).to.equal(401);
+        // Past CALLBACK_AUTH_FAILURES.perSource failures a minute from one address, a guess is a 429.
+        let failure: Response | undefined;
+        for (let i = 0; i <= CALLBACK_AUTH_FAILURES.perSource; i += 1) {
+          failure = (await events('[]', { on: down, auth: basic(EVENTS_USER, `guess-${i}`) })).res;
+        }
+        expect(failure!.status).to.equal(429);
+        expect(Number(failure!.headers.get('retry-after'))).to.be.within(1, 60);
+        expect(failure!.headers.get('ratelimit'), 'failures are not announced').to.equal(null);
+      },
+    );
 
     contractIt('the default limits (600 and 6000 per minute) are announced on every counted answer', [], async () => {
       const queued = await api('post', '/queue', { body: scheduled() });
@@ -600,12 +719,18 @@ describe('openapi.yaml, checked against the running service', function () {
 
     /** A job to Ada, Grace (To) and a Cc, queued and accepted by Mailjet (nock): each recipient has its MessageID. */
     async function trackedJob(): Promise<{ jobId: string; recipients: TrackedRecipient[] }> {
-      const { job_id: jobId } = await queue(message({ to: [{ email: 'ada@example.org', name: 'Ada' }, 'grace@example.org'], cc: 'cc@example.org', custom_id: 'tracked' }));
-      const job = await eventually(async () => {
-        const { body } = await api('get', '/status/{job_id}', { path: `/status/${jobId}` });
-        const view = body as { status: string; recipients: TrackedRecipient[] };
-        return view.status === 'accepted' ? view : undefined;
-      }, 10_000, `job ${jobId} to be accepted`);
+      const { job_id: jobId } = await queue(
+        message({ to: [{ email: 'ada@example.org', name: 'Ada' }, 'grace@example.org'], cc: 'cc@example.org', custom_id: 'tracked' }),
+      );
+      const job = await eventually(
+        async () => {
+          const { body } = await api('get', '/status/{job_id}', { path: `/status/${jobId}` });
+          const view = body as { status: string; recipients: TrackedRecipient[] };
+          return view.status === 'accepted' ? view : undefined;
+        },
+        10_000,
+        `job ${jobId} to be accepted`,
+      );
       return { jobId, recipients: job.recipients };
     }
 
@@ -638,40 +763,57 @@ describe('openapi.yaml, checked against the running service', function () {
       }
     });
 
-    contractIt('200 (POST /events): a grouped callback with raw 64-bit MessageIDs, an unknown message and an invalid element', ['get /status/{job_id} 200', 'post /events 200'], async () => {
-      const text = groupedCallback(await trackedJob());
-      const validate = contract.requestSchema('post', '/events');
-      const parsed = JSON.parse(text) as unknown[];
-      expect(validate(parsed.slice(0, 6)), formatErrors(validate.errors)).to.equal(true);
-      expect(validate(parsed), 'the spec refuses the invalid element').to.equal(false);
-      const { res, body: receipt } = await events(text);
-      expect(res.status).to.equal(200);
-      expect(receipt).to.deep.equal({ received: 7, stored: 6, duplicates: 0, unmatched: 1, rejected: 1 });
-    });
+    contractIt(
+      '200 (POST /events): a grouped callback with raw 64-bit MessageIDs, an unknown message and an invalid element',
+      ['get /status/{job_id} 200', 'post /events 200'],
+      async () => {
+        const text = groupedCallback(await trackedJob());
+        const validate = contract.requestSchema('post', '/events');
+        const parsed = JSON.parse(text) as unknown[];
+        expect(validate(parsed.slice(0, 6)), formatErrors(validate.errors)).to.equal(true);
+        expect(validate(parsed), 'the spec refuses the invalid element').to.equal(false);
+        const { res, body: receipt } = await events(text);
+        expect(res.status).to.equal(200);
+        expect(receipt).to.deep.equal({ received: 7, stored: 6, duplicates: 0, unmatched: 1, rejected: 1 });
+      },
+    );
 
-    contractIt('200 (POST /events): one event object (Version 1), already received, is a duplicate', ['get /status/{job_id} 200', 'post /events 200'], async () => {
-      const job = await trackedJob();
-      expect((await events(groupedCallback(job))).res.status).to.equal(200);
-      const ada = job.recipients[0]!;
-      const { res, body: receipt } = await events(`{"event":"open","time":1700000100,"MessageID":${ada.message_id},"email":"ada@example.org"}`);
-      expect(res.status).to.equal(200);
-      expect(receipt).to.deep.equal({ received: 1, stored: 0, duplicates: 1, unmatched: 0, rejected: 0 });
-      expect((await events('[]')).body).to.deep.equal({ received: 0, stored: 0, duplicates: 0, unmatched: 0, rejected: 0 });
-    });
+    contractIt(
+      '200 (POST /events): one event object (Version 1), already received, is a duplicate',
+      ['get /status/{job_id} 200', 'post /events 200'],
+      async () => {
+        const job = await trackedJob();
+        expect((await events(groupedCallback(job))).res.status).to.equal(200);
+        const ada = job.recipients[0]!;
+        const { res, body: receipt } = await events(`{"event":"open","time":1700000100,"MessageID":${ada.message_id},"email":"ada@example.org"}`);
+        expect(res.status).to.equal(200);
+        expect(receipt).to.deep.equal({ received: 1, stored: 0, duplicates: 1, unmatched: 0, rejected: 0 });
+        expect((await events('[]')).body).to.deep.equal({ received: 0, stored: 0, duplicates: 0, unmatched: 0, rejected: 0 });
+      },
+    );
 
-    contractIt('200: the job shows per-recipient statuses, the job status rule, and the event history', ['get /status/{job_id} 200', 'post /events 200'], async () => {
-      const tracked = await trackedJob();
-      expect((await events(groupedCallback(tracked))).res.status).to.equal(200);
-      const { body } = await api('get', '/status/{job_id}', { path: `/status/${tracked.jobId}` });
-      const job = body as { status: string; custom_id: string; recipients: Array<{ status: string; message_id: string }>; events: Array<{ type: string; message_id: string | null; details: Record<string, unknown> }> };
-      expect(job.custom_id).to.equal('tracked');
-      expect(job.recipients.map((r) => r.status)).to.deep.equal(['clicked', 'accepted', 'sent']);
-      expect(job.status).to.equal('clicked');
-      expect(job.events.map((e) => e.type)).to.deep.equal(['sent', 'opened', 'clicked', 'bounced', 'sent']);
-      expect(job.events[0]!.message_id).to.equal(job.recipients[0]!.message_id);
-      expect(job.events[2]!.details).to.deep.equal({ url: 'https://example.com/a', ip: '127.0.0.1', geo: 'FR', agent: 'Mozilla/5.0' });
-      expect(job.events[3]!.details).to.include({ hard_bounce: false, error: 'greylisted' });
-    });
+    contractIt(
+      '200: the job shows per-recipient statuses, the job status rule, and the event history',
+      ['get /status/{job_id} 200', 'post /events 200'],
+      async () => {
+        const tracked = await trackedJob();
+        expect((await events(groupedCallback(tracked))).res.status).to.equal(200);
+        const { body } = await api('get', '/status/{job_id}', { path: `/status/${tracked.jobId}` });
+        const job = body as {
+          status: string;
+          custom_id: string;
+          recipients: Array<{ status: string; message_id: string }>;
+          events: Array<{ type: string; message_id: string | null; details: Record<string, unknown> }>;
+        };
+        expect(job.custom_id).to.equal('tracked');
+        expect(job.recipients.map((r) => r.status)).to.deep.equal(['clicked', 'accepted', 'sent']);
+        expect(job.status).to.equal('clicked');
+        expect(job.events.map((e) => e.type)).to.deep.equal(['sent', 'opened', 'clicked', 'bounced', 'sent']);
+        expect(job.events[0]!.message_id).to.equal(job.recipients[0]!.message_id);
+        expect(job.events[2]!.details).to.deep.equal({ url: 'https://example.com/a', ip: '127.0.0.1', geo: 'FR', agent: 'Mozilla/5.0' });
+        expect(job.events[3]!.details).to.include({ hard_bounce: false, error: 'greylisted' });
+      },
+    );
 
     contractIt('400: job ids that are not ids', ['get /status/{job_id} 400'], async () => {
       for (const bad of ['abc', '0', '01', '-1', '12345678901234567890', '9223372036854775808', '9999999999999999999']) {
@@ -685,7 +827,7 @@ describe('openapi.yaml, checked against the running service', function () {
       expect((await api('get', '/status/{job_id}', { path: `/status/${jobId}`, key: null })).res.status).to.equal(401);
     });
 
-    contractIt('404: a job that does not exist, and another app\'s job', ['get /status/{job_id} 404'], async () => {
+    contractIt("404: a job that does not exist, and another app's job", ['get /status/{job_id} 404'], async () => {
       for (const missing of ['987654321', '9223372036854775807']) {
         expect((await api('get', '/status/{job_id}', { path: `/status/${missing}` })).res.status, missing).to.equal(404);
       }
@@ -708,7 +850,13 @@ describe('openapi.yaml, checked against the running service', function () {
     });
 
     contractIt('200 (POST /events): JSON with no usable event at all is kept aside, not refused', ['post /events 200'], async () => {
-      for (const text of ['[1, 2]', '"sent"', '[{"event":"sent"}]', '{"event":"sent","time":1,"email":"a@example.org"}', '{"event":"sent","time":1,"MessageID":0,"email":"a@example.org"}']) {
+      for (const text of [
+        '[1, 2]',
+        '"sent"',
+        '[{"event":"sent"}]',
+        '{"event":"sent","time":1,"email":"a@example.org"}',
+        '{"event":"sent","time":1,"MessageID":0,"email":"a@example.org"}',
+      ]) {
         const { res, body } = await events(text);
         expect(res.status, text).to.equal(200);
         expect((body as { stored: number; rejected: number }).stored, text).to.equal(0);
@@ -777,7 +925,17 @@ describe('openapi.yaml, checked against the running service', function () {
 
     contractIt('400: neither, both, an unknown parameter, a bad id, 101 ids, ids given twice', ['get /status 400'], async () => {
       const ids = Array.from({ length: 101 }, (_, i) => i + 1).join(',');
-      for (const query of ['', '?ids=1&custom_id=a', '?ids=1&after=5', '?ids=1,x', '?ids=1,9223372036854775808', `?ids=${ids}`, '?ids=1&ids=2', '?ids=,', '?custom_id=']) {
+      for (const query of [
+        '',
+        '?ids=1&custom_id=a',
+        '?ids=1&after=5',
+        '?ids=1,x',
+        '?ids=1,9223372036854775808',
+        `?ids=${ids}`,
+        '?ids=1&ids=2',
+        '?ids=,',
+        '?custom_id=',
+      ]) {
         const { res } = await api('get', '/status', { path: `/status${query}` });
         expect(res.status, query).to.equal(400);
       }
@@ -848,76 +1006,110 @@ describe('openapi.yaml, checked against the running service', function () {
       const listed = async (name: string) => {
         const { res, body } = await api('get', '/admin/apps', { key: ADMIN_KEY });
         expect(res.status).to.equal(200);
-        return (body as { apps: Array<{ name: string; keys: Array<{ prefix: string; created_at: string; revoked_at: string | null }> }> }).apps.find((app) => app.name === name);
+        return (body as { apps: Array<{ name: string; keys: Array<{ prefix: string; created_at: string; revoked_at: string | null }> }> }).apps.find(
+          (app) => app.name === name,
+        );
       };
 
-      contractIt('POST /admin/apps 201: the app and its first key, shown once; GET /admin/apps 200 lists it; 409: the name again', ['post /admin/apps 201 409', 'get /status 200', 'get /admin/apps 200'], async () => {
-        const appName = uniqueAppName('contract');
-        const keys: Array<{ key: string; prefix: string }> = [];
-        const { res, body } = await api('post', '/admin/apps', { body: { name: appName }, key: ADMIN_KEY });
-        expect(res.status).to.equal(201);
-        const created = body as { app: { name: string; keys: unknown[] }; api_key: string; key_prefix: string };
-        expect(created.app.name).to.equal(appName);
-        expect(created.api_key.startsWith(`jp_${created.key_prefix}_`)).to.equal(true);
-        keys.push({ key: created.api_key, prefix: created.key_prefix });
-        expect(await keyWorks(created.api_key)).to.equal(true);
-        const app = await listed(appName);
-        expect(app?.keys.map((k) => ({ prefix: k.prefix, revoked_at: k.revoked_at }))).to.deep.equal([{ prefix: created.key_prefix, revoked_at: null }]);
-        expect(JSON.stringify(app)).to.not.include(created.api_key);
+      contractIt(
+        'POST /admin/apps 201: the app and its first key, shown once; GET /admin/apps 200 lists it; 409: the name again',
+        ['post /admin/apps 201 409', 'get /status 200', 'get /admin/apps 200'],
+        async () => {
+          const appName = uniqueAppName('contract');
+          const keys: Array<{ key: string; prefix: string }> = [];
+          const { res, body } = await api('post', '/admin/apps', { body: { name: appName }, key: ADMIN_KEY });
+          expect(res.status).to.equal(201);
+          const created = body as { app: { name: string; keys: unknown[] }; api_key: string; key_prefix: string };
+          expect(created.app.name).to.equal(appName);
+          expect(created.api_key.startsWith(`jp_${created.key_prefix}_`)).to.equal(true);
+          keys.push({ key: created.api_key, prefix: created.key_prefix });
+          expect(await keyWorks(created.api_key)).to.equal(true);
+          const app = await listed(appName);
+          expect(app?.keys.map((k) => ({ prefix: k.prefix, revoked_at: k.revoked_at }))).to.deep.equal([{ prefix: created.key_prefix, revoked_at: null }]);
+          expect(JSON.stringify(app)).to.not.include(created.api_key);
 
-        const again = await api('post', '/admin/apps', { body: { name: appName }, key: ADMIN_KEY });
-        expect(again.res.status).to.equal(409);
-        expect((again.body as { type: string }).type).to.equal('https://jetpost.dev/problems/app-exists');
-      });
+          const again = await api('post', '/admin/apps', { body: { name: appName }, key: ADMIN_KEY });
+          expect(again.res.status).to.equal(409);
+          expect((again.body as { type: string }).type).to.equal('https://jetpost.dev/problems/app-exists');
+        },
+      );
 
-      contractIt('POST /admin/apps 400, 401, 413, 415, 503; GET /admin/apps 401, 503', ['post /admin/apps 400 401 413 415 503', 'get /admin/apps 401 503'], async () => {
-        const bad: unknown[] = [{}, { name: '' }, { name: '-starts-with-a-dash' }, { name: 'has space' }, { name: 'n'.repeat(101) }, { name: 42 }, { name: 'ok', extra: 1 }, ['ok']];
-        for (const body of bad) {
-          const { res, body: problem } = await api('post', '/admin/apps', { body, key: ADMIN_KEY });
-          expect(res.status, JSON.stringify(body)).to.equal(400);
-          expect((problem as { type: string }).type).to.equal('https://jetpost.dev/problems/validation-failed');
-        }
-        expect((await api('post', '/admin/apps', { key: ADMIN_KEY })).res.status, 'no body').to.equal(400);
-        expect((await api('post', '/admin/apps', { rawBody: '{"name":', headers: { 'content-type': 'application/json' }, key: ADMIN_KEY })).res.status).to.equal(400);
-        for (const key of [null, service.apiKey, 'x'.repeat(40)]) {
-          expect((await api('post', '/admin/apps', { body: { name: 'nobody-sees-this' }, key })).res.status).to.equal(401);
-          expect((await api('get', '/admin/apps', { key })).res.status).to.equal(401);
-        }
-        expect((await listed('nobody-sees-this'))).to.equal(undefined);
-        const big = JSON.stringify({ name: 'n'.repeat(17 * 1024) });
-        expect((await api('post', '/admin/apps', { rawBody: big, headers: { 'content-type': 'application/json' }, key: ADMIN_KEY })).res.status).to.equal(413);
-        expect((await api('post', '/admin/apps', { rawBody: '{"name":"latin"}', headers: { 'content-type': 'application/json; charset=latin1' }, key: ADMIN_KEY })).res.status).to.equal(415);
-        expect((await api('post', '/admin/apps', { body: { name: 'down-app' }, key: ADMIN_KEY, on: down })).res.status).to.equal(503);
-        expect((await api('get', '/admin/apps', { key: ADMIN_KEY, on: down })).res.status).to.equal(503);
-      });
+      contractIt(
+        'POST /admin/apps 400, 401, 413, 415, 503; GET /admin/apps 401, 503',
+        ['post /admin/apps 400 401 413 415 503', 'get /admin/apps 401 503'],
+        async () => {
+          const bad: unknown[] = [
+            {},
+            { name: '' },
+            { name: '-starts-with-a-dash' },
+            { name: 'has space' },
+            { name: 'n'.repeat(101) },
+            { name: 42 },
+            { name: 'ok', extra: 1 },
+            ['ok'],
+          ];
+          for (const body of bad) {
+            const { res, body: problem } = await api('post', '/admin/apps', { body, key: ADMIN_KEY });
+            expect(res.status, JSON.stringify(body)).to.equal(400);
+            expect((problem as { type: string }).type).to.equal('https://jetpost.dev/problems/validation-failed');
+          }
+          expect((await api('post', '/admin/apps', { key: ADMIN_KEY })).res.status, 'no body').to.equal(400);
+          expect(
+            (await api('post', '/admin/apps', { rawBody: '{"name":', headers: { 'content-type': 'application/json' }, key: ADMIN_KEY })).res.status,
+          ).to.equal(400);
+          for (const key of [null, service.apiKey, 'x'.repeat(40)]) {
+            expect((await api('post', '/admin/apps', { body: { name: 'nobody-sees-this' }, key })).res.status).to.equal(401);
+            expect((await api('get', '/admin/apps', { key })).res.status).to.equal(401);
+          }
+          expect(await listed('nobody-sees-this')).to.equal(undefined);
+          const big = JSON.stringify({ name: 'n'.repeat(17 * 1024) });
+          expect((await api('post', '/admin/apps', { rawBody: big, headers: { 'content-type': 'application/json' }, key: ADMIN_KEY })).res.status).to.equal(
+            413,
+          );
+          expect(
+            (await api('post', '/admin/apps', { rawBody: '{"name":"latin"}', headers: { 'content-type': 'application/json; charset=latin1' }, key: ADMIN_KEY }))
+              .res.status,
+          ).to.equal(415);
+          expect((await api('post', '/admin/apps', { body: { name: 'down-app' }, key: ADMIN_KEY, on: down })).res.status).to.equal(503);
+          expect((await api('get', '/admin/apps', { key: ADMIN_KEY, on: down })).res.status).to.equal(503);
+        },
+      );
 
-      contractIt('POST /admin/apps/{app}/keys 201: a second key, both work; with revoke_others the others are revoked at once', ['post /admin/apps/{app}/keys 201'], async () => {
-        const { appName, keys } = await appWithKeys();
-        const path = `/admin/apps/${appName}/keys`;
-        const second = await api('post', '/admin/apps/{app}/keys', { path, key: ADMIN_KEY });
-        expect(second.res.status).to.equal(201);
-        const rotated = second.body as { api_key: string; key_prefix: string; revoked: string[] };
-        expect(rotated.revoked).to.deep.equal([]);
-        keys.push({ key: rotated.api_key, prefix: rotated.key_prefix });
-        expect(await keyWorks(keys[0]!.key)).to.equal(true);
-        expect(await keyWorks(keys[1]!.key)).to.equal(true);
+      contractIt(
+        'POST /admin/apps/{app}/keys 201: a second key, both work; with revoke_others the others are revoked at once',
+        ['post /admin/apps/{app}/keys 201'],
+        async () => {
+          const { appName, keys } = await appWithKeys();
+          const path = `/admin/apps/${appName}/keys`;
+          const second = await api('post', '/admin/apps/{app}/keys', { path, key: ADMIN_KEY });
+          expect(second.res.status).to.equal(201);
+          const rotated = second.body as { api_key: string; key_prefix: string; revoked: string[] };
+          expect(rotated.revoked).to.deep.equal([]);
+          keys.push({ key: rotated.api_key, prefix: rotated.key_prefix });
+          expect(await keyWorks(keys[0]!.key)).to.equal(true);
+          expect(await keyWorks(keys[1]!.key)).to.equal(true);
 
-        const third = await api('post', '/admin/apps/{app}/keys', { path, body: { revoke_others: true }, key: ADMIN_KEY });
-        expect(third.res.status).to.equal(201);
-        const revoking = third.body as { api_key: string; key_prefix: string; revoked: string[] };
-        expect([...revoking.revoked].sort()).to.deep.equal([keys[0]!.prefix, keys[1]!.prefix].sort());
-        keys.push({ key: revoking.api_key, prefix: revoking.key_prefix });
-        expect(await keyWorks(keys[0]!.key)).to.equal(false);
-        expect(await keyWorks(keys[1]!.key)).to.equal(false);
-        expect(await keyWorks(keys[2]!.key)).to.equal(true);
-        const app = await listed(appName);
-        expect(app?.keys.map((k) => [k.prefix, k.revoked_at === null])).to.deep.equal([[keys[0]!.prefix, false], [keys[1]!.prefix, false], [keys[2]!.prefix, true]]);
+          const third = await api('post', '/admin/apps/{app}/keys', { path, body: { revoke_others: true }, key: ADMIN_KEY });
+          expect(third.res.status).to.equal(201);
+          const revoking = third.body as { api_key: string; key_prefix: string; revoked: string[] };
+          expect([...revoking.revoked].sort()).to.deep.equal([keys[0]!.prefix, keys[1]!.prefix].sort());
+          keys.push({ key: revoking.api_key, prefix: revoking.key_prefix });
+          expect(await keyWorks(keys[0]!.key)).to.equal(false);
+          expect(await keyWorks(keys[1]!.key)).to.equal(false);
+          expect(await keyWorks(keys[2]!.key)).to.equal(true);
+          const app = await listed(appName);
+          expect(app?.keys.map((k) => [k.prefix, k.revoked_at === null])).to.deep.equal([
+            [keys[0]!.prefix, false],
+            [keys[1]!.prefix, false],
+            [keys[2]!.prefix, true],
+          ]);
 
-        const explicit = await api('post', '/admin/apps/{app}/keys', { path, body: { revoke_others: false }, key: ADMIN_KEY });
-        expect(explicit.res.status).to.equal(201);
-        keys.push({ key: (explicit.body as { api_key: string }).api_key, prefix: (explicit.body as { key_prefix: string }).key_prefix });
-        expect(await keyWorks(keys[2]!.key)).to.equal(true);
-      });
+          const explicit = await api('post', '/admin/apps/{app}/keys', { path, body: { revoke_others: false }, key: ADMIN_KEY });
+          expect(explicit.res.status).to.equal(201);
+          keys.push({ key: (explicit.body as { api_key: string }).api_key, prefix: (explicit.body as { key_prefix: string }).key_prefix });
+          expect(await keyWorks(keys[2]!.key)).to.equal(true);
+        },
+      );
 
       contractIt('POST /admin/apps/{app}/keys 400, 401, 404, 413, 415, 503', ['post /admin/apps/{app}/keys 400 401 404 413 415 503'], async () => {
         const { appName, keys } = await appWithKeys();
@@ -928,50 +1120,75 @@ describe('openapi.yaml, checked against the running service', function () {
         for (const name of ['-dash', '.dot', 'n'.repeat(101), 'a%20b']) {
           expect((await api('post', '/admin/apps/{app}/keys', { path: `/admin/apps/${name}/keys`, key: ADMIN_KEY })).res.status, name).to.equal(400);
         }
-        expect((await api('post', '/admin/apps/{app}/keys', { path, rawBody: '{', headers: { 'content-type': 'application/json' }, key: ADMIN_KEY })).res.status).to.equal(400);
+        expect(
+          (await api('post', '/admin/apps/{app}/keys', { path, rawBody: '{', headers: { 'content-type': 'application/json' }, key: ADMIN_KEY })).res.status,
+        ).to.equal(400);
         expect((await api('post', '/admin/apps/{app}/keys', { path, key: null })).res.status).to.equal(401);
         expect((await api('post', '/admin/apps/{app}/keys', { path, key: keys[0]!.key })).res.status).to.equal(401);
         const missing = await api('post', '/admin/apps/{app}/keys', { path: '/admin/apps/no-such-app/keys', key: ADMIN_KEY });
         expect(missing.res.status).to.equal(404);
         expect((missing.body as { type: string }).type).to.equal('https://jetpost.dev/problems/not-found');
         const big = JSON.stringify({ revoke_others: false, padding: 'p'.repeat(17 * 1024) });
-        expect((await api('post', '/admin/apps/{app}/keys', { path, rawBody: big, headers: { 'content-type': 'application/json' }, key: ADMIN_KEY })).res.status).to.equal(413);
-        expect((await api('post', '/admin/apps/{app}/keys', { path, rawBody: '{}', headers: { 'content-type': 'application/json; charset=latin1' }, key: ADMIN_KEY })).res.status).to.equal(415);
+        expect(
+          (await api('post', '/admin/apps/{app}/keys', { path, rawBody: big, headers: { 'content-type': 'application/json' }, key: ADMIN_KEY })).res.status,
+        ).to.equal(413);
+        expect(
+          (
+            await api('post', '/admin/apps/{app}/keys', {
+              path,
+              rawBody: '{}',
+              headers: { 'content-type': 'application/json; charset=latin1' },
+              key: ADMIN_KEY,
+            })
+          ).res.status,
+        ).to.equal(415);
         expect((await api('post', '/admin/apps/{app}/keys', { path, key: ADMIN_KEY, on: down })).res.status).to.equal(503);
       });
 
-      contractIt('DELETE /admin/apps/{app}/keys/{prefix} 204: the key stops working at once; 404 once revoked, for an unknown key or app', ['delete /admin/apps/{app}/keys/{prefix} 204 404'], async () => {
-        // Four keys: the first two revoked by the third (revoke_others), the fourth added after it.
-        const { app, appName, keys } = await appWithKeys();
-        keys.push(await makeApiKey(service.db.pool, app));
-        keys.push(await makeApiKey(service.db.pool, app, { revokeOthers: true }));
-        keys.push(await makeApiKey(service.db.pool, app));
-        const target = keys[3]!;
-        const template = '/admin/apps/{app}/keys/{prefix}';
-        expect(await keyWorks(target.key)).to.equal(true);
-        const { res } = await api('delete', template, { path: `/admin/apps/${appName}/keys/${target.prefix}`, key: ADMIN_KEY });
-        expect(res.status).to.equal(204);
-        expect(await keyWorks(target.key)).to.equal(false);
-        expect(await keyWorks(keys[2]!.key)).to.equal(true);
-        for (const path of [
-          `/admin/apps/${appName}/keys/${target.prefix}`,
-          `/admin/apps/${appName}/keys/${keys[0]!.prefix}`,
-          `/admin/apps/${appName}/keys/000000000000`,
-          `/admin/apps/no-such-app/keys/${keys[2]!.prefix}`,
-        ]) {
-          const missing = await api('delete', template, { path, key: ADMIN_KEY });
-          expect(missing.res.status, path).to.equal(404);
-        }
-        // Another app's key is not this app's.
-        const other = await makeApp(service.db.pool);
-        expect((await api('delete', template, { path: `/admin/apps/${appName}/keys/${other.prefix}`, key: ADMIN_KEY })).res.status).to.equal(404);
-        expect(await keyWorks(other.key)).to.equal(true);
-      });
+      contractIt(
+        'DELETE /admin/apps/{app}/keys/{prefix} 204: the key stops working at once; 404 once revoked, for an unknown key or app',
+        ['delete /admin/apps/{app}/keys/{prefix} 204 404'],
+        async () => {
+          // Four keys: the first two revoked by the third (revoke_others), the fourth added after it.
+          const { app, appName, keys } = await appWithKeys();
+          keys.push(await makeApiKey(service.db.pool, app));
+          keys.push(await makeApiKey(service.db.pool, app, { revokeOthers: true }));
+          keys.push(await makeApiKey(service.db.pool, app));
+          const target = keys[3]!;
+          const template = '/admin/apps/{app}/keys/{prefix}';
+          expect(await keyWorks(target.key)).to.equal(true);
+          const { res } = await api('delete', template, { path: `/admin/apps/${appName}/keys/${target.prefix}`, key: ADMIN_KEY });
+          expect(res.status).to.equal(204);
+          expect(await keyWorks(target.key)).to.equal(false);
+          expect(await keyWorks(keys[2]!.key)).to.equal(true);
+          for (const path of [
+            `/admin/apps/${appName}/keys/${target.prefix}`,
+            `/admin/apps/${appName}/keys/${keys[0]!.prefix}`,
+            `/admin/apps/${appName}/keys/000000000000`,
+            `/admin/apps/no-such-app/keys/${keys[2]!.prefix}`,
+          ]) {
+            const missing = await api('delete', template, { path, key: ADMIN_KEY });
+            expect(missing.res.status, path).to.equal(404);
+          }
+          // Another app's key is not this app's.
+          const other = await makeApp(service.db.pool);
+          expect((await api('delete', template, { path: `/admin/apps/${appName}/keys/${other.prefix}`, key: ADMIN_KEY })).res.status).to.equal(404);
+          expect(await keyWorks(other.key)).to.equal(true);
+        },
+      );
 
       contractIt('DELETE /admin/apps/{app}/keys/{prefix} 400, 401, 503', ['delete /admin/apps/{app}/keys/{prefix} 400 401 503'], async () => {
-        const { appName, keys: [live] } = await appWithKeys();
+        const {
+          appName,
+          keys: [live],
+        } = await appWithKeys();
         const template = '/admin/apps/{app}/keys/{prefix}';
-        for (const path of [`/admin/apps/${appName}/keys/ABCDEFGHIJKL`, `/admin/apps/${appName}/keys/short`, `/admin/apps/${appName}/keys/0000000000000`, `/admin/apps/-dash/keys/${live!.prefix}`]) {
+        for (const path of [
+          `/admin/apps/${appName}/keys/ABCDEFGHIJKL`,
+          `/admin/apps/${appName}/keys/short`,
+          `/admin/apps/${appName}/keys/0000000000000`,
+          `/admin/apps/-dash/keys/${live!.prefix}`,
+        ]) {
           expect((await api('delete', template, { path, key: ADMIN_KEY })).res.status, path).to.equal(400);
         }
         const path = `/admin/apps/${appName}/keys/${live!.prefix}`;
@@ -986,64 +1203,85 @@ describe('openapi.yaml, checked against the running service', function () {
       /** An app of the test's own, whose suppression list starts empty. */
       let app: MadeApp;
       let appName: string;
-      const list = (query = '', name = appName) => api('get', '/admin/apps/{app}/suppressions', { path: `/admin/apps/${name}/suppressions${query}`, key: ADMIN_KEY });
-      const add = (body: unknown, name = appName) => api('post', '/admin/apps/{app}/suppressions', { path: `/admin/apps/${name}/suppressions`, body, key: ADMIN_KEY });
-      const remove = (email: string, name = appName) => api('delete', '/admin/apps/{app}/suppressions/{email}', { path: `/admin/apps/${name}/suppressions/${encodeURIComponent(email)}`, key: ADMIN_KEY });
+      const list = (query = '', name = appName) =>
+        api('get', '/admin/apps/{app}/suppressions', { path: `/admin/apps/${name}/suppressions${query}`, key: ADMIN_KEY });
+      const add = (body: unknown, name = appName) =>
+        api('post', '/admin/apps/{app}/suppressions', { path: `/admin/apps/${name}/suppressions`, body, key: ADMIN_KEY });
+      const remove = (email: string, name = appName) =>
+        api('delete', '/admin/apps/{app}/suppressions/{email}', { path: `/admin/apps/${name}/suppressions/${encodeURIComponent(email)}`, key: ADMIN_KEY });
       type Suppression = { email: string; reason: string; detail: string | null; created_at: string };
-      type JobView = { status: string; last_error: string | null; recipients: Array<{ email: string; status: string; message_id: string | null }>; events: unknown[] };
+      type JobView = {
+        status: string;
+        last_error: string | null;
+        recipients: Array<{ email: string; status: string; message_id: string | null }>;
+        events: unknown[];
+      };
       const settled = (jobId: string, statuses: string[]) =>
-        eventually(async () => {
-          const { body } = await api('get', '/status/{job_id}', { path: `/status/${jobId}`, key: app.key });
-          return statuses.includes((body as JobView).status) ? (body as JobView) : undefined;
-        }, 10_000, `job ${jobId} to be ${statuses.join(' or ')}`);
+        eventually(
+          async () => {
+            const { body } = await api('get', '/status/{job_id}', { path: `/status/${jobId}`, key: app.key });
+            return statuses.includes((body as JobView).status) ? (body as JobView) : undefined;
+          },
+          10_000,
+          `job ${jobId} to be ${statuses.join(' or ')}`,
+        );
 
-      const suppress = (email: string, reason?: 'hard_bounce' | 'spam') => makeSuppression(service.db.pool, app.id, email, reason === undefined ? {} : { reason });
+      const suppress = (email: string, reason?: 'hard_bounce' | 'spam') =>
+        makeSuppression(service.db.pool, app.id, email, reason === undefined ? {} : { reason });
 
       beforeEach(async () => {
         app = await makeApp(service.db.pool);
         appName = app.name;
       });
 
-      contractIt('POST 201: added by hand, lower-cased, reason manual; again: the reason and created_at stay, a new note replaces detail', ['post /admin/apps/{app}/suppressions 201'], async () => {
-        const { res, body } = await add({ email: 'Sup.Manual@Example.org', note: 'asked by phone' });
-        expect(res.status).to.equal(201);
-        const first = body as Suppression;
-        expect(first).to.deep.include({ email: 'sup.manual@example.org', reason: 'manual', detail: 'asked by phone' });
-        const again = await add({ email: 'sup.manual@example.org' });
-        expect(again.res.status).to.equal(201);
-        expect(again.body).to.deep.equal(first);
-        const renoted = await add({ email: 'SUP.MANUAL@example.org', note: 'asked again' });
-        expect(renoted.body).to.deep.equal({ ...first, detail: 'asked again' });
-        const noNote = await add({ email: 'sup.nonote@example.org' });
-        expect((noNote.body as Suppression).detail).to.equal(null);
-      });
+      contractIt(
+        'POST 201: added by hand, lower-cased, reason manual; again: the reason and created_at stay, a new note replaces detail',
+        ['post /admin/apps/{app}/suppressions 201'],
+        async () => {
+          const { res, body } = await add({ email: 'Sup.Manual@Example.org', note: 'asked by phone' });
+          expect(res.status).to.equal(201);
+          const first = body as Suppression;
+          expect(first).to.deep.include({ email: 'sup.manual@example.org', reason: 'manual', detail: 'asked by phone' });
+          const again = await add({ email: 'sup.manual@example.org' });
+          expect(again.res.status).to.equal(201);
+          expect(again.body).to.deep.equal(first);
+          const renoted = await add({ email: 'SUP.MANUAL@example.org', note: 'asked again' });
+          expect(renoted.body).to.deep.equal({ ...first, detail: 'asked again' });
+          const noNote = await add({ email: 'sup.nonote@example.org' });
+          expect((noNote.body as Suppression).detail).to.equal(null);
+        },
+      );
 
-      contractIt('Mailjet\'s hard bounces, spam complaints and unsubscribes add the address for the app (GET 200 lists them)', ['get /status/{job_id} 200', 'post /events 200', 'get /admin/apps/{app}/suppressions 200'], async () => {
-        const to = ['sup.bounce@example.org', 'sup.spam@example.org', 'sup.unsub@example.org', 'sup.soft@example.org'];
-        const { job_id: jobId } = await queue(message({ to }), {}, app.key);
-        const job = await settled(jobId, ['accepted']);
-        const id = (email: string) => job.recipients.find((r) => r.email === email)!.message_id!;
-        const { res } = await events(`[
+      contractIt(
+        "Mailjet's hard bounces, spam complaints and unsubscribes add the address for the app (GET 200 lists them)",
+        ['get /status/{job_id} 200', 'post /events 200', 'get /admin/apps/{app}/suppressions 200'],
+        async () => {
+          const to = ['sup.bounce@example.org', 'sup.spam@example.org', 'sup.unsub@example.org', 'sup.soft@example.org'];
+          const { job_id: jobId } = await queue(message({ to }), {}, app.key);
+          const job = await settled(jobId, ['accepted']);
+          const id = (email: string) => job.recipients.find((r) => r.email === email)!.message_id!;
+          const { res } = await events(`[
           {"event":"bounce","time":1700001000,"MessageID":${id(to[0]!)},"email":"${to[0]}","hard_bounce":true,"blocked":false,"error_related_to":"recipient","error":"user unknown"},
           {"event":"spam","time":1700001001,"MessageID":${id(to[1]!)},"email":"${to[1]}","source":"JMRPP"},
           {"event":"unsub","time":1700001002,"MessageID":${id(to[2]!)},"email":"${to[2]}","mj_list_id":1},
           {"event":"bounce","time":1700001003,"MessageID":${id(to[3]!)},"email":"${to[3]}","hard_bounce":false,"error":"greylisted"}
         ]`);
-        expect(res.status).to.equal(200);
-        const { res: listed, body } = await list('?limit=1000');
-        expect(listed.status).to.equal(200);
-        const entries = (body as { suppressions: Suppression[]; next_after: string | null }).suppressions;
-        const of = (email: string) => entries.find((e) => e.email === email);
-        expect(of(to[0]!)).to.deep.include({ reason: 'hard_bounce', detail: 'recipient: user unknown' });
-        expect(of(to[1]!)).to.deep.include({ reason: 'spam', detail: 'JMRPP' });
-        expect(of(to[2]!)).to.deep.include({ reason: 'unsubscribed', detail: 'unsubscribed through Mailjet' });
-        expect(of(to[3]!), 'a soft bounce suppresses nothing').to.equal(undefined);
-        // A manual add keeps Mailjet's reason.
-        expect((await add({ email: to[0]! })).body).to.deep.include({ reason: 'hard_bounce', detail: 'recipient: user unknown' });
-        // Per app: another app's list is its own.
-        const other = await makeApp(service.db.pool);
-        expect((await list('', other.name)).body).to.deep.equal({ suppressions: [], next_after: null });
-      });
+          expect(res.status).to.equal(200);
+          const { res: listed, body } = await list('?limit=1000');
+          expect(listed.status).to.equal(200);
+          const entries = (body as { suppressions: Suppression[]; next_after: string | null }).suppressions;
+          const of = (email: string) => entries.find((e) => e.email === email);
+          expect(of(to[0]!)).to.deep.include({ reason: 'hard_bounce', detail: 'recipient: user unknown' });
+          expect(of(to[1]!)).to.deep.include({ reason: 'spam', detail: 'JMRPP' });
+          expect(of(to[2]!)).to.deep.include({ reason: 'unsubscribed', detail: 'unsubscribed through Mailjet' });
+          expect(of(to[3]!), 'a soft bounce suppresses nothing').to.equal(undefined);
+          // A manual add keeps Mailjet's reason.
+          expect((await add({ email: to[0]! })).body).to.deep.include({ reason: 'hard_bounce', detail: 'recipient: user unknown' });
+          // Per app: another app's list is its own.
+          const other = await makeApp(service.db.pool);
+          expect((await list('', other.name)).body).to.deep.equal({ suppressions: [], next_after: null });
+        },
+      );
 
       contractIt('GET 200 pages by address with after/next_after', ['get /admin/apps/{app}/suppressions 200'], async () => {
         for (const email of ['sup.manual@example.org', 'sup.nonote@example.org', 'sup.bounce@example.org', 'sup.spam@example.org', 'sup.unsub@example.org']) {
@@ -1073,12 +1311,18 @@ describe('openapi.yaml, checked against the running service', function () {
         await suppress('sup.spam@example.org', 'spam');
         const partly = await queue(message({ to: 'sup.kept@example.org', bcc: 'SUP.MANUAL@example.org' }), {}, app.key);
         const sent = await settled(partly.job_id, ['accepted']);
-        expect(sent.recipients.map((r) => [r.email, r.status])).to.deep.equal([['sup.kept@example.org', 'accepted'], ['SUP.MANUAL@example.org', 'suppressed']]);
+        expect(sent.recipients.map((r) => [r.email, r.status])).to.deep.equal([
+          ['sup.kept@example.org', 'accepted'],
+          ['SUP.MANUAL@example.org', 'suppressed'],
+        ]);
         expect(sent.recipients[1]!.message_id).to.equal(null);
 
         const blocked = await queue(message({ to: ['sup.bounce@example.org', 'sup.spam@example.org'], cc: 'sup.cc@example.org' }), {}, app.key);
         const failed = await settled(blocked.job_id, ['failed']);
-        expect(failed.last_error).to.match(/^suppressed: /).and.to.include('sup.bounce@example.org (hard_bounce)').and.to.include('sup.spam@example.org (spam)');
+        expect(failed.last_error)
+          .to.match(/^suppressed: /)
+          .and.to.include('sup.bounce@example.org (hard_bounce)')
+          .and.to.include('sup.spam@example.org (spam)');
         expect(failed.recipients.map((r) => r.status)).to.deep.equal(['suppressed', 'suppressed', 'failed']);
         expect(failed.recipients.every((r) => r.message_id === null)).to.equal(true);
       });
@@ -1096,7 +1340,14 @@ describe('openapi.yaml, checked against the running service', function () {
       });
 
       contractIt('POST 400, 401, 404, 413, 415, 503', ['post /admin/apps/{app}/suppressions 400 401 404 413 415 503'], async () => {
-        for (const body of [{}, { email: 'not-an-address' }, { email: 'a@b' }, { email: 'sup.x@example.org', note: 'a\nb' }, { email: 'sup.x@example.org', note: 'n'.repeat(501) }, { email: 'sup.x@example.org', reason: 'spam' }]) {
+        for (const body of [
+          {},
+          { email: 'not-an-address' },
+          { email: 'a@b' },
+          { email: 'sup.x@example.org', note: 'a\nb' },
+          { email: 'sup.x@example.org', note: 'n'.repeat(501) },
+          { email: 'sup.x@example.org', reason: 'spam' },
+        ]) {
           expect((await add(body)).res.status, JSON.stringify(body)).to.equal(400);
         }
         const path = `/admin/apps/${appName}/suppressions`;
@@ -1107,25 +1358,40 @@ describe('openapi.yaml, checked against the running service', function () {
         expect((await add({ email: 'sup.x@example.org' }, 'no-such-app')).res.status).to.equal(404);
         const big = JSON.stringify({ email: 'sup.x@example.org', note: 'n'.repeat(17 * 1024) });
         expect((await api('post', template, { path, rawBody: big, headers: { 'content-type': 'application/json' }, key: ADMIN_KEY })).res.status).to.equal(413);
-        expect((await api('post', template, { path, rawBody: '{"email":"sup.x@example.org"}', headers: { 'content-type': 'application/json; charset=latin1' }, key: ADMIN_KEY })).res.status).to.equal(415);
+        expect(
+          (
+            await api('post', template, {
+              path,
+              rawBody: '{"email":"sup.x@example.org"}',
+              headers: { 'content-type': 'application/json; charset=latin1' },
+              key: ADMIN_KEY,
+            })
+          ).res.status,
+        ).to.equal(415);
         expect((await api('post', template, { path, body: { email: 'sup.x@example.org' }, key: ADMIN_KEY, on: down })).res.status).to.equal(503);
         expect(((await list('?limit=1000')).body as { suppressions: Suppression[] }).suppressions.map((e) => e.email)).to.not.include('sup.x@example.org');
       });
 
-      contractIt('DELETE 204 (any case): the address is sent to again; 404 when not suppressed or no such app', ['delete /admin/apps/{app}/suppressions/{email} 204 404'], async () => {
-        await suppress('sup.manual@example.org');
-        await suppress('sup.nonote@example.org');
-        const { res } = await remove('Sup.Manual@EXAMPLE.org');
-        expect(res.status).to.equal(204);
-        expect(((await list('?limit=1000')).body as { suppressions: Suppression[] }).suppressions.map((e) => e.email)).to.not.include('sup.manual@example.org');
-        const { job_id: jobId } = await queue(message({ to: 'sup.manual@example.org' }), {}, app.key);
-        expect((await settled(jobId, ['accepted', 'failed'])).recipients.map((r) => r.status)).to.deep.equal(['accepted']);
-        const again = await remove('sup.manual@example.org');
-        expect(again.res.status).to.equal(404);
-        expect((again.body as { type: string }).type).to.equal('https://jetpost.dev/problems/not-found');
-        expect((await remove('sup.never@example.org')).res.status).to.equal(404);
-        expect((await remove('sup.nonote@example.org', 'no-such-app')).res.status).to.equal(404);
-      });
+      contractIt(
+        'DELETE 204 (any case): the address is sent to again; 404 when not suppressed or no such app',
+        ['delete /admin/apps/{app}/suppressions/{email} 204 404'],
+        async () => {
+          await suppress('sup.manual@example.org');
+          await suppress('sup.nonote@example.org');
+          const { res } = await remove('Sup.Manual@EXAMPLE.org');
+          expect(res.status).to.equal(204);
+          expect(((await list('?limit=1000')).body as { suppressions: Suppression[] }).suppressions.map((e) => e.email)).to.not.include(
+            'sup.manual@example.org',
+          );
+          const { job_id: jobId } = await queue(message({ to: 'sup.manual@example.org' }), {}, app.key);
+          expect((await settled(jobId, ['accepted', 'failed'])).recipients.map((r) => r.status)).to.deep.equal(['accepted']);
+          const again = await remove('sup.manual@example.org');
+          expect(again.res.status).to.equal(404);
+          expect((again.body as { type: string }).type).to.equal('https://jetpost.dev/problems/not-found');
+          expect((await remove('sup.never@example.org')).res.status).to.equal(404);
+          expect((await remove('sup.nonote@example.org', 'no-such-app')).res.status).to.equal(404);
+        },
+      );
 
       contractIt('DELETE 400, 401, 503', ['delete /admin/apps/{app}/suppressions/{email} 400 401 503'], async () => {
         await suppress('sup.nonote@example.org');
@@ -1201,10 +1467,14 @@ describe('openapi.yaml, checked against the running service', function () {
     };
     /** The whole feed from the beginning, once it holds `count` changes (the feed may lag behind running transactions). */
     const feedOf = (count: number, key = appKey) =>
-      eventually(async () => {
-        const page = await feed('?after=0&limit=1000', key);
-        return page.changes.length >= count ? page : undefined;
-      }, 15_000, `${count} changes in the feed`);
+      eventually(
+        async () => {
+          const page = await feed('?after=0&limit=1000', key);
+          return page.changes.length >= count ? page : undefined;
+        },
+        15_000,
+        `${count} changes in the feed`,
+      );
     const job = (jobId: string) => api('get', '/status/{job_id}', { path: `/status/${jobId}`, key: appKey }).then(({ body }) => body as JobView);
     const settled = (jobId: string, status: string) =>
       eventually(async () => ((await job(jobId)).status === status ? job(jobId) : undefined), 10_000, `job ${jobId} to be ${status}`);
@@ -1248,7 +1518,10 @@ describe('openapi.yaml, checked against the running service', function () {
     async function makeChanges(): Promise<{ jobA: string; jobB: string; jobC: string; failed: JobView }> {
       // A five-recipient job, accepted; one event of each kind moves each recipient.
       const to = ['ada@example.org', 'grace@example.org'];
-      const { res: queued, body: queuedJob } = await api('post', '/queue', { body: message({ to, cc: 'alan@example.org', bcc: ['edsger@example.org', 'barbara@example.org'], custom_id: 'changes-a', metadata: { order: 7 } }), key: appKey });
+      const { res: queued, body: queuedJob } = await api('post', '/queue', {
+        body: message({ to, cc: 'alan@example.org', bcc: ['edsger@example.org', 'barbara@example.org'], custom_id: 'changes-a', metadata: { order: 7 } }),
+        key: appKey,
+      });
       expect(queued.status).to.equal(202);
       const jobA = (queuedJob as { job_id: string }).job_id;
       const accepted = await settled(jobA, 'accepted');
@@ -1277,223 +1550,318 @@ describe('openapi.yaml, checked against the running service', function () {
 
     /** Every change delivered (on its third attempt) and recorded so. */
     const allDelivered = () =>
-      eventually(async () => {
-        const rows = ((await deliveries('?limit=1000')).body as { deliveries: Delivery[] }).deliveries;
-        return rows.length === changes.length && rows.every((d) => d.status === 'delivered') ? rows : undefined;
-      }, 15_000, 'every delivery settled');
+      eventually(
+        async () => {
+          const rows = ((await deliveries('?limit=1000')).body as { deliveries: Delivery[] }).deliveries;
+          return rows.length === changes.length && rows.every((d) => d.status === 'delivered') ? rows : undefined;
+        },
+        15_000,
+        'every delivery settled',
+      );
 
     /** Every change type, as the spec's ChangeStatus lists them. */
     const allTypes = () => (contract.spec.components.schemas['ChangeStatus'] as { enum: string[] }).enum;
     type HookBody = { url: string; secret: string; event_types: string[]; previous_secrets: Array<{ secret: string; expires_at: string }> };
 
-    contractIt('PUT /admin/apps/{app}/webhook 200: the URL and a new secret; the secret and the event types stay when left out, rotate_secret makes a new secret at once; GET 200 shows it', ['put /admin/apps/{app}/webhook 200', 'get /admin/apps/{app}/webhook 200'], async () => {
-      const validate = contract.requestSchema('put', '/admin/apps/{app}/webhook');
-      for (const body of [{ url: hookUrl }, { url: hookUrl, rotate_secret: true }, { url: hookUrl, event_types: ['bounced', 'spam'] }]) {
-        expect(validate(body), formatErrors(validate.errors)).to.equal(true);
-      }
-      const first = await putWebhook({ url: `${hookUrl}/old` });
-      expect(first.res.status).to.equal(200);
-      const made = first.body as HookBody;
-      expect(made).to.deep.include({ url: `${hookUrl}/old`, event_types: allTypes(), previous_secrets: [] });
-      const moved = await putWebhook({ url: hookUrl, rotate_secret: false });
-      expect(moved.body).to.deep.equal({ url: hookUrl, secret: made.secret, event_types: allTypes(), previous_secrets: [] });
-      // Chosen types are stored once each, in the spec's order, and kept when a later PUT leaves them out.
-      const chosen = await putWebhook({ url: hookUrl, event_types: ['bounced', 'spam', 'bounced'] });
-      expect(chosen.body).to.deep.equal({ url: hookUrl, secret: made.secret, event_types: ['spam', 'bounced'], previous_secrets: [] });
-      expect((await putWebhook({ url: hookUrl })).body).to.deep.include({ event_types: ['spam', 'bounced'] });
-      // rotate_secret replaces the secret with no overlap: no previous secret signs.
-      const rotated = await putWebhook({ url: hookUrl, rotate_secret: true, event_types: allTypes() });
-      expect(rotated.res.status).to.equal(200);
-      secret = (rotated.body as HookBody).secret;
-      expect(secret).to.not.equal(made.secret);
-      const shown = await getWebhook();
-      expect(shown.res.status).to.equal(200);
-      expect(shown.body).to.deep.equal({ url: hookUrl, secret, event_types: allTypes(), previous_secrets: [] });
-    });
-
-    contractIt('PUT 400: URLs jetpost refuses (not http(s), credentials, no such host, internal and not allowed), bodies the spec refuses too; 401, 404, 413, 415, 503', ['put /admin/apps/{app}/webhook 400 401 404 413 415 503'], async () => {
-      await hook();
-      for (const url of ['not a url', 'ftp://127.0.0.1/x', 'http://user:password@127.0.0.1/x', 'https://nonexistent.invalid/x', 'http://10.0.0.1/x', 'http://169.254.169.254/latest/meta-data', 'http://[::1]/x']) {
-        const { res, body } = await putWebhook({ url });
-        expect(res.status, url).to.equal(400);
-        expect((body as { errors: Array<{ path: string }> }).errors.map((e) => e.path), url).to.deep.equal(['url']);
-      }
-      const validate = contract.requestSchema('put', '/admin/apps/{app}/webhook');
-      const refusedTypes = [{ url: hookUrl, event_types: [] }, { url: hookUrl, event_types: ['open'] }, { url: hookUrl, event_types: 'bounced' }, { url: hookUrl, event_types: ['bounced', null] }];
-      for (const body of [{}, { url: '' }, { url: `http://127.0.0.1/${'x'.repeat(1990)}` }, { url: hookUrl, rotate_secret: 'yes' }, { url: hookUrl, secret: 'mine' }, [hookUrl], { url: 42 }, ...refusedTypes]) {
-        expect(validate(body), `the spec refuses ${JSON.stringify(body).slice(0, 80)}`).to.equal(false);
-        expect((await putWebhook(body)).res.status, JSON.stringify(body).slice(0, 80)).to.equal(400);
-      }
-      // An unknown type name is answered with the valid names; an empty list with what to do instead.
-      const unknown = (await putWebhook({ url: hookUrl, event_types: ['bounced', 'open'] })).body as { errors: Array<{ path: string; message: string }> };
-      expect(unknown.errors.map((e) => e.path)).to.deep.equal(['event_types.1']);
-      expect(unknown.errors[0]!.message).to.contain(allTypes().join(', '));
-      const empty = (await putWebhook({ url: hookUrl, event_types: [] })).body as { errors: Array<{ path: string; message: string }> };
-      expect(empty.errors[0]!.message).to.contain('remove the webhook');
-      const template = '/admin/apps/{app}/webhook';
-      const path = webhookPath();
-      expect((await api('put', template, { path, key: ADMIN_KEY })).res.status, 'no body').to.equal(400);
-      expect((await api('put', template, { path, rawBody: '{"url":', headers: { 'content-type': 'application/json' }, key: ADMIN_KEY })).res.status).to.equal(400);
-      expect((await putWebhook({ url: hookUrl }, '-dash')).res.status).to.equal(400);
-      for (const key of [null, appKey, 'x'.repeat(40)]) {
-        expect((await api('put', template, { path, body: { url: hookUrl }, key })).res.status).to.equal(401);
-      }
-      const missing = await putWebhook({ url: hookUrl }, 'no-such-app');
-      expect(missing.res.status).to.equal(404);
-      expect((missing.body as { type: string }).type).to.equal('https://jetpost.dev/problems/not-found');
-      const big = JSON.stringify({ url: hookUrl, padding: 'p'.repeat(17 * 1024) });
-      expect((await api('put', template, { path, rawBody: big, headers: { 'content-type': 'application/json' }, key: ADMIN_KEY })).res.status).to.equal(413);
-      expect((await api('put', template, { path, rawBody: JSON.stringify({ url: hookUrl }), headers: { 'content-type': 'application/json; charset=latin1' }, key: ADMIN_KEY })).res.status).to.equal(415);
-      expect((await api('put', template, { path, body: { url: hookUrl }, key: ADMIN_KEY, on: down })).res.status).to.equal(503);
-      expect((await getWebhook()).body, 'nothing refused was stored').to.deep.equal({ url: hookUrl, secret, event_types: allTypes(), previous_secrets: [] });
-    });
-
-    contractIt('POST /admin/apps/{app}/webhook/secrets 201: a new secret; the old one signs on for the overlap (24 h by default), a second rotation cuts older ones to its own overlap, 0 ends them all', ['post /admin/apps/{app}/webhook/secrets 201'], async () => {
-      await hook();
-      const template = '/admin/apps/{app}/webhook/secrets';
-      const path = `${webhookPath()}/secrets`;
-      const rotate = (body?: unknown) => api('post', template, { path, key: ADMIN_KEY, ...(body === undefined ? {} : { body }) });
-      const validate = contract.requestSchema('post', template);
-      for (const body of [{}, { overlap_seconds: 0 }, { overlap_seconds: 604800 }]) {
-        expect(validate(body), formatErrors(validate.errors)).to.equal(true);
-      }
-      const hoursFromNow = (at: string) => (Date.parse(at) - Date.now()) / 3_600_000;
-
-      const first = await rotate({ overlap_seconds: 3600 });
-      expect(first.res.status).to.equal(201);
-      const one = first.body as HookBody;
-      expect(one.secret).to.not.equal(secret);
-      expect(one).to.deep.include({ url: hookUrl, event_types: allTypes() });
-      expect(one.previous_secrets.map((p) => p.secret)).to.deep.equal([secret]);
-      expect(hoursFromNow(one.previous_secrets[0]!.expires_at)).to.be.within(0.9, 1.01);
-
-      // Without a body: 24 h for the secret it replaces; the first one keeps its own, earlier end.
-      const second = await rotate();
-      expect(second.res.status).to.equal(201);
-      const two = second.body as HookBody;
-      expect(two.previous_secrets.map((p) => p.secret)).to.deep.equal([one.secret, secret]);
-      expect(hoursFromNow(two.previous_secrets[0]!.expires_at)).to.be.within(23.9, 24.01);
-      expect(two.previous_secrets[1]!.expires_at).to.equal(one.previous_secrets[0]!.expires_at);
-      expect((await getWebhook()).body).to.deep.equal(two);
-
-      // An overlap of 0: every previous secret stops at once.
-      const third = await rotate({ overlap_seconds: 0 });
-      expect(third.res.status).to.equal(201);
-      expect((third.body as HookBody).previous_secrets).to.deep.equal([]);
-      secret = (third.body as HookBody).secret;
-      expect((await getWebhook()).body).to.deep.equal({ url: hookUrl, secret, event_types: allTypes(), previous_secrets: [] });
-    });
-
-    contractIt('POST /admin/apps/{app}/webhook/secrets 400, 401, 404 (no such app, an app without a webhook), 413, 415, 503', ['post /admin/apps/{app}/webhook/secrets 400 401 404 413 415 503'], async () => {
-      await hook();
-      const template = '/admin/apps/{app}/webhook/secrets';
-      const path = `${webhookPath()}/secrets`;
-      const validate = contract.requestSchema('post', template);
-      for (const body of [{ overlap_seconds: -1 }, { overlap_seconds: 604801 }, { overlap_seconds: 1.5 }, { overlap_seconds: '1h' }, { overlap: 60 }, [60]]) {
-        expect(validate(body), `the spec refuses ${JSON.stringify(body)}`).to.equal(false);
-        expect((await api('post', template, { path, body, key: ADMIN_KEY })).res.status, JSON.stringify(body)).to.equal(400);
-      }
-      expect((await api('post', template, { path, rawBody: '{', headers: { 'content-type': 'application/json' }, key: ADMIN_KEY })).res.status).to.equal(400);
-      expect((await api('post', template, { path: `${webhookPath('-dash')}/secrets`, key: ADMIN_KEY })).res.status).to.equal(400);
-      for (const key of [null, appKey]) {
-        expect((await api('post', template, { path, key })).res.status).to.equal(401);
-      }
-      expect((await api('post', template, { path: `${webhookPath('no-such-app')}/secrets`, key: ADMIN_KEY })).res.status).to.equal(404);
-      const bare = await makeApp(service.db.pool);
-      const none = await api('post', template, { path: `${webhookPath(bare.name)}/secrets`, key: ADMIN_KEY });
-      expect(none.res.status).to.equal(404);
-      expect((none.body as { detail: string }).detail).to.contain('has no webhook');
-      const big = JSON.stringify({ overlap_seconds: 60, padding: 'p'.repeat(17 * 1024) });
-      expect((await api('post', template, { path, rawBody: big, headers: { 'content-type': 'application/json' }, key: ADMIN_KEY })).res.status).to.equal(413);
-      expect((await api('post', template, { path, rawBody: '{}', headers: { 'content-type': 'application/json; charset=latin1' }, key: ADMIN_KEY })).res.status).to.equal(415);
-      expect((await api('post', template, { path, key: ADMIN_KEY, on: down })).res.status).to.equal(503);
-      expect((await getWebhook()).body, 'nothing refused was stored').to.deep.equal({ url: hookUrl, secret, event_types: allTypes(), previous_secrets: [] });
-    });
-
-    contractIt('GET /admin/apps/{app}/webhook 400, 401, 404 (no such app, an app without a webhook), 503', ['get /admin/apps/{app}/webhook 400 401 404 503'], async () => {
-      expect((await getWebhook('-dash')).res.status).to.equal(400);
-      for (const key of [null, appKey]) {
-        expect((await api('get', '/admin/apps/{app}/webhook', { path: webhookPath(), key })).res.status).to.equal(401);
-      }
-      expect((await getWebhook('no-such-app')).res.status).to.equal(404);
-      const bare = await makeApp(service.db.pool);
-      const none = await getWebhook(bare.name);
-      expect(none.res.status).to.equal(404);
-      expect((none.body as { type: string }).type).to.equal('https://jetpost.dev/problems/not-found');
-      expect((await api('get', '/admin/apps/{app}/webhook', { path: webhookPath(), key: ADMIN_KEY, on: down })).res.status).to.equal(503);
-    });
-
-    contractIt('GET /status?after=0 200: every kind of change lands in the feed, each a Change of the documented kind (all ten new_status values)', ['get /status/{job_id} 200', 'post /events 200', 'delete /queue/{job_id} 200', 'get /status 200'], async () => {
-      const { jobA, jobB, jobC, failed } = await makeChanges();
-      expect(changes).to.have.length(10);
-      const statuses = (contract.spec.components.schemas['ChangeStatus'] as { enum: string[] }).enum;
-      expect(changes.map((c) => c.new_status).sort()).to.deep.equal([...statuses].sort());
-      expect(new Set(changes.map((c) => c.id)).size).to.equal(10);
-      for (const change of changes) {
-        expect(change.type, change.id).to.equal(change.new_status);
-      }
-      const of = (status: string) => changes.find((c) => c.new_status === status)!;
-      const iso = (seconds: number) => new Date(seconds * 1000).toISOString();
-      expect(of('accepted')).to.deep.include({ job_id: jobA, recipient: null, old_status: 'processing', details: null, custom_id: 'changes-a', metadata: { order: 7 } });
-      expect(of('sent')).to.deep.include({ job_id: jobA, recipient: 'ada@example.org', old_status: 'accepted', details: { event: 'sent', occurred_at: iso(1893488401), smtp_reply: '250 OK' } });
-      expect(of('opened')).to.deep.include({ recipient: 'ada@example.org', old_status: 'sent' });
-      expect(of('clicked')).to.deep.include({
-        recipient: 'ada@example.org',
-        old_status: 'opened',
-        details: { event: 'clicked', occurred_at: iso(1893488403), url: 'https://example.com/a', ip: '192.0.2.1', geo: 'FR', agent: 'Mozilla/5.0' },
-      });
-      expect(of('bounced')).to.deep.include({ recipient: 'grace@example.org', old_status: 'accepted' });
-      expect(of('bounced').details).to.include({ event: 'bounced', hard_bounce: true, error: 'user unknown' });
-      expect(of('spam')).to.deep.include({ recipient: 'alan@example.org', details: { event: 'spam', occurred_at: iso(1893488405), source: 'JMRPP' } });
-      expect(of('unsubscribed')).to.deep.include({ recipient: 'edsger@example.org', details: { event: 'unsubscribed', occurred_at: iso(1893488406), mj_list_id: 1 } });
-      expect(of('blocked')).to.deep.include({ recipient: 'barbara@example.org' });
-      expect(of('cancelled')).to.deep.include({ job_id: jobB, recipient: null, old_status: 'scheduled', details: null, custom_id: 'changes-b', metadata: null });
-      expect(of('failed')).to.deep.include({ job_id: jobC, recipient: null, old_status: 'processing', details: { error: failed.last_error } });
-      expect(failed.last_error).to.match(/^suppressed: grace@example\.org/);
-      // A job's changes come in the order they happened.
-      const ada = changes.filter((c) => c.recipient === 'ada@example.org').map((c) => c.new_status);
-      expect(ada).to.deep.equal(['sent', 'opened', 'clicked']);
-      expect(changes.findIndex((c) => c.new_status === 'accepted')).to.be.below(changes.findIndex((c) => c.new_status === 'sent'));
-      // The feed is the calling app's: another app's feed has none of these.
-      const others = await feed('?after=0&limit=1000', service.apiKey);
-      expect(others.changes.map((c) => c.id)).to.not.include.members(changes.map((c) => c.id));
-    });
-
-    contractIt('GET /status?after 200: paging with next_cursor reads each change once; an empty page answers the same cursor; the spec accepts every cursor handed out', ['get /status/{job_id} 200', 'post /events 200', 'delete /queue/{job_id} 200', 'get /status 200'], async () => {
-      await makeChanges();
-      const afterSchema = contract.parameterSchema('get', '/status', 'after');
-      const paged: Change[] = [];
-      let cursor = '';
-      for (let pages = 0; ; pages += 1) {
-        expect(pages).to.be.below(10);
-        expect(afterSchema(cursor), `the spec accepts after=${cursor}`).to.equal(true);
-        const page = await feed(`?after=${encodeURIComponent(cursor)}&limit=3`);
-        expect(page.changes.length).to.be.at.most(3);
-        if (page.changes.length === 0) {
-          expect(page.next_cursor, 'an empty page keeps the cursor').to.equal(cursor);
-          break;
+    contractIt(
+      'PUT /admin/apps/{app}/webhook 200: the URL and a new secret; the secret and the event types stay when left out, rotate_secret makes a new secret at once; GET 200 shows it',
+      ['put /admin/apps/{app}/webhook 200', 'get /admin/apps/{app}/webhook 200'],
+      async () => {
+        const validate = contract.requestSchema('put', '/admin/apps/{app}/webhook');
+        for (const body of [{ url: hookUrl }, { url: hookUrl, rotate_secret: true }, { url: hookUrl, event_types: ['bounced', 'spam'] }]) {
+          expect(validate(body), formatErrors(validate.errors)).to.equal(true);
         }
-        paged.push(...page.changes);
-        expect(page.next_cursor).to.not.equal(cursor);
-        cursor = page.next_cursor;
-      }
-      expect(paged).to.deep.equal(changes);
-      // Read again from any cursor: the same changes after it, never one twice.
-      const mid = await feed('?after=0&limit=4');
-      expect((await feed(`?after=${mid.next_cursor}&limit=1000`)).changes).to.deep.equal(changes.slice(4));
-      // From the beginning, `0` and empty are the same; with nothing yet, the beginning is handed back.
-      expect((await feed('?after=&limit=1000')).changes).to.deep.equal(changes);
-      const empty = await makeApp(service.db.pool);
-      const nothing = await feed('?after=0', empty.key);
-      expect(nothing.changes).to.deep.equal([]);
-      expect(afterSchema(nothing.next_cursor)).to.equal(true);
-      expect((await feed(`?after=${nothing.next_cursor}`, empty.key)).next_cursor).to.equal(nothing.next_cursor);
-      expect((await feed('?after=0&limit=1000')).changes).to.have.length(10, 'limit=1000 is allowed');
-    });
+        const first = await putWebhook({ url: `${hookUrl}/old` });
+        expect(first.res.status).to.equal(200);
+        const made = first.body as HookBody;
+        expect(made).to.deep.include({ url: `${hookUrl}/old`, event_types: allTypes(), previous_secrets: [] });
+        const moved = await putWebhook({ url: hookUrl, rotate_secret: false });
+        expect(moved.body).to.deep.equal({ url: hookUrl, secret: made.secret, event_types: allTypes(), previous_secrets: [] });
+        // Chosen types are stored once each, in the spec's order, and kept when a later PUT leaves them out.
+        const chosen = await putWebhook({ url: hookUrl, event_types: ['bounced', 'spam', 'bounced'] });
+        expect(chosen.body).to.deep.equal({ url: hookUrl, secret: made.secret, event_types: ['spam', 'bounced'], previous_secrets: [] });
+        expect((await putWebhook({ url: hookUrl })).body).to.deep.include({ event_types: ['spam', 'bounced'] });
+        // rotate_secret replaces the secret with no overlap: no previous secret signs.
+        const rotated = await putWebhook({ url: hookUrl, rotate_secret: true, event_types: allTypes() });
+        expect(rotated.res.status).to.equal(200);
+        secret = (rotated.body as HookBody).secret;
+        expect(secret).to.not.equal(made.secret);
+        const shown = await getWebhook();
+        expect(shown.res.status).to.equal(200);
+        expect(shown.body).to.deep.equal({ url: hookUrl, secret, event_types: allTypes(), previous_secrets: [] });
+      },
+    );
+
+    contractIt(
+      'PUT 400: URLs jetpost refuses (not http(s), credentials, no such host, internal and not allowed), bodies the spec refuses too; 401, 404, 413, 415, 503',
+      ['put /admin/apps/{app}/webhook 400 401 404 413 415 503'],
+      async () => {
+        await hook();
+        for (const url of [
+          'not a url',
+          'ftp://127.0.0.1/x',
+          'http://user:password@127.0.0.1/x',
+          'https://nonexistent.invalid/x',
+          'http://10.0.0.1/x',
+          'http://169.254.169.254/latest/meta-data',
+          'http://[::1]/x',
+        ]) {
+          const { res, body } = await putWebhook({ url });
+          expect(res.status, url).to.equal(400);
+          expect(
+            (body as { errors: Array<{ path: string }> }).errors.map((e) => e.path),
+            url,
+          ).to.deep.equal(['url']);
+        }
+        const validate = contract.requestSchema('put', '/admin/apps/{app}/webhook');
+        const refusedTypes = [
+          { url: hookUrl, event_types: [] },
+          { url: hookUrl, event_types: ['open'] },
+          { url: hookUrl, event_types: 'bounced' },
+          { url: hookUrl, event_types: ['bounced', null] },
+        ];
+        for (const body of [
+          {},
+          { url: '' },
+          { url: `http://127.0.0.1/${'x'.repeat(1990)}` },
+          { url: hookUrl, rotate_secret: 'yes' },
+          { url: hookUrl, secret: 'mine' },
+          [hookUrl],
+          { url: 42 },
+          ...refusedTypes,
+        ]) {
+          expect(validate(body), `the spec refuses ${JSON.stringify(body).slice(0, 80)}`).to.equal(false);
+          expect((await putWebhook(body)).res.status, JSON.stringify(body).slice(0, 80)).to.equal(400);
+        }
+        // An unknown type name is answered with the valid names; an empty list with what to do instead.
+        const unknown = (await putWebhook({ url: hookUrl, event_types: ['bounced', 'open'] })).body as { errors: Array<{ path: string; message: string }> };
+        expect(unknown.errors.map((e) => e.path)).to.deep.equal(['event_types.1']);
+        expect(unknown.errors[0]!.message).to.contain(allTypes().join(', '));
+        const empty = (await putWebhook({ url: hookUrl, event_types: [] })).body as { errors: Array<{ path: string; message: string }> };
+        expect(empty.errors[0]!.message).to.contain('remove the webhook');
+        const template = '/admin/apps/{app}/webhook';
+        const path = webhookPath();
+        expect((await api('put', template, { path, key: ADMIN_KEY })).res.status, 'no body').to.equal(400);
+        expect((await api('put', template, { path, rawBody: '{"url":', headers: { 'content-type': 'application/json' }, key: ADMIN_KEY })).res.status).to.equal(
+          400,
+        );
+        expect((await putWebhook({ url: hookUrl }, '-dash')).res.status).to.equal(400);
+        for (const key of [null, appKey, 'x'.repeat(40)]) {
+          expect((await api('put', template, { path, body: { url: hookUrl }, key })).res.status).to.equal(401);
+        }
+        const missing = await putWebhook({ url: hookUrl }, 'no-such-app');
+        expect(missing.res.status).to.equal(404);
+        expect((missing.body as { type: string }).type).to.equal('https://jetpost.dev/problems/not-found');
+        const big = JSON.stringify({ url: hookUrl, padding: 'p'.repeat(17 * 1024) });
+        expect((await api('put', template, { path, rawBody: big, headers: { 'content-type': 'application/json' }, key: ADMIN_KEY })).res.status).to.equal(413);
+        expect(
+          (
+            await api('put', template, {
+              path,
+              rawBody: JSON.stringify({ url: hookUrl }),
+              headers: { 'content-type': 'application/json; charset=latin1' },
+              key: ADMIN_KEY,
+            })
+          ).res.status,
+        ).to.equal(415);
+        expect((await api('put', template, { path, body: { url: hookUrl }, key: ADMIN_KEY, on: down })).res.status).to.equal(503);
+        expect((await getWebhook()).body, 'nothing refused was stored').to.deep.equal({ url: hookUrl, secret, event_types: allTypes(), previous_secrets: [] });
+      },
+    );
+
+    contractIt(
+      'POST /admin/apps/{app}/webhook/secrets 201: a new secret; the old one signs on for the overlap (24 h by default), a second rotation cuts older ones to its own overlap, 0 ends them all',
+      ['post /admin/apps/{app}/webhook/secrets 201'],
+      async () => {
+        await hook();
+        const template = '/admin/apps/{app}/webhook/secrets';
+        const path = `${webhookPath()}/secrets`;
+        const rotate = (body?: unknown) => api('post', template, { path, key: ADMIN_KEY, ...(body === undefined ? {} : { body }) });
+        const validate = contract.requestSchema('post', template);
+        for (const body of [{}, { overlap_seconds: 0 }, { overlap_seconds: 604800 }]) {
+          expect(validate(body), formatErrors(validate.errors)).to.equal(true);
+        }
+        const hoursFromNow = (at: string) => (Date.parse(at) - Date.now()) / 3_600_000;
+
+        const first = await rotate({ overlap_seconds: 3600 });
+        expect(first.res.status).to.equal(201);
+        const one = first.body as HookBody;
+        expect(one.secret).to.not.equal(secret);
+        expect(one).to.deep.include({ url: hookUrl, event_types: allTypes() });
+        expect(one.previous_secrets.map((p) => p.secret)).to.deep.equal([secret]);
+        expect(hoursFromNow(one.previous_secrets[0]!.expires_at)).to.be.within(0.9, 1.01);
+
+        // Without a body: 24 h for the secret it replaces; the first one keeps its own, earlier end.
+        const second = await rotate();
+        expect(second.res.status).to.equal(201);
+        const two = second.body as HookBody;
+        expect(two.previous_secrets.map((p) => p.secret)).to.deep.equal([one.secret, secret]);
+        expect(hoursFromNow(two.previous_secrets[0]!.expires_at)).to.be.within(23.9, 24.01);
+        expect(two.previous_secrets[1]!.expires_at).to.equal(one.previous_secrets[0]!.expires_at);
+        expect((await getWebhook()).body).to.deep.equal(two);
+
+        // An overlap of 0: every previous secret stops at once.
+        const third = await rotate({ overlap_seconds: 0 });
+        expect(third.res.status).to.equal(201);
+        expect((third.body as HookBody).previous_secrets).to.deep.equal([]);
+        secret = (third.body as HookBody).secret;
+        expect((await getWebhook()).body).to.deep.equal({ url: hookUrl, secret, event_types: allTypes(), previous_secrets: [] });
+      },
+    );
+
+    contractIt(
+      'POST /admin/apps/{app}/webhook/secrets 400, 401, 404 (no such app, an app without a webhook), 413, 415, 503',
+      ['post /admin/apps/{app}/webhook/secrets 400 401 404 413 415 503'],
+      async () => {
+        await hook();
+        const template = '/admin/apps/{app}/webhook/secrets';
+        const path = `${webhookPath()}/secrets`;
+        const validate = contract.requestSchema('post', template);
+        for (const body of [{ overlap_seconds: -1 }, { overlap_seconds: 604801 }, { overlap_seconds: 1.5 }, { overlap_seconds: '1h' }, { overlap: 60 }, [60]]) {
+          expect(validate(body), `the spec refuses ${JSON.stringify(body)}`).to.equal(false);
+          expect((await api('post', template, { path, body, key: ADMIN_KEY })).res.status, JSON.stringify(body)).to.equal(400);
+        }
+        expect((await api('post', template, { path, rawBody: '{', headers: { 'content-type': 'application/json' }, key: ADMIN_KEY })).res.status).to.equal(400);
+        expect((await api('post', template, { path: `${webhookPath('-dash')}/secrets`, key: ADMIN_KEY })).res.status).to.equal(400);
+        for (const key of [null, appKey]) {
+          expect((await api('post', template, { path, key })).res.status).to.equal(401);
+        }
+        expect((await api('post', template, { path: `${webhookPath('no-such-app')}/secrets`, key: ADMIN_KEY })).res.status).to.equal(404);
+        const bare = await makeApp(service.db.pool);
+        const none = await api('post', template, { path: `${webhookPath(bare.name)}/secrets`, key: ADMIN_KEY });
+        expect(none.res.status).to.equal(404);
+        expect((none.body as { detail: string }).detail).to.contain('has no webhook');
+        const big = JSON.stringify({ overlap_seconds: 60, padding: 'p'.repeat(17 * 1024) });
+        expect((await api('post', template, { path, rawBody: big, headers: { 'content-type': 'application/json' }, key: ADMIN_KEY })).res.status).to.equal(413);
+        expect(
+          (await api('post', template, { path, rawBody: '{}', headers: { 'content-type': 'application/json; charset=latin1' }, key: ADMIN_KEY })).res.status,
+        ).to.equal(415);
+        expect((await api('post', template, { path, key: ADMIN_KEY, on: down })).res.status).to.equal(503);
+        expect((await getWebhook()).body, 'nothing refused was stored').to.deep.equal({ url: hookUrl, secret, event_types: allTypes(), previous_secrets: [] });
+      },
+    );
+
+    contractIt(
+      'GET /admin/apps/{app}/webhook 400, 401, 404 (no such app, an app without a webhook), 503',
+      ['get /admin/apps/{app}/webhook 400 401 404 503'],
+      async () => {
+        expect((await getWebhook('-dash')).res.status).to.equal(400);
+        for (const key of [null, appKey]) {
+          expect((await api('get', '/admin/apps/{app}/webhook', { path: webhookPath(), key })).res.status).to.equal(401);
+        }
+        expect((await getWebhook('no-such-app')).res.status).to.equal(404);
+        const bare = await makeApp(service.db.pool);
+        const none = await getWebhook(bare.name);
+        expect(none.res.status).to.equal(404);
+        expect((none.body as { type: string }).type).to.equal('https://jetpost.dev/problems/not-found');
+        expect((await api('get', '/admin/apps/{app}/webhook', { path: webhookPath(), key: ADMIN_KEY, on: down })).res.status).to.equal(503);
+      },
+    );
+
+    contractIt(
+      'GET /status?after=0 200: every kind of change lands in the feed, each a Change of the documented kind (all ten new_status values)',
+      ['get /status/{job_id} 200', 'post /events 200', 'delete /queue/{job_id} 200', 'get /status 200'],
+      async () => {
+        const { jobA, jobB, jobC, failed } = await makeChanges();
+        expect(changes).to.have.length(10);
+        const statuses = (contract.spec.components.schemas['ChangeStatus'] as { enum: string[] }).enum;
+        expect(changes.map((c) => c.new_status).sort()).to.deep.equal([...statuses].sort());
+        expect(new Set(changes.map((c) => c.id)).size).to.equal(10);
+        for (const change of changes) {
+          expect(change.type, change.id).to.equal(change.new_status);
+        }
+        const of = (status: string) => changes.find((c) => c.new_status === status)!;
+        const iso = (seconds: number) => new Date(seconds * 1000).toISOString();
+        expect(of('accepted')).to.deep.include({
+          job_id: jobA,
+          recipient: null,
+          old_status: 'processing',
+          details: null,
+          custom_id: 'changes-a',
+          metadata: { order: 7 },
+        });
+        expect(of('sent')).to.deep.include({
+          job_id: jobA,
+          recipient: 'ada@example.org',
+          old_status: 'accepted',
+          details: { event: 'sent', occurred_at: iso(1893488401), smtp_reply: '250 OK' },
+        });
+        expect(of('opened')).to.deep.include({ recipient: 'ada@example.org', old_status: 'sent' });
+        expect(of('clicked')).to.deep.include({
+          recipient: 'ada@example.org',
+          old_status: 'opened',
+          details: { event: 'clicked', occurred_at: iso(1893488403), url: 'https://example.com/a', ip: '192.0.2.1', geo: 'FR', agent: 'Mozilla/5.0' },
+        });
+        expect(of('bounced')).to.deep.include({ recipient: 'grace@example.org', old_status: 'accepted' });
+        expect(of('bounced').details).to.include({ event: 'bounced', hard_bounce: true, error: 'user unknown' });
+        expect(of('spam')).to.deep.include({ recipient: 'alan@example.org', details: { event: 'spam', occurred_at: iso(1893488405), source: 'JMRPP' } });
+        expect(of('unsubscribed')).to.deep.include({
+          recipient: 'edsger@example.org',
+          details: { event: 'unsubscribed', occurred_at: iso(1893488406), mj_list_id: 1 },
+        });
+        expect(of('blocked')).to.deep.include({ recipient: 'barbara@example.org' });
+        expect(of('cancelled')).to.deep.include({
+          job_id: jobB,
+          recipient: null,
+          old_status: 'scheduled',
+          details: null,
+          custom_id: 'changes-b',
+          metadata: null,
+        });
+        expect(of('failed')).to.deep.include({ job_id: jobC, recipient: null, old_status: 'processing', details: { error: failed.last_error } });
+        expect(failed.last_error).to.match(/^suppressed: grace@example\.org/);
+        // A job's changes come in the order they happened.
+        const ada = changes.filter((c) => c.recipient === 'ada@example.org').map((c) => c.new_status);
+        expect(ada).to.deep.equal(['sent', 'opened', 'clicked']);
+        expect(changes.findIndex((c) => c.new_status === 'accepted')).to.be.below(changes.findIndex((c) => c.new_status === 'sent'));
+        // The feed is the calling app's: another app's feed has none of these.
+        const others = await feed('?after=0&limit=1000', service.apiKey);
+        expect(others.changes.map((c) => c.id)).to.not.include.members(changes.map((c) => c.id));
+      },
+    );
+
+    contractIt(
+      'GET /status?after 200: paging with next_cursor reads each change once; an empty page answers the same cursor; the spec accepts every cursor handed out',
+      ['get /status/{job_id} 200', 'post /events 200', 'delete /queue/{job_id} 200', 'get /status 200'],
+      async () => {
+        await makeChanges();
+        const afterSchema = contract.parameterSchema('get', '/status', 'after');
+        const paged: Change[] = [];
+        let cursor = '';
+        for (let pages = 0; ; pages += 1) {
+          expect(pages).to.be.below(10);
+          expect(afterSchema(cursor), `the spec accepts after=${cursor}`).to.equal(true);
+          const page = await feed(`?after=${encodeURIComponent(cursor)}&limit=3`);
+          expect(page.changes.length).to.be.at.most(3);
+          if (page.changes.length === 0) {
+            expect(page.next_cursor, 'an empty page keeps the cursor').to.equal(cursor);
+            break;
+          }
+          paged.push(...page.changes);
+          expect(page.next_cursor).to.not.equal(cursor);
+          cursor = page.next_cursor;
+        }
+        expect(paged).to.deep.equal(changes);
+        // Read again from any cursor: the same changes after it, never one twice.
+        const mid = await feed('?after=0&limit=4');
+        expect((await feed(`?after=${mid.next_cursor}&limit=1000`)).changes).to.deep.equal(changes.slice(4));
+        // From the beginning, `0` and empty are the same; with nothing yet, the beginning is handed back.
+        expect((await feed('?after=&limit=1000')).changes).to.deep.equal(changes);
+        const empty = await makeApp(service.db.pool);
+        const nothing = await feed('?after=0', empty.key);
+        expect(nothing.changes).to.deep.equal([]);
+        expect(afterSchema(nothing.next_cursor)).to.equal(true);
+        expect((await feed(`?after=${nothing.next_cursor}`, empty.key)).next_cursor).to.equal(nothing.next_cursor);
+        expect((await feed('?after=0&limit=1000')).changes).to.have.length(10, 'limit=1000 is allowed');
+      },
+    );
 
     contractIt('GET /status?after 200: limit defaults to 100', ['get /status 200'], async () => {
       const bulkApp = await makeApp(service.db.pool);
-      const { res } = await api('post', '/queue', { body: { messages: Array.from({ length: 101 }, (_, i) => message({ to: `bulk${i}@example.org` })) }, key: bulkApp.key });
+      const { res } = await api('post', '/queue', {
+        body: { messages: Array.from({ length: 101 }, (_, i) => message({ to: `bulk${i}@example.org` })) },
+        key: bulkApp.key,
+      });
       expect(res.status).to.equal(202);
       const all = await feedOf(101, bulkApp.key);
       const first = await feed('?after=0', bulkApp.key);
@@ -1501,87 +1869,138 @@ describe('openapi.yaml, checked against the running service', function () {
       expect((await feed(`?after=${first.next_cursor}`, bulkApp.key)).changes).to.deep.equal(all.changes.slice(100));
     });
 
-    contractIt('GET /status 400: after with ids or custom_id, limit without after, bad cursors and limits (the spec refuses them too); 401, 503', ['get /status 400 401 503'], async () => {
-      for (const query of ['?after=0&ids=1', '?after=0&custom_id=a', '?ids=1&limit=5', '?custom_id=a&limit=5', '?limit=5', '?after=0&after=0', '?after=0&color=red']) {
-        const { res, body } = await api('get', '/status', { path: `/status${query}`, key: appKey });
-        expect(res.status, query).to.equal(400);
-        expect((body as { type: string }).type, query).to.equal('https://jetpost.dev/problems/validation-failed');
-      }
-      const afterSchema = contract.parameterSchema('get', '/status', 'after');
-      for (const after of ['a', '1', '1.', '.1', '-1.1', '1.2.3', '1.1 ', `${'1'.repeat(21)}.1`, `1.${'1'.repeat(20)}`]) {
-        expect(afterSchema(after), `the spec refuses after=${after}`).to.equal(false);
-        expect((await api('get', '/status', { path: `/status?after=${encodeURIComponent(after)}`, key: appKey })).res.status, after).to.equal(400);
-      }
-      const limitSchema = contract.parameterSchema('get', '/status', 'limit');
-      for (const limit of ['0', '1001', 'x', '1.5', '-1']) {
-        expect(limitSchema(Number(limit)), `the spec refuses limit=${limit}`).to.equal(false);
-        expect((await api('get', '/status', { path: `/status?after=0&limit=${limit}`, key: appKey })).res.status, limit).to.equal(400);
-      }
-      expect((await api('get', '/status', { path: '/status?after=0', key: null })).res.status).to.equal(401);
-      expect((await api('get', '/status', { path: '/status?after=0', on: down, key: down.apiKey })).res.status).to.equal(503);
-    });
-
-    contractIt('the statusChange webhook: every change arrives as documented (body, headers), signed, the same JSON as the feed; 2XX delivers, anything else is retried', ['webhook statusChange post 2XX default'], async () => {
-      await hook();
-      await makeChanges();
-      const changeIdOf = (call: ReceivedCall) => (JSON.parse(call.body) as { id: string }).id;
-      const byEvent = await eventually(async () => {
-        const grouped = new Map<string, ReceivedCall[]>();
-        for (const call of calls) {
-          grouped.set(changeIdOf(call), [...(grouped.get(changeIdOf(call)) ?? []), call]);
+    contractIt(
+      'GET /status 400: after with ids or custom_id, limit without after, bad cursors and limits (the spec refuses them too); 401, 503',
+      ['get /status 400 401 503'],
+      async () => {
+        for (const query of [
+          '?after=0&ids=1',
+          '?after=0&custom_id=a',
+          '?ids=1&limit=5',
+          '?custom_id=a&limit=5',
+          '?limit=5',
+          '?after=0&after=0',
+          '?after=0&color=red',
+        ]) {
+          const { res, body } = await api('get', '/status', { path: `/status${query}`, key: appKey });
+          expect(res.status, query).to.equal(400);
+          expect((body as { type: string }).type, query).to.equal('https://jetpost.dev/problems/validation-failed');
         }
-        const done = changes.every((c) => grouped.get(c.id)?.some((call) => call.answered < 300));
-        return done ? grouped : undefined;
-      }, 20_000, 'every change delivered to the webhook');
-      expect([...byEvent.keys()].sort()).to.deep.equal(changes.map((c) => c.id).sort());
-      for (const change of changes) {
-        const received = byEvent.get(change.id)!;
-        // One delivery per change: every attempt under the same webhook-id.
-        const deliveryId = String(received[0]!.headers['webhook-id']);
-        // Refused twice (500, then a redirect that was not followed), taken the third time, then never sent again.
-        expect(received.map((call) => [call.headers['jetpost-delivery-attempt'], call.answered]), change.id).to.deep.equal([
-          ['1', 500],
-          ['2', 302],
-          ['3', answerFor(3, deliveryId)],
-        ]);
-        for (const call of received) {
-          const body = checkWebhook(call);
-          expect(body, 'the webhook body is the feed entry').to.deep.equal(change);
-          expect(call.url).to.equal(HOOK_PATH);
-          expect(call.headers['webhook-id']).to.equal(deliveryId);
-          expect(call.headers['user-agent']).to.equal('jetpost-webhooks/1');
-          expect(verified(call), 'the Standard Webhooks library accepts the signature').to.deep.equal(change);
-          expect(Math.abs(Date.now() / 1000 - Number(call.headers['webhook-timestamp']))).to.be.below(300);
+        const afterSchema = contract.parameterSchema('get', '/status', 'after');
+        for (const after of ['a', '1', '1.', '.1', '-1.1', '1.2.3', '1.1 ', `${'1'.repeat(21)}.1`, `1.${'1'.repeat(20)}`]) {
+          expect(afterSchema(after), `the spec refuses after=${after}`).to.equal(false);
+          expect((await api('get', '/status', { path: `/status?after=${encodeURIComponent(after)}`, key: appKey })).res.status, after).to.equal(400);
         }
-      }
-      expect(calls.filter((call) => call.url !== HOOK_PATH), 'redirects are not followed').to.deep.equal([]);
-      expect(seen).to.include('webhook statusChange post 2XX').and.to.include('webhook statusChange post default');
-    });
+        const limitSchema = contract.parameterSchema('get', '/status', 'limit');
+        for (const limit of ['0', '1001', 'x', '1.5', '-1']) {
+          expect(limitSchema(Number(limit)), `the spec refuses limit=${limit}`).to.equal(false);
+          expect((await api('get', '/status', { path: `/status?after=0&limit=${limit}`, key: appKey })).res.status, limit).to.equal(400);
+        }
+        expect((await api('get', '/status', { path: '/status?after=0', key: null })).res.status).to.equal(401);
+        expect((await api('get', '/status', { path: '/status?after=0', on: down, key: down.apiKey })).res.status).to.equal(503);
+      },
+    );
 
-    contractIt('GET /admin/apps/{app}/webhook/deliveries 200: one delivery per change, delivered on the third attempt; status and limit filter', ['put /admin/apps/{app}/webhook 200', 'get /status/{job_id} 200', 'post /events 200', 'delete /queue/{job_id} 200', 'get /status 200', 'get /admin/apps/{app}/webhook/deliveries 200'], async () => {
-      await hook();
-      await makeChanges();
-      const list = await eventually(async () => {
-        const { res, body } = await deliveries();
-        expect(res.status).to.equal(200);
-        const rows = (body as { deliveries: Delivery[] }).deliveries;
-        return rows.length === changes.length && rows.every((d) => d.status === 'delivered') ? rows : undefined;
-      }, 10_000, 'every delivery settled');
-      expect(list.map((d) => d.event_id).sort()).to.deep.equal(changes.map((c) => c.id).sort());
-      const ids = list.map((d) => BigInt(d.delivery_id));
-      expect(ids, 'newest first').to.deep.equal([...ids].sort((a, b) => (a < b ? 1 : -1)));
-      for (const delivery of list) {
-        const change = changes.find((c) => c.id === delivery.event_id)!;
-        expect(delivery).to.deep.include({ job_id: change.job_id, type: change.type, attempts: 3, last_status_code: answerFor(3, delivery.delivery_id), last_error: null, next_attempt_at: null });
-      }
-      const two = (await deliveries('?status=delivered&limit=2')).body as { deliveries: Delivery[] };
-      expect(two.deliveries).to.deep.equal(list.slice(0, 2));
-      expect((await deliveries('?status=failed')).body).to.deep.equal({ deliveries: [] });
-      expect((await deliveries('?status=pending&limit=1000')).body).to.deep.equal({ deliveries: [] });
-      // An app that never had a webhook has no deliveries.
-      const { body: others } = await api('get', '/admin/apps/{app}/webhook/deliveries', { path: `/admin/apps/${(await makeApp(service.db.pool)).name}/webhook/deliveries`, key: ADMIN_KEY });
-      expect(others).to.deep.equal({ deliveries: [] });
-    });
+    contractIt(
+      'the statusChange webhook: every change arrives as documented (body, headers), signed, the same JSON as the feed; 2XX delivers, anything else is retried',
+      ['webhook statusChange post 2XX default'],
+      async () => {
+        await hook();
+        await makeChanges();
+        const changeIdOf = (call: ReceivedCall) => (JSON.parse(call.body) as { id: string }).id;
+        const byEvent = await eventually(
+          async () => {
+            const grouped = new Map<string, ReceivedCall[]>();
+            for (const call of calls) {
+              grouped.set(changeIdOf(call), [...(grouped.get(changeIdOf(call)) ?? []), call]);
+            }
+            const done = changes.every((c) => grouped.get(c.id)?.some((call) => call.answered < 300));
+            return done ? grouped : undefined;
+          },
+          20_000,
+          'every change delivered to the webhook',
+        );
+        expect([...byEvent.keys()].sort()).to.deep.equal(changes.map((c) => c.id).sort());
+        for (const change of changes) {
+          const received = byEvent.get(change.id)!;
+          // One delivery per change: every attempt under the same webhook-id.
+          const deliveryId = String(received[0]!.headers['webhook-id']);
+          // Refused twice (500, then a redirect that was not followed), taken the third time, then never sent again.
+          expect(
+            received.map((call) => [call.headers['jetpost-delivery-attempt'], call.answered]),
+            change.id,
+          ).to.deep.equal([
+            ['1', 500],
+            ['2', 302],
+            ['3', answerFor(3, deliveryId)],
+          ]);
+          for (const call of received) {
+            const body = checkWebhook(call);
+            expect(body, 'the webhook body is the feed entry').to.deep.equal(change);
+            expect(call.url).to.equal(HOOK_PATH);
+            expect(call.headers['webhook-id']).to.equal(deliveryId);
+            expect(call.headers['user-agent']).to.equal('jetpost-webhooks/1');
+            expect(verified(call), 'the Standard Webhooks library accepts the signature').to.deep.equal(change);
+            expect(Math.abs(Date.now() / 1000 - Number(call.headers['webhook-timestamp']))).to.be.below(300);
+          }
+        }
+        expect(
+          calls.filter((call) => call.url !== HOOK_PATH),
+          'redirects are not followed',
+        ).to.deep.equal([]);
+        expect(seen).to.include('webhook statusChange post 2XX').and.to.include('webhook statusChange post default');
+      },
+    );
+
+    contractIt(
+      'GET /admin/apps/{app}/webhook/deliveries 200: one delivery per change, delivered on the third attempt; status and limit filter',
+      [
+        'put /admin/apps/{app}/webhook 200',
+        'get /status/{job_id} 200',
+        'post /events 200',
+        'delete /queue/{job_id} 200',
+        'get /status 200',
+        'get /admin/apps/{app}/webhook/deliveries 200',
+      ],
+      async () => {
+        await hook();
+        await makeChanges();
+        const list = await eventually(
+          async () => {
+            const { res, body } = await deliveries();
+            expect(res.status).to.equal(200);
+            const rows = (body as { deliveries: Delivery[] }).deliveries;
+            return rows.length === changes.length && rows.every((d) => d.status === 'delivered') ? rows : undefined;
+          },
+          10_000,
+          'every delivery settled',
+        );
+        expect(list.map((d) => d.event_id).sort()).to.deep.equal(changes.map((c) => c.id).sort());
+        const ids = list.map((d) => BigInt(d.delivery_id));
+        expect(ids, 'newest first').to.deep.equal([...ids].sort((a, b) => (a < b ? 1 : -1)));
+        for (const delivery of list) {
+          const change = changes.find((c) => c.id === delivery.event_id)!;
+          expect(delivery).to.deep.include({
+            job_id: change.job_id,
+            type: change.type,
+            attempts: 3,
+            last_status_code: answerFor(3, delivery.delivery_id),
+            last_error: null,
+            next_attempt_at: null,
+          });
+        }
+        const two = (await deliveries('?status=delivered&limit=2')).body as { deliveries: Delivery[] };
+        expect(two.deliveries).to.deep.equal(list.slice(0, 2));
+        expect((await deliveries('?status=failed')).body).to.deep.equal({ deliveries: [] });
+        expect((await deliveries('?status=pending&limit=1000')).body).to.deep.equal({ deliveries: [] });
+        // An app that never had a webhook has no deliveries.
+        const { body: others } = await api('get', '/admin/apps/{app}/webhook/deliveries', {
+          path: `/admin/apps/${(await makeApp(service.db.pool)).name}/webhook/deliveries`,
+          key: ADMIN_KEY,
+        });
+        expect(others).to.deep.equal({ deliveries: [] });
+      },
+    );
 
     contractIt('GET /admin/apps/{app}/webhook/deliveries 400, 401, 404, 503', ['get /admin/apps/{app}/webhook/deliveries 400 401 404 503'], async () => {
       for (const query of ['?status=lost', '?limit=0', '?limit=1001', '?limit=x', '?color=red', '?status=failed&status=pending']) {
@@ -1596,86 +2015,116 @@ describe('openapi.yaml, checked against the running service', function () {
       expect((await api('get', '/admin/apps/{app}/webhook/deliveries', { path, key: ADMIN_KEY, on: down })).res.status).to.equal(503);
     });
 
-    contractIt('POST …/deliveries/{delivery}/redeliver 202: the change arrives again under the same event id, attempts go on counting', ['post /queue 202', 'post /admin/apps/{app}/webhook/deliveries/{delivery}/redeliver 202'], async () => {
-      await hook();
-      await makeChanges();
-      await allDelivered();
-      const clicked = changes.find((c) => c.new_status === 'clicked')!;
-      const { body: listed } = await deliveries('?limit=1000');
-      const delivery = (listed as { deliveries: Delivery[] }).deliveries.find((d) => d.event_id === clicked.id)!;
-      const before = calls.length;
-      const { res, body } = await redeliver(delivery.delivery_id);
-      expect(res.status).to.equal(202);
-      expect(body).to.deep.equal({ delivery_id: delivery.delivery_id, status: 'pending' });
-      const again = await eventually(async () => calls.slice(before).find((call) => call.answered < 300), 10_000, 'the redelivery');
-      expect(checkWebhook(again)).to.deep.equal(clicked);
-      expect(again.headers['webhook-id']).to.equal(delivery.delivery_id);
-      expect(again.headers['jetpost-delivery-attempt']).to.equal('4');
-      const settledAgain = await eventually(async () => {
-        const rows = ((await deliveries('?limit=1000')).body as { deliveries: Delivery[] }).deliveries;
-        const row = rows.find((d) => d.delivery_id === delivery.delivery_id)!;
-        return row.status === 'delivered' && row.attempts === 4 ? row : undefined;
-      }, 10_000, 'the redelivery recorded');
-      expect(settledAgain.last_status_code).to.equal(answerFor(4, delivery.delivery_id));
-    });
+    contractIt(
+      'POST …/deliveries/{delivery}/redeliver 202: the change arrives again under the same event id, attempts go on counting',
+      ['post /queue 202', 'post /admin/apps/{app}/webhook/deliveries/{delivery}/redeliver 202'],
+      async () => {
+        await hook();
+        await makeChanges();
+        await allDelivered();
+        const clicked = changes.find((c) => c.new_status === 'clicked')!;
+        const { body: listed } = await deliveries('?limit=1000');
+        const delivery = (listed as { deliveries: Delivery[] }).deliveries.find((d) => d.event_id === clicked.id)!;
+        const before = calls.length;
+        const { res, body } = await redeliver(delivery.delivery_id);
+        expect(res.status).to.equal(202);
+        expect(body).to.deep.equal({ delivery_id: delivery.delivery_id, status: 'pending' });
+        const again = await eventually(async () => calls.slice(before).find((call) => call.answered < 300), 10_000, 'the redelivery');
+        expect(checkWebhook(again)).to.deep.equal(clicked);
+        expect(again.headers['webhook-id']).to.equal(delivery.delivery_id);
+        expect(again.headers['jetpost-delivery-attempt']).to.equal('4');
+        const settledAgain = await eventually(
+          async () => {
+            const rows = ((await deliveries('?limit=1000')).body as { deliveries: Delivery[] }).deliveries;
+            const row = rows.find((d) => d.delivery_id === delivery.delivery_id)!;
+            return row.status === 'delivered' && row.attempts === 4 ? row : undefined;
+          },
+          10_000,
+          'the redelivery recorded',
+        );
+        expect(settledAgain.last_status_code).to.equal(answerFor(4, delivery.delivery_id));
+      },
+    );
 
-    contractIt('POST …/redeliver 400, 401, 404 (no such delivery, another app\'s, no such app), 503', ['post /admin/apps/{app}/webhook/deliveries/{delivery}/redeliver 400 401 404 503'], async () => {
-      // One change, so one delivery: a scheduled job cancelled.
-      await hook();
-      const { body: scheduledJob } = await api('post', '/queue', { body: message({ send_at: inDays(1) }), key: appKey });
-      await api('delete', '/queue/{job_id}', { path: `/queue/${(scheduledJob as { job_id: string }).job_id}`, key: appKey });
-      const { body: listed } = await deliveries('?limit=1');
-      const id = (listed as { deliveries: Delivery[] }).deliveries[0]!.delivery_id;
-      for (const bad of ['abc', '0', '01', '-1', '9223372036854775808']) {
-        expect((await redeliver(bad)).res.status, bad).to.equal(400);
-      }
-      expect((await redeliver(id, '-dash')).res.status).to.equal(400);
-      const template = '/admin/apps/{app}/webhook/deliveries/{delivery}/redeliver';
-      const path = `${webhookPath()}/deliveries/${id}/redeliver`;
-      for (const key of [null, appKey]) {
-        expect((await api('post', template, { path, key })).res.status).to.equal(401);
-      }
-      const { body: apps } = await api('get', '/admin/apps', { key: ADMIN_KEY });
-      const mainApp = (apps as { apps: Array<{ name: string; keys: Array<{ prefix: string }> }> }).apps.find((app) => app.keys.some((key) => service.apiKey.startsWith(`jp_${key.prefix}_`)))!.name;
-      for (const [delivery, name] of [['987654321', appName], ['9223372036854775807', appName], [id, mainApp], [id, 'no-such-app']] as const) {
-        const { res, body } = await redeliver(delivery, name);
-        expect(res.status, `${name} ${delivery}`).to.equal(404);
-        expect((body as { type: string }).type).to.equal('https://jetpost.dev/problems/not-found');
-      }
-      expect((await api('post', template, { path, key: ADMIN_KEY, on: down })).res.status).to.equal(503);
-    });
+    contractIt(
+      "POST …/redeliver 400, 401, 404 (no such delivery, another app's, no such app), 503",
+      ['post /admin/apps/{app}/webhook/deliveries/{delivery}/redeliver 400 401 404 503'],
+      async () => {
+        // One change, so one delivery: a scheduled job cancelled.
+        await hook();
+        const { body: scheduledJob } = await api('post', '/queue', { body: message({ send_at: inDays(1) }), key: appKey });
+        await api('delete', '/queue/{job_id}', { path: `/queue/${(scheduledJob as { job_id: string }).job_id}`, key: appKey });
+        const { body: listed } = await deliveries('?limit=1');
+        const id = (listed as { deliveries: Delivery[] }).deliveries[0]!.delivery_id;
+        for (const bad of ['abc', '0', '01', '-1', '9223372036854775808']) {
+          expect((await redeliver(bad)).res.status, bad).to.equal(400);
+        }
+        expect((await redeliver(id, '-dash')).res.status).to.equal(400);
+        const template = '/admin/apps/{app}/webhook/deliveries/{delivery}/redeliver';
+        const path = `${webhookPath()}/deliveries/${id}/redeliver`;
+        for (const key of [null, appKey]) {
+          expect((await api('post', template, { path, key })).res.status).to.equal(401);
+        }
+        const { body: apps } = await api('get', '/admin/apps', { key: ADMIN_KEY });
+        const mainApp = (apps as { apps: Array<{ name: string; keys: Array<{ prefix: string }> }> }).apps.find((app) =>
+          app.keys.some((key) => service.apiKey.startsWith(`jp_${key.prefix}_`)),
+        )!.name;
+        for (const [delivery, name] of [
+          ['987654321', appName],
+          ['9223372036854775807', appName],
+          [id, mainApp],
+          [id, 'no-such-app'],
+        ] as const) {
+          const { res, body } = await redeliver(delivery, name);
+          expect(res.status, `${name} ${delivery}`).to.equal(404);
+          expect((body as { type: string }).type).to.equal('https://jetpost.dev/problems/not-found');
+        }
+        expect((await api('post', template, { path, key: ADMIN_KEY, on: down })).res.status).to.equal(503);
+      },
+    );
 
-    contractIt('DELETE /admin/apps/{app}/webhook 204: new changes get no delivery (the feed still has them), a redelivery fails; then GET and DELETE 404', ['delete /admin/apps/{app}/webhook 204 404', 'get /admin/apps/{app}/webhook 404'], async () => {
-      await hook();
-      await makeChanges();
-      await allDelivered();
-      const countBefore = ((await deliveries('?limit=1000')).body as { deliveries: Delivery[] }).deliveries.length;
-      const callsBefore = calls.length;
-      const { res } = await api('delete', '/admin/apps/{app}/webhook', { path: webhookPath(), key: ADMIN_KEY });
-      expect(res.status).to.equal(204);
-      expect((await getWebhook()).res.status).to.equal(404);
-      const again = await api('delete', '/admin/apps/{app}/webhook', { path: webhookPath(), key: ADMIN_KEY });
-      expect(again.res.status).to.equal(404);
-      expect((again.body as { type: string }).type).to.equal('https://jetpost.dev/problems/not-found');
-      // A change recorded now is in the feed but gets no delivery.
-      const { body: queuedJob } = await api('post', '/queue', { body: message({ send_at: inDays(1) }), key: appKey });
-      await api('delete', '/queue/{job_id}', { path: `/queue/${(queuedJob as { job_id: string }).job_id}`, key: appKey });
-      expect((await feedOf(changes.length + 1)).changes.at(-1)).to.deep.include({ new_status: 'cancelled', job_id: (queuedJob as { job_id: string }).job_id });
-      // A redelivery without a webhook fails at once, and nothing is posted.
-      const { body: listed } = await deliveries('?limit=1');
-      const latest = (listed as { deliveries: Delivery[] }).deliveries[0]!;
-      expect((await redeliver(latest.delivery_id)).res.status).to.equal(202);
-      const failed = await eventually(async () => {
-        const rows = ((await deliveries('?status=failed')).body as { deliveries: Delivery[] }).deliveries;
-        return rows.find((d) => d.delivery_id === latest.delivery_id);
-      }, 10_000, 'the redelivery to fail');
-      expect(failed).to.deep.include({ last_error: 'the app has no webhook any more', next_attempt_at: null });
-      expect(((await deliveries('?limit=1000')).body as { deliveries: Delivery[] }).deliveries).to.have.length(countBefore);
-      expect(calls.length).to.equal(callsBefore);
-      // Setting it again makes a new secret (the old one went with the webhook).
-      const renewed = await putWebhook({ url: hookUrl });
-      expect((renewed.body as { secret: string }).secret).to.not.equal(secret);
-    });
+    contractIt(
+      'DELETE /admin/apps/{app}/webhook 204: new changes get no delivery (the feed still has them), a redelivery fails; then GET and DELETE 404',
+      ['delete /admin/apps/{app}/webhook 204 404', 'get /admin/apps/{app}/webhook 404'],
+      async () => {
+        await hook();
+        await makeChanges();
+        await allDelivered();
+        const countBefore = ((await deliveries('?limit=1000')).body as { deliveries: Delivery[] }).deliveries.length;
+        const callsBefore = calls.length;
+        const { res } = await api('delete', '/admin/apps/{app}/webhook', { path: webhookPath(), key: ADMIN_KEY });
+        expect(res.status).to.equal(204);
+        expect((await getWebhook()).res.status).to.equal(404);
+        const again = await api('delete', '/admin/apps/{app}/webhook', { path: webhookPath(), key: ADMIN_KEY });
+        expect(again.res.status).to.equal(404);
+        expect((again.body as { type: string }).type).to.equal('https://jetpost.dev/problems/not-found');
+        // A change recorded now is in the feed but gets no delivery.
+        const { body: queuedJob } = await api('post', '/queue', { body: message({ send_at: inDays(1) }), key: appKey });
+        await api('delete', '/queue/{job_id}', { path: `/queue/${(queuedJob as { job_id: string }).job_id}`, key: appKey });
+        expect((await feedOf(changes.length + 1)).changes.at(-1)).to.deep.include({
+          new_status: 'cancelled',
+          job_id: (queuedJob as { job_id: string }).job_id,
+        });
+        // A redelivery without a webhook fails at once, and nothing is posted.
+        const { body: listed } = await deliveries('?limit=1');
+        const latest = (listed as { deliveries: Delivery[] }).deliveries[0]!;
+        expect((await redeliver(latest.delivery_id)).res.status).to.equal(202);
+        const failed = await eventually(
+          async () => {
+            const rows = ((await deliveries('?status=failed')).body as { deliveries: Delivery[] }).deliveries;
+            return rows.find((d) => d.delivery_id === latest.delivery_id);
+          },
+          10_000,
+          'the redelivery to fail',
+        );
+        expect(failed).to.deep.include({ last_error: 'the app has no webhook any more', next_attempt_at: null });
+        expect(((await deliveries('?limit=1000')).body as { deliveries: Delivery[] }).deliveries).to.have.length(countBefore);
+        expect(calls.length).to.equal(callsBefore);
+        // Setting it again makes a new secret (the old one went with the webhook).
+        const renewed = await putWebhook({ url: hookUrl });
+        expect((renewed.body as { secret: string }).secret).to.not.equal(secret);
+      },
+    );
 
     contractIt('DELETE /admin/apps/{app}/webhook 400, 401, 404 (no such app), 503', ['delete /admin/apps/{app}/webhook 400 401 404 503'], async () => {
       await hook();
@@ -1706,73 +2155,108 @@ describe('openapi.yaml, checked against the running service', function () {
     contractIt('GET /metrics 200 in the Prometheus text format', ['get /metrics 200'], async () => {
       const { res, body } = await api('get', '/metrics', { key: null });
       expect(res.headers.get('content-type')).to.match(/^text\/plain; version=0\.0\.4/);
-      expect(body).to.match(/^# HELP jetpost_/m).and.to.match(/^jetpost_jobs_enqueued_total \d+$/m);
+      expect(body)
+        .to.match(/^# HELP jetpost_/m)
+        .and.to.match(/^jetpost_jobs_enqueued_total \d+$/m);
     });
 
     contractIt('GET /openapi.yaml 200 serves this very document', ['get /openapi.yaml 200'], async () => {
       expect((await api('get', '/openapi.yaml', { key: null })).body).to.equal(contract.text);
     });
 
-    contractIt('GET /docs 200 renders this document; GET /docs/redoc.standalone.js 200 is the script it loads', ['get /docs 200', 'get /docs/redoc.standalone.js 200'], async () => {
-      expect((await api('get', '/docs', { key: null })).body).to.include('<redoc spec-url="openapi.yaml">').and.include('src="docs/redoc.standalone.js"');
-      expect((await api('get', '/docs/redoc.standalone.js', { key: null })).body).to.have.length.above(100_000);
-    });
+    contractIt(
+      'GET /docs 200 renders this document; GET /docs/redoc.standalone.js 200 is the script it loads',
+      ['get /docs 200', 'get /docs/redoc.standalone.js 200'],
+      async () => {
+        expect((await api('get', '/docs', { key: null })).body)
+          .to.include('<redoc spec-url="openapi.yaml">')
+          .and.include('src="docs/redoc.standalone.js"');
+        expect((await api('get', '/docs/redoc.standalone.js', { key: null })).body).to.have.length.above(100_000);
+      },
+    );
   });
 
   describe('the routes the app serves are exactly the documented ones', () => {
-    contractIt('the routes the express app serves are the spec\'s operations', [], () => {
+    contractIt("the routes the express app serves are the spec's operations", [], () => {
       // Express's `:jobId` is the spec's `{job_id}` (camelCase → snake_case); `:app`, `:prefix` and `:email` stay as they are.
       const toSpec = (route: string) => route.replace(/:(\w+)/g, (_, name: string) => `{${name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)}}`);
       const outside = (route: string) => OUTSIDE_THE_CONTRACT.some(([pattern]) => pattern.test(route));
       for (const [pattern] of OUTSIDE_THE_CONTRACT) {
-        expect(service.jetpost.routes.some(({ path: route }) => pattern.test(route)), `${pattern} still matches a route`).to.equal(true);
-        expect(Object.keys(contract.spec.paths).filter((template) => pattern.test(template)), `${pattern} matches no documented path`).to.deep.equal([]);
+        expect(
+          service.jetpost.routes.some(({ path: route }) => pattern.test(route)),
+          `${pattern} still matches a route`,
+        ).to.equal(true);
+        expect(
+          Object.keys(contract.spec.paths).filter((template) => pattern.test(template)),
+          `${pattern} matches no documented path`,
+        ).to.deep.equal([]);
       }
       const fromCode = service.jetpost.routes.filter(({ path: route }) => !outside(route)).map(({ method, path: route }) => `${method} ${toSpec(route)}`);
       expect([...fromCode].sort()).to.deep.equal([...contract.operations()].sort());
     });
 
-    contractIt('each documented path answers 405 with Allow to every other method (OPTIONS lists exactly the documented ones; HEAD mirrors GET)', [], async () => {
-      const components = contract.spec.components as unknown as { responses: Record<string, { content: Record<string, { schema: unknown }>; headers: Record<string, { schema: unknown }> }> };
-      const methodNotAllowed = components.responses['MethodNotAllowed']!;
-      const problemSchema = contract.validator(methodNotAllowed.content['application/problem+json']!.schema);
-      const allowSchema = contract.validator(methodNotAllowed.headers['Allow']!.schema);
-      for (const [template, item] of Object.entries(contract.spec.paths)) {
-        const url = template.replace(/\{[^}]+\}/g, '1');
-        const documented = METHODS.filter((method) => item[method] !== undefined);
-        for (const method of METHODS.filter((m) => !documented.includes(m))) {
-          const res = await service.request(method.toUpperCase(), url);
-          const text = await res.text();
-          const where = `${method.toUpperCase()} ${url}`;
-          if (method === 'options') {
-            expect(res.status, where).to.equal(200);
-            const allowed = (res.headers.get('allow') ?? '').split(',').map((m) => m.trim().toLowerCase()).filter(Boolean);
-            const expected = documented.flatMap((m) => (m === 'get' ? ['get', 'head'] : [m]));
-            expect([...allowed].sort(), where).to.deep.equal([...expected].sort());
-          } else if (method === 'head' && documented.includes('get')) {
-            const get = await service.request('GET', url);
-            await get.arrayBuffer();
-            expect(res.status, where).to.equal(get.status);
-            expect(text, where).to.equal('');
-          } else {
-            expect(res.status, where).to.equal(405);
-            expect(res.headers.get('content-type'), where).to.match(/^application\/problem\+json/);
-            const allow = res.headers.get('allow') ?? '';
-            expect(allowSchema(allow), `${where}: Allow ${allow}`).to.equal(true);
-            const expected = documented.flatMap((m) => (m === 'get' ? ['GET', 'HEAD'] : [m.toUpperCase()]));
-            expect(allow.split(', ').sort(), where).to.deep.equal([...expected].sort());
-            if (method !== 'head') {
-              const body = JSON.parse(text) as unknown;
-              expect(problemSchema(body), `${where}: ${formatErrors(problemSchema.errors)}`).to.equal(true);
-              expect(body, where).to.deep.include({ type: 'https://jetpost.dev/problems/method-not-allowed', title: 'Method Not Allowed', status: 405 });
+    contractIt(
+      'each documented path answers 405 with Allow to every other method (OPTIONS lists exactly the documented ones; HEAD mirrors GET)',
+      [],
+      async () => {
+        const components = contract.spec.components as unknown as {
+          responses: Record<string, { content: Record<string, { schema: unknown }>; headers: Record<string, { schema: unknown }> }>;
+        };
+        const methodNotAllowed = components.responses['MethodNotAllowed']!;
+        const problemSchema = contract.validator(methodNotAllowed.content['application/problem+json']!.schema);
+        const allowSchema = contract.validator(methodNotAllowed.headers['Allow']!.schema);
+        for (const [template, item] of Object.entries(contract.spec.paths)) {
+          const url = template.replace(/\{[^}]+\}/g, '1');
+          const documented = METHODS.filter((method) => item[method] !== undefined);
+          for (const method of METHODS.filter((m) => !documented.includes(m))) {
+            const res = await service.request(method.toUpperCase(), url);
+            const text = await res.text();
+            const where = `${method.toUpperCase()} ${url}`;
+            if (method === 'options') {
+              expect(res.status, where).to.equal(200);
+              const allowed = (res.headers.get('allow') ?? '')
+                .split(',')
+                .map((m) => m.trim().toLowerCase())
+                .filter(Boolean);
+              const expected = documented.flatMap((m) => (m === 'get' ? ['get', 'head'] : [m]));
+              expect([...allowed].sort(), where).to.deep.equal([...expected].sort());
+            } else if (method === 'head' && documented.includes('get')) {
+              const get = await service.request('GET', url);
+              await get.arrayBuffer();
+              expect(res.status, where).to.equal(get.status);
+              expect(text, where).to.equal('');
+            } else {
+              expect(res.status, where).to.equal(405);
+              expect(res.headers.get('content-type'), where).to.match(/^application\/problem\+json/);
+              const allow = res.headers.get('allow') ?? '';
+              expect(allowSchema(allow), `${where}: Allow ${allow}`).to.equal(true);
+              const expected = documented.flatMap((m) => (m === 'get' ? ['GET', 'HEAD'] : [m.toUpperCase()]));
+              expect(allow.split(', ').sort(), where).to.deep.equal([...expected].sort());
+              if (method !== 'head') {
+                const body = JSON.parse(text) as unknown;
+                expect(problemSchema(body), `${where}: ${formatErrors(problemSchema.errors)}`).to.equal(true);
+                expect(body, where).to.deep.include({ type: 'https://jetpost.dev/problems/method-not-allowed', title: 'Method Not Allowed', status: 405 });
+              }
             }
           }
         }
-      }
-    });
+      },
+    );
 
     contractIt('paths that are not documented answer a 404 problem', [], async () => {
-      for (const [method, url] of [['GET', '/'], ['GET', '/nope'], ['POST', '/queue/1/2'], ['GET', '/queues'], ['GET', '/status/1/events'], ['POST', '/events/1'], ['GET', '/admin/apps/1'], ['GET', '/admin/apps/1/suppressions/1/keys'], ['GET', '/admin/apps/1/webhook/deliveries/1'], ['POST', '/admin/apps/1/webhook/redeliver'], ['GET', '/status/1/changes']] as const) {
+      for (const [method, url] of [
+        ['GET', '/'],
+        ['GET', '/nope'],
+        ['POST', '/queue/1/2'],
+        ['GET', '/queues'],
+        ['GET', '/status/1/events'],
+        ['POST', '/events/1'],
+        ['GET', '/admin/apps/1'],
+        ['GET', '/admin/apps/1/suppressions/1/keys'],
+        ['GET', '/admin/apps/1/webhook/deliveries/1'],
+        ['POST', '/admin/apps/1/webhook/redeliver'],
+        ['GET', '/status/1/changes'],
+      ] as const) {
         const res = await service.request(method, url);
         expect(res.status, `${method} ${url}`).to.equal(404);
         expect(res.headers.get('content-type')).to.match(/^application\/problem\+json/);
@@ -1785,17 +2269,23 @@ describe('openapi.yaml, checked against the running service', function () {
     // Reads the declarations of the tests above (made when this file loads), not what ran before: it
     // holds on its own, in any order. That each test produced what it declares, and nothing
     // undocumented, is checked by the test itself (contractIt).
-    it('every documented (operation, status) is declared by a test that produces it, but the ones listed as not reproducible (the webhooks\' responses too)', () => {
+    it("every documented (operation, status) is declared by a test that produces it, but the ones listed as not reproducible (the webhooks' responses too)", () => {
       const documented = contract.documentedResponses();
       const declared = [...DECLARED.keys()];
-      expect(documented.filter((pair) => pair.startsWith('webhook ')), 'the webhooks document responses').to.have.length.above(0);
+      expect(
+        documented.filter((pair) => pair.startsWith('webhook ')),
+        'the webhooks document responses',
+      ).to.have.length.above(0);
       for (const exempt of Object.keys(NOT_REPRODUCIBLE)) {
         expect(documented, `exemption ${exempt} is for a documented response`).to.include(exempt);
         expect(DECLARED.get(exempt), `${exempt} is listed as not reproducible but a test declares it`).to.equal(undefined);
       }
       const missing = documented.filter((pair) => !DECLARED.has(pair) && NOT_REPRODUCIBLE[pair] === undefined);
       expect(missing, 'documented responses no test produces').to.deep.equal([]);
-      expect(declared.filter((pair) => !documented.includes(pair)), 'responses declared that are not documented').to.deep.equal([]);
+      expect(
+        declared.filter((pair) => !documented.includes(pair)),
+        'responses declared that are not documented',
+      ).to.deep.equal([]);
     });
   });
 });

@@ -135,7 +135,9 @@ describe('consumers at shutdown, with the database gone during a Mailjet call', 
     await new Promise((resolve) => setTimeout(resolve, 6_000));
 
     expect(finished, 'the calls could not finish: the database is away').to.equal(false);
-    expect(lines().filter((line) => line.includes('could not record Mailjet results; retrying')).length, 'record attempts after stop() returned').to.equal(retriesAtStop);
+    expect(lines().filter((line) => line.includes('could not record Mailjet results; retrying')).length, 'record attempts after stop() returned').to.equal(
+      retriesAtStop,
+    );
     expect(lines().filter((line) => line.includes('gave up recording Mailjet results'))).to.have.length(1);
     const summary = lines().find((line) => line.includes('did not finish before the shutdown deadline'));
     expect(JSON.parse(summary ?? '{}').returnedAfterHalt, 'consumers returned once halted').to.equal(true);

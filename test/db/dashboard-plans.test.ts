@@ -6,7 +6,7 @@
 // themselves at 1,000,000 jobs.
 import { expect } from 'chai';
 
-import { seedDashboardHistory,type SeededHistory } from '../../bench/dashboard-seed.js';
+import { seedDashboardHistory, type SeededHistory } from '../../bench/dashboard-seed.js';
 import { listAppsWithKeys } from '../../src/db/apps-repo.js';
 import { findEventsOfJob } from '../../src/db/events-repo.js';
 import {
@@ -72,7 +72,7 @@ function planner(db: Queryable): { db: Queryable; runs: Run[] } {
   };
 }
 
-describe('the dashboard\'s queries at 200,000 jobs', function () {
+describe("the dashboard's queries at 200,000 jobs", function () {
   // Seeding and analysing 200,000 jobs and their history on a loaded 2-core machine.
   this.timeout(600_000);
 
@@ -96,17 +96,17 @@ describe('the dashboard\'s queries at 200,000 jobs', function () {
     ['accepted per minute', (q) => countAcceptedPerMinute(q, throughputSince(now))],
     ['recent jobs', (q) => listRecentJobs(q, { limit: 50 })],
     ['recent jobs, older page', (q) => listRecentJobs(q, { before: seeded.middleJobId, limit: 50 })],
-    ['one app\'s jobs', (q) => listRecentJobs(q, { appId: seeded.appIds[3], limit: 50 })],
-    ['a rare app\'s jobs', (q) => listRecentJobs(q, { appId: seeded.rareAppId, limit: 50 })],
-    ['one app\'s jobs, older page', (q) => listRecentJobs(q, { appId: seeded.appIds[3], before: seeded.middleJobId, limit: 50 })],
+    ["one app's jobs", (q) => listRecentJobs(q, { appId: seeded.appIds[3], limit: 50 })],
+    ["a rare app's jobs", (q) => listRecentJobs(q, { appId: seeded.rareAppId, limit: 50 })],
+    ["one app's jobs, older page", (q) => listRecentJobs(q, { appId: seeded.appIds[3], before: seeded.middleJobId, limit: 50 })],
     ['jobs by recipient', (q) => findJobsByRecipient(q, seeded.sampleRecipient.toUpperCase(), { limit: 50 })],
     ['jobs by recipient in one app', (q) => findJobsByRecipient(q, seeded.sampleRecipient, { appId: seeded.appIds[1], before: seeded.middleJobId, limit: 50 })],
     ['jobs by custom_id', (q) => findJobsByAnyCustomId(q, seeded.sampleCustomId, { limit: 50 })],
     ['jobs by custom_id in one app', (q) => findJobsByAnyCustomId(q, seeded.sampleCustomId, { appId: seeded.appIds[2], limit: 50 })],
     ['a job', (q) => findJobOfAnyApp(q, seeded.sampleJobId)],
-    ['a job\'s recipients', (q) => findRecipients(q, [seeded.sampleJobId])],
-    ['a job\'s status changes', (q) => findChangesOfJob(q, seeded.sampleJobId, 500)],
-    ['a job\'s events', (q) => findEventsOfJob(q, seeded.sampleJobId, 500)],
+    ["a job's recipients", (q) => findRecipients(q, [seeded.sampleJobId])],
+    ["a job's status changes", (q) => findChangesOfJob(q, seeded.sampleJobId, 500)],
+    ["a job's events", (q) => findEventsOfJob(q, seeded.sampleJobId, 500)],
     ['failed jobs', (q) => listJobsByStatus(q, 'failed', { limit: 50 })],
     ['failed jobs of one app, older page', (q) => listJobsByStatus(q, 'failed', { appName: seeded.appNames[0], before: seeded.middleJobId, limit: 50 })],
     ['suppressions', (q) => listSuppressions(q, seeded.appIds[0]!, { limit: 50 })],
@@ -124,7 +124,10 @@ describe('the dashboard\'s queries at 200,000 jobs', function () {
       for (const { nodes, pages } of runs) {
         const shape = JSON.stringify(nodes.map((node) => [node['Node Type'], node['Relation Name'], node['Index Name']].filter(Boolean)));
         const scans = nodes.filter((node) => node['Node Type'] === 'Seq Scan' && BIG_TABLES.has(node['Relation Name'] ?? ''));
-        expect(scans.map((node) => node['Relation Name']), shape).to.deep.equal([]);
+        expect(
+          scans.map((node) => node['Relation Name']),
+          shape,
+        ).to.deep.equal([]);
         expect(pages, `pages touched by ${shape}`).to.be.at.most(PAGE_BUDGET);
       }
     });

@@ -54,7 +54,9 @@ function eventStream(): MailjetEvent[] {
 
 async function outcome(pool: Pool): Promise<{ recipients: string[]; jobs: string[]; events: number }> {
   const recipients = await pool.query<{ s: string }>("select mailjet_message_id::text || ':' || status as s from email_recipients order by mailjet_message_id");
-  const jobs = await pool.query<{ s: string }>("select r.mailjet_message_id::text || ':' || j.status as s from email_send_jobs j join email_recipients r on r.job_id = j.id order by r.mailjet_message_id");
+  const jobs = await pool.query<{ s: string }>(
+    "select r.mailjet_message_id::text || ':' || j.status as s from email_send_jobs j join email_recipients r on r.job_id = j.id order by r.mailjet_message_id",
+  );
   const events = await pool.query<{ n: number }>('select count(*)::int as n from email_events');
   return { recipients: recipients.rows.map((row) => row.s), jobs: jobs.rows.map((row) => row.s), events: events.rows[0]!.n };
 }

@@ -44,17 +44,24 @@ describe('events ingest', () => {
     // What recordSendResults does first: the message's lock slots (shared), then its ids.
     const recording = withTransaction(db.pool, async (tx) => {
       await lockMessagesShared(tx, [{ messageId: MESSAGE_ID, messageUuid: 'uuid-1' }]);
-      await tx.query("update email_recipients set mailjet_message_id = $2, mailjet_message_uuid = 'uuid-1', status = 'accepted' where id = $1", [recipientId, MESSAGE_ID]);
+      await tx.query("update email_recipients set mailjet_message_id = $2, mailjet_message_uuid = 'uuid-1', status = 'accepted' where id = $1", [
+        recipientId,
+        MESSAGE_ID,
+      ]);
       recorded();
       await recordingMayCommit;
     });
     await recordingHasWritten;
     const ingest = ingestEvents(db.pool, notifyChannels(TEST_SCHEMA), sentEvent().events);
     // The ingest cannot see the recipient's MessageID yet: it stores the event unmatched, then waits on the slot.
-    await eventually(async () => {
-      const { rows } = await db.pool.query("select 1 from pg_locks where locktype = 'advisory' and not granted");
-      return rows.length > 0 ? true : undefined;
-    }, 20_000, 'the ingest to wait on the recording');
+    await eventually(
+      async () => {
+        const { rows } = await db.pool.query("select 1 from pg_locks where locktype = 'advisory' and not granted");
+        return rows.length > 0 ? true : undefined;
+      },
+      20_000,
+      'the ingest to wait on the recording',
+    );
     commitRecording();
     await recording;
     const result = await ingest;

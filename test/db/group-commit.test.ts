@@ -6,7 +6,7 @@ import { createBus } from '../../src/bus.js';
 import { notifyChannels } from '../../src/db/notify.js';
 import { revokeApiKey } from '../../src/services/apps.js';
 import { createJobService, type EnqueueResult, type JobService } from '../../src/services/jobs.js';
-import { type MadeApp,makeApp } from '../factories.js';
+import { type MadeApp, makeApp } from '../factories.js';
 import { createTestDatabase, TEST_SCHEMA, type TestDatabase } from '../support/database.js';
 
 const newJob = (to: string, priority = 0) => ({
@@ -41,7 +41,9 @@ describe('group commit of POST /queue (services/jobs.ts)', () => {
   }
 
   it('when requests arrive together, then they share one transaction and each gets its own jobs with their recipients', async () => {
-    const results = await Promise.all(['a', 'b', 'c', 'd'].map((name) => jobs.enqueue(app.id, [newJob(`${name}1@example.com`), newJob(`${name}2@example.com`)], undefined, keyId)));
+    const results = await Promise.all(
+      ['a', 'b', 'c', 'd'].map((name) => jobs.enqueue(app.id, [newJob(`${name}1@example.com`), newJob(`${name}2@example.com`)], undefined, keyId)),
+    );
 
     expect(results.map((result) => result.jobs.map((job) => job.customId))).to.deep.equal([
       ['a1@example.com', 'a2@example.com'],

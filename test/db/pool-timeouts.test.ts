@@ -60,9 +60,13 @@ describe('database timeouts (pool.ts)', () => {
     db = await createTestDatabase();
     const timed = pool(db.url);
 
-    const result = await withTransaction(timed, async (tx) => (await tx.query<{ slept: string }>("select pg_sleep(1)::text as slept, current_setting('statement_timeout') as limit")).rows, {
-      bulk: true,
-    });
+    const result = await withTransaction(
+      timed,
+      async (tx) => (await tx.query<{ slept: string }>("select pg_sleep(1)::text as slept, current_setting('statement_timeout') as limit")).rows,
+      {
+        bulk: true,
+      },
+    );
     // Back to the short timeout after the bulk transaction, on the same connection.
     const after = await timed.query<{ limit: string }>("select current_setting('statement_timeout') as limit");
 
@@ -94,7 +98,10 @@ describe('database timeouts (pool.ts)', () => {
       expect(ms, `call ${index}: ${error.message}`).to.be.below(BOUNDED_MS);
     }
     const messages = new Set(failures.map(({ error }) => error.message));
-    expect([...messages].some((message) => message === 'Query read timeout'), [...messages].join(' | ')).to.equal(true);
+    expect(
+      [...messages].some((message) => message === 'Query read timeout'),
+      [...messages].join(' | '),
+    ).to.equal(true);
     expect((await frozen.query('select 1 as one')).rows).to.deep.equal([{ one: 1 }]);
     expect(await withTransaction(frozen, async (tx) => (await tx.query('select 2 as two')).rows, { bulk: true })).to.deep.equal([{ two: 2 }]);
   });

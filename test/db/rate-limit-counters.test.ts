@@ -17,10 +17,20 @@ describe('rate limit counters (services/rate-limits.ts)', () => {
 
   it('when hits of two keys come at once from two replicas, then each key counts 1, 2, 3… with no count given twice or skipped', async () => {
     const replicas = [createRateLimitCounters(db.pool), createRateLimitCounters(db.pool)];
-    const hits = await Promise.all(Array.from({ length: 60 }, (_, index) => replicas[index % 2]!.hit(index % 3 === 0 ? 'a' : 'b', 60_000).then((count) => ({ key: index % 3 === 0 ? 'a' : 'b', count }))));
+    const hits = await Promise.all(
+      Array.from({ length: 60 }, (_, index) =>
+        replicas[index % 2]!.hit(index % 3 === 0 ? 'a' : 'b', 60_000).then((count) => ({ key: index % 3 === 0 ? 'a' : 'b', count })),
+      ),
+    );
 
-    for (const [key, expected] of [['a', 20], ['b', 40]] as const) {
-      const counts = hits.filter((hit) => hit.key === key).map((hit) => hit.count.hits).sort((x, y) => x - y);
+    for (const [key, expected] of [
+      ['a', 20],
+      ['b', 40],
+    ] as const) {
+      const counts = hits
+        .filter((hit) => hit.key === key)
+        .map((hit) => hit.count.hits)
+        .sort((x, y) => x - y);
       expect(counts).to.deep.equal(Array.from({ length: expected }, (_, index) => index + 1));
     }
     expect((await replicas[0]!.find('b'))?.hits).to.equal(40);

@@ -37,12 +37,17 @@ describe('recording several consumers’ calls together', () => {
     const accepted = (jobId: string, index: number) => ({
       jobId,
       kind: 'accepted' as const,
-      recipients: [{ kind: 'to' as const, email: `r${index}@example.com`, messageId: String(576460765503091475n + BigInt(index)), messageUuid: `uuid-${index}` }],
+      recipients: [
+        { kind: 'to' as const, email: `r${index}@example.com`, messageId: String(576460765503091475n + BigInt(index)), messageUuid: `uuid-${index}` },
+      ],
     });
 
     const [summaryA, summaryB, summaryLate] = await Promise.all([
       sending.record('a', byJob, [accepted(jobIds[0]!, 0), accepted(jobIds[1]!, 1), { jobId: jobIds[2]!, kind: 'failed', error: 'refused' }]),
-      sending.record('b', byJob, [accepted(jobIds[3]!, 3), { jobId: jobIds[4]!, kind: 'deferred', error: 'busy', runAt: new Date(), outcomeUnknown: true, refundAttempt: false }]),
+      sending.record('b', byJob, [
+        accepted(jobIds[3]!, 3),
+        { jobId: jobIds[4]!, kind: 'deferred', error: 'busy', runAt: new Date(), outcomeUnknown: true, refundAttempt: false },
+      ]),
       // a claims to have sent b's last job: it holds no lease on it.
       sending.record('a', byJob, [accepted(jobIds[5]!, 5)]),
     ]);

@@ -14,11 +14,20 @@ import { makeApp, makeJob, recipientIds } from '../factories.js';
 import { createTestDatabase, TEST_SCHEMA, type TestDatabase } from '../support/database.js';
 
 const DAY_MS = 24 * 3_600_000;
-const POLICY: RetentionPolicy = { jobsMs: 30 * DAY_MS, idempotencyKeysMs: DAY_MS, unmatchedEventsMs: 7 * DAY_MS, rejectedEventsMs: 30 * DAY_MS, batchSize: 1_000 };
+const POLICY: RetentionPolicy = {
+  jobsMs: 30 * DAY_MS,
+  idempotencyKeysMs: DAY_MS,
+  unmatchedEventsMs: 7 * DAY_MS,
+  rejectedEventsMs: 30 * DAY_MS,
+  batchSize: 1_000,
+};
 
 /** Moves a job's creation and last change `days` into the past. */
 async function age(pool: Pool, jobId: string, days: number): Promise<void> {
-  await pool.query(`update email_send_jobs set created_at = now() - make_interval(days => $2), updated_at = now() - make_interval(days => $2) where id = $1`, [jobId, days]);
+  await pool.query(`update email_send_jobs set created_at = now() - make_interval(days => $2), updated_at = now() - make_interval(days => $2) where id = $1`, [
+    jobId,
+    days,
+  ]);
 }
 
 /** A job's history: an event of its recipient, a status change, and a webhook delivery in `deliveryStatus`. */

@@ -18,7 +18,12 @@ async function oneDelivery(pool: Pool): Promise<string> {
   const { app } = await createAppWithKey(pool, `outbox-${Math.random().toString(36).slice(2, 8)}`);
   await pool.query("update apps set webhook_url = 'https://hooks.example.com/jetpost', webhook_secret = 'whsec_test' where id = $1", [app.id]);
   const [jobId] = await insertJobs(pool, app.id, [
-    { job: { content: { from: { email: 'a@example.com' }, text: 'x' }, recipients: [{ kind: 'to', email: 'b@example.com' }], priority: 0 }, status: 'queued', runAt: new Date(), maxAttempts: 3 },
+    {
+      job: { content: { from: { email: 'a@example.com' }, text: 'x' }, recipients: [{ kind: 'to', email: 'b@example.com' }], priority: 0 },
+      status: 'queued',
+      runAt: new Date(),
+      maxAttempts: 3,
+    },
   ]);
   await withTransaction(pool, async (tx) => {
     const changes = await recordStatusChanges(tx, [{ jobId: jobId!, recipientId: null, oldStatus: 'queued', newStatus: 'cancelled', details: null }]);
@@ -34,7 +39,11 @@ async function claimOne(pool: Pool, lockMs: number): Promise<DueDelivery> {
 }
 
 const deliveryRow = async (pool: Pool) =>
-  (await pool.query<{ status: string; attempts: number; locked: boolean }>('select status, attempts, locked_until is not null as locked from webhook_deliveries')).rows;
+  (
+    await pool.query<{ status: string; attempts: number; locked: boolean }>(
+      'select status, attempts, locked_until is not null as locked from webhook_deliveries',
+    )
+  ).rows;
 
 describe('webhook deliveries: recording an attempt', () => {
   let db: TestDatabase;
@@ -52,7 +61,12 @@ describe('webhook deliveries: recording an attempt', () => {
 
     const firstRecorded = await settleDelivery(db.pool, first, { kind: 'delivered', statusCode: 200 });
     const rowAfterFirst = await deliveryRow(db.pool);
-    const secondRecorded = await settleDelivery(db.pool, second, { kind: 'retry', nextAttemptAt: new Date(Date.now() + 60_000), statusCode: 503, error: 'the receiver answered 503' });
+    const secondRecorded = await settleDelivery(db.pool, second, {
+      kind: 'retry',
+      nextAttemptAt: new Date(Date.now() + 60_000),
+      statusCode: 503,
+      error: 'the receiver answered 503',
+    });
 
     expect([first.attempts, second.attempts]).to.deep.equal([1, 2]);
     expect(firstRecorded).to.equal(false);

@@ -92,7 +92,12 @@ function only<T>(items: T[], what: string): T {
 function ignoredBy(patterns: string[], file: string): string | undefined {
   const parts = file.split('/');
   for (const pattern of patterns) {
-    const regex = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*').replace(/\?/g, '[^/]')}$`);
+    const regex = new RegExp(
+      `^${pattern
+        .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+        .replace(/\*/g, '[^/]*')
+        .replace(/\?/g, '[^/]')}$`,
+    );
     // A pattern names a path or one of its parents (ignoring a directory ignores what is in it).
     if (parts.some((_, index) => regex.test(parts.slice(0, index + 1).join('/')))) {
       return pattern;
@@ -131,15 +136,29 @@ describe('the container image (Dockerfile, .dockerignore, compose.yaml, bin/jetp
   let imageEnv: Record<string, string>;
   let db: TestDatabase | undefined;
 
-  const stageNamed = (name: string) => only(stages.filter((stage) => stage.name === name), `stage ${name}`);
+  const stageNamed = (name: string) =>
+    only(
+      stages.filter((stage) => stage.name === name),
+      `stage ${name}`,
+    );
   const instructions = (stage: Stage, keyword: string) => stage.instructions.filter((instruction) => instruction.keyword === keyword);
   /** The image's paths (/app/…) as they lie here, so that nothing is written outside the temporary directory. */
   const underApp = (env: Record<string, string>) =>
     Object.fromEntries(Object.entries(env).map(([name, value]) => [name, value.startsWith('/app/') ? path.join(app, value.slice('/app/'.length)) : value]));
   /** How a command runs in the image: its ENV, `jetpost` on the PATH (the RUN's ln -s), nothing of the test's own environment. */
   const inImage = (args: string[], env: Record<string, string> = {}) =>
-    runIn(app, path.join(app, 'bin', 'jetpost'), args, { PATH: `${path.join(app, 'bin')}:${process.env['PATH'] ?? ''}`, HOME: workDir, ...underApp(imageEnv), ...env });
-  const PRODUCTION_SECRETS = { MAILJET_API_KEY: 'mj-key', MAILJET_API_SECRET: 'mj-secret', EVENTS_USERNAME: 'mailjet', EVENTS_PASSWORD: 'callback-secret-4f9c' };
+    runIn(app, path.join(app, 'bin', 'jetpost'), args, {
+      PATH: `${path.join(app, 'bin')}:${process.env['PATH'] ?? ''}`,
+      HOME: workDir,
+      ...underApp(imageEnv),
+      ...env,
+    });
+  const PRODUCTION_SECRETS = {
+    MAILJET_API_KEY: 'mj-key',
+    MAILJET_API_SECRET: 'mj-secret',
+    EVENTS_USERNAME: 'mailjet',
+    EVENTS_PASSWORD: 'callback-secret-4f9c',
+  };
 
   before(async function () {
     stages = parseDockerfile(await fs.readFile(path.join(ROOT, 'Dockerfile'), 'utf8'));
@@ -213,7 +232,9 @@ describe('the container image (Dockerfile, .dockerignore, compose.yaml, bin/jetp
    * imports is missing, as in the image.
    */
   async function linkRuntimePackages(target: string): Promise<void> {
-    const lock = JSON.parse(await fs.readFile(path.join(ROOT, 'package-lock.json'), 'utf8')) as { packages: Record<string, { dev?: boolean; optional?: boolean; devOptional?: boolean }> };
+    const lock = JSON.parse(await fs.readFile(path.join(ROOT, 'package-lock.json'), 'utf8')) as {
+      packages: Record<string, { dev?: boolean; optional?: boolean; devOptional?: boolean }>;
+    };
     for (const [location, entry] of Object.entries(lock.packages)) {
       const name = location.startsWith('node_modules/') ? location.slice('node_modules/'.length) : undefined;
       if (name === undefined || name.includes('/node_modules/') || entry.dev || entry.optional || entry.devOptional) {
@@ -225,7 +246,10 @@ describe('the container image (Dockerfile, .dockerignore, compose.yaml, bin/jetp
   }
 
   it('when the build context is sent, then every COPY source exists and .dockerignore keeps it, while secrets, data and node_modules stay out', async () => {
-    const sources = stages.flatMap((stage) => instructions(stage, 'COPY').map((instruction) => parseCopy(instruction.args))).filter((copy) => copy.from === undefined).flatMap((copy) => copy.sources);
+    const sources = stages
+      .flatMap((stage) => instructions(stage, 'COPY').map((instruction) => parseCopy(instruction.args)))
+      .filter((copy) => copy.from === undefined)
+      .flatMap((copy) => copy.sources);
     expect(sources).to.include.members(['package.json', 'package-lock.json', 'src', 'sql', 'bin', 'openapi.yaml']);
     for (const source of sources) {
       await fs.access(path.join(ROOT, source));
@@ -250,7 +274,9 @@ describe('the container image (Dockerfile, .dockerignore, compose.yaml, bin/jetp
     const install = only(instructions(packagesStage, 'RUN'), 'the install step').args;
     expect(install).to.match(/if \[ "\$WITH_EMBEDDED_POSTGRES" = true \]; then npm ci --omit=dev; else npm ci --omit=dev --omit=optional; fi/);
     // The final stage takes its node_modules from that stage, never from the build stage's full install.
-    const modules = instructions(finalStage, 'COPY').map((copy) => parseCopy(copy.args)).filter((copy) => copy.sources.includes('/app/node_modules'));
+    const modules = instructions(finalStage, 'COPY')
+      .map((copy) => parseCopy(copy.args))
+      .filter((copy) => copy.sources.includes('/app/node_modules'));
     expect(only(modules, 'the node_modules COPY').from).to.equal('runtime-packages');
   });
 
@@ -259,7 +285,11 @@ describe('the container image (Dockerfile, .dockerignore, compose.yaml, bin/jetp
     const cmd = JSON.parse(only(instructions(finalStage, 'CMD'), 'CMD').args) as string[];
     expect(entrypoint).to.deep.equal(['jetpost']);
     expect(cmd).to.deep.equal(['serve']);
-    expect(instructions(finalStage, 'RUN').map((step) => step.args).join(' ')).to.include('ln -s /app/bin/jetpost /usr/local/bin/jetpost');
+    expect(
+      instructions(finalStage, 'RUN')
+        .map((step) => step.args)
+        .join(' '),
+    ).to.include('ln -s /app/bin/jetpost /usr/local/bin/jetpost');
     expect(only(instructions(finalStage, 'WORKDIR'), 'WORKDIR').args).to.equal('/app');
     expect(imageEnv['NODE_ENV']).to.equal('production');
 
@@ -359,7 +389,12 @@ describe('the container image (Dockerfile, .dockerignore, compose.yaml, bin/jetp
     // The simulator's callbacks reach jetpost's /events on the port it listens on.
     const command = compose.services['simulator']!['command'] as string[];
     expect(command[0]).to.equal('simulator');
-    const callback = new URL(command.find((arg) => arg.startsWith('--callback-url='))!.slice('--callback-url='.length).replace(/\$\{[^}]+\}/g, 'x'));
+    const callback = new URL(
+      command
+        .find((arg) => arg.startsWith('--callback-url='))!
+        .slice('--callback-url='.length)
+        .replace(/\$\{[^}]+\}/g, 'x'),
+    );
     expect(callback.hostname).to.equal('jetpost');
     expect(callback.pathname).to.equal('/events');
     expect(jetpost['ports']).to.deep.equal([`${callback.port}:${imageEnv['PORT']}`]);

@@ -29,10 +29,14 @@ describe('end to end: jetpost and the Mailjet simulator', () => {
   }
 
   async function waitFor(jobId: string, status: Job['status']): Promise<Job> {
-    return eventually(async () => {
-      const { data } = await client.GET('/status/{job_id}', { params: { path: { job_id: jobId } } });
-      return data?.status === status ? data : undefined;
-    }, 15_000, `job ${jobId} to reach ${status}`);
+    return eventually(
+      async () => {
+        const { data } = await client.GET('/status/{job_id}', { params: { path: { job_id: jobId } } });
+        return data?.status === status ? data : undefined;
+      },
+      15_000,
+      `job ${jobId} to reach ${status}`,
+    );
   }
 
   it('when a message is queued, then it reaches sent and then opened by callbacks alone', async () => {

@@ -50,7 +50,10 @@ describe('/dashboard in a browser', function () {
   async function history(shared: TestDatabase): Promise<{ jobId: string; appName: string }> {
     isolateNetwork();
     mockMailjetSend();
-    const sender = await startTestService({ db: shared, env: { WORKER_CONCURRENCY: '1', WEBHOOK_ALLOWED_TARGETS: '127.0.0.1', WEBHOOK_RETRY_BASE_MS: '600000' } });
+    const sender = await startTestService({
+      db: shared,
+      env: { WORKER_CONCURRENCY: '1', WEBHOOK_ALLOWED_TARGETS: '127.0.0.1', WEBHOOK_RETRY_BASE_MS: '600000' },
+    });
     try {
       const appName = (await sender.jetpost.pool.query<{ name: string }>('select name from apps where id = $1', [sender.appId])).rows[0]!.name;
       const webhook = await sender.request('PUT', `/admin/apps/${appName}/webhook`, { key: ADMIN_KEY, body: { url: 'http://127.0.0.1:9/hooks' } });
@@ -60,11 +63,16 @@ describe('/dashboard in a browser', function () {
       });
       const { job_id: jobId } = (await queued.json()) as { job_id: string };
       const messageId = await eventually(async () => {
-        const { rows } = await sender.jetpost.pool.query<{ id: string | null }>('select mailjet_message_id::text as id from email_recipients where job_id = $1', [jobId]);
+        const { rows } = await sender.jetpost.pool.query<{ id: string | null }>(
+          'select mailjet_message_id::text as id from email_recipients where job_id = $1',
+          [jobId],
+        );
         return rows[0]?.id ?? undefined;
       });
       const now = Math.floor(Date.now() / 1000);
-      const events = await sender.postEvents(`[${eventText('sent', messageId, RECIPIENT, now)},${eventText('open', messageId, RECIPIENT, now + 5, { agent: 'Mozilla' })}]`);
+      const events = await sender.postEvents(
+        `[${eventText('sent', messageId, RECIPIENT, now)},${eventText('open', messageId, RECIPIENT, now + 5, { agent: 'Mozilla' })}]`,
+      );
       expect(events.status).to.equal(200);
       return { jobId, appName };
     } finally {
@@ -81,7 +89,12 @@ describe('/dashboard in a browser', function () {
     db = await createTestDatabase();
     const { jobId, appName } = await history(db);
     service = await startTestService({ db, env: { WORKER_CONCURRENCY: '0' } });
-    const failedId = await makeJob(service.jetpost.pool, { appId: service.appId, status: 'failed', lastError: 'Mailjet refused the message: "To[0].Email" is not valid', customId: 'welcome-7' });
+    const failedId = await makeJob(service.jetpost.pool, {
+      appId: service.appId,
+      status: 'failed',
+      lastError: 'Mailjet refused the message: "To[0].Email" is not valid',
+      customId: 'welcome-7',
+    });
 
     browser = await launchChromium();
     const { page } = browser;
@@ -114,9 +127,18 @@ describe('/dashboard in a browser', function () {
     await page.locator(`#jobs a[href="/dashboard/jobs/${jobId}"]`).click();
     await page.waitForURL(`${service.url}/dashboard/jobs/${jobId}`);
     expect(await page.locator('#subject').innerText()).to.equal('Your invoice <#42>');
-    expect(await page.locator('#recipients').innerText()).to.include(RECIPIENT).and.include('opened');
+    expect(await page.locator('#recipients').innerText())
+      .to.include(RECIPIENT)
+      .and.include('opened');
     const timeline = await page.locator('#timeline tbody tr').allInnerTexts();
-    expect(timeline.map((row) => row.split('\t')[3])).to.include.members(['queued', 'processing → accepted', 'sent', 'accepted → sent', 'open', 'sent → opened']);
+    expect(timeline.map((row) => row.split('\t')[3])).to.include.members([
+      'queued',
+      'processing → accepted',
+      'sent',
+      'accepted → sent',
+      'open',
+      'sent → opened',
+    ]);
     await screenshot(page, 'job');
 
     // Requeue the failed job: it goes back to queued (no consumer runs here).
@@ -127,7 +149,9 @@ describe('/dashboard in a browser', function () {
     await row.getByRole('button', { name: 'Requeue' }).click();
     await page.getByRole('status').filter({ hasText: 'The job is queued again.' }).waitFor();
     expect(await page.locator(`#failed tr[data-job="${failedId}"]`).count()).to.equal(0);
-    const { rows } = await service.jetpost.pool.query<{ status: string; attempts: number }>('select status, attempts from email_send_jobs where id = $1', [failedId]);
+    const { rows } = await service.jetpost.pool.query<{ status: string; attempts: number }>('select status, attempts from email_send_jobs where id = $1', [
+      failedId,
+    ]);
     expect(rows[0]).to.deep.equal({ status: 'queued', attempts: 0 });
 
     // Add a suppression, then remove it.
@@ -137,7 +161,9 @@ describe('/dashboard in a browser', function () {
     await page.getByRole('button', { name: 'Suppress' }).click();
     await page.getByRole('status').filter({ hasText: 'The address is suppressed.' }).waitFor();
     const suppressed = page.locator('#suppressions tr[data-email="no.more@example.org"]');
-    expect(await suppressed.innerText()).to.include('manual').and.include('asked by phone');
+    expect(await suppressed.innerText())
+      .to.include('manual')
+      .and.include('asked by phone');
     await screenshot(page, 'suppressions');
     await suppressed.getByRole('button', { name: 'Remove' }).click();
     await page.getByRole('status').filter({ hasText: 'no longer suppressed' }).waitFor();

@@ -29,7 +29,7 @@ describe('GET /docs in a browser', function () {
     service = undefined;
   });
 
-  it('renders every operation\'s summary and method + path, loading only from jetpost, with nothing refused', async () => {
+  it("renders every operation's summary and method + path, loading only from jetpost, with nothing refused", async () => {
     service = await startTestService({ env: { WORKER_CONCURRENCY: '0' } });
     browser = await launchChromium();
     const { page } = browser;
@@ -42,7 +42,9 @@ describe('GET /docs in a browser', function () {
 
     const spec = parse(await fs.readFile(OPENAPI_PATH, 'utf8')) as { paths: Record<string, Record<string, { summary: string }>> };
     const text = await page.locator('body').innerText();
-    const operations = Object.entries(spec.paths).flatMap(([template, item]) => Object.entries(item).map(([method, operation]) => ({ method, template, summary: operation.summary })));
+    const operations = Object.entries(spec.paths).flatMap(([template, item]) =>
+      Object.entries(item).map(([method, operation]) => ({ method, template, summary: operation.summary })),
+    );
     expect(operations.length).to.be.above(20);
     for (const { method, template, summary } of operations) {
       expect(text, `${method.toUpperCase()} ${template}`).to.include(summary);

@@ -34,7 +34,12 @@ async function findPgbouncer(): Promise<string | undefined> {
   const dirs = [...(process.env['PATH'] ?? '').split(':'), '/usr/sbin', '/usr/local/sbin', '/usr/bin'];
   for (const dir of dirs.filter(Boolean)) {
     const candidate = path.join(dir, 'pgbouncer');
-    if (await fs.access(candidate, fsConstants.X_OK).then(() => true, () => false)) {
+    if (
+      await fs.access(candidate, fsConstants.X_OK).then(
+        () => true,
+        () => false,
+      )
+    ) {
       return candidate;
     }
   }
@@ -271,8 +276,14 @@ describe('behind PgBouncer in transaction pooling mode', function () {
         accepted.set(customId, (accepted.get(customId) ?? 0) + 1);
       }
     }
-    expect([...accepted].filter(([, copies]) => copies > 1), 'messages sent twice').to.deep.equal([]);
-    expect(ids.filter((id) => !accepted.has(customIdForJob(id))), 'messages never sent').to.deep.equal([]);
+    expect(
+      [...accepted].filter(([, copies]) => copies > 1),
+      'messages sent twice',
+    ).to.deep.equal([]);
+    expect(
+      ids.filter((id) => !accepted.has(customIdForJob(id))),
+      'messages never sent',
+    ).to.deep.equal([]);
     expect(errors, 'consumer errors').to.deep.equal([]);
     expect((claimed.get(a!) ?? 0) + (claimed.get(b!) ?? 0), 'claims').to.equal(MESSAGES);
     expect(claimed.get(b!) ?? 0, 'jobs claimed by the replica that queued none').to.be.above(0);
@@ -291,7 +302,9 @@ describe('behind PgBouncer in transaction pooling mode', function () {
       (error: unknown) => error,
     );
     expect(failure).to.be.instanceOf(StartupError);
-    expect((failure as Error).message).to.include('set DATABASE_DIRECT_URL').and.to.include('unsupported startup parameter');
+    expect((failure as Error).message)
+      .to.include('set DATABASE_DIRECT_URL')
+      .and.to.include('unsupported startup parameter');
 
     const bothPooled = await startReplica({ DATABASE_URL: bouncer!.url, DATABASE_DIRECT_URL: bouncer!.url }).then(
       () => expect.fail('jetpost started with DATABASE_DIRECT_URL through the pooler'),
@@ -301,7 +314,7 @@ describe('behind PgBouncer in transaction pooling mode', function () {
     expect((bothPooled as Error).message).to.include('point DATABASE_DIRECT_URL at the database itself');
   });
 
-  it('when a pooler silently drops the search_path option and DATABASE_DIRECT_URL is not set, then the migrations refuse to run outside jetpost\'s schema', async function () {
+  it("when a pooler silently drops the search_path option and DATABASE_DIRECT_URL is not set, then the migrations refuse to run outside jetpost's schema", async function () {
     skipWithoutPgbouncer(this);
     const forgetful = await startPgbouncer(binary!, db!.url, 'options, statement_timeout');
     try {
@@ -310,7 +323,9 @@ describe('behind PgBouncer in transaction pooling mode', function () {
         (error: unknown) => error,
       );
       expect(failure).to.be.instanceOf(StartupError);
-      expect((failure as Error).message).to.include('instead of jetpost').and.to.include('DATABASE_DIRECT_URL');
+      expect((failure as Error).message)
+        .to.include('instead of jetpost')
+        .and.to.include('DATABASE_DIRECT_URL');
       const stray = await db!.pool.query("select count(*)::int as count from pg_tables where schemaname = 'public'");
       expect(stray.rows[0]?.['count'], 'tables created in public').to.equal(0);
     } finally {

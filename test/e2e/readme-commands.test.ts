@@ -147,12 +147,17 @@ class DocRun {
     this.currentSettings = settings;
     const jetpost = runInBackground(process.execPath, ['--import', 'tsx', 'src/bin/jetpost.ts'], this.dir, { ...this.env(), ...values });
     this.jetpost = jetpost;
-    await until('jetpost listening', () => {
-      if (jetpost.child.exitCode !== null) {
-        throw new Error(`jetpost exited with ${jetpost.child.exitCode}:\n${jetpost.output()}`);
-      }
-      return jetpost.output().includes('jetpost is listening');
-    }, START_BUDGET_MS, jetpost.output);
+    await until(
+      'jetpost listening',
+      () => {
+        if (jetpost.child.exitCode !== null) {
+          throw new Error(`jetpost exited with ${jetpost.child.exitCode}:\n${jetpost.output()}`);
+        }
+        return jetpost.output().includes('jetpost is listening');
+      },
+      START_BUDGET_MS,
+      jetpost.output,
+    );
   }
 
   async runBlocks(doc: string): Promise<ShellBlock[]> {
@@ -186,7 +191,12 @@ class DocRun {
     }
     for (const { block, running } of this.background) {
       for (const text of block.expected) {
-        await until(`${doc}:${block.line} shows ${text}`, () => outputShows(running.output(), text), OUTPUT_BUDGET_MS, () => `${running.output()}\njetpost:\n${this.jetpost?.output().slice(-4000)}`);
+        await until(
+          `${doc}:${block.line} shows ${text}`,
+          () => outputShows(running.output(), text),
+          OUTPUT_BUDGET_MS,
+          () => `${running.output()}\njetpost:\n${this.jetpost?.output().slice(-4000)}`,
+        );
       }
     }
     return blocks;
@@ -298,7 +308,13 @@ describe('the commands of the README and the docs, run as written', function () 
   }
 
   it('every shell block of the README and docs/ is marked sh, sh norun or sh background', () => {
-    for (const doc of ['README.md', 'ARCHITECTURE.md', ...readdirSync(path.join(ROOT, 'docs')).filter((name) => name.endsWith('.md')).map((name) => `docs/${name}`)]) {
+    for (const doc of [
+      'README.md',
+      'ARCHITECTURE.md',
+      ...readdirSync(path.join(ROOT, 'docs'))
+        .filter((name) => name.endsWith('.md'))
+        .map((name) => `docs/${name}`),
+    ]) {
       const text = readFileSync(path.join(ROOT, doc), 'utf8');
       expect(() => shellBlocks(text), doc).not.to.throw();
       expect(text, `${doc}: use sh for shell blocks, so that they are run or marked norun`).not.to.match(/^```(bash|shell|console|zsh)\b/m);

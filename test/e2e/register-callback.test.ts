@@ -40,7 +40,14 @@ describe('npm run mailjet:register-callback (against the simulator)', function (
     }).then((res) => res.json())) as { Data: Row[] };
   const rows = async () => (await rest('GET', '?Limit=100')).Data;
   const register = (args: string[], env: Record<string, string> = {}) =>
-    runCli('register-callback', args, { MAILJET_API_KEY: 'key', MAILJET_API_SECRET: 'secret', MAILJET_BASE_URL: baseUrl, EVENTS_USERNAME: 'mailjet', EVENTS_PASSWORD: PASSWORD, ...env });
+    runCli('register-callback', args, {
+      MAILJET_API_KEY: 'key',
+      MAILJET_API_SECRET: 'secret',
+      MAILJET_BASE_URL: baseUrl,
+      EVENTS_USERNAME: 'mailjet',
+      EVENTS_PASSWORD: PASSWORD,
+      ...env,
+    });
 
   it('when PUBLIC_URL has a path, then every event type points at /events under that path, grouped; run again, it updates in place and never prints the password', async () => {
     const first = await register([], { PUBLIC_URL: 'https://host.example.com/jetpost/' });
@@ -83,7 +90,7 @@ describe('npm run mailjet:register-callback (against the simulator)', function (
     expect(listed.every((row) => row.Url === `https://mailjet:${PASSWORD}@host.example.com/events` && row.Version === 2)).to.equal(true);
   });
 
-  it('when --backup is given, then each type also gets Mailjet\'s backup URL; a backup equal to the primary or a bad URL is a usage error', async () => {
+  it("when --backup is given, then each type also gets Mailjet's backup URL; a backup equal to the primary or a bad URL is a usage error", async () => {
     const done = await register(['https://host.example.com/jetpost/', '--backup', 'https://standby.example.com/jetpost/']);
     const same = await register(['https://host.example.com/jetpost/', '--backup', 'https://host.example.com/jetpost']);
     const bad = await register(['ftp://host.example.com/']);

@@ -40,10 +40,14 @@ describe('end to end: Send API options and custom_id through the Mailjet simulat
   }
 
   async function waitFor(jobId: string, status: Job['status']): Promise<Job> {
-    return eventually(async () => {
-      const found = await job(jobId);
-      return found.status === status ? found : undefined;
-    }, 20_000, `job ${jobId} to reach ${status}`);
+    return eventually(
+      async () => {
+        const found = await job(jobId);
+        return found.status === status ? found : undefined;
+      },
+      20_000,
+      `job ${jobId} to reach ${status}`,
+    );
   }
 
   it('when options, a custom_id and a sandbox message are queued together, then each reaches Mailjet as asked and the events come back with the custom_id', async () => {
@@ -115,8 +119,16 @@ describe('end to end: Send API options and custom_id through the Mailjet simulat
     const sent = await waitFor(jobId!, 'opened');
     const customId = `jetpost-${jobId}:invoice-7`;
     expect(sent.recipients[0]!.message_id).to.match(/^\d+$/);
-    expect(simulator.messages.filter((message) => message.customId === customId), 'copies Mailjet accepted').to.have.length(1);
+    expect(
+      simulator.messages.filter((message) => message.customId === customId),
+      'copies Mailjet accepted',
+    ).to.have.length(1);
     expect(simulator.lookupLog().map((lookup) => [lookup.customId, lookup.found])).to.deep.include([customId, 1]);
-    expect(simulator.sendCallLog().filter((call) => call.customIds.includes(customId)).map((call) => call.outcome)).to.deep.equal(['timeout']);
+    expect(
+      simulator
+        .sendCallLog()
+        .filter((call) => call.customIds.includes(customId))
+        .map((call) => call.outcome),
+    ).to.deep.equal(['timeout']);
   });
 });

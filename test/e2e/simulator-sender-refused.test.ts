@@ -30,8 +30,7 @@ describe('end to end: a sender Mailjet does not authorize', () => {
     expect(res.status).to.equal(202);
     const [refused, sent] = ((await res.json()) as { jobs: Array<{ job_id: string }> }).jobs.map((job) => job.job_id);
 
-    const status = async (jobId: string | undefined): Promise<JobJson> =>
-      (await (await service.request('GET', `/status/${jobId}`)).json()) as JobJson;
+    const status = async (jobId: string | undefined): Promise<JobJson> => (await (await service.request('GET', `/status/${jobId}`)).json()) as JobJson;
     const [refusedJob, sentJob] = await eventually(
       async () => {
         const jobs = await Promise.all([status(refused), status(sent)]);

@@ -57,8 +57,12 @@ describe('the start-up log', () => {
     const dataDir = service.config.dataDir;
 
     const dev = lines.find((line) => line.message.startsWith('dev mode:'));
-    expect(dev?.message).to.equal(`dev mode: the API key of app "dev" is in ${path.join(dataDir, 'dev-api-key')}; the admin key is ADMIN_API_KEY; the callback password (user mailjet) is EVENTS_PASSWORD`);
-    expect(await fs.readdir(dataDir)).to.include('dev-api-key').and.not.to.include('dev-admin-key');
+    expect(dev?.message).to.equal(
+      `dev mode: the API key of app "dev" is in ${path.join(dataDir, 'dev-api-key')}; the admin key is ADMIN_API_KEY; the callback password (user mailjet) is EVENTS_PASSWORD`,
+    );
+    expect(await fs.readdir(dataDir))
+      .to.include('dev-api-key')
+      .and.not.to.include('dev-admin-key');
   });
 
   it('when dev mode runs without ADMIN_API_KEY, then it points at the dev admin key it wrote', async () => {
@@ -86,7 +90,9 @@ describe('the start-up log', () => {
   it('when dev mode serves a request, then one info line names method, route, status, duration and app, never the path, headers or body', async () => {
     const { log, lines } = capturingLogger('info');
     service = await startTestService({ env: { DEV_MODE: 'true' }, log });
-    const queued = await service.request('POST', '/queue', { body: { from: 'app@example.com', to: 'secret-person@example.com', subject: 'Hi', text: 'private words' } });
+    const queued = await service.request('POST', '/queue', {
+      body: { from: 'app@example.com', to: 'secret-person@example.com', subject: 'Hi', text: 'private words' },
+    });
     const { job_id: jobId } = (await queued.json()) as { job_id: string };
     await service.request('GET', `/status/${jobId}`);
     await service.request('GET', '/no/such/page');
@@ -98,7 +104,9 @@ describe('the start-up log', () => {
     expect(requests[0]).to.deep.include({ level: 'info', method: 'POST', route: '/queue', status: 202 });
     expect(requests[0]!['app']).to.be.a('string').and.not.equal('');
     expect(requests[0]!['ms']).to.be.a('number');
-    const text = lines().filter((line) => line.includes('"component":"http"')).join('\n');
+    const text = lines()
+      .filter((line) => line.includes('"component":"http"'))
+      .join('\n');
     expect(text).not.to.include('secret-person').and.not.to.include('private words').and.not.to.include(service.apiKey).and.not.to.include('/no/such/page');
   });
 

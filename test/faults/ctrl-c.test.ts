@@ -84,7 +84,10 @@ describe(`faults: Ctrl-C and signals (${FAULT_SCALE})`, function () {
     const facts = await jobFacts(check);
     expect(afterStop['processing'] ?? 0, `jobs left processing (${describeCounts(afterStop)})`).to.equal(0);
     expect(facts.filter((job) => !['accepted', 'queued'].includes(job.status)).map((job) => `${job.id} ${job.status}`)).to.deep.equal([]);
-    expect(facts.filter((job) => job.status === 'queued' && job.attempts !== 0).map((job) => job.id), 'released jobs whose attempt counted').to.deep.equal([]);
+    expect(
+      facts.filter((job) => job.status === 'queued' && job.attempts !== 0).map((job) => job.id),
+      'released jobs whose attempt counted',
+    ).to.deep.equal([]);
 
     const second = await harness.jetpost({ name: 'jetpost-2', port, databaseUrl: undefined, simulator, env });
     const final = await waitForJobs(check, SIZE.messages, ['accepted'], { timeoutMs: byScale({ fast: 90_000, full: 300_000 }), watch: [second] });
@@ -129,7 +132,11 @@ describe(`faults: Ctrl-C and signals (${FAULT_SCALE})`, function () {
     const exit = await waitForExit(child, 20_000);
     const exitMs = Date.now() - signalled;
 
-    recordFigures('7b second signal during a shutdown held by a 60 s Mailjet call', `exit code ${exit.code} ${exitMs} ms after the second signal`, seconds(started));
+    recordFigures(
+      '7b second signal during a shutdown held by a 60 s Mailjet call',
+      `exit code ${exit.code} ${exitMs} ms after the second signal`,
+      seconds(started),
+    );
     expect(exit, 'exit after the second signal').to.deep.equal({ code: 1, signal: null });
     expect(child.output().join('\n')).to.contain('second signal: exiting without finishing the shutdown');
   });

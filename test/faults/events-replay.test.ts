@@ -143,9 +143,9 @@ describe(`faults: Mailjet events twice and shuffled (${FAULT_SCALE})`, function 
       seconds(started),
     );
     expect(replayed.byAddress.size).to.equal(inOrder.byAddress.size);
-    expect(
-      differences.map(([address, state]) => `${address}: in order "${state}", replayed "${replayed.byAddress.get(address) ?? 'missing'}"`),
-    ).to.deep.equal([]);
+    expect(differences.map(([address, state]) => `${address}: in order "${state}", replayed "${replayed.byAddress.get(address) ?? 'missing'}"`)).to.deep.equal(
+      [],
+    );
     expect(replayed.duplicatesDropped, 'duplicates were delivered and dropped').to.be.at.least(replayed.events);
     // And the in-order run itself follows the documented outcomes.
     for (const [address, status] of inOrder.recipientStatus) {

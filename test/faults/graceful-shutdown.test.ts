@@ -83,7 +83,10 @@ describe(`faults: graceful shutdown while draining (${FAULT_SCALE})`, function (
 
     expect(exit, 'exit of jetpost after SIGTERM').to.deep.equal({ code: 0, signal: null });
     expect(exitMs, 'time from SIGTERM to exit').to.be.below(SHUTDOWN_TIMEOUT_MS);
-    expect(afterStop.filter((job) => !['accepted', 'queued'].includes(job.status)).map((job) => `${job.id} ${job.status}`), 'jobs neither accepted nor queued').to.deep.equal([]);
+    expect(
+      afterStop.filter((job) => !['accepted', 'queued'].includes(job.status)).map((job) => `${job.id} ${job.status}`),
+      'jobs neither accepted nor queued',
+    ).to.deep.equal([]);
     expect(held.length, 'jobs claimed when SIGTERM arrived').to.be.above(0);
     expect(released.length, 'claimed jobs given back unsent (a batch had calls left)').to.be.above(0);
     for (const job of afterStop.filter((candidate) => candidate.status === 'queued')) {
@@ -91,7 +94,10 @@ describe(`faults: graceful shutdown while draining (${FAULT_SCALE})`, function (
     }
     // Released means not sent: the simulator never saw them.
     const copies = new Set(simulator.messages.map((accepted) => accepted.customId));
-    expect(released.filter((job) => copies.has(customIdOf(job.id))).map((job) => job.id), 'released jobs that were sent anyway').to.deep.equal([]);
+    expect(
+      released.filter((job) => copies.has(customIdOf(job.id))).map((job) => job.id),
+      'released jobs that were sent anyway',
+    ).to.deep.equal([]);
 
     const second = await harness.jetpost({ name: 'jetpost-2', port, databaseUrl: db.url, simulator, env });
     await waitForJobs(db.pool, SIZE.messages, ['accepted'], { timeoutMs: byScale({ fast: 60_000, full: 300_000 }), watch: [second] });
@@ -109,6 +115,9 @@ describe(`faults: graceful shutdown while draining (${FAULT_SCALE})`, function (
     );
     expect(twice, 'CustomIDs the simulator accepted more than once').to.deep.equal([]);
     expect(neverSent(simulator, jobIds)).to.deep.equal([]);
-    expect(final.filter((job) => job.attempts !== 1).map((job) => `${job.id}: ${job.attempts}`), 'jobs not sent in exactly one attempt').to.deep.equal([]);
+    expect(
+      final.filter((job) => job.attempts !== 1).map((job) => `${job.id}: ${job.attempts}`),
+      'jobs not sent in exactly one attempt',
+    ).to.deep.equal([]);
   });
 });

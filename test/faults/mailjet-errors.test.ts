@@ -56,7 +56,12 @@ describe(`faults: Mailjet answers 500, 429 and times out (${FAULT_SCALE})`, func
     const byOutcome = (outcome: string) => calls.filter((call) => call.outcome === outcome).length;
     // "Maybe sent": accepted by the simulator in a call whose answer the client never got.
     const maybeSent = new Set(calls.filter((call) => call.outcome === 'timeout').flatMap((call) => call.accepted));
-    const foundByLookup = new Set(simulator.lookupLog().filter((lookup) => lookup.found > 0).map((lookup) => lookup.customId));
+    const foundByLookup = new Set(
+      simulator
+        .lookupLog()
+        .filter((lookup) => lookup.found > 0)
+        .map((lookup) => lookup.customId),
+    );
     const avoided = [...foundByLookup].filter((customId) => copies.get(customId) === 1);
     const twice = [...copies].filter(([, count]) => count > 1).map(([customId]) => customId);
     const accepted = jobs.filter((job) => job.status === 'accepted');
@@ -72,7 +77,10 @@ describe(`faults: Mailjet answers 500, 429 and times out (${FAULT_SCALE})`, func
     );
 
     expect(accepted.length + failed.length).to.equal(jobIds.length);
-    expect(jobs.filter((job) => job.attempts > MAX_ATTEMPTS).map((job) => job.id), 'jobs over MAX_ATTEMPTS').to.deep.equal([]);
+    expect(
+      jobs.filter((job) => job.attempts > MAX_ATTEMPTS).map((job) => job.id),
+      'jobs over MAX_ATTEMPTS',
+    ).to.deep.equal([]);
     for (const job of failed) {
       expect(job.attempts, `attempts of failed job ${job.id}`).to.equal(MAX_ATTEMPTS);
       expect(job.lastError, `reason of failed job ${job.id}`).to.be.a('string').and.not.equal('');

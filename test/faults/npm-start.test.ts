@@ -29,7 +29,15 @@ describe('faults: signals to npm start', function () {
     const db = await harness.database();
     const port = await harness.port();
     const simulator = await harness.simulator(port);
-    const npm = await harness.jetpost({ name: 'npm-start', port, databaseUrl: db.url, simulator, env: { LOG_LEVEL: 'info' }, viaNpmStart: true, ownProcessGroup: true });
+    const npm = await harness.jetpost({
+      name: 'npm-start',
+      port,
+      databaseUrl: db.url,
+      simulator,
+      env: { LOG_LEVEL: 'info' },
+      viaNpmStart: true,
+      ownProcessGroup: true,
+    });
 
     npm.signal('SIGTERM');
     const exit = await waitForExit(npm, 60_000);

@@ -122,7 +122,7 @@ describe(`faults: PostgreSQL restart mid-drain (${FAULT_SCALE})`, function () {
       expect(answer.ms, '/readyz answered within a few seconds').to.be.below(ANSWER_WITHIN_MS);
     }
   });
-  it('when PostgreSQL terminates jetpost\'s connections repeatedly mid-drain, then jetpost stays up and drains every job', async () => {
+  it("when PostgreSQL terminates jetpost's connections repeatedly mid-drain, then jetpost stays up and drains every job", async () => {
     const started = Date.now();
     const db = await harness.database();
     const { key } = await harness.app(db.pool);

@@ -59,7 +59,10 @@ describe(`faults: a second start (${FAULT_SCALE})`, function () {
     const second = await harness.spawn({ name: 'second', port: portB, databaseUrl: undefined, simulator, env });
     const secondExit = await waitForExit(second, REFUSAL_BUDGET_MS);
     const refusedMs = Date.now() - secondStarted;
-    const secondErr = second.output().filter((line) => line.includes(' err]')).map((line) => line.slice(line.indexOf(']') + 2));
+    const secondErr = second
+      .output()
+      .filter((line) => line.includes(' err]'))
+      .map((line) => line.slice(line.indexOf(']') + 2));
 
     expect(secondExit.code, 'exit code of the second start').to.equal(1);
     expect(secondErr, 'what the second start wrote on stderr').to.deep.equal([
@@ -116,7 +119,11 @@ describe(`faults: a second start (${FAULT_SCALE})`, function () {
       env: { ...data.env, MAILJET_API_KEY: '', MAILJET_API_SECRET: '', MAILJET_BASE_URL: '', SIMULATOR_PORT: String(busyPort) },
     });
     const exits = [await waitForExit(httpTaken, 90_000), await waitForExit(simulatorTaken, 90_000)];
-    const stderr = (child: typeof httpTaken) => child.output().filter((line) => line.includes(' err]')).map((line) => line.slice(line.indexOf(']') + 2));
+    const stderr = (child: typeof httpTaken) =>
+      child
+        .output()
+        .filter((line) => line.includes(' err]'))
+        .map((line) => line.slice(line.indexOf(']') + 2));
 
     recordFigures(
       '8b busy PORT and SIMULATOR_PORT',

@@ -59,8 +59,13 @@ describe(`faults: concurrent status look-ups of the largest jobs (${FAULT_SCALE}
     const html = randomBytes((5 * MB * 3) / 4).toString('base64');
     const recipients = [{ kind: 'to' as const, email: 'big@example.com' }];
     const base = { from: { email: 'app@example.com' }, subject: 'The largest job', html };
-    const room = MAX_MESSAGE_BYTES - queuedMessageBytes({ ...base, attachments: [{ filename: 'a.bin', content_type: 'application/octet-stream', content: '' }] }, recipients);
-    const content = { ...base, attachments: [{ filename: 'a.bin', content_type: 'application/octet-stream', content: randomBytes(Math.floor(room / 4) * 3).toString('base64') }] };
+    const room =
+      MAX_MESSAGE_BYTES -
+      queuedMessageBytes({ ...base, attachments: [{ filename: 'a.bin', content_type: 'application/octet-stream', content: '' }] }, recipients);
+    const content = {
+      ...base,
+      attachments: [{ filename: 'a.bin', content_type: 'application/octet-stream', content: randomBytes(Math.floor(room / 4) * 3).toString('base64') }],
+    };
     const messageBytes = queuedMessageBytes(content, recipients);
     expect(messageBytes).to.be.within(MAX_MESSAGE_BYTES - 8, MAX_MESSAGE_BYTES);
     const sendAt = new Date(Date.now() + 24 * 3600 * 1000);

@@ -45,7 +45,11 @@ async function receiver(mode: Receiver['mode']): Promise<Receiver> {
   hook.server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     req.resume();
     req.on('end', () => {
-      const call: Receiver['calls'][number] = { deliveryId: String(req.headers['webhook-id']), attempt: Number(req.headers['jetpost-delivery-attempt']), at: Date.now() };
+      const call: Receiver['calls'][number] = {
+        deliveryId: String(req.headers['webhook-id']),
+        attempt: Number(req.headers['jetpost-delivery-attempt']),
+        at: Date.now(),
+      };
       hook.calls.push(call);
       if (hook.mode === 'prompt') {
         res.writeHead(204).end();
@@ -120,7 +124,9 @@ describe(`faults: a dripping webhook receiver (${FAULT_SCALE})`, function () {
     const prompt = await receiver('prompt');
     receivers.push(slow, prompt);
     const policy = parseTargetPolicy('127.0.0.1');
-    const { rows: names } = await db.pool.query<{ id: string; name: string }>('select id::text, name from apps where id = any($1::bigint[])', [[slowApp.appId, otherApp.appId]]);
+    const { rows: names } = await db.pool.query<{ id: string; name: string }>('select id::text, name from apps where id = any($1::bigint[])', [
+      [slowApp.appId, otherApp.appId],
+    ]);
     const nameOf = (appId: string) => names.find((row) => row.id === appId)!.name;
     await setAppWebhook(db.pool, policy, nameOf(slowApp.appId), { url: slow.url, rotateSecret: false });
     await setAppWebhook(db.pool, policy, nameOf(otherApp.appId), { url: prompt.url, rotateSecret: false });
@@ -203,16 +209,35 @@ describe(`faults: a dripping webhook receiver (${FAULT_SCALE})`, function () {
       seconds(started),
     );
     expect(Math.max(...latencies), 'B’s slowest delivery, ms: under A’s deadline, so it never waited for a slot A held').to.be.below(SIZE.timeoutMs);
-    expect(other.every((row) => row.attempts === 1), 'B’s deliveries each in one attempt').to.equal(true);
-    expect(slowWhenOtherDone.filter((row) => row.status === 'delivered'), 'A’s deliveries marked delivered while dripping').to.deep.equal([]);
+    expect(
+      other.every((row) => row.attempts === 1),
+      'B’s deliveries each in one attempt',
+    ).to.equal(true);
+    expect(
+      slowWhenOtherDone.filter((row) => row.status === 'delivered'),
+      'A’s deliveries marked delivered while dripping',
+    ).to.deep.equal([]);
     expect(slow.mostOpen, 'A’s deliveries in flight at once').to.be.at.most(PER_APP);
     expect(exit, 'exit after SIGTERM').to.deep.equal({ code: 0, signal: null });
     expect(exitMs, 'ms from SIGTERM to exit').to.be.below(SIZE.shutdownMs + EXIT_MARGIN_MS);
-    expect(afterStop.filter((row) => row.status !== 'pending'), 'A’s deliveries not pending after the stop').to.deep.equal([]);
-    expect(afterStop.filter((row) => row.locked), 'A’s deliveries still claimed after the stop').to.deep.equal([]);
-    expect(afterStop.some((row) => row.last_error?.startsWith('cut short: jetpost stopped')), 'a delivery cut short by the stop').to.equal(true);
-    expect(new Set(slow.calls.filter((call) => call.at > signalled).map((call) => call.deliveryId)).size, 'A’s changes delivered after the restart').to.equal(SIZE.slow);
+    expect(
+      afterStop.filter((row) => row.status !== 'pending'),
+      'A’s deliveries not pending after the stop',
+    ).to.deep.equal([]);
+    expect(
+      afterStop.filter((row) => row.locked),
+      'A’s deliveries still claimed after the stop',
+    ).to.deep.equal([]);
+    expect(
+      afterStop.some((row) => row.last_error?.startsWith('cut short: jetpost stopped')),
+      'a delivery cut short by the stop',
+    ).to.equal(true);
+    expect(new Set(slow.calls.filter((call) => call.at > signalled).map((call) => call.deliveryId)).size, 'A’s changes delivered after the restart').to.equal(
+      SIZE.slow,
+    );
     // The ones cut before SIGTERM were attempted again: once cut, once (at least) after.
-    expect(final.filter((row) => row.attempts >= 2).length, 'A’s deliveries attempted more than once').to.be.at.least(cut.filter((row) => row.last_error !== null).length);
+    expect(final.filter((row) => row.attempts >= 2).length, 'A’s deliveries attempted more than once').to.be.at.least(
+      cut.filter((row) => row.last_error !== null).length,
+    );
   });
 });

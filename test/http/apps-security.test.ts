@@ -19,7 +19,10 @@ async function queueAndAccept(service: TestService, body: unknown): Promise<{ jo
   expect(res.status).to.equal(202);
   const { job_id } = (await res.json()) as { job_id: string };
   const job = await eventually(async () => {
-    const view = (await (await service.request('GET', `/status/${job_id}`)).json()) as { status: string; recipients: Array<{ email: string; message_id: string | null }> };
+    const view = (await (await service.request('GET', `/status/${job_id}`)).json()) as {
+      status: string;
+      recipients: Array<{ email: string; message_id: string | null }>;
+    };
     return view.status === 'accepted' ? view : undefined;
   });
   return { jobId: job_id, messageIds: Object.fromEntries(job.recipients.map((r) => [r.email, r.message_id ?? ''])) };
@@ -85,14 +88,20 @@ describe('apps, keys, suppressions and logs', () => {
       const again = await service.request('POST', '/queue', { body: messageTo('Reader@Example.com') });
       const { job_id } = (await again.json()) as { job_id: string };
       const failed = await eventually(async () => {
-        const view = (await (await service.request('GET', `/status/${job_id}`)).json()) as { status: string; last_error: string; recipients: Array<{ status: string }> };
+        const view = (await (await service.request('GET', `/status/${job_id}`)).json()) as {
+          status: string;
+          last_error: string;
+          recipients: Array<{ status: string }>;
+        };
         return view.status === 'failed' ? view : undefined;
       });
 
       expect(failed.last_error).to.match(new RegExp(`^suppressed: Reader@Example.com \\(${reason}\\)`));
       expect(failed.recipients[0]!.status).to.equal('suppressed');
       expect(mailjet.calls.length).to.equal(callsBefore);
-      const list = (await (await admin(service, 'GET', `/admin/apps/${(await appName(service))}/suppressions`)).json()) as { suppressions: Array<{ email: string; reason: string }> };
+      const list = (await (await admin(service, 'GET', `/admin/apps/${await appName(service)}/suppressions`)).json()) as {
+        suppressions: Array<{ email: string; reason: string }>;
+      };
       expect(list.suppressions).to.deep.include.members([{ ...list.suppressions[0]!, email: 'reader@example.com', reason }]);
     });
   }
@@ -142,7 +151,11 @@ describe('apps, keys, suppressions and logs', () => {
     await admin(service, 'POST', `/admin/apps/${name}/suppressions`, { email: 'gone@example.org' });
     const res = await service.request('POST', '/queue', { body: messageTo('gone@example.org') });
     const { job_id } = (await res.json()) as { job_id: string };
-    const statusOf = async () => (await (await service.request('GET', `/status/${job_id}`)).json()) as { status: string; recipients: Array<{ status: string; message_id: string | null }> };
+    const statusOf = async () =>
+      (await (await service.request('GET', `/status/${job_id}`)).json()) as {
+        status: string;
+        recipients: Array<{ status: string; message_id: string | null }>;
+      };
     await eventually(async () => ((await statusOf()).status === 'failed' ? true : undefined));
 
     await admin(service, 'DELETE', `/admin/apps/${name}/suppressions/gone@example.org`);
@@ -186,7 +199,10 @@ describe('apps, keys, suppressions and logs', () => {
     const marker = 'BODY-MARKER-7f3a';
     const created = (await (await admin(service, 'POST', '/admin/apps', { name: 'logged' })).json()) as { api_key: string };
 
-    const { messageIds } = await queueAndAccept(service, messageTo('log@example.com', { text: `${marker} text`, html: `<p>${marker} html</p>`, variables: { code: marker } }));
+    const { messageIds } = await queueAndAccept(
+      service,
+      messageTo('log@example.com', { text: `${marker} text`, html: `<p>${marker} html</p>`, variables: { code: marker } }),
+    );
     await service.request('POST', '/queue', { key: created.api_key, body: messageTo('bad-address') });
     await service.request('POST', '/queue', { key: `${created.api_key}x`, body: messageTo('z@example.com') });
     await service.request('GET', '/status?ids=1', { key: 'jp_aaaaaaaaaaaa_' + 'c'.repeat(43) });

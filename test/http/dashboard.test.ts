@@ -21,7 +21,8 @@ describe('/dashboard over HTTP', function () {
     await service?.stop();
   });
 
-  const jobStatus = async (id: string) => (await service.jetpost.pool.query<{ status: string }>('select status from email_send_jobs where id = $1', [id])).rows[0]?.status;
+  const jobStatus = async (id: string) =>
+    (await service.jetpost.pool.query<{ status: string }>('select status from email_send_jobs where id = $1', [id])).rows[0]?.status;
 
   describe('without a session', () => {
     it('when a page is asked for without a cookie, then 303 to the login form, which brings the visitor back', async () => {
@@ -80,7 +81,10 @@ describe('/dashboard over HTTP', function () {
       expect(res.headers.get('location')).to.equal('/dashboard');
       const cookie = res.headers.get('set-cookie') ?? '';
       expect(cookie).to.match(/^jetpost_dashboard=[^;]+; /);
-      const attributes = cookie.split(';').slice(1).map((part) => part.trim().toLowerCase());
+      const attributes = cookie
+        .split(';')
+        .slice(1)
+        .map((part) => part.trim().toLowerCase());
       expect(attributes).to.include.members(['httponly', 'samesite=strict', 'path=/dashboard']);
       expect(attributes.some((a) => a.startsWith('expires='))).to.equal(true);
       expect(attributes, 'plain http: not Secure, or the browser would drop it').to.not.include('secure');
@@ -138,12 +142,14 @@ describe('/dashboard over HTTP', function () {
       const res = await client.post('/dashboard/logout', {});
       expect(res.status).to.equal(303);
       expect(res.headers.get('location')).to.equal('/dashboard/login');
-      expect(res.headers.get('set-cookie')).to.match(/^jetpost_dashboard=; /).and.match(/Expires=Thu, 01 Jan 1970/);
+      expect(res.headers.get('set-cookie'))
+        .to.match(/^jetpost_dashboard=; /)
+        .and.match(/Expires=Thu, 01 Jan 1970/);
     });
   });
 
   describe('actions', () => {
-    it('when a POST has no CSRF token, a wrong one, or another session\'s, then 403 and the job stays failed', async () => {
+    it("when a POST has no CSRF token, a wrong one, or another session's, then 403 and the job stays failed", async () => {
       const client = await dashboardClient(service);
       const other = await dashboardClient(service);
       const jobId = await makeJob(service.jetpost.pool, { appId: service.appId, status: 'failed', lastError: 'boom' });
@@ -162,7 +168,12 @@ describe('/dashboard over HTTP', function () {
     it('when a POST comes from another origin or another site, then 403 even with the token', async () => {
       const client = await dashboardClient(service);
       const jobId = await makeJob(service.jetpost.pool, { appId: service.appId, status: 'failed', lastError: 'boom' });
-      const foreign: Array<Record<string, string>> = [{ origin: 'https://evil.example' }, { origin: 'null' }, { 'sec-fetch-site': 'cross-site' }, { 'sec-fetch-site': 'same-site' }];
+      const foreign: Array<Record<string, string>> = [
+        { origin: 'https://evil.example' },
+        { origin: 'null' },
+        { 'sec-fetch-site': 'cross-site' },
+        { 'sec-fetch-site': 'same-site' },
+      ];
       for (const headers of foreign) {
         const res = await client.post('/dashboard/failed/requeue', { job_id: jobId, back: 'failed' }, { headers });
         expect(res.status, JSON.stringify(headers)).to.equal(403);
@@ -242,7 +253,14 @@ describe('/dashboard over HTTP', function () {
 
     it('shows refusals as pages: a bad job id 400, an unknown job 404, a NUL in a search 400', async () => {
       const client = await dashboardClient(service);
-      for (const [path, status] of [['/dashboard/jobs/abc', 400], ['/dashboard/jobs/999999999', 404], ['/dashboard/jobs?q=a%00b', 400], ['/dashboard/jobs?q=abc&by=job_id', 400], ['/dashboard/jobs?nope=1', 400], ['/dashboard/apps/no-such-app/deliveries', 404]] as const) {
+      for (const [path, status] of [
+        ['/dashboard/jobs/abc', 400],
+        ['/dashboard/jobs/999999999', 404],
+        ['/dashboard/jobs?q=a%00b', 400],
+        ['/dashboard/jobs?q=abc&by=job_id', 400],
+        ['/dashboard/jobs?nope=1', 400],
+        ['/dashboard/apps/no-such-app/deliveries', 404],
+      ] as const) {
         const { res, text } = await client.get(path);
         expect(res.status, path).to.equal(status);
         expect(res.headers.get('content-type'), path).to.match(/^text\/html/);
@@ -254,7 +272,13 @@ describe('/dashboard over HTTP', function () {
       const client = await dashboardClient(service);
       const app = await makeApp(service.jetpost.pool);
       const jobId = await makeJob(service.jetpost.pool, { appId: app.id, to: ['Grace.Hopper@Example.org'], customId: 'order-77' });
-      for (const query of [`q=${jobId}`, 'q=order-77', 'q=grace.hopper%40example.org', `q=GRACE.HOPPER%40EXAMPLE.ORG&app=${app.name}`, 'q=order-77&by=custom_id']) {
+      for (const query of [
+        `q=${jobId}`,
+        'q=order-77',
+        'q=grace.hopper%40example.org',
+        `q=GRACE.HOPPER%40EXAMPLE.ORG&app=${app.name}`,
+        'q=order-77&by=custom_id',
+      ]) {
         const { text } = await client.get(`/dashboard/jobs?${query}`);
         expect(text, query).to.include(`href="/dashboard/jobs/${jobId}"`);
       }
@@ -278,7 +302,7 @@ describe('/dashboard over HTTP', function () {
       expect([...shown(first.text), ...shown(second.text)]).to.deep.equal([...ids].reverse());
     });
 
-    it('the overview shows the queue depth by status and the last hour\'s throughput', async () => {
+    it("the overview shows the queue depth by status and the last hour's throughput", async () => {
       const client = await dashboardClient(service);
       await makeJob(service.jetpost.pool, { appId: service.appId, status: 'deferred' });
       const { res, text } = await client.get('/dashboard');

@@ -114,6 +114,9 @@ describe('a database that stops answering', () => {
       'the first job to be sent',
     );
     const { rows } = await db.pool.query<{ email: string }>('select email from email_recipients order by id');
-    expect(rows.map((row) => row.email), 'what is stored: nothing from the 503s').to.deep.equal(['before@example.com', 'after@example.com']);
+    expect(
+      rows.map((row) => row.email),
+      'what is stored: nothing from the 503s',
+    ).to.deep.equal(['before@example.com', 'after@example.com']);
   });
 });

@@ -46,7 +46,10 @@ function lossless(value: unknown): unknown {
 
 /** Extra fields Mailjet might add: any JSON (printable text), under keys that are not Mailjet's own. */
 const extraFields = fc.dictionary(
-  fc.string({ minLength: 1, maxLength: 12 }).map((key) => `x_${key}`).filter((key) => key !== 'x___proto__'),
+  fc
+    .string({ minLength: 1, maxLength: 12 })
+    .map((key) => `x_${key}`)
+    .filter((key) => key !== 'x___proto__'),
   fc.jsonValue({ maxDepth: 3 }).filter((value) => !JSON.stringify(value).includes('"__proto__"')),
   { maxKeys: 4 },
 );
@@ -65,7 +68,10 @@ const validEvent: fc.Arbitrary<() => Element> = fc
   .map(({ extra, ...fields }) => () => {
     const messageId = String(nextMessageId++);
     const payload = { ...fields, ...extra };
-    return { text: `{"MessageID":${messageId},${JSON.stringify(payload).slice(1)}`, valid: { messageId, payload: { MessageID: messageId, ...(lossless(payload) as object) } } };
+    return {
+      text: `{"MessageID":${messageId},${JSON.stringify(payload).slice(1)}`,
+      valid: { messageId, payload: { MessageID: messageId, ...(lossless(payload) as object) } },
+    };
   });
 
 /** A JSON string escape for a character PostgreSQL refuses or would alter. */
@@ -89,7 +95,11 @@ const smallHostileEvent: fc.Arbitrary<() => Element> = fc.oneof(
     .record(
       {
         event: fc.oneof(fc.constantFrom('delivered', 'SENT', ''), fc.integer()),
-        time: fc.oneof(fc.string({ maxLength: 5 }), fc.double({ min: 0.1, max: 10, noNaN: true }).filter((t) => !Number.isInteger(t)), fc.constant(-1)),
+        time: fc.oneof(
+          fc.string({ maxLength: 5 }),
+          fc.double({ min: 0.1, max: 10, noNaN: true }).filter((t) => !Number.isInteger(t)),
+          fc.constant(-1),
+        ),
         email: fc.oneof(fc.constant(''), fc.integer(), fc.constant(null)),
         MessageID: fc.oneof(fc.constant(-1), fc.constant('abc'), fc.constant(0), fc.constant('1e3')),
       },
@@ -98,9 +108,14 @@ const smallHostileEvent: fc.Arbitrary<() => Element> = fc.oneof(
     .filter((fields) => Object.keys(fields).length > 0)
     .map((fields) => () => ({ text: JSON.stringify({ event: 'open', time: 1, email: 'a@example.com', MessageID: 1, ...fields }) })),
   // Not an event object.
-  fc.oneof(fc.jsonValue({ maxDepth: 2 }).filter((v) => typeof v !== 'object' || v === null || Array.isArray(v)), fc.constant([])).map((value) => () => ({
-    text: JSON.stringify(value),
-  })),
+  fc
+    .oneof(
+      fc.jsonValue({ maxDepth: 2 }).filter((v) => typeof v !== 'object' || v === null || Array.isArray(v)),
+      fc.constant([]),
+    )
+    .map((value) => () => ({
+      text: JSON.stringify(value),
+    })),
 );
 
 /** Any hostile element, including one that makes the event larger than the limit. */
@@ -117,7 +132,12 @@ const hostileEvent: fc.Arbitrary<() => Element> = fc.oneof(
 /** A body as a list of element makers: mostly small mixed batches, now and then thousands of events. */
 const batch = fc.oneof(
   { weight: 60, arbitrary: fc.array(fc.oneof(validEvent, hostileEvent), { minLength: 0, maxLength: 12 }) },
-  { weight: 1, arbitrary: fc.tuple(fc.integer({ min: 1000, max: 2500 }), validEvent, smallHostileEvent).map(([size, valid, hostile]) => Array.from({ length: size }, (_, i) => (i % 10 === 9 ? hostile : valid))) },
+  {
+    weight: 1,
+    arbitrary: fc
+      .tuple(fc.integer({ min: 1000, max: 2500 }), validEvent, smallHostileEvent)
+      .map(([size, valid, hostile]) => Array.from({ length: size }, (_, i) => (i % 10 === 9 ? hostile : valid))),
+  },
 );
 
 type Body = { kind: 'array' | 'single'; elements: Element[] } | { kind: 'not-json'; text: string; messageIds: string[] };
@@ -171,7 +191,9 @@ describe(`fuzzing POST /events with hostile callbacks (${FAULT_SCALE}: ${RUNS} b
   before(async () => {
     // No consumers, no rate limit: every request is parsed and nothing else writes.
     service = await startTestService({ env: { WORKER_CONCURRENCY: '0', EVENTS_RATE_LIMIT: '0' } });
-    const res = await service.postEvents('[{"event":"open","time":1700000000,"MessageID":576460765503091475,"email":"seed@example.com","agent":"seed \\ud83d\\ude00"}]');
+    const res = await service.postEvents(
+      '[{"event":"open","time":1700000000,"MessageID":576460765503091475,"email":"seed@example.com","agent":"seed \\ud83d\\ude00"}]',
+    );
     expect(res.status).to.equal(200);
     seeded = await seededRows();
     expect(seeded).to.have.length(1);
@@ -209,7 +231,10 @@ describe(`fuzzing POST /events with hostile callbacks (${FAULT_SCALE}: ${RUNS} b
         const stored = await storedPayloads(valid.map((v) => v.messageId));
         for (const event of valid) {
           const payload = stored.get(event.messageId);
-          expect(payload, `stored payload of MessageID ${event.messageId}: ${JSON.stringify(payload)?.slice(0, 500)}, sent ${JSON.stringify(event.payload).slice(0, 500)}`).to.deep.equal(event.payload);
+          expect(
+            payload,
+            `stored payload of MessageID ${event.messageId}: ${JSON.stringify(payload)?.slice(0, 500)}, sent ${JSON.stringify(event.payload).slice(0, 500)}`,
+          ).to.deep.equal(event.payload);
         }
       }),
       { numRuns: RUNS },

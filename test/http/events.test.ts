@@ -106,10 +106,14 @@ describe('POST /events', () => {
     const messageId = '9007199254740993';
     nock(MAILJET_TEST_ORIGIN)
       .post('/v3.1/send')
-      .reply(200, (_uri: string, body: nock.Body) => {
-        const customId = (body as { Messages: Array<{ CustomID: string }> }).Messages[0]!.CustomID;
-        return `{"Messages":[{"Status":"success","CustomID":"${customId}","To":[{"Email":"early@example.com","MessageUUID":"u-1","MessageID":${messageId},"MessageHref":""}],"Cc":[],"Bcc":[]}]}`;
-      }, { 'content-type': 'application/json' });
+      .reply(
+        200,
+        (_uri: string, body: nock.Body) => {
+          const customId = (body as { Messages: Array<{ CustomID: string }> }).Messages[0]!.CustomID;
+          return `{"Messages":[{"Status":"success","CustomID":"${customId}","To":[{"Email":"early@example.com","MessageUUID":"u-1","MessageID":${messageId},"MessageHref":""}],"Cc":[],"Bcc":[]}]}`;
+        },
+        { 'content-type': 'application/json' },
+      );
     service = await startTestService();
 
     const early = await service.postEvents(group(eventText('sent', messageId, 'early@example.com', 1_700_000_000)));
@@ -251,7 +255,9 @@ describe('POST /events', () => {
 
       expect(res.status).to.equal(200);
       expect(raw.status).to.equal(400);
-      const { rows } = await service.db.pool.query<{ kind: string; source: string; source_length: number }>('select kind, source, source_length from rejected_events order by id');
+      const { rows } = await service.db.pool.query<{ kind: string; source: string; source_length: number }>(
+        'select kind, source, source_length from rejected_events order by id',
+      );
       expect(rows.map((row) => [row.kind, row.source.length, row.source_length])).to.deep.equal([
         ['too-large', 8192, huge.length],
         ['not-json', 14, 9],
@@ -267,7 +273,9 @@ describe('POST /events', () => {
 
     expect(res.status).to.equal(413);
     expect(((await res.json()) as { detail: string }).detail).to.contain(`at most ${MAX_EVENTS_PER_BODY} events`);
-    const { rows } = await service.db.pool.query('select (select count(*) from rejected_events)::int as rejected, (select count(*) from email_events)::int as events');
+    const { rows } = await service.db.pool.query(
+      'select (select count(*) from rejected_events)::int as rejected, (select count(*) from email_events)::int as events',
+    );
     expect(rows[0]).to.deep.equal({ rejected: 0, events: 0 });
     expect((await fetch(`${service.url}/healthz`)).status).to.equal(200);
   });

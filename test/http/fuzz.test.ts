@@ -35,10 +35,17 @@ const messageLike = fc.record(
     template_id: fc.oneof(fc.integer(), fc.double(), fc.string()),
     variables: fc.jsonValue(),
     headers: fc.dictionary(fc.string({ maxLength: 20 }), fc.oneof(fc.string({ maxLength: 50 }), fc.jsonValue())),
-    attachments: fc.array(fc.record({ filename: fc.string(), content_type: fc.string(), content: fc.string(), content_id: fc.string() }, { requiredKeys: [] }), { maxLength: 3 }),
+    attachments: fc.array(
+      fc.record({ filename: fc.string(), content_type: fc.string(), content: fc.string(), content_id: fc.string() }, { requiredKeys: [] }),
+      { maxLength: 3 },
+    ),
     custom_id: fc.oneof(fc.string({ maxLength: 300 }), fc.integer()),
     metadata: fc.jsonValue(),
-    send_at: fc.oneof(fc.date({ noInvalidDate: true }).map((d) => d.toISOString()), fc.string(), fc.integer()),
+    send_at: fc.oneof(
+      fc.date({ noInvalidDate: true }).map((d) => d.toISOString()),
+      fc.string(),
+      fc.integer(),
+    ),
     priority: fc.oneof(fc.integer({ min: -5, max: 10 }), fc.string()),
     idempotency_key: fc.oneof(headerText, fc.integer()),
     track_opens: fc.oneof(fc.constantFrom('account_default', 'disabled', 'enabled'), fc.string({ maxLength: 20 }), fc.jsonValue()),
@@ -81,26 +88,82 @@ const contentType = fc.constantFrom(
 const MiB = 1024 * 1024;
 /** Code units of every kind: NUL, lone surrogate halves, pairs, line breaks, any BMP unit, any code point. */
 const hostileUnit = fc.oneof(
-  { weight: 3, arbitrary: fc.constantFrom('\u0000', '\ud800', '\udbff', '\udc00', '\udfff', '\ud83d\ude00', '\u00e9', '\u202e', '\ufeff', '\u2028', '"', '\\', '<', '\r\n', 'a', ' ') },
+  {
+    weight: 3,
+    arbitrary: fc.constantFrom(
+      '\u0000',
+      '\ud800',
+      '\udbff',
+      '\udc00',
+      '\udfff',
+      '\ud83d\ude00',
+      '\u00e9',
+      '\u202e',
+      '\ufeff',
+      '\u2028',
+      '"',
+      '\\',
+      '<',
+      '\r\n',
+      'a',
+      ' ',
+    ),
+  },
   { weight: 2, arbitrary: fc.integer({ min: 0, max: 0xffff }).map((unit) => String.fromCharCode(unit)) },
   { weight: 2, arbitrary: fc.string({ unit: 'binary', minLength: 1, maxLength: 1 }) },
 );
-const hostileText = fc.oneof({ weight: 9, arbitrary: fc.string({ unit: hostileUnit, minLength: 1, maxLength: 12 }) }, { weight: 1, arbitrary: fc.constant('__proto__') });
+const hostileText = fc.oneof(
+  { weight: 9, arbitrary: fc.string({ unit: hostileUnit, minLength: 1, maxLength: 12 }) },
+  { weight: 1, arbitrary: fc.constant('__proto__') },
+);
 /** Printable text in any script: what a well-behaved app sends. */
 const cleanText = (maxLength: number) => fc.string({ unit: 'grapheme', maxLength });
 
-const ATEXT_AND_WORSE = [...'abcXYZ019!#$%&\'*+-/=?^_`{|}~.', '\u00e9', '\u7528', '\u044f', ' ', '"', '@', '(', ',', '\u0000', '\ud800', '\u00a0'];
+const ATEXT_AND_WORSE = [..."abcXYZ019!#$%&'*+-/=?^_`{|}~.", '\u00e9', '\u7528', '\u044f', ' ', '"', '@', '(', ',', '\u0000', '\ud800', '\u00a0'];
 const domainLabel = fc.oneof(
   fc.string({ unit: fc.constantFrom(...'abz09-_'), maxLength: 66 }),
-  fc.constantFrom('example', 'xn--p1ai', 'b\u00fccher', '\u043f\u0440\u0438\u043c\u0435\u0440', '\u0440\u0444', 'xn--zz', '\u4f8b\u5b50', 'com', '123', '[127.0.0.1]', 'EXAMPLE'),
+  fc.constantFrom(
+    'example',
+    'xn--p1ai',
+    'b\u00fccher',
+    '\u043f\u0440\u0438\u043c\u0435\u0440',
+    '\u0440\u0444',
+    'xn--zz',
+    '\u4f8b\u5b50',
+    'com',
+    '123',
+    '[127.0.0.1]',
+    'EXAMPLE',
+  ),
 );
 /** Addresses at the edges of RFC 5321/6531: odd but valid, and clearly not. */
 const oddAddress = fc.oneof(
-  fc.tuple(fc.string({ unit: fc.constantFrom(...ATEXT_AND_WORSE), maxLength: 70 }), fc.array(domainLabel, { minLength: 1, maxLength: 4 })).map(([local, labels]) => `${local}@${labels.join('.')}`),
-  fc.constantFrom('user@example.xn--p1ai', 'o&reilly@example.com', 'user=tag@example.com', 'j\u00f6rg@b\u00fccher.de', '"quoted"@example.com', 'user@[127.0.0.1]', 'a@b', 'a..b@example.com', 'user@localhost', `${'l'.repeat(64)}@example.com`, `${'l'.repeat(65)}@example.com`),
+  fc
+    .tuple(fc.string({ unit: fc.constantFrom(...ATEXT_AND_WORSE), maxLength: 70 }), fc.array(domainLabel, { minLength: 1, maxLength: 4 }))
+    .map(([local, labels]) => `${local}@${labels.join('.')}`),
+  fc.constantFrom(
+    'user@example.xn--p1ai',
+    'o&reilly@example.com',
+    'user=tag@example.com',
+    'j\u00f6rg@b\u00fccher.de',
+    '"quoted"@example.com',
+    'user@[127.0.0.1]',
+    'a@b',
+    'a..b@example.com',
+    'user@localhost',
+    `${'l'.repeat(64)}@example.com`,
+    `${'l'.repeat(65)}@example.com`,
+  ),
   fc.emailAddress(),
 );
-const cleanAddress = fc.constantFrom('a@example.com', 'b@example.org', 'o&reilly@example.com', 'user=tag@example.xn--p1ai', 'j\u00f6rg@b\u00fccher.de', '\u043f\u043e\u0447\u0442\u0430@\u043f\u0440\u0438\u043c\u0435\u0440.\u0440\u0444');
+const cleanAddress = fc.constantFrom(
+  'a@example.com',
+  'b@example.org',
+  'o&reilly@example.com',
+  'user=tag@example.xn--p1ai',
+  'j\u00f6rg@b\u00fccher.de',
+  '\u043f\u043e\u0447\u0442\u0430@\u043f\u0440\u0438\u043c\u0435\u0440.\u0440\u0444',
+);
 const withName = (email: string) => fc.oneof(fc.constant(email), fc.record({ email: fc.constant(email), name: cleanText(30) }, { requiredKeys: ['email'] }));
 const addressOf = (email: fc.Arbitrary<string>) => email.chain(withName);
 /** Distinct addresses: a repeated one is refused, which the other classes cover. */
@@ -119,7 +182,14 @@ const cleanMessage = fc.record(
     custom_id: cleanText(40).filter((id) => id.length > 0),
     metadata: fc.dictionary(cleanText(10), fc.jsonValue({ maxDepth: 3, stringUnit: 'grapheme' }), { maxKeys: 4 }),
     headers: fc.dictionary(fc.constantFrom('X-Campaign', 'X-Tag', 'List-Unsubscribe'), cleanText(40), { maxKeys: 2 }),
-    attachments: fc.array(fc.record({ filename: cleanText(20).map((name) => `${name}.bin`), content_type: fc.constant('application/octet-stream'), content: fc.uint8Array({ maxLength: 300 }).map((bytes) => Buffer.from(bytes).toString('base64')) }), { maxLength: 2 }),
+    attachments: fc.array(
+      fc.record({
+        filename: cleanText(20).map((name) => `${name}.bin`),
+        content_type: fc.constant('application/octet-stream'),
+        content: fc.uint8Array({ maxLength: 300 }).map((bytes) => Buffer.from(bytes).toString('base64')),
+      }),
+      { maxLength: 2 },
+    ),
     priority: fc.integer({ min: 0, max: 3 }),
   },
   { requiredKeys: ['from', 'to', 'text'] },
@@ -128,7 +198,24 @@ const cleanMessage = fc.record(
 type Message = Record<string, unknown>;
 
 /** Where a hostile string goes: every kind of text field a message has, keys included. */
-const TEXT_TARGETS = ['subject', 'text', 'html', 'custom_id', 'from.name', 'to.name', 'filename', 'metadata.key', 'metadata.value', 'variables.value', 'headers.value', 'idempotency_key', 'campaign', 'event_payload', 'url_tags', 'monitoring_category'] as const;
+const TEXT_TARGETS = [
+  'subject',
+  'text',
+  'html',
+  'custom_id',
+  'from.name',
+  'to.name',
+  'filename',
+  'metadata.key',
+  'metadata.value',
+  'variables.value',
+  'headers.value',
+  'idempotency_key',
+  'campaign',
+  'event_payload',
+  'url_tags',
+  'monitoring_category',
+] as const;
 
 function withText(message: Message, target: (typeof TEXT_TARGETS)[number], text: string, unique: string): Message {
   switch (target) {
@@ -167,27 +254,48 @@ const sized = (length: number, unit: string) => unit.repeat(Math.ceil(length / u
 
 const SIZE_CASES = fc.oneof(
   // html or text about its 5 MiB cap, in 1- or 2-byte characters.
-  fc.record({ field: fc.constantFrom('html', 'text'), bytes: fc.integer({ min: 5 * MiB - 4, max: 5 * MiB + 4 }), unit: fc.constantFrom('h', '\u00e9') }).map(
-    ({ field, bytes, unit }) => (message: Message) => ({ ...message, [field]: sized(Math.floor(bytes / Buffer.byteLength(unit)), unit) }),
-  ),
+  fc
+    .record({ field: fc.constantFrom('html', 'text'), bytes: fc.integer({ min: 5 * MiB - 4, max: 5 * MiB + 4 }), unit: fc.constantFrom('h', '\u00e9') })
+    .map(({ field, bytes, unit }) => (message: Message) => ({ ...message, [field]: sized(Math.floor(bytes / Buffer.byteLength(unit)), unit) })),
   // Attachments adding up to about the 14 MiB message limit, in 1 to 50 files.
-  fc.record({ count: fc.integer({ min: 1, max: 50 }), base64: fc.integer({ min: 14 * MiB - 4096, max: 14 * MiB + 64 }) }).map(({ count, base64 }) => (message: Message) => {
-    const each = Math.floor(base64 / count / 4) * 4;
-    const content = sized(each, 'QUJD');
-    return { ...message, attachments: Array.from({ length: count }, (_, i) => ({ filename: `f${i}.bin`, content_type: 'application/octet-stream', content })) };
-  }),
+  fc
+    .record({ count: fc.integer({ min: 1, max: 50 }), base64: fc.integer({ min: 14 * MiB - 4096, max: 14 * MiB + 64 }) })
+    .map(({ count, base64 }) => (message: Message) => {
+      const each = Math.floor(base64 / count / 4) * 4;
+      const content = sized(each, 'QUJD');
+      return {
+        ...message,
+        attachments: Array.from({ length: count }, (_, i) => ({ filename: `f${i}.bin`, content_type: 'application/octet-stream', content })),
+      };
+    }),
   // An ordinary big attachment (the 4 MB PDF).
-  fc.integer({ min: 3 * MiB, max: 6 * MiB }).map((bytes) => (message: Message) => ({ ...message, attachments: [{ filename: 'report.pdf', content_type: 'application/pdf', content: sized(Math.ceil(bytes / 3) * 4, 'JVBE') }] })),
+  fc
+    .integer({ min: 3 * MiB, max: 6 * MiB })
+    .map((bytes) => (message: Message) => ({
+      ...message,
+      attachments: [{ filename: 'report.pdf', content_type: 'application/pdf', content: sized(Math.ceil(bytes / 3) * 4, 'JVBE') }],
+    })),
 );
 
 /** One message of a hostile class, or a clean one. */
 const hostileMessage = fc.oneof(
   { weight: 3, arbitrary: cleanMessage },
-  { weight: 4, arbitrary: fc.tuple(cleanMessage, fc.constantFrom(...TEXT_TARGETS), hostileText, fc.uuid()).map(([message, target, text, unique]) => withText(message, target, text, unique)) },
+  {
+    weight: 4,
+    arbitrary: fc
+      .tuple(cleanMessage, fc.constantFrom(...TEXT_TARGETS), hostileText, fc.uuid())
+      .map(([message, target, text, unique]) => withText(message, target, text, unique)),
+  },
   {
     weight: 2,
     arbitrary: fc
-      .tuple(cleanMessage, fc.constantFrom('metadata', 'variables', 'extra'), fc.oneof(fc.integer({ min: 1, max: 40 }), fc.constantFrom(100, 2000)), fc.constantFrom('object' as const, 'array' as const), fc.oneof(fc.constant(1), hostileText))
+      .tuple(
+        cleanMessage,
+        fc.constantFrom('metadata', 'variables', 'extra'),
+        fc.oneof(fc.integer({ min: 1, max: 40 }), fc.constantFrom(100, 2000)),
+        fc.constantFrom('object' as const, 'array' as const),
+        fc.oneof(fc.constant(1), hostileText),
+      )
       .map(([message, field, depth, kind, leaf]) => ({ ...message, [field]: { a: nestedValue(depth - 1, kind, leaf) } })),
   },
   { weight: 1, arbitrary: fc.tuple(cleanMessage, SIZE_CASES).map(([message, resize]) => resize(message)) },
@@ -202,7 +310,11 @@ const hostileMessage = fc.oneof(
 const DEEP = `${'{"a":'.repeat(100_000)}1${'}'.repeat(100_000)}`;
 const deepRawBody = fc
   .constantFrom('metadata', 'variables', 'to', 'extra', 'messages')
-  .map((field) => (field === 'messages' ? `{"messages":[${DEEP}]}` : `{"from":"app@example.com",${field === 'to' ? '' : '"to":"a@example.com",'}"text":"x","${field}":${DEEP}}`));
+  .map((field) =>
+    field === 'messages'
+      ? `{"messages":[${DEEP}]}`
+      : `{"from":"app@example.com",${field === 'to' ? '' : '"to":"a@example.com",'}"text":"x","${field}":${DEEP}}`,
+  );
 const hostileBody = fc.oneof(
   { weight: 6, arbitrary: hostileMessage.map((message) => JSON.stringify(message)) },
   { weight: 3, arbitrary: fc.array(hostileMessage, { minLength: 2, maxLength: 5 }).map((messages) => JSON.stringify({ messages })) },
@@ -221,7 +333,20 @@ function expectedStored(message: Message): StoredJob {
   const address = (value: unknown) => (typeof value === 'string' ? { email: value } : value);
   const list = (value: unknown) => (value === undefined ? [] : Array.isArray(value) ? value : [value]).map(address) as Array<{ email: string; name?: string }>;
   const content: Message = {};
-  for (const field of ['subject', 'text', 'html', 'template_id', 'template_language', 'variables', 'headers', 'attachments', 'campaign', 'event_payload', 'url_tags', 'monitoring_category']) {
+  for (const field of [
+    'subject',
+    'text',
+    'html',
+    'template_id',
+    'template_language',
+    'variables',
+    'headers',
+    'attachments',
+    'campaign',
+    'event_payload',
+    'url_tags',
+    'monitoring_category',
+  ]) {
     if (message[field] !== undefined) {
       content[field] = message[field];
     }
@@ -241,16 +366,19 @@ function expectedStored(message: Message): StoredJob {
 
 /** A Mailjet-like event, its MessageID written as raw JSON text of any size or shape. */
 const eventText = fc
-  .record({
-    event: fc.oneof(fc.constantFrom('sent', 'open', 'click', 'bounce', 'blocked', 'spam', 'unsub'), fc.string({ maxLength: 10 })),
-    time: fc.oneof(fc.integer({ min: -10, max: 4_000_000_000 }), fc.double(), fc.string({ maxLength: 12 })),
-    email: fc.oneof(fc.emailAddress(), fc.string({ maxLength: 20 })),
-    Message_GUID: fc.oneof(fc.uuid(), fc.string({ maxLength: 40 })),
-    hard_bounce: fc.oneof(fc.boolean(), fc.string({ maxLength: 5 })),
-    url: fc.string({ maxLength: 60 }),
-    CustomID: fc.oneof(fc.constant('jetpost-1'), fc.string({ maxLength: 20 })),
-    extra: fc.jsonValue(),
-  }, { requiredKeys: [] })
+  .record(
+    {
+      event: fc.oneof(fc.constantFrom('sent', 'open', 'click', 'bounce', 'blocked', 'spam', 'unsub'), fc.string({ maxLength: 10 })),
+      time: fc.oneof(fc.integer({ min: -10, max: 4_000_000_000 }), fc.double(), fc.string({ maxLength: 12 })),
+      email: fc.oneof(fc.emailAddress(), fc.string({ maxLength: 20 })),
+      Message_GUID: fc.oneof(fc.uuid(), fc.string({ maxLength: 40 })),
+      hard_bounce: fc.oneof(fc.boolean(), fc.string({ maxLength: 5 })),
+      url: fc.string({ maxLength: 60 }),
+      CustomID: fc.oneof(fc.constant('jetpost-1'), fc.string({ maxLength: 20 })),
+      extra: fc.jsonValue(),
+    },
+    { requiredKeys: [] },
+  )
   .chain((fields) =>
     fc
       .oneof(
@@ -282,7 +410,10 @@ function shortReport(details: fc.RunDetails<[string]>): void {
 }
 
 function describeAnswers(answers: ReadonlyMap<number, number>): string {
-  return [...answers].sort(([a], [b]) => a - b).map(([status, count]) => `${status} × ${count}`).join(', ');
+  return [...answers]
+    .sort(([a], [b]) => a - b)
+    .map(([status, count]) => `${status} × ${count}`)
+    .join(', ');
 }
 
 interface Snapshot {
@@ -314,7 +445,9 @@ describe('fuzzing POST /queue and POST /events', function () {
     });
     expect(seeded.status).to.equal(202);
     await service.postEvents('[{"event":"open","time":1700000000,"MessageID":576460765503091475,"email":"seed1@example.com"}]');
-    const { rows } = await service.db.pool.query('select (select max(id) from email_send_jobs)::int as jobs, (select max(id) from email_events)::int as events');
+    const { rows } = await service.db.pool.query(
+      'select (select max(id) from email_send_jobs)::int as jobs, (select max(id) from email_events)::int as events',
+    );
     upTo = rows[0];
     stored = await snapshot(service, upTo);
   });

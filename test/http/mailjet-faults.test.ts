@@ -15,16 +15,22 @@ async function queue(service: TestService, addresses: string[]): Promise<string[
   return ((await res.json()) as { jobs: Array<{ job_id: string }> }).jobs.map((job) => job.job_id);
 }
 
-async function jobRows(service: TestService): Promise<Array<{ id: string; status: string; attempts: number; outcome_unknown: boolean; last_error: string | null }>> {
+async function jobRows(
+  service: TestService,
+): Promise<Array<{ id: string; status: string; attempts: number; outcome_unknown: boolean; last_error: string | null }>> {
   const { rows } = await service.db.pool.query('select id::text, status, attempts, outcome_unknown, last_error from email_send_jobs order by id');
   return rows;
 }
 
 async function allAccepted(service: TestService, count: number): Promise<void> {
-  await eventually(async () => {
-    const rows = await jobRows(service);
-    return rows.length === count && rows.every((row) => row.status === 'accepted') ? true : undefined;
-  }, 15_000, `${count} jobs accepted`);
+  await eventually(
+    async () => {
+      const rows = await jobRows(service);
+      return rows.length === count && rows.every((row) => row.status === 'accepted') ? true : undefined;
+    },
+    15_000,
+    `${count} jobs accepted`,
+  );
 }
 
 const success = (call: SendCall) => sendResponseText(call).text;
@@ -54,7 +60,11 @@ describe('Mailjet failures (nock)', () => {
       .reply((_uri: string, body: nock.Body, reply: Reply) => {
         callStarts.push(Date.now());
         const customId = (body as SendCall).Messages[0]!.CustomID;
-        held.push({ throttle: true, customId, answer: () => reply(null, [429, '<html><body>Too Many Requests</body></html>', { 'content-type': 'text/html', 'retry-after': '1' }]) });
+        held.push({
+          throttle: true,
+          customId,
+          answer: () => reply(null, [429, '<html><body>Too Many Requests</body></html>', { 'content-type': 'text/html', 'retry-after': '1' }]),
+        });
       })
       .post('/v3.1/send')
       .times(10)
@@ -79,7 +89,11 @@ describe('Mailjet failures (nock)', () => {
     // The consumer pauses the gate before it records the job deferred: once the row says so, the
     // pause is in force, and only then may the other consumers finish their calls and claim more.
     const throttledJob = throttled.customId.replace(/^jetpost-/, '');
-    await eventually(async () => ((await jobRows(service)).find((row) => row.id === throttledJob)?.status === 'deferred' ? true : undefined), 15_000, 'the throttled job deferred');
+    await eventually(
+      async () => ((await jobRows(service)).find((row) => row.id === throttledJob)?.status === 'deferred' ? true : undefined),
+      15_000,
+      'the throttled job deferred',
+    );
     for (const call of held.filter((candidate) => !candidate.throttle)) {
       call.answer();
     }
@@ -100,7 +114,11 @@ describe('Mailjet failures (nock)', () => {
       .post('/v3.1/send')
       .reply(() => {
         calls += 1;
-        return [401, '{"ErrorIdentifier":"x","ErrorCode":"mj-0015","StatusCode":401,"ErrorMessage":"API key authentication/authorization failure"}', { 'content-type': 'application/json' }];
+        return [
+          401,
+          '{"ErrorIdentifier":"x","ErrorCode":"mj-0015","StatusCode":401,"ErrorMessage":"API key authentication/authorization failure"}',
+          { 'content-type': 'application/json' },
+        ];
       });
     service = await startTestService({ env: { WORKER_CONCURRENCY: '3', BATCH_SIZE: '1' } });
 

@@ -39,7 +39,17 @@ async function scrapeUntil(service: TestService, name: string, labels: Record<st
 }
 
 function eventText(type: string, messageId: string, email: string, time: number): string {
-  const fields = JSON.stringify({ event: type, time, email, Message_GUID: '', mj_campaign_id: 0, mj_contact_id: 1, customcampaign: '', CustomID: '', Payload: '' });
+  const fields = JSON.stringify({
+    event: type,
+    time,
+    email,
+    Message_GUID: '',
+    mj_campaign_id: 0,
+    mj_contact_id: 1,
+    customcampaign: '',
+    CustomID: '',
+    Payload: '',
+  });
   return `{"MessageID":${messageId},${fields.slice(1)}`;
 }
 
@@ -102,12 +112,16 @@ describe('GET /metrics', () => {
     });
     const messageId = view.recipients[0]!.message_id!;
     const nowS = Math.floor(Date.now() / 1000);
-    const events = await service.postEvents(`[${eventText('sent', messageId, 'ada@example.org', nowS)},${eventText('bounce', messageId, 'ada@example.org', nowS + 1)},{"event":"sent"}]`);
+    const events = await service.postEvents(
+      `[${eventText('sent', messageId, 'ada@example.org', nowS)},${eventText('bounce', messageId, 'ada@example.org', nowS + 1)},{"event":"sent"}]`,
+    );
     expect(events.status).to.equal(200);
     // A path no route serves: it must be counted as `unmatched`, never under its own name.
     expect((await service.request('GET', '/no-such-route-8f3a2c', { key: null })).status).to.equal(404);
     // A scheduled job stays in the queue: the depth gauge, read from the database, counts it.
-    const later = await service.request('POST', '/queue', { body: messageTo('later@example.org', { send_at: new Date(Date.now() + 3_600_000).toISOString() }) });
+    const later = await service.request('POST', '/queue', {
+      body: messageTo('later@example.org', { send_at: new Date(Date.now() + 3_600_000).toISOString() }),
+    });
     expect(later.status).to.equal(202);
 
     await scrapeUntil(service, 'jetpost_webhook_deliveries_total', { outcome: 'delivered' }, 1);
@@ -177,7 +191,9 @@ describe('GET /metrics', () => {
       db,
       env: { DATABASE_URL: proxy.url(db.url), DATABASE_CONNECT_TIMEOUT_MS: '1000', DATABASE_STATEMENT_TIMEOUT_MS: '1000' },
     });
-    expect((await service.request('POST', '/queue', { body: messageTo('later@example.org', { send_at: new Date(Date.now() + 3_600_000).toISOString() }) })).status).to.equal(202);
+    expect(
+      (await service.request('POST', '/queue', { body: messageTo('later@example.org', { send_at: new Date(Date.now() + 3_600_000).toISOString() }) })).status,
+    ).to.equal(202);
     await scrapeUntil(service, 'jetpost_queue_depth', { status: 'scheduled' }, 1);
 
     proxy.freeze();

@@ -51,19 +51,26 @@ describe('POST /queue under concurrency (group commit)', () => {
 
   it('when a key that a replica has cached is revoked on another, then that replica refuses it at once and stores nothing of it', async () => {
     const [a, b] = await twoReplicas();
-    const created = (await (await a.request('POST', '/admin/apps', { key: ADMIN_KEY, body: { name: 'sender' } })).json()) as { api_key: string; key_prefix: string };
+    const created = (await (await a.request('POST', '/admin/apps', { key: ADMIN_KEY, body: { name: 'sender' } })).json()) as {
+      api_key: string;
+      key_prefix: string;
+    };
     // Twice: the second is answered from b's key cache.
     for (const to of ['one@example.com', 'two@example.com']) {
       expect((await b.request('POST', '/queue', { key: created.api_key, body: messageTo(to) })).status).to.equal(202);
     }
 
     expect((await a.request('DELETE', `/admin/apps/sender/keys/${created.key_prefix}`, { key: ADMIN_KEY })).status).to.equal(204);
-    const refused = await Promise.all(['three@example.com', 'four@example.com'].map((to) => b.request('POST', '/queue', { key: created.api_key, body: messageTo(to) })));
+    const refused = await Promise.all(
+      ['three@example.com', 'four@example.com'].map((to) => b.request('POST', '/queue', { key: created.api_key, body: messageTo(to) })),
+    );
 
     expect(refused.map((res) => res.status)).to.deep.equal([401, 401]);
     expect(refused[0]!.headers.get('content-type')).to.match(/^application\/problem\+json/);
     expect((await b.request('GET', '/status?ids=1', { key: created.api_key })).status).to.equal(401);
-    const { rows } = await db!.pool.query<{ email: string }>("select r.email from email_recipients r join email_send_jobs j on j.id = r.job_id join apps a on a.id = j.app_id where a.name = 'sender' order by r.email");
+    const { rows } = await db!.pool.query<{ email: string }>(
+      "select r.email from email_recipients r join email_send_jobs j on j.id = r.job_id join apps a on a.id = j.app_id where a.name = 'sender' order by r.email",
+    );
     expect(rows.map((row) => row.email)).to.deep.equal(['one@example.com', 'two@example.com']);
   });
 

@@ -40,7 +40,10 @@ describe('POST /queue: input that must be stored exactly or refused with a 4xx',
   });
 
   async function post(body: unknown): Promise<{ status: number; json: unknown; type: string | null }> {
-    const res = await service.request('POST', '/queue', { rawBody: typeof body === 'string' ? body : JSON.stringify(body), headers: { 'content-type': 'application/json' } });
+    const res = await service.request('POST', '/queue', {
+      rawBody: typeof body === 'string' ? body : JSON.stringify(body),
+      headers: { 'content-type': 'application/json' },
+    });
     const text = await res.text();
     return { status: res.status, json: text === '' ? undefined : JSON.parse(text), type: res.headers.get('content-type') };
   }
@@ -53,7 +56,9 @@ describe('POST /queue: input that must be stored exactly or refused with a 4xx',
     return ((answer.json as Problem).errors ?? []).map((error) => error.path);
   }
 
-  async function storedJob(jobId: string): Promise<{ message: Record<string, unknown>; custom_id: string | null; metadata: unknown; recipients: Array<{ email: string; name: string | null }> }> {
+  async function storedJob(
+    jobId: string,
+  ): Promise<{ message: Record<string, unknown>; custom_id: string | null; metadata: unknown; recipients: Array<{ email: string; name: string | null }> }> {
     const { rows } = await service.db.pool.query('select message, custom_id, metadata from email_send_jobs where id = $1', [jobId]);
     const recipients = await service.db.pool.query('select email, name from email_recipients where job_id = $1 order by position', [jobId]);
     return { ...rows[0], recipients: recipients.rows };
@@ -85,7 +90,9 @@ describe('POST /queue: input that must be stored exactly or refused with a 4xx',
       expect(await refusedPaths({ ...MINIMAL, html: '\udc00<p>x</p>' })).to.deep.equal(['html']);
       expect(await refusedPaths({ ...MINIMAL, custom_id: 'order-\ud83d' })).to.deep.equal(['custom_id']);
       expect(await refusedPaths({ ...MINIMAL, to: { email: 'a@example.com', name: 'Ada \udead' } })).to.deep.equal(['to.name']);
-      expect(await refusedPaths({ ...MINIMAL, attachments: [{ filename: 'r\ud800.pdf', content_type: 'application/pdf', content: 'QQ==' }] })).to.deep.equal(['attachments.0.filename']);
+      expect(await refusedPaths({ ...MINIMAL, attachments: [{ filename: 'r\ud800.pdf', content_type: 'application/pdf', content: 'QQ==' }] })).to.deep.equal([
+        'attachments.0.filename',
+      ]);
       expect(await refusedPaths({ ...MINIMAL, metadata: { '\ud800': 'key' } })).to.deep.equal(['metadata.\ud800']);
       expect(await refusedPaths({ ...MINIMAL, idempotency_key: 'k\ud800' })).to.include('idempotency_key');
       expect(await jobCount()).to.equal(0);
@@ -119,7 +126,10 @@ describe('POST /queue: input that must be stored exactly or refused with a 4xx',
         expect(((await res.json()) as Problem).detail).to.match(/not valid UTF-8/);
       }
       expect(await jobCount()).to.equal(before);
-      const utf8 = await service.request('POST', '/queue', { rawBody: '{"from":"app@example.com","to":"a@example.com","text":"caf\u00e9 \ud83d\ude00"}', headers: { 'content-type': 'application/json; charset=utf-8' } });
+      const utf8 = await service.request('POST', '/queue', {
+        rawBody: '{"from":"app@example.com","to":"a@example.com","text":"caf\u00e9 \ud83d\ude00"}',
+        headers: { 'content-type': 'application/json; charset=utf-8' },
+      });
       expect(utf8.status).to.equal(202);
     });
 
@@ -159,7 +169,9 @@ describe('POST /queue: input that must be stored exactly or refused with a 4xx',
       const minimal = JSON.stringify(MINIMAL).slice(0, -1);
       expect(await refusedPaths(`${minimal},"metadata":${deepObject(10_000)}}`)).to.deep.equal(['metadata']);
       expect(await refusedPaths(`{"to":"a@example.com","template_id":1,"variables":{"a":${deepArray(5_000)}}}`)).to.deep.equal(['variables']);
-      expect(await refusedPaths(`{"messages":[${JSON.stringify(MINIMAL)},${minimal},"metadata":{"a":${deepArray(10_000)}}}]}`)).to.deep.equal(['messages.1.metadata']);
+      expect(await refusedPaths(`{"messages":[${JSON.stringify(MINIMAL)},${minimal},"metadata":{"a":${deepArray(10_000)}}}]}`)).to.deep.equal([
+        'messages.1.metadata',
+      ]);
     });
 
     it('when metadata nests 32 levels, then it is accepted and stored exactly; 33 levels is refused', async () => {

@@ -20,10 +20,14 @@ async function statusOf(service: TestService, jobId: string, key?: string): Prom
 }
 
 async function waitForStatus(service: TestService, jobId: string, wanted: string[]): Promise<JobJson> {
-  return eventually(async () => {
-    const job = await statusOf(service, jobId);
-    return wanted.includes(job.status) ? job : undefined;
-  }, 10_000, `job ${jobId} to reach ${wanted.join('/')}`);
+  return eventually(
+    async () => {
+      const job = await statusOf(service, jobId);
+      return wanted.includes(job.status) ? job : undefined;
+    },
+    10_000,
+    `job ${jobId} to reach ${wanted.join('/')}`,
+  );
 }
 
 describe('POST /queue → consumers → Mailjet (nock)', () => {
@@ -104,7 +108,9 @@ describe('POST /queue → consumers → Mailjet (nock)', () => {
   });
 
   it('when Mailjet rejects one message of a batch (mixed 400), then only that job fails and the others keep their MessageIDs', async () => {
-    mailjet = mockMailjetSend((m) => (m.To[0]!.Email.startsWith('bad') ? { kind: 'error', code: 'mj-0013', message: 'Email is not valid' } : { kind: 'success' }));
+    mailjet = mockMailjetSend((m) =>
+      m.To[0]!.Email.startsWith('bad') ? { kind: 'error', code: 'mj-0013', message: 'Email is not valid' } : { kind: 'success' },
+    );
     service = await startTestService({ env: { WORKER_CONCURRENCY: '1' } });
     const messages = [messageTo('good1@example.com'), messageTo('bad@example.com'), messageTo('good2@example.com')];
 
@@ -130,10 +136,12 @@ describe('POST /queue → consumers → Mailjet (nock)', () => {
     // A one-time 503 ahead of the persistent success double.
     const { default: nock } = await import('nock');
     nock.cleanAll();
-    nock('https://api.mailjet.test').post('/v3.1/send').reply(() => {
-      calls += 1;
-      return [503, '{"ErrorMessage":"Service Unavailable","StatusCode":503}', { 'content-type': 'application/json' }];
-    });
+    nock('https://api.mailjet.test')
+      .post('/v3.1/send')
+      .reply(() => {
+        calls += 1;
+        return [503, '{"ErrorMessage":"Service Unavailable","StatusCode":503}', { 'content-type': 'application/json' }];
+      });
     // A 503 leaves the outcome unknown: before the retry jetpost asks Mailjet, which has nothing.
     nock('https://api.mailjet.test').get('/v3/REST/message').query(true).reply(200, '{"Count":0,"Data":[],"Total":0}', { 'content-type': 'application/json' });
     mailjet = mockMailjetSend();

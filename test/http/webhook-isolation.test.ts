@@ -143,7 +143,11 @@ describe('webhook delivery isolation', function () {
     await setWebhook(service, other.id, fast.url);
 
     await queue(service, service.apiKey, 8);
-    await eventually(async () => ((await deliveries(service.db, service.appId)).length === 8 && slow.open >= 2 ? true : undefined), 15_000, 'the slow app’s deliveries in flight');
+    await eventually(
+      async () => ((await deliveries(service.db, service.appId)).length === 8 && slow.open >= 2 ? true : undefined),
+      15_000,
+      'the slow app’s deliveries in flight',
+    );
     await queue(service, other.key, 3);
 
     const delivered = await eventually(
@@ -162,7 +166,10 @@ describe('webhook delivery isolation', function () {
     await service.jetpost.stop();
 
     const afterStop = await deliveries(service.db, service.appId);
-    expect(afterStop.filter((row) => row.status !== 'pending'), 'slow deliveries not pending').to.deep.equal([]);
+    expect(
+      afterStop.filter((row) => row.status !== 'pending'),
+      'slow deliveries not pending',
+    ).to.deep.equal([]);
     const cut = afterStop.filter((row) => row.attempts > 0);
     expect(cut).to.have.length(2);
     for (const row of cut) {

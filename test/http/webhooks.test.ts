@@ -89,14 +89,20 @@ describe('webhooks', () => {
   }
 
   async function setWebhook(url: string, eventTypes?: string[]): Promise<{ url: string; secret: string }> {
-    const res = await service.request('PUT', `/admin/apps/${await appName()}/webhook`, { key: ADMIN_KEY, body: { url, ...(eventTypes ? { event_types: eventTypes } : {}) } });
+    const res = await service.request('PUT', `/admin/apps/${await appName()}/webhook`, {
+      key: ADMIN_KEY,
+      body: { url, ...(eventTypes ? { event_types: eventTypes } : {}) },
+    });
     expect(res.status, await res.clone().text()).to.equal(200);
     return (await res.json()) as { url: string; secret: string };
   }
 
   /** Rotates the app's secret through the admin API; returns the new one. */
   async function rotateSecret(overlapSeconds?: number): Promise<string> {
-    const res = await service.request('POST', `/admin/apps/${await appName()}/webhook/secrets`, { key: ADMIN_KEY, body: overlapSeconds === undefined ? {} : { overlap_seconds: overlapSeconds } });
+    const res = await service.request('POST', `/admin/apps/${await appName()}/webhook/secrets`, {
+      key: ADMIN_KEY,
+      body: overlapSeconds === undefined ? {} : { overlap_seconds: overlapSeconds },
+    });
     expect(res.status, await res.clone().text()).to.equal(201);
     return ((await res.json()) as { secret: string }).secret;
   }
@@ -106,7 +112,10 @@ describe('webhooks', () => {
     const res = await service.request('POST', '/queue', { body: { from: 'app@example.com', to, text: 'hi' } });
     const { job_id: jobId } = (await res.json()) as { job_id: string };
     const messageId = await eventually(async () => {
-      const { rows } = await service.db.pool.query('select mailjet_message_id::text as id from email_recipients where job_id = $1 and mailjet_message_id is not null', [jobId]);
+      const { rows } = await service.db.pool.query(
+        'select mailjet_message_id::text as id from email_recipients where job_id = $1 and mailjet_message_id is not null',
+        [jobId],
+      );
       return rows[0]?.id as string | undefined;
     });
     return { jobId, messageId };
@@ -114,7 +123,11 @@ describe('webhooks', () => {
 
   /** The first call the receiver took whose body is a change of this type. */
   const delivered = (hook: { calls: Received[] }, type: string) =>
-    eventually(async () => hook.calls.find((call) => call.status === 204 && (JSON.parse(call.body) as { type: string }).type === type), 15_000, `the ${type} change delivered`);
+    eventually(
+      async () => hook.calls.find((call) => call.status === 204 && (JSON.parse(call.body) as { type: string }).type === type),
+      15_000,
+      `the ${type} change delivered`,
+    );
 
   it('when the receiver fails its first calls, then every change still arrives, signed (Standard Webhooks), once per webhook-id after retries', async () => {
     mockMailjetSend();
@@ -127,17 +140,35 @@ describe('webhooks', () => {
     const res = await service.request('POST', '/queue', { body: { from: 'app@example.com', to: 'a@example.com', text: 'hi', metadata: { order: 7 } } });
     const { job_id } = (await res.json()) as { job_id: string };
     const messageId = await eventually(async () => {
-      const { rows } = await service.db.pool.query('select mailjet_message_id::text as id from email_recipients where job_id = $1 and mailjet_message_id is not null', [job_id]);
+      const { rows } = await service.db.pool.query(
+        'select mailjet_message_id::text as id from email_recipients where job_id = $1 and mailjet_message_id is not null',
+        [job_id],
+      );
       return rows[0]?.id as string | undefined;
     });
     await service.postEvents(`[${eventText('sent', messageId, 'a@example.com', 100)},${eventText('open', messageId, 'a@example.com', 200)}]`);
     await service.postEvents(`[${eventText('click', messageId, 'a@example.com', 300)}]`);
 
-    const delivered = await eventually(async () => {
-      const ok = hook.calls.filter((call) => call.status === 204);
-      return new Set(ok.map((call) => call.deliveryId)).size === 4 ? ok : undefined;
-    }, 15_000, 'four changes delivered');
-    const payloads = delivered.map((call) => JSON.parse(call.body) as { id: string; type: string; job_id: string; recipient: string | null; old_status: string; metadata: unknown; details: unknown });
+    const delivered = await eventually(
+      async () => {
+        const ok = hook.calls.filter((call) => call.status === 204);
+        return new Set(ok.map((call) => call.deliveryId)).size === 4 ? ok : undefined;
+      },
+      15_000,
+      'four changes delivered',
+    );
+    const payloads = delivered.map(
+      (call) =>
+        JSON.parse(call.body) as {
+          id: string;
+          type: string;
+          job_id: string;
+          recipient: string | null;
+          old_status: string;
+          metadata: unknown;
+          details: unknown;
+        },
+    );
     expect(payloads.map((p) => p.type).sort()).to.deep.equal(['accepted', 'clicked', 'opened', 'sent']);
     expect(payloads.every((p) => p.job_id === job_id)).to.equal(true);
     expect(payloads.find((p) => p.type === 'opened')).to.deep.include({ recipient: 'a@example.com', old_status: 'sent', metadata: { order: 7 } });
@@ -155,12 +186,16 @@ describe('webhooks', () => {
     expect(failedIds).to.have.length(4);
     expect(delivered.map((call) => call.deliveryId)).to.include.members([...new Set(failedIds)]);
     // The receiver has answered; the dispatcher records the delivery right after.
-    const list = await eventually(async () => {
-      const listed = (await (await service.request('GET', `/admin/apps/${await appName()}/webhook/deliveries`, { key: ADMIN_KEY })).json()) as {
-        deliveries: Array<{ delivery_id: string; status: string; attempts: number }>;
-      };
-      return listed.deliveries.every((d) => d.status !== 'pending') ? listed : undefined;
-    }, 15_000, 'the four deliveries recorded');
+    const list = await eventually(
+      async () => {
+        const listed = (await (await service.request('GET', `/admin/apps/${await appName()}/webhook/deliveries`, { key: ADMIN_KEY })).json()) as {
+          deliveries: Array<{ delivery_id: string; status: string; attempts: number }>;
+        };
+        return listed.deliveries.every((d) => d.status !== 'pending') ? listed : undefined;
+      },
+      15_000,
+      'the four deliveries recorded',
+    );
     expect(list.deliveries).to.have.length(4);
     expect(list.deliveries.every((d) => d.status === 'delivered')).to.equal(true);
     expect(list.deliveries.reduce((sum, d) => sum + d.attempts, 0)).to.equal(8);
@@ -234,14 +269,20 @@ describe('webhooks', () => {
     await service.postEvents(`[${eventText('sent', messageId, 'sub@example.com', 100)},${eventText('open', messageId, 'sub@example.com', 200)}]`);
     await service.postEvents(`[${eventText('click', messageId, 'sub@example.com', 300)}]`);
     await delivered(hook, 'opened');
-    const feed = await eventually(async () => {
-      const page = (await (await service.request('GET', '/status?after=0')).json()) as { changes: Array<{ type: string }> };
-      return page.changes.length === 4 ? page : undefined;
-    }, 15_000, 'four changes in the feed');
+    const feed = await eventually(
+      async () => {
+        const page = (await (await service.request('GET', '/status?after=0')).json()) as { changes: Array<{ type: string }> };
+        return page.changes.length === 4 ? page : undefined;
+      },
+      15_000,
+      'four changes in the feed',
+    );
 
     expect(feed.changes.map((change) => change.type)).to.deep.equal(['accepted', 'sent', 'opened', 'clicked']);
     // Deliveries are queued with their change, in the same transaction: these are all there will be.
-    const { rows } = await service.db.pool.query<{ type: string }>('select c.new_status as type from webhook_deliveries d join status_changes c on c.id = d.change_id');
+    const { rows } = await service.db.pool.query<{ type: string }>(
+      'select c.new_status as type from webhook_deliveries d join status_changes c on c.id = d.change_id',
+    );
     expect(rows.map((row) => row.type)).to.deep.equal(['opened']);
     expect(hook.calls.map((call) => (JSON.parse(call.body) as { type: string }).type)).to.deep.equal(['opened']);
   });
@@ -254,7 +295,10 @@ describe('webhooks', () => {
     const name = await appName();
 
     const refused = await service.request('PUT', `/admin/apps/${name}/webhook`, { key: ADMIN_KEY, body: { url: hook.url } });
-    const localhost = await service.request('PUT', `/admin/apps/${name}/webhook`, { key: ADMIN_KEY, body: { url: hook.url.replace('127.0.0.1', 'localhost') } });
+    const localhost = await service.request('PUT', `/admin/apps/${name}/webhook`, {
+      key: ADMIN_KEY,
+      body: { url: hook.url.replace('127.0.0.1', 'localhost') },
+    });
     const credentials = await service.request('PUT', `/admin/apps/${name}/webhook`, { key: ADMIN_KEY, body: { url: 'https://u:p@example.com/x' } });
 
     expect(refused.status).to.equal(400);

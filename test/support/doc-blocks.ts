@@ -50,7 +50,10 @@ export function shellBlocks(markdown: string): ShellBlock[] {
 /** Whether `output` shows `expected`: its parts between `…` appear in order. */
 export function outputShows(output: string, expected: string): boolean {
   let from = 0;
-  for (const part of expected.split('…').map((piece) => piece.trim()).filter(Boolean)) {
+  for (const part of expected
+    .split('…')
+    .map((piece) => piece.trim())
+    .filter(Boolean)) {
     const at = output.indexOf(part, from);
     if (at < 0) {
       return false;

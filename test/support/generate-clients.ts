@@ -27,7 +27,10 @@ export async function generateClients(specFile: string, outDir: string, baseUrl:
   });
 
   // orval's fetch client builds absolute URLs from `baseUrl`, fixed when it is generated.
-  await generate({ input: { target: specFile }, output: { target: path.join(outDir, GENERATED.orval, 'client.ts'), client: 'fetch', mode: 'single', baseUrl } });
+  await generate({
+    input: { target: specFile },
+    output: { target: path.join(outDir, GENERATED.orval, 'client.ts'), client: 'fetch', mode: 'single', baseUrl },
+  });
   await generate({ input: { target: specFile }, output: { target: path.join(outDir, GENERATED.orval, 'zod.ts'), client: 'zod', mode: 'single' } });
 }
 

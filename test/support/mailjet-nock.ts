@@ -22,7 +22,10 @@ type Entry = { kind: 'success' } | { kind: 'error'; statusCode?: number; code?: 
 let nextId = BIG_ID_BASE;
 
 /** A Send API body: one entry per message, success entries with a fresh big MessageID per recipient. */
-export function sendResponseText(call: SendCall, entryFor: (message: SendCall['Messages'][number], index: number) => Entry = () => ({ kind: 'success' })): {
+export function sendResponseText(
+  call: SendCall,
+  entryFor: (message: SendCall['Messages'][number], index: number) => Entry = () => ({ kind: 'success' }),
+): {
   text: string;
   ids: string[];
   anyError: boolean;

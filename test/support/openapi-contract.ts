@@ -312,7 +312,10 @@ export class Contract {
       }
     }
     const ownHeaders = Object.keys(call.headers).filter((header) => header.startsWith('jetpost-'));
-    expect(ownHeaders.filter((header) => !documentedHeaders.has(header)), `${label}: undocumented Jetpost-* headers`).to.deep.equal([]);
+    expect(
+      ownHeaders.filter((header) => !documentedHeaders.has(header)),
+      `${label}: undocumented Jetpost-* headers`,
+    ).to.deep.equal([]);
 
     const content = operation.requestBody?.content ?? {};
     expect(operation.requestBody?.required, `${label} documents a required body`).to.equal(true);

@@ -29,7 +29,11 @@ export interface TestService {
   apiKey: string;
   appId: string;
   /** fetch against the service with the app's key (or `key: null` for none). */
-  request(method: string, pathname: string, options?: { body?: unknown; rawBody?: string; headers?: Record<string, string>; key?: string | null }): Promise<Response>;
+  request(
+    method: string,
+    pathname: string,
+    options?: { body?: unknown; rawBody?: string; headers?: Record<string, string>; key?: string | null },
+  ): Promise<Response>;
   /** POST /events with the callback's basic credentials. */
   postEvents(body: unknown | string, auth?: { user: string; password: string } | null): Promise<Response>;
   stop(): Promise<void>;

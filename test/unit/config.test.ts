@@ -139,7 +139,9 @@ describe('loadConfig', () => {
     }
     // 16 random hex or base64 characters, and a passphrase, pass.
     for (const password of ['9f86d081884c7d65', 'q3J8_zk2VbN0xWm5', 'correct horse battery staple']) {
-      expect(loadConfig({ NODE_ENV: 'production', ...DATABASE, ...MAILJET, EVENTS_USERNAME: 'mailjet', EVENTS_PASSWORD: password }).events.credentials?.password).to.equal(password);
+      expect(
+        loadConfig({ NODE_ENV: 'production', ...DATABASE, ...MAILJET, EVENTS_USERNAME: 'mailjet', EVENTS_PASSWORD: password }).events.credentials?.password,
+      ).to.equal(password);
     }
   });
 
@@ -158,7 +160,7 @@ describe('loadConfig', () => {
     expect(message).not.to.include('hunter2').and.not.to.include('letmein');
   });
 
-  it('when the estimate of a secret\'s bits is asked, then repetition scores low and random characters high', () => {
+  it("when the estimate of a secret's bits is asked, then repetition scores low and random characters high", () => {
     expect(estimatedBits('')).to.equal(0);
     expect(estimatedBits('a'.repeat(40))).to.equal(0);
     expect(estimatedBits('abababab')).to.equal(8);

@@ -6,7 +6,7 @@ import { expect } from 'chai';
 import { createBus } from '../../src/bus.js';
 import type { ClaimedJob } from '../../src/domain/job.js';
 import type { RecordSummary } from '../../src/services/sending.js';
-import { type ConsumerDeps,createConsumer } from '../../src/workers/consumer.js';
+import { type ConsumerDeps, createConsumer } from '../../src/workers/consumer.js';
 import { createSendGate } from '../../src/workers/send-gate.js';
 import { createWakeup } from '../../src/workers/wakeup.js';
 import { claimedJob, pendingRecipient } from '../factories.js';

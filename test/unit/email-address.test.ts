@@ -13,19 +13,41 @@ const refused = (address: string, reason?: RegExp) => {
 
 describe('emailAddressProblem', () => {
   it('when the local part uses any RFC 5322 atext symbol, then the address is accepted', () => {
-    for (const address of ['o&reilly@example.com', 'user=tag@example.com', "o'reilly@example.com", 'a+b@example.com', '!#$%&\'*+-/=?^_`{|}~@example.com', 'first.last@example.com', 'UPPER@Example.COM', '1@example.com']) {
+    for (const address of [
+      'o&reilly@example.com',
+      'user=tag@example.com',
+      "o'reilly@example.com",
+      'a+b@example.com',
+      "!#$%&'*+-/=?^_`{|}~@example.com",
+      'first.last@example.com',
+      'UPPER@Example.COM',
+      '1@example.com',
+    ]) {
       accepted(address);
     }
   });
 
   it('when the domain is punycode (a TLD such as xn--p1ai) or internationalised (UTF-8), then it is accepted', () => {
-    for (const address of ['user@example.xn--p1ai', 'user@xn--bcher-kva.de', 'user@b\u00fccher.de', 'user@\u043f\u0440\u0438\u043c\u0435\u0440.\u0440\u0444', 'user@\u4f8b\u5b50.\u5e7f\u544a', 'user@sub.do-main.example.co.uk', 'user@a--b.example']) {
+    for (const address of [
+      'user@example.xn--p1ai',
+      'user@xn--bcher-kva.de',
+      'user@b\u00fccher.de',
+      'user@\u043f\u0440\u0438\u043c\u0435\u0440.\u0440\u0444',
+      'user@\u4f8b\u5b50.\u5e7f\u544a',
+      'user@sub.do-main.example.co.uk',
+      'user@a--b.example',
+    ]) {
       accepted(address);
     }
   });
 
   it('when the local part is UTF-8 (RFC 6531), then it is accepted; controls, spaces and lone surrogates in it are not', () => {
-    for (const address of ['j\u00f6rg@example.com', '\u7528\u6237@\u4f8b\u5b50.\u5e7f\u544a', '\u0434\u0436\u043e\u043d@example.com', '\ud83d\ude00@example.com']) {
+    for (const address of [
+      'j\u00f6rg@example.com',
+      '\u7528\u6237@\u4f8b\u5b50.\u5e7f\u544a',
+      '\u0434\u0436\u043e\u043d@example.com',
+      '\ud83d\ude00@example.com',
+    ]) {
       accepted(address);
     }
     for (const address of ['a\u00a0b@example.com', 'a\u2028b@example.com', 'a\u0085b@example.com', 'a\ud800b@example.com', 'a\u3000b@example.com']) {
@@ -40,7 +62,18 @@ describe('emailAddressProblem', () => {
   });
 
   it('when the local part holds characters outside atext (space, comma, brackets, backslash, @, quotes), then it is refused', () => {
-    for (const address of ['a b@example.com', 'a,b@example.com', 'a(b)@example.com', 'a<b>@example.com', 'a\\b@example.com', 'a@b@example.com', 'a;b@example.com', 'a:b@example.com', 'a\r\nb@example.com', 'a\u0000@example.com']) {
+    for (const address of [
+      'a b@example.com',
+      'a,b@example.com',
+      'a(b)@example.com',
+      'a<b>@example.com',
+      'a\\b@example.com',
+      'a@b@example.com',
+      'a;b@example.com',
+      'a:b@example.com',
+      'a\r\nb@example.com',
+      'a\u0000@example.com',
+    ]) {
       refused(address);
     }
   });
@@ -53,7 +86,26 @@ describe('emailAddressProblem', () => {
   });
 
   it('when the domain is not a host name (no dot, bad hyphens, underscores, empty labels, bad punycode, a trailing dot, numeric TLD, URL parts, tabs, zero-width characters), then it is refused', () => {
-    for (const address of ['user@localhost', 'user@-example.com', 'user@example-.com', 'user@exa_mple.com', 'user@example..com', 'user@.example.com', 'user@example.com.', 'user@xn--zz.com', 'user@example.123', 'user@192.168.0.1', 'user@exa mple.com', 'user@exa%20mple.com', 'user@example.com/x', 'user@example.com\n', 'user@exa\tmple.com', 'user@exam\u200bple.com', 'user@a#b.com', 'user@example.com?x']) {
+    for (const address of [
+      'user@localhost',
+      'user@-example.com',
+      'user@example-.com',
+      'user@exa_mple.com',
+      'user@example..com',
+      'user@.example.com',
+      'user@example.com.',
+      'user@xn--zz.com',
+      'user@example.123',
+      'user@192.168.0.1',
+      'user@exa mple.com',
+      'user@exa%20mple.com',
+      'user@example.com/x',
+      'user@example.com\n',
+      'user@exa\tmple.com',
+      'user@exam\u200bple.com',
+      'user@a#b.com',
+      'user@example.com?x',
+    ]) {
       refused(address);
     }
   });

@@ -18,7 +18,13 @@ describe('Mailjet event callback URL and registration plan', () => {
   it('when a registration points at our endpoint with other credentials, then it is ours; another host, port, path or scheme is not', () => {
     const ours = eventsCallbackUrl('https://host.example.com/jetpost/', credentials);
     expect(sameEndpoint('https://x:y@host.example.com/jetpost/events', ours)).to.equal(true);
-    for (const other of ['https://host.example.com/events', 'http://host.example.com/jetpost/events', 'https://host.example.com:444/jetpost/events', 'https://crm.example.com/jetpost/events', 'not a url']) {
+    for (const other of [
+      'https://host.example.com/events',
+      'http://host.example.com/jetpost/events',
+      'https://host.example.com:444/jetpost/events',
+      'https://crm.example.com/jetpost/events',
+      'not a url',
+    ]) {
       expect(sameEndpoint(other, ours), other).to.equal(false);
     }
   });
@@ -48,6 +54,8 @@ describe('Mailjet event callback URL and registration plan', () => {
     ]);
     expect(plan.foreign.map((row) => row.id)).to.deep.equal([2, 4]);
     // Without --backup, backup rows are not this run's business.
-    expect(planCallbacks([{ id: 4, eventType: 'click', url: 'https://elsewhere.example.com/hook', isBackup: true }], ['click'], primary, null).foreign).to.deep.equal([]);
+    expect(
+      planCallbacks([{ id: 4, eventType: 'click', url: 'https://elsewhere.example.com/hook', isBackup: true }], ['click'], primary, null).foreign,
+    ).to.deep.equal([]);
   });
 });

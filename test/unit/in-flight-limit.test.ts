@@ -81,7 +81,7 @@ describe('in-flight limit', () => {
   it('whatever it is told, then the limit is a whole number between 1 and the maximum', () => {
     const limit = createInFlightLimit({ max: 5, callsPerSecond: 3, initial: 50 });
     let seed = 7;
-    const random = () => ((seed = (seed * 48271) % 2147483647) / 2147483647);
+    const random = () => (seed = (seed * 48271) % 2147483647) / 2147483647;
 
     for (let i = 0; i < 5_000; i += 1) {
       const value = limit.callEnded({ durationMs: random() * 5_000, slowDown: random() < 0.1, inFlight: Math.floor(random() * 10) });

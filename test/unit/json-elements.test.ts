@@ -99,7 +99,22 @@ describe('splitJsonBody', () => {
   });
 
   it('when the body is not JSON, then ok is false with a reason', () => {
-    for (const text of ['', '   ', '[', '[{"a":1}', '[{"a":1},]', '[,]', '{"a":1} {"b":2}', '[{"a":1}]]', '{"a":"x', '{"a":1]', 'nope', '[01234567890123456789]', '[1 2]', '{"a" 1}']) {
+    for (const text of [
+      '',
+      '   ',
+      '[',
+      '[{"a":1}',
+      '[{"a":1},]',
+      '[,]',
+      '{"a":1} {"b":2}',
+      '[{"a":1}]]',
+      '{"a":"x',
+      '{"a":1]',
+      'nope',
+      '[01234567890123456789]',
+      '[1 2]',
+      '{"a" 1}',
+    ]) {
       const split = splitJsonBody(text, UNLIMITED);
       expect(split.ok, JSON.stringify(text)).to.equal(false);
       expect(split, JSON.stringify(text)).to.have.property('reason').that.is.a('string').and.not.equal('');

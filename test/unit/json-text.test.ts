@@ -50,7 +50,9 @@ describe('findUnstorableText', () => {
   });
 
   it('when a bad string sits 60 levels deep, then it is found', () => {
-    expect(findUnstorableText(JSON.parse(`${'['.repeat(60)}"\\u0000"${']'.repeat(60)}`)).map((problem) => problem.path)).to.deep.equal([Array(60).fill('0').join('.')]);
+    expect(findUnstorableText(JSON.parse(`${'['.repeat(60)}"\\u0000"${']'.repeat(60)}`)).map((problem) => problem.path)).to.deep.equal([
+      Array(60).fill('0').join('.'),
+    ]);
   });
 });
 

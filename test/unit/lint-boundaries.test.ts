@@ -78,24 +78,53 @@ const forbidden: Array<[string, Probe, string]> = [
   ['the simulator importing jetpost', imports('src/simulator/probe.ts', '../domain/status.js'), 'boundaries/dependencies'],
   ['a new folder of src/ (a leaf until it is a floor) importing services/', imports('src/newfloor/probe.ts', '../services/jobs.js'), 'boundaries/dependencies'],
   ['services/ reading process.env', { file: 'src/services/probe.ts', code: 'export const port = process.env.PORT;\n' }, 'no-restricted-properties'],
-  ['db/ destructuring process.env', { file: 'src/db/probe.ts', code: 'const { env } = process;\nexport const url = env.DATABASE_URL;\n' }, 'no-restricted-properties'],
-  ['http/ importing env from node:process', { file: 'src/http/probe.ts', code: "import { env } from 'node:process';\nexport const port = env.PORT;\n" }, 'no-restricted-imports'],
+  [
+    'db/ destructuring process.env',
+    { file: 'src/db/probe.ts', code: 'const { env } = process;\nexport const url = env.DATABASE_URL;\n' },
+    'no-restricted-properties',
+  ],
+  [
+    'http/ importing env from node:process',
+    { file: 'src/http/probe.ts', code: "import { env } from 'node:process';\nexport const port = env.PORT;\n" },
+    'no-restricted-imports',
+  ],
 ];
 
 const allowed: Array<[string, Probe]> = [
   ['domain/ importing domain/', imports('src/domain/probe.ts', './status.js')],
-  ['domain/ importing zod, ipaddr.js, node:crypto and node:net', {
-    file: 'src/domain/probe.ts',
-    code: "import ipaddr from 'ipaddr.js';\nimport { createHash } from 'node:crypto';\nimport { isIP } from 'node:net';\nimport { z } from 'zod';\nexport { createHash, ipaddr, isIP, z };\n",
-  }],
-  ['db/ importing pg, domain/ and a leaf', { file: 'src/db/probe.ts', code: "import pg from 'pg';\nimport type { Logger } from '../log.js';\nimport { JOB_STATUSES } from '../domain/status.js';\nexport type { Logger };\nexport { JOB_STATUSES, pg };\n" }],
+  [
+    'domain/ importing zod, ipaddr.js, node:crypto and node:net',
+    {
+      file: 'src/domain/probe.ts',
+      code: "import ipaddr from 'ipaddr.js';\nimport { createHash } from 'node:crypto';\nimport { isIP } from 'node:net';\nimport { z } from 'zod';\nexport { createHash, ipaddr, isIP, z };\n",
+    },
+  ],
+  [
+    'db/ importing pg, domain/ and a leaf',
+    {
+      file: 'src/db/probe.ts',
+      code: "import pg from 'pg';\nimport type { Logger } from '../log.js';\nimport { JOB_STATUSES } from '../domain/status.js';\nexport type { Logger };\nexport { JOB_STATUSES, pg };\n",
+    },
+  ],
   ['a repo importing another repo', imports('src/db/probe-repo.ts', './status-changes-repo.js')],
   ['services/ importing a repo', imports('src/services/probe.ts', '../db/jobs-repo.js')],
   ['workers/ importing services/', imports('src/workers/probe.ts', '../services/sending.js')],
   ['mailjet/client.ts importing node-mailjet', imports('src/mailjet/client.ts', 'node-mailjet')],
-  ['a route importing express, services/ and http/', { file: 'src/http/routes/probe.ts', code: "import express from 'express';\nimport type { JobService } from '../../services/jobs.js';\nimport { problem } from '../problem.js';\nexport type { JobService };\nexport { express, problem };\n" }],
+  [
+    'a route importing express, services/ and http/',
+    {
+      file: 'src/http/routes/probe.ts',
+      code: "import express from 'express';\nimport type { JobService } from '../../services/jobs.js';\nimport { problem } from '../problem.js';\nexport type { JobService };\nexport { express, problem };\n",
+    },
+  ],
   ['http/app.ts importing a route', imports('src/http/probe.ts', './routes/queue.js')],
-  ['bin/ opening a database and serving', { file: 'src/bin/probe.ts', code: "import { openDatabase } from '../db/open.js';\nimport { startJetpost } from '../main.js';\nexport { openDatabase, startJetpost };\n" }],
+  [
+    'bin/ opening a database and serving',
+    {
+      file: 'src/bin/probe.ts',
+      code: "import { openDatabase } from '../db/open.js';\nimport { startJetpost } from '../main.js';\nexport { openDatabase, startJetpost };\n",
+    },
+  ],
   ['main.ts loading the simulator dynamically', { file: 'src/main.ts', code: "export const load = () => import('./simulator/server.js');\n" }],
   ['config.ts reading process.env', { file: 'src/config.ts', code: 'export const port = process.env.PORT;\n' }],
 ];

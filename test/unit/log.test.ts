@@ -151,7 +151,9 @@ describe('readable log lines (LOG_FORMAT=pretty)', () => {
     log.info('POST /queue 202', { component: 'http', status: 202, ms: 12.5, app: 'billing', note: 'two words', nested: { a: 1 } });
 
     const [line] = lines();
-    expect(line).to.match(/^\d{2}:\d{2}:\d{2}\.\d{3}Z info {2}POST \/queue 202 component=http status=202 ms=12\.5 app=billing note="two words" nested=\{"a":1\}$/);
+    expect(line).to.match(
+      /^\d{2}:\d{2}:\d{2}\.\d{3}Z info {2}POST \/queue 202 component=http status=202 ms=12\.5 app=billing note="two words" nested=\{"a":1\}$/,
+    );
   });
 
   it('when secrets are logged, then the readable line redacts them as the JSON one does', () => {

@@ -111,10 +111,32 @@ describe('metrics', () => {
   it('when Mailjet answers, then each answer gets its class by HTTP status, and no answer is a timeout or a network error', () => {
     const answer = (status: number | null, networkCode?: string): Pick<SendResponse, 'status' | 'networkCode'> => ({ status, networkCode });
     expect(
-      [answer(200), answer(400), answer(413), answer(401), answer(403), answer(429), answer(500), answer(503), answer(null, 'ECONNABORTED'), answer(null, 'ETIMEDOUT'), answer(null, 'ECONNREFUSED')].map(
-        mailjetCallClass,
-      ),
-    ).to.deep.equal(['ok', 'client_error', 'client_error', 'unauthorized', 'unauthorized', 'rate_limited', 'server_error', 'server_error', 'timeout', 'timeout', 'network']);
+      [
+        answer(200),
+        answer(400),
+        answer(413),
+        answer(401),
+        answer(403),
+        answer(429),
+        answer(500),
+        answer(503),
+        answer(null, 'ECONNABORTED'),
+        answer(null, 'ETIMEDOUT'),
+        answer(null, 'ECONNREFUSED'),
+      ].map(mailjetCallClass),
+    ).to.deep.equal([
+      'ok',
+      'client_error',
+      'client_error',
+      'unauthorized',
+      'unauthorized',
+      'rate_limited',
+      'server_error',
+      'server_error',
+      'timeout',
+      'timeout',
+      'network',
+    ]);
   });
 
   it('when the instrumented client sends and looks up, then the bus hears each request and each look-up result', async () => {
@@ -122,7 +144,11 @@ describe('metrics', () => {
     const heard: unknown[] = [];
     bus.on('mailjet:request', ({ class: answer }) => heard.push(answer));
     bus.on('mailjet:lookup', ({ result }) => heard.push(result));
-    const lookups: Array<Awaited<ReturnType<MailjetClient['findByCustomId']>>> = [[{ messageId: '1', messageUuid: 'u', email: 'a@example.com' }], [], undefined];
+    const lookups: Array<Awaited<ReturnType<MailjetClient['findByCustomId']>>> = [
+      [{ messageId: '1', messageUuid: 'u', email: 'a@example.com' }],
+      [],
+      undefined,
+    ];
     const client: MailjetClient = {
       send: async () => ({ status: 500, body: undefined, description: 'Mailjet 500' }),
       findByCustomId: async () => lookups.shift(),
@@ -140,7 +166,13 @@ describe('metrics', () => {
   });
 
   it('when the lease reaper returns jobs, then it reports how many went back to the queue and how many failed', async () => {
-    const passes = [[{ id: '1', status: 'deferred' as const }, { id: '2', status: 'deferred' as const }, { id: '3', status: 'failed' as const }]];
+    const passes = [
+      [
+        { id: '1', status: 'deferred' as const },
+        { id: '2', status: 'deferred' as const },
+        { id: '3', status: 'failed' as const },
+      ],
+    ];
     const reported: Array<{ requeued: number; failed: number }> = [];
     const reaper = createLeaseReaper({
       sending: { reapExpiredLeases: async () => passes.shift() ?? [] },
@@ -160,7 +192,33 @@ describe('metrics', () => {
 
 /** Metric names an expression uses: its identifiers, less PromQL's functions and keywords, label names and strings. */
 function metricNames(expr: string): string[] {
-  const KEYWORDS = new Set(['sum', 'max', 'min', 'avg', 'count', 'rate', 'irate', 'increase', 'histogram_quantile', 'by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'and', 'or', 'unless', 'offset', 'clamp_min', 'clamp_max', 'abs', 'topk', 'bottomk', 'label_values']);
+  const KEYWORDS = new Set([
+    'sum',
+    'max',
+    'min',
+    'avg',
+    'count',
+    'rate',
+    'irate',
+    'increase',
+    'histogram_quantile',
+    'by',
+    'without',
+    'on',
+    'ignoring',
+    'group_left',
+    'group_right',
+    'and',
+    'or',
+    'unless',
+    'offset',
+    'clamp_min',
+    'clamp_max',
+    'abs',
+    'topk',
+    'bottomk',
+    'label_values',
+  ]);
   const stripped = expr
     .replace(/"(?:[^"\\]|\\.)*"/g, '""')
     .replace(/\{[^}]*\}/g, '')
@@ -189,20 +247,39 @@ describe('the Grafana dashboard (docs/grafana/jetpost.json)', () => {
     const panels = dashboard.panels.filter((panel) => panel.type !== 'row');
     const expressions = [
       ...panels.flatMap((panel) => (panel.targets ?? []).map((target) => ({ where: panel.title, expr: target.expr }))),
-      ...dashboard.templating.list.flatMap((variable) => (typeof variable.query === 'string' && variable.query.startsWith('label_values(') ? [{ where: 'a variable', expr: variable.query.replace(/,[^)]*\)$/, ')') }] : [])),
+      ...dashboard.templating.list.flatMap((variable) =>
+        typeof variable.query === 'string' && variable.query.startsWith('label_values(')
+          ? [{ where: 'a variable', expr: variable.query.replace(/,[^)]*\)$/, ')') }]
+          : [],
+      ),
     ];
 
     expect(panels.filter((panel) => (panel.targets ?? []).length === 0).map((panel) => panel.title)).to.deep.equal([]);
-    const unknown = expressions.flatMap(({ where, expr }) => metricNames(expr).filter((name) => !exported.has(name)).map((name) => `${where}: ${name}`));
+    const unknown = expressions.flatMap(({ where, expr }) =>
+      metricNames(expr)
+        .filter((name) => !exported.has(name))
+        .map((name) => `${where}: ${name}`),
+    );
     expect(unknown).to.deep.equal([]);
     const used = new Set(expressions.flatMap(({ expr }) => metricNames(expr)));
-    for (const name of ['jetpost_queue_depth', 'jetpost_mailjet_requests_total', 'jetpost_sending_halted', 'jetpost_webhook_backlog', 'jetpost_http_requests_total', 'process_cpu_seconds_total', 'process_resident_memory_bytes']) {
+    for (const name of [
+      'jetpost_queue_depth',
+      'jetpost_mailjet_requests_total',
+      'jetpost_sending_halted',
+      'jetpost_webhook_backlog',
+      'jetpost_http_requests_total',
+      'process_cpu_seconds_total',
+      'process_resident_memory_bytes',
+    ]) {
       expect(used, name).to.include(name);
     }
   });
 
   it('when an expression names a metric jetpost does not export, then the check finds it', () => {
-    expect(metricNames('sum by (status) (rate(jetpost_jobs_sent_total{job=~"$job",x="rate"}[5m])) / ignoring(le) up')).to.deep.equal(['jetpost_jobs_sent_total', 'up']);
+    expect(metricNames('sum by (status) (rate(jetpost_jobs_sent_total{job=~"$job",x="rate"}[5m])) / ignoring(le) up')).to.deep.equal([
+      'jetpost_jobs_sent_total',
+      'up',
+    ]);
   });
 
   it('then the alerting rules in docs/operations.md pass promtool check rules', function () {

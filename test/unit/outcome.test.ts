@@ -10,12 +10,20 @@ function response(status: number | null, body: unknown, extra: Partial<SendRespo
 }
 
 function success(customId: string, to: Array<[string, unknown]>, cc: Array<[string, unknown]> = []): Record<string, unknown> {
-  const entry = ([email, id]: [string, unknown]) => ({ Email: email, MessageUUID: `uuid-${email}`, MessageID: id, MessageHref: `https://api.mailjet.com/v3/REST/message/${String(id)}` });
+  const entry = ([email, id]: [string, unknown]) => ({
+    Email: email,
+    MessageUUID: `uuid-${email}`,
+    MessageID: id,
+    MessageHref: `https://api.mailjet.com/v3/REST/message/${String(id)}`,
+  });
   return { Status: 'success', CustomID: customId, To: to.map(entry), Cc: cc.map(entry), Bcc: [] };
 }
 
 function error(statusCode: number, code = 'mj-0013', message = 'invalid email'): Record<string, unknown> {
-  return { Status: 'error', Errors: [{ ErrorIdentifier: 'e-1', ErrorCode: code, StatusCode: statusCode, ErrorMessage: message, ErrorRelatedTo: ['To[0].Email'] }] };
+  return {
+    Status: 'error',
+    Errors: [{ ErrorIdentifier: 'e-1', ErrorCode: code, StatusCode: statusCode, ErrorMessage: message, ErrorRelatedTo: ['To[0].Email'] }],
+  };
 }
 
 function messagesOf(outcome: CallOutcome): MessageOutcome[] {
@@ -47,7 +55,14 @@ describe('classifySendResponse', () => {
   });
 
   it('when a recipient entry carries a MessageID already rounded (an unsafe JS number), then that recipient is not recorded with a wrong id', () => {
-    const body = { Messages: [success('jetpost-1', [['a@example.com', 576460765503091500], ['b@example.com', '576460765503091475']])] };
+    const body = {
+      Messages: [
+        success('jetpost-1', [
+          ['a@example.com', 576460765503091500],
+          ['b@example.com', '576460765503091475'],
+        ]),
+      ],
+    };
 
     const [message] = messagesOf(classifySendResponse(response(200, body), 1, NOW));
 
@@ -58,7 +73,9 @@ describe('classifySendResponse', () => {
   });
 
   it('when Mailjet answers a mixed 400, then successes and errors come back in input order and a 4xx error is permanent', () => {
-    const body = { Messages: [success('jetpost-1', [['a@example.com', '576460765503091475']]), error(400), success('jetpost-3', [['c@example.com', '576460765503091477']])] };
+    const body = {
+      Messages: [success('jetpost-1', [['a@example.com', '576460765503091475']]), error(400), success('jetpost-3', [['c@example.com', '576460765503091477']])],
+    };
 
     const messages = messagesOf(classifySendResponse(response(400, body), 3, NOW));
 

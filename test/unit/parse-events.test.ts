@@ -136,15 +136,29 @@ describe('parseEventBody', () => {
     for (const text of ['"sent"', '576460765503091475', '42', 'null', 'true']) {
       const { events, rejected } = parsed(text);
       expect(events, text).to.deep.equal([]);
-      expect(rejected.map((entry) => [entry.index, entry.kind, entry.source]), text).to.deep.equal([[0, 'not-an-object', text]]);
+      expect(
+        rejected.map((entry) => [entry.index, entry.kind, entry.source]),
+        text,
+      ).to.deep.equal([[0, 'not-an-object', text]]);
     }
   });
 
   it('when an array contains a non-object, then that element is rejected and the events are kept', () => {
-    for (const [text, source] of [[`[${SENT},1]`, '1'], [`[${SENT},"x"]`, '"x"'], [`[${SENT},null]`, 'null'], [`[${SENT},[${CLICK}]]`, `[${CLICK}]`]]) {
+    for (const [text, source] of [
+      [`[${SENT},1]`, '1'],
+      [`[${SENT},"x"]`, '"x"'],
+      [`[${SENT},null]`, 'null'],
+      [`[${SENT},[${CLICK}]]`, `[${CLICK}]`],
+    ]) {
       const { events, rejected } = parsed(text!);
-      expect(events.map((event) => event.type), text).to.deep.equal(['sent']);
-      expect(rejected.map((entry) => [entry.index, entry.kind, entry.source]), text).to.deep.equal([[1, 'not-an-object', source]]);
+      expect(
+        events.map((event) => event.type),
+        text,
+      ).to.deep.equal(['sent']);
+      expect(
+        rejected.map((entry) => [entry.index, entry.kind, entry.source]),
+        text,
+      ).to.deep.equal([[1, 'not-an-object', source]]);
     }
   });
 

@@ -79,7 +79,19 @@ describe('toMailjetMessage', () => {
       CustomID: 'jetpost-42',
     });
     // Absent, not present-and-undefined: Mailjet rejects null/typed-wrong properties.
-    for (const key of ['Cc', 'Bcc', 'ReplyTo', 'Subject', 'HTMLPart', 'TemplateID', 'TemplateLanguage', 'Variables', 'Headers', 'Attachments', 'InlinedAttachments']) {
+    for (const key of [
+      'Cc',
+      'Bcc',
+      'ReplyTo',
+      'Subject',
+      'HTMLPart',
+      'TemplateID',
+      'TemplateLanguage',
+      'Variables',
+      'Headers',
+      'Attachments',
+      'InlinedAttachments',
+    ]) {
       expect(message, key).not.to.have.property(key);
     }
   });
@@ -197,7 +209,13 @@ describe('packCalls', () => {
   it('when the byte cap is reached before the recipient cap, then the call is split by bytes', () => {
     const calls = packCalls(small(10, 400), 50, 1000);
 
-    expect(calls).to.deep.equal([[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]]);
+    expect(calls).to.deep.equal([
+      [0, 1],
+      [2, 3],
+      [4, 5],
+      [6, 7],
+      [8, 9],
+    ]);
   });
 
   it('when the default byte cap (14 MB) would be exceeded by 5 MB messages, then they are split 2 per call', () => {
@@ -248,7 +266,13 @@ describe('countRecipients', () => {
   });
 
   it('when all addresses differ, then each counts', () => {
-    expect(countRecipients([{ kind: 'to', email: 'a@example.com' }, { kind: 'cc', email: 'b@example.com' }, { kind: 'bcc', email: 'c@example.com' }])).to.equal(3);
+    expect(
+      countRecipients([
+        { kind: 'to', email: 'a@example.com' },
+        { kind: 'cc', email: 'b@example.com' },
+        { kind: 'bcc', email: 'c@example.com' },
+      ]),
+    ).to.equal(3);
   });
 });
 

@@ -184,7 +184,14 @@ describe('decideSendResults', () => {
     const results = decideSendResults([attempted('1', 1), attempted('2', 8, 8)], outcome, CONTEXT);
 
     for (const [index, result] of results.entries()) {
-      expect(result).to.deep.equal({ jobId: String(index + 1), kind: 'deferred', error: 'Mailjet 401', runAt: PROBE_AT, outcomeUnknown: false, refundAttempt: true });
+      expect(result).to.deep.equal({
+        jobId: String(index + 1),
+        kind: 'deferred',
+        error: 'Mailjet 401',
+        runAt: PROBE_AT,
+        outcomeUnknown: false,
+        refundAttempt: true,
+      });
     }
   });
 });
@@ -193,7 +200,11 @@ describe('giveUpAfterLookUp', () => {
   it('when Mailjet was asked and has no such message, then the job fails with its last error and nothing left unknown', () => {
     const result = giveUpAfterLookUp({ ...attempted('7', 3, 3), lastError: 'Mailjet unreachable (ECONNABORTED)' }, true);
 
-    expect(result).to.deep.equal({ jobId: '7', kind: 'failed', error: 'gave up after 3 attempts (Mailjet has no such message): Mailjet unreachable (ECONNABORTED)' });
+    expect(result).to.deep.equal({
+      jobId: '7',
+      kind: 'failed',
+      error: 'gave up after 3 attempts (Mailjet has no such message): Mailjet unreachable (ECONNABORTED)',
+    });
   });
 
   it('when Mailjet could not be asked, then the job fails but stays marked outcome-unknown, so a re-queue looks it up first', () => {

@@ -267,7 +267,11 @@ describe('parseQueueRequest', () => {
   });
 
   it('when several fields are wrong, then every problem is listed', () => {
-    expect(rejectedPaths({ from: 'nope', to: 'a@example.com', text: 'x', priority: 9, subject: 'a\nb' })).to.have.members(['from.email', 'priority', 'subject']);
+    expect(rejectedPaths({ from: 'nope', to: 'a@example.com', text: 'x', priority: 9, subject: 'a\nb' })).to.have.members([
+      'from.email',
+      'priority',
+      'subject',
+    ]);
   });
 });
 

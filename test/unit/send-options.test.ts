@@ -67,14 +67,25 @@ describe('POST /queue Send API options → Mailjet v3.1 fields', () => {
     });
   });
 
-  it('when jetpost\'s claim-order priority is given without mailjet_priority, then Mailjet gets no Priority', () => {
+  it("when jetpost's claim-order priority is given without mailjet_priority, then Mailjet gets no Priority", () => {
     expect(mapped(message({ priority: 3 }))).not.to.have.property('Priority');
   });
 
   it('when no option is given, then none of their Mailjet fields appears', () => {
     const out = mapped(message());
 
-    for (const field of ['TrackOpens', 'TrackClicks', 'CustomCampaign', 'DeduplicateCampaign', 'EventPayload', 'URLTags', 'MonitoringCategory', 'Priority', 'TemplateErrorReporting', 'TemplateErrorDeliver']) {
+    for (const field of [
+      'TrackOpens',
+      'TrackClicks',
+      'CustomCampaign',
+      'DeduplicateCampaign',
+      'EventPayload',
+      'URLTags',
+      'MonitoringCategory',
+      'Priority',
+      'TemplateErrorReporting',
+      'TemplateErrorDeliver',
+    ]) {
       expect(out, field).not.to.have.property(field);
     }
   });
@@ -91,11 +102,14 @@ describe('POST /queue Send API options → Mailjet v3.1 fields', () => {
   });
 
   it('when tracking is account_default, then it is passed as such (Mailjet decides)', () => {
-    expect(mapped(message({ track_opens: 'account_default', track_clicks: 'account_default' }))).to.deep.include({ TrackOpens: 'account_default', TrackClicks: 'account_default' });
+    expect(mapped(message({ track_opens: 'account_default', track_clicks: 'account_default' }))).to.deep.include({
+      TrackOpens: 'account_default',
+      TrackClicks: 'account_default',
+    });
   });
 });
 
-describe('the CustomID: jetpost\'s job id, then the app\'s custom_id', () => {
+describe("the CustomID: jetpost's job id, then the app's custom_id", () => {
   it('when the app gives a custom_id, then the CustomID carries both and the job id comes back out of it', () => {
     const customId = customIdForJob('9223372036854775807', 'order:42/ü');
 
@@ -108,14 +122,16 @@ describe('the CustomID: jetpost\'s job id, then the app\'s custom_id', () => {
     expect(jobIdFromCustomId('jetpost-42')).to.equal('42');
   });
 
-  it('when an app\'s own custom_id looks like jetpost\'s, then the job id is still the one in front', () => {
+  it("when an app's own custom_id looks like jetpost's, then the job id is still the one in front", () => {
     expect(jobIdFromCustomId(customIdForJob('5', 'jetpost-99'))).to.equal('5');
   });
 });
 
 describe('SandboxMode is per call: planCalls packs sandbox jobs apart', () => {
   it('when sandbox and real jobs are claimed together, then no call mixes them and each call says its SandboxMode', () => {
-    const jobs = Array.from({ length: 7 }, (_, index) => claimed(String(index + 1), { from: { email: 'app@example.com' }, text: 'Hi', ...(index % 2 === 0 ? { sandbox: true } : {}) }));
+    const jobs = Array.from({ length: 7 }, (_, index) =>
+      claimed(String(index + 1), { from: { email: 'app@example.com' }, text: 'Hi', ...(index % 2 === 0 ? { sandbox: true } : {}) }),
+    );
     const rows = new Map(jobs.map((job) => [job.id, [recipientOf(job)]]));
 
     const calls = planCalls(jobs, rows);
@@ -131,7 +147,13 @@ describe('SandboxMode is per call: planCalls packs sandbox jobs apart', () => {
   it('when jobs with different options share a call, then each message keeps its own options and CustomID', () => {
     const first = claimed('1', { from: { email: 'app@example.com' }, text: 'Hi', track_opens: 'disabled', campaign: 'a' }, 'order-1');
     const second = claimed('2', { from: { email: 'app@example.com' }, text: 'Hi', mailjet_priority: 3 });
-    const [call] = planCalls([first, second], new Map([[first.id, [recipientOf(first)]], [second.id, [recipientOf(second)]]]));
+    const [call] = planCalls(
+      [first, second],
+      new Map([
+        [first.id, [recipientOf(first)]],
+        [second.id, [recipientOf(second)]],
+      ]),
+    );
 
     expect(call!.messages).to.have.length(2);
     expect(call!.messages[0]).to.deep.include({ TrackOpens: 'disabled', CustomCampaign: 'a', CustomID: 'jetpost-1:order-1' });
@@ -147,7 +169,12 @@ describe('POST /queue refuses what Mailjet would refuse, in plain words', () => 
     ['text with a template', message({ template_id: 1 }), 'text', /give either template_id or text/],
     ['template_error_deliver without a template', message({ template_error_deliver: true }), 'template_error_deliver', /give template_id too/],
     ['template_error_reporting without a template', message({ template_error_reporting: 'x@example.com' }), 'template_error_reporting', /give template_id too/],
-    ['template errors with the template language off', { to: 'a@example.org', template_id: 1, template_language: false, template_error_deliver: true }, 'template_error_deliver', /template_language.*send-0016/],
+    [
+      'template errors with the template language off',
+      { to: 'a@example.org', template_id: 1, template_language: false, template_error_deliver: true },
+      'template_error_deliver',
+      /template_language.*send-0016/,
+    ],
     ['deduplicate_campaign without campaign', message({ deduplicate_campaign: true }), 'deduplicate_campaign', /give campaign too.*send-0012/],
     ['track_opens "yes"', message({ track_opens: 'yes' }), 'track_opens', /must be one of "account_default", "disabled", "enabled"/],
     ['track_clicks true', message({ track_clicks: true }), 'track_clicks', /must be one of/],
@@ -163,12 +190,20 @@ describe('POST /queue refuses what Mailjet would refuse, in plain words', () => 
     ['event_payload above 8 KiB', message({ event_payload: 'p'.repeat(8193) }), 'event_payload', /at most 8192 bytes/],
     ['an empty monitoring_category', message({ monitoring_category: '' }), 'monitoring_category', /must not be empty/],
     ['sandbox "true"', message({ sandbox: 'true' }), 'sandbox', /must be true or false, not a string/],
-    ['template_error_reporting that is not an address', { to: 'a@example.org', template_id: 1, template_error_reporting: 7 }, 'template_error_reporting', /must be an address/],
+    [
+      'template_error_reporting that is not an address',
+      { to: 'a@example.org', template_id: 1, template_error_reporting: 7 },
+      'template_error_reporting',
+      /must be an address/,
+    ],
   ];
   for (const [name, body, path, wording] of cases) {
     it(`when ${name}, then ${path} is named with what is expected`, () => {
       const errors = refusal(body);
-      expect(errors.map((error) => error.path), JSON.stringify(errors)).to.include(path);
+      expect(
+        errors.map((error) => error.path),
+        JSON.stringify(errors),
+      ).to.include(path);
       expect(errors.find((error) => error.path === path)!.message).to.match(wording);
     });
   }
@@ -185,13 +220,13 @@ describe('POST /queue validation messages say what is expected', () => {
     expect(refusal({ from: 'a@example.com', text: 'x' })).to.deep.equal([{ path: 'to', message: 'to is required: one address or a list of them' }]);
   });
 
-  it('when to is a single address string, then it is accepted (the README\'s own example)', () => {
+  it("when to is a single address string, then it is accepted (the README's own example)", () => {
     const [job] = parseQueueRequest({ from: 'a@example.com', to: 'you@example.com', text: 'x' }, undefined).jobs;
 
     expect(job!.recipients).to.deep.equal([{ kind: 'to', email: 'you@example.com' }]);
   });
 
-  it('when values have the wrong type or range, then no message is zod\'s raw text', () => {
+  it("when values have the wrong type or range, then no message is zod's raw text", () => {
     const errors = refusal({
       messages: [
         message({ priority: 9, subject: 's'.repeat(300), metadata: [1], attachments: {}, template_language: 'yes', cc: [{}] }),

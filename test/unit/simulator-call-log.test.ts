@@ -37,7 +37,15 @@ describe('Mailjet simulator: call and look-up logs', () => {
     const simulator = await startSimulator();
     simulator.faults.set({ nextCalls: ['ok', '500', '429', 'timeout'], timeoutAccepts: true });
 
-    expect(await send(simulator, { Messages: [mailjetMessage('a@example.com', { CustomID: 'job-1' }), mailjetMessage('not-an-address', { CustomID: 'job-2' }), mailjetMessage('c@example.com')] })).to.equal(400);
+    expect(
+      await send(simulator, {
+        Messages: [
+          mailjetMessage('a@example.com', { CustomID: 'job-1' }),
+          mailjetMessage('not-an-address', { CustomID: 'job-2' }),
+          mailjetMessage('c@example.com'),
+        ],
+      }),
+    ).to.equal(400);
     expect(await send(simulator, { Messages: [mailjetMessage('d@example.com', { CustomID: 'job-3' })] })).to.equal(500);
     expect(await send(simulator, { Globals: { CustomID: 'job-g' }, Messages: [mailjetMessage('e@example.com')] })).to.equal(429);
     const held = await send(simulator, { Messages: [mailjetMessage('f@example.com', { CustomID: 'job-4' })] }, AbortSignal.timeout(300)).then(
@@ -93,7 +101,9 @@ describe('Mailjet simulator: call and look-up logs', () => {
     expect(JSON.parse(await lookup.text())).to.include({ StatusCode: 500 });
     expect(listing.status).to.equal(200);
     await listing.text();
-    expect(simulator.lookupLog().map(({ customId, status, found }) => ({ customId, status, found }))).to.deep.equal([{ customId: 'job-1', status: 500, found: 0 }]);
+    expect(simulator.lookupLog().map(({ customId, status, found }) => ({ customId, status, found }))).to.deep.equal([
+      { customId: 'job-1', status: 500, found: 0 },
+    ]);
     expect(() => simulator.faults.set({ lookupErrorRatio: 2 })).to.throw(RangeError, /lookupErrorRatio/);
   });
 

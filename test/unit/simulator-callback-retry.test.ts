@@ -137,7 +137,14 @@ describe('Mailjet simulator: callback retries and suspension', () => {
 
     expect(simulator.callbackUrlStatus()).to.equal('alive');
     expect(simulator.pendingEvents()).to.equal(2);
-    expect(eventsOf(receiver.deliveries).map((event) => event.email)).to.deep.equal(['a@example.com', 'a@example.com', 'a@example.com', 'a@example.com', 'b@example.com', 'b@example.com']);
+    expect(eventsOf(receiver.deliveries).map((event) => event.email)).to.deep.equal([
+      'a@example.com',
+      'a@example.com',
+      'a@example.com',
+      'a@example.com',
+      'b@example.com',
+      'b@example.com',
+    ]);
   });
 
   it('when a PUT gives a row a new URL while its old URL is failing, then the late failure does not suspend the row', async () => {
@@ -182,7 +189,11 @@ describe('Mailjet simulator: callback retries and suspension', () => {
     for (const timeScale of [0, -1, Number.NaN, Number.POSITIVE_INFINITY]) {
       await startSimulator({ timeScale }).then(
         () => expect.fail(`timeScale ${timeScale} was accepted`),
-        (error: unknown) => expect(error).to.be.instanceOf(RangeError).with.property('message').that.matches(/timeScale/),
+        (error: unknown) =>
+          expect(error)
+            .to.be.instanceOf(RangeError)
+            .with.property('message')
+            .that.matches(/timeScale/),
       );
     }
   });

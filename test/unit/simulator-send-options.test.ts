@@ -81,7 +81,11 @@ describe('Mailjet simulator: Send API options', () => {
       const simulator = await startSimulator();
 
       const answer = await send(simulator, {
-        Messages: [mailjetMessage('a@example.com', { TrackOpens: 'yes' }), mailjetMessage('b@example.com', { TrackClicks: true }), mailjetMessage('c@example.com')],
+        Messages: [
+          mailjetMessage('a@example.com', { TrackOpens: 'yes' }),
+          mailjetMessage('b@example.com', { TrackClicks: true }),
+          mailjetMessage('c@example.com'),
+        ],
       });
 
       expect(answer.status).to.equal(400);
@@ -122,7 +126,10 @@ describe('Mailjet simulator: Send API options', () => {
 
       await eventLines(simulator, receiver, [mailjetMessage('a@example.com', { CustomCampaign: 'welcome' })]);
       const answer = await send(simulator, {
-        Messages: [mailjetMessage('A@example.com', { ...dedupe, Cc: [{ Email: 'new@example.com' }] }), mailjetMessage('a@example.com', { CustomCampaign: 'other', DeduplicateCampaign: true })],
+        Messages: [
+          mailjetMessage('A@example.com', { ...dedupe, Cc: [{ Email: 'new@example.com' }] }),
+          mailjetMessage('a@example.com', { CustomCampaign: 'other', DeduplicateCampaign: true }),
+        ],
       });
       await simulator.flushEvents();
 
@@ -229,11 +236,7 @@ describe('Mailjet simulator: Send API options', () => {
         ],
       });
 
-      expect(outcomes(answer)).to.deep.equal([
-        'send-0016 TemplateLanguage',
-        'send-0016 TemplateLanguage',
-        'mj-0013 TemplateErrorReporting.Email',
-      ]);
+      expect(outcomes(answer)).to.deep.equal(['send-0016 TemplateLanguage', 'send-0016 TemplateLanguage', 'mj-0013 TemplateErrorReporting.Email']);
     });
   });
 
@@ -243,7 +246,10 @@ describe('Mailjet simulator: Send API options', () => {
       const simulator = await startSimulator({ callbackUrl: receiver.url });
       const campaign = { CustomCampaign: 'launch', DeduplicateCampaign: true };
 
-      const sandboxed = await send(simulator, { SandboxMode: true, Messages: [mailjetMessage('a@example.com', campaign), mailjetMessage('b@example.com', { Priority: 9 })] });
+      const sandboxed = await send(simulator, {
+        SandboxMode: true,
+        Messages: [mailjetMessage('a@example.com', campaign), mailjetMessage('b@example.com', { Priority: 9 })],
+      });
       await simulator.flushEvents();
       const deliveredBefore = receiver.deliveries.length;
       const lines = await eventLines(simulator, receiver, [mailjetMessage('a@example.com', campaign)]);

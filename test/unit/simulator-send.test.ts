@@ -55,9 +55,7 @@ describe('simulator send validation (processSend)', () => {
     expect(errorsOf(sendOne({ ...VALID, Cc: [{ Email: 'nope' }] }))).to.deep.equal(['mj-0013 Cc[0].Email']);
     expect(errorsOf(sendOne({ ...VALID, TextPart: undefined }))).to.deep.equal(['send-0003 HTMLPart,TextPart,TemplateID']);
     expect(errorsOf(sendOne({ ...VALID, Subject: 's'.repeat(256) }))).to.deep.equal(['mj-0006 Subject']);
-    expect(errorsOf(sendOne({ ...VALID, Headers: { 'X-Custom': '1', 'reply-to': 'x', From: 'x' } }))).to.deep.equal([
-      'send-0011 Headers["From"]',
-    ]);
+    expect(errorsOf(sendOne({ ...VALID, Headers: { 'X-Custom': '1', 'reply-to': 'x', From: 'x' } }))).to.deep.equal(['send-0011 Headers["From"]']);
   });
 
   it('when a message uses a TemplateID, then it needs neither From nor a text part, and it has a link to click', () => {
@@ -106,9 +104,7 @@ describe('simulator MessageIDs and JSON', () => {
   it('when a value holds bigints, then toJson writes them as raw integers and otherwise matches JSON.stringify', () => {
     const value = { id: 576460765503091475n, at: new Date(0), skip: undefined, list: [1, undefined, 'x', null, NaN], nested: { ok: true } };
 
-    expect(toJson(value)).to.equal(
-      '{"id":576460765503091475,"at":"1970-01-01T00:00:00.000Z","list":[1,null,"x",null,null],"nested":{"ok":true}}',
-    );
+    expect(toJson(value)).to.equal('{"id":576460765503091475,"at":"1970-01-01T00:00:00.000Z","list":[1,null,"x",null,null],"nested":{"ok":true}}');
     expect(toJson({ ...value, id: 1 })).to.equal(JSON.stringify({ ...value, id: 1 }));
   });
 });

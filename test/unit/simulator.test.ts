@@ -54,9 +54,7 @@ describe('Mailjet simulator', () => {
 
     it('when an address repeats within a message, then it counts once toward the 50', async () => {
       const simulator = await startSimulator();
-      const messages = Array.from({ length: 50 }, (_, index) =>
-        mailjetMessage(`user${index}@example.com`, { Bcc: [{ Email: `USER${index}@example.com` }] }),
-      );
+      const messages = Array.from({ length: 50 }, (_, index) => mailjetMessage(`user${index}@example.com`, { Bcc: [{ Email: `USER${index}@example.com` }] }));
 
       expect((await send(simulator, { Messages: messages })).status).to.equal(200);
     });
@@ -153,18 +151,14 @@ describe('Mailjet simulator', () => {
 
     it('when faults are posted to /_sim/faults, then they apply and a bad setting is a 400', async () => {
       const simulator = await startSimulator();
-      const post = (settings: unknown): Promise<Answer> =>
-        call(simulator, '/_sim/faults', { method: 'POST', body: JSON.stringify(settings) });
+      const post = (settings: unknown): Promise<Answer> => call(simulator, '/_sim/faults', { method: 'POST', body: JSON.stringify(settings) });
 
       expect((await post({ rateLimitRatio: 2 })).status).to.equal(400);
       expect((await post({ messageErrorPattern: '^reject' })).status).to.equal(200);
       const answer = await send(simulator, { Messages: [mailjetMessage('keep@example.com'), mailjetMessage('reject@example.com')] });
 
       expect(answer.status).to.equal(400);
-      expect((JSON.parse(answer.text) as { Messages: Array<{ Status: string }> }).Messages.map((entry) => entry.Status)).to.deep.equal([
-        'success',
-        'error',
-      ]);
+      expect((JSON.parse(answer.text) as { Messages: Array<{ Status: string }> }).Messages.map((entry) => entry.Status)).to.deep.equal(['success', 'error']);
       expect(JSON.parse((await call(simulator, '/_sim/faults')).text)).to.deep.equal({ messageErrorPattern: '^reject' });
     });
   });
@@ -216,8 +210,7 @@ describe('Mailjet simulator', () => {
   describe('/v3/REST/eventcallbackurl', () => {
     it('when the same EventType and IsBackup are registered twice, then the second POST is a 400 MJ18', async () => {
       const simulator = await startSimulator();
-      const register = (body: unknown): Promise<Answer> =>
-        call(simulator, '/v3/REST/eventcallbackurl', { method: 'POST', body: JSON.stringify(body) });
+      const register = (body: unknown): Promise<Answer> => call(simulator, '/v3/REST/eventcallbackurl', { method: 'POST', body: JSON.stringify(body) });
 
       const created = await register({ EventType: 'sent', Url: 'http://127.0.0.1:9/events', Version: 2 });
       const duplicate = await register({ EventType: 'sent', Url: 'http://127.0.0.1:9/other' });

@@ -9,7 +9,21 @@ describe('webhook target policy', () => {
   const none = parseTargetPolicy('');
 
   it('when no allow-list is set, then loopback, private, link-local, CGNAT, unique-local and mapped addresses are refused and public ones allowed', () => {
-    for (const address of ['127.0.0.1', '10.1.2.3', '172.16.0.1', '172.31.255.255', '192.168.1.1', '169.254.169.254', '100.64.0.1', '0.0.0.0', '::1', 'fd00::1', 'fe80::1', '::ffff:127.0.0.1', '::ffff:10.0.0.1']) {
+    for (const address of [
+      '127.0.0.1',
+      '10.1.2.3',
+      '172.16.0.1',
+      '172.31.255.255',
+      '192.168.1.1',
+      '169.254.169.254',
+      '100.64.0.1',
+      '0.0.0.0',
+      '::1',
+      'fd00::1',
+      'fe80::1',
+      '::ffff:127.0.0.1',
+      '::ffff:10.0.0.1',
+    ]) {
       expect(addressAllowed(none, 'hooks.example.com', address), address).to.equal(false);
     }
     for (const address of ['93.184.216.34', '172.32.0.1', '2606:4700::1111', '::ffff:93.184.216.34']) {
@@ -48,7 +62,7 @@ describe('webhook target policy', () => {
       '6to4 relay anycast 192.88.99.1': '192.88.99.1',
       'benchmarking 198.18.0.1': '198.18.0.1',
       'reserved 240.0.0.1': '240.0.0.1',
-      'broadcast': '255.255.255.255',
+      broadcast: '255.255.255.255',
       'multicast 224.0.0.1': '224.0.0.1',
       'TEST-NET 192.0.2.1': '192.0.2.1',
       'not an address': 'example.com',
@@ -97,7 +111,7 @@ describe('webhook signature (Standard Webhooks)', () => {
   const nowSeconds = () => Math.floor(Date.now() / 1000);
   const headersOf = (secrets: string[], id = '42', body = '{"id":"1"}', at = nowSeconds()) => signatureHeaders(secrets, id, at, body);
 
-  it('when signed, then the specification\'s own test vector comes out', () => {
+  it("when signed, then the specification's own test vector comes out", () => {
     // The sign test of the specification's reference libraries (libraries/python/tests/test_webhooks.py).
     expect(sign('whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', 'msg_p5jXN8AQM9LWM0D4loKWxJek', 1614265330, '{"test": 2432232314}')).to.equal(
       'v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=',
@@ -116,7 +130,7 @@ describe('webhook signature (Standard Webhooks)', () => {
     expect(() => new Webhook(secret).verify('{"id":"1"}', headersOf([secret], '42', '{"id":"1"}', nowSeconds() - 3600))).to.throw(WebhookVerificationError);
   });
 
-  it('when signed with two secrets (a rotation\'s overlap), then the header holds two signatures and either secret verifies', () => {
+  it("when signed with two secrets (a rotation's overlap), then the header holds two signatures and either secret verifies", () => {
     const current = formatSecret(Buffer.alloc(32, 1));
     const previous = formatSecret(Buffer.alloc(32, 2));
     const headers = headersOf([current, previous]);

@@ -41,6 +41,9 @@ export function html(strings: TemplateStringsArray, ...values: HtmlValue[]): Htm
  * close the element, and U+2028/2029 cannot break a reader that treats them as line ends.
  */
 export function jsonScript(id: string, value: unknown): Html {
-  const json = JSON.stringify(value).replace(/</g, '\\u003c').replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029');
+  const json = JSON.stringify(value)
+    .replace(/</g, '\\u003c')
+    .replace(/\u2028/g, '\\u2028')
+    .replace(/\u2029/g, '\\u2029');
   return new Html(`<script type="application/json" id="${escapeHtml(id)}">${json}</script>`);
 }

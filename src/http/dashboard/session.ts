@@ -90,7 +90,13 @@ export class DashboardSessions {
   readonly checkForm: RequestHandler = (req, res, next) => {
     const given: unknown = (req.body as Record<string, unknown> | undefined)?.[CSRF_FIELD];
     if (typeof given !== 'string' || !csrfTokenMatches(this.key!, dashboardVisitor(res).session, given)) {
-      next(new AppError('csrf-token', 403, 'this form is stale or did not come from the dashboard (its CSRF token is missing or wrong): reload the page and try again'));
+      next(
+        new AppError(
+          'csrf-token',
+          403,
+          'this form is stale or did not come from the dashboard (its CSRF token is missing or wrong): reload the page and try again',
+        ),
+      );
       return;
     }
     next();

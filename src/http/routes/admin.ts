@@ -127,7 +127,11 @@ export function adminRouter({ admin, requireAdmin }: AdminRouteDeps): Router {
 
   router.post('/admin/apps/:app/webhook/secrets', requireAdmin, jsonBody({ limit: '16kb' }), async (req, res) => {
     const name = parseOrThrow(appName, req.params['app'], 'app name');
-    const body = parseOrThrow(z.strictObject({ overlap_seconds: secretOverlapSecondsSchema.default(DEFAULT_SECRET_OVERLAP_SECONDS) }), req.body ?? {}, 'request');
+    const body = parseOrThrow(
+      z.strictObject({ overlap_seconds: secretOverlapSecondsSchema.default(DEFAULT_SECRET_OVERLAP_SECONDS) }),
+      req.body ?? {},
+      'request',
+    );
     res.status(201).json(webhookJson(await admin.rotateWebhookSecret(name, body.overlap_seconds)));
   });
 

@@ -187,7 +187,12 @@ export function dashboardRouter({ dashboard, admin, adminKey, log, now }: Dashbo
     }
     const [apps, rows] = await Promise.all([
       appNames(),
-      dashboard.listJobs({ search: field && query.q !== undefined ? { field, value: query.q } : undefined, appName: query.app, before: query.before, limit: PAGE_SIZE }),
+      dashboard.listJobs({
+        search: field && query.q !== undefined ? { field, value: query.q } : undefined,
+        appName: query.app,
+        before: query.before,
+        limit: PAGE_SIZE,
+      }),
     ]);
     send(res, jobsPage(dashboardVisitor(res), { apps, rows, q: query.q, field: query.by, app: query.app, limit: PAGE_SIZE }));
   });
@@ -202,7 +207,11 @@ export function dashboardRouter({ dashboard, admin, adminKey, log, now }: Dashbo
   });
 
   router.get(`${DASHBOARD_PATH}/failed`, ...pages, async (req, res) => {
-    const query = parseOrThrow(z.strictObject({ app: optional(appNameSchema), before: optional(jobIdSchema), notice: z.string().optional() }), req.query, 'query');
+    const query = parseOrThrow(
+      z.strictObject({ app: optional(appNameSchema), before: optional(jobIdSchema), notice: z.string().optional() }),
+      req.query,
+      'query',
+    );
     const [apps, rows] = await Promise.all([appNames(), admin.listJobs({ status: 'failed', appName: query.app, before: query.before, limit: PAGE_SIZE })]);
     send(res, failedPage(dashboardVisitor(res), { apps, rows, app: query.app, limit: PAGE_SIZE, notice: noticeOf(req) }));
   });
@@ -216,7 +225,11 @@ export function dashboardRouter({ dashboard, admin, adminKey, log, now }: Dashbo
   });
 
   router.get(`${DASHBOARD_PATH}/suppressions`, ...pages, async (req, res) => {
-    const query = parseOrThrow(z.strictObject({ app: optional(appNameSchema), after: optional(z.string().max(254)), notice: z.string().optional() }), req.query, 'query');
+    const query = parseOrThrow(
+      z.strictObject({ app: optional(appNameSchema), after: optional(z.string().max(254)), notice: z.string().optional() }),
+      req.query,
+      'query',
+    );
     const apps = await appNames();
     const app = query.app ?? apps[0]?.name;
     const rows = app === undefined ? [] : await admin.listSuppressions(app, { after: query.after, limit: PAGE_SIZE });
@@ -224,7 +237,11 @@ export function dashboardRouter({ dashboard, admin, adminKey, log, now }: Dashbo
   });
 
   router.post(`${DASHBOARD_PATH}/suppressions`, ...forms, async (req, res) => {
-    const body = parseOrThrow(z.strictObject({ [CSRF_FIELD]: z.string(), app: appNameSchema, email: emailSchema, note: optional(suppressionNoteSchema) }), req.body, 'form');
+    const body = parseOrThrow(
+      z.strictObject({ [CSRF_FIELD]: z.string(), app: appNameSchema, email: emailSchema, note: optional(suppressionNoteSchema) }),
+      req.body,
+      'form',
+    );
     await admin.addSuppression(body.app, body.email, body.note ?? 'added on the dashboard');
     res.redirect(303, `${DASHBOARD_PATH}/suppressions?${new URLSearchParams({ app: body.app, notice: 'suppression-added' }).toString()}`);
   });
@@ -244,7 +261,11 @@ export function dashboardRouter({ dashboard, admin, adminKey, log, now }: Dashbo
 
   router.get(`${DASHBOARD_PATH}/apps/:app/deliveries`, ...pages, async (req, res) => {
     const app = parseOrThrow(appNameSchema, req.params['app'], 'app name');
-    const query = parseOrThrow(z.strictObject({ status: optional(deliveryStatusSchema), before: optional(deliveryIdSchema), notice: z.string().optional() }), req.query, 'query');
+    const query = parseOrThrow(
+      z.strictObject({ status: optional(deliveryStatusSchema), before: optional(deliveryIdSchema), notice: z.string().optional() }),
+      req.query,
+      'query',
+    );
     const rows = await admin.listDeliveries(app, { status: query.status, before: query.before, limit: PAGE_SIZE });
     const webhookUrl = await admin.getWebhook(app).then(
       (webhook) => webhook.url,
@@ -268,7 +289,8 @@ export function dashboardRouter({ dashboard, admin, adminKey, log, now }: Dashbo
 
   // A refusal on the dashboard is a page a person reads; anything else goes on to the API's handler (a 500 problem).
   const renderRefusal: ErrorRequestHandler = (thrown, req, res, next) => {
-    const refusal = thrown instanceof AppError ? thrown : typeof thrown === 'object' && thrown !== null ? fromBodyParser(thrown as Record<string, unknown>) : undefined;
+    const refusal =
+      thrown instanceof AppError ? thrown : typeof thrown === 'object' && thrown !== null ? fromBodyParser(thrown as Record<string, unknown>) : undefined;
     if (!refusal || res.headersSent || refusal.status >= 500) {
       next(thrown);
       return;

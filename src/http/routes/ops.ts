@@ -18,10 +18,7 @@ const NOT_READY_RETRY_AFTER_S = 5;
 async function boundedReadiness(readiness: () => Promise<Readiness>, timeoutMs: number): Promise<Readiness> {
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<Readiness>((resolve) => {
-    timer = setTimeout(
-      () => resolve({ ready: false, checks: { database: { ok: false, detail: `no answer within ${timeoutMs} ms` } } }),
-      timeoutMs,
-    );
+    timer = setTimeout(() => resolve({ ready: false, checks: { database: { ok: false, detail: `no answer within ${timeoutMs} ms` } } }), timeoutMs);
   });
   try {
     return await Promise.race([readiness(), late]);

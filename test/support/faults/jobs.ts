@@ -31,9 +31,14 @@ export interface JobFacts {
 }
 
 export async function jobFacts(pool: Pool): Promise<JobFacts[]> {
-  const { rows } = await pool.query<{ id: string; status: string; attempts: number; max_attempts: number; last_error: string | null; outcome_unknown: boolean }>(
-    'select id::text, status, attempts, max_attempts, last_error, outcome_unknown from email_send_jobs order by id',
-  );
+  const { rows } = await pool.query<{
+    id: string;
+    status: string;
+    attempts: number;
+    max_attempts: number;
+    last_error: string | null;
+    outcome_unknown: boolean;
+  }>('select id::text, status, attempts, max_attempts, last_error, outcome_unknown from email_send_jobs order by id');
   return rows.map((row) => ({
     id: row.id,
     status: row.status,
@@ -85,4 +90,3 @@ export async function metric(child: JetpostProcess, name: string): Promise<numbe
     .filter((line) => line.startsWith(`${name} `) || line.startsWith(`${name}{`))
     .reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(' ') + 1)), 0);
 }
-

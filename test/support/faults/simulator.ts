@@ -46,4 +46,3 @@ export function neverSent(simulator: Simulator, jobIds: readonly string[]): stri
   const copies = acceptedCopies(simulator);
   return jobIds.filter((id) => !copies.has(customIdOf(id)));
 }
-
