@@ -269,12 +269,10 @@ const SIZE_CASES = fc.oneof(
       };
     }),
   // An ordinary big attachment (the 4 MB PDF).
-  fc
-    .integer({ min: 3 * MiB, max: 6 * MiB })
-    .map((bytes) => (message: Message) => ({
-      ...message,
-      attachments: [{ filename: 'report.pdf', content_type: 'application/pdf', content: sized(Math.ceil(bytes / 3) * 4, 'JVBE') }],
-    })),
+  fc.integer({ min: 3 * MiB, max: 6 * MiB }).map((bytes) => (message: Message) => ({
+    ...message,
+    attachments: [{ filename: 'report.pdf', content_type: 'application/pdf', content: sized(Math.ceil(bytes / 3) * 4, 'JVBE') }],
+  })),
 );
 
 /** One message of a hostile class, or a clean one. */
