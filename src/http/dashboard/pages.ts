@@ -49,34 +49,37 @@ function query(params: Record<string, string | undefined>): string {
 }
 
 function csrf(visitor: DashboardVisitor): Html {
-  return html`<input type="hidden" name="${CSRF_FIELD}" value="${visitor.csrf}" />`;
+  return html`<input type="hidden" name="${CSRF_FIELD}" value="${visitor.csrf}">`;
 }
 
 function page(title: string, body: HtmlValue, options: { visitor?: DashboardVisitor; section?: Section; scripts?: string[]; styles?: string[] } = {}): string {
   const nav = options.visitor
     ? html`<header>
-        <span class="brand">jetpost</span>
-        ${SECTIONS.map(([section, label, href]) => html`<a href="${href}" ${options.section === section ? html` aria-current="page"` : ''}>${label}</a>`)}
-        <form class="inline" method="post" action="/dashboard/logout">${csrf(options.visitor)}<button type="submit">Log out</button></form>
-      </header>`
+<span class="brand">jetpost</span>
+${SECTIONS.map(([section, label, href]) => html`<a href="${href}"${options.section === section ? html` aria-current="page"` : ''}>${label}</a>`)}
+<form class="inline" method="post" action="/dashboard/logout">${csrf(options.visitor)}<button type="submit">Log out</button></form>
+</header>`
     : html`<header><span class="brand">jetpost</span></header>`;
   return html`<!doctype html>
-    <html lang="en">
-      <head>
-        <meta charset="utf-8" />
-        <meta name="viewport" content="width=device-width, initial-scale=1" />
-        <meta name="referrer" content="same-origin" />
-        <title>${title} · jetpost</title>
-        <link rel="icon" href="data:," />
-        ${(options.styles ?? []).map((file) => html`<link rel="stylesheet" href="${ASSETS_PATH}/${file}" />`)}
-        <link rel="stylesheet" href="${ASSETS_PATH}/dashboard.css" />
-      </head>
-      <body>
-        ${nav}
-        <main>${body}</main>
-        ${(options.scripts ?? []).map((file) => html`<script src="${ASSETS_PATH}/${file}"></script>`)}
-      </body>
-    </html> `.text;
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="referrer" content="same-origin">
+<title>${title} · jetpost</title>
+<link rel="icon" href="data:,">
+${(options.styles ?? []).map((file) => html`<link rel="stylesheet" href="${ASSETS_PATH}/${file}">`)}
+<link rel="stylesheet" href="${ASSETS_PATH}/dashboard.css">
+</head>
+<body>
+${nav}
+<main>
+${body}
+</main>
+${(options.scripts ?? []).map((file) => html`<script src="${ASSETS_PATH}/${file}"></script>`)}
+</body>
+</html>
+`.text;
 }
 
 function notice(code: NoticeCode | undefined): HtmlValue {
@@ -89,25 +92,25 @@ function olderLink(path: string, params: Record<string, string | undefined>): Ht
 
 function appOptions(apps: readonly App[], selected: string | undefined, anyLabel: string | null): Html {
   return html`${anyLabel === null ? '' : html`<option value="">${anyLabel}</option>`}${apps.map(
-    (app) => html`<option value="${app.name}" ${app.name === selected ? html` selected` : ''}>${app.name}</option>`,
+    (app) => html`<option value="${app.name}"${app.name === selected ? html` selected` : ''}>${app.name}</option>`,
   )}`;
 }
 
 export function loginPage(options: { next: string; problem?: string | undefined; enabled: boolean }): string {
   const body = options.enabled
     ? html`<section class="login">
-        <h1>Log in to the jetpost dashboard</h1>
-        ${options.problem && html`<p class="problem" role="alert">${options.problem}</p>`}
-        <form method="post" action="${LOGIN_PATH}">
-          <input type="hidden" name="next" value="${options.next}" />
-          <label>Admin key (ADMIN_API_KEY)<input type="password" name="key" autocomplete="current-password" required autofocus /></label>
-          <button class="primary" type="submit">Log in</button>
-        </form>
-      </section>`
+<h1>Log in to the jetpost dashboard</h1>
+${options.problem && html`<p class="problem" role="alert">${options.problem}</p>`}
+<form method="post" action="${LOGIN_PATH}">
+<input type="hidden" name="next" value="${options.next}">
+<label>Admin key (ADMIN_API_KEY)<input type="password" name="key" autocomplete="current-password" required autofocus></label>
+<button class="primary" type="submit">Log in</button>
+</form>
+</section>`
     : html`<section class="login">
-        <h1>The dashboard is off</h1>
-        <p class="problem" role="alert">${options.problem ?? 'Set ADMIN_API_KEY to use the dashboard.'}</p>
-      </section>`;
+<h1>The dashboard is off</h1>
+<p class="problem" role="alert">${options.problem ?? 'Set ADMIN_API_KEY to use the dashboard.'}</p>
+</section>`;
   return page('Log in', body);
 }
 
@@ -120,17 +123,8 @@ export function errorPage(
   return page(
     `Error ${statusCode}`,
     html`<h1>Error ${statusCode}</h1>
-      <div class="problem" role="alert">
-        <p>${message}</p>
-        ${
-          fields.length > 0
-            ? html`<ul>
-                ${fields.map((field) => html`<li><code>${field.path}</code>: ${field.message}</li>`)}
-              </ul>`
-            : ''
-        }
-      </div>
-      <p><a href="/dashboard">Back to the overview</a></p>`,
+<div class="problem" role="alert"><p>${message}</p>${fields.length > 0 ? html`<ul>${fields.map((field) => html`<li><code>${field.path}</code>: ${field.message}</li>`)}</ul>` : ''}</div>
+<p><a href="/dashboard">Back to the overview</a></p>`,
     visitor ? { visitor } : {},
   );
 }
@@ -140,38 +134,25 @@ export function overviewPage(visitor: DashboardVisitor, overview: Overview): str
   const accepted = overview.throughput.reduce((sum, minute) => sum + minute.accepted, 0);
   const chartData = overview.throughput.map((minute) => ({ minute: minute.minute.getTime(), enqueued: minute.enqueued, accepted: minute.accepted }));
   const body = html`<h1>Overview</h1>
-    <h2>Queue depth by status</h2>
-    <table id="queue-depth">
-      <thead>
-        <tr>
-          <th>status</th>
-          <th class="number">jobs</th>
-        </tr>
-      </thead>
-      <tbody>
-        ${overview.depth.map(
-          (row) =>
-            html`<tr data-status="${row.status}">
-              <td>${status(row.status)}</td>
-              <td class="number">${row.jobs.toLocaleString('en')}${row.capped ? '+' : ''}</td>
-            </tr>`,
-        )}
-      </tbody>
-    </table>
-    <p class="muted" id="jobs-kept">
-      ${
-        overview.approximateJobs === null
-          ? 'Jobs kept in all: not estimated yet (PostgreSQL has not analysed the table).'
-          : `Jobs kept in all: about ${overview.approximateJobs.toLocaleString('en')} (PostgreSQL's estimate).`
-      }
-    </p>
-    <h2>Throughput over the last hour</h2>
-    <p id="throughput-summary">
-      In the last ${THROUGHPUT_MINUTES} minutes: <strong>${enqueued.toLocaleString('en')}</strong> jobs enqueued,
-      <strong>${accepted.toLocaleString('en')}</strong> accepted by Mailjet.
-    </p>
-    <div id="throughput-chart" role="img" aria-label="Jobs enqueued and accepted per minute over the last hour"></div>
-    ${jsonScript('throughput-data', chartData)}`;
+<h2>Queue depth by status</h2>
+<table id="queue-depth">
+<thead><tr><th>status</th><th class="number">jobs</th></tr></thead>
+<tbody>
+${overview.depth.map(
+  (row) =>
+    html`<tr data-status="${row.status}"><td>${status(row.status)}</td><td class="number">${row.jobs.toLocaleString('en')}${row.capped ? '+' : ''}</td></tr>`,
+)}
+</tbody>
+</table>
+<p class="muted" id="jobs-kept">${
+    overview.approximateJobs === null
+      ? 'Jobs kept in all: not estimated yet (PostgreSQL has not analysed the table).'
+      : `Jobs kept in all: about ${overview.approximateJobs.toLocaleString('en')} (PostgreSQL's estimate).`
+  }</p>
+<h2>Throughput over the last hour</h2>
+<p id="throughput-summary">In the last ${THROUGHPUT_MINUTES} minutes: <strong>${enqueued.toLocaleString('en')}</strong> jobs enqueued, <strong>${accepted.toLocaleString('en')}</strong> accepted by Mailjet.</p>
+<div id="throughput-chart" role="img" aria-label="Jobs enqueued and accepted per minute over the last hour"></div>
+${jsonScript('throughput-data', chartData)}`;
   return page('Overview', body, { visitor, section: 'overview', scripts: ['uPlot.iife.min.js', 'dashboard.js'], styles: ['uPlot.min.css'] });
 }
 
@@ -184,34 +165,22 @@ const SEARCH_FIELDS: Array<[JobSearchField | '', string]> = [
 
 function jobRows(rows: readonly JobListRow[]): Html {
   return html`<table id="jobs">
-    <thead>
-      <tr>
-        <th>job</th>
-        <th>app</th>
-        <th>status</th>
-        <th>recipient</th>
-        <th>custom_id</th>
-        <th>created</th>
-        <th class="number">attempts</th>
-        <th>last error</th>
-      </tr>
-    </thead>
-    <tbody>
-      ${rows.map(
-        (job) =>
-          html`<tr>
-            <td><a href="/dashboard/jobs/${job.id}">${job.id}</a></td>
-            <td>${job.appName}</td>
-            <td>${status(job.status)}</td>
-            <td class="wrap">${job.recipient}${job.recipientCount > 1 ? html` <span class="muted">+${job.recipientCount - 1}</span>` : ''}</td>
-            <td class="wrap">${job.customId}</td>
-            <td>${time(job.createdAt)}</td>
-            <td class="number">${job.attempts}</td>
-            <td class="wrap">${job.lastError}</td>
-          </tr>`,
-      )}
-    </tbody>
-  </table>`;
+<thead><tr><th>job</th><th>app</th><th>status</th><th>recipient</th><th>custom_id</th><th>created</th><th class="number">attempts</th><th>last error</th></tr></thead>
+<tbody>
+${rows.map(
+  (job) => html`<tr>
+<td><a href="/dashboard/jobs/${job.id}">${job.id}</a></td>
+<td>${job.appName}</td>
+<td>${status(job.status)}</td>
+<td class="wrap">${job.recipient}${job.recipientCount > 1 ? html` <span class="muted">+${job.recipientCount - 1}</span>` : ''}</td>
+<td class="wrap">${job.customId}</td>
+<td>${time(job.createdAt)}</td>
+<td class="number">${job.attempts}</td>
+<td class="wrap">${job.lastError}</td>
+</tr>`,
+)}
+</tbody>
+</table>`;
 }
 
 export function jobsPage(
@@ -220,115 +189,60 @@ export function jobsPage(
 ): string {
   const last = view.rows.at(-1);
   const body = html`<h1>Jobs</h1>
-    <form class="filters" method="get" action="/dashboard/jobs" role="search">
-      <label>Find<input type="search" name="q" value="${view.q ?? ''}" placeholder="job id, custom_id or recipient address" size="40" /></label>
-      <label
-        >by<select name="by">
-          ${SEARCH_FIELDS.map(([value, label]) => html`<option value="${value}" ${(view.field ?? '') === value ? html` selected` : ''}>${label}</option>`)}
-        </select></label
-      >
-      <label
-        >app<select name="app">
-          ${appOptions(view.apps, view.app, 'every app')}
-        </select></label
-      >
-      <button class="primary" type="submit">Search</button>
-    </form>
-    ${view.rows.length === 0 ? html`<p class="muted">No job found.</p>` : jobRows(view.rows)}
-    ${last && view.rows.length === view.limit ? olderLink('/dashboard/jobs', { q: view.q, by: view.field, app: view.app, before: last.id }) : ''}`;
+<form class="filters" method="get" action="/dashboard/jobs" role="search">
+<label>Find<input type="search" name="q" value="${view.q ?? ''}" placeholder="job id, custom_id or recipient address" size="40"></label>
+<label>by<select name="by">${SEARCH_FIELDS.map(([value, label]) => html`<option value="${value}"${(view.field ?? '') === value ? html` selected` : ''}>${label}</option>`)}</select></label>
+<label>app<select name="app">${appOptions(view.apps, view.app, 'every app')}</select></label>
+<button class="primary" type="submit">Search</button>
+</form>
+${view.rows.length === 0 ? html`<p class="muted">No job found.</p>` : jobRows(view.rows)}
+${last && view.rows.length === view.limit ? olderLink('/dashboard/jobs', { q: view.q, by: view.field, app: view.app, before: last.id }) : ''}`;
   return page('Jobs', body, { visitor, section: 'jobs' });
 }
 
 function requeueForm(visitor: DashboardVisitor, jobId: string, back: string): Html {
-  return html`<form class="inline" method="post" action="/dashboard/failed/requeue">
-    ${csrf(visitor)}<input type="hidden" name="job_id" value="${jobId}" /><input type="hidden" name="back" value="${back}" /><button type="submit">
-      Requeue
-    </button>
-  </form>`;
+  return html`<form class="inline" method="post" action="/dashboard/failed/requeue">${csrf(visitor)}<input type="hidden" name="job_id" value="${jobId}"><input type="hidden" name="back" value="${back}"><button type="submit">Requeue</button></form>`;
 }
 
 export function jobPage(visitor: DashboardVisitor, detail: JobDetail, noticeCode: NoticeCode | undefined): string {
   const { job } = detail;
   const body = html`<h1>Job ${job.id}</h1>
-    ${notice(noticeCode)}
-    <dl class="fields" id="job">
-      <dt>status</dt>
-      <dd>${status(job.status)} ${job.status === 'failed' ? requeueForm(visitor, job.id, 'job') : ''}</dd>
-      <dt>app</dt>
-      <dd>${job.appName}</dd>
-      <dt>subject</dt>
-      <dd id="subject">${detail.subject ?? html`<span class="muted">(from the template)</span>`}</dd>
-      <dt>from</dt>
-      <dd>${detail.from}</dd>
-      <dt>custom_id</dt>
-      <dd>${job.customId}</dd>
-      <dt>metadata</dt>
-      <dd><code>${job.metadata === null ? '' : JSON.stringify(job.metadata)}</code></dd>
-      <dt>priority</dt>
-      <dd>${job.priority}</dd>
-      <dt>created</dt>
-      <dd>${time(job.createdAt)}</dd>
-      <dt>send_at</dt>
-      <dd>${time(job.sendAt)}</dd>
-      <dt>next run</dt>
-      <dd>${time(job.runAt)}</dd>
-      <dt>attempts</dt>
-      <dd>${job.attempts} of ${job.maxAttempts}${job.outcomeUnknown ? " (the last one's outcome is unknown: Mailjet is asked before a resend)" : ''}</dd>
-      <dt>accepted</dt>
-      <dd>${time(job.acceptedAt)}</dd>
-      <dt>last error</dt>
-      <dd>${job.lastError}</dd>
-    </dl>
-    <h2>Recipients</h2>
-    <table id="recipients">
-      <thead>
-        <tr>
-          <th>kind</th>
-          <th>address</th>
-          <th>name</th>
-          <th>status</th>
-          <th>Mailjet MessageID</th>
-          <th>updated</th>
-        </tr>
-      </thead>
-      <tbody>
-        ${detail.recipients.map(
-          (r) =>
-            html`<tr>
-              <td>${r.kind}</td>
-              <td class="wrap">${r.email}</td>
-              <td class="wrap">${r.name}</td>
-              <td>${status(r.status)}</td>
-              <td class="mono">${r.messageId}</td>
-              <td>${time(r.updatedAt)}</td>
-            </tr>`,
-        )}
-      </tbody>
-    </table>
-    <h2>Timeline</h2>
-    <table id="timeline">
-      <thead>
-        <tr>
-          <th>when</th>
-          <th>what</th>
-          <th>recipient</th>
-          <th>change or event</th>
-          <th>detail</th>
-        </tr>
-      </thead>
-      <tbody>
-        ${detail.timeline.map(
-          (entry) =>
-            html`<tr data-kind="${entry.kind}">
-              <td>${time(entry.at)}</td>
-              <td>${entry.kind === 'event' ? 'Mailjet event' : entry.kind === 'status' ? 'status' : 'created'}</td>
-              <td class="wrap">${entry.recipient ?? html`<span class="muted">the job</span>`}</td>
-              <td>${entry.what}</td>
-              <td class="wrap">${entry.detail}</td>
-            </tr>`,
-        )}
-      </tbody>
-    </table>`;
+${notice(noticeCode)}
+<dl class="fields" id="job">
+<dt>status</dt><dd>${status(job.status)} ${job.status === 'failed' ? requeueForm(visitor, job.id, 'job') : ''}</dd>
+<dt>app</dt><dd>${job.appName}</dd>
+<dt>subject</dt><dd id="subject">${detail.subject ?? html`<span class="muted">(from the template)</span>`}</dd>
+<dt>from</dt><dd>${detail.from}</dd>
+<dt>custom_id</dt><dd>${job.customId}</dd>
+<dt>metadata</dt><dd><code>${job.metadata === null ? '' : JSON.stringify(job.metadata)}</code></dd>
+<dt>priority</dt><dd>${job.priority}</dd>
+<dt>created</dt><dd>${time(job.createdAt)}</dd>
+<dt>send_at</dt><dd>${time(job.sendAt)}</dd>
+<dt>next run</dt><dd>${time(job.runAt)}</dd>
+<dt>attempts</dt><dd>${job.attempts} of ${job.maxAttempts}${job.outcomeUnknown ? " (the last one's outcome is unknown: Mailjet is asked before a resend)" : ''}</dd>
+<dt>accepted</dt><dd>${time(job.acceptedAt)}</dd>
+<dt>last error</dt><dd>${job.lastError}</dd>
+</dl>
+<h2>Recipients</h2>
+<table id="recipients">
+<thead><tr><th>kind</th><th>address</th><th>name</th><th>status</th><th>Mailjet MessageID</th><th>updated</th></tr></thead>
+<tbody>
+${detail.recipients.map(
+  (r) =>
+    html`<tr><td>${r.kind}</td><td class="wrap">${r.email}</td><td class="wrap">${r.name}</td><td>${status(r.status)}</td><td class="mono">${r.messageId}</td><td>${time(r.updatedAt)}</td></tr>`,
+)}
+</tbody>
+</table>
+<h2>Timeline</h2>
+<table id="timeline">
+<thead><tr><th>when</th><th>what</th><th>recipient</th><th>change or event</th><th>detail</th></tr></thead>
+<tbody>
+${detail.timeline.map(
+  (entry) =>
+    html`<tr data-kind="${entry.kind}"><td>${time(entry.at)}</td><td>${entry.kind === 'event' ? 'Mailjet event' : entry.kind === 'status' ? 'status' : 'created'}</td><td class="wrap">${entry.recipient ?? html`<span class="muted">the job</span>`}</td><td>${entry.what}</td><td class="wrap">${entry.detail}</td></tr>`,
+)}
+</tbody>
+</table>`;
   return page(`Job ${job.id}`, body, { visitor, section: 'jobs' });
 }
 
@@ -338,51 +252,26 @@ export function failedPage(
 ): string {
   const last = view.rows.at(-1);
   const body = html`<h1>Failed jobs</h1>
-    ${notice(view.notice)}
-    <p class="muted">
-      Jobs that were never accepted by Mailjet: a permanent error, every address suppressed, or attempts exhausted. Requeueing gives a job a fresh set of
-      attempts.
-    </p>
-    <form class="filters" method="get" action="/dashboard/failed">
-      <label
-        >app<select name="app">
-          ${appOptions(view.apps, view.app, 'every app')}
-        </select></label
-      >
-      <button type="submit">Show</button>
-    </form>
-    ${
-      view.rows.length === 0
-        ? html`<p class="muted">No failed job.</p>`
-        : html`<table id="failed">
-            <thead>
-              <tr>
-                <th>job</th>
-                <th>app</th>
-                <th>custom_id</th>
-                <th>failed</th>
-                <th class="number">attempts</th>
-                <th>reason</th>
-                <th></th>
-              </tr>
-            </thead>
-            <tbody>
-              ${view.rows.map(
-                (job) =>
-                  html`<tr data-job="${job.id}">
-                    <td><a href="/dashboard/jobs/${job.id}">${job.id}</a></td>
-                    <td>${job.appName}</td>
-                    <td class="wrap">${job.customId}</td>
-                    <td>${time(job.updatedAt)}</td>
-                    <td class="number">${job.attempts}</td>
-                    <td class="wrap">${job.lastError}</td>
-                    <td>${requeueForm(visitor, job.id, 'failed')}</td>
-                  </tr>`,
-              )}
-            </tbody>
-          </table>`
-    }
-    ${last && view.rows.length === view.limit ? olderLink('/dashboard/failed', { app: view.app, before: last.id }) : ''}`;
+${notice(view.notice)}
+<p class="muted">Jobs that were never accepted by Mailjet: a permanent error, every address suppressed, or attempts exhausted. Requeueing gives a job a fresh set of attempts.</p>
+<form class="filters" method="get" action="/dashboard/failed">
+<label>app<select name="app">${appOptions(view.apps, view.app, 'every app')}</select></label>
+<button type="submit">Show</button>
+</form>
+${
+  view.rows.length === 0
+    ? html`<p class="muted">No failed job.</p>`
+    : html`<table id="failed">
+<thead><tr><th>job</th><th>app</th><th>custom_id</th><th>failed</th><th class="number">attempts</th><th>reason</th><th></th></tr></thead>
+<tbody>
+${view.rows.map(
+  (job) =>
+    html`<tr data-job="${job.id}"><td><a href="/dashboard/jobs/${job.id}">${job.id}</a></td><td>${job.appName}</td><td class="wrap">${job.customId}</td><td>${time(job.updatedAt)}</td><td class="number">${job.attempts}</td><td class="wrap">${job.lastError}</td><td>${requeueForm(visitor, job.id, 'failed')}</td></tr>`,
+)}
+</tbody>
+</table>`
+}
+${last && view.rows.length === view.limit ? olderLink('/dashboard/failed', { app: view.app, before: last.id }) : ''}`;
   return page('Failed jobs', body, { visitor, section: 'failed' });
 }
 
@@ -392,98 +281,56 @@ export function suppressionsPage(
 ): string {
   const last = view.rows.at(-1);
   const body = html`<h1>Suppressions</h1>
-    ${notice(view.notice)}
-    <p class="muted">Addresses an app does not send to: hard bounces, spam complaints and unsubscribes reported by Mailjet, and addresses added here.</p>
-    ${
-      view.app === undefined
-        ? html`<p class="muted">No app yet.</p>`
-        : html`<form class="filters" method="get" action="/dashboard/suppressions">
-              <label
-                >app<select name="app">
-                  ${appOptions(view.apps, view.app, null)}
-                </select></label
-              >
-              <button type="submit">Show</button>
-            </form>
-            <h2>Add an address for ${view.app}</h2>
-            <form class="filters" method="post" action="/dashboard/suppressions" id="add-suppression">
-              ${csrf(visitor)}<input type="hidden" name="app" value="${view.app}" />
-              <label>address<input type="email" name="email" required size="32" /></label>
-              <label>note<input type="text" name="note" maxlength="500" size="32" /></label>
-              <button class="primary" type="submit">Suppress</button>
-            </form>
-            <h2>Suppressed addresses of ${view.app}</h2>
-            ${
-              view.rows.length === 0
-                ? html`<p class="muted">None.</p>`
-                : html`<table id="suppressions">
-                    <thead>
-                      <tr>
-                        <th>address</th>
-                        <th>reason</th>
-                        <th>detail</th>
-                        <th>since</th>
-                        <th></th>
-                      </tr>
-                    </thead>
-                    <tbody>
-                      ${view.rows.map(
-                        (row) =>
-                          html`<tr data-email="${row.email}">
-                            <td class="wrap">${row.email}</td>
-                            <td>${row.reason}</td>
-                            <td class="wrap">${row.detail}</td>
-                            <td>${time(row.createdAt)}</td>
-                            <td>
-                              <form class="inline" method="post" action="/dashboard/suppressions/remove">
-                                ${csrf(visitor)}<input type="hidden" name="app" value="${view.app}" /><input
-                                  type="hidden"
-                                  name="email"
-                                  value="${row.email}"
-                                /><button type="submit">Remove</button>
-                              </form>
-                            </td>
-                          </tr>`,
-                      )}
-                    </tbody>
-                  </table>`
-            }
-            ${last && view.rows.length === view.limit ? olderLink('/dashboard/suppressions', { app: view.app, after: last.email }) : ''}`
-    }`;
+${notice(view.notice)}
+<p class="muted">Addresses an app does not send to: hard bounces, spam complaints and unsubscribes reported by Mailjet, and addresses added here.</p>
+${
+  view.app === undefined
+    ? html`<p class="muted">No app yet.</p>`
+    : html`<form class="filters" method="get" action="/dashboard/suppressions">
+<label>app<select name="app">${appOptions(view.apps, view.app, null)}</select></label>
+<button type="submit">Show</button>
+</form>
+<h2>Add an address for ${view.app}</h2>
+<form class="filters" method="post" action="/dashboard/suppressions" id="add-suppression">
+${csrf(visitor)}<input type="hidden" name="app" value="${view.app}">
+<label>address<input type="email" name="email" required size="32"></label>
+<label>note<input type="text" name="note" maxlength="500" size="32"></label>
+<button class="primary" type="submit">Suppress</button>
+</form>
+<h2>Suppressed addresses of ${view.app}</h2>
+${
+  view.rows.length === 0
+    ? html`<p class="muted">None.</p>`
+    : html`<table id="suppressions">
+<thead><tr><th>address</th><th>reason</th><th>detail</th><th>since</th><th></th></tr></thead>
+<tbody>
+${view.rows.map(
+  (row) =>
+    html`<tr data-email="${row.email}"><td class="wrap">${row.email}</td><td>${row.reason}</td><td class="wrap">${row.detail}</td><td>${time(row.createdAt)}</td><td><form class="inline" method="post" action="/dashboard/suppressions/remove">${csrf(visitor)}<input type="hidden" name="app" value="${view.app}"><input type="hidden" name="email" value="${row.email}"><button type="submit">Remove</button></form></td></tr>`,
+)}
+</tbody>
+</table>`
+}
+${last && view.rows.length === view.limit ? olderLink('/dashboard/suppressions', { app: view.app, after: last.email }) : ''}`
+}`;
   return page('Suppressions', body, { visitor, section: 'suppressions' });
 }
 
 export function appsPage(visitor: DashboardVisitor, apps: ReadonlyArray<App & { activeKeys: number }>): string {
   const body = html`<h1>Apps &amp; webhooks</h1>
-    ${
-      apps.length === 0
-        ? html`<p class="muted">No app yet: create one with <code>npm run admin -- apps create &lt;name&gt;</code>.</p>`
-        : html`<table id="apps">
-            <thead>
-              <tr>
-                <th>app</th>
-                <th>created</th>
-                <th class="number">active keys</th>
-                <th></th>
-              </tr>
-            </thead>
-            <tbody>
-              ${apps.map(
-                (app) =>
-                  html`<tr data-app="${app.name}">
-                    <td>${app.name}</td>
-                    <td>${time(app.createdAt)}</td>
-                    <td class="number">${app.activeKeys}</td>
-                    <td>
-                      <a href="/dashboard/apps/${encodeURIComponent(app.name)}/deliveries">webhook deliveries</a> ·
-                      <a href="/dashboard/jobs${query({ app: app.name })}">jobs</a> ·
-                      <a href="/dashboard/suppressions${query({ app: app.name })}">suppressions</a>
-                    </td>
-                  </tr>`,
-              )}
-            </tbody>
-          </table>`
-    }`;
+${
+  apps.length === 0
+    ? html`<p class="muted">No app yet: create one with <code>npm run admin -- apps create &lt;name&gt;</code>.</p>`
+    : html`<table id="apps">
+<thead><tr><th>app</th><th>created</th><th class="number">active keys</th><th></th></tr></thead>
+<tbody>
+${apps.map(
+  (app) =>
+    html`<tr data-app="${app.name}"><td>${app.name}</td><td>${time(app.createdAt)}</td><td class="number">${app.activeKeys}</td><td><a href="/dashboard/apps/${encodeURIComponent(app.name)}/deliveries">webhook deliveries</a> · <a href="/dashboard/jobs${query({ app: app.name })}">jobs</a> · <a href="/dashboard/suppressions${query({ app: app.name })}">suppressions</a></td></tr>`,
+)}
+</tbody>
+</table>`
+}`;
   return page('Apps', body, { visitor, section: 'apps' });
 }
 
@@ -508,56 +355,25 @@ export function deliveriesPage(
   const last = view.rows.at(-1);
   const path = `/dashboard/apps/${encodeURIComponent(view.app)}/deliveries`;
   const body = html`<h1>Webhook deliveries of ${view.app}</h1>
-    ${notice(view.notice)}
-    <p>
-      Webhook URL:
-      ${view.webhookUrl === null ? html`<span class="muted">none (set one with <code>npm run admin -- webhooks set &lt;app&gt; &lt;url&gt;</code>)</span>` : html`<code>${view.webhookUrl}</code>`}
-    </p>
-    <form class="filters" method="get" action="${path}">
-      <label
-        >status<select name="status">
-          ${DELIVERY_FILTERS.map(([value, label]) => html`<option value="${value}" ${(view.status ?? '') === value ? html` selected` : ''}>${label}</option>`)}
-        </select></label
-      >
-      <button type="submit">Show</button>
-    </form>
-    ${
-      view.rows.length === 0
-        ? html`<p class="muted">No delivery.</p>`
-        : html`<table id="deliveries">
-            <thead>
-              <tr>
-                <th>delivery</th>
-                <th>job</th>
-                <th>change</th>
-                <th>status</th>
-                <th class="number">attempts</th>
-                <th>last answer</th>
-                <th>created</th>
-                <th>delivered</th>
-                <th></th>
-              </tr>
-            </thead>
-            <tbody>
-              ${view.rows.map(
-                (d) =>
-                  html`<tr data-delivery="${d.id}">
-                    <td>${d.id}</td>
-                    <td><a href="/dashboard/jobs/${d.jobId}">${d.jobId}</a></td>
-                    <td>${d.type}</td>
-                    <td>${status(d.status)}</td>
-                    <td class="number">${d.attempts}</td>
-                    <td class="wrap">${d.lastStatusCode}${d.lastError ? html` ${d.lastError}` : ''}</td>
-                    <td>${time(d.createdAt)}</td>
-                    <td>${time(d.deliveredAt)}</td>
-                    <td>
-                      <form class="inline" method="post" action="${path}/${d.id}/redeliver">${csrf(visitor)}<button type="submit">Redeliver</button></form>
-                    </td>
-                  </tr>`,
-              )}
-            </tbody>
-          </table>`
-    }
-    ${last && view.rows.length === view.limit ? olderLink(path, { status: view.status, before: last.id }) : ''}`;
+${notice(view.notice)}
+<p>Webhook URL: ${view.webhookUrl === null ? html`<span class="muted">none (set one with <code>npm run admin -- webhooks set &lt;app&gt; &lt;url&gt;</code>)</span>` : html`<code>${view.webhookUrl}</code>`}</p>
+<form class="filters" method="get" action="${path}">
+<label>status<select name="status">${DELIVERY_FILTERS.map(([value, label]) => html`<option value="${value}"${(view.status ?? '') === value ? html` selected` : ''}>${label}</option>`)}</select></label>
+<button type="submit">Show</button>
+</form>
+${
+  view.rows.length === 0
+    ? html`<p class="muted">No delivery.</p>`
+    : html`<table id="deliveries">
+<thead><tr><th>delivery</th><th>job</th><th>change</th><th>status</th><th class="number">attempts</th><th>last answer</th><th>created</th><th>delivered</th><th></th></tr></thead>
+<tbody>
+${view.rows.map(
+  (d) =>
+    html`<tr data-delivery="${d.id}"><td>${d.id}</td><td><a href="/dashboard/jobs/${d.jobId}">${d.jobId}</a></td><td>${d.type}</td><td>${status(d.status)}</td><td class="number">${d.attempts}</td><td class="wrap">${d.lastStatusCode}${d.lastError ? html` ${d.lastError}` : ''}</td><td>${time(d.createdAt)}</td><td>${time(d.deliveredAt)}</td><td><form class="inline" method="post" action="${path}/${d.id}/redeliver">${csrf(visitor)}<button type="submit">Redeliver</button></form></td></tr>`,
+)}
+</tbody>
+</table>`
+}
+${last && view.rows.length === view.limit ? olderLink(path, { status: view.status, before: last.id }) : ''}`;
   return page(`Deliveries of ${view.app}`, body, { visitor, section: 'apps' });
 }
