@@ -27,9 +27,19 @@ export interface GroupCommitOptions<I, O> {
    * away): they then get that error at once instead of each waiting for a batch of its own.
    */
   failsWaiting?: (error: unknown) => boolean;
+  /**
+   * Whether a batch of several whose write failed as a whole is written again one item at a time,
+   * so that one item's failure of the shared transaction is never another's. Without it, every
+   * item of the batch gets the error.
+   */
+  writeAloneAfter?: (error: unknown) => boolean;
 }
 
 export type GroupCommit<I, O> = (item: I) => Promise<O>;
+
+function asError(failure: unknown): Error {
+  return failure instanceof Error ? failure : new Error(String(failure));
+}
 
 interface Pending<I, O> {
   item: I;
@@ -46,6 +56,7 @@ export function createGroupCommit<I, O>({
   exclusiveKey,
   maxWait,
   failsWaiting,
+  writeAloneAfter,
 }: GroupCommitOptions<I, O>): GroupCommit<I, O> {
   const pending: Array<Pending<I, O>> = [];
   let inFlight = 0;
@@ -77,9 +88,20 @@ export function createGroupCommit<I, O>({
     return batch;
   }
 
+  async function writeItems(items: readonly I[]): Promise<Array<O | Error>> {
+    try {
+      return await write(items);
+    } catch (error) {
+      if (items.length === 1 || !writeAloneAfter?.(error)) {
+        throw error;
+      }
+      return Promise.all(items.map((item) => write([item]).then((results) => results[0]!, asError)));
+    }
+  }
+
   async function writeBatch(batch: Array<Pending<I, O>>): Promise<void> {
     try {
-      const results = await write(batch.map((entry) => entry.item));
+      const results = await writeItems(batch.map((entry) => entry.item));
       batch.forEach((entry, index) => {
         const result = results[index];
         if (result instanceof Error) {

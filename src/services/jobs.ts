@@ -64,10 +64,6 @@ const DEFAULT_MAX_WAIT_MS = 30_000;
 
 const DEFAULT_GROUP_COMMIT: GroupCommitSettings = { maxMessages: 1000, maxInFlight: 2 };
 
-function asError(failure: unknown): Error {
-  return failure instanceof Error ? failure : new Error(String(failure));
-}
-
 export interface JobService {
   /**
    * Stores the jobs, answering once they are committed (in a group commit with concurrent requests).
@@ -245,26 +241,10 @@ export function createJobService({
   }
 
   const enqueueGrouped = createGroupCommit<EnqueueRequest, EnqueueResult>({
-    async write(requests) {
-      try {
-        return await storeBatch(requests);
-      } catch (error) {
-        // A database away fails each request alike: no point in trying them one by one.
-        if (requests.length === 1 || isDatabaseUnavailable(error)) {
-          throw error;
-        }
-        // Something in the batch failed the whole transaction: each request gets its own, so that
-        // one request's failure is never another's.
-        return Promise.all(
-          requests.map((request) =>
-            storeBatch([request]).then(
-              (results) => results[0]!,
-              (failure: unknown) => asError(failure),
-            ),
-          ),
-        );
-      }
-    },
+    write: storeBatch,
+    // Something in the batch failed the whole transaction: each request gets its own, so that one
+    // request's failure is never another's. A database away fails each request alike: no point then.
+    writeAloneAfter: (error) => !isDatabaseUnavailable(error),
     weight: (request) => request.jobs.length,
     maxWeight: groupCommit.maxMessages,
     maxInFlight: groupCommit.maxInFlight,

@@ -1,7 +1,7 @@
 // The consumers' transitions: claim a batch (one statement: leased to one consumer), renew or give
 // back its leases, leave suppressed addresses out, record what a Mailjet call did to each job (one
 // transaction, shared by the calls of this process's consumers that end at about the same time:
-// see coalescer.ts), and return the jobs of consumers that died (the lease reaper's pass). No
+// a group commit, group-commit.ts), and return the jobs of consumers that died (the lease reaper's pass). No
 // transaction is open while Mailjet is called: the consumer calls between these steps.
 import { lockMessagesShared, matchKeptEvents } from '../db/events-repo.js';
 import { acceptJobs, claimJobs, extendLeases, nextRunAt, reapExpiredLeases, releaseJobs, settleJobs, type Settlement } from '../db/jobs-repo.js';
@@ -15,7 +15,7 @@ import { matchRecipients, type RecipientRow } from '../domain/recipient.js';
 import type { SendResult } from '../domain/send-decision.js';
 import type { SuppressionReason } from '../domain/suppression.js';
 import { applyEvents } from './apply-events.js';
-import { createCoalescer } from './coalescer.js';
+import { createGroupCommit } from './group-commit.js';
 import { queueWebhookDeliveries } from './webhook-outbox.js';
 
 export interface RecordSummary {
@@ -65,7 +65,15 @@ export interface SendingServiceDeps {
 }
 
 export function createSendingService({ pool, channels, leaseMs }: SendingServiceDeps): SendingService {
-  const recorder = createCoalescer((requests: RecordRequest[]) => recordSendResults(pool, channels, requests), MAX_RECORDS_PER_TRANSACTION);
+  // Records of calls that end while a recording is under way go in together in the next transaction;
+  // one record that cannot be written is then retried alone, never failing the others.
+  const record = createGroupCommit<RecordRequest, RecordSummary>({
+    write: (requests) => recordSendResults(pool, channels, requests),
+    weight: () => 1,
+    maxWeight: MAX_RECORDS_PER_TRANSACTION,
+    maxInFlight: 1,
+    writeAloneAfter: () => true,
+  });
   return {
     claim: (workerId, limit) => claimJobs(pool, workerId, limit, leaseMs),
     loadRecipients: (jobIds) => findRecipients(pool, jobIds),
@@ -74,7 +82,7 @@ export function createSendingService({ pool, channels, leaseMs }: SendingService
     extendLeases: (workerId, jobIds) => extendLeases(pool, workerId, jobIds, leaseMs),
     release: (workerId, jobIds) => releaseJobs(pool, workerId, jobIds),
     nextRunAt: () => nextRunAt(pool),
-    record: (workerId, recipientsByJob, results) => recorder.run({ workerId, recipientsByJob, results }),
+    record: (workerId, recipientsByJob, results) => record({ workerId, recipientsByJob, results }),
     reapExpiredLeases: (limit) => reap(pool, channels, limit),
     ended: () => pool.ending,
   };

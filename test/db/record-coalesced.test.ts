@@ -1,5 +1,5 @@
 // The results of several consumers' Mailjet calls are recorded in one transaction when they end at
-// about the same time (services/coalescer.ts). Each job is still guarded by the lease of the
+// about the same time (a group commit, services/group-commit.ts). Each job is still guarded by the lease of the
 // consumer that sent it: a consumer that lost its lease learns so, and another's result stands.
 import { expect } from 'chai';
 

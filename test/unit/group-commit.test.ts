@@ -145,4 +145,52 @@ describe('group commit (services/group-commit.ts)', () => {
     await new Promise((resolve) => setTimeout(resolve, 20));
     expect(batches).to.deep.equal([[1]]);
   });
+
+  it('when a batch of several fails as a whole and writeAloneAfter allows, then each item is written alone and only the failing one is rejected', async () => {
+    const batches: string[][] = [];
+    let release!: () => void;
+    const firstBatchHeld = new Promise<void>((resolve) => (release = resolve));
+    const commit = createGroupCommit<string, string>({
+      async write(items) {
+        batches.push([...items]);
+        if (batches.length === 1) {
+          await firstBatchHeld;
+        }
+        if (items.includes('bad')) {
+          throw new Error('cannot write bad');
+        }
+        return items.map((item) => item.toUpperCase());
+      },
+      weight: () => 1,
+      maxWeight: 10,
+      maxInFlight: 1,
+      writeAloneAfter: () => true,
+    });
+
+    const first = commit('a');
+    await new Promise((resolve) => setImmediate(resolve));
+    const results = ['b', 'bad', 'c'].map((item) => commit(item).catch((error: Error) => error.message));
+    release();
+
+    expect(await first).to.equal('A');
+    expect(await Promise.all(results)).to.deep.equal(['B', 'cannot write bad', 'C']);
+    expect(batches).to.deep.equal([['a'], ['b', 'bad', 'c'], ['b'], ['bad'], ['c']]);
+  });
+
+  it('when writeAloneAfter refuses the error, then every item of the failed batch gets it and none is written again', async () => {
+    const batches: number[][] = [];
+    const commit = createGroupCommit<number, number>({
+      write(items) {
+        batches.push([...items]);
+        return Promise.reject(new Error('the database is away'));
+      },
+      weight: () => 1,
+      maxWeight: 10,
+      maxInFlight: 1,
+      writeAloneAfter: () => false,
+    });
+    const settled = await Promise.allSettled([commit(1), commit(2)]);
+    expect(settled.map((result) => result.status)).to.deep.equal(['rejected', 'rejected']);
+    expect(batches).to.deep.equal([[1, 2]]);
+  });
 });
