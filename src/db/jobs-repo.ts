@@ -508,17 +508,14 @@ export interface JobPage {
   limit: number;
 }
 
+// A list row shows the job's first recipient (r.email) beside it.
+const FIRST_RECIPIENT = `left join lateral (select email from email_recipients where job_id = j.id order by position limit 1) as r on true`;
+
 const LIST_RECENT_JOBS = `
   select ${QUALIFIED_JOB_COLUMNS}, a.name as app_name, r.email as recipient
   from email_send_jobs j
   join apps a on a.id = j.app_id
-  left join lateral (
-    select email
-    from email_recipients
-    where job_id = j.id
-    order by position
-    limit 1
-  ) as r on true
+  ${FIRST_RECIPIENT}
   where ($1::bigint is null or j.app_id = $1)
     and ($2::bigint is null or j.id < $2)
   order by j.id desc
@@ -559,13 +556,7 @@ const FIND_JOBS_BY_ANY_CUSTOM_ID = `
     order by id desc
     limit $4
   ) as j
-  left join lateral (
-    select email
-    from email_recipients
-    where job_id = j.id
-    order by position
-    limit 1
-  ) as r on true
+  ${FIRST_RECIPIENT}
   where ($2::bigint is null or a.id = $2)
   order by j.id desc
   limit $4`;
