@@ -1,5 +1,5 @@
-// Starting the systems a scenario measures, each in its own process: jetpost (from src/bin, as an
-// operator runs it, configured only through its environment and driven only over HTTP), the
+// Starting the systems a scenario measures, each in its own process: jetpost (with the command of
+// `npm start`, as an operator runs it, configured only through its environment and driven only over HTTP), the
 // Mailjet double, the reference queues and the bare HTTP handler (bench/peers), and autocannon.
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -95,14 +95,23 @@ export interface JetpostProcess {
   stop(): Promise<void>;
 }
 
+/**
+ * The command of `npm start`, run by sh as npm runs it: it ends by exec-ing node, so the child's pid
+ * is jetpost's own (its CPU time and memory are jetpost's, not npm's).
+ */
+function npmStartScript(): string {
+  const manifest = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } };
+  return manifest.scripts.start;
+}
+
 export async function startJetpost(options: JetpostOptions): Promise<JetpostProcess> {
   const port = await freePort();
   const adminKey = randomBytes(24).toString('base64url');
   const eventsPassword = randomBytes(18).toString('base64url');
   const child = startChild({
     name: options.name,
-    command: process.execPath,
-    args: ['--import', 'tsx', path.join('src', 'bin', 'jetpost.ts')],
+    command: 'sh',
+    args: ['-c', npmStartScript()],
     cwd: REPO_ROOT,
     env: {
       PATH: process.env['PATH'],

@@ -33,8 +33,11 @@ export interface ReapedJob {
 }
 
 export interface SendingService {
-  /** Claims up to `limit` due jobs for `workerId`, leased for the service's lease time. */
-  claim(workerId: string, limit: number): Promise<ClaimedJob[]>;
+  /**
+   * Claims up to `limit` due jobs for `workerId`, leased for the service's lease time: only as many as
+   * fit in `maxBytes` of message (the first always does).
+   */
+  claim(workerId: string, limit: number, maxBytes?: number): Promise<ClaimedJob[]>;
   loadRecipients(jobIds: readonly string[]): Promise<RecipientRow[]>;
   /** The suppressed (app, address) pairs among those given (see suppressionKey). */
   findSuppressed(pairs: ReadonlyArray<{ appId: string; email: string }>): Promise<Map<string, SuppressionReason>>;
@@ -75,7 +78,7 @@ export function createSendingService({ pool, channels, leaseMs }: SendingService
     writeAloneAfter: () => true,
   });
   return {
-    claim: (workerId, limit) => claimJobs(pool, workerId, limit, leaseMs),
+    claim: (workerId, limit, maxBytes) => claimJobs(pool, workerId, limit, leaseMs, maxBytes),
     loadRecipients: (jobIds) => findRecipients(pool, jobIds),
     findSuppressed: (pairs) => findSuppressed(pool, pairs),
     markSuppressed: (recipientIds) => setRecipientStatuses(pool, new Map(recipientIds.map((id) => [id, 'suppressed']))),

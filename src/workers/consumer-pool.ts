@@ -1,11 +1,15 @@
 // The consumers of this process, sharing one wake-up, one send gate, one Mailjet client and one
 // adaptive limit on Mailjet calls in flight (domain/in-flight-limit.ts): consumer n claims only
 // while n is below the limit, so the calls in flight follow Mailjet's latency and 429s, not the
-// number of consumers. When the limit grows, the idle consumers are woken to claim.
+// number of consumers. When the limit grows, the idle consumers are woken to claim. They also share
+// one budget of claimed message bytes (domain/claim-budget.ts): a consumer claims only while its
+// claim fits in it, and the idle consumers are woken when a finished batch makes room.
 import { hostname } from 'node:os';
 
 import type { Bus } from '../bus.js';
+import { type ClaimBudgetOptions, createClaimBudget, heldBytes } from '../domain/claim-budget.js';
 import type { InFlightLimit } from '../domain/in-flight-limit.js';
+import type { ClaimedJob } from '../domain/job.js';
 import type { RetryPolicy } from '../domain/retry-policy.js';
 import type { Logger } from '../log.js';
 import type { MailjetClient } from '../mailjet/client.js';
@@ -24,6 +28,8 @@ export interface ConsumerPoolOptions {
   /** How many of the consumers may work at once; absent: all of them. */
   inFlight?: InFlightLimit;
   batchSize: number;
+  /** Bytes of claimed messages the process holds at most (plus one message per claim in flight). */
+  claimBudget?: ClaimBudgetOptions;
   /** The sending service's lease time, in ms. */
   leaseMs: number;
   idleCheckMs: number;
@@ -45,42 +51,72 @@ export interface ConsumerPool {
   stop(deadlineMs: number): Promise<{ finished: boolean }>;
 }
 
+/**
+ * The default claim budget: four claims of 8 MiB in flight at once. A message of up to 14 MiB is
+ * still claimed (alone), and small messages are never held back by it.
+ */
+export const CLAIM_BUDGET: ClaimBudgetOptions = { totalBytes: 32 * 1024 * 1024, claimBytes: 8 * 1024 * 1024 };
+
 export function createConsumerPool(options: ConsumerPoolOptions): ConsumerPool {
   const { sending, mailjet, wakeup, gate, log, bus } = options;
   const instanceId = options.instanceId ?? `${hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`;
   const consumers: WorkerLoop[] = [];
+  const budget = createClaimBudget(options.claimBudget ?? CLAIM_BUDGET);
   let started = false;
   let callsInFlight = 0;
-  const slotsOf = (index: number): CallSlots | undefined => {
+  const slotsOf = (index: number): CallSlots => {
     const limit = options.inFlight;
-    return (
-      limit && {
-        mayClaim: () => index < limit.current(),
-        callStarted: () => {
-          callsInFlight += 1;
-        },
-        callEnded: (durationMs, slowDown) => {
+    return {
+      mayClaim: () => budget.fits() && (limit === undefined || index < limit.current()),
+      callStarted: () => {
+        callsInFlight += 1;
+      },
+      callEnded: (durationMs, slowDown) => {
+        if (limit !== undefined) {
           const before = limit.current();
           const after = limit.callEnded({ durationMs, slowDown, inFlight: callsInFlight });
-          callsInFlight -= 1;
           if (after !== before) {
             bus.emit('mailjet:in-flight-limit', { limit: after });
             if (after > before) {
               wakeup.wake();
             }
           }
-        },
-      }
-    );
+        }
+        callsInFlight -= 1;
+      },
+    };
+  };
+  /** A claim within the budget: its messages count until batchEnded(). */
+  const claimWithin = async (id: string, held: { bytes: number }): Promise<ClaimedJob[]> => {
+    const maxBytes = budget.reserve();
+    if (maxBytes === undefined) {
+      // Another consumer took the room since mayClaim(): this one is woken when there is some again.
+      return [];
+    }
+    let jobs: ClaimedJob[] = [];
+    try {
+      jobs = await sending.claim(id, options.batchSize, maxBytes);
+      return jobs;
+    } finally {
+      held.bytes = jobs.reduce((sum, job) => sum + heldBytes(job.content), 0);
+      budget.settle(held.bytes);
+    }
+  };
+  const batchEnded = (held: { bytes: number }) => {
+    if (budget.release(held.bytes)) {
+      wakeup.wake();
+    }
+    held.bytes = 0;
   };
 
   for (let index = 0; index < options.concurrency; index += 1) {
     const id = `${instanceId}/${index}`;
-    const slots = slotsOf(index);
+    const held = { bytes: 0 };
     consumers.push(
       createConsumer({
         id,
-        claim: () => sending.claim(id, options.batchSize),
+        claim: () => claimWithin(id, held),
+        batchEnded: () => batchEnded(held),
         loadRecipients: (jobIds) => sending.loadRecipients(jobIds),
         send: (body) => mailjet.send(body),
         lookup: (customId) => mailjet.findByCustomId(customId),
@@ -93,7 +129,7 @@ export function createConsumerPool(options: ConsumerPoolOptions): ConsumerPool {
         poolEnded: () => sending.ended(),
         wakeup,
         gate,
-        ...(slots && { slots }),
+        slots: slotsOf(index),
         retry: options.retry,
         leaseMs: options.leaseMs,
         idleCheckMs: options.idleCheckMs,

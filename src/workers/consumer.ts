@@ -31,6 +31,8 @@ import type { Wakeup } from './wakeup.js';
 export interface ConsumerDeps {
   id: string;
   claim: () => Promise<ClaimedJob[]>;
+  /** The jobs of the last claim are no longer held (sent, recorded or given back). */
+  batchEnded?: () => void;
   loadRecipients: (jobIds: readonly string[]) => Promise<RecipientRow[]>;
   send: (body: MailjetSendBody) => Promise<SendResponse>;
   /** Mailjet's messages for a CustomID; undefined when Mailjet could not be asked. */
@@ -344,7 +346,11 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
       if (jobs.length === 0) {
         return idleMs();
       }
-      await process(jobs, context);
+      try {
+        await process(jobs, context);
+      } finally {
+        deps.batchEnded?.();
+      }
       return 0;
     },
     onError(error) {

@@ -11,6 +11,8 @@ import { fileURLToPath } from 'node:url';
 
 import { build } from 'esbuild';
 
+import { BUNDLE_OPTIONS } from '../../scripts/build-server.js';
+
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const BIN_NAMES = ['admin', 'jetpost', 'register-callback'] as const;
 export type BinName = (typeof BIN_NAMES)[number];
@@ -26,11 +28,7 @@ function buildOnce(): Promise<void> {
     outdir: OUT_DIR,
     // .mjs: an ES module whatever package.json node finds above node_modules/.cache.
     outExtension: { '.js': '.mjs' },
-    bundle: true,
-    packages: 'external',
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
+    ...BUNDLE_OPTIONS,
     sourcemap: 'inline',
     logLevel: 'error',
   }).then(() => {

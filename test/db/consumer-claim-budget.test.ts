@@ -1,0 +1,92 @@
+// The consumers of one process share one budget of claimed message bytes: each claim is bounded on
+// its own, but sixteen consumers each holding a full claim of large messages once put hundreds of
+// MiB in the process. Watched from outside: the jobs leased ('processing') while Mailjet holds the
+// calls are what the process holds in memory.
+import { randomBytes } from 'node:crypto';
+
+import { expect } from 'chai';
+
+import { createBus } from '../../src/bus.js';
+import { notifyChannels } from '../../src/db/notify.js';
+import { createMailjetClient } from '../../src/mailjet/client.js';
+import { createSendingService } from '../../src/services/sending.js';
+import { createSimulator, type Simulator } from '../../src/simulator/server.js';
+import { type ConsumerPool, createConsumerPool } from '../../src/workers/consumer-pool.js';
+import { createSendGate } from '../../src/workers/send-gate.js';
+import { createWakeup } from '../../src/workers/wakeup.js';
+import { makeApp, makeJob } from '../factories.js';
+import { createTestDatabase, TEST_SCHEMA, type TestDatabase } from '../support/database.js';
+import { testLogger } from '../support/log.js';
+
+const KiB = 1024;
+const MESSAGES = 24;
+/** Random text does not compress: each message is stored, and held, at about this size. */
+const MESSAGE_CHARS = 256 * KiB;
+const BUDGET = { totalBytes: 1024 * KiB, claimBytes: 512 * KiB };
+
+describe('the consumers of a process share one budget of claimed bytes', function () {
+  this.timeout(120_000);
+  let db: TestDatabase;
+  let simulator: Simulator;
+  let consumers: ConsumerPool | undefined;
+
+  beforeEach(async () => {
+    db = await createTestDatabase();
+    simulator = createSimulator({ apiKey: 'k', apiSecret: 's' });
+    // Calls held long enough for every consumer to claim what it may meanwhile.
+    simulator.faults.set({ latencyMs: 300 });
+    await simulator.listen(0);
+  });
+
+  afterEach(async () => {
+    await consumers?.stop(10_000);
+    consumers = undefined;
+    await simulator.close();
+    await db.drop();
+  });
+
+  it('when many consumers find large messages due, then together they hold no more than the budget plus one message per claim, and all are sent', async () => {
+    const app = await makeApp(db.pool);
+    for (let index = 0; index < MESSAGES; index += 1) {
+      const text = randomBytes((MESSAGE_CHARS * 3) / 4).toString('base64');
+      await makeJob(db.pool, {
+        appId: app.id,
+        to: [`big-${index}@example.com`],
+        content: { from: { email: 'app@example.com' }, subject: `big ${index}`, text },
+      });
+    }
+    consumers = createConsumerPool({
+      sending: createSendingService({ pool: db.pool, channels: notifyChannels(TEST_SCHEMA), leaseMs: 120_000 }),
+      mailjet: createMailjetClient({ apiKey: 'k', apiSecret: 's', baseUrl: simulator.url!, timeoutMs: 30_000 }),
+      wakeup: createWakeup(),
+      gate: createSendGate({ callsPerSecond: 0 }),
+      concurrency: 16,
+      batchSize: 50,
+      claimBudget: BUDGET,
+      leaseMs: 120_000,
+      idleCheckMs: 1_000,
+      retry: { maxAttempts: 3, baseMs: 100, factor: 2, maxMs: 1_000, jitter: 0 },
+      log: testLogger(),
+      bus: createBus(),
+    });
+
+    consumers.start();
+    let mostLeased = 0;
+    for (;;) {
+      const { rows } = await db.pool.query<{ leased: number; settled: number }>(
+        `select count(*) filter (where status = 'processing')::int as leased, count(*) filter (where status = 'accepted')::int as settled from email_send_jobs`,
+      );
+      mostLeased = Math.max(mostLeased, rows[0]!.leased);
+      if (rows[0]!.settled === MESSAGES) {
+        break;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+
+    // Two claims of 512 KiB in flight at most, each taking what fits plus its first message.
+    const claimsInFlight = BUDGET.totalBytes / BUDGET.claimBytes;
+    const mostHeld = Math.floor(BUDGET.totalBytes / MESSAGE_CHARS) + claimsInFlight;
+    expect(mostLeased, 'jobs leased at once').to.be.at.most(mostHeld);
+    expect(simulator.messages).to.have.length(MESSAGES);
+  });
+});
