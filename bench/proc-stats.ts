@@ -52,14 +52,23 @@ export function postgresCpuSeconds(postmasterPid: number): number | undefined {
   return total;
 }
 
-/** The highest resident set size the process has had (VmHWM), in bytes. */
-export function peakRssBytes(pid: number): number | undefined {
+function statusBytes(pid: number, field: 'VmHWM' | 'VmRSS'): number | undefined {
   try {
-    const match = /^VmHWM:\s+(\d+) kB$/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    const match = new RegExp(`^${field}:\\s+(\\d+) kB$`, 'm').exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
     return match ? Number(match[1]) * 1024 : undefined;
   } catch {
     return undefined;
   }
+}
+
+/** The highest resident set size the process has had (VmHWM), in bytes. */
+export function peakRssBytes(pid: number): number | undefined {
+  return statusBytes(pid, 'VmHWM');
+}
+
+/** The process's resident set size now (VmRSS), in bytes. */
+export function rssBytes(pid: number): number | undefined {
+  return statusBytes(pid, 'VmRSS');
 }
 
 /** Sums CPU seconds over a window: start() takes the first reading, stop() the difference. */

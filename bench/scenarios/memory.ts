@@ -1,8 +1,9 @@
 // Peak resident memory of the jetpost process (VmHWM, from its start to the end of the run) while
 // it takes a large enqueue in bulks and sends every message, consumers running all along, at its
-// default settings and 0 ms Mailjet latency.
+// default settings and 0 ms Mailjet latency. Its memory once started, idle, is kept in the details:
+// what the run adds is the difference.
 import { wallClockMs } from '../http-client.js';
-import { peakRssBytes } from '../proc-stats.js';
+import { peakRssBytes, rssBytes } from '../proc-stats.js';
 import type { Row } from '../report.js';
 import { jetpostDatabase, startJetpost, startMailjetDouble, waitUntilDrained } from '../systems.js';
 import type { ScenarioContext } from './context.js';
@@ -19,6 +20,7 @@ export async function memory(context: ScenarioContext): Promise<Row[]> {
     const server = await startJetpost({ name: 'memory-jetpost', logDir: context.logDir, databaseUrl, mailjetUrl: double.url, overrides: context.overrides });
     let peak: number | undefined;
     try {
+      const idle = rssBytes(server.pid);
       const key = await server.createApp('bench');
       context.progress(`jetpost: enqueue and send ${total.toLocaleString('en-US')} messages`);
       const meter = meterCpu(server.pid, context.pg);
@@ -32,6 +34,7 @@ export async function memory(context: ScenarioContext): Promise<Row[]> {
       const cpuSeconds = cpuTotal(cpu);
       context.detail('memory', {
         messages: total,
+        idleRssMiB: idle === undefined ? undefined : idle / MiB,
         peakRssMiB: peak === undefined ? undefined : peak / MiB,
         enqueueSeconds: enqueuedSeconds,
         enqueueAndDrainSeconds: (drained - started) / 1000,

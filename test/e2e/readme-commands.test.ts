@@ -140,12 +140,16 @@ class DocRun {
     };
   }
 
-  /** `npm start` in the folder (what it runs: node --import tsx src/bin/jetpost.ts), until it listens. */
+  /**
+   * `npm start` in the folder, until it listens: its script, run by sh as npm runs it (it bundles
+   * the sources, then execs node on the bundle).
+   */
   async start(settings: Record<string, string>): Promise<void> {
     await this.jetpost?.stop();
     const values = Object.fromEntries(Object.entries(settings).map(([name, value]) => [name, withPorts(value, this.ports)]));
     this.currentSettings = settings;
-    const jetpost = runInBackground(process.execPath, ['--import', 'tsx', 'src/bin/jetpost.ts'], this.dir, { ...this.env(), ...values });
+    const { scripts } = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } };
+    const jetpost = runInBackground('sh', ['-c', scripts.start], this.dir, { ...this.env(), ...values });
     this.jetpost = jetpost;
     await until(
       'jetpost listening',
