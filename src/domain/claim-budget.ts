@@ -23,8 +23,11 @@ export interface ClaimBudget {
   fits(): boolean;
   /** Reserves a claim's bytes and returns how many it may ask for; undefined while they do not fit. */
   reserve(): number | undefined;
-  /** The claim that reserved returned messages of `bytes`: they are held until release(). */
-  settle(bytes: number): void;
+  /**
+   * The claim that reserved returned messages of `bytes`: they are held until release(). True when
+   * a claim that did not fit now does (the reservation was larger than what came).
+   */
+  settle(bytes: number): boolean;
   /** Messages of `bytes` are no longer held; true when a claim that did not fit now does. */
   release(bytes: number): boolean;
   /** Bytes held and reserved now. */
@@ -35,6 +38,12 @@ export function createClaimBudget(options: ClaimBudgetOptions): ClaimBudget {
   const claimBytes = Math.min(options.claimBytes, options.totalBytes);
   let inUse = 0;
   const fits = () => inUse + claimBytes <= options.totalBytes;
+  /** Takes `bytes` off what is in use; true when that made room for a claim. */
+  const giveBack = (bytes: number) => {
+    const before = fits();
+    inUse -= bytes;
+    return !before && fits();
+  };
   return {
     fits,
     reserve() {
@@ -44,14 +53,8 @@ export function createClaimBudget(options: ClaimBudgetOptions): ClaimBudget {
       inUse += claimBytes;
       return claimBytes;
     },
-    settle(bytes) {
-      inUse += bytes - claimBytes;
-    },
-    release(bytes) {
-      const before = fits();
-      inUse -= bytes;
-      return !before && fits();
-    },
+    settle: (bytes) => giveBack(claimBytes - bytes),
+    release: giveBack,
     inUse: () => inUse,
   };
 }

@@ -99,7 +99,10 @@ export function createConsumerPool(options: ConsumerPoolOptions): ConsumerPool {
       return jobs;
     } finally {
       held.bytes = jobs.reduce((sum, job) => sum + heldBytes(job.content), 0);
-      budget.settle(held.bytes);
+      // The consumers that found no room sleep until there is some.
+      if (budget.settle(held.bytes)) {
+        wakeup.wake();
+      }
     }
   };
   const batchEnded = (held: { bytes: number }) => {

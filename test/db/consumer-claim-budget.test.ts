@@ -11,12 +11,12 @@ import { notifyChannels } from '../../src/db/notify.js';
 import { createMailjetClient } from '../../src/mailjet/client.js';
 import { createSendingService } from '../../src/services/sending.js';
 import { createSimulator, type Simulator } from '../../src/simulator/server.js';
-import { type ConsumerPool, createConsumerPool } from '../../src/workers/consumer-pool.js';
+import { type ConsumerPool, type ConsumerPoolOptions, createConsumerPool } from '../../src/workers/consumer-pool.js';
 import { createSendGate } from '../../src/workers/send-gate.js';
 import { createWakeup } from '../../src/workers/wakeup.js';
 import { makeApp, makeJob } from '../factories.js';
 import { createTestDatabase, TEST_SCHEMA, type TestDatabase } from '../support/database.js';
-import { testLogger } from '../support/log.js';
+import { capturingLogger, testLogger } from '../support/log.js';
 
 const KiB = 1024;
 const MESSAGES = 24;
@@ -38,6 +38,34 @@ describe('the consumers of a process share one budget of claimed bytes', functio
     await simulator.listen(0);
   });
 
+  function consumersWith(options: Pick<ConsumerPoolOptions, 'concurrency' | 'batchSize' | 'claimBudget' | 'log'>): ConsumerPool {
+    return createConsumerPool({
+      sending: createSendingService({ pool: db.pool, channels: notifyChannels(TEST_SCHEMA), leaseMs: 120_000 }),
+      mailjet: createMailjetClient({ apiKey: 'k', apiSecret: 's', baseUrl: simulator.url!, timeoutMs: 30_000 }),
+      wakeup: createWakeup(),
+      gate: createSendGate({ callsPerSecond: 0 }),
+      leaseMs: 120_000,
+      // Far longer than the test: a consumer that sleeps until then never takes part.
+      idleCheckMs: 600_000,
+      retry: { maxAttempts: 3, baseMs: 100, factor: 2, maxMs: 1_000, jitter: 0 },
+      bus: createBus(),
+      ...options,
+    });
+  }
+
+  async function untilAllAccepted(count: number, watch: (leased: number) => void = () => {}): Promise<void> {
+    for (;;) {
+      const { rows } = await db.pool.query<{ leased: number; settled: number }>(
+        `select count(*) filter (where status = 'processing')::int as leased, count(*) filter (where status = 'accepted')::int as settled from email_send_jobs`,
+      );
+      watch(rows[0]!.leased);
+      if (rows[0]!.settled === count) {
+        return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  }
+
   afterEach(async () => {
     await consumers?.stop(10_000);
     consumers = undefined;
@@ -55,38 +83,37 @@ describe('the consumers of a process share one budget of claimed bytes', functio
         content: { from: { email: 'app@example.com' }, subject: `big ${index}`, text },
       });
     }
-    consumers = createConsumerPool({
-      sending: createSendingService({ pool: db.pool, channels: notifyChannels(TEST_SCHEMA), leaseMs: 120_000 }),
-      mailjet: createMailjetClient({ apiKey: 'k', apiSecret: 's', baseUrl: simulator.url!, timeoutMs: 30_000 }),
-      wakeup: createWakeup(),
-      gate: createSendGate({ callsPerSecond: 0 }),
-      concurrency: 16,
-      batchSize: 50,
-      claimBudget: BUDGET,
-      leaseMs: 120_000,
-      idleCheckMs: 1_000,
-      retry: { maxAttempts: 3, baseMs: 100, factor: 2, maxMs: 1_000, jitter: 0 },
-      log: testLogger(),
-      bus: createBus(),
-    });
+    consumers = consumersWith({ concurrency: 16, batchSize: 50, claimBudget: BUDGET, log: testLogger() });
 
     consumers.start();
     let mostLeased = 0;
-    for (;;) {
-      const { rows } = await db.pool.query<{ leased: number; settled: number }>(
-        `select count(*) filter (where status = 'processing')::int as leased, count(*) filter (where status = 'accepted')::int as settled from email_send_jobs`,
-      );
-      mostLeased = Math.max(mostLeased, rows[0]!.leased);
-      if (rows[0]!.settled === MESSAGES) {
-        break;
-      }
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
+    await untilAllAccepted(MESSAGES, (leased) => (mostLeased = Math.max(mostLeased, leased)));
 
     // Two claims of 512 KiB in flight at most, each taking what fits plus its first message.
     const claimsInFlight = BUDGET.totalBytes / BUDGET.claimBytes;
     const mostHeld = Math.floor(BUDGET.totalBytes / MESSAGE_CHARS) + claimsInFlight;
     expect(mostLeased, 'jobs leased at once').to.be.at.most(mostHeld);
     expect(simulator.messages).to.have.length(MESSAGES);
+  });
+
+  it('when claims return less than they reserved, then the consumers that found no room are woken to claim', async () => {
+    const app = await makeApp(db.pool);
+    for (let index = 0; index < 40; index += 1) {
+      await makeJob(db.pool, { appId: app.id, to: [`small-${index}@example.com`] });
+    }
+    const { log, lines } = capturingLogger('debug');
+    // Room for two claims in flight: the other two consumers find none at first.
+    consumers = consumersWith({ concurrency: 4, batchSize: 5, claimBudget: { totalBytes: 2 * MESSAGE_CHARS, claimBytes: MESSAGE_CHARS }, log });
+
+    consumers.start();
+    await untilAllAccepted(40);
+
+    const senders = new Set(
+      lines()
+        .map((line) => JSON.parse(line) as { message: string; consumer?: string })
+        .filter((line) => line.message === 'send results recorded')
+        .map((line) => line.consumer),
+    );
+    expect(senders.size, 'consumers that sent').to.equal(4);
   });
 });

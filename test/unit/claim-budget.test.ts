@@ -23,12 +23,16 @@ describe('the claim budget of a process', () => {
     expect(budget.release(0), 'there was room already').to.equal(false);
   });
 
-  it('when a claim returns nothing, then its reservation is given back', () => {
-    const budget = createClaimBudget({ totalBytes: 100, claimBytes: 60 });
+  it('when a claim returns less than it reserved, then the rest is given back, and that it made room is said', () => {
+    const budget = createClaimBudget({ totalBytes: 100, claimBytes: 40 });
     budget.reserve();
-    budget.settle(0);
+    budget.reserve();
+    expect(budget.fits()).to.equal(false);
 
-    expect(budget.reserve()).to.equal(60);
+    expect(budget.settle(5), 'room for a third claim').to.equal(true);
+    expect(budget.settle(0), 'there was room already').to.equal(false);
+    expect(budget.inUse()).to.equal(5);
+    expect(budget.reserve()).to.equal(40);
   });
 
   it('when one claim may ask for more than the whole budget, then it asks for the budget', () => {
