@@ -31,7 +31,12 @@ async function buildServer(): Promise<void> {
   await rename(partial, SERVER_BUNDLE);
 }
 
-// Run, not imported (test/support/compiled-bin.ts shares the options); node names the main module by its real path.
+// Run, not imported (test/support/compiled-bin.ts shares the options); node names the main module by
+// its real path. No top-level await: mocha loads the tests through require(), which cannot take one.
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href) {
-  await buildServer();
+  buildServer().catch((error: unknown) => {
+    // esbuild has printed what it could not build; anything else is said here.
+    process.stderr.write(`could not bundle the server: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exitCode = 1;
+  });
 }
