@@ -48,11 +48,15 @@ export function queueRouter({ jobs, parseQueueRequest, requireApp, requireSender
     if (result.replayed) {
       res.setHeader('Idempotent-Replayed', 'true');
     }
-    const first = result.jobs[0]!;
+    const first = queuedJobJson(result.jobs[0]!);
     if (!request.bulk) {
-      res.setHeader('Location', queuedJobJson(first).status_url);
+      res.setHeader('Location', first.status_url);
     }
-    res.status(202).json(request.bulk ? { jobs: result.jobs.map(queuedJobJson) } : queuedJobJson(first));
+    // Written as it is, without express's res.json: an answer to a POST needs no ETag, which
+    // express would compute by hashing the body.
+    res.statusCode = 202;
+    res.setHeader('Content-Type', 'application/json; charset=utf-8');
+    res.end(JSON.stringify(request.bulk ? { jobs: result.jobs.map(queuedJobJson) } : first));
   });
 
   router.delete('/queue/:jobId', requireApp, async (req, res) => {
