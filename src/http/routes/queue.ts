@@ -34,7 +34,10 @@ const requireJson: RequestHandler = (req, _res, next) => {
     next(new AppError('malformed-json', 400, 'the request body is empty: send one message, or {"messages": [...]}, as JSON'));
     return;
   }
-  next(req.is(JSON_TYPES) ? undefined : new AppError('unsupported-media-type', 415, 'send the message as JSON: Content-Type: application/json'));
+  // What nearly every client sends, told without parsing the header.
+  const type = req.headers['content-type'];
+  const json = type === 'application/json' || type === 'application/json; charset=utf-8' || req.is(JSON_TYPES);
+  next(json ? undefined : new AppError('unsupported-media-type', 415, 'send the message as JSON: Content-Type: application/json'));
 };
 
 export function queueRouter({ jobs, parseQueueRequest, requireApp, requireSender, limit, bodyLimit }: QueueRouteDeps): Router {
