@@ -65,6 +65,9 @@ export async function startMailjetDouble(logDir: string, name: string, latencyMs
   };
 }
 
+/** QUEUE_RATE_LIMIT and EVENTS_RATE_LIMIT of every jetpost the bench starts: on, and never refusing its load. */
+export const BENCH_RATE_LIMIT_PER_MINUTE = 1_000_000;
+
 /** Environment for every jetpost the bench starts: BENCH_JETPOST_<NAME>=value sets jetpost's <NAME>. */
 export function jetpostOverrides(env: NodeJS.ProcessEnv = process.env): Record<string, string> {
   return Object.fromEntries(
@@ -72,6 +75,15 @@ export function jetpostOverrides(env: NodeJS.ProcessEnv = process.env): Record<s
       .filter(([name, value]) => name.startsWith('BENCH_JETPOST_') && value !== undefined)
       .map(([name, value]) => [name.slice('BENCH_JETPOST_'.length), value!]),
   );
+}
+
+/**
+ * BENCH_CPU_PROF=<folder>: every jetpost runs under Node's CPU profiler (a .cpuprofile per process
+ * in that folder, written when it stops), which NODE_OPTIONS may not turn on.
+ */
+function profilerArgs(env: NodeJS.ProcessEnv = process.env): string[] {
+  const folder = env['BENCH_CPU_PROF'];
+  return folder ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(folder)}`] : [];
 }
 
 export interface JetpostOptions {
@@ -97,11 +109,21 @@ export interface JetpostProcess {
 
 /**
  * The command of `npm start`, run by sh as npm runs it: it ends by exec-ing node, so the child's pid
- * is jetpost's own (its CPU time and memory are jetpost's, not npm's).
+ * is jetpost's own (its CPU time and memory are jetpost's, not npm's). With BENCH_CPU_PROF, that
+ * node runs under the profiler.
  */
-function npmStartScript(): string {
+function jetpostCommand(): string {
   const manifest = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } };
-  return manifest.scripts.start;
+  const script = manifest.scripts.start;
+  const profiler = profilerArgs().map((arg) => `'${arg.replaceAll("'", `'\\''`)}'`);
+  if (profiler.length === 0) {
+    return script;
+  }
+  // The profiler goes to the node that serves, not to the one that bundles before it.
+  if (!script.includes('exec node ')) {
+    throw new Error(`BENCH_CPU_PROF: npm start's script has no "exec node " to add the profiler to: ${script}`);
+  }
+  return script.replace('exec node ', `exec node ${profiler.join(' ')} `);
 }
 
 export async function startJetpost(options: JetpostOptions): Promise<JetpostProcess> {
@@ -111,7 +133,7 @@ export async function startJetpost(options: JetpostOptions): Promise<JetpostProc
   const child = startChild({
     name: options.name,
     command: 'sh',
-    args: ['-c', npmStartScript()],
+    args: ['-c', jetpostCommand()],
     cwd: REPO_ROOT,
     env: {
       PATH: process.env['PATH'],
@@ -126,9 +148,10 @@ export async function startJetpost(options: JetpostOptions): Promise<JetpostProc
       EVENTS_USERNAME: 'bench',
       EVENTS_PASSWORD: eventsPassword,
       ADMIN_API_KEY: adminKey,
-      // The per-app and per-address request limits would throttle the load itself.
-      QUEUE_RATE_LIMIT: '0',
-      EVENTS_RATE_LIMIT: '0',
+      // The request limits stay on, so that counting every request is part of each figure, at the
+      // highest budget config.ts allows: far above what any scenario sends in a minute.
+      QUEUE_RATE_LIMIT: String(BENCH_RATE_LIMIT_PER_MINUTE),
+      EVENTS_RATE_LIMIT: String(BENCH_RATE_LIMIT_PER_MINUTE),
       ...options.settings,
       ...options.overrides,
     },
