@@ -2,6 +2,7 @@
 import type { RecipientKind } from '../domain/message.js';
 import type { AcceptedIds, RecipientRow } from '../domain/recipient.js';
 import type { RecipientStatus } from '../domain/status.js';
+import type { SuppressionReason } from '../domain/suppression.js';
 import { query, type Queryable } from './pool.js';
 
 function toRecipient(row: Record<string, unknown>): RecipientRow {
@@ -23,6 +24,37 @@ function toRecipient(row: Record<string, unknown>): RecipientRow {
 const RECIPIENT_COLUMNS = `
   id, job_id, position, kind, email, name, status, mailjet_message_id::text as mailjet_message_id,
   mailjet_message_uuid, updated_at`;
+
+/**
+ * The recipients of the job aliased `j`, with the suppression of each address for the job's app, as
+ * one JSON array (read it with claimedRecipientsFromJson): the claim selects it beside each job.
+ */
+export const CLAIMED_RECIPIENTS_JSON = `(
+    select json_agg(json_build_object(
+      'id', r.id::text, 'position', r.position, 'kind', r.kind, 'email', r.email, 'name', r.name, 'status', r.status,
+      'message_id', r.mailjet_message_id::text, 'message_uuid', r.mailjet_message_uuid, 'updated_at', r.updated_at,
+      'suppressed', s.reason) order by r.position)
+    from email_recipients r
+    left join suppressions s on s.app_id = j.app_id and s.email = lower(r.email)
+    where r.job_id = j.id)`;
+
+/** A job's recipients, and its suppressed addresses (lower-cased) with their reason, from CLAIMED_RECIPIENTS_JSON. */
+export function claimedRecipientsFromJson(jobId: string, json: unknown): { recipients: RecipientRow[]; suppressed: Map<string, SuppressionReason> } {
+  const items = (json ?? []) as Array<Record<string, unknown>>;
+  const recipients = items.map((item) =>
+    toRecipient({
+      ...item,
+      job_id: jobId,
+      mailjet_message_id: item['message_id'],
+      mailjet_message_uuid: item['message_uuid'],
+      updated_at: new Date(String(item['updated_at'])),
+    }),
+  );
+  const suppressed = new Map(
+    items.flatMap((item) => (item['suppressed'] == null ? [] : [[String(item['email']).toLowerCase(), item['suppressed'] as SuppressionReason] as const])),
+  );
+  return { recipients, suppressed };
+}
 
 const FIND_RECIPIENTS = `
   select ${RECIPIENT_COLUMNS}

@@ -81,11 +81,9 @@ export function createConsumerPool(options: ConsumerPoolOptions): ConsumerPool {
       createConsumer({
         id,
         claim: () => sending.claim(id, options.batchSize),
-        loadRecipients: (jobIds) => sending.loadRecipients(jobIds),
         send: (body) => mailjet.send(body),
         lookup: (customId) => mailjet.findByCustomId(customId),
         record: (recipientsByJob, results) => sending.record(id, recipientsByJob, results),
-        findSuppressed: (pairs) => sending.findSuppressed(pairs),
         markSuppressed: (recipientIds) => sending.markSuppressed(recipientIds),
         extendLeases: (jobIds) => sending.extendLeases(id, jobIds),
         release: (jobIds) => sending.release(id, jobIds),
