@@ -175,14 +175,14 @@ export const CLAIM_MAX_BYTES = 15 * 1024 * 1024;
 export async function claimJobs(db: Queryable, workerId: string, limit: number, leaseMs: number, maxBytes = CLAIM_MAX_BYTES): Promise<ClaimedJob[]> {
   const rows = await query(db, CLAIM_JOBS, [workerId, limit, leaseMs, CLAIMABLE_STATUSES, maxBytes]);
   return rows
-    .map((row) => {
+    .map((row): ClaimedJob => {
       const job = toJob(row);
-      return {
-        ...job,
+      // Object.assign, not a spread: copying a row's many fields into a new object costs several times more.
+      return Object.assign(job, {
         content: row['message'] as MessageContent,
         lookUpOnly: row['look_up_only'] === true,
         ...claimedRecipientsFromJson(job.id, row['recipients']),
-      };
+      });
     })
     .sort((a, b) => b.priority - a.priority || a.runAt.getTime() - b.runAt.getTime() || Number(a.id) - Number(b.id));
 }

@@ -32,7 +32,8 @@ const RECIPIENT_COLUMNS = `
 export const CLAIMED_RECIPIENTS_JSON = `(
     select json_agg(json_build_object(
       'id', r.id::text, 'position', r.position, 'kind', r.kind, 'email', r.email, 'name', r.name, 'status', r.status,
-      'message_id', r.mailjet_message_id::text, 'message_uuid', r.mailjet_message_uuid, 'updated_at', r.updated_at,
+      'message_id', r.mailjet_message_id::text, 'message_uuid', r.mailjet_message_uuid,
+      'updated_at_ms', extract(epoch from r.updated_at) * 1000,
       'suppressed', s.reason) order by r.position)
     from email_recipients r
     left join suppressions s on s.app_id = j.app_id and s.email = lower(r.email)
@@ -41,15 +42,19 @@ export const CLAIMED_RECIPIENTS_JSON = `(
 /** A job's recipients, and its suppressed addresses (lower-cased) with their reason, from CLAIMED_RECIPIENTS_JSON. */
 export function claimedRecipientsFromJson(jobId: string, json: unknown): { recipients: RecipientRow[]; suppressed: Map<string, SuppressionReason> } {
   const items = (json ?? []) as Array<Record<string, unknown>>;
-  const recipients = items.map((item) =>
-    toRecipient({
-      ...item,
-      job_id: jobId,
-      mailjet_message_id: item['message_id'],
-      mailjet_message_uuid: item['message_uuid'],
-      updated_at: new Date(String(item['updated_at'])),
-    }),
-  );
+  // Built field by field: a timestamp as JSON text would go through Date's slow fallback parser.
+  const recipients = items.map((item): RecipientRow => ({
+    id: String(item['id']),
+    jobId,
+    position: Number(item['position']),
+    kind: item['kind'] as RecipientKind,
+    email: String(item['email']),
+    name: (item['name'] as string | null) ?? null,
+    status: item['status'] as RecipientStatus,
+    messageId: (item['message_id'] as string | null) ?? null,
+    messageUuid: (item['message_uuid'] as string | null) ?? null,
+    updatedAt: new Date(Number(item['updated_at_ms'])),
+  }));
   const suppressed = new Map(
     items.flatMap((item) => (item['suppressed'] == null ? [] : [[String(item['email']).toLowerCase(), item['suppressed'] as SuppressionReason] as const])),
   );

@@ -70,8 +70,14 @@ export interface ConsumerDeps {
 
 /** How a consumer takes part in the process's adaptive limit on Mailjet calls in flight. */
 export interface CallSlots {
-  /** False while this consumer is beyond the limit: it claims nothing (and holds no jobs) until woken. */
-  mayClaim(): boolean;
+  /**
+   * 0 when this consumer may claim now; otherwise how long it waits first (a wake-up ends the wait
+   * early, and it asks again): beyond the limit it claims nothing (and holds no jobs) until woken, and
+   * while the queue is caught up claims are spaced out (consumer-pool.ts).
+   */
+  claimDelayMs(): number;
+  /** A claim returned `count` jobs. */
+  claimed(count: number): void;
   /** A Mailjet call is about to go. */
   callStarted(): void;
   /** That call ended (its result recorded); `slowDown` on a 429 or a transient failure. */
@@ -351,12 +357,13 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
       if (heldBackMs > 0) {
         return Math.min(heldBackMs, deps.idleCheckMs);
       }
-      if (deps.slots && !deps.slots.mayClaim()) {
-        // The pool wakes every consumer when the limit grows.
-        return deps.idleCheckMs;
+      const delayMs = deps.slots?.claimDelayMs() ?? 0;
+      if (delayMs > 0) {
+        return delayMs;
       }
       const claiming = monotonicMs();
       const jobs = await deps.claim();
+      deps.slots?.claimed(jobs.length);
       if (jobs.length === 0) {
         return idleMs();
       }
