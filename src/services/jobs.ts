@@ -14,7 +14,7 @@ import { closePendingRecipients, findRecipients } from '../db/recipients-repo.js
 import { readFeed, recordStatusChanges } from '../db/status-changes-repo.js';
 import { apiKeyRequired, ConflictError, isDatabaseUnavailable, NotFoundError, ServiceUnavailableError } from '../domain/errors.js';
 import type { StoredEvent } from '../domain/event.js';
-import type { JobRow } from '../domain/job.js';
+import type { JobRow, QueuedJob } from '../domain/job.js';
 import type { NewJob } from '../domain/message.js';
 import type { RecipientRow } from '../domain/recipient.js';
 import type { FeedCursor, StatusChangeRow } from '../domain/status-change.js';
@@ -28,7 +28,7 @@ export interface JobView {
 }
 
 export interface EnqueueResult {
-  jobs: JobRow[];
+  jobs: QueuedJob[];
   /** True when an earlier request with the same Idempotency-Key made these jobs. */
   replayed: boolean;
 }
@@ -136,7 +136,7 @@ export function createJobService({
     );
     let offset = 0;
     return requests.map(({ request }) => {
-      const jobs = request.jobs.map((_, index) => rows.get(offset + index)).filter((row): row is JobRow => row !== undefined);
+      const jobs = request.jobs.map((_, index) => rows.get(offset + index)).filter((row): row is QueuedJob => row !== undefined);
       offset += request.jobs.length;
       // All of a request's jobs carry its key: all stored, or none (revoked).
       return jobs.length === request.jobs.length ? { jobs, replayed: false } : apiKeyRequired();
