@@ -62,8 +62,8 @@ const INSERT_JOBS = `
   with new_jobs as materialized (
     select nextval(pg_get_serial_sequence('email_send_jobs', 'id')) as id, j.*
     from unnest(
-      $1::bigint[], $2::text[], $3::jsonb[], $4::text[], $5::jsonb[], $6::smallint[], $7::timestamptz[],
-      $8::timestamptz[], $9::int[], $10::int[], $11::bigint[]
+      $1::bigint[], $2::text[], array(select m.value::jsonb from json_array_elements($3::json) with ordinality as m(value, n) order by m.n),
+      $4::text[], $5::jsonb[], $6::smallint[], $7::timestamptz[], $8::timestamptz[], $9::int[], $10::int[], $11::bigint[]
     ) with ordinality
       as j(app_id, status, message, custom_id, metadata, priority, send_at, run_at, max_attempts, recipient_count, key_id, position)
     where j.key_id is null
@@ -101,7 +101,8 @@ export async function insertAppJobs(db: Queryable, jobs: readonly AppJobToInsert
   const rows = await query(db, INSERT_JOBS, [
     jobs.map((j) => j.appId),
     jobs.map((j) => j.status),
-    jobs.map((j) => JSON.stringify(j.job.content)),
+    // The messages as one JSON array: as an array of JSON texts, node-postgres would escape every quote in them.
+    JSON.stringify(jobs.map((j) => j.job.content)),
     jobs.map((j) => j.job.customId ?? null),
     jobs.map((j) => (j.job.metadata === undefined ? null : JSON.stringify(j.job.metadata))),
     jobs.map((j) => j.job.priority),
