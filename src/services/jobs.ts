@@ -100,10 +100,10 @@ export function createJobService({
   groupCommit = DEFAULT_GROUP_COMMIT,
   now = () => new Date(),
 }: JobServiceDeps): JobService {
-  function toInsert(appId: string, jobs: readonly NewJob[], at: Date): AppJobToInsert[] {
+  function toInsert(appId: string, jobs: readonly NewJob[], at: Date, keyId: string | undefined): AppJobToInsert[] {
     return jobs.map((job) => {
       const scheduled = job.sendAt !== undefined && job.sendAt.getTime() > at.getTime();
-      return { appId, job, status: scheduled ? 'scheduled' : 'queued', runAt: scheduled ? job.sendAt! : at, maxAttempts };
+      return { appId, job, status: scheduled ? 'scheduled' : 'queued', runAt: scheduled ? job.sendAt! : at, maxAttempts, keyId };
     });
   }
 
@@ -128,9 +128,7 @@ export function createJobService({
     const at = now();
     const rows = await insertAppJobs(
       db,
-      requests.flatMap(({ request, checkKey }) =>
-        toInsert(request.appId, request.jobs, at).map((job) => ({ ...job, keyId: checkKey ? request.keyId : undefined })),
-      ),
+      requests.flatMap(({ request, checkKey }) => toInsert(request.appId, request.jobs, at, checkKey ? request.keyId : undefined)),
       // Delivered at commit, to the consumers of every replica: one notification for the batch.
       channels.jobs,
     );
