@@ -57,10 +57,11 @@ export interface AppJobToInsert extends JobToInsert {
 // returns what the answer shows of each job (reading back whole rows cost more CPU than the rest
 // of the insert) with its input position. Rows from several apps and requests go together
 // (group commit, services/jobs.ts). Its NOTIFY, if any, is sent at commit and only when a job was
-// inserted; as a lone statement it is a whole transaction (one round trip).
+// inserted; as a lone statement it is a whole transaction (one round trip). The sequence is looked
+// up once, in a subquery: called per row, pg_get_serial_sequence cost more than inserting the row.
 const INSERT_JOBS = `
   with new_jobs as materialized (
-    select nextval(pg_get_serial_sequence('email_send_jobs', 'id')) as id, j.*
+    select nextval((select pg_get_serial_sequence('email_send_jobs', 'id')::regclass)) as id, j.*
     from unnest(
       $1::bigint[], $2::text[], array(select m.value::jsonb from json_array_elements($3::json) with ordinality as m(value, n) order by m.n),
       $4::text[], $5::jsonb[], $6::smallint[], $7::timestamptz[], $8::timestamptz[], $9::int[], $10::int[], $11::bigint[]
