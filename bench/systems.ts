@@ -65,6 +65,9 @@ export async function startMailjetDouble(logDir: string, name: string, latencyMs
   };
 }
 
+/** QUEUE_RATE_LIMIT and EVENTS_RATE_LIMIT of every jetpost the bench starts: on, and never refusing its load. */
+export const BENCH_RATE_LIMIT_PER_MINUTE = 1_000_000;
+
 /** Environment for every jetpost the bench starts: BENCH_JETPOST_<NAME>=value sets jetpost's <NAME>. */
 export function jetpostOverrides(env: NodeJS.ProcessEnv = process.env): Record<string, string> {
   return Object.fromEntries(
@@ -72,6 +75,15 @@ export function jetpostOverrides(env: NodeJS.ProcessEnv = process.env): Record<s
       .filter(([name, value]) => name.startsWith('BENCH_JETPOST_') && value !== undefined)
       .map(([name, value]) => [name.slice('BENCH_JETPOST_'.length), value!]),
   );
+}
+
+/**
+ * BENCH_CPU_PROF=<folder>: every jetpost runs under Node's CPU profiler (a .cpuprofile per process
+ * in that folder, written when it stops), which NODE_OPTIONS may not turn on.
+ */
+function profilerArgs(env: NodeJS.ProcessEnv = process.env): string[] {
+  const folder = env['BENCH_CPU_PROF'];
+  return folder ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(folder)}`] : [];
 }
 
 export interface JetpostOptions {
@@ -102,7 +114,7 @@ export async function startJetpost(options: JetpostOptions): Promise<JetpostProc
   const child = startChild({
     name: options.name,
     command: process.execPath,
-    args: ['--import', 'tsx', path.join('src', 'bin', 'jetpost.ts')],
+    args: [...profilerArgs(), '--import', 'tsx', path.join('src', 'bin', 'jetpost.ts')],
     cwd: REPO_ROOT,
     env: {
       PATH: process.env['PATH'],
@@ -117,9 +129,10 @@ export async function startJetpost(options: JetpostOptions): Promise<JetpostProc
       EVENTS_USERNAME: 'bench',
       EVENTS_PASSWORD: eventsPassword,
       ADMIN_API_KEY: adminKey,
-      // The per-app and per-address request limits would throttle the load itself.
-      QUEUE_RATE_LIMIT: '0',
-      EVENTS_RATE_LIMIT: '0',
+      // The request limits stay on, so that counting every request is part of each figure, at the
+      // highest budget config.ts allows: far above what any scenario sends in a minute.
+      QUEUE_RATE_LIMIT: String(BENCH_RATE_LIMIT_PER_MINUTE),
+      EVENTS_RATE_LIMIT: String(BENCH_RATE_LIMIT_PER_MINUTE),
       ...options.settings,
       ...options.overrides,
     },
