@@ -31,6 +31,9 @@ export interface JobRow {
   acceptedAt: Date | null;
 }
 
+/** What POST /queue answers of a job it stored (or found stored, on a replay). */
+export type QueuedJob = Pick<JobRow, 'id' | 'status' | 'customId'>;
+
 export interface ClaimedJob extends JobRow {
   /** The message to send: only the claim reads it. */
   content: MessageContent;
