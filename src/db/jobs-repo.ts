@@ -1,11 +1,12 @@
 // email_send_jobs: insert, claim, settle, cancel, read. Every state change is guarded in its WHERE
 // clause (status, lease owner) and returns the ids it changed: zero rows means a lost lease or a no-op.
 import type { JobListRow, QueueDepthStatus } from '../domain/dashboard.js';
-import type { AdminJobRow, ClaimedJob, JobRow } from '../domain/job.js';
+import type { AdminJobRow, ClaimedJob, JobRow, QueuedJob } from '../domain/job.js';
 import type { MessageContent, NewJob } from '../domain/message.js';
 import { DEPTH_STATUSES, type QueueDepth } from '../domain/queue-figures.js';
 import { CANCELLABLE_STATUSES, CLAIMABLE_STATUSES, type JobStatus } from '../domain/status.js';
 import { query, type Queryable } from './pool.js';
+import { CLAIMED_RECIPIENTS_JSON, claimedRecipientsFromJson } from './recipients-repo.js';
 
 const JOB_COLUMNS = `
   id, app_id, status, custom_id, metadata, priority, send_at, run_at, attempts, max_attempts,
@@ -54,15 +55,17 @@ export interface AppJobToInsert extends JobToInsert {
 
 // One statement draws the ids (in input order: a volatile CTE is computed once, and the target list
 // after the sort), inserts the jobs whose API key is still unrevoked and their recipients, and
-// returns the jobs with their input position. Rows from several apps and requests go together
+// returns what the answer shows of each job (reading back whole rows cost more CPU than the rest
+// of the insert) with its input position. Rows from several apps and requests go together
 // (group commit, services/jobs.ts). Its NOTIFY, if any, is sent at commit and only when a job was
-// inserted; as a lone statement it is a whole transaction (one round trip).
+// inserted; as a lone statement it is a whole transaction (one round trip). The sequence is looked
+// up once, in a subquery: called per row, pg_get_serial_sequence cost more than inserting the row.
 const INSERT_JOBS = `
   with new_jobs as materialized (
-    select nextval(pg_get_serial_sequence('email_send_jobs', 'id')) as id, j.*
+    select nextval((select pg_get_serial_sequence('email_send_jobs', 'id')::regclass)) as id, j.*
     from unnest(
-      $1::bigint[], $2::text[], $3::jsonb[], $4::text[], $5::jsonb[], $6::smallint[], $7::timestamptz[],
-      $8::timestamptz[], $9::int[], $10::int[], $11::bigint[]
+      $1::bigint[], $2::text[], array(select m.value::jsonb from json_array_elements($3::json) with ordinality as m(value, n) order by m.n),
+      $4::text[], $5::jsonb[], $6::smallint[], $7::timestamptz[], $8::timestamptz[], $9::int[], $10::int[], $11::bigint[]
     ) with ordinality
       as j(app_id, status, message, custom_id, metadata, priority, send_at, run_at, max_attempts, recipient_count, key_id, position)
     where j.key_id is null
@@ -76,7 +79,7 @@ const INSERT_JOBS = `
     overriding system value
     select id, app_id, status, message, custom_id, metadata, priority, send_at, run_at, max_attempts, recipient_count
     from new_jobs
-    returning ${JOB_COLUMNS}
+    returning id, status, custom_id
   ),
   inserted_recipients as (
     insert into email_recipients (job_id, position, kind, email, name)
@@ -91,32 +94,82 @@ const INSERT_JOBS = `
   order by n.position`;
 
 /**
- * Inserts jobs (of any apps) and their recipients in one statement, and notifies `channel` (at commit)
- * when any was inserted. Returns the inserted jobs by input position (0-based): a job whose key was
- * revoked has none.
+ * An array parameter as PostgreSQL's array literal, for values that need no quoting in one: integers
+ * (ids as digit strings too), timestamps in ISO 8601 and jetpost's own words (status, kind), never
+ * an app's text. node-postgres would quote and escape each element, which costs more than the rest.
  */
-export async function insertAppJobs(db: Queryable, jobs: readonly AppJobToInsert[], channel?: string): Promise<Map<number, JobRow>> {
-  const recipients = jobs.flatMap((j, index) => j.job.recipients.map((recipient, position) => ({ jobPosition: index + 1, position, recipient })));
+function unquotedArray(values: ReadonlyArray<string | number | null>): string {
+  return `{${values.map((value) => value ?? 'NULL').join(',')}}`;
+}
+
+/**
+ * Inserts jobs (of any apps) and their recipients in one statement, and notifies `channel` (at commit)
+ * when any was inserted. Returns what POST /queue answers of the inserted jobs, by input position
+ * (0-based): a job whose key was revoked has none.
+ */
+export async function insertAppJobs(db: Queryable, jobs: readonly AppJobToInsert[], channel?: string): Promise<Map<number, QueuedJob>> {
+  const appIds: string[] = [];
+  const statuses: string[] = [];
+  const contents: MessageContent[] = [];
+  const customIds: Array<string | null> = [];
+  const metadata: Array<string | null> = [];
+  const priorities: number[] = [];
+  const sendAts: Array<string | null> = [];
+  const runAts: string[] = [];
+  const maxAttempts: number[] = [];
+  const recipientCounts: number[] = [];
+  const keyIds: Array<string | null> = [];
+  const recipientJobs: number[] = [];
+  const positions: number[] = [];
+  const kinds: string[] = [];
+  const emails: string[] = [];
+  const names: Array<string | null> = [];
+  jobs.forEach(({ appId, status, job, runAt, maxAttempts: attempts, keyId }, index) => {
+    appIds.push(appId);
+    statuses.push(status);
+    contents.push(job.content);
+    customIds.push(job.customId ?? null);
+    metadata.push(job.metadata === undefined ? null : JSON.stringify(job.metadata));
+    priorities.push(job.priority);
+    sendAts.push(job.sendAt?.toISOString() ?? null);
+    runAts.push(runAt.toISOString());
+    maxAttempts.push(attempts);
+    recipientCounts.push(job.recipients.length);
+    keyIds.push(keyId ?? null);
+    job.recipients.forEach((recipient, position) => {
+      recipientJobs.push(index + 1);
+      positions.push(position);
+      kinds.push(recipient.kind);
+      emails.push(recipient.email);
+      names.push(recipient.name ?? null);
+    });
+  });
   const rows = await query(db, INSERT_JOBS, [
-    jobs.map((j) => j.appId),
-    jobs.map((j) => j.status),
-    jobs.map((j) => JSON.stringify(j.job.content)),
-    jobs.map((j) => j.job.customId ?? null),
-    jobs.map((j) => (j.job.metadata === undefined ? null : JSON.stringify(j.job.metadata))),
-    jobs.map((j) => j.job.priority),
-    jobs.map((j) => j.job.sendAt ?? null),
-    jobs.map((j) => j.runAt),
-    jobs.map((j) => j.maxAttempts),
-    jobs.map((j) => j.job.recipients.length),
-    jobs.map((j) => j.keyId ?? null),
-    recipients.map((r) => r.jobPosition),
-    recipients.map((r) => r.position),
-    recipients.map((r) => r.recipient.kind),
-    recipients.map((r) => r.recipient.email),
-    recipients.map((r) => r.recipient.name ?? null),
+    unquotedArray(appIds),
+    unquotedArray(statuses),
+    // The messages as one JSON array: as an array of JSON texts, node-postgres would escape every quote in them.
+    JSON.stringify(contents),
+    customIds,
+    metadata,
+    unquotedArray(priorities),
+    unquotedArray(sendAts),
+    unquotedArray(runAts),
+    unquotedArray(maxAttempts),
+    unquotedArray(recipientCounts),
+    unquotedArray(keyIds),
+    unquotedArray(recipientJobs),
+    unquotedArray(positions),
+    unquotedArray(kinds),
+    emails,
+    names,
     channel ?? null,
   ]);
-  return new Map(rows.map((row) => [Number(row['input_position']) - 1, toJob(row)]));
+  return new Map(
+    rows.map((row) => [
+      Number(row['input_position']) - 1,
+      { id: String(row['id']), status: row['status'] as JobStatus, customId: (row['custom_id'] as string | null) ?? null },
+    ]),
+  );
 }
 
 /** Inserts one app's jobs and their recipients; returns the job ids in input order. */
@@ -132,6 +185,8 @@ export async function insertJobs(db: Queryable, appId: string, jobs: readonly Jo
 // other consumers hold, so concurrent consumers never get the same job. It takes up to $2 jobs, and
 // of those only as many as fit in $5 bytes of stored message (the first always does), so a batch of
 // large messages does not load them all into memory at once; the rest stay queued for the next claim.
+// Each job comes with its recipients and which of their addresses are suppressed: one round trip
+// per batch, not three.
 const CLAIM_JOBS = `
   with picked as (
     select id, attempts as attempts_before, priority, run_at, pg_column_size(message) as size
@@ -150,17 +205,21 @@ const CLAIM_JOBS = `
       from picked
     ) as sized
     where bytes_before < $5::bigint
+  ),
+  claimed as (
+    update email_send_jobs j
+    set status = 'processing',
+      locked_by = $1,
+      locked_until = now() + make_interval(secs => $3::double precision / 1000),
+      attempts = j.attempts + case when j.outcome_unknown and j.attempts >= j.max_attempts then 0 else 1 end,
+      updated_at = now()
+    from within_budget as picked
+    where j.id = picked.id
+    returning ${QUALIFIED_JOB_COLUMNS}, j.message,
+      j.outcome_unknown and picked.attempts_before >= j.max_attempts as look_up_only
   )
-  update email_send_jobs j
-  set status = 'processing',
-    locked_by = $1,
-    locked_until = now() + make_interval(secs => $3::double precision / 1000),
-    attempts = j.attempts + case when j.outcome_unknown and j.attempts >= j.max_attempts then 0 else 1 end,
-    updated_at = now()
-  from within_budget as picked
-  where j.id = picked.id
-  returning ${QUALIFIED_JOB_COLUMNS}, j.message,
-    j.outcome_unknown and picked.attempts_before >= j.max_attempts as look_up_only`;
+  select j.*, ${CLAIMED_RECIPIENTS_JSON} as recipients
+  from claimed j`;
 
 /** Messages of one claim, in bytes as stored: about one Mailjet call's worth (15 MB). */
 export const CLAIM_MAX_BYTES = 15 * 1024 * 1024;
@@ -168,7 +227,15 @@ export const CLAIM_MAX_BYTES = 15 * 1024 * 1024;
 export async function claimJobs(db: Queryable, workerId: string, limit: number, leaseMs: number, maxBytes = CLAIM_MAX_BYTES): Promise<ClaimedJob[]> {
   const rows = await query(db, CLAIM_JOBS, [workerId, limit, leaseMs, CLAIMABLE_STATUSES, maxBytes]);
   return rows
-    .map((row) => ({ ...toJob(row), content: row['message'] as MessageContent, lookUpOnly: row['look_up_only'] === true }))
+    .map((row): ClaimedJob => {
+      const job = toJob(row);
+      // Object.assign, not a spread: copying a row's many fields into a new object costs several times more.
+      return Object.assign(job, {
+        content: row['message'] as MessageContent,
+        lookUpOnly: row['look_up_only'] === true,
+        ...claimedRecipientsFromJson(job.id, row['recipients']),
+      });
+    })
     .sort((a, b) => b.priority - a.priority || a.runAt.getTime() - b.runAt.getTime() || Number(a.id) - Number(b.id));
 }
 

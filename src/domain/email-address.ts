@@ -88,8 +88,34 @@ function domainProblem(domain: string): string | undefined {
   return undefined;
 }
 
+/**
+ * Most addresses in one test, without the steps below: an ASCII dot-atom, an @, and at least two LDH
+ * labels of 1 to 63 characters, the last not all digits. An A-label (xn--…) still needs its punycode
+ * checked, and the lengths in octets are the lengths here (ASCII), checked apart.
+ */
+const PLAIN_ADDRESS =
+  /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+(?:\.[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+)*@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+(?!\d+$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
+
+/** An A-label anywhere in an address (in the local part too: the quick yes is then only not given). */
+const A_LABEL_ANYWHERE = /[@.]xn--/i;
+
+/** Whether `address` is plainly valid: a quick yes for most addresses, no verdict otherwise (see emailAddressProblem). */
+export function isPlainAddress(address: string): boolean {
+  return (
+    address.length <= EMAIL_ADDRESS_LIMITS.address &&
+    PLAIN_ADDRESS.test(address) &&
+    address.indexOf('@') <= EMAIL_ADDRESS_LIMITS.localPart &&
+    !A_LABEL_ANYWHERE.test(address)
+  );
+}
+
 /** Why `address` is not an address jetpost sends to, or undefined when it is one. */
 export function emailAddressProblem(address: string): string | undefined {
+  return isPlainAddress(address) ? undefined : fullAddressProblem(address);
+}
+
+/** emailAddressProblem step by step, for any address (exported for the test that holds isPlainAddress to it). */
+export function fullAddressProblem(address: string): string | undefined {
   if (octets(address) > EMAIL_ADDRESS_LIMITS.address) {
     return `longer than ${EMAIL_ADDRESS_LIMITS.address} bytes`;
   }

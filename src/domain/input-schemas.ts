@@ -12,7 +12,7 @@ import { CHANGE_TYPES } from './status-change.js';
 import { DELIVERY_STATUSES } from './webhook-delivery.js';
 
 /** CR, LF and other control characters would let a value start a new header line. */
-const NO_CONTROL = /^[^\p{Cc}]*$/u;
+export const NO_CONTROL = /^[^\p{Cc}]*$/u;
 export const noControl = (max: number) => z.string().max(max).regex(NO_CONTROL, 'must not contain line breaks or control characters');
 
 /** An address as RFC 5321/6531 and Mailjet accept it (email-address.ts). */

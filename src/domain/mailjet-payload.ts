@@ -280,3 +280,53 @@ const LONGEST_JOB_ID = '9223372036854775807';
 export function queuedMessageBytes(content: MessageContent, recipients: readonly Recipient[], customId?: string): number {
   return messageBytes(toMailjetMessage({ id: LONGEST_JOB_ID, customId, content, recipients }));
 }
+
+/** Bytes of JSON a value takes at most: a UTF-16 code unit of a string or key is at most 6 (\u001f), a number at most 24 characters. */
+function jsonBytesAtMost(value: unknown): number {
+  switch (typeof value) {
+    case 'string':
+      return 6 * value.length + 2;
+    case 'number':
+      return 24;
+    case 'boolean':
+      return 5;
+    case 'object': {
+      if (value === null) {
+        return 4;
+      }
+      let bytes = 2;
+      if (Array.isArray(value)) {
+        for (const item of value as unknown[]) {
+          bytes += jsonBytesAtMost(item) + 1;
+        }
+        return bytes;
+      }
+      for (const key in value) {
+        bytes += 6 * key.length + 4 + jsonBytesAtMost((value as Record<string, unknown>)[key]);
+      }
+      return bytes;
+    }
+    default:
+      return 0;
+  }
+}
+
+/**
+ * What toMailjetMessage adds beyond the content's own fields, at most: the To, Cc and Bcc lists, a
+ * second attachment list, TemplateLanguage and the CustomID's prefix and longest job id.
+ */
+const ADDED_FIELDS_BYTES = 256;
+
+/**
+ * At least queuedMessageBytes, in a fraction of its cost, for a message the request schemas
+ * accepted (its nesting is bounded): each Mailjet field name is at most six times as long as the
+ * content field it comes from, and the content's values are Mailjet's. Only a message this bound
+ * puts near the cap needs its exact size.
+ */
+export function queuedMessageBytesAtMost(content: MessageContent, recipients: readonly Recipient[], customId?: string): number {
+  let bytes = jsonBytesAtMost(content) + ADDED_FIELDS_BYTES + (customId === undefined ? 0 : jsonBytesAtMost(customId));
+  for (const recipient of recipients) {
+    bytes += jsonBytesAtMost(recipient.email) + (recipient.name === undefined ? 0 : jsonBytesAtMost(recipient.name)) + 24;
+  }
+  return bytes;
+}

@@ -3,10 +3,11 @@
 // The rules for single values (addresses, ids, page sizes) are domain/input-schemas.ts, shared with the CLI.
 import { z } from 'zod';
 
+import { emailAddressProblem } from '../domain/email-address.js';
 import { AppError, type FieldError, ValidationError } from '../domain/errors.js';
-import { emailSchema, jobIdSchema, noControl, pageLimitSchema, parseOrThrow } from '../domain/input-schemas.js';
-import { nestsDeeperThan } from '../domain/json-text.js';
-import { FORBIDDEN_HEADERS, MAX_MESSAGE_BYTES, queuedMessageBytes } from '../domain/mailjet-payload.js';
+import { emailSchema, jobIdSchema, NO_CONTROL, noControl, pageLimitSchema, parseOrThrow } from '../domain/input-schemas.js';
+import { findUnstorableText, nestsDeeperThan } from '../domain/json-text.js';
+import { FORBIDDEN_HEADERS, MAX_MESSAGE_BYTES, queuedMessageBytes, queuedMessageBytesAtMost } from '../domain/mailjet-payload.js';
 import { type MessageContent, type NewJob, type Recipient, TRACKING_VALUES } from '../domain/message.js';
 import type { FeedCursor } from '../domain/status-change.js';
 import { isBase64 } from './base64.js';
@@ -151,19 +152,21 @@ const messageFields = {
 
 type MessageInput = z.infer<z.ZodObject<typeof messageFields>>;
 
+/** Where a check across fields reports a problem: the path within the message, and what is wrong. */
+type ReportIssue = (path: Array<string | number>, message: string) => void;
+
 /**
  * Combinations Mailjet refuses, refused here instead, where the app still hears of it: queued, they
  * would only fail at the send. The Mailjet error code each one avoids is in its message.
  */
-function checkMailjetCombinations(message: MessageInput, ctx: z.RefinementCtx): void {
+function checkMailjetCombinations(message: MessageInput, report: ReportIssue): void {
   if (message.template_id !== undefined) {
     for (const part of ['html', 'text'] as const) {
       if (message[part] !== undefined) {
-        ctx.addIssue({
-          code: 'custom',
-          path: [part],
-          message: `give either template_id or ${part}, not both: the template brings its own parts (Mailjet refuses an ${part === 'html' ? 'HTML' : 'text'} part beside a template that has one, send-0004)`,
-        });
+        report(
+          [part],
+          `give either template_id or ${part}, not both: the template brings its own parts (Mailjet refuses an ${part === 'html' ? 'HTML' : 'text'} part beside a template that has one, send-0004)`,
+        );
       }
     }
   }
@@ -172,34 +175,32 @@ function checkMailjetCombinations(message: MessageInput, ctx: z.RefinementCtx): 
       continue;
     }
     if (message.template_id === undefined) {
-      ctx.addIssue({ code: 'custom', path: [field], message: `${field} goes with a template: give template_id too` });
+      report([field], `${field} goes with a template: give template_id too`);
     } else if (message.template_language === false) {
-      ctx.addIssue({
-        code: 'custom',
-        path: [field],
-        message: `${field} needs the template language: leave template_language out or set it to true (Mailjet's send-0016)`,
-      });
+      report([field], `${field} needs the template language: leave template_language out or set it to true (Mailjet's send-0016)`);
     }
   }
   if (message.deduplicate_campaign === true && message.campaign === undefined) {
-    ctx.addIssue({ code: 'custom', path: ['deduplicate_campaign'], message: "deduplicate_campaign needs a campaign: give campaign too (Mailjet's send-0012)" });
+    report(['deduplicate_campaign'], "deduplicate_campaign needs a campaign: give campaign too (Mailjet's send-0012)");
   }
 }
 
+type MessageCheck = (message: MessageInput, report: ReportIssue) => void;
+
 /** The checks across a message's fields; `now` places the send_at window. */
 const checkMessage =
-  (now: () => Date) =>
-  (message: MessageInput, ctx: z.RefinementCtx): void => {
+  (now: () => Date): MessageCheck =>
+  (message, report) => {
     if (message.text === undefined && message.html === undefined && message.template_id === undefined) {
-      ctx.addIssue({ code: 'custom', path: ['text'], message: 'give text, html or template_id' });
+      report(['text'], 'give text, html or template_id');
     }
-    checkMailjetCombinations(message, ctx);
+    checkMailjetCombinations(message, report);
     if (message.from === undefined && message.template_id === undefined) {
-      ctx.addIssue({ code: 'custom', path: ['from'], message: 'from is required unless the template defines the sender' });
+      report(['from'], 'from is required unless the template defines the sender');
     }
     const all = [...message.to, ...(message.cc ?? []), ...(message.bcc ?? [])];
     if (all.length > LIMITS.recipientsPerMessage) {
-      ctx.addIssue({ code: 'custom', path: ['to'], message: `at most ${LIMITS.recipientsPerMessage} recipients over to, cc and bcc (Mailjet's limit)` });
+      report(['to'], `at most ${LIMITS.recipientsPerMessage} recipients over to, cc and bcc (Mailjet's limit)`);
     }
     const seen = new Set<string>();
     for (const [kind, list] of [
@@ -210,21 +211,21 @@ const checkMessage =
       list.forEach((recipient, index) => {
         const key = recipient.email.toLowerCase();
         if (seen.has(key)) {
-          ctx.addIssue({ code: 'custom', path: [kind, index, 'email'], message: 'this address is already a recipient of this message' });
+          report([kind, index, 'email'], 'this address is already a recipient of this message');
         }
         seen.add(key);
       });
     }
     for (const name of Object.keys(message.headers ?? {})) {
       if (FORBIDDEN_HEADERS.has(name.toLowerCase())) {
-        ctx.addIssue({ code: 'custom', path: ['headers', name], message: `${name} is set by jetpost or Mailjet and cannot be given as a header` });
+        report(['headers', name], `${name} is set by jetpost or Mailjet and cannot be given as a header`);
       }
     }
     if (message.send_at !== undefined) {
       const at = Date.parse(message.send_at);
       const nowMs = now().getTime();
       if (at > nowMs + LIMITS.sendAtMaxAheadMs || at < nowMs - LIMITS.sendAtMaxBehindMs) {
-        ctx.addIssue({ code: 'custom', path: ['send_at'], message: 'must be within the next 30 days (or the last 24 hours, meaning now)' });
+        report(['send_at'], 'must be within the next 30 days (or the last 24 hours, meaning now)');
       }
     }
   };
@@ -236,12 +237,12 @@ const idempotencyKey = z
   .regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces');
 
 /** The request schemas, built once per clock. */
-function queueRequestSchemas(now: () => Date) {
-  const check = checkMessage(now);
+function queueRequestSchemas(check: MessageCheck) {
+  const checkInZod = (message: MessageInput, ctx: z.RefinementCtx) => check(message, (path, text) => ctx.addIssue({ code: 'custom', path, message: text }));
   return {
-    singleMessage: z.strictObject({ ...messageFields, idempotency_key: idempotencyKey.optional() }).superRefine(check),
+    singleMessage: z.strictObject({ ...messageFields, idempotency_key: idempotencyKey.optional() }).superRefine(checkInZod),
     bulkRequest: z.strictObject({
-      messages: z.array(z.strictObject(messageFields).superRefine(check)).min(1).max(LIMITS.messagesPerRequest),
+      messages: z.array(z.strictObject(messageFields).superRefine(checkInZod)).min(1).max(LIMITS.messagesPerRequest),
       idempotency_key: idempotencyKey.optional(),
     }),
   };
@@ -300,6 +301,9 @@ function toNewJob(message: MessageInput): NewJob {
 function checkMessageSizes(jobs: readonly NewJob[], bulk: boolean): void {
   const tooLarge: FieldError[] = [];
   jobs.forEach((job, index) => {
+    if (queuedMessageBytesAtMost(job.content, job.recipients, job.customId) <= LIMITS.messageBytes) {
+      return;
+    }
     const bytes = queuedMessageBytes(job.content, job.recipients, job.customId);
     if (bytes > LIMITS.messageBytes) {
       tooLarge.push({
@@ -320,9 +324,189 @@ function checkMessageSizes(jobs: readonly NewJob[], bulk: boolean): void {
 
 export type QueueRequestParser = (body: unknown, headerKey: string | undefined) => QueueRequest;
 
+/** A request body as read: its messages and its idempotency_key field. */
+export interface QueueBody {
+  messages: MessageInput[];
+  bodyKey: string | undefined;
+}
+
+/** The body checked by the request schemas: every problem is worded, or the body is read. */
+function readWithSchemas(body: object, schemas: ReturnType<typeof queueRequestSchemas>): QueueBody {
+  const parsed = 'messages' in body ? parseOrThrow(schemas.bulkRequest, body, 'request') : parseOrThrow(schemas.singleMessage, body, 'message');
+  return { messages: 'messages' in parsed ? parsed.messages : [parsed], bodyKey: parsed.idempotency_key };
+}
+
+// ---- the quick read -----------------------------------------------------------------------------
+// A body of well-formed messages (nearly every body) is read in one pass over each message, without
+// the schema machinery, which costs most of the CPU of a bulk request. It vouches only for what it
+// is sure of: the first thing it does not recognise as valid sends the whole body to the schemas,
+// which decide and word the errors. So it may refuse what the schemas accept (they then read it),
+// but never accepts what they refuse, and reads what it accepts exactly as they do
+// (test/unit/queue-quick-read.test.ts checks both on generated bodies).
+
+/** A one-line text field as noControl(max) takes it. */
+const isOneLine = (value: unknown, max: number, min = 0): value is string =>
+  typeof value === 'string' && value.length >= min && value.length <= max && NO_CONTROL.test(value);
+
+/** A text part as textPart(maxBytes) takes it: UTF-8 has at most 3 bytes per UTF-16 code unit, so most are not counted. */
+const isTextPart = (value: unknown, maxBytes: number): value is string =>
+  typeof value === 'string' && (value.length * 3 <= maxBytes || utf8Bytes(value) <= maxBytes);
+
+function quickAddress(value: unknown): { email: string; name?: string } | undefined {
+  if (typeof value === 'string') {
+    return emailAddressProblem(value) === undefined ? { email: value } : undefined;
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    return undefined;
+  }
+  let email: unknown;
+  let name: unknown;
+  for (const key in value) {
+    if (key === 'email') {
+      email = (value as { email: unknown }).email;
+    } else if (key === 'name') {
+      name = (value as { name: unknown }).name;
+    } else {
+      return undefined;
+    }
+  }
+  if (typeof email !== 'string' || emailAddressProblem(email) !== undefined) {
+    return undefined;
+  }
+  if (name === undefined) {
+    return { email };
+  }
+  return isOneLine(name, LIMITS.nameLength) ? { email, name } : undefined;
+}
+
+function quickAddressList(value: unknown): Array<{ email: string; name?: string }> | undefined {
+  const list = Array.isArray(value) ? (value as unknown[]) : [value];
+  if (list.length < 1 || list.length > LIMITS.recipientsPerMessage) {
+    return undefined;
+  }
+  const addresses: Array<{ email: string; name?: string }> = [];
+  for (const item of list) {
+    const address = quickAddress(item);
+    if (address === undefined) {
+      return undefined;
+    }
+    addresses.push(address);
+  }
+  return addresses;
+}
+
+const FIELD_SCHEMAS: Readonly<Record<string, z.ZodType>> = messageFields;
+
+/** One message as the schemas would read it, or undefined when not sure it is valid. The common fields are read by hand. */
+function quickMessage(input: unknown, check: MessageCheck, extraKeys: ReadonlySet<string>): MessageInput | undefined {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) {
+    return undefined;
+  }
+  const message: Record<string, unknown> = {};
+  for (const key in input) {
+    const value = (input as Record<string, unknown>)[key];
+    let read: unknown;
+    switch (key) {
+      case 'from':
+      case 'reply_to':
+        read = quickAddress(value);
+        break;
+      case 'to':
+      case 'cc':
+      case 'bcc':
+        read = quickAddressList(value);
+        break;
+      case 'subject':
+        read = isOneLine(value, LIMITS.subjectLength) ? value : undefined;
+        break;
+      case 'custom_id':
+        read = isOneLine(value, LIMITS.customIdLength, 1) ? value : undefined;
+        break;
+      case 'text':
+        read = isTextPart(value, LIMITS.textBytes) ? value : undefined;
+        break;
+      case 'html':
+        read = isTextPart(value, LIMITS.htmlBytes) ? value : undefined;
+        break;
+      case 'priority':
+        read = value === 0 || value === 1 || value === 2 || value === 3 ? value : undefined;
+        break;
+      default: {
+        if (extraKeys.has(key)) {
+          // Checked with the body (the body field idempotency_key); kept, as the schema keeps it.
+          read = value;
+          break;
+        }
+        const schema = Object.hasOwn(FIELD_SCHEMAS, key) ? FIELD_SCHEMAS[key] : undefined;
+        const parsed = schema?.safeParse(value);
+        read = parsed?.success ? parsed.data : undefined;
+      }
+    }
+    if (read === undefined) {
+      return undefined;
+    }
+    message[key] = read;
+  }
+  if (message['to'] === undefined) {
+    return undefined;
+  }
+  let valid = true;
+  check(message as MessageInput, () => {
+    valid = false;
+  });
+  return valid ? (message as MessageInput) : undefined;
+}
+
+const NO_EXTRA_KEYS: ReadonlySet<string> = new Set();
+const IDEMPOTENCY_KEY_FIELD: ReadonlySet<string> = new Set(['idempotency_key']);
+
+/** The body read in one pass when every part of it is plainly valid; undefined sends it to the schemas. */
+function readQuickly(body: object, check: MessageCheck): QueueBody | undefined {
+  if (findUnstorableText(body).length > 0) {
+    return undefined;
+  }
+  let bodyKey: string | undefined;
+  if ('idempotency_key' in body) {
+    const key = idempotencyKey.safeParse(body.idempotency_key);
+    if (!key.success) {
+      return undefined;
+    }
+    bodyKey = key.data;
+  }
+  if (!('messages' in body)) {
+    const message = quickMessage(body, check, IDEMPOTENCY_KEY_FIELD);
+    return message && { messages: [message], bodyKey };
+  }
+  const list = body.messages;
+  for (const key in body) {
+    if (key !== 'messages' && key !== 'idempotency_key') {
+      return undefined;
+    }
+  }
+  if (!Array.isArray(list) || list.length < 1 || list.length > LIMITS.messagesPerRequest) {
+    return undefined;
+  }
+  const messages: MessageInput[] = [];
+  for (const item of list as unknown[]) {
+    const message = quickMessage(item, check, NO_EXTRA_KEYS);
+    if (message === undefined) {
+      return undefined;
+    }
+    messages.push(message);
+  }
+  return { messages, bodyKey };
+}
+
+/** The two readers of a body, apart: for the test that holds the quick one to the schemas. */
+export function queueBodyReaders(now: () => Date): { quick(body: object): QueueBody | undefined; withSchemas(body: object): QueueBody } {
+  const check = checkMessage(now);
+  const schemas = queueRequestSchemas(check);
+  return { quick: (body) => readQuickly(body, check), withSchemas: (body) => readWithSchemas(body, schemas) };
+}
+
 /** Parses one message, or {"messages": [...]}; the Idempotency-Key header and body field must agree. */
 export function createQueueRequestParser(now: () => Date): QueueRequestParser {
-  const { singleMessage, bulkRequest } = queueRequestSchemas(now);
+  const readers = queueBodyReaders(now);
   return (body, headerKey) => {
     if (typeof body !== 'object' || body === null || Array.isArray(body)) {
       throw new ValidationError('the request body must be a JSON object: one message, or {"messages": [...]}', [
@@ -330,9 +514,7 @@ export function createQueueRequestParser(now: () => Date): QueueRequestParser {
       ]);
     }
     const bulk = 'messages' in body;
-    const parsed = bulk ? parseOrThrow(bulkRequest, body, 'request') : parseOrThrow(singleMessage, body, 'message');
-    const messages = 'messages' in parsed ? parsed.messages : [parsed];
-    const bodyKey = parsed.idempotency_key;
+    const { messages, bodyKey } = readers.quick(body) ?? readers.withSchemas(body);
     if (headerKey !== undefined) {
       const checkedHeader = idempotencyKey.safeParse(headerKey);
       if (!checkedHeader.success) {

@@ -3,7 +3,7 @@
 import type { AppWebhook, AppWithKeys } from '../domain/app.js';
 import type { StoredEvent } from '../domain/event.js';
 import { eventDetails } from '../domain/event-parse.js';
-import type { AdminJobRow, JobRow } from '../domain/job.js';
+import type { AdminJobRow, QueuedJob } from '../domain/job.js';
 import type { RecipientRow } from '../domain/recipient.js';
 import { eventName } from '../domain/status.js';
 import { CHANGE_TYPES } from '../domain/status-change.js';
@@ -15,7 +15,7 @@ export function statusUrl(jobId: string): string {
   return `/status/${jobId}`;
 }
 
-export function queuedJobJson(job: JobRow) {
+export function queuedJobJson(job: QueuedJob) {
   return { job_id: job.id, status: job.status, custom_id: job.customId, status_url: statusUrl(job.id) };
 }
 

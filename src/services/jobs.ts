@@ -14,7 +14,7 @@ import { closePendingRecipients, findRecipients } from '../db/recipients-repo.js
 import { readFeed, recordStatusChanges } from '../db/status-changes-repo.js';
 import { apiKeyRequired, ConflictError, isDatabaseUnavailable, NotFoundError, ServiceUnavailableError } from '../domain/errors.js';
 import type { StoredEvent } from '../domain/event.js';
-import type { JobRow } from '../domain/job.js';
+import type { JobRow, QueuedJob } from '../domain/job.js';
 import type { NewJob } from '../domain/message.js';
 import type { RecipientRow } from '../domain/recipient.js';
 import type { FeedCursor, StatusChangeRow } from '../domain/status-change.js';
@@ -28,7 +28,7 @@ export interface JobView {
 }
 
 export interface EnqueueResult {
-  jobs: JobRow[];
+  jobs: QueuedJob[];
   /** True when an earlier request with the same Idempotency-Key made these jobs. */
   replayed: boolean;
 }
@@ -100,10 +100,10 @@ export function createJobService({
   groupCommit = DEFAULT_GROUP_COMMIT,
   now = () => new Date(),
 }: JobServiceDeps): JobService {
-  function toInsert(appId: string, jobs: readonly NewJob[], at: Date): AppJobToInsert[] {
+  function toInsert(appId: string, jobs: readonly NewJob[], at: Date, keyId: string | undefined): AppJobToInsert[] {
     return jobs.map((job) => {
       const scheduled = job.sendAt !== undefined && job.sendAt.getTime() > at.getTime();
-      return { appId, job, status: scheduled ? 'scheduled' : 'queued', runAt: scheduled ? job.sendAt! : at, maxAttempts };
+      return { appId, job, status: scheduled ? 'scheduled' : 'queued', runAt: scheduled ? job.sendAt! : at, maxAttempts, keyId };
     });
   }
 
@@ -128,15 +128,13 @@ export function createJobService({
     const at = now();
     const rows = await insertAppJobs(
       db,
-      requests.flatMap(({ request, checkKey }) =>
-        toInsert(request.appId, request.jobs, at).map((job) => ({ ...job, keyId: checkKey ? request.keyId : undefined })),
-      ),
+      requests.flatMap(({ request, checkKey }) => toInsert(request.appId, request.jobs, at, checkKey ? request.keyId : undefined)),
       // Delivered at commit, to the consumers of every replica: one notification for the batch.
       channels.jobs,
     );
     let offset = 0;
     return requests.map(({ request }) => {
-      const jobs = request.jobs.map((_, index) => rows.get(offset + index)).filter((row): row is JobRow => row !== undefined);
+      const jobs = request.jobs.map((_, index) => rows.get(offset + index)).filter((row): row is QueuedJob => row !== undefined);
       offset += request.jobs.length;
       // All of a request's jobs carry its key: all stored, or none (revoked).
       return jobs.length === request.jobs.length ? { jobs, replayed: false } : apiKeyRequired();

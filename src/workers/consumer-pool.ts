@@ -1,13 +1,22 @@
 // The consumers of this process, sharing one wake-up, one send gate, one Mailjet client and one
 // adaptive limit on Mailjet calls in flight (domain/in-flight-limit.ts): consumer n claims only
 // while n is below the limit, so the calls in flight follow Mailjet's latency and 429s, not the
-// number of consumers. When the limit grows, the idle consumers are woken to claim. They also share
-// one budget of claimed message bytes (domain/claim-budget.ts): a consumer claims only while its
-// claim fits in it, and the idle consumers are woken when a finished batch makes room.
+// number of consumers. When the limit grows, the idle consumers are woken to claim.
+//
+// While the queue is caught up (the last claim was not a full batch), claims are spaced by a call's
+// duration divided by the limit (domain/claim-pacing.ts): otherwise every enqueue wakes every idle
+// consumer, each takes the one or two jobs just queued, all the slots fill with near-empty calls,
+// and the next messages wait a whole call for a slot. Spaced out, each claim takes what arrived
+// since the last one and a slot frees up about when the next claim is due: a message waits at most
+// one spacing. A full batch means a backlog: every free consumer claims at once again.
+//
+// The consumers also share one budget of claimed message bytes (domain/claim-budget.ts): a consumer
+// claims only while its claim fits in it, and the idle consumers are woken when there is room again.
 import { hostname } from 'node:os';
 
 import type { Bus } from '../bus.js';
 import { type ClaimBudgetOptions, createClaimBudget, heldBytes } from '../domain/claim-budget.js';
+import { createClaimPacing } from '../domain/claim-pacing.js';
 import type { InFlightLimit } from '../domain/in-flight-limit.js';
 import type { ClaimedJob } from '../domain/job.js';
 import type { RetryPolicy } from '../domain/retry-policy.js';
@@ -64,10 +73,26 @@ export function createConsumerPool(options: ConsumerPoolOptions): ConsumerPool {
   const budget = createClaimBudget(options.claimBudget ?? CLAIM_BUDGET);
   let started = false;
   let callsInFlight = 0;
+  const limit = options.inFlight;
+  const pacing = limit && createClaimPacing({ batchSize: options.batchSize, spacingMs: () => (limit.durationMs() ?? 0) / limit.current() });
   const slotsOf = (index: number): CallSlots => {
-    const limit = options.inFlight;
     return {
-      mayClaim: () => budget.fits() && (limit === undefined || index < limit.current()),
+      claimDelayMs: () => {
+        if (!budget.fits()) {
+          // Woken when a claim or a finished batch makes room.
+          return options.idleCheckMs;
+        }
+        if (limit === undefined || pacing === undefined) {
+          return 0;
+        }
+        return index < limit.current() ? pacing.delayMs(performance.now()) : options.idleCheckMs;
+      },
+      claimed: (count) => {
+        if (pacing?.claimed(count)) {
+          // A backlog: the consumers waiting out a spacing claim now.
+          wakeup.wake();
+        }
+      },
       callStarted: () => {
         callsInFlight += 1;
       },
@@ -90,7 +115,7 @@ export function createConsumerPool(options: ConsumerPoolOptions): ConsumerPool {
   const claimWithin = async (id: string, held: { bytes: number }): Promise<ClaimedJob[]> => {
     const maxBytes = budget.reserve();
     if (maxBytes === undefined) {
-      // Another consumer took the room since mayClaim(): this one is woken when there is some again.
+      // Another consumer took the room since claimDelayMs(): this one is woken when there is some again.
       return [];
     }
     let jobs: ClaimedJob[] = [];
@@ -120,11 +145,9 @@ export function createConsumerPool(options: ConsumerPoolOptions): ConsumerPool {
         id,
         claim: () => claimWithin(id, held),
         batchEnded: () => batchEnded(held),
-        loadRecipients: (jobIds) => sending.loadRecipients(jobIds),
         send: (body) => mailjet.send(body),
         lookup: (customId) => mailjet.findByCustomId(customId),
         record: (recipientsByJob, results) => sending.record(id, recipientsByJob, results),
-        findSuppressed: (pairs) => sending.findSuppressed(pairs),
         markSuppressed: (recipientIds) => sending.markSuppressed(recipientIds),
         extendLeases: (jobIds) => sending.extendLeases(id, jobIds),
         release: (jobIds) => sending.release(id, jobIds),

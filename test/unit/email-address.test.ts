@@ -1,6 +1,7 @@
 import { expect } from 'chai';
+import fc from 'fast-check';
 
-import { emailAddressProblem } from '../../src/domain/email-address.js';
+import { emailAddressProblem, fullAddressProblem, isPlainAddress } from '../../src/domain/email-address.js';
 
 const accepted = (address: string) => expect(emailAddressProblem(address), address).to.equal(undefined);
 const refused = (address: string, reason?: RegExp) => {
@@ -135,5 +136,41 @@ describe('emailAddressProblem', () => {
     expect(Buffer.byteLength(at254)).to.equal(254);
     accepted(at254);
     refused(`l${at254}`, /254 bytes/);
+  });
+});
+
+describe('isPlainAddress (the quick yes of emailAddressProblem)', () => {
+  const piece = fc.oneof(
+    fc.string({ unit: fc.constantFrom(...'aZ09-._+!=@"[]'), maxLength: 70 }),
+    fc.constantFrom('xn--p1ai', 'XN--zz', '123', 'example', 'com', '', '-a', 'a-', 'l'.repeat(63), 'l'.repeat(64), '\u00e9', ' '),
+  );
+  const address = fc.oneof(
+    fc.tuple(piece, fc.array(piece, { minLength: 1, maxLength: 4 })).map(([local, labels]) => `${local}@${labels.join('.')}`),
+    fc.emailAddress(),
+    fc.string({ maxLength: 30 }),
+  );
+
+  it('when 20,000 generated addresses are checked, then each it accepts the full rules accept too', () => {
+    let plain = 0;
+    fc.assert(
+      fc.property(address, (candidate) => {
+        if (isPlainAddress(candidate)) {
+          plain += 1;
+          expect(fullAddressProblem(candidate), candidate).to.equal(undefined);
+        }
+      }),
+      { numRuns: 20_000 },
+    );
+    expect(plain).to.be.above(1000);
+  });
+
+  it('when an address is at the length limits or ends in an all-numeric label, then the quick yes is not given', () => {
+    expect(isPlainAddress(`${'l'.repeat(64)}@example.com`)).to.equal(true);
+    expect(isPlainAddress(`${'l'.repeat(65)}@example.com`)).to.equal(false);
+    expect(isPlainAddress(`a@${'l'.repeat(63)}.com`)).to.equal(true);
+    expect(isPlainAddress(`a@${'l'.repeat(64)}.com`)).to.equal(false);
+    expect(isPlainAddress(`a@${'l.'.repeat(125)}com`)).to.equal(false);
+    expect(isPlainAddress('a@example.123')).to.equal(false);
+    expect(isPlainAddress('a@123.example')).to.equal(true);
   });
 });

@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import fc from 'fast-check';
 
 import {
   countRecipients,
@@ -8,6 +9,8 @@ import {
   messageBytes,
   type PackableMessage,
   packCalls,
+  queuedMessageBytes,
+  queuedMessageBytesAtMost,
   type SendableJob,
   toMailjetMessage,
 } from '../../src/domain/mailjet-payload.js';
@@ -282,5 +285,71 @@ describe('messageBytes', () => {
     const accented = toMailjetMessage(job({ from: { email: 'app@example.com' }, text: 'éééé' }));
 
     expect(messageBytes(accented) - messageBytes(ascii)).to.equal(4);
+  });
+});
+
+describe('queuedMessageBytesAtMost', () => {
+  // Short strings of the characters JSON makes longest (\u0001 is 6 bytes, " and \\ 2, é 2, an emoji 4).
+  const text = fc.string({ unit: fc.constantFrom('\u0001', '"', '\\', '\u00e9', '\ud83d\ude00', 'a', '\n'), maxLength: 6 });
+  const address = fc.record({ email: text, name: text }, { requiredKeys: ['email'] });
+  const tracking = fc.constantFrom('account_default' as const, 'disabled' as const, 'enabled' as const);
+  const content: fc.Arbitrary<MessageContent> = fc.record(
+    {
+      from: address,
+      reply_to: address,
+      subject: text,
+      text,
+      html: text,
+      template_id: fc.integer({ min: 1, max: 2 ** 31 - 1 }),
+      template_language: fc.boolean(),
+      variables: fc.dictionary(text, fc.jsonValue({ maxDepth: 2 }), { maxKeys: 3 }),
+      headers: fc.dictionary(fc.constantFrom('X', 'X-Tag'), text, { maxKeys: 2 }),
+      attachments: fc.array(
+        fc.record(
+          { filename: text, content_type: fc.constant('a/b'), content: fc.constant(''), content_id: text },
+          { requiredKeys: ['filename', 'content_type', 'content'] },
+        ),
+        {
+          maxLength: 3,
+        },
+      ),
+      track_opens: tracking,
+      track_clicks: tracking,
+      campaign: text,
+      deduplicate_campaign: fc.boolean(),
+      event_payload: text,
+      url_tags: text,
+      monitoring_category: text,
+      mailjet_priority: fc.integer({ min: 0, max: 3 }),
+      template_error_reporting: address,
+      template_error_deliver: fc.boolean(),
+      sandbox: fc.boolean(),
+    },
+    { requiredKeys: [] },
+  );
+  const recipients = fc.array(
+    fc.record({ kind: fc.constantFrom('to' as const, 'cc' as const, 'bcc' as const), email: text, name: text }, { requiredKeys: ['kind', 'email'] }),
+    { minLength: 1, maxLength: 4 },
+  );
+
+  it('when 3,000 generated messages are measured, then the bound is never below the exact size Mailjet receives', () => {
+    fc.assert(
+      fc.property(content, recipients, fc.option(text, { nil: undefined }), (message, to, customId) => {
+        expect(queuedMessageBytesAtMost(message, to, customId)).to.be.at.least(queuedMessageBytes(message, to, customId));
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it('when a message has next to nothing of its own, then the fields Mailjet adds are still within the bound', () => {
+    for (const message of [{}, { template_id: 1 }, { text: '' }] as MessageContent[]) {
+      const to: Recipient[] = [{ kind: 'to', email: '' }];
+      expect(queuedMessageBytesAtMost(message, to), JSON.stringify(message)).to.be.at.least(queuedMessageBytes(message, to));
+    }
+  });
+
+  it('when a message is small, then the bound is far below the 14 MiB cap (the exact size is not needed)', () => {
+    const bound = queuedMessageBytesAtMost({ from: { email: 'app@example.com' }, subject: 'Hi', text: 'Hello' }, [{ kind: 'to', email: 'a@example.com' }]);
+    expect(bound).to.be.below(2000);
   });
 });
