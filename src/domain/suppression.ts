@@ -24,16 +24,22 @@ export function suppressionKey(appId: string, email: string): string {
 
 /** Hard bounces, spam complaints and unsubscribes keep the address from the app's future sends. */
 export function suppressionFor(event: StoredEvent): RecipientSuppression[] {
+  const suppression = suppressionOf(event);
+  return suppression === undefined ? [] : [{ recipientId: event.recipientId!, ...suppression }];
+}
+
+/** Why an event keeps its address from the app's future sends, if it does, with the event's detail. */
+export function suppressionOf(event: Pick<StoredEvent, 'type' | 'hardBounce' | 'payload'>): Omit<RecipientSuppression, 'recipientId'> | undefined {
   const text = (field: string) => (typeof event.payload[field] === 'string' && event.payload[field] !== '' ? event.payload[field] : undefined);
-  const entry = (reason: SuppressionReason, detail: string | undefined) => [{ recipientId: event.recipientId!, reason, detail: detail ?? null }];
+  const entry = (reason: SuppressionReason, detail: string | undefined) => ({ reason, detail: detail ?? null });
   switch (event.type) {
     case 'bounce':
-      return event.hardBounce === false ? [] : entry('hard_bounce', [text('error_related_to'), text('error')].filter(Boolean).join(': ') || undefined);
+      return event.hardBounce === false ? undefined : entry('hard_bounce', [text('error_related_to'), text('error')].filter(Boolean).join(': ') || undefined);
     case 'spam':
       return entry('spam', text('source'));
     case 'unsub':
       return entry('unsubscribed', 'unsubscribed through Mailjet');
     default:
-      return [];
+      return undefined;
   }
 }
