@@ -237,16 +237,20 @@ export async function pruneUnmatchedEvents(db: Queryable, retentionMs: number, l
 // - a job Mailjet accepted takes its recipients' highest status;
 // - the changes are logged for the feed, with their webhook deliveries (and a NOTIFY when there are
 //   some), and bounces, complaints and unsubscribes suppress the address for the job's app.
-// Statuses rank by their position in $12 (DELIVERY_ORDER); a status not in it never moves.
+// The events come as one JSON array (one parameter: no array literal to escape, and the payloads
+// are parsed once). Statuses rank by their position in $2 (DELIVERY_ORDER); a status not in it never moves.
 // The insert and the locks run first and in that order: each later step reads them through an
 // array(...) sub-select, which PostgreSQL evaluates to the end before the step starts.
 const STORE_AND_APPLY = `
   with input as materialized (
     select *
-    from unnest($1::text[], $2::text[], $3::timestamptz[], $4::bigint[], $5::text[], $6::text[], $7::jsonb[],
-      $8::text[], $9::jsonb[], $10::text[], $11::text[])
-      with ordinality as e(dedupe_key, event_type, occurred_at, message_id, message_uuid, email, payload,
-        target, details, suppression_reason, suppression_detail, ord)
+    from rows from (
+      jsonb_to_recordset($1::jsonb) as (
+        dedupe_key text, event_type text, occurred_at timestamptz, message_id bigint, message_uuid text, email text,
+        payload jsonb, target text, details jsonb, suppression_reason text, suppression_detail text)
+    ) with ordinality as e(
+      dedupe_key, event_type, occurred_at, message_id, message_uuid, email, payload, target, details, suppression_reason,
+      suppression_detail, ord)
   ), inserted as (
     insert into email_events (
       dedupe_key, event_type, occurred_at, mailjet_message_id, mailjet_message_uuid, email, recipient_id, job_id, payload
@@ -277,9 +281,9 @@ const STORE_AND_APPLY = `
     for no key update
   ), applied as (
     select i.id, i.job_id, i.recipient_id, e.occurred_at, e.details, e.suppression_reason, e.suppression_detail,
-      array_position($12::text[], r.status) as current_rank,
-      array_position($12::text[], e.target) as target_rank,
-      max(array_position($12::text[], e.target)) over (
+      array_position($2::text[], r.status) as current_rank,
+      array_position($2::text[], e.target) as target_rank,
+      max(array_position($2::text[], e.target)) over (
         partition by i.recipient_id order by e.occurred_at, i.id rows between unbounded preceding and 1 preceding
       ) as earlier_rank
     from inserted i
@@ -297,19 +301,19 @@ const STORE_AND_APPLY = `
     group by s.recipient_id
   ), recipients_updated as (
     update email_recipients r
-    set status = ($12::text[])[c.rank],
+    set status = ($2::text[])[c.rank],
       updated_at = now()
     from recipient_changes c
     where r.id = c.id
     returning r.id
   ), job_changes as (
-    select j.id, ($12::text[])[max(coalesce(c.rank, array_position($12::text[], r.status)))] as status
+    select j.id, ($2::text[])[max(coalesce(c.rank, array_position($2::text[], r.status)))] as status
     from locked_jobs j
     join locked_recipients r on r.job_id = j.id
     left join recipient_changes c on c.id = r.id
-    where array_position($12::text[], j.status) is not null
+    where array_position($2::text[], j.status) is not null
     group by j.id, j.status
-    having ($12::text[])[max(coalesce(c.rank, array_position($12::text[], r.status)))] <> j.status
+    having ($2::text[])[max(coalesce(c.rank, array_position($2::text[], r.status)))] <> j.status
   ), jobs_updated as (
     update email_send_jobs j
     set status = c.status,
@@ -319,7 +323,7 @@ const STORE_AND_APPLY = `
     returning j.id
   ), changes as (
     insert into status_changes (app_id, job_id, recipient_id, old_status, new_status, details)
-    select j.app_id, s.job_id, s.recipient_id, ($12::text[])[s.from_rank], ($12::text[])[s.target_rank], s.details
+    select j.app_id, s.job_id, s.recipient_id, ($2::text[])[s.from_rank], ($2::text[])[s.target_rank], s.details
     from steps s
     join locked_jobs j on j.id = s.job_id
     order by s.occurred_at, s.id
@@ -365,12 +369,12 @@ const STORE_AND_APPLY = `
       select floor(extract(epoch from s.occurred_at) * 1000) - floor(extract(epoch from j.accepted_at) * 1000)
       from steps s
       join locked_jobs j on j.id = s.job_id
-      where s.target_rank = array_position($12::text[], 'sent') and j.accepted_at is not null
+      where s.target_rank = array_position($2::text[], 'sent') and j.accepted_at is not null
     )::float8[] as sent_after_accepted_ms,
     (select count(*) from recipients_updated)::int as recipients_updated,
     (select count(*) from jobs_updated)::int as jobs_updated,
     (select count(*) from suppressed)::int as suppressed,
-    case when exists (select from deliveries) then pg_notify($13, '') end is not null as notified`;
+    case when exists (select from deliveries) then pg_notify($3, '') end is not null as notified`;
 
 /** A new event as STORE_AND_APPLY takes it: what the event says, and what it asks for (eventEffect). */
 export interface EventToApply {
@@ -389,21 +393,21 @@ export interface StoreAndApplyResult {
 
 /** Stores the events (one copy of each) and applies the new matched ones; see STORE_AND_APPLY. */
 export async function storeAndApplyEvents(tx: Queryable, webhooksChannel: string, events: readonly EventToApply[]): Promise<StoreAndApplyResult> {
-  const [row] = await query(tx, STORE_AND_APPLY, [
-    events.map((e) => e.event.dedupeKey),
-    events.map((e) => e.event.type),
-    events.map((e) => e.event.occurredAt),
-    events.map((e) => e.event.messageId ?? null),
-    events.map((e) => e.event.messageUuid ?? null),
-    events.map((e) => e.event.email),
-    events.map((e) => JSON.stringify(e.event.raw)),
-    events.map((e) => e.effect.target ?? null),
-    events.map((e) => JSON.stringify(e.effect.details)),
-    events.map((e) => e.effect.suppression?.reason ?? null),
-    events.map((e) => e.effect.suppression?.detail ?? null),
-    DELIVERY_ORDER,
-    webhooksChannel,
-  ]);
+  const input = events.map(({ event, effect }) => ({
+    dedupe_key: event.dedupeKey,
+    event_type: event.type,
+    occurred_at: event.occurredAt.toISOString(),
+    // A decimal string: JSON numbers this big would lose digits.
+    message_id: event.messageId ?? null,
+    message_uuid: event.messageUuid ?? null,
+    email: event.email,
+    payload: event.raw,
+    target: effect.target ?? null,
+    details: effect.details,
+    suppression_reason: effect.suppression?.reason ?? null,
+    suppression_detail: effect.suppression?.detail ?? null,
+  }));
+  const [row] = await query(tx, STORE_AND_APPLY, [JSON.stringify(input), DELIVERY_ORDER, webhooksChannel]);
   return {
     stored: row!['stored'] as number,
     byType: row!['by_type'] as StoreAndApplyResult['byType'],
