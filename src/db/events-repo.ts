@@ -3,7 +3,7 @@ import type { StoredEvent } from '../domain/event.js';
 import type { EventEffect } from '../domain/event-application.js';
 import type { MailjetEvent } from '../domain/event-parse.js';
 import { DELIVERY_ORDER, type MailjetEventType } from '../domain/status.js';
-import { query, type Queryable } from './pool.js';
+import { type PreparedStatement, query, type Queryable } from './pool.js';
 
 function toStoredEvent(row: Record<string, unknown>): StoredEvent {
   const payload = row['payload'] as Record<string, unknown>;
@@ -241,7 +241,7 @@ export async function pruneUnmatchedEvents(db: Queryable, retentionMs: number, l
 // are parsed once). Statuses rank by their position in $2 (DELIVERY_ORDER); a status not in it never moves.
 // The insert and the locks run first and in that order: each later step reads them through an
 // array(...) sub-select, which PostgreSQL evaluates to the end before the step starts.
-const STORE_AND_APPLY = `
+const STORE_AND_APPLY_TEXT = `
   with input as materialized (
     select *
     from rows from (
@@ -375,6 +375,8 @@ const STORE_AND_APPLY = `
     (select count(*) from jobs_updated)::int as jobs_updated,
     (select count(*) from suppressed)::int as suppressed,
     case when exists (select from deliveries) then pg_notify($3, '') end is not null as notified`;
+
+const STORE_AND_APPLY: PreparedStatement = { name: 'events_store_and_apply', text: STORE_AND_APPLY_TEXT };
 
 /** A new event as STORE_AND_APPLY takes it: what the event says, and what it asks for (eventEffect). */
 export interface EventToApply {
