@@ -153,8 +153,15 @@ export function* parseEventBodyInSteps(text: string): Generator<void, ParsedEven
   return { ok: true, events, rejected };
 }
 
-/** In a parsed string a NUL can only come from an escape (JSON refuses it raw), a lone surrogate from an escape or raw; `__proto__` as itself or with escapes. */
-const MAY_HOLD_UNSTORABLE_TEXT_OR_PROTO_KEY = /\\u|[\ud800-\udfff]|__proto__/;
+const SURROGATE = /[\ud800-\udfff]/;
+
+/**
+ * In a parsed string a NUL can only come from an escape (JSON refuses it raw), a lone surrogate from
+ * an escape or raw; a `__proto__` key as itself or with escapes.
+ */
+function mayHoldUnstorableTextOrProtoKey(source: string): boolean {
+  return source.includes('\\u') || source.includes('__proto__') || SURROGATE.test(source);
+}
 
 function checkElement(element: JsonElement): MailjetEvent | Omit<RejectedEvent, 'index' | 'source'> {
   const whole = (kind: RejectionKind, message: string) => ({ kind, issues: [{ path: '', message }] });
@@ -169,7 +176,7 @@ function checkElement(element: JsonElement): MailjetEvent | Omit<RejectedEvent, 
   }
   // Both walks look for what only an escape (\u…), a surrogate or a __proto__ key in the source can
   // bring: Mailjet's events have none, so most elements skip them.
-  if (MAY_HOLD_UNSTORABLE_TEXT_OR_PROTO_KEY.test(element.source)) {
+  if (mayHoldUnstorableTextOrProtoKey(element.source)) {
     const unstorable = findUnstorableText(value, []);
     if (unstorable) {
       return { kind: 'unstorable-text', issues: [unstorable] };
