@@ -163,8 +163,12 @@ function mayHoldUnstorableTextOrProtoKey(source: string): boolean {
   return source.includes('\\u') || source.includes('__proto__') || SURROGATE.test(source);
 }
 
+/** A rejection of the element as a whole. */
+function whole(kind: RejectionKind, message: string): Omit<RejectedEvent, 'index' | 'source'> {
+  return { kind, issues: [{ path: '', message }] };
+}
+
 function checkElement(element: JsonElement): MailjetEvent | Omit<RejectedEvent, 'index' | 'source'> {
-  const whole = (kind: RejectionKind, message: string) => ({ kind, issues: [{ path: '', message }] });
   if (!('value' in element)) {
     return element.tooDeep
       ? whole('too-deep', `nested deeper than ${MAX_EVENT_DEPTH} levels`)

@@ -136,7 +136,10 @@ export async function ingestEvents(pool: Pool, channels: NotifyChannels, events:
       storeAndApplyEvents(
         tx,
         channels.webhooks,
-        chunk.map((event) => ({ event, effect: eventEffect({ ...event, payload: event.raw }) })),
+        chunk.map((event) => ({
+          event,
+          effect: eventEffect({ type: event.type, occurredAt: event.occurredAt, hardBounce: event.hardBounce, payload: event.raw }),
+        })),
       ),
     );
     total.stored += part.stored;
