@@ -94,45 +94,6 @@ export async function lockMessagesShared(tx: Queryable, messages: readonly Messa
   }
 }
 
-// Each event is matched to its recipient by MessageID, else by Message_GUID (both indexed); a
-// repeat of a stored event (same dedupe key) is skipped. Rows go in in the caller's order, so that
-// concurrent ingests, which all sort the same way, wait on each other's dedupe keys in one order.
-const INSERT_EVENTS = `
-  insert into email_events (
-    dedupe_key, event_type, occurred_at, mailjet_message_id, mailjet_message_uuid, email, recipient_id, job_id, payload
-  )
-  select e.dedupe_key, e.event_type, e.occurred_at, e.message_id, e.message_uuid, e.email, m.id, m.job_id, e.payload
-  from unnest($1::text[], $2::text[], $3::timestamptz[], $4::bigint[], $5::text[], $6::text[], $7::jsonb[])
-    with ordinality as e(dedupe_key, event_type, occurred_at, message_id, message_uuid, email, payload, ord)
-  left join lateral (
-    select r.id, r.job_id
-    from email_recipients r
-    where r.id = coalesce(
-      (select by_id.id from email_recipients by_id where by_id.mailjet_message_id = e.message_id limit 1),
-      (select by_uuid.id from email_recipients by_uuid where by_uuid.mailjet_message_uuid = e.message_uuid limit 1)
-    )
-  ) m on true
-  order by e.ord
-  on conflict (dedupe_key) do nothing
-  returning ${EVENT_COLUMNS}`;
-
-/** Stores new events; returns only those not seen before. */
-export async function insertEvents(tx: Queryable, events: readonly MailjetEvent[]): Promise<StoredEvent[]> {
-  if (events.length === 0) {
-    return [];
-  }
-  const rows = await query(tx, INSERT_EVENTS, [
-    events.map((e) => e.dedupeKey),
-    events.map((e) => e.type),
-    events.map((e) => e.occurredAt),
-    events.map((e) => e.messageId ?? null),
-    events.map((e) => e.messageUuid ?? null),
-    events.map((e) => e.email),
-    events.map((e) => JSON.stringify(e.raw)),
-  ]);
-  return rows.map(toStoredEvent);
-}
-
 const MATCH_EVENTS = `
   with found as (
     select e.id as event_id,
@@ -227,8 +188,10 @@ export async function pruneUnmatchedEvents(db: Queryable, retentionMs: number, l
 }
 
 // The events ingest in one statement: store the new events (a repeat of a stored one is skipped)
-// matched to their recipients, then apply them as domain/event-application.ts says (the two are
-// checked against each other by test/db/events-apply-agreement.test.ts):
+// matched to their recipients by MessageID, else by Message_GUID (both indexed), then apply them as
+// domain/event-application.ts says (the two are checked against each other by
+// test/db/events-apply-agreement.test.ts). Rows go in in the caller's order, so that concurrent
+// ingests, which all sort the same way, wait on each other's dedupe keys in one order. Applying:
 // - lock the jobs of the new matched events, then all their recipients, in id order (the order every
 //   writer locks in); a locking read returns the rows as the last writer committed them, so the
 //   state the rules see is the current one, as after lockJobs and lockRecipientsOfJobs;
