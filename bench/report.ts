@@ -5,6 +5,8 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 
+import { BENCH_RATE_LIMIT_PER_MINUTE } from './systems.js';
+
 export interface Target {
   /** e.g. "≥ 3,000 req/s and ≥ 1.3×". */
   text: string;
@@ -119,7 +121,7 @@ export function toMarkdown(report: Report): string {
     `- Machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB RAM, ${m.os}`,
     `- Node ${m.node}; ${m.postgres}`,
     `- Load average (1 min) at start ${m.loadAverage.start.toFixed(2)}, at end ${m.loadAverage.end.toFixed(2)}${m.loadAverage.start > 0.5 ? ' — other work shared the CPU: figures are noisy' : ''}`,
-    `- jetpost commit ${m.jetpostCommit}; ${overrides.length === 0 ? 'jetpost default settings (rate limits off)' : `jetpost settings overridden: ${overrides.map(([name, value]) => `${name}=${value}`).join(', ')}`}`,
+    `- jetpost commit ${m.jetpostCommit}; ${overrides.length === 0 ? `jetpost default settings, but rate limits of ${BENCH_RATE_LIMIT_PER_MINUTE.toLocaleString('en')} per minute (counted, never reached)` : `jetpost settings overridden: ${overrides.map(([name, value]) => `${name}=${value}`).join(', ')}`}`,
     `- Scenarios: ${report.scenarios.join(', ')}; took ${Math.round(report.seconds)} s`,
     '',
     '| measure | jetpost | reference (same run) | ratio | target | |',

@@ -19,7 +19,7 @@ import { memory } from './scenarios/memory.js';
 import { pipeline } from './scenarios/pipeline.js';
 import { queueSingle } from './scenarios/queue-single.js';
 import { scale } from './scenarios/scale.js';
-import { BENCH_DIR, ensurePeersInstalled, jetpostOverrides, REPO_ROOT } from './systems.js';
+import { BENCH_DIR, BENCH_RATE_LIMIT_PER_MINUTE, ensurePeersInstalled, jetpostOverrides, REPO_ROOT } from './systems.js';
 
 const RESULTS_DIR = path.join(BENCH_DIR, 'results');
 
@@ -74,6 +74,7 @@ async function main(): Promise<number> {
     [
       `jetpost benchmark, ${plan.quick ? 'quick (BENCH_QUICK=1)' : 'full'} run: estimated duration ${minutes(estimateSeconds(plan))} on 2 cores at jetpost's speed when the suite was written`,
       ...plan.scenarios.map((name) => `  - ${name}: ${SCENARIO_HELP[name]}`),
+      `  jetpost runs with its rate limits on, at ${BENCH_RATE_LIMIT_PER_MINUTE.toLocaleString('en')} requests per minute: every request is counted, none refused`,
       `  logs of every process: ${path.relative(process.cwd(), logDir)}`,
       ...(loadAtStart > 0.5 ? [`  load average is ${loadAtStart.toFixed(2)}: other work is using the CPU, figures will be noisy`] : []),
       '',

@@ -146,8 +146,9 @@ export async function makeSuppression(
 const CLAIMED_AT = new Date('2030-01-01T00:00:00Z');
 
 /** A job as consumer-1 holds it after a claim: first attempt, one recipient, a text message. */
+/** A claimed job; without `recipients`, its one recipient is pendingRecipient's. */
 export function claimedJob(overrides: Partial<ClaimedJob> = {}): ClaimedJob {
-  return {
+  const job: ClaimedJob = {
     id: '1',
     appId: '7',
     status: 'processing',
@@ -168,8 +169,11 @@ export function claimedJob(overrides: Partial<ClaimedJob> = {}): ClaimedJob {
     acceptedAt: null,
     content: { from: { email: 'app@example.com' }, subject: 'Hello', text: 'Hi' },
     lookUpOnly: false,
+    recipients: [],
+    suppressed: new Map(),
     ...overrides,
   };
+  return overrides.recipients === undefined ? { ...job, recipients: [pendingRecipient(job)] } : job;
 }
 
 /** The To recipient of `job`, not sent yet. */

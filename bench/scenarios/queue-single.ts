@@ -4,13 +4,24 @@
 import type { Row } from '../report.js';
 import { type AutocannonResult, type LoadSpec, runAutocannon, startJetpost, startMailjetDouble, startPeer } from '../systems.js';
 import { benchMessage, type ScenarioContext } from './context.js';
+import { type CpuSplit, meterCpu } from './steps.js';
 
 const CONNECTIONS = 50;
 
-async function warmThenMeasure(context: ScenarioContext, name: string, spec: Omit<LoadSpec, 'connections' | 'seconds'>): Promise<AutocannonResult> {
+interface Measured extends AutocannonResult {
+  /** CPU µs per answered request during the measured run: the server's process, and PostgreSQL's. */
+  cpuMicrosPerRequest: { process: number | undefined; postgres: number | undefined };
+}
+
+/** The load after a warm-up, with the CPU the server process (`pid`) and PostgreSQL spent on it. */
+async function warmThenMeasure(context: ScenarioContext, name: string, pid: number, spec: Omit<LoadSpec, 'connections' | 'seconds'>): Promise<Measured> {
   const seconds = context.plan.sizes.singleSeconds;
   await runAutocannon(context.logDir, `${name}-warm-up`, { ...spec, connections: CONNECTIONS, seconds: Math.max(1, Math.round(seconds / 5)) });
-  return runAutocannon(context.logDir, name, { ...spec, connections: CONNECTIONS, seconds });
+  const meter = meterCpu(pid, context.pg);
+  const result = await runAutocannon(context.logDir, name, { ...spec, connections: CONNECTIONS, seconds });
+  const cpu: CpuSplit = meter.stop();
+  const perRequest = (cpuSeconds: number | undefined) => (cpuSeconds === undefined || result.requests === 0 ? undefined : (cpuSeconds * 1e6) / result.requests);
+  return { ...result, cpuMicrosPerRequest: { process: perRequest(cpu.process), postgres: perRequest(cpu.postgres) } };
 }
 
 function problems(result: AutocannonResult): string | undefined {
@@ -22,7 +33,7 @@ export async function queueSingle(context: ScenarioContext): Promise<Row[]> {
 
   context.progress('jetpost: POST /queue, one message per request');
   const double = await startMailjetDouble(context.logDir, 'queue-single-mailjet', 0);
-  let jetpost: AutocannonResult;
+  let jetpost: Measured;
   try {
     const server = await startJetpost({
       name: 'queue-single-jetpost',
@@ -34,7 +45,7 @@ export async function queueSingle(context: ScenarioContext): Promise<Row[]> {
     });
     try {
       const key = await server.createApp('bench');
-      jetpost = await warmThenMeasure(context, 'queue-single-load-jetpost', {
+      jetpost = await warmThenMeasure(context, 'queue-single-load-jetpost', server.pid, {
         url: `${server.url}/queue`,
         headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
         body,
@@ -48,11 +59,15 @@ export async function queueSingle(context: ScenarioContext): Promise<Row[]> {
   }
 
   context.progress('bare Express 5 + pg: the same request');
-  let floor: AutocannonResult | undefined;
+  let floor: Measured | undefined;
   const bare = startPeer('bare-express.mjs', context.logDir, { DATABASE_URL: await context.pg.freshDatabase('bare_express') });
   try {
     const { url } = await bare.phase<{ url: string }>('listening', 30_000);
-    floor = await warmThenMeasure(context, 'queue-single-load-bare', { url: `${url}/queue`, headers: { 'content-type': 'application/json' }, body });
+    floor = await warmThenMeasure(context, 'queue-single-load-bare', bare.child.pid, {
+      url: `${url}/queue`,
+      headers: { 'content-type': 'application/json' },
+      body,
+    });
   } catch (error) {
     // jetpost's figures still stand without their reference.
     context.fail('bare Express 5 + pg', error);
@@ -81,6 +96,15 @@ export async function queueSingle(context: ScenarioContext): Promise<Row[]> {
       jetpost: jetpost.latencyMs.p99,
       reference: { label: 'bare Express 5 + pg insert', value: floor?.latencyMs.p99 },
       target: { text: '≤ 50 ms', max: 50 },
+      note,
+    },
+    {
+      scenario: 'queue-single',
+      measure: 'POST /queue single, CPU of the server process per request',
+      unit: 'µs',
+      jetpost: jetpost.cpuMicrosPerRequest.process,
+      reference: { label: 'bare Express 5 + pg insert', value: floor?.cpuMicrosPerRequest.process },
+      target: { text: 'lower is better' },
       note,
     },
   ];

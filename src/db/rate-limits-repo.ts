@@ -36,23 +36,6 @@ export async function findHits(db: Queryable, key: string): Promise<{ hits: numb
   return row && { hits: Number(row['hits']), resetAt: row['reset_at'] as Date };
 }
 
-const UNCOUNT = `
-  update rate_limits
-  set hits = greatest(hits - 1, 0)
-  where key = $1`;
-
-export async function uncountHit(db: Queryable, key: string): Promise<void> {
-  await query(db, UNCOUNT, [key]);
-}
-
-const RESET = `
-  delete from rate_limits
-  where key = $1`;
-
-export async function resetHits(db: Queryable, key: string): Promise<void> {
-  await query(db, RESET, [key]);
-}
-
 const DELETE_EXPIRED = `
   delete from rate_limits
   where reset_at < now() - interval '1 minute'`;

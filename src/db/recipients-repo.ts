@@ -2,6 +2,7 @@
 import type { RecipientKind } from '../domain/message.js';
 import type { AcceptedIds, RecipientRow } from '../domain/recipient.js';
 import type { RecipientStatus } from '../domain/status.js';
+import type { SuppressionReason } from '../domain/suppression.js';
 import { query, type Queryable } from './pool.js';
 
 function toRecipient(row: Record<string, unknown>): RecipientRow {
@@ -23,6 +24,42 @@ function toRecipient(row: Record<string, unknown>): RecipientRow {
 const RECIPIENT_COLUMNS = `
   id, job_id, position, kind, email, name, status, mailjet_message_id::text as mailjet_message_id,
   mailjet_message_uuid, updated_at`;
+
+/**
+ * The recipients of the job aliased `j`, with the suppression of each address for the job's app, as
+ * one JSON array (read it with claimedRecipientsFromJson): the claim selects it beside each job.
+ */
+export const CLAIMED_RECIPIENTS_JSON = `(
+    select json_agg(json_build_object(
+      'id', r.id::text, 'position', r.position, 'kind', r.kind, 'email', r.email, 'name', r.name, 'status', r.status,
+      'message_id', r.mailjet_message_id::text, 'message_uuid', r.mailjet_message_uuid,
+      'updated_at_ms', extract(epoch from r.updated_at) * 1000,
+      'suppressed', s.reason) order by r.position)
+    from email_recipients r
+    left join suppressions s on s.app_id = j.app_id and s.email = lower(r.email)
+    where r.job_id = j.id)`;
+
+/** A job's recipients, and its suppressed addresses (lower-cased) with their reason, from CLAIMED_RECIPIENTS_JSON. */
+export function claimedRecipientsFromJson(jobId: string, json: unknown): { recipients: RecipientRow[]; suppressed: Map<string, SuppressionReason> } {
+  const items = (json ?? []) as Array<Record<string, unknown>>;
+  // Built field by field: a timestamp as JSON text would go through Date's slow fallback parser.
+  const recipients = items.map((item): RecipientRow => ({
+    id: String(item['id']),
+    jobId,
+    position: Number(item['position']),
+    kind: item['kind'] as RecipientKind,
+    email: String(item['email']),
+    name: (item['name'] as string | null) ?? null,
+    status: item['status'] as RecipientStatus,
+    messageId: (item['message_id'] as string | null) ?? null,
+    messageUuid: (item['message_uuid'] as string | null) ?? null,
+    updatedAt: new Date(Number(item['updated_at_ms'])),
+  }));
+  const suppressed = new Map(
+    items.flatMap((item) => (item['suppressed'] == null ? [] : [[String(item['email']).toLowerCase(), item['suppressed'] as SuppressionReason] as const])),
+  );
+  return { recipients, suppressed };
+}
 
 const FIND_RECIPIENTS = `
   select ${RECIPIENT_COLUMNS}

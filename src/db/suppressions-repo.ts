@@ -1,5 +1,5 @@
 // suppressions: per app, the addresses not to send to.
-import { type RecipientSuppression, type Suppression, suppressionKey, type SuppressionReason } from '../domain/suppression.js';
+import type { RecipientSuppression, Suppression, SuppressionReason } from '../domain/suppression.js';
 import { query, type Queryable } from './pool.js';
 
 function toSuppression(row: Record<string, unknown>): Suppression {
@@ -25,21 +25,6 @@ export async function suppressRecipients(tx: Queryable, entries: readonly Recipi
     return;
   }
   await query(tx, SUPPRESS_RECIPIENTS, [entries.map((e) => e.recipientId), entries.map((e) => e.reason), entries.map((e) => e.detail)]);
-}
-
-const FIND_SUPPRESSED = `
-  select s.app_id::text as app_id, s.email, s.reason
-  from suppressions s
-  join unnest($1::bigint[], $2::text[]) as p(app_id, email)
-    on s.app_id = p.app_id and s.email = lower(p.email)`;
-
-/** The suppressed (app, address) pairs among those given, keyed `<app id> <lower-cased address>`. */
-export async function findSuppressed(db: Queryable, pairs: ReadonlyArray<{ appId: string; email: string }>): Promise<Map<string, SuppressionReason>> {
-  if (pairs.length === 0) {
-    return new Map();
-  }
-  const rows = await query(db, FIND_SUPPRESSED, [pairs.map((p) => p.appId), pairs.map((p) => p.email)]);
-  return new Map(rows.map((row) => [suppressionKey(String(row['app_id']), String(row['email'])), row['reason'] as SuppressionReason]));
 }
 
 const LIST_SUPPRESSIONS = `

@@ -1,6 +1,8 @@
 // A job as jetpost keeps it (email_send_jobs): one message, its lifecycle status and its lease.
 import type { MessageContent } from './message.js';
+import type { RecipientRow } from './recipient.js';
 import type { JobStatus } from './status.js';
+import type { SuppressionReason } from './suppression.js';
 
 /**
  * A job without its message (html, attachments: up to 14 MiB): what every read but the claim needs.
@@ -37,6 +39,10 @@ export interface ClaimedJob extends JobRow {
    * whether it was delivered, and it does not count as an attempt.
    */
   lookUpOnly: boolean;
+  /** Its To, Cc and Bcc rows in order, read by the claim itself (no second round trip). */
+  recipients: RecipientRow[];
+  /** Those of its addresses suppressed for its app (lower-cased), with the reason: read by the claim too. */
+  suppressed: ReadonlyMap<string, SuppressionReason>;
 }
 
 /** A job as the admin lists it, across apps. */

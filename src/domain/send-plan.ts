@@ -44,14 +44,6 @@ export function lookUpResult(
   return undefined;
 }
 
-/** The (app, address) pairs of a batch, to ask which are suppressed. */
-export function addressesOf(
-  jobs: readonly ClaimedJob[],
-  recipientsByJob: ReadonlyMap<string, readonly RecipientRow[]>,
-): Array<{ appId: string; email: string }> {
-  return jobs.flatMap((job) => (recipientsByJob.get(job.id) ?? []).map((row) => ({ appId: job.appId, email: row.email })));
-}
-
 export interface SuppressionPlan {
   /** Recipients left out of the send: their address is suppressed for their job's app. */
   leftOut: RecipientRow[];

@@ -1,14 +1,14 @@
-// Request rate limits with express-rate-limit. The budgets of callers who proved who they are (per
-// app on POST /queue, the callback's credentials on POST /events) are counted in PostgreSQL, so that
-// every replica shares them, and announced with RateLimit/RateLimit-Policy headers (IETF draft 8).
-// Failed credentials are counted apart, in memory, so that they never spend a genuine caller's
-// budget nor write to the database. Nothing is keyed by a value a caller can forge at will (such as
+// Request rate limits. The budgets of callers who proved who they are (per app on POST /queue, the
+// callback's credentials on POST /events) are counted in PostgreSQL, so that every replica shares
+// them, and announced with RateLimit/RateLimit-Policy headers (IETF draft 8). Failed credentials are
+// counted apart, in memory (express-rate-limit), so that they never spend a genuine caller's budget
+// nor write to the database. Nothing is keyed by a value a caller can forge at will (such as
 // an X-Forwarded-For address) without the keys being folded into a fixed number of counters.
 // Above a limit the answer is 429 problem+json with Retry-After.
 import { createHash } from 'node:crypto';
 
 import type { RequestHandler } from 'express';
-import { ipKeyGenerator, MemoryStore, rateLimit, type Store } from 'express-rate-limit';
+import { ipKeyGenerator, MemoryStore, rateLimit } from 'express-rate-limit';
 
 import { AppError } from '../domain/errors.js';
 import type { Logger } from '../log.js';
@@ -16,30 +16,64 @@ import type { RateLimitCounters } from '../services/rate-limits.js';
 
 const WINDOW_MS = 60_000;
 
-export function postgresStore(counters: RateLimitCounters, prefix: string): Store {
-  let windowMs = WINDOW_MS;
-  const key = (client: string) => `${prefix}:${client}`;
-  return {
-    prefix,
-    localKeys: false,
-    // Old windows are removed by workers/rate-limit-sweeper.ts.
-    init(options) {
-      windowMs = options.windowMs;
-    },
-    async get(client) {
-      const found = await counters.find(key(client));
-      return found && { totalHits: found.hits, resetTime: found.resetAt };
-    },
-    async increment(client) {
-      const { hits, resetAt } = await counters.hit(key(client), windowMs);
-      return { totalHits: hits, resetTime: resetAt };
-    },
-    async decrement(client) {
-      await counters.uncount(key(client));
-    },
-    async resetKey(client) {
-      await counters.reset(key(client));
-    },
+export interface SharedLimitOptions {
+  /** Where hits are counted: PostgreSQL, shared by every replica. */
+  counters: RateLimitCounters;
+  /** Keeps the counters of this limit apart from the others' (`${prefix}:${key}`). */
+  prefix: string;
+  /** Requests per minute; 0 turns the limit off. */
+  perMinute: number;
+  /** Who is counted. */
+  keyOf: (req: Parameters<RequestHandler>[0], res: Parameters<RequestHandler>[1]) => string;
+  what: string;
+}
+
+/** Partition keys announced in RateLimit-Policy kept at most (a bound: a service has few apps). */
+const MAX_PARTITION_KEYS = 10_000;
+
+/**
+ * A limit counted in PostgreSQL (services/rate-limits.ts), so that every replica shares it: each
+ * request is one hit, announced with the RateLimit and RateLimit-Policy headers express-rate-limit
+ * writes for draft 8 (same names, same partition keys), and above the limit a 429 with Retry-After.
+ * Written here rather than through express-rate-limit, whose per-request bookkeeping (its checks,
+ * debug calls and a hash of the key on every answer) cost more than the count on POST /queue.
+ */
+export function limitShared({ counters, prefix, perMinute, keyOf, what }: SharedLimitOptions): RequestHandler {
+  if (perMinute <= 0) {
+    return (_req, _res, next) => next();
+  }
+  const name = `"${perMinute}-in-${WINDOW_MS / 60_000}min"`;
+  const policyPrefix = `${name}; q=${perMinute}; w=${WINDOW_MS / 1000}; pk=:`;
+  const policies = new Map<string, string>();
+  const policyOf = (key: string): string => {
+    let policy = policies.get(key);
+    if (policy === undefined) {
+      if (policies.size >= MAX_PARTITION_KEYS) {
+        policies.clear();
+      }
+      // express-rate-limit's partition key: the first 12 hex digits of the key's SHA-256, in base64.
+      const partition = Buffer.from(createHash('sha256').update(key).digest('hex').slice(0, 12)).toString('base64');
+      policy = `${policyPrefix}${partition}:`;
+      policies.set(key, policy);
+    }
+    return policy;
+  };
+  return (req, res, next) => {
+    const key = keyOf(req, res);
+    counters.hit(`${prefix}:${key}`, WINDOW_MS).then(({ hits, resetAt }) => {
+      const secondsLeft = Math.ceil((resetAt.getTime() - Date.now()) / 1000);
+      res.setHeader('RateLimit', `${name}; r=${Math.max(perMinute - hits, 0)}; t=${Math.max(0, secondsLeft)}`);
+      res.setHeader('RateLimit-Policy', policyOf(key));
+      if (hits <= perMinute) {
+        next();
+        return;
+      }
+      const seconds = Math.max(1, secondsLeft);
+      res.setHeader('Retry-After', String(seconds));
+      next(new AppError('rate-limited', 429, `too many requests ${what}: at most ${perMinute} per minute; retry in ${seconds} s`));
+      // A counting error goes to the error handler: a database that is away is a 503 at once, not
+      // after the route's own wait (POST /queue may need no other database call before its insert).
+    }, next);
   };
 }
 
@@ -47,8 +81,6 @@ export interface LimitOptions {
   log: Logger;
   /** Requests per minute; 0 turns the limit off. */
   perMinute: number;
-  /** Where hits are counted (default: in this process's memory). */
-  store?: Store;
   /** Who is counted. */
   keyOf: (req: Parameters<RequestHandler>[0], res: Parameters<RequestHandler>[1]) => string;
   what: string;
@@ -71,7 +103,7 @@ export function sourceBucket(address: string | undefined): string {
   return `bucket-${bucket}`;
 }
 
-export function limitRequests({ perMinute, store = new MemoryStore(), keyOf, what, log, announce = true }: LimitOptions): RequestHandler {
+export function limitRequests({ perMinute, keyOf, what, log, announce = true }: LimitOptions): RequestHandler {
   if (perMinute <= 0) {
     return (_req, _res, next) => next();
   }
@@ -80,10 +112,7 @@ export function limitRequests({ perMinute, store = new MemoryStore(), keyOf, wha
     limit: perMinute,
     standardHeaders: announce ? 'draft-8' : false,
     legacyHeaders: false,
-    store,
-    // A store error goes to the error handler: a database that is away is a 503 at once, not after
-    // the route's own wait (POST /queue may need no other database call before its insert).
-    passOnStoreError: false,
+    store: new MemoryStore(),
     // The proxy set-up is TRUST_PROXY's business (docs/security.md); no console warnings from the library.
     validate: { xForwardedForHeader: false },
     keyGenerator: keyOf,

@@ -1,6 +1,6 @@
-// The only module that talks to Mailjet. It turns every answer, including node-mailjet's rejections,
-// into a SendResponse that outcome.ts classifies: node-mailjet throws on any non-2xx, and the mixed
-// success/error 400 then only exists in the error's response body.
+// The only module that talks to Mailjet: the Send API call through send-call.ts (it turns every
+// answer, a mixed success/error 400 included, into a SendResponse that outcome.ts classifies), the
+// rarer look-ups and callback registrations through node-mailjet.
 import { createRequire } from 'node:module';
 
 import type MailjetModule from 'node-mailjet';
@@ -9,6 +9,7 @@ import type { CallbackWrite, RegisteredCallback } from '../domain/events-callbac
 import { toIdString } from '../domain/mailjet-ids.js';
 import type { FoundMessage, SendResponse } from '../domain/mailjet-outcome.js';
 import type { MailjetSendBody } from '../domain/mailjet-payload.js';
+import { createSendCall } from './send-call.js';
 
 // node-mailjet 6 is CommonJS whose module.exports is the class itself (no `default`); TypeScript's
 // NodeNext view of its declarations gets that wrong, so it is loaded with require.
@@ -44,14 +45,6 @@ export interface MailjetClientOptions {
   timeoutMs: number;
 }
 
-interface MailjetFailure {
-  statusCode?: number | null;
-  code?: string;
-  message?: string;
-  originalMessage?: string;
-  response?: { data?: unknown; headers?: Record<string, unknown> } | null;
-}
-
 /** Where Mailjet's API is when MAILJET_BASE_URL is not set. */
 export const MAILJET_DEFAULT_BASE_URL = 'https://api.mailjet.com';
 
@@ -70,14 +63,7 @@ export function createMailjetClient({ apiKey, apiSecret, baseUrl = MAILJET_DEFAU
   });
 
   return {
-    async send(body) {
-      try {
-        const result = await client.post('send', { version: 'v3.1' }).request(body as unknown as Record<string, unknown>);
-        return { status: result.response.status, body: result.body, description: `Mailjet ${result.response.status}` };
-      } catch (thrown) {
-        return toSendResponse(thrown as MailjetFailure);
-      }
-    },
+    send: createSendCall({ baseUrl: url, apiKey, apiSecret, timeoutMs }),
 
     async findByCustomId(customId) {
       try {
@@ -117,26 +103,5 @@ export function createMailjetClient({ apiKey, apiSecret, baseUrl = MAILJET_DEFAU
         await client.put('eventcallbackurl', { version: 'v3' }).id(existingId).request(body);
       }
     },
-  };
-}
-
-function toSendResponse(failure: MailjetFailure): SendResponse {
-  const status = typeof failure.statusCode === 'number' ? failure.statusCode : null;
-  const retryAfter = failure.response?.headers?.['retry-after'];
-  if (status === null) {
-    const code = failure.code ?? 'ERROR';
-    return {
-      status,
-      body: undefined,
-      networkCode: code,
-      description: `Mailjet unreachable (${code}): ${failure.originalMessage ?? failure.message ?? ''}`.trim(),
-    };
-  }
-  return {
-    status,
-    body: failure.response?.data,
-    retryAfter: typeof retryAfter === 'string' ? retryAfter : undefined,
-    // originalMessage is Mailjet's ErrorMessage or axios's text; the request config (with the keys) is never read.
-    description: `Mailjet ${status}: ${failure.originalMessage ?? 'no message'}`,
   };
 }

@@ -45,7 +45,8 @@ interface Pending<I, O> {
   item: I;
   resolve(value: O): void;
   reject(error: unknown): void;
-  timer?: NodeJS.Timeout;
+  /** When the item stops waiting (performance.now() ms), with maxWait. */
+  deadline: number;
 }
 
 export function createGroupCommit<I, O>({
@@ -58,33 +59,61 @@ export function createGroupCommit<I, O>({
   failsWaiting,
   writeAloneAfter,
 }: GroupCommitOptions<I, O>): GroupCommit<I, O> {
-  const pending: Array<Pending<I, O>> = [];
+  // In arrival order, so their deadlines only grow: those past theirs are always at the front.
+  let pending: Array<Pending<I, O>> = [];
   let inFlight = 0;
   let scheduled = false;
+  // One timer for every waiting item (at the first one's deadline), not one per item.
+  let waitTimer: NodeJS.Timeout | undefined;
 
+  function watchWaiting(): void {
+    if (waitTimer !== undefined) {
+      clearTimeout(waitTimer);
+      waitTimer = undefined;
+    }
+    if (maxWait && pending.length > 0) {
+      waitTimer = setTimeout(expireWaiting, Math.max(0, pending[0]!.deadline - performance.now()));
+    }
+  }
+
+  function expireWaiting(): void {
+    waitTimer = undefined;
+    const now = performance.now();
+    let expired = 0;
+    while (expired < pending.length && pending[expired]!.deadline <= now) {
+      expired += 1;
+    }
+    for (const entry of pending.splice(0, expired)) {
+      entry.reject(maxWait!.error());
+    }
+    watchWaiting();
+  }
+
+  /** Takes the next batch out of `pending`, in one pass. */
   function takeBatch(): Array<Pending<I, O>> {
     const batch: Array<Pending<I, O>> = [];
+    const left: Array<Pending<I, O>> = [];
     const keys = new Set<string>();
     let total = 0;
-    for (let index = 0; index < pending.length;) {
+    let index = 0;
+    for (; index < pending.length; index += 1) {
       const entry = pending[index]!;
       const itemWeight = weight(entry.item);
-      const key = exclusiveKey?.(entry.item);
       if (batch.length > 0 && total + itemWeight > maxWeight) {
         break;
       }
-      if (key !== undefined && keys.has(key)) {
-        index += 1;
-        continue;
-      }
+      const key = exclusiveKey?.(entry.item);
       if (key !== undefined) {
+        if (keys.has(key)) {
+          left.push(entry);
+          continue;
+        }
         keys.add(key);
       }
       total += itemWeight;
-      clearTimeout(entry.timer);
       batch.push(entry);
-      pending.splice(index, 1);
     }
+    pending = index < pending.length ? left.concat(pending.slice(index)) : left;
     return batch;
   }
 
@@ -113,16 +142,17 @@ export function createGroupCommit<I, O>({
     } catch (error) {
       batch.forEach((entry) => entry.reject(error));
       if (failsWaiting?.(error)) {
-        for (const entry of pending.splice(0)) {
-          clearTimeout(entry.timer);
-          entry.reject(error);
-        }
+        const waiting = pending;
+        pending = [];
+        watchWaiting();
+        waiting.forEach((entry) => entry.reject(error));
       }
     }
   }
 
   function flush(): void {
     scheduled = false;
+    const oldest = pending[0];
     while (inFlight < maxInFlight && pending.length > 0) {
       const batch = takeBatch();
       inFlight += 1;
@@ -130,6 +160,9 @@ export function createGroupCommit<I, O>({
         inFlight -= 1;
         schedule();
       });
+    }
+    if (pending[0] !== oldest) {
+      watchWaiting();
     }
   }
 
@@ -143,17 +176,10 @@ export function createGroupCommit<I, O>({
 
   return (item) =>
     new Promise<O>((resolve, reject) => {
-      const entry: Pending<I, O> = { item, resolve, reject };
-      if (maxWait) {
-        entry.timer = setTimeout(() => {
-          const index = pending.indexOf(entry);
-          if (index >= 0) {
-            pending.splice(index, 1);
-            reject(maxWait.error());
-          }
-        }, maxWait.ms);
+      pending.push({ item, resolve, reject, deadline: maxWait ? performance.now() + maxWait.ms : 0 });
+      if (maxWait && waitTimer === undefined) {
+        watchWaiting();
       }
-      pending.push(entry);
       schedule();
     });
 }

@@ -7,13 +7,11 @@ import { lockMessagesShared, matchKeptEvents } from '../db/events-repo.js';
 import { acceptJobs, claimJobs, extendLeases, nextRunAt, reapExpiredLeases, releaseJobs, settleJobs, type Settlement } from '../db/jobs-repo.js';
 import type { NotifyChannels } from '../db/notify.js';
 import { type Pool, withTransaction } from '../db/pool.js';
-import { acceptRecipients, closePendingRecipients, findRecipients, setRecipientStatuses } from '../db/recipients-repo.js';
+import { acceptRecipients, closePendingRecipients, setRecipientStatuses } from '../db/recipients-repo.js';
 import { recordStatusChanges } from '../db/status-changes-repo.js';
-import { findSuppressed } from '../db/suppressions-repo.js';
 import { type ClaimedJob, LEASE_EXPIRED_ERROR } from '../domain/job.js';
 import { matchRecipients, type RecipientRow } from '../domain/recipient.js';
 import type { SendResult } from '../domain/send-decision.js';
-import type { SuppressionReason } from '../domain/suppression.js';
 import { applyEvents } from './apply-events.js';
 import { createGroupCommit } from './group-commit.js';
 import { queueWebhookDeliveries } from './webhook-outbox.js';
@@ -33,11 +31,8 @@ export interface ReapedJob {
 }
 
 export interface SendingService {
-  /** Claims up to `limit` due jobs for `workerId`, leased for the service's lease time. */
+  /** Claims up to `limit` due jobs for `workerId`, leased for the service's lease time, with their recipients and suppressed addresses. */
   claim(workerId: string, limit: number): Promise<ClaimedJob[]>;
-  loadRecipients(jobIds: readonly string[]): Promise<RecipientRow[]>;
-  /** The suppressed (app, address) pairs among those given (see suppressionKey). */
-  findSuppressed(pairs: ReadonlyArray<{ appId: string; email: string }>): Promise<Map<string, SuppressionReason>>;
   /** Marks recipients left out of a send because their address is suppressed. */
   markSuppressed(recipientIds: readonly string[]): Promise<void>;
   /** Renews the leases; returns the ids still held. */
@@ -76,8 +71,6 @@ export function createSendingService({ pool, channels, leaseMs }: SendingService
   });
   return {
     claim: (workerId, limit) => claimJobs(pool, workerId, limit, leaseMs),
-    loadRecipients: (jobIds) => findRecipients(pool, jobIds),
-    findSuppressed: (pairs) => findSuppressed(pool, pairs),
     markSuppressed: (recipientIds) => setRecipientStatuses(pool, new Map(recipientIds.map((id) => [id, 'suppressed']))),
     extendLeases: (workerId, jobIds) => extendLeases(pool, workerId, jobIds, leaseMs),
     release: (workerId, jobIds) => releaseJobs(pool, workerId, jobIds),

@@ -2,9 +2,17 @@
 // adaptive limit on Mailjet calls in flight (domain/in-flight-limit.ts): consumer n claims only
 // while n is below the limit, so the calls in flight follow Mailjet's latency and 429s, not the
 // number of consumers. When the limit grows, the idle consumers are woken to claim.
+//
+// While the queue is caught up (the last claim was not a full batch), claims are spaced by a call's
+// duration divided by the limit (domain/claim-pacing.ts): otherwise every enqueue wakes every idle
+// consumer, each takes the one or two jobs just queued, all the slots fill with near-empty calls,
+// and the next messages wait a whole call for a slot. Spaced out, each claim takes what arrived
+// since the last one and a slot frees up about when the next claim is due: a message waits at most
+// one spacing. A full batch means a backlog: every free consumer claims at once again.
 import { hostname } from 'node:os';
 
 import type { Bus } from '../bus.js';
+import { createClaimPacing } from '../domain/claim-pacing.js';
 import type { InFlightLimit } from '../domain/in-flight-limit.js';
 import type { RetryPolicy } from '../domain/retry-policy.js';
 import type { Logger } from '../log.js';
@@ -51,11 +59,19 @@ export function createConsumerPool(options: ConsumerPoolOptions): ConsumerPool {
   const consumers: WorkerLoop[] = [];
   let started = false;
   let callsInFlight = 0;
+  const limit = options.inFlight;
+  const pacing = limit && createClaimPacing({ batchSize: options.batchSize, spacingMs: () => (limit.durationMs() ?? 0) / limit.current() });
   const slotsOf = (index: number): CallSlots | undefined => {
-    const limit = options.inFlight;
     return (
-      limit && {
-        mayClaim: () => index < limit.current(),
+      limit &&
+      pacing && {
+        claimDelayMs: () => (index < limit.current() ? pacing.delayMs(performance.now()) : options.idleCheckMs),
+        claimed: (count) => {
+          if (pacing.claimed(count)) {
+            // A backlog: the consumers waiting out a spacing claim now.
+            wakeup.wake();
+          }
+        },
         callStarted: () => {
           callsInFlight += 1;
         },
@@ -81,11 +97,9 @@ export function createConsumerPool(options: ConsumerPoolOptions): ConsumerPool {
       createConsumer({
         id,
         claim: () => sending.claim(id, options.batchSize),
-        loadRecipients: (jobIds) => sending.loadRecipients(jobIds),
         send: (body) => mailjet.send(body),
         lookup: (customId) => mailjet.findByCustomId(customId),
         record: (recipientsByJob, results) => sending.record(id, recipientsByJob, results),
-        findSuppressed: (pairs) => sending.findSuppressed(pairs),
         markSuppressed: (recipientIds) => sending.markSuppressed(recipientIds),
         extendLeases: (jobIds) => sending.extendLeases(id, jobIds),
         release: (jobIds) => sending.release(id, jobIds),

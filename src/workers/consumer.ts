@@ -18,10 +18,11 @@ import { coerceError } from '../domain/errors.js';
 import type { ClaimedJob } from '../domain/job.js';
 import { type CallOutcome, classifySendResponse, type FoundMessage, type SendResponse } from '../domain/mailjet-outcome.js';
 import { customIdForJob, type MailjetSendBody, toSendBody } from '../domain/mailjet-payload.js';
-import { type RecipientRow, recipientsByJob } from '../domain/recipient.js';
+import type { RecipientRow } from '../domain/recipient.js';
 import { type Backoff, backoffMs, type RetryPolicy } from '../domain/retry-policy.js';
 import { decideSendResults, type SendResult } from '../domain/send-decision.js';
-import { addressesOf, jobsToLookUp, lookUpResult, planCalls, type PlannedCall, planSuppression, recipientsOfJobs } from '../domain/send-plan.js';
+import { jobsToLookUp, lookUpResult, planCalls, type PlannedCall, planSuppression, recipientsOfJobs } from '../domain/send-plan.js';
+import { suppressionKey } from '../domain/suppression.js';
 import type { Logger } from '../log.js';
 import type { RecordSummary } from '../services/sending.js';
 import { createWorkerLoop, type TurnContext, type WorkerLoop } from './loop.js';
@@ -30,14 +31,12 @@ import type { Wakeup } from './wakeup.js';
 
 export interface ConsumerDeps {
   id: string;
+  /** Due jobs, leased to this consumer, each with its recipients and suppressed addresses. */
   claim: () => Promise<ClaimedJob[]>;
-  loadRecipients: (jobIds: readonly string[]) => Promise<RecipientRow[]>;
   send: (body: MailjetSendBody) => Promise<SendResponse>;
   /** Mailjet's messages for a CustomID; undefined when Mailjet could not be asked. */
   lookup: (customId: string) => Promise<FoundMessage[] | undefined>;
   record: (recipientsByJob: ReadonlyMap<string, readonly RecipientRow[]>, results: readonly SendResult[]) => Promise<RecordSummary>;
-  /** The suppressed (app, address) pairs among those given (see suppressionKey). */
-  findSuppressed: (pairs: ReadonlyArray<{ appId: string; email: string }>) => Promise<Map<string, string>>;
   /** Marks recipients left out of a send because their address is suppressed. */
   markSuppressed: (recipientIds: readonly string[]) => Promise<void>;
   /** Renews the leases; returns the ids still held. */
@@ -53,20 +52,32 @@ export interface ConsumerDeps {
   /** The process's share of Mailjet calls in flight (consumer-pool.ts); absent: always claim. */
   slots?: CallSlots;
   retry: RetryPolicy;
-  /** How long a claim or a renewal holds a job: a call waiting at the gate renews its leases every half of it. */
+  /**
+   * How long a claim or a renewal holds a job. Before each call the leases are renewed once half of
+   * it has passed since they were taken (a call waiting at the gate renews them every half of it):
+   * the calls right after a claim hold fresh leases and skip that statement.
+   */
   leaseMs: number;
   /** Longest idle sleep: a safety net for a missed notification, not the way work is found. */
   idleCheckMs: number;
   log: Logger;
   bus: Bus;
   now?: () => Date;
+  /** A monotonic clock (ms) for the age of leases: a wall-clock step must not make an old lease look fresh. */
+  monotonicMs?: () => number;
   random?: () => number;
 }
 
 /** How a consumer takes part in the process's adaptive limit on Mailjet calls in flight. */
 export interface CallSlots {
-  /** False while this consumer is beyond the limit: it claims nothing (and holds no jobs) until woken. */
-  mayClaim(): boolean;
+  /**
+   * 0 when this consumer may claim now; otherwise how long it waits first (a wake-up ends the wait
+   * early, and it asks again): beyond the limit it claims nothing (and holds no jobs) until woken, and
+   * while the queue is caught up claims are spaced out (consumer-pool.ts).
+   */
+  claimDelayMs(): number;
+  /** A claim returned `count` jobs. */
+  claimed(count: number): void;
   /** A Mailjet call is about to go. */
   callStarted(): void;
   /** That call ended (its result recorded); `slowDown` on a 429 or a transient failure. */
@@ -79,11 +90,14 @@ export const CONSUMER_BACKOFF: Backoff = { baseMs: 250, factor: 2, maxMs: 5_000,
 interface Batch {
   jobs: ClaimedJob[];
   recipientsByJob: Map<string, RecipientRow[]>;
+  /** When its leases were last taken or renewed (monotonicMs, read before the statement was sent). */
+  leasedAt: number;
 }
 
 export function createConsumer(deps: ConsumerDeps): WorkerLoop {
   const { id, log, bus, wakeup, gate } = deps;
   const now = deps.now ?? (() => new Date());
+  const monotonicMs = deps.monotonicMs ?? (() => performance.now());
   const random = deps.random ?? Math.random;
 
   async function idleMs(): Promise<number> {
@@ -195,7 +209,7 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
 
   /** Leaves suppressed addresses out (recording the jobs that have no To address left); returns the jobs to send. */
   async function leaveOutSuppressed(batch: Batch, jobs: ClaimedJob[], turn: TurnContext): Promise<ClaimedJob[]> {
-    const suppressed = await deps.findSuppressed(addressesOf(jobs, batch.recipientsByJob));
+    const suppressed = new Map(jobs.flatMap((job) => [...job.suppressed].map(([email, reason]) => [suppressionKey(job.appId, email), reason] as const)));
     if (suppressed.size === 0) {
       return jobs;
     }
@@ -271,9 +285,10 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
   }
 
   /**
-   * Renews the leases of the jobs still to send (which also tells which are still ours: a reaped one
-   * may be another's now), then passes the gate for the call's part that is still ours. A long wait
-   * at the gate (a 429 pause, the rate limit) renews the leases again every half lease. Returns that
+   * Renews the leases of the jobs still to send once half a lease has passed since they were taken
+   * (which also tells which are still ours: a reaped one may be another's now; a younger lease cannot
+   * have expired, so it is still ours), then passes the gate for the call's part that is still ours.
+   * A long wait at the gate (a 429 pause, the rate limit) renews the leases again every half lease. Returns that
    * part of the call, or undefined when the jobs are to be given back unsent: the consumer stops,
    * or sending is stopped on a 401 (bad keys say nothing about the messages: they wait in the queue,
    * their attempts untouched, while no consumer claims until the probe call).
@@ -283,7 +298,7 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
       if (turn.stopping) {
         return undefined;
       }
-      const held = new Set(await deps.extendLeases(stillToSend));
+      const held = new Set(monotonicMs() - batch.leasedAt < deps.leaseMs / 2 ? stillToSend : await renewLeases(batch, stillToSend));
       const indexes = call.jobs.flatMap((job, index) => (held.has(job.id) ? [index] : []));
       const sendable = { jobs: indexes.map((index) => call.jobs[index]!), messages: indexes.map((index) => call.messages[index]!), sandbox: call.sandbox };
       if (sendable.jobs.length === 0) {
@@ -300,10 +315,16 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
     }
   }
 
-  async function process(claimed: ClaimedJob[], turn: TurnContext): Promise<void> {
+  async function renewLeases(batch: Batch, jobIds: readonly string[]): Promise<string[]> {
+    const renewing = monotonicMs();
+    const held = await deps.extendLeases(jobIds);
+    batch.leasedAt = renewing;
+    return held;
+  }
+
+  async function process(claimed: ClaimedJob[], leasedAt: number, turn: TurnContext): Promise<void> {
     bus.emit('jobs:claimed', { consumer: id, count: claimed.length });
-    const ids = claimed.map((job) => job.id);
-    const batch: Batch = { jobs: claimed, recipientsByJob: recipientsByJob(ids, await deps.loadRecipients(ids)) };
+    const batch: Batch = { jobs: claimed, recipientsByJob: new Map(claimed.map((job) => [job.id, [...job.recipients]])), leasedAt };
     const jobs = await leaveOutSuppressed(batch, await lookUp(batch, turn), turn);
     const calls = planCalls(jobs, batch.recipientsByJob);
     for (const [callIndex, call] of calls.entries()) {
@@ -336,15 +357,17 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
       if (heldBackMs > 0) {
         return Math.min(heldBackMs, deps.idleCheckMs);
       }
-      if (deps.slots && !deps.slots.mayClaim()) {
-        // The pool wakes every consumer when the limit grows.
-        return deps.idleCheckMs;
+      const delayMs = deps.slots?.claimDelayMs() ?? 0;
+      if (delayMs > 0) {
+        return delayMs;
       }
+      const claiming = monotonicMs();
       const jobs = await deps.claim();
+      deps.slots?.claimed(jobs.length);
       if (jobs.length === 0) {
         return idleMs();
       }
-      await process(jobs, context);
+      await process(jobs, claiming, context);
       return 0;
     },
     onError(error) {

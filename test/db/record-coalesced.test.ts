@@ -32,8 +32,7 @@ describe('recording several consumers’ calls together', () => {
     const claimedByA = await claimJobs(db.pool, 'a', 3, 120_000);
     const claimedByB = await claimJobs(db.pool, 'b', 3, 120_000);
     expect(claimedByA.map((job) => job.id)).to.deep.equal(jobIds.slice(0, 3));
-    const recipients = await sending.loadRecipients(jobIds);
-    const byJob = new Map<string, RecipientRow[]>(jobIds.map((id) => [id, recipients.filter((r) => r.jobId === id)]));
+    const byJob = new Map<string, RecipientRow[]>([...claimedByA, ...claimedByB].map((job) => [job.id, job.recipients]));
     const accepted = (jobId: string, index: number) => ({
       jobId,
       kind: 'accepted' as const,

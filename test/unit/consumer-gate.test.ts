@@ -9,13 +9,57 @@ import type { RecordSummary } from '../../src/services/sending.js';
 import { type ConsumerDeps, createConsumer } from '../../src/workers/consumer.js';
 import { createSendGate } from '../../src/workers/send-gate.js';
 import { createWakeup } from '../../src/workers/wakeup.js';
-import { claimedJob, pendingRecipient } from '../factories.js';
+import { claimedJob } from '../factories.js';
 import { testLogger } from '../support/log.js';
 
 const job = claimedJob();
-const recipient = pendingRecipient(job);
 
 describe('consumer: the send gate comes right before the call', () => {
+  for (const [age, renewed] of [
+    [0, false],
+    [29_999, false],
+    [30_000, true],
+  ] as const) {
+    it(`when a call goes ${age} ms after the claim with a 60 s lease, then its leases are ${renewed ? '' : 'not '}renewed first`, async () => {
+      let claims = 0;
+      const renewals: string[][] = [];
+      let sent!: () => void;
+      const done = new Promise<void>((resolve) => (sent = resolve));
+      const consumer = createConsumer({
+        id: 'consumer-1',
+        claim: async () => (claims++ === 0 ? [job] : []),
+        send: async () => {
+          sent();
+          return { status: 500, body: undefined, description: 'Mailjet 500' };
+        },
+        lookup: async () => [],
+        record: async (): Promise<RecordSummary> => ({ accepted: [], failed: [], deferred: ['1'], lostLease: [] }),
+        markSuppressed: async () => undefined,
+        extendLeases: async (ids) => {
+          renewals.push([...ids]);
+          return [...ids];
+        },
+        release: async (ids) => [...ids],
+        nextRunAt: async () => null,
+        poolEnded: () => false,
+        wakeup: createWakeup(),
+        gate: createSendGate({ callsPerSecond: 0, random: () => 0.5 }),
+        retry: { maxAttempts: 3, baseMs: 100, factor: 2, maxMs: 1_000, jitter: 0 },
+        leaseMs: 60_000,
+        monotonicMs: () => (claims > 0 ? 1_000 + age : 1_000),
+        idleCheckMs: 60_000,
+        log: testLogger(),
+        bus: createBus(),
+      });
+
+      void consumer.start();
+      await done;
+      await consumer.stop(5_000);
+
+      expect(renewals).to.deep.equal(renewed ? [[job.id]] : []);
+    });
+  }
+
   it('when a 429 pauses the gate while the consumer renews its leases, then its call waits until the pause is over', async () => {
     const gate = createSendGate({ callsPerSecond: 0, random: () => 0.5 });
     let claims = 0;
@@ -26,7 +70,6 @@ describe('consumer: the send gate comes right before the call', () => {
     const deps: ConsumerDeps = {
       id: 'consumer-1',
       claim: async () => (claims++ === 0 ? [job] : []),
-      loadRecipients: async () => [recipient],
       send: async () => {
         sentAt = Date.now();
         return {
@@ -40,7 +83,6 @@ describe('consumer: the send gate comes right before the call', () => {
         recorded();
         return { accepted: ['1'], failed: [], deferred: [], lostLease: [] };
       },
-      findSuppressed: async () => new Map(),
       markSuppressed: async () => undefined,
       extendLeases: async (ids) => {
         // Another consumer's call got a 429 during this round trip.
@@ -55,6 +97,8 @@ describe('consumer: the send gate comes right before the call', () => {
       gate,
       retry: { maxAttempts: 3, baseMs: 100, factor: 2, maxMs: 1_000, jitter: 0 },
       leaseMs: 60_000,
+      // The call comes a whole lease after the claim: its leases are renewed first.
+      monotonicMs: () => (claims > 0 ? 60_000 : 0),
       idleCheckMs: 60_000,
       log: testLogger(),
       bus: createBus(),
@@ -83,7 +127,6 @@ describe('consumer: the look-up of a job that may have been sent', () => {
     const consumer = createConsumer({
       id: 'consumer-1',
       claim: async () => (claims++ === 0 ? [maybeSent] : []),
-      loadRecipients: async () => [recipient],
       send: async () => {
         sends += 1;
         return { status: 500, body: undefined, description: 'Mailjet 500' };
@@ -97,7 +140,6 @@ describe('consumer: the look-up of a job that may have been sent', () => {
         recorded();
         return { accepted: ['1'], failed: [], deferred: [], lostLease: [] };
       },
-      findSuppressed: async () => new Map(),
       markSuppressed: async () => undefined,
       extendLeases: async (ids) => [...ids],
       release: async (ids) => [...ids],

@@ -34,7 +34,10 @@ const requireJson: RequestHandler = (req, _res, next) => {
     next(new AppError('malformed-json', 400, 'the request body is empty: send one message, or {"messages": [...]}, as JSON'));
     return;
   }
-  next(req.is(JSON_TYPES) ? undefined : new AppError('unsupported-media-type', 415, 'send the message as JSON: Content-Type: application/json'));
+  // What nearly every client sends, told without parsing the header.
+  const type = req.headers['content-type'];
+  const json = type === 'application/json' || type === 'application/json; charset=utf-8' || req.is(JSON_TYPES);
+  next(json ? undefined : new AppError('unsupported-media-type', 415, 'send the message as JSON: Content-Type: application/json'));
 };
 
 export function queueRouter({ jobs, parseQueueRequest, requireApp, requireSender, limit, bodyLimit }: QueueRouteDeps): Router {
@@ -48,11 +51,15 @@ export function queueRouter({ jobs, parseQueueRequest, requireApp, requireSender
     if (result.replayed) {
       res.setHeader('Idempotent-Replayed', 'true');
     }
-    const first = result.jobs[0]!;
+    const first = queuedJobJson(result.jobs[0]!);
     if (!request.bulk) {
-      res.setHeader('Location', queuedJobJson(first).status_url);
+      res.setHeader('Location', first.status_url);
     }
-    res.status(202).json(request.bulk ? { jobs: result.jobs.map(queuedJobJson) } : queuedJobJson(first));
+    // Written as it is, without express's res.json: an answer to a POST needs no ETag, which
+    // express would compute by hashing the body.
+    res.statusCode = 202;
+    res.setHeader('Content-Type', 'application/json; charset=utf-8');
+    res.end(JSON.stringify(request.bulk ? { jobs: result.jobs.map(queuedJobJson) } : first));
   });
 
   router.delete('/queue/:jobId', requireApp, async (req, res) => {

@@ -1,0 +1,46 @@
+// When the consumers of a process may claim, pure: at once while there is a backlog, spaced out
+// while the queue is caught up (see consumer-pool.ts for why). The caller gives the time.
+
+export interface ClaimPacingOptions {
+  /** Jobs a claim asks for: a claim that returns this many found a backlog. */
+  batchSize: number;
+  /** The spacing of claims while caught up, in ms: a call's duration divided by the calls allowed in flight. */
+  spacingMs: () => number;
+}
+
+export interface ClaimPacing {
+  /** 0: claim now (and the next claim of a caught-up queue waits a spacing); otherwise the ms to wait. */
+  delayMs(nowMs: number): number;
+  /** A claim returned `count` jobs. True when that ends a caught-up spell: the waiting consumers may claim at once. */
+  claimed(count: number): boolean;
+}
+
+/** A message waits at most this long for a claim, whatever a slow Mailjet makes the spacing. */
+export const MAX_CLAIM_SPACING_MS = 50;
+
+export function createClaimPacing({ batchSize, spacingMs }: ClaimPacingOptions): ClaimPacing {
+  let caughtUp = false;
+  let nextClaimAt = -Infinity;
+  return {
+    delayMs(nowMs) {
+      if (!caughtUp) {
+        return 0;
+      }
+      const waitMs = nextClaimAt - nowMs;
+      if (waitMs > 0) {
+        return Math.ceil(waitMs);
+      }
+      nextClaimAt = nowMs + Math.min(MAX_CLAIM_SPACING_MS, Math.max(0, spacingMs()));
+      return 0;
+    },
+    claimed(count) {
+      const backlog = count >= batchSize;
+      const endsCaughtUp = backlog && caughtUp;
+      caughtUp = !backlog;
+      if (backlog) {
+        nextClaimAt = -Infinity;
+      }
+      return endsCaughtUp;
+    },
+  };
+}

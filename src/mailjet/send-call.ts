@@ -1,0 +1,89 @@
+// The Send API call (POST /v3.1/send), made directly over node:http(s) on kept-alive connections:
+// it is the one Mailjet request made for every batch, and node-mailjet's axios stack (request
+// interceptors, a JavaScript JSON parser for big integers) cost more CPU than the rest of a send.
+// The answer is read as node-mailjet read it: integers longer than 15 digits (MessageIDs) come back as
+// exact decimal strings, a body that is not JSON comes back as its text, and no answer at all (a
+// timeout, a refused or cut connection) is a network failure, its outcome unknown.
+import http from 'node:http';
+import https from 'node:https';
+
+import { splitJsonBody } from '../domain/json-elements.js';
+import type { SendResponse } from '../domain/mailjet-outcome.js';
+import type { MailjetSendBody } from '../domain/mailjet-payload.js';
+
+export interface SendCallOptions {
+  /** Mailjet's base URL (its path, if any, comes before /v3.1/send). */
+  baseUrl: URL;
+  apiKey: string;
+  apiSecret: string;
+  /** The whole call, from sending to the last byte of the answer. */
+  timeoutMs: number;
+}
+
+/** A Send API answer is one object; nesting deeper than this is not Mailjet's and is kept as text. */
+const ANSWER_LIMITS = { maxDepth: 64, maxLength: Number.MAX_SAFE_INTEGER, maxElements: 1 };
+
+/** The code axios (and so node-mailjet) gives a request that ran out of time. */
+const TIMEOUT_CODE = 'ECONNABORTED';
+
+export function createSendCall({ baseUrl, apiKey, apiSecret, timeoutMs }: SendCallOptions): (body: MailjetSendBody) => Promise<SendResponse> {
+  const transport = baseUrl.protocol === 'http:' ? http : https;
+  const agent = new transport.Agent({ keepAlive: true });
+  const url = new URL(`${baseUrl.pathname.replace(/\/+$/, '')}/v3.1/send`, baseUrl.origin);
+  const authorization = `Basic ${Buffer.from(`${apiKey}:${apiSecret}`).toString('base64')}`;
+
+  return (body) =>
+    new Promise<SendResponse>((resolve) => {
+      const text = JSON.stringify(body);
+      let settled = false;
+      const settle = (response: SendResponse) => {
+        if (!settled) {
+          settled = true;
+          clearTimeout(timer);
+          resolve(response);
+        }
+      };
+      const request = transport.request(
+        url,
+        {
+          method: 'POST',
+          agent,
+          headers: { authorization, accept: 'application/json', 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) },
+        },
+        (answer) => {
+          const chunks: Buffer[] = [];
+          answer.on('data', (chunk: Buffer) => chunks.push(chunk));
+          answer.on('end', () => settle(toSendResponse(answer.statusCode ?? 0, answer.headers['retry-after'], Buffer.concat(chunks).toString('utf8'))));
+          // Cut before its end (a timeout, a reset): no answer to go by.
+          answer.on('error', (error) => settle(unreachable(error)));
+          answer.on('close', () => settle(unreachable(Object.assign(new Error('the connection closed before the answer ended'), { code: 'ECONNRESET' }))));
+        },
+      );
+      const timer = setTimeout(() => {
+        request.destroy(Object.assign(new Error(`timeout of ${timeoutMs}ms exceeded`), { code: TIMEOUT_CODE }));
+      }, timeoutMs);
+      request.on('error', (error) => settle(unreachable(error)));
+      request.end(text);
+    });
+}
+
+function toSendResponse(status: number, retryAfter: string | string[] | undefined, text: string): SendResponse {
+  const split = splitJsonBody(text, ANSWER_LIMITS);
+  const element = split.ok && split.elements.length === 1 ? split.elements[0]! : undefined;
+  const body = element !== undefined && 'value' in element ? element.value : text;
+  if (status >= 200 && status < 300) {
+    return { status, body, description: `Mailjet ${status}` };
+  }
+  const errorMessage = typeof body === 'object' && body !== null && !Array.isArray(body) ? (body as Record<string, unknown>)['ErrorMessage'] : undefined;
+  return {
+    status,
+    body,
+    retryAfter: typeof retryAfter === 'string' ? retryAfter : undefined,
+    description: `Mailjet ${status}: ${typeof errorMessage === 'string' ? errorMessage : `Request failed with status code ${status}`}`,
+  };
+}
+
+function unreachable(error: Error & { code?: string }): SendResponse {
+  const code = error.code ?? 'ERROR';
+  return { status: null, body: undefined, networkCode: code, description: `Mailjet unreachable (${code}): ${error.message}`.trim() };
+}

@@ -1,0 +1,63 @@
+// helmet's secure defaults are on every answer (docs/security.md), whatever it is: the app computes
+// them once and sets them on each response, so they are compared here with what helmet itself sets.
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
+
+import { expect } from 'chai';
+import express from 'express';
+import helmet from 'helmet';
+
+import { messageTo } from '../factories.js';
+import { isolateNetwork, restoreNetwork } from '../support/mailjet-nock.js';
+import { startTestService, type TestService } from '../support/service.js';
+
+/** The headers helmet's defaults write, read from a bare express app that uses only helmet. */
+async function helmetDefaults(): Promise<Record<string, string>> {
+  const bare = express();
+  bare.use(helmet());
+  bare.get('/', (_req, res) => {
+    res.end();
+  });
+  const server = bare.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  try {
+    const res = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`);
+    const ordinary = new Set(['date', 'connection', 'keep-alive', 'content-length', 'transfer-encoding']);
+    return Object.fromEntries([...res.headers].filter(([name]) => !ordinary.has(name)));
+  } finally {
+    server.close();
+  }
+}
+
+describe('security headers', () => {
+  let service: TestService | undefined;
+
+  beforeEach(() => isolateNetwork());
+  afterEach(async () => {
+    await service?.stop();
+    service = undefined;
+    restoreNetwork();
+  });
+
+  it('when answers of every kind are given (202, 400, 401, 404, 405, 415, 429), then each carries the headers helmet sets and no X-Powered-By', async () => {
+    const expected = await helmetDefaults();
+    expect(Object.keys(expected)).to.include.members(['content-security-policy', 'strict-transport-security', 'x-content-type-options', 'x-frame-options']);
+    service = await startTestService({ env: { QUEUE_RATE_LIMIT: '3', WORKER_CONCURRENCY: '0' } });
+    const answers = [
+      await service.request('POST', '/queue', { body: messageTo('a@example.com') }),
+      await service.request('POST', '/queue', { rawBody: '{"to":', headers: { 'content-type': 'application/json' } }),
+      await service.request('POST', '/queue', { body: messageTo('a@example.com'), key: null }),
+      await service.request('GET', '/no-such-route'),
+      await service.request('PUT', '/queue'),
+      await service.request('POST', '/queue', { rawBody: 'text', headers: { 'content-type': 'text/plain' } }),
+      await service.request('POST', '/queue', { body: messageTo('a@example.com') }),
+    ];
+    expect(answers.map((res) => res.status)).to.deep.equal([202, 400, 401, 404, 405, 415, 429]);
+    for (const res of answers) {
+      for (const [name, value] of Object.entries(expected)) {
+        expect(res.headers.get(name), `${res.status}: ${name}`).to.equal(value);
+      }
+      expect(res.headers.get('x-powered-by'), `${res.status}: x-powered-by`).to.equal(null);
+    }
+  });
+});

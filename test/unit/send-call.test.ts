@@ -1,0 +1,95 @@
+// The Send API call reads Mailjet's answer as node-mailjet did: MessageIDs above 2^53 exact, a body
+// that is not JSON as its text, and no answer (a timeout, a cut connection) as a network failure.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+import { expect } from 'chai';
+
+import { createSendCall } from '../../src/mailjet/send-call.js';
+
+const BODY = { Messages: [{ To: [{ Email: 'a@example.com' }], CustomID: 'jetpost-1' }] };
+
+describe('the Send API call', () => {
+  let server: Server;
+  let handle: (request: IncomingMessage, response: ServerResponse, body: string) => void;
+  let baseUrl: URL;
+
+  before(async () => {
+    server = createServer((request, response) => {
+      let body = '';
+      request.on('data', (chunk: Buffer) => (body += chunk.toString('utf8')));
+      request.on('end', () => handle(request, response, body));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    baseUrl = new URL(`http://127.0.0.1:${(server.address() as AddressInfo).port}/base/`);
+  });
+
+  after(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+
+  const call = (timeoutMs = 10_000) => createSendCall({ baseUrl, apiKey: 'key', apiSecret: 'secret', timeoutMs })(BODY);
+
+  it('when Mailjet answers 200 with a MessageID above 2^53, then the call went to the base path with the keys and the id comes back exact', async () => {
+    let seen: { url?: string | undefined; authorization?: string | undefined; body?: string } = {};
+    handle = (request, response, body) => {
+      seen = { url: request.url, authorization: request.headers.authorization, body };
+      response.writeHead(200, { 'content-type': 'application/json' });
+      response.end('{"Messages":[{"Status":"success","To":[{"Email":"a@example.com","MessageUUID":"u-1","MessageID":576460765503091475}]}]}');
+    };
+    const answer = await call();
+    expect(seen).to.deep.equal({ url: '/base/v3.1/send', authorization: `Basic ${Buffer.from('key:secret').toString('base64')}`, body: JSON.stringify(BODY) });
+    expect(answer.status).to.equal(200);
+    expect(answer.body).to.deep.equal({
+      Messages: [{ Status: 'success', To: [{ Email: 'a@example.com', MessageUUID: 'u-1', MessageID: '576460765503091475' }] }],
+    });
+  });
+
+  it('when Mailjet answers 429 with an HTML page and Retry-After, then the status, the text and the header come back', async () => {
+    handle = (_request, response) => {
+      response.writeHead(429, { 'content-type': 'text/html', 'retry-after': '3' });
+      response.end('<html>Too Many Requests</html>');
+    };
+    const answer = await call();
+    expect(answer).to.deep.equal({
+      status: 429,
+      body: '<html>Too Many Requests</html>',
+      retryAfter: '3',
+      description: 'Mailjet 429: Request failed with status code 429',
+    });
+  });
+
+  it('when Mailjet answers 401 with an error body, then its ErrorMessage is the description', async () => {
+    handle = (_request, response) => {
+      response.writeHead(401, { 'content-type': 'application/json' });
+      response.end('{"ErrorIdentifier":"x","StatusCode":401,"ErrorMessage":"API key authentication/authorization failure."}');
+    };
+    const answer = await call();
+    expect(answer.status).to.equal(401);
+    expect(answer.description).to.equal('Mailjet 401: API key authentication/authorization failure.');
+  });
+
+  it('when Mailjet does not answer in time, then the call is a timeout with no status (its outcome unknown)', async () => {
+    handle = () => undefined;
+    const answer = await call(200);
+    expect(answer.status).to.equal(null);
+    expect(answer.networkCode).to.equal('ECONNABORTED');
+  });
+
+  it('when the connection is cut in the middle of the answer, then there is no status', async () => {
+    handle = (request, response) => {
+      response.writeHead(200, { 'content-type': 'application/json', 'content-length': 1000 });
+      response.write('{"Messages":[');
+      setTimeout(() => request.socket.destroy(), 20);
+    };
+    const answer = await call();
+    expect(answer.status).to.equal(null);
+  });
+
+  it('when nothing listens, then the call is a network failure', async () => {
+    const answer = await createSendCall({ baseUrl: new URL('http://127.0.0.1:1'), apiKey: 'k', apiSecret: 's', timeoutMs: 5_000 })(BODY);
+    expect(answer.status).to.equal(null);
+    expect(answer.networkCode).to.equal('ECONNREFUSED');
+  });
+});
