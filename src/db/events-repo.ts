@@ -1,8 +1,9 @@
 // email_events: the append-only, deduplicated history of Mailjet events.
 import type { StoredEvent } from '../domain/event.js';
+import type { EventEffect } from '../domain/event-application.js';
 import type { MailjetEvent } from '../domain/event-parse.js';
-import type { MailjetEventType } from '../domain/status.js';
-import { query, type Queryable } from './pool.js';
+import { DELIVERY_ORDER, type MailjetEventType } from '../domain/status.js';
+import { type PreparedStatement, query, type Queryable } from './pool.js';
 
 function toStoredEvent(row: Record<string, unknown>): StoredEvent {
   const payload = row['payload'] as Record<string, unknown>;
@@ -91,45 +92,6 @@ export async function lockMessagesShared(tx: Queryable, messages: readonly Messa
   if (slots.length > 0) {
     await query(tx, LOCK_SLOTS_SHARED, [MESSAGE_LOCK_CLASS, slots]);
   }
-}
-
-// Each event is matched to its recipient by MessageID, else by Message_GUID (both indexed); a
-// repeat of a stored event (same dedupe key) is skipped. Rows go in in the caller's order, so that
-// concurrent ingests, which all sort the same way, wait on each other's dedupe keys in one order.
-const INSERT_EVENTS = `
-  insert into email_events (
-    dedupe_key, event_type, occurred_at, mailjet_message_id, mailjet_message_uuid, email, recipient_id, job_id, payload
-  )
-  select e.dedupe_key, e.event_type, e.occurred_at, e.message_id, e.message_uuid, e.email, m.id, m.job_id, e.payload
-  from unnest($1::text[], $2::text[], $3::timestamptz[], $4::bigint[], $5::text[], $6::text[], $7::jsonb[])
-    with ordinality as e(dedupe_key, event_type, occurred_at, message_id, message_uuid, email, payload, ord)
-  left join lateral (
-    select r.id, r.job_id
-    from email_recipients r
-    where r.id = coalesce(
-      (select by_id.id from email_recipients by_id where by_id.mailjet_message_id = e.message_id limit 1),
-      (select by_uuid.id from email_recipients by_uuid where by_uuid.mailjet_message_uuid = e.message_uuid limit 1)
-    )
-  ) m on true
-  order by e.ord
-  on conflict (dedupe_key) do nothing
-  returning ${EVENT_COLUMNS}`;
-
-/** Stores new events; returns only those not seen before. */
-export async function insertEvents(tx: Queryable, events: readonly MailjetEvent[]): Promise<StoredEvent[]> {
-  if (events.length === 0) {
-    return [];
-  }
-  const rows = await query(tx, INSERT_EVENTS, [
-    events.map((e) => e.dedupeKey),
-    events.map((e) => e.type),
-    events.map((e) => e.occurredAt),
-    events.map((e) => e.messageId ?? null),
-    events.map((e) => e.messageUuid ?? null),
-    events.map((e) => e.email),
-    events.map((e) => JSON.stringify(e.raw)),
-  ]);
-  return rows.map(toStoredEvent);
 }
 
 const MATCH_EVENTS = `
@@ -223,4 +185,198 @@ const PRUNE_UNMATCHED = `
 /** Deletes up to `limit` unmatched events older than `retentionMs`; returns how many. */
 export async function pruneUnmatchedEvents(db: Queryable, retentionMs: number, limit: number): Promise<number> {
   return (await db.query(PRUNE_UNMATCHED, [retentionMs, limit])).rowCount ?? 0;
+}
+
+// The events ingest in one statement: store the new events (a repeat of a stored one is skipped)
+// matched to their recipients by MessageID, else by Message_GUID (both indexed), then apply them as
+// domain/event-application.ts says (the two are checked against each other by
+// test/db/events-apply-agreement.test.ts). Rows go in in the caller's order, so that concurrent
+// ingests, which all sort the same way, wait on each other's dedupe keys in one order. Applying:
+// - lock the jobs of the new matched events, then all their recipients, in id order (the order every
+//   writer locks in); a locking read returns the rows as the last writer committed them, so the
+//   state the rules see is the current one, as after lockJobs and lockRecipientsOfJobs;
+// - each event, taken in the order the events happened (occurred_at, then id), moves its recipient
+//   forward when its target ranks above the recipient's status so far: that step is a change;
+// - a job Mailjet accepted takes its recipients' highest status;
+// - the changes are logged for the feed, with their webhook deliveries (and a NOTIFY when there are
+//   some), and bounces, complaints and unsubscribes suppress the address for the job's app.
+// The events come as one JSON array (one parameter: no array literal to escape, and the payloads
+// are parsed once). Statuses rank by their position in $2 (DELIVERY_ORDER); a status not in it never moves.
+// The insert and the locks run first and in that order: each later step reads them through an
+// array(...) sub-select, which PostgreSQL evaluates to the end before the step starts.
+const STORE_AND_APPLY_TEXT = `
+  with input as materialized (
+    select *
+    from rows from (
+      jsonb_to_recordset($1::jsonb) as (
+        dedupe_key text, event_type text, occurred_at timestamptz, message_id bigint, message_uuid text, email text,
+        payload jsonb, target text, details jsonb, suppression_reason text, suppression_detail text)
+    ) with ordinality as e(
+      dedupe_key, event_type, occurred_at, message_id, message_uuid, email, payload, target, details, suppression_reason,
+      suppression_detail, ord)
+  ), inserted as (
+    insert into email_events (
+      dedupe_key, event_type, occurred_at, mailjet_message_id, mailjet_message_uuid, email, recipient_id, job_id, payload
+    )
+    select e.dedupe_key, e.event_type, e.occurred_at, e.message_id, e.message_uuid, e.email,
+      coalesce(by_id.id, by_uuid.id), coalesce(by_id.job_id, by_uuid.job_id), e.payload
+    from input e
+    left join lateral (
+      select r.id, r.job_id from email_recipients r where r.mailjet_message_id = e.message_id limit 1
+    ) by_id on true
+    left join lateral (
+      select r.id, r.job_id from email_recipients r where by_id.id is null and r.mailjet_message_uuid = e.message_uuid limit 1
+    ) by_uuid on true
+    order by e.ord
+    on conflict (dedupe_key) do nothing
+    returning id, dedupe_key, event_type, recipient_id, job_id, mailjet_message_id, mailjet_message_uuid
+  ), locked_jobs as (
+    select j.id, j.app_id, j.status, j.accepted_at
+    from email_send_jobs j
+    where j.id = any(array(select i.job_id from inserted i where i.job_id is not null))
+    order by j.id
+    for no key update
+  ), locked_recipients as (
+    select r.id, r.job_id, r.status, r.email
+    from email_recipients r
+    where r.job_id = any(array(select j.id from locked_jobs j))
+    order by r.id
+    for no key update
+  ), applied as (
+    select i.id, i.job_id, i.recipient_id, e.occurred_at, e.details, e.suppression_reason, e.suppression_detail,
+      array_position($2::text[], r.status) as current_rank,
+      array_position($2::text[], e.target) as target_rank,
+      max(array_position($2::text[], e.target)) over (
+        partition by i.recipient_id order by e.occurred_at, i.id rows between unbounded preceding and 1 preceding
+      ) as earlier_rank
+    from inserted i
+    join input e on e.dedupe_key = i.dedupe_key
+    join locked_recipients r on r.id = i.recipient_id
+  ), steps as (
+    -- greatest() skips nulls: the status before this event is the highest of the recipient's and the earlier targets.
+    select a.*, greatest(a.current_rank, a.earlier_rank) as from_rank
+    from applied a
+    where a.current_rank is not null
+      and a.target_rank > greatest(a.current_rank, a.earlier_rank)
+  ), recipient_changes as (
+    select s.recipient_id as id, max(s.target_rank) as rank
+    from steps s
+    group by s.recipient_id
+  ), recipients_updated as (
+    update email_recipients r
+    set status = ($2::text[])[c.rank],
+      updated_at = now()
+    from recipient_changes c
+    where r.id = c.id
+    returning r.id
+  ), job_changes as (
+    select j.id, ($2::text[])[max(coalesce(c.rank, array_position($2::text[], r.status)))] as status
+    from locked_jobs j
+    join locked_recipients r on r.job_id = j.id
+    left join recipient_changes c on c.id = r.id
+    where array_position($2::text[], j.status) is not null
+    group by j.id, j.status
+    having ($2::text[])[max(coalesce(c.rank, array_position($2::text[], r.status)))] <> j.status
+  ), jobs_updated as (
+    update email_send_jobs j
+    set status = c.status,
+      updated_at = now()
+    from job_changes c
+    where j.id = c.id
+    returning j.id
+  ), changes as (
+    insert into status_changes (app_id, job_id, recipient_id, old_status, new_status, details)
+    select j.app_id, s.job_id, s.recipient_id, ($2::text[])[s.from_rank], ($2::text[])[s.target_rank], s.details
+    from steps s
+    join locked_jobs j on j.id = s.job_id
+    order by s.occurred_at, s.id
+    returning id, app_id, new_status
+  ), deliveries as (
+    insert into webhook_deliveries (change_id, app_id, url)
+    select c.id, c.app_id, a.webhook_url
+    from changes c
+    join apps a on a.id = c.app_id
+    where a.webhook_url is not null
+      and (a.webhook_event_types is null or c.new_status = any(a.webhook_event_types))
+    order by c.id
+    returning id
+  ), suppressed as (
+    insert into suppressions (app_id, email, reason, detail)
+    select j.app_id, lower(r.email), a.suppression_reason, a.suppression_detail
+    from applied a
+    join locked_recipients r on r.id = a.recipient_id
+    join locked_jobs j on j.id = r.job_id
+    where a.suppression_reason is not null
+    -- One order for every writer: two callbacks suppressing the same addresses never wait in a circle.
+    order by j.app_id, lower(r.email), a.id
+    on conflict (app_id, email) do nothing
+    returning app_id
+  )
+  select
+    (select count(*) from inserted)::int as stored,
+    (select coalesce(json_object_agg(t.event_type, t.count), '{}') from (select event_type, count(*)::int from inserted group by 1) t) as by_type,
+    -- The events left without their message: the new ones, and repeats of ones stored so (matched
+    -- again by the caller, as at their first arrival, in case that was cut short).
+    array(
+      select json_build_object('id', i.id::text, 'dedupeKey', i.dedupe_key, 'repeat', false)
+      from inserted i
+      where i.recipient_id is null
+      union all
+      select json_build_object('id', k.id::text, 'dedupeKey', k.dedupe_key, 'repeat', true)
+      from input e
+      join email_events k on k.dedupe_key = e.dedupe_key
+      where k.recipient_id is null
+        and not exists (select from inserted i where i.dedupe_key = e.dedupe_key)
+    ) as unmatched,
+    array(
+      select floor(extract(epoch from s.occurred_at) * 1000) - floor(extract(epoch from j.accepted_at) * 1000)
+      from steps s
+      join locked_jobs j on j.id = s.job_id
+      where s.target_rank = array_position($2::text[], 'sent') and j.accepted_at is not null
+    )::float8[] as sent_after_accepted_ms,
+    (select count(*) from recipients_updated)::int as recipients_updated,
+    (select count(*) from jobs_updated)::int as jobs_updated,
+    (select count(*) from suppressed)::int as suppressed,
+    case when exists (select from deliveries) then pg_notify($3, '') end is not null as notified`;
+
+const STORE_AND_APPLY: PreparedStatement = { name: 'events_store_and_apply', text: STORE_AND_APPLY_TEXT };
+
+/** A new event as STORE_AND_APPLY takes it: what the event says, and what it asks for (eventEffect). */
+export interface EventToApply {
+  event: MailjetEvent;
+  effect: EventEffect;
+}
+
+export interface StoreAndApplyResult {
+  /** Events new to the history. */
+  stored: number;
+  byType: Partial<Record<MailjetEventType, number>>;
+  /** Events stored without their message (not known yet): the new ones, and repeats of earlier ones. */
+  unmatched: Array<{ id: string; dedupeKey: string; repeat: boolean }>;
+  sentAfterAcceptedMs: number[];
+}
+
+/** Stores the events (one copy of each) and applies the new matched ones; see STORE_AND_APPLY. */
+export async function storeAndApplyEvents(tx: Queryable, webhooksChannel: string, events: readonly EventToApply[]): Promise<StoreAndApplyResult> {
+  const input = events.map(({ event, effect }) => ({
+    dedupe_key: event.dedupeKey,
+    event_type: event.type,
+    occurred_at: event.occurredAt.toISOString(),
+    // A decimal string: JSON numbers this big would lose digits.
+    message_id: event.messageId ?? null,
+    message_uuid: event.messageUuid ?? null,
+    email: event.email,
+    payload: event.raw,
+    target: effect.target ?? null,
+    details: effect.details,
+    suppression_reason: effect.suppression?.reason ?? null,
+    suppression_detail: effect.suppression?.detail ?? null,
+  }));
+  const [row] = await query(tx, STORE_AND_APPLY, [JSON.stringify(input), DELIVERY_ORDER, webhooksChannel]);
+  return {
+    stored: row!['stored'] as number,
+    byType: row!['by_type'] as StoreAndApplyResult['byType'],
+    unmatched: row!['unmatched'] as StoreAndApplyResult['unmatched'],
+    sentAfterAcceptedMs: row!['sent_after_accepted_ms'] as number[],
+  };
 }

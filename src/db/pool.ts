@@ -6,7 +6,17 @@ import type { Logger } from '../log.js';
 export type Row = Record<string, unknown>;
 /** The pool or a transaction: repos take one first so the caller owns the transaction. */
 export interface Queryable {
-  query<T extends Row = Row>(text: string, values?: unknown[]): Promise<pg.QueryResult<T>>;
+  query<T extends Row = Row>(text: string | PreparedStatement, values?: unknown[]): Promise<pg.QueryResult<T>>;
+}
+
+/**
+ * A big statement run often: prepared under its name once per connection, so that the server parses
+ * and plans it once rather than at every run. A sessionless pool runs it unnamed (its transactions
+ * share server connections, which would not all hold the prepared statement).
+ */
+export interface PreparedStatement {
+  readonly name: string;
+  readonly text: string;
 }
 
 /** How long the database may take before jetpost gives up on it (config.ts: DATABASE_*_TIMEOUT_MS). */
@@ -88,11 +98,11 @@ export function createPool({ connectionString, schema, max, log, applicationName
   ].join('; ');
   const sessionlessPool = Object.assign(pool, { timeouts, transactionSettings });
   // Two more round trips than a bare statement (begin, commit): the price of sharing server connections.
-  const queryInTransaction = (text: string, values?: unknown[]) => withTransaction(sessionlessPool, (tx) => tx.query(text, values));
+  const queryInTransaction = (text: string | PreparedStatement, values?: unknown[]) => withTransaction(sessionlessPool, (tx) => tx.query(text, values));
   return Object.assign(sessionlessPool, { query: queryInTransaction as pg.Pool['query'] });
 }
 
-export async function query<T extends Row = Row>(db: Queryable, text: string, values: unknown[] = []): Promise<T[]> {
+export async function query<T extends Row = Row>(db: Queryable, text: string | PreparedStatement, values: unknown[] = []): Promise<T[]> {
   const result = await db.query<T>(text, values);
   return result.rows;
 }
@@ -115,16 +125,18 @@ export async function withTransaction<T>(pool: Pool, work: (tx: Queryable) => Pr
   const client = await pool.connect();
   const bulkMs = options.bulk ? pool.timeouts?.bulkStatementMs : undefined;
   // In a bulk transaction every statement gets the longer read timeout too (pg takes it per query).
+  const sessionless = pool.transactionSettings !== undefined;
   const tx: Queryable =
-    bulkMs === undefined
+    bulkMs === undefined && !sessionless
       ? client
       : {
-          query<R extends Row>(text: string, values?: unknown[]) {
+          query<R extends Row>(text: string | PreparedStatement, values?: unknown[]) {
             // pg takes query_timeout per query as well as per client; @types/pg does not list it.
-            const config: pg.QueryConfig & { query_timeout: number } = {
-              text,
+            const config: pg.QueryConfig & { query_timeout?: number } = {
+              text: typeof text === 'string' ? text : text.text,
+              ...(typeof text === 'string' || sessionless ? {} : { name: text.name }),
               ...(values === undefined ? {} : { values }),
-              query_timeout: bulkMs + READ_TIMEOUT_GRACE_MS,
+              ...(bulkMs === undefined ? {} : { query_timeout: bulkMs + READ_TIMEOUT_GRACE_MS }),
             };
             return client.query<R>(config);
           },

@@ -2,12 +2,24 @@
 // they happened; each one that moves a recipient forward is a step the app hears about (sent, then
 // opened, even when both arrive in one callback), with its details. A job Mailjet accepted then
 // follows its recipients (its own change is not logged twice: the recipients' changes say it).
+//
+// The events ingest applies the same rules in one SQL statement (db/events-repo.ts,
+// STORE_AND_APPLY): what each event asks for comes from eventEffect here, and
+// test/db/events-apply-agreement.test.ts checks that the statement and planEventApplication agree.
 import type { StoredEvent } from './event.js';
 import { eventDetails } from './event-parse.js';
 import type { RecipientRow } from './recipient.js';
-import { isDeliveryStatus, type JobStatus, jobStatusFromRecipients, nextRecipientStatus, type RecipientStatus, statusForEvent } from './status.js';
+import {
+  type DeliveryStatus,
+  isDeliveryStatus,
+  type JobStatus,
+  jobStatusFromRecipients,
+  nextRecipientStatus,
+  type RecipientStatus,
+  statusForEvent,
+} from './status.js';
 import type { NewStatusChange } from './status-change.js';
-import { type RecipientSuppression, suppressionFor } from './suppression.js';
+import { type RecipientSuppression, suppressionFor, suppressionOf } from './suppression.js';
 
 export interface EventApplication {
   /** New statuses of recipients (only those that change). */
@@ -18,6 +30,24 @@ export interface EventApplication {
   changes: NewStatusChange[];
   /** Addresses the events keep from the app's future sends. */
   suppressions: RecipientSuppression[];
+}
+
+/** What one event asks for, whatever the state it meets. */
+export interface EventEffect {
+  /** The status it moves its recipient toward; undefined: none (history only). */
+  target: DeliveryStatus | undefined;
+  /** The details of the change it makes, if it makes one. */
+  details: Record<string, unknown>;
+  /** The suppression of its address it causes, if any. */
+  suppression: Omit<RecipientSuppression, 'recipientId'> | undefined;
+}
+
+export function eventEffect(event: Pick<StoredEvent, 'type' | 'occurredAt' | 'hardBounce' | 'payload'>): EventEffect {
+  return {
+    target: statusForEvent(event.type, event.hardBounce),
+    details: { event: event.type, occurred_at: event.occurredAt.toISOString(), ...eventDetails(event.payload) },
+    suppression: suppressionOf(event),
+  };
 }
 
 /**
@@ -36,15 +66,10 @@ export function planEventApplication(
   const inOrder = [...matched].sort((a, b) => a.occurredAt.getTime() - b.occurredAt.getTime() || Number(a.id) - Number(b.id));
   for (const event of inOrder) {
     const current = statusById.get(event.recipientId!);
-    const next = current && nextRecipientStatus(current, statusForEvent(event.type, event.hardBounce));
+    const effect = eventEffect(event);
+    const next = current && nextRecipientStatus(current, effect.target);
     if (current !== undefined && next !== undefined && next !== current) {
-      changes.push({
-        jobId: event.jobId!,
-        recipientId: event.recipientId!,
-        oldStatus: current,
-        newStatus: next,
-        details: { event: event.type, occurred_at: event.occurredAt.toISOString(), ...eventDetails(event.payload) },
-      });
+      changes.push({ jobId: event.jobId!, recipientId: event.recipientId!, oldStatus: current, newStatus: next, details: effect.details });
       statusById.set(event.recipientId!, next);
     }
   }

@@ -153,8 +153,22 @@ export function* parseEventBodyInSteps(text: string): Generator<void, ParsedEven
   return { ok: true, events, rejected };
 }
 
+const SURROGATE = /[\ud800-\udfff]/;
+
+/**
+ * In a parsed string a NUL can only come from an escape (JSON refuses it raw), a lone surrogate from
+ * an escape or raw; a `__proto__` key as itself or with escapes.
+ */
+function mayHoldUnstorableTextOrProtoKey(source: string): boolean {
+  return source.includes('\\u') || source.includes('__proto__') || SURROGATE.test(source);
+}
+
+/** A rejection of the element as a whole. */
+function whole(kind: RejectionKind, message: string): Omit<RejectedEvent, 'index' | 'source'> {
+  return { kind, issues: [{ path: '', message }] };
+}
+
 function checkElement(element: JsonElement): MailjetEvent | Omit<RejectedEvent, 'index' | 'source'> {
-  const whole = (kind: RejectionKind, message: string) => ({ kind, issues: [{ path: '', message }] });
   if (!('value' in element)) {
     return element.tooDeep
       ? whole('too-deep', `nested deeper than ${MAX_EVENT_DEPTH} levels`)
@@ -164,11 +178,15 @@ function checkElement(element: JsonElement): MailjetEvent | Omit<RejectedEvent, 
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     return whole('not-an-object', `not an event object but ${Array.isArray(value) ? 'an array' : value === null ? 'null' : `a ${typeof value}`}`);
   }
-  const unstorable = findUnstorableText(value, []);
-  if (unstorable) {
-    return { kind: 'unstorable-text', issues: [unstorable] };
+  // Both walks look for what only an escape (\u…), a surrogate or a __proto__ key in the source can
+  // bring: Mailjet's events have none, so most elements skip them.
+  if (mayHoldUnstorableTextOrProtoKey(element.source)) {
+    const unstorable = findUnstorableText(value, []);
+    if (unstorable) {
+      return { kind: 'unstorable-text', issues: [unstorable] };
+    }
+    dropProtoKeys(value);
   }
-  dropProtoKeys(value);
   const parsed = mailjetEventSchema.safeParse(value);
   if (!parsed.success) {
     return { kind: 'invalid', issues: parsed.error.issues.map((issue) => ({ path: issue.path.join('.'), message: issue.message })) };

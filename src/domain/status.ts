@@ -26,7 +26,7 @@ export const RECIPIENT_STATUSES = [
 export type RecipientStatus = (typeof RECIPIENT_STATUSES)[number];
 
 /** Statuses a recipient reaches through Mailjet: ordered, lowest first. */
-const DELIVERY_ORDER = ['accepted', 'sent', 'opened', 'clicked', 'unsubscribed', 'spam', 'bounced', 'blocked'] as const;
+export const DELIVERY_ORDER = ['accepted', 'sent', 'opened', 'clicked', 'unsubscribed', 'spam', 'bounced', 'blocked'] as const;
 export type DeliveryStatus = (typeof DELIVERY_ORDER)[number];
 
 export const JOB_STATUSES = ['queued', 'scheduled', 'processing', 'deferred', ...DELIVERY_ORDER, 'failed', 'cancelled'] as const;

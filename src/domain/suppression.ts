@@ -24,16 +24,31 @@ export function suppressionKey(appId: string, email: string): string {
 
 /** Hard bounces, spam complaints and unsubscribes keep the address from the app's future sends. */
 export function suppressionFor(event: StoredEvent): RecipientSuppression[] {
-  const text = (field: string) => (typeof event.payload[field] === 'string' && event.payload[field] !== '' ? event.payload[field] : undefined);
-  const entry = (reason: SuppressionReason, detail: string | undefined) => [{ recipientId: event.recipientId!, reason, detail: detail ?? null }];
+  const suppression = suppressionOf(event);
+  return suppression === undefined ? [] : [{ recipientId: event.recipientId!, ...suppression }];
+}
+
+/** Why an event keeps its address from the app's future sends, if it does, with the event's detail. */
+export function suppressionOf(event: Pick<StoredEvent, 'type' | 'hardBounce' | 'payload'>): Omit<RecipientSuppression, 'recipientId'> | undefined {
   switch (event.type) {
     case 'bounce':
-      return event.hardBounce === false ? [] : entry('hard_bounce', [text('error_related_to'), text('error')].filter(Boolean).join(': ') || undefined);
+      return event.hardBounce === false
+        ? undefined
+        : {
+            reason: 'hard_bounce',
+            detail: [textField(event.payload, 'error_related_to'), textField(event.payload, 'error')].filter(Boolean).join(': ') || null,
+          };
     case 'spam':
-      return entry('spam', text('source'));
+      return { reason: 'spam', detail: textField(event.payload, 'source') ?? null };
     case 'unsub':
-      return entry('unsubscribed', 'unsubscribed through Mailjet');
+      return { reason: 'unsubscribed', detail: 'unsubscribed through Mailjet' };
     default:
-      return [];
+      return undefined;
   }
+}
+
+/** A non-empty string field of the event, or undefined. */
+function textField(payload: Record<string, unknown>, field: string): string | undefined {
+  const value = payload[field];
+  return typeof value === 'string' && value !== '' ? value : undefined;
 }

@@ -10,12 +10,12 @@
 import { createHash } from 'node:crypto';
 
 import type { Bus } from '../bus.js';
-import { insertEvents, lockMessagesExclusive, matchEvents } from '../db/events-repo.js';
+import { lockMessagesExclusive, matchEvents, storeAndApplyEvents } from '../db/events-repo.js';
 import type { NotifyChannels } from '../db/notify.js';
 import { type Pool, type Queryable, withTransaction } from '../db/pool.js';
 import { insertRejectedEvents, type RejectedEventRow } from '../db/rejected-events-repo.js';
 import { AppError, ServiceUnavailableError } from '../domain/errors.js';
-import type { StoredEvent } from '../domain/event.js';
+import { eventEffect } from '../domain/event-application.js';
 import {
   type MailjetEvent,
   MAX_EVENTS_PER_BODY,
@@ -132,42 +132,54 @@ export interface IngestResult {
 export async function ingestEvents(pool: Pool, channels: NotifyChannels, events: readonly MailjetEvent[]): Promise<IngestResult> {
   const total: IngestResult = { stored: 0, unmatched: 0, byType: {}, sentAfterAcceptedMs: [] };
   for (const chunk of transactionChunks(events)) {
-    const part = await inTransaction(pool, (tx) => storeAndApply(tx, channels, chunk));
+    const part = await inTransaction(pool, (tx) =>
+      storeAndApplyEvents(
+        tx,
+        channels.webhooks,
+        chunk.map((event) => ({
+          event,
+          effect: eventEffect({ type: event.type, occurredAt: event.occurredAt, hardBounce: event.hardBounce, payload: event.raw }),
+        })),
+      ),
+    );
     total.stored += part.stored;
-    total.unmatched += part.unmatched;
     for (const [type, count] of Object.entries(part.byType) as Array<[MailjetEventType, number]>) {
       total.byType[type] = (total.byType[type] ?? 0) + count;
     }
     total.sentAfterAcceptedMs.push(...part.sentAfterAcceptedMs);
+    if (part.unmatched.length > 0) {
+      const late = await inTransaction(pool, (tx) => matchLate(tx, channels, chunk, part.unmatched));
+      total.unmatched += part.unmatched.filter((event) => !event.repeat && !late.matchedIds.has(event.id)).length;
+      total.sentAfterAcceptedMs.push(...late.sentAfterAcceptedMs);
+    }
   }
   return total;
 }
 
-async function storeAndApply(tx: Queryable, channels: NotifyChannels, events: readonly MailjetEvent[]): Promise<IngestResult> {
-  const stored = await insertEvents(tx, events);
-  const unmatched = stored.filter((event) => event.recipientId === null);
-  let matchedNow: StoredEvent[] = [];
-  if (unmatched.length > 0) {
-    // See lockMessagesExclusive: after the lock, a send recorded meanwhile is visible, and one recorded
-    // later sees these events once this transaction commits.
-    await lockMessagesExclusive(tx, unmatched);
-    matchedNow = await matchEvents(
-      tx,
-      unmatched.map((event) => event.id),
-    );
-  }
-  const matchedNowIds = new Set(matchedNow.map((event) => event.id));
-  const applied = await applyEvents(tx, channels, [...stored.filter((event) => event.recipientId !== null), ...matchedNow]);
-  const byType: IngestResult['byType'] = {};
-  for (const event of stored) {
-    byType[event.type] = (byType[event.type] ?? 0) + 1;
-  }
-  return {
-    stored: stored.length,
-    unmatched: unmatched.filter((event) => !matchedNowIds.has(event.id)).length,
-    byType,
-    sentAfterAcceptedMs: applied.sentAfterAcceptedMs,
-  };
+/**
+ * Events stored without their message: matched again, under the lock of their messages, and applied.
+ * The lock is what makes this safe against the recording of a send running at the same time (see
+ * lockMessagesExclusive): after it, a send recorded meanwhile is visible here, and one recorded later
+ * finds these events, committed before. It is taken in a transaction of its own, before any job or
+ * recipient lock, the order every ingest and every send's recording takes them in.
+ */
+async function matchLate(
+  tx: Queryable,
+  channels: NotifyChannels,
+  chunk: readonly MailjetEvent[],
+  unmatched: ReadonlyArray<{ id: string; dedupeKey: string }>,
+): Promise<{ matchedIds: Set<string>; sentAfterAcceptedMs: number[] }> {
+  const keys = new Set(unmatched.map((event) => event.dedupeKey));
+  await lockMessagesExclusive(
+    tx,
+    chunk.filter((event) => keys.has(event.dedupeKey)),
+  );
+  const matched = await matchEvents(
+    tx,
+    unmatched.map((event) => event.id),
+  );
+  const applied = await applyEvents(tx, channels, matched);
+  return { matchedIds: new Set(matched.map((event) => event.id)), sentAfterAcceptedMs: applied.sentAfterAcceptedMs };
 }
 
 /**

@@ -168,6 +168,9 @@ describe('parseEventBody', () => {
       [eventText({ MessageID: 2 }, '"agent":"Mozilla \\ud800"'), 'agent', 'an unpaired surrogate'],
       [eventText({ MessageID: 3 }, '"extra":{"list":["ok","\\udfff"]}'), 'extra.list.1', 'an unpaired surrogate'],
       [eventText({ MessageID: 4 }, '"extra":{"na\\u0000me":1}'), 'extra', 'a field name holds a NUL character'],
+      // Raw, not escaped: the text holds no backslash at all.
+      [eventText({ MessageID: 5 }, '"agent":"Mozilla \ud800"'), 'agent', 'an unpaired surrogate'],
+      [eventText({ MessageID: 6 }, '"extra":{"\udc00":1}'), 'extra', 'a field name holds an unpaired surrogate'],
     ] as const;
 
     const { events, rejected } = parsed(`[${SENT},${bad.map(([text]) => text).join(',')},${CLICK}]`);
