@@ -14,6 +14,27 @@ import { testLogger } from '../support/log.js';
 
 const job = claimedJob();
 
+/** A consumer's dependencies that take no part in these tests, with those a test gives. */
+function consumerDeps(given: Pick<ConsumerDeps, 'claim' | 'send' | 'record'> & Partial<ConsumerDeps>): ConsumerDeps {
+  return {
+    id: 'consumer-1',
+    lookup: async () => [],
+    markSuppressed: async () => undefined,
+    extendLeases: async (ids) => [...ids],
+    release: async (ids) => [...ids],
+    nextRunAt: async () => null,
+    poolEnded: () => false,
+    wakeup: createWakeup(),
+    gate: createSendGate({ callsPerSecond: 0, random: () => 0.5 }),
+    retry: { maxAttempts: 3, baseMs: 100, factor: 2, maxMs: 1_000, jitter: 0 },
+    leaseMs: 60_000,
+    idleCheckMs: 60_000,
+    log: testLogger(),
+    bus: createBus(),
+    ...given,
+  };
+}
+
 describe('consumer: the send gate comes right before the call', () => {
   for (const [age, renewed] of [
     [0, false],
@@ -25,32 +46,21 @@ describe('consumer: the send gate comes right before the call', () => {
       const renewals: string[][] = [];
       let sent!: () => void;
       const done = new Promise<void>((resolve) => (sent = resolve));
-      const consumer = createConsumer({
-        id: 'consumer-1',
-        claim: async () => (claims++ === 0 ? [job] : []),
-        send: async () => {
-          sent();
-          return { status: 500, body: undefined, description: 'Mailjet 500' };
-        },
-        lookup: async () => [],
-        record: async (): Promise<RecordSummary> => ({ accepted: [], failed: [], deferred: ['1'], lostLease: [] }),
-        markSuppressed: async () => undefined,
-        extendLeases: async (ids) => {
-          renewals.push([...ids]);
-          return [...ids];
-        },
-        release: async (ids) => [...ids],
-        nextRunAt: async () => null,
-        poolEnded: () => false,
-        wakeup: createWakeup(),
-        gate: createSendGate({ callsPerSecond: 0, random: () => 0.5 }),
-        retry: { maxAttempts: 3, baseMs: 100, factor: 2, maxMs: 1_000, jitter: 0 },
-        leaseMs: 60_000,
-        monotonicMs: () => (claims > 0 ? 1_000 + age : 1_000),
-        idleCheckMs: 60_000,
-        log: testLogger(),
-        bus: createBus(),
-      });
+      const consumer = createConsumer(
+        consumerDeps({
+          claim: async () => (claims++ === 0 ? [job] : []),
+          send: async () => {
+            sent();
+            return { status: 500, body: undefined, description: 'Mailjet 500' };
+          },
+          record: async (): Promise<RecordSummary> => ({ accepted: [], failed: [], deferred: ['1'], lostLease: [] }),
+          extendLeases: async (ids) => {
+            renewals.push([...ids]);
+            return [...ids];
+          },
+          monotonicMs: () => (claims > 0 ? 1_000 + age : 1_000),
+        }),
+      );
 
       void consumer.start();
       await done;
@@ -67,8 +77,7 @@ describe('consumer: the send gate comes right before the call', () => {
     let sentAt: number | undefined;
     let recorded!: () => void;
     const done = new Promise<void>((resolve) => (recorded = resolve));
-    const deps: ConsumerDeps = {
-      id: 'consumer-1',
+    const deps = consumerDeps({
       claim: async () => (claims++ === 0 ? [job] : []),
       send: async () => {
         sentAt = Date.now();
@@ -78,31 +87,20 @@ describe('consumer: the send gate comes right before the call', () => {
           description: 'Mailjet 200',
         };
       },
-      lookup: async () => [],
       record: async (): Promise<RecordSummary> => {
         recorded();
         return { accepted: ['1'], failed: [], deferred: [], lostLease: [] };
       },
-      markSuppressed: async () => undefined,
       extendLeases: async (ids) => {
         // Another consumer's call got a 429 during this round trip.
         gate.throttled(undefined);
         pausedUntil = gate.state().pausedUntil;
         return [...ids];
       },
-      release: async (ids) => [...ids],
-      nextRunAt: async () => null,
-      poolEnded: () => false,
-      wakeup: createWakeup(),
       gate,
-      retry: { maxAttempts: 3, baseMs: 100, factor: 2, maxMs: 1_000, jitter: 0 },
-      leaseMs: 60_000,
       // The call comes a whole lease after the claim: its leases are renewed first.
       monotonicMs: () => (claims > 0 ? 60_000 : 0),
-      idleCheckMs: 60_000,
-      log: testLogger(),
-      bus: createBus(),
-    };
+    });
     const consumer = createConsumer(deps);
 
     void consumer.start();
@@ -124,35 +122,24 @@ describe('consumer: the look-up of a job that may have been sent', () => {
     let recordedKinds: string[] = [];
     let recorded!: () => void;
     const done = new Promise<void>((resolve) => (recorded = resolve));
-    const consumer = createConsumer({
-      id: 'consumer-1',
-      claim: async () => (claims++ === 0 ? [maybeSent] : []),
-      send: async () => {
-        sends += 1;
-        return { status: 500, body: undefined, description: 'Mailjet 500' };
-      },
-      lookup: async (customId) => {
-        asked.push(customId);
-        return customId === 'jetpost-1' ? [{ messageId: '576460765503091475', messageUuid: 'uuid-1', email: 'a@example.com' }] : [];
-      },
-      record: async (_batch, results): Promise<RecordSummary> => {
-        recordedKinds = results.map((result) => `${result.jobId}:${result.kind}`);
-        recorded();
-        return { accepted: ['1'], failed: [], deferred: [], lostLease: [] };
-      },
-      markSuppressed: async () => undefined,
-      extendLeases: async (ids) => [...ids],
-      release: async (ids) => [...ids],
-      nextRunAt: async () => null,
-      poolEnded: () => false,
-      wakeup: createWakeup(),
-      gate: createSendGate({ callsPerSecond: 0, random: () => 0.5 }),
-      retry: { maxAttempts: 3, baseMs: 100, factor: 2, maxMs: 1_000, jitter: 0 },
-      leaseMs: 60_000,
-      idleCheckMs: 60_000,
-      log: testLogger(),
-      bus: createBus(),
-    });
+    const consumer = createConsumer(
+      consumerDeps({
+        claim: async () => (claims++ === 0 ? [maybeSent] : []),
+        send: async () => {
+          sends += 1;
+          return { status: 500, body: undefined, description: 'Mailjet 500' };
+        },
+        lookup: async (customId) => {
+          asked.push(customId);
+          return customId === 'jetpost-1' ? [{ messageId: '576460765503091475', messageUuid: 'uuid-1', email: 'a@example.com' }] : [];
+        },
+        record: async (_batch, results): Promise<RecordSummary> => {
+          recordedKinds = results.map((result) => `${result.jobId}:${result.kind}`);
+          recorded();
+          return { accepted: ['1'], failed: [], deferred: [], lostLease: [] };
+        },
+      }),
+    );
 
     void consumer.start();
     await done;
