@@ -134,7 +134,7 @@ describe(`faults: Mailjet callbacks at volume (${FAULT_SCALE})`, function () {
     const retry = await postEvents(child, body);
 
     const rate = (ms: number) => `${Math.round(SIZE.events / (ms / 1000))} events/s`;
-    const rssMb = (await metric(child, 'jetpost_process_process_resident_memory_bytes')) / 1024 / 1024;
+    const rssMb = (await metric(child, 'process_resident_memory_bytes')) / 1024 / 1024;
     recordFigures(
       `4b one POST of ${SIZE.events} events (${(body.length / 1024 / 1024).toFixed(1)} MB)`,
       `status ${first.status}, ${(first.ms / 1000).toFixed(1)} s, ${rate(first.ms)}`,
