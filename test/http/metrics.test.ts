@@ -13,6 +13,7 @@ import nock from 'nock';
 import { messageTo } from '../factories.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { type FreezableProxy, startFreezableProxy } from '../support/freezable-proxy.js';
+import { eventText } from '../support/mailjet-events.js';
 import { isolateNetwork, mockMailjetSend, restoreNetwork } from '../support/mailjet-nock.js';
 import { declaredTypes, sampleValue } from '../support/prometheus-text.js';
 import { ADMIN_KEY, eventually, MAILJET_TEST_ORIGIN, startTestService, type TestService } from '../support/service.js';
@@ -36,21 +37,6 @@ async function scrapeUntil(service: TestService, name: string, labels: Record<st
     timeoutMs,
     `${name}${JSON.stringify(labels)} >= ${value}`,
   );
-}
-
-function eventText(type: string, messageId: string, email: string, time: number): string {
-  const fields = JSON.stringify({
-    event: type,
-    time,
-    email,
-    Message_GUID: '',
-    mj_campaign_id: 0,
-    mj_contact_id: 1,
-    customcampaign: '',
-    CustomID: '',
-    Payload: '',
-  });
-  return `{"MessageID":${messageId},${fields.slice(1)}`;
 }
 
 /** A local webhook receiver that answers 200. */
