@@ -33,9 +33,10 @@ export interface ReapedJob {
 export interface SendingService {
   /**
    * Claims up to `limit` due jobs for `workerId`, leased for the service's lease time, with their
-   * recipients and suppressed addresses: only as many as fit in `maxBytes` of message (the first always does).
+   * recipients and suppressed addresses: only as many as fit in `maxBytes` of message (the first
+   * always does), the share of the process's claim budget (consumer-pool.ts) this claim reserved.
    */
-  claim(workerId: string, limit: number, maxBytes?: number): Promise<ClaimedJob[]>;
+  claim(workerId: string, limit: number, maxBytes: number): Promise<ClaimedJob[]>;
   /** Marks recipients left out of a send because their address is suppressed. */
   markSuppressed(recipientIds: readonly string[]): Promise<void>;
   /** Renews the leases; returns the ids still held. */
