@@ -228,7 +228,7 @@ const STORE_AND_APPLY_TEXT = `
       select r.id, r.job_id from email_recipients r where by_id.id is null and r.mailjet_message_uuid = e.message_uuid limit 1
     ) by_uuid on true
     order by e.ord
-    on conflict (dedupe_key) do nothing
+    on conflict (occurred_at, dedupe_key) do nothing
     returning id, dedupe_key, event_type, recipient_id, job_id, mailjet_message_id, mailjet_message_uuid
   ), locked_jobs as (
     select j.id, j.app_id, j.status, j.accepted_at
@@ -324,7 +324,7 @@ const STORE_AND_APPLY_TEXT = `
       union all
       select json_build_object('id', k.id::text, 'dedupeKey', k.dedupe_key, 'repeat', true)
       from input e
-      join email_events k on k.dedupe_key = e.dedupe_key
+      join email_events k on k.occurred_at = e.occurred_at and k.dedupe_key = e.dedupe_key
       where k.recipient_id is null
         and not exists (select from inserted i where i.dedupe_key = e.dedupe_key)
     ) as unmatched,

@@ -12,3 +12,5 @@ alter table status_changes drop constraint status_changes_recipient_id_fkey;
 drop index status_changes_recipient_id_idx;
 alter table email_events drop constraint email_events_recipient_id_fkey;
 drop index email_events_recipient_id_idx;
+-- The dedupe key alone: 17_… indexes it after the event's time, where new events stay together.
+alter table email_events drop constraint email_events_dedupe_key_key;
