@@ -228,18 +228,21 @@ const STORE_AND_APPLY_TEXT = `
       select r.id, r.job_id from email_recipients r where by_id.id is null and r.mailjet_message_uuid = e.message_uuid limit 1
     ) by_uuid on true
     order by e.ord
-    on conflict (dedupe_key) do nothing
+    on conflict (occurred_at, dedupe_key) do nothing
     returning id, dedupe_key, event_type, recipient_id, job_id, mailjet_message_id, mailjet_message_uuid
   ), locked_jobs as (
-    select j.id, j.app_id, j.status, j.accepted_at
+    select j.id, j.app_id, j.status, j.accepted_at, j.recipient_count
     from email_send_jobs j
     where j.id = any(array(select i.job_id from inserted i where i.job_id is not null))
     order by j.id
     for no key update
   ), locked_recipients as (
+    -- A one-recipient job's only recipient is the one its event matched: found by id, through the
+    -- index its update reads next, rather than by job through one more.
     select r.id, r.job_id, r.status, r.email
     from email_recipients r
-    where r.job_id = any(array(select j.id from locked_jobs j))
+    where r.id = any(array(select i.recipient_id from inserted i join locked_jobs j on j.id = i.job_id where j.recipient_count = 1))
+      or r.job_id = any(array(select j.id from locked_jobs j where j.recipient_count > 1))
     order by r.id
     for no key update
   ), applied as (
@@ -324,7 +327,7 @@ const STORE_AND_APPLY_TEXT = `
       union all
       select json_build_object('id', k.id::text, 'dedupeKey', k.dedupe_key, 'repeat', true)
       from input e
-      join email_events k on k.dedupe_key = e.dedupe_key
+      join email_events k on k.occurred_at = e.occurred_at and k.dedupe_key = e.dedupe_key
       where k.recipient_id is null
         and not exists (select from inserted i where i.dedupe_key = e.dedupe_key)
     ) as unmatched,
