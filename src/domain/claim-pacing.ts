@@ -1,5 +1,11 @@
-// When the consumers of a process may claim, pure: at once while there is a backlog, spaced out
-// while the queue is caught up (see consumer-pool.ts for why). The caller gives the time.
+// When the consumers of a process may claim, and how much, pure: at once while there is a backlog,
+// spaced out while the queue is caught up (see consumer-pool.ts for why). The caller gives the time.
+//
+// A claim of a backlog takes several batches (each still sent in calls of at most one batch): a
+// claim has a fixed cost in PostgreSQL (planning, the walk down the claim index past the jobs other
+// claims just took, a commit) of about twenty jobs' worth, so four batches per claim cut the
+// database's work per message by about a third when Mailjet answers fast. A caught-up queue is
+// claimed one batch at a time: what arrived since the last claim, spread over the consumers.
 
 export interface ClaimPacingOptions {
   /** Jobs a claim asks for: a claim that returns this many found a backlog. */
@@ -8,7 +14,12 @@ export interface ClaimPacingOptions {
   spacingMs: () => number;
 }
 
+/** Batches a claim of a backlog takes at once. */
+export const BACKLOG_CLAIM_BATCHES = 4;
+
 export interface ClaimPacing {
+  /** How many jobs the next claim asks for: one batch while the queue is caught up, BACKLOG_CLAIM_BATCHES during a backlog. */
+  claimSize(): number;
   /** 0: claim now (and the next claim of a caught-up queue waits a spacing); otherwise the ms to wait. */
   delayMs(nowMs: number): number;
   /** A claim returned `count` jobs. True when that ends a caught-up spell: the waiting consumers may claim at once. */
@@ -22,6 +33,7 @@ export function createClaimPacing({ batchSize, spacingMs }: ClaimPacingOptions):
   let caughtUp = false;
   let nextClaimAt = -Infinity;
   return {
+    claimSize: () => (caughtUp ? batchSize : batchSize * BACKLOG_CLAIM_BATCHES),
     delayMs(nowMs) {
       if (!caughtUp) {
         return 0;

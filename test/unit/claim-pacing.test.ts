@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 
-import { createClaimPacing, MAX_CLAIM_SPACING_MS } from '../../src/domain/claim-pacing.js';
+import { BACKLOG_CLAIM_BATCHES, createClaimPacing, MAX_CLAIM_SPACING_MS } from '../../src/domain/claim-pacing.js';
 
 describe('claim pacing', () => {
   it('when claims come back full (a backlog), then every consumer may claim at once', () => {
@@ -34,5 +34,14 @@ describe('claim pacing', () => {
     pacing.claimed(1);
     pacing.delayMs(0);
     expect(pacing.delayMs(0)).to.equal(MAX_CLAIM_SPACING_MS);
+  });
+
+  it('when there is a backlog, then a claim asks for several batches; when the queue is caught up, for one', () => {
+    const pacing = createClaimPacing({ batchSize: 50, spacingMs: () => 12 });
+    expect(pacing.claimSize(), 'at start').to.equal(50 * BACKLOG_CLAIM_BATCHES);
+    pacing.claimed(7);
+    expect(pacing.claimSize(), 'caught up').to.equal(50);
+    pacing.claimed(50);
+    expect(pacing.claimSize(), 'a full batch: a backlog again').to.equal(50 * BACKLOG_CLAIM_BATCHES);
   });
 });
