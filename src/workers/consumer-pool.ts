@@ -10,8 +10,9 @@
 // since the last one and a slot frees up about when the next claim is due: a message waits at most
 // one spacing. A full batch means a backlog: every free consumer claims at once again.
 //
-// A backlog is claimed several batches at a time (claim-pacing.ts), each consumer still sending one
-// call of at most a batch at a time: fewer, bigger claims cost the database less per message.
+// A backlog is claimed several batches at a time while Mailjet answers fast (claim-pacing.ts), each
+// consumer still sending one call of at most a batch at a time: fewer, bigger claims cost the
+// database less per message.
 //
 // The consumers also share one budget of claimed message bytes (domain/claim-budget.ts): a consumer
 // claims only while its claim fits in it, and the idle consumers are woken when there is room again.
@@ -77,7 +78,9 @@ export function createConsumerPool(options: ConsumerPoolOptions): ConsumerPool {
   let started = false;
   let callsInFlight = 0;
   const limit = options.inFlight;
-  const pacing = limit && createClaimPacing({ batchSize: options.batchSize, spacingMs: () => (limit.durationMs() ?? 0) / limit.current() });
+  const pacing =
+    limit &&
+    createClaimPacing({ batchSize: options.batchSize, spacingMs: () => (limit.durationMs() ?? 0) / limit.current(), callMs: () => limit.durationMs() });
   const slotsOf = (index: number): CallSlots => {
     return {
       claimDelayMs: () => {
