@@ -78,9 +78,7 @@ export function createConsumerPool(options: ConsumerPoolOptions): ConsumerPool {
   let started = false;
   let callsInFlight = 0;
   const limit = options.inFlight;
-  const pacing =
-    limit &&
-    createClaimPacing({ batchSize: options.batchSize, spacingMs: () => (limit.durationMs() ?? 0) / limit.current(), callMs: () => limit.durationMs() });
+  const pacing = limit && createClaimPacing({ batchSize: options.batchSize, spacingMs: () => (limit.durationMs() ?? 0) / limit.current() });
   const slotsOf = (index: number): CallSlots => {
     return {
       claimDelayMs: () => {
@@ -102,7 +100,8 @@ export function createConsumerPool(options: ConsumerPoolOptions): ConsumerPool {
       callStarted: () => {
         callsInFlight += 1;
       },
-      callEnded: (durationMs, slowDown) => {
+      callEnded: (durationMs, slowDown, answeredMs) => {
+        pacing?.answered(answeredMs);
         if (limit !== undefined) {
           const before = limit.current();
           const after = limit.callEnded({ durationMs, slowDown, inFlight: callsInFlight });

@@ -84,8 +84,11 @@ export interface CallSlots {
   claimed(count: number): void;
   /** A Mailjet call is about to go. */
   callStarted(): void;
-  /** That call ended (its result recorded); `slowDown` on a 429 or a transient failure. */
-  callEnded(durationMs: number, slowDown: boolean): void;
+  /**
+   * That call ended (its result recorded); `slowDown` on a 429 or a transient failure. `answeredMs`:
+   * how long Mailjet took to answer (or to fail), without the recording.
+   */
+  callEnded(durationMs: number, slowDown: boolean, answeredMs: number): void;
 }
 
 /** Between failed batches, and between attempts to record a Mailjet answer while the database is away. */
@@ -232,13 +235,16 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
     const started = now().getTime();
     deps.slots?.callStarted();
     let slowDown = true;
+    let answeredAt: number | undefined;
     try {
       const response = await deps.send(toSendBody(call.messages, call.sandbox));
+      answeredAt = now().getTime();
       const outcome = classifySendResponse(response, call.messages.length, now());
       slowDown = outcome.kind === 'transient';
       await settleCall(batch, call, outcome, started, turn);
     } finally {
-      deps.slots?.callEnded(now().getTime() - started, slowDown);
+      const ended = now().getTime();
+      deps.slots?.callEnded(ended - started, slowDown, (answeredAt ?? ended) - started);
     }
   }
 
