@@ -10,6 +10,10 @@
 // since the last one and a slot frees up about when the next claim is due: a message waits at most
 // one spacing. A full batch means a backlog: every free consumer claims at once again.
 //
+// A backlog is claimed several batches at a time while Mailjet answers fast (claim-pacing.ts), each
+// consumer still sending one call of at most a batch at a time: fewer, bigger claims cost the
+// database less per message.
+//
 // The consumers also share one budget of claimed message bytes (domain/claim-budget.ts): a consumer
 // claims only while its claim fits in it, and the idle consumers are woken when there is room again.
 import { hostname } from 'node:os';
@@ -96,7 +100,8 @@ export function createConsumerPool(options: ConsumerPoolOptions): ConsumerPool {
       callStarted: () => {
         callsInFlight += 1;
       },
-      callEnded: (durationMs, slowDown) => {
+      callEnded: (durationMs, slowDown, answeredMs) => {
+        pacing?.answered(answeredMs);
         if (limit !== undefined) {
           const before = limit.current();
           const after = limit.callEnded({ durationMs, slowDown, inFlight: callsInFlight });
@@ -120,7 +125,7 @@ export function createConsumerPool(options: ConsumerPoolOptions): ConsumerPool {
     }
     let jobs: ClaimedJob[] = [];
     try {
-      jobs = await sending.claim(id, options.batchSize, maxBytes);
+      jobs = await sending.claim(id, pacing?.claimSize() ?? options.batchSize, maxBytes);
       return jobs;
     } finally {
       held.bytes = jobs.reduce((sum, job) => sum + heldBytes(job.content), 0);
@@ -143,6 +148,7 @@ export function createConsumerPool(options: ConsumerPoolOptions): ConsumerPool {
     consumers.push(
       createConsumer({
         id,
+        batchSize: options.batchSize,
         claim: () => claimWithin(id, held),
         batchEnded: () => batchEnded(held),
         send: (body) => mailjet.send(body),

@@ -31,6 +31,8 @@ import type { Wakeup } from './wakeup.js';
 
 export interface ConsumerDeps {
   id: string;
+  /** The most jobs in one Mailjet call (BATCH_SIZE): a claim may hold several calls' worth. */
+  batchSize: number;
   /** Due jobs, leased to this consumer, each with its recipients and suppressed addresses. */
   claim: () => Promise<ClaimedJob[]>;
   /** The jobs of the last claim are no longer held (sent, recorded or given back). */
@@ -82,8 +84,11 @@ export interface CallSlots {
   claimed(count: number): void;
   /** A Mailjet call is about to go. */
   callStarted(): void;
-  /** That call ended (its result recorded); `slowDown` on a 429 or a transient failure. */
-  callEnded(durationMs: number, slowDown: boolean): void;
+  /**
+   * That call ended (its result recorded); `slowDown` on a 429 or a transient failure. `answeredMs`:
+   * how long Mailjet took to answer (or to fail), without the recording.
+   */
+  callEnded(durationMs: number, slowDown: boolean, answeredMs: number): void;
 }
 
 /** Between failed batches, and between attempts to record a Mailjet answer while the database is away. */
@@ -230,13 +235,16 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
     const started = now().getTime();
     deps.slots?.callStarted();
     let slowDown = true;
+    let answeredAt: number | undefined;
     try {
       const response = await deps.send(toSendBody(call.messages, call.sandbox));
+      answeredAt = now().getTime();
       const outcome = classifySendResponse(response, call.messages.length, now());
       slowDown = outcome.kind === 'transient';
       await settleCall(batch, call, outcome, started, turn);
     } finally {
-      deps.slots?.callEnded(now().getTime() - started, slowDown);
+      const ended = now().getTime();
+      deps.slots?.callEnded(ended - started, slowDown, (answeredAt ?? ended) - started);
     }
   }
 
@@ -328,7 +336,7 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
     bus.emit('jobs:claimed', { consumer: id, count: claimed.length });
     const batch: Batch = { jobs: claimed, recipientsByJob: new Map(claimed.map((job) => [job.id, [...job.recipients]])), leasedAt };
     const jobs = await leaveOutSuppressed(batch, await lookUp(batch, turn), turn);
-    const calls = planCalls(jobs, batch.recipientsByJob);
+    const calls = inBatches(jobs, deps.batchSize).flatMap((part) => planCalls(part, batch.recipientsByJob));
     for (const [callIndex, call] of calls.entries()) {
       const unsent = (from: number) => calls.slice(from).flatMap((later) => later.jobs.map((job) => job.id));
       const sendable = await holdAndPassGate(call, unsent(callIndex), batch, turn);
@@ -388,4 +396,13 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
       });
     },
   });
+}
+
+/** The jobs in order, in parts of at most `size`. */
+function inBatches<T>(items: readonly T[], size: number): T[][] {
+  const parts: T[][] = [];
+  for (let start = 0; start < items.length; start += size) {
+    parts.push(items.slice(start, start + size));
+  }
+  return parts;
 }

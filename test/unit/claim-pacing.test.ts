@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 
-import { createClaimPacing, MAX_CLAIM_SPACING_MS } from '../../src/domain/claim-pacing.js';
+import { BACKLOG_CLAIM_BATCHES, createClaimPacing, MAX_CLAIM_HOLD_MS, MAX_CLAIM_SPACING_MS } from '../../src/domain/claim-pacing.js';
 
 describe('claim pacing', () => {
   it('when claims come back full (a backlog), then every consumer may claim at once', () => {
@@ -34,5 +34,47 @@ describe('claim pacing', () => {
     pacing.claimed(1);
     pacing.delayMs(0);
     expect(pacing.delayMs(0)).to.equal(MAX_CLAIM_SPACING_MS);
+  });
+
+  it('when there is a backlog and Mailjet answers fast, then a claim asks for several batches; when the queue is caught up, for one', () => {
+    const pacing = createClaimPacing({ batchSize: 50, spacingMs: () => 12 });
+    expect(pacing.claimSize(), 'before any answer').to.equal(50);
+    pacing.answered(20);
+    expect(pacing.claimSize(), 'a backlog at start').to.equal(50 * BACKLOG_CLAIM_BATCHES);
+    pacing.claimed(7);
+    expect(pacing.claimSize(), 'caught up').to.equal(50);
+    pacing.claimed(50);
+    expect(pacing.claimSize(), 'a full batch: a backlog again').to.equal(50 * BACKLOG_CLAIM_BATCHES);
+  });
+
+  for (const [answerMs, batches] of [
+    [0, 4],
+    [MAX_CLAIM_HOLD_MS / 8, 4],
+    [MAX_CLAIM_HOLD_MS / 3, 3],
+    [MAX_CLAIM_HOLD_MS / 2, 2],
+    [MAX_CLAIM_HOLD_MS / 2 + 1, 1],
+    [MAX_CLAIM_HOLD_MS, 1],
+    [5 * MAX_CLAIM_HOLD_MS, 1],
+  ] as const) {
+    it(`when there is a backlog and Mailjet answers in ${answerMs} ms, then a claim asks for ${batches} batch(es): Mailjet answers its calls within the hold time`, () => {
+      const pacing = createClaimPacing({ batchSize: 50, spacingMs: () => 12 });
+      pacing.answered(answerMs);
+      pacing.claimed(50);
+      expect(pacing.claimSize()).to.equal(50 * batches);
+    });
+  }
+
+  it('when Mailjet slows down, then claims shrink as its smoothed answer time grows', () => {
+    const pacing = createClaimPacing({ batchSize: 50, spacingMs: () => 12 });
+    pacing.answered(10);
+    pacing.claimed(50);
+    const sizes = [pacing.claimSize()];
+    for (let call = 0; call < 20; call += 1) {
+      pacing.answered(5 * MAX_CLAIM_HOLD_MS);
+      sizes.push(pacing.claimSize());
+    }
+    expect(sizes[0]).to.equal(50 * BACKLOG_CLAIM_BATCHES);
+    expect(sizes.at(-1)).to.equal(50);
+    expect(sizes, 'never grows').to.deep.equal([...sizes].sort((a, b) => b - a));
   });
 });

@@ -9,7 +9,7 @@ import type { RecordSummary } from '../../src/services/sending.js';
 import { type ConsumerDeps, createConsumer } from '../../src/workers/consumer.js';
 import { createSendGate } from '../../src/workers/send-gate.js';
 import { createWakeup } from '../../src/workers/wakeup.js';
-import { claimedJob } from '../factories.js';
+import { claimedJob, pendingRecipient } from '../factories.js';
 import { testLogger } from '../support/log.js';
 
 const job = claimedJob();
@@ -18,6 +18,7 @@ const job = claimedJob();
 function consumerDeps(given: Pick<ConsumerDeps, 'claim' | 'send' | 'record'> & Partial<ConsumerDeps>): ConsumerDeps {
   return {
     id: 'consumer-1',
+    batchSize: 50,
     lookup: async () => [],
     markSuppressed: async () => undefined,
     extendLeases: async (ids) => [...ids],
@@ -148,5 +149,42 @@ describe('consumer: the look-up of a job that may have been sent', () => {
     expect(asked).to.deep.equal(['jetpost-1:invoice-7', 'jetpost-1']);
     expect(recordedKinds).to.deep.equal(['1:accepted']);
     expect(sends, 'calls to Mailjet').to.equal(0);
+  });
+});
+
+describe('consumer: a claim of several batches', () => {
+  it('when a claim holds more jobs than a batch, then they go in calls of at most a batch each, in claim order', async () => {
+    const jobs = Array.from({ length: 7 }, (_, index) => {
+      const claimed = claimedJob({ id: String(index + 1) });
+      return { ...claimed, recipients: [pendingRecipient(claimed, `r${index + 1}@example.com`)] };
+    });
+    const calls: string[][] = [];
+    let claims = 0;
+    let recorded = 0;
+    let recordedAll!: () => void;
+    const done = new Promise<void>((resolve) => (recordedAll = resolve));
+    const consumer = createConsumer(
+      consumerDeps({
+        batchSize: 3,
+        claim: async () => (claims++ === 0 ? jobs : []),
+        send: async (body) => {
+          calls.push(body.Messages.map((message) => String(message.CustomID)));
+          return { status: 500, body: undefined, description: 'Mailjet 500' };
+        },
+        record: async (_batch, results): Promise<RecordSummary> => {
+          recorded += results.length;
+          if (recorded === jobs.length) {
+            recordedAll();
+          }
+          return { accepted: [], failed: [], deferred: results.map((result) => result.jobId), lostLease: [] };
+        },
+      }),
+    );
+
+    void consumer.start();
+    await done;
+    await consumer.stop(5_000);
+
+    expect(calls).to.deep.equal([['jetpost-1', 'jetpost-2', 'jetpost-3'], ['jetpost-4', 'jetpost-5', 'jetpost-6'], ['jetpost-7']]);
   });
 });
