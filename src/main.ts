@@ -186,7 +186,7 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
   });
   const adminKey = config.adminApiKey ?? (config.devMode ? await readOrCreateSecretFile(path.join(config.dataDir, 'dev-admin-key')) : undefined);
   const rateLimits = createRateLimitCounters(pool);
-  const app = createApp({
+  const { app, listener: serveHttp } = createApp({
     jobs,
     admin: createAdminService({ pool, channels, targetPolicy }),
     dashboard: createDashboardService(pool),
@@ -214,7 +214,7 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
     now: () => new Date(),
   });
 
-  const server = createServer(app);
+  const server = createServer(serveHttp);
   await new Promise<void>((resolve, reject) => {
     server.once('error', (error) => reject(portError(error, 'PORT', config.http.port, config.http.host)));
     server.listen(config.http.port, config.http.host, () => resolve());

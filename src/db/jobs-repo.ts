@@ -5,7 +5,7 @@ import type { AdminJobRow, ClaimedJob, JobRow, QueuedJob } from '../domain/job.j
 import type { MessageContent, NewJob } from '../domain/message.js';
 import { DEPTH_STATUSES, type QueueDepth } from '../domain/queue-figures.js';
 import { CANCELLABLE_STATUSES, CLAIMABLE_STATUSES, type JobStatus } from '../domain/status.js';
-import { query, type Queryable } from './pool.js';
+import { type PreparedStatement, query, type Queryable } from './pool.js';
 import { CLAIMED_RECIPIENTS_JSON, claimedRecipientsFromJson } from './recipients-repo.js';
 
 const JOB_COLUMNS = `
@@ -60,7 +60,8 @@ export interface AppJobToInsert extends JobToInsert {
 // (group commit, services/jobs.ts). Its NOTIFY, if any, is sent at commit and only when a job was
 // inserted; as a lone statement it is a whole transaction (one round trip). The sequence is looked
 // up once, in a subquery: called per row, pg_get_serial_sequence cost more than inserting the row.
-const INSERT_JOBS = `
+// Prepared once per connection (the server parses and plans it once, and its text is not sent again).
+const INSERT_JOBS_TEXT = `
   with new_jobs as materialized (
     select nextval((select pg_get_serial_sequence('email_send_jobs', 'id')::regclass)) as id, j.*
     from unnest(
@@ -92,6 +93,7 @@ const INSERT_JOBS = `
   from inserted_jobs i
   join new_jobs n using (id)
   order by n.position`;
+const INSERT_JOBS: PreparedStatement = { name: 'jobs_insert', text: INSERT_JOBS_TEXT };
 
 /**
  * An array parameter as PostgreSQL's array literal, for values that need no quoting in one: integers

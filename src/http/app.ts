@@ -1,5 +1,7 @@
 // The express application, built from its dependencies and never listening by itself (main.ts and
 // the tests do that), so that tests can run it on port 0.
+import type { RequestListener } from 'node:http';
+
 import express, { type Express, type Request } from 'express';
 import helmet from 'helmet';
 
@@ -11,6 +13,7 @@ import type { DashboardService } from '../services/dashboard.js';
 import type { JobService } from '../services/jobs.js';
 import type { RateLimitCounters } from '../services/rate-limits.js';
 import { type Authenticate, type BasicCredentials, callingApp, requireAdminKey, requireApiKey, requireBasicAuth } from './auth.js';
+import { type ExpressRoute, serveRouteDirectly } from './direct-route.js';
 import { errorHandler, notFoundHandler } from './problem.js';
 import { limitFailedCallbackAuth, limitShared } from './rate-limit.js';
 import { adminRouter } from './routes/admin.js';
@@ -48,7 +51,7 @@ export interface AppDeps extends OpsRouteDeps {
 }
 
 interface RouterLayer {
-  route?: { path: string; methods: Record<string, boolean> };
+  route?: ExpressRoute & { methods: Record<string, boolean> };
   handle?: { stack?: RouterLayer[] };
   /** The router's own matcher (router 2.x): pure, the params it returns are not stored on the layer. */
   match?: (path: string) => unknown;
@@ -106,20 +109,26 @@ function fixedHeaders(middleware: express.RequestHandler): Array<[string, string
   return [...headers];
 }
 
-export function createApp(deps: AppDeps): Express {
+/** The express app, and what the HTTP server runs: the app, with its busiest route served directly. */
+export interface HttpApp {
+  app: Express;
+  listener: RequestListener;
+}
+
+export function createApp(deps: AppDeps): HttpApp {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', deps.trustProxy);
   app.set('query parser', 'simple');
   // helmet's defaults take no input from the request: computed once, set on every response.
   const securityHeaders = fixedHeaders(helmet());
-  app.use((_req, res, next) => {
+  const setSecurityHeaders: express.RequestHandler = (_req, res, next) => {
     for (const [name, value] of securityHeaders) {
       res.setHeader(name, value);
     }
     next();
-  });
-  app.use((req, res, next) => {
+  };
+  const logRequest: express.RequestHandler = (req, res, next) => {
     const started = performance.now();
     res.on('finish', () => {
       const ms = performance.now() - started;
@@ -141,7 +150,9 @@ export function createApp(deps: AppDeps): Express {
       deps.onRequest?.({ method: req.method, route: route ?? 'unmatched', status: res.statusCode, durationMs: ms });
     });
     next();
-  });
+  };
+  app.use(setSecurityHeaders);
+  app.use(logRequest);
 
   const requireApp = requireApiKey(deps.authenticate);
   const requireSender = deps.authenticateSender ? requireApiKey(deps.authenticateSender) : requireApp;
@@ -186,8 +197,23 @@ export function createApp(deps: AppDeps): Express {
   app.use(dashboardRouter({ dashboard: deps.dashboard, admin: deps.admin, adminKey: deps.adminKey, log: deps.log, now: deps.now }));
   app.use(methodNotAllowed(app));
   app.use(notFoundHandler);
-  app.use(errorHandler(deps.log));
-  return app;
+  const answerError = errorHandler(deps.log);
+  app.use(answerError);
+
+  // POST /queue, one message per request, is the load jetpost is sized for: its route is served
+  // without express's router (the same handlers, in the same order, after the same app middlewares).
+  const queueRoute = routeLayers(app).find((layer) => layer.route!.path === '/queue' && layer.route!.methods['post'])?.route;
+  if (queueRoute === undefined) {
+    throw new Error('the app has no POST /queue route to serve directly');
+  }
+  const listener = serveRouteDirectly(app, {
+    method: 'POST',
+    route: queueRoute,
+    before: [setSecurityHeaders, logRequest],
+    errorHandler: answerError,
+    onLateError: (error) => deps.log.error('an error after the answer had begun: the connection is closed', { component: 'http', route: '/queue', error }),
+  });
+  return { app, listener };
 }
 
 /**

@@ -2,6 +2,7 @@
 // each hit must still get its own exact count, as if they had been counted one at a time.
 import { expect } from 'chai';
 
+import { countHits } from '../../src/db/rate-limits-repo.js';
 import { createRateLimitCounters } from '../../src/services/rate-limits.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 
@@ -45,5 +46,19 @@ describe('rate limit counters (services/rate-limits.ts)', () => {
 
     expect(counts.map((count) => count.hits).sort()).to.deep.equal([1, 2, 3]);
     expect(counts.every((count) => count.resetAt.getTime() > Date.now() + 50_000)).to.equal(true);
+  });
+
+  it('when hits are counted, then their transaction alone commits without waiting for the WAL flush, and the next one waits again', async () => {
+    const client = await db.pool.connect();
+    try {
+      await client.query('begin');
+      await countHits(client, [{ key: 'a', hits: 1, windowMs: 60_000 }]);
+      const during = await client.query<{ value: string }>("select current_setting('synchronous_commit') as value");
+      await client.query('commit');
+      const after = await client.query<{ value: string }>("select current_setting('synchronous_commit') as value");
+      expect([during.rows[0]!.value, after.rows[0]!.value]).to.deep.equal(['off', 'on']);
+    } finally {
+      client.release();
+    }
   });
 });
