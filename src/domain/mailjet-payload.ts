@@ -238,17 +238,22 @@ export interface PackableMessage {
 }
 
 /**
- * Splits messages, in order, into calls of at most `maxRecipients` recipients and `maxBytes` bytes.
- * Returns the index groups. A message alone over a limit gets a call of its own (Mailjet then
- * answers for that message only).
+ * Splits messages, in order, into calls of at most `maxRecipients` recipients, `maxBytes` bytes and
+ * `maxMessages` messages. Returns the index groups. A message alone over a limit gets a call of its
+ * own (Mailjet then answers for that message only).
  */
-export function packCalls(messages: readonly PackableMessage[], maxRecipients = MAX_RECIPIENTS_PER_CALL, maxBytes = MAX_BYTES_PER_CALL): number[][] {
+export function packCalls(
+  messages: readonly PackableMessage[],
+  maxRecipients = MAX_RECIPIENTS_PER_CALL,
+  maxBytes = MAX_BYTES_PER_CALL,
+  maxMessages = Infinity,
+): number[][] {
   const calls: number[][] = [];
   let current: number[] = [];
   let recipients = 0;
   let bytes = 0;
   messages.forEach((message, index) => {
-    if (current.length > 0 && (recipients + message.recipients > maxRecipients || bytes + message.bytes > maxBytes)) {
+    if (current.length > 0 && (current.length >= maxMessages || recipients + message.recipients > maxRecipients || bytes + message.bytes > maxBytes)) {
       calls.push(current);
       current = [];
       recipients = 0;

@@ -87,21 +87,28 @@ export interface PlannedCall {
 }
 
 /**
- * The jobs' messages, packed in order into calls Mailjet accepts (recipients and bytes per call).
- * SandboxMode is a field of the whole call in v3.1, so sandbox jobs and real ones are packed apart:
- * a real message in a sandbox call would silently not be sent, a sandbox one in a real call would be.
+ * The jobs' messages, packed in order into calls Mailjet accepts (recipients and bytes per call) of
+ * at most `maxJobs` jobs. SandboxMode is a field of the whole call in v3.1, so sandbox jobs and real
+ * ones are packed apart: a real message in a sandbox call would silently not be sent, a sandbox one
+ * in a real call would be.
  */
-export function planCalls(jobs: readonly ClaimedJob[], recipientsByJob: ReadonlyMap<string, readonly RecipientRow[]>): PlannedCall[] {
+export function planCalls(jobs: readonly ClaimedJob[], recipientsByJob: ReadonlyMap<string, readonly RecipientRow[]>, maxJobs = Infinity): PlannedCall[] {
   return [false, true].flatMap((sandbox) =>
     packJobs(
       jobs.filter((job) => (job.content.sandbox ?? false) === sandbox),
       recipientsByJob,
       sandbox,
+      maxJobs,
     ),
   );
 }
 
-function packJobs(jobs: readonly ClaimedJob[], recipientsByJob: ReadonlyMap<string, readonly RecipientRow[]>, sandbox: boolean): PlannedCall[] {
+function packJobs(
+  jobs: readonly ClaimedJob[],
+  recipientsByJob: ReadonlyMap<string, readonly RecipientRow[]>,
+  sandbox: boolean,
+  maxJobs: number,
+): PlannedCall[] {
   const messages = jobs.map((job) =>
     toMailjetMessage({
       id: job.id,
@@ -111,7 +118,11 @@ function packJobs(jobs: readonly ClaimedJob[], recipientsByJob: ReadonlyMap<stri
     }),
   );
   const sizes = jobs.map((job, index) => ({ recipients: countRecipients(recipientsByJob.get(job.id) ?? []), bytes: messageBytes(messages[index]!) }));
-  return packCalls(sizes).map((indexes) => ({ jobs: indexes.map((index) => jobs[index]!), messages: indexes.map((index) => messages[index]!), sandbox }));
+  return packCalls(sizes, undefined, undefined, maxJobs).map((indexes) => ({
+    jobs: indexes.map((index) => jobs[index]!),
+    messages: indexes.map((index) => messages[index]!),
+    sandbox,
+  }));
 }
 
 /** The recipients the jobs' messages go to, as Mailjet counts them. */

@@ -336,7 +336,7 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
     bus.emit('jobs:claimed', { consumer: id, count: claimed.length });
     const batch: Batch = { jobs: claimed, recipientsByJob: new Map(claimed.map((job) => [job.id, [...job.recipients]])), leasedAt };
     const jobs = await leaveOutSuppressed(batch, await lookUp(batch, turn), turn);
-    const calls = inBatches(jobs, deps.batchSize).flatMap((part) => planCalls(part, batch.recipientsByJob));
+    const calls = planCalls(jobs, batch.recipientsByJob, deps.batchSize);
     for (const [callIndex, call] of calls.entries()) {
       const unsent = (from: number) => calls.slice(from).flatMap((later) => later.jobs.map((job) => job.id));
       const sendable = await holdAndPassGate(call, unsent(callIndex), batch, turn);
@@ -396,13 +396,4 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
       });
     },
   });
-}
-
-/** The jobs in order, in parts of at most `size`. */
-function inBatches<T>(items: readonly T[], size: number): T[][] {
-  const parts: T[][] = [];
-  for (let start = 0; start < items.length; start += size) {
-    parts.push(items.slice(start, start + size));
-  }
-  return parts;
 }

@@ -175,6 +175,13 @@ describe('packCalls', () => {
     expect(packCalls(small(50))).to.have.length(1);
   });
 
+  it('when calls may hold at most 3 messages (BATCH_SIZE), then 7 one-recipient messages go in calls of 3, 3 and 1 in order', () => {
+    const calls = packCalls(small(7), 50, 1_000_000, 3);
+
+    expect(calls.map((call) => call.length)).to.deep.equal([3, 3, 1]);
+    expectOrderedCover(calls, 7);
+  });
+
   it('when messages have many recipients, then no call exceeds 50 recipients and order is kept', () => {
     const sizes = [30, 30, 20, 50, 1, 49, 1, 25, 25, 26, 10, 40, 2, 48, 1, 1];
     const calls = packCalls(sizes.map((recipients) => ({ recipients, bytes: 100 })));
