@@ -31,17 +31,6 @@ export async function countHits(db: Queryable, counts: readonly HitsToCount[]): 
   return new Map(rows.map((row) => [String(row['key']), { hits: Number(row['hits']), resetAt: row['reset_at'] as Date }]));
 }
 
-const FIND = `
-  select hits, reset_at
-  from rate_limits
-  where key = $1
-    and reset_at > now()`;
-
-export async function findHits(db: Queryable, key: string): Promise<{ hits: number; resetAt: Date } | undefined> {
-  const [row] = await query(db, FIND, [key]);
-  return row && { hits: Number(row['hits']), resetAt: row['reset_at'] as Date };
-}
-
 const DELETE_EXPIRED = `
   delete from rate_limits
   where reset_at < now() - interval '1 minute'`;

@@ -2,7 +2,7 @@
 // Hits that arrive together are counted in one statement (a group commit): each request still
 // learns its own exact count, as if the hits had been counted one after the other.
 import type { Pool } from '../db/pool.js';
-import { countHits, deleteExpiredWindows, findHits } from '../db/rate-limits-repo.js';
+import { countHits, deleteExpiredWindows } from '../db/rate-limits-repo.js';
 import { createGroupCommit } from './group-commit.js';
 
 export interface HitCount {
@@ -13,8 +13,6 @@ export interface HitCount {
 export interface RateLimitCounters {
   /** Counts a hit of `key` in its window (a new window when the old one is over). */
   hit(key: string, windowMs: number): Promise<HitCount>;
-  /** The hits of `key` in its current window, if it has one. */
-  find(key: string): Promise<HitCount | undefined>;
   /** Removes windows long over; returns how many. */
   deleteExpired(): Promise<number>;
 }
@@ -56,7 +54,6 @@ export function createRateLimitCounters(pool: Pool): RateLimitCounters {
   });
   return {
     hit: (key, windowMs) => hit({ key, windowMs }),
-    find: (key) => findHits(pool, key),
     deleteExpired: () => deleteExpiredWindows(pool),
   };
 }
