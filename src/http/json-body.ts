@@ -25,6 +25,11 @@ export interface JsonBodyOptions {
 /** The Content-Type values read directly: exactly what clients send for JSON in UTF-8. */
 const PLAIN_JSON_TYPES = new Set(['application/json', 'application/json; charset=utf-8']);
 
+/** Whether a Content-Type is one of those: JSON, told without parsing the header. */
+export function isPlainJsonType(type: string | undefined): boolean {
+  return type !== undefined && PLAIN_JSON_TYPES.has(type);
+}
+
 const BYTE_ORDER_MARK = '\uFEFF';
 
 function notUtf8(): AppError {
@@ -54,11 +59,9 @@ function parseJson(text: string, strict: boolean): unknown {
  */
 function isPlainJson(req: Request, limit: number): boolean {
   const { headers } = req;
-  const type = headers['content-type'];
   const length = headers['content-length'];
   return (
-    type !== undefined &&
-    PLAIN_JSON_TYPES.has(type) &&
+    isPlainJsonType(headers['content-type']) &&
     headers['content-encoding'] === undefined &&
     headers['transfer-encoding'] === undefined &&
     length !== undefined &&

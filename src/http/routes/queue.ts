@@ -4,7 +4,7 @@ import { type RequestHandler, Router } from 'express';
 import { AppError } from '../../domain/errors.js';
 import type { JobService } from '../../services/jobs.js';
 import { callingApp } from '../auth.js';
-import { jsonBody } from '../json-body.js';
+import { isPlainJsonType, jsonBody } from '../json-body.js';
 import { parseJobId, type QueueRequestParser } from '../schemas.js';
 import { jobViewJson, queuedJobJson } from '../views.js';
 
@@ -34,9 +34,7 @@ const requireJson: RequestHandler = (req, _res, next) => {
     next(new AppError('malformed-json', 400, 'the request body is empty: send one message, or {"messages": [...]}, as JSON'));
     return;
   }
-  // What nearly every client sends, told without parsing the header.
-  const type = req.headers['content-type'];
-  const json = type === 'application/json' || type === 'application/json; charset=utf-8' || req.is(JSON_TYPES);
+  const json = isPlainJsonType(req.headers['content-type']) || req.is(JSON_TYPES);
   next(json ? undefined : new AppError('unsupported-media-type', 415, 'send the message as JSON: Content-Type: application/json'));
 };
 
