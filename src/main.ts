@@ -29,7 +29,7 @@ import { createApiKeyCache } from './services/api-key-cache.js';
 import { authenticateApiKey } from './services/apps.js';
 import { createDashboardService } from './services/dashboard.js';
 import { ensureDevApiKey } from './services/dev-key.js';
-import { receiveEvents } from './services/events.js';
+import { createEventsReceiver } from './services/events.js';
 import { createJobService } from './services/jobs.js';
 import { createQueueStatsReader } from './services/queue-stats.js';
 import { createRateLimitCounters } from './services/rate-limits.js';
@@ -194,7 +194,7 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
     adminKey,
     authenticate: (key) => authenticateApiKey(pool, key),
     authenticateSender: apiKeyCache.authenticate,
-    receiveEvents: (body) => receiveEvents({ pool, channels, bus, log }, body),
+    receiveEvents: createEventsReceiver({ pool, channels, bus, log }),
     eventsCredentials,
     limits: {
       queueBody: config.queueBodyLimit,

@@ -316,8 +316,8 @@ const STORE_AND_APPLY_TEXT = `
     returning app_id
   )
   select
-    (select count(*) from inserted)::int as stored,
-    (select coalesce(json_object_agg(t.event_type, t.count), '{}') from (select event_type, count(*)::int from inserted group by 1) t) as by_type,
+    -- The new events, by their position in $1 (from 1): the caller tells whose they are.
+    array(select e.ord::int from inserted i join input e on e.dedupe_key = i.dedupe_key) as inserted,
     -- The events left without their message: the new ones, and repeats of ones stored so (matched
     -- again by the caller, as at their first arrival, in case that was cut short).
     array(
@@ -351,9 +351,8 @@ export interface EventToApply {
 }
 
 export interface StoreAndApplyResult {
-  /** Events new to the history. */
-  stored: number;
-  byType: Partial<Record<MailjetEventType, number>>;
+  /** The events new to the history, by their index in the input. */
+  inserted: number[];
   /** Events stored without their message (not known yet): the new ones, and repeats of earlier ones. */
   unmatched: Array<{ id: string; dedupeKey: string; repeat: boolean }>;
   sentAfterAcceptedMs: number[];
@@ -377,8 +376,7 @@ export async function storeAndApplyEvents(tx: Queryable, webhooksChannel: string
   }));
   const [row] = await query(tx, STORE_AND_APPLY, [JSON.stringify(input), DELIVERY_ORDER, webhooksChannel]);
   return {
-    stored: row!['stored'] as number,
-    byType: row!['by_type'] as StoreAndApplyResult['byType'],
+    inserted: (row!['inserted'] as number[]).map((ord) => ord - 1),
     unmatched: row!['unmatched'] as StoreAndApplyResult['unmatched'],
     sentAfterAcceptedMs: row!['sent_after_accepted_ms'] as number[],
   };

@@ -7,6 +7,11 @@
 // stores the rest, and status rules that only move forward make the order of arrival irrelevant, so
 // a failure half-way through loses nothing. Bounded transactions keep the locks, the statement sizes
 // and the time any row stays locked bounded, whatever the size of the callback.
+//
+// Callbacks that arrive together share those transactions (group commit): their parts go in one
+// statement and one commit, up to EVENTS_PER_TRANSACTION events, instead of paying a commit each.
+// Each is answered once the transaction holding its events committed; when a shared one fails,
+// each part is written again alone, so that one callback's failure is never another's.
 import { createHash } from 'node:crypto';
 
 import type { Bus } from '../bus.js';
@@ -14,7 +19,7 @@ import { lockMessagesExclusive, matchEvents, storeAndApplyEvents } from '../db/e
 import type { NotifyChannels } from '../db/notify.js';
 import { type Pool, type Queryable, withTransaction } from '../db/pool.js';
 import { insertRejectedEvents, type RejectedEventRow } from '../db/rejected-events-repo.js';
-import { AppError, ServiceUnavailableError } from '../domain/errors.js';
+import { AppError, isDatabaseUnavailable, ServiceUnavailableError } from '../domain/errors.js';
 import { eventEffect } from '../domain/event-application.js';
 import {
   type MailjetEvent,
@@ -28,6 +33,7 @@ import type { MailjetEventType } from '../domain/status.js';
 import { storableText } from '../domain/storable-text.js';
 import type { Logger } from '../log.js';
 import { applyEvents } from './apply-events.js';
+import { createGroupCommit } from './group-commit.js';
 
 /** What a callback's answer says happened to its elements. */
 export interface EventsReceipt {
@@ -52,6 +58,10 @@ const REJECTED_PER_STATEMENT = 500;
 /** Characters of a rejected element's source and reason that are kept. */
 const REJECTED_SOURCE_LENGTH = 8192;
 const REJECTED_REASON_LENGTH = 2000;
+/** Shared transactions written at the same time (each holds a database connection). */
+const GROUPS_IN_FLIGHT = 2;
+/** How long a part may wait for its transaction to start without a pool timeout to go by (pg-pool's connectionTimeoutMillis). */
+const DEFAULT_MAX_WAIT_MS = 30_000;
 /** A deadlock or serialization failure: the transaction is tried again, that many times in all. */
 const ATTEMPTS = 3;
 const RETRYABLE_SQLSTATES = new Set(['40P01', '40001']);
@@ -63,7 +73,12 @@ const BUSY_SQLSTATES = new Set([...RETRYABLE_SQLSTATES, '53200', '55P03']);
  * kept aside too, then refused with a 400: it is a damaged transmission (a retry may arrive whole)
  * or does not come from Mailjet, and acknowledging it would drop whatever events it carried.
  */
-export async function receiveEvents({ pool, channels, bus, log }: EventsDeps, text: string): Promise<EventsReceipt> {
+export function createEventsReceiver({ pool, channels, bus, log }: EventsDeps): (text: string) => Promise<EventsReceipt> {
+  const ingest = createEventIngest(pool, channels);
+  return (text) => receiveEvents({ pool, bus, log, ingest }, text);
+}
+
+async function receiveEvents({ pool, bus, log, ingest }: Omit<EventsDeps, 'channels'> & { ingest: EventIngest }, text: string): Promise<EventsReceipt> {
   const parsed = await parseInSteps(text);
   if (!parsed.ok && parsed.tooMany) {
     log.warn('refused a callback body with too many elements', { component: 'events', reason: parsed.reason, length: text.length });
@@ -88,7 +103,7 @@ export async function receiveEvents({ pool, channels, bus, log }: EventsDeps, te
       first: rejected.slice(0, 5).map((entry) => ({ index: entry.index, kind: entry.kind, reason: reasonOf(entry).slice(0, 200) })),
     });
   }
-  const result = await ingestEvents(pool, channels, events);
+  const result = await ingest(events);
   bus.emit('events:ingested', {
     received: events.length,
     stored: result.stored,
@@ -128,32 +143,85 @@ export interface IngestResult {
   sentAfterAcceptedMs: number[];
 }
 
-/** Stores and applies valid events, in bounded transactions; resolves once every one is committed. */
-export async function ingestEvents(pool: Pool, channels: NotifyChannels, events: readonly MailjetEvent[]): Promise<IngestResult> {
-  const total: IngestResult = { stored: 0, unmatched: 0, byType: {}, sentAfterAcceptedMs: [] };
-  for (const chunk of transactionChunks(events)) {
-    const part = await inTransaction(pool, (tx) =>
-      storeAndApplyEvents(
-        tx,
-        channels.webhooks,
-        chunk.map((event) => ({
-          event,
-          effect: eventEffect({ type: event.type, occurredAt: event.occurredAt, hardBounce: event.hardBounce, payload: event.raw }),
-        })),
-      ),
-    );
-    total.stored += part.stored;
-    for (const [type, count] of Object.entries(part.byType) as Array<[MailjetEventType, number]>) {
-      total.byType[type] = (total.byType[type] ?? 0) + count;
+export type EventIngest = (events: readonly MailjetEvent[]) => Promise<IngestResult>;
+
+/**
+ * Stores and applies valid events, in bounded transactions shared with the events of concurrent
+ * calls; each call resolves once every one of its events is committed.
+ */
+export function createEventIngest(pool: Pool, channels: NotifyChannels): EventIngest {
+  const writeParts = createGroupCommit<readonly MailjetEvent[], IngestResult>({
+    write: (parts) => storeParts(pool, channels, parts),
+    weight: (part) => part.length,
+    maxWeight: EVENTS_PER_TRANSACTION,
+    maxInFlight: GROUPS_IN_FLIGHT,
+    // A database away fails every part alike; anything else may be one part's doing.
+    writeAloneAfter: (error) => !isDatabaseUnavailable(error),
+    maxWait: {
+      ms: pool.timeouts?.connectMs ?? DEFAULT_MAX_WAIT_MS,
+      error: () => new ServiceUnavailableError('the database is not taking events fast enough right now; retry shortly'),
+    },
+    failsWaiting: isDatabaseUnavailable,
+  });
+  return async (events) => {
+    const total: IngestResult = { stored: 0, unmatched: 0, byType: {}, sentAfterAcceptedMs: [] };
+    for (const part of transactionChunks(events)) {
+      const result = await writeParts(part);
+      total.stored += result.stored;
+      total.unmatched += result.unmatched;
+      for (const [type, count] of Object.entries(result.byType) as Array<[MailjetEventType, number]>) {
+        total.byType[type] = (total.byType[type] ?? 0) + count;
+      }
+      total.sentAfterAcceptedMs.push(...result.sentAfterAcceptedMs);
     }
-    total.sentAfterAcceptedMs.push(...part.sentAfterAcceptedMs);
-    if (part.unmatched.length > 0) {
-      const late = await inTransaction(pool, (tx) => matchLate(tx, channels, chunk, part.unmatched));
-      total.unmatched += part.unmatched.filter((event) => !event.repeat && !late.matchedIds.has(event.id)).length;
-      total.sentAfterAcceptedMs.push(...late.sentAfterAcceptedMs);
+    return total;
+  };
+}
+
+/**
+ * Stores and applies the parts of several calls in one transaction (and their late matches in a
+ * second). An event in two parts is stored once, and counts as stored for the first of them only,
+ * as if that call had come first. The times to `sent` are a metric for all: they go to the first part.
+ */
+async function storeParts(pool: Pool, channels: NotifyChannels, parts: ReadonlyArray<readonly MailjetEvent[]>): Promise<IngestResult[]> {
+  const owners = new Map<string, number>();
+  parts.forEach((part, index) => {
+    for (const event of part) {
+      if (!owners.has(event.dedupeKey)) {
+        owners.set(event.dedupeKey, index);
+      }
     }
+  });
+  const events = parts.length === 1 ? parts[0]! : inLockOrder(parts.flat()).map(({ event }) => event);
+  const results = parts.map((): IngestResult => ({ stored: 0, unmatched: 0, byType: {}, sentAfterAcceptedMs: [] }));
+  const resultOf = (dedupeKey: string) => results[owners.get(dedupeKey)!]!;
+  const stored = await inTransaction(pool, (tx) =>
+    storeAndApplyEvents(
+      tx,
+      channels.webhooks,
+      events.map((event) => ({
+        event,
+        effect: eventEffect({ type: event.type, occurredAt: event.occurredAt, hardBounce: event.hardBounce, payload: event.raw }),
+      })),
+    ),
+  );
+  for (const index of stored.inserted) {
+    const event = events[index]!;
+    const result = resultOf(event.dedupeKey);
+    result.stored += 1;
+    result.byType[event.type] = (result.byType[event.type] ?? 0) + 1;
   }
-  return total;
+  results[0]!.sentAfterAcceptedMs.push(...stored.sentAfterAcceptedMs);
+  if (stored.unmatched.length > 0) {
+    const late = await inTransaction(pool, (tx) => matchLate(tx, channels, events, stored.unmatched));
+    for (const event of stored.unmatched) {
+      if (!event.repeat && !late.matchedIds.has(event.id)) {
+        resultOf(event.dedupeKey).unmatched += 1;
+      }
+    }
+    results[0]!.sentAfterAcceptedMs.push(...late.sentAfterAcceptedMs);
+  }
+  return results;
 }
 
 /**
@@ -183,15 +251,21 @@ async function matchLate(
 }
 
 /**
- * One copy of each event, sorted by message and then dedupe key, cut into transactions that keep a
- * message's events together (so the app hears "sent, then opened" from one callback, in order).
- * Every ingest sorts alike, so concurrent ones meet each other's rows in the same order.
+ * One copy of each event, sorted by message and then dedupe key: every ingest sorts alike, so
+ * concurrent ones (and the parts of one shared transaction) meet each other's rows in the same order.
+ */
+function inLockOrder(events: readonly MailjetEvent[]): Array<{ event: MailjetEvent; message: string }> {
+  const unique = [...new Map(events.map((event) => [event.dedupeKey, event])).values()];
+  const keyed = unique.map((event) => ({ event, message: `${event.messageId ?? ''}/${event.messageUuid ?? ''}` }));
+  return keyed.sort((a, b) => compare(a.message, b.message) || compare(a.event.dedupeKey, b.event.dedupeKey));
+}
+
+/**
+ * The events in lock order, cut into transactions that keep a message's events together (so the app
+ * hears "sent, then opened" from one callback, in order).
  */
 function transactionChunks(events: readonly MailjetEvent[]): MailjetEvent[][] {
-  const unique = [...new Map(events.map((event) => [event.dedupeKey, event])).values()];
-  const messageOf = (event: MailjetEvent) => `${event.messageId ?? ''}/${event.messageUuid ?? ''}`;
-  const keyed = unique.map((event) => ({ event, message: messageOf(event) }));
-  keyed.sort((a, b) => compare(a.message, b.message) || compare(a.event.dedupeKey, b.event.dedupeKey));
+  const keyed = inLockOrder(events);
   const chunks: MailjetEvent[][] = [];
   let current: MailjetEvent[] = [];
   keyed.forEach(({ event, message }, index) => {

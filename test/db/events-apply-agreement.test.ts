@@ -13,7 +13,7 @@ import { lockRecipientsOfJobs } from '../../src/db/recipients-repo.js';
 import { planEventApplication } from '../../src/domain/event-application.js';
 import { parseEventBody } from '../../src/domain/event-parse.js';
 import { type JobStatus, MAILJET_EVENT_TYPES, RECIPIENT_STATUSES, type RecipientStatus } from '../../src/domain/status.js';
-import { ingestEvents } from '../../src/services/events.js';
+import { createEventIngest } from '../../src/services/events.js';
 import { makeApp, makeJob, recipientIds } from '../factories.js';
 import { createTestDatabase, TEST_SCHEMA, type TestDatabase } from '../support/database.js';
 
@@ -108,7 +108,7 @@ describe('events applied in SQL agree with the rules of domain/event-application
         if (!parsed.ok || parsed.rejected.length > 0) {
           throw new Error('the events should parse');
         }
-        await ingestEvents(pool, notifyChannels(TEST_SCHEMA), parsed.events);
+        await createEventIngest(pool, notifyChannels(TEST_SCHEMA))(parsed.events);
 
         // In the order they were stored, as the ingest hands them on (the first suppression of an address wins).
         const stored = (await findEventsOfJobs(pool, jobIds)).sort((a, b) => Number(a.id) - Number(b.id));

@@ -6,7 +6,7 @@ import { expect } from 'chai';
 import { notifyChannels } from '../../src/db/notify.js';
 import type { Pool } from '../../src/db/pool.js';
 import { type MailjetEvent, parseEventBody } from '../../src/domain/event-parse.js';
-import { ingestEvents } from '../../src/services/events.js';
+import { createEventIngest } from '../../src/services/events.js';
 import { makeApp, makeJob, recipientIds } from '../factories.js';
 import { createTestDatabase, TEST_SCHEMA, type TestDatabase } from '../support/database.js';
 
@@ -76,14 +76,17 @@ describe('events applied in batches', () => {
     const stream = eventStream();
     const unique = new Set(stream.map((event) => event.dedupeKey)).size;
 
+    const ingestOneByOne = createEventIngest(oneByOne.pool, notifyChannels(TEST_SCHEMA));
     for (const event of stream) {
-      await ingestEvents(oneByOne.pool, notifyChannels(TEST_SCHEMA), [event]);
+      await ingestOneByOne([event]);
     }
     const callbacks: MailjetEvent[][] = [];
     for (let start = 0; start < stream.length; start += 7) {
       callbacks.push(stream.slice(start, start + 7));
     }
-    const receipts = await Promise.all(callbacks.map((events) => ingestEvents(grouped.pool, notifyChannels(TEST_SCHEMA), events)));
+    // One ingest, as in the service: callbacks that arrive together share transactions.
+    const ingestGrouped = createEventIngest(grouped.pool, notifyChannels(TEST_SCHEMA));
+    const receipts = await Promise.all(callbacks.map((events) => ingestGrouped(events)));
 
     const expected = await outcome(oneByOne.pool);
     expect(await outcome(grouped.pool)).to.deep.equal(expected);

@@ -6,7 +6,7 @@ import { lockMessagesShared, messageLockSlots } from '../../src/db/events-repo.j
 import { notifyChannels } from '../../src/db/notify.js';
 import { type Pool, withTransaction } from '../../src/db/pool.js';
 import { parseEventBody } from '../../src/domain/event-parse.js';
-import { ingestEvents } from '../../src/services/events.js';
+import { createEventIngest } from '../../src/services/events.js';
 import { makeJob, recipientIds } from '../factories.js';
 import { createTestDatabase, TEST_SCHEMA, type TestDatabase } from '../support/database.js';
 import { eventually } from '../support/service.js';
@@ -52,7 +52,7 @@ describe('events ingest', () => {
       await recordingMayCommit;
     });
     await recordingHasWritten;
-    const ingest = ingestEvents(db.pool, notifyChannels(TEST_SCHEMA), sentEvent().events);
+    const ingest = createEventIngest(db.pool, notifyChannels(TEST_SCHEMA))(sentEvent().events);
     // The ingest cannot see the recipient's MessageID yet: it stores the event unmatched, then waits on the slot.
     await eventually(
       async () => {
