@@ -42,6 +42,9 @@ interface JetpostFigures extends Figures {
   eventsBy1000?: number;
   /** Enqueue + drain + both event runs. */
   cpuEndToEnd?: CpuSplit;
+  /** Each event run alone (CPU seconds for as many events as messages). */
+  eventsCpuBy100?: CpuSplit;
+  eventsCpuBy1000?: CpuSplit;
 }
 
 async function runJetpost(context: ScenarioContext, selection: PipelineSelection): Promise<JetpostFigures> {
@@ -83,8 +86,12 @@ async function runJetpost(context: ScenarioContext, selection: PipelineSelection
         const messages = await sentMessages(db);
         context.progress(`jetpost: ${messages.length} sent events grouped by 100, then open events grouped by 1,000, ${EVENT_POSTERS} posters`);
         const meter = meterCpu(drain.server.pid, context.pg);
+        const by100 = meterCpu(drain.server.pid, context.pg);
         figures.eventsBy100 = await postEvents(drain.server, 'sent', messages, 100);
+        figures.eventsCpuBy100 = by100.stop();
+        const by1000 = meterCpu(drain.server.pid, context.pg);
         figures.eventsBy1000 = await postEvents(drain.server, 'open', messages, 1000);
+        figures.eventsCpuBy1000 = by1000.stop();
         figures.cpuEndToEnd = addCpu(figures.cpu, meter.stop());
         const { rows } = await db.query<{ n: number }>(`select count(*)::int as n from email_recipients where status = 'opened'`);
         if (rows[0]!.n !== messages.length) {
