@@ -194,4 +194,36 @@ describe(`faults: Mailjet callbacks at volume (${FAULT_SCALE})`, function () {
     const { rows } = await pool.query<{ unmatched: number }>('select count(*)::int as unmatched from email_events where recipient_id is null');
     expect(rows[0]!.unmatched).to.equal(posts * foreign);
   });
+
+  it('when SIGTERM arrives while callbacks of 100 events share transactions, then jetpost exits 0, and every callback answered 200 is stored and applied', async () => {
+    const started = Date.now();
+    const callbacks = 400;
+    const { pool, child } = await start(harness, 'jetpost-events-sigterm', callbacks * 100);
+    const bodies = Array.from({ length: callbacks }, (_, i) => `[${events('sent', 100, 0, 1_700_000_000, i * 100).join(',')}]`);
+    let next = 0;
+    const answered: number[] = [];
+    // 8 posters, as Mailjet's callbacks arrive; SIGTERM once the first few are answered.
+    const posters = Array.from({ length: 8 }, async () => {
+      while (next < bodies.length) {
+        const index = next++;
+        const result = await postEvents(child, bodies[index]!).catch(() => ({ status: 0 }));
+        if (result.status === 200 && answered.push(index) === 20) {
+          child.signal('SIGTERM');
+        }
+      }
+    });
+
+    await Promise.all(posters);
+    const exit = await child.exited;
+
+    recordFigures(`4d SIGTERM among ${callbacks} callbacks of 100`, `answered 200 ${answered.length}`, `exit ${JSON.stringify(exit)}`, seconds(started));
+    expect(exit, `exit of jetpost after SIGTERM: ${child.output().slice(-5).join(' | ')}`).to.deep.equal({ code: 0, signal: null });
+    expect(answered.length).to.be.at.least(20);
+    const { rows } = await pool.query<{ n: number }>(
+      `select count(*)::int as n from email_recipients
+       where status = 'sent' and (mailjet_message_id - $1::bigint) / 100 = any($2::bigint[])`,
+      [FIRST_MESSAGE_ID.toString(), answered],
+    );
+    expect(rows[0]!.n).to.equal(answered.length * 100);
+  });
 });
