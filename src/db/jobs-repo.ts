@@ -470,6 +470,9 @@ export async function setJobStatuses(tx: Queryable, changes: ReadonlyMap<string,
   await query(tx, SET_JOB_STATUSES, [[...changes.keys()], [...changes.values()]]);
 }
 
+// A queue status (failed, the usual one here) is read from its partial index, keyed on queue_status
+// (sql/19_…): with the status known when the statement is planned, the second condition becomes that
+// index's predicate, or nothing.
 const LIST_JOBS_BY_STATUS = `
   select ${QUALIFIED_JOB_COLUMNS}, a.name as app_name
   from email_send_jobs j
