@@ -204,8 +204,8 @@ export function jetpostDatabase(databaseUrl: string, overrides: Record<string, s
 /** Whether any job is not yet settled: one probe of the partial indexes on claimable and leased rows, however long the backlog. */
 async function anyJobInFlight(db: pg.Pool): Promise<boolean> {
   const { rows } = await db.query<{ left: boolean }>(
-    `select exists (select from email_send_jobs where status in ('queued', 'scheduled', 'deferred'))
-       or exists (select from email_send_jobs where status = 'processing') as left`,
+    `select exists (select from email_send_jobs where queue_status in ('queued', 'scheduled', 'deferred'))
+       or exists (select from email_send_jobs where queue_status = 'processing') as left`,
   );
   return rows[0]!.left;
 }
@@ -223,7 +223,7 @@ export async function waitUntilDrained(db: pg.Pool, timeoutMs: number): Promise<
     }
     if (Date.now() > deadline) {
       const { rows } = await db.query<{ n: number }>(
-        `select count(*)::int as n from email_send_jobs where status in ('queued', 'scheduled', 'deferred', 'processing')`,
+        `select count(*)::int as n from email_send_jobs where queue_status in ('queued', 'scheduled', 'deferred', 'processing')`,
       );
       throw new Error(`${rows[0]!.n} jobs still in flight after ${Math.round(timeoutMs / 1000)} s`);
     }

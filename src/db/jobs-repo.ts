@@ -60,6 +60,8 @@ export interface AppJobToInsert extends JobToInsert {
 // (group commit, services/jobs.ts). Its NOTIFY, if any, is sent at commit and only when a job was
 // inserted; as a lone statement it is a whole transaction (one round trip). The sequence is looked
 // up once, in a subquery: called per row, pg_get_serial_sequence cost more than inserting the row.
+// The hot writes (this insert, the claim, the acceptance) set queue_status beside status themselves,
+// so that sql/19_…'s trigger, which keeps it right for every other write, calls nothing.
 // Prepared once per connection (the server parses and plans it once, and its text is not sent again).
 const INSERT_JOBS_TEXT = `
   with new_jobs as materialized (
@@ -75,10 +77,10 @@ const INSERT_JOBS_TEXT = `
   ),
   inserted_jobs as (
     insert into email_send_jobs (
-      id, app_id, status, message, custom_id, metadata, priority, send_at, run_at, max_attempts, recipient_count
+      id, app_id, status, queue_status, message, custom_id, metadata, priority, send_at, run_at, max_attempts, recipient_count
     )
     overriding system value
-    select id, app_id, status, message, custom_id, metadata, priority, send_at, run_at, max_attempts, recipient_count
+    select id, app_id, status, status, message, custom_id, metadata, priority, send_at, run_at, max_attempts, recipient_count
     from new_jobs
     returning id, status, custom_id
   ),
@@ -193,7 +195,7 @@ const CLAIM_JOBS = `
   with picked as (
     select id, attempts as attempts_before, priority, run_at, pg_column_size(message) as size
     from email_send_jobs
-    where status = any($4::text[])
+    where queue_status = any($4::text[])
       and run_at <= now()
     order by priority desc, run_at, id
     limit $2
@@ -211,6 +213,7 @@ const CLAIM_JOBS = `
   claimed as (
     update email_send_jobs j
     set status = 'processing',
+      queue_status = 'processing',
       locked_by = $1,
       locked_until = now() + make_interval(secs => $3::double precision / 1000),
       attempts = j.attempts + case when j.outcome_unknown and j.attempts >= j.max_attempts then 0 else 1 end,
@@ -244,7 +247,7 @@ export async function claimJobs(db: Queryable, workerId: string, limit: number, 
 const NEXT_RUN_AT = `
   select min(run_at) as run_at
   from email_send_jobs
-  where status = any($1::text[])`;
+  where queue_status = any($1::text[])`;
 
 /** When the earliest claimable job becomes due (null when there is none): idle consumers sleep until then. */
 export async function nextRunAt(db: Queryable): Promise<Date | null> {
@@ -353,7 +356,7 @@ const REAP_EXPIRED_LEASES = `
   where id in (
     select id
     from email_send_jobs
-    where status = 'processing'
+    where queue_status = 'processing'
       and locked_until < now()
     order by locked_until
     limit $1
@@ -372,6 +375,7 @@ export async function reapExpiredLeases(db: Queryable, limit: number, error: str
 const ACCEPT_JOBS = `
   update email_send_jobs j
   set status = 'accepted',
+    queue_status = null,
     accepted_at = now(),
     last_error = null,
     outcome_unknown = false,
@@ -466,11 +470,15 @@ export async function setJobStatuses(tx: Queryable, changes: ReadonlyMap<string,
   await query(tx, SET_JOB_STATUSES, [[...changes.keys()], [...changes.values()]]);
 }
 
+// A queue status (failed, the usual one here) is read from its partial index, keyed on queue_status
+// (sql/19_…): with the status known when the statement is planned, the second condition becomes that
+// index's predicate, or nothing.
 const LIST_JOBS_BY_STATUS = `
   select ${QUALIFIED_JOB_COLUMNS}, a.name as app_name
   from email_send_jobs j
   join apps a on a.id = j.app_id
   where j.status = $1
+    and (j.queue_status = $1 or $1 not in ('queued', 'scheduled', 'deferred', 'processing', 'failed'))
     and ($2::text is null or a.name = $2)
     and ($3::bigint is null or j.id < $3)
   order by j.id desc
@@ -494,7 +502,7 @@ const REQUEUE_FAILED = `
     attempts = 0,
     run_at = now(),
     updated_at = now()
-  where j.status = 'failed'
+  where j.queue_status = 'failed'
     and (j.id = any($1::bigint[]) or ($1::bigint[] is null and ($2::text is null or j.app_id = (select id from apps where name = $2))))
   returning j.id`;
 
@@ -509,15 +517,15 @@ export async function requeueFailedJobs(tx: Queryable, ids: readonly string[] | 
 // One subquery per status, with the status written out, so that each one reads that status's
 // partial index (claim, lease, failed) and stops at the cap.
 const COUNT_QUEUE_DEPTH = `
-  select 'queued' as status, (select count(*) from (select 1 from email_send_jobs where status = 'queued' limit $1) as capped) as jobs
+  select 'queued' as status, (select count(*) from (select 1 from email_send_jobs where queue_status = 'queued' limit $1) as capped) as jobs
   union all
-  select 'scheduled', (select count(*) from (select 1 from email_send_jobs where status = 'scheduled' limit $1) as capped)
+  select 'scheduled', (select count(*) from (select 1 from email_send_jobs where queue_status = 'scheduled' limit $1) as capped)
   union all
-  select 'deferred', (select count(*) from (select 1 from email_send_jobs where status = 'deferred' limit $1) as capped)
+  select 'deferred', (select count(*) from (select 1 from email_send_jobs where queue_status = 'deferred' limit $1) as capped)
   union all
-  select 'processing', (select count(*) from (select 1 from email_send_jobs where status = 'processing' limit $1) as capped)
+  select 'processing', (select count(*) from (select 1 from email_send_jobs where queue_status = 'processing' limit $1) as capped)
   union all
-  select 'failed', (select count(*) from (select 1 from email_send_jobs where status = 'failed' limit $1) as capped)`;
+  select 'failed', (select count(*) from (select 1 from email_send_jobs where queue_status = 'failed' limit $1) as capped)`;
 
 /** Jobs per queue status, each counted up to `cap` + 1 (so the caller can tell "more than cap"). */
 export async function countQueueDepth(db: Queryable, cap: number): Promise<Map<QueueDepthStatus, number>> {
@@ -658,14 +666,14 @@ export async function findJobOfAnyApp(db: Queryable, jobId: string): Promise<{ j
 // oldest due job is the first entry of the run_at index.
 const QUEUE_DEPTH = `
   select
-    (select count(*) from (select 1 from email_send_jobs where status = 'queued' limit $1) s) as queued,
-    (select count(*) from (select 1 from email_send_jobs where status = 'scheduled' limit $1) s) as scheduled,
-    (select count(*) from (select 1 from email_send_jobs where status = 'deferred' limit $1) s) as deferred,
-    (select count(*) from (select 1 from email_send_jobs where status = 'processing' limit $1) s) as processing,
-    (select count(*) from (select 1 from email_send_jobs where status = 'failed' limit $1) s) as failed,
+    (select count(*) from (select 1 from email_send_jobs where queue_status = 'queued' limit $1) s) as queued,
+    (select count(*) from (select 1 from email_send_jobs where queue_status = 'scheduled' limit $1) s) as scheduled,
+    (select count(*) from (select 1 from email_send_jobs where queue_status = 'deferred' limit $1) s) as deferred,
+    (select count(*) from (select 1 from email_send_jobs where queue_status = 'processing' limit $1) s) as processing,
+    (select count(*) from (select 1 from email_send_jobs where queue_status = 'failed' limit $1) s) as failed,
     (select extract(epoch from now() - min(run_at))::float8
       from email_send_jobs
-      where status in ('queued', 'scheduled', 'deferred') and run_at <= now()) as oldest_due_age_s`;
+      where queue_status in ('queued', 'scheduled', 'deferred') and run_at <= now()) as oldest_due_age_s`;
 
 export async function readQueueDepth(db: Queryable, cap: number): Promise<QueueDepth> {
   const [row] = await query(db, QUEUE_DEPTH, [cap]);
