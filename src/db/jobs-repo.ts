@@ -189,7 +189,7 @@ export async function insertJobs(db: Queryable, appId: string, jobs: readonly Jo
 // large messages does not load them all into memory at once; the rest stay queued for the next claim.
 // Each job comes with its recipients and which of their addresses are suppressed: one round trip
 // per batch, not three.
-const CLAIM_JOBS = `
+const CLAIM_JOBS_TEXT = `
   with picked as (
     select id, attempts as attempts_before, priority, run_at, pg_column_size(message) as size
     from email_send_jobs
@@ -222,6 +222,7 @@ const CLAIM_JOBS = `
   )
   select j.*, ${CLAIMED_RECIPIENTS_JSON} as recipients
   from claimed j`;
+const CLAIM_JOBS: PreparedStatement = { name: 'jobs_claim', text: CLAIM_JOBS_TEXT };
 
 /** Messages of one claim, in bytes as stored: about one Mailjet call's worth (15 MB). */
 export const CLAIM_MAX_BYTES = 15 * 1024 * 1024;
@@ -369,7 +370,7 @@ export async function reapExpiredLeases(db: Queryable, limit: number, error: str
 // Accepted wins unless another consumer holds the job now: if a reaper returned it to the queue but
 // nobody claimed it yet, recording the acceptance prevents a second send. Each id comes with the
 // consumer that sent it (one statement records the calls of several consumers).
-const ACCEPT_JOBS = `
+const ACCEPT_JOBS_TEXT = `
   update email_send_jobs j
   set status = 'accepted',
     accepted_at = now(),
@@ -382,6 +383,7 @@ const ACCEPT_JOBS = `
   where j.id = a.id
     and (j.status = any($3::text[]) or (j.status = 'processing' and j.locked_by = a.worker_id))
   returning j.id, a.worker_id`;
+const ACCEPT_JOBS: PreparedStatement = { name: 'jobs_accept', text: ACCEPT_JOBS_TEXT };
 
 /** Returns the (job, consumer) pairs recorded as accepted. */
 export async function acceptJobs(tx: Queryable, jobs: ReadonlyArray<{ id: string; workerId: string }>): Promise<Array<{ id: string; workerId: string }>> {

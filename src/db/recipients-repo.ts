@@ -3,7 +3,7 @@ import type { RecipientKind } from '../domain/message.js';
 import type { AcceptedIds, RecipientRow } from '../domain/recipient.js';
 import type { RecipientStatus } from '../domain/status.js';
 import type { SuppressionReason } from '../domain/suppression.js';
-import { query, type Queryable } from './pool.js';
+import { type PreparedStatement, query, type Queryable } from './pool.js';
 
 function toRecipient(row: Record<string, unknown>): RecipientRow {
   return {
@@ -85,7 +85,7 @@ export async function lockRecipientsOfJobs(tx: Queryable, jobIds: readonly strin
   return rows.map(toRecipient);
 }
 
-const ACCEPT_RECIPIENTS = `
+const ACCEPT_RECIPIENTS_TEXT = `
   update email_recipients r
   set status = case when r.status in ('pending', 'suppressed') then 'accepted' else r.status end,
     -- SandboxMode answers MessageID 0 and an empty MessageUUID: no message exists at Mailjet.
@@ -94,6 +94,7 @@ const ACCEPT_RECIPIENTS = `
     updated_at = now()
   from unnest($1::bigint[], $2::bigint[], $3::text[]) as a(id, message_id, message_uuid)
   where r.id = a.id`;
+const ACCEPT_RECIPIENTS: PreparedStatement = { name: 'recipients_accept', text: ACCEPT_RECIPIENTS_TEXT };
 
 export async function acceptRecipients(tx: Queryable, accepted: readonly AcceptedIds[]): Promise<void> {
   if (accepted.length === 0) {
