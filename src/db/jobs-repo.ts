@@ -446,16 +446,30 @@ export async function acceptSentJobs(tx: Queryable, jobs: readonly SentJob[]): P
   if (jobs.length === 0) {
     return { accepted: [], webhookChanges: [] };
   }
-  const recipients = jobs.flatMap((job) => job.recipients.map((ids) => ({ ...ids, jobId: job.id, workerId: job.workerId })));
+  // Built in one pass, without an object per recipient: this runs for every message sent.
+  const recipientIds: string[] = [];
+  const messageIds: string[] = [];
+  const messageUuids: string[] = [];
+  const recipientJobIds: string[] = [];
+  const recipientWorkerIds: string[] = [];
+  for (const job of jobs) {
+    for (const ids of job.recipients) {
+      recipientIds.push(ids.recipientId);
+      messageIds.push(ids.messageId);
+      messageUuids.push(ids.messageUuid);
+      recipientJobIds.push(job.id);
+      recipientWorkerIds.push(job.workerId);
+    }
+  }
   const [row] = await query(tx, ACCEPT_SENT, [
     unquotedArray(jobs.map((job) => job.id)),
     jobs.map((job) => job.workerId),
     CLAIMABLE_STATUSES,
-    unquotedArray(recipients.map((r) => r.recipientId)),
-    recipients.map((r) => r.messageId),
-    recipients.map((r) => r.messageUuid),
-    unquotedArray(recipients.map((r) => r.jobId)),
-    recipients.map((r) => r.workerId),
+    unquotedArray(recipientIds),
+    messageIds,
+    messageUuids,
+    unquotedArray(recipientJobIds),
+    recipientWorkerIds,
   ]);
   const notAccepted = new Set((row!['not_accepted'] as number[]).map((position) => position - 1));
   return {
