@@ -46,9 +46,10 @@ const LOCK_SLOTS_EXCLUSIVE = `
   select pg_advisory_xact_lock($1::int, slot)
   from unnest($2::int[]) as slot`;
 
-const LOCK_SLOTS_SHARED = `
+const LOCK_SLOTS_SHARED_TEXT = `
   select pg_advisory_xact_lock_shared($1::int, slot)
   from unnest($2::int[]) as slot`;
+const LOCK_SLOTS_SHARED: PreparedStatement = { name: 'events_lock_slots_shared', text: LOCK_SLOTS_SHARED_TEXT };
 
 export interface MessageKeys {
   messageId?: string | null | undefined;
@@ -123,7 +124,7 @@ export async function matchEvents(tx: Queryable, eventIds: readonly string[]): P
   return rows.map(toStoredEvent);
 }
 
-const MATCH_KEPT_EVENTS = `
+const MATCH_KEPT_EVENTS_TEXT = `
   update email_events e
   set recipient_id = r.id,
     job_id = r.job_id
@@ -133,6 +134,7 @@ const MATCH_KEPT_EVENTS = `
     and (e.mailjet_message_id = r.mailjet_message_id or e.mailjet_message_uuid = r.mailjet_message_uuid)
   returning e.id, e.event_type, e.occurred_at, e.recipient_id, e.job_id, e.mailjet_message_id::text as mailjet_message_id,
     e.mailjet_message_uuid, e.email, e.payload`;
+const MATCH_KEPT_EVENTS: PreparedStatement = { name: 'events_match_kept', text: MATCH_KEPT_EVENTS_TEXT };
 
 /** Attaches events that arrived before their message's ids were recorded; returns them. */
 export async function matchKeptEvents(tx: Queryable, jobIds: readonly string[]): Promise<StoredEvent[]> {

@@ -4,7 +4,9 @@ import type { JobListRow, QueueDepthStatus } from '../domain/dashboard.js';
 import type { AdminJobRow, ClaimedJob, JobRow, QueuedJob } from '../domain/job.js';
 import type { MessageContent, NewJob } from '../domain/message.js';
 import { DEPTH_STATUSES, type QueueDepth } from '../domain/queue-figures.js';
+import type { AcceptedIds } from '../domain/recipient.js';
 import { CANCELLABLE_STATUSES, CLAIMABLE_STATUSES, type JobStatus } from '../domain/status.js';
+import type { RecordedChange } from '../domain/status-change.js';
 import { type PreparedStatement, query, type Queryable } from './pool.js';
 import { CLAIMED_RECIPIENTS_JSON, claimedRecipientsFromJson } from './recipients-repo.js';
 
@@ -190,7 +192,9 @@ export async function insertJobs(db: Queryable, appId: string, jobs: readonly Jo
 // of those only as many as fit in $5 bytes of stored message (the first always does), so a batch of
 // large messages does not load them all into memory at once; the rest stay queued for the next claim.
 // Each job comes with its recipients and which of their addresses are suppressed: one round trip
-// per batch, not three.
+// per batch, not three. Not a prepared statement: with its statuses a parameter, a generic plan
+// cannot use the partial claim index, yet PostgreSQL chose one while the statistics were stale (a
+// backlog queued just before): claims took 4 times as long, and PostgreSQL's CPU per message doubled.
 const CLAIM_JOBS = `
   with picked as (
     select id, attempts as attempts_before, priority, run_at, pg_column_size(message) as size
@@ -372,7 +376,7 @@ export async function reapExpiredLeases(db: Queryable, limit: number, error: str
 // Accepted wins unless another consumer holds the job now: if a reaper returned it to the queue but
 // nobody claimed it yet, recording the acceptance prevents a second send. Each id comes with the
 // consumer that sent it (one statement records the calls of several consumers).
-const ACCEPT_JOBS = `
+const ACCEPT_JOBS_TEXT = `
   update email_send_jobs j
   set status = 'accepted',
     queue_status = null,
@@ -385,15 +389,98 @@ const ACCEPT_JOBS = `
   from unnest($1::bigint[], $2::text[]) as a(id, worker_id)
   where j.id = a.id
     and (j.status = any($3::text[]) or (j.status = 'processing' and j.locked_by = a.worker_id))
-  returning j.id, a.worker_id`;
+  returning j.id, j.app_id, a.worker_id`;
 
-/** Returns the (job, consumer) pairs recorded as accepted. */
-export async function acceptJobs(tx: Queryable, jobs: ReadonlyArray<{ id: string; workerId: string }>): Promise<Array<{ id: string; workerId: string }>> {
+// The whole acceptance in one statement (one round trip, and nothing read back per job): the jobs
+// above, their recipients' Mailjet ids (only of the jobs accepted here, matched by consumer too)
+// and each job's "accepted" status change. It answers only what is rare: the input positions (from
+// 1) of jobs not accepted (their lease was lost), and the changes of apps that have a webhook, whose
+// deliveries the caller queues (services/webhook-outbox.ts decides which types each app takes).
+const ACCEPT_SENT_TEXT = `
+  with accepted as (${ACCEPT_JOBS_TEXT}
+  ),
+  accepted_recipients as (
+    update email_recipients r
+    set status = case when r.status in ('pending', 'suppressed') then 'accepted' else r.status end,
+      -- SandboxMode answers MessageID 0 and an empty MessageUUID: no message exists at Mailjet.
+      mailjet_message_id = nullif(m.message_id, 0),
+      mailjet_message_uuid = nullif(m.message_uuid, ''),
+      updated_at = now()
+    from unnest($4::bigint[], $5::bigint[], $6::text[], $7::bigint[], $8::text[]) as m(id, message_id, message_uuid, job_id, worker_id)
+    join accepted on accepted.id = m.job_id and accepted.worker_id = m.worker_id
+    where r.id = m.id
+  ),
+  changes as (
+    insert into status_changes (app_id, job_id, old_status, new_status)
+    select app_id, id, 'processing', 'accepted'
+    from accepted
+    order by id
+    returning id, app_id
+  )
+  select
+    array(
+      select a.position::int
+      from unnest($1::bigint[], $2::text[]) with ordinality as a(id, worker_id, position)
+      where not exists (select from accepted x where x.id = a.id and x.worker_id = a.worker_id)
+    ) as not_accepted,
+    coalesce((
+      select json_agg(json_build_object('id', c.id::text, 'app_id', c.app_id::text) order by c.id)
+      from changes c
+      join apps ap on ap.id = c.app_id
+      where ap.webhook_url is not null
+    ), '[]') as webhook_changes`;
+const ACCEPT_SENT: PreparedStatement = { name: 'jobs_accept_sent', text: ACCEPT_SENT_TEXT };
+
+export interface SentJob {
+  id: string;
+  /** The consumer that sent it: only its lease (or none) lets the acceptance through. */
+  workerId: string;
+  /** Mailjet's ids for each of its recipients. */
+  recipients: readonly AcceptedIds[];
+}
+
+export interface AcceptedSent {
+  /** The jobs recorded as accepted. */
+  accepted: SentJob[];
+  /** Their status changes that an app's webhook may want (apps without a webhook are left out). */
+  webhookChanges: RecordedChange[];
+}
+
+/** Records jobs as accepted by Mailjet with their recipients' Mailjet ids and status changes. */
+export async function acceptSentJobs(tx: Queryable, jobs: readonly SentJob[]): Promise<AcceptedSent> {
   if (jobs.length === 0) {
-    return [];
+    return { accepted: [], webhookChanges: [] };
   }
-  const rows = await query(tx, ACCEPT_JOBS, [jobs.map((job) => job.id), jobs.map((job) => job.workerId), CLAIMABLE_STATUSES]);
-  return rows.map((row) => ({ id: String(row['id']), workerId: String(row['worker_id']) }));
+  // Built in one pass, without an object per recipient: this runs for every message sent.
+  const recipientIds: string[] = [];
+  const messageIds: string[] = [];
+  const messageUuids: string[] = [];
+  const recipientJobIds: string[] = [];
+  const recipientWorkerIds: string[] = [];
+  for (const job of jobs) {
+    for (const ids of job.recipients) {
+      recipientIds.push(ids.recipientId);
+      messageIds.push(ids.messageId);
+      messageUuids.push(ids.messageUuid);
+      recipientJobIds.push(job.id);
+      recipientWorkerIds.push(job.workerId);
+    }
+  }
+  const [row] = await query(tx, ACCEPT_SENT, [
+    unquotedArray(jobs.map((job) => job.id)),
+    jobs.map((job) => job.workerId),
+    CLAIMABLE_STATUSES,
+    unquotedArray(recipientIds),
+    messageIds,
+    messageUuids,
+    unquotedArray(recipientJobIds),
+    recipientWorkerIds,
+  ]);
+  const notAccepted = new Set((row!['not_accepted'] as number[]).map((position) => position - 1));
+  return {
+    accepted: jobs.filter((_, index) => !notAccepted.has(index)),
+    webhookChanges: (row!['webhook_changes'] as Array<{ id: string; app_id: string }>).map((c) => ({ id: c.id, appId: c.app_id, type: 'accepted' })),
+  };
 }
 
 const CANCEL_JOB = `

@@ -1,6 +1,6 @@
 // email_recipients: one row per To/Cc/Bcc address of a job, with Mailjet's ids once accepted.
 import type { RecipientKind } from '../domain/message.js';
-import type { AcceptedIds, RecipientRow } from '../domain/recipient.js';
+import type { RecipientRow } from '../domain/recipient.js';
 import type { RecipientStatus } from '../domain/status.js';
 import type { SuppressionReason } from '../domain/suppression.js';
 import { query, type Queryable } from './pool.js';
@@ -83,23 +83,6 @@ const LOCK_RECIPIENTS_OF_JOBS = `
 export async function lockRecipientsOfJobs(tx: Queryable, jobIds: readonly string[]): Promise<RecipientRow[]> {
   const rows = await query(tx, LOCK_RECIPIENTS_OF_JOBS, [jobIds]);
   return rows.map(toRecipient);
-}
-
-const ACCEPT_RECIPIENTS = `
-  update email_recipients r
-  set status = case when r.status in ('pending', 'suppressed') then 'accepted' else r.status end,
-    -- SandboxMode answers MessageID 0 and an empty MessageUUID: no message exists at Mailjet.
-    mailjet_message_id = nullif(a.message_id, 0),
-    mailjet_message_uuid = nullif(a.message_uuid, ''),
-    updated_at = now()
-  from unnest($1::bigint[], $2::bigint[], $3::text[]) as a(id, message_id, message_uuid)
-  where r.id = a.id`;
-
-export async function acceptRecipients(tx: Queryable, accepted: readonly AcceptedIds[]): Promise<void> {
-  if (accepted.length === 0) {
-    return;
-  }
-  await query(tx, ACCEPT_RECIPIENTS, [accepted.map((a) => a.recipientId), accepted.map((a) => a.messageId), accepted.map((a) => a.messageUuid)]);
 }
 
 const CLOSE_PENDING_RECIPIENTS = `

@@ -1,10 +1,10 @@
 // status_changes: the log of status changes apps hear about (polling feed and webhook outbox).
 import type { NewStatusChange, RecordedChange, StatusChangeRow } from '../domain/status-change.js';
-import { query, type Queryable } from './pool.js';
+import { type PreparedStatement, query, type Queryable } from './pool.js';
 
 // In the caller's transaction, in the order given. Writing the webhook deliveries these changes cause
 // is the caller's next step (services/webhook-outbox.ts), not a side effect of this statement.
-const RECORD_CHANGES = `
+const RECORD_CHANGES_TEXT = `
   insert into status_changes (app_id, job_id, recipient_id, old_status, new_status, details)
   select j.app_id, c.job_id, c.recipient_id, c.old_status, c.new_status, c.details
   from unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::jsonb[])
@@ -12,6 +12,7 @@ const RECORD_CHANGES = `
   join email_send_jobs j on j.id = c.job_id
   order by c.ord
   returning id, app_id, new_status`;
+const RECORD_CHANGES: PreparedStatement = { name: 'status_changes_record', text: RECORD_CHANGES_TEXT };
 
 /** Writes the changes; returns each one's id, app and type. */
 export async function recordStatusChanges(tx: Queryable, changes: readonly NewStatusChange[]): Promise<RecordedChange[]> {

@@ -2,12 +2,12 @@
 import type { WebhookBacklog } from '../domain/queue-figures.js';
 import type { RecordedChange } from '../domain/status-change.js';
 import type { DeliveryOutcome, DeliveryRow, DeliveryStatus, DueDelivery } from '../domain/webhook-delivery.js';
-import { query, type Queryable } from './pool.js';
+import { type PreparedStatement, query, type Queryable } from './pool.js';
 import { CHANGE_COLUMNS, toStatusChange } from './status-changes-repo.js';
 
 // One delivery per change of an app that has a webhook subscribed to the change's type (null: to
 // every type), to the URL it has now.
-const INSERT_DELIVERIES = `
+const INSERT_DELIVERIES_TEXT = `
   insert into webhook_deliveries (change_id, app_id, url)
   select c.id, c.app_id, a.webhook_url
   from unnest($1::bigint[], $2::bigint[], $3::text[]) as c(id, app_id, type)
@@ -15,6 +15,7 @@ const INSERT_DELIVERIES = `
   where a.webhook_url is not null
     and (a.webhook_event_types is null or c.type = any(a.webhook_event_types))
   order by c.id`;
+const INSERT_DELIVERIES: PreparedStatement = { name: 'webhook_deliveries_insert', text: INSERT_DELIVERIES_TEXT };
 
 /** Queues the deliveries of these changes (in the caller's transaction); returns how many. */
 export async function insertDeliveries(tx: Queryable, changes: readonly RecordedChange[]): Promise<number> {

@@ -4,10 +4,10 @@
 // a group commit, group-commit.ts), and return the jobs of consumers that died (the lease reaper's pass). No
 // transaction is open while Mailjet is called: the consumer calls between these steps.
 import { lockMessagesShared, matchKeptEvents } from '../db/events-repo.js';
-import { acceptJobs, claimJobs, extendLeases, nextRunAt, reapExpiredLeases, releaseJobs, settleJobs, type Settlement } from '../db/jobs-repo.js';
+import { acceptSentJobs, claimJobs, extendLeases, nextRunAt, reapExpiredLeases, releaseJobs, settleJobs, type Settlement } from '../db/jobs-repo.js';
 import type { NotifyChannels } from '../db/notify.js';
 import { type Pool, withTransaction } from '../db/pool.js';
-import { acceptRecipients, closePendingRecipients, setRecipientStatuses } from '../db/recipients-repo.js';
+import { closePendingRecipients, setRecipientStatuses } from '../db/recipients-repo.js';
 import { recordStatusChanges } from '../db/status-changes-repo.js';
 import { type ClaimedJob, LEASE_EXPIRED_ERROR } from '../domain/job.js';
 import { matchRecipients, type RecipientRow } from '../domain/recipient.js';
@@ -123,24 +123,20 @@ async function recordSendResults(pool: Pool, channels: NotifyChannels, requests:
       tx,
       accepted.flatMap((a) => a.result.recipients),
     );
-    const acceptedPairs = await acceptJobs(
+    const acceptance = await acceptSentJobs(
       tx,
-      accepted.map((a) => ({ id: a.result.jobId, workerId: a.workerId })),
+      accepted.map((a) => ({
+        id: a.result.jobId,
+        workerId: a.workerId,
+        recipients: matchRecipients(a.recipientsByJob.get(a.result.jobId) ?? [], a.result.recipients).map(({ row, ids }) => ({
+          recipientId: row.id,
+          messageId: ids.messageId,
+          messageUuid: ids.messageUuid,
+        })),
+      })),
     );
-    const acceptedKeys = new Set(acceptedPairs.map((pair) => `${pair.id}/${pair.workerId}`));
-    const acceptedIds = acceptedPairs.map((pair) => pair.id);
-    await acceptRecipients(
-      tx,
-      accepted
-        .filter((a) => acceptedKeys.has(`${a.result.jobId}/${a.workerId}`))
-        .flatMap((a) =>
-          matchRecipients(a.recipientsByJob.get(a.result.jobId) ?? [], a.result.recipients).map(({ row, ids }) => ({
-            recipientId: row.id,
-            messageId: ids.messageId,
-            messageUuid: ids.messageUuid,
-          })),
-        ),
-    );
+    const acceptedKeys = new Set(acceptance.accepted.map((job) => `${job.id}/${job.workerId}`));
+    const acceptedIds = acceptance.accepted.map((job) => job.id);
     const settled = await settleJobs(tx, settlements);
     const failed = settled.filter((s) => s.status === 'failed');
     await closePendingRecipients(
@@ -148,11 +144,11 @@ async function recordSendResults(pool: Pool, channels: NotifyChannels, requests:
       failed.map((s) => s.id),
       'failed',
     );
-    const changes = await recordStatusChanges(tx, [
-      ...acceptedIds.map((jobId) => ({ jobId, recipientId: null, oldStatus: 'processing', newStatus: 'accepted', details: null })),
-      ...failed.map((s) => ({ jobId: s.id, recipientId: null, oldStatus: 'processing', newStatus: 'failed', details: { error: s.error } })),
-    ]);
-    await queueWebhookDeliveries(tx, channels, changes);
+    const changes = await recordStatusChanges(
+      tx,
+      failed.map((s) => ({ jobId: s.id, recipientId: null, oldStatus: 'processing', newStatus: 'failed', details: { error: s.error } })),
+    );
+    await queueWebhookDeliveries(tx, channels, [...acceptance.webhookChanges, ...changes]);
     await applyEvents(tx, channels, await matchKeptEvents(tx, acceptedIds));
     const settledKeys = new Map(settled.map((s) => [`${s.id}/${s.workerId}`, s.status]));
     return requests.map(({ workerId, results }): RecordSummary => {
