@@ -16,7 +16,7 @@ import { notifyChannels } from '../../src/db/notify.js';
 import { createPool, type Pool } from '../../src/db/pool.js';
 import { parseEventBody } from '../../src/domain/event-parse.js';
 import { MIGRATIONS_DIR } from '../../src/paths.js';
-import { ingestEvents } from '../../src/services/events.js';
+import { createEventIngest } from '../../src/services/events.js';
 import { makeApp, makeJob, recipientIds } from '../factories.js';
 import { createTestDatabase, TEST_SCHEMA, type TestDatabase } from '../support/database.js';
 import { testLogger } from '../support/log.js';
@@ -177,7 +177,7 @@ describe('jobs: queue_status (the queue indexes without status)', () => {
         return rows[0]!;
       };
       const before = await updates();
-      await ingestEvents(single, notifyChannels(TEST_SCHEMA), parsed.ok ? parsed.events : []);
+      await createEventIngest(single, notifyChannels(TEST_SCHEMA))(parsed.ok ? parsed.events : []);
       const after = await updates();
       const statuses = await single.query<{ status: string }>('select status from email_send_jobs where id = any($1::bigint[])', [jobIds]);
       expect(statuses.rows.map((row) => row.status)).to.deep.equal(['sent', 'sent', 'sent']);
