@@ -104,12 +104,19 @@ export function splitJsonBody(text: string, limits: ElementLimits): SplitBody {
 }
 
 /**
+ * Longest body parsed in one piece: its quoted copy is a second body in memory while it is parsed,
+ * which for Mailjet's usual callbacks (tens of kilobytes) costs nothing, and for the largest (64 MB)
+ * would be that much more at once.
+ */
+const WHOLE_PARSE_MAX_LENGTH = 1024 * 1024;
+
+/**
  * The elements' values from one JSON.parse of the whole body (much cheaper than one per element),
- * when every element is to be parsed; undefined otherwise, or when the body is not valid JSON (each
- * element is then parsed alone, to say which one is not).
+ * when every element is to be parsed and the body is not too long; undefined otherwise, or when the
+ * body is not valid JSON (each element is then parsed alone, to say which one is not).
  */
 function parseWhole(text: string, spans: readonly Span[], limits: ElementLimits): unknown[] | undefined {
-  if (spans.some((span) => span.depth > limits.maxDepth || span.end - span.start > limits.maxLength)) {
+  if (text.length > WHOLE_PARSE_MAX_LENGTH || spans.some((span) => span.depth > limits.maxDepth || span.end - span.start > limits.maxLength)) {
     return undefined;
   }
   let value: unknown;
