@@ -1,4 +1,5 @@
 // email_events: the append-only, deduplicated history of Mailjet events.
+import { JobDeletedMeanwhileError } from '../domain/errors.js';
 import type { StoredEvent } from '../domain/event.js';
 import type { EventEffect } from '../domain/event-application.js';
 import type { MailjetEvent } from '../domain/event-parse.js';
@@ -342,6 +343,8 @@ const STORE_AND_APPLY_TEXT = `
     (select count(*) from recipients_updated)::int as recipients_updated,
     (select count(*) from jobs_updated)::int as jobs_updated,
     (select count(*) from suppressed)::int as suppressed,
+    -- New events matched to a job deleted before it could be locked: the caller rolls back.
+    (select count(*) from inserted i where i.job_id is not null and not exists (select from locked_jobs j where j.id = i.job_id))::int as orphaned,
     case when exists (select from deliveries) then pg_notify($3, '') end is not null as notified`;
 
 const STORE_AND_APPLY: PreparedStatement = { name: 'events_store_and_apply', text: STORE_AND_APPLY_TEXT };
@@ -377,6 +380,9 @@ export async function storeAndApplyEvents(tx: Queryable, webhooksChannel: string
     suppression_detail: effect.suppression?.detail ?? null,
   }));
   const [row] = await query(tx, STORE_AND_APPLY, [JSON.stringify(input), DELIVERY_ORDER, webhooksChannel]);
+  if (row!['orphaned'] !== 0) {
+    throw new JobDeletedMeanwhileError(`${String(row!['orphaned'])} events were matched to jobs deleted meanwhile`);
+  }
   return {
     inserted: (row!['inserted'] as number[]).map((ord) => ord - 1),
     unmatched: row!['unmatched'] as StoreAndApplyResult['unmatched'],

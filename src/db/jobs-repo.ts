@@ -774,9 +774,10 @@ export async function readQueueDepth(db: Queryable, cap: number): Promise<QueueD
 // retention are deleted: settled (not queued, scheduled, processing or deferred), unchanged for
 // `$2` ms, with no webhook delivery still pending. Ids grow with creation time, so the oldest jobs
 // come first and a pass stops at the first window whose last job was created within retention. Their
-// recipients, events, status changes and webhook deliveries go with them (ON DELETE CASCADE, through
-// the indexes of sql/7_ to 9_). A job locked by another transaction (an event being applied) is
-// skipped, and one changed since the window was read is checked again under its lock.
+// recipients, events, status changes and webhook deliveries go with them (ON DELETE CASCADE, and the
+// trigger of sql/26_… for events and status changes, through the indexes of sql/7_ to 9_). A job
+// locked by another transaction (an event being applied) is skipped, and one changed since the
+// window was read is checked again under its lock.
 const PRUNE_JOBS = `
   with scanned as (
     select id, created_at

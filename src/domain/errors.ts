@@ -128,6 +128,15 @@ export function isDatabaseUnavailable(error: unknown): boolean {
   return typeof err.message === 'string' && UNAVAILABLE_MESSAGE.test(err.message);
 }
 
+/**
+ * Events were matched to a job that was deleted (by retention) before the transaction could lock it:
+ * their rows would point at nothing (no foreign key refuses them since sql/26_…). The transaction is
+ * rolled back and written again, and then finds their message gone: they are kept unmatched.
+ */
+export class JobDeletedMeanwhileError extends Error {
+  override readonly name = 'JobDeletedMeanwhileError';
+}
+
 /** A reason the service cannot start that an operator can act on: printed as one line, without a stack. */
 export class StartupError extends Error {
   override readonly name: string = 'StartupError';

@@ -8,6 +8,7 @@ import type { Queryable } from '../db/pool.js';
 import { lockRecipientsOfJobs, setRecipientStatuses } from '../db/recipients-repo.js';
 import { recordStatusChanges } from '../db/status-changes-repo.js';
 import { suppressRecipients } from '../db/suppressions-repo.js';
+import { JobDeletedMeanwhileError } from '../domain/errors.js';
 import type { StoredEvent } from '../domain/event.js';
 import { planEventApplication } from '../domain/event-application.js';
 import { queueWebhookDeliveries } from './webhook-outbox.js';
@@ -23,6 +24,9 @@ export async function applyEvents(tx: Queryable, channels: NotifyChannels, event
   }
   // Jobs, then their recipients: the order every writer locks in, so writers never deadlock.
   const jobs = await lockJobs(tx, jobIds);
+  if (jobs.size < jobIds.length) {
+    throw new JobDeletedMeanwhileError('events were matched to a job deleted meanwhile');
+  }
   const recipients = await lockRecipientsOfJobs(tx, jobIds);
   const plan = planEventApplication(events, new Map([...jobs].map(([id, job]) => [id, job.status])), recipients);
   await setRecipientStatuses(tx, plan.recipients);

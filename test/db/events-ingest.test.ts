@@ -73,6 +73,79 @@ describe('events ingest', () => {
     expect(status.rows[0].status).to.equal('sent');
   });
 
+  it('when an event arrives while retention deletes its job (uncommitted), then it is kept unmatched and no row points at the deleted job', async () => {
+    db = await createTestDatabase();
+    const recipientId = await recipientOf(db.pool);
+    await db.pool.query("update email_recipients set mailjet_message_id = $2, mailjet_message_uuid = 'uuid-1', status = 'accepted' where id = $1", [
+      recipientId,
+      MESSAGE_ID,
+    ]);
+    const { rows: jobs } = await db.pool.query('select job_id::text from email_recipients where id = $1', [recipientId]);
+    const jobId = jobs[0].job_id as string;
+    let commitDeletion!: () => void;
+    const deletionMayCommit = new Promise<void>((resolve) => (commitDeletion = resolve));
+    let deleted!: () => void;
+    const deletionHasRun = new Promise<void>((resolve) => (deleted = resolve));
+
+    // What retention does: lock the job, delete it (its recipients go with it), commit later.
+    const deletion = withTransaction(db.pool, async (tx) => {
+      await tx.query('select id from email_send_jobs where id = $1 for update', [jobId]);
+      await tx.query('delete from email_send_jobs where id = $1', [jobId]);
+      deleted();
+      await deletionMayCommit;
+    });
+    await deletionHasRun;
+    const ingest = createEventIngest(db.pool, notifyChannels(TEST_SCHEMA))(sentEvent().events);
+    // The ingest still sees the recipient: it matches the event to it, then waits on the job's lock.
+    await eventually(
+      async () => {
+        const { rows } = await db.pool.query("select 1 from pg_locks where locktype = 'transactionid' and not granted");
+        return rows.length > 0 ? true : undefined;
+      },
+      20_000,
+      'the ingest to wait on the deletion',
+    );
+    commitDeletion();
+    await deletion;
+    const result = await ingest;
+
+    expect(result).to.deep.equal({ stored: 1, unmatched: 1, byType: { sent: 1 }, sentAfterAcceptedMs: [] });
+    const { rows } = await db.pool.query('select recipient_id, job_id from email_events');
+    expect(rows).to.deep.equal([{ recipient_id: null, job_id: null }]);
+    const changes = await db.pool.query('select count(*)::int as n from status_changes where job_id = $1', [jobId]);
+    expect(changes.rows[0].n).to.equal(0);
+  });
+
+  it('when a job is deleted, then its events and status changes go with it, and those of other jobs stay', async () => {
+    db = await createTestDatabase();
+    const [doomed, kept] = [await recipientOf(db.pool), await recipientOf(db.pool)];
+    for (const [index, recipientId] of [doomed, kept].entries()) {
+      await db.pool.query("update email_recipients set mailjet_message_id = $2, status = 'accepted' where id = $1", [
+        recipientId,
+        String(BigInt(MESSAGE_ID) + BigInt(index)),
+      ]);
+    }
+    const body = [0, 1].map((index) => `{"event":"sent","time":1700000000,"MessageID":${BigInt(MESSAGE_ID) + BigInt(index)},"email":"b@example.com"}`);
+    const parsed = parseEventBody(`[${body.join(',')}]`);
+    if (!parsed.ok) {
+      throw new Error(parsed.reason);
+    }
+    await createEventIngest(db.pool, notifyChannels(TEST_SCHEMA))(parsed.events);
+    const jobOf = async (recipientId: string) =>
+      (await db.pool.query('select job_id::text from email_recipients where id = $1', [recipientId])).rows[0].job_id as string;
+    const [doomedJob, keptJob] = [await jobOf(doomed), await jobOf(kept)];
+
+    await db.pool.query('delete from email_send_jobs where id = $1', [doomedJob]);
+
+    const left = async (table: string) =>
+      (await db.pool.query(`select job_id::text, count(*)::int as n from ${table} group by job_id order by job_id`)).rows as Array<{
+        job_id: string;
+        n: number;
+      }>;
+    expect(await left('email_events')).to.deep.equal([{ job_id: keptJob, n: 1 }]);
+    expect((await left('status_changes')).map((row) => row.job_id)).to.deep.equal([keptJob]);
+  });
+
   it('when messages are locked, then a transaction takes at most 64 slots, ascending, whatever their number', () => {
     const many = Array.from({ length: 100_000 }, (_, i) => ({ messageId: String(576460765503091475n + BigInt(i)), messageUuid: `uuid-${i}` }));
 

@@ -72,6 +72,20 @@ describe('splitJsonBody', () => {
     expect(element!.source).to.contain('576460765503091475');
   });
 
+  it('when a body is too long to be parsed in one piece, then its elements are parsed one by one into the same values and sources', () => {
+    const element = (i: number) => `{"MessageID":${576460765503091475n + BigInt(i)},"n":[${i},1.5,"x\\\\"]}`;
+    const long = Array.from({ length: 20_000 }, (_, i) => element(i));
+    const text = `[${long.join(',')}]`;
+    expect(text.length).to.be.greaterThan(1024 * 1024);
+
+    const split = elements(text);
+
+    expect(split.map((e) => [e.index, e.source, valueOf(e)])).to.deep.equal(
+      long.map((source, i) => [i, source, { MessageID: String(576460765503091475n + BigInt(i)), n: [i, 1.5, 'x\\'] }]),
+    );
+    expect(elements(`[${long.slice(0, 3).join(',')}]`)).to.deep.equal(split.slice(0, 3));
+  });
+
   it('when an element is nested deeper or is longer than the limits, then it is handed back unparsed, and the others parsed', () => {
     const deep = `{"a":${'['.repeat(5000)}${']'.repeat(5000)}}`;
     const large = `{"a":"${'x'.repeat(20_000)}"}`;
