@@ -57,11 +57,13 @@ export interface AppJobToInsert extends JobToInsert {
 
 // One statement draws the ids (in input order: a volatile CTE is computed once, and the target list
 // after the sort), inserts the jobs whose API key is still unrevoked and their recipients, and
-// returns what the answer shows of each job (reading back whole rows cost more CPU than the rest
-// of the insert) with its input position. Rows from several apps and requests go together
-// (group commit, services/jobs.ts). Its NOTIFY, if any, is sent at commit and only when a job was
-// inserted; as a lone statement it is a whole transaction (one round trip). The sequence is looked
-// up once, in a subquery: called per row, pg_get_serial_sequence cost more than inserting the row.
+// answers with one row: the ids drawn and their input positions, each as one comma-separated text
+// (the insert takes every row of new_jobs or fails, and the answer's status and custom_id are the
+// caller's own: reading back a row per job cost more CPU, on both sides, than the rest of the
+// insert). Rows from several apps and requests go together (group commit, services/jobs.ts). Its
+// NOTIFY, if any, is sent at commit and only when a job was inserted; as a lone statement it is a
+// whole transaction (one round trip). The sequence is looked up once, in a subquery: called per
+// row, pg_get_serial_sequence cost more than inserting the row.
 // The hot writes (this insert, the claim, the acceptance) set queue_status beside status themselves,
 // so that sql/19_…'s trigger, which keeps it right for every other write, calls nothing.
 // Prepared once per connection (the server parses and plans it once, and its text is not sent again).
@@ -84,7 +86,6 @@ const INSERT_JOBS_TEXT = `
     overriding system value
     select id, app_id, status, status, message, custom_id, metadata, priority, send_at, run_at, max_attempts, recipient_count
     from new_jobs
-    returning id, status, custom_id
   ),
   inserted_recipients as (
     insert into email_recipients (job_id, position, kind, email, name)
@@ -93,10 +94,9 @@ const INSERT_JOBS_TEXT = `
       as r(job_position, position, kind, email, name)
     join new_jobs n on n.position = r.job_position
   )
-  select i.*, n.position as input_position, (select pg_notify($17, '') where $17::text is not null) as notified
-  from inserted_jobs i
-  join new_jobs n using (id)
-  order by n.position`;
+  select string_agg(id::text, ',' order by position) as ids, string_agg(position::text, ',' order by position) as positions,
+    case when count(*) > 0 then (select pg_notify($17, '') where $17::text is not null) end as notified
+  from new_jobs`;
 const INSERT_JOBS: PreparedStatement = { name: 'jobs_insert', text: INSERT_JOBS_TEXT };
 
 /**
@@ -106,6 +106,23 @@ const INSERT_JOBS: PreparedStatement = { name: 'jobs_insert', text: INSERT_JOBS_
  */
 function unquotedArray(values: ReadonlyArray<string | number | null>): string {
   return `{${values.map((value) => value ?? 'NULL').join(',')}}`;
+}
+
+/**
+ * toISOString once per distinct time in a row: the jobs of a batch share their run_at, and formatting
+ * a date cost more than everything else done per job here.
+ */
+function isoTimeFormatter(): (date: Date) => string {
+  let lastMs = Number.NaN;
+  let last = '';
+  return (date) => {
+    const ms = date.getTime();
+    if (ms !== lastMs) {
+      last = date.toISOString();
+      lastMs = ms;
+    }
+    return last;
+  };
 }
 
 /**
@@ -130,26 +147,29 @@ export async function insertAppJobs(db: Queryable, jobs: readonly AppJobToInsert
   const kinds: string[] = [];
   const emails: string[] = [];
   const names: Array<string | null> = [];
-  jobs.forEach(({ appId, status, job, runAt, maxAttempts: attempts, keyId }, index) => {
+  const isoTime = isoTimeFormatter();
+  for (let index = 0; index < jobs.length; index++) {
+    const { appId, status, job, runAt, maxAttempts: attempts, keyId } = jobs[index]!;
     appIds.push(appId);
     statuses.push(status);
     contents.push(job.content);
     customIds.push(job.customId ?? null);
     metadata.push(job.metadata === undefined ? null : JSON.stringify(job.metadata));
     priorities.push(job.priority);
-    sendAts.push(job.sendAt?.toISOString() ?? null);
-    runAts.push(runAt.toISOString());
+    sendAts.push(job.sendAt === undefined ? null : isoTime(job.sendAt));
+    runAts.push(isoTime(runAt));
     maxAttempts.push(attempts);
     recipientCounts.push(job.recipients.length);
     keyIds.push(keyId ?? null);
-    job.recipients.forEach((recipient, position) => {
+    for (let position = 0; position < job.recipients.length; position++) {
+      const recipient = job.recipients[position]!;
       recipientJobs.push(index + 1);
       positions.push(position);
       kinds.push(recipient.kind);
       emails.push(recipient.email);
       names.push(recipient.name ?? null);
-    });
-  });
+    }
+  }
   const rows = await query(db, INSERT_JOBS, [
     unquotedArray(appIds),
     unquotedArray(statuses),
@@ -170,12 +190,19 @@ export async function insertAppJobs(db: Queryable, jobs: readonly AppJobToInsert
     names,
     channel ?? null,
   ]);
-  return new Map(
-    rows.map((row) => [
-      Number(row['input_position']) - 1,
-      { id: String(row['id']), status: row['status'] as JobStatus, customId: (row['custom_id'] as string | null) ?? null },
-    ]),
-  );
+  const inserted = new Map<number, QueuedJob>();
+  const [row] = rows;
+  if (row?.['ids'] == null) {
+    return inserted;
+  }
+  const ids = (row['ids'] as string).split(',');
+  const inputPositions = (row['positions'] as string).split(',');
+  for (let index = 0; index < ids.length; index++) {
+    const position = Number(inputPositions[index]) - 1;
+    const { status, job } = jobs[position]!;
+    inserted.set(position, { id: ids[index]!, status, customId: job.customId ?? null });
+  }
+  return inserted;
 }
 
 /** Inserts one app's jobs and their recipients; returns the job ids in input order. */

@@ -198,27 +198,32 @@ const checkMessage =
     if (message.from === undefined && message.template_id === undefined) {
       report(['from'], 'from is required unless the template defines the sender');
     }
-    const all = [...message.to, ...(message.cc ?? []), ...(message.bcc ?? [])];
-    if (all.length > LIMITS.recipientsPerMessage) {
+    const recipientCount = message.to.length + (message.cc?.length ?? 0) + (message.bcc?.length ?? 0);
+    if (recipientCount > LIMITS.recipientsPerMessage) {
       report(['to'], `at most ${LIMITS.recipientsPerMessage} recipients over to, cc and bcc (Mailjet's limit)`);
     }
-    const seen = new Set<string>();
-    for (const [kind, list] of [
-      ['to', message.to],
-      ['cc', message.cc ?? []],
-      ['bcc', message.bcc ?? []],
-    ] as const) {
-      list.forEach((recipient, index) => {
-        const key = recipient.email.toLowerCase();
-        if (seen.has(key)) {
-          report([kind, index, 'email'], 'this address is already a recipient of this message');
-        }
-        seen.add(key);
-      });
+    // A lone recipient (most messages) cannot repeat one.
+    if (recipientCount > 1) {
+      const seen = new Set<string>();
+      for (const [kind, list] of [
+        ['to', message.to],
+        ['cc', message.cc ?? []],
+        ['bcc', message.bcc ?? []],
+      ] as const) {
+        list.forEach((recipient, index) => {
+          const key = recipient.email.toLowerCase();
+          if (seen.has(key)) {
+            report([kind, index, 'email'], 'this address is already a recipient of this message');
+          }
+          seen.add(key);
+        });
+      }
     }
-    for (const name of Object.keys(message.headers ?? {})) {
-      if (FORBIDDEN_HEADERS.has(name.toLowerCase())) {
-        report(['headers', name], `${name} is set by jetpost or Mailjet and cannot be given as a header`);
+    if (message.headers !== undefined) {
+      for (const name of Object.keys(message.headers)) {
+        if (FORBIDDEN_HEADERS.has(name.toLowerCase())) {
+          report(['headers', name], `${name} is set by jetpost or Mailjet and cannot be given as a header`);
+        }
       }
     }
     if (message.send_at !== undefined) {
@@ -254,35 +259,48 @@ export interface QueueRequest {
   idempotencyKey: string | undefined;
 }
 
+/**
+ * The fields of a message's content, in the order its JSON has always had: requestHash hashes that
+ * JSON, so an Idempotency-Key sent again to another release must hash alike.
+ */
+const CONTENT_FIELDS = [
+  'from',
+  'reply_to',
+  'subject',
+  'text',
+  'html',
+  'template_id',
+  'template_language',
+  'variables',
+  'headers',
+  'attachments',
+  'track_opens',
+  'track_clicks',
+  'campaign',
+  'deduplicate_campaign',
+  'event_payload',
+  'url_tags',
+  'monitoring_category',
+  'mailjet_priority',
+  'template_error_reporting',
+  'template_error_deliver',
+  'sandbox',
+] as const satisfies ReadonlyArray<keyof MessageContent & keyof MessageInput>;
+
 function toNewJob(message: MessageInput): NewJob {
   const recipients: Recipient[] = [
     ...message.to.map((a) => ({ ...a, kind: 'to' as const })),
     ...(message.cc ?? []).map((a) => ({ ...a, kind: 'cc' as const })),
     ...(message.bcc ?? []).map((a) => ({ ...a, kind: 'bcc' as const })),
   ];
-  const content: MessageContent = {
-    from: message.from,
-    reply_to: message.reply_to,
-    subject: message.subject,
-    text: message.text,
-    html: message.html,
-    template_id: message.template_id,
-    template_language: message.template_language,
-    variables: message.variables,
-    headers: message.headers,
-    attachments: message.attachments,
-    track_opens: message.track_opens,
-    track_clicks: message.track_clicks,
-    campaign: message.campaign,
-    deduplicate_campaign: message.deduplicate_campaign,
-    event_payload: message.event_payload,
-    url_tags: message.url_tags,
-    monitoring_category: message.monitoring_category,
-    mailjet_priority: message.mailjet_priority,
-    template_error_reporting: message.template_error_reporting,
-    template_error_deliver: message.template_error_deliver,
-    sandbox: message.sandbox,
-  };
+  // Only the fields given: a message has a few of them, and every step after (the size bound, the
+  // JSON for the insert, the hash) would otherwise walk all of them.
+  const content: Record<string, unknown> = {};
+  for (const field of CONTENT_FIELDS) {
+    if (message[field] !== undefined) {
+      content[field] = message[field];
+    }
+  }
   return {
     content,
     recipients,
