@@ -11,12 +11,21 @@
 // jobs back and leave an uneven tail at the end of a backlog). The time to record the answers is
 // left out on purpose: a busy database is when bigger claims help. A caught-up queue is claimed one
 // batch at a time: what arrived since the last claim, spread over the consumers.
+//
+// The claims of a caught-up queue are spaced so that they keep about half the call slots busy.
+// Spaced by a call's duration divided by all the slots, they kept every slot busy: each slot freed
+// just as the next claim was due, so calls that ran late (a busy machine slows the recording of
+// answers) left the next messages waiting for a call to end, up to a whole Mailjet round trip. With
+// half the slots free, a due claim finds a free consumer unless that many calls run late at once,
+// and a claim that comes back full (messages piled up meanwhile) sends the free ones to claim too.
 
 export interface ClaimPacingOptions {
   /** Jobs a claim asks for: a claim that returns this many found a backlog. */
   batchSize: number;
-  /** The spacing of claims while caught up, in ms: a call's duration divided by the calls allowed in flight. */
-  spacingMs: () => number;
+  /** A call's smoothed duration, in ms, from its start to its answer recorded (0 before the first). */
+  callMs: () => number;
+  /** The calls allowed in flight now. */
+  slots: () => number;
 }
 
 /** The most batches a claim of a backlog takes at once. */
@@ -42,8 +51,15 @@ export interface ClaimPacing {
 
 /** A message waits at most this long for a claim, whatever a slow Mailjet makes the spacing. */
 export const MAX_CLAIM_SPACING_MS = 50;
+/** The share of the call slots that the claims of a caught-up queue keep busy; the rest absorb a burst or a slow call. */
+export const CAUGHT_UP_SLOT_SHARE = 0.5;
 
-export function createClaimPacing({ batchSize, spacingMs }: ClaimPacingOptions): ClaimPacing {
+/** The spacing of a caught-up queue's claims: about `slots × CAUGHT_UP_SLOT_SHARE` calls of `callMs` in flight, capped. */
+export function claimSpacingMs(callMs: number, slots: number): number {
+  return Math.min(MAX_CLAIM_SPACING_MS, Math.max(0, callMs) / Math.max(1, slots * CAUGHT_UP_SLOT_SHARE));
+}
+
+export function createClaimPacing({ batchSize, callMs, slots }: ClaimPacingOptions): ClaimPacing {
   let caughtUp = false;
   let nextClaimAt = -Infinity;
   let answerMs: number | undefined;
@@ -66,7 +82,7 @@ export function createClaimPacing({ batchSize, spacingMs }: ClaimPacingOptions):
       if (waitMs > 0) {
         return Math.ceil(waitMs);
       }
-      nextClaimAt = nowMs + Math.min(MAX_CLAIM_SPACING_MS, Math.max(0, spacingMs()));
+      nextClaimAt = nowMs + claimSpacingMs(callMs(), slots());
       return 0;
     },
     claimed(count) {

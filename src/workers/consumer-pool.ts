@@ -4,11 +4,12 @@
 // number of consumers. When the limit grows, the idle consumers are woken to claim.
 //
 // While the queue is caught up (the last claim was not a full batch), claims are spaced by a call's
-// duration divided by the limit (domain/claim-pacing.ts): otherwise every enqueue wakes every idle
-// consumer, each takes the one or two jobs just queued, all the slots fill with near-empty calls,
-// and the next messages wait a whole call for a slot. Spaced out, each claim takes what arrived
-// since the last one and a slot frees up about when the next claim is due: a message waits at most
-// one spacing. A full batch means a backlog: every free consumer claims at once again.
+// duration divided by half the limit (domain/claim-pacing.ts): otherwise every enqueue wakes every
+// idle consumer, each takes the one or two jobs just queued, all the slots fill with near-empty
+// calls, and the next messages wait a whole call for a slot. Spaced out, each claim takes what
+// arrived since the last one, and about half the slots stay free: a message waits one spacing, not
+// for a call to end, even while some calls run late. A full batch means a backlog: every free
+// consumer claims at once again.
 //
 // A backlog is claimed several batches at a time while Mailjet answers fast (claim-pacing.ts), each
 // consumer still sending one call of at most a batch at a time: fewer, bigger claims cost the
@@ -78,7 +79,7 @@ export function createConsumerPool(options: ConsumerPoolOptions): ConsumerPool {
   let started = false;
   let callsInFlight = 0;
   const limit = options.inFlight;
-  const pacing = limit && createClaimPacing({ batchSize: options.batchSize, spacingMs: () => (limit.durationMs() ?? 0) / limit.current() });
+  const pacing = limit && createClaimPacing({ batchSize: options.batchSize, callMs: () => limit.durationMs() ?? 0, slots: () => limit.current() });
   const slotsOf = (index: number): CallSlots => {
     return {
       claimDelayMs: () => {
