@@ -80,15 +80,15 @@ export function splitJsonBody(text: string, limits: ElementLimits): SplitBody {
   if (skipWhitespace(text, at) !== text.length) {
     return notJson(`unexpected text after the JSON value (character ${skipWhitespace(text, at)})`);
   }
-  const whole = parseWhole(text, spans, limits);
+  const whole = spans.every((span) => !isTooDeep(span, limits) && !isTooLarge(span, limits)) ? parseWhole(text, spans) : undefined;
   if (whole !== undefined) {
     return { ok: true, elements: spans.map((span, index) => ({ index, source: text.slice(span.start, span.end), value: whole[index] })) };
   }
   const elements: JsonElement[] = [];
   for (const [index, span] of spans.entries()) {
     const source = text.slice(span.start, span.end);
-    const tooDeep = span.depth > limits.maxDepth;
-    const tooLarge = source.length > limits.maxLength;
+    const tooDeep = isTooDeep(span, limits);
+    const tooLarge = isTooLarge(span, limits);
     if (tooDeep || tooLarge) {
       elements.push({ index, source, tooDeep, tooLarge });
       continue;
@@ -110,13 +110,23 @@ export function splitJsonBody(text: string, limits: ElementLimits): SplitBody {
  */
 const WHOLE_PARSE_MAX_LENGTH = 1024 * 1024;
 
+/** An element nested deeper than the limit is kept aside unparsed. */
+function isTooDeep(span: Span, limits: ElementLimits): boolean {
+  return span.depth > limits.maxDepth;
+}
+
+/** An element longer than the limit is kept aside unparsed. */
+function isTooLarge(span: Span, limits: ElementLimits): boolean {
+  return span.end - span.start > limits.maxLength;
+}
+
 /**
  * The elements' values from one JSON.parse of the whole body (much cheaper than one per element),
- * when every element is to be parsed and the body is not too long; undefined otherwise, or when the
- * body is not valid JSON (each element is then parsed alone, to say which one is not).
+ * for a body whose every element is to be parsed; undefined when the body is too long, or is not
+ * valid JSON (each element is then parsed alone, to say which one is not).
  */
-function parseWhole(text: string, spans: readonly Span[], limits: ElementLimits): unknown[] | undefined {
-  if (text.length > WHOLE_PARSE_MAX_LENGTH || spans.some((span) => span.depth > limits.maxDepth || span.end - span.start > limits.maxLength)) {
+function parseWhole(text: string, spans: readonly Span[]): unknown[] | undefined {
+  if (text.length > WHOLE_PARSE_MAX_LENGTH) {
     return undefined;
   }
   let value: unknown;
