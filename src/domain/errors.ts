@@ -135,6 +135,8 @@ export function isDatabaseUnavailable(error: unknown): boolean {
  */
 export class JobDeletedMeanwhileError extends Error {
   override readonly name = 'JobDeletedMeanwhileError';
+  /** PostgreSQL's serialization failure: whoever retries those retries this too. */
+  readonly code = '40001';
 }
 
 /** A reason the service cannot start that an operator can act on: printed as one line, without a stack. */

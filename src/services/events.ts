@@ -19,7 +19,7 @@ import { lockMessagesExclusive, matchEvents, storeAndApplyEvents } from '../db/e
 import type { NotifyChannels } from '../db/notify.js';
 import { type Pool, type Queryable, withTransaction } from '../db/pool.js';
 import { insertRejectedEvents, type RejectedEventRow } from '../db/rejected-events-repo.js';
-import { AppError, isDatabaseUnavailable, JobDeletedMeanwhileError, ServiceUnavailableError } from '../domain/errors.js';
+import { AppError, isDatabaseUnavailable, ServiceUnavailableError } from '../domain/errors.js';
 import { eventEffect } from '../domain/event-application.js';
 import {
   type MailjetEvent,
@@ -65,8 +65,6 @@ const DEFAULT_MAX_WAIT_MS = 30_000;
 /** A deadlock or serialization failure: the transaction is tried again, that many times in all. */
 const ATTEMPTS = 3;
 const RETRYABLE_SQLSTATES = new Set(['40P01', '40001']);
-/** Events matched to a job deleted meanwhile are written again as a serialization failure would be. */
-const RETRY_AFTER_DELETION = '40001';
 /** The database is busy (out of lock or memory slots, a lock timeout): Mailjet should retry later. */
 const BUSY_SQLSTATES = new Set([...RETRYABLE_SQLSTATES, '53200', '55P03']);
 
@@ -294,7 +292,7 @@ async function inTransaction<T>(pool: Pool, work: (tx: Queryable) => Promise<T>)
     try {
       return await withTransaction(pool, work, { bulk: true });
     } catch (error) {
-      const code = error instanceof JobDeletedMeanwhileError ? RETRY_AFTER_DELETION : (error as { code?: unknown }).code;
+      const code = (error as { code?: unknown }).code;
       if (typeof code !== 'string' || !BUSY_SQLSTATES.has(code)) {
         throw error;
       }
