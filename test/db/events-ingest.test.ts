@@ -4,7 +4,7 @@ import { expect } from 'chai';
 
 import { lockMessagesShared, messageLockSlots } from '../../src/db/events-repo.js';
 import { notifyChannels } from '../../src/db/notify.js';
-import { type Pool, withTransaction } from '../../src/db/pool.js';
+import { type Pool, type Queryable, withTransaction } from '../../src/db/pool.js';
 import { parseEventBody } from '../../src/domain/event-parse.js';
 import { createEventIngest } from '../../src/services/events.js';
 import { makeJob, recipientIds } from '../factories.js';
@@ -26,6 +26,35 @@ function sentEvent(): ReturnType<typeof parseEventBody> & { ok: true } {
   return parsed;
 }
 
+/**
+ * Runs `work` in a transaction that stays open after it: `written` resolves once the work is done,
+ * `commit()` lets the transaction commit, `committed` resolves when it has.
+ */
+function openTransaction(pool: Pool, work: (tx: Queryable) => Promise<unknown>): { written: Promise<void>; commit: () => void; committed: Promise<void> } {
+  let commit!: () => void;
+  const mayCommit = new Promise<void>((resolve) => (commit = resolve));
+  let wrote!: () => void;
+  const written = new Promise<void>((resolve) => (wrote = resolve));
+  const committed = withTransaction(pool, async (tx) => {
+    await work(tx);
+    wrote();
+    await mayCommit;
+  });
+  return { written, commit, committed };
+}
+
+/** Resolves once some session waits on a lock of this type (the other transaction's). */
+async function someoneWaitsOn(pool: Pool, locktype: 'advisory' | 'transactionid', what: string): Promise<void> {
+  await eventually(
+    async () => {
+      const { rows } = await pool.query('select 1 from pg_locks where locktype = $1 and not granted', [locktype]);
+      return rows.length > 0 ? true : undefined;
+    },
+    20_000,
+    what,
+  );
+}
+
 describe('events ingest', () => {
   let db: TestDatabase;
 
@@ -36,34 +65,21 @@ describe('events ingest', () => {
   it('when an event arrives while its MessageID is being recorded (uncommitted), then it waits and ends matched and applied', async () => {
     db = await createTestDatabase();
     const recipientId = await recipientOf(db.pool);
-    let commitRecording!: () => void;
-    const recordingMayCommit = new Promise<void>((resolve) => (commitRecording = resolve));
-    let recorded!: () => void;
-    const recordingHasWritten = new Promise<void>((resolve) => (recorded = resolve));
 
     // What recordSendResults does first: the message's lock slots (shared), then its ids.
-    const recording = withTransaction(db.pool, async (tx) => {
+    const recording = openTransaction(db.pool, async (tx) => {
       await lockMessagesShared(tx, [{ messageId: MESSAGE_ID, messageUuid: 'uuid-1' }]);
       await tx.query("update email_recipients set mailjet_message_id = $2, mailjet_message_uuid = 'uuid-1', status = 'accepted' where id = $1", [
         recipientId,
         MESSAGE_ID,
       ]);
-      recorded();
-      await recordingMayCommit;
     });
-    await recordingHasWritten;
+    await recording.written;
     const ingest = createEventIngest(db.pool, notifyChannels(TEST_SCHEMA))(sentEvent().events);
     // The ingest cannot see the recipient's MessageID yet: it stores the event unmatched, then waits on the slot.
-    await eventually(
-      async () => {
-        const { rows } = await db.pool.query("select 1 from pg_locks where locktype = 'advisory' and not granted");
-        return rows.length > 0 ? true : undefined;
-      },
-      20_000,
-      'the ingest to wait on the recording',
-    );
-    commitRecording();
-    await recording;
+    await someoneWaitsOn(db.pool, 'advisory', 'the ingest to wait on the recording');
+    recording.commit();
+    await recording.committed;
     const result = await ingest;
 
     expect(result).to.deep.equal({ stored: 1, unmatched: 0, byType: { sent: 1 }, sentAfterAcceptedMs: [] });
@@ -82,31 +98,18 @@ describe('events ingest', () => {
     ]);
     const { rows: jobs } = await db.pool.query('select job_id::text from email_recipients where id = $1', [recipientId]);
     const jobId = jobs[0].job_id as string;
-    let commitDeletion!: () => void;
-    const deletionMayCommit = new Promise<void>((resolve) => (commitDeletion = resolve));
-    let deleted!: () => void;
-    const deletionHasRun = new Promise<void>((resolve) => (deleted = resolve));
 
     // What retention does: lock the job, delete it (its recipients go with it), commit later.
-    const deletion = withTransaction(db.pool, async (tx) => {
+    const deletion = openTransaction(db.pool, async (tx) => {
       await tx.query('select id from email_send_jobs where id = $1 for update', [jobId]);
       await tx.query('delete from email_send_jobs where id = $1', [jobId]);
-      deleted();
-      await deletionMayCommit;
     });
-    await deletionHasRun;
+    await deletion.written;
     const ingest = createEventIngest(db.pool, notifyChannels(TEST_SCHEMA))(sentEvent().events);
     // The ingest still sees the recipient: it matches the event to it, then waits on the job's lock.
-    await eventually(
-      async () => {
-        const { rows } = await db.pool.query("select 1 from pg_locks where locktype = 'transactionid' and not granted");
-        return rows.length > 0 ? true : undefined;
-      },
-      20_000,
-      'the ingest to wait on the deletion',
-    );
-    commitDeletion();
-    await deletion;
+    await someoneWaitsOn(db.pool, 'transactionid', 'the ingest to wait on the deletion');
+    deletion.commit();
+    await deletion.committed;
     const result = await ingest;
 
     expect(result).to.deep.equal({ stored: 1, unmatched: 1, byType: { sent: 1 }, sentAfterAcceptedMs: [] });
