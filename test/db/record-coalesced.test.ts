@@ -10,6 +10,12 @@ import { createSendingService } from '../../src/services/sending.js';
 import { makeApp, makeJob } from '../factories.js';
 import { createTestDatabase, TEST_SCHEMA, type TestDatabase } from '../support/database.js';
 
+const accepted = (jobId: string, index: number, messageId = String(576460765503091475n + BigInt(index))) => ({
+  jobId,
+  kind: 'accepted' as const,
+  recipients: [{ kind: 'to' as const, email: `r${index}@example.com`, messageId, messageUuid: `uuid-${index}` }],
+});
+
 describe('recording several consumers’ calls together', () => {
   let db: TestDatabase;
 
@@ -33,13 +39,6 @@ describe('recording several consumers’ calls together', () => {
     const claimedByB = await claimJobs(db.pool, 'b', 3, 120_000);
     expect(claimedByA.map((job) => job.id)).to.deep.equal(jobIds.slice(0, 3));
     const byJob = new Map<string, RecipientRow[]>([...claimedByA, ...claimedByB].map((job) => [job.id, job.recipients]));
-    const accepted = (jobId: string, index: number) => ({
-      jobId,
-      kind: 'accepted' as const,
-      recipients: [
-        { kind: 'to' as const, email: `r${index}@example.com`, messageId: String(576460765503091475n + BigInt(index)), messageUuid: `uuid-${index}` },
-      ],
-    });
 
     const [summaryA, summaryB, summaryLate] = await Promise.all([
       sending.record('a', byJob, [accepted(jobIds[0]!, 0), accepted(jobIds[1]!, 1), { jobId: jobIds[2]!, kind: 'failed', error: 'refused' }]),
@@ -70,5 +69,37 @@ describe('recording several consumers’ calls together', () => {
       ['processing', 'b', null],
     ]);
     expect(claimedByB).to.have.length(3);
+  });
+
+  it('when one call’s record fails in the database, then the calls recorded with it are kept and only that one fails', async () => {
+    const sending = createSendingService({ pool: db.pool, channels: notifyChannels(TEST_SCHEMA), leaseMs: 120_000 });
+    const app = await makeApp(db.pool);
+    const jobIds: string[] = [];
+    for (let index = 0; index < 3; index += 1) {
+      jobIds.push(await makeJob(db.pool, { appId: app.id, to: [`r${index}@example.com`] }));
+    }
+    const claimed = await claimJobs(db.pool, 'a', 3, 120_000);
+    const byJob = new Map<string, RecipientRow[]>(claimed.map((job) => [job.id, job.recipients]));
+
+    // The middle call's MessageID does not fit a bigint: its statement fails, and with it the shared transaction.
+    const [first, failing, last] = await Promise.allSettled([
+      sending.record('a', byJob, [accepted(jobIds[0]!, 0)]),
+      sending.record('a', byJob, [accepted(jobIds[1]!, 1, '99999999999999999999')]),
+      sending.record('a', byJob, [accepted(jobIds[2]!, 2)]),
+    ]);
+
+    expect(first).to.deep.equal({ status: 'fulfilled', value: { accepted: [jobIds[0]], failed: [], deferred: [], lostLease: [] } });
+    expect(failing.status).to.equal('rejected');
+    expect(last).to.deep.equal({ status: 'fulfilled', value: { accepted: [jobIds[2]], failed: [], deferred: [], lostLease: [] } });
+    const { rows } = await db.pool.query<{ status: string; locked_by: string | null }>(
+      'select status, locked_by from email_send_jobs where id = any($1::bigint[]) order by id',
+      [jobIds],
+    );
+    // The failed record's job keeps its lease: its consumer retries the record, or the reaper returns it to be looked up.
+    expect(rows).to.deep.equal([
+      { status: 'accepted', locked_by: null },
+      { status: 'processing', locked_by: 'a' },
+      { status: 'accepted', locked_by: null },
+    ]);
   });
 });
