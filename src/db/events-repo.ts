@@ -1,5 +1,5 @@
 // email_events: the append-only, deduplicated history of Mailjet events.
-import { JobDeletedMeanwhileError } from '../domain/errors.js';
+import { JobDeletedMeanwhileError, RecipientMovedMeanwhileError } from '../domain/errors.js';
 import type { StoredEvent } from '../domain/event.js';
 import type { EventEffect } from '../domain/event-application.js';
 import type { MailjetEvent } from '../domain/event-parse.js';
@@ -217,19 +217,29 @@ const STORE_AND_APPLY_TEXT = `
     ) with ordinality as e(
       dedupe_key, event_type, occurred_at, message_id, message_uuid, email, payload, target, details, suppression_reason,
       suppression_detail, ord)
+  ), matched as materialized (
+    -- Each event's recipient, and the place (ctid) of the row version this statement's snapshot saw:
+    -- the lock and the update below reach the row through it rather than through the primary key,
+    -- one random index page per event fewer in a long history. A writer that updated the row since
+    -- (this statement waited for it on the job's lock) left a newer version elsewhere, which
+    -- PostgreSQL does not take for the one at that place: the row is then neither locked nor
+    -- updated, and \`missed\` has the caller try again, with a snapshot that sees the newer version.
+    select e.ord, e.dedupe_key, coalesce(by_id.id, by_uuid.id) as recipient_id, coalesce(by_id.job_id, by_uuid.job_id) as job_id,
+      coalesce(by_id.ctid, by_uuid.ctid) as recipient_ctid
+    from input e
+    left join lateral (
+      select r.ctid, r.id, r.job_id from email_recipients r where r.mailjet_message_id = e.message_id limit 1
+    ) by_id on true
+    left join lateral (
+      select r.ctid, r.id, r.job_id from email_recipients r where by_id.id is null and r.mailjet_message_uuid = e.message_uuid limit 1
+    ) by_uuid on true
   ), inserted as (
     insert into email_events (
       dedupe_key, event_type, occurred_at, mailjet_message_id, mailjet_message_uuid, email, recipient_id, job_id, payload
     )
-    select e.dedupe_key, e.event_type, e.occurred_at, e.message_id, e.message_uuid, e.email,
-      coalesce(by_id.id, by_uuid.id), coalesce(by_id.job_id, by_uuid.job_id), e.payload
+    select e.dedupe_key, e.event_type, e.occurred_at, e.message_id, e.message_uuid, e.email, m.recipient_id, m.job_id, e.payload
     from input e
-    left join lateral (
-      select r.id, r.job_id from email_recipients r where r.mailjet_message_id = e.message_id limit 1
-    ) by_id on true
-    left join lateral (
-      select r.id, r.job_id from email_recipients r where by_id.id is null and r.mailjet_message_uuid = e.message_uuid limit 1
-    ) by_uuid on true
+    join matched m on m.ord = e.ord
     order by e.ord
     on conflict (occurred_at, dedupe_key) do nothing
     returning id, dedupe_key, event_type, recipient_id, job_id, mailjet_message_id, mailjet_message_uuid
@@ -239,17 +249,33 @@ const STORE_AND_APPLY_TEXT = `
     where j.id = any(array(select i.job_id from inserted i where i.job_id is not null))
     order by j.id
     for no key update
-  ), locked_recipients as (
-    -- A one-recipient job's only recipient is the one its event matched: found by id, through the
-    -- index its update reads next, rather than by job through one more.
+  ), locked_single_recipients as (
+    -- A one-recipient job's only recipient is the one its event matched: locked at the place the
+    -- look-up found it (see matched).
     select r.id, r.job_id, r.status, r.email
     from email_recipients r
-    where r.id = any(array(select i.recipient_id from inserted i join locked_jobs j on j.id = i.job_id where j.recipient_count = 1))
-      or r.job_id = any(array(select j.id from locked_jobs j where j.recipient_count > 1))
+    where r.ctid = any(array(
+      select m.recipient_ctid
+      from inserted i
+      join matched m on m.dedupe_key = i.dedupe_key
+      join locked_jobs j on j.id = i.job_id
+      where j.recipient_count = 1))
     order by r.id
     for no key update
+  ), locked_multi_recipients as (
+    select r.id, r.job_id, r.status, r.email
+    from email_recipients r
+    where r.job_id = any(array(select j.id from locked_jobs j where j.recipient_count > 1))
+    order by r.id
+    for no key update
+  ), locked_recipients as (
+    -- A recipient belongs to one job, and every job is one-recipient or not for good: the two locks
+    -- take disjoint rows, each set in id order, under the locks of their jobs.
+    select * from locked_single_recipients
+    union all
+    select * from locked_multi_recipients
   ), applied as (
-    select i.id, i.job_id, i.recipient_id, e.occurred_at, e.details, e.suppression_reason, e.suppression_detail,
+    select i.id, i.job_id, i.recipient_id, m.recipient_ctid, e.occurred_at, e.details, e.suppression_reason, e.suppression_detail,
       array_position($2::text[], r.status) as current_rank,
       array_position($2::text[], e.target) as target_rank,
       max(array_position($2::text[], e.target)) over (
@@ -257,6 +283,7 @@ const STORE_AND_APPLY_TEXT = `
       ) as earlier_rank
     from inserted i
     join input e on e.dedupe_key = i.dedupe_key
+    join matched m on m.dedupe_key = i.dedupe_key
     join locked_recipients r on r.id = i.recipient_id
   ), steps as (
     -- greatest() skips nulls: the status before this event is the highest of the recipient's and the earlier targets.
@@ -265,15 +292,16 @@ const STORE_AND_APPLY_TEXT = `
     where a.current_rank is not null
       and a.target_rank > greatest(a.current_rank, a.earlier_rank)
   ), recipient_changes as (
-    select s.recipient_id as id, max(s.target_rank) as rank
+    select s.recipient_id as id, s.recipient_ctid as ctid, max(s.target_rank) as rank
     from steps s
-    group by s.recipient_id
+    group by s.recipient_id, s.recipient_ctid
   ), recipients_updated as (
+    -- At the place the look-up found the row (see matched).
     update email_recipients r
     set status = ($2::text[])[c.rank],
       updated_at = now()
     from recipient_changes c
-    where r.id = c.id
+    where r.ctid = c.ctid
     returning r.id
   ), job_changes as (
     select j.id, ($2::text[])[max(coalesce(c.rank, array_position($2::text[], r.status)))] as status
@@ -345,6 +373,11 @@ const STORE_AND_APPLY_TEXT = `
     (select count(*) from suppressed)::int as suppressed,
     -- New events matched to a job deleted before it could be locked: the caller rolls back.
     (select count(*) from inserted i where i.job_id is not null and not exists (select from locked_jobs j where j.id = i.job_id))::int as orphaned,
+    -- New matched events whose recipient was not locked, and recipients not updated, because a
+    -- writer moved their row meanwhile (see matched): the caller rolls back and tries again rather
+    -- than drop the events' effect.
+    ((select count(*) from inserted i where i.recipient_id is not null and not exists (select from locked_recipients r where r.id = i.recipient_id))
+      + (select count(*) from recipient_changes) - (select count(*) from recipients_updated))::int as missed,
     case when exists (select from deliveries) then pg_notify($3, '') end is not null as notified`;
 
 const STORE_AND_APPLY: PreparedStatement = { name: 'events_store_and_apply', text: STORE_AND_APPLY_TEXT };
@@ -382,6 +415,9 @@ export async function storeAndApplyEvents(tx: Queryable, webhooksChannel: string
   const [row] = await query(tx, STORE_AND_APPLY, [JSON.stringify(input), DELIVERY_ORDER, webhooksChannel]);
   if (row!['orphaned'] !== 0) {
     throw new JobDeletedMeanwhileError(`${String(row!['orphaned'])} events were matched to jobs deleted meanwhile`);
+  }
+  if (row!['missed'] !== 0) {
+    throw new RecipientMovedMeanwhileError(`${String(row!['missed'])} recipients were not found where the events' look-up saw them`);
   }
   return {
     inserted: (row!['inserted'] as number[]).map((ord) => ord - 1),

@@ -128,15 +128,24 @@ export function isDatabaseUnavailable(error: unknown): boolean {
   return typeof err.message === 'string' && UNAVAILABLE_MESSAGE.test(err.message);
 }
 
+/** A conflict with a concurrent writer that a new try resolves: PostgreSQL's serialization failure, which whoever retries those retries too. */
+export class ConcurrentChangeError extends Error {
+  override readonly name: string = 'ConcurrentChangeError';
+  readonly code = '40001';
+}
+
 /**
  * Events were matched to a job that was deleted (by retention) before the transaction could lock it:
  * their rows would point at nothing (no foreign key refuses them since sql/26_…). The transaction is
  * rolled back and written again, and then finds their message gone: they are kept unmatched.
  */
-export class JobDeletedMeanwhileError extends Error {
-  override readonly name = 'JobDeletedMeanwhileError';
-  /** PostgreSQL's serialization failure: whoever retries those retries this too. */
-  readonly code = '40001';
+export class JobDeletedMeanwhileError extends ConcurrentChangeError {
+  override readonly name: string = 'JobDeletedMeanwhileError';
+}
+
+/** A recipient's row was not where a statement's look-up saw it (see db/events-repo.ts, STORE_AND_APPLY). */
+export class RecipientMovedMeanwhileError extends ConcurrentChangeError {
+  override readonly name: string = 'RecipientMovedMeanwhileError';
 }
 
 /** A reason the service cannot start that an operator can act on: printed as one line, without a stack. */

@@ -149,6 +149,38 @@ describe('events ingest', () => {
     expect((await left('status_changes')).map((row) => row.job_id)).to.deep.equal([keptJob]);
   });
 
+  for (const recipients of [1, 2]) {
+    it(`when another writer moves a recipient forward while an event for it waits on its job (${recipients} recipient job), then the event moves it on from there`, async () => {
+      db = await createTestDatabase();
+      const jobId = await makeJob(db.pool, { status: 'sent', to: ['b@example.com', 'c@example.com'].slice(0, recipients) });
+      const [recipientId] = await recipientIds(db.pool, jobId);
+      await db.pool.query("update email_recipients set mailjet_message_id = $2, status = 'sent' where id = $1", [recipientId, MESSAGE_ID]);
+
+      // What a concurrent ingest of an open does: lock the job, move the recipient (a new row version), commit later.
+      const opening = openTransaction(db.pool, async (tx) => {
+        await tx.query('select id from email_send_jobs where id = $1 for no key update', [jobId]);
+        await tx.query("update email_recipients set status = 'opened', updated_at = now() where id = $1", [recipientId]);
+      });
+      await opening.written;
+      const parsed = parseEventBody(`{"event":"click","time":1700000000,"MessageID":${MESSAGE_ID},"email":"b@example.com","url":"https://example.com/"}`);
+      if (!parsed.ok) {
+        throw new Error(parsed.reason);
+      }
+      // Its look-up sees the recipient's row version from before the open; then it waits on the job.
+      const ingest = createEventIngest(db.pool, notifyChannels(TEST_SCHEMA))(parsed.events);
+      await someoneWaitsOn(db.pool, 'transactionid', 'the event to wait on the job of the open');
+      opening.commit();
+      await opening.committed;
+      const result = await ingest;
+
+      expect(result).to.deep.equal({ stored: 1, unmatched: 0, byType: { click: 1 }, sentAfterAcceptedMs: [] });
+      const { rows } = await db.pool.query('select status from email_recipients where id = $1', [recipientId]);
+      expect(rows).to.deep.equal([{ status: 'clicked' }]);
+      const changes = await db.pool.query('select old_status, new_status from status_changes where recipient_id = $1', [recipientId]);
+      expect(changes.rows).to.deep.equal([{ old_status: 'opened', new_status: 'clicked' }]);
+    });
+  }
+
   it('when messages are locked, then a transaction takes at most 64 slots, ascending, whatever their number', () => {
     const many = Array.from({ length: 100_000 }, (_, i) => ({ messageId: String(576460765503091475n + BigInt(i)), messageUuid: `uuid-${i}` }));
 
