@@ -180,18 +180,11 @@ function scanValue(text: string, start: number): Span | { error: string } {
       return { error: depth > 0 ? 'the body ends inside an object or array' : 'a value is missing' };
     }
     if (code === QUOTE) {
-      at += 1;
-      for (;;) {
-        const inner = text.charCodeAt(at);
-        if (Number.isNaN(inner)) {
-          return { error: 'a string is not closed' };
-        }
-        if (inner === QUOTE) {
-          break;
-        }
-        at += inner === BACKSLASH ? 2 : 1;
+      const close = closingQuote(text, at + 1);
+      if (close === -1) {
+        return { error: 'a string is not closed' };
       }
-      at += 1;
+      at = close + 1;
     } else if (code === OPEN_BRACE || code === OPEN_BRACKET) {
       depth += 1;
       deepest = Math.max(deepest, depth);
@@ -237,6 +230,24 @@ function scanValue(text: string, start: number): Span | { error: string } {
     }
   } while (depth > 0);
   return { start, end: at, depth: deepest, bigIntegers };
+}
+
+/**
+ * Where the string whose text starts at `from` ends: the first quote not escaped, that is not after
+ * an odd run of backslashes (each backslash escapes the character after it). Found with indexOf,
+ * which skips a string's text much faster than a loop over its characters; -1 when there is none.
+ */
+function closingQuote(text: string, from: number): number {
+  for (let quote = text.indexOf('"', from); quote !== -1; quote = text.indexOf('"', quote + 1)) {
+    let backslash = quote - 1;
+    while (backslash >= from && text.charCodeAt(backslash) === BACKSLASH) {
+      backslash -= 1;
+    }
+    if ((quote - 1 - backslash) % 2 === 0) {
+      return quote;
+    }
+  }
+  return -1;
 }
 
 /** The span's text with each long integer literal written as a JSON string. */

@@ -13,7 +13,7 @@ import type { DashboardService } from '../services/dashboard.js';
 import type { JobService } from '../services/jobs.js';
 import type { RateLimitCounters } from '../services/rate-limits.js';
 import { type Authenticate, type BasicCredentials, callingApp, requireAdminKey, requireApiKey, requireBasicAuth } from './auth.js';
-import { type ExpressRoute, serveRouteDirectly } from './direct-route.js';
+import { type ExpressRoute, serveRoutesDirectly } from './direct-route.js';
 import { errorHandler, notFoundHandler } from './problem.js';
 import { limitFailedCallbackAuth, limitShared } from './rate-limit.js';
 import { adminRouter } from './routes/admin.js';
@@ -109,7 +109,7 @@ function fixedHeaders(middleware: express.RequestHandler): Array<[string, string
   return [...headers];
 }
 
-/** The express app, and what the HTTP server runs: the app, with its busiest route served directly. */
+/** The express app, and what the HTTP server runs: the app, with its busiest routes served directly. */
 export interface HttpApp {
   app: Express;
   listener: RequestListener;
@@ -200,18 +200,24 @@ export function createApp(deps: AppDeps): HttpApp {
   const answerError = errorHandler(deps.log);
   app.use(answerError);
 
-  // POST /queue, one message per request, is the load jetpost is sized for: its route is served
-  // without express's router (the same handlers, in the same order, after the same app middlewares).
-  const queueRoute = routeLayers(app).find((layer) => layer.route!.path === '/queue' && layer.route!.methods['post'])?.route;
-  if (queueRoute === undefined) {
-    throw new Error('the app has no POST /queue route to serve directly');
-  }
-  const listener = serveRouteDirectly(app, {
-    method: 'POST',
-    route: queueRoute,
+  // POST /queue, one message per request, is the load jetpost is sized for, and POST /events comes
+  // by the hundred events per request: both are served without express's router (the same
+  // handlers, in the same order, after the same app middlewares).
+  const postRoute = (path: string): ExpressRoute => {
+    const route = routeLayers(app).find((layer) => layer.route!.path === path && layer.route!.methods['post'])?.route;
+    if (route === undefined) {
+      throw new Error(`the app has no POST ${path} route to serve directly`);
+    }
+    return route;
+  };
+  const listener = serveRoutesDirectly(app, {
+    routes: [
+      { method: 'POST', route: postRoute('/queue') },
+      { method: 'POST', route: postRoute('/events') },
+    ],
     before: [setSecurityHeaders, logRequest],
     errorHandler: answerError,
-    onLateError: (error) => deps.log.error('an error after the answer had begun: the connection is closed', { component: 'http', route: '/queue', error }),
+    onLateError: (error, route) => deps.log.error('an error after the answer had begun: the connection is closed', { component: 'http', route, error }),
   });
   return { app, listener };
 }

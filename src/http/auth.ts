@@ -26,11 +26,19 @@ export function callingApp(res: Response): AppIdentity {
   return res.locals['app'] as AppIdentity;
 }
 
+function digest(secret: string): Buffer {
+  return createHash('sha256').update(secret).digest();
+}
+
 /** Equal-length digests, so the comparison takes the same time whatever the input. */
 export function sameSecret(given: string, expected: string): boolean {
-  const a = createHash('sha256').update(given).digest();
-  const b = createHash('sha256').update(expected).digest();
-  return timingSafeEqual(a, b);
+  return secretMatcher(expected)(given);
+}
+
+/** sameSecret against a secret fixed in advance: its digest is computed once, not per request. */
+export function secretMatcher(expected: string): (given: string) => boolean {
+  const expectedDigest = digest(expected);
+  return (given) => timingSafeEqual(digest(given), expectedDigest);
 }
 
 /** The admin API: a bearer key compared in constant time; without a configured key it is off. */
@@ -61,8 +69,10 @@ export interface BasicCredentials {
  * a request with the right credentials is never held back by the failures of others.
  */
 export function requireBasicAuth(credentials: BasicCredentials | undefined, realm: string, limitFailures?: RequestHandler): RequestHandler {
+  const sameUsername = credentials && secretMatcher(credentials.username);
+  const samePassword = credentials && secretMatcher(credentials.password);
   return (req, res, next) => {
-    if (credentials === undefined) {
+    if (sameUsername === undefined || samePassword === undefined) {
       next();
       return;
     }
@@ -72,7 +82,7 @@ export function requireBasicAuth(credentials: BasicCredentials | undefined, real
     const ok =
       separator > 0 &&
       // Both checks always run: no early exit that would tell which half was wrong.
-      [sameSecret(decoded.slice(0, separator), credentials.username), sameSecret(decoded.slice(separator + 1), credentials.password)].every(Boolean);
+      [sameUsername(decoded.slice(0, separator)), samePassword(decoded.slice(separator + 1))].every(Boolean);
     if (ok) {
       next();
       return;

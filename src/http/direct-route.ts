@@ -1,8 +1,10 @@
-// One route of the express app served without express's per-request walk: its busiest route
-// (POST /queue) answered by the handlers express itself holds for it, run in a plain loop. Every other
-// request goes to the app as before. The handlers see what they see under express (the app's request
-// and response prototypes, res.locals, the matched route), errors go to the app's error handler, so
-// both paths give the same answers: only the router's matching and bookkeeping are skipped.
+// The busiest routes of the express app served without express's per-request walk: POST /queue (one
+// message per request is the load jetpost is sized for) and POST /events (Mailjet's callbacks, by
+// the hundred), each answered by the handlers express itself holds for it, run in a plain loop.
+// Every other request goes to the app as before. The handlers see what they see under express (the
+// app's request and response prototypes, res.locals, the matched route), errors go to the app's
+// error handler, so both paths give the same answers: only the router's matching and bookkeeping
+// are skipped.
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 
 import type { ErrorRequestHandler, Express, Request, RequestHandler, Response } from 'express';
@@ -13,25 +15,57 @@ export interface ExpressRoute {
   stack: Array<{ method?: string; handle: RequestHandler }>;
 }
 
-export interface DirectRouteOptions {
+export interface DirectRoute {
   /** The request line it takes: a method and an exact path (no query string: those go to express). */
   method: string;
   /** The route express matches for it (its handlers are run, in order). */
   route: ExpressRoute;
+}
+
+export interface DirectRouteOptions {
+  routes: DirectRoute[];
   /** The app-level middlewares that run before every router (security headers, the request log), in order. */
   before: RequestHandler[];
   /** The app's error handler, which answers whatever a handler passes to next(error) or throws. */
   errorHandler: ErrorRequestHandler;
   /** What express's final handler does with an error once the answer has begun: the connection is closed. */
-  onLateError: (error: unknown) => void;
+  onLateError: (error: unknown, route: string) => void;
 }
 
-export function serveRouteDirectly(app: Express, { method, route, before, errorHandler, onLateError }: DirectRouteOptions): RequestListener {
+type Serve = (req: Request, res: Response) => void;
+
+export function serveRoutesDirectly(app: Express, { routes, before, errorHandler, onLateError }: DirectRouteOptions): RequestListener {
+  // By path, then by method: a request line is looked up without building a string.
+  const served = new Map<string, Map<string, Serve>>();
+  for (const { method, route } of routes) {
+    const byMethod = served.get(route.path) ?? new Map<string, Serve>();
+    byMethod.set(method, directServer(app, method, route, before, errorHandler, onLateError));
+    served.set(route.path, byMethod);
+  }
+
+  return (req: IncomingMessage, res: ServerResponse) => {
+    const serve = served.get(req.url!)?.get(req.method!);
+    if (serve !== undefined) {
+      serve(req as Request, res as Response);
+      return;
+    }
+    app(req, res);
+  };
+}
+
+function directServer(
+  app: Express,
+  method: string,
+  route: ExpressRoute,
+  before: RequestHandler[],
+  errorHandler: ErrorRequestHandler,
+  onLateError: DirectRouteOptions['onLateError'],
+): Serve {
   const lowerMethod = method.toLowerCase();
   const handlers = [...before, ...route.stack.filter((layer) => layer.method === undefined || layer.method === lowerMethod).map((layer) => layer.handle)];
   const path = route.path;
 
-  function serve(req: Request, res: Response): void {
+  return (req, res) => {
     // What express's app.handle and its router set before a route's handlers run.
     req.res = res;
     res.req = req;
@@ -46,11 +80,11 @@ export function serveRouteDirectly(app: Express, { method, route, before, errorH
     const fail = (error: unknown) => {
       try {
         errorHandler(error, req, res, (late?: unknown) => {
-          onLateError(late);
+          onLateError(late, path);
           req.socket.destroy();
         });
       } catch (thrown) {
-        onLateError(thrown);
+        onLateError(thrown, path);
         req.socket.destroy();
       }
     };
@@ -76,13 +110,5 @@ export function serveRouteDirectly(app: Express, { method, route, before, errorH
       }
     };
     next();
-  }
-
-  return (req: IncomingMessage, res: ServerResponse) => {
-    if (req.method === method && req.url === path) {
-      serve(req as Request, res as Response);
-      return;
-    }
-    app(req, res);
   };
 }

@@ -148,6 +148,21 @@ describe('splitJsonBody', () => {
     );
   });
 
+  it('when strings hold runs of backslashes and quotes, then each string ends at its real closing quote', () => {
+    const tricky = fc.string({ unit: fc.constantFrom('\\', '"', 'a', ']', ',', '{') });
+    fc.assert(
+      fc.property(fc.array(fc.oneof(tricky, fc.dictionary(tricky, tricky))), (items) => {
+        const result = elements(JSON.stringify(items));
+        expect(result.map(valueOf)).to.deep.equal(items);
+        expect(result.map((e) => e.source)).to.deep.equal(items.map((item) => JSON.stringify(item)));
+      }),
+      { numRuns: 1000 },
+    );
+    expect(splitJsonBody('["a\\\\"]', UNLIMITED).ok).to.equal(true);
+    expect(splitJsonBody('["a\\\\\\"]', UNLIMITED).ok).to.equal(false);
+    expect(splitJsonBody('["\\', UNLIMITED).ok).to.equal(false);
+  });
+
   it('when a body is JSON text with one character changed, then it is accepted exactly when JSON.parse accepts it', () => {
     const mutated = fc
       .tuple(fc.jsonValue(), fc.nat(), fc.constantFrom('', '[', ']', '{', '}', '"', '\\', ',', ':', '0', '-', 'e', ' ', 'x'))

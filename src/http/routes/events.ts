@@ -1,9 +1,10 @@
 // POST /events: Mailjet's event callback. The credentials are checked first and the body is read
 // only then, as text, whatever its Content-Type (it is parsed losslessly: MessageIDs exceed 2^53).
 // The answer is 200 once every element is stored, applied or kept aside; see receiveEvents.
-import express, { type RequestHandler, Router } from 'express';
+import { type RequestHandler, Router } from 'express';
 
 import type { EventsReceipt } from '../../services/events.js';
+import { textBody } from '../text-body.js';
 
 export interface EventsRouteDeps {
   receive: (body: string) => Promise<EventsReceipt>;
@@ -17,7 +18,7 @@ export interface EventsRouteDeps {
 export function eventsRouter({ receive, limit, requireCallbackAuth, bodyLimit }: EventsRouteDeps): Router {
   const router = Router();
   // Any content type: Mailjet's is not documented, and the body is parsed here, not by express.
-  const rawText = express.text({ type: () => true, limit: bodyLimit });
+  const rawText = textBody({ limit: bodyLimit });
 
   router.post('/events', requireCallbackAuth, limit, rawText, async (req, res) => {
     const text = typeof req.body === 'string' ? req.body : '';
