@@ -2,45 +2,16 @@
 // body-parser (http/json-body.ts). "application/json" takes the direct path; the same body as
 // "application/json; charset=UTF-8" goes to body-parser (the type is not one of the exact strings
 // read directly), and must get the same answer, bytes for bytes.
-import { once } from 'node:events';
-import { type IncomingMessage, request, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-
 import { expect } from 'chai';
 import express from 'express';
 
 import { jsonBody } from '../../src/http/json-body.js';
 import { errorHandler } from '../../src/http/problem.js';
+import { type BodyServer, listenOnLoopback, postInParts } from '../support/body-server.js';
 import { testLogger } from '../support/log.js';
 
-interface Answer {
-  status: number;
-  type: string | undefined;
-  body: string;
-}
-
-/** POSTs `parts` (written one after the other, a moment apart) and reads the answer. */
-async function post(port: number, path: string, type: string, parts: Buffer[]): Promise<Answer> {
-  const length = parts.reduce((sum, part) => sum + part.length, 0);
-  const req = request({ port, host: '127.0.0.1', method: 'POST', path, headers: { 'content-type': type, 'content-length': length } });
-  // Listened for first: the answer may come before the last write returns.
-  const answered = once(req, 'response') as Promise<[IncomingMessage]>;
-  for (const part of parts) {
-    req.write(part);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-  req.end();
-  const [res] = await answered;
-  const chunks: Buffer[] = [];
-  for await (const chunk of res) {
-    chunks.push(chunk as Buffer);
-  }
-  return { status: res.statusCode!, type: res.headers['content-type'], body: Buffer.concat(chunks).toString('utf8') };
-}
-
 describe('jsonBody', () => {
-  let server: Server;
-  let port: number;
+  let server: BodyServer;
 
   before(async () => {
     const app = express();
@@ -50,13 +21,11 @@ describe('jsonBody', () => {
     app.post('/strict', jsonBody({ limit: '1kb' }), echo);
     app.post('/lenient', jsonBody({ limit: '1kb', strict: false, type: ['application/json', 'application/*+json'] }), echo);
     app.use(errorHandler(testLogger()));
-    server = app.listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    port = (server.address() as AddressInfo).port;
+    server = await listenOnLoopback(app);
   });
 
   after(async () => {
-    await new Promise((resolve) => server.close(resolve));
+    await server.close();
   });
 
   const text = (value: string) => [Buffer.from(value, 'utf8')];
@@ -80,20 +49,20 @@ describe('jsonBody', () => {
   for (const path of ['/strict', '/lenient']) {
     for (const [what, parts] of Object.entries(bodies)) {
       it(`when ${path} is sent ${what}, then reading it directly answers as body-parser does`, async () => {
-        const direct = await post(port, path, 'application/json', parts);
-        const general = await post(port, path, 'application/json; charset=UTF-8', parts);
+        const direct = await postInParts(server.port, path, 'application/json', parts);
+        const general = await postInParts(server.port, path, 'application/json; charset=UTF-8', parts);
         expect(direct).to.deep.equal(general);
       });
     }
   }
 
   it('when a body is read directly, then the answers are what body-parser gives (a sample, spelled out)', async () => {
-    expect(await post(port, '/strict', 'application/json', text('\uFEFF{"a":1}'))).to.deep.include({ status: 200, body: '{"body":{"a":1}}' });
-    expect((await post(port, '/strict', 'application/json', text('"just text"'))).status).to.equal(400);
-    expect(await post(port, '/lenient', 'application/json', text('"just text"'))).to.deep.include({ status: 200, body: '{"body":"just text"}' });
-    const notUtf8 = await post(port, '/lenient', 'application/json', bodies['bytes that are not UTF-8']!);
+    expect(await postInParts(server.port, '/strict', 'application/json', text('\uFEFF{"a":1}'))).to.deep.include({ status: 200, body: '{"body":{"a":1}}' });
+    expect((await postInParts(server.port, '/strict', 'application/json', text('"just text"'))).status).to.equal(400);
+    expect(await postInParts(server.port, '/lenient', 'application/json', text('"just text"'))).to.deep.include({ status: 200, body: '{"body":"just text"}' });
+    const notUtf8 = await postInParts(server.port, '/lenient', 'application/json', bodies['bytes that are not UTF-8']!);
     expect(notUtf8.status).to.equal(400);
     expect(notUtf8.body).to.include('not valid UTF-8');
-    expect((await post(port, '/lenient', 'application/json', bodies['one byte over the limit']!)).status).to.equal(413);
+    expect((await postInParts(server.port, '/lenient', 'application/json', bodies['one byte over the limit']!)).status).to.equal(413);
   });
 });
