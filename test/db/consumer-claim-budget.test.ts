@@ -38,9 +38,16 @@ describe('the consumers of a process share one budget of claimed bytes', functio
     await simulator.listen(0);
   });
 
-  function consumersWith(options: Pick<ConsumerPoolOptions, 'concurrency' | 'batchSize' | 'claimBudget' | 'log'>): ConsumerPool {
+  function consumersWith(options: Pick<ConsumerPoolOptions, 'concurrency' | 'batchSize' | 'claimBudget' | 'log'>, onClaim = () => {}): ConsumerPool {
+    const sending = createSendingService({ pool: db.pool, channels: notifyChannels(TEST_SCHEMA), leaseMs: 120_000 });
     return createConsumerPool({
-      sending: createSendingService({ pool: db.pool, channels: notifyChannels(TEST_SCHEMA), leaseMs: 120_000 }),
+      sending: {
+        ...sending,
+        claim: (...args) => {
+          onClaim();
+          return sending.claim(...args);
+        },
+      },
       mailjet: createMailjetClient({ apiKey: 'k', apiSecret: 's', baseUrl: simulator.url!, timeoutMs: 30_000 }),
       wakeup: createWakeup(),
       gate: createSendGate({ callsPerSecond: 0 }),
@@ -116,4 +123,26 @@ describe('the consumers of a process share one budget of claimed bytes', functio
     );
     expect(senders.size, 'consumers that sent').to.equal(4);
   });
+
+  it('when the queue is empty, then the consumers stop claiming, also those that found no room in the budget', async () => {
+    let claims = 0;
+    // Room for two claims in flight: the other two consumers find none, and each empty claim made room.
+    consumers = consumersWith(
+      { concurrency: 4, batchSize: 5, claimBudget: { totalBytes: 2 * MESSAGE_CHARS, claimBytes: MESSAGE_CHARS }, log: testLogger() },
+      () => {
+        claims += 1;
+      },
+    );
+
+    consumers.start();
+    await sleep(1_000);
+    const afterFirstRound = claims;
+    await sleep(1_000);
+
+    // Each empty claim used to wake the consumers that found no room, whose empty claims woke the others: hundreds a second.
+    expect(afterFirstRound, 'claims of the first round').to.be.at.most(8);
+    expect(claims - afterFirstRound, 'claims of an idle process').to.equal(0);
+  });
 });
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
