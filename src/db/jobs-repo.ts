@@ -64,6 +64,7 @@ export interface AppJobToInsert extends JobToInsert {
 // NOTIFY, if any, is sent at commit and only when a job was inserted; as a lone statement it is a
 // whole transaction (one round trip). The sequence is looked up once, in a subquery: called per
 // row, pg_get_serial_sequence cost more than inserting the row.
+// It is the only writer of recipients, which is why no foreign key checks their job (sql/27_…).
 // The hot writes (this insert, the claim, the acceptance) set queue_status beside status themselves,
 // so that sql/19_…'s trigger, which keeps it right for every other write, calls nothing.
 // Prepared once per connection (the server parses and plans it once, and its text is not sent again).
@@ -801,10 +802,10 @@ export async function readQueueDepth(db: Queryable, cap: number): Promise<QueueD
 // retention are deleted: settled (not queued, scheduled, processing or deferred), unchanged for
 // `$2` ms, with no webhook delivery still pending. Ids grow with creation time, so the oldest jobs
 // come first and a pass stops at the first window whose last job was created within retention. Their
-// recipients, events, status changes and webhook deliveries go with them (ON DELETE CASCADE, and the
-// trigger of sql/26_… for events and status changes, through the indexes of sql/7_ to 9_). A job
-// locked by another transaction (an event being applied) is skipped, and one changed since the
-// window was read is checked again under its lock.
+// recipients, events, status changes and webhook deliveries go with them (the trigger of sql/26_…
+// and 27_… for recipients, events and status changes, through the indexes of sql/7_ to 9_, and ON
+// DELETE CASCADE for webhook deliveries). A job locked by another transaction (an event being
+// applied) is skipped, and one changed since the window was read is checked again under its lock.
 const PRUNE_JOBS = `
   with scanned as (
     select id, created_at
