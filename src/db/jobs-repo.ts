@@ -214,23 +214,41 @@ export async function insertJobs(db: Queryable, appId: string, jobs: readonly Jo
   return jobs.map((_, index) => rows.get(index)!.id);
 }
 
+/**
+ * Every priority a job may have (the table's check: 0 to 3), highest first, as rows `p(priority)`: the
+ * statements that read the claim index, (priority desc, run_at, id), read it one priority at a time.
+ */
+const PRIORITIES = `(values (3), (2), (1), (0)) as p(priority)`;
+
 // One statement claims and leases: the inner SELECT reads the partial claim index and skips rows
 // other consumers hold, so concurrent consumers never get the same job. It takes up to $2 jobs, and
-// of those only as many as fit in $5 bytes of stored message (the first always does), so a batch of
+// of those only as many as fit in $4 bytes of stored message (the first always does), so a batch of
 // large messages does not load them all into memory at once; the rest stay queued for the next claim.
 // Each job comes with its recipients and which of their addresses are suppressed: one round trip
-// per batch, not three. Not a prepared statement: with its statuses a parameter, a generic plan
-// cannot use the partial claim index, yet PostgreSQL chose one while the statistics were stale (a
-// backlog queued just before): claims took 4 times as long, and PostgreSQL's CPU per message doubled.
+// per batch, not three.
+// The due jobs are read one priority at a time, highest first (PRIORITIES; the nested loop keeps
+// that order and the outer LIMIT stops it), each a range of the claim index read in order:
+// (priority = p, run_at <= now()), the one plan that reads no more than the jobs it takes. Asked for
+// every priority at once, PostgreSQL read every due job and sorted them when its statistics did not
+// know the backlog (a table never analysed, or analysed before a bulk enqueue): 50,000 rows for a
+// claim of 200. Read a priority at a time, it still chose the run_at index (dropped by sql/27_…) once
+// they did (test/db/claim-plan.test.ts). Not a prepared statement: a generic plan does not know $2,
+// the LIMIT, and may then join the update to a scan of the whole table.
 const CLAIM_JOBS = `
   with picked as (
-    select id, attempts as attempts_before, priority, run_at, pg_column_size(message) as size
-    from email_send_jobs
-    where queue_status = any($4::text[])
-      and run_at <= now()
-    order by priority desc, run_at, id
+    select due.*
+    from ${PRIORITIES}
+    cross join lateral (
+      select id, attempts as attempts_before, priority, run_at, pg_column_size(message) as size
+      from email_send_jobs
+      where queue_status in ('queued', 'scheduled', 'deferred')
+        and priority = p.priority
+        and run_at <= now()
+      order by run_at, id
+      limit $2
+      for update skip locked
+    ) as due
     limit $2
-    for update skip locked
   ),
   within_budget as (
     select id, attempts_before
@@ -239,7 +257,7 @@ const CLAIM_JOBS = `
         sum(size) over (order by priority desc, run_at, id) - size as bytes_before
       from picked
     ) as sized
-    where bytes_before < $5::bigint
+    where bytes_before < $4::bigint
   ),
   claimed as (
     update email_send_jobs j
@@ -261,7 +279,7 @@ const CLAIM_JOBS = `
 export const CLAIM_MAX_BYTES = 15 * 1024 * 1024;
 
 export async function claimJobs(db: Queryable, workerId: string, limit: number, leaseMs: number, maxBytes = CLAIM_MAX_BYTES): Promise<ClaimedJob[]> {
-  const rows = await query(db, CLAIM_JOBS, [workerId, limit, leaseMs, CLAIMABLE_STATUSES, maxBytes]);
+  const rows = await query(db, CLAIM_JOBS, [workerId, limit, leaseMs, maxBytes]);
   return rows
     .map((row): ClaimedJob => {
       const job = toJob(row);
@@ -275,14 +293,23 @@ export async function claimJobs(db: Queryable, workerId: string, limit: number, 
     .sort((a, b) => b.priority - a.priority || a.runAt.getTime() - b.runAt.getTime() || Number(a.id) - Number(b.id));
 }
 
-const NEXT_RUN_AT = `
-  select min(run_at) as run_at
-  from email_send_jobs
-  where queue_status = any($1::text[])`;
+// The earliest run_at of each priority: the first entry of its range of the claim index.
+const FIRST_RUN_AT_BY_PRIORITY = `
+  ${PRIORITIES}
+  cross join lateral (
+    select run_at
+    from email_send_jobs
+    where queue_status in ('queued', 'scheduled', 'deferred')
+      and priority = p.priority
+    order by run_at
+    limit 1
+  ) as first`;
+
+const NEXT_RUN_AT = `select min(first.run_at) as run_at from ${FIRST_RUN_AT_BY_PRIORITY}`;
 
 /** When the earliest claimable job becomes due (null when there is none): idle consumers sleep until then. */
 export async function nextRunAt(db: Queryable): Promise<Date | null> {
-  const [row] = await query(db, NEXT_RUN_AT, [CLAIMABLE_STATUSES]);
+  const [row] = await query(db, NEXT_RUN_AT);
   return (row?.['run_at'] as Date | null) ?? null;
 }
 
@@ -777,7 +804,7 @@ export async function findJobOfAnyApp(db: Queryable, jobId: string): Promise<{ j
 
 // One count per status, each read from the partial index of its status (claim, lease, failed) and
 // capped: a scrape costs at most `cap` index entries per status however long the backlog. The
-// oldest due job is the first entry of the run_at index.
+// oldest due job is the earliest of each priority's first entry in the claim index.
 const QUEUE_DEPTH = `
   select
     (select count(*) from (select 1 from email_send_jobs where queue_status = 'queued' limit $1) s) as queued,
@@ -785,9 +812,9 @@ const QUEUE_DEPTH = `
     (select count(*) from (select 1 from email_send_jobs where queue_status = 'deferred' limit $1) s) as deferred,
     (select count(*) from (select 1 from email_send_jobs where queue_status = 'processing' limit $1) s) as processing,
     (select count(*) from (select 1 from email_send_jobs where queue_status = 'failed' limit $1) s) as failed,
-    (select extract(epoch from now() - min(run_at))::float8
-      from email_send_jobs
-      where queue_status in ('queued', 'scheduled', 'deferred') and run_at <= now()) as oldest_due_age_s`;
+    (select extract(epoch from now() - min(first.run_at))::float8
+      from ${FIRST_RUN_AT_BY_PRIORITY}
+      where first.run_at <= now()) as oldest_due_age_s`;
 
 export async function readQueueDepth(db: Queryable, cap: number): Promise<QueueDepth> {
   const [row] = await query(db, QUEUE_DEPTH, [cap]);
