@@ -6,8 +6,9 @@
 // statistics stay as each test left them.
 import { expect } from 'chai';
 
-import { claimJobs, nextRunAt } from '../../src/db/jobs-repo.js';
+import { claimJobs, findJobs, nextRunAt } from '../../src/db/jobs-repo.js';
 import type { Pool } from '../../src/db/pool.js';
+import type { JobRow } from '../../src/domain/job.js';
 import { makeApp } from '../factories.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { planner, type PlanNode, planShape } from '../support/plans.js';
@@ -158,5 +159,42 @@ describe('the order of claims', () => {
     // The next to fall due: the priority-1 job in 5 minutes, before the priority-3 one in 10.
     const due = await db.pool.query<{ ms: string }>('select floor(extract(epoch from run_at) * 1000)::text as ms from email_send_jobs where id = $1', [ids[7]]);
     expect((await nextRunAt(db.pool))?.getTime()).to.equal(Number(due.rows[0]!.ms));
+  });
+});
+
+describe("a job's times, read as epoch milliseconds", () => {
+  let db: TestDatabase;
+
+  before(async () => {
+    db = await createTestDatabase();
+  });
+
+  after(async () => {
+    await db?.drop();
+  });
+
+  it('when times have microseconds (before 1970 too), then the claim and the reads give the Dates node-postgres itself parses', async () => {
+    const app = await makeApp(db.pool);
+    const { rows } = await db.pool.query<{ id: string }>(
+      `insert into email_send_jobs (app_id, status, message, send_at, run_at, max_attempts, recipient_count, created_at)
+       values ($1, 'queued', '{"from":{"email":"app@example.com"},"text":"Hi"}', '1969-12-31 23:59:59.9995+00', '2026-01-01 00:00:00.999999+00', 3, 1,
+         '2025-12-31 23:59:59.000001+00')
+       returning id::text`,
+      [app.id],
+    );
+    const id = rows[0]!.id;
+    await db.pool.query(`insert into email_recipients (job_id, position, kind, email) values ($1, 0, 'to', 'reader@example.org')`, [id]);
+
+    const [claimed] = await claimJobs(db.pool, 'a', 1, LEASE_MS);
+    const [read] = await findJobs(db.pool, app.id, [id]);
+    const stored = await db.pool.query<Record<string, Date | null>>(
+      'select send_at, run_at, locked_until, created_at, updated_at, accepted_at from email_send_jobs where id = $1',
+      [id],
+    );
+    const times = (job: JobRow) => [job.sendAt, job.runAt, job.lockedUntil, job.createdAt, job.updatedAt, job.acceptedAt];
+    const expected = Object.values(stored.rows[0]!);
+    expect(expected[0]!.getTime()).to.equal(-1);
+    expect(times(claimed!)).to.deep.equal(expected);
+    expect(times(read!)).to.deep.equal(expected);
   });
 });
