@@ -20,13 +20,13 @@ const JOB_COLUMN_NAMES = (
 const JOB_TIMES = new Set(['send_at', 'run_at', 'locked_until', 'created_at', 'updated_at', 'accepted_at']);
 
 /** A job's columns as toJob reads them, of the table (or subquery) aliased `j`. */
-const JOB_COLUMNS = JOB_COLUMN_NAMES.map((column) => (JOB_TIMES.has(column) ? `extract(epoch from j.${column}) * 1000 as ${column}` : `j.${column}`)).join(
-  ', ',
-);
+const JOB_COLUMNS = JOB_COLUMN_NAMES.map((column) =>
+  JOB_TIMES.has(column) ? `floor(extract(epoch from j.${column}) * 1000) as ${column}` : `j.${column}`,
+).join(', ');
 
-/** A time read as epoch milliseconds (numeric text: the microseconds are dropped, as node-postgres drops them). */
+/** A time read as whole epoch milliseconds (numeric text): the microseconds dropped, as node-postgres drops them. */
 function timeOf(value: unknown): Date {
-  return new Date(Math.floor(Number(value)));
+  return new Date(Number(value));
 }
 
 function timeOrNull(value: unknown): Date | null {
