@@ -10,14 +10,28 @@ import type { RecordedChange } from '../domain/status-change.js';
 import { type PreparedStatement, query, type Queryable } from './pool.js';
 import { CLAIMED_RECIPIENTS_JSON, claimedRecipientsFromJson } from './recipients-repo.js';
 
-const JOB_COLUMNS = `
-  id, app_id, status, custom_id, metadata, priority, send_at, run_at, attempts, max_attempts,
-  locked_by, locked_until, last_error, recipient_count, outcome_unknown, created_at, updated_at, accepted_at`;
+const JOB_COLUMN_NAMES = (
+  'id app_id status custom_id metadata priority send_at run_at attempts max_attempts ' +
+  'locked_by locked_until last_error recipient_count outcome_unknown created_at updated_at accepted_at'
+).split(' ');
 
-/** The same columns, of a table aliased `j`. */
-const QUALIFIED_JOB_COLUMNS = JOB_COLUMNS.split(',')
-  .map((column) => `j.${column.trim()}`)
-  .join(', ');
+// A job's times are read as epoch milliseconds: node-postgres parses a timestamp's text with regular
+// expressions, six per job (about 2 % of the process's CPU in a drain), and a number at once.
+const JOB_TIMES = new Set(['send_at', 'run_at', 'locked_until', 'created_at', 'updated_at', 'accepted_at']);
+
+/** A job's columns as toJob reads them, of the table (or subquery) aliased `j`. */
+const JOB_COLUMNS = JOB_COLUMN_NAMES.map((column) =>
+  JOB_TIMES.has(column) ? `floor(extract(epoch from j.${column}) * 1000) as ${column}` : `j.${column}`,
+).join(', ');
+
+/** A time read as whole epoch milliseconds (numeric text): the microseconds dropped, as node-postgres drops them. */
+function timeOf(value: unknown): Date {
+  return new Date(Number(value));
+}
+
+function timeOrNull(value: unknown): Date | null {
+  return value == null ? null : timeOf(value);
+}
 
 export function toJob(row: Record<string, unknown>): JobRow {
   return {
@@ -27,18 +41,18 @@ export function toJob(row: Record<string, unknown>): JobRow {
     customId: (row['custom_id'] as string | null) ?? null,
     metadata: (row['metadata'] as Record<string, unknown> | null) ?? null,
     priority: Number(row['priority']),
-    sendAt: (row['send_at'] as Date | null) ?? null,
-    runAt: row['run_at'] as Date,
+    sendAt: timeOrNull(row['send_at']),
+    runAt: timeOf(row['run_at']),
     attempts: Number(row['attempts']),
     maxAttempts: Number(row['max_attempts']),
     lockedBy: (row['locked_by'] as string | null) ?? null,
-    lockedUntil: (row['locked_until'] as Date | null) ?? null,
+    lockedUntil: timeOrNull(row['locked_until']),
     lastError: (row['last_error'] as string | null) ?? null,
     recipientCount: Number(row['recipient_count']),
     outcomeUnknown: row['outcome_unknown'] === true,
-    createdAt: row['created_at'] as Date,
-    updatedAt: row['updated_at'] as Date,
-    acceptedAt: (row['accepted_at'] as Date | null) ?? null,
+    createdAt: timeOf(row['created_at']),
+    updatedAt: timeOf(row['updated_at']),
+    acceptedAt: timeOrNull(row['accepted_at']),
   };
 }
 
@@ -215,23 +229,41 @@ export async function insertJobs(db: Queryable, appId: string, jobs: readonly Jo
   return jobs.map((_, index) => rows.get(index)!.id);
 }
 
+/**
+ * Every priority a job may have (the table's check: 0 to 3), highest first, as rows `p(priority)`: the
+ * statements that read the claim index, (priority desc, run_at, id), read it one priority at a time.
+ */
+const PRIORITIES = `(values (3), (2), (1), (0)) as p(priority)`;
+
 // One statement claims and leases: the inner SELECT reads the partial claim index and skips rows
 // other consumers hold, so concurrent consumers never get the same job. It takes up to $2 jobs, and
-// of those only as many as fit in $5 bytes of stored message (the first always does), so a batch of
+// of those only as many as fit in $4 bytes of stored message (the first always does), so a batch of
 // large messages does not load them all into memory at once; the rest stay queued for the next claim.
 // Each job comes with its recipients and which of their addresses are suppressed: one round trip
-// per batch, not three. Not a prepared statement: with its statuses a parameter, a generic plan
-// cannot use the partial claim index, yet PostgreSQL chose one while the statistics were stale (a
-// backlog queued just before): claims took 4 times as long, and PostgreSQL's CPU per message doubled.
+// per batch, not three.
+// The due jobs are read one priority at a time, highest first (PRIORITIES; the nested loop keeps
+// that order and the outer LIMIT stops it), each a range of the claim index read in order:
+// (priority = p, run_at <= now()), the one plan that reads no more than the jobs it takes. Asked for
+// every priority at once, PostgreSQL read every due job and sorted them when its statistics did not
+// know the backlog (a table never analysed, or analysed before a bulk enqueue): 50,000 rows for a
+// claim of 200. Read a priority at a time, it still chose the run_at index (dropped by sql/28_…) once
+// they did (test/db/claim-plan.test.ts). Not a prepared statement: a generic plan does not know $2,
+// the LIMIT, and may then join the update to a scan of the whole table.
 const CLAIM_JOBS = `
   with picked as (
-    select id, attempts as attempts_before, priority, run_at, pg_column_size(message) as size
-    from email_send_jobs
-    where queue_status = any($4::text[])
-      and run_at <= now()
-    order by priority desc, run_at, id
+    select due.*
+    from ${PRIORITIES}
+    cross join lateral (
+      select id, attempts as attempts_before, priority, run_at, pg_column_size(message) as size
+      from email_send_jobs
+      where queue_status in ('queued', 'scheduled', 'deferred')
+        and priority = p.priority
+        and run_at <= now()
+      order by run_at, id
+      limit $2
+      for update skip locked
+    ) as due
     limit $2
-    for update skip locked
   ),
   within_budget as (
     select id, attempts_before
@@ -240,7 +272,7 @@ const CLAIM_JOBS = `
         sum(size) over (order by priority desc, run_at, id) - size as bytes_before
       from picked
     ) as sized
-    where bytes_before < $5::bigint
+    where bytes_before < $4::bigint
   ),
   claimed as (
     update email_send_jobs j
@@ -252,7 +284,7 @@ const CLAIM_JOBS = `
       updated_at = now()
     from within_budget as picked
     where j.id = picked.id
-    returning ${QUALIFIED_JOB_COLUMNS}, j.message,
+    returning ${JOB_COLUMNS}, j.message,
       j.outcome_unknown and picked.attempts_before >= j.max_attempts as look_up_only
   )
   select j.*, ${CLAIMED_RECIPIENTS_JSON} as recipients
@@ -262,7 +294,7 @@ const CLAIM_JOBS = `
 export const CLAIM_MAX_BYTES = 15 * 1024 * 1024;
 
 export async function claimJobs(db: Queryable, workerId: string, limit: number, leaseMs: number, maxBytes = CLAIM_MAX_BYTES): Promise<ClaimedJob[]> {
-  const rows = await query(db, CLAIM_JOBS, [workerId, limit, leaseMs, CLAIMABLE_STATUSES, maxBytes]);
+  const rows = await query(db, CLAIM_JOBS, [workerId, limit, leaseMs, maxBytes]);
   return rows
     .map((row): ClaimedJob => {
       const job = toJob(row);
@@ -276,14 +308,23 @@ export async function claimJobs(db: Queryable, workerId: string, limit: number, 
     .sort((a, b) => b.priority - a.priority || a.runAt.getTime() - b.runAt.getTime() || Number(a.id) - Number(b.id));
 }
 
-const NEXT_RUN_AT = `
-  select min(run_at) as run_at
-  from email_send_jobs
-  where queue_status = any($1::text[])`;
+// The earliest run_at of each priority: the first entry of its range of the claim index.
+const FIRST_RUN_AT_BY_PRIORITY = `
+  ${PRIORITIES}
+  cross join lateral (
+    select run_at
+    from email_send_jobs
+    where queue_status in ('queued', 'scheduled', 'deferred')
+      and priority = p.priority
+    order by run_at
+    limit 1
+  ) as first`;
+
+const NEXT_RUN_AT = `select min(first.run_at) as run_at from ${FIRST_RUN_AT_BY_PRIORITY}`;
 
 /** When the earliest claimable job becomes due (null when there is none): idle consumers sleep until then. */
 export async function nextRunAt(db: Queryable): Promise<Date | null> {
-  const [row] = await query(db, NEXT_RUN_AT, [CLAIMABLE_STATUSES]);
+  const [row] = await query(db, NEXT_RUN_AT);
   return (row?.['run_at'] as Date | null) ?? null;
 }
 
@@ -524,7 +565,7 @@ const CANCEL_JOB = `
     for update
   ) as old
   where j.id = old.id
-  returning ${QUALIFIED_JOB_COLUMNS}, old.status as old_status`;
+  returning ${JOB_COLUMNS}, old.status as old_status`;
 
 /** Cancels a job nobody claimed yet; returns it with the status it had, or undefined. */
 export async function cancelJob(tx: Queryable, appId: string, jobId: string): Promise<{ job: JobRow; oldStatus: JobStatus } | undefined> {
@@ -534,7 +575,7 @@ export async function cancelJob(tx: Queryable, appId: string, jobId: string): Pr
 
 const FIND_JOBS = `
   select ${JOB_COLUMNS}
-  from email_send_jobs
+  from email_send_jobs j
   where app_id = $1::bigint
     and id = any($2::bigint[])
   order by id`;
@@ -546,7 +587,7 @@ export async function findJobs(db: Queryable, appId: string, ids: readonly strin
 
 const FIND_JOBS_BY_CUSTOM_ID = `
   select ${JOB_COLUMNS}
-  from email_send_jobs
+  from email_send_jobs j
   where app_id = $1::bigint
     and custom_id = any($2::text[])
   order by id
@@ -589,7 +630,7 @@ export async function setJobStatuses(tx: Queryable, changes: ReadonlyMap<string,
 // (sql/19_…): with the status known when the statement is planned, the second condition becomes that
 // index's predicate, or nothing.
 const LIST_JOBS_BY_STATUS = `
-  select ${QUALIFIED_JOB_COLUMNS}, a.name as app_name
+  select ${JOB_COLUMNS}, a.name as app_name
   from email_send_jobs j
   join apps a on a.id = j.app_id
   where j.status = $1
@@ -704,7 +745,7 @@ export interface JobPage {
 const FIRST_RECIPIENT = `left join lateral (select email from email_recipients where job_id = j.id order by position limit 1) as r on true`;
 
 const LIST_RECENT_JOBS = `
-  select ${QUALIFIED_JOB_COLUMNS}, a.name as app_name, r.email as recipient
+  select ${JOB_COLUMNS}, a.name as app_name, r.email as recipient
   from email_send_jobs j
   join apps a on a.id = j.app_id
   ${FIRST_RECIPIENT}
@@ -720,7 +761,7 @@ export async function listRecentJobs(db: Queryable, page: JobPage): Promise<JobL
 
 // Through the (lower(email), job_id) index: an address's jobs in id order, the app checked after.
 const FIND_JOBS_BY_RECIPIENT = `
-  select ${QUALIFIED_JOB_COLUMNS}, a.name as app_name, m.email as recipient
+  select ${JOB_COLUMNS}, a.name as app_name, m.email as recipient
   from email_recipients m
   join email_send_jobs j on j.id = m.job_id
   join apps a on a.id = j.app_id
@@ -737,10 +778,10 @@ export async function findJobsByRecipient(db: Queryable, email: string, page: Jo
 
 // custom_id is indexed per app: each app's matches come from its part of the index.
 const FIND_JOBS_BY_ANY_CUSTOM_ID = `
-  select ${QUALIFIED_JOB_COLUMNS}, a.name as app_name, r.email as recipient
+  select ${JOB_COLUMNS}, a.name as app_name, r.email as recipient
   from apps a
   cross join lateral (
-    select ${JOB_COLUMNS}
+    select ${JOB_COLUMN_NAMES.join(', ')}
     from email_send_jobs
     where app_id = a.id
       and custom_id = $1
@@ -760,7 +801,7 @@ export async function findJobsByAnyCustomId(db: Queryable, customId: string, pag
 
 // The subject and sender are read out of the message here only: one row's message, never a list's.
 const FIND_JOB_OF_ANY_APP = `
-  select ${QUALIFIED_JOB_COLUMNS}, a.name as app_name, j.message->>'subject' as subject, j.message->'from'->>'email' as from_email
+  select ${JOB_COLUMNS}, a.name as app_name, j.message->>'subject' as subject, j.message->'from'->>'email' as from_email
   from email_send_jobs j
   join apps a on a.id = j.app_id
   where j.id = $1::bigint`;
@@ -778,7 +819,7 @@ export async function findJobOfAnyApp(db: Queryable, jobId: string): Promise<{ j
 
 // One count per status, each read from the partial index of its status (claim, lease, failed) and
 // capped: a scrape costs at most `cap` index entries per status however long the backlog. The
-// oldest due job is the first entry of the run_at index.
+// oldest due job is the earliest of each priority's first entry in the claim index.
 const QUEUE_DEPTH = `
   select
     (select count(*) from (select 1 from email_send_jobs where queue_status = 'queued' limit $1) s) as queued,
@@ -786,9 +827,9 @@ const QUEUE_DEPTH = `
     (select count(*) from (select 1 from email_send_jobs where queue_status = 'deferred' limit $1) s) as deferred,
     (select count(*) from (select 1 from email_send_jobs where queue_status = 'processing' limit $1) s) as processing,
     (select count(*) from (select 1 from email_send_jobs where queue_status = 'failed' limit $1) s) as failed,
-    (select extract(epoch from now() - min(run_at))::float8
-      from email_send_jobs
-      where queue_status in ('queued', 'scheduled', 'deferred') and run_at <= now()) as oldest_due_age_s`;
+    (select extract(epoch from now() - min(first.run_at))::float8
+      from ${FIRST_RUN_AT_BY_PRIORITY}
+      where first.run_at <= now()) as oldest_due_age_s`;
 
 export async function readQueueDepth(db: Queryable, cap: number): Promise<QueueDepth> {
   const [row] = await query(db, QUEUE_DEPTH, [cap]);

@@ -229,6 +229,10 @@ function toMailjetAttachment(attachment: NonNullable<MessageContent['attachments
 
 /** Recipients as Mailjet counts them: To+Cc+Bcc of a message, each address once. */
 export function countRecipients<T extends Pick<Recipient, 'email'>>(recipients: readonly T[]): number {
+  // Most messages have one: counted twice per message sent, a set each time cost more than the rest.
+  if (recipients.length < 2) {
+    return recipients.length;
+  }
   return new Set(recipients.map((recipient) => recipient.email.toLowerCase())).size;
 }
 

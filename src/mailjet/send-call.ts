@@ -56,7 +56,12 @@ export function createSendCall({ baseUrl, apiKey, apiSecret, timeoutMs }: SendCa
           answer.on('end', () => settle(toSendResponse(answer.statusCode ?? 0, answer.headers['retry-after'], Buffer.concat(chunks).toString('utf8'))));
           // Cut before its end (a timeout, a reset): no answer to go by.
           answer.on('error', (error) => settle(unreachable(error)));
-          answer.on('close', () => settle(unreachable(Object.assign(new Error('the connection closed before the answer ended'), { code: 'ECONNRESET' }))));
+          // It closes after every answer: the error (and its stack trace) only for one cut short.
+          answer.on('close', () => {
+            if (!settled) {
+              settle(unreachable(Object.assign(new Error('the connection closed before the answer ended'), { code: 'ECONNRESET' })));
+            }
+          });
         },
       );
       const timer = setTimeout(() => {

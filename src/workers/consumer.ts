@@ -303,14 +303,13 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
    * or sending is stopped on a 401 (bad keys say nothing about the messages: they wait in the queue,
    * their attempts untouched, while no consumer claims until the probe call).
    */
-  async function holdAndPassGate(call: PlannedCall, stillToSend: readonly string[], batch: Batch, turn: TurnContext): Promise<PlannedCall | undefined> {
+  async function holdAndPassGate(call: PlannedCall, stillToSend: () => string[], batch: Batch, turn: TurnContext): Promise<PlannedCall | undefined> {
     for (;;) {
       if (turn.stopping) {
         return undefined;
       }
-      const held = new Set(monotonicMs() - batch.leasedAt < deps.leaseMs / 2 ? stillToSend : await renewLeases(batch, stillToSend));
-      const indexes = call.jobs.flatMap((job, index) => (held.has(job.id) ? [index] : []));
-      const sendable = { jobs: indexes.map((index) => call.jobs[index]!), messages: indexes.map((index) => call.messages[index]!), sandbox: call.sandbox };
+      // Leases taken less than half a lease ago all still hold: the whole call is ours.
+      const sendable = monotonicMs() - batch.leasedAt < deps.leaseMs / 2 ? call : heldPart(call, new Set(await renewLeases(batch, stillToSend())));
       if (sendable.jobs.length === 0) {
         return sendable;
       }
@@ -323,6 +322,11 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
         return sendable;
       }
     }
+  }
+
+  function heldPart(call: PlannedCall, held: ReadonlySet<string>): PlannedCall {
+    const indexes = call.jobs.flatMap((job, index) => (held.has(job.id) ? [index] : []));
+    return { jobs: indexes.map((index) => call.jobs[index]!), messages: indexes.map((index) => call.messages[index]!), sandbox: call.sandbox };
   }
 
   async function renewLeases(batch: Batch, jobIds: readonly string[]): Promise<string[]> {
@@ -339,7 +343,7 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
     const calls = planCalls(jobs, batch.recipientsByJob, deps.batchSize);
     for (const [callIndex, call] of calls.entries()) {
       const unsent = (from: number) => calls.slice(from).flatMap((later) => later.jobs.map((job) => job.id));
-      const sendable = await holdAndPassGate(call, unsent(callIndex), batch, turn);
+      const sendable = await holdAndPassGate(call, () => unsent(callIndex), batch, turn);
       if (sendable === undefined) {
         await releaseUnsent(unsent(callIndex));
         return;
