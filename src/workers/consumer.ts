@@ -99,6 +99,8 @@ interface Batch {
   recipientsByJob: Map<string, RecipientRow[]>;
   /** When its leases were last taken or renewed (monotonicMs, read before the statement was sent). */
   leasedAt: number;
+  /** Jobs a renewal found no longer ours (reaped, maybe claimed by another consumer): never sent by this one. */
+  lost: Set<string>;
 }
 
 export function createConsumer(deps: ConsumerDeps): WorkerLoop {
@@ -308,8 +310,11 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
       if (turn.stopping) {
         return undefined;
       }
-      // Leases taken less than half a lease ago all still hold: the whole call is ours.
-      const sendable = monotonicMs() - batch.leasedAt < deps.leaseMs / 2 ? call : heldPart(call, new Set(await renewLeases(batch, stillToSend())));
+      // Leases taken or renewed less than half a lease ago still hold: only those a renewal lost are not ours.
+      if (monotonicMs() - batch.leasedAt >= deps.leaseMs / 2) {
+        await renewLeases(batch, stillToSend());
+      }
+      const sendable = batch.lost.size === 0 ? call : heldPart(call, batch.lost);
       if (sendable.jobs.length === 0) {
         return sendable;
       }
@@ -324,21 +329,26 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
     }
   }
 
-  function heldPart(call: PlannedCall, held: ReadonlySet<string>): PlannedCall {
-    const indexes = call.jobs.flatMap((job, index) => (held.has(job.id) ? [index] : []));
+  function heldPart(call: PlannedCall, lost: ReadonlySet<string>): PlannedCall {
+    const indexes = call.jobs.flatMap((job, index) => (lost.has(job.id) ? [] : [index]));
     return { jobs: indexes.map((index) => call.jobs[index]!), messages: indexes.map((index) => call.messages[index]!), sandbox: call.sandbox };
   }
 
-  async function renewLeases(batch: Batch, jobIds: readonly string[]): Promise<string[]> {
+  async function renewLeases(batch: Batch, jobIds: readonly string[]): Promise<void> {
     const renewing = monotonicMs();
-    const held = await deps.extendLeases(jobIds);
+    const held = new Set(await deps.extendLeases(jobIds));
     batch.leasedAt = renewing;
-    return held;
+    // Kept for the later calls of the claim too: their jobs go out on this renewal's fresh leases.
+    for (const jobId of jobIds) {
+      if (!held.has(jobId)) {
+        batch.lost.add(jobId);
+      }
+    }
   }
 
   async function process(claimed: ClaimedJob[], leasedAt: number, turn: TurnContext): Promise<void> {
     bus.emit('jobs:claimed', { consumer: id, count: claimed.length });
-    const batch: Batch = { jobs: claimed, recipientsByJob: new Map(claimed.map((job) => [job.id, [...job.recipients]])), leasedAt };
+    const batch: Batch = { jobs: claimed, recipientsByJob: new Map(claimed.map((job) => [job.id, [...job.recipients]])), leasedAt, lost: new Set() };
     const jobs = await leaveOutSuppressed(batch, await lookUp(batch, turn), turn);
     const calls = planCalls(jobs, batch.recipientsByJob, deps.batchSize);
     for (const [callIndex, call] of calls.entries()) {

@@ -187,4 +187,48 @@ describe('consumer: a claim of several batches', () => {
 
     expect(calls).to.deep.equal([['jetpost-1', 'jetpost-2', 'jetpost-3'], ['jetpost-4', 'jetpost-5', 'jetpost-6'], ['jetpost-7']]);
   });
+
+  it("when a renewal before the first call finds a later call's job no longer ours, then the later call, on fresh leases, leaves it out", async () => {
+    const jobs = ['1', '2', '3'].map((jobId) => {
+      const claimed = claimedJob({ id: jobId });
+      return { ...claimed, recipients: [pendingRecipient(claimed, `r${jobId}@example.com`)] };
+    });
+    const calls: string[][] = [];
+    let claims = 0;
+    let claimedAgain!: () => void;
+    // The consumer claims again once it is done with every call of the first claim.
+    const done = new Promise<void>((resolve) => (claimedAgain = resolve));
+    const consumer = createConsumer(
+      consumerDeps({
+        batchSize: 2,
+        claim: async () => {
+          if (claims++ === 0) {
+            return jobs;
+          }
+          claimedAgain();
+          return [];
+        },
+        // The first call goes half a lease after the claim (its leases are renewed), the second at once after.
+        monotonicMs: () => (claims > 0 ? 31_000 : 1_000),
+        // Job 3's lease lapsed and the reaper gave it back: another consumer may be sending it.
+        extendLeases: async (ids) => ids.filter((jobId) => jobId !== '3'),
+        send: async (body) => {
+          calls.push(body.Messages.map((message) => String(message.CustomID)));
+          return { status: 500, body: undefined, description: 'Mailjet 500' };
+        },
+        record: async (_batch, results): Promise<RecordSummary> => ({
+          accepted: [],
+          failed: [],
+          deferred: results.map((result) => result.jobId),
+          lostLease: [],
+        }),
+      }),
+    );
+
+    void consumer.start();
+    await done;
+    await consumer.stop(5_000);
+
+    expect(calls).to.deep.equal([['jetpost-1', 'jetpost-2']]);
+  });
 });
