@@ -19,6 +19,7 @@ import { parseTargetPolicy } from './domain/target-policy.js';
 import { finishedWithin } from './finished-within.js';
 import { createApp, routeTable } from './http/app.js';
 import { createStdoutLogger, type Logger } from './log.js';
+import { describeProxy, sendProxy } from './mailjet/agent.js';
 import { createMailjetClient, MAILJET_DEFAULT_BASE_URL } from './mailjet/client.js';
 import { instrumentMailjetClient } from './mailjet/instrumented.js';
 import { createMetrics } from './metrics.js';
@@ -284,14 +285,16 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
       { component: 'main' },
     );
   }
+  const proxy = sendProxy(new URL(mailjetBaseUrl ?? MAILJET_DEFAULT_BASE_URL));
   const mail = simulator
     ? `mail goes to the built-in Mailjet simulator at ${mailjetBaseUrl} (no email leaves this machine)`
-    : `mail goes to ${simulated ? 'the Mailjet simulator' : 'Mailjet'} at ${mailjetBaseUrl ?? MAILJET_DEFAULT_BASE_URL}`;
+    : `mail goes to ${simulated ? 'the Mailjet simulator' : 'Mailjet'} at ${mailjetBaseUrl ?? MAILJET_DEFAULT_BASE_URL}${proxy ? ` through the proxy ${describeProxy(proxy)}` : ''}`;
   log.info(`jetpost is listening on ${describeListenAddress(address)}; reach it at ${url}; ${mail}`, {
     component: 'main',
     listen: `${hostForUrl(address)}:${address.port}`,
     url,
     mailjet: simulator ? 'simulator' : (mailjetBaseUrl ?? MAILJET_DEFAULT_BASE_URL),
+    mailjetProxy: proxy ? describeProxy(proxy) : null,
     devMode: config.devMode,
     consumers: config.consumers.concurrency,
   });

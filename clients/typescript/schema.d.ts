@@ -489,6 +489,9 @@ export interface paths {
          *     wants none removes its webhook. Changes of other types get no delivery (the changes feed still
          *     has them); deliveries already queued are not withdrawn.
          *
+         *     A webhook disabled because its receiver answered `410 Gone` is enabled again by this call
+         *     (with the same URL or another).
+         *
          *     The URL must be an absolute `http` or `https` URL without `user:password@` (the signature is
          *     what authenticates jetpost), and its host must resolve now. A host that resolves to a
          *     private, loopback, link-local or otherwise internal address is refused unless it is allowed
@@ -666,6 +669,13 @@ export interface webhooks {
          *     was recorded; then the delivery is `failed` (see `GET /admin/apps/{app}/webhook/deliveries`,
          *     and redeliver it with `POST …/redeliver`). A receiver that is down for an hour gets every
          *     change once it is back.
+         *
+         *     **Answers that speak for the endpoint** (as Standard Webhooks asks). A `Retry-After` (seconds
+         *     or an HTTP date) on any answer but a `2xx` puts the retry no sooner than it asks. `429`,
+         *     `502`, `503` and `504` say the receiver is overloaded: none of the app's deliveries is
+         *     attempted before that retry is due. `410 Gone` says it wants no more calls: the app's webhook
+         *     is disabled (`disabled_at` in `GET /admin/apps/{app}/webhook`), its pending deliveries fail,
+         *     and no new ones are queued until the webhook is set again with `PUT /admin/apps/{app}/webhook`.
          *
          *     **At least once, in no particular order.** A change may arrive more than once (a retry after a
          *     timeout, a redelivery): every repeat carries the same `webhook-id` (the delivery's id) and
@@ -1223,6 +1233,15 @@ export interface components {
             secret: components["schemas"]["WebhookSecret"];
             /** @description The change types delivered (every type unless the app chose some). */
             event_types: components["schemas"]["ChangeStatus"][];
+            /**
+             * Format: date-time
+             * @description When the webhook was disabled because its receiver answered `410 Gone` (Standard Webhooks:
+             *     the receiver wants no more calls); null while it is enabled. A disabled webhook gets no
+             *     delivery, and its pending ones failed; setting the webhook again (`PUT`) enables it.
+             */
+            disabled_at: string | null;
+            /** @description Why the webhook is disabled; null while it is enabled. */
+            disabled_reason: string | null;
             /** @description Secrets replaced by a rotation that still sign deliveries, newest first, each until `expires_at`. */
             previous_secrets: {
                 secret: components["schemas"]["WebhookSecret"];
@@ -1235,7 +1254,8 @@ export interface components {
         };
         /**
          * @description `pending`: due now or waiting for its next attempt; `delivered`: the receiver answered `2xx`;
-         *     `failed`: not delivered within `WEBHOOK_RETRY_WINDOW_MS`, or the app has no webhook any more.
+         *     `failed`: not delivered within `WEBHOOK_RETRY_WINDOW_MS`, the app has no webhook any more, or
+         *     its webhook was disabled by a `410 Gone`.
          * @enum {string}
          */
         DeliveryStatus: "pending" | "delivered" | "failed";
@@ -2568,6 +2588,8 @@ export interface operations {
                      *         "spam",
                      *         "failed"
                      *       ],
+                     *       "disabled_at": null,
+                     *       "disabled_reason": null,
                      *       "previous_secrets": []
                      *     }
                      */
@@ -2621,6 +2643,8 @@ export interface operations {
                      *         "spam",
                      *         "failed"
                      *       ],
+                     *       "disabled_at": null,
+                     *       "disabled_reason": null,
                      *       "previous_secrets": []
                      *     }
                      */
@@ -2709,6 +2733,8 @@ export interface operations {
                      *         "failed",
                      *         "cancelled"
                      *       ],
+                     *       "disabled_at": null,
+                     *       "disabled_reason": null,
                      *       "previous_secrets": [
                      *         {
                      *           "secret": "whsec_WOn2sczELIemCh3hQLybwm9yRtudXWaDhy2h0McokmA=",

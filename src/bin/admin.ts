@@ -206,10 +206,11 @@ const suppressionsRemove: Command = async (admin, args) => {
   process.stdout.write(removed ? `${email} removed from ${name}'s suppressions\n` : `${email} was not suppressed for ${name}\n`);
 };
 
-/** What `webhooks set|show|rotate-secret` print: the URL, the types, and every secret that signs. */
+/** What `webhooks set|show|rotate-secret` print: the URL, whether it is disabled, the types, and every secret that signs. */
 function describeWebhook(name: string, webhook: AppWebhook, secretLabel = 'signing secret'): string {
   const previous = webhook.previousSecrets.map((old) => `previous secret (still signs until ${old.expiresAt.toISOString()}): ${old.secret}\n`);
-  return `webhook of ${name}: ${webhook.url}\nevent types: ${webhook.eventTypes === null ? 'all' : webhook.eventTypes.join(', ')}\n${secretLabel}: ${webhook.secret}\n${previous.join('')}`;
+  const disabled = webhook.disabled ? `DISABLED since ${webhook.disabled.at.toISOString()}: ${webhook.disabled.reason} (webhooks set enables it again)\n` : '';
+  return `webhook of ${name}: ${webhook.url}\n${disabled}event types: ${webhook.eventTypes === null ? 'all' : webhook.eventTypes.join(', ')}\n${secretLabel}: ${webhook.secret}\n${previous.join('')}`;
 }
 
 const webhooksSet: Command = async (admin, args) => {

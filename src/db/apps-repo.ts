@@ -111,7 +111,7 @@ export async function revokeApiKeys(db: Queryable, appId: string, prefix: string
 // The row is locked when read in a transaction that changes the webhook (a rotation reads the
 // secret it retires), so that two changes at once apply one after the other.
 const FIND_WEBHOOK = `
-  select webhook_url, webhook_secret, webhook_event_types
+  select webhook_url, webhook_secret, webhook_event_types, webhook_disabled_at, webhook_disabled_reason
   from apps
   where id = $1::bigint
   for update`;
@@ -122,19 +122,64 @@ export type WebhookSettings = Omit<AppWebhook, 'previousSecrets'>;
 export async function findWebhook(db: Queryable, appId: string): Promise<WebhookSettings | undefined> {
   const [row] = await query(db, FIND_WEBHOOK, [appId]);
   const url = row?.['webhook_url'];
-  return row && typeof url === 'string' && url !== ''
-    ? { url, secret: String(row['webhook_secret']), eventTypes: (row['webhook_event_types'] as ChangeType[] | null) ?? null }
-    : undefined;
+  if (!row || typeof url !== 'string' || url === '') {
+    return undefined;
+  }
+  const disabledAt = row['webhook_disabled_at'] as Date | null;
+  return {
+    url,
+    secret: String(row['webhook_secret']),
+    eventTypes: (row['webhook_event_types'] as ChangeType[] | null) ?? null,
+    disabled: disabledAt === null ? null : { at: disabledAt, reason: String(row['webhook_disabled_reason']) },
+  };
 }
 
+// A throttle belongs to the endpoint that asked for it: a new URL starts without one.
 const SET_WEBHOOK = `
   update apps
   set webhook_url = $2,
     webhook_secret = $3,
-    webhook_event_types = $4::text[]
+    webhook_event_types = $4::text[],
+    webhook_disabled_at = $5,
+    webhook_disabled_reason = $6,
+    webhook_throttled_until = case when webhook_url is distinct from $2 then null else webhook_throttled_until end
   where id = $1::bigint`;
 
 /** Sets (url, secret, types) or removes (all null) the app's webhook. */
 export async function setWebhook(db: Queryable, appId: string, webhook: WebhookSettings | null): Promise<void> {
-  await query(db, SET_WEBHOOK, [appId, webhook?.url ?? null, webhook?.secret ?? null, webhook?.eventTypes ?? null]);
+  await query(db, SET_WEBHOOK, [
+    appId,
+    webhook?.url ?? null,
+    webhook?.secret ?? null,
+    webhook?.eventTypes ?? null,
+    webhook?.disabled?.at ?? null,
+    webhook?.disabled?.reason ?? null,
+  ]);
+}
+
+// Only while the app still has the webhook that answered: one set meanwhile is not disabled by an
+// answer from the URL it replaced.
+const DISABLE_WEBHOOK = `
+  update apps
+  set webhook_disabled_at = now(),
+    webhook_disabled_reason = $3
+  where id = $1::bigint
+    and webhook_url = $2
+    and webhook_disabled_at is null
+  returning id`;
+
+/** Disables the app's webhook at `url` (its receiver answered 410 Gone); false when it is not that webhook any more, or already disabled. */
+export async function disableWebhook(db: Queryable, appId: string, url: string, reason: string): Promise<boolean> {
+  return (await query(db, DISABLE_WEBHOOK, [appId, url, reason])).length > 0;
+}
+
+const THROTTLE_WEBHOOK = `
+  update apps
+  set webhook_throttled_until = greatest(webhook_throttled_until, $3::timestamptz)
+  where id = $1::bigint
+    and webhook_url = $2`;
+
+/** Holds back the app's deliveries to `url` until `until` (its receiver said it is overloaded). */
+export async function throttleWebhook(db: Queryable, appId: string, url: string, until: Date): Promise<void> {
+  await query(db, THROTTLE_WEBHOOK, [appId, url, until]);
 }

@@ -1,6 +1,6 @@
 // email_send_jobs: insert, claim, settle, cancel, read. Every state change is guarded in its WHERE
 // clause (status, lease owner) and returns the ids it changed: zero rows means a lost lease or a no-op.
-import type { JobListRow, QueueDepthStatus } from '../domain/dashboard.js';
+import type { JobListRow } from '../domain/dashboard.js';
 import type { AdminJobRow, ClaimedJob, JobRow, QueuedJob } from '../domain/job.js';
 import type { MessageContent, NewJob } from '../domain/message.js';
 import { DEPTH_STATUSES, type QueueDepth } from '../domain/queue-figures.js';
@@ -670,25 +670,6 @@ export async function requeueFailedJobs(tx: Queryable, ids: readonly string[] | 
 
 // ---- the dashboard's reads: each one walks an index, a page at a time (keyset on id) ------------
 
-// One subquery per status, with the status written out, so that each one reads that status's
-// partial index (claim, lease, failed) and stops at the cap.
-const COUNT_QUEUE_DEPTH = `
-  select 'queued' as status, (select count(*) from (select 1 from email_send_jobs where queue_status = 'queued' limit $1) as capped) as jobs
-  union all
-  select 'scheduled', (select count(*) from (select 1 from email_send_jobs where queue_status = 'scheduled' limit $1) as capped)
-  union all
-  select 'deferred', (select count(*) from (select 1 from email_send_jobs where queue_status = 'deferred' limit $1) as capped)
-  union all
-  select 'processing', (select count(*) from (select 1 from email_send_jobs where queue_status = 'processing' limit $1) as capped)
-  union all
-  select 'failed', (select count(*) from (select 1 from email_send_jobs where queue_status = 'failed' limit $1) as capped)`;
-
-/** Jobs per queue status, each counted up to `cap` + 1 (so the caller can tell "more than cap"). */
-export async function countQueueDepth(db: Queryable, cap: number): Promise<Map<QueueDepthStatus, number>> {
-  const rows = await query(db, COUNT_QUEUE_DEPTH, [cap + 1]);
-  return new Map(rows.map((row) => [row['status'] as QueueDepthStatus, Number(row['jobs'])]));
-}
-
 // The planner's estimate, kept up to date by autovacuum: -1 until the table was first analysed.
 const APPROXIMATE_JOB_COUNT = `
   select reltuples::bigint as jobs
@@ -818,8 +799,9 @@ export async function findJobOfAnyApp(db: Queryable, jobId: string): Promise<{ j
 }
 
 // One count per status, each read from the partial index of its status (claim, lease, failed) and
-// capped: a scrape costs at most `cap` index entries per status however long the backlog. The
-// oldest due job is the earliest of each priority's first entry in the claim index.
+// capped: a scrape (or the dashboard's overview) costs at most `cap` index entries per status however
+// long the backlog. The oldest due job is the earliest of each priority's first entry in the claim
+// index.
 const QUEUE_DEPTH = `
   select
     (select count(*) from (select 1 from email_send_jobs where queue_status = 'queued' limit $1) s) as queued,
@@ -834,8 +816,8 @@ const QUEUE_DEPTH = `
 export async function readQueueDepth(db: Queryable, cap: number): Promise<QueueDepth> {
   const [row] = await query(db, QUEUE_DEPTH, [cap]);
   return {
-    byStatus: Object.fromEntries(DEPTH_STATUSES.map((status) => [status, Number(row![status])])) as QueueDepth['byStatus'],
-    oldestDueAgeSeconds: Math.max(0, Number(row!['oldest_due_age_s'] ?? 0)),
+    byStatus: Object.fromEntries(DEPTH_STATUSES.map((status) => [status, Number(row?.[status] ?? 0)])) as QueueDepth['byStatus'],
+    oldestDueAgeSeconds: Math.max(0, Number(row?.['oldest_due_age_s'] ?? 0)),
   };
 }
 

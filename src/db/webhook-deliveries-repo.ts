@@ -6,13 +6,14 @@ import { type PreparedStatement, query, type Queryable } from './pool.js';
 import { CHANGE_COLUMNS, toStatusChange } from './status-changes-repo.js';
 
 // One delivery per change of an app that has a webhook subscribed to the change's type (null: to
-// every type), to the URL it has now.
+// every type), to the URL it has now; none while the webhook is disabled (its receiver said 410 Gone).
 const INSERT_DELIVERIES_TEXT = `
   insert into webhook_deliveries (change_id, app_id, url)
   select c.id, c.app_id, a.webhook_url
   from unnest($1::bigint[], $2::bigint[], $3::text[]) as c(id, app_id, type)
   join apps a on a.id = c.app_id
   where a.webhook_url is not null
+    and a.webhook_disabled_at is null
     and (a.webhook_event_types is null or c.type = any(a.webhook_event_types))
   order by c.id`;
 const INSERT_DELIVERIES: PreparedStatement = { name: 'webhook_deliveries_insert', text: INSERT_DELIVERIES_TEXT };
@@ -29,8 +30,8 @@ export async function insertDeliveries(tx: Queryable, changes: readonly Recorded
 // Claims due deliveries for a while (lockMs) so that other replicas skip them; a dispatcher that
 // dies leaves them to be retried when the lock runs out. App by app: each app gets at most
 // `perApp` minus what this dispatcher already has in flight for it, so that an app whose receiver
-// is slow, however long its backlog, holds only a few of the `limit` slots. Across apps the
-// longest due go first.
+// is slow, however long its backlog, holds only a few of the `limit` slots; an app whose receiver
+// said it is overloaded (throttled) gets none until then. Across apps the longest due go first.
 const CLAIM_DUE = `
   with in_flight as (
     select app_id, count
@@ -50,6 +51,8 @@ const CLAIM_DUE = `
       limit greatest(0, $2::integer - coalesce((select f.count from in_flight f where f.app_id = a.id), 0))
       for update of d skip locked
     ) d
+    where a.webhook_throttled_until is null
+      or a.webhook_throttled_until <= now()
   ),
   due as (
     select id
@@ -66,7 +69,7 @@ const CLAIM_DUE = `
     returning d.id, d.app_id, d.change_id, d.attempts, d.created_at
   )
   select claimed.id as delivery_id, claimed.app_id, claimed.attempts, claimed.created_at as delivery_created_at,
-    a.webhook_url, a.webhook_secret,
+    a.webhook_url, a.webhook_secret, a.webhook_disabled_reason,
     array(
       select s.secret
       from webhook_previous_secrets s
@@ -101,6 +104,7 @@ export async function claimDueDeliveries(db: Queryable, options: ClaimOptions): 
       id: String(row['delivery_id']),
       appId: String(row['app_id']),
       url: (row['webhook_url'] as string | null) ?? null,
+      disabledReason: (row['webhook_disabled_reason'] as string | null) ?? null,
       secrets: secret === null ? [] : [secret, ...(row['previous_secrets'] as string[])],
       attempts: Number(row['attempts']),
       createdAt: row['delivery_created_at'] as Date,
@@ -139,12 +143,28 @@ export async function settleDelivery(db: Queryable, delivery: Pick<DueDelivery, 
   return rows.length > 0;
 }
 
-// Apps in `$1` are left out: the dispatcher has as many of theirs in flight as it may.
+// Deliveries being attempted (claimed) settle on their own: their claim would find them failed.
+const FAIL_PENDING = `
+  update webhook_deliveries
+  set status = 'failed',
+    last_error = $2
+  where app_id = $1::bigint
+    and status = 'pending'
+    and (locked_until is null or locked_until < now())`;
+
+/** Fails the app's pending deliveries that no dispatcher holds; returns how many. */
+export async function failPendingDeliveries(db: Queryable, appId: string, error: string): Promise<number> {
+  return (await db.query(FAIL_PENDING, [appId, error])).rowCount ?? 0;
+}
+
+// Apps in `$1` are left out: the dispatcher has as many of theirs in flight as it may. A throttled
+// app's deliveries are due when its throttle ends at the earliest.
 const NEXT_DUE = `
-  select min(greatest(next_attempt_at, coalesce(locked_until, next_attempt_at))) as at
-  from webhook_deliveries
-  where status = 'pending'
-    and app_id <> all($1::bigint[])`;
+  select min(greatest(d.next_attempt_at, d.locked_until, a.webhook_throttled_until)) as at
+  from webhook_deliveries d
+  join apps a on a.id = d.app_id
+  where d.status = 'pending'
+    and d.app_id <> all($1::bigint[])`;
 
 export async function nextDeliveryAt(db: Queryable, exceptApps: readonly string[]): Promise<Date | null> {
   const [row] = await query(db, NEXT_DUE, [exceptApps]);

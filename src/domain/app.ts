@@ -39,6 +39,8 @@ export interface AppWebhook {
   secret: string;
   /** The change types delivered; null: every type. */
   eventTypes: ChangeType[] | null;
+  /** Set when its receiver answered `410 Gone`: nothing is delivered until the webhook is set again. */
+  disabled: { at: Date; reason: string } | null;
   /** Secrets replaced by a rotation that still sign deliveries until they expire, newest first. */
   previousSecrets: PreviousSecret[];
 }

@@ -2,19 +2,16 @@
 // timeline assembled from its status changes and Mailjet events.
 import type { StoredEvent } from './event.js';
 import type { AdminJobRow } from './job.js';
+import type { DepthStatus } from './queue-figures.js';
 import type { RecipientRow } from './recipient.js';
-import type { JobStatus } from './status.js';
 import type { StatusChangeRow } from './status-change.js';
-
-/** The statuses whose jobs are still waiting for something (the queue), and the dead letters. */
-export const QUEUE_DEPTH_STATUSES = ['queued', 'scheduled', 'deferred', 'processing', 'failed'] as const satisfies readonly JobStatus[];
-export type QueueDepthStatus = (typeof QUEUE_DEPTH_STATUSES)[number];
 
 /** Counting stops here: a count of a million rows would cost more than the page is worth. */
 export const DEPTH_COUNT_CAP = 10_000;
 
-export interface QueueDepth {
-  status: QueueDepthStatus;
+/** One status's row of the overview's queue table. */
+export interface QueueDepthRow {
+  status: DepthStatus;
   /** At most DEPTH_COUNT_CAP; `capped` says there are more. */
   jobs: number;
   capped: boolean;
@@ -30,7 +27,7 @@ export interface ThroughputMinute {
 export const THROUGHPUT_MINUTES = 60;
 
 export interface Overview {
-  depth: QueueDepth[];
+  depth: QueueDepthRow[];
   /** PostgreSQL's estimate of the jobs kept (pg_class.reltuples); null before the table was ever analysed. */
   approximateJobs: number | null;
   throughput: ThroughputMinute[];

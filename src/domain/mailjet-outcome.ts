@@ -3,6 +3,7 @@
 // else concerns the whole call.
 import { toIdString } from './mailjet-ids.js';
 import type { RecipientKind } from './message.js';
+import { parseRetryAfter } from './retry-policy.js';
 
 /** What the client saw: an HTTP answer (status + parsed body) or a network failure (status null). */
 export interface SendResponse {
@@ -125,16 +126,4 @@ function acceptedRecipient(item: Json, kind: RecipientKind): AcceptedRecipient |
     return undefined;
   }
   return { kind, email, messageId, messageUuid: typeof item['MessageUUID'] === 'string' ? item['MessageUUID'] : '' };
-}
-
-/** Retry-After as delta-seconds or an HTTP date, in ms; undefined when absent or unreadable. */
-export function parseRetryAfter(value: string | undefined, now: Date): number | undefined {
-  if (value === undefined || value.trim() === '') {
-    return undefined;
-  }
-  if (/^\d+$/.test(value.trim())) {
-    return Number(value.trim()) * 1000;
-  }
-  const at = Date.parse(value);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - now.getTime());
 }

@@ -2,6 +2,7 @@
 // sends a bounded number of attempts. backoffMs is jetpost's one backoff formula: job retries,
 // webhook retries, the 429 and 401 pauses of the send gate, the LISTEN reconnect and the worker
 // loops' back-off after a failed turn all use it. `random` is injected so tests can pin the jitter.
+// parseRetryAfter reads the Retry-After of Mailjet's and of webhook receivers' answers.
 
 export interface Backoff {
   readonly baseMs: number;
@@ -40,4 +41,16 @@ export function nextRetry(policy: RetryPolicy, { attemptsMade, now, random, retr
   }
   const delayMs = Math.max(backoffMs(policy, attemptsMade, random), retryAfterMs ?? 0);
   return { kind: 'retry', delayMs, runAt: new Date(now.getTime() + delayMs) };
+}
+
+/** Retry-After as delta-seconds or an HTTP date, in ms; undefined when absent or unreadable. */
+export function parseRetryAfter(value: string | undefined, now: Date): number | undefined {
+  if (value === undefined || value.trim() === '') {
+    return undefined;
+  }
+  if (/^\d+$/.test(value.trim())) {
+    return Number(value.trim()) * 1000;
+  }
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now.getTime());
 }

@@ -1,6 +1,9 @@
 // Webhook deliveries (the outbox of status changes POSTed to apps), and what an attempt's result
-// means, pure: delivered, retried after a backoff, or failed once the retry window is over.
-import { type Backoff, backoffMs } from './retry-policy.js';
+// means, pure: delivered, retried after a backoff (or the Retry-After the receiver asked for), or
+// failed once the retry window is over. As Standard Webhooks asks, some answers speak for the whole
+// endpoint: `410 Gone` disables the app's webhook, and `429`, `502`, `503` and `504` hold back all of
+// the app's deliveries until the retry.
+import { type Backoff, backoffMs, parseRetryAfter } from './retry-policy.js';
 import type { StatusChangeRow } from './status-change.js';
 
 export const DELIVERY_STATUSES = ['pending', 'delivered', 'failed'] as const;
@@ -12,6 +15,8 @@ export interface DueDelivery {
   appId: string;
   /** The app's webhook now (the URL or secret may have changed since the change). */
   url: string | null;
+  /** Why the app's webhook is disabled (its receiver answered `410 Gone`); null while it is enabled. */
+  disabledReason: string | null;
   /** The secrets that sign it: the current one first, then those of a rotation still in its overlap; none without a webhook. */
   secrets: string[];
   /** Attempts made, this one included. It is also the claim's token: every claim counts one more. */
@@ -22,8 +27,27 @@ export interface DueDelivery {
 
 export type DeliveryOutcome =
   | { kind: 'delivered'; statusCode: number }
-  | { kind: 'retry'; nextAttemptAt: Date; statusCode: number | null; error: string }
-  | { kind: 'failed'; statusCode: number | null; error: string };
+  | {
+      kind: 'retry';
+      nextAttemptAt: Date;
+      statusCode: number | null;
+      error: string;
+      /** The receiver is overloaded: none of the app's deliveries is attempted before `nextAttemptAt`. */
+      throttlesApp?: true;
+    }
+  | {
+      kind: 'failed';
+      statusCode: number | null;
+      error: string;
+      /** The receiver answered `410 Gone`: the app's webhook is disabled until it is set again. */
+      disablesWebhook?: true;
+    };
+
+/** Answers that say the receiver is overloaded rather than that this delivery failed (Standard Webhooks). */
+const THROTTLING_STATUSES: ReadonlySet<number> = new Set([429, 502, 503, 504]);
+
+/** What an attempt brought back: the answer's status and Retry-After header, or why there was none. */
+export type AttemptResult = { statusCode: number; retryAfter?: string | undefined } | { error: string };
 
 /** A delivery as the admin lists it. */
 export interface DeliveryRow {
@@ -43,17 +67,35 @@ export interface DeliveryRow {
 /** What to record after an attempt. */
 export function deliveryOutcome(
   delivery: Pick<DueDelivery, 'attempts' | 'createdAt'>,
-  result: { statusCode: number } | { error: string },
+  result: AttemptResult,
   options: { retry: Backoff; retryWindowMs: number; now: Date; random: () => number },
 ): DeliveryOutcome {
-  const statusCode = 'statusCode' in result ? result.statusCode : null;
-  if (statusCode !== null && statusCode >= 200 && statusCode < 300) {
+  if ('error' in result) {
+    return retryOrGiveUp(delivery, null, result.error, 0, options);
+  }
+  const { statusCode } = result;
+  if (statusCode >= 200 && statusCode < 300) {
     return { kind: 'delivered', statusCode };
   }
-  const error = 'error' in result ? result.error : `the receiver answered ${statusCode}`;
-  const nextAttemptAt = new Date(options.now.getTime() + backoffMs(options.retry, delivery.attempts, options.random));
-  if (nextAttemptAt.getTime() - delivery.createdAt.getTime() > options.retryWindowMs) {
+  if (statusCode === 410) {
+    return { kind: 'failed', statusCode, error: 'the receiver answered 410 Gone: the webhook is disabled until it is set again', disablesWebhook: true };
+  }
+  // Never sooner than the receiver asked; a wait it asks for beyond the retry window ends the delivery.
+  const outcome = retryOrGiveUp(delivery, statusCode, `the receiver answered ${statusCode}`, parseRetryAfter(result.retryAfter, options.now) ?? 0, options);
+  return outcome.kind === 'retry' && THROTTLING_STATUSES.has(statusCode) ? { ...outcome, throttlesApp: true } : outcome;
+}
+
+function retryOrGiveUp(
+  delivery: Pick<DueDelivery, 'attempts' | 'createdAt'>,
+  statusCode: number | null,
+  error: string,
+  retryAfterMs: number,
+  options: { retry: Backoff; retryWindowMs: number; now: Date; random: () => number },
+): DeliveryOutcome {
+  // In ms, not a Date yet: a receiver's Retry-After may lie beyond the dates a Date can hold.
+  const nextAttemptMs = options.now.getTime() + Math.max(backoffMs(options.retry, delivery.attempts, options.random), retryAfterMs);
+  if (nextAttemptMs - delivery.createdAt.getTime() > options.retryWindowMs) {
     return { kind: 'failed', statusCode, error: `gave up after ${delivery.attempts} attempts: ${error}` };
   }
-  return { kind: 'retry', nextAttemptAt, statusCode, error };
+  return { kind: 'retry', nextAttemptAt: new Date(nextAttemptMs), statusCode, error };
 }

@@ -80,6 +80,8 @@ export function webhookJson(webhook: AppWebhook) {
     url: webhook.url,
     secret: webhook.secret,
     event_types: webhook.eventTypes ?? CHANGE_TYPES,
+    disabled_at: webhook.disabled?.at.toISOString() ?? null,
+    disabled_reason: webhook.disabled?.reason ?? null,
     previous_secrets: webhook.previousSecrets.map((previous) => ({ secret: previous.secret, expires_at: previous.expiresAt.toISOString() })),
   };
 }

@@ -10,6 +10,7 @@ import https from 'node:https';
 import { splitJsonBody } from '../domain/json-elements.js';
 import type { SendResponse } from '../domain/mailjet-outcome.js';
 import type { MailjetSendBody } from '../domain/mailjet-payload.js';
+import { sendAgent } from './agent.js';
 
 export interface SendCallOptions {
   /** Mailjet's base URL (its path, if any, comes before /v3.1/send). */
@@ -25,10 +26,12 @@ const ANSWER_LIMITS = { maxDepth: 64, maxLength: Number.MAX_SAFE_INTEGER, maxEle
 
 /** The code axios (and so node-mailjet) gives a request that ran out of time. */
 const TIMEOUT_CODE = 'ECONNABORTED';
+/** The code of a call the egress proxy refused to pass on. */
+const PROXY_REFUSED_CODE = 'EPROXY';
 
 export function createSendCall({ baseUrl, apiKey, apiSecret, timeoutMs }: SendCallOptions): (body: MailjetSendBody) => Promise<SendResponse> {
   const transport = baseUrl.protocol === 'http:' ? http : https;
-  const agent = new transport.Agent({ keepAlive: true });
+  const agent = sendAgent(baseUrl);
   const url = new URL(`${baseUrl.pathname.replace(/\/+$/, '')}/v3.1/send`, baseUrl.origin);
   const authorization = `Basic ${Buffer.from(`${apiKey}:${apiSecret}`).toString('base64')}`;
 
@@ -51,6 +54,12 @@ export function createSendCall({ baseUrl, apiKey, apiSecret, timeoutMs }: SendCa
           headers: { authorization, accept: 'application/json', 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) },
         },
         (answer) => {
+          if (answer.statusCode === 407) {
+            // The proxy's answer, not Mailjet's (which never asks for proxy credentials): not sent.
+            answer.resume();
+            settle(unreachable(Object.assign(new Error('the proxy asked for credentials (407): check HTTP_PROXY'), { code: PROXY_REFUSED_CODE })));
+            return;
+          }
           const chunks: Buffer[] = [];
           answer.on('data', (chunk: Buffer) => chunks.push(chunk));
           answer.on('end', () => settle(toSendResponse(answer.statusCode ?? 0, answer.headers['retry-after'], Buffer.concat(chunks).toString('utf8'))));
@@ -68,6 +77,19 @@ export function createSendCall({ baseUrl, apiKey, apiSecret, timeoutMs }: SendCa
         request.destroy(Object.assign(new Error(`timeout of ${timeoutMs}ms exceeded`), { code: TIMEOUT_CODE }));
       }, timeoutMs);
       request.on('error', (error) => settle(unreachable(error)));
+      // A proxy that refuses the tunnel would have its answer read as Mailjet's (https-proxy-agent
+      // replays it): Mailjet never saw the call.
+      request.on('proxyConnect', (connect: { statusCode?: number }) => {
+        // A tunnel's answer has a status; a plain-HTTP proxy's connection (http-proxy-agent) none.
+        if (connect.statusCode !== undefined && connect.statusCode !== 200) {
+          settle(
+            unreachable(
+              Object.assign(new Error(`the proxy refused the tunnel to Mailjet (${connect.statusCode}): check HTTPS_PROXY`), { code: PROXY_REFUSED_CODE }),
+            ),
+          );
+          request.destroy();
+        }
+      });
       request.end(text);
     });
 }

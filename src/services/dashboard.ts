@@ -6,12 +6,12 @@ import {
   approximateJobCount,
   countAcceptedPerMinute,
   countEnqueuedPerMinute,
-  countQueueDepth,
   findJobOfAnyApp,
   findJobsByAnyCustomId,
   findJobsByRecipient,
   type JobPage,
   listRecentJobs,
+  readQueueDepth,
 } from '../db/jobs-repo.js';
 import type { Pool } from '../db/pool.js';
 import { findRecipients } from '../db/recipients-repo.js';
@@ -23,10 +23,10 @@ import {
   type JobListRow,
   type JobSearch,
   type Overview,
-  QUEUE_DEPTH_STATUSES,
   throughputMinutes,
   throughputSince,
 } from '../domain/dashboard.js';
+import { DEPTH_STATUSES } from '../domain/queue-figures.js';
 import { findApp } from './apps.js';
 
 /** A job's timeline shows at most this many status changes and as many events. */
@@ -45,13 +45,14 @@ export function createDashboardService(pool: Pool): DashboardService {
     async overview(now) {
       const since = throughputSince(now);
       const [counts, approximateJobs, enqueued, accepted] = await Promise.all([
-        countQueueDepth(pool, DEPTH_COUNT_CAP),
+        // One more than the cap, to tell "more than the cap" apart.
+        readQueueDepth(pool, DEPTH_COUNT_CAP + 1),
         approximateJobCount(pool),
         countEnqueuedPerMinute(pool, since),
         countAcceptedPerMinute(pool, since),
       ]);
-      const depth = QUEUE_DEPTH_STATUSES.map((status) => {
-        const jobs = counts.get(status) ?? 0;
+      const depth = DEPTH_STATUSES.map((status) => {
+        const jobs = counts.byStatus[status];
         return { status, jobs: Math.min(jobs, DEPTH_COUNT_CAP), capped: jobs > DEPTH_COUNT_CAP };
       });
       return { depth, approximateJobs, throughput: throughputMinutes(now, enqueued, accepted) };

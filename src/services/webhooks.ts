@@ -4,10 +4,18 @@
 import { randomBytes } from 'node:crypto';
 
 import type { Bus } from '../bus.js';
-import { findWebhook, setWebhook, type WebhookSettings } from '../db/apps-repo.js';
+import { disableWebhook, findWebhook, setWebhook, throttleWebhook, type WebhookSettings } from '../db/apps-repo.js';
 import type { NotifyChannels } from '../db/notify.js';
 import { type Pool, type Queryable, withTransaction } from '../db/pool.js';
-import { claimDueDeliveries, type ClaimOptions, listDeliveries, nextDeliveryAt, redeliver, settleDelivery } from '../db/webhook-deliveries-repo.js';
+import {
+  claimDueDeliveries,
+  type ClaimOptions,
+  failPendingDeliveries,
+  listDeliveries,
+  nextDeliveryAt,
+  redeliver,
+  settleDelivery,
+} from '../db/webhook-deliveries-repo.js';
 import { cutPreviousSecretsShort, deletePreviousSecrets, insertPreviousSecret, listValidPreviousSecrets } from '../db/webhook-previous-secrets-repo.js';
 import type { AppWebhook } from '../domain/app.js';
 import { NotFoundError } from '../domain/errors.js';
@@ -30,7 +38,8 @@ export interface WebhookSettingsChange {
 /**
  * Sets the app's webhook URL and the change types it receives. The signing secret is made on first
  * use and kept when only the URL or the types change, unless `rotateSecret` asks for a new one.
- * Returns the webhook: the receiving app verifies with its secret.
+ * A webhook disabled by a `410 Gone` is enabled again. Returns the webhook: the receiving app
+ * verifies with its secret.
  */
 export async function setAppWebhook(pool: Pool, policy: TargetPolicy, appName: string, change: WebhookSettingsChange): Promise<AppWebhook> {
   // The app first (an unknown app is a 404 whatever the URL), then the URL, outside the transaction:
@@ -41,8 +50,9 @@ export async function setAppWebhook(pool: Pool, policy: TargetPolicy, appName: s
     const current = await findWebhook(tx, app.id);
     const eventTypes = change.eventTypes === undefined ? (current?.eventTypes ?? null) : eventTypeSubscription(change.eventTypes);
     const secret = current && !change.rotateSecret ? current.secret : await replaceSecret(tx, app.id, current, 0);
-    await setWebhook(tx, app.id, { url: checked.toString(), secret, eventTypes });
-    return { url: checked.toString(), secret, eventTypes, previousSecrets: await listValidPreviousSecrets(tx, app.id) };
+    const webhook = { url: checked.toString(), secret, eventTypes, disabled: null };
+    await setWebhook(tx, app.id, webhook);
+    return { ...webhook, previousSecrets: await listValidPreviousSecrets(tx, app.id) };
   });
 }
 
@@ -128,7 +138,22 @@ export function createWebhookDeliveries(pool: Pool, bus: Bus): WebhookDeliveries
   return {
     claimDue: (options) => claimDueDeliveries(pool, options),
     async settle(delivery, outcome) {
-      const recorded = await settleDelivery(pool, delivery, outcome);
+      const url = delivery.url;
+      const speaksForEndpoint = (outcome.kind === 'failed' && outcome.disablesWebhook) || (outcome.kind === 'retry' && outcome.throttlesApp);
+      const recorded =
+        url === null || !speaksForEndpoint
+          ? await settleDelivery(pool, delivery, outcome)
+          : await withTransaction(pool, async (tx) => {
+              if (!(await settleDelivery(tx, delivery, outcome))) {
+                return false;
+              }
+              if (outcome.kind === 'retry') {
+                await throttleWebhook(tx, delivery.appId, url, outcome.nextAttemptAt);
+              } else if (await disableWebhook(tx, delivery.appId, url, outcome.error)) {
+                await failPendingDeliveries(tx, delivery.appId, outcome.error);
+              }
+              return true;
+            });
       if (recorded) {
         bus.emit('webhooks:attempted', { outcome: outcome.kind });
       }

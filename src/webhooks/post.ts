@@ -14,6 +14,8 @@ export const RESPONSE_BODY_LIMIT = 16 * 1024;
 
 export interface PostResult {
   statusCode: number;
+  /** The answer's Retry-After header, when it has one. */
+  retryAfter?: string | undefined;
 }
 
 export interface PostOptions {
@@ -62,7 +64,7 @@ export function postJson(url: URL, body: string, headers: Record<string, string>
         lookup: guardedLookup(options.policy),
       },
       (response) => {
-        const result = { statusCode: response.statusCode ?? 0 };
+        const result = { statusCode: response.statusCode ?? 0, retryAfter: response.headers['retry-after'] };
         let received = 0;
         response.on('data', (chunk: Buffer) => {
           received += chunk.length;

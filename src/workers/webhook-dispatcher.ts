@@ -1,7 +1,8 @@
 // Delivers the webhook outbox: claims due deliveries (SKIP LOCKED, so replicas share the work),
 // POSTs each signed payload with one deadline for the whole exchange, and retries non-2xx answers
-// with exponential backoff for WEBHOOK_RETRY_WINDOW_MS (a day by default) before marking the
-// delivery failed. Deliveries run concurrently: at most `maxInFlight` at once, and at most
+// with exponential backoff (or the answer's Retry-After) for WEBHOOK_RETRY_WINDOW_MS (a day by
+// default) before marking the delivery failed. A `410 Gone` disables the app's webhook; a `429`,
+// `502`, `503` or `504` holds back all of the app's deliveries until the retry. Deliveries run concurrently: at most `maxInFlight` at once, and at most
 // `perAppInFlight` of one app, so that a slow receiver holds a few slots for at most the deadline
 // while other apps' deliveries go on. The claim loop is a worker loop (loop.ts) that never waits
 // for a delivery, only for a free slot, a NOTIFY, or the next retry that is due.
@@ -9,7 +10,7 @@ import { coerceError } from '../domain/errors.js';
 import type { Backoff } from '../domain/retry-policy.js';
 import { changeJson } from '../domain/status-change.js';
 import type { TargetPolicy } from '../domain/target-policy.js';
-import { type DeliveryOutcome, deliveryOutcome, type DueDelivery } from '../domain/webhook-delivery.js';
+import { type AttemptResult, type DeliveryOutcome, deliveryOutcome, type DueDelivery } from '../domain/webhook-delivery.js';
 import { signatureHeaders } from '../domain/webhook-signature.js';
 import { finishedWithin } from '../finished-within.js';
 import type { Logger } from '../log.js';
@@ -66,7 +67,10 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
     if (delivery.url === null || delivery.secrets.length === 0) {
       return { kind: 'failed', statusCode: null, error: 'the app has no webhook any more' };
     }
-    let result: { statusCode: number } | { error: string };
+    if (delivery.disabledReason !== null) {
+      return { kind: 'failed', statusCode: null, error: `the app's webhook is disabled: ${delivery.disabledReason}` };
+    }
+    let result: AttemptResult;
     try {
       const body = JSON.stringify(changeJson(delivery.change));
       const timestamp = Math.floor(now().getTime() / 1000);

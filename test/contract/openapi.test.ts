@@ -1574,12 +1574,26 @@ describe('openapi.yaml, checked against the running service', function () {
         const first = await putWebhook({ url: `${hookUrl}/old` });
         expect(first.res.status).to.equal(200);
         const made = first.body as HookBody;
-        expect(made).to.deep.include({ url: `${hookUrl}/old`, event_types: allTypes(), previous_secrets: [] });
+        expect(made).to.deep.include({ url: `${hookUrl}/old`, event_types: allTypes(), disabled_at: null, disabled_reason: null, previous_secrets: [] });
         const moved = await putWebhook({ url: hookUrl, rotate_secret: false });
-        expect(moved.body).to.deep.equal({ url: hookUrl, secret: made.secret, event_types: allTypes(), previous_secrets: [] });
+        expect(moved.body).to.deep.equal({
+          url: hookUrl,
+          secret: made.secret,
+          event_types: allTypes(),
+          disabled_at: null,
+          disabled_reason: null,
+          previous_secrets: [],
+        });
         // Chosen types are stored once each, in the spec's order, and kept when a later PUT leaves them out.
         const chosen = await putWebhook({ url: hookUrl, event_types: ['bounced', 'spam', 'bounced'] });
-        expect(chosen.body).to.deep.equal({ url: hookUrl, secret: made.secret, event_types: ['spam', 'bounced'], previous_secrets: [] });
+        expect(chosen.body).to.deep.equal({
+          url: hookUrl,
+          secret: made.secret,
+          event_types: ['spam', 'bounced'],
+          disabled_at: null,
+          disabled_reason: null,
+          previous_secrets: [],
+        });
         expect((await putWebhook({ url: hookUrl })).body).to.deep.include({ event_types: ['spam', 'bounced'] });
         // rotate_secret replaces the secret with no overlap: no previous secret signs.
         const rotated = await putWebhook({ url: hookUrl, rotate_secret: true, event_types: allTypes() });
@@ -1588,7 +1602,15 @@ describe('openapi.yaml, checked against the running service', function () {
         expect(secret).to.not.equal(made.secret);
         const shown = await getWebhook();
         expect(shown.res.status).to.equal(200);
-        expect(shown.body).to.deep.equal({ url: hookUrl, secret, event_types: allTypes(), previous_secrets: [] });
+        expect(shown.body).to.deep.equal({ url: hookUrl, secret, event_types: allTypes(), disabled_at: null, disabled_reason: null, previous_secrets: [] });
+        // Disabled as a receiver's 410 Gone disables it: GET shows when and why, and a PUT enables it again.
+        await service.db.pool.query("update apps set webhook_disabled_at = now(), webhook_disabled_reason = 'the receiver answered 410 Gone' where name = $1", [
+          appName,
+        ]);
+        const disabled = (await getWebhook()).body as HookBody & { disabled_at: string | null; disabled_reason: string | null };
+        expect(Date.parse(disabled.disabled_at ?? '')).to.be.within(Date.now() - 60_000, Date.now() + 60_000);
+        expect(disabled.disabled_reason).to.equal('the receiver answered 410 Gone');
+        expect((await putWebhook({ url: hookUrl })).body).to.deep.include({ secret, disabled_at: null, disabled_reason: null });
       },
     );
 
@@ -1665,7 +1687,14 @@ describe('openapi.yaml, checked against the running service', function () {
           ).res.status,
         ).to.equal(415);
         expect((await api('put', template, { path, body: { url: hookUrl }, key: ADMIN_KEY, on: down })).res.status).to.equal(503);
-        expect((await getWebhook()).body, 'nothing refused was stored').to.deep.equal({ url: hookUrl, secret, event_types: allTypes(), previous_secrets: [] });
+        expect((await getWebhook()).body, 'nothing refused was stored').to.deep.equal({
+          url: hookUrl,
+          secret,
+          event_types: allTypes(),
+          disabled_at: null,
+          disabled_reason: null,
+          previous_secrets: [],
+        });
       },
     );
 
@@ -1705,7 +1734,14 @@ describe('openapi.yaml, checked against the running service', function () {
         expect(third.res.status).to.equal(201);
         expect((third.body as HookBody).previous_secrets).to.deep.equal([]);
         secret = (third.body as HookBody).secret;
-        expect((await getWebhook()).body).to.deep.equal({ url: hookUrl, secret, event_types: allTypes(), previous_secrets: [] });
+        expect((await getWebhook()).body).to.deep.equal({
+          url: hookUrl,
+          secret,
+          event_types: allTypes(),
+          disabled_at: null,
+          disabled_reason: null,
+          previous_secrets: [],
+        });
       },
     );
 
@@ -1737,7 +1773,14 @@ describe('openapi.yaml, checked against the running service', function () {
           (await api('post', template, { path, rawBody: '{}', headers: { 'content-type': 'application/json; charset=latin1' }, key: ADMIN_KEY })).res.status,
         ).to.equal(415);
         expect((await api('post', template, { path, key: ADMIN_KEY, on: down })).res.status).to.equal(503);
-        expect((await getWebhook()).body, 'nothing refused was stored').to.deep.equal({ url: hookUrl, secret, event_types: allTypes(), previous_secrets: [] });
+        expect((await getWebhook()).body, 'nothing refused was stored').to.deep.equal({
+          url: hookUrl,
+          secret,
+          event_types: allTypes(),
+          disabled_at: null,
+          disabled_reason: null,
+          previous_secrets: [],
+        });
       },
     );
 

@@ -1,8 +1,10 @@
 // The webhook outbox's claim token: only the claim that made an attempt may record its outcome. A
 // dispatcher whose claim lapsed (a receiver slower than the claim) or whose delivery was redelivered
-// meanwhile must not overwrite what the newer claim does.
+// meanwhile must not overwrite what the newer claim does. And the answers that speak for a whole
+// endpoint: a throttle holds back the app's deliveries, a 410 Gone disables its webhook.
 import { expect } from 'chai';
 
+import { createBus } from '../../src/bus.js';
 import { insertJobs } from '../../src/db/jobs-repo.js';
 import { notifyChannels } from '../../src/db/notify.js';
 import { type Pool, withTransaction } from '../../src/db/pool.js';
@@ -11,13 +13,20 @@ import { claimDueDeliveries, redeliver, settleDelivery } from '../../src/db/webh
 import type { DueDelivery } from '../../src/domain/webhook-delivery.js';
 import { createAppWithKey } from '../../src/services/apps.js';
 import { queueWebhookDeliveries } from '../../src/services/webhook-outbox.js';
+import { createWebhookDeliveries } from '../../src/services/webhooks.js';
 import { createTestDatabase, TEST_SCHEMA, type TestDatabase } from '../support/database.js';
 
 /** An app with a webhook and one status change queued for it; returns the app's id. */
 async function oneDelivery(pool: Pool): Promise<string> {
   const { app } = await createAppWithKey(pool, `outbox-${Math.random().toString(36).slice(2, 8)}`);
   await pool.query("update apps set webhook_url = 'https://hooks.example.com/jetpost', webhook_secret = 'whsec_test' where id = $1", [app.id]);
-  const [jobId] = await insertJobs(pool, app.id, [
+  await queueChange(pool, app.id);
+  return app.id;
+}
+
+/** One more status change of the app's, with its delivery queued as sends and events queue them. */
+async function queueChange(pool: Pool, appId: string): Promise<void> {
+  const [jobId] = await insertJobs(pool, appId, [
     {
       job: { content: { from: { email: 'a@example.com' }, text: 'x' }, recipients: [{ kind: 'to', email: 'b@example.com' }], priority: 0 },
       status: 'queued',
@@ -29,7 +38,6 @@ async function oneDelivery(pool: Pool): Promise<string> {
     const changes = await recordStatusChanges(tx, [{ jobId: jobId!, recipientId: null, oldStatus: 'queued', newStatus: 'cancelled', details: null }]);
     await queueWebhookDeliveries(tx, notifyChannels(TEST_SCHEMA), changes);
   });
-  return app.id;
 }
 
 async function claimOne(pool: Pool, lockMs: number): Promise<DueDelivery> {
@@ -85,5 +93,61 @@ describe('webhook deliveries: recording an attempt', () => {
 
     expect(recorded).to.equal(false);
     expect(await deliveryRow(db.pool)).to.deep.equal([{ status: 'pending', attempts: 1, locked: false }]);
+  });
+});
+
+describe('webhook deliveries: answers that speak for the endpoint', () => {
+  let db: TestDatabase;
+
+  afterEach(async () => {
+    await db?.drop();
+  });
+
+  it("when an app's receiver throttled it, then its due deliveries are not claimed until then, another app's are, and the next due time waits for the throttle", async () => {
+    db = await createTestDatabase();
+    const throttledApp = await oneDelivery(db.pool);
+    const otherApp = await oneDelivery(db.pool);
+    const until = new Date(Date.now() + 60_000);
+    const deliveries = createWebhookDeliveries(db.pool, createBus());
+    const [first] = await claimDueDeliveries(db.pool, { limit: 1, perApp: 1, inFlight: new Map(), lockMs: 60_000 });
+    expect(first?.appId).to.equal(throttledApp);
+
+    await deliveries.settle(first!, { kind: 'retry', nextAttemptAt: until, statusCode: 429, error: 'the receiver answered 429', throttlesApp: true });
+    await queueChange(db.pool, throttledApp);
+    await db.pool.query('update webhook_deliveries set next_attempt_at = now() where app_id = $1', [throttledApp]);
+    const claimed = await claimDueDeliveries(db.pool, { limit: 10, perApp: 10, inFlight: new Map(), lockMs: 60_000 });
+
+    expect(claimed.map((delivery) => delivery.appId))
+      .to.include(otherApp)
+      .and.not.include(throttledApp);
+    // Every other app's delivery is in flight now: the next due one is the throttled app's, at its throttle's end.
+    const next = await deliveries.nextDueAt(claimed.map((delivery) => delivery.appId));
+    expect(next?.getTime()).to.be.within(until.getTime() - 1, until.getTime() + 1);
+  });
+
+  it('when a receiver answers 410 Gone, then its webhook is disabled, its pending deliveries fail, and new changes queue none; an answer from a replaced URL disables nothing', async () => {
+    db = await createTestDatabase();
+    const appId = await oneDelivery(db.pool);
+    const deliveries = createWebhookDeliveries(db.pool, createBus());
+    const gone = { kind: 'failed', statusCode: 410, error: 'the receiver answered 410 Gone', disablesWebhook: true } as const;
+    const [stale] = await claimDueDeliveries(db.pool, { limit: 1, perApp: 1, inFlight: new Map(), lockMs: 60_000 });
+    // The answer comes from a URL the app no longer has: it settles its own delivery only.
+    await db.pool.query("update apps set webhook_url = 'https://new.example.com/hooks' where id = $1", [appId]);
+    expect(await deliveries.settle(stale!, gone)).to.equal(true);
+    expect((await db.pool.query('select webhook_disabled_at from apps where id = $1', [appId])).rows[0].webhook_disabled_at).to.equal(null);
+
+    await db.pool.query("update apps set webhook_url = 'https://hooks.example.com/jetpost' where id = $1", [appId]);
+    await queueChange(db.pool, appId);
+    await queueChange(db.pool, appId);
+    const [answered] = await claimDueDeliveries(db.pool, { limit: 1, perApp: 1, inFlight: new Map(), lockMs: 60_000 });
+    await deliveries.settle(answered!, gone);
+    await queueChange(db.pool, appId);
+
+    const { rows: app } = await db.pool.query('select webhook_disabled_at, webhook_disabled_reason from apps where id = $1', [appId]);
+    expect(app[0].webhook_disabled_at).to.be.instanceOf(Date);
+    expect(app[0].webhook_disabled_reason).to.equal('the receiver answered 410 Gone');
+    const { rows } = await db.pool.query<{ status: string; last_error: string }>('select status, last_error from webhook_deliveries order by id');
+    expect(rows.map((row) => row.status)).to.deep.equal(['failed', 'failed', 'failed']);
+    expect(rows.slice(1).every((row) => row.last_error === 'the receiver answered 410 Gone')).to.equal(true);
   });
 });

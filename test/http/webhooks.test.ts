@@ -8,6 +8,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 
 import { expect } from 'chai';
 
+import { dashboardClient } from '../support/dashboard-client.js';
 import { isolateNetwork, mockMailjetSend, restoreNetwork } from '../support/mailjet-nock.js';
 import { ADMIN_KEY, eventually, startTestService, type TestService } from '../support/service.js';
 
@@ -48,19 +49,27 @@ interface Received {
   /** webhook-id: the delivery's id. */
   deliveryId: string;
   status: number;
+  /** When the receiver answered (Date.now()). */
+  answeredAt: number;
 }
 
-/** A receiving app that answers 500 to its first `failFirst` calls. */
-async function receiver(failFirst: number): Promise<{ server: Server; url: string; calls: Received[] }> {
+interface Answer {
+  status: number;
+  headers?: Record<string, string>;
+}
+
+/** A receiving app that answers 500 to its first `failFirst` calls, or each call (0 first) as `answer` says. */
+async function receiver(answer: number | ((call: number) => Answer)): Promise<{ server: Server; url: string; calls: Received[] }> {
+  const answerFor = typeof answer === 'number' ? (call: number): Answer => ({ status: call < answer ? 500 : 204 }) : answer;
   const calls: Received[] = [];
   const server = createServer((req: IncomingMessage, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
-      const status = calls.length < failFirst ? 500 : 204;
+      const { status, headers: answerHeaders } = answerFor(calls.length);
       const headers = Object.fromEntries(['webhook-id', 'webhook-timestamp', 'webhook-signature'].map((name) => [name, String(req.headers[name])]));
-      calls.push({ body: Buffer.concat(chunks).toString('utf8'), headers, deliveryId: headers['webhook-id']!, status });
-      res.writeHead(status).end();
+      calls.push({ body: Buffer.concat(chunks).toString('utf8'), headers, deliveryId: headers['webhook-id']!, status, answeredAt: Date.now() });
+      res.writeHead(status, answerHeaders).end();
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -88,13 +97,16 @@ describe('webhooks', () => {
     return rows[0].name as string;
   }
 
-  async function setWebhook(url: string, eventTypes?: string[]): Promise<{ url: string; secret: string }> {
+  async function setWebhook(
+    url: string,
+    eventTypes?: string[],
+  ): Promise<{ url: string; secret: string; disabled_at: string | null; disabled_reason: string | null }> {
     const res = await service.request('PUT', `/admin/apps/${await appName()}/webhook`, {
       key: ADMIN_KEY,
       body: { url, ...(eventTypes ? { event_types: eventTypes } : {}) },
     });
     expect(res.status, await res.clone().text()).to.equal(200);
-    return (await res.json()) as { url: string; secret: string };
+    return (await res.json()) as { url: string; secret: string; disabled_at: string | null; disabled_reason: string | null };
   }
 
   /** Rotates the app's secret through the admin API; returns the new one. */
@@ -340,6 +352,74 @@ describe('webhooks', () => {
     }
     const { rows } = await service.db.pool.query('select webhook_url from apps where id = $1', [service.appId]);
     expect(rows[0].webhook_url).to.equal(null);
+  });
+
+  it("when the receiver answers 429 with Retry-After, then none of the app's deliveries is attempted before it asks, and all arrive after", async () => {
+    mockMailjetSend();
+    const hook = await receiver((call) => (call === 0 ? { status: 429, headers: { 'retry-after': '2' } } : { status: 204 }));
+    server = hook.server;
+    // One delivery of the app at a time, and a backoff far shorter than the Retry-After.
+    service = await startTestService({ env: { WEBHOOK_ALLOWED_TARGETS: '127.0.0.1', WEBHOOK_CONCURRENCY_PER_APP: '1', WEBHOOK_RETRY_BASE_MS: '50' } });
+    await setWebhook(hook.url);
+
+    for (const to of ['t1@example.com', 't2@example.com', 't3@example.com']) {
+      await service.request('POST', '/queue', { body: { from: 'app@example.com', to, text: 'hi' } });
+    }
+    const ok = await eventually(
+      async () => {
+        const answered = hook.calls.filter((call) => call.status === 204);
+        return answered.length === 3 ? answered : undefined;
+      },
+      20_000,
+      'the three accepted changes delivered',
+    );
+
+    const throttled = hook.calls[0]!;
+    expect(throttled.status).to.equal(429);
+    // The clock is read after the answer: any call at all before the 2 s is a call the receiver asked not to get.
+    expect(ok.map((call) => call.answeredAt - throttled.answeredAt).every((waited) => waited >= 2_000 - 10)).to.equal(true);
+    expect(ok.map((call) => call.deliveryId)).to.include(throttled.deliveryId);
+    expect(hook.calls).to.have.length(4);
+  });
+
+  it('when the receiver answers 410 Gone, then the webhook is disabled (shown, pending deliveries failed, none queued) until it is set again', async () => {
+    mockMailjetSend();
+    let gone = true;
+    const hook = await receiver(() => ({ status: gone ? 410 : 204 }));
+    server = hook.server;
+    service = await startTestService({ env: { WEBHOOK_ALLOWED_TARGETS: '127.0.0.1', WEBHOOK_CONCURRENCY_PER_APP: '1' } });
+    await setWebhook(hook.url);
+    const name = await appName();
+
+    await Promise.all(['g1@example.com', 'g2@example.com', 'g3@example.com'].map((to) => sentMessage(to)));
+    const shown = await eventually(async () => {
+      const webhook = (await (await service.request('GET', `/admin/apps/${name}/webhook`, { key: ADMIN_KEY })).json()) as {
+        disabled_at: string | null;
+        disabled_reason: string | null;
+      };
+      return webhook.disabled_at === null ? undefined : webhook;
+    });
+    await sentMessage('g4@example.com');
+    await eventually(async () => {
+      const { rows } = await service.db.pool.query("select count(*)::int as n from webhook_deliveries where status = 'pending'");
+      return rows[0].n === 0 ? true : undefined;
+    });
+
+    expect(shown.disabled_reason).to.contain('410 Gone');
+    expect(hook.calls).to.have.length(1);
+    const { rows } = await service.db.pool.query<{ status: string; last_error: string }>('select status, last_error from webhook_deliveries');
+    // The three accepted before the 410 failed with it (g4's change came after: it got none).
+    expect(rows.length).to.be.within(1, 3);
+    expect(rows.every((row) => row.status === 'failed' && row.last_error.includes('410 Gone'))).to.equal(true);
+    const page = await (await dashboardClient(service)).get(`/dashboard/apps/${name}/deliveries`);
+    expect(page.text).to.contain('id="webhook-disabled"');
+
+    gone = false;
+    const again = await setWebhook(hook.url);
+    await sentMessage('g5@example.com');
+
+    expect(again).to.deep.include({ disabled_at: null, disabled_reason: null });
+    await delivered(hook, 'accepted');
   });
 
   it('when a delivery failed for good, then an admin can redeliver it and it arrives', async () => {

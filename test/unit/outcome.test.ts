@@ -1,7 +1,8 @@
 import { expect } from 'chai';
 
 import { toIdString } from '../../src/domain/mailjet-ids.js';
-import { type CallOutcome, classifySendResponse, type MessageOutcome, parseRetryAfter, type SendResponse } from '../../src/domain/mailjet-outcome.js';
+import { type CallOutcome, classifySendResponse, type MessageOutcome, type SendResponse } from '../../src/domain/mailjet-outcome.js';
+import { parseRetryAfter } from '../../src/domain/retry-policy.js';
 
 const NOW = new Date('2030-01-01T12:00:00Z');
 

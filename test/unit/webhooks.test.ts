@@ -155,9 +155,9 @@ describe('webhook delivery outcome', () => {
     const created = new Date(now.getTime() - 60_000);
 
     expect(deliveryOutcome({ attempts: 1, createdAt: created }, { statusCode: 204 }, options)).to.deep.equal({ kind: 'delivered', statusCode: 204 });
-    const first = deliveryOutcome({ attempts: 1, createdAt: created }, { statusCode: 503 }, options);
+    const first = deliveryOutcome({ attempts: 1, createdAt: created }, { statusCode: 500 }, options);
     const third = deliveryOutcome({ attempts: 3, createdAt: created }, { error: 'ECONNREFUSED' }, options);
-    expect(first).to.deep.equal({ kind: 'retry', nextAttemptAt: new Date(now.getTime() + 10_000), statusCode: 503, error: 'the receiver answered 503' });
+    expect(first).to.deep.equal({ kind: 'retry', nextAttemptAt: new Date(now.getTime() + 10_000), statusCode: 500, error: 'the receiver answered 500' });
     expect(third).to.deep.include({ kind: 'retry', nextAttemptAt: new Date(now.getTime() + 40_000), statusCode: null, error: 'ECONNREFUSED' });
   });
 
@@ -167,5 +167,51 @@ describe('webhook delivery outcome', () => {
     const outcome = deliveryOutcome({ attempts: 20, createdAt: created }, { statusCode: 500 }, options);
 
     expect(outcome).to.deep.equal({ kind: 'failed', statusCode: 500, error: 'gave up after 20 attempts: the receiver answered 500' });
+  });
+
+  it('when the answer carries a Retry-After (seconds or a date), then the retry is no sooner than it asks, nor sooner than the backoff', () => {
+    const created = new Date(now.getTime() - 60_000);
+    const at = (result: { statusCode: number; retryAfter?: string }) => {
+      const outcome = deliveryOutcome({ attempts: 1, createdAt: created }, result, options);
+      return outcome.kind === 'retry' ? outcome.nextAttemptAt.getTime() - now.getTime() : outcome.kind;
+    };
+
+    expect(at({ statusCode: 500, retryAfter: '120' })).to.equal(120_000);
+    expect(at({ statusCode: 503, retryAfter: 'Tue, 01 Jan 2030 12:05:00 GMT' })).to.equal(300_000);
+    expect(at({ statusCode: 500, retryAfter: '1' })).to.equal(10_000);
+    expect(at({ statusCode: 500, retryAfter: 'soon' })).to.equal(10_000);
+    expect(at({ statusCode: 500, retryAfter: '-5' })).to.equal(10_000);
+  });
+
+  it('when a Retry-After asks for a wait beyond the retry window, however large, then the delivery fails rather than holding an impossible date', () => {
+    const created = new Date(now.getTime() - 60_000);
+
+    for (const retryAfter of ['86400', '9'.repeat(30), 'Fri, 31 Dec 9999 23:59:59 GMT']) {
+      const outcome = deliveryOutcome({ attempts: 1, createdAt: created }, { statusCode: 429, retryAfter }, options);
+      expect(outcome, retryAfter).to.deep.equal({ kind: 'failed', statusCode: 429, error: 'gave up after 1 attempts: the receiver answered 429' });
+    }
+  });
+
+  it('when the receiver answers 429, 502, 503 or 504, then the retry holds back the whole app; other failures only their own delivery', () => {
+    const created = new Date(now.getTime() - 60_000);
+    const throttles = (result: { statusCode: number } | { error: string }) => {
+      const outcome = deliveryOutcome({ attempts: 1, createdAt: created }, result, options);
+      return outcome.kind === 'retry' && outcome.throttlesApp === true;
+    };
+
+    expect([429, 502, 503, 504].map((statusCode) => throttles({ statusCode }))).to.deep.equal([true, true, true, true]);
+    expect([500, 404, 400, 301, 408].map((statusCode) => throttles({ statusCode }))).to.deep.equal([false, false, false, false, false]);
+    expect(throttles({ error: 'ECONNREFUSED' })).to.equal(false);
+  });
+
+  it('when the receiver answers 410 Gone, then the delivery fails at once and disables the webhook, whatever attempt it was', () => {
+    const outcome = deliveryOutcome({ attempts: 1, createdAt: now }, { statusCode: 410, retryAfter: '60' }, options);
+
+    expect(outcome).to.deep.equal({
+      kind: 'failed',
+      statusCode: 410,
+      error: 'the receiver answered 410 Gone: the webhook is disabled until it is set again',
+      disablesWebhook: true,
+    });
   });
 });

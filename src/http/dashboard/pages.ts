@@ -1,6 +1,6 @@
 // The dashboard's pages: plain server-rendered HTML. Every value from the database goes through
 // `html`, which escapes it; links and forms point at absolute /dashboard paths.
-import type { App } from '../../domain/app.js';
+import type { App, AppWebhook } from '../../domain/app.js';
 import { type JobDetail, type JobListRow, type JobSearchField, type Overview, THROUGHPUT_MINUTES } from '../../domain/dashboard.js';
 import type { AdminJobRow } from '../../domain/job.js';
 import type { Suppression } from '../../domain/suppression.js';
@@ -345,7 +345,7 @@ export function deliveriesPage(
   visitor: DashboardVisitor,
   view: {
     app: string;
-    webhookUrl: string | null;
+    webhook: Pick<AppWebhook, 'url' | 'disabled'> | null;
     rows: readonly DeliveryRow[];
     status: DeliveryStatus | undefined;
     limit: number;
@@ -356,7 +356,8 @@ export function deliveriesPage(
   const path = `/dashboard/apps/${encodeURIComponent(view.app)}/deliveries`;
   const body = html`<h1>Webhook deliveries of ${view.app}</h1>
 ${notice(view.notice)}
-<p>Webhook URL: ${view.webhookUrl === null ? html`<span class="muted">none (set one with <code>npm run admin -- webhooks set &lt;app&gt; &lt;url&gt;</code>)</span>` : html`<code>${view.webhookUrl}</code>`}</p>
+<p>Webhook URL: ${view.webhook === null ? html`<span class="muted">none (set one with <code>npm run admin -- webhooks set &lt;app&gt; &lt;url&gt;</code>)</span>` : html`<code>${view.webhook.url}</code>`}</p>
+${view.webhook?.disabled ? html`<p class="problem" id="webhook-disabled">Disabled since ${time(view.webhook.disabled.at)}: ${view.webhook.disabled.reason}. Nothing is delivered until the webhook is set again (<code>npm run admin -- webhooks set &lt;app&gt; &lt;url&gt;</code>).</p>` : ''}
 <form class="filters" method="get" action="${path}">
 <label>status<select name="status">${DELIVERY_FILTERS.map(([value, label]) => html`<option value="${value}"${(view.status ?? '') === value ? html` selected` : ''}>${label}</option>`)}</select></label>
 <button type="submit">Show</button>

@@ -11,6 +11,7 @@ import express, { type ErrorRequestHandler, type Request, type RequestHandler, t
 import helmet from 'helmet';
 import { z } from 'zod';
 
+import type { AppWebhook } from '../../domain/app.js';
 import { searchField } from '../../domain/dashboard.js';
 import { createSession, sessionKey } from '../../domain/dashboard-session.js';
 import { AppError, NotFoundError } from '../../domain/errors.js';
@@ -267,8 +268,8 @@ export function dashboardRouter({ dashboard, admin, adminKey, log, now }: Dashbo
       'query',
     );
     const rows = await admin.listDeliveries(app, { status: query.status, before: query.before, limit: PAGE_SIZE });
-    const webhookUrl = await admin.getWebhook(app).then(
-      (webhook) => webhook.url,
+    const webhook = await admin.getWebhook(app).then(
+      (found): AppWebhook | null => found,
       (error: unknown) => {
         if (error instanceof NotFoundError) {
           return null;
@@ -276,7 +277,7 @@ export function dashboardRouter({ dashboard, admin, adminKey, log, now }: Dashbo
         throw error;
       },
     );
-    send(res, deliveriesPage(dashboardVisitor(res), { app, webhookUrl, rows, status: query.status, limit: PAGE_SIZE, notice: noticeOf(req) }));
+    send(res, deliveriesPage(dashboardVisitor(res), { app, webhook, rows, status: query.status, limit: PAGE_SIZE, notice: noticeOf(req) }));
   });
 
   router.post(`${DASHBOARD_PATH}/apps/:app/deliveries/:delivery/redeliver`, ...forms, async (req, res) => {
