@@ -9,7 +9,6 @@ import https from 'node:https';
 
 import { splitJsonBody } from '../domain/json-elements.js';
 import type { SendResponse } from '../domain/mailjet-outcome.js';
-import type { MailjetSendBody } from '../domain/mailjet-payload.js';
 
 export interface SendCallOptions {
   /** Mailjet's base URL (its path, if any, comes before /v3.1/send). */
@@ -26,7 +25,7 @@ const ANSWER_LIMITS = { maxDepth: 64, maxLength: Number.MAX_SAFE_INTEGER, maxEle
 /** The code axios (and so node-mailjet) gives a request that ran out of time. */
 const TIMEOUT_CODE = 'ECONNABORTED';
 
-export function createSendCall({ baseUrl, apiKey, apiSecret, timeoutMs }: SendCallOptions): (body: MailjetSendBody) => Promise<SendResponse> {
+export function createSendCall({ baseUrl, apiKey, apiSecret, timeoutMs }: SendCallOptions): (body: string) => Promise<SendResponse> {
   const transport = baseUrl.protocol === 'http:' ? http : https;
   const agent = new transport.Agent({ keepAlive: true });
   const url = new URL(`${baseUrl.pathname.replace(/\/+$/, '')}/v3.1/send`, baseUrl.origin);
@@ -34,7 +33,6 @@ export function createSendCall({ baseUrl, apiKey, apiSecret, timeoutMs }: SendCa
 
   return (body) =>
     new Promise<SendResponse>((resolve) => {
-      const text = JSON.stringify(body);
       let settled = false;
       const settle = (response: SendResponse) => {
         if (!settled) {
@@ -48,7 +46,7 @@ export function createSendCall({ baseUrl, apiKey, apiSecret, timeoutMs }: SendCa
         {
           method: 'POST',
           agent,
-          headers: { authorization, accept: 'application/json', 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) },
+          headers: { authorization, accept: 'application/json', 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
         },
         (answer) => {
           const chunks: Buffer[] = [];
@@ -68,7 +66,7 @@ export function createSendCall({ baseUrl, apiKey, apiSecret, timeoutMs }: SendCa
         request.destroy(Object.assign(new Error(`timeout of ${timeoutMs}ms exceeded`), { code: TIMEOUT_CODE }));
       }, timeoutMs);
       request.on('error', (error) => settle(unreachable(error)));
-      request.end(text);
+      request.end(body);
     });
 }
 
