@@ -111,9 +111,13 @@ export interface MailjetSendBody {
   SandboxMode?: boolean;
 }
 
-/** The body of one Send API call; SandboxMode only when set, so a real call looks as it always did. */
-export function toSendBody(messages: MailjetMessage[], sandbox: boolean): MailjetSendBody {
-  return sandbox ? { Messages: messages, SandboxMode: true } : { Messages: messages };
+/**
+ * The JSON text of one Send API call (a MailjetSendBody) from its messages' JSON texts, which packing
+ * already made to measure them: each message is serialised once. SandboxMode only when set, so a
+ * real call looks as it always did.
+ */
+export function sendBodyJson(messageJson: readonly string[], sandbox: boolean): string {
+  return `{"Messages":[${messageJson.join(',')}]${sandbox ? ',"SandboxMode":true' : ''}}`;
 }
 
 const CUSTOM_ID_PREFIX = 'jetpost-';

@@ -3,7 +3,7 @@
 // consumer (workers/consumer.ts) does the I/O between these steps.
 import type { ClaimedJob } from './job.js';
 import type { FoundMessage } from './mailjet-outcome.js';
-import { countRecipients, type MailjetMessage, messageBytes, packCalls, toMailjetMessage } from './mailjet-payload.js';
+import { countRecipients, packCalls, toMailjetMessage } from './mailjet-payload.js';
 import { matchRecipients, type RecipientRow } from './recipient.js';
 import { type DecisionContext, giveUpAfterLookUp, retryOrFail, type SendResult } from './send-decision.js';
 import { suppressionKey } from './suppression.js';
@@ -79,10 +79,10 @@ export function planSuppression(
   return plan;
 }
 
-/** One Send API call: its jobs and their messages, in the same order, and its SandboxMode. */
+/** One Send API call: its jobs and their messages (each a MailjetMessage's JSON text), in the same order, and its SandboxMode. */
 export interface PlannedCall {
   jobs: ClaimedJob[];
-  messages: MailjetMessage[];
+  messageJson: string[];
   sandbox: boolean;
 }
 
@@ -109,18 +109,21 @@ function packJobs(
   sandbox: boolean,
   maxJobs: number,
 ): PlannedCall[] {
-  const messages = jobs.map((job) =>
-    toMailjetMessage({
-      id: job.id,
-      customId: job.customId,
-      content: job.content,
-      recipients: (recipientsByJob.get(job.id) ?? []).map((r) => ({ kind: r.kind, email: r.email, name: r.name ?? undefined })),
-    }),
+  // Serialised here, once: the text measures the message and is what the call sends (sendBodyJson).
+  const messageJson = jobs.map((job) =>
+    JSON.stringify(
+      toMailjetMessage({
+        id: job.id,
+        customId: job.customId,
+        content: job.content,
+        recipients: (recipientsByJob.get(job.id) ?? []).map((r) => ({ kind: r.kind, email: r.email, name: r.name ?? undefined })),
+      }),
+    ),
   );
-  const sizes = jobs.map((job, index) => ({ recipients: countRecipients(recipientsByJob.get(job.id) ?? []), bytes: messageBytes(messages[index]!) }));
+  const sizes = jobs.map((job, index) => ({ recipients: countRecipients(recipientsByJob.get(job.id) ?? []), bytes: Buffer.byteLength(messageJson[index]!) }));
   return packCalls(sizes, undefined, undefined, maxJobs).map((indexes) => ({
     jobs: indexes.map((index) => jobs[index]!),
-    messages: indexes.map((index) => messages[index]!),
+    messageJson: indexes.map((index) => messageJson[index]!),
     sandbox,
   }));
 }

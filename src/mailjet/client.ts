@@ -8,7 +8,6 @@ import type MailjetModule from 'node-mailjet';
 import type { CallbackWrite, RegisteredCallback } from '../domain/events-callback.js';
 import { toIdString } from '../domain/mailjet-ids.js';
 import type { FoundMessage, SendResponse } from '../domain/mailjet-outcome.js';
-import type { MailjetSendBody } from '../domain/mailjet-payload.js';
 import { createSendCall } from './send-call.js';
 
 // node-mailjet 6 is CommonJS whose module.exports is the class itself (no `default`); TypeScript's
@@ -16,7 +15,8 @@ import { createSendCall } from './send-call.js';
 const Mailjet = createRequire(import.meta.url)('node-mailjet') as typeof MailjetModule.default;
 
 export interface MailjetClient {
-  send(body: MailjetSendBody): Promise<SendResponse>;
+  /** A Send API call; `body` is its JSON text (a MailjetSendBody, see sendBodyJson). */
+  send(body: string): Promise<SendResponse>;
   /**
    * The messages Mailjet holds for a CustomID (one per recipient), or undefined when Mailjet could
    * not be asked. An empty list means "not sent, as far as Mailjet's index knows".

@@ -9,7 +9,6 @@ import https from 'node:https';
 
 import { splitJsonBody } from '../domain/json-elements.js';
 import type { SendResponse } from '../domain/mailjet-outcome.js';
-import type { MailjetSendBody } from '../domain/mailjet-payload.js';
 import { sendAgent } from './agent.js';
 
 export interface SendCallOptions {
@@ -29,7 +28,7 @@ const TIMEOUT_CODE = 'ECONNABORTED';
 /** The code of a call the egress proxy refused to pass on. */
 const PROXY_REFUSED_CODE = 'EPROXY';
 
-export function createSendCall({ baseUrl, apiKey, apiSecret, timeoutMs }: SendCallOptions): (body: MailjetSendBody) => Promise<SendResponse> {
+export function createSendCall({ baseUrl, apiKey, apiSecret, timeoutMs }: SendCallOptions): (body: string) => Promise<SendResponse> {
   const transport = baseUrl.protocol === 'http:' ? http : https;
   const agent = sendAgent(baseUrl);
   const url = new URL(`${baseUrl.pathname.replace(/\/+$/, '')}/v3.1/send`, baseUrl.origin);
@@ -37,7 +36,6 @@ export function createSendCall({ baseUrl, apiKey, apiSecret, timeoutMs }: SendCa
 
   return (body) =>
     new Promise<SendResponse>((resolve) => {
-      const text = JSON.stringify(body);
       let settled = false;
       const settle = (response: SendResponse) => {
         if (!settled) {
@@ -51,7 +49,7 @@ export function createSendCall({ baseUrl, apiKey, apiSecret, timeoutMs }: SendCa
         {
           method: 'POST',
           agent,
-          headers: { authorization, accept: 'application/json', 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) },
+          headers: { authorization, accept: 'application/json', 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
         },
         (answer) => {
           if (answer.statusCode === 407) {
@@ -90,7 +88,7 @@ export function createSendCall({ baseUrl, apiKey, apiSecret, timeoutMs }: SendCa
           request.destroy();
         }
       });
-      request.end(text);
+      request.end(body);
     });
 }
 

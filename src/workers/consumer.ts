@@ -17,7 +17,7 @@ import type { Bus } from '../bus.js';
 import { coerceError } from '../domain/errors.js';
 import type { ClaimedJob } from '../domain/job.js';
 import { type CallOutcome, classifySendResponse, type FoundMessage, type SendResponse } from '../domain/mailjet-outcome.js';
-import { customIdForJob, type MailjetSendBody, toSendBody } from '../domain/mailjet-payload.js';
+import { customIdForJob, sendBodyJson } from '../domain/mailjet-payload.js';
 import type { RecipientRow } from '../domain/recipient.js';
 import { type Backoff, backoffMs, type RetryPolicy } from '../domain/retry-policy.js';
 import { decideSendResults, type SendResult } from '../domain/send-decision.js';
@@ -37,7 +37,8 @@ export interface ConsumerDeps {
   claim: () => Promise<ClaimedJob[]>;
   /** The jobs of the last claim are no longer held (sent, recorded or given back). */
   batchEnded?: () => void;
-  send: (body: MailjetSendBody) => Promise<SendResponse>;
+  /** Makes a Send API call; `body` is its JSON text (sendBodyJson). */
+  send: (body: string) => Promise<SendResponse>;
   /** Mailjet's messages for a CustomID; undefined when Mailjet could not be asked. */
   lookup: (customId: string) => Promise<FoundMessage[] | undefined>;
   record: (recipientsByJob: ReadonlyMap<string, readonly RecipientRow[]>, results: readonly SendResult[]) => Promise<RecordSummary>;
@@ -239,9 +240,9 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
     let slowDown = true;
     let answeredAt: number | undefined;
     try {
-      const response = await deps.send(toSendBody(call.messages, call.sandbox));
+      const response = await deps.send(sendBodyJson(call.messageJson, call.sandbox));
       answeredAt = now().getTime();
-      const outcome = classifySendResponse(response, call.messages.length, now());
+      const outcome = classifySendResponse(response, call.messageJson.length, now());
       slowDown = outcome.kind === 'transient';
       await settleCall(batch, call, outcome, started, turn);
     } finally {
@@ -268,7 +269,7 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
     const summary = await recordWithRetry(batch, results, turn);
     const recipients = recipientsOfJobs(call.jobs, batch.recipientsByJob);
     bus.emit('mailjet:call', {
-      messages: call.messages.length,
+      messages: call.messageJson.length,
       recipients,
       outcome:
         outcome.kind === 'per-message'
@@ -280,7 +281,7 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
             : 'permanent',
       durationMs: now().getTime() - started,
     });
-    report(summary, { messages: call.messages.length, recipients, ...(outcome.kind === 'per-message' ? {} : { error: outcome.error }) });
+    report(summary, { messages: call.messageJson.length, recipients, ...(outcome.kind === 'per-message' ? {} : { error: outcome.error }) });
   }
 
   async function releaseUnsent(jobIds: readonly string[]): Promise<void> {
@@ -331,7 +332,7 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
 
   function heldPart(call: PlannedCall, lost: ReadonlySet<string>): PlannedCall {
     const indexes = call.jobs.flatMap((job, index) => (lost.has(job.id) ? [] : [index]));
-    return { jobs: indexes.map((index) => call.jobs[index]!), messages: indexes.map((index) => call.messages[index]!), sandbox: call.sandbox };
+    return { jobs: indexes.map((index) => call.jobs[index]!), messageJson: indexes.map((index) => call.messageJson[index]!), sandbox: call.sandbox };
   }
 
   async function renewLeases(batch: Batch, jobIds: readonly string[]): Promise<void> {

@@ -5,6 +5,7 @@ import { expect } from 'chai';
 
 import { createBus } from '../../src/bus.js';
 import type { ClaimedJob } from '../../src/domain/job.js';
+import type { MailjetSendBody } from '../../src/domain/mailjet-payload.js';
 import type { RecordSummary } from '../../src/services/sending.js';
 import { type ConsumerDeps, createConsumer } from '../../src/workers/consumer.js';
 import { createSendGate } from '../../src/workers/send-gate.js';
@@ -168,7 +169,7 @@ describe('consumer: a claim of several batches', () => {
         batchSize: 3,
         claim: async () => (claims++ === 0 ? jobs : []),
         send: async (body) => {
-          calls.push(body.Messages.map((message) => String(message.CustomID)));
+          calls.push((JSON.parse(body) as MailjetSendBody).Messages.map((message) => String(message.CustomID)));
           return { status: 500, body: undefined, description: 'Mailjet 500' };
         },
         record: async (_batch, results): Promise<RecordSummary> => {
@@ -213,7 +214,7 @@ describe('consumer: a claim of several batches', () => {
         // Job 3's lease lapsed and the reaper gave it back: another consumer may be sending it.
         extendLeases: async (ids) => ids.filter((jobId) => jobId !== '3'),
         send: async (body) => {
-          calls.push(body.Messages.map((message) => String(message.CustomID)));
+          calls.push((JSON.parse(body) as MailjetSendBody).Messages.map((message) => String(message.CustomID)));
           return { status: 500, body: undefined, description: 'Mailjet 500' };
         },
         record: async (_batch, results): Promise<RecordSummary> => ({

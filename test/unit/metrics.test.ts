@@ -157,7 +157,7 @@ describe('metrics', () => {
     };
     const instrumented = instrumentMailjetClient(client, bus);
 
-    expect((await instrumented.send({ Messages: [] })).status).to.equal(500);
+    expect((await instrumented.send('{"Messages":[]}')).status).to.equal(500);
     for (let index = 0; index < 3; index += 1) {
       await instrumented.findByCustomId('jetpost-job-1');
     }

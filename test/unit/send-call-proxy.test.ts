@@ -71,7 +71,7 @@ describe('send calls through a proxy', () => {
     proxy.close();
   });
 
-  const call = (baseUrl: string) => createSendCall({ baseUrl: new URL(baseUrl), apiKey: 'key', apiSecret: 'secret', timeoutMs: 10_000 })(BODY);
+  const call = (baseUrl: string) => createSendCall({ baseUrl: new URL(baseUrl), apiKey: 'key', apiSecret: 'secret', timeoutMs: 10_000 })(JSON.stringify(BODY));
   const proxyCredentials = `Basic ${Buffer.from('jet:p@ss').toString('base64')}`;
 
   it('when HTTP_PROXY is set and Mailjet is plain HTTP, then the call goes to the proxy as an absolute URL, with its credentials and the Mailjet keys', async () => {

@@ -7,7 +7,7 @@ import { expect } from 'chai';
 
 import { createSendCall } from '../../src/mailjet/send-call.js';
 
-const BODY = { Messages: [{ To: [{ Email: 'a@example.com' }], CustomID: 'jetpost-1' }] };
+const BODY = JSON.stringify({ Messages: [{ To: [{ Email: 'a@example.com' }], CustomID: 'jetpost-1' }] });
 
 describe('the Send API call', () => {
   let server: Server;
@@ -39,7 +39,7 @@ describe('the Send API call', () => {
       response.end('{"Messages":[{"Status":"success","To":[{"Email":"a@example.com","MessageUUID":"u-1","MessageID":576460765503091475}]}]}');
     };
     const answer = await call();
-    expect(seen).to.deep.equal({ url: '/base/v3.1/send', authorization: `Basic ${Buffer.from('key:secret').toString('base64')}`, body: JSON.stringify(BODY) });
+    expect(seen).to.deep.equal({ url: '/base/v3.1/send', authorization: `Basic ${Buffer.from('key:secret').toString('base64')}`, body: BODY });
     expect(answer.status).to.equal(200);
     expect(answer.body).to.deep.equal({
       Messages: [{ Status: 'success', To: [{ Email: 'a@example.com', MessageUUID: 'u-1', MessageID: '576460765503091475' }] }],

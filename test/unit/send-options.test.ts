@@ -5,7 +5,7 @@
 import { expect } from 'chai';
 
 import type { ClaimedJob } from '../../src/domain/job.js';
-import { customIdForJob, jobIdFromCustomId, toMailjetMessage, toSendBody } from '../../src/domain/mailjet-payload.js';
+import { customIdForJob, jobIdFromCustomId, type MailjetMessage, sendBodyJson, toMailjetMessage } from '../../src/domain/mailjet-payload.js';
 import type { MessageContent } from '../../src/domain/message.js';
 import type { RecipientRow } from '../../src/domain/recipient.js';
 import { planCalls } from '../../src/domain/send-plan.js';
@@ -140,8 +140,8 @@ describe('SandboxMode is per call: planCalls packs sandbox jobs apart', () => {
       [false, ['2', '4', '6']],
       [true, ['1', '3', '5', '7']],
     ]);
-    expect(toSendBody(calls[1]!.messages, calls[1]!.sandbox)).to.have.property('SandboxMode', true);
-    expect(toSendBody(calls[0]!.messages, calls[0]!.sandbox)).not.to.have.property('SandboxMode');
+    expect(JSON.parse(sendBodyJson(calls[1]!.messageJson, calls[1]!.sandbox))).to.have.property('SandboxMode', true);
+    expect(JSON.parse(sendBodyJson(calls[0]!.messageJson, calls[0]!.sandbox))).not.to.have.property('SandboxMode');
   });
 
   it('when jobs with different options share a call, then each message keeps its own options and CustomID', () => {
@@ -155,11 +155,25 @@ describe('SandboxMode is per call: planCalls packs sandbox jobs apart', () => {
       ]),
     );
 
-    expect(call!.messages).to.have.length(2);
-    expect(call!.messages[0]).to.deep.include({ TrackOpens: 'disabled', CustomCampaign: 'a', CustomID: 'jetpost-1:order-1' });
-    expect(call!.messages[0]).not.to.have.property('Priority');
-    expect(call!.messages[1]).to.deep.include({ Priority: 3, CustomID: 'jetpost-2' });
-    expect(call!.messages[1]).not.to.have.property('TrackOpens');
+    const messages = call!.messageJson.map((json) => JSON.parse(json) as MailjetMessage);
+    expect(messages).to.have.length(2);
+    expect(messages[0]).to.deep.include({ TrackOpens: 'disabled', CustomCampaign: 'a', CustomID: 'jetpost-1:order-1' });
+    expect(messages[0]).not.to.have.property('Priority');
+    expect(messages[1]).to.deep.include({ Priority: 3, CustomID: 'jetpost-2' });
+    expect(messages[1]).not.to.have.property('TrackOpens');
+  });
+
+  it("when a call's body is built from its messages' JSON, then it is byte for byte the JSON of the body object Mailjet gets", () => {
+    const jobs = ['1', '2'].map((id) => claimed(id, { from: { email: 'app@example.com', name: 'Zoë "Z"' }, text: 'Grüße\n\u2028', sandbox: id === '2' }));
+    const calls = planCalls(jobs, new Map(jobs.map((job) => [job.id, [recipientOf(job)]])));
+    const objects = jobs.map((job) =>
+      toMailjetMessage({ id: job.id, content: job.content, recipients: [{ kind: 'to', email: recipientOf(job).email, name: undefined }] }),
+    );
+
+    expect(calls.map((call) => sendBodyJson(call.messageJson, call.sandbox))).to.deep.equal([
+      JSON.stringify({ Messages: [objects[0]] }),
+      JSON.stringify({ Messages: [objects[1]], SandboxMode: true }),
+    ]);
   });
 });
 
