@@ -204,16 +204,16 @@ export async function pruneUnmatchedEvents(db: Queryable, retentionMs: number, l
 // - the changes are logged for the feed, with their webhook deliveries (and a NOTIFY when there are
 //   some), and bounces, complaints and unsubscribes suppress the address for the job's app.
 // The events come as one JSON array (one parameter: no array literal to escape, and the payloads
-// are parsed once). Statuses rank by their position in $2 (DELIVERY_ORDER); a status not in it never moves.
+// are parsed once), of objects with one-letter keys, named in the column list of "input", and no
+// key for an absent value (read as null): key names and nulls were a sixth of the parameter.
+// Statuses rank by their position in $2 (DELIVERY_ORDER); a status not in it never moves.
 // The insert and the locks run first and in that order: each later step reads them through an
 // array(...) sub-select, which PostgreSQL evaluates to the end before the step starts.
 const STORE_AND_APPLY_TEXT = `
   with input as materialized (
     select *
     from rows from (
-      jsonb_to_recordset($1::jsonb) as (
-        dedupe_key text, event_type text, occurred_at timestamptz, message_id bigint, message_uuid text, email text,
-        payload jsonb, target text, details jsonb, suppression_reason text, suppression_detail text)
+      jsonb_to_recordset($1::jsonb) as (k text, t text, o timestamptz, m bigint, u text, e text, p jsonb, g text, d jsonb, r text, s text)
     ) with ordinality as e(
       dedupe_key, event_type, occurred_at, message_id, message_uuid, email, payload, target, details, suppression_reason,
       suppression_detail, ord)
@@ -398,19 +398,20 @@ export interface StoreAndApplyResult {
 
 /** Stores the events (one copy of each) and applies the new matched ones; see STORE_AND_APPLY. */
 export async function storeAndApplyEvents(tx: Queryable, webhooksChannel: string, events: readonly EventToApply[]): Promise<StoreAndApplyResult> {
+  // In the order of STORE_AND_APPLY's column list; JSON.stringify leaves out the undefined ones.
   const input = events.map(({ event, effect }) => ({
-    dedupe_key: event.dedupeKey,
-    event_type: event.type,
-    occurred_at: event.occurredAt.toISOString(),
+    k: event.dedupeKey,
+    t: event.type,
+    o: event.occurredAt.toISOString(),
     // A decimal string: JSON numbers this big would lose digits.
-    message_id: event.messageId ?? null,
-    message_uuid: event.messageUuid ?? null,
-    email: event.email,
-    payload: event.raw,
-    target: effect.target ?? null,
-    details: effect.details,
-    suppression_reason: effect.suppression?.reason ?? null,
-    suppression_detail: effect.suppression?.detail ?? null,
+    m: event.messageId,
+    u: event.messageUuid,
+    e: event.email,
+    p: event.raw,
+    g: effect.target,
+    d: effect.details,
+    r: effect.suppression?.reason,
+    s: effect.suppression?.detail,
   }));
   const [row] = await query(tx, STORE_AND_APPLY, [JSON.stringify(input), DELIVERY_ORDER, webhooksChannel]);
   if (row!['orphaned'] !== 0) {
