@@ -1562,6 +1562,15 @@ describe('openapi.yaml, checked against the running service', function () {
     /** Every change type, as the spec's ChangeStatus lists them. */
     const allTypes = () => (contract.spec.components.schemas['ChangeStatus'] as { enum: string[] }).enum;
     type HookBody = { url: string; secret: string; event_types: string[]; previous_secrets: Array<{ secret: string; expires_at: string }> };
+    /** The body of an enabled webhook at hookUrl with no previous secret. */
+    const enabledWebhook = (signingSecret: string, eventTypes = allTypes()) => ({
+      url: hookUrl,
+      secret: signingSecret,
+      event_types: eventTypes,
+      disabled_at: null,
+      disabled_reason: null,
+      previous_secrets: [],
+    });
 
     contractIt(
       'PUT /admin/apps/{app}/webhook 200: the URL and a new secret; the secret and the event types stay when left out, rotate_secret makes a new secret at once; GET 200 shows it',
@@ -1576,24 +1585,10 @@ describe('openapi.yaml, checked against the running service', function () {
         const made = first.body as HookBody;
         expect(made).to.deep.include({ url: `${hookUrl}/old`, event_types: allTypes(), disabled_at: null, disabled_reason: null, previous_secrets: [] });
         const moved = await putWebhook({ url: hookUrl, rotate_secret: false });
-        expect(moved.body).to.deep.equal({
-          url: hookUrl,
-          secret: made.secret,
-          event_types: allTypes(),
-          disabled_at: null,
-          disabled_reason: null,
-          previous_secrets: [],
-        });
+        expect(moved.body).to.deep.equal(enabledWebhook(made.secret));
         // Chosen types are stored once each, in the spec's order, and kept when a later PUT leaves them out.
         const chosen = await putWebhook({ url: hookUrl, event_types: ['bounced', 'spam', 'bounced'] });
-        expect(chosen.body).to.deep.equal({
-          url: hookUrl,
-          secret: made.secret,
-          event_types: ['spam', 'bounced'],
-          disabled_at: null,
-          disabled_reason: null,
-          previous_secrets: [],
-        });
+        expect(chosen.body).to.deep.equal(enabledWebhook(made.secret, ['spam', 'bounced']));
         expect((await putWebhook({ url: hookUrl })).body).to.deep.include({ event_types: ['spam', 'bounced'] });
         // rotate_secret replaces the secret with no overlap: no previous secret signs.
         const rotated = await putWebhook({ url: hookUrl, rotate_secret: true, event_types: allTypes() });
@@ -1602,7 +1597,7 @@ describe('openapi.yaml, checked against the running service', function () {
         expect(secret).to.not.equal(made.secret);
         const shown = await getWebhook();
         expect(shown.res.status).to.equal(200);
-        expect(shown.body).to.deep.equal({ url: hookUrl, secret, event_types: allTypes(), disabled_at: null, disabled_reason: null, previous_secrets: [] });
+        expect(shown.body).to.deep.equal(enabledWebhook(secret));
         // Disabled as a receiver's 410 Gone disables it: GET shows when and why, and a PUT enables it again.
         await service.db.pool.query("update apps set webhook_disabled_at = now(), webhook_disabled_reason = 'the receiver answered 410 Gone' where name = $1", [
           appName,
@@ -1687,14 +1682,7 @@ describe('openapi.yaml, checked against the running service', function () {
           ).res.status,
         ).to.equal(415);
         expect((await api('put', template, { path, body: { url: hookUrl }, key: ADMIN_KEY, on: down })).res.status).to.equal(503);
-        expect((await getWebhook()).body, 'nothing refused was stored').to.deep.equal({
-          url: hookUrl,
-          secret,
-          event_types: allTypes(),
-          disabled_at: null,
-          disabled_reason: null,
-          previous_secrets: [],
-        });
+        expect((await getWebhook()).body, 'nothing refused was stored').to.deep.equal(enabledWebhook(secret));
       },
     );
 
@@ -1734,14 +1722,7 @@ describe('openapi.yaml, checked against the running service', function () {
         expect(third.res.status).to.equal(201);
         expect((third.body as HookBody).previous_secrets).to.deep.equal([]);
         secret = (third.body as HookBody).secret;
-        expect((await getWebhook()).body).to.deep.equal({
-          url: hookUrl,
-          secret,
-          event_types: allTypes(),
-          disabled_at: null,
-          disabled_reason: null,
-          previous_secrets: [],
-        });
+        expect((await getWebhook()).body).to.deep.equal(enabledWebhook(secret));
       },
     );
 
@@ -1773,14 +1754,7 @@ describe('openapi.yaml, checked against the running service', function () {
           (await api('post', template, { path, rawBody: '{}', headers: { 'content-type': 'application/json; charset=latin1' }, key: ADMIN_KEY })).res.status,
         ).to.equal(415);
         expect((await api('post', template, { path, key: ADMIN_KEY, on: down })).res.status).to.equal(503);
-        expect((await getWebhook()).body, 'nothing refused was stored').to.deep.equal({
-          url: hookUrl,
-          secret,
-          event_types: allTypes(),
-          disabled_at: null,
-          disabled_reason: null,
-          previous_secrets: [],
-        });
+        expect((await getWebhook()).body, 'nothing refused was stored').to.deep.equal(enabledWebhook(secret));
       },
     );
 
