@@ -5,7 +5,14 @@
 import { expect } from 'chai';
 
 import type { ClaimedJob } from '../../src/domain/job.js';
-import { customIdForJob, jobIdFromCustomId, type MailjetMessage, sendBodyJson, toMailjetMessage } from '../../src/domain/mailjet-payload.js';
+import {
+  customIdForJob,
+  jobIdFromCustomId,
+  type MailjetMessage,
+  type MailjetSendBody,
+  sendBodyJson,
+  toMailjetMessage,
+} from '../../src/domain/mailjet-payload.js';
 import type { MessageContent } from '../../src/domain/message.js';
 import type { RecipientRow } from '../../src/domain/recipient.js';
 import { planCalls } from '../../src/domain/send-plan.js';
@@ -170,10 +177,9 @@ describe('SandboxMode is per call: planCalls packs sandbox jobs apart', () => {
       toMailjetMessage({ id: job.id, content: job.content, recipients: [{ kind: 'to', email: recipientOf(job).email, name: undefined }] }),
     );
 
-    expect(calls.map((call) => sendBodyJson(call.messageJson, call.sandbox))).to.deep.equal([
-      JSON.stringify({ Messages: [objects[0]] }),
-      JSON.stringify({ Messages: [objects[1]], SandboxMode: true }),
-    ]);
+    const bodies: MailjetSendBody[] = [{ Messages: [objects[0]!] }, { Messages: [objects[1]!], SandboxMode: true }];
+
+    expect(calls.map((call) => sendBodyJson(call.messageJson, call.sandbox))).to.deep.equal(bodies.map((body) => JSON.stringify(body)));
   });
 });
 
