@@ -143,18 +143,32 @@ export async function settleDelivery(db: Queryable, delivery: Pick<DueDelivery, 
   return rows.length > 0;
 }
 
-// Deliveries being attempted (claimed) settle on their own: their claim would find them failed.
+// At most `$3` at once, through the app's pending index: the caller's transaction must end within
+// the statement timeout even for an app with a backlog of millions. Deliveries left pending, and
+// those being attempted (claimed), fail as they are claimed (the dispatcher finds the webhook
+// disabled) or settle on their own.
 const FAIL_PENDING = `
   update webhook_deliveries
   set status = 'failed',
     last_error = $2
-  where app_id = $1::bigint
+  where id in (
+    select id
+    from webhook_deliveries
+    where app_id = $1::bigint
+      and status = 'pending'
+      and (locked_until is null or locked_until < now())
+    limit $3
+  )
+    -- Again on the row as locked: a claim may have taken it since the sub-select read it.
     and status = 'pending'
     and (locked_until is null or locked_until < now())`;
 
-/** Fails the app's pending deliveries that no dispatcher holds; returns how many. */
+/** How many of a disabled webhook's pending deliveries fail at once; the rest fail as they are claimed. */
+const FAIL_PENDING_AT_ONCE = 1_000;
+
+/** Fails up to FAIL_PENDING_AT_ONCE of the app's pending deliveries that no dispatcher holds; returns how many. */
 export async function failPendingDeliveries(db: Queryable, appId: string, error: string): Promise<number> {
-  return (await db.query(FAIL_PENDING, [appId, error])).rowCount ?? 0;
+  return (await db.query(FAIL_PENDING, [appId, error, FAIL_PENDING_AT_ONCE])).rowCount ?? 0;
 }
 
 // Apps in `$1` are left out: the dispatcher has as many of theirs in flight as it may. A throttled

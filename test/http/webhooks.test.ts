@@ -422,6 +422,30 @@ describe('webhooks', () => {
     await delivered(hook, 'accepted');
   });
 
+  it('when a delivery is still pending after its webhook was disabled (past the pending ones failed at once), then it fails when claimed, without a call', async () => {
+    mockMailjetSend();
+    const hook = await receiver(() => ({ status: 500 }));
+    server = hook.server;
+    service = await startTestService({ env: { WEBHOOK_ALLOWED_TARGETS: '127.0.0.1', WEBHOOK_RETRY_BASE_MS: '1000' } });
+    await setWebhook(hook.url);
+    await sentMessage('late@example.com');
+    await eventually(async () => {
+      const { rows } = await service.db.pool.query("select 1 from webhook_deliveries where status = 'pending' and attempts = 1 and locked_until is null");
+      return rows.length === 1 ? true : undefined;
+    });
+
+    await service.db.pool.query("update apps set webhook_disabled_at = now(), webhook_disabled_reason = 'the receiver answered 410 Gone' where id = $1", [
+      service.appId,
+    ]);
+    const failed = await eventually(async () => {
+      const { rows } = await service.db.pool.query<{ last_error: string }>("select last_error from webhook_deliveries where status = 'failed'");
+      return rows[0];
+    });
+
+    expect(failed.last_error).to.equal("the app's webhook is disabled: the receiver answered 410 Gone");
+    expect(hook.calls).to.have.length(1);
+  });
+
   it('when a delivery failed for good, then an admin can redeliver it and it arrives', async () => {
     mockMailjetSend();
     const hook = await receiver(1);
