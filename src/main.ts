@@ -287,15 +287,16 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
     );
   }
   const proxy = sendProxy(new URL(mailjetBaseUrl ?? MAILJET_DEFAULT_BASE_URL));
+  const proxyShown = proxy ? describeProxy(proxy) : null;
   const mail = simulator
     ? `mail goes to the built-in Mailjet simulator at ${mailjetBaseUrl} (no email leaves this machine)`
-    : `mail goes to ${simulated ? 'the Mailjet simulator' : 'Mailjet'} at ${mailjetBaseUrl ?? MAILJET_DEFAULT_BASE_URL}${proxy ? ` through the proxy ${describeProxy(proxy)}` : ''}`;
+    : `mail goes to ${simulated ? 'the Mailjet simulator' : 'Mailjet'} at ${mailjetBaseUrl ?? MAILJET_DEFAULT_BASE_URL}${proxyShown ? ` through the proxy ${proxyShown}` : ''}`;
   log.info(`jetpost is listening on ${describeListenAddress(address)}; reach it at ${url}; ${mail}`, {
     component: 'main',
     listen: `${hostForUrl(address)}:${address.port}`,
     url,
     mailjet: simulator ? 'simulator' : (mailjetBaseUrl ?? MAILJET_DEFAULT_BASE_URL),
-    mailjetProxy: proxy ? describeProxy(proxy) : null,
+    mailjetProxy: proxyShown,
     devMode: config.devMode,
     consumers: config.consumers.concurrency,
   });

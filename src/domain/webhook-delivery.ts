@@ -64,12 +64,16 @@ export interface DeliveryRow {
   deliveredAt: Date | null;
 }
 
+/** How an attempt's result is judged: the backoff, the retry window, and the clock and jitter to use. */
+interface OutcomeOptions {
+  retry: Backoff;
+  retryWindowMs: number;
+  now: Date;
+  random: () => number;
+}
+
 /** What to record after an attempt. */
-export function deliveryOutcome(
-  delivery: Pick<DueDelivery, 'attempts' | 'createdAt'>,
-  result: AttemptResult,
-  options: { retry: Backoff; retryWindowMs: number; now: Date; random: () => number },
-): DeliveryOutcome {
+export function deliveryOutcome(delivery: Pick<DueDelivery, 'attempts' | 'createdAt'>, result: AttemptResult, options: OutcomeOptions): DeliveryOutcome {
   if ('error' in result) {
     return retryOrGiveUp(delivery, null, result.error, 0, options);
   }
@@ -90,7 +94,7 @@ function retryOrGiveUp(
   statusCode: number | null,
   error: string,
   retryAfterMs: number,
-  options: { retry: Backoff; retryWindowMs: number; now: Date; random: () => number },
+  options: OutcomeOptions,
 ): DeliveryOutcome {
   // In ms, not a Date yet: a receiver's Retry-After may lie beyond the dates a Date can hold.
   const nextAttemptMs = options.now.getTime() + Math.max(backoffMs(options.retry, delivery.attempts, options.random), retryAfterMs);

@@ -55,7 +55,7 @@ export function createSendCall({ baseUrl, apiKey, apiSecret, timeoutMs }: SendCa
           if (answer.statusCode === 407) {
             // The proxy's answer, not Mailjet's (which never asks for proxy credentials): not sent.
             answer.resume();
-            settle(unreachable(Object.assign(new Error('the proxy asked for credentials (407): check HTTP_PROXY'), { code: PROXY_REFUSED_CODE })));
+            settle(proxyRefused('the proxy asked for credentials (407): check HTTP_PROXY'));
             return;
           }
           const chunks: Buffer[] = [];
@@ -80,11 +80,7 @@ export function createSendCall({ baseUrl, apiKey, apiSecret, timeoutMs }: SendCa
       request.on('proxyConnect', (connect: { statusCode?: number }) => {
         // A tunnel's answer has a status; a plain-HTTP proxy's connection (http-proxy-agent) none.
         if (connect.statusCode !== undefined && connect.statusCode !== 200) {
-          settle(
-            unreachable(
-              Object.assign(new Error(`the proxy refused the tunnel to Mailjet (${connect.statusCode}): check HTTPS_PROXY`), { code: PROXY_REFUSED_CODE }),
-            ),
-          );
+          settle(proxyRefused(`the proxy refused the tunnel to Mailjet (${connect.statusCode}): check HTTPS_PROXY`));
           request.destroy();
         }
       });
@@ -106,6 +102,11 @@ function toSendResponse(status: number, retryAfter: string | string[] | undefine
     retryAfter: typeof retryAfter === 'string' ? retryAfter : undefined,
     description: `Mailjet ${status}: ${typeof errorMessage === 'string' ? errorMessage : `Request failed with status code ${status}`}`,
   };
+}
+
+/** A call the egress proxy did not pass on: Mailjet never saw it. */
+function proxyRefused(reason: string): SendResponse {
+  return unreachable(Object.assign(new Error(reason), { code: PROXY_REFUSED_CODE }));
 }
 
 function unreachable(error: Error & { code?: string }): SendResponse {
