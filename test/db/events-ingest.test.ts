@@ -181,6 +181,40 @@ describe('events ingest', () => {
     });
   }
 
+  // The job's row lock is what makes the ingest see the sibling's new status: without it, the job
+  // would be set from the sibling's status as the statement's snapshot saw it, a step backwards.
+  it('when another writer moves the sibling recipient and the job forward while an event waits on their job, then the job keeps the higher status', async () => {
+    db = await createTestDatabase();
+    const jobId = await makeJob(db.pool, { status: 'sent', to: ['b@example.com', 'c@example.com'] });
+    const [recipientId, siblingId] = await recipientIds(db.pool, jobId);
+    await db.pool.query("update email_recipients set mailjet_message_id = $2, status = 'sent' where id = $1", [recipientId, MESSAGE_ID]);
+    await db.pool.query("update email_recipients set status = 'sent' where id = $1", [siblingId]);
+
+    // What a concurrent ingest of the sibling's click does: lock the job, move the sibling and the job, commit later.
+    const clicking = openTransaction(db.pool, async (tx) => {
+      await tx.query('select id from email_send_jobs where id = $1 for no key update', [jobId]);
+      await tx.query("update email_recipients set status = 'clicked', updated_at = now() where id = $1", [siblingId]);
+      await tx.query("update email_send_jobs set status = 'clicked', updated_at = now() where id = $1", [jobId]);
+    });
+    await clicking.written;
+    const parsed = parseEventBody(`{"event":"open","time":1700000000,"MessageID":${MESSAGE_ID},"email":"b@example.com"}`);
+    if (!parsed.ok) {
+      throw new Error(parsed.reason);
+    }
+    const ingest = createEventIngest(db.pool, notifyChannels(TEST_SCHEMA))(parsed.events);
+    await someoneWaitsOn(db.pool, 'transactionid', 'the event to wait on the job of the click');
+    clicking.commit();
+    await clicking.committed;
+    await ingest;
+
+    const job = await db.pool.query('select status from email_send_jobs where id = $1', [jobId]);
+    expect(job.rows).to.deep.equal([{ status: 'clicked' }]);
+    const recipients = await db.pool.query('select status from email_recipients where job_id = $1 order by position', [jobId]);
+    expect(recipients.rows).to.deep.equal([{ status: 'opened' }, { status: 'clicked' }]);
+    const changes = await db.pool.query('select old_status, new_status from status_changes where recipient_id = $1', [recipientId]);
+    expect(changes.rows).to.deep.equal([{ old_status: 'sent', new_status: 'opened' }]);
+  });
+
   it('when messages are locked, then a transaction takes at most 64 slots, ascending, whatever their number', () => {
     const many = Array.from({ length: 100_000 }, (_, i) => ({ messageId: String(576460765503091475n + BigInt(i)), messageUuid: `uuid-${i}` }));
 
