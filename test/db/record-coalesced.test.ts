@@ -1,14 +1,17 @@
 // The results of several consumers' Mailjet calls are recorded in one transaction when they end at
 // about the same time (a group commit, services/group-commit.ts). Each job is still guarded by the lease of the
-// consumer that sent it: a consumer that lost its lease learns so, and another's result stands.
+// consumer that sent it: a consumer that lost its lease learns so, and another's result stands. Two
+// records are written at once: one held up in the database does not hold up the next.
 import { expect } from 'chai';
 
 import { claimJobs } from '../../src/db/jobs-repo.js';
 import { notifyChannels } from '../../src/db/notify.js';
+import { withTransaction } from '../../src/db/pool.js';
 import type { RecipientRow } from '../../src/domain/recipient.js';
 import { createSendingService } from '../../src/services/sending.js';
 import { makeApp, makeJob } from '../factories.js';
 import { createTestDatabase, TEST_SCHEMA, type TestDatabase } from '../support/database.js';
+import { eventually } from '../support/service.js';
 
 const accepted = (jobId: string, index: number, messageId = String(576460765503091475n + BigInt(index))) => ({
   jobId,
@@ -18,12 +21,16 @@ const accepted = (jobId: string, index: number, messageId = String(5764607655030
 
 describe('recording several consumers’ calls together', () => {
   let db: TestDatabase;
+  // Ends a transaction a test holds open, so that the database can be dropped whatever the test did.
+  let releaseHeld: (() => Promise<void>) | undefined;
 
   beforeEach(async () => {
     db = await createTestDatabase();
   });
 
   afterEach(async () => {
+    await releaseHeld?.();
+    releaseHeld = undefined;
     await db.drop();
   });
 
@@ -101,5 +108,46 @@ describe('recording several consumers’ calls together', () => {
       { status: 'processing', locked_by: 'a' },
       { status: 'accepted', locked_by: null },
     ]);
+  });
+
+  it('when a record is held up in the database, then another consumer’s call ending meanwhile is recorded without waiting for it', async () => {
+    const sending = createSendingService({ pool: db.pool, channels: notifyChannels(TEST_SCHEMA), leaseMs: 120_000 });
+    const app = await makeApp(db.pool);
+    const held = await makeJob(db.pool, { appId: app.id, to: ['r0@example.com'] });
+    const free = await makeJob(db.pool, { appId: app.id, to: ['r1@example.com'] });
+    const byJob = new Map<string, RecipientRow[]>(
+      [...(await claimJobs(db.pool, 'a', 1, 120_000)), ...(await claimJobs(db.pool, 'b', 1, 120_000))].map((job) => [job.id, job.recipients]),
+    );
+    expect([...byJob.keys()]).to.deep.equal([held, free]);
+
+    // Another transaction holds a's job row: a's record waits on it, in the database.
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let locked!: () => void;
+    const lockTaken = new Promise<void>((resolve) => (locked = resolve));
+    const blocker = withTransaction(db.pool, async (tx) => {
+      await tx.query('select 1 from email_send_jobs where id = $1 for update', [held]);
+      locked();
+      await released;
+    });
+    releaseHeld = async () => {
+      release();
+      await blocker;
+    };
+    await lockTaken;
+    const recordA = sending.record('a', byJob, [accepted(held, 0)]);
+    await eventually(
+      async () => ((await db.pool.query("select 1 from pg_locks where locktype = 'transactionid' and not granted")).rows.length > 0 ? true : undefined),
+      20_000,
+      'a’s record to wait on the row lock',
+    );
+
+    // One record at a time would keep b's waiting until the row is released: this would never end.
+    expect(await sending.record('b', byJob, [accepted(free, 1)])).to.deep.equal({ accepted: [free], failed: [], deferred: [], lostLease: [] });
+    const { rows } = await db.pool.query<{ status: string }>('select status from email_send_jobs where id = $1', [held]);
+    expect(rows).to.deep.equal([{ status: 'processing' }]);
+
+    await releaseHeld();
+    expect(await recordA).to.deep.equal({ accepted: [held], failed: [], deferred: [], lostLease: [] });
   });
 });
