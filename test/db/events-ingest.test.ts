@@ -6,7 +6,7 @@ import { lockMessagesShared, messageLockSlots } from '../../src/db/events-repo.j
 import { notifyChannels } from '../../src/db/notify.js';
 import { type Pool, type Queryable, withTransaction } from '../../src/db/pool.js';
 import { parseEventBody } from '../../src/domain/event-parse.js';
-import { createEventIngest } from '../../src/services/events.js';
+import { createEventIngest, type EventIngest } from '../../src/services/events.js';
 import { makeJob, recipientIds } from '../factories.js';
 import { createTestDatabase, TEST_SCHEMA, type TestDatabase } from '../support/database.js';
 import { eventually } from '../support/service.js';
@@ -18,12 +18,15 @@ async function recipientOf(pool: Pool): Promise<string> {
   return (await recipientIds(pool, jobId))[0]!;
 }
 
-function sentEvent(): ReturnType<typeof parseEventBody> & { ok: true } {
-  const parsed = parseEventBody(`{"event":"sent","time":1700000000,"MessageID":${MESSAGE_ID},"email":"b@example.com"}`);
+const SENT_EVENT = `{"event":"sent","time":1700000000,"MessageID":${MESSAGE_ID},"email":"b@example.com"}`;
+
+/** Parses a callback body and ingests its events, as POST /events does. */
+function ingestBody(pool: Pool, body: string): ReturnType<EventIngest> {
+  const parsed = parseEventBody(body);
   if (!parsed.ok) {
     throw new Error(parsed.reason);
   }
-  return parsed;
+  return createEventIngest(pool, notifyChannels(TEST_SCHEMA))(parsed.events);
 }
 
 /**
@@ -75,7 +78,7 @@ describe('events ingest', () => {
       ]);
     });
     await recording.written;
-    const ingest = createEventIngest(db.pool, notifyChannels(TEST_SCHEMA))(sentEvent().events);
+    const ingest = ingestBody(db.pool, SENT_EVENT);
     // The ingest cannot see the recipient's MessageID yet: it stores the event unmatched, then waits on the slot.
     await someoneWaitsOn(db.pool, 'advisory', 'the ingest to wait on the recording');
     recording.commit();
@@ -105,7 +108,7 @@ describe('events ingest', () => {
       await tx.query('delete from email_send_jobs where id = $1', [jobId]);
     });
     await deletion.written;
-    const ingest = createEventIngest(db.pool, notifyChannels(TEST_SCHEMA))(sentEvent().events);
+    const ingest = ingestBody(db.pool, SENT_EVENT);
     // The ingest still sees the recipient: it matches the event to it, then waits on the job's lock.
     await someoneWaitsOn(db.pool, 'transactionid', 'the ingest to wait on the deletion');
     deletion.commit();
@@ -129,11 +132,7 @@ describe('events ingest', () => {
       ]);
     }
     const body = [0, 1].map((index) => `{"event":"sent","time":1700000000,"MessageID":${BigInt(MESSAGE_ID) + BigInt(index)},"email":"b@example.com"}`);
-    const parsed = parseEventBody(`[${body.join(',')}]`);
-    if (!parsed.ok) {
-      throw new Error(parsed.reason);
-    }
-    await createEventIngest(db.pool, notifyChannels(TEST_SCHEMA))(parsed.events);
+    await ingestBody(db.pool, `[${body.join(',')}]`);
     const jobOf = async (recipientId: string) =>
       (await db.pool.query('select job_id::text from email_recipients where id = $1', [recipientId])).rows[0].job_id as string;
     const [doomedJob, keptJob] = [await jobOf(doomed), await jobOf(kept)];
@@ -162,12 +161,8 @@ describe('events ingest', () => {
         await tx.query("update email_recipients set status = 'opened', updated_at = now() where id = $1", [recipientId]);
       });
       await opening.written;
-      const parsed = parseEventBody(`{"event":"click","time":1700000000,"MessageID":${MESSAGE_ID},"email":"b@example.com","url":"https://example.com/"}`);
-      if (!parsed.ok) {
-        throw new Error(parsed.reason);
-      }
       // Its look-up sees the recipient's row version from before the open; then it waits on the job.
-      const ingest = createEventIngest(db.pool, notifyChannels(TEST_SCHEMA))(parsed.events);
+      const ingest = ingestBody(db.pool, `{"event":"click","time":1700000000,"MessageID":${MESSAGE_ID},"email":"b@example.com","url":"https://example.com/"}`);
       await someoneWaitsOn(db.pool, 'transactionid', 'the event to wait on the job of the open');
       opening.commit();
       await opening.committed;
@@ -197,11 +192,7 @@ describe('events ingest', () => {
       await tx.query("update email_send_jobs set status = 'clicked', updated_at = now() where id = $1", [jobId]);
     });
     await clicking.written;
-    const parsed = parseEventBody(`{"event":"open","time":1700000000,"MessageID":${MESSAGE_ID},"email":"b@example.com"}`);
-    if (!parsed.ok) {
-      throw new Error(parsed.reason);
-    }
-    const ingest = createEventIngest(db.pool, notifyChannels(TEST_SCHEMA))(parsed.events);
+    const ingest = ingestBody(db.pool, `{"event":"open","time":1700000000,"MessageID":${MESSAGE_ID},"email":"b@example.com"}`);
     await someoneWaitsOn(db.pool, 'transactionid', 'the event to wait on the job of the click');
     clicking.commit();
     await clicking.committed;
