@@ -4,12 +4,12 @@ import { expect } from 'chai';
 
 import { lockMessagesShared, messageLockSlots } from '../../src/db/events-repo.js';
 import { notifyChannels } from '../../src/db/notify.js';
-import { type Pool, type Queryable, withTransaction } from '../../src/db/pool.js';
+import type { Pool } from '../../src/db/pool.js';
 import { parseEventBody } from '../../src/domain/event-parse.js';
 import { createEventIngest, type EventIngest } from '../../src/services/events.js';
 import { makeJob, recipientIds } from '../factories.js';
 import { createTestDatabase, TEST_SCHEMA, type TestDatabase } from '../support/database.js';
-import { eventually } from '../support/service.js';
+import { openTransaction, someoneWaitsOn } from '../support/held-transaction.js';
 
 const MESSAGE_ID = '576460765503091475';
 
@@ -27,35 +27,6 @@ function ingestBody(pool: Pool, body: string): ReturnType<EventIngest> {
     throw new Error(parsed.reason);
   }
   return createEventIngest(pool, notifyChannels(TEST_SCHEMA))(parsed.events);
-}
-
-/**
- * Runs `work` in a transaction that stays open after it: `written` resolves once the work is done,
- * `commit()` lets the transaction commit, `committed` resolves when it has.
- */
-function openTransaction(pool: Pool, work: (tx: Queryable) => Promise<unknown>): { written: Promise<void>; commit: () => void; committed: Promise<void> } {
-  let commit!: () => void;
-  const mayCommit = new Promise<void>((resolve) => (commit = resolve));
-  let wrote!: () => void;
-  const written = new Promise<void>((resolve) => (wrote = resolve));
-  const committed = withTransaction(pool, async (tx) => {
-    await work(tx);
-    wrote();
-    await mayCommit;
-  });
-  return { written, commit, committed };
-}
-
-/** Resolves once some session waits on a lock of this type (the other transaction's). */
-async function someoneWaitsOn(pool: Pool, locktype: 'advisory' | 'transactionid', what: string): Promise<void> {
-  await eventually(
-    async () => {
-      const { rows } = await pool.query('select 1 from pg_locks where locktype = $1 and not granted', [locktype]);
-      return rows.length > 0 ? true : undefined;
-    },
-    20_000,
-    what,
-  );
 }
 
 describe('events ingest', () => {

@@ -9,6 +9,7 @@ import { type Pool, withTransaction } from '../../src/db/pool.js';
 import { recordStatusChanges } from '../../src/db/status-changes-repo.js';
 import { makeApp, makeJob, recipientIds } from '../factories.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { openTransaction } from '../support/held-transaction.js';
 
 /** A job of `appId` with two recipients, an event of its first and a status change: everything that hangs off a job. */
 async function jobWithHistory(pool: Pool, appId: string): Promise<string> {
@@ -96,17 +97,9 @@ describe('job references', () => {
     db = await createTestDatabase();
     const { pool } = db;
     const app = await makeApp(pool);
-    let release!: () => void;
-    const released = new Promise<void>((resolve) => (release = resolve));
-    let locked!: () => void;
-    const isLocked = new Promise<void>((resolve) => (locked = resolve));
-    const change = withTransaction(pool, async (tx) => {
-      // What a webhook change does first: read the settings, locking the app's row.
-      await findWebhook(tx, app.id);
-      locked();
-      await released;
-    });
-    await isLocked;
+    // What a webhook change does first: read the settings, locking the app's row.
+    const change = openTransaction(pool, (tx) => findWebhook(tx, app.id));
+    await change.written;
 
     try {
       const stored = await withTransaction(pool, async (tx) => {
@@ -121,8 +114,8 @@ describe('job references', () => {
       });
       expect(stored).to.have.lengthOf(1);
     } finally {
-      release();
-      await change;
+      change.commit();
+      await change.committed;
     }
   });
 });

@@ -6,12 +6,11 @@ import { expect } from 'chai';
 
 import { claimJobs } from '../../src/db/jobs-repo.js';
 import { notifyChannels } from '../../src/db/notify.js';
-import { withTransaction } from '../../src/db/pool.js';
 import type { RecipientRow } from '../../src/domain/recipient.js';
 import { createSendingService } from '../../src/services/sending.js';
 import { makeApp, makeJob } from '../factories.js';
 import { createTestDatabase, TEST_SCHEMA, type TestDatabase } from '../support/database.js';
-import { eventually } from '../support/service.js';
+import { openTransaction, someoneWaitsOn } from '../support/held-transaction.js';
 
 const accepted = (jobId: string, index: number, messageId = String(576460765503091475n + BigInt(index))) => ({
   jobId,
@@ -121,26 +120,14 @@ describe('recording several consumers’ calls together', () => {
     expect([...byJob.keys()]).to.deep.equal([held, free]);
 
     // Another transaction holds a's job row: a's record waits on it, in the database.
-    let release!: () => void;
-    const released = new Promise<void>((resolve) => (release = resolve));
-    let locked!: () => void;
-    const lockTaken = new Promise<void>((resolve) => (locked = resolve));
-    const blocker = withTransaction(db.pool, async (tx) => {
-      await tx.query('select 1 from email_send_jobs where id = $1 for update', [held]);
-      locked();
-      await released;
-    });
+    const blocker = openTransaction(db.pool, (tx) => tx.query('select 1 from email_send_jobs where id = $1 for update', [held]));
     releaseHeld = async () => {
-      release();
-      await blocker;
+      blocker.commit();
+      await blocker.committed;
     };
-    await lockTaken;
+    await blocker.written;
     const recordA = sending.record('a', byJob, [accepted(held, 0)]);
-    await eventually(
-      async () => ((await db.pool.query("select 1 from pg_locks where locktype = 'transactionid' and not granted")).rows.length > 0 ? true : undefined),
-      20_000,
-      'a’s record to wait on the row lock',
-    );
+    await someoneWaitsOn(db.pool, 'transactionid', 'a’s record to wait on the row lock');
 
     // One record at a time would keep b's waiting until the row is released: this would never end.
     expect(await sending.record('b', byJob, [accepted(free, 1)])).to.deep.equal({ accepted: [free], failed: [], deferred: [], lostLease: [] });
