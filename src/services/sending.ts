@@ -92,7 +92,7 @@ interface RecordRequest {
   results: readonly SendResult[];
 }
 
-/** Records of calls that end while a recording is under way go in together in the next transaction. */
+/** Calls' records in one transaction, at most. */
 const MAX_RECORDS_PER_TRANSACTION = 32;
 
 /**

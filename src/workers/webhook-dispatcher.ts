@@ -4,8 +4,9 @@
 // default) before marking the delivery failed. A `410 Gone` disables the app's webhook; a `429`,
 // `502`, `503` or `504` holds back all of the app's deliveries until the retry. Deliveries run
 // concurrently: at most `maxInFlight` at once, and at most `perAppInFlight` of one app, so that a
-// slow receiver holds a few slots for at most the deadline while other apps' deliveries go on. The claim loop is a worker loop (loop.ts) that never waits
-// for a delivery, only for a free slot, a NOTIFY, or the next retry that is due.
+// slow receiver holds a few slots for at most the deadline while other apps' deliveries go on. The
+// claim loop is a worker loop (loop.ts) that never waits for a delivery, only for a free slot, a
+// NOTIFY, or the next retry that is due.
 import { coerceError } from '../domain/errors.js';
 import type { Backoff } from '../domain/retry-policy.js';
 import { changeJson } from '../domain/status-change.js';
