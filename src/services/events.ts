@@ -80,8 +80,8 @@ const BUSY_SQLSTATES = new Set([...RETRYABLE_SQLSTATES, '53200', '55P03']);
  * kept aside too, then refused with a 400: it is a damaged transmission (a retry may arrive whole)
  * or does not come from Mailjet, and acknowledging it would drop whatever events it carried. Nothing
  * else of it is stored first, however large: every element is parsed before the first transaction,
- * so that events of a body that may not come from Mailjet never reach an app, and a cut or garbled
- * transmission is refused as a whole, as its retry will be taken.
+ * so that no event of a body that may not come from Mailjet reaches an app, and a cut or garbled
+ * transmission is refused whole (its retry is then stored whole).
  */
 export function createEventsReceiver({ pool, channels, bus, log }: EventsDeps): (text: string) => Promise<EventsReceipt> {
   const ingest = createEventIngest(pool, channels);
