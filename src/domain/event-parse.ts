@@ -6,7 +6,7 @@ import crypto from 'node:crypto';
 
 import { z } from 'zod';
 
-import { type JsonElement, splitJsonBody } from './json-elements.js';
+import { elementNotJson, type JsonElement, scanJsonBody } from './json-elements.js';
 import { toIdString } from './mailjet-ids.js';
 import { MAILJET_EVENT_TYPES, type MailjetEventType } from './status.js';
 import { unstorableCharacter } from './storable-text.js';
@@ -168,12 +168,51 @@ export type ParsedEvents =
   | { readonly ok: true; readonly events: MailjetEvent[]; readonly rejected: RejectedEvent[] }
   | { readonly ok: false; readonly tooMany: boolean; readonly reason: string };
 
+/**
+ * A valid event of a large body, as parseEventBodyInSteps keeps it: what places it in a transaction
+ * (see services/events.ts), and where in the body it is read again from when its turn comes.
+ */
+export interface EventAt {
+  readonly dedupeKey: string;
+  readonly messageId: string | undefined;
+  readonly messageUuid: string | undefined;
+  /** Position in the body. */
+  readonly index: number;
+}
+
+/** A valid event of a body: the event itself, or for a large body where it is (see ParsedBody). */
+export type EventRef = MailjetEvent | EventAt;
+
+/** A rejected element of a body: all of it, or for a large body its place and kind only. */
+export type RejectedRef = RejectedEvent | Pick<RejectedEvent, 'index' | 'kind'>;
+
+export type ParsedBody =
+  | {
+      readonly ok: true;
+      readonly events: EventRef[];
+      readonly rejected: RejectedRef[];
+      /** The event itself (a large body's is parsed again, and checked again: the same answer). */
+      readonly load: (ref: EventRef) => MailjetEvent;
+      /** The rejected element, with its source and issues (a large body's checked again). */
+      readonly loadRejected: (ref: RejectedRef) => RejectedEvent;
+    }
+  | { readonly ok: false; readonly tooMany: boolean; readonly reason: string };
+
 /** Elements checked between two pauses of parseEventBodyInSteps. */
 const ELEMENTS_PER_STEP = 1000;
+/**
+ * Longest body whose events (and rejected elements) parseEventBodyInSteps keeps as objects (a few
+ * thousand of Mailjet's). A longer one's are kept as their place only and parsed again when they are
+ * written, a transaction's worth at a time: as objects, with the garbage parsing them leaves, the
+ * 100,000 events of a 30 MB body took jetpost's memory from 120 to 300 MB (450 without npm start's
+ * V8 flags), and the issues of 500,000 rejected `{}` (a 1.5 MB body) 300 MB of heap. Parsing again
+ * costs about 0.5 s of CPU per 100,000 events, a twentieth of their ingest, for large bodies only.
+ */
+const KEPT_EVENTS_MAX_LENGTH = 1024 * 1024;
 
 /**
- * Parses a callback body. Only a body that is not JSON at all, or holds more than
- * MAX_EVENTS_PER_BODY elements, is `ok: false`; any other JSON value gives its events and its
+ * Parses a callback body, every event at once. Only a body that is not JSON at all, or holds more
+ * than MAX_EVENTS_PER_BODY elements, is `ok: false`; any other JSON value gives its events and its
  * rejected elements (a string, or an array of numbers, is all rejected).
  */
 export function parseEventBody(text: string): ParsedEvents {
@@ -181,34 +220,71 @@ export function parseEventBody(text: string): ParsedEvents {
   for (;;) {
     const step = steps.next();
     if (step.done) {
-      return step.value;
+      const parsed = step.value;
+      return parsed.ok ? { ok: true, events: parsed.events.map(parsed.load), rejected: parsed.rejected.map(parsed.loadRejected) } : parsed;
     }
   }
 }
 
 /**
  * parseEventBody, pausing (yielding) after every ELEMENTS_PER_STEP elements: checking 100,000
- * events takes seconds, and a caller that is a server lets other requests run in the pauses.
+ * events takes seconds, and a caller that is a server lets other requests run in the pauses. Every
+ * element is parsed and checked before it returns, so that a body with an element that is not JSON
+ * is `ok: false` before anything of it is stored; a large body's events are then loaded when needed.
  */
-export function* parseEventBodyInSteps(text: string): Generator<void, ParsedEvents> {
-  const split = splitJsonBody(text, { maxDepth: MAX_EVENT_DEPTH, maxLength: MAX_EVENT_LENGTH, maxElements: MAX_EVENTS_PER_BODY });
-  if (!split.ok) {
-    return { ok: false, tooMany: split.tooMany, reason: split.tooMany ? split.reason : `the body is not valid JSON: ${split.reason}` };
+export function* parseEventBodyInSteps(text: string): Generator<void, ParsedBody> {
+  const scanned = scanJsonBody(text, { maxDepth: MAX_EVENT_DEPTH, maxLength: MAX_EVENT_LENGTH, maxElements: MAX_EVENTS_PER_BODY });
+  const notJson = (reason: string) => ({ ok: false as const, tooMany: false, reason: `the body is not valid JSON: ${reason}` });
+  if (!scanned.ok) {
+    return scanned.tooMany ? scanned : notJson(scanned.reason);
   }
-  const events: MailjetEvent[] = [];
-  const rejected: RejectedEvent[] = [];
-  for (const element of split.elements) {
-    if (element.index > 0 && element.index % ELEMENTS_PER_STEP === 0) {
+  const { elements } = scanned;
+  const keep = text.length <= KEPT_EVENTS_MAX_LENGTH;
+  const events: EventRef[] = [];
+  const rejected: RejectedRef[] = [];
+  for (let index = 0; index < elements.length; index += 1) {
+    if (index > 0 && index % ELEMENTS_PER_STEP === 0) {
       yield;
+    }
+    const element = elements.at(index);
+    if (element === undefined) {
+      return notJson(elementNotJson(index));
     }
     const checked = checkElement(element);
     if ('kind' in checked) {
-      rejected.push({ index: element.index, source: element.source, ...checked });
+      rejected.push(keep ? { index, source: element.source, ...checked } : { index, kind: checked.kind });
     } else {
-      events.push(checked);
+      events.push(keep ? checked : { dedupeKey: checked.dedupeKey, messageId: checked.messageId, messageUuid: checked.messageUuid, index });
     }
   }
-  return { ok: true, events, rejected };
+  const checkAgain = (index: number) => {
+    const element = elements.at(index);
+    if (element === undefined) {
+      throw new Error(`element ${index} of the body was JSON, and is not when parsed again`);
+    }
+    return { element, checked: checkElement(element) };
+  };
+  const load = (ref: EventRef): MailjetEvent => {
+    if ('raw' in ref) {
+      return ref;
+    }
+    const { checked } = checkAgain(ref.index);
+    if ('kind' in checked) {
+      throw new Error(`element ${ref.index} of the body was valid, and is not when parsed again`);
+    }
+    return checked;
+  };
+  const loadRejected = (ref: RejectedRef): RejectedEvent => {
+    if ('source' in ref) {
+      return ref;
+    }
+    const { element, checked } = checkAgain(ref.index);
+    if (!('kind' in checked)) {
+      throw new Error(`element ${ref.index} of the body was rejected, and is not when parsed again`);
+    }
+    return { index: ref.index, source: element.source, ...checked };
+  };
+  return { ok: true, events, rejected, load, loadRejected };
 }
 
 const SURROGATE = /[\ud800-\udfff]/;

@@ -1,9 +1,10 @@
 // Splits a callback body into its JSON elements and parses each on its own, pure. A grouped body is
 // one array of events and one bad element must not cost the others, so the body is cut at its
 // top-level commas by a scanner (a loop, no recursion: any nesting depth is safe) and each element
-// is then parsed by itself. Integer literals longer than 15 digits (Mailjet's 64-bit MessageIDs) are
-// quoted before JSON.parse, so they come back as exact decimal strings instead of rounded numbers.
-// An element nested too deep or too large is not parsed at all: it is handed back as text only.
+// is then parsed by itself (scanJsonBody parses an element only when it is asked for). Integer
+// literals longer than 15 digits (Mailjet's 64-bit MessageIDs) are quoted before JSON.parse, so they
+// come back as exact decimal strings instead of rounded numbers. An element nested too deep or too
+// large is not parsed at all: it is handed back as text only.
 
 export interface ElementLimits {
   /** Deepest nesting of objects and arrays kept (an event object alone is 1). */
@@ -20,6 +21,21 @@ export type JsonElement =
 
 export type SplitBody = { readonly ok: true; readonly elements: JsonElement[] } | { readonly ok: false; readonly tooMany: boolean; readonly reason: string };
 
+/**
+ * A body's elements, each parsed when it is asked for: a large body's elements need not all be in
+ * memory as objects at once.
+ */
+export interface BodyElements {
+  readonly length: number;
+  /**
+   * Element `index`, parsed again at each call (but a small body's, parsed once and the same
+   * object each time); undefined when its text is not valid JSON.
+   */
+  at(index: number): JsonElement | undefined;
+}
+
+export type ScannedBody = { readonly ok: true; readonly elements: BodyElements } | { readonly ok: false; readonly tooMany: boolean; readonly reason: string };
+
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 const COMMA = 0x2c;
@@ -31,33 +47,59 @@ const MINUS = 0x2d;
 /** JSON.parse keeps integers up to 15 digits exactly; longer ones are kept as strings. */
 const EXACT_DIGITS = 15;
 
+/** Why a body is not JSON when element `index` is not. */
+export function elementNotJson(index: number): string {
+  // JSON.parse's message quotes the text; what was received is kept aside, not repeated in logs.
+  return `element ${index} is not valid JSON`;
+}
+
 /**
  * A body that is one JSON value: an array gives one element per item, anything else is one element.
  * `ok: false` when the text is not JSON at all (empty, cut short, unbalanced, trailing text, or an
  * element that is not valid JSON), or has more elements than the limit (`tooMany`).
  */
 export function splitJsonBody(text: string, limits: ElementLimits): SplitBody {
+  const scanned = scanJsonBody(text, limits);
+  if (!scanned.ok) {
+    return scanned;
+  }
+  const elements: JsonElement[] = [];
+  for (let index = 0; index < scanned.elements.length; index += 1) {
+    const element = scanned.elements.at(index);
+    if (element === undefined) {
+      return { ok: false, tooMany: false, reason: elementNotJson(index) };
+    }
+    elements.push(element);
+  }
+  return { ok: true, elements };
+}
+
+/**
+ * splitJsonBody without parsing the elements yet: `ok: false` when the body's structure is not JSON
+ * (empty, cut short, unbalanced, trailing text) or has more elements than the limit; whether each
+ * element is valid JSON is found when it is parsed (BodyElements.at).
+ */
+export function scanJsonBody(text: string, limits: ElementLimits): ScannedBody {
   let at = skipWhitespace(text, 0);
   const notJson = (reason: string) => ({ ok: false as const, tooMany: false, reason });
   if (at === text.length) {
     return notJson('the body is empty');
   }
-  const spans: Span[] = [];
+  const spans = new Spans();
   if (text.charCodeAt(at) === OPEN_BRACKET) {
     at = skipWhitespace(text, at + 1);
     if (text.charCodeAt(at) === CLOSE_BRACKET) {
       at += 1;
     } else {
       for (;;) {
-        const span = scanValue(text, at);
-        if ('error' in span) {
-          return notJson(`element ${spans.length}: ${span.error}`);
+        const end = spans.scan(text, at);
+        if (typeof end !== 'number') {
+          return notJson(`element ${spans.length}: ${end.error}`);
         }
-        if (spans.length === limits.maxElements) {
+        if (spans.length > limits.maxElements) {
           return { ok: false, tooMany: true, reason: `the body holds more than ${limits.maxElements} elements` };
         }
-        spans.push(span);
-        at = skipWhitespace(text, span.end);
+        at = skipWhitespace(text, end);
         const next = text.charCodeAt(at);
         at += 1;
         if (next === CLOSE_BRACKET) {
@@ -70,37 +112,38 @@ export function splitJsonBody(text: string, limits: ElementLimits): SplitBody {
       }
     }
   } else {
-    const span = scanValue(text, at);
-    if ('error' in span) {
-      return notJson(span.error);
+    const end = spans.scan(text, at);
+    if (typeof end !== 'number') {
+      return notJson(end.error);
     }
-    spans.push(span);
-    at = span.end;
+    at = end;
   }
   if (skipWhitespace(text, at) !== text.length) {
     return notJson(`unexpected text after the JSON value (character ${skipWhitespace(text, at)})`);
   }
-  const whole = spans.every((span) => !isTooDeep(span, limits) && !isTooLarge(span, limits)) ? parseWhole(text, spans) : undefined;
-  if (whole !== undefined) {
-    return { ok: true, elements: spans.map((span, index) => ({ index, source: text.slice(span.start, span.end), value: whole[index] })) };
+  const isTooDeep = (index: number) => spans.depths[index]! > limits.maxDepth;
+  const isTooLarge = (index: number) => spans.ends[index]! - spans.starts[index]! > limits.maxLength;
+  let whole: unknown[] | undefined;
+  if (text.length <= WHOLE_PARSE_MAX_LENGTH && !spans.depths.some((_, index) => isTooDeep(index) || isTooLarge(index))) {
+    whole = parseWhole(text, spans);
   }
-  const elements: JsonElement[] = [];
-  for (const [index, span] of spans.entries()) {
-    const source = text.slice(span.start, span.end);
-    const tooDeep = isTooDeep(span, limits);
-    const tooLarge = isTooLarge(span, limits);
+  const elementAt = (index: number): JsonElement | undefined => {
+    const source = text.slice(spans.starts[index], spans.ends[index]);
+    if (whole !== undefined) {
+      return { index, source, value: whole[index] };
+    }
+    const tooDeep = isTooDeep(index);
+    const tooLarge = isTooLarge(index);
     if (tooDeep || tooLarge) {
-      elements.push({ index, source, tooDeep, tooLarge });
-      continue;
+      return { index, source, tooDeep, tooLarge };
     }
     try {
-      elements.push({ index, source, value: JSON.parse(quoteBigIntegers(text, span)) });
+      return { index, source, value: JSON.parse(spans.quoted(text, index)) };
     } catch {
-      // JSON.parse's message quotes the text; what was received is kept aside, not repeated in logs.
-      return notJson(`element ${index} is not valid JSON`);
+      return undefined;
     }
-  }
-  return { ok: true, elements };
+  };
+  return { ok: true, elements: { length: spans.length, at: elementAt } };
 }
 
 /**
@@ -110,28 +153,15 @@ export function splitJsonBody(text: string, limits: ElementLimits): SplitBody {
  */
 const WHOLE_PARSE_MAX_LENGTH = 1024 * 1024;
 
-/** An element nested deeper than the limit is kept aside unparsed. */
-function isTooDeep(span: Span, limits: ElementLimits): boolean {
-  return span.depth > limits.maxDepth;
-}
-
-/** An element longer than the limit is kept aside unparsed. */
-function isTooLarge(span: Span, limits: ElementLimits): boolean {
-  return span.end - span.start > limits.maxLength;
-}
-
 /**
  * The elements' values from one JSON.parse of the whole body (much cheaper than one per element),
- * for a body whose every element is to be parsed; undefined when the body is too long, or is not
- * valid JSON (each element is then parsed alone, to say which one is not).
+ * for a body whose every element is to be parsed; undefined when the body is not valid JSON (each
+ * element is then parsed alone, to say which one is not).
  */
-function parseWhole(text: string, spans: readonly Span[]): unknown[] | undefined {
-  if (text.length > WHOLE_PARSE_MAX_LENGTH) {
-    return undefined;
-  }
+function parseWhole(text: string, spans: Spans): unknown[] | undefined {
   let value: unknown;
   try {
-    value = JSON.parse(quoteBigIntegers(text, { start: 0, end: text.length, bigIntegers: spans.flatMap((span) => span.bigIntegers) }));
+    value = JSON.parse(quoteBigIntegers(text, 0, text.length, spans.bigIntegers, 0, spans.bigIntegers.length));
   } catch {
     return undefined;
   }
@@ -141,13 +171,43 @@ function parseWhole(text: string, spans: readonly Span[]): unknown[] | undefined
   return values.length === spans.length ? values : undefined;
 }
 
-interface Span {
-  start: number;
-  end: number;
+/**
+ * Where each element of a body is, in flat arrays of numbers: an object (and an array) per element
+ * took 250 bytes, 25 MB for a body of 100,000 events, for as long as the body is being stored.
+ */
+class Spans {
+  readonly starts: number[] = [];
+  readonly ends: number[] = [];
   /** Deepest nesting of objects and arrays inside (a scalar is 0). */
-  depth: number;
-  /** Start and end offsets of the long integer literals, in pairs. */
-  bigIntegers: number[];
+  readonly depths: number[] = [];
+  /** Start and end offsets of the long integer literals of all elements, in pairs, in order. */
+  readonly bigIntegers: number[] = [];
+  /** Where each element's pairs start in bigIntegers; they end where the next element's start. */
+  private readonly bigIntegersFrom: number[] = [];
+
+  get length(): number {
+    return this.starts.length;
+  }
+
+  /** Scans the element starting at `start` (see scanValue) and adds it; returns where it ends. */
+  scan(text: string, start: number): number | { error: string } {
+    const from = this.bigIntegers.length;
+    const scanned = scanValue(text, start, this.bigIntegers);
+    if ('error' in scanned) {
+      return scanned;
+    }
+    this.starts.push(start);
+    this.ends.push(scanned.end);
+    this.depths.push(scanned.depth);
+    this.bigIntegersFrom.push(from);
+    return scanned.end;
+  }
+
+  /** Element `index`'s text with its long integer literals quoted. */
+  quoted(text: string, index: number): string {
+    const to = index + 1 < this.length ? this.bigIntegersFrom[index + 1]! : this.bigIntegers.length;
+    return quoteBigIntegers(text, this.starts[index]!, this.ends[index]!, this.bigIntegers, this.bigIntegersFrom[index]!, to);
+  }
 }
 
 function skipWhitespace(text: string, from: number): number {
@@ -166,11 +226,11 @@ function isDigit(code: number): boolean {
 }
 
 /**
- * Finds where the JSON value starting at `start` ends. It follows strings (with their escapes) and
- * brackets only; everything else is checked by JSON.parse afterwards.
+ * Finds where the JSON value starting at `start` ends, and its depth; the offsets of its long
+ * integer literals are added to `bigIntegers`. It follows strings (with their escapes) and brackets
+ * only; everything else is checked by JSON.parse afterwards.
  */
-function scanValue(text: string, start: number): Span | { error: string } {
-  const bigIntegers: number[] = [];
+function scanValue(text: string, start: number, bigIntegers: number[]): { end: number; depth: number } | { error: string } {
   let at = start;
   let depth = 0;
   let deepest = 0;
@@ -229,7 +289,7 @@ function scanValue(text: string, start: number): Span | { error: string } {
       }
     }
   } while (depth > 0);
-  return { start, end: at, depth: deepest, bigIntegers };
+  return { end: at, depth: deepest };
 }
 
 /**
@@ -250,19 +310,19 @@ function closingQuote(text: string, from: number): number {
   return -1;
 }
 
-/** The span's text with each long integer literal written as a JSON string. */
-function quoteBigIntegers(text: string, span: Pick<Span, 'start' | 'end' | 'bigIntegers'>): string {
-  if (span.bigIntegers.length === 0) {
-    return text.slice(span.start, span.end);
+/** text[start, end) with the long integer literals in bigIntegers[from, to) written as JSON strings. */
+function quoteBigIntegers(text: string, start: number, end: number, bigIntegers: readonly number[], from: number, to: number): string {
+  if (from === to) {
+    return text.slice(start, end);
   }
   const parts: string[] = [];
-  let from = span.start;
-  for (let i = 0; i < span.bigIntegers.length; i += 2) {
-    const literalStart = span.bigIntegers[i]!;
-    const literalEnd = span.bigIntegers[i + 1]!;
-    parts.push(text.slice(from, literalStart), '"', text.slice(literalStart, literalEnd), '"');
-    from = literalEnd;
+  let copied = start;
+  for (let i = from; i < to; i += 2) {
+    const literalStart = bigIntegers[i]!;
+    const literalEnd = bigIntegers[i + 1]!;
+    parts.push(text.slice(copied, literalStart), '"', text.slice(literalStart, literalEnd), '"');
+    copied = literalEnd;
   }
-  parts.push(text.slice(from, span.end));
+  parts.push(text.slice(copied, end));
   return parts.join('');
 }

@@ -12,6 +12,11 @@
 // statement and one commit, up to EVENTS_PER_TRANSACTION events, instead of paying a commit each.
 // Each is answered once the transaction holding its events committed; when a shared one fails,
 // each part is written again alone, so that one callback's failure is never another's.
+//
+// A large body is not held as objects all at once: it is parsed and checked whole first, keeping
+// only where each event is and what orders it (domain/event-parse.ts), and each transaction's events
+// are parsed again when it is written. Memory then follows the body's text and a small record per
+// event, not the events as objects.
 import { createHash } from 'node:crypto';
 
 import type { Bus } from '../bus.js';
@@ -22,11 +27,13 @@ import { insertRejectedEvents, type RejectedEventRow } from '../db/rejected-even
 import { AppError, isDatabaseUnavailable, ServiceUnavailableError } from '../domain/errors.js';
 import { eventEffect } from '../domain/event-application.js';
 import {
+  type EventRef,
   type MailjetEvent,
   MAX_EVENTS_PER_BODY,
-  type ParsedEvents,
+  type ParsedBody,
   parseEventBodyInSteps,
   type RejectedEvent,
+  type RejectedRef,
   type RejectionKind,
 } from '../domain/event-parse.js';
 import type { MailjetEventType } from '../domain/status.js';
@@ -71,7 +78,10 @@ const BUSY_SQLSTATES = new Set([...RETRYABLE_SQLSTATES, '53200', '55P03']);
 /**
  * Stores a callback body and says what happened to each element. A body that is not JSON at all is
  * kept aside too, then refused with a 400: it is a damaged transmission (a retry may arrive whole)
- * or does not come from Mailjet, and acknowledging it would drop whatever events it carried.
+ * or does not come from Mailjet, and acknowledging it would drop whatever events it carried. Nothing
+ * else of it is stored first, however large: every element is parsed before the first transaction,
+ * so that no event of a body that may not come from Mailjet reaches an app, and a cut or garbled
+ * transmission is refused whole (its retry is then stored whole).
  */
 export function createEventsReceiver({ pool, channels, bus, log }: EventsDeps): (text: string) => Promise<EventsReceipt> {
   const ingest = createEventIngest(pool, channels);
@@ -85,14 +95,20 @@ async function receiveEvents({ pool, bus, log, ingest }: Omit<EventsDeps, 'chann
     throw new AppError('payload-too-large', 413, `${parsed.reason}: send at most ${MAX_EVENTS_PER_BODY} events per callback`);
   }
   if (!parsed.ok) {
-    await keepRejected(pool, [rejectedRow({ position: null, kind: 'not-json', reason: parsed.reason, source: text })]);
+    await insertRejectedEvents(pool, [rejectedRow({ position: null, kind: 'not-json', reason: parsed.reason, source: text })]);
     bus.emit('events:rejected', { kind: 'not-json', count: 1 });
     log.warn('kept aside a callback body that is not JSON', { component: 'events', reason: parsed.reason, length: text.length });
     throw new AppError('malformed-json', 400, `${parsed.reason}; it was kept aside in rejected_events`);
   }
   const { events, rejected } = parsed;
   if (rejected.length > 0) {
-    await keepRejected(pool, rejected.map(rejectedElementRow));
+    // A statement's worth at a time: a large body's rejected elements are checked again as they go.
+    for (let start = 0; start < rejected.length; start += REJECTED_PER_STATEMENT) {
+      await insertRejectedEvents(
+        pool,
+        rejected.slice(start, start + REJECTED_PER_STATEMENT).map((ref) => rejectedElementRow(parsed.loadRejected(ref))),
+      );
+    }
     for (const [kind, count] of countByKind(rejected)) {
       bus.emit('events:rejected', { kind, count });
     }
@@ -100,10 +116,13 @@ async function receiveEvents({ pool, bus, log, ingest }: Omit<EventsDeps, 'chann
       component: 'events',
       rejected: rejected.length,
       of: events.length + rejected.length,
-      first: rejected.slice(0, 5).map((entry) => ({ index: entry.index, kind: entry.kind, reason: reasonOf(entry).slice(0, 200) })),
+      first: rejected
+        .slice(0, 5)
+        .map(parsed.loadRejected)
+        .map((entry) => ({ index: entry.index, kind: entry.kind, reason: reasonOf(entry).slice(0, 200) })),
     });
   }
-  const result = await ingest(events);
+  const result = await ingest(events, parsed.load);
   bus.emit('events:ingested', {
     received: events.length,
     stored: result.stored,
@@ -121,7 +140,7 @@ async function receiveEvents({ pool, bus, log, ingest }: Omit<EventsDeps, 'chann
 }
 
 /** Parses the body, letting other requests run between steps. */
-async function parseInSteps(text: string): Promise<ParsedEvents> {
+async function parseInSteps(text: string): Promise<ParsedBody> {
   const steps = parseEventBodyInSteps(text);
   for (;;) {
     const step = steps.next();
@@ -143,11 +162,16 @@ export interface IngestResult {
   sentAfterAcceptedMs: number[];
 }
 
-export type EventIngest = (events: readonly MailjetEvent[]) => Promise<IngestResult>;
+export interface EventIngest {
+  (events: readonly MailjetEvent[]): Promise<IngestResult>;
+  /** Events of a body, loaded a transaction's worth at a time (see parseEventBodyInSteps). */
+  (events: readonly EventRef[], load: (ref: EventRef) => MailjetEvent): Promise<IngestResult>;
+}
 
 /**
  * Stores and applies valid events, in bounded transactions shared with the events of concurrent
- * calls; each call resolves once every one of its events is committed.
+ * calls; each call resolves once every one of its events is committed. A body's events are loaded
+ * one transaction's worth at a time, when it is written.
  */
 export function createEventIngest(pool: Pool, channels: NotifyChannels): EventIngest {
   const writeParts = createGroupCommit<readonly MailjetEvent[], IngestResult>({
@@ -163,10 +187,10 @@ export function createEventIngest(pool: Pool, channels: NotifyChannels): EventIn
     },
     failsWaiting: isDatabaseUnavailable,
   });
-  return async (events) => {
+  return async (events: readonly EventRef[], load: (ref: EventRef) => MailjetEvent = asLoaded) => {
     const total: IngestResult = { stored: 0, unmatched: 0, byType: {}, sentAfterAcceptedMs: [] };
-    for (const part of transactionChunks(events)) {
-      const result = await writeParts(part);
+    for (const chunk of transactionChunks(events)) {
+      const result = await writeParts(chunk.map(load));
       total.stored += result.stored;
       total.unmatched += result.unmatched;
       for (const [type, count] of Object.entries(result.byType) as Array<[MailjetEventType, number]>) {
@@ -254,7 +278,7 @@ async function matchLate(
  * One copy of each event, sorted by message and then dedupe key: every ingest sorts alike, so
  * concurrent ones (and the parts of one shared transaction) meet each other's rows in the same order.
  */
-function inLockOrder(events: readonly MailjetEvent[]): Array<{ event: MailjetEvent; message: string }> {
+function inLockOrder<E extends EventRef>(events: readonly E[]): Array<{ event: E; message: string }> {
   const unique = [...new Map(events.map((event) => [event.dedupeKey, event])).values()];
   const keyed = unique.map((event) => ({ event, message: `${event.messageId ?? ''}/${event.messageUuid ?? ''}` }));
   return keyed.sort((a, b) => compare(a.message, b.message) || compare(a.event.dedupeKey, b.event.dedupeKey));
@@ -264,10 +288,10 @@ function inLockOrder(events: readonly MailjetEvent[]): Array<{ event: MailjetEve
  * The events in lock order, cut into transactions that keep a message's events together (so the app
  * hears "sent, then opened" from one callback, in order).
  */
-function transactionChunks(events: readonly MailjetEvent[]): MailjetEvent[][] {
+function transactionChunks(events: readonly EventRef[]): EventRef[][] {
   const keyed = inLockOrder(events);
-  const chunks: MailjetEvent[][] = [];
-  let current: MailjetEvent[] = [];
+  const chunks: EventRef[][] = [];
+  let current: EventRef[] = [];
   keyed.forEach(({ event, message }, index) => {
     const sameMessage = index > 0 && keyed[index - 1]!.message === message;
     if (current.length >= MAX_EVENTS_PER_TRANSACTION || (current.length >= EVENTS_PER_TRANSACTION && !sameMessage)) {
@@ -280,6 +304,14 @@ function transactionChunks(events: readonly MailjetEvent[]): MailjetEvent[][] {
     chunks.push(current);
   }
   return chunks;
+}
+
+/** Events given as themselves (the ingest's callers other than a callback body). */
+function asLoaded(ref: EventRef): MailjetEvent {
+  if (!('raw' in ref)) {
+    throw new Error(`event ${ref.index} of a body was given without its loader`);
+  }
+  return ref;
 }
 
 function compare(a: string, b: string): number {
@@ -303,12 +335,6 @@ async function inTransaction<T>(pool: Pool, work: (tx: Queryable) => Promise<T>)
   }
 }
 
-async function keepRejected(pool: Pool, rows: readonly RejectedEventRow[]): Promise<void> {
-  for (let start = 0; start < rows.length; start += REJECTED_PER_STATEMENT) {
-    await insertRejectedEvents(pool, rows.slice(start, start + REJECTED_PER_STATEMENT));
-  }
-}
-
 function reasonOf(entry: RejectedEvent): string {
   return entry.issues.map((issue) => (issue.path === '' ? issue.message : `${issue.path}: ${issue.message}`)).join('; ');
 }
@@ -328,7 +354,7 @@ function rejectedRow({ position, kind, reason, source }: { position: number | nu
   };
 }
 
-function countByKind(rejected: readonly RejectedEvent[]): Map<RejectionKind, number> {
+function countByKind(rejected: readonly RejectedRef[]): Map<RejectionKind, number> {
   const counts = new Map<RejectionKind, number>();
   for (const entry of rejected) {
     counts.set(entry.kind, (counts.get(entry.kind) ?? 0) + 1);

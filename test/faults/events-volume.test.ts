@@ -4,6 +4,8 @@
 // no lost update. The messages are written straight into the database as accepted by Mailjet, so
 // the scenario measures the callback alone; a tenth of the events name messages jetpost does not
 // know (other software on the same Mailjet account), which are kept aside.
+import { readFileSync } from 'node:fs';
+
 import { expect } from 'chai';
 
 import type { Pool } from '../../src/db/pool.js';
@@ -94,6 +96,16 @@ async function postEvents(child: JetpostProcess, body: string): Promise<{ status
   return { status: res.status, receipt: res.status === 200 ? (JSON.parse(text) as Receipt) : text.slice(0, 500), ms: performance.now() - started };
 }
 
+/** The most memory the process has held so far (VmHWM, Linux), in MB; undefined elsewhere. */
+function peakRssMb(pid: number): number | undefined {
+  try {
+    const kb = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+    return kb === undefined ? undefined : Number(kb) / 1024;
+  } catch {
+    return undefined;
+  }
+}
+
 async function recipientStatuses(pool: Pool): Promise<Record<string, number>> {
   const { rows } = await pool.query<{ status: string; n: number }>('select status, count(*)::int as n from email_recipients group by status');
   return Object.fromEntries(rows.map((row) => [row.status, row.n]));
@@ -135,11 +147,12 @@ describe(`faults: Mailjet callbacks at volume (${FAULT_SCALE})`, function () {
 
     const rate = (ms: number) => `${Math.round(SIZE.events / (ms / 1000))} events/s`;
     const rssMb = (await metric(child, 'process_resident_memory_bytes')) / 1024 / 1024;
+    const peakMb = peakRssMb(child.pid);
     recordFigures(
       `4b one POST of ${SIZE.events} events (${(body.length / 1024 / 1024).toFixed(1)} MB)`,
       `status ${first.status}, ${(first.ms / 1000).toFixed(1)} s, ${rate(first.ms)}`,
       `retry ${retry.status}, ${(retry.ms / 1000).toFixed(1)} s, ${rate(retry.ms)}`,
-      `RSS ${rssMb.toFixed(0)} MB`,
+      `RSS ${rssMb.toFixed(0)} MB${peakMb === undefined ? '' : `, peak ${peakMb.toFixed(0)} MB`}`,
       seconds(started),
     );
     expect(first.status, JSON.stringify(first.receipt)).to.equal(200);

@@ -1,6 +1,14 @@
 import { expect } from 'chai';
 
-import { type MailjetEvent, MAX_EVENT_DEPTH, MAX_EVENT_LENGTH, type ParsedEvents, parseEventBody } from '../../src/domain/event-parse.js';
+import {
+  type MailjetEvent,
+  MAX_EVENT_DEPTH,
+  MAX_EVENT_LENGTH,
+  type ParsedBody,
+  type ParsedEvents,
+  parseEventBody,
+  parseEventBodyInSteps,
+} from '../../src/domain/event-parse.js';
 
 // Bodies are written as text: a MessageID above 2^53 must reach the parser as a raw JSON integer
 // literal, exactly as Mailjet sends it (JSON.stringify of a JS number would already have rounded it).
@@ -272,5 +280,65 @@ describe('parseEventBody dedupeKey', () => {
       expect(other, variants[index]).not.to.equal(key);
     }
     expect(new Set(keys).size).to.equal(keys.length);
+  });
+});
+
+describe('parseEventBodyInSteps of a large body', () => {
+  function inSteps(text: string): ParsedBody {
+    const steps = parseEventBodyInSteps(text);
+    for (;;) {
+      const step = steps.next();
+      if (step.done) {
+        return step.value;
+      }
+    }
+  }
+
+  // Over a MiB: more than the body whose events are kept as objects. Element 3 cannot be applied.
+  const elements = Array.from({ length: 6000 }, (_, i) =>
+    i === 3
+      ? '{"event":"open"}'
+      : eventText({ MessageID: 1 }, `"n":${i},"big":${576460765503091475n + BigInt(i)},"agent":"${'Mozilla/5.0 '.repeat(8)}"`).replace(
+          '"MessageID":1',
+          `"MessageID":${576460765503091475n + BigInt(i)}`,
+        ),
+  );
+  const body = `[${elements.join(',')}]`;
+
+  it('when a body is larger than a MiB, then its events are kept as where they are, and each loads as it parses alone, no digit lost', () => {
+    expect(body.length).to.be.above(1024 * 1024);
+    const result = inSteps(body);
+    if (!result.ok) {
+      throw new Error(result.reason);
+    }
+
+    expect(result.events).to.have.length(5999);
+    // Not the parsed objects, nor the rejected elements' issues: a large body must not hold all of them at once.
+    expect(result.events.filter((ref) => 'raw' in ref)).to.deep.equal([]);
+    expect(result.rejected).to.deep.equal([{ index: 3, kind: 'invalid' }]);
+    const rejected = result.loadRejected(result.rejected[0]!);
+    expect([rejected.index, rejected.kind, rejected.source]).to.deep.equal([3, 'invalid', '{"event":"open"}']);
+    expect(rejected.issues.map((issue) => issue.path)).to.deep.equal(['time', 'email']);
+    for (const index of [0, 4, 2999, 5999]) {
+      const loaded = result.load(result.events[index - (index > 3 ? 1 : 0)]!);
+      expect(loaded, `element ${index}`).to.deep.equal(only(elements[index]!));
+      expect(loaded.messageId).to.equal(String(576460765503091475n + BigInt(index)));
+      expect(loaded.raw['big']).to.equal(String(576460765503091475n + BigInt(index)));
+    }
+  });
+
+  it('when a large body holds one element that is not JSON, even the last, then the whole body is not JSON', () => {
+    const result = inSteps(`[${elements.join(',')},{"event":tru}]`);
+
+    expect(result).to.deep.equal({ ok: false, tooMany: false, reason: 'the body is not valid JSON: element 6000 is not valid JSON' });
+  });
+
+  it('when a body is small, then its events are the parsed objects themselves', () => {
+    const result = inSteps(`[${elements.slice(0, 10).join(',')}]`);
+    if (!result.ok) {
+      throw new Error(result.reason);
+    }
+
+    expect(result.events.every((ref) => 'raw' in ref && result.load(ref) === ref)).to.equal(true);
   });
 });
