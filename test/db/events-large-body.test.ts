@@ -11,6 +11,7 @@ import type { Pool } from '../../src/db/pool.js';
 import { createLogger } from '../../src/log.js';
 import { createEventsReceiver, type EventsReceipt } from '../../src/services/events.js';
 import { makeApp } from '../factories.js';
+import { seedAcceptedMessages } from '../support/accepted-messages.js';
 import { createTestDatabase, TEST_SCHEMA, type TestDatabase } from '../support/database.js';
 import { eventText } from '../support/mailjet-events.js';
 
@@ -21,24 +22,6 @@ const MESSAGES = 3000;
 const FOREIGN = 300;
 /** What Mailjet sends along (about 100 characters), so that 6,300 events make more than a MiB. */
 const AGENT = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36';
-
-/** `count` accepted one-recipient jobs with MessageIDs FIRST_ID + i, to reader-i@example.com. */
-async function acceptedMessages(pool: Pool, count: number): Promise<void> {
-  const app = await makeApp(pool);
-  await pool.query(
-    `with jobs as (
-       insert into email_send_jobs (app_id, status, message, max_attempts, recipient_count, accepted_at)
-       select $1::bigint, 'accepted', '{"from":{"email":"app@example.com"},"subject":"large","text":"hi"}'::jsonb, 8, 1, now()
-       from generate_series(1, $2::int)
-       returning id
-     ),
-     numbered as (select id, row_number() over (order by id) - 1 as n from jobs)
-     insert into email_recipients (job_id, position, kind, email, status, mailjet_message_id)
-     select id, 0, 'to', 'reader-' || n || '@example.com', 'accepted', $3::bigint + n
-     from numbered`,
-    [app.id, count, FIRST_ID.toString()],
-  );
-}
 
 /**
  * Opens of every message first, then their sends (Mailjet's order within a grouped callback is not
@@ -90,7 +73,7 @@ describe('events of a callback body larger than a MiB', function () {
 
   it('when it arrives, then every event is stored in several transactions and applied in the order of the whole body, every digit of its MessageIDs kept, and what can never be applied is kept aside', async () => {
     db = await createTestDatabase();
-    await acceptedMessages(db.pool, MESSAGES);
+    await seedAcceptedMessages(db.pool, (await makeApp(db.pool)).id, MESSAGES, FIRST_ID);
     const body = largeBody(['{"event":"open"}', eventText('open', String(FIRST_ID), 'a\u0000@example.com', 300)]);
     expect(body.length).to.be.above(1024 * 1024);
 
@@ -113,7 +96,7 @@ describe('events of a callback body larger than a MiB', function () {
 
   it('when a transaction after the first fails, then the callback fails, and its retry stores the rest without storing any event twice', async () => {
     db = await createTestDatabase();
-    await acceptedMessages(db.pool, MESSAGES);
+    await seedAcceptedMessages(db.pool, (await makeApp(db.pool)).id, MESSAGES, FIRST_ID);
     // A real failure of PostgreSQL for the last message only (its events go in the last transaction).
     await db.pool.query(`
       create function refuse_last() returns trigger language plpgsql as $$
@@ -143,7 +126,7 @@ describe('events of a callback body larger than a MiB', function () {
 
   it('when its last element is not JSON, then it is refused with a 400, kept aside whole, and not one of its events is stored', async () => {
     db = await createTestDatabase();
-    await acceptedMessages(db.pool, MESSAGES);
+    await seedAcceptedMessages(db.pool, (await makeApp(db.pool)).id, MESSAGES, FIRST_ID);
     const body = `${largeBody().slice(0, -1)},{"event":tru}]`;
 
     const refused = await receiver()(body).then(

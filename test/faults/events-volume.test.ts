@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { expect } from 'chai';
 
 import type { Pool } from '../../src/db/pool.js';
+import { seedAcceptedMessages } from '../support/accepted-messages.js';
 import { recordFigures, reportFiguresAfterRun } from '../support/faults/figures.js';
 import { type FaultHarness, useFaultHarness } from '../support/faults/harness.js';
 import { type JetpostProcess } from '../support/faults/jetpost-process.js';
@@ -38,26 +39,6 @@ interface Receipt {
   duplicates: number;
   unmatched: number;
   rejected: number;
-}
-
-/** `count` accepted one-recipient jobs with MessageIDs FIRST_MESSAGE_ID + 0 … count - 1. */
-async function acceptedMessages(pool: Pool, appId: string, count: number): Promise<void> {
-  await pool.query(
-    `with jobs as (
-       insert into email_send_jobs (app_id, status, message, max_attempts, recipient_count, accepted_at)
-       select $1::bigint, 'accepted', '{"from":{"email":"app@example.com"},"subject":"volume","text":"hi"}'::jsonb, 8, 1, now()
-       from generate_series(1, $2::int)
-       returning id
-     ),
-     numbered as (
-       select id, row_number() over (order by id) - 1 as n
-       from jobs
-     )
-     insert into email_recipients (job_id, position, kind, email, status, mailjet_message_id, mailjet_message_uuid)
-     select id, 0, 'to', 'reader-' || n || '@example.com', 'accepted', $3::bigint + n, 'uuid-' || n
-     from numbered`,
-    [appId, count, FIRST_MESSAGE_ID.toString()],
-  );
 }
 
 /** One event as Mailjet writes it (raw 64-bit MessageID), with the fields Mailjet sends along. */
@@ -114,7 +95,7 @@ async function recipientStatuses(pool: Pool): Promise<Record<string, number>> {
 async function start(harness: FaultHarness, name: string, messages: number): Promise<{ pool: Pool; child: JetpostProcess }> {
   const db = await harness.database();
   const { appId } = await harness.app(db.pool);
-  await acceptedMessages(db.pool, appId, messages);
+  await seedAcceptedMessages(db.pool, appId, messages, FIRST_MESSAGE_ID);
   const port = await harness.port();
   const simulator = await harness.simulator(port);
   // No consumers: nothing to send, and the callback is all that runs. No callback rate limit either;
