@@ -37,6 +37,8 @@ export interface BusEvents {
   };
   /** Callback elements (or, `not-json`, whole bodies) kept aside because they can never be applied. */
   'events:rejected': { kind: RejectionKind; count: number };
+  /** A callback that waited for room in EVENTS_BODY_BUDGET: admitted in the end, or refused with a 503. */
+  'events:budget-wait': { outcome: 'admitted' | 'refused'; waitedMs: number };
   'consumer:error': { consumer: string; error: Error };
   /** A webhook delivery attempt whose outcome was recorded. */
   'webhooks:attempted': { outcome: DeliveryOutcome['kind'] };

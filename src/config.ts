@@ -1,5 +1,6 @@
 // The only reader of process.env: every setting is parsed and checked here once, at start,
 // so that a bad value stops the process with a message naming the variable.
+import bytes from 'bytes';
 import { z } from 'zod';
 
 const integer = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
@@ -64,6 +65,9 @@ const envSchema = z.object({
   EVENTS_PASSWORD: optionalText,
   // A grouped callback of 100,000 events is about 30 MB.
   EVENTS_BODY_LIMIT: z.string().default('64mb'),
+  // Callback bytes in progress at once (http/body-budget.ts); EVENTS_BODY_LIMIT when unset.
+  EVENTS_BODY_BUDGET: optionalText,
+  EVENTS_BODY_WAIT_MS: integer(0, 600_000).default(10_000),
   QUEUE_RATE_LIMIT: integer(0, 1_000_000).default(600),
   EVENTS_RATE_LIMIT: integer(0, 1_000_000).default(6000),
   TRUST_PROXY: z
@@ -210,6 +214,10 @@ export interface Config {
   readonly events: {
     readonly credentials: { readonly username: string; readonly password: string } | undefined;
     readonly bodyLimit: string;
+    /** Bytes of callback bodies read and processed at once; at least the body limit. */
+    readonly bodyBudgetBytes: number;
+    /** How long a callback may wait for room in the budget before it is answered 503. */
+    readonly bodyWaitMs: number;
   };
   readonly queueBodyLimit: string;
   /** Group commit of POST /queue: messages per transaction, transactions at once (services/jobs.ts). */
@@ -254,6 +262,26 @@ function databaseProblems(e: z.infer<typeof envSchema>): string[] {
     problems.push('  DATABASE_DIRECT_URL: only with DATABASE_URL (it is the direct connection beside a DATABASE_URL that goes through a pooler)');
   }
   return problems;
+}
+
+/**
+ * The callback body limit and budget in bytes, each a size as body-parser reads it (`64mb`). A
+ * budget below the limit would refuse forever a callback the limit allows (Mailjet would retry it
+ * for a day), so it is a configuration error.
+ */
+function eventsBodySizes(limitText: string, budgetText: string | undefined, problems: string[]): { limit: number; budget: number } {
+  const limit = bytes.parse(limitText);
+  const budget = budgetText === undefined ? limit : bytes.parse(budgetText);
+  if (limit === null || !(limit > 0)) {
+    problems.push(`  EVENTS_BODY_LIMIT: "${limitText}" is not a size (e.g. 64mb)`);
+  } else if (budget === null || !(budget > 0)) {
+    problems.push(`  EVENTS_BODY_BUDGET: "${budgetText}" is not a size (e.g. 128mb)`);
+  } else if (budget < limit) {
+    problems.push(
+      `  EVENTS_BODY_BUDGET: must be at least EVENTS_BODY_LIMIT (${limitText}): a callback at the limit must fit in the budget of callbacks in progress`,
+    );
+  }
+  return { limit: limit ?? 0, budget: budget ?? 0 };
 }
 
 export class ConfigError extends Error {
@@ -307,6 +335,7 @@ export function loadConfig(env: Env = process.env): Config {
   if (e.RETENTION_JOBS_DAYS > 0 && (e.RETENTION_IDEMPOTENCY_KEYS_HOURS === 0 || e.RETENTION_IDEMPOTENCY_KEYS_HOURS > e.RETENTION_JOBS_DAYS * 24)) {
     problems.push('  RETENTION_IDEMPOTENCY_KEYS_HOURS: must be set and not longer than RETENTION_JOBS_DAYS (a replayed request answers with its jobs)');
   }
+  const eventsBody = eventsBodySizes(e.EVENTS_BODY_LIMIT, e.EVENTS_BODY_BUDGET, problems);
   if (problems.length > 0) {
     throw new ConfigError(`invalid configuration:\n${problems.join('\n')}`);
   }
@@ -365,6 +394,8 @@ export function loadConfig(env: Env = process.env): Config {
     events: {
       credentials: e.EVENTS_USERNAME && e.EVENTS_PASSWORD ? { username: e.EVENTS_USERNAME, password: e.EVENTS_PASSWORD } : undefined,
       bodyLimit: e.EVENTS_BODY_LIMIT,
+      bodyBudgetBytes: eventsBody.budget,
+      bodyWaitMs: e.EVENTS_BODY_WAIT_MS,
     },
     dataDir: e.DATA_DIR,
     queueBodyLimit: e.QUEUE_BODY_LIMIT,

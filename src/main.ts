@@ -12,6 +12,7 @@ import { latestMigrationId } from './db/migrate.js';
 import { listen, type Listener, notifyChannels } from './db/notify.js';
 import { openDatabase } from './db/open.js';
 import type { Pool } from './db/pool.js';
+import { createByteBudget } from './domain/byte-budget.js';
 import { StartupError } from './domain/errors.js';
 import { eventsCallbackUrl } from './domain/events-callback.js';
 import { createInFlightLimit } from './domain/in-flight-limit.js';
@@ -146,8 +147,11 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
   const jobs = createJobService({ pool, channels, maxAttempts: config.retry.maxAttempts, wakeLocal: () => wakeup.wake(), bus, groupCommit: config.queueBatch });
   const sending = createSendingService({ pool, channels, leaseMs: config.consumers.leaseMs });
   const gate = createSendGate({ callsPerSecond: config.mailjet.callsPerSecond });
+  // Shared by the callback route, which reserves in it, and the metrics, which show it.
+  const eventsBodyBudget = createByteBudget(config.events.bodyBudgetBytes);
   const metrics = createMetrics({
     bus,
+    eventsBodyBudget,
     queueStats: createQueueStatsReader({ pool, timeoutMs: config.database.timeouts.statementMs, log }),
     sendingHalted: () => {
       const state = gate.state();
@@ -212,6 +216,8 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
     log,
     requestLogLevel: config.devMode ? 'info' : 'http',
     onRequest: (request) => bus.emit('http:request', request),
+    eventsBodyBudget: { budget: eventsBodyBudget, waitMs: config.events.bodyWaitMs },
+    onCallbackWaited: (wait) => bus.emit('events:budget-wait', wait),
     now: () => new Date(),
   });
 

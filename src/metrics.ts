@@ -6,6 +6,7 @@
 import client from 'prom-client';
 
 import type { Bus } from './bus.js';
+import type { ByteBudget } from './domain/byte-budget.js';
 import { DEPTH_STATUSES, QUEUE_STATS_COUNT_CAP, QUEUE_STATS_TTL_MS, type QueueStats, type QueueStatsReader } from './domain/queue-figures.js';
 
 export interface Metrics {
@@ -19,6 +20,8 @@ export interface MetricsSources {
   queueStats: QueueStatsReader;
   /** Why sending is halted now, if it is: `unauthorized` (Mailjet refused the key) or `rate_limited` (a 429 pause). */
   sendingHalted: () => { unauthorized: boolean; rateLimited: boolean };
+  /** The budget of callback bodies in progress (EVENTS_BODY_BUDGET), read at scrape time. */
+  eventsBodyBudget?: Pick<ByteBudget, 'inUse' | 'waiting'>;
   now?: () => number;
 }
 
@@ -28,7 +31,7 @@ const CALL_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 const WAIT_BUCKETS = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400];
 const HTTP_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10];
 
-export function createMetrics({ bus, queueStats, sendingHalted, now = Date.now }: MetricsSources): Metrics {
+export function createMetrics({ bus, queueStats, sendingHalted, eventsBodyBudget, now = Date.now }: MetricsSources): Metrics {
   const registry = new client.Registry();
   client.collectDefaultMetrics({ register: registry });
   // prom-client's three gauges named `…_total` break the naming rule (promtool flags them); each is
@@ -91,6 +94,12 @@ export function createMetrics({ bus, queueStats, sendingHalted, now = Date.now }
     labelNames: ['kind'],
     registers,
   });
+  const budgetWaits = new client.Counter({
+    name: 'jetpost_events_budget_waits_total',
+    help: 'Mailjet callbacks that found EVENTS_BODY_BUDGET full and waited, by outcome: admitted (after the wait) or refused (503, Mailjet retries)',
+    labelNames: ['outcome'],
+    registers,
+  });
   const consumerErrors = new client.Counter({ name: 'jetpost_consumer_errors_total', help: 'Consumer batches that failed', registers });
   const webhookAttempts = new client.Counter({
     name: 'jetpost_webhook_deliveries_total',
@@ -129,6 +138,24 @@ export function createMetrics({ bus, queueStats, sendingHalted, now = Date.now }
       this.set({ reason: 'rate_limited' }, halted.rateLimited ? 1 : 0);
     },
   });
+  if (eventsBodyBudget !== undefined) {
+    new client.Gauge({
+      name: 'jetpost_events_budget_in_use_bytes',
+      help: 'Bytes of EVENTS_BODY_BUDGET reserved by the Mailjet callbacks in progress',
+      registers,
+      collect() {
+        this.set(eventsBodyBudget.inUse());
+      },
+    });
+    new client.Gauge({
+      name: 'jetpost_events_budget_waiting',
+      help: 'Mailjet callbacks waiting for room in EVENTS_BODY_BUDGET',
+      registers,
+      collect() {
+        this.set(eventsBodyBudget.waiting());
+      },
+    });
+  }
   // The database's figures: absent (labelled) or 0 until the first read succeeds, then the last read.
   new client.Gauge({
     name: 'jetpost_queue_depth',
@@ -196,6 +223,7 @@ export function createMetrics({ bus, queueStats, sendingHalted, now = Date.now }
     sentAfterAcceptedMs.forEach((ms) => toSent.observe(Math.max(0, ms) / 1000));
   });
   bus.on('events:rejected', ({ kind, count }) => rejectedEvents.inc({ kind }, count));
+  bus.on('events:budget-wait', ({ outcome }) => budgetWaits.inc({ outcome }));
   bus.on('consumer:error', () => consumerErrors.inc());
   bus.on('webhooks:attempted', ({ outcome }) => webhookAttempts.inc({ outcome }));
   bus.on('http:request', ({ method, route, status, durationMs }) => {

@@ -195,6 +195,13 @@ export interface paths {
          *     callback credentials, shared by every replica and every address Mailjet calls from, counted
          *     **after** the credentials are checked: nobody without them can spend it. Wrong credentials
          *     are limited apart (see Rate limits in the introduction).
+         *
+         *     **Bodies in progress.** After the rate limit and before its body is read, a callback reserves
+         *     its `Content-Length` (`EVENTS_BODY_LIMIT` when unstated) in a per-process budget of
+         *     `EVENTS_BODY_BUDGET` bytes (default: the body limit), given back once it is answered or its
+         *     connection closes. When the budget is full it waits its turn, first come first served, for
+         *     up to `EVENTS_BODY_WAIT_MS` (default 10 s), then gets `503` (`service-unavailable`,
+         *     `Retry-After: 30`) with nothing read or stored: Mailjet retries it.
          */
         post: operations["receiveMailjetEvents"];
         delete?: never;
@@ -1688,8 +1695,9 @@ export interface components {
         };
         /**
          * @description The database is unreachable, or did not answer within `DATABASE_CONNECT_TIMEOUT_MS` /
-         *     `DATABASE_STATEMENT_TIMEOUT_MS` (`service-unavailable`). Retry later; a retried `POST /queue`
-         *     should carry the same `Idempotency-Key`.
+         *     `DATABASE_STATEMENT_TIMEOUT_MS` (`service-unavailable`); on `POST /events`, also a callback
+         *     that found no room in `EVENTS_BODY_BUDGET` within `EVENTS_BODY_WAIT_MS`. Retry later; a
+         *     retried `POST /queue` should carry the same `Idempotency-Key`.
          */
         ServiceUnavailable: {
             headers: {

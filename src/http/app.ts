@@ -6,6 +6,7 @@ import express, { type Express, type Request } from 'express';
 import helmet from 'helmet';
 
 import type { AppIdentity } from '../domain/app.js';
+import { type ByteBudget, createByteBudget } from '../domain/byte-budget.js';
 import { AppError } from '../domain/errors.js';
 import type { Logger } from '../log.js';
 import type { AdminService } from '../services/admin.js';
@@ -13,6 +14,8 @@ import type { DashboardService } from '../services/dashboard.js';
 import type { JobService } from '../services/jobs.js';
 import type { RateLimitCounters } from '../services/rate-limits.js';
 import { type Authenticate, type BasicCredentials, callingApp, requireAdminKey, requireApiKey, requireBasicAuth } from './auth.js';
+import { bodyBudget, type BodyBudgetOptions } from './body-budget.js';
+import { bodyLimitBytes } from './declared-body.js';
 import { type ExpressRoute, serveRoutesDirectly } from './direct-route.js';
 import { errorHandler, notFoundHandler } from './problem.js';
 import { limitFailedCallbackAuth, limitShared } from './rate-limit.js';
@@ -40,6 +43,13 @@ export interface AppDeps extends OpsRouteDeps {
   receiveEvents: EventsRouteDeps['receive'];
   eventsCredentials: BasicCredentials | undefined;
   limits: { queueBody: string; eventsBody: string; queuePerMinute: number; eventsPerMinute: number };
+  /**
+   * The bytes of callback bodies in progress at once (http/body-budget.ts), and how long a callback
+   * may wait for room; by default a budget of the events body limit and a 10 s wait.
+   */
+  eventsBodyBudget?: { budget: ByteBudget; waitMs: number };
+  /** A callback that waited for room in the budget: admitted in the end, or refused (metrics). */
+  onCallbackWaited?: BodyBudgetOptions['onWaited'];
   trustProxy: boolean | number | string;
   log: Logger;
   /** The level of the one line per request: `info` in dev mode, where a person watches, else `http`. */
@@ -171,6 +181,7 @@ export function createApp(deps: AppDeps): HttpApp {
     keyOf: () => 'mailjet',
     what: 'with the callback credentials',
   });
+  const eventsBodyLimit = bodyLimitBytes(deps.limits.eventsBody);
   // First: the busiest route is matched before the others are tried.
   app.use(
     queueRouter({
@@ -189,6 +200,12 @@ export function createApp(deps: AppDeps): HttpApp {
       receive: deps.receiveEvents,
       requireCallbackAuth: requireBasicAuth(deps.eventsCredentials, 'jetpost events', limitFailedCallbackAuth(deps.log)),
       limit: limitCallback,
+      budget: bodyBudget({
+        ...(deps.eventsBodyBudget ?? { budget: createByteBudget(eventsBodyLimit), waitMs: 10_000 }),
+        limit: eventsBodyLimit,
+        log: deps.log,
+        ...(deps.onCallbackWaited === undefined ? {} : { onWaited: deps.onCallbackWaited }),
+      }),
       bodyLimit: deps.limits.eventsBody,
     }),
   );

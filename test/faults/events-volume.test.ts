@@ -27,6 +27,15 @@ const SIZE = byScale({
   fast: { events: 40_000, eventsPerPost: 9_000 },
   full: { events: 100_000, eventsPerPost: 9_000 },
 });
+/**
+ * Scenario 4e: large callbacks at once, beyond EVENTS_BODY_BUDGET. At full scale, four of 100,000
+ * events (30 MB each) with the default budget (64 MB: two at a time); at fast scale, four of 10,000
+ * (3 MB) with a 4 MB limit and so budget (one at a time), so that the others wait or are refused.
+ */
+const LARGE = byScale({
+  fast: { posts: 4, events: 10_000, env: { EVENTS_BODY_LIMIT: '4mb' } as Record<string, string> },
+  full: { posts: 4, events: 100_000, env: {} as Record<string, string> },
+});
 const CONCURRENT_POSTS = ['sent', 'open', 'click'] as const;
 /** Above 2^53, as Mailjet's are; message i of the scenario has MessageID FIRST_MESSAGE_ID + i. */
 const FIRST_MESSAGE_ID = 576460765503091475n;
@@ -92,7 +101,20 @@ async function recipientStatuses(pool: Pool): Promise<Record<string, number>> {
   return Object.fromEntries(rows.map((row) => [row.status, row.n]));
 }
 
-async function start(harness: FaultHarness, name: string, messages: number): Promise<{ pool: Pool; child: JetpostProcess }> {
+/** Posts `body` until it is answered 200, as Mailjet retries a 503 (quickly here: every 200 ms). */
+async function postUntilStored(child: JetpostProcess, body: string): Promise<{ receipt: Receipt; refusals: number; ms: number }> {
+  const started = performance.now();
+  for (let refusals = 0; ; refusals += 1) {
+    const result = await postEvents(child, body);
+    if (result.status === 200) {
+      return { receipt: result.receipt as Receipt, refusals, ms: performance.now() - started };
+    }
+    expect(result.status, JSON.stringify(result.receipt)).to.equal(503);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+async function start(harness: FaultHarness, name: string, messages: number, env: Record<string, string> = {}): Promise<{ pool: Pool; child: JetpostProcess }> {
   const db = await harness.database();
   const { appId } = await harness.app(db.pool);
   await seedAcceptedMessages(db.pool, appId, messages, FIRST_MESSAGE_ID);
@@ -105,7 +127,7 @@ async function start(harness: FaultHarness, name: string, messages: number): Pro
     port,
     databaseUrl: db.url,
     simulator,
-    env: { WORKER_CONCURRENCY: '0', EVENTS_RATE_LIMIT: '0' },
+    env: { WORKER_CONCURRENCY: '0', EVENTS_RATE_LIMIT: '0', ...env },
   });
   return { pool: db.pool, child };
 }
@@ -187,6 +209,39 @@ describe(`faults: Mailjet callbacks at volume (${FAULT_SCALE})`, function () {
     expect(await recipientStatuses(pool)).to.deep.equal({ sent: own, opened: own, clicked: own + shared });
     const { rows } = await pool.query<{ unmatched: number }>('select count(*)::int as unmatched from email_events where recipient_id is null');
     expect(rows[0]!.unmatched).to.equal(posts * foreign);
+  });
+
+  it(`when ${LARGE.posts} POSTs of ${LARGE.events} events arrive at once, beyond EVENTS_BODY_BUDGET, then each is stored once, answered 200 at once or after retries of a 503`, async () => {
+    const started = Date.now();
+    // Each callback: 45% "sent" and 45% "open" about messages of its own, 10% about unknown messages
+    // (distinct across callbacks by their time).
+    const messages = Math.round(LARGE.events * 0.45);
+    const foreign = LARGE.events - 2 * messages;
+    const { pool, child } = await start(harness, 'jetpost-events-budget', LARGE.posts * messages, LARGE.env);
+    const bodies = Array.from({ length: LARGE.posts }, (_, i) => {
+      const time = 1_700_000_000 + i * 1_000;
+      return `[${[...events('open', messages, foreign, time + 100, i * messages), ...events('sent', messages, 0, time, i * messages)].join(',')}]`;
+    });
+
+    const results = await Promise.all(bodies.map((body) => postUntilStored(child, body)));
+
+    const peakMb = peakRssMb(child.pid);
+    const refusals = results.reduce((sum, result) => sum + result.refusals, 0);
+    recordFigures(
+      `4e ${LARGE.posts} concurrent POSTs of ${LARGE.events} events (${(bodies[0]!.length / 1024 / 1024).toFixed(1)} MB each)`,
+      `503 answers ${refusals}`,
+      `slowest ${(Math.max(...results.map((result) => result.ms)) / 1000).toFixed(1)} s`,
+      peakMb === undefined ? 'peak RSS unknown' : `peak ${peakMb.toFixed(0)} MB`,
+      seconds(started),
+    );
+    for (const result of results) {
+      expect(result.receipt).to.deep.equal({ received: LARGE.events, stored: LARGE.events, duplicates: 0, unmatched: foreign, rejected: 0 });
+    }
+    const { rows } = await pool.query<{ stored: number; unmatched: number }>(
+      'select count(*)::int as stored, count(*) filter (where recipient_id is null)::int as unmatched from email_events',
+    );
+    expect(rows[0]).to.deep.equal({ stored: LARGE.posts * LARGE.events, unmatched: LARGE.posts * foreign });
+    expect(await recipientStatuses(pool)).to.deep.equal({ opened: LARGE.posts * messages });
   });
 
   it('when SIGTERM arrives while callbacks of 100 events share transactions, then jetpost exits 0, and every callback answered 200 is stored and applied', async () => {

@@ -90,6 +90,15 @@ describe('loadConfig', () => {
     }
   });
 
+  it('when EVENTS_BODY_BUDGET is unset, then it is EVENTS_BODY_LIMIT; below the limit, or not a size, it fails naming the variable', () => {
+    expect(loadConfig({}).events.bodyBudgetBytes).to.equal(64 * 1024 * 1024);
+    expect(loadConfig({ EVENTS_BODY_LIMIT: '2kb' }).events.bodyBudgetBytes).to.equal(2048);
+    expect(loadConfig({ EVENTS_BODY_BUDGET: '200mb' }).events.bodyBudgetBytes).to.equal(200 * 1024 * 1024);
+    expect(configError({ EVENTS_BODY_BUDGET: '32mb' }).message).to.match(/EVENTS_BODY_BUDGET: must be at least EVENTS_BODY_LIMIT \(64mb\)/);
+    expect(configError({ EVENTS_BODY_BUDGET: 'lots' }).message).to.include('EVENTS_BODY_BUDGET: "lots" is not a size');
+    expect(configError({ EVENTS_BODY_LIMIT: 'big' }).message).to.include('EVENTS_BODY_LIMIT: "big" is not a size');
+  });
+
   it('when several values are invalid, then every variable is named', () => {
     const { message } = configError({ PORT: 'abc', LOG_LEVEL: 'loud' });
 

@@ -12,15 +12,17 @@ export interface EventsRouteDeps {
   requireCallbackAuth: RequestHandler;
   /** Requests per minute of the authenticated caller. */
   limit: RequestHandler;
+  /** Reserves the body's bytes in the budget of callbacks in progress (http/body-budget.ts), before it is read. */
+  budget: RequestHandler;
   bodyLimit: string;
 }
 
-export function eventsRouter({ receive, limit, requireCallbackAuth, bodyLimit }: EventsRouteDeps): Router {
+export function eventsRouter({ receive, limit, budget, requireCallbackAuth, bodyLimit }: EventsRouteDeps): Router {
   const router = Router();
   // Any content type: Mailjet's is not documented, and the body is parsed here, not by express.
   const rawText = textBody({ limit: bodyLimit });
 
-  router.post('/events', requireCallbackAuth, limit, rawText, async (req, res) => {
+  router.post('/events', requireCallbackAuth, limit, budget, rawText, async (req, res) => {
     const text = typeof req.body === 'string' ? req.body : '';
     const receipt = await receive(text);
     // Written as it is, without express's res.json: an answer to a POST needs no ETag, which express

@@ -1,0 +1,82 @@
+// A budget of bytes shared by the requests in progress (POST /events bodies: http/body-budget.ts).
+// A request reserves its bytes and releases them when it is over. When they do not fit, it waits
+// in FIFO order: nothing overtakes a waiting request, so a large one gets in as soon as the ones
+// ahead of it are over, however many small ones keep arriving behind it, and a waiting request
+// holds no bytes (those ahead of it are not delayed by it). Pure: the caller decides how long a
+// request may wait, and cancels it by releasing it.
+
+export interface Reservation {
+  /** Whether the bytes were reserved at once (`onGranted` is then never called). */
+  readonly granted: boolean;
+  /** Gives the bytes back, or leaves the queue if still waiting; only the first call counts. */
+  release(): void;
+}
+
+export interface ByteBudget {
+  /**
+   * Reserves `bytes` (at most the capacity: a request larger than the whole budget could never get
+   * in, which the configuration rules out). When they do not fit now, `onGranted` is called once
+   * they are reserved, from within the release that made room.
+   */
+  reserve(bytes: number, onGranted: () => void): Reservation;
+  /** Bytes reserved now. */
+  inUse(): number;
+  /** Requests waiting now. */
+  waiting(): number;
+}
+
+interface Entry {
+  bytes: number;
+  state: 'waiting' | 'held' | 'released';
+  onGranted: () => void;
+}
+
+export function createByteBudget(capacity: number): ByteBudget {
+  if (!Number.isSafeInteger(capacity) || capacity <= 0) {
+    throw new RangeError(`a byte budget must be a positive whole number of bytes, not ${capacity}`);
+  }
+  let used = 0;
+  const queue: Entry[] = [];
+
+  const grantWaiting = () => {
+    while (queue.length > 0 && used + queue[0]!.bytes <= capacity) {
+      const entry = queue.shift()!;
+      used += entry.bytes;
+      entry.state = 'held';
+      entry.onGranted();
+    }
+  };
+
+  return {
+    reserve(bytes, onGranted) {
+      if (!Number.isSafeInteger(bytes) || bytes < 0 || bytes > capacity) {
+        throw new RangeError(`cannot reserve ${bytes} bytes of a budget of ${capacity}`);
+      }
+      const entry: Entry = { bytes, state: 'waiting', onGranted };
+      const granted = queue.length === 0 && used + bytes <= capacity;
+      if (granted) {
+        used += bytes;
+        entry.state = 'held';
+      } else {
+        queue.push(entry);
+      }
+      return {
+        granted,
+        release() {
+          if (entry.state === 'held') {
+            used -= entry.bytes;
+          } else if (entry.state === 'waiting') {
+            queue.splice(queue.indexOf(entry), 1);
+          } else {
+            return;
+          }
+          entry.state = 'released';
+          // Leaving the queue can make room too: the request that was first may have been the one too large.
+          grantWaiting();
+        },
+      };
+    },
+    inUse: () => used,
+    waiting: () => queue.length,
+  };
+}

@@ -1,0 +1,112 @@
+// EVENTS_BODY_BUDGET: the callbacks in progress at once reserve their bodies' bytes in one budget
+// (http/body-budget.ts). Observed through /metrics (jetpost_events_budget_*), never through time.
+import net from 'node:net';
+
+import { expect } from 'chai';
+
+import { EVENTS_PASSWORD, EVENTS_USER, eventually, startTestService, type TestService } from '../support/service.js';
+
+interface RawCallback {
+  socket: net.Socket;
+  /** The raw answer, once the server closed the connection (each asks for `Connection: close`). */
+  answer: Promise<string>;
+}
+
+/** EVENTS_BODY_LIMIT (1kb) in bytes: the budget, by default, and what the holder below states. */
+const LIMIT = 1024;
+
+describe('POST /events: the budget of callback bodies in progress', () => {
+  let service: TestService;
+  let sockets: net.Socket[] = [];
+
+  afterEach(async () => {
+    sockets.forEach((socket) => socket.destroy());
+    sockets = [];
+    await service?.stop();
+  });
+
+  /** A callback over a socket of its own that states `declared` bytes and sends `sent` of them, for now. */
+  function rawCallback(declared: number, sent: string): RawCallback {
+    const { port } = new URL(service.url);
+    const socket = net.connect(Number(port), '127.0.0.1');
+    sockets.push(socket);
+    const chunks: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    const answer = new Promise<string>((resolve) => socket.on('close', () => resolve(Buffer.concat(chunks).toString('utf8'))));
+    socket.on('error', () => {});
+    const auth = Buffer.from(`${EVENTS_USER}:${EVENTS_PASSWORD}`).toString('base64');
+    socket.write(
+      `POST /events HTTP/1.1\r\nHost: jetpost.test\r\nAuthorization: Basic ${auth}\r\nContent-Type: application/json\r\n` +
+        `Content-Length: ${declared}\r\nConnection: close\r\n\r\n${sent}`,
+    );
+    return { socket, answer };
+  }
+
+  async function metric(name: string): Promise<number> {
+    const text = await (await fetch(`${service.url}/metrics`)).text();
+    const line = text.split('\n').find((candidate) => candidate.startsWith(`${name} `));
+    return line === undefined ? 0 : Number(line.slice(name.length + 1));
+  }
+
+  /** Waits until the budget shows `inUse` bytes reserved and `waiting` callbacks waiting. */
+  async function budgetIs(inUse: number, waiting: number): Promise<void> {
+    await eventually(
+      async () =>
+        (await metric('jetpost_events_budget_in_use_bytes')) === inUse && (await metric('jetpost_events_budget_waiting')) === waiting ? true : undefined,
+      10_000,
+      `the budget at ${inUse} bytes in use, ${waiting} waiting`,
+    );
+  }
+
+  it('when a callback arrives while the budget is full and it may not wait, then 503 problem+json with Retry-After; the budget is whole again after aborted and failed callbacks', async () => {
+    service = await startTestService({ env: { WORKER_CONCURRENCY: '0', EVENTS_BODY_LIMIT: '1kb', EVENTS_BODY_WAIT_MS: '0' } });
+    const holder = rawCallback(LIMIT, '[');
+    await budgetIs(LIMIT, 0);
+
+    const refused = await service.postEvents('[]');
+
+    expect(refused.status).to.equal(503);
+    expect(refused.headers.get('content-type')).to.match(/^application\/problem\+json/);
+    expect(refused.headers.get('retry-after')).to.equal('30');
+    expect(((await refused.json()) as { type: string }).type).to.match(/service-unavailable$/);
+    expect(await metric('jetpost_events_budget_waits_total{outcome="refused"}')).to.equal(1);
+
+    // A client that leaves half-way gives its bytes back.
+    holder.socket.destroy();
+    await budgetIs(0, 0);
+
+    // Failed callbacks give theirs back too: malformed JSON (400), a body over the limit (413), a body
+    // shorter than stated (400), a client that half-closes before its body is whole.
+    expect((await service.postEvents('[{"event":')).status).to.equal(400);
+    expect((await service.postEvents(`["${'x'.repeat(2000)}"]`)).status).to.equal(413);
+    // Half-closed at once: answered 400 by the route, or by Node's parser while the credentials are
+    // checked (the connection is then gone before the budget is asked: it must not reserve).
+    const short = rawCallback(100, '[]');
+    short.socket.end();
+    expect(await short.answer).to.match(/^HTTP\/1\.1 400 /);
+    await budgetIs(0, 0);
+
+    // The whole budget is free: a callback at the limit gets in at once.
+    expect((await service.postEvents(`[${' '.repeat(LIMIT - 2)}]`)).status).to.equal(200);
+    await budgetIs(0, 0);
+  });
+
+  it('when callbacks wait for room, then one that leaves holds nothing, and the others get in, in turn, once the callback ahead is answered', async () => {
+    service = await startTestService({ env: { WORKER_CONCURRENCY: '0', EVENTS_BODY_LIMIT: '1kb', EVENTS_BODY_WAIT_MS: '600000' } });
+    const holder = rawCallback(LIMIT, '[');
+    await budgetIs(LIMIT, 0);
+    const leaving = rawCallback(2, '[]');
+    await budgetIs(LIMIT, 1);
+    leaving.socket.destroy();
+    await budgetIs(LIMIT, 0);
+
+    const waiting = service.postEvents('[]');
+    await budgetIs(LIMIT, 1);
+    holder.socket.write(`${' '.repeat(LIMIT - 2)}]`);
+
+    expect(await holder.answer).to.match(/^HTTP\/1\.1 200 /);
+    expect((await waiting).status).to.equal(200);
+    await budgetIs(0, 0);
+    expect(await metric('jetpost_events_budget_waits_total{outcome="admitted"}')).to.equal(1);
+  });
+});

@@ -1,0 +1,100 @@
+import { expect } from 'chai';
+
+import { type ByteBudget, createByteBudget, type Reservation } from '../../src/domain/byte-budget.js';
+
+/** Reserves `bytes`, noting its name in `granted` when it gets in (at once or later). */
+function reserve(budget: ByteBudget, name: string, bytes: number, granted: string[]): Reservation {
+  const reservation = budget.reserve(bytes, () => granted.push(name));
+  if (reservation.granted) {
+    granted.push(name);
+  }
+  return reservation;
+}
+
+describe('byte budget', () => {
+  it('when reservations fit, then they are granted at once and counted until released', () => {
+    const budget = createByteBudget(100);
+    const granted: string[] = [];
+    const a = reserve(budget, 'a', 60, granted);
+    const b = reserve(budget, 'b', 40, granted);
+    expect(a.granted && b.granted).to.equal(true);
+    expect(budget.inUse()).to.equal(100);
+    a.release();
+    b.release();
+    expect(budget.inUse()).to.equal(0);
+    expect(granted).to.deep.equal(['a', 'b']);
+  });
+
+  it('when the budget is full, then the waiting reservations are granted in arrival order as room is made', () => {
+    const budget = createByteBudget(100);
+    const granted: string[] = [];
+    const first = reserve(budget, 'first', 100, granted);
+    const waiting = ['w1', 'w2', 'w3'].map((name) => reserve(budget, name, 30, granted));
+    expect(waiting.map((reservation) => reservation.granted)).to.deep.equal([false, false, false]);
+    expect(budget.waiting()).to.equal(3);
+
+    first.release();
+
+    expect(granted).to.deep.equal(['first', 'w1', 'w2', 'w3']);
+    expect(budget.inUse()).to.equal(90);
+    expect(budget.waiting()).to.equal(0);
+  });
+
+  it('when small reservations keep arriving behind a large one that waits, then none overtakes it and it gets in once those ahead are over', () => {
+    const budget = createByteBudget(100);
+    const granted: string[] = [];
+    const held = [reserve(budget, 's0', 30, granted), reserve(budget, 's1', 30, granted)];
+    reserve(budget, 'large', 80, granted);
+    // Room for a small one remains (40 bytes), but it would overtake the large one: it waits.
+    const behind = [reserve(budget, 's2', 10, granted), reserve(budget, 's3', 10, granted)];
+    expect(behind.map((reservation) => reservation.granted)).to.deep.equal([false, false]);
+
+    held[0]!.release();
+    expect(granted).to.deep.equal(['s0', 's1']);
+    held[1]!.release();
+
+    // The large one first, then those behind it as far as they fit (80 + 10 + 10).
+    expect(granted).to.deep.equal(['s0', 's1', 'large', 's2', 's3']);
+    expect(budget.inUse()).to.equal(100);
+  });
+
+  it('when a waiting reservation is released (its client left, or it waited too long), then it holds nothing and those behind it move up', () => {
+    const budget = createByteBudget(100);
+    const granted: string[] = [];
+    const held = reserve(budget, 'held', 50, granted);
+    const large = reserve(budget, 'large', 80, granted);
+    reserve(budget, 'small', 20, granted);
+
+    large.release();
+
+    // The head that did not fit is gone: the one behind it fits now, without waiting for `held`.
+    expect(granted).to.deep.equal(['held', 'small']);
+    expect(budget.inUse()).to.equal(70);
+    expect(budget.waiting()).to.equal(0);
+    held.release();
+    expect(budget.inUse()).to.equal(20);
+  });
+
+  it('when a reservation is released more than once, on every path that ends a request, then only the first release counts', () => {
+    const budget = createByteBudget(100);
+    const granted: string[] = [];
+    const a = reserve(budget, 'a', 60, granted);
+    const waiting = reserve(budget, 'w', 60, granted);
+    waiting.release();
+    waiting.release();
+    a.release();
+    a.release();
+    expect(budget.inUse()).to.equal(0);
+    expect(budget.waiting()).to.equal(0);
+    expect(granted).to.deep.equal(['a']);
+    // The budget is whole again: a reservation of all of it gets in at once.
+    expect(reserve(budget, 'all', 100, granted).granted).to.equal(true);
+  });
+
+  it('when a reservation is larger than the whole budget, then it is refused outright (the configuration rules it out), not queued forever', () => {
+    const budget = createByteBudget(100);
+    expect(() => budget.reserve(101, () => {})).to.throw(RangeError, /101 bytes of a budget of 100/);
+    expect(() => createByteBudget(0)).to.throw(RangeError);
+    expect(budget.waiting()).to.equal(0);
+  });
+});
