@@ -6,7 +6,7 @@ import express, { type Express, type Request } from 'express';
 import helmet from 'helmet';
 
 import type { AppIdentity } from '../domain/app.js';
-import { type ByteBudget, createByteBudget } from '../domain/byte-budget.js';
+import type { ByteBudget } from '../domain/byte-budget.js';
 import { AppError } from '../domain/errors.js';
 import type { Logger } from '../log.js';
 import type { AdminService } from '../services/admin.js';
@@ -43,11 +43,8 @@ export interface AppDeps extends OpsRouteDeps {
   receiveEvents: EventsRouteDeps['receive'];
   eventsCredentials: BasicCredentials | undefined;
   limits: { queueBody: string; eventsBody: string; queuePerMinute: number; eventsPerMinute: number };
-  /**
-   * The bytes of callback bodies in progress at once (http/body-budget.ts), and how long a callback
-   * may wait for room; by default a budget of the events body limit and a 10 s wait.
-   */
-  eventsBodyBudget?: { budget: ByteBudget; waitMs: number };
+  /** The bytes of callback bodies in progress at once (http/body-budget.ts), and how long a callback may wait for room. */
+  eventsBodyBudget: { budget: ByteBudget; waitMs: number };
   /** A callback that waited for room in the budget: admitted in the end, or refused (metrics). */
   onCallbackWaited?: BodyBudgetOptions['onWaited'];
   trustProxy: boolean | number | string;
@@ -201,7 +198,7 @@ export function createApp(deps: AppDeps): HttpApp {
       requireCallbackAuth: requireBasicAuth(deps.eventsCredentials, 'jetpost events', limitFailedCallbackAuth(deps.log)),
       limit: limitCallback,
       budget: bodyBudget({
-        ...(deps.eventsBodyBudget ?? { budget: createByteBudget(eventsBodyLimit), waitMs: 10_000 }),
+        ...deps.eventsBodyBudget,
         limit: eventsBodyLimit,
         log: deps.log,
         ...(deps.onCallbackWaited === undefined ? {} : { onWaited: deps.onCallbackWaited }),

@@ -11,11 +11,14 @@
 // sends together after an outage, be stored one after another within seconds instead of being
 // refused and each retried 30 s later. The bound keeps it short of a client's timeout and keeps
 // waiting connections from piling up; a refused callback loses nothing (Mailjet retries it).
+import type { IncomingHttpHeaders } from 'node:http';
+
 import type { RequestHandler } from 'express';
 
 import type { ByteBudget } from '../domain/byte-budget.js';
 import { ServiceUnavailableError } from '../domain/errors.js';
 import type { Logger } from '../log.js';
+import { statedLength } from './declared-body.js';
 
 /** A wait from which on an admitted callback is logged: the budget is then too small for the load. */
 const LONG_WAIT_MS = 1_000;
@@ -34,10 +37,9 @@ export interface BodyBudgetOptions {
 }
 
 /** The bytes a request's body may take: its stated length (up to the limit, above which it is refused unread), else the limit. */
-export function reservedBytes(headers: { 'content-length'?: string | undefined; 'content-encoding'?: string | undefined }, limit: number): number {
-  const length = headers['content-length'];
-  const stated = headers['content-encoding'] === undefined && length !== undefined && /^[0-9]{1,15}$/.test(length);
-  return stated ? Math.min(Number(length), limit) : limit;
+export function reservedBytes(headers: IncomingHttpHeaders, limit: number): number {
+  const length = statedLength(headers);
+  return length === undefined ? limit : Math.min(length, limit);
 }
 
 export function bodyBudget({ budget, limit, waitMs, log, onWaited }: BodyBudgetOptions): RequestHandler {

@@ -3,6 +3,8 @@
 // compressed) costs less read here than through body-parser's general path (parsing the type and
 // charset again, raw-body's stream bookkeeping, iconv's decoder). Errors are passed on in
 // body-parser's shape (`type`, `status`), for http/problem.ts to word alike.
+import type { IncomingHttpHeaders } from 'node:http';
+
 import bytes from 'bytes';
 import type { Request } from 'express';
 
@@ -23,23 +25,24 @@ export function bodyError(status: number, type: string, message: string): Error 
 }
 
 /**
+ * The length a request's `Content-Length` states for its body as it comes on the wire: undefined
+ * when the header is missing or not a plain number, or the body is compressed or chunked.
+ */
+export function statedLength(headers: IncomingHttpHeaders): number | undefined {
+  const length = headers['content-length'];
+  const plain = headers['content-encoding'] === undefined && headers['transfer-encoding'] === undefined && length !== undefined && /^[0-9]{1,15}$/.test(length);
+  return plain ? Number(length) : undefined;
+}
+
+/**
  * The body's length when body-parser would read it as raw bytes of `Content-Length` within the
  * limit, on a stream nothing has read yet (then it can be read here); otherwise undefined.
  */
 export function declaredLength(req: Request, limit: number): number | undefined {
-  const { headers } = req;
-  const length = headers['content-length'];
+  const length = statedLength(req.headers);
   const plain =
-    headers['content-encoding'] === undefined &&
-    headers['transfer-encoding'] === undefined &&
-    length !== undefined &&
-    /^[0-9]{1,15}$/.test(length) &&
-    Number(length) > 0 &&
-    Number(length) <= limit &&
-    (req as { upgrade?: boolean }).upgrade !== true &&
-    req.readable &&
-    req.socket?.readable === true;
-  return plain ? Number(length) : undefined;
+    length !== undefined && length > 0 && length <= limit && (req as { upgrade?: boolean }).upgrade !== true && req.readable && req.socket?.readable === true;
+  return plain ? length : undefined;
 }
 
 /**
