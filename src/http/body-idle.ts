@@ -1,9 +1,10 @@
-// An idle timeout on reading a request body (HTTP_BODY_IDLE_TIMEOUT_MS). A client that states a body
-// and then stops sending it, or sends a byte a minute, held its socket, the buffer allocated for its
-// stated length (http/declared-body.ts) and, on POST /events, its share of EVENTS_BODY_BUDGET until
-// Node's requestTimeout (5 minutes) cut it: one such callback stating 64 MB refused every other
-// for that long. Each chunk that arrives restarts the wait, so a slow upload that progresses goes
-// on; the wait covers the reading only, not the handler that runs once the body is whole.
+// An idle timeout on reading a request body (HTTP_BODY_IDLE_TIMEOUT_MS). Without it, a client that
+// states a body and then stops sending it, or sends a byte a minute, holds its socket, the buffer
+// allocated for its stated length (http/declared-body.ts) and, on POST /events, its share of
+// EVENTS_BODY_BUDGET until Node's requestTimeout (5 minutes): one callback stating 64 MB would keep
+// every other out for that long. Each chunk that arrives restarts the wait, so a slow upload that
+// progresses goes on; the wait covers the reading only, not the handler that runs once the body is
+// whole (a 64 MB callback takes about 28 s to apply).
 import type { RequestHandler } from 'express';
 
 import { bodyError } from './declared-body.js';
@@ -44,7 +45,9 @@ export function withBodyIdleTimeout(idleMs: number, read: RequestHandler): Reque
           return;
         }
         stop();
-        res.setHeader('Connection', 'close');
+        if (!res.headersSent) {
+          res.setHeader('Connection', 'close');
+        }
         next(bodyError(408, 'request.timeout', `the request body stopped arriving: nothing of it came for ${formatMs(idleMs)}`));
       });
     }, idleMs);
