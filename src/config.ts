@@ -97,6 +97,11 @@ export type Env = Record<string, string | undefined>;
 /** Every variable jetpost reads (for the checks of the container files, which must name no other). */
 export const SETTING_NAMES: readonly string[] = Object.keys(envSchema.shape);
 
+/** Each variable's default as parsed, undefined when it has none or one derived at load (for the check of docs/configuration.md). */
+export const SETTING_DEFAULTS: Readonly<Record<string, unknown>> = Object.fromEntries(
+  Object.entries(envSchema.shape).map(([name, schema]) => [name, schema.safeParse(undefined).data]),
+);
+
 interface SecretRule {
   minLength: number;
   /** Floor of estimatedBits(): refuses repetitive values ("aaaa…", "adminadmin…"), not every weak one. */
