@@ -229,7 +229,7 @@ export interface Config {
   readonly queueBatch: { readonly maxMessages: number; readonly maxInFlight: number };
   /** How long POST /queue may trust a checked API key (services/api-key-cache.ts); 0 = no cache. */
   readonly apiKeyCacheMs: number;
-  /** Requests per minute: per app on POST /queue, per source address on POST /events (0 = off). */
+  /** Requests per minute: per app on POST /queue, one counter for every callback with the credentials on POST /events (0 = off). */
   readonly rateLimits: { readonly queuePerMinute: number; readonly eventsPerMinute: number };
   /** express's `trust proxy`: which proxies' X-Forwarded-For to believe for the source address. */
   readonly trustProxy: boolean | number | string;
