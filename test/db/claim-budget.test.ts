@@ -48,6 +48,20 @@ describe('claiming by bytes as well as by count', () => {
     ]);
   });
 
+  it('when large messages compress well, then a claim counts them at their size, not as stored', async () => {
+    const app = await makeApp(db.pool);
+    const ids: string[] = [];
+    for (let index = 0; index < 4; index += 1) {
+      // Repeated bytes: each message is stored in about 10 KB, and read at 0.75 MiB.
+      const text = 'x'.repeat(0.75 * MiB);
+      ids.push(await makeJob(db.pool, { appId: app.id, content: { from: { email: 'app@example.com' }, subject: `big ${index}`, text } }));
+    }
+
+    const first = await claimJobs(db.pool, 'a', 50, 60_000, 1.5 * MiB);
+
+    expect(first.map((job) => job.id)).to.deep.equal(ids.slice(0, 2));
+  });
+
   it('when messages are small, then the claim takes the count asked for', async () => {
     const app = await makeApp(db.pool);
     for (let index = 0; index < 5; index += 1) {
