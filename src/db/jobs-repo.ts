@@ -170,7 +170,7 @@ export async function insertAppJobs(db: Queryable, jobs: readonly AppJobToInsert
     statuses.push(status);
     const content = JSON.stringify(job.content);
     contents.push(content);
-    messageBytes.push(content.length);
+    messageBytes.push(Buffer.byteLength(content));
     customIds.push(job.customId ?? null);
     metadata.push(job.metadata === undefined ? null : JSON.stringify(job.metadata));
     priorities.push(job.priority);
