@@ -100,6 +100,11 @@ export type Env = Record<string, string | undefined>;
 /** Every variable jetpost reads (for the checks of the container files, which must name no other). */
 export const SETTING_NAMES: readonly string[] = Object.keys(envSchema.shape);
 
+/** Each variable's default as parsed, undefined when it has none or one derived at load (for the check of docs/configuration.md). */
+export const SETTING_DEFAULTS: Readonly<Record<string, unknown>> = Object.fromEntries(
+  Object.entries(envSchema.shape).map(([name, schema]) => [name, schema.safeParse(undefined).data]),
+);
+
 interface SecretRule {
   minLength: number;
   /** Floor of estimatedBits(): refuses repetitive values ("aaaa…", "adminadmin…"), not every weak one. */
@@ -233,7 +238,7 @@ export interface Config {
   readonly queueBatch: { readonly maxMessages: number; readonly maxInFlight: number };
   /** How long POST /queue may trust a checked API key (services/api-key-cache.ts); 0 = no cache. */
   readonly apiKeyCacheMs: number;
-  /** Requests per minute: per app on POST /queue, per source address on POST /events (0 = off). */
+  /** Requests per minute: per app on POST /queue, one counter for every callback with the credentials on POST /events (0 = off). */
   readonly rateLimits: { readonly queuePerMinute: number; readonly eventsPerMinute: number };
   /** express's `trust proxy`: which proxies' X-Forwarded-For to believe for the source address. */
   readonly trustProxy: boolean | number | string;

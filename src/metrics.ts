@@ -122,7 +122,7 @@ export function createMetrics({ bus, queueStats, sendingHalted, eventsBodyBudget
   });
   const pruned = new client.Counter({
     name: 'jetpost_retention_pruned_rows_total',
-    help: 'Rows the retention worker deleted, by table (rows deleted with them by ON DELETE CASCADE are not counted)',
+    help: 'Rows the retention worker deleted, by table (rows deleted with a job, its recipients, events, status changes and webhook deliveries, are not counted)',
     labelNames: ['table'],
     registers,
   });

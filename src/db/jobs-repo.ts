@@ -87,19 +87,19 @@ const INSERT_JOBS_TEXT = `
     select nextval((select pg_get_serial_sequence('email_send_jobs', 'id')::regclass)) as id, j.*
     from unnest(
       $1::bigint[], $2::text[], array(select m.value::jsonb from json_array_elements($3::json) with ordinality as m(value, n) order by m.n),
-      $4::text[], $5::jsonb[], $6::smallint[], $7::timestamptz[], $8::timestamptz[], $9::int[], $10::int[], $11::bigint[]
+      $4::text[], $5::jsonb[], $6::smallint[], $7::timestamptz[], $8::timestamptz[], $9::int[], $10::int[], $11::bigint[], $18::int[]
     ) with ordinality
-      as j(app_id, status, message, custom_id, metadata, priority, send_at, run_at, max_attempts, recipient_count, key_id, position)
+      as j(app_id, status, message, custom_id, metadata, priority, send_at, run_at, max_attempts, recipient_count, key_id, message_bytes, position)
     where j.key_id is null
       or exists (select from api_keys k where k.id = j.key_id and k.revoked_at is null)
     order by j.position
   ),
   inserted_jobs as (
     insert into email_send_jobs (
-      id, app_id, status, queue_status, message, custom_id, metadata, priority, send_at, run_at, max_attempts, recipient_count
+      id, app_id, status, queue_status, message, message_bytes, custom_id, metadata, priority, send_at, run_at, max_attempts, recipient_count
     )
     overriding system value
-    select id, app_id, status, status, message, custom_id, metadata, priority, send_at, run_at, max_attempts, recipient_count
+    select id, app_id, status, status, message, message_bytes, custom_id, metadata, priority, send_at, run_at, max_attempts, recipient_count
     from new_jobs
   ),
   inserted_recipients as (
@@ -148,7 +148,8 @@ function isoTimeFormatter(): (date: Date) => string {
 export async function insertAppJobs(db: Queryable, jobs: readonly AppJobToInsert[], channel?: string): Promise<Map<number, QueuedJob>> {
   const appIds: string[] = [];
   const statuses: string[] = [];
-  const contents: MessageContent[] = [];
+  const contents: string[] = [];
+  const messageBytes: number[] = [];
   const customIds: Array<string | null> = [];
   const metadata: Array<string | null> = [];
   const priorities: number[] = [];
@@ -167,7 +168,9 @@ export async function insertAppJobs(db: Queryable, jobs: readonly AppJobToInsert
     const { appId, status, job, runAt, maxAttempts: attempts, keyId } = jobs[index]!;
     appIds.push(appId);
     statuses.push(status);
-    contents.push(job.content);
+    const content = JSON.stringify(job.content);
+    contents.push(content);
+    messageBytes.push(Buffer.byteLength(content));
     customIds.push(job.customId ?? null);
     metadata.push(job.metadata === undefined ? null : JSON.stringify(job.metadata));
     priorities.push(job.priority);
@@ -189,7 +192,7 @@ export async function insertAppJobs(db: Queryable, jobs: readonly AppJobToInsert
     unquotedArray(appIds),
     unquotedArray(statuses),
     // The messages as one JSON array: as an array of JSON texts, node-postgres would escape every quote in them.
-    JSON.stringify(contents),
+    `[${contents.join(',')}]`,
     customIds,
     metadata,
     unquotedArray(priorities),
@@ -204,6 +207,7 @@ export async function insertAppJobs(db: Queryable, jobs: readonly AppJobToInsert
     emails,
     names,
     channel ?? null,
+    unquotedArray(messageBytes),
   ]);
   const inserted = new Map<number, QueuedJob>();
   const [row] = rows;
@@ -237,8 +241,10 @@ const PRIORITIES = `(values (3), (2), (1), (0)) as p(priority)`;
 
 // One statement claims and leases: the inner SELECT reads the partial claim index and skips rows
 // other consumers hold, so concurrent consumers never get the same job. It takes up to $2 jobs, and
-// of those only as many as fit in $4 bytes of stored message (the first always does), so a batch of
-// large messages does not load them all into memory at once; the rest stay queued for the next claim.
+// of those only as many as fit in $4 bytes of message (the first always does), so a batch of large
+// messages does not load them all into memory at once; the rest stay queued for the next claim. A
+// message counts at its size as written (message_bytes, sql/30_…), not as stored: compressed, fifty
+// messages of 10 MB of repeated bytes took 6 MB, and no claim of them could be read in time.
 // Each job comes with its recipients and which of their addresses are suppressed: one round trip
 // per batch, not three.
 // The due jobs are read one priority at a time, highest first (PRIORITIES; the nested loop keeps
@@ -254,7 +260,7 @@ const CLAIM_JOBS = `
     select due.*
     from ${PRIORITIES}
     cross join lateral (
-      select id, attempts as attempts_before, priority, run_at, pg_column_size(message) as size
+      select id, attempts as attempts_before, priority, run_at, coalesce(message_bytes, pg_column_size(message)) as size
       from email_send_jobs
       where queue_status in ('queued', 'scheduled', 'deferred')
         and priority = p.priority
@@ -290,7 +296,7 @@ const CLAIM_JOBS = `
   select j.*, ${CLAIMED_RECIPIENTS_JSON} as recipients
   from claimed j`;
 
-/** Messages of one claim, in bytes as stored: about one Mailjet call's worth (15 MB). */
+/** Messages of one claim, in bytes as written: about one Mailjet call's worth (15 MB). */
 export const CLAIM_MAX_BYTES = 15 * 1024 * 1024;
 
 export async function claimJobs(db: Queryable, workerId: string, limit: number, leaseMs: number, maxBytes = CLAIM_MAX_BYTES): Promise<ClaimedJob[]> {

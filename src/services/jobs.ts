@@ -15,6 +15,7 @@ import { readFeed, recordStatusChanges } from '../db/status-changes-repo.js';
 import { apiKeyRequired, ConflictError, isDatabaseUnavailable, NotFoundError, ServiceUnavailableError } from '../domain/errors.js';
 import type { StoredEvent } from '../domain/event.js';
 import type { JobRow, QueuedJob } from '../domain/job.js';
+import { queuedMessageBytesAtMost } from '../domain/mailjet-payload.js';
 import type { NewJob } from '../domain/message.js';
 import type { RecipientRow } from '../domain/recipient.js';
 import type { FeedCursor, StatusChangeRow } from '../domain/status-change.js';
@@ -58,6 +59,26 @@ export interface GroupCommitSettings {
  * statement timeout (DATABASE_STATEMENT_TIMEOUT_MS); a bigger one gets a bulk transaction.
  */
 const SINGLE_STATEMENT_MESSAGES = 200;
+/**
+ * Nor when its messages may take more than this many bytes (an upper bound): storing large messages
+ * takes PostgreSQL longer than the short timeout allows (one 14 MB message took 2 to 3 s on a busy
+ * 2-core host, and a few of 8 MB together always did), and every try of them was answered 503.
+ */
+const SINGLE_STATEMENT_BYTES = 4 * 1024 * 1024;
+
+/** Whether a batch's messages may take more than SINGLE_STATEMENT_BYTES; stops counting once they may. */
+function largeBatch(requests: readonly EnqueueRequest[]): boolean {
+  let bytes = 0;
+  for (const request of requests) {
+    for (const job of request.jobs) {
+      bytes += queuedMessageBytesAtMost(job.content, job.recipients, job.customId);
+      if (bytes > SINGLE_STATEMENT_BYTES) {
+        return true;
+      }
+    }
+  }
+  return false;
+}
 
 /** How long a request waits for its batch when the pool has no timeouts (a pool made by a tool or a test). */
 const DEFAULT_MAX_WAIT_MS = 30_000;
@@ -212,15 +233,15 @@ export function createJobService({
   }
 
   /**
-   * Stores a batch of requests: without Idempotency-Keys and up to SINGLE_STATEMENT_MESSAGES, as one
-   * statement that is its own transaction (one round trip); otherwise in a bulk transaction. A
-   * request refused on its own (revoked key, Idempotency-Key reused with another body) gets its
-   * error in its place and the others go on.
+   * Stores a batch of requests: without Idempotency-Keys and up to SINGLE_STATEMENT_MESSAGES and
+   * SINGLE_STATEMENT_BYTES, as one statement that is its own transaction (one round trip); otherwise
+   * in a bulk transaction. A request refused on its own (revoked key, Idempotency-Key reused with
+   * another body) gets its error in its place and the others go on.
    */
   async function storeBatch(requests: readonly EnqueueRequest[]): Promise<Array<EnqueueResult | Error>> {
     const messages = requests.reduce((sum, request) => sum + request.jobs.length, 0);
     const results =
-      messages <= SINGLE_STATEMENT_MESSAGES && requests.every((request) => request.idempotencyKey === undefined)
+      messages <= SINGLE_STATEMENT_MESSAGES && requests.every((request) => request.idempotencyKey === undefined) && !largeBatch(requests)
         ? await insertRequests(
             pool,
             requests.map((request) => ({ request, checkKey: true })),

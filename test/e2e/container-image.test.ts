@@ -13,7 +13,7 @@ import { promisify } from 'node:util';
 import { expect } from 'chai';
 import { parse as parseYaml } from 'yaml';
 
-import { SETTING_NAMES } from '../../src/config.js';
+import { SETTING_DEFAULTS, SETTING_NAMES } from '../../src/config.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -378,6 +378,13 @@ describe('the container image (Dockerfile, .dockerignore, compose.yaml, bin/jetp
     const environment = jetpost['environment'] as Record<string, string>;
     for (const name of Object.keys(environment)) {
       expect(SETTING_NAMES, `compose sets ${name}`).to.include(name);
+    }
+    // A fallback compose gives (`${NAME:-value}`) is jetpost's own default, or empty so that jetpost's applies: a copy goes stale.
+    for (const [name, value] of Object.entries(environment)) {
+      const fallback = /^\$\{[A-Z_]+:-(.*)\}$/.exec(value)?.[1];
+      if (fallback) {
+        expect(fallback, `compose's fallback for ${name}`).to.equal(String(SETTING_DEFAULTS[name]));
+      }
     }
     // The database URL names the postgres service and the user and database it creates.
     const postgresEnv = postgres['environment'] as Record<string, string>;

@@ -84,4 +84,29 @@ describe('POST /queue under concurrency (group commit)', () => {
       expect((await service.request('POST', '/queue', { key: a.apiKey, body: messageTo('two@example.com') })).status).to.equal(401);
     }
   });
+
+  it('when messages of megabytes come, then they are stored under the bulk statement timeout, not refused by the short one', async () => {
+    db = await createTestDatabase();
+    // Storing a large message takes PostgreSQL a while (seconds for 14 MB on a busy host): made
+    // longer than the short timeout here, so that the test does not depend on the host's speed.
+    await db.pool.query(`
+      create function slow_large_messages() returns trigger language plpgsql as $$
+      begin
+        if octet_length(new.message::text) > 500000 then perform pg_sleep(1.5); end if;
+        return new;
+      end $$;
+      create trigger slow_large_messages before insert on email_send_jobs for each row execute function slow_large_messages()`);
+    const service = await startTestService({ db, env: { WORKER_CONCURRENCY: '0', DATABASE_STATEMENT_TIMEOUT_MS: '1000' } });
+    services = [service];
+    const large = (to: string) => messageTo(to, { text: 'x'.repeat(1024 * 1024) });
+
+    const answers = await Promise.all([
+      service.request('POST', '/queue', { body: large('one@example.com') }),
+      service.request('POST', '/queue', { body: { messages: [large('two@example.com'), messageTo('three@example.com')] } }),
+    ]);
+
+    expect(answers.map((res) => res.status)).to.deep.equal([202, 202]);
+    const { rows } = await db.pool.query<{ n: number }>('select count(*)::int as n from email_send_jobs');
+    expect(rows[0]!.n).to.equal(3);
+  });
 });
