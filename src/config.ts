@@ -17,6 +17,9 @@ const envSchema = z.object({
   PORT: integer(0, 65535).default(3000),
   HOST: z.string().default('0.0.0.0'),
   PUBLIC_URL: z.url().optional(),
+  // 0: no idle timeout (Node's requestTimeout, 5 minutes, still bounds the whole request); above
+  // 5 minutes it could never act.
+  HTTP_BODY_IDLE_TIMEOUT_MS: integer(0, 300_000).default(30_000),
   LOG_LEVEL: z.enum(['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly']).default('info'),
   LOG_FORMAT: z.enum(['auto', 'json', 'pretty']).default('auto'),
 
@@ -150,7 +153,13 @@ function secretWeakness(secret: string, rule: SecretRule): string | undefined {
 
 export interface Config {
   readonly env: 'development' | 'production' | 'test';
-  readonly http: { readonly port: number; readonly host: string; readonly publicUrl: string | undefined };
+  readonly http: {
+    readonly port: number;
+    readonly host: string;
+    readonly publicUrl: string | undefined;
+    /** How long a request body being read may stop arriving before the request is refused (408); 0: no limit. */
+    readonly bodyIdleTimeoutMs: number;
+  };
   readonly logLevel: string;
   /** `auto`: readable lines on a terminal, JSON otherwise (log.ts: resolveLogFormat). */
   readonly logFormat: 'auto' | 'json' | 'pretty';
@@ -346,7 +355,7 @@ export function loadConfig(env: Env = process.env): Config {
   }
   return Object.freeze({
     env: e.NODE_ENV,
-    http: { port: e.PORT, host: e.HOST, publicUrl: e.PUBLIC_URL },
+    http: { port: e.PORT, host: e.HOST, publicUrl: e.PUBLIC_URL, bodyIdleTimeoutMs: e.HTTP_BODY_IDLE_TIMEOUT_MS },
     logLevel: e.LOG_LEVEL,
     logFormat: e.LOG_FORMAT,
     database: {

@@ -206,6 +206,7 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
       eventsBody: config.events.bodyLimit,
       queuePerMinute: config.rateLimits.queuePerMinute,
       eventsPerMinute: config.rateLimits.eventsPerMinute,
+      bodyIdleTimeoutMs: config.http.bodyIdleTimeoutMs,
     },
     trustProxy: config.trustProxy,
     readiness: createReadiness({ pool, expectedMigration, sendingStopped: () => gate.state().blocked }),

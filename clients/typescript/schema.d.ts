@@ -1453,7 +1453,7 @@ export interface components {
              * @description The HTTP status's reason phrase.
              * @enum {string}
              */
-            title: "Bad Request" | "Unauthorized" | "Forbidden" | "Not Found" | "Method Not Allowed" | "Conflict" | "Payload Too Large" | "Unsupported Media Type" | "Too Many Requests" | "Internal Server Error" | "Service Unavailable" | "Error";
+            title: "Bad Request" | "Unauthorized" | "Forbidden" | "Not Found" | "Method Not Allowed" | "Request Timeout" | "Conflict" | "Payload Too Large" | "Unsupported Media Type" | "Too Many Requests" | "Internal Server Error" | "Service Unavailable" | "Error";
             status: number;
             /** @description What went wrong, for a human. */
             detail: string;
@@ -1661,6 +1661,26 @@ export interface components {
             };
         };
         /**
+         * @description The body stopped arriving while it was being read (`request-timeout`): nothing of it came for
+         *     `HTTP_BODY_IDLE_TIMEOUT_MS` (default 30 s). Nothing is stored, and the connection is closed
+         *     after the answer: send the request again. A body that keeps arriving, however slowly, is
+         *     not cut by this; the whole request must still arrive within 5 minutes, after which Node
+         *     answers a bare `408` (no body) and closes the connection.
+         */
+        RequestTimeout: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"] & {
+                    /** @constant */
+                    type?: "https://jetpost.dev/problems/request-timeout";
+                    /** @constant */
+                    status?: 408;
+                };
+            };
+        };
+        /**
          * @description The body is not JSON (`unsupported-media-type`: `POST /queue` takes `application/json`),
          *     or its charset or `Content-Encoding` cannot be decoded (`unsupported-encoding`).
          *     `/queue` and the admin routes take a `utf-*` charset (UTF-8 when none is given); `/events`
@@ -1800,6 +1820,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            408: components["responses"]["RequestTimeout"];
             /**
              * @description The `Idempotency-Key` was already used by this app with different messages
              *     (`idempotency-key-reused`). Use a new key for a new request.
@@ -2021,6 +2042,7 @@ export interface operations {
                     };
                 };
             };
+            408: components["responses"]["RequestTimeout"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             /**
@@ -2322,6 +2344,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["AdminUnauthorized"];
+            408: components["responses"]["RequestTimeout"];
             /** @description An app with this name already exists (`app-exists`). */
             409: {
                 headers: {
@@ -2389,6 +2412,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["AdminUnauthorized"];
             404: components["responses"]["AppNotFound"];
+            408: components["responses"]["RequestTimeout"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             503: components["responses"]["ServiceUnavailable"];
@@ -2529,6 +2553,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["AdminUnauthorized"];
             404: components["responses"]["AppNotFound"];
+            408: components["responses"]["RequestTimeout"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             503: components["responses"]["ServiceUnavailable"];
@@ -2662,6 +2687,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["AdminUnauthorized"];
             404: components["responses"]["AppNotFound"];
+            408: components["responses"]["RequestTimeout"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             503: components["responses"]["ServiceUnavailable"];
@@ -2757,6 +2783,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["AdminUnauthorized"];
             404: components["responses"]["WebhookNotFound"];
+            408: components["responses"]["RequestTimeout"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             503: components["responses"]["ServiceUnavailable"];
@@ -2939,6 +2966,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["AdminUnauthorized"];
+            408: components["responses"]["RequestTimeout"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             503: components["responses"]["ServiceUnavailable"];

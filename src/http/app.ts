@@ -42,7 +42,8 @@ export interface AppDeps extends OpsRouteDeps {
   authenticateSender?: Authenticate;
   receiveEvents: EventsRouteDeps['receive'];
   eventsCredentials: BasicCredentials | undefined;
-  limits: { queueBody: string; eventsBody: string; queuePerMinute: number; eventsPerMinute: number };
+  /** Body sizes, requests per minute, and how long a body being read may stop arriving (HTTP_BODY_IDLE_TIMEOUT_MS). */
+  limits: { queueBody: string; eventsBody: string; queuePerMinute: number; eventsPerMinute: number; bodyIdleTimeoutMs: number };
   /** The bytes of callback bodies in progress at once (http/body-budget.ts), and how long a callback may wait for room. */
   eventsBodyBudget: { budget: ByteBudget; waitMs: number };
   /** A callback that waited for room in the budget: admitted in the end, or refused (metrics). */
@@ -188,6 +189,7 @@ export function createApp(deps: AppDeps): HttpApp {
       requireSender,
       limit: limitPerApp,
       bodyLimit: deps.limits.queueBody,
+      bodyIdleTimeoutMs: deps.limits.bodyIdleTimeoutMs,
     }),
   );
   app.use(opsRouter(deps));
@@ -204,11 +206,21 @@ export function createApp(deps: AppDeps): HttpApp {
         ...(deps.onCallbackWaited === undefined ? {} : { onWaited: deps.onCallbackWaited }),
       }),
       bodyLimit: deps.limits.eventsBody,
+      bodyIdleTimeoutMs: deps.limits.bodyIdleTimeoutMs,
     }),
   );
   app.use(statusRouter(deps.jobs, requireApp));
-  app.use(adminRouter({ admin: deps.admin, requireAdmin: requireAdminKey(deps.adminKey) }));
-  app.use(dashboardRouter({ dashboard: deps.dashboard, admin: deps.admin, adminKey: deps.adminKey, log: deps.log, now: deps.now }));
+  app.use(adminRouter({ admin: deps.admin, requireAdmin: requireAdminKey(deps.adminKey), bodyIdleTimeoutMs: deps.limits.bodyIdleTimeoutMs }));
+  app.use(
+    dashboardRouter({
+      dashboard: deps.dashboard,
+      admin: deps.admin,
+      adminKey: deps.adminKey,
+      log: deps.log,
+      now: deps.now,
+      bodyIdleTimeoutMs: deps.limits.bodyIdleTimeoutMs,
+    }),
+  );
   app.use(methodNotAllowed(app));
   app.use(notFoundHandler);
   const answerError = errorHandler(deps.log);

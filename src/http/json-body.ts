@@ -5,16 +5,20 @@
 // The body nearly every client sends (JSON in UTF-8, of a stated length within the limit, not
 // compressed) is read directly (http/declared-body.ts): body-parser's general path cost more per
 // POST /queue than its JSON parse. Everything else goes to body-parser. Both answer alike: what
-// body-parser would pass on is passed on in its shape (`type`, `status`), for http/problem.ts to word.
+// body-parser would pass on is passed on in its shape (`type`, `status`), for http/problem.ts to word,
+// and both read under the same idle timeout (http/body-idle.ts).
 import { isUtf8 } from 'node:buffer';
 
 import express, { type RequestHandler } from 'express';
 
 import { AppError } from '../domain/errors.js';
+import { withBodyIdleTimeout } from './body-idle.js';
 import { bodyError, bodyLimitBytes, BYTE_ORDER_MARK, declaredLength, readDeclaredBody } from './declared-body.js';
 
 export interface JsonBodyOptions {
   limit: string;
+  /** How long the body may stop arriving before the request is refused (HTTP_BODY_IDLE_TIMEOUT_MS; 0: no limit). */
+  idleTimeoutMs: number;
   /** Only an object or an array at the top (body-parser's `strict`, its default). */
   strict?: boolean;
   /** Content types read (default application/json). */
@@ -46,8 +50,9 @@ function parseJson(text: string, strict: boolean): unknown {
 }
 
 export function jsonBody(options: JsonBodyOptions): RequestHandler {
+  const { idleTimeoutMs, ...parserOptions } = options;
   const general = express.json({
-    ...options,
+    ...parserOptions,
     verify: (_req, _res, body, charset) => {
       if ((charset === 'utf-8' || charset === 'utf8') && !isUtf8(body)) {
         throw notUtf8();
@@ -57,7 +62,7 @@ export function jsonBody(options: JsonBodyOptions): RequestHandler {
   const limit = bodyLimitBytes(options.limit);
   const strict = options.strict !== false;
   const readsPlainJson = (options.type ?? ['application/json']).includes('application/json');
-  return (req, res, next) => {
+  return withBodyIdleTimeout(idleTimeoutMs, (req, res, next) => {
     const length = readsPlainJson && isPlainJsonType(req.headers['content-type']) ? declaredLength(req, limit) : undefined;
     if (length === undefined) {
       return general(req, res, next);
@@ -79,5 +84,5 @@ export function jsonBody(options: JsonBodyOptions): RequestHandler {
       }
       next();
     });
-  };
+  });
 }

@@ -25,6 +25,7 @@ const TITLES: Record<number, string> = {
   403: 'Forbidden',
   404: 'Not Found',
   405: 'Method Not Allowed',
+  408: 'Request Timeout',
   409: 'Conflict',
   413: 'Payload Too Large',
   415: 'Unsupported Media Type',
@@ -80,6 +81,8 @@ export function fromBodyParser(error: { type?: unknown; status?: unknown; messag
       return new AppError('unsupported-encoding', 415, String(error.message));
     case 'request.aborted':
       return new AppError('request-aborted', 400, 'the request was aborted before its body arrived');
+    case 'request.timeout':
+      return new AppError('request-timeout', 408, `${String(error.message)}; nothing was stored: send the request again`);
     default:
       return typeof error.status === 'number' && error.status >= 400 && error.status < 500
         ? new AppError('bad-request', error.status, typeof error.message === 'string' ? error.message : 'bad request')

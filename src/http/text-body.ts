@@ -2,12 +2,14 @@
 // MessageIDs exceed 2^53). A body of a stated length, typed as JSON in UTF-8 or not typed at all,
 // is read directly (http/declared-body.ts); everything else goes to body-parser's text parser. Both
 // give the same text: a leading byte order mark dropped, bytes that are not UTF-8 decoded to U+FFFD
-// as iconv-lite's decoder (Node's StringDecoder, chunk by chunk) decodes them.
+// as iconv-lite's decoder (Node's StringDecoder, chunk by chunk) decodes them, under the same idle
+// timeout (http/body-idle.ts).
 import { isUtf8 } from 'node:buffer';
 import { StringDecoder } from 'node:string_decoder';
 
 import express, { type RequestHandler } from 'express';
 
+import { withBodyIdleTimeout } from './body-idle.js';
 import { bodyLimitBytes, BYTE_ORDER_MARK, declaredLength, readDeclaredBody } from './declared-body.js';
 import { isPlainJsonType } from './json-body.js';
 
@@ -22,10 +24,11 @@ function decodeUtf8(body: Buffer, chunks: readonly Buffer[]): string {
   return text.startsWith(BYTE_ORDER_MARK) ? text.slice(1) : text;
 }
 
-export function textBody(options: { limit: string }): RequestHandler {
+/** `idleTimeoutMs`: how long the body may stop arriving before the request is refused (HTTP_BODY_IDLE_TIMEOUT_MS; 0: no limit). */
+export function textBody(options: { limit: string; idleTimeoutMs: number }): RequestHandler {
   const general = express.text({ type: () => true, limit: options.limit });
   const limit = bodyLimitBytes(options.limit);
-  return (req, res, next) => {
+  return withBodyIdleTimeout(options.idleTimeoutMs, (req, res, next) => {
     const type = req.headers['content-type'];
     const length = type === undefined || isPlainJsonType(type) ? declaredLength(req, limit) : undefined;
     if (length === undefined) {
@@ -39,5 +42,5 @@ export function textBody(options: { limit: string }): RequestHandler {
       req.body = decodeUtf8(body, chunks);
       next();
     });
-  };
+  });
 }

@@ -21,6 +21,7 @@ import { Webhook } from 'standardwebhooks';
 import { CALLBACK_AUTH_FAILURES } from '../../src/http/rate-limit.js';
 import { appName as uniqueAppName, type MadeApp, makeApiKey, makeApp, makeJob, makeSuppression, message } from '../factories.js';
 import { Contract, formatErrors, type Method, METHODS, type ReceivedCall, type SchemaHolder } from '../support/openapi-contract.js';
+import { parseAnswer, rawRequest } from '../support/raw-request.js';
 import {
   ADMIN_KEY,
   EVENTS_PASSWORD,
@@ -2155,6 +2156,49 @@ describe('openapi.yaml, checked against the running service', function () {
       expect((await getWebhook()).res.status, 'the webhook set again is still there').to.equal(200);
       await api('delete', template, { path: webhookPath(), key: ADMIN_KEY });
     });
+  });
+
+  describe('a body that stops arriving (408)', () => {
+    /** A service that refuses a body once nothing of it came for 200 ms (HTTP_BODY_IDLE_TIMEOUT_MS). */
+    let impatient: TestService;
+
+    before(async () => {
+      impatient = await startTestService({ env: { WORKER_CONCURRENCY: '0', HTTP_BODY_IDLE_TIMEOUT_MS: '200' } });
+    });
+
+    after(async () => {
+      await impatient?.stop();
+    });
+
+    const READING_ROUTES = [
+      ['post', '/queue'],
+      ['post', '/events'],
+      ['post', '/admin/jobs/requeue'],
+      ['post', '/admin/apps'],
+      ['post', '/admin/apps/{app}/keys'],
+      ['post', '/admin/apps/{app}/suppressions'],
+      ['put', '/admin/apps/{app}/webhook'],
+      ['post', '/admin/apps/{app}/webhook/secrets'],
+    ] as const;
+
+    contractIt(
+      '408: every route that reads a body, when the body stops coming',
+      READING_ROUTES.map(([method, template]) => `${method} ${template} 408`),
+      async () => {
+        for (const [method, template] of READING_ROUTES) {
+          const authorization =
+            template === '/queue' ? `Bearer ${impatient.apiKey}` : template === '/events' ? basic(EVENTS_USER, EVENTS_PASSWORD) : `Bearer ${ADMIN_KEY}`;
+          const request = rawRequest(
+            impatient.url,
+            method.toUpperCase(),
+            template.replace('{app}', 'app-a'),
+            { Authorization: authorization, 'Content-Type': 'application/json', 'Content-Length': '100' },
+            '{',
+          );
+          await checked(method, template, parseAnswer(await request.answer));
+        }
+      },
+    );
   });
 
   describe('operations', () => {

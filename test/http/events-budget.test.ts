@@ -1,16 +1,11 @@
 // EVENTS_BODY_BUDGET: the callbacks in progress at once reserve their bodies' bytes in one budget
 // (http/body-budget.ts). Observed through /metrics (jetpost_events_budget_*), never through time.
-import net from 'node:net';
+import type net from 'node:net';
 
 import { expect } from 'chai';
 
+import { type RawRequest, rawRequest } from '../support/raw-request.js';
 import { EVENTS_PASSWORD, EVENTS_USER, eventually, startTestService, type TestService } from '../support/service.js';
-
-interface RawCallback {
-  socket: net.Socket;
-  /** The raw answer, once the server closed the connection (each asks for `Connection: close`). */
-  answer: Promise<string>;
-}
 
 /** EVENTS_BODY_LIMIT (1kb) in bytes: the budget, by default, and what the holder below states. */
 const LIMIT = 1024;
@@ -26,20 +21,17 @@ describe('POST /events: the budget of callback bodies in progress', () => {
   });
 
   /** A callback over a socket of its own that states `declared` bytes and sends `sent` of them, for now. */
-  function rawCallback(declared: number, sent: string): RawCallback {
-    const { port } = new URL(service.url);
-    const socket = net.connect(Number(port), '127.0.0.1');
-    sockets.push(socket);
-    const chunks: Buffer[] = [];
-    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
-    const answer = new Promise<string>((resolve) => socket.on('close', () => resolve(Buffer.concat(chunks).toString('utf8'))));
-    socket.on('error', () => {});
+  function rawCallback(declared: number, sent: string): RawRequest {
     const auth = Buffer.from(`${EVENTS_USER}:${EVENTS_PASSWORD}`).toString('base64');
-    socket.write(
-      `POST /events HTTP/1.1\r\nHost: jetpost.test\r\nAuthorization: Basic ${auth}\r\nContent-Type: application/json\r\n` +
-        `Content-Length: ${declared}\r\nConnection: close\r\n\r\n${sent}`,
+    const callback = rawRequest(
+      service.url,
+      'POST',
+      '/events',
+      { Authorization: `Basic ${auth}`, 'Content-Type': 'application/json', 'Content-Length': String(declared) },
+      sent,
     );
-    return { socket, answer };
+    sockets.push(callback.socket);
+    return callback;
   }
 
   async function metric(name: string): Promise<number> {

@@ -32,6 +32,7 @@ describe('loadConfig', () => {
     expect(config.mailjet).to.deep.include({ callsPerSecond: 0, maxInFlight: 16 });
     expect(config.retry).to.deep.equal({ maxAttempts: 8, baseMs: 5000, factor: 2, maxMs: 3_600_000, jitter: 0.25 });
     expect(config.database.timeouts).to.deep.equal({ connectMs: 2000, statementMs: 2000, bulkStatementMs: 60_000 });
+    expect(config.http.bodyIdleTimeoutMs).to.equal(30_000);
   });
 
   it('when no retention is set, then history is kept 30 days (jobs, rejected events), 7 days (unmatched events) and 24 hours (idempotency keys), pruned every 10 minutes in batches of 1,000', () => {
@@ -84,6 +85,9 @@ describe('loadConfig', () => {
       [{ DATABASE_CONNECT_TIMEOUT_MS: '0' }, 'DATABASE_CONNECT_TIMEOUT_MS'],
       [{ DATABASE_STATEMENT_TIMEOUT_MS: 'soon' }, 'DATABASE_STATEMENT_TIMEOUT_MS'],
       [{ DATABASE_STATEMENT_TIMEOUT_MS: '5000', DATABASE_BULK_STATEMENT_TIMEOUT_MS: '1000' }, 'DATABASE_BULK_STATEMENT_TIMEOUT_MS'],
+      // Above Node's requestTimeout (5 minutes), which would always cut the request first.
+      [{ HTTP_BODY_IDLE_TIMEOUT_MS: '300001' }, 'HTTP_BODY_IDLE_TIMEOUT_MS'],
+      [{ HTTP_BODY_IDLE_TIMEOUT_MS: '-1' }, 'HTTP_BODY_IDLE_TIMEOUT_MS'],
     ];
     for (const [env, variable] of cases) {
       expect(configError(env).message, JSON.stringify(env)).to.include(variable);

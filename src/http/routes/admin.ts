@@ -28,6 +28,8 @@ import { adminJobJson, appJson, deliveryJson, suppressionJson, webhookJson } fro
 export interface AdminRouteDeps {
   admin: AdminService;
   requireAdmin: RequestHandler;
+  /** HTTP_BODY_IDLE_TIMEOUT_MS (http/body-idle.ts). */
+  bodyIdleTimeoutMs: number;
 }
 
 const listQuery = z.strictObject({
@@ -48,8 +50,9 @@ const requeueBody = z
     path: ['job_ids'],
   });
 
-export function adminRouter({ admin, requireAdmin }: AdminRouteDeps): Router {
+export function adminRouter({ admin, requireAdmin, bodyIdleTimeoutMs }: AdminRouteDeps): Router {
   const router = Router();
+  const smallBody = jsonBody({ limit: '16kb', idleTimeoutMs: bodyIdleTimeoutMs });
 
   router.get('/admin/jobs', requireAdmin, async (req, res) => {
     const query = parseOrThrow(listQuery, req.query, 'query');
@@ -57,7 +60,7 @@ export function adminRouter({ admin, requireAdmin }: AdminRouteDeps): Router {
     res.json({ jobs: jobs.map(adminJobJson), next_before: jobs.length === query.limit ? (jobs.at(-1)?.id ?? null) : null });
   });
 
-  router.post('/admin/jobs/requeue', requireAdmin, jsonBody({ limit: '1mb' }), async (req, res) => {
+  router.post('/admin/jobs/requeue', requireAdmin, jsonBody({ limit: '1mb', idleTimeoutMs: bodyIdleTimeoutMs }), async (req, res) => {
     const body = parseOrThrow(requeueBody, req.body, 'request');
     const requeued = await admin.requeueJobs({ ids: body.job_ids ?? null, appName: body.app ?? null });
     res.json({ requeued });
@@ -68,13 +71,13 @@ export function adminRouter({ admin, requireAdmin }: AdminRouteDeps): Router {
     res.json({ apps: (await admin.listApps()).map(appJson) });
   });
 
-  router.post('/admin/apps', requireAdmin, jsonBody({ limit: '16kb' }), async (req, res) => {
+  router.post('/admin/apps', requireAdmin, smallBody, async (req, res) => {
     const body = parseOrThrow(z.strictObject({ name: appName }), req.body, 'request');
     const { app, key, prefix } = await admin.createApp(body.name);
     res.status(201).json({ app: appJson({ ...app, keys: [{ prefix, createdAt: app.createdAt, revokedAt: null }] }), api_key: key, key_prefix: prefix });
   });
 
-  router.post('/admin/apps/:app/keys', requireAdmin, jsonBody({ limit: '16kb' }), async (req, res) => {
+  router.post('/admin/apps/:app/keys', requireAdmin, smallBody, async (req, res) => {
     const name = parseOrThrow(appName, req.params['app'], 'app name');
     const body = parseOrThrow(z.strictObject({ revoke_others: z.boolean().default(false) }), req.body ?? {}, 'request');
     const rotated = await admin.rotateKey(name, body.revoke_others);
@@ -95,7 +98,7 @@ export function adminRouter({ admin, requireAdmin }: AdminRouteDeps): Router {
     res.json({ suppressions: rows.map(suppressionJson), next_after: rows.length === query.limit ? (rows.at(-1)?.email ?? null) : null });
   });
 
-  router.post('/admin/apps/:app/suppressions', requireAdmin, jsonBody({ limit: '16kb' }), async (req, res) => {
+  router.post('/admin/apps/:app/suppressions', requireAdmin, smallBody, async (req, res) => {
     const name = parseOrThrow(appName, req.params['app'], 'app name');
     const body = parseOrThrow(z.strictObject({ email: emailSchema, note: suppressionNoteSchema.optional() }), req.body, 'request');
     res.status(201).json(suppressionJson(await admin.addSuppression(name, body.email, body.note ?? null)));
@@ -110,7 +113,7 @@ export function adminRouter({ admin, requireAdmin }: AdminRouteDeps): Router {
     res.status(204).end();
   });
 
-  router.put('/admin/apps/:app/webhook', requireAdmin, jsonBody({ limit: '16kb' }), async (req, res) => {
+  router.put('/admin/apps/:app/webhook', requireAdmin, smallBody, async (req, res) => {
     const name = parseOrThrow(appName, req.params['app'], 'app name');
     const body = parseOrThrow(
       z.strictObject({ url: webhookUrlSchema, rotate_secret: z.boolean().default(false), event_types: webhookEventTypesSchema.optional() }),
@@ -125,7 +128,7 @@ export function adminRouter({ admin, requireAdmin }: AdminRouteDeps): Router {
     res.json(webhookJson(await admin.getWebhook(parseOrThrow(appName, req.params['app'], 'app name'))));
   });
 
-  router.post('/admin/apps/:app/webhook/secrets', requireAdmin, jsonBody({ limit: '16kb' }), async (req, res) => {
+  router.post('/admin/apps/:app/webhook/secrets', requireAdmin, smallBody, async (req, res) => {
     const name = parseOrThrow(appName, req.params['app'], 'app name');
     const body = parseOrThrow(
       z.strictObject({ overlap_seconds: secretOverlapSecondsSchema.default(DEFAULT_SECRET_OVERLAP_SECONDS) }),

@@ -29,6 +29,7 @@ import type { Logger } from '../../log.js';
 import type { AdminService } from '../../services/admin.js';
 import type { DashboardService } from '../../services/dashboard.js';
 import { sameSecret } from '../auth.js';
+import { withBodyIdleTimeout } from '../body-idle.js';
 import { DASHBOARD_SCRIPT, DASHBOARD_STYLES } from '../dashboard/assets.js';
 import {
   appsPage,
@@ -54,6 +55,8 @@ export interface DashboardRouteDeps {
   adminKey: string | undefined;
   log: Logger;
   now: () => Date;
+  /** HTTP_BODY_IDLE_TIMEOUT_MS (http/body-idle.ts). */
+  bodyIdleTimeoutMs: number;
 }
 
 const PAGE_SIZE = 50;
@@ -83,7 +86,7 @@ const noStore: RequestHandler = (_req, res, next) => {
 };
 
 /** Forms are small: an address, a note, an id and the CSRF token. */
-const formBody = express.urlencoded({ extended: false, limit: '16kb', parameterLimit: 20 });
+const readForm = express.urlencoded({ extended: false, limit: '16kb', parameterLimit: 20 });
 
 interface Asset {
   type: string;
@@ -116,7 +119,8 @@ const jobsQuery = z.strictObject({
 
 const noticeOf = (req: Request): NoticeCode | undefined => (isNoticeCode(req.query['notice']) ? req.query['notice'] : undefined);
 
-export function dashboardRouter({ dashboard, admin, adminKey, log, now }: DashboardRouteDeps): Router {
+export function dashboardRouter({ dashboard, admin, adminKey, log, now, bodyIdleTimeoutMs }: DashboardRouteDeps): Router {
+  const formBody = withBodyIdleTimeout(bodyIdleTimeoutMs, readForm);
   const sessions = new DashboardSessions(adminKey, now);
   const limitFailedLogins = limitRequests({
     perMinute: FAILED_LOGINS_PER_MINUTE,

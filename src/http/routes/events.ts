@@ -15,12 +15,14 @@ export interface EventsRouteDeps {
   /** Reserves the body's bytes in the budget of callbacks in progress (http/body-budget.ts), before it is read. */
   budget: RequestHandler;
   bodyLimit: string;
+  /** HTTP_BODY_IDLE_TIMEOUT_MS (http/body-idle.ts): a callback whose body stops coming gives its share of the budget back then. */
+  bodyIdleTimeoutMs: number;
 }
 
-export function eventsRouter({ receive, limit, budget, requireCallbackAuth, bodyLimit }: EventsRouteDeps): Router {
+export function eventsRouter({ receive, limit, budget, requireCallbackAuth, bodyLimit, bodyIdleTimeoutMs }: EventsRouteDeps): Router {
   const router = Router();
   // Any content type: Mailjet's is not documented, and the body is parsed here, not by express.
-  const rawText = textBody({ limit: bodyLimit });
+  const rawText = textBody({ limit: bodyLimit, idleTimeoutMs: bodyIdleTimeoutMs });
 
   router.post('/events', requireCallbackAuth, limit, budget, rawText, async (req, res) => {
     const text = typeof req.body === 'string' ? req.body : '';

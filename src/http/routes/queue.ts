@@ -20,6 +20,8 @@ export interface QueueRouteDeps {
   /** The per-app rate limit (after authentication: it counts by app). */
   limit: RequestHandler;
   bodyLimit: string;
+  /** HTTP_BODY_IDLE_TIMEOUT_MS (http/body-idle.ts). */
+  bodyIdleTimeoutMs: number;
 }
 
 const JSON_TYPES = ['application/json', 'application/*+json'];
@@ -38,9 +40,9 @@ const requireJson: RequestHandler = (req, _res, next) => {
   next(json ? undefined : new AppError('unsupported-media-type', 415, 'send the message as JSON: Content-Type: application/json'));
 };
 
-export function queueRouter({ jobs, parseQueueRequest, requireApp, requireSender, limit, bodyLimit }: QueueRouteDeps): Router {
+export function queueRouter({ jobs, parseQueueRequest, requireApp, requireSender, limit, bodyLimit, bodyIdleTimeoutMs }: QueueRouteDeps): Router {
   const router = Router();
-  const readJson = jsonBody({ limit: bodyLimit, strict: false, type: JSON_TYPES });
+  const readJson = jsonBody({ limit: bodyLimit, idleTimeoutMs: bodyIdleTimeoutMs, strict: false, type: JSON_TYPES });
 
   router.post('/queue', requireSender, limit, requireJson, readJson, async (req, res) => {
     const app = callingApp(res);
