@@ -100,10 +100,13 @@ export type Env = Record<string, string | undefined>;
 /** Every variable jetpost reads (for the checks of the container files, which must name no other). */
 export const SETTING_NAMES: readonly string[] = Object.keys(envSchema.shape);
 
-/** Each variable's default as parsed, undefined when it has none or one derived at load (for the check of docs/configuration.md). */
-export const SETTING_DEFAULTS: Readonly<Record<string, unknown>> = Object.fromEntries(
-  Object.entries(envSchema.shape).map(([name, schema]) => [name, schema.safeParse(undefined).data]),
-);
+/**
+ * A variable's default as parsed, undefined when it has none or one derived at load (for the checks
+ * of docs/configuration.md and compose.yaml). Worked out when asked, not at every start.
+ */
+export function settingDefault(name: string): unknown {
+  return (envSchema.shape as Record<string, z.ZodType | undefined>)[name]?.safeParse(undefined).data;
+}
 
 interface SecretRule {
   minLength: number;

@@ -13,7 +13,7 @@ import { promisify } from 'node:util';
 import { expect } from 'chai';
 import { parse as parseYaml } from 'yaml';
 
-import { SETTING_DEFAULTS, SETTING_NAMES } from '../../src/config.js';
+import { SETTING_NAMES, settingDefault } from '../../src/config.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -383,7 +383,7 @@ describe('the container image (Dockerfile, .dockerignore, compose.yaml, bin/jetp
     for (const [name, value] of Object.entries(environment)) {
       const fallback = /^\$\{[A-Z_]+:-(.*)\}$/.exec(value)?.[1];
       if (fallback) {
-        expect(fallback, `compose's fallback for ${name}`).to.equal(String(SETTING_DEFAULTS[name]));
+        expect(fallback, `compose's fallback for ${name}`).to.equal(String(settingDefault(name)));
       }
     }
     // The database URL names the postgres service and the user and database it creates.

@@ -5,7 +5,7 @@ import path from 'node:path';
 
 import { expect } from 'chai';
 
-import { SETTING_DEFAULTS, SETTING_NAMES } from '../../src/config.js';
+import { SETTING_NAMES, settingDefault } from '../../src/config.js';
 
 const DOC = path.join(import.meta.dirname, '../../docs/configuration.md');
 
@@ -51,7 +51,7 @@ function tableProblems(markdown: string): string[] {
       }
       continue;
     }
-    const real = SETTING_DEFAULTS[name];
+    const real = settingDefault(name);
     if (real === undefined || real === '') {
       // No literal default: the text says what stands in (another variable, a mode), never a number.
       if (/^`-?[\d.]+`$/.test(documented)) {
