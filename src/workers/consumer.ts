@@ -242,7 +242,11 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
     try {
       const response = await deps.send(sendBodyJson(call.messageJson, call.sandbox));
       answeredAt = now().getTime();
-      const outcome = classifySendResponse(response, call.messageJson.length, now());
+      const outcome = classifySendResponse(
+        response,
+        call.jobs.map((job) => customIdForJob(job.id, job.customId)),
+        now(),
+      );
       slowDown = outcome.kind === 'transient';
       await settleCall(batch, call, outcome, started, turn);
     } finally {
@@ -259,7 +263,7 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
     } else if (outcome.kind === 'unauthorized') {
       unauthorizedRetryAt = new Date(gate.unauthorized(outcome.error));
       log.error(
-        'Mailjet rejected the API key (401): sending is stopped and /readyz reports not ready. Check MAILJET_API_KEY and MAILJET_API_SECRET; a probe call is tried again later',
+        'Mailjet rejected the API key (401, or 403 for the whole call): sending is stopped and /readyz reports not ready. Check MAILJET_API_KEY and MAILJET_API_SECRET; a probe call is tried again later',
         { component: 'consumer', consumer: id, retryAt: unauthorizedRetryAt.toISOString(), error: outcome.error },
       );
     } else if (outcome.kind !== 'transient') {
