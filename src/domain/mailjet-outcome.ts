@@ -1,6 +1,9 @@
 // What a Send API answer means for each message of the call, pure. Mailjet answers per message (in
 // input order) both on a 200 and on the 400 it gives when only some messages are invalid; anything
-// else concerns the whole call.
+// else concerns the whole call. An answer whose entries do not line up with the messages sent (too
+// few or too many, or a success entry echoing another message's CustomID) is trusted only where a
+// success entry names its message by CustomID: every other message's outcome is unknown, so it is
+// looked up at Mailjet before it is sent again.
 import { toIdString } from './mailjet-ids.js';
 import type { RecipientKind } from './message.js';
 import { parseRetryAfter } from './retry-policy.js';
@@ -36,7 +39,8 @@ export type MessageOutcome =
   { readonly kind: 'accepted'; readonly recipients: AcceptedRecipient[] } | { readonly kind: 'rejected'; readonly transient: boolean; readonly error: string };
 
 export type CallOutcome =
-  | { readonly kind: 'per-message'; readonly messages: MessageOutcome[] }
+  /** One outcome per message sent, in order; undefined where the answer says nothing readable about it (it may have been sent). */
+  | { readonly kind: 'per-message'; readonly messages: ReadonlyArray<MessageOutcome | undefined> }
   /** 429, 5xx, timeouts, connection errors. `outcomeUnknown`: Mailjet may have sent the messages. */
   | {
       readonly kind: 'transient';
@@ -46,7 +50,7 @@ export type CallOutcome =
       /** A 429: every consumer of the process should slow down, not only this one. */
       readonly rateLimited?: boolean;
     }
-  /** 401: the API key pair is wrong or suspended; every call will fail the same way. */
+  /** 401, or a 403 for the whole call: the API key pair is wrong, suspended or not allowed to send; every call will fail the same way. */
   | { readonly kind: 'unauthorized'; readonly error: string }
   /** A request-level 4xx: nothing was sent and sending the same call again cannot succeed. */
   | { readonly kind: 'permanent'; readonly error: string };
@@ -57,11 +61,12 @@ const isObject = (value: unknown): value is Json => typeof value === 'object' &&
 /** A field of Mailjet's error as text: its string or number, else `fallback`. */
 const textOr = (value: unknown, fallback: string): string => (typeof value === 'string' || typeof value === 'number' ? String(value) : fallback);
 
-export function classifySendResponse(response: SendResponse, messageCount: number, now: Date): CallOutcome {
+/** `customIds`: the CustomID of each message of the call, in the order sent. */
+export function classifySendResponse(response: SendResponse, customIds: readonly string[], now: Date): CallOutcome {
   const { status } = response;
   const messages = isObject(response.body) ? response.body['Messages'] : undefined;
   if (status !== null && ((status >= 200 && status < 300) || status === 400 || status === 403) && Array.isArray(messages)) {
-    return { kind: 'per-message', messages: perMessage(messages, messageCount) };
+    return { kind: 'per-message', messages: perMessage(messages, customIds) };
   }
   if (status === null) {
     return { kind: 'transient', error: response.description, outcomeUnknown: true };
@@ -76,7 +81,9 @@ export function classifySendResponse(response: SendResponse, messageCount: numbe
     // A 5xx may come after Mailjet accepted the messages: same uncertainty as a timeout.
     return { kind: 'transient', error: response.description, outcomeUnknown: true };
   }
-  if (status === 401) {
+  if (status === 401 || status === 403) {
+    // A 403 about a message comes with Messages (above); one for the whole call is about the key or
+    // the account, like a 401: failing the call's jobs would fail the whole queue the same way.
     return { kind: 'unauthorized', error: response.description };
   }
   if (status >= 200 && status < 300) {
@@ -86,13 +93,24 @@ export function classifySendResponse(response: SendResponse, messageCount: numbe
   return { kind: 'permanent', error: response.description };
 }
 
-function perMessage(entries: unknown[], messageCount: number): MessageOutcome[] {
-  const outcomes: MessageOutcome[] = [];
-  for (let index = 0; index < messageCount; index += 1) {
-    const entry = entries[index];
-    outcomes.push(isObject(entry) ? messageOutcome(entry) : { kind: 'rejected', transient: true, error: 'Mailjet returned no result for this message' });
+function perMessage(entries: readonly unknown[], customIds: readonly string[]): Array<MessageOutcome | undefined> {
+  const echoed = (entry: unknown) => (isObject(entry) && typeof entry['CustomID'] === 'string' && entry['CustomID'] !== '' ? entry['CustomID'] : undefined);
+  const inOrder = entries.length === customIds.length && entries.every((entry, index) => [undefined, customIds[index]].includes(echoed(entry)));
+  if (inOrder) {
+    return entries.map((entry) => (isObject(entry) ? messageOutcome(entry) : undefined));
   }
-  return outcomes;
+  // Only a success naming its message, and naming it once, still says what became of that message.
+  const named = new Map<string, Json[]>();
+  for (const entry of entries) {
+    const customId = echoed(entry);
+    if (customId !== undefined && isObject(entry) && entry['Status'] === 'success') {
+      named.set(customId, [...(named.get(customId) ?? []), entry]);
+    }
+  }
+  return customIds.map((customId) => {
+    const [entry, ...more] = named.get(customId) ?? [];
+    return entry !== undefined && more.length === 0 ? messageOutcome(entry) : undefined;
+  });
 }
 
 function messageOutcome(entry: Json): MessageOutcome {

@@ -31,15 +31,23 @@ export interface RetryInput {
   attemptsMade: number;
   now: Date;
   random: () => number;
-  /** A server's Retry-After: never retry sooner than it asks. */
+  /** A server's Retry-After: never retry sooner than it asks (up to the policy's maxMs). */
   retryAfterMs?: number | undefined;
+}
+
+/**
+ * The backoff, or the server's Retry-After when that is longer, but never longer than the policy's
+ * longest wait: a Retry-After of days (or of 10^20 seconds, past any date) would park the job.
+ */
+export function retryDelayMs(policy: Backoff, attemptsMade: number, random: () => number, retryAfterMs: number | undefined): number {
+  return Math.max(backoffMs(policy, attemptsMade, random), Math.min(retryAfterMs ?? 0, policy.maxMs));
 }
 
 export function nextRetry(policy: RetryPolicy, { attemptsMade, now, random, retryAfterMs }: RetryInput): RetryDecision {
   if (attemptsMade >= policy.maxAttempts) {
     return { kind: 'give-up' };
   }
-  const delayMs = Math.max(backoffMs(policy, attemptsMade, random), retryAfterMs ?? 0);
+  const delayMs = retryDelayMs(policy, attemptsMade, random, retryAfterMs);
   return { kind: 'retry', delayMs, runAt: new Date(now.getTime() + delayMs) };
 }
 

@@ -1,7 +1,7 @@
 // What becomes of each job of a Mailjet call, pure: accepted with its MessageIDs, deferred to a
 // later attempt, or failed for good (the dead-letter state, with the reason kept).
 import type { AcceptedRecipient, CallOutcome, MessageOutcome } from './mailjet-outcome.js';
-import { backoffMs, nextRetry, type RetryPolicy } from './retry-policy.js';
+import { nextRetry, retryDelayMs, type RetryPolicy } from './retry-policy.js';
 
 export type SendResult =
   | { readonly jobId: string; readonly kind: 'accepted'; readonly recipients: readonly AcceptedRecipient[] }
@@ -54,7 +54,7 @@ export function retryOrFail(
   if (outcomeUnknown) {
     // The last attempt may have been delivered: a "never sent" verdict needs Mailjet's word first,
     // so the job comes back once more, only to be looked up (see giveUpAfterLookUp).
-    const delayMs = Math.max(backoffMs(policy, job.attempts, context.random), options.retryAfterMs ?? 0);
+    const delayMs = retryDelayMs(policy, job.attempts, context.random, options.retryAfterMs);
     return { jobId: job.id, kind: 'deferred', error, runAt: new Date(context.now.getTime() + delayMs), outcomeUnknown, refundAttempt: false };
   }
   return { jobId: job.id, kind: 'failed', error: `gave up after ${job.attempts} attempts: ${error}` };
@@ -78,7 +78,7 @@ export function giveUpAfterLookUp(job: AttemptedJob & { lastError: string | null
 
 function fromMessageOutcome(job: AttemptedJob, outcome: MessageOutcome | undefined, context: DecisionContext): SendResult {
   if (outcome === undefined) {
-    return retryOrFail(job, 'Mailjet returned no result for this message', context, { outcomeUnknown: true });
+    return retryOrFail(job, "Mailjet's answer gave no result for this message that matches it: it may have been sent", context, { outcomeUnknown: true });
   }
   if (outcome.kind === 'accepted') {
     return { jobId: job.id, kind: 'accepted', recipients: outcome.recipients };

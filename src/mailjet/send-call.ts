@@ -23,6 +23,14 @@ export interface SendCallOptions {
 /** A Send API answer is one object; nesting deeper than this is not Mailjet's and is kept as text. */
 const ANSWER_LIMITS = { maxDepth: 64, maxLength: Number.MAX_SAFE_INTEGER, maxElements: 1 };
 
+/**
+ * The most of an answer that is read. A Send API answer for the largest call (50 recipients) is about
+ * 20 KB; a bigger one is not Mailjet's to trust, and reading it whole would hold that much memory
+ * per call in flight. The call's outcome is then unknown: its messages are looked up before a resend.
+ */
+export const MAX_ANSWER_BYTES = 1024 * 1024;
+/** The code of an answer cut off at MAX_ANSWER_BYTES. */
+const TOO_LARGE_CODE = 'EANSWERTOOLARGE';
 /** The code axios (and so node-mailjet) gives a request that ran out of time. */
 const TIMEOUT_CODE = 'ECONNABORTED';
 /** The code of a call the egress proxy refused to pass on. */
@@ -59,7 +67,16 @@ export function createSendCall({ baseUrl, apiKey, apiSecret, timeoutMs }: SendCa
             return;
           }
           const chunks: Buffer[] = [];
-          answer.on('data', (chunk: Buffer) => chunks.push(chunk));
+          let bytes = 0;
+          answer.on('data', (chunk: Buffer) => {
+            bytes += chunk.length;
+            if (bytes > MAX_ANSWER_BYTES) {
+              settle(tooLarge(answer.statusCode ?? 0));
+              request.destroy();
+              return;
+            }
+            chunks.push(chunk);
+          });
           answer.on('end', () => settle(toSendResponse(answer.statusCode ?? 0, answer.headers['retry-after'], Buffer.concat(chunks).toString('utf8'))));
           // Cut before its end (a timeout, a reset): no answer to go by.
           answer.on('error', (error) => settle(unreachable(error)));
@@ -101,6 +118,16 @@ function toSendResponse(status: number, retryAfter: string | string[] | undefine
     body,
     retryAfter: typeof retryAfter === 'string' ? retryAfter : undefined,
     description: `Mailjet ${status}: ${typeof errorMessage === 'string' ? errorMessage : `Request failed with status code ${status}`}`,
+  };
+}
+
+/** An answer too big to read: whatever its status, what it says about the messages is unknown. */
+function tooLarge(status: number): SendResponse {
+  return {
+    status: null,
+    body: undefined,
+    networkCode: TOO_LARGE_CODE,
+    description: `Mailjet's answer (HTTP ${status}) was over ${MAX_ANSWER_BYTES} bytes and was not read`,
   };
 }
 

@@ -242,7 +242,11 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
     try {
       const response = await deps.send(sendBodyJson(call.messageJson, call.sandbox));
       answeredAt = now().getTime();
-      const outcome = classifySendResponse(response, call.messageJson.length, now());
+      const outcome = classifySendResponse(
+        response,
+        call.jobs.map((job) => customIdForJob(job.id, job.customId)),
+        now(),
+      );
       slowDown = outcome.kind === 'transient';
       await settleCall(batch, call, outcome, started, turn);
     } finally {
@@ -259,7 +263,7 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
     } else if (outcome.kind === 'unauthorized') {
       unauthorizedRetryAt = new Date(gate.unauthorized(outcome.error));
       log.error(
-        'Mailjet rejected the API key (401): sending is stopped and /readyz reports not ready. Check MAILJET_API_KEY and MAILJET_API_SECRET; a probe call is tried again later',
+        'Mailjet rejected the API key (401, or 403 for the whole call): sending is stopped and /readyz reports not ready. Check MAILJET_API_KEY and MAILJET_API_SECRET; a probe call is tried again later',
         { component: 'consumer', consumer: id, retryAt: unauthorizedRetryAt.toISOString(), error: outcome.error },
       );
     } else if (outcome.kind !== 'transient') {
@@ -301,7 +305,8 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
    * Renews the leases of the jobs still to send once half a lease has passed since they were taken
    * (which also tells which are still ours: a reaped one may be another's now; a younger lease cannot
    * have expired, so it is still ours), then passes the gate for the call's part that is still ours.
-   * A long wait at the gate (a 429 pause, the rate limit) renews the leases again every half lease. Returns that
+   * A long wait at the gate (a 429 pause, the rate limit) renews the leases again every half lease, so
+   * the call goes with at least half a lease left. Returns that
    * part of the call, or undefined when the jobs are to be given back unsent: the consumer stops,
    * or sending is stopped on a 401 (bad keys say nothing about the messages: they wait in the queue,
    * their attempts untouched, while no consumer claims until the probe call).
@@ -319,8 +324,10 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
       if (sendable.jobs.length === 0) {
         return sendable;
       }
-      // A stop while this waits at the gate closes the gate: the call is then given back, not made.
-      const passed = await gate.acquireWithin(deps.leaseMs / 2);
+      // Waits only until the leases are half a lease old (look-ups before the first call age them
+      // too), then renews them: a call always starts with at least half a lease left. A stop while
+      // this waits at the gate closes the gate: the call is then given back, not made.
+      const passed = await gate.acquireWithin(Math.max(0, deps.leaseMs / 2 - (monotonicMs() - batch.leasedAt)));
       if (passed === 'closed' || passed === 'stopped') {
         return undefined;
       }

@@ -72,6 +72,46 @@ describe('consumer: the send gate comes right before the call', () => {
     });
   }
 
+  it('when look-ups age the leases to just under half a lease and the gate then holds the call, then the call still goes with half a lease left', async () => {
+    let clock = 1_000;
+    let claims = 0;
+    let ageAtCall: number | undefined;
+    let sent!: () => void;
+    const done = new Promise<void>((resolve) => (sent = resolve));
+    const realGate = createSendGate({ callsPerSecond: 0, random: () => 0.5 });
+    const consumer = createConsumer(
+      consumerDeps({
+        claim: async () => (claims++ === 0 ? [{ ...job, outcomeUnknown: true }] : []),
+        // A slow look-up (Mailjet not found it): the leases are 29 s old when the call reaches the gate.
+        lookup: async () => {
+          clock = 1_000 + 29_000;
+          return [];
+        },
+        // The gate holds the call as long as it may (a 429 pause, the rate limit), then lets it go.
+        gate: {
+          ...realGate,
+          acquireWithin: async (maxWaitMs) => {
+            clock += maxWaitMs;
+            return 'acquired';
+          },
+        },
+        send: async () => {
+          ageAtCall = clock - 1_000;
+          sent();
+          return { status: 500, body: undefined, description: 'Mailjet 500' };
+        },
+        record: async (): Promise<RecordSummary> => ({ accepted: [], failed: [], deferred: ['1'], lostLease: [] }),
+        monotonicMs: () => clock,
+      }),
+    );
+
+    void consumer.start();
+    await done;
+    await consumer.stop(5_000);
+
+    expect(ageAtCall, 'lease age when the call went (60 s lease)').to.be.at.most(30_000);
+  });
+
   it('when a 429 pauses the gate while the consumer renews its leases, then its call waits until the pause is over', async () => {
     const gate = createSendGate({ callsPerSecond: 0, random: () => 0.5 });
     let claims = 0;

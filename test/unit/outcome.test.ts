@@ -27,7 +27,10 @@ function error(statusCode: number, code = 'mj-0013', message = 'invalid email'):
   };
 }
 
-function messagesOf(outcome: CallOutcome): MessageOutcome[] {
+/** The CustomIDs of a call of `count` messages: jetpost-1, jetpost-2… */
+const ids = (count: number) => Array.from({ length: count }, (_, index) => `jetpost-${index + 1}`);
+
+function messagesOf(outcome: CallOutcome): ReadonlyArray<MessageOutcome | undefined> {
   expect(outcome.kind).to.equal('per-message');
   return (outcome as Extract<CallOutcome, { kind: 'per-message' }>).messages;
 }
@@ -41,7 +44,7 @@ describe('classifySendResponse', () => {
       ],
     };
 
-    const messages = messagesOf(classifySendResponse(response(200, body), 2, NOW));
+    const messages = messagesOf(classifySendResponse(response(200, body), ids(2), NOW));
 
     expect(messages).to.deep.equal([
       {
@@ -65,7 +68,7 @@ describe('classifySendResponse', () => {
       ],
     };
 
-    const [message] = messagesOf(classifySendResponse(response(200, body), 1, NOW));
+    const [message] = messagesOf(classifySendResponse(response(200, body), ids(1), NOW));
 
     expect(message).to.deep.equal({
       kind: 'accepted',
@@ -78,9 +81,9 @@ describe('classifySendResponse', () => {
       Messages: [success('jetpost-1', [['a@example.com', '576460765503091475']]), error(400), success('jetpost-3', [['c@example.com', '576460765503091477']])],
     };
 
-    const messages = messagesOf(classifySendResponse(response(400, body), 3, NOW));
+    const messages = messagesOf(classifySendResponse(response(400, body), ids(3), NOW));
 
-    expect(messages.map((message) => message.kind)).to.deep.equal(['accepted', 'rejected', 'accepted']);
+    expect(messages.map((message) => message?.kind)).to.deep.equal(['accepted', 'rejected', 'accepted']);
     expect(messages[1]).to.deep.equal({ kind: 'rejected', transient: false, error: 'mj-0013: invalid email' });
   });
 
@@ -94,14 +97,14 @@ describe('classifySendResponse', () => {
     });
     const body = { Messages: [twoErrors(500, 503), twoErrors(500, 400), twoErrors(400, 400)] };
 
-    const messages = messagesOf(classifySendResponse(response(400, body), 3, NOW));
+    const messages = messagesOf(classifySendResponse(response(400, body), ids(3), NOW));
 
-    expect(messages.map((message) => message.kind === 'rejected' && message.transient)).to.deep.equal([true, false, false]);
+    expect(messages.map((message) => message?.kind === 'rejected' && message.transient)).to.deep.equal([true, false, false]);
     expect(messages[1]).to.deep.include({ error: 'x-1: first; x-2: second' });
   });
 
   it('when an error entry has no Errors list, then it is a permanent rejection with a reason', () => {
-    const [message] = messagesOf(classifySendResponse(response(400, { Messages: [{ Status: 'error' }] }), 1, NOW));
+    const [message] = messagesOf(classifySendResponse(response(400, { Messages: [{ Status: 'error' }] }), ids(1), NOW));
 
     expect(message).to.deep.equal({ kind: 'rejected', transient: false, error: 'Mailjet rejected the message without a reason' });
   });
@@ -109,13 +112,13 @@ describe('classifySendResponse', () => {
   it('when Mailjet answers 403 with Messages (sender not authorised), then outcomes are read per message', () => {
     const body = { Messages: [error(403, 'send-0008', 'From is not an authorised sender')] };
 
-    const messages = messagesOf(classifySendResponse(response(403, body), 1, NOW));
+    const messages = messagesOf(classifySendResponse(response(403, body), ids(1), NOW));
 
     expect(messages).to.deep.equal([{ kind: 'rejected', transient: false, error: 'send-0008: From is not an authorised sender' }]);
   });
 
   it('when Mailjet answers 429 with Retry-After: 7, then the call is transient with 7000 ms and Mailjet sent nothing', () => {
-    expect(classifySendResponse(response(429, '<html>Too Many Requests</html>', { retryAfter: '7' }), 3, NOW)).to.deep.equal({
+    expect(classifySendResponse(response(429, '<html>Too Many Requests</html>', { retryAfter: '7' }), ids(3), NOW)).to.deep.equal({
       kind: 'transient',
       error: 'Mailjet 429',
       retryAfterMs: 7000,
@@ -125,13 +128,13 @@ describe('classifySendResponse', () => {
   });
 
   it('when Mailjet answers 429 with Retry-After as an HTTP date, then the delay runs until that date', () => {
-    const outcome = classifySendResponse(response(429, {}, { retryAfter: 'Tue, 01 Jan 2030 12:00:30 GMT' }), 1, NOW);
+    const outcome = classifySendResponse(response(429, {}, { retryAfter: 'Tue, 01 Jan 2030 12:00:30 GMT' }), ids(1), NOW);
 
     expect(outcome).to.deep.include({ kind: 'transient', retryAfterMs: 30_000, outcomeUnknown: false });
   });
 
   it('when Mailjet answers 429 without Retry-After, then the call is transient with no retryAfterMs', () => {
-    const outcome = classifySendResponse(response(429, {}), 1, NOW);
+    const outcome = classifySendResponse(response(429, {}), ids(1), NOW);
 
     expect(outcome).to.deep.equal({ kind: 'transient', error: 'Mailjet 429', outcomeUnknown: false, rateLimited: true });
     expect(outcome).not.to.have.property('retryAfterMs');
@@ -139,7 +142,7 @@ describe('classifySendResponse', () => {
 
   it('when Mailjet answers 500, 502 or 503, then the call is transient and its outcome unknown', () => {
     for (const status of [500, 502, 503]) {
-      expect(classifySendResponse(response(status, { ErrorIdentifier: 'x', StatusCode: status }), 2, NOW), String(status)).to.deep.equal({
+      expect(classifySendResponse(response(status, { ErrorIdentifier: 'x', StatusCode: status }), ids(2), NOW), String(status)).to.deep.equal({
         kind: 'transient',
         error: `Mailjet ${status}`,
         outcomeUnknown: true,
@@ -148,47 +151,73 @@ describe('classifySendResponse', () => {
   });
 
   it('when there was no answer (network error or timeout), then the call is transient and its outcome unknown', () => {
-    const outcome = classifySendResponse(response(null, undefined, { networkCode: 'ECONNABORTED', description: 'timeout of 15000ms exceeded' }), 2, NOW);
+    const outcome = classifySendResponse(response(null, undefined, { networkCode: 'ECONNABORTED', description: 'timeout of 15000ms exceeded' }), ids(2), NOW);
 
     expect(outcome).to.deep.equal({ kind: 'transient', error: 'timeout of 15000ms exceeded', outcomeUnknown: true });
   });
 
   it('when Mailjet answers 401, then the call is unauthorized', () => {
-    const outcome = classifySendResponse(response(401, { ErrorCode: 'mj-0015', StatusCode: 401, ErrorMessage: 'bad credentials' }), 1, NOW);
+    const outcome = classifySendResponse(response(401, { ErrorCode: 'mj-0015', StatusCode: 401, ErrorMessage: 'bad credentials' }), ids(1), NOW);
 
     expect(outcome).to.deep.equal({ kind: 'unauthorized', error: 'Mailjet 401' });
   });
 
   it('when Mailjet answers a global 400 without Messages, then the call is permanent', () => {
-    const outcome = classifySendResponse(response(400, { ErrorCode: 'mj-0002', StatusCode: 400, ErrorMessage: 'Malformed JSON' }), 5, NOW);
+    const outcome = classifySendResponse(response(400, { ErrorCode: 'mj-0002', StatusCode: 400, ErrorMessage: 'Malformed JSON' }), ids(5), NOW);
 
     expect(outcome).to.deep.equal({ kind: 'permanent', error: 'Mailjet 400' });
   });
 
   it('when Mailjet answers 2xx without Messages, then the call is transient with its outcome unknown', () => {
     for (const body of [{}, '', { Messages: 'nope' }, null]) {
-      const outcome = classifySendResponse(response(200, body), 1, NOW);
+      const outcome = classifySendResponse(response(200, body), ids(1), NOW);
       expect(outcome, JSON.stringify(body)).to.deep.include({ kind: 'transient', outcomeUnknown: true });
     }
   });
 
-  it('when Mailjet returns fewer result entries than messages, then the missing ones are transient rejections', () => {
-    const body = { Messages: [success('jetpost-1', [['a@example.com', '576460765503091475']])] };
+  it('when Mailjet returns fewer result entries than messages, then only the ones naming their message count and the others are unknown (maybe sent)', () => {
+    const body = { Messages: [success('jetpost-2', [['b@example.com', '576460765503091475']])] };
 
-    const messages = messagesOf(classifySendResponse(response(200, body), 3, NOW));
+    const messages = messagesOf(classifySendResponse(response(200, body), ids(3), NOW));
 
     expect(messages).to.have.length(3);
-    expect(messages[0]?.kind).to.equal('accepted');
-    expect(messages.slice(1)).to.deep.equal([
-      { kind: 'rejected', transient: true, error: 'Mailjet returned no result for this message' },
-      { kind: 'rejected', transient: true, error: 'Mailjet returned no result for this message' },
-    ]);
+    expect(messages[0]).to.equal(undefined);
+    expect(messages[1]?.kind).to.equal('accepted');
+    expect(messages[2]).to.equal(undefined);
   });
 
   it('when Mailjet returns more result entries than messages, then only one outcome per message is kept', () => {
     const body = { Messages: [success('jetpost-1', [['a@example.com', '1']]), success('jetpost-2', [['b@example.com', '2']])] };
 
-    expect(messagesOf(classifySendResponse(response(200, body), 1, NOW))).to.have.length(1);
+    expect(messagesOf(classifySendResponse(response(200, body), ids(1), NOW))).to.deep.equal([
+      { kind: 'accepted', recipients: [{ kind: 'to', email: 'a@example.com', messageId: '1', messageUuid: 'uuid-a@example.com' }] },
+    ]);
+  });
+
+  it('when Mailjet returns the entries out of order, then each success goes to the message its CustomID names and the errors, which name none, are unknown', () => {
+    const body = { Messages: [success('jetpost-3', [['c@example.com', '3']]), error(400), success('jetpost-1', [['a@example.com', '1']])] };
+
+    const messages = messagesOf(classifySendResponse(response(400, body), ids(3), NOW));
+
+    expect(messages).to.deep.equal([
+      { kind: 'accepted', recipients: [{ kind: 'to', email: 'a@example.com', messageId: '1', messageUuid: 'uuid-a@example.com' }] },
+      undefined,
+      { kind: 'accepted', recipients: [{ kind: 'to', email: 'c@example.com', messageId: '3', messageUuid: 'uuid-c@example.com' }] },
+    ]);
+  });
+
+  it('when two success entries name the same message, or an entry is not an object, then those messages are unknown', () => {
+    const twice = { Messages: [success('jetpost-1', [['a@example.com', '1']]), success('jetpost-1', [['a@example.com', '2']])] };
+    expect(messagesOf(classifySendResponse(response(200, twice), ids(2), NOW))).to.deep.equal([undefined, undefined]);
+
+    const notObject = { Messages: [null, success('jetpost-2', [['b@example.com', '2']])] };
+    expect(messagesOf(classifySendResponse(response(200, notObject), ids(2), NOW))[0]).to.equal(undefined);
+  });
+
+  it('when Mailjet answers 403 without Messages, then the call is unauthorized: the key may not send, which fails every call alike', () => {
+    const outcome = classifySendResponse(response(403, { ErrorCode: 'mj-0001', StatusCode: 403, ErrorMessage: 'forbidden' }), ids(2), NOW);
+
+    expect(outcome).to.deep.equal({ kind: 'unauthorized', error: 'Mailjet 403' });
   });
 });
 

@@ -89,6 +89,13 @@ describe('nextRetry', () => {
   it('when Retry-After asks for less than the backoff, then the backoff wins', () => {
     expect(nextRetry(POLICY, { attemptsMade: 3, now: NOW, random: MIDDLE, retryAfterMs: 1000 })).to.deep.include({ delayMs: 20_000 });
   });
+
+  it('when Retry-After asks for longer than maxMs (a year, or beyond any date), then the job waits maxMs and its retry time is a real date', () => {
+    for (const retryAfterMs of [365 * 86_400_000, 1e23, Number.POSITIVE_INFINITY]) {
+      const decision = nextRetry(POLICY, { attemptsMade: 1, now: NOW, random: MIDDLE, retryAfterMs });
+      expect(decision, String(retryAfterMs)).to.deep.equal({ kind: 'retry', delayMs: 3_600_000, runAt: new Date(NOW.getTime() + 3_600_000) });
+    }
+  });
 });
 
 describe('decideSendResults', () => {
@@ -120,13 +127,22 @@ describe('decideSendResults', () => {
     expect(result).to.deep.equal({ jobId: '1', kind: 'failed', error: 'gave up after 8 attempts: send-5000: try later' });
   });
 
+  it('when the last attempt gets a Retry-After beyond any date with its outcome unknown, then the look-up comes back within maxMs', () => {
+    const outcome: CallOutcome = { kind: 'transient', error: 'Mailjet 503', retryAfterMs: 1e23, outcomeUnknown: true };
+
+    const [result] = decideSendResults([attempted('1', 8, 8)], outcome, CONTEXT);
+
+    expect(runAtOf(result).getTime() - NOW.getTime()).to.equal(3_600_000);
+  });
+
   it('when there are more jobs than per-message outcomes, then the unmatched jobs are deferred, not lost', () => {
     const outcome: CallOutcome = { kind: 'per-message', messages: [{ kind: 'accepted', recipients: [RECIPIENT] }] };
 
     const results = decideSendResults([attempted('1'), attempted('2')], outcome, CONTEXT);
 
     expect(results[0]?.kind).to.equal('accepted');
-    expect(results[1]).to.deep.include({ jobId: '2', kind: 'deferred' });
+    // It may have been sent: looked up at Mailjet before it is sent again.
+    expect(results[1]).to.deep.include({ jobId: '2', kind: 'deferred', outcomeUnknown: true });
   });
 
   it('when the call failed transiently, then every job is deferred no sooner than Retry-After', () => {

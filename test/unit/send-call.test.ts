@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 
 import { expect } from 'chai';
 
-import { createSendCall } from '../../src/mailjet/send-call.js';
+import { createSendCall, MAX_ANSWER_BYTES } from '../../src/mailjet/send-call.js';
 
 const BODY = JSON.stringify({ Messages: [{ To: [{ Email: 'a@example.com' }], CustomID: 'jetpost-1' }] });
 
@@ -85,6 +85,29 @@ describe('the Send API call', () => {
     };
     const answer = await call();
     expect(answer.status).to.equal(null);
+  });
+
+  it('when Mailjet answers 200 with a body larger than any real answer, then it is not read whole and the outcome is unknown', async () => {
+    let written = 0;
+    handle = (_request, response) => {
+      response.writeHead(200, { 'content-type': 'application/json' });
+      // Written as the client reads, up to four times the limit: the client must stop reading first.
+      const chunk = Buffer.alloc(64 * 1024, 0x20);
+      const write = () => {
+        while (written < 4 * MAX_ANSWER_BYTES && !response.destroyed) {
+          written += chunk.length;
+          if (!response.write(chunk)) {
+            response.once('drain', write);
+            return;
+          }
+        }
+        response.end('{"Messages":[]}');
+      };
+      write();
+    };
+    const answer = await call();
+    expect(answer).to.deep.include({ status: null, body: undefined, networkCode: 'EANSWERTOOLARGE' });
+    expect(answer.description).to.equal(`Mailjet's answer (HTTP 200) was over ${MAX_ANSWER_BYTES} bytes and was not read`);
   });
 
   it('when nothing listens, then the call is a network failure', async () => {
