@@ -50,7 +50,7 @@ export type CallOutcome =
       /** A 429: every consumer of the process should slow down, not only this one. */
       readonly rateLimited?: boolean;
     }
-  /** 401, or a 403 for the whole call: the API key pair is wrong, suspended or not allowed to send; every call will fail the same way. */
+  /** 401: the API key pair is wrong or suspended; every call will fail the same way. */
   | { readonly kind: 'unauthorized'; readonly error: string }
   /** A request-level 4xx: nothing was sent and sending the same call again cannot succeed. */
   | { readonly kind: 'permanent'; readonly error: string };
@@ -81,10 +81,15 @@ export function classifySendResponse(response: SendResponse, customIds: readonly
     // A 5xx may come after Mailjet accepted the messages: same uncertainty as a timeout.
     return { kind: 'transient', error: response.description, outcomeUnknown: true };
   }
-  if (status === 401 || status === 403) {
-    // A 403 about a message comes with Messages (above); one for the whole call is about the key or
-    // the account, like a 401: failing the call's jobs would fail the whole queue the same way.
+  if (status === 401) {
     return { kind: 'unauthorized', error: response.description };
+  }
+  if (status === 403) {
+    // Mailjet's 403s are about a sender (send-0006 to 0008) and come with Messages (above). One for
+    // the whole call is not documented: it may be one app's sender, so it neither stops every app's
+    // sending (as a 401 does) nor fails the jobs at once; they are retried with a backoff, and a
+    // sender validated meanwhile goes through. A 4xx means nothing was sent.
+    return { kind: 'transient', error: `${response.description}: check that the sender is validated for the Mailjet account`, outcomeUnknown: false };
   }
   if (status >= 200 && status < 300) {
     // A 2xx without per-message results is not an answer we can record: try again, carefully.
@@ -95,7 +100,12 @@ export function classifySendResponse(response: SendResponse, customIds: readonly
 
 function perMessage(entries: readonly unknown[], customIds: readonly string[]): Array<MessageOutcome | undefined> {
   const echoed = (entry: unknown) => (isObject(entry) && typeof entry['CustomID'] === 'string' && entry['CustomID'] !== '' ? entry['CustomID'] : undefined);
-  const inOrder = entries.length === customIds.length && entries.every((entry, index) => [undefined, customIds[index]].includes(echoed(entry)));
+  const inOrder =
+    entries.length === customIds.length &&
+    entries.every((entry, index) => {
+      const customId = echoed(entry);
+      return customId === undefined || customId === customIds[index];
+    });
   if (inOrder) {
     return entries.map((entry) => (isObject(entry) ? messageOutcome(entry) : undefined));
   }

@@ -263,7 +263,7 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
     } else if (outcome.kind === 'unauthorized') {
       unauthorizedRetryAt = new Date(gate.unauthorized(outcome.error));
       log.error(
-        'Mailjet rejected the API key (401, or 403 for the whole call): sending is stopped and /readyz reports not ready. Check MAILJET_API_KEY and MAILJET_API_SECRET; a probe call is tried again later',
+        'Mailjet rejected the API key (401): sending is stopped and /readyz reports not ready. Check MAILJET_API_KEY and MAILJET_API_SECRET; a probe call is tried again later',
         { component: 'consumer', consumer: id, retryAt: unauthorizedRetryAt.toISOString(), error: outcome.error },
       );
     } else if (outcome.kind !== 'transient') {

@@ -214,10 +214,14 @@ describe('classifySendResponse', () => {
     expect(messagesOf(classifySendResponse(response(200, notObject), ids(2), NOW))[0]).to.equal(undefined);
   });
 
-  it('when Mailjet answers 403 without Messages, then the call is unauthorized: the key may not send, which fails every call alike', () => {
-    const outcome = classifySendResponse(response(403, { ErrorCode: 'mj-0001', StatusCode: 403, ErrorMessage: 'forbidden' }), ids(2), NOW);
+  it('when Mailjet answers 403 without Messages, then the call is retried later, nothing sent, and sending is not stopped for every app', () => {
+    const outcome = classifySendResponse(response(403, { ErrorCode: 'send-0008', StatusCode: 403, ErrorMessage: 'forbidden' }), ids(2), NOW);
 
-    expect(outcome).to.deep.equal({ kind: 'unauthorized', error: 'Mailjet 403' });
+    expect(outcome).to.deep.equal({
+      kind: 'transient',
+      error: 'Mailjet 403: check that the sender is validated for the Mailjet account',
+      outcomeUnknown: false,
+    });
   });
 });
 

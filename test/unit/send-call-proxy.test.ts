@@ -96,7 +96,7 @@ describe('send calls through a proxy', () => {
     const answer = await call('https://api.mailjet.invalid');
 
     expect(seen).to.deep.equal([{ method: 'CONNECT', url: 'api.mailjet.invalid:443', proxyAuthorization: proxyCredentials, authorization: undefined }]);
-    // Not Mailjet's 403 (a permanent failure of every message): the call did not reach Mailjet.
+    // Not Mailjet's 403 (about the sender): the call did not reach Mailjet.
     expect(answer).to.deep.include({ status: null, networkCode: 'EPROXY' });
   });
 
