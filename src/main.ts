@@ -282,6 +282,13 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
       simulator: mailjetBaseUrl,
     });
   }
+  if (config.mailjet.timeoutMs * 2 >= config.consumers.leaseMs) {
+    // Not refused: a test rig may want it. In production a call that outlasts its lease is sent again.
+    log.warn(
+      `MAILJET_TIMEOUT_MS (${config.mailjet.timeoutMs} ms) is not under LEASE_MS/2 (${config.consumers.leaseMs / 2} ms): a Mailjet call that outlasts its lease has its jobs sent again by another consumer. Lower MAILJET_TIMEOUT_MS or raise LEASE_MS`,
+      { component: 'main' },
+    );
+  }
   if (config.devMode) {
     const dev = await ensureDevApiKey(pool, config.dataDir);
     devApiKey = dev.key;
