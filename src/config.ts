@@ -1,9 +1,47 @@
 // The only reader of process.env: every setting is parsed and checked here once, at start,
 // so that a bad value stops the process with a message naming the variable.
+import { isIP } from 'node:net';
+
 import bytes from 'bytes';
+import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
 
-const integer = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+import { targetListProblems } from './domain/target-policy.js';
+
+// Numbers in plain decimal only: Number() would also read '0x10' as 16, '0b11' as 3 and '1e3' as
+// 1000, so a typo would start the service with a value nobody wrote.
+const integer = (min: number, max: number) =>
+  z
+    .string()
+    .trim()
+    .regex(/^-?\d+$/, 'a whole number in decimal digits')
+    .transform(Number)
+    .pipe(z.number().int().min(min).max(max));
+const decimal = (min: number, max: number) =>
+  z
+    .string()
+    .trim()
+    .regex(/^-?(\d+(\.\d*)?|\.\d+)$/, 'a decimal number such as 2 or 0.25')
+    .transform(Number)
+    .pipe(z.number().min(min).max(max));
+/**
+ * A size as body-parser reads it: bytes, or a number with kb, mb, gb, tb or pb. bytes.parse alone
+ * would read '1e400' as 1 byte and '64 apples' as 64.
+ */
+const size = z
+  .string()
+  .trim()
+  .refine((value) => /^(\d+ *b?|\d+(\.\d+)? *(kb|mb|gb|tb|pb))$/i.test(value) && (bytes.parse(value) ?? 0) >= 1, {
+    error: (issue) => `"${String(issue.input)}" is not a size (e.g. 64mb)`,
+  });
+const httpUrl = z.url({ protocol: /^https?$/, error: 'an http(s) URL' });
+// What pg reads: postgres:// or postgresql://, or socket: for a Unix socket.
+const postgresUrl = z.url({ protocol: /^(postgres(ql)?|socket)$/, error: 'a postgres:// URL (or postgresql://, socket:)' });
+/** Where to listen: an address, or a host name of letters, digits, hyphens and dots (it must resolve on this machine). */
+const listenHost = z
+  .string()
+  .trim()
+  .refine((value) => isIP(value) !== 0 || /^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/i.test(value), 'an IP address or a host name of this machine');
 const positiveMs = integer(1, 7 * 24 * 3600 * 1000);
 const optionalText = z
   .string()
@@ -12,19 +50,44 @@ const optionalText = z
   .optional();
 const booleanFlag = z.enum(['true', 'false', '1', '0', 'yes', 'no']).transform((value) => ['true', '1', 'yes'].includes(value));
 
+const PROXY_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal']);
+
+/** TRUST_PROXY as express reads it: true, false, a hop count, or a list proxy-addr compiles (checked here, not as a stack trace at start). */
+function trustedProxiesValid(value: string): boolean {
+  if (/^(true|false|\d{1,2})$/.test(value)) {
+    return true;
+  }
+  return value.split(',').every((item) => {
+    const entry = item.trim();
+    const [address, range, extra] = entry.split('/') as [string, string | undefined, string | undefined];
+    const family = isIP(address);
+    if (family === 0 || extra !== undefined) {
+      return range === undefined && PROXY_NAMES.has(entry);
+    }
+    if (range === undefined) {
+      return true;
+    }
+    // A prefix length, or (IPv4) a netmask such as 255.255.0.0.
+    if (/^\d{1,3}$/.test(range)) {
+      return Number(range) <= (family === 4 ? 32 : 128);
+    }
+    return family === 4 && isIP(range) === 4 && ipaddr.IPv4.parse(range).prefixLengthFromSubnetMask() !== null;
+  });
+}
+
 const envSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   PORT: integer(0, 65535).default(3000),
-  HOST: z.string().default('0.0.0.0'),
-  PUBLIC_URL: z.url().optional(),
+  HOST: listenHost.default('0.0.0.0'),
+  PUBLIC_URL: httpUrl.optional(),
   // 0: no idle timeout (Node's requestTimeout, 5 minutes, still bounds the whole request); above
   // 5 minutes it could never act.
   HTTP_BODY_IDLE_TIMEOUT_MS: integer(0, 300_000).default(30_000),
   LOG_LEVEL: z.enum(['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly']).default('info'),
   LOG_FORMAT: z.enum(['auto', 'json', 'pretty']).default('auto'),
 
-  DATABASE_URL: optionalText.pipe(z.url().optional()),
-  DATABASE_DIRECT_URL: optionalText.pipe(z.url().optional()),
+  DATABASE_URL: optionalText.pipe(postgresUrl.optional()),
+  DATABASE_DIRECT_URL: optionalText.pipe(postgresUrl.optional()),
   EMBEDDED_DATABASE: booleanFlag.optional(),
   DATABASE_SCHEMA: z
     .string()
@@ -39,7 +102,7 @@ const envSchema = z.object({
 
   MAILJET_API_KEY: optionalText,
   MAILJET_API_SECRET: optionalText,
-  MAILJET_BASE_URL: optionalText.pipe(z.url().optional()),
+  MAILJET_BASE_URL: optionalText.pipe(httpUrl.optional()),
   MAILJET_TIMEOUT_MS: positiveMs.default(15_000),
   MAILJET_RATE_LIMIT: integer(0, 100_000).default(0),
   MAILJET_MAX_IN_FLIGHT: integer(1, 256).default(16),
@@ -49,9 +112,9 @@ const envSchema = z.object({
   BATCH_SIZE: integer(1, 50).default(50),
   MAX_ATTEMPTS: integer(1, 100).default(8),
   RETRY_BASE_MS: positiveMs.default(5_000),
-  RETRY_FACTOR: z.coerce.number().min(1).max(10).default(2),
+  RETRY_FACTOR: decimal(1, 10).default(2),
   RETRY_MAX_MS: positiveMs.default(3_600_000),
-  RETRY_JITTER: z.coerce.number().min(0).max(1).default(0.25),
+  RETRY_JITTER: decimal(0, 1).default(0.25),
   LEASE_MS: positiveMs.default(120_000),
   IDLE_CHECK_MS: positiveMs.default(30_000),
   SHUTDOWN_TIMEOUT_MS: positiveMs.default(25_000),
@@ -61,33 +124,37 @@ const envSchema = z.object({
   WEBHOOK_RETRY_WINDOW_MS: positiveMs.default(24 * 3_600_000),
   WEBHOOK_BATCH_SIZE: integer(1, 500).default(20),
   WEBHOOK_CONCURRENCY_PER_APP: integer(1, 500).default(4),
-  WEBHOOK_ALLOWED_TARGETS: z.string().default(''),
+  WEBHOOK_ALLOWED_TARGETS: z
+    .string()
+    .superRefine((list, context) => targetListProblems(list).forEach((message) => context.addIssue({ code: 'custom', message })))
+    .default(''),
   ADMIN_API_KEY: optionalText,
 
   EVENTS_USERNAME: optionalText,
   EVENTS_PASSWORD: optionalText,
   // A grouped callback of 100,000 events is about 30 MB.
-  EVENTS_BODY_LIMIT: z.string().default('64mb'),
+  EVENTS_BODY_LIMIT: size.default('64mb'),
   // Callback bytes in progress at once (http/body-budget.ts); EVENTS_BODY_LIMIT when unset.
-  EVENTS_BODY_BUDGET: optionalText,
+  EVENTS_BODY_BUDGET: size.optional(),
   EVENTS_BODY_WAIT_MS: integer(0, 600_000).default(10_000),
   QUEUE_RATE_LIMIT: integer(0, 1_000_000).default(600),
   EVENTS_RATE_LIMIT: integer(0, 1_000_000).default(6000),
   TRUST_PROXY: z
     .string()
-    .regex(/^(true|false|\d{1,2}|[0-9a-fA-F.:/,\s]+|loopback|linklocal|uniquelocal)$/, 'true, false, a hop count, or addresses/subnets')
+    .trim()
+    .refine(trustedProxiesValid, 'true, false, a hop count, or comma-separated addresses, subnets (10.0.0.0/8) and loopback, linklocal, uniquelocal')
     .default('false'),
-  QUEUE_BODY_LIMIT: z.string().default('20mb'),
+  QUEUE_BODY_LIMIT: size.default('20mb'),
   QUEUE_BATCH_MAX_MESSAGES: integer(1, 100_000).default(1000),
   QUEUE_BATCH_CONCURRENCY: integer(1, 64).default(2),
   API_KEY_CACHE_MS: integer(0, 3_600_000).default(60_000),
   DEV_MODE: booleanFlag.optional(),
 
   // How long history is kept (0 keeps it forever); see docs/operations.md.
-  RETENTION_JOBS_DAYS: z.coerce.number().min(0).max(36_500).default(30),
-  RETENTION_IDEMPOTENCY_KEYS_HOURS: z.coerce.number().min(0).max(876_000).default(24),
-  RETENTION_UNMATCHED_EVENTS_DAYS: z.coerce.number().min(0).max(36_500).default(7),
-  RETENTION_REJECTED_EVENTS_DAYS: z.coerce.number().min(0).max(36_500).default(30),
+  RETENTION_JOBS_DAYS: decimal(0, 36_500).default(30),
+  RETENTION_IDEMPOTENCY_KEYS_HOURS: decimal(0, 876_000).default(24),
+  RETENTION_UNMATCHED_EVENTS_DAYS: decimal(0, 36_500).default(7),
+  RETENTION_REJECTED_EVENTS_DAYS: decimal(0, 36_500).default(30),
   RETENTION_INTERVAL_MS: integer(1_000, 24 * 3_600_000).default(600_000),
   RETENTION_BATCH_SIZE: integer(10, 10_000).default(1_000),
 });
@@ -282,23 +349,19 @@ function databaseProblems(e: z.infer<typeof envSchema>): string[] {
 }
 
 /**
- * The callback body limit and budget in bytes, each a size as body-parser reads it (`64mb`). A
- * budget below the limit would refuse forever a callback the limit allows (Mailjet would retry it
- * for a day), so it is a configuration error.
+ * The callback body limit and budget in bytes (each checked as a size). A budget below the limit
+ * would refuse forever a callback the limit allows (Mailjet would retry it for a day), so it is a
+ * configuration error.
  */
 function eventsBodySizes(limitText: string, budgetText: string | undefined, problems: string[]): { limit: number; budget: number } {
-  const limit = bytes.parse(limitText);
-  const budget = budgetText === undefined ? limit : bytes.parse(budgetText);
-  if (limit === null || !(limit > 0)) {
-    problems.push(`  EVENTS_BODY_LIMIT: "${limitText}" is not a size (e.g. 64mb)`);
-  } else if (budget === null || !(budget > 0)) {
-    problems.push(`  EVENTS_BODY_BUDGET: "${budgetText}" is not a size (e.g. 128mb)`);
-  } else if (budget < limit) {
+  const limit = bytes.parse(limitText) ?? 0;
+  const budget = budgetText === undefined ? limit : (bytes.parse(budgetText) ?? 0);
+  if (budget < limit) {
     problems.push(
       `  EVENTS_BODY_BUDGET: must be at least EVENTS_BODY_LIMIT (${limitText}): a callback at the limit must fit in the budget of callbacks in progress`,
     );
   }
-  return { limit: limit ?? 0, budget: budget ?? 0 };
+  return { limit, budget };
 }
 
 export class ConfigError extends Error {

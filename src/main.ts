@@ -393,6 +393,9 @@ function portError<E>(error: E, variable: string, port: number, host: string): E
       },
     );
   }
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') {
+    return new StartupError(`jetpost cannot listen on ${host}:${port}: ${host} does not resolve (${code}). Check HOST`, { cause: error });
+  }
   if (code === 'EACCES' || code === 'EADDRNOTAVAIL') {
     return new StartupError(`jetpost cannot listen on ${host}:${port} (${variable}): ${code}. Check ${variable}${variable === 'PORT' ? ' and HOST' : ''}`, {
       cause: error,

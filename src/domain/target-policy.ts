@@ -13,22 +13,59 @@ export interface TargetPolicy {
   addresses: BlockList;
 }
 
-/** Parses WEBHOOK_ALLOWED_TARGETS: comma-separated host names, addresses and CIDR blocks. */
+/** A host name: dot-separated labels of letters, digits, inner hyphens and underscores (compose service names have them). */
+const HOST_NAME = /^(?=.{1,253}$)[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*$/i;
+
+type TargetEntry = { host: string } | { address: string; family: number; prefix?: number };
+
+/** One entry of WEBHOOK_ALLOWED_TARGETS, or why it is none (a typo must not start as a silent no-op). */
+function targetEntry(entry: string): TargetEntry | { problem: string } {
+  const [address, prefix, extra] = entry.split('/') as [string, string | undefined, string | undefined];
+  const family = isIP(address);
+  if (family === 0) {
+    return prefix === undefined && HOST_NAME.test(entry)
+      ? { host: entry.toLowerCase() }
+      : { problem: `"${entry}" is not a host name, an address or a CIDR block` };
+  }
+  if (prefix === undefined) {
+    return { address, family };
+  }
+  const bits = family === 4 ? 32 : 128;
+  if (extra !== undefined || !/^\d{1,3}$/.test(prefix) || Number(prefix) > bits) {
+    return { problem: `"${entry}": the prefix length after / must be 0 to ${bits}` };
+  }
+  return { address, family, prefix: Number(prefix) };
+}
+
+const entriesOf = (list: string) =>
+  list
+    .split(',')
+    .map((item) => item.trim())
+    .filter(Boolean);
+
+/** Why WEBHOOK_ALLOWED_TARGETS cannot be read, one line per bad entry (checked at start, config.ts). */
+export function targetListProblems(list: string): string[] {
+  return entriesOf(list).flatMap((entry) => {
+    const parsed = targetEntry(entry);
+    return 'problem' in parsed ? [parsed.problem] : [];
+  });
+}
+
+/** Parses WEBHOOK_ALLOWED_TARGETS (comma-separated host names, addresses and CIDR blocks), checked by targetListProblems. */
 export function parseTargetPolicy(list: string): TargetPolicy {
   const hosts = new Set<string>();
   const addresses = new BlockList();
-  for (const entry of list
-    .split(',')
-    .map((item) => item.trim())
-    .filter(Boolean)) {
-    const [address, prefix] = entry.split('/') as [string, string | undefined];
-    const family = isIP(address);
-    if (family === 0) {
-      hosts.add(entry.toLowerCase());
-    } else if (prefix === undefined) {
-      addresses.addAddress(address, family === 4 ? 'ipv4' : 'ipv6');
+  for (const entry of entriesOf(list)) {
+    const parsed = targetEntry(entry);
+    if ('problem' in parsed) {
+      throw new Error(`WEBHOOK_ALLOWED_TARGETS: ${parsed.problem}`);
+    }
+    if ('host' in parsed) {
+      hosts.add(parsed.host);
+    } else if (parsed.prefix === undefined) {
+      addresses.addAddress(parsed.address, parsed.family === 4 ? 'ipv4' : 'ipv6');
     } else {
-      addresses.addSubnet(address, Number(prefix), family === 4 ? 'ipv4' : 'ipv6');
+      addresses.addSubnet(parsed.address, parsed.prefix, parsed.family === 4 ? 'ipv4' : 'ipv6');
     }
   }
   return { hosts, addresses };

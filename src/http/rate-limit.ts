@@ -86,6 +86,11 @@ export interface LimitOptions {
   what: string;
   /** RateLimit and RateLimit-Policy on every counted answer (default true). */
   announce?: boolean;
+  /**
+   * Count only the requests answered with an error (4xx, 5xx): each is counted on arrival and given
+   * back when it succeeds, so that past the limit every request is refused before it is looked at.
+   */
+  countFailuresOnly?: boolean;
 }
 
 /** Source addresses fold into this many keys: a stream of forged addresses cannot grow a store. */
@@ -103,7 +108,7 @@ export function sourceBucket(address: string | undefined): string {
   return `bucket-${bucket}`;
 }
 
-export function limitRequests({ perMinute, keyOf, what, log, announce = true }: LimitOptions): RequestHandler {
+export function limitRequests({ perMinute, keyOf, what, log, announce = true, countFailuresOnly = false }: LimitOptions): RequestHandler {
   if (perMinute <= 0) {
     return (_req, _res, next) => next();
   }
@@ -113,6 +118,7 @@ export function limitRequests({ perMinute, keyOf, what, log, announce = true }: 
     standardHeaders: announce ? 'draft-8' : false,
     legacyHeaders: false,
     store: new MemoryStore(),
+    skipSuccessfulRequests: countFailuresOnly,
     // The proxy set-up is TRUST_PROXY's business (docs/security.md); no console warnings from the library.
     validate: { xForwardedForHeader: false },
     keyGenerator: keyOf,

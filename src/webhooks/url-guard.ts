@@ -17,6 +17,10 @@ export async function checkWebhookUrl(policy: TargetPolicy, raw: string): Promis
   if (url.protocol !== 'https:' && url.protocol !== 'http:') {
     throw new ValidationError('the webhook URL must be http or https', [{ path: 'url', message: 'http or https only' }]);
   }
+  // Every attempt at port 0 would fail; refused now rather than retried for a day.
+  if (url.port === '0') {
+    throw new ValidationError('the webhook URL has port 0, which cannot be connected to', [{ path: 'url', message: 'a port from 1 to 65535' }]);
+  }
   if (url.username || url.password) {
     throw new ValidationError('the webhook URL must not carry credentials: the signature authenticates jetpost', [
       { path: 'url', message: 'no user:password@ part' },

@@ -1611,7 +1611,7 @@ describe('openapi.yaml, checked against the running service', function () {
     );
 
     contractIt(
-      'PUT 400: URLs jetpost refuses (not http(s), credentials, no such host, internal and not allowed), bodies the spec refuses too; 401, 404, 413, 415, 503',
+      'PUT 400: URLs jetpost refuses (not http(s), credentials, port 0, no such host, internal and not allowed), bodies the spec refuses too; 401, 404, 413, 415, 503',
       ['put /admin/apps/{app}/webhook 400 401 404 413 415 503'],
       async () => {
         await hook();
@@ -1619,6 +1619,7 @@ describe('openapi.yaml, checked against the running service', function () {
           'not a url',
           'ftp://127.0.0.1/x',
           'http://user:password@127.0.0.1/x',
+          'http://127.0.0.1:0/x',
           'https://nonexistent.invalid/x',
           'http://10.0.0.1/x',
           'http://169.254.169.254/latest/meta-data',

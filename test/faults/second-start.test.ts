@@ -99,7 +99,7 @@ describe(`faults: a second start (${FAULT_SCALE})`, function () {
     expect(neverSent(simulator, [...jobIds, ...moreIds, ...lastIds])).to.deep.equal([]);
   });
 
-  it('when PORT or SIMULATOR_PORT is taken, then jetpost says so in one line naming the variable and stops what it started', async () => {
+  it('when PORT or SIMULATOR_PORT is taken, or HOST resolves nowhere, then jetpost says so in one line naming the variable and stops what it started', async () => {
     const started = Date.now();
     const db = await harness.database();
     const port = await harness.port();
@@ -118,7 +118,9 @@ describe(`faults: a second start (${FAULT_SCALE})`, function () {
       simulator,
       env: { ...data.env, MAILJET_API_KEY: '', MAILJET_API_SECRET: '', MAILJET_BASE_URL: '', SIMULATOR_PORT: String(busyPort) },
     });
-    const exits = [await waitForExit(httpTaken, 90_000), await waitForExit(simulatorTaken, 90_000)];
+    // An address-shaped name that resolves nowhere (config.ts only checks the shape).
+    const hostUnknown = await harness.spawn({ name: 'host-unknown', port: await harness.port(), databaseUrl: db.url, simulator, env: { HOST: '999.1.1.1' } });
+    const exits = [await waitForExit(httpTaken, 90_000), await waitForExit(simulatorTaken, 90_000), await waitForExit(hostUnknown, 90_000)];
     const stderr = (child: typeof httpTaken) =>
       child
         .output()
@@ -131,13 +133,15 @@ describe(`faults: a second start (${FAULT_SCALE})`, function () {
       `stderr lines ${stderr(httpTaken).length}, ${stderr(simulatorTaken).length}; stack lines ${stackLines(stderr(httpTaken).join('\n')).length + stackLines(stderr(simulatorTaken).join('\n')).length}`,
       seconds(started),
     );
-    expect(exits.map((exit) => exit.code)).to.deep.equal([1, 1]);
+    expect(exits.map((exit) => exit.code)).to.deep.equal([1, 1, 1]);
     expect(stderr(httpTaken)).to.deep.equal([
       `jetpost cannot listen on 127.0.0.1:${busyPort} (PORT): it is in use by another jetpost or another program. Stop that, or set PORT`,
     ]);
     expect(stderr(simulatorTaken)).to.deep.equal([
       `jetpost cannot listen on 127.0.0.1:${busyPort} (SIMULATOR_PORT): it is in use by another jetpost or another program. Stop that, or set SIMULATOR_PORT`,
     ]);
+    expect(stderr(hostUnknown)).to.have.length(1);
+    expect(stderr(hostUnknown)[0]).to.match(/^jetpost cannot listen on 999\.1\.1\.1:\d+: 999\.1\.1\.1 does not resolve \(E[A-Z_]+\)\. Check HOST$/);
     expect(await data.postgresRunning(), 'PostgreSQL left running by the failed start').to.equal(false);
   });
 });

@@ -94,6 +94,60 @@ describe('loadConfig', () => {
     }
   });
 
+  it('when a number, size, URL, address list or host is garbage that a lenient parser would read, then it fails naming the variable rather than start with a value nobody wrote', () => {
+    const cases: Array<[Record<string, string>, string]> = [
+      // Number() reads these as 16, 1000, 3 and Infinity; bytes.parse reads '1e400' as 1 byte and '64 apples' as 64.
+      [{ PORT: '0x10' }, 'PORT: a whole number in decimal digits'],
+      [{ LEASE_MS: '1e3' }, 'LEASE_MS: a whole number in decimal digits'],
+      [{ BATCH_SIZE: '0b11' }, 'BATCH_SIZE: a whole number in decimal digits'],
+      [{ WEBHOOK_TIMEOUT_MS: '1e400' }, 'WEBHOOK_TIMEOUT_MS: a whole number in decimal digits'],
+      [{ MAX_ATTEMPTS: '\u0663' }, 'MAX_ATTEMPTS: a whole number in decimal digits'],
+      [{ RETRY_JITTER: '0x1' }, 'RETRY_JITTER: a decimal number'],
+      [{ RETENTION_JOBS_DAYS: '0x1E' }, 'RETENTION_JOBS_DAYS: a decimal number'],
+      [{ RETENTION_JOBS_DAYS: 'Infinity' }, 'RETENTION_JOBS_DAYS: a decimal number'],
+      [{ EVENTS_BODY_LIMIT: '1e400' }, 'EVENTS_BODY_LIMIT: "1e400" is not a size'],
+      [{ EVENTS_BODY_LIMIT: '64 apples' }, 'EVENTS_BODY_LIMIT: "64 apples" is not a size'],
+      [{ QUEUE_BODY_LIMIT: 'garbage' }, 'QUEUE_BODY_LIMIT: "garbage" is not a size'],
+      [{ QUEUE_BODY_LIMIT: '-5mb' }, 'QUEUE_BODY_LIMIT: "-5mb" is not a size'],
+      [{ QUEUE_BODY_LIMIT: '0' }, 'QUEUE_BODY_LIMIT: "0" is not a size'],
+      // express would throw these at start, as a stack trace naming no variable.
+      [{ TRUST_PROXY: 'beef' }, 'TRUST_PROXY'],
+      [{ TRUST_PROXY: '10.0.0.0/33' }, 'TRUST_PROXY'],
+      [{ TRUST_PROXY: 'loopback,,' }, 'TRUST_PROXY'],
+      [{ WEBHOOK_ALLOWED_TARGETS: '10.0.0.0/99' }, 'WEBHOOK_ALLOWED_TARGETS: "10.0.0.0/99": the prefix length after / must be 0 to 32'],
+      [{ WEBHOOK_ALLOWED_TARGETS: 'billing.internal, not a host' }, 'WEBHOOK_ALLOWED_TARGETS: "not a host" is not a host name'],
+      [{ WEBHOOK_ALLOWED_TARGETS: 'fd00::/abc' }, 'WEBHOOK_ALLOWED_TARGETS'],
+      [{ HOST: 'not a host' }, 'HOST'],
+      [{ MAILJET_BASE_URL: 'file:///etc/passwd' }, 'MAILJET_BASE_URL: an http(s) URL'],
+      [{ PUBLIC_URL: 'javascript:alert(1)' }, 'PUBLIC_URL: an http(s) URL'],
+      [{ DATABASE_URL: 'http://db.internal/jetpost' }, 'DATABASE_URL: a postgres:// URL'],
+    ];
+    for (const [env, message] of cases) {
+      expect(configError(env).message, JSON.stringify(env)).to.include(message);
+    }
+  });
+
+  it('when numbers, sizes and lists are well formed, then they are read as written', () => {
+    const config = loadConfig({
+      PORT: ' 8080 ',
+      RETRY_FACTOR: '1.5',
+      RETENTION_JOBS_DAYS: '.5',
+      RETENTION_IDEMPOTENCY_KEYS_HOURS: '12',
+      QUEUE_BODY_LIMIT: '512kb',
+      EVENTS_BODY_LIMIT: '1048576',
+      EVENTS_BODY_BUDGET: '1.5 MB',
+      TRUST_PROXY: 'loopback, 10.0.0.0/8, 192.168.0.0/255.255.0.0, fd00::/8',
+      WEBHOOK_ALLOWED_TARGETS: 'billing.internal, mail_relay, 10.20.0.0/16, fd12::/16, 192.168.1.5',
+      HOST: '::',
+    });
+    expect(config.http).to.deep.include({ port: 8080, host: '::' });
+    expect(config.retry.factor).to.equal(1.5);
+    expect(config.retention.jobsMs).to.equal(12 * 3600 * 1000);
+    expect(config.queueBodyLimit).to.equal('512kb');
+    expect(config.events.bodyBudgetBytes).to.equal(1.5 * 1024 * 1024);
+    expect(config.trustProxy).to.equal('loopback, 10.0.0.0/8, 192.168.0.0/255.255.0.0, fd00::/8');
+  });
+
   it('when EVENTS_BODY_BUDGET is unset, then it is EVENTS_BODY_LIMIT; below the limit, or not a size, it fails naming the variable', () => {
     expect(loadConfig({}).events.bodyBudgetBytes).to.equal(64 * 1024 * 1024);
     expect(loadConfig({ EVENTS_BODY_LIMIT: '2kb' }).events.bodyBudgetBytes).to.equal(2048);

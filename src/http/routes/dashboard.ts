@@ -122,11 +122,14 @@ const noticeOf = (req: Request): NoticeCode | undefined => (isNoticeCode(req.que
 export function dashboardRouter({ dashboard, admin, adminKey, log, now, bodyIdleTimeoutMs }: DashboardRouteDeps): Router {
   const formBody = withBodyIdleTimeout(bodyIdleTimeoutMs, readForm);
   const sessions = new DashboardSessions(adminKey, now);
+  // Past the limit, every login from the address is refused before its key is compared, the right
+  // one too: otherwise a 429 for a wrong key and a 303 for the right one would let guessing go on.
   const limitFailedLogins = limitRequests({
     perMinute: FAILED_LOGINS_PER_MINUTE,
     keyOf: ({ ip }) => sourceBucket(ip),
     what: 'with a wrong admin key from this address',
     announce: false,
+    countFailuresOnly: true,
     log,
   });
   const assets = loadAssets();
@@ -154,20 +157,13 @@ export function dashboardRouter({ dashboard, admin, adminKey, log, now, bodyIdle
     send(res, loginPage({ next, enabled: sessions.enabled }), sessions.enabled ? 200 : 401);
   });
 
-  router.post(LOGIN_PATH, dashboardPolicy, noStore, requireSameOrigin, formBody, (req, res, fail) => {
+  router.post(LOGIN_PATH, dashboardPolicy, noStore, requireSameOrigin, formBody, limitFailedLogins, (req, res) => {
     const body = (req.body ?? {}) as Record<string, unknown>;
     const next = safeReturnPath(body['next']);
     const given = typeof body['key'] === 'string' ? body['key'] : '';
     if (adminKey === undefined || !sameSecret(given, adminKey)) {
       log.warn('dashboard login refused', { component: 'dashboard', ip: req.ip });
-      // Past the limit of failures from this address, a 429 page instead of another try.
-      limitFailedLogins(req, res, (error?: unknown) => {
-        if (error) {
-          fail(error);
-          return;
-        }
-        send(res, loginPage({ next, enabled: sessions.enabled, problem: sessions.enabled ? 'That is not the admin key.' : undefined }), 401);
-      });
+      send(res, loginPage({ next, enabled: sessions.enabled, problem: sessions.enabled ? 'That is not the admin key.' : undefined }), 401);
       return;
     }
     sessions.start(req, res, createSession(sessionKey(adminKey), now()));
