@@ -47,18 +47,22 @@ export interface BodyBudgetOptions {
   onWaited?: (wait: { outcome: 'admitted' | 'refused'; waitedMs: number }) => void;
 }
 
-/** How a body is counted: its stated length, or (chunked) its bytes as they arrive, or (compressed) the limit. */
-type Measure = { bytes: number; growing: boolean };
-
-function measure(headers: IncomingHttpHeaders, limit: number): Measure {
+/**
+ * What a body reserves before it is read: its stated length (up to the limit, above which it is
+ * refused unread), 64 KiB when it is chunked (it then grows as it arrives), or, compressed, the limit.
+ */
+function firstBytes(headers: IncomingHttpHeaders, limit: number): number {
   const length = statedLength(headers);
   if (length !== undefined) {
-    // Up to the limit, above which it is refused unread.
-    return { bytes: Math.min(length, limit), growing: false };
+    return Math.min(length, limit);
   }
+  return isGrowing(headers) ? Math.min(FIRST_CHUNK_BYTES, limit) : limit;
+}
+
+/** Whether a body's bytes are counted as they arrive: chunked, not compressed. */
+function isGrowing(headers: IncomingHttpHeaders): boolean {
   const encoding = headers['content-encoding'];
-  const plain = (encoding === undefined || encoding === 'identity') && headers['transfer-encoding'] !== undefined;
-  return plain ? { bytes: Math.min(FIRST_CHUNK_BYTES, limit), growing: true } : { bytes: limit, growing: false };
+  return headers['transfer-encoding'] !== undefined && (encoding === undefined || encoding === 'identity');
 }
 
 function refusal(detail: string): ServiceUnavailableError {
@@ -73,9 +77,8 @@ export function bodyBudget({ budget, limit, waitMs, log, onWaited }: BodyBudgetO
     if (res.closed) {
       return;
     }
-    const { bytes, growing } = measure(req.headers, limit);
+    const bytes = firstBytes(req.headers, limit);
     const started = performance.now();
-    const start = () => (growing ? readGrowing(req, res, next, read, reservation, bytes, log) : read(req, res, next));
     const reservation = budget.reserve(bytes, () => {
       clearTimeout(timer);
       const waitedMs = Math.round(performance.now() - started);
@@ -86,7 +89,7 @@ export function bodyBudget({ budget, limit, waitMs, log, onWaited }: BodyBudgetO
       // Granted from within another request's release: go on in a turn of its own.
       setImmediate(() => {
         try {
-          start();
+          readWithin(req, res, next, read, reservation, bytes, log);
         } catch (error) {
           next(error);
         }
@@ -95,7 +98,7 @@ export function bodyBudget({ budget, limit, waitMs, log, onWaited }: BodyBudgetO
     // Whatever ends the request (answer sent, error answered, client gone) gives the bytes back.
     if (reservation.granted) {
       res.once('close', () => reservation.release());
-      start();
+      readWithin(req, res, next, read, reservation, bytes, log);
       return;
     }
     res.once('close', () => {
@@ -116,6 +119,23 @@ export function bodyBudget({ budget, limit, waitMs, log, onWaited }: BodyBudgetO
       next(refusal('too many large callbacks are in progress: retry later (nothing was read or stored)'));
     }, waitMs);
   };
+}
+
+/** Runs `read` on a body admitted with `reserved` bytes. */
+function readWithin(
+  req: Request,
+  res: Response,
+  next: (error?: unknown) => void,
+  read: RequestHandler,
+  reservation: Reservation,
+  reserved: number,
+  log: Logger,
+): void {
+  if (isGrowing(req.headers)) {
+    readGrowing(req, res, next, read, reservation, reserved, log);
+  } else {
+    read(req, res, next);
+  }
 }
 
 /**
