@@ -71,6 +71,72 @@ function refusal(detail: string): ServiceUnavailableError {
 
 /** `read`, the body's parser, run once the body has room in the budget. */
 export function bodyBudget({ budget, limit, waitMs, log, onWaited }: BodyBudgetOptions): (read: RequestHandler) => RequestHandler {
+  /** Runs `read` on a body admitted with `reserved` bytes. */
+  const readWithin = (req: Request, res: Response, next: (error?: unknown) => void, read: RequestHandler, reservation: Reservation, reserved: number): void => {
+    if (isGrowing(req.headers)) {
+      readGrowing(req, res, next, read, reservation, reserved);
+    } else {
+      read(req, res, next);
+    }
+  };
+
+  /**
+   * Runs `read` on a body of unknown length, growing `reservation` (which holds `reserved` bytes) by
+   * each chunk past those as it arrives. A chunk that finds no room refuses the request: the body is
+   * read no further, the connection is closed once answered, and whatever `read` passes on after that
+   * is dropped. The reservation is given back when the answer is over, as for any callback.
+   */
+  const readGrowing = (
+    req: Request,
+    res: Response,
+    next: (error?: unknown) => void,
+    read: RequestHandler,
+    reservation: Reservation,
+    reserved: number,
+  ): void => {
+    let reading = true;
+    let received = 0;
+    let held = reserved;
+    const stop = () => {
+      reading = false;
+      req.off('data', onData);
+    };
+    const onData = (chunk: Buffer) => {
+      // Still called for the chunk during which `read` finished or failed (listeners are run from a copy).
+      if (!reading) {
+        return;
+      }
+      received += chunk.length;
+      // Past the limit, `read` refuses the body (413) and keeps none of it: it needs no more room.
+      const needed = Math.min(received, limit);
+      if (needed <= held) {
+        return;
+      }
+      if (reservation.grow(needed - held)) {
+        held = needed;
+        return;
+      }
+      stop();
+      req.pause();
+      log.warn('a chunked callback was refused part-way (503): no room left in EVENTS_BODY_BUDGET', { component: 'events', receivedBytes: received });
+      if (!res.headersSent) {
+        res.setHeader('Connection', 'close');
+      }
+      next(refusal('too many large callbacks are in progress: retry later (nothing was stored)'));
+    };
+    const done = (error?: unknown) => {
+      if (reading) {
+        stop();
+        next(error);
+      }
+    };
+    read(req, res, done);
+    // Listened to only once `read` reads: a listener of its own would set the body flowing before.
+    if (reading) {
+      req.on('data', onData);
+    }
+  };
+
   return (read) => (req, res, next) => {
     // The client may have left during the checks before (they await the database): its 'close' has
     // then been emitted already, and a reservation made now would never be given back.
@@ -89,7 +155,7 @@ export function bodyBudget({ budget, limit, waitMs, log, onWaited }: BodyBudgetO
       // Granted from within another request's release: go on in a turn of its own.
       setImmediate(() => {
         try {
-          readWithin(req, res, next, read, reservation, bytes, log);
+          readWithin(req, res, next, read, reservation, bytes);
         } catch (error) {
           next(error);
         }
@@ -98,7 +164,7 @@ export function bodyBudget({ budget, limit, waitMs, log, onWaited }: BodyBudgetO
     // Whatever ends the request (answer sent, error answered, client gone) gives the bytes back.
     if (reservation.granted) {
       res.once('close', () => reservation.release());
-      readWithin(req, res, next, read, reservation, bytes, log);
+      readWithin(req, res, next, read, reservation, bytes);
       return;
     }
     res.once('close', () => {
@@ -119,77 +185,4 @@ export function bodyBudget({ budget, limit, waitMs, log, onWaited }: BodyBudgetO
       next(refusal('too many large callbacks are in progress: retry later (nothing was read or stored)'));
     }, waitMs);
   };
-}
-
-/** Runs `read` on a body admitted with `reserved` bytes. */
-function readWithin(
-  req: Request,
-  res: Response,
-  next: (error?: unknown) => void,
-  read: RequestHandler,
-  reservation: Reservation,
-  reserved: number,
-  log: Logger,
-): void {
-  if (isGrowing(req.headers)) {
-    readGrowing(req, res, next, read, reservation, reserved, log);
-  } else {
-    read(req, res, next);
-  }
-}
-
-/**
- * Runs `read` on a body of unknown length, growing `reservation` (which holds `reserved` bytes) by
- * each chunk past those as it arrives. A chunk that finds no room refuses the request: the body is
- * read no further, the connection is closed once answered, and whatever `read` passes on after that
- * is dropped. The reservation is given back when the answer is over, as for any callback.
- */
-function readGrowing(
-  req: Request,
-  res: Response,
-  next: (error?: unknown) => void,
-  read: RequestHandler,
-  reservation: Reservation,
-  reserved: number,
-  log: Logger,
-): void {
-  let reading = true;
-  let received = 0;
-  let held = reserved;
-  const stop = () => {
-    reading = false;
-    req.off('data', onData);
-  };
-  const onData = (chunk: Buffer) => {
-    // Still called for the chunk during which `read` finished or failed (listeners are run from a copy).
-    if (!reading) {
-      return;
-    }
-    received += chunk.length;
-    if (received <= held) {
-      return;
-    }
-    if (reservation.grow(received - held)) {
-      held = received;
-      return;
-    }
-    stop();
-    req.pause();
-    log.warn('a chunked callback was refused part-way (503): no room left in EVENTS_BODY_BUDGET', { component: 'events', receivedBytes: received });
-    if (!res.headersSent) {
-      res.setHeader('Connection', 'close');
-    }
-    next(refusal('too many large callbacks are in progress: retry later (nothing was stored)'));
-  };
-  const done = (error?: unknown) => {
-    if (reading) {
-      stop();
-      next(error);
-    }
-  };
-  read(req, res, done);
-  // Listened to only once `read` reads: a listener of its own would set the body flowing before.
-  if (reading) {
-    req.on('data', onData);
-  }
 }

@@ -127,7 +127,7 @@ describe('POST /events: the budget of callback bodies in progress', () => {
     expect(await metric('jetpost_events_budget_waits_total{outcome="admitted"}')).to.equal(1);
   });
 
-  it('when chunked callbacks arrive, then each holds only the bytes it sent; one that grows past the room left is refused part-way with 503 and its connection closed, nothing stored, and the other goes on', async () => {
+  it('when chunked callbacks arrive, then each holds only the bytes it sent; one that grows past the room left is refused part-way with 503 and its connection closed, nothing stored, and the other goes on; one over the limit gets 413', async () => {
     // 256 KiB of budget; a chunked body reserves 64 KiB before it is read, then grows with its bytes.
     const limit = 256 * 1024;
     service = await startTestService({ env: { WORKER_CONCURRENCY: '0', EVENTS_BODY_LIMIT: '256kb', EVENTS_BODY_WAIT_MS: '0' } });
@@ -157,5 +157,11 @@ describe('POST /events: the budget of callback bodies in progress', () => {
     expect(await stored('email_events')).to.equal(0);
     expect(await stored('rejected_events')).to.equal(0);
     expect(await metric('jetpost_events_budget_waits_total{outcome="refused"}')).to.equal(0);
+
+    // A chunked body over the limit, the budget free, is refused for its size (413), not for want of room (503).
+    const oversized = chunkedCallback(`[${' '.repeat(limit)}]`);
+    oversized.socket.write(chunk(''));
+    expect(await oversized.answer).to.match(/^HTTP\/1\.1 413 /);
+    await budgetIs(0, 0);
   });
 });
