@@ -197,11 +197,13 @@ export interface paths {
          *     are limited apart (see Rate limits in the introduction).
          *
          *     **Bodies in progress.** After the rate limit and before its body is read, a callback reserves
-         *     its `Content-Length` (`EVENTS_BODY_LIMIT` when unstated) in a per-process budget of
+         *     its `Content-Length` (`EVENTS_BODY_LIMIT` when compressed) in a per-process budget of
          *     `EVENTS_BODY_BUDGET` bytes (default: the body limit), given back once it is answered or its
          *     connection closes. When the budget is full it waits its turn, first come first served, for
          *     up to `EVENTS_BODY_WAIT_MS` (default 10 s), then gets `503` (`service-unavailable`,
-         *     `Retry-After: 30`) with nothing read or stored: Mailjet retries it.
+         *     `Retry-After: 30`) with nothing read or stored: Mailjet retries it. A chunked body reserves
+         *     64 KiB to get in, then its bytes as they arrive; one that finds no room part-way gets the
+         *     same `503` at once, its connection closed, nothing stored.
          */
         post: operations["receiveMailjetEvents"];
         delete?: never;
@@ -1717,7 +1719,7 @@ export interface components {
         /**
          * @description The database is unreachable, or did not answer within `DATABASE_CONNECT_TIMEOUT_MS` /
          *     `DATABASE_STATEMENT_TIMEOUT_MS` (`service-unavailable`); on `POST /events`, also a callback
-         *     that found no room in `EVENTS_BODY_BUDGET` within `EVENTS_BODY_WAIT_MS`. Retry later; a
+         *     that found no room in `EVENTS_BODY_BUDGET` within `EVENTS_BODY_WAIT_MS`, or (chunked) part-way. Retry later; a
          *     retried `POST /queue` should carry the same `Idempotency-Key`.
          */
         ServiceUnavailable: {

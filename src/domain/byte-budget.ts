@@ -2,12 +2,19 @@
 // A request reserves its bytes and releases them when it is over. When they do not fit, it waits
 // in FIFO order: nothing overtakes a waiting request, so a large one gets in as soon as the ones
 // ahead of it are over, however many small ones keep arriving behind it, and a waiting request
-// holds no bytes (those ahead of it are not delayed by it). Pure: the caller decides how long a
-// request may wait, and cancels it by releasing it.
+// holds no bytes (those ahead of it are not delayed by it). A request whose size is known only as
+// it arrives grows its reservation as it goes. Pure: the caller decides how long a request may
+// wait, and cancels it by releasing it.
 
 export interface Reservation {
   /** Whether the bytes were reserved at once (`onGranted` is then never called). */
   readonly granted: boolean;
+  /**
+   * Adds `bytes` to a reservation that holds its bytes, if they fit now, ahead of the requests
+   * waiting (a request in progress is finished first: it is what will make room). False, and
+   * nothing added, when they do not fit or the reservation holds nothing.
+   */
+  grow(bytes: number): boolean;
   /** Gives the bytes back, or leaves the queue if still waiting; only the first call counts. */
   release(): void;
 }
@@ -62,6 +69,17 @@ export function createByteBudget(capacity: number): ByteBudget {
       }
       return {
         granted,
+        grow(more) {
+          if (!Number.isSafeInteger(more) || more < 0) {
+            throw new RangeError(`cannot grow a reservation by ${more} bytes`);
+          }
+          if (entry.state !== 'held' || used + more > capacity) {
+            return false;
+          }
+          used += more;
+          entry.bytes += more;
+          return true;
+        },
         release() {
           if (entry.state === 'held') {
             used -= entry.bytes;

@@ -1,9 +1,18 @@
 // POST /events: the callback bodies read and processed at once hold a process-wide budget of bytes
 // (EVENTS_BODY_BUDGET), so that concurrent large callbacks cannot together exhaust the memory (four
 // 30 MB callbacks at once peaked a process at 461 MiB, 324 MiB with the default budget). Placed
-// after the credentials and the rate limit, before the body is read: a callback reserves its stated
-// Content-Length, or the body limit when its length is unknown (chunked, compressed), and gives it
-// back when its answer is finished or its connection closed, whatever the outcome.
+// after the credentials and the rate limit, around the body's reader: a callback reserves its stated
+// Content-Length before its body is read, and gives it back when its answer is finished or its
+// connection closed, whatever the outcome.
+//
+// A chunked body (Mailjet may send one) states no length: it reserves its first read's worth, then
+// grows its reservation by each chunk as it arrives, ahead of the callbacks waiting (it is what will
+// make room). Reserving the whole body limit for it instead, as before, let one chunked callback
+// hold every other one off, however small it was. A chunked body that finds no room part-way is
+// refused at once with the same 503 (waiting there could deadlock: two bodies each holding half the
+// budget, each waiting for the other); nothing of it is stored, and its connection is closed, the
+// rest of its body unread. A compressed body still reserves the whole limit: its size in memory is
+// known only once inflated.
 //
 // When the budget is full, a callback waits its turn (FIFO, domain/byte-budget.ts) for at most
 // EVENTS_BODY_WAIT_MS (10 s by default), then is answered 503 with Retry-After. Waiting costs only a socket (the body
@@ -13,9 +22,9 @@
 // waiting connections from piling up; a refused callback loses nothing (Mailjet retries it).
 import type { IncomingHttpHeaders } from 'node:http';
 
-import type { RequestHandler } from 'express';
+import type { Request, RequestHandler, Response } from 'express';
 
-import type { ByteBudget } from '../domain/byte-budget.js';
+import type { ByteBudget, Reservation } from '../domain/byte-budget.js';
 import { ServiceUnavailableError } from '../domain/errors.js';
 import type { Logger } from '../log.js';
 import { statedLength } from './declared-body.js';
@@ -24,6 +33,8 @@ import { statedLength } from './declared-body.js';
 const LONG_WAIT_MS = 1_000;
 /** Mailjet retries every 30 s whatever it is told; other callers are told the same. */
 const RETRY_AFTER_S = 30;
+/** What a chunked body reserves before it is read: one read from its socket (a small body is whole in it). */
+const FIRST_CHUNK_BYTES = 64 * 1024;
 
 export interface BodyBudgetOptions {
   budget: ByteBudget;
@@ -36,20 +47,103 @@ export interface BodyBudgetOptions {
   onWaited?: (wait: { outcome: 'admitted' | 'refused'; waitedMs: number }) => void;
 }
 
-/** The bytes a request's body may take: its stated length (up to the limit, above which it is refused unread), else the limit. */
-export function reservedBytes(headers: IncomingHttpHeaders, limit: number): number {
+/**
+ * What a body reserves before it is read: its stated length (up to the limit, above which it is
+ * refused unread), 64 KiB when it is chunked (it then grows as it arrives), or, compressed, the limit.
+ */
+function firstBytes(headers: IncomingHttpHeaders, limit: number): number {
   const length = statedLength(headers);
-  return length === undefined ? limit : Math.min(length, limit);
+  if (length !== undefined) {
+    return Math.min(length, limit);
+  }
+  return isGrowing(headers) ? Math.min(FIRST_CHUNK_BYTES, limit) : limit;
 }
 
-export function bodyBudget({ budget, limit, waitMs, log, onWaited }: BodyBudgetOptions): RequestHandler {
-  return (req, res, next) => {
+/** Whether a body's bytes are counted as they arrive: chunked, not compressed. */
+function isGrowing(headers: IncomingHttpHeaders): boolean {
+  const encoding = headers['content-encoding'];
+  return headers['transfer-encoding'] !== undefined && (encoding === undefined || encoding === 'identity');
+}
+
+function refusal(detail: string): ServiceUnavailableError {
+  return new ServiceUnavailableError(detail, { headers: { 'Retry-After': String(RETRY_AFTER_S) } });
+}
+
+/** `read`, the body's parser, run once the body has room in the budget. */
+export function bodyBudget({ budget, limit, waitMs, log, onWaited }: BodyBudgetOptions): (read: RequestHandler) => RequestHandler {
+  /** Runs `read` on a body admitted with `reserved` bytes. */
+  const readWithin = (req: Request, res: Response, next: (error?: unknown) => void, read: RequestHandler, reservation: Reservation, reserved: number): void => {
+    if (isGrowing(req.headers)) {
+      readGrowing(req, res, next, read, reservation, reserved);
+    } else {
+      read(req, res, next);
+    }
+  };
+
+  /**
+   * Runs `read` on a body of unknown length, growing `reservation` (which holds `reserved` bytes) by
+   * each chunk past those as it arrives. A chunk that finds no room refuses the request: the body is
+   * read no further, the connection is closed once answered, and whatever `read` passes on after that
+   * is dropped. The reservation is given back when the answer is over, as for any callback.
+   */
+  const readGrowing = (
+    req: Request,
+    res: Response,
+    next: (error?: unknown) => void,
+    read: RequestHandler,
+    reservation: Reservation,
+    reserved: number,
+  ): void => {
+    let reading = true;
+    let received = 0;
+    let held = reserved;
+    const stop = () => {
+      reading = false;
+      req.off('data', onData);
+    };
+    const onData = (chunk: Buffer) => {
+      // Still called for the chunk during which `read` finished or failed (listeners are run from a copy).
+      if (!reading) {
+        return;
+      }
+      received += chunk.length;
+      // Past the limit, `read` refuses the body (413) and keeps none of it: it needs no more room.
+      const needed = Math.min(received, limit);
+      if (needed <= held) {
+        return;
+      }
+      if (reservation.grow(needed - held)) {
+        held = needed;
+        return;
+      }
+      stop();
+      req.pause();
+      log.warn('a chunked callback was refused part-way (503): no room left in EVENTS_BODY_BUDGET', { component: 'events', receivedBytes: received });
+      if (!res.headersSent) {
+        res.setHeader('Connection', 'close');
+      }
+      next(refusal('too many large callbacks are in progress: retry later (nothing was stored)'));
+    };
+    const done = (error?: unknown) => {
+      if (reading) {
+        stop();
+        next(error);
+      }
+    };
+    read(req, res, done);
+    // Listened to only once `read` reads: a listener of its own would set the body flowing before.
+    if (reading) {
+      req.on('data', onData);
+    }
+  };
+
+  return (read) => (req, res, next) => {
     // The client may have left during the checks before (they await the database): its 'close' has
     // then been emitted already, and a reservation made now would never be given back.
     if (res.closed) {
       return;
     }
-    const bytes = reservedBytes(req.headers, limit);
+    const bytes = firstBytes(req.headers, limit);
     const started = performance.now();
     const reservation = budget.reserve(bytes, () => {
       clearTimeout(timer);
@@ -59,14 +153,20 @@ export function bodyBudget({ budget, limit, waitMs, log, onWaited }: BodyBudgetO
       }
       onWaited?.({ outcome: 'admitted', waitedMs });
       // Granted from within another request's release: go on in a turn of its own.
-      setImmediate(next);
+      setImmediate(() => {
+        try {
+          readWithin(req, res, next, read, reservation, bytes);
+        } catch (error) {
+          next(error);
+        }
+      });
     });
+    // Whatever ends the request (answer sent, error answered, client gone) gives the bytes back.
     if (reservation.granted) {
       res.once('close', () => reservation.release());
-      next();
+      readWithin(req, res, next, read, reservation, bytes);
       return;
     }
-    // Whatever ends the request (answer sent, error answered, client gone) gives the bytes back.
     res.once('close', () => {
       clearTimeout(timer);
       reservation.release();
@@ -82,11 +182,7 @@ export function bodyBudget({ budget, limit, waitMs, log, onWaited }: BodyBudgetO
         waitedMs,
       });
       onWaited?.({ outcome: 'refused', waitedMs });
-      next(
-        new ServiceUnavailableError('too many large callbacks are in progress: retry later (nothing was read or stored)', {
-          headers: { 'Retry-After': String(RETRY_AFTER_S) },
-        }),
-      );
+      next(refusal('too many large callbacks are in progress: retry later (nothing was read or stored)'));
     }, waitMs);
   };
 }

@@ -23,6 +23,11 @@ export interface JsonBodyOptions {
   strict?: boolean;
   /** Content types read (default application/json). */
   type?: string[];
+  /**
+   * The error for a body that turns out empty once read (chunked, so no Content-Length said so);
+   * body-parser would parse it as {}.
+   */
+  emptyBody?: () => Error;
 }
 
 /** The Content-Type values read directly: exactly what clients send for JSON in UTF-8. */
@@ -50,10 +55,13 @@ function parseJson(text: string, strict: boolean): unknown {
 }
 
 export function jsonBody(options: JsonBodyOptions): RequestHandler {
-  const { idleTimeoutMs, ...parserOptions } = options;
+  const { idleTimeoutMs, emptyBody, ...parserOptions } = options;
   const general = express.json({
     ...parserOptions,
     verify: (_req, _res, body, charset) => {
+      if (body.length === 0 && emptyBody !== undefined) {
+        throw emptyBody();
+      }
       if ((charset === 'utf-8' || charset === 'utf8') && !isUtf8(body)) {
         throw notUtf8();
       }

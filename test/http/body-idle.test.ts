@@ -130,7 +130,7 @@ describe('HTTP_BODY_IDLE_TIMEOUT_MS: a request body that stops arriving', () => 
     expect(rows).to.deep.equal([{ custom_id: 'dripped' }]);
   });
 
-  it('when a chunked body (read by body-parser) stops, then 408 on /queue and on /events, whose reservation of the body limit is free at once', async () => {
+  it('when a chunked body (read by body-parser) stops, then 408 on /queue and on /events, whose share of the budget is free at once', async () => {
     const chunked = { 'Transfer-Encoding': 'chunked' };
     const stalledMessage = queue(chunked, '14\r\n{"from":"app@example');
     const stalledCallback = callback(chunked, '1\r\n[\r\n');

@@ -4,7 +4,8 @@ import type net from 'node:net';
 
 import { expect } from 'chai';
 
-import { type RawRequest, rawRequest } from '../support/raw-request.js';
+import { eventText } from '../support/mailjet-events.js';
+import { parseAnswer, type RawRequest, rawRequest } from '../support/raw-request.js';
 import { EVENTS_PASSWORD, EVENTS_USER, eventually, startTestService, type TestService } from '../support/service.js';
 
 /** EVENTS_BODY_LIMIT (1kb) in bytes: the budget, by default, and what the holder below states. */
@@ -32,6 +33,30 @@ describe('POST /events: the budget of callback bodies in progress', () => {
     );
     sockets.push(callback.socket);
     return callback;
+  }
+
+  /** A chunked callback over a socket of its own, its body `sent` so far as one chunk (more may follow with `chunk`). */
+  function chunkedCallback(sent: string): RawRequest {
+    const auth = Buffer.from(`${EVENTS_USER}:${EVENTS_PASSWORD}`).toString('base64');
+    const callback = rawRequest(
+      service.url,
+      'POST',
+      '/events',
+      { Authorization: `Basic ${auth}`, 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' },
+      chunk(sent),
+    );
+    sockets.push(callback.socket);
+    return callback;
+  }
+
+  /** `data` framed as one chunk of a chunked body ('' as its last). */
+  function chunk(data: string): string {
+    return `${Buffer.byteLength(data).toString(16)}\r\n${data}\r\n${data === '' ? '\r\n' : ''}`;
+  }
+
+  async function stored(table: string): Promise<number> {
+    const { rows } = await service.db.pool.query<{ n: number }>(`select count(*)::int as n from ${table}`);
+    return rows[0]!.n;
   }
 
   async function metric(name: string): Promise<number> {
@@ -100,5 +125,43 @@ describe('POST /events: the budget of callback bodies in progress', () => {
     expect((await waiting).status).to.equal(200);
     await budgetIs(0, 0);
     expect(await metric('jetpost_events_budget_waits_total{outcome="admitted"}')).to.equal(1);
+  });
+
+  it('when chunked callbacks arrive, then each holds only the bytes it sent; one that grows past the room left is refused part-way with 503 and its connection closed, nothing stored, and the other goes on; one over the limit gets 413', async () => {
+    // 256 KiB of budget; a chunked body reserves 64 KiB before it is read, then grows with its bytes.
+    const limit = 256 * 1024;
+    service = await startTestService({ env: { WORKER_CONCURRENCY: '0', EVENTS_BODY_LIMIT: '256kb', EVENTS_BODY_WAIT_MS: '0' } });
+    const part = 100 * 1024;
+    const event = eventText('sent', '1152921504606846976', 'ada@example.org', 1_700_000_000);
+    const growing = chunkedCallback(`[${event},${' '.repeat(part - event.length - 2)}`);
+    const finishing = chunkedCallback(`[${' '.repeat(part - 1)}`);
+    await budgetIs(2 * part, 0);
+
+    // Two chunked callbacks in progress leave room: a callback beside them gets in at once.
+    expect((await service.postEvents('[]')).status).to.equal(200);
+
+    // 300 KiB would be held: the one that grows is refused, the rest of its body unread.
+    growing.socket.write(chunk(' '.repeat(part)));
+    const refused = parseAnswer(await growing.answer);
+    expect(refused.status).to.equal(503);
+    expect(refused.headers.get('content-type')).to.match(/^application\/problem\+json/);
+    expect(refused.headers.get('retry-after')).to.equal('30');
+    expect(refused.headers.get('connection')).to.equal('close');
+    expect(((await refused.json()) as { detail: string }).detail).to.match(/nothing was stored/);
+    await budgetIs(part, 0);
+
+    // The other grows into the room given back, up to the whole limit, and is stored.
+    finishing.socket.write(chunk(`${' '.repeat(limit - part - 1)}]`) + chunk(''));
+    expect(await finishing.answer).to.match(/^HTTP\/1\.1 200 /);
+    await budgetIs(0, 0);
+    expect(await stored('email_events')).to.equal(0);
+    expect(await stored('rejected_events')).to.equal(0);
+    expect(await metric('jetpost_events_budget_waits_total{outcome="refused"}')).to.equal(0);
+
+    // A chunked body over the limit, the budget free, is refused for its size (413), not for want of room (503).
+    const oversized = chunkedCallback(`[${' '.repeat(limit)}]`);
+    oversized.socket.write(chunk(''));
+    expect(await oversized.answer).to.match(/^HTTP\/1\.1 413 /);
+    await budgetIs(0, 0);
   });
 });

@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 
 import { expect } from 'chai';
 
+import { parseAnswer, rawRequest } from '../support/raw-request.js';
 import { ADMIN_KEY, startTestService, type TestService } from '../support/service.js';
 
 interface Problem {
@@ -68,6 +69,24 @@ describe('POST /queue: input that must be stored exactly or refused with a 4xx',
     const { rows } = await service.db.pool.query('select count(*)::int as n from email_send_jobs');
     return rows[0].n;
   }
+
+  describe('an empty body', () => {
+    it('when the body is empty, sent chunked or with Content-Length: 0, then both answer the same 400 saying so, and nothing is stored', async () => {
+      const before = await jobCount();
+      const answers = [];
+      for (const framing of [{ 'Content-Length': '0' }, { 'Transfer-Encoding': 'chunked' }]) {
+        const headers = { Authorization: `Bearer ${service.apiKey}`, 'Content-Type': 'application/json', ...framing };
+        const body = 'Transfer-Encoding' in framing ? '0\r\n\r\n' : '';
+        const res = parseAnswer(await rawRequest(service.url, 'POST', '/queue', headers, body).answer);
+        answers.push({ status: res.status, type: res.headers.get('content-type'), problem: (await res.json()) as Problem });
+      }
+      expect(answers[0]!.status).to.equal(400);
+      expect(answers[0]!.type).to.match(/^application\/problem\+json/);
+      expect(answers[0]!.problem.detail).to.match(/^the request body is empty/);
+      expect(answers[1]).to.deep.equal(answers[0]);
+      expect(await jobCount()).to.equal(before);
+    });
+  });
 
   describe('item 7: text PostgreSQL cannot store', () => {
     it('when text, html, subject, a name, a filename, custom_id or metadata holds a NUL, then 400 names the field', async () => {

@@ -91,6 +91,37 @@ describe('byte budget', () => {
     expect(reserve(budget, 'all', 100, granted).granted).to.equal(true);
   });
 
+  it('when reservations grow as their bodies arrive, then together they never pass the budget, a growth that does not fit adds nothing, and a release gives back all that was added', () => {
+    const budget = createByteBudget(100);
+    const granted: string[] = [];
+    const a = reserve(budget, 'a', 10, granted);
+    const b = reserve(budget, 'b', 10, granted);
+    expect(a.grow(40)).to.equal(true);
+    expect(b.grow(40)).to.equal(true);
+    expect(budget.inUse()).to.equal(100);
+    expect(a.grow(1)).to.equal(false);
+    expect(budget.inUse()).to.equal(100);
+
+    // A request waiting for room does not stop one in progress from growing into the room made.
+    const waiting = reserve(budget, 'w', 30, granted);
+    b.release();
+    expect(granted).to.deep.equal(['a', 'b', 'w']);
+    expect(a.grow(20)).to.equal(true);
+    expect(budget.inUse()).to.equal(100);
+    expect(waiting.grow(1)).to.equal(false);
+
+    a.release();
+    waiting.release();
+    expect(budget.inUse()).to.equal(0);
+    // Neither a released nor a waiting reservation grows.
+    expect(a.grow(1)).to.equal(false);
+    const full = reserve(budget, 'full', 100, granted);
+    const queued = reserve(budget, 'queued', 1, granted);
+    expect(queued.grow(1)).to.equal(false);
+    full.release();
+    expect(budget.inUse()).to.equal(1);
+  });
+
   it('when a reservation is larger than the whole budget, then it is refused outright (the configuration rules it out), not queued forever', () => {
     const budget = createByteBudget(100);
     expect(() => budget.reserve(101, () => {})).to.throw(RangeError, /101 bytes of a budget of 100/);

@@ -12,8 +12,8 @@ export interface EventsRouteDeps {
   requireCallbackAuth: RequestHandler;
   /** Requests per minute of the authenticated caller. */
   limit: RequestHandler;
-  /** Reserves the body's bytes in the budget of callbacks in progress (http/body-budget.ts), before it is read. */
-  budget: RequestHandler;
+  /** Runs the body's reader within the budget of callbacks in progress (http/body-budget.ts). */
+  budget: (read: RequestHandler) => RequestHandler;
   bodyLimit: string;
   /** HTTP_BODY_IDLE_TIMEOUT_MS (http/body-idle.ts): a callback whose body stops coming gives its share of the budget back then. */
   bodyIdleTimeoutMs: number;
@@ -24,7 +24,7 @@ export function eventsRouter({ receive, limit, budget, requireCallbackAuth, body
   // Any content type: Mailjet's is not documented, and the body is parsed here, not by express.
   const rawText = textBody({ limit: bodyLimit, idleTimeoutMs: bodyIdleTimeoutMs });
 
-  router.post('/events', requireCallbackAuth, limit, budget, rawText, async (req, res) => {
+  router.post('/events', requireCallbackAuth, limit, budget(rawText), async (req, res) => {
     const text = typeof req.body === 'string' ? req.body : '';
     const receipt = await receive(text);
     // Written as it is, without express's res.json: an answer to a POST needs no ETag, which express

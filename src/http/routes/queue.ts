@@ -26,14 +26,19 @@ export interface QueueRouteDeps {
 
 const JSON_TYPES = ['application/json', 'application/*+json'];
 
+function emptyBody(): AppError {
+  return new AppError('malformed-json', 400, 'the request body is empty: send one message, or {"messages": [...]}, as JSON');
+}
+
 /**
  * Only a JSON body is read, and only once the caller is known: nobody else makes us parse 20 MB. An
  * empty body is said to be empty, whatever its Content-Type (req.is() cannot tell the type of nothing).
+ * A chunked body is known to be empty only once read: the JSON parser then says so alike.
  */
 const requireJson: RequestHandler = (req, _res, next) => {
   const length = req.headers['content-length'];
   if (req.headers['transfer-encoding'] === undefined && (length === undefined || Number(length) === 0)) {
-    next(new AppError('malformed-json', 400, 'the request body is empty: send one message, or {"messages": [...]}, as JSON'));
+    next(emptyBody());
     return;
   }
   const json = isPlainJsonType(req.headers['content-type']) || req.is(JSON_TYPES);
@@ -42,7 +47,7 @@ const requireJson: RequestHandler = (req, _res, next) => {
 
 export function queueRouter({ jobs, parseQueueRequest, requireApp, requireSender, limit, bodyLimit, bodyIdleTimeoutMs }: QueueRouteDeps): Router {
   const router = Router();
-  const readJson = jsonBody({ limit: bodyLimit, idleTimeoutMs: bodyIdleTimeoutMs, strict: false, type: JSON_TYPES });
+  const readJson = jsonBody({ limit: bodyLimit, idleTimeoutMs: bodyIdleTimeoutMs, strict: false, type: JSON_TYPES, emptyBody });
 
   router.post('/queue', requireSender, limit, requireJson, readJson, async (req, res) => {
     const app = callingApp(res);
