@@ -6,7 +6,7 @@ import bytes from 'bytes';
 import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
 
-import { targetListProblems } from './domain/target-policy.js';
+import { addressBlock, targetListProblems } from './domain/target-policy.js';
 
 // Numbers in plain decimal only: Number() would also read '0x10' as 16, '0b11' as 3 and '1e3' as
 // 1000, so a typo would start the service with a value nobody wrote.
@@ -59,19 +59,16 @@ function trustedProxiesValid(value: string): boolean {
   }
   return value.split(',').every((item) => {
     const entry = item.trim();
-    const [address, range, extra] = entry.split('/') as [string, string | undefined, string | undefined];
-    const family = isIP(address);
-    if (family === 0 || extra !== undefined) {
-      return range === undefined && PROXY_NAMES.has(entry);
-    }
-    if (range === undefined) {
+    if (PROXY_NAMES.has(entry)) {
       return true;
     }
-    // A prefix length, or (IPv4) a netmask such as 255.255.0.0.
-    if (/^\d{1,3}$/.test(range)) {
-      return Number(range) <= (family === 4 ? 32 : 128);
+    // An IPv4 block may also be written with a netmask, such as 10.0.0.0/255.0.0.0.
+    const [address, mask, extra] = entry.split('/') as [string, string | undefined, string | undefined];
+    if (mask !== undefined && extra === undefined && isIP(address) === 4 && isIP(mask) === 4) {
+      return ipaddr.IPv4.parse(mask).prefixLengthFromSubnetMask() !== null;
     }
-    return family === 4 && isIP(range) === 4 && ipaddr.IPv4.parse(range).prefixLengthFromSubnetMask() !== null;
+    const block = addressBlock(entry);
+    return block !== undefined && !('problem' in block);
   });
 }
 

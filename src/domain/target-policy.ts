@@ -16,16 +16,19 @@ export interface TargetPolicy {
 /** A host name: dot-separated labels of letters, digits, inner hyphens and underscores (compose service names have them). */
 const HOST_NAME = /^(?=.{1,253}$)[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*$/i;
 
-type TargetEntry = { host: string } | { address: string; family: number; prefix?: number };
+type AddressBlock = { address: string; family: number; prefix?: number };
+type TargetEntry = { host: string } | AddressBlock;
 
-/** One entry of WEBHOOK_ALLOWED_TARGETS, or why it is none (a typo must not start as a silent no-op). */
-function targetEntry(entry: string): TargetEntry | { problem: string } {
+/**
+ * An address, or a CIDR block (`10.0.0.0/8`): its parts, why its prefix length is wrong, or
+ * undefined when `entry` does not start with an address. Serves WEBHOOK_ALLOWED_TARGETS and
+ * TRUST_PROXY (config.ts).
+ */
+export function addressBlock(entry: string): AddressBlock | { problem: string } | undefined {
   const [address, prefix, extra] = entry.split('/') as [string, string | undefined, string | undefined];
   const family = isIP(address);
   if (family === 0) {
-    return prefix === undefined && HOST_NAME.test(entry)
-      ? { host: entry.toLowerCase() }
-      : { problem: `"${entry}" is not a host name, an address or a CIDR block` };
+    return undefined;
   }
   if (prefix === undefined) {
     return { address, family };
@@ -35,6 +38,15 @@ function targetEntry(entry: string): TargetEntry | { problem: string } {
     return { problem: `"${entry}": the prefix length after / must be 0 to ${bits}` };
   }
   return { address, family, prefix: Number(prefix) };
+}
+
+/** One entry of WEBHOOK_ALLOWED_TARGETS, or why it is none (a typo must not start as a silent no-op). */
+function targetEntry(entry: string): TargetEntry | { problem: string } {
+  const block = addressBlock(entry);
+  if (block !== undefined) {
+    return block;
+  }
+  return HOST_NAME.test(entry) ? { host: entry.toLowerCase() } : { problem: `"${entry}" is not a host name, an address or a CIDR block` };
 }
 
 const entriesOf = (list: string) =>
