@@ -11,6 +11,7 @@ import type { Config } from '../config.js';
 import { StartupError } from '../domain/errors.js';
 import { finishedWithin } from '../finished-within.js';
 import type { Logger } from '../log.js';
+import { prepareDataDir } from './data-dir.js';
 import { claimDataDir, liveDataDirOwner } from './data-dir-owner.js';
 import { startEmbeddedPostgres } from './embedded.js';
 import { runMigrations } from './migrate.js';
@@ -109,6 +110,7 @@ function explainPoolerRefusal(error: unknown, directUrlSet: boolean): unknown {
 }
 
 async function openEmbedded(config: Config, log: Logger, role: OpenOptions['role']): Promise<{ connectionString: string; handle: EmbeddedHandle }> {
+  await prepareDataDir(config.dataDir);
   const dir = path.resolve(config.dataDir);
   const options = { dir, port: config.database.embeddedPort, log, ownSession: true };
   if (role === 'command') {

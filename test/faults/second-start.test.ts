@@ -6,6 +6,10 @@
 // owner is killed with SIGKILL, a new start takes the directory over (and adopts the database it left).
 //
 // Scenario 8b: a busy PORT or SIMULATOR_PORT gives one line naming the variable, not a stack trace.
+//
+// Scenario 8c: a DATA_DIR that cannot hold the data (under /proc, where Node's recursive mkdir used
+// to loop forever; a file) gives one line naming DATA_DIR, and nothing is left running.
+import fs from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 
 import { expect } from 'chai';
@@ -143,5 +147,34 @@ describe(`faults: a second start (${FAULT_SCALE})`, function () {
     expect(stderr(hostUnknown)).to.have.length(1);
     expect(stderr(hostUnknown)[0]).to.match(/^jetpost cannot listen on 999\.1\.1\.1:\d+: 999\.1\.1\.1 does not resolve \(E[A-Z_]+\)\. Check HOST$/);
     expect(await data.postgresRunning(), 'PostgreSQL left running by the failed start').to.equal(false);
+  });
+  it('when DATA_DIR is under /proc or is a file, then jetpost says so in one line naming DATA_DIR, promptly, and starts nothing', async () => {
+    const started = Date.now();
+    const port = await harness.port();
+    const simulator = await harness.simulator(port);
+    const data = await harness.dataDir();
+    const file = `${data.dir}-file`;
+    await fs.writeFile(file, 'not a directory');
+    try {
+      const underProc = await harness.spawn({ name: 'under-proc', port, databaseUrl: undefined, simulator, env: { DATA_DIR: '/proc/jetpost-faults' } });
+      const aFile = await harness.spawn({ name: 'a-file', port: await harness.port(), databaseUrl: undefined, simulator, env: { DATA_DIR: file } });
+      const exits = [await waitForExit(underProc, REFUSAL_BUDGET_MS), await waitForExit(aFile, REFUSAL_BUDGET_MS)];
+      const stderr = (child: typeof underProc) =>
+        child
+          .output()
+          .filter((line) => line.includes(' err]'))
+          .map((line) => line.slice(line.indexOf(']') + 2));
+
+      recordFigures('8c DATA_DIR under /proc, and a file', `exit codes ${exits.map((exit) => exit.code).join(', ')}`, seconds(started));
+      expect(exits.map((exit) => exit.code)).to.deep.equal([1, 1]);
+      expect(stderr(underProc)).to.deep.equal([
+        'DATA_DIR (/proc/jetpost-faults) is not usable: /proc is on the proc filesystem, which holds no files. Set DATA_DIR to a directory on a disk that jetpost may write to',
+      ]);
+      expect(stderr(aFile)).to.deep.equal([
+        `DATA_DIR (${file}) is not usable: ${file} is not a directory. Set DATA_DIR to a directory on a disk that jetpost may write to`,
+      ]);
+    } finally {
+      await fs.rm(file, { force: true });
+    }
   });
 });
