@@ -17,7 +17,7 @@ import { ConfigError, loadConfig } from '../config.js';
 import { notifyChannels } from '../db/notify.js';
 import { openDatabase } from '../db/open.js';
 import type { AppWebhook } from '../domain/app.js';
-import { AppError, ValidationError } from '../domain/errors.js';
+import { AppError, StartupError, ValidationError } from '../domain/errors.js';
 import {
   appNameSchema,
   deliveryIdSchema,
@@ -338,8 +338,8 @@ run(process.argv.slice(2)).catch((error: unknown) => {
     process.stderr.write(`${(error as Error).message}\n\n${USAGE}`);
     process.exit(2);
   }
-  if (error instanceof AppError) {
-    // A refusal the operator can act on (unknown app, name taken…): no stack, exit 1.
+  if (error instanceof AppError || error instanceof StartupError) {
+    // A refusal the operator can act on (unknown app, name taken, no such schema…): no stack, exit 1.
     process.stderr.write(`${error.message}\n`);
     process.exit(1);
   }

@@ -60,7 +60,8 @@ export async function openDatabase(config: Config, log: Logger, { role }: OpenOp
   // unlock could run on another server connection and leave the lock held there for good.
   const directConnectionString = config.database.directUrl ?? connectionString;
   try {
-    await runMigrations({ connectionString: directConnectionString, schema: config.database.schema, log });
+    // A command works on the jetpost a service created; only the service creates one.
+    await runMigrations({ connectionString: directConnectionString, schema: config.database.schema, log, existingSchemaOnly: role === 'command' });
   } catch (error) {
     await embedded?.stop();
     throw explainPoolerRefusal(error, config.database.directUrl !== undefined);

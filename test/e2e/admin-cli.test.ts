@@ -150,4 +150,26 @@ describe('npm run admin -- jobs …', function () {
     expect(bad.code).to.equal(2);
     expect(bad.stderr).to.contain('give job ids, or --all-failed');
   });
+  it('when DATABASE_SCHEMA names no jetpost schema (mistyped, or one without our migrations), then the command refuses in one line and creates nothing', async () => {
+    db = await createTestDatabase();
+    await makeApp(db.pool, { name: 'billing' });
+    await db.pool.query('create schema other_software');
+    await db.pool.query('create table other_software.migrations (id int primary key)');
+    const env = { DATABASE_URL: db.url };
+
+    const mistyped = await runCli('admin', ['apps', 'list'], { ...env, DATABASE_SCHEMA: 'jetpots' });
+    const foreign = await runCli('admin', ['apps', 'list'], { ...env, DATABASE_SCHEMA: 'other_software' });
+    const right = await runCli('admin', ['apps', 'list'], env);
+
+    expect(mistyped.code).to.equal(1);
+    expect(mistyped.stderr).to.equal('no jetpost schema jetpots in this database; check DATABASE_SCHEMA, or start jetpost once to create it\n');
+    expect(foreign.code).to.equal(1);
+    expect(foreign.stderr).to.equal('no jetpost schema other_software in this database; check DATABASE_SCHEMA, or start jetpost once to create it\n');
+    const schemas = await db.pool.query(`select nspname from pg_namespace where nspname in ('jetpots', 'other_software')`);
+    expect(schemas.rows).to.deep.equal([{ nspname: 'other_software' }]);
+    const tables = await db.pool.query(`select count(*)::int as n from pg_tables where schemaname = 'other_software'`);
+    expect(tables.rows[0].n, 'tables in other_software').to.equal(1);
+    expect(right.code, right.stderr).to.equal(0);
+    expect(right.stdout).to.contain('billing');
+  });
 });
