@@ -2,8 +2,11 @@
 // it to its child only; when that child was `sh -c "tsx …"`, the shell (dash) died of it without
 // passing it on, npm exited, and jetpost ran on orphaned without a "shutting down" line. The start
 // script now execs node, so npm's child is jetpost itself.
+import fs from 'node:fs/promises';
+
 import { expect } from 'chai';
 
+import { serveNodeFlags } from '../../scripts/serve-flags.js';
 import { recordFigures, reportFiguresAfterRun } from '../support/faults/figures.js';
 import { useFaultHarness } from '../support/faults/harness.js';
 import { seconds, waitForExit, waitUntil } from '../support/faults/wait.js';
@@ -63,5 +66,16 @@ describe('faults: signals to npm start', function () {
     expect(said, 'jetpost logged "shutting down"').to.equal(true);
     expect(left, 'processes left in the group of npm start').to.equal(0);
     expect(healthz).to.equal('refused');
+  });
+  it('when the harness starts jetpost itself (not through npm), then it runs with npm start’s Node flags', async () => {
+    const db = await harness.database();
+    const port = await harness.port();
+    const simulator = await harness.simulator(port);
+    const jetpost = await harness.jetpost({ name: 'flags', port, databaseUrl: db.url, simulator });
+
+    const args = (await fs.readFile(`/proc/${jetpost.pid}/cmdline`, 'utf8')).split('\0');
+
+    expect(serveNodeFlags()).not.to.deep.equal([]);
+    expect(args).to.include.members(serveNodeFlags());
   });
 });
