@@ -78,4 +78,19 @@ describe('faults: signals to npm start', function () {
     expect(serveNodeFlags()).not.to.deep.equal([]);
     expect(args).to.include.members(serveNodeFlags());
   });
+  it('when jetpost gets SIGHUP (its terminal closed) or SIGUSR2, then it shuts down gracefully and exits 0, as on SIGTERM', async () => {
+    const db = await harness.database();
+    const exits: string[] = [];
+    for (const signal of ['SIGHUP', 'SIGUSR2'] as const) {
+      const port = await harness.port();
+      const simulator = await harness.simulator(port);
+      const jetpost = await harness.jetpost({ name: signal, port, databaseUrl: db.url, simulator, env: { LOG_LEVEL: 'info' } });
+      jetpost.signal(signal);
+      const exit = await waitForExit(jetpost, 60_000);
+      const said = jetpost.output().some((line) => line.includes('"message":"shutting down') && line.includes(`"signal":"${signal}"`));
+      exits.push(`${signal}: exit ${exit.signal ?? exit.code}, said shutting down: ${said}`);
+    }
+
+    expect(exits).to.deep.equal(['SIGHUP: exit 0, said shutting down: true', 'SIGUSR2: exit 0, said shutting down: true']);
+  });
 });
