@@ -12,14 +12,25 @@ import { MIGRATIONS_DIR } from '../paths.js';
 // already holds e.g. graphile_worker.migrations makes it skip the creation and then fail to select from
 // "migrations". Creating our own copy first (the same definition as its 0_create-migrations-table)
 // makes that check true for the table it will actually use.
+// Each is created only when missing: PostgreSQL checks the right to create before it looks whether
+// the object exists, so `if not exists` failed for a user that owns the schema but may not create
+// schemas in the database (or may not create tables in a schema already migrated).
 const PREPARE_SCHEMA = (schema: string) => `
-  create schema if not exists ${schema};
-  create table if not exists ${schema}.migrations (
-    id integer primary key,
-    name varchar(100) unique not null,
-    hash varchar(40) not null,
-    executed_at timestamp default current_timestamp
-  );`;
+  do $$
+  begin
+    if to_regnamespace('${schema}') is null then
+      create schema ${schema};
+    end if;
+    if to_regclass('${schema}.migrations') is null then
+      create table ${schema}.migrations (
+        id integer primary key,
+        name varchar(100) unique not null,
+        hash varchar(40) not null,
+        executed_at timestamp default current_timestamp
+      );
+    end if;
+  end
+  $$;`;
 
 // Whether the schema holds migrations of ours: postgres-migrations' own first row has id 0, ours start at 1.
 const JETPOST_SCHEMA_EXISTS = `
