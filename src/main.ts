@@ -8,6 +8,7 @@ import path from 'node:path';
 
 import { type Bus, createBus } from './bus.js';
 import type { Config } from './config.js';
+import { prepareDataDir } from './db/data-dir.js';
 import { latestMigrationId } from './db/migrate.js';
 import { listen, type Listener, notifyChannels } from './db/notify.js';
 import { openDatabase } from './db/open.js';
@@ -101,6 +102,10 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
       log.warn(`${what} did not stop within ${ms} ms; going on without it`, { component: 'main' });
     }
   };
+  if (config.devMode && config.database.url !== undefined) {
+    // Dev mode keeps its keys under DATA_DIR with any database (openDatabase checks it for the embedded one).
+    await prepareDataDir(config.dataDir);
+  }
   const database = await openDatabase(config, log, { role: 'service' });
   cleanups.push(() => database.close());
   const { directConnectionString, pool } = database;

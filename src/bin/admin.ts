@@ -17,7 +17,7 @@ import { ConfigError, loadConfig } from '../config.js';
 import { notifyChannels } from '../db/notify.js';
 import { openDatabase } from '../db/open.js';
 import type { AppWebhook } from '../domain/app.js';
-import { AppError, ValidationError } from '../domain/errors.js';
+import { AppError, StartupError, ValidationError } from '../domain/errors.js';
 import {
   appNameSchema,
   deliveryIdSchema,
@@ -81,6 +81,21 @@ function argument<T>(schema: z.ZodType<T>, value: unknown, name: string): T {
   }
 }
 
+/** parseArgs, refusing an option given twice: it would keep the last one and drop the other unsaid. */
+function parseArguments<const O extends ParseArgsOptions>(args: string[], options: O, allowPositionals = false) {
+  const parsed = parseArgs({ args, options, allowPositionals, tokens: true });
+  const seen = new Set<string>();
+  for (const token of parsed.tokens) {
+    if (token.kind === 'option') {
+      if (seen.has(token.name)) {
+        throw new UsageError(`--${token.name} is given more than once`);
+      }
+      seen.add(token.name);
+    }
+  }
+  return parsed;
+}
+
 /** Cells are scalars: a date is written as ISO text before it gets here. */
 function table(rows: Record<string, string | number | boolean | null>[]): string {
   if (rows.length === 0) {
@@ -98,9 +113,11 @@ function table(rows: Record<string, string | number | boolean | null>[]): string
 }
 
 const jobsList: Command = async (admin, args) => {
-  const { values } = parseArgs({
-    args,
-    options: { status: { type: 'string', default: 'failed' }, app: { type: 'string' }, limit: { type: 'string', default: '50' }, before: { type: 'string' } },
+  const { values } = parseArguments(args, {
+    status: { type: 'string', default: 'failed' },
+    app: { type: 'string' },
+    limit: { type: 'string', default: '50' },
+    before: { type: 'string' },
   });
   const jobs = await admin.listJobs({
     status: argument(jobStatusSchema, values.status, '--status'),
@@ -123,7 +140,7 @@ const jobsList: Command = async (admin, args) => {
 };
 
 const jobsRequeue: Command = async (admin, args) => {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { 'all-failed': { type: 'boolean' }, app: { type: 'string' } } });
+  const { values, positionals } = parseArguments(args, { 'all-failed': { type: 'boolean' }, app: { type: 'string' } }, true);
   const allFailed = values['all-failed'] === true;
   if (allFailed === positionals.length > 0) {
     throw new UsageError('give job ids, or --all-failed');
@@ -140,7 +157,7 @@ const jobsRequeue: Command = async (admin, args) => {
 
 /** Exactly `count` positional arguments, named for the error message. */
 function positionals(args: string[], names: string[], options: ParseArgsOptions = {}) {
-  const parsed = parseArgs({ args, allowPositionals: true, options });
+  const parsed = parseArguments(args, options, true);
   if (parsed.positionals.length !== names.length) {
     throw new UsageError(`expected ${names.join(' ')}`);
   }
@@ -338,8 +355,8 @@ run(process.argv.slice(2)).catch((error: unknown) => {
     process.stderr.write(`${(error as Error).message}\n\n${USAGE}`);
     process.exit(2);
   }
-  if (error instanceof AppError) {
-    // A refusal the operator can act on (unknown app, name taken…): no stack, exit 1.
+  if (error instanceof AppError || error instanceof StartupError) {
+    // A refusal the operator can act on (unknown app, name taken, no such schema…): no stack, exit 1.
     process.stderr.write(`${error.message}\n`);
     process.exit(1);
   }

@@ -1,4 +1,4 @@
-// `npm start`: run jetpost until SIGTERM or SIGINT, then stop gracefully and exit 0.
+// `npm start`: run jetpost until SIGTERM or SIGINT (or SIGHUP, SIGUSR2), then stop gracefully and exit 0.
 //
 // The stop is bounded: past SHUTDOWN_TIMEOUT_MS plus FORCE_AFTER_MS the process exits anyway, and a
 // second signal makes it exit at once. A repeat of the first signal within REPEAT_WINDOW_MS is not
@@ -61,6 +61,11 @@ async function run(): Promise<void> {
   // Before the start: a signal during it stops the service as soon as it is up.
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  // Node's default for these is to exit at once, mid-batch, leaving the embedded database and the
+  // owner file behind: a closed terminal (SIGHUP) or a tool's restart signal (SIGUSR2, nodemon's)
+  // stops jetpost gracefully instead.
+  process.on('SIGHUP', onSignal);
+  process.on('SIGUSR2', onSignal);
   try {
     jetpost = await startJetpost(config, { log });
   } catch (error) {

@@ -12,27 +12,52 @@ import { MIGRATIONS_DIR } from '../paths.js';
 // already holds e.g. graphile_worker.migrations makes it skip the creation and then fail to select from
 // "migrations". Creating our own copy first (the same definition as its 0_create-migrations-table)
 // makes that check true for the table it will actually use.
+// Each is created only when missing: PostgreSQL checks the right to create before it looks whether
+// the object exists, so `if not exists` failed for a user that owns the schema but may not create
+// schemas in the database (or may not create tables in a schema already migrated).
 const PREPARE_SCHEMA = (schema: string) => `
-  create schema if not exists ${schema};
-  create table if not exists ${schema}.migrations (
-    id integer primary key,
-    name varchar(100) unique not null,
-    hash varchar(40) not null,
-    executed_at timestamp default current_timestamp
-  );`;
+  do $$
+  begin
+    if to_regnamespace('${schema}') is null then
+      create schema ${schema};
+    end if;
+    if to_regclass('${schema}.migrations') is null then
+      create table ${schema}.migrations (
+        id integer primary key,
+        name varchar(100) unique not null,
+        hash varchar(40) not null,
+        executed_at timestamp default current_timestamp
+      );
+    end if;
+  end
+  $$;`;
+
+// Whether the schema holds migrations of ours: postgres-migrations' own first row has id 0, ours start at 1.
+const JETPOST_SCHEMA_EXISTS = `
+  select to_regclass(format('%I.migrations', $1::text)) is not null as has_table`;
+const JETPOST_MIGRATED = (schema: string) => `
+  select exists (select 1 from ${schema}.migrations where id >= 1) as migrated`;
 
 export interface MigrateOptions {
   connectionString: string;
   /** A checked SQL identifier (config.ts). */
   schema: string;
   log: Logger;
+  /**
+   * Only bring an existing jetpost schema up to date, never create one (the admin CLI): a mistyped
+   * DATABASE_SCHEMA would otherwise get a new, empty jetpost of its own.
+   */
+  existingSchemaOnly?: boolean;
 }
 
-export async function runMigrations({ connectionString, schema, log }: MigrateOptions): Promise<string[]> {
+export async function runMigrations({ connectionString, schema, log, existingSchemaOnly = false }: MigrateOptions): Promise<string[]> {
   const client = new pg.Client({ connectionString, options: `-c search_path=${schema}` });
   client.on('error', (error) => log.warn('migration connection error', { component: 'migrate', error: error.message }));
   await client.connect();
   try {
+    if (existingSchemaOnly && !(await holdsJetpost(client, schema))) {
+      throw new StartupError(`no jetpost schema ${schema} in this database; check DATABASE_SCHEMA, or start jetpost once to create it`);
+    }
     await client.query(PREPARE_SCHEMA(schema));
     // A pooler that drops the search_path startup option (PgBouncer's ignore_startup_parameters)
     // would make the migrations create jetpost's tables in another schema.
@@ -53,6 +78,14 @@ export async function runMigrations({ connectionString, schema, log }: MigrateOp
   } finally {
     await client.end();
   }
+}
+
+async function holdsJetpost(client: pg.Client, schema: string): Promise<boolean> {
+  const { rows } = await client.query<{ has_table: boolean }>(JETPOST_SCHEMA_EXISTS, [schema]);
+  if (rows[0]?.has_table !== true) {
+    return false;
+  }
+  return (await client.query<{ migrated: boolean }>(JETPOST_MIGRATED(schema))).rows[0]?.migrated === true;
 }
 
 /** The newest migration id in sql/ and whether the database has it: what /readyz reports. */

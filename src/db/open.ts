@@ -11,6 +11,7 @@ import type { Config } from '../config.js';
 import { StartupError } from '../domain/errors.js';
 import { finishedWithin } from '../finished-within.js';
 import type { Logger } from '../log.js';
+import { prepareDataDir } from './data-dir.js';
 import { claimDataDir, liveDataDirOwner } from './data-dir-owner.js';
 import { startEmbeddedPostgres } from './embedded.js';
 import { runMigrations } from './migrate.js';
@@ -59,10 +60,12 @@ export async function openDatabase(config: Config, log: Logger, { role }: OpenOp
   // unlock could run on another server connection and leave the lock held there for good.
   const directConnectionString = config.database.directUrl ?? connectionString;
   try {
-    await runMigrations({ connectionString: directConnectionString, schema: config.database.schema, log });
+    // A command works on the jetpost a service created; only the service creates one.
+    await runMigrations({ connectionString: directConnectionString, schema: config.database.schema, log, existingSchemaOnly: role === 'command' });
   } catch (error) {
     await embedded?.stop();
-    throw explainPoolerRefusal(error, config.database.directUrl !== undefined);
+    const setting = config.database.directUrl === undefined ? 'DATABASE_URL' : 'DATABASE_DIRECT_URL';
+    throw explainDatabaseRefusal(explainPoolerRefusal(error, config.database.directUrl !== undefined), embedded ? undefined : setting, config.database.schema);
   }
   const pool = createPool({
     connectionString,
@@ -108,7 +111,36 @@ function explainPoolerRefusal(error: unknown, directUrlSet: boolean): unknown {
   );
 }
 
+/**
+ * A database that refuses jetpost at start (a wrong password, no such database or user, no right to
+ * create jetpost's schema, nothing listening) becomes one line naming the setting to check, with
+ * PostgreSQL's own words, never the URL's password. `setting` is undefined for the embedded database.
+ */
+function explainDatabaseRefusal(error: unknown, setting: string | undefined, schema: string): unknown {
+  const code = (error as { code?: unknown } | null)?.code;
+  const advice = typeof code === 'string' ? DATABASE_REFUSALS[code] : undefined;
+  if (setting === undefined || advice === undefined || !(error instanceof Error)) {
+    return error;
+  }
+  return new StartupError(`the database in ${setting} refused jetpost: ${error.message}. ${advice(setting, schema)}`, { cause: error });
+}
+
+const DATABASE_REFUSALS: Record<string, (setting: string, schema: string) => string> = {
+  // invalid_password; invalid_authorization_specification (pg_hba.conf lets no such login in)
+  '28P01': (setting) => `Check the user and password in ${setting}`,
+  '28000': (setting) => `Check the user in ${setting}, and that the server's pg_hba.conf lets it in from here`,
+  // invalid_catalog_name
+  '3D000': (setting) => `Check the database name in ${setting}, or create that database`,
+  // insufficient_privilege, creating the schema or its tables
+  '42501': (setting, schema) =>
+    `Create schema ${schema} with the user of ${setting} as its owner, or grant that user create on the database, or set DATABASE_SCHEMA to a schema it owns`,
+  ECONNREFUSED: (setting) => `Nothing accepts connections at the host and port of ${setting}: check them, and that PostgreSQL is running`,
+  ENOTFOUND: (setting) => `The host of ${setting} does not resolve: check it`,
+  EAI_AGAIN: (setting) => `The host of ${setting} does not resolve: check it`,
+};
+
 async function openEmbedded(config: Config, log: Logger, role: OpenOptions['role']): Promise<{ connectionString: string; handle: EmbeddedHandle }> {
+  await prepareDataDir(config.dataDir);
   const dir = path.resolve(config.dataDir);
   const options = { dir, port: config.database.embeddedPort, log, ownSession: true };
   if (role === 'command') {

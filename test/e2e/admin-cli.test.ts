@@ -150,4 +150,50 @@ describe('npm run admin -- jobs …', function () {
     expect(bad.code).to.equal(2);
     expect(bad.stderr).to.contain('give job ids, or --all-failed');
   });
+
+  it('when an option is given twice, then the command names it and exits 2, changing nothing', async () => {
+    db = await createTestDatabase();
+    await makeApp(db.pool, { name: 'shop' });
+    const env = { DATABASE_URL: db.url };
+
+    const runs = [
+      await runCli('admin', ['jobs', 'list', '--limit', '5', '--limit', '10'], env),
+      await runCli('admin', ['suppressions', 'add', 'shop', 'a@example.com', '--note', 'one', '--note=two'], env),
+      await runCli('admin', ['apps', 'rotate', 'shop', '--revoke-others', '--revoke-others'], env),
+      await runCli('admin', ['jobs', 'requeue', '--all-failed', '--app', 'shop', '--app', 'other'], env),
+    ];
+
+    expect(runs.map((run) => run.code)).to.deep.equal([2, 2, 2, 2]);
+    expect(runs.map((run) => run.stderr.split('\n')[0])).to.deep.equal([
+      '--limit is given more than once',
+      '--note is given more than once',
+      '--revoke-others is given more than once',
+      '--app is given more than once',
+    ]);
+    expect(runs[0]!.stderr).to.contain('usage: npm run admin');
+    const { rows } = await db.pool.query('select (select count(*)::int from suppressions) as suppressions, (select count(*)::int from api_keys) as keys');
+    expect(rows).to.deep.equal([{ suppressions: 0, keys: 1 }]);
+  });
+  it('when DATABASE_SCHEMA names no jetpost schema (mistyped, or one without our migrations), then the command refuses in one line and creates nothing', async () => {
+    db = await createTestDatabase();
+    await makeApp(db.pool, { name: 'billing' });
+    await db.pool.query('create schema other_software');
+    await db.pool.query('create table other_software.migrations (id int primary key)');
+    const env = { DATABASE_URL: db.url };
+
+    const mistyped = await runCli('admin', ['apps', 'list'], { ...env, DATABASE_SCHEMA: 'jetpots' });
+    const foreign = await runCli('admin', ['apps', 'list'], { ...env, DATABASE_SCHEMA: 'other_software' });
+    const right = await runCli('admin', ['apps', 'list'], env);
+
+    expect(mistyped.code).to.equal(1);
+    expect(mistyped.stderr).to.equal('no jetpost schema jetpots in this database; check DATABASE_SCHEMA, or start jetpost once to create it\n');
+    expect(foreign.code).to.equal(1);
+    expect(foreign.stderr).to.equal('no jetpost schema other_software in this database; check DATABASE_SCHEMA, or start jetpost once to create it\n');
+    const schemas = await db.pool.query(`select nspname from pg_namespace where nspname in ('jetpots', 'other_software')`);
+    expect(schemas.rows).to.deep.equal([{ nspname: 'other_software' }]);
+    const tables = await db.pool.query(`select count(*)::int as n from pg_tables where schemaname = 'other_software'`);
+    expect(tables.rows[0].n, 'tables in other_software').to.equal(1);
+    expect(right.code, right.stderr).to.equal(0);
+    expect(right.stdout).to.contain('billing');
+  });
 });

@@ -2,8 +2,11 @@
 // it to its child only; when that child was `sh -c "tsx …"`, the shell (dash) died of it without
 // passing it on, npm exited, and jetpost ran on orphaned without a "shutting down" line. The start
 // script now execs node, so npm's child is jetpost itself.
+import fs from 'node:fs/promises';
+
 import { expect } from 'chai';
 
+import { serveNodeFlags } from '../../scripts/serve-flags.js';
 import { recordFigures, reportFiguresAfterRun } from '../support/faults/figures.js';
 import { useFaultHarness } from '../support/faults/harness.js';
 import { seconds, waitForExit, waitUntil } from '../support/faults/wait.js';
@@ -63,5 +66,31 @@ describe('faults: signals to npm start', function () {
     expect(said, 'jetpost logged "shutting down"').to.equal(true);
     expect(left, 'processes left in the group of npm start').to.equal(0);
     expect(healthz).to.equal('refused');
+  });
+  it('when the harness starts jetpost itself (not through npm), then it runs with npm start’s Node flags', async () => {
+    const db = await harness.database();
+    const port = await harness.port();
+    const simulator = await harness.simulator(port);
+    const jetpost = await harness.jetpost({ name: 'flags', port, databaseUrl: db.url, simulator });
+
+    const args = (await fs.readFile(`/proc/${jetpost.pid}/cmdline`, 'utf8')).split('\0');
+
+    expect(serveNodeFlags()).not.to.deep.equal([]);
+    expect(args).to.include.members(serveNodeFlags());
+  });
+  it('when jetpost gets SIGHUP (its terminal closed) or SIGUSR2, then it shuts down gracefully and exits 0, as on SIGTERM', async () => {
+    const db = await harness.database();
+    const exits: string[] = [];
+    for (const signal of ['SIGHUP', 'SIGUSR2'] as const) {
+      const port = await harness.port();
+      const simulator = await harness.simulator(port);
+      const jetpost = await harness.jetpost({ name: signal, port, databaseUrl: db.url, simulator, env: { LOG_LEVEL: 'info' } });
+      jetpost.signal(signal);
+      const exit = await waitForExit(jetpost, 60_000);
+      const said = jetpost.output().some((line) => line.includes('"message":"shutting down') && line.includes(`"signal":"${signal}"`));
+      exits.push(`${signal}: exit ${exit.signal ?? exit.code}, said shutting down: ${said}`);
+    }
+
+    expect(exits).to.deep.equal(['SIGHUP: exit 0, said shutting down: true', 'SIGUSR2: exit 0, said shutting down: true']);
   });
 });

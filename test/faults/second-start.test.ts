@@ -6,6 +6,14 @@
 // owner is killed with SIGKILL, a new start takes the directory over (and adopts the database it left).
 //
 // Scenario 8b: a busy PORT or SIMULATOR_PORT gives one line naming the variable, not a stack trace.
+//
+// Scenario 8d: DATABASE_URL with a wrong password, a database that does not exist, nothing listening,
+// or a user that may not create jetpost's schema gives one line naming DATABASE_URL; a user that owns
+// the schema but may not create schemas starts (PostgreSQL checks the right before `if not exists`).
+//
+// Scenario 8c: a DATA_DIR that cannot hold the data (under /proc, where Node's recursive mkdir used
+// to loop forever; a file) gives one line naming DATA_DIR, and nothing is left running.
+import fs from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 
 import { expect } from 'chai';
@@ -143,5 +151,109 @@ describe(`faults: a second start (${FAULT_SCALE})`, function () {
     expect(stderr(hostUnknown)).to.have.length(1);
     expect(stderr(hostUnknown)[0]).to.match(/^jetpost cannot listen on 999\.1\.1\.1:\d+: 999\.1\.1\.1 does not resolve \(E[A-Z_]+\)\. Check HOST$/);
     expect(await data.postgresRunning(), 'PostgreSQL left running by the failed start').to.equal(false);
+  });
+  it('when DATA_DIR is under /proc or is a file, then jetpost says so in one line naming DATA_DIR, promptly, and starts nothing', async () => {
+    const started = Date.now();
+    const port = await harness.port();
+    const simulator = await harness.simulator(port);
+    const data = await harness.dataDir();
+    const file = `${data.dir}-file`;
+    await fs.writeFile(file, 'not a directory');
+    try {
+      const underProc = await harness.spawn({ name: 'under-proc', port, databaseUrl: undefined, simulator, env: { DATA_DIR: '/proc/jetpost-faults' } });
+      const aFile = await harness.spawn({ name: 'a-file', port: await harness.port(), databaseUrl: undefined, simulator, env: { DATA_DIR: file } });
+      const exits = [await waitForExit(underProc, REFUSAL_BUDGET_MS), await waitForExit(aFile, REFUSAL_BUDGET_MS)];
+      const stderr = (child: typeof underProc) =>
+        child
+          .output()
+          .filter((line) => line.includes(' err]'))
+          .map((line) => line.slice(line.indexOf(']') + 2));
+
+      recordFigures('8c DATA_DIR under /proc, and a file', `exit codes ${exits.map((exit) => exit.code).join(', ')}`, seconds(started));
+      expect(exits.map((exit) => exit.code)).to.deep.equal([1, 1]);
+      expect(stderr(underProc)).to.deep.equal([
+        'DATA_DIR (/proc/jetpost-faults) is not usable: /proc is on the proc filesystem, which holds no files. Set DATA_DIR to a directory on a disk that jetpost may write to',
+      ]);
+      expect(stderr(aFile)).to.deep.equal([
+        `DATA_DIR (${file}) is not usable: ${file} is not a directory. Set DATA_DIR to a directory on a disk that jetpost may write to`,
+      ]);
+    } finally {
+      await fs.rm(file, { force: true });
+    }
+  });
+  it('when DATABASE_URL is refused (password, database, nothing listening, no right to create the schema), then one line says what to check; a user owning the schema starts', async () => {
+    const db = await harness.database();
+    const port = await harness.port();
+    const simulator = await harness.simulator(port);
+    const base = new URL(db.url);
+    const database = base.pathname.slice(1);
+    const suffix = `${process.pid}_${Date.now()}`;
+    const [limited, owner] = [`jp_faults_limited_${suffix}`, `jp_faults_owner_${suffix}`];
+    const withUrl = (change: (url: URL) => void) => {
+      const url = new URL(base);
+      change(url);
+      return url.toString();
+    };
+    await db.pool.query(`create role ${limited} login password 'limited-password'`);
+    await db.pool.query(`create role ${owner} login password 'owner-password'`);
+    await db.pool.query(`revoke create on database ${database} from public`);
+    await db.pool.query(`create schema owned_by_app authorization ${owner}`);
+    const asUser = (user: string, password: string) =>
+      withUrl((url) => {
+        url.username = user;
+        url.password = password;
+      });
+    try {
+      const starts = [
+        { DATABASE_URL: withUrl((url) => (url.password = 'wrong-password')) },
+        { DATABASE_URL: withUrl((url) => (url.pathname = '/jetpost_no_such_database')) },
+        { DATABASE_URL: withUrl((url) => (url.port = String(port))) },
+        { DATABASE_URL: asUser(limited, 'limited-password'), DATABASE_SCHEMA: 'jetpost_new' },
+      ];
+      const children = [];
+      for (const [index, env] of starts.entries()) {
+        children.push(await harness.spawn({ name: `refused-${index}`, port: await harness.port(), databaseUrl: undefined, simulator, env }));
+      }
+      const exits = [];
+      for (const child of children) {
+        exits.push((await waitForExit(child, REFUSAL_BUDGET_MS)).code);
+      }
+      const stderr = children.map((child) =>
+        child
+          .output()
+          .filter((line) => line.includes(' err]'))
+          .map((line) => line.slice(line.indexOf(']') + 2)),
+      );
+      const owning = await harness.jetpost({
+        name: 'schema-owner',
+        port,
+        databaseUrl: asUser(owner, 'owner-password'),
+        simulator,
+        env: { DATABASE_SCHEMA: 'owned_by_app' },
+      });
+      const ready = (await fetch(`${owning.url}/readyz`)).status;
+      await owning.kill();
+
+      expect(exits).to.deep.equal([1, 1, 1, 1]);
+      expect(stderr).to.deep.equal([
+        [
+          `the database in DATABASE_URL refused jetpost: password authentication failed for user "${base.username}". Check the user and password in DATABASE_URL`,
+        ],
+        [
+          'the database in DATABASE_URL refused jetpost: database "jetpost_no_such_database" does not exist. Check the database name in DATABASE_URL, or create that database',
+        ],
+        [
+          `the database in DATABASE_URL refused jetpost: connect ECONNREFUSED 127.0.0.1:${port}. Nothing accepts connections at the host and port of DATABASE_URL: check them, and that PostgreSQL is running`,
+        ],
+        [
+          `the database in DATABASE_URL refused jetpost: permission denied for database ${database}. Create schema jetpost_new with the user of DATABASE_URL as its owner, or grant that user create on the database, or set DATABASE_SCHEMA to a schema it owns`,
+        ],
+      ]);
+      expect(ready, 'the schema owner’s /readyz').to.equal(200);
+    } finally {
+      await db.pool.query(`drop schema owned_by_app cascade`);
+      await db.pool.query(`drop role ${limited}`);
+      await db.pool.query(`drop role ${owner}`);
+    }
   });
 });

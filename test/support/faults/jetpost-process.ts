@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { serveNodeFlags } from '../../../scripts/serve-flags.js';
 import type { Simulator } from '../../../src/simulator/server.js';
 import { trackOpen } from '../open-resources.js';
 import { EVENTS_PASSWORD, EVENTS_USER, SIMULATOR_KEY, SIMULATOR_SECRET } from './simulator.js';
@@ -123,7 +124,8 @@ export function spawnJetpost(options: JetpostOptions, script: string): JetpostPr
   };
   // Only what node needs from this process: no DATABASE_URL or other setting leaks in.
   const inherited = Object.fromEntries(['PATH', 'HOME', 'TMPDIR'].flatMap((name) => (process.env[name] ? [[name, process.env[name]!]] : [])));
-  const [command, args] = options.viaNpmStart ? ['npm', ['start', '--silent']] : [process.execPath, ['--enable-source-maps', script]];
+  // npm start's V8 flags (heap sizing): a fault is tested on the process users run.
+  const [command, args] = options.viaNpmStart ? ['npm', ['start', '--silent']] : [process.execPath, ['--enable-source-maps', ...serveNodeFlags(), script]];
   const child = spawn(command, args, {
     cwd: REPO_ROOT,
     env: { ...inherited, ...env, ...(options.viaNpmStart ? { npm_config_update_notifier: 'false' } : {}) },
