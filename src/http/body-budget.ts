@@ -146,7 +146,7 @@ export function bodyBudget({ budget, limit, waitMs, log, onWaited }: BodyBudgetO
     const bytes = firstBytes(req.headers, limit);
     const started = performance.now();
     const reservation = budget.reserve(bytes, () => {
-      clearTimeout(timer);
+      stopWaiting();
       const waitedMs = Math.round(performance.now() - started);
       if (waitedMs >= LONG_WAIT_MS) {
         log.info('a callback waited for room in EVENTS_BODY_BUDGET', { component: 'events', bytes, waitedMs, waiting: budget.waiting() });
@@ -167,11 +167,25 @@ export function bodyBudget({ budget, limit, waitMs, log, onWaited }: BodyBudgetO
       readWithin(req, res, next, read, reservation, bytes);
       return;
     }
-    res.once('close', () => {
+    const stopWaiting = () => {
       clearTimeout(timer);
+      req.socket.off('end', onEnd);
+    };
+    res.once('close', () => {
+      stopWaiting();
       reservation.release();
     });
+    // A client that shuts its side of the connection keeps it open for its answer
+    // (http/connections.ts), so one that has gone is not told from one that waits: either is
+    // answered at once rather than keep its turn, with nothing read or stored.
+    const onEnd = () => {
+      stopWaiting();
+      reservation.release();
+      res.setHeader('Connection', 'close');
+      next(refusal('the connection was shut on the client side while this callback waited for room: retry later (nothing was read or stored)'));
+    };
     const timer = setTimeout(() => {
+      req.socket.off('end', onEnd);
       reservation.release();
       const waitedMs = Math.round(performance.now() - started);
       log.warn('a callback was refused (503): EVENTS_BODY_BUDGET stayed full', {
@@ -184,5 +198,10 @@ export function bodyBudget({ budget, limit, waitMs, log, onWaited }: BodyBudgetO
       onWaited?.({ outcome: 'refused', waitedMs });
       next(refusal('too many large callbacks are in progress: retry later (nothing was read or stored)'));
     }, waitMs);
+    if (req.socket.readableEnded) {
+      onEnd();
+    } else {
+      req.socket.once('end', onEnd);
+    }
   };
 }

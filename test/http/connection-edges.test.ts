@@ -98,6 +98,45 @@ describe('HTTP connections: bytes past a request, a client that shuts its side',
     expect(await jobsWith('pipelined, second')).to.equal(1);
   });
 
+  for (const connection of ['keep-alive', 'close']) {
+    it(`when the client shuts its side once a whole POST /queue is written (nc -N, Connection: ${connection}), then it gets its 202, stored once`, async () => {
+      const customId = `half-closed, ${connection}`;
+      const raw = await exchange(service.url, queueRequest(JSON.stringify(message({ custom_id: customId })), { Connection: connection }), { halfClose: true });
+      const [accepted, ...more] = answers(raw);
+      expect(accepted?.status).to.equal(202);
+      expect(await accepted!.json()).to.include({ status: 'queued' });
+      expect(more).to.deep.equal([]);
+      expect(await jobsWith(customId)).to.equal(1);
+    });
+  }
+
+  it('when the client shuts its side after two pipelined requests, then both get their 202, in order', async () => {
+    const first = queueRequest(JSON.stringify(message({ custom_id: 'half-closed, first' })));
+    const second = queueRequest(JSON.stringify(message({ custom_id: 'half-closed, second' })));
+    const statuses = answers(await exchange(service.url, `${first}${second}`, { halfClose: true })).map((answer) => answer.status);
+    expect(statuses).to.deep.equal([202, 202]);
+  });
+
+  it('when the client shuts its side once a whole chunked body is written, then 400 says why (body-parser would take it for read), and nothing is stored', async () => {
+    const body = JSON.stringify(message({ custom_id: 'half-closed, chunked' }));
+    const request = queueRequest(`${Buffer.byteLength(body).toString(16)}\r\n${body}\r\n0\r\n\r\n`, { 'Content-Length': '', 'Transfer-Encoding': 'chunked' });
+    const [refused, ...more] = answers(await exchange(service.url, request.replace('Content-Length: \r\n', ''), { halfClose: true }));
+    expect(refused?.status).to.equal(400);
+    expect((await refused!.json()) as { detail: string })
+      .to.have.property('detail')
+      .that.matches(/^the connection was shut on the client side/);
+    expect(more).to.deep.equal([]);
+    expect(await jobsWith('half-closed, chunked')).to.equal(0);
+  });
+
+  it('when the client shuts its side part-way through a body, then 400 and nothing is stored', async () => {
+    const request = queueRequest(JSON.stringify(message({ custom_id: 'half-closed, cut' })));
+    const [refused, ...more] = answers(await exchange(service.url, request.slice(0, -10), { halfClose: true }));
+    expect(refused?.status).to.equal(400);
+    expect(more).to.deep.equal([]);
+    expect(await jobsWith('half-closed, cut')).to.equal(0);
+  });
+
   it('when a request line cannot be parsed, then 400 problem+json and the connection closed, as before', async () => {
     const [refused, ...more] = answers(await exchange(service.url, 'NOT A REQUEST\r\n\r\n'));
     expect(refused?.status).to.equal(400);
