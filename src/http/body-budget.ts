@@ -43,8 +43,8 @@ export interface BodyBudgetOptions {
   /** How long a callback may wait for room before it is refused (EVENTS_BODY_WAIT_MS). */
   waitMs: number;
   log: Logger;
-  /** A callback that had to wait: admitted in the end, or refused (metrics). */
-  onWaited?: (wait: { outcome: 'admitted' | 'refused'; waitedMs: number }) => void;
+  /** A callback that found no room: admitted after waiting, refused after waiting, or refused part-way (chunked, at once) (metrics). */
+  onWaited?: (wait: { outcome: 'admitted' | 'refused' | 'refused_part_way'; waitedMs: number }) => void;
 }
 
 /**
@@ -119,6 +119,7 @@ export function bodyBudget({ budget, limit, waitMs, log, onWaited }: BodyBudgetO
       stop();
       req.pause();
       log.warn('a chunked callback was refused part-way (503): no room left in EVENTS_BODY_BUDGET', { component: 'events', receivedBytes: received });
+      onWaited?.({ outcome: 'refused_part_way', waitedMs: 0 });
       if (!res.headersSent) {
         res.setHeader('Connection', 'close');
       }
