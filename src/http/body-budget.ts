@@ -48,13 +48,12 @@ export interface BodyBudgetOptions {
 }
 
 /**
- * What a body reserves before it is read: its stated length (up to the limit, above which it is
- * refused unread), 64 KiB when it is chunked (it then grows as it arrives), or, compressed, the limit.
+ * What a body reserves before it is read: its stated length (within the limit), 64 KiB when it is chunked (it then grows as it arrives), or, compressed, the limit.
  */
 function firstBytes(headers: IncomingHttpHeaders, limit: number): number {
   const length = statedLength(headers);
   if (length !== undefined) {
-    return Math.min(length, limit);
+    return length;
   }
   return isGrowing(headers) ? Math.min(FIRST_CHUNK_BYTES, limit) : limit;
 }
@@ -142,6 +141,11 @@ export function bodyBudget({ budget, limit, waitMs, log, onWaited }: BodyBudgetO
     // The client may have left during the checks before (they await the database): its 'close' has
     // then been emitted already, and a reservation made now would never be given back.
     if (res.closed) {
+      return;
+    }
+    // A body stated over the limit is refused unread, or read off without being kept: it needs no room.
+    if ((statedLength(req.headers) ?? 0) > limit) {
+      read(req, res, next);
       return;
     }
     const bytes = firstBytes(req.headers, limit);

@@ -11,11 +11,14 @@
 // ends the connection at once unless `httpAllowHalfOpen` is set: the request, stored, was left
 // without its answer. With it set (undocumented, still in Node's server and used by its own tests),
 // Node closes the connection after the answers to the requests it has read, as HTTP/1.1 allows.
-import type { Server, ServerResponse } from 'node:http';
+//
+// `Expect: 100-continue`: see http/expect-continue.ts.
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 
 import { AppError } from '../domain/errors.js';
+import { continueOnRead } from './expect-continue.js';
 import { PROBLEM_CONTENT_TYPE, problemOf } from './problem.js';
 
 /** What Node's parser and server raise (llhttp's HPE_* codes, Node's ERR_* ones). */
@@ -94,4 +97,9 @@ function answerClientError(error: ClientError, duplex: Duplex): void {
 export function configureConnections(server: Server): void {
   (server as Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
   server.on('clientError', answerClientError);
+  // What Node does without this listener, but for the 100 Continue written when the body is read.
+  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+    continueOnRead(req, res);
+    server.emit('request', req, res);
+  });
 }
