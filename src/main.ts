@@ -20,6 +20,7 @@ import { createInFlightLimit } from './domain/in-flight-limit.js';
 import { parseTargetPolicy } from './domain/target-policy.js';
 import { finishedWithin } from './finished-within.js';
 import { createApp, routeTable } from './http/app.js';
+import { configureConnections } from './http/connections.js';
 import { createStdoutLogger, type Logger } from './log.js';
 import { describeProxy, sendProxy } from './mailjet/agent.js';
 import { createMailjetClient, MAILJET_DEFAULT_BASE_URL } from './mailjet/client.js';
@@ -229,6 +230,7 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
 
   const server = createServer(serveHttp);
   server.keepAliveTimeout = HTTP_KEEP_ALIVE_MS;
+  configureConnections(server);
   await new Promise<void>((resolve, reject) => {
     server.once('error', (error) => reject(portError(error, 'PORT', config.http.port, config.http.host)));
     server.listen(config.http.port, config.http.host, () => resolve());

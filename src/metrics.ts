@@ -96,7 +96,7 @@ export function createMetrics({ bus, queueStats, sendingHalted, eventsBodyBudget
   });
   const budgetWaits = new client.Counter({
     name: 'jetpost_events_budget_waits_total',
-    help: 'Mailjet callbacks that found EVENTS_BODY_BUDGET full and waited, by outcome: admitted (after the wait) or refused (503, Mailjet retries)',
+    help: 'Mailjet callbacks that found no room in EVENTS_BODY_BUDGET, by outcome: admitted (after waiting), refused (503 after waiting, Mailjet retries), refused_part_way (a chunked body that grew past the room left: 503 at once)',
     labelNames: ['outcome'],
     registers,
   });

@@ -1667,8 +1667,8 @@ export interface components {
          * @description The body stopped arriving while it was being read (`request-timeout`): nothing of it came for
          *     `HTTP_BODY_IDLE_TIMEOUT_MS` (default 30 s). Nothing is stored, and the connection is closed
          *     after the answer: send the request again. A body that keeps arriving, however slowly, is
-         *     not cut by this; the whole request must still arrive within 5 minutes, after which Node
-         *     answers a bare `408` (no body) and closes the connection.
+         *     not cut by this; the whole request must still arrive within 5 minutes, after which it is
+         *     answered the same `408` and the connection closed.
          */
         RequestTimeout: {
             headers: {

@@ -46,7 +46,7 @@ export interface AppDeps extends OpsRouteDeps {
   limits: { queueBody: string; eventsBody: string; queuePerMinute: number; eventsPerMinute: number; bodyIdleTimeoutMs: number };
   /** The bytes of callback bodies in progress at once (http/body-budget.ts), and how long a callback may wait for room. */
   eventsBodyBudget: { budget: ByteBudget; waitMs: number };
-  /** A callback that waited for room in the budget: admitted in the end, or refused (metrics). */
+  /** A callback that found no room in the budget: admitted after waiting, refused after waiting or part-way (metrics). */
   onCallbackWaited?: BodyBudgetOptions['onWaited'];
   trustProxy: boolean | number | string;
   log: Logger;

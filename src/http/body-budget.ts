@@ -43,18 +43,17 @@ export interface BodyBudgetOptions {
   /** How long a callback may wait for room before it is refused (EVENTS_BODY_WAIT_MS). */
   waitMs: number;
   log: Logger;
-  /** A callback that had to wait: admitted in the end, or refused (metrics). */
-  onWaited?: (wait: { outcome: 'admitted' | 'refused'; waitedMs: number }) => void;
+  /** A callback that found no room: admitted after waiting, refused after waiting, or refused part-way (chunked, at once) (metrics). */
+  onWaited?: (wait: { outcome: 'admitted' | 'refused' | 'refused_part_way'; waitedMs: number }) => void;
 }
 
 /**
- * What a body reserves before it is read: its stated length (up to the limit, above which it is
- * refused unread), 64 KiB when it is chunked (it then grows as it arrives), or, compressed, the limit.
+ * What a body reserves before it is read: its stated length (within the limit), 64 KiB when it is chunked (it then grows as it arrives), or, compressed, the limit.
  */
 function firstBytes(headers: IncomingHttpHeaders, limit: number): number {
   const length = statedLength(headers);
   if (length !== undefined) {
-    return Math.min(length, limit);
+    return length;
   }
   return isGrowing(headers) ? Math.min(FIRST_CHUNK_BYTES, limit) : limit;
 }
@@ -119,6 +118,7 @@ export function bodyBudget({ budget, limit, waitMs, log, onWaited }: BodyBudgetO
       stop();
       req.pause();
       log.warn('a chunked callback was refused part-way (503): no room left in EVENTS_BODY_BUDGET', { component: 'events', receivedBytes: received });
+      onWaited?.({ outcome: 'refused_part_way', waitedMs: 0 });
       if (!res.headersSent) {
         res.setHeader('Connection', 'close');
       }
@@ -143,10 +143,15 @@ export function bodyBudget({ budget, limit, waitMs, log, onWaited }: BodyBudgetO
     if (res.closed) {
       return;
     }
+    // A body stated over the limit is refused unread, or read off without being kept: it needs no room.
+    if ((statedLength(req.headers) ?? 0) > limit) {
+      read(req, res, next);
+      return;
+    }
     const bytes = firstBytes(req.headers, limit);
     const started = performance.now();
     const reservation = budget.reserve(bytes, () => {
-      clearTimeout(timer);
+      stopWaiting();
       const waitedMs = Math.round(performance.now() - started);
       if (waitedMs >= LONG_WAIT_MS) {
         log.info('a callback waited for room in EVENTS_BODY_BUDGET', { component: 'events', bytes, waitedMs, waiting: budget.waiting() });
@@ -167,11 +172,25 @@ export function bodyBudget({ budget, limit, waitMs, log, onWaited }: BodyBudgetO
       readWithin(req, res, next, read, reservation, bytes);
       return;
     }
-    res.once('close', () => {
+    const stopWaiting = () => {
       clearTimeout(timer);
+      req.socket.off('end', onEnd);
+    };
+    res.once('close', () => {
+      stopWaiting();
       reservation.release();
     });
+    // A client that shuts its side of the connection keeps it open for its answer
+    // (http/connections.ts), so one that has gone is not told from one that waits: either is
+    // answered at once rather than keep its turn, with nothing read or stored.
+    const onEnd = () => {
+      stopWaiting();
+      reservation.release();
+      res.setHeader('Connection', 'close');
+      next(refusal('the connection was shut on the client side while this callback waited for room: retry later (nothing was read or stored)'));
+    };
     const timer = setTimeout(() => {
+      req.socket.off('end', onEnd);
       reservation.release();
       const waitedMs = Math.round(performance.now() - started);
       log.warn('a callback was refused (503): EVENTS_BODY_BUDGET stayed full', {
@@ -184,5 +203,10 @@ export function bodyBudget({ budget, limit, waitMs, log, onWaited }: BodyBudgetO
       onWaited?.({ outcome: 'refused', waitedMs });
       next(refusal('too many large callbacks are in progress: retry later (nothing was read or stored)'));
     }, waitMs);
+    if (req.socket.readableEnded) {
+      onEnd();
+    } else {
+      req.socket.once('end', onEnd);
+    }
   };
 }

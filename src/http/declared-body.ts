@@ -8,6 +8,8 @@ import type { IncomingHttpHeaders } from 'node:http';
 import bytes from 'bytes';
 import type { Request } from 'express';
 
+import { awaitsContinue } from './expect-continue.js';
+
 export const BYTE_ORDER_MARK = '\uFEFF';
 
 /** A body limit as body-parser reads it (`20mb`, `16kb`), in bytes. */
@@ -36,13 +38,46 @@ export function statedLength(headers: IncomingHttpHeaders): number | undefined {
 
 /**
  * The body's length when body-parser would read it as raw bytes of `Content-Length` within the
- * limit, on a stream nothing has read yet (then it can be read here); otherwise undefined.
+ * limit, on a stream nothing has read yet (then it can be read here); otherwise undefined. Its
+ * socket may have ended: a client that shut its side once its request was written (`nc -N`) has
+ * its body in the request, still to be read.
  */
 export function declaredLength(req: Request, limit: number): number | undefined {
   const length = statedLength(req.headers);
-  const plain =
-    length !== undefined && length > 0 && length <= limit && (req as { upgrade?: boolean }).upgrade !== true && req.readable && req.socket?.readable === true;
+  const plain = length !== undefined && length > 0 && length <= limit && (req as { upgrade?: boolean }).upgrade !== true && req.readable;
   return plain ? length : undefined;
+}
+
+/**
+ * Refuses (413) a body whose stated length is over `limit` and that its client has not sent yet
+ * (it waits for `100 Continue`): body-parser would first read it off, asking the client for all of it.
+ */
+export function refusedBeforeContinue(req: Request, limit: number, next: (error?: unknown) => void): boolean {
+  const length = statedLength(req.headers);
+  if (length !== undefined && length > limit && awaitsContinue(req)) {
+    next(Object.assign(bodyError(413, 'entity.too.large', 'request entity too large'), { limit }));
+    return true;
+  }
+  return false;
+}
+
+/**
+ * Whether the client shut its side of the connection once its whole body was sent, and the body is
+ * still unread: body-parser takes such a request for one already read (on-finished looks at the
+ * socket) and passes it on without a body, so what it would read is refused, saying why.
+ */
+export function refusedUnreadAfterShut(req: Request, next: (error?: unknown) => void): boolean {
+  if (req.complete && req.readable && req.socket?.readable === false) {
+    next(
+      bodyError(
+        400,
+        'request.shut',
+        'the connection was shut on the client side before this body could be read: keep it open until the answer, or send the body with a Content-Length, as JSON in UTF-8, not compressed',
+      ),
+    );
+    return true;
+  }
+  return false;
 }
 
 /**

@@ -13,7 +13,15 @@ import express, { type RequestHandler } from 'express';
 
 import { AppError } from '../domain/errors.js';
 import { withBodyIdleTimeout } from './body-idle.js';
-import { bodyError, bodyLimitBytes, BYTE_ORDER_MARK, declaredLength, readDeclaredBody } from './declared-body.js';
+import {
+  bodyError,
+  bodyLimitBytes,
+  BYTE_ORDER_MARK,
+  declaredLength,
+  readDeclaredBody,
+  refusedBeforeContinue,
+  refusedUnreadAfterShut,
+} from './declared-body.js';
 
 export interface JsonBodyOptions {
   limit: string;
@@ -73,7 +81,7 @@ export function jsonBody(options: JsonBodyOptions): RequestHandler {
   return withBodyIdleTimeout(idleTimeoutMs, (req, res, next) => {
     const length = readsPlainJson && isPlainJsonType(req.headers['content-type']) ? declaredLength(req, limit) : undefined;
     if (length === undefined) {
-      return general(req, res, next);
+      return refusedBeforeContinue(req, limit, next) || refusedUnreadAfterShut(req, next) ? undefined : general(req, res, next);
     }
     const fields: object = req;
     if (!('body' in fields)) {

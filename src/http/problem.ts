@@ -8,7 +8,7 @@ import { AppError, coerceError, isDatabaseUnavailable, ServiceUnavailableError }
 import type { Logger } from '../log.js';
 
 export const PROBLEM_TYPE_BASE = 'https://jetpost.dev/problems/';
-const PROBLEM_CONTENT_TYPE = 'application/problem+json';
+export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
 
 export interface Problem {
   type: string;
@@ -30,12 +30,14 @@ const TITLES: Record<number, string> = {
   413: 'Payload Too Large',
   415: 'Unsupported Media Type',
   429: 'Too Many Requests',
+  431: 'Request Header Fields Too Large',
   500: 'Internal Server Error',
   503: 'Service Unavailable',
 };
 
-export function sendProblem(res: Response, error: AppError, extra: Partial<Problem> = {}): void {
-  const problem: Problem = {
+/** The problem document that tells `error`. */
+export function problemOf(error: AppError, extra: Partial<Problem> = {}): Problem {
+  return {
     type: `${PROBLEM_TYPE_BASE}${error.code}`,
     title: TITLES[error.status] ?? 'Error',
     status: error.status,
@@ -43,6 +45,10 @@ export function sendProblem(res: Response, error: AppError, extra: Partial<Probl
     ...(error.fields ? { errors: error.fields } : {}),
     ...extra,
   };
+}
+
+export function sendProblem(res: Response, error: AppError, extra: Partial<Problem> = {}): void {
+  const problem = problemOf(error, extra);
   for (const [name, value] of Object.entries(error.headers ?? {})) {
     res.setHeader(name, value);
   }

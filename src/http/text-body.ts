@@ -10,7 +10,7 @@ import { StringDecoder } from 'node:string_decoder';
 import express, { type RequestHandler } from 'express';
 
 import { withBodyIdleTimeout } from './body-idle.js';
-import { bodyLimitBytes, BYTE_ORDER_MARK, declaredLength, readDeclaredBody } from './declared-body.js';
+import { bodyLimitBytes, BYTE_ORDER_MARK, declaredLength, readDeclaredBody, refusedBeforeContinue, refusedUnreadAfterShut } from './declared-body.js';
 import { isPlainJsonType } from './json-body.js';
 
 function decodeUtf8(body: Buffer, chunks: readonly Buffer[]): string {
@@ -32,7 +32,7 @@ export function textBody(options: { limit: string; idleTimeoutMs: number }): Req
     const type = req.headers['content-type'];
     const length = type === undefined || isPlainJsonType(type) ? declaredLength(req, limit) : undefined;
     if (length === undefined) {
-      return general(req, res, next);
+      return refusedBeforeContinue(req, limit, next) || refusedUnreadAfterShut(req, next) ? undefined : general(req, res, next);
     }
     const fields: object = req;
     if (!('body' in fields)) {

@@ -149,6 +149,7 @@ describe('POST /events: the budget of callback bodies in progress', () => {
     expect(refused.headers.get('connection')).to.equal('close');
     expect(((await refused.json()) as { detail: string }).detail).to.match(/nothing was stored/);
     await budgetIs(part, 0);
+    expect(await metric('jetpost_events_budget_waits_total{outcome="refused_part_way"}')).to.equal(1);
 
     // The other grows into the room given back, up to the whole limit, and is stored.
     finishing.socket.write(chunk(`${' '.repeat(limit - part - 1)}]`) + chunk(''));

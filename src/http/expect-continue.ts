@@ -1,0 +1,27 @@
+// `Expect: 100-continue`: a client that sends it waits for `100 Continue` before its body. Node
+// writes it as soon as the headers are in, so a request refused before its body is read (wrong
+// credentials, the rate limit, no room in EVENTS_BODY_BUDGET, a stated length over the limit) still
+// made the client send the whole body, only to have it discarded. It is written once the body is
+// first read instead: a refusal before that goes out in its place, and Node then closes the
+// connection (the body was never asked for).
+import type { IncomingMessage, ServerResponse } from 'node:http';
+
+/** The requests whose `100 Continue` is not written yet. */
+const awaiting = new WeakSet<IncomingMessage>();
+
+/** Holds back `req`'s `100 Continue` until its body is first read (a reader resumes the stream). */
+export function continueOnRead(req: IncomingMessage, res: ServerResponse): void {
+  awaiting.add(req);
+  req.once('resume', () => {
+    awaiting.delete(req);
+    // Node reads off the body of a request answered without reading it: no 100 Continue then.
+    if (!res.headersSent && !res.writableEnded) {
+      res.writeContinue();
+    }
+  });
+}
+
+/** Whether the client of `req` waits for a `100 Continue` before it sends the body. */
+export function awaitsContinue(req: IncomingMessage): boolean {
+  return awaiting.has(req);
+}

@@ -1,0 +1,152 @@
+// What a client does with its connection around a whole request (http/connections.ts): bytes past
+// the body it stated, its side shut once the request is written. A request that is stored gets its
+// answer; what cannot be parsed is answered problem+json, after it. Requests are written by hand
+// over sockets of their own.
+import net from 'node:net';
+
+import { expect } from 'chai';
+
+import { message } from '../factories.js';
+import { parseAnswer } from '../support/raw-request.js';
+import { startTestService, type TestService } from '../support/service.js';
+
+/** Writes `bytes` on a connection of its own (then shuts its side if `halfClose`) and gives all the server wrote once it closed. */
+function exchange(url: string, bytes: string, { halfClose = false } = {}): Promise<string> {
+  const socket = net.connect(Number(new URL(url).port), '127.0.0.1');
+  const chunks: Buffer[] = [];
+  socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+  socket.on('error', () => {});
+  const answer = new Promise<string>((resolve) => socket.on('close', () => resolve(Buffer.concat(chunks).toString('utf8'))));
+  socket.write(bytes);
+  if (halfClose) {
+    socket.end();
+  }
+  return answer;
+}
+
+/** The answers in `raw`, one after another (each states its Content-Length). */
+function answers(raw: string): Response[] {
+  const found: Response[] = [];
+  let rest = raw;
+  while (rest.length > 0) {
+    const headEnd = rest.indexOf('\r\n\r\n');
+    const length = Number(/\r\ncontent-length: *(\d+)/i.exec(rest.slice(0, headEnd))?.[1] ?? 0);
+    const end = headEnd + 4 + length;
+    found.push(parseAnswer(rest.slice(0, end)));
+    rest = rest.slice(end);
+  }
+  return found;
+}
+
+describe('HTTP connections: bytes past a request, a client that shuts its side', () => {
+  let service: TestService;
+
+  before(async () => {
+    service = await startTestService({ env: { WORKER_CONCURRENCY: '0' } });
+  });
+
+  after(async () => {
+    await service?.stop();
+  });
+
+  function queueRequest(body: string, headers: Record<string, string> = {}): string {
+    const lines = Object.entries({
+      Host: 'jetpost.test',
+      Authorization: `Bearer ${service.apiKey}`,
+      'Content-Type': 'application/json',
+      'Content-Length': String(Buffer.byteLength(body)),
+      ...headers,
+    }).map(([name, value]) => `${name}: ${value}\r\n`);
+    return `POST /queue HTTP/1.1\r\n${lines.join('')}\r\n${body}`;
+  }
+
+  async function jobsWith(customId: string): Promise<number> {
+    const { rows } = await service.db.pool.query<{ n: number }>('select count(*)::int as n from email_send_jobs where custom_id = $1', [customId]);
+    return rows[0]!.n;
+  }
+
+  for (const connection of ['keep-alive', 'close']) {
+    it(`when bytes that are not a request follow a whole POST /queue (Connection: ${connection}), then its 202 comes first, then a 400 problem+json, and the message is stored once`, async () => {
+      const customId = `bytes past the body, ${connection}`;
+      const raw = await exchange(
+        service.url,
+        `${queueRequest(JSON.stringify(message({ custom_id: customId })), { Connection: connection })}garbage past the body\r\n\r\n`,
+      );
+      const [accepted, refused, ...more] = answers(raw);
+      expect(accepted?.status).to.equal(202);
+      expect(await accepted!.json()).to.include({ status: 'queued' });
+      expect(more).to.deep.equal([]);
+      if (refused !== undefined) {
+        // Past Connection: close, the server may close without reading on.
+        expect(refused.status).to.equal(400);
+        expect(refused.headers.get('content-type')).to.equal('application/problem+json');
+        expect(await refused.json()).to.include({ type: 'https://jetpost.dev/problems/malformed-request', status: 400 });
+      } else {
+        expect(connection).to.equal('close');
+      }
+      expect(await jobsWith(customId)).to.equal(1);
+    });
+  }
+
+  it('when two whole requests come pipelined before bytes that are not one, then both are answered 202 in order before the 400', async () => {
+    const first = queueRequest(JSON.stringify(message({ custom_id: 'pipelined, first' })));
+    const second = queueRequest(JSON.stringify(message({ custom_id: 'pipelined, second' })));
+    const raw = await exchange(service.url, `${first}${second}\u0001\u0002\r\n\r\n`);
+    const statuses = answers(raw).map((answer) => answer.status);
+    expect(statuses).to.deep.equal([202, 202, 400]);
+    expect(await jobsWith('pipelined, first')).to.equal(1);
+    expect(await jobsWith('pipelined, second')).to.equal(1);
+  });
+
+  for (const connection of ['keep-alive', 'close']) {
+    it(`when the client shuts its side once a whole POST /queue is written (nc -N, Connection: ${connection}), then it gets its 202, stored once`, async () => {
+      const customId = `half-closed, ${connection}`;
+      const raw = await exchange(service.url, queueRequest(JSON.stringify(message({ custom_id: customId })), { Connection: connection }), { halfClose: true });
+      const [accepted, ...more] = answers(raw);
+      expect(accepted?.status).to.equal(202);
+      expect(await accepted!.json()).to.include({ status: 'queued' });
+      expect(more).to.deep.equal([]);
+      expect(await jobsWith(customId)).to.equal(1);
+    });
+  }
+
+  it('when the client shuts its side after two pipelined requests, then both get their 202, in order', async () => {
+    const first = queueRequest(JSON.stringify(message({ custom_id: 'half-closed, first' })));
+    const second = queueRequest(JSON.stringify(message({ custom_id: 'half-closed, second' })));
+    const statuses = answers(await exchange(service.url, `${first}${second}`, { halfClose: true })).map((answer) => answer.status);
+    expect(statuses).to.deep.equal([202, 202]);
+  });
+
+  it('when the client shuts its side once a whole chunked body is written, then 400 says why (body-parser would take it for read), and nothing is stored', async () => {
+    const body = JSON.stringify(message({ custom_id: 'half-closed, chunked' }));
+    const request = queueRequest(`${Buffer.byteLength(body).toString(16)}\r\n${body}\r\n0\r\n\r\n`, { 'Content-Length': '', 'Transfer-Encoding': 'chunked' });
+    const [refused, ...more] = answers(await exchange(service.url, request.replace('Content-Length: \r\n', ''), { halfClose: true }));
+    expect(refused?.status).to.equal(400);
+    expect((await refused!.json()) as { detail: string })
+      .to.have.property('detail')
+      .that.matches(/^the connection was shut on the client side/);
+    expect(more).to.deep.equal([]);
+    expect(await jobsWith('half-closed, chunked')).to.equal(0);
+  });
+
+  it('when the client shuts its side part-way through a body, then 400 and nothing is stored', async () => {
+    const request = queueRequest(JSON.stringify(message({ custom_id: 'half-closed, cut' })));
+    const [refused, ...more] = answers(await exchange(service.url, request.slice(0, -10), { halfClose: true }));
+    expect(refused?.status).to.equal(400);
+    expect(more).to.deep.equal([]);
+    expect(await jobsWith('half-closed, cut')).to.equal(0);
+  });
+
+  it('when a request line cannot be parsed, then 400 problem+json and the connection closed, as before', async () => {
+    const [refused, ...more] = answers(await exchange(service.url, 'NOT A REQUEST\r\n\r\n'));
+    expect(refused?.status).to.equal(400);
+    expect(await refused!.json()).to.include({ title: 'Bad Request', status: 400 });
+    expect(more).to.deep.equal([]);
+  });
+
+  it('when the headers are too large, then 431 problem+json', async () => {
+    const [refused] = answers(await exchange(service.url, `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`));
+    expect(refused?.status).to.equal(431);
+    expect(await refused!.json()).to.include({ type: 'https://jetpost.dev/problems/headers-too-large', status: 431 });
+  });
+});
