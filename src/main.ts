@@ -422,11 +422,19 @@ function portError<E>(error: E, variable: string, port: number, host: string): E
  */
 export const HTTP_KEEP_ALIVE_MS = 65_000;
 
+/** How often a closing server ends the connections that have gone idle since it began to close. */
+const IDLE_SWEEP_MS = 100;
+
 /** Stops accepting connections, lets requests in flight finish for a while, then cuts the rest. */
 async function closeServer(server: Server, graceMs = 10_000): Promise<void> {
   const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  // close() ends only the connections idle at that moment. One whose answer is written later is kept
+  // alive for its next request, and the stop waited for the grace to cut it (SHUTDOWN_TIMEOUT_MS,
+  // 25 s by default, whenever a client with a kept-alive connection had a request in flight).
+  const sweep = setInterval(() => server.closeIdleConnections(), IDLE_SWEEP_MS);
   server.closeIdleConnections();
   const timer = setTimeout(() => server.closeAllConnections(), graceMs);
   await closed;
+  clearInterval(sweep);
   clearTimeout(timer);
 }
