@@ -16,6 +16,8 @@ export interface SendResponse {
   retryAfter?: string | undefined;
   /** Network error code (ECONNREFUSED, ECONNABORTED…) when there was no answer. */
   networkCode?: string | undefined;
+  /** No answer, and the request provably never left (no connection was made): nothing can have been sent. */
+  neverSent?: boolean | undefined;
   /** A short description for logs and last_error. */
   description: string;
 }
@@ -41,7 +43,7 @@ export type MessageOutcome =
 export type CallOutcome =
   /** One outcome per message sent, in order; undefined where the answer says nothing readable about it (it may have been sent). */
   | { readonly kind: 'per-message'; readonly messages: ReadonlyArray<MessageOutcome | undefined> }
-  /** 429, 5xx, timeouts, connection errors. `outcomeUnknown`: Mailjet may have sent the messages. */
+  /** 429, 5xx, timeouts, connection errors. `outcomeUnknown`: Mailjet may have sent the messages (not when no connection was made). */
   | {
       readonly kind: 'transient';
       readonly error: string;
@@ -69,7 +71,7 @@ export function classifySendResponse(response: SendResponse, customIds: readonly
     return { kind: 'per-message', messages: perMessage(messages, customIds) };
   }
   if (status === null) {
-    return { kind: 'transient', error: response.description, outcomeUnknown: true };
+    return { kind: 'transient', error: response.description, outcomeUnknown: response.neverSent !== true };
   }
   if (status === 429) {
     const retryAfterMs = parseRetryAfter(response.retryAfter, now);

@@ -176,6 +176,28 @@ describe('Mailjet failures (nock)', () => {
     expect((await jobRows(service))[0]!.outcome_unknown).to.equal(false);
   });
 
+  for (const [what, baseUrl] of [
+    ['nothing listens on its port (a real closed port)', 'http://127.0.0.1:1'],
+    ["its host name does not resolve (a real DNS look-up of a '.invalid' name)", 'https://api.mailjet.invalid'],
+  ] as const) {
+    it(`when Mailjet cannot be reached because ${what}, then the job is retried without a look-up and fails saying it was never sent`, async () => {
+      // Real connections: the closed port and the resolver answer, not nock.
+      nock.enableNetConnect(/^(127\.0\.0\.1|api\.mailjet\.invalid):\d+$/);
+      service = await startTestService({ env: { MAILJET_BASE_URL: baseUrl, MAX_ATTEMPTS: '2', WORKER_CONCURRENCY: '1' } });
+
+      await queue(service, ['nowhere@example.com']);
+      const row = await eventually(async () => (await jobRows(service)).find((job) => job.status === 'failed'), 15_000, 'the job failed');
+
+      expect(row.attempts).to.equal(2);
+      expect(row.outcome_unknown).to.equal(false);
+      expect(row.last_error).to.match(/^gave up after 2 attempts: Mailjet unreachable \((ECONNREFUSED|ENOTFOUND|EAI_AGAIN)\): never sent: /);
+      const metrics = await (await service.request('GET', '/metrics', { key: null })).text();
+      // Nothing to look up: the calls never left.
+      expect(metrics).not.to.match(/^jetpost_mailjet_lookups_total\{/m);
+      expect(metrics).to.match(/^jetpost_mailjet_requests_total\{class="network"\} 2$/m);
+    });
+  }
+
   it('when a consumer died holding a job, then the reaper returns it, marked unsure, and it is sent after a look-up', async () => {
     let lookups = 0;
     nock(MAILJET_TEST_ORIGIN)

@@ -156,6 +156,13 @@ describe('classifySendResponse', () => {
     expect(outcome).to.deep.equal({ kind: 'transient', error: 'timeout of 15000ms exceeded', outcomeUnknown: true });
   });
 
+  it('when there was no answer and no connection was made (refused, DNS, TLS handshake), then the call is a plain transient failure, never sent', () => {
+    const description = 'Mailjet unreachable (ECONNREFUSED): never sent: connect ECONNREFUSED 127.0.0.1:1';
+    const outcome = classifySendResponse(response(null, undefined, { networkCode: 'ECONNREFUSED', neverSent: true, description }), ids(2), NOW);
+
+    expect(outcome).to.deep.equal({ kind: 'transient', error: description, outcomeUnknown: false });
+  });
+
   it('when Mailjet answers 401, then the call is unauthorized', () => {
     const outcome = classifySendResponse(response(401, { ErrorCode: 'mj-0015', StatusCode: 401, ErrorMessage: 'bad credentials' }), ids(1), NOW);
 
