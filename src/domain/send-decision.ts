@@ -76,6 +76,23 @@ export function giveUpAfterLookUp(job: AttemptedJob & { lastError: string | null
       };
 }
 
+/**
+ * What is kept of a result the database refused as it came (`cause` names the refusal): nothing of
+ * Mailjet's free text, and nothing that would let the job be sent again. An accepted job keeps its
+ * recipients' MessageIDs (checked 64-bit integers, what events are matched by) without their
+ * MessageUUIDs; a failed or deferred job keeps its fate with an error that says what was lost.
+ */
+export function minimalResult(result: SendResult, cause: string): SendResult {
+  switch (result.kind) {
+    case 'accepted':
+      return { ...result, recipients: result.recipients.map((recipient) => ({ ...recipient, messageUuid: '' })) };
+    case 'failed':
+      return { ...result, error: `failed; its error text could not be stored (${cause})` };
+    case 'deferred':
+      return { ...result, error: `deferred; its error text could not be stored (${cause})` };
+  }
+}
+
 function fromMessageOutcome(job: AttemptedJob, outcome: MessageOutcome | undefined, context: DecisionContext): SendResult {
   if (outcome === undefined) {
     return retryOrFail(job, "Mailjet's answer gave no result for this message that matches it: it may have been sent", context, { outcomeUnknown: true });

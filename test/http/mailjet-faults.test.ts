@@ -6,6 +6,7 @@ import nock from 'nock';
 
 import { claimJobs } from '../../src/db/jobs-repo.js';
 import { messageTo } from '../factories.js';
+import { capturingLogger } from '../support/log.js';
 import { isolateNetwork, restoreNetwork, type SendCall, sendResponseText } from '../support/mailjet-nock.js';
 import { eventually, MAILJET_TEST_ORIGIN, startTestService, type TestService } from '../support/service.js';
 
@@ -197,6 +198,62 @@ describe('Mailjet failures (nock)', () => {
       expect(metrics).to.match(/^jetpost_mailjet_requests_total\{class="network"\} 2$/m);
     });
   }
+
+  it("when the database refuses a call's results for their data (a NUL byte from Mailjet), then each job gets its own or a minimal record and the consumer goes on", async () => {
+    const calls: SendCall[] = [];
+    nock(MAILJET_TEST_ORIGIN)
+      .post('/v3.1/send')
+      .reply((_uri: string, body: nock.Body) => {
+        const call = body as SendCall;
+        calls.push(call);
+        // A hostile answer: a reason and a MessageUUID holding NUL, which a PostgreSQL text column refuses (SQLSTATE 22021).
+        const [good, , oddUuid] = call.Messages.map((message) => message.CustomID);
+        return [
+          400,
+          `{"Messages":[` +
+            `{"Status":"success","CustomID":"${good}","To":[{"Email":"good@example.com","MessageUUID":"u-good","MessageID":576460765503090001}]},` +
+            `{"Status":"error","Errors":[{"ErrorCode":"mj-0013","StatusCode":400,"ErrorMessage":"bad\\u0000reason","ErrorRelatedTo":["To[0].Email"]}]},` +
+            `{"Status":"success","CustomID":"${oddUuid}","To":[{"Email":"odd@example.com","MessageUUID":"u\\u0000odd","MessageID":576460765503090003}]}]}`,
+          { 'content-type': 'application/json' },
+        ];
+      })
+      .post('/v3.1/send')
+      .reply((_uri: string, body: nock.Body) => {
+        calls.push(body as SendCall);
+        return [200, success(body as SendCall), { 'content-type': 'application/json' }];
+      });
+    const { log, lines } = capturingLogger('warn');
+    service = await startTestService({ log, env: { WORKER_CONCURRENCY: '1' } });
+
+    const [good, refused, oddUuid] = await queue(service, ['good@example.com', 'refused@example.com', 'odd@example.com']);
+    await eventually(async () => ((await jobRows(service)).every((row) => row.status === 'accepted' || row.status === 'failed') ? true : undefined), 15_000);
+    const [later] = await queue(service, ['later@example.com']);
+    await eventually(async () => ((await jobRows(service)).find((row) => row.id === later)?.status === 'accepted' ? true : undefined), 15_000);
+
+    expect(calls.map((call) => call.Messages.length)).to.deep.equal([3, 1]);
+    const rows = new Map((await jobRows(service)).map((row) => [row.id, row]));
+    expect(rows.get(good!)).to.deep.include({ status: 'accepted', last_error: null });
+    expect(rows.get(oddUuid!)).to.deep.include({ status: 'accepted', outcome_unknown: false });
+    expect(rows.get(refused!)).to.deep.include({ status: 'failed', outcome_unknown: false });
+    expect(rows.get(refused!)!.last_error).to.match(
+      /^failed; its error text could not be stored \(SQLSTATE 22021: invalid byte sequence for encoding "UTF8": 0x00\)$/,
+    );
+    const { rows: recipients } = await service.db.pool.query(
+      'select job_id::text, status, mailjet_message_id::text as message_id, mailjet_message_uuid as message_uuid from email_recipients order by job_id',
+    );
+    expect(recipients.slice(0, 3)).to.deep.equal([
+      { job_id: good, status: 'accepted', message_id: '576460765503090001', message_uuid: 'u-good' },
+      { job_id: refused, status: 'failed', message_id: null, message_uuid: null },
+      { job_id: oddUuid, status: 'accepted', message_id: '576460765503090003', message_uuid: null },
+    ]);
+    const errors = lines()
+      .map((line) => JSON.parse(line) as { level: string; message: string; jobs?: string[]; error?: string })
+      .filter((line) => line.level === 'error');
+    expect(errors.map((line) => [line.message.split(';')[0], line.jobs])).to.deep.equal([
+      ["the database refused this job's failed result for its data", [refused]],
+      ["the database refused this job's accepted result for its data", [oddUuid]],
+    ]);
+  });
 
   it('when a consumer died holding a job, then the reaper returns it, marked unsure, and it is sent after a look-up', async () => {
     let lookups = 0;
