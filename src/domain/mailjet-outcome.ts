@@ -38,7 +38,14 @@ export interface AcceptedRecipient {
 }
 
 export type MessageOutcome =
-  { readonly kind: 'accepted'; readonly recipients: AcceptedRecipient[] } | { readonly kind: 'rejected'; readonly transient: boolean; readonly error: string };
+  | { readonly kind: 'accepted'; readonly recipients: AcceptedRecipient[] }
+  /**
+   * Mailjet accepted the message, but its answer does not give each recipient a MessageID of its own
+   * (`reason` says which entry): no event could reach such a recipient, and the message must not be
+   * sent again, so it is looked up by CustomID, which gives the real ids.
+   */
+  | { readonly kind: 'unresolved'; readonly reason: string }
+  | { readonly kind: 'rejected'; readonly transient: boolean; readonly error: string };
 
 export type CallOutcome =
   /** One outcome per message sent, in order; undefined where the answer says nothing readable about it (it may have been sent). */
@@ -134,11 +141,16 @@ function messageOutcome(entry: Json): MessageOutcome {
       ['Bcc', 'bcc'],
     ] as const) {
       const list = entry[field];
-      for (const item of Array.isArray(list) ? list : []) {
+      for (const [index, item] of (Array.isArray(list) ? list : []).entries()) {
         const accepted = isObject(item) ? acceptedRecipient(item, kind) : undefined;
-        if (accepted) {
-          recipients.push(accepted);
+        if (accepted === undefined) {
+          return { kind: 'unresolved', reason: `its ${field}[${index}] entry has no usable MessageID and address` };
         }
+        // MessageID 0 is SandboxMode's, the same for every recipient; any other is one message's own.
+        if (accepted.messageId !== '0' && recipients.some((other) => other.messageId === accepted.messageId)) {
+          return { kind: 'unresolved', reason: `its ${field}[${index}] entry repeats MessageID ${accepted.messageId}` };
+        }
+        recipients.push(accepted);
       }
     }
     return { kind: 'accepted', recipients };

@@ -21,7 +21,7 @@ import { customIdForJob, sendBodyJson } from '../domain/mailjet-payload.js';
 import type { RecipientRow } from '../domain/recipient.js';
 import { type Backoff, backoffMs, type RetryPolicy } from '../domain/retry-policy.js';
 import { decideSendResults, minimalResult, type SendResult } from '../domain/send-decision.js';
-import { jobsToLookUp, lookUpResult, planCalls, type PlannedCall, planSuppression, recipientsOfJobs } from '../domain/send-plan.js';
+import { checkAcceptances, jobsToLookUp, lookUpResult, planCalls, type PlannedCall, planSuppression, recipientsOfJobs } from '../domain/send-plan.js';
 import { storableText } from '../domain/storable-text.js';
 import { suppressionKey } from '../domain/suppression.js';
 import type { Logger } from '../log.js';
@@ -319,7 +319,8 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
     } else if (outcome.kind !== 'transient') {
       gate.succeeded();
     }
-    const results = decideSendResults(call.jobs, outcome, { policy: deps.retry, now: now(), random, unauthorizedRetryAt });
+    const context = { policy: deps.retry, now: now(), random, unauthorizedRetryAt };
+    const results = checkAcceptances(decideSendResults(call.jobs, outcome, context), call.jobs, batch.recipientsByJob, context);
     const summary = await recordWithRetry(batch, results, turn);
     const recipients = recipientsOfJobs(call.jobs, batch.recipientsByJob);
     bus.emit('mailjet:call', {

@@ -255,6 +255,56 @@ describe('Mailjet failures (nock)', () => {
     ]);
   });
 
+  for (const [what, entry, found] of [
+    ['a MessageID that is not a number', (email: string) => `{"Email":"${email}","MessageUUID":"u-1","MessageID":"abc"}`, true],
+    ['a MessageID above 2^63-1', (email: string) => `{"Email":"${email}","MessageUUID":"u-1","MessageID":9223372036854775808}`, true],
+    ['an address that matches none sent', () => '{"Email":"someone-else@example.com","MessageUUID":"u-1","MessageID":576460765503091111}', false],
+  ] as const) {
+    it(`when Mailjet answers success with ${what}, then the job is never sent again: it is looked up by CustomID${found ? ' and gets the real MessageID' : ', and fails explained when the look-up does not find it'}`, async () => {
+      let sends = 0;
+      let lookups = 0;
+      nock(MAILJET_TEST_ORIGIN)
+        .post('/v3.1/send')
+        .times(5)
+        .reply((_uri: string, body: nock.Body) => {
+          sends += 1;
+          const message = (body as SendCall).Messages[0]!;
+          return [
+            200,
+            `{"Messages":[{"Status":"success","CustomID":"${message.CustomID}","To":[${entry(message.To[0]!.Email)}],"Cc":[],"Bcc":[]}]}`,
+            { 'content-type': 'application/json' },
+          ];
+        })
+        .get('/v3/REST/message')
+        .query(true)
+        .times(5)
+        .reply((uri: string) => {
+          lookups += 1;
+          const customId = new URL(uri, MAILJET_TEST_ORIGIN).searchParams.get('CustomID');
+          const data = found ? `[{"ID":576460765503092222,"UUID":"u-found","CustomID":"${customId}","ContactAlt":"odd@example.com","Status":"sent"}]` : '[]';
+          return [200, `{"Count":${found ? 1 : 0},"Data":${data},"Total":${found ? 1 : 0}}`, { 'content-type': 'application/json' }];
+        });
+      service = await startTestService({ env: { WORKER_CONCURRENCY: '1', MAX_ATTEMPTS: '3' } });
+
+      const [jobId] = await queue(service, ['odd@example.com']);
+      const row = await eventually(async () => (await jobRows(service)).find((job) => job.status === 'accepted' || job.status === 'failed'), 15_000);
+
+      expect(sends).to.equal(1);
+      expect(lookups).to.equal(1);
+      const view = (await (await service.request('GET', `/status/${jobId}`)).json()) as { recipients: Array<{ message_id: string | null; status: string }> };
+      if (found) {
+        expect(row).to.deep.include({ status: 'accepted', outcome_unknown: false });
+        expect(view.recipients[0]).to.deep.include({ message_id: '576460765503092222', status: 'accepted' });
+      } else {
+        expect(row).to.deep.include({ status: 'failed', outcome_unknown: true });
+        expect(row.last_error).to.equal(
+          'Mailjet accepted it, but its answer names an address that matches none sent: it is looked up by CustomID for its MessageIDs, never sent again; ' +
+            "the look-up did not find it, so its recipients' ids are unknown: it may well have been delivered (a re-queue looks it up first)",
+        );
+      }
+    });
+  }
+
   it('when a consumer died holding a job, then the reaper returns it, marked unsure, and it is sent after a look-up', async () => {
     let lookups = 0;
     nock(MAILJET_TEST_ORIGIN)
