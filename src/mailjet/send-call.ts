@@ -33,7 +33,7 @@ const ANSWER_LIMITS = { maxDepth: 64, maxLength: Number.MAX_SAFE_INTEGER, maxEle
  */
 export const MAX_ANSWER_BYTES = 1024 * 1024;
 /** The code of an answer cut off at MAX_ANSWER_BYTES. */
-const TOO_LARGE_CODE = 'EANSWERTOOLARGE';
+export const TOO_LARGE_CODE = 'EANSWERTOOLARGE';
 /** The code axios (and so node-mailjet) gives a request that ran out of time. */
 const TIMEOUT_CODE = 'ECONNABORTED';
 /** The code of a call the egress proxy refused to pass on. */
