@@ -75,7 +75,7 @@ export function classifySendResponse(response: SendResponse, customIds: readonly
   const { status } = response;
   const messages = isObject(response.body) ? response.body['Messages'] : undefined;
   if (status !== null && ((status >= 200 && status < 300) || status === 400 || status === 403) && Array.isArray(messages)) {
-    return { kind: 'per-message', messages: perMessage(messages, customIds) };
+    return { kind: 'per-message', messages: withoutRepeatedIds(perMessage(messages, customIds)) };
   }
   if (status === null) {
     return { kind: 'transient', error: response.description, outcomeUnknown: response.neverSent !== true };
@@ -132,6 +132,30 @@ function perMessage(entries: readonly unknown[], customIds: readonly string[]): 
   });
 }
 
+/**
+ * A MessageID is one recipient's own: one that an answer gives two recipients (of one message or of
+ * two) cannot say which of them an event is about, so no message holding it is recorded with it
+ * (each is looked up instead). MessageID 0 is SandboxMode's, the same for every recipient.
+ */
+function withoutRepeatedIds(outcomes: Array<MessageOutcome | undefined>): Array<MessageOutcome | undefined> {
+  const seen = new Set<string>();
+  const repeated = new Set<string>();
+  for (const outcome of outcomes) {
+    for (const { messageId } of outcome?.kind === 'accepted' ? outcome.recipients : []) {
+      if (messageId !== '0') {
+        (seen.has(messageId) ? repeated : seen).add(messageId);
+      }
+    }
+  }
+  if (repeated.size === 0) {
+    return outcomes;
+  }
+  return outcomes.map((outcome) => {
+    const id = outcome?.kind === 'accepted' ? outcome.recipients.find((recipient) => repeated.has(recipient.messageId))?.messageId : undefined;
+    return id === undefined ? outcome : { kind: 'unresolved', reason: `its answer gives MessageID ${id} to more than one recipient` };
+  });
+}
+
 function messageOutcome(entry: Json): MessageOutcome {
   if (entry['Status'] === 'success') {
     const recipients: AcceptedRecipient[] = [];
@@ -145,10 +169,6 @@ function messageOutcome(entry: Json): MessageOutcome {
         const accepted = isObject(item) ? acceptedRecipient(item, kind) : undefined;
         if (accepted === undefined) {
           return { kind: 'unresolved', reason: `its ${field}[${index}] entry has no usable MessageID and address` };
-        }
-        // MessageID 0 is SandboxMode's, the same for every recipient; any other is one message's own.
-        if (accepted.messageId !== '0' && recipients.some((other) => other.messageId === accepted.messageId)) {
-          return { kind: 'unresolved', reason: `its ${field}[${index}] entry repeats MessageID ${accepted.messageId}` };
         }
         recipients.push(accepted);
       }

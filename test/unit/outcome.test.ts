@@ -83,12 +83,24 @@ describe('classifySendResponse', () => {
     expect(messagesOf(classifySendResponse(response(200, noEmail), ids(1), NOW))[0]).to.deep.include({ kind: 'unresolved' });
   });
 
-  it("when two recipients of one answer share a MessageID, then the message is unresolved; SandboxMode's MessageID 0 for all is not a repeat", () => {
+  it("when two recipients of one answer (of one message or two) share a MessageID, then their messages are unresolved; SandboxMode's MessageID 0 for all is not a repeat", () => {
     const repeated = { Messages: [success('jetpost-1', [['a@example.com', '576460765503091475']], [['b@example.com', '576460765503091475']])] };
     expect(messagesOf(classifySendResponse(response(200, repeated), ids(1), NOW))[0]).to.deep.equal({
       kind: 'unresolved',
-      reason: 'its Cc[0] entry repeats MessageID 576460765503091475',
+      reason: 'its answer gives MessageID 576460765503091475 to more than one recipient',
     });
+    const acrossMessages = {
+      Messages: [
+        success('jetpost-1', [['a@example.com', '576460765503091475']]),
+        success('jetpost-2', [['b@example.com', '576460765503091476']]),
+        success('jetpost-3', [['c@example.com', '576460765503091475']]),
+      ],
+    };
+    expect(messagesOf(classifySendResponse(response(200, acrossMessages), ids(3), NOW)).map((message) => message?.kind)).to.deep.equal([
+      'unresolved',
+      'accepted',
+      'unresolved',
+    ]);
     const sandbox = { Messages: [success('jetpost-1', [['a@example.com', 0]], [['b@example.com', 0]])] };
     expect(messagesOf(classifySendResponse(response(200, sandbox), ids(1), NOW))[0]).to.deep.include({ kind: 'accepted' });
   });
