@@ -62,14 +62,15 @@ export function checkAcceptances(
     }
     const rows = recipientsByJob.get(result.jobId) ?? [];
     const paired = matchRecipients(rows, result.recipients);
-    // Mailjet answers an address given twice (say in To and Cc) once: each address needs one id.
-    if (paired.length === result.recipients.length && paired.length === countRecipients(rows)) {
+    // An address given twice (say in To and Cc) may be answered once: each address needs one id.
+    const addressesPaired = countRecipients(paired.map(({ row }) => row));
+    if (paired.length === result.recipients.length && addressesPaired === countRecipients(rows)) {
       return result;
     }
     const reason =
       paired.length < result.recipients.length
         ? 'its answer names an address that matches none sent'
-        : `its answer gives ${result.recipients.length} of the ${countRecipients(rows)} addresses sent a MessageID`;
+        : `its answer gives ${addressesPaired} of the ${countRecipients(rows)} addresses sent a MessageID`;
     return unresolvedAcceptance(jobs[index]!, reason, context);
   });
 }

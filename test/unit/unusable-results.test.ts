@@ -76,6 +76,15 @@ describe('an acceptance checked against the recipients sent', () => {
   it('when every address sent has its id (an address given twice counts once), then the acceptance stands', () => {
     const rows = new Map([['1', [row('1', 'to', 'a@example.com'), row('2', 'cc', 'A@example.com')]]]);
     expect(checkAcceptances([accepted('a@example.com')], [job], rows, context)).to.deep.equal([accepted('a@example.com')]);
+    const both: SendResult = {
+      jobId: '1',
+      kind: 'accepted',
+      recipients: [
+        { kind: 'to', email: 'a@example.com', messageId: '576460765503091475', messageUuid: '' },
+        { kind: 'cc', email: 'a@example.com', messageId: '576460765503091476', messageUuid: '' },
+      ],
+    };
+    expect(checkAcceptances([both], [job], rows, context)).to.deep.equal([both]);
   });
 
   it('when Mailjet names an address not sent, or leaves one out, then the job is deferred, look-up only, and a failed look-up ends it failed and explained, never resent', () => {
