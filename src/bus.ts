@@ -7,7 +7,7 @@ import type { MailjetEventType } from './domain/status.js';
 import type { DeliveryOutcome } from './domain/webhook-delivery.js';
 
 /** What became of one HTTP request to Mailjet, by HTTP class (`timeout` and `network`: no answer). */
-export type MailjetCallClass = 'ok' | 'rate_limited' | 'server_error' | 'client_error' | 'unauthorized' | 'timeout' | 'network';
+export type MailjetCallClass = 'ok' | 'rate_limited' | 'server_error' | 'client_error' | 'unauthorized' | 'timeout' | 'network' | 'answer_too_large';
 
 export interface BusEvents {
   'jobs:enqueued': { appId: string; count: number };

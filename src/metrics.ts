@@ -59,7 +59,7 @@ export function createMetrics({ bus, queueStats, sendingHalted, eventsBodyBudget
   });
   const requests = new client.Counter({
     name: 'jetpost_mailjet_requests_total',
-    help: 'Send API requests by answer: ok, rate_limited (429), server_error (5xx), client_error (4xx), unauthorized (401, 403), timeout, network',
+    help: 'Send API requests by answer: ok, rate_limited (429), server_error (5xx), client_error (4xx), unauthorized (401, 403), timeout, network, answer_too_large (over 1 MiB, not read)',
     labelNames: ['class'],
     registers,
   });

@@ -343,6 +343,8 @@ export interface Settlement {
   outcomeUnknown: boolean;
   /** The attempt does not count (it never reached Mailjet, e.g. sending paused on bad keys). */
   refundAttempt: boolean;
+  /** Its attempts are spent, so that its next claim only looks it up (Mailjet accepted it: never send it again). */
+  lookUpOnly?: boolean;
 }
 
 // Failed and deferred jobs leave the lease in one statement; only the consumer holding the lease may
@@ -353,12 +355,12 @@ const SETTLE_JOBS = `
     run_at = coalesce(s.run_at, j.run_at),
     last_error = s.error,
     outcome_unknown = s.outcome_unknown,
-    attempts = j.attempts - case when s.refund then 1 else 0 end,
+    attempts = case when s.look_up_only then greatest(j.attempts, j.max_attempts) when s.refund then j.attempts - 1 else j.attempts end,
     locked_by = null,
     locked_until = null,
     updated_at = now()
-  from unnest($1::bigint[], $2::text[], $3::timestamptz[], $4::text[], $5::boolean[], $6::boolean[], $7::text[])
-    as s(id, status, run_at, error, outcome_unknown, refund, worker_id)
+  from unnest($1::bigint[], $2::text[], $3::timestamptz[], $4::text[], $5::boolean[], $6::boolean[], $7::text[], $8::boolean[])
+    as s(id, status, run_at, error, outcome_unknown, refund, worker_id, look_up_only)
   where j.id = s.id
     and j.status = 'processing'
     and j.locked_by = s.worker_id
@@ -380,6 +382,7 @@ export async function settleJobs(
     settlements.map((s) => s.outcomeUnknown),
     settlements.map((s) => s.refundAttempt),
     settlements.map((s) => s.workerId),
+    settlements.map((s) => s.lookUpOnly ?? false),
   ]);
   const changed = new Set(rows.map((row) => `${String(row['id'])}/${String(row['worker_id'])}`));
   return settlements.filter((s) => changed.has(`${s.id}/${s.workerId}`));

@@ -128,6 +128,21 @@ export function isDatabaseUnavailable(error: unknown): boolean {
   return typeof err.message === 'string' && UNAVAILABLE_MESSAGE.test(err.message);
 }
 
+/**
+ * SQLSTATE classes of a statement refused for the data it carries, which is refused again however
+ * often it is tried: data exceptions (22: a NUL byte in text, a value out of range), integrity
+ * constraint violations (23) and program limits (54). Connection (08), transaction-rollback (40),
+ * resource (53) and operator-intervention (57) errors, and errors without a SQLSTATE, may pass on
+ * a later try.
+ */
+const DETERMINISTIC_SQLSTATE = /^(22|23|54)[0-9A-Z]{3}$/;
+
+/** Whether `error` is PostgreSQL refusing a statement's data: trying the same statement again cannot succeed. */
+export function isDeterministicDatabaseError(error: unknown): error is Error & { code: string } {
+  const code = (error as { code?: unknown } | null)?.code;
+  return error instanceof Error && typeof code === 'string' && DETERMINISTIC_SQLSTATE.test(code);
+}
+
 /** A conflict with a concurrent writer that a new try resolves: PostgreSQL's serialization failure, which whoever retries those retries too. */
 export class ConcurrentChangeError extends Error {
   override readonly name: string = 'ConcurrentChangeError';

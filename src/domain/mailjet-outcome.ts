@@ -16,6 +16,8 @@ export interface SendResponse {
   retryAfter?: string | undefined;
   /** Network error code (ECONNREFUSED, ECONNABORTED…) when there was no answer. */
   networkCode?: string | undefined;
+  /** No answer, and the request provably never left (no connection was made): nothing can have been sent. */
+  neverSent?: boolean | undefined;
   /** A short description for logs and last_error. */
   description: string;
 }
@@ -36,12 +38,19 @@ export interface AcceptedRecipient {
 }
 
 export type MessageOutcome =
-  { readonly kind: 'accepted'; readonly recipients: AcceptedRecipient[] } | { readonly kind: 'rejected'; readonly transient: boolean; readonly error: string };
+  | { readonly kind: 'accepted'; readonly recipients: AcceptedRecipient[] }
+  /**
+   * Mailjet accepted the message, but its answer does not give each recipient a MessageID of its own
+   * (`reason` says which entry): no event could reach such a recipient, and the message must not be
+   * sent again, so it is looked up by CustomID, which gives the real ids.
+   */
+  | { readonly kind: 'unresolved'; readonly reason: string }
+  | { readonly kind: 'rejected'; readonly transient: boolean; readonly error: string };
 
 export type CallOutcome =
   /** One outcome per message sent, in order; undefined where the answer says nothing readable about it (it may have been sent). */
   | { readonly kind: 'per-message'; readonly messages: ReadonlyArray<MessageOutcome | undefined> }
-  /** 429, 5xx, timeouts, connection errors. `outcomeUnknown`: Mailjet may have sent the messages. */
+  /** 429, 5xx, timeouts, connection errors. `outcomeUnknown`: Mailjet may have sent the messages (not when no connection was made). */
   | {
       readonly kind: 'transient';
       readonly error: string;
@@ -66,10 +75,10 @@ export function classifySendResponse(response: SendResponse, customIds: readonly
   const { status } = response;
   const messages = isObject(response.body) ? response.body['Messages'] : undefined;
   if (status !== null && ((status >= 200 && status < 300) || status === 400 || status === 403) && Array.isArray(messages)) {
-    return { kind: 'per-message', messages: perMessage(messages, customIds) };
+    return { kind: 'per-message', messages: withoutRepeatedIds(perMessage(messages, customIds)) };
   }
   if (status === null) {
-    return { kind: 'transient', error: response.description, outcomeUnknown: true };
+    return { kind: 'transient', error: response.description, outcomeUnknown: response.neverSent !== true };
   }
   if (status === 429) {
     const retryAfterMs = parseRetryAfter(response.retryAfter, now);
@@ -123,6 +132,30 @@ function perMessage(entries: readonly unknown[], customIds: readonly string[]): 
   });
 }
 
+/**
+ * A MessageID is one recipient's own: one that an answer gives two recipients (of one message or of
+ * two) cannot say which of them an event is about, so no message holding it is recorded with it
+ * (each is looked up instead). MessageID 0 is SandboxMode's, the same for every recipient.
+ */
+function withoutRepeatedIds(outcomes: Array<MessageOutcome | undefined>): Array<MessageOutcome | undefined> {
+  const seen = new Set<string>();
+  const repeated = new Set<string>();
+  for (const outcome of outcomes) {
+    for (const { messageId } of outcome?.kind === 'accepted' ? outcome.recipients : []) {
+      if (messageId !== '0') {
+        (seen.has(messageId) ? repeated : seen).add(messageId);
+      }
+    }
+  }
+  if (repeated.size === 0) {
+    return outcomes;
+  }
+  return outcomes.map((outcome) => {
+    const id = outcome?.kind === 'accepted' ? outcome.recipients.find((recipient) => repeated.has(recipient.messageId))?.messageId : undefined;
+    return id === undefined ? outcome : { kind: 'unresolved', reason: `its answer gives MessageID ${id} to more than one recipient` };
+  });
+}
+
 function messageOutcome(entry: Json): MessageOutcome {
   if (entry['Status'] === 'success') {
     const recipients: AcceptedRecipient[] = [];
@@ -132,11 +165,12 @@ function messageOutcome(entry: Json): MessageOutcome {
       ['Bcc', 'bcc'],
     ] as const) {
       const list = entry[field];
-      for (const item of Array.isArray(list) ? list : []) {
+      for (const [index, item] of (Array.isArray(list) ? list : []).entries()) {
         const accepted = isObject(item) ? acceptedRecipient(item, kind) : undefined;
-        if (accepted) {
-          recipients.push(accepted);
+        if (accepted === undefined) {
+          return { kind: 'unresolved', reason: `its ${field}[${index}] entry has no usable MessageID and address` };
         }
+        recipients.push(accepted);
       }
     }
     return { kind: 'accepted', recipients };

@@ -1,7 +1,7 @@
 // What becomes of each job of a Mailjet call, pure: accepted with its MessageIDs, deferred to a
 // later attempt, or failed for good (the dead-letter state, with the reason kept).
 import type { AcceptedRecipient, CallOutcome, MessageOutcome } from './mailjet-outcome.js';
-import { nextRetry, retryDelayMs, type RetryPolicy } from './retry-policy.js';
+import { backoffMs, nextRetry, retryDelayMs, type RetryPolicy } from './retry-policy.js';
 
 export type SendResult =
   | { readonly jobId: string; readonly kind: 'accepted'; readonly recipients: readonly AcceptedRecipient[] }
@@ -21,6 +21,8 @@ export type SendResult =
       readonly outcomeUnknown: boolean;
       /** The attempt does not count: the call never had a chance (sending is paused on bad keys). */
       readonly refundAttempt: boolean;
+      /** Mailjet accepted it (unresolvedAcceptance): its attempts are spent, so it is only ever looked up, never sent again. */
+      readonly lookUpOnly?: boolean;
     };
 
 export interface AttemptedJob {
@@ -60,12 +62,43 @@ export function retryOrFail(
   return { jobId: job.id, kind: 'failed', error: `gave up after ${job.attempts} attempts: ${error}` };
 }
 
+/** How the error of a job Mailjet accepted without usable MessageIDs begins (unresolvedAcceptance): what its look-up decides by. */
+const UNRESOLVED_ACCEPTANCE = 'Mailjet accepted it, but ';
+
+/**
+ * A job Mailjet answered "success" for without a usable MessageID for each recipient (a missing,
+ * malformed or repeated id, or an address that matches none sent). It must not be sent again, and no
+ * event can reach a recipient without its id: it is deferred to be looked up by CustomID (after a
+ * backoff, so that Mailjet's message index has it), with its attempts spent so that it is never sent.
+ */
+export function unresolvedAcceptance(job: AttemptedJob, reason: string, context: DecisionContext): SendResult {
+  const delayMs = backoffMs(context.policy, job.attempts, context.random);
+  return {
+    jobId: job.id,
+    kind: 'deferred',
+    error: `${UNRESOLVED_ACCEPTANCE}${reason}: it is looked up by CustomID for its MessageIDs, never sent again`,
+    runAt: new Date(context.now.getTime() + delayMs),
+    outcomeUnknown: true,
+    refundAttempt: false,
+    lookUpOnly: true,
+  };
+}
+
 /**
  * For a job whose attempts are spent and whose last attempt's outcome is unknown, once Mailjet was
  * asked (`found`: it does not have the message) or could not be asked (`found: false`).
  */
 export function giveUpAfterLookUp(job: AttemptedJob & { lastError: string | null }, lookedUp: boolean): SendResult {
   const { attempts } = job;
+  if (job.lastError?.startsWith(UNRESOLVED_ACCEPTANCE)) {
+    // Mailjet said it took the message: a look-up that does not find it does not make it unsent.
+    return {
+      jobId: job.id,
+      kind: 'failed',
+      error: `${job.lastError}; the look-up ${lookedUp ? 'did not find it' : 'could not be made'}, so its recipients' ids are unknown: it may well have been delivered (a re-queue looks it up first)`,
+      outcomeUnknown: true,
+    };
+  }
   return lookedUp
     ? { jobId: job.id, kind: 'failed', error: `gave up after ${attempts} attempts (Mailjet has no such message): ${job.lastError ?? 'unknown error'}` }
     : {
@@ -76,12 +109,32 @@ export function giveUpAfterLookUp(job: AttemptedJob & { lastError: string | null
       };
 }
 
+/**
+ * What is kept of a result the database refused as it came (`cause` names the refusal): nothing of
+ * Mailjet's free text, and nothing that would let the job be sent again. An accepted job keeps its
+ * recipients' MessageIDs (checked 64-bit integers, what events are matched by) without their
+ * MessageUUIDs; a failed or deferred job keeps its fate with an error that says what was lost.
+ */
+export function minimalResult(result: SendResult, cause: string): SendResult {
+  switch (result.kind) {
+    case 'accepted':
+      return { ...result, recipients: result.recipients.map((recipient) => ({ ...recipient, messageUuid: '' })) };
+    case 'failed':
+      return { ...result, error: `failed; its error text could not be stored (${cause})` };
+    case 'deferred':
+      return { ...result, error: `deferred; its error text could not be stored (${cause})` };
+  }
+}
+
 function fromMessageOutcome(job: AttemptedJob, outcome: MessageOutcome | undefined, context: DecisionContext): SendResult {
   if (outcome === undefined) {
     return retryOrFail(job, "Mailjet's answer gave no result for this message that matches it: it may have been sent", context, { outcomeUnknown: true });
   }
   if (outcome.kind === 'accepted') {
     return { jobId: job.id, kind: 'accepted', recipients: outcome.recipients };
+  }
+  if (outcome.kind === 'unresolved') {
+    return unresolvedAcceptance(job, outcome.reason, context);
   }
   return outcome.transient ? retryOrFail(job, outcome.error, context) : { jobId: job.id, kind: 'failed', error: outcome.error };
 }

@@ -5,7 +5,7 @@ import type { ClaimedJob } from './job.js';
 import type { FoundMessage } from './mailjet-outcome.js';
 import { countRecipients, packCalls, toMailjetMessage } from './mailjet-payload.js';
 import { matchRecipients, type RecipientRow } from './recipient.js';
-import { type DecisionContext, giveUpAfterLookUp, retryOrFail, type SendResult } from './send-decision.js';
+import { type AttemptedJob, type DecisionContext, giveUpAfterLookUp, retryOrFail, type SendResult, unresolvedAcceptance } from './send-decision.js';
 import { suppressionKey } from './suppression.js';
 
 /** Jobs whose last attempt may have been sent: they are looked up at Mailjet by CustomID before anything is sent. */
@@ -42,6 +42,37 @@ export function lookUpResult(
     });
   }
   return undefined;
+}
+
+/**
+ * The call's results with each acceptance checked against the recipients sent: an address Mailjet
+ * names that matches none of them, or an address sent that Mailjet gives no id, leaves a recipient
+ * that no event can reach, so that job is looked up instead (unresolvedAcceptance). `jobs`: the
+ * call's, in the order of `results`.
+ */
+export function checkAcceptances(
+  results: readonly SendResult[],
+  jobs: readonly AttemptedJob[],
+  recipientsByJob: ReadonlyMap<string, readonly RecipientRow[]>,
+  context: DecisionContext,
+): SendResult[] {
+  return results.map((result, index) => {
+    if (result.kind !== 'accepted') {
+      return result;
+    }
+    const rows = recipientsByJob.get(result.jobId) ?? [];
+    const paired = matchRecipients(rows, result.recipients);
+    // An address given twice (say in To and Cc) may be answered once: each address needs one id.
+    const addressesPaired = countRecipients(paired.map(({ row }) => row));
+    if (paired.length === result.recipients.length && addressesPaired === countRecipients(rows)) {
+      return result;
+    }
+    const reason =
+      paired.length < result.recipients.length
+        ? 'its answer names an address that matches none sent'
+        : `its answer gives ${addressesPaired} of the ${countRecipients(rows)} addresses sent a MessageID`;
+    return unresolvedAcceptance(jobs[index]!, reason, context);
+  });
 }
 
 export interface SuppressionPlan {

@@ -3,9 +3,12 @@
 // interceptors, a JavaScript JSON parser for big integers) cost more CPU than the rest of a send.
 // The answer is read as node-mailjet read it: integers longer than 15 digits (MessageIDs) come back as
 // exact decimal strings, a body that is not JSON comes back as its text, and no answer at all (a
-// timeout, a refused or cut connection) is a network failure, its outcome unknown.
+// timeout, a refused or cut connection) is a network failure: its outcome unknown once the request
+// may have left, a plain failure (never sent) while its connection was still being made.
 import http from 'node:http';
 import https from 'node:https';
+import type { Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
 
 import { splitJsonBody } from '../domain/json-elements.js';
 import type { SendResponse } from '../domain/mailjet-outcome.js';
@@ -30,7 +33,7 @@ const ANSWER_LIMITS = { maxDepth: 64, maxLength: Number.MAX_SAFE_INTEGER, maxEle
  */
 export const MAX_ANSWER_BYTES = 1024 * 1024;
 /** The code of an answer cut off at MAX_ANSWER_BYTES. */
-const TOO_LARGE_CODE = 'EANSWERTOOLARGE';
+export const TOO_LARGE_CODE = 'EANSWERTOOLARGE';
 /** The code axios (and so node-mailjet) gives a request that ran out of time. */
 const TIMEOUT_CODE = 'ECONNABORTED';
 /** The code of a call the egress proxy refused to pass on. */
@@ -44,6 +47,10 @@ export function createSendCall({ baseUrl, apiKey, apiSecret, timeoutMs }: SendCa
 
   return (body) =>
     new Promise<SendResponse>((resolve) => {
+      // Whether any byte of the request may have left: from the moment its connection is up (TCP, and
+      // the TLS handshake on https). A failure before that (a refused connection, a failed DNS lookup,
+      // a failed or timed-out handshake, a proxy that refused the tunnel) means Mailjet never saw it.
+      let connected = false;
       let settled = false;
       const settle = (response: SendResponse) => {
         if (!settled) {
@@ -91,7 +98,14 @@ export function createSendCall({ baseUrl, apiKey, apiSecret, timeoutMs }: SendCa
       const timer = setTimeout(() => {
         request.destroy(Object.assign(new Error(`timeout of ${timeoutMs}ms exceeded`), { code: TIMEOUT_CODE }));
       }, timeoutMs);
-      request.on('error', (error) => settle(unreachable(error)));
+      request.on('socket', (socket) => {
+        if (isEstablished(socket)) {
+          connected = true;
+        } else {
+          socket.once(socket instanceof TLSSocket ? 'secureConnect' : 'connect', () => (connected = true));
+        }
+      });
+      request.on('error', (error) => settle(connected ? unreachable(error) : neverSent(error)));
       // A proxy that refuses the tunnel would have its answer read as Mailjet's (https-proxy-agent
       // replays it): Mailjet never saw the call.
       request.on('proxyConnect', (connect: { statusCode?: number }) => {
@@ -133,7 +147,27 @@ function tooLarge(status: number): SendResponse {
 
 /** A call the egress proxy did not pass on: Mailjet never saw it. */
 function proxyRefused(reason: string): SendResponse {
-  return unreachable(Object.assign(new Error(reason), { code: PROXY_REFUSED_CODE }));
+  return neverSent(Object.assign(new Error(reason), { code: PROXY_REFUSED_CODE }));
+}
+
+/**
+ * A kept-alive socket is already up; a new one is up once connected and, for TLS, once this side has
+ * finished its handshake (a proxy agent hands over a TLS socket still shaking hands).
+ */
+function isEstablished(socket: Socket): boolean {
+  return socket instanceof TLSSocket ? socket.getFinished() !== undefined : !socket.connecting;
+}
+
+/** No connection was made: the request never left, so it is a plain failure, retried without a look-up. */
+function neverSent(error: Error & { code?: string }): SendResponse {
+  const code = error.code ?? 'ERROR';
+  return {
+    status: null,
+    body: undefined,
+    networkCode: code,
+    neverSent: true,
+    description: `Mailjet unreachable (${code}): never sent: ${error.message}`.trim(),
+  };
 }
 
 function unreachable(error: Error & { code?: string }): SendResponse {

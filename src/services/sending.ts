@@ -121,7 +121,16 @@ async function recordSendResults(pool: Pool, channels: NotifyChannels, requests:
           return [{ workerId, id: r.jobId, status: 'failed', runAt: null, error: r.error, outcomeUnknown: r.outcomeUnknown ?? false, refundAttempt: false }];
         case 'deferred':
           return [
-            { workerId, id: r.jobId, status: 'deferred', runAt: r.runAt, error: r.error, outcomeUnknown: r.outcomeUnknown, refundAttempt: r.refundAttempt },
+            {
+              workerId,
+              id: r.jobId,
+              status: 'deferred',
+              runAt: r.runAt,
+              error: r.error,
+              outcomeUnknown: r.outcomeUnknown,
+              refundAttempt: r.refundAttempt,
+              lookUpOnly: r.lookUpOnly ?? false,
+            },
           ];
       }
     }),

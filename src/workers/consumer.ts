@@ -14,14 +14,15 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import type { Bus } from '../bus.js';
-import { coerceError } from '../domain/errors.js';
+import { coerceError, isDeterministicDatabaseError } from '../domain/errors.js';
 import type { ClaimedJob } from '../domain/job.js';
 import { type CallOutcome, classifySendResponse, type FoundMessage, type SendResponse } from '../domain/mailjet-outcome.js';
 import { customIdForJob, sendBodyJson } from '../domain/mailjet-payload.js';
 import type { RecipientRow } from '../domain/recipient.js';
 import { type Backoff, backoffMs, type RetryPolicy } from '../domain/retry-policy.js';
-import { decideSendResults, type SendResult } from '../domain/send-decision.js';
-import { jobsToLookUp, lookUpResult, planCalls, type PlannedCall, planSuppression, recipientsOfJobs } from '../domain/send-plan.js';
+import { decideSendResults, minimalResult, type SendResult } from '../domain/send-decision.js';
+import { checkAcceptances, jobsToLookUp, lookUpResult, planCalls, type PlannedCall, planSuppression, recipientsOfJobs } from '../domain/send-plan.js';
+import { storableText } from '../domain/storable-text.js';
 import { suppressionKey } from '../domain/suppression.js';
 import type { Logger } from '../log.js';
 import type { RecordSummary } from '../services/sending.js';
@@ -126,9 +127,11 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
    * Once Mailjet answered, its answer must be written: while the database is away, keep trying (the
    * lease protects the jobs, and recording "accepted" also wins over a reaped, unclaimed job). Until
    * the loop is halted at the shutdown deadline or the pool is ended for good: then the jobs are
-   * left to the lease reaper, and this throws.
+   * left to the lease reaper, and this throws. A record the database refuses for its data is not
+   * tried again as it is (recordApart). `minimal`: the results are already minimalResult's.
    */
-  async function recordWithRetry(batch: Batch, results: readonly SendResult[], { halted }: TurnContext): Promise<RecordSummary> {
+  async function recordWithRetry(batch: Batch, results: readonly SendResult[], turn: TurnContext, minimal = false): Promise<RecordSummary> {
+    const { halted } = turn;
     for (let attempt = 1; ; attempt += 1) {
       try {
         const summary = await deps.record(batch.recipientsByJob, results);
@@ -147,10 +150,57 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
           );
           throw new Error('shut down before the Mailjet results were recorded', { cause: thrown });
         }
+        if (isDeterministicDatabaseError(thrown)) {
+          return recordApart(batch, results, thrown, turn, minimal);
+        }
         log.warn('could not record Mailjet results; retrying', fields);
         await sleep(backoffMs(CONSUMER_BACKOFF, attempt, random), undefined, { signal: halted }).catch(() => undefined);
       }
     }
+  }
+
+  /**
+   * The database refused a record for the data it carries (a NUL byte in Mailjet's text, a value a
+   * column rejects): the same record would be refused for ever and hold this consumer. So the jobs
+   * are recorded one at a time, and one that is still refused gets a minimal record (minimalResult:
+   * its fate without Mailjet's text, never a resend). One refused even then keeps its lease: the
+   * lease reaper returns it marked outcome unknown, so it is looked up at Mailjet, not sent blindly.
+   */
+  async function recordApart(
+    batch: Batch,
+    results: readonly SendResult[],
+    error: Error & { code: string },
+    turn: TurnContext,
+    minimal: boolean,
+  ): Promise<RecordSummary> {
+    const cause = `SQLSTATE ${error.code}: ${storableText(error.message, 200).text}`;
+    const fields = { component: 'consumer', consumer: id, jobs: results.map((r) => r.jobId), error: cause };
+    if (results.length > 1) {
+      log.warn("the database refused a call's results for their data; recording its jobs one at a time", fields);
+      const summaries: RecordSummary[] = [];
+      for (const result of results) {
+        summaries.push(await recordWithRetry(batch, [result], turn, minimal));
+      }
+      return {
+        accepted: summaries.flatMap((s) => s.accepted),
+        failed: summaries.flatMap((s) => s.failed),
+        deferred: summaries.flatMap((s) => s.deferred),
+        lostLease: summaries.flatMap((s) => s.lostLease),
+      };
+    }
+    const [result] = results;
+    if (result !== undefined && !minimal) {
+      log.error(
+        `the database refused this job's ${result.kind} result for its data; a minimal record is written instead (${result.kind}, without Mailjet's text). Look for what Mailjet answered that the column refused`,
+        { ...fields, kind: result.kind },
+      );
+      return recordWithRetry(batch, [minimalResult(result, cause)], turn, true);
+    }
+    log.error(
+      'the database refused even the minimal record of this job; it keeps its lease, and the lease reaper returns it marked outcome unknown, to be looked up at Mailjet, not resent',
+      fields,
+    );
+    return { accepted: [], failed: [], deferred: [], lostLease: [] };
   }
 
   function report(summary: RecordSummary, extra: Record<string, unknown>): void {
@@ -269,7 +319,8 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
     } else if (outcome.kind !== 'transient') {
       gate.succeeded();
     }
-    const results = decideSendResults(call.jobs, outcome, { policy: deps.retry, now: now(), random, unauthorizedRetryAt });
+    const context = { policy: deps.retry, now: now(), random, unauthorizedRetryAt };
+    const results = checkAcceptances(decideSendResults(call.jobs, outcome, context), call.jobs, batch.recipientsByJob, context);
     const summary = await recordWithRetry(batch, results, turn);
     const recipients = recipientsOfJobs(call.jobs, batch.recipientsByJob);
     bus.emit('mailjet:call', {

@@ -6,6 +6,7 @@ import nock from 'nock';
 
 import { claimJobs } from '../../src/db/jobs-repo.js';
 import { messageTo } from '../factories.js';
+import { capturingLogger } from '../support/log.js';
 import { isolateNetwork, restoreNetwork, type SendCall, sendResponseText } from '../support/mailjet-nock.js';
 import { eventually, MAILJET_TEST_ORIGIN, startTestService, type TestService } from '../support/service.js';
 
@@ -175,6 +176,134 @@ describe('Mailjet failures (nock)', () => {
     expect(view.recipients[0]!.message_id).to.equal('576460765503099999');
     expect((await jobRows(service))[0]!.outcome_unknown).to.equal(false);
   });
+
+  for (const [what, baseUrl] of [
+    ['nothing listens on its port (a real closed port)', 'http://127.0.0.1:1'],
+    ["its host name does not resolve (a real DNS look-up of a '.invalid' name)", 'https://api.mailjet.invalid'],
+  ] as const) {
+    it(`when Mailjet cannot be reached because ${what}, then the job is retried without a look-up and fails saying it was never sent`, async () => {
+      // Real connections: the closed port and the resolver answer, not nock.
+      nock.enableNetConnect(/^(127\.0\.0\.1|api\.mailjet\.invalid):\d+$/);
+      service = await startTestService({ env: { MAILJET_BASE_URL: baseUrl, MAX_ATTEMPTS: '2', WORKER_CONCURRENCY: '1' } });
+
+      await queue(service, ['nowhere@example.com']);
+      const row = await eventually(async () => (await jobRows(service)).find((job) => job.status === 'failed'), 15_000, 'the job failed');
+
+      expect(row.attempts).to.equal(2);
+      expect(row.outcome_unknown).to.equal(false);
+      expect(row.last_error).to.match(/^gave up after 2 attempts: Mailjet unreachable \((ECONNREFUSED|ENOTFOUND|EAI_AGAIN)\): never sent: /);
+      const metrics = await (await service.request('GET', '/metrics', { key: null })).text();
+      // Nothing to look up: the calls never left.
+      expect(metrics).not.to.match(/^jetpost_mailjet_lookups_total\{/m);
+      expect(metrics).to.match(/^jetpost_mailjet_requests_total\{class="network"\} 2$/m);
+    });
+  }
+
+  it("when the database refuses a call's results for their data (a NUL byte from Mailjet), then each job gets its own or a minimal record and the consumer goes on", async () => {
+    const calls: SendCall[] = [];
+    nock(MAILJET_TEST_ORIGIN)
+      .post('/v3.1/send')
+      .reply((_uri: string, body: nock.Body) => {
+        const call = body as SendCall;
+        calls.push(call);
+        // A hostile answer: a reason and a MessageUUID holding NUL, which a PostgreSQL text column refuses (SQLSTATE 22021).
+        const [good, , oddUuid] = call.Messages.map((message) => message.CustomID);
+        return [
+          400,
+          `{"Messages":[` +
+            `{"Status":"success","CustomID":"${good}","To":[{"Email":"good@example.com","MessageUUID":"u-good","MessageID":576460765503090001}]},` +
+            `{"Status":"error","Errors":[{"ErrorCode":"mj-0013","StatusCode":400,"ErrorMessage":"bad\\u0000reason","ErrorRelatedTo":["To[0].Email"]}]},` +
+            `{"Status":"success","CustomID":"${oddUuid}","To":[{"Email":"odd@example.com","MessageUUID":"u\\u0000odd","MessageID":576460765503090003}]}]}`,
+          { 'content-type': 'application/json' },
+        ];
+      })
+      .post('/v3.1/send')
+      .reply((_uri: string, body: nock.Body) => {
+        calls.push(body as SendCall);
+        return [200, success(body as SendCall), { 'content-type': 'application/json' }];
+      });
+    const { log, lines } = capturingLogger('warn');
+    service = await startTestService({ log, env: { WORKER_CONCURRENCY: '1' } });
+
+    const [good, refused, oddUuid] = await queue(service, ['good@example.com', 'refused@example.com', 'odd@example.com']);
+    await eventually(async () => ((await jobRows(service)).every((row) => row.status === 'accepted' || row.status === 'failed') ? true : undefined), 15_000);
+    const [later] = await queue(service, ['later@example.com']);
+    await eventually(async () => ((await jobRows(service)).find((row) => row.id === later)?.status === 'accepted' ? true : undefined), 15_000);
+
+    expect(calls.map((call) => call.Messages.length)).to.deep.equal([3, 1]);
+    const rows = new Map((await jobRows(service)).map((row) => [row.id, row]));
+    expect(rows.get(good!)).to.deep.include({ status: 'accepted', last_error: null });
+    expect(rows.get(oddUuid!)).to.deep.include({ status: 'accepted', outcome_unknown: false });
+    expect(rows.get(refused!)).to.deep.include({ status: 'failed', outcome_unknown: false });
+    expect(rows.get(refused!)!.last_error).to.match(
+      /^failed; its error text could not be stored \(SQLSTATE 22021: invalid byte sequence for encoding "UTF8": 0x00\)$/,
+    );
+    const { rows: recipients } = await service.db.pool.query(
+      'select job_id::text, status, mailjet_message_id::text as message_id, mailjet_message_uuid as message_uuid from email_recipients order by job_id',
+    );
+    expect(recipients.slice(0, 3)).to.deep.equal([
+      { job_id: good, status: 'accepted', message_id: '576460765503090001', message_uuid: 'u-good' },
+      { job_id: refused, status: 'failed', message_id: null, message_uuid: null },
+      { job_id: oddUuid, status: 'accepted', message_id: '576460765503090003', message_uuid: null },
+    ]);
+    const errors = lines()
+      .map((line) => JSON.parse(line) as { level: string; message: string; jobs?: string[]; error?: string })
+      .filter((line) => line.level === 'error');
+    expect(errors.map((line) => [line.message.split(';')[0], line.jobs])).to.deep.equal([
+      ["the database refused this job's failed result for its data", [refused]],
+      ["the database refused this job's accepted result for its data", [oddUuid]],
+    ]);
+  });
+
+  for (const [what, entry, found] of [
+    ['a MessageID that is not a number', (email: string) => `{"Email":"${email}","MessageUUID":"u-1","MessageID":"abc"}`, true],
+    ['a MessageID above 2^63-1', (email: string) => `{"Email":"${email}","MessageUUID":"u-1","MessageID":9223372036854775808}`, true],
+    ['an address that matches none sent', () => '{"Email":"someone-else@example.com","MessageUUID":"u-1","MessageID":576460765503091111}', false],
+  ] as const) {
+    it(`when Mailjet answers success with ${what}, then the job is never sent again: it is looked up by CustomID${found ? ' and gets the real MessageID' : ', and fails explained when the look-up does not find it'}`, async () => {
+      let sends = 0;
+      let lookups = 0;
+      nock(MAILJET_TEST_ORIGIN)
+        .post('/v3.1/send')
+        .times(5)
+        .reply((_uri: string, body: nock.Body) => {
+          sends += 1;
+          const message = (body as SendCall).Messages[0]!;
+          return [
+            200,
+            `{"Messages":[{"Status":"success","CustomID":"${message.CustomID}","To":[${entry(message.To[0]!.Email)}],"Cc":[],"Bcc":[]}]}`,
+            { 'content-type': 'application/json' },
+          ];
+        })
+        .get('/v3/REST/message')
+        .query(true)
+        .times(5)
+        .reply((uri: string) => {
+          lookups += 1;
+          const customId = new URL(uri, MAILJET_TEST_ORIGIN).searchParams.get('CustomID');
+          const data = found ? `[{"ID":576460765503092222,"UUID":"u-found","CustomID":"${customId}","ContactAlt":"odd@example.com","Status":"sent"}]` : '[]';
+          return [200, `{"Count":${found ? 1 : 0},"Data":${data},"Total":${found ? 1 : 0}}`, { 'content-type': 'application/json' }];
+        });
+      service = await startTestService({ env: { WORKER_CONCURRENCY: '1', MAX_ATTEMPTS: '3' } });
+
+      const [jobId] = await queue(service, ['odd@example.com']);
+      const row = await eventually(async () => (await jobRows(service)).find((job) => job.status === 'accepted' || job.status === 'failed'), 15_000);
+
+      expect(sends).to.equal(1);
+      expect(lookups).to.equal(1);
+      const view = (await (await service.request('GET', `/status/${jobId}`)).json()) as { recipients: Array<{ message_id: string | null; status: string }> };
+      if (found) {
+        expect(row).to.deep.include({ status: 'accepted', outcome_unknown: false });
+        expect(view.recipients[0]).to.deep.include({ message_id: '576460765503092222', status: 'accepted' });
+      } else {
+        expect(row).to.deep.include({ status: 'failed', outcome_unknown: true });
+        expect(row.last_error).to.equal(
+          'Mailjet accepted it, but its answer names an address that matches none sent: it is looked up by CustomID for its MessageIDs, never sent again; ' +
+            "the look-up did not find it, so its recipients' ids are unknown: it may well have been delivered (a re-queue looks it up first)",
+        );
+      }
+    });
+  }
 
   it('when a consumer died holding a job, then the reaper returns it, marked unsure, and it is sent after a look-up', async () => {
     let lookups = 0;

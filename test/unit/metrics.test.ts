@@ -108,7 +108,7 @@ describe('metrics', () => {
     expect(declaredTypes(text).get('jetpost_queue_depth')).to.equal('gauge');
   });
 
-  it('when Mailjet answers, then each answer gets its class by HTTP status, and no answer is a timeout or a network error', () => {
+  it('when Mailjet answers, then each answer gets its class by HTTP status, no answer is a timeout or a network error, and one too large to read is its own class', () => {
     const answer = (status: number | null, networkCode?: string): Pick<SendResponse, 'status' | 'networkCode'> => ({ status, networkCode });
     expect(
       [
@@ -123,6 +123,7 @@ describe('metrics', () => {
         answer(null, 'ECONNABORTED'),
         answer(null, 'ETIMEDOUT'),
         answer(null, 'ECONNREFUSED'),
+        answer(null, 'EANSWERTOOLARGE'),
       ].map(mailjetCallClass),
     ).to.deep.equal([
       'ok',
@@ -136,6 +137,7 @@ describe('metrics', () => {
       'timeout',
       'timeout',
       'network',
+      'answer_too_large',
     ]);
   });
 

@@ -58,22 +58,51 @@ describe('classifySendResponse', () => {
     ]);
   });
 
-  it('when a recipient entry carries a MessageID already rounded (an unsafe JS number), then that recipient is not recorded with a wrong id', () => {
+  it('when a recipient entry carries a MessageID already rounded (an unsafe JS number), then the message is unresolved (looked up), not recorded with a wrong id', () => {
     const body = {
       Messages: [
         success('jetpost-1', [
-          ['a@example.com', 576460765503091500],
           ['b@example.com', '576460765503091475'],
+          ['a@example.com', 576460765503091500],
         ]),
       ],
     };
 
     const [message] = messagesOf(classifySendResponse(response(200, body), ids(1), NOW));
 
-    expect(message).to.deep.equal({
-      kind: 'accepted',
-      recipients: [{ kind: 'to', email: 'b@example.com', messageId: '576460765503091475', messageUuid: 'uuid-b@example.com' }],
+    expect(message).to.deep.equal({ kind: 'unresolved', reason: 'its To[1] entry has no usable MessageID and address' });
+  });
+
+  it('when a success entry has a MessageID missing, null, negative, not a number or above 2^63-1, then the message is unresolved, not accepted without it', () => {
+    for (const id of [undefined, null, -1, '-1', 'abc', '1e3', 1.5, '9223372036854775808', '', {}, true]) {
+      const body = { Messages: [success('jetpost-1', [['a@example.com', id]])] };
+      const [message] = messagesOf(classifySendResponse(response(200, body), ids(1), NOW));
+      expect(message, JSON.stringify(id)).to.deep.equal({ kind: 'unresolved', reason: 'its To[0] entry has no usable MessageID and address' });
+    }
+    const noEmail = { Messages: [{ Status: 'success', CustomID: 'jetpost-1', To: [{ MessageID: '576460765503091475' }] }] };
+    expect(messagesOf(classifySendResponse(response(200, noEmail), ids(1), NOW))[0]).to.deep.include({ kind: 'unresolved' });
+  });
+
+  it("when two recipients of one answer (of one message or two) share a MessageID, then their messages are unresolved; SandboxMode's MessageID 0 for all is not a repeat", () => {
+    const repeated = { Messages: [success('jetpost-1', [['a@example.com', '576460765503091475']], [['b@example.com', '576460765503091475']])] };
+    expect(messagesOf(classifySendResponse(response(200, repeated), ids(1), NOW))[0]).to.deep.equal({
+      kind: 'unresolved',
+      reason: 'its answer gives MessageID 576460765503091475 to more than one recipient',
     });
+    const acrossMessages = {
+      Messages: [
+        success('jetpost-1', [['a@example.com', '576460765503091475']]),
+        success('jetpost-2', [['b@example.com', '576460765503091476']]),
+        success('jetpost-3', [['c@example.com', '576460765503091475']]),
+      ],
+    };
+    expect(messagesOf(classifySendResponse(response(200, acrossMessages), ids(3), NOW)).map((message) => message?.kind)).to.deep.equal([
+      'unresolved',
+      'accepted',
+      'unresolved',
+    ]);
+    const sandbox = { Messages: [success('jetpost-1', [['a@example.com', 0]], [['b@example.com', 0]])] };
+    expect(messagesOf(classifySendResponse(response(200, sandbox), ids(1), NOW))[0]).to.deep.include({ kind: 'accepted' });
   });
 
   it('when Mailjet answers a mixed 400, then successes and errors come back in input order and a 4xx error is permanent', () => {
@@ -154,6 +183,13 @@ describe('classifySendResponse', () => {
     const outcome = classifySendResponse(response(null, undefined, { networkCode: 'ECONNABORTED', description: 'timeout of 15000ms exceeded' }), ids(2), NOW);
 
     expect(outcome).to.deep.equal({ kind: 'transient', error: 'timeout of 15000ms exceeded', outcomeUnknown: true });
+  });
+
+  it('when there was no answer and no connection was made (refused, DNS, TLS handshake), then the call is a plain transient failure, never sent', () => {
+    const description = 'Mailjet unreachable (ECONNREFUSED): never sent: connect ECONNREFUSED 127.0.0.1:1';
+    const outcome = classifySendResponse(response(null, undefined, { networkCode: 'ECONNREFUSED', neverSent: true, description }), ids(2), NOW);
+
+    expect(outcome).to.deep.equal({ kind: 'transient', error: description, outcomeUnknown: false });
   });
 
   it('when Mailjet answers 401, then the call is unauthorized', () => {

@@ -97,7 +97,7 @@ describe('send calls through a proxy', () => {
 
     expect(seen).to.deep.equal([{ method: 'CONNECT', url: 'api.mailjet.invalid:443', proxyAuthorization: proxyCredentials, authorization: undefined }]);
     // Not Mailjet's 403 (about the sender): the call did not reach Mailjet.
-    expect(answer).to.deep.include({ status: null, networkCode: 'EPROXY' });
+    expect(answer).to.deep.include({ status: null, networkCode: 'EPROXY', neverSent: true });
   });
 
   it('when a plain-HTTP proxy asks for credentials (407), then the call is a network failure, not an answer from Mailjet', async () => {
@@ -111,7 +111,7 @@ describe('send calls through a proxy', () => {
 
       const answer = await call('http://mailjet.invalid');
 
-      expect(answer).to.deep.include({ status: null, networkCode: 'EPROXY' });
+      expect(answer).to.deep.include({ status: null, networkCode: 'EPROXY', neverSent: true });
     } finally {
       strict.closeAllConnections();
       strict.close();

@@ -1,7 +1,7 @@
 // The Send API call reads Mailjet's answer as node-mailjet did: MessageIDs above 2^53 exact, a body
 // that is not JSON as its text, and no answer (a timeout, a cut connection) as a network failure.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, createServer as createNetServer, type Server as NetServer } from 'node:net';
 
 import { expect } from 'chai';
 
@@ -75,6 +75,7 @@ describe('the Send API call', () => {
     const answer = await call(200);
     expect(answer.status).to.equal(null);
     expect(answer.networkCode).to.equal('ECONNABORTED');
+    expect(answer.neverSent).to.equal(undefined);
   });
 
   it('when the connection is cut in the middle of the answer, then there is no status', async () => {
@@ -110,9 +111,47 @@ describe('the Send API call', () => {
     expect(answer.description).to.equal(`Mailjet's answer (HTTP 200) was over ${MAX_ANSWER_BYTES} bytes and was not read`);
   });
 
-  it('when nothing listens, then the call is a network failure', async () => {
-    const answer = await createSendCall({ baseUrl: new URL('http://127.0.0.1:1'), apiKey: 'k', apiSecret: 's', timeoutMs: 5_000 })(BODY);
-    expect(answer.status).to.equal(null);
-    expect(answer.networkCode).to.equal('ECONNREFUSED');
+  it('when the connection is cut after the request was written, then there is no status and the call may have been sent', async () => {
+    handle = (request) => request.socket.destroy();
+    const answer = await call();
+    expect(answer).to.deep.include({ status: null, networkCode: 'ECONNRESET' });
+    expect(answer.neverSent).to.equal(undefined);
+  });
+
+  describe('when no connection is made, then the request never left', () => {
+    const neverSent = (baseUrl: string, timeoutMs = 5_000) => createSendCall({ baseUrl: new URL(baseUrl), apiKey: 'k', apiSecret: 's', timeoutMs })(BODY);
+    /** A TCP server that accepts and never says a word: a TLS handshake with it never ends. */
+    let silent: NetServer;
+    before(async () => {
+      silent = createNetServer(() => undefined);
+      await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    });
+    after(() => silent.close());
+
+    it('when nothing listens on the port (a real closed port), then it is ECONNREFUSED, never sent', async () => {
+      const answer = await neverSent('http://127.0.0.1:1');
+      expect(answer).to.deep.include({ status: null, networkCode: 'ECONNREFUSED', neverSent: true });
+      expect(answer.description).to.match(/^Mailjet unreachable \(ECONNREFUSED\): never sent: connect ECONNREFUSED 127\.0\.0\.1:1$/);
+    });
+
+    it('when the host name does not resolve (.invalid), then it is a failed look-up, never sent', async () => {
+      const answer = await neverSent('https://api.mailjet.invalid');
+      // ENOTFOUND from a resolver that answers, EAI_AGAIN from one that cannot be reached.
+      expect(answer.networkCode).to.be.oneOf(['ENOTFOUND', 'EAI_AGAIN']);
+      expect(answer).to.deep.include({ status: null, neverSent: true });
+      expect(answer.description).to.match(/^Mailjet unreachable \((ENOTFOUND|EAI_AGAIN)\): never sent: getaddrinfo /);
+    });
+
+    it('when the TLS handshake fails (a plain-HTTP server on the https port), then it is never sent', async () => {
+      const answer = await neverSent(`https://127.0.0.1:${(server.address() as AddressInfo).port}`);
+      expect(answer).to.deep.include({ status: null, neverSent: true });
+      expect(answer.description).to.match(/^Mailjet unreachable \(EPROTO\): never sent: /);
+    });
+
+    it('when the TLS handshake does not end in time, then the timeout is never sent either', async () => {
+      const answer = await neverSent(`https://127.0.0.1:${(silent.address() as AddressInfo).port}`, 200);
+      expect(answer).to.deep.include({ status: null, networkCode: 'ECONNABORTED', neverSent: true });
+      expect(answer.description).to.equal('Mailjet unreachable (ECONNABORTED): never sent: timeout of 200ms exceeded');
+    });
   });
 });
