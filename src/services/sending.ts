@@ -12,6 +12,7 @@ import { recordStatusChanges } from '../db/status-changes-repo.js';
 import { type ClaimedJob, LEASE_EXPIRED_ERROR } from '../domain/job.js';
 import { matchRecipients, type RecipientRow } from '../domain/recipient.js';
 import type { SendResult } from '../domain/send-decision.js';
+import { storableText } from '../domain/storable-text.js';
 import { applyEvents } from './apply-events.js';
 import { createGroupCommit } from './group-commit.js';
 import { queueWebhookDeliveries } from './webhook-outbox.js';
@@ -104,6 +105,18 @@ const MAX_RECORDS_PER_TRANSACTION = 32;
 const RECORDS_IN_FLIGHT = 2;
 
 /**
+ * The longest error a job keeps. Mailjet's reasons are part of it, as Mailjet wrote them: an answer
+ * of up to 1 MiB could make it that long.
+ */
+const LAST_ERROR_LENGTH = 2000;
+
+/** A job's error as its column can keep it: NUL escaped (a text column refuses it, and the whole record with it), cut to LAST_ERROR_LENGTH. */
+function storedError(error: string): string {
+  const { text, truncated } = storableText(error, LAST_ERROR_LENGTH);
+  return truncated ? `${text}…` : text;
+}
+
+/**
  * Accepted jobs get their recipients' MessageIDs, failed and deferred jobs leave their lease, and
  * events that arrived before the MessageIDs were known are applied now: for several consumers' calls
  * in one transaction, each job guarded by its own consumer's lease.
@@ -118,7 +131,17 @@ async function recordSendResults(pool: Pool, channels: NotifyChannels, requests:
         case 'accepted':
           return [];
         case 'failed':
-          return [{ workerId, id: r.jobId, status: 'failed', runAt: null, error: r.error, outcomeUnknown: r.outcomeUnknown ?? false, refundAttempt: false }];
+          return [
+            {
+              workerId,
+              id: r.jobId,
+              status: 'failed',
+              runAt: null,
+              error: storedError(r.error),
+              outcomeUnknown: r.outcomeUnknown ?? false,
+              refundAttempt: false,
+            },
+          ];
         case 'deferred':
           return [
             {
@@ -126,7 +149,7 @@ async function recordSendResults(pool: Pool, channels: NotifyChannels, requests:
               id: r.jobId,
               status: 'deferred',
               runAt: r.runAt,
-              error: r.error,
+              error: storedError(r.error),
               outcomeUnknown: r.outcomeUnknown,
               refundAttempt: r.refundAttempt,
               lookUpOnly: r.lookUpOnly ?? false,
