@@ -37,7 +37,6 @@ export interface BusEvents {
   };
   /** Callback elements (or, `not-json`, whole bodies) kept aside because they can never be applied. */
   'events:rejected': { kind: RejectionKind; count: number };
-  /** A callback that waited for room in EVENTS_BODY_BUDGET: admitted in the end, or refused with a 503. */
   /** A callback that found no room in EVENTS_BODY_BUDGET: admitted after waiting, refused after waiting, or (chunked) refused part-way, at once. */
   'events:budget-wait': { outcome: 'admitted' | 'refused' | 'refused_part_way'; waitedMs: number };
   'consumer:error': { consumer: string; error: Error };
