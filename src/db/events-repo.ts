@@ -202,7 +202,8 @@ export async function pruneUnmatchedEvents(db: Queryable, retentionMs: number, l
 //   forward when its target ranks above the recipient's status so far: that step is a change;
 // - a job Mailjet accepted takes its recipients' highest status;
 // - the changes are logged for the feed, with their webhook deliveries (and a NOTIFY when there are
-//   some), and bounces, complaints and unsubscribes suppress the address for the job's app.
+//   some; none for an app whose webhook is disabled), and bounces, complaints and unsubscribes
+//   suppress the address for the job's app.
 // The events come as one JSON array (one parameter: no array literal to escape, and the payloads
 // are parsed once), of objects with one-letter keys, named in the column list of "input", and no
 // key for an absent value (read as null): key names and nulls were a sixth of the parameter.
@@ -330,7 +331,9 @@ const STORE_AND_APPLY_TEXT = `
     select c.id, c.app_id, a.webhook_url
     from changes c
     join apps a on a.id = c.app_id
+    -- As webhook-deliveries-repo's INSERT_DELIVERIES: none while the webhook is disabled (410 Gone).
     where a.webhook_url is not null
+      and a.webhook_disabled_at is null
       and (a.webhook_event_types is null or c.new_status = any(a.webhook_event_types))
     order by c.id
     returning id

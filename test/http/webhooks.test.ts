@@ -422,6 +422,31 @@ describe('webhooks', () => {
     await delivered(hook, 'accepted');
   });
 
+  it("when the webhook is disabled (410 Gone), then Mailjet's events change the status but queue no delivery", async () => {
+    mockMailjetSend();
+    const hook = await receiver(() => ({ status: 410 }));
+    server = hook.server;
+    service = await startTestService({ env: { WEBHOOK_ALLOWED_TARGETS: '127.0.0.1' } });
+    await setWebhook(hook.url);
+    const { jobId, messageId } = await sentMessage('gone@example.com');
+    await eventually(async () => {
+      const { rows } = await service.db.pool.query('select 1 from apps where id = $1 and webhook_disabled_at is not null', [service.appId]);
+      return rows.length === 1 ? true : undefined;
+    });
+
+    await service.postEvents(`[${eventText('sent', messageId, 'gone@example.com', 100)},${eventText('bounce', messageId, 'gone@example.com', 200)}]`);
+
+    const { rows: changes } = await service.db.pool.query<{ new_status: string }>('select new_status from status_changes where job_id = $1 order by id', [
+      jobId,
+    ]);
+    expect(changes.map((change) => change.new_status)).to.deep.equal(['accepted', 'sent', 'bounced']);
+    const { rows: deliveries } = await service.db.pool.query<{ new_status: string }>(
+      'select c.new_status from webhook_deliveries d join status_changes c on c.id = d.change_id order by d.id',
+    );
+    expect(deliveries.map((delivery) => delivery.new_status)).to.deep.equal(['accepted']);
+    expect(hook.calls).to.have.length(1);
+  });
+
   it('when a delivery is still pending after its webhook was disabled (past the pending ones failed at once), then it fails when claimed, without a call', async () => {
     mockMailjetSend();
     const hook = await receiver(() => ({ status: 500 }));
