@@ -67,7 +67,11 @@ const USAGE = `usage: npm run admin -- <command>
 
 class UsageError extends Error {}
 
-type Command = (admin: AdminService, args: string[]) => Promise<void>;
+/**
+ * A command reads its arguments first, and only then gets the database: a usage error is reported
+ * (exit 2) without opening it, even when it is unreachable or the embedded one is not running.
+ */
+type Command = (args: string[]) => (admin: AdminService) => Promise<void>;
 
 /** An argument checked with the same schema as the admin API's field; a bad one is a usage error. */
 function argument<T>(schema: z.ZodType<T>, value: unknown, name: string): T {
@@ -112,34 +116,37 @@ function table(rows: Record<string, string | number | boolean | null>[]): string
   return [line(columns), ...cells.map(line)].join('\n') + '\n';
 }
 
-const jobsList: Command = async (admin, args) => {
+const jobsList: Command = (args) => {
   const { values } = parseArguments(args, {
     status: { type: 'string', default: 'failed' },
     app: { type: 'string' },
     limit: { type: 'string', default: '50' },
     before: { type: 'string' },
   });
-  const jobs = await admin.listJobs({
+  const filter = {
     status: argument(jobStatusSchema, values.status, '--status'),
     appName: values.app === undefined ? undefined : argument(appNameSchema, values.app, '--app'),
     before: values.before === undefined ? undefined : argument(jobIdSchema, values.before, '--before'),
     limit: argument(pageLimitSchema, values.limit, '--limit'),
-  });
-  process.stdout.write(
-    table(
-      jobs.map((job) => ({
-        job_id: job.id,
-        app: job.appName,
-        status: job.status,
-        attempts: `${job.attempts}/${job.maxAttempts}`,
-        updated_at: job.updatedAt.toISOString(),
-        last_error: job.lastError,
-      })),
-    ),
-  );
+  };
+  return async (admin) => {
+    const jobs = await admin.listJobs(filter);
+    process.stdout.write(
+      table(
+        jobs.map((job) => ({
+          job_id: job.id,
+          app: job.appName,
+          status: job.status,
+          attempts: `${job.attempts}/${job.maxAttempts}`,
+          updated_at: job.updatedAt.toISOString(),
+          last_error: job.lastError,
+        })),
+      ),
+    );
+  };
 };
 
-const jobsRequeue: Command = async (admin, args) => {
+const jobsRequeue: Command = (args) => {
   const { values, positionals } = parseArguments(args, { 'all-failed': { type: 'boolean' }, app: { type: 'string' } }, true);
   const allFailed = values['all-failed'] === true;
   if (allFailed === positionals.length > 0) {
@@ -147,12 +154,14 @@ const jobsRequeue: Command = async (admin, args) => {
   }
   const ids = positionals.map((id) => argument(jobIdSchema, id, 'job id'));
   const appName = values.app === undefined ? null : argument(appNameSchema, values.app, '--app');
-  const requeued = await admin.requeueJobs({ ids: allFailed ? null : ids, appName });
-  process.stdout.write(`re-queued ${requeued.length} job(s)${requeued.length > 0 ? `: ${requeued.join(', ')}` : ''}\n`);
-  const skipped = allFailed ? [] : ids.filter((id) => !requeued.includes(id));
-  if (skipped.length > 0) {
-    process.stdout.write(`not failed (left alone): ${skipped.join(', ')}\n`);
-  }
+  return async (admin) => {
+    const requeued = await admin.requeueJobs({ ids: allFailed ? null : ids, appName });
+    process.stdout.write(`re-queued ${requeued.length} job(s)${requeued.length > 0 ? `: ${requeued.join(', ')}` : ''}\n`);
+    const skipped = allFailed ? [] : ids.filter((id) => !requeued.includes(id));
+    if (skipped.length > 0) {
+      process.stdout.write(`not failed (left alone): ${skipped.join(', ')}\n`);
+    }
+  };
 };
 
 /** Exactly `count` positional arguments, named for the error message. */
@@ -164,63 +173,84 @@ function positionals(args: string[], names: string[], options: ParseArgsOptions 
   return parsed;
 }
 
-const appsList: Command = async (admin, args) => {
+const appsList: Command = (args) => {
   positionals(args, []);
-  const apps = await admin.listApps();
-  process.stdout.write(
-    table(
-      apps.map((app) => ({
-        app: app.name,
-        created_at: app.createdAt.toISOString(),
-        active_keys: app.keys
-          .filter((key) => key.revokedAt === null)
-          .map((key) => key.prefix)
-          .join(' '),
-        revoked_keys: app.keys.filter((key) => key.revokedAt !== null).length,
-      })),
-    ),
-  );
+  return async (admin) => {
+    const apps = await admin.listApps();
+    process.stdout.write(
+      table(
+        apps.map((app) => ({
+          app: app.name,
+          created_at: app.createdAt.toISOString(),
+          active_keys: app.keys
+            .filter((key) => key.revokedAt === null)
+            .map((key) => key.prefix)
+            .join(' '),
+          revoked_keys: app.keys.filter((key) => key.revokedAt !== null).length,
+        })),
+      ),
+    );
+  };
 };
 
-const appsCreate: Command = async (admin, args) => {
-  const [name] = positionals(args, ['NAME']).positionals as [string];
-  const { key } = await admin.createApp(argument(appNameSchema, name, 'NAME'));
-  process.stdout.write(`app ${name} created. Its API key (shown once, store it now):\n${key}\n`);
+const appsCreate: Command = (args) => {
+  const name = argument(appNameSchema, positionals(args, ['NAME']).positionals[0], 'NAME');
+  return async (admin) => {
+    const { key } = await admin.createApp(name);
+    process.stdout.write(`app ${name} created. Its API key (shown once, store it now):\n${key}\n`);
+  };
 };
 
-const appsRotate: Command = async (admin, args) => {
+const appsRotate: Command = (args) => {
   const parsed = positionals(args, ['NAME'], { 'revoke-others': { type: 'boolean' } });
-  const rotated = await admin.rotateKey(argument(appNameSchema, parsed.positionals[0], 'NAME'), parsed.values['revoke-others'] === true);
-  process.stdout.write(`new API key for ${rotated.app.name} (shown once):\n${rotated.key}\n`);
-  process.stdout.write(rotated.revoked.length > 0 ? `revoked: ${rotated.revoked.join(', ')}\n` : 'older keys keep working until revoked\n');
+  const name = argument(appNameSchema, parsed.positionals[0], 'NAME');
+  return async (admin) => {
+    const rotated = await admin.rotateKey(name, parsed.values['revoke-others'] === true);
+    process.stdout.write(`new API key for ${rotated.app.name} (shown once):\n${rotated.key}\n`);
+    process.stdout.write(rotated.revoked.length > 0 ? `revoked: ${rotated.revoked.join(', ')}\n` : 'older keys keep working until revoked\n');
+  };
 };
 
-const appsRevoke: Command = async (admin, args) => {
-  const [name, prefix] = positionals(args, ['NAME', 'PREFIX']).positionals as [string, string];
-  await admin.revokeKey(argument(appNameSchema, name, 'NAME'), argument(keyPrefixSchema, prefix, 'PREFIX'));
-  process.stdout.write(`revoked key ${prefix} of ${name}\n`);
+const appsRevoke: Command = (args) => {
+  const [name, prefix] = positionals(args, ['NAME', 'PREFIX']).positionals;
+  const app = argument(appNameSchema, name, 'NAME');
+  const key = argument(keyPrefixSchema, prefix, 'PREFIX');
+  return async (admin) => {
+    await admin.revokeKey(app, key);
+    process.stdout.write(`revoked key ${prefix} of ${name}\n`);
+  };
 };
 
-const suppressionsList: Command = async (admin, args) => {
+const suppressionsList: Command = (args) => {
   const parsed = positionals(args, ['APP'], { limit: { type: 'string', default: '100' } });
-  const rows = await admin.listSuppressions(argument(appNameSchema, parsed.positionals[0], 'APP'), {
-    limit: argument(pageLimitSchema, parsed.values['limit'], '--limit'),
-  });
-  process.stdout.write(table(rows.map((row) => ({ email: row.email, reason: row.reason, since: row.createdAt.toISOString(), detail: row.detail }))));
+  const app = argument(appNameSchema, parsed.positionals[0], 'APP');
+  const limit = argument(pageLimitSchema, parsed.values['limit'], '--limit');
+  return async (admin) => {
+    const rows = await admin.listSuppressions(app, { limit });
+    process.stdout.write(table(rows.map((row) => ({ email: row.email, reason: row.reason, since: row.createdAt.toISOString(), detail: row.detail }))));
+  };
 };
 
-const suppressionsAdd: Command = async (admin, args) => {
+const suppressionsAdd: Command = (args) => {
   const parsed = positionals(args, ['APP', 'EMAIL'], { note: { type: 'string' } });
-  const [name, email] = parsed.positionals as [string, string];
+  const [name, email] = parsed.positionals;
   const note = parsed.values['note'] === undefined ? null : argument(suppressionNoteSchema, parsed.values['note'], '--note');
-  const added = await admin.addSuppression(argument(appNameSchema, name, 'APP'), argument(emailSchema, email, 'EMAIL'), note);
-  process.stdout.write(`${added.email} is suppressed for ${name} (${added.reason})\n`);
+  const app = argument(appNameSchema, name, 'APP');
+  const address = argument(emailSchema, email, 'EMAIL');
+  return async (admin) => {
+    const added = await admin.addSuppression(app, address, note);
+    process.stdout.write(`${added.email} is suppressed for ${name} (${added.reason})\n`);
+  };
 };
 
-const suppressionsRemove: Command = async (admin, args) => {
-  const [name, email] = positionals(args, ['APP', 'EMAIL']).positionals as [string, string];
-  const removed = await admin.removeSuppression(argument(appNameSchema, name, 'APP'), argument(emailSchema, email, 'EMAIL'));
-  process.stdout.write(removed ? `${email} removed from ${name}'s suppressions\n` : `${email} was not suppressed for ${name}\n`);
+const suppressionsRemove: Command = (args) => {
+  const [name, email] = positionals(args, ['APP', 'EMAIL']).positionals;
+  const app = argument(appNameSchema, name, 'APP');
+  const address = argument(emailSchema, email, 'EMAIL');
+  return async (admin) => {
+    const removed = await admin.removeSuppression(app, address);
+    process.stdout.write(removed ? `${email} removed from ${name}'s suppressions\n` : `${email} was not suppressed for ${name}\n`);
+  };
 };
 
 /** What `webhooks set|show|rotate-secret` print: the URL, whether it is disabled, the types, and every secret that signs. */
@@ -230,11 +260,12 @@ function describeWebhook(name: string, webhook: AppWebhook, secretLabel = 'signi
   return `webhook of ${name}: ${webhook.url}\n${disabled}event types: ${webhook.eventTypes === null ? 'all' : webhook.eventTypes.join(', ')}\n${secretLabel}: ${webhook.secret}\n${previous.join('')}`;
 }
 
-const webhooksSet: Command = async (admin, args) => {
+const webhooksSet: Command = (args) => {
   const parsed = positionals(args, ['APP', 'URL'], { 'rotate-secret': { type: 'boolean' }, events: { type: 'string' } });
   const [name, url] = parsed.positionals as [string, string];
   const events = parsed.values['events'] as string | undefined;
-  const webhook = await admin.setWebhook(argument(appNameSchema, name, 'APP'), {
+  const app = argument(appNameSchema, name, 'APP');
+  const settings = {
     url: argument(webhookUrlSchema, url, 'URL'),
     rotateSecret: parsed.values['rotate-secret'] === true,
     eventTypes:
@@ -248,61 +279,75 @@ const webhooksSet: Command = async (admin, args) => {
               .filter((type) => type !== ''),
             '--events',
           ),
-  });
-  process.stdout.write(describeWebhook(name, webhook, 'signing secret (give it to the receiving app)'));
+  };
+  return async (admin) => {
+    const webhook = await admin.setWebhook(app, settings);
+    process.stdout.write(describeWebhook(name, webhook, 'signing secret (give it to the receiving app)'));
+  };
 };
 
-const webhooksShow: Command = async (admin, args) => {
-  const [name] = positionals(args, ['APP']).positionals as [string];
-  process.stdout.write(describeWebhook(name, await admin.getWebhook(argument(appNameSchema, name, 'APP'))));
+const webhooksShow: Command = (args) => {
+  const name = argument(appNameSchema, positionals(args, ['APP']).positionals[0], 'APP');
+  return async (admin) => {
+    process.stdout.write(describeWebhook(name, await admin.getWebhook(name)));
+  };
 };
 
-const webhooksRotateSecret: Command = async (admin, args) => {
+const webhooksRotateSecret: Command = (args) => {
   const parsed = positionals(args, ['APP'], { overlap: { type: 'string', default: '24h' } });
-  const [name] = parsed.positionals as [string];
+  const name = argument(appNameSchema, parsed.positionals[0], 'APP');
   const overlapSeconds = argument(secretOverlapSecondsSchema, argument(durationSchema, parsed.values['overlap'], '--overlap'), '--overlap');
-  const webhook = await admin.rotateWebhookSecret(argument(appNameSchema, name, 'APP'), overlapSeconds);
-  process.stdout.write(describeWebhook(name, webhook));
-  process.stdout.write(
-    overlapSeconds === 0
-      ? 'every older secret stopped signing now: give the new one to the receiving app at once\n'
-      : 'deliveries carry a signature with each secret above until it expires: give the new one to the receiving app before then\n',
-  );
+  return async (admin) => {
+    const webhook = await admin.rotateWebhookSecret(name, overlapSeconds);
+    process.stdout.write(describeWebhook(name, webhook));
+    process.stdout.write(
+      overlapSeconds === 0
+        ? 'every older secret stopped signing now: give the new one to the receiving app at once\n'
+        : 'deliveries carry a signature with each secret above until it expires: give the new one to the receiving app before then\n',
+    );
+  };
 };
 
-const webhooksRemove: Command = async (admin, args) => {
-  const [name] = positionals(args, ['APP']).positionals as [string];
-  await admin.removeWebhook(argument(appNameSchema, name, 'APP'));
-  process.stdout.write(`webhook of ${name} removed\n`);
+const webhooksRemove: Command = (args) => {
+  const name = argument(appNameSchema, positionals(args, ['APP']).positionals[0], 'APP');
+  return async (admin) => {
+    await admin.removeWebhook(name);
+    process.stdout.write(`webhook of ${name} removed\n`);
+  };
 };
 
-const webhooksDeliveries: Command = async (admin, args) => {
+const webhooksDeliveries: Command = (args) => {
   const parsed = positionals(args, ['APP'], { status: { type: 'string' }, limit: { type: 'string', default: '50' } });
   const status = parsed.values['status'] === undefined ? undefined : argument(deliveryStatusSchema, parsed.values['status'], '--status');
-  const rows = await admin.listDeliveries(argument(appNameSchema, parsed.positionals[0], 'APP'), {
-    status,
-    limit: argument(pageLimitSchema, parsed.values['limit'], '--limit'),
-  });
-  process.stdout.write(
-    table(
-      rows.map((row) => ({
-        delivery: row.id,
-        event: row.changeId,
-        job: row.jobId,
-        type: row.type,
-        status: row.status,
-        attempts: row.attempts,
-        last_status: row.lastStatusCode,
-        last_error: row.lastError,
-      })),
-    ),
-  );
+  const app = argument(appNameSchema, parsed.positionals[0], 'APP');
+  const limit = argument(pageLimitSchema, parsed.values['limit'], '--limit');
+  return async (admin) => {
+    const rows = await admin.listDeliveries(app, { status, limit });
+    process.stdout.write(
+      table(
+        rows.map((row) => ({
+          delivery: row.id,
+          event: row.changeId,
+          job: row.jobId,
+          type: row.type,
+          status: row.status,
+          attempts: row.attempts,
+          last_status: row.lastStatusCode,
+          last_error: row.lastError,
+        })),
+      ),
+    );
+  };
 };
 
-const webhooksRedeliver: Command = async (admin, args) => {
-  const [name, id] = positionals(args, ['APP', 'DELIVERY_ID']).positionals as [string, string];
-  await admin.redeliver(argument(appNameSchema, name, 'APP'), argument(deliveryIdSchema, id, 'DELIVERY_ID'));
-  process.stdout.write(`delivery ${id} will be posted again\n`);
+const webhooksRedeliver: Command = (args) => {
+  const [name, id] = positionals(args, ['APP', 'DELIVERY_ID']).positionals;
+  const app = argument(appNameSchema, name, 'APP');
+  const delivery = argument(deliveryIdSchema, id, 'DELIVERY_ID');
+  return async (admin) => {
+    await admin.redeliver(app, delivery);
+    process.stdout.write(`delivery ${id} will be posted again\n`);
+  };
 };
 
 const COMMANDS: Record<string, Command> = {
@@ -329,6 +374,7 @@ async function run(argv: string[]): Promise<void> {
   if (!command) {
     throw new UsageError(argv.length === 0 ? 'no command given' : `unknown command: ${name}`);
   }
+  const execute = command(argv.slice(2));
   const config = loadConfig();
   // Only warnings and errors: the command's own output is the point.
   const log = createLogger({ level: 'warn' });
@@ -341,9 +387,8 @@ async function run(argv: string[]): Promise<void> {
   process.once('SIGINT', interrupted);
   process.once('SIGTERM', interrupted);
   try {
-    await command(
+    await execute(
       createAdminService({ pool: db.pool, channels: notifyChannels(config.database.schema), targetPolicy: parseTargetPolicy(config.webhooks.allowedTargets) }),
-      argv.slice(2),
     );
   } finally {
     await db.close();

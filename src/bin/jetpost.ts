@@ -1,4 +1,5 @@
 // `npm start`: run jetpost until SIGTERM or SIGINT (or SIGHUP, SIGUSR2), then stop gracefully and exit 0.
+// SIGUSR1 is ignored (no debugger opens, below).
 //
 // The stop is bounded: past SHUTDOWN_TIMEOUT_MS plus FORCE_AFTER_MS the process exits anyway, and a
 // second signal makes it exit at once. A repeat of the first signal within REPEAT_WINDOW_MS is not
@@ -25,6 +26,13 @@ async function run(): Promise<void> {
     throw error;
   }
   const log = createStdoutLogger(config.logLevel, config.logFormat);
+  // Node opens its inspector (a debugger on 127.0.0.1:9229, which runs any code it is sent) on
+  // SIGUSR1, unless the process listens for the signal itself: a stray `kill -USR1` must not open
+  // one on a service holding the Mailjet keys. `--disable-sigusr1` would do it from the command line,
+  // but only from Node 22.14 and 23.7 (Node 20 refuses to start with it). To debug, start with --inspect.
+  process.on('SIGUSR1', () => {
+    log.warn('SIGUSR1 ignored: jetpost opens no debugger on a signal (start node with --inspect for one)', { component: 'main', signal: 'SIGUSR1' });
+  });
   const deadlineMs = config.consumers.shutdownTimeoutMs;
   let jetpost: Jetpost | undefined = undefined;
   let signalledAt: number | undefined;

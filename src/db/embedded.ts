@@ -4,6 +4,7 @@ import { execFile, spawn } from 'node:child_process';
 import { constants as fsConstants } from 'node:fs';
 import fs from 'node:fs/promises';
 import { createRequire } from 'node:module';
+import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
 
@@ -133,7 +134,7 @@ export async function startEmbeddedPostgres({ dir, port, log, ownSession }: Embe
     log.info('connecting to the embedded PostgreSQL that is already running', { component: 'embedded-postgres', pid: running });
     return { connectionString, adopted: true, pid: running, stop: (waitMs) => stopServer(running, waitMs), requestStop: () => signalServer(running) };
   }
-  const pid = await spawnServer({ root, databaseDir, port, runAs, ownSession });
+  const pid = await spawnServer({ root, databaseDir, port, runAs, ownSession, log });
   log.info('embedded PostgreSQL is running', { component: 'embedded-postgres', port, pid, dir: databaseDir });
   return { connectionString, adopted: false, pid, stop: (waitMs) => stopServer(pid, waitMs), requestStop: () => signalServer(pid) };
 }
@@ -144,6 +145,7 @@ interface SpawnOptions {
   port: number;
   runAs: PostgresUser | undefined;
   ownSession: boolean;
+  log: Logger;
 }
 
 /**
@@ -151,9 +153,11 @@ interface SpawnOptions {
  * server outlives a jetpost killed with SIGKILL and must not lose its stderr then), and waits until
  * it accepts connections. Returns its pid.
  */
-async function spawnServer({ root, databaseDir, port, runAs, ownSession }: SpawnOptions): Promise<number> {
+async function spawnServer({ root, databaseDir, port, runAs, ownSession, log }: SpawnOptions): Promise<number> {
   const logFile = path.join(root, 'postgres.log');
   await rotateLog(logFile);
+  // What this start writes to the log, not the lines of an earlier one, tells why it failed.
+  const logStart = await fileSize(logFile);
   const postgres = path.join(binariesDir(), 'bin', process.platform === 'win32' ? 'postgres.exe' : 'postgres');
   await fs.access(postgres, fsConstants.X_OK).catch(() => fs.chmod(postgres, 0o755));
   const output = await fs.open(logFile, 'a', 0o600);
@@ -178,6 +182,7 @@ async function spawnServer({ root, databaseDir, port, runAs, ownSession }: Spawn
   const pid = child.pid;
   const started = Date.now();
   let failure: string | undefined;
+  let timedOut = false;
   void failed.then((reason) => {
     failure = reason;
   });
@@ -188,13 +193,23 @@ async function spawnServer({ root, databaseDir, port, runAs, ownSession }: Spawn
     }
     if (Date.now() - started > START_TIMEOUT_MS) {
       signalServer(pid, 'SIGQUIT');
+      timedOut = true;
       failure = `it did not accept connections within ${START_TIMEOUT_MS / 1000} s`;
       break;
     }
     await sleep(100);
   }
   failure ??= await failed;
-  const tail = await logTail(logFile);
+  const tail = await logTail(logFile, logStart);
+  // The usual cause (another PostgreSQL, or a second checkout's jetpost, on the port) in one line:
+  // PostgreSQL's log lines about it would only bury what to do. Asked of the port itself, not read
+  // from the log, whose messages may be translated.
+  if (!timedOut && (await portTaken(port))) {
+    log.debug('the embedded PostgreSQL could not listen', { component: 'embedded-postgres', port, log: tail });
+    throw new StartupError(
+      `the embedded PostgreSQL cannot start: port ${port} on 127.0.0.1 (EMBEDDED_PG_PORT) is in use by another program. Set EMBEDDED_PG_PORT to a free port, or stop that program, or set DATABASE_URL to use your own PostgreSQL`,
+    );
+  }
   throw new StartupError(
     `the embedded PostgreSQL did not start on port ${port} (data in ${databaseDir}): ${failure}${tail ? `; its log says: ${tail}` : ''}. Set EMBEDDED_PG_PORT or DATABASE_URL, or see ${logFile}`,
   );
@@ -331,20 +346,35 @@ async function stopServer(pid: number, waitMs = DEFAULT_STOP_WAIT_MS): Promise<b
   return true;
 }
 
-async function rotateLog(file: string): Promise<void> {
-  const size = await fs.stat(file).then(
+function fileSize(file: string): Promise<number> {
+  return fs.stat(file).then(
     (stat) => stat.size,
     () => 0,
   );
-  if (size > LOG_ROTATE_BYTES) {
+}
+
+async function rotateLog(file: string): Promise<void> {
+  if ((await fileSize(file)) > LOG_ROTATE_BYTES) {
     await fs.rename(file, `${file}.1`);
   }
 }
 
-/** The last lines of the server's log, on one line, for an error message. */
-async function logTail(file: string): Promise<string> {
-  const text = await fs.readFile(file, 'utf8').catch(() => '');
+/** The last lines of the server's log written from byte `from` on, on one line, for an error message. */
+async function logTail(file: string, from: number): Promise<string> {
+  const text = await fs.readFile(file).then(
+    (bytes) => bytes.subarray(from).toString('utf8'),
+    () => '',
+  );
   return text.trim().split('\n').slice(-3).join(' | ').slice(-600);
+}
+
+/** Whether another program listens on `port` of 127.0.0.1, where the embedded server listens. */
+function portTaken(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = net.createServer();
+    probe.once('error', (error: NodeJS.ErrnoException) => resolve(error.code === 'EADDRINUSE'));
+    probe.listen({ port, host: '127.0.0.1', exclusive: true }, () => probe.close(() => resolve(false)));
+  });
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -18,6 +18,7 @@ import { bodyBudget, type BodyBudgetOptions } from './body-budget.js';
 import { bodyLimitBytes } from './declared-body.js';
 import { type ExpressRoute, serveRoutesDirectly } from './direct-route.js';
 import { errorHandler, notFoundHandler } from './problem.js';
+import { parseQueryString } from './query-string.js';
 import { limitFailedCallbackAuth, limitShared } from './rate-limit.js';
 import { adminRouter } from './routes/admin.js';
 import { dashboardRouter } from './routes/dashboard.js';
@@ -127,7 +128,7 @@ export function createApp(deps: AppDeps): HttpApp {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', deps.trustProxy);
-  app.set('query parser', 'simple');
+  app.set('query parser', parseQueryString);
   // helmet's defaults take no input from the request: computed once, set on every response.
   const securityHeaders = fixedHeaders(helmet());
   const setSecurityHeaders: express.RequestHandler = (_req, res, next) => {

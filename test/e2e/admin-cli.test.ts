@@ -1,3 +1,5 @@
+import net from 'node:net';
+
 import { expect } from 'chai';
 
 import { makeApp, makeJob } from '../factories.js';
@@ -149,6 +151,36 @@ describe('npm run admin -- jobs …', function () {
     expect(unknown.stderr).to.contain('unknown command: jobs explode').and.contain('usage: npm run admin');
     expect(bad.code).to.equal(2);
     expect(bad.stderr).to.contain('give job ids, or --all-failed');
+  });
+
+  it('when the arguments are wrong and the database is unreachable, then each command says how to use it and exits 2, without trying the database', async () => {
+    // A port nothing listens on: a command that connected first would fail with ECONNREFUSED (exit 1).
+    const closed = net.createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const { port } = closed.address() as net.AddressInfo;
+    await new Promise((resolve) => closed.close(resolve));
+    const env = { DATABASE_URL: `postgres://jetpost:x@127.0.0.1:${port}/jetpost` };
+
+    const invocations = [
+      ['jobs', 'requeue'],
+      ['jobs', 'requeue', 'x1'],
+      ['jobs', 'list', '--status', 'lost'],
+      ['apps', 'create'],
+      ['apps', 'create', '-bad name'],
+      ['apps', 'revoke', 'shop', 'not-a-prefix'],
+      ['suppressions', 'list', 'shop', '--limit', '0'],
+      ['suppressions', 'add', 'shop', 'not-an-address'],
+      ['webhooks', 'set', 'shop', 'https://example.com/', '--events', 'nope'],
+      ['webhooks', 'rotate-secret', 'shop', '--overlap', '9d'],
+      ['webhooks', 'deliveries', 'shop', '--status', 'lost'],
+      ['webhooks', 'redeliver', 'shop', 'x'],
+    ];
+    const runs = await Promise.all(invocations.map((args) => runCli('admin', args, env)));
+
+    expect(runs.map((run, i) => `${invocations[i]!.join(' ')}: ${run.code}`)).to.deep.equal(invocations.map((args) => `${args.join(' ')}: 2`));
+    for (const run of runs) {
+      expect(run.stderr).to.contain('usage: npm run admin').and.not.contain('ECONNREFUSED');
+    }
   });
 
   it('when an option is given twice, then the command names it and exits 2, changing nothing', async () => {

@@ -93,4 +93,26 @@ describe('faults: signals to npm start', function () {
 
     expect(exits).to.deep.equal(['SIGHUP: exit 0, said shutting down: true', 'SIGUSR2: exit 0, said shutting down: true']);
   });
+
+  it('when jetpost gets SIGUSR1, then it opens no debugger (Node’s default), says it ignored it, and goes on serving', async () => {
+    const db = await harness.database();
+    const port = await harness.port();
+    const simulator = await harness.simulator(port);
+    const jetpost = await harness.jetpost({ name: 'sigusr1', port, databaseUrl: db.url, simulator, env: { LOG_LEVEL: 'info' } });
+    jetpost.signal('SIGUSR1');
+    // Node says on stderr that its inspector listens (or could not, its port taken): either is the fault.
+    const inspector = (line: string) => /Debugger listening|Starting inspector/.test(line);
+    const outcome = await waitUntil(
+      'jetpost to answer SIGUSR1',
+      () => jetpost.output().find((line) => inspector(line) || (line.includes('SIGUSR1 ignored') && line.includes('"signal":"SIGUSR1"'))),
+      { timeoutMs: 30_000, watch: [jetpost] },
+    );
+    const healthz = (await fetch(`${jetpost.url}/healthz`)).status;
+    jetpost.signal('SIGTERM');
+    const exit = await waitForExit(jetpost, 60_000);
+
+    expect(inspector(outcome), outcome).to.equal(false);
+    expect({ healthz, exit: exit.signal ?? exit.code }).to.deep.equal({ healthz: 200, exit: 0 });
+    expect(jetpost.output().filter(inspector)).to.deep.equal([]);
+  });
 });

@@ -263,12 +263,14 @@ describe('/dashboard over HTTP', function () {
       expect(res.headers.get('cache-control')).to.equal('no-store');
     });
 
-    it('shows refusals as pages: a bad job id 400, an unknown job 404, a NUL in a search 400', async () => {
+    it('shows refusals as pages: a bad job id 400, an unknown job 404, a NUL or a malformed percent escape in a query 400', async () => {
       const client = await dashboardClient(service);
       for (const [path, status] of [
         ['/dashboard/jobs/abc', 400],
         ['/dashboard/jobs/999999999', 404],
         ['/dashboard/jobs?q=a%00b', 400],
+        ['/dashboard/jobs?q=%ZZ', 400],
+        ['/dashboard/failed?notice=%FF', 400],
         ['/dashboard/jobs?q=abc&by=job_id', 400],
         ['/dashboard/jobs?nope=1', 400],
         ['/dashboard/apps/no-such-app/deliveries', 404],

@@ -139,4 +139,24 @@ describe('Expect: 100-continue', () => {
     });
     expect(parseAnswer(await refused.all).status).to.equal(413);
   });
+
+  it('when a kept-alive GET expects 100-continue, then it is answered without 100 Continue and the connection stays open for the next request', async () => {
+    const exchange = open(service.url, 'GET /healthz HTTP/1.1\r\nHost: jetpost.test\r\nExpect: 100-continue\r\n\r\n');
+    sockets.push(exchange.socket);
+    const head = await exchange.firstHead;
+    expect(head).to.match(/^HTTP\/1\.1 200 /);
+    expect(head).not.to.match(/\r\nConnection: close\r\n/i);
+    exchange.socket.write('GET /healthz HTTP/1.1\r\nHost: jetpost.test\r\nConnection: close\r\n\r\n');
+    const answers = (await exchange.all).match(/HTTP\/1\.1 \d{3} /g);
+    expect(answers).to.deep.equal(['HTTP/1.1 200 ', 'HTTP/1.1 200 ']);
+  });
+
+  it('when a POST with Content-Length: 0 expects 100-continue, then it is answered without 100 Continue and the connection stays open', async () => {
+    const exchange = callback(0, { Expect: '100-continue' });
+    const head = await exchange.firstHead;
+    expect(head).to.match(/^HTTP\/1\.1 4\d\d /);
+    expect(head).not.to.match(/\r\nConnection: close\r\n/i);
+    exchange.socket.write('GET /healthz HTTP/1.1\r\nHost: jetpost.test\r\nConnection: close\r\n\r\n');
+    expect(await exchange.all).to.match(/HTTP\/1\.1 200 OK/);
+  });
 });

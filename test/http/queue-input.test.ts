@@ -285,6 +285,30 @@ describe('POST /queue: input that must be stored exactly or refused with a 4xx',
       const { rows } = await service.db.pool.query('select name from apps where id = $1', [service.appId]);
       expect((await service.request('DELETE', `/admin/apps/${rows[0].name}/suppressions/a%00@example.com`, { key: ADMIN_KEY })).status).to.equal(400);
     });
+
+    it('when a query string holds a malformed percent escape (%ZZ, a lone %, bytes not UTF-8), then 400 problem+json naming the parameter, on the status look-up, the feed and the admin listings', async () => {
+      const { rows } = await service.db.pool.query('select name from apps where id = $1', [service.appId]);
+      const cases: [string, string, string | undefined][] = [
+        ['/status?custom_id=%ZZ', 'custom_id', undefined],
+        ['/status?custom_id=100%', 'custom_id', undefined],
+        ['/status?custom_id=%FF', 'custom_id', undefined],
+        ['/status?custom_id=a&custom_id=%E2%82', 'custom_id', undefined],
+        ['/status?after=1.%2', 'after', undefined],
+        ['/admin/jobs?status=failed&app=%ZZ', 'app', ADMIN_KEY],
+        [`/admin/apps/${rows[0].name}/suppressions?after=%ZZ`, 'after', ADMIN_KEY],
+      ];
+      for (const [path, parameter, key] of cases) {
+        const res = await service.request('GET', path, key ? { key } : {});
+        expect(res.status, path).to.equal(400);
+        expect(res.headers.get('content-type'), path).to.match(/^application\/problem\+json/);
+        expect(
+          ((await res.json()) as Problem).errors?.map((error) => error.path),
+          path,
+        ).to.deep.equal([parameter]);
+      }
+      // A % written as %25 is the character itself: looked up, not refused.
+      expect((await service.request('GET', '/status?custom_id=%25ZZ')).status).to.equal(200);
+    });
   });
 
   describe('item 8: addresses as RFC 5321/6531 and Mailjet accept them', () => {

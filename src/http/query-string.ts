@@ -1,0 +1,36 @@
+// The query string as the routes read it: node:querystring's parse (express's 'simple' parser), but
+// a malformed percent escape (`%ZZ`, a lone `%`, bytes that are not UTF-8) is refused (400, naming
+// the parameter) instead of taken literally or decoded to U+FFFD: `custom_id=%FF` would otherwise
+// look up another id than the one the client meant, without saying so.
+import querystring, { type ParsedUrlQuery } from 'node:querystring';
+
+import { ValidationError } from '../domain/errors.js';
+
+function decodes(part: string): boolean {
+  try {
+    decodeURIComponent(part.replaceAll('+', ' '));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Reads the query string of a request (null when its URL has none). */
+export function parseQueryString(text: string | null): ParsedUrlQuery {
+  if (text === null) {
+    return {};
+  }
+  if (text.includes('%')) {
+    for (const pair of text.split('&')) {
+      const equals = pair.indexOf('=');
+      const key = equals < 0 ? pair : pair.slice(0, equals);
+      if (!decodes(key) || !decodes(pair.slice(key.length + 1))) {
+        const name = decodes(key) ? decodeURIComponent(key.replaceAll('+', ' ')) : key;
+        throw new ValidationError('the query string has a malformed percent escape: encode "%" as %25, and text as UTF-8', [
+          { path: name.slice(0, 64), message: 'not valid percent-encoded UTF-8' },
+        ]);
+      }
+    }
+  }
+  return querystring.parse(text);
+}
