@@ -116,10 +116,10 @@ export interface paths {
          *
          *     **The changes feed** (`after`): answers a `ChangesFeed`, the calling app's status changes
          *     (each a `Change`, the same JSON the `statusChange` webhook carries) that follow the cursor,
-         *     at most `limit` of them, and a `next_cursor`. Start with `after=0`, then pass each answer's
-         *     `next_cursor` as `after` the next time. A page with fewer than `limit` changes means the app
-         *     has caught up for now; an empty page answers a cursor for the same position again, so
-         *     polling with it is always safe.
+         *     at most `limit` of them, and a `next_cursor`. Start with `after=0` (or an empty `after`),
+         *     then pass each answer's `next_cursor` as `after` the next time. A page with fewer than
+         *     `limit` changes means the app has caught up for now; an empty page answers a cursor for the
+         *     same position again, so polling with it is always safe.
          *
          *     `next_cursor` is **opaque**: store it and send it back as it is; do not build, parse or
          *     compare cursors (it is not a change id).
@@ -1101,8 +1101,8 @@ export interface components {
          * @example 812.4711
          */
         FeedCursor: string;
-        /** @description A `FeedCursor` from `next_cursor`, or `0` for the beginning. */
-        FeedCursorParameter: components["schemas"]["FeedCursor"] | "0";
+        /** @description A `FeedCursor` from `next_cursor`, or `0` or the empty string for the beginning. */
+        FeedCursorParameter: components["schemas"]["FeedCursor"] | ("" | "0");
         /**
          * @description The status a change moved to. `accepted`, `failed` and `cancelled` are changes of the job itself
          *     (`recipient: null`); `sent`, `opened`, `clicked`, `unsubscribed`, `spam`, `bounced` and
@@ -1223,7 +1223,7 @@ export interface components {
             changes: components["schemas"]["Change"][];
             /**
              * @description Pass it as `after` next time. It points after the last change of this page; on an empty
-             *     page it points where the given cursor did (after `0`: the beginning).
+             *     page it points where the given cursor did (after `0` or an empty `after`: the beginning).
              */
             next_cursor: components["schemas"]["FeedCursor"];
         };
@@ -1962,9 +1962,9 @@ export interface operations {
                  */
                 custom_id?: string[];
                 /**
-                 * @description Reads the changes feed from this position: `0` for the beginning of the app's log, else
-                 *     the `next_cursor` of an earlier answer, exactly as it was given. Anything else is a `400`,
-                 *     an empty `after` too (a cursor lost on the way, not the beginning). Give it once.
+                 * @description Reads the changes feed from this position: `0` (or empty) for the beginning of the app's
+                 *     log, else the `next_cursor` of an earlier answer, exactly as it was given. Anything else
+                 *     is a `400`. Give it once.
                  * @example 0
                  */
                 after?: components["schemas"]["FeedCursorParameter"];
@@ -2459,7 +2459,7 @@ export interface operations {
     listSuppressions: {
         parameters: {
             query?: {
-                /** @description Only addresses after this one (compared lower-cased): the previous page's `next_after`. Leave it out for the first page (empty is a `400`). */
+                /** @description Only addresses after this one (compared lower-cased): the previous page's `next_after`. */
                 after?: string;
                 limit?: number;
             };

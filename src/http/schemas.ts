@@ -590,11 +590,7 @@ export function parseJobId(value: unknown): string {
   return parseOrThrow(jobIdSchema, value, 'job id');
 }
 
-/**
- * A feed position: `<transaction id>.<change id>`; `0` is the beginning. An empty one is refused like
- * every other empty parameter of the API: it is a cursor lost on the client's side (a null stored),
- * which read as the beginning would hand the app its whole history again without a word.
- */
+/** A feed position: `<transaction id>.<change id>`; empty or `0` is the beginning. */
 const FEED_CURSOR = /^(\d{1,20})\.(\d{1,19})$/;
 
 export function encodeCursor(cursor: FeedCursor): string {
@@ -603,12 +599,11 @@ export function encodeCursor(cursor: FeedCursor): string {
 
 const feedCursor = z
   .string()
-  .min(1, { error: 'empty: give 0 to read from the beginning, else the next_cursor of an earlier answer', abort: true })
   .max(41)
   .refine((value) => {
     const match = FEED_CURSOR.exec(value);
     // Both parts must fit their PostgreSQL types (xid8, bigint), or the query would fail instead.
-    return value === '0' || (match !== null && BigInt(match[1]!) <= 18446744073709551615n && BigInt(match[2]!) <= 9223372036854775807n);
+    return value === '' || value === '0' || (match !== null && BigInt(match[1]!) <= 18446744073709551615n && BigInt(match[2]!) <= 9223372036854775807n);
   }, 'a cursor from next_cursor, or 0 to start')
   .transform((value): FeedCursor => {
     const match = FEED_CURSOR.exec(value);

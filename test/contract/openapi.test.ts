@@ -1329,7 +1329,7 @@ describe('openapi.yaml, checked against the running service', function () {
       });
 
       contractIt('GET 400, 401, 404, 503', ['get /admin/apps/{app}/suppressions 400 401 404 503'], async () => {
-        for (const query of ['?limit=0', '?limit=1001', '?limit=x', '?after=', '?after=a&after=b', `?after=${'a'.repeat(255)}`, '?before=a']) {
+        for (const query of ['?limit=0', '?limit=1001', '?limit=x', '?after=a&after=b', `?after=${'a'.repeat(255)}`, '?before=a']) {
           expect((await list(query)).res.status, query).to.equal(400);
         }
         expect((await list('', '-dash')).res.status).to.equal(400);
@@ -1846,7 +1846,7 @@ describe('openapi.yaml, checked against the running service', function () {
         await makeChanges();
         const afterSchema = contract.parameterSchema('get', '/status', 'after');
         const paged: Change[] = [];
-        let cursor = '0';
+        let cursor = '';
         for (let pages = 0; ; pages += 1) {
           expect(pages).to.be.below(10);
           expect(afterSchema(cursor), `the spec accepts after=${cursor}`).to.equal(true);
@@ -1864,7 +1864,8 @@ describe('openapi.yaml, checked against the running service', function () {
         // Read again from any cursor: the same changes after it, never one twice.
         const mid = await feed('?after=0&limit=4');
         expect((await feed(`?after=${mid.next_cursor}&limit=1000`)).changes).to.deep.equal(changes.slice(4));
-        // With nothing yet, the beginning is handed back.
+        // From the beginning, `0` and empty are the same; with nothing yet, the beginning is handed back.
+        expect((await feed('?after=&limit=1000')).changes).to.deep.equal(changes);
         const empty = await makeApp(service.db.pool);
         const nothing = await feed('?after=0', empty.key);
         expect(nothing.changes).to.deep.equal([]);
@@ -1905,7 +1906,7 @@ describe('openapi.yaml, checked against the running service', function () {
           expect((body as { type: string }).type, query).to.equal('https://jetpost.dev/problems/validation-failed');
         }
         const afterSchema = contract.parameterSchema('get', '/status', 'after');
-        for (const after of ['', 'a', '1', '1.', '.1', '-1.1', '1.2.3', '1.1 ', `${'1'.repeat(21)}.1`, `1.${'1'.repeat(20)}`]) {
+        for (const after of ['a', '1', '1.', '.1', '-1.1', '1.2.3', '1.1 ', `${'1'.repeat(21)}.1`, `1.${'1'.repeat(20)}`]) {
           expect(afterSchema(after), `the spec refuses after=${after}`).to.equal(false);
           expect((await api('get', '/status', { path: `/status?after=${encodeURIComponent(after)}`, key: appKey })).res.status, after).to.equal(400);
         }

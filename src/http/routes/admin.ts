@@ -93,15 +93,7 @@ export function adminRouter({ admin, requireAdmin, bodyIdleTimeoutMs }: AdminRou
 
   router.get('/admin/apps/:app/suppressions', requireAdmin, async (req, res) => {
     const name = parseOrThrow(appName, req.params['app'], 'app name');
-    const query = parseOrThrow(
-      z.strictObject({
-        // Empty is refused like the feed's empty cursor (http/schemas.ts): a page cursor lost on the way.
-        after: z.string().min(1, 'empty: leave it out to list from the first address, else give the next_after of an earlier page').max(254).optional(),
-        limit: pageLimitSchema.default(100),
-      }),
-      req.query,
-      'query',
-    );
+    const query = parseOrThrow(z.strictObject({ after: z.string().max(254).optional(), limit: pageLimitSchema.default(100) }), req.query, 'query');
     const rows = await admin.listSuppressions(name, { after: query.after, limit: query.limit });
     res.json({ suppressions: rows.map(suppressionJson), next_after: rows.length === query.limit ? (rows.at(-1)?.email ?? null) : null });
   });
