@@ -70,7 +70,8 @@ export async function prepareDataDir(dir: string): Promise<void> {
   // Root passes this check on any mode, but not on a read-only filesystem (EROFS).
   const mode = missing.length === 0 ? constants.R_OK | constants.W_OK | constants.X_OK : constants.W_OK | constants.X_OK;
   await fs.access(existing, mode).catch((error: NodeJS.ErrnoException) => {
-    throw refuse(`is not usable: ${existing} is not writable by this user (uid ${process.getuid?.() ?? '?'}): ${error.code}`, error);
+    const why = error.code === 'EROFS' ? 'is on a read-only filesystem' : `is not writable by this user (uid ${process.getuid?.() ?? '?'})`;
+    throw refuse(`is not usable: ${existing} ${why}: ${error.code}`, error);
   });
   for (const level of missing) {
     await fs.mkdir(level, { mode: 0o700 }).catch((error: NodeJS.ErrnoException) => {

@@ -1,6 +1,7 @@
 // DATA_DIR is checked and created before anything is written under it: a path that cannot hold
 // jetpost's data is one StartupError naming DATA_DIR, never a hang in Node's recursive mkdir (/proc)
 // or a stack trace later.
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -73,5 +74,23 @@ describe('DATA_DIR preparation', () => {
 
   it('when a path component is longer than the filesystem allows, then it is refused with the error code', async () => {
     expect(await refusal(path.join(tmp, 'n'.repeat(300)))).to.include('ENAMETOOLONG');
+  });
+
+  it('when DATA_DIR is on a read-only filesystem, then the refusal says so (not that this user may not write)', async function () {
+    const mountPoint = path.join(tmp, 'ro');
+    await fs.mkdir(mountPoint);
+    try {
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'ro,size=1m', 'tmpfs', mountPoint], { stdio: 'ignore' });
+    } catch {
+      console.log('      (skipped: mounting a read-only tmpfs needs root with the right to mount)');
+      this.skip();
+    }
+    try {
+      for (const dir of [mountPoint, path.join(mountPoint, 'data')]) {
+        expect(await refusal(dir)).to.include(`is not usable: ${mountPoint} is on a read-only filesystem: EROFS`);
+      }
+    } finally {
+      execFileSync('umount', [mountPoint]);
+    }
   });
 });
