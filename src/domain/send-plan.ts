@@ -4,8 +4,8 @@
 import type { ClaimedJob } from './job.js';
 import type { FoundMessage } from './mailjet-outcome.js';
 import { countRecipients, packCalls, toMailjetMessage } from './mailjet-payload.js';
-import { matchRecipients, type RecipientRow } from './recipient.js';
-import { type AttemptedJob, type DecisionContext, giveUpAfterLookUp, retryOrFail, type SendResult, unresolvedAcceptance } from './send-decision.js';
+import { pairRecipients, type RecipientRow } from './recipient.js';
+import { type DecisionContext, giveUpAfterLookUp, giveUpUnreached, retryOrFail, type SendResult, unresolvedAcceptance } from './send-decision.js';
 import { suppressionKey } from './suppression.js';
 
 /** Jobs whose last attempt may have been sent: they are looked up at Mailjet by CustomID before anything is sent. */
@@ -24,14 +24,17 @@ export function lookUpResult(
   found: readonly FoundMessage[] | undefined,
   context: DecisionContext,
 ): SendResult | undefined {
-  const accepted = matchRecipients(recipients, found ?? []).map(({ row, ids }) => ({
-    kind: row.kind,
-    email: row.email,
-    messageId: ids.messageId,
-    messageUuid: ids.messageUuid,
-  }));
-  if (accepted.length > 0) {
-    return { jobId: job.id, kind: 'accepted', recipients: accepted };
+  const { pairs, ...pairing } = pairRecipients(recipients, found ?? []);
+  // A suppressed address was left out of the send looked up: Mailjet has nothing for it.
+  const unreached = pairing.unreached.filter((row) => row.status !== 'suppressed');
+  if (pairs.length > 0) {
+    if (unreached.length === 0) {
+      return { jobId: job.id, kind: 'accepted', recipients: pairs };
+    }
+    // Mailjet has the message, so it is never sent again; its index may not show every address yet.
+    const sent = countRecipients(recipients.filter((row) => row.status !== 'suppressed'));
+    const reason = `its look-up found ${sent - countRecipients(unreached)} of the ${sent} addresses sent`;
+    return job.lookUpOnly ? giveUpUnreached(job, pairs, unreached, reason) : unresolvedAcceptance(job, reason, context);
   }
   if (job.lookUpOnly) {
     return giveUpAfterLookUp(job, found !== undefined);
@@ -42,37 +45,6 @@ export function lookUpResult(
     });
   }
   return undefined;
-}
-
-/**
- * The call's results with each acceptance checked against the recipients sent: an address Mailjet
- * names that matches none of them, or an address sent that Mailjet gives no id, leaves a recipient
- * that no event can reach, so that job is looked up instead (unresolvedAcceptance). `jobs`: the
- * call's, in the order of `results`.
- */
-export function checkAcceptances(
-  results: readonly SendResult[],
-  jobs: readonly AttemptedJob[],
-  recipientsByJob: ReadonlyMap<string, readonly RecipientRow[]>,
-  context: DecisionContext,
-): SendResult[] {
-  return results.map((result, index) => {
-    if (result.kind !== 'accepted') {
-      return result;
-    }
-    const rows = recipientsByJob.get(result.jobId) ?? [];
-    const paired = matchRecipients(rows, result.recipients);
-    // An address given twice (say in To and Cc) may be answered once: each address needs one id.
-    const addressesPaired = countRecipients(paired.map(({ row }) => row));
-    if (paired.length === result.recipients.length && addressesPaired === countRecipients(rows)) {
-      return result;
-    }
-    const reason =
-      paired.length < result.recipients.length
-        ? 'its answer names an address that matches none sent'
-        : `its answer gives ${addressesPaired} of the ${countRecipients(rows)} addresses sent a MessageID`;
-    return unresolvedAcceptance(jobs[index]!, reason, context);
-  });
 }
 
 export interface SuppressionPlan {
