@@ -24,7 +24,7 @@ export function lookUpResult(
   found: readonly FoundMessage[] | undefined,
   context: DecisionContext,
 ): SendResult | undefined {
-  const { pairs, ...pairing } = pairRecipients(recipients, found ?? []);
+  const { pairs, ...pairing } = pairRecipients(recipients, withoutSharedIds(found ?? []));
   // A suppressed address was left out of the send looked up: Mailjet has nothing for it.
   const unreached = pairing.unreached.filter((row) => row.status !== 'suppressed');
   if (pairs.length > 0) {
@@ -45,6 +45,27 @@ export function lookUpResult(
     });
   }
   return undefined;
+}
+
+/**
+ * A look-up's rows without those whose MessageID it also gives another address: such an id cannot say
+ * which recipient an event is about (as in a send's answer, mailjet-outcome.ts), so it is not found.
+ * One address given twice may share its id.
+ */
+function withoutSharedIds(found: readonly FoundMessage[]): readonly FoundMessage[] {
+  if (found.length < 2) {
+    return found;
+  }
+  const addressById = new Map<string, string>();
+  const shared = new Set<string>();
+  for (const { messageId, email } of found) {
+    const address = email.toLowerCase();
+    if ((addressById.get(messageId) ?? address) !== address) {
+      shared.add(messageId);
+    }
+    addressById.set(messageId, address);
+  }
+  return shared.size === 0 ? found : found.filter((message) => !shared.has(message.messageId));
 }
 
 export interface SuppressionPlan {

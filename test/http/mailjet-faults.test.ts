@@ -494,14 +494,27 @@ describe('acceptances whose ids do not cover every row (nock)', () => {
       ['a@example.com', 'accepted', '576460765503090000'],
       ['b@example.com', 'failed', null],
     ]);
-    // What the webhook delivers: the recipient's change, with the error.
-    const { rows } = await service.db.pool.query(
-      `select c.new_status, r.email, c.details from status_changes c left join email_recipients r on r.id = c.recipient_id where c.job_id = $1 order by c.id`,
-      [jobId],
-    );
-    expect(rows.map((row) => [row.new_status, row.email ?? null, row.details?.error ?? null])).to.deep.equal([
-      ['accepted', null, null],
-      ['failed', 'b@example.com', error],
+    // The changes feed carries what the webhook delivers: the recipient's change, with the error.
+    const feed = (await (await service.request('GET', '/status?after=0')).json()) as {
+      changes: Array<{ type: string; recipient: string | null; old_status: string; details: { error?: string } | null }>;
+    };
+    expect(feed.changes.map((change) => [change.type, change.recipient, change.old_status, change.details?.error ?? null])).to.deep.equal([
+      ['accepted', null, 'processing', null],
+      ['failed', 'b@example.com', 'pending', error],
+    ]);
+  });
+
+  it('when each look-up finds a different address, then the ids of the last look-up are recorded and the rest closed as unknown: never resent, none left pending', async () => {
+    const double = timeoutThenLookUps([['a@example.com'], ['b@example.com']]);
+    service = await startTestService({ env: { MAILJET_TIMEOUT_MS: '500', WORKER_CONCURRENCY: '1' } });
+    const [jobId] = await queue(service, [], [messageTo('a@example.com', { cc: ['b@example.com'] })]);
+
+    const found = await settled(jobId!);
+    expect([double.sends(), double.lookups()]).to.deep.equal([1, 2]);
+    expect(found.status).to.equal('accepted');
+    expect(recipientsOf(found)).to.deep.equal([
+      ['a@example.com', 'failed', null],
+      ['b@example.com', 'accepted', '576460765503090000'],
     ]);
   });
 

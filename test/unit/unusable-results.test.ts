@@ -180,6 +180,16 @@ describe('an acceptance checked against the recipients sent', () => {
           'Mailjet accepted it, but its look-up found 2 of the 3 addresses sent: the last look-up gave no MessageID for b@example.com, so their outcome is unknown (they may well have been delivered) and no event can reach them',
       },
     });
+    // An id the look-up gives two addresses says nothing of either: they are not found.
+    const shared = [...found('a@example.com', 'c@example.com'), { email: 'b@example.com', messageId: id(1), messageUuid: 'u-x' }];
+    expect(lookUpResult(claimed(true, rows), rows, shared, context)).to.deep.include({
+      recipients: [{ recipientId: '1', messageId: id(0), messageUuid: 'u-0' }],
+      unreached: {
+        recipientIds: ['2', '3'],
+        error:
+          'Mailjet accepted it, but its look-up found 1 of the 3 addresses sent: the last look-up gave no MessageID for b@example.com, c@example.com, so their outcome is unknown (they may well have been delivered) and no event can reach them',
+      },
+    });
     // Found whole at the last look-up: accepted as any other.
     expect(lookUpResult(claimed(true, rows), rows, found('a@example.com', 'b@example.com', 'c@example.com'), context)).to.deep.include({ kind: 'accepted' });
   });
