@@ -169,6 +169,7 @@ export function claimedJob(overrides: Partial<ClaimedJob> = {}): ClaimedJob {
     acceptedAt: null,
     content: { from: { email: 'app@example.com' }, subject: 'Hello', text: 'Hi' },
     lookUpOnly: false,
+    acceptedUnresolved: false,
     recipients: [],
     suppressed: new Map(),
     ...overrides,

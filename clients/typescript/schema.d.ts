@@ -793,7 +793,10 @@ export interface components {
         /**
          * @description One recipient's status. `pending` until Mailjet accepts the job; then it only moves forward
          *     along `accepted < sent < opened < clicked < unsubscribed < spam < bounced < blocked`.
-         *     `failed` / `cancelled` when the job was never sent. `suppressed` when the recipient was left
+         *     `failed` / `cancelled` when the job was never sent, or `failed` when Mailjet accepted the job
+         *     but gave this address no MessageID even when looked up: its outcome is unknown (it may well
+         *     have been delivered) and no event can reach it; the job's `last_error` and the recipient's
+         *     `failed` change say so. `suppressed` when the recipient was left
          *     out of the send because its address is on the app's suppression list (final, like `failed`:
          *     no message, no MessageID, no events).
          * @enum {string}
@@ -1127,7 +1130,7 @@ export interface components {
             /** Format: date-time */
             occurred_at: string;
         } & components["schemas"]["EventDetails"];
-        /** @description Why a job ended `failed` (the job's `last_error`). */
+        /** @description Why a job ended `failed` (the job's `last_error`), or one recipient of an accepted job. */
         FailureDetails: {
             /** @example suppressed: ada@example.org (hard_bounce) */
             error: string;
@@ -1138,6 +1141,9 @@ export interface components {
          *
          *     * the job was accepted by Mailjet or cancelled: `recipient` and `details` are null;
          *     * the job failed: `recipient` is null, `details` is `{"error": …}`;
+         *     * a recipient of an accepted job ended `failed` because Mailjet gave its address no MessageID,
+         *       even when looked up (its outcome is unknown): `recipient` is its address, `details` is
+         *       `{"error": …}`;
          *     * a Mailjet event moved one recipient to a new status: `recipient` is its address and
          *       `details` describes the event.
          *
@@ -1204,6 +1210,15 @@ export interface components {
             new_status: "failed";
             old_status?: components["schemas"]["JobStatus"];
             recipient?: null;
+            details?: components["schemas"]["FailureDetails"];
+        } | {
+            /** @constant */
+            type: "failed";
+            /** @constant */
+            new_status: "failed";
+            /** @constant */
+            old_status?: "pending";
+            recipient?: string;
             details?: components["schemas"]["FailureDetails"];
         } | {
             /** @enum {unknown} */

@@ -291,7 +291,7 @@ const CLAIM_JOBS = `
     from within_budget as picked
     where j.id = picked.id
     returning ${JOB_COLUMNS}, j.message,
-      j.outcome_unknown and picked.attempts_before >= j.max_attempts as look_up_only
+      j.outcome_unknown and picked.attempts_before >= j.max_attempts as look_up_only, j.accepted_unresolved
   )
   select j.*, ${CLAIMED_RECIPIENTS_JSON} as recipients
   from claimed j`;
@@ -308,6 +308,7 @@ export async function claimJobs(db: Queryable, workerId: string, limit: number, 
       return Object.assign(job, {
         content: row['message'] as MessageContent,
         lookUpOnly: row['look_up_only'] === true,
+        acceptedUnresolved: row['accepted_unresolved'] === true,
         ...claimedRecipientsFromJson(job.id, row['recipients']),
       });
     })
@@ -343,7 +344,10 @@ export interface Settlement {
   outcomeUnknown: boolean;
   /** The attempt does not count (it never reached Mailjet, e.g. sending paused on bad keys). */
   refundAttempt: boolean;
-  /** Its attempts are spent, so that its next claim only looks it up (Mailjet accepted it: never send it again). */
+  /**
+   * Mailjet accepted it without usable ids (unresolvedAcceptance): its attempts are spent, so that its
+   * next claim only looks it up (never send it again), and it is marked accepted_unresolved.
+   */
   lookUpOnly?: boolean;
 }
 
@@ -356,6 +360,7 @@ const SETTLE_JOBS = `
     last_error = s.error,
     outcome_unknown = s.outcome_unknown,
     attempts = case when s.look_up_only then greatest(j.attempts, j.max_attempts) when s.refund then j.attempts - 1 else j.attempts end,
+    accepted_unresolved = j.accepted_unresolved or s.look_up_only,
     locked_by = null,
     locked_until = null,
     updated_at = now()
@@ -461,6 +466,7 @@ const ACCEPT_JOBS_TEXT = `
     accepted_at = now(),
     last_error = null,
     outcome_unknown = false,
+    accepted_unresolved = false,
     locked_by = null,
     locked_until = null,
     updated_at = now()
@@ -559,6 +565,20 @@ export async function acceptSentJobs(tx: Queryable, jobs: readonly SentJob[]): P
     accepted: jobs.filter((_, index) => !notAccepted.has(index)),
     webhookChanges: (row!['webhook_changes'] as Array<{ id: string; app_id: string }>).map((c) => ({ id: c.id, appId: c.app_id, type: 'accepted' })),
   };
+}
+
+const SET_JOB_ERRORS = `
+  update email_send_jobs j
+  set last_error = u.error,
+    updated_at = now()
+  from unnest($1::bigint[], $2::text[]) as u(id, error)
+  where j.id = u.id`;
+
+/** Notes what an accepted job's recipients could not get (its acceptance clears last_error). */
+export async function setJobErrors(tx: Queryable, errors: ReadonlyMap<string, string>): Promise<void> {
+  if (errors.size > 0) {
+    await query(tx, SET_JOB_ERRORS, [[...errors.keys()], [...errors.values()]]);
+  }
 }
 
 const CANCEL_JOB = `

@@ -42,6 +42,11 @@ export interface ClaimedJob extends JobRow {
    * whether it was delivered, and it does not count as an attempt.
    */
   lookUpOnly: boolean;
+  /**
+   * Mailjet answered "success" for its last attempt without usable ids for its recipients: a look-up
+   * that does not find it does not make it unsent (giveUpAfterLookUp).
+   */
+  acceptedUnresolved: boolean;
   /** Its To, Cc and Bcc rows in order, read by the claim itself (no second round trip). */
   recipients: RecipientRow[];
   /** Those of its addresses suppressed for its app (lower-cased), with the reason: read by the claim too. */

@@ -1,5 +1,7 @@
 // Mailjet's MessageIDs are 64-bit integers, routinely above 2^53, so jetpost carries them as decimal
-// strings from the moment they are parsed; PostgreSQL stores them as bigint.
+// strings from the moment they are parsed; PostgreSQL stores them as bigint. Their MessageUUIDs are
+// checked as they are parsed too, so that one the database would refuse is never recorded.
+import { unstorableCharacter } from './storable-text.js';
 
 const MAX_BIGINT = 9223372036854775807n;
 
@@ -20,4 +22,19 @@ export function toIdString(value: unknown): string | undefined {
     return String(value);
   }
   return undefined;
+}
+
+/** Mailjet's MessageUUIDs have 36 characters; a far longer one would not fit its index's entry (about 2.7 kB). */
+const MAX_UUID_LENGTH = 255;
+
+/**
+ * A MessageUUID as it is stored: '' when Mailjet gives none (SandboxMode's is ''), undefined when it
+ * cannot be kept as it came (a NUL, which a text column refuses; an unpaired surrogate, which would be
+ * stored changed; over MAX_UUID_LENGTH), so that no event could be matched by it.
+ */
+export function toUuidString(value: unknown): string | undefined {
+  if (typeof value !== 'string') {
+    return '';
+  }
+  return value.length > MAX_UUID_LENGTH || unstorableCharacter(value) !== undefined ? undefined : value;
 }

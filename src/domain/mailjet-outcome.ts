@@ -4,7 +4,7 @@
 // few or too many, or a success entry echoing another message's CustomID) is trusted only where a
 // success entry names its message by CustomID: every other message's outcome is unknown, so it is
 // looked up at Mailjet before it is sent again.
-import { toIdString } from './mailjet-ids.js';
+import { toIdString, toUuidString } from './mailjet-ids.js';
 import type { RecipientKind } from './message.js';
 import { parseRetryAfter } from './retry-policy.js';
 
@@ -166,9 +166,9 @@ function messageOutcome(entry: Json): MessageOutcome {
     ] as const) {
       const list = entry[field];
       for (const [index, item] of (Array.isArray(list) ? list : []).entries()) {
-        const accepted = isObject(item) ? acceptedRecipient(item, kind) : undefined;
-        if (accepted === undefined) {
-          return { kind: 'unresolved', reason: `its ${field}[${index}] entry has no usable MessageID and address` };
+        const accepted = isObject(item) ? acceptedRecipient(item, kind) : NO_ID;
+        if (typeof accepted === 'string') {
+          return { kind: 'unresolved', reason: `its ${field}[${index}] entry has ${accepted}` };
         }
         recipients.push(accepted);
       }
@@ -181,11 +181,15 @@ function messageOutcome(entry: Json): MessageOutcome {
   return { kind: 'rejected', transient, error: text || 'Mailjet rejected the message without a reason' };
 }
 
-function acceptedRecipient(item: Json, kind: RecipientKind): AcceptedRecipient | undefined {
+const NO_ID = 'no usable MessageID and address';
+
+/** The entry's recipient, or what makes it unusable. */
+function acceptedRecipient(item: Json, kind: RecipientKind): AcceptedRecipient | string {
   const messageId = toIdString(item['MessageID']);
   const email = item['Email'];
   if (messageId === undefined || typeof email !== 'string') {
-    return undefined;
+    return NO_ID;
   }
-  return { kind, email, messageId, messageUuid: typeof item['MessageUUID'] === 'string' ? item['MessageUUID'] : '' };
+  const messageUuid = toUuidString(item['MessageUUID']);
+  return messageUuid === undefined ? 'a MessageUUID that cannot be stored' : { kind, email, messageId, messageUuid };
 }

@@ -37,7 +37,7 @@ export interface MailjetRecipientIds {
  * Pairs Mailjet's per-address ids with our rows: same address (any case) and, when Mailjet names
  * it, the same kind; each row at most once, the first of Mailjet's entries winning.
  */
-export function matchRecipients<T extends MailjetRecipientIds>(rows: readonly RecipientRow[], items: readonly T[]): Array<{ row: RecipientRow; ids: T }> {
+function matchRecipients<T extends MailjetRecipientIds>(rows: readonly RecipientRow[], items: readonly T[]): Array<{ row: RecipientRow; ids: T }> {
   const unused = [...rows];
   const out: Array<{ row: RecipientRow; ids: T }> = [];
   for (const item of items) {
@@ -48,6 +48,42 @@ export function matchRecipients<T extends MailjetRecipientIds>(rows: readonly Re
     }
   }
   return out;
+}
+
+/** Mailjet's ids for a job's rows, paired once: what an acceptance is checked by and recorded with. */
+export interface Pairing {
+  /** Each row that has ids, with them. */
+  pairs: AcceptedIds[];
+  /** Mailjet's entries that match no row. */
+  strays: number;
+  /** The rows whose address Mailjet gave no id: no event can reach them. */
+  unreached: RecipientRow[];
+}
+
+/**
+ * matchRecipients, then each row left whose address another row was paired with gets that row's ids:
+ * Mailjet counts an address given twice (To and Cc, or twice in To) once, and may answer it once.
+ * Both rows then hold the same MessageID (its index is not unique).
+ */
+export function pairRecipients(rows: readonly RecipientRow[], items: readonly MailjetRecipientIds[]): Pairing {
+  const matched = matchRecipients(rows, items);
+  const pairs = matched.map(({ row, ids }) => ({ recipientId: row.id, messageId: ids.messageId, messageUuid: ids.messageUuid }));
+  const strays = items.length - matched.length;
+  if (matched.length === rows.length) {
+    return { pairs, strays, unreached: [] };
+  }
+  const byAddress = new Map(matched.map(({ row, ids }) => [row.email.toLowerCase(), ids] as const));
+  const paired = new Set(matched.map(({ row }) => row));
+  const unreached: RecipientRow[] = [];
+  for (const row of rows) {
+    const ids = paired.has(row) ? undefined : byAddress.get(row.email.toLowerCase());
+    if (ids !== undefined) {
+      pairs.push({ recipientId: row.id, messageId: ids.messageId, messageUuid: ids.messageUuid });
+    } else if (!paired.has(row)) {
+      unreached.push(row);
+    }
+  }
+  return { pairs, strays, unreached };
 }
 
 /** Groups a batch's recipient rows by job, every job present (with no rows if it has none). */

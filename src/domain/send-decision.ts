@@ -1,10 +1,22 @@
 // What becomes of each job of a Mailjet call, pure: accepted with its MessageIDs, deferred to a
 // later attempt, or failed for good (the dead-letter state, with the reason kept).
 import type { AcceptedRecipient, CallOutcome, MessageOutcome } from './mailjet-outcome.js';
+import { countRecipients } from './mailjet-payload.js';
+import { type AcceptedIds, pairRecipients, type RecipientRow } from './recipient.js';
 import { backoffMs, nextRetry, retryDelayMs, type RetryPolicy } from './retry-policy.js';
 
 export type SendResult =
-  | { readonly jobId: string; readonly kind: 'accepted'; readonly recipients: readonly AcceptedRecipient[] }
+  | {
+      readonly jobId: string;
+      readonly kind: 'accepted';
+      /** Each recipient row's ids, paired once (pairRecipients): recorded as they are. */
+      readonly recipients: readonly AcceptedIds[];
+      /**
+       * Rows Mailjet gave no id even when looked up (giveUpUnreached): closed `failed` with this
+       * error, since their outcome is unknown and no event can reach them.
+       */
+      readonly unreached?: { readonly recipientIds: readonly string[]; readonly error: string };
+    }
   | {
       readonly jobId: string;
       readonly kind: 'failed';
@@ -62,9 +74,6 @@ export function retryOrFail(
   return { jobId: job.id, kind: 'failed', error: `gave up after ${job.attempts} attempts: ${error}` };
 }
 
-/** How the error of a job Mailjet accepted without usable MessageIDs begins (unresolvedAcceptance): what its look-up decides by. */
-const UNRESOLVED_ACCEPTANCE = 'Mailjet accepted it, but ';
-
 /**
  * A job Mailjet answered "success" for without a usable MessageID for each recipient (a missing,
  * malformed or repeated id, or an address that matches none sent). It must not be sent again, and no
@@ -76,7 +85,7 @@ export function unresolvedAcceptance(job: AttemptedJob, reason: string, context:
   return {
     jobId: job.id,
     kind: 'deferred',
-    error: `${UNRESOLVED_ACCEPTANCE}${reason}: it is looked up by CustomID for its MessageIDs, never sent again`,
+    error: `Mailjet accepted it, but ${reason}: it is looked up by CustomID for its MessageIDs, never sent again`,
     runAt: new Date(context.now.getTime() + delayMs),
     outcomeUnknown: true,
     refundAttempt: false,
@@ -88,9 +97,9 @@ export function unresolvedAcceptance(job: AttemptedJob, reason: string, context:
  * For a job whose attempts are spent and whose last attempt's outcome is unknown, once Mailjet was
  * asked (`found`: it does not have the message) or could not be asked (`found: false`).
  */
-export function giveUpAfterLookUp(job: AttemptedJob & { lastError: string | null }, lookedUp: boolean): SendResult {
+export function giveUpAfterLookUp(job: AttemptedJob & { lastError: string | null; acceptedUnresolved: boolean }, lookedUp: boolean): SendResult {
   const { attempts } = job;
-  if (job.lastError?.startsWith(UNRESOLVED_ACCEPTANCE)) {
+  if (job.acceptedUnresolved) {
     // Mailjet said it took the message: a look-up that does not find it does not make it unsent.
     return {
       jobId: job.id,
@@ -110,6 +119,25 @@ export function giveUpAfterLookUp(job: AttemptedJob & { lastError: string | null
 }
 
 /**
+ * The last look-up of a job Mailjet has found it for some of its addresses only: it is accepted with
+ * those, and the rest are closed, since no event can ever reach a recipient without its id. Their
+ * outcome is unknown (Mailjet took the message: they may well have been delivered), and the error
+ * says so.
+ */
+export function giveUpUnreached(job: Pick<AttemptedJob, 'id'>, pairs: readonly AcceptedIds[], unreached: readonly RecipientRow[], reason: string): SendResult {
+  const addresses = [...new Set(unreached.map((row) => row.email.toLowerCase()))].join(', ');
+  return {
+    jobId: job.id,
+    kind: 'accepted',
+    recipients: pairs,
+    unreached: {
+      recipientIds: unreached.map((row) => row.id),
+      error: `Mailjet accepted it, but ${reason}: the last look-up gave no MessageID for ${addresses}, so their outcome is unknown (they may well have been delivered) and no event can reach them`,
+    },
+  };
+}
+
+/**
  * What is kept of a result the database refused as it came (`cause` names the refusal): nothing of
  * Mailjet's free text, and nothing that would let the job be sent again. An accepted job keeps its
  * recipients' MessageIDs (checked 64-bit integers, what events are matched by) without their
@@ -126,12 +154,29 @@ export function minimalResult(result: SendResult, cause: string): SendResult {
   }
 }
 
-function fromMessageOutcome(job: AttemptedJob, outcome: MessageOutcome | undefined, context: DecisionContext): SendResult {
+/**
+ * A success checked against the rows sent: an address Mailjet names that matches none of them, or an
+ * address sent that Mailjet gives no id, leaves a recipient that no event can reach, so the job is
+ * looked up instead (unresolvedAcceptance). Otherwise it is accepted with the pairs.
+ */
+function acceptance(job: AttemptedJob, rows: readonly RecipientRow[], answered: readonly AcceptedRecipient[], context: DecisionContext): SendResult {
+  const { pairs, strays, unreached } = pairRecipients(rows, answered);
+  if (strays > 0) {
+    return unresolvedAcceptance(job, 'its answer names an address that matches none sent', context);
+  }
+  if (unreached.length > 0) {
+    const sent = countRecipients(rows);
+    return unresolvedAcceptance(job, `its answer gives ${sent - countRecipients(unreached)} of the ${sent} addresses sent a MessageID`, context);
+  }
+  return { jobId: job.id, kind: 'accepted', recipients: pairs };
+}
+
+function fromMessageOutcome(job: AttemptedJob, outcome: MessageOutcome | undefined, rows: readonly RecipientRow[], context: DecisionContext): SendResult {
   if (outcome === undefined) {
     return retryOrFail(job, "Mailjet's answer gave no result for this message that matches it: it may have been sent", context, { outcomeUnknown: true });
   }
   if (outcome.kind === 'accepted') {
-    return { jobId: job.id, kind: 'accepted', recipients: outcome.recipients };
+    return acceptance(job, rows, outcome.recipients, context);
   }
   if (outcome.kind === 'unresolved') {
     return unresolvedAcceptance(job, outcome.reason, context);
@@ -139,11 +184,16 @@ function fromMessageOutcome(job: AttemptedJob, outcome: MessageOutcome | undefin
   return outcome.transient ? retryOrFail(job, outcome.error, context) : { jobId: job.id, kind: 'failed', error: outcome.error };
 }
 
-/** Jobs in the order their messages were sent in the call. */
-export function decideSendResults(jobs: readonly AttemptedJob[], outcome: CallOutcome, context: DecisionContext): SendResult[] {
+/** Jobs in the order their messages were sent in the call; `recipientsByJob`: the rows each was sent to. */
+export function decideSendResults(
+  jobs: readonly AttemptedJob[],
+  outcome: CallOutcome,
+  context: DecisionContext,
+  recipientsByJob: ReadonlyMap<string, readonly RecipientRow[]>,
+): SendResult[] {
   switch (outcome.kind) {
     case 'per-message':
-      return jobs.map((job, index) => fromMessageOutcome(job, outcome.messages[index], context));
+      return jobs.map((job, index) => fromMessageOutcome(job, outcome.messages[index], recipientsByJob.get(job.id) ?? [], context));
     case 'transient':
       return jobs.map((job) => retryOrFail(job, outcome.error, context, { retryAfterMs: outcome.retryAfterMs, outcomeUnknown: outcome.outcomeUnknown }));
     case 'unauthorized':

@@ -4,8 +4,8 @@
 import type { ClaimedJob } from './job.js';
 import type { FoundMessage } from './mailjet-outcome.js';
 import { countRecipients, packCalls, toMailjetMessage } from './mailjet-payload.js';
-import { matchRecipients, type RecipientRow } from './recipient.js';
-import { type AttemptedJob, type DecisionContext, giveUpAfterLookUp, retryOrFail, type SendResult, unresolvedAcceptance } from './send-decision.js';
+import { pairRecipients, type RecipientRow } from './recipient.js';
+import { type DecisionContext, giveUpAfterLookUp, giveUpUnreached, retryOrFail, type SendResult, unresolvedAcceptance } from './send-decision.js';
 import { suppressionKey } from './suppression.js';
 
 /** Jobs whose last attempt may have been sent: they are looked up at Mailjet by CustomID before anything is sent. */
@@ -24,14 +24,17 @@ export function lookUpResult(
   found: readonly FoundMessage[] | undefined,
   context: DecisionContext,
 ): SendResult | undefined {
-  const accepted = matchRecipients(recipients, found ?? []).map(({ row, ids }) => ({
-    kind: row.kind,
-    email: row.email,
-    messageId: ids.messageId,
-    messageUuid: ids.messageUuid,
-  }));
-  if (accepted.length > 0) {
-    return { jobId: job.id, kind: 'accepted', recipients: accepted };
+  const { pairs, ...pairing } = pairRecipients(recipients, withoutSharedIds(found ?? []));
+  // A suppressed address was left out of the send looked up: Mailjet has nothing for it.
+  const unreached = pairing.unreached.filter((row) => row.status !== 'suppressed');
+  if (pairs.length > 0) {
+    if (unreached.length === 0) {
+      return { jobId: job.id, kind: 'accepted', recipients: pairs };
+    }
+    // Mailjet has the message, so it is never sent again; its index may not show every address yet.
+    const sent = countRecipients(recipients.filter((row) => row.status !== 'suppressed'));
+    const reason = `its look-up found ${sent - countRecipients(unreached)} of the ${sent} addresses sent`;
+    return job.lookUpOnly ? giveUpUnreached(job, pairs, unreached, reason) : unresolvedAcceptance(job, reason, context);
   }
   if (job.lookUpOnly) {
     return giveUpAfterLookUp(job, found !== undefined);
@@ -45,34 +48,24 @@ export function lookUpResult(
 }
 
 /**
- * The call's results with each acceptance checked against the recipients sent: an address Mailjet
- * names that matches none of them, or an address sent that Mailjet gives no id, leaves a recipient
- * that no event can reach, so that job is looked up instead (unresolvedAcceptance). `jobs`: the
- * call's, in the order of `results`.
+ * A look-up's rows without those whose MessageID it also gives another address: such an id cannot say
+ * which recipient an event is about (as in a send's answer, mailjet-outcome.ts), so it is not found.
+ * One address given twice may share its id.
  */
-export function checkAcceptances(
-  results: readonly SendResult[],
-  jobs: readonly AttemptedJob[],
-  recipientsByJob: ReadonlyMap<string, readonly RecipientRow[]>,
-  context: DecisionContext,
-): SendResult[] {
-  return results.map((result, index) => {
-    if (result.kind !== 'accepted') {
-      return result;
+function withoutSharedIds(found: readonly FoundMessage[]): readonly FoundMessage[] {
+  if (found.length < 2) {
+    return found;
+  }
+  const addressById = new Map<string, string>();
+  const shared = new Set<string>();
+  for (const { messageId, email } of found) {
+    const address = email.toLowerCase();
+    if ((addressById.get(messageId) ?? address) !== address) {
+      shared.add(messageId);
     }
-    const rows = recipientsByJob.get(result.jobId) ?? [];
-    const paired = matchRecipients(rows, result.recipients);
-    // An address given twice (say in To and Cc) may be answered once: each address needs one id.
-    const addressesPaired = countRecipients(paired.map(({ row }) => row));
-    if (paired.length === result.recipients.length && addressesPaired === countRecipients(rows)) {
-      return result;
-    }
-    const reason =
-      paired.length < result.recipients.length
-        ? 'its answer names an address that matches none sent'
-        : `its answer gives ${addressesPaired} of the ${countRecipients(rows)} addresses sent a MessageID`;
-    return unresolvedAcceptance(jobs[index]!, reason, context);
-  });
+    addressById.set(messageId, address);
+  }
+  return shared.size === 0 ? found : found.filter((message) => !shared.has(message.messageId));
 }
 
 export interface SuppressionPlan {

@@ -78,7 +78,8 @@ export function eventName(type: string): string {
 
 /**
  * The recipient's status after an event. Only a recipient Mailjet accepted moves; `pending`, `failed`
- * and `cancelled` recipients never sent anything, so an event for them changes nothing.
+ * and `cancelled` recipients never sent anything (or, `failed` in an accepted job, never got a
+ * MessageID: no event names them), so an event for them changes nothing.
  */
 export function nextRecipientStatus(current: RecipientStatus, target: DeliveryStatus | undefined): RecipientStatus {
   if (target === undefined || !isDeliveryStatus(current)) {

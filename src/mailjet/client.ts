@@ -6,7 +6,7 @@ import { createRequire } from 'node:module';
 import type MailjetModule from 'node-mailjet';
 
 import type { CallbackWrite, RegisteredCallback } from '../domain/events-callback.js';
-import { toIdString } from '../domain/mailjet-ids.js';
+import { toIdString, toUuidString } from '../domain/mailjet-ids.js';
 import type { FoundMessage, SendResponse } from '../domain/mailjet-outcome.js';
 import { createSendCall } from './send-call.js';
 
@@ -71,12 +71,12 @@ export function createMailjetClient({ apiKey, apiSecret, baseUrl = MAILJET_DEFAU
           .get('message', { version: 'v3' })
           .request({}, { CustomID: customId, ShowContactAlt: true, ShowCustomID: true, Limit: 1000 });
         const rows = (result.body as { Data?: Array<Record<string, unknown>> }).Data ?? [];
+        // A row without usable ids is left out, as if not found (yet): no event could reach it.
         return rows.flatMap((row) => {
           const messageId = toIdString(row['ID']);
+          const messageUuid = toUuidString(row['UUID']);
           const email = row['ContactAlt'];
-          return messageId === undefined || typeof email !== 'string'
-            ? []
-            : [{ messageId, messageUuid: typeof row['UUID'] === 'string' ? row['UUID'] : '', email }];
+          return messageId === undefined || messageUuid === undefined || typeof email !== 'string' ? [] : [{ messageId, messageUuid, email }];
         });
       } catch {
         return undefined;

@@ -4,14 +4,24 @@
 // a group commit, group-commit.ts), and return the jobs of consumers that died (the lease reaper's pass). No
 // transaction is open while Mailjet is called: the consumer calls between these steps.
 import { lockMessagesShared, matchKeptEvents } from '../db/events-repo.js';
-import { acceptSentJobs, claimJobs, extendLeases, nextRunAt, reapExpiredLeases, releaseJobs, settleJobs, type Settlement } from '../db/jobs-repo.js';
+import {
+  acceptSentJobs,
+  claimJobs,
+  extendLeases,
+  nextRunAt,
+  reapExpiredLeases,
+  releaseJobs,
+  setJobErrors,
+  settleJobs,
+  type Settlement,
+} from '../db/jobs-repo.js';
 import type { NotifyChannels } from '../db/notify.js';
-import { type Pool, withTransaction } from '../db/pool.js';
+import { type Pool, type Queryable, withTransaction } from '../db/pool.js';
 import { closePendingRecipients, setRecipientStatuses } from '../db/recipients-repo.js';
 import { recordStatusChanges } from '../db/status-changes-repo.js';
 import { type ClaimedJob, LEASE_EXPIRED_ERROR } from '../domain/job.js';
-import { matchRecipients, type RecipientRow } from '../domain/recipient.js';
 import type { SendResult } from '../domain/send-decision.js';
+import type { RecordedChange } from '../domain/status-change.js';
 import { storableText } from '../domain/storable-text.js';
 import { applyEvents } from './apply-events.js';
 import { createGroupCommit } from './group-commit.js';
@@ -50,7 +60,7 @@ export interface SendingService {
    * Records what a Mailjet call (or a look-up) did to each job, in one transaction (shared with the
    * records of other consumers' calls that end meanwhile).
    */
-  record(workerId: string, recipientsByJob: ReadonlyMap<string, readonly RecipientRow[]>, results: readonly SendResult[]): Promise<RecordSummary>;
+  record(workerId: string, results: readonly SendResult[]): Promise<RecordSummary>;
   /** Returns up to `limit` jobs whose lease expired to the queue (or fails them when their attempts are spent). */
   reapExpiredLeases(limit: number): Promise<ReapedJob[]>;
   /** True once the pool has been ended for good: a failed query is then not worth retrying. */
@@ -80,7 +90,7 @@ export function createSendingService({ pool, channels, leaseMs }: SendingService
     extendLeases: (workerId, jobIds) => extendLeases(pool, workerId, jobIds, leaseMs),
     release: (workerId, jobIds) => releaseJobs(pool, workerId, jobIds),
     nextRunAt: () => nextRunAt(pool),
-    record: (workerId, recipientsByJob, results) => record({ workerId, recipientsByJob, results }),
+    record: (workerId, results) => record({ workerId, results }),
     reapExpiredLeases: (limit) => reap(pool, channels, limit),
     ended: () => pool.ending,
   };
@@ -89,7 +99,6 @@ export function createSendingService({ pool, channels, leaseMs }: SendingService
 /** What one consumer asks to record: the results of one Mailjet call (or look-up) for its jobs. */
 interface RecordRequest {
   workerId: string;
-  recipientsByJob: ReadonlyMap<string, readonly RecipientRow[]>;
   results: readonly SendResult[];
 }
 
@@ -122,9 +131,7 @@ function storedError(error: string): string {
  * in one transaction, each job guarded by its own consumer's lease.
  */
 async function recordSendResults(pool: Pool, channels: NotifyChannels, requests: readonly RecordRequest[]): Promise<RecordSummary[]> {
-  const accepted = requests.flatMap(({ workerId, recipientsByJob, results }) =>
-    results.flatMap((r) => (r.kind === 'accepted' ? [{ workerId, recipientsByJob, result: r }] : [])),
-  );
+  const accepted = requests.flatMap(({ workerId, results }) => results.flatMap((r) => (r.kind === 'accepted' ? [{ workerId, result: r }] : [])));
   const settlements = requests.flatMap(({ workerId, results }) =>
     results.flatMap((r): Array<Settlement & { workerId: string }> => {
       switch (r.kind) {
@@ -165,18 +172,14 @@ async function recordSendResults(pool: Pool, channels: NotifyChannels, requests:
     );
     const acceptance = await acceptSentJobs(
       tx,
-      accepted.map((a) => ({
-        id: a.result.jobId,
-        workerId: a.workerId,
-        recipients: matchRecipients(a.recipientsByJob.get(a.result.jobId) ?? [], a.result.recipients).map(({ row, ids }) => ({
-          recipientId: row.id,
-          messageId: ids.messageId,
-          messageUuid: ids.messageUuid,
-        })),
-      })),
+      accepted.map((a) => ({ id: a.result.jobId, workerId: a.workerId, recipients: a.result.recipients })),
     );
     const acceptedKeys = new Set(acceptance.accepted.map((job) => `${job.id}/${job.workerId}`));
     const acceptedIds = acceptance.accepted.map((job) => job.id);
+    const unreachedChanges = await closeUnreached(
+      tx,
+      accepted.filter((a) => a.result.unreached !== undefined && acceptedKeys.has(`${a.result.jobId}/${a.workerId}`)).map((a) => a.result),
+    );
     const settled = await settleJobs(tx, settlements);
     const failed = settled.filter((s) => s.status === 'failed');
     await closePendingRecipients(
@@ -188,7 +191,7 @@ async function recordSendResults(pool: Pool, channels: NotifyChannels, requests:
       tx,
       failed.map((s) => ({ jobId: s.id, recipientId: null, oldStatus: 'processing', newStatus: 'failed', details: { error: s.error } })),
     );
-    await queueWebhookDeliveries(tx, channels, [...acceptance.webhookChanges, ...changes]);
+    await queueWebhookDeliveries(tx, channels, [...acceptance.webhookChanges, ...unreachedChanges, ...changes]);
     await applyEvents(tx, channels, await matchKeptEvents(tx, acceptedIds));
     const settledKeys = new Map(settled.map((s) => [`${s.id}/${s.workerId}`, s.status]));
     return requests.map(({ workerId, results }): RecordSummary => {
@@ -201,6 +204,25 @@ async function recordSendResults(pool: Pool, channels: NotifyChannels, requests:
       return summary;
     });
   });
+}
+
+/**
+ * The recipients of accepted jobs that Mailjet gave no id even when looked up (giveUpUnreached): they
+ * end `failed` with the error that says their outcome is unknown, which their job keeps too.
+ */
+async function closeUnreached(tx: Queryable, results: ReadonlyArray<Extract<SendResult, { kind: 'accepted' }>>): Promise<RecordedChange[]> {
+  const closed = results.flatMap(({ jobId, unreached }) =>
+    unreached === undefined ? [] : unreached.recipientIds.map((recipientId) => ({ jobId, recipientId, error: storedError(unreached.error) })),
+  );
+  if (closed.length === 0) {
+    return [];
+  }
+  await setRecipientStatuses(tx, new Map(closed.map(({ recipientId }) => [recipientId, 'failed'])));
+  await setJobErrors(tx, new Map(closed.map(({ jobId, error }) => [jobId, error])));
+  return recordStatusChanges(
+    tx,
+    closed.map(({ jobId, recipientId, error }) => ({ jobId, recipientId, oldStatus: 'pending', newStatus: 'failed', details: { error } })),
+  );
 }
 
 /** A lease that expired means its consumer's process died (or lost the database) mid-batch. */

@@ -157,7 +157,7 @@ export function createConsumerPool(options: ConsumerPoolOptions): ConsumerPool {
         batchEnded: () => batchEnded(held),
         send: (body) => mailjet.send(body),
         lookup: (customId) => mailjet.findByCustomId(customId),
-        record: (recipientsByJob, results) => sending.record(id, recipientsByJob, results),
+        record: (results) => sending.record(id, results),
         markSuppressed: (recipientIds) => sending.markSuppressed(recipientIds),
         extendLeases: (jobIds) => sending.extendLeases(id, jobIds),
         release: (jobIds) => sending.release(id, jobIds),

@@ -21,7 +21,7 @@ import { customIdForJob, sendBodyJson } from '../domain/mailjet-payload.js';
 import type { RecipientRow } from '../domain/recipient.js';
 import { type Backoff, backoffMs, type RetryPolicy } from '../domain/retry-policy.js';
 import { decideSendResults, minimalResult, type SendResult } from '../domain/send-decision.js';
-import { checkAcceptances, jobsToLookUp, lookUpResult, planCalls, type PlannedCall, planSuppression, recipientsOfJobs } from '../domain/send-plan.js';
+import { jobsToLookUp, lookUpResult, planCalls, type PlannedCall, planSuppression, recipientsOfJobs } from '../domain/send-plan.js';
 import { storableText } from '../domain/storable-text.js';
 import { suppressionKey } from '../domain/suppression.js';
 import type { Logger } from '../log.js';
@@ -42,7 +42,7 @@ export interface ConsumerDeps {
   send: (body: string) => Promise<SendResponse>;
   /** Mailjet's messages for a CustomID; undefined when Mailjet could not be asked. */
   lookup: (customId: string) => Promise<FoundMessage[] | undefined>;
-  record: (recipientsByJob: ReadonlyMap<string, readonly RecipientRow[]>, results: readonly SendResult[]) => Promise<RecordSummary>;
+  record: (results: readonly SendResult[]) => Promise<RecordSummary>;
   /** Marks recipients left out of a send because their address is suppressed. */
   markSuppressed: (recipientIds: readonly string[]) => Promise<void>;
   /** Renews the leases; returns the ids still held. */
@@ -134,7 +134,7 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
     const { halted } = turn;
     for (let attempt = 1; ; attempt += 1) {
       try {
-        const summary = await deps.record(batch.recipientsByJob, results);
+        const summary = await deps.record(results);
         if (summary.accepted.length > 0) {
           const accepted = new Set(summary.accepted);
           bus.emit('jobs:accepted', { waitedMs: batch.jobs.filter((job) => accepted.has(job.id)).map((job) => now().getTime() - job.createdAt.getTime()) });
@@ -320,7 +320,7 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
       gate.succeeded();
     }
     const context = { policy: deps.retry, now: now(), random, unauthorizedRetryAt };
-    const results = checkAcceptances(decideSendResults(call.jobs, outcome, context), call.jobs, batch.recipientsByJob, context);
+    const results = decideSendResults(call.jobs, outcome, context, batch.recipientsByJob);
     const summary = await recordWithRetry(batch, results, turn);
     const recipients = recipientsOfJobs(call.jobs, batch.recipientsByJob);
     bus.emit('mailjet:call', {

@@ -12,10 +12,10 @@ import { makeApp, makeJob } from '../factories.js';
 import { createTestDatabase, TEST_SCHEMA, type TestDatabase } from '../support/database.js';
 import { openTransaction, someoneWaitsOn } from '../support/held-transaction.js';
 
-const accepted = (jobId: string, index: number, messageId = String(576460765503091475n + BigInt(index))) => ({
+const accepted = (byJob: ReadonlyMap<string, RecipientRow[]>, jobId: string, index: number, messageId = String(576460765503091475n + BigInt(index))) => ({
   jobId,
   kind: 'accepted' as const,
-  recipients: [{ kind: 'to' as const, email: `r${index}@example.com`, messageId, messageUuid: `uuid-${index}` }],
+  recipients: [{ recipientId: byJob.get(jobId)![0]!.id, messageId, messageUuid: `uuid-${index}` }],
 });
 
 describe('recording several consumers’ calls together', () => {
@@ -47,13 +47,13 @@ describe('recording several consumers’ calls together', () => {
     const byJob = new Map<string, RecipientRow[]>([...claimedByA, ...claimedByB].map((job) => [job.id, job.recipients]));
 
     const [summaryA, summaryB, summaryLate] = await Promise.all([
-      sending.record('a', byJob, [accepted(jobIds[0]!, 0), accepted(jobIds[1]!, 1), { jobId: jobIds[2]!, kind: 'failed', error: 'refused' }]),
-      sending.record('b', byJob, [
-        accepted(jobIds[3]!, 3),
+      sending.record('a', [accepted(byJob, jobIds[0]!, 0), accepted(byJob, jobIds[1]!, 1), { jobId: jobIds[2]!, kind: 'failed', error: 'refused' }]),
+      sending.record('b', [
+        accepted(byJob, jobIds[3]!, 3),
         { jobId: jobIds[4]!, kind: 'deferred', error: 'busy', runAt: new Date(), outcomeUnknown: true, refundAttempt: false },
       ]),
       // a claims to have sent b's last job: it holds no lease on it.
-      sending.record('a', byJob, [accepted(jobIds[5]!, 5)]),
+      sending.record('a', [accepted(byJob, jobIds[5]!, 5)]),
     ]);
 
     expect(summaryA).to.deep.equal({ accepted: jobIds.slice(0, 2), failed: [jobIds[2]], deferred: [], lostLease: [] });
@@ -89,9 +89,9 @@ describe('recording several consumers’ calls together', () => {
 
     // The middle call's MessageID does not fit a bigint: its statement fails, and with it the shared transaction.
     const [first, failing, last] = await Promise.allSettled([
-      sending.record('a', byJob, [accepted(jobIds[0]!, 0)]),
-      sending.record('a', byJob, [accepted(jobIds[1]!, 1, '99999999999999999999')]),
-      sending.record('a', byJob, [accepted(jobIds[2]!, 2)]),
+      sending.record('a', [accepted(byJob, jobIds[0]!, 0)]),
+      sending.record('a', [accepted(byJob, jobIds[1]!, 1, '99999999999999999999')]),
+      sending.record('a', [accepted(byJob, jobIds[2]!, 2)]),
     ]);
 
     expect(first).to.deep.equal({ status: 'fulfilled', value: { accepted: [jobIds[0]], failed: [], deferred: [], lostLease: [] } });
@@ -126,11 +126,11 @@ describe('recording several consumers’ calls together', () => {
       await blocker.committed;
     };
     await blocker.written;
-    const recordA = sending.record('a', byJob, [accepted(held, 0)]);
+    const recordA = sending.record('a', [accepted(byJob, held, 0)]);
     await someoneWaitsOn(db.pool, 'transactionid', 'a’s record to wait on the row lock');
 
     // One record at a time would keep b's waiting until the row is released: this would never end.
-    expect(await sending.record('b', byJob, [accepted(free, 1)])).to.deep.equal({ accepted: [free], failed: [], deferred: [], lostLease: [] });
+    expect(await sending.record('b', [accepted(byJob, free, 1)])).to.deep.equal({ accepted: [free], failed: [], deferred: [], lostLease: [] });
     const { rows } = await db.pool.query<{ status: string }>('select status from email_send_jobs where id = $1', [held]);
     expect(rows).to.deep.equal([{ status: 'processing' }]);
 

@@ -5,13 +5,15 @@ import { expect } from 'chai';
 import nock from 'nock';
 
 import { claimJobs } from '../../src/db/jobs-repo.js';
-import { messageTo } from '../factories.js';
+import { notify, notifyChannels } from '../../src/db/notify.js';
+import { makeJob, messageTo } from '../factories.js';
+import { TEST_SCHEMA } from '../support/database.js';
 import { capturingLogger } from '../support/log.js';
 import { isolateNetwork, restoreNetwork, type SendCall, sendResponseText } from '../support/mailjet-nock.js';
 import { eventually, MAILJET_TEST_ORIGIN, startTestService, type TestService } from '../support/service.js';
 
-async function queue(service: TestService, addresses: string[]): Promise<string[]> {
-  const res = await service.request('POST', '/queue', { body: { messages: addresses.map((to) => messageTo(to)) } });
+async function queue(service: TestService, addresses: string[], messages = addresses.map((to) => messageTo(to))): Promise<string[]> {
+  const res = await service.request('POST', '/queue', { body: { messages } });
   expect(res.status).to.equal(202);
   return ((await res.json()) as { jobs: Array<{ job_id: string }> }).jobs.map((job) => job.job_id);
 }
@@ -199,22 +201,23 @@ describe('Mailjet failures (nock)', () => {
     });
   }
 
-  it("when the database refuses a call's results for their data (a NUL byte in a MessageUUID), then each job gets its own or a minimal record, a reason with NUL is kept escaped and cut, and the consumer goes on", async () => {
+  it("when the database refuses a call's results for their data (a MessageUUID a constraint refuses), then each job gets its own or a minimal record, a reason with NUL is kept escaped and cut, and the consumer goes on", async () => {
     const calls: SendCall[] = [];
     nock(MAILJET_TEST_ORIGIN)
       .post('/v3.1/send')
       .reply((_uri: string, body: nock.Body) => {
         const call = body as SendCall;
         calls.push(call);
-        // A hostile answer: a long reason and a MessageUUID holding NUL, which a PostgreSQL text column
-        // refuses (SQLSTATE 22021). The reason is escaped and cut before it is stored; the MessageUUID is not.
+        // A hostile answer: a long reason with NUL, escaped and cut before it is stored, and a MessageUUID
+        // that the check added below refuses (SQLSTATE 23514), standing in for whatever the database may
+        // still refuse once Mailjet's answer is checked (a NUL in a MessageUUID is: see below).
         const [good, , oddUuid] = call.Messages.map((message) => message.CustomID);
         return [
           400,
           `{"Messages":[` +
             `{"Status":"success","CustomID":"${good}","To":[{"Email":"good@example.com","MessageUUID":"u-good","MessageID":576460765503090001}]},` +
             `{"Status":"error","Errors":[{"ErrorCode":"mj-0013","StatusCode":400,"ErrorMessage":"bad\\u0000reason ${'x'.repeat(5000)}","ErrorRelatedTo":["To[0].Email"]}]},` +
-            `{"Status":"success","CustomID":"${oddUuid}","To":[{"Email":"odd@example.com","MessageUUID":"u\\u0000odd","MessageID":576460765503090003}]}]}`,
+            `{"Status":"success","CustomID":"${oddUuid}","To":[{"Email":"odd@example.com","MessageUUID":"u-refused","MessageID":576460765503090003}]}]}`,
           { 'content-type': 'application/json' },
         ];
       })
@@ -225,6 +228,7 @@ describe('Mailjet failures (nock)', () => {
       });
     const { log, lines } = capturingLogger('warn');
     service = await startTestService({ log, env: { WORKER_CONCURRENCY: '1' } });
+    await service.db.pool.query("alter table email_recipients add constraint refuses_one_uuid check (mailjet_message_uuid <> 'u-refused')");
 
     const [good, refused, oddUuid] = await queue(service, ['good@example.com', 'refused@example.com', 'odd@example.com']);
     await eventually(async () => ((await jobRows(service)).every((row) => row.status === 'accepted' || row.status === 'failed') ? true : undefined), 15_000);
@@ -361,5 +365,195 @@ describe('Mailjet failures (nock)', () => {
     const rows = await jobRows(service);
     expect(rows.map((row) => row.status)).to.deep.equal(['accepted', 'queued', 'queued']);
     expect(rows.map((row) => row.attempts)).to.deep.equal([1, 0, 0]);
+  });
+});
+
+describe('acceptances whose ids do not cover every row (nock)', () => {
+  let service: TestService;
+
+  beforeEach(() => isolateNetwork());
+  afterEach(async () => {
+    await service?.stop();
+    restoreNetwork();
+  });
+
+  type View = { status: string; last_error: string | null; recipients: Array<{ email: string; status: string; message_id: string | null }> };
+  const view = async (jobId: string) => (await (await service.request('GET', `/status/${jobId}`)).json()) as View;
+  const recipientsOf = (found: View) => found.recipients.map((r) => [r.email, r.status, r.message_id]);
+
+  /** A send that times out (Mailjet took it), then look-ups answering `lookUps[n]` (the last one from then on) as the addresses Mailjet has. */
+  function timeoutThenLookUps(lookUps: string[][]): { sends: () => number; lookups: () => number } {
+    let sends = 0;
+    let lookups = 0;
+    nock(MAILJET_TEST_ORIGIN)
+      .post('/v3.1/send')
+      .delay(1_500)
+      .reply((_uri: string, body: nock.Body) => {
+        sends += 1;
+        return [200, success(body as SendCall), { 'content-type': 'application/json' }];
+      })
+      .get('/v3/REST/message')
+      .query(true)
+      .times(10)
+      .reply((uri: string) => {
+        const customId = new URL(uri, MAILJET_TEST_ORIGIN).searchParams.get('CustomID');
+        const emails = lookUps[Math.min(lookups, lookUps.length - 1)]!;
+        lookups += 1;
+        const data = emails.map((email, index) => ({
+          ID: `57646076550309${String(index).padStart(4, '0')}`,
+          UUID: `u-${email}`,
+          CustomID: customId,
+          ContactAlt: email,
+        }));
+        const text = JSON.stringify({ Count: data.length, Data: data, Total: data.length }).replace(/"ID":"(\d+)"/g, '"ID":$1');
+        return [200, text, { 'content-type': 'application/json' }];
+      });
+    return { sends: () => sends, lookups: () => lookups };
+  }
+
+  /** POST /queue refuses an address given twice (400): such rows can only be written around it, as here. */
+  async function jobWithAddressTwice(kinds: ['to', 'to' | 'cc']): Promise<string> {
+    const jobId = await makeJob(service.db.pool, { appId: service.appId, to: ['twice@example.com', 'Twice@example.com'] });
+    await service.db.pool.query('update email_recipients set kind = $2 where id = (select max(id) from email_recipients where job_id = $1)', [jobId, kinds[1]]);
+    await notify(service.db.pool, notifyChannels(TEST_SCHEMA).jobs);
+    return jobId;
+  }
+
+  const settled = (jobId: string) =>
+    eventually(
+      async () => {
+        const found = await view(jobId);
+        return found.status === 'processing' || found.status === 'deferred' || found.status === 'queued' ? undefined : found;
+      },
+      15_000,
+      'the job settled',
+    );
+
+  it('when one address is given in To and Cc and Mailjet answers it once, then both rows get its MessageID, none stays pending', async () => {
+    nock(MAILJET_TEST_ORIGIN)
+      .post('/v3.1/send')
+      .reply((_uri: string, body: nock.Body) => {
+        const message = (body as SendCall).Messages[0]!;
+        return [
+          200,
+          `{"Messages":[{"Status":"success","CustomID":"${message.CustomID}","To":[{"Email":"twice@example.com","MessageUUID":"u-twice","MessageID":576460765503093333}],"Cc":[],"Bcc":[]}]}`,
+          { 'content-type': 'application/json' },
+        ];
+      });
+    service = await startTestService({ env: { WORKER_CONCURRENCY: '1' } });
+    const jobId = await jobWithAddressTwice(['to', 'cc']);
+
+    const found = await settled(jobId!);
+    expect(found.status).to.equal('accepted');
+    expect(recipientsOf(found)).to.deep.equal([
+      ['twice@example.com', 'accepted', '576460765503093333'],
+      ['Twice@example.com', 'accepted', '576460765503093333'],
+    ]);
+  });
+
+  it('when one address is given twice in To and the look-up finds it once, then both rows get its MessageID', async () => {
+    const double = timeoutThenLookUps([['twice@example.com']]);
+    service = await startTestService({ env: { MAILJET_TIMEOUT_MS: '500', WORKER_CONCURRENCY: '1' } });
+    const jobId = await jobWithAddressTwice(['to', 'to']);
+
+    const found = await settled(jobId!);
+    expect([double.sends(), double.lookups()]).to.deep.equal([1, 1]);
+    expect(found.status).to.equal('accepted');
+    expect(recipientsOf(found)).to.deep.equal([
+      ['twice@example.com', 'accepted', '576460765503090000'],
+      ['Twice@example.com', 'accepted', '576460765503090000'],
+    ]);
+  });
+
+  it('when the look-up finds only some addresses at first, then it is looked up again after a backoff, never resent, and gets them all', async () => {
+    const double = timeoutThenLookUps([['a@example.com'], ['a@example.com', 'b@example.com']]);
+    service = await startTestService({ env: { MAILJET_TIMEOUT_MS: '500', WORKER_CONCURRENCY: '1' } });
+    const [jobId] = await queue(service, [], [messageTo('a@example.com', { cc: ['b@example.com'] })]);
+
+    const found = await settled(jobId!);
+    expect([double.sends(), double.lookups()]).to.deep.equal([1, 2]);
+    expect(found).to.deep.include({ status: 'accepted', last_error: null });
+    expect(recipientsOf(found)).to.deep.equal([
+      ['a@example.com', 'accepted', '576460765503090000'],
+      ['b@example.com', 'accepted', '576460765503090001'],
+    ]);
+  });
+
+  it('when the look-ups never find some addresses, then the job is accepted with the others and those end failed, their outcome unknown, in /status and the changes', async () => {
+    const double = timeoutThenLookUps([['a@example.com']]);
+    service = await startTestService({ env: { MAILJET_TIMEOUT_MS: '500', WORKER_CONCURRENCY: '1' } });
+    const [jobId] = await queue(service, [], [messageTo('a@example.com', { cc: ['b@example.com'] })]);
+
+    const found = await settled(jobId!);
+    expect([double.sends(), double.lookups()]).to.deep.equal([1, 2]);
+    const error =
+      'Mailjet accepted it, but its look-up found 1 of the 2 addresses sent: the last look-up gave no MessageID for b@example.com, ' +
+      'so their outcome is unknown (they may well have been delivered) and no event can reach them';
+    expect(found).to.deep.include({ status: 'accepted', last_error: error });
+    expect(recipientsOf(found)).to.deep.equal([
+      ['a@example.com', 'accepted', '576460765503090000'],
+      ['b@example.com', 'failed', null],
+    ]);
+    // The changes feed carries what the webhook delivers: the recipient's change, with the error.
+    const feed = (await (await service.request('GET', '/status?after=0')).json()) as {
+      changes: Array<{ type: string; recipient: string | null; old_status: string; details: { error?: string } | null }>;
+    };
+    expect(feed.changes.map((change) => [change.type, change.recipient, change.old_status, change.details?.error ?? null])).to.deep.equal([
+      ['accepted', null, 'processing', null],
+      ['failed', 'b@example.com', 'pending', error],
+    ]);
+  });
+
+  it('when each look-up finds a different address, then the ids of the last look-up are recorded and the rest closed as unknown: never resent, none left pending', async () => {
+    const double = timeoutThenLookUps([['a@example.com'], ['b@example.com']]);
+    service = await startTestService({ env: { MAILJET_TIMEOUT_MS: '500', WORKER_CONCURRENCY: '1' } });
+    const [jobId] = await queue(service, [], [messageTo('a@example.com', { cc: ['b@example.com'] })]);
+
+    const found = await settled(jobId!);
+    expect([double.sends(), double.lookups()]).to.deep.equal([1, 2]);
+    expect(found.status).to.equal('accepted');
+    expect(recipientsOf(found)).to.deep.equal([
+      ['a@example.com', 'failed', null],
+      ['b@example.com', 'accepted', '576460765503090000'],
+    ]);
+  });
+
+  it('when a success gives a MessageUUID the database cannot store (a NUL), then the job is looked up for its ids, not recorded with it', async () => {
+    let lookups = 0;
+    nock(MAILJET_TEST_ORIGIN)
+      .post('/v3.1/send')
+      .reply((_uri: string, body: nock.Body) => {
+        const message = (body as SendCall).Messages[0]!;
+        return [
+          200,
+          `{"Messages":[{"Status":"success","CustomID":"${message.CustomID}","To":[{"Email":"odd@example.com","MessageUUID":"u\\u0000odd","MessageID":576460765503090003}]}]}`,
+          { 'content-type': 'application/json' },
+        ];
+      })
+      .get('/v3/REST/message')
+      .query(true)
+      .reply((uri: string) => {
+        lookups += 1;
+        const customId = new URL(uri, MAILJET_TEST_ORIGIN).searchParams.get('CustomID');
+        return [
+          200,
+          `{"Count":1,"Data":[{"ID":576460765503090003,"UUID":"u-odd","CustomID":"${customId}","ContactAlt":"odd@example.com"}],"Total":1}`,
+          { 'content-type': 'application/json' },
+        ];
+      });
+    const { log, lines } = capturingLogger('warn');
+    service = await startTestService({ log, env: { WORKER_CONCURRENCY: '1' } });
+    const [jobId] = await queue(service, ['odd@example.com']);
+
+    const found = await settled(jobId!);
+    expect(lookups).to.equal(1);
+    expect(found.status).to.equal('accepted');
+    const { rows } = await service.db.pool.query(
+      'select mailjet_message_id::text as id, mailjet_message_uuid as uuid from email_recipients where job_id = $1',
+      [jobId],
+    );
+    expect(rows).to.deep.equal([{ id: '576460765503090003', uuid: 'u-odd' }]);
+    // Never refused by the database: no minimal record.
+    expect(lines().filter((line) => (JSON.parse(line) as { level: string }).level === 'error')).to.deep.equal([]);
   });
 });

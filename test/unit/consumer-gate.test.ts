@@ -175,7 +175,7 @@ describe('consumer: the look-up of a job that may have been sent', () => {
           asked.push(customId);
           return customId === 'jetpost-1' ? [{ messageId: '576460765503091475', messageUuid: 'uuid-1', email: 'a@example.com' }] : [];
         },
-        record: async (_batch, results): Promise<RecordSummary> => {
+        record: async (results): Promise<RecordSummary> => {
           recordedKinds = results.map((result) => `${result.jobId}:${result.kind}`);
           recorded();
           return { accepted: ['1'], failed: [], deferred: [], lostLease: [] };
@@ -212,7 +212,7 @@ describe('consumer: a claim of several batches', () => {
           calls.push((JSON.parse(body) as MailjetSendBody).Messages.map((message) => String(message.CustomID)));
           return { status: 500, body: undefined, description: 'Mailjet 500' };
         },
-        record: async (_batch, results): Promise<RecordSummary> => {
+        record: async (results): Promise<RecordSummary> => {
           recorded += results.length;
           if (recorded === jobs.length) {
             recordedAll();
@@ -257,7 +257,7 @@ describe('consumer: a claim of several batches', () => {
           calls.push((JSON.parse(body) as MailjetSendBody).Messages.map((message) => String(message.CustomID)));
           return { status: 500, body: undefined, description: 'Mailjet 500' };
         },
-        record: async (_batch, results): Promise<RecordSummary> => ({
+        record: async (results): Promise<RecordSummary> => ({
           accepted: [],
           failed: [],
           deferred: results.map((result) => result.jobId),

@@ -83,6 +83,29 @@ describe('classifySendResponse', () => {
     expect(messagesOf(classifySendResponse(response(200, noEmail), ids(1), NOW))[0]).to.deep.include({ kind: 'unresolved' });
   });
 
+  it('when a success entry has a MessageUUID the database could not keep as it came (NUL, an unpaired surrogate, too long), then the message is unresolved; none or an empty one is fine', () => {
+    const withUuid = (uuid: unknown) => ({
+      Messages: [{ Status: 'success', CustomID: 'jetpost-1', Cc: [{ Email: 'a@example.com', MessageID: '576460765503091475', MessageUUID: uuid }] }],
+    });
+    for (const uuid of ['u\u0000x', 'u\ud800x', 'x'.repeat(256)]) {
+      expect(messagesOf(classifySendResponse(response(200, withUuid(uuid)), ids(1), NOW))[0], JSON.stringify(uuid)).to.deep.equal({
+        kind: 'unresolved',
+        reason: 'its Cc[0] entry has a MessageUUID that cannot be stored',
+      });
+    }
+    for (const [uuid, kept] of [
+      [undefined, ''],
+      ['', ''],
+      ['cb927469-36fd-4c02-bce4-0d199929a207', 'cb927469-36fd-4c02-bce4-0d199929a207'],
+      ['\ud83d\ude00'.repeat(10), '\ud83d\ude00'.repeat(10)],
+    ]) {
+      expect(messagesOf(classifySendResponse(response(200, withUuid(uuid)), ids(1), NOW))[0], JSON.stringify(uuid)).to.deep.equal({
+        kind: 'accepted',
+        recipients: [{ kind: 'cc', email: 'a@example.com', messageId: '576460765503091475', messageUuid: kept }],
+      });
+    }
+  });
+
   it("when two recipients of one answer (of one message or two) share a MessageID, then their messages are unresolved; SandboxMode's MessageID 0 for all is not a repeat", () => {
     const repeated = { Messages: [success('jetpost-1', [['a@example.com', '576460765503091475']], [['b@example.com', '576460765503091475']])] };
     expect(messagesOf(classifySendResponse(response(200, repeated), ids(1), NOW))[0]).to.deep.equal({

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 
 import type { AcceptedRecipient, CallOutcome } from '../../src/domain/mailjet-outcome.js';
+import type { RecipientRow } from '../../src/domain/recipient.js';
 import { backoffMs, nextRetry, type RetryPolicy } from '../../src/domain/retry-policy.js';
 import { type AttemptedJob, decideSendResults, type DecisionContext, giveUpAfterLookUp, type SendResult } from '../../src/domain/send-decision.js';
 
@@ -15,6 +16,26 @@ const PROBE_AT = new Date(NOW.getTime() + 30_000);
 const CONTEXT: DecisionContext = { policy: POLICY, now: NOW, random: MIDDLE, unauthorizedRetryAt: PROBE_AT };
 
 const RECIPIENT: AcceptedRecipient = { kind: 'to', email: 'a@example.com', messageId: '576460765503091475', messageUuid: 'uuid-a' };
+/** Each job's one row, sent to RECIPIENT's address. */
+const ROWS = new Map(
+  ['1', '2', '3'].map((jobId): [string, RecipientRow[]] => [
+    jobId,
+    [
+      {
+        id: `r${jobId}`,
+        jobId,
+        position: 0,
+        kind: 'to',
+        email: 'a@example.com',
+        name: null,
+        status: 'pending',
+        messageId: null,
+        messageUuid: null,
+        updatedAt: NOW,
+      },
+    ],
+  ]),
+);
 
 function attempted(id: string, attempts = 1, maxAttempts = 8): AttemptedJob {
   return { id, attempts, maxAttempts };
@@ -110,10 +131,10 @@ describe('decideSendResults', () => {
       ],
     };
 
-    const results = decideSendResults(jobs, outcome, CONTEXT);
+    const results = decideSendResults(jobs, outcome, CONTEXT, ROWS);
 
     expect(results).to.deep.equal([
-      { jobId: '1', kind: 'accepted', recipients: [RECIPIENT] },
+      { jobId: '1', kind: 'accepted', recipients: [{ recipientId: 'r1', messageId: RECIPIENT.messageId, messageUuid: RECIPIENT.messageUuid }] },
       { jobId: '2', kind: 'failed', error: 'mj-0013: invalid email' },
       { jobId: '3', kind: 'deferred', error: 'send-5000: try later', runAt: new Date(NOW.getTime() + 10_000), outcomeUnknown: false, refundAttempt: false },
     ]);
@@ -122,7 +143,7 @@ describe('decideSendResults', () => {
   it('when a per-message transient error comes on the last attempt, then that job fails and says why', () => {
     const outcome: CallOutcome = { kind: 'per-message', messages: [{ kind: 'rejected', transient: true, error: 'send-5000: try later' }] };
 
-    const [result] = decideSendResults([attempted('1', 8, 8)], outcome, CONTEXT);
+    const [result] = decideSendResults([attempted('1', 8, 8)], outcome, CONTEXT, ROWS);
 
     expect(result).to.deep.equal({ jobId: '1', kind: 'failed', error: 'gave up after 8 attempts: send-5000: try later' });
   });
@@ -130,7 +151,7 @@ describe('decideSendResults', () => {
   it('when the last attempt gets a Retry-After beyond any date with its outcome unknown, then the look-up comes back within maxMs', () => {
     const outcome: CallOutcome = { kind: 'transient', error: 'Mailjet 503', retryAfterMs: 1e23, outcomeUnknown: true };
 
-    const [result] = decideSendResults([attempted('1', 8, 8)], outcome, CONTEXT);
+    const [result] = decideSendResults([attempted('1', 8, 8)], outcome, CONTEXT, ROWS);
 
     expect(runAtOf(result).getTime() - NOW.getTime()).to.equal(3_600_000);
   });
@@ -138,7 +159,7 @@ describe('decideSendResults', () => {
   it('when there are more jobs than per-message outcomes, then the unmatched jobs are deferred, not lost', () => {
     const outcome: CallOutcome = { kind: 'per-message', messages: [{ kind: 'accepted', recipients: [RECIPIENT] }] };
 
-    const results = decideSendResults([attempted('1'), attempted('2')], outcome, CONTEXT);
+    const results = decideSendResults([attempted('1'), attempted('2')], outcome, CONTEXT, ROWS);
 
     expect(results[0]?.kind).to.equal('accepted');
     // It may have been sent: looked up at Mailjet before it is sent again.
@@ -148,7 +169,7 @@ describe('decideSendResults', () => {
   it('when the call failed transiently, then every job is deferred no sooner than Retry-After', () => {
     const outcome: CallOutcome = { kind: 'transient', error: 'Mailjet 429', retryAfterMs: 120_000, outcomeUnknown: false };
 
-    const results = decideSendResults([attempted('1'), attempted('2', 3), attempted('3', 5)], outcome, { ...CONTEXT, random: HIGHEST });
+    const results = decideSendResults([attempted('1'), attempted('2', 3), attempted('3', 5)], outcome, { ...CONTEXT, random: HIGHEST }, ROWS);
 
     expect(results.map((result) => result.jobId)).to.deep.equal(['1', '2', '3']);
     for (const result of results) {
@@ -163,7 +184,7 @@ describe('decideSendResults', () => {
   it('when the call failed transiently without Retry-After, then each job backs off by its own attempts', () => {
     const outcome: CallOutcome = { kind: 'transient', error: 'Mailjet 503', outcomeUnknown: true };
 
-    const results = decideSendResults([attempted('1', 1), attempted('2', 4)], outcome, CONTEXT);
+    const results = decideSendResults([attempted('1', 1), attempted('2', 4)], outcome, CONTEXT, ROWS);
 
     expect(results.map((result) => runAtOf(result).getTime() - NOW.getTime())).to.deep.equal([5000, 40_000]);
   });
@@ -171,7 +192,7 @@ describe('decideSendResults', () => {
   it('when a job has used all its attempts and the call fails transiently, then that job fails with a reason naming the attempts', () => {
     const outcome: CallOutcome = { kind: 'transient', error: 'Mailjet 503', outcomeUnknown: true };
 
-    const results = decideSendResults([attempted('1', 3, 3), attempted('2', 1, 3)], outcome, CONTEXT);
+    const results = decideSendResults([attempted('1', 3, 3), attempted('2', 1, 3)], outcome, CONTEXT, ROWS);
 
     // Its last attempt may have been delivered: it comes back once more, to be looked up, not failed blindly.
     expect(results[0]).to.deep.include({ jobId: '1', kind: 'deferred', outcomeUnknown: true, refundAttempt: false });
@@ -181,14 +202,14 @@ describe('decideSendResults', () => {
   it('when the job has its own maxAttempts, then it wins over the policy default', () => {
     const outcome: CallOutcome = { kind: 'transient', error: 'Mailjet 429', outcomeUnknown: false, rateLimited: true };
 
-    expect(decideSendResults([attempted('1', 2, 2)], outcome, CONTEXT)[0]?.kind).to.equal('failed');
-    expect(decideSendResults([attempted('1', 8, 20)], outcome, CONTEXT)[0]?.kind).to.equal('deferred');
+    expect(decideSendResults([attempted('1', 2, 2)], outcome, CONTEXT, ROWS)[0]?.kind).to.equal('failed');
+    expect(decideSendResults([attempted('1', 8, 20)], outcome, CONTEXT, ROWS)[0]?.kind).to.equal('deferred');
   });
 
   it('when the call is permanently rejected, then every job fails with the error', () => {
     const outcome: CallOutcome = { kind: 'permanent', error: 'Mailjet 400: mj-0002 Malformed JSON' };
 
-    expect(decideSendResults([attempted('1'), attempted('2')], outcome, CONTEXT)).to.deep.equal([
+    expect(decideSendResults([attempted('1'), attempted('2')], outcome, CONTEXT, ROWS)).to.deep.equal([
       { jobId: '1', kind: 'failed', error: 'Mailjet 400: mj-0002 Malformed JSON' },
       { jobId: '2', kind: 'failed', error: 'Mailjet 400: mj-0002 Malformed JSON' },
     ]);
@@ -197,7 +218,7 @@ describe('decideSendResults', () => {
   it('when Mailjet answers 401, then jobs wait for the next probe with their attempt refunded, even on their last attempt', () => {
     const outcome: CallOutcome = { kind: 'unauthorized', error: 'Mailjet 401' };
 
-    const results = decideSendResults([attempted('1', 1), attempted('2', 8, 8)], outcome, CONTEXT);
+    const results = decideSendResults([attempted('1', 1), attempted('2', 8, 8)], outcome, CONTEXT, ROWS);
 
     for (const [index, result] of results.entries()) {
       expect(result).to.deep.equal({
@@ -214,7 +235,7 @@ describe('decideSendResults', () => {
 
 describe('giveUpAfterLookUp', () => {
   it('when Mailjet was asked and has no such message, then the job fails with its last error and nothing left unknown', () => {
-    const result = giveUpAfterLookUp({ ...attempted('7', 3, 3), lastError: 'Mailjet unreachable (ECONNABORTED)' }, true);
+    const result = giveUpAfterLookUp({ ...attempted('7', 3, 3), lastError: 'Mailjet unreachable (ECONNABORTED)', acceptedUnresolved: false }, true);
 
     expect(result).to.deep.equal({
       jobId: '7',
@@ -224,9 +245,25 @@ describe('giveUpAfterLookUp', () => {
   });
 
   it('when Mailjet could not be asked, then the job fails but stays marked outcome-unknown, so a re-queue looks it up first', () => {
-    const result = giveUpAfterLookUp({ ...attempted('7', 3, 3), lastError: 'Mailjet 503' }, false);
+    const result = giveUpAfterLookUp({ ...attempted('7', 3, 3), lastError: 'Mailjet 503', acceptedUnresolved: false }, false);
 
     expect(result).to.deep.include({ jobId: '7', kind: 'failed', outcomeUnknown: true });
     expect((result as { error: string }).error).to.contain('may have been delivered');
+  });
+
+  it('when Mailjet accepted the job without usable ids, then it is the job’s mark that says so, not the wording of its error', () => {
+    const lastError =
+      'Mailjet accepted it, but its answer gives 0 of the 1 addresses sent a MessageID: it is looked up by CustomID for its MessageIDs, never sent again';
+    expect(giveUpAfterLookUp({ ...attempted('7', 3, 3), lastError: 'Mailjet 503', acceptedUnresolved: true }, true)).to.deep.equal({
+      jobId: '7',
+      kind: 'failed',
+      error: "Mailjet 503; the look-up did not find it, so its recipients' ids are unknown: it may well have been delivered (a re-queue looks it up first)",
+      outcomeUnknown: true,
+    });
+    expect(giveUpAfterLookUp({ ...attempted('7', 3, 3), lastError, acceptedUnresolved: false }, true)).to.deep.equal({
+      jobId: '7',
+      kind: 'failed',
+      error: `gave up after 3 attempts (Mailjet has no such message): ${lastError}`,
+    });
   });
 });

@@ -4,9 +4,11 @@
 import { expect } from 'chai';
 
 import { isDeterministicDatabaseError } from '../../src/domain/errors.js';
+import type { ClaimedJob } from '../../src/domain/job.js';
+import type { AcceptedRecipient } from '../../src/domain/mailjet-outcome.js';
 import type { RecipientRow } from '../../src/domain/recipient.js';
-import { giveUpAfterLookUp, minimalResult, type SendResult } from '../../src/domain/send-decision.js';
-import { checkAcceptances } from '../../src/domain/send-plan.js';
+import { decideSendResults, giveUpAfterLookUp, minimalResult } from '../../src/domain/send-decision.js';
+import { lookUpResult } from '../../src/domain/send-plan.js';
 
 const pgError = (code: string | undefined) => Object.assign(new Error('refused'), code === undefined ? {} : { code });
 
@@ -23,7 +25,7 @@ describe('a refused record', () => {
 
   it('when a result is cut to its minimal record, then an accepted job keeps its MessageIDs without UUIDs, and a failed or deferred one its fate with the cause', () => {
     const cause = 'SQLSTATE 22021: invalid byte sequence for encoding "UTF8": 0x00';
-    const recipient = { kind: 'to' as const, email: 'a@example.com', messageId: '576460765503091475', messageUuid: 'u\u0000x' };
+    const recipient = { recipientId: '7', messageId: '576460765503091475', messageUuid: 'u\u0000x' };
     expect(minimalResult({ jobId: '1', kind: 'accepted', recipients: [recipient] }, cause)).to.deep.equal({
       jobId: '1',
       kind: 'accepted',
@@ -54,46 +56,81 @@ describe('an acceptance checked against the recipients sent', () => {
     random: () => 0.5,
     unauthorizedRetryAt: new Date(0),
   };
-  const row = (id: string, kind: 'to' | 'cc', email: string): RecipientRow => ({
+  const row = (id: string, kind: RecipientRow['kind'], email: string, status: RecipientRow['status'] = 'pending'): RecipientRow => ({
     id,
     jobId: '1',
     position: Number(id),
     kind,
     email,
     name: null,
-    status: 'pending',
+    status,
     messageId: null,
     messageUuid: null,
     updatedAt: context.now,
   });
   const job = { id: '1', attempts: 1, maxAttempts: 5 };
-  const accepted = (...emails: string[]): SendResult => ({
-    jobId: '1',
-    kind: 'accepted',
-    recipients: emails.map((email, index) => ({ kind: 'to', email, messageId: String(576460765503091475n + BigInt(index)), messageUuid: '' })),
-  });
+  const id = (index: number) => String(576460765503091475n + BigInt(index));
+  const answered = (...entries: Array<[kind: 'to' | 'cc', email: string]>): AcceptedRecipient[] =>
+    entries.map(([kind, email], index) => ({ kind, email, messageId: id(index), messageUuid: `u-${index}` }));
+  const decide = (rows: RecipientRow[], recipients: AcceptedRecipient[]) =>
+    decideSendResults([job], { kind: 'per-message', messages: [{ kind: 'accepted', recipients }] }, context, new Map([['1', rows]]))[0];
+  const claimed = (lookUpOnly: boolean, rows: RecipientRow[]) =>
+    ({ id: '1', attempts: lookUpOnly ? 5 : 2, maxAttempts: 5, lastError: 'Mailjet 503', lookUpOnly, recipients: rows }) as unknown as ClaimedJob;
+  const found = (...emails: string[]) => emails.map((email, index) => ({ email, messageId: id(index), messageUuid: `u-${index}` }));
 
-  it('when every address sent has its id (an address given twice counts once), then the acceptance stands', () => {
-    const rows = new Map([['1', [row('1', 'to', 'a@example.com'), row('2', 'cc', 'A@example.com')]]]);
-    expect(checkAcceptances([accepted('a@example.com')], [job], rows, context)).to.deep.equal([accepted('a@example.com')]);
-    const both: SendResult = {
+  it('when every address sent has its id, then the acceptance carries each recipient row with its ids, paired once', () => {
+    const rows = [row('10', 'to', 'a@example.com'), row('11', 'cc', 'b@example.com')];
+    expect(decide(rows, answered(['to', 'a@example.com'], ['cc', 'B@example.com']))).to.deep.equal({
       jobId: '1',
       kind: 'accepted',
       recipients: [
-        { kind: 'to', email: 'a@example.com', messageId: '576460765503091475', messageUuid: '' },
-        { kind: 'cc', email: 'a@example.com', messageId: '576460765503091476', messageUuid: '' },
+        { recipientId: '10', messageId: id(0), messageUuid: 'u-0' },
+        { recipientId: '11', messageId: id(1), messageUuid: 'u-1' },
       ],
-    };
-    expect(checkAcceptances([both], [job], rows, context)).to.deep.equal([both]);
+    });
+    // A look-up (no kind) gives the same shape.
+    expect(lookUpResult(claimed(false, rows), rows, found('b@example.com', 'a@example.com'), context)).to.deep.equal({
+      jobId: '1',
+      kind: 'accepted',
+      recipients: [
+        { recipientId: '11', messageId: id(0), messageUuid: 'u-0' },
+        { recipientId: '10', messageId: id(1), messageUuid: 'u-1' },
+      ],
+    });
+  });
+
+  it('when an address given twice (To and Cc, or twice in To) gets one id, then both its rows get it, from a send or a look-up', () => {
+    for (const rows of [
+      [row('10', 'to', 'a@example.com'), row('11', 'cc', 'A@example.com')],
+      [row('10', 'to', 'a@example.com'), row('11', 'to', 'a@example.com')],
+    ]) {
+      const both = [
+        { recipientId: '10', messageId: id(0), messageUuid: 'u-0' },
+        { recipientId: '11', messageId: id(0), messageUuid: 'u-0' },
+      ];
+      expect(decide(rows, answered(['to', 'a@example.com']))).to.deep.equal({ jobId: '1', kind: 'accepted', recipients: both });
+      expect(lookUpResult(claimed(false, rows), rows, found('a@example.com'), context)).to.deep.equal({ jobId: '1', kind: 'accepted', recipients: both });
+    }
+    // Answered with an id of its own for each, each row keeps its own.
+    const rows = [row('10', 'to', 'a@example.com'), row('11', 'cc', 'a@example.com')];
+    expect(decide(rows, answered(['to', 'a@example.com'], ['cc', 'a@example.com']))).to.deep.equal({
+      jobId: '1',
+      kind: 'accepted',
+      recipients: [
+        { recipientId: '10', messageId: id(0), messageUuid: 'u-0' },
+        { recipientId: '11', messageId: id(1), messageUuid: 'u-1' },
+      ],
+    });
   });
 
   it('when Mailjet names an address not sent, or leaves one out, then the job is deferred, look-up only, and a failed look-up ends it failed and explained, never resent', () => {
-    const rows = new Map([['1', [row('1', 'to', 'a@example.com'), row('2', 'to', 'b@example.com')]]]);
-    for (const [result, reason] of [
-      [accepted('a@example.com', 'x@example.com'), 'its answer names an address that matches none sent'],
-      [accepted('b@example.com'), 'its answer gives 1 of the 2 addresses sent a MessageID'],
+    const rows = [row('1', 'to', 'a@example.com'), row('2', 'to', 'b@example.com')];
+    for (const [recipients, reason] of [
+      [answered(['to', 'a@example.com'], ['to', 'x@example.com']), 'its answer names an address that matches none sent'],
+      [answered(['to', 'b@example.com']), 'its answer gives 1 of the 2 addresses sent a MessageID'],
+      [answered(['to', 'a@example.com'], ['to', 'a@example.com'], ['to', 'b@example.com']), 'its answer names an address that matches none sent'],
     ] as const) {
-      const [checked] = checkAcceptances([result], [job], rows, context);
+      const checked = decide(rows, [...recipients]);
       expect(checked).to.deep.equal({
         jobId: '1',
         kind: 'deferred',
@@ -103,11 +140,57 @@ describe('an acceptance checked against the recipients sent', () => {
         refundAttempt: false,
         lookUpOnly: true,
       });
-      const failed = giveUpAfterLookUp({ ...job, attempts: 5, lastError: checked!.kind === 'deferred' ? checked!.error : null }, false);
+      const failed = giveUpAfterLookUp(
+        { ...job, attempts: 5, lastError: checked!.kind === 'deferred' ? checked!.error : null, acceptedUnresolved: true },
+        false,
+      );
       expect(failed).to.deep.include({ kind: 'failed', outcomeUnknown: true });
       expect(failed.kind === 'failed' && failed.error).to.match(
         /; the look-up could not be made, so its recipients' ids are unknown: it may well have been delivered/,
       );
     }
+  });
+
+  it('when a look-up finds some of the addresses sent, then the job is looked up again after a backoff, never resent, and the last look-up closes the rest as unknown', () => {
+    const rows = [
+      row('1', 'to', 'a@example.com'),
+      row('2', 'cc', 'b@example.com'),
+      row('3', 'cc', 'c@example.com'),
+      row('4', 'bcc', 'gone@example.com', 'suppressed'),
+    ];
+    expect(lookUpResult(claimed(false, rows), rows, found('a@example.com'), context)).to.deep.equal({
+      jobId: '1',
+      kind: 'deferred',
+      error: 'Mailjet accepted it, but its look-up found 1 of the 3 addresses sent: it is looked up by CustomID for its MessageIDs, never sent again',
+      runAt: new Date('2026-12-02T00:00:02Z'),
+      outcomeUnknown: true,
+      refundAttempt: false,
+      lookUpOnly: true,
+    });
+    expect(lookUpResult(claimed(true, rows), rows, found('a@example.com', 'c@example.com'), context)).to.deep.equal({
+      jobId: '1',
+      kind: 'accepted',
+      recipients: [
+        { recipientId: '1', messageId: id(0), messageUuid: 'u-0' },
+        { recipientId: '3', messageId: id(1), messageUuid: 'u-1' },
+      ],
+      unreached: {
+        recipientIds: ['2'],
+        error:
+          'Mailjet accepted it, but its look-up found 2 of the 3 addresses sent: the last look-up gave no MessageID for b@example.com, so their outcome is unknown (they may well have been delivered) and no event can reach them',
+      },
+    });
+    // An id the look-up gives two addresses says nothing of either: they are not found.
+    const shared = [...found('a@example.com', 'c@example.com'), { email: 'b@example.com', messageId: id(1), messageUuid: 'u-x' }];
+    expect(lookUpResult(claimed(true, rows), rows, shared, context)).to.deep.include({
+      recipients: [{ recipientId: '1', messageId: id(0), messageUuid: 'u-0' }],
+      unreached: {
+        recipientIds: ['2', '3'],
+        error:
+          'Mailjet accepted it, but its look-up found 1 of the 3 addresses sent: the last look-up gave no MessageID for b@example.com, c@example.com, so their outcome is unknown (they may well have been delivered) and no event can reach them',
+      },
+    });
+    // Found whole at the last look-up: accepted as any other.
+    expect(lookUpResult(claimed(true, rows), rows, found('a@example.com', 'b@example.com', 'c@example.com'), context)).to.deep.include({ kind: 'accepted' });
   });
 });

@@ -1,0 +1,74 @@
+// A job Mailjet accepted without usable ids is marked so in its own column (accepted_unresolved,
+// sql/32_…): set when it is deferred to be looked up, carried by its look-up-only claim, cleared when
+// it is accepted; jobs deferred or failed so before the column existed are marked from their error.
+import fs from 'node:fs/promises';
+import path from 'node:path';
+
+import { expect } from 'chai';
+
+import { claimJobs } from '../../src/db/jobs-repo.js';
+import { notifyChannels } from '../../src/db/notify.js';
+import { MIGRATIONS_DIR } from '../../src/paths.js';
+import { createSendingService } from '../../src/services/sending.js';
+import { makeApp, makeJob } from '../factories.js';
+import { createTestDatabase, TEST_SCHEMA, type TestDatabase } from '../support/database.js';
+
+const UNRESOLVED =
+  'Mailjet accepted it, but its answer names an address that matches none sent: it is looked up by CustomID for its MessageIDs, never sent again';
+
+describe('a job Mailjet accepted without usable ids', () => {
+  let db: TestDatabase;
+
+  beforeEach(async () => {
+    db = await createTestDatabase();
+  });
+
+  afterEach(async () => {
+    await db.drop();
+  });
+
+  const marks = async () =>
+    (await db.pool.query<{ id: string; accepted_unresolved: boolean }>('select id::text, accepted_unresolved from email_send_jobs order by id')).rows.map(
+      (row) => [row.id, row.accepted_unresolved],
+    );
+
+  it('when it is deferred to be looked up, then it is marked, its look-up-only claim carries the mark, and its acceptance clears it', async () => {
+    const sending = createSendingService({ pool: db.pool, channels: notifyChannels(TEST_SCHEMA), leaseMs: 120_000 });
+    const app = await makeApp(db.pool);
+    const jobId = await makeJob(db.pool, { appId: app.id, maxAttempts: 3 });
+    await claimJobs(db.pool, 'a', 1, 120_000);
+    await sending.record('a', [
+      { jobId, kind: 'deferred', error: UNRESOLVED, runAt: new Date(0), outcomeUnknown: true, refundAttempt: false, lookUpOnly: true },
+    ]);
+    expect(await marks()).to.deep.equal([[jobId, true]]);
+
+    const [claimed] = await claimJobs(db.pool, 'a', 1, 120_000);
+    expect(claimed).to.deep.include({ id: jobId, lookUpOnly: true, acceptedUnresolved: true, attempts: 3 });
+    await sending.record('a', [
+      { jobId, kind: 'accepted', recipients: [{ recipientId: claimed!.recipients[0]!.id, messageId: '576460765503091475', messageUuid: 'u' }] },
+    ]);
+    expect(await marks()).to.deep.equal([[jobId, false]]);
+  });
+
+  it('when jobs were deferred or failed so before the mark existed, then the upgrade marks them from their error, and only them', async () => {
+    const app = await makeApp(db.pool);
+    const deferred = await makeJob(db.pool, { appId: app.id });
+    const failed = await makeJob(db.pool, { appId: app.id, status: 'failed', lastError: `${UNRESOLVED}; the look-up did not find it` });
+    const timedOut = await makeJob(db.pool, { appId: app.id });
+    const accepted = await makeJob(db.pool, { appId: app.id });
+    await db.pool.query(`update email_send_jobs set status = 'deferred', outcome_unknown = true, last_error = $2 where id = $1`, [deferred, UNRESOLVED]);
+    await db.pool.query(`update email_send_jobs set outcome_unknown = true where id = $1`, [failed]);
+    await db.pool.query(`update email_send_jobs set status = 'deferred', outcome_unknown = true, last_error = 'Mailjet 503' where id = $1`, [timedOut]);
+    // An accepted job's error is cleared; one whose text still read so is settled and left alone.
+    await db.pool.query(`update email_send_jobs set status = 'accepted', outcome_unknown = true, last_error = $2 where id = $1`, [accepted, UNRESOLVED]);
+
+    await db.pool.query(await fs.readFile(path.join(MIGRATIONS_DIR, '33_fill-jobs-accepted-unresolved.sql'), 'utf8'));
+
+    expect(await marks()).to.deep.equal([
+      [deferred, true],
+      [failed, true],
+      [timedOut, false],
+      [accepted, false],
+    ]);
+  });
+});
