@@ -287,6 +287,9 @@ describe('/dashboard over HTTP', function () {
         ['/dashboard/jobs?q=abc&by=job_id', 400],
         ['/dashboard/jobs?nope=1', 400],
         ['/dashboard/apps/no-such-app/deliveries', 404],
+        ['/dashboard/jobs?app=no-such-app', 404],
+        ['/dashboard/failed?app=no-such-app', 404],
+        ['/dashboard/suppressions?app=no-such-app', 404],
       ] as const) {
         const { res, text } = await client.get(path);
         expect(res.status, path).to.equal(status);
