@@ -85,7 +85,8 @@ export function routeTable(app: Express): Array<{ method: string; path: string }
 function methodNotAllowed(app: Express): express.RequestHandler {
   return (req, _res, next) => {
     const methods = new Set(routeLayers(app).flatMap((layer) => (layer.match?.(req.path) ? Object.keys(layer.route!.methods) : [])));
-    if (methods.size === 0) {
+    // A route of this method that passed the request on (an unknown dashboard asset) found nothing: a 404.
+    if (methods.size === 0 || methods.has(req.method === 'HEAD' ? 'get' : req.method.toLowerCase())) {
       next();
       return;
     }

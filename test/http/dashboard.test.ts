@@ -147,6 +147,19 @@ describe('/dashboard over HTTP', function () {
       for (const next of ['https://evil.example/', '//evil.example/dashboard', '/dashboardx', '/\\evil.example', '/dashboard\\..\\x']) {
         expect((await post(next)).headers.get('location'), next).to.equal('/dashboard');
       }
+      // Dot segments, as the browser resolves them (%2e is a dot there too), would lead out of the dashboard.
+      for (const next of ['/dashboard/../status/1', '/dashboard/%2e%2e/admin/apps', '/dashboard/.%2E/docs', '/dashboard/jobs/../../x?next=/dashboard']) {
+        expect((await post(next)).headers.get('location'), next).to.equal('/dashboard');
+      }
+      expect((await post('/dashboard/jobs/1/../2')).headers.get('location'), 'dots that stay inside').to.equal('/dashboard/jobs/1/../2');
+    });
+
+    it('when the login is posted over HTTPS that jetpost cannot see (a proxy it does not trust), then the 403 page says to set TRUST_PROXY', async () => {
+      const res = await logIn(service, ADMIN_KEY, { origin: service.url.replace('http:', 'https:') });
+      expect(res.status).to.equal(403);
+      expect(res.headers.get('set-cookie')).to.equal(null);
+      const text = await res.text();
+      expect(text).to.include(`this page&#39;s origin is ${service.url}`).and.include('TRUST_PROXY');
     });
 
     it('logging out clears the cookie', async () => {
@@ -274,6 +287,9 @@ describe('/dashboard over HTTP', function () {
         ['/dashboard/jobs?q=abc&by=job_id', 400],
         ['/dashboard/jobs?nope=1', 400],
         ['/dashboard/apps/no-such-app/deliveries', 404],
+        ['/dashboard/jobs?app=no-such-app', 404],
+        ['/dashboard/failed?app=no-such-app', 404],
+        ['/dashboard/suppressions?app=no-such-app', 404],
       ] as const) {
         const { res, text } = await client.get(path);
         expect(res.status, path).to.equal(status);
@@ -328,6 +344,15 @@ describe('/dashboard over HTTP', function () {
         const res = await fetch(`${service.url}/dashboard/assets/${asset}`);
         expect(res.status, asset).to.equal(200);
       }
+    });
+
+    it('an unknown asset is a 404, not a 405 saying GET is not taken', async () => {
+      for (const method of ['GET', 'HEAD']) {
+        const res = await fetch(`${service.url}/dashboard/assets/no-such.js`, { method });
+        expect(res.status, method).to.equal(404);
+        expect(res.headers.get('allow'), method).to.equal(null);
+      }
+      expect((await fetch(`${service.url}/dashboard/assets/dashboard.js`, { method: 'POST' })).status, 'another method').to.equal(405);
     });
   });
 });

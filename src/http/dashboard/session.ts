@@ -35,7 +35,12 @@ function cookieValue(req: Request, name: string): string | undefined {
 
 /** Where a login may send the visitor back to: a dashboard page of this origin, nothing else. */
 export function safeReturnPath(path: unknown): string {
-  return typeof path === 'string' && /^\/dashboard(?:[/?][^\\\s]*)?$/.test(path) && !path.startsWith('//') ? path : DASHBOARD_PATH;
+  if (typeof path !== 'string' || !/^\/dashboard(?:[/?][^\\\s]*)?$/.test(path)) {
+    return DASHBOARD_PATH;
+  }
+  // Resolved as the browser will resolve it: dot segments (`..`, `%2e%2e`) must not lead out of /dashboard.
+  const { pathname } = new URL(path, 'http://jetpost.invalid');
+  return pathname === DASHBOARD_PATH || pathname.startsWith(`${DASHBOARD_PATH}/`) ? path : DASHBOARD_PATH;
 }
 
 export class DashboardSessions {
@@ -113,7 +118,14 @@ export const requireSameOrigin: RequestHandler = (req, _res, next) => {
   // req.host follows X-Forwarded-Host when TRUST_PROXY trusts the proxy, as req.protocol follows X-Forwarded-Proto.
   const ownOrigin = `${req.protocol}://${req.host}`;
   if ((origin !== undefined && origin !== ownOrigin) || (site !== undefined && site !== 'same-origin' && site !== 'none')) {
-    next(new AppError('cross-origin', 403, `a form of another site (${origin ?? site ?? '?'}) cannot act on the dashboard`));
+    // A TLS-terminating proxy that jetpost does not trust looks like another site (https: against http:): say so.
+    next(
+      new AppError(
+        'cross-origin',
+        403,
+        `a form of another site (${origin ?? site ?? '?'}) cannot act on the dashboard: this page's origin is ${ownOrigin}; behind a proxy, set TRUST_PROXY so that jetpost sees the scheme and host the browser used`,
+      ),
+    );
     return;
   }
   next();
