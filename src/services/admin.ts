@@ -59,7 +59,13 @@ export interface AdminServiceDeps {
 
 export function createAdminService({ pool, channels, targetPolicy }: AdminServiceDeps): AdminService {
   return {
-    listJobs: ({ status, appName, before, limit }) => listJobsByStatus(pool, status, { appName, before, limit }),
+    async listJobs({ status, appName, before, limit }) {
+      // A mistyped app is a 404, not an empty list that reads as "nothing failed".
+      if (appName !== undefined) {
+        await findApp(pool, appName);
+      }
+      return listJobsByStatus(pool, status, { appName, before, limit });
+    },
     requeueJobs: (target) => requeueFailed(pool, channels, target),
     listApps: () => listAppsWithKeys(pool),
     async createApp(name) {

@@ -3,10 +3,11 @@ import { requeueFailedJobs } from '../db/jobs-repo.js';
 import { notify, type NotifyChannels } from '../db/notify.js';
 import { type Pool, type Queryable, withTransaction } from '../db/pool.js';
 import { reopenFailedRecipients } from '../db/recipients-repo.js';
+import { findApp } from './apps.js';
 
 /**
- * Re-queues failed jobs (the given ids, or all failed jobs, of one app when named) and wakes the
- * consumers of every replica. Jobs that are not failed are left alone.
+ * Re-queues failed jobs (the given ids, or all failed jobs, of one app when named: a 404 when it
+ * does not exist) and wakes the consumers of every replica. Jobs that are not failed are left alone.
  */
 export async function requeueFailed(
   pool: Pool,
@@ -14,6 +15,10 @@ export async function requeueFailed(
   target: { ids: readonly string[] | null; appName: string | null },
 ): Promise<string[]> {
   const requeue = async (tx: Queryable) => {
+    // A mistyped app is a 404, not "re-queued 0 jobs".
+    if (target.appName !== null) {
+      await findApp(tx, target.appName);
+    }
     const ids = await requeueFailedJobs(tx, target.ids, target.appName);
     await reopenFailedRecipients(tx, ids);
     if (ids.length > 0) {

@@ -963,28 +963,34 @@ describe('openapi.yaml, checked against the running service', function () {
       expect((page.body as { next_before: string | null }).next_before).to.equal(failedJobId);
     });
 
-    contractIt('GET /admin/jobs 400, 401, 503', ['get /admin/jobs 400 401 503'], async () => {
+    contractIt('GET /admin/jobs 400, 401, 404 (an unknown app), 503', ['get /admin/jobs 400 401 404 503'], async () => {
       for (const query of ['?status=lost', '?limit=0', '?color=red']) {
         expect((await api('get', '/admin/jobs', { path: `/admin/jobs${query}`, key: ADMIN_KEY })).res.status, query).to.equal(400);
       }
+      expect((await api('get', '/admin/jobs', { path: '/admin/jobs?app=no-such-app', key: ADMIN_KEY })).res.status).to.equal(404);
       expect((await api('get', '/admin/jobs', { key: null })).res.status).to.equal(401);
       expect((await api('get', '/admin/jobs', { key: service.apiKey })).res.status).to.equal(401);
       expect((await api('get', '/admin/jobs', { key: ADMIN_KEY, on: down })).res.status).to.equal(503);
     });
 
-    contractIt('POST /admin/jobs/requeue 200: the failed job is queued again; 400, 401, 503', ['post /admin/jobs/requeue 200 400 401 503'], async () => {
-      const failedJobId = await failedJob();
-      const { res, body } = await api('post', '/admin/jobs/requeue', { body: { job_ids: [failedJobId] }, key: ADMIN_KEY });
-      expect(res.status).to.equal(200);
-      expect(body).to.deep.equal({ requeued: [failedJobId] });
-      const again = await api('post', '/admin/jobs/requeue', { body: { job_ids: [failedJobId] }, key: ADMIN_KEY });
-      expect(again.body).to.deep.equal({ requeued: [] });
-      for (const bad of [{}, { job_ids: ['1'], all_failed: true }, { job_ids: [] }, { all_failed: false }]) {
-        expect((await api('post', '/admin/jobs/requeue', { body: bad, key: ADMIN_KEY })).res.status, JSON.stringify(bad)).to.equal(400);
-      }
-      expect((await api('post', '/admin/jobs/requeue', { body: { all_failed: true }, key: null })).res.status).to.equal(401);
-      expect((await api('post', '/admin/jobs/requeue', { body: { all_failed: true }, key: ADMIN_KEY, on: down })).res.status).to.equal(503);
-    });
+    contractIt(
+      'POST /admin/jobs/requeue 200: the failed job is queued again; 400, 401, 404 (an unknown app), 503',
+      ['post /admin/jobs/requeue 200 400 401 404 503'],
+      async () => {
+        const failedJobId = await failedJob();
+        const { res, body } = await api('post', '/admin/jobs/requeue', { body: { job_ids: [failedJobId] }, key: ADMIN_KEY });
+        expect(res.status).to.equal(200);
+        expect(body).to.deep.equal({ requeued: [failedJobId] });
+        const again = await api('post', '/admin/jobs/requeue', { body: { job_ids: [failedJobId] }, key: ADMIN_KEY });
+        expect(again.body).to.deep.equal({ requeued: [] });
+        for (const bad of [{}, { job_ids: ['1'], all_failed: true }, { job_ids: [] }, { all_failed: false }]) {
+          expect((await api('post', '/admin/jobs/requeue', { body: bad, key: ADMIN_KEY })).res.status, JSON.stringify(bad)).to.equal(400);
+        }
+        expect((await api('post', '/admin/jobs/requeue', { body: { all_failed: true }, key: null })).res.status).to.equal(401);
+        expect((await api('post', '/admin/jobs/requeue', { body: { all_failed: true, app: 'no-such-app' }, key: ADMIN_KEY })).res.status).to.equal(404);
+        expect((await api('post', '/admin/jobs/requeue', { body: { all_failed: true }, key: ADMIN_KEY, on: down })).res.status).to.equal(503);
+      },
+    );
 
     contractIt('POST /admin/jobs/requeue 413 (above 1 MB), 415 (a charset other than UTF-8)', ['post /admin/jobs/requeue 413 415'], async () => {
       const rawBody = JSON.stringify({ job_ids: Array.from({ length: 70_000 }, (_, i) => String(i + 1_000_000_000_000)) });

@@ -29,6 +29,7 @@ describe('npm run admin -- jobs …', function () {
 
     const listed = await runCli('admin', ['jobs', 'list'], env);
     const requeued = await runCli('admin', ['jobs', 'requeue', first, '999999'], env);
+    const mistyped = await runCli('admin', ['jobs', 'requeue', '--all-failed', '--app', 'biling'], env);
     const all = await runCli('admin', ['jobs', 'requeue', '--all-failed', '--app', 'billing'], env);
 
     expect(listed.code, listed.stderr).to.equal(0);
@@ -36,6 +37,8 @@ describe('npm run admin -- jobs …', function () {
     expect(listed.stdout).to.contain('gave up after 3 attempts: Mailjet 503');
     expect(requeued.stdout).to.contain(`re-queued 1 job(s): ${first}`);
     expect(requeued.stdout).to.contain('not failed (left alone): 999999');
+    // A mistyped app is said to be unknown, not "re-queued 0 job(s)".
+    expect([mistyped.code, mistyped.stdout, mistyped.stderr.trim()]).to.deep.equal([1, '', 'no app named biling']);
     expect(all.stdout).to.contain(`re-queued 1 job(s): ${second}`);
     const { rows } = await db.pool.query(`select status, attempts from email_send_jobs order by id`);
     expect(rows).to.deep.equal([

@@ -214,10 +214,6 @@ export function dashboardRouter({ dashboard, admin, adminKey, log, now, bodyIdle
       'query',
     );
     const [apps, rows] = await Promise.all([appNames(), admin.listJobs({ status: 'failed', appName: query.app, before: query.before, limit: PAGE_SIZE })]);
-    // A mistyped app is said to be unknown, as on the other pages, not shown as one without failures.
-    if (query.app !== undefined && !apps.some((app) => app.name === query.app)) {
-      throw new NotFoundError(`no app named ${query.app}`);
-    }
     send(res, failedPage(dashboardVisitor(res), { apps, rows, app: query.app, limit: PAGE_SIZE, notice: noticeOf(req) }));
   });
 
