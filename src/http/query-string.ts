@@ -6,12 +6,12 @@ import querystring, { type ParsedUrlQuery } from 'node:querystring';
 
 import { ValidationError } from '../domain/errors.js';
 
-function decodes(part: string): boolean {
+/** The part decoded as a query string is (`+` is a space), or undefined when an escape is malformed. */
+function decoded(part: string): string | undefined {
   try {
-    decodeURIComponent(part.replaceAll('+', ' '));
-    return true;
+    return decodeURIComponent(part.replaceAll('+', ' '));
   } catch {
-    return false;
+    return undefined;
   }
 }
 
@@ -24,10 +24,10 @@ export function parseQueryString(text: string | null): ParsedUrlQuery {
     for (const pair of text.split('&')) {
       const equals = pair.indexOf('=');
       const key = equals < 0 ? pair : pair.slice(0, equals);
-      if (!decodes(key) || !decodes(pair.slice(key.length + 1))) {
-        const name = decodes(key) ? decodeURIComponent(key.replaceAll('+', ' ')) : key;
+      const name = decoded(key);
+      if (name === undefined || decoded(pair.slice(key.length + 1)) === undefined) {
         throw new ValidationError('the query string has a malformed percent escape: encode "%" as %25, and text as UTF-8', [
-          { path: name.slice(0, 64), message: 'not valid percent-encoded UTF-8' },
+          { path: (name ?? key).slice(0, 64), message: 'not valid percent-encoded UTF-8' },
         ]);
       }
     }
