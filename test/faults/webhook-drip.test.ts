@@ -169,11 +169,14 @@ describe(`faults: a dripping webhook receiver (${FAULT_SCALE})`, function () {
     const latencies = other.map((row) => row.latency_ms ?? 0);
 
     // A's first deliveries are cut at the deadline and scheduled again (attempted after the restart below).
+    // The receiver's own view of the cut (its socket closed) is waited for too: this process may read
+    // jetpost's record of the cut before it handles the socket's close.
     const cut = await waitUntil(
-      'one of app A’s deliveries cut at the deadline',
+      'one of app A’s deliveries cut at the deadline, and its connection seen closed by the receiver',
       async () => {
         const rows = await deliveries(db.pool, slowApp.appId);
-        return rows.some((row) => row.status === 'pending' && row.last_error === `no complete answer within ${SIZE.timeoutMs} ms`) ? rows : undefined;
+        const recorded = rows.some((row) => row.status === 'pending' && row.last_error === `no complete answer within ${SIZE.timeoutMs} ms`);
+        return recorded && slow.calls.some((call) => call.closedAt !== undefined) ? rows : undefined;
       },
       { timeoutMs: SIZE.timeoutMs + 30_000, watch: [first] },
     );
