@@ -154,7 +154,7 @@ export function eventDetails(payload: Record<string, unknown>): Record<string, u
     const truncated: Record<string, number> = {};
     for (const field of CUT_DETAIL_FIELDS) {
       const length = (cut as Record<string, unknown>)[field];
-      if (typeof length === 'number' && typeof details[field] === 'string') {
+      if (typeof length === 'number' && Number.isInteger(length) && length > CUT_TEXT_LIMITS[field] && typeof details[field] === 'string') {
         truncated[field] = length;
       }
     }

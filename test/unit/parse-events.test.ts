@@ -297,12 +297,12 @@ describe('parseEventBody of over-long optional texts', () => {
 });
 
 describe('eventDetails', () => {
-  it('when the event had texts cut, then the details name the cut ones among them, and ignore a marker that is not a length', () => {
+  it('when the event had texts cut, then the details name the cut ones among them, and ignore a marker that is not a length past the limit', () => {
     expect(eventDetails({ url: 'u', Payload: 'p', jetpost_truncated: { url: 10_001, Payload: 100_001 } })).to.deep.equal({
       url: 'u',
       truncated: { url: 10_001 },
     });
-    expect(eventDetails({ url: 'u', jetpost_truncated: { url: 'forged' } })).to.deep.equal({ url: 'u' });
+    expect(eventDetails({ url: 'u', error: 'e', jetpost_truncated: { url: 'forged', error: 7 } })).to.deep.equal({ url: 'u', error: 'e' });
     expect(eventDetails({ url: 'u', jetpost_truncated: 'forged' })).to.deep.equal({ url: 'u' });
   });
 });
