@@ -176,7 +176,11 @@ export interface paths {
          *       key or string, nesting deeper than 32 levels, more than 256 KiB) is kept aside in the
          *       `rejected_events` table with the reason (`rejected`, and the metric
          *       `jetpost_events_rejected_total{kind}`) while the valid ones are stored. A body with no usable
-         *       event at all is still a `200`.
+         *       event at all is still a `200`;
+         *     * an event whose `CustomID`, `Payload`, `url`, `error` or `error_related_to` is longer than
+         *       jetpost keeps (1,000, 100,000, 10,000, 1,000 and 1,000 characters) is stored and applied
+         *       all the same, with that text cut to its limit; the event's `details` then say so in
+         *       `truncated`. A retry of it is still a duplicate: it is identified by its `url` as received.
          *
          *     Each event is matched to its recipient by `MessageID`, else by `Message_GUID`, recorded in the
          *     job's history and applied to the recipient's and the job's status (see the lifecycle above).
@@ -1374,6 +1378,20 @@ export interface components {
             hard_bounce?: boolean;
             /** @description bounce: this bounce got the address blocked. */
             blocked?: boolean;
+            /**
+             * @description Present when Mailjet sent `url`, `error` or `error_related_to` longer than jetpost keeps
+             *     (10,000, 1,000 and 1,000 characters): the field holds the text cut to that length (never
+             *     half a surrogate pair, so possibly one less), and `truncated` gives its length as received,
+             *     in UTF-16 code units.
+             * @example {
+             *       "url": 24380
+             *     }
+             */
+            truncated?: {
+                url?: number;
+                error?: number;
+                error_related_to?: number;
+            };
             /** @description bounce: the raw SMTP diagnostic (a string). */
             comment?: unknown;
             /** @description spam: the feedback-loop program (a string). */
@@ -1402,17 +1420,19 @@ export interface components {
             Message_GUID?: string;
             /** @description The recipient's address. */
             email: string;
-            /** @description The CustomID of the send (`jetpost-<job_id>` for jetpost's messages), or empty. */
+            /** @description The CustomID of the send (`jetpost-<job_id>` for jetpost's messages), or empty. Kept up to 1,000 characters. */
             CustomID?: string;
-            /** @description The EventPayload of the send, or empty. */
+            /** @description The EventPayload of the send, or empty. Kept up to 100,000 characters. */
             Payload?: string;
             /** @description bounce: true when permanent. A soft bounce (false) is recorded but changes no status. */
             hard_bounce?: boolean;
             /** @description bounce: true when the bounce got the address blocked. */
             blocked?: boolean;
-            /** @description click: the link followed. Part of what identifies a repeated event. */
+            /** @description click: the link followed. Part of what identifies a repeated event (all of it). Kept up to 10,000 characters. */
             url?: string;
+            /** @description Kept up to 1,000 characters. */
             error?: string;
+            /** @description Kept up to 1,000 characters. */
             error_related_to?: string;
         } & {
             [key: string]: unknown;

@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { elementNotJson, type JsonElement, scanJsonBody } from './json-elements.js';
 import { toIdString } from './mailjet-ids.js';
 import { MAILJET_EVENT_TYPES, type MailjetEventType } from './status.js';
-import { unstorableCharacter } from './storable-text.js';
+import { storableText, unstorableCharacter } from './storable-text.js';
 
 /** Mailjet's events are flat objects; a little nesting in extra fields is kept, not 5,000 levels. */
 export const MAX_EVENT_DEPTH = 32;
@@ -31,20 +31,25 @@ const mailjetId = z.union([z.string(), z.number()]).transform((value, context) =
   return id;
 });
 
-const optionalText = (max: number) => z.string().max(max).optional();
-
 /** Unix seconds of the year 3000: a later event time is a mistake. */
 const MAX_EVENT_TIME = 32503680000;
 const MAX_EMAIL_LENGTH = 320;
-/** The optional text fields and their longest length. */
-const TEXT_FIELD_LIMITS = {
-  Message_GUID: 100,
+/** Mailjet's are UUIDs: a longer one is no Message_GUID, and it is a key, so it is never cut. */
+const MAX_MESSAGE_GUID_LENGTH = 100;
+/**
+ * The optional text fields kept at most this long. Longer is no reason to drop the event (a click
+ * on a link with a long query string still happened): the text is cut to the limit, and the event
+ * says so in CUT_FIELDS_KEY.
+ */
+export const CUT_TEXT_LIMITS = {
   CustomID: 1000,
   Payload: 100_000,
   url: 10_000,
   error: 1000,
   error_related_to: 1000,
 } as const;
+/** The key, in a stored event, of each cut field's length as received (in UTF-16 code units, as JavaScript counts). */
+export const CUT_FIELDS_KEY = 'jetpost_truncated';
 
 export const mailjetEventSchema = z
   .looseObject({
@@ -52,15 +57,16 @@ export const mailjetEventSchema = z
     // Unix seconds.
     time: z.number().int().nonnegative().max(MAX_EVENT_TIME),
     MessageID: mailjetId.optional(),
-    Message_GUID: optionalText(TEXT_FIELD_LIMITS.Message_GUID),
+    Message_GUID: z.string().max(MAX_MESSAGE_GUID_LENGTH).optional(),
     email: z.string().min(1).max(MAX_EMAIL_LENGTH),
-    CustomID: optionalText(TEXT_FIELD_LIMITS.CustomID),
-    Payload: optionalText(TEXT_FIELD_LIMITS.Payload),
+    // Any length: toEvent cuts them (CUT_TEXT_LIMITS).
+    CustomID: z.string().optional(),
+    Payload: z.string().optional(),
     hard_bounce: z.boolean().optional(),
     blocked: z.boolean().optional(),
-    url: optionalText(TEXT_FIELD_LIMITS.url),
-    error: optionalText(TEXT_FIELD_LIMITS.error),
-    error_related_to: optionalText(TEXT_FIELD_LIMITS.error_related_to),
+    url: z.string().optional(),
+    error: z.string().optional(),
+    error_related_to: z.string().optional(),
   })
   .refine((event) => (event.MessageID !== undefined && event.MessageID !== '0') || Boolean(event.Message_GUID), {
     message: 'MessageID or Message_GUID is required',
@@ -70,7 +76,7 @@ export const mailjetEventSchema = z
 type EventData = z.infer<typeof mailjetEventSchema>;
 
 const EVENT_TYPES: ReadonlySet<unknown> = new Set(MAILJET_EVENT_TYPES);
-const TEXT_FIELDS = Object.entries(TEXT_FIELD_LIMITS);
+const CUT_TEXT_FIELDS = Object.entries(CUT_TEXT_LIMITS);
 
 /**
  * What mailjetEventSchema makes of an event that plainly passes it, or undefined: the schema then
@@ -86,9 +92,13 @@ export function plainEventData(value: Record<string, unknown>): EventData | unde
   if (typeof time !== 'number' || !Number.isInteger(time) || time < 0 || time > MAX_EVENT_TIME) {
     return undefined;
   }
-  for (const [field, max] of TEXT_FIELDS) {
+  const guid = value['Message_GUID'];
+  if (guid !== undefined && (typeof guid !== 'string' || guid.length > MAX_MESSAGE_GUID_LENGTH)) {
+    return undefined;
+  }
+  for (const [field] of CUT_TEXT_FIELDS) {
     const text = value[field];
-    if (text !== undefined && (typeof text !== 'string' || text.length > max)) {
+    if (text !== undefined && typeof text !== 'string') {
       return undefined;
     }
   }
@@ -128,11 +138,28 @@ const EVENT_DETAIL_FIELDS = [
   'mj_list_id',
 ] as const;
 
+/** The detail fields toEvent may cut: `truncated` names those it did, with their length as received. */
+const CUT_DETAIL_FIELDS = ['url', 'error', 'error_related_to'] as const;
+
 export function eventDetails(payload: Record<string, unknown>): Record<string, unknown> {
   const details: Record<string, unknown> = {};
   for (const field of EVENT_DETAIL_FIELDS) {
     if (payload[field] !== undefined) {
       details[field] = payload[field];
+    }
+  }
+  const cut = payload[CUT_FIELDS_KEY];
+  if (typeof cut === 'object' && cut !== null) {
+    // Checked, not trusted: an event stored before jetpost cut fields may carry the key as it came.
+    const truncated: Record<string, number> = {};
+    for (const field of CUT_DETAIL_FIELDS) {
+      const length = (cut as Record<string, unknown>)[field];
+      if (typeof length === 'number' && Number.isInteger(length) && length > CUT_TEXT_LIMITS[field] && typeof details[field] === 'string') {
+        truncated[field] = length;
+      }
+    }
+    if (Object.keys(truncated).length > 0) {
+      details['truncated'] = truncated;
     }
   }
   return details;
@@ -323,13 +350,13 @@ function checkElement(element: JsonElement): MailjetEvent | Omit<RejectedEvent, 
   }
   const plain = plainEventData(value as Record<string, unknown>);
   if (plain !== undefined) {
-    return toEvent(plain);
+    return toEvent(plain, element.source.length);
   }
   const parsed = mailjetEventSchema.safeParse(value);
   if (!parsed.success) {
     return { kind: 'invalid', issues: parsed.error.issues.map((issue) => ({ path: issue.path.join('.'), message: issue.message })) };
   }
-  return toEvent(parsed.data);
+  return toEvent(parsed.data, element.source.length);
 }
 
 /**
@@ -375,11 +402,42 @@ function dropProtoKeys(value: unknown): void {
 const sha256Hex: (text: string) => string =
   typeof crypto.hash === 'function' ? (text) => crypto.hash('sha256', text, 'hex') : (text) => crypto.createHash('sha256').update(text).digest('hex');
 
-function toEvent(data: EventData): MailjetEvent {
+/** The shortest limit of CUT_TEXT_LIMITS: an event whose source is no longer has nothing to cut. */
+const SHORTEST_CUT_LIMIT = Math.min(...Object.values(CUT_TEXT_LIMITS));
+
+/**
+ * Cuts the optional texts longer than their limit (CUT_TEXT_LIMITS), in place, and records their
+ * lengths as received under CUT_FIELDS_KEY. A CUT_FIELDS_KEY the event came with is dropped: the key
+ * only ever says what jetpost cut. `sourceLength`, the event's length as JSON text, spares Mailjet's
+ * events (a few hundred characters) the look at each field.
+ */
+function cutLongTexts(data: Record<string, unknown>, sourceLength: number): void {
+  let cut: Record<string, number> | undefined;
+  if (sourceLength > SHORTEST_CUT_LIMIT) {
+    for (const [field, max] of CUT_TEXT_FIELDS) {
+      const text = data[field];
+      if (typeof text === 'string' && text.length > max) {
+        (cut ??= {})[field] = text.length;
+        // The text is storable already (checkElement): this keeps a surrogate pair whole at the cut.
+        data[field] = storableText(text, max).text;
+      }
+    }
+  }
+  if (cut !== undefined) {
+    data[CUT_FIELDS_KEY] = cut;
+  } else if (CUT_FIELDS_KEY in data) {
+    delete data[CUT_FIELDS_KEY];
+  }
+}
+
+function toEvent(data: EventData, sourceLength: number): MailjetEvent {
   const messageId = data.MessageID !== undefined && data.MessageID !== '0' ? data.MessageID : undefined;
   const messageUuid = data.Message_GUID || undefined;
   const email = data.email.toLowerCase();
+  // The url as received, before any cut: a retry of the event has the same key, and two clicks whose
+  // long links differ only past the cut keep theirs apart.
   const dedupeKey = sha256Hex(JSON.stringify([data.event, messageId ?? '', messageUuid ?? '', email, data.time, data.url ?? '']));
+  cutLongTexts(data, sourceLength);
   return {
     type: data.event,
     occurredAt: new Date(data.time * 1000),

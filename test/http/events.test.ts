@@ -172,6 +172,43 @@ describe('POST /events', () => {
     expect(rows[0].n).to.equal(1);
   });
 
+  it("when a click's url or a bounce's error is longer than jetpost keeps, then the event is still applied, its text cut with its length as received, and a retry is a duplicate", async () => {
+    mockMailjetSend();
+    service = await startTestService();
+    const [clicker, bouncer] = await acceptedJobs(['long-url@example.com', 'long-error@example.com']);
+    // A link with a long query string, and an emoji across the cut: the pair is never cut in half.
+    const url = `https://example.com/track?q=${'a'.repeat(9_971)}\u{1f600}${'b'.repeat(20_000)}`;
+    const error = 'e'.repeat(1_500);
+    const body = group(
+      eventText('click', clicker!.messageId, clicker!.email, 1_700_000_000, { url, ip: '192.0.2.1' }),
+      eventText('bounce', bouncer!.messageId, bouncer!.email, 1_700_000_001, { hard_bounce: true, blocked: false, error_related_to: 'recipient', error }),
+    );
+
+    const first = await service.postEvents(body);
+    const retry = await service.postEvents(body);
+
+    expect(await first.json()).to.deep.equal({ received: 2, stored: 2, duplicates: 0, unmatched: 0, rejected: 0 });
+    expect(await retry.json()).to.deep.equal({ received: 2, stored: 0, duplicates: 2, unmatched: 0, rejected: 0 });
+    const clicked = await job(clicker!.jobId);
+    expect(clicked.status).to.equal('clicked');
+    expect(clicked.events[0]!.details).to.deep.equal({ url: url.slice(0, 9_999), ip: '192.0.2.1', truncated: { url: url.length } });
+    const bounced = await job(bouncer!.jobId);
+    expect(bounced.status).to.equal('bounced');
+    expect(bounced.events[0]!.details).to.deep.include({ error: error.slice(0, 1000), truncated: { error: 1_500 } });
+    // What apps hear (the changes feed and the webhook carry the same details).
+    const feed = (await (await service.request('GET', '/status?after=0')).json()) as {
+      changes: Array<{ new_status: string; details: Record<string, unknown> }>;
+    };
+    expect(feed.changes.find((change) => change.new_status === 'clicked')?.details).to.deep.include({
+      url: url.slice(0, 9_999),
+      truncated: { url: url.length },
+    });
+    const { rows } = await service.db.pool.query('select count(*)::int as n, max(length(payload::text))::int as longest from email_events');
+    expect(rows[0]).to.deep.include({ n: 2 });
+    expect(rows[0].longest).to.be.below(11_000);
+    expect((await service.db.pool.query('select count(*)::int as n from rejected_events')).rows[0].n).to.equal(0);
+  });
+
   describe('events that can never be applied', () => {
     const deep = (id: string) => `{"event":"open","time":5,"MessageID":${id},"email":"deep@example.com","extra":${'['.repeat(5000)}${']'.repeat(5000)}}`;
 

@@ -108,4 +108,9 @@ describe('plainEventData', () => {
     expect(plainEventData({ ...BASE, MessageID: 19421777835146 })?.MessageID).to.equal('19421777835146');
     expect(plainEventData({ ...BASE, MessageID: '000123' })?.MessageID).to.equal('123');
   });
+
+  it('when an optional text is longer than jetpost keeps, then it takes the event as the schema does (the parse cuts it after)', () => {
+    const long = { ...BASE, url: 'x'.repeat(10_001), error: 'x'.repeat(1001), Payload: 'x'.repeat(100_001) };
+    expect(plainEventData(structuredClone(long))).to.deep.equal(mailjetEventSchema.parse(structuredClone(long)));
+  });
 });

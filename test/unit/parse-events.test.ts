@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 
 import {
+  eventDetails,
   type MailjetEvent,
   MAX_EVENT_DEPTH,
   MAX_EVENT_LENGTH,
@@ -245,6 +246,64 @@ describe('parseEventBody', () => {
 
   it('when the email has upper-case letters, then the event carries it lower-cased', () => {
     expect(only(eventText({ MessageID: 1, email: 'Ada@Example.COM' })).email).to.equal('ada@example.com');
+  });
+});
+
+describe('parseEventBody of over-long optional texts', () => {
+  it('when CustomID, Payload, url, error or error_related_to is longer than its limit, then the event is kept, the text cut to the limit and its length as received recorded', () => {
+    const event = only(
+      eventText({
+        event: 'bounce',
+        MessageID: 1,
+        CustomID: 'c'.repeat(1001),
+        Payload: 'p'.repeat(100_001),
+        url: 'u'.repeat(10_001),
+        error: 'e'.repeat(5000),
+        error_related_to: 'r'.repeat(1000),
+        comment: 'kept whole',
+      }),
+    );
+
+    expect(event.customId).to.equal('c'.repeat(1000));
+    expect(event.raw).to.deep.include({
+      CustomID: 'c'.repeat(1000),
+      Payload: 'p'.repeat(100_000),
+      url: 'u'.repeat(10_000),
+      error: 'e'.repeat(1000),
+      error_related_to: 'r'.repeat(1000),
+      comment: 'kept whole',
+      jetpost_truncated: { CustomID: 1001, Payload: 100_001, url: 10_001, error: 5000 },
+    });
+  });
+
+  it('when nothing is cut, then a jetpost_truncated the event came with is dropped, and one cut replaces it', () => {
+    expect(only(eventText({ MessageID: 1, url: 'https://example.com', jetpost_truncated: { url: 'forged' } })).raw).not.to.have.property('jetpost_truncated');
+    expect(only(eventText({ MessageID: 1, url: 'u'.repeat(10_001), jetpost_truncated: { error: 7 } })).raw['jetpost_truncated']).to.deep.equal({ url: 10_001 });
+  });
+
+  it('when the same over-long click comes again, then it has the same key, and a click whose link differs only past the cut has another', () => {
+    const long = (tail: string) => eventText({ event: 'click', MessageID: 1, url: `${'u'.repeat(20_000)}${tail}` });
+
+    expect(dedupeKeyOf(long('a'))).to.equal(dedupeKeyOf(long('a')));
+    expect(dedupeKeyOf(long('a'))).not.to.equal(dedupeKeyOf(long('b')));
+  });
+
+  it('when a Message_GUID is longer than 100 characters, then the event is still rejected: a key is never cut', () => {
+    const { events, rejected } = parsed(eventText({ MessageID: 1, Message_GUID: 'g'.repeat(101) }));
+
+    expect(events).to.deep.equal([]);
+    expect(rejected.map((entry) => entry.issues.map((issue) => issue.path))).to.deep.equal([['Message_GUID']]);
+  });
+});
+
+describe('eventDetails', () => {
+  it('when the event had texts cut, then the details name the cut ones among them, and ignore a marker that is not a length past the limit', () => {
+    expect(eventDetails({ url: 'u', Payload: 'p', jetpost_truncated: { url: 10_001, Payload: 100_001 } })).to.deep.equal({
+      url: 'u',
+      truncated: { url: 10_001 },
+    });
+    expect(eventDetails({ url: 'u', error: 'e', jetpost_truncated: { url: 'forged', error: 7 } })).to.deep.equal({ url: 'u', error: 'e' });
+    expect(eventDetails({ url: 'u', jetpost_truncated: 'forged' })).to.deep.equal({ url: 'u' });
   });
 });
 
