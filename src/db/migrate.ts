@@ -48,12 +48,24 @@ export interface MigrateOptions {
    * DATABASE_SCHEMA would otherwise get a new, empty jetpost of its own.
    */
   existingSchemaOnly?: boolean;
+  /**
+   * How long connecting may take (DATABASE_CONNECT_TIMEOUT_MS): a database that accepts the
+   * connection but never answers (frozen, or a firewall that drops packets) must stop the start, not
+   * hang it. Unset: no limit (tools and tests). The migrations' own wait for another replica's lock
+   * comes after the connection and is not bounded by it.
+   */
+  connectTimeoutMs?: number;
 }
 
-export async function runMigrations({ connectionString, schema, log, existingSchemaOnly = false }: MigrateOptions): Promise<string[]> {
-  const client = new pg.Client({ connectionString, options: `-c search_path=${schema}` });
+export async function runMigrations({ connectionString, schema, log, existingSchemaOnly = false, connectTimeoutMs }: MigrateOptions): Promise<string[]> {
+  const client = new pg.Client({ connectionString, options: `-c search_path=${schema}`, connectionTimeoutMillis: connectTimeoutMs ?? 0 });
   client.on('error', (error) => log.warn('migration connection error', { component: 'migrate', error: error.message }));
-  await client.connect();
+  const connectStartedAt = Date.now();
+  await client.connect().catch((error: unknown) => {
+    throw connectTimeoutMs !== undefined && Date.now() - connectStartedAt >= connectTimeoutMs
+      ? Object.assign(new Error(`no answer within ${connectTimeoutMs} ms (DATABASE_CONNECT_TIMEOUT_MS)`, { cause: error }), { code: 'ETIMEDOUT' })
+      : error;
+  });
   try {
     if (existingSchemaOnly && !(await holdsJetpost(client, schema))) {
       throw new StartupError(`no jetpost schema ${schema} in this database; check DATABASE_SCHEMA, or start jetpost once to create it`);

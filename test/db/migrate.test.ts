@@ -1,6 +1,11 @@
+import { createServer, type Server, type Socket } from 'node:net';
+
 import { expect } from 'chai';
 
+import { loadConfig } from '../../src/config.js';
 import { latestMigrationId, migrationsApplied, runMigrations } from '../../src/db/migrate.js';
+import { openDatabase } from '../../src/db/open.js';
+import { StartupError } from '../../src/domain/errors.js';
 import { createTestDatabase, TEST_SCHEMA, type TestDatabase } from '../support/database.js';
 import { testLogger } from '../support/log.js';
 
@@ -32,5 +37,40 @@ describe('migrations', () => {
     await runMigrations({ connectionString: db.url, schema: TEST_SCHEMA, log: testLogger() });
     const second = await runMigrations({ connectionString: db.url, schema: TEST_SCHEMA, log: testLogger() });
     expect(second).to.deep.equal([]);
+  });
+
+  describe('when the database takes the connection but never answers', () => {
+    let silent: Server;
+    const sockets: Socket[] = [];
+
+    beforeEach(async () => {
+      // A frozen PostgreSQL: the kernel accepts the connection, nothing ever answers on it.
+      silent = createServer((socket) => sockets.push(socket));
+      await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    });
+
+    afterEach(async () => {
+      sockets.forEach((socket) => socket.destroy());
+      await new Promise((resolve) => silent.close(resolve));
+    });
+
+    it('then the start stops after DATABASE_CONNECT_TIMEOUT_MS with one line naming the settings, instead of waiting for ever', async function () {
+      // Without the connect timeout the start hangs: fail well before mocha's own timeout.
+      this.timeout(15_000);
+      const { port } = silent.address() as { port: number };
+      const config = loadConfig({ DATABASE_URL: `postgres://jetpost:secret@127.0.0.1:${port}/jetpost`, DATABASE_CONNECT_TIMEOUT_MS: '300' });
+
+      const error = await Promise.race([
+        openDatabase(config, testLogger(), { role: 'command' }).then(
+          () => new Error('opened a database that never answers'),
+          (caught: unknown) => caught,
+        ),
+        new Promise((resolve) => setTimeout(() => resolve(new Error('still waiting after 10 s')), 10_000)),
+      ]);
+
+      expect(error).to.be.instanceOf(StartupError);
+      expect((error as Error).message).to.match(/^the database in DATABASE_URL .*no answer within 300 ms \(DATABASE_CONNECT_TIMEOUT_MS\)\. Check /);
+      expect((error as Error).message).not.to.include('secret');
+    });
   });
 });
