@@ -367,8 +367,12 @@ export class ConfigError extends Error {
 
 /** Parses the environment; throws a ConfigError naming every bad variable. */
 export function loadConfig(env: Env = process.env): Config {
-  // An empty variable means "not set": `PORT=` must give the default, not 0.
-  const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value.trim() !== ''));
+  // An empty variable means "not set": `PORT=` must give the default, not 0. Spaces and a carriage
+  // return around a value (an env file saved with CRLF line ends) are not part of it: kept, they
+  // would put DATA_DIR beside the volume meant for it, or make `production` an unknown NODE_ENV.
+  const present = Object.fromEntries(
+    Object.entries(env).flatMap(([name, value]) => (value === undefined || value.trim() === '' ? [] : [[name, value.trim()]])),
+  );
   const parsed = envSchema.safeParse(present);
   if (!parsed.success) {
     const lines = parsed.error.issues.map((issue) => `  ${issue.path.join('.')}: ${issue.message}`);

@@ -1,5 +1,6 @@
 // Runs the migrations in sql/ with postgres-migrations, inside jetpost's own schema.
 import fs from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 import pg from 'pg';
 import { migrate } from 'postgres-migrations';
@@ -48,12 +49,24 @@ export interface MigrateOptions {
    * DATABASE_SCHEMA would otherwise get a new, empty jetpost of its own.
    */
   existingSchemaOnly?: boolean;
+  /**
+   * How long connecting may take (DATABASE_CONNECT_TIMEOUT_MS): a database that accepts the
+   * connection but never answers (frozen, or a firewall that drops packets) must stop the start, not
+   * hang it. Unset: no limit (tools and tests). The migrations' own wait for another replica's lock
+   * comes after the connection and is not bounded by it.
+   */
+  connectTimeoutMs?: number;
 }
 
-export async function runMigrations({ connectionString, schema, log, existingSchemaOnly = false }: MigrateOptions): Promise<string[]> {
-  const client = new pg.Client({ connectionString, options: `-c search_path=${schema}` });
+export async function runMigrations({ connectionString, schema, log, existingSchemaOnly = false, connectTimeoutMs }: MigrateOptions): Promise<string[]> {
+  const client = new pg.Client({ connectionString, options: `-c search_path=${schema}`, connectionTimeoutMillis: connectTimeoutMs ?? 0 });
   client.on('error', (error) => log.warn('migration connection error', { component: 'migrate', error: error.message }));
-  await client.connect();
+  const connectStartedAt = Date.now();
+  await client.connect().catch((error: unknown) => {
+    throw connectTimeoutMs !== undefined && Date.now() - connectStartedAt >= connectTimeoutMs
+      ? Object.assign(new Error(`no answer within ${connectTimeoutMs} ms (DATABASE_CONNECT_TIMEOUT_MS)`, { cause: error }), { code: 'ETIMEDOUT' })
+      : error;
+  });
   try {
     if (existingSchemaOnly && !(await holdsJetpost(client, schema))) {
       throw new StartupError(`no jetpost schema ${schema} in this database; check DATABASE_SCHEMA, or start jetpost once to create it`);
@@ -67,6 +80,7 @@ export async function runMigrations({ connectionString, schema, log, existingSch
         `the migrations' connection works in schema ${current ?? '(none)'} instead of ${schema}: the database or a pooler in front of it dropped the search_path option. Point DATABASE_DIRECT_URL (or DATABASE_URL) at the database itself`,
       );
     }
+    await refuseInterruptedIndexBuilds(client, schema, log);
     const applied = await migrate({ client }, MIGRATIONS_DIR, {
       logger: (message) => log.debug(message, { component: 'migrate' }),
     });
@@ -78,6 +92,44 @@ export async function runMigrations({ connectionString, schema, log, existingSch
   } finally {
     await client.end();
   }
+}
+
+// postgres-migrations' own advisory lock (its with-lock.js), per session and re-entrant: taken here
+// first, the look for invalid indexes below runs while no other replica can be building one. It is
+// held until the connection ends, after the migrations. Tried, not waited for, as postgres-migrations
+// does: a `create index concurrently` of the replica holding it waits for every transaction open
+// when it started, a statement waiting for the lock included, which would be a deadlock.
+const TRY_MIGRATIONS_LOCK = 'select pg_try_advisory_lock(-8525285245963000605) as locked';
+const LOCK_RETRY_MS = 1_000;
+const INVALID_INDEXES = `
+  select c.relname as name
+  from pg_index i
+  join pg_class c on c.oid = i.indexrelid
+  where c.relnamespace = to_regnamespace($1) and not i.indisvalid
+  order by 1`;
+const LAST_APPLIED = 'select coalesce(max(id), 0) as id from migrations';
+
+/**
+ * An index left invalid by a `create index concurrently` that did not finish (PostgreSQL restarted,
+ * the statement was cancelled) stays in the catalogue. Its migration, run again, would fail on the
+ * name, or, written `if not exists`, be recorded as done over an index no query can use. With
+ * migrations to apply, the start stops and names what to drop; without, the index is only reported.
+ */
+async function refuseInterruptedIndexBuilds(client: pg.Client, schema: string, log: Logger): Promise<void> {
+  while ((await client.query<{ locked: boolean }>(TRY_MIGRATIONS_LOCK)).rows[0]?.locked !== true) {
+    await sleep(LOCK_RETRY_MS);
+  }
+  const invalid = (await client.query<{ name: string }>(INVALID_INDEXES, [schema])).rows.map((row) => `${schema}.${row.name}`);
+  if (invalid.length === 0) {
+    return;
+  }
+  const lastApplied = Number((await client.query<{ id: number }>(LAST_APPLIED)).rows[0]?.id ?? 0);
+  if (lastApplied < (await latestMigrationId())) {
+    throw new StartupError(
+      `invalid index ${invalid.join(', ')}, left by a concurrent build that did not finish: drop it (${invalid.map((name) => `DROP INDEX CONCURRENTLY ${name};`).join(' ')}) and start jetpost again, which builds it anew`,
+    );
+  }
+  log.warn('invalid index: no query uses it; rebuild it with REINDEX INDEX CONCURRENTLY', { component: 'migrate', indexes: invalid });
 }
 
 async function holdsJetpost(client: pg.Client, schema: string): Promise<boolean> {

@@ -61,7 +61,13 @@ export async function openDatabase(config: Config, log: Logger, { role }: OpenOp
   const directConnectionString = config.database.directUrl ?? connectionString;
   try {
     // A command works on the jetpost a service created; only the service creates one.
-    await runMigrations({ connectionString: directConnectionString, schema: config.database.schema, log, existingSchemaOnly: role === 'command' });
+    await runMigrations({
+      connectionString: directConnectionString,
+      schema: config.database.schema,
+      log,
+      existingSchemaOnly: role === 'command',
+      connectTimeoutMs: config.database.timeouts.connectMs,
+    });
   } catch (error) {
     await embedded?.stop();
     const setting = config.database.directUrl === undefined ? 'DATABASE_URL' : 'DATABASE_DIRECT_URL';
@@ -135,6 +141,8 @@ const DATABASE_REFUSALS: Record<string, (setting: string, schema: string) => str
   '42501': (setting, schema) =>
     `Create schema ${schema} with the user of ${setting} as its owner, or grant that user create on the database, or set DATABASE_SCHEMA to a schema it owns`,
   ECONNREFUSED: (setting) => `Nothing accepts connections at the host and port of ${setting}: check them, and that PostgreSQL is running`,
+  // Also a connection that the server took but never answered on (a frozen server), past DATABASE_CONNECT_TIMEOUT_MS.
+  ETIMEDOUT: (setting) => `Check that the PostgreSQL at the host and port of ${setting} is running and answering, and that no firewall drops its packets`,
   ENOTFOUND: (setting) => `The host of ${setting} does not resolve: check it`,
   EAI_AGAIN: (setting) => `The host of ${setting} does not resolve: check it`,
 };

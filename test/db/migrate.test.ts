@@ -1,8 +1,14 @@
-import { expect } from 'chai';
+import { createServer, type Server, type Socket } from 'node:net';
 
+import { expect } from 'chai';
+import pg from 'pg';
+
+import { loadConfig } from '../../src/config.js';
 import { latestMigrationId, migrationsApplied, runMigrations } from '../../src/db/migrate.js';
+import { openDatabase } from '../../src/db/open.js';
+import { StartupError } from '../../src/domain/errors.js';
 import { createTestDatabase, TEST_SCHEMA, type TestDatabase } from '../support/database.js';
-import { testLogger } from '../support/log.js';
+import { capturingLogger, testLogger } from '../support/log.js';
 
 describe('migrations', () => {
   let db: TestDatabase;
@@ -32,5 +38,113 @@ describe('migrations', () => {
     await runMigrations({ connectionString: db.url, schema: TEST_SCHEMA, log: testLogger() });
     const second = await runMigrations({ connectionString: db.url, schema: TEST_SCHEMA, log: testLogger() });
     expect(second).to.deep.equal([]);
+  });
+
+  describe('when the database takes the connection but never answers', () => {
+    let silent: Server;
+    const sockets: Socket[] = [];
+
+    beforeEach(async () => {
+      // A frozen PostgreSQL: the kernel accepts the connection, nothing ever answers on it.
+      silent = createServer((socket) => sockets.push(socket));
+      await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    });
+
+    afterEach(async () => {
+      sockets.forEach((socket) => socket.destroy());
+      await new Promise((resolve) => silent.close(resolve));
+    });
+
+    it('then the start stops after DATABASE_CONNECT_TIMEOUT_MS with one line naming the settings, instead of waiting for ever', async function () {
+      // Without the connect timeout the start hangs: fail well before mocha's own timeout.
+      this.timeout(15_000);
+      const { port } = silent.address() as { port: number };
+      const config = loadConfig({ DATABASE_URL: `postgres://jetpost:secret@127.0.0.1:${port}/jetpost`, DATABASE_CONNECT_TIMEOUT_MS: '300' });
+
+      const error = await Promise.race([
+        openDatabase(config, testLogger(), { role: 'command' }).then(
+          () => new Error('opened a database that never answers'),
+          (caught: unknown) => caught,
+        ),
+        new Promise((resolve) => setTimeout(() => resolve(new Error('still waiting after 10 s')), 10_000)),
+      ]);
+
+      expect(error).to.be.instanceOf(StartupError);
+      expect((error as Error).message).to.match(/^the database in DATABASE_URL .*no answer within 300 ms \(DATABASE_CONNECT_TIMEOUT_MS\)\. Check /);
+      expect((error as Error).message).not.to.include('secret');
+    });
+  });
+
+  describe('when a concurrent index build did not finish (PostgreSQL restarted, the statement cancelled)', () => {
+    /** Leaves jetpost.interrupted_idx invalid, as an index build cut short does. */
+    async function leaveInvalidIndex(): Promise<void> {
+      await db.pool.query('create table interrupted (v int)');
+      await db.pool.query('insert into interrupted values (1), (1)');
+      const failed = await db.pool.query('create unique index concurrently interrupted_idx on interrupted (v)').catch((error: unknown) => error);
+      expect(failed).to.be.instanceOf(Error);
+    }
+
+    it('then a start with migrations to apply stops and names the index to drop, instead of recording the migration over it', async () => {
+      db = await createTestDatabase();
+      await leaveInvalidIndex();
+      await db.pool.query('delete from migrations where id = (select max(id) from migrations)');
+
+      const error = await runMigrations({ connectionString: db.url, schema: TEST_SCHEMA, log: testLogger() }).catch((caught: unknown) => caught);
+
+      expect(error).to.be.instanceOf(StartupError);
+      expect((error as Error).message).to.include(`drop it (DROP INDEX CONCURRENTLY ${TEST_SCHEMA}.interrupted_idx;) and start jetpost again`);
+      expect(await migrationsApplied(db.pool, await latestMigrationId())).to.equal(false);
+
+      await db.pool.query('drop index interrupted_idx');
+      const applied = await runMigrations({ connectionString: db.url, schema: TEST_SCHEMA, log: testLogger() });
+      expect(applied).to.have.length(1);
+    });
+
+    it('then a start with nothing to apply goes on and reports the index', async () => {
+      db = await createTestDatabase();
+      await leaveInvalidIndex();
+      const { log, lines } = capturingLogger('warn');
+
+      expect(await runMigrations({ connectionString: db.url, schema: TEST_SCHEMA, log })).to.deep.equal([]);
+      expect(lines().join('\n')).to.include(`${TEST_SCHEMA}.interrupted_idx`);
+    });
+  });
+
+  it('when another replica holds the migrations lock while its concurrent index build waits, then a start waits for it instead of deadlocking', async () => {
+    db = await createTestDatabase();
+    await db.pool.query('create table building (v int)');
+    const writer = new pg.Client({ connectionString: db.url });
+    const builder = new pg.Client({ connectionString: db.url, options: `-c search_path=${TEST_SCHEMA}` });
+    await writer.connect();
+    await builder.connect();
+    try {
+      // The other replica: it holds postgres-migrations' lock and builds an index, which waits for a write in progress.
+      await writer.query('begin');
+      await writer.query(`lock table ${TEST_SCHEMA}.building in row exclusive mode`);
+      const builderPid = (await builder.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]?.pid;
+      await builder.query('select pg_advisory_lock(-8525285245963000605)');
+      const build = builder.query('create index concurrently building_idx on building (v)').then(
+        () => 'built',
+        (error: unknown) => (error as Error).message,
+      );
+      const start = runMigrations({ connectionString: db.url, schema: TEST_SCHEMA, log: testLogger() }).then(
+        () => 'started',
+        (error: unknown) => (error as Error).message,
+      );
+      // Once this start has asked for the lock, the write ends: the build goes on to wait for the
+      // transactions older than it, this start's included.
+      const asked = "select 1 from pg_stat_activity where query like '%advisory_lock(-8525285245963000605)%' and pid not in ($1, pg_backend_pid())";
+      while ((await db.pool.query(asked, [builderPid])).rowCount === 0) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      await writer.query('commit');
+
+      expect(await build).to.equal('built');
+      await builder.query('select pg_advisory_unlock(-8525285245963000605)');
+      expect(await start).to.equal('started');
+    } finally {
+      await writer.end();
+      await builder.end();
+    }
   });
 });

@@ -242,6 +242,15 @@ describe('loadConfig', () => {
     expect(config.devMode).to.equal(true);
   });
 
+  it('when values end in a carriage return or spaces (an env file saved with CRLF), then they are read without them', () => {
+    const config = loadConfig({ DATA_DIR: '/app/data\r', DATABASE_SCHEMA: 'mail\r', LOG_LEVEL: ' warn ', NODE_ENV: 'test\r' });
+
+    expect(config.dataDir).to.equal('/app/data');
+    expect(config.database.schema).to.equal('mail');
+    expect(config.logLevel).to.equal('warn');
+    expect(config.env).to.equal('test');
+  });
+
   it('when a numeric variable is set but empty, then it is not silently 0', () => {
     for (const [variable, read] of [
       ['PORT', (config: ReturnType<typeof loadConfig>) => config.http.port],
