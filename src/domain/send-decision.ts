@@ -74,6 +74,9 @@ export function retryOrFail(
   return { jobId: job.id, kind: 'failed', error: `gave up after ${job.attempts} attempts: ${error}` };
 }
 
+/** How the error of a job Mailjet accepted without usable ids begins (unresolvedAcceptance, giveUpUnreached). */
+const UNRESOLVED_ACCEPTANCE = 'Mailjet accepted it, but ';
+
 /**
  * A job Mailjet answered "success" for without a usable MessageID for each recipient (a missing,
  * malformed or repeated id, or an address that matches none sent). It must not be sent again, and no
@@ -85,7 +88,7 @@ export function unresolvedAcceptance(job: AttemptedJob, reason: string, context:
   return {
     jobId: job.id,
     kind: 'deferred',
-    error: `Mailjet accepted it, but ${reason}: it is looked up by CustomID for its MessageIDs, never sent again`,
+    error: `${UNRESOLVED_ACCEPTANCE}${reason}: it is looked up by CustomID for its MessageIDs, never sent again`,
     runAt: new Date(context.now.getTime() + delayMs),
     outcomeUnknown: true,
     refundAttempt: false,
@@ -99,7 +102,11 @@ export function unresolvedAcceptance(job: AttemptedJob, reason: string, context:
  */
 export function giveUpAfterLookUp(job: AttemptedJob & { lastError: string | null; acceptedUnresolved: boolean }, lookedUp: boolean): SendResult {
   const { attempts } = job;
-  if (job.acceptedUnresolved) {
+  // Its mark, or its error's wording: a replica of a release before sql/32_… (still running during a
+  // rolling upgrade) marks such a job only so, and a job it deferred may be looked up much later. Read
+  // as a plain unknown outcome, it would fail as "Mailjet has no such message", and a re-queue would
+  // then send it again without a look-up. Only jetpost's own wording starts so.
+  if (job.acceptedUnresolved || job.lastError?.startsWith(UNRESOLVED_ACCEPTANCE) === true) {
     // Mailjet said it took the message: a look-up that does not find it does not make it unsent.
     return {
       jobId: job.id,
@@ -132,7 +139,7 @@ export function giveUpUnreached(job: Pick<AttemptedJob, 'id'>, pairs: readonly A
     recipients: pairs,
     unreached: {
       recipientIds: unreached.map((row) => row.id),
-      error: `Mailjet accepted it, but ${reason}: the last look-up gave no MessageID for ${addresses}, so their outcome is unknown (they may well have been delivered) and no event can reach them`,
+      error: `${UNRESOLVED_ACCEPTANCE}${reason}: the last look-up gave no MessageID for ${addresses}, so their outcome is unknown (they may well have been delivered) and no event can reach them`,
     },
   };
 }

@@ -10,7 +10,7 @@ import { makeJob, messageTo } from '../factories.js';
 import { TEST_SCHEMA } from '../support/database.js';
 import { capturingLogger } from '../support/log.js';
 import { isolateNetwork, restoreNetwork, type SendCall, sendResponseText } from '../support/mailjet-nock.js';
-import { eventually, MAILJET_TEST_ORIGIN, startTestService, type TestService } from '../support/service.js';
+import { ADMIN_KEY, eventually, MAILJET_TEST_ORIGIN, startTestService, type TestService } from '../support/service.js';
 
 async function queue(service: TestService, addresses: string[], messages = addresses.map((to) => messageTo(to))): Promise<string[]> {
   const res = await service.request('POST', '/queue', { body: { messages } });
@@ -516,6 +516,45 @@ describe('acceptances whose ids do not cover every row (nock)', () => {
       ['a@example.com', 'failed', null],
       ['b@example.com', 'accepted', '576460765503090000'],
     ]);
+  });
+
+  it('when a replica of a release before sql/32_ deferred a job Mailjet accepted without usable ids (its error says so, no mark), then a look-up that does not find it leaves it unknown, and a re-queue looks it up before sending', async () => {
+    const order: string[] = [];
+    nock(MAILJET_TEST_ORIGIN)
+      .get('/v3/REST/message')
+      .query(true)
+      .times(3)
+      .reply(() => {
+        order.push('look-up');
+        return [200, '{"Count":0,"Data":[],"Total":0}', { 'content-type': 'application/json' }];
+      })
+      .post('/v3.1/send')
+      .reply((_uri: string, body: nock.Body) => {
+        order.push('send');
+        return [200, success(body as SendCall), { 'content-type': 'application/json' }];
+      });
+    service = await startTestService({ env: { WORKER_CONCURRENCY: '1' } });
+    // As that release's settlement wrote it: attempts spent, outcome unknown, the wording, accepted_unresolved left at its default.
+    const lastError =
+      'Mailjet accepted it, but its answer names an address that matches none sent: it is looked up by CustomID for its MessageIDs, never sent again';
+    const jobId = await makeJob(service.db.pool, { appId: service.appId, to: ['old@example.com'] });
+    await service.db.pool.query(
+      `update email_send_jobs set status = 'deferred', attempts = max_attempts, outcome_unknown = true, last_error = $2, run_at = now() where id = $1`,
+      [jobId, lastError],
+    );
+    await notify(service.db.pool, notifyChannels(TEST_SCHEMA).jobs);
+
+    const failed = await settled(jobId);
+    expect(failed.status).to.equal('failed');
+    expect(failed.last_error).to.equal(
+      `${lastError}; the look-up did not find it, so its recipients' ids are unknown: it may well have been delivered (a re-queue looks it up first)`,
+    );
+    expect((await jobRows(service)).map((row) => row.outcome_unknown)).to.deep.equal([true]);
+
+    const res = await service.request('POST', '/admin/jobs/requeue', { body: { job_ids: [jobId] }, key: ADMIN_KEY });
+    expect(await res.json()).to.deep.equal({ requeued: [jobId] });
+    expect((await settled(jobId)).status).to.equal('accepted');
+    expect(order).to.deep.equal(['look-up', 'look-up', 'send']);
   });
 
   it('when a success gives a MessageUUID the database cannot store (a NUL), then the job is looked up for its ids, not recorded with it', async () => {
