@@ -2,6 +2,7 @@
 // clause (status, lease owner) and returns the ids it changed: zero rows means a lost lease or a no-op.
 import type { JobListRow } from '../domain/dashboard.js';
 import type { AdminJobRow, ClaimedJob, JobRow, QueuedJob } from '../domain/job.js';
+import type { FoundMessage } from '../domain/mailjet-outcome.js';
 import type { MessageContent, NewJob } from '../domain/message.js';
 import { DEPTH_STATUSES, type QueueDepth } from '../domain/queue-figures.js';
 import type { AcceptedIds } from '../domain/recipient.js';
@@ -291,7 +292,7 @@ const CLAIM_JOBS = `
     from within_budget as picked
     where j.id = picked.id
     returning ${JOB_COLUMNS}, j.message,
-      j.outcome_unknown and picked.attempts_before >= j.max_attempts as look_up_only, j.accepted_unresolved
+      j.outcome_unknown and picked.attempts_before >= j.max_attempts as look_up_only, j.accepted_unresolved, j.found_message_ids
   )
   select j.*, ${CLAIMED_RECIPIENTS_JSON} as recipients
   from claimed j`;
@@ -309,6 +310,7 @@ export async function claimJobs(db: Queryable, workerId: string, limit: number, 
         content: row['message'] as MessageContent,
         lookUpOnly: row['look_up_only'] === true,
         acceptedUnresolved: row['accepted_unresolved'] === true,
+        foundEarlier: (row['found_message_ids'] as FoundMessage[] | null) ?? [],
         ...claimedRecipientsFromJson(job.id, row['recipients']),
       });
     })
@@ -349,6 +351,8 @@ export interface Settlement {
    * next claim only looks it up (never send it again), and it is marked accepted_unresolved.
    */
   lookUpOnly?: boolean;
+  /** What its look-ups found so far, when some of its addresses only (kept for its next look-up). */
+  found?: readonly FoundMessage[] | undefined;
 }
 
 // Failed and deferred jobs leave the lease in one statement; only the consumer holding the lease may
@@ -361,11 +365,12 @@ const SETTLE_JOBS = `
     outcome_unknown = s.outcome_unknown,
     attempts = case when s.look_up_only then greatest(j.attempts, j.max_attempts) when s.refund then j.attempts - 1 else j.attempts end,
     accepted_unresolved = j.accepted_unresolved or s.look_up_only,
+    found_message_ids = coalesce(s.found, j.found_message_ids),
     locked_by = null,
     locked_until = null,
     updated_at = now()
-  from unnest($1::bigint[], $2::text[], $3::timestamptz[], $4::text[], $5::boolean[], $6::boolean[], $7::text[], $8::boolean[])
-    as s(id, status, run_at, error, outcome_unknown, refund, worker_id, look_up_only)
+  from unnest($1::bigint[], $2::text[], $3::timestamptz[], $4::text[], $5::boolean[], $6::boolean[], $7::text[], $8::boolean[], $9::jsonb[])
+    as s(id, status, run_at, error, outcome_unknown, refund, worker_id, look_up_only, found)
   where j.id = s.id
     and j.status = 'processing'
     and j.locked_by = s.worker_id
@@ -388,6 +393,7 @@ export async function settleJobs(
     settlements.map((s) => s.refundAttempt),
     settlements.map((s) => s.workerId),
     settlements.map((s) => s.lookUpOnly ?? false),
+    settlements.map((s) => (s.found === undefined ? null : JSON.stringify(s.found))),
   ]);
   const changed = new Set(rows.map((row) => `${String(row['id'])}/${String(row['worker_id'])}`));
   return settlements.filter((s) => changed.has(`${s.id}/${s.workerId}`));

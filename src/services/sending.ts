@@ -160,6 +160,7 @@ async function recordSendResults(pool: Pool, channels: NotifyChannels, requests:
               outcomeUnknown: r.outcomeUnknown,
               refundAttempt: r.refundAttempt,
               lookUpOnly: r.lookUpOnly ?? false,
+              found: r.found,
             },
           ];
       }

@@ -381,10 +381,15 @@ describe('acceptances whose ids do not cover every row (nock)', () => {
   const view = async (jobId: string) => (await (await service.request('GET', `/status/${jobId}`)).json()) as View;
   const recipientsOf = (found: View) => found.recipients.map((r) => [r.email, r.status, r.message_id]);
 
-  /** A send that times out (Mailjet took it), then look-ups answering `lookUps[n]` (the last one from then on) as the addresses Mailjet has. */
+  /**
+   * A send that times out (Mailjet took it), then look-ups answering `lookUps[n]` (the last one from
+   * then on) as the addresses Mailjet has, each address with its own MessageID (numbered as first seen).
+   */
   function timeoutThenLookUps(lookUps: string[][]): { sends: () => number; lookups: () => number } {
     let sends = 0;
     let lookups = 0;
+    const ids = new Map<string, string>();
+    const idOf = (email: string) => ids.get(email) ?? ids.set(email, `57646076550309${String(ids.size).padStart(4, '0')}`).get(email)!;
     nock(MAILJET_TEST_ORIGIN)
       .post('/v3.1/send')
       .delay(1_500)
@@ -399,8 +404,8 @@ describe('acceptances whose ids do not cover every row (nock)', () => {
         const customId = new URL(uri, MAILJET_TEST_ORIGIN).searchParams.get('CustomID');
         const emails = lookUps[Math.min(lookups, lookUps.length - 1)]!;
         lookups += 1;
-        const data = emails.map((email, index) => ({
-          ID: `57646076550309${String(index).padStart(4, '0')}`,
+        const data = emails.map((email) => ({
+          ID: idOf(email),
           UUID: `u-${email}`,
           CustomID: customId,
           ContactAlt: email,
@@ -504,17 +509,33 @@ describe('acceptances whose ids do not cover every row (nock)', () => {
     ]);
   });
 
-  it('when each look-up finds a different address, then the ids of the last look-up are recorded and the rest closed as unknown: never resent, none left pending', async () => {
+  it('when each look-up finds a different address, then the ids of both look-ups are recorded: never resent, none left pending', async () => {
     const double = timeoutThenLookUps([['a@example.com'], ['b@example.com']]);
     service = await startTestService({ env: { MAILJET_TIMEOUT_MS: '500', WORKER_CONCURRENCY: '1' } });
     const [jobId] = await queue(service, [], [messageTo('a@example.com', { cc: ['b@example.com'] })]);
 
     const found = await settled(jobId!);
     expect([double.sends(), double.lookups()]).to.deep.equal([1, 2]);
-    expect(found.status).to.equal('accepted');
+    expect(found).to.deep.include({ status: 'accepted', last_error: null });
     expect(recipientsOf(found)).to.deep.equal([
-      ['a@example.com', 'failed', null],
-      ['b@example.com', 'accepted', '576460765503090000'],
+      ['a@example.com', 'accepted', '576460765503090000'],
+      ['b@example.com', 'accepted', '576460765503090001'],
+    ]);
+  });
+
+  it('when a later look-up finds fewer addresses than an earlier one, then the ids found earlier are recorded and only the addresses no look-up found are closed', async () => {
+    const double = timeoutThenLookUps([['a@example.com', 'b@example.com'], ['a@example.com']]);
+    service = await startTestService({ env: { MAILJET_TIMEOUT_MS: '500', WORKER_CONCURRENCY: '1' } });
+    const [jobId] = await queue(service, [], [messageTo('a@example.com', { cc: ['b@example.com', 'c@example.com'] })]);
+
+    const found = await settled(jobId!);
+    expect([double.sends(), double.lookups()]).to.deep.equal([1, 2]);
+    expect(found.status).to.equal('accepted');
+    expect(found.last_error).to.contain('its look-up found 2 of the 3 addresses sent: the last look-up gave no MessageID for c@example.com,');
+    expect(recipientsOf(found)).to.deep.equal([
+      ['a@example.com', 'accepted', '576460765503090000'],
+      ['b@example.com', 'accepted', '576460765503090001'],
+      ['c@example.com', 'failed', null],
     ]);
   });
 
