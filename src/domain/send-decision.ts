@@ -226,5 +226,8 @@ export function decideSendResults(
       }));
     case 'permanent':
       return jobs.map((job) => ({ jobId: job.id, kind: 'failed', error: outcome.error }));
+    case 'too-large':
+      // The consumer sends a call of several messages again in halves (splitCall): this is one message alone.
+      return jobs.map((job) => ({ jobId: job.id, kind: 'failed', error: `${outcome.error}: the message is larger than Mailjet takes` }));
   }
 }

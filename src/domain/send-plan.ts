@@ -160,6 +160,15 @@ function packJobs(
   }));
 }
 
+/** A call's two halves, in order: what goes instead of a call of several messages Mailjet refused as too large (413). */
+export function splitCall(call: PlannedCall): PlannedCall[] {
+  const half = Math.ceil(call.jobs.length / 2);
+  return [
+    { jobs: call.jobs.slice(0, half), messageJson: call.messageJson.slice(0, half), sandbox: call.sandbox },
+    { jobs: call.jobs.slice(half), messageJson: call.messageJson.slice(half), sandbox: call.sandbox },
+  ];
+}
+
 /** The recipients the jobs' messages go to, as Mailjet counts them. */
 export function recipientsOfJobs(jobs: readonly ClaimedJob[], recipientsByJob: ReadonlyMap<string, readonly RecipientRow[]>): number {
   return jobs.reduce((sum, job) => sum + countRecipients(recipientsByJob.get(job.id) ?? []), 0);

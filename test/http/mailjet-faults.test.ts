@@ -262,6 +262,7 @@ describe('Mailjet failures (nock)', () => {
   for (const [what, entry, found] of [
     ['a MessageID that is not a number', (email: string) => `{"Email":"${email}","MessageUUID":"u-1","MessageID":"abc"}`, true],
     ['a MessageID above 2^63-1', (email: string) => `{"Email":"${email}","MessageUUID":"u-1","MessageID":9223372036854775808}`, true],
+    ["SandboxMode's MessageID 0 to a call not in SandboxMode", (email: string) => `{"Email":"${email}","MessageUUID":"","MessageID":0}`, true],
     ['an address that matches none sent', () => '{"Email":"someone-else@example.com","MessageUUID":"u-1","MessageID":576460765503091111}', false],
   ] as const) {
     it(`when Mailjet answers success with ${what}, then the job is never sent again: it is looked up by CustomID${found ? ' and gets the real MessageID' : ', and fails explained when the look-up does not find it'}`, async () => {
@@ -308,6 +309,51 @@ describe('Mailjet failures (nock)', () => {
       }
     });
   }
+
+  it('when Mailjet refuses a call of several messages as too large (413, an HTML page), then they go again in smaller calls, in the same attempt; one message alone that large fails', async () => {
+    const calls: string[][] = [];
+    nock(MAILJET_TEST_ORIGIN)
+      .persist()
+      .post('/v3.1/send')
+      .reply((_uri: string, body: nock.Body) => {
+        const call = body as SendCall;
+        calls.push(call.Messages.map((message) => message.To[0]!.Email));
+        // As a proxy on the way might: no body of more than two messages, and none to huge@.
+        return call.Messages.length > 2 || call.Messages.some((message) => message.To[0]!.Email === 'huge@example.com')
+          ? [413, '<html><body><h1>413 Request Entity Too Large</h1></body></html>', { 'content-type': 'text/html' }]
+          : [200, success(call), { 'content-type': 'application/json' }];
+      });
+    service = await startTestService({ env: { WORKER_CONCURRENCY: '1' } });
+
+    const addresses = ['a@example.com', 'b@example.com', 'c@example.com', 'huge@example.com', 'd@example.com'];
+    await queue(service, addresses);
+    const rows = await eventually(
+      async () => {
+        const found = await jobRows(service);
+        return found.length === 5 && found.every((row) => row.status === 'accepted' || row.status === 'failed') ? found : undefined;
+      },
+      15_000,
+      'every job settled',
+    );
+
+    expect(rows.map((row) => [row.status, row.attempts])).to.deep.equal([
+      ['accepted', 1],
+      ['accepted', 1],
+      ['accepted', 1],
+      ['failed', 1],
+      ['accepted', 1],
+    ]);
+    expect(rows[3]!.last_error).to.equal('Mailjet 413: Request failed with status code 413: the message is larger than Mailjet takes');
+    expect(calls).to.deep.equal([
+      addresses,
+      addresses.slice(0, 3),
+      addresses.slice(0, 2),
+      addresses.slice(2, 3),
+      addresses.slice(3),
+      ['huge@example.com'],
+      ['d@example.com'],
+    ]);
+  });
 
   it('when a consumer died holding a job, then the reaper returns it, marked unsure, and it is sent after a look-up', async () => {
     let lookups = 0;

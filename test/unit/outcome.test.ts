@@ -125,7 +125,15 @@ describe('classifySendResponse', () => {
       'unresolved',
     ]);
     const sandbox = { Messages: [success('jetpost-1', [['a@example.com', 0]], [['b@example.com', 0]])] };
-    expect(messagesOf(classifySendResponse(response(200, sandbox), ids(1), NOW))[0]).to.deep.include({ kind: 'accepted' });
+    expect(messagesOf(classifySendResponse(response(200, sandbox), ids(1), NOW, true))[0]).to.deep.include({ kind: 'accepted' });
+  });
+
+  it('when a call not in SandboxMode is answered MessageID 0 (no message has it), then its message is unresolved: looked up, never recorded without an id', () => {
+    const body = { Messages: [success('jetpost-1', [['a@example.com', 0]])] };
+    expect(messagesOf(classifySendResponse(response(200, body), ids(1), NOW, false))[0]).to.deep.equal({
+      kind: 'unresolved',
+      reason: "its To[0] entry has MessageID 0, SandboxMode's, in a call not in SandboxMode",
+    });
   });
 
   it('when Mailjet answers a mixed 400, then successes and errors come back in input order and a 4xx error is permanent', () => {
