@@ -164,7 +164,14 @@ function withoutRepeatedIds(outcomes: Array<MessageOutcome | undefined>): Array<
   });
 }
 
-function messageOutcome(entry: Json, sandbox: boolean): MessageOutcome {
+/**
+ * An entry's outcome; undefined when its Status is neither "success" nor "error" (missing, or one
+ * Mailjet does not document): it does not say the message was refused, so it may have been sent.
+ */
+function messageOutcome(entry: Json, sandbox: boolean): MessageOutcome | undefined {
+  if (entry['Status'] !== 'success' && entry['Status'] !== 'error') {
+    return undefined;
+  }
   if (entry['Status'] === 'success') {
     const recipients: AcceptedRecipient[] = [];
     for (const [field, kind] of [

@@ -163,6 +163,18 @@ describe('classifySendResponse', () => {
     expect(messages[1]).to.deep.include({ error: 'x-1: first; x-2: second' });
   });
 
+  it('when an entry has no Status, or one that is neither "success" nor "error", then that message is unknown (maybe sent: looked up), not rejected', () => {
+    for (const status of [undefined, 'queued', 'Success', 'ERROR', 1]) {
+      const body = { Messages: [{ ...success('jetpost-1', [['a@example.com', '576460765503091475']]), Status: status }, error(400)] };
+      for (const code of [200, 400]) {
+        expect(
+          messagesOf(classifySendResponse(response(code, body), ids(2), NOW)).map((message) => message?.kind),
+          `${String(status)} ${code}`,
+        ).to.deep.equal([undefined, 'rejected']);
+      }
+    }
+  });
+
   it('when an error entry has no Errors list, then it is a permanent rejection with a reason', () => {
     const [message] = messagesOf(classifySendResponse(response(400, { Messages: [{ Status: 'error' }] }), ids(1), NOW));
 
