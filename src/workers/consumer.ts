@@ -305,6 +305,7 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
       );
       slowDown = outcome.kind === 'transient';
       if (outcome.kind === 'too-large' && call.jobs.length > 1) {
+        // An answer to the keys, as any other 4xx is (settleCall): a probe after a 401 has passed.
         gate.succeeded();
         log.warn('Mailjet refused a call as too large (413): its messages go again in two calls', {
           component: 'consumer',
