@@ -170,6 +170,7 @@ export function claimedJob(overrides: Partial<ClaimedJob> = {}): ClaimedJob {
     content: { from: { email: 'app@example.com' }, subject: 'Hello', text: 'Hi' },
     lookUpOnly: false,
     acceptedUnresolved: false,
+    foundEarlier: [],
     recipients: [],
     suppressed: new Map(),
     ...overrides,

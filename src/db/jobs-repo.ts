@@ -2,6 +2,7 @@
 // clause (status, lease owner) and returns the ids it changed: zero rows means a lost lease or a no-op.
 import type { JobListRow } from '../domain/dashboard.js';
 import type { AdminJobRow, ClaimedJob, JobRow, QueuedJob } from '../domain/job.js';
+import type { FoundMessage } from '../domain/mailjet-outcome.js';
 import type { MessageContent, NewJob } from '../domain/message.js';
 import { DEPTH_STATUSES, type QueueDepth } from '../domain/queue-figures.js';
 import type { AcceptedIds } from '../domain/recipient.js';
@@ -291,7 +292,7 @@ const CLAIM_JOBS = `
     from within_budget as picked
     where j.id = picked.id
     returning ${JOB_COLUMNS}, j.message,
-      j.outcome_unknown and picked.attempts_before >= j.max_attempts as look_up_only, j.accepted_unresolved
+      j.outcome_unknown and picked.attempts_before >= j.max_attempts as look_up_only, j.accepted_unresolved, j.found_message_ids
   )
   select j.*, ${CLAIMED_RECIPIENTS_JSON} as recipients
   from claimed j`;
@@ -309,6 +310,7 @@ export async function claimJobs(db: Queryable, workerId: string, limit: number, 
         content: row['message'] as MessageContent,
         lookUpOnly: row['look_up_only'] === true,
         acceptedUnresolved: row['accepted_unresolved'] === true,
+        foundEarlier: (row['found_message_ids'] as FoundMessage[] | null) ?? [],
         ...claimedRecipientsFromJson(job.id, row['recipients']),
       });
     })
@@ -349,6 +351,8 @@ export interface Settlement {
    * next claim only looks it up (never send it again), and it is marked accepted_unresolved.
    */
   lookUpOnly?: boolean;
+  /** What its look-ups found so far, when some of its addresses only (kept for its next look-up). */
+  found?: readonly FoundMessage[] | undefined;
 }
 
 // Failed and deferred jobs leave the lease in one statement; only the consumer holding the lease may
@@ -361,11 +365,12 @@ const SETTLE_JOBS = `
     outcome_unknown = s.outcome_unknown,
     attempts = case when s.look_up_only then greatest(j.attempts, j.max_attempts) when s.refund then j.attempts - 1 else j.attempts end,
     accepted_unresolved = j.accepted_unresolved or s.look_up_only,
+    found_message_ids = coalesce(s.found, j.found_message_ids),
     locked_by = null,
     locked_until = null,
     updated_at = now()
-  from unnest($1::bigint[], $2::text[], $3::timestamptz[], $4::text[], $5::boolean[], $6::boolean[], $7::text[], $8::boolean[])
-    as s(id, status, run_at, error, outcome_unknown, refund, worker_id, look_up_only)
+  from unnest($1::bigint[], $2::text[], $3::timestamptz[], $4::text[], $5::boolean[], $6::boolean[], $7::text[], $8::boolean[], $9::jsonb[])
+    as s(id, status, run_at, error, outcome_unknown, refund, worker_id, look_up_only, found)
   where j.id = s.id
     and j.status = 'processing'
     and j.locked_by = s.worker_id
@@ -388,6 +393,7 @@ export async function settleJobs(
     settlements.map((s) => s.refundAttempt),
     settlements.map((s) => s.workerId),
     settlements.map((s) => s.lookUpOnly ?? false),
+    settlements.map((s) => (s.found === undefined ? null : JSON.stringify(s.found))),
   ]);
   const changed = new Set(rows.map((row) => `${String(row['id'])}/${String(row['worker_id'])}`));
   return settlements.filter((s) => changed.has(`${s.id}/${s.workerId}`));
@@ -458,19 +464,20 @@ export async function reapExpiredLeases(db: Queryable, limit: number, error: str
 
 // Accepted wins unless another consumer holds the job now: if a reaper returned it to the queue but
 // nobody claimed it yet, recording the acceptance prevents a second send. Each id comes with the
-// consumer that sent it (one statement records the calls of several consumers).
+// consumer that sent it (one statement records the calls of several consumers), and with its error:
+// null, but for a job some of whose recipients Mailjet gave no id (SentJob.error).
 const ACCEPT_JOBS_TEXT = `
   update email_send_jobs j
   set status = 'accepted',
     queue_status = null,
     accepted_at = now(),
-    last_error = null,
+    last_error = a.error,
     outcome_unknown = false,
     accepted_unresolved = false,
     locked_by = null,
     locked_until = null,
     updated_at = now()
-  from unnest($1::bigint[], $2::text[]) as a(id, worker_id)
+  from unnest($1::bigint[], $2::text[], $9::text[]) as a(id, worker_id, error)
   where j.id = a.id
     and (j.status = any($3::text[]) or (j.status = 'processing' and j.locked_by = a.worker_id))
   returning j.id, j.app_id, a.worker_id`;
@@ -521,6 +528,8 @@ export interface SentJob {
   workerId: string;
   /** Mailjet's ids for each of its recipients. */
   recipients: readonly AcceptedIds[];
+  /** Its last_error: what those of its recipients that Mailjet gave no id are closed with (giveUpUnreached). */
+  error?: string | undefined;
 }
 
 export interface AcceptedSent {
@@ -559,26 +568,13 @@ export async function acceptSentJobs(tx: Queryable, jobs: readonly SentJob[]): P
     messageUuids,
     unquotedArray(recipientJobIds),
     recipientWorkerIds,
+    jobs.map((job) => job.error ?? null),
   ]);
   const notAccepted = new Set((row!['not_accepted'] as number[]).map((position) => position - 1));
   return {
     accepted: jobs.filter((_, index) => !notAccepted.has(index)),
     webhookChanges: (row!['webhook_changes'] as Array<{ id: string; app_id: string }>).map((c) => ({ id: c.id, appId: c.app_id, type: 'accepted' })),
   };
-}
-
-const SET_JOB_ERRORS = `
-  update email_send_jobs j
-  set last_error = u.error,
-    updated_at = now()
-  from unnest($1::bigint[], $2::text[]) as u(id, error)
-  where j.id = u.id`;
-
-/** Notes what an accepted job's recipients could not get (its acceptance clears last_error). */
-export async function setJobErrors(tx: Queryable, errors: ReadonlyMap<string, string>): Promise<void> {
-  if (errors.size > 0) {
-    await query(tx, SET_JOB_ERRORS, [[...errors.keys()], [...errors.values()]]);
-  }
 }
 
 const CANCEL_JOB = `

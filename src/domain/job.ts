@@ -1,4 +1,5 @@
 // A job as jetpost keeps it (email_send_jobs): one message, its lifecycle status and its lease.
+import type { FoundMessage } from './mailjet-outcome.js';
 import type { MessageContent } from './message.js';
 import type { RecipientRow } from './recipient.js';
 import type { JobStatus } from './status.js';
@@ -47,6 +48,11 @@ export interface ClaimedJob extends JobRow {
    * that does not find it does not make it unsent (giveUpAfterLookUp).
    */
   acceptedUnresolved: boolean;
+  /**
+   * What earlier look-ups found of it, when they found some of its addresses only (lookUpResult): a
+   * MessageID found once stays found. Empty otherwise.
+   */
+  foundEarlier: readonly FoundMessage[];
   /** Its To, Cc and Bcc rows in order, read by the claim itself (no second round trip). */
   recipients: RecipientRow[];
   /** Those of its addresses suppressed for its app (lower-cased), with the reason: read by the claim too. */

@@ -62,7 +62,12 @@ export type CallOutcome =
   /** 401: the API key pair is wrong or suspended; every call will fail the same way. */
   | { readonly kind: 'unauthorized'; readonly error: string }
   /** A request-level 4xx: nothing was sent and sending the same call again cannot succeed. */
-  | { readonly kind: 'permanent'; readonly error: string };
+  | { readonly kind: 'permanent'; readonly error: string }
+  /**
+   * 413: the call's body is larger than Mailjet (or a proxy on the way) takes, and nothing was sent.
+   * A call of several messages goes again in smaller calls; one message alone that large cannot be sent.
+   */
+  | { readonly kind: 'too-large'; readonly error: string };
 
 type Json = Record<string, unknown>;
 
@@ -70,12 +75,12 @@ const isObject = (value: unknown): value is Json => typeof value === 'object' &&
 /** A field of Mailjet's error as text: its string or number, else `fallback`. */
 const textOr = (value: unknown, fallback: string): string => (typeof value === 'string' || typeof value === 'number' ? String(value) : fallback);
 
-/** `customIds`: the CustomID of each message of the call, in the order sent. */
-export function classifySendResponse(response: SendResponse, customIds: readonly string[], now: Date): CallOutcome {
+/** `customIds`: the CustomID of each message of the call, in the order sent; `sandbox`: the call's SandboxMode. */
+export function classifySendResponse(response: SendResponse, customIds: readonly string[], now: Date, sandbox = false): CallOutcome {
   const { status } = response;
   const messages = isObject(response.body) ? response.body['Messages'] : undefined;
   if (status !== null && ((status >= 200 && status < 300) || status === 400 || status === 403) && Array.isArray(messages)) {
-    return { kind: 'per-message', messages: withoutRepeatedIds(perMessage(messages, customIds)) };
+    return { kind: 'per-message', messages: withoutRepeatedIds(perMessage(messages, customIds, sandbox)) };
   }
   if (status === null) {
     return { kind: 'transient', error: response.description, outcomeUnknown: response.neverSent !== true };
@@ -93,6 +98,9 @@ export function classifySendResponse(response: SendResponse, customIds: readonly
   if (status === 401) {
     return { kind: 'unauthorized', error: response.description };
   }
+  if (status === 413) {
+    return { kind: 'too-large', error: response.description };
+  }
   if (status === 403) {
     // Mailjet's 403s are about a sender (send-0006 to 0008) and come with Messages (above). One for
     // the whole call is not documented: it may be one app's sender, so it neither stops every app's
@@ -107,7 +115,7 @@ export function classifySendResponse(response: SendResponse, customIds: readonly
   return { kind: 'permanent', error: response.description };
 }
 
-function perMessage(entries: readonly unknown[], customIds: readonly string[]): Array<MessageOutcome | undefined> {
+function perMessage(entries: readonly unknown[], customIds: readonly string[], sandbox: boolean): Array<MessageOutcome | undefined> {
   const echoed = (entry: unknown) => (isObject(entry) && typeof entry['CustomID'] === 'string' && entry['CustomID'] !== '' ? entry['CustomID'] : undefined);
   const inOrder =
     entries.length === customIds.length &&
@@ -116,7 +124,7 @@ function perMessage(entries: readonly unknown[], customIds: readonly string[]): 
       return customId === undefined || customId === customIds[index];
     });
   if (inOrder) {
-    return entries.map((entry) => (isObject(entry) ? messageOutcome(entry) : undefined));
+    return entries.map((entry) => (isObject(entry) ? messageOutcome(entry, sandbox) : undefined));
   }
   // Only a success naming its message, and naming it once, still says what became of that message.
   const named = new Map<string, Json[]>();
@@ -128,7 +136,7 @@ function perMessage(entries: readonly unknown[], customIds: readonly string[]): 
   }
   return customIds.map((customId) => {
     const [entry, ...more] = named.get(customId) ?? [];
-    return entry !== undefined && more.length === 0 ? messageOutcome(entry) : undefined;
+    return entry !== undefined && more.length === 0 ? messageOutcome(entry, sandbox) : undefined;
   });
 }
 
@@ -156,7 +164,14 @@ function withoutRepeatedIds(outcomes: Array<MessageOutcome | undefined>): Array<
   });
 }
 
-function messageOutcome(entry: Json): MessageOutcome {
+/**
+ * An entry's outcome; undefined when its Status is neither "success" nor "error" (missing, or one
+ * Mailjet does not document): it does not say the message was refused, so it may have been sent.
+ */
+function messageOutcome(entry: Json, sandbox: boolean): MessageOutcome | undefined {
+  if (entry['Status'] !== 'success' && entry['Status'] !== 'error') {
+    return undefined;
+  }
   if (entry['Status'] === 'success') {
     const recipients: AcceptedRecipient[] = [];
     for (const [field, kind] of [
@@ -166,7 +181,7 @@ function messageOutcome(entry: Json): MessageOutcome {
     ] as const) {
       const list = entry[field];
       for (const [index, item] of (Array.isArray(list) ? list : []).entries()) {
-        const accepted = isObject(item) ? acceptedRecipient(item, kind) : NO_ID;
+        const accepted = isObject(item) ? acceptedRecipient(item, kind, sandbox) : NO_ID;
         if (typeof accepted === 'string') {
           return { kind: 'unresolved', reason: `its ${field}[${index}] entry has ${accepted}` };
         }
@@ -183,12 +198,18 @@ function messageOutcome(entry: Json): MessageOutcome {
 
 const NO_ID = 'no usable MessageID and address';
 
-/** The entry's recipient, or what makes it unusable. */
-function acceptedRecipient(item: Json, kind: RecipientKind): AcceptedRecipient | string {
+/**
+ * The entry's recipient, or what makes it unusable. MessageID 0 is SandboxMode's, no message's: in a
+ * call not in SandboxMode it would leave the recipient without an id that any event could reach.
+ */
+function acceptedRecipient(item: Json, kind: RecipientKind, sandbox: boolean): AcceptedRecipient | string {
   const messageId = toIdString(item['MessageID']);
   const email = item['Email'];
   if (messageId === undefined || typeof email !== 'string') {
     return NO_ID;
+  }
+  if (messageId === '0' && !sandbox) {
+    return "MessageID 0, SandboxMode's, in a call not in SandboxMode";
   }
   const messageUuid = toUuidString(item['MessageUUID']);
   return messageUuid === undefined ? 'a MessageUUID that cannot be stored' : { kind, email, messageId, messageUuid };

@@ -1,6 +1,6 @@
 // What becomes of each job of a Mailjet call, pure: accepted with its MessageIDs, deferred to a
 // later attempt, or failed for good (the dead-letter state, with the reason kept).
-import type { AcceptedRecipient, CallOutcome, MessageOutcome } from './mailjet-outcome.js';
+import type { AcceptedRecipient, CallOutcome, FoundMessage, MessageOutcome } from './mailjet-outcome.js';
 import { countRecipients } from './mailjet-payload.js';
 import { type AcceptedIds, pairRecipients, type RecipientRow } from './recipient.js';
 import { backoffMs, nextRetry, retryDelayMs, type RetryPolicy } from './retry-policy.js';
@@ -35,6 +35,8 @@ export type SendResult =
       readonly refundAttempt: boolean;
       /** Mailjet accepted it (unresolvedAcceptance): its attempts are spent, so it is only ever looked up, never sent again. */
       readonly lookUpOnly?: boolean;
+      /** What its look-ups found so far, when some of its addresses only: kept for the next look-up (a found MessageID stays found). */
+      readonly found?: readonly FoundMessage[];
     };
 
 export interface AttemptedJob {
@@ -74,22 +76,27 @@ export function retryOrFail(
   return { jobId: job.id, kind: 'failed', error: `gave up after ${job.attempts} attempts: ${error}` };
 }
 
+/** How the error of a job Mailjet accepted without usable ids begins (unresolvedAcceptance, giveUpUnreached). */
+const UNRESOLVED_ACCEPTANCE = 'Mailjet accepted it, but ';
+
 /**
  * A job Mailjet answered "success" for without a usable MessageID for each recipient (a missing,
  * malformed or repeated id, or an address that matches none sent). It must not be sent again, and no
  * event can reach a recipient without its id: it is deferred to be looked up by CustomID (after a
  * backoff, so that Mailjet's message index has it), with its attempts spent so that it is never sent.
+ * `found`: what a look-up found of it already (some addresses), kept for the next one.
  */
-export function unresolvedAcceptance(job: AttemptedJob, reason: string, context: DecisionContext): SendResult {
+export function unresolvedAcceptance(job: AttemptedJob, reason: string, context: DecisionContext, found?: readonly FoundMessage[]): SendResult {
   const delayMs = backoffMs(context.policy, job.attempts, context.random);
   return {
     jobId: job.id,
     kind: 'deferred',
-    error: `Mailjet accepted it, but ${reason}: it is looked up by CustomID for its MessageIDs, never sent again`,
+    error: `${UNRESOLVED_ACCEPTANCE}${reason}: it is looked up by CustomID for its MessageIDs, never sent again`,
     runAt: new Date(context.now.getTime() + delayMs),
     outcomeUnknown: true,
     refundAttempt: false,
     lookUpOnly: true,
+    ...(found === undefined ? {} : { found }),
   };
 }
 
@@ -99,7 +106,11 @@ export function unresolvedAcceptance(job: AttemptedJob, reason: string, context:
  */
 export function giveUpAfterLookUp(job: AttemptedJob & { lastError: string | null; acceptedUnresolved: boolean }, lookedUp: boolean): SendResult {
   const { attempts } = job;
-  if (job.acceptedUnresolved) {
+  // Its mark, or its error's wording: a replica of a release before sql/32_… (still running during a
+  // rolling upgrade) marks such a job only so, and a job it deferred may be looked up much later. Read
+  // as a plain unknown outcome, it would fail as "Mailjet has no such message", and a re-queue would
+  // then send it again without a look-up. Only jetpost's own wording starts so.
+  if (job.acceptedUnresolved || job.lastError?.startsWith(UNRESOLVED_ACCEPTANCE) === true) {
     // Mailjet said it took the message: a look-up that does not find it does not make it unsent.
     return {
       jobId: job.id,
@@ -119,20 +130,27 @@ export function giveUpAfterLookUp(job: AttemptedJob & { lastError: string | null
 }
 
 /**
- * The last look-up of a job Mailjet has found it for some of its addresses only: it is accepted with
- * those, and the rest are closed, since no event can ever reach a recipient without its id. Their
- * outcome is unknown (Mailjet took the message: they may well have been delivered), and the error
- * says so.
+ * The last look-up of a job Mailjet's look-ups have found for some of its addresses only (`lookedUp`
+ * false: that last one could not be made): it is accepted with those, and the rest are closed, since
+ * no event can ever reach a recipient without its id. Their outcome is unknown (Mailjet took the
+ * message: they may well have been delivered), and the error says so.
  */
-export function giveUpUnreached(job: Pick<AttemptedJob, 'id'>, pairs: readonly AcceptedIds[], unreached: readonly RecipientRow[], reason: string): SendResult {
+export function giveUpUnreached(
+  job: Pick<AttemptedJob, 'id'>,
+  pairs: readonly AcceptedIds[],
+  unreached: readonly RecipientRow[],
+  reason: string,
+  lookedUp = true,
+): SendResult {
   const addresses = [...new Set(unreached.map((row) => row.email.toLowerCase()))].join(', ');
+  const last = lookedUp ? 'the last look-up gave no MessageID for' : 'the last look-up could not be made, and none gave a MessageID for';
   return {
     jobId: job.id,
     kind: 'accepted',
     recipients: pairs,
     unreached: {
       recipientIds: unreached.map((row) => row.id),
-      error: `Mailjet accepted it, but ${reason}: the last look-up gave no MessageID for ${addresses}, so their outcome is unknown (they may well have been delivered) and no event can reach them`,
+      error: `${UNRESOLVED_ACCEPTANCE}${reason}: ${last} ${addresses}, so their outcome is unknown (they may well have been delivered) and no event can reach them`,
     },
   };
 }
@@ -208,5 +226,8 @@ export function decideSendResults(
       }));
     case 'permanent':
       return jobs.map((job) => ({ jobId: job.id, kind: 'failed', error: outcome.error }));
+    case 'too-large':
+      // The consumer sends a call of several messages again in halves (splitCall): this is one message alone.
+      return jobs.map((job) => ({ jobId: job.id, kind: 'failed', error: `${outcome.error}: the message is larger than Mailjet takes` }));
   }
 }

@@ -14,9 +14,10 @@ export function jobsToLookUp(jobs: readonly ClaimedJob[]): ClaimedJob[] {
 }
 
 /**
- * What a look-up says (`found` undefined: Mailjet could not be asked). A job Mailjet has is recorded,
- * not resent; one Mailjet could not be asked about waits (never sent blindly); one with its attempts
- * spent that Mailjet does not have fails. Undefined: none of these, so the job is sent.
+ * What a look-up says (`found` undefined: Mailjet could not be asked), with what earlier look-ups of
+ * the job found. A job Mailjet has is recorded, not resent; one Mailjet could not be asked about
+ * waits (never sent blindly); one with its attempts spent that Mailjet does not have fails.
+ * Undefined: none of these, so the job is sent.
  */
 export function lookUpResult(
   job: ClaimedJob,
@@ -24,7 +25,9 @@ export function lookUpResult(
   found: readonly FoundMessage[] | undefined,
   context: DecisionContext,
 ): SendResult | undefined {
-  const { pairs, ...pairing } = pairRecipients(recipients, withoutSharedIds(found ?? []));
+  // A MessageID found once stays found (the earlier look-ups' first): Mailjet's index may show fewer
+  // addresses later than it did.
+  const { pairs, ...pairing } = pairRecipients(recipients, withoutSharedIds([...job.foundEarlier, ...(found ?? [])]));
   // A suppressed address was left out of the send looked up: Mailjet has nothing for it.
   const unreached = pairing.unreached.filter((row) => row.status !== 'suppressed');
   if (pairs.length > 0) {
@@ -34,7 +37,12 @@ export function lookUpResult(
     // Mailjet has the message, so it is never sent again; its index may not show every address yet.
     const sent = countRecipients(recipients.filter((row) => row.status !== 'suppressed'));
     const reason = `its look-up found ${sent - countRecipients(unreached)} of the ${sent} addresses sent`;
-    return job.lookUpOnly ? giveUpUnreached(job, pairs, unreached, reason) : unresolvedAcceptance(job, reason, context);
+    if (job.lookUpOnly) {
+      return giveUpUnreached(job, pairs, unreached, reason, found !== undefined);
+    }
+    const addressOf = new Map(recipients.map((row) => [row.id, row.email]));
+    const kept = pairs.map(({ recipientId, messageId, messageUuid }) => ({ email: addressOf.get(recipientId)!, messageId, messageUuid }));
+    return unresolvedAcceptance(job, reason, context, kept);
   }
   if (job.lookUpOnly) {
     return giveUpAfterLookUp(job, found !== undefined);
@@ -150,6 +158,15 @@ function packJobs(
     messageJson: indexes.map((index) => messageJson[index]!),
     sandbox,
   }));
+}
+
+/** A call's two halves, in order: what goes instead of a call of several messages Mailjet refused as too large (413). */
+export function splitCall(call: PlannedCall): PlannedCall[] {
+  const half = Math.ceil(call.jobs.length / 2);
+  return [
+    { jobs: call.jobs.slice(0, half), messageJson: call.messageJson.slice(0, half), sandbox: call.sandbox },
+    { jobs: call.jobs.slice(half), messageJson: call.messageJson.slice(half), sandbox: call.sandbox },
+  ];
 }
 
 /** The recipients the jobs' messages go to, as Mailjet counts them. */

@@ -71,12 +71,15 @@ export function createMailjetClient({ apiKey, apiSecret, baseUrl = MAILJET_DEFAU
           .get('message', { version: 'v3' })
           .request({}, { CustomID: customId, ShowContactAlt: true, ShowCustomID: true, Limit: 1000 });
         const rows = (result.body as { Data?: Array<Record<string, unknown>> }).Data ?? [];
-        // A row without usable ids is left out, as if not found (yet): no event could reach it.
+        // A row without usable ids is left out, as if not found (yet): no event could reach it. ID 0 is
+        // no message's (SandboxMode answers it).
         return rows.flatMap((row) => {
           const messageId = toIdString(row['ID']);
           const messageUuid = toUuidString(row['UUID']);
           const email = row['ContactAlt'];
-          return messageId === undefined || messageUuid === undefined || typeof email !== 'string' ? [] : [{ messageId, messageUuid, email }];
+          return messageId === undefined || messageId === '0' || messageUuid === undefined || typeof email !== 'string'
+            ? []
+            : [{ messageId, messageUuid, email }];
         });
       } catch {
         return undefined;

@@ -21,7 +21,7 @@ import { customIdForJob, sendBodyJson } from '../domain/mailjet-payload.js';
 import type { RecipientRow } from '../domain/recipient.js';
 import { type Backoff, backoffMs, type RetryPolicy } from '../domain/retry-policy.js';
 import { decideSendResults, minimalResult, type SendResult } from '../domain/send-decision.js';
-import { jobsToLookUp, lookUpResult, planCalls, type PlannedCall, planSuppression, recipientsOfJobs } from '../domain/send-plan.js';
+import { jobsToLookUp, lookUpResult, planCalls, type PlannedCall, planSuppression, recipientsOfJobs, splitCall } from '../domain/send-plan.js';
 import { storableText } from '../domain/storable-text.js';
 import { suppressionKey } from '../domain/suppression.js';
 import type { Logger } from '../log.js';
@@ -284,7 +284,12 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
     return plan.jobs;
   }
 
-  async function sendCall(batch: Batch, call: PlannedCall, turn: TurnContext): Promise<void> {
+  /**
+   * Makes the call and records what it did; returns the calls to make in its place: its halves when
+   * Mailjet refused it as too large (413) and it has several messages (nothing was sent, so they go
+   * in this same attempt), else none.
+   */
+  async function sendCall(batch: Batch, call: PlannedCall, turn: TurnContext): Promise<PlannedCall[]> {
     const started = now().getTime();
     deps.slots?.callStarted();
     let slowDown = true;
@@ -296,9 +301,22 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
         response,
         call.jobs.map((job) => customIdForJob(job.id, job.customId)),
         now(),
+        call.sandbox,
       );
       slowDown = outcome.kind === 'transient';
+      if (outcome.kind === 'too-large' && call.jobs.length > 1) {
+        // An answer to the keys, as any other 4xx is (settleCall): a probe after a 401 has passed.
+        gate.succeeded();
+        log.warn('Mailjet refused a call as too large (413): its messages go again in two calls', {
+          component: 'consumer',
+          consumer: id,
+          messages: call.jobs.length,
+          error: outcome.error,
+        });
+        return splitCall(call);
+      }
       await settleCall(batch, call, outcome, started, turn);
+      return [];
     } finally {
       const ended = now().getTime();
       deps.slots?.callEnded(ended - started, slowDown, (answeredAt ?? ended) - started);
@@ -419,7 +437,8 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
       }
       if (sendable.jobs.length > 0) {
         try {
-          await sendCall(batch, sendable, turn);
+          // Halves of a call refused as too large go next: the loop reaches what is added after it.
+          calls.splice(callIndex + 1, 0, ...(await sendCall(batch, sendable, turn)));
         } catch (error) {
           // This call's results are the lease reaper's now; the later calls were never sent.
           await releaseUnsent(unsent(callIndex + 1));

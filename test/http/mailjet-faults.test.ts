@@ -10,7 +10,7 @@ import { makeJob, messageTo } from '../factories.js';
 import { TEST_SCHEMA } from '../support/database.js';
 import { capturingLogger } from '../support/log.js';
 import { isolateNetwork, restoreNetwork, type SendCall, sendResponseText } from '../support/mailjet-nock.js';
-import { eventually, MAILJET_TEST_ORIGIN, startTestService, type TestService } from '../support/service.js';
+import { ADMIN_KEY, eventually, MAILJET_TEST_ORIGIN, startTestService, type TestService } from '../support/service.js';
 
 async function queue(service: TestService, addresses: string[], messages = addresses.map((to) => messageTo(to))): Promise<string[]> {
   const res = await service.request('POST', '/queue', { body: { messages } });
@@ -262,6 +262,7 @@ describe('Mailjet failures (nock)', () => {
   for (const [what, entry, found] of [
     ['a MessageID that is not a number', (email: string) => `{"Email":"${email}","MessageUUID":"u-1","MessageID":"abc"}`, true],
     ['a MessageID above 2^63-1', (email: string) => `{"Email":"${email}","MessageUUID":"u-1","MessageID":9223372036854775808}`, true],
+    ["SandboxMode's MessageID 0 to a call not in SandboxMode", (email: string) => `{"Email":"${email}","MessageUUID":"","MessageID":0}`, true],
     ['an address that matches none sent', () => '{"Email":"someone-else@example.com","MessageUUID":"u-1","MessageID":576460765503091111}', false],
   ] as const) {
     it(`when Mailjet answers success with ${what}, then the job is never sent again: it is looked up by CustomID${found ? ' and gets the real MessageID' : ', and fails explained when the look-up does not find it'}`, async () => {
@@ -308,6 +309,51 @@ describe('Mailjet failures (nock)', () => {
       }
     });
   }
+
+  it('when Mailjet refuses a call of several messages as too large (413, an HTML page), then they go again in smaller calls, in the same attempt; one message alone that large fails', async () => {
+    const calls: string[][] = [];
+    nock(MAILJET_TEST_ORIGIN)
+      .persist()
+      .post('/v3.1/send')
+      .reply((_uri: string, body: nock.Body) => {
+        const call = body as SendCall;
+        calls.push(call.Messages.map((message) => message.To[0]!.Email));
+        // As a proxy on the way might: no body of more than two messages, and none to huge@.
+        return call.Messages.length > 2 || call.Messages.some((message) => message.To[0]!.Email === 'huge@example.com')
+          ? [413, '<html><body><h1>413 Request Entity Too Large</h1></body></html>', { 'content-type': 'text/html' }]
+          : [200, success(call), { 'content-type': 'application/json' }];
+      });
+    service = await startTestService({ env: { WORKER_CONCURRENCY: '1' } });
+
+    const addresses = ['a@example.com', 'b@example.com', 'c@example.com', 'huge@example.com', 'd@example.com'];
+    await queue(service, addresses);
+    const rows = await eventually(
+      async () => {
+        const found = await jobRows(service);
+        return found.length === 5 && found.every((row) => row.status === 'accepted' || row.status === 'failed') ? found : undefined;
+      },
+      15_000,
+      'every job settled',
+    );
+
+    expect(rows.map((row) => [row.status, row.attempts])).to.deep.equal([
+      ['accepted', 1],
+      ['accepted', 1],
+      ['accepted', 1],
+      ['failed', 1],
+      ['accepted', 1],
+    ]);
+    expect(rows[3]!.last_error).to.equal('Mailjet 413: Request failed with status code 413: the message is larger than Mailjet takes');
+    expect(calls).to.deep.equal([
+      addresses,
+      addresses.slice(0, 3),
+      addresses.slice(0, 2),
+      addresses.slice(2, 3),
+      addresses.slice(3),
+      ['huge@example.com'],
+      ['d@example.com'],
+    ]);
+  });
 
   it('when a consumer died holding a job, then the reaper returns it, marked unsure, and it is sent after a look-up', async () => {
     let lookups = 0;
@@ -381,10 +427,15 @@ describe('acceptances whose ids do not cover every row (nock)', () => {
   const view = async (jobId: string) => (await (await service.request('GET', `/status/${jobId}`)).json()) as View;
   const recipientsOf = (found: View) => found.recipients.map((r) => [r.email, r.status, r.message_id]);
 
-  /** A send that times out (Mailjet took it), then look-ups answering `lookUps[n]` (the last one from then on) as the addresses Mailjet has. */
+  /**
+   * A send that times out (Mailjet took it), then look-ups answering `lookUps[n]` (the last one from
+   * then on) as the addresses Mailjet has, each address with its own MessageID (numbered as first seen).
+   */
   function timeoutThenLookUps(lookUps: string[][]): { sends: () => number; lookups: () => number } {
     let sends = 0;
     let lookups = 0;
+    const ids = new Map<string, string>();
+    const idOf = (email: string) => ids.get(email) ?? ids.set(email, `57646076550309${String(ids.size).padStart(4, '0')}`).get(email)!;
     nock(MAILJET_TEST_ORIGIN)
       .post('/v3.1/send')
       .delay(1_500)
@@ -399,8 +450,8 @@ describe('acceptances whose ids do not cover every row (nock)', () => {
         const customId = new URL(uri, MAILJET_TEST_ORIGIN).searchParams.get('CustomID');
         const emails = lookUps[Math.min(lookups, lookUps.length - 1)]!;
         lookups += 1;
-        const data = emails.map((email, index) => ({
-          ID: `57646076550309${String(index).padStart(4, '0')}`,
+        const data = emails.map((email) => ({
+          ID: idOf(email),
           UUID: `u-${email}`,
           CustomID: customId,
           ContactAlt: email,
@@ -504,18 +555,73 @@ describe('acceptances whose ids do not cover every row (nock)', () => {
     ]);
   });
 
-  it('when each look-up finds a different address, then the ids of the last look-up are recorded and the rest closed as unknown: never resent, none left pending', async () => {
+  it('when each look-up finds a different address, then the ids of both look-ups are recorded: never resent, none left pending', async () => {
     const double = timeoutThenLookUps([['a@example.com'], ['b@example.com']]);
     service = await startTestService({ env: { MAILJET_TIMEOUT_MS: '500', WORKER_CONCURRENCY: '1' } });
     const [jobId] = await queue(service, [], [messageTo('a@example.com', { cc: ['b@example.com'] })]);
 
     const found = await settled(jobId!);
     expect([double.sends(), double.lookups()]).to.deep.equal([1, 2]);
-    expect(found.status).to.equal('accepted');
+    expect(found).to.deep.include({ status: 'accepted', last_error: null });
     expect(recipientsOf(found)).to.deep.equal([
-      ['a@example.com', 'failed', null],
-      ['b@example.com', 'accepted', '576460765503090000'],
+      ['a@example.com', 'accepted', '576460765503090000'],
+      ['b@example.com', 'accepted', '576460765503090001'],
     ]);
+  });
+
+  it('when a later look-up finds fewer addresses than an earlier one, then the ids found earlier are recorded and only the addresses no look-up found are closed', async () => {
+    const double = timeoutThenLookUps([['a@example.com', 'b@example.com'], ['a@example.com']]);
+    service = await startTestService({ env: { MAILJET_TIMEOUT_MS: '500', WORKER_CONCURRENCY: '1' } });
+    const [jobId] = await queue(service, [], [messageTo('a@example.com', { cc: ['b@example.com', 'c@example.com'] })]);
+
+    const found = await settled(jobId!);
+    expect([double.sends(), double.lookups()]).to.deep.equal([1, 2]);
+    expect(found.status).to.equal('accepted');
+    expect(found.last_error).to.contain('its look-up found 2 of the 3 addresses sent: the last look-up gave no MessageID for c@example.com,');
+    expect(recipientsOf(found)).to.deep.equal([
+      ['a@example.com', 'accepted', '576460765503090000'],
+      ['b@example.com', 'accepted', '576460765503090001'],
+      ['c@example.com', 'failed', null],
+    ]);
+  });
+
+  it('when a replica of a release before sql/32_ deferred a job Mailjet accepted without usable ids (its error says so, no mark), then a look-up that does not find it leaves it unknown, and a re-queue looks it up before sending', async () => {
+    const order: string[] = [];
+    nock(MAILJET_TEST_ORIGIN)
+      .get('/v3/REST/message')
+      .query(true)
+      .times(3)
+      .reply(() => {
+        order.push('look-up');
+        return [200, '{"Count":0,"Data":[],"Total":0}', { 'content-type': 'application/json' }];
+      })
+      .post('/v3.1/send')
+      .reply((_uri: string, body: nock.Body) => {
+        order.push('send');
+        return [200, success(body as SendCall), { 'content-type': 'application/json' }];
+      });
+    service = await startTestService({ env: { WORKER_CONCURRENCY: '1' } });
+    // As that release's settlement wrote it: attempts spent, outcome unknown, the wording, accepted_unresolved left at its default.
+    const lastError =
+      'Mailjet accepted it, but its answer names an address that matches none sent: it is looked up by CustomID for its MessageIDs, never sent again';
+    const jobId = await makeJob(service.db.pool, { appId: service.appId, to: ['old@example.com'] });
+    await service.db.pool.query(
+      `update email_send_jobs set status = 'deferred', attempts = max_attempts, outcome_unknown = true, last_error = $2, run_at = now() where id = $1`,
+      [jobId, lastError],
+    );
+    await notify(service.db.pool, notifyChannels(TEST_SCHEMA).jobs);
+
+    const failed = await settled(jobId);
+    expect(failed.status).to.equal('failed');
+    expect(failed.last_error).to.equal(
+      `${lastError}; the look-up did not find it, so its recipients' ids are unknown: it may well have been delivered (a re-queue looks it up first)`,
+    );
+    expect((await jobRows(service)).map((row) => row.outcome_unknown)).to.deep.equal([true]);
+
+    const res = await service.request('POST', '/admin/jobs/requeue', { body: { job_ids: [jobId] }, key: ADMIN_KEY });
+    expect(await res.json()).to.deep.equal({ requeued: [jobId] });
+    expect((await settled(jobId)).status).to.equal('accepted');
+    expect(order).to.deep.equal(['look-up', 'look-up', 'send']);
   });
 
   it('when a success gives a MessageUUID the database cannot store (a NUL), then the job is looked up for its ids, not recorded with it', async () => {

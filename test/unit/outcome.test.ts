@@ -125,7 +125,15 @@ describe('classifySendResponse', () => {
       'unresolved',
     ]);
     const sandbox = { Messages: [success('jetpost-1', [['a@example.com', 0]], [['b@example.com', 0]])] };
-    expect(messagesOf(classifySendResponse(response(200, sandbox), ids(1), NOW))[0]).to.deep.include({ kind: 'accepted' });
+    expect(messagesOf(classifySendResponse(response(200, sandbox), ids(1), NOW, true))[0]).to.deep.include({ kind: 'accepted' });
+  });
+
+  it('when a call not in SandboxMode is answered MessageID 0 (no message has it), then its message is unresolved: looked up, never recorded without an id', () => {
+    const body = { Messages: [success('jetpost-1', [['a@example.com', 0]])] };
+    expect(messagesOf(classifySendResponse(response(200, body), ids(1), NOW, false))[0]).to.deep.equal({
+      kind: 'unresolved',
+      reason: "its To[0] entry has MessageID 0, SandboxMode's, in a call not in SandboxMode",
+    });
   });
 
   it('when Mailjet answers a mixed 400, then successes and errors come back in input order and a 4xx error is permanent', () => {
@@ -153,6 +161,18 @@ describe('classifySendResponse', () => {
 
     expect(messages.map((message) => message?.kind === 'rejected' && message.transient)).to.deep.equal([true, false, false]);
     expect(messages[1]).to.deep.include({ error: 'x-1: first; x-2: second' });
+  });
+
+  it('when an entry has no Status, or one that is neither "success" nor "error", then that message is unknown (maybe sent: looked up), not rejected', () => {
+    for (const status of [undefined, 'queued', 'Success', 'ERROR', 1]) {
+      const body = { Messages: [{ ...success('jetpost-1', [['a@example.com', '576460765503091475']]), Status: status }, error(400)] };
+      for (const code of [200, 400]) {
+        expect(
+          messagesOf(classifySendResponse(response(code, body), ids(2), NOW)).map((message) => message?.kind),
+          `${String(status)} ${code}`,
+        ).to.deep.equal([undefined, 'rejected']);
+      }
+    }
   });
 
   it('when an error entry has no Errors list, then it is a permanent rejection with a reason', () => {

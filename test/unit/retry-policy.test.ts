@@ -251,19 +251,25 @@ describe('giveUpAfterLookUp', () => {
     expect((result as { error: string }).error).to.contain('may have been delivered');
   });
 
-  it('when Mailjet accepted the job without usable ids, then it is the job’s mark that says so, not the wording of its error', () => {
-    const lastError =
-      'Mailjet accepted it, but its answer gives 0 of the 1 addresses sent a MessageID: it is looked up by CustomID for its MessageIDs, never sent again';
+  it('when Mailjet accepted the job without usable ids, then the job’s mark says so, whatever its error says', () => {
     expect(giveUpAfterLookUp({ ...attempted('7', 3, 3), lastError: 'Mailjet 503', acceptedUnresolved: true }, true)).to.deep.equal({
       jobId: '7',
       kind: 'failed',
       error: "Mailjet 503; the look-up did not find it, so its recipients' ids are unknown: it may well have been delivered (a re-queue looks it up first)",
       outcomeUnknown: true,
     });
-    expect(giveUpAfterLookUp({ ...attempted('7', 3, 3), lastError, acceptedUnresolved: false }, true)).to.deep.equal({
-      jobId: '7',
-      kind: 'failed',
-      error: `gave up after 3 attempts (Mailjet has no such message): ${lastError}`,
-    });
+  });
+
+  it('when a release before the mark (sql/32_…) deferred the job as accepted without usable ids, then its error’s wording says so: it stays unknown, never "no such message"', () => {
+    const lastError =
+      'Mailjet accepted it, but its answer gives 0 of the 1 addresses sent a MessageID: it is looked up by CustomID for its MessageIDs, never sent again';
+    for (const lookedUp of [true, false]) {
+      expect(giveUpAfterLookUp({ ...attempted('7', 3, 3), lastError, acceptedUnresolved: false }, lookedUp)).to.deep.equal({
+        jobId: '7',
+        kind: 'failed',
+        error: `${lastError}; the look-up ${lookedUp ? 'did not find it' : 'could not be made'}, so its recipients' ids are unknown: it may well have been delivered (a re-queue looks it up first)`,
+        outcomeUnknown: true,
+      });
+    }
   });
 });

@@ -5,7 +5,7 @@ import { expect } from 'chai';
 
 import { isDeterministicDatabaseError } from '../../src/domain/errors.js';
 import type { ClaimedJob } from '../../src/domain/job.js';
-import type { AcceptedRecipient } from '../../src/domain/mailjet-outcome.js';
+import type { AcceptedRecipient, FoundMessage } from '../../src/domain/mailjet-outcome.js';
 import type { RecipientRow } from '../../src/domain/recipient.js';
 import { decideSendResults, giveUpAfterLookUp, minimalResult } from '../../src/domain/send-decision.js';
 import { lookUpResult } from '../../src/domain/send-plan.js';
@@ -74,8 +74,8 @@ describe('an acceptance checked against the recipients sent', () => {
     entries.map(([kind, email], index) => ({ kind, email, messageId: id(index), messageUuid: `u-${index}` }));
   const decide = (rows: RecipientRow[], recipients: AcceptedRecipient[]) =>
     decideSendResults([job], { kind: 'per-message', messages: [{ kind: 'accepted', recipients }] }, context, new Map([['1', rows]]))[0];
-  const claimed = (lookUpOnly: boolean, rows: RecipientRow[]) =>
-    ({ id: '1', attempts: lookUpOnly ? 5 : 2, maxAttempts: 5, lastError: 'Mailjet 503', lookUpOnly, recipients: rows }) as unknown as ClaimedJob;
+  const claimed = (lookUpOnly: boolean, rows: RecipientRow[], foundEarlier: FoundMessage[] = []) =>
+    ({ id: '1', attempts: lookUpOnly ? 5 : 2, maxAttempts: 5, lastError: 'Mailjet 503', lookUpOnly, recipients: rows, foundEarlier }) as unknown as ClaimedJob;
   const found = (...emails: string[]) => emails.map((email, index) => ({ email, messageId: id(index), messageUuid: `u-${index}` }));
 
   it('when every address sent has its id, then the acceptance carries each recipient row with its ids, paired once', () => {
@@ -166,6 +166,7 @@ describe('an acceptance checked against the recipients sent', () => {
       outcomeUnknown: true,
       refundAttempt: false,
       lookUpOnly: true,
+      found: found('a@example.com'),
     });
     expect(lookUpResult(claimed(true, rows), rows, found('a@example.com', 'c@example.com'), context)).to.deep.equal({
       jobId: '1',
@@ -192,5 +193,50 @@ describe('an acceptance checked against the recipients sent', () => {
     });
     // Found whole at the last look-up: accepted as any other.
     expect(lookUpResult(claimed(true, rows), rows, found('a@example.com', 'b@example.com', 'c@example.com'), context)).to.deep.include({ kind: 'accepted' });
+  });
+  it('when an earlier look-up found some addresses, then what it found stays found: a later look-up that finds others or fewer adds to it, one that cannot be made loses nothing', () => {
+    const rows = [row('1', 'to', 'a@example.com'), row('2', 'cc', 'b@example.com'), row('3', 'cc', 'c@example.com')];
+    const earlier = found('a@example.com');
+    const pairOf = (recipientId: string, index: number) => ({ recipientId, messageId: id(index), messageUuid: `u-${index}` });
+    const other = (email: string, index: number) => ({ email, messageId: id(index), messageUuid: `u-${index}` });
+
+    // Others: b found now, a kept; c still missing, so the job is looked up again with both.
+    expect(lookUpResult(claimed(false, rows, earlier), rows, [other('b@example.com', 1)], context)).to.deep.include({
+      kind: 'deferred',
+      error: 'Mailjet accepted it, but its look-up found 2 of the 3 addresses sent: it is looked up by CustomID for its MessageIDs, never sent again',
+      found: [...earlier, other('b@example.com', 1)],
+    });
+    // Others, at the last look-up: accepted with every id found by any look-up.
+    expect(lookUpResult(claimed(true, rows, [...earlier, other('b@example.com', 1)]), rows, [other('c@example.com', 2)], context)).to.deep.equal({
+      jobId: '1',
+      kind: 'accepted',
+      recipients: [pairOf('1', 0), pairOf('2', 1), pairOf('3', 2)],
+    });
+    // Fewer (nothing, or the same address again), at the last look-up: the earlier ids are recorded, only the addresses no look-up found are closed.
+    for (const last of [[], earlier]) {
+      expect(lookUpResult(claimed(true, rows, [...earlier, other('b@example.com', 1)]), rows, last, context)).to.deep.equal({
+        jobId: '1',
+        kind: 'accepted',
+        recipients: [pairOf('1', 0), pairOf('2', 1)],
+        unreached: {
+          recipientIds: ['3'],
+          error:
+            'Mailjet accepted it, but its look-up found 2 of the 3 addresses sent: the last look-up gave no MessageID for c@example.com, so their outcome is unknown (they may well have been delivered) and no event can reach them',
+        },
+      });
+    }
+    // A last look-up that cannot be made: the earlier ids are recorded all the same.
+    expect(lookUpResult(claimed(true, rows, earlier), rows, undefined, context)).to.deep.equal({
+      jobId: '1',
+      kind: 'accepted',
+      recipients: [pairOf('1', 0)],
+      unreached: {
+        recipientIds: ['2', '3'],
+        error:
+          'Mailjet accepted it, but its look-up found 1 of the 3 addresses sent: the last look-up could not be made, and none gave a MessageID for b@example.com, c@example.com, so their outcome is unknown (they may well have been delivered) and no event can reach them',
+      },
+    });
+    // An id a later look-up gives another address says nothing of either: neither is found.
+    expect(lookUpResult(claimed(true, rows, earlier), rows, [other('b@example.com', 0)], context)).to.deep.include({ kind: 'failed' });
   });
 });

@@ -1,0 +1,30 @@
+// The message look-up by CustomID (GET /v3/REST/message): the rows it keeps as found. A row without
+// usable ids counts as not found: it could only be recorded without an id no event can reach.
+import { expect } from 'chai';
+import nock from 'nock';
+
+import { createMailjetClient } from '../../src/mailjet/client.js';
+import { isolateNetwork, restoreNetwork } from '../support/mailjet-nock.js';
+
+const ORIGIN = 'https://api.mailjet.test';
+
+describe('the look-up by CustomID', () => {
+  beforeEach(() => isolateNetwork());
+  afterEach(() => restoreNetwork());
+
+  it("when a row has SandboxMode's ID 0 (no message's), then it is not found, as a row without an address or an ID is not", async () => {
+    const rows = [
+      '{"ID":0,"UUID":"","CustomID":"jetpost-1","ContactAlt":"zero@example.com"}',
+      '{"ID":576460765503091475,"UUID":"u-1","CustomID":"jetpost-1","ContactAlt":"a@example.com"}',
+      '{"ID":576460765503091476,"UUID":"u-2","CustomID":"jetpost-1"}',
+      '{"UUID":"u-3","CustomID":"jetpost-1","ContactAlt":"c@example.com"}',
+    ];
+    nock(ORIGIN)
+      .get('/v3/REST/message')
+      .query(true)
+      .reply(200, `{"Count":${rows.length},"Data":[${rows.join(',')}],"Total":${rows.length}}`, { 'content-type': 'application/json' });
+    const client = createMailjetClient({ apiKey: 'k', apiSecret: 's', baseUrl: ORIGIN, timeoutMs: 5_000 });
+
+    expect(await client.findByCustomId('jetpost-1')).to.deep.equal([{ messageId: '576460765503091475', messageUuid: 'u-1', email: 'a@example.com' }]);
+  });
+});
