@@ -898,7 +898,9 @@ export interface components {
             template_language?: boolean;
             /**
              * @description Template variables (Mailjet's `Variables`); a JSON object of at most 64 KiB (65536 bytes)
-             *     as JSON, nesting at most 32 levels of objects and arrays (the object itself is one).
+             *     as JSON, nesting at most 32 levels of objects and arrays (the object itself is one). Numbers
+             *     are read as IEEE 754 doubles: a whole number beyond ±9007199254740991 (2^53 − 1), or one
+             *     too large for a double (`1e400`), is refused (`400`) rather than altered; send it as a string.
              */
             variables?: {
                 [key: string]: unknown;
@@ -934,6 +936,9 @@ export interface components {
             /**
              * @description Any JSON object of at most 8 KiB (8192 bytes) as JSON, nesting at most 32 levels of
              *     objects and arrays (the object itself is one), echoed back with the job exactly as given.
+             *     Numbers are read as IEEE 754 doubles: a whole number beyond ±9007199254740991 (2^53 − 1),
+             *     such as a 64-bit id, or one too large for a double (`1e400`), is refused (`400`) rather
+             *     than given back altered; send it as a string.
              */
             metadata?: {
                 [key: string]: unknown;

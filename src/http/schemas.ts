@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { emailAddressProblem } from '../domain/email-address.js';
 import { AppError, type FieldError, ValidationError } from '../domain/errors.js';
 import { emailSchema, jobIdSchema, NO_CONTROL, noControl, pageLimitSchema, parseOrThrow } from '../domain/input-schemas.js';
-import { findUnstorableText, nestsDeeperThan } from '../domain/json-text.js';
+import { findInexactNumber, findUnstorableText, nestsDeeperThan } from '../domain/json-text.js';
 import { FORBIDDEN_HEADERS, MAX_MESSAGE_BYTES, queuedMessageBytes, queuedMessageBytesAtMost } from '../domain/mailjet-payload.js';
 import { type MessageContent, type NewJob, type Recipient, TRACKING_VALUES } from '../domain/message.js';
 import type { FeedCursor } from '../domain/status-change.js';
@@ -82,8 +82,9 @@ const utf8Bytes = (value: string) => Buffer.byteLength(value, 'utf8');
 const textPart = (maxBytes: number) =>
   z.string().refine((value) => utf8Bytes(value) <= maxBytes, `must be at most ${maxBytes / MiB} MiB (${maxBytes} bytes) as UTF-8`);
 /**
- * A JSON object of bounded depth and size. Both are checked before the object is parsed as a record
- * (which copies every key): the depth first, so that measuring the size cannot overflow the stack.
+ * A JSON object of bounded depth and size, whose numbers come back as sent. All are checked before
+ * the object is parsed as a record (which copies every key): the depth first, so that neither the
+ * walk over its numbers nor measuring its size can overflow the stack.
  */
 const jsonObject = (maxBytes: number, what: string) =>
   z
@@ -94,6 +95,11 @@ const jsonObject = (maxBytes: number, what: string) =>
       }
       if (nestsDeeperThan(value, LIMITS.jsonDepth)) {
         ctx.addIssue({ code: 'custom', message: `${what} must nest at most ${LIMITS.jsonDepth} levels of objects and arrays` });
+        return;
+      }
+      const inexact = findInexactNumber(value, LIMITS.jsonDepth);
+      if (inexact !== undefined) {
+        ctx.addIssue({ code: 'custom', path: inexact.path, message: inexact.message });
       } else if (utf8Bytes(JSON.stringify(value)) > maxBytes) {
         ctx.addIssue({ code: 'custom', message: `${what} must be at most ${maxBytes} bytes as JSON` });
       }

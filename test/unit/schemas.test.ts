@@ -244,6 +244,26 @@ describe('parseQueueRequest', () => {
     expect(accepted({ ...MINIMAL, metadata: { note: 'x'.repeat(8000) } }).jobs).to.have.length(1);
   });
 
+  it('when metadata or variables hold a number JSON.parse cannot keep (1e400, a whole number beyond 2^53), then it is refused at that number', () => {
+    // As the route gets them: parsed from the request's text.
+    const tooLarge = JSON.parse('{"a":{"b":[1,1e400]}}') as object;
+    const longId = JSON.parse('{"order":12345678901234567890}') as object;
+
+    const fields = fieldsOf(() => parseQueueRequest({ ...MINIMAL, metadata: tooLarge }, undefined));
+    expect(fields.map((field) => field.path)).to.deep.equal(['metadata.a.b.1']);
+    expect(fields[0]!.message).to.match(/would come back as null\): send it as a string/);
+    expect(rejectedPaths({ messages: [MINIMAL, { to: 'a@example.com', template_id: 7, variables: longId }] })).to.deep.equal(['messages.1.variables.order']);
+    expect(fieldsOf(() => parseQueueRequest({ ...MINIMAL, metadata: longId }, undefined))[0]!.message).to.match(/last digits would be lost/);
+    expect(
+      accepted({ ...MINIMAL, metadata: { id: Number.MAX_SAFE_INTEGER, min: -Number.MAX_SAFE_INTEGER, ratio: 0.1, tiny: 1.5e-300 } }).jobs[0]?.metadata,
+    ).to.deep.equal({
+      id: Number.MAX_SAFE_INTEGER,
+      min: -Number.MAX_SAFE_INTEGER,
+      ratio: 0.1,
+      tiny: 1.5e-300,
+    });
+  });
+
   it('when priority is outside 0–3 or not an integer, then it is rejected', () => {
     expect(rejectedPaths({ ...MINIMAL, priority: 4 })).to.deep.equal(['priority']);
     expect(rejectedPaths({ ...MINIMAL, priority: -1 })).to.deep.equal(['priority']);
