@@ -1984,7 +1984,8 @@ export interface operations {
                 /**
                  * @description Reads the changes feed from this position: `0` (or empty) for the beginning of the app's
                  *     log, else the `next_cursor` of an earlier answer, exactly as it was given. Anything else
-                 *     is a `400`. Give it once.
+                 *     is a `400`, a well-formed cursor this database never gave too (one past every transaction
+                 *     so far: made up, or kept from another installation). Give it once.
                  * @example 0
                  */
                 after?: components["schemas"]["FeedCursorParameter"];
