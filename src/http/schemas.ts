@@ -5,7 +5,7 @@ import { z } from 'zod';
 
 import { emailAddressProblem } from '../domain/email-address.js';
 import { AppError, type FieldError, ValidationError } from '../domain/errors.js';
-import { emailSchema, jobIdSchema, NO_CONTROL, noControl, pageLimitSchema, parseOrThrow } from '../domain/input-schemas.js';
+import { emailSchema, jobIdSchema, NO_CONTROL, noControl, pageLimitSchema, parseOrThrow, plainIssueMessage } from '../domain/input-schemas.js';
 import { findInexactNumber, findUnstorableText, nestsDeeperThan } from '../domain/json-text.js';
 import { FORBIDDEN_HEADERS, MAX_MESSAGE_BYTES, queuedMessageBytes, queuedMessageBytesAtMost } from '../domain/mailjet-payload.js';
 import { type MessageContent, type NewJob, type Recipient, TRACKING_VALUES } from '../domain/message.js';
@@ -118,15 +118,22 @@ const messageFields = {
   template_id: z
     .number()
     .int()
-    .positive()
-    .max(2 ** 31 - 1)
+    .min(1, 'a Mailjet template id: a whole number from 1 to 2147483647')
+    .max(2 ** 31 - 1, 'a Mailjet template id: a whole number from 1 to 2147483647')
     .optional(),
   template_language: z.boolean().optional(),
   variables: jsonObject(LIMITS.variablesBytes, 'variables').optional(),
   headers: z
     // Counted before each header is parsed: a million of them are refused at once.
     .custom<object>((value) => typeof value !== 'object' || value === null || Object.keys(value).length <= LIMITS.headers, `at most ${LIMITS.headers} headers`)
-    .pipe(z.record(z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$/, 'not a valid header name'), noControl(LIMITS.headerValueLength)))
+    .pipe(
+      z.record(
+        z
+          .string()
+          .regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$/, "a header name is 1 to 100 letters, digits and !#$%&'*+.^_`|~- (no spaces, colons or line breaks)"),
+        noControl(LIMITS.headerValueLength),
+      ),
+    )
     .optional(),
   attachments: z.array(attachment).max(LIMITS.attachments).optional(),
   custom_id: noControl(LIMITS.customIdLength).min(1).optional(),
@@ -573,7 +580,7 @@ export function createQueueRequestParser(now: () => Date): QueueRequestParser {
     const bulk = 'messages' in body;
     const { messages, bodyKey } = readers.quick(body) ?? readers.withSchemas(body);
     if (headerKey !== undefined) {
-      const checkedHeader = idempotencyKey.safeParse(headerKey);
+      const checkedHeader = idempotencyKey.safeParse(headerKey, { error: plainIssueMessage });
       if (!checkedHeader.success) {
         throw new ValidationError('the Idempotency-Key header is not valid', [{ path: 'Idempotency-Key', message: checkedHeader.error.issues[0]!.message }]);
       }
