@@ -906,7 +906,8 @@ export interface components {
                 [key: string]: unknown;
             };
             /**
-             * @description Extra email headers, name → value. Names are RFC 7230 tokens of 1–100 characters; values
+             * @description Extra email headers, name → value. Names are RFC 7230 tokens of 1–100 characters, each
+             *     given once (compared case-insensitively: `X-Tag` and `x-tag` are one header); values
              *     at most 998 characters, no line breaks or control characters. These names (compared
              *     case-insensitively) are set by jetpost or Mailjet and are refused: From, Sender, Subject,
              *     To, Cc, Bcc, Return-Path, Delivered-To, DKIM-Signature, DomainKey-Status, Received-SPF,

@@ -233,10 +233,16 @@ const checkMessage =
       }
     }
     if (message.headers !== undefined) {
+      // Header names are case-insensitive: X-Tag and x-tag are one header, given two values.
+      const seen = new Map<string, string>();
       for (const name of Object.keys(message.headers)) {
-        if (FORBIDDEN_HEADERS.has(name.toLowerCase())) {
+        const lower = name.toLowerCase();
+        if (FORBIDDEN_HEADERS.has(lower)) {
           report(['headers', name], `${name} is set by jetpost or Mailjet and cannot be given as a header`);
+        } else if (seen.has(lower)) {
+          report(['headers', name], `the same header as ${seen.get(lower)!} (header names are compared case-insensitively): give it once`);
         }
+        seen.set(lower, seen.get(lower) ?? name);
       }
     }
     if (message.send_at !== undefined) {

@@ -156,6 +156,13 @@ describe('parseQueueRequest', () => {
     expect(rejectedPaths({ ...MINIMAL, headers: { 'x-mj-customid': 'x', bcc: 'y' } })).to.have.members(['headers.x-mj-customid', 'headers.bcc']);
   });
 
+  it('when a header is given twice in different case, then the repeat is rejected naming the first; distinct names are accepted', () => {
+    const fields = fieldsOf(() => parseQueueRequest({ ...MINIMAL, headers: { 'X-Tag': 'a', 'x-tag': 'b', 'X-TAG': 'c', 'X-Other': 'd' } }, undefined));
+    expect(fields.map((field) => field.path)).to.deep.equal(['headers.x-tag', 'headers.X-TAG']);
+    expect(fields[0]!.message).to.match(/^the same header as X-Tag \(header names are compared case-insensitively\)/);
+    expect(accepted({ ...MINIMAL, headers: { 'X-Tag': 'a', 'X-Tags': 'b' } }).jobs[0]?.content.headers).to.deep.equal({ 'X-Tag': 'a', 'X-Tags': 'b' });
+  });
+
   it('when a header name is not a token, then it is rejected', () => {
     expect(rejectedPaths({ ...MINIMAL, headers: { 'Bad Name': 'x' } })).to.deep.equal(['headers.Bad Name']);
   });
