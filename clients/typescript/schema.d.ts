@@ -902,13 +902,16 @@ export interface components {
             template_language?: boolean;
             /**
              * @description Template variables (Mailjet's `Variables`); a JSON object of at most 64 KiB (65536 bytes)
-             *     as JSON, nesting at most 32 levels of objects and arrays (the object itself is one).
+             *     as JSON, nesting at most 32 levels of objects and arrays (the object itself is one). Numbers
+             *     are read as IEEE 754 doubles: a whole number beyond ±9007199254740991 (2^53 − 1), or one
+             *     too large for a double (`1e400`), is refused (`400`) rather than altered; send it as a string.
              */
             variables?: {
                 [key: string]: unknown;
             };
             /**
-             * @description Extra email headers, name → value. Names are RFC 7230 tokens of 1–100 characters; values
+             * @description Extra email headers, name → value. Names are RFC 7230 tokens of 1–100 characters, each
+             *     given once (compared case-insensitively: `X-Tag` and `x-tag` are one header); values
              *     at most 998 characters, no line breaks or control characters. These names (compared
              *     case-insensitively) are set by jetpost or Mailjet and are refused: From, Sender, Subject,
              *     To, Cc, Bcc, Return-Path, Delivered-To, DKIM-Signature, DomainKey-Status, Received-SPF,
@@ -938,6 +941,9 @@ export interface components {
             /**
              * @description Any JSON object of at most 8 KiB (8192 bytes) as JSON, nesting at most 32 levels of
              *     objects and arrays (the object itself is one), echoed back with the job exactly as given.
+             *     Numbers are read as IEEE 754 doubles: a whole number beyond ±9007199254740991 (2^53 − 1),
+             *     such as a 64-bit id, or one too large for a double (`1e400`), is refused (`400`) rather
+             *     than given back altered; send it as a string.
              */
             metadata?: {
                 [key: string]: unknown;
@@ -1999,7 +2005,8 @@ export interface operations {
                 /**
                  * @description Reads the changes feed from this position: `0` (or empty) for the beginning of the app's
                  *     log, else the `next_cursor` of an earlier answer, exactly as it was given. Anything else
-                 *     is a `400`. Give it once.
+                 *     is a `400`, a well-formed cursor this database never gave too (one past every transaction
+                 *     so far: made up, or kept from another installation). Give it once.
                  * @example 0
                  */
                 after?: components["schemas"]["FeedCursorParameter"];

@@ -68,6 +68,17 @@ export async function readFeed(db: Queryable, appId: string, after: { txid: stri
   return rows.map(toStatusChange);
 }
 
+// Every transaction id handed out so far is below the snapshot's xmax, so a cursor at or past it
+// was never given by this database: read from, it would answer nothing until transaction ids
+// caught up with it, and then skip every change made before.
+const IS_AHEAD = `select $1::xid8 >= pg_snapshot_xmax(pg_current_snapshot()) as ahead`;
+
+/** Whether a cursor's transaction id is one this database has not handed out yet. */
+export async function isCursorAhead(db: Queryable, after: { txid: string }): Promise<boolean> {
+  const [row] = await query(db, IS_AHEAD, [after.txid]);
+  return row?.['ahead'] === true;
+}
+
 const FIND_CHANGES_OF_JOB = `
   select ${CHANGE_COLUMNS}
   from status_changes c

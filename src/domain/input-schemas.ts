@@ -144,8 +144,11 @@ export const plainIssueMessage: z.core.$ZodErrorMap = (issue) => {
       return `must be a multiple of ${issue.divisor}`;
     case 'invalid_union':
       return 'matches none of the accepted forms';
-    case 'invalid_key':
-      return 'has a key that is not valid';
+    case 'invalid_key': {
+      // What the key's own schema said of it (a header name's rule): the key itself is the path.
+      const inner = issue.issues[0]?.message;
+      return inner === undefined ? 'has a key that is not valid' : `has a key that is not valid: ${inner}`;
+    }
     case 'invalid_element':
       return 'has an element that is not valid';
     default:

@@ -52,18 +52,21 @@ function frameOf(container: object): Frame {
     : { container: container as Record<string, unknown>, keys: Object.keys(container), next: 0 };
 }
 
-/** Called for each string or key; `where(key)` spells out its path (only worth it for one reported). */
-type Visit = (text: string, isKey: boolean, key: string | number | undefined, where: (key: string | number | undefined) => string) => boolean;
+/**
+ * Called for each string or key (and number, when asked for); `where(key)` gives its path (only worth
+ * it for one reported).
+ */
+type Visit = (value: string | number, isKey: boolean, key: string | number | undefined, where: (key: string | number | undefined) => Path) => boolean;
 
 /**
- * Visits every string and object key of a parsed JSON value (none without `visit`), depth-first, in
- * document order, until `visit` returns false. Containers deeper than `maxDepth` levels (the value
- * itself is level 1) are not entered; returns whether one was met.
+ * Visits every string and object key of a parsed JSON value (none without `visit`), and every number
+ * with `numbers`, depth-first, in document order, until `visit` returns false. Containers deeper than
+ * `maxDepth` levels (the value itself is level 1) are not entered; returns whether one was met.
  */
-function walkJson(root: unknown, maxDepth: number, visit: Visit | undefined): { tooDeep: boolean } {
+function walkJson(root: unknown, maxDepth: number, visit: Visit | undefined, numbers = false): { tooDeep: boolean } {
   const path: Path = [];
-  const where = (key: string | number | undefined) => (key === undefined ? path : [...path, key]).join('.');
-  if (typeof root === 'string') {
+  const where = (key: string | number | undefined) => (key === undefined ? [...path] : [...path, key]);
+  if (typeof root === 'string' || (numbers && typeof root === 'number')) {
     visit?.(root, false, undefined, where);
   }
   if (typeof root !== 'object' || root === null) {
@@ -98,7 +101,7 @@ function walkJson(root: unknown, maxDepth: number, visit: Visit | undefined): { 
     const key = frame.keys?.[frame.next] ?? frame.next;
     frame.next += 1;
     const item = (frame.container as Record<string | number, unknown>)[key];
-    if (typeof item === 'string') {
+    if (typeof item === 'string' || (numbers && typeof item === 'number')) {
       if (visit && !visit(item, false, key, where)) {
         break;
       }
@@ -136,13 +139,47 @@ function unstorableKeyProblem(key: string): string | undefined {
 export function findUnstorableText(value: unknown): FieldError[] {
   const problems: FieldError[] = [];
   walkJson(value, MAX_TEXT_DEPTH, (text, isKey, key, where) => {
-    const problem = isKey ? unstorableKeyProblem(text) : unstorableTextProblem(text);
+    const problem = isKey ? unstorableKeyProblem(text as string) : unstorableTextProblem(text as string);
     if (problem) {
-      problems.push({ path: where(key), message: problem });
+      problems.push({ path: where(key).join('.'), message: problem });
     }
     return problems.length < MAX_REPORTED;
   });
   return problems;
+}
+
+/**
+ * Why a number JSON.parse read cannot be given back as it was sent, or undefined. JSON.parse reads
+ * numbers as doubles: one beyond a double's range (1e400) is Infinity, which JSON and jsonb write as
+ * null, and a whole number beyond 2^53 loses its last digits (12345678901234567890 comes back as
+ * 12345678901234567000), as a 64-bit id would.
+ */
+export function inexactNumberProblem(value: number): string | undefined {
+  if (!Number.isFinite(value)) {
+    return 'is a number too large to keep (it would come back as null): send it as a string';
+  }
+  if (Number.isInteger(value) && !Number.isSafeInteger(value)) {
+    return `is a whole number beyond ±${Number.MAX_SAFE_INTEGER} (2^53 - 1), whose last digits would be lost: send it as a string`;
+  }
+  return undefined;
+}
+
+/** The first number in `value` (at most `maxDepth` levels deep) that inexactNumberProblem refuses, with its path. */
+export function findInexactNumber(value: unknown, maxDepth: number): { path: Path; message: string } | undefined {
+  let found: { path: Path; message: string } | undefined;
+  walkJson(
+    value,
+    maxDepth,
+    (item, isKey, key, where) => {
+      const problem = !isKey && typeof item === 'number' ? inexactNumberProblem(item) : undefined;
+      if (problem) {
+        found = { path: where(key), message: problem };
+      }
+      return found === undefined;
+    },
+    true,
+  );
+  return found;
 }
 
 /** Whether `value` has containers (objects, arrays) nested more than `maxDepth` levels; itself is level 1. */

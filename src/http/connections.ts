@@ -38,6 +38,13 @@ function refusal(error: ClientError): AppError {
       return new AppError('headers-too-large', 431, 'the request headers are larger than the server reads (16 KB in all); the connection is closed');
     case 'HPE_CHUNK_EXTENSIONS_OVERFLOW':
       return new AppError('payload-too-large', 413, 'the chunk extensions of the request body are too large; the connection is closed');
+    case 'HPE_INVALID_EOF_STATE':
+      // The parser's name for a connection shut by its client before the request was whole.
+      return new AppError(
+        'malformed-request',
+        400,
+        'the connection was shut on the client side before the whole request arrived (a body shorter than its Content-Length, or a chunked body without its last chunk); nothing was stored: send the request again, whole',
+      );
     case 'ERR_HTTP_REQUEST_TIMEOUT':
       return new AppError(
         'request-timeout',

@@ -69,8 +69,21 @@ function formatBytes(bytes: number): string {
   return `${bytes} bytes`;
 }
 
-/** body-parser's errors carry `type` and `status`: they are the caller's fault and say so. */
-export function fromBodyParser(error: { type?: unknown; status?: unknown; message?: unknown; limit?: unknown }): AppError | undefined {
+/**
+ * zlib's codes (Z_DATA_ERROR, Z_BUF_ERROR…) and brotli's (ERR__ERROR_FORMAT_…), which body-parser
+ * passes on as a bare 400 whose message ("incorrect header check") names neither the body nor the
+ * encoding.
+ */
+const DECOMPRESSION_ERROR_CODE = /^(Z_|ERR__ERROR_FORMAT_)/;
+
+/**
+ * body-parser's errors carry `type` and `status`: they are the caller's fault and say so.
+ * `contentEncoding` is the request's, for a body that does not decompress.
+ */
+export function fromBodyParser(
+  error: { type?: unknown; status?: unknown; message?: unknown; limit?: unknown; code?: unknown },
+  contentEncoding?: string,
+): AppError | undefined {
   switch (error.type) {
     case 'entity.parse.failed':
       return new AppError('malformed-json', 400, 'the request body is not valid JSON');
@@ -90,6 +103,13 @@ export function fromBodyParser(error: { type?: unknown; status?: unknown; messag
     case 'request.timeout':
       return new AppError('request-timeout', 408, `${String(error.message)}; nothing was stored: send the request again`);
     default:
+      if (error.status === 400 && typeof error.code === 'string' && DECOMPRESSION_ERROR_CODE.test(error.code)) {
+        return new AppError(
+          'bad-request',
+          400,
+          `the request body is not valid ${contentEncoding ?? 'compressed'} data, as its Content-Encoding says it is (${String(error.message)}): send it compressed that way, or uncompressed without Content-Encoding`,
+        );
+      }
       return typeof error.status === 'number' && error.status >= 400 && error.status < 500
         ? new AppError('bad-request', error.status, typeof error.message === 'string' ? error.message : 'bad request')
         : undefined;
@@ -106,7 +126,8 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
       sendProblem(res, thrown);
       return;
     }
-    const clientError = typeof thrown === 'object' && thrown !== null ? fromBodyParser(thrown as Record<string, unknown>) : undefined;
+    const clientError =
+      typeof thrown === 'object' && thrown !== null ? fromBodyParser(thrown as Record<string, unknown>, req.headers['content-encoding']) : undefined;
     if (clientError) {
       sendProblem(res, clientError);
       return;

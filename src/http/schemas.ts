@@ -5,8 +5,8 @@ import { z } from 'zod';
 
 import { emailAddressProblem } from '../domain/email-address.js';
 import { AppError, type FieldError, ValidationError } from '../domain/errors.js';
-import { emailSchema, jobIdSchema, NO_CONTROL, noControl, pageLimitSchema, parseOrThrow } from '../domain/input-schemas.js';
-import { findUnstorableText, nestsDeeperThan } from '../domain/json-text.js';
+import { emailSchema, jobIdSchema, NO_CONTROL, noControl, pageLimitSchema, parseOrThrow, plainIssueMessage } from '../domain/input-schemas.js';
+import { findInexactNumber, findUnstorableText, nestsDeeperThan } from '../domain/json-text.js';
 import { FORBIDDEN_HEADERS, MAX_MESSAGE_BYTES, queuedMessageBytes, queuedMessageBytesAtMost } from '../domain/mailjet-payload.js';
 import { type MessageContent, type NewJob, type Recipient, TRACKING_VALUES } from '../domain/message.js';
 import type { FeedCursor } from '../domain/status-change.js';
@@ -82,8 +82,9 @@ const utf8Bytes = (value: string) => Buffer.byteLength(value, 'utf8');
 const textPart = (maxBytes: number) =>
   z.string().refine((value) => utf8Bytes(value) <= maxBytes, `must be at most ${maxBytes / MiB} MiB (${maxBytes} bytes) as UTF-8`);
 /**
- * A JSON object of bounded depth and size. Both are checked before the object is parsed as a record
- * (which copies every key): the depth first, so that measuring the size cannot overflow the stack.
+ * A JSON object of bounded depth and size, whose numbers come back as sent. All are checked before
+ * the object is parsed as a record (which copies every key): the depth first, so that neither the
+ * walk over its numbers nor measuring its size can overflow the stack.
  */
 const jsonObject = (maxBytes: number, what: string) =>
   z
@@ -94,6 +95,11 @@ const jsonObject = (maxBytes: number, what: string) =>
       }
       if (nestsDeeperThan(value, LIMITS.jsonDepth)) {
         ctx.addIssue({ code: 'custom', message: `${what} must nest at most ${LIMITS.jsonDepth} levels of objects and arrays` });
+        return;
+      }
+      const inexact = findInexactNumber(value, LIMITS.jsonDepth);
+      if (inexact !== undefined) {
+        ctx.addIssue({ code: 'custom', path: inexact.path, message: inexact.message });
       } else if (utf8Bytes(JSON.stringify(value)) > maxBytes) {
         ctx.addIssue({ code: 'custom', message: `${what} must be at most ${maxBytes} bytes as JSON` });
       }
@@ -112,15 +118,22 @@ const messageFields = {
   template_id: z
     .number()
     .int()
-    .positive()
-    .max(2 ** 31 - 1)
+    .min(1, 'a Mailjet template id: a whole number from 1 to 2147483647')
+    .max(2 ** 31 - 1, 'a Mailjet template id: a whole number from 1 to 2147483647')
     .optional(),
   template_language: z.boolean().optional(),
   variables: jsonObject(LIMITS.variablesBytes, 'variables').optional(),
   headers: z
     // Counted before each header is parsed: a million of them are refused at once.
     .custom<object>((value) => typeof value !== 'object' || value === null || Object.keys(value).length <= LIMITS.headers, `at most ${LIMITS.headers} headers`)
-    .pipe(z.record(z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$/, 'not a valid header name'), noControl(LIMITS.headerValueLength)))
+    .pipe(
+      z.record(
+        z
+          .string()
+          .regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$/, "a header name is 1 to 100 letters, digits and !#$%&'*+.^_`|~- (no spaces, colons or line breaks)"),
+        noControl(LIMITS.headerValueLength),
+      ),
+    )
     .optional(),
   attachments: z.array(attachment).max(LIMITS.attachments).optional(),
   custom_id: noControl(LIMITS.customIdLength).min(1).optional(),
@@ -220,10 +233,16 @@ const checkMessage =
       }
     }
     if (message.headers !== undefined) {
+      // Header names are case-insensitive: X-Tag and x-tag are one header, given two values.
+      const seen = new Map<string, string>();
       for (const name of Object.keys(message.headers)) {
-        if (FORBIDDEN_HEADERS.has(name.toLowerCase())) {
+        const lower = name.toLowerCase();
+        if (FORBIDDEN_HEADERS.has(lower)) {
           report(['headers', name], `${name} is set by jetpost or Mailjet and cannot be given as a header`);
+        } else if (seen.has(lower)) {
+          report(['headers', name], `the same header as ${seen.get(lower)!} (header names are compared case-insensitively): give it once`);
         }
+        seen.set(lower, seen.get(lower) ?? name);
       }
     }
     if (message.send_at !== undefined) {
@@ -567,7 +586,7 @@ export function createQueueRequestParser(now: () => Date): QueueRequestParser {
     const bulk = 'messages' in body;
     const { messages, bodyKey } = readers.quick(body) ?? readers.withSchemas(body);
     if (headerKey !== undefined) {
-      const checkedHeader = idempotencyKey.safeParse(headerKey);
+      const checkedHeader = idempotencyKey.safeParse(headerKey, { error: plainIssueMessage });
       if (!checkedHeader.success) {
         throw new ValidationError('the Idempotency-Key header is not valid', [{ path: 'Idempotency-Key', message: checkedHeader.error.issues[0]!.message }]);
       }

@@ -11,8 +11,8 @@ import { type AppJobToInsert, cancelJob, findJobs, findJobsByCustomId, insertApp
 import type { NotifyChannels } from '../db/notify.js';
 import { type Pool, type Queryable, withTransaction } from '../db/pool.js';
 import { closePendingRecipients, findRecipients } from '../db/recipients-repo.js';
-import { readFeed, recordStatusChanges } from '../db/status-changes-repo.js';
-import { apiKeyRequired, ConflictError, isDatabaseUnavailable, NotFoundError, ServiceUnavailableError } from '../domain/errors.js';
+import { isCursorAhead, readFeed, recordStatusChanges } from '../db/status-changes-repo.js';
+import { apiKeyRequired, ConflictError, isDatabaseUnavailable, NotFoundError, ServiceUnavailableError, ValidationError } from '../domain/errors.js';
 import type { StoredEvent } from '../domain/event.js';
 import type { JobRow, QueuedJob } from '../domain/job.js';
 import { queuedMessageBytesAtMost } from '../domain/mailjet-payload.js';
@@ -307,8 +307,15 @@ export function createJobService({
       return loadViews(pool, await findJobsByCustomId(pool, appId, customIds, limit));
     },
 
-    changes(appId, after, limit) {
-      return readFeed(pool, appId, after, limit);
+    async changes(appId, after, limit) {
+      const changes = await readFeed(pool, appId, after, limit);
+      // A cursor ahead of the log reads nothing; only then is it worth asking.
+      if (changes.length === 0 && after.txid !== '0' && (await isCursorAhead(pool, after))) {
+        throw new ValidationError('the cursor is ahead of the changes feed: it was not given by this jetpost', [
+          { path: 'after', message: 'a cursor from next_cursor, as it was given, or 0 to start from the beginning' },
+        ]);
+      }
+      return changes;
     },
   };
 }

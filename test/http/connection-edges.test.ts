@@ -129,11 +129,17 @@ describe('HTTP connections: bytes past a request, a client that shuts its side',
     expect(await jobsWith('half-closed, chunked')).to.equal(0);
   });
 
-  it('when the client shuts its side part-way through a body, then 400 and nothing is stored', async () => {
-    const request = queueRequest(JSON.stringify(message({ custom_id: 'half-closed, cut' })));
-    const [refused, ...more] = answers(await exchange(service.url, request.slice(0, -10), { halfClose: true }));
-    expect(refused?.status).to.equal(400);
-    expect(more).to.deep.equal([]);
+  it('when the client shuts its side part-way through a body (by Content-Length or chunked), then 400 saying so and nothing is stored', async () => {
+    const body = JSON.stringify(message({ custom_id: 'half-closed, cut' }));
+    const chunked = queueRequest(`${Buffer.byteLength(body).toString(16)}\r\n${body}\r\n`, { 'Content-Length': '', 'Transfer-Encoding': 'chunked' });
+    for (const request of [queueRequest(body).slice(0, -10), chunked.replace('Content-Length: \r\n', '')]) {
+      const [refused, ...more] = answers(await exchange(service.url, request, { halfClose: true }));
+      expect(refused?.status).to.equal(400);
+      expect((await refused!.json()) as { detail: string })
+        .to.have.property('detail')
+        .that.matches(/^the connection was shut on the client side before the whole request arrived .*: send the request again, whole$/);
+      expect(more).to.deep.equal([]);
+    }
     expect(await jobsWith('half-closed, cut')).to.equal(0);
   });
 

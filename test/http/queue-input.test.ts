@@ -3,6 +3,7 @@
 // Mailjet would refuse for their size, and addresses RFC 5321/6531 allow. Every answer is a 202
 // whose stored job reads back exactly as sent, or a 4xx naming the field; never a 5xx.
 import { randomBytes } from 'node:crypto';
+import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 
 import { expect } from 'chai';
 
@@ -371,6 +372,46 @@ describe('POST /queue: input that must be stored exactly or refused with a 4xx',
       const answer = await post({ messages: ['user@example.xn--p1ai', 'o&reilly@example.com', 'user=tag@example.com'].map((to) => ({ ...MINIMAL, to })) });
       expect(answer.status, JSON.stringify(answer.json)).to.equal(202);
       expect((answer.json as { jobs: unknown[] }).jobs).to.have.length(3);
+    });
+  });
+
+  describe('a compressed body', () => {
+    const json = Buffer.from(JSON.stringify(MINIMAL));
+
+    async function postEncoded(encoding: string, body: Buffer): Promise<{ status: number; problem: Problem }> {
+      const res = await fetch(`${service.url}/queue`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${service.apiKey}`, 'content-type': 'application/json', 'content-encoding': encoding },
+        body,
+      });
+      return { status: res.status, problem: (await res.json()) as Problem };
+    }
+
+    it('when a body is gzip, deflate or br as its Content-Encoding says, then 202', async () => {
+      for (const [encoding, body] of [
+        ['gzip', gzipSync(json)],
+        ['deflate', deflateSync(json)],
+        ['br', brotliCompressSync(json)],
+      ] as const) {
+        expect((await postEncoded(encoding, body)).status, encoding).to.equal(202);
+      }
+    });
+
+    it('when a body is not what its Content-Encoding says (plain, cut short, another encoding), then 400 naming the encoding and what to send, and nothing is stored', async () => {
+      const before = await jobCount();
+      for (const [encoding, body] of [
+        ['gzip', json],
+        ['gzip', gzipSync(json).subarray(0, 20)],
+        ['deflate', gzipSync(json)],
+        ['br', gzipSync(json)],
+      ] as const) {
+        const answer = await postEncoded(encoding, body);
+        expect(answer.status, encoding).to.equal(400);
+        expect(answer.problem.detail, encoding).to.match(
+          new RegExp(`^the request body is not valid ${encoding} data, as its Content-Encoding says it is \\(.+\\): send it`),
+        );
+      }
+      expect(await jobCount()).to.equal(before);
     });
   });
 });

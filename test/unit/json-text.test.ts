@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 
-import { findUnstorableText, nestsDeeperThan, unstorableTextProblem } from '../../src/domain/json-text.js';
+import { findInexactNumber, findUnstorableText, nestsDeeperThan, unstorableTextProblem } from '../../src/domain/json-text.js';
 import { isBase64 } from '../../src/http/base64.js';
 
 describe('unstorableTextProblem', () => {
@@ -87,5 +87,17 @@ describe('isBase64', () => {
     const text = Buffer.alloc(15 * 1024 * 1024, 7).toString('base64');
     expect(isBase64(text)).to.equal(true);
     expect(isBase64(`${text.slice(0, -4)}*AAA`)).to.equal(false);
+  });
+});
+
+describe('findInexactNumber', () => {
+  it('when a value holds Infinity (1e400 as read) or a whole number beyond 2^53, then the first is reported with its path', () => {
+    expect(findInexactNumber(JSON.parse('{"a":[1,{"b":1e400}],"c":-1e400}'), 32)).to.deep.include({ path: ['a', 1, 'b'] });
+    expect(findInexactNumber({ id: 2 ** 53 }, 32)?.message).to.match(/beyond ±9007199254740991/);
+    expect(findInexactNumber(-(2 ** 60), 32)?.path).to.deep.equal([]);
+  });
+
+  it('when every number is a safe whole number or a finite fraction, then nothing is reported', () => {
+    expect(findInexactNumber({ a: [Number.MAX_SAFE_INTEGER, -Number.MAX_SAFE_INTEGER, 0.1, -0, 1.5e-300, 12345.678], s: '1e400' }, 32)).to.equal(undefined);
   });
 });

@@ -4,6 +4,7 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
 
+import { findInexactNumber } from '../../src/domain/json-text.js';
 import { queueBodyReaders } from '../../src/http/schemas.js';
 
 const NOW = new Date('2030-01-01T00:00:00Z');
@@ -99,7 +100,8 @@ const carefulMessage = fc.record(
     html: clean,
     custom_id: clean,
     priority: fc.integer({ min: 0, max: 3 }),
-    metadata: fc.dictionary(clean, fc.jsonValue({ maxDepth: 2 }), { maxKeys: 3 }),
+    // Without the numbers JSON.parse cannot keep (1e308, beyond 2^53), which are refused.
+    metadata: fc.dictionary(clean, fc.jsonValue({ maxDepth: 2 }), { maxKeys: 3 }).filter((value) => findInexactNumber(value, 32) === undefined),
     headers: fc.dictionary(fc.constantFrom('X-Tag', 'X-Campaign'), clean, { maxKeys: 2 }),
     track_opens: fc.constantFrom('enabled', 'disabled'),
     send_at: fc.constant('2030-01-02T00:00:00Z'),

@@ -156,6 +156,13 @@ describe('parseQueueRequest', () => {
     expect(rejectedPaths({ ...MINIMAL, headers: { 'x-mj-customid': 'x', bcc: 'y' } })).to.have.members(['headers.x-mj-customid', 'headers.bcc']);
   });
 
+  it('when a header is given twice in different case, then the repeat is rejected naming the first; distinct names are accepted', () => {
+    const fields = fieldsOf(() => parseQueueRequest({ ...MINIMAL, headers: { 'X-Tag': 'a', 'x-tag': 'b', 'X-TAG': 'c', 'X-Other': 'd' } }, undefined));
+    expect(fields.map((field) => field.path)).to.deep.equal(['headers.x-tag', 'headers.X-TAG']);
+    expect(fields[0]!.message).to.match(/^the same header as X-Tag \(header names are compared case-insensitively\)/);
+    expect(accepted({ ...MINIMAL, headers: { 'X-Tag': 'a', 'X-Tags': 'b' } }).jobs[0]?.content.headers).to.deep.equal({ 'X-Tag': 'a', 'X-Tags': 'b' });
+  });
+
   it('when a header name is not a token, then it is rejected', () => {
     expect(rejectedPaths({ ...MINIMAL, headers: { 'Bad Name': 'x' } })).to.deep.equal(['headers.Bad Name']);
   });
@@ -242,6 +249,26 @@ describe('parseQueueRequest', () => {
   it('when metadata is over 8 KB as JSON, then it is rejected', () => {
     expect(rejectedPaths({ ...MINIMAL, metadata: { note: 'x'.repeat(8 * 1024) } })).to.deep.equal(['metadata']);
     expect(accepted({ ...MINIMAL, metadata: { note: 'x'.repeat(8000) } }).jobs).to.have.length(1);
+  });
+
+  it('when metadata or variables hold a number JSON.parse cannot keep (1e400, a whole number beyond 2^53), then it is refused at that number', () => {
+    // As the route gets them: parsed from the request's text.
+    const tooLarge = JSON.parse('{"a":{"b":[1,1e400]}}') as object;
+    const longId = JSON.parse('{"order":12345678901234567890}') as object;
+
+    const fields = fieldsOf(() => parseQueueRequest({ ...MINIMAL, metadata: tooLarge }, undefined));
+    expect(fields.map((field) => field.path)).to.deep.equal(['metadata.a.b.1']);
+    expect(fields[0]!.message).to.match(/would come back as null\): send it as a string/);
+    expect(rejectedPaths({ messages: [MINIMAL, { to: 'a@example.com', template_id: 7, variables: longId }] })).to.deep.equal(['messages.1.variables.order']);
+    expect(fieldsOf(() => parseQueueRequest({ ...MINIMAL, metadata: longId }, undefined))[0]!.message).to.match(/last digits would be lost/);
+    expect(
+      accepted({ ...MINIMAL, metadata: { id: Number.MAX_SAFE_INTEGER, min: -Number.MAX_SAFE_INTEGER, ratio: 0.1, tiny: 1.5e-300 } }).jobs[0]?.metadata,
+    ).to.deep.equal({
+      id: Number.MAX_SAFE_INTEGER,
+      min: -Number.MAX_SAFE_INTEGER,
+      ratio: 0.1,
+      tiny: 1.5e-300,
+    });
   });
 
   it('when priority is outside 0–3 or not an integer, then it is rejected', () => {

@@ -263,4 +263,24 @@ describe('POST /queue validation messages say what is expected', () => {
     expect(errors).to.deep.include({ path: 'messages.1.to', message: 'to must hold at least one address' });
     expect(errors).to.deep.include({ path: 'messages.1.priority', message: 'must be a whole number, not a number with a fraction' });
   });
+
+  it('when template_id is 0, a header name holds a line break, or the Idempotency-Key header is empty or too long, then each message states the rule', () => {
+    const mailjetTemplate = 'a Mailjet template id: a whole number from 1 to 2147483647';
+    expect(refusal({ to: 'a@example.com', template_id: 0 })).to.deep.equal([{ path: 'template_id', message: mailjetTemplate }]);
+    expect(refusal({ to: 'a@example.com', template_id: 2 ** 31 })).to.deep.equal([{ path: 'template_id', message: mailjetTemplate }]);
+    const [header] = refusal(message({ headers: { 'X-Note\r\nBcc': 'v' } }));
+    expect(header).to.deep.include({ path: 'headers.X-Note\r\nBcc' });
+    expect(header!.message).to.match(/^has a key that is not valid: a header name is 1 to 100 letters, digits and .* \(no spaces, colons or line breaks\)$/);
+
+    const headerKeyRefusal = (key: string) => {
+      try {
+        parseQueueRequest(message({}), key);
+      } catch (error) {
+        return (error as { fields: Array<{ path: string; message: string }> }).fields;
+      }
+      throw new Error('the key was accepted');
+    };
+    expect(headerKeyRefusal('')).to.deep.equal([{ path: 'Idempotency-Key', message: 'must not be empty' }]);
+    expect(headerKeyRefusal('k'.repeat(256))).to.deep.equal([{ path: 'Idempotency-Key', message: 'must have at most 255 characters' }]);
+  });
 });

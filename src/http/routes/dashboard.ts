@@ -291,7 +291,11 @@ export function dashboardRouter({ dashboard, admin, adminKey, log, now, bodyIdle
   // A refusal on the dashboard is a page a person reads; anything else goes on to the API's handler (a 500 problem).
   const renderRefusal: ErrorRequestHandler = (thrown, req, res, next) => {
     const refusal =
-      thrown instanceof AppError ? thrown : typeof thrown === 'object' && thrown !== null ? fromBodyParser(thrown as Record<string, unknown>) : undefined;
+      thrown instanceof AppError
+        ? thrown
+        : typeof thrown === 'object' && thrown !== null
+          ? fromBodyParser(thrown as Record<string, unknown>, req.headers['content-encoding'])
+          : undefined;
     if (!refusal || res.headersSent || refusal.status >= 500) {
       next(thrown);
       return;
