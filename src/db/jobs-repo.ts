@@ -464,20 +464,19 @@ export async function reapExpiredLeases(db: Queryable, limit: number, error: str
 
 // Accepted wins unless another consumer holds the job now: if a reaper returned it to the queue but
 // nobody claimed it yet, recording the acceptance prevents a second send. Each id comes with the
-// consumer that sent it (one statement records the calls of several consumers), and with its error:
-// null, but for a job some of whose recipients Mailjet gave no id (SentJob.error).
+// consumer that sent it (one statement records the calls of several consumers).
 const ACCEPT_JOBS_TEXT = `
   update email_send_jobs j
   set status = 'accepted',
     queue_status = null,
     accepted_at = now(),
-    last_error = a.error,
+    last_error = null,
     outcome_unknown = false,
     accepted_unresolved = false,
     locked_by = null,
     locked_until = null,
     updated_at = now()
-  from unnest($1::bigint[], $2::text[], $9::text[]) as a(id, worker_id, error)
+  from unnest($1::bigint[], $2::text[]) as a(id, worker_id)
   where j.id = a.id
     and (j.status = any($3::text[]) or (j.status = 'processing' and j.locked_by = a.worker_id))
   returning j.id, j.app_id, a.worker_id`;
@@ -528,8 +527,6 @@ export interface SentJob {
   workerId: string;
   /** Mailjet's ids for each of its recipients. */
   recipients: readonly AcceptedIds[];
-  /** Its last_error: what those of its recipients that Mailjet gave no id are closed with (giveUpUnreached). */
-  error?: string | undefined;
 }
 
 export interface AcceptedSent {
@@ -568,13 +565,26 @@ export async function acceptSentJobs(tx: Queryable, jobs: readonly SentJob[]): P
     messageUuids,
     unquotedArray(recipientJobIds),
     recipientWorkerIds,
-    jobs.map((job) => job.error ?? null),
   ]);
   const notAccepted = new Set((row!['not_accepted'] as number[]).map((position) => position - 1));
   return {
     accepted: jobs.filter((_, index) => !notAccepted.has(index)),
     webhookChanges: (row!['webhook_changes'] as Array<{ id: string; app_id: string }>).map((c) => ({ id: c.id, appId: c.app_id, type: 'accepted' })),
   };
+}
+
+const SET_JOB_ERRORS = `
+  update email_send_jobs j
+  set last_error = u.error,
+    updated_at = now()
+  from unnest($1::bigint[], $2::text[]) as u(id, error)
+  where j.id = u.id`;
+
+/** Notes what an accepted job's recipients could not get (its acceptance clears last_error). */
+export async function setJobErrors(tx: Queryable, errors: ReadonlyMap<string, string>): Promise<void> {
+  if (errors.size > 0) {
+    await query(tx, SET_JOB_ERRORS, [[...errors.keys()], [...errors.values()]]);
+  }
 }
 
 const CANCEL_JOB = `

@@ -4,7 +4,17 @@
 // a group commit, group-commit.ts), and return the jobs of consumers that died (the lease reaper's pass). No
 // transaction is open while Mailjet is called: the consumer calls between these steps.
 import { lockMessagesShared, matchKeptEvents } from '../db/events-repo.js';
-import { acceptSentJobs, claimJobs, extendLeases, nextRunAt, reapExpiredLeases, releaseJobs, settleJobs, type Settlement } from '../db/jobs-repo.js';
+import {
+  acceptSentJobs,
+  claimJobs,
+  extendLeases,
+  nextRunAt,
+  reapExpiredLeases,
+  releaseJobs,
+  setJobErrors,
+  settleJobs,
+  type Settlement,
+} from '../db/jobs-repo.js';
 import type { NotifyChannels } from '../db/notify.js';
 import { type Pool, type Queryable, withTransaction } from '../db/pool.js';
 import { closePendingRecipients, setRecipientStatuses } from '../db/recipients-repo.js';
@@ -163,12 +173,7 @@ async function recordSendResults(pool: Pool, channels: NotifyChannels, requests:
     );
     const acceptance = await acceptSentJobs(
       tx,
-      accepted.map(({ workerId, result }) => ({
-        id: result.jobId,
-        workerId,
-        recipients: result.recipients,
-        error: result.unreached && storedError(result.unreached.error),
-      })),
+      accepted.map((a) => ({ id: a.result.jobId, workerId: a.workerId, recipients: a.result.recipients })),
     );
     const acceptedKeys = new Set(acceptance.accepted.map((job) => `${job.id}/${job.workerId}`));
     const acceptedIds = acceptance.accepted.map((job) => job.id);
@@ -204,8 +209,7 @@ async function recordSendResults(pool: Pool, channels: NotifyChannels, requests:
 
 /**
  * The recipients of accepted jobs that Mailjet gave no id even when looked up (giveUpUnreached): they
- * end `failed` with the error that says their outcome is unknown, which their job's acceptance wrote
- * as its last_error.
+ * end `failed` with the error that says their outcome is unknown, which their job keeps too.
  */
 async function closeUnreached(tx: Queryable, results: ReadonlyArray<Extract<SendResult, { kind: 'accepted' }>>): Promise<RecordedChange[]> {
   const closed = results.flatMap(({ jobId, unreached }) =>
@@ -215,6 +219,7 @@ async function closeUnreached(tx: Queryable, results: ReadonlyArray<Extract<Send
     return [];
   }
   await setRecipientStatuses(tx, new Map(closed.map(({ recipientId }) => [recipientId, 'failed'])));
+  await setJobErrors(tx, new Map(closed.map(({ jobId, error }) => [jobId, error])));
   return recordStatusChanges(
     tx,
     closed.map(({ jobId, recipientId, error }) => ({ jobId, recipientId, oldStatus: 'pending', newStatus: 'failed', details: { error } })),
