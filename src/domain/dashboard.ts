@@ -84,6 +84,8 @@ export interface JobDetail {
   from: string | null;
   recipients: RecipientRow[];
   timeline: TimelineEntry[];
+  /** The job's earlier Mailjet events the timeline leaves out (it holds the latest). */
+  eventsOmitted: number;
 }
 
 export interface TimelineEntry {
