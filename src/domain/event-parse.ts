@@ -148,6 +148,9 @@ const EVENT_DETAIL_FIELDS = [
   'mj_list_id',
 ] as const;
 
+/** The keys of a stored event eventDetails reads (those a read of a job's events needs). */
+export const DETAIL_PAYLOAD_KEYS: readonly string[] = [...EVENT_DETAIL_FIELDS, CUT_FIELDS_KEY];
+
 export function eventDetails(payload: Record<string, unknown>): Record<string, unknown> {
   const details: Record<string, unknown> = {};
   for (const field of EVENT_DETAIL_FIELDS) {

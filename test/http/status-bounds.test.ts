@@ -4,6 +4,7 @@
 // GET /status?ids= would have answered a gigabyte.
 import { expect } from 'chai';
 
+import { findEventsOfJobs } from '../../src/db/events-repo.js';
 import { makeJob, recipientIds } from '../factories.js';
 import { dashboardClient } from '../support/dashboard-client.js';
 import { startTestService, type TestService } from '../support/service.js';
@@ -77,6 +78,20 @@ describe('status reads of jobs with huge histories and huge events', function ()
     expect(jobs.find((job) => job.job_id === quiet)?.events.map((event) => event.details['url'])).to.deep.equal(
       [1, 2, 3].map((n) => `https://example.com/${n}`),
     );
+  });
+
+  it("when a stored event holds 200 KB of fields no read shows, then a job's events are read without them (only what their details need)", async () => {
+    const pool = service.jetpost.pool;
+    const jobId = await jobWithClicks(1);
+    await pool.query(
+      `update email_events set payload = payload || jsonb_build_object('jetpost_truncated', jsonb_build_object('url', 20000), 'bloat', repeat('x', 200000), 'more', jsonb_build_object('inner', repeat('y', 1000)))
+       where job_id = $1`,
+      [jobId],
+    );
+
+    const { events } = await findEventsOfJobs(pool, [jobId], 100);
+
+    expect(events.map((event) => event.payload)).to.deep.equal([{ url: 'https://example.com/1', agent: 'a link scanner', jetpost_truncated: { url: 20000 } }]);
   });
 
   it('when the dashboard shows a job with 600 events, then its timeline holds the latest 500 and says how many earlier ones it leaves out', async () => {
