@@ -58,6 +58,10 @@ export const CUT_OTHER_LIMIT = 1000;
 export function cutLimit(field: string): number {
   return Object.hasOwn(CUT_TEXT_LIMITS, field) ? CUT_TEXT_LIMITS[field]! : CUT_OTHER_LIMIT;
 }
+/**
+ * The key, in a stored event, of each cut field's length as received (in UTF-16 code units, as
+ * JavaScript counts; for a value that is no string, of its JSON text).
+ */
 export const CUT_FIELDS_KEY = 'jetpost_truncated';
 
 export const mailjetEventSchema = z
