@@ -85,8 +85,9 @@ export interface paths {
         };
         /**
          * One job, its recipients and its event history
-         * @description The job with each recipient's status and Mailjet MessageID (a string), and every Mailjet
-         *     event recorded for it, oldest first. Another app's job is a `404`, exactly like a missing one.
+         * @description The job with each recipient's status and Mailjet MessageID (a string), and the latest 100
+         *     Mailjet events recorded for it, oldest first (`events_omitted` counts the earlier ones left
+         *     out). Another app's job is a `404`, exactly like a missing one.
          */
         get: operations["getJob"];
         put?: never;
@@ -177,9 +178,10 @@ export interface paths {
          *       `rejected_events` table with the reason (`rejected`, and the metric
          *       `jetpost_events_rejected_total{kind}`) while the valid ones are stored. A body with no usable
          *       event at all is still a `200`;
-         *     * an event whose `CustomID`, `Payload`, `url`, `error` or `error_related_to` is longer than
-         *       jetpost keeps (1,000, 100,000, 10,000, 1,000 and 1,000 characters) is stored and applied
-         *       all the same, with that text cut to its limit; the event's `details` then say so in
+         *     * an event with a field longer than jetpost keeps (100,000 characters of `Payload`, 10,000 of
+         *       `url`, 1,000 of any other field: `CustomID`, `error`, `agent`, `comment`, `smtp_reply`, an
+         *       unknown field…; a value that is no string counts by its JSON text) is stored and applied all
+         *       the same, with that value cut to its limit; the event's `details` then say so in
          *       `truncated`. A retry of it is still a duplicate: it is identified by its `url` as received.
          *
          *     Each event is matched to its recipient by `MessageID`, else by `Message_GUID`, recorded in the
@@ -1079,8 +1081,14 @@ export interface components {
             accepted_at: string | null;
             /** @description Every `to`, then `cc`, then `bcc` address, in request order. */
             recipients: components["schemas"]["Recipient"][];
-            /** @description The Mailjet events recorded for this job's recipients, oldest first (duplicates skipped). */
+            /**
+             * @description The latest 100 Mailjet events recorded for this job's recipients, oldest first (duplicates
+             *     skipped). A message opened and clicked many times (a link scanner clicks every link) can
+             *     have thousands; the recipients' statuses and the changes feed say what happened to it.
+             */
             events: components["schemas"]["Event"][];
+            /** @description How many earlier events `events` leaves out (0 when it holds them all). */
+            events_omitted: number;
         };
         /** @description A job as the admin list shows it. */
         AdminJob: {
@@ -1360,10 +1368,11 @@ export interface components {
             details: components["schemas"]["EventDetails"];
         };
         /**
-         * @description A Mailjet event's informative fields, copied as Mailjet sent them (only those present). jetpost
-         *     checks the types of `url`, `error`, `error_related_to`, `hard_bounce` and `blocked`; the
-         *     others are passed through unchecked (Mailjet sends strings, and an integer `mj_list_id`).
-         *     (Where it is used, no other field may appear.)
+         * @description A Mailjet event's informative fields, copied as Mailjet sent them (only those present), each
+         *     cut to 1,000 characters (`url`: 10,000; see `truncated`). jetpost checks the types of `url`,
+         *     `error`, `error_related_to`, `hard_bounce` and `blocked`; the others are passed through
+         *     unchecked (Mailjet sends strings, and an integer `mj_list_id`). (Where it is used, no other
+         *     field may appear.)
          */
         EventDetails: {
             /** @description click: the link followed. */
@@ -1385,18 +1394,26 @@ export interface components {
             /** @description bounce: this bounce got the address blocked. */
             blocked?: boolean;
             /**
-             * @description Present when Mailjet sent `url`, `error` or `error_related_to` longer than jetpost keeps
-             *     (10,000, 1,000 and 1,000 characters): the field holds the text cut to that length (never
-             *     half a surrogate pair, so possibly one less), and `truncated` gives its length as received,
-             *     in UTF-16 code units.
+             * @description Present when Mailjet sent a field longer than jetpost keeps (10,000 characters of `url`,
+             *     1,000 of the others): the field holds the text cut to that length (never half a surrogate
+             *     pair, so possibly one less; a value that was no string, its JSON text cut, a string then),
+             *     and `truncated` gives its length as received, in UTF-16 code units (of its JSON text for a
+             *     value that was no string).
              * @example {
              *       "url": 24380
              *     }
              */
             truncated?: {
                 url?: number;
+                ip?: number;
+                geo?: number;
+                agent?: number;
+                smtp_reply?: number;
                 error?: number;
                 error_related_to?: number;
+                comment?: number;
+                source?: number;
+                mj_list_id?: number;
             };
             /** @description bounce: the raw SMTP diagnostic (a string). */
             comment?: unknown;
@@ -1409,7 +1426,7 @@ export interface components {
          * @description One event as Mailjet's Event API sends it. jetpost checks the fields below; every other field
          *     (`mj_campaign_id`, `mj_contact_id`, `customcampaign`, `mj_message_id`, `smtp_reply`, `ip`,
          *     `geo`, `agent`, `comment`, `source`, `mj_list_id`, …) is accepted as it comes and kept in the
-         *     stored event. It needs a `MessageID` (other than 0) or a non-empty `Message_GUID`.
+         *     stored event, cut to 1,000 characters (of its JSON text when it is no string). It needs a `MessageID` (other than 0) or a non-empty `Message_GUID`.
          */
         MailjetEvent: ({
             event: components["schemas"]["MailjetEventType"];

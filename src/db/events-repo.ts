@@ -2,7 +2,7 @@
 import { JobDeletedMeanwhileError, RecipientMovedMeanwhileError } from '../domain/errors.js';
 import type { StoredEvent } from '../domain/event.js';
 import type { EventEffect } from '../domain/event-application.js';
-import type { MailjetEvent } from '../domain/event-parse.js';
+import { DETAIL_PAYLOAD_KEYS, type MailjetEvent } from '../domain/event-parse.js';
 import { DELIVERY_ORDER, type MailjetEventType } from '../domain/status.js';
 import { type PreparedStatement, query, type Queryable } from './pool.js';
 
@@ -21,10 +21,6 @@ function toStoredEvent(row: Record<string, unknown>): StoredEvent {
     payload,
   };
 }
-
-const EVENT_COLUMNS = `
-  id, event_type, occurred_at, recipient_id, job_id, mailjet_message_id::text as mailjet_message_id, mailjet_message_uuid, email,
-  payload`;
 
 // Matching an event to its message races the recording of that message's send: an event stored
 // (uncommitted) while the send's MessageIDs are being recorded (uncommitted) would be matched by
@@ -146,28 +142,56 @@ export async function matchKeptEvents(tx: Queryable, jobIds: readonly string[]):
   return rows.map(toStoredEvent);
 }
 
-const FIND_EVENTS_OF_JOBS = `
-  select ${EVENT_COLUMNS}
+// The latest events of each job, one more than the caller keeps (to tell whether some are left
+// out), read backwards on email_events_job_id_idx; returned oldest first. Of each payload only the
+// keys `$3` (what the reads show): an event can hold up to 256 KiB of fields no read shows.
+const FIND_LATEST_EVENTS_OF_JOBS = `
+  select e.*
+  from unnest($1::bigint[]) as j(id)
+  cross join lateral (
+    select id, event_type, occurred_at, recipient_id, job_id, mailjet_message_id::text as mailjet_message_id, mailjet_message_uuid, email,
+      (select coalesce(jsonb_object_agg(key, value), '{}') from jsonb_each(payload) where key = any($3::text[])) as payload
+    from email_events
+    where job_id = j.id
+    order by occurred_at desc, id desc
+    limit $2 + 1) e
+  order by e.job_id, e.occurred_at, e.id`;
+
+const COUNT_EVENTS_OF_JOBS = `
+  select job_id::text as job_id, count(*)::int as events
   from email_events
   where job_id = any($1::bigint[])
-  order by job_id, occurred_at, id`;
+  group by job_id`;
 
-export async function findEventsOfJobs(db: Queryable, jobIds: readonly string[]): Promise<StoredEvent[]> {
-  const rows = await query(db, FIND_EVENTS_OF_JOBS, [jobIds]);
-  return rows.map(toStoredEvent);
+export interface LatestEvents {
+  /** The latest `limit` events of each job, by job, oldest first. */
+  events: StoredEvent[];
+  /** By job id, how many older events were left out (a job with none left out is absent). */
+  omitted: Map<string, number>;
 }
 
-const FIND_EVENTS_OF_JOB = `
-  select ${EVENT_COLUMNS}
-  from email_events
-  where job_id = $1::bigint
-  order by occurred_at, id
-  limit $2`;
-
-/** A job's events, oldest first, at most `limit` of them (a message clicked by a bot can have thousands). */
-export async function findEventsOfJob(db: Queryable, jobId: string, limit: number): Promise<StoredEvent[]> {
-  const rows = await query(db, FIND_EVENTS_OF_JOB, [jobId, limit]);
-  return rows.map(toStoredEvent);
+/**
+ * The latest `limit` events of each job (a message clicked by a link scanner can have tens of
+ * thousands), and how many older ones each leaves out: counted only for the jobs that have more.
+ * Their payloads hold the keys eventDetails reads (DETAIL_PAYLOAD_KEYS), no other.
+ */
+export async function findEventsOfJobs(db: Queryable, jobIds: readonly string[], limit: number): Promise<LatestEvents> {
+  const rows = (await query(db, FIND_LATEST_EVENTS_OF_JOBS, [jobIds, limit, DETAIL_PAYLOAD_KEYS])).map(toStoredEvent);
+  const perJob = new Map<string, StoredEvent[]>();
+  for (const event of rows) {
+    const events = perJob.get(event.jobId!) ?? [];
+    events.push(event);
+    perJob.set(event.jobId!, events);
+  }
+  const over = [...perJob].filter(([, events]) => events.length > limit).map(([jobId]) => jobId);
+  const omitted = new Map<string, number>();
+  if (over.length > 0) {
+    for (const row of await query(db, COUNT_EVENTS_OF_JOBS, [over])) {
+      omitted.set(row['job_id'] as string, (row['events'] as number) - limit);
+    }
+  }
+  // Oldest first within each job: the extra one read is each crowded job's oldest.
+  return { events: [...perJob.values()].flatMap((events) => (events.length > limit ? events.slice(1) : events)), omitted };
 }
 
 // Retention: up to `$2` events never matched to a message, received more than `$1` ms ago

@@ -84,6 +84,8 @@ export interface JobDetail {
   from: string | null;
   recipients: RecipientRow[];
   timeline: TimelineEntry[];
+  /** The job's earlier Mailjet events the timeline leaves out (it holds the latest). */
+  eventsOmitted: number;
 }
 
 export interface TimelineEntry {
@@ -106,7 +108,7 @@ function describe(details: Record<string, unknown> | null): string | null {
     .join(', ');
 }
 
-/** What of an event's payload explains it (the rest is Mailjet's bookkeeping). */
+/** What of an event's payload explains it (the rest is Mailjet's bookkeeping); all among the keys findEventsOfJobs reads. */
 const EVENT_DETAIL_FIELDS = ['url', 'error_related_to', 'error', 'comment', 'hard_bounce', 'source', 'agent'];
 
 /** The job's history, oldest first: its creation, every status change and every Mailjet event. */

@@ -37,18 +37,31 @@ const MAX_EMAIL_LENGTH = 320;
 /** Mailjet's are UUIDs: a longer one is no Message_GUID, and it is a key, so it is never cut. */
 const MAX_MESSAGE_GUID_LENGTH = 100;
 /**
- * The optional text fields kept at most this long. Longer is no reason to drop the event (a click
- * on a link with a long query string still happened): the text is cut to the limit, and the event
- * says so in CUT_FIELDS_KEY.
+ * The longest value jetpost keeps of an event's field, in characters (a string's length; another
+ * value's JSON text), by field; every field not named here is kept up to CUT_OTHER_LIMIT. Longer
+ * is no reason to drop the event (a click on a link with a long query string still happened): the
+ * value is cut to the limit, and the event says so in CUT_FIELDS_KEY. Mailjet's own values are far
+ * shorter (an IP, a country code, a User-Agent, an SMTP answer: a few hundred characters at most);
+ * the limits bound what an event can bring into every status read, changes feed page and webhook,
+ * not its format. The fields jetpost checks (event, time, MessageID, Message_GUID, email,
+ * hard_bounce, blocked) are all shorter than any limit.
  */
-export const CUT_TEXT_LIMITS = {
-  CustomID: 1000,
-  Payload: 100_000,
-  url: 10_000,
-  error: 1000,
-  error_related_to: 1000,
-} as const;
-/** The key, in a stored event, of each cut field's length as received (in UTF-16 code units, as JavaScript counts). */
+export const CUT_TEXT_LIMITS: Readonly<Record<string, number>> = { Payload: 100_000, url: 10_000 };
+/**
+ * The limit of every other field, known (CustomID, error, agent, comment, smtp_reply, ip…) or not.
+ * None is lower: an event no longer than this (Mailjet's, a few hundred characters) has nothing to
+ * cut, and cutLongTexts does not look at its fields.
+ */
+export const CUT_OTHER_LIMIT = 1000;
+
+/** The longest value of `field` an event keeps (CUT_TEXT_LIMITS). */
+export function cutLimit(field: string): number {
+  return Object.hasOwn(CUT_TEXT_LIMITS, field) ? CUT_TEXT_LIMITS[field]! : CUT_OTHER_LIMIT;
+}
+/**
+ * The key, in a stored event, of each cut field's length as received (in UTF-16 code units, as
+ * JavaScript counts; for a value that is no string, of its JSON text).
+ */
 export const CUT_FIELDS_KEY = 'jetpost_truncated';
 
 export const mailjetEventSchema = z
@@ -59,7 +72,7 @@ export const mailjetEventSchema = z
     MessageID: mailjetId.optional(),
     Message_GUID: z.string().max(MAX_MESSAGE_GUID_LENGTH).optional(),
     email: z.string().min(1).max(MAX_EMAIL_LENGTH),
-    // Any length: toEvent cuts them (CUT_TEXT_LIMITS).
+    // Any length: toEvent cuts them, and every other field (CUT_TEXT_LIMITS).
     CustomID: z.string().optional(),
     Payload: z.string().optional(),
     hard_bounce: z.boolean().optional(),
@@ -76,7 +89,8 @@ export const mailjetEventSchema = z
 type EventData = z.infer<typeof mailjetEventSchema>;
 
 const EVENT_TYPES: ReadonlySet<unknown> = new Set(MAILJET_EVENT_TYPES);
-const CUT_TEXT_FIELDS = Object.entries(CUT_TEXT_LIMITS);
+/** The optional fields mailjetEventSchema holds to be strings. */
+const TEXT_FIELDS = ['CustomID', 'Payload', 'url', 'error', 'error_related_to'] as const;
 
 /**
  * What mailjetEventSchema makes of an event that plainly passes it, or undefined: the schema then
@@ -96,7 +110,7 @@ export function plainEventData(value: Record<string, unknown>): EventData | unde
   if (guid !== undefined && (typeof guid !== 'string' || guid.length > MAX_MESSAGE_GUID_LENGTH)) {
     return undefined;
   }
-  for (const [field] of CUT_TEXT_FIELDS) {
+  for (const field of TEXT_FIELDS) {
     const text = value[field];
     if (text !== undefined && typeof text !== 'string') {
       return undefined;
@@ -138,8 +152,8 @@ const EVENT_DETAIL_FIELDS = [
   'mj_list_id',
 ] as const;
 
-/** The detail fields toEvent may cut: `truncated` names those it did, with their length as received. */
-const CUT_DETAIL_FIELDS = ['url', 'error', 'error_related_to'] as const;
+/** The keys of a stored event eventDetails reads (those a read of a job's events needs). */
+export const DETAIL_PAYLOAD_KEYS: readonly string[] = [...EVENT_DETAIL_FIELDS, CUT_FIELDS_KEY];
 
 export function eventDetails(payload: Record<string, unknown>): Record<string, unknown> {
   const details: Record<string, unknown> = {};
@@ -152,9 +166,10 @@ export function eventDetails(payload: Record<string, unknown>): Record<string, u
   if (typeof cut === 'object' && cut !== null) {
     // Checked, not trusted: an event stored before jetpost cut fields may carry the key as it came.
     const truncated: Record<string, number> = {};
-    for (const field of CUT_DETAIL_FIELDS) {
+    // `truncated` names the details toEvent cut (a cut value is a string), with their length as received.
+    for (const field of EVENT_DETAIL_FIELDS) {
       const length = (cut as Record<string, unknown>)[field];
-      if (typeof length === 'number' && Number.isInteger(length) && length > CUT_TEXT_LIMITS[field] && typeof details[field] === 'string') {
+      if (typeof length === 'number' && Number.isInteger(length) && length > cutLimit(field) && typeof details[field] === 'string') {
         truncated[field] = length;
       }
     }
@@ -402,21 +417,24 @@ function dropProtoKeys(value: unknown): void {
 const sha256Hex: (text: string) => string =
   typeof crypto.hash === 'function' ? (text) => crypto.hash('sha256', text, 'hex') : (text) => crypto.createHash('sha256').update(text).digest('hex');
 
-/** The shortest limit of CUT_TEXT_LIMITS: an event whose source is no longer has nothing to cut. */
-const SHORTEST_CUT_LIMIT = Math.min(...Object.values(CUT_TEXT_LIMITS));
-
 /**
- * Cuts the optional texts longer than their limit (CUT_TEXT_LIMITS), in place, and records their
- * lengths as received under CUT_FIELDS_KEY. A CUT_FIELDS_KEY the event came with is dropped: the key
- * only ever says what jetpost cut. `sourceLength`, the event's length as JSON text, spares Mailjet's
- * events (a few hundred characters) the look at each field.
+ * Cuts the values longer than their limit (cutLimit), in place, and records their lengths as
+ * received under CUT_FIELDS_KEY: a string to its first characters, any other value (an object an
+ * unknown field brings) to the first characters of its JSON text, a string then. A CUT_FIELDS_KEY
+ * the event came with is dropped: the key only ever says what jetpost cut. `sourceLength`, the
+ * event's length as JSON text, bounds every value's: it spares Mailjet's events (a few hundred
+ * characters) the look at each field, and most fields of the others the JSON text of their value.
  */
 function cutLongTexts(data: Record<string, unknown>, sourceLength: number): void {
   let cut: Record<string, number> | undefined;
-  if (sourceLength > SHORTEST_CUT_LIMIT) {
-    for (const [field, max] of CUT_TEXT_FIELDS) {
-      const text = data[field];
-      if (typeof text === 'string' && text.length > max) {
+  if (sourceLength > CUT_OTHER_LIMIT) {
+    for (const [field, value] of Object.entries(data)) {
+      const max = cutLimit(field);
+      if (sourceLength <= max || field === CUT_FIELDS_KEY || (typeof value !== 'string' && (typeof value !== 'object' || value === null))) {
+        continue;
+      }
+      const text = typeof value === 'string' ? value : JSON.stringify(value);
+      if (text.length > max) {
         (cut ??= {})[field] = text.length;
         // The text is storable already (checkElement): this keeps a surrogate pair whole at the cut.
         data[field] = storableText(text, max).text;

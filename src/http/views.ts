@@ -102,7 +102,7 @@ export function deliveryJson(delivery: DeliveryRow) {
   };
 }
 
-export function jobViewJson({ job, recipients, events }: JobView) {
+export function jobViewJson({ job, recipients, events, eventsOmitted }: JobView) {
   return {
     job_id: job.id,
     status: job.status,
@@ -118,5 +118,6 @@ export function jobViewJson({ job, recipients, events }: JobView) {
     accepted_at: job.acceptedAt?.toISOString() ?? null,
     recipients: recipients.map(recipientJson),
     events: events.map(eventJson),
+    events_omitted: eventsOmitted,
   };
 }

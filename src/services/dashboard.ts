@@ -1,7 +1,7 @@
 // What the dashboard reads that the admin service does not: the queue at a glance, job search
 // across apps, and a job's timeline. Its actions (requeue, suppressions, redelivery) go through the
 // admin service, the same as the admin API's and the CLI's.
-import { findEventsOfJob } from '../db/events-repo.js';
+import { findEventsOfJobs } from '../db/events-repo.js';
 import {
   approximateJobCount,
   countAcceptedPerMinute,
@@ -29,7 +29,7 @@ import {
 import { DEPTH_STATUSES } from '../domain/queue-figures.js';
 import { findApp } from './apps.js';
 
-/** A job's timeline shows at most this many status changes and as many events. */
+/** A job's timeline shows at most this many status changes (its first) and as many events (its latest). */
 const TIMELINE_LIMIT = 500;
 
 export interface DashboardService {
@@ -83,12 +83,12 @@ export function createDashboardService(pool: Pool): DashboardService {
       if (!found) {
         return undefined;
       }
-      const [recipients, changes, events] = await Promise.all([
+      const [recipients, changes, { events, omitted }] = await Promise.all([
         findRecipients(pool, [jobId]),
         findChangesOfJob(pool, jobId, TIMELINE_LIMIT),
-        findEventsOfJob(pool, jobId, TIMELINE_LIMIT),
+        findEventsOfJobs(pool, [jobId], TIMELINE_LIMIT),
       ]);
-      return { ...found, recipients, timeline: buildTimeline(found.job, recipients, changes, events) };
+      return { ...found, recipients, timeline: buildTimeline(found.job, recipients, changes, events), eventsOmitted: omitted.get(jobId) ?? 0 };
     },
   };
 }

@@ -22,10 +22,19 @@ import type { FeedCursor, StatusChangeRow } from '../domain/status-change.js';
 import { createGroupCommit } from './group-commit.js';
 import { queueWebhookDeliveries } from './webhook-outbox.js';
 
+/**
+ * The events a status read gives of each job, its latest: a message clicked by a link scanner can
+ * have tens of thousands, and 100 such jobs in one GET /status?ids= would answer gigabytes.
+ */
+export const EVENTS_PER_JOB = 100;
+
 export interface JobView {
   job: JobRow;
   recipients: RecipientRow[];
+  /** The latest EVENTS_PER_JOB events, oldest first. */
   events: StoredEvent[];
+  /** How many older events `events` leaves out. */
+  eventsOmitted: number;
 }
 
 export interface EnqueueResult {
@@ -136,11 +145,12 @@ export function createJobService({
 
   async function loadViews(db: Queryable, jobs: JobRow[]): Promise<JobView[]> {
     const ids = jobs.map((job) => job.id);
-    const [recipients, events] = await Promise.all([findRecipients(db, ids), findEventsOfJobs(db, ids)]);
+    const [recipients, { events, omitted }] = await Promise.all([findRecipients(db, ids), findEventsOfJobs(db, ids, EVENTS_PER_JOB)]);
     return jobs.map((job) => ({
       job,
       recipients: recipients.filter((r) => r.jobId === job.id),
       events: events.filter((e) => e.jobId === job.id),
+      eventsOmitted: omitted.get(job.id) ?? 0,
     }));
   }
 

@@ -8,7 +8,7 @@ import { expect } from 'chai';
 
 import { seedDashboardHistory, type SeededHistory } from '../../bench/dashboard-seed.js';
 import { listAppsWithKeys } from '../../src/db/apps-repo.js';
-import { findEventsOfJob } from '../../src/db/events-repo.js';
+import { findEventsOfJobs } from '../../src/db/events-repo.js';
 import {
   approximateJobCount,
   countAcceptedPerMinute,
@@ -72,7 +72,7 @@ describe("the dashboard's queries at 200,000 jobs", function () {
     ['a job', (q) => findJobOfAnyApp(q, seeded.sampleJobId)],
     ["a job's recipients", (q) => findRecipients(q, [seeded.sampleJobId])],
     ["a job's status changes", (q) => findChangesOfJob(q, seeded.sampleJobId, 500)],
-    ["a job's events", (q) => findEventsOfJob(q, seeded.sampleJobId, 500)],
+    ["a job's events", (q) => findEventsOfJobs(q, [seeded.sampleJobId], 500)],
     ['failed jobs', (q) => listJobsByStatus(q, 'failed', { limit: 50 })],
     ['failed jobs of one app, older page', (q) => listJobsByStatus(q, 'failed', { appName: seeded.appNames[0], before: seeded.middleJobId, limit: 50 })],
     ['suppressions', (q) => listSuppressions(q, seeded.appIds[0]!, { limit: 50 })],

@@ -111,7 +111,7 @@ describe('events applied in SQL agree with the rules of domain/event-application
         await createEventIngest(pool, notifyChannels(TEST_SCHEMA))(parsed.events);
 
         // In the order they were stored, as the ingest hands them on (the first suppression of an address wins).
-        const stored = (await findEventsOfJobs(pool, jobIds)).sort((a, b) => Number(a.id) - Number(b.id));
+        const stored = (await findEventsOfJobs(pool, jobIds, events.length)).events.sort((a, b) => Number(a.id) - Number(b.id));
         const plan = planEventApplication(stored, jobStatuses, recipients);
 
         const recipientsNow = await pool.query<{ id: string; status: string }>(

@@ -276,6 +276,65 @@ describe('parseEventBody of over-long optional texts', () => {
     });
   });
 
+  it('when an open carries a 20,000-character agent, ip, geo, smtp_reply, comment, source or unknown field, then each is cut to 1,000 with its length as received', () => {
+    const long = (letter: string) => letter.repeat(20_000);
+    const event = only(
+      eventText({
+        MessageID: 1,
+        agent: long('a'),
+        ip: long('i'),
+        geo: long('g'),
+        smtp_reply: long('s'),
+        comment: long('c'),
+        source: long('o'),
+        customcampaign: long('k'),
+        mj_list_id: long('9'),
+        unknown_field: long('x'),
+        short_unknown: 'kept whole',
+      }),
+    );
+
+    expect(event.raw).to.deep.include({
+      agent: 'a'.repeat(1000),
+      ip: 'i'.repeat(1000),
+      geo: 'g'.repeat(1000),
+      smtp_reply: 's'.repeat(1000),
+      comment: 'c'.repeat(1000),
+      source: 'o'.repeat(1000),
+      customcampaign: 'k'.repeat(1000),
+      mj_list_id: '9'.repeat(1000),
+      unknown_field: 'x'.repeat(1000),
+      short_unknown: 'kept whole',
+    });
+    expect(event.raw['jetpost_truncated']).to.deep.equal({
+      agent: 20_000,
+      ip: 20_000,
+      geo: 20_000,
+      smtp_reply: 20_000,
+      comment: 20_000,
+      source: 20_000,
+      customcampaign: 20_000,
+      mj_list_id: 20_000,
+      unknown_field: 20_000,
+    });
+    expect(JSON.stringify(event.raw).length).to.be.below(11_000);
+  });
+
+  it('when a field that is no string is longer than 1,000 characters as JSON, then it is kept as its JSON text cut, and a short one as it came', () => {
+    const big = { list: Array.from({ length: 5000 }, (_, index) => index) };
+    const event = only(eventText({ MessageID: 1, geo: big, extra: { inner: [1, { deep: true }] }, mj_list_id: 123456789 }));
+
+    expect(event.raw['geo']).to.equal(JSON.stringify(big).slice(0, 1000));
+    expect(event.raw['extra']).to.deep.equal({ inner: [1, { deep: true }] });
+    expect(event.raw['mj_list_id']).to.equal(123456789);
+    expect(event.raw['jetpost_truncated']).to.deep.equal({ geo: JSON.stringify(big).length });
+    expect(eventDetails(event.raw)).to.deep.equal({
+      geo: JSON.stringify(big).slice(0, 1000),
+      mj_list_id: 123456789,
+      truncated: { geo: JSON.stringify(big).length },
+    });
+  });
+
   it('when nothing is cut, then a jetpost_truncated the event came with is dropped, and one cut replaces it', () => {
     expect(only(eventText({ MessageID: 1, url: 'https://example.com', jetpost_truncated: { url: 'forged' } })).raw).not.to.have.property('jetpost_truncated');
     expect(only(eventText({ MessageID: 1, url: 'u'.repeat(10_001), jetpost_truncated: { error: 7 } })).raw['jetpost_truncated']).to.deep.equal({ url: 10_001 });
@@ -304,6 +363,11 @@ describe('eventDetails', () => {
     });
     expect(eventDetails({ url: 'u', error: 'e', jetpost_truncated: { url: 'forged', error: 7 } })).to.deep.equal({ url: 'u', error: 'e' });
     expect(eventDetails({ url: 'u', jetpost_truncated: 'forged' })).to.deep.equal({ url: 'u' });
+    expect(eventDetails({ agent: 'a', comment: 'c', Payload: 'p', jetpost_truncated: { agent: 1001, comment: 1000, Payload: 100_001 } })).to.deep.equal({
+      agent: 'a',
+      comment: 'c',
+      truncated: { agent: 1001 },
+    });
   });
 });
 

@@ -234,6 +234,7 @@ ${detail.recipients.map(
 </tbody>
 </table>
 <h2>Timeline</h2>
+${detail.eventsOmitted > 0 ? html`<p class="muted" id="events-omitted">${detail.eventsOmitted.toLocaleString('en-US')} earlier Mailjet events are not shown: the timeline holds the latest ${detail.timeline.filter((entry) => entry.kind === 'event').length.toLocaleString('en-US')}.</p>` : ''}
 <table id="timeline">
 <thead><tr><th>when</th><th>what</th><th>recipient</th><th>change or event</th><th>detail</th></tr></thead>
 <tbody>
