@@ -130,7 +130,7 @@ const jobsList: Command = (args) => {
     limit: argument(pageLimitSchema, values.limit, '--limit'),
   };
   return async (admin) => {
-    const jobs = await admin.listJobs(filter);
+    const { jobs, nextBefore } = await admin.listJobs(filter);
     process.stdout.write(
       table(
         jobs.map((job) => ({
@@ -143,6 +143,10 @@ const jobsList: Command = (args) => {
         })),
       ),
     );
+    if (nextBefore !== null) {
+      // A status other than a queue status is looked for among a window of jobs: a short page is not the end.
+      process.stdout.write(`older jobs may match: add --before ${nextBefore}\n`);
+    }
   };
 };
 
