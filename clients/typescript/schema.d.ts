@@ -616,7 +616,10 @@ export interface paths {
          * List jobs of one status across apps (the dead-letter list by default)
          * @description Jobs of one status, newest first, across every app (or one app with `app`). With the default
          *     `status=failed` this is the dead-letter list: each failed job keeps the reason in `last_error`.
-         *     Page with `before=<next_before>`; `next_before` is null on the last page.
+         *     Page with `before=<next_before>`; `next_before` is null on the last page. A status other than
+         *     `queued`, `scheduled`, `deferred`, `processing` or `failed` has no index: a page of it looks
+         *     through the next 5,000 jobs by id only, so it may hold fewer than `limit` jobs, or none, and
+         *     still have a `next_before`.
          */
         get: operations["listJobsAdmin"];
         put?: never;

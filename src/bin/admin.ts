@@ -100,13 +100,22 @@ function parseArguments<const O extends ParseArgsOptions>(args: string[], option
   return parsed;
 }
 
+/**
+ * Control characters (an escape sequence, a line break) and bidirectional overrides as \uXXXX: a
+ * cell holds text others wrote (Mailjet's error messages and event details, a note), and the
+ * operator's terminal must show it, not obey it, and keep one row a line.
+ */
+function printable(text: string): string {
+  return text.replace(/[\p{Cc}\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/gu, (character) => `\\u${character.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 /** Cells are scalars: a date is written as ISO text before it gets here. */
 function table(rows: Record<string, string | number | boolean | null>[]): string {
   if (rows.length === 0) {
     return '(none)\n';
   }
   const columns = Object.keys(rows[0]!);
-  const cells = rows.map((row) => columns.map((column) => String(row[column] ?? '')));
+  const cells = rows.map((row) => columns.map((column) => printable(String(row[column] ?? ''))));
   const widths = columns.map((column, i) => Math.max(column.length, ...cells.map((cell) => cell[i]!.length)));
   const line = (values: string[]) =>
     values
@@ -130,7 +139,7 @@ const jobsList: Command = (args) => {
     limit: argument(pageLimitSchema, values.limit, '--limit'),
   };
   return async (admin) => {
-    const jobs = await admin.listJobs(filter);
+    const { jobs, nextBefore } = await admin.listJobs(filter);
     process.stdout.write(
       table(
         jobs.map((job) => ({
@@ -143,6 +152,10 @@ const jobsList: Command = (args) => {
         })),
       ),
     );
+    if (nextBefore !== null) {
+      // A status other than a queue status is looked for among a window of jobs: a short page is not the end.
+      process.stdout.write(`older jobs may match: add --before ${nextBefore}\n`);
+    }
   };
 };
 

@@ -662,27 +662,76 @@ export async function setJobStatuses(tx: Queryable, changes: ReadonlyMap<string,
 }
 
 // A queue status (failed, the usual one here) is read from its partial index, keyed on queue_status
-// (sql/19_…): with the status known when the statement is planned, the second condition becomes that
-// index's predicate, or nothing.
+// (sql/19_…): the second condition is that index's predicate.
 const LIST_JOBS_BY_STATUS = `
   select ${JOB_COLUMNS}, a.name as app_name
   from email_send_jobs j
   join apps a on a.id = j.app_id
   where j.status = $1
-    and (j.queue_status = $1 or $1 not in ('queued', 'scheduled', 'deferred', 'processing', 'failed'))
+    and j.queue_status = $1
     and ($2::text is null or a.name = $2)
     and ($3::bigint is null or j.id < $3)
   order by j.id desc
   limit $4`;
 
-/** Jobs of one status, newest first, across apps (admin): `before` pages by job id. */
+/** Jobs a page of a status without an index of its own looks through. */
+export const STATUS_LIST_WINDOW = 5_000;
+
+// Any other status has no index (sql/25_…: events rewrite those rows), so a page of one looks
+// through a window of the next $5 jobs by id below `before`, never the whole table: a rare status
+// (spam, bounced…) would otherwise cost a walk through every job. Every row says how many jobs the
+// window held and the lowest id in it, and one row comes back when nothing matched.
+const LIST_JOBS_BY_STATUS_IN_WINDOW = `
+  with scanned as (
+    select id, status, app_id
+    from email_send_jobs
+    where ($3::bigint is null or id < $3)
+    order by id desc
+    limit $5
+  )
+  select w.jobs as window_jobs, w.lowest as window_lowest, f.*
+  from (select count(*)::int as jobs, min(id)::text as lowest from scanned) as w
+  left join lateral (
+    select ${JOB_COLUMNS}, a.name as app_name
+    from scanned s
+    join apps a on a.id = s.app_id
+    join email_send_jobs j on j.id = s.id
+    where s.status = $1
+      and ($2::text is null or a.name = $2)
+    order by s.id desc
+    limit $4
+  ) as f on true
+  order by f.id desc`;
+
+export interface AdminJobPage {
+  jobs: AdminJobRow[];
+  /** Where the next page starts (its `before`), or null when no older job can match. */
+  nextBefore: string | null;
+}
+
+/**
+ * Jobs of one status, newest first, across apps (admin): `before` pages by job id. A page of a
+ * status other than a queue status may hold fewer than `limit` jobs (none, even) and still have a
+ * next page: it looked through a window of STATUS_LIST_WINDOW jobs only.
+ */
 export async function listJobsByStatus(
   db: Queryable,
   status: JobStatus,
   options: { appName?: string | undefined; before?: string | undefined; limit: number },
-): Promise<AdminJobRow[]> {
-  const rows = await query(db, LIST_JOBS_BY_STATUS, [status, options.appName ?? null, options.before ?? null, options.limit]);
-  return rows.map((row) => ({ ...toJob(row), appName: String(row['app_name']) }));
+): Promise<AdminJobPage> {
+  const page = [status, options.appName ?? null, options.before ?? null, options.limit];
+  if ((DEPTH_STATUSES as readonly JobStatus[]).includes(status)) {
+    const jobs = (await query(db, LIST_JOBS_BY_STATUS, page)).map(toAdminJob);
+    return { jobs, nextBefore: jobs.length === options.limit ? jobs.at(-1)!.id : null };
+  }
+  const rows = await query(db, LIST_JOBS_BY_STATUS_IN_WINDOW, [...page, STATUS_LIST_WINDOW]);
+  const jobs = rows.filter((row) => row['id'] !== null).map(toAdminJob);
+  const windowFull = rows[0]?.['window_jobs'] === STATUS_LIST_WINDOW;
+  return { jobs, nextBefore: jobs.length === options.limit ? jobs.at(-1)!.id : windowFull ? (rows[0]!['window_lowest'] as string) : null };
+}
+
+function toAdminJob(row: Record<string, unknown>): AdminJobRow {
+  return { ...toJob(row), appName: String(row['app_name']) };
 }
 
 // Only failed jobs go back: they get a fresh set of attempts and are due now. last_error stays as

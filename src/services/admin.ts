@@ -1,12 +1,11 @@
 // The operator's actions, one service for both doors: the admin API (http/routes/admin.ts) and the
 // CLI (bin/admin.ts). Inputs arrive checked (domain/input-schemas.ts); refusals are AppErrors.
 import { listAppsWithKeys } from '../db/apps-repo.js';
-import { listJobsByStatus } from '../db/jobs-repo.js';
+import { type AdminJobPage, listJobsByStatus } from '../db/jobs-repo.js';
 import type { NotifyChannels } from '../db/notify.js';
 import type { Pool } from '../db/pool.js';
 import { addSuppression, listSuppressions, removeSuppression } from '../db/suppressions-repo.js';
 import type { App, AppWebhook, AppWithKeys } from '../domain/app.js';
-import type { AdminJobRow } from '../domain/job.js';
 import type { JobStatus } from '../domain/status.js';
 import type { Suppression } from '../domain/suppression.js';
 import type { TargetPolicy } from '../domain/target-policy.js';
@@ -25,8 +24,8 @@ import {
 } from './webhooks.js';
 
 export interface AdminService {
-  /** Jobs of one status, newest first, across apps; `before` pages by job id. */
-  listJobs(filter: { status: JobStatus; appName?: string | undefined; before?: string | undefined; limit: number }): Promise<AdminJobRow[]>;
+  /** Jobs of one status, newest first, across apps; `before` pages by job id (a page of a status other than a queue status may be short: see listJobsByStatus). */
+  listJobs(filter: { status: JobStatus; appName?: string | undefined; before?: string | undefined; limit: number }): Promise<AdminJobPage>;
   /** Re-queues failed jobs: the given ids, or (ids null) every failed one, of one app when named. Returns the ids re-queued. */
   requeueJobs(target: { ids: readonly string[] | null; appName: string | null }): Promise<string[]>;
   listApps(): Promise<AppWithKeys[]>;

@@ -75,6 +75,12 @@ describe("the dashboard's queries at 200,000 jobs", function () {
     ["a job's events", (q) => findEventsOfJobs(q, [seeded.sampleJobId], 500)],
     ['failed jobs', (q) => listJobsByStatus(q, 'failed', { limit: 50 })],
     ['failed jobs of one app, older page', (q) => listJobsByStatus(q, 'failed', { appName: seeded.appNames[0], before: seeded.middleJobId, limit: 50 })],
+    // The admin's list of a status without an index: none is bounced here, so a walk would read every job.
+    ['bounced jobs (the admin API)', (q) => listJobsByStatus(q, 'bounced', { limit: 50 })],
+    [
+      "a rare app's sent jobs, older page (the admin API)",
+      (q) => listJobsByStatus(q, 'sent', { appName: seeded.appNames.at(-1), before: seeded.middleJobId, limit: 50 }),
+    ],
     ['suppressions', (q) => listSuppressions(q, seeded.appIds[0]!, { limit: 50 })],
     ['suppressions, next page', (q) => listSuppressions(q, seeded.appIds[0]!, { after: 'bounced500@example.org', limit: 50 })],
     ['webhook deliveries', (q) => listDeliveries(q, seeded.appIds[0]!, { limit: 50 })],

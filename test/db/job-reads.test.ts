@@ -81,7 +81,7 @@ describe('job reads without the message column', () => {
 
   it('when the admin lists jobs and an app reads the changes feed, then neither reads the message', async () => {
     const listed = await listJobsByStatus(restricted, 'cancelled', { limit: 10 });
-    expect(listed.map((job) => job.customId)).to.deep.equal(['big-1']);
+    expect(listed.jobs.map((job) => job.customId)).to.deep.equal(['big-1']);
     const feed = await readFeed(restricted, appId, { txid: '0', id: '0' }, 10);
     expect(feed.map((change) => change.newStatus)).to.deep.equal(['cancelled']);
   });

@@ -104,7 +104,7 @@ describe('jobs: queue_status (the queue indexes without status)', () => {
     ]);
     expect(settled.map((id) => after.get(id))).to.deep.equal([null, null, null, null]);
     expect(await nextRunAt(db.pool)).to.be.instanceOf(Date);
-    expect((await listJobsByStatus(db.pool, 'failed', { limit: 10 })).map((job) => job.id)).to.deep.equal([failed]);
+    expect((await listJobsByStatus(db.pool, 'failed', { limit: 10 })).jobs.map((job) => job.id)).to.deep.equal([failed]);
     expect((await reapExpiredLeases(db.pool, 10, 'lease expired')).map((job) => job.id)).to.deep.equal([expired]);
     const claimed = (await claimJobs(db.pool, 'new-consumer', 10, LEASE_MS)).map((job) => job.id);
     expect(claimed.sort()).to.deep.equal([...claimable, expired].sort());
@@ -147,7 +147,7 @@ describe('jobs: queue_status (the queue indexes without status)', () => {
         [toFail, 'failed'],
       ]),
     );
-    expect((await listJobsByStatus(db.pool, 'failed', { limit: 10 })).map((job) => job.id)).to.deep.equal([toFail]);
+    expect((await listJobsByStatus(db.pool, 'failed', { limit: 10 })).jobs.map((job) => job.id)).to.deep.equal([toFail]);
     expect((await reapExpiredLeases(db.pool, 10, 'lease expired')).map((job) => job.id)).to.deep.equal([toClaim]);
     expect((await claimJobs(db.pool, 'new-consumer', 10, LEASE_MS)).map((job) => job.id).sort()).to.deep.equal([queued, toClaim].sort());
   });

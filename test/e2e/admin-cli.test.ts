@@ -2,7 +2,7 @@ import net from 'node:net';
 
 import { expect } from 'chai';
 
-import { makeApp, makeJob } from '../factories.js';
+import { makeApp, makeJob, makeSuppression } from '../factories.js';
 import { runCli } from '../support/cli.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 
@@ -47,6 +47,31 @@ describe('npm run admin -- jobs …', function () {
     ]);
     const recipients = await db.pool.query(`select distinct status from email_recipients`);
     expect(recipients.rows).to.deep.equal([{ status: 'pending' }]);
+  });
+
+  it('when a list holds text with escape sequences, line breaks or bidi overrides, then the terminal is shown them as \\u escapes, one row a line', async () => {
+    db = await createTestDatabase();
+    const app = await makeApp(db.pool, { name: 'mail' });
+    // What Mailjet wrote (a bounce's error, an API error message): the CLI's output must not obey it.
+    const hostile = '\u001b]0;pwned\u0007\u001b[2J\r\nfake row\u202eevil';
+    await makeSuppression(db.pool, app.id, 'bounced@example.com', { reason: 'hard_bounce', detail: hostile });
+    const jobId = await failedJob(app.id, hostile);
+    const env = { DATABASE_URL: db.url };
+
+    const suppressions = await runCli('admin', ['suppressions', 'list', 'mail'], env);
+    const jobs = await runCli('admin', ['jobs', 'list'], env);
+
+    const escaped = '\\u001b]0;pwned\\u0007\\u001b[2J\\u000d\\u000afake row\\u202eevil';
+    for (const [run, row] of [
+      [suppressions, 'bounced@example.com'],
+      [jobs, jobId],
+    ] as const) {
+      expect(run.code, run.stderr).to.equal(0);
+      expect(run.stdout.replaceAll('\n', '')).to.not.match(/[\p{Cc}\u202e]/u);
+      const lines = run.stdout.trimEnd().split('\n');
+      expect(lines, run.stdout).to.have.length(2);
+      expect(lines[1]).to.contain(row).and.contain(escaped);
+    }
   });
 
   it('when an operator creates, rotates and revokes app keys and manages suppressions, then each command does it and says so', async () => {

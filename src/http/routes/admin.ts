@@ -56,8 +56,8 @@ export function adminRouter({ admin, requireAdmin, bodyIdleTimeoutMs }: AdminRou
 
   router.get('/admin/jobs', requireAdmin, async (req, res) => {
     const query = parseOrThrow(listQuery, req.query, 'query');
-    const jobs = await admin.listJobs({ status: query.status, appName: query.app, before: query.before, limit: query.limit });
-    res.json({ jobs: jobs.map(adminJobJson), next_before: jobs.length === query.limit ? (jobs.at(-1)?.id ?? null) : null });
+    const page = await admin.listJobs({ status: query.status, appName: query.app, before: query.before, limit: query.limit });
+    res.json({ jobs: page.jobs.map(adminJobJson), next_before: page.nextBefore });
   });
 
   router.post('/admin/jobs/requeue', requireAdmin, jsonBody({ limit: '1mb', idleTimeoutMs: bodyIdleTimeoutMs }), async (req, res) => {

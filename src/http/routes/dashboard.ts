@@ -213,7 +213,10 @@ export function dashboardRouter({ dashboard, admin, adminKey, log, now, bodyIdle
       req.query,
       'query',
     );
-    const [apps, rows] = await Promise.all([appNames(), admin.listJobs({ status: 'failed', appName: query.app, before: query.before, limit: PAGE_SIZE })]);
+    const [apps, { jobs: rows }] = await Promise.all([
+      appNames(),
+      admin.listJobs({ status: 'failed', appName: query.app, before: query.before, limit: PAGE_SIZE }),
+    ]);
     send(res, failedPage(dashboardVisitor(res), { apps, rows, app: query.app, limit: PAGE_SIZE, notice: noticeOf(req) }));
   });
 
