@@ -429,7 +429,7 @@ export async function storeAndApplyEvents(tx: Queryable, webhooksChannel: string
   const input = events.map(({ event, effect }) => ({
     k: event.dedupeKey,
     t: event.type,
-    o: event.occurredAt.toISOString(),
+    o: effect.occurredAt,
     // A decimal string: JSON numbers this big would lose digits.
     m: event.messageId,
     u: event.messageUuid,

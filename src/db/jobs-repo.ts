@@ -1,6 +1,7 @@
 // email_send_jobs: insert, claim, settle, cancel, read. Every state change is guarded in its WHERE
 // clause (status, lease owner) and returns the ids it changed: zero rows means a lost lease or a no-op.
 import type { JobListRow } from '../domain/dashboard.js';
+import { isoTimeFormatter } from '../domain/iso-time.js';
 import type { AdminJobRow, ClaimedJob, JobRow, QueuedJob } from '../domain/job.js';
 import type { FoundMessage } from '../domain/mailjet-outcome.js';
 import type { MessageContent, NewJob } from '../domain/message.js';
@@ -122,23 +123,6 @@ const INSERT_JOBS: PreparedStatement = { name: 'jobs_insert', text: INSERT_JOBS_
  */
 function unquotedArray(values: ReadonlyArray<string | number | null>): string {
   return `{${values.map((value) => value ?? 'NULL').join(',')}}`;
-}
-
-/**
- * toISOString once per distinct time in a row: the jobs of a batch share their run_at, and formatting
- * a date cost more than everything else done per job here.
- */
-function isoTimeFormatter(): (date: Date) => string {
-  let lastMs = Number.NaN;
-  let last = '';
-  return (date) => {
-    const ms = date.getTime();
-    if (ms !== lastMs) {
-      last = date.toISOString();
-      lastMs = ms;
-    }
-    return last;
-  };
 }
 
 /**

@@ -34,6 +34,8 @@ export interface EventApplication {
 
 /** What one event asks for, whatever the state it meets. */
 export interface EventEffect {
+  /** When it happened, as ISO 8601 text (as in `details`). */
+  occurredAt: string;
   /** The status it moves its recipient toward; undefined: none (history only). */
   target: DeliveryStatus | undefined;
   /** The details of the change it makes, if it makes one. */
@@ -42,10 +44,19 @@ export interface EventEffect {
   suppression: Omit<RecipientSuppression, 'recipientId'> | undefined;
 }
 
-export function eventEffect(event: Pick<StoredEvent, 'type' | 'occurredAt' | 'hardBounce' | 'payload'>): EventEffect {
+/**
+ * `isoTime` formats the event's time: the ingest gives one that formats a time shared by consecutive
+ * events once (domain/iso-time.ts).
+ */
+export function eventEffect(
+  event: Pick<StoredEvent, 'type' | 'occurredAt' | 'hardBounce' | 'payload'>,
+  isoTime: (date: Date) => string = (date) => date.toISOString(),
+): EventEffect {
+  const occurredAt = isoTime(event.occurredAt);
   return {
+    occurredAt,
     target: statusForEvent(event.type, event.hardBounce),
-    details: { event: event.type, occurred_at: event.occurredAt.toISOString(), ...eventDetails(event.payload) },
+    details: { event: event.type, occurred_at: occurredAt, ...eventDetails(event.payload) },
     suppression: suppressionOf(event),
   };
 }

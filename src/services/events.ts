@@ -36,6 +36,7 @@ import {
   type RejectedRef,
   type RejectionKind,
 } from '../domain/event-parse.js';
+import { isoTimeFormatter } from '../domain/iso-time.js';
 import type { MailjetEventType } from '../domain/status.js';
 import { storableText } from '../domain/storable-text.js';
 import type { Logger } from '../log.js';
@@ -219,13 +220,14 @@ async function storeParts(pool: Pool, channels: NotifyChannels, parts: ReadonlyA
   const events = parts.length === 1 ? parts[0]! : inLockOrder(parts.flat()).map(({ event }) => event);
   const results = parts.map((): IngestResult => ({ stored: 0, unmatched: 0, byType: {}, sentAfterAcceptedMs: [] }));
   const resultOf = (dedupeKey: string) => results[owners.get(dedupeKey)!]!;
+  const isoTime = isoTimeFormatter();
   const stored = await inTransaction(pool, (tx) =>
     storeAndApplyEvents(
       tx,
       channels.webhooks,
       events.map((event) => ({
         event,
-        effect: eventEffect({ type: event.type, occurredAt: event.occurredAt, hardBounce: event.hardBounce, payload: event.raw }),
+        effect: eventEffect({ type: event.type, occurredAt: event.occurredAt, hardBounce: event.hardBounce, payload: event.raw }, isoTime),
       })),
     ),
   );
