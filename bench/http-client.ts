@@ -34,7 +34,11 @@ export function request(method: string, url: string, headers: Record<string, str
 
 /** Like request(), but any status other than `expected` is an error naming the call and the answer. */
 export async function expectStatus(expected: number, method: string, url: string, headers: Record<string, string> = {}, body?: string): Promise<Answer> {
-  const answer = await request(method, url, headers, body);
+  return checkStatus(expected, method, url, await request(method, url, headers, body));
+}
+
+/** The answer of `method url`, or an error naming the call and the answer if its status is not `expected`. */
+export function checkStatus(expected: number, method: string, url: string, answer: Answer): Answer {
   if (answer.status !== expected) {
     throw new Error(`${method} ${new URL(url).pathname} answered ${answer.status} (expected ${expected}): ${answer.body.slice(0, 300)}`);
   }
