@@ -507,5 +507,18 @@ export function loadConfig(env: Env = process.env): Config {
   });
 }
 
+/**
+ * PORT and HOST alone, parsed as loadConfig parses them: for `jetpost health`, which must find the
+ * service without failing on a setting it does not use.
+ */
+export function loadListenAddress(env: Env = process.env): { port: number; host: string } {
+  const present = Object.fromEntries((['PORT', 'HOST'] as const).flatMap((name) => (env[name]?.trim() ? [[name, env[name].trim()]] : [])));
+  const parsed = envSchema.pick({ PORT: true, HOST: true }).safeParse(present);
+  if (!parsed.success) {
+    throw new ConfigError(`invalid configuration:\n${parsed.error.issues.map((issue) => `  ${issue.path.join('.')}: ${issue.message}`).join('\n')}`);
+  }
+  return { port: parsed.data.PORT, host: parsed.data.HOST };
+}
+
 const HOUR_MS = 3_600_000;
 const DAY_MS = 24 * HOUR_MS;

@@ -17,6 +17,7 @@ import { createByteBudget } from './domain/byte-budget.js';
 import { StartupError } from './domain/errors.js';
 import { eventsCallbackUrl } from './domain/events-callback.js';
 import { createInFlightLimit } from './domain/in-flight-limit.js';
+import { localUrl } from './domain/local-url.js';
 import { parseTargetPolicy } from './domain/target-policy.js';
 import { finishedWithin } from './finished-within.js';
 import { createApp, routeTable } from './http/app.js';
@@ -265,8 +266,7 @@ async function start(config: Config, log: Logger, signal: AbortSignal | undefine
     server.listen(config.http.port, config.http.host, () => resolve());
   });
   const address = server.address() as AddressInfo;
-  // A wildcard address is where it listens, not where to reach it: this machine's loopback is.
-  const url = `http://${address.address === '0.0.0.0' ? '127.0.0.1' : address.address === '::' ? '[::1]' : hostForUrl(address)}:${address.port}`;
+  const url = localUrl(address.address, address.port);
 
   consumers.start();
   dispatcher.start();
