@@ -9,6 +9,7 @@ import path from 'node:path';
 import { type Bus, createBus } from './bus.js';
 import type { Config } from './config.js';
 import { prepareDataDir } from './db/data-dir.js';
+import { DataDirInUseError, liveDataDirOwner } from './db/data-dir-owner.js';
 import { latestMigrationId } from './db/migrate.js';
 import { listen, type Listener, notifyChannels } from './db/notify.js';
 import { openDatabase } from './db/open.js';
@@ -126,7 +127,11 @@ async function start(config: Config, log: Logger, signal: AbortSignal | undefine
   };
   // Before the database: a HOST or PORT that cannot be bound is said at once, not after an initdb
   // and the migrations (and a process manager restarting it would run them again every time).
-  await checkListenable(config.http.host, config.http.port);
+  await checkListenable(config.http.host, config.http.port).catch(async (error: unknown) => {
+    // A second start on the same DATA_DIR and PORT: the jetpost that owns the directory is the better thing to name.
+    const owner = config.database.url === undefined ? await liveDataDirOwner(path.resolve(config.dataDir)) : undefined;
+    throw owner ? new DataDirInUseError(config.dataDir, owner) : error;
+  });
   if (config.devMode && config.database.url !== undefined) {
     // Dev mode keeps its keys under DATA_DIR with any database (openDatabase checks it for the embedded one).
     await prepareDataDir(config.dataDir);

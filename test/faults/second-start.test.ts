@@ -77,6 +77,15 @@ describe(`faults: a second start (${FAULT_SCALE})`, function () {
     expect(secondErr, 'what the second start wrote on stderr').to.deep.equal([
       `jetpost is already running on ${data.dir} (pid ${first.pid}, port ${portA}); stop it first, or give this one another DATA_DIR`,
     ]);
+    // The same PORT as well: still the owner named, not only a port in use.
+    const samePort = await harness.spawn({ name: 'second-same-port', port: portA, databaseUrl: undefined, simulator, env });
+    expect((await waitForExit(samePort, REFUSAL_BUDGET_MS)).code, 'exit code of a second start on the same port').to.equal(1);
+    expect(
+      samePort
+        .output()
+        .filter((line) => line.includes(' err]'))
+        .map((line) => line.slice(line.indexOf(']') + 2)),
+    ).to.deep.equal([`jetpost is already running on ${data.dir} (pid ${first.pid}, port ${portA}); stop it first, or give this one another DATA_DIR`]);
 
     // The CLI borrows the database the first one runs, and leaves it running.
     const cli = await runCli('admin', ['apps', 'list'], data.env);
