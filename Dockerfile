@@ -46,8 +46,9 @@ VOLUME /app/data
 USER node
 EXPOSE 3000
 # /healthz answers while the process is up; orchestrators should use /readyz for traffic. The start
-# period covers the migrations (and, with the embedded database, its first initdb).
+# period covers the migrations (and, with the embedded database, its first initdb). `jetpost health`
+# asks it where HOST and PORT say the service listens (a fixed 127.0.0.1 missed a HOST of one interface).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
-  CMD node -e "fetch('http://127.0.0.1:'+(process.env.PORT||3000)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
+  CMD ["jetpost", "health"]
 ENTRYPOINT ["jetpost"]
 CMD ["serve"]

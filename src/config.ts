@@ -37,11 +37,22 @@ const size = z
 const httpUrl = z.url({ protocol: /^https?$/, error: 'an http(s) URL' });
 // What pg reads: postgres:// or postgresql://, or socket: for a Unix socket.
 const postgresUrl = z.url({ protocol: /^(postgres(ql)?|socket)$/, error: 'a postgres:// URL (or postgresql://, socket:)' });
-/** Where to listen: an address, or a host name of letters, digits, hyphens and dots (it must resolve on this machine). */
+/**
+ * Where to listen: an address, or a host name (labels of letters, digits and hyphens; it must
+ * resolve on this machine). A name's last label is never all digits: `999.1.1.1` or `10.0.0` is a
+ * mistyped address, which the resolver would otherwise be asked about, after the migrations.
+ */
 const listenHost = z
   .string()
   .trim()
-  .refine((value) => isIP(value) !== 0 || /^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/i.test(value), 'an IP address or a host name of this machine');
+  .refine((value) => isIP(value) !== 0 || isHostName(value), {
+    error: (issue) => `"${String(issue.input)}" is neither an IP address nor a host name (give an address of this machine, or 0.0.0.0 for all)`,
+  });
+
+function isHostName(value: string): boolean {
+  const labels = value.replace(/\.$/, '').split('.');
+  return value.length <= 253 && labels.every((label) => /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i.test(label)) && !/^\d+$/.test(labels.at(-1)!);
+}
 const positiveMs = integer(1, 7 * 24 * 3600 * 1000);
 const optionalText = z
   .string()
@@ -494,6 +505,19 @@ export function loadConfig(env: Env = process.env): Config {
       batchSize: e.RETENTION_BATCH_SIZE,
     },
   });
+}
+
+/**
+ * PORT and HOST alone, parsed as loadConfig parses them: for `jetpost health`, which must find the
+ * service without failing on a setting it does not use.
+ */
+export function loadListenAddress(env: Env = process.env): { port: number; host: string } {
+  const present = Object.fromEntries((['PORT', 'HOST'] as const).flatMap((name) => (env[name]?.trim() ? [[name, env[name].trim()]] : [])));
+  const parsed = envSchema.pick({ PORT: true, HOST: true }).safeParse(present);
+  if (!parsed.success) {
+    throw new ConfigError(`invalid configuration:\n${parsed.error.issues.map((issue) => `  ${issue.path.join('.')}: ${issue.message}`).join('\n')}`);
+  }
+  return { port: parsed.data.PORT, host: parsed.data.HOST };
 }
 
 const HOUR_MS = 3_600_000;

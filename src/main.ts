@@ -3,12 +3,13 @@
 // else constructs long-lived things. bin/jetpost.ts runs it as a process; tests start it in-process.
 import fs from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, createServer as createNetServer } from 'node:net';
 import path from 'node:path';
 
 import { type Bus, createBus } from './bus.js';
 import type { Config } from './config.js';
 import { prepareDataDir } from './db/data-dir.js';
+import { DataDirInUseError, liveDataDirOwner } from './db/data-dir-owner.js';
 import { latestMigrationId } from './db/migrate.js';
 import { listen, type Listener, notifyChannels } from './db/notify.js';
 import { openDatabase } from './db/open.js';
@@ -17,6 +18,7 @@ import { createByteBudget } from './domain/byte-budget.js';
 import { StartupError } from './domain/errors.js';
 import { eventsCallbackUrl } from './domain/events-callback.js';
 import { createInFlightLimit } from './domain/in-flight-limit.js';
+import { localUrl } from './domain/local-url.js';
 import { parseTargetPolicy } from './domain/target-policy.js';
 import { finishedWithin } from './finished-within.js';
 import { createApp, routeTable } from './http/app.js';
@@ -69,25 +71,37 @@ export interface Jetpost {
    * Graceful stop: HTTP, consumers, LISTEN, simulator, pool, embedded database last. Idempotent.
    * Bounded: SHUTDOWN_TIMEOUT_MS for the calls in flight, then a few seconds for the rest.
    */
-  stop(): Promise<void>;
+  stop(): Promise<StopReport>;
   /** For a process that must exit now (a second signal): asks the embedded database to shut down, without waiting. */
   stopNow(): void;
 }
 
 export interface StartOptions {
   log?: Logger;
+  /** Aborted (a signal during the start): the start stops at its next step, undoes what it did and throws. */
+  signal?: AbortSignal;
+}
+
+/** What a stop did not finish: each a part that was still busy at its deadline and was left behind. */
+export interface StopReport {
+  readonly leftBehind: readonly string[];
 }
 
 export async function startJetpost(config: Config, options: StartOptions = {}): Promise<Jetpost> {
   const log = options.log ?? createStdoutLogger(config.logLevel, config.logFormat);
   const cleanups: Array<() => Promise<void>> = [];
-  const stopAll = async () => {
+  const leftBehind: string[] = [];
+  const stopAll = async (): Promise<StopReport> => {
     for (const cleanup of cleanups.splice(0).reverse()) {
-      await cleanup().catch((error: unknown) => log.error('error while stopping', { component: 'main', error }));
+      await cleanup().catch((error: unknown) => {
+        log.error('error while stopping', { component: 'main', error });
+        leftBehind.push(`a step that failed: ${error instanceof Error ? error.message : String(error)}`);
+      });
     }
+    return { leftBehind: [...leftBehind] };
   };
   try {
-    return await start(config, log, cleanups, stopAll);
+    return await start(config, log, options.signal, { cleanups, leftBehind, stopAll });
   } catch (error) {
     await stopAll();
     throw error;
@@ -97,18 +111,38 @@ export async function startJetpost(config: Config, options: StartOptions = {}): 
 /** How long each shutdown step after the drain (reaper, LISTEN, simulator) may take before it is left behind. */
 const STOP_STEP_MS = 1_000;
 
-async function start(config: Config, log: Logger, cleanups: Array<() => Promise<void>>, stopAll: () => Promise<void>): Promise<Jetpost> {
+interface Stopping {
+  cleanups: Array<() => Promise<void>>;
+  /** Filled as the stop goes: what did not stop in time. */
+  leftBehind: string[];
+  stopAll: () => Promise<StopReport>;
+}
+
+async function start(config: Config, log: Logger, signal: AbortSignal | undefined, { cleanups, leftBehind, stopAll }: Stopping): Promise<Jetpost> {
   const stopWithin = async (what: string, work: Promise<unknown>, ms: number) => {
     if (!(await finishedWithin(work, ms))) {
       log.warn(`${what} did not stop within ${ms} ms; going on without it`, { component: 'main' });
+      leftBehind.push(what);
     }
   };
+  // Before the database: a HOST or PORT that cannot be bound is said at once, not after an initdb
+  // and the migrations (and a process manager restarting it would run them again every time).
+  await checkListenable(config.http.host, config.http.port).catch(async (error: unknown) => {
+    // A second start on the same DATA_DIR and PORT: the jetpost that owns the directory is the better thing to name.
+    const owner = config.database.url === undefined ? await liveDataDirOwner(path.resolve(config.dataDir)) : undefined;
+    throw owner ? new DataDirInUseError(config.dataDir, owner) : error;
+  });
   if (config.devMode && config.database.url !== undefined) {
     // Dev mode keeps its keys under DATA_DIR with any database (openDatabase checks it for the embedded one).
     await prepareDataDir(config.dataDir);
   }
+  signal?.throwIfAborted();
   const database = await openDatabase(config, log, { role: 'service' });
-  cleanups.push(() => database.close());
+  cleanups.push(async () => {
+    leftBehind.push(...(await database.close()));
+  });
+  // A signal during initdb or the migrations: stop here, before any consumer claims a job or the port opens.
+  signal?.throwIfAborted();
   const { directConnectionString, pool } = database;
   const expectedMigration = await latestMigrationId();
 
@@ -228,6 +262,7 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
     now: () => new Date(),
   });
 
+  signal?.throwIfAborted();
   const server = createServer(serveHttp);
   server.keepAliveTimeout = HTTP_KEEP_ALIVE_MS;
   configureConnections(server);
@@ -236,8 +271,7 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
     server.listen(config.http.port, config.http.host, () => resolve());
   });
   const address = server.address() as AddressInfo;
-  // A wildcard address is where it listens, not where to reach it: this machine's loopback is.
-  const url = `http://${address.address === '0.0.0.0' ? '127.0.0.1' : address.address === '::' ? '[::1]' : hostForUrl(address)}:${address.port}`;
+  const url = localUrl(address.address, address.port);
 
   consumers.start();
   dispatcher.start();
@@ -266,7 +300,11 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
   cleanups.push(async () => {
     // The dispatcher cuts its deliveries at the deadline and then records them (about 2 s more).
     await Promise.all([
-      consumers.stop(deadlineMs),
+      consumers.stop(deadlineMs).then(({ finished }) => {
+        if (!finished) {
+          leftBehind.push('jobs in the hands of consumers (back in the queue when their leases expire, LEASE_MS)');
+        }
+      }),
       closeServer(server, deadlineMs),
       stopWithin('the webhook dispatcher', dispatcher.stop(deadlineMs), deadlineMs + 3 * STOP_STEP_MS),
     ]);
@@ -322,7 +360,7 @@ async function start(config: Config, log: Logger, cleanups: Array<() => Promise<
     consumers: config.consumers.concurrency,
   });
 
-  let stopping: Promise<void> | undefined;
+  let stopping: Promise<StopReport> | undefined;
   return {
     url,
     pool,
@@ -389,6 +427,15 @@ function describeListenAddress(address: AddressInfo): string {
   return `${hostForUrl(address)}:${address.port} (${where})`;
 }
 
+/** Binds HOST:PORT and lets go at once: throws portError's line when it cannot be bound. */
+async function checkListenable(host: string, port: number): Promise<void> {
+  const probe = createNetServer();
+  await new Promise<void>((resolve, reject) => {
+    probe.once('error', (error) => reject(portError(error, 'PORT', port, host)));
+    probe.listen(port, host, () => probe.close(() => resolve()));
+  });
+}
+
 /** A port that cannot be bound becomes one line naming the setting, instead of a stack trace. */
 function portError<E>(error: E, variable: string, port: number, host: string): E | StartupError {
   const code = (error as NodeJS.ErrnoException).code;
@@ -403,7 +450,13 @@ function portError<E>(error: E, variable: string, port: number, host: string): E
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') {
     return new StartupError(`jetpost cannot listen on ${host}:${port}: ${host} does not resolve (${code}). Check HOST`, { cause: error });
   }
-  if (code === 'EACCES' || code === 'EADDRNOTAVAIL') {
+  if (code === 'EADDRNOTAVAIL') {
+    return new StartupError(
+      `jetpost cannot listen on ${host}:${port}: ${host} is not an address of this machine (EADDRNOTAVAIL). Check HOST (0.0.0.0 listens on every interface)`,
+      { cause: error },
+    );
+  }
+  if (code === 'EACCES') {
     return new StartupError(`jetpost cannot listen on ${host}:${port} (${variable}): ${code}. Check ${variable}${variable === 'PORT' ? ' and HOST' : ''}`, {
       cause: error,
     });

@@ -2026,7 +2026,9 @@ export interface operations {
                  * @description Reads the changes feed from this position: `0` (or empty) for the beginning of the app's
                  *     log, else the `next_cursor` of an earlier answer, exactly as it was given. Anything else
                  *     is a `400`, a well-formed cursor this database never gave too (one past every transaction
-                 *     so far: made up, or kept from another installation). Give it once.
+                 *     so far: made up, or kept from before the database was restored or moved to another
+                 *     PostgreSQL). Give it once. After such a move, read again from `0` and skip the change ids
+                 *     already processed (docs/webhooks.md): never retry a refused cursor as it is.
                  * @example 0
                  */
                 after?: components["schemas"]["FeedCursorParameter"];

@@ -4,6 +4,11 @@
 // The stop is bounded: past SHUTDOWN_TIMEOUT_MS plus FORCE_AFTER_MS the process exits anyway, and a
 // second signal makes it exit at once. A repeat of the first signal within REPEAT_WINDOW_MS is not
 // a second signal: on a terminal's Ctrl-C, `npm start` relays the SIGINT its child already got.
+// A signal during the start stops it at its next step (after initdb, after the migrations).
+//
+// Every way out ends with one log line at level info or above, for an operator reading the logs to
+// tell a stop from a crash: "jetpost stopped" (what it left behind, if anything), "start-up
+// interrupted", "shutdown failed", or a "…exiting now" error.
 import { inspect } from 'node:util';
 
 import { ConfigError, loadConfig } from '../config.js';
@@ -36,6 +41,8 @@ async function run(): Promise<void> {
   const deadlineMs = config.consumers.shutdownTimeoutMs;
   let jetpost: Jetpost | undefined = undefined;
   let signalledAt: number | undefined;
+  let firstSignal: NodeJS.Signals | undefined;
+  const startAborted = new AbortController();
 
   const exitNow = (message: string, fields: Record<string, unknown>) => {
     log.error(message, { component: 'main', ...fields });
@@ -44,7 +51,15 @@ async function run(): Promise<void> {
   };
   const stopAndExit = (running: Jetpost) => {
     running.stop().then(
-      () => process.exit(0),
+      ({ leftBehind }) => {
+        const fields = { component: 'main', signal: firstSignal, durationMs: Date.now() - (signalledAt ?? Date.now()), leftBehind };
+        if (leftBehind.length === 0) {
+          log.info('jetpost stopped: every part finished its work', fields);
+        } else {
+          log.warn(`jetpost stopped, leaving behind: ${leftBehind.join('; ')}`, fields);
+        }
+        process.exit(0);
+      },
       (error: unknown) => {
         log.error('shutdown failed', { component: 'main', error });
         process.exit(1);
@@ -54,7 +69,9 @@ async function run(): Promise<void> {
   const onSignal = (signal: NodeJS.Signals) => {
     if (signalledAt === undefined) {
       signalledAt = Date.now();
+      firstSignal = signal;
       log.info('shutting down; a second signal exits at once', { component: 'main', signal, deadlineMs });
+      startAborted.abort(new Error(`${signal} during the start`));
       setTimeout(
         () => exitNow('shutdown did not finish in time; exiting now', { deadlineMs: deadlineMs + FORCE_AFTER_MS }),
         deadlineMs + FORCE_AFTER_MS,
@@ -75,16 +92,23 @@ async function run(): Promise<void> {
   process.on('SIGHUP', onSignal);
   process.on('SIGUSR2', onSignal);
   try {
-    jetpost = await startJetpost(config, { log });
+    jetpost = await startJetpost(config, { log, signal: startAborted.signal });
   } catch (error) {
     if (signalledAt !== undefined) {
       // A Ctrl-C during the first start also reaches initdb, which then fails: that is no error to report.
-      log.warn('start-up interrupted', { component: 'main', error: error instanceof Error ? error.message : String(error) });
+      // What had started is stopped by now (startJetpost undoes it before it throws).
+      log.warn('start-up interrupted; what had started is stopped', {
+        component: 'main',
+        signal: firstSignal,
+        durationMs: Date.now() - signalledAt,
+        error: error instanceof Error ? error.message : String(error),
+      });
       process.exit(1);
     }
     throw error;
   }
   if (signalledAt !== undefined) {
+    // The signal came after the start's last step: stop what is now up.
     stopAndExit(jetpost);
   } else if (jetpost.tryIt !== undefined) {
     // A plain line, not a log field: a JSON string would escape its quotes, and the copy would not run.

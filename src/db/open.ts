@@ -26,9 +26,9 @@ export interface OpenDatabase {
   /**
    * Closes the pool, then stops the embedded database if it is this process's to stop. Each step
    * has a deadline: connections still busy (a frozen database) or a server slow to shut down do not
-   * hold the exit.
+   * hold the exit. Resolves to what it left behind that way (for the process's last log line).
    */
-  close(): Promise<void>;
+  close(): Promise<string[]>;
   /** For a process that must exit now: asks the embedded database, if it is this process's to stop, for a fast shutdown without waiting. */
   stopNow(): void;
 }
@@ -44,7 +44,8 @@ const POOL_END_MS = 1_000;
 const EMBEDDED_STOP_MS = 3_000;
 
 interface EmbeddedHandle {
-  stop(): Promise<void>;
+  /** Resolves to what it left behind, if anything. */
+  stop(): Promise<string | undefined>;
   stopNow(): void;
 }
 
@@ -81,17 +82,20 @@ export async function openDatabase(config: Config, log: Logger, { role }: OpenOp
     timeouts: config.database.timeouts,
     sessionless: config.database.directUrl !== undefined,
   });
-  let closing: Promise<void> | undefined;
+  let closing: Promise<string[]> | undefined;
   return {
     connectionString,
     directConnectionString,
     pool,
     close() {
       closing ??= (async () => {
+        const left: string[] = [];
         if (!(await finishedWithin(pool.end(), POOL_END_MS))) {
           log.warn('database connections were still in use at exit; closing without them', { component: 'db', waitedMs: POOL_END_MS });
+          left.push('database connections still in use');
         }
-        await embedded?.stop();
+        const embeddedLeft = await embedded?.stop();
+        return embeddedLeft === undefined ? left : [...left, embeddedLeft];
       })();
       return closing;
     },
@@ -157,6 +161,7 @@ async function openEmbedded(config: Config, log: Logger, role: OpenOptions['role
       if (!server.adopted && (await liveDataDirOwner(dir)) === undefined) {
         await server.stop(EMBEDDED_STOP_MS);
       }
+      return undefined;
     };
     return { connectionString: server.connectionString, handle: { stop, stopNow: () => undefined } };
   }
@@ -170,13 +175,15 @@ async function openEmbedded(config: Config, log: Logger, role: OpenOptions['role
   }
   const stop = async () => {
     if (await claim.held()) {
-      if (!(await server.stop(EMBEDDED_STOP_MS))) {
+      const stopped = await server.stop(EMBEDDED_STOP_MS);
+      if (!stopped) {
         log.warn('the embedded PostgreSQL is still shutting down; it finishes on its own', { component: 'embedded-postgres', pid: server.pid });
       }
       await claim.release();
-    } else {
-      log.warn('another jetpost has taken over the data directory: its database is left running', { component: 'embedded-postgres', dir });
+      return stopped ? undefined : 'the embedded PostgreSQL, still shutting down';
     }
+    log.warn('another jetpost has taken over the data directory: its database is left running', { component: 'embedded-postgres', dir });
+    return 'the embedded PostgreSQL, now run by another jetpost';
   };
   const stopNow = () => {
     if (claim.heldSync()) {

@@ -321,9 +321,13 @@ export function createJobService({
       const changes = await readFeed(pool, appId, after, limit);
       // A cursor ahead of the log reads nothing; only then is it worth asking.
       if (changes.length === 0 && after.txid !== '0' && (await isCursorAhead(pool, after))) {
-        throw new ValidationError('the cursor is ahead of the changes feed: it was not given by this jetpost', [
-          { path: 'after', message: 'a cursor from next_cursor, as it was given, or 0 to start from the beginning' },
-        ]);
+        // Kept from before a dump and restore, or a move by logical replication, of jetpost's database
+        // to another PostgreSQL, whose transaction ids are lower (docs/operations.md). Retried until the
+        // new ids pass it, it would be accepted, and skip every change made in between.
+        throw new ValidationError(
+          'the cursor is ahead of the changes feed: this database never gave it (it was made up, or kept from before jetpost’s database was restored or moved). Read again from after=0 and skip the changes whose id you have processed; do not retry this cursor',
+          [{ path: 'after', message: 'a cursor from next_cursor, as it was given; after a restore or a move of the database, 0' }],
+        );
       }
       return changes;
     },

@@ -5,6 +5,8 @@
 // within reach: a path the image lacks, or a dev package the compiled code imports, fails here.
 import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
+import { createServer as createHttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -343,7 +345,6 @@ describe('the container image (Dockerfile, .dockerignore, compose.yaml, bin/jetp
     const healthcheck = only(instructions(finalStage, 'HEALTHCHECK'), 'HEALTHCHECK').args;
     const startPeriod = /--start-period=(\d+)s/.exec(healthcheck)?.[1];
     expect(Number(startPeriod), 'HEALTHCHECK --start-period in seconds').to.be.at.least(30);
-    expect(healthcheck).to.include('/healthz');
 
     const volume = only(instructions(finalStage, 'VOLUME'), 'VOLUME').args;
     expect(volume).to.equal(imageEnv['DATA_DIR']);
@@ -354,6 +355,39 @@ describe('the container image (Dockerfile, .dockerignore, compose.yaml, bin/jetp
     expect(only(instructions(finalStage, 'USER'), 'USER').args).to.equal('node');
     for (const name of Object.keys(imageEnv)) {
       expect(SETTING_NAMES, `ENV ${name}`).to.include(name);
+    }
+  });
+
+  it('when the health check runs, then it asks /healthz where HOST and PORT say the service listens (one address, or every interface), and fails when nothing answers 200', async () => {
+    const healthcheck = only(instructions(finalStage, 'HEALTHCHECK'), 'HEALTHCHECK').args;
+    const command = JSON.parse(/\bCMD\s+(\[.*\])\s*$/.exec(healthcheck)?.[1] ?? 'null') as string[] | null;
+    expect(command?.[0], `HEALTHCHECK ${healthcheck}: exec form, run through jetpost`).to.equal('jetpost');
+    const asked: string[] = [];
+    // 127.0.0.2: an address of this machine that is not 127.0.0.1, as a HOST of one interface is.
+    const healthz = createHttpServer((request, response) => {
+      asked.push(`${request.socket.localAddress} ${request.url}`);
+      response.writeHead(request.url === '/healthz' ? 200 : 404).end();
+    });
+    await new Promise<void>((resolve) => healthz.listen(0, '127.0.0.2', resolve));
+    const { port } = healthz.address() as AddressInfo;
+    try {
+      const oneAddress = await inImage(command!.slice(1), { HOST: '127.0.0.2', PORT: String(port) });
+      expect(oneAddress.code, oneAddress.stderr).to.equal(0);
+      expect(asked).to.deep.equal(['127.0.0.2 /healthz']);
+    } finally {
+      await new Promise((resolve) => healthz.close(resolve));
+    }
+    const nothing = await inImage(command!.slice(1), { HOST: '127.0.0.2', PORT: String(port) });
+    expect(nothing.code).to.equal(1);
+    expect(nothing.stderr).to.include(`http://127.0.0.2:${port}/healthz did not answer`);
+    const wildcard = createHttpServer((_request, response) => response.writeHead(503).end());
+    await new Promise<void>((resolve) => wildcard.listen(0, '0.0.0.0', resolve));
+    try {
+      const unavailable = await inImage(command!.slice(1), { HOST: '0.0.0.0', PORT: String((wildcard.address() as AddressInfo).port) });
+      expect(unavailable.code).to.equal(1);
+      expect(unavailable.stderr).to.match(/http:\/\/127\.0\.0\.1:\d+\/healthz answered 503/);
+    } finally {
+      await new Promise((resolve) => wildcard.close(resolve));
     }
   });
 

@@ -5,7 +5,8 @@
 // and draining. An admin command borrows the database meanwhile without stopping it; after the
 // owner is killed with SIGKILL, a new start takes the directory over (and adopts the database it left).
 //
-// Scenario 8b: a busy PORT or SIMULATOR_PORT gives one line naming the variable, not a stack trace.
+// Scenario 8b: a busy PORT or SIMULATOR_PORT gives one line naming the variable, not a stack trace
+// (a HOST or PORT that cannot be bound: before the database is touched, test/faults/start-stop-log.test.ts).
 //
 // Scenario 8d: DATABASE_URL with a wrong password, a database that does not exist, nothing listening,
 // or a user that may not create jetpost's schema gives one line naming DATABASE_URL; a user that owns
@@ -76,6 +77,15 @@ describe(`faults: a second start (${FAULT_SCALE})`, function () {
     expect(secondErr, 'what the second start wrote on stderr').to.deep.equal([
       `jetpost is already running on ${data.dir} (pid ${first.pid}, port ${portA}); stop it first, or give this one another DATA_DIR`,
     ]);
+    // The same PORT as well: still the owner named, not only a port in use.
+    const samePort = await harness.spawn({ name: 'second-same-port', port: portA, databaseUrl: undefined, simulator, env });
+    expect((await waitForExit(samePort, REFUSAL_BUDGET_MS)).code, 'exit code of a second start on the same port').to.equal(1);
+    expect(
+      samePort
+        .output()
+        .filter((line) => line.includes(' err]'))
+        .map((line) => line.slice(line.indexOf(']') + 2)),
+    ).to.deep.equal([`jetpost is already running on ${data.dir} (pid ${first.pid}, port ${portA}); stop it first, or give this one another DATA_DIR`]);
 
     // The CLI borrows the database the first one runs, and leaves it running.
     const cli = await runCli('admin', ['apps', 'list'], data.env);
@@ -126,8 +136,14 @@ describe(`faults: a second start (${FAULT_SCALE})`, function () {
       simulator,
       env: { ...data.env, MAILJET_API_KEY: '', MAILJET_API_SECRET: '', MAILJET_BASE_URL: '', SIMULATOR_PORT: String(busyPort) },
     });
-    // An address-shaped name that resolves nowhere (config.ts only checks the shape).
-    const hostUnknown = await harness.spawn({ name: 'host-unknown', port: await harness.port(), databaseUrl: db.url, simulator, env: { HOST: '999.1.1.1' } });
+    // A name that resolves nowhere (config.ts only checks the shape).
+    const hostUnknown = await harness.spawn({
+      name: 'host-unknown',
+      port: await harness.port(),
+      databaseUrl: db.url,
+      simulator,
+      env: { HOST: 'jetpost-nowhere.invalid' },
+    });
     const exits = [await waitForExit(httpTaken, 90_000), await waitForExit(simulatorTaken, 90_000), await waitForExit(hostUnknown, 90_000)];
     const stderr = (child: typeof httpTaken) =>
       child
@@ -149,7 +165,9 @@ describe(`faults: a second start (${FAULT_SCALE})`, function () {
       `jetpost cannot listen on 127.0.0.1:${busyPort} (SIMULATOR_PORT): it is in use by another jetpost or another program. Stop that, or set SIMULATOR_PORT`,
     ]);
     expect(stderr(hostUnknown)).to.have.length(1);
-    expect(stderr(hostUnknown)[0]).to.match(/^jetpost cannot listen on 999\.1\.1\.1:\d+: 999\.1\.1\.1 does not resolve \(E[A-Z_]+\)\. Check HOST$/);
+    expect(stderr(hostUnknown)[0]).to.match(
+      /^jetpost cannot listen on jetpost-nowhere\.invalid:\d+: jetpost-nowhere\.invalid does not resolve \(E[A-Z_]+\)\. Check HOST$/,
+    );
     expect(await data.postgresRunning(), 'PostgreSQL left running by the failed start').to.equal(false);
   });
   it('when DATA_DIR is under /proc or is a file, then jetpost says so in one line naming DATA_DIR, promptly, and starts nothing', async () => {

@@ -1,5 +1,7 @@
 // GET /status?after=…: the changes feed as an app polls it, with cursors it was given and ones it
 // was not.
+import fs from 'node:fs/promises';
+
 import { expect } from 'chai';
 
 import { startTestService, type TestService } from '../support/service.js';
@@ -11,8 +13,12 @@ interface Feed {
 
 interface Problem {
   type: string;
+  detail?: string;
   errors?: Array<{ path: string; message: string }>;
 }
+
+/** docs/operations.md's rebase of the changes after a move, as written there, less its schema name. */
+const REBASE = "update status_changes set txid = '3'::xid8";
 
 describe('GET /status?after=: the changes feed', function () {
   this.timeout(120_000);
@@ -33,6 +39,22 @@ describe('GET /status?after=: the changes feed', function () {
     };
     expect((await service.request('DELETE', `/queue/${queued.job_id}`)).status).to.equal(200);
     return queued.job_id;
+  }
+
+  /** Every change from `after` on, page by page, and the cursor at the end. */
+  async function drain(after: string): Promise<{ ids: string[]; changes: Feed['changes']; cursor: string }> {
+    const changes: Feed['changes'] = [];
+    let cursor = after;
+    for (;;) {
+      const { status, body } = await read(cursor);
+      expect(status, JSON.stringify(body)).to.equal(200);
+      const page = body as Feed;
+      if (page.changes.length === 0) {
+        return { ids: changes.map((change) => change.id), changes, cursor };
+      }
+      changes.push(...page.changes);
+      cursor = page.next_cursor;
+    }
   }
 
   async function read(after: string): Promise<{ status: number; body: unknown }> {
@@ -58,10 +80,39 @@ describe('GET /status?after=: the changes feed', function () {
       expect(refused.status, ahead).to.equal(400);
       expect((refused.body as Problem).type).to.match(/validation-failed$/);
       expect((refused.body as Problem).errors?.map((error) => error.path)).to.deep.equal(['after']);
+      expect((refused.body as Problem).detail, 'what the app is to do')
+        .to.include('Read again from after=0')
+        .and.to.include('do not retry this cursor');
     }
 
     const later = await cancelledJob();
     const next = (await read(page.next_cursor)).body as Feed;
     expect(next.changes.map((change) => [change.job_id, change.type])).to.deep.equal([[later, 'cancelled']]);
+  });
+
+  it('when the database was moved to a PostgreSQL whose transaction ids are lower, then a saved cursor is refused; after the rebase of docs/operations.md, after=0 gives every change kept, the old before the new, and the saved cursor stays refused', async () => {
+    const pool = service.jetpost.pool;
+    await cancelledJob();
+    const saved = await drain('0');
+    // The move: every stored change now carries a transaction id far past this server's, as after a
+    // dump and restore into a new cluster (the ids of the cluster it came from are kept in the rows).
+    const SHIFT = 10n ** 12n;
+    await pool.query(`update status_changes set txid = (txid::text::numeric + ${SHIFT})::text::xid8`);
+    const [savedTxid, savedId] = saved.cursor.split('.');
+    const savedCursor = `${BigInt(savedTxid!) + SHIFT}.${savedId!}`;
+    expect((await read(savedCursor)).status, 'the saved cursor, before the rebase').to.equal(400);
+    // Without the rebase, the old changes are hidden from every reader until this server's ids pass them.
+    expect((await drain('0')).ids, 'after=0 before the rebase').to.deep.equal([]);
+
+    const operations = await fs.readFile(new URL('../../docs/operations.md', import.meta.url), 'utf8');
+    expect(operations).to.include(REBASE.replace('update status_changes', 'update jetpost.status_changes'));
+    await pool.query(REBASE);
+    const later = await cancelledJob();
+    const again = await drain('0');
+
+    expect(again.ids.slice(0, saved.ids.length)).to.deep.equal(saved.ids);
+    expect(again.changes.at(-1)).to.deep.include({ job_id: later, type: 'cancelled' });
+    expect(again.ids).to.have.length(saved.ids.length + 1);
+    expect((await read(savedCursor)).status, 'the saved cursor, after the rebase').to.equal(400);
   });
 });

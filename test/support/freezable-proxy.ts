@@ -10,6 +10,8 @@ import { trackOpen } from './open-resources.js';
 export interface FreezableProxy {
   /** `databaseUrl` with its host and port replaced by the proxy's. */
   url(databaseUrl: string): string;
+  /** How many connections it has accepted so far. */
+  connections(): number;
   freeze(): void;
   thaw(): void;
   close(): Promise<void>;
@@ -53,8 +55,10 @@ export async function startFreezableProxy(target: { host: string; port: number }
   const directions = new Set<Direction>();
   const sockets = new Set<Socket>();
   const isFrozen = () => frozen;
+  let accepted = 0;
 
   const server: Server = createServer((client) => {
+    accepted += 1;
     const upstream = connect(target.port, target.host);
     // Each direction reads one socket and writes the other; it lives as long as the one it writes.
     for (const [from, to] of [
@@ -83,6 +87,7 @@ export async function startFreezableProxy(target: { host: string; port: number }
       url.port = String(port);
       return url.toString();
     },
+    connections: () => accepted,
     freeze() {
       frozen = true;
     },

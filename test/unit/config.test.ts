@@ -127,6 +127,15 @@ describe('loadConfig', () => {
     }
   });
 
+  it('when HOST is a mistyped address (numbers and dots that make no IPv4 address), then the start fails naming HOST; addresses and host names pass', () => {
+    for (const host of ['999.1.1.1', '10.0.0', '127.1', '1.2.3.4.5', '256.0.0.1', 'a..b', '-host', `${'a'.repeat(64)}.example`]) {
+      expect(configError({ HOST: host }).message, host).to.include(`HOST: "${host}" is neither an IP address nor a host name`);
+    }
+    for (const host of ['0.0.0.0', '::', '127.0.0.1', '::1', 'localhost', 'jetpost-1', 'mail.internal.example', 'localhost.', '10-0-0-1.pod']) {
+      expect(loadConfig({ HOST: host }).http.host, host).to.equal(host);
+    }
+  });
+
   it('when numbers, sizes and lists are well formed, then they are read as written', () => {
     const config = loadConfig({
       PORT: ' 8080 ',
