@@ -377,19 +377,24 @@ export class ConfigError extends Error {
 }
 
 /** Parses the environment; throws a ConfigError naming every bad variable. */
-export function loadConfig(env: Env = process.env): Config {
+/** The environment's variables that `schema` reads, parsed by it; a ConfigError naming each bad one. */
+function parseEnv<S extends z.ZodType>(schema: S, env: Env): z.infer<S> {
   // An empty variable means "not set": `PORT=` must give the default, not 0. Spaces and a carriage
   // return around a value (an env file saved with CRLF line ends) are not part of it: kept, they
   // would put DATA_DIR beside the volume meant for it, or make `production` an unknown NODE_ENV.
   const present = Object.fromEntries(
     Object.entries(env).flatMap(([name, value]) => (value === undefined || value.trim() === '' ? [] : [[name, value.trim()]])),
   );
-  const parsed = envSchema.safeParse(present);
+  const parsed = schema.safeParse(present);
   if (!parsed.success) {
     const lines = parsed.error.issues.map((issue) => `  ${issue.path.join('.')}: ${issue.message}`);
     throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
   }
-  const e = parsed.data;
+  return parsed.data;
+}
+
+export function loadConfig(env: Env = process.env): Config {
+  const e = parseEnv(envSchema, env);
   const problems: string[] = [];
   if (Boolean(e.MAILJET_API_KEY) !== Boolean(e.MAILJET_API_SECRET)) {
     problems.push('  MAILJET_API_KEY and MAILJET_API_SECRET: set both or neither');
@@ -512,12 +517,8 @@ export function loadConfig(env: Env = process.env): Config {
  * service without failing on a setting it does not use.
  */
 export function loadListenAddress(env: Env = process.env): { port: number; host: string } {
-  const present = Object.fromEntries((['PORT', 'HOST'] as const).flatMap((name) => (env[name]?.trim() ? [[name, env[name].trim()]] : [])));
-  const parsed = envSchema.pick({ PORT: true, HOST: true }).safeParse(present);
-  if (!parsed.success) {
-    throw new ConfigError(`invalid configuration:\n${parsed.error.issues.map((issue) => `  ${issue.path.join('.')}: ${issue.message}`).join('\n')}`);
-  }
-  return { port: parsed.data.PORT, host: parsed.data.HOST };
+  const { PORT, HOST } = parseEnv(envSchema.pick({ PORT: true, HOST: true }), env);
+  return { port: PORT, host: HOST };
 }
 
 const HOUR_MS = 3_600_000;
