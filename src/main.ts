@@ -37,6 +37,7 @@ import { createDashboardService } from './services/dashboard.js';
 import { ensureDevApiKey } from './services/dev-key.js';
 import { createEventsReceiver } from './services/events.js';
 import { createJobService } from './services/jobs.js';
+import { refuseMovedChanges } from './services/moved-database.js';
 import { createQueueStatsReader } from './services/queue-stats.js';
 import { createRateLimitCounters } from './services/rate-limits.js';
 import { createReadiness } from './services/readiness.js';
@@ -144,6 +145,7 @@ async function start(config: Config, log: Logger, signal: AbortSignal | undefine
   // A signal during initdb or the migrations: stop here, before any consumer claims a job or the port opens.
   signal?.throwIfAborted();
   const { directConnectionString, pool } = database;
+  await refuseMovedChanges(pool, config.database.schema);
   const expectedMigration = await latestMigrationId();
 
   const bus = createBus((error, name) => log.error('bus listener failed', { component: 'bus', event: name, error }));
