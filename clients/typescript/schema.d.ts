@@ -720,7 +720,7 @@ export interface components {
         /** @description 1–255 printable ASCII characters, no spaces. */
         IdempotencyKey: string;
         /**
-         * @description An app's name; letters, digits and `. _ -` (at most 100), starting with a letter or digit.
+         * @description An app's name; letters, digits and `. _ -` (at most 100), starting with a letter or digit. Unique whatever its case, and found whatever its case (`billing` finds `Billing`).
          * @example billing
          */
         AppName: string;
@@ -2414,7 +2414,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["AdminUnauthorized"];
             408: components["responses"]["RequestTimeout"];
-            /** @description An app with this name already exists (`app-exists`). */
+            /** @description An app with this name, in this case or another, already exists (`app-exists`). */
             409: {
                 headers: {
                     [name: string]: unknown;
