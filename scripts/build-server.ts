@@ -4,16 +4,20 @@
 // node_modules, and the package root (sql/, openapi.yaml) is found by walking up from dist/server.
 // Paths are the working directory's, as in the npm script that runs this and then the bundle.
 //
-// The file is written under another name and renamed, so a second start on the same checkout
-// never runs a half-written bundle.
+// Two files: the entry point, which catches the signals first, and the service it loads afterwards
+// (src/bin/jetpost.ts says why they stay apart). They are written under other names and renamed, the
+// entry point last, so a second start on the same checkout never runs a half-written bundle.
 import { realpathSync } from 'node:fs';
-import { rename } from 'node:fs/promises';
+import { mkdir, rename, rm } from 'node:fs/promises';
+import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 
 import { build, type BuildOptions } from 'esbuild';
 
-/** What `npm start` runs. */
-const SERVER_BUNDLE = 'dist/server/jetpost.mjs';
+/** Where `npm start` runs jetpost.mjs from. */
+const SERVER_DIR = 'dist/server';
+/** The entry points of src/bin that make the service: bin/jetpost.ts loads bin/service.ts beside it. */
+export const SERVICE_ENTRY_POINTS = ['src/bin/service.ts', 'src/bin/jetpost.ts'] as const;
 
 /** Our sources in one ES module per entry point, the packages left as imports. */
 export const BUNDLE_OPTIONS = {
@@ -26,9 +30,18 @@ export const BUNDLE_OPTIONS = {
 } as const satisfies BuildOptions;
 
 async function buildServer(): Promise<void> {
-  const partial = `${SERVER_BUNDLE}.${process.pid}.partial`;
-  await build({ ...BUNDLE_OPTIONS, entryPoints: ['src/bin/jetpost.ts'], outfile: partial });
-  await rename(partial, SERVER_BUNDLE);
+  const partial = path.join(SERVER_DIR, `.${process.pid}.partial`);
+  await mkdir(partial, { recursive: true });
+  try {
+    // .mjs: an ES module whatever package.json node finds above dist/server.
+    await build({ ...BUNDLE_OPTIONS, entryPoints: [...SERVICE_ENTRY_POINTS], outdir: partial, outExtension: { '.js': '.mjs' } });
+    for (const entry of SERVICE_ENTRY_POINTS) {
+      const file = `${path.basename(entry, '.ts')}.mjs`;
+      await rename(path.join(partial, file), path.join(SERVER_DIR, file));
+    }
+  } finally {
+    await rm(partial, { recursive: true, force: true });
+  }
 }
 
 // Run, not imported (test/support/compiled-bin.ts shares the options); node names the main module by

@@ -1,6 +1,6 @@
 // The composition root: config → log → database (DATABASE_URL or embedded) → migrations → Mailjet
 // (real, or in dev mode the simulator, loaded only then) → services → workers, LISTEN, HTTP. Nothing
-// else constructs long-lived things. bin/jetpost.ts runs it as a process; tests start it in-process.
+// else constructs long-lived things. bin/service.ts runs it as a process; tests start it in-process.
 import fs from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { type AddressInfo, createServer as createNetServer } from 'node:net';
@@ -37,6 +37,7 @@ import { createDashboardService } from './services/dashboard.js';
 import { ensureDevApiKey } from './services/dev-key.js';
 import { createEventsReceiver } from './services/events.js';
 import { createJobService } from './services/jobs.js';
+import { refuseMovedChanges } from './services/moved-database.js';
 import { createQueueStatsReader } from './services/queue-stats.js';
 import { createRateLimitCounters } from './services/rate-limits.js';
 import { createReadiness } from './services/readiness.js';
@@ -72,14 +73,17 @@ export interface Jetpost {
    * Bounded: SHUTDOWN_TIMEOUT_MS for the calls in flight, then a few seconds for the rest.
    */
   stop(): Promise<StopReport>;
-  /** For a process that must exit now (a second signal): asks the embedded database to shut down, without waiting. */
-  stopNow(): void;
 }
 
 export interface StartOptions {
   log?: Logger;
   /** Aborted (a signal during the start): the start stops at its next step, undoes what it did and throws. */
   signal?: AbortSignal;
+  /**
+   * Aborted when the process is about to exit at once (a second signal), during the start or after
+   * it: the embedded database, if this jetpost started or adopted it, is asked to shut down, without waiting.
+   */
+  exitingNow?: AbortSignal;
 }
 
 /** What a stop did not finish: each a part that was still busy at its deadline and was left behind. */
@@ -101,7 +105,7 @@ export async function startJetpost(config: Config, options: StartOptions = {}): 
     return { leftBehind: [...leftBehind] };
   };
   try {
-    return await start(config, log, options.signal, { cleanups, leftBehind, stopAll });
+    return await start(config, log, options, { cleanups, leftBehind, stopAll });
   } catch (error) {
     await stopAll();
     throw error;
@@ -118,7 +122,7 @@ interface Stopping {
   stopAll: () => Promise<StopReport>;
 }
 
-async function start(config: Config, log: Logger, signal: AbortSignal | undefined, { cleanups, leftBehind, stopAll }: Stopping): Promise<Jetpost> {
+async function start(config: Config, log: Logger, { signal, exitingNow }: StartOptions, { cleanups, leftBehind, stopAll }: Stopping): Promise<Jetpost> {
   const stopWithin = async (what: string, work: Promise<unknown>, ms: number) => {
     if (!(await finishedWithin(work, ms))) {
       log.warn(`${what} did not stop within ${ms} ms; going on without it`, { component: 'main' });
@@ -137,13 +141,14 @@ async function start(config: Config, log: Logger, signal: AbortSignal | undefine
     await prepareDataDir(config.dataDir);
   }
   signal?.throwIfAborted();
-  const database = await openDatabase(config, log, { role: 'service' });
+  const database = await openDatabase(config, log, { role: 'service', exitingNow });
   cleanups.push(async () => {
     leftBehind.push(...(await database.close()));
   });
   // A signal during initdb or the migrations: stop here, before any consumer claims a job or the port opens.
   signal?.throwIfAborted();
   const { directConnectionString, pool } = database;
+  await refuseMovedChanges(pool, config.database.schema);
   const expectedMigration = await latestMigrationId();
 
   const bus = createBus((error, name) => log.error('bus listener failed', { component: 'bus', event: name, error }));
@@ -375,7 +380,6 @@ async function start(config: Config, log: Logger, signal: AbortSignal | undefine
       stopping ??= stopAll();
       return stopping;
     },
-    stopNow: () => database.stopNow(),
   };
 }
 

@@ -720,7 +720,7 @@ export interface components {
         /** @description 1–255 printable ASCII characters, no spaces. */
         IdempotencyKey: string;
         /**
-         * @description An app's name; letters, digits and `. _ -` (at most 100), starting with a letter or digit.
+         * @description An app's name; letters, digits and `. _ -` (at most 100), starting with a letter or digit. Unique whatever its case, and found whatever its case (`billing` finds `Billing`).
          * @example billing
          */
         AppName: string;
@@ -828,7 +828,9 @@ export interface components {
          * Format: idn-email
          * @description An email address as RFC 5321 and RFC 6531 (SMTPUTF8) define it and Mailjet accepts it:
          *     a local part of dot-separated atoms of letters, digits, ``!#$%&'*+-/=?^_`{|}~`` and any
-         *     non-ASCII character but controls and spaces (e.g. `o&reilly`, `user=tag`, `jörg`); an `@`;
+         *     non-ASCII character but controls, spaces, format characters (bidi overrides and marks,
+         *     zero-width spaces and joiners) and other invisible ones (e.g. `o&reilly`, `user=tag`, `jörg`:
+         *     the `400` names such a character as `\uXXXX`); an `@`;
          *     a domain of at least two dot-separated labels of letters, digits and inner hyphens, in
          *     ASCII or as an internationalised name (`bücher.de`, `пример.рф`, `example.xn--p1ai`), whose
          *     last label is not all digits. At most 64 bytes before the `@`, 255 bytes of domain
@@ -2412,7 +2414,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["AdminUnauthorized"];
             408: components["responses"]["RequestTimeout"];
-            /** @description An app with this name already exists (`app-exists`). */
+            /** @description An app with this name, in this case or another, already exists (`app-exists`). */
             409: {
                 headers: {
                     [name: string]: unknown;

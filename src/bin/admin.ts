@@ -36,6 +36,7 @@ import {
 } from '../domain/input-schemas.js';
 import { CHANGE_TYPES } from '../domain/status-change.js';
 import { parseTargetPolicy } from '../domain/target-policy.js';
+import { unicodeEscape } from '../domain/unicode-escape.js';
 import { createLogger } from '../log.js';
 import { type AdminService, createAdminService } from '../services/admin.js';
 
@@ -106,7 +107,7 @@ function parseArguments<const O extends ParseArgsOptions>(args: string[], option
  * operator's terminal must show it, not obey it, and keep one row a line.
  */
 function printable(text: string): string {
-  return text.replace(/[\p{Cc}\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/gu, (character) => `\\u${character.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return text.replace(/[\p{Cc}\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/gu, unicodeEscape);
 }
 
 /** Cells are scalars: a date is written as ISO text before it gets here. */

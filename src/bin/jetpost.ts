@@ -1,130 +1,20 @@
-// `npm start`: run jetpost until SIGTERM or SIGINT (or SIGHUP, SIGUSR2), then stop gracefully and exit 0.
-// SIGUSR1 is ignored (no debugger opens, below).
-//
-// The stop is bounded: past SHUTDOWN_TIMEOUT_MS plus FORCE_AFTER_MS the process exits anyway, and a
-// second signal makes it exit at once. A repeat of the first signal within REPEAT_WINDOW_MS is not
-// a second signal: on a terminal's Ctrl-C, `npm start` relays the SIGINT its child already got.
-// A signal during the start stops it at its next step (after initdb, after the migrations).
-//
-// Every way out ends with one log line at level info or above, for an operator reading the logs to
-// tell a stop from a crash: "jetpost stopped" (what it left behind, if anything), "start-up
-// interrupted", "shutdown failed", or a "…exiting now" error.
-import { inspect } from 'node:util';
+// `npm start`'s entry point (and `jetpost serve`'s): catches the signals first (start-signals.ts),
+// then loads and runs the service (service.ts). The service is imported by a URL made at run time,
+// this file's sibling with this file's extension (.ts under tsx, .js compiled, .mjs bundled): a
+// bundler then keeps it a file of its own. Bundled in, its packages would load before this file's
+// first line, and a signal meanwhile would end the process without a word.
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
-import { ConfigError, loadConfig } from '../config.js';
-import { StartupError } from '../domain/errors.js';
-import { createStdoutLogger } from '../log.js';
-import { type Jetpost, startJetpost } from '../main.js';
+import type { runService } from './service.js';
+import { catchStartSignals } from './start-signals.js';
 
-const REPEAT_WINDOW_MS = 2_000;
-const FORCE_AFTER_MS = 10_000;
-
-async function run(): Promise<void> {
-  let config;
-  try {
-    config = loadConfig();
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      process.stderr.write(`jetpost: ${error.message}\n`);
-      process.exit(78);
-    }
-    throw error;
-  }
-  const log = createStdoutLogger(config.logLevel, config.logFormat);
-  // Node opens its inspector (a debugger on 127.0.0.1:9229, which runs any code it is sent) on
-  // SIGUSR1, unless the process listens for the signal itself: a stray `kill -USR1` must not open
-  // one on a service holding the Mailjet keys. `--disable-sigusr1` would do it from the command line,
-  // but only from Node 22.14 and 23.7 (Node 20 refuses to start with it). To debug, start with --inspect.
-  process.on('SIGUSR1', () => {
-    log.warn('SIGUSR1 ignored: jetpost opens no debugger on a signal (start node with --inspect for one)', { component: 'main', signal: 'SIGUSR1' });
-  });
-  const deadlineMs = config.consumers.shutdownTimeoutMs;
-  let jetpost: Jetpost | undefined = undefined;
-  let signalledAt: number | undefined;
-  let firstSignal: NodeJS.Signals | undefined;
-  const startAborted = new AbortController();
-
-  const exitNow = (message: string, fields: Record<string, unknown>) => {
-    log.error(message, { component: 'main', ...fields });
-    jetpost?.stopNow();
+const signals = catchStartSignals();
+const service = new URL(`./service${path.extname(fileURLToPath(import.meta.url))}`, import.meta.url);
+(import(service.href) as Promise<{ runService: typeof runService }>).then(
+  (module) => module.runService(signals),
+  (error: unknown) => {
+    process.stderr.write(`jetpost failed to start: could not load ${fileURLToPath(service)}: ${error instanceof Error ? error.message : String(error)}\n`);
     process.exit(1);
-  };
-  const stopAndExit = (running: Jetpost) => {
-    running.stop().then(
-      ({ leftBehind }) => {
-        const fields = { component: 'main', signal: firstSignal, durationMs: Date.now() - (signalledAt ?? Date.now()), leftBehind };
-        if (leftBehind.length === 0) {
-          log.info('jetpost stopped: every part finished its work', fields);
-        } else {
-          log.warn(`jetpost stopped, leaving behind: ${leftBehind.join('; ')}`, fields);
-        }
-        process.exit(0);
-      },
-      (error: unknown) => {
-        log.error('shutdown failed', { component: 'main', error });
-        process.exit(1);
-      },
-    );
-  };
-  const onSignal = (signal: NodeJS.Signals) => {
-    if (signalledAt === undefined) {
-      signalledAt = Date.now();
-      firstSignal = signal;
-      log.info('shutting down; a second signal exits at once', { component: 'main', signal, deadlineMs });
-      startAborted.abort(new Error(`${signal} during the start`));
-      setTimeout(
-        () => exitNow('shutdown did not finish in time; exiting now', { deadlineMs: deadlineMs + FORCE_AFTER_MS }),
-        deadlineMs + FORCE_AFTER_MS,
-      ).unref();
-      if (jetpost) {
-        stopAndExit(jetpost);
-      }
-    } else if (Date.now() - signalledAt >= REPEAT_WINDOW_MS) {
-      exitNow('second signal: exiting without finishing the shutdown', { signal });
-    }
-  };
-  // Before the start: a signal during it stops the service as soon as it is up.
-  process.on('SIGTERM', onSignal);
-  process.on('SIGINT', onSignal);
-  // Node's default for these is to exit at once, mid-batch, leaving the embedded database and the
-  // owner file behind: a closed terminal (SIGHUP) or a tool's restart signal (SIGUSR2, nodemon's)
-  // stops jetpost gracefully instead.
-  process.on('SIGHUP', onSignal);
-  process.on('SIGUSR2', onSignal);
-  try {
-    jetpost = await startJetpost(config, { log, signal: startAborted.signal });
-  } catch (error) {
-    if (signalledAt !== undefined) {
-      // A Ctrl-C during the first start also reaches initdb, which then fails: that is no error to report.
-      // What had started is stopped by now (startJetpost undoes it before it throws).
-      log.warn('start-up interrupted; what had started is stopped', {
-        component: 'main',
-        signal: firstSignal,
-        durationMs: Date.now() - signalledAt,
-        error: error instanceof Error ? error.message : String(error),
-      });
-      process.exit(1);
-    }
-    throw error;
-  }
-  if (signalledAt !== undefined) {
-    // The signal came after the start's last step: stop what is now up.
-    stopAndExit(jetpost);
-  } else if (jetpost.tryIt !== undefined) {
-    // A plain line, not a log field: a JSON string would escape its quotes, and the copy would not run.
-    process.stderr.write(`\nTry it (paste into another terminal):\n\n${jetpost.tryIt}\n\n`);
-  }
-}
-
-run().catch((error: unknown) => {
-  if (error instanceof StartupError) {
-    process.stderr.write(`${error.message}\n`);
-    process.exit(1);
-  }
-  process.stderr.write(`jetpost failed to start: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-  const cause = error instanceof Error ? error.cause : undefined;
-  if (cause) {
-    process.stderr.write(`caused by: ${cause instanceof Error ? cause.message : typeof cause === 'string' ? cause : inspect(cause)}\n`);
-  }
-  process.exit(1);
-});
+  },
+);

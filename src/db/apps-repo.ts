@@ -17,10 +17,11 @@ export async function insertApp(db: Queryable, name: string): Promise<App> {
   return toApp(row!);
 }
 
+// Whatever its case, as names are unique (sql/35_…): through that unique index.
 const FIND_APP_BY_NAME = `
   select id, name, created_at
   from apps
-  where name = $1`;
+  where lower(name) = lower($1)`;
 
 export async function findAppByName(db: Queryable, name: string): Promise<App | undefined> {
   const [row] = await query(db, FIND_APP_BY_NAME, [name]);

@@ -47,6 +47,11 @@ export interface EmbeddedOptions {
    * that an interrupted run leaves no server behind.
    */
   ownSession: boolean;
+  /**
+   * Aborted when the process exits at once (a second signal during the start): a server this call
+   * has spawned and is still waiting for is asked for a fast shutdown, not left running on its own.
+   */
+  exitingNow?: AbortSignal | undefined;
 }
 
 /** How long a start waits for the server to accept connections (crash recovery after a kill can take a while). */
@@ -95,7 +100,7 @@ interface PostgresUser {
  * system user (created when missing); its data directory and the directories on the way to it and
  * to the binaries must be reachable by that user.
  */
-export async function startEmbeddedPostgres({ dir, port, log, ownSession }: EmbeddedOptions): Promise<EmbeddedDatabase> {
+export async function startEmbeddedPostgres({ dir, port, log, ownSession, exitingNow }: EmbeddedOptions): Promise<EmbeddedDatabase> {
   const root = path.resolve(dir);
   const databaseDir = path.join(root, 'pg');
   const binaries = binariesDir();
@@ -139,7 +144,7 @@ export async function startEmbeddedPostgres({ dir, port, log, ownSession }: Embe
     log.info('connecting to the embedded PostgreSQL that is already running', { component: 'embedded-postgres', pid: running });
     return { connectionString, adopted: true, pid: running, stop: (waitMs) => stopServer(running, waitMs), requestStop: () => signalServer(running) };
   }
-  const pid = await spawnServer({ root, databaseDir, port, runAs, ownSession, log });
+  const pid = await spawnServer({ root, databaseDir, port, runAs, ownSession, log, exitingNow });
   log.info('embedded PostgreSQL is running', { component: 'embedded-postgres', port, pid, dir: databaseDir });
   return { connectionString, adopted: false, pid, stop: (waitMs) => stopServer(pid, waitMs), requestStop: () => signalServer(pid) };
 }
@@ -151,6 +156,7 @@ interface SpawnOptions {
   runAs: PostgresUser | undefined;
   ownSession: boolean;
   log: Logger;
+  exitingNow: AbortSignal | undefined;
 }
 
 /**
@@ -158,7 +164,7 @@ interface SpawnOptions {
  * server outlives a jetpost killed with SIGKILL and must not lose its stderr then), and waits until
  * it accepts connections. Returns its pid.
  */
-async function spawnServer({ root, databaseDir, port, runAs, ownSession, log }: SpawnOptions): Promise<number> {
+async function spawnServer({ root, databaseDir, port, runAs, ownSession, log, exitingNow }: SpawnOptions): Promise<number> {
   const logFile = path.join(root, 'postgres.log');
   await rotateLog(logFile);
   // What this start writes to the log, not the lines of an earlier one, tells why it failed.
@@ -191,18 +197,30 @@ async function spawnServer({ root, databaseDir, port, runAs, ownSession, log }: 
   void failed.then((reason) => {
     failure = reason;
   });
-  while (failure === undefined && pid !== undefined) {
-    const state = await readPostmasterPid(databaseDir);
-    if (state?.pid === pid && state.status === 'ready') {
-      return pid;
+  // The server is detached: a process exiting while it starts (crash recovery can take a while) would
+  // leave it running. Once it is up, the caller's handle answers for it instead.
+  const stopStarting = () => {
+    if (pid !== undefined) {
+      signalServer(pid);
     }
-    if (Date.now() - started > START_TIMEOUT_MS) {
-      signalServer(pid, 'SIGQUIT');
-      timedOut = true;
-      failure = `it did not accept connections within ${START_TIMEOUT_MS / 1000} s`;
-      break;
+  };
+  exitingNow?.addEventListener('abort', stopStarting, { once: true });
+  try {
+    while (failure === undefined && pid !== undefined) {
+      const state = await readPostmasterPid(databaseDir);
+      if (state?.pid === pid && state.status === 'ready') {
+        return pid;
+      }
+      if (Date.now() - started > START_TIMEOUT_MS) {
+        signalServer(pid, 'SIGQUIT');
+        timedOut = true;
+        failure = `it did not accept connections within ${START_TIMEOUT_MS / 1000} s`;
+        break;
+      }
+      await sleep(100);
     }
-    await sleep(100);
+  } finally {
+    exitingNow?.removeEventListener('abort', stopStarting);
   }
   failure ??= await failed;
   const tail = await logTail(logFile, logStart);

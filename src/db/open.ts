@@ -29,13 +29,17 @@ export interface OpenDatabase {
    * hold the exit. Resolves to what it left behind that way (for the process's last log line).
    */
   close(): Promise<string[]>;
-  /** For a process that must exit now: asks the embedded database, if it is this process's to stop, for a fast shutdown without waiting. */
-  stopNow(): void;
 }
 
 export interface OpenOptions {
   /** 'service': owns the data directory; 'command': a CLI command borrowing it. */
   role: 'service' | 'command';
+  /**
+   * A service's: aborted when the process exits at once (a second signal), from the moment the
+   * embedded database is spawned, during the start too: the database, if it is this process's to
+   * stop, is asked for a fast shutdown without waiting, instead of being left running.
+   */
+  exitingNow?: AbortSignal | undefined;
 }
 
 /** How long close() waits for connections in use to be given back. */
@@ -46,14 +50,13 @@ const EMBEDDED_STOP_MS = 3_000;
 interface EmbeddedHandle {
   /** Resolves to what it left behind, if anything. */
   stop(): Promise<string | undefined>;
-  stopNow(): void;
 }
 
-export async function openDatabase(config: Config, log: Logger, { role }: OpenOptions): Promise<OpenDatabase> {
+export async function openDatabase(config: Config, log: Logger, { role, exitingNow }: OpenOptions): Promise<OpenDatabase> {
   let connectionString = config.database.url;
   let embedded: EmbeddedHandle | undefined;
   if (connectionString === undefined) {
-    const opened = await openEmbedded(config, log, role);
+    const opened = await openEmbedded(config, log, role, exitingNow);
     connectionString = opened.connectionString;
     embedded = opened.handle;
   }
@@ -98,9 +101,6 @@ export async function openDatabase(config: Config, log: Logger, { role }: OpenOp
         return embeddedLeft === undefined ? left : [...left, embeddedLeft];
       })();
       return closing;
-    },
-    stopNow() {
-      embedded?.stopNow();
     },
   };
 }
@@ -151,7 +151,12 @@ const DATABASE_REFUSALS: Record<string, (setting: string, schema: string) => str
   EAI_AGAIN: (setting) => `The host of ${setting} does not resolve: check it`,
 };
 
-async function openEmbedded(config: Config, log: Logger, role: OpenOptions['role']): Promise<{ connectionString: string; handle: EmbeddedHandle }> {
+async function openEmbedded(
+  config: Config,
+  log: Logger,
+  role: OpenOptions['role'],
+  exitingNow: AbortSignal | undefined,
+): Promise<{ connectionString: string; handle: EmbeddedHandle }> {
   await prepareDataDir(config.dataDir);
   const dir = path.resolve(config.dataDir);
   const options = { dir, port: config.database.embeddedPort, log, ownSession: true };
@@ -163,12 +168,12 @@ async function openEmbedded(config: Config, log: Logger, role: OpenOptions['role
       }
       return undefined;
     };
-    return { connectionString: server.connectionString, handle: { stop, stopNow: () => undefined } };
+    return { connectionString: server.connectionString, handle: { stop } };
   }
   const claim = await claimDataDir(dir, config.dataDir, config.http.port);
   let server;
   try {
-    server = await startEmbeddedPostgres(options);
+    server = await startEmbeddedPostgres({ ...options, exitingNow });
   } catch (error) {
     await claim.release();
     throw error;
@@ -185,10 +190,14 @@ async function openEmbedded(config: Config, log: Logger, role: OpenOptions['role
     log.warn('another jetpost has taken over the data directory: its database is left running', { component: 'embedded-postgres', dir });
     return 'the embedded PostgreSQL, now run by another jetpost';
   };
-  const stopNow = () => {
-    if (claim.heldSync()) {
-      server.requestStop();
-    }
-  };
-  return { connectionString: server.connectionString, handle: { stop, stopNow } };
+  exitingNow?.addEventListener(
+    'abort',
+    () => {
+      if (claim.heldSync()) {
+        server.requestStop();
+      }
+    },
+    { once: true },
+  );
+  return { connectionString: server.connectionString, handle: { stop } };
 }

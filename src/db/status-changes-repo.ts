@@ -79,6 +79,30 @@ export async function isCursorAhead(db: Queryable, after: { txid: string }): Pro
   return row?.['ahead'] === true;
 }
 
+// A change whose transaction id this database has not handed out yet was written by another cluster
+// and kept its id in the row: the database was moved by a dump and restore or by logical replication
+// (docs/operations.md). Each app's newest transaction id is one probe of the feed's index, so no scan
+// of the table: the moved changes are the newest of their app until this cluster's ids pass them.
+const CHANGES_AHEAD = `
+  select exists (
+    select 1
+    from apps a
+    cross join lateral (
+      select c.txid
+      from status_changes c
+      where c.app_id = a.id
+      order by c.txid desc
+      limit 1
+    ) as newest
+    where newest.txid >= pg_snapshot_xmax(pg_current_snapshot())
+  ) as ahead`;
+
+/** Whether some status change carries a transaction id this database has not reached: hidden from the feed until it does. */
+export async function hasChangesAheadOfDatabase(db: Queryable): Promise<boolean> {
+  const [row] = await query(db, CHANGES_AHEAD);
+  return row?.['ahead'] === true;
+}
+
 const FIND_CHANGES_OF_JOB = `
   select ${CHANGE_COLUMNS}
   from status_changes c

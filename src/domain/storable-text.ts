@@ -1,6 +1,7 @@
 // Text as PostgreSQL can keep it, pure. A text column refuses NUL, and node-postgres silently turns
 // an unpaired surrogate into U+FFFD; both are written as a visible \uXXXX escape instead, so what is
 // stored says exactly what was received.
+import { unicodeEscape } from './unicode-escape.js';
 
 /** NUL, and a surrogate that is not half of a pair (the `u` flag pairs the halves first). */
 // eslint-disable-next-line no-control-regex -- NUL is exactly what this looks for
@@ -19,7 +20,7 @@ export function unstorableCharacter(text: string): 'a NUL character' | 'an unpai
 /** The text with NUL and unpaired surrogates escaped, cut to at most `maxLength` code units. */
 export function storableText(text: string, maxLength: number): { text: string; truncated: boolean } {
   // Escaping only lengthens, so only the start can matter; one code unit more keeps a pair whole.
-  const escaped = text.slice(0, maxLength + 1).replace(UNSTORABLE, (character) => `\\u${character.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  const escaped = text.slice(0, maxLength + 1).replace(UNSTORABLE, unicodeEscape);
   if (escaped.length <= maxLength) {
     return { text: escaped, truncated: false };
   }

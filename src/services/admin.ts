@@ -59,11 +59,10 @@ export interface AdminServiceDeps {
 export function createAdminService({ pool, channels, targetPolicy }: AdminServiceDeps): AdminService {
   return {
     async listJobs({ status, appName, before, limit }) {
-      // A mistyped app is a 404, not an empty list that reads as "nothing failed".
-      if (appName !== undefined) {
-        await findApp(pool, appName);
-      }
-      return listJobsByStatus(pool, status, { appName, before, limit });
+      // A mistyped app is a 404, not an empty list that reads as "nothing failed"; the list is of the
+      // app found, by its name as stored (the one asked for may differ in case).
+      const app = appName === undefined ? undefined : await findApp(pool, appName);
+      return listJobsByStatus(pool, status, { appName: app?.name, before, limit });
     },
     requeueJobs: (target) => requeueFailed(pool, channels, target),
     listApps: () => listAppsWithKeys(pool),

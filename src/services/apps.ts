@@ -10,11 +10,13 @@ export async function createAppWithKey(pool: Pool, name: string): Promise<{ app:
   if (!APP_NAME_PATTERN.test(name)) {
     throw new ValidationError(`${JSON.stringify(name)} is not a valid app name`, [{ path: 'name', message: APP_NAME_RULE }]);
   }
-  const exists = () => new ConflictError('app-exists', `an app named ${name} already exists`);
+  const exists = (existing: string) =>
+    new ConflictError('app-exists', `an app named ${existing} already exists${existing === name ? '' : ' (app names are unique whatever their case)'}`);
   try {
     return await withTransaction(pool, async (tx) => {
-      if (await findAppByName(tx, name)) {
-        throw exists();
+      const existing = await findAppByName(tx, name);
+      if (existing) {
+        throw exists(existing.name);
       }
       const app = await insertApp(tx, name);
       const generated = generateApiKey();
@@ -22,9 +24,10 @@ export async function createAppWithKey(pool: Pool, name: string): Promise<{ app:
       return { app, key: generated.key };
     });
   } catch (error) {
-    // Two creations of one name at once: the loser meets the unique constraint.
-    if (isUniqueViolation(error, 'apps_name_key')) {
-      throw exists();
+    // Two creations of one name at once: the loser meets a unique constraint, of the exact name or of
+    // the name whatever its case (sql/35_…).
+    if (isUniqueViolation(error, 'apps_name_key') || isUniqueViolation(error, 'apps_name_lower_key')) {
+      throw exists(name);
     }
     throw error;
   }

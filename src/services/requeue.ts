@@ -15,11 +15,10 @@ export async function requeueFailed(
   target: { ids: readonly string[] | null; appName: string | null },
 ): Promise<string[]> {
   const requeue = async (tx: Queryable) => {
-    // A mistyped app is a 404, not "re-queued 0 jobs".
-    if (target.appName !== null) {
-      await findApp(tx, target.appName);
-    }
-    const ids = await requeueFailedJobs(tx, target.ids, target.appName);
+    // A mistyped app is a 404, not "re-queued 0 jobs"; the jobs are the app found's, by its name as
+    // stored (the one asked for may differ in case).
+    const app = target.appName === null ? null : await findApp(tx, target.appName);
+    const ids = await requeueFailedJobs(tx, target.ids, app?.name ?? null);
     await reopenFailedRecipients(tx, ids);
     if (ids.length > 0) {
       await notify(tx, channels.jobs);

@@ -3,8 +3,15 @@
 // before, the last line was "shutting down", the same as a crash in the middle of the drain. A
 // signal during the migrations stops the start there, before the port opens and before any consumer
 // claims a job: before, the whole start ran on and then stopped. A HOST or PORT that cannot be
-// bound is said before the database is touched: before, after the migrations (and an initdb).
+// bound is said before the database is touched: before, after the migrations (and an initdb). A
+// signal while the modules load, before the service's handlers existed, ended the process with no
+// line at all (exit 143); and a second signal during the start left the embedded PostgreSQL running.
+import { existsSync } from 'node:fs';
+import fs from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 
 import { expect } from 'chai';
 
@@ -42,12 +49,53 @@ describe('faults: the log of a stop, and a start that cannot go on', function ()
   let proxy: FreezableProxy | undefined;
   let blocker: Server | undefined;
 
+  let holdDir: string | undefined;
+
   afterEach(async () => {
     await proxy?.close();
     proxy = undefined;
     await new Promise((resolve) => (blocker ? blocker.close(resolve) : resolve(undefined)));
     blocker = undefined;
+    if (holdDir !== undefined) {
+      await fs.rm(holdDir, { recursive: true, force: true });
+      holdDir = undefined;
+    }
   });
+
+  /**
+   * NODE_OPTIONS for a child whose load of the package `express` (which jetpost's service imports,
+   * not its entry point) waits until release() is called, through a module resolution hook: the child
+   * is held, for as long as the test needs, in the middle of loading its modules. `held()` says it
+   * got there.
+   */
+  async function holdModuleLoad(): Promise<{ nodeOptions: string; held: () => boolean; release: () => Promise<void> }> {
+    holdDir = await fs.mkdtemp(path.join(os.tmpdir(), 'jetpost-hold-load-'));
+    const heldFile = path.join(holdDir, 'held');
+    const releaseFile = path.join(holdDir, 'release');
+    const hooks = path.join(holdDir, 'hooks.mjs');
+    const register = path.join(holdDir, 'register.mjs');
+    await fs.writeFile(
+      hooks,
+      `import { existsSync, writeFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+export async function resolve(specifier, context, next) {
+  if (specifier === 'express') {
+    writeFileSync(${JSON.stringify(heldFile)}, '');
+    while (!existsSync(${JSON.stringify(releaseFile)})) {
+      await sleep(20);
+    }
+  }
+  return next(specifier, context);
+}
+`,
+    );
+    await fs.writeFile(register, `import { register } from 'node:module';\nregister(${JSON.stringify(pathToFileURL(hooks).href)});\n`);
+    return {
+      nodeOptions: `--import=${pathToFileURL(register).href}`,
+      held: () => existsSync(heldFile),
+      release: () => fs.writeFile(releaseFile, ''),
+    };
+  }
 
   /** A proxy in front of a fresh database, frozen: a start through it waits at its first query. */
   async function frozenDatabase(): Promise<string> {
@@ -97,6 +145,75 @@ describe('faults: the log of a stop, and a start that cannot go on', function ()
     expect(exit.code).to.equal(1);
     expect(messages.filter((message) => /^(jetpost is listening|consumers started)/.test(message))).to.deep.equal([]);
     expect(logLines(jetpost).at(-1)).to.deep.include({ level: 'warn', message: 'start-up interrupted; what had started is stopped', signal: 'SIGTERM' });
+  });
+
+  it('when SIGTERM arrives while jetpost is still loading its modules, then it is acted on once they have loaded: the start stops before the port opens and the last line says it was interrupted (not exit 143 without a word)', async () => {
+    const db = await harness.database();
+    const port = await harness.port();
+    const simulator = await harness.simulator(port);
+    const hold = await holdModuleLoad();
+    const jetpost = await harness.spawn({
+      name: 'sigterm-loading',
+      port,
+      databaseUrl: db.url,
+      simulator,
+      env: { LOG_LEVEL: 'info', NODE_OPTIONS: hold.nodeOptions },
+    });
+    await waitUntil('jetpost to be loading its modules', hold.held, { timeoutMs: 60_000, watch: [jetpost] });
+    jetpost.signal('SIGTERM');
+    await hold.release();
+    const exit = await waitForExit(jetpost, 60_000);
+
+    expect(exit).to.deep.equal({ code: 1, signal: null });
+    const messages = logLines(jetpost).map((line) => line.message);
+    expect(messages.filter((message) => /^(jetpost is listening|consumers started)/.test(message))).to.deep.equal([]);
+    expect(logLines(jetpost).at(-1)).to.deep.include({ level: 'warn', message: 'start-up interrupted; what had started is stopped', signal: 'SIGTERM' });
+  });
+
+  it('when a second signal comes during the start, then jetpost exits at once and its embedded PostgreSQL stops with it, instead of running on until the next start adopts it', async () => {
+    const data = await harness.dataDir();
+    const port = await harness.port();
+    const simulator = await harness.simulator(port);
+    // The start is held in its migrations: another session has their lock.
+    await data.startPostgres();
+    const locker = await (await data.connect()).connect();
+    // The server's fast shutdown ends this session: an error to expect, not to crash the test on.
+    locker.on('error', () => undefined);
+    await locker.query('select pg_advisory_lock(-8525285245963000605)');
+    try {
+      const jetpost = await harness.spawn({ name: 'second-signal-starting', port, databaseUrl: undefined, simulator, env: { ...data.env, LOG_LEVEL: 'info' } });
+      await waitUntil(
+        'jetpost to adopt the embedded PostgreSQL',
+        () => logLines(jetpost).some((line) => line.message.startsWith('connecting to the embedded PostgreSQL')),
+        {
+          timeoutMs: 60_000,
+          watch: [jetpost],
+        },
+      );
+      jetpost.signal('SIGTERM');
+      await waitUntil('jetpost to say it is shutting down', () => logLines(jetpost).some((line) => line.message.startsWith('shutting down')), {
+        timeoutMs: 30_000,
+        watch: [jetpost],
+      });
+      // A repeat within 2 s is taken for the relay of the first (npm start's): signalled until it exits.
+      const exit = await waitUntil(
+        'jetpost to exit on a second signal',
+        () => {
+          const status = jetpost.exitStatus();
+          if (status === undefined) {
+            jetpost.signal('SIGTERM');
+          }
+          return status;
+        },
+        { timeoutMs: 30_000, intervalMs: 250 },
+      );
+
+      expect(exit).to.deep.equal({ code: 1, signal: null });
+      expect(logLines(jetpost).at(-1)).to.deep.include({ level: 'error', message: 'second signal: exiting without finishing the shutdown' });
+      await waitUntil('the embedded PostgreSQL to stop', async () => !(await data.postgresRunning()), { timeoutMs: 30_000 });
+    } finally {
+      locker.release(true);
+    }
   });
 
   it('when HOST is not an address of this machine, or PORT is in use, then jetpost says so in one line before it touches the database', async () => {

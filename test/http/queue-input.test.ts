@@ -368,6 +368,51 @@ describe('POST /queue: input that must be stored exactly or refused with a 4xx',
       }
     });
 
+    it('when an address holds a bidi override, a zero-width, control or other invisible character, in any field, then 400 names the field and the character as \\uXXXX, and nothing is stored', async () => {
+      const before = await jobCount();
+      const cases: Array<[string, string | [string, string], string, string]> = [
+        ['to', 'ad\u202emin@example.com', '\u202e', '\\u202e'],
+        ['to', 'a\u200b@example.com', '\u200b', '\\u200b'],
+        ['to', ['b@example.com', '\ufeffa@example.com'], '\ufeff', '\\ufeff'],
+        ['cc', 'a\u2067b@example.com', '\u2067', '\\u2067'],
+        ['bcc', 'a\u00adb@example.com', '\u00ad', '\\u00ad'],
+        ['from', 'adm\u200ein@example.com', '\u200e', '\\u200e'],
+        ['reply_to', 'a\u0007@example.com', '\u0007', '\\u0007'],
+        // In the domain, IDNA would drop a variation selector: example.com under another spelling.
+        ['to', 'a@exa\ufe0fmple.com', '\ufe0f', '\\ufe0f'],
+        // A tag character, beyond U+FFFF: its two halves, as JSON writes it.
+        ['to', 'a\u{e0041}@example.com', '\u{e0041}', '\\udb40\\udc41'],
+      ];
+      for (const [field, value, character, escaped] of cases) {
+        const answer = await post({ ...MINIMAL, [field]: value });
+        expect(answer.status, escaped).to.equal(400);
+        const problem = answer.json as Problem;
+        const list = field === 'to' || field === 'cc' || field === 'bcc';
+        const path = `${field}${list ? `.${Array.isArray(value) ? value.length - 1 : 0}` : ''}.email`;
+        expect(
+          (problem.errors ?? []).map((error) => error.path),
+          escaped,
+        ).to.deep.equal([path]);
+        expect(problem.errors![0]!.message, escaped).to.include(`cannot contain ${escaped}`);
+        // Never the character itself: it would do in the answer what it did in the address.
+        expect(`${problem.detail} ${problem.errors![0]!.message}`, escaped).not.to.include(character);
+      }
+      expect(await jobCount()).to.equal(before);
+
+      // The admin API's suppressions take addresses by the same rule.
+      const { rows } = await service.db.pool.query('select name from apps where id = $1', [service.appId]);
+      const suppressions = `/admin/apps/${rows[0].name}/suppressions`;
+      const added = await service.request('POST', suppressions, { body: { email: 'ad\u202emin@example.com' }, key: ADMIN_KEY });
+      expect(added.status).to.equal(400);
+      expect(((await added.json()) as Problem).errors).to.deep.equal([
+        {
+          path: 'email',
+          message: 'not a valid email address: cannot contain \\u202e (a control character, an invisible one, or one that changes the direction of text)',
+        },
+      ]);
+      expect((await service.request('DELETE', `${suppressions}/a%E2%80%8B@example.com`, { key: ADMIN_KEY })).status).to.equal(400);
+    });
+
     it('when a bulk request mixes the newly accepted addresses, then every message is queued', async () => {
       const answer = await post({ messages: ['user@example.xn--p1ai', 'o&reilly@example.com', 'user=tag@example.com'].map((to) => ({ ...MINIMAL, to })) });
       expect(answer.status, JSON.stringify(answer.json)).to.equal(202);

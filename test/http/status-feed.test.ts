@@ -4,6 +4,11 @@ import fs from 'node:fs/promises';
 
 import { expect } from 'chai';
 
+import { StartupError } from '../../src/domain/errors.js';
+import { startJetpost } from '../../src/main.js';
+import { rebaseMovedChanges } from '../../src/services/moved-database.js';
+import { TEST_SCHEMA } from '../support/database.js';
+import { testLogger } from '../support/log.js';
 import { startTestService, type TestService } from '../support/service.js';
 
 interface Feed {
@@ -16,9 +21,6 @@ interface Problem {
   detail?: string;
   errors?: Array<{ path: string; message: string }>;
 }
-
-/** docs/operations.md's rebase of the changes after a move, as written there, less its schema name. */
-const REBASE = "update status_changes set txid = '3'::xid8";
 
 describe('GET /status?after=: the changes feed', function () {
   this.timeout(120_000);
@@ -90,7 +92,7 @@ describe('GET /status?after=: the changes feed', function () {
     expect(next.changes.map((change) => [change.job_id, change.type])).to.deep.equal([[later, 'cancelled']]);
   });
 
-  it('when the database was moved to a PostgreSQL whose transaction ids are lower, then a saved cursor is refused; after the rebase of docs/operations.md, after=0 gives every change kept, the old before the new, and the saved cursor stays refused', async () => {
+  it('when the database was moved to a PostgreSQL whose transaction ids are lower, then a saved cursor is refused and a start is refused in one line naming the rebase of docs/operations.md; after it, jetpost starts, after=0 gives every change kept, the old before the new, and the saved cursor stays refused', async () => {
     const pool = service.jetpost.pool;
     await cancelledJob();
     const saved = await drain('0');
@@ -104,9 +106,26 @@ describe('GET /status?after=: the changes feed', function () {
     // Without the rebase, the old changes are hidden from every reader until this server's ids pass them.
     expect((await drain('0')).ids, 'after=0 before the rebase').to.deep.equal([]);
 
+    // A replica starting on the moved database (the operator skipped the rebase) is refused.
+    const rebase = rebaseMovedChanges(TEST_SCHEMA);
+    const refused = await startJetpost(service.config, { log: testLogger() }).then(
+      async (started) => {
+        await started.stop();
+        return undefined;
+      },
+      (error: unknown) => error,
+    );
+    expect(refused, 'the start on the moved database').to.be.instanceOf(StartupError);
+    expect((refused as Error).message).to.include(`Run ${rebase} then start jetpost again`);
+    expect((refused as Error).message).not.to.include('\n');
+
     const operations = await fs.readFile(new URL('../../docs/operations.md', import.meta.url), 'utf8');
-    expect(operations).to.include(REBASE.replace('update status_changes', 'update jetpost.status_changes'));
-    await pool.query(REBASE);
+    expect(operations).to.include(rebase);
+    await pool.query(rebase);
+    const replica = await startJetpost(service.config, { log: testLogger() });
+    await replica.stop();
+    // Run again (by a second operator, or after jetpost wrote changes here), it changes nothing.
+    expect((await pool.query(rebase)).rowCount, 'the rebase run a second time').to.equal(0);
     const later = await cancelledJob();
     const again = await drain('0');
 

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 
 import { build } from 'esbuild';
 
-import { BUNDLE_OPTIONS } from '../../scripts/build-server.js';
+import { BUNDLE_OPTIONS, SERVICE_ENTRY_POINTS } from '../../scripts/build-server.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const BIN_NAMES = ['admin', 'jetpost', 'register-callback'] as const;
@@ -24,7 +24,8 @@ let building: Promise<void> | undefined;
 
 function buildOnce(): Promise<void> {
   building ??= build({
-    entryPoints: BIN_NAMES.map((name) => path.join(ROOT, 'src', 'bin', `${name}.ts`)),
+    // bin/jetpost.ts loads bin/service.ts beside it (build-server.ts).
+    entryPoints: [...new Set([...BIN_NAMES.map((name) => `src/bin/${name}.ts`), ...SERVICE_ENTRY_POINTS])].map((entry) => path.join(ROOT, entry)),
     outdir: OUT_DIR,
     // .mjs: an ES module whatever package.json node finds above node_modules/.cache.
     outExtension: { '.js': '.mjs' },

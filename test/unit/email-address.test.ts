@@ -56,6 +56,55 @@ describe('emailAddressProblem', () => {
     }
   });
 
+  it('when an address holds a control, format, bidi or other invisible character, anywhere, then it is refused naming the character as \\uXXXX', () => {
+    const cases: Array<[string, string]> = [
+      ['ad\u202emin@example.com', '\\u202e'],
+      ['a\u202ab@example.com', '\\u202a'],
+      ['a\u2066b@example.com', '\\u2066'],
+      ['a\u200fb@example.com', '\\u200f'],
+      ['a\u061cb@example.com', '\\u061c'],
+      ['a\u200b@example.com', '\\u200b'],
+      ['a\u200cb@example.com', '\\u200c'],
+      ['a\u200db@example.com', '\\u200d'],
+      ['a\u2060b@example.com', '\\u2060'],
+      ['\ufeffa@example.com', '\\ufeff'],
+      ['a\u00adb@example.com', '\\u00ad'],
+      ['a\u034fb@example.com', '\\u034f'],
+      ['a\u3164b@example.com', '\\u3164'],
+      ['a\u180eb@example.com', '\\u180e'],
+      ['a\u0085b@example.com', '\\u0085'],
+      ['a\u007fb@example.com', '\\u007f'],
+      ['a\u0000@example.com', '\\u0000'],
+      ['a\u00a0b@example.com', '\\u00a0'],
+      ['a\u2028b@example.com', '\\u2028'],
+      ['a\ud800b@example.com', '\\ud800'],
+      ['a\u{e0041}b@example.com', '\\udb40\\udc41'],
+      ['\u0627\u200f\u0644@example.com', '\\u200f'],
+      ['a@exa\u200bmple.com', '\\u200b'],
+      ['a@exa\ufe0fmple.com', '\\ufe0f'],
+      ['a@b\u00fc\u034fcher.de', '\\u034f'],
+      ['a@example.com\u202e', '\\u202e'],
+    ];
+    for (const [address, escaped] of cases) {
+      const problem = emailAddressProblem(address);
+      expect(problem, escaped).to.be.a('string').and.include(`cannot contain ${escaped}`);
+      expect(problem, escaped).not.to.match(/[^\x20-\x7e]/);
+    }
+  });
+
+  it('when an address is in a script written right to left, with combining marks, or with emoji, then it is accepted', () => {
+    for (const address of [
+      '\u05d3\u05d5\u05d0\u05e8@\u05d3\u05d5\u05d2\u05de\u05d4.\u05d9\u05e9\u05e8\u05d0\u05dc',
+      '\u0628\u0631\u064a\u062f@\u0645\u062b\u0627\u0644.\u0625\u062e\u062a\u0628\u0627\u0631',
+      '\u0938\u0902\u092a\u0930\u094d\u0915@\u0921\u093e\u091f\u093e\u092e\u0947\u0932.\u092d\u093e\u0930\u0924',
+      '\u0e2a\u0e27\u0e31\u0e2a\u0e14\u0e35@\u0e44\u0e17\u0e22.\u0e44\u0e17\u0e22',
+      'jo\u0308rg@example.com',
+      '\ud83d\ude00@example.com',
+    ]) {
+      accepted(address);
+    }
+  });
+
   it('when a dot starts, ends or doubles in the local part, then it is refused', () => {
     for (const address of ['.a@example.com', 'a.@example.com', 'a..b@example.com', '.@example.com']) {
       refused(address, /dot/);
