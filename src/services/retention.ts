@@ -4,8 +4,8 @@
 // open long, no lock outlives its batch, and a pooler in transaction mode is no problem.
 //
 // What goes (each kind with its own setting; 0 keeps it forever):
-// - jobs settled for `jobsMs` (not queued, scheduled, processing or deferred; unchanged that long;
-//   no webhook delivery still pending), with their recipients, events, status changes and webhook
+// - jobs settled for `jobsMs` (not queued, scheduled, processing or deferred; unchanged that long,
+//   their recipients' statuses too; no webhook delivery still pending), with their recipients, events, status changes and webhook
 //   deliveries (the trigger of sql/26_… and 27_… for recipients, events and status changes, ON
 //   DELETE CASCADE for webhook deliveries);
 // - idempotency keys `idempotencyKeysMs` after the request that used them;
