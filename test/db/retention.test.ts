@@ -6,7 +6,7 @@ import { expect } from 'chai';
 import { createBus } from '../../src/bus.js';
 import { claimJobs } from '../../src/db/jobs-repo.js';
 import { notifyChannels } from '../../src/db/notify.js';
-import { type Pool, withTransaction } from '../../src/db/pool.js';
+import { createPool, type Pool, withTransaction } from '../../src/db/pool.js';
 import { readFeed, recordStatusChanges } from '../../src/db/status-changes-repo.js';
 import { parseEventBody } from '../../src/domain/event-parse.js';
 import { createEventIngest } from '../../src/services/events.js';
@@ -14,6 +14,8 @@ import { createRetention, type RetentionPolicy } from '../../src/services/retent
 import { queueWebhookDeliveries } from '../../src/services/webhook-outbox.js';
 import { makeApp, makeJob, recipientIds } from '../factories.js';
 import { createTestDatabase, TEST_SCHEMA, type TestDatabase } from '../support/database.js';
+import { openTransaction } from '../support/held-transaction.js';
+import { testLogger } from '../support/log.js';
 
 const DAY_MS = 24 * 3_600_000;
 const POLICY: RetentionPolicy = {
@@ -230,6 +232,53 @@ describe('retention', () => {
     await age(pool, jobId, 31);
     expect((await createRetention({ pool, policy: POLICY, bus: createBus() }).prune(() => false)).deleted.email_send_jobs).to.equal(1);
     expect(await existing(pool, [jobId])).to.deep.equal([]);
+  });
+
+  it('when a window of jobs runs past the statement timeout, then it is halved until it fits and the pass goes on, instead of failing at the same place at every pass', async () => {
+    db = await createTestDatabase();
+    const { pool } = db;
+    const app = await makeApp(pool);
+    const jobs: string[] = [];
+    for (let index = 0; index < 10; index += 1) {
+      jobs.push(await makeJob(pool, { appId: app.id, status: 'sent' }));
+    }
+    await addHistory(pool, jobs[5]!, 'delivered');
+    for (const id of jobs) {
+      await age(pool, id, 31);
+    }
+    await pool.query(
+      `insert into rejected_events (dedupe_key, kind, reason, source, source_length, received_at)
+       select 'r-' || n, 'invalid', 'r', 's', 1, now() - interval '40 days' from generate_series(1, 3) as n`,
+    );
+    // The sixth job's event, locked, holds back every window that deletes it until the statement
+    // timeout (as a window of long histories runs past it), up to the first window that fits.
+    const held = openTransaction(pool, (tx) => tx.query('select 1 from email_events where job_id = $1 for update', [jobs[5]]));
+    await held.written;
+    const timed = createPool({
+      connectionString: db.url,
+      schema: TEST_SCHEMA,
+      max: 2,
+      log: testLogger(),
+      timeouts: { connectMs: 5_000, statementMs: 1_000, bulkStatementMs: 1_000 },
+    });
+    const bus = createBus();
+    const windows: number[] = [];
+    bus.on('retention:pruned', ({ table, rows }) => {
+      if (table === 'email_send_jobs') {
+        windows.push(rows);
+        held.commit();
+      }
+    });
+    try {
+      const pass = await createRetention({ pool: timed, policy: { ...POLICY, batchSize: 8 }, bus }).prune(() => false);
+      expect(pass.deleted).to.include({ email_send_jobs: 10, rejected_events: 3 });
+    } finally {
+      held.commit();
+      await held.committed;
+      await timed.end();
+    }
+    expect(windows).to.deep.equal([4, 6]);
+    expect(await existing(pool, jobs)).to.deep.equal([]);
   });
 
   it('when a feed cursor points at a change that was pruned, then the feed reads on from the first change kept after it', async () => {
