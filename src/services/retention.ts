@@ -5,9 +5,9 @@
 //
 // What goes (each kind with its own setting; 0 keeps it forever):
 // - jobs settled for `jobsMs` (not queued, scheduled, processing or deferred; unchanged that long,
-//   their recipients' statuses too; no webhook delivery still pending), with their recipients, events, status changes and webhook
-//   deliveries (the trigger of sql/26_… and 27_… for recipients, events and status changes, ON
-//   DELETE CASCADE for webhook deliveries);
+//   their recipients' statuses too; no webhook delivery still pending), with their recipients,
+//   events, status changes and webhook deliveries (the trigger of sql/26_… and 27_… for recipients,
+//   events and status changes, ON DELETE CASCADE for webhook deliveries);
 // - idempotency keys `idempotencyKeysMs` after the request that used them;
 // - events never matched to a message, `unmatchedEventsMs` after they were received;
 // - rejected callback elements, `rejectedEventsMs` after they were received.
