@@ -428,8 +428,12 @@ export function loadConfig(env: Env = process.env): Config {
   if (!devMode && !e.EVENTS_USERNAME) {
     problems.push('  EVENTS_USERNAME and EVENTS_PASSWORD: required when sending through Mailjet (they protect /events)');
   }
-  // A replayed request answers with its jobs: its key must not outlive them.
-  if (e.RETENTION_JOBS_DAYS > 0 && (e.RETENTION_IDEMPOTENCY_KEYS_HOURS === 0 || e.RETENTION_IDEMPOTENCY_KEYS_HOURS > e.RETENTION_JOBS_DAYS * 24)) {
+  // A replayed request answers with its jobs: its key must not outlive them. Compared in whole ms, as
+  // retention takes them: 0.3 days times 24 is 7.199999999999999 hours, and refused 7.2 as longer.
+  if (
+    e.RETENTION_JOBS_DAYS > 0 &&
+    (e.RETENTION_IDEMPOTENCY_KEYS_HOURS === 0 || Math.round(e.RETENTION_IDEMPOTENCY_KEYS_HOURS * HOUR_MS) > Math.round(e.RETENTION_JOBS_DAYS * DAY_MS))
+  ) {
     problems.push('  RETENTION_IDEMPOTENCY_KEYS_HOURS: must be set and not longer than RETENTION_JOBS_DAYS (a replayed request answers with its jobs)');
   }
   const eventsBody = eventsBodySizes(e.EVENTS_BODY_LIMIT, e.EVENTS_BODY_BUDGET, problems);

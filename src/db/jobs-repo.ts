@@ -891,7 +891,11 @@ export async function readQueueDepth(db: Queryable, cap: number): Promise<QueueD
 
 // Retention (services/retention.ts). The next `$3` jobs by id are looked at, and those past
 // retention are deleted: settled (not queued, scheduled, processing or deferred), unchanged for
-// `$2` ms, with no webhook delivery still pending. Ids grow with creation time, so the oldest jobs
+// `$2` ms, no status change of theirs logged within `$2` ms either, and no webhook delivery still
+// pending. A recipient's change leaves its job's status and updated_at as they were when the job
+// already reads a higher status (an open by one recipient of a job another bounced), and a late
+// open comes whenever its reader opens the message: read from updated_at alone, such a job went
+// with a change the feed had not served yet. Ids grow with creation time, so the oldest jobs
 // come first and a pass stops at the first window whose last job was created within retention. Their
 // recipients, events, status changes and webhook deliveries go with them (the trigger of sql/26_…
 // and 27_… for recipients, events and status changes, through the indexes of sql/7_ to 9_, and ON
@@ -914,9 +918,9 @@ const PRUNE_JOBS = `
       and not exists (
         select 1
         from status_changes c
-        join webhook_deliveries d on d.change_id = c.id
         where c.job_id = j.id
-          and d.status = 'pending')
+          and (c.created_at >= now() - make_interval(secs => $2::double precision / 1000)
+            or exists (select 1 from webhook_deliveries d where d.change_id = c.id and d.status = 'pending')))
     for update of j skip locked
   ),
   deleted as (

@@ -100,6 +100,12 @@ export function isUniqueViolation(error: unknown, constraint: string): boolean {
   return typeof err === 'object' && err !== null && err.code === '23505' && err.constraint === constraint;
 }
 
+/** A statement PostgreSQL cancelled (57014): past its statement_timeout, or cancelled by hand. */
+export function isStatementCancelled(error: unknown): boolean {
+  const err = error as { code?: unknown } | null;
+  return typeof err === 'object' && err !== null && err.code === '57014';
+}
+
 /**
  * The Postgres SQLSTATEs that mean "the database cannot serve this right now": connection
  * exceptions (08), shutdown or crash (57P01-3), too many connections (53300), and a statement

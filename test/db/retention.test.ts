@@ -1,17 +1,21 @@
 // Retention against a real PostgreSQL: history past its retention goes (with everything that hangs
-// off a job), history within it stays, a job still in flight or with a webhook still due is never
-// deleted, each statement deletes at most a batch, and two replicas pruning at once do not collide.
+// off a job), history within it stays, a job still in flight, with a webhook still due or with a
+// recipient's change within retention is never deleted, each statement deletes at most a batch, and two replicas pruning at once do not collide.
 import { expect } from 'chai';
 
 import { createBus } from '../../src/bus.js';
 import { claimJobs } from '../../src/db/jobs-repo.js';
 import { notifyChannels } from '../../src/db/notify.js';
-import { type Pool, withTransaction } from '../../src/db/pool.js';
+import { createPool, type Pool, withTransaction } from '../../src/db/pool.js';
 import { readFeed, recordStatusChanges } from '../../src/db/status-changes-repo.js';
+import { parseEventBody } from '../../src/domain/event-parse.js';
+import { createEventIngest } from '../../src/services/events.js';
 import { createRetention, type RetentionPolicy } from '../../src/services/retention.js';
 import { queueWebhookDeliveries } from '../../src/services/webhook-outbox.js';
 import { makeApp, makeJob, recipientIds } from '../factories.js';
 import { createTestDatabase, TEST_SCHEMA, type TestDatabase } from '../support/database.js';
+import { openTransaction } from '../support/held-transaction.js';
+import { testLogger } from '../support/log.js';
 
 const DAY_MS = 24 * 3_600_000;
 const POLICY: RetentionPolicy = {
@@ -22,12 +26,13 @@ const POLICY: RetentionPolicy = {
   batchSize: 1_000,
 };
 
-/** Moves a job's creation and last change `days` into the past. */
+/** Moves a job's creation, last change and status changes so far `days` into the past. */
 async function age(pool: Pool, jobId: string, days: number): Promise<void> {
   await pool.query(`update email_send_jobs set created_at = now() - make_interval(days => $2), updated_at = now() - make_interval(days => $2) where id = $1`, [
     jobId,
     days,
   ]);
+  await pool.query('update status_changes set created_at = now() - make_interval(days => $2) where job_id = $1', [jobId, days]);
 }
 
 /** A job's history: an event of its recipient, a status change, and a webhook delivery in `deliveryStatus`. */
@@ -197,6 +202,82 @@ describe('retention', () => {
       createRetention({ pool, policy, bus: createBus() }).prune(() => false),
     ]);
     expect(first!.deleted.email_send_jobs + second!.deleted.email_send_jobs).to.equal(30);
+    expect(await existing(pool, jobs)).to.deep.equal([]);
+  });
+
+  it('when a recipient of an old job changes now and the job keeps its status (a late open beside a bounce), then the job and that change stay until the change is past retention', async () => {
+    db = await createTestDatabase();
+    const { pool } = db;
+    const app = await makeApp(pool);
+    const jobId = await makeJob(pool, { appId: app.id, status: 'bounced', to: ['a@example.com', 'b@example.com'] });
+    const [bouncedId, sentId] = await recipientIds(pool, jobId);
+    await pool.query("update email_recipients set status = 'bounced', mailjet_message_id = 1001 where id = $1", [bouncedId]);
+    await pool.query("update email_recipients set status = 'sent', mailjet_message_id = 1002 where id = $1", [sentId]);
+    await age(pool, jobId, 31);
+    const parsed = parseEventBody('[{"event":"open","time":1700000000,"MessageID":1002,"email":"b@example.com"}]');
+    if (!parsed.ok) {
+      throw new Error(parsed.reason);
+    }
+    await createEventIngest(pool, notifyChannels(TEST_SCHEMA))(parsed.events);
+    // The open moved its recipient (a change for the feed) and left the job as it was, 31 days unchanged.
+    const feed = await readFeed(pool, app.id, { txid: '0', id: '0' }, 10);
+    expect(feed.map((change) => [change.jobId, change.newStatus])).to.deep.equal([[jobId, 'opened']]);
+    const { rows } = await pool.query("select status, updated_at < now() - interval '30 days' as old from email_send_jobs where id = $1", [jobId]);
+    expect(rows).to.deep.equal([{ status: 'bounced', old: true }]);
+
+    const pass = await createRetention({ pool, policy: POLICY, bus: createBus() }).prune(() => false);
+
+    expect(pass.deleted.email_send_jobs).to.equal(0);
+    expect((await readFeed(pool, app.id, { txid: '0', id: '0' }, 10)).map((change) => change.id)).to.deep.equal([feed[0]!.id]);
+    await age(pool, jobId, 31);
+    expect((await createRetention({ pool, policy: POLICY, bus: createBus() }).prune(() => false)).deleted.email_send_jobs).to.equal(1);
+    expect(await existing(pool, [jobId])).to.deep.equal([]);
+  });
+
+  it('when a window of jobs runs past the statement timeout, then it is halved until it fits and the pass goes on, instead of failing at the same place at every pass', async () => {
+    db = await createTestDatabase();
+    const { pool } = db;
+    const app = await makeApp(pool);
+    const jobs: string[] = [];
+    for (let index = 0; index < 10; index += 1) {
+      jobs.push(await makeJob(pool, { appId: app.id, status: 'sent' }));
+    }
+    await addHistory(pool, jobs[5]!, 'delivered');
+    for (const id of jobs) {
+      await age(pool, id, 31);
+    }
+    await pool.query(
+      `insert into rejected_events (dedupe_key, kind, reason, source, source_length, received_at)
+       select 'r-' || n, 'invalid', 'r', 's', 1, now() - interval '40 days' from generate_series(1, 3) as n`,
+    );
+    // The sixth job's event, locked, holds back every window that deletes it until the statement
+    // timeout (as a window of long histories runs past it), up to the first window that fits.
+    const held = openTransaction(pool, (tx) => tx.query('select 1 from email_events where job_id = $1 for update', [jobs[5]]));
+    await held.written;
+    const timed = createPool({
+      connectionString: db.url,
+      schema: TEST_SCHEMA,
+      max: 2,
+      log: testLogger(),
+      timeouts: { connectMs: 5_000, statementMs: 1_000, bulkStatementMs: 1_000 },
+    });
+    const bus = createBus();
+    const windows: number[] = [];
+    bus.on('retention:pruned', ({ table, rows }) => {
+      if (table === 'email_send_jobs') {
+        windows.push(rows);
+        held.commit();
+      }
+    });
+    try {
+      const pass = await createRetention({ pool: timed, policy: { ...POLICY, batchSize: 8 }, bus }).prune(() => false);
+      expect(pass.deleted).to.include({ email_send_jobs: 10, rejected_events: 3 });
+    } finally {
+      held.commit();
+      await held.committed;
+      await timed.end();
+    }
+    expect(windows).to.deep.equal([4, 6]);
     expect(await existing(pool, jobs)).to.deep.equal([]);
   });
 

@@ -59,6 +59,21 @@ describe('loadConfig', () => {
     expect(configError({ RETENTION_BATCH_SIZE: '1' }).message).to.include('RETENTION_BATCH_SIZE');
   });
 
+  it('when the idempotency keys are kept exactly as long as the jobs, in fractions of a day, then it starts (no rounding makes them longer)', () => {
+    for (const [days, hours] of [
+      ['0.3', '7.2'],
+      ['0.7', '16.8'],
+      ['2.3', '55.2'],
+      ['30', '720'],
+    ]) {
+      expect(
+        loadConfig({ RETENTION_JOBS_DAYS: days, RETENTION_IDEMPOTENCY_KEYS_HOURS: hours }).retention.idempotencyKeysMs,
+        `${days} days, ${hours} hours`,
+      ).to.equal(Number(hours) * 3_600_000);
+    }
+    expect(configError({ RETENTION_JOBS_DAYS: '0.3', RETENTION_IDEMPOTENCY_KEYS_HOURS: '7.21' }).message).to.include('RETENTION_IDEMPOTENCY_KEYS_HOURS');
+  });
+
   it('when values are given as strings, then they are parsed to numbers', () => {
     const config = loadConfig({ PORT: '8080', WORKER_CONCURRENCY: '16', BATCH_SIZE: '20', MAX_ATTEMPTS: '3', RETRY_JITTER: '0', DATABASE_SCHEMA: 'mail_2' });
 

@@ -277,6 +277,27 @@ describe('the Grafana dashboard (docs/grafana/jetpost.json)', () => {
     }
   });
 
+  it('then the figures read from the database, the same on every replica, are taken once (max), never summed over the replicas', () => {
+    const dashboard = JSON.parse(fs.readFileSync(path.join(import.meta.dirname, '../../docs/grafana/jetpost.json'), 'utf8')) as {
+      panels: Array<{ title: string; targets?: Array<{ expr: string }> }>;
+    };
+    const operations = fs.readFileSync(path.join(import.meta.dirname, '../../docs/operations.md'), 'utf8');
+    const expressions = [
+      ...dashboard.panels.flatMap((panel) => (panel.targets ?? []).map((target) => ({ where: panel.title, expr: target.expr }))),
+      ...[...operations.matchAll(/expr: (.+)/g)].map((match) => ({ where: 'docs/operations.md', expr: match[1]! })),
+    ];
+    const fromDatabase = new Set([
+      'jetpost_queue_depth',
+      'jetpost_queue_oldest_due_age_seconds',
+      'jetpost_webhook_backlog',
+      'jetpost_webhook_oldest_due_age_seconds',
+      'jetpost_queue_stats_age_seconds',
+    ]);
+    const summed = expressions.filter(({ expr }) => metricNames(expr).some((name) => fromDatabase.has(name)) && !/^max\b/.test(expr));
+    expect(expressions.filter(({ expr }) => metricNames(expr).some((name) => fromDatabase.has(name))).length).to.be.above(0);
+    expect(summed.map(({ where, expr }) => `${where}: ${expr}`)).to.deep.equal([]);
+  });
+
   it('when an expression names a metric jetpost does not export, then the check finds it', () => {
     expect(metricNames('sum by (status) (rate(jetpost_jobs_sent_total{job=~"$job",x="rate"}[5m])) / ignoring(le) up')).to.deep.equal([
       'jetpost_jobs_sent_total',
