@@ -1,7 +1,9 @@
 // webhook_deliveries: the outbox of status changes to POST to apps' webhook URLs.
+import { LIST_WINDOW, nextBefore } from '../domain/page.js';
 import type { WebhookBacklog } from '../domain/queue-figures.js';
 import type { RecordedChange } from '../domain/status-change.js';
-import type { DeliveryOutcome, DeliveryRow, DeliveryStatus, DueDelivery } from '../domain/webhook-delivery.js';
+import type { DeliveryOutcome, DeliveryPage, DeliveryRow, DeliveryStatus, DueDelivery } from '../domain/webhook-delivery.js';
+import { listWindow } from './list-window.js';
 import { type PreparedStatement, query, type Queryable } from './pool.js';
 import { CHANGE_COLUMNS, toStatusChange } from './status-changes-repo.js';
 
@@ -185,25 +187,67 @@ export async function nextDeliveryAt(db: Queryable, exceptApps: readonly string[
   return (row?.['at'] as Date | null) ?? null;
 }
 
+const DELIVERY_COLUMNS = `d.id, d.change_id, c.job_id, c.new_status, d.status, d.attempts, d.next_attempt_at, d.last_status_code,
+    d.last_error, d.created_at, d.delivered_at`;
+
+// Through the app's index by id (sql/4_…, webhook_deliveries_app_id_idx).
 const LIST_FOR_APP = `
-  select d.id, d.change_id, c.job_id, c.new_status, d.status, d.attempts, d.next_attempt_at, d.last_status_code,
-    d.last_error, d.created_at, d.delivered_at
+  select ${DELIVERY_COLUMNS}
   from webhook_deliveries d
   join status_changes c on c.id = d.change_id
   where d.app_id = $1::bigint
-    and ($2::text is null or d.status = $2)
-    and ($4::bigint is null or d.id < $4)
+    and ($3::bigint is null or d.id < $3)
   order by d.id desc
-  limit $3`;
+  limit $2`;
 
-/** The app's deliveries, newest first; `before` pages by delivery id. */
+// A status has no index that reads an app's deliveries in id order, so a page of one looks through
+// a window of the app's next $5 (LIST_WINDOW) deliveries by id below `before`, never its whole
+// history: failed deliveries among millions delivered would otherwise take a walk through all of
+// them, past the statement timeout. As the admin's job list does (db/list-window.ts).
+const LIST_FOR_APP_IN_WINDOW = `
+  with scanned as (
+    select id, status
+    from webhook_deliveries
+    where app_id = $1::bigint
+      and ($3::bigint is null or id < $3)
+    order by id desc
+    limit $5
+  )
+  select w.deliveries as window_rows, w.lowest as window_lowest, f.*
+  from (select count(*)::int as deliveries, min(id)::text as lowest from scanned) as w
+  left join lateral (
+    select ${DELIVERY_COLUMNS}
+    from scanned s
+    join webhook_deliveries d on d.id = s.id
+    join status_changes c on c.id = d.change_id
+    where s.status = $4
+    order by s.id desc
+    limit $2
+  ) as f on true
+  order by f.id desc`;
+
+/**
+ * The app's deliveries, newest first; `before` pages by delivery id. A page of one status may hold
+ * fewer than `limit` deliveries (none, even) and still have a next page: it looked through a window
+ * of LIST_WINDOW deliveries only.
+ */
 export async function listDeliveries(
   db: Queryable,
   appId: string,
   options: { status?: DeliveryStatus | undefined; before?: string | undefined; limit: number },
-): Promise<DeliveryRow[]> {
-  const rows = await query(db, LIST_FOR_APP, [appId, options.status ?? null, options.limit, options.before ?? null]);
-  return rows.map((row) => ({
+): Promise<DeliveryPage> {
+  const page = [appId, options.limit, options.before ?? null];
+  if (options.status === undefined) {
+    const deliveries = (await query(db, LIST_FOR_APP, page)).map(toDeliveryRow);
+    return { deliveries, nextBefore: nextBefore(deliveries, options.limit) };
+  }
+  const rows = await query(db, LIST_FOR_APP_IN_WINDOW, [...page, options.status, LIST_WINDOW]);
+  const deliveries = rows.filter((row) => row['id'] !== null).map(toDeliveryRow);
+  return { deliveries, nextBefore: nextBefore(deliveries, options.limit, listWindow(rows[0])) };
+}
+
+function toDeliveryRow(row: Record<string, unknown>): DeliveryRow {
+  return {
     id: String(row['id']),
     changeId: String(row['change_id']),
     jobId: String(row['job_id']),
@@ -215,7 +259,7 @@ export async function listDeliveries(
     lastError: (row['last_error'] as string | null) ?? null,
     createdAt: row['created_at'] as Date,
     deliveredAt: (row['delivered_at'] as Date | null) ?? null,
-  }));
+  };
 }
 
 // A redelivery starts a fresh retry window: created_at moves to now (the change keeps its own time).

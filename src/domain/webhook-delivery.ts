@@ -64,6 +64,13 @@ export interface DeliveryRow {
   deliveredAt: Date | null;
 }
 
+/** A page of an app's deliveries, newest first. */
+export interface DeliveryPage {
+  deliveries: DeliveryRow[];
+  /** Where the next page starts (its `before`), or null when this page is the last. */
+  nextBefore: string | null;
+}
+
 /** How an attempt's result is judged: the backoff, the retry window, and the clock and jitter to use. */
 interface OutcomeOptions {
   retry: Backoff;

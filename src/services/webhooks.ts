@@ -21,7 +21,7 @@ import type { AppWebhook } from '../domain/app.js';
 import { NotFoundError } from '../domain/errors.js';
 import { type ChangeType, eventTypeSubscription } from '../domain/status-change.js';
 import type { TargetPolicy } from '../domain/target-policy.js';
-import type { DeliveryOutcome, DeliveryRow, DeliveryStatus, DueDelivery } from '../domain/webhook-delivery.js';
+import type { DeliveryOutcome, DeliveryPage, DeliveryStatus, DueDelivery } from '../domain/webhook-delivery.js';
 import { formatSecret } from '../domain/webhook-signature.js';
 import { checkWebhookUrl } from '../webhooks/url-guard.js';
 import { findApp } from './apps.js';
@@ -109,7 +109,7 @@ export async function listAppDeliveries(
   db: Queryable,
   appName: string,
   options: { status?: DeliveryStatus | undefined; before?: string | undefined; limit: number },
-): Promise<DeliveryRow[]> {
+): Promise<DeliveryPage> {
   const app = await findApp(db, appName);
   return listDeliveries(db, app.id, options);
 }
