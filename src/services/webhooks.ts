@@ -139,7 +139,7 @@ export function createWebhookDeliveries(pool: Pool, bus: Bus): WebhookDeliveries
     claimDue: (options) => claimDueDeliveries(pool, options),
     async settle(delivery, outcome) {
       const url = delivery.url;
-      const speaksForEndpoint = (outcome.kind === 'failed' && outcome.disablesWebhook) || (outcome.kind === 'retry' && outcome.throttlesApp);
+      const speaksForEndpoint = (outcome.kind === 'failed' && outcome.disablesWebhook) || (outcome.kind === 'retry' && outcome.throttledUntil !== undefined);
       const recorded =
         url === null || !speaksForEndpoint
           ? await settleDelivery(pool, delivery, outcome)
@@ -148,7 +148,7 @@ export function createWebhookDeliveries(pool: Pool, bus: Bus): WebhookDeliveries
                 return false;
               }
               if (outcome.kind === 'retry') {
-                await throttleWebhook(tx, delivery.appId, url, outcome.nextAttemptAt);
+                await throttleWebhook(tx, delivery.appId, url, outcome.throttledUntil!);
               } else if (await disableWebhook(tx, delivery.appId, url, outcome.error)) {
                 await failPendingDeliveries(tx, delivery.appId, outcome.error);
               }

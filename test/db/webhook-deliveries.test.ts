@@ -112,7 +112,7 @@ describe('webhook deliveries: answers that speak for the endpoint', () => {
     const [first] = await claimDueDeliveries(db.pool, { limit: 1, perApp: 1, inFlight: new Map(), lockMs: 60_000 });
     expect(first?.appId).to.equal(throttledApp);
 
-    await deliveries.settle(first!, { kind: 'retry', nextAttemptAt: until, statusCode: 429, error: 'the receiver answered 429', throttlesApp: true });
+    await deliveries.settle(first!, { kind: 'retry', nextAttemptAt: until, statusCode: 429, error: 'the receiver answered 429', throttledUntil: until });
     await queueChange(db.pool, throttledApp);
     await db.pool.query('update webhook_deliveries set next_attempt_at = now() where app_id = $1', [throttledApp]);
     const claimed = await claimDueDeliveries(db.pool, { limit: 10, perApp: 10, inFlight: new Map(), lockMs: 60_000 });
