@@ -33,14 +33,19 @@ export async function insertDeliveries(tx: Queryable, changes: readonly Recorded
 // dies leaves them to be retried when the lock runs out. App by app: each app gets at most
 // `perApp` minus what this dispatcher already has in flight for it, so that an app whose receiver
 // is slow, however long its backlog, holds only a few of the `limit` slots; an app whose receiver
-// said it is overloaded (throttled) gets none until then. Across apps the longest due go first.
+// said it is overloaded (throttled) gets none until then. Across apps, the apps take turns: an app's
+// next delivery goes before another app's second one in flight (a backlog's deliveries, all due for
+// long, would otherwise go before every other app's, and a few slow receivers with backlogs would
+// take every slot), and within a turn the longest due go first.
 const CLAIM_DUE = `
   with in_flight as (
     select app_id, count
     from unnest($3::bigint[], $4::integer[]) as f(app_id, count)
   ),
   candidates as (
-    select d.id, d.next_attempt_at
+    select d.id, d.next_attempt_at,
+      row_number() over (partition by a.id order by d.next_attempt_at, d.id)
+        + coalesce((select f.count from in_flight f where f.app_id = a.id), 0) as turn
     from apps a
     cross join lateral (
       select d.id, d.next_attempt_at
@@ -59,7 +64,7 @@ const CLAIM_DUE = `
   due as (
     select id
     from candidates
-    order by next_attempt_at, id
+    order by turn, next_attempt_at, id
     limit $1
   ),
   claimed as (
