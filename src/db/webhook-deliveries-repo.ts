@@ -179,13 +179,23 @@ export async function failPendingDeliveries(db: Queryable, appId: string, error:
 }
 
 // Apps in `$1` are left out: the dispatcher has as many of theirs in flight as it may. A throttled
-// app's deliveries are due when its throttle ends at the earliest.
+// app's deliveries are due when its throttle ends at the earliest. App by app, the earliest pending
+// delivery no dispatcher holds, through the app's index of pending deliveries (sql/6_…): a backlog
+// of a million not yet due costs one probe, where a min() over all of them ran past the statement
+// timeout on every idle turn. A claim that lapses (its dispatcher died) is found by the idle check.
 const NEXT_DUE = `
-  select min(greatest(d.next_attempt_at, d.locked_until, a.webhook_throttled_until)) as at
-  from webhook_deliveries d
-  join apps a on a.id = d.app_id
-  where d.status = 'pending'
-    and d.app_id <> all($1::bigint[])`;
+  select min(greatest(d.next_attempt_at, a.webhook_throttled_until)) as at
+  from apps a
+  cross join lateral (
+    select d.next_attempt_at
+    from webhook_deliveries d
+    where d.app_id = a.id
+      and d.status = 'pending'
+      and (d.locked_until is null or d.locked_until < now())
+    order by d.next_attempt_at, d.id
+    limit 1
+  ) d
+  where a.id <> all($1::bigint[])`;
 
 export async function nextDeliveryAt(db: Queryable, exceptApps: readonly string[]): Promise<Date | null> {
   const [row] = await query(db, NEXT_DUE, [exceptApps]);
