@@ -569,7 +569,10 @@ export interface paths {
          * An app's recent webhook deliveries
          * @description The app's deliveries, newest first (at most `limit`): one per status change recorded while
          *     the app had a webhook, with the number of attempts, the receiver's last status code and the
-         *     last error. An app that never had a webhook lists none.
+         *     last error. An app that never had a webhook lists none. Page with `before=<next_before>`;
+         *     `next_before` is null on the last page. A page with `status` looks through the app's next
+         *     5,000 deliveries by id only, so it may hold fewer than `limit` deliveries, or none, and still
+         *     have a `next_before`.
          */
         get: operations["listWebhookDeliveries"];
         put?: never;
@@ -2863,6 +2866,8 @@ export interface operations {
             query?: {
                 /** @description Only deliveries in this state. */
                 status?: components["schemas"]["DeliveryStatus"];
+                /** @description Only deliveries with a smaller id (the previous page's `next_before`). */
+                before?: components["schemas"]["DeliveryId"];
                 limit?: number;
             };
             header?: never;
@@ -2909,11 +2914,14 @@ export interface operations {
                      *           "created_at": "2030-01-01T09:00:01.020Z",
                      *           "delivered_at": "2030-01-01T09:00:01.090Z"
                      *         }
-                     *       ]
+                     *       ],
+                     *       "next_before": "94"
                      *     }
                      */
                     "application/json": {
                         deliveries: components["schemas"]["WebhookDelivery"][];
+                        /** @description Pass as `before` for the next page; null when this is the last. */
+                        next_before: components["schemas"]["DeliveryId"] | null;
                     };
                 };
             };

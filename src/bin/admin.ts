@@ -5,7 +5,7 @@
 //   suppressions list APP [--limit N] | suppressions add APP EMAIL [--note TEXT] | suppressions remove APP EMAIL
 //   webhooks set APP URL [--events TYPE,...] [--rotate-secret] | webhooks show APP | webhooks remove APP
 //   webhooks rotate-secret APP [--overlap 24h]
-//   webhooks deliveries APP [--status pending|delivered|failed] | webhooks redeliver APP DELIVERY_ID
+//   webhooks deliveries APP [--status pending|delivered|failed] [--limit N] [--before ID] | webhooks redeliver APP DELIVERY_ID
 //   jobs list [--status failed] [--app NAME] [--limit N] [--before ID]
 //   jobs requeue ID [ID...] | jobs requeue --all-failed [--app NAME]
 import { constants as osConstants } from 'node:os';
@@ -59,7 +59,7 @@ const USAGE = `usage: npm run admin -- <command>
                                         a new secret; the old one also signs for the overlap
                                         (0 to 7d, e.g. 0, 30m, 1h, 2d)
   webhooks remove APP
-  webhooks deliveries APP [--status pending|delivered|failed] [--limit N]
+  webhooks deliveries APP [--status pending|delivered|failed] [--limit N] [--before ID]
   webhooks redeliver APP DELIVERY_ID
   jobs list [--status failed] [--app NAME] [--limit N] [--before ID]
   jobs requeue ID [ID...]
@@ -126,6 +126,13 @@ function table(rows: Record<string, string | number | boolean | null>[]): string
   return [line(columns), ...cells.map(line)].join('\n') + '\n';
 }
 
+/** After a page of a list paged by id, where the next one starts: the API's `next_before`, as an option. */
+function writeOlderPage(what: string, nextBefore: string | null): void {
+  if (nextBefore !== null) {
+    process.stdout.write(`older ${what} may match: add --before ${nextBefore}\n`);
+  }
+}
+
 const jobsList: Command = (args) => {
   const { values } = parseArguments(args, {
     status: { type: 'string', default: 'failed' },
@@ -153,10 +160,8 @@ const jobsList: Command = (args) => {
         })),
       ),
     );
-    if (nextBefore !== null) {
-      // A status other than a queue status is looked for among a window of jobs: a short page is not the end.
-      process.stdout.write(`older jobs may match: add --before ${nextBefore}\n`);
-    }
+    // A status other than a queue status is looked for among a window of jobs: a short page is not the end.
+    writeOlderPage('jobs', nextBefore);
   };
 };
 
@@ -331,15 +336,16 @@ const webhooksRemove: Command = (args) => {
 };
 
 const webhooksDeliveries: Command = (args) => {
-  const parsed = positionals(args, ['APP'], { status: { type: 'string' }, limit: { type: 'string', default: '50' } });
+  const parsed = positionals(args, ['APP'], { status: { type: 'string' }, limit: { type: 'string', default: '50' }, before: { type: 'string' } });
   const status = parsed.values['status'] === undefined ? undefined : argument(deliveryStatusSchema, parsed.values['status'], '--status');
+  const before = parsed.values['before'] === undefined ? undefined : argument(deliveryIdSchema, parsed.values['before'], '--before');
   const app = argument(appNameSchema, parsed.positionals[0], 'APP');
   const limit = argument(pageLimitSchema, parsed.values['limit'], '--limit');
   return async (admin) => {
-    const rows = await admin.listDeliveries(app, { status, limit });
+    const { deliveries, nextBefore } = await admin.listDeliveries(app, { status, before, limit });
     process.stdout.write(
       table(
-        rows.map((row) => ({
+        deliveries.map((row) => ({
           delivery: row.id,
           event: row.changeId,
           job: row.jobId,
@@ -351,6 +357,7 @@ const webhooksDeliveries: Command = (args) => {
         })),
       ),
     );
+    writeOlderPage('deliveries', nextBefore);
   };
 };
 

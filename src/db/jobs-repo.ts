@@ -5,10 +5,12 @@ import { isoTimeFormatter } from '../domain/iso-time.js';
 import type { AdminJobRow, ClaimedJob, JobRow, QueuedJob } from '../domain/job.js';
 import type { FoundMessage } from '../domain/mailjet-outcome.js';
 import type { MessageContent, NewJob } from '../domain/message.js';
+import { LIST_WINDOW, nextBefore } from '../domain/page.js';
 import { DEPTH_STATUSES, type QueueDepth } from '../domain/queue-figures.js';
 import type { AcceptedIds } from '../domain/recipient.js';
 import { CANCELLABLE_STATUSES, CLAIMABLE_STATUSES, type JobStatus } from '../domain/status.js';
 import type { RecordedChange } from '../domain/status-change.js';
+import { listWindow } from './list-window.js';
 import { type PreparedStatement, query, type Queryable } from './pool.js';
 import { CLAIMED_RECIPIENTS_JSON, claimedRecipientsFromJson } from './recipients-repo.js';
 
@@ -658,13 +660,11 @@ const LIST_JOBS_BY_STATUS = `
   order by j.id desc
   limit $4`;
 
-/** Jobs a page of a status without an index of its own looks through. */
-export const STATUS_LIST_WINDOW = 5_000;
-
 // Any other status has no index (sql/25_…: events rewrite those rows), so a page of one looks
-// through a window of the next $5 jobs by id below `before`, never the whole table: a rare status
-// (spam, bounced…) would otherwise cost a walk through every job. Every row says how many jobs the
-// window held and the lowest id in it, and one row comes back when nothing matched.
+// through a window of the next $5 (LIST_WINDOW) jobs by id below `before`, never the whole table: a
+// rare status (spam, bounced…) would otherwise cost a walk through every job. Every row says how
+// many jobs the window held and the lowest id in it, and one row comes back when nothing matched
+// (db/list-window.ts).
 const LIST_JOBS_BY_STATUS_IN_WINDOW = `
   with scanned as (
     select id, status, app_id
@@ -673,7 +673,7 @@ const LIST_JOBS_BY_STATUS_IN_WINDOW = `
     order by id desc
     limit $5
   )
-  select w.jobs as window_jobs, w.lowest as window_lowest, f.*
+  select w.jobs as window_rows, w.lowest as window_lowest, f.*
   from (select count(*)::int as jobs, min(id)::text as lowest from scanned) as w
   left join lateral (
     select ${JOB_COLUMNS}, a.name as app_name
@@ -696,7 +696,7 @@ export interface AdminJobPage {
 /**
  * Jobs of one status, newest first, across apps (admin): `before` pages by job id. A page of a
  * status other than a queue status may hold fewer than `limit` jobs (none, even) and still have a
- * next page: it looked through a window of STATUS_LIST_WINDOW jobs only.
+ * next page: it looked through a window of LIST_WINDOW jobs only.
  */
 export async function listJobsByStatus(
   db: Queryable,
@@ -706,12 +706,11 @@ export async function listJobsByStatus(
   const page = [status, options.appName ?? null, options.before ?? null, options.limit];
   if ((DEPTH_STATUSES as readonly JobStatus[]).includes(status)) {
     const jobs = (await query(db, LIST_JOBS_BY_STATUS, page)).map(toAdminJob);
-    return { jobs, nextBefore: jobs.length === options.limit ? jobs.at(-1)!.id : null };
+    return { jobs, nextBefore: nextBefore(jobs, options.limit) };
   }
-  const rows = await query(db, LIST_JOBS_BY_STATUS_IN_WINDOW, [...page, STATUS_LIST_WINDOW]);
+  const rows = await query(db, LIST_JOBS_BY_STATUS_IN_WINDOW, [...page, LIST_WINDOW]);
   const jobs = rows.filter((row) => row['id'] !== null).map(toAdminJob);
-  const windowFull = rows[0]?.['window_jobs'] === STATUS_LIST_WINDOW;
-  return { jobs, nextBefore: jobs.length === options.limit ? jobs.at(-1)!.id : windowFull ? (rows[0]!['window_lowest'] as string) : null };
+  return { jobs, nextBefore: nextBefore(jobs, options.limit, listWindow(rows[0])) };
 }
 
 function toAdminJob(row: Record<string, unknown>): AdminJobRow {

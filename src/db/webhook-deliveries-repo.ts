@@ -1,7 +1,9 @@
 // webhook_deliveries: the outbox of status changes to POST to apps' webhook URLs.
+import { LIST_WINDOW, nextBefore } from '../domain/page.js';
 import type { WebhookBacklog } from '../domain/queue-figures.js';
 import type { RecordedChange } from '../domain/status-change.js';
-import type { DeliveryOutcome, DeliveryRow, DeliveryStatus, DueDelivery } from '../domain/webhook-delivery.js';
+import type { DeliveryOutcome, DeliveryPage, DeliveryRow, DeliveryStatus, DueDelivery } from '../domain/webhook-delivery.js';
+import { listWindow } from './list-window.js';
 import { type PreparedStatement, query, type Queryable } from './pool.js';
 import { CHANGE_COLUMNS, toStatusChange } from './status-changes-repo.js';
 
@@ -31,14 +33,19 @@ export async function insertDeliveries(tx: Queryable, changes: readonly Recorded
 // dies leaves them to be retried when the lock runs out. App by app: each app gets at most
 // `perApp` minus what this dispatcher already has in flight for it, so that an app whose receiver
 // is slow, however long its backlog, holds only a few of the `limit` slots; an app whose receiver
-// said it is overloaded (throttled) gets none until then. Across apps the longest due go first.
+// said it is overloaded (throttled) gets none until then. Across apps, the apps take turns: an app's
+// next delivery goes before another app's second one in flight (a backlog's deliveries, all due for
+// long, would otherwise go before every other app's, and a few slow receivers with backlogs would
+// take every slot), and within a turn the longest due go first.
 const CLAIM_DUE = `
   with in_flight as (
     select app_id, count
     from unnest($3::bigint[], $4::integer[]) as f(app_id, count)
   ),
   candidates as (
-    select d.id, d.next_attempt_at
+    select d.id, d.next_attempt_at,
+      row_number() over (partition by a.id order by d.next_attempt_at, d.id)
+        + coalesce((select f.count from in_flight f where f.app_id = a.id), 0) as turn
     from apps a
     cross join lateral (
       select d.id, d.next_attempt_at
@@ -57,7 +64,7 @@ const CLAIM_DUE = `
   due as (
     select id
     from candidates
-    order by next_attempt_at, id
+    order by turn, next_attempt_at, id
     limit $1
   ),
   claimed as (
@@ -172,38 +179,90 @@ export async function failPendingDeliveries(db: Queryable, appId: string, error:
 }
 
 // Apps in `$1` are left out: the dispatcher has as many of theirs in flight as it may. A throttled
-// app's deliveries are due when its throttle ends at the earliest.
+// app's deliveries are due when its throttle ends at the earliest. App by app, the earliest pending
+// delivery no dispatcher holds, through the app's index of pending deliveries (sql/6_…): a backlog
+// of a million not yet due costs one probe, where a min() over all of them ran past the statement
+// timeout on every idle turn. A claim that lapses (its dispatcher died) is found by the idle check.
 const NEXT_DUE = `
-  select min(greatest(d.next_attempt_at, d.locked_until, a.webhook_throttled_until)) as at
-  from webhook_deliveries d
-  join apps a on a.id = d.app_id
-  where d.status = 'pending'
-    and d.app_id <> all($1::bigint[])`;
+  select min(greatest(d.next_attempt_at, a.webhook_throttled_until)) as at
+  from apps a
+  cross join lateral (
+    select d.next_attempt_at
+    from webhook_deliveries d
+    where d.app_id = a.id
+      and d.status = 'pending'
+      and (d.locked_until is null or d.locked_until < now())
+    order by d.next_attempt_at, d.id
+    limit 1
+  ) d
+  where a.id <> all($1::bigint[])`;
 
 export async function nextDeliveryAt(db: Queryable, exceptApps: readonly string[]): Promise<Date | null> {
   const [row] = await query(db, NEXT_DUE, [exceptApps]);
   return (row?.['at'] as Date | null) ?? null;
 }
 
+const DELIVERY_COLUMNS = `d.id, d.change_id, c.job_id, c.new_status, d.status, d.attempts, d.next_attempt_at, d.last_status_code,
+    d.last_error, d.created_at, d.delivered_at`;
+
+// Through the app's index by id (sql/4_…, webhook_deliveries_app_id_idx).
 const LIST_FOR_APP = `
-  select d.id, d.change_id, c.job_id, c.new_status, d.status, d.attempts, d.next_attempt_at, d.last_status_code,
-    d.last_error, d.created_at, d.delivered_at
+  select ${DELIVERY_COLUMNS}
   from webhook_deliveries d
   join status_changes c on c.id = d.change_id
   where d.app_id = $1::bigint
-    and ($2::text is null or d.status = $2)
-    and ($4::bigint is null or d.id < $4)
+    and ($3::bigint is null or d.id < $3)
   order by d.id desc
-  limit $3`;
+  limit $2`;
 
-/** The app's deliveries, newest first; `before` pages by delivery id. */
+// A status has no index that reads an app's deliveries in id order, so a page of one looks through
+// a window of the app's next $5 (LIST_WINDOW) deliveries by id below `before`, never its whole
+// history: failed deliveries among millions delivered would otherwise take a walk through all of
+// them, past the statement timeout. As the admin's job list does (db/list-window.ts).
+const LIST_FOR_APP_IN_WINDOW = `
+  with scanned as (
+    select id, status
+    from webhook_deliveries
+    where app_id = $1::bigint
+      and ($3::bigint is null or id < $3)
+    order by id desc
+    limit $5
+  )
+  select w.deliveries as window_rows, w.lowest as window_lowest, f.*
+  from (select count(*)::int as deliveries, min(id)::text as lowest from scanned) as w
+  left join lateral (
+    select ${DELIVERY_COLUMNS}
+    from scanned s
+    join webhook_deliveries d on d.id = s.id
+    join status_changes c on c.id = d.change_id
+    where s.status = $4
+    order by s.id desc
+    limit $2
+  ) as f on true
+  order by f.id desc`;
+
+/**
+ * The app's deliveries, newest first; `before` pages by delivery id. A page of one status may hold
+ * fewer than `limit` deliveries (none, even) and still have a next page: it looked through a window
+ * of LIST_WINDOW deliveries only.
+ */
 export async function listDeliveries(
   db: Queryable,
   appId: string,
   options: { status?: DeliveryStatus | undefined; before?: string | undefined; limit: number },
-): Promise<DeliveryRow[]> {
-  const rows = await query(db, LIST_FOR_APP, [appId, options.status ?? null, options.limit, options.before ?? null]);
-  return rows.map((row) => ({
+): Promise<DeliveryPage> {
+  const page = [appId, options.limit, options.before ?? null];
+  if (options.status === undefined) {
+    const deliveries = (await query(db, LIST_FOR_APP, page)).map(toDeliveryRow);
+    return { deliveries, nextBefore: nextBefore(deliveries, options.limit) };
+  }
+  const rows = await query(db, LIST_FOR_APP_IN_WINDOW, [...page, options.status, LIST_WINDOW]);
+  const deliveries = rows.filter((row) => row['id'] !== null).map(toDeliveryRow);
+  return { deliveries, nextBefore: nextBefore(deliveries, options.limit, listWindow(rows[0])) };
+}
+
+function toDeliveryRow(row: Record<string, unknown>): DeliveryRow {
+  return {
     id: String(row['id']),
     changeId: String(row['change_id']),
     jobId: String(row['job_id']),
@@ -215,7 +274,7 @@ export async function listDeliveries(
     lastError: (row['last_error'] as string | null) ?? null,
     createdAt: row['created_at'] as Date,
     deliveredAt: (row['delivered_at'] as Date | null) ?? null,
-  }));
+  };
 }
 
 // A redelivery starts a fresh retry window: created_at moves to now (the change keeps its own time).

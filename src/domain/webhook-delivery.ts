@@ -1,9 +1,9 @@
 // Webhook deliveries (the outbox of status changes POSTed to apps), and what an attempt's result
-// means, pure: delivered, retried after a backoff (or the Retry-After the receiver asked for), or
-// failed once the retry window is over. As Standard Webhooks asks, some answers speak for the whole
-// endpoint: `410 Gone` disables the app's webhook, and `429`, `502`, `503` and `504` hold back all of
-// the app's deliveries until the retry.
-import { type Backoff, backoffMs, parseRetryAfter } from './retry-policy.js';
+// means, pure: delivered, retried after a backoff (or the Retry-After the receiver asked for, up to
+// the backoff's longest wait), or failed once the retry window is over. As Standard Webhooks asks,
+// some answers speak for the whole endpoint: `410 Gone` disables the app's webhook, and `429`, `502`,
+// `503` and `504` hold back all of the app's deliveries for a while.
+import { type Backoff, parseRetryAfter, retryDelayMs } from './retry-policy.js';
 import type { StatusChangeRow } from './status-change.js';
 
 export const DELIVERY_STATUSES = ['pending', 'delivered', 'failed'] as const;
@@ -32,8 +32,8 @@ export type DeliveryOutcome =
       nextAttemptAt: Date;
       statusCode: number | null;
       error: string;
-      /** The receiver is overloaded: none of the app's deliveries is attempted before `nextAttemptAt`. */
-      throttlesApp?: true;
+      /** The receiver is overloaded: none of the app's deliveries is attempted before then. */
+      throttledUntil?: Date;
     }
   | {
       kind: 'failed';
@@ -64,6 +64,13 @@ export interface DeliveryRow {
   deliveredAt: Date | null;
 }
 
+/** A page of an app's deliveries, newest first. */
+export interface DeliveryPage {
+  deliveries: DeliveryRow[];
+  /** Where the next page starts (its `before`), or null when this page is the last. */
+  nextBefore: string | null;
+}
+
 /** How an attempt's result is judged: the backoff, the retry window, and the clock and jitter to use. */
 interface OutcomeOptions {
   retry: Backoff;
@@ -75,7 +82,7 @@ interface OutcomeOptions {
 /** What to record after an attempt. */
 export function deliveryOutcome(delivery: Pick<DueDelivery, 'attempts' | 'createdAt'>, result: AttemptResult, options: OutcomeOptions): DeliveryOutcome {
   if ('error' in result) {
-    return retryOrGiveUp(delivery, null, result.error, 0, options);
+    return retryOrGiveUp(delivery, null, result.error, undefined, options);
   }
   const { statusCode } = result;
   if (statusCode >= 200 && statusCode < 300) {
@@ -84,20 +91,27 @@ export function deliveryOutcome(delivery: Pick<DueDelivery, 'attempts' | 'create
   if (statusCode === 410) {
     return { kind: 'failed', statusCode, error: 'the receiver answered 410 Gone: the webhook is disabled until it is set again', disablesWebhook: true };
   }
-  // Never sooner than the receiver asked; a wait it asks for beyond the retry window ends the delivery.
-  const outcome = retryOrGiveUp(delivery, statusCode, `the receiver answered ${statusCode}`, parseRetryAfter(result.retryAfter, options.now) ?? 0, options);
-  return outcome.kind === 'retry' && THROTTLING_STATUSES.has(statusCode) ? { ...outcome, throttlesApp: true } : outcome;
+  const retryAfterMs = parseRetryAfter(result.retryAfter, options.now);
+  const outcome = retryOrGiveUp(delivery, statusCode, `the receiver answered ${statusCode}`, retryAfterMs, options);
+  if (outcome.kind !== 'retry' || !THROTTLING_STATUSES.has(statusCode)) {
+    return outcome;
+  }
+  // The app waits what the receiver asked for, or else the pause of a first retry: not this
+  // delivery's own backoff, which after a few failed attempts is an hour, so that a receiver down
+  // for a minute gets the app's other deliveries a minute later, not an hour.
+  return { ...outcome, throttledUntil: new Date(options.now.getTime() + retryDelayMs(options.retry, 1, options.random, retryAfterMs)) };
 }
 
 function retryOrGiveUp(
   delivery: Pick<DueDelivery, 'attempts' | 'createdAt'>,
   statusCode: number | null,
   error: string,
-  retryAfterMs: number,
+  retryAfterMs: number | undefined,
   options: OutcomeOptions,
 ): DeliveryOutcome {
-  // In ms, not a Date yet: a receiver's Retry-After may lie beyond the dates a Date can hold.
-  const nextAttemptMs = options.now.getTime() + Math.max(backoffMs(options.retry, delivery.attempts, options.random), retryAfterMs);
+  // Never sooner than the receiver asked, but never later than the backoff's longest wait: a
+  // Retry-After of years (a misconfigured proxy) is retried within the window, not failed at once.
+  const nextAttemptMs = options.now.getTime() + retryDelayMs(options.retry, delivery.attempts, options.random, retryAfterMs);
   if (nextAttemptMs - delivery.createdAt.getTime() > options.retryWindowMs) {
     return { kind: 'failed', statusCode, error: `gave up after ${delivery.attempts} attempts: ${error}` };
   }

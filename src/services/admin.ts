@@ -9,7 +9,7 @@ import type { App, AppWebhook, AppWithKeys } from '../domain/app.js';
 import type { JobStatus } from '../domain/status.js';
 import type { Suppression } from '../domain/suppression.js';
 import type { TargetPolicy } from '../domain/target-policy.js';
-import type { DeliveryRow, DeliveryStatus } from '../domain/webhook-delivery.js';
+import type { DeliveryPage, DeliveryStatus } from '../domain/webhook-delivery.js';
 import { apiKeyPrefix } from './api-keys.js';
 import { addApiKey, createAppWithKey, findApp, revokeApiKey } from './apps.js';
 import { requeueFailed } from './requeue.js';
@@ -45,7 +45,7 @@ export interface AdminService {
   getWebhook(appName: string): Promise<AppWebhook>;
   removeWebhook(appName: string): Promise<void>;
   /** The app's deliveries, newest first; `before` pages by delivery id. */
-  listDeliveries(appName: string, filter: { status?: DeliveryStatus | undefined; before?: string | undefined; limit: number }): Promise<DeliveryRow[]>;
+  listDeliveries(appName: string, filter: { status?: DeliveryStatus | undefined; before?: string | undefined; limit: number }): Promise<DeliveryPage>;
   redeliver(appName: string, deliveryId: string): Promise<void>;
 }
 

@@ -21,7 +21,7 @@ import type { AppWebhook } from '../domain/app.js';
 import { NotFoundError } from '../domain/errors.js';
 import { type ChangeType, eventTypeSubscription } from '../domain/status-change.js';
 import type { TargetPolicy } from '../domain/target-policy.js';
-import type { DeliveryOutcome, DeliveryRow, DeliveryStatus, DueDelivery } from '../domain/webhook-delivery.js';
+import type { DeliveryOutcome, DeliveryPage, DeliveryStatus, DueDelivery } from '../domain/webhook-delivery.js';
 import { formatSecret } from '../domain/webhook-signature.js';
 import { checkWebhookUrl } from '../webhooks/url-guard.js';
 import { findApp } from './apps.js';
@@ -109,7 +109,7 @@ export async function listAppDeliveries(
   db: Queryable,
   appName: string,
   options: { status?: DeliveryStatus | undefined; before?: string | undefined; limit: number },
-): Promise<DeliveryRow[]> {
+): Promise<DeliveryPage> {
   const app = await findApp(db, appName);
   return listDeliveries(db, app.id, options);
 }
@@ -139,7 +139,7 @@ export function createWebhookDeliveries(pool: Pool, bus: Bus): WebhookDeliveries
     claimDue: (options) => claimDueDeliveries(pool, options),
     async settle(delivery, outcome) {
       const url = delivery.url;
-      const speaksForEndpoint = (outcome.kind === 'failed' && outcome.disablesWebhook) || (outcome.kind === 'retry' && outcome.throttlesApp);
+      const speaksForEndpoint = (outcome.kind === 'failed' && outcome.disablesWebhook) || (outcome.kind === 'retry' && outcome.throttledUntil !== undefined);
       const recorded =
         url === null || !speaksForEndpoint
           ? await settleDelivery(pool, delivery, outcome)
@@ -148,7 +148,7 @@ export function createWebhookDeliveries(pool: Pool, bus: Bus): WebhookDeliveries
                 return false;
               }
               if (outcome.kind === 'retry') {
-                await throttleWebhook(tx, delivery.appId, url, outcome.nextAttemptAt);
+                await throttleWebhook(tx, delivery.appId, url, outcome.throttledUntil!);
               } else if (await disableWebhook(tx, delivery.appId, url, outcome.error)) {
                 await failPendingDeliveries(tx, delivery.appId, outcome.error);
               }

@@ -1978,7 +1978,7 @@ describe('openapi.yaml, checked against the running service', function () {
     );
 
     contractIt(
-      'GET /admin/apps/{app}/webhook/deliveries 200: one delivery per change, delivered on the third attempt; status and limit filter',
+      'GET /admin/apps/{app}/webhook/deliveries 200: one delivery per change, delivered on the third attempt; status and limit filter, paged by before',
       [
         'put /admin/apps/{app}/webhook 200',
         'get /status/{job_id} 200',
@@ -2014,21 +2014,46 @@ describe('openapi.yaml, checked against the running service', function () {
             next_attempt_at: null,
           });
         }
-        const two = (await deliveries('?status=delivered&limit=2')).body as { deliveries: Delivery[] };
-        expect(two.deliveries).to.deep.equal(list.slice(0, 2));
-        expect((await deliveries('?status=failed')).body).to.deep.equal({ deliveries: [] });
-        expect((await deliveries('?status=pending&limit=1000')).body).to.deep.equal({ deliveries: [] });
+        const two = (await deliveries('?status=delivered&limit=2')).body as { deliveries: Delivery[]; next_before: string | null };
+        expect(two).to.deep.equal({ deliveries: list.slice(0, 2), next_before: list[1]!.delivery_id });
+        // Paged by `before`, as GET /admin/jobs: every delivery once, then a page that says it is the last.
+        const paged: Delivery[] = [];
+        let before: string | null = null;
+        do {
+          const page = (await deliveries(`?limit=2${before === null ? '' : `&before=${before}`}`)).body as {
+            deliveries: Delivery[];
+            next_before: string | null;
+          };
+          paged.push(...page.deliveries);
+          before = page.next_before;
+        } while (before !== null && paged.length <= list.length);
+        expect(paged).to.deep.equal(list);
+        expect((await deliveries(`?before=${list.at(-1)!.delivery_id}`)).body).to.deep.equal({ deliveries: [], next_before: null });
+        expect((await deliveries('?status=failed')).body).to.deep.equal({ deliveries: [], next_before: null });
+        expect((await deliveries('?status=pending&limit=1000')).body).to.deep.equal({ deliveries: [], next_before: null });
         // An app that never had a webhook has no deliveries.
         const { body: others } = await api('get', '/admin/apps/{app}/webhook/deliveries', {
           path: `/admin/apps/${(await makeApp(service.db.pool)).name}/webhook/deliveries`,
           key: ADMIN_KEY,
         });
-        expect(others).to.deep.equal({ deliveries: [] });
+        expect(others).to.deep.equal({ deliveries: [], next_before: null });
       },
     );
 
     contractIt('GET /admin/apps/{app}/webhook/deliveries 400, 401, 404, 503', ['get /admin/apps/{app}/webhook/deliveries 400 401 404 503'], async () => {
-      for (const query of ['?status=lost', '?limit=0', '?limit=1001', '?limit=x', '?color=red', '?status=failed&status=pending']) {
+      for (const query of [
+        '?status=lost',
+        '?limit=0',
+        '?limit=1001',
+        '?limit=x',
+        '?color=red',
+        '?status=failed&status=pending',
+        '?before=0',
+        '?before=x',
+        '?before=-1',
+        '?before=99999999999999999999',
+        '?before=1&before=2',
+      ]) {
         expect((await deliveries(query)).res.status, query).to.equal(400);
       }
       expect((await deliveries('', '-dash')).res.status).to.equal(400);

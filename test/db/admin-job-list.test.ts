@@ -1,10 +1,11 @@
 // GET /admin/jobs and `jobs list` for a status that has no index (anything but the queue's
-// statuses): a page looks through a window of STATUS_LIST_WINDOW jobs, and following next_before
+// statuses): a page looks through a window of LIST_WINDOW jobs, and following next_before
 // still reaches every job of the status, down to the oldest, and then ends.
 import { expect } from 'chai';
 
 import { seedDashboardHistory, type SeededHistory } from '../../bench/dashboard-seed.js';
-import { listJobsByStatus, STATUS_LIST_WINDOW } from '../../src/db/jobs-repo.js';
+import { listJobsByStatus } from '../../src/db/jobs-repo.js';
+import { LIST_WINDOW } from '../../src/domain/page.js';
 import type { JobStatus } from '../../src/domain/status.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 
@@ -12,7 +13,7 @@ describe('listing jobs of a status without an index', function () {
   // 25,000 jobs seeded and analysed on a loaded 2-core machine.
   this.timeout(300_000);
 
-  const JOBS = Math.round(2.5 * STATUS_LIST_WINDOW);
+  const JOBS = Math.round(2.5 * LIST_WINDOW);
   let db: TestDatabase;
   let seeded: SeededHistory;
   let ids: { oldest: string; newest: string; middle: string };

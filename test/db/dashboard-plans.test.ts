@@ -85,6 +85,8 @@ describe("the dashboard's queries at 200,000 jobs", function () {
     ['suppressions, next page', (q) => listSuppressions(q, seeded.appIds[0]!, { after: 'bounced500@example.org', limit: 50 })],
     ['webhook deliveries', (q) => listDeliveries(q, seeded.appIds[0]!, { limit: 50 })],
     ['webhook deliveries, older page, delivered', (q) => listDeliveries(q, seeded.appIds[0]!, { status: 'delivered', before: '5000', limit: 50 })],
+    // None failed here: a walk would read every delivery of the app.
+    ['webhook deliveries, failed', (q) => listDeliveries(q, seeded.appIds[0]!, { status: 'failed', limit: 50 })],
     ['apps', (q) => listAppsWithKeys(q)],
   ];
 

@@ -96,6 +96,33 @@ describe('webhook deliveries: recording an attempt', () => {
   });
 });
 
+describe('webhook deliveries: sharing the slots between apps', () => {
+  let db: TestDatabase;
+
+  afterEach(async () => {
+    await db?.drop();
+  });
+
+  it("when an app has a backlog due for long and others have fresh deliveries, then the apps take turns: each app's next delivery goes before another's second in flight", async () => {
+    db = await createTestDatabase();
+    const backlogged = await oneDelivery(db.pool);
+    for (let i = 0; i < 5; i++) {
+      await queueChange(db.pool, backlogged);
+    }
+    // The backlog has been due for an hour (a slow receiver's); the others' changes just came.
+    await db.pool.query("update webhook_deliveries set next_attempt_at = now() - interval '1 hour' where app_id = $1", [backlogged]);
+    const fresh = [await oneDelivery(db.pool), await oneDelivery(db.pool)];
+    const claim = async (limit: number, inFlight: Map<string, number>) =>
+      (await claimDueDeliveries(db.pool, { limit, perApp: 4, inFlight, lockMs: 60_000 })).map((delivery) => delivery.appId);
+
+    // Three slots: one for each app, the backlog's first (the longest due) first.
+    expect(await claim(3, new Map())).to.have.members([backlogged, ...fresh]);
+    // The backlogged app has one in flight here: a free slot goes to an app with none, however long the backlog has been due.
+    await db.pool.query('update webhook_deliveries set locked_until = null');
+    expect(await claim(1, new Map([[backlogged, 1]]))).to.deep.equal([fresh[0]]);
+  });
+});
+
 describe('webhook deliveries: answers that speak for the endpoint', () => {
   let db: TestDatabase;
 
@@ -112,7 +139,7 @@ describe('webhook deliveries: answers that speak for the endpoint', () => {
     const [first] = await claimDueDeliveries(db.pool, { limit: 1, perApp: 1, inFlight: new Map(), lockMs: 60_000 });
     expect(first?.appId).to.equal(throttledApp);
 
-    await deliveries.settle(first!, { kind: 'retry', nextAttemptAt: until, statusCode: 429, error: 'the receiver answered 429', throttlesApp: true });
+    await deliveries.settle(first!, { kind: 'retry', nextAttemptAt: until, statusCode: 429, error: 'the receiver answered 429', throttledUntil: until });
     await queueChange(db.pool, throttledApp);
     await db.pool.query('update webhook_deliveries set next_attempt_at = now() where app_id = $1', [throttledApp]);
     const claimed = await claimDueDeliveries(db.pool, { limit: 10, perApp: 10, inFlight: new Map(), lockMs: 60_000 });

@@ -135,6 +135,36 @@ describe('npm run admin -- jobs …', function () {
     expect(again.stderr).to.contain('app crm has no webhook');
   });
 
+  it('when an app has more deliveries than a page, then webhooks deliveries says where the next page starts and --before reads it', async () => {
+    db = await createTestDatabase();
+    const app = await makeApp(db.pool, { name: 'crm' });
+    const jobs = [await makeJob(db.pool, { appId: app.id }), await makeJob(db.pool, { appId: app.id }), await makeJob(db.pool, { appId: app.id })];
+    const { rows } = await db.pool.query<{ id: string }>(
+      `with changes as (
+         insert into status_changes (app_id, job_id, old_status, new_status)
+         select $1::bigint, job_id, 'processing', 'accepted' from unnest($2::bigint[]) as job_id
+         returning id, app_id
+       )
+       insert into webhook_deliveries (change_id, app_id, url)
+       select id, app_id, 'https://hooks.example.com/crm' from changes order by id
+       returning id::text`,
+      [app.id, jobs],
+    );
+    const [oldest, middle, newest] = rows.map((row) => row.id).sort((a, b) => Number(a) - Number(b));
+    const env = { DATABASE_URL: db.url };
+
+    const first = await runCli('admin', ['webhooks', 'deliveries', 'crm', '--limit', '2'], env);
+    const second = await runCli('admin', ['webhooks', 'deliveries', 'crm', '--limit', '2', '--before', middle!], env);
+
+    expect(first.code, first.stderr).to.equal(0);
+    const firstLines = first.stdout.trimEnd().split('\n');
+    expect(firstLines.slice(1, 3).map((line) => line.split(/\s+/)[0])).to.deep.equal([newest, middle]);
+    expect(firstLines.at(-1)).to.equal(`older deliveries may match: add --before ${middle}`);
+    expect(second.code, second.stderr).to.equal(0);
+    const secondLines = second.stdout.trimEnd().split('\n');
+    expect(secondLines.slice(1).map((line) => line.split(/\s+/)[0])).to.deep.equal([oldest]);
+  });
+
   it('when an operator chooses event types and rotates the secret with an overlap, then both are stored and shown; unknown types, no types and a bad overlap are refused', async () => {
     db = await createTestDatabase();
     await makeApp(db.pool, { name: 'crm' });
@@ -201,6 +231,7 @@ describe('npm run admin -- jobs …', function () {
       ['webhooks', 'set', 'shop', 'https://example.com/', '--events', 'nope'],
       ['webhooks', 'rotate-secret', 'shop', '--overlap', '9d'],
       ['webhooks', 'deliveries', 'shop', '--status', 'lost'],
+      ['webhooks', 'deliveries', 'shop', '--before', '0'],
       ['webhooks', 'redeliver', 'shop', 'x'],
     ];
     const runs = await Promise.all(invocations.map((args) => runCli('admin', args, env)));

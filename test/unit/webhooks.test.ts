@@ -183,25 +183,53 @@ describe('webhook delivery outcome', () => {
     expect(at({ statusCode: 500, retryAfter: '-5' })).to.equal(10_000);
   });
 
-  it('when a Retry-After asks for a wait beyond the retry window, however large, then the delivery fails rather than holding an impossible date', () => {
+  it('when a Retry-After asks for a wait beyond the longest backoff (1 h), however large, then the retry and the throttle wait 1 h: the delivery is not failed at once', () => {
     const created = new Date(now.getTime() - 60_000);
 
-    for (const retryAfter of ['86400', '9'.repeat(30), 'Fri, 31 Dec 9999 23:59:59 GMT']) {
+    for (const retryAfter of ['86400', String(10 * 365 * 86400), '9'.repeat(30), 'Fri, 31 Dec 9999 23:59:59 GMT']) {
       const outcome = deliveryOutcome({ attempts: 1, createdAt: created }, { statusCode: 429, retryAfter }, options);
-      expect(outcome, retryAfter).to.deep.equal({ kind: 'failed', statusCode: 429, error: 'gave up after 1 attempts: the receiver answered 429' });
+      expect(outcome, retryAfter).to.deep.equal({
+        kind: 'retry',
+        nextAttemptAt: new Date(now.getTime() + 3_600_000),
+        throttledUntil: new Date(now.getTime() + 3_600_000),
+        statusCode: 429,
+        error: 'the receiver answered 429',
+      });
     }
+    // Near the end of the window, the wait it asks for ends the delivery, as any retry past the window does.
+    const late = deliveryOutcome({ attempts: 9, createdAt: new Date(now.getTime() - 23.5 * 3_600_000) }, { statusCode: 503, retryAfter: '86400' }, options);
+    expect(late).to.deep.equal({ kind: 'failed', statusCode: 503, error: 'gave up after 9 attempts: the receiver answered 503' });
   });
 
   it('when the receiver answers 429, 502, 503 or 504, then the retry holds back the whole app; other failures only their own delivery', () => {
     const created = new Date(now.getTime() - 60_000);
     const throttles = (result: { statusCode: number } | { error: string }) => {
       const outcome = deliveryOutcome({ attempts: 1, createdAt: created }, result, options);
-      return outcome.kind === 'retry' && outcome.throttlesApp === true;
+      return outcome.kind === 'retry' && outcome.throttledUntil !== undefined;
     };
 
     expect([429, 502, 503, 504].map((statusCode) => throttles({ statusCode }))).to.deep.equal([true, true, true, true]);
     expect([500, 404, 400, 301, 408].map((statusCode) => throttles({ statusCode }))).to.deep.equal([false, false, false, false, false]);
     expect(throttles({ error: 'ECONNREFUSED' })).to.equal(false);
+  });
+
+  it("when a delivery deep in its backoff gets a 503 without Retry-After, then only it waits its backoff (1 h): the app waits a first retry's pause (10 s)", () => {
+    const created = new Date(now.getTime() - 6 * 3_600_000);
+
+    const outcome = deliveryOutcome({ attempts: 12, createdAt: created }, { statusCode: 503 }, options);
+
+    expect(outcome).to.deep.equal({
+      kind: 'retry',
+      nextAttemptAt: new Date(now.getTime() + 3_600_000),
+      throttledUntil: new Date(now.getTime() + 10_000),
+      statusCode: 503,
+      error: 'the receiver answered 503',
+    });
+    // A Retry-After is honoured for the app as for the delivery, and never shortens the pause.
+    const asked = deliveryOutcome({ attempts: 12, createdAt: created }, { statusCode: 429, retryAfter: '120' }, options);
+    expect(asked.kind === 'retry' && asked.throttledUntil).to.deep.equal(new Date(now.getTime() + 120_000));
+    const zero = deliveryOutcome({ attempts: 12, createdAt: created }, { statusCode: 503, retryAfter: '0' }, options);
+    expect(zero.kind === 'retry' && zero.throttledUntil).to.deep.equal(new Date(now.getTime() + 10_000));
   });
 
   it('when the receiver answers 410 Gone, then the delivery fails at once and disables the webhook, whatever attempt it was', () => {

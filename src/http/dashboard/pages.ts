@@ -349,11 +349,11 @@ export function deliveriesPage(
     webhook: Pick<AppWebhook, 'url' | 'disabled'> | null;
     rows: readonly DeliveryRow[];
     status: DeliveryStatus | undefined;
-    limit: number;
+    /** Where the older page starts; null on the last page. */
+    nextBefore: string | null;
     notice: NoticeCode | undefined;
   },
 ): string {
-  const last = view.rows.at(-1);
   const path = `/dashboard/apps/${encodeURIComponent(view.app)}/deliveries`;
   const body = html`<h1>Webhook deliveries of ${view.app}</h1>
 ${notice(view.notice)}
@@ -376,6 +376,6 @@ ${view.rows.map(
 </tbody>
 </table>`
 }
-${last && view.rows.length === view.limit ? olderLink(path, { status: view.status, before: last.id }) : ''}`;
+${view.nextBefore === null ? '' : olderLink(path, { status: view.status, before: view.nextBefore })}`;
   return page(`Deliveries of ${view.app}`, body, { visitor, section: 'apps' });
 }

@@ -146,9 +146,13 @@ export function adminRouter({ admin, requireAdmin, bodyIdleTimeoutMs }: AdminRou
 
   router.get('/admin/apps/:app/webhook/deliveries', requireAdmin, async (req, res) => {
     const name = parseOrThrow(appName, req.params['app'], 'app name');
-    const query = parseOrThrow(z.strictObject({ status: deliveryStatusSchema.optional(), limit: pageLimitSchema.default(100) }), req.query, 'query');
-    const rows = await admin.listDeliveries(name, query);
-    res.json({ deliveries: rows.map(deliveryJson) });
+    const query = parseOrThrow(
+      z.strictObject({ status: deliveryStatusSchema.optional(), before: deliveryIdSchema.optional(), limit: pageLimitSchema.default(100) }),
+      req.query,
+      'query',
+    );
+    const page = await admin.listDeliveries(name, query);
+    res.json({ deliveries: page.deliveries.map(deliveryJson), next_before: page.nextBefore });
   });
 
   router.post('/admin/apps/:app/webhook/deliveries/:delivery/redeliver', requireAdmin, async (req, res) => {

@@ -270,7 +270,7 @@ export function dashboardRouter({ dashboard, admin, adminKey, log, now, bodyIdle
       req.query,
       'query',
     );
-    const rows = await admin.listDeliveries(app, { status: query.status, before: query.before, limit: PAGE_SIZE });
+    const { deliveries: rows, nextBefore } = await admin.listDeliveries(app, { status: query.status, before: query.before, limit: PAGE_SIZE });
     const webhook = await admin.getWebhook(app).then(
       (found): AppWebhook | null => found,
       (error: unknown) => {
@@ -280,7 +280,7 @@ export function dashboardRouter({ dashboard, admin, adminKey, log, now, bodyIdle
         throw error;
       },
     );
-    send(res, deliveriesPage(dashboardVisitor(res), { app, webhook, rows, status: query.status, limit: PAGE_SIZE, notice: noticeOf(req) }));
+    send(res, deliveriesPage(dashboardVisitor(res), { app, webhook, rows, status: query.status, nextBefore, notice: noticeOf(req) }));
   });
 
   router.post(`${DASHBOARD_PATH}/apps/:app/deliveries/:delivery/redeliver`, ...forms, async (req, res) => {

@@ -1,0 +1,81 @@
+// The dispatcher's statements with a backlog: an app whose receiver is down has a hundred thousand
+// deliveries pending, not yet due (backed off, its app throttled), beside a few apps with fresh ones.
+// The claim and the look-up of the next due time run on every turn of every replica's dispatcher:
+// each must touch a bounded number of pages, not walk the backlog (a million pending took 3.5 s,
+// past the statement timeout, on every idle turn).
+import { expect } from 'chai';
+
+import { claimDueDeliveries, nextDeliveryAt } from '../../src/db/webhook-deliveries-repo.js';
+import { makeApp, makeJob } from '../factories.js';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { planner, planShape } from '../support/plans.js';
+
+const BACKLOG = 100_000;
+/** A probe of a few apps' indexes reads tens of pages; the backlog's index alone is hundreds. */
+const PAGE_BUDGET = 200;
+
+describe('the webhook dispatcher’s statements with a backlog of 100,000 pending deliveries', function () {
+  // Seeding 100,000 deliveries on a loaded 2-core machine.
+  this.timeout(300_000);
+
+  let db: TestDatabase;
+  let backlogged: string;
+
+  before(async () => {
+    db = await createTestDatabase();
+    backlogged = (await makeApp(db.pool)).id;
+    const jobId = await makeJob(db.pool, { appId: backlogged });
+    await db.pool.query(
+      `with changes as (
+         insert into status_changes (app_id, job_id, old_status, new_status)
+         select $1::bigint, $2::bigint, 'sent', 'opened' from generate_series(1, $3::int)
+         returning id, app_id
+       )
+       insert into webhook_deliveries (change_id, app_id, url, attempts, next_attempt_at)
+       select id, app_id, 'https://hooks.example.com/down', 3, now() + interval '1 hour' + id * interval '1 millisecond' from changes`,
+      [backlogged, jobId, BACKLOG],
+    );
+    await db.pool.query(
+      `update apps set webhook_url = 'https://hooks.example.com/down', webhook_secret = 'whsec_test', webhook_throttled_until = now() + interval '10 minutes' where id = $1`,
+      [backlogged],
+    );
+    for (let i = 0; i < 3; i++) {
+      const app = await makeApp(db.pool);
+      const job = await makeJob(db.pool, { appId: app.id });
+      await db.pool.query(`update apps set webhook_url = 'https://hooks.example.com/up', webhook_secret = 'whsec_test' where id = $1`, [app.id]);
+      await db.pool.query(
+        `with c as (insert into status_changes (app_id, job_id, old_status, new_status) values ($1::bigint, $2::bigint, 'processing', 'accepted') returning id, app_id)
+         insert into webhook_deliveries (change_id, app_id, url, next_attempt_at) select id, app_id, 'https://hooks.example.com/up', now() + interval '5 minutes' from c`,
+        [app.id, job],
+      );
+    }
+    await db.pool.query('analyze apps, webhook_deliveries, status_changes');
+  });
+
+  after(async () => {
+    await db?.drop();
+  });
+
+  const statements: Array<[string, (q: Parameters<typeof nextDeliveryAt>[0]) => Promise<unknown>]> = [
+    ['the next due time', (q) => nextDeliveryAt(q, [])],
+    ['the claim', (q) => claimDueDeliveries(q, { limit: 20, perApp: 4, inFlight: new Map(), lockMs: 25_000 })],
+  ];
+
+  for (const [name, run] of statements) {
+    it(`${name}: at most ${PAGE_BUDGET} pages, however long the backlog`, async () => {
+      const { db: explaining, runs } = planner(db.pool);
+      await run(explaining);
+      expect(runs.length, 'statements run').to.be.above(0);
+      for (const { nodes, pages } of runs) {
+        expect(pages, `pages touched by ${planShape(nodes)}`).to.be.at.most(PAGE_BUDGET);
+      }
+    });
+  }
+
+  it('when the backlog is throttled and the others are due later, then the next due time is the earliest of the others', async () => {
+    const at = await nextDeliveryAt(db.pool, []);
+    const { rows } = await db.pool.query<{ at: Date }>(`select min(next_attempt_at) as at from webhook_deliveries where app_id <> $1`, [backlogged]);
+
+    expect(at?.getTime()).to.equal(rows[0]!.at.getTime());
+  });
+});
