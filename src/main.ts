@@ -131,11 +131,17 @@ async function start(config: Config, log: Logger, { signal, exitingNow }: StartO
   };
   // Before the database: a HOST or PORT that cannot be bound is said at once, not after an initdb
   // and the migrations (and a process manager restarting it would run them again every time).
-  await checkListenable(config.http.host, config.http.port).catch(async (error: unknown) => {
-    // A second start on the same DATA_DIR and PORT: the jetpost that owns the directory is the better thing to name.
+  // A second start on the same DATA_DIR: the jetpost that owns the directory is the better thing to name.
+  const ownerFirst = async (error: unknown): Promise<never> => {
     const owner = config.database.url === undefined ? await liveDataDirOwner(path.resolve(config.dataDir)) : undefined;
     throw owner ? new DataDirInUseError(config.dataDir, owner) : error;
-  });
+  };
+  await checkListenable(config.http.host, config.http.port, 'PORT').catch(ownerFirst);
+  // The same for the built-in simulator's port: a second checkout given another PORT learnt that
+  // SIMULATOR_PORT was taken only after its initdb and migrations.
+  if (startsBuiltInSimulator(config)) {
+    await checkListenable(SIMULATOR_HOST, config.mailjet.simulatorPort, 'SIMULATOR_PORT').catch(ownerFirst);
+  }
   if (config.devMode && config.database.url !== undefined) {
     // Dev mode keeps its keys under DATA_DIR with any database (openDatabase checks it for the embedded one).
     await prepareDataDir(config.dataDir);
@@ -181,8 +187,7 @@ async function start(config: Config, log: Logger, { signal, exitingNow }: StartO
   let credentials = config.mailjet.credentials;
   const simulated = credentials === undefined;
   if (credentials === undefined) {
-    // Without keys, MAILJET_BASE_URL names a simulator run on its own; else the built-in one starts.
-    if (mailjetBaseUrl === undefined) {
+    if (startsBuiltInSimulator(config)) {
       ({ simulator, url: mailjetBaseUrl } = await startDevSimulator(config, log, cleanups, stopWithin));
     }
     credentials = { apiKey: 'simulator', apiSecret: 'simulator' };
@@ -383,6 +388,14 @@ async function start(config: Config, log: Logger, { signal, exitingNow }: StartO
   };
 }
 
+/** Where the built-in simulator listens: this machine only. */
+const SIMULATOR_HOST = '127.0.0.1';
+
+/** Without Mailjet keys, MAILJET_BASE_URL names a simulator run on its own; else the built-in one starts. */
+function startsBuiltInSimulator(config: Config): boolean {
+  return config.mailjet.credentials === undefined && config.mailjet.baseUrl === undefined;
+}
+
 /**
  * Dev mode's stand-in for Mailjet, started on SIMULATOR_PORT. The simulator is loaded here and only
  * here, on demand: it stays out of the production import graph.
@@ -396,8 +409,8 @@ async function startDevSimulator(
   const { createSimulator } = await import('./simulator/server.js');
   const simulator = createSimulator({ log: (message, fields) => log.debug(message, { component: 'simulator', ...fields }) });
   cleanups.push(() => stopWithin('the simulator', simulator.close(), STOP_STEP_MS));
-  const url = await simulator.listen(config.mailjet.simulatorPort, '127.0.0.1').catch((error: unknown) => {
-    throw portError(error, 'SIMULATOR_PORT', config.mailjet.simulatorPort, '127.0.0.1');
+  const url = await simulator.listen(config.mailjet.simulatorPort, SIMULATOR_HOST).catch((error: unknown) => {
+    throw portError(error, 'SIMULATOR_PORT', config.mailjet.simulatorPort, SIMULATOR_HOST);
   });
   return { simulator, url };
 }
@@ -431,11 +444,11 @@ function describeListenAddress(address: AddressInfo): string {
   return `${hostForUrl(address)}:${address.port} (${where})`;
 }
 
-/** Binds HOST:PORT and lets go at once: throws portError's line when it cannot be bound. */
-async function checkListenable(host: string, port: number): Promise<void> {
+/** Binds host:port and lets go at once: throws portError's line, naming variable, when it cannot be bound. */
+async function checkListenable(host: string, port: number, variable: string): Promise<void> {
   const probe = createNetServer();
   await new Promise<void>((resolve, reject) => {
-    probe.once('error', (error) => reject(portError(error, 'PORT', port, host)));
+    probe.once('error', (error) => reject(portError(error, variable, port, host)));
     probe.listen(port, host, () => probe.close(() => resolve()));
   });
 }

@@ -24,8 +24,9 @@ import { localPart, type MessageStatus, type SimulatedMessage, type SimulatedRec
  * open with TrackOpens "disabled", no click with TrackClicks "disabled" (or an account default of off).
  * A recipient Mailjet blocks (DeduplicateCampaign, a template error) gets one blocked event instead.
  *
- * Delivery follows Mailjet: grouped targets (Version 2) get one JSON array per flush, others one
- * bare object per POST; only a 200 counts as delivered. A failed event is tried again every
+ * Delivery follows Mailjet: grouped targets (Version 2) get JSON arrays of at most
+ * MAX_EVENTS_PER_POST events, one after another, others one bare object per POST; only a 200 counts
+ * as delivered, and once a POST fails, the rest of that flush's events for the URL wait with it. A failed event is tried again every
  * retryIntervalMs (Mailjet: 30 s); once a target has failed without a success for retryWindowMs
  * (Mailjet: 24 h after the first failure), its events are given up and the target is suspended
  * (Status "dead"): no more callbacks reach it until it is registered again. Mailjet does not document
@@ -113,6 +114,13 @@ interface PendingEvent {
 }
 
 const DELIVERY_TIMEOUT_MS = 10_000;
+/**
+ * Events per grouped POST. Mailjet does not document the size of its groups; without a cap, a backlog
+ * (a receiver that was down, or slower than the sending) went out as one POST of every due event:
+ * 100,000 messages made POSTs of 40 MB, longer to apply than DELIVERY_TIMEOUT_MS, so each was posted
+ * again, bigger, and a receiver whose body limit it passed refused it until the URL was suspended.
+ */
+const MAX_EVENTS_PER_POST = 1_000;
 /** Why Mailjet blocks a recipient when nothing more specific applies: its address recently bounced. */
 const PREBLOCKED = { relatedTo: 'mailjet', error: 'preblocked' };
 const BROWSER = {
@@ -268,37 +276,41 @@ export function createCallbackLoop(options: CallbackLoopOptions): CallbackLoop {
     }
   };
 
-  const deliver = async (url: string, deliveries: Delivery[], body: unknown, signal: AbortSignal): Promise<void> => {
-    for (const { event } of deliveries) {
-      event.attempts++;
-    }
-    let reason: string;
+  /** Resolves why the POST failed, or undefined when it was answered 200. */
+  const post = async (url: string, deliveries: Delivery[], body: unknown, signal: AbortSignal): Promise<string | undefined> => {
     try {
       const status = await postJson(url, toJson(body), agents, signal);
       if (status === 200) {
         succeeded(deliveries.map(({ target }) => target));
-        return;
+        return undefined;
       }
-      reason = `HTTP ${status}`;
+      return `HTTP ${status}`;
     } catch (error) {
-      reason = error instanceof Error ? error.message : String(error);
+      return error instanceof Error ? error.message : String(error);
     }
-    failed(deliveries, reason, signal);
   };
 
+  /**
+   * One POST per group: the whole array for a grouped target, each event alone otherwise, one after
+   * another so that the receiver sees the order chosen here. After a failure the remaining events
+   * are not posted to the failing URL in this flush: they fail with it and wait for the retry.
+   */
   const deliverBatch = async (url: string, grouped: boolean, deliveries: Delivery[], signal: AbortSignal): Promise<void> => {
-    if (grouped) {
-      await deliver(
-        url,
-        deliveries,
-        deliveries.map(({ event }) => event.body),
-        signal,
-      );
-      return;
-    }
-    // One at a time, so an ungrouped receiver sees the events in the order chosen here.
-    for (const delivery of deliveries) {
-      await deliver(url, [delivery], delivery.event.body, signal);
+    const size = grouped ? MAX_EVENTS_PER_POST : 1;
+    for (let start = 0; start < deliveries.length; start += size) {
+      const group = deliveries.slice(start, start + size);
+      const reason = await post(url, group, grouped ? group.map(({ event }) => event.body) : group[0]?.event.body, signal);
+      if (reason !== undefined) {
+        const left = deliveries.slice(start);
+        for (const { event } of left) {
+          event.attempts++;
+        }
+        failed(left, reason, signal);
+        return;
+      }
+      for (const { event } of group) {
+        event.attempts++;
+      }
     }
   };
 

@@ -7,11 +7,11 @@ export type CallOutcome = 'ok' | '429' | '500' | 'timeout';
 const CALL_OUTCOMES: readonly string[] = ['ok', '429', '500', 'timeout'] satisfies CallOutcome[];
 
 export interface FaultSettings {
-  /** Milliseconds added before answering /v3.1/send. */
+  /** Milliseconds added before answering /v3.1/send (at most 2^31 - 1, the longest timer Node holds). */
   latencyMs?: number | undefined;
   /** 0..1: fraction of send calls answered 429 with an HTML gateway page. */
   rateLimitRatio?: number | undefined;
-  /** Sent as the Retry-After header of a 429 when set. */
+  /** Sent as the Retry-After header of a 429 when set: whole seconds. */
   retryAfterSeconds?: number | undefined;
   /** 0..1: fraction of send calls answered 500. */
   serverErrorRatio?: number | undefined;
@@ -64,12 +64,12 @@ export interface Faults extends FaultController {
 }
 
 const RATIO_FIELDS = ['rateLimitRatio', 'serverErrorRatio', 'timeoutRatio', 'dropEventRatio', 'duplicateEventRatio', 'lookupErrorRatio'] as const;
-const DURATION_FIELDS = ['latencyMs', 'retryAfterSeconds'] as const;
 const FLAG_FIELDS = ['timeoutAccepts', 'reorderEvents'] as const;
 const KNOWN_FIELDS = new Set<string>([
   ...RATIO_FIELDS,
-  ...DURATION_FIELDS,
   ...FLAG_FIELDS,
+  'latencyMs',
+  'retryAfterSeconds',
   'messageErrorPattern',
   'messageErrorCode',
   'maxBodyBytes',
@@ -77,6 +77,8 @@ const KNOWN_FIELDS = new Set<string>([
 ]);
 /** Mailjet's gateway refuses send bodies over about 15 MB (an HTML 413). */
 export const MAX_BODY_BYTES = 15 * 1024 * 1024;
+/** Node's timers hold at most 2^31 - 1 ms (about 24.8 days): a longer latency would fire at once. */
+const MAX_LATENCY_MS = 2 ** 31 - 1;
 
 /**
  * Fault decisions draw from their own generator, so turning a fault on or off does not shift the
@@ -146,9 +148,9 @@ export function parseFaultSettings(value: unknown): FaultSettings {
   for (const field of RATIO_FIELDS) {
     settings[field] = readNumber(input, field, 1);
   }
-  for (const field of DURATION_FIELDS) {
-    settings[field] = readNumber(input, field, Number.MAX_SAFE_INTEGER);
-  }
+  settings.latencyMs = readNumber(input, 'latencyMs', MAX_LATENCY_MS);
+  // Retry-After is a whole number of seconds (RFC 9110); Mailjet never sends a fraction.
+  settings.retryAfterSeconds = readNumber(input, 'retryAfterSeconds', Number.MAX_SAFE_INTEGER, { integer: true });
   for (const field of FLAG_FIELDS) {
     settings[field] = readBoolean(input, field);
   }
@@ -165,13 +167,13 @@ export function parseFaultSettings(value: unknown): FaultSettings {
   return Object.fromEntries(Object.entries(settings).filter(([, setting]) => setting !== undefined));
 }
 
-function readNumber(input: Record<string, unknown>, field: string, max: number): number | undefined {
+function readNumber(input: Record<string, unknown>, field: string, max: number, { integer = false } = {}): number | undefined {
   const value = input[field];
   if (value === undefined) {
     return undefined;
   }
-  if (typeof value !== 'number' || !(value >= 0 && value <= max)) {
-    throw new RangeError(`${field} must be a number between 0 and ${max}`);
+  if (typeof value !== 'number' || !(value >= 0 && value <= max) || (integer && !Number.isInteger(value))) {
+    throw new RangeError(`${field} must be ${integer ? 'an integer' : 'a number'} between 0 and ${max}`);
   }
   return value;
 }

@@ -13,7 +13,7 @@ const USAGE = `Usage: npm run simulator -- [options]   (in the container image: 
   --port <n>               port to listen on (default 4010; 0 = any free port)
   --host <address>         address to bind (default 127.0.0.1)
   --callback-url <url>     where events are POSTed; may embed user:pass@
-  --ungrouped              one event per POST (Mailjet Version 1) instead of one array per flush
+  --ungrouped              one event per POST (Mailjet Version 1) instead of arrays of up to 1,000
   --flush-interval-ms <n>  how often due events are flushed (default 250)
   --time-scale <n>         divide Mailjet's callback timings: retry every 30 s / n, suspend
                            a URL still failing 24 h / n after its first failure (default 1)

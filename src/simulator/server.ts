@@ -47,7 +47,7 @@ export interface SimulatorOptions {
   apiSecret?: string | undefined;
   /** Where events are POSTed unless a /v3/REST/eventcallbackurl registration says otherwise; may embed user:pass. */
   callbackUrl?: string | undefined;
-  /** true (default): one JSON array per flush (Version 2); false: one bare object per POST. */
+  /** true (default): JSON arrays of at most 1,000 events (Version 2); false: one bare object per POST. */
   grouped?: boolean | undefined;
   /** How often due events are flushed (default 250 ms). */
   flushIntervalMs?: number | undefined;

@@ -25,6 +25,12 @@ const START_BUDGET_MS = 180_000;
 const BLOCK_BUDGET_MS = 180_000;
 const OUTPUT_BUDGET_MS = 120_000;
 
+/** What the test reads of GET /status/{job_id}. */
+interface JobReading {
+  status: string;
+  last_error: string | null;
+}
+
 interface Running {
   child: ChildProcess;
   output: () => string;
@@ -272,6 +278,27 @@ describe('the commands of the README and the docs, run as written', function () 
     const pasted = await bash(tryIt!, run!.dir, run!.env());
     expect(pasted.code, pasted.output).to.equal(0);
     expect(pasted.output).to.include('"status":"queued"');
+    // The README quotes the last_error of a message to an address a hard bounce suppressed: bounce it
+    // again (the README's own steps lifted the suppression), then send once more and compare.
+    const quoted = /ends `failed` with `(suppressed: [^`]+)`/.exec(await fs.readFile(path.join(ROOT, 'README.md'), 'utf8'))?.[1];
+    expect(quoted, 'README.md quotes the suppressed last_error').to.be.a('string');
+    const key = (await fs.readFile(path.join(run!.dir, 'data', 'dev-api-key'), 'utf8')).trim();
+    const queue = async (subject: string): Promise<string> => {
+      const answer = await fetch(run!.url('/queue'), {
+        method: 'POST',
+        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ from: 'app@example.com', to: 'bounce@example.com', subject, text: 'Hi!' }),
+      });
+      return ((await answer.json()) as { job_id: string }).job_id;
+    };
+    const statusOf = async (jobId: string): Promise<JobReading> =>
+      (await (await fetch(run!.url(`/status/${jobId}`), { headers: { authorization: `Bearer ${key}` } })).json()) as JobReading;
+    const bounced = await queue('Bounce again');
+    await until('the second bounce', async () => (await statusOf(bounced)).status === 'bounced', OUTPUT_BUDGET_MS, run!.jetpostOutput);
+    const refused = await queue('Once more');
+    let last: JobReading = { status: '', last_error: null };
+    await until('the suppressed message fails', async () => (last = await statusOf(refused)).status === 'failed', OUTPUT_BUDGET_MS, run!.jetpostOutput);
+    expect(last.last_error).to.equal(quoted);
     // Dev mode writes its keys and the events password where the README says, readable by the owner only.
     for (const file of ['dev-api-key', 'dev-admin-key', 'dev-events-password']) {
       const stat = await fs.stat(path.join(run!.dir, 'data', file));

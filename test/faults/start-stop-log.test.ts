@@ -3,9 +3,10 @@
 // before, the last line was "shutting down", the same as a crash in the middle of the drain. A
 // signal during the migrations stops the start there, before the port opens and before any consumer
 // claims a job: before, the whole start ran on and then stopped. A HOST or PORT that cannot be
-// bound is said before the database is touched: before, after the migrations (and an initdb). A
-// signal while the modules load, before the service's handlers existed, ended the process with no
-// line at all (exit 143); and a second signal during the start left the embedded PostgreSQL running.
+// bound, or a SIMULATOR_PORT already taken, is said before the database is touched: before, after
+// the migrations (and an initdb). A signal while the modules load, before the service's handlers
+// existed, ended the process with no line at all (exit 143); and a second signal during the start
+// left the embedded PostgreSQL running.
 import { existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
@@ -216,7 +217,7 @@ export async function resolve(specifier, context, next) {
     }
   });
 
-  it('when HOST is not an address of this machine, or PORT is in use, then jetpost says so in one line before it touches the database', async () => {
+  it('when HOST is not an address of this machine, or PORT or SIMULATOR_PORT is in use, then jetpost says so in one line before it touches the database', async () => {
     const databaseUrl = await frozenDatabase();
     const simulator = await harness.simulator(await harness.port());
     const busyPort = await harness.port();
@@ -226,15 +227,26 @@ export async function resolve(specifier, context, next) {
     // 192.0.2.1 is TEST-NET-1: documentation only, never this machine's.
     const foreignHost = await harness.spawn({ name: 'foreign-host', port: elsewhere, databaseUrl, simulator, env: { HOST: '192.0.2.1' } });
     const portTaken = await harness.spawn({ name: 'port-taken', port: busyPort, databaseUrl, simulator });
-    const exits = [await waitForExit(foreignHost, 60_000), await waitForExit(portTaken, 60_000)];
+    // Simulator mode (no Mailjet keys): the built-in simulator's port is checked as early.
+    const simulatorPortTaken = await harness.spawn({
+      name: 'simulator-port-taken',
+      port: await harness.port(),
+      databaseUrl,
+      simulator,
+      env: { MAILJET_API_KEY: '', MAILJET_API_SECRET: '', MAILJET_BASE_URL: '', SIMULATOR_PORT: String(busyPort) },
+    });
+    const exits = [await waitForExit(foreignHost, 60_000), await waitForExit(portTaken, 60_000), await waitForExit(simulatorPortTaken, 60_000)];
 
-    expect(exits.map((exit) => exit.code)).to.deep.equal([1, 1]);
+    expect(exits.map((exit) => exit.code)).to.deep.equal([1, 1, 1]);
     expect(proxy!.connections(), 'connections to the database').to.equal(0);
     expect(stderrLines(foreignHost)).to.deep.equal([
       `jetpost cannot listen on 192.0.2.1:${elsewhere}: 192.0.2.1 is not an address of this machine (EADDRNOTAVAIL). Check HOST (0.0.0.0 listens on every interface)`,
     ]);
     expect(stderrLines(portTaken)).to.deep.equal([
       `jetpost cannot listen on 127.0.0.1:${busyPort} (PORT): it is in use by another jetpost or another program. Stop that, or set PORT`,
+    ]);
+    expect(stderrLines(simulatorPortTaken)).to.deep.equal([
+      `jetpost cannot listen on 127.0.0.1:${busyPort} (SIMULATOR_PORT): it is in use by another jetpost or another program. Stop that, or set SIMULATOR_PORT`,
     ]);
   });
 });

@@ -142,6 +142,13 @@ describe('simulator faults', () => {
     expect(() => parseFaultSettings({ latency: 5 })).to.throw(RangeError, /unknown fault setting "latency"/);
   });
 
+  it('when latencyMs is past the longest timer Node holds or retryAfterSeconds is not whole, then refused, not answered at once or sent as "1.5"', () => {
+    expect(() => parseFaultSettings({ latencyMs: 2 ** 31 })).to.throw(RangeError, /latencyMs must be a number between 0 and 2147483647/);
+    expect(parseFaultSettings({ latencyMs: 2 ** 31 - 1 })).to.deep.equal({ latencyMs: 2 ** 31 - 1 });
+    expect(() => parseFaultSettings({ retryAfterSeconds: 1.5 })).to.throw(RangeError, /retryAfterSeconds must be an integer/);
+    expect(parseFaultSettings({ retryAfterSeconds: 120 })).to.deep.equal({ retryAfterSeconds: 120 });
+  });
+
   it('when drop and duplicate ratios are 1, then events are dropped, else duplicated', () => {
     const faults = createFaults(createRandom(3));
     faults.set({ dropEventRatio: 1, duplicateEventRatio: 1 });

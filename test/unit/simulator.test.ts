@@ -316,6 +316,39 @@ describe('Mailjet simulator', () => {
       expect(simulator.pendingEvents()).to.equal(0);
     });
 
+    it('when 1,100 events are due at once, then they go out as grouped POSTs of at most 1,000, every one delivered', async () => {
+      const receiver = await startReceiver();
+      const simulator = await startSimulator({ callbackUrl: receiver.url });
+      // 11 calls of 50 one-recipient messages without a link: sent and open each.
+      for (let call = 0; call < 11; call++) {
+        await send(simulator, { Messages: Array.from({ length: 50 }, (_, index) => mailjetMessage(`user${call}-${index}@example.com`)) });
+      }
+
+      await simulator.flushEvents();
+
+      const sizes = receiver.deliveries.map((delivery) => (JSON.parse(delivery.body) as unknown[]).length);
+      expect(sizes).to.deep.equal([1000, 100]);
+      expect(simulator.pendingEvents()).to.equal(0);
+    });
+
+    it('when the first grouped POST of a backlog fails, then the rest is not posted to that URL in the same flush and all are retried', async () => {
+      const receiver = await startReceiver();
+      receiver.answers.push(500);
+      const simulator = await startSimulator({ callbackUrl: receiver.url });
+      for (let call = 0; call < 11; call++) {
+        await send(simulator, { Messages: Array.from({ length: 50 }, (_, index) => mailjetMessage(`user${call}-${index}@example.com`)) });
+      }
+
+      await simulator.flushEvents();
+      // The refused POST held the first 1,000; the other 100 waited with them.
+      expect(receiver.deliveries.map((delivery) => (JSON.parse(delivery.body) as unknown[]).length)).to.deep.equal([1000]);
+      expect(simulator.pendingEvents()).to.equal(1100);
+      await simulator.flushEvents();
+
+      expect(eventsOf(receiver.deliveries.slice(1))).to.have.length(1100);
+      expect(simulator.pendingEvents()).to.equal(0);
+    });
+
     it('when the flush timer runs, then due events arrive without flushEvents()', async () => {
       const receiver = await startReceiver();
       await startSimulator({ callbackUrl: receiver.url, flushIntervalMs: 10 }).then((simulator) =>
