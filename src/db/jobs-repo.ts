@@ -6,7 +6,7 @@ import type { AdminJobRow, ClaimedJob, JobRow, QueuedJob } from '../domain/job.j
 import type { FoundMessage } from '../domain/mailjet-outcome.js';
 import type { MessageContent, NewJob } from '../domain/message.js';
 import { LIST_WINDOW, nextBefore } from '../domain/page.js';
-import { DEPTH_STATUSES, type QueueDepth } from '../domain/queue-figures.js';
+import { DEPTH_STATUSES, type DepthStatus, type QueueDepth } from '../domain/queue-figures.js';
 import type { AcceptedIds } from '../domain/recipient.js';
 import { CANCELLABLE_STATUSES, CLAIMABLE_STATUSES, type JobStatus } from '../domain/status.js';
 import type { RecordedChange } from '../domain/status-change.js';
@@ -865,23 +865,39 @@ export async function findJobOfAnyApp(db: Queryable, jobId: string): Promise<{ j
   );
 }
 
-// One count per status, each read from the partial index of its status (claim, lease, failed) and
-// capped: a scrape (or the dashboard's overview) costs at most `cap` index entries per status however
-// long the backlog. The oldest due job is the earliest of each priority's first entry in the claim
-// index.
+// One count per status, each the first `cap` entries of the index that holds that status alone, in
+// that index's order: queued, scheduled and deferred in the status index (sql/36_…), keyed on
+// (queue_status, id), processing in the lease index, failed in the dead-letter index. A scrape (or
+// the dashboard's overview) then costs at most `cap` index entries per status however long the
+// backlog. The oldest due job is the earliest of each priority's first entry in the claim index.
+const countFirst = (status: DepthStatus, order: string) =>
+  `(select count(*) from (select 1 from email_send_jobs where queue_status = '${status}' order by ${order} limit $1) s) as ${status}`;
+
 const QUEUE_DEPTH = `
   select
-    (select count(*) from (select 1 from email_send_jobs where queue_status = 'queued' limit $1) s) as queued,
-    (select count(*) from (select 1 from email_send_jobs where queue_status = 'scheduled' limit $1) s) as scheduled,
-    (select count(*) from (select 1 from email_send_jobs where queue_status = 'deferred' limit $1) s) as deferred,
-    (select count(*) from (select 1 from email_send_jobs where queue_status = 'processing' limit $1) s) as processing,
-    (select count(*) from (select 1 from email_send_jobs where queue_status = 'failed' limit $1) s) as failed,
+    ${countFirst('queued', 'id')},
+    ${countFirst('scheduled', 'id')},
+    ${countFirst('deferred', 'id')},
+    ${countFirst('processing', 'locked_until')},
+    ${countFirst('failed', 'id desc')},
     (select extract(epoch from now() - min(first.run_at))::float8
       from ${FIRST_RUN_AT_BY_PRIORITY}
       where first.run_at <= now()) as oldest_due_age_s`;
 
-export async function readQueueDepth(db: Queryable, cap: number): Promise<QueueDepth> {
-  const [row] = await query(db, QUEUE_DEPTH, [cap]);
+// Only those ranges may be read, whatever the planner's statistics say. Left to its costs, it read a
+// status it took for much of the table with a Seq Scan (through the history written before the
+// backlog), a bitmap of the whole status before any LIMIT applied (a table never analysed), or, with
+// statistics from before the backlog, a status through the claim index, which holds all three and
+// is ordered by priority and due time: a walk of the backlog, past the statement timeout, to count a
+// few scheduled jobs among a million queued. Without sequential scans, bitmaps and sorts, the one
+// plan left for each count is its index read in order, stopped at the cap. For this transaction only.
+const READ_QUEUE_DEPTH_BY_INDEXES = `
+  select set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true), set_config('enable_sort', 'off', true)`;
+
+/** Jobs by queue status (each up to `cap`) and the oldest due job's wait. In a transaction: it sets how its read is planned until the end of it. */
+export async function readQueueDepth(tx: Queryable, cap: number): Promise<QueueDepth> {
+  await query(tx, READ_QUEUE_DEPTH_BY_INDEXES);
+  const [row] = await query(tx, QUEUE_DEPTH, [cap]);
   return {
     byStatus: Object.fromEntries(DEPTH_STATUSES.map((status) => [status, Number(row?.[status] ?? 0)])) as QueueDepth['byStatus'],
     oldestDueAgeSeconds: Math.max(0, Number(row?.['oldest_due_age_s'] ?? 0)),
