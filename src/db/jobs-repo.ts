@@ -10,6 +10,7 @@ import { DEPTH_STATUSES, type DepthStatus, type QueueDepth } from '../domain/que
 import type { AcceptedIds } from '../domain/recipient.js';
 import { CANCELLABLE_STATUSES, CLAIMABLE_STATUSES, type JobStatus } from '../domain/status.js';
 import type { RecordedChange } from '../domain/status-change.js';
+import { planByIndexOrder } from './capped-counts.js';
 import { listWindow } from './list-window.js';
 import { type PreparedStatement, query, type Queryable } from './pool.js';
 import { CLAIMED_RECIPIENTS_JSON, claimedRecipientsFromJson } from './recipients-repo.js';
@@ -866,10 +867,11 @@ export async function findJobOfAnyApp(db: Queryable, jobId: string): Promise<{ j
 }
 
 // One count per status, each the first `cap` entries of the index that holds that status alone, in
-// that index's order: queued, scheduled and deferred in the status index (sql/36_…), keyed on
-// (queue_status, id), processing in the lease index, failed in the dead-letter index. A scrape (or
-// the dashboard's overview) then costs at most `cap` index entries per status however long the
-// backlog. The oldest due job is the earliest of each priority's first entry in the claim index.
+// that index's order (db/capped-counts.ts): queued, scheduled and deferred in the status index
+// (sql/36_…), keyed on (queue_status, id), processing in the lease index, failed in the dead-letter
+// index. A scrape (or the dashboard's overview) then costs at most `cap` index entries per status
+// however long the backlog, whatever it is made of. The oldest due job is the earliest of each
+// priority's first entry in the claim index.
 const countFirst = (status: DepthStatus, order: string) =>
   `(select count(*) from (select 1 from email_send_jobs where queue_status = '${status}' order by ${order} limit $1) s) as ${status}`;
 
@@ -884,19 +886,9 @@ const QUEUE_DEPTH = `
       from ${FIRST_RUN_AT_BY_PRIORITY}
       where first.run_at <= now()) as oldest_due_age_s`;
 
-// Only those ranges may be read, whatever the planner's statistics say. Left to its costs, it read a
-// status it took for much of the table with a Seq Scan (through the history written before the
-// backlog), a bitmap of the whole status before any LIMIT applied (a table never analysed), or, with
-// statistics from before the backlog, a status through the claim index, which holds all three and
-// is ordered by priority and due time: a walk of the backlog, past the statement timeout, to count a
-// few scheduled jobs among a million queued. Without sequential scans, bitmaps and sorts, the one
-// plan left for each count is its index read in order, stopped at the cap. For this transaction only.
-const READ_QUEUE_DEPTH_BY_INDEXES = `
-  select set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true), set_config('enable_sort', 'off', true)`;
-
-/** Jobs by queue status (each up to `cap`) and the oldest due job's wait. In a transaction: it sets how its read is planned until the end of it. */
+/** Jobs by queue status (each up to `cap`) and the oldest due job's wait. In a transaction: the planner settings it makes (planByIndexOrder) last until its end. */
 export async function readQueueDepth(tx: Queryable, cap: number): Promise<QueueDepth> {
-  await query(tx, READ_QUEUE_DEPTH_BY_INDEXES);
+  await planByIndexOrder(tx);
   const [row] = await query(tx, QUEUE_DEPTH, [cap]);
   return {
     byStatus: Object.fromEntries(DEPTH_STATUSES.map((status) => [status, Number(row?.[status] ?? 0)])) as QueueDepth['byStatus'],

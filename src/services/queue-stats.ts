@@ -36,7 +36,10 @@ export function createQueueStatsReader({
 
   async function read(): Promise<void> {
     try {
-      const [jobs, webhooks] = await Promise.all([withTransaction(pool, (tx) => readQueueDepth(tx, cap)), readWebhookBacklog(pool, cap)]);
+      const [jobs, webhooks] = await Promise.all([
+        withTransaction(pool, (tx) => readQueueDepth(tx, cap)),
+        withTransaction(pool, (tx) => readWebhookBacklog(tx, cap)),
+      ]);
       last = { jobs, webhooks, readAt: now() };
     } catch (error) {
       log.warn('could not read the queue figures for /metrics; the last ones are served', { component: 'metrics', error: coerceError(error).message });

@@ -156,3 +156,84 @@ describe(`the queue depth at a backlog of ${BACKLOG.toLocaleString('en')} jobs, 
     expect(depth.oldestDueAgeSeconds).to.be.within(3_590, 3_700);
   });
 });
+
+describe(`the webhook backlog at ${BACKLOG.toLocaleString('en')} pending deliveries, whatever the statistics`, function () {
+  this.timeout(300_000);
+
+  let db: TestDatabase;
+  let appId: string;
+
+  beforeEach(async () => {
+    db = await createTestDatabase();
+    await db.pool.query('alter table webhook_deliveries set (autovacuum_enabled = false)');
+    appId = (await makeApp(db.pool)).id;
+  });
+
+  afterEach(async () => {
+    await db?.drop();
+  });
+
+  /** `count` deliveries of one status, all of one status change (a job's `accepted`). */
+  async function addDeliveries(status: 'pending' | 'delivered', count: number): Promise<void> {
+    await db.pool.query(
+      `with change as (
+         insert into status_changes (app_id, job_id, old_status, new_status) values ($1, 1, 'processing', 'accepted') returning id)
+       insert into webhook_deliveries (change_id, app_id, url, status, attempts, next_attempt_at, delivered_at)
+       select change.id, $1, 'https://hooks.example.org/jetpost', $2::text, 1, now() - interval '1 hour' + g * interval '1 ms',
+         case when $2 = 'delivered' then now() end
+       from change, generate_series(1, $3::int) as g`,
+      [appId, status, count],
+    );
+  }
+
+  async function expectBoundedBacklogRead(cap: number, pending: number): Promise<void> {
+    const client = await db.pool.connect();
+    try {
+      await client.query('begin');
+      const { db: explaining, runs } = planner(client);
+      await readWebhookBacklog(explaining, cap);
+      const { nodes } = runs.at(-1)!;
+      const shape = planShape(nodes);
+      expect(
+        nodes.filter((node) => node['Node Type'] === 'Seq Scan').map((node) => node['Relation Name']),
+        shape,
+      ).to.deep.equal([]);
+      const read = nodes
+        .filter((node) => node['Relation Name'] === 'webhook_deliveries' || (node['Index Name'] ?? '').startsWith('webhook_deliveries_'))
+        .reduce(
+          (sum, node) =>
+            sum +
+            (node['Node Type'] === 'Bitmap Heap Scan' ? 0 : (node['Actual Rows'] ?? 0) * (node['Actual Loops'] ?? 1)) +
+            (node['Rows Removed by Filter'] ?? 0),
+          0,
+        );
+      expect(read, `rows of webhook_deliveries read by ${shape}`).to.be.at.most(Math.min(pending, cap) + SLACK);
+    } finally {
+      await client.query('rollback');
+      client.release();
+    }
+  }
+
+  it('when the table was never analysed, then the pending deliveries are counted from their index, up to the cap', async () => {
+    await addDeliveries('delivered', BACKLOG);
+    await addDeliveries('pending', BACKLOG);
+
+    await expectBoundedBacklogRead(CAP, BACKLOG);
+  });
+
+  it('when the table was analysed with a delivered history only, then the pending deliveries are still counted from their index', async () => {
+    await addDeliveries('delivered', BACKLOG);
+    await db.pool.query('analyze webhook_deliveries');
+    await addDeliveries('pending', BACKLOG);
+
+    await expectBoundedBacklogRead(CAP, BACKLOG);
+  });
+
+  it('when the table was analysed with the backlog, then the pending deliveries are counted from their index', async () => {
+    await addDeliveries('delivered', BACKLOG);
+    await addDeliveries('pending', BACKLOG);
+    await db.pool.query('analyze webhook_deliveries');
+
+    await expectBoundedBacklogRead(CAP, BACKLOG);
+  });
+});
