@@ -6,10 +6,11 @@ import type { AdminJobRow, ClaimedJob, JobRow, QueuedJob } from '../domain/job.j
 import type { FoundMessage } from '../domain/mailjet-outcome.js';
 import type { MessageContent, NewJob } from '../domain/message.js';
 import { LIST_WINDOW, nextBefore } from '../domain/page.js';
-import { DEPTH_STATUSES, type QueueDepth } from '../domain/queue-figures.js';
+import { DEPTH_STATUSES, type DepthStatus, type QueueDepth } from '../domain/queue-figures.js';
 import type { AcceptedIds } from '../domain/recipient.js';
 import { CANCELLABLE_STATUSES, CLAIMABLE_STATUSES, type JobStatus } from '../domain/status.js';
 import type { RecordedChange } from '../domain/status-change.js';
+import { planByIndexOrder } from './capped-counts.js';
 import { listWindow } from './list-window.js';
 import { type PreparedStatement, query, type Queryable } from './pool.js';
 import { CLAIMED_RECIPIENTS_JSON, claimedRecipientsFromJson } from './recipients-repo.js';
@@ -865,23 +866,30 @@ export async function findJobOfAnyApp(db: Queryable, jobId: string): Promise<{ j
   );
 }
 
-// One count per status, each read from the partial index of its status (claim, lease, failed) and
-// capped: a scrape (or the dashboard's overview) costs at most `cap` index entries per status however
-// long the backlog. The oldest due job is the earliest of each priority's first entry in the claim
-// index.
+// One count per status, each the first `cap` entries of the index that holds that status alone, in
+// that index's order (db/capped-counts.ts): queued, scheduled and deferred in the status index
+// (sql/36_…), keyed on (queue_status, id), processing in the lease index, failed in the dead-letter
+// index. A scrape (or the dashboard's overview) then costs at most `cap` index entries per status
+// however long the backlog, whatever it is made of. The oldest due job is the earliest of each
+// priority's first entry in the claim index.
+const countFirst = (status: DepthStatus, order: string) =>
+  `(select count(*) from (select 1 from email_send_jobs where queue_status = '${status}' order by ${order} limit $1) s) as ${status}`;
+
 const QUEUE_DEPTH = `
   select
-    (select count(*) from (select 1 from email_send_jobs where queue_status = 'queued' limit $1) s) as queued,
-    (select count(*) from (select 1 from email_send_jobs where queue_status = 'scheduled' limit $1) s) as scheduled,
-    (select count(*) from (select 1 from email_send_jobs where queue_status = 'deferred' limit $1) s) as deferred,
-    (select count(*) from (select 1 from email_send_jobs where queue_status = 'processing' limit $1) s) as processing,
-    (select count(*) from (select 1 from email_send_jobs where queue_status = 'failed' limit $1) s) as failed,
+    ${countFirst('queued', 'id')},
+    ${countFirst('scheduled', 'id')},
+    ${countFirst('deferred', 'id')},
+    ${countFirst('processing', 'locked_until')},
+    ${countFirst('failed', 'id desc')},
     (select extract(epoch from now() - min(first.run_at))::float8
       from ${FIRST_RUN_AT_BY_PRIORITY}
       where first.run_at <= now()) as oldest_due_age_s`;
 
-export async function readQueueDepth(db: Queryable, cap: number): Promise<QueueDepth> {
-  const [row] = await query(db, QUEUE_DEPTH, [cap]);
+/** Jobs by queue status (each up to `cap`) and the oldest due job's wait. In a transaction: the planner settings it makes (planByIndexOrder) last until its end. */
+export async function readQueueDepth(tx: Queryable, cap: number): Promise<QueueDepth> {
+  await planByIndexOrder(tx);
+  const [row] = await query(tx, QUEUE_DEPTH, [cap]);
   return {
     byStatus: Object.fromEntries(DEPTH_STATUSES.map((status) => [status, Number(row?.[status] ?? 0)])) as QueueDepth['byStatus'],
     oldestDueAgeSeconds: Math.max(0, Number(row?.['oldest_due_age_s'] ?? 0)),

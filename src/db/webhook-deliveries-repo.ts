@@ -3,6 +3,7 @@ import { LIST_WINDOW, nextBefore } from '../domain/page.js';
 import type { WebhookBacklog } from '../domain/queue-figures.js';
 import type { RecordedChange } from '../domain/status-change.js';
 import type { DeliveryOutcome, DeliveryPage, DeliveryRow, DeliveryStatus, DueDelivery } from '../domain/webhook-delivery.js';
+import { planByIndexOrder } from './capped-counts.js';
 import { listWindow } from './list-window.js';
 import { type PreparedStatement, query, type Queryable } from './pool.js';
 import { CHANGE_COLUMNS, toStatusChange } from './status-changes-repo.js';
@@ -294,15 +295,18 @@ export async function redeliver(db: Queryable, appId: string, id: string): Promi
   return (await query(db, REDELIVER, [id, appId])).length > 0;
 }
 
-// Read from the partial index of pending deliveries, the count capped like the queue depth's.
+// The first `cap` entries of the index of pending deliveries by due time (sql/4_…), in its order
+// (db/capped-counts.ts), like the queue depth's counts; the oldest due delivery is its first entry.
 const WEBHOOK_BACKLOG = `
   select
-    (select count(*) from (select 1 from webhook_deliveries where status = 'pending' limit $1) s) as pending,
+    (select count(*) from (select 1 from webhook_deliveries where status = 'pending' order by next_attempt_at limit $1) s) as pending,
     (select extract(epoch from now() - min(next_attempt_at))::float8
       from webhook_deliveries
       where status = 'pending' and next_attempt_at <= now()) as oldest_due_age_s`;
 
-export async function readWebhookBacklog(db: Queryable, cap: number): Promise<WebhookBacklog> {
-  const [row] = await query(db, WEBHOOK_BACKLOG, [cap]);
-  return { pending: Number(row!['pending']), oldestDueAgeSeconds: Math.max(0, Number(row!['oldest_due_age_s'] ?? 0)) };
+/** Pending deliveries (up to `cap`) and the oldest due one's wait. In a transaction: the planner settings it makes (planByIndexOrder) last until its end. */
+export async function readWebhookBacklog(tx: Queryable, cap: number): Promise<WebhookBacklog> {
+  await planByIndexOrder(tx);
+  const [row] = await query(tx, WEBHOOK_BACKLOG, [cap]);
+  return { pending: Number(row?.['pending'] ?? 0), oldestDueAgeSeconds: Math.max(0, Number(row?.['oldest_due_age_s'] ?? 0)) };
 }

@@ -13,7 +13,7 @@ import {
   listRecentJobs,
   readQueueDepth,
 } from '../db/jobs-repo.js';
-import type { Pool } from '../db/pool.js';
+import { type Pool, withTransaction } from '../db/pool.js';
 import { findRecipients } from '../db/recipients-repo.js';
 import { findChangesOfJob } from '../db/status-changes-repo.js';
 import {
@@ -46,7 +46,7 @@ export function createDashboardService(pool: Pool): DashboardService {
       const since = throughputSince(now);
       const [counts, approximateJobs, enqueued, accepted] = await Promise.all([
         // One more than the cap, to tell "more than the cap" apart.
-        readQueueDepth(pool, DEPTH_COUNT_CAP + 1),
+        withTransaction(pool, (tx) => readQueueDepth(tx, DEPTH_COUNT_CAP + 1)),
         approximateJobCount(pool),
         countEnqueuedPerMinute(pool, since),
         countAcceptedPerMinute(pool, since),

@@ -4,7 +4,7 @@
 // fails or takes longer than `timeoutMs` never fails the scrape: the last figures are kept, and
 // their age says how stale they are.
 import { readQueueDepth } from '../db/jobs-repo.js';
-import type { Pool } from '../db/pool.js';
+import { type Pool, withTransaction } from '../db/pool.js';
 import { readWebhookBacklog } from '../db/webhook-deliveries-repo.js';
 import { coerceError } from '../domain/errors.js';
 import { QUEUE_STATS_COUNT_CAP, QUEUE_STATS_TTL_MS, type QueueStats, type QueueStatsReader } from '../domain/queue-figures.js';
@@ -36,7 +36,10 @@ export function createQueueStatsReader({
 
   async function read(): Promise<void> {
     try {
-      const [jobs, webhooks] = await Promise.all([readQueueDepth(pool, cap), readWebhookBacklog(pool, cap)]);
+      const [jobs, webhooks] = await Promise.all([
+        withTransaction(pool, (tx) => readQueueDepth(tx, cap)),
+        withTransaction(pool, (tx) => readWebhookBacklog(tx, cap)),
+      ]);
       last = { jobs, webhooks, readAt: now() };
     } catch (error) {
       log.warn('could not read the queue figures for /metrics; the last ones are served', { component: 'metrics', error: coerceError(error).message });
