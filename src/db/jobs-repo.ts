@@ -898,9 +898,27 @@ export async function readQueueDepth(db: Queryable, cap: number): Promise<QueueD
 // come first and a pass stops at the first window whose last job was created within retention. Their
 // recipients, events, status changes and webhook deliveries go with them (the trigger of sql/26_…
 // and 27_… for recipients, events and status changes, through the indexes of sql/7_ to 9_, and ON
-// DELETE CASCADE for webhook deliveries). A job locked by another transaction (an event being
-// applied) is skipped, and one changed since the window was read is checked again under its lock.
-const PRUNE_JOBS = `
+// DELETE CASCADE for webhook deliveries).
+//
+// Two statements: the first locks the jobs that read as past retention, the second deletes those
+// still past it. A recipient's change that leaves its job as it was (above), or a redelivery, writes
+// no new version of the job's row: committed after one statement's snapshot and before that
+// statement's lock, it was unseen, and the lock, free once its writer committed, checked nothing
+// again, so the job went with a change the feed never served and a delivery never made. The second
+// statement's snapshot comes after the locks: it sees every change (their writers lock the job until
+// they commit) and every redelivery committed by then. A job locked by another transaction (an event
+// being applied) is skipped.
+const PAST_RETENTION = `
+  j.status not in ('queued', 'scheduled', 'processing', 'deferred')
+  and j.updated_at < now() - make_interval(secs => $2::double precision / 1000)
+  and not exists (
+    select 1
+    from status_changes c
+    where c.job_id = j.id
+      and (c.created_at >= now() - make_interval(secs => $2::double precision / 1000)
+        or exists (select 1 from webhook_deliveries d where d.change_id = c.id and d.status = 'pending')))`;
+
+const LOCK_PRUNABLE_JOBS = `
   with scanned as (
     select id, created_at
     from email_send_jobs
@@ -908,31 +926,23 @@ const PRUNE_JOBS = `
     order by id
     limit $3
   ),
-  doomed as (
+  locked as (
     select j.id
     from email_send_jobs j
     join scanned s on s.id = j.id
-    where j.status not in ('queued', 'scheduled', 'processing', 'deferred')
-      and j.updated_at < now() - make_interval(secs => $2::double precision / 1000)
-      and not exists (
-        select 1
-        from status_changes c
-        where c.job_id = j.id
-          and (c.created_at >= now() - make_interval(secs => $2::double precision / 1000)
-            or exists (select 1 from webhook_deliveries d where d.change_id = c.id and d.status = 'pending')))
+    where ${PAST_RETENTION}
     for update of j skip locked
-  ),
-  deleted as (
-    delete from email_send_jobs j
-    using doomed
-    where j.id = doomed.id
-    returning j.id
   )
   select
-    (select count(*) from deleted)::int as deleted,
+    array(select id from locked)::text[] as locked,
     (select count(*) from scanned)::int as scanned,
     (select max(id) from scanned)::text as last_id,
     coalesce((select created_at >= now() - make_interval(secs => $2::double precision / 1000) from scanned order by id desc limit 1), false) as reached_recent`;
+
+const DELETE_PRUNABLE_JOBS = `
+  delete from email_send_jobs j
+  where j.id = any($1::bigint[])
+    and ${PAST_RETENTION}`;
 
 export interface PruneWindow {
   deleted: number;
@@ -942,11 +952,14 @@ export interface PruneWindow {
   done: boolean;
 }
 
+/** In the caller's transaction, READ COMMITTED (PostgreSQL's default): the delete needs a snapshot of its own (see PAST_RETENTION). */
 export async function pruneJobsWindow(db: Queryable, afterId: string, retentionMs: number, window: number): Promise<PruneWindow> {
-  const [row] = await query(db, PRUNE_JOBS, [afterId, retentionMs, window]);
+  const [row] = await query(db, LOCK_PRUNABLE_JOBS, [afterId, retentionMs, window]);
+  const locked = row!['locked'] as string[];
+  const deleted = locked.length === 0 ? 0 : ((await db.query(DELETE_PRUNABLE_JOBS, [locked, retentionMs])).rowCount ?? 0);
   const scanned = Number(row!['scanned']);
   return {
-    deleted: Number(row!['deleted']),
+    deleted,
     lastId: (row!['last_id'] as string | null) ?? null,
     done: scanned < window || row!['reached_recent'] === true,
   };
