@@ -10,6 +10,7 @@ import { claimJobs } from '../../src/db/jobs-repo.js';
 import { notifyChannels } from '../../src/db/notify.js';
 import { createPool, type Pool, withTransaction } from '../../src/db/pool.js';
 import { readFeed, recordStatusChanges } from '../../src/db/status-changes-repo.js';
+import { NotFoundError } from '../../src/domain/errors.js';
 import { parseEventBody } from '../../src/domain/event-parse.js';
 import { createEventIngest } from '../../src/services/events.js';
 import { createRetention, type RetentionPolicy } from '../../src/services/retention.js';
@@ -19,6 +20,7 @@ import { makeApp, makeJob, recipientIds } from '../factories.js';
 import { createTestDatabase, TEST_SCHEMA, type TestDatabase } from '../support/database.js';
 import { openTransaction, someoneWaitsOn } from '../support/held-transaction.js';
 import { testLogger } from '../support/log.js';
+import { eventually } from '../support/service.js';
 
 const DAY_MS = 24 * 3_600_000;
 const POLICY: RetentionPolicy = {
@@ -76,12 +78,13 @@ interface PausedRetention {
 }
 
 /**
- * Retention's sessions stop where they read a job, before they can lock it: its rows are visible to
- * them through a row security policy that waits on an advisory lock this test holds. Another
- * transaction can then commit between the snapshot of retention's statement and its lock. (A
- * superuser skips row security: the pool's sessions take a role of their own.)
+ * Retention's sessions stop where they read a job (`onlyWhileDeleting`: in a statement that deletes
+ * jobs), before they can lock it or delete it: its rows are visible to them through a row security
+ * policy that waits on an advisory lock this test holds. Another transaction can then commit between
+ * the snapshot of retention's statement and its lock or its delete. (A superuser skips row security:
+ * the pool's sessions take a role of their own.)
  */
-async function pauseRetentionOnJob(db: TestDatabase, jobId: string): Promise<PausedRetention> {
+async function pauseRetentionOnJob(db: TestDatabase, jobId: string, options: { onlyWhileDeleting?: boolean } = {}): Promise<PausedRetention> {
   const { pool } = db;
   const role = `retention_${db.name}`;
   if (!/^\d+$/.test(jobId)) {
@@ -95,7 +98,7 @@ async function pauseRetentionOnJob(db: TestDatabase, jobId: string): Promise<Pau
       language plpgsql
     as $$
     begin
-      if id = ${jobId} then
+      if id = ${jobId}${options.onlyWhileDeleting ? " and current_query() ~* 'delete\\s+from\\s+email_send_jobs'" : ''} then
         perform pg_advisory_xact_lock_shared(${PAUSE_LOCK[0]}, ${PAUSE_LOCK[1]});
       end if;
       return true;
@@ -362,6 +365,43 @@ describe('retention', () => {
 
     expect(await existing(pool, [jobId])).to.deep.equal([jobId]);
     expect(await count(pool, 'webhook_deliveries', "status = 'pending'")).to.equal(1);
+  });
+
+  it('when an old delivery is made due again while retention deletes its job, then the redelivery waits and is answered 404, not answered as done and then deleted', async () => {
+    db = await createTestDatabase();
+    const { pool } = db;
+    const app = await makeApp(pool);
+    await pool.query("update apps set webhook_url = 'https://hooks.example.com/jetpost', webhook_secret = 'whsec_test' where id = $1", [app.id]);
+    const jobId = await makeJob(pool, { appId: app.id, status: 'sent' });
+    await addHistory(pool, jobId, 'failed');
+    await age(pool, jobId, 31);
+    const { rows } = await pool.query<{ id: string }>('select id::text from webhook_deliveries');
+    const retention = await pauseRetentionOnJob(db, jobId, { onlyWhileDeleting: true });
+    let redelivery: Promise<unknown> | undefined;
+    try {
+      const pass = createRetention({ pool: retention.pool, policy: POLICY, bus: createBus() }).prune(() => false);
+      await retention.paused;
+      let settled = false;
+      redelivery = redeliverAppDelivery(pool, notifyChannels(TEST_SCHEMA), app.name, rows[0]!.id).then(
+        () => 'redelivered',
+        (error: unknown) => error,
+      );
+      void redelivery.finally(() => (settled = true));
+      // Done at once, or waiting for retention's lock of the job.
+      await eventually(
+        async () => settled || (await pool.query("select 1 from pg_locks where locktype = 'transactionid' and not granted")).rows.length > 0 || undefined,
+        20_000,
+        'the redelivery done or waiting',
+      );
+      await retention.resume();
+      expect((await pass).deleted.email_send_jobs).to.equal(1);
+    } finally {
+      await retention.close();
+    }
+
+    expect(await redelivery).to.be.instanceOf(NotFoundError);
+    expect(await existing(pool, [jobId])).to.deep.equal([]);
+    expect(await count(pool, 'webhook_deliveries')).to.equal(0);
   });
 
   it('when a window of jobs runs past the statement timeout, then it is halved until it fits and the pass goes on, instead of failing at the same place at every pass', async () => {
