@@ -87,7 +87,7 @@ export interface paths {
          * One job, its recipients and its event history
          * @description The job with each recipient's status and Mailjet MessageID (a string), and the latest 100
          *     Mailjet events recorded for it, oldest first (`events_omitted` counts the earlier ones left
-         *     out). Another app's job is a `404`, exactly like a missing one.
+         *     out, up to 1,000). Another app's job is a `404`, exactly like a missing one.
          */
         get: operations["getJob"];
         put?: never;
@@ -1095,7 +1095,10 @@ export interface components {
              *     have thousands; the recipients' statuses and the changes feed say what happened to it.
              */
             events: components["schemas"]["Event"][];
-            /** @description How many earlier events `events` leaves out (0 when it holds them all). */
+            /**
+             * @description How many earlier events `events` leaves out (0 when it holds them all), counted up to
+             *     1,000: `1000` means 1,000 or more.
+             */
             events_omitted: number;
         };
         /** @description A job as the admin list shows it. */
