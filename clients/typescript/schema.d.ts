@@ -113,7 +113,8 @@ export interface paths {
          *     **Look-up** (`ids` or `custom_id`): answers a `JobList`, the calling app's jobs that match,
          *     ordered by job id; ids that do not exist (or belong to another app) are simply absent, so
          *     `jobs` may be empty. A `custom_id` look-up answers at most 100 jobs (several jobs may share a
-         *     `custom_id`).
+         *     `custom_id`): all of them up to 100 per `custom_id`, and past that 100 of them, which ones
+         *     not said.
          *
          *     **The changes feed** (`after`): answers a `ChangesFeed`, the calling app's status changes
          *     (each a `Change`, the same JSON the `statusChange` webhook carries) that follow the cursor,
