@@ -623,7 +623,8 @@ export interface paths {
          *     Page with `before=<next_before>`; `next_before` is null on the last page. A status other than
          *     `queued`, `scheduled`, `deferred`, `processing` or `failed` has no index: a page of it looks
          *     through the next 5,000 jobs by id only, so it may hold fewer than `limit` jobs, or none, and
-         *     still have a `next_before`.
+         *     still have a `next_before`. So does a page of one app (`app`): it looks through the next
+         *     5,000 jobs of the status (of every app) only.
          */
         get: operations["listJobsAdmin"];
         put?: never;

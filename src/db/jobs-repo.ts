@@ -665,21 +665,24 @@ const LIST_JOBS_BY_STATUS = `
   join apps a on a.id = j.app_id
   where j.status = $1
     and j.queue_status = $1
-    and ($2::text is null or a.name = $2)
-    and ($3::bigint is null or j.id < $3)
+    and ($2::bigint is null or j.id < $2)
   order by j.id desc
-  limit $4`;
+  limit $3`;
 
 // Any other status has no index (sql/25_…: events rewrite those rows), so a page of one looks
 // through a window of the next $5 (LIST_WINDOW) jobs by id below `before`, never the whole table: a
-// rare status (spam, bounced…) would otherwise cost a walk through every job. Every row says how
-// many jobs the window held and the lowest id in it, and one row comes back when nothing matched
-// (db/list-window.ts).
-const LIST_JOBS_BY_STATUS_IN_WINDOW = `
+// rare status (spam, bounced…) would otherwise cost a walk through every job. One app's jobs of a
+// queue status likewise look through the next $5 jobs of that status: its index holds no app, and a
+// page of an app with none among another app's 300,000 failed jobs (an outage) walked all of them,
+// past the statement timeout. Every row says how many jobs the window held and the lowest id in
+// it, and one row comes back when nothing matched (db/list-window.ts).
+function listJobsInWindow(scanned: string): string {
+  return `
   with scanned as (
     select id, status, app_id
     from email_send_jobs
-    where ($3::bigint is null or id < $3)
+    where ${scanned}
+      and ($3::bigint is null or id < $3)
     order by id desc
     limit $5
   )
@@ -696,6 +699,10 @@ const LIST_JOBS_BY_STATUS_IN_WINDOW = `
     limit $4
   ) as f on true
   order by f.id desc`;
+}
+
+const LIST_JOBS_BY_STATUS_IN_WINDOW = listJobsInWindow('true');
+const LIST_QUEUE_JOBS_OF_APP_IN_WINDOW = listJobsInWindow('queue_status = $1');
 
 export interface AdminJobPage {
   jobs: AdminJobRow[];
@@ -705,20 +712,26 @@ export interface AdminJobPage {
 
 /**
  * Jobs of one status, newest first, across apps (admin): `before` pages by job id. A page of a
- * status other than a queue status may hold fewer than `limit` jobs (none, even) and still have a
- * next page: it looked through a window of LIST_WINDOW jobs only.
+ * status other than a queue status, or of one app's jobs, may hold fewer than `limit` jobs (none,
+ * even) and still have a next page: it looked through a window of LIST_WINDOW jobs only.
  */
 export async function listJobsByStatus(
   db: Queryable,
   status: JobStatus,
   options: { appName?: string | undefined; before?: string | undefined; limit: number },
 ): Promise<AdminJobPage> {
-  const page = [status, options.appName ?? null, options.before ?? null, options.limit];
-  if ((DEPTH_STATUSES as readonly JobStatus[]).includes(status)) {
-    const jobs = (await query(db, LIST_JOBS_BY_STATUS, page)).map(toAdminJob);
+  const queueStatus = (DEPTH_STATUSES as readonly JobStatus[]).includes(status);
+  if (queueStatus && options.appName === undefined) {
+    const jobs = (await query(db, LIST_JOBS_BY_STATUS, [status, options.before ?? null, options.limit])).map(toAdminJob);
     return { jobs, nextBefore: nextBefore(jobs, options.limit) };
   }
-  const rows = await query(db, LIST_JOBS_BY_STATUS_IN_WINDOW, [...page, LIST_WINDOW]);
+  const rows = await query(db, queueStatus ? LIST_QUEUE_JOBS_OF_APP_IN_WINDOW : LIST_JOBS_BY_STATUS_IN_WINDOW, [
+    status,
+    options.appName ?? null,
+    options.before ?? null,
+    options.limit,
+    LIST_WINDOW,
+  ]);
   const jobs = rows.filter((row) => row['id'] !== null).map(toAdminJob);
   return { jobs, nextBefore: nextBefore(jobs, options.limit, listWindow(rows[0])) };
 }

@@ -1,13 +1,14 @@
-// Every read an app makes (GET /status/{id}, ?ids=, ?custom_id=, the changes feed) walks an index
-// at scale, however the app chose its values: 200,000 jobs (one app holding nearly all) are seeded
-// with generate_series and analysed, a campaign's custom_id is set on the newest tenth of them and
-// another on one job in three, then each read runs under EXPLAIN (ANALYZE, BUFFERS): no big table
-// read sequentially, a bounded number of pages touched.
+// Every read an app makes (GET /status/{id}, ?ids=, ?custom_id=, the changes feed), and the admin's
+// list of one app's failed jobs, walks an index at scale, however the app chose its values: 200,000
+// jobs (one app holding nearly all) are seeded with generate_series and analysed, a campaign's
+// custom_id is set on the newest tenth of them and another on one job in three, one in three failed
+// (an outage), then each read runs under EXPLAIN (ANALYZE, BUFFERS): no big table read
+// sequentially, a bounded number of pages touched.
 import { expect } from 'chai';
 
 import { seedDashboardHistory, type SeededHistory } from '../../bench/dashboard-seed.js';
 import { findEventsOfJobs } from '../../src/db/events-repo.js';
-import { findJobs, findJobsByCustomId } from '../../src/db/jobs-repo.js';
+import { findJobs, findJobsByCustomId, listJobsByStatus } from '../../src/db/jobs-repo.js';
 import type { Queryable } from '../../src/db/pool.js';
 import { findRecipients } from '../../src/db/recipients-repo.js';
 import { isCursorAhead, readFeed } from '../../src/db/status-changes-repo.js';
@@ -22,7 +23,7 @@ const BIG_TABLES = new Set(['email_send_jobs', 'email_recipients', 'status_chang
 /** Pages (8 kB) one statement may touch: 100 jobs with their rows need a few hundred; a walk of the 200,000 jobs needs thousands. */
 const PAGE_BUDGET = 2_000;
 
-describe("an app's status reads at 200,000 jobs", function () {
+describe("an app's status reads, and the admin's list of its failed jobs, at 200,000 jobs", function () {
   this.timeout(600_000);
 
   let db: TestDatabase;
@@ -43,6 +44,7 @@ describe("an app's status reads at 200,000 jobs", function () {
        where app_id = $1 and (id % 3 = 0 or id > (select max(id) - 60000 from email_send_jobs) and id % 3 = 1)`,
       [bigApp],
     );
+    await pool.query(`update email_send_jobs set status = 'failed', last_error = 'Mailjet 503 (an outage)' where app_id = $1 and id % 3 = 2`, [bigApp]);
     await pool.query('analyze email_send_jobs');
     const { rows } = await pool.query<{ id: string }>('select id::text from email_send_jobs where app_id = $1 order by id desc limit 100', [bigApp]);
     newest = rows.map((row) => row.id);
@@ -73,6 +75,8 @@ describe("an app's status reads at 200,000 jobs", function () {
     ["a rare app's feed from the start", (q) => readFeed(q, seeded.rareAppId, { txid: '0', id: '0' }, 100)],
     ["a rare app's feed from the big app's cursor", (q) => readFeed(q, seeded.rareAppId, middle, 100)],
     ['a cursor ahead of the feed', (q) => isCursorAhead(q, { txid: '18446744073709551615' })],
+    ["a rare app's failed jobs among another's 66,000 (the admin's list)", (q) => listJobsByStatus(q, 'failed', { appName: seeded.appNames[1], limit: 100 })],
+    ["a rare app's failed jobs, older page", (q) => listJobsByStatus(q, 'failed', { appName: seeded.appNames[1], before: seeded.middleJobId, limit: 100 })],
   ];
 
   for (const [name, run] of queries) {
