@@ -87,7 +87,7 @@ export interface paths {
          * One job, its recipients and its event history
          * @description The job with each recipient's status and Mailjet MessageID (a string), and the latest 100
          *     Mailjet events recorded for it, oldest first (`events_omitted` counts the earlier ones left
-         *     out). Another app's job is a `404`, exactly like a missing one.
+         *     out, up to 1,000). Another app's job is a `404`, exactly like a missing one.
          */
         get: operations["getJob"];
         put?: never;
@@ -113,7 +113,8 @@ export interface paths {
          *     **Look-up** (`ids` or `custom_id`): answers a `JobList`, the calling app's jobs that match,
          *     ordered by job id; ids that do not exist (or belong to another app) are simply absent, so
          *     `jobs` may be empty. A `custom_id` look-up answers at most 100 jobs (several jobs may share a
-         *     `custom_id`).
+         *     `custom_id`): all of them up to 100 per `custom_id`, and past that 100 of them, which ones
+         *     not said.
          *
          *     **The changes feed** (`after`): answers a `ChangesFeed`, the calling app's status changes
          *     (each a `Change`, the same JSON the `statusChange` webhook carries) that follow the cursor,
@@ -622,7 +623,8 @@ export interface paths {
          *     Page with `before=<next_before>`; `next_before` is null on the last page. A status other than
          *     `queued`, `scheduled`, `deferred`, `processing` or `failed` has no index: a page of it looks
          *     through the next 5,000 jobs by id only, so it may hold fewer than `limit` jobs, or none, and
-         *     still have a `next_before`.
+         *     still have a `next_before`. So does a page of one app (`app`): it looks through the next
+         *     5,000 jobs of the status (of every app) only.
          */
         get: operations["listJobsAdmin"];
         put?: never;
@@ -1095,7 +1097,10 @@ export interface components {
              *     have thousands; the recipients' statuses and the changes feed say what happened to it.
              */
             events: components["schemas"]["Event"][];
-            /** @description How many earlier events `events` leaves out (0 when it holds them all). */
+            /**
+             * @description How many earlier events `events` leaves out (0 when it holds them all), counted up to
+             *     1,000: `1000` means 1,000 or more.
+             */
             events_omitted: number;
         };
         /** @description A job as the admin list shows it. */

@@ -1,6 +1,6 @@
 // email_events: the append-only, deduplicated history of Mailjet events.
 import { JobDeletedMeanwhileError, RecipientMovedMeanwhileError } from '../domain/errors.js';
-import type { StoredEvent } from '../domain/event.js';
+import { OMITTED_EVENTS_COUNTED, type StoredEvent } from '../domain/event.js';
 import type { EventEffect } from '../domain/event-application.js';
 import { DETAIL_PAYLOAD_KEYS, type MailjetEvent } from '../domain/event-parse.js';
 import { DELIVERY_ORDER, type MailjetEventType } from '../domain/status.js';
@@ -157,22 +157,23 @@ const FIND_LATEST_EVENTS_OF_JOBS = `
     limit $2 + 1) e
   order by e.job_id, e.occurred_at, e.id`;
 
+// Each job's events up to `$2`, through email_events_job_id_idx.
 const COUNT_EVENTS_OF_JOBS = `
-  select job_id::text as job_id, count(*)::int as events
-  from email_events
-  where job_id = any($1::bigint[])
-  group by job_id`;
+  select j.id::text as job_id,
+    (select count(*) from (select 1 from email_events e where e.job_id = j.id limit $2) as counted)::int as events
+  from unnest($1::bigint[]) as j(id)`;
 
 export interface LatestEvents {
   /** The latest `limit` events of each job, by job, oldest first. */
   events: StoredEvent[];
-  /** By job id, how many older events were left out (a job with none left out is absent). */
+  /** By job id, how many older events were left out, at most OMITTED_EVENTS_COUNTED (a job with none left out is absent). */
   omitted: Map<string, number>;
 }
 
 /**
  * The latest `limit` events of each job (a message clicked by a link scanner can have tens of
- * thousands), and how many older ones each leaves out: counted only for the jobs that have more.
+ * thousands), and how many older ones each leaves out: counted only for the jobs that have more, and
+ * only up to OMITTED_EVENTS_COUNTED (that many means that many or more).
  * Their payloads hold the keys eventDetails reads (DETAIL_PAYLOAD_KEYS), no other.
  */
 export async function findEventsOfJobs(db: Queryable, jobIds: readonly string[], limit: number): Promise<LatestEvents> {
@@ -186,7 +187,7 @@ export async function findEventsOfJobs(db: Queryable, jobIds: readonly string[],
   const over = [...perJob].filter(([, events]) => events.length > limit).map(([jobId]) => jobId);
   const omitted = new Map<string, number>();
   if (over.length > 0) {
-    for (const row of await query(db, COUNT_EVENTS_OF_JOBS, [over])) {
+    for (const row of await query(db, COUNT_EVENTS_OF_JOBS, [over, limit + OMITTED_EVENTS_COUNTED])) {
       omitted.set(row['job_id'] as string, (row['events'] as number) - limit);
     }
   }

@@ -607,12 +607,22 @@ export async function findJobs(db: Queryable, appId: string, ids: readonly strin
   return rows.map(toJob);
 }
 
+// Each custom_id (once) reads at most `$3` entries of the (app_id, custom_id) index, the answer
+// sorted by id after. A custom_id shared by many jobs (a campaign's, set on every message) has no
+// index in id order: "its lowest ids first" walked the table by id (3.5 s when its 33,000 jobs were
+// the newest of 900,000, past the statement timeout) or read every one of its jobs. Past `$3` jobs
+// of one custom_id, which ones come back is the index's order, not said.
 const FIND_JOBS_BY_CUSTOM_ID = `
   select ${JOB_COLUMNS}
-  from email_send_jobs j
-  where app_id = $1::bigint
-    and custom_id = any($2::text[])
-  order by id
+  from (select distinct unnest($2::text[]) as custom_id) as c
+  cross join lateral (
+    select ${JOB_COLUMN_NAMES.join(', ')}
+    from email_send_jobs
+    where app_id = $1::bigint
+      and custom_id = c.custom_id
+    limit $3
+  ) as j
+  order by j.id
   limit $3`;
 
 export async function findJobsByCustomId(db: Queryable, appId: string, customIds: readonly string[], limit: number): Promise<JobRow[]> {
@@ -656,21 +666,24 @@ const LIST_JOBS_BY_STATUS = `
   join apps a on a.id = j.app_id
   where j.status = $1
     and j.queue_status = $1
-    and ($2::text is null or a.name = $2)
-    and ($3::bigint is null or j.id < $3)
+    and ($2::bigint is null or j.id < $2)
   order by j.id desc
-  limit $4`;
+  limit $3`;
 
 // Any other status has no index (sql/25_…: events rewrite those rows), so a page of one looks
 // through a window of the next $5 (LIST_WINDOW) jobs by id below `before`, never the whole table: a
-// rare status (spam, bounced…) would otherwise cost a walk through every job. Every row says how
-// many jobs the window held and the lowest id in it, and one row comes back when nothing matched
-// (db/list-window.ts).
-const LIST_JOBS_BY_STATUS_IN_WINDOW = `
+// rare status (spam, bounced…) would otherwise cost a walk through every job. One app's jobs of a
+// queue status likewise look through the next $5 jobs of that status: its index holds no app, and a
+// page of an app with none among another app's 300,000 failed jobs (an outage) walked all of them,
+// past the statement timeout. Every row says how many jobs the window held and the lowest id in
+// it, and one row comes back when nothing matched (db/list-window.ts).
+function listJobsInWindow(scanned: string): string {
+  return `
   with scanned as (
     select id, status, app_id
     from email_send_jobs
-    where ($3::bigint is null or id < $3)
+    where ${scanned}
+      and ($3::bigint is null or id < $3)
     order by id desc
     limit $5
   )
@@ -687,6 +700,10 @@ const LIST_JOBS_BY_STATUS_IN_WINDOW = `
     limit $4
   ) as f on true
   order by f.id desc`;
+}
+
+const LIST_JOBS_BY_STATUS_IN_WINDOW = listJobsInWindow('true');
+const LIST_QUEUE_JOBS_OF_APP_IN_WINDOW = listJobsInWindow('queue_status = $1');
 
 export interface AdminJobPage {
   jobs: AdminJobRow[];
@@ -696,20 +713,26 @@ export interface AdminJobPage {
 
 /**
  * Jobs of one status, newest first, across apps (admin): `before` pages by job id. A page of a
- * status other than a queue status may hold fewer than `limit` jobs (none, even) and still have a
- * next page: it looked through a window of LIST_WINDOW jobs only.
+ * status other than a queue status, or of one app's jobs, may hold fewer than `limit` jobs (none,
+ * even) and still have a next page: it looked through a window of LIST_WINDOW jobs only.
  */
 export async function listJobsByStatus(
   db: Queryable,
   status: JobStatus,
   options: { appName?: string | undefined; before?: string | undefined; limit: number },
 ): Promise<AdminJobPage> {
-  const page = [status, options.appName ?? null, options.before ?? null, options.limit];
-  if ((DEPTH_STATUSES as readonly JobStatus[]).includes(status)) {
-    const jobs = (await query(db, LIST_JOBS_BY_STATUS, page)).map(toAdminJob);
+  const queueStatus = (DEPTH_STATUSES as readonly JobStatus[]).includes(status);
+  if (queueStatus && options.appName === undefined) {
+    const jobs = (await query(db, LIST_JOBS_BY_STATUS, [status, options.before ?? null, options.limit])).map(toAdminJob);
     return { jobs, nextBefore: nextBefore(jobs, options.limit) };
   }
-  const rows = await query(db, LIST_JOBS_BY_STATUS_IN_WINDOW, [...page, LIST_WINDOW]);
+  const rows = await query(db, queueStatus ? LIST_QUEUE_JOBS_OF_APP_IN_WINDOW : LIST_JOBS_BY_STATUS_IN_WINDOW, [
+    status,
+    options.appName ?? null,
+    options.before ?? null,
+    options.limit,
+    LIST_WINDOW,
+  ]);
   const jobs = rows.filter((row) => row['id'] !== null).map(toAdminJob);
   return { jobs, nextBefore: nextBefore(jobs, options.limit, listWindow(rows[0])) };
 }
@@ -906,9 +929,27 @@ export async function readQueueDepth(tx: Queryable, cap: number): Promise<QueueD
 // come first and a pass stops at the first window whose last job was created within retention. Their
 // recipients, events, status changes and webhook deliveries go with them (the trigger of sql/26_…
 // and 27_… for recipients, events and status changes, through the indexes of sql/7_ to 9_, and ON
-// DELETE CASCADE for webhook deliveries). A job locked by another transaction (an event being
-// applied) is skipped, and one changed since the window was read is checked again under its lock.
-const PRUNE_JOBS = `
+// DELETE CASCADE for webhook deliveries).
+//
+// Two statements: the first locks the jobs that read as past retention, the second deletes those
+// still past it. A recipient's change that leaves its job as it was (above), or a redelivery, writes
+// no new version of the job's row: committed after one statement's snapshot and before that
+// statement's lock, it was unseen, and the lock, free once its writer committed, checked nothing
+// again, so the job went with a change the feed never served and a delivery never made. The second
+// statement's snapshot comes after the locks: it sees every change (their writers lock the job until
+// they commit) and every redelivery committed by then. A job locked by another transaction (an event
+// being applied) is skipped.
+const PAST_RETENTION = `
+  j.status not in ('queued', 'scheduled', 'processing', 'deferred')
+  and j.updated_at < now() - make_interval(secs => $2::double precision / 1000)
+  and not exists (
+    select 1
+    from status_changes c
+    where c.job_id = j.id
+      and (c.created_at >= now() - make_interval(secs => $2::double precision / 1000)
+        or exists (select 1 from webhook_deliveries d where d.change_id = c.id and d.status = 'pending')))`;
+
+const LOCK_PRUNABLE_JOBS = `
   with scanned as (
     select id, created_at
     from email_send_jobs
@@ -916,31 +957,23 @@ const PRUNE_JOBS = `
     order by id
     limit $3
   ),
-  doomed as (
+  locked as (
     select j.id
     from email_send_jobs j
     join scanned s on s.id = j.id
-    where j.status not in ('queued', 'scheduled', 'processing', 'deferred')
-      and j.updated_at < now() - make_interval(secs => $2::double precision / 1000)
-      and not exists (
-        select 1
-        from status_changes c
-        where c.job_id = j.id
-          and (c.created_at >= now() - make_interval(secs => $2::double precision / 1000)
-            or exists (select 1 from webhook_deliveries d where d.change_id = c.id and d.status = 'pending')))
+    where ${PAST_RETENTION}
     for update of j skip locked
-  ),
-  deleted as (
-    delete from email_send_jobs j
-    using doomed
-    where j.id = doomed.id
-    returning j.id
   )
   select
-    (select count(*) from deleted)::int as deleted,
+    array(select id from locked)::text[] as locked,
     (select count(*) from scanned)::int as scanned,
     (select max(id) from scanned)::text as last_id,
     coalesce((select created_at >= now() - make_interval(secs => $2::double precision / 1000) from scanned order by id desc limit 1), false) as reached_recent`;
+
+const DELETE_PRUNABLE_JOBS = `
+  delete from email_send_jobs j
+  where j.id = any($1::bigint[])
+    and ${PAST_RETENTION}`;
 
 export interface PruneWindow {
   deleted: number;
@@ -950,11 +983,14 @@ export interface PruneWindow {
   done: boolean;
 }
 
+/** In the caller's transaction, READ COMMITTED (PostgreSQL's default): the delete needs a snapshot of its own (see PAST_RETENTION). */
 export async function pruneJobsWindow(db: Queryable, afterId: string, retentionMs: number, window: number): Promise<PruneWindow> {
-  const [row] = await query(db, PRUNE_JOBS, [afterId, retentionMs, window]);
+  const [row] = await query(db, LOCK_PRUNABLE_JOBS, [afterId, retentionMs, window]);
+  const locked = row!['locked'] as string[];
+  const deleted = locked.length === 0 ? 0 : ((await db.query(DELETE_PRUNABLE_JOBS, [locked, retentionMs])).rowCount ?? 0);
   const scanned = Number(row!['scanned']);
   return {
-    deleted: Number(row!['deleted']),
+    deleted,
     lastId: (row!['last_id'] as string | null) ?? null,
     done: scanned < window || row!['reached_recent'] === true,
   };

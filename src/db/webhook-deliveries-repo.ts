@@ -279,8 +279,21 @@ function toDeliveryRow(row: Record<string, unknown>): DeliveryRow {
 }
 
 // A redelivery starts a fresh retry window: created_at moves to now (the change keeps its own time).
-// It also ends any claim on the delivery (see SETTLE).
+// It also ends any claim on the delivery (see SETTLE). It first locks the change's job (key share,
+// which only retention's lock and a delete wait for): retention deletes a job with its deliveries
+// once it found none pending under its own lock of the job (jobs-repo.ts, PAST_RETENTION), so a
+// redelivery made meanwhile would be answered as done and go with the job. It now waits, and finds
+// the delivery gone (a 404), or comes first and keeps the job.
 const REDELIVER = `
+  with job as (
+    select j.id
+    from webhook_deliveries d
+    join status_changes c on c.id = d.change_id
+    join email_send_jobs j on j.id = c.job_id
+    where d.id = $1::bigint
+      and d.app_id = $2::bigint
+    for key share of j
+  )
   update webhook_deliveries
   set status = 'pending',
     next_attempt_at = now(),
@@ -288,6 +301,7 @@ const REDELIVER = `
     locked_until = null
   where id = $1::bigint
     and app_id = $2::bigint
+    and exists (select from job)
   returning id`;
 
 /** Makes the app's delivery due again; false when the app has no such delivery. */

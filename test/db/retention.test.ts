@@ -1,6 +1,8 @@
 // Retention against a real PostgreSQL: history past its retention goes (with everything that hangs
 // off a job), history within it stays, a job still in flight, with a webhook still due or with a
-// recipient's change within retention is never deleted, each statement deletes at most a batch, and two replicas pruning at once do not collide.
+// recipient's change within retention is never deleted (even when the change or the redelivery
+// commits while retention reads its window), each statement deletes at most a batch, and two
+// replicas pruning at once do not collide.
 import { expect } from 'chai';
 
 import { createBus } from '../../src/bus.js';
@@ -8,14 +10,17 @@ import { claimJobs } from '../../src/db/jobs-repo.js';
 import { notifyChannels } from '../../src/db/notify.js';
 import { createPool, type Pool, withTransaction } from '../../src/db/pool.js';
 import { readFeed, recordStatusChanges } from '../../src/db/status-changes-repo.js';
+import { NotFoundError } from '../../src/domain/errors.js';
 import { parseEventBody } from '../../src/domain/event-parse.js';
 import { createEventIngest } from '../../src/services/events.js';
 import { createRetention, type RetentionPolicy } from '../../src/services/retention.js';
 import { queueWebhookDeliveries } from '../../src/services/webhook-outbox.js';
+import { redeliverAppDelivery } from '../../src/services/webhooks.js';
 import { makeApp, makeJob, recipientIds } from '../factories.js';
 import { createTestDatabase, TEST_SCHEMA, type TestDatabase } from '../support/database.js';
-import { openTransaction } from '../support/held-transaction.js';
+import { openTransaction, someoneWaitsOn } from '../support/held-transaction.js';
 import { testLogger } from '../support/log.js';
+import { eventually } from '../support/service.js';
 
 const DAY_MS = 24 * 3_600_000;
 const POLICY: RetentionPolicy = {
@@ -36,7 +41,7 @@ async function age(pool: Pool, jobId: string, days: number): Promise<void> {
 }
 
 /** A job's history: an event of its recipient, a status change, and a webhook delivery in `deliveryStatus`. */
-async function addHistory(pool: Pool, jobId: string, deliveryStatus: 'pending' | 'delivered'): Promise<void> {
+async function addHistory(pool: Pool, jobId: string, deliveryStatus: 'pending' | 'delivered' | 'failed'): Promise<void> {
   const [recipientId] = await recipientIds(pool, jobId);
   await pool.query(
     `insert into email_events (dedupe_key, event_type, occurred_at, recipient_id, job_id, payload)
@@ -58,6 +63,94 @@ async function count(pool: Pool, table: string, where = 'true', values: unknown[
 async function existing(pool: Pool, ids: readonly string[]): Promise<string[]> {
   const { rows } = await pool.query<{ id: string }>('select id::text from email_send_jobs where id = any($1::bigint[]) order by id', [ids]);
   return rows.map((row) => row.id);
+}
+
+/** A lock class of this file's own, apart from jetpost's advisory locks ("jm", "jr"). */
+const PAUSE_LOCK = [0x7470, 0] as const;
+
+interface PausedRetention {
+  /** A pool whose sessions stop, the first time they read `jobId`, until `resume()`. */
+  pool: Pool;
+  /** Resolves once a session of `pool` has stopped there. */
+  paused: Promise<void>;
+  resume(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * Retention's sessions stop where they read a job (`onlyWhileDeleting`: in a statement that deletes
+ * jobs), before they can lock it or delete it: its rows are visible to them through a row security
+ * policy that waits on an advisory lock this test holds. Another transaction can then commit between
+ * the snapshot of retention's statement and its lock or its delete. (A superuser skips row security:
+ * the pool's sessions take a role of their own.)
+ */
+async function pauseRetentionOnJob(db: TestDatabase, jobId: string, options: { onlyWhileDeleting?: boolean } = {}): Promise<PausedRetention> {
+  const { pool } = db;
+  const role = `retention_${db.name}`;
+  if (!/^\d+$/.test(jobId)) {
+    throw new Error(`not a job id: ${jobId}`);
+  }
+  await pool.query(`create role ${role}`);
+  await pool.query(`grant usage on schema ${TEST_SCHEMA} to ${role}`);
+  await pool.query(`grant all on all tables in schema ${TEST_SCHEMA} to ${role}`);
+  await pool.query(`
+    create function pause_on_job(id bigint) returns boolean
+      language plpgsql
+    as $$
+    begin
+      if id = ${jobId}${options.onlyWhileDeleting ? " and current_query() ~* 'delete\\s+from\\s+email_send_jobs'" : ''} then
+        perform pg_advisory_xact_lock_shared(${PAUSE_LOCK[0]}, ${PAUSE_LOCK[1]});
+      end if;
+      return true;
+    end
+    $$`);
+  await pool.query('alter table email_send_jobs enable row level security');
+  await pool.query(`create policy pause_retention on email_send_jobs to ${role} using (pause_on_job(id))`);
+  const held = openTransaction(pool, (tx) => tx.query('select pg_advisory_xact_lock($1::int, $2::int)', [...PAUSE_LOCK]));
+  await held.written;
+  const paused = createPool({ connectionString: db.url, schema: TEST_SCHEMA, max: 2, log: testLogger() });
+  paused.on('connect', (client) => {
+    client.query(`set role ${role}`).catch(() => undefined);
+  });
+  let closed = false;
+  return {
+    pool: paused,
+    paused: someoneWaitsOn(pool, 'advisory', 'retention stopped on the job'),
+    async resume() {
+      held.commit();
+      await held.committed;
+    },
+    async close() {
+      if (closed) {
+        return;
+      }
+      closed = true;
+      held.commit();
+      await held.committed;
+      await paused.end();
+      await pool.query(`drop owned by ${role}`);
+      await pool.query(`drop role ${role}`);
+    },
+  };
+}
+
+/** A job of two recipients, 31 days old: the first bounced (as the job reads), the second sent as MessageID `messageId`. */
+async function bouncedBesideSent(pool: Pool, appId: string, messageId: number): Promise<string> {
+  const jobId = await makeJob(pool, { appId, status: 'bounced', to: ['a@example.com', 'b@example.com'] });
+  const [bouncedId, sentId] = await recipientIds(pool, jobId);
+  await pool.query("update email_recipients set status = 'bounced', mailjet_message_id = $2 where id = $1", [bouncedId, messageId - 1]);
+  await pool.query("update email_recipients set status = 'sent', mailjet_message_id = $2 where id = $1", [sentId, messageId]);
+  await age(pool, jobId, 31);
+  return jobId;
+}
+
+/** POSTs one `open` of MessageID `messageId` through the events ingest. */
+async function openOf(pool: Pool, messageId: number): Promise<void> {
+  const parsed = parseEventBody(`[{"event":"open","time":1700000000,"MessageID":${messageId},"email":"b@example.com"}]`);
+  if (!parsed.ok) {
+    throw new Error(parsed.reason);
+  }
+  await createEventIngest(pool, notifyChannels(TEST_SCHEMA))(parsed.events);
 }
 
 describe('retention', () => {
@@ -209,16 +302,8 @@ describe('retention', () => {
     db = await createTestDatabase();
     const { pool } = db;
     const app = await makeApp(pool);
-    const jobId = await makeJob(pool, { appId: app.id, status: 'bounced', to: ['a@example.com', 'b@example.com'] });
-    const [bouncedId, sentId] = await recipientIds(pool, jobId);
-    await pool.query("update email_recipients set status = 'bounced', mailjet_message_id = 1001 where id = $1", [bouncedId]);
-    await pool.query("update email_recipients set status = 'sent', mailjet_message_id = 1002 where id = $1", [sentId]);
-    await age(pool, jobId, 31);
-    const parsed = parseEventBody('[{"event":"open","time":1700000000,"MessageID":1002,"email":"b@example.com"}]');
-    if (!parsed.ok) {
-      throw new Error(parsed.reason);
-    }
-    await createEventIngest(pool, notifyChannels(TEST_SCHEMA))(parsed.events);
+    const jobId = await bouncedBesideSent(pool, app.id, 1002);
+    await openOf(pool, 1002);
     // The open moved its recipient (a change for the feed) and left the job as it was, 31 days unchanged.
     const feed = await readFeed(pool, app.id, { txid: '0', id: '0' }, 10);
     expect(feed.map((change) => [change.jobId, change.newStatus])).to.deep.equal([[jobId, 'opened']]);
@@ -232,6 +317,91 @@ describe('retention', () => {
     await age(pool, jobId, 31);
     expect((await createRetention({ pool, policy: POLICY, bus: createBus() }).prune(() => false)).deleted.email_send_jobs).to.equal(1);
     expect(await existing(pool, [jobId])).to.deep.equal([]);
+  });
+
+  it('when such a late open commits after retention read its window and before it locked the job, then the job, the change and its webhook delivery stay', async () => {
+    db = await createTestDatabase();
+    const { pool } = db;
+    const app = await makeApp(pool);
+    await pool.query("update apps set webhook_url = 'https://hooks.example.com/jetpost', webhook_secret = 'whsec_test' where id = $1", [app.id]);
+    const jobId = await bouncedBesideSent(pool, app.id, 1002);
+    const retention = await pauseRetentionOnJob(db, jobId);
+    try {
+      const pass = createRetention({ pool: retention.pool, policy: POLICY, bus: createBus() }).prune(() => false);
+      await retention.paused;
+      // The open locks the job (not locked by retention yet), moves its recipient, logs the change and commits.
+      await openOf(pool, 1002);
+      await retention.resume();
+      expect((await pass).deleted.email_send_jobs).to.equal(0);
+    } finally {
+      await retention.close();
+    }
+
+    expect(await existing(pool, [jobId])).to.deep.equal([jobId]);
+    const feed = await readFeed(pool, app.id, { txid: '0', id: '0' }, 10);
+    expect(feed.map((change) => [change.jobId, change.newStatus])).to.deep.equal([[jobId, 'opened']]);
+    expect(await count(pool, 'webhook_deliveries', "status = 'pending' and change_id = $1", [feed[0]!.id])).to.equal(1);
+  });
+
+  it('when an old failed webhook delivery is made due again after retention read its window and before it locked the job, then the job and the delivery stay', async () => {
+    db = await createTestDatabase();
+    const { pool } = db;
+    const app = await makeApp(pool);
+    await pool.query("update apps set webhook_url = 'https://hooks.example.com/jetpost', webhook_secret = 'whsec_test' where id = $1", [app.id]);
+    const jobId = await makeJob(pool, { appId: app.id, status: 'sent' });
+    await addHistory(pool, jobId, 'failed');
+    await age(pool, jobId, 31);
+    const { rows } = await pool.query<{ id: string }>('select id::text from webhook_deliveries');
+    const retention = await pauseRetentionOnJob(db, jobId);
+    try {
+      const pass = createRetention({ pool: retention.pool, policy: POLICY, bus: createBus() }).prune(() => false);
+      await retention.paused;
+      await redeliverAppDelivery(pool, notifyChannels(TEST_SCHEMA), app.name, rows[0]!.id);
+      await retention.resume();
+      expect((await pass).deleted.email_send_jobs).to.equal(0);
+    } finally {
+      await retention.close();
+    }
+
+    expect(await existing(pool, [jobId])).to.deep.equal([jobId]);
+    expect(await count(pool, 'webhook_deliveries', "status = 'pending'")).to.equal(1);
+  });
+
+  it('when an old delivery is made due again while retention deletes its job, then the redelivery waits and is answered 404, not answered as done and then deleted', async () => {
+    db = await createTestDatabase();
+    const { pool } = db;
+    const app = await makeApp(pool);
+    await pool.query("update apps set webhook_url = 'https://hooks.example.com/jetpost', webhook_secret = 'whsec_test' where id = $1", [app.id]);
+    const jobId = await makeJob(pool, { appId: app.id, status: 'sent' });
+    await addHistory(pool, jobId, 'failed');
+    await age(pool, jobId, 31);
+    const { rows } = await pool.query<{ id: string }>('select id::text from webhook_deliveries');
+    const retention = await pauseRetentionOnJob(db, jobId, { onlyWhileDeleting: true });
+    let redelivery: Promise<unknown> | undefined;
+    try {
+      const pass = createRetention({ pool: retention.pool, policy: POLICY, bus: createBus() }).prune(() => false);
+      await retention.paused;
+      let settled = false;
+      redelivery = redeliverAppDelivery(pool, notifyChannels(TEST_SCHEMA), app.name, rows[0]!.id).then(
+        () => 'redelivered',
+        (error: unknown) => error,
+      );
+      void redelivery.finally(() => (settled = true));
+      // Done at once, or waiting for retention's lock of the job.
+      await eventually(
+        async () => settled || (await pool.query("select 1 from pg_locks where locktype = 'transactionid' and not granted")).rows.length > 0 || undefined,
+        20_000,
+        'the redelivery done or waiting',
+      );
+      await retention.resume();
+      expect((await pass).deleted.email_send_jobs).to.equal(1);
+    } finally {
+      await retention.close();
+    }
+
+    expect(await redelivery).to.be.instanceOf(NotFoundError);
+    expect(await existing(pool, [jobId])).to.deep.equal([]);
+    expect(await count(pool, 'webhook_deliveries')).to.equal(0);
   });
 
   it('when a window of jobs runs past the statement timeout, then it is halved until it fits and the pass goes on, instead of failing at the same place at every pass', async () => {

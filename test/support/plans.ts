@@ -1,5 +1,7 @@
 // Running a repo's statements under EXPLAIN (ANALYZE, BUFFERS): the repo function is called with a
 // Queryable that explains each statement instead of answering it, and the plans are kept.
+import { expect } from 'chai';
+
 import type { PreparedStatement, Queryable } from '../../src/db/pool.js';
 
 export interface PlanNode {
@@ -47,4 +49,28 @@ export function planner(db: Queryable): { db: Queryable; runs: PlanRun[] } {
       }) as Queryable['query'],
     },
   };
+}
+
+/**
+ * Runs `run` on a Queryable that explains its statements: each must read no table of `bigTables`
+ * sequentially and touch at most `pageBudget` pages (a plan walking a whole index fails too).
+ */
+export async function expectBoundedReads(
+  db: Queryable,
+  run: (db: Queryable) => Promise<unknown>,
+  bigTables: ReadonlySet<string>,
+  pageBudget: number,
+): Promise<void> {
+  const { db: explaining, runs } = planner(db);
+  await run(explaining);
+  expect(runs.length, 'statements run').to.be.above(0);
+  for (const { nodes, pages } of runs) {
+    const shape = planShape(nodes);
+    const scans = nodes.filter((node) => node['Node Type'] === 'Seq Scan' && bigTables.has(node['Relation Name'] ?? ''));
+    expect(
+      scans.map((node) => node['Relation Name']),
+      shape,
+    ).to.deep.equal([]);
+    expect(pages, `pages touched by ${shape}`).to.be.at.most(pageBudget);
+  }
 }

@@ -2,6 +2,7 @@
 // `html`, which escapes it; links and forms point at absolute /dashboard paths.
 import type { App, AppWebhook } from '../../domain/app.js';
 import { type JobDetail, type JobListRow, type JobSearchField, type Overview, THROUGHPUT_MINUTES } from '../../domain/dashboard.js';
+import { OMITTED_EVENTS_COUNTED } from '../../domain/event.js';
 import type { AdminJobRow } from '../../domain/job.js';
 import type { Suppression } from '../../domain/suppression.js';
 import type { DeliveryRow, DeliveryStatus } from '../../domain/webhook-delivery.js';
@@ -234,7 +235,7 @@ ${detail.recipients.map(
 </tbody>
 </table>
 <h2>Timeline</h2>
-${detail.eventsOmitted > 0 ? html`<p class="muted" id="events-omitted">${detail.eventsOmitted.toLocaleString('en-US')} earlier Mailjet events are not shown: the timeline holds the latest ${detail.timeline.filter((entry) => entry.kind === 'event').length.toLocaleString('en-US')}.</p>` : ''}
+${detail.eventsOmitted > 0 ? html`<p class="muted" id="events-omitted">${detail.eventsOmitted.toLocaleString('en-US')}${detail.eventsOmitted >= OMITTED_EVENTS_COUNTED ? ' or more' : ''} earlier Mailjet events are not shown: the timeline holds the latest ${detail.timeline.filter((entry) => entry.kind === 'event').length.toLocaleString('en-US')}.</p>` : ''}
 <table id="timeline">
 <thead><tr><th>when</th><th>what</th><th>recipient</th><th>change or event</th><th>detail</th></tr></thead>
 <tbody>
