@@ -163,6 +163,20 @@ describe('Mailjet simulator', () => {
     });
   });
 
+  describe('POST /_sim/faults', () => {
+    it('when messageErrorPattern could backtrack for minutes, then it is a 400 naming it, and the simulator goes on answering', async () => {
+      const simulator = await startSimulator();
+
+      const answer = await call(simulator, '/_sim/faults', { method: 'POST', body: JSON.stringify({ messageErrorPattern: '(a+)+$' }) });
+
+      expect(answer.status).to.equal(400);
+      expect((JSON.parse(answer.text) as { ErrorMessage: string }).ErrorMessage).to.match(/^messageErrorPattern is refused: a repeated group holds/);
+      expect(JSON.parse((await call(simulator, '/_sim/faults')).text)).to.deep.equal({});
+      // Accepted, the pattern held the event loop (this test's too) for hours on this address.
+      expect((await send(simulator, { Messages: [mailjetMessage(`${'a'.repeat(40)}!@example.com`)] })).status).to.equal(200);
+    });
+  });
+
   describe('basic auth', () => {
     it('when apiKey and apiSecret are set, then a call without the right credentials gets 401 mj-0015', async () => {
       const simulator = await startSimulator({ apiKey: 'key', apiSecret: 'secret' });
