@@ -407,7 +407,10 @@ async function startDevSimulator(
   stopWithin: (what: string, work: Promise<unknown>, ms: number) => Promise<void>,
 ): Promise<{ simulator: Simulator; url: string }> {
   const { createSimulator } = await import('./simulator/server.js');
-  const simulator = createSimulator({ log: (message, fields) => log.debug(message, { component: 'simulator', ...fields }) });
+  const simulator = createSimulator({
+    maxMessages: config.mailjet.simulatorMaxMessages,
+    log: (message, fields) => log.debug(message, { component: 'simulator', ...fields }),
+  });
   cleanups.push(() => stopWithin('the simulator', simulator.close(), STOP_STEP_MS));
   const url = await simulator.listen(config.mailjet.simulatorPort, SIMULATOR_HOST).catch((error: unknown) => {
     throw portError(error, 'SIMULATOR_PORT', config.mailjet.simulatorPort, SIMULATOR_HOST);
