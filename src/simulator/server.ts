@@ -446,7 +446,11 @@ class MailjetSimulator implements Simulator {
   }
 
   private async dispatch(req: IncomingMessage): Promise<Outcome> {
-    const url = new URL(req.url ?? '/', 'http://simulator');
+    // A request target no URL can be made of ("http://[bad") is the client's error, as at Mailjet's front end.
+    const url = URL.canParse(req.url ?? '/', 'http://simulator') ? new URL(req.url ?? '/', 'http://simulator') : undefined;
+    if (url === undefined) {
+      return htmlPage(400, 'Bad Request');
+    }
     const method = req.method ?? 'GET';
     if (method === 'POST' && url.pathname === SEND_PATH) {
       this.calls++;
