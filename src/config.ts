@@ -115,7 +115,7 @@ const envSchema = z.object({
   MAILJET_RATE_LIMIT: integer(0, 100_000).default(0),
   MAILJET_MAX_IN_FLIGHT: integer(1, 256).default(16),
   SIMULATOR_PORT: integer(0, 65535).default(4010),
-  SIMULATOR_MAX_MESSAGES: integer(1, 10_000_000).optional(),
+  SIMULATOR_MAX_MESSAGES: integer(1, 10_000_000).default(100_000),
 
   WORKER_CONCURRENCY: integer(0, 256).optional(),
   BATCH_SIZE: integer(1, 50).default(50),
@@ -269,8 +269,8 @@ export interface Config {
     /** The most Mailjet calls in flight at once in this process: the adaptive limit stays at or below it. */
     readonly maxInFlight: number;
     readonly simulatorPort: number;
-    /** Messages the built-in simulator keeps (undefined: its default); it forgets the oldest past them. */
-    readonly simulatorMaxMessages: number | undefined;
+    /** Messages the built-in simulator keeps; it forgets the oldest past them. */
+    readonly simulatorMaxMessages: number;
   };
   readonly consumers: {
     /** Consumers in this process (0: it sends nothing); how many work at once adapts up to this. */
