@@ -115,6 +115,7 @@ const envSchema = z.object({
   MAILJET_RATE_LIMIT: integer(0, 100_000).default(0),
   MAILJET_MAX_IN_FLIGHT: integer(1, 256).default(16),
   SIMULATOR_PORT: integer(0, 65535).default(4010),
+  SIMULATOR_MAX_MESSAGES: integer(1, 10_000_000).default(100_000),
 
   WORKER_CONCURRENCY: integer(0, 256).optional(),
   BATCH_SIZE: integer(1, 50).default(50),
@@ -268,6 +269,8 @@ export interface Config {
     /** The most Mailjet calls in flight at once in this process: the adaptive limit stays at or below it. */
     readonly maxInFlight: number;
     readonly simulatorPort: number;
+    /** Messages the built-in simulator keeps; it forgets the oldest past them. */
+    readonly simulatorMaxMessages: number;
   };
   readonly consumers: {
     /** Consumers in this process (0: it sends nothing); how many work at once adapts up to this. */
@@ -464,6 +467,7 @@ export function loadConfig(env: Env = process.env): Config {
       callsPerSecond: e.MAILJET_RATE_LIMIT,
       maxInFlight: e.MAILJET_MAX_IN_FLIGHT,
       simulatorPort: e.SIMULATOR_PORT,
+      simulatorMaxMessages: e.SIMULATOR_MAX_MESSAGES,
     },
     consumers: {
       // Each consumer has at most one call in flight: by default there is one per possible call.

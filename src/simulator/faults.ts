@@ -1,5 +1,6 @@
 import type { Random } from './random.js';
-import { INJECTABLE_ERROR_CODES, type InjectableErrorCode } from './send.js';
+import { backtrackingRisk } from './regex-risk.js';
+import { INJECTABLE_ERROR_CODES, type InjectableErrorCode, type MessageErrorFault } from './send.js';
 
 /** How one POST /v3.1/send call is answered. */
 export type CallOutcome = 'ok' | '429' | '500' | 'timeout';
@@ -19,7 +20,11 @@ export interface FaultSettings {
   timeoutRatio?: number | undefined;
   /** Whether the messages of a timed-out call are accepted anyway (default true: a "maybe sent"). */
   timeoutAccepts?: boolean | undefined;
-  /** A regex: a message with a recipient address matching it becomes a per-message error entry. */
+  /**
+   * A regex: a message with a recipient address matching it becomes a per-message error entry. A
+   * pattern that could backtrack for long is refused (regex-risk.ts); an address longer than
+   * MAX_TESTED_LENGTH is not tested, so never matches.
+   */
   messageErrorPattern?: string | undefined;
   /**
    * The error such a message gets (default mj-0013, the address is invalid): mj-0005 (a value not
@@ -54,7 +59,7 @@ export interface Faults extends FaultController {
   /** The outcome of the next send call: the nextCalls queue first, then one roll over the ratios. */
   nextCallOutcome(): CallOutcome;
   /** The messageErrorPattern fault with its code; undefined when no pattern is set. */
-  messageError(): { pattern: RegExp; code: InjectableErrorCode } | undefined;
+  messageError(): MessageErrorFault | undefined;
   /** Whether the next look-up by CustomID fails with a 500. */
   lookupFails(): boolean;
   /** How many times the next event is delivered: 0 (dropped), 1, or 2 (duplicated). */
@@ -79,6 +84,11 @@ const KNOWN_FIELDS = new Set<string>([
 export const MAX_BODY_BYTES = 15 * 1024 * 1024;
 /** Node's timers hold at most 2^31 - 1 ms (about 24.8 days): a longer latency would fire at once. */
 const MAX_LATENCY_MS = 2 ** 31 - 1;
+/**
+ * The longest address messageErrorPattern is tested on: the longest a mail path allows (RFC 5321).
+ * It bounds the backtracking of the patterns regex-risk.ts lets through.
+ */
+export const MAX_TESTED_LENGTH = 254;
 
 /**
  * Fault decisions draw from their own generator, so turning a fault on or off does not shift the
@@ -93,10 +103,7 @@ export function createFaults(random: Random): Faults {
   return {
     set(next) {
       settings = parseFaultSettings(next);
-      messageError =
-        settings.messageErrorPattern === undefined
-          ? undefined
-          : { pattern: new RegExp(settings.messageErrorPattern), code: settings.messageErrorCode ?? 'mj-0013' };
+      messageError = settings.messageErrorPattern === undefined ? undefined : messageErrorFault(settings.messageErrorPattern, settings.messageErrorCode);
     },
     get: () => ({ ...settings, ...(settings.nextCalls && { nextCalls: [...settings.nextCalls] }) }),
     clear() {
@@ -198,7 +205,16 @@ function readPattern(value: unknown): string | undefined {
   } catch (error) {
     throw new RangeError(`messageErrorPattern is not a valid regular expression: ${(error as Error).message}`, { cause: error });
   }
+  const risk = backtrackingRisk(value);
+  if (risk !== undefined) {
+    throw new RangeError(`messageErrorPattern is refused: ${risk}; write it without`);
+  }
   return value;
+}
+
+function messageErrorFault(pattern: string, code: InjectableErrorCode = 'mj-0013'): MessageErrorFault {
+  const regex = new RegExp(pattern);
+  return { matches: (email) => email.length <= MAX_TESTED_LENGTH && regex.test(email), code };
 }
 
 function readMessageErrorCode(value: unknown): InjectableErrorCode | undefined {

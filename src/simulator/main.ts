@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util';
 
 import { withoutCredentials } from './callbacks.js';
 import { toJson } from './json.js';
-import { createSimulator } from './server.js';
+import { createSimulator, DEFAULT_MAX_MESSAGES } from './server.js';
 
 const USAGE = `Usage: npm run simulator -- [options]   (in the container image: jetpost simulator [options])
   --port <n>               port to listen on (default 4010; 0 = any free port)
@@ -22,6 +22,8 @@ const USAGE = `Usage: npm run simulator -- [options]   (in the container image: 
   --api-key <key>          with --api-secret: require HTTP Basic auth on the Mailjet routes
   --api-secret <secret>
   --seed <n>               repeat the same ids and fault decisions across runs
+  --max-messages <n>       messages kept (default ${DEFAULT_MAX_MESSAGES}); past it the oldest is forgotten,
+                           with its events still waiting
   --help`;
 
 function log(message: string, fields: Record<string, unknown> = {}): void {
@@ -65,6 +67,7 @@ async function main(args: string[]): Promise<void> {
       'api-key': { type: 'string' },
       'api-secret': { type: 'string' },
       seed: { type: 'string' },
+      'max-messages': { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -83,6 +86,7 @@ async function main(args: string[]): Promise<void> {
     monitoringCategories: values['monitoring-category'],
     accountTracking: values.untracked ? { opens: false, clicks: false } : undefined,
     seed: readInteger('seed', values.seed),
+    maxMessages: readInteger('max-messages', values['max-messages']),
     log,
   });
   const url = await simulator.listen(readInteger('port', values.port), values.host);

@@ -76,13 +76,19 @@ export interface RecipientIdentity {
 export const INJECTABLE_ERROR_CODES = ['mj-0005', 'mj-0006', 'mj-0012', 'mj-0013', 'send-0008'] as const;
 export type InjectableErrorCode = (typeof INJECTABLE_ERROR_CODES)[number];
 
+/** The messageErrorPattern fault as a send applies it. */
+export interface MessageErrorFault {
+  matches(email: string): boolean;
+  code: InjectableErrorCode;
+}
+
 export interface SendContext {
   /** A fresh MessageID and MessageUUID for one accepted recipient, with the address's contact id. */
   identify(email: string): RecipientIdentity;
   /** A fresh ErrorIdentifier. */
   errorId(): string;
-  /** The messageErrorPattern fault: a message with a recipient matching pattern fails with code. */
-  messageError: { pattern: RegExp; code: InjectableErrorCode } | undefined;
+  /** The messageErrorPattern fault: a message with a recipient it matches fails with code. */
+  messageError: MessageErrorFault | undefined;
   /** What TrackOpens / TrackClicks "account_default" (or no value) means for this account. */
   accountTracking: { opens: boolean; clicks: boolean };
   /** Whether a MonitoringCategory exists for the key (send-0013 otherwise). */
@@ -464,7 +470,7 @@ function checkInjectedError(message: Fields, fault: SendContext['messageError'])
     return [];
   }
   const problems = listRecipients(message)
-    .filter((recipient) => fault.pattern.test(recipient.email))
+    .filter((recipient) => fault.matches(recipient.email))
     .map((recipient): Problem => {
       const path = `${recipient.field}[${recipient.index}]`;
       switch (fault.code) {

@@ -8,15 +8,17 @@
  *   It keeps Mailjet's campaigns (campaigns.ts), honours tracking, URLTags, DeduplicateCampaign and
  *   TemplateErrorDeliver in the events it schedules; SandboxMode records and calls back nothing.
  * - GET /v3/REST/message[?CustomID=…] and /v3/REST/message/{id} report the accepted messages with the
- *   status their events have reached ("queued" before any).
+ *   status their events have reached ("queued" before any). Only the last maxMessages are kept
+ *   (message-store.ts): an older one is not found, as at Mailjet for a message it no longer lists.
  * - /v3/REST/eventcallbackurl keeps registrations in memory (callback-urls.ts). Events of a type go to
  *   its registered URL, else to options.callbackUrl (callbacks.ts holds the scenario table). Failed
  *   callbacks are retried on Mailjet's schedule, divided by options.timeScale, and a URL that keeps
  *   failing is suspended until it is registered again.
  * - Faults (faults.ts) add latency, 429 / 500 / unanswered calls, per-message errors, failed look-ups by
  *   CustomID, and dropped, duplicated or reordered events. Set them in code (simulator.faults) or over /_sim/faults.
- * - sendCallLog() and lookupLog() keep every send call (its CustomIDs and how it was answered) and every
- *   look-up by CustomID, so a test can count what was sent twice and what a look-up saved.
+ * - sendCallLog() and lookupLog() keep the send calls (their CustomIDs and how each was answered) and the
+ *   look-ups by CustomID, so a test can count what was sent twice and what a look-up saved: the last
+ *   ones, within maxMessages (CustomIDs for the calls), like the messages.
  * - When apiKey and apiSecret are both set, every Mailjet route needs HTTP Basic auth with them.
  *   The /_sim/* routes (health, messages, reset, faults) never do.
  *
@@ -32,8 +34,9 @@ import { createCallbackUrlRegistry } from './callback-urls.js';
 import { type CallbackLoop, type CallbackTarget, createCallbackLoop, type EventType, isHttpUrl } from './callbacks.js';
 import { createCampaigns } from './campaigns.js';
 import { type CallOutcome, createFaults, type FaultController, type Faults, MAX_BODY_BYTES, parseFaultSettings } from './faults.js';
+import { Fifo } from './fifo.js';
 import { toJson } from './json.js';
-import { createMessageStore, toMessageResource } from './message-store.js';
+import { createMessageStore, type MessageStore, toMessageResource } from './message-store.js';
 import { createRandom, type Random } from './random.js';
 import { notFound, RestError, restOne, restPage } from './rest.js';
 import { createMessageIdSequence, customIdsOf, processSend, type RecipientIdentity, type SimulatedMessage } from './send.js';
@@ -67,6 +70,12 @@ export interface SimulatorOptions {
   monitoringCategories?: readonly string[] | undefined;
   /** Seeds the generator behind ids and faults; a run with the same seed repeats them. */
   seed?: number | undefined;
+  /**
+   * How many accepted messages are kept (default DEFAULT_MAX_MESSAGES); past it the oldest is
+   * forgotten, with its events still waiting: looked up, it is not found, as at Mailjet for a message
+   * it no longer lists. Without a cap a dev run left sending grew without end.
+   */
+  maxMessages?: number | undefined;
   /** Default: no output. */
   log?: (message: string, fields?: Record<string, unknown>) => void;
 }
@@ -101,13 +110,15 @@ export interface Simulator {
   /** Stops the server, the callback timer, deliveries in flight and held responses; nothing stays open. */
   close(): Promise<void>;
   readonly url: string | undefined;
-  /** Every message accepted, in order; a message sent twice appears twice. */
+  /** The messages accepted and kept (the last maxMessages), in order; a message sent twice appears twice. */
   readonly messages: readonly SimulatedMessage[];
+  /** Messages accepted, then forgotten to stay within maxMessages, since the start or the last reset. */
+  droppedMessages(): number;
   /** POST /v3.1/send calls received, whatever their outcome. */
   sendCalls(): number;
-  /** Every POST /v3.1/send call in arrival order, with its CustomIDs and outcome. */
+  /** The POST /v3.1/send calls in arrival order, with their CustomIDs and outcome: the last ones, holding at most maxMessages CustomIDs. */
   sendCallLog(): readonly SendCallRecord[];
-  /** Every look-up of messages by CustomID, in arrival order. */
+  /** The look-ups of messages by CustomID, in arrival order: the last maxMessages. */
   lookupLog(): readonly LookupRecord[];
   /** Sets the default callback URL; setting it again also ends its suspension. */
   setCallbackUrl(url: string | undefined): void;
@@ -153,6 +164,11 @@ const DEFAULT_TARGET_ID = 'default';
 /** Salt for the fault generator's seed, so faults and ids draw from separate sequences. */
 const FAULT_SEED_SALT = 0x5bd1e995;
 const DEFAULT_DELAYS = { sent: 100, open: 400, click: 700 };
+/**
+ * Measured with one recipient a message: about 1 KiB of heap each with its indexes and log entries,
+ * 2 KiB while its events wait for a callback URL that is down (100 MB and 200 MB at this default).
+ */
+export const DEFAULT_MAX_MESSAGES = 100_000;
 const AUTH_FAILURE_MESSAGE =
   'API key authentication/authorization failure. You may be unauthorized to access the API or your API key may be expired. Visit API keys management section to check your keys.';
 
@@ -166,17 +182,26 @@ class MailjetSimulator implements Simulator {
   private readonly random: Random;
   private readonly faultState: Faults;
   private readonly nextMessageId: () => bigint;
-  private readonly store = createMessageStore();
+  private readonly store: MessageStore;
   private readonly callbackUrls = createCallbackUrlRegistry();
   private readonly loop: CallbackLoop;
   private readonly contactIds = new Map<string, number>();
+  /**
+   * The addresses of contactIds, oldest first. Past maxMessages the oldest is forgotten, as a run with
+   * a new address per message would otherwise grow it without end; it gets a new id if it comes back.
+   */
+  private readonly contactOrder = new Fifo<string>();
+  private lastContactId = 0;
   private readonly campaigns = createCampaigns();
   private readonly log: NonNullable<SimulatorOptions['log']>;
   private callbackUrl: string | undefined;
   private callbackUrlSuspended = false;
   private calls = 0;
-  private callLog: SendCallRecord[] = [];
-  private lookups: LookupRecord[] = [];
+  private readonly maxMessages: number;
+  private callLog = new Fifo<SendCallRecord>();
+  /** The CustomIDs the call log holds: with its calls, at most maxMessages (a call carries up to 50). */
+  private callLogIds = 0;
+  private lookups = new Fifo<LookupRecord>();
   private server: Server | undefined;
   private baseUrl: string | undefined;
   /** Aborted by close(), ending latency waits. */
@@ -242,6 +267,11 @@ class MailjetSimulator implements Simulator {
     this.faultState = createFaults(createRandom(seed ^ FAULT_SEED_SALT));
     this.nextMessageId = createMessageIdSequence(this.random);
     this.log = options.log ?? (() => undefined);
+    this.maxMessages = options.maxMessages ?? DEFAULT_MAX_MESSAGES;
+    if (!(Number.isSafeInteger(this.maxMessages) && this.maxMessages > 0)) {
+      throw new RangeError(`maxMessages must be a positive integer, got ${this.maxMessages}`);
+    }
+    this.store = createMessageStore(this.maxMessages);
     this.setCallbackUrl(options.callbackUrl);
     const timeScale = options.timeScale ?? 1;
     if (!(Number.isFinite(timeScale) && timeScale > 0)) {
@@ -257,6 +287,7 @@ class MailjetSimulator implements Simulator {
       retryIntervalMs,
       retryWindowMs: MAILJET_RETRY_WINDOW_MS / timeScale,
       targetFor: (type) => this.targetFor(type),
+      forgot: (message) => this.store.forgot(message),
       suspend: (target) => this.suspend(target),
       faults: this.faultState,
       log: this.log,
@@ -309,16 +340,20 @@ class MailjetSimulator implements Simulator {
     }
   }
 
+  droppedMessages(): number {
+    return this.store.dropped;
+  }
+
   sendCalls(): number {
     return this.calls;
   }
 
   sendCallLog(): readonly SendCallRecord[] {
-    return this.callLog;
+    return this.callLog.view();
   }
 
   lookupLog(): readonly LookupRecord[] {
-    return this.lookups;
+    return this.lookups.view();
   }
 
   setCallbackUrl(url: string | undefined): void {
@@ -347,12 +382,29 @@ class MailjetSimulator implements Simulator {
   reset(): void {
     this.store.clear();
     this.calls = 0;
-    // New arrays, so a log a caller holds keeps its content.
-    this.callLog = [];
-    this.lookups = [];
+    // New logs, so a log a caller holds keeps its content.
+    this.callLog = new Fifo();
+    this.callLogIds = 0;
+    this.lookups = new Fifo();
     this.loop.clear();
     this.faultState.clear();
     this.campaigns.clear();
+  }
+
+  /** Like the messages, the logs keep the last maxMessages: the oldest go first, so a log a caller holds keeps its content. */
+  private logCall(record: SendCallRecord): void {
+    while (this.callLog.size > 0 && (this.callLog.size >= this.maxMessages || this.callLogIds + record.customIds.length > this.maxMessages)) {
+      this.callLogIds -= this.callLog.shift()!.customIds.length;
+    }
+    this.callLog.push(record);
+    this.callLogIds += record.customIds.length;
+  }
+
+  private logLookup(record: LookupRecord): void {
+    if (this.lookups.size >= this.maxMessages) {
+      this.lookups.shift();
+    }
+    this.lookups.push(record);
   }
 
   private targetFor(type: EventType): CallbackTarget | undefined {
@@ -394,14 +446,18 @@ class MailjetSimulator implements Simulator {
   }
 
   private async dispatch(req: IncomingMessage): Promise<Outcome> {
-    const url = new URL(req.url ?? '/', 'http://simulator');
+    // A request target no URL can be made of ("http://[bad") is the client's error, as at Mailjet's front end.
+    const url = URL.canParse(req.url ?? '/', 'http://simulator') ? new URL(req.url ?? '/', 'http://simulator') : undefined;
+    if (url === undefined) {
+      return htmlPage(400, 'Bad Request');
+    }
     const method = req.method ?? 'GET';
     if (method === 'POST' && url.pathname === SEND_PATH) {
       this.calls++;
     }
     if (!url.pathname.startsWith('/_sim/') && !this.authorized(req)) {
       if (method === 'POST' && url.pathname === SEND_PATH) {
-        this.callLog.push({ at: new Date(), outcome: 'unauthorized', status: 401, customIds: [], accepted: [] });
+        this.logCall({ at: new Date(), outcome: 'unauthorized', status: 401, customIds: [], accepted: [] });
       }
       return json(401, {
         ErrorIdentifier: this.random.uuid(),
@@ -451,7 +507,7 @@ class MailjetSimulator implements Simulator {
     const text = await body(this.faultState.get().maxBodyBytes).catch((error: unknown) => {
       // Mailjet's gateway refuses it before any fault or validation could apply.
       if (error instanceof PayloadTooLargeError) {
-        this.callLog.push({ at, outcome: 'too-large', status: 413, customIds: [], accepted: [] });
+        this.logCall({ at, outcome: 'too-large', status: 413, customIds: [], accepted: [] });
       }
       throw error;
     });
@@ -473,7 +529,7 @@ class MailjetSimulator implements Simulator {
       reply = result.reply;
       accepted = result.accepted;
     }
-    this.callLog.push({
+    this.logCall({
       at,
       outcome,
       status: reply === HOLD ? undefined : reply.status,
@@ -507,20 +563,27 @@ class MailjetSimulator implements Simulator {
 
   private identify(email: string): RecipientIdentity {
     const address = email.toLowerCase();
-    const contactId = this.contactIds.get(address) ?? this.contactIds.size + 1;
-    this.contactIds.set(address, contactId);
+    let contactId = this.contactIds.get(address);
+    if (contactId === undefined) {
+      if (this.contactOrder.size >= this.maxMessages) {
+        this.contactIds.delete(this.contactOrder.shift()!);
+      }
+      contactId = ++this.lastContactId;
+      this.contactIds.set(address, contactId);
+      this.contactOrder.push(address);
+    }
     return { messageId: this.nextMessageId(), messageUuid: this.random.uuid(), contactId };
   }
 
   private listMessages({ query }: RouteRequest): Reply {
     const customId = query.get('CustomID') ?? undefined;
     if (customId !== undefined && this.faultState.lookupFails()) {
-      this.lookups.push({ at: new Date(), customId, status: 500, found: 0 });
+      this.logLookup({ at: new Date(), customId, status: 500, found: 0 });
       return json(500, { ErrorInfo: '', ErrorMessage: 'Internal Server Error', StatusCode: 500 });
     }
     const rows = this.store.list(customId);
     if (customId !== undefined) {
-      this.lookups.push({ at: new Date(), customId, status: 200, found: rows.length });
+      this.logLookup({ at: new Date(), customId, status: 200, found: rows.length });
     }
     const showCustomId = query.get('ShowCustomID') === 'true';
     const page = restPage(rows, query);
@@ -542,6 +605,7 @@ class MailjetSimulator implements Simulator {
         ...message,
         recipients: message.recipients.map((recipient) => ({ ...recipient, messageId: recipient.messageId.toString() })),
       })),
+      droppedMessages: this.store.dropped,
       sendCalls: this.calls,
       pendingEvents: this.loop.pending(),
     };

@@ -111,4 +111,29 @@ describe('embedded PostgreSQL', function () {
       await new Promise((resolve) => holder.close(resolve));
     }
   });
+
+  it('when EMBEDDED_PG_PORT is taken and the directory holds no cluster yet, then the start refuses before initdb', async () => {
+    const fresh = await fs.mkdtemp(path.join(os.tmpdir(), 'jetpost-embedded-fresh-'));
+    const holder = net.createServer();
+    await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+    const { port } = holder.address() as net.AddressInfo;
+    try {
+      const refusal = await startEmbeddedPostgres({ dir: fresh, port, log: testLogger(), ownSession: true }).then(
+        (started) => {
+          server = started;
+          return undefined;
+        },
+        (error: unknown) => error,
+      );
+
+      expect((refusal as StartupError).message).to.equal(
+        `the embedded PostgreSQL cannot start: port ${port} on 127.0.0.1 (EMBEDDED_PG_PORT) is in use by another program. Set EMBEDDED_PG_PORT to a free port, or stop that program, or set DATABASE_URL to use your own PostgreSQL`,
+      );
+      // initdb did not run: it took seconds, and then the start failed on the port all the same.
+      expect(await fs.readdir(path.join(fresh, 'pg')).catch(() => [])).to.deep.equal([]);
+    } finally {
+      await new Promise((resolve) => holder.close(resolve));
+      await fs.rm(fresh, { recursive: true, force: true });
+    }
+  });
 });

@@ -50,33 +50,25 @@ export interface TestServiceOptions {
 export async function startTestService(options: TestServiceOptions = {}): Promise<TestService> {
   const db = options.db ?? (await createTestDatabase());
   const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'jetpost-data-'));
-  const mailjetEnv: Record<string, string> =
-    options.mailjet === 'simulator'
-      ? { SIMULATOR_PORT: '0', DEV_MODE: 'false' }
-      : { MAILJET_API_KEY: MAILJET_TEST_KEY, MAILJET_API_SECRET: MAILJET_TEST_SECRET, MAILJET_BASE_URL: MAILJET_TEST_ORIGIN, MAILJET_TIMEOUT_MS: '2000' };
-  const config = loadConfig({
-    NODE_ENV: 'test',
-    DATABASE_URL: db.url,
-    PORT: '0',
-    HOST: '127.0.0.1',
-    DATA_DIR: dataDir,
-    WORKER_CONCURRENCY: '2',
-    EVENTS_USERNAME: EVENTS_USER,
-    EVENTS_PASSWORD: EVENTS_PASSWORD,
-    ADMIN_API_KEY: ADMIN_KEY,
-    RETRY_BASE_MS: '50',
-    RETRY_MAX_MS: '1000',
-    IDLE_CHECK_MS: '2000',
-    // A loaded CI machine can stall a statement for a few seconds: that must not become a 503 in a
-    // test about something else. The tests of the timeouts set their own.
-    DATABASE_CONNECT_TIMEOUT_MS: '10000',
-    DATABASE_STATEMENT_TIMEOUT_MS: '15000',
-    ...mailjetEnv,
-    ...options.env,
+  // A start that fails (a refused setting, a loaded machine's timeout) must not leave its data
+  // directory and database behind: empty /tmp/jetpost-data-* directories piled up that way.
+  const discard = async () => {
+    if (!options.db) {
+      await db.drop();
+    }
+    await fs.rm(dataDir, { recursive: true, force: true });
+  };
+  const { config, jetpost } = await startWithin(dataDir, db, options).catch(async (error: unknown) => {
+    await discard();
+    throw error;
   });
-  const jetpost = await startJetpost(config, { log: options.log ?? testLogger() });
   const closed = trackOpen(`jetpost service on ${jetpost.url} (server, consumers, pool)`);
-  const { id: appId, key } = await makeApp(jetpost.pool);
+  const { id: appId, key } = await makeApp(jetpost.pool).catch(async (error: unknown) => {
+    closed();
+    await jetpost.stop();
+    await discard();
+    throw error;
+  });
   const url = jetpost.url;
 
   const request: TestService['request'] = async (method, pathname, requestOptions = {}) => {
@@ -111,12 +103,38 @@ export async function startTestService(options: TestServiceOptions = {}): Promis
     async stop() {
       closed();
       await jetpost.stop();
-      if (!options.db) {
-        await db.drop();
-      }
-      await fs.rm(dataDir, { recursive: true, force: true });
+      await discard();
     },
   };
+}
+
+/** The service's configuration and start, on a database and a data directory of the caller's. */
+async function startWithin(dataDir: string, db: TestDatabase, options: TestServiceOptions): Promise<{ config: Config; jetpost: Jetpost }> {
+  const mailjetEnv: Record<string, string> =
+    options.mailjet === 'simulator'
+      ? { SIMULATOR_PORT: '0', DEV_MODE: 'false' }
+      : { MAILJET_API_KEY: MAILJET_TEST_KEY, MAILJET_API_SECRET: MAILJET_TEST_SECRET, MAILJET_BASE_URL: MAILJET_TEST_ORIGIN, MAILJET_TIMEOUT_MS: '2000' };
+  const config = loadConfig({
+    NODE_ENV: 'test',
+    DATABASE_URL: db.url,
+    PORT: '0',
+    HOST: '127.0.0.1',
+    DATA_DIR: dataDir,
+    WORKER_CONCURRENCY: '2',
+    EVENTS_USERNAME: EVENTS_USER,
+    EVENTS_PASSWORD: EVENTS_PASSWORD,
+    ADMIN_API_KEY: ADMIN_KEY,
+    RETRY_BASE_MS: '50',
+    RETRY_MAX_MS: '1000',
+    IDLE_CHECK_MS: '2000',
+    // A loaded CI machine can stall a statement for a few seconds: that must not become a 503 in a
+    // test about something else. The tests of the timeouts set their own.
+    DATABASE_CONNECT_TIMEOUT_MS: '10000',
+    DATABASE_STATEMENT_TIMEOUT_MS: '15000',
+    ...mailjetEnv,
+    ...options.env,
+  });
+  return { config, jetpost: await startJetpost(config, { log: options.log ?? testLogger() }) };
 }
 
 /** Polls until `check` returns a value (not undefined), or fails after `timeoutMs`. */

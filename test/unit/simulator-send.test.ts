@@ -84,7 +84,10 @@ describe('simulator send validation (processSend)', () => {
   });
 
   it('when a recipient matches messageErrorPattern, then the message is an error entry for that address', () => {
-    const reply = sendOne({ ...VALID, Bcc: [{ Email: 'fail-me@example.com' }] }, { messageError: { pattern: /^fail/, code: 'mj-0013' } });
+    const reply = sendOne(
+      { ...VALID, Bcc: [{ Email: 'fail-me@example.com' }] },
+      { messageError: { matches: (email) => /^fail/.test(email), code: 'mj-0013' } },
+    );
 
     expect(reply.status).to.equal(400);
     expect(errorsOf(reply)).to.deep.equal(['mj-0013 Bcc[0].Email']);
@@ -140,6 +143,48 @@ describe('simulator faults', () => {
     expect(() => parseFaultSettings({ messageErrorPattern: '(' })).to.throw(RangeError, /messageErrorPattern/);
     expect(() => parseFaultSettings({ rateLimitRatio: 0.6, serverErrorRatio: 0.6 })).to.throw(RangeError, /must not exceed 1/);
     expect(() => parseFaultSettings({ latency: 5 })).to.throw(RangeError, /unknown fault setting "latency"/);
+  });
+
+  it('when messageErrorPattern could backtrack for long, then it is refused naming why; ordinary patterns pass', () => {
+    const refusal = (pattern: string): string => {
+      try {
+        parseFaultSettings({ messageErrorPattern: pattern });
+        return 'accepted';
+      } catch (error) {
+        return (error as Error).message;
+      }
+    };
+
+    for (const pattern of ['(a+)+$', '(a|ab)*c', '(\\w|\\d)+$', '(?:x*y?)*', '((ab)?c){2,}', '(.*a){12}']) {
+      expect(refusal(pattern), pattern).to.match(/^messageErrorPattern is refused: a repeated group holds a quantifier or an alternation/);
+    }
+    expect(refusal('^(a+)\\1$')).to.match(/^messageErrorPattern is refused: it has a backreference/);
+    expect(refusal('(?<n>a)\\k<n>')).to.match(/^messageErrorPattern is refused: it has a backreference/);
+    expect(refusal('.*.*.*x')).to.match(/^messageErrorPattern is refused: it has more than 2 repeating quantifiers/);
+    for (const pattern of [
+      '^fail',
+      'reject|fail',
+      '@example\\.org$',
+      '^[a-z]+@[a-z]+\\.org$',
+      '(ab)+',
+      '[(|]+x',
+      '\\(a+\\)+',
+      '(a|b)?c',
+      'x{2}y{0,1}',
+      '(?<=a)b',
+    ]) {
+      expect(refusal(pattern), pattern).to.equal('accepted');
+    }
+  });
+
+  it('when an address is longer than a mail path may be, then messageErrorPattern does not test it', () => {
+    const faults = createFaults(createRandom(3));
+    faults.set({ messageErrorPattern: '^a' });
+    const longest = `${'a'.repeat(64)}@${'b'.repeat(189)}`;
+
+    expect(longest).to.have.length(254);
+    expect(faults.messageError()!.matches(longest)).to.equal(true);
+    expect(faults.messageError()!.matches(`a${longest}`)).to.equal(false);
   });
 
   it('when latencyMs is past the longest timer Node holds or retryAfterSeconds is not whole, then refused, not answered at once or sent as "1.5"', () => {

@@ -1,3 +1,5 @@
+import { request } from 'node:http';
+
 import { expect } from 'chai';
 
 import { createSimulator } from '../../src/simulator/server.js';
@@ -160,6 +162,38 @@ describe('Mailjet simulator', () => {
       expect(answer.status).to.equal(400);
       expect((JSON.parse(answer.text) as { Messages: Array<{ Status: string }> }).Messages.map((entry) => entry.Status)).to.deep.equal(['success', 'error']);
       expect(JSON.parse((await call(simulator, '/_sim/faults')).text)).to.deep.equal({ messageErrorPattern: '^reject' });
+    });
+  });
+
+  describe('POST /_sim/faults', () => {
+    it('when messageErrorPattern could backtrack for minutes, then it is a 400 naming it, and the simulator goes on answering', async () => {
+      const simulator = await startSimulator();
+
+      const answer = await call(simulator, '/_sim/faults', { method: 'POST', body: JSON.stringify({ messageErrorPattern: '(a+)+$' }) });
+
+      expect(answer.status).to.equal(400);
+      expect((JSON.parse(answer.text) as { ErrorMessage: string }).ErrorMessage).to.match(/^messageErrorPattern is refused: a repeated group holds/);
+      expect(JSON.parse((await call(simulator, '/_sim/faults')).text)).to.deep.equal({});
+      // Accepted, the pattern held the event loop (this test's too) for hours on this address.
+      expect((await send(simulator, { Messages: [mailjetMessage(`${'a'.repeat(40)}!@example.com`)] })).status).to.equal(200);
+    });
+  });
+
+  describe('a request target that is no URL', () => {
+    it('when the request line names "http://[bad", then 400, not a 500', async () => {
+      const simulator = await startSimulator();
+      const { hostname, port } = new URL(simulator.url!);
+
+      const status = await new Promise<number | undefined>((resolve, reject) => {
+        request({ hostname, port, path: 'http://[bad', method: 'GET' }, (res) => {
+          res.resume();
+          resolve(res.statusCode);
+        })
+          .on('error', reject)
+          .end();
+      });
+
+      expect(status).to.equal(400);
     });
   });
 
