@@ -57,7 +57,7 @@ describe('the webhook dispatcher’s statements with a backlog of 100,000 pendin
   });
 
   const statements: Array<[string, (q: Parameters<typeof nextDeliveryAt>[0]) => Promise<unknown>]> = [
-    ['the next due time', (q) => nextDeliveryAt(q, [])],
+    ['the next due time', (q) => nextDeliveryAt(q, { perApp: 4, inFlight: new Map() })],
     ['the claim', (q) => claimDueDeliveries(q, { limit: 20, perApp: 4, inFlight: new Map(), lockMs: 25_000 })],
   ];
 
@@ -73,7 +73,7 @@ describe('the webhook dispatcher’s statements with a backlog of 100,000 pendin
   }
 
   it('when the backlog is throttled and the others are due later, then the next due time is the earliest of the others', async () => {
-    const at = await nextDeliveryAt(db.pool, []);
+    const at = await nextDeliveryAt(db.pool, { perApp: 4, inFlight: new Map() });
     const { rows } = await db.pool.query<{ at: Date }>(`select min(next_attempt_at) as at from webhook_deliveries where app_id <> $1`, [backlogged]);
 
     expect(at?.getTime()).to.equal(rows[0]!.at.getTime());
