@@ -91,6 +91,10 @@ const envSchema = z.object({
   // 0: no idle timeout (Node's requestTimeout, 5 minutes, still bounds the whole request); above
   // 5 minutes it could never act.
   HTTP_BODY_IDLE_TIMEOUT_MS: integer(0, 300_000).default(30_000),
+  // Bytes a second (0: no minimum): 16 KiB is 128 kbit/s, far below any link a callback or a batch
+  // of messages comes over, and far above a drip. The window, under Node's requestTimeout (5 minutes).
+  HTTP_BODY_MIN_RATE: integer(0, 1_000_000_000).default(16_384),
+  HTTP_BODY_MIN_RATE_WINDOW_MS: integer(100, 300_000).default(5_000),
   LOG_LEVEL: z.enum(['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly']).default('info'),
   LOG_FORMAT: z.enum(['auto', 'json', 'pretty']).default('auto'),
 
@@ -236,8 +240,14 @@ export interface Config {
     readonly port: number;
     readonly host: string;
     readonly publicUrl: string | undefined;
-    /** How long a request body being read may stop arriving before the request is refused (408); 0: no limit. */
-    readonly bodyIdleTimeoutMs: number;
+    /** How a request body being read must keep coming before the request is refused (408): http/body-pace.ts. */
+    readonly bodyPace: {
+      /** How long it may stop arriving; 0: no limit. */
+      readonly idleMs: number;
+      /** Bytes a second it must bring over each window; 0: no minimum. */
+      readonly minBytesPerSecond: number;
+      readonly windowMs: number;
+    };
   };
   readonly logLevel: string;
   /** `auto`: readable lines on a terminal, JSON otherwise (log.ts: resolveLogFormat). */
@@ -445,7 +455,12 @@ export function loadConfig(env: Env = process.env): Config {
   }
   return Object.freeze({
     env: e.NODE_ENV,
-    http: { port: e.PORT, host: e.HOST, publicUrl: e.PUBLIC_URL, bodyIdleTimeoutMs: e.HTTP_BODY_IDLE_TIMEOUT_MS },
+    http: {
+      port: e.PORT,
+      host: e.HOST,
+      publicUrl: e.PUBLIC_URL,
+      bodyPace: { idleMs: e.HTTP_BODY_IDLE_TIMEOUT_MS, minBytesPerSecond: e.HTTP_BODY_MIN_RATE, windowMs: e.HTTP_BODY_MIN_RATE_WINDOW_MS },
+    },
     logLevel: e.LOG_LEVEL,
     logFormat: e.LOG_FORMAT,
     database: {

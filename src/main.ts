@@ -258,7 +258,7 @@ async function start(config: Config, log: Logger, { signal, exitingNow }: StartO
       eventsBody: config.events.bodyLimit,
       queuePerMinute: config.rateLimits.queuePerMinute,
       eventsPerMinute: config.rateLimits.eventsPerMinute,
-      bodyIdleTimeoutMs: config.http.bodyIdleTimeoutMs,
+      bodyPace: config.http.bodyPace,
     },
     trustProxy: config.trustProxy,
     readiness: createReadiness({ pool, expectedMigration, sendingStopped: () => gate.state().blocked }),

@@ -1736,8 +1736,10 @@ export interface components {
         };
         /**
          * @description The body stopped arriving while it was being read (`request-timeout`): nothing of it came for
-         *     `HTTP_BODY_IDLE_TIMEOUT_MS` (default 30 s). Nothing is stored, and the connection is closed
-         *     after the answer: send the request again. A body that keeps arriving, however slowly, is
+         *     `HTTP_BODY_IDLE_TIMEOUT_MS` (default 30 s), or it came too slowly: less than
+         *     `HTTP_BODY_MIN_RATE` (default 16 KiB a second) over a window of
+         *     `HTTP_BODY_MIN_RATE_WINDOW_MS` (default 5 s). Nothing is stored, and the connection is closed
+         *     after the answer: send the request again. A body that keeps arriving faster than that is
          *     not cut by this; the whole request must still arrive within 5 minutes, after which it is
          *     answered the same `408` and the connection closed.
          */

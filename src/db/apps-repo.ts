@@ -180,7 +180,23 @@ const THROTTLE_WEBHOOK = `
   where id = $1::bigint
     and webhook_url = $2`;
 
-/** Holds back the app's deliveries to `url` until `until` (its receiver said it is overloaded). */
+/** Holds back the app's deliveries to `url` until `until` (its receiver is overloaded or unreachable). */
 export async function throttleWebhook(db: Queryable, appId: string, url: string, until: Date): Promise<void> {
   await query(db, THROTTLE_WEBHOOK, [appId, url, until]);
+}
+
+// Only a pause that is over: another delivery may have started the next one meanwhile.
+const RESUME_WEBHOOK = `
+  update apps
+  set webhook_throttled_until = null
+  where id = $1::bigint
+    and webhook_url = $2
+    and webhook_throttled_until <= now()`;
+
+/**
+ * Ends the pause of the app's deliveries to `url` (a probe was answered): until then, those that
+ * follow a pause go one at a time (webhook-deliveries-repo.ts).
+ */
+export async function resumeWebhook(db: Queryable, appId: string, url: string): Promise<void> {
+  await query(db, RESUME_WEBHOOK, [appId, url]);
 }

@@ -30,24 +30,65 @@ export async function insertDeliveries(tx: Queryable, changes: readonly Recorded
   return result.rowCount ?? 0;
 }
 
-// Claims due deliveries for a while (lockMs) so that other replicas skip them; a dispatcher that
-// dies leaves them to be retried when the lock runs out. App by app: each app gets at most
-// `perApp` minus what this dispatcher already has in flight for it, so that an app whose receiver
-// is slow, however long its backlog, holds only a few of the `limit` slots; an app whose receiver
-// said it is overloaded (throttled) gets none until then. Across apps, the apps take turns: an app's
-// next delivery goes before another app's second one in flight (a backlog's deliveries, all due for
-// long, would otherwise go before every other app's, and a few slow receivers with backlogs would
-// take every slot), and within a turn the longest due go first.
-const CLAIM_DUE = `
-  with in_flight as (
+// This dispatcher's deliveries in flight, by app (ids in `ids`, counts in `counts`; joined as `f`),
+// and how many more of app `a`'s it may have in flight: `perApp` minus those, or only one, alone in
+// flight, while the app's deliveries follow a pause (webhook_throttled_until is set, until an answer
+// ends it: apps-repo.ts): a receiver that is still down or overloaded costs one attempt a pause, not
+// one per slot. The claim and the look-up of the next due time hold apps to the same room.
+const inFlightFrom = (ids: string, counts: string) => `in_flight as (
     select app_id, count
-    from unnest($3::bigint[], $4::integer[]) as f(app_id, count)
-  ),
+    from unnest(${ids}::bigint[], ${counts}::integer[]) as f(app_id, count)
+  )`;
+const appRoom = (perApp: string) => `greatest(0, case when a.webhook_throttled_until is null then ${perApp}::integer else 1 end - coalesce(f.count, 0))`;
+
+// The apps that have pending deliveries no dispatcher holds, each with the time of its earliest
+// such delivery, found by skipping through the index of pending deliveries (sql/6_…) from one app
+// to the next: a step per such app, however long its backlog (and past the few deliveries of it in
+// flight), and none for the apps that have none. Going over the apps table instead cost a probe of
+// that index per app on every turn: with 5,000 apps, most of them idle, and a million pending
+// deliveries, 20,000 pages a claim and 16,000 a look-up of the next due time.
+const PENDING_APPS = `pending_apps (app_id, first_at) as (
+    (
+      select d.app_id, d.next_attempt_at
+      from webhook_deliveries d
+      where d.status = 'pending'
+        and (d.locked_until is null or d.locked_until < now())
+      order by d.app_id, d.next_attempt_at, d.id
+      limit 1
+    )
+    union all
+    select n.app_id, n.next_attempt_at
+    from pending_apps p
+    cross join lateral (
+      select d.app_id, d.next_attempt_at
+      from webhook_deliveries d
+      where d.status = 'pending'
+        and (d.locked_until is null or d.locked_until < now())
+        and d.app_id > p.app_id
+      order by d.app_id, d.next_attempt_at, d.id
+      limit 1
+    ) n
+  )`;
+
+// Claims due deliveries for a while (lockMs) so that other replicas skip them; a dispatcher that
+// dies leaves them to be retried when the lock runs out. App by app: each app gets at most its room
+// (above), so that an app whose receiver is slow, however long its backlog, holds only a few of the
+// `limit` slots; an app whose deliveries are paused (its receiver said it is overloaded, or could not
+// be reached) gets none until then. Across apps, the apps take turns: an app's next delivery goes
+// before another app's second one in flight (a backlog's deliveries, all due for long, would
+// otherwise go before every other app's, and a few slow receivers with backlogs would take every
+// slot). Within a turn, the deliveries of apps whose receivers answer go before the lone attempts
+// after a pause (many dead receivers, each tried again after its pause with its oldest delivery,
+// would otherwise take the slots first), and then the longest due go first.
+const CLAIM_DUE = `
+  with recursive ${inFlightFrom('$3', '$4')},
+  ${PENDING_APPS},
   candidates as (
-    select d.id, d.next_attempt_at,
-      row_number() over (partition by a.id order by d.next_attempt_at, d.id)
-        + coalesce((select f.count from in_flight f where f.app_id = a.id), 0) as turn
-    from apps a
+    select d.id, d.next_attempt_at, a.webhook_throttled_until is not null as probe,
+      row_number() over (partition by a.id order by d.next_attempt_at, d.id) + coalesce(f.count, 0) as turn
+    from pending_apps p
+    join apps a on a.id = p.app_id
+    left join in_flight f on f.app_id = a.id
     cross join lateral (
       select d.id, d.next_attempt_at
       from webhook_deliveries d
@@ -56,16 +97,17 @@ const CLAIM_DUE = `
         and d.next_attempt_at <= now()
         and (d.locked_until is null or d.locked_until < now())
       order by d.next_attempt_at, d.id
-      limit greatest(0, $2::integer - coalesce((select f.count from in_flight f where f.app_id = a.id), 0))
+      limit ${appRoom('$2')}
       for update of d skip locked
     ) d
-    where a.webhook_throttled_until is null
-      or a.webhook_throttled_until <= now()
+    -- Its earliest pending delivery no dispatcher holds is not due: none is.
+    where p.first_at <= now()
+      and (a.webhook_throttled_until is null or a.webhook_throttled_until <= now())
   ),
   due as (
     select id
     from candidates
-    order by turn, next_attempt_at, id
+    order by turn, probe, next_attempt_at, id
     limit $1
   ),
   claimed as (
@@ -77,7 +119,7 @@ const CLAIM_DUE = `
     returning d.id, d.app_id, d.change_id, d.attempts, d.created_at
   )
   select claimed.id as delivery_id, claimed.app_id, claimed.attempts, claimed.created_at as delivery_created_at,
-    a.webhook_url, a.webhook_secret, a.webhook_disabled_reason,
+    a.webhook_url, a.webhook_secret, a.webhook_disabled_reason, a.webhook_throttled_until is not null as probe,
     array(
       select s.secret
       from webhook_previous_secrets s
@@ -93,13 +135,17 @@ const CLAIM_DUE = `
   left join email_recipients r on r.id = c.recipient_id
   order by claimed.id`;
 
-export interface ClaimOptions {
-  /** Deliveries to claim at most. */
-  limit: number;
+/** The deliveries this dispatcher has in flight, and how many of one app it may have. */
+export interface AppRoom {
   /** Deliveries of one app in flight at most, those already in flight (`inFlight`) included. */
   perApp: number;
   /** This dispatcher's deliveries in flight, by app id. */
   inFlight: ReadonlyMap<string, number>;
+}
+
+export interface ClaimOptions extends AppRoom {
+  /** Deliveries to claim at most. */
+  limit: number;
   /** How long the claim holds, in ms. */
   lockMs: number;
 }
@@ -115,6 +161,7 @@ export async function claimDueDeliveries(db: Queryable, options: ClaimOptions): 
       disabledReason: (row['webhook_disabled_reason'] as string | null) ?? null,
       secrets: secret === null ? [] : [secret, ...(row['previous_secrets'] as string[])],
       attempts: Number(row['attempts']),
+      probe: row['probe'] === true,
       createdAt: row['delivery_created_at'] as Date,
       change: toStatusChange(row),
     };
@@ -179,27 +226,24 @@ export async function failPendingDeliveries(db: Queryable, appId: string, error:
   return (await db.query(FAIL_PENDING, [appId, error, FAIL_PENDING_AT_ONCE])).rowCount ?? 0;
 }
 
-// Apps in `$1` are left out: the dispatcher has as many of theirs in flight as it may. A throttled
-// app's deliveries are due when its throttle ends at the earliest. App by app, the earliest pending
-// delivery no dispatcher holds, through the app's index of pending deliveries (sql/6_…): a backlog
-// of a million not yet due costs one probe, where a min() over all of them ran past the statement
-// timeout on every idle turn. A claim that lapses (its dispatcher died) is found by the idle check.
+// Apps without room (above) are left out: the dispatcher has as many of theirs in flight as it
+// may. A paused app's deliveries are due when its pause ends at the earliest. The earliest pending
+// delivery no dispatcher holds of each app comes with the step that finds the app (above): a
+// backlog of a million not yet due costs one step, where a min() over all of them ran past the
+// statement timeout on every idle turn. A claim that lapses (its dispatcher died) is found by the
+// idle check.
 const NEXT_DUE = `
-  select min(greatest(d.next_attempt_at, a.webhook_throttled_until)) as at
-  from apps a
-  cross join lateral (
-    select d.next_attempt_at
-    from webhook_deliveries d
-    where d.app_id = a.id
-      and d.status = 'pending'
-      and (d.locked_until is null or d.locked_until < now())
-    order by d.next_attempt_at, d.id
-    limit 1
-  ) d
-  where a.id <> all($1::bigint[])`;
+  with recursive ${inFlightFrom('$2', '$3')},
+  ${PENDING_APPS}
+  select min(greatest(p.first_at, a.webhook_throttled_until)) as at
+  from pending_apps p
+  join apps a on a.id = p.app_id
+  left join in_flight f on f.app_id = a.id
+  where ${appRoom('$1')} > 0`;
 
-export async function nextDeliveryAt(db: Queryable, exceptApps: readonly string[]): Promise<Date | null> {
-  const [row] = await query(db, NEXT_DUE, [exceptApps]);
+/** When the next delivery of an app with room falls due (null: none). */
+export async function nextDeliveryAt(db: Queryable, room: AppRoom): Promise<Date | null> {
+  const [row] = await query(db, NEXT_DUE, [room.perApp, [...room.inFlight.keys()], [...room.inFlight.values()]]);
   return (row?.['at'] as Date | null) ?? null;
 }
 

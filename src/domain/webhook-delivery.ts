@@ -2,7 +2,9 @@
 // means, pure: delivered, retried after a backoff (or the Retry-After the receiver asked for, up to
 // the backoff's longest wait), or failed once the retry window is over. As Standard Webhooks asks,
 // some answers speak for the whole endpoint: `410 Gone` disables the app's webhook, and `429`, `502`,
-// `503` and `504` hold back all of the app's deliveries for a while.
+// `503` and `504` pause all of the app's deliveries for a while. So does an attempt that got no
+// answer at all (connection refused, a host name that does not resolve, no answer within the
+// timeout): what keeps a receiver from answering keeps it from answering the app's next delivery too.
 import { type Backoff, parseRetryAfter, retryDelayMs } from './retry-policy.js';
 import type { StatusChangeRow } from './status-change.js';
 
@@ -21,6 +23,11 @@ export interface DueDelivery {
   secrets: string[];
   /** Attempts made, this one included. It is also the claim's token: every claim counts one more. */
   attempts: number;
+  /**
+   * Claimed after a pause of the app's deliveries ended, before any answer said the receiver is
+   * back: it goes alone, and its answer either ends the pause or starts the next one.
+   */
+  probe: boolean;
   createdAt: Date;
   change: StatusChangeRow;
 }
@@ -32,16 +39,20 @@ export type DeliveryOutcome =
       nextAttemptAt: Date;
       statusCode: number | null;
       error: string;
-      /** The receiver is overloaded: none of the app's deliveries is attempted before then. */
+      /** The receiver is overloaded or unreachable: none of the app's deliveries is attempted before then. */
       throttledUntil?: Date;
     }
   | {
       kind: 'failed';
       statusCode: number | null;
       error: string;
+      /** As for a retry: a pause speaks for the receiver, whatever becomes of this delivery. */
+      throttledUntil?: Date;
       /** The receiver answered `410 Gone`: the app's webhook is disabled until it is set again. */
       disablesWebhook?: true;
     };
+
+type Undelivered = Exclude<DeliveryOutcome, { kind: 'delivered' }>;
 
 /** Answers that say the receiver is overloaded rather than that this delivery failed (Standard Webhooks). */
 const THROTTLING_STATUSES: ReadonlySet<number> = new Set([429, 502, 503, 504]);
@@ -82,7 +93,7 @@ interface OutcomeOptions {
 /** What to record after an attempt. */
 export function deliveryOutcome(delivery: Pick<DueDelivery, 'attempts' | 'createdAt'>, result: AttemptResult, options: OutcomeOptions): DeliveryOutcome {
   if ('error' in result) {
-    return retryOrGiveUp(delivery, null, result.error, undefined, options);
+    return pausingApp(retryOrGiveUp(delivery, null, result.error, undefined, options), undefined, options);
   }
   const { statusCode } = result;
   if (statusCode >= 200 && statusCode < 300) {
@@ -93,12 +104,16 @@ export function deliveryOutcome(delivery: Pick<DueDelivery, 'attempts' | 'create
   }
   const retryAfterMs = parseRetryAfter(result.retryAfter, options.now);
   const outcome = retryOrGiveUp(delivery, statusCode, `the receiver answered ${statusCode}`, retryAfterMs, options);
-  if (outcome.kind !== 'retry' || !THROTTLING_STATUSES.has(statusCode)) {
-    return outcome;
-  }
-  // The app waits what the receiver asked for, or else the pause of a first retry: not this
-  // delivery's own backoff, which after a few failed attempts is an hour, so that a receiver down
-  // for a minute gets the app's other deliveries a minute later, not an hour.
+  return THROTTLING_STATUSES.has(statusCode) ? pausingApp(outcome, retryAfterMs, options) : outcome;
+}
+
+/**
+ * The outcome, pausing the app's deliveries: for what the receiver asked, or else the pause of a
+ * first retry. Not the delivery's own backoff, which after a few failed attempts is an hour: a
+ * receiver down for a minute gets the app's other deliveries a minute later, not an hour. The pause
+ * holds whatever becomes of this delivery (retried, or failed at the end of its window).
+ */
+function pausingApp(outcome: Undelivered, retryAfterMs: number | undefined, options: OutcomeOptions): DeliveryOutcome {
   return { ...outcome, throttledUntil: new Date(options.now.getTime() + retryDelayMs(options.retry, 1, options.random, retryAfterMs)) };
 }
 
@@ -108,7 +123,7 @@ function retryOrGiveUp(
   error: string,
   retryAfterMs: number | undefined,
   options: OutcomeOptions,
-): DeliveryOutcome {
+): Undelivered {
   // Never sooner than the receiver asked, but never later than the backoff's longest wait: a
   // Retry-After of years (a misconfigured proxy) is retried within the window, not failed at once.
   const nextAttemptMs = options.now.getTime() + retryDelayMs(options.retry, delivery.attempts, options.random, retryAfterMs);

@@ -15,6 +15,7 @@ import type { JobService } from '../services/jobs.js';
 import type { RateLimitCounters } from '../services/rate-limits.js';
 import { type Authenticate, type BasicCredentials, callingApp, requireAdminKey, requireApiKey, requireBasicAuth } from './auth.js';
 import { bodyBudget, type BodyBudgetOptions } from './body-budget.js';
+import type { BodyPace } from './body-pace.js';
 import { bodyLimitBytes } from './declared-body.js';
 import { type ExpressRoute, serveRoutesDirectly } from './direct-route.js';
 import { errorHandler, notFoundHandler } from './problem.js';
@@ -44,7 +45,7 @@ export interface AppDeps extends OpsRouteDeps {
   receiveEvents: EventsRouteDeps['receive'];
   eventsCredentials: BasicCredentials | undefined;
   /** Body sizes, requests per minute, and how long a body being read may stop arriving (HTTP_BODY_IDLE_TIMEOUT_MS). */
-  limits: { queueBody: string; eventsBody: string; queuePerMinute: number; eventsPerMinute: number; bodyIdleTimeoutMs: number };
+  limits: { queueBody: string; eventsBody: string; queuePerMinute: number; eventsPerMinute: number; bodyPace: BodyPace };
   /** The bytes of callback bodies in progress at once (http/body-budget.ts), and how long a callback may wait for room. */
   eventsBodyBudget: { budget: ByteBudget; waitMs: number };
   /** A callback that found no room in the budget: admitted after waiting, refused after waiting or part-way (metrics). */
@@ -191,7 +192,7 @@ export function createApp(deps: AppDeps): HttpApp {
       requireSender,
       limit: limitPerApp,
       bodyLimit: deps.limits.queueBody,
-      bodyIdleTimeoutMs: deps.limits.bodyIdleTimeoutMs,
+      bodyPace: deps.limits.bodyPace,
     }),
   );
   app.use(opsRouter(deps));
@@ -208,11 +209,11 @@ export function createApp(deps: AppDeps): HttpApp {
         ...(deps.onCallbackWaited === undefined ? {} : { onWaited: deps.onCallbackWaited }),
       }),
       bodyLimit: deps.limits.eventsBody,
-      bodyIdleTimeoutMs: deps.limits.bodyIdleTimeoutMs,
+      bodyPace: deps.limits.bodyPace,
     }),
   );
   app.use(statusRouter(deps.jobs, requireApp));
-  app.use(adminRouter({ admin: deps.admin, requireAdmin: requireAdminKey(deps.adminKey), bodyIdleTimeoutMs: deps.limits.bodyIdleTimeoutMs }));
+  app.use(adminRouter({ admin: deps.admin, requireAdmin: requireAdminKey(deps.adminKey), bodyPace: deps.limits.bodyPace }));
   app.use(
     dashboardRouter({
       dashboard: deps.dashboard,
@@ -220,7 +221,7 @@ export function createApp(deps: AppDeps): HttpApp {
       adminKey: deps.adminKey,
       log: deps.log,
       now: deps.now,
-      bodyIdleTimeoutMs: deps.limits.bodyIdleTimeoutMs,
+      bodyPace: deps.limits.bodyPace,
     }),
   );
   app.use(methodNotAllowed(app));

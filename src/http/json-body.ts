@@ -6,13 +6,13 @@
 // compressed) is read directly (http/declared-body.ts): body-parser's general path cost more per
 // POST /queue than its JSON parse. Everything else goes to body-parser. Both answer alike: what
 // body-parser would pass on is passed on in its shape (`type`, `status`), for http/problem.ts to word,
-// and both read under the same idle timeout (http/body-idle.ts).
+// and both read under the same idle timeout and minimum rate (http/body-pace.ts).
 import { isUtf8 } from 'node:buffer';
 
 import express, { type RequestHandler } from 'express';
 
 import { AppError } from '../domain/errors.js';
-import { withBodyIdleTimeout } from './body-idle.js';
+import { type BodyPace, withBodyPace } from './body-pace.js';
 import {
   bodyError,
   bodyLimitBytes,
@@ -25,8 +25,8 @@ import {
 
 export interface JsonBodyOptions {
   limit: string;
-  /** How long the body may stop arriving before the request is refused (HTTP_BODY_IDLE_TIMEOUT_MS; 0: no limit). */
-  idleTimeoutMs: number;
+  /** How the body must keep coming while it is read (HTTP_BODY_IDLE_TIMEOUT_MS, HTTP_BODY_MIN_RATE). */
+  pace: BodyPace;
   /** Only an object or an array at the top (body-parser's `strict`, its default). */
   strict?: boolean;
   /** Content types read (default application/json). */
@@ -63,7 +63,7 @@ function parseJson(text: string, strict: boolean): unknown {
 }
 
 export function jsonBody(options: JsonBodyOptions): RequestHandler {
-  const { idleTimeoutMs, emptyBody, ...parserOptions } = options;
+  const { pace, emptyBody, ...parserOptions } = options;
   const general = express.json({
     ...parserOptions,
     verify: (_req, _res, body, charset) => {
@@ -78,7 +78,7 @@ export function jsonBody(options: JsonBodyOptions): RequestHandler {
   const limit = bodyLimitBytes(options.limit);
   const strict = options.strict !== false;
   const readsPlainJson = (options.type ?? ['application/json']).includes('application/json');
-  return withBodyIdleTimeout(idleTimeoutMs, (req, res, next) => {
+  return withBodyPace(pace, (req, res, next) => {
     const length = readsPlainJson && isPlainJsonType(req.headers['content-type']) ? declaredLength(req, limit) : undefined;
     if (length === undefined) {
       return refusedBeforeContinue(req, limit, next) || refusedUnreadAfterShut(req, next) ? undefined : general(req, res, next);

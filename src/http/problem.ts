@@ -129,6 +129,18 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
     const clientError =
       typeof thrown === 'object' && thrown !== null ? fromBodyParser(thrown as Record<string, unknown>, req.headers['content-encoding']) : undefined;
     if (clientError) {
+      if (clientError.code === 'request-timeout') {
+        // A body that stopped coming, or came too slowly (http/body-pace.ts): said once, with how much of it came.
+        const { receivedBytes, statedBytes } = thrown as { receivedBytes?: number; statedBytes?: number };
+        log.warn('a request body was refused (408)', {
+          component: 'http',
+          method: req.method,
+          path: req.path,
+          receivedBytes,
+          statedBytes,
+          reason: clientError.message,
+        });
+      }
       sendProblem(res, clientError);
       return;
     }

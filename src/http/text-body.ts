@@ -3,13 +3,13 @@
 // is read directly (http/declared-body.ts); everything else goes to body-parser's text parser. Both
 // give the same text: a leading byte order mark dropped, bytes that are not UTF-8 decoded to U+FFFD
 // as iconv-lite's decoder (Node's StringDecoder, chunk by chunk) decodes them, under the same idle
-// timeout (http/body-idle.ts).
+// timeout and minimum rate (http/body-pace.ts).
 import { isUtf8 } from 'node:buffer';
 import { StringDecoder } from 'node:string_decoder';
 
 import express, { type RequestHandler } from 'express';
 
-import { withBodyIdleTimeout } from './body-idle.js';
+import { type BodyPace, withBodyPace } from './body-pace.js';
 import { bodyLimitBytes, BYTE_ORDER_MARK, declaredLength, readDeclaredBody, refusedBeforeContinue, refusedUnreadAfterShut } from './declared-body.js';
 import { isPlainJsonType } from './json-body.js';
 
@@ -24,11 +24,11 @@ function decodeUtf8(body: Buffer, chunks: readonly Buffer[]): string {
   return text.startsWith(BYTE_ORDER_MARK) ? text.slice(1) : text;
 }
 
-/** `idleTimeoutMs`: how long the body may stop arriving before the request is refused (HTTP_BODY_IDLE_TIMEOUT_MS; 0: no limit). */
-export function textBody(options: { limit: string; idleTimeoutMs: number }): RequestHandler {
+/** `pace`: how the body must keep coming while it is read (HTTP_BODY_IDLE_TIMEOUT_MS, HTTP_BODY_MIN_RATE). */
+export function textBody(options: { limit: string; pace: BodyPace }): RequestHandler {
   const general = express.text({ type: () => true, limit: options.limit });
   const limit = bodyLimitBytes(options.limit);
-  return withBodyIdleTimeout(options.idleTimeoutMs, (req, res, next) => {
+  return withBodyPace(options.pace, (req, res, next) => {
     const type = req.headers['content-type'];
     const length = type === undefined || isPlainJsonType(type) ? declaredLength(req, limit) : undefined;
     if (length === undefined) {

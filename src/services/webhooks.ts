@@ -4,10 +4,11 @@
 import { randomBytes } from 'node:crypto';
 
 import type { Bus } from '../bus.js';
-import { disableWebhook, findWebhook, setWebhook, throttleWebhook, type WebhookSettings } from '../db/apps-repo.js';
+import { disableWebhook, findWebhook, resumeWebhook, setWebhook, throttleWebhook, type WebhookSettings } from '../db/apps-repo.js';
 import type { NotifyChannels } from '../db/notify.js';
 import { type Pool, type Queryable, withTransaction } from '../db/pool.js';
 import {
+  type AppRoom,
   claimDueDeliveries,
   type ClaimOptions,
   failPendingDeliveries,
@@ -125,13 +126,37 @@ export async function redeliverAppDelivery(pool: Pool, channels: NotifyChannels,
   });
 }
 
+/** What an attempt's outcome says about the app's webhook, beside the delivery's own fate. */
+type EndpointChange = { kind: 'disable'; reason: string } | { kind: 'pause'; until: Date } | { kind: 'resume' };
+
+function endpointChange(delivery: DueDelivery, outcome: DeliveryOutcome): EndpointChange | undefined {
+  if (outcome.kind === 'failed' && outcome.disablesWebhook) {
+    return { kind: 'disable', reason: outcome.error };
+  }
+  if (outcome.kind !== 'delivered' && outcome.throttledUntil !== undefined) {
+    return { kind: 'pause', until: outcome.throttledUntil };
+  }
+  // A probe that the receiver answered, and not to say it is overloaded: the pause is over.
+  return delivery.probe && outcome.statusCode !== null ? { kind: 'resume' } : undefined;
+}
+
+async function recordEndpointChange(tx: Queryable, appId: string, url: string, change: EndpointChange): Promise<void> {
+  if (change.kind === 'pause') {
+    await throttleWebhook(tx, appId, url, change.until);
+  } else if (change.kind === 'resume') {
+    await resumeWebhook(tx, appId, url);
+  } else if (await disableWebhook(tx, appId, url, change.reason)) {
+    await failPendingDeliveries(tx, appId, change.reason);
+  }
+}
+
 /** What the dispatcher does with the outbox (see webhook-deliveries-repo.ts). */
 export interface WebhookDeliveries {
   claimDue(options: ClaimOptions): Promise<DueDelivery[]>;
   /** Records an attempt's outcome; false when the claim was lost meanwhile (nothing is written). */
   settle(delivery: DueDelivery, outcome: DeliveryOutcome): Promise<boolean>;
-  /** When the next delivery of an app not in `exceptApps` falls due (null: none). */
-  nextDueAt(exceptApps: readonly string[]): Promise<Date | null>;
+  /** When the next delivery of an app with room falls due (null: none). */
+  nextDueAt(room: AppRoom): Promise<Date | null>;
 }
 
 export function createWebhookDeliveries(pool: Pool, bus: Bus): WebhookDeliveries {
@@ -139,19 +164,15 @@ export function createWebhookDeliveries(pool: Pool, bus: Bus): WebhookDeliveries
     claimDue: (options) => claimDueDeliveries(pool, options),
     async settle(delivery, outcome) {
       const url = delivery.url;
-      const speaksForEndpoint = (outcome.kind === 'failed' && outcome.disablesWebhook) || (outcome.kind === 'retry' && outcome.throttledUntil !== undefined);
+      const change = url === null ? undefined : endpointChange(delivery, outcome);
       const recorded =
-        url === null || !speaksForEndpoint
+        url === null || change === undefined
           ? await settleDelivery(pool, delivery, outcome)
           : await withTransaction(pool, async (tx) => {
               if (!(await settleDelivery(tx, delivery, outcome))) {
                 return false;
               }
-              if (outcome.kind === 'retry') {
-                await throttleWebhook(tx, delivery.appId, url, outcome.throttledUntil!);
-              } else if (await disableWebhook(tx, delivery.appId, url, outcome.error)) {
-                await failPendingDeliveries(tx, delivery.appId, outcome.error);
-              }
+              await recordEndpointChange(tx, delivery.appId, url, change);
               return true;
             });
       if (recorded) {
@@ -159,6 +180,6 @@ export function createWebhookDeliveries(pool: Pool, bus: Bus): WebhookDeliveries
       }
       return recorded;
     },
-    nextDueAt: (exceptApps) => nextDeliveryAt(pool, exceptApps),
+    nextDueAt: (room) => nextDeliveryAt(pool, room),
   };
 }

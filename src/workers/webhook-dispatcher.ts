@@ -2,7 +2,9 @@
 // POSTs each signed payload with one deadline for the whole exchange, and retries non-2xx answers
 // with exponential backoff (or the answer's Retry-After) for WEBHOOK_RETRY_WINDOW_MS (a day by
 // default) before marking the delivery failed. A `410 Gone` disables the app's webhook; a `429`,
-// `502`, `503` or `504` holds back all of the app's deliveries until the retry. Deliveries run
+// `502`, `503` or `504`, or no answer at all (refused, unresolvable, timed out), pauses all of the
+// app's deliveries, and after the pause one goes alone until an answer says the receiver is back
+// (domain/webhook-delivery.ts, db/webhook-deliveries-repo.ts). Deliveries run
 // concurrently: at most `maxInFlight` at once, and at most `perAppInFlight` of one app, so that a
 // slow receiver holds a few slots for at most the deadline while other apps' deliveries go on. The
 // claim loop is a worker loop (loop.ts) that never waits for a delivery, only for a free slot, a
@@ -168,8 +170,7 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
       }
       // Nothing to claim now: sleep until a slot frees up, a NOTIFY, or the next retry of an app
       // that has room is due (an app at its bound is woken by its own deliveries ending).
-      const full = [...inFlightByApp].filter(([, count]) => count >= options.perAppInFlight).map(([app]) => app);
-      const next = room > 0 ? await deliveries.nextDueAt(full) : null;
+      const next = room > 0 ? await deliveries.nextDueAt({ perApp: options.perAppInFlight, inFlight: inFlightByApp }) : null;
       return next ? Math.min(options.idleCheckMs, Math.max(0, next.getTime() - now().getTime()) + 5) : options.idleCheckMs;
     },
     onError(error) {

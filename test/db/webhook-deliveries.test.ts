@@ -148,8 +148,47 @@ describe('webhook deliveries: answers that speak for the endpoint', () => {
       .to.include(otherApp)
       .and.not.include(throttledApp);
     // Every other app's delivery is in flight now: the next due one is the throttled app's, at its throttle's end.
-    const next = await deliveries.nextDueAt(claimed.map((delivery) => delivery.appId));
+    const next = await deliveries.nextDueAt({ perApp: 1, inFlight: new Map(claimed.map((delivery) => [delivery.appId, 1])) });
     expect(next?.getTime()).to.be.within(until.getTime() - 1, until.getTime() + 1);
+  });
+
+  it("when an app's pause is over, then one delivery goes alone until an answer: no answer pauses the app again, an answer ends the pause and the rest go", async () => {
+    db = await createTestDatabase();
+    const appId = await oneDelivery(db.pool);
+    for (let i = 0; i < 3; i++) {
+      await queueChange(db.pool, appId);
+    }
+    const deliveries = createWebhookDeliveries(db.pool, createBus());
+    // A pause that has just ended.
+    await db.pool.query("update apps set webhook_throttled_until = now() - interval '1 second' where id = $1", [appId]);
+    const claim = (inFlight: Map<string, number>) => claimDueDeliveries(db.pool, { limit: 10, perApp: 4, inFlight, lockMs: 60_000 });
+
+    // Another app's fresh delivery goes first: the lone attempt after a pause waits for the apps whose receivers answer.
+    const fresh = await oneDelivery(db.pool);
+    expect((await claimDueDeliveries(db.pool, { limit: 1, perApp: 4, inFlight: new Map(), lockMs: 60_000 })).map((d) => d.appId)).to.deep.equal([fresh]);
+
+    const [probe, ...more] = await claim(new Map([[fresh, 1]]));
+    expect(more, 'one alone after the pause').to.deep.equal([]);
+    expect(probe!.probe).to.equal(true);
+    // While it is in flight, the app has no room: nothing more to claim, and no due time to wake up for.
+    expect(await claim(new Map([[appId, 1]]))).to.deep.equal([]);
+    expect(await deliveries.nextDueAt({ perApp: 4, inFlight: new Map([[appId, 1]]) })).to.equal(null);
+
+    // No answer (refused): paused again.
+    const until = new Date(Date.now() + 60_000);
+    const refused = { kind: 'retry', nextAttemptAt: until, statusCode: null, error: 'connect ECONNREFUSED 127.0.0.1:9', throttledUntil: until } as const;
+    expect(await deliveries.settle(probe!, refused)).to.equal(true);
+    expect(await claim(new Map())).to.deep.equal([]);
+    expect((await deliveries.nextDueAt({ perApp: 4, inFlight: new Map() }))?.getTime()).to.be.within(until.getTime() - 1, until.getTime() + 1);
+
+    // Over again: the next one goes alone, and its answer (even a 500, which speaks for the delivery only) ends the pause.
+    await db.pool.query("update apps set webhook_throttled_until = now() - interval '1 second' where id = $1", [appId]);
+    const [second, ...none] = await claim(new Map());
+    expect(none).to.deep.equal([]);
+    await deliveries.settle(second!, { kind: 'retry', nextAttemptAt: until, statusCode: 500, error: 'the receiver answered 500' });
+    const rest = await claim(new Map());
+    expect(rest.map((delivery) => delivery.probe)).to.deep.equal([false, false]);
+    expect((await db.pool.query('select webhook_throttled_until from apps where id = $1', [appId])).rows[0].webhook_throttled_until).to.equal(null);
   });
 
   it('when a receiver answers 410 Gone, then its webhook is disabled, its pending deliveries fail, and new changes queue none; an answer from a replaced URL disables nothing', async () => {

@@ -10,6 +10,8 @@ import { EVENTS_PASSWORD, EVENTS_USER, eventually, startTestService, type TestSe
 
 /** EVENTS_BODY_LIMIT (1kb) in bytes: the budget, by default, and what the holder below states. */
 const LIMIT = 1024;
+/** The holders here stall their bodies for as long as a test needs: no minimum rate (HTTP_BODY_MIN_RATE) cuts them. */
+const HOLDING = { HTTP_BODY_MIN_RATE: '0' };
 
 describe('POST /events: the budget of callback bodies in progress', () => {
   let service: TestService;
@@ -76,7 +78,7 @@ describe('POST /events: the budget of callback bodies in progress', () => {
   }
 
   it('when a callback arrives while the budget is full and it may not wait, then 503 problem+json with Retry-After; the budget is whole again after aborted and failed callbacks', async () => {
-    service = await startTestService({ env: { WORKER_CONCURRENCY: '0', EVENTS_BODY_LIMIT: '1kb', EVENTS_BODY_WAIT_MS: '0' } });
+    service = await startTestService({ env: { ...HOLDING, WORKER_CONCURRENCY: '0', EVENTS_BODY_LIMIT: '1kb', EVENTS_BODY_WAIT_MS: '0' } });
     const holder = rawCallback(LIMIT, '[');
     await budgetIs(LIMIT, 0);
 
@@ -109,7 +111,7 @@ describe('POST /events: the budget of callback bodies in progress', () => {
   });
 
   it('when callbacks wait for room, then one that leaves holds nothing, and the others get in, in turn, once the callback ahead is answered', async () => {
-    service = await startTestService({ env: { WORKER_CONCURRENCY: '0', EVENTS_BODY_LIMIT: '1kb', EVENTS_BODY_WAIT_MS: '600000' } });
+    service = await startTestService({ env: { ...HOLDING, WORKER_CONCURRENCY: '0', EVENTS_BODY_LIMIT: '1kb', EVENTS_BODY_WAIT_MS: '600000' } });
     const holder = rawCallback(LIMIT, '[');
     await budgetIs(LIMIT, 0);
     const leaving = rawCallback(2, '[]');
@@ -130,7 +132,7 @@ describe('POST /events: the budget of callback bodies in progress', () => {
   it('when chunked callbacks arrive, then each holds only the bytes it sent; one that grows past the room left is refused part-way with 503 and its connection closed, nothing stored, and the other goes on; one over the limit gets 413', async () => {
     // 256 KiB of budget; a chunked body reserves 64 KiB before it is read, then grows with its bytes.
     const limit = 256 * 1024;
-    service = await startTestService({ env: { WORKER_CONCURRENCY: '0', EVENTS_BODY_LIMIT: '256kb', EVENTS_BODY_WAIT_MS: '0' } });
+    service = await startTestService({ env: { ...HOLDING, WORKER_CONCURRENCY: '0', EVENTS_BODY_LIMIT: '256kb', EVENTS_BODY_WAIT_MS: '0' } });
     const part = 100 * 1024;
     const event = eventText('sent', '1152921504606846976', 'ada@example.org', 1_700_000_000);
     const growing = chunkedCallback(`[${event},${' '.repeat(part - event.length - 2)}`);

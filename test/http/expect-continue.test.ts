@@ -51,7 +51,8 @@ describe('Expect: 100-continue', () => {
   const callbackAuth = `Basic ${Buffer.from(`${EVENTS_USER}:${EVENTS_PASSWORD}`).toString('base64')}`;
 
   before(async () => {
-    service = await startTestService({ env: { WORKER_CONCURRENCY: '0', EVENTS_BODY_LIMIT: '1kb', EVENTS_BODY_WAIT_MS: '0' } });
+    // The holders below stall their bodies for as long as a test needs: no minimum rate cuts them.
+    service = await startTestService({ env: { WORKER_CONCURRENCY: '0', EVENTS_BODY_LIMIT: '1kb', EVENTS_BODY_WAIT_MS: '0', HTTP_BODY_MIN_RATE: '0' } });
   });
 
   afterEach(() => sockets.splice(0).forEach((socket) => socket.destroy()));

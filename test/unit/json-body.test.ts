@@ -18,8 +18,17 @@ describe('jsonBody', () => {
     const echo: express.RequestHandler = (req, res) => {
       res.json({ body: req.body as unknown });
     };
-    app.post('/strict', jsonBody({ limit: '1kb', idleTimeoutMs: 30_000 }), echo);
-    app.post('/lenient', jsonBody({ limit: '1kb', idleTimeoutMs: 30_000, strict: false, type: ['application/json', 'application/*+json'] }), echo);
+    app.post('/strict', jsonBody({ limit: '1kb', pace: { idleMs: 30_000, minBytesPerSecond: 0, windowMs: 5_000 } }), echo);
+    app.post(
+      '/lenient',
+      jsonBody({
+        limit: '1kb',
+        pace: { idleMs: 30_000, minBytesPerSecond: 0, windowMs: 5_000 },
+        strict: false,
+        type: ['application/json', 'application/*+json'],
+      }),
+      echo,
+    );
     app.use(errorHandler(testLogger()));
     server = await listenOnLoopback(app);
   });

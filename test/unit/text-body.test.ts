@@ -15,7 +15,7 @@ describe('textBody', () => {
 
   before(async () => {
     const app = express();
-    app.post('/', textBody({ limit: '1kb', idleTimeoutMs: 30_000 }), (req, res) => {
+    app.post('/', textBody({ limit: '1kb', pace: { idleMs: 30_000, minBytesPerSecond: 0, windowMs: 5_000 } }), (req, res) => {
       // The text's UTF-16 code units, so that a U+FFFD or a byte order mark cannot hide.
       res.json({ body: req.body as unknown, units: typeof req.body === 'string' ? [...req.body].map((c) => c.codePointAt(0)) : null });
     });

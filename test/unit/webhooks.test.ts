@@ -196,21 +196,50 @@ describe('webhook delivery outcome', () => {
         error: 'the receiver answered 429',
       });
     }
-    // Near the end of the window, the wait it asks for ends the delivery, as any retry past the window does.
+    // Near the end of the window, the wait it asks for ends the delivery, as any retry past the window
+    // does; the app still waits what its receiver asked for.
     const late = deliveryOutcome({ attempts: 9, createdAt: new Date(now.getTime() - 23.5 * 3_600_000) }, { statusCode: 503, retryAfter: '86400' }, options);
-    expect(late).to.deep.equal({ kind: 'failed', statusCode: 503, error: 'gave up after 9 attempts: the receiver answered 503' });
+    expect(late).to.deep.equal({
+      kind: 'failed',
+      statusCode: 503,
+      error: 'gave up after 9 attempts: the receiver answered 503',
+      throttledUntil: new Date(now.getTime() + 3_600_000),
+    });
   });
 
-  it('when the receiver answers 429, 502, 503 or 504, then the retry holds back the whole app; other failures only their own delivery', () => {
+  it('when the receiver answers 429, 502, 503 or 504, or gives no answer at all, then the retry pauses the whole app; other answers only their own delivery', () => {
     const created = new Date(now.getTime() - 60_000);
-    const throttles = (result: { statusCode: number } | { error: string }) => {
+    const pauses = (result: { statusCode: number } | { error: string }) => {
       const outcome = deliveryOutcome({ attempts: 1, createdAt: created }, result, options);
       return outcome.kind === 'retry' && outcome.throttledUntil !== undefined;
     };
 
-    expect([429, 502, 503, 504].map((statusCode) => throttles({ statusCode }))).to.deep.equal([true, true, true, true]);
-    expect([500, 404, 400, 301, 408].map((statusCode) => throttles({ statusCode }))).to.deep.equal([false, false, false, false, false]);
-    expect(throttles({ error: 'ECONNREFUSED' })).to.equal(false);
+    expect([429, 502, 503, 504].map((statusCode) => pauses({ statusCode }))).to.deep.equal([true, true, true, true]);
+    expect([500, 404, 400, 301, 408].map((statusCode) => pauses({ statusCode }))).to.deep.equal([false, false, false, false, false]);
+    for (const error of [
+      'connect ECONNREFUSED 203.0.113.7:443',
+      'getaddrinfo ENOTFOUND hooks.example.com',
+      'no complete answer within 10000 ms',
+      'the receiver closed the connection before its answer was complete',
+    ]) {
+      expect(pauses({ error }), error).to.equal(true);
+    }
+  });
+
+  it("when a delivery deep in its backoff gets no answer, then only it waits its backoff (1 h): the app waits a first retry's pause (10 s)", () => {
+    const outcome = deliveryOutcome(
+      { attempts: 12, createdAt: new Date(now.getTime() - 6 * 3_600_000) },
+      { error: 'connect ECONNREFUSED 203.0.113.7:443' },
+      options,
+    );
+
+    expect(outcome).to.deep.equal({
+      kind: 'retry',
+      nextAttemptAt: new Date(now.getTime() + 3_600_000),
+      throttledUntil: new Date(now.getTime() + 10_000),
+      statusCode: null,
+      error: 'connect ECONNREFUSED 203.0.113.7:443',
+    });
   });
 
   it("when a delivery deep in its backoff gets a 503 without Retry-After, then only it waits its backoff (1 h): the app waits a first retry's pause (10 s)", () => {

@@ -22,14 +22,15 @@ import {
   webhookUrlSchema,
 } from '../../domain/input-schemas.js';
 import type { AdminService } from '../../services/admin.js';
+import type { BodyPace } from '../body-pace.js';
 import { jsonBody } from '../json-body.js';
 import { adminJobJson, appJson, deliveryJson, suppressionJson, webhookJson } from '../views.js';
 
 export interface AdminRouteDeps {
   admin: AdminService;
   requireAdmin: RequestHandler;
-  /** HTTP_BODY_IDLE_TIMEOUT_MS (http/body-idle.ts). */
-  bodyIdleTimeoutMs: number;
+  /** HTTP_BODY_IDLE_TIMEOUT_MS, HTTP_BODY_MIN_RATE (http/body-pace.ts). */
+  bodyPace: BodyPace;
 }
 
 const listQuery = z.strictObject({
@@ -50,9 +51,9 @@ const requeueBody = z
     path: ['job_ids'],
   });
 
-export function adminRouter({ admin, requireAdmin, bodyIdleTimeoutMs }: AdminRouteDeps): Router {
+export function adminRouter({ admin, requireAdmin, bodyPace }: AdminRouteDeps): Router {
   const router = Router();
-  const smallBody = jsonBody({ limit: '16kb', idleTimeoutMs: bodyIdleTimeoutMs });
+  const smallBody = jsonBody({ limit: '16kb', pace: bodyPace });
 
   router.get('/admin/jobs', requireAdmin, async (req, res) => {
     const query = parseOrThrow(listQuery, req.query, 'query');
@@ -60,7 +61,7 @@ export function adminRouter({ admin, requireAdmin, bodyIdleTimeoutMs }: AdminRou
     res.json({ jobs: page.jobs.map(adminJobJson), next_before: page.nextBefore });
   });
 
-  router.post('/admin/jobs/requeue', requireAdmin, jsonBody({ limit: '1mb', idleTimeoutMs: bodyIdleTimeoutMs }), async (req, res) => {
+  router.post('/admin/jobs/requeue', requireAdmin, jsonBody({ limit: '1mb', pace: bodyPace }), async (req, res) => {
     const body = parseOrThrow(requeueBody, req.body, 'request');
     const requeued = await admin.requeueJobs({ ids: body.job_ids ?? null, appName: body.app ?? null });
     res.json({ requeued });

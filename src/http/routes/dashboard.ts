@@ -29,7 +29,7 @@ import type { Logger } from '../../log.js';
 import type { AdminService } from '../../services/admin.js';
 import type { DashboardService } from '../../services/dashboard.js';
 import { sameSecret } from '../auth.js';
-import { withBodyIdleTimeout } from '../body-idle.js';
+import { type BodyPace, withBodyPace } from '../body-pace.js';
 import { DASHBOARD_SCRIPT, DASHBOARD_STYLES } from '../dashboard/assets.js';
 import {
   appsPage,
@@ -55,8 +55,8 @@ export interface DashboardRouteDeps {
   adminKey: string | undefined;
   log: Logger;
   now: () => Date;
-  /** HTTP_BODY_IDLE_TIMEOUT_MS (http/body-idle.ts). */
-  bodyIdleTimeoutMs: number;
+  /** HTTP_BODY_IDLE_TIMEOUT_MS, HTTP_BODY_MIN_RATE (http/body-pace.ts). */
+  bodyPace: BodyPace;
 }
 
 const PAGE_SIZE = 50;
@@ -119,8 +119,8 @@ const jobsQuery = z.strictObject({
 
 const noticeOf = (req: Request): NoticeCode | undefined => (isNoticeCode(req.query['notice']) ? req.query['notice'] : undefined);
 
-export function dashboardRouter({ dashboard, admin, adminKey, log, now, bodyIdleTimeoutMs }: DashboardRouteDeps): Router {
-  const formBody = withBodyIdleTimeout(bodyIdleTimeoutMs, readForm);
+export function dashboardRouter({ dashboard, admin, adminKey, log, now, bodyPace }: DashboardRouteDeps): Router {
+  const formBody = withBodyPace(bodyPace, readForm);
   const sessions = new DashboardSessions(adminKey, now);
   // Past the limit, every login from the address is refused before its key is compared, the right
   // one too: otherwise a 429 for a wrong key and a 303 for the right one would let guessing go on.

@@ -4,6 +4,7 @@
 import { type RequestHandler, Router } from 'express';
 
 import type { EventsReceipt } from '../../services/events.js';
+import type { BodyPace } from '../body-pace.js';
 import { textBody } from '../text-body.js';
 
 export interface EventsRouteDeps {
@@ -15,14 +16,14 @@ export interface EventsRouteDeps {
   /** Runs the body's reader within the budget of callbacks in progress (http/body-budget.ts). */
   budget: (read: RequestHandler) => RequestHandler;
   bodyLimit: string;
-  /** HTTP_BODY_IDLE_TIMEOUT_MS (http/body-idle.ts): a callback whose body stops coming gives its share of the budget back then. */
-  bodyIdleTimeoutMs: number;
+  /** HTTP_BODY_IDLE_TIMEOUT_MS, HTTP_BODY_MIN_RATE (http/body-pace.ts): a callback whose body stops coming, or comes too slowly, gives its share of the budget back then. */
+  bodyPace: BodyPace;
 }
 
-export function eventsRouter({ receive, limit, budget, requireCallbackAuth, bodyLimit, bodyIdleTimeoutMs }: EventsRouteDeps): Router {
+export function eventsRouter({ receive, limit, budget, requireCallbackAuth, bodyLimit, bodyPace }: EventsRouteDeps): Router {
   const router = Router();
   // Any content type: Mailjet's is not documented, and the body is parsed here, not by express.
-  const rawText = textBody({ limit: bodyLimit, idleTimeoutMs: bodyIdleTimeoutMs });
+  const rawText = textBody({ limit: bodyLimit, pace: bodyPace });
 
   router.post('/events', requireCallbackAuth, limit, budget(rawText), async (req, res) => {
     const text = typeof req.body === 'string' ? req.body : '';

@@ -4,6 +4,7 @@ import { type RequestHandler, Router } from 'express';
 import { AppError } from '../../domain/errors.js';
 import type { JobService } from '../../services/jobs.js';
 import { callingApp } from '../auth.js';
+import type { BodyPace } from '../body-pace.js';
 import { isPlainJsonType, jsonBody } from '../json-body.js';
 import { parseJobId, type QueueRequestParser } from '../schemas.js';
 import { jobViewJson, queuedJobJson } from '../views.js';
@@ -20,8 +21,8 @@ export interface QueueRouteDeps {
   /** The per-app rate limit (after authentication: it counts by app). */
   limit: RequestHandler;
   bodyLimit: string;
-  /** HTTP_BODY_IDLE_TIMEOUT_MS (http/body-idle.ts). */
-  bodyIdleTimeoutMs: number;
+  /** HTTP_BODY_IDLE_TIMEOUT_MS, HTTP_BODY_MIN_RATE (http/body-pace.ts). */
+  bodyPace: BodyPace;
 }
 
 const JSON_TYPES = ['application/json', 'application/*+json'];
@@ -45,9 +46,9 @@ const requireJson: RequestHandler = (req, _res, next) => {
   next(json ? undefined : new AppError('unsupported-media-type', 415, 'send the message as JSON: Content-Type: application/json'));
 };
 
-export function queueRouter({ jobs, parseQueueRequest, requireApp, requireSender, limit, bodyLimit, bodyIdleTimeoutMs }: QueueRouteDeps): Router {
+export function queueRouter({ jobs, parseQueueRequest, requireApp, requireSender, limit, bodyLimit, bodyPace }: QueueRouteDeps): Router {
   const router = Router();
-  const readJson = jsonBody({ limit: bodyLimit, idleTimeoutMs: bodyIdleTimeoutMs, strict: false, type: JSON_TYPES, emptyBody });
+  const readJson = jsonBody({ limit: bodyLimit, pace: bodyPace, strict: false, type: JSON_TYPES, emptyBody });
 
   router.post('/queue', requireSender, limit, requireJson, readJson, async (req, res) => {
     const app = callingApp(res);
