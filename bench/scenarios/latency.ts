@@ -5,8 +5,8 @@
 //
 // The slowest messages are also counted by the connection their request went on: one that the
 // generator opened for it (it does so when more requests are unanswered than it has connections
-// open, after a stall) waits for jetpost to accept it, and Node 20's libuv accepts one connection
-// per turn of the event loop, so a burst of new connections is accepted one loop turn apart.
+// open, after a stall) waits for jetpost to accept it, and libuv 1.45 and later (Node 20.20 has
+// 1.46) accepts one connection per turn of the event loop: a burst of them is accepted a turn apart.
 import { percentile, request, sleep, wallClockMs } from '../http-client.js';
 import type { Row } from '../report.js';
 import { jetpostDatabase, startJetpost, startMailjetDouble, waitUntilDrained } from '../systems.js';
