@@ -9,6 +9,8 @@ const agent = new Agent({ keepAlive: true, maxSockets: 512, timeout: 60_000 });
 export interface Answer {
   status: number;
   body: string;
+  /** The request went on a connection opened for it, not on a kept-alive one. */
+  newConnection: boolean;
 }
 
 export function request(method: string, url: string, headers: Record<string, string> = {}, body?: string): Promise<Answer> {
@@ -23,7 +25,7 @@ export function request(method: string, url: string, headers: Record<string, str
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), newConnection: !req.reusedSocket }));
         res.on('error', reject);
       },
     );
