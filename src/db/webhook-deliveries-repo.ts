@@ -80,29 +80,42 @@ const PENDING_APPS = `pending_apps (app_id, first_at) as (
 // slot). Within a turn, the deliveries of apps whose receivers answer go before the lone attempts
 // after a pause (many dead receivers, each tried again after its pause with its oldest delivery,
 // would otherwise take the slots first), and then the longest due go first.
+//
+// Only the `limit` apps whose earliest due delivery comes first in that order are probed: an app's
+// later deliveries come after its first, so no other app's can be among the `limit` claimed. Locking
+// each app's room of deliveries first, then keeping `limit` of them, locked 4 rows of every app with
+// deliveries due (5,000 apps: 20,000 rows, 96,000 pages and a quarter of a second a claim).
 const CLAIM_DUE = `
   with recursive ${inFlightFrom('$3', '$4')},
   ${PENDING_APPS},
-  candidates as (
-    select d.id, d.next_attempt_at, a.webhook_throttled_until is not null as probe,
-      row_number() over (partition by a.id order by d.next_attempt_at, d.id) + coalesce(f.count, 0) as turn
+  due_apps as (
+    select a.id, a.webhook_throttled_until is not null as probe, coalesce(f.count, 0) as in_flight, ${appRoom('$2')} as room
     from pending_apps p
     join apps a on a.id = p.app_id
     left join in_flight f on f.app_id = a.id
+    -- Its earliest pending delivery no dispatcher holds is not due: none is.
+    where p.first_at <= now()
+      and (a.webhook_throttled_until is null or a.webhook_throttled_until <= now())
+      and ${appRoom('$2')} > 0
+    -- Its earliest due delivery's place in the order below: its turn is its in-flight count plus one.
+    order by in_flight, probe, p.first_at, a.id
+    limit $1
+  ),
+  candidates as (
+    select d.id, d.next_attempt_at, t.probe,
+      row_number() over (partition by t.id order by d.next_attempt_at, d.id) + t.in_flight as turn
+    from due_apps t
     cross join lateral (
       select d.id, d.next_attempt_at
       from webhook_deliveries d
-      where d.app_id = a.id
+      where d.app_id = t.id
         and d.status = 'pending'
         and d.next_attempt_at <= now()
         and (d.locked_until is null or d.locked_until < now())
       order by d.next_attempt_at, d.id
-      limit ${appRoom('$2')}
+      limit t.room
       for update of d skip locked
     ) d
-    -- Its earliest pending delivery no dispatcher holds is not due: none is.
-    where p.first_at <= now()
-      and (a.webhook_throttled_until is null or a.webhook_throttled_until <= now())
   ),
   due as (
     select id

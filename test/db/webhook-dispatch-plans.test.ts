@@ -86,3 +86,82 @@ describe('the webhook dispatcher’s statements with a backlog of 100,000 pendin
     expect(at?.getTime()).to.equal(rows[0]!.at.getTime());
   });
 });
+
+// Every app has deliveries due: the claim must not lock a room's worth of every app's deliveries to
+// keep `limit` of them (5,000 apps with 20 due each: 20,000 rows locked, 96,000 pages a claim).
+describe('the webhook claim when each of 5,000 apps has deliveries due', function () {
+  this.timeout(300_000);
+
+  const APPS = 5_000;
+  const DUE_EACH = 5;
+  const LIMIT = 20;
+  const PER_APP = 4;
+  /** A step of the skip through the pending index per app (about 4 pages each), and the claim of 20. */
+  const CLAIM_PAGE_BUDGET = 30_000;
+
+  let db: TestDatabase;
+
+  before(async () => {
+    db = await createTestDatabase();
+    await db.pool.query(
+      `insert into apps (name, webhook_url, webhook_secret)
+       select 'busy-' || g, 'https://hooks.example.com/busy', 'whsec_test' from generate_series(1, $1::int) g`,
+      [APPS],
+    );
+    await db.pool.query(
+      `with jobs as (
+         insert into email_send_jobs (app_id, status, message, max_attempts, recipient_count, accepted_at)
+         select id, 'accepted', '{"from":{"email":"app@example.com"},"subject":"busy","text":"hi"}'::jsonb, 8, 1, now()
+         from apps
+         returning id, app_id
+       ),
+       changes as (
+         insert into status_changes (app_id, job_id, old_status, new_status)
+         select app_id, id, 'processing', 'accepted' from jobs, generate_series(1, $1::int)
+         returning id, app_id
+       )
+       insert into webhook_deliveries (change_id, app_id, url, next_attempt_at)
+       select id, app_id, 'https://hooks.example.com/busy', now() - id * interval '1 millisecond' from changes`,
+      [DUE_EACH],
+    );
+    await db.pool.query('analyze apps, webhook_deliveries, status_changes');
+  });
+
+  after(async () => {
+    await db?.drop();
+  });
+
+  it(`the claim locks at most its ${LIMIT} apps' room of deliveries, and touches at most ${CLAIM_PAGE_BUDGET} pages`, async () => {
+    const { db: explaining, runs } = planner(db.pool);
+    await claimDueDeliveries(explaining, { limit: LIMIT, perApp: PER_APP, inFlight: new Map(), lockMs: 25_000 });
+
+    expect(runs).to.have.length(1);
+    const { nodes, pages } = runs[0]!;
+    const locked = nodes
+      .filter((node) => node['Node Type'] === 'LockRows')
+      .reduce((sum, node) => sum + (node['Actual Rows'] ?? 0) * (node['Actual Loops'] ?? 1), 0);
+    expect(locked, `rows locked by ${planShape(nodes)}`).to.be.at.most(LIMIT * PER_APP);
+    expect(pages, `pages touched by ${planShape(nodes)}`).to.be.at.most(CLAIM_PAGE_BUDGET);
+  });
+
+  it('the claim takes the longest due delivery of each of the 20 apps whose deliveries are the longest due', async () => {
+    // Unclaimed ones: the claim explained above has run.
+    const { rows: firsts } = await db.pool.query<{ id: string; app_id: string }>(
+      `select id::text, app_id::text
+       from (
+         select distinct on (app_id) id, app_id, next_attempt_at
+         from webhook_deliveries
+         where locked_until is null
+         order by app_id, next_attempt_at, id
+       ) f
+       order by next_attempt_at, id
+       limit $1`,
+      [LIMIT],
+    );
+
+    const claimed = await claimDueDeliveries(db.pool, { limit: LIMIT, perApp: PER_APP, inFlight: new Map(), lockMs: 25_000 });
+
+    expect(claimed.map((delivery) => delivery.id).sort()).to.deep.equal(firsts.map((row) => row.id).sort());
+    expect(claimed.map((delivery) => delivery.appId).sort()).to.deep.equal(firsts.map((row) => row.app_id).sort());
+  });
+});
