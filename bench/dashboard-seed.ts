@@ -1,5 +1,5 @@
 // A history of `jobs` jobs written in a few set-based statements (generate_series), the shape a
-// busy jetpost accumulates: 30 days of jobs over `apps` apps, one recipient each (an address reused
+// busy jetpost accumulates: 30 days of jobs (or `spanMs`) over `apps` apps, one recipient each (an address reused
 // by about 20 jobs), a status change and an event per sent job, webhook deliveries and
 // suppressions for the first app, a few failed, deferred and queued jobs, the last hour's share of
 // them accepted. Used by the dashboard's plan test (test/db/dashboard-plans.test.ts) at 200,000 jobs
@@ -26,7 +26,7 @@ const INSERT_APPS = `
   returning id::text, name`;
 
 // The last app is rare (one job in 5,000), the others share the rest. Statuses by position: every 1000th failed, every 997th deferred, the newest 200 queued, the rest
-// sent. Jobs are spread evenly over the last 30 days, the newest now.
+// sent. Jobs are spread evenly over the last $4 (30 days by default), the newest now.
 const INSERT_JOBS = `
   insert into email_send_jobs (
     app_id, status, message, custom_id, priority, run_at, attempts, max_attempts, recipient_count,
@@ -48,7 +48,7 @@ const INSERT_JOBS = `
   from generate_series(1, $2::int) as g
   cross join lateral (
     select case when g % 1000 = 0 then 'failed' when g % 997 = 0 then 'deferred' when g > $2 - 200 then 'queued' else 'sent' end as status,
-      $3::timestamptz - (($2 - g) * (interval '30 days' / $2)) as created_at
+      $3::timestamptz - (($2 - g) * (make_interval(secs => $4::double precision / 1000) / $2)) as created_at
   ) as s`;
 
 const INSERT_RECIPIENTS = `
@@ -87,10 +87,13 @@ const INSERT_SUPPRESSIONS = `
   from generate_series(1, 2000) as i`;
 
 /** Writes the history (in the caller's transaction or not) and analyses the tables, as autovacuum would have. */
-export async function seedDashboardHistory(db: Queryable, options: { jobs: number; apps: number; prefix: string; now: Date }): Promise<SeededHistory> {
+export async function seedDashboardHistory(
+  db: Queryable,
+  options: { jobs: number; apps: number; prefix: string; now: Date; /** Over how long the jobs spread, the newest now (default 30 days). */ spanMs?: number },
+): Promise<SeededHistory> {
   const apps = (await db.query<{ id: string; name: string }>(INSERT_APPS, [options.prefix, options.apps])).rows;
   const appIds = apps.map((app) => app.id);
-  await db.query(INSERT_JOBS, [appIds, options.jobs, options.now]);
+  await db.query(INSERT_JOBS, [appIds, options.jobs, options.now, options.spanMs ?? 30 * 24 * 3600 * 1000]);
   await db.query(INSERT_RECIPIENTS, [appIds, options.jobs]);
   await db.query(INSERT_CHANGES, [appIds]);
   await db.query(INSERT_EVENTS, [appIds]);
