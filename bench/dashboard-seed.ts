@@ -81,6 +81,22 @@ const INSERT_DELIVERIES = `
   from status_changes c
   where c.app_id = $1::bigint`;
 
+// What the processes that enqueued and sent these jobs would have counted (services/throughput.ts),
+// for the day the table keeps.
+const INSERT_THROUGHPUT = `
+  insert into throughput_minutes (minute, enqueued, accepted)
+  select minute, sum(enqueued), sum(accepted)
+  from (
+    select date_trunc('minute', created_at) as minute, 1 as enqueued, 0 as accepted
+    from email_send_jobs
+    where created_at >= $1::timestamptz - interval '1 day'
+    union all
+    select date_trunc('minute', accepted_at), 0, 1
+    from email_send_jobs
+    where accepted_at >= $1::timestamptz - interval '1 day'
+  ) as counted
+  group by minute`;
+
 const INSERT_SUPPRESSIONS = `
   insert into suppressions (app_id, email, reason, detail)
   select $1::bigint, 'bounced' || i || '@example.org', 'hard_bounce', 'seeded'
@@ -99,7 +115,8 @@ export async function seedDashboardHistory(
   await db.query(INSERT_EVENTS, [appIds]);
   await db.query(INSERT_DELIVERIES, [appIds[0]]);
   await db.query(INSERT_SUPPRESSIONS, [appIds[0]]);
-  await db.query('analyze apps, email_send_jobs, email_recipients, status_changes, email_events, webhook_deliveries, suppressions');
+  await db.query(INSERT_THROUGHPUT, [options.now]);
+  await db.query('analyze apps, email_send_jobs, email_recipients, status_changes, email_events, webhook_deliveries, suppressions, throughput_minutes');
   const sample = (
     await db.query<{ job_id: string; email: string; custom_id: string }>(
       `select r.job_id::text, r.email, j.custom_id

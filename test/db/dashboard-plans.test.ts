@@ -35,16 +35,6 @@ const BIG_TABLES = new Set(['email_send_jobs', 'email_recipients', 'status_chang
  */
 const PAGE_BUDGET = 2_000;
 
-/** A day of throughput counts (the most the table keeps), every minute busy. */
-async function fillThroughputDay(db: Queryable, now: Date): Promise<void> {
-  await db.query(
-    `insert into throughput_minutes (minute, enqueued, accepted)
-     select date_trunc('minute', $1::timestamptz) - m * interval '1 minute', 16800, 16700
-     from generate_series(0, 1439) as m`,
-    [now],
-  );
-}
-
 describe("the dashboard's queries at 200,000 jobs", function () {
   // Seeding and analysing 200,000 jobs and their history on a loaded 2-core machine.
   this.timeout(600_000);
@@ -56,7 +46,6 @@ describe("the dashboard's queries at 200,000 jobs", function () {
   before(async () => {
     db = await createTestDatabase();
     seeded = await seedDashboardHistory(db.pool, { jobs: 200_000, apps: 20, prefix: 'plan', now });
-    await fillThroughputDay(db.pool, now);
   });
 
   after(async () => {
@@ -120,7 +109,6 @@ describe("the dashboard's overview and custom_id search at 100,000 jobs in the l
     seeded = await seedDashboardHistory(db.pool, { jobs: 100_000, apps: 20, prefix: 'busy', now, spanMs: 3_600_000 });
     await db.pool.query(`update email_send_jobs set custom_id = 'campaign-2030' where custom_id is not null`);
     await db.pool.query('analyze email_send_jobs');
-    await fillThroughputDay(db.pool, now);
   });
 
   after(async () => {
