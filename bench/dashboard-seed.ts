@@ -1,5 +1,5 @@
 // A history of `jobs` jobs written in a few set-based statements (generate_series), the shape a
-// busy jetpost accumulates: 30 days of jobs over `apps` apps, one recipient each (an address reused
+// busy jetpost accumulates: 30 days of jobs (or `spanMs`) over `apps` apps, one recipient each (an address reused
 // by about 20 jobs), a status change and an event per sent job, webhook deliveries and
 // suppressions for the first app, a few failed, deferred and queued jobs, the last hour's share of
 // them accepted. Used by the dashboard's plan test (test/db/dashboard-plans.test.ts) at 200,000 jobs
@@ -26,7 +26,7 @@ const INSERT_APPS = `
   returning id::text, name`;
 
 // The last app is rare (one job in 5,000), the others share the rest. Statuses by position: every 1000th failed, every 997th deferred, the newest 200 queued, the rest
-// sent. Jobs are spread evenly over the last 30 days, the newest now.
+// sent. Jobs are spread evenly over the last $4 (30 days by default), the newest now.
 const INSERT_JOBS = `
   insert into email_send_jobs (
     app_id, status, message, custom_id, priority, run_at, attempts, max_attempts, recipient_count,
@@ -48,7 +48,7 @@ const INSERT_JOBS = `
   from generate_series(1, $2::int) as g
   cross join lateral (
     select case when g % 1000 = 0 then 'failed' when g % 997 = 0 then 'deferred' when g > $2 - 200 then 'queued' else 'sent' end as status,
-      $3::timestamptz - (($2 - g) * (interval '30 days' / $2)) as created_at
+      $3::timestamptz - (($2 - g) * (make_interval(secs => $4::double precision / 1000) / $2)) as created_at
   ) as s`;
 
 const INSERT_RECIPIENTS = `
@@ -81,22 +81,42 @@ const INSERT_DELIVERIES = `
   from status_changes c
   where c.app_id = $1::bigint`;
 
+// What the processes that enqueued and sent these jobs would have counted (services/throughput.ts),
+// for the day the table keeps.
+const INSERT_THROUGHPUT = `
+  insert into throughput_minutes (minute, enqueued, accepted)
+  select minute, sum(enqueued), sum(accepted)
+  from (
+    select date_trunc('minute', created_at) as minute, 1 as enqueued, 0 as accepted
+    from email_send_jobs
+    where created_at >= $1::timestamptz - interval '1 day'
+    union all
+    select date_trunc('minute', accepted_at), 0, 1
+    from email_send_jobs
+    where accepted_at >= $1::timestamptz - interval '1 day'
+  ) as counted
+  group by minute`;
+
 const INSERT_SUPPRESSIONS = `
   insert into suppressions (app_id, email, reason, detail)
   select $1::bigint, 'bounced' || i || '@example.org', 'hard_bounce', 'seeded'
   from generate_series(1, 2000) as i`;
 
 /** Writes the history (in the caller's transaction or not) and analyses the tables, as autovacuum would have. */
-export async function seedDashboardHistory(db: Queryable, options: { jobs: number; apps: number; prefix: string; now: Date }): Promise<SeededHistory> {
+export async function seedDashboardHistory(
+  db: Queryable,
+  options: { jobs: number; apps: number; prefix: string; now: Date; /** Over how long the jobs spread, the newest now (default 30 days). */ spanMs?: number },
+): Promise<SeededHistory> {
   const apps = (await db.query<{ id: string; name: string }>(INSERT_APPS, [options.prefix, options.apps])).rows;
   const appIds = apps.map((app) => app.id);
-  await db.query(INSERT_JOBS, [appIds, options.jobs, options.now]);
+  await db.query(INSERT_JOBS, [appIds, options.jobs, options.now, options.spanMs ?? 30 * 24 * 3600 * 1000]);
   await db.query(INSERT_RECIPIENTS, [appIds, options.jobs]);
   await db.query(INSERT_CHANGES, [appIds]);
   await db.query(INSERT_EVENTS, [appIds]);
   await db.query(INSERT_DELIVERIES, [appIds[0]]);
   await db.query(INSERT_SUPPRESSIONS, [appIds[0]]);
-  await db.query('analyze apps, email_send_jobs, email_recipients, status_changes, email_events, webhook_deliveries, suppressions');
+  await db.query(INSERT_THROUGHPUT, [options.now]);
+  await db.query('analyze apps, email_send_jobs, email_recipients, status_changes, email_events, webhook_deliveries, suppressions, throughput_minutes');
   const sample = (
     await db.query<{ job_id: string; email: string; custom_id: string }>(
       `select r.job_id::text, r.email, j.custom_id

@@ -15,7 +15,7 @@ import { listen, type Listener, notifyChannels } from './db/notify.js';
 import { openDatabase } from './db/open.js';
 import type { Pool } from './db/pool.js';
 import { createByteBudget } from './domain/byte-budget.js';
-import { isDatabaseUnavailable, StartupError } from './domain/errors.js';
+import { coerceError, isDatabaseUnavailable, StartupError } from './domain/errors.js';
 import { eventsCallbackUrl } from './domain/events-callback.js';
 import { createInFlightLimit } from './domain/in-flight-limit.js';
 import { localUrl } from './domain/local-url.js';
@@ -43,6 +43,7 @@ import { createRateLimitCounters } from './services/rate-limits.js';
 import { createReadiness } from './services/readiness.js';
 import { createRetention } from './services/retention.js';
 import { createSendingService } from './services/sending.js';
+import { createThroughputCounter } from './services/throughput.js';
 import { createWebhookDeliveries } from './services/webhooks.js';
 // A type only: the simulator itself is loaded by startDevSimulator, in dev mode.
 import type { Simulator } from './simulator/server.js';
@@ -51,6 +52,7 @@ import { createLeaseReaper } from './workers/lease-reaper.js';
 import { createRateLimitSweeper } from './workers/rate-limit-sweeper.js';
 import { createRetentionWorker } from './workers/retention-worker.js';
 import { createSendGate } from './workers/send-gate.js';
+import { createThroughputFlusher } from './workers/throughput-flusher.js';
 import { createWakeup } from './workers/wakeup.js';
 import { createWebhookDispatcher } from './workers/webhook-dispatcher.js';
 
@@ -243,10 +245,11 @@ async function start(config: Config, log: Logger, { signal, exitingNow }: StartO
   });
   const adminKey = config.adminApiKey ?? (config.devMode ? await readOrCreateSecretFile(path.join(config.dataDir, 'dev-admin-key')) : undefined);
   const rateLimits = createRateLimitCounters(pool);
+  const throughput = createThroughputCounter({ pool, bus });
   const { app, listener: serveHttp } = createApp({
     jobs,
     admin: createAdminService({ pool, channels, targetPolicy }),
-    dashboard: createDashboardService(pool),
+    dashboard: createDashboardService(pool, throughput),
     rateLimits,
     adminKey,
     authenticate: (key) => authenticateApiKey(pool, key),
@@ -308,6 +311,8 @@ async function start(config: Config, log: Logger, { signal, exitingNow }: StartO
   void reaper.start();
   const sweeper = createRateLimitSweeper({ rateLimits, log });
   void sweeper.start();
+  const flusher = createThroughputFlusher({ throughput, log });
+  void flusher.start();
   const retention = createRetentionWorker({
     retention: createRetention({ pool, policy: config.retention, bus }),
     intervalMs: config.retention.intervalMs,
@@ -333,7 +338,17 @@ async function start(config: Config, log: Logger, { signal, exitingNow }: StartO
       stopWithin('the lease reaper', reaper.stop(STOP_STEP_MS), STOP_STEP_MS),
       stopWithin('the rate-limit sweeper', sweeper.stop(STOP_STEP_MS), STOP_STEP_MS),
       stopWithin('the retention worker', retention.stop(STOP_STEP_MS), STOP_STEP_MS),
+      stopWithin('the throughput flusher', flusher.stop(STOP_STEP_MS), STOP_STEP_MS),
     ]);
+    // After the consumers and the HTTP server: the last enqueues and acceptances are counted too.
+    throughput.close();
+    const lastCounts = throughput.flush().catch((error: unknown) => {
+      log.warn("the last throughput counts could not be written; the dashboard's chart misses them", {
+        component: 'throughput',
+        error: coerceError(error).message,
+      });
+    });
+    await stopWithin('the last throughput counts', lastCounts, STOP_STEP_MS);
   });
 
   let devApiKey: string | undefined;

@@ -86,8 +86,9 @@ export interface paths {
         /**
          * One job, its recipients and its event history
          * @description The job with each recipient's status and Mailjet MessageID (a string), and the latest 100
-         *     Mailjet events recorded for it, oldest first (`events_omitted` counts the earlier ones left
-         *     out, up to 1,000). Another app's job is a `404`, exactly like a missing one.
+         *     Mailjet events recorded for it, oldest first, as many of them as fit in 2 MiB (see `Job`'s
+         *     `events`; `events_omitted` counts the earlier ones left out, up to 1,000). Another app's job
+         *     is a `404`, exactly like a missing one.
          */
         get: operations["getJob"];
         put?: never;
@@ -113,8 +114,14 @@ export interface paths {
          *     **Look-up** (`ids` or `custom_id`): answers a `JobList`, the calling app's jobs that match,
          *     ordered by job id; ids that do not exist (or belong to another app) are simply absent, so
          *     `jobs` may be empty. A `custom_id` look-up answers at most 100 jobs (several jobs may share a
-         *     `custom_id`): all of them up to 100 per `custom_id`, and past that 100 of them, which ones
-         *     not said.
+         *     `custom_id`): all of them up to 100, and past that the 100 with the lowest job ids.
+         *
+         *     **Size.** The events of all the jobs of one answer hold at most 2 MiB (of JSON, about): when
+         *     the jobs' latest events (up to 100 each) come to more, every job keeps its latest, taken in
+         *     turns (each job's latest, then each job's second latest, and so on) until 2 MiB are spent,
+         *     and each job's `events_omitted` counts the earlier ones it leaves out. Ask for that job alone
+         *     (`GET /status/{job_id}`, 2 MiB of its own) to read more of them. Nothing else of a job is
+         *     cut (its `metadata` is at most 8 kB, its recipients at most 50).
          *
          *     **The changes feed** (`after`): answers a `ChangesFeed`, the calling app's status changes
          *     (each a `Change`, the same JSON the `statusChange` webhook carries) that follow the cursor,
@@ -1093,13 +1100,16 @@ export interface components {
             recipients: components["schemas"]["Recipient"][];
             /**
              * @description The latest 100 Mailjet events recorded for this job's recipients, oldest first (duplicates
-             *     skipped). A message opened and clicked many times (a link scanner clicks every link) can
-             *     have thousands; the recipients' statuses and the changes feed say what happened to it.
+             *     skipped), as many of them as fit in the answer's 2 MiB of events (shared by the jobs of a
+             *     look-up by `ids` or `custom_id`, each keeping its latest in turns). A message opened and
+             *     clicked many times (a link scanner clicks every link) can have thousands; the recipients'
+             *     statuses and the changes feed say what happened to it.
              */
             events: components["schemas"]["Event"][];
             /**
              * @description How many earlier events `events` leaves out (0 when it holds them all), counted up to
-             *     1,000: `1000` means 1,000 or more.
+             *     1,000 beyond those it holds: `1000` means 1,000 or more. Past the latest 100, or past the
+             *     answer's 2 MiB of events, whichever comes first.
              */
             events_omitted: number;
         };

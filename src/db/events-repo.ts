@@ -142,29 +142,53 @@ export async function matchKeptEvents(tx: Queryable, jobIds: readonly string[]):
   return rows.map(toStoredEvent);
 }
 
+/**
+ * What an event's JSON in a status answer holds besides its details and address (type, message_id,
+ * occurred_at, the keys): a byte budget counts it with them.
+ */
+const EVENT_JSON_OVERHEAD_BYTES = 120;
+
 // The latest events of each job, one more than the caller keeps (to tell whether some are left
 // out), read backwards on email_events_job_id_idx; returned oldest first. Of each payload only the
 // keys `$3` (what the reads show): an event can hold up to 256 KiB of fields no read shows.
+// With a budget `$4` (bytes, null for none), an event is kept while the events kept so far fit in it,
+// taken in turns: every job's latest, then every job's second latest, and so on (rank, then job). So
+// each job keeps its latest few, and one job's large events do not crowd out every other job's. An
+// event's bytes are its details' JSON text (as PostgreSQL writes it: a space after each colon and
+// comma, a little more than the answer's) and its address, with EVENT_JSON_OVERHEAD_BYTES. The events
+// not kept come back without their payload.
 const FIND_LATEST_EVENTS_OF_JOBS = `
-  select e.*
-  from unnest($1::bigint[]) as j(id)
-  cross join lateral (
-    select id, event_type, occurred_at, recipient_id, job_id, mailjet_message_id::text as mailjet_message_id, mailjet_message_uuid, email,
-      (select coalesce(jsonb_object_agg(key, value), '{}') from jsonb_each(payload) where key = any($3::text[])) as payload
-    from email_events
-    where job_id = j.id
-    order by occurred_at desc, id desc
-    limit $2 + 1) e
+  select e.id, e.event_type, e.occurred_at, e.recipient_id, e.job_id, e.mailjet_message_id, e.mailjet_message_uuid, e.email,
+    case when e.kept then e.payload end as payload, e.kept
+  from (
+    select c.*,
+      c.rank <= $2 and ($4::bigint is null
+        or sum(case when c.rank <= $2 then c.bytes else 0 end) over (order by c.rank, c.job_id rows unbounded preceding) <= $4) as kept
+    from unnest($1::bigint[]) as j(id)
+    cross join lateral (
+      select l.*,
+        row_number() over (order by l.occurred_at desc, l.id desc) as rank,
+        octet_length(l.payload::text) + coalesce(octet_length(l.email), 0) + ${EVENT_JSON_OVERHEAD_BYTES} as bytes
+      from (
+        select id, event_type, occurred_at, recipient_id, job_id, mailjet_message_id::text as mailjet_message_id, mailjet_message_uuid, email,
+          (select coalesce(jsonb_object_agg(key, value), '{}') from jsonb_each(payload) where key = any($3::text[])) as payload
+        from email_events
+        where job_id = j.id
+        order by occurred_at desc, id desc
+        limit $2 + 1
+      ) as l
+    ) as c
+  ) as e
   order by e.job_id, e.occurred_at, e.id`;
 
-// Each job's events up to `$2`, through email_events_job_id_idx.
+// Each job's events up to its `$2`, through email_events_job_id_idx.
 const COUNT_EVENTS_OF_JOBS = `
   select j.id::text as job_id,
-    (select count(*) from (select 1 from email_events e where e.job_id = j.id limit $2) as counted)::int as events
-  from unnest($1::bigint[]) as j(id)`;
+    (select count(*) from (select 1 from email_events e where e.job_id = j.id limit j.up_to) as counted)::int as events
+  from unnest($1::bigint[], $2::int[]) as j(id, up_to)`;
 
 export interface LatestEvents {
-  /** The latest `limit` events of each job, by job, oldest first. */
+  /** The latest events of each job (up to the limit, and within the budget), by job, oldest first. */
   events: StoredEvent[];
   /** By job id, how many older events were left out, at most OMITTED_EVENTS_COUNTED (a job with none left out is absent). */
   omitted: Map<string, number>;
@@ -172,27 +196,34 @@ export interface LatestEvents {
 
 /**
  * The latest `limit` events of each job (a message clicked by a link scanner can have tens of
- * thousands), and how many older ones each leaves out: counted only for the jobs that have more, and
- * only up to OMITTED_EVENTS_COUNTED (that many means that many or more).
+ * thousands), all of them together within `maxBytes` when given (see FIND_LATEST_EVENTS_OF_JOBS),
+ * and how many older ones each leaves out: counted only for the jobs that have more, and only up to
+ * OMITTED_EVENTS_COUNTED (that many means that many or more).
  * Their payloads hold the keys eventDetails reads (DETAIL_PAYLOAD_KEYS), no other.
  */
-export async function findEventsOfJobs(db: Queryable, jobIds: readonly string[], limit: number): Promise<LatestEvents> {
-  const rows = (await query(db, FIND_LATEST_EVENTS_OF_JOBS, [jobIds, limit, DETAIL_PAYLOAD_KEYS])).map(toStoredEvent);
-  const perJob = new Map<string, StoredEvent[]>();
-  for (const event of rows) {
-    const events = perJob.get(event.jobId!) ?? [];
-    events.push(event);
-    perJob.set(event.jobId!, events);
+export async function findEventsOfJobs(db: Queryable, jobIds: readonly string[], limit: number, maxBytes?: number): Promise<LatestEvents> {
+  const rows = await query(db, FIND_LATEST_EVENTS_OF_JOBS, [jobIds, limit, DETAIL_PAYLOAD_KEYS, maxBytes ?? null]);
+  const perJob = new Map<string, { kept: StoredEvent[]; read: number }>();
+  for (const row of rows) {
+    const jobId = String(row['job_id']);
+    const job = perJob.get(jobId) ?? { kept: [], read: 0 };
+    job.read += 1;
+    if (row['kept'] === true) {
+      job.kept.push(toStoredEvent(row));
+    }
+    perJob.set(jobId, job);
   }
-  const over = [...perJob].filter(([, events]) => events.length > limit).map(([jobId]) => jobId);
+  const over = [...perJob].filter(([, job]) => job.read > job.kept.length);
   const omitted = new Map<string, number>();
   if (over.length > 0) {
-    for (const row of await query(db, COUNT_EVENTS_OF_JOBS, [over, limit + OMITTED_EVENTS_COUNTED])) {
-      omitted.set(row['job_id'] as string, (row['events'] as number) - limit);
+    const keptOf = new Map(over.map(([jobId, job]) => [jobId, job.kept.length]));
+    const counts = await query(db, COUNT_EVENTS_OF_JOBS, [over.map(([jobId]) => jobId), over.map(([, job]) => job.kept.length + OMITTED_EVENTS_COUNTED)]);
+    for (const row of counts) {
+      const jobId = row['job_id'] as string;
+      omitted.set(jobId, Math.max(0, (row['events'] as number) - keptOf.get(jobId)!));
     }
   }
-  // Oldest first within each job: the extra one read is each crowded job's oldest.
-  return { events: [...perJob.values()].flatMap((events) => (events.length > limit ? events.slice(1) : events)), omitted };
+  return { events: [...perJob.values()].flatMap((job) => job.kept), omitted };
 }
 
 // Retention: up to `$2` events never matched to a message, received more than `$1` ms ago

@@ -607,11 +607,11 @@ export async function findJobs(db: Queryable, appId: string, ids: readonly strin
   return rows.map(toJob);
 }
 
-// Each custom_id (once) reads at most `$3` entries of the (app_id, custom_id) index, the answer
-// sorted by id after. A custom_id shared by many jobs (a campaign's, set on every message) has no
-// index in id order: "its lowest ids first" walked the table by id (3.5 s when its 33,000 jobs were
-// the newest of 900,000, past the statement timeout) or read every one of its jobs. Past `$3` jobs
-// of one custom_id, which ones come back is the index's order, not said.
+// Each custom_id (once) reads at most `$3` entries of the (app_id, custom_id, id) index (sql/37_…),
+// its lowest ids first, the answer sorted by id after: the `$3` lowest ids of all. A custom_id
+// shared by many jobs (a campaign's, set on every message) once had no index in id order: "its
+// lowest ids first" walked the table by id (3.5 s when its 33,000 jobs were the newest of 900,000,
+// past the statement timeout) or read every one of its jobs.
 const FIND_JOBS_BY_CUSTOM_ID = `
   select ${JOB_COLUMNS}
   from (select distinct unnest($2::text[]) as custom_id) as c
@@ -620,6 +620,7 @@ const FIND_JOBS_BY_CUSTOM_ID = `
     from email_send_jobs
     where app_id = $1::bigint
       and custom_id = c.custom_id
+    order by id
     limit $3
   ) as j
   order by j.id
@@ -773,34 +774,6 @@ export async function approximateJobCount(db: Queryable): Promise<number | null>
   return jobs < 0 ? null : jobs;
 }
 
-// Per app, so that each app's part is a range of the (app_id, created_at) index.
-const ENQUEUED_PER_MINUTE = `
-  select date_trunc('minute', j.created_at) as minute, count(*)::int as jobs
-  from apps a
-  cross join lateral (
-    select created_at
-    from email_send_jobs
-    where app_id = a.id
-      and created_at >= $1::timestamptz
-  ) as j
-  group by 1`;
-
-export async function countEnqueuedPerMinute(db: Queryable, since: Date): Promise<Array<{ minute: Date; jobs: number }>> {
-  const rows = await query(db, ENQUEUED_PER_MINUTE, [since]);
-  return rows.map((row) => ({ minute: row['minute'] as Date, jobs: Number(row['jobs']) }));
-}
-
-const ACCEPTED_PER_MINUTE = `
-  select date_trunc('minute', accepted_at) as minute, count(*)::int as jobs
-  from email_send_jobs
-  where accepted_at >= $1::timestamptz
-  group by 1`;
-
-export async function countAcceptedPerMinute(db: Queryable, since: Date): Promise<Array<{ minute: Date; jobs: number }>> {
-  const rows = await query(db, ACCEPTED_PER_MINUTE, [since]);
-  return rows.map((row) => ({ minute: row['minute'] as Date, jobs: Number(row['jobs']) }));
-}
-
 function toJobListRow(row: Record<string, unknown>): JobListRow {
   return { ...toJob(row), appName: String(row['app_name']), recipient: (row['recipient'] as string | null) ?? null };
 }
@@ -848,23 +821,32 @@ export async function findJobsByRecipient(db: Queryable, email: string, page: Jo
   return rows.map(toJobListRow);
 }
 
-// custom_id is indexed per app: each app's matches come from its part of the index.
+// Each app's matches are a range of the (app_id, custom_id, id) index (sql/37_…), read newest first
+// up to the page's size; only the page's jobs are read from the table, with their first recipient: a
+// custom_id every job of a campaign shares reads a page of index entries per app, not the campaign.
 const FIND_JOBS_BY_ANY_CUSTOM_ID = `
-  select ${JOB_COLUMNS}, a.name as app_name, r.email as recipient
-  from apps a
-  cross join lateral (
-    select ${JOB_COLUMN_NAMES.join(', ')}
-    from email_send_jobs
-    where app_id = a.id
-      and custom_id = $1
-      and ($3::bigint is null or id < $3)
-    order by id desc
+  with found as (
+    select f.id
+    from apps a
+    cross join lateral (
+      select id
+      from email_send_jobs
+      where app_id = a.id
+        and custom_id = $1
+        and ($3::bigint is null or id < $3)
+      order by id desc
+      limit $4
+    ) as f
+    where ($2::bigint is null or a.id = $2)
+    order by f.id desc
     limit $4
-  ) as j
+  )
+  select ${JOB_COLUMNS}, a.name as app_name, r.email as recipient
+  from found f
+  join email_send_jobs j on j.id = f.id
+  join apps a on a.id = j.app_id
   ${FIRST_RECIPIENT}
-  where ($2::bigint is null or a.id = $2)
-  order by j.id desc
-  limit $4`;
+  order by j.id desc`;
 
 export async function findJobsByAnyCustomId(db: Queryable, customId: string, page: JobPage): Promise<JobListRow[]> {
   const rows = await query(db, FIND_JOBS_BY_ANY_CUSTOM_ID, [customId, page.appId ?? null, page.before ?? null, page.limit]);

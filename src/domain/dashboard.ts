@@ -39,20 +39,18 @@ export function throughputSince(now: Date): Date {
   return new Date(minute - (THROUGHPUT_MINUTES - 1) * 60_000);
 }
 
-/** One entry per minute of the window, the minutes with no job included. */
-export function throughputMinutes(
-  now: Date,
-  enqueued: ReadonlyArray<{ minute: Date; jobs: number }>,
-  accepted: ReadonlyArray<{ minute: Date; jobs: number }>,
-): ThroughputMinute[] {
+/** One entry per minute of the window, the minutes with no job included; counts of the same minute (several sources) add up. */
+export function throughputMinutes(now: Date, counts: readonly ThroughputMinute[]): ThroughputMinute[] {
   const since = throughputSince(now).getTime();
-  const byMinute = (rows: ReadonlyArray<{ minute: Date; jobs: number }>) => new Map(rows.map((row) => [row.minute.getTime(), row.jobs]));
-  const enqueuedAt = byMinute(enqueued);
-  const acceptedAt = byMinute(accepted);
-  return Array.from({ length: THROUGHPUT_MINUTES }, (_, i) => {
-    const minute = since + i * 60_000;
-    return { minute: new Date(minute), enqueued: enqueuedAt.get(minute) ?? 0, accepted: acceptedAt.get(minute) ?? 0 };
-  });
+  const window = Array.from({ length: THROUGHPUT_MINUTES }, (_, i): ThroughputMinute => ({ minute: new Date(since + i * 60_000), enqueued: 0, accepted: 0 }));
+  for (const count of counts) {
+    const entry = window[(count.minute.getTime() - since) / 60_000];
+    if (entry) {
+      entry.enqueued += count.enqueued;
+      entry.accepted += count.accepted;
+    }
+  }
+  return window;
 }
 
 /** A job in a list: its app, and the recipient it was found by (or its first one). */

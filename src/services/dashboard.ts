@@ -4,8 +4,6 @@
 import { findEventsOfJobs } from '../db/events-repo.js';
 import {
   approximateJobCount,
-  countAcceptedPerMinute,
-  countEnqueuedPerMinute,
   findJobOfAnyApp,
   findJobsByAnyCustomId,
   findJobsByRecipient,
@@ -28,6 +26,7 @@ import {
 } from '../domain/dashboard.js';
 import { DEPTH_STATUSES } from '../domain/queue-figures.js';
 import { findApp } from './apps.js';
+import type { ThroughputCounter } from './throughput.js';
 
 /** A job's timeline shows at most this many status changes (its first) and as many events (its latest). */
 const TIMELINE_LIMIT = 500;
@@ -40,22 +39,20 @@ export interface DashboardService {
   jobDetail(jobId: string): Promise<JobDetail | undefined>;
 }
 
-export function createDashboardService(pool: Pool): DashboardService {
+export function createDashboardService(pool: Pool, throughput: Pick<ThroughputCounter, 'read'>): DashboardService {
   return {
     async overview(now) {
-      const since = throughputSince(now);
-      const [counts, approximateJobs, enqueued, accepted] = await Promise.all([
+      const [counts, approximateJobs, minutes] = await Promise.all([
         // One more than the cap, to tell "more than the cap" apart.
         withTransaction(pool, (tx) => readQueueDepth(tx, DEPTH_COUNT_CAP + 1)),
         approximateJobCount(pool),
-        countEnqueuedPerMinute(pool, since),
-        countAcceptedPerMinute(pool, since),
+        throughput.read(throughputSince(now)),
       ]);
       const depth = DEPTH_STATUSES.map((status) => {
         const jobs = counts.byStatus[status];
         return { status, jobs: Math.min(jobs, DEPTH_COUNT_CAP), capped: jobs > DEPTH_COUNT_CAP };
       });
-      return { depth, approximateJobs, throughput: throughputMinutes(now, enqueued, accepted) };
+      return { depth, approximateJobs, throughput: throughputMinutes(now, minutes) };
     },
 
     async listJobs({ search, appName, before, limit }) {

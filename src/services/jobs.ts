@@ -28,10 +28,17 @@ import { queueWebhookDeliveries } from './webhook-outbox.js';
  */
 export const EVENTS_PER_JOB = 100;
 
+/**
+ * The events of one status answer, all jobs together, in bytes of JSON (about): 100 jobs of 100
+ * events with 10,000-character URLs would answer 100 MB. Each job keeps its latest events, taken
+ * in turns until this is spent (db/events-repo.ts); `events_omitted` counts the rest.
+ */
+export const EVENTS_BYTES_PER_ANSWER = 2 * 1024 * 1024;
+
 export interface JobView {
   job: JobRow;
   recipients: RecipientRow[];
-  /** The latest EVENTS_PER_JOB events, oldest first. */
+  /** The latest EVENTS_PER_JOB events (fewer when the answer's EVENTS_BYTES_PER_ANSWER is spent), oldest first. */
   events: StoredEvent[];
   /** How many older events `events` leaves out. */
   eventsOmitted: number;
@@ -145,7 +152,7 @@ export function createJobService({
 
   async function loadViews(db: Queryable, jobs: JobRow[]): Promise<JobView[]> {
     const ids = jobs.map((job) => job.id);
-    const [recipients, { events, omitted }] = await Promise.all([findRecipients(db, ids), findEventsOfJobs(db, ids, EVENTS_PER_JOB)]);
+    const [recipients, { events, omitted }] = await Promise.all([findRecipients(db, ids), findEventsOfJobs(db, ids, EVENTS_PER_JOB, EVENTS_BYTES_PER_ANSWER)]);
     return jobs.map((job) => ({
       job,
       recipients: recipients.filter((r) => r.jobId === job.id),

@@ -9,8 +9,6 @@ import { listAppsWithKeys } from '../../src/db/apps-repo.js';
 import { findEventsOfJobs } from '../../src/db/events-repo.js';
 import {
   approximateJobCount,
-  countAcceptedPerMinute,
-  countEnqueuedPerMinute,
   findJobOfAnyApp,
   findJobsByAnyCustomId,
   findJobsByRecipient,
@@ -22,6 +20,7 @@ import type { Queryable } from '../../src/db/pool.js';
 import { findRecipients } from '../../src/db/recipients-repo.js';
 import { findChangesOfJob } from '../../src/db/status-changes-repo.js';
 import { listSuppressions } from '../../src/db/suppressions-repo.js';
+import { readMinuteCounts } from '../../src/db/throughput-repo.js';
 import { listDeliveries } from '../../src/db/webhook-deliveries-repo.js';
 import { DEPTH_COUNT_CAP, throughputSince } from '../../src/domain/dashboard.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
@@ -56,8 +55,7 @@ describe("the dashboard's queries at 200,000 jobs", function () {
   const queries: Array<[string, (db: Queryable) => Promise<unknown>]> = [
     ['queue depth', (q) => readQueueDepth(q, DEPTH_COUNT_CAP + 1)],
     ['approximate job count', (q) => approximateJobCount(q)],
-    ['enqueued per minute', (q) => countEnqueuedPerMinute(q, throughputSince(now))],
-    ['accepted per minute', (q) => countAcceptedPerMinute(q, throughputSince(now))],
+    ['throughput per minute', (q) => readMinuteCounts(q, throughputSince(now))],
     ['recent jobs', (q) => listRecentJobs(q, { limit: 50 })],
     ['recent jobs, older page', (q) => listRecentJobs(q, { before: seeded.middleJobId, limit: 50 })],
     ["one app's jobs", (q) => listRecentJobs(q, { appId: seeded.appIds[3], limit: 50 })],
@@ -86,6 +84,45 @@ describe("the dashboard's queries at 200,000 jobs", function () {
     // None failed here: a walk would read every delivery of the app.
     ['webhook deliveries, failed', (q) => listDeliveries(q, seeded.appIds[0]!, { status: 'failed', limit: 50 })],
     ['apps', (q) => listAppsWithKeys(q)],
+  ];
+
+  for (const [name, run] of queries) {
+    it(`${name}: no sequential scan of a big table, at most ${PAGE_BUDGET} pages`, async () => {
+      await expectBoundedReads(db.pool, run, BIG_TABLES, PAGE_BUDGET);
+    });
+  }
+});
+
+// A busy service's last hour: 100,000 jobs in it (a million at 280 messages a second is the same shape,
+// ten times longer to seed), every one sharing a campaign's custom_id. Counting each minute's jobs
+// (the throughput chart, before sql/38_…) visited every job of the hour; a custom_id's newest jobs read
+// every job of it and sorted them (before sql/37_…).
+describe("the dashboard's overview and custom_id search at 100,000 jobs in the last hour", function () {
+  this.timeout(600_000);
+
+  let db: TestDatabase;
+  let seeded: SeededHistory;
+  const now = new Date();
+
+  before(async () => {
+    db = await createTestDatabase();
+    seeded = await seedDashboardHistory(db.pool, { jobs: 100_000, apps: 20, prefix: 'busy', now, spanMs: 3_600_000 });
+    await db.pool.query(`update email_send_jobs set custom_id = 'campaign-2030' where custom_id is not null`);
+    await db.pool.query('analyze email_send_jobs');
+  });
+
+  after(async () => {
+    await db?.drop();
+  });
+
+  const queries: Array<[string, (db: Queryable) => Promise<unknown>]> = [
+    ['queue depth', (q) => readQueueDepth(q, DEPTH_COUNT_CAP + 1)],
+    ['approximate job count', (q) => approximateJobCount(q)],
+    ['throughput per minute', (q) => readMinuteCounts(q, throughputSince(now))],
+    ['jobs by a custom_id every job shares', (q) => findJobsByAnyCustomId(q, 'campaign-2030', { limit: 50 })],
+    ['jobs by a custom_id every job shares, older page', (q) => findJobsByAnyCustomId(q, 'campaign-2030', { before: seeded.middleJobId, limit: 50 })],
+    ['jobs by a custom_id every job shares, in one app', (q) => findJobsByAnyCustomId(q, 'campaign-2030', { appId: seeded.appIds[2], limit: 50 })],
+    ['jobs by a custom_id no job has', (q) => findJobsByAnyCustomId(q, 'campaign-2031', { limit: 50 })],
   ];
 
   for (const [name, run] of queries) {

@@ -114,7 +114,9 @@ describe('/dashboard in a browser', function () {
     // Overview: the queue depth and the chart, drawn by the page's script.
     await page.locator('#throughput-chart[data-drawn="true"] canvas').waitFor();
     expect(await page.locator('#queue-depth tr[data-status="failed"] td.number').innerText()).to.equal('1');
-    expect(await page.locator('#throughput-summary').innerText()).to.match(/2 jobs enqueued, 1 accepted by Mailjet/);
+    // The sender's job, enqueued and accepted by the service that stopped (its counts written at its
+    // stop); the failed job is written by the factory, which no process counts.
+    expect(await page.locator('#throughput-summary').innerText()).to.match(/1 jobs enqueued, 1 accepted by Mailjet/);
     await screenshot(page, 'overview');
 
     // Find the message by its recipient (in another case) and open its timeline.

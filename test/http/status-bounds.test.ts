@@ -83,6 +83,44 @@ describe('status reads of jobs with huge histories and huge events', function ()
     expect(text).to.include('1,000 or more earlier Mailjet events are not shown: the timeline holds the latest 500.');
   });
 
+  it('when 100 jobs each have 30 clicks on 10,000-character links (30 MB of events), then GET /status?ids= answers 2 MiB of them, every job its latest in turns, and events_omitted counts the rest', async () => {
+    const pool = service.jetpost.pool;
+    const ids: string[] = [];
+    for (let n = 0; n < 100; n++) {
+      ids.push(await makeJob(pool, { appId: service.appId }));
+    }
+    await pool.query(
+      `insert into email_events (dedupe_key, event_type, occurred_at, recipient_id, job_id, payload)
+       select 'long-' || r.id || '-' || n, 'click', to_timestamp($2::double precision / 1000) + n * interval '1 second', r.id, r.job_id,
+         jsonb_build_object('event', 'click', 'url', 'https://example.com/' || n || '/' || repeat('x', 10000))
+       from email_recipients r
+       cross join generate_series(1, 30) n
+       where r.job_id = any($1::bigint[])`,
+      [ids, DAY_AGO],
+    );
+
+    const res = await service.request('GET', `/status?ids=${ids.join(',')}`);
+    const text = await res.text();
+    const { jobs } = JSON.parse(text) as { jobs: JobJson[] };
+
+    expect(res.status).to.equal(200);
+    expect(text.length).to.be.within(2_000_000, 2_300_000);
+    expect(jobs).to.have.length(100);
+    const kept = jobs.map((job) => job.events.length);
+    expect(Math.min(...kept)).to.equal(2);
+    expect(Math.max(...kept)).to.equal(3);
+    // In turns: the jobs that got a third event are the first in id order.
+    expect(kept).to.deep.equal([...kept].sort((a, b) => b - a));
+    for (const job of jobs) {
+      expect(job.events_omitted).to.equal(30 - job.events.length);
+      const numbers = job.events.map((event) => Number(/^https:\/\/example\.com\/(\d+)\//.exec(String(event.details['url']))?.[1]));
+      expect(numbers).to.deep.equal(Array.from({ length: job.events.length }, (_, index) => 31 - job.events.length + index));
+    }
+    // One job alone: its 30 events (300 KB) fit.
+    const one = await getJson<JobJson>(`/status/${ids[0]}`);
+    expect([one.events.length, one.events_omitted]).to.deep.equal([30, 0]);
+  });
+
   it("when a stored event holds 200 KB of fields no read shows, then a job's events are read without them (only what their details need)", async () => {
     const pool = service.jetpost.pool;
     const jobId = await jobWithClicks(1);

@@ -54,10 +54,25 @@ describe('dashboard HTML', () => {
 describe('dashboard throughput and search', () => {
   it('has one entry per minute of the last hour, the empty minutes at zero', () => {
     const now = new Date('2030-01-01T12:34:56Z');
-    const minutes = throughputMinutes(now, [{ minute: new Date('2030-01-01T12:34:00Z'), jobs: 7 }], [{ minute: new Date('2030-01-01T11:35:00Z'), jobs: 3 }]);
+    const minutes = throughputMinutes(now, [
+      { minute: new Date('2030-01-01T12:34:00Z'), enqueued: 7, accepted: 0 },
+      { minute: new Date('2030-01-01T11:35:00Z'), enqueued: 0, accepted: 3 },
+    ]);
     expect(minutes).to.have.length(THROUGHPUT_MINUTES);
     expect(minutes[0]).to.deep.equal({ minute: new Date('2030-01-01T11:35:00Z'), enqueued: 0, accepted: 3 });
     expect(minutes.at(-1)).to.deep.equal({ minute: new Date('2030-01-01T12:34:00Z'), enqueued: 7, accepted: 0 });
+  });
+
+  it("adds up the counts of one minute (the table's and this process's not yet written), and leaves out minutes outside the hour", () => {
+    const now = new Date('2030-01-01T12:34:56Z');
+    const minutes = throughputMinutes(now, [
+      { minute: new Date('2030-01-01T12:34:00Z'), enqueued: 7, accepted: 2 },
+      { minute: new Date('2030-01-01T12:34:00Z'), enqueued: 1, accepted: 1 },
+      { minute: new Date('2030-01-01T11:34:00Z'), enqueued: 100, accepted: 100 },
+      { minute: new Date('2030-01-01T12:35:00Z'), enqueued: 100, accepted: 100 },
+    ]);
+    expect(minutes.at(-1)).to.deep.equal({ minute: new Date('2030-01-01T12:34:00Z'), enqueued: 8, accepted: 3 });
+    expect(minutes.reduce((sum, minute) => sum + minute.enqueued + minute.accepted, 0)).to.equal(11);
   });
 
   it('guesses what a search is for', () => {
