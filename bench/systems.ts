@@ -220,12 +220,10 @@ async function anyJobInFlight(db: pg.Pool): Promise<boolean> {
 /** How often a drain is checked in the database once every message has reached the Mailjet double. */
 export const DRAIN_POLL_MS = 20;
 /**
- * How often it is checked before that. Checked every 20 ms through a whole drain, each system paid
- * for its check in its own PostgreSQL CPU: jetpost's reads the first entries of the claim and lease
- * indexes, past the entries the claimed and accepted jobs left behind (about 0.02 to 0.03 s per
- * 1,000 messages on a loaded host); graphile-worker's and pg-boss's count their remaining jobs, a
- * scan of their whole queue every 20 ms, which slowed their drains too. The references' drains are
- * checked the same way as jetpost's (bench/peers/common.mjs, waitForDrain).
+ * How often it is checked before that. Each check costs PostgreSQL CPU that the scenario counts as
+ * the system's: jetpost's reads the first entries of the claim and lease indexes, past the entries
+ * the claimed and accepted jobs left behind; graphile-worker's and pg-boss's count their remaining
+ * jobs. The references' drains are checked the same way (bench/peers/common.mjs, waitForDrain).
  */
 export const DRAIN_POLL_BEFORE_SENT_MS = 1000;
 
