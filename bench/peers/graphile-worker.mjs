@@ -56,6 +56,7 @@ runMain(async () => {
       await waitForDrain(
         () => utils.withPgClient(async (client) => Number((await client.query('select count(*)::int as n from graphile_worker._private_jobs')).rows[0].n)),
         settings.timeoutMs,
+        settings.jobs,
       );
       report('drained', { seconds: seconds(drainStart), calls });
     } finally {

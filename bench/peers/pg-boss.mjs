@@ -44,10 +44,14 @@ runMain(async () => {
       );
     });
     // Completed jobs stay in the table (state 'completed') until pg-boss's retention removes them.
-    await waitForDrain(async () => {
-      const { rows } = await boss.getDb().executeSql(`select count(*)::int as n from pgboss.job where name = $1 and state < 'completed'`, [QUEUE]);
-      return Number(rows[0].n);
-    }, settings.timeoutMs);
+    await waitForDrain(
+      async () => {
+        const { rows } = await boss.getDb().executeSql(`select count(*)::int as n from pgboss.job where name = $1 and state < 'completed'`, [QUEUE]);
+        return Number(rows[0].n);
+      },
+      settings.timeoutMs,
+      settings.jobs,
+    );
     report('drained', { seconds: seconds(drainStart), calls });
   } finally {
     await boss.stop({ graceful: true, wait: true, timeout: 10_000 });

@@ -29,7 +29,7 @@ export async function dispatchSlow(context: ScenarioContext): Promise<Row[]> {
     } finally {
       await enqueuer.stop();
     }
-    const drain = await drainBacklog(context, 'dispatch-200ms-jetpost-drain', databaseUrl, double, db);
+    const drain = await drainBacklog(context, 'dispatch-200ms-jetpost-drain', databaseUrl, double, db, total);
     await drain.server.stop();
     await checkSent(double, total, 'jetpost');
     const rate = total / drain.seconds;

@@ -77,7 +77,7 @@ async function runJetpost(context: ScenarioContext, selection: PipelineSelection
     }
 
     context.progress(`jetpost: drain ${total} messages at 0 ms Mailjet latency, default settings`);
-    const drain = await drainBacklog(context, 'pipeline-jetpost-drain', databaseUrl, double, db);
+    const drain = await drainBacklog(context, 'pipeline-jetpost-drain', databaseUrl, double, db, total);
     try {
       await checkSent(double, total, 'jetpost');
       figures.drain = total / drain.seconds;

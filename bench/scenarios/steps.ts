@@ -56,15 +56,24 @@ export interface Drain {
 }
 
 /**
- * Starts jetpost with its default settings on a database holding a backlog and times it until no
- * job is left in flight, from its first answer on /healthz (its consumers start with its server).
+ * Starts jetpost with its default settings on a database holding a backlog of `messages` and times
+ * it until no job is left in flight, from its first answer on /healthz (its consumers start with
+ * its server). The database is polled often only once the double has received every message, as
+ * the references' drains are (see waitUntilDrained).
  */
-export async function drainBacklog(context: ScenarioContext, name: string, databaseUrl: string, double: MailjetDouble, db: pg.Pool): Promise<Drain> {
+export async function drainBacklog(
+  context: ScenarioContext,
+  name: string,
+  databaseUrl: string,
+  double: MailjetDouble,
+  db: pg.Pool,
+  messages: number,
+): Promise<Drain> {
   const server = await startJetpost({ name, logDir: context.logDir, databaseUrl, mailjetUrl: double.url, overrides: context.overrides });
   try {
     const started = wallClockMs();
     const meter = meterCpu(server.pid, context.pg);
-    const drained = await waitUntilDrained(db, 3 * 3600_000);
+    const drained = await waitUntilDrained(db, 3 * 3600_000, async () => (await double.stats()).messages >= messages);
     return { seconds: (drained - started) / 1000, cpu: meter.stop(), server };
   } catch (error) {
     await server.stop();
