@@ -180,8 +180,8 @@ export function createJobService({
   }
 
   /**
-   * A bulk transaction, with a fixed number of statements whatever the batch's size: checks the keys
-   * of the requests with Idempotency-Keys, claims those, stores the jobs of the requests not refused or replayed, and records
+   * A bulk transaction, with a fixed number of statements whatever the batch's size: checks the keys,
+   * claims the Idempotency-Keys, stores the jobs of the requests not refused or replayed, and records
    * them under their Idempotency-Keys.
    */
   async function storeInTransaction(requests: readonly EnqueueRequest[]): Promise<Array<EnqueueResult | Error>> {
@@ -189,14 +189,11 @@ export function createJobService({
       pool,
       async (tx) => {
         const settled: Array<EnqueueResult | Error | undefined> = requests.map(() => undefined);
-        // The keys of requests with an Idempotency-Key are checked before the claims: a refused
-        // request must not take its key. The insert checks the others' keys itself, so a batch
-        // without Idempotency-Keys (a bulk POST /queue) costs no round trip for them.
-        const claiming = (request: EnqueueRequest) => request.idempotencyKey !== undefined && request.keyId !== undefined;
-        const keyIds = [...new Set(requests.filter(claiming).map((request) => request.keyId!))];
+        // Before the claims: a refused request must not take its Idempotency-Key.
+        const keyIds = [...new Set(requests.flatMap((r) => (r.keyId === undefined ? [] : [r.keyId])))];
         const liveKeys = keyIds.length > 0 ? await findLiveApiKeyIds(tx, keyIds) : new Set<string>();
         requests.forEach((request, index) => {
-          if (claiming(request) && !liveKeys.has(request.keyId!)) {
+          if (request.keyId !== undefined && !liveKeys.has(request.keyId)) {
             settled[index] = apiKeyRequired();
           }
         });
@@ -226,10 +223,10 @@ export function createJobService({
 
         const toStore = requests.flatMap((request, index) => (settled[index] === undefined ? [{ request, index }] : []));
         if (toStore.length > 0) {
-          // Those with an Idempotency-Key had theirs checked above, in this transaction.
+          // The keys were checked above, in this transaction.
           const stored = await insertRequests(
             tx,
-            toStore.map(({ request }) => ({ request, checkKey: request.idempotencyKey === undefined })),
+            toStore.map(({ request }) => ({ request, checkKey: false })),
           );
           toStore.forEach(({ index }, position) => {
             settled[index] = stored[position]!;

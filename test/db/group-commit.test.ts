@@ -1,7 +1,6 @@
 // POST /queue's group commit (services/jobs.ts): requests that arrive together share one
 // transaction, and a request refused on its own never takes the others down with it.
 import { expect } from 'chai';
-import type pg from 'pg';
 
 import { createBus } from '../../src/bus.js';
 import { notifyChannels } from '../../src/db/notify.js';
@@ -124,47 +123,5 @@ describe('group commit of POST /queue (services/jobs.ts)', () => {
     const { rows } = await db.pool.query<{ custom_id: string }>('select custom_id from email_send_jobs');
     expect(rows.map((row) => row.custom_id)).to.deep.equal(['fine@example.com']);
     expect((await db.pool.query('select 1 from idempotency_keys')).rowCount).to.equal(0);
-  });
-
-  it('when a batch without Idempotency-Keys is too big for one statement, then its transaction is begin, the insert (which checks the key) and commit, and a revoked key still gets a 401 with nothing stored', async () => {
-    const other = await makeApp(db.pool);
-    const otherKeyId = String((await db.pool.query('select id from api_keys where prefix = $1', [other.prefix])).rows[0]!['id']);
-    await revokeApiKey(db.pool, app.name, app.prefix);
-    // Every statement the service sends through a pooled client, by its first word.
-    const statements: string[] = [];
-    const counted = new WeakSet<pg.PoolClient>();
-    const connect = db.pool.connect.bind(db.pool) as (callback?: unknown) => Promise<pg.PoolClient>;
-    // Transactions take their client with connect(); pool.query (the test's own reads) passes a callback.
-    Object.assign(db.pool, {
-      connect: async (callback?: unknown) => {
-        if (callback !== undefined) {
-          return connect(callback);
-        }
-        const client = await connect();
-        if (counted.has(client)) {
-          return client;
-        }
-        counted.add(client);
-        const query = client.query.bind(client) as (...args: unknown[]) => unknown;
-        return Object.assign(client, {
-          query: (...args: unknown[]) => {
-            const config = args[0] as string | pg.QueryConfig;
-            statements.push((typeof config === 'string' ? config : config.text).trim().split(/\s/)[0]!);
-            return query(...args);
-          },
-        });
-      },
-    });
-    // Over the 200 messages of a single statement (services/jobs.ts).
-    const many = (prefix: string) => Array.from({ length: 201 }, (_, index) => newJob(`${prefix}${index}@example.com`));
-
-    const refused = await jobs.enqueue(app.id, many('revoked'), undefined, keyId).catch((error: unknown) => error);
-    const stored = await jobs.enqueue(other.id, many('fine'), undefined, otherKeyId);
-
-    expect(refused).to.include({ status: 401 });
-    expect(stored.jobs).to.have.length(201);
-    expect(statements).to.deep.equal(['begin', 'with', 'commit', 'begin', 'with', 'commit']);
-    const { rows } = await db.pool.query<{ n: number }>(`select count(*)::int as n from email_send_jobs where custom_id like 'revoked%'`);
-    expect(rows[0]!.n).to.equal(0);
   });
 });
