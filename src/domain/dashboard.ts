@@ -33,18 +33,28 @@ export interface Overview {
   throughput: ThroughputMinute[];
 }
 
+const MINUTE_MS = 60_000;
+
+/** The start (epoch ms) of the minute `at` (epoch ms) falls in: the chart's minutes, and those counts are kept by. */
+export function minuteStart(at: number): number {
+  return Math.floor(at / MINUTE_MS) * MINUTE_MS;
+}
+
 /** The start of the throughput window: the minute THROUGHPUT_MINUTES - 1 minutes before `now`'s. */
 export function throughputSince(now: Date): Date {
-  const minute = Math.floor(now.getTime() / 60_000) * 60_000;
-  return new Date(minute - (THROUGHPUT_MINUTES - 1) * 60_000);
+  return new Date(minuteStart(now.getTime()) - (THROUGHPUT_MINUTES - 1) * MINUTE_MS);
 }
 
 /** One entry per minute of the window, the minutes with no job included; counts of the same minute (several sources) add up. */
 export function throughputMinutes(now: Date, counts: readonly ThroughputMinute[]): ThroughputMinute[] {
   const since = throughputSince(now).getTime();
-  const window = Array.from({ length: THROUGHPUT_MINUTES }, (_, i): ThroughputMinute => ({ minute: new Date(since + i * 60_000), enqueued: 0, accepted: 0 }));
+  const window = Array.from({ length: THROUGHPUT_MINUTES }, (_, i): ThroughputMinute => ({
+    minute: new Date(since + i * MINUTE_MS),
+    enqueued: 0,
+    accepted: 0,
+  }));
   for (const count of counts) {
-    const entry = window[(count.minute.getTime() - since) / 60_000];
+    const entry = window[(count.minute.getTime() - since) / MINUTE_MS];
     if (entry) {
       entry.enqueued += count.enqueued;
       entry.accepted += count.accepted;

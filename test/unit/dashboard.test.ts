@@ -1,7 +1,7 @@
 // The dashboard's pure parts: session tokens, HTML escaping, the throughput minutes, search guessing.
 import { expect } from 'chai';
 
-import { searchField, THROUGHPUT_MINUTES, throughputMinutes } from '../../src/domain/dashboard.js';
+import { minuteStart, searchField, THROUGHPUT_MINUTES, throughputMinutes } from '../../src/domain/dashboard.js';
 import { createSession, csrfToken, csrfTokenMatches, SESSION_TTL_MS, sessionKey, verifySession } from '../../src/domain/dashboard-session.js';
 import { html, jsonScript } from '../../src/http/dashboard/html.js';
 
@@ -61,6 +61,11 @@ describe('dashboard throughput and search', () => {
     expect(minutes).to.have.length(THROUGHPUT_MINUTES);
     expect(minutes[0]).to.deep.equal({ minute: new Date('2030-01-01T11:35:00Z'), enqueued: 0, accepted: 3 });
     expect(minutes.at(-1)).to.deep.equal({ minute: new Date('2030-01-01T12:34:00Z'), enqueued: 7, accepted: 0 });
+  });
+
+  it("puts a time in the minute it falls in, a minute's first millisecond included", () => {
+    expect(minuteStart(Date.parse('2030-01-01T12:34:59.999Z'))).to.equal(Date.parse('2030-01-01T12:34:00Z'));
+    expect(minuteStart(Date.parse('2030-01-01T12:35:00Z'))).to.equal(Date.parse('2030-01-01T12:35:00Z'));
   });
 
   it("adds up the counts of one minute (the table's and this process's not yet written), and leaves out minutes outside the hour", () => {
