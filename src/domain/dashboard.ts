@@ -86,13 +86,19 @@ export function searchField(text: string): JobSearchField {
   return /^[1-9]\d{0,18}$/.test(text) ? 'job_id' : 'custom_id';
 }
 
+/**
+ * A job's timeline shows at most this many status changes (its first) and as many events (its
+ * latest, and only as many as EVENTS_BYTES_PER_ANSWER holds).
+ */
+export const TIMELINE_LIMIT = 500;
+
 export interface JobDetail {
   job: AdminJobRow;
   subject: string | null;
   from: string | null;
   recipients: RecipientRow[];
   timeline: TimelineEntry[];
-  /** The job's earlier Mailjet events the timeline leaves out (it holds the latest). */
+  /** The job's earlier Mailjet events the timeline leaves out (it holds the latest), at most OMITTED_EVENTS_COUNTED. */
   eventsOmitted: number;
 }
 

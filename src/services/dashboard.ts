@@ -23,13 +23,12 @@ import {
   type Overview,
   throughputMinutes,
   throughputSince,
+  TIMELINE_LIMIT,
 } from '../domain/dashboard.js';
+import { EVENTS_BYTES_PER_ANSWER } from '../domain/event.js';
 import { DEPTH_STATUSES } from '../domain/queue-figures.js';
 import { findApp } from './apps.js';
 import type { ThroughputCounter } from './throughput.js';
-
-/** A job's timeline shows at most this many status changes (its first) and as many events (its latest). */
-const TIMELINE_LIMIT = 500;
 
 export interface DashboardService {
   overview(now: Date): Promise<Overview>;
@@ -83,7 +82,7 @@ export function createDashboardService(pool: Pool, throughput: Pick<ThroughputCo
       const [recipients, changes, { events, omitted }] = await Promise.all([
         findRecipients(pool, [jobId]),
         findChangesOfJob(pool, jobId, TIMELINE_LIMIT),
-        findEventsOfJobs(pool, [jobId], TIMELINE_LIMIT),
+        findEventsOfJobs(pool, [jobId], TIMELINE_LIMIT, EVENTS_BYTES_PER_ANSWER),
       ]);
       return { ...found, recipients, timeline: buildTimeline(found.job, recipients, changes, events), eventsOmitted: omitted.get(jobId) ?? 0 };
     },
