@@ -1,6 +1,7 @@
 // What the dashboard shows, pure: its rows, the throughput minutes, how a search is read, and a job's
 // timeline assembled from its status changes and Mailjet events.
 import type { StoredEvent } from './event.js';
+import { isId } from './input-schemas.js';
 import type { AdminJobRow } from './job.js';
 import type { DepthStatus } from './queue-figures.js';
 import type { RecipientRow } from './recipient.js';
@@ -77,13 +78,14 @@ export interface JobSearch {
 
 /**
  * What a search box's text looks for when the operator did not say: an address has an @, a job id
- * is digits, anything else is a custom_id.
+ * is digits that fit a bigint (a longer number, a MessageID past 2^63 say, can be no job's id), and
+ * anything else is a custom_id.
  */
 export function searchField(text: string): JobSearchField {
   if (text.includes('@')) {
     return 'recipient';
   }
-  return /^[1-9]\d{0,18}$/.test(text) ? 'job_id' : 'custom_id';
+  return isId(text) ? 'job_id' : 'custom_id';
 }
 
 /**

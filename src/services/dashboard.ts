@@ -26,6 +26,7 @@ import {
   TIMELINE_LIMIT,
 } from '../domain/dashboard.js';
 import { EVENTS_BYTES_PER_ANSWER } from '../domain/event.js';
+import { isId } from '../domain/input-schemas.js';
 import { DEPTH_STATUSES } from '../domain/queue-figures.js';
 import { findApp } from './apps.js';
 import type { ThroughputCounter } from './throughput.js';
@@ -64,7 +65,7 @@ export function createDashboardService(pool: Pool, throughput: Pick<ThroughputCo
         case 'custom_id':
           return findJobsByAnyCustomId(pool, search.value, page);
         case 'job_id': {
-          const found = before === undefined ? await findJobOfAnyApp(pool, search.value) : undefined;
+          const found = before === undefined && isId(search.value) ? await findJobOfAnyApp(pool, search.value) : undefined;
           if (!found || (page.appId !== undefined && found.job.appId !== page.appId)) {
             return [];
           }

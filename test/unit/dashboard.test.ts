@@ -85,5 +85,8 @@ describe('dashboard throughput and search', () => {
     expect(searchField('12345')).to.equal('job_id');
     expect(searchField('order-12')).to.equal('custom_id');
     expect(searchField('0123')).to.equal('custom_id');
+    expect(searchField('9223372036854775807')).to.equal('job_id');
+    // Past the bigint maximum: no job's id (a MessageID can be up to 2^64-1).
+    expect(searchField('9223372036854775808')).to.equal('custom_id');
   });
 });
