@@ -1456,7 +1456,7 @@ export interface components {
             /** @description When it happened, Unix seconds. */
             time: number;
             /**
-             * @description Mailjet's MessageID: a 64-bit unsigned integer (at most 9223372036854775807), routinely
+             * @description Mailjet's MessageID: a 64-bit integer (jetpost keeps those up to 9223372036854775807), routinely
              *     above 2^53. Mailjet writes it as a raw JSON integer and jetpost reads it from its digits,
              *     without rounding; a decimal string is accepted too. `0` counts as absent.
              * @example 576460765503091500

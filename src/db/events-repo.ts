@@ -216,11 +216,10 @@ export async function findEventsOfJobs(db: Queryable, jobIds: readonly string[],
   const over = [...perJob].filter(([, job]) => job.read > job.kept.length);
   const omitted = new Map<string, number>();
   if (over.length > 0) {
-    const keptOf = new Map(over.map(([jobId, job]) => [jobId, job.kept.length]));
     const counts = await query(db, COUNT_EVENTS_OF_JOBS, [over.map(([jobId]) => jobId), over.map(([, job]) => job.kept.length + OMITTED_EVENTS_COUNTED)]);
     for (const row of counts) {
       const jobId = row['job_id'] as string;
-      omitted.set(jobId, Math.max(0, (row['events'] as number) - keptOf.get(jobId)!));
+      omitted.set(jobId, Math.max(0, (row['events'] as number) - perJob.get(jobId)!.kept.length));
     }
   }
   return { events: [...perJob.values()].flatMap((job) => job.kept), omitted };

@@ -1,6 +1,7 @@
 // What the dashboard shows, pure: its rows, the throughput minutes, how a search is read, and a job's
 // timeline assembled from its status changes and Mailjet events.
 import type { StoredEvent } from './event.js';
+import { isId } from './input-schemas.js';
 import type { AdminJobRow } from './job.js';
 import type { DepthStatus } from './queue-figures.js';
 import type { RecipientRow } from './recipient.js';
@@ -33,18 +34,28 @@ export interface Overview {
   throughput: ThroughputMinute[];
 }
 
+const MINUTE_MS = 60_000;
+
+/** The start (epoch ms) of the minute `at` (epoch ms) falls in: the chart's minutes, and those counts are kept by. */
+export function minuteStart(at: number): number {
+  return Math.floor(at / MINUTE_MS) * MINUTE_MS;
+}
+
 /** The start of the throughput window: the minute THROUGHPUT_MINUTES - 1 minutes before `now`'s. */
 export function throughputSince(now: Date): Date {
-  const minute = Math.floor(now.getTime() / 60_000) * 60_000;
-  return new Date(minute - (THROUGHPUT_MINUTES - 1) * 60_000);
+  return new Date(minuteStart(now.getTime()) - (THROUGHPUT_MINUTES - 1) * MINUTE_MS);
 }
 
 /** One entry per minute of the window, the minutes with no job included; counts of the same minute (several sources) add up. */
 export function throughputMinutes(now: Date, counts: readonly ThroughputMinute[]): ThroughputMinute[] {
   const since = throughputSince(now).getTime();
-  const window = Array.from({ length: THROUGHPUT_MINUTES }, (_, i): ThroughputMinute => ({ minute: new Date(since + i * 60_000), enqueued: 0, accepted: 0 }));
+  const window = Array.from({ length: THROUGHPUT_MINUTES }, (_, i): ThroughputMinute => ({
+    minute: new Date(since + i * MINUTE_MS),
+    enqueued: 0,
+    accepted: 0,
+  }));
   for (const count of counts) {
-    const entry = window[(count.minute.getTime() - since) / 60_000];
+    const entry = window[(count.minute.getTime() - since) / MINUTE_MS];
     if (entry) {
       entry.enqueued += count.enqueued;
       entry.accepted += count.accepted;
@@ -67,14 +78,21 @@ export interface JobSearch {
 
 /**
  * What a search box's text looks for when the operator did not say: an address has an @, a job id
- * is digits, anything else is a custom_id.
+ * is digits that fit a bigint (a longer number, a MessageID past 2^63 say, can be no job's id), and
+ * anything else is a custom_id.
  */
 export function searchField(text: string): JobSearchField {
   if (text.includes('@')) {
     return 'recipient';
   }
-  return /^[1-9]\d{0,18}$/.test(text) ? 'job_id' : 'custom_id';
+  return isId(text) ? 'job_id' : 'custom_id';
 }
+
+/**
+ * A job's timeline shows at most this many status changes (its first) and as many events (its
+ * latest, and only as many as EVENTS_BYTES_PER_ANSWER holds).
+ */
+export const TIMELINE_LIMIT = 500;
 
 export interface JobDetail {
   job: AdminJobRow;
@@ -82,7 +100,7 @@ export interface JobDetail {
   from: string | null;
   recipients: RecipientRow[];
   timeline: TimelineEntry[];
-  /** The job's earlier Mailjet events the timeline leaves out (it holds the latest). */
+  /** The job's earlier Mailjet events the timeline leaves out (it holds the latest), at most OMITTED_EVENTS_COUNTED. */
   eventsOmitted: number;
 }
 

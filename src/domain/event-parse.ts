@@ -25,7 +25,8 @@ export const MAX_EVENTS_PER_BODY = 500_000;
 const mailjetId = z.union([z.string(), z.number()]).transform((value, context) => {
   const id = toIdString(value);
   if (id === undefined) {
-    context.addIssue({ code: 'custom', message: 'a 64-bit unsigned integer' });
+    // Mailjet's MessageIDs are 64-bit; those past 2^63-1 (none seen yet) do not fit the bigint columns.
+    context.addIssue({ code: 'custom', message: 'an integer from 0 to 9223372036854775807 (a larger MessageID is not stored)' });
     return z.NEVER;
   }
   return id;

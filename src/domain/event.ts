@@ -21,3 +21,11 @@ export interface StoredEvent {
  * scanner's 20,000 clicks in one GET /status?ids=, took 2.5 to 4 s, past the statement timeout).
  */
 export const OMITTED_EVENTS_COUNTED = 1_000;
+
+/**
+ * The events of one read, in bytes of JSON (about): of one status answer, all its jobs together (100
+ * jobs of 100 events with 10,000-character URLs would answer 100 MB), and of a job's timeline on the
+ * dashboard (500 such clicks would make a 5 MB page). Each job keeps its latest events, taken in
+ * turns until this is spent (db/events-repo.ts); the read counts the rest as left out.
+ */
+export const EVENTS_BYTES_PER_ANSWER = 2 * 1024 * 1024;

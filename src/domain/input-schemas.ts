@@ -23,10 +23,16 @@ export const emailSchema = z.string().superRefine((value, ctx) => {
   }
 });
 
-/** A positive bigint id in decimal (anything larger would only fail in PostgreSQL). */
-export const idSchema = (what: string) => z.string().refine((value) => /^[1-9]\d{0,18}$/.test(value) && BigInt(value) <= 9223372036854775807n, what);
-export const jobIdSchema = idSchema('a job id (digits)');
-export const deliveryIdSchema = idSchema('a delivery id (digits)');
+const MAX_ID = 9223372036854775807n;
+
+/** Whether `value` is a positive bigint id in decimal (anything larger would only fail in PostgreSQL). */
+export function isId(value: string): boolean {
+  return /^[1-9]\d{0,18}$/.test(value) && BigInt(value) <= MAX_ID;
+}
+
+export const idSchema = (what: string) => z.string().refine(isId, `${what} (digits, at most ${MAX_ID})`);
+export const jobIdSchema = idSchema('a job id');
+export const deliveryIdSchema = idSchema('a delivery id');
 
 /** A page size in a query string or an argument: plain digits, 1 to 1000. */
 export const pageLimitSchema = z

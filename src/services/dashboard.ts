@@ -23,13 +23,13 @@ import {
   type Overview,
   throughputMinutes,
   throughputSince,
+  TIMELINE_LIMIT,
 } from '../domain/dashboard.js';
+import { EVENTS_BYTES_PER_ANSWER } from '../domain/event.js';
+import { isId } from '../domain/input-schemas.js';
 import { DEPTH_STATUSES } from '../domain/queue-figures.js';
 import { findApp } from './apps.js';
 import type { ThroughputCounter } from './throughput.js';
-
-/** A job's timeline shows at most this many status changes (its first) and as many events (its latest). */
-const TIMELINE_LIMIT = 500;
 
 export interface DashboardService {
   overview(now: Date): Promise<Overview>;
@@ -65,7 +65,7 @@ export function createDashboardService(pool: Pool, throughput: Pick<ThroughputCo
         case 'custom_id':
           return findJobsByAnyCustomId(pool, search.value, page);
         case 'job_id': {
-          const found = before === undefined ? await findJobOfAnyApp(pool, search.value) : undefined;
+          const found = before === undefined && isId(search.value) ? await findJobOfAnyApp(pool, search.value) : undefined;
           if (!found || (page.appId !== undefined && found.job.appId !== page.appId)) {
             return [];
           }
@@ -83,7 +83,7 @@ export function createDashboardService(pool: Pool, throughput: Pick<ThroughputCo
       const [recipients, changes, { events, omitted }] = await Promise.all([
         findRecipients(pool, [jobId]),
         findChangesOfJob(pool, jobId, TIMELINE_LIMIT),
-        findEventsOfJobs(pool, [jobId], TIMELINE_LIMIT),
+        findEventsOfJobs(pool, [jobId], TIMELINE_LIMIT, EVENTS_BYTES_PER_ANSWER),
       ]);
       return { ...found, recipients, timeline: buildTimeline(found.job, recipients, changes, events), eventsOmitted: omitted.get(jobId) ?? 0 };
     },

@@ -13,7 +13,7 @@ import { type Pool, type Queryable, withTransaction } from '../db/pool.js';
 import { closePendingRecipients, findRecipients } from '../db/recipients-repo.js';
 import { isCursorAhead, readFeed, recordStatusChanges } from '../db/status-changes-repo.js';
 import { apiKeyRequired, ConflictError, isDatabaseUnavailable, NotFoundError, ServiceUnavailableError, ValidationError } from '../domain/errors.js';
-import type { StoredEvent } from '../domain/event.js';
+import { EVENTS_BYTES_PER_ANSWER, type StoredEvent } from '../domain/event.js';
 import type { JobRow, QueuedJob } from '../domain/job.js';
 import { queuedMessageBytesAtMost } from '../domain/mailjet-payload.js';
 import type { NewJob } from '../domain/message.js';
@@ -27,13 +27,6 @@ import { queueWebhookDeliveries } from './webhook-outbox.js';
  * have tens of thousands, and 100 such jobs in one GET /status?ids= would answer gigabytes.
  */
 export const EVENTS_PER_JOB = 100;
-
-/**
- * The events of one status answer, all jobs together, in bytes of JSON (about): 100 jobs of 100
- * events with 10,000-character URLs would answer 100 MB. Each job keeps its latest events, taken
- * in turns until this is spent (db/events-repo.ts); `events_omitted` counts the rest.
- */
-export const EVENTS_BYTES_PER_ANSWER = 2 * 1024 * 1024;
 
 export interface JobView {
   job: JobRow;

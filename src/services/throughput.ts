@@ -7,7 +7,7 @@
 import type { Bus } from '../bus.js';
 import type { Pool } from '../db/pool.js';
 import { addMinuteCounts, readMinuteCounts } from '../db/throughput-repo.js';
-import type { ThroughputMinute } from '../domain/dashboard.js';
+import { minuteStart, type ThroughputMinute } from '../domain/dashboard.js';
 
 /** Counts kept while the database cannot take them are dropped past this age (the table keeps a day). */
 const KEPT_MS = 24 * 3600 * 1000;
@@ -36,7 +36,7 @@ export function createThroughputCounter({ pool, bus, now = () => Date.now() }: {
   }
 
   function counts(at: number): ThroughputMinute {
-    const minute = Math.floor(at / 60_000) * 60_000;
+    const minute = minuteStart(at);
     let entry = pending.get(minute);
     if (!entry) {
       entry = { minute: new Date(minute), enqueued: 0, accepted: 0 };

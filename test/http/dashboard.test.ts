@@ -323,6 +323,29 @@ describe('/dashboard over HTTP', function () {
       expect(text, 'another app').to.include('No job found.');
     });
 
+    it('when a search is a number no job id can be (past the bigint maximum: a MessageID up to 2^64-1, a long custom_id), then it is searched as a custom_id, or by job id finds no job: never a 400 or 500', async () => {
+      const client = await dashboardClient(service);
+      const app = await makeApp(service.jetpost.pool);
+      const numbers = ['9223372036854775808', '18446744073709551615', '123456789012345678901234567890'];
+      const ids = new Map<string, string>();
+      for (const customId of numbers) {
+        ids.set(customId, await makeJob(service.jetpost.pool, { appId: app.id, customId }));
+      }
+      for (const number of numbers) {
+        const found = await client.get(`/dashboard/jobs?q=${number}`);
+        expect(found.res.status, number).to.equal(200);
+        expect(found.text, number).to.include(`href="/dashboard/jobs/${ids.get(number)}"`);
+        const byJobId = await client.get(`/dashboard/jobs?q=${number}&by=job_id`);
+        expect(byJobId.res.status, `${number} by job id`).to.equal(200);
+        expect(byJobId.text, `${number} by job id`).to.include('No job found.');
+      }
+      for (const query of ['q=9223372036854775807', 'q=0&by=job_id', 'q=00000000000000000000000001&by=job_id']) {
+        const { res, text } = await client.get(`/dashboard/jobs?${query}`);
+        expect(res.status, query).to.equal(200);
+        expect(text, query).to.include('No job found.');
+      }
+    });
+
     it('pages by keyset: "Older" leads to the next jobs, none twice', async () => {
       const client = await dashboardClient(service);
       const app = await makeApp(service.jetpost.pool);

@@ -51,6 +51,19 @@ describe('status reads of jobs with huge histories and huge events', function ()
     return jobId;
   }
 
+  /** `count` clicks stored for each recipient of the jobs, one a second from a day ago, the nth on link n of 10,000 more characters. */
+  async function longClicks(jobIds: readonly string[], count: number): Promise<void> {
+    await service.jetpost.pool.query(
+      `insert into email_events (dedupe_key, event_type, occurred_at, recipient_id, job_id, payload)
+       select 'long-' || r.id || '-' || n, 'click', to_timestamp($2::double precision / 1000) + n * interval '1 second', r.id, r.job_id,
+         jsonb_build_object('event', 'click', 'url', 'https://example.com/' || n || '/' || repeat('x', 10000))
+       from email_recipients r
+       cross join generate_series(1, $3::int) n
+       where r.job_id = any($1::bigint[])`,
+      [jobIds, DAY_AGO, count],
+    );
+  }
+
   const getJson = async <T>(path: string): Promise<T> => {
     const res = await service.request('GET', path);
     expect(res.status, path).to.equal(200);
@@ -80,7 +93,9 @@ describe('status reads of jobs with huge histories and huge events', function ()
       [1, 2, 3].map((n) => `https://example.com/${n}`),
     );
     const { text } = await (await dashboardClient(service)).get(`/dashboard/jobs/${crowded}`);
-    expect(text).to.include('1,000 or more earlier Mailjet events are not shown: the timeline holds the latest 500.');
+    expect(text).to.include(
+      '1,000 or more earlier Mailjet events are not shown: the timeline holds the latest 500 (at most 500, within 2 MiB of event details).',
+    );
   });
 
   it('when 100 jobs each have 30 clicks on 10,000-character links (30 MB of events), then GET /status?ids= answers 2 MiB of them, every job its latest in turns, and events_omitted counts the rest', async () => {
@@ -89,15 +104,7 @@ describe('status reads of jobs with huge histories and huge events', function ()
     for (let n = 0; n < 100; n++) {
       ids.push(await makeJob(pool, { appId: service.appId }));
     }
-    await pool.query(
-      `insert into email_events (dedupe_key, event_type, occurred_at, recipient_id, job_id, payload)
-       select 'long-' || r.id || '-' || n, 'click', to_timestamp($2::double precision / 1000) + n * interval '1 second', r.id, r.job_id,
-         jsonb_build_object('event', 'click', 'url', 'https://example.com/' || n || '/' || repeat('x', 10000))
-       from email_recipients r
-       cross join generate_series(1, 30) n
-       where r.job_id = any($1::bigint[])`,
-      [ids, DAY_AGO],
-    );
+    await longClicks(ids, 30);
 
     const res = await service.request('GET', `/status?ids=${ids.join(',')}`);
     const text = await res.text();
@@ -142,9 +149,27 @@ describe('status reads of jobs with huge histories and huge events', function ()
     const { res, text } = await client.get(`/dashboard/jobs/${jobId}`);
 
     expect(res.status).to.equal(200);
-    expect(text).to.include('100 earlier Mailjet events are not shown: the timeline holds the latest 500.');
+    expect(text).to.include('100 earlier Mailjet events are not shown: the timeline holds the latest 500 (at most 500, within 2 MiB of event details).');
     expect(text.match(/<tr data-kind="event">/g)).to.have.length(500);
     expect(text).to.include('url: https://example.com/600').and.not.include('url: https://example.com/100,');
+  });
+
+  it('when the dashboard shows a job with 500 clicks on 10,000-character links (5 MB of events), then its timeline holds the latest within 2 MiB and says how many earlier ones it leaves out', async () => {
+    const jobId = await makeJob(service.jetpost.pool, { appId: service.appId });
+    await longClicks([jobId], 500);
+    const client = await dashboardClient(service);
+
+    const { res, text } = await client.get(`/dashboard/jobs/${jobId}`);
+
+    expect(res.status).to.equal(200);
+    expect(text.length).to.be.within(2_000_000, 2_300_000);
+    const shown = [...text.matchAll(/url: https:\/\/example\.com\/(\d+)\//g)].map((match) => Number(match[1]));
+    expect(shown.length).to.be.within(150, 250);
+    expect(text.match(/<tr data-kind="event">/g)).to.have.length(shown.length);
+    expect(shown).to.deep.equal(Array.from({ length: shown.length }, (_, index) => 501 - shown.length + index));
+    expect(text).to.include(
+      `${500 - shown.length} earlier Mailjet events are not shown: the timeline holds the latest ${shown.length} (at most 500, within 2 MiB of event details).`,
+    );
   });
 
   it('when an open brings 20,000-character agent, ip, geo and unknown fields, then the status, the feed and the stored event hold them cut to 1,000, naming the cut ones', async () => {

@@ -1,7 +1,7 @@
 // The dashboard's pure parts: session tokens, HTML escaping, the throughput minutes, search guessing.
 import { expect } from 'chai';
 
-import { searchField, THROUGHPUT_MINUTES, throughputMinutes } from '../../src/domain/dashboard.js';
+import { minuteStart, searchField, THROUGHPUT_MINUTES, throughputMinutes } from '../../src/domain/dashboard.js';
 import { createSession, csrfToken, csrfTokenMatches, SESSION_TTL_MS, sessionKey, verifySession } from '../../src/domain/dashboard-session.js';
 import { html, jsonScript } from '../../src/http/dashboard/html.js';
 
@@ -63,6 +63,11 @@ describe('dashboard throughput and search', () => {
     expect(minutes.at(-1)).to.deep.equal({ minute: new Date('2030-01-01T12:34:00Z'), enqueued: 7, accepted: 0 });
   });
 
+  it("puts a time in the minute it falls in, a minute's first millisecond included", () => {
+    expect(minuteStart(Date.parse('2030-01-01T12:34:59.999Z'))).to.equal(Date.parse('2030-01-01T12:34:00Z'));
+    expect(minuteStart(Date.parse('2030-01-01T12:35:00Z'))).to.equal(Date.parse('2030-01-01T12:35:00Z'));
+  });
+
   it("adds up the counts of one minute (the table's and this process's not yet written), and leaves out minutes outside the hour", () => {
     const now = new Date('2030-01-01T12:34:56Z');
     const minutes = throughputMinutes(now, [
@@ -80,5 +85,8 @@ describe('dashboard throughput and search', () => {
     expect(searchField('12345')).to.equal('job_id');
     expect(searchField('order-12')).to.equal('custom_id');
     expect(searchField('0123')).to.equal('custom_id');
+    expect(searchField('9223372036854775807')).to.equal('job_id');
+    // Past the bigint maximum: no job's id (a MessageID can be up to 2^64-1).
+    expect(searchField('9223372036854775808')).to.equal('custom_id');
   });
 });

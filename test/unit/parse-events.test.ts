@@ -106,6 +106,16 @@ describe('parseEventBody', () => {
     }
   });
 
+  it('when a MessageID is a 64-bit unsigned integer past 2^63-1, then the event is rejected saying which MessageIDs are kept', () => {
+    for (const id of ['9223372036854775808', '18446744073709551615']) {
+      const { events, rejected } = parsed(eventText({}, `"MessageID":${id}`));
+      expect(events, id).to.deep.equal([]);
+      expect(rejected[0]!.issues, id).to.deep.equal([
+        { path: 'MessageID', message: 'an integer from 0 to 9223372036854775807 (a larger MessageID is not stored)' },
+      ]);
+    }
+  });
+
   it('when some events of an array are invalid, then they are rejected with their index and path while the valid ones are kept', () => {
     const body = [
       SENT,

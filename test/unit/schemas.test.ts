@@ -359,8 +359,9 @@ describe('parseJobId', () => {
     }
   });
 
-  it('when the id is above 2^63-1, then it is a ValidationError', () => {
-    validationError(() => parseJobId('9223372036854775808'));
-    validationError(() => parseStatusLookup({ ids: '9999999999999999999' }));
+  it('when the id is above 2^63-1, then it is a ValidationError that names the largest id (it is digits, so "digits" alone would not say what is wrong)', () => {
+    for (const error of [validationError(() => parseJobId('9223372036854775808')), validationError(() => parseStatusLookup({ ids: '9999999999999999999' }))]) {
+      expect(error.fields?.map((field) => field.message)).to.deep.equal(['a job id (digits, at most 9223372036854775807)']);
+    }
   });
 });

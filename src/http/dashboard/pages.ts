@@ -1,8 +1,8 @@
 // The dashboard's pages: plain server-rendered HTML. Every value from the database goes through
 // `html`, which escapes it; links and forms point at absolute /dashboard paths.
 import type { App, AppWebhook } from '../../domain/app.js';
-import { type JobDetail, type JobListRow, type JobSearchField, type Overview, THROUGHPUT_MINUTES } from '../../domain/dashboard.js';
-import { OMITTED_EVENTS_COUNTED } from '../../domain/event.js';
+import { type JobDetail, type JobListRow, type JobSearchField, type Overview, THROUGHPUT_MINUTES, TIMELINE_LIMIT } from '../../domain/dashboard.js';
+import { EVENTS_BYTES_PER_ANSWER, OMITTED_EVENTS_COUNTED } from '../../domain/event.js';
 import type { AdminJobRow } from '../../domain/job.js';
 import type { Suppression } from '../../domain/suppression.js';
 import type { DeliveryRow, DeliveryStatus } from '../../domain/webhook-delivery.js';
@@ -235,7 +235,7 @@ ${detail.recipients.map(
 </tbody>
 </table>
 <h2>Timeline</h2>
-${detail.eventsOmitted > 0 ? html`<p class="muted" id="events-omitted">${detail.eventsOmitted.toLocaleString('en-US')}${detail.eventsOmitted >= OMITTED_EVENTS_COUNTED ? ' or more' : ''} earlier Mailjet events are not shown: the timeline holds the latest ${detail.timeline.filter((entry) => entry.kind === 'event').length.toLocaleString('en-US')}.</p>` : ''}
+${detail.eventsOmitted > 0 ? html`<p class="muted" id="events-omitted">${detail.eventsOmitted.toLocaleString('en-US')}${detail.eventsOmitted >= OMITTED_EVENTS_COUNTED ? ' or more' : ''} earlier Mailjet events are not shown: the timeline holds the latest ${detail.timeline.filter((entry) => entry.kind === 'event').length.toLocaleString('en-US')} (at most ${TIMELINE_LIMIT}, within ${EVENTS_BYTES_PER_ANSWER / 1024 / 1024} MiB of event details).</p>` : ''}
 <table id="timeline">
 <thead><tr><th>when</th><th>what</th><th>recipient</th><th>change or event</th><th>detail</th></tr></thead>
 <tbody>

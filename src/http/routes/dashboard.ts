@@ -183,7 +183,8 @@ export function dashboardRouter({ dashboard, admin, adminKey, log, now, bodyPace
   router.get(`${DASHBOARD_PATH}/jobs`, ...pages, async (req, res) => {
     const query = parseOrThrow(jobsQuery, req.query, 'search');
     const field = query.q === undefined ? undefined : (query.by ?? searchField(query.q));
-    if (field === 'job_id' && query.q !== undefined) {
+    // A number no job id can be is searched, and finds no job: only what is no number is refused.
+    if (field === 'job_id' && query.q !== undefined && !/^\d+$/.test(query.q)) {
       parseOrThrow(jobIdSchema, query.q, 'job id');
     }
     const [apps, rows] = await Promise.all([
