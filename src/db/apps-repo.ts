@@ -143,7 +143,8 @@ const SET_WEBHOOK = `
     webhook_event_types = $4::text[],
     webhook_disabled_at = $5,
     webhook_disabled_reason = $6,
-    webhook_throttled_until = case when webhook_url is distinct from $2 then null else webhook_throttled_until end
+    webhook_throttled_until = case when webhook_url is distinct from $2 then null else webhook_throttled_until end,
+    webhook_pauses = case when webhook_url is distinct from $2 then 0 else webhook_pauses end
   where id = $1::bigint`;
 
 /** Sets (url, secret, types) or removes (all null) the app's webhook. */
@@ -174,9 +175,12 @@ export async function disableWebhook(db: Queryable, appId: string, url: string, 
   return (await query(db, DISABLE_WEBHOOK, [appId, url, reason])).length > 0;
 }
 
+// A pause counts once however many deliveries in flight meet it: only the first, which finds no
+// pause running, adds to the pauses in a row (whose count makes the next pause longer).
 const THROTTLE_WEBHOOK = `
   update apps
-  set webhook_throttled_until = greatest(webhook_throttled_until, $3::timestamptz)
+  set webhook_pauses = webhook_pauses + case when webhook_throttled_until is null or webhook_throttled_until <= now() then 1 else 0 end,
+    webhook_throttled_until = greatest(webhook_throttled_until, $3::timestamptz)
   where id = $1::bigint
     and webhook_url = $2`;
 
@@ -188,7 +192,8 @@ export async function throttleWebhook(db: Queryable, appId: string, url: string,
 // Only a pause that is over: another delivery may have started the next one meanwhile.
 const RESUME_WEBHOOK = `
   update apps
-  set webhook_throttled_until = null
+  set webhook_throttled_until = null,
+    webhook_pauses = 0
   where id = $1::bigint
     and webhook_url = $2
     and webhook_throttled_until <= now()`;

@@ -132,7 +132,7 @@ const CLAIM_DUE = `
     returning d.id, d.app_id, d.change_id, d.attempts, d.created_at
   )
   select claimed.id as delivery_id, claimed.app_id, claimed.attempts, claimed.created_at as delivery_created_at,
-    a.webhook_url, a.webhook_secret, a.webhook_disabled_reason, a.webhook_throttled_until is not null as probe,
+    a.webhook_url, a.webhook_secret, a.webhook_disabled_reason, a.webhook_throttled_until is not null as probe, a.webhook_pauses,
     array(
       select s.secret
       from webhook_previous_secrets s
@@ -175,6 +175,7 @@ export async function claimDueDeliveries(db: Queryable, options: ClaimOptions): 
       secrets: secret === null ? [] : [secret, ...(row['previous_secrets'] as string[])],
       attempts: Number(row['attempts']),
       probe: row['probe'] === true,
+      pauses: Number(row['webhook_pauses']),
       createdAt: row['delivery_created_at'] as Date,
       change: toStatusChange(row),
     };

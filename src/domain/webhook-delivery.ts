@@ -28,6 +28,8 @@ export interface DueDelivery {
    * back: it goes alone, and its answer either ends the pause or starts the next one.
    */
   probe: boolean;
+  /** The app's pauses in a row when it was claimed: the next one lasts twice the last (pausingApp). */
+  pauses: number;
   createdAt: Date;
   change: StatusChangeRow;
 }
@@ -91,9 +93,13 @@ interface OutcomeOptions {
 }
 
 /** What to record after an attempt. */
-export function deliveryOutcome(delivery: Pick<DueDelivery, 'attempts' | 'createdAt'>, result: AttemptResult, options: OutcomeOptions): DeliveryOutcome {
+export function deliveryOutcome(
+  delivery: Pick<DueDelivery, 'attempts' | 'createdAt' | 'pauses'>,
+  result: AttemptResult,
+  options: OutcomeOptions,
+): DeliveryOutcome {
   if ('error' in result) {
-    return pausingApp(retryOrGiveUp(delivery, null, result.error, undefined, options), undefined, options);
+    return pausingApp(retryOrGiveUp(delivery, null, result.error, undefined, options), delivery.pauses, undefined, options);
   }
   const { statusCode } = result;
   if (statusCode >= 200 && statusCode < 300) {
@@ -104,17 +110,21 @@ export function deliveryOutcome(delivery: Pick<DueDelivery, 'attempts' | 'create
   }
   const retryAfterMs = parseRetryAfter(result.retryAfter, options.now);
   const outcome = retryOrGiveUp(delivery, statusCode, `the receiver answered ${statusCode}`, retryAfterMs, options);
-  return THROTTLING_STATUSES.has(statusCode) ? pausingApp(outcome, retryAfterMs, options) : outcome;
+  return THROTTLING_STATUSES.has(statusCode) ? pausingApp(outcome, delivery.pauses, retryAfterMs, options) : outcome;
 }
 
 /**
- * The outcome, pausing the app's deliveries: for what the receiver asked, or else the pause of a
- * first retry. Not the delivery's own backoff, which after a few failed attempts is an hour: a
- * receiver down for a minute gets the app's other deliveries a minute later, not an hour. The pause
- * holds whatever becomes of this delivery (retried, or failed at the end of its window).
+ * The outcome, pausing the app's deliveries: for what the receiver asked, or else the backoff of the
+ * app's pauses in a row (`pausesBefore` of them already): the pause of a first retry (10 s), then
+ * twice the last after each lone attempt that fails, up to the backoff's longest wait. Not the
+ * delivery's own backoff, which after a few failed attempts is an hour: a receiver down for a minute
+ * gets the app's other deliveries a minute later, not an hour, and one down for a day is tried once
+ * an hour, not every 10 s. The pause holds whatever becomes of this delivery (retried, or failed at
+ * the end of its window).
  */
-function pausingApp(outcome: Undelivered, retryAfterMs: number | undefined, options: OutcomeOptions): DeliveryOutcome {
-  return { ...outcome, throttledUntil: new Date(options.now.getTime() + retryDelayMs(options.retry, 1, options.random, retryAfterMs)) };
+function pausingApp(outcome: Undelivered, pausesBefore: number, retryAfterMs: number | undefined, options: OutcomeOptions): DeliveryOutcome {
+  const pauseMs = retryDelayMs(options.retry, pausesBefore + 1, options.random, retryAfterMs);
+  return { ...outcome, throttledUntil: new Date(options.now.getTime() + pauseMs) };
 }
 
 function retryOrGiveUp(

@@ -5,12 +5,13 @@
 import { expect } from 'chai';
 
 import { createBus } from '../../src/bus.js';
+import { setWebhook } from '../../src/db/apps-repo.js';
 import { insertJobs } from '../../src/db/jobs-repo.js';
 import { notifyChannels } from '../../src/db/notify.js';
 import { type Pool, withTransaction } from '../../src/db/pool.js';
 import { recordStatusChanges } from '../../src/db/status-changes-repo.js';
 import { claimDueDeliveries, redeliver, settleDelivery } from '../../src/db/webhook-deliveries-repo.js';
-import type { DueDelivery } from '../../src/domain/webhook-delivery.js';
+import { type AttemptResult, deliveryOutcome, type DueDelivery } from '../../src/domain/webhook-delivery.js';
 import { createAppWithKey } from '../../src/services/apps.js';
 import { queueWebhookDeliveries } from '../../src/services/webhook-outbox.js';
 import { createWebhookDeliveries } from '../../src/services/webhooks.js';
@@ -189,6 +190,63 @@ describe('webhook deliveries: answers that speak for the endpoint', () => {
     const rest = await claim(new Map());
     expect(rest.map((delivery) => delivery.probe)).to.deep.equal([false, false]);
     expect((await db.pool.query('select webhook_throttled_until from apps where id = $1', [appId])).rows[0].webhook_throttled_until).to.equal(null);
+  });
+
+  it("when an app's receiver stays down, then each pause after a lone attempt that failed is twice the last (10 s, 20 s, 40 s), the deliveries in flight at the start count one pause, and an answer starts again from 10 s", async () => {
+    db = await createTestDatabase();
+    const appId = await oneDelivery(db.pool);
+    for (let i = 0; i < 5; i++) {
+      await queueChange(db.pool, appId);
+    }
+    const deliveries = createWebhookDeliveries(db.pool, createBus());
+    const retry = { baseMs: 10_000, factor: 2, maxMs: 3_600_000, jitter: 0 };
+    const settleAt = async (delivery: DueDelivery, result: AttemptResult) => {
+      const now = new Date();
+      await deliveries.settle(delivery, deliveryOutcome(delivery, result, { retry, retryWindowMs: 24 * 3_600_000, now, random: () => 0.5 }));
+      return now.getTime();
+    };
+    const pause = async () => {
+      const { rows } = await db.pool.query<{ pauses: number; until: Date | null }>(
+        'select webhook_pauses as pauses, webhook_throttled_until as until from apps where id = $1',
+        [appId],
+      );
+      return { pauses: rows[0]!.pauses, until: rows[0]!.until?.getTime() ?? null };
+    };
+    const overAndProbe = async () => {
+      await db.pool.query("update apps set webhook_throttled_until = now() - interval '1 second' where id = $1", [appId]);
+      const claimed = await claimDueDeliveries(db.pool, { limit: 10, perApp: 4, inFlight: new Map(), lockMs: 60_000 });
+      expect(claimed.map((delivery) => delivery.probe)).to.deep.equal([true]);
+      return claimed[0]!;
+    };
+    const refused = { error: 'connect ECONNREFUSED 127.0.0.1:9' };
+
+    // Two in flight when the receiver goes down: one pause of 10 s (from the later answer), counted once.
+    const [first, second] = await claimDueDeliveries(db.pool, { limit: 2, perApp: 4, inFlight: new Map(), lockMs: 60_000 });
+    expect([first!.pauses, second!.pauses]).to.deep.equal([0, 0]);
+    await settleAt(first!, refused);
+    const secondAt = await settleAt(second!, refused);
+    expect(await pause()).to.deep.equal({ pauses: 1, until: secondAt + 10_000 });
+
+    // The lone attempt after each pause fails: the next pause is twice as long.
+    const probe = await overAndProbe();
+    expect(probe.pauses).to.equal(1);
+    const probeAt = await settleAt(probe, refused);
+    expect(await pause()).to.deep.equal({ pauses: 2, until: probeAt + 20_000 });
+    const overloaded = await overAndProbe();
+    const overloadedAt = await settleAt(overloaded, { statusCode: 503 });
+    expect(await pause()).to.deep.equal({ pauses: 3, until: overloadedAt + 40_000 });
+
+    // An answer ends the pauses: the next outage starts again from 10 s.
+    await settleAt(await overAndProbe(), { statusCode: 500 });
+    expect(await pause()).to.deep.equal({ pauses: 0, until: null });
+    const [afterwards] = await claimDueDeliveries(db.pool, { limit: 1, perApp: 4, inFlight: new Map(), lockMs: 60_000 });
+    const afterwardsAt = await settleAt(afterwards!, refused);
+    expect(await pause()).to.deep.equal({ pauses: 1, until: afterwardsAt + 10_000 });
+
+    // A new URL is a new receiver: no pause, none counted.
+    await db.pool.query("update apps set webhook_throttled_until = now() + interval '1 hour', webhook_pauses = 7 where id = $1", [appId]);
+    await setWebhook(db.pool, appId, { url: 'https://other.example.com/jetpost', secret: 'whsec_test', eventTypes: null, disabled: null });
+    expect(await pause()).to.deep.equal({ pauses: 0, until: null });
   });
 
   it('when a receiver answers 410 Gone, then its webhook is disabled, its pending deliveries fail, and new changes queue none; an answer from a replaced URL disables nothing', async () => {

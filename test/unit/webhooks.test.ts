@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { Webhook, WebhookVerificationError } from 'standardwebhooks';
 
 import { addressAllowed, parseTargetPolicy } from '../../src/domain/target-policy.js';
-import { deliveryOutcome } from '../../src/domain/webhook-delivery.js';
+import { type AttemptResult, deliveryOutcome } from '../../src/domain/webhook-delivery.js';
 import { formatSecret, sign, signatureHeaders } from '../../src/domain/webhook-signature.js';
 
 describe('webhook target policy', () => {
@@ -154,9 +154,9 @@ describe('webhook delivery outcome', () => {
   it('when the receiver answers 2xx, then it is delivered; otherwise retried with a doubling delay', () => {
     const created = new Date(now.getTime() - 60_000);
 
-    expect(deliveryOutcome({ attempts: 1, createdAt: created }, { statusCode: 204 }, options)).to.deep.equal({ kind: 'delivered', statusCode: 204 });
-    const first = deliveryOutcome({ attempts: 1, createdAt: created }, { statusCode: 500 }, options);
-    const third = deliveryOutcome({ attempts: 3, createdAt: created }, { error: 'ECONNREFUSED' }, options);
+    expect(deliveryOutcome({ attempts: 1, pauses: 0, createdAt: created }, { statusCode: 204 }, options)).to.deep.equal({ kind: 'delivered', statusCode: 204 });
+    const first = deliveryOutcome({ attempts: 1, pauses: 0, createdAt: created }, { statusCode: 500 }, options);
+    const third = deliveryOutcome({ attempts: 3, pauses: 0, createdAt: created }, { error: 'ECONNREFUSED' }, options);
     expect(first).to.deep.equal({ kind: 'retry', nextAttemptAt: new Date(now.getTime() + 10_000), statusCode: 500, error: 'the receiver answered 500' });
     expect(third).to.deep.include({ kind: 'retry', nextAttemptAt: new Date(now.getTime() + 40_000), statusCode: null, error: 'ECONNREFUSED' });
   });
@@ -164,7 +164,7 @@ describe('webhook delivery outcome', () => {
   it('when the next attempt would fall outside the retry window (24 h), then the delivery fails with the reason', () => {
     const created = new Date(now.getTime() - 24 * 3_600_000 + 1_000);
 
-    const outcome = deliveryOutcome({ attempts: 20, createdAt: created }, { statusCode: 500 }, options);
+    const outcome = deliveryOutcome({ attempts: 20, pauses: 0, createdAt: created }, { statusCode: 500 }, options);
 
     expect(outcome).to.deep.equal({ kind: 'failed', statusCode: 500, error: 'gave up after 20 attempts: the receiver answered 500' });
   });
@@ -172,7 +172,7 @@ describe('webhook delivery outcome', () => {
   it('when the answer carries a Retry-After (seconds or a date), then the retry is no sooner than it asks, nor sooner than the backoff', () => {
     const created = new Date(now.getTime() - 60_000);
     const at = (result: { statusCode: number; retryAfter?: string }) => {
-      const outcome = deliveryOutcome({ attempts: 1, createdAt: created }, result, options);
+      const outcome = deliveryOutcome({ attempts: 1, pauses: 0, createdAt: created }, result, options);
       return outcome.kind === 'retry' ? outcome.nextAttemptAt.getTime() - now.getTime() : outcome.kind;
     };
 
@@ -187,7 +187,7 @@ describe('webhook delivery outcome', () => {
     const created = new Date(now.getTime() - 60_000);
 
     for (const retryAfter of ['86400', String(10 * 365 * 86400), '9'.repeat(30), 'Fri, 31 Dec 9999 23:59:59 GMT']) {
-      const outcome = deliveryOutcome({ attempts: 1, createdAt: created }, { statusCode: 429, retryAfter }, options);
+      const outcome = deliveryOutcome({ attempts: 1, pauses: 0, createdAt: created }, { statusCode: 429, retryAfter }, options);
       expect(outcome, retryAfter).to.deep.equal({
         kind: 'retry',
         nextAttemptAt: new Date(now.getTime() + 3_600_000),
@@ -198,7 +198,11 @@ describe('webhook delivery outcome', () => {
     }
     // Near the end of the window, the wait it asks for ends the delivery, as any retry past the window
     // does; the app still waits what its receiver asked for.
-    const late = deliveryOutcome({ attempts: 9, createdAt: new Date(now.getTime() - 23.5 * 3_600_000) }, { statusCode: 503, retryAfter: '86400' }, options);
+    const late = deliveryOutcome(
+      { attempts: 9, pauses: 0, createdAt: new Date(now.getTime() - 23.5 * 3_600_000) },
+      { statusCode: 503, retryAfter: '86400' },
+      options,
+    );
     expect(late).to.deep.equal({
       kind: 'failed',
       statusCode: 503,
@@ -210,7 +214,7 @@ describe('webhook delivery outcome', () => {
   it('when the receiver answers 429, 502, 503 or 504, or gives no answer at all, then the retry pauses the whole app; other answers only their own delivery', () => {
     const created = new Date(now.getTime() - 60_000);
     const pauses = (result: { statusCode: number } | { error: string }) => {
-      const outcome = deliveryOutcome({ attempts: 1, createdAt: created }, result, options);
+      const outcome = deliveryOutcome({ attempts: 1, pauses: 0, createdAt: created }, result, options);
       return outcome.kind === 'retry' && outcome.throttledUntil !== undefined;
     };
 
@@ -228,7 +232,7 @@ describe('webhook delivery outcome', () => {
 
   it("when a delivery deep in its backoff gets no answer, then only it waits its backoff (1 h): the app waits a first retry's pause (10 s)", () => {
     const outcome = deliveryOutcome(
-      { attempts: 12, createdAt: new Date(now.getTime() - 6 * 3_600_000) },
+      { attempts: 12, pauses: 0, createdAt: new Date(now.getTime() - 6 * 3_600_000) },
       { error: 'connect ECONNREFUSED 203.0.113.7:443' },
       options,
     );
@@ -245,7 +249,7 @@ describe('webhook delivery outcome', () => {
   it("when a delivery deep in its backoff gets a 503 without Retry-After, then only it waits its backoff (1 h): the app waits a first retry's pause (10 s)", () => {
     const created = new Date(now.getTime() - 6 * 3_600_000);
 
-    const outcome = deliveryOutcome({ attempts: 12, createdAt: created }, { statusCode: 503 }, options);
+    const outcome = deliveryOutcome({ attempts: 12, pauses: 0, createdAt: created }, { statusCode: 503 }, options);
 
     expect(outcome).to.deep.equal({
       kind: 'retry',
@@ -255,14 +259,31 @@ describe('webhook delivery outcome', () => {
       error: 'the receiver answered 503',
     });
     // A Retry-After is honoured for the app as for the delivery, and never shortens the pause.
-    const asked = deliveryOutcome({ attempts: 12, createdAt: created }, { statusCode: 429, retryAfter: '120' }, options);
+    const asked = deliveryOutcome({ attempts: 12, pauses: 0, createdAt: created }, { statusCode: 429, retryAfter: '120' }, options);
     expect(asked.kind === 'retry' && asked.throttledUntil).to.deep.equal(new Date(now.getTime() + 120_000));
-    const zero = deliveryOutcome({ attempts: 12, createdAt: created }, { statusCode: 503, retryAfter: '0' }, options);
+    const zero = deliveryOutcome({ attempts: 12, pauses: 0, createdAt: created }, { statusCode: 503, retryAfter: '0' }, options);
     expect(zero.kind === 'retry' && zero.throttledUntil).to.deep.equal(new Date(now.getTime() + 10_000));
   });
 
+  it("when an app has had pauses in a row, then the next pause is twice the last, up to the backoff's longest wait, and a longer Retry-After still wins", () => {
+    const created = new Date(now.getTime() - 60_000);
+    const pauseAfter = (pauses: number, result: AttemptResult) => {
+      const outcome = deliveryOutcome({ attempts: 3, pauses, createdAt: created }, result, options);
+      return outcome.kind === 'delivered' || outcome.throttledUntil === undefined ? undefined : outcome.throttledUntil.getTime() - now.getTime();
+    };
+
+    expect([0, 1, 2, 3, 9, 1_000_000].map((pauses) => pauseAfter(pauses, { error: 'connect ECONNREFUSED 127.0.0.1:9' }))).to.deep.equal([
+      10_000, 20_000, 40_000, 80_000, 3_600_000, 3_600_000,
+    ]);
+    expect(pauseAfter(2, { statusCode: 503 })).to.equal(40_000);
+    expect(pauseAfter(0, { statusCode: 429, retryAfter: '120' })).to.equal(120_000);
+    expect(pauseAfter(5, { statusCode: 429, retryAfter: '120' })).to.equal(320_000);
+    // An answer that speaks for the delivery only pauses nothing, however many pauses came before.
+    expect(pauseAfter(4, { statusCode: 500 })).to.equal(undefined);
+  });
+
   it('when the receiver answers 410 Gone, then the delivery fails at once and disables the webhook, whatever attempt it was', () => {
-    const outcome = deliveryOutcome({ attempts: 1, createdAt: now }, { statusCode: 410, retryAfter: '60' }, options);
+    const outcome = deliveryOutcome({ attempts: 1, pauses: 0, createdAt: now }, { statusCode: 410, retryAfter: '60' }, options);
 
     expect(outcome).to.deep.equal({
       kind: 'failed',
