@@ -20,7 +20,8 @@ const FIRST_MESSAGE_ID = 576460765503091475n;
 /** The messages the large callback is about: its body (about 250 KB) cannot come whole with its headers. */
 const LARGE_CALLBACK_EVENTS = 1_000;
 
-describe('POST /events among slow clients that state the whole budget', () => {
+describe('POST /events among slow clients that state the whole budget', function () {
+  this.timeout(180_000);
   let service: TestService;
   let requests: RawRequest[] = [];
   let stopped = false;

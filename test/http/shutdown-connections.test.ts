@@ -41,7 +41,9 @@ async function expectStopRefusal(raw: string): Promise<void> {
   expect(((await answer.json()) as { detail: string }).detail).to.match(/stopping.*nothing of it was stored/);
 }
 
-describe('HTTP: a stop with requests in flight', () => {
+describe('HTTP: a stop with requests in flight', function () {
+  // The races below give the stop half of SHUTDOWN_TIMEOUT_MS at a time.
+  this.timeout(2 * SHUTDOWN_TIMEOUT_MS);
   let service: TestService | undefined;
   let sockets: net.Socket[] = [];
   let stopping: Promise<unknown> | undefined;
