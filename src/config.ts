@@ -91,9 +91,14 @@ const envSchema = z.object({
   // 0: no idle timeout (Node's requestTimeout, 5 minutes, still bounds the whole request); above
   // 5 minutes it could never act.
   HTTP_BODY_IDLE_TIMEOUT_MS: integer(0, 300_000).default(30_000),
-  // Bytes a second (0: no minimum): 16 KiB is 128 kbit/s, far below any link a callback or a batch
-  // of messages comes over, and far above a drip. The window, under Node's requestTimeout (5 minutes).
-  HTTP_BODY_MIN_RATE: integer(0, 1_000_000_000).default(16_384),
+  // Bytes a second (0: no minimum). 1 KiB (8 kbit/s) cuts a drip (a byte a second, or a few) and
+  // lets through a client on a slow link: a message with a 1 MB attachment (1.4 MB as JSON) must
+  // come at 4.6 KB/s on average to be whole within Node's requestTimeout (5 minutes), which it does
+  // over 1 Mbit/s shared by 26 uploads, and a window of it may then run a fifth of that. 16 KiB
+  // (128 kbit/s), the default before, refused such a message once 1 Mbit/s was shared by 8; it was
+  // that high to guard EVENTS_BODY_BUDGET, which EVENTS_BODY_MIN_RATE does now. The window, under
+  // requestTimeout.
+  HTTP_BODY_MIN_RATE: integer(0, 1_000_000_000).default(1_024),
   HTTP_BODY_MIN_RATE_WINDOW_MS: integer(100, 300_000).default(5_000),
   LOG_LEVEL: z.enum(['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly']).default('info'),
   LOG_FORMAT: z.enum(['auto', 'json', 'pretty']).default('auto'),
@@ -150,6 +155,10 @@ const envSchema = z.object({
   // Callback bytes in progress at once (http/body-budget.ts); EVENTS_BODY_LIMIT when unset.
   EVENTS_BODY_BUDGET: size.optional(),
   EVENTS_BODY_WAIT_MS: integer(0, 600_000).default(10_000),
+  // Bytes a second (0: no minimum), judged over HTTP_BODY_MIN_RATE_WINDOW_MS, only while callbacks
+  // wait for room (http/body-budget.ts). 256 KiB is 2 Mbit/s: Mailjet sends from its data centres,
+  // far faster; a slower body holding 64 MB for 5 minutes would have to send 64 MB to do so.
+  EVENTS_BODY_MIN_RATE: integer(0, 1_000_000_000).default(262_144),
   QUEUE_RATE_LIMIT: integer(0, 1_000_000).default(600),
   EVENTS_RATE_LIMIT: integer(0, 1_000_000).default(6000),
   TRUST_PROXY: z
@@ -323,6 +332,8 @@ export interface Config {
     readonly bodyBudgetBytes: number;
     /** How long a callback may wait for room in the budget before it is answered 503. */
     readonly bodyWaitMs: number;
+    /** Bytes a second a callback's body must bring to keep its room in the budget while others wait for it (0: no minimum). */
+    readonly bodyMinRate: number;
   };
   readonly queueBodyLimit: string;
   /** Group commit of POST /queue: messages per transaction, transactions at once (services/jobs.ts). */
@@ -516,6 +527,7 @@ export function loadConfig(env: Env = process.env): Config {
       bodyLimit: e.EVENTS_BODY_LIMIT,
       bodyBudgetBytes: eventsBody.budget,
       bodyWaitMs: e.EVENTS_BODY_WAIT_MS,
+      bodyMinRate: e.EVENTS_BODY_MIN_RATE,
     },
     dataDir: e.DATA_DIR,
     queueBodyLimit: e.QUEUE_BODY_LIMIT,

@@ -22,6 +22,7 @@ import { localUrl } from './domain/local-url.js';
 import { parseTargetPolicy } from './domain/target-policy.js';
 import { finishedWithin } from './finished-within.js';
 import { createApp, routeTable } from './http/app.js';
+import { createBodyStop } from './http/body-stop.js';
 import { configureConnections } from './http/connections.js';
 import { createStdoutLogger, type Logger } from './log.js';
 import { describeProxy, sendProxy } from './mailjet/agent.js';
@@ -203,6 +204,8 @@ async function start(config: Config, log: Logger, { signal, exitingNow }: StartO
   const gate = createSendGate({ callsPerSecond: config.mailjet.callsPerSecond });
   // Shared by the callback route, which reserves in it, and the metrics, which show it.
   const eventsBodyBudget = createByteBudget(config.events.bodyBudgetBytes);
+  // Begun when the stop is: request bodies still arriving are then refused at once (http/body-stop.ts).
+  const bodyStop = createBodyStop();
   const metrics = createMetrics({
     bus,
     eventsBodyBudget,
@@ -261,7 +264,7 @@ async function start(config: Config, log: Logger, { signal, exitingNow }: StartO
       eventsBody: config.events.bodyLimit,
       queuePerMinute: config.rateLimits.queuePerMinute,
       eventsPerMinute: config.rateLimits.eventsPerMinute,
-      bodyPace: config.http.bodyPace,
+      bodyPace: { ...config.http.bodyPace, stop: bodyStop },
     },
     trustProxy: config.trustProxy,
     readiness: createReadiness({ pool, expectedMigration, sendingStopped: () => gate.state().blocked }),
@@ -272,7 +275,7 @@ async function start(config: Config, log: Logger, { signal, exitingNow }: StartO
     log,
     requestLogLevel: config.devMode ? 'info' : 'http',
     onRequest: (request) => bus.emit('http:request', request),
-    eventsBodyBudget: { budget: eventsBodyBudget, waitMs: config.events.bodyWaitMs },
+    eventsBodyBudget: { budget: eventsBodyBudget, waitMs: config.events.bodyWaitMs, minBytesPerSecond: config.events.bodyMinRate },
     onCallbackWaited: (wait) => bus.emit('events:budget-wait', wait),
     now: () => new Date(),
   });
@@ -331,7 +334,12 @@ async function start(config: Config, log: Logger, { signal, exitingNow }: StartO
           leftBehind.push('jobs in the hands of consumers (back in the queue when their leases expire, LEASE_MS)');
         }
       }),
-      closeServer(server, deadlineMs),
+      closeServer(server, deadlineMs, () => {
+        const refused = bodyStop.begin();
+        if (refused > 0) {
+          log.info('request bodies still arriving were refused (503): the server is stopping', { component: 'http', refused });
+        }
+      }),
       stopWithin('the webhook dispatcher', dispatcher.stop(deadlineMs), deadlineMs + 3 * STOP_STEP_MS),
     ]);
     await Promise.all([
@@ -538,9 +546,13 @@ export const HTTP_KEEP_ALIVE_MS = 65_000;
 /** How often a closing server ends the connections that have gone idle since it began to close. */
 const IDLE_SWEEP_MS = 100;
 
-/** Stops accepting connections, lets requests in flight finish for a while, then cuts the rest. */
-async function closeServer(server: Server, graceMs = 10_000): Promise<void> {
+/**
+ * Stops accepting connections, refuses the request bodies still arriving (`refuseBodies`), lets the
+ * requests in flight finish for a while, then cuts the rest.
+ */
+async function closeServer(server: Server, graceMs: number, refuseBodies: () => void): Promise<void> {
   const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  refuseBodies();
   // close() ends only the connections idle at that moment. One whose answer is written later is kept
   // alive for its next request, and the stop waited for the grace to cut it (SHUTDOWN_TIMEOUT_MS,
   // 25 s by default, whenever a client with a kept-alive connection had a request in flight).

@@ -215,9 +215,12 @@ export interface paths {
          *     `EVENTS_BODY_BUDGET` bytes (default: the body limit), given back once it is answered or its
          *     connection closes. When the budget is full it waits its turn, first come first served, for
          *     up to `EVENTS_BODY_WAIT_MS` (default 10 s), then gets `503` (`service-unavailable`,
-         *     `Retry-After: 30`) with nothing read or stored: Mailjet retries it. A chunked body reserves
-         *     64 KiB to get in, then its bytes as they arrive; one that finds no room part-way gets the
-         *     same `503` at once, its connection closed, nothing stored.
+         *     `Retry-After: 30`) with nothing read or stored: Mailjet retries it. A callback whose body came
+         *     whole with its headers (a small one) is in memory already: it gets in at once, counted in
+         *     the budget. A chunked body reserves 64 KiB to get in, then its bytes as they arrive; one that
+         *     finds no room part-way gets the same `503` at once, its connection closed, nothing stored. So
+         *     does a body that brings less than `EVENTS_BODY_MIN_RATE` (default 256 KiB a second) over a
+         *     window of `HTTP_BODY_MIN_RATE_WINDOW_MS` while other callbacks wait for its room.
          */
         post: operations["receiveMailjetEvents"];
         delete?: never;
@@ -1747,7 +1750,7 @@ export interface components {
         /**
          * @description The body stopped arriving while it was being read (`request-timeout`): nothing of it came for
          *     `HTTP_BODY_IDLE_TIMEOUT_MS` (default 30 s), or it came too slowly: less than
-         *     `HTTP_BODY_MIN_RATE` (default 16 KiB a second) over a window of
+         *     `HTTP_BODY_MIN_RATE` (default 1 KiB a second) over a window of
          *     `HTTP_BODY_MIN_RATE_WINDOW_MS` (default 5 s). Nothing is stored, and the connection is closed
          *     after the answer: send the request again. A body that keeps arriving faster than that is
          *     not cut by this; the whole request must still arrive within 5 minutes, after which it is
@@ -1802,8 +1805,11 @@ export interface components {
         /**
          * @description The database is unreachable, or did not answer within `DATABASE_CONNECT_TIMEOUT_MS` /
          *     `DATABASE_STATEMENT_TIMEOUT_MS` (`service-unavailable`); on `POST /events`, also a callback
-         *     that found no room in `EVENTS_BODY_BUDGET` within `EVENTS_BODY_WAIT_MS`, or (chunked) part-way. Retry later; a
-         *     retried `POST /queue` should carry the same `Idempotency-Key`.
+         *     that found no room in `EVENTS_BODY_BUDGET` within `EVENTS_BODY_WAIT_MS`, or (chunked) part-way,
+         *     or that came too slowly to keep its room while others waited for it. Also a request whose
+         *     body was still arriving when the server began to stop (the connection is then closed,
+         *     nothing of it stored). Retry later; a retried `POST /queue` should carry the same
+         *     `Idempotency-Key`.
          */
         ServiceUnavailable: {
             headers: {

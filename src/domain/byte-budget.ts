@@ -3,7 +3,9 @@
 // in FIFO order: nothing overtakes a waiting request, so a large one gets in as soon as the ones
 // ahead of it are over, however many small ones keep arriving behind it, and a waiting request
 // holds no bytes (those ahead of it are not delayed by it). A request whose size is known only as
-// it arrives grows its reservation as it goes. Pure: the caller decides how long a request may
+// it arrives grows its reservation as it goes. Bytes already held whatever the budget says (a body
+// read whole with its headers) are taken at once, ahead of the queue, past the capacity if need be:
+// waiting would hold them all the same. Pure: the caller decides how long a request may
 // wait, and cancels it by releasing it.
 
 export interface Reservation {
@@ -26,6 +28,11 @@ export interface ByteBudget {
    * they are reserved, from within the release that made room.
    */
   reserve(bytes: number, onGranted: () => void): Reservation;
+  /**
+   * Counts `bytes` that are held already (so the requests waiting wait for them too), at once, even
+   * past the capacity; given back by the release of the reservation returned.
+   */
+  take(bytes: number): Reservation;
   /** Bytes reserved now. */
   inUse(): number;
   /** Requests waiting now. */
@@ -54,6 +61,33 @@ export function createByteBudget(capacity: number): ByteBudget {
     }
   };
 
+  const reservationOf = (entry: Entry, granted: boolean): Reservation => ({
+    granted,
+    grow(more) {
+      if (!Number.isSafeInteger(more) || more < 0) {
+        throw new RangeError(`cannot grow a reservation by ${more} bytes`);
+      }
+      if (entry.state !== 'held' || used + more > capacity) {
+        return false;
+      }
+      used += more;
+      entry.bytes += more;
+      return true;
+    },
+    release() {
+      if (entry.state === 'held') {
+        used -= entry.bytes;
+      } else if (entry.state === 'waiting') {
+        queue.splice(queue.indexOf(entry), 1);
+      } else {
+        return;
+      }
+      entry.state = 'released';
+      // Leaving the queue can make room too: the request that was first may have been the one too large.
+      grantWaiting();
+    },
+  });
+
   return {
     reserve(bytes, onGranted) {
       if (!Number.isSafeInteger(bytes) || bytes < 0 || bytes > capacity) {
@@ -67,32 +101,14 @@ export function createByteBudget(capacity: number): ByteBudget {
       } else {
         queue.push(entry);
       }
-      return {
-        granted,
-        grow(more) {
-          if (!Number.isSafeInteger(more) || more < 0) {
-            throw new RangeError(`cannot grow a reservation by ${more} bytes`);
-          }
-          if (entry.state !== 'held' || used + more > capacity) {
-            return false;
-          }
-          used += more;
-          entry.bytes += more;
-          return true;
-        },
-        release() {
-          if (entry.state === 'held') {
-            used -= entry.bytes;
-          } else if (entry.state === 'waiting') {
-            queue.splice(queue.indexOf(entry), 1);
-          } else {
-            return;
-          }
-          entry.state = 'released';
-          // Leaving the queue can make room too: the request that was first may have been the one too large.
-          grantWaiting();
-        },
-      };
+      return reservationOf(entry, granted);
+    },
+    take(bytes) {
+      if (!Number.isSafeInteger(bytes) || bytes < 0) {
+        throw new RangeError(`cannot take ${bytes} bytes of a budget`);
+      }
+      used += bytes;
+      return reservationOf({ bytes, state: 'held', onGranted: () => {} }, true);
     },
     inUse: () => used,
     waiting: () => queue.length,

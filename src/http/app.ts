@@ -46,8 +46,11 @@ export interface AppDeps extends OpsRouteDeps {
   eventsCredentials: BasicCredentials | undefined;
   /** Body sizes, requests per minute, and how long a body being read may stop arriving (HTTP_BODY_IDLE_TIMEOUT_MS). */
   limits: { queueBody: string; eventsBody: string; queuePerMinute: number; eventsPerMinute: number; bodyPace: BodyPace };
-  /** The bytes of callback bodies in progress at once (http/body-budget.ts), and how long a callback may wait for room. */
-  eventsBodyBudget: { budget: ByteBudget; waitMs: number };
+  /**
+   * The bytes of callback bodies in progress at once (http/body-budget.ts), how long a callback may
+   * wait for room, and the pace a body must keep to hold room others wait for (EVENTS_BODY_MIN_RATE).
+   */
+  eventsBodyBudget: { budget: ByteBudget; waitMs: number; minBytesPerSecond: number };
   /** A callback that found no room in the budget: admitted after waiting, refused after waiting or part-way (metrics). */
   onCallbackWaited?: BodyBudgetOptions['onWaited'];
   trustProxy: boolean | number | string;
@@ -204,6 +207,7 @@ export function createApp(deps: AppDeps): HttpApp {
       limit: limitCallback,
       budget: bodyBudget({
         ...deps.eventsBodyBudget,
+        ...(deps.limits.bodyPace.stop === undefined ? {} : { stop: deps.limits.bodyPace.stop }),
         limit: eventsBodyLimit,
         log: deps.log,
         ...(deps.onCallbackWaited === undefined ? {} : { onWaited: deps.onCallbackWaited }),

@@ -20,6 +20,21 @@
 // sends together after an outage, be stored one after another within seconds instead of being
 // refused and each retried 30 s later. The bound keeps it short of a client's timeout and keeps
 // waiting connections from piling up; a refused callback loses nothing (Mailjet retries it).
+//
+// Slow clients with the callback credentials. One that states a large Content-Length and sends just
+// above HTTP_BODY_MIN_RATE held its stated length for up to 5 minutes (Node's requestTimeout), and a
+// few, taking turns, kept Mailjet's callbacks waiting until they were refused. Two rules keep them
+// from it, and leave a burst of callbacks arriving at a callback's pace as it was (each reserving
+// its length and waiting its turn unread, none refused part-way):
+// - a body that came whole with its headers (a small one: nearly every callback) is in memory
+//   already, so it is counted at once (ByteBudget.take), ahead of the waiting ones, past the budget
+//   if need be, rather than wait for the room it already takes;
+// - a body being read in room others wait for must bring EVENTS_BODY_MIN_RATE (256 KiB a second by
+//   default) over each window of its pace (http/body-pace.ts); slower, it is refused 503 and the
+//   room goes to those waiting. A slow body nobody waits for is left alone.
+// Charging every body only the bytes it has received instead (tried) let a burst start all its
+// bodies at once and refuse most of them part-way: 4 callbacks of 3 MB in a budget of 4 MB got
+// 48 refusals instead of none, and took more memory.
 import type { IncomingHttpHeaders } from 'node:http';
 
 import type { Request, RequestHandler, Response } from 'express';
@@ -27,6 +42,8 @@ import type { Request, RequestHandler, Response } from 'express';
 import type { ByteBudget, Reservation } from '../domain/byte-budget.js';
 import { ServiceUnavailableError } from '../domain/errors.js';
 import type { Logger } from '../log.js';
+import type { HeldRoom } from './body-pace.js';
+import { type BodyStop, stopRefusal } from './body-stop.js';
 import { statedLength } from './declared-body.js';
 
 /** A wait from which on an admitted callback is logged: the budget is then too small for the load. */
@@ -42,6 +59,10 @@ export interface BodyBudgetOptions {
   limit: number;
   /** How long a callback may wait for room before it is refused (EVENTS_BODY_WAIT_MS). */
   waitMs: number;
+  /** Bytes a second a body must bring, over each window of its pace, to keep its room while others wait for it (EVENTS_BODY_MIN_RATE; 0: no minimum). */
+  minBytesPerSecond: number;
+  /** The server's stop: a callback waiting for room is then refused at once. */
+  stop?: BodyStop;
   log: Logger;
   /** A callback that found no room: admitted after waiting, refused after waiting, or refused part-way (chunked, at once) (metrics). */
   onWaited?: (wait: { outcome: 'admitted' | 'refused' | 'refused_part_way'; waitedMs: number }) => void;
@@ -58,20 +79,54 @@ function firstBytes(headers: IncomingHttpHeaders, limit: number): number {
   return isGrowing(headers) ? Math.min(FIRST_CHUNK_BYTES, limit) : limit;
 }
 
+/** Whether a body is not compressed: its size in memory is the size it comes at. */
+function isPlain(headers: IncomingHttpHeaders): boolean {
+  const encoding = headers['content-encoding'];
+  return encoding === undefined || encoding === 'identity';
+}
+
 /** Whether a body's bytes are counted as they arrive: chunked, not compressed. */
 function isGrowing(headers: IncomingHttpHeaders): boolean {
-  const encoding = headers['content-encoding'];
-  return headers['transfer-encoding'] !== undefined && (encoding === undefined || encoding === 'identity');
+  return headers['transfer-encoding'] !== undefined && isPlain(headers);
 }
 
 function refusal(detail: string): ServiceUnavailableError {
   return new ServiceUnavailableError(detail, { headers: { 'Retry-After': String(RETRY_AFTER_S) } });
 }
 
-/** `read`, the body's parser, run once the body has room in the budget. */
-export function bodyBudget({ budget, limit, waitMs, log, onWaited }: BodyBudgetOptions): (read: RequestHandler) => RequestHandler {
+export interface BodyBudget {
+  /** `read`, the body's parser, run once the body has room in the budget. */
+  around(read: RequestHandler): RequestHandler;
+  /** What the body's pace asks of a body that holds room (http/body-pace.ts): its refusal when it is slow and others wait. */
+  room: HeldRoom;
+}
+
+export function bodyBudget({ budget, limit, waitMs, minBytesPerSecond, stop, log, onWaited }: BodyBudgetOptions): BodyBudget {
+  /** The callbacks whose bodies are read in room reserved for them (not those read whole with their headers). */
+  const holding = new WeakSet<Request>();
+
+  const room: HeldRoom = {
+    refusalOfSlow(req, bytes, windowMs) {
+      const waiting = budget.waiting();
+      if (minBytesPerSecond === 0 || waiting === 0 || !holding.has(req) || bytes * 1000 >= minBytesPerSecond * windowMs) {
+        return undefined;
+      }
+      log.warn('a callback arriving slowly was refused (503) to give its room in EVENTS_BODY_BUDGET to the callbacks waiting', {
+        component: 'events',
+        broughtBytes: bytes,
+        windowMs,
+        statedBytes: statedLength(req.headers),
+        waiting,
+      });
+      return refusal(
+        `this callback's body came at fewer than ${minBytesPerSecond} bytes a second (EVENTS_BODY_MIN_RATE) while other callbacks waited for its room: retry later (nothing was stored)`,
+      );
+    },
+  };
+
   /** Runs `read` on a body admitted with `reserved` bytes. */
   const readWithin = (req: Request, res: Response, next: (error?: unknown) => void, read: RequestHandler, reservation: Reservation, reserved: number): void => {
+    holding.add(req);
     if (isGrowing(req.headers)) {
       readGrowing(req, res, next, read, reservation, reserved);
     } else {
@@ -137,76 +192,104 @@ export function bodyBudget({ budget, limit, waitMs, log, onWaited }: BodyBudgetO
     }
   };
 
-  return (read) => (req, res, next) => {
-    // The client may have left during the checks before (they await the database): its 'close' has
-    // then been emitted already, and a reservation made now would never be given back.
-    if (res.closed) {
-      return;
-    }
-    // A body stated over the limit is refused unread, or read off without being kept: it needs no room.
-    if ((statedLength(req.headers) ?? 0) > limit) {
-      read(req, res, next);
-      return;
-    }
-    const bytes = firstBytes(req.headers, limit);
-    const started = performance.now();
-    const reservation = budget.reserve(bytes, () => {
-      stopWaiting();
-      const waitedMs = Math.round(performance.now() - started);
-      if (waitedMs >= LONG_WAIT_MS) {
-        log.info('a callback waited for room in EVENTS_BODY_BUDGET', { component: 'events', bytes, waitedMs, waiting: budget.waiting() });
+  const around =
+    (read: RequestHandler): RequestHandler =>
+    (req, res, next) => {
+      // The client may have left during the checks before (they await the database): its 'close' has
+      // then been emitted already, and a reservation made now would never be given back.
+      if (res.closed) {
+        return;
       }
-      onWaited?.({ outcome: 'admitted', waitedMs });
-      // Granted from within another request's release: go on in a turn of its own.
-      setImmediate(() => {
-        try {
-          readWithin(req, res, next, read, reservation, bytes);
-        } catch (error) {
-          next(error);
+      // A body stated over the limit is refused unread, or read off without being kept: it needs no room.
+      if ((statedLength(req.headers) ?? 0) > limit) {
+        read(req, res, next);
+        return;
+      }
+      // A body that came whole with its headers (only a small one can: Node stops reading a socket
+      // once 16 KiB of its body wait unread) is in memory already, waiting or not: it is counted at
+      // once, ahead of the callbacks waiting, past the budget if need be. So Mailjet's callbacks, nearly
+      // all of that size, get in however long the bodies holding the budget take.
+      if (req.complete && isPlain(req.headers)) {
+        const taken = budget.take(req.readableLength);
+        res.once('close', () => taken.release());
+        read(req, res, next);
+        return;
+      }
+      const bytes = firstBytes(req.headers, limit);
+      const started = performance.now();
+      const reservation = budget.reserve(bytes, () => {
+        stopWaiting();
+        const waitedMs = Math.round(performance.now() - started);
+        if (waitedMs >= LONG_WAIT_MS) {
+          log.info('a callback waited for room in EVENTS_BODY_BUDGET', { component: 'events', bytes, waitedMs, waiting: budget.waiting() });
         }
+        onWaited?.({ outcome: 'admitted', waitedMs });
+        // Granted from within another request's release: go on in a turn of its own.
+        setImmediate(() => {
+          try {
+            readWithin(req, res, next, read, reservation, bytes);
+          } catch (error) {
+            next(error);
+          }
+        });
       });
-    });
-    // Whatever ends the request (answer sent, error answered, client gone) gives the bytes back.
-    if (reservation.granted) {
-      res.once('close', () => reservation.release());
-      readWithin(req, res, next, read, reservation, bytes);
-      return;
-    }
-    const stopWaiting = () => {
-      clearTimeout(timer);
-      req.socket.off('end', onEnd);
-    };
-    res.once('close', () => {
-      stopWaiting();
-      reservation.release();
-    });
-    // A client that shuts its side of the connection keeps it open for its answer
-    // (http/connections.ts), so one that has gone is not told from one that waits: either is
-    // answered at once rather than keep its turn, with nothing read or stored.
-    const onEnd = () => {
-      stopWaiting();
-      reservation.release();
-      res.setHeader('Connection', 'close');
-      next(refusal('the connection was shut on the client side while this callback waited for room: retry later (nothing was read or stored)'));
-    };
-    const timer = setTimeout(() => {
-      req.socket.off('end', onEnd);
-      reservation.release();
-      const waitedMs = Math.round(performance.now() - started);
-      log.warn('a callback was refused (503): EVENTS_BODY_BUDGET stayed full', {
-        component: 'events',
-        bytes,
-        inUseBytes: budget.inUse(),
-        waiting: budget.waiting(),
-        waitedMs,
+      // Whatever ends the request (answer sent, error answered, client gone) gives the bytes back.
+      if (reservation.granted) {
+        res.once('close', () => reservation.release());
+        readWithin(req, res, next, read, reservation, bytes);
+        return;
+      }
+      // The server stops: a callback still waiting will not be read (its body has not come whole).
+      if (stop?.begun()) {
+        reservation.release();
+        res.setHeader('Connection', 'close');
+        next(stopRefusal());
+        return;
+      }
+      const stopWaiting = () => {
+        clearTimeout(timer);
+        req.socket.off('end', onEnd);
+        forgetStop?.();
+      };
+      res.once('close', () => {
+        stopWaiting();
+        reservation.release();
       });
-      onWaited?.({ outcome: 'refused', waitedMs });
-      next(refusal('too many large callbacks are in progress: retry later (nothing was read or stored)'));
-    }, waitMs);
-    if (req.socket.readableEnded) {
-      onEnd();
-    } else {
-      req.socket.once('end', onEnd);
-    }
-  };
+      // A client that shuts its side of the connection keeps it open for its answer
+      // (http/connections.ts), so one that has gone is not told from one that waits: either is
+      // answered at once rather than keep its turn, with nothing read or stored.
+      const onEnd = () => {
+        stopWaiting();
+        reservation.release();
+        res.setHeader('Connection', 'close');
+        next(refusal('the connection was shut on the client side while this callback waited for room: retry later (nothing was read or stored)'));
+      };
+      const timer = setTimeout(() => {
+        stopWaiting();
+        reservation.release();
+        const waitedMs = Math.round(performance.now() - started);
+        log.warn('a callback was refused (503): EVENTS_BODY_BUDGET stayed full', {
+          component: 'events',
+          bytes,
+          inUseBytes: budget.inUse(),
+          waiting: budget.waiting(),
+          waitedMs,
+        });
+        onWaited?.({ outcome: 'refused', waitedMs });
+        next(refusal('too many large callbacks are in progress: retry later (nothing was read or stored)'));
+      }, waitMs);
+      const forgetStop = stop?.onStop(() => {
+        stopWaiting();
+        reservation.release();
+        res.setHeader('Connection', 'close');
+        next(stopRefusal());
+      });
+      if (req.socket.readableEnded) {
+        onEnd();
+      } else {
+        req.socket.once('end', onEnd);
+      }
+    };
+
+  return { around, room };
 }

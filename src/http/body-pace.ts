@@ -1,14 +1,16 @@
 // How a request body being read must keep coming: an idle timeout (HTTP_BODY_IDLE_TIMEOUT_MS) and a
 // minimum rate (HTTP_BODY_MIN_RATE, judged over each HTTP_BODY_MIN_RATE_WINDOW_MS). Without them, a
-// client that states a body and then stops sending it, or sends a byte a second, holds its socket,
-// the buffer allocated for its stated length (http/declared-body.ts) and, on POST /events, its share
-// of EVENTS_BODY_BUDGET until Node's requestTimeout (5 minutes): one callback stating 64 MB would
-// keep every other out for that long, and a few of them, taking turns, would keep Mailjet's own
-// callbacks refused. The idle timeout alone does not do: each chunk restarts it, however small.
-// Both cover the reading only, not the handler that runs once the body is whole (a 64 MB callback
-// takes about 28 s to apply).
-import type { RequestHandler } from 'express';
+// client that states a body and then stops sending it, or sends a byte a second, holds its socket
+// and the buffer allocated for its stated length (http/declared-body.ts) until Node's
+// requestTimeout (5 minutes). The idle timeout alone does not do: each chunk restarts it, however
+// small. On POST /events, a body holding room in EVENTS_BODY_BUDGET is judged at the end of each
+// window by the budget's own rate too (`room`, http/body-budget.ts), and every body being read is
+// refused at once when the server stops (`stop`, http/body-stop.ts). All of it covers the reading
+// only, not the handler that runs once the body is whole (a 64 MB callback takes about 28 s to
+// apply).
+import type { Request, RequestHandler } from 'express';
 
+import { type BodyStop, stopRefusal } from './body-stop.js';
 import { bodyError, statedLength } from './declared-body.js';
 
 export interface BodyPace {
@@ -18,6 +20,19 @@ export interface BodyPace {
   minBytesPerSecond: number;
   /** The window the rate is judged over: a slow start, or a pause within one, is not judged alone. */
   windowMs: number;
+  /** Room the body holds that others may be waiting for (POST /events: http/body-budget.ts), judged at the end of each window too. */
+  room?: HeldRoom;
+  /** The server's stop: a body still arriving is then refused at once (http/body-stop.ts). */
+  stop?: BodyStop;
+}
+
+export interface HeldRoom {
+  /**
+   * The error that refuses `req`, which brought `bytes` over the window of `windowMs` just over, so
+   * that those waiting for its room get it: when some wait, and it brought too little to keep it.
+   * Otherwise undefined, and the body reads on.
+   */
+  refusalOfSlow(req: Request, bytes: number, windowMs: number): Error | undefined;
 }
 
 /** A duration as a person reads it: `30 s`, `200 ms`. */
@@ -28,13 +43,15 @@ function formatMs(ms: number): string {
 /**
  * `read`, a body parser (it passes the request on once its body is read or refused), refusing the
  * request with a 408 when no chunk of the body arrives for `idleMs`, or when, over a window of
- * `windowMs`, it brings fewer than `minBytesPerSecond` a second, while it reads. The connection is
- * then closed: the rest of the body will not be read. Whatever `read` passes on after that (the
- * client gone, its body cut short) is dropped.
+ * `windowMs`, it brings fewer than `minBytesPerSecond` a second, while it reads; with the error of
+ * `room` when that window brought too little to keep the room others wait for; with a 503 when the
+ * server stops. The connection is then closed: the rest of the body will not be read. Whatever
+ * `read` passes on after that (the client gone, its body cut short) is dropped.
  */
 export function withBodyPace(pace: BodyPace, read: RequestHandler): RequestHandler {
-  const { idleMs, minBytesPerSecond, windowMs } = pace;
-  if (idleMs === 0 && minBytesPerSecond === 0) {
+  const { idleMs, minBytesPerSecond, windowMs, room, stop } = pace;
+  const judged = minBytesPerSecond > 0 || room !== undefined;
+  if (idleMs === 0 && !judged && stop === undefined) {
     return read;
   }
   const minWindowBytes = Math.ceil((minBytesPerSecond * windowMs) / 1000);
@@ -50,28 +67,36 @@ export function withBodyPace(pace: BodyPace, read: RequestHandler): RequestHandl
       }
       return;
     }
+    if (stop?.begun()) {
+      res.setHeader('Connection', 'close');
+      next(stopRefusal());
+      return;
+    }
     let reading = true;
     let chunks = 0;
     let received = 0;
     let receivedBeforeWindow = 0;
-    const stop = () => {
+    const stopReading = () => {
       reading = false;
       clearTimeout(idle);
       clearTimeout(rateWindow);
       req.off('data', onData);
+      forgetStop?.();
     };
     const onData = (chunk: Buffer) => {
       chunks += 1;
       received += chunk.length;
       idle?.refresh();
     };
-    const refuse = (message: string) => {
-      stop();
+    const refuse = (error: Error) => {
+      stopReading();
       if (!res.headersSent) {
         res.setHeader('Connection', 'close');
       }
-      next(Object.assign(bodyError(408, 'request.timeout', message), { receivedBytes: received, statedBytes: statedLength(req.headers) }));
+      next(error);
     };
+    const refuseAsLate = (message: string) =>
+      refuse(Object.assign(bodyError(408, 'request.timeout', message), { receivedBytes: received, statedBytes: statedLength(req.headers) }));
     // Chunks that came while this process was busy are read only after its timers have run: the
     // next turn of the event loop, after the reads, decides.
     const afterReads = (decide: () => void) => setImmediate(() => reading && decide());
@@ -80,28 +105,33 @@ export function withBodyPace(pace: BodyPace, read: RequestHandler): RequestHandl
         ? undefined
         : setTimeout(() => {
             const seen = chunks;
-            afterReads(() => chunks === seen && refuse(`the request body stopped arriving: nothing of it came for ${formatMs(idleMs)}`));
+            afterReads(() => chunks === seen && refuseAsLate(`the request body stopped arriving: nothing of it came for ${formatMs(idleMs)}`));
           }, idleMs);
-    const rateWindow =
-      minBytesPerSecond === 0
-        ? undefined
-        : setTimeout(() => {
-            afterReads(() => {
-              const brought = received - receivedBeforeWindow;
-              if (brought < minWindowBytes) {
-                refuse(
-                  `the request body came too slowly: ${brought} bytes in ${formatMs(windowMs)}, where at least ${minBytesPerSecond} bytes a second are needed`,
-                );
-                return;
-              }
-              // The next window starts now (a late timer only makes this one longer, never stricter).
-              receivedBeforeWindow = received;
-              rateWindow!.refresh();
-            });
-          }, windowMs);
+    const rateWindow = !judged
+      ? undefined
+      : setTimeout(() => {
+          afterReads(() => {
+            const brought = received - receivedBeforeWindow;
+            if (brought < minWindowBytes) {
+              refuseAsLate(
+                `the request body came too slowly: ${brought} bytes in ${formatMs(windowMs)}, where at least ${minBytesPerSecond} bytes a second are needed`,
+              );
+              return;
+            }
+            const yielded = room?.refusalOfSlow(req, brought, windowMs);
+            if (yielded !== undefined) {
+              refuse(yielded);
+              return;
+            }
+            // The next window starts now (a late timer only makes this one longer, never stricter).
+            receivedBeforeWindow = received;
+            rateWindow!.refresh();
+          });
+        }, windowMs);
+    const forgetStop = stop?.onStop(() => refuse(stopRefusal()));
     const done = (error?: unknown) => {
       if (reading) {
-        stop();
+        stopReading();
         next(error);
       }
     };

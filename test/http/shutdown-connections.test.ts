@@ -1,14 +1,20 @@
-// A stop while a client's request is in flight on a kept-alive connection: the request is answered,
-// and then the connection is closed at once, so the stop does not wait out SHUTDOWN_TIMEOUT_MS.
+// A stop while requests are in flight. A request whose body has come whole is answered, and then its
+// connection is closed at once; a body still arriving (or a callback still waiting for room to be
+// read) is answered 503 at once, its connection closed, nothing of it stored. Either way the stop
+// does not wait out SHUTDOWN_TIMEOUT_MS.
 import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { expect } from 'chai';
+import type { PoolClient } from 'pg';
 
-import { eventually, startTestService, type TestService } from '../support/service.js';
+import { parseAnswer, rawRequest } from '../support/raw-request.js';
+import { EVENTS_PASSWORD, EVENTS_USER, eventually, startTestService, type TestService } from '../support/service.js';
 
 /** Far above what the stop needs, so that waiting it out cannot pass for a prompt stop. */
 const SHUTDOWN_TIMEOUT_MS = 120_000;
+/** The bodies here stall for as long as a test needs: no minimum rate cuts them. */
+const STALLING = { HTTP_BODY_MIN_RATE: '0', EVENTS_BODY_MIN_RATE: '0' };
 
 /** Whether nothing listens on `port` any more: the server has begun to close. */
 function refused(port: number): Promise<boolean> {
@@ -22,45 +28,133 @@ function refused(port: number): Promise<boolean> {
   });
 }
 
-describe('HTTP: a stop with a request in flight on a kept-alive connection', () => {
+/** `promise`, or 'still waiting' once half of SHUTDOWN_TIMEOUT_MS has gone by. */
+function withinHalfTheGrace<T>(promise: Promise<T>): Promise<T | 'still waiting'> {
+  return Promise.race([promise, sleep(SHUTDOWN_TIMEOUT_MS / 2).then(() => 'still waiting' as const)]);
+}
+
+async function expectStopRefusal(raw: string): Promise<void> {
+  const answer = parseAnswer(raw);
+  expect(answer.status, raw).to.equal(503);
+  expect(answer.headers.get('connection')).to.equal('close');
+  expect(answer.headers.get('content-type')).to.match(/^application\/problem\+json/);
+  expect(((await answer.json()) as { detail: string }).detail).to.match(/stopping.*nothing of it was stored/);
+}
+
+describe('HTTP: a stop with requests in flight', function () {
+  // The races below give the stop half of SHUTDOWN_TIMEOUT_MS at a time.
+  this.timeout(2 * SHUTDOWN_TIMEOUT_MS);
   let service: TestService | undefined;
-  let socket: net.Socket | undefined;
+  let sockets: net.Socket[] = [];
   let stopping: Promise<unknown> | undefined;
+  let locker: PoolClient | undefined;
 
   afterEach(async () => {
-    socket?.destroy();
-    await (stopping ?? service?.stop());
+    await locker?.query('rollback');
+    locker?.release();
+    locker = undefined;
+    sockets.forEach((socket) => socket.destroy());
+    sockets = [];
+    await stopping;
+    await service?.stop();
+    [service, stopping] = [undefined, undefined];
   });
 
-  it('when the stop begins before the answer is written, then the request gets its 202 and the connection is closed without waiting out SHUTDOWN_TIMEOUT_MS', async () => {
-    // The body waits for the stop, however long that takes here: no minimum rate (HTTP_BODY_MIN_RATE) cuts it.
-    const started = await startTestService({ env: { WORKER_CONCURRENCY: '0', SHUTDOWN_TIMEOUT_MS: String(SHUTDOWN_TIMEOUT_MS), HTTP_BODY_MIN_RATE: '0' } });
+  it('when the stop begins while a body is still arriving on a kept-alive connection, then it is answered 503 problem+json at once and the connection closed, without waiting out SHUTDOWN_TIMEOUT_MS', async () => {
+    const started = await startTestService({ env: { ...STALLING, WORKER_CONCURRENCY: '0', SHUTDOWN_TIMEOUT_MS: String(SHUTDOWN_TIMEOUT_MS) } });
     service = started;
     const port = Number(new URL(started.url).port);
     const body = JSON.stringify({ from: 'app@example.com', to: 'reader@example.com', subject: 'Hi', text: 'Hello' });
 
     const client = net.connect(port, '127.0.0.1');
-    socket = client;
+    sockets.push(client);
     const chunks: Buffer[] = [];
     client.on('data', (chunk: Buffer) => chunks.push(chunk));
     client.on('error', () => {});
     const closedByServer = new Promise<void>((resolve) => client.once('close', () => resolve()));
     // Expect: 100-continue makes the request's progress visible: its 100 Continue is written once the
-    // handler reads the body, so the request is in flight from then until the body is sent.
+    // handler reads the body, so the body is being read from then until it is sent.
     client.write(
       `POST /queue HTTP/1.1\r\nHost: jetpost.test\r\nAuthorization: Bearer ${started.apiKey}\r\nContent-Type: application/json\r\n` +
         `Content-Length: ${Buffer.byteLength(body)}\r\nExpect: 100-continue\r\n\r\n`,
     );
     await eventually(async () => (Buffer.concat(chunks).toString('utf8').startsWith('HTTP/1.1 100 Continue') ? true : undefined), 30_000, '100 Continue');
 
-    stopping = started.stop();
+    stopping = started.jetpost.stop();
     const stopped = stopping.then(() => 'stopped' as const);
-    await eventually(async () => ((await refused(port)) ? true : undefined), 30_000, 'the server to stop listening');
-    client.write(body);
 
-    const first = await Promise.race([closedByServer.then(() => 'closed' as const), sleep(SHUTDOWN_TIMEOUT_MS / 2).then(() => 'still open' as const)]);
-    expect(first).to.equal('closed');
-    expect(Buffer.concat(chunks).toString('utf8')).to.match(/HTTP\/1\.1 202 Accepted/);
-    expect(await Promise.race([stopped, sleep(SHUTDOWN_TIMEOUT_MS / 2).then(() => 'still stopping' as const)])).to.equal('stopped');
+    expect(await withinHalfTheGrace(closedByServer.then(() => 'closed' as const))).to.equal('closed');
+    // After its 100 Continue.
+    const answer = Buffer.concat(chunks).toString('utf8');
+    await expectStopRefusal(answer.slice(answer.indexOf('\r\n\r\n') + 4));
+    expect(await withinHalfTheGrace(stopped)).to.equal('stopped');
+    const { rows } = await started.db.pool.query<{ n: number }>('select count(*)::int as n from email_send_jobs');
+    expect(rows[0]!.n).to.equal(0);
+  });
+
+  it('when the stop begins while a request that came whole waits on the database and callbacks are still arriving or waiting for room, then those callbacks get 503 at once, and the request gets its 202 and is stored once the database answers', async () => {
+    const started = await startTestService({
+      env: {
+        ...STALLING,
+        WORKER_CONCURRENCY: '0',
+        SHUTDOWN_TIMEOUT_MS: String(SHUTDOWN_TIMEOUT_MS),
+        // The request held by the lock below must not be cancelled for it.
+        DATABASE_STATEMENT_TIMEOUT_MS: String(SHUTDOWN_TIMEOUT_MS),
+        DATABASE_BULK_STATEMENT_TIMEOUT_MS: String(SHUTDOWN_TIMEOUT_MS),
+        EVENTS_BODY_LIMIT: '1kb',
+        EVENTS_BODY_WAIT_MS: String(SHUTDOWN_TIMEOUT_MS),
+      },
+    });
+    service = started;
+    const port = Number(new URL(started.url).port);
+    // One callback holds the whole budget, its body still arriving; another waits for room, unread.
+    const auth = Buffer.from(`${EVENTS_USER}:${EVENTS_PASSWORD}`).toString('base64');
+    const callback = (stated: number) =>
+      rawRequest(started.url, 'POST', '/events', { Authorization: `Basic ${auth}`, 'Content-Type': 'application/json', 'Content-Length': String(stated) }, '[');
+    const reading = callback(1024);
+    const waiting = callback(2);
+    sockets.push(reading.socket, waiting.socket);
+    await eventually(
+      async () => {
+        const text = await (await fetch(`${started.url}/metrics`)).text();
+        return /^jetpost_events_budget_in_use_bytes 1024$/m.test(text) && /^jetpost_events_budget_waiting 1$/m.test(text) ? true : undefined;
+      },
+      30_000,
+      'a callback holding the budget, another waiting',
+    );
+
+    // The message's job cannot be written until the lock is let go (taken once the callbacks are in
+    // place: /metrics, read above, reads the jobs' figures from the database).
+    locker = await started.db.pool.connect();
+    await locker.query('begin');
+    await locker.query('lock table email_send_jobs in share mode');
+    const accepted = started.request('POST', '/queue', { body: { from: 'app@example.com', to: 'reader@example.com', subject: 'Hi', text: 'Hello' } });
+    await eventually(
+      async () => {
+        const { rows } = await started.db.pool.query<{ n: number }>(
+          "select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and datname = current_database()",
+        );
+        return rows[0]!.n > 0 ? true : undefined;
+      },
+      30_000,
+      'the message waiting on the lock',
+    );
+    stopping = started.jetpost.stop();
+    await eventually(async () => ((await refused(port)) ? true : undefined), 30_000, 'the server to stop listening');
+
+    // Answered while the message still waits on the lock: the stop did not wait for them.
+    const callbacks = await withinHalfTheGrace(Promise.all([reading.answer, waiting.answer]));
+    expect(callbacks).to.not.equal('still waiting');
+    for (const raw of callbacks as string[]) {
+      await expectStopRefusal(raw);
+    }
+    await locker!.query('commit');
+    locker!.release();
+    locker = undefined;
+    const answer = await accepted;
+    expect(answer.status, await answer.clone().text()).to.equal(202);
+    expect(await withinHalfTheGrace(stopping.then(() => 'stopped' as const))).to.equal('stopped');
+    const { rows } = await started.db.pool.query<{ n: number }>('select count(*)::int as n from email_send_jobs');
+    expect(rows[0]!.n).to.equal(1);
   });
 });

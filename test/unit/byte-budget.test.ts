@@ -128,4 +128,25 @@ describe('byte budget', () => {
     expect(() => createByteBudget(0)).to.throw(RangeError);
     expect(budget.waiting()).to.equal(0);
   });
+
+  it('when bytes held already are taken while the budget is full and others wait, then they are counted at once, past the capacity, and those waiting get in once they are given back too', () => {
+    const budget = createByteBudget(100);
+    const granted: string[] = [];
+    const full = reserve(budget, 'full', 100, granted);
+    reserve(budget, 'w', 60, granted);
+
+    const taken = budget.take(30);
+
+    expect(taken.granted).to.equal(true);
+    expect(budget.inUse()).to.equal(130);
+    expect(budget.waiting()).to.equal(1);
+    full.release();
+    // 30 + 60 fit: the one waiting gets in beside what was taken.
+    expect(granted).to.deep.equal(['full', 'w']);
+    expect(budget.inUse()).to.equal(90);
+    taken.release();
+    taken.release();
+    expect(budget.inUse()).to.equal(60);
+    expect(() => budget.take(-1)).to.throw(RangeError);
+  });
 });

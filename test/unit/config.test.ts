@@ -32,7 +32,7 @@ describe('loadConfig', () => {
     expect(config.mailjet).to.deep.include({ callsPerSecond: 0, maxInFlight: 16 });
     expect(config.retry).to.deep.equal({ maxAttempts: 8, baseMs: 5000, factor: 2, maxMs: 3_600_000, jitter: 0.25 });
     expect(config.database.timeouts).to.deep.equal({ connectMs: 2000, statementMs: 2000, bulkStatementMs: 60_000 });
-    expect(config.http.bodyPace).to.deep.equal({ idleMs: 30_000, minBytesPerSecond: 16_384, windowMs: 5_000 });
+    expect(config.http.bodyPace).to.deep.equal({ idleMs: 30_000, minBytesPerSecond: 1_024, windowMs: 5_000 });
   });
 
   it('when no retention is set, then history is kept 30 days (jobs, rejected events), 7 days (unmatched events) and 24 hours (idempotency keys), pruned every 10 minutes in batches of 1,000', () => {

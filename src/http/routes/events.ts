@@ -4,6 +4,7 @@
 import { type RequestHandler, Router } from 'express';
 
 import type { EventsReceipt } from '../../services/events.js';
+import type { BodyBudget } from '../body-budget.js';
 import type { BodyPace } from '../body-pace.js';
 import { textBody } from '../text-body.js';
 
@@ -13,8 +14,8 @@ export interface EventsRouteDeps {
   requireCallbackAuth: RequestHandler;
   /** Requests per minute of the authenticated caller. */
   limit: RequestHandler;
-  /** Runs the body's reader within the budget of callbacks in progress (http/body-budget.ts). */
-  budget: (read: RequestHandler) => RequestHandler;
+  /** The budget of callbacks in progress (http/body-budget.ts): the body's reader runs within it, and a slow body gives its room to those waiting. */
+  budget: BodyBudget;
   bodyLimit: string;
   /** HTTP_BODY_IDLE_TIMEOUT_MS, HTTP_BODY_MIN_RATE (http/body-pace.ts): a callback whose body stops coming, or comes too slowly, gives its share of the budget back then. */
   bodyPace: BodyPace;
@@ -23,9 +24,9 @@ export interface EventsRouteDeps {
 export function eventsRouter({ receive, limit, budget, requireCallbackAuth, bodyLimit, bodyPace }: EventsRouteDeps): Router {
   const router = Router();
   // Any content type: Mailjet's is not documented, and the body is parsed here, not by express.
-  const rawText = textBody({ limit: bodyLimit, pace: bodyPace });
+  const rawText = textBody({ limit: bodyLimit, pace: { ...bodyPace, room: budget.room } });
 
-  router.post('/events', requireCallbackAuth, limit, budget(rawText), async (req, res) => {
+  router.post('/events', requireCallbackAuth, limit, budget.around(rawText), async (req, res) => {
     const text = typeof req.body === 'string' ? req.body : '';
     const receipt = await receive(text);
     // Written as it is, without express's res.json: an answer to a POST needs no ETag, which express
