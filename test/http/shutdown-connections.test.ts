@@ -111,17 +111,15 @@ describe('HTTP: a stop with requests in flight', function () {
     const auth = Buffer.from(`${EVENTS_USER}:${EVENTS_PASSWORD}`).toString('base64');
     const callback = (stated: number) =>
       rawRequest(started.url, 'POST', '/events', { Authorization: `Basic ${auth}`, 'Content-Type': 'application/json', 'Content-Length': String(stated) }, '[');
+    const budgetShows = (pattern: RegExp, what: string) =>
+      eventually(async () => (pattern.test(await (await fetch(`${started.url}/metrics`)).text()) ? true : undefined), 30_000, what);
+    // One after the other: sent together, the second could reach the budget first and hold it.
     const reading = callback(1024);
+    sockets.push(reading.socket);
+    await budgetShows(/^jetpost_events_budget_in_use_bytes 1024$/m, 'a callback holding the budget');
     const waiting = callback(2);
-    sockets.push(reading.socket, waiting.socket);
-    await eventually(
-      async () => {
-        const text = await (await fetch(`${started.url}/metrics`)).text();
-        return /^jetpost_events_budget_in_use_bytes 1024$/m.test(text) && /^jetpost_events_budget_waiting 1$/m.test(text) ? true : undefined;
-      },
-      30_000,
-      'a callback holding the budget, another waiting',
-    );
+    sockets.push(waiting.socket);
+    await budgetShows(/^jetpost_events_budget_waiting 1$/m, 'another callback waiting for room');
 
     // The message's job cannot be written until the lock is let go (taken once the callbacks are in
     // place: /metrics, read above, reads the jobs' figures from the database).
