@@ -258,12 +258,15 @@ export function bodyBudget({ budget, limit, waitMs, minBytesPerSecond, stop, log
       // A client that shuts its side of the connection keeps it open for its answer
       // (http/connections.ts), so one that has gone is not told from one that waits: either is
       // answered at once rather than keep its turn, with nothing read or stored.
-      const onEnd = () => {
+      /** Answers a callback that will not be read (its connection closed after the answer), giving up its turn. */
+      const refuseWaiting = (error: ServiceUnavailableError) => {
         stopWaiting();
         reservation.release();
         res.setHeader('Connection', 'close');
-        next(refusal('the connection was shut on the client side while this callback waited for room: retry later (nothing was read or stored)'));
+        next(error);
       };
+      const onEnd = () =>
+        refuseWaiting(refusal('the connection was shut on the client side while this callback waited for room: retry later (nothing was read or stored)'));
       const timer = setTimeout(() => {
         stopWaiting();
         reservation.release();
@@ -278,12 +281,7 @@ export function bodyBudget({ budget, limit, waitMs, minBytesPerSecond, stop, log
         onWaited?.({ outcome: 'refused', waitedMs });
         next(refusal('too many large callbacks are in progress: retry later (nothing was read or stored)'));
       }, waitMs);
-      const forgetStop = stop?.onStop(() => {
-        stopWaiting();
-        reservation.release();
-        res.setHeader('Connection', 'close');
-        next(stopRefusal());
-      });
+      const forgetStop = stop?.onStop(() => refuseWaiting(stopRefusal()));
       if (req.socket.readableEnded) {
         onEnd();
       } else {
