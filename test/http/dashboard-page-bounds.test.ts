@@ -142,7 +142,7 @@ describe('dashboard pages of a hostile database', function () {
     );
   });
 
-  it('when there are 10,000 apps with 100-character names (8 MB of rows), then the apps page holds those that fit in 2 MiB and says how many it leaves out and where to list them all', async () => {
+  it('when there are 10,000 apps with 100-character names (8 MB of rows), then the apps page holds those that fit in 2 MiB and says how many it leaves out and where to list them all, and the other pages filter by app name', async () => {
     await service.jetpost.pool.query(
       `insert into apps (name)
        select 'app-' || lpad(n::text, 5, '0') || '-' || repeat('x', 90)
@@ -158,5 +158,13 @@ describe('dashboard pages of a hostile database', function () {
     expect(text).to.include(
       `<p class="muted" id="rows-omitted">${left.toLocaleString('en-US')} more apps are not shown: a page holds at most 2 MiB. npm run admin -- apps list (or GET /admin/apps) lists them all.</p>`,
     );
+    // The app filter of the list pages, a list of every app, was 2.2 MB of options on its own.
+    const appName = (await service.jetpost.pool.query<{ name: string }>('select name from apps where id = $1', [service.appId])).rows[0]!.name;
+    for (const path of ['/dashboard/jobs', '/dashboard/failed', `/dashboard/suppressions?app=${appName}`, `/dashboard/jobs?app=${appName}`]) {
+      const page = await boundedPage(path);
+      expect(page, path).to.not.include('<option value="app-');
+      expect(page, path).to.match(/<label>app<input type="text" name="app" value="[^"]*"/);
+    }
+    expect(await boundedPage(`/dashboard/jobs?app=${appName}`)).to.include(`<input type="text" name="app" value="${appName}" placeholder="every app"`);
   });
 });

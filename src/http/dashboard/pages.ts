@@ -191,10 +191,20 @@ function olderLink(path: string, params: Record<string, string | undefined>): Ht
   return html`<p class="pager"><a href="${path}${query(params)}" rel="next">Older →</a></p>`;
 }
 
-function appOptions(apps: readonly App[], selected: string | undefined, anyLabel: string | null): Html {
-  return html`${anyLabel === null ? '' : html`<option value="">${anyLabel}</option>`}${apps.map(
+/**
+ * Past this many apps, the app filter is a text field for the name rather than a list of every app:
+ * 10,000 apps with 100-character names made 2.2 MB of options, past PAGE_BYTES before any row.
+ */
+const APPS_LISTED_IN_FILTER = 500;
+
+/** The app filter of a list page: a choice among the apps, or the app's name when there are too many to list. */
+function appFilter(apps: readonly App[], selected: string | undefined, anyLabel: string | null): Html {
+  if (apps.length > APPS_LISTED_IN_FILTER) {
+    return html`<label>app<input type="text" name="app" value="${selected ?? ''}"${anyLabel === null ? html` required` : html` placeholder="${anyLabel}"`} size="24"></label>`;
+  }
+  return html`<label>app<select name="app">${anyLabel === null ? '' : html`<option value="">${anyLabel}</option>`}${apps.map(
     (app) => html`<option value="${app.name}"${app.name === selected ? html` selected` : ''}>${app.name}</option>`,
-  )}`;
+  )}</select></label>`;
 }
 
 export function loginPage(options: { next: string; problem?: string | undefined; enabled: boolean }): string {
@@ -292,7 +302,7 @@ export function jobsPage(
 <form class="filters" method="get" action="/dashboard/jobs" role="search">
 <label>Find<input type="search" name="q" value="${view.q ?? ''}" placeholder="job id, custom_id or recipient address" size="40"></label>
 <label>by<select name="by">${SEARCH_FIELDS.map(([value, label]) => html`<option value="${value}"${(view.field ?? '') === value ? html` selected` : ''}>${label}</option>`)}</select></label>
-<label>app<select name="app">${appOptions(view.apps, view.app, 'every app')}</select></label>
+${appFilter(view.apps, view.app, 'every app')}
 <button class="primary" type="submit">Search</button>
 </form>
 ${
@@ -403,7 +413,7 @@ export function failedPage(
 ${notice(view.notice)}
 <p class="muted">Jobs that were never accepted by Mailjet: a permanent error, every address suppressed, or attempts exhausted. Requeueing gives a job a fresh set of attempts.</p>
 <form class="filters" method="get" action="/dashboard/failed">
-<label>app<select name="app">${appOptions(view.apps, view.app, 'every app')}</select></label>
+${appFilter(view.apps, view.app, 'every app')}
 <button type="submit">Show</button>
 </form>
 ${
@@ -441,7 +451,7 @@ ${
   view.app === undefined
     ? html`<p class="muted">No app yet.</p>`
     : html`<form class="filters" method="get" action="/dashboard/suppressions">
-<label>app<select name="app">${appOptions(view.apps, view.app, null)}</select></label>
+${appFilter(view.apps, view.app, null)}
 <button type="submit">Show</button>
 </form>
 <h2>Add an address for ${view.app}</h2>
