@@ -252,7 +252,7 @@ async function start(config: Config, log: Logger, { signal, exitingNow }: StartO
   const { app, listener: serveHttp } = createApp({
     jobs,
     admin: createAdminService({ pool, channels, targetPolicy }),
-    dashboard: createDashboardService(pool, throughput),
+    dashboard: createDashboardService(pool, throughput, config.database.schema),
     rateLimits,
     adminKey,
     authenticate: (key) => authenticateApiKey(pool, key),

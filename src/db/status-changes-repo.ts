@@ -1,4 +1,5 @@
 // status_changes: the log of status changes apps hear about (polling feed and webhook outbox).
+import { OMITTED_EVENTS_COUNTED } from '../domain/event.js';
 import type { NewStatusChange, RecordedChange, StatusChangeRow } from '../domain/status-change.js';
 import { type PreparedStatement, query, type Queryable } from './pool.js';
 
@@ -103,17 +104,52 @@ export async function hasChangesAheadOfDatabase(db: Queryable): Promise<boolean>
   return row?.['ahead'] === true;
 }
 
-const FIND_CHANGES_OF_JOB = `
-  select ${CHANGE_COLUMNS}
-  from status_changes c
-  join email_send_jobs j on j.id = c.job_id
-  left join email_recipients r on r.id = c.recipient_id
-  where c.job_id = $1::bigint
-  order by c.id
-  limit $2`;
+/** What a change's row holds besides its details (ids, statuses, time, address): a byte budget counts it with them. */
+const CHANGE_OVERHEAD_BYTES = 120;
 
-/** A job's status changes, oldest first, at most `limit` of them. */
-export async function findChangesOfJob(db: Queryable, jobId: string, limit: number): Promise<StatusChangeRow[]> {
-  const rows = await query(db, FIND_CHANGES_OF_JOB, [jobId, limit]);
-  return rows.map(toStatusChange);
+// A job's first status changes, one more than the caller keeps (to tell whether some are left out),
+// on status_changes (job_id, id). With a budget `$3` (bytes), a change is kept while the changes kept
+// so far fit in it: its details' JSON text (as PostgreSQL writes it) and CHANGE_OVERHEAD_BYTES. The
+// changes not kept come back without their details. The job's custom_id and metadata (8 KiB) are not
+// repeated on every row: the caller has the job.
+const FIND_CHANGES_OF_JOB = `
+  select c.id, c.txid::text as txid, c.job_id, null as custom_id, null as metadata, r.email as recipient, c.old_status, c.new_status,
+    case when c.kept then c.details end as details, c.created_at, c.kept
+  from (
+    select l.*,
+      l.rank <= $2 and sum(l.bytes) over (order by l.id rows unbounded preceding) <= $3 as kept
+    from (
+      select s.*,
+        row_number() over (order by s.id) as rank,
+        coalesce(octet_length(s.details::text), 0) + ${CHANGE_OVERHEAD_BYTES} as bytes
+      from status_changes s
+      where s.job_id = $1::bigint
+      order by s.id
+      limit $2 + 1
+    ) as l
+  ) as c
+  left join email_recipients r on r.id = c.recipient_id
+  order by c.id`;
+
+// A job's changes up to `$2`, on status_changes (job_id, id).
+const COUNT_CHANGES_OF_JOB = `
+  select count(*)::int as changes
+  from (select 1 from status_changes where job_id = $1::bigint limit $2) as counted`;
+
+export interface FirstChanges {
+  /** The job's first changes (up to the limit, and within the budget), oldest first. */
+  changes: StatusChangeRow[];
+  /** How many later ones were left out, at most OMITTED_EVENTS_COUNTED (that many means that many or more). */
+  omitted: number;
+}
+
+/** A job's first `limit` status changes, all together within `maxBytes`, and how many later ones it leaves out (counted up to OMITTED_EVENTS_COUNTED). */
+export async function findChangesOfJob(db: Queryable, jobId: string, limit: number, maxBytes: number): Promise<FirstChanges> {
+  const rows = await query(db, FIND_CHANGES_OF_JOB, [jobId, limit, maxBytes]);
+  const changes = rows.filter((row) => row['kept'] === true).map(toStatusChange);
+  if (changes.length === rows.length) {
+    return { changes, omitted: 0 };
+  }
+  const [count] = await query(db, COUNT_CHANGES_OF_JOB, [jobId, changes.length + OMITTED_EVENTS_COUNTED]);
+  return { changes, omitted: Math.max(0, (count?.['changes'] as number) - changes.length) };
 }

@@ -89,8 +89,8 @@ export function searchField(text: string): JobSearchField {
 }
 
 /**
- * A job's timeline shows at most this many status changes (its first) and as many events (its
- * latest, and only as many as EVENTS_BYTES_PER_ANSWER holds).
+ * A job's timeline shows at most this many status changes (its first) and as many Mailjet events (its
+ * latest): of them, as many as its page holds (PAGE_BYTES), taken in turns.
  */
 export const TIMELINE_LIMIT = 500;
 
@@ -99,9 +99,18 @@ export interface JobDetail {
   subject: string | null;
   from: string | null;
   recipients: RecipientRow[];
-  timeline: TimelineEntry[];
-  /** The job's earlier Mailjet events the timeline leaves out (it holds the latest), at most OMITTED_EVENTS_COUNTED. */
+  /** The job's creation: its timeline's first entry. */
+  created: TimelineEntry;
+  /** Its first status changes (at most TIMELINE_LIMIT, read within PAGE_BYTES of details), oldest first. */
+  changes: TimelineEntry[];
+  /** Its later status changes not read, at most OMITTED_EVENTS_COUNTED (that many means that many or more). */
+  changesOmitted: number;
+  /** Its latest Mailjet events (at most TIMELINE_LIMIT, read within PAGE_BYTES of details), oldest first. */
+  events: TimelineEntry[];
+  /** Its earlier Mailjet events not read, at most OMITTED_EVENTS_COUNTED. */
   eventsOmitted: number;
+  /** The database schema whose tables hold the job's whole history, what a page leaves out included. */
+  schema: string;
 }
 
 export interface TimelineEntry {
@@ -127,24 +136,24 @@ function describe(details: Record<string, unknown> | null): string | null {
 /** What of an event's payload explains it (the rest is Mailjet's bookkeeping); all among the keys findEventsOfJobs reads. */
 const EVENT_DETAIL_FIELDS = ['url', 'error_related_to', 'error', 'comment', 'hard_bounce', 'source', 'agent'];
 
-/** The job's history, oldest first: its creation, every status change and every Mailjet event. */
-export function buildTimeline(
+/** The entries of a job's history: its creation, its status changes and its Mailjet events, each in the order given. */
+export function timelineEntries(
   job: AdminJobRow,
   recipients: readonly RecipientRow[],
   changes: readonly StatusChangeRow[],
   events: readonly StoredEvent[],
-): TimelineEntry[] {
+): Pick<JobDetail, 'created' | 'changes' | 'events'> {
   const emailOf = new Map(recipients.map((recipient) => [recipient.id, recipient.email]));
-  const entries: TimelineEntry[] = [
-    { at: job.createdAt, kind: 'created', recipient: null, what: 'queued', detail: job.sendAt ? `send_at: ${job.sendAt.toISOString()}` : null },
-    ...changes.map((change): TimelineEntry => ({
+  return {
+    created: { at: job.createdAt, kind: 'created', recipient: null, what: 'queued', detail: job.sendAt ? `send_at: ${job.sendAt.toISOString()}` : null },
+    changes: changes.map((change): TimelineEntry => ({
       at: change.createdAt,
       kind: 'status',
       recipient: change.recipient,
       what: change.oldStatus ? `${change.oldStatus} → ${change.newStatus}` : change.newStatus,
       detail: describe(change.details),
     })),
-    ...events.map((event): TimelineEntry => ({
+    events: events.map((event): TimelineEntry => ({
       at: event.occurredAt,
       kind: 'event',
       recipient: (event.recipientId && emailOf.get(event.recipientId)) ?? event.email,
@@ -158,7 +167,25 @@ export function buildTimeline(
         ),
       ),
     })),
-  ];
-  // Stable: equal times keep creation, then changes, then events.
-  return entries.sort((a, b) => a.at.getTime() - b.at.getTime());
+  };
+}
+
+/**
+ * The timeline a page shows, oldest first: the creation, the first `changesShown` status changes and
+ * the latest `eventsShown` events (what fitted), with how many of each it leaves out in all (those the
+ * read left out too).
+ */
+export function shownTimeline(
+  detail: Pick<JobDetail, 'created' | 'changes' | 'changesOmitted' | 'events' | 'eventsOmitted'>,
+  changesShown: number,
+  eventsShown: number,
+): { entries: TimelineEntry[]; changesOmitted: number; eventsOmitted: number } {
+  const changes = detail.changes.slice(0, changesShown);
+  const events = detail.events.slice(detail.events.length - eventsShown);
+  return {
+    // Stable: equal times keep creation, then changes, then events.
+    entries: [detail.created, ...changes, ...events].sort((a, b) => a.at.getTime() - b.at.getTime()),
+    changesOmitted: detail.changesOmitted + detail.changes.length - changes.length,
+    eventsOmitted: detail.eventsOmitted + detail.events.length - events.length,
+  };
 }

@@ -15,7 +15,6 @@ import { type Pool, withTransaction } from '../db/pool.js';
 import { findRecipients } from '../db/recipients-repo.js';
 import { findChangesOfJob } from '../db/status-changes-repo.js';
 import {
-  buildTimeline,
   DEPTH_COUNT_CAP,
   type JobDetail,
   type JobListRow,
@@ -24,9 +23,10 @@ import {
   throughputMinutes,
   throughputSince,
   TIMELINE_LIMIT,
+  timelineEntries,
 } from '../domain/dashboard.js';
-import { EVENTS_BYTES_PER_ANSWER } from '../domain/event.js';
 import { isId } from '../domain/input-schemas.js';
+import { PAGE_BYTES } from '../domain/page-budget.js';
 import { DEPTH_STATUSES } from '../domain/queue-figures.js';
 import { findApp } from './apps.js';
 import type { ThroughputCounter } from './throughput.js';
@@ -39,7 +39,8 @@ export interface DashboardService {
   jobDetail(jobId: string): Promise<JobDetail | undefined>;
 }
 
-export function createDashboardService(pool: Pool, throughput: Pick<ThroughputCounter, 'read'>): DashboardService {
+/** `schema`: the database schema of jetpost's tables, which a job page names as where its whole history is. */
+export function createDashboardService(pool: Pool, throughput: Pick<ThroughputCounter, 'read'>, schema: string): DashboardService {
   return {
     async overview(now) {
       const [counts, approximateJobs, minutes] = await Promise.all([
@@ -80,12 +81,21 @@ export function createDashboardService(pool: Pool, throughput: Pick<ThroughputCo
       if (!found) {
         return undefined;
       }
-      const [recipients, changes, { events, omitted }] = await Promise.all([
+      // Each read stops at a page's bytes of details as JSON text (as HTML they take about as many or
+      // more): all a page could show of 50 recipients' bounces or a link scanner's clicks.
+      const [recipients, changes, events] = await Promise.all([
         findRecipients(pool, [jobId]),
-        findChangesOfJob(pool, jobId, TIMELINE_LIMIT),
-        findEventsOfJobs(pool, [jobId], TIMELINE_LIMIT, EVENTS_BYTES_PER_ANSWER),
+        findChangesOfJob(pool, jobId, TIMELINE_LIMIT, PAGE_BYTES),
+        findEventsOfJobs(pool, [jobId], TIMELINE_LIMIT, PAGE_BYTES),
       ]);
-      return { ...found, recipients, timeline: buildTimeline(found.job, recipients, changes, events), eventsOmitted: omitted.get(jobId) ?? 0 };
+      return {
+        ...found,
+        recipients,
+        ...timelineEntries(found.job, recipients, changes.changes, events.events),
+        changesOmitted: changes.omitted,
+        eventsOmitted: events.omitted.get(jobId) ?? 0,
+        schema,
+      };
     },
   };
 }

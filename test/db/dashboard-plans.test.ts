@@ -23,7 +23,7 @@ import { listSuppressions } from '../../src/db/suppressions-repo.js';
 import { readMinuteCounts } from '../../src/db/throughput-repo.js';
 import { listDeliveries } from '../../src/db/webhook-deliveries-repo.js';
 import { DEPTH_COUNT_CAP, throughputSince, TIMELINE_LIMIT } from '../../src/domain/dashboard.js';
-import { EVENTS_BYTES_PER_ANSWER } from '../../src/domain/event.js';
+import { PAGE_BYTES } from '../../src/domain/page-budget.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { expectBoundedReads } from '../support/plans.js';
 
@@ -89,8 +89,8 @@ describeQueryPlans("the dashboard's queries at 200,000 jobs", (db) => seedDashbo
   ['jobs by custom_id in one app', (q, seeded) => findJobsByAnyCustomId(q, seeded.sampleCustomId, { appId: seeded.appIds[2], limit: 50 })],
   ['a job', (q, seeded) => findJobOfAnyApp(q, seeded.sampleJobId)],
   ["a job's recipients", (q, seeded) => findRecipients(q, [seeded.sampleJobId])],
-  ["a job's status changes", (q, seeded) => findChangesOfJob(q, seeded.sampleJobId, TIMELINE_LIMIT)],
-  ["a job's events", (q, seeded) => findEventsOfJobs(q, [seeded.sampleJobId], TIMELINE_LIMIT, EVENTS_BYTES_PER_ANSWER)],
+  ["a job's status changes", (q, seeded) => findChangesOfJob(q, seeded.sampleJobId, TIMELINE_LIMIT, PAGE_BYTES)],
+  ["a job's events", (q, seeded) => findEventsOfJobs(q, [seeded.sampleJobId], TIMELINE_LIMIT, PAGE_BYTES)],
   ['failed jobs', (q) => listJobsByStatus(q, 'failed', { limit: 50 })],
   ['failed jobs of one app, older page', (q, seeded) => listJobsByStatus(q, 'failed', { appName: seeded.appNames[0], before: seeded.middleJobId, limit: 50 })],
   // The admin's list of a status without an index: none is bounced here, so a walk would read every job.

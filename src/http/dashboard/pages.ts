@@ -1,11 +1,22 @@
 // The dashboard's pages: plain server-rendered HTML. Every value from the database goes through
 // `html`, which escapes it; links and forms point at absolute /dashboard paths.
 import type { App, AppWebhook } from '../../domain/app.js';
-import { type JobDetail, type JobListRow, type JobSearchField, type Overview, THROUGHPUT_MINUTES, TIMELINE_LIMIT } from '../../domain/dashboard.js';
-import { EVENTS_BYTES_PER_ANSWER, OMITTED_EVENTS_COUNTED } from '../../domain/event.js';
+import {
+  type JobDetail,
+  type JobListRow,
+  type JobSearchField,
+  type Overview,
+  shownTimeline,
+  THROUGHPUT_MINUTES,
+  TIMELINE_LIMIT,
+  type TimelineEntry,
+} from '../../domain/dashboard.js';
+import { OMITTED_EVENTS_COUNTED } from '../../domain/event.js';
 import type { AdminJobRow } from '../../domain/job.js';
+import { fitInTurns, PAGE_BYTES } from '../../domain/page-budget.js';
 import type { Suppression } from '../../domain/suppression.js';
 import type { DeliveryRow, DeliveryStatus } from '../../domain/webhook-delivery.js';
+import { EVENTS_PER_JOB } from '../../services/jobs.js';
 import { type Html, html, type HtmlValue, jsonScript } from './html.js';
 import { CSRF_FIELD, type DashboardVisitor, LOGIN_PATH } from './session.js';
 
@@ -53,7 +64,14 @@ function csrf(visitor: DashboardVisitor): Html {
   return html`<input type="hidden" name="${CSRF_FIELD}" value="${visitor.csrf}">`;
 }
 
-function page(title: string, body: HtmlValue, options: { visitor?: DashboardVisitor; section?: Section; scripts?: string[]; styles?: string[] } = {}): string {
+interface PageOptions {
+  visitor?: DashboardVisitor;
+  section?: Section;
+  scripts?: string[];
+  styles?: string[];
+}
+
+function page(title: string, body: HtmlValue, options: PageOptions = {}): string {
   const nav = options.visitor
     ? html`<header>
 <span class="brand">jetpost</span>
@@ -83,6 +101,88 @@ ${(options.scripts ?? []).map((file) => html`<script src="${ASSETS_PATH}/${file}
 `.text;
 }
 
+/**
+ * What a page's frame, measured with no row of its lists shown, may grow by once rows are shown: the
+ * counts in its notices, an "Older" link with the search in it (at most 254 characters, escaped).
+ */
+const PAGE_SLACK_BYTES = 8 * 1024;
+
+const MIB = 1024 * 1024;
+
+/** A list of a bounded page: its rows in the order they are kept (the first is kept first). */
+interface PageList {
+  count: number;
+  row(index: number): Html;
+}
+
+/**
+ * A page of at most PAGE_BYTES, however large its lists' rows: `body(shown)` renders it with, of each
+ * list, its first `shown[i]` rows. The frame (the body with no row shown, its notices saying every
+ * row is left out) is measured first, and the lists' rows share what it leaves, in turns
+ * (fitInTurns). The rows it reaches are rendered once: `row` should return what `body` shows (cachedRows).
+ */
+function boundedPage(title: string, lists: readonly PageList[], body: (shown: readonly number[]) => HtmlValue, options: PageOptions): string {
+  const frameBytes = Buffer.byteLength(page(title, body(lists.map(() => 0)), options));
+  const shown = fitInTurns(
+    lists.map((list) => ({ count: list.count, bytesOf: (index: number) => Buffer.byteLength(list.row(index).text) })),
+    PAGE_BYTES - frameBytes - PAGE_SLACK_BYTES,
+  );
+  return page(title, body(shown), options);
+}
+
+/** A row renderer that renders each row once, however often it is asked. */
+function cachedRows<T extends object>(render: (row: T) => Html): (row: T) => Html {
+  const rendered = new WeakMap<T, Html>();
+  return (row) => {
+    let done = rendered.get(row);
+    if (done === undefined) {
+      done = render(row);
+      rendered.set(row, done);
+    }
+    return done;
+  };
+}
+
+/**
+ * A page of one list within PAGE_BYTES (boundedPage): `body(rows, after)` gets the rows that fit, and
+ * what follows them: the notice of those left out, and `older(shown)`, the link to the rows after the
+ * first `shown`.
+ */
+function listPage<T extends object>(
+  title: string,
+  list: {
+    rows: readonly T[];
+    /** What the rows are, and where to see those left out. */
+    what: string;
+    rest: string;
+    row: (row: T) => Html;
+    older: (shown: number) => HtmlValue;
+  },
+  body: (rows: Html[], older: HtmlValue) => HtmlValue,
+  options: PageOptions,
+): string {
+  const rowOf = cachedRows(list.row);
+  return boundedPage(
+    title,
+    [{ count: list.rows.length, row: (index) => rowOf(list.rows[index]!) }],
+    ([shown = 0]) => {
+      const left = list.rows.length - shown;
+      const omitted =
+        left > 0 &&
+        html`<p class="muted" id="rows-omitted">${left.toLocaleString('en-US')} more ${list.what} are not shown: a page holds at most ${PAGE_BYTES / MIB} MiB. ${list.rest}</p>`;
+      return body(list.rows.slice(0, shown).map(rowOf), html`${omitted}${list.older(shown)}`);
+    },
+    options,
+  );
+}
+
+const OLDER_GOES_ON = '"Older" goes on from the last one shown.';
+
+/** The row an "Older" link starts after: the last one shown, when some were left out or the page is full. */
+function olderThan<T>(rows: readonly T[], shown: number, full: boolean): T | undefined {
+  return shown < rows.length || full ? rows[shown - 1] : undefined;
+}
+
 function notice(code: NoticeCode | undefined): HtmlValue {
   return code && html`<p class="notice" role="status">${NOTICES[code]}</p>`;
 }
@@ -91,10 +191,20 @@ function olderLink(path: string, params: Record<string, string | undefined>): Ht
   return html`<p class="pager"><a href="${path}${query(params)}" rel="next">Older →</a></p>`;
 }
 
-function appOptions(apps: readonly App[], selected: string | undefined, anyLabel: string | null): Html {
-  return html`${anyLabel === null ? '' : html`<option value="">${anyLabel}</option>`}${apps.map(
+/**
+ * Past this many apps, the app filter is a text field for the name rather than a list of every app:
+ * 10,000 apps with 100-character names made 2.2 MB of options, past PAGE_BYTES before any row.
+ */
+const APPS_LISTED_IN_FILTER = 500;
+
+/** The app filter of a list page: a choice among the apps, or the app's name when there are too many to list. */
+function appFilter(apps: readonly App[], selected: string | undefined, anyLabel: string | null): Html {
+  if (apps.length > APPS_LISTED_IN_FILTER) {
+    return html`<label>app<input type="text" name="app" value="${selected ?? ''}"${anyLabel === null ? html` required` : html` placeholder="${anyLabel}"`} size="24"></label>`;
+  }
+  return html`<label>app<select name="app">${anyLabel === null ? '' : html`<option value="">${anyLabel}</option>`}${apps.map(
     (app) => html`<option value="${app.name}"${app.name === selected ? html` selected` : ''}>${app.name}</option>`,
-  )}`;
+  )}</select></label>`;
 }
 
 export function loginPage(options: { next: string; problem?: string | undefined; enabled: boolean }): string {
@@ -164,12 +274,8 @@ const SEARCH_FIELDS: Array<[JobSearchField | '', string]> = [
   ['recipient', 'recipient address'],
 ];
 
-function jobRows(rows: readonly JobListRow[]): Html {
-  return html`<table id="jobs">
-<thead><tr><th>job</th><th>app</th><th>status</th><th>recipient</th><th>custom_id</th><th>created</th><th class="number">attempts</th><th>last error</th></tr></thead>
-<tbody>
-${rows.map(
-  (job) => html`<tr>
+function jobRow(job: JobListRow): Html {
+  return html`<tr>
 <td><a href="/dashboard/jobs/${job.id}">${job.id}</a></td>
 <td>${job.appName}</td>
 <td>${status(job.status)}</td>
@@ -178,36 +284,80 @@ ${rows.map(
 <td>${time(job.createdAt)}</td>
 <td class="number">${job.attempts}</td>
 <td class="wrap">${job.lastError}</td>
-</tr>`,
-)}
-</tbody>
-</table>`;
+</tr>`;
 }
 
 export function jobsPage(
   visitor: DashboardVisitor,
   view: { apps: readonly App[]; rows: readonly JobListRow[]; q: string | undefined; field: JobSearchField | undefined; app: string | undefined; limit: number },
 ): string {
-  const last = view.rows.at(-1);
-  const body = html`<h1>Jobs</h1>
+  const older = (shown: number) => {
+    const last = olderThan(view.rows, shown, view.rows.length === view.limit);
+    return last && olderLink('/dashboard/jobs', { q: view.q, by: view.field, app: view.app, before: last.id });
+  };
+  return listPage(
+    'Jobs',
+    { rows: view.rows, what: 'jobs', rest: OLDER_GOES_ON, row: jobRow, older },
+    (rows, after) => html`<h1>Jobs</h1>
 <form class="filters" method="get" action="/dashboard/jobs" role="search">
 <label>Find<input type="search" name="q" value="${view.q ?? ''}" placeholder="job id, custom_id or recipient address" size="40"></label>
 <label>by<select name="by">${SEARCH_FIELDS.map(([value, label]) => html`<option value="${value}"${(view.field ?? '') === value ? html` selected` : ''}>${label}</option>`)}</select></label>
-<label>app<select name="app">${appOptions(view.apps, view.app, 'every app')}</select></label>
+${appFilter(view.apps, view.app, 'every app')}
 <button class="primary" type="submit">Search</button>
 </form>
-${view.rows.length === 0 ? html`<p class="muted">No job found.</p>` : jobRows(view.rows)}
-${last && view.rows.length === view.limit ? olderLink('/dashboard/jobs', { q: view.q, by: view.field, app: view.app, before: last.id }) : ''}`;
-  return page('Jobs', body, { visitor, section: 'jobs' });
+${
+  view.rows.length === 0
+    ? html`<p class="muted">No job found.</p>`
+    : html`<table id="jobs">
+<thead><tr><th>job</th><th>app</th><th>status</th><th>recipient</th><th>custom_id</th><th>created</th><th class="number">attempts</th><th>last error</th></tr></thead>
+<tbody>
+${rows}
+</tbody>
+</table>`
+}
+${after}`,
+    { visitor, section: 'jobs' },
+  );
 }
 
 function requeueForm(visitor: DashboardVisitor, jobId: string, back: string): Html {
   return html`<form class="inline" method="post" action="/dashboard/failed/requeue">${csrf(visitor)}<input type="hidden" name="job_id" value="${jobId}"><input type="hidden" name="back" value="${back}"><button type="submit">Requeue</button></form>`;
 }
 
+function timelineRow(entry: TimelineEntry): Html {
+  return html`<tr data-kind="${entry.kind}"><td>${time(entry.at)}</td><td>${entry.kind === 'event' ? 'Mailjet event' : entry.kind === 'status' ? 'status' : 'created'}</td><td class="wrap">${entry.recipient ?? html`<span class="muted">the job</span>`}</td><td>${entry.what}</td><td class="wrap">${entry.detail}</td></tr>`;
+}
+
+/** "1,000 or more" when a read counted up to its cap (`read` of them), else the count. */
+function omittedCount(total: number, read: number): string {
+  return `${total.toLocaleString('en-US')}${read >= OMITTED_EVENTS_COUNTED ? ' or more' : ''}`;
+}
+
+/** What a job's timeline leaves out, and where the whole history is. */
+function timelineOmitted(detail: JobDetail, shown: ReturnType<typeof shownTimeline>, changesShown: number, eventsShown: number): HtmlValue {
+  if (shown.changesOmitted === 0 && shown.eventsOmitted === 0) {
+    return '';
+  }
+  const within = `at most ${TIMELINE_LIMIT}, and as many as fit in a page of ${PAGE_BYTES / MIB} MiB`;
+  const id = detail.job.id;
+  return html`<div class="muted" id="timeline-omitted">
+${shown.changesOmitted > 0 ? html`<p id="changes-omitted">${omittedCount(shown.changesOmitted, detail.changesOmitted)} later status changes are not shown: the timeline holds the first ${changesShown.toLocaleString('en-US')} (${within}).</p>` : ''}
+${shown.eventsOmitted > 0 ? html`<p id="events-omitted">${omittedCount(shown.eventsOmitted, detail.eventsOmitted)} earlier Mailjet events are not shown: the timeline holds the latest ${eventsShown.toLocaleString('en-US')} (${within}).</p>` : ''}
+<p id="whole-history">The whole history is kept in the database: <code>select * from ${detail.schema}.status_changes where job_id = ${id} order by id</code> and <code>select * from ${detail.schema}.email_events where job_id = ${id} order by occurred_at, id</code>. <code>GET /status/${id}</code>, with its app's API key, answers its latest ${EVENTS_PER_JOB} events.</p>
+</div>`;
+}
+
 export function jobPage(visitor: DashboardVisitor, detail: JobDetail, noticeCode: NoticeCode | undefined): string {
-  const { job } = detail;
-  const body = html`<h1>Job ${job.id}</h1>
+  const { job, changes, events } = detail;
+  const rowOf = cachedRows(timelineRow);
+  // Changes are kept from the first, events from the latest (what the reads kept too).
+  const lists = [
+    { count: changes.length, row: (index: number) => rowOf(changes[index]!) },
+    { count: events.length, row: (index: number) => rowOf(events[events.length - 1 - index]!) },
+  ];
+  const body = ([changesShown = 0, eventsShown = 0]: readonly number[]) => {
+    const shown = shownTimeline(detail, changesShown, eventsShown);
+    return html`<h1>Job ${job.id}</h1>
 ${notice(noticeCode)}
 <dl class="fields" id="job">
 <dt>status</dt><dd>${status(job.status)} ${job.status === 'failed' ? requeueForm(visitor, job.id, 'job') : ''}</dd>
@@ -235,29 +385,35 @@ ${detail.recipients.map(
 </tbody>
 </table>
 <h2>Timeline</h2>
-${detail.eventsOmitted > 0 ? html`<p class="muted" id="events-omitted">${detail.eventsOmitted.toLocaleString('en-US')}${detail.eventsOmitted >= OMITTED_EVENTS_COUNTED ? ' or more' : ''} earlier Mailjet events are not shown: the timeline holds the latest ${detail.timeline.filter((entry) => entry.kind === 'event').length.toLocaleString('en-US')} (at most ${TIMELINE_LIMIT}, within ${EVENTS_BYTES_PER_ANSWER / 1024 / 1024} MiB of event details).</p>` : ''}
+${timelineOmitted(detail, shown, changesShown, eventsShown)}
 <table id="timeline">
 <thead><tr><th>when</th><th>what</th><th>recipient</th><th>change or event</th><th>detail</th></tr></thead>
 <tbody>
-${detail.timeline.map(
-  (entry) =>
-    html`<tr data-kind="${entry.kind}"><td>${time(entry.at)}</td><td>${entry.kind === 'event' ? 'Mailjet event' : entry.kind === 'status' ? 'status' : 'created'}</td><td class="wrap">${entry.recipient ?? html`<span class="muted">the job</span>`}</td><td>${entry.what}</td><td class="wrap">${entry.detail}</td></tr>`,
-)}
+${shown.entries.map(rowOf)}
 </tbody>
 </table>`;
-  return page(`Job ${job.id}`, body, { visitor, section: 'jobs' });
+  };
+  return boundedPage(`Job ${job.id}`, lists, body, { visitor, section: 'jobs' });
 }
 
 export function failedPage(
   visitor: DashboardVisitor,
   view: { apps: readonly App[]; rows: readonly AdminJobRow[]; app: string | undefined; limit: number; notice: NoticeCode | undefined },
 ): string {
-  const last = view.rows.at(-1);
-  const body = html`<h1>Failed jobs</h1>
+  const row = (job: AdminJobRow) =>
+    html`<tr data-job="${job.id}"><td><a href="/dashboard/jobs/${job.id}">${job.id}</a></td><td>${job.appName}</td><td class="wrap">${job.customId}</td><td>${time(job.updatedAt)}</td><td class="number">${job.attempts}</td><td class="wrap">${job.lastError}</td><td>${requeueForm(visitor, job.id, 'failed')}</td></tr>`;
+  const older = (shown: number) => {
+    const last = olderThan(view.rows, shown, view.rows.length === view.limit);
+    return last && olderLink('/dashboard/failed', { app: view.app, before: last.id });
+  };
+  return listPage(
+    'Failed jobs',
+    { rows: view.rows, what: 'jobs', rest: OLDER_GOES_ON, row, older },
+    (rows, after) => html`<h1>Failed jobs</h1>
 ${notice(view.notice)}
 <p class="muted">Jobs that were never accepted by Mailjet: a permanent error, every address suppressed, or attempts exhausted. Requeueing gives a job a fresh set of attempts.</p>
 <form class="filters" method="get" action="/dashboard/failed">
-<label>app<select name="app">${appOptions(view.apps, view.app, 'every app')}</select></label>
+${appFilter(view.apps, view.app, 'every app')}
 <button type="submit">Show</button>
 </form>
 ${
@@ -266,30 +422,36 @@ ${
     : html`<table id="failed">
 <thead><tr><th>job</th><th>app</th><th>custom_id</th><th>failed</th><th class="number">attempts</th><th>reason</th><th></th></tr></thead>
 <tbody>
-${view.rows.map(
-  (job) =>
-    html`<tr data-job="${job.id}"><td><a href="/dashboard/jobs/${job.id}">${job.id}</a></td><td>${job.appName}</td><td class="wrap">${job.customId}</td><td>${time(job.updatedAt)}</td><td class="number">${job.attempts}</td><td class="wrap">${job.lastError}</td><td>${requeueForm(visitor, job.id, 'failed')}</td></tr>`,
-)}
+${rows}
 </tbody>
 </table>`
 }
-${last && view.rows.length === view.limit ? olderLink('/dashboard/failed', { app: view.app, before: last.id }) : ''}`;
-  return page('Failed jobs', body, { visitor, section: 'failed' });
+${after}`,
+    { visitor, section: 'failed' },
+  );
 }
 
 export function suppressionsPage(
   visitor: DashboardVisitor,
   view: { apps: readonly App[]; app: string | undefined; rows: readonly Suppression[]; limit: number; notice: NoticeCode | undefined },
 ): string {
-  const last = view.rows.at(-1);
-  const body = html`<h1>Suppressions</h1>
+  const row = (suppression: Suppression) =>
+    html`<tr data-email="${suppression.email}"><td class="wrap">${suppression.email}</td><td>${suppression.reason}</td><td class="wrap">${suppression.detail}</td><td>${time(suppression.createdAt)}</td><td><form class="inline" method="post" action="/dashboard/suppressions/remove">${csrf(visitor)}<input type="hidden" name="app" value="${view.app}"><input type="hidden" name="email" value="${suppression.email}"><button type="submit">Remove</button></form></td></tr>`;
+  const older = (shown: number) => {
+    const last = olderThan(view.rows, shown, view.rows.length === view.limit);
+    return last && olderLink('/dashboard/suppressions', { app: view.app, after: last.email });
+  };
+  return listPage(
+    'Suppressions',
+    { rows: view.rows, what: 'addresses', rest: OLDER_GOES_ON, row, older },
+    (rows, after) => html`<h1>Suppressions</h1>
 ${notice(view.notice)}
 <p class="muted">Addresses an app does not send to: hard bounces, spam complaints and unsubscribes reported by Mailjet, and addresses added here.</p>
 ${
   view.app === undefined
     ? html`<p class="muted">No app yet.</p>`
     : html`<form class="filters" method="get" action="/dashboard/suppressions">
-<label>app<select name="app">${appOptions(view.apps, view.app, null)}</select></label>
+${appFilter(view.apps, view.app, null)}
 <button type="submit">Show</button>
 </form>
 <h2>Add an address for ${view.app}</h2>
@@ -306,34 +468,36 @@ ${
     : html`<table id="suppressions">
 <thead><tr><th>address</th><th>reason</th><th>detail</th><th>since</th><th></th></tr></thead>
 <tbody>
-${view.rows.map(
-  (row) =>
-    html`<tr data-email="${row.email}"><td class="wrap">${row.email}</td><td>${row.reason}</td><td class="wrap">${row.detail}</td><td>${time(row.createdAt)}</td><td><form class="inline" method="post" action="/dashboard/suppressions/remove">${csrf(visitor)}<input type="hidden" name="app" value="${view.app}"><input type="hidden" name="email" value="${row.email}"><button type="submit">Remove</button></form></td></tr>`,
-)}
+${rows}
 </tbody>
 </table>`
 }
-${last && view.rows.length === view.limit ? olderLink('/dashboard/suppressions', { app: view.app, after: last.email }) : ''}`
-}`;
-  return page('Suppressions', body, { visitor, section: 'suppressions' });
+${after}`
+}`,
+    { visitor, section: 'suppressions' },
+  );
 }
 
 export function appsPage(visitor: DashboardVisitor, apps: ReadonlyArray<App & { activeKeys: number }>): string {
-  const body = html`<h1>Apps &amp; webhooks</h1>
+  const row = (app: App & { activeKeys: number }) =>
+    html`<tr data-app="${app.name}"><td>${app.name}</td><td>${time(app.createdAt)}</td><td class="number">${app.activeKeys}</td><td><a href="/dashboard/apps/${encodeURIComponent(app.name)}/deliveries">webhook deliveries</a> · <a href="/dashboard/jobs${query({ app: app.name })}">jobs</a> · <a href="/dashboard/suppressions${query({ app: app.name })}">suppressions</a></td></tr>`;
+  return listPage(
+    'Apps',
+    { rows: apps, what: 'apps', rest: 'npm run admin -- apps list (or GET /admin/apps) lists them all.', row, older: () => '' },
+    (rows, after) => html`<h1>Apps &amp; webhooks</h1>
 ${
   apps.length === 0
     ? html`<p class="muted">No app yet: create one with <code>npm run admin -- apps create &lt;name&gt;</code>.</p>`
     : html`<table id="apps">
 <thead><tr><th>app</th><th>created</th><th class="number">active keys</th><th></th></tr></thead>
 <tbody>
-${apps.map(
-  (app) =>
-    html`<tr data-app="${app.name}"><td>${app.name}</td><td>${time(app.createdAt)}</td><td class="number">${app.activeKeys}</td><td><a href="/dashboard/apps/${encodeURIComponent(app.name)}/deliveries">webhook deliveries</a> · <a href="/dashboard/jobs${query({ app: app.name })}">jobs</a> · <a href="/dashboard/suppressions${query({ app: app.name })}">suppressions</a></td></tr>`,
-)}
+${rows}
 </tbody>
 </table>`
-}`;
-  return page('Apps', body, { visitor, section: 'apps' });
+}
+${after}`,
+    { visitor, section: 'apps' },
+  );
 }
 
 const DELIVERY_FILTERS: Array<[DeliveryStatus | '', string]> = [
@@ -356,7 +520,17 @@ export function deliveriesPage(
   },
 ): string {
   const path = `/dashboard/apps/${encodeURIComponent(view.app)}/deliveries`;
-  const body = html`<h1>Webhook deliveries of ${view.app}</h1>
+  const row = (d: DeliveryRow) =>
+    html`<tr data-delivery="${d.id}"><td>${d.id}</td><td><a href="/dashboard/jobs/${d.jobId}">${d.jobId}</a></td><td>${d.type}</td><td>${status(d.status)}</td><td class="number">${d.attempts}</td><td class="wrap">${d.lastStatusCode}${d.lastError ? html` ${d.lastError}` : ''}</td><td>${time(d.createdAt)}</td><td>${time(d.deliveredAt)}</td><td><form class="inline" method="post" action="${path}/${d.id}/redeliver">${csrf(visitor)}<button type="submit">Redeliver</button></form></td></tr>`;
+  // All shown: the list's own next page (past a window of rows that matched nothing, say); else after the last one shown.
+  const older = (shown: number) => {
+    const before = shown === view.rows.length ? view.nextBefore : (view.rows[shown - 1]?.id ?? null);
+    return before !== null && olderLink(path, { status: view.status, before });
+  };
+  return listPage(
+    `Deliveries of ${view.app}`,
+    { rows: view.rows, what: 'deliveries', rest: OLDER_GOES_ON, row, older },
+    (rows, after) => html`<h1>Webhook deliveries of ${view.app}</h1>
 ${notice(view.notice)}
 <p>Webhook URL: ${view.webhook === null ? html`<span class="muted">none (set one with <code>npm run admin -- webhooks set &lt;app&gt; &lt;url&gt;</code>)</span>` : html`<code>${view.webhook.url}</code>`}</p>
 ${view.webhook?.disabled ? html`<p class="problem" id="webhook-disabled">Disabled since ${time(view.webhook.disabled.at)}: ${view.webhook.disabled.reason}. Nothing is delivered until the webhook is set again (<code>npm run admin -- webhooks set &lt;app&gt; &lt;url&gt;</code>).</p>` : ''}
@@ -370,13 +544,11 @@ ${
     : html`<table id="deliveries">
 <thead><tr><th>delivery</th><th>job</th><th>change</th><th>status</th><th class="number">attempts</th><th>last answer</th><th>created</th><th>delivered</th><th></th></tr></thead>
 <tbody>
-${view.rows.map(
-  (d) =>
-    html`<tr data-delivery="${d.id}"><td>${d.id}</td><td><a href="/dashboard/jobs/${d.jobId}">${d.jobId}</a></td><td>${d.type}</td><td>${status(d.status)}</td><td class="number">${d.attempts}</td><td class="wrap">${d.lastStatusCode}${d.lastError ? html` ${d.lastError}` : ''}</td><td>${time(d.createdAt)}</td><td>${time(d.deliveredAt)}</td><td><form class="inline" method="post" action="${path}/${d.id}/redeliver">${csrf(visitor)}<button type="submit">Redeliver</button></form></td></tr>`,
-)}
+${rows}
 </tbody>
 </table>`
 }
-${view.nextBefore === null ? '' : olderLink(path, { status: view.status, before: view.nextBefore })}`;
-  return page(`Deliveries of ${view.app}`, body, { visitor, section: 'apps' });
+${after}`,
+    { visitor, section: 'apps' },
+  );
 }
