@@ -68,7 +68,10 @@ export interface paths {
          * Cancel a job that has not been sent
          * @description Cancels a job that no consumer has claimed yet — status `queued`, `scheduled` or `deferred` —
          *     and answers the job, now `cancelled` (its pending recipients are `cancelled` too). A job that
-         *     is `processing` or already further along cannot be cancelled: `409`. Another app's job is a `404`.
+         *     is `processing` or already further along cannot be cancelled: `409`. Nor can a job whose last
+         *     send has an unknown outcome (a timeout, a `5xx`, a consumer that died mid-call), whatever its
+         *     status: Mailjet may already have sent it, and it is looked up at Mailjet before any new send.
+         *     Another app's job is a `404`.
          */
         delete: operations["cancelJob"];
         options?: never;
@@ -1982,8 +1985,9 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["JobNotFound"];
             /**
-             * @description The job is past the point of cancelling (`job-not-cancellable`): a consumer holds it or
-             *     Mailjet has it; `detail` names its current status.
+             * @description The job is past the point of cancelling (`job-not-cancellable`): a consumer holds it, or
+             *     Mailjet has it or may have it (its last send's outcome is unknown); `detail` names its
+             *     current status and says which.
              */
             409: {
                 headers: {

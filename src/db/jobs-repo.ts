@@ -584,12 +584,16 @@ const CANCEL_JOB = `
     where id = $1::bigint
       and app_id = $2::bigint
       and status = any($3::text[])
+      and not outcome_unknown
     for update
   ) as old
   where j.id = old.id
   returning ${JOB_COLUMNS}, old.status as old_status`;
 
-/** Cancels a job nobody claimed yet; returns it with the status it had, or undefined. */
+/**
+ * Cancels a job nobody claimed yet and that Mailjet cannot have (no send of it has an unknown
+ * outcome); returns it with the status it had, or undefined.
+ */
 export async function cancelJob(tx: Queryable, appId: string, jobId: string): Promise<{ job: JobRow; oldStatus: JobStatus } | undefined> {
   const [row] = await query(tx, CANCEL_JOB, [jobId, appId, CANCELLABLE_STATUSES]);
   return row && { job: toJob(row), oldStatus: row['old_status'] as JobStatus };
