@@ -660,8 +660,9 @@ export interface paths {
         /**
          * Re-queue failed jobs
          * @description Puts failed jobs back in the queue with a fresh set of attempts, due now, and wakes the
-         *     consumers of every replica. Give `job_ids`, or `"all_failed": true` (optionally with `app`).
-         *     Jobs that are not `failed` are left alone (they are simply not in `requeued`).
+         *     consumers of every replica. Give `job_ids`, or `"all_failed": true`; with `app`, only that
+         *     app's jobs are re-queued (a job of another app among `job_ids` is left alone). Jobs that are
+         *     not `failed` are left alone (they are simply not in `requeued`).
          */
         post: operations["requeueFailedJobs"];
         delete?: never;

@@ -755,10 +755,11 @@ const REQUEUE_FAILED = `
     run_at = now(),
     updated_at = now()
   where j.queue_status = 'failed'
-    and (j.id = any($1::bigint[]) or ($1::bigint[] is null and ($2::text is null or j.app_id = (select id from apps where name = $2))))
+    and ($1::bigint[] is null or j.id = any($1::bigint[]))
+    and ($2::text is null or j.app_id = (select id from apps where name = $2))
   returning j.id`;
 
-/** Re-queues failed jobs: the given ids, or (ids null) every failed job, of one app when named. */
+/** Re-queues failed jobs: the given ids, or (ids null) every failed job; of one app only when it is named. */
 export async function requeueFailedJobs(tx: Queryable, ids: readonly string[] | null, appName: string | null): Promise<string[]> {
   const rows = await query(tx, REQUEUE_FAILED, [ids, appName]);
   return rows.map((row) => String(row['id']));
