@@ -610,7 +610,10 @@ export interface paths {
          * Post one delivery again
          * @description Puts the delivery back in the outbox, due now, whatever its state (`failed`, `delivered` or
          *     `pending`), with a fresh retry window (`created_at` becomes now); the dispatchers of every
-         *     replica are woken. It goes to the app's *current* webhook URL, signed with the current secret,
+         *     replica are woken. A pause of the app's deliveries (its receiver answered `429`, `502`, `503`,
+         *     `504` or nothing) ends: one of the app's deliveries goes at once, alone, and the rest follow
+         *     once the receiver answers (if it still does not, the app pauses again). It goes to the app's
+         *     *current* webhook URL, signed with the current secret,
          *     under the same `webhook-id`, and its attempts go on counting. Without a webhook (it was
          *     removed) the delivery fails at once. The request has no body (one is ignored). No app with
          *     this name, or no delivery with this id for this app, is a `404`.
