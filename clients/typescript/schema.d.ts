@@ -68,7 +68,10 @@ export interface paths {
          * Cancel a job that has not been sent
          * @description Cancels a job that no consumer has claimed yet — status `queued`, `scheduled` or `deferred` —
          *     and answers the job, now `cancelled` (its pending recipients are `cancelled` too). A job that
-         *     is `processing` or already further along cannot be cancelled: `409`. Another app's job is a `404`.
+         *     is `processing` or already further along cannot be cancelled: `409`. Nor can a job whose last
+         *     send has an unknown outcome (a timeout, a `5xx`, a consumer that died mid-call), whatever its
+         *     status: Mailjet may already have sent it, and it is looked up at Mailjet before any new send.
+         *     Another app's job is a `404`.
          */
         delete: operations["cancelJob"];
         options?: never;
@@ -607,7 +610,10 @@ export interface paths {
          * Post one delivery again
          * @description Puts the delivery back in the outbox, due now, whatever its state (`failed`, `delivered` or
          *     `pending`), with a fresh retry window (`created_at` becomes now); the dispatchers of every
-         *     replica are woken. It goes to the app's *current* webhook URL, signed with the current secret,
+         *     replica are woken. A pause of the app's deliveries (its receiver answered `429`, `502`, `503`,
+         *     `504` or nothing) ends: one of the app's deliveries goes at once, alone, and the rest follow
+         *     once the receiver answers (if it still does not, the app pauses again). It goes to the app's
+         *     *current* webhook URL, signed with the current secret,
          *     under the same `webhook-id`, and its attempts go on counting. Without a webhook (it was
          *     removed) the delivery fails at once. The request has no body (one is ignored). No app with
          *     this name, or no delivery with this id for this app, is a `404`.
@@ -657,8 +663,9 @@ export interface paths {
         /**
          * Re-queue failed jobs
          * @description Puts failed jobs back in the queue with a fresh set of attempts, due now, and wakes the
-         *     consumers of every replica. Give `job_ids`, or `"all_failed": true` (optionally with `app`).
-         *     Jobs that are not `failed` are left alone (they are simply not in `requeued`).
+         *     consumers of every replica. Give `job_ids`, or `"all_failed": true`; with `app`, only that
+         *     app's jobs are re-queued (a job of another app among `job_ids` is left alone). Jobs that are
+         *     not `failed` are left alone (they are simply not in `requeued`).
          */
         post: operations["requeueFailedJobs"];
         delete?: never;
@@ -1982,8 +1989,9 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["JobNotFound"];
             /**
-             * @description The job is past the point of cancelling (`job-not-cancellable`): a consumer holds it or
-             *     Mailjet has it; `detail` names its current status.
+             * @description The job is past the point of cancelling (`job-not-cancellable`): a consumer holds it, or
+             *     Mailjet has it or may have it (its last send's outcome is unknown); `detail` names its
+             *     current status and says which.
              */
             409: {
                 headers: {

@@ -7,7 +7,7 @@
 //   webhooks rotate-secret APP [--overlap 24h]
 //   webhooks deliveries APP [--status pending|delivered|failed] [--limit N] [--before ID] | webhooks redeliver APP DELIVERY_ID
 //   jobs list [--status failed] [--app NAME] [--limit N] [--before ID]
-//   jobs requeue ID [ID...] | jobs requeue --all-failed [--app NAME]
+//   jobs requeue ID [ID...] [--app NAME] | jobs requeue --all-failed [--app NAME]
 import { constants as osConstants } from 'node:os';
 import { parseArgs } from 'node:util';
 
@@ -62,7 +62,7 @@ const USAGE = `usage: npm run admin -- <command>
   webhooks deliveries APP [--status pending|delivered|failed] [--limit N] [--before ID]
   webhooks redeliver APP DELIVERY_ID
   jobs list [--status failed] [--app NAME] [--limit N] [--before ID]
-  jobs requeue ID [ID...]
+  jobs requeue ID [ID...] [--app NAME]
   jobs requeue --all-failed [--app NAME]
 `;
 

@@ -189,6 +189,18 @@ export async function throttleWebhook(db: Queryable, appId: string, url: string,
   await query(db, THROTTLE_WEBHOOK, [appId, url, until]);
 }
 
+// Left set (to now), the pause still makes the next delivery go alone: its answer ends the pause or starts the next.
+const END_WEBHOOK_PAUSE = `
+  update apps
+  set webhook_throttled_until = now()
+  where id = $1::bigint
+    and webhook_throttled_until > now()`;
+
+/** Ends the pause of the app's deliveries now (an operator redelivers): one goes at once, alone. */
+export async function endWebhookPause(db: Queryable, appId: string): Promise<void> {
+  await query(db, END_WEBHOOK_PAUSE, [appId]);
+}
+
 // Only a pause that is over: another delivery may have started the next one meanwhile.
 const RESUME_WEBHOOK = `
   update apps

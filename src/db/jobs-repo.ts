@@ -584,12 +584,16 @@ const CANCEL_JOB = `
     where id = $1::bigint
       and app_id = $2::bigint
       and status = any($3::text[])
+      and not outcome_unknown
     for update
   ) as old
   where j.id = old.id
   returning ${JOB_COLUMNS}, old.status as old_status`;
 
-/** Cancels a job nobody claimed yet; returns it with the status it had, or undefined. */
+/**
+ * Cancels a job nobody claimed yet and that Mailjet cannot have (no send of it has an unknown
+ * outcome); returns it with the status it had, or undefined.
+ */
 export async function cancelJob(tx: Queryable, appId: string, jobId: string): Promise<{ job: JobRow; oldStatus: JobStatus } | undefined> {
   const [row] = await query(tx, CANCEL_JOB, [jobId, appId, CANCELLABLE_STATUSES]);
   return row && { job: toJob(row), oldStatus: row['old_status'] as JobStatus };
@@ -751,10 +755,11 @@ const REQUEUE_FAILED = `
     run_at = now(),
     updated_at = now()
   where j.queue_status = 'failed'
-    and (j.id = any($1::bigint[]) or ($1::bigint[] is null and ($2::text is null or j.app_id = (select id from apps where name = $2))))
+    and ($1::bigint[] is null or j.id = any($1::bigint[]))
+    and ($2::text is null or j.app_id = (select id from apps where name = $2))
   returning j.id`;
 
-/** Re-queues failed jobs: the given ids, or (ids null) every failed job, of one app when named. */
+/** Re-queues failed jobs: the given ids, or (ids null) every failed job; of one app only when it is named. */
 export async function requeueFailedJobs(tx: Queryable, ids: readonly string[] | null, appName: string | null): Promise<string[]> {
   const rows = await query(tx, REQUEUE_FAILED, [ids, appName]);
   return rows.map((row) => String(row['id']));

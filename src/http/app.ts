@@ -2,7 +2,7 @@
 // the tests do that), so that tests can run it on port 0.
 import type { RequestListener } from 'node:http';
 
-import express, { type Express, type Request } from 'express';
+import express, { type Express } from 'express';
 import helmet from 'helmet';
 
 import type { AppIdentity } from '../domain/app.js';
@@ -21,6 +21,7 @@ import { type ExpressRoute, serveRoutesDirectly } from './direct-route.js';
 import { errorHandler, notFoundHandler } from './problem.js';
 import { parseQueryString } from './query-string.js';
 import { limitFailedCallbackAuth, limitShared } from './rate-limit.js';
+import { routeTemplate } from './route-template.js';
 import { adminRouter } from './routes/admin.js';
 import { dashboardRouter } from './routes/dashboard.js';
 import { docsRouter } from './routes/docs.js';
@@ -253,15 +254,4 @@ export function createApp(deps: AppDeps): HttpApp {
     onLateError: (error, route) => deps.log.error('an error after the answer had begun: the connection is closed', { component: 'http', route, error }),
   });
   return { app, listener };
-}
-
-/**
- * The template of the route that answered (`/status/:jobId`), or undefined when none did: a log line
- * or a metric label must never be the raw path, which anyone can vary without end (and which may
- * hold an email address).
- */
-function routeTemplate(req: Request): string | undefined {
-  // express types req.route as any: it is the matched Route, whose path is a string (or a RegExp).
-  const path = (req.route as { path?: unknown } | undefined)?.path;
-  return typeof path === 'string' ? `${req.baseUrl}${path}` : undefined;
 }

@@ -12,7 +12,7 @@
 // without its answer. With it set (undocumented, still in Node's server and used by its own tests),
 // Node closes the connection after the answers to the requests it has read, as HTTP/1.1 allows.
 //
-// `Expect: 100-continue`: see http/expect-continue.ts.
+// `Expect: 100-continue`: see http/expect-continue.ts; any other expectation is refused (417) in words.
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -109,4 +109,15 @@ export function configureConnections(server: Server): void {
     continueOnRead(req, res);
     server.emit('request', req, res);
   });
+  // Any other expectation: Node's own 417 has an empty body. The body that may follow is not read.
+  server.on('checkExpectation', (_req: IncomingMessage, res: ServerResponse) => {
+    const body = JSON.stringify(problemOf(EXPECTATION_FAILED));
+    res.writeHead(417, { 'Content-Type': PROBLEM_CONTENT_TYPE, 'Content-Length': Buffer.byteLength(body), Connection: 'close' }).end(body);
+  });
 }
+
+const EXPECTATION_FAILED = new AppError(
+  'expectation-failed',
+  417,
+  'the Expect header asks for what this server does not do: only "Expect: 100-continue" is understood; send the request again without Expect; nothing was stored',
+);

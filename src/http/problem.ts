@@ -6,6 +6,7 @@ import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
 
 import { AppError, coerceError, isDatabaseUnavailable, ServiceUnavailableError } from '../domain/errors.js';
 import type { Logger } from '../log.js';
+import { routeTemplate } from './route-template.js';
 
 export const PROBLEM_TYPE_BASE = 'https://jetpost.dev/problems/';
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
@@ -29,6 +30,7 @@ const TITLES: Record<number, string> = {
   409: 'Conflict',
   413: 'Payload Too Large',
   415: 'Unsupported Media Type',
+  417: 'Expectation Failed',
   429: 'Too Many Requests',
   431: 'Request Header Fields Too Large',
   500: 'Internal Server Error',
@@ -116,6 +118,7 @@ export function fromBodyParser(
   }
 }
 
+/** The lines it logs name the request by its route's pattern, never its path (which may hold an address). */
 export function errorHandler(log: Logger): ErrorRequestHandler {
   return (thrown, req, res, next) => {
     if (res.headersSent) {
@@ -135,7 +138,7 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
         log.warn('a request body was refused (408)', {
           component: 'http',
           method: req.method,
-          path: req.path,
+          route: routeTemplate(req) ?? '-',
           receivedBytes,
           statedBytes,
           reason: clientError.message,
@@ -146,12 +149,12 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
     }
     const error = coerceError(thrown);
     if (isDatabaseUnavailable(error)) {
-      log.warn('database unavailable during a request', { component: 'http', method: req.method, path: req.path, error: error.message });
+      log.warn('database unavailable during a request', { component: 'http', method: req.method, route: routeTemplate(req) ?? '-', error: error.message });
       sendProblem(res, new ServiceUnavailableError('the database is not reachable or not answering right now; retry shortly'));
       return;
     }
     const errorId = randomUUID();
-    log.error('unhandled error in a request', { component: 'http', method: req.method, path: req.path, errorId, error });
+    log.error('unhandled error in a request', { component: 'http', method: req.method, route: routeTemplate(req) ?? '-', errorId, error });
     sendProblem(res, new AppError('internal', 500, 'something went wrong on our side; quote error_id when reporting it'), { error_id: errorId });
   };
 }

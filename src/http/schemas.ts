@@ -643,9 +643,14 @@ const statusLookup = z
       )
       .pipe(z.array(jobIdSchema).min(1).max(LIMITS.statusLookupIds))
       .optional(),
+    // One value or the parameter repeated: a list either way (a union would word 101 values "matches none of the accepted forms").
     custom_id: z
-      .union([noControl(LIMITS.customIdLength).min(1), z.array(noControl(LIMITS.customIdLength).min(1)).max(LIMITS.statusLookupIds)])
-      .transform((value) => (Array.isArray(value) ? value : [value]))
+      .preprocess(
+        (value) => (value === undefined || Array.isArray(value) ? value : [value]),
+        z
+          .array(noControl(LIMITS.customIdLength).min(1))
+          .max(LIMITS.statusLookupIds, `at most ${LIMITS.statusLookupIds} custom_id values (the parameter repeated: custom_id=a&custom_id=b)`),
+      )
       .optional(),
   })
   .refine((query) => [query.ids, query.custom_id, query.after].filter((given) => given !== undefined).length === 1, {

@@ -18,6 +18,7 @@ import type { JobRow, QueuedJob } from '../domain/job.js';
 import { queuedMessageBytesAtMost } from '../domain/mailjet-payload.js';
 import type { NewJob } from '../domain/message.js';
 import type { RecipientRow } from '../domain/recipient.js';
+import { CANCELLABLE_STATUSES } from '../domain/status.js';
 import type { FeedCursor, StatusChangeRow } from '../domain/status-change.js';
 import { createGroupCommit } from './group-commit.js';
 import { queueWebhookDeliveries } from './webhook-outbox.js';
@@ -304,6 +305,14 @@ export function createJobService({
         const [existing] = await findJobs(tx, appId, [jobId]);
         if (!existing) {
           throw new NotFoundError(`job ${jobId} not found`);
+        }
+        if (existing.outcomeUnknown && (CANCELLABLE_STATUSES as readonly string[]).includes(existing.status)) {
+          // A timeout, a 5xx or a dead consumer: Mailjet may have sent it, and its next claim looks it up
+          // before any send. Cancelled now, it would read cancelled while its recipients got it.
+          throw new ConflictError(
+            'job-not-cancellable',
+            `job ${jobId} is ${existing.status}, but Mailjet may already have it (the outcome of its last send is unknown; it is looked up at Mailjet before any new send): it can no longer be cancelled`,
+          );
         }
         throw new ConflictError('job-not-cancellable', `job ${jobId} is ${existing.status}: only queued, scheduled or deferred jobs can be cancelled`);
       });

@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto';
 
 import type { Bus } from '../bus.js';
-import { disableWebhook, findWebhook, resumeWebhook, setWebhook, throttleWebhook, type WebhookSettings } from '../db/apps-repo.js';
+import { disableWebhook, endWebhookPause, findWebhook, resumeWebhook, setWebhook, throttleWebhook, type WebhookSettings } from '../db/apps-repo.js';
 import type { NotifyChannels } from '../db/notify.js';
 import { type Pool, type Queryable, withTransaction } from '../db/pool.js';
 import {
@@ -115,10 +115,16 @@ export async function listAppDeliveries(
   return listDeliveries(db, app.id, options);
 }
 
-/** Makes one of the app's deliveries due again, with a fresh retry window, and wakes the dispatchers. */
+/**
+ * Makes one of the app's deliveries due again, with a fresh retry window, and wakes the dispatchers.
+ * A pause of the app's deliveries (its receiver answered 429/5xx, or nothing) ends: the operator asks
+ * for an attempt now, not in up to an hour.
+ */
 export async function redeliverAppDelivery(pool: Pool, channels: NotifyChannels, appName: string, deliveryId: string): Promise<void> {
   await withTransaction(pool, async (tx) => {
     const app = await findApp(tx, appName);
+    // The app's row before the delivery's, as a 410 that fails the app's pending deliveries locks them: no deadlock.
+    await endWebhookPause(tx, app.id);
     if (!(await redeliver(tx, app.id, deliveryId))) {
       throw new NotFoundError(`app ${app.name} has no delivery ${deliveryId}`);
     }

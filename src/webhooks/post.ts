@@ -75,15 +75,25 @@ export function postJson(url: URL, body: string, headers: Record<string, string>
           }
         });
         response.on('end', () => settle({ result }));
-        response.on('error', (error) => settle({ error }));
-        response.on('close', () => settle({ error: new Error('the receiver closed the connection before its answer was complete') }));
+        // Node says only "aborted" (ECONNRESET) of an answer cut short: the reason is worded for the deliveries list.
+        response.on('error', (error) => settle({ error: new Error(`${ANSWER_CUT_SHORT} (${error.message})`, { cause: error }) }));
+        response.on('close', () => settle({ error: new Error(ANSWER_CUT_SHORT) }));
       },
     );
     const deadline = setTimeout(() => settle({ error: new Error(`no complete answer within ${options.timeoutMs} ms`) }), options.timeoutMs);
     signal?.addEventListener('abort', onAbort, { once: true });
-    request.on('error', (error) => settle({ error }));
+    request.on('error', (error) => settle({ error: worded(error) }));
     request.end(body);
   });
+}
+
+const ANSWER_CUT_SHORT = 'the receiver closed the connection before its answer was complete';
+
+/** llhttp's refusals of the answer (`HPE_…`: "Parse Error: Header overflow") said as such; other errors (ECONNREFUSED…) as they are. */
+function worded(error: Error & { code?: unknown }): Error {
+  return typeof error.code === 'string' && error.code.startsWith('HPE_')
+    ? new Error(`the receiver's answer is not valid HTTP/1.1 (${error.message})`, { cause: error })
+    : error;
 }
 
 function abortReason(signal: AbortSignal): Error {

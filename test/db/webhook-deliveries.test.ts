@@ -14,7 +14,7 @@ import { claimDueDeliveries, redeliver, settleDelivery } from '../../src/db/webh
 import { type AttemptResult, deliveryOutcome, type DueDelivery } from '../../src/domain/webhook-delivery.js';
 import { createAppWithKey } from '../../src/services/apps.js';
 import { queueWebhookDeliveries } from '../../src/services/webhook-outbox.js';
-import { createWebhookDeliveries } from '../../src/services/webhooks.js';
+import { createWebhookDeliveries, redeliverAppDelivery } from '../../src/services/webhooks.js';
 import { createTestDatabase, TEST_SCHEMA, type TestDatabase } from '../support/database.js';
 
 /** An app with a webhook and one status change queued for it; returns the app's id. */
@@ -151,6 +151,23 @@ describe('webhook deliveries: answers that speak for the endpoint', () => {
     // Every other app's delivery is in flight now: the next due one is the throttled app's, at its throttle's end.
     const next = await deliveries.nextDueAt({ perApp: 1, inFlight: new Map(claimed.map((delivery) => [delivery.appId, 1])) });
     expect(next?.getTime()).to.be.within(until.getTime() - 1, until.getTime() + 1);
+  });
+
+  it("when a delivery is redelivered while its app's deliveries are paused, then the pause is over: the delivery goes now, alone, and its answer decides", async () => {
+    db = await createTestDatabase();
+    const appId = await oneDelivery(db.pool);
+    const deliveries = createWebhookDeliveries(db.pool, createBus());
+    const first = await claimOne(db.pool, 60_000);
+    const anHourOn = new Date(Date.now() + 3_600_000);
+    await deliveries.settle(first, { kind: 'retry', nextAttemptAt: anHourOn, statusCode: 503, error: 'the receiver answered 503', throttledUntil: anHourOn });
+    expect(await claimDueDeliveries(db.pool, { limit: 10, perApp: 10, inFlight: new Map(), lockMs: 60_000 }), 'paused').to.deep.equal([]);
+    const { rows } = await db.pool.query<{ name: string }>('select name from apps where id = $1', [appId]);
+
+    await redeliverAppDelivery(db.pool, notifyChannels(TEST_SCHEMA), rows[0]!.name, first.id);
+    await queueChange(db.pool, appId);
+    const claimed = await claimDueDeliveries(db.pool, { limit: 10, perApp: 10, inFlight: new Map(), lockMs: 60_000 });
+
+    expect(claimed.map((delivery) => [delivery.id, delivery.probe])).to.deep.equal([[first.id, true]]);
   });
 
   it("when an app's pause is over, then one delivery goes alone until an answer: no answer pauses the app again, an answer ends the pause and the rest go", async () => {

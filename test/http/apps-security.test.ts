@@ -3,7 +3,7 @@
 import { expect } from 'chai';
 import nock from 'nock';
 
-import { messageTo } from '../factories.js';
+import { makeJob, messageTo } from '../factories.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { capturingLogger } from '../support/log.js';
 import { isolateNetwork, mockMailjetSend, restoreNetwork } from '../support/mailjet-nock.js';
@@ -167,6 +167,26 @@ describe('apps, keys, suppressions and logs', () => {
     });
     expect(view.recipients[0]!.status).to.equal('accepted');
     expect(view.recipients[0]!.message_id).to.match(/^\d+$/);
+  });
+
+  it("when failed jobs are re-queued by id with an app named, then only that app's jobs go back to the queue", async () => {
+    db = await createTestDatabase();
+    services = [await startTestService({ db, env: { WORKER_CONCURRENCY: '0' } })];
+    const [service] = services as [TestService];
+    await admin(service, 'POST', '/admin/apps', { name: 'billing' });
+    const billingId = String((await service.db.pool.query<{ id: string }>("select id from apps where name = 'billing'")).rows[0]!.id);
+    const mine = await makeJob(service.db.pool, { appId: service.appId, status: 'failed' });
+    const billing = await makeJob(service.db.pool, { appId: billingId, status: 'failed' });
+
+    const res = await admin(service, 'POST', '/admin/jobs/requeue', { job_ids: [mine, billing], app: 'billing' });
+
+    expect(res.status).to.equal(200);
+    expect(await res.json()).to.deep.equal({ requeued: [billing] });
+    const { rows } = await service.db.pool.query<{ id: string; status: string }>('select id::text, status from email_send_jobs order by id');
+    expect(rows).to.deep.equal([
+      { id: mine, status: 'failed' },
+      { id: billing, status: 'queued' },
+    ]);
   });
 
   it('when an app sends faster than QUEUE_RATE_LIMIT across two replicas, then the next request is a 429 with RateLimit and Retry-After headers', async () => {

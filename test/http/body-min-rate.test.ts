@@ -121,7 +121,7 @@ describe('HTTP_BODY_MIN_RATE: a request body that comes too slowly', () => {
 
     const refusals = captured.lines().filter((line) => line.includes('a request body was refused (408)'));
     expect(refusals).to.have.length(1);
-    expect(JSON.parse(refusals[0]!)).to.deep.include({ level: 'warn', component: 'http', method: 'POST', path: '/events', statedBytes: LIMIT });
+    expect(JSON.parse(refusals[0]!)).to.deep.include({ level: 'warn', component: 'http', method: 'POST', route: '/events', statedBytes: LIMIT });
   });
 
   it('when a Mailjet batch comes over a slow link, a part at a time for several windows, then it is read and stored', async () => {

@@ -6,7 +6,8 @@ import { expect } from 'chai';
 import { messageTo } from '../factories.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { type FreezableProxy, startFreezableProxy } from '../support/freezable-proxy.js';
-import { eventually, startTestService, type TestService } from '../support/service.js';
+import { capturingLogger } from '../support/log.js';
+import { ADMIN_KEY, eventually, startTestService, type TestService } from '../support/service.js';
 
 /** Short, so the test is quick; what is checked is that the answer comes from them, not their size. */
 const TIMEOUTS = { DATABASE_CONNECT_TIMEOUT_MS: '1000', DATABASE_STATEMENT_TIMEOUT_MS: '1000' };
@@ -118,5 +119,24 @@ describe('a database that stops answering', () => {
       rows.map((row) => row.email),
       'what is stored: nothing from the 503s',
     ).to.deep.equal(['before@example.com', 'after@example.com']);
+  });
+
+  it('when it is frozen under a request whose path holds an address (a suppression removed), then the 503 is logged by its route, not its path', async function () {
+    this.timeout(60_000);
+    db = await createTestDatabase();
+    const target = new URL(db.url);
+    proxy = await startFreezableProxy({ host: target.hostname, port: Number(target.port) });
+    const { log, lines } = capturingLogger('warn');
+    service = await startTestService({ db, log, env: { DATABASE_URL: proxy.url(db.url), WORKER_CONCURRENCY: '0', ...TIMEOUTS } });
+
+    proxy.freeze();
+    const removed = await answer('DELETE …/suppressions/{email}', 'DELETE', '/admin/apps/app-a/suppressions/ada.lovelace@example.org', { key: ADMIN_KEY });
+    proxy.thaw();
+
+    expect(removed.status, removed.body).to.equal(503);
+    const logged = lines().filter((line) => line.includes('database unavailable during a request'));
+    expect(logged, 'the line saying so').to.have.length(1);
+    expect(JSON.parse(logged[0]!)).to.deep.include({ method: 'DELETE', route: '/admin/apps/:app/suppressions/:email' });
+    expect(lines().join('\n'), 'an address in the log').not.to.contain('ada.lovelace');
   });
 });

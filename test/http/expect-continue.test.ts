@@ -141,6 +141,24 @@ describe('Expect: 100-continue', () => {
     expect(parseAnswer(await refused.all).status).to.equal(413);
   });
 
+  it('when a request expects something other than 100-continue, then 417 problem+json that says what is understood, and nothing is stored', async () => {
+    const body = JSON.stringify(message({ custom_id: 'expect-other' }));
+    const refused = request('/queue', {
+      Authorization: `Bearer ${service.apiKey}`,
+      'Content-Type': 'application/json',
+      'Content-Length': String(Buffer.byteLength(body)),
+      Expect: '200-ok',
+    });
+    refused.socket.write(body);
+
+    const answer = parseAnswer(await refused.all);
+    expect(answer.status).to.equal(417);
+    expect(answer.headers.get('content-type')).to.match(/^application\/problem\+json/);
+    expect(await answer.json()).to.deep.include({ type: 'https://jetpost.dev/problems/expectation-failed', status: 417 });
+    const { rows } = await service.db.pool.query("select count(*)::int as n from email_send_jobs where custom_id = 'expect-other'");
+    expect(rows[0].n).to.equal(0);
+  });
+
   it('when a kept-alive GET expects 100-continue, then it is answered without 100 Continue and the connection stays open for the next request', async () => {
     const exchange = open(service.url, 'GET /healthz HTTP/1.1\r\nHost: jetpost.test\r\nExpect: 100-continue\r\n\r\n');
     sockets.push(exchange.socket);

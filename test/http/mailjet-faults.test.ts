@@ -179,6 +179,43 @@ describe('Mailjet failures (nock)', () => {
     expect((await jobRows(service))[0]!.outcome_unknown).to.equal(false);
   });
 
+  it('when a send got a 5xx and Mailjet did send it, then the app cannot cancel the deferred job (409, saying why) and it ends accepted, not cancelled', async () => {
+    let sends = 0;
+    nock(MAILJET_TEST_ORIGIN)
+      .post('/v3.1/send')
+      .reply(() => {
+        sends += 1;
+        return [500, '{"ErrorMessage":"Internal Server Error"}', { 'content-type': 'application/json' }];
+      })
+      .get('/v3/REST/message')
+      .query(true)
+      .reply((uri: string) => {
+        const customId = new URL(uri, MAILJET_TEST_ORIGIN).searchParams.get('CustomID');
+        return [
+          200,
+          `{"Count":1,"Data":[{"ID":576460765503099998,"UUID":"u-500","CustomID":"${customId}","ContactAlt":"maybe@example.com","Status":"sent"}],"Total":1}`,
+          { 'content-type': 'application/json' },
+        ];
+      });
+    // The retry waits long enough for the cancel to find the job deferred.
+    service = await startTestService({ env: { WORKER_CONCURRENCY: '1', RETRY_BASE_MS: '600000', RETRY_JITTER: '0' } });
+    const [jobId] = await queue(service, ['maybe@example.com']);
+    await eventually(async () => ((await jobRows(service))[0]?.status === 'deferred' ? true : undefined), 15_000, 'the job deferred after the 500');
+
+    const cancel = await service.request('DELETE', `/queue/${jobId}`);
+
+    expect(cancel.status).to.equal(409);
+    const problem = (await cancel.json()) as { type: string; detail: string };
+    expect(problem.type).to.equal('https://jetpost.dev/problems/job-not-cancellable');
+    expect(problem.detail).to.contain('Mailjet may already have it');
+    expect((await jobRows(service))[0]).to.deep.include({ status: 'deferred', outcome_unknown: true });
+    // Due now: its look-up finds what Mailjet did with it.
+    await service.db.pool.query('update email_send_jobs set run_at = now() where id = $1', [jobId]);
+    await notify(service.db.pool, notifyChannels(TEST_SCHEMA).jobs);
+    await allAccepted(service, 1);
+    expect(sends).to.equal(1);
+  });
+
   for (const [what, baseUrl] of [
     ['nothing listens on its port (a real closed port)', 'http://127.0.0.1:1'],
     ["its host name does not resolve (a real DNS look-up of a '.invalid' name)", 'https://api.mailjet.invalid'],

@@ -128,6 +128,28 @@ describe('webhook POST', () => {
     expect(hook.written).to.be.below(64 * 1024 * 1024);
   });
 
+  for (const [what, answer, wording] of [
+    [
+      'states a length and closes before its body is whole',
+      'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort',
+      'the receiver closed the connection before its answer was complete',
+    ],
+    ['answers bytes that are not HTTP', 'NOT HTTP AT ALL\r\n\r\n', "the receiver's answer is not valid HTTP/1.1"],
+  ] as const) {
+    it(`when the receiver ${what}, then the error says so in words, not as Node's bare "aborted" or "Parse Error"`, async () => {
+      const hook = await receiver((res) => {
+        res.socket!.end(answer);
+      });
+
+      const error = await postJson(hook.url, '{}', {}, { timeoutMs: 10_000, policy: loopback }).then(
+        () => undefined,
+        (reason: unknown) => reason as Error,
+      );
+
+      expect(error?.message).to.contain(wording);
+    });
+  }
+
   it('when the signal aborts the exchange (shutdown), then it ends at once with the reason, not as an answer', async () => {
     const hook = await receiver((res, state) => {
       res.writeHead(200);

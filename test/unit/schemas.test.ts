@@ -312,6 +312,11 @@ describe('parseStatusLookup', () => {
     expect(parseStatusLookup({ custom_id: ['order-17', 'order-18'] })).to.deep.equal({ kind: 'custom-ids', customIds: ['order-17', 'order-18'] });
   });
 
+  it('when custom_id is repeated more than 100 times, then the refusal says at most 100, not that no form matches', () => {
+    const fields = fieldsOf(() => parseStatusLookup({ custom_id: Array.from({ length: 101 }, (_, i) => `order-${i}`) }));
+    expect(fields).to.deep.equal([{ path: 'custom_id', message: 'at most 100 custom_id values (the parameter repeated: custom_id=a&custom_id=b)' }]);
+  });
+
   it('when after is given, then it is a feed read from that cursor (empty or 0: the beginning), 100 at a time unless limit says', () => {
     expect(parseStatusLookup({ after: '' })).to.deep.equal({ kind: 'feed', after: { txid: '0', id: '0' }, limit: 100 });
     expect(parseStatusLookup({ after: '812.4567', limit: '25' })).to.deep.equal({ kind: 'feed', after: { txid: '812', id: '4567' }, limit: 25 });
