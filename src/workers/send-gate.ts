@@ -41,6 +41,11 @@ export interface SendGate {
   unauthorized(reason: string): number;
   /** A call got a real answer: 429 streak and 401 block end. */
   succeeded(): void;
+  /**
+   * A call got no answer about the keys (a 429, a 5xx, a timeout, a network error): if it was the probe
+   * of a 401 stop, the stop stays and the next probe goes after the same wait. Otherwise nothing changes.
+   */
+  inconclusive(): void;
   state(): GateState;
   close(): void;
 }
@@ -160,6 +165,12 @@ export function createSendGate({ callsPerSecond, now = Date.now, random = Math.r
       blockStreak += 1;
       blockedUntil = now() + backoffMs(PROBE_BACKOFF, blockStreak, random);
       return blockedUntil;
+    },
+    inconclusive() {
+      if (blocked !== undefined && probing) {
+        probing = false;
+        blockedUntil = now() + backoffMs(PROBE_BACKOFF, blockStreak, random);
+      }
     },
     succeeded() {
       throttleStreak = 0;
