@@ -160,6 +160,11 @@ export function createSendGate({ callsPerSecond, now = Date.now, random = Math.r
       return pause;
     },
     unauthorized(reason) {
+      if (blocked !== undefined && !probing) {
+        // A call that passed before the stop (calls in flight get their 401s together): it says no
+        // more than the first did, so the first probe still goes after the shortest wait.
+        return blockedUntil;
+      }
       probing = false;
       blocked = reason;
       blockStreak += 1;

@@ -111,6 +111,16 @@ describe('send gate', () => {
     expect(clock.now).to.equal(before);
   });
 
+  it('when the calls in flight when the keys were refused all get a 401, then the first probe still goes after 30 s: only a refused probe makes the wait grow', async () => {
+    const { gate, clock } = fakeGate(0);
+    // Sixteen calls (MAILJET_MAX_IN_FLIGHT) had passed the gate when the keys were revoked.
+    const probeTimes = Array.from({ length: 16 }, () => gate.unauthorized('Mailjet 401: bad key'));
+
+    expect(probeTimes.map((at) => at - clock.now)).to.deep.equal(Array.from({ length: 16 }, () => 30_000));
+    expect(await gate.acquire()).to.equal(true);
+    expect(gate.unauthorized('Mailjet 401: bad key') - clock.now).to.equal(60_000);
+  });
+
   it('when the gate is closed while a caller waits, then the caller gets false at once', async () => {
     const gate = createSendGate({ callsPerSecond: 0 });
     gate.throttled(60_000);
