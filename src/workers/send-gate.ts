@@ -154,9 +154,14 @@ export function createSendGate({ callsPerSecond, now = Date.now, random = Math.r
       return Math.max(0, pausedUntil - at);
     },
     throttled(retryAfterMs) {
-      throttleStreak += 1;
+      const at = now();
+      // No call passes during a pause: a 429 that lands in one answers a call made before it (the calls
+      // in flight get theirs together), so it does not lengthen the backoff, only honours its Retry-After.
+      if (at >= pausedUntil) {
+        throttleStreak += 1;
+      }
       const pause = Math.min(MAX_PAUSE_MS, Math.max(retryAfterMs ?? 0, backoffMs(THROTTLE_BACKOFF, throttleStreak, random)));
-      pausedUntil = Math.max(pausedUntil, now() + pause);
+      pausedUntil = Math.max(pausedUntil, at + pause);
       return pause;
     },
     unauthorized(reason) {
