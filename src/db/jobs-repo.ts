@@ -422,11 +422,13 @@ export async function releaseJobs(db: Queryable, workerId: string, ids: readonly
 }
 
 // A lease that expired means its consumer's process died (or lost the database) mid-batch: the job
-// goes back to the queue, marked as possibly sent, or fails if it has used up its attempts (a message
-// that kills its consumer every time must not take the service down forever).
+// goes back to the queue, marked as possibly sent. One whose attempts are spent comes back too, once:
+// its next claim only looks it up (claimJobs), so a message Mailjet took is recorded, not failed. It
+// fails when it was reaped already and nothing was recorded since (its last error is the reaper's):
+// a message that kills its consumer every time must not take the service down forever.
 const REAP_EXPIRED_LEASES = `
   update email_send_jobs
-  set status = case when attempts >= max_attempts then 'failed' else 'deferred' end,
+  set status = case when attempts >= max_attempts and last_error is not distinct from $2 then 'failed' else 'deferred' end,
     run_at = now(),
     outcome_unknown = true,
     last_error = $2,

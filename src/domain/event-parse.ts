@@ -454,8 +454,11 @@ function toEvent(data: EventData, sourceLength: number): MailjetEvent {
   const messageUuid = data.Message_GUID || undefined;
   const email = data.email.toLowerCase();
   // The url as received, before any cut: a retry of the event has the same key, and two clicks whose
-  // long links differ only past the cut keep theirs apart.
-  const dedupeKey = sha256Hex(JSON.stringify([data.event, messageId ?? '', messageUuid ?? '', email, data.time, data.url ?? '']));
+  // long links differ only past the cut keep theirs apart. A soft bounce's key says it is one: the
+  // hard bounce that may follow it within the same second is another event, the one that bounces.
+  // Only that key differs from the one events were stored with before, so their retries still match.
+  const key = [data.event, messageId ?? '', messageUuid ?? '', email, data.time, data.url ?? ''];
+  const dedupeKey = sha256Hex(JSON.stringify(data.event === 'bounce' && data.hard_bounce === false ? [...key, 'soft'] : key));
   cutLongTexts(data, sourceLength);
   return {
     type: data.event,

@@ -112,6 +112,12 @@ export function classifySendResponse(response: SendResponse, customIds: readonly
     // A 2xx without per-message results is not an answer we can record: try again, carefully.
     return { kind: 'transient', error: `unexpected Mailjet answer: ${response.description}`, outcomeUnknown: true };
   }
+  if (status < 400) {
+    // Mailjet's Send API never redirects: a 3xx comes from a base URL that is not Mailjet's (http://
+    // answered by a redirect to https://) or a proxy, and sent nothing. It says nothing about the
+    // messages either, so they are retried, not failed at once.
+    return { kind: 'transient', error: `${response.description}: a redirect, not Mailjet's answer: check MAILJET_BASE_URL`, outcomeUnknown: false };
+  }
   return { kind: 'permanent', error: response.description };
 }
 

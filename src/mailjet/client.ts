@@ -70,10 +70,15 @@ export function createMailjetClient({ apiKey, apiSecret, baseUrl = MAILJET_DEFAU
         const result = await client
           .get('message', { version: 'v3' })
           .request({}, { CustomID: customId, ShowContactAlt: true, ShowCustomID: true, Limit: 1000 });
-        const rows = (result.body as { Data?: Array<Record<string, unknown>> }).Data ?? [];
+        // node-mailjet reads a body it cannot parse (an HTML page, JSON cut short) as {}. Only Mailjet's
+        // list says what it holds: anything else is no answer, and "not found" would resend the message.
+        const rows: unknown = (result.body as { Data?: unknown } | undefined)?.Data;
+        if (!Array.isArray(rows)) {
+          return undefined;
+        }
         // A row without usable ids is left out, as if not found (yet): no event could reach it. ID 0 is
         // no message's (SandboxMode answers it).
-        return rows.flatMap((row) => {
+        return (rows as Array<Record<string, unknown>>).flatMap((row) => {
           const messageId = toIdString(row['ID']);
           const messageUuid = toUuidString(row['UUID']);
           const email = row['ContactAlt'];

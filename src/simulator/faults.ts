@@ -2,10 +2,13 @@ import type { Random } from './random.js';
 import { backtrackingRisk } from './regex-risk.js';
 import { INJECTABLE_ERROR_CODES, type InjectableErrorCode, type MessageErrorFault } from './send.js';
 
-/** How one POST /v3.1/send call is answered. */
-export type CallOutcome = 'ok' | '429' | '500' | 'timeout';
+/**
+ * How one POST /v3.1/send call is answered: normally, 429 (rate limited), 500 (Mailjet's JSON error),
+ * 503 (a gateway's HTML page), 401 (the keys refused, as when they are revoked), or never.
+ */
+export type CallOutcome = 'ok' | '429' | '500' | '503' | '401' | 'timeout';
 
-const CALL_OUTCOMES: readonly string[] = ['ok', '429', '500', 'timeout'] satisfies CallOutcome[];
+const CALL_OUTCOMES: readonly string[] = ['ok', '429', '500', '503', '401', 'timeout'] satisfies CallOutcome[];
 
 export interface FaultSettings {
   /** Milliseconds added before answering /v3.1/send (at most 2^31 - 1, the longest timer Node holds). */

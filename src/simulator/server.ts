@@ -459,12 +459,7 @@ class MailjetSimulator implements Simulator {
       if (method === 'POST' && url.pathname === SEND_PATH) {
         this.logCall({ at: new Date(), outcome: 'unauthorized', status: 401, customIds: [], accepted: [] });
       }
-      return json(401, {
-        ErrorIdentifier: this.random.uuid(),
-        ErrorCode: 'mj-0015',
-        StatusCode: 401,
-        ErrorMessage: AUTH_FAILURE_MESSAGE,
-      });
+      return this.unauthorized();
     }
     for (const route of this.routes) {
       const match = route.method === method ? route.path.exec(url.pathname) : null;
@@ -487,6 +482,11 @@ class MailjetSimulator implements Simulator {
       }
       throw error;
     }
+  }
+
+  /** Mailjet's answer to credentials it refuses. */
+  private unauthorized(): Reply {
+    return json(401, { ErrorIdentifier: this.random.uuid(), ErrorCode: 'mj-0015', StatusCode: 401, ErrorMessage: AUTH_FAILURE_MESSAGE });
   }
 
   private authorized(req: IncomingMessage): boolean {
@@ -519,6 +519,10 @@ class MailjetSimulator implements Simulator {
       reply = htmlPage(429, 'Too Many Requests', retryAfterSeconds === undefined ? {} : { 'retry-after': String(retryAfterSeconds) });
     } else if (outcome === '500') {
       reply = json(500, { ErrorIdentifier: this.random.uuid(), StatusCode: 500, ErrorMessage: 'Internal Server Error' });
+    } else if (outcome === '503') {
+      reply = htmlPage(503, 'Service Unavailable');
+    } else if (outcome === '401') {
+      reply = this.unauthorized();
     } else if (outcome === 'timeout') {
       reply = HOLD;
       if (timeoutAccepts) {

@@ -325,16 +325,20 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
 
   async function settleCall(batch: Batch, call: PlannedCall, outcome: CallOutcome, started: number, turn: TurnContext): Promise<void> {
     let unauthorizedRetryAt = now();
-    if (outcome.kind === 'transient' && outcome.rateLimited) {
-      const pauseMs = gate.throttled(outcome.retryAfterMs);
-      log.warn('Mailjet is rate limiting (429): every consumer of this process pauses', { component: 'consumer', consumer: id, pauseMs });
+    if (outcome.kind === 'transient') {
+      if (outcome.rateLimited) {
+        const pauseMs = gate.throttled(outcome.retryAfterMs);
+        log.warn('Mailjet is rate limiting (429): every consumer of this process pauses', { component: 'consumer', consumer: id, pauseMs });
+      }
+      // Says nothing about the keys: a probe after a 401 answered so must not leave sending stopped for good.
+      gate.inconclusive();
     } else if (outcome.kind === 'unauthorized') {
       unauthorizedRetryAt = new Date(gate.unauthorized(outcome.error));
       log.error(
         'Mailjet rejected the API key (401): sending is stopped and /readyz reports not ready. Check MAILJET_API_KEY and MAILJET_API_SECRET; a probe call is tried again later',
         { component: 'consumer', consumer: id, retryAt: unauthorizedRetryAt.toISOString(), error: outcome.error },
       );
-    } else if (outcome.kind !== 'transient') {
+    } else {
       gate.succeeded();
     }
     const context = { policy: deps.retry, now: now(), random, unauthorizedRetryAt };

@@ -41,6 +41,11 @@ export interface SendGate {
   unauthorized(reason: string): number;
   /** A call got a real answer: 429 streak and 401 block end. */
   succeeded(): void;
+  /**
+   * A call got no answer about the keys (a 429, a 5xx, a timeout, a network error): if it was the probe
+   * of a 401 stop, the stop stays and the next probe goes after the same wait. Otherwise nothing changes.
+   */
+  inconclusive(): void;
   state(): GateState;
   close(): void;
 }
@@ -149,17 +154,33 @@ export function createSendGate({ callsPerSecond, now = Date.now, random = Math.r
       return Math.max(0, pausedUntil - at);
     },
     throttled(retryAfterMs) {
-      throttleStreak += 1;
+      const at = now();
+      // No call passes during a pause: a 429 that lands in one answers a call made before it (the calls
+      // in flight get theirs together), so it does not lengthen the backoff, only honours its Retry-After.
+      if (at >= pausedUntil) {
+        throttleStreak += 1;
+      }
       const pause = Math.min(MAX_PAUSE_MS, Math.max(retryAfterMs ?? 0, backoffMs(THROTTLE_BACKOFF, throttleStreak, random)));
-      pausedUntil = Math.max(pausedUntil, now() + pause);
+      pausedUntil = Math.max(pausedUntil, at + pause);
       return pause;
     },
     unauthorized(reason) {
+      if (blocked !== undefined && !probing) {
+        // A call that passed before the stop (calls in flight get their 401s together): it says no
+        // more than the first did, so the first probe still goes after the shortest wait.
+        return blockedUntil;
+      }
       probing = false;
       blocked = reason;
       blockStreak += 1;
       blockedUntil = now() + backoffMs(PROBE_BACKOFF, blockStreak, random);
       return blockedUntil;
+    },
+    inconclusive() {
+      if (blocked !== undefined && probing) {
+        probing = false;
+        blockedUntil = now() + backoffMs(PROBE_BACKOFF, blockStreak, random);
+      }
     },
     succeeded() {
       throttleStreak = 0;

@@ -60,6 +60,38 @@ describe('end to end: jetpost and the Mailjet simulator', () => {
     expect(simulated).to.include(opened.recipients[0]!.message_id);
   });
 
+  it('when Mailjet refuses the keys mid-drain and the probe after 30 s gets a 503, then a later probe goes and the message is sent once', async function () {
+    // Two probe waits of 30 s: sending stops on the 401, the first probe gets the 503, the second goes through.
+    this.timeout(180_000);
+    await start();
+    const simulator = service.jetpost.simulator!;
+    simulator.faults.set({ nextCalls: ['401', '503'] });
+
+    const job_id = await queue({ from: 'app@example.com', to: 'noevents@example.com', text: 'Hello' });
+    const stopped = await eventually(async () => {
+      const res = await fetch(`${service.url}/readyz`);
+      return res.status === 503 ? ((await res.json()) as { checks: { mailjet: { detail: string } } }) : undefined;
+    });
+    const accepted = await eventually(
+      async () => {
+        const { data } = await client.GET('/status/{job_id}', { params: { path: { job_id } } });
+        return data?.status === 'accepted' ? data : undefined;
+      },
+      150_000,
+      `job ${job_id} accepted after the probes`,
+    );
+
+    expect(stopped.checks.mailjet.detail).to.contain('401');
+    expect(simulator.sendCallLog().map((call) => [call.outcome, call.accepted.length])).to.deep.equal([
+      ['401', 0],
+      ['503', 0],
+      ['ok', 1],
+    ]);
+    // The 401 refunded its attempt; the 503 (it may have sent it) was looked up before the third call.
+    expect(accepted.attempts).to.equal(2);
+    expect((await fetch(`${service.url}/readyz`)).status).to.equal(200);
+  });
+
   it('when the address hard-bounces, then the job ends bounced', async () => {
     await start();
 

@@ -101,6 +101,32 @@ describe('POST /events', () => {
     expect(rows[0].n).to.equal(6);
   });
 
+  it('when a soft bounce and then a hard bounce of one message come in the same second, then both are stored and the recipient ends bounced and suppressed', async () => {
+    mockMailjetSend();
+    service = await startTestService();
+    const [a] = await acceptedJobs(['greylisted@example.com']);
+    const bounce = (hard: boolean) =>
+      eventText('bounce', a!.messageId, a!.email, 1_700_000_100, {
+        hard_bounce: hard,
+        blocked: false,
+        error_related_to: hard ? 'recipient' : 'domain',
+        error: hard ? 'user unknown' : 'greylisted',
+      });
+
+    const soft = await service.postEvents(bounce(false));
+    const hard = await service.postEvents(bounce(true));
+    const retried = await service.postEvents(bounce(true));
+
+    expect(await soft.json()).to.deep.include({ stored: 1, duplicates: 0 });
+    expect(await hard.json()).to.deep.include({ stored: 1, duplicates: 0 });
+    expect(await retried.json()).to.deep.include({ stored: 0, duplicates: 1 });
+    const view = await job(a!.jobId);
+    expect(view.recipients[0]!.status).to.equal('bounced');
+    expect(view.status).to.equal('bounced');
+    const { rows } = await service.db.pool.query('select email, reason from suppressions');
+    expect(rows).to.deep.equal([{ email: 'greylisted@example.com', reason: 'hard_bounce' }]);
+  });
+
   it('when an event names an unknown MessageID, then it is kept aside, answered 200, and applied once the send is recorded', async () => {
     // A MessageID just above 2^53 (it would round to 9007199254740992 as a JS number).
     const messageId = '9007199254740993';

@@ -420,6 +420,41 @@ describe('Mailjet failures (nock)', () => {
     expect(row!.attempts).to.equal(2);
   });
 
+  it('when a consumer died holding a job on its last attempt, then the reaper returns it to be looked up, and Mailjet having it, it is accepted, not failed or sent again', async () => {
+    let sends = 0;
+    const messageId = '576460765503091475';
+    nock(MAILJET_TEST_ORIGIN)
+      .persist()
+      .get('/v3/REST/message')
+      .query(true)
+      .reply((uri: string) => {
+        const customId = new URL(uri, MAILJET_TEST_ORIGIN).searchParams.get('CustomID');
+        return [200, `{"Count":1,"Data":[{"ID":${messageId},"UUID":"u-1","CustomID":"${customId}","ContactAlt":"last-try@example.com"}],"Total":1}`];
+      })
+      .post('/v3.1/send')
+      .reply((_uri: string, body: nock.Body) => {
+        sends += 1;
+        return [200, success(body as SendCall), { 'content-type': 'application/json' }];
+      });
+    service = await startTestService({ env: { WORKER_CONCURRENCY: '0', LEASE_MS: '1000', MAX_ATTEMPTS: '1' } });
+    await queue(service, ['last-try@example.com']);
+    // Its only attempt: the process sent it (Mailjet has it) and died before recording the answer.
+    const [claimed] = await claimJobs(service.db.pool, 'dead-process/0', 1, 200);
+    expect([claimed?.attempts, claimed?.maxAttempts]).to.deep.equal([1, 1]);
+    const first = service;
+    await first.jetpost.stop();
+    afterStop = () => first.stop();
+
+    service = await startTestService({ db: first.db, env: { WORKER_CONCURRENCY: '1', LEASE_MS: '1000', MAX_ATTEMPTS: '1' } });
+    await allAccepted(service, 1);
+
+    expect(sends, 'calls to Mailjet').to.equal(0);
+    const [row] = await jobRows(service);
+    expect(row!.attempts).to.equal(1);
+    const { rows } = await service.db.pool.query('select mailjet_message_id::text as id from email_recipients');
+    expect(rows).to.deep.equal([{ id: messageId }]);
+  });
+
   it('when the service stops while a batch is being sent, then the call in flight is recorded and the rest is released unsent', async () => {
     let callsReceived = 0;
     nock(MAILJET_TEST_ORIGIN)

@@ -1,6 +1,8 @@
 // The send gate is the consumer's last step before each Mailjet call: the leases are renewed first,
 // then the gate is passed, then the call goes. A 429 that pauses the gate while this consumer is
 // renewing its leases (another consumer's call got it) must hold this call back too.
+import { setTimeout as sleep } from 'node:timers/promises';
+
 import { expect } from 'chai';
 
 import { createBus } from '../../src/bus.js';
@@ -271,5 +273,64 @@ describe('consumer: a claim of several batches', () => {
     await consumer.stop(5_000);
 
     expect(calls).to.deep.equal([['jetpost-1', 'jetpost-2']]);
+  });
+});
+
+describe('consumer: sending stopped on a 401', () => {
+  it('when the probe call after a 401 gets no answer about the keys (a 503), then a later probe goes, and sending resumes once one is answered', async () => {
+    // The gate's clock moves a second each time it is read: the waits of the 401 stop pass in a few turns.
+    let clock = 0;
+    const gate = createSendGate({ callsPerSecond: 0, random: () => 0.5, now: () => (clock += 1_000) });
+    const answers = [401, 503, 200];
+    const sent: number[] = [];
+    let claims = 0;
+    let resumed!: () => void;
+    const done = new Promise<void>((resolve) => (resumed = resolve));
+    const consumer = createConsumer(
+      consumerDeps({
+        gate,
+        idleCheckMs: 5,
+        claim: async () => {
+          claims += 1;
+          const claimed = claimedJob({ id: String(claims) });
+          return [{ ...claimed, recipients: [pendingRecipient(claimed, `r${claims}@example.com`)] }];
+        },
+        send: async () => {
+          const status = answers[sent.length] ?? 200;
+          sent.push(status);
+          if (status === 200) {
+            resumed();
+          }
+          return status === 200
+            ? {
+                status,
+                body: {
+                  Messages: [
+                    {
+                      Status: 'success',
+                      To: [{ Email: `r${claims}@example.com`, MessageID: String(576460765503091475n + BigInt(claims)), MessageUUID: `uuid-${claims}` }],
+                    },
+                  ],
+                },
+                description: 'Mailjet 200',
+              }
+            : { status, body: { ErrorMessage: 'no' }, description: `Mailjet ${status}` };
+        },
+        record: async (results): Promise<RecordSummary> => ({
+          accepted: results.filter((result) => result.kind === 'accepted').map((result) => result.jobId),
+          failed: [],
+          deferred: results.filter((result) => result.kind === 'deferred').map((result) => result.jobId),
+          lostLease: [],
+        }),
+      }),
+    );
+
+    void consumer.start();
+    const timedOut = await Promise.race([done.then(() => false), sleep(10_000).then(() => true)]);
+    await consumer.stop(5_000);
+
+    expect(timedOut, `no call after the probe's 503 (calls answered: ${sent.join(', ')})`).to.equal(false);
+    expect(sent).to.deep.equal([401, 503, 200]);
+    expect(gate.state().blocked, 'sending stopped').to.equal(undefined);
   });
 });

@@ -27,4 +27,27 @@ describe('the look-up by CustomID', () => {
 
     expect(await client.findByCustomId('jetpost-1')).to.deep.equal([{ messageId: '576460765503091475', messageUuid: 'u-1', email: 'a@example.com' }]);
   });
+
+  // node-mailjet turns a body it cannot parse into {}: read as an empty list, it would say "not sent"
+  // and the job would be sent again, a duplicate when Mailjet had it.
+  for (const [what, body] of [
+    ['an HTML page', '<html><body>OK</body></html>'],
+    ['JSON cut short', '{"Count":1,"Data":[{"ID":576460765503091475,"UUID":"u-1","CustomID":"jetpost-1","ContactAlt":"a@example.com"'],
+    ['an empty body', ''],
+    ['an object without Data', '{"Count":0,"Total":0}'],
+  ]) {
+    it(`when Mailjet answers 200 with ${what}, then Mailjet could not be asked: nothing says the message was not sent`, async () => {
+      nock(ORIGIN).get('/v3/REST/message').query(true).reply(200, body, { 'content-type': 'application/json' });
+      const client = createMailjetClient({ apiKey: 'k', apiSecret: 's', baseUrl: ORIGIN, timeoutMs: 5_000 });
+
+      expect(await client.findByCustomId('jetpost-1')).to.equal(undefined);
+    });
+  }
+
+  it('when Mailjet answers an empty list, then the message is not found', async () => {
+    nock(ORIGIN).get('/v3/REST/message').query(true).reply(200, '{"Count":0,"Data":[],"Total":0}', { 'content-type': 'application/json' });
+    const client = createMailjetClient({ apiKey: 'k', apiSecret: 's', baseUrl: ORIGIN, timeoutMs: 5_000 });
+
+    expect(await client.findByCustomId('jetpost-1')).to.deep.equal([]);
+  });
 });

@@ -247,6 +247,15 @@ describe('classifySendResponse', () => {
     expect(outcome).to.deep.equal({ kind: 'permanent', error: 'Mailjet 400' });
   });
 
+  it('when the answer is a redirect (a MAILJET_BASE_URL on http://, a proxy), then nothing was sent and the call is retried, not failed for good', () => {
+    for (const status of [301, 302, 307, 308]) {
+      const outcome = classifySendResponse(response(status, '<html>Moved</html>'), ids(2), NOW);
+
+      expect(outcome, String(status)).to.deep.include({ kind: 'transient', outcomeUnknown: false });
+      expect(outcome.kind === 'transient' && outcome.error, String(status)).to.contain('MAILJET_BASE_URL');
+    }
+  });
+
   it('when Mailjet answers 2xx without Messages, then the call is transient with its outcome unknown', () => {
     for (const body of [{}, '', { Messages: 'nope' }, null]) {
       const outcome = classifySendResponse(response(200, body), ids(1), NOW);

@@ -70,6 +70,8 @@ describe('send gate', () => {
     await gate.acquire();
     const passedAfterFirst = clock.now - at;
     const second = gate.throttled(undefined);
+    // The next call goes once the pause is over, and is answered 429 again.
+    await gate.acquire();
     const third = gate.throttled(undefined);
 
     expect(first).to.equal(3_000);
@@ -78,10 +80,23 @@ describe('send gate', () => {
     expect(gate.state().pausedUntil).to.be.a('number');
   });
 
-  it('when a call got a real answer, then the 429 backoff starts over', () => {
+  it('when the calls in flight when Mailjet began to rate limit all get a 429, then they pause the gate once: the pause grows only for 429s to calls made after it', async () => {
+    const { gate, clock } = fakeGate(0);
+    // Sixteen calls (MAILJET_MAX_IN_FLIGHT) had passed the gate when Mailjet began to answer 429.
+    const pauses = Array.from({ length: 16 }, () => gate.throttled(2_000));
+
+    expect(pauses).to.deep.equal(Array.from({ length: 16 }, () => 2_000));
+    expect(gate.state().pausedUntil! - clock.now).to.equal(2_000);
+    await gate.acquire();
+    expect(gate.throttled(undefined)).to.equal(2_000);
+  });
+
+  it('when a call got a real answer, then the 429 backoff starts over', async () => {
     const { gate } = fakeGate(0);
     gate.throttled(undefined);
+    await gate.acquire();
     gate.throttled(undefined);
+    await gate.acquire();
     const grown = gate.throttled(undefined);
 
     gate.succeeded();
@@ -109,6 +124,16 @@ describe('send gate', () => {
     const before = clock.now;
     await gate.acquire();
     expect(clock.now).to.equal(before);
+  });
+
+  it('when the calls in flight when the keys were refused all get a 401, then the first probe still goes after 30 s: only a refused probe makes the wait grow', async () => {
+    const { gate, clock } = fakeGate(0);
+    // Sixteen calls (MAILJET_MAX_IN_FLIGHT) had passed the gate when the keys were revoked.
+    const probeTimes = Array.from({ length: 16 }, () => gate.unauthorized('Mailjet 401: bad key'));
+
+    expect(probeTimes.map((at) => at - clock.now)).to.deep.equal(Array.from({ length: 16 }, () => 30_000));
+    expect(await gate.acquire()).to.equal(true);
+    expect(gate.unauthorized('Mailjet 401: bad key') - clock.now).to.equal(60_000);
   });
 
   it('when the gate is closed while a caller waits, then the caller gets false at once', async () => {

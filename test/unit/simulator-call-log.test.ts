@@ -33,6 +33,31 @@ describe('Mailjet simulator: call and look-up logs', () => {
     await Promise.all(cleanups.splice(0).map((cleanup) => cleanup()));
   });
 
+  it("when nextCalls asks for 503 or 401 (keys revoked mid-drain), then the call gets a gateway's HTML 503 or Mailjet's 401, and nothing is accepted", async () => {
+    const simulator = await startSimulator();
+    simulator.faults.set({ nextCalls: ['503', '401'] });
+
+    const answers: Array<{ status: number; type: string | null; text: string }> = [];
+    for (const customId of ['job-1', 'job-2']) {
+      const response = await fetch(`${simulator.url}/v3.1/send`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: AUTH },
+        body: JSON.stringify({ Messages: [mailjetMessage('a@example.com', { CustomID: customId })] }),
+      });
+      answers.push({ status: response.status, type: response.headers.get('content-type'), text: await response.text() });
+    }
+
+    expect(answers.map(({ status, type }) => [status, type])).to.deep.equal([
+      [503, 'text/html'],
+      [401, 'application/json; charset=utf-8'],
+    ]);
+    expect(JSON.parse(answers[1]!.text)).to.include({ ErrorCode: 'mj-0015', StatusCode: 401 });
+    expect(simulator.sendCallLog().map(({ outcome, status, accepted }) => ({ outcome, status, accepted }))).to.deep.equal([
+      { outcome: '503', status: 503, accepted: [] },
+      { outcome: '401', status: 401, accepted: [] },
+    ]);
+  });
+
   it('when calls are answered ok, 500, 429, held or 401, then each is logged with its CustomIDs and what was accepted', async () => {
     const simulator = await startSimulator();
     simulator.faults.set({ nextCalls: ['ok', '500', '429', 'timeout'], timeoutAccepts: true });
