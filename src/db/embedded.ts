@@ -123,9 +123,15 @@ export async function startEmbeddedPostgres({ dir, port, log, ownSession, exitin
       throw portInUse(port);
     }
     log.info('initialising the embedded PostgreSQL (first start)', { component: 'embedded-postgres', dir: databaseDir });
+    // initdb writes PG_VERSION first and the database after it: killed in between (kill -9 of the
+    // whole start, a power cut), it left a pg/ that every later start took for a cluster and failed
+    // on. It works beside pg/ instead, and its cluster becomes pg/ once complete; what a killed one
+    // left there holds no data and is removed.
+    const initDir = path.join(root, 'pg.initdb');
+    await fs.rm(initDir, { recursive: true, force: true });
     const EmbeddedPostgres = await loadEmbeddedPostgres();
     await new EmbeddedPostgres({
-      databaseDir,
+      databaseDir: initDir,
       port,
       user: 'postgres',
       password,
@@ -140,6 +146,8 @@ export async function startEmbeddedPostgres({ dir, port, log, ownSession, exitin
       .catch((error: unknown) => {
         throw explainInitdbFailure(error, databaseDir) ?? error;
       });
+    // Over the empty pg/ made above when running as root (rename(2) replaces an empty directory).
+    await fs.rename(initDir, databaseDir);
   }
 
   // A server left by a jetpost killed with SIGKILL, or started by a CLI command, is adopted rather
