@@ -13,7 +13,7 @@ import { finishedWithin } from '../finished-within.js';
 import type { Logger } from '../log.js';
 import { prepareDataDir } from './data-dir.js';
 import { claimDataDir, liveDataDirOwner } from './data-dir-owner.js';
-import { startEmbeddedPostgres } from './embedded.js';
+import { explainEmbeddedRefusal, startEmbeddedPostgres } from './embedded.js';
 import { runMigrations } from './migrate.js';
 import { createPool, type Pool } from './pool.js';
 
@@ -74,8 +74,11 @@ export async function openDatabase(config: Config, log: Logger, { role, exitingN
     });
   } catch (error) {
     await embedded?.stop();
+    if (embedded) {
+      throw explainEmbeddedRefusal(error, config.dataDir) ?? error;
+    }
     const setting = config.database.directUrl === undefined ? 'DATABASE_URL' : 'DATABASE_DIRECT_URL';
-    throw explainDatabaseRefusal(explainPoolerRefusal(error, config.database.directUrl !== undefined), embedded ? undefined : setting, config.database.schema);
+    throw explainDatabaseRefusal(explainPoolerRefusal(error, config.database.directUrl !== undefined), setting, config.database.schema);
   }
   const pool = createPool({
     connectionString,
@@ -124,12 +127,12 @@ function explainPoolerRefusal(error: unknown, directUrlSet: boolean): unknown {
 /**
  * A database that refuses jetpost at start (a wrong password, no such database or user, no right to
  * create jetpost's schema, nothing listening) becomes one line naming the setting to check, with
- * PostgreSQL's own words, never the URL's password. `setting` is undefined for the embedded database.
+ * PostgreSQL's own words, never the URL's password (the embedded database's: explainEmbeddedRefusal).
  */
-function explainDatabaseRefusal(error: unknown, setting: string | undefined, schema: string): unknown {
+function explainDatabaseRefusal(error: unknown, setting: string, schema: string): unknown {
   const code = (error as { code?: unknown } | null)?.code;
   const advice = typeof code === 'string' ? DATABASE_REFUSALS[code] : undefined;
-  if (setting === undefined || advice === undefined || !(error instanceof Error)) {
+  if (advice === undefined || !(error instanceof Error)) {
     return error;
   }
   return new StartupError(`the database in ${setting} refused jetpost: ${error.message}. ${advice(setting, schema)}`, { cause: error });
