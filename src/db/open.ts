@@ -126,7 +126,7 @@ function explainPoolerRefusal(error: unknown, directUrlSet: boolean): unknown {
 
 /**
  * A database that refuses jetpost at start (a wrong password, no such database or user, no right to
- * create jetpost's schema, nothing listening) becomes one line naming the setting to check, with
+ * create jetpost's schema, nothing listening, no connection left, a server starting up) becomes one line naming the setting to check, with
  * PostgreSQL's own words, never the URL's password (the embedded database's: explainEmbeddedRefusal).
  */
 function explainDatabaseRefusal(error: unknown, setting: string, schema: string): unknown {
@@ -142,6 +142,11 @@ const DATABASE_REFUSALS: Record<string, (setting: string, schema: string) => str
   // invalid_password; invalid_authorization_specification (pg_hba.conf lets no such login in)
   '28P01': (setting) => `Check the user and password in ${setting}`,
   '28000': (setting) => `Check the user in ${setting}, and that the server's pg_hba.conf lets it in from here`,
+  // too_many_connections: max_connections, or the role's or the database's connection limit
+  '53300': () =>
+    'PostgreSQL has no connection left for jetpost (its max_connections, or a connection limit of the user or the database): each replica holds up to DATABASE_POOL_SIZE connections and one more. Lower DATABASE_POOL_SIZE, raise the limit, or put PgBouncer in front (docs/deployment.md)',
+  // cannot_connect_now
+  '57P03': (setting) => `The PostgreSQL of ${setting} is starting up, shutting down or recovering: start jetpost again once it accepts connections`,
   // invalid_catalog_name
   '3D000': (setting) => `Check the database name in ${setting}, or create that database`,
   // insufficient_privilege, creating the schema or its tables

@@ -75,6 +75,56 @@ describe('migrations', () => {
     });
   });
 
+  describe('when PostgreSQL cannot take a connection now', () => {
+    let starting: Server | undefined;
+    let role: string | undefined;
+
+    afterEach(async () => {
+      await new Promise((resolve) => (starting ? starting.close(resolve) : resolve(undefined)));
+      starting = undefined;
+      if (role !== undefined) {
+        await db.pool.query(`drop role ${role}`);
+        role = undefined;
+      }
+    });
+
+    it('then a start refused for lack of connections (max_connections, a connection limit) or by a server starting up stops with one line saying what to do, not a stack trace', async () => {
+      db = await createTestDatabase();
+      role = `jp_limited_${process.pid}_${Date.now()}`;
+      await db.pool.query(`create role ${role} login password 'limited-password' connection limit 0`);
+      const limited = new URL(db.url);
+      limited.username = role;
+      limited.password = 'limited-password';
+      // A server still starting up (or shutting down, or recovering) answers the startup message with 57P03.
+      starting = createServer((socket) =>
+        socket.once('data', () => {
+          const fields = Buffer.from('SFATAL\0C57P03\0Mthe database system is starting up\0\0');
+          const header = Buffer.alloc(5);
+          header.write('E');
+          header.writeInt32BE(fields.length + 4, 1);
+          socket.end(Buffer.concat([header, fields]));
+        }),
+      );
+      await new Promise<void>((resolve) => starting!.listen(0, '127.0.0.1', resolve));
+      const { port } = starting.address() as { port: number };
+
+      const refusals = [];
+      for (const url of [limited.toString(), `postgres://jetpost:secret@127.0.0.1:${port}/jetpost`]) {
+        refusals.push(
+          await openDatabase(loadConfig({ DATABASE_URL: url }), testLogger(), { role: 'command' }).then(
+            (opened) => opened.close(),
+            (error: unknown) => error,
+          ),
+        );
+      }
+
+      expect(refusals.map((error) => (error instanceof StartupError ? error.message : String(error)))).to.deep.equal([
+        `the database in DATABASE_URL refused jetpost: too many connections for role "${role}". PostgreSQL has no connection left for jetpost (its max_connections, or a connection limit of the user or the database): each replica holds up to DATABASE_POOL_SIZE connections and one more. Lower DATABASE_POOL_SIZE, raise the limit, or put PgBouncer in front (docs/deployment.md)`,
+        'the database in DATABASE_URL refused jetpost: the database system is starting up. The PostgreSQL of DATABASE_URL is starting up, shutting down or recovering: start jetpost again once it accepts connections',
+      ]);
+    });
+  });
+
   describe('when a concurrent index build did not finish (PostgreSQL restarted, the statement cancelled)', () => {
     /** Leaves jetpost.interrupted_idx invalid, as an index build cut short does. */
     async function leaveInvalidIndex(): Promise<void> {
