@@ -311,6 +311,24 @@ describe('loadConfig', () => {
     expect(pooled.database).to.deep.include({ url: 'postgres://pgbouncer.internal:6432/jetpost', directUrl: 'postgres://db.internal:5432/jetpost' });
   });
 
+  it('when two of PORT, SIMULATOR_PORT and EMBEDDED_PG_PORT are the same port on this machine’s loopback, then it fails naming both, rather than fail after initdb and the migrations blaming another program', () => {
+    expect(configError({ PORT: '4010', SIMULATOR_PORT: '4010' }).message).to.include(
+      'PORT and SIMULATOR_PORT: both 4010, but the built-in simulator listens on 127.0.0.1:4010, where the API (HOST 0.0.0.0) would too. Set one of them to another port',
+    );
+    expect(configError({ PORT: '5488', HOST: '127.0.0.1' }).message).to.include(
+      'PORT and EMBEDDED_PG_PORT: both 5488, but the embedded PostgreSQL listens on 127.0.0.1:5488, where the API (HOST 127.0.0.1) would too. Set one of them to another port',
+    );
+    expect(configError({ SIMULATOR_PORT: '5488' }).message).to.include(
+      'SIMULATOR_PORT and EMBEDDED_PG_PORT: both 5488, but the embedded PostgreSQL listens on 127.0.0.1:5488, where the built-in simulator would too. Set one of them to another port',
+    );
+    // Nothing of jetpost's own listens there: no simulator with Mailjet (or another simulator), no embedded database with DATABASE_URL, another interface, or any free port.
+    expect(loadConfig({ ...MAILJET, ...EVENTS, PORT: '4010' }).http.port).to.equal(4010);
+    expect(loadConfig({ MAILJET_BASE_URL: 'http://127.0.0.1:4010', PORT: '4010' }).http.port).to.equal(4010);
+    expect(loadConfig({ ...DATABASE, PORT: '5488' }).http.port).to.equal(5488);
+    expect(loadConfig({ HOST: '10.0.0.5', PORT: '5488' }).http.port).to.equal(5488);
+    expect(loadConfig({ PORT: '0', SIMULATOR_PORT: '0' }).http.port).to.equal(0);
+  });
+
   it('when in dev mode, then webhooks may reach loopback on top of WEBHOOK_ALLOWED_TARGETS; outside it, only the list', () => {
     const dev = loadConfig({ WEBHOOK_ALLOWED_TARGETS: '10.0.0.0/8' });
     const devEmpty = loadConfig({});
