@@ -456,6 +456,9 @@ export function loadConfig(env: Env = process.env): Config {
   if (Boolean(e.EVENTS_USERNAME) !== Boolean(e.EVENTS_PASSWORD)) {
     problems.push('  EVENTS_USERNAME and EVENTS_PASSWORD: set both or neither');
   }
+  if (e.EVENTS_USERNAME?.includes(':')) {
+    problems.push("  EVENTS_USERNAME: must not contain ':' (basic credentials end the user name at the first colon, so every callback would be refused)");
+  }
   const credentials = e.MAILJET_API_KEY && e.MAILJET_API_SECRET ? { apiKey: e.MAILJET_API_KEY, apiSecret: e.MAILJET_API_SECRET } : undefined;
   const devMode = e.DEV_MODE ?? credentials === undefined;
   if (e.NODE_ENV === 'production' && credentials === undefined) {

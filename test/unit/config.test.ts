@@ -198,6 +198,15 @@ describe('loadConfig', () => {
     expect(configError({ ...MAILJET, EVENTS_PASSWORD: 'callback-secret-4f9c' }).message).to.include('EVENTS_USERNAME');
   });
 
+  it('when EVENTS_USERNAME holds a colon, then it fails naming it: basic credentials end the user name at the first colon, and every callback would be refused', () => {
+    expect(configError({ ...MAILJET, EVENTS_USERNAME: 'mail:jet', EVENTS_PASSWORD: 'callback-secret-4f9c' }).message).to.include(
+      "EVENTS_USERNAME: must not contain ':' (basic credentials end the user name at the first colon, so every callback would be refused)",
+    );
+    expect(loadConfig({ ...MAILJET, EVENTS_USERNAME: 'mailjet', EVENTS_PASSWORD: 'callback:secret-4f9c' }).events.credentials?.password).to.equal(
+      'callback:secret-4f9c',
+    );
+  });
+
   it('when Mailjet keys and events credentials are set, then it sends through Mailjet, not in dev mode', () => {
     const config = loadConfig({ ...MAILJET, ...EVENTS });
 
