@@ -33,6 +33,41 @@ describe('migrations', () => {
     expect(await migrationsApplied(db.pool, await latestMigrationId())).to.equal(true);
   });
 
+  it('when jetpost’s schema holds another tool’s migrations table, or one whose migrations differ from sql/, then the start stops in one line saying so, and applies nothing', async () => {
+    db = await createTestDatabase({ migrated: false });
+    // TypeORM's bookkeeping table, in a schema jetpost is told to share.
+    await db.pool.query('create schema typeorm_app');
+    await db.pool.query('create table typeorm_app.migrations (id serial primary key, timestamp bigint not null, name varchar not null)');
+    await db.pool.query(`insert into typeorm_app.migrations (timestamp, name) values (1700000000000, 'CreateUsers1700000000000')`);
+    // postgres-migrations' table, holding another project's first migration.
+    await db.pool.query('create schema other_project');
+    await db.pool.query(
+      'create table other_project.migrations (id integer primary key, name varchar(100) unique not null, hash varchar(40) not null, executed_at timestamp default current_timestamp)',
+    );
+    await db.pool.query(
+      `insert into other_project.migrations (id, name, hash) values (0, 'create-migrations-table', 'e18db593bcde2aca2a408c4d1100f6abba2195df'), (1, 'create-orders', 'aaaa')`,
+    );
+
+    const refusals = [];
+    for (const schema of ['typeorm_app', 'other_project']) {
+      refusals.push(
+        await runMigrations({ connectionString: db.url, schema, log: testLogger() }).then(
+          () => new Error(`${schema} migrated`),
+          (error: unknown) => error,
+        ),
+      );
+    }
+
+    expect(refusals.map((error) => (error instanceof StartupError ? error.message : String(error)))).to.deep.equal([
+      "typeorm_app.migrations is not the migrations table of jetpost (it has no column hash): DATABASE_SCHEMA names a schema whose migrations another tool keeps. Set DATABASE_SCHEMA to a schema of jetpost's own (jetpost creates it)",
+      "the migrations recorded in other_project.migrations are not this release's sql/ (Hashes don't match for migrations '1_create-tables.sql'.): DATABASE_SCHEMA names a schema whose migrations another tool keeps, or a migration was edited after it was applied. Set DATABASE_SCHEMA to a schema of jetpost's own (jetpost creates it)",
+    ]);
+    const { rows } = await db.pool.query(
+      `select table_schema, table_name from information_schema.tables where table_schema in ('typeorm_app', 'other_project') order by 1, 2`,
+    );
+    expect(rows.map((row) => `${row.table_schema}.${row.table_name}`)).to.deep.equal(['other_project.migrations', 'typeorm_app.migrations']);
+  });
+
   it('when run twice, then the second run applies nothing', async () => {
     db = await createTestDatabase({ migrated: false });
     await runMigrations({ connectionString: db.url, schema: TEST_SCHEMA, log: testLogger() });
