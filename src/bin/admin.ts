@@ -186,8 +186,9 @@ const jobsRequeue: Command = (args) => {
 /** Exactly `count` positional arguments, named for the error message. */
 function positionals(args: string[], names: string[], options: ParseArgsOptions = {}) {
   const parsed = parseArguments(args, options, true);
-  if (parsed.positionals.length !== names.length) {
-    throw new UsageError(`expected ${names.join(' ')}`);
+  const given = parsed.positionals.length;
+  if (given !== names.length) {
+    throw new UsageError(`expected ${names.length === 0 ? 'no arguments' : names.join(' ')}, not ${given} argument${given === 1 ? '' : 's'}`);
   }
   return parsed;
 }
