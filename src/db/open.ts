@@ -35,9 +35,10 @@ export interface OpenOptions {
   /** 'service': owns the data directory; 'command': a CLI command borrowing it. */
   role: 'service' | 'command';
   /**
-   * A service's: aborted when the process exits at once (a second signal), from the moment the
-   * embedded database is spawned, during the start too: the database, if it is this process's to
-   * stop, is asked for a fast shutdown without waiting, instead of being left running.
+   * Aborted when the process exits at once (a service's second signal, a command's Ctrl-C), from the
+   * moment the embedded database is spawned, during the start too: the database, if it is this
+   * process's to stop, is asked for a fast shutdown without waiting, instead of being left running.
+   * A command's stops only while it starts; once up, the command's close() stops it.
    */
   exitingNow?: AbortSignal | undefined;
 }
@@ -169,7 +170,7 @@ async function openEmbedded(
   const dir = path.resolve(config.dataDir);
   const options = { dir, port: config.database.embeddedPort, log, ownSession: true };
   if (role === 'command') {
-    const server = await startEmbeddedPostgres(options);
+    const server = await startEmbeddedPostgres({ ...options, exitingNow });
     const stop = async () => {
       if (!server.adopted && (await liveDataDirOwner(dir)) === undefined) {
         await server.stop(EMBEDDED_STOP_MS);
