@@ -127,8 +127,9 @@ function explainPoolerRefusal(error: unknown, directUrlSet: boolean): unknown {
 
 /**
  * A database that refuses jetpost at start (a wrong password, no such database or user, no right to
- * create jetpost's schema, nothing listening, no connection left, a server starting up) becomes one line naming the setting to check, with
- * PostgreSQL's own words, never the URL's password (the embedded database's: explainEmbeddedRefusal).
+ * create jetpost's schema, nothing listening, no connection left, a server starting up) becomes one
+ * line naming the setting to check, with PostgreSQL's own words, never the URL's password (the
+ * embedded database's refusal: explainEmbeddedRefusal).
  */
 function explainDatabaseRefusal(error: unknown, setting: string, schema: string): unknown {
   const code = (error as { code?: unknown } | null)?.code;
