@@ -396,6 +396,36 @@ function eventsBodySizes(limitText: string, budgetText: string | undefined, prob
   return { limit, budget };
 }
 
+/** Where the built-in simulator and the embedded PostgreSQL listen (main.ts, db/embedded.ts). */
+const LOOPBACK = '127.0.0.1';
+
+/** Whether an API listening on `host` takes LOOPBACK's ports too: every interface, or the loopback itself. */
+function listensOnLoopback(host: string): boolean {
+  return ['0.0.0.0', '::', '::1', 'localhost'].includes(host.toLowerCase()) || host.startsWith('127.');
+}
+
+/**
+ * Two of jetpost's own listeners on one port of LOOPBACK: the start failed at the second of them,
+ * after the initdb and the migrations, saying that another program held it. Port 0 is any free port.
+ */
+function portClashes(e: z.infer<typeof envSchema>, builtInSimulator: boolean): string[] {
+  // In the order they start.
+  const listeners = [
+    ...(e.DATABASE_URL ? [] : [{ variable: 'EMBEDDED_PG_PORT', port: e.EMBEDDED_PG_PORT, what: 'the embedded PostgreSQL' }]),
+    ...(builtInSimulator ? [{ variable: 'SIMULATOR_PORT', port: e.SIMULATOR_PORT, what: 'the built-in simulator' }] : []),
+    ...(listensOnLoopback(e.HOST) ? [{ variable: 'PORT', port: e.PORT, what: `the API (HOST ${e.HOST})` }] : []),
+  ];
+  return listeners.flatMap((first, index) =>
+    listeners
+      .slice(index + 1)
+      .filter((later) => first.port !== 0 && later.port === first.port)
+      .map(
+        (later) =>
+          `  ${later.variable} and ${first.variable}: both ${first.port}, but ${first.what} listens on ${LOOPBACK}:${first.port}, where ${later.what} would too. Set one of them to another port`,
+      ),
+  );
+}
+
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
@@ -425,6 +455,9 @@ export function loadConfig(env: Env = process.env): Config {
   }
   if (Boolean(e.EVENTS_USERNAME) !== Boolean(e.EVENTS_PASSWORD)) {
     problems.push('  EVENTS_USERNAME and EVENTS_PASSWORD: set both or neither');
+  }
+  if (e.EVENTS_USERNAME?.includes(':')) {
+    problems.push("  EVENTS_USERNAME: must not contain ':' (basic credentials end the user name at the first colon, so every callback would be refused)");
   }
   const credentials = e.MAILJET_API_KEY && e.MAILJET_API_SECRET ? { apiKey: e.MAILJET_API_KEY, apiSecret: e.MAILJET_API_SECRET } : undefined;
   const devMode = e.DEV_MODE ?? credentials === undefined;
@@ -460,6 +493,7 @@ export function loadConfig(env: Env = process.env): Config {
   ) {
     problems.push('  RETENTION_IDEMPOTENCY_KEYS_HOURS: must be set and not longer than RETENTION_JOBS_DAYS (a replayed request answers with its jobs)');
   }
+  problems.push(...portClashes(e, credentials === undefined && !e.MAILJET_BASE_URL));
   const eventsBody = eventsBodySizes(e.EVENTS_BODY_LIMIT, e.EVENTS_BODY_BUDGET, problems);
   if (problems.length > 0) {
     throw new ConfigError(`invalid configuration:\n${problems.join('\n')}`);

@@ -36,7 +36,15 @@ export async function readSecretFile(file: string): Promise<string> {
 export async function writeSecretFile(file: string, secret: string): Promise<void> {
   try {
     await fs.mkdir(path.dirname(file), { recursive: true });
-    await fs.writeFile(file, `${secret}\n`, { mode: 0o600 });
+    const handle = await fs.open(file, 'w', 0o600);
+    try {
+      // The mode of open() applies to a new file only: an existing one (an empty file left by
+      // `touch`, or by a full disk) would keep its mode, perhaps readable by everyone.
+      await handle.chmod(0o600);
+      await handle.writeFile(`${secret}\n`);
+    } finally {
+      await handle.close();
+    }
   } catch (error) {
     throw unusableSecretFile(file, error);
   }

@@ -186,8 +186,9 @@ const jobsRequeue: Command = (args) => {
 /** Exactly `count` positional arguments, named for the error message. */
 function positionals(args: string[], names: string[], options: ParseArgsOptions = {}) {
   const parsed = parseArguments(args, options, true);
-  if (parsed.positionals.length !== names.length) {
-    throw new UsageError(`expected ${names.join(' ')}`);
+  const given = parsed.positionals.length;
+  if (given !== names.length) {
+    throw new UsageError(`expected ${names.length === 0 ? 'no arguments' : names.join(' ')}, not ${given} argument${given === 1 ? '' : 's'}`);
   }
   return parsed;
 }
@@ -400,13 +401,29 @@ async function run(argv: string[]): Promise<void> {
   // Only warnings and errors: the command's own output is the point.
   const log = createLogger({ level: 'warn' });
   // A running jetpost's embedded database is borrowed, never stopped by a command.
-  const db = await openDatabase(config, log, { role: 'command' });
-  // The embedded database runs in a session of its own: on Ctrl-C, stop one this command started.
+  const exiting = new AbortController();
+  const opening = openDatabase(config, log, { role: 'command', exitingNow: exiting.signal });
+  // The embedded database runs in a session of its own: on Ctrl-C, stop one this command started,
+  // also while it starts (it is then asked to stop at once, and the start gives up). A second Ctrl-C
+  // gets Node's default: an exit at once.
   const interrupted = (signal: NodeJS.Signals) => {
-    void db.close().finally(() => process.exit(128 + osConstants.signals[signal]));
+    exiting.abort();
+    void opening
+      .then(
+        (db) => db.close(),
+        () => undefined,
+      )
+      .finally(() => process.exit(128 + osConstants.signals[signal]));
   };
   process.once('SIGINT', interrupted);
   process.once('SIGTERM', interrupted);
+  // Interrupted, the start's failure is no error to report: the handler above exits.
+  const db = await opening.catch((error: unknown) => {
+    if (exiting.signal.aborted) {
+      return new Promise<never>(() => undefined);
+    }
+    throw error;
+  });
   try {
     await execute(
       createAdminService({ pool: db.pool, channels: notifyChannels(config.database.schema), targetPolicy: parseTargetPolicy(config.webhooks.allowedTargets) }),

@@ -14,7 +14,7 @@ import pg from 'pg';
 import { StartupError } from '../domain/errors.js';
 import { explainInitdbFailure } from '../domain/initdb-failure.js';
 import type { Logger } from '../log.js';
-import { readOrCreateSecretFile } from '../secret-file.js';
+import { readOrCreateSecretFile, readSecretFile } from '../secret-file.js';
 import { isProcessAlive } from './process-liveness.js';
 
 const run = promisify(execFile);
@@ -105,7 +105,8 @@ export async function startEmbeddedPostgres({ dir, port, log, ownSession, exitin
   const databaseDir = path.join(root, 'pg');
   const binaries = binariesDir();
   await fs.mkdir(root, { recursive: true, mode: 0o700 });
-  const password = await readOrCreateSecretFile(path.join(root, 'pg-password'), 18);
+  const clusterMade = await exists(path.join(databaseDir, 'PG_VERSION'));
+  const password = clusterMade ? await clusterPassword(root) : await readOrCreateSecretFile(passwordFile(root), 18);
   const runAs = process.getuid?.() === 0 ? await ensurePostgresUser() : undefined;
   if (runAs) {
     await fs.mkdir(databaseDir, { recursive: true, mode: 0o700 });
@@ -116,16 +117,22 @@ export async function startEmbeddedPostgres({ dir, port, log, ownSession, exitin
   }
 
   const connectionString = `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`;
-  if (!(await exists(path.join(databaseDir, 'PG_VERSION')))) {
+  if (!clusterMade) {
     // No cluster yet, so no server of this directory to adopt: whatever holds the port is another
     // program, and the start would fail on it only after initdb's seconds.
     if (await portTaken(port)) {
       throw portInUse(port);
     }
     log.info('initialising the embedded PostgreSQL (first start)', { component: 'embedded-postgres', dir: databaseDir });
+    // initdb writes PG_VERSION first and the database after it: killed in between (kill -9 of the
+    // whole start, a power cut), it left a pg/ that every later start took for a cluster and failed
+    // on. It works beside pg/ instead, and its cluster becomes pg/ once complete; what a killed one
+    // left there holds no data and is removed.
+    const initDir = path.join(root, 'pg.initdb');
+    await fs.rm(initDir, { recursive: true, force: true });
     const EmbeddedPostgres = await loadEmbeddedPostgres();
     await new EmbeddedPostgres({
-      databaseDir,
+      databaseDir: initDir,
       port,
       user: 'postgres',
       password,
@@ -140,6 +147,8 @@ export async function startEmbeddedPostgres({ dir, port, log, ownSession, exitin
       .catch((error: unknown) => {
         throw explainInitdbFailure(error, databaseDir) ?? error;
       });
+    // Over the empty pg/ made above when running as root (rename(2) replaces an empty directory).
+    await fs.rename(initDir, databaseDir);
   }
 
   // A server left by a jetpost killed with SIGKILL, or started by a CLI command, is adopted rather
@@ -152,6 +161,46 @@ export async function startEmbeddedPostgres({ dir, port, log, ownSession, exitin
   const pid = await spawnServer({ root, databaseDir, port, runAs, ownSession, log, exitingNow });
   log.info('embedded PostgreSQL is running', { component: 'embedded-postgres', port, pid, dir: databaseDir });
   return { connectionString, adopted: false, pid, stop: (waitMs) => stopServer(pid, waitMs), requestStop: () => signalServer(pid) };
+}
+
+/** Where the password of the embedded cluster's user `postgres` is kept, made with the cluster. */
+function passwordFile(root: string): string {
+  return path.join(root, 'pg-password');
+}
+
+/** What to do when the cluster's password is lost: said by both refusals below. */
+function lostPasswordAdvice(root: string): string {
+  return `Restore the file (from a backup of DATA_DIR), or move ${path.join(root, 'pg')} away to begin a new, empty database`;
+}
+
+/**
+ * The password of an existing cluster. A new one written in place of a lost file would not open the
+ * cluster either, and would hide that the file was lost.
+ */
+async function clusterPassword(root: string): Promise<string> {
+  const file = passwordFile(root);
+  const password = await readSecretFile(file);
+  if (password === '') {
+    throw new StartupError(
+      `${file} is missing or empty, but ${path.join(root, 'pg')} holds the embedded PostgreSQL whose password it kept. ${lostPasswordAdvice(root)}`,
+    );
+  }
+  return password;
+}
+
+/**
+ * The embedded cluster refusing the password kept for it (28P01: the file was edited, or copied
+ * from another DATA_DIR) as one line naming the file; undefined for any other error.
+ */
+export function explainEmbeddedRefusal(error: unknown, dir: string): StartupError | undefined {
+  if ((error as { code?: unknown } | null)?.code !== '28P01') {
+    return undefined;
+  }
+  const root = path.resolve(dir);
+  return new StartupError(
+    `the embedded PostgreSQL in ${path.join(root, 'pg')} refused the password in ${passwordFile(root)}: it is not the one the database was made with. ${lostPasswordAdvice(root)}`,
+    { cause: error },
+  );
 }
 
 interface SpawnOptions {

@@ -80,9 +80,20 @@ export async function runMigrations({ connectionString, schema, log, existingSch
         `the migrations' connection works in schema ${current ?? '(none)'} instead of ${schema}: the database or a pooler in front of it dropped the search_path option. Point DATABASE_DIRECT_URL (or DATABASE_URL) at the database itself`,
       );
     }
+    await refuseForeignMigrationsTable(client, schema);
     await refuseInterruptedIndexBuilds(client, schema, log);
     const applied = await migrate({ client }, MIGRATIONS_DIR, {
       logger: (message) => log.debug(message, { component: 'migrate' }),
+    }).catch((error: unknown) => {
+      // postgres-migrations compares the hash of every file with the one recorded when it was applied.
+      const reason = error instanceof Error ? /Hashes don't match for migrations '[^']*'\./.exec(error.message)?.[0] : undefined;
+      if (reason === undefined) {
+        throw error;
+      }
+      throw new StartupError(
+        `the migrations recorded in ${schema}.migrations are not this release's sql/ (${reason}): DATABASE_SCHEMA names a schema whose migrations another tool keeps, or a migration was edited after it was applied. ${OWN_SCHEMA}`,
+        { cause: error },
+      );
     });
     const names = applied.map((migration) => migration.name);
     if (names.length > 0) {
@@ -130,6 +141,29 @@ async function refuseInterruptedIndexBuilds(client: pg.Client, schema: string, l
     );
   }
   log.warn('invalid index: no query uses it; rebuild it with REINDEX INDEX CONCURRENTLY', { component: 'migrate', indexes: invalid });
+}
+
+const OWN_SCHEMA = "Set DATABASE_SCHEMA to a schema of jetpost's own (jetpost creates it)";
+const MIGRATIONS_COLUMNS = `
+  select column_name as name
+  from information_schema.columns
+  where table_schema = $1 and table_name = 'migrations'`;
+/** The columns of postgres-migrations' table that it reads and writes. */
+const BOOKKEEPING_COLUMNS = ['id', 'name', 'hash'];
+
+/**
+ * A schema shared with another tool may hold that tool's `migrations` (TypeORM, Sequelize…):
+ * postgres-migrations read it as its own and failed with a stack trace saying that its scripts had
+ * changed.
+ */
+async function refuseForeignMigrationsTable(client: pg.Client, schema: string): Promise<void> {
+  const columns = new Set((await client.query<{ name: string }>(MIGRATIONS_COLUMNS, [schema])).rows.map((row) => row.name));
+  const missing = BOOKKEEPING_COLUMNS.find((column) => !columns.has(column));
+  if (missing !== undefined) {
+    throw new StartupError(
+      `${schema}.migrations is not the migrations table of jetpost (it has no column ${missing}): DATABASE_SCHEMA names a schema whose migrations another tool keeps. ${OWN_SCHEMA}`,
+    );
+  }
 }
 
 async function holdsJetpost(client: pg.Client, schema: string): Promise<boolean> {

@@ -13,7 +13,7 @@ import { finishedWithin } from '../finished-within.js';
 import type { Logger } from '../log.js';
 import { prepareDataDir } from './data-dir.js';
 import { claimDataDir, liveDataDirOwner } from './data-dir-owner.js';
-import { startEmbeddedPostgres } from './embedded.js';
+import { explainEmbeddedRefusal, startEmbeddedPostgres } from './embedded.js';
 import { runMigrations } from './migrate.js';
 import { createPool, type Pool } from './pool.js';
 
@@ -35,9 +35,10 @@ export interface OpenOptions {
   /** 'service': owns the data directory; 'command': a CLI command borrowing it. */
   role: 'service' | 'command';
   /**
-   * A service's: aborted when the process exits at once (a second signal), from the moment the
-   * embedded database is spawned, during the start too: the database, if it is this process's to
-   * stop, is asked for a fast shutdown without waiting, instead of being left running.
+   * Aborted when the process exits at once (a service's second signal, a command's Ctrl-C), from the
+   * moment the embedded database is spawned, during the start too: the database, if it is this
+   * process's to stop, is asked for a fast shutdown without waiting, instead of being left running.
+   * A command's stops only while it starts; once up, the command's close() stops it.
    */
   exitingNow?: AbortSignal | undefined;
 }
@@ -74,8 +75,11 @@ export async function openDatabase(config: Config, log: Logger, { role, exitingN
     });
   } catch (error) {
     await embedded?.stop();
+    if (embedded) {
+      throw explainEmbeddedRefusal(error, config.dataDir) ?? error;
+    }
     const setting = config.database.directUrl === undefined ? 'DATABASE_URL' : 'DATABASE_DIRECT_URL';
-    throw explainDatabaseRefusal(explainPoolerRefusal(error, config.database.directUrl !== undefined), embedded ? undefined : setting, config.database.schema);
+    throw explainDatabaseRefusal(explainPoolerRefusal(error, config.database.directUrl !== undefined), setting, config.database.schema);
   }
   const pool = createPool({
     connectionString,
@@ -123,13 +127,14 @@ function explainPoolerRefusal(error: unknown, directUrlSet: boolean): unknown {
 
 /**
  * A database that refuses jetpost at start (a wrong password, no such database or user, no right to
- * create jetpost's schema, nothing listening) becomes one line naming the setting to check, with
- * PostgreSQL's own words, never the URL's password. `setting` is undefined for the embedded database.
+ * create jetpost's schema, nothing listening, no connection left, a server starting up) becomes one
+ * line naming the setting to check, with PostgreSQL's own words, never the URL's password (the
+ * embedded database's refusal: explainEmbeddedRefusal).
  */
-function explainDatabaseRefusal(error: unknown, setting: string | undefined, schema: string): unknown {
+function explainDatabaseRefusal(error: unknown, setting: string, schema: string): unknown {
   const code = (error as { code?: unknown } | null)?.code;
   const advice = typeof code === 'string' ? DATABASE_REFUSALS[code] : undefined;
-  if (setting === undefined || advice === undefined || !(error instanceof Error)) {
+  if (advice === undefined || !(error instanceof Error)) {
     return error;
   }
   return new StartupError(`the database in ${setting} refused jetpost: ${error.message}. ${advice(setting, schema)}`, { cause: error });
@@ -139,6 +144,11 @@ const DATABASE_REFUSALS: Record<string, (setting: string, schema: string) => str
   // invalid_password; invalid_authorization_specification (pg_hba.conf lets no such login in)
   '28P01': (setting) => `Check the user and password in ${setting}`,
   '28000': (setting) => `Check the user in ${setting}, and that the server's pg_hba.conf lets it in from here`,
+  // too_many_connections: max_connections, or the role's or the database's connection limit
+  '53300': () =>
+    'PostgreSQL has no connection left for jetpost (its max_connections, or a connection limit of the user or the database): each replica holds up to DATABASE_POOL_SIZE connections and one more. Lower DATABASE_POOL_SIZE, raise the limit, or put PgBouncer in front (docs/deployment.md)',
+  // cannot_connect_now
+  '57P03': (setting) => `The PostgreSQL of ${setting} is starting up, shutting down or recovering: start jetpost again once it accepts connections`,
   // invalid_catalog_name
   '3D000': (setting) => `Check the database name in ${setting}, or create that database`,
   // insufficient_privilege, creating the schema or its tables
@@ -161,7 +171,7 @@ async function openEmbedded(
   const dir = path.resolve(config.dataDir);
   const options = { dir, port: config.database.embeddedPort, log, ownSession: true };
   if (role === 'command') {
-    const server = await startEmbeddedPostgres(options);
+    const server = await startEmbeddedPostgres({ ...options, exitingNow });
     const stop = async () => {
       if (!server.adopted && (await liveDataDirOwner(dir)) === undefined) {
         await server.stop(EMBEDDED_STOP_MS);

@@ -108,10 +108,12 @@ export function isStatementCancelled(error: unknown): boolean {
 
 /**
  * The Postgres SQLSTATEs that mean "the database cannot serve this right now": connection
- * exceptions (08), shutdown or crash (57P01-3), too many connections (53300), and a statement
- * cancelled by statement_timeout (57014).
+ * exceptions (08), shutdown or crash (57P01-3), a server out of disk (53100, logged with its "No
+ * space left on device"), memory (53200) or connections (53300), a statement
+ * cancelled by statement_timeout (57014), and a write refused by a server that takes none (25006:
+ * a hot standby that DATABASE_URL still names after a failover, default_transaction_read_only).
  */
-const UNAVAILABLE_SQLSTATE = /^(08|57P0[1-3]|53300|57014)/;
+const UNAVAILABLE_SQLSTATE = /^(08|57P0[1-3]|53[1-3]00|57014|25006)/;
 const UNAVAILABLE_NODE_CODE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN']);
 /**
  * pg's and pg-pool's own messages for the same: the connection broke, connecting took longer than

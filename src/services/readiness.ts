@@ -1,7 +1,8 @@
-// /readyz's checks: the database answers, it has every migration in sql/, and sending is not stopped
-// (Mailjet refused the API key).
+// /readyz's checks: the database answers and takes writes, it has every migration in sql/, and
+// sending is not stopped (Mailjet refused the API key).
 import { migrationsApplied } from '../db/migrate.js';
 import type { Pool } from '../db/pool.js';
+import { databaseReadOnly } from '../db/read-only.js';
 
 export interface Readiness {
   ready: boolean;
@@ -22,10 +23,13 @@ export function createReadiness({ pool, expectedMigration, sendingStopped }: Rea
     const mailjetCheck = blocked === undefined ? { ok: true } : { ok: false, detail: `sending stopped: ${blocked}` };
     try {
       const applied = await migrationsApplied(pool, expectedMigration);
+      const readOnly = await databaseReadOnly(pool);
       return {
-        ready: applied && mailjetCheck.ok,
+        ready: applied && !readOnly && mailjetCheck.ok,
         checks: {
-          database: { ok: true },
+          database: readOnly
+            ? { ok: false, detail: 'the database takes no writes (a standby, or default_transaction_read_only is on): point DATABASE_URL at the primary' }
+            : { ok: true },
           migrations: applied ? { ok: true } : { ok: false, detail: 'the database is behind sql/' },
           mailjet: mailjetCheck,
         },

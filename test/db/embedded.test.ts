@@ -9,7 +9,9 @@ import path from 'node:path';
 
 import { expect } from 'chai';
 
+import { loadConfig } from '../../src/config.js';
 import { type EmbeddedDatabase, startEmbeddedPostgres } from '../../src/db/embedded.js';
+import { openDatabase } from '../../src/db/open.js';
 import { StartupError } from '../../src/domain/errors.js';
 import { freePort } from '../support/database.js';
 import { capturingLogger, testLogger } from '../support/log.js';
@@ -134,6 +136,58 @@ describe('embedded PostgreSQL', function () {
     } finally {
       await new Promise((resolve) => holder.close(resolve));
       await fs.rm(fresh, { recursive: true, force: true });
+    }
+  });
+
+  it('when the password file is gone but the cluster is there, then the start refuses in one line naming the file, and writes no new password over the lost one', async () => {
+    const port = await freePort();
+    // The cluster exists (made at the first start), and no server runs on it.
+    await (await startEmbeddedPostgres({ dir, port, log: testLogger(), ownSession: true })).stop(20_000);
+    const file = path.join(dir, 'pg-password');
+    const kept = await fs.readFile(file, 'utf8');
+    await fs.rm(file);
+    try {
+      const refusal = await startEmbeddedPostgres({ dir, port, log: testLogger(), ownSession: true }).then(
+        (started) => {
+          server = started;
+          return undefined;
+        },
+        (error: unknown) => error,
+      );
+
+      expect(refusal).to.be.instanceOf(StartupError);
+      expect((refusal as StartupError).message).to.equal(
+        `${file} is missing or empty, but ${path.join(dir, 'pg')} holds the embedded PostgreSQL whose password it kept. Restore the file (from a backup of DATA_DIR), or move ${path.join(dir, 'pg')} away to begin a new, empty database`,
+      );
+      expect(
+        await fs.access(file).then(
+          () => 'written',
+          () => 'absent',
+        ),
+      ).to.equal('absent');
+    } finally {
+      await fs.writeFile(file, kept, { mode: 0o600 });
+    }
+  });
+
+  it('when the password file holds another password than the cluster’s, then the start refuses in one line naming the file, not with a stack trace', async () => {
+    const port = await freePort();
+    const file = path.join(dir, 'pg-password');
+    const kept = await fs.readFile(file, 'utf8');
+    await fs.writeFile(file, 'not-the-password-of-this-cluster\n');
+    try {
+      const config = loadConfig({ DATA_DIR: dir, EMBEDDED_PG_PORT: String(port) });
+      const refusal = await openDatabase(config, testLogger(), { role: 'command' }).then(
+        (opened) => opened.close(),
+        (error: unknown) => error,
+      );
+
+      expect(refusal).to.be.instanceOf(StartupError);
+      expect((refusal as StartupError).message).to.equal(
+        `the embedded PostgreSQL in ${path.join(dir, 'pg')} refused the password in ${file}: it is not the one the database was made with. Restore the file (from a backup of DATA_DIR), or move ${path.join(dir, 'pg')} away to begin a new, empty database`,
+      );
+    } finally {
+      await fs.writeFile(file, kept, { mode: 0o600 });
     }
   });
 });

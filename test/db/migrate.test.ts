@@ -33,6 +33,41 @@ describe('migrations', () => {
     expect(await migrationsApplied(db.pool, await latestMigrationId())).to.equal(true);
   });
 
+  it('when jetpost’s schema holds another tool’s migrations table, or one whose migrations differ from sql/, then the start stops in one line saying so, and applies nothing', async () => {
+    db = await createTestDatabase({ migrated: false });
+    // TypeORM's bookkeeping table, in a schema jetpost is told to share.
+    await db.pool.query('create schema typeorm_app');
+    await db.pool.query('create table typeorm_app.migrations (id serial primary key, timestamp bigint not null, name varchar not null)');
+    await db.pool.query(`insert into typeorm_app.migrations (timestamp, name) values (1700000000000, 'CreateUsers1700000000000')`);
+    // postgres-migrations' table, holding another project's first migration.
+    await db.pool.query('create schema other_project');
+    await db.pool.query(
+      'create table other_project.migrations (id integer primary key, name varchar(100) unique not null, hash varchar(40) not null, executed_at timestamp default current_timestamp)',
+    );
+    await db.pool.query(
+      `insert into other_project.migrations (id, name, hash) values (0, 'create-migrations-table', 'e18db593bcde2aca2a408c4d1100f6abba2195df'), (1, 'create-orders', 'aaaa')`,
+    );
+
+    const refusals = [];
+    for (const schema of ['typeorm_app', 'other_project']) {
+      refusals.push(
+        await runMigrations({ connectionString: db.url, schema, log: testLogger() }).then(
+          () => new Error(`${schema} migrated`),
+          (error: unknown) => error,
+        ),
+      );
+    }
+
+    expect(refusals.map((error) => (error instanceof StartupError ? error.message : String(error)))).to.deep.equal([
+      "typeorm_app.migrations is not the migrations table of jetpost (it has no column hash): DATABASE_SCHEMA names a schema whose migrations another tool keeps. Set DATABASE_SCHEMA to a schema of jetpost's own (jetpost creates it)",
+      "the migrations recorded in other_project.migrations are not this release's sql/ (Hashes don't match for migrations '1_create-tables.sql'.): DATABASE_SCHEMA names a schema whose migrations another tool keeps, or a migration was edited after it was applied. Set DATABASE_SCHEMA to a schema of jetpost's own (jetpost creates it)",
+    ]);
+    const { rows } = await db.pool.query(
+      `select table_schema, table_name from information_schema.tables where table_schema in ('typeorm_app', 'other_project') order by 1, 2`,
+    );
+    expect(rows.map((row) => `${row.table_schema}.${row.table_name}`)).to.deep.equal(['other_project.migrations', 'typeorm_app.migrations']);
+  });
+
   it('when run twice, then the second run applies nothing', async () => {
     db = await createTestDatabase({ migrated: false });
     await runMigrations({ connectionString: db.url, schema: TEST_SCHEMA, log: testLogger() });
@@ -72,6 +107,56 @@ describe('migrations', () => {
       expect(error).to.be.instanceOf(StartupError);
       expect((error as Error).message).to.match(/^the database in DATABASE_URL .*no answer within 300 ms \(DATABASE_CONNECT_TIMEOUT_MS\)\. Check /);
       expect((error as Error).message).not.to.include('secret');
+    });
+  });
+
+  describe('when PostgreSQL cannot take a connection now', () => {
+    let starting: Server | undefined;
+    let role: string | undefined;
+
+    afterEach(async () => {
+      await new Promise((resolve) => (starting ? starting.close(resolve) : resolve(undefined)));
+      starting = undefined;
+      if (role !== undefined) {
+        await db.pool.query(`drop role ${role}`);
+        role = undefined;
+      }
+    });
+
+    it('then a start refused for lack of connections (max_connections, a connection limit) or by a server starting up stops with one line saying what to do, not a stack trace', async () => {
+      db = await createTestDatabase();
+      role = `jp_limited_${process.pid}_${Date.now()}`;
+      await db.pool.query(`create role ${role} login password 'limited-password' connection limit 0`);
+      const limited = new URL(db.url);
+      limited.username = role;
+      limited.password = 'limited-password';
+      // A server still starting up (or shutting down, or recovering) answers the startup message with 57P03.
+      starting = createServer((socket) =>
+        socket.once('data', () => {
+          const fields = Buffer.from('SFATAL\0C57P03\0Mthe database system is starting up\0\0');
+          const header = Buffer.alloc(5);
+          header.write('E');
+          header.writeInt32BE(fields.length + 4, 1);
+          socket.end(Buffer.concat([header, fields]));
+        }),
+      );
+      await new Promise<void>((resolve) => starting!.listen(0, '127.0.0.1', resolve));
+      const { port } = starting.address() as { port: number };
+
+      const refusals = [];
+      for (const url of [limited.toString(), `postgres://jetpost:secret@127.0.0.1:${port}/jetpost`]) {
+        refusals.push(
+          await openDatabase(loadConfig({ DATABASE_URL: url }), testLogger(), { role: 'command' }).then(
+            (opened) => opened.close(),
+            (error: unknown) => error,
+          ),
+        );
+      }
+
+      expect(refusals.map((error) => (error instanceof StartupError ? error.message : String(error)))).to.deep.equal([
+        `the database in DATABASE_URL refused jetpost: too many connections for role "${role}". PostgreSQL has no connection left for jetpost (its max_connections, or a connection limit of the user or the database): each replica holds up to DATABASE_POOL_SIZE connections and one more. Lower DATABASE_POOL_SIZE, raise the limit, or put PgBouncer in front (docs/deployment.md)`,
+        'the database in DATABASE_URL refused jetpost: the database system is starting up. The PostgreSQL of DATABASE_URL is starting up, shutting down or recovering: start jetpost again once it accepts connections',
+      ]);
     });
   });
 

@@ -134,4 +134,17 @@ describe('isDatabaseUnavailable', () => {
       expect(isDatabaseUnavailable(error), String(error)).to.equal(false);
     }
   });
+
+  it('when PostgreSQL runs out of disk or memory (53100, 53200), then it is true: the request gets a 503 to retry, not a 500, as for no connection left (53300)', () => {
+    const resources = [
+      Object.assign(new Error('could not extend file "base/5/16528": No space left on device'), { code: '53100' }),
+      Object.assign(new Error('out of memory'), { code: '53200' }),
+      Object.assign(new Error('sorry, too many clients already'), { code: '53300' }),
+    ];
+    // A limit of the server's configuration that a statement meets: the same statement meets it again.
+    const limit = Object.assign(new Error('out of shared memory'), { code: '53400' });
+
+    expect(resources.map((error) => isDatabaseUnavailable(error))).to.deep.equal([true, true, true]);
+    expect(isDatabaseUnavailable(limit)).to.equal(false);
+  });
 });

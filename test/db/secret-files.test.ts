@@ -33,6 +33,17 @@ describe('secret files under DATA_DIR', () => {
     expect((error as Error).message).to.equal(`jetpost cannot use ${file} (EISDIR): it must be a file this user can read and write, or not exist yet`);
   });
 
+  it('when the file exists but is empty and readable by others (touched, or cut short by a full disk), then the secret written into it is private to this user', async () => {
+    const file = path.join(dir, 'dev-admin-key');
+    await fs.writeFile(file, '', { mode: 0o644 });
+    await fs.chmod(file, 0o644);
+
+    const secret = await readOrCreateSecretFile(file);
+
+    expect((await fs.readFile(file, 'utf8')).trim()).to.equal(secret);
+    expect((await fs.stat(file)).mode & 0o777, 'mode of the file holding the secret').to.equal(0o600);
+  });
+
   it('when the dev key file cannot be written, then the start stops naming it and the dev app gets no key nobody holds', async () => {
     db = await createTestDatabase();
     const file = path.join(dir, 'dev-api-key');

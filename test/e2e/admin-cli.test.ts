@@ -204,11 +204,15 @@ describe('npm run admin -- jobs …', function () {
     // Through tsx, the way `npm run admin` runs it: the one test of that path.
     const unknown = await runCli('admin', ['jobs', 'explode'], env, { runner: 'tsx' });
     const bad = await runCli('admin', ['jobs', 'requeue'], env, { runner: 'tsx' });
+    const extra = await runCli('admin', ['apps', 'list', 'billing'], env, { runner: 'tsx' });
+    const missing = await runCli('admin', ['suppressions', 'add', 'billing'], env, { runner: 'tsx' });
 
     expect(unknown.code).to.equal(2);
     expect(unknown.stderr).to.contain('unknown command: jobs explode').and.contain('usage: npm run admin');
     expect(bad.code).to.equal(2);
     expect(bad.stderr).to.contain('give job ids, or --all-failed');
+    expect([extra.code, extra.stderr.split('\n')[0]]).to.deep.equal([2, 'expected no arguments, not 1 argument']);
+    expect([missing.code, missing.stderr.split('\n')[0]]).to.deep.equal([2, 'expected APP EMAIL, not 1 argument']);
   });
 
   it('when the arguments are wrong and the database is unreachable, then each command says how to use it and exits 2, without trying the database', async () => {

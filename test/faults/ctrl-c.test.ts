@@ -7,9 +7,18 @@
 //
 // Scenario 7b: a second signal, sent while the shutdown waits on a call Mailjet holds for a minute,
 // makes jetpost exit at once.
+//
+// Scenario 7c: Ctrl-C reaches an admin command while it starts the embedded PostgreSQL (no jetpost
+// running on the data directory). The command ended at once, and the server it had started, in a
+// session of its own, ran on without a jetpost until the next start adopted it. Now the command
+// stops it before it exits.
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
 import { expect } from 'chai';
 
 import { messageTo } from '../factories.js';
+import { compiledBin } from '../support/compiled-bin.js';
 import { recordFigures, reportFiguresAfterRun } from '../support/faults/figures.js';
 import { useFaultHarness } from '../support/faults/harness.js';
 import { countStatus, describeCounts, jobFacts, queueMessages, statusCounts, waitForJobs } from '../support/faults/jobs.js';
@@ -139,5 +148,35 @@ describe(`faults: Ctrl-C and signals (${FAULT_SCALE})`, function () {
     );
     expect(exit, 'exit after the second signal').to.deep.equal({ code: 1, signal: null });
     expect(child.output().join('\n')).to.contain('second signal: exiting without finishing the shutdown');
+  });
+
+  it('when Ctrl-C reaches an admin command while it starts the embedded PostgreSQL, then the command stops that PostgreSQL before it exits', async () => {
+    const data = await harness.dataDir();
+    const port = await harness.port();
+    const simulator = await harness.simulator(port);
+    // A cluster on the directory and no server running: a jetpost made it, and stopped.
+    const maker = await harness.jetpost({ name: 'makes-the-cluster', port, databaseUrl: undefined, simulator, env: data.env });
+    maker.signal('SIGTERM');
+    await waitForExit(maker, EXIT_BUDGET_MS);
+    expect(await data.postgresRunning(), 'a server before the command').to.equal(false);
+
+    // As a shell runs it: the leader of its own process group, which a terminal's Ctrl-C reaches whole.
+    const admin = spawn(process.execPath, [await compiledBin('admin'), 'apps', 'list'], {
+      cwd: fileURLToPath(new URL('../..', import.meta.url)),
+      env: { PATH: process.env['PATH'] ?? '', NODE_ENV: 'test', ...data.env },
+      stdio: 'ignore',
+      detached: true,
+    });
+    const exited = new Promise<number | null>((resolve) => admin.once('exit', (code) => resolve(code)));
+    try {
+      await waitUntil('the command to start the embedded PostgreSQL', () => data.postgresRunning(), { timeoutMs: 60_000, intervalMs: 10 });
+      process.kill(-admin.pid!, 'SIGINT');
+      const code = await exited;
+
+      await waitUntil('the PostgreSQL the command started to stop', async () => !(await data.postgresRunning()), { timeoutMs: 20_000 });
+      expect(code, 'exit code of the interrupted command').to.equal(130);
+    } finally {
+      admin.kill('SIGKILL');
+    }
   });
 });

@@ -2,6 +2,15 @@
 // again on the same port each time. Delivery is at-least-once: the lease reaper returns the jobs of
 // the dead process, and the CustomID look-up keeps most of them from going out twice. What may go
 // out twice is bounded by what the dead processes had in flight: kills × consumers × batch size.
+//
+// Scenario 1b: the first start is killed with SIGKILL (its whole process group, as `docker kill` or a
+// process manager does) while initdb creates the embedded PostgreSQL. initdb wrote its cluster in
+// DATA_DIR/pg, which then held a PG_VERSION and no database: every later start took it for a cluster
+// and failed ("could not find the database system"), advising to set EMBEDDED_PG_PORT. Now the
+// cluster is made beside it and moved to pg/ once complete, so the next start begins it anew.
+import fs from 'node:fs/promises';
+import path from 'node:path';
+
 import { expect } from 'chai';
 
 import { messageTo } from '../factories.js';
@@ -11,7 +20,7 @@ import { type JetpostProcess } from '../support/faults/jetpost-process.js';
 import { countStatus, jobFacts, queueMessages, waitForJobs } from '../support/faults/jobs.js';
 import { byScale, FAULT_SCALE } from '../support/faults/scale.js';
 import { customIdOf, neverSent, sentTwice } from '../support/faults/simulator.js';
-import { seconds, waitUntil } from '../support/faults/wait.js';
+import { seconds, waitForExit, waitUntil } from '../support/faults/wait.js';
 
 reportFiguresAfterRun();
 
@@ -98,5 +107,41 @@ describe(`faults: kill -9 while draining (${FAULT_SCALE})`, function () {
       seconds(started),
     );
     expect(twice.length, `messages sent twice: ${twice.slice(0, 10).join(', ')}`).to.be.at.most(bound);
+  });
+
+  it('when the first start is killed with SIGKILL while initdb creates the embedded PostgreSQL, then the next start creates it anew and serves', async () => {
+    const data = await harness.dataDir();
+    const port = await harness.port();
+    const simulator = await harness.simulator(port);
+    const options = { port, databaseUrl: undefined, simulator, env: { ...data.env, LOG_LEVEL: 'info' } };
+    // initdb writes PG_VERSION first, then takes seconds to make the database.
+    const initdbBegun = async () => {
+      for (const entry of await fs.readdir(data.dir)) {
+        if (
+          await fs.access(path.join(data.dir, entry, 'PG_VERSION')).then(
+            () => true,
+            () => false,
+          )
+        ) {
+          return true;
+        }
+      }
+      return false;
+    };
+
+    const first = await harness.spawn({ ...options, name: 'killed-in-initdb', ownProcessGroup: true });
+    await waitUntil('initdb to begin the cluster', initdbBegun, { timeoutMs: 60_000, intervalMs: 10, watch: [first] });
+    first.signalGroup('SIGKILL');
+    await waitForExit(first, 30_000);
+    expect(
+      first.output().filter((line) => line.includes('embedded PostgreSQL is running')),
+      'the kill must come before the cluster was complete',
+    ).to.deep.equal([]);
+
+    const second = await harness.jetpost({ ...options, name: 'after-the-kill' });
+    const ready = await fetch(`${second.url}/readyz`);
+
+    expect(ready.status).to.equal(200);
+    expect((await fs.readdir(data.dir)).filter((entry) => entry.startsWith('pg') && entry !== 'pg-password')).to.deep.equal(['pg']);
   });
 });

@@ -139,4 +139,52 @@ describe('a database that stops answering', () => {
     expect(JSON.parse(logged[0]!)).to.deep.include({ method: 'DELETE', route: '/admin/apps/:app/suppressions/:email' });
     expect(lines().join('\n'), 'an address in the log').not.to.contain('ada.lovelace');
   });
+
+  it('when it takes no writes (a hot standby left in DATABASE_URL after a failover, default_transaction_read_only), then POST /queue answers 503 with Retry-After and /readyz 503 saying why, and all works again once it takes writes', async function () {
+    this.timeout(60_000);
+    db = await createTestDatabase();
+    service = await startTestService({ mailjet: 'simulator', db });
+    // New sessions of the database are read-only; the service's pool then opens only such sessions.
+    const readOnly = async (on: boolean) => {
+      const client = await db.pool.connect();
+      try {
+        await client.query('set default_transaction_read_only = off');
+        await client.query(`alter database ${db.name} ${on ? 'set default_transaction_read_only = on' : 'reset default_transaction_read_only'}`);
+        await client.query('select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()', [db.name]);
+      } finally {
+        client.release(true);
+      }
+    };
+    await readOnly(true);
+
+    const queued = await answer('POST /queue', 'POST', '/queue', { body: messageTo('read-only@example.com') });
+    const ready = await answer('GET /readyz', 'GET', '/readyz', { key: null });
+    await readOnly(false);
+
+    expect(queued.status, queued.body).to.equal(503);
+    expect(queued.retryAfter).to.match(/^[1-9]\d*$/);
+    expect(JSON.parse(queued.body)).to.deep.include({ type: 'https://jetpost.dev/problems/service-unavailable', status: 503 });
+    expect(ready.status, ready.body).to.equal(503);
+    expect(JSON.parse(ready.body)).to.deep.include({
+      status: 'not-ready',
+      checks: {
+        database: {
+          ok: false,
+          detail: 'the database takes no writes (a standby, or default_transaction_read_only is on): point DATABASE_URL at the primary',
+        },
+        migrations: { ok: true },
+        mailjet: { ok: true },
+      },
+    });
+    const after = await eventually(
+      async () => {
+        const res = await service.request('POST', '/queue', { body: messageTo('writable@example.com') });
+        return res.status === 202 ? res : undefined;
+      },
+      20_000,
+      'POST /queue to answer 202 again',
+    );
+    expect(after.status).to.equal(202);
+    expect((await service.request('GET', '/readyz', { key: null })).status).to.equal(200);
+  });
 });

@@ -198,6 +198,15 @@ describe('loadConfig', () => {
     expect(configError({ ...MAILJET, EVENTS_PASSWORD: 'callback-secret-4f9c' }).message).to.include('EVENTS_USERNAME');
   });
 
+  it('when EVENTS_USERNAME holds a colon, then it fails naming it: basic credentials end the user name at the first colon, and every callback would be refused', () => {
+    expect(configError({ ...MAILJET, EVENTS_USERNAME: 'mail:jet', EVENTS_PASSWORD: 'callback-secret-4f9c' }).message).to.include(
+      "EVENTS_USERNAME: must not contain ':' (basic credentials end the user name at the first colon, so every callback would be refused)",
+    );
+    expect(loadConfig({ ...MAILJET, EVENTS_USERNAME: 'mailjet', EVENTS_PASSWORD: 'callback:secret-4f9c' }).events.credentials?.password).to.equal(
+      'callback:secret-4f9c',
+    );
+  });
+
   it('when Mailjet keys and events credentials are set, then it sends through Mailjet, not in dev mode', () => {
     const config = loadConfig({ ...MAILJET, ...EVENTS });
 
@@ -309,6 +318,24 @@ describe('loadConfig', () => {
 
     const pooled = loadConfig({ DATABASE_URL: 'postgres://pgbouncer.internal:6432/jetpost', DATABASE_DIRECT_URL: 'postgres://db.internal:5432/jetpost' });
     expect(pooled.database).to.deep.include({ url: 'postgres://pgbouncer.internal:6432/jetpost', directUrl: 'postgres://db.internal:5432/jetpost' });
+  });
+
+  it('when two of PORT, SIMULATOR_PORT and EMBEDDED_PG_PORT are the same port on this machine’s loopback, then it fails naming both, rather than fail after initdb and the migrations blaming another program', () => {
+    expect(configError({ PORT: '4010', SIMULATOR_PORT: '4010' }).message).to.include(
+      'PORT and SIMULATOR_PORT: both 4010, but the built-in simulator listens on 127.0.0.1:4010, where the API (HOST 0.0.0.0) would too. Set one of them to another port',
+    );
+    expect(configError({ PORT: '5488', HOST: '127.0.0.1' }).message).to.include(
+      'PORT and EMBEDDED_PG_PORT: both 5488, but the embedded PostgreSQL listens on 127.0.0.1:5488, where the API (HOST 127.0.0.1) would too. Set one of them to another port',
+    );
+    expect(configError({ SIMULATOR_PORT: '5488' }).message).to.include(
+      'SIMULATOR_PORT and EMBEDDED_PG_PORT: both 5488, but the embedded PostgreSQL listens on 127.0.0.1:5488, where the built-in simulator would too. Set one of them to another port',
+    );
+    // Nothing of jetpost's own listens there: no simulator with Mailjet (or another simulator), no embedded database with DATABASE_URL, another interface, or any free port.
+    expect(loadConfig({ ...MAILJET, ...EVENTS, PORT: '4010' }).http.port).to.equal(4010);
+    expect(loadConfig({ MAILJET_BASE_URL: 'http://127.0.0.1:4010', PORT: '4010' }).http.port).to.equal(4010);
+    expect(loadConfig({ ...DATABASE, PORT: '5488' }).http.port).to.equal(5488);
+    expect(loadConfig({ HOST: '10.0.0.5', PORT: '5488' }).http.port).to.equal(5488);
+    expect(loadConfig({ PORT: '0', SIMULATOR_PORT: '0' }).http.port).to.equal(0);
   });
 
   it('when in dev mode, then webhooks may reach loopback on top of WEBHOOK_ALLOWED_TARGETS; outside it, only the list', () => {
