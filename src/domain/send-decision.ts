@@ -50,8 +50,8 @@ export interface DecisionContext {
   policy: RetryPolicy;
   now: Date;
   random: () => number;
-  /** After a 401, when sending will be tried again (the send gate's pause). */
-  unauthorizedRetryAt: Date;
+  /** After a 401 or a 429, when the send gate lets calls go again (its stop or its pause). */
+  resumeAt: Date;
 }
 
 /** A transient failure: retry with backoff, or fail once the job's attempts are spent. */
@@ -202,6 +202,11 @@ function fromMessageOutcome(job: AttemptedJob, outcome: MessageOutcome | undefin
   return outcome.transient ? retryOrFail(job, outcome.error, context) : { jobId: job.id, kind: 'failed', error: outcome.error };
 }
 
+/** A job of a call that Mailjet refused whole and that sent nothing (a 401, a 429): deferred to `runAt`, its attempt given back. */
+function waitForGate(job: AttemptedJob, error: string, runAt: Date): SendResult {
+  return { jobId: job.id, kind: 'deferred', error, runAt, outcomeUnknown: false, refundAttempt: true };
+}
+
 /** Jobs in the order their messages were sent in the call; `recipientsByJob`: the rows each was sent to. */
 export function decideSendResults(
   jobs: readonly AttemptedJob[],
@@ -213,17 +218,17 @@ export function decideSendResults(
     case 'per-message':
       return jobs.map((job, index) => fromMessageOutcome(job, outcome.messages[index], recipientsByJob.get(job.id) ?? [], context));
     case 'transient':
+      if (outcome.rateLimited === true) {
+        // Mailjet sent nothing and says nothing about the messages, only about the pace: they wait for
+        // the pause (and their own Retry-After, within the backoff's cap), their attempts untouched, so
+        // that a long spell of 429s delays them instead of failing messages never sent.
+        const retryAfterAt = context.now.getTime() + Math.min(outcome.retryAfterMs ?? 0, context.policy.maxMs);
+        return jobs.map((job) => waitForGate(job, outcome.error, new Date(Math.max(context.resumeAt.getTime(), retryAfterAt))));
+      }
       return jobs.map((job) => retryOrFail(job, outcome.error, context, { retryAfterMs: outcome.retryAfterMs, outcomeUnknown: outcome.outcomeUnknown }));
     case 'unauthorized':
       // Bad keys say nothing about the messages: they wait, their attempts untouched, until sending resumes.
-      return jobs.map((job) => ({
-        jobId: job.id,
-        kind: 'deferred',
-        error: outcome.error,
-        runAt: context.unauthorizedRetryAt,
-        outcomeUnknown: false,
-        refundAttempt: true,
-      }));
+      return jobs.map((job) => waitForGate(job, outcome.error, context.resumeAt));
     case 'permanent':
       return jobs.map((job) => ({ jobId: job.id, kind: 'failed', error: outcome.error }));
     case 'too-large':

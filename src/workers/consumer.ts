@@ -247,7 +247,7 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
   /** Looks up the jobs whose last attempt may have been sent and records what Mailjet says; returns the jobs to send. */
   async function lookUp(batch: Batch, turn: TurnContext): Promise<ClaimedJob[]> {
     const results: SendResult[] = [];
-    const context = { policy: deps.retry, now: now(), random, unauthorizedRetryAt: now() };
+    const context = { policy: deps.retry, now: now(), random, resumeAt: now() };
     for (const job of jobsToLookUp(batch.jobs)) {
       if (turn.stopping) {
         // The rest is released unsent later, still marked outcome unknown.
@@ -324,24 +324,25 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
   }
 
   async function settleCall(batch: Batch, call: PlannedCall, outcome: CallOutcome, started: number, turn: TurnContext): Promise<void> {
-    let unauthorizedRetryAt = now();
+    let resumeAt = now();
     if (outcome.kind === 'transient') {
       if (outcome.rateLimited) {
         const pauseMs = gate.throttled(outcome.retryAfterMs);
+        resumeAt = new Date(resumeAt.getTime() + pauseMs);
         log.warn('Mailjet is rate limiting (429): every consumer of this process pauses', { component: 'consumer', consumer: id, pauseMs });
       }
       // Says nothing about the keys: a probe after a 401 answered so must not leave sending stopped for good.
       gate.inconclusive();
     } else if (outcome.kind === 'unauthorized') {
-      unauthorizedRetryAt = new Date(gate.unauthorized(outcome.error));
+      resumeAt = new Date(gate.unauthorized(outcome.error));
       log.error(
         'Mailjet rejected the API key (401): sending is stopped and /readyz reports not ready. Check MAILJET_API_KEY and MAILJET_API_SECRET; a probe call is tried again later',
-        { component: 'consumer', consumer: id, retryAt: unauthorizedRetryAt.toISOString(), error: outcome.error },
+        { component: 'consumer', consumer: id, retryAt: resumeAt.toISOString(), error: outcome.error },
       );
     } else {
       gate.succeeded();
     }
-    const context = { policy: deps.retry, now: now(), random, unauthorizedRetryAt };
+    const context = { policy: deps.retry, now: now(), random, resumeAt };
     const results = decideSendResults(call.jobs, outcome, context, batch.recipientsByJob);
     const summary = await recordWithRetry(batch, results, turn);
     const recipients = recipientsOfJobs(call.jobs, batch.recipientsByJob);

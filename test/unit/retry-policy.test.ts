@@ -13,7 +13,7 @@ const LOWEST = (): number => 0;
 const HIGHEST = (): number => 0.9999999999;
 
 const PROBE_AT = new Date(NOW.getTime() + 30_000);
-const CONTEXT: DecisionContext = { policy: POLICY, now: NOW, random: MIDDLE, unauthorizedRetryAt: PROBE_AT };
+const CONTEXT: DecisionContext = { policy: POLICY, now: NOW, random: MIDDLE, resumeAt: PROBE_AT };
 
 const RECIPIENT: AcceptedRecipient = { kind: 'to', email: 'a@example.com', messageId: '576460765503091475', messageUuid: 'uuid-a' };
 /** Each job's one row, sent to RECIPIENT's address. */
@@ -167,7 +167,7 @@ describe('decideSendResults', () => {
   });
 
   it('when the call failed transiently, then every job is deferred no sooner than Retry-After', () => {
-    const outcome: CallOutcome = { kind: 'transient', error: 'Mailjet 429', retryAfterMs: 120_000, outcomeUnknown: false };
+    const outcome: CallOutcome = { kind: 'transient', error: 'Mailjet 503', retryAfterMs: 120_000, outcomeUnknown: false };
 
     const results = decideSendResults([attempted('1'), attempted('2', 3), attempted('3', 5)], outcome, { ...CONTEXT, random: HIGHEST }, ROWS);
 
@@ -175,7 +175,7 @@ describe('decideSendResults', () => {
     for (const result of results) {
       expect(result.kind).to.equal('deferred');
       expect(runAtOf(result).getTime()).to.be.at.least(NOW.getTime() + 120_000);
-      expect(result).to.deep.include({ error: 'Mailjet 429' });
+      expect(result).to.deep.include({ error: 'Mailjet 503' });
     }
     // Attempt 5 backs off 80 s × up to 1.25 = 100 s, still under Retry-After; nothing shorter wins.
     expect(runAtOf(results[2]).getTime()).to.equal(NOW.getTime() + 120_000);
@@ -200,7 +200,7 @@ describe('decideSendResults', () => {
   });
 
   it('when the job has its own maxAttempts, then it wins over the policy default', () => {
-    const outcome: CallOutcome = { kind: 'transient', error: 'Mailjet 429', outcomeUnknown: false, rateLimited: true };
+    const outcome: CallOutcome = { kind: 'transient', error: 'Mailjet unreachable (ECONNREFUSED)', outcomeUnknown: false };
 
     expect(decideSendResults([attempted('1', 2, 2)], outcome, CONTEXT, ROWS)[0]?.kind).to.equal('failed');
     expect(decideSendResults([attempted('1', 8, 20)], outcome, CONTEXT, ROWS)[0]?.kind).to.equal('deferred');
@@ -213,6 +213,35 @@ describe('decideSendResults', () => {
       { jobId: '1', kind: 'failed', error: 'Mailjet 400: mj-0002 Malformed JSON' },
       { jobId: '2', kind: 'failed', error: 'Mailjet 400: mj-0002 Malformed JSON' },
     ]);
+  });
+
+  it('when Mailjet answers 429, then jobs wait for the pause with their attempt refunded, even on their last attempt, so that rate limiting never fails a message', () => {
+    const pauseEnds = new Date(NOW.getTime() + 4_000);
+    const outcome: CallOutcome = { kind: 'transient', error: 'Mailjet 429', outcomeUnknown: false, rateLimited: true };
+
+    const results = decideSendResults([attempted('1', 1), attempted('2', 8, 8)], outcome, { ...CONTEXT, resumeAt: pauseEnds }, ROWS);
+
+    expect(results).to.deep.equal(
+      ['1', '2'].map((jobId) => ({ jobId, kind: 'deferred', error: 'Mailjet 429', runAt: pauseEnds, outcomeUnknown: false, refundAttempt: true })),
+    );
+  });
+
+  it('when Mailjet answers 429 with a Retry-After longer than the pause, then jobs wait for it, within the backoff cap', () => {
+    const rateLimited = (retryAfterMs: number): CallOutcome => ({
+      kind: 'transient',
+      error: 'Mailjet 429',
+      retryAfterMs,
+      outcomeUnknown: false,
+      rateLimited: true,
+    });
+    const pausedTill = { ...CONTEXT, resumeAt: new Date(NOW.getTime() + 300_000) };
+
+    const [long] = decideSendResults([attempted('1', 3)], rateLimited(900_000), pausedTill, ROWS);
+    const [absurd] = decideSendResults([attempted('1', 3)], rateLimited(1e23), pausedTill, ROWS);
+
+    expect(runAtOf(long).getTime() - NOW.getTime()).to.equal(900_000);
+    expect(runAtOf(absurd).getTime() - NOW.getTime()).to.equal(POLICY.maxMs);
+    expect(absurd).to.deep.include({ refundAttempt: true });
   });
 
   it('when Mailjet answers 401, then jobs wait for the next probe with their attempt refunded, even on their last attempt', () => {

@@ -54,7 +54,7 @@ describe('an acceptance checked against the recipients sent', () => {
     policy: { baseMs: 1_000, factor: 2, maxMs: 60_000, jitter: 0, maxAttempts: 5 },
     now: new Date('2026-12-02T00:00:00Z'),
     random: () => 0.5,
-    unauthorizedRetryAt: new Date(0),
+    resumeAt: new Date(0),
   };
   const row = (id: string, kind: RecipientRow['kind'], email: string, status: RecipientRow['status'] = 'pending'): RecipientRow => ({
     id,
