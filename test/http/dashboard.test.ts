@@ -273,6 +273,31 @@ describe('/dashboard over HTTP', function () {
       }
     });
 
+    it('shows the characters that change the direction of text as escapes: a custom_id, subject or error cannot read as another', async () => {
+      const client = await dashboardClient(service);
+      // Shown as they are, the override would make the custom_id read "order-4321", the isolate turn what follows it around.
+      const customId = 'order-\u202e1234';
+      const jobId = await makeJob(service.jetpost.pool, {
+        appId: service.appId,
+        status: 'failed',
+        customId,
+        lastError: 'bounced \u2067by\u2069 \u200fx',
+        content: { from: { email: 'app@example.com' }, subject: 'Invoice \u202dpaid\u202c', text: 'x' },
+      });
+      for (const path of [
+        `/dashboard/jobs/${jobId}`,
+        '/dashboard/jobs',
+        `/dashboard/jobs?q=${encodeURIComponent(customId)}&by=custom_id`,
+        '/dashboard/failed',
+      ]) {
+        const { res, text } = await client.get(path);
+        expect(res.status, path).to.equal(200);
+        expect(text, path).to.not.match(/\p{Bidi_Control}/u);
+        expect(text, path).to.include('order-\\u202e1234').and.include('bounced \\u2067by\\u2069 \\u200fx');
+      }
+      expect((await client.get(`/dashboard/jobs/${jobId}`)).text).to.include('Invoice \\u202dpaid\\u202c');
+    });
+
     it('answers with a strict Content-Security-Policy (scripts from this origin only) and no-store', async () => {
       const client = await dashboardClient(service);
       const { res } = await client.get('/dashboard');

@@ -1,6 +1,7 @@
 // HTML built by a tagged template that escapes every value it is given: text from the database
-// (subjects, addresses, errors, custom_ids) can never become markup. Only fragments made by `html`
-// itself pass through as they are.
+// (subjects, addresses, errors, custom_ids) can never become markup, nor reorder what a page shows.
+// Only fragments made by `html` itself pass through as they are.
+import { unicodeEscape } from '../../domain/unicode-escape.js';
 
 /** A piece of markup `html` made (so already safe). */
 export class Html {
@@ -12,8 +13,15 @@ export class Html {
 
 const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
 
+/**
+ * The characters that change the direction of the text around them (overrides, embeddings, isolates,
+ * marks): an app or Mailjet could write one into a subject, custom_id or error, and make it read on a
+ * page as another. They are shown as escapes (`\u202e`) instead, as email-address.ts refuses them in addresses.
+ */
+const BIDI_CONTROL = /\p{Bidi_Control}/gu;
+
 export function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => ESCAPES[c]!);
+  return text.replace(/[&<>"']/g, (c) => ESCAPES[c]!).replace(BIDI_CONTROL, unicodeEscape);
 }
 
 export type HtmlValue = Html | string | number | bigint | boolean | null | undefined | readonly HtmlValue[];
