@@ -37,6 +37,16 @@ describe('embedded PostgreSQL', function () {
   let dir: string;
   let server: EmbeddedDatabase | undefined;
 
+  /** The start's refusal, or undefined when it started (the server is then stopped after the test). */
+  const refusalOf = (options: Parameters<typeof startEmbeddedPostgres>[0]): Promise<unknown> =>
+    startEmbeddedPostgres(options).then(
+      (started) => {
+        server = started;
+        return undefined;
+      },
+      (error: unknown) => error,
+    );
+
   // One cluster for the file (initdb is the slow part); each test starts and stops its server.
   before(async () => {
     dir = await fs.mkdtemp(path.join(os.tmpdir(), 'jetpost-embedded-'));
@@ -93,13 +103,7 @@ describe('embedded PostgreSQL', function () {
     const { port } = holder.address() as net.AddressInfo;
     const { log, lines } = capturingLogger('debug');
     try {
-      const refusal = await startEmbeddedPostgres({ dir, port, log, ownSession: true }).then(
-        (started) => {
-          server = started;
-          return undefined;
-        },
-        (error: unknown) => error,
-      );
+      const refusal = await refusalOf({ dir, port, log, ownSession: true });
 
       expect(refusal).to.be.instanceOf(StartupError);
       expect((refusal as StartupError).message).to.equal(
@@ -120,13 +124,7 @@ describe('embedded PostgreSQL', function () {
     await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
     const { port } = holder.address() as net.AddressInfo;
     try {
-      const refusal = await startEmbeddedPostgres({ dir: fresh, port, log: testLogger(), ownSession: true }).then(
-        (started) => {
-          server = started;
-          return undefined;
-        },
-        (error: unknown) => error,
-      );
+      const refusal = await refusalOf({ dir: fresh, port, log: testLogger(), ownSession: true });
 
       expect((refusal as StartupError).message).to.equal(
         `the embedded PostgreSQL cannot start: port ${port} on 127.0.0.1 (EMBEDDED_PG_PORT) is in use by another program. Set EMBEDDED_PG_PORT to a free port, or stop that program, or set DATABASE_URL to use your own PostgreSQL`,
@@ -147,13 +145,7 @@ describe('embedded PostgreSQL', function () {
     const kept = await fs.readFile(file, 'utf8');
     await fs.rm(file);
     try {
-      const refusal = await startEmbeddedPostgres({ dir, port, log: testLogger(), ownSession: true }).then(
-        (started) => {
-          server = started;
-          return undefined;
-        },
-        (error: unknown) => error,
-      );
+      const refusal = await refusalOf({ dir, port, log: testLogger(), ownSession: true });
 
       expect(refusal).to.be.instanceOf(StartupError);
       expect((refusal as StartupError).message).to.equal(
