@@ -45,7 +45,16 @@ import {
   overviewPage,
   suppressionsPage,
 } from '../dashboard/pages.js';
-import { CSRF_FIELD, DASHBOARD_PATH, DashboardSessions, dashboardVisitor, LOGIN_PATH, requireSameOrigin, safeReturnPath } from '../dashboard/session.js';
+import {
+  CSRF_FIELD,
+  DASHBOARD_PATH,
+  DashboardSessions,
+  type DashboardVisitor,
+  dashboardVisitor,
+  LOGIN_PATH,
+  requireSameOrigin,
+  safeReturnPath,
+} from '../dashboard/session.js';
 import { fromBodyParser } from '../problem.js';
 import { limitRequests, sourceBucket } from '../rate-limit.js';
 
@@ -121,7 +130,7 @@ const noticeOf = (req: Request): NoticeCode | undefined => (isNoticeCode(req.que
 
 export function dashboardRouter({ dashboard, admin, adminKey, log, now, bodyPace }: DashboardRouteDeps): Router {
   const formBody = withBodyPace(bodyPace, readForm);
-  const sessions = new DashboardSessions(adminKey, now);
+  const sessions = new DashboardSessions(adminKey, now, (id) => dashboard.isSessionEnded(id));
   // Past the limit, every login from the address is refused before its key is compared, the right
   // one too: otherwise a 429 for a wrong key and a 303 for the right one would let guessing go on.
   const limitFailedLogins = limitRequests({
@@ -148,9 +157,9 @@ export function dashboardRouter({ dashboard, admin, adminKey, log, now, bodyPace
     res.type(file.type).set({ 'Cache-Control': 'public, max-age=3600', ETag: file.etag }).send(file.body);
   });
 
-  router.get(LOGIN_PATH, dashboardPolicy, noStore, (req, res) => {
+  router.get(LOGIN_PATH, dashboardPolicy, noStore, async (req, res) => {
     const next = safeReturnPath(req.query['next']);
-    if (sessions.visitor(req)) {
+    if (await sessions.visitor(req)) {
       res.redirect(303, next);
       return;
     }
@@ -171,8 +180,11 @@ export function dashboardRouter({ dashboard, admin, adminKey, log, now, bodyPace
     res.redirect(303, next);
   });
 
-  router.post(`${DASHBOARD_PATH}/logout`, ...forms, (req, res) => {
+  // Ends the session on every replica, not only in this browser: a copy of the cookie is refused too.
+  router.post(`${DASHBOARD_PATH}/logout`, ...forms, async (req, res) => {
+    await dashboard.endSession(dashboardVisitor(res).session, now());
     sessions.end(req, res);
+    log.info('dashboard logout', { component: 'dashboard', ip: req.ip });
     res.redirect(303, LOGIN_PATH);
   });
 
@@ -305,7 +317,9 @@ export function dashboardRouter({ dashboard, admin, adminKey, log, now, bodyPace
       return;
     }
     res.set('Cache-Control', 'no-store');
-    send(res, errorPage(refusal.status, refusal.message, refusal.fields ?? [], sessions.visitor(req)), refusal.status);
+    // The visitor as requireSession found it: a refusal before that check (a form of another site) shows no session.
+    const visitor = res.locals['dashboardVisitor'] as DashboardVisitor | undefined;
+    send(res, errorPage(refusal.status, refusal.message, refusal.fields ?? [], visitor), refusal.status);
   };
   router.use(renderRefusal);
   return router;
