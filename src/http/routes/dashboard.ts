@@ -56,12 +56,13 @@ import {
   safeReturnPath,
 } from '../dashboard/session.js';
 import { fromBodyParser } from '../problem.js';
-import { limitRequests, sourceBucket } from '../rate-limit.js';
 
 export interface DashboardRouteDeps {
   dashboard: DashboardService;
   admin: AdminService;
   adminKey: string | undefined;
+  /** The count of wrong admin keys per address, shared with the admin API (http/rate-limit.ts). */
+  limitWrongAdminKey: RequestHandler;
   log: Logger;
   now: () => Date;
   /** HTTP_BODY_IDLE_TIMEOUT_MS, HTTP_BODY_MIN_RATE (http/body-pace.ts). */
@@ -69,9 +70,6 @@ export interface DashboardRouteDeps {
 }
 
 const PAGE_SIZE = 50;
-
-/** Wrong admin keys per minute from one source address (counted in memory, as for /events). */
-export const FAILED_LOGINS_PER_MINUTE = 10;
 
 /** Scripts and styles from this origin only; no inline script, no inline style, forms post here only. */
 const dashboardPolicy = helmet.contentSecurityPolicy({
@@ -128,19 +126,9 @@ const jobsQuery = z.strictObject({
 
 const noticeOf = (req: Request): NoticeCode | undefined => (isNoticeCode(req.query['notice']) ? req.query['notice'] : undefined);
 
-export function dashboardRouter({ dashboard, admin, adminKey, log, now, bodyPace }: DashboardRouteDeps): Router {
+export function dashboardRouter({ dashboard, admin, adminKey, limitWrongAdminKey, log, now, bodyPace }: DashboardRouteDeps): Router {
   const formBody = withBodyPace(bodyPace, readForm);
   const sessions = new DashboardSessions(adminKey, now, (id) => dashboard.isSessionEnded(id));
-  // Past the limit, every login from the address is refused before its key is compared, the right
-  // one too: otherwise a 429 for a wrong key and a 303 for the right one would let guessing go on.
-  const limitFailedLogins = limitRequests({
-    perMinute: FAILED_LOGINS_PER_MINUTE,
-    keyOf: ({ ip }) => sourceBucket(ip),
-    what: 'with a wrong admin key from this address',
-    announce: false,
-    countFailuresOnly: true,
-    log,
-  });
   const assets = loadAssets();
   const router = Router({ strict: true });
   const pages = [dashboardPolicy, noStore, sessions.requireSession];
@@ -166,7 +154,7 @@ export function dashboardRouter({ dashboard, admin, adminKey, log, now, bodyPace
     send(res, loginPage({ next, enabled: sessions.enabled }), sessions.enabled ? 200 : 401);
   });
 
-  router.post(LOGIN_PATH, dashboardPolicy, noStore, requireSameOrigin, formBody, limitFailedLogins, (req, res) => {
+  router.post(LOGIN_PATH, dashboardPolicy, noStore, requireSameOrigin, formBody, limitWrongAdminKey, (req, res) => {
     const body = (req.body ?? {}) as Record<string, unknown>;
     const next = safeReturnPath(body['next']);
     const given = typeof body['key'] === 'string' ? body['key'] : '';
