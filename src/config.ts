@@ -161,6 +161,7 @@ const envSchema = z.object({
   EVENTS_BODY_MIN_RATE: integer(0, 1_000_000_000).default(262_144),
   QUEUE_RATE_LIMIT: integer(0, 1_000_000).default(600),
   EVENTS_RATE_LIMIT: integer(0, 1_000_000).default(6000),
+  ADMIN_KEY_FAILURE_LIMIT: integer(0, 1_000_000).default(10),
   TRUST_PROXY: z
     .string()
     .trim()
@@ -340,8 +341,11 @@ export interface Config {
   readonly queueBatch: { readonly maxMessages: number; readonly maxInFlight: number };
   /** How long POST /queue may trust a checked API key (services/api-key-cache.ts); 0 = no cache. */
   readonly apiKeyCacheMs: number;
-  /** Requests per minute: per app on POST /queue, one counter for every callback with the credentials on POST /events (0 = off). */
-  readonly rateLimits: { readonly queuePerMinute: number; readonly eventsPerMinute: number };
+  /**
+   * Requests per minute: per app on POST /queue, one counter for every callback with the credentials
+   * on POST /events, wrong admin keys per source address in each process (0 = off).
+   */
+  readonly rateLimits: { readonly queuePerMinute: number; readonly eventsPerMinute: number; readonly adminKeyFailuresPerMinute: number };
   /** express's `trust proxy`: which proxies' X-Forwarded-For to believe for the source address. */
   readonly trustProxy: boolean | number | string;
   /** Dev mode: the built-in simulator and a development API key kept under the data directory. */
@@ -567,7 +571,7 @@ export function loadConfig(env: Env = process.env): Config {
     queueBodyLimit: e.QUEUE_BODY_LIMIT,
     queueBatch: { maxMessages: e.QUEUE_BATCH_MAX_MESSAGES, maxInFlight: e.QUEUE_BATCH_CONCURRENCY },
     apiKeyCacheMs: e.API_KEY_CACHE_MS,
-    rateLimits: { queuePerMinute: e.QUEUE_RATE_LIMIT, eventsPerMinute: e.EVENTS_RATE_LIMIT },
+    rateLimits: { queuePerMinute: e.QUEUE_RATE_LIMIT, eventsPerMinute: e.EVENTS_RATE_LIMIT, adminKeyFailuresPerMinute: e.ADMIN_KEY_FAILURE_LIMIT },
     trustProxy: e.TRUST_PROXY === 'true' ? true : e.TRUST_PROXY === 'false' ? false : /^\d+$/.test(e.TRUST_PROXY) ? Number(e.TRUST_PROXY) : e.TRUST_PROXY,
     devMode,
     retention: {

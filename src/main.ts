@@ -263,6 +263,7 @@ async function start(config: Config, log: Logger, { signal, exitingNow }: StartO
       queueBody: config.queueBodyLimit,
       eventsBody: config.events.bodyLimit,
       queuePerMinute: config.rateLimits.queuePerMinute,
+      adminKeyFailuresPerMinute: config.rateLimits.adminKeyFailuresPerMinute,
       eventsPerMinute: config.rateLimits.eventsPerMinute,
       bodyPace: { ...config.http.bodyPace, stop: bodyStop },
     },

@@ -1673,6 +1673,35 @@ export interface components {
                 };
             };
         };
+        /**
+         * @description Too many wrong admin keys from this source address in the current one-minute window
+         *     (`rate-limited`; `ADMIN_KEY_FAILURE_LIMIT`, 10 by default, counted in each process and shared
+         *     with the dashboard's login). Every request from the address is refused, the right key too,
+         *     until the window ends: retry after `Retry-After` seconds. Requests with the right key are
+         *     never counted, and other addresses are not held back. Nothing was read or done.
+         */
+        AdminRateLimited: {
+            headers: {
+                "Retry-After": components["headers"]["RateLimitRetryAfter"];
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "https://jetpost.dev/problems/rate-limited",
+                 *       "title": "Too Many Requests",
+                 *       "status": 429,
+                 *       "detail": "too many requests with a wrong admin key from this address: at most 10 per minute; retry in 42 s"
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"] & {
+                    /** @constant */
+                    type?: "https://jetpost.dev/problems/rate-limited";
+                    /** @constant */
+                    status?: 429;
+                };
+            };
+        };
         /** @description No app with this name (`not-found`). */
         AppNotFound: {
             headers: {
@@ -2397,6 +2426,7 @@ export interface operations {
                 };
             };
             401: components["responses"]["AdminUnauthorized"];
+            429: components["responses"]["AdminRateLimited"];
             503: components["responses"]["ServiceUnavailable"];
         };
     };
@@ -2465,6 +2495,7 @@ export interface operations {
             };
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["AdminRateLimited"];
             503: components["responses"]["ServiceUnavailable"];
         };
     };
@@ -2519,6 +2550,7 @@ export interface operations {
             408: components["responses"]["RequestTimeout"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["AdminRateLimited"];
             503: components["responses"]["ServiceUnavailable"];
         };
     };
@@ -2554,6 +2586,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["NotFoundProblem"];
                 };
             };
+            429: components["responses"]["AdminRateLimited"];
             503: components["responses"]["ServiceUnavailable"];
         };
     };
@@ -2608,6 +2641,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["AdminUnauthorized"];
             404: components["responses"]["AppNotFound"];
+            429: components["responses"]["AdminRateLimited"];
             503: components["responses"]["ServiceUnavailable"];
         };
     };
@@ -2660,6 +2694,7 @@ export interface operations {
             408: components["responses"]["RequestTimeout"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["AdminRateLimited"];
             503: components["responses"]["ServiceUnavailable"];
         };
     };
@@ -2695,6 +2730,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["NotFoundProblem"];
                 };
             };
+            429: components["responses"]["AdminRateLimited"];
             503: components["responses"]["ServiceUnavailable"];
         };
     };
@@ -2736,6 +2772,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["AdminUnauthorized"];
             404: components["responses"]["WebhookNotFound"];
+            429: components["responses"]["AdminRateLimited"];
             503: components["responses"]["ServiceUnavailable"];
         };
     };
@@ -2794,6 +2831,7 @@ export interface operations {
             408: components["responses"]["RequestTimeout"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["AdminRateLimited"];
             503: components["responses"]["ServiceUnavailable"];
         };
     };
@@ -2819,6 +2857,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["AdminUnauthorized"];
             404: components["responses"]["WebhookNotFound"];
+            429: components["responses"]["AdminRateLimited"];
             503: components["responses"]["ServiceUnavailable"];
         };
     };
@@ -2890,6 +2929,7 @@ export interface operations {
             408: components["responses"]["RequestTimeout"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["AdminRateLimited"];
             503: components["responses"]["ServiceUnavailable"];
         };
     };
@@ -2960,6 +3000,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["AdminUnauthorized"];
             404: components["responses"]["AppNotFound"];
+            429: components["responses"]["AdminRateLimited"];
             503: components["responses"]["ServiceUnavailable"];
         };
     };
@@ -3007,6 +3048,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["NotFoundProblem"];
                 };
             };
+            429: components["responses"]["AdminRateLimited"];
             503: components["responses"]["ServiceUnavailable"];
         };
     };
@@ -3042,6 +3084,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["AdminUnauthorized"];
             404: components["responses"]["AppNotFound"];
+            429: components["responses"]["AdminRateLimited"];
             503: components["responses"]["ServiceUnavailable"];
         };
     };
@@ -3080,6 +3123,7 @@ export interface operations {
             408: components["responses"]["RequestTimeout"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["AdminRateLimited"];
             503: components["responses"]["ServiceUnavailable"];
         };
     };

@@ -1,7 +1,8 @@
 // The dashboard's session, pure: a token the browser keeps in a cookie, and the CSRF token bound to
-// it. Nothing is stored on the server: a token is its expiry and a random id, signed with a key
-// derived from ADMIN_API_KEY, so it survives restarts, works on every replica, never holds the admin
-// key itself, and every session ends when the admin key changes.
+// it. A token is its expiry and a random id, signed with a key derived from ADMIN_API_KEY, so it
+// survives restarts, works on every replica, never holds the admin key itself, and every session
+// ends when the admin key changes. The server stores only the ids of sessions a logout ended before
+// their expiry (sql/40_…).
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 
 /** How long a login lasts. */
@@ -26,14 +27,17 @@ function sameText(a: string, b: string): boolean {
 
 export interface Session {
   token: string;
+  /** The token's random part: what a logout records as ended. */
+  id: string;
   expiresAt: Date;
 }
 
 /** A new session, valid until `now` + SESSION_TTL_MS. */
 export function createSession(key: Buffer, now: Date, random: (bytes: number) => Buffer = randomBytes): Session {
   const expiresAt = new Date(now.getTime() + SESSION_TTL_MS);
-  const body = `${String(expiresAt.getTime()).padStart(13, '0')}.${random(16).toString('base64url')}`;
-  return { token: `${body}.${mac(key, 'session', body)}`, expiresAt };
+  const id = random(16).toString('base64url');
+  const body = `${String(expiresAt.getTime()).padStart(13, '0')}.${id}`;
+  return { token: `${body}.${mac(key, 'session', body)}`, id, expiresAt };
 }
 
 /** The session a cookie's token stands for, or undefined when it is malformed, forged or expired. */
@@ -47,7 +51,7 @@ export function verifySession(key: Buffer, token: string, now: Date): Session | 
   if (!sameText(mac(key, 'session', body), match[3]!) || expiresAt.getTime() <= now.getTime()) {
     return undefined;
   }
-  return { token, expiresAt };
+  return { token, id: match[2]!, expiresAt };
 }
 
 /** The CSRF token of a session: every form of the session carries it, and only its forms can. */

@@ -20,7 +20,7 @@ import { bodyLimitBytes } from './declared-body.js';
 import { type ExpressRoute, serveRoutesDirectly } from './direct-route.js';
 import { errorHandler, notFoundHandler } from './problem.js';
 import { parseQueryString } from './query-string.js';
-import { limitFailedCallbackAuth, limitShared } from './rate-limit.js';
+import { limitFailedCallbackAuth, limitShared, limitWrongAdminKeys } from './rate-limit.js';
 import { routeTemplate } from './route-template.js';
 import { adminRouter } from './routes/admin.js';
 import { dashboardRouter } from './routes/dashboard.js';
@@ -46,7 +46,15 @@ export interface AppDeps extends OpsRouteDeps {
   receiveEvents: EventsRouteDeps['receive'];
   eventsCredentials: BasicCredentials | undefined;
   /** Body sizes, requests per minute, and how long a body being read may stop arriving (HTTP_BODY_IDLE_TIMEOUT_MS). */
-  limits: { queueBody: string; eventsBody: string; queuePerMinute: number; eventsPerMinute: number; bodyPace: BodyPace };
+  limits: {
+    queueBody: string;
+    eventsBody: string;
+    queuePerMinute: number;
+    eventsPerMinute: number;
+    /** Wrong admin keys per minute per source address, in this process (ADMIN_KEY_FAILURE_LIMIT). */
+    adminKeyFailuresPerMinute: number;
+    bodyPace: BodyPace;
+  };
   /**
    * The bytes of callback bodies in progress at once (http/body-budget.ts), how long a callback may
    * wait for room, and the pace a body must keep to hold room others wait for (EVENTS_BODY_MIN_RATE).
@@ -218,12 +226,15 @@ export function createApp(deps: AppDeps): HttpApp {
     }),
   );
   app.use(statusRouter(deps.jobs, requireApp));
-  app.use(adminRouter({ admin: deps.admin, requireAdmin: requireAdminKey(deps.adminKey), bodyPace: deps.limits.bodyPace }));
+  // One count of wrong admin keys for both doors that take the key.
+  const limitWrongAdminKey = limitWrongAdminKeys(deps.limits.adminKeyFailuresPerMinute, deps.log);
+  app.use(adminRouter({ admin: deps.admin, requireAdmin: requireAdminKey(deps.adminKey, limitWrongAdminKey), bodyPace: deps.limits.bodyPace }));
   app.use(
     dashboardRouter({
       dashboard: deps.dashboard,
       admin: deps.admin,
       adminKey: deps.adminKey,
+      limitWrongAdminKey,
       log: deps.log,
       now: deps.now,
       bodyPace: deps.limits.bodyPace,

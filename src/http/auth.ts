@@ -41,20 +41,28 @@ export function secretMatcher(expected: string): (given: string) => boolean {
   return (given) => timingSafeEqual(digest(given), expectedDigest);
 }
 
-/** The admin API: a bearer key compared in constant time; without a configured key it is off. */
-export function requireAdminKey(adminKey: string | undefined): RequestHandler {
-  return (req, _res, next) => {
+/**
+ * The admin API: a bearer key compared in constant time; without a configured key it is off.
+ * `limitWrongKeys` (http/rate-limit.ts) goes first: it answers 429 once an address gave too many
+ * wrong keys, before this one is compared.
+ */
+export function requireAdminKey(adminKey: string | undefined, limitWrongKeys: RequestHandler): RequestHandler {
+  const headers = { 'WWW-Authenticate': 'Bearer realm="jetpost admin"' };
+  const sameAdminKey = adminKey === undefined ? undefined : secretMatcher(adminKey);
+  const check: RequestHandler = (req, _res, next) => {
     const match = /^Bearer\s+(\S+)\s*$/i.exec(req.get('authorization') ?? '');
-    const headers = { 'WWW-Authenticate': 'Bearer realm="jetpost admin"' };
-    if (adminKey === undefined) {
-      next(new UnauthorizedError('the admin API is off: set ADMIN_API_KEY to use it', { headers }));
-      return;
-    }
-    if (!match || !sameSecret(match[1]!, adminKey)) {
+    if (!match || !sameAdminKey!(match[1]!)) {
       next(new UnauthorizedError('a valid admin key is required: "Authorization: Bearer <ADMIN_API_KEY>"', { headers }));
       return;
     }
     next();
+  };
+  return (req, res, next) => {
+    if (sameAdminKey === undefined) {
+      next(new UnauthorizedError('the admin API is off: set ADMIN_API_KEY to use it', { headers }));
+      return;
+    }
+    Promise.resolve(limitWrongKeys(req, res, (error?: unknown) => (error ? next(error) : check(req, res, next)))).catch(next);
   };
 }
 

@@ -87,10 +87,11 @@ export interface LimitOptions {
   /** RateLimit and RateLimit-Policy on every counted answer (default true). */
   announce?: boolean;
   /**
-   * Count only the requests answered with an error (4xx, 5xx): each is counted on arrival and given
-   * back when it succeeds, so that past the limit every request is refused before it is looked at.
+   * Count only the requests whose answer's status this calls a failure: each is counted on arrival
+   * and given back when its answer is not one, so that past the limit every request is refused
+   * before it is looked at.
    */
-  countFailuresOnly?: boolean;
+  failedWhen?: (statusCode: number) => boolean;
 }
 
 /** Source addresses fold into this many keys: a stream of forged addresses cannot grow a store. */
@@ -108,7 +109,7 @@ export function sourceBucket(address: string | undefined): string {
   return `bucket-${bucket}`;
 }
 
-export function limitRequests({ perMinute, keyOf, what, log, announce = true, countFailuresOnly = false }: LimitOptions): RequestHandler {
+export function limitRequests({ perMinute, keyOf, what, log, announce = true, failedWhen }: LimitOptions): RequestHandler {
   if (perMinute <= 0) {
     return (_req, _res, next) => next();
   }
@@ -118,7 +119,8 @@ export function limitRequests({ perMinute, keyOf, what, log, announce = true, co
     standardHeaders: announce ? 'draft-8' : false,
     legacyHeaders: false,
     store: new MemoryStore(),
-    skipSuccessfulRequests: countFailuresOnly,
+    skipSuccessfulRequests: failedWhen !== undefined,
+    requestWasSuccessful: (_req, res) => !failedWhen?.(res.statusCode),
     // The proxy set-up is TRUST_PROXY's business (docs/security.md); no console warnings from the library.
     validate: { xForwardedForHeader: false },
     keyGenerator: keyOf,
@@ -162,4 +164,23 @@ export function limitFailedCallbackAuth(log: Logger): RequestHandler {
   return (req, res, next) => {
     Promise.resolve(total(req, res, (error?: unknown) => (error ? next(error) : perSource(req, res, next)))).catch(next);
   };
+}
+
+/**
+ * Wrong admin keys per minute (ADMIN_KEY_FAILURE_LIMIT), at the dashboard's login and the admin API
+ * together, counted per source address in this process's memory (as for /events). Past the
+ * limit every request from the address is refused before its key is compared, the right one too:
+ * a 429 for a wrong key and a success for the right one would let guessing go on. A request with the
+ * right key is never counted, whatever it is answered (a 404, a 400): only a 401 (a wrong or missing
+ * key) and the 429s themselves are. One instance serves both doors, so a guesser gets the limit once.
+ */
+export function limitWrongAdminKeys(perMinute: number, log: Logger): RequestHandler {
+  return limitRequests({
+    perMinute,
+    keyOf: ({ ip }) => sourceBucket(ip),
+    what: 'with a wrong admin key from this address',
+    announce: false,
+    failedWhen: (statusCode) => statusCode === 401 || statusCode === 429,
+    log,
+  });
 }

@@ -1,6 +1,7 @@
 // What the dashboard reads that the admin service does not: the queue at a glance, job search
 // across apps, and a job's timeline. Its actions (requeue, suppressions, redelivery) go through the
 // admin service, the same as the admin API's and the CLI's.
+import { endSession, isSessionEnded } from '../db/dashboard-sessions-repo.js';
 import { findEventsOfJobs } from '../db/events-repo.js';
 import {
   approximateJobCount,
@@ -37,6 +38,10 @@ export interface DashboardService {
   listJobs(filter: { search?: JobSearch | undefined; appName?: string | undefined; before?: string | undefined; limit: number }): Promise<JobListRow[]>;
   /** A job of any app with its recipients and timeline, or undefined. */
   jobDetail(jobId: string): Promise<JobDetail | undefined>;
+  /** Ends a login session on every replica until its expiry, whoever holds a copy of its token. */
+  endSession(session: { id: string; expiresAt: Date }, now: Date): Promise<void>;
+  /** Whether a logout ended the session: one look-up by primary key. */
+  isSessionEnded(sessionId: string): Promise<boolean>;
 }
 
 /** `schema`: the database schema of jetpost's tables, which a job page names as where its whole history is. */
@@ -97,5 +102,9 @@ export function createDashboardService(pool: Pool, throughput: Pick<ThroughputCo
         schema,
       };
     },
+
+    endSession: (session, now) => endSession(pool, session.id, session.expiresAt, now),
+
+    isSessionEnded: (sessionId) => isSessionEnded(pool, sessionId),
   };
 }

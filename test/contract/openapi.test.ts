@@ -343,11 +343,21 @@ describe('openapi.yaml, checked against the running service', function () {
         const call = (typeof requestBody === 'string' ? JSON.parse(requestBody) : requestBody) as SendCall;
         return [200, sendAnswer(call), { 'content-type': 'application/json' }] as const;
       });
-    // Webhooks may reach the test's receiver on 127.0.0.1, and retry within milliseconds.
-    service = await startTestService({ env: { WEBHOOK_ALLOWED_TARGETS: '127.0.0.1', WEBHOOK_RETRY_BASE_MS: '50', WEBHOOK_RETRY_MAX_MS: '200' } });
-    down = await startTestService({ env: { WORKER_CONCURRENCY: '0' } });
+    // Webhooks may reach the test's receiver on 127.0.0.1, and retry within milliseconds. The wrong
+    // admin keys the 401s take are not limited there: the limit's 429s are reached on `limited`.
+    service = await startTestService({
+      env: { WEBHOOK_ALLOWED_TARGETS: '127.0.0.1', WEBHOOK_RETRY_BASE_MS: '50', WEBHOOK_RETRY_MAX_MS: '200', ADMIN_KEY_FAILURE_LIMIT: '0' },
+    });
+    down = await startTestService({ env: { WORKER_CONCURRENCY: '0', ADMIN_KEY_FAILURE_LIMIT: '0' } });
     await down.jetpost.pool.end();
-    limited = await startTestService({ env: { WORKER_CONCURRENCY: '0', QUEUE_RATE_LIMIT: String(RATE_LIMIT), EVENTS_RATE_LIMIT: String(RATE_LIMIT) } });
+    limited = await startTestService({
+      env: {
+        WORKER_CONCURRENCY: '0',
+        QUEUE_RATE_LIMIT: String(RATE_LIMIT),
+        EVENTS_RATE_LIMIT: String(RATE_LIMIT),
+        ADMIN_KEY_FAILURE_LIMIT: String(RATE_LIMIT),
+      },
+    });
   });
 
   after(async () => {
@@ -701,6 +711,42 @@ describe('openapi.yaml, checked against the running service', function () {
         expect(failure!.status).to.equal(429);
         expect(Number(failure!.headers.get('retry-after'))).to.be.within(1, 60);
         expect(failure!.headers.get('ratelimit'), 'failures are not announced').to.equal(null);
+      },
+    );
+
+    const ADMIN_OPERATIONS = [
+      'get /admin/apps 429',
+      'post /admin/apps 429',
+      'post /admin/apps/{app}/keys 429',
+      'delete /admin/apps/{app}/keys/{prefix} 429',
+      'get /admin/apps/{app}/suppressions 429',
+      'post /admin/apps/{app}/suppressions 429',
+      'delete /admin/apps/{app}/suppressions/{email} 429',
+      'put /admin/apps/{app}/webhook 429',
+      'get /admin/apps/{app}/webhook 429',
+      'delete /admin/apps/{app}/webhook 429',
+      'post /admin/apps/{app}/webhook/secrets 429',
+      'get /admin/apps/{app}/webhook/deliveries 429',
+      'post /admin/apps/{app}/webhook/deliveries/{delivery}/redeliver 429',
+      'get /admin/jobs 429',
+      'post /admin/jobs/requeue 429',
+    ];
+
+    contractIt(
+      'the admin API: wrong keys limited per source address; past the limit every request from it is a 429 with Retry-After, the right key too',
+      ADMIN_OPERATIONS,
+      async () => {
+        for (let i = 0; i < RATE_LIMIT; i += 1) {
+          expect((await api('get', '/admin/apps', { on: limited, key: `wrong-${i}` })).res.status).to.equal(401);
+        }
+        for (const entry of ADMIN_OPERATIONS) {
+          const [method, template] = entry.split(' ') as [Method, string];
+          const path = template.replace('{app}', 'app-a').replace('{prefix}', 'abcdefghijkl').replace('{email}', 'a@example.org').replace('{delivery}', '1');
+          const { res, body } = await api(method, template, { path, on: limited, key: ADMIN_KEY, ...(method === 'get' ? {} : { body: {} }) });
+          expect(res.status, entry).to.equal(429);
+          expect(body, entry).to.deep.include({ type: 'https://jetpost.dev/problems/rate-limited', status: 429 });
+          expect(Number(res.headers.get('retry-after')), entry).to.be.within(1, 60);
+        }
       },
     );
 

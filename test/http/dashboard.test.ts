@@ -3,7 +3,6 @@
 import { expect } from 'chai';
 
 import { createSession, sessionKey } from '../../src/domain/dashboard-session.js';
-import { FAILED_LOGINS_PER_MINUTE } from '../../src/http/routes/dashboard.js';
 import { makeApp, makeJob } from '../factories.js';
 import { csrfOf, dashboardClient, formBody, logIn } from '../support/dashboard-client.js';
 import { ADMIN_KEY, startTestService, type TestService } from '../support/service.js';
@@ -120,14 +119,16 @@ describe('/dashboard over HTTP', function () {
       // A forwarded address (TRUST_PROXY is loopback here), so that the other tests' logins are not held back.
       const guesser = { 'x-forwarded-for': '203.0.113.9' };
       // Right keys are not counted: an operator who logs in often is never held back.
-      for (let i = 0; i < FAILED_LOGINS_PER_MINUTE + 2; i++) {
+      for (let i = 0; i < service.config.rateLimits.adminKeyFailuresPerMinute + 2; i++) {
         expect((await logIn(service, ADMIN_KEY, guesser)).status).to.equal(303);
       }
       const statuses: number[] = [];
-      for (let i = 0; i <= FAILED_LOGINS_PER_MINUTE; i++) {
+      for (let i = 0; i <= service.config.rateLimits.adminKeyFailuresPerMinute; i++) {
         statuses.push((await logIn(service, `wrong-${i}`, guesser)).status);
       }
-      expect(statuses.slice(0, FAILED_LOGINS_PER_MINUTE)).to.deep.equal(Array(FAILED_LOGINS_PER_MINUTE).fill(401));
+      expect(statuses.slice(0, service.config.rateLimits.adminKeyFailuresPerMinute)).to.deep.equal(
+        Array(service.config.rateLimits.adminKeyFailuresPerMinute).fill(401),
+      );
       expect(statuses.at(-1)).to.equal(429);
       const limited = await logIn(service, 'wrong-again', guesser);
       expect(limited.status).to.equal(429);

@@ -9,7 +9,7 @@ import helmet from 'helmet';
 
 import { messageTo } from '../factories.js';
 import { isolateNetwork, restoreNetwork } from '../support/mailjet-nock.js';
-import { startTestService, type TestService } from '../support/service.js';
+import { ADMIN_KEY, startTestService, type TestService } from '../support/service.js';
 
 /** The headers helmet's defaults write, read from a bare express app that uses only helmet. */
 async function helmetDefaults(): Promise<Record<string, string>> {
@@ -58,6 +58,25 @@ describe('security headers', () => {
         expect(res.headers.get(name), `${res.status}: ${name}`).to.equal(value);
       }
       expect(res.headers.get('x-powered-by'), `${res.status}: x-powered-by`).to.equal(null);
+    }
+  });
+
+  it('when the admin API answers (an API key shown once, a webhook signing secret, a refusal), then with Cache-Control: no-store, so that no cache keeps a secret', async () => {
+    service = await startTestService({ env: { WORKER_CONCURRENCY: '0', WEBHOOK_ALLOWED_TARGETS: '127.0.0.1' } });
+    const admin = (method: string, pathname: string, body?: unknown) =>
+      service!.request(method, pathname, { key: ADMIN_KEY, ...(body === undefined ? {} : { body }) });
+    const answers = [
+      await admin('POST', '/admin/apps', { name: 'cached-app' }),
+      await admin('POST', '/admin/apps/cached-app/keys', {}),
+      await admin('PUT', '/admin/apps/cached-app/webhook', { url: 'http://127.0.0.1:9/hook' }),
+      await admin('GET', '/admin/apps/cached-app/webhook'),
+      await admin('GET', '/admin/apps'),
+      await admin('GET', '/admin/apps/no-such-app/webhook'),
+      await service.request('GET', '/admin/apps', { key: 'wrong' }),
+    ];
+    expect(answers.map((res) => res.status)).to.deep.equal([201, 201, 200, 200, 200, 404, 401]);
+    for (const res of answers) {
+      expect(res.headers.get('cache-control'), `${res.url} ${res.status}`).to.equal('no-store');
     }
   });
 });

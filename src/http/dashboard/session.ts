@@ -1,6 +1,7 @@
 // The dashboard's login session, as express sees it: the cookie (HttpOnly, SameSite=Strict, Secure
 // when the request came over HTTPS, as `trust proxy` reads it), the check that a page's visitor is
-// logged in, and the checks every POST passes (same origin, the session's CSRF token).
+// logged in (and not logged out, on any replica), and the checks every POST passes (same origin,
+// the session's CSRF token).
 import type { Request, RequestHandler, Response } from 'express';
 
 import { csrfToken, csrfTokenMatches, type Session, sessionKey, verifySession } from '../../domain/dashboard-session.js';
@@ -49,6 +50,8 @@ export class DashboardSessions {
   constructor(
     adminKey: string | undefined,
     private readonly now: () => Date,
+    /** Whether a logout ended the session (on any replica): asked on every request with a valid token. */
+    private readonly isEnded: (sessionId: string) => Promise<boolean>,
   ) {
     this.key = adminKey === undefined ? undefined : sessionKey(adminKey);
   }
@@ -58,11 +61,15 @@ export class DashboardSessions {
     return this.key !== undefined;
   }
 
-  /** The visitor a request's cookie stands for, if it holds a valid session. */
-  visitor(req: Request): DashboardVisitor | undefined {
+  /** The visitor a request's cookie stands for, if it holds a valid session that no logout ended. */
+  async visitor(req: Request): Promise<DashboardVisitor | undefined> {
     const token = cookieValue(req, SESSION_COOKIE);
     const session = this.key && token ? verifySession(this.key, token, this.now()) : undefined;
-    return session && { session, csrf: csrfToken(this.key!, session) };
+    // Only a token with a valid signature costs a look-up: a forged one is refused without one.
+    if (!session || (await this.isEnded(session.id))) {
+      return undefined;
+    }
+    return { session, csrf: csrfToken(this.key!, session) };
   }
 
   start(req: Request, res: Response, session: Session): void {
@@ -80,8 +87,8 @@ export class DashboardSessions {
   }
 
   /** Pages need a session: without one, the visitor is sent to the login form (and back afterwards). */
-  readonly requireSession: RequestHandler = (req, res, next) => {
-    const visitor = this.visitor(req);
+  readonly requireSession: RequestHandler = async (req, res, next) => {
+    const visitor = await this.visitor(req);
     if (!visitor) {
       const back = req.method === 'GET' ? `?next=${encodeURIComponent(req.originalUrl)}` : '';
       res.redirect(303, `${LOGIN_PATH}${back}`);

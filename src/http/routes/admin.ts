@@ -54,6 +54,13 @@ const requeueBody = z
 export function adminRouter({ admin, requireAdmin, bodyPace }: AdminRouteDeps): Router {
   const router = Router();
   const smallBody = jsonBody({ limit: '16kb', pace: bodyPace });
+  // Answers hold API keys (shown once) and webhook signing secrets: no cache may keep one, not even
+  // a private one (a browser's fetch, a caching HTTP client), which a request's Authorization does
+  // not keep from storing it. Refusals too, set before the key is checked.
+  router.use('/admin', (_req, res, next) => {
+    res.set('Cache-Control', 'no-store');
+    next();
+  });
 
   router.get('/admin/jobs', requireAdmin, async (req, res) => {
     const query = parseOrThrow(listQuery, req.query, 'query');

@@ -45,14 +45,24 @@ import {
   overviewPage,
   suppressionsPage,
 } from '../dashboard/pages.js';
-import { CSRF_FIELD, DASHBOARD_PATH, DashboardSessions, dashboardVisitor, LOGIN_PATH, requireSameOrigin, safeReturnPath } from '../dashboard/session.js';
+import {
+  CSRF_FIELD,
+  DASHBOARD_PATH,
+  DashboardSessions,
+  type DashboardVisitor,
+  dashboardVisitor,
+  LOGIN_PATH,
+  requireSameOrigin,
+  safeReturnPath,
+} from '../dashboard/session.js';
 import { fromBodyParser } from '../problem.js';
-import { limitRequests, sourceBucket } from '../rate-limit.js';
 
 export interface DashboardRouteDeps {
   dashboard: DashboardService;
   admin: AdminService;
   adminKey: string | undefined;
+  /** The count of wrong admin keys per address, shared with the admin API (http/rate-limit.ts). */
+  limitWrongAdminKey: RequestHandler;
   log: Logger;
   now: () => Date;
   /** HTTP_BODY_IDLE_TIMEOUT_MS, HTTP_BODY_MIN_RATE (http/body-pace.ts). */
@@ -60,9 +70,6 @@ export interface DashboardRouteDeps {
 }
 
 const PAGE_SIZE = 50;
-
-/** Wrong admin keys per minute from one source address (counted in memory, as for /events). */
-export const FAILED_LOGINS_PER_MINUTE = 10;
 
 /** Scripts and styles from this origin only; no inline script, no inline style, forms post here only. */
 const dashboardPolicy = helmet.contentSecurityPolicy({
@@ -119,19 +126,9 @@ const jobsQuery = z.strictObject({
 
 const noticeOf = (req: Request): NoticeCode | undefined => (isNoticeCode(req.query['notice']) ? req.query['notice'] : undefined);
 
-export function dashboardRouter({ dashboard, admin, adminKey, log, now, bodyPace }: DashboardRouteDeps): Router {
+export function dashboardRouter({ dashboard, admin, adminKey, limitWrongAdminKey, log, now, bodyPace }: DashboardRouteDeps): Router {
   const formBody = withBodyPace(bodyPace, readForm);
-  const sessions = new DashboardSessions(adminKey, now);
-  // Past the limit, every login from the address is refused before its key is compared, the right
-  // one too: otherwise a 429 for a wrong key and a 303 for the right one would let guessing go on.
-  const limitFailedLogins = limitRequests({
-    perMinute: FAILED_LOGINS_PER_MINUTE,
-    keyOf: ({ ip }) => sourceBucket(ip),
-    what: 'with a wrong admin key from this address',
-    announce: false,
-    countFailuresOnly: true,
-    log,
-  });
+  const sessions = new DashboardSessions(adminKey, now, (id) => dashboard.isSessionEnded(id));
   const assets = loadAssets();
   const router = Router({ strict: true });
   const pages = [dashboardPolicy, noStore, sessions.requireSession];
@@ -148,16 +145,16 @@ export function dashboardRouter({ dashboard, admin, adminKey, log, now, bodyPace
     res.type(file.type).set({ 'Cache-Control': 'public, max-age=3600', ETag: file.etag }).send(file.body);
   });
 
-  router.get(LOGIN_PATH, dashboardPolicy, noStore, (req, res) => {
+  router.get(LOGIN_PATH, dashboardPolicy, noStore, async (req, res) => {
     const next = safeReturnPath(req.query['next']);
-    if (sessions.visitor(req)) {
+    if (await sessions.visitor(req)) {
       res.redirect(303, next);
       return;
     }
     send(res, loginPage({ next, enabled: sessions.enabled }), sessions.enabled ? 200 : 401);
   });
 
-  router.post(LOGIN_PATH, dashboardPolicy, noStore, requireSameOrigin, formBody, limitFailedLogins, (req, res) => {
+  router.post(LOGIN_PATH, dashboardPolicy, noStore, requireSameOrigin, formBody, limitWrongAdminKey, (req, res) => {
     const body = (req.body ?? {}) as Record<string, unknown>;
     const next = safeReturnPath(body['next']);
     const given = typeof body['key'] === 'string' ? body['key'] : '';
@@ -171,8 +168,11 @@ export function dashboardRouter({ dashboard, admin, adminKey, log, now, bodyPace
     res.redirect(303, next);
   });
 
-  router.post(`${DASHBOARD_PATH}/logout`, ...forms, (req, res) => {
+  // Ends the session on every replica, not only in this browser: a copy of the cookie is refused too.
+  router.post(`${DASHBOARD_PATH}/logout`, ...forms, async (req, res) => {
+    await dashboard.endSession(dashboardVisitor(res).session, now());
     sessions.end(req, res);
+    log.info('dashboard logout', { component: 'dashboard', ip: req.ip });
     res.redirect(303, LOGIN_PATH);
   });
 
@@ -305,7 +305,9 @@ export function dashboardRouter({ dashboard, admin, adminKey, log, now, bodyPace
       return;
     }
     res.set('Cache-Control', 'no-store');
-    send(res, errorPage(refusal.status, refusal.message, refusal.fields ?? [], sessions.visitor(req)), refusal.status);
+    // The visitor as requireSession found it: a refusal before that check (a form of another site) shows no session.
+    const visitor = res.locals['dashboardVisitor'] as DashboardVisitor | undefined;
+    send(res, errorPage(refusal.status, refusal.message, refusal.fields ?? [], visitor), refusal.status);
   };
   router.use(renderRefusal);
   return router;
