@@ -1,4 +1,5 @@
-// Runs the migrations in sql/ with postgres-migrations, inside jetpost's own schema.
+// Runs the migrations in sql/ with postgres-migrations, inside jetpost's own schema, and then moves
+// any identity sequence left behind its table's rows (identity-sequences.ts) past them.
 import fs from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -8,6 +9,7 @@ import { migrate } from 'postgres-migrations';
 import { StartupError } from '../domain/errors.js';
 import type { Logger } from '../log.js';
 import { MIGRATIONS_DIR } from '../paths.js';
+import { advanceIdentitySequences } from './identity-sequences.js';
 
 // postgres-migrations 5.x checks for its bookkeeping table by name in *any* schema, so a database that
 // already holds e.g. graphile_worker.migrations makes it skip the creation and then fail to select from
@@ -98,6 +100,20 @@ export async function runMigrations({ connectionString, schema, log, existingSch
     const names = applied.map((migration) => migration.name);
     if (names.length > 0) {
       log.info('applied migrations', { component: 'migrate', schema, migrations: names });
+    }
+    // Still under the migrations lock: replicas starting together advance the sequences one at a time.
+    const sequences = await advanceIdentitySequences(client, schema);
+    if (sequences.advanced.length > 0) {
+      log.warn('identity sequences were behind their tables (a database moved by logical replication): moved past the rows', {
+        component: 'migrate',
+        tables: sequences.advanced,
+      });
+    }
+    if (sequences.locked.length > 0) {
+      log.warn('could not check the identity sequences of tables another session holds locked; they are checked at the next start', {
+        component: 'migrate',
+        tables: sequences.locked,
+      });
     }
     return names;
   } finally {

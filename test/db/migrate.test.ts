@@ -7,6 +7,7 @@ import { loadConfig } from '../../src/config.js';
 import { latestMigrationId, migrationsApplied, runMigrations } from '../../src/db/migrate.js';
 import { openDatabase } from '../../src/db/open.js';
 import { StartupError } from '../../src/domain/errors.js';
+import { makeApp, makeJob } from '../factories.js';
 import { createTestDatabase, TEST_SCHEMA, type TestDatabase } from '../support/database.js';
 import { capturingLogger, testLogger } from '../support/log.js';
 
@@ -73,6 +74,54 @@ describe('migrations', () => {
     await runMigrations({ connectionString: db.url, schema: TEST_SCHEMA, log: testLogger() });
     const second = await runMigrations({ connectionString: db.url, schema: TEST_SCHEMA, log: testLogger() });
     expect(second).to.deep.equal([]);
+  });
+
+  it('when the database was moved by logical replication (its identity sequences back at their start), then a start moves each past its rows, so that new rows and webhook-ids never reuse an id', async () => {
+    db = await createTestDatabase();
+    const moved = await makeApp(db.pool);
+    await makeJob(db.pool, { appId: moved.id });
+    await makeJob(db.pool, { appId: moved.id });
+    // Logical replication copies the rows, not the sequences: on the new cluster each is where it started.
+    const identities = `
+      select format('%I.%I', n.nspname, c.relname) as tbl, a.attname as col, pg_get_serial_sequence(format('%I.%I', n.nspname, c.relname), a.attname) as seq
+      from pg_attribute a
+      join pg_class c on c.oid = a.attrelid
+      join pg_namespace n on n.oid = c.relnamespace
+      where n.nspname = $1 and a.attidentity <> '' and not a.attisdropped`;
+    const { rows: columns } = await db.pool.query<{ tbl: string; col: string; seq: string }>(identities, [TEST_SCHEMA]);
+    expect(columns.map((column) => column.tbl)).to.include.members([`${TEST_SCHEMA}.webhook_deliveries`, `${TEST_SCHEMA}.status_changes`]);
+    for (const { seq } of columns) {
+      await db.pool.query(`alter sequence ${seq} restart`);
+    }
+    const { log, lines } = capturingLogger('warn');
+
+    await runMigrations({ connectionString: db.url, schema: TEST_SCHEMA, log });
+
+    for (const { tbl, col, seq } of columns) {
+      const { rows } = await db.pool.query(`select (select coalesce(max(${col}), 0) from ${tbl}) as max, nextval('${seq}') as next`);
+      expect(Number(rows[0].next), tbl).to.be.greaterThan(Number(rows[0].max));
+    }
+    const next = await makeApp(db.pool);
+    expect(Number(next.id)).to.be.greaterThan(Number(moved.id));
+    expect(lines().join('\n')).to.include(`${TEST_SCHEMA}.email_send_jobs`);
+  });
+
+  it('when another session holds a table locked exclusively, then a start does not wait for it to check the identity sequences: it says which table it could not check', async function () {
+    this.timeout(60_000);
+    db = await createTestDatabase();
+    const locker = new pg.Client({ connectionString: db.url });
+    await locker.connect();
+    try {
+      await locker.query('begin');
+      await locker.query(`lock table ${TEST_SCHEMA}.api_keys in access exclusive mode`);
+      const { log, lines } = capturingLogger('warn');
+
+      expect(await runMigrations({ connectionString: db.url, schema: TEST_SCHEMA, log })).to.deep.equal([]);
+
+      expect(lines().join('\n')).to.include('could not check the identity sequences').and.include(`${TEST_SCHEMA}.api_keys`);
+    } finally {
+      await locker.end();
+    }
   });
 
   describe('when the database takes the connection but never answers', () => {
