@@ -7,22 +7,27 @@ import pg from 'pg';
 
 import type { Queryable } from './pool.js';
 
-// The schema's identity columns and where their sequences stand. last_value is null for a sequence
-// never read, and for one this user may not read: only the first is known to be behind (the second
-// might be set back), so the second is left out.
+// The schema's identity columns whose sequences this user may read (one it may not read has a null
+// last_value and might be set back: it is left out).
 const IDENTITY_COLUMNS = `
-  select c.relname as table_name, a.attname as column_name, s.sequence_name, coalesce(q.last_value, 0)::text as last_value
+  select c.relname as table_name, a.attname as column_name, s.sequence_name
   from pg_attribute a
   join pg_class c on c.oid = a.attrelid
   join pg_namespace n on n.oid = c.relnamespace
   cross join lateral (select pg_get_serial_sequence(format('%I.%I', n.nspname, c.relname), a.attname) as sequence_name) as s
-  join pg_sequences q on format('%I.%I', q.schemaname, q.sequencename) = s.sequence_name
   where n.nspname = $1
     and c.relkind = 'r'
     and a.attidentity <> ''
     and not a.attisdropped
+    and s.sequence_name is not null
     and has_sequence_privilege(s.sequence_name, 'usage, select')
   order by c.relname`;
+
+// Where a sequence stands now; null for one never read.
+const SEQUENCE_POSITION = `
+  select coalesce(last_value, 0)::text as last_value
+  from pg_sequences
+  where format('%I.%I', schemaname, sequencename) = $1`;
 
 const ADVANCE = 'select setval($1, $2::bigint)';
 
@@ -63,7 +68,11 @@ export async function advanceIdentitySequences(db: Queryable, schema: string): P
         continue;
       }
       const maxId = BigInt(top.rows[0]?.['id'] as string);
-      if (maxId > BigInt(String(row['last_value']))) {
+      // Read after the rows, not before: replicas already running keep taking ids meanwhile, and a
+      // position read first would look behind the rows they add and be set back over ids they took.
+      // Read after, it is at or past every id the rows hold unless the sequence really is behind.
+      const position = await db.query(SEQUENCE_POSITION, [row['sequence_name']]);
+      if (maxId > BigInt((position.rows[0]?.['last_value'] as string | undefined) ?? '0')) {
         await db.query(ADVANCE, [row['sequence_name'], maxId.toString()]);
         result.advanced.push(name);
       }

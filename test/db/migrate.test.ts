@@ -106,6 +106,38 @@ describe('migrations', () => {
     expect(lines().join('\n')).to.include(`${TEST_SCHEMA}.email_send_jobs`);
   });
 
+  it('when replicas already running take ids while a start checks the identity sequences, then the start never sets a sequence back over the ids they took', async function () {
+    this.timeout(60_000);
+    db = await createTestDatabase();
+    await makeApp(db.pool);
+    const { rows: sequences } = await db.pool.query<{ seq: string }>(`select pg_get_serial_sequence('${TEST_SCHEMA}.apps', 'id') as seq`);
+    const sequence = sequences[0]!.seq;
+    const running = new pg.Client({ connectionString: db.url });
+    await running.connect();
+    try {
+      // A running replica holds the table while the start reaches it, so its ids are taken between
+      // the start's look at the catalogue and its read of the rows.
+      await running.query('begin');
+      await running.query(`lock table ${TEST_SCHEMA}.apps in access exclusive mode`);
+      const start = runMigrations({ connectionString: db.url, schema: TEST_SCHEMA, log: testLogger() });
+      const waiting = `select count(*)::int as n from pg_locks where relation = '${TEST_SCHEMA}.apps'::regclass and not granted`;
+      while ((await db.pool.query<{ n: number }>(waiting)).rows[0]!.n === 0) {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      await running.query(`insert into ${TEST_SCHEMA}.apps (name) values ('taken-meanwhile')`);
+      // Another insert of a running replica, in flight: its id is taken, its row not committed yet.
+      const { rows: inFlight } = await running.query<{ id: string }>(`select nextval('${sequence}')::text as id`);
+      await running.query('commit');
+
+      await start;
+
+      const { rows: next } = await db.pool.query<{ id: string }>(`select nextval('${sequence}')::text as id`);
+      expect(Number(next[0]!.id), 'the next id after the start').to.be.greaterThan(Number(inFlight[0]!.id));
+    } finally {
+      await running.end();
+    }
+  });
+
   it('when another session holds a table locked exclusively, then a start does not wait for it to check the identity sequences: it says which table it could not check', async function () {
     this.timeout(60_000);
     db = await createTestDatabase();
