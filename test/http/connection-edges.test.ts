@@ -150,6 +150,26 @@ describe('HTTP connections: bytes past a request, a client that shuts its side',
     expect(more).to.deep.equal([]);
   });
 
+  it('when an HTTP/1.1 request has no Host header (GET, or POST /queue), then 400 problem+json saying so, the connection closed, nothing stored', async () => {
+    const [refusedGet, ...afterGet] = answers(await exchange(service.url, 'GET /healthz HTTP/1.1\r\n\r\n'));
+    expect(refusedGet?.status).to.equal(400);
+    expect(refusedGet!.headers.get('content-type')).to.match(/^application\/problem\+json/);
+    expect(await refusedGet!.json()).to.include({ type: 'https://jetpost.dev/problems/malformed-request', status: 400 });
+    expect(afterGet).to.deep.equal([]);
+    const request = queueRequest(JSON.stringify(message({ custom_id: 'no host' }))).replace('Host: jetpost.test\r\n', '');
+    const [refused, ...more] = answers(await exchange(service.url, `${request}${request}`));
+    expect(refused?.status).to.equal(400);
+    expect(refused!.headers.get('connection')).to.equal('close');
+    expect((await refused!.json()) as { detail: string })
+      .to.have.property('detail')
+      .that.matches(/^an HTTP\/1\.1 request needs a Host header/);
+    expect(more).to.deep.equal([]);
+    expect(await jobsWith('no host')).to.equal(0);
+    // HTTP/1.0 needs none.
+    const [healthy] = answers(await exchange(service.url, 'GET /healthz HTTP/1.0\r\n\r\n'));
+    expect(healthy?.status).to.equal(200);
+  });
+
   it('when the headers are too large, then 431 problem+json', async () => {
     const [refused] = answers(await exchange(service.url, `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`));
     expect(refused?.status).to.equal(431);
