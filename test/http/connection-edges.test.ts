@@ -170,6 +170,35 @@ describe('HTTP connections: bytes past a request, a client that shuts its side',
     expect(healthy?.status).to.equal(200);
   });
 
+  it('when a header that must come once comes twice (Idempotency-Key, Authorization, Content-Type, Host), then 400 naming it, nothing stored; a list header twice is fine', async () => {
+    const body = JSON.stringify(message({ custom_id: 'header twice' }));
+    const twice: Record<string, string> = {
+      'Idempotency-Key': 'Idempotency-Key: key-a\r\nIdempotency-Key: key-b',
+      Authorization: `Authorization: Bearer ${service.apiKey}\r\nauthorization: Bearer jp_other`,
+      'Content-Type': 'Content-Type: application/json\r\nContent-Type: text/plain',
+      Host: 'Host: jetpost.test\r\nHost: other.test',
+    };
+    for (const [name, lines] of Object.entries(twice)) {
+      const request = queueRequest(body, { Connection: 'close' }).replace(/^Host: .*$/m, `Host: jetpost.test\r\nX-Twice: 1`);
+      const head =
+        name === 'Idempotency-Key'
+          ? request.replace('X-Twice: 1', lines)
+          : request.replace('X-Twice: 1\r\n', '').replace(new RegExp(`^${name}: .*$`, 'm'), lines);
+      const [refused, ...more] = answers(await exchange(service.url, head));
+      expect(refused?.status, name).to.equal(400);
+      const problem = (await refused!.json()) as { type: string; detail: string };
+      expect(problem.type).to.equal('https://jetpost.dev/problems/duplicate-header');
+      expect(problem.detail).to.match(new RegExp(`^the request has the header ${name} more than once`, 'i'));
+      expect(problem.detail).not.to.include(service.apiKey);
+      expect(more).to.deep.equal([]);
+    }
+    expect(await jobsWith('header twice')).to.equal(0);
+    const [listed] = answers(
+      await exchange(service.url, queueRequest(body, { Connection: 'close', Accept: 'application/json' }).replace('Accept:', 'Accept: text/plain\r\nAccept:')),
+    );
+    expect(listed?.status).to.equal(202);
+  });
+
   it('when the headers are too large, then 431 problem+json', async () => {
     const [refused] = answers(await exchange(service.url, `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`));
     expect(refused?.status).to.equal(431);
