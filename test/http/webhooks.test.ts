@@ -299,6 +299,30 @@ describe('webhooks', () => {
     expect(hook.calls.map((call) => (JSON.parse(call.body) as { type: string }).type)).to.deep.equal(['opened']);
   });
 
+  it('when a webhook URL fits in 2,000 characters as sent but not once percent-encoded (as it is stored and dialled), then 400 saying so, nothing stored', async () => {
+    mockMailjetSend();
+    const hook = await receiver(0);
+    server = hook.server;
+    service = await startTestService({ env: { WEBHOOK_ALLOWED_TARGETS: '127.0.0.1' } });
+    const name = await appName();
+    const base = `${hook.url}/`;
+    // 1,000 characters as sent: each é is %C3%A9 once encoded, 5,000 in all.
+    const grows = `${base}${'é'.repeat(1_000 - base.length)}`;
+    const fits = `${base}${'a'.repeat(2_000 - base.length)}`;
+
+    const refused = await service.request('PUT', `/admin/apps/${name}/webhook`, { key: ADMIN_KEY, body: { url: grows } });
+    expect(refused.status).to.equal(400);
+    const problem = (await refused.json()) as { detail: string; errors: Array<{ path: string }> };
+    expect(problem.detail).to.match(/^the webhook URL is \d+ characters once percent-encoded .*: at most 2000$/);
+    expect(problem.errors.map((error) => error.path)).to.deep.equal(['url']);
+    const { rows } = await service.db.pool.query<{ url: string | null }>('select webhook_url as url from apps where name = $1', [name]);
+    expect(rows[0]?.url ?? null).to.equal(null);
+
+    const set = await service.request('PUT', `/admin/apps/${name}/webhook`, { key: ADMIN_KEY, body: { url: fits } });
+    expect(set.status).to.equal(200);
+    expect(((await set.json()) as { url: string }).url).to.equal(fits);
+  });
+
   it('when a webhook URL points at an internal address that is not allowed, then it is refused, at registration and when dialled', async () => {
     mockMailjetSend();
     const hook = await receiver(0);
