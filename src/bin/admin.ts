@@ -434,7 +434,12 @@ async function run(argv: string[]): Promise<void> {
 }
 
 run(process.argv.slice(2)).catch((error: unknown) => {
-  if (error instanceof UsageError || error instanceof ConfigError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+  // Bad or missing settings: EX_CONFIG (78), as the service itself and `jetpost health` exit.
+  if (error instanceof ConfigError) {
+    process.stderr.write(`admin: ${error.message}\n`);
+    process.exit(78);
+  }
+  if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
     process.stderr.write(`${(error as Error).message}\n\n${USAGE}`);
     process.exit(2);
   }
