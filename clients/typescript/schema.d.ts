@@ -1328,6 +1328,28 @@ export interface components {
                  */
                 expires_at: string;
             }[];
+            /**
+             * @description The pause of the app's deliveries running now, null when none is: its receiver answered
+             *     `429`, `502`, `503` or `504`, or could not be reached, so none of its deliveries is
+             *     attempted until `until`. Then one goes alone: an answer other than those ends the pause,
+             *     else the next one is twice as long. Redelivering one of its deliveries ends the pause at
+             *     once (one goes alone then); a new URL starts without one.
+             */
+            paused: null | {
+                /**
+                 * Format: date-time
+                 * @description When the pause ends and one delivery goes alone.
+                 */
+                until: string;
+                /** @description Pauses in a row so far, this one included. */
+                pauses_in_row: number;
+                /** @description What the receiver answered to the last failed attempt among the app's pending deliveries (null when it gave no answer, or no delivery is left pending). */
+                last_status_code: number | null;
+                /** @description The error of that attempt, as its delivery records it (why the deliveries are paused). */
+                last_error: string | null;
+                /** @description What ends the pause, in words. */
+                how_to_end: string;
+            };
         };
         /**
          * @description `pending`: due now or waiting for its next attempt; `delivered`: the receiver answered `2xx`;
@@ -2727,7 +2749,8 @@ export interface operations {
                      *       ],
                      *       "disabled_at": null,
                      *       "disabled_reason": null,
-                     *       "previous_secrets": []
+                     *       "previous_secrets": [],
+                     *       "paused": null
                      *     }
                      */
                     "application/json": components["schemas"]["Webhook"];
@@ -2782,7 +2805,8 @@ export interface operations {
                      *       ],
                      *       "disabled_at": null,
                      *       "disabled_reason": null,
-                     *       "previous_secrets": []
+                     *       "previous_secrets": [],
+                     *       "paused": null
                      *     }
                      */
                     "application/json": components["schemas"]["Webhook"];
@@ -2878,7 +2902,8 @@ export interface operations {
                      *           "secret": "whsec_WOn2sczELIemCh3hQLybwm9yRtudXWaDhy2h0McokmA=",
                      *           "expires_at": "2030-01-02T09:00:00.000Z"
                      *         }
-                     *       ]
+                     *       ],
+                     *       "paused": null
                      *     }
                      */
                     "application/json": components["schemas"]["Webhook"];

@@ -277,7 +277,11 @@ const suppressionsRemove: Command = (args) => {
 function describeWebhook(name: string, webhook: AppWebhook, secretLabel = 'signing secret'): string {
   const previous = webhook.previousSecrets.map((old) => `previous secret (still signs until ${old.expiresAt.toISOString()}): ${old.secret}\n`);
   const disabled = webhook.disabled ? `DISABLED since ${webhook.disabled.at.toISOString()}: ${webhook.disabled.reason} (webhooks set enables it again)\n` : '';
-  return `webhook of ${name}: ${webhook.url}\n${disabled}event types: ${webhook.eventTypes === null ? 'all' : webhook.eventTypes.join(', ')}\n${secretLabel}: ${webhook.secret}\n${previous.join('')}`;
+  const last = webhook.pause?.lastAttempt;
+  const paused = webhook.pause
+    ? `PAUSED until ${webhook.pause.until.toISOString()} (pause ${webhook.pause.pausesInRow} in a row)${last ? `: last attempt ${last.statusCode ?? 'unanswered'}, ${printable(last.error)}` : ''}; it ends by itself then, or try at once with webhooks redeliver ${name} <delivery id>\n`
+    : '';
+  return `webhook of ${name}: ${webhook.url}\n${disabled}${paused}event types: ${webhook.eventTypes === null ? 'all' : webhook.eventTypes.join(', ')}\n${secretLabel}: ${webhook.secret}\n${previous.join('')}`;
 }
 
 const webhooksSet: Command = (args) => {

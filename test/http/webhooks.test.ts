@@ -8,6 +8,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 
 import { expect } from 'chai';
 
+import { runCli } from '../support/cli.js';
 import { dashboardClient } from '../support/dashboard-client.js';
 import { isolateNetwork, mockMailjetSend, restoreNetwork } from '../support/mailjet-nock.js';
 import { ADMIN_KEY, eventually, startTestService, type TestService } from '../support/service.js';
@@ -404,6 +405,42 @@ describe('webhooks', () => {
     expect(ok.map((call) => call.answeredAt - throttled.answeredAt).every((waited) => waited >= 2_000 - 10)).to.equal(true);
     expect(ok.map((call) => call.deliveryId)).to.include(throttled.deliveryId);
     expect(hook.calls).to.have.length(4);
+  });
+
+  it('when the receiver answers 503 with Retry-After, then GET …/webhook shows the pause running (until, why, how to end it) until a redelivery ends it', async () => {
+    mockMailjetSend();
+    const hook = await receiver((call) => (call === 0 ? { status: 503, headers: { 'retry-after': '600' } } : { status: 204 }));
+    server = hook.server;
+    service = await startTestService({ env: { WEBHOOK_ALLOWED_TARGETS: '127.0.0.1', WEBHOOK_RETRY_MAX_MS: '3600000' } });
+    const set = await setWebhook(hook.url);
+    expect(set).to.have.property('paused', null);
+    const name = await appName();
+    const show = async () =>
+      (await (await service.request('GET', `/admin/apps/${name}/webhook`, { key: ADMIN_KEY })).json()) as {
+        paused: { until: string; pauses_in_row: number; last_status_code: number | null; last_error: string | null; how_to_end: string } | null;
+      };
+
+    await service.request('POST', '/queue', { body: { from: 'app@example.com', to: 'paused@example.com', text: 'hi' } });
+    const { paused } = await eventually(async () => {
+      const webhook = await show();
+      return webhook.paused === null ? undefined : webhook;
+    });
+    expect(paused!.pauses_in_row).to.equal(1);
+    expect(paused!.last_status_code).to.equal(503);
+    expect(paused!.last_error).to.be.a('string').and.not.equal('');
+    expect(paused!.how_to_end).to.contain('redeliver');
+    const left = Date.parse(paused!.until) - Date.now();
+    expect(left).to.be.above(500_000).and.at.most(600_000);
+    const cli = await runCli('admin', ['webhooks', 'show', name], { DATABASE_URL: service.db.url, WEBHOOK_ALLOWED_TARGETS: '127.0.0.1' });
+    expect(cli.stdout).to.match(/^PAUSED until \S+ \(pause 1 in a row\): last attempt 503, .*webhooks redeliver /m);
+
+    const listed = (await (await service.request('GET', `/admin/apps/${name}/webhook/deliveries`, { key: ADMIN_KEY })).json()) as {
+      deliveries: Array<{ delivery_id: string }>;
+    };
+    const [delivery] = listed.deliveries;
+    const redelivered = await service.request('POST', `/admin/apps/${name}/webhook/deliveries/${delivery!.delivery_id}/redeliver`, { key: ADMIN_KEY });
+    expect(redelivered.status).to.equal(202);
+    expect((await show()).paused).to.equal(null);
   });
 
   it('when the receiver answers 410 Gone, then the webhook is disabled (shown, pending deliveries failed, none queued) until it is set again', async () => {
