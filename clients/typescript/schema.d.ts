@@ -129,9 +129,14 @@ export interface paths {
          *     **The changes feed** (`after`): answers a `ChangesFeed`, the calling app's status changes
          *     (each a `Change`, the same JSON the `statusChange` webhook carries) that follow the cursor,
          *     at most `limit` of them, and a `next_cursor`. Start with `after=0` (or an empty `after`),
-         *     then pass each answer's `next_cursor` as `after` the next time. A page with fewer than
-         *     `limit` changes means the app has caught up for now; an empty page answers a cursor for the
-         *     same position again, so polling with it is always safe.
+         *     then pass each answer's `next_cursor` as `after` the next time. `has_more: true` means more
+         *     changes are waiting now: read again at once; `false` means the app has caught up for now.
+         *     A page holds at most `limit` changes and at most 2 MiB of them (of JSON, about: 1,000
+         *     changes with their jobs' `metadata` and long details would make 20 MB), and one change at
+         *     least however large: so a page may hold fewer than `limit` changes while more wait
+         *     (`has_more: true`). A client that takes a page with fewer than `limit` changes for "caught
+         *     up" still misses nothing: it reads the rest from its `next_cursor` at its next poll. An
+         *     empty page answers a cursor for the same position again, so polling with it is always safe.
          *
          *     `next_cursor` is **opaque**: store it and send it back as it is; do not build, parse or
          *     compare cursors (it is not a change id).
@@ -1287,12 +1292,18 @@ export interface components {
          *     cursor to read on from.
          */
         ChangesFeed: {
+            /** @description At most `limit` changes, and at most 2 MiB of them (about), one at least. */
             changes: components["schemas"]["Change"][];
             /**
              * @description Pass it as `after` next time. It points after the last change of this page; on an empty
              *     page it points where the given cursor did (after `0` or an empty `after`: the beginning).
              */
             next_cursor: components["schemas"]["FeedCursor"];
+            /**
+             * @description Whether more changes follow this page now (it held `limit` changes, or 2 MiB of them): read
+             *     again from `next_cursor` at once. `false`: the app has caught up for now.
+             */
+            has_more: boolean;
         };
         /**
          * @description The key the app verifies the `webhook-signature` with, as the Standard Webhooks specification
