@@ -199,6 +199,15 @@ describe('HTTP connections: bytes past a request, a client that shuts its side',
     expect(listed?.status).to.equal(202);
   });
 
+  it('when a client asks for a tunnel (CONNECT), then 405 problem+json saying jetpost is not a proxy, and the connection closed', async () => {
+    const [refused, ...more] = answers(await exchange(service.url, 'CONNECT mail.example.com:443 HTTP/1.1\r\nHost: mail.example.com:443\r\n\r\n'));
+    expect(refused?.status).to.equal(405);
+    expect(refused!.headers.get('content-type')).to.equal('application/problem+json');
+    expect(refused!.headers.get('allow')).to.equal('DELETE, GET, HEAD, OPTIONS, POST, PUT');
+    expect(await refused!.json()).to.include({ type: 'https://jetpost.dev/problems/method-not-allowed', status: 405 });
+    expect(more).to.deep.equal([]);
+  });
+
   it('when the headers are too large, then 431 problem+json', async () => {
     const [refused] = answers(await exchange(service.url, `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`));
     expect(refused?.status).to.equal(431);
