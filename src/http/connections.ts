@@ -37,7 +37,12 @@ type HttpSocket = Socket & { _httpMessage?: ServerResponse | null };
 function refusal(error: ClientError): AppError {
   switch (error.code) {
     case 'HPE_HEADER_OVERFLOW':
-      return new AppError('headers-too-large', 431, 'the request headers are larger than the server reads (16 KB in all); the connection is closed');
+      // The parser counts the request line with the headers: a URL of 10,000 ids overflows them too.
+      return new AppError(
+        'headers-too-large',
+        431,
+        'the request line and headers are larger than the server reads (16 KB in all, a long URL or query string included: GET /status takes at most 100 ids or custom_id values at once); the connection is closed',
+      );
     case 'HPE_CHUNK_EXTENSIONS_OVERFLOW':
       return new AppError('payload-too-large', 413, 'the chunk extensions of the request body are too large; the connection is closed');
     case 'HPE_INVALID_EOF_STATE':

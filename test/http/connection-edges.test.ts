@@ -213,4 +213,11 @@ describe('HTTP connections: bytes past a request, a client that shuts its side',
     expect(refused?.status).to.equal(431);
     expect(await refused!.json()).to.include({ type: 'https://jetpost.dev/problems/headers-too-large', status: 431 });
   });
+
+  it('when the URL alone is over 16 KB (GET /status with 10,000 ids), then the 431 says that the URL counts, and the most ids a look-up takes', async () => {
+    const ids = Array.from({ length: 10_000 }, (_, i) => i + 1).join(',');
+    const [refused] = answers(await exchange(service.url, `GET /status?ids=${ids} HTTP/1.1\r\nHost: x\r\n\r\n`));
+    expect(refused?.status).to.equal(431);
+    expect(((await refused!.json()) as { detail: string }).detail).to.match(/a long URL or query string included: GET \/status takes at most 100 ids/);
+  });
 });
