@@ -899,7 +899,7 @@ export interface components {
             content_type: string;
             /**
              * @description The file, base64 (RFC 4648, standard alphabet, with padding, no line breaks): a multiple
-             *     of 4 characters.
+             *     of 4 characters. Not empty: Mailjet refuses an empty attachment (`mj-0012`).
              */
             content: string;
             /** @description Makes the attachment inline; letters, digits and `. _ @ -`, at most 100. */

@@ -69,7 +69,11 @@ const attachment = z.strictObject({
     .string()
     .regex(/^[\w.+-]+\/[\w.+-]+$/, 'a MIME type such as application/pdf')
     .max(255),
-  content: z.string().refine(isBase64, 'must be base64 (RFC 4648, with padding)'),
+  // Mailjet refuses an empty Base64Content (mj-0012): refused here, not failed once sent.
+  content: z
+    .string()
+    .min(1, 'must not be empty: Mailjet refuses an empty attachment (mj-0012); leave an empty file out')
+    .refine(isBase64, 'must be base64 (RFC 4648, with padding)'),
   content_id: z
     .string()
     .regex(/^[\w.@-]{1,100}$/, 'letters, digits and . _ @ - only')
