@@ -906,9 +906,10 @@ export interface components {
             content_id?: string;
         };
         /**
-         * @description One email. It needs content — `text` and/or `html`, or a Mailjet `template_id` (not both: the
-         *     template brings its own parts, and Mailjet refuses an HTML part beside a template that has
-         *     one, `send-0004`) — and a `from` unless the template defines the sender. Unknown fields are
+         * @description One email. It needs content — `text` and/or `html`, one of them not empty (Mailjet reads an
+         *     empty part as none, `send-0003`), or a Mailjet `template_id` (not both: the template brings
+         *     its own parts, and Mailjet refuses an HTML part beside a template that has one, `send-0004`)
+         *     — and a `from` unless the template defines the sender. Unknown fields are
          *     rejected (a typo must not silently drop a setting). Each message becomes one job.
          *
          *     The Send API options (`track_opens`, `track_clicks`, `campaign`, `deduplicate_campaign`,

@@ -210,6 +210,12 @@ const checkMessage =
   (message, report) => {
     if (message.text === undefined && message.html === undefined && message.template_id === undefined) {
       report(['text'], 'give text, html or template_id');
+    } else if (!message.text && !message.html && message.template_id === undefined) {
+      // Mailjet reads an empty part as none (send-0003): refused here, not failed once sent.
+      report(
+        [message.text === undefined ? 'html' : 'text'],
+        'text and html are empty: give one with content, or template_id (Mailjet refuses a message without content, send-0003)',
+      );
     }
     checkMailjetCombinations(message, report);
     if (message.from === undefined && message.template_id === undefined) {
