@@ -1,5 +1,6 @@
 // The only reader of process.env: every setting is parsed and checked here once, at start,
 // so that a bad value stops the process with a message naming the variable.
+import { constants as bufferConstants } from 'node:buffer';
 import { isIP } from 'node:net';
 
 import bytes from 'bytes';
@@ -34,6 +35,15 @@ const size = z
   .refine((value) => /^(\d+ *b?|\d+(\.\d+)? *(kb|mb|gb|tb|pb))$/i.test(value) && (bytes.parse(value) ?? 0) >= 1, {
     error: (issue) => `"${String(issue.input)}" is not a size (e.g. 64mb)`,
   });
+/**
+ * A request body's limit: a body is read whole and decoded into one string (its JSON text), and Node
+ * holds no string longer than this many characters (about 512 MB), so a larger limit could never
+ * be honoured: decoding such a body throws (ERR_STRING_TOO_LONG), after the client has sent all of it.
+ */
+const bodyLimit = size.refine((value) => (bytes.parse(value) ?? 0) <= bufferConstants.MAX_STRING_LENGTH, {
+  error: (issue) =>
+    `"${String(issue.input)}" is larger than a body can be read as (at most ${bufferConstants.MAX_STRING_LENGTH} bytes, about 512mb: the longest text Node holds)`,
+});
 const httpUrl = z.url({ protocol: /^https?$/, error: 'an http(s) URL' });
 // What pg reads: postgres:// or postgresql://, or socket: for a Unix socket.
 const postgresUrl = z.url({ protocol: /^(postgres(ql)?|socket)$/, error: 'a postgres:// URL (or postgresql://, socket:)' });
@@ -151,7 +161,7 @@ const envSchema = z.object({
   EVENTS_USERNAME: optionalText,
   EVENTS_PASSWORD: optionalText,
   // A grouped callback of 100,000 events is about 30 MB.
-  EVENTS_BODY_LIMIT: size.default('64mb'),
+  EVENTS_BODY_LIMIT: bodyLimit.default('64mb'),
   // Callback bytes in progress at once (http/body-budget.ts); EVENTS_BODY_LIMIT when unset.
   EVENTS_BODY_BUDGET: size.optional(),
   EVENTS_BODY_WAIT_MS: integer(0, 600_000).default(10_000),
@@ -167,7 +177,7 @@ const envSchema = z.object({
     .trim()
     .refine(trustedProxiesValid, 'true, false, a hop count, or comma-separated addresses, subnets (10.0.0.0/8) and loopback, linklocal, uniquelocal')
     .default('false'),
-  QUEUE_BODY_LIMIT: size.default('20mb'),
+  QUEUE_BODY_LIMIT: bodyLimit.default('20mb'),
   QUEUE_BATCH_MAX_MESSAGES: integer(1, 100_000).default(1000),
   QUEUE_BATCH_CONCURRENCY: integer(1, 64).default(2),
   API_KEY_CACHE_MS: integer(0, 3_600_000).default(60_000),

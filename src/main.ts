@@ -291,7 +291,8 @@ async function start(config: Config, log: Logger, { signal, exitingNow }: StartO
     : undefined;
 
   signal?.throwIfAborted();
-  const server = createServer(serveHttp);
+  // A request without Host is answered by the app (http/request-headers.ts), in words, not by Node's bare 400.
+  const server = createServer({ requireHostHeader: false }, serveHttp);
   server.keepAliveTimeout = HTTP_KEEP_ALIVE_MS;
   configureConnections(server);
   await new Promise<void>((resolve, reject) => {

@@ -129,9 +129,14 @@ export interface paths {
          *     **The changes feed** (`after`): answers a `ChangesFeed`, the calling app's status changes
          *     (each a `Change`, the same JSON the `statusChange` webhook carries) that follow the cursor,
          *     at most `limit` of them, and a `next_cursor`. Start with `after=0` (or an empty `after`),
-         *     then pass each answer's `next_cursor` as `after` the next time. A page with fewer than
-         *     `limit` changes means the app has caught up for now; an empty page answers a cursor for the
-         *     same position again, so polling with it is always safe.
+         *     then pass each answer's `next_cursor` as `after` the next time. `has_more: true` means more
+         *     changes are waiting now: read again at once; `false` means the app has caught up for now.
+         *     A page holds at most `limit` changes and at most 2 MiB of them (of JSON, about: 1,000
+         *     changes with their jobs' `metadata` and long details would make 20 MB), and one change at
+         *     least however large: so a page may hold fewer than `limit` changes while more wait
+         *     (`has_more: true`). A client that takes a page with fewer than `limit` changes for "caught
+         *     up" still misses nothing: it reads the rest from its `next_cursor` at its next poll. An
+         *     empty page answers a cursor for the same position again, so polling with it is always safe.
          *
          *     `next_cursor` is **opaque**: store it and send it back as it is; do not build, parse or
          *     compare cursors (it is not a change id).
@@ -894,16 +899,17 @@ export interface components {
             content_type: string;
             /**
              * @description The file, base64 (RFC 4648, standard alphabet, with padding, no line breaks): a multiple
-             *     of 4 characters.
+             *     of 4 characters. Not empty: Mailjet refuses an empty attachment (`mj-0012`).
              */
             content: string;
             /** @description Makes the attachment inline; letters, digits and `. _ @ -`, at most 100. */
             content_id?: string;
         };
         /**
-         * @description One email. It needs content — `text` and/or `html`, or a Mailjet `template_id` (not both: the
-         *     template brings its own parts, and Mailjet refuses an HTML part beside a template that has
-         *     one, `send-0004`) — and a `from` unless the template defines the sender. Unknown fields are
+         * @description One email. It needs content — `text` and/or `html`, one of them not empty (Mailjet reads an
+         *     empty part as none, `send-0003`), or a Mailjet `template_id` (not both: the template brings
+         *     its own parts, and Mailjet refuses an HTML part beside a template that has one, `send-0004`)
+         *     — and a `from` unless the template defines the sender. Unknown fields are
          *     rejected (a typo must not silently drop a setting). Each message becomes one job.
          *
          *     The Send API options (`track_opens`, `track_clicks`, `campaign`, `deduplicate_campaign`,
@@ -1287,12 +1293,18 @@ export interface components {
          *     cursor to read on from.
          */
         ChangesFeed: {
+            /** @description At most `limit` changes, and at most 2 MiB of them (about), one at least. */
             changes: components["schemas"]["Change"][];
             /**
              * @description Pass it as `after` next time. It points after the last change of this page; on an empty
              *     page it points where the given cursor did (after `0` or an empty `after`: the beginning).
              */
             next_cursor: components["schemas"]["FeedCursor"];
+            /**
+             * @description Whether more changes follow this page now (it held `limit` changes, or 2 MiB of them): read
+             *     again from `next_cursor` at once. `false`: the app has caught up for now.
+             */
+            has_more: boolean;
         };
         /**
          * @description The key the app verifies the `webhook-signature` with, as the Standard Webhooks specification
@@ -1328,6 +1340,28 @@ export interface components {
                  */
                 expires_at: string;
             }[];
+            /**
+             * @description The pause of the app's deliveries running now, null when none is: its receiver answered
+             *     `429`, `502`, `503` or `504`, or could not be reached, so none of its deliveries is
+             *     attempted until `until`. Then one goes alone: an answer other than those ends the pause,
+             *     else the next one is twice as long. Redelivering one of its deliveries ends the pause at
+             *     once (one goes alone then); a new URL starts without one.
+             */
+            paused: null | {
+                /**
+                 * Format: date-time
+                 * @description When the pause ends and one delivery goes alone.
+                 */
+                until: string;
+                /** @description Pauses in a row so far, this one included. */
+                pauses_in_row: number;
+                /** @description What the receiver answered to the last failed attempt among the app's pending deliveries (null when it gave no answer, or no delivery is left pending). */
+                last_status_code: number | null;
+                /** @description The error of that attempt, as its delivery records it (why the deliveries are paused). */
+                last_error: string | null;
+                /** @description What ends the pause, in words. */
+                how_to_end: string;
+            };
         };
         /**
          * @description `pending`: due now or waiting for its next attempt; `delivered`: the receiver answered `2xx`;
@@ -2763,7 +2797,8 @@ export interface operations {
                      *       ],
                      *       "disabled_at": null,
                      *       "disabled_reason": null,
-                     *       "previous_secrets": []
+                     *       "previous_secrets": [],
+                     *       "paused": null
                      *     }
                      */
                     "application/json": components["schemas"]["Webhook"];
@@ -2789,7 +2824,7 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": {
-                    /** @description An absolute `http(s)` URL, at most 2000 characters, without credentials. */
+                    /** @description An absolute `http(s)` URL, at most 2000 characters as sent and once percent-encoded as it is stored (a space is `%20`, an `é` `%C3%A9`), without credentials. */
                     url: string;
                     /**
                      * @description Replace the signing secret now, even though the app already has one (no overlap).
@@ -2819,7 +2854,8 @@ export interface operations {
                      *       ],
                      *       "disabled_at": null,
                      *       "disabled_reason": null,
-                     *       "previous_secrets": []
+                     *       "previous_secrets": [],
+                     *       "paused": null
                      *     }
                      */
                     "application/json": components["schemas"]["Webhook"];
@@ -2917,7 +2953,8 @@ export interface operations {
                      *           "secret": "whsec_WOn2sczELIemCh3hQLybwm9yRtudXWaDhy2h0McokmA=",
                      *           "expires_at": "2030-01-02T09:00:00.000Z"
                      *         }
-                     *       ]
+                     *       ],
+                     *       "paused": null
                      *     }
                      */
                     "application/json": components["schemas"]["Webhook"];

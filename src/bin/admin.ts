@@ -277,7 +277,11 @@ const suppressionsRemove: Command = (args) => {
 function describeWebhook(name: string, webhook: AppWebhook, secretLabel = 'signing secret'): string {
   const previous = webhook.previousSecrets.map((old) => `previous secret (still signs until ${old.expiresAt.toISOString()}): ${old.secret}\n`);
   const disabled = webhook.disabled ? `DISABLED since ${webhook.disabled.at.toISOString()}: ${webhook.disabled.reason} (webhooks set enables it again)\n` : '';
-  return `webhook of ${name}: ${webhook.url}\n${disabled}event types: ${webhook.eventTypes === null ? 'all' : webhook.eventTypes.join(', ')}\n${secretLabel}: ${webhook.secret}\n${previous.join('')}`;
+  const last = webhook.pause?.lastAttempt;
+  const paused = webhook.pause
+    ? `PAUSED until ${webhook.pause.until.toISOString()} (pause ${webhook.pause.pausesInRow} in a row)${last ? `: last attempt ${last.statusCode ?? 'unanswered'}, ${printable(last.error)}` : ''}; it ends by itself then, or try at once with webhooks redeliver ${name} <delivery id>\n`
+    : '';
+  return `webhook of ${name}: ${webhook.url}\n${disabled}${paused}event types: ${webhook.eventTypes === null ? 'all' : webhook.eventTypes.join(', ')}\n${secretLabel}: ${webhook.secret}\n${previous.join('')}`;
 }
 
 const webhooksSet: Command = (args) => {
@@ -434,7 +438,12 @@ async function run(argv: string[]): Promise<void> {
 }
 
 run(process.argv.slice(2)).catch((error: unknown) => {
-  if (error instanceof UsageError || error instanceof ConfigError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+  // Bad or missing settings: EX_CONFIG (78), as the service itself and `jetpost health` exit.
+  if (error instanceof ConfigError) {
+    process.stderr.write(`admin: ${error.message}\n`);
+    process.exit(78);
+  }
+  if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
     process.stderr.write(`${(error as Error).message}\n\n${USAGE}`);
     process.exit(2);
   }

@@ -75,6 +75,11 @@ async function run(): Promise<number> {
 run().then(
   (code) => process.exit(code),
   (error: unknown) => {
+    // Bad or missing settings: EX_CONFIG (78), as the service itself and `jetpost health` exit.
+    if (error instanceof ConfigError) {
+      process.stderr.write(`register-callback: ${error.message}\n`);
+      process.exit(78);
+    }
     if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
       process.stderr.write(`${(error as Error).message}\n\n${USAGE}`);
       process.exit(2);

@@ -117,8 +117,8 @@ const FIND_WEBHOOK = `
   where id = $1::bigint
   for update`;
 
-/** The app's webhook settings (its previous secrets are in webhook-previous-secrets-repo.ts). */
-export type WebhookSettings = Omit<AppWebhook, 'previousSecrets'>;
+/** The app's webhook settings (its previous secrets are in webhook-previous-secrets-repo.ts, its pause below). */
+export type WebhookSettings = Omit<AppWebhook, 'previousSecrets' | 'pause'>;
 
 export async function findWebhook(db: Queryable, appId: string): Promise<WebhookSettings | undefined> {
   const [row] = await query(db, FIND_WEBHOOK, [appId]);
@@ -157,6 +157,19 @@ export async function setWebhook(db: Queryable, appId: string, webhook: WebhookS
     webhook?.disabled?.at ?? null,
     webhook?.disabled?.reason ?? null,
   ]);
+}
+
+// A pause that is still running: once `until` has passed, one delivery goes alone (END_WEBHOOK_PAUSE).
+const FIND_WEBHOOK_PAUSE = `
+  select webhook_throttled_until, webhook_pauses
+  from apps
+  where id = $1::bigint
+    and webhook_throttled_until > now()`;
+
+/** The pause of the app's deliveries running now: until when, and how many in a row. */
+export async function findWebhookPause(db: Queryable, appId: string): Promise<{ until: Date; pausesInRow: number } | undefined> {
+  const [row] = await query(db, FIND_WEBHOOK_PAUSE, [appId]);
+  return row && { until: row['webhook_throttled_until'] as Date, pausesInRow: Number(row['webhook_pauses']) };
 }
 
 // Only while the app still has the webhook that answered: one set meanwhile is not disabled by an

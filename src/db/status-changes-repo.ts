@@ -1,6 +1,6 @@
 // status_changes: the log of status changes apps hear about (polling feed and webhook outbox).
 import { OMITTED_EVENTS_COUNTED } from '../domain/event.js';
-import type { NewStatusChange, RecordedChange, StatusChangeRow } from '../domain/status-change.js';
+import type { FeedPage, NewStatusChange, RecordedChange, StatusChangeRow } from '../domain/status-change.js';
 import { type PreparedStatement, query, type Queryable } from './pool.js';
 
 // In the caller's transaction, in the order given. Writing the webhook deliveries these changes cause
@@ -49,24 +49,46 @@ export function toStatusChange(row: Record<string, unknown>): StatusChangeRow {
   };
 }
 
+/** What a change's row holds besides its details, metadata and custom_id (ids, statuses, time, address): a byte budget counts it with them. */
+const CHANGE_OVERHEAD_BYTES = 120;
+
 // A sequence hands out ids before commit, so "id > cursor" skips a row whose transaction commits
 // after a later one was read. Instead rows are read in (transaction id, id) order, and only from
 // transactions older than the oldest one still running (the snapshot's xmin): every transaction
 // that can still commit has a larger id than any row handed out, so nothing is ever skipped.
+// One row more than the page holds tells whether more follow. Of those, a change is kept while the
+// changes kept so far fit in `$5` bytes (its details', metadata's and custom_id's text as PostgreSQL
+// writes them, and CHANGE_OVERHEAD_BYTES), the first always: the rest come back without their text.
 const FEED = `
-  select ${CHANGE_COLUMNS}
-  from status_changes c
-  join email_send_jobs j on j.id = c.job_id
-  left join email_recipients r on r.id = c.recipient_id
-  where c.app_id = $1::bigint
-    and (c.txid, c.id) > ($2::xid8, $3::bigint)
-    and c.txid < pg_snapshot_xmin(pg_current_snapshot())
-  order by c.txid, c.id
-  limit $4`;
+  select f.id, f.txid, f.job_id, f.recipient, f.old_status, f.new_status, f.created_at, f.kept,
+    case when f.kept then f.custom_id end as custom_id,
+    case when f.kept then f.metadata end as metadata,
+    case when f.kept then f.details end as details
+  from (
+    select l.*,
+      row_number() over page <= $4 and (row_number() over page = 1 or sum(l.bytes) over page <= $5) as kept
+    from (
+      select ${CHANGE_COLUMNS}, c.txid as txid_order,
+        coalesce(octet_length(c.details::text), 0) + coalesce(octet_length(j.metadata::text), 0) + coalesce(octet_length(j.custom_id), 0)
+          + ${CHANGE_OVERHEAD_BYTES} as bytes
+      from status_changes c
+      join email_send_jobs j on j.id = c.job_id
+      left join email_recipients r on r.id = c.recipient_id
+      where c.app_id = $1::bigint
+        and (c.txid, c.id) > ($2::xid8, $3::bigint)
+        and c.txid < pg_snapshot_xmin(pg_current_snapshot())
+      order by c.txid, c.id
+      limit $4 + 1
+    ) as l
+    window page as (order by l.txid_order, l.id rows unbounded preceding)
+  ) as f
+  order by f.txid_order, f.id`;
 
-export async function readFeed(db: Queryable, appId: string, after: { txid: string; id: string }, limit: number): Promise<StatusChangeRow[]> {
-  const rows = await query(db, FEED, [appId, after.txid, after.id, limit]);
-  return rows.map(toStatusChange);
+/** The app's changes after the cursor: at most `limit`, all together within `maxBytes` (one at least), and whether more follow now. */
+export async function readFeed(db: Queryable, appId: string, after: { txid: string; id: string }, limit: number, maxBytes: number): Promise<FeedPage> {
+  const rows = await query(db, FEED, [appId, after.txid, after.id, limit, maxBytes]);
+  const changes = rows.filter((row) => row['kept'] === true).map(toStatusChange);
+  return { changes, more: changes.length < rows.length };
 }
 
 // Every transaction id handed out so far is below the snapshot's xmax, so a cursor at or past it
@@ -103,9 +125,6 @@ export async function hasChangesAheadOfDatabase(db: Queryable): Promise<boolean>
   const [row] = await query(db, CHANGES_AHEAD);
   return row?.['ahead'] === true;
 }
-
-/** What a change's row holds besides its details (ids, statuses, time, address): a byte budget counts it with them. */
-const CHANGE_OVERHEAD_BYTES = 120;
 
 // A job's first status changes, one more than the caller keeps (to tell whether some are left out),
 // on status_changes (job_id, id). With a budget `$3` (bytes), a change is kept while the changes kept

@@ -21,6 +21,24 @@ const INSERT_DELIVERIES_TEXT = `
   order by c.id`;
 const INSERT_DELIVERIES: PreparedStatement = { name: 'webhook_deliveries_insert', text: INSERT_DELIVERIES_TEXT };
 
+// The app's pending delivery attempted last, as near as the table tells: a failed attempt puts the
+// delivery's next attempt after its backoff, later than those of the deliveries never attempted
+// (due since they were made). Read backwards on (app_id, next_attempt_at, id) where pending.
+const LAST_FAILED_ATTEMPT = `
+  select last_status_code, last_error
+  from webhook_deliveries
+  where app_id = $1::bigint
+    and status = 'pending'
+    and last_error is not null
+  order by next_attempt_at desc, id desc
+  limit 1`;
+
+/** What the last failed attempt among the app's pending deliveries got: an HTTP status (null: no answer) and the error recorded. */
+export async function findLastFailedAttempt(db: Queryable, appId: string): Promise<{ statusCode: number | null; error: string } | undefined> {
+  const [row] = await query(db, LAST_FAILED_ATTEMPT, [appId]);
+  return row && { statusCode: (row['last_status_code'] as number | null) ?? null, error: String(row['last_error']) };
+}
+
 /** Queues the deliveries of these changes (in the caller's transaction); returns how many. */
 export async function insertDeliveries(tx: Queryable, changes: readonly RecordedChange[]): Promise<number> {
   if (changes.length === 0) {

@@ -43,6 +43,21 @@ export interface AppWebhook {
   disabled: { at: Date; reason: string } | null;
   /** Secrets replaced by a rotation that still sign deliveries until they expire, newest first. */
   previousSecrets: PreviousSecret[];
+  /** The pause of its deliveries running now, if any. */
+  pause: WebhookPause | null;
+}
+
+/**
+ * A pause of an app's deliveries: its receiver answered 429, 502, 503 or 504, or could not be
+ * reached, and none of its deliveries is attempted until `until`; then one goes alone, and its
+ * answer ends the pause or starts the next, twice as long (docs/webhooks.md).
+ */
+export interface WebhookPause {
+  until: Date;
+  /** Pauses in a row so far, this one included (each is twice as long as the last). */
+  pausesInRow: number;
+  /** The last failed attempt among the app's pending deliveries, as recorded (why it paused); null when none is left pending. */
+  lastAttempt: { statusCode: number | null; error: string } | null;
 }
 
 export interface PreviousSecret {

@@ -34,6 +34,19 @@ export interface RecordedChange {
   type: string;
 }
 
+/**
+ * The changes of one page of the feed, in bytes of JSON (about): 1,000 changes with their jobs'
+ * metadata (8 KiB) and a bounce's long details would answer 20 MB. A page stops before the change
+ * that would pass this (it holds one change at least, however large) and says that more are waiting.
+ */
+export const FEED_PAGE_BYTES = 2 * 1024 * 1024;
+
+/** A page of the feed: its changes, oldest first, and whether more follow them now (past the limit or the bytes). */
+export interface FeedPage {
+  changes: StatusChangeRow[];
+  more: boolean;
+}
+
 /** A position in an app's changes feed: the writing transaction's id (xid8) and the change's id. */
 export interface FeedCursor {
   txid: string;

@@ -21,6 +21,7 @@ import { type ExpressRoute, serveRoutesDirectly } from './direct-route.js';
 import { errorHandler, notFoundHandler } from './problem.js';
 import { parseQueryString } from './query-string.js';
 import { limitFailedCallbackAuth, limitShared, limitWrongAdminKeys } from './rate-limit.js';
+import { checkRequestHead } from './request-headers.js';
 import { routeTemplate } from './route-template.js';
 import { adminRouter } from './routes/admin.js';
 import { dashboardRouter } from './routes/dashboard.js';
@@ -176,6 +177,7 @@ export function createApp(deps: AppDeps): HttpApp {
   };
   app.use(setSecurityHeaders);
   app.use(logRequest);
+  app.use(checkRequestHead);
 
   const requireApp = requireApiKey(deps.authenticate);
   const requireSender = deps.authenticateSender ? requireApiKey(deps.authenticateSender) : requireApp;
@@ -260,7 +262,7 @@ export function createApp(deps: AppDeps): HttpApp {
       { method: 'POST', route: postRoute('/queue') },
       { method: 'POST', route: postRoute('/events') },
     ],
-    before: [setSecurityHeaders, logRequest],
+    before: [setSecurityHeaders, logRequest, checkRequestHead],
     errorHandler: answerError,
     onLateError: (error, route) => deps.log.error('an error after the answer had begun: the connection is closed', { component: 'http', route, error }),
   });

@@ -13,6 +13,8 @@
 // Node closes the connection after the answers to the requests it has read, as HTTP/1.1 allows.
 //
 // `Expect: 100-continue`: see http/expect-continue.ts; any other expectation is refused (417) in words.
+//
+// CONNECT, which asks a proxy for a tunnel: refused (405) in words, not by a connection closed in silence.
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -35,7 +37,12 @@ type HttpSocket = Socket & { _httpMessage?: ServerResponse | null };
 function refusal(error: ClientError): AppError {
   switch (error.code) {
     case 'HPE_HEADER_OVERFLOW':
-      return new AppError('headers-too-large', 431, 'the request headers are larger than the server reads (16 KB in all); the connection is closed');
+      // The parser counts the request line with the headers: a URL of 10,000 ids overflows them too.
+      return new AppError(
+        'headers-too-large',
+        431,
+        'the request line and headers are larger than the server reads (16 KB in all, a long URL or query string included: GET /status takes at most 100 ids or custom_id values at once); the connection is closed',
+      );
     case 'HPE_CHUNK_EXTENSIONS_OVERFLOW':
       return new AppError('payload-too-large', 413, 'the chunk extensions of the request body are too large; the connection is closed');
     case 'HPE_INVALID_EOF_STATE':
@@ -56,11 +63,13 @@ function refusal(error: ClientError): AppError {
   }
 }
 
-function answerOf(error: ClientError): string {
-  const problem = problemOf(refusal(error));
+/** The whole answer, written on the socket itself (no request object serves it), the connection then closed. */
+function answerOf(error: AppError): string {
+  const problem = problemOf(error);
   const body = JSON.stringify(problem);
+  const headers = Object.entries(error.headers ?? {}).map(([name, value]) => `${name}: ${value}\r\n`);
   return (
-    `HTTP/1.1 ${problem.status} ${problem.title}\r\nContent-Type: ${PROBLEM_CONTENT_TYPE}\r\n` +
+    `HTTP/1.1 ${problem.status} ${problem.title}\r\nContent-Type: ${PROBLEM_CONTENT_TYPE}\r\n${headers.join('')}` +
     `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`
   );
 }
@@ -93,7 +102,7 @@ function answerClientError(error: ClientError, duplex: Duplex): void {
     }
     // An answer begun to a request cut by the error cannot be finished: the connection is only closed.
     if (!current?.headersSent) {
-      socket.end(answerOf(error));
+      socket.end(answerOf(refusal(error)));
     }
     socket.destroySoon();
   };
@@ -105,6 +114,10 @@ export function configureConnections(server: Server): void {
   (server as Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
   server.on('clientError', answerClientError);
   // What Node does without this listener, but for the 100 Continue written when the body is read.
+  // CONNECT (a proxy's tunnel): without this listener Node closes the connection without a word.
+  server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
+    socket.end(answerOf(NOT_A_PROXY));
+  });
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
     continueOnRead(req, res);
     server.emit('request', req, res);
@@ -115,6 +128,13 @@ export function configureConnections(server: Server): void {
     res.writeHead(417, { 'Content-Type': PROBLEM_CONTENT_TYPE, 'Content-Length': Buffer.byteLength(body), Connection: 'close' }).end(body);
   });
 }
+
+const NOT_A_PROXY = new AppError(
+  'method-not-allowed',
+  405,
+  'CONNECT asks for a tunnel, and jetpost is not a proxy: send the request itself (GET, POST…) to jetpost; the connection is closed',
+  { headers: { Allow: 'DELETE, GET, HEAD, OPTIONS, POST, PUT' } },
+);
 
 const EXPECTATION_FAILED = new AppError(
   'expectation-failed',

@@ -69,7 +69,11 @@ const attachment = z.strictObject({
     .string()
     .regex(/^[\w.+-]+\/[\w.+-]+$/, 'a MIME type such as application/pdf')
     .max(255),
-  content: z.string().refine(isBase64, 'must be base64 (RFC 4648, with padding)'),
+  // Mailjet refuses an empty Base64Content (mj-0012): refused here, not failed once sent.
+  content: z
+    .string()
+    .min(1, 'must not be empty: Mailjet refuses an empty attachment (mj-0012); leave an empty file out')
+    .refine(isBase64, 'must be base64 (RFC 4648, with padding)'),
   content_id: z
     .string()
     .regex(/^[\w.@-]{1,100}$/, 'letters, digits and . _ @ - only')
@@ -206,6 +210,12 @@ const checkMessage =
   (message, report) => {
     if (message.text === undefined && message.html === undefined && message.template_id === undefined) {
       report(['text'], 'give text, html or template_id');
+    } else if (!message.text && !message.html && message.template_id === undefined) {
+      // Mailjet reads an empty part as none (send-0003): refused here, not failed once sent.
+      report(
+        [message.text === undefined ? 'html' : 'text'],
+        'text and html are empty: give one with content, or template_id (Mailjet refuses a message without content, send-0003)',
+      );
     }
     checkMailjetCombinations(message, report);
     if (message.from === undefined && message.template_id === undefined) {

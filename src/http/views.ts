@@ -75,6 +75,10 @@ export function suppressionJson(suppression: Suppression) {
   };
 }
 
+/** What ends a pause of an app's deliveries, for the operator who sees one. */
+const PAUSE_ENDS =
+  'it ends by itself at until: one delivery then goes alone, and an answer other than 429, 502, 503 or 504 ends the pause (else the next is twice as long). To try at once, redeliver one of the deliveries (POST /admin/apps/{app}/webhook/deliveries/{id}/redeliver); a new URL (PUT) starts without a pause';
+
 export function webhookJson(webhook: AppWebhook) {
   return {
     url: webhook.url,
@@ -83,6 +87,13 @@ export function webhookJson(webhook: AppWebhook) {
     disabled_at: webhook.disabled?.at.toISOString() ?? null,
     disabled_reason: webhook.disabled?.reason ?? null,
     previous_secrets: webhook.previousSecrets.map((previous) => ({ secret: previous.secret, expires_at: previous.expiresAt.toISOString() })),
+    paused: webhook.pause && {
+      until: webhook.pause.until.toISOString(),
+      pauses_in_row: webhook.pause.pausesInRow,
+      last_status_code: webhook.pause.lastAttempt?.statusCode ?? null,
+      last_error: webhook.pause.lastAttempt?.error ?? null,
+      how_to_end: PAUSE_ENDS,
+    },
   };
 }
 

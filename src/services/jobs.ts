@@ -19,7 +19,7 @@ import { queuedMessageBytesAtMost } from '../domain/mailjet-payload.js';
 import type { NewJob } from '../domain/message.js';
 import type { RecipientRow } from '../domain/recipient.js';
 import { CANCELLABLE_STATUSES } from '../domain/status.js';
-import type { FeedCursor, StatusChangeRow } from '../domain/status-change.js';
+import { FEED_PAGE_BYTES, type FeedCursor, type FeedPage } from '../domain/status-change.js';
 import { createGroupCommit } from './group-commit.js';
 import { queueWebhookDeliveries } from './webhook-outbox.js';
 
@@ -104,8 +104,8 @@ export interface JobService {
   cancel(appId: string, jobId: string): Promise<JobRow>;
   view(appId: string, jobIds: readonly string[]): Promise<JobView[]>;
   viewByCustomId(appId: string, customIds: readonly string[], limit: number): Promise<JobView[]>;
-  /** The app's status changes after `after`, oldest first (see readFeed: none is ever skipped). */
-  changes(appId: string, after: FeedCursor, limit: number): Promise<StatusChangeRow[]>;
+  /** The app's status changes after `after`, oldest first, at most `limit` and FEED_PAGE_BYTES (see readFeed: none is ever skipped). */
+  changes(appId: string, after: FeedCursor, limit: number): Promise<FeedPage>;
 }
 
 /** A stable hash of the normalised request: the same key with another body is a conflict. */
@@ -327,9 +327,9 @@ export function createJobService({
     },
 
     async changes(appId, after, limit) {
-      const changes = await readFeed(pool, appId, after, limit);
+      const page = await readFeed(pool, appId, after, limit, FEED_PAGE_BYTES);
       // A cursor ahead of the log reads nothing; only then is it worth asking.
-      if (changes.length === 0 && after.txid !== '0' && (await isCursorAhead(pool, after))) {
+      if (page.changes.length === 0 && after.txid !== '0' && (await isCursorAhead(pool, after))) {
         // Kept from before a dump and restore, or a move by logical replication, of jetpost's database
         // to another PostgreSQL, whose transaction ids are lower (docs/operations.md). Retried until the
         // new ids pass it, it would be accepted, and skip every change made in between.
@@ -338,7 +338,7 @@ export function createJobService({
           [{ path: 'after', message: 'a cursor from next_cursor, as it was given; after a restore or a move of the database, 0' }],
         );
       }
-      return changes;
+      return page;
     },
   };
 }

@@ -4,7 +4,16 @@
 import { randomBytes } from 'node:crypto';
 
 import type { Bus } from '../bus.js';
-import { disableWebhook, endWebhookPause, findWebhook, resumeWebhook, setWebhook, throttleWebhook, type WebhookSettings } from '../db/apps-repo.js';
+import {
+  disableWebhook,
+  endWebhookPause,
+  findWebhook,
+  findWebhookPause,
+  resumeWebhook,
+  setWebhook,
+  throttleWebhook,
+  type WebhookSettings,
+} from '../db/apps-repo.js';
 import type { NotifyChannels } from '../db/notify.js';
 import { type Pool, type Queryable, withTransaction } from '../db/pool.js';
 import {
@@ -12,13 +21,14 @@ import {
   claimDueDeliveries,
   type ClaimOptions,
   failPendingDeliveries,
+  findLastFailedAttempt,
   listDeliveries,
   nextDeliveryAt,
   redeliver,
   settleDelivery,
 } from '../db/webhook-deliveries-repo.js';
 import { cutPreviousSecretsShort, deletePreviousSecrets, insertPreviousSecret, listValidPreviousSecrets } from '../db/webhook-previous-secrets-repo.js';
-import type { AppWebhook } from '../domain/app.js';
+import type { AppWebhook, WebhookPause } from '../domain/app.js';
 import { NotFoundError } from '../domain/errors.js';
 import { type ChangeType, eventTypeSubscription } from '../domain/status-change.js';
 import type { TargetPolicy } from '../domain/target-policy.js';
@@ -53,7 +63,7 @@ export async function setAppWebhook(pool: Pool, policy: TargetPolicy, appName: s
     const secret = current && !change.rotateSecret ? current.secret : await replaceSecret(tx, app.id, current, 0);
     const webhook = { url: checked.toString(), secret, eventTypes, disabled: null };
     await setWebhook(tx, app.id, webhook);
-    return { ...webhook, previousSecrets: await listValidPreviousSecrets(tx, app.id) };
+    return { ...webhook, previousSecrets: await listValidPreviousSecrets(tx, app.id), pause: await webhookPause(tx, app.id) };
   });
 }
 
@@ -71,7 +81,7 @@ export async function rotateAppWebhookSecret(pool: Pool, appName: string, overla
     }
     const secret = await replaceSecret(tx, app.id, current, overlapSeconds);
     await setWebhook(tx, app.id, { ...current, secret });
-    return { ...current, secret, previousSecrets: await listValidPreviousSecrets(tx, app.id) };
+    return { ...current, secret, previousSecrets: await listValidPreviousSecrets(tx, app.id), pause: await webhookPause(tx, app.id) };
   });
 }
 
@@ -90,7 +100,13 @@ export async function getAppWebhook(db: Queryable, appName: string): Promise<App
   if (!webhook) {
     throw new NotFoundError(`app ${appName} has no webhook`);
   }
-  return { ...webhook, previousSecrets: await listValidPreviousSecrets(db, app.id) };
+  return { ...webhook, previousSecrets: await listValidPreviousSecrets(db, app.id), pause: await webhookPause(db, app.id) };
+}
+
+/** The pause of the app's deliveries running now, with the last failed attempt that tells why. */
+async function webhookPause(db: Queryable, appId: string): Promise<WebhookPause | null> {
+  const pause = await findWebhookPause(db, appId);
+  return pause ? { ...pause, lastAttempt: (await findLastFailedAttempt(db, appId)) ?? null } : null;
 }
 
 /** Stops the app's webhook; deliveries still pending then fail ("no webhook any more"). Its secrets go with it. */

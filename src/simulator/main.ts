@@ -100,6 +100,8 @@ async function main(args: string[]): Promise<void> {
 }
 
 main(process.argv.slice(2)).catch((error: unknown) => {
-  process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n\n${USAGE}\n`);
-  process.exitCode = 1;
+  // A bad argument exits 2, as the other commands' do (docs/admin.md); anything else (a port taken) 1.
+  const badArgument = error instanceof RangeError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') === true;
+  process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n${badArgument ? `\n${USAGE}\n` : ''}`);
+  process.exitCode = badArgument ? 2 : 1;
 });

@@ -4,6 +4,7 @@
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 
 import { ValidationError } from '../domain/errors.js';
+import { WEBHOOK_URL_MAX_LENGTH } from '../domain/input-schemas.js';
 import { addressAllowed, type TargetPolicy } from '../domain/target-policy.js';
 
 /** Checks a webhook URL before it is stored: scheme, and where its host resolves to now. */
@@ -20,6 +21,15 @@ export async function checkWebhookUrl(policy: TargetPolicy, raw: string): Promis
   // Every attempt at port 0 would fail; refused now rather than retried for a day.
   if (url.port === '0') {
     throw new ValidationError('the webhook URL has port 0, which cannot be connected to', [{ path: 'url', message: 'a port from 1 to 65535' }]);
+  }
+  // The URL is stored and dialled as the parser writes it: spaces, non-ASCII and the like
+  // percent-encoded (one "é" is six characters), so that form is what must fit.
+  const stored = url.toString();
+  if (stored.length > WEBHOOK_URL_MAX_LENGTH) {
+    throw new ValidationError(
+      `the webhook URL is ${stored.length} characters once percent-encoded as it is stored and used (spaces and non-ASCII characters take 3 to 12 each): at most ${WEBHOOK_URL_MAX_LENGTH}`,
+      [{ path: 'url', message: `at most ${WEBHOOK_URL_MAX_LENGTH} characters, percent-encoded` }],
+    );
   }
   if (url.username || url.password) {
     throw new ValidationError('the webhook URL must not carry credentials: the signature authenticates jetpost', [

@@ -1623,6 +1623,7 @@ describe('openapi.yaml, checked against the running service', function () {
       disabled_at: null,
       disabled_reason: null,
       previous_secrets: [],
+      paused: null,
     });
 
     contractIt(
@@ -1636,7 +1637,14 @@ describe('openapi.yaml, checked against the running service', function () {
         const first = await putWebhook({ url: `${hookUrl}/old` });
         expect(first.res.status).to.equal(200);
         const made = first.body as HookBody;
-        expect(made).to.deep.include({ url: `${hookUrl}/old`, event_types: allTypes(), disabled_at: null, disabled_reason: null, previous_secrets: [] });
+        expect(made).to.deep.include({
+          url: `${hookUrl}/old`,
+          event_types: allTypes(),
+          disabled_at: null,
+          disabled_reason: null,
+          previous_secrets: [],
+          paused: null,
+        });
         const moved = await putWebhook({ url: hookUrl, rotate_secret: false });
         expect(moved.body).to.deep.equal(enabledWebhook(made.secret));
         // Chosen types are stored once each, in the spec's order, and kept when a later PUT leaves them out.

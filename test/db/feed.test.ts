@@ -4,6 +4,7 @@ import { expect } from 'chai';
 
 import { type Pool, withTransaction } from '../../src/db/pool.js';
 import { readFeed, recordStatusChanges } from '../../src/db/status-changes-repo.js';
+import { FEED_PAGE_BYTES } from '../../src/domain/status-change.js';
 import { makeApp, makeJob } from '../factories.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 
@@ -18,7 +19,7 @@ const change = (jobId: string, newStatus: string) => ({ jobId, recipientId: null
 async function drain(pool: Pool, appId: string, cursor: { txid: string; id: string }): Promise<{ ids: string[]; cursor: { txid: string; id: string } }> {
   const ids: string[] = [];
   for (;;) {
-    const page = await readFeed(pool, appId, cursor, 50);
+    const page = (await readFeed(pool, appId, cursor, 50, FEED_PAGE_BYTES)).changes;
     if (page.length === 0) {
       return { ids, cursor };
     }

@@ -12,6 +12,7 @@ import { claimJobs, listJobsByStatus } from '../../src/db/jobs-repo.js';
 import { notifyChannels } from '../../src/db/notify.js';
 import type { Pool } from '../../src/db/pool.js';
 import { readFeed } from '../../src/db/status-changes-repo.js';
+import { FEED_PAGE_BYTES } from '../../src/domain/status-change.js';
 import { createJobService, type JobService } from '../../src/services/jobs.js';
 import { makeApp } from '../factories.js';
 import { createTestDatabase, TEST_SCHEMA, type TestDatabase } from '../support/database.js';
@@ -82,7 +83,7 @@ describe('job reads without the message column', () => {
   it('when the admin lists jobs and an app reads the changes feed, then neither reads the message', async () => {
     const listed = await listJobsByStatus(restricted, 'cancelled', { limit: 10 });
     expect(listed.jobs.map((job) => job.customId)).to.deep.equal(['big-1']);
-    const feed = await readFeed(restricted, appId, { txid: '0', id: '0' }, 10);
+    const feed = (await readFeed(restricted, appId, { txid: '0', id: '0' }, 10, FEED_PAGE_BYTES)).changes;
     expect(feed.map((change) => change.newStatus)).to.deep.equal(['cancelled']);
   });
 

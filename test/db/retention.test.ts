@@ -12,6 +12,7 @@ import { createPool, type Pool, withTransaction } from '../../src/db/pool.js';
 import { readFeed, recordStatusChanges } from '../../src/db/status-changes-repo.js';
 import { NotFoundError } from '../../src/domain/errors.js';
 import { parseEventBody } from '../../src/domain/event-parse.js';
+import { FEED_PAGE_BYTES } from '../../src/domain/status-change.js';
 import { createEventIngest } from '../../src/services/events.js';
 import { createRetention, type RetentionPolicy } from '../../src/services/retention.js';
 import { queueWebhookDeliveries } from '../../src/services/webhook-outbox.js';
@@ -305,7 +306,7 @@ describe('retention', () => {
     const jobId = await bouncedBesideSent(pool, app.id, 1002);
     await openOf(pool, 1002);
     // The open moved its recipient (a change for the feed) and left the job as it was, 31 days unchanged.
-    const feed = await readFeed(pool, app.id, { txid: '0', id: '0' }, 10);
+    const feed = (await readFeed(pool, app.id, { txid: '0', id: '0' }, 10, FEED_PAGE_BYTES)).changes;
     expect(feed.map((change) => [change.jobId, change.newStatus])).to.deep.equal([[jobId, 'opened']]);
     const { rows } = await pool.query("select status, updated_at < now() - interval '30 days' as old from email_send_jobs where id = $1", [jobId]);
     expect(rows).to.deep.equal([{ status: 'bounced', old: true }]);
@@ -313,7 +314,7 @@ describe('retention', () => {
     const pass = await createRetention({ pool, policy: POLICY, bus: createBus() }).prune(() => false);
 
     expect(pass.deleted.email_send_jobs).to.equal(0);
-    expect((await readFeed(pool, app.id, { txid: '0', id: '0' }, 10)).map((change) => change.id)).to.deep.equal([feed[0]!.id]);
+    expect((await readFeed(pool, app.id, { txid: '0', id: '0' }, 10, FEED_PAGE_BYTES)).changes.map((change) => change.id)).to.deep.equal([feed[0]!.id]);
     await age(pool, jobId, 31);
     expect((await createRetention({ pool, policy: POLICY, bus: createBus() }).prune(() => false)).deleted.email_send_jobs).to.equal(1);
     expect(await existing(pool, [jobId])).to.deep.equal([]);
@@ -338,7 +339,7 @@ describe('retention', () => {
     }
 
     expect(await existing(pool, [jobId])).to.deep.equal([jobId]);
-    const feed = await readFeed(pool, app.id, { txid: '0', id: '0' }, 10);
+    const feed = (await readFeed(pool, app.id, { txid: '0', id: '0' }, 10, FEED_PAGE_BYTES)).changes;
     expect(feed.map((change) => [change.jobId, change.newStatus])).to.deep.equal([[jobId, 'opened']]);
     expect(await count(pool, 'webhook_deliveries', "status = 'pending' and change_id = $1", [feed[0]!.id])).to.equal(1);
   });
@@ -462,14 +463,14 @@ describe('retention', () => {
     await change(old);
     await change(recent);
     await age(pool, old, 31);
-    const before = await readFeed(pool, app.id, { txid: '0', id: '0' }, 10);
+    const before = (await readFeed(pool, app.id, { txid: '0', id: '0' }, 10, FEED_PAGE_BYTES)).changes;
     expect(before.map((row) => row.jobId)).to.deep.equal([old, recent]);
 
     await createRetention({ pool, policy: POLICY, bus: createBus() }).prune(() => false);
 
     const cursor = { txid: before[0]!.txid, id: before[0]!.id };
-    expect((await readFeed(pool, app.id, cursor, 10)).map((row) => row.jobId)).to.deep.equal([recent]);
-    expect((await readFeed(pool, app.id, { txid: '0', id: '0' }, 10)).map((row) => row.jobId)).to.deep.equal([recent]);
+    expect((await readFeed(pool, app.id, cursor, 10, FEED_PAGE_BYTES)).changes.map((row) => row.jobId)).to.deep.equal([recent]);
+    expect((await readFeed(pool, app.id, { txid: '0', id: '0' }, 10, FEED_PAGE_BYTES)).changes.map((row) => row.jobId)).to.deep.equal([recent]);
   });
 
   it('when stopped, then a pass ends between two batches', async () => {

@@ -11,6 +11,7 @@ import type { Queryable } from '../../src/db/pool.js';
 import { findRecipients } from '../../src/db/recipients-repo.js';
 import { isCursorAhead, readFeed } from '../../src/db/status-changes-repo.js';
 import type { FeedCursor } from '../../src/domain/status-change.js';
+import { FEED_PAGE_BYTES } from '../../src/domain/status-change.js';
 import { LIMITS } from '../../src/http/schemas.js';
 import { EVENTS_PER_JOB } from '../../src/services/jobs.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
@@ -68,10 +69,10 @@ describe("an app's status reads, and the admin's list of its failed jobs, at 200
     ['100 jobs by id', (q) => findJobs(q, bigApp, newest)],
     ['the recipients of 100 jobs', (q) => findRecipients(q, newest)],
     ['the events of 100 jobs', (q) => findEventsOfJobs(q, newest, EVENTS_PER_JOB)],
-    ['the feed from the start', (q) => readFeed(q, bigApp, { txid: '0', id: '0' }, 100)],
-    ['the feed from the middle', (q) => readFeed(q, bigApp, middle, 100)],
-    ["a rare app's feed from the start", (q) => readFeed(q, seeded.rareAppId, { txid: '0', id: '0' }, 100)],
-    ["a rare app's feed from the big app's cursor", (q) => readFeed(q, seeded.rareAppId, middle, 100)],
+    ['the feed from the start', (q) => readFeed(q, bigApp, { txid: '0', id: '0' }, 100, FEED_PAGE_BYTES)],
+    ['the feed from the middle', (q) => readFeed(q, bigApp, middle, 100, FEED_PAGE_BYTES)],
+    ["a rare app's feed from the start", (q) => readFeed(q, seeded.rareAppId, { txid: '0', id: '0' }, 100, FEED_PAGE_BYTES)],
+    ["a rare app's feed from the big app's cursor", (q) => readFeed(q, seeded.rareAppId, middle, 100, FEED_PAGE_BYTES)],
     ['a cursor ahead of the feed', (q) => isCursorAhead(q, { txid: '18446744073709551615' })],
     ["a rare app's failed jobs among another's 66,000 (the admin's list)", (q) => listJobsByStatus(q, 'failed', { appName: seeded.appNames[1], limit: 100 })],
     ["a rare app's failed jobs, older page", (q) => listJobsByStatus(q, 'failed', { appName: seeded.appNames[1], before: seeded.middleJobId, limit: 100 })],

@@ -322,7 +322,7 @@ describe('the container image (Dockerfile, .dockerignore, compose.yaml, bin/jetp
     expect(viaNpm.stdout).to.include('billing');
 
     const register = await inImage(['register-callback'], settings);
-    expect(register.code).to.equal(1);
+    expect(register.code).to.equal(78);
     expect(register.stderr).to.include('PUBLIC_URL').and.not.to.include('Cannot find');
 
     const simulator = await inImage(['simulator', '--help']);

@@ -150,9 +150,74 @@ describe('HTTP connections: bytes past a request, a client that shuts its side',
     expect(more).to.deep.equal([]);
   });
 
+  it('when an HTTP/1.1 request has no Host header (GET, or POST /queue), then 400 problem+json saying so, the connection closed, nothing stored', async () => {
+    const [refusedGet, ...afterGet] = answers(await exchange(service.url, 'GET /healthz HTTP/1.1\r\n\r\n'));
+    expect(refusedGet?.status).to.equal(400);
+    expect(refusedGet!.headers.get('content-type')).to.match(/^application\/problem\+json/);
+    expect(await refusedGet!.json()).to.include({ type: 'https://jetpost.dev/problems/malformed-request', status: 400 });
+    expect(afterGet).to.deep.equal([]);
+    const request = queueRequest(JSON.stringify(message({ custom_id: 'no host' }))).replace('Host: jetpost.test\r\n', '');
+    const [refused, ...more] = answers(await exchange(service.url, `${request}${request}`));
+    expect(refused?.status).to.equal(400);
+    expect(refused!.headers.get('connection')).to.equal('close');
+    expect((await refused!.json()) as { detail: string })
+      .to.have.property('detail')
+      .that.matches(/^an HTTP\/1\.1 request needs a Host header/);
+    expect(more).to.deep.equal([]);
+    expect(await jobsWith('no host')).to.equal(0);
+    // HTTP/1.0 needs none.
+    const [healthy] = answers(await exchange(service.url, 'GET /healthz HTTP/1.0\r\n\r\n'));
+    expect(healthy?.status).to.equal(200);
+  });
+
+  it('when a header that must come once comes twice (Idempotency-Key, Authorization, Content-Type, Host), then 400 naming it, nothing stored; a list header twice is fine', async () => {
+    const body = JSON.stringify(message({ custom_id: 'header twice' }));
+    const twice: Record<string, string> = {
+      'Idempotency-Key': 'Idempotency-Key: key-a\r\nIdempotency-Key: key-b',
+      Authorization: `Authorization: Bearer ${service.apiKey}\r\nauthorization: Bearer jp_other`,
+      'Content-Type': 'Content-Type: application/json\r\nContent-Type: text/plain',
+      Host: 'Host: jetpost.test\r\nHost: other.test',
+    };
+    for (const [name, lines] of Object.entries(twice)) {
+      const request = queueRequest(body, { Connection: 'close' }).replace(/^Host: .*$/m, `Host: jetpost.test\r\nX-Twice: 1`);
+      const head =
+        name === 'Idempotency-Key'
+          ? request.replace('X-Twice: 1', lines)
+          : request.replace('X-Twice: 1\r\n', '').replace(new RegExp(`^${name}: .*$`, 'm'), lines);
+      const [refused, ...more] = answers(await exchange(service.url, head));
+      expect(refused?.status, name).to.equal(400);
+      const problem = (await refused!.json()) as { type: string; detail: string };
+      expect(problem.type).to.equal('https://jetpost.dev/problems/duplicate-header');
+      expect(problem.detail).to.match(new RegExp(`^the request has the header ${name} more than once`, 'i'));
+      expect(problem.detail).not.to.include(service.apiKey);
+      expect(more).to.deep.equal([]);
+    }
+    expect(await jobsWith('header twice')).to.equal(0);
+    const [listed] = answers(
+      await exchange(service.url, queueRequest(body, { Connection: 'close', Accept: 'application/json' }).replace('Accept:', 'Accept: text/plain\r\nAccept:')),
+    );
+    expect(listed?.status).to.equal(202);
+  });
+
+  it('when a client asks for a tunnel (CONNECT), then 405 problem+json saying jetpost is not a proxy, and the connection closed', async () => {
+    const [refused, ...more] = answers(await exchange(service.url, 'CONNECT mail.example.com:443 HTTP/1.1\r\nHost: mail.example.com:443\r\n\r\n'));
+    expect(refused?.status).to.equal(405);
+    expect(refused!.headers.get('content-type')).to.equal('application/problem+json');
+    expect(refused!.headers.get('allow')).to.equal('DELETE, GET, HEAD, OPTIONS, POST, PUT');
+    expect(await refused!.json()).to.include({ type: 'https://jetpost.dev/problems/method-not-allowed', status: 405 });
+    expect(more).to.deep.equal([]);
+  });
+
   it('when the headers are too large, then 431 problem+json', async () => {
     const [refused] = answers(await exchange(service.url, `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`));
     expect(refused?.status).to.equal(431);
     expect(await refused!.json()).to.include({ type: 'https://jetpost.dev/problems/headers-too-large', status: 431 });
+  });
+
+  it('when the URL alone is over 16 KB (GET /status with 10,000 ids), then the 431 says that the URL counts, and the most ids a look-up takes', async () => {
+    const ids = Array.from({ length: 10_000 }, (_, i) => i + 1).join(',');
+    const [refused] = answers(await exchange(service.url, `GET /status?ids=${ids} HTTP/1.1\r\nHost: x\r\n\r\n`));
+    expect(refused?.status).to.equal(431);
+    expect(((await refused!.json()) as { detail: string }).detail).to.match(/a long URL or query string included: GET \/status takes at most 100 ids/);
   });
 });

@@ -231,6 +231,39 @@ describe('POST /queue: input that must be stored exactly or refused with a 4xx',
       }
     });
 
+    it('when text and html are empty strings and there is no template_id, then 400 at the empty part saying Mailjet refuses it, rather than a 202 and a job failed at Mailjet (send-0003)', async () => {
+      const empty = { from: 'app@example.com', to: 'a@example.com', custom_id: 'no content' };
+      expect(await refusedPaths({ ...empty, text: '' })).to.deep.equal(['text']);
+      expect(await refusedPaths({ ...empty, html: '' })).to.deep.equal(['html']);
+      expect(await refusedPaths({ ...empty, text: '', html: '' })).to.deep.equal(['text']);
+      const answer = await post({ ...empty, text: '' });
+      expect((answer.json as Problem).errors?.[0]?.message).to.match(/^text and html are empty: .*send-0003/);
+      const { rows } = await service.db.pool.query(`select count(*)::int as n from email_send_jobs where custom_id = 'no content'`);
+      expect(rows[0].n).to.equal(0);
+      // One part with content is enough, the other may be empty.
+      expect((await post({ ...empty, custom_id: 'some content', text: '', html: '<b>x</b>' })).status).to.equal(202);
+    });
+
+    it('when an attachment is empty (an empty file: content ""), then 400 at its content saying Mailjet refuses it, rather than a 202 and a job failed at Mailjet (mj-0012)', async () => {
+      for (const extra of [{}, { content_id: 'logo' }]) {
+        const res = await service.request('POST', '/queue', {
+          body: {
+            ...MINIMAL,
+            html: '<b>x</b>',
+            custom_id: 'empty attachment',
+            attachments: [{ filename: 'empty.txt', content_type: 'text/plain', content: '', ...extra }],
+          },
+        });
+        expect(res.status).to.equal(400);
+        const problem = (await res.json()) as { errors: Array<{ path: string; message: string }> };
+        expect(problem.errors).to.deep.equal([
+          { path: 'attachments.0.content', message: 'must not be empty: Mailjet refuses an empty attachment (mj-0012); leave an empty file out' },
+        ]);
+      }
+      const { rows } = await service.db.pool.query(`select count(*)::int as n from email_send_jobs where custom_id = 'empty attachment'`);
+      expect(rows[0].n).to.equal(0);
+    });
+
     it('when 50 attachments add up to 14.3 MiB (19 MB as base64), then 413 states the limit, and nothing is stored', async () => {
       const before = await jobCount();
       const content = randomBytes(Math.floor((14.3 * MiB) / 50)).toString('base64');

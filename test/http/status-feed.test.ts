@@ -14,6 +14,7 @@ import { startTestService, type TestService } from '../support/service.js';
 interface Feed {
   changes: Array<{ id: string; type: string; job_id: string }>;
   next_cursor: string;
+  has_more: boolean;
 }
 
 interface Problem {
@@ -72,7 +73,7 @@ describe('GET /status?after=: the changes feed', function () {
     expect(page.changes.map((change) => [change.job_id, change.type])).to.deep.include([jobId, 'cancelled']);
 
     const caughtUp = await read(page.next_cursor);
-    expect(caughtUp).to.deep.equal({ status: 200, body: { changes: [], next_cursor: page.next_cursor } });
+    expect(caughtUp).to.deep.equal({ status: 200, body: { changes: [], next_cursor: page.next_cursor, has_more: false } });
 
     // A cursor this database never gave (made up, or kept from another installation) would read
     // nothing until transaction ids caught up with it, then skip every change made before.
@@ -90,6 +91,45 @@ describe('GET /status?after=: the changes feed', function () {
     const later = await cancelledJob();
     const next = (await read(page.next_cursor)).body as Feed;
     expect(next.changes.map((change) => [change.job_id, change.type])).to.deep.equal([[later, 'cancelled']]);
+  });
+
+  it('when the changes waiting hold more than 2 MiB, then a page stops before the change that would pass it and says has_more; following next_cursor gives each change once, and a client that waits after a short page misses none', async () => {
+    const { cursor: start } = await drain('0');
+    const jobs = [await cancelledJob(), await cancelledJob(), await cancelledJob(), await cancelledJob()];
+    // 900 KB of details on each of the first three changes (a bounce's long text), 3 MB on the last: alone over the bound.
+    await service.db.pool.query(`update status_changes set details = jsonb_build_object('error', repeat('x', 900000)) where job_id = any($1::bigint[])`, [
+      jobs.slice(0, 3),
+    ]);
+    await service.db.pool.query(`update status_changes set details = jsonb_build_object('error', repeat('y', 3000000)) where job_id = $1`, [jobs[3]]);
+
+    const pages: Feed[] = [];
+    let cursor = start;
+    for (;;) {
+      const res = await service.request('GET', `/status?after=${encodeURIComponent(cursor)}&limit=100`);
+      const body = await res.text();
+      expect(Buffer.byteLength(body), 'one page').to.be.below(3_200_000);
+      const page = JSON.parse(body) as Feed;
+      pages.push(page);
+      cursor = page.next_cursor;
+      if (!page.has_more) {
+        break;
+      }
+    }
+    // Two changes of 900 KB fit in 2 MiB, the third does not; the 3 MB one comes alone, on a page of its own.
+    expect(pages.map((page) => [page.changes.map((change) => change.job_id), page.has_more])).to.deep.equal([
+      [jobs.slice(0, 2), true],
+      [[jobs[2]], true],
+      [[jobs[3]], false],
+    ]);
+    // A client that reads only while pages are full (fewer than limit: "caught up for now") reads on at its next poll, from the same cursor.
+    const polled: string[] = [];
+    let saved = start;
+    for (let poll = 0; poll < 5; poll += 1) {
+      const page = (await read(saved)).body as Feed;
+      polled.push(...page.changes.map((change) => change.job_id));
+      saved = page.next_cursor;
+    }
+    expect(polled).to.deep.equal(jobs);
   });
 
   it('when the database was moved to a PostgreSQL whose transaction ids are lower, then a saved cursor is refused and a start is refused in one line naming the rebase of docs/operations.md; after it, jetpost starts, after=0 gives every change kept, the old before the new, and the saved cursor stays refused', async () => {

@@ -8,6 +8,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 
 import { expect } from 'chai';
 
+import { runCli } from '../support/cli.js';
 import { dashboardClient } from '../support/dashboard-client.js';
 import { isolateNetwork, mockMailjetSend, restoreNetwork } from '../support/mailjet-nock.js';
 import { ADMIN_KEY, eventually, startTestService, type TestService } from '../support/service.js';
@@ -299,6 +300,30 @@ describe('webhooks', () => {
     expect(hook.calls.map((call) => (JSON.parse(call.body) as { type: string }).type)).to.deep.equal(['opened']);
   });
 
+  it('when a webhook URL fits in 2,000 characters as sent but not once percent-encoded (as it is stored and dialled), then 400 saying so, nothing stored', async () => {
+    mockMailjetSend();
+    const hook = await receiver(0);
+    server = hook.server;
+    service = await startTestService({ env: { WEBHOOK_ALLOWED_TARGETS: '127.0.0.1' } });
+    const name = await appName();
+    const base = `${hook.url}/`;
+    // 1,000 characters as sent: each é is %C3%A9 once encoded, 5,000 in all.
+    const grows = `${base}${'é'.repeat(1_000 - base.length)}`;
+    const fits = `${base}${'a'.repeat(2_000 - base.length)}`;
+
+    const refused = await service.request('PUT', `/admin/apps/${name}/webhook`, { key: ADMIN_KEY, body: { url: grows } });
+    expect(refused.status).to.equal(400);
+    const problem = (await refused.json()) as { detail: string; errors: Array<{ path: string }> };
+    expect(problem.detail).to.match(/^the webhook URL is \d+ characters once percent-encoded .*: at most 2000$/);
+    expect(problem.errors.map((error) => error.path)).to.deep.equal(['url']);
+    const { rows } = await service.db.pool.query<{ url: string | null }>('select webhook_url as url from apps where name = $1', [name]);
+    expect(rows[0]?.url ?? null).to.equal(null);
+
+    const set = await service.request('PUT', `/admin/apps/${name}/webhook`, { key: ADMIN_KEY, body: { url: fits } });
+    expect(set.status).to.equal(200);
+    expect(((await set.json()) as { url: string }).url).to.equal(fits);
+  });
+
   it('when a webhook URL points at an internal address that is not allowed, then it is refused, at registration and when dialled', async () => {
     mockMailjetSend();
     const hook = await receiver(0);
@@ -380,6 +405,42 @@ describe('webhooks', () => {
     expect(ok.map((call) => call.answeredAt - throttled.answeredAt).every((waited) => waited >= 2_000 - 10)).to.equal(true);
     expect(ok.map((call) => call.deliveryId)).to.include(throttled.deliveryId);
     expect(hook.calls).to.have.length(4);
+  });
+
+  it('when the receiver answers 503 with Retry-After, then GET …/webhook shows the pause running (until, why, how to end it) until a redelivery ends it', async () => {
+    mockMailjetSend();
+    const hook = await receiver((call) => (call === 0 ? { status: 503, headers: { 'retry-after': '600' } } : { status: 204 }));
+    server = hook.server;
+    service = await startTestService({ env: { WEBHOOK_ALLOWED_TARGETS: '127.0.0.1', WEBHOOK_RETRY_MAX_MS: '3600000' } });
+    const set = await setWebhook(hook.url);
+    expect(set).to.have.property('paused', null);
+    const name = await appName();
+    const show = async () =>
+      (await (await service.request('GET', `/admin/apps/${name}/webhook`, { key: ADMIN_KEY })).json()) as {
+        paused: { until: string; pauses_in_row: number; last_status_code: number | null; last_error: string | null; how_to_end: string } | null;
+      };
+
+    await service.request('POST', '/queue', { body: { from: 'app@example.com', to: 'paused@example.com', text: 'hi' } });
+    const { paused } = await eventually(async () => {
+      const webhook = await show();
+      return webhook.paused === null ? undefined : webhook;
+    });
+    expect(paused!.pauses_in_row).to.equal(1);
+    expect(paused!.last_status_code).to.equal(503);
+    expect(paused!.last_error).to.be.a('string').and.not.equal('');
+    expect(paused!.how_to_end).to.contain('redeliver');
+    const left = Date.parse(paused!.until) - Date.now();
+    expect(left).to.be.above(500_000).and.at.most(600_000);
+    const cli = await runCli('admin', ['webhooks', 'show', name], { DATABASE_URL: service.db.url, WEBHOOK_ALLOWED_TARGETS: '127.0.0.1' });
+    expect(cli.stdout).to.match(/^PAUSED until \S+ \(pause 1 in a row\): last attempt 503, .*webhooks redeliver /m);
+
+    const listed = (await (await service.request('GET', `/admin/apps/${name}/webhook/deliveries`, { key: ADMIN_KEY })).json()) as {
+      deliveries: Array<{ delivery_id: string }>;
+    };
+    const [delivery] = listed.deliveries;
+    const redelivered = await service.request('POST', `/admin/apps/${name}/webhook/deliveries/${delivery!.delivery_id}/redeliver`, { key: ADMIN_KEY });
+    expect(redelivered.status).to.equal(202);
+    expect((await show()).paused).to.equal(null);
   });
 
   it('when the receiver answers 410 Gone, then the webhook is disabled (shown, pending deliveries failed, none queued) until it is set again', async () => {

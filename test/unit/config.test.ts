@@ -125,6 +125,12 @@ describe('loadConfig', () => {
       [{ QUEUE_BODY_LIMIT: 'garbage' }, 'QUEUE_BODY_LIMIT: "garbage" is not a size'],
       [{ QUEUE_BODY_LIMIT: '-5mb' }, 'QUEUE_BODY_LIMIT: "-5mb" is not a size'],
       [{ QUEUE_BODY_LIMIT: '0' }, 'QUEUE_BODY_LIMIT: "0" is not a size'],
+      [
+        { QUEUE_BODY_LIMIT: '100000000000000000000' },
+        'QUEUE_BODY_LIMIT: "100000000000000000000" is larger than a body can be read as (at most 536870888 bytes',
+      ],
+      [{ QUEUE_BODY_LIMIT: '1000000pb' }, 'QUEUE_BODY_LIMIT: "1000000pb" is larger than a body can be read as'],
+      [{ EVENTS_BODY_LIMIT: '600mb' }, 'EVENTS_BODY_LIMIT: "600mb" is larger than a body can be read as'],
       // express would throw these at start, as a stack trace naming no variable.
       [{ TRUST_PROXY: 'beef' }, 'TRUST_PROXY'],
       [{ TRUST_PROXY: '10.0.0.0/33' }, 'TRUST_PROXY'],

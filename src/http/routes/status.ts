@@ -27,9 +27,9 @@ export function statusRouter(jobs: JobService, requireApp: RequestHandler): Rout
     const lookup = parseStatusLookup(req.query);
     switch (lookup.kind) {
       case 'feed': {
-        const changes = await jobs.changes(app.id, lookup.after, lookup.limit);
+        const { changes, more } = await jobs.changes(app.id, lookup.after, lookup.limit);
         const last = changes.at(-1);
-        res.json({ changes: changes.map(changeJson), next_cursor: encodeCursor(last ? { txid: last.txid, id: last.id } : lookup.after) });
+        res.json({ changes: changes.map(changeJson), next_cursor: encodeCursor(last ? { txid: last.txid, id: last.id } : lookup.after), has_more: more });
         return;
       }
       case 'ids':

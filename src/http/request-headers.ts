@@ -1,0 +1,57 @@
+// What a request's head must say before any route reads it. Node's server answers an HTTP/1.1
+// request without `Host` itself, with a bare 400 and no body (main.ts turns that off so that it is
+// answered here, in words). A header that must come once and came twice is refused: Node keeps the
+// first `Authorization`, `Content-Type` or `Host` without a word, and joins two `Idempotency-Key`s
+// into one value ("a, b"), a key neither retry would match. (Two `Content-Length`s are refused by
+// Node's parser: http/connections.ts answers them.)
+import type { RequestHandler } from 'express';
+
+import { AppError } from '../domain/errors.js';
+
+const MISSING_HOST = new AppError(
+  'malformed-request',
+  400,
+  'an HTTP/1.1 request needs a Host header (RFC 9112 §3.2), e.g. "Host: jetpost.example.com"; nothing was stored, the connection is closed',
+  { headers: { Connection: 'close' } },
+);
+
+/** The headers read as one value, by their lower-case names. */
+const SINGLE_VALUED = new Set(['host', 'authorization', 'content-type', 'idempotency-key']);
+
+/** The names (as sent) of the single-valued headers `rawHeaders` holds more than once. */
+function repeatedHeaders(rawHeaders: readonly string[]): string[] {
+  const seen = new Set<string>();
+  const repeated = new Map<string, string>();
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!.toLowerCase();
+    if (!SINGLE_VALUED.has(name)) {
+      continue;
+    }
+    if (seen.has(name)) {
+      repeated.set(name, rawHeaders[i]!);
+    }
+    seen.add(name);
+  }
+  return [...repeated.values()];
+}
+
+export const checkRequestHead: RequestHandler = (req, _res, next) => {
+  // As Node's own check (requireHostHeader): HTTP/1.0 needs none; an empty one names no host either.
+  if (req.httpVersionMajor === 1 && req.httpVersionMinor === 1 && !req.headers.host) {
+    next(MISSING_HOST);
+    return;
+  }
+  // Node makes one key of each name: fewer keys than raw headers means some name came twice.
+  const repeated = Object.keys(req.headers).length * 2 === req.rawHeaders.length ? [] : repeatedHeaders(req.rawHeaders);
+  if (repeated.length > 0) {
+    next(
+      new AppError(
+        'duplicate-header',
+        400,
+        `the request has the header ${repeated.join(' and the header ')} more than once: send it once, with one value (which of them was meant cannot be told); nothing was stored`,
+      ),
+    );
+    return;
+  }
+  next();
+};

@@ -1,0 +1,52 @@
+// The exit codes of the commands (docs/admin.md): 2 for bad arguments, 78 (EX_CONFIG) for bad or
+// missing settings, as the service itself exits, so that a script or a container's restart policy
+// can tell a mistyped command from a setting to fix from a failure.
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { expect } from 'chai';
+
+import { runCli } from '../support/cli.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/** The simulator's command (`jetpost simulator`), through tsx: it is not among the compiled test bins. */
+function runSimulator(args: string[]): Promise<{ code: number; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      ['--import', 'tsx', path.join(ROOT, 'src', 'simulator', 'main.ts'), ...args],
+      { cwd: ROOT, env: { PATH: process.env['PATH'] ?? '' }, timeout: 60_000 },
+      (error, _stdout, stderr) => resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stderr }),
+    );
+  });
+}
+
+describe('the commands’ exit codes for bad settings and bad arguments', function () {
+  this.timeout(180_000);
+
+  it('when the admin command’s settings are bad, then it exits 78 naming the variable, without the usage text', async () => {
+    const run = await runCli('admin', ['apps', 'list'], { DATABASE_URL: 'mysql://db.example.com/jetpost' });
+    expect(run.code, run.stderr).to.equal(78);
+    expect(run.stderr).to.match(/^admin: invalid configuration:\n {2}DATABASE_URL: /);
+    expect(run.stderr).not.to.contain('usage:');
+  });
+
+  it('when register-callback has no Mailjet keys, callback credentials or PUBLIC_URL, then it exits 78 saying which to set; a bad argument still exits 2', async () => {
+    const missing = await runCli('register-callback', [], {});
+    expect(missing.code, missing.stderr).to.equal(78);
+    expect(missing.stderr).to.match(/^register-callback: set MAILJET_API_KEY, .*PUBLIC_URL/);
+    const badSetting = await runCli('register-callback', [], { MAILJET_BASE_URL: 'not a url' });
+    expect(badSetting.code, badSetting.stderr).to.equal(78);
+    expect(badSetting.stderr).to.contain('MAILJET_BASE_URL');
+    const badArgument = await runCli('register-callback', ['--no-such-option'], {});
+    expect(badArgument.code, badArgument.stderr).to.equal(2);
+  });
+
+  it('when the simulator gets a bad argument, then it exits 2 with the usage text', async () => {
+    const run = await runSimulator(['--port', 'eighty']);
+    expect(run.code, run.stderr).to.equal(2);
+    expect(run.stderr).to.contain('--port must be a non-negative integer').and.to.contain('--callback-url');
+  });
+});
