@@ -400,10 +400,12 @@ export async function extendLeases(db: Queryable, workerId: string, ids: readonl
   return rows.map((row) => String(row['id']));
 }
 
+// A job whose claim counted no attempt ($3: look-up only, its attempts spent) keeps them: one fewer
+// would let its next claim send it, and Mailjet may have it.
 const RELEASE_JOBS = `
   update email_send_jobs
   set status = case when send_at is not null and send_at > now() then 'scheduled' else 'queued' end,
-    attempts = attempts - 1,
+    attempts = attempts - case when id = any($3::bigint[]) then 0 else 1 end,
     locked_by = null,
     locked_until = null,
     updated_at = now()
@@ -412,12 +414,12 @@ const RELEASE_JOBS = `
     and locked_by = $2
   returning id`;
 
-/** Gives claimed jobs back unsent (shutdown): the attempt does not count. */
-export async function releaseJobs(db: Queryable, workerId: string, ids: readonly string[]): Promise<string[]> {
+/** Gives claimed jobs back unsent (shutdown): the attempt does not count (`uncounted`: claimed without one). */
+export async function releaseJobs(db: Queryable, workerId: string, ids: readonly string[], uncounted: readonly string[] = []): Promise<string[]> {
   if (ids.length === 0) {
     return [];
   }
-  const rows = await query(db, RELEASE_JOBS, [ids, workerId]);
+  const rows = await query(db, RELEASE_JOBS, [ids, workerId, uncounted]);
   return rows.map((row) => String(row['id']));
 }
 

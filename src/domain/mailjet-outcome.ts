@@ -29,6 +29,13 @@ export interface FoundMessage {
   email: string;
 }
 
+/**
+ * What a look-up by CustomID got: Mailjet's list (possibly empty), or else (not an array) what came
+ * instead, described as a send call's answer is, so that the send gate reads a 429 or a 401 on a
+ * look-up as it reads one on a send (classifySendResponse).
+ */
+export type LookupAnswer = FoundMessage[] | SendResponse;
+
 export interface AcceptedRecipient {
   kind: RecipientKind;
   email: string;

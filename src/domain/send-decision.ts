@@ -207,6 +207,36 @@ function waitForGate(job: AttemptedJob, error: string, runAt: Date): SendResult 
   return { jobId: job.id, kind: 'deferred', error, runAt, outcomeUnknown: false, refundAttempt: true };
 }
 
+/**
+ * When the jobs of a request Mailjet refused whole for the pace (429) or the keys (401) go again:
+ * when the send gate lets requests go (its pause or its stop), and after a 429 not before their own
+ * Retry-After either, within the backoff's cap.
+ */
+function refusedRunAt(outcome: Extract<CallOutcome, { kind: 'transient' | 'unauthorized' }>, context: DecisionContext): Date {
+  const retryAfterMs = outcome.kind === 'transient' ? Math.min(outcome.retryAfterMs ?? 0, context.policy.maxMs) : 0;
+  return new Date(Math.max(context.resumeAt.getTime(), context.now.getTime() + retryAfterMs));
+}
+
+/**
+ * A job whose look-up by CustomID Mailjet refused whole, for the pace (429) or the keys (401): Mailjet
+ * was not asked, so, as a refused call's jobs do, it waits for the send gate with its claim's attempt
+ * given back (a look-up-only claim counted none), still to be looked up before any send. Undefined
+ * for any other failure: the look-up is then one that could not be made (lookUpResult).
+ */
+export function lookUpRefused(job: AttemptedJob & { lookUpOnly: boolean }, outcome: CallOutcome, context: DecisionContext): SendResult | undefined {
+  if (outcome.kind !== 'unauthorized' && !(outcome.kind === 'transient' && outcome.rateLimited === true)) {
+    return undefined;
+  }
+  return {
+    jobId: job.id,
+    kind: 'deferred',
+    error: `could not ask Mailjet whether the last attempt was delivered: ${outcome.error}; it is looked up once sending resumes`,
+    runAt: refusedRunAt(outcome, context),
+    outcomeUnknown: true,
+    refundAttempt: !job.lookUpOnly,
+  };
+}
+
 /** Jobs in the order their messages were sent in the call; `recipientsByJob`: the rows each was sent to. */
 export function decideSendResults(
   jobs: readonly AttemptedJob[],
@@ -222,13 +252,12 @@ export function decideSendResults(
         // Mailjet sent nothing and says nothing about the messages, only about the pace: they wait for
         // the pause (and their own Retry-After, within the backoff's cap), their attempts untouched, so
         // that a long spell of 429s delays them instead of failing messages never sent.
-        const retryAfterAt = context.now.getTime() + Math.min(outcome.retryAfterMs ?? 0, context.policy.maxMs);
-        return jobs.map((job) => waitForGate(job, outcome.error, new Date(Math.max(context.resumeAt.getTime(), retryAfterAt))));
+        return jobs.map((job) => waitForGate(job, outcome.error, refusedRunAt(outcome, context)));
       }
       return jobs.map((job) => retryOrFail(job, outcome.error, context, { retryAfterMs: outcome.retryAfterMs, outcomeUnknown: outcome.outcomeUnknown }));
     case 'unauthorized':
       // Bad keys say nothing about the messages: they wait, their attempts untouched, until sending resumes.
-      return jobs.map((job) => waitForGate(job, outcome.error, context.resumeAt));
+      return jobs.map((job) => waitForGate(job, outcome.error, refusedRunAt(outcome, context)));
     case 'permanent':
       return jobs.map((job) => ({ jobId: job.id, kind: 'failed', error: outcome.error }));
     case 'too-large':

@@ -52,8 +52,8 @@ export interface SendingService {
   markSuppressed(recipientIds: readonly string[]): Promise<void>;
   /** Renews the leases; returns the ids still held. */
   extendLeases(workerId: string, jobIds: readonly string[]): Promise<string[]>;
-  /** Gives unsent jobs back to the queue without counting the attempt. */
-  release(workerId: string, jobIds: readonly string[]): Promise<string[]>;
+  /** Gives unsent jobs back to the queue without counting the attempt (`uncounted`: their claim counted none: look-up only). */
+  release(workerId: string, jobIds: readonly string[], uncounted?: readonly string[]): Promise<string[]>;
   /** When the next claimable job falls due (null: none). */
   nextRunAt(): Promise<Date | null>;
   /**
@@ -88,7 +88,7 @@ export function createSendingService({ pool, channels, leaseMs }: SendingService
     claim: (workerId, limit, maxBytes) => claimJobs(pool, workerId, limit, leaseMs, maxBytes),
     markSuppressed: (recipientIds) => setRecipientStatuses(pool, new Map(recipientIds.map((id) => [id, 'suppressed']))),
     extendLeases: (workerId, jobIds) => extendLeases(pool, workerId, jobIds, leaseMs),
-    release: (workerId, jobIds) => releaseJobs(pool, workerId, jobIds),
+    release: (workerId, jobIds, uncounted) => releaseJobs(pool, workerId, jobIds, uncounted),
     nextRunAt: () => nextRunAt(pool),
     record: (workerId, results) => record({ workerId, results }),
     reapExpiredLeases: (limit) => reap(pool, channels, limit),

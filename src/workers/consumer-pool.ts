@@ -163,7 +163,7 @@ export function createConsumerPool(options: ConsumerPoolOptions): ConsumerPool {
         record: (results) => sending.record(id, results),
         markSuppressed: (recipientIds) => sending.markSuppressed(recipientIds),
         extendLeases: (jobIds) => sending.extendLeases(id, jobIds),
-        release: (jobIds) => sending.release(id, jobIds),
+        release: (jobIds, uncounted) => sending.release(id, jobIds, uncounted),
         nextRunAt: () => sending.nextRunAt(),
         poolEnded: () => sending.ended(),
         wakeup,

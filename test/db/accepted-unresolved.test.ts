@@ -50,6 +50,23 @@ describe('a job Mailjet accepted without usable ids', () => {
     expect(await marks()).to.deep.equal([[jobId, false]]);
   });
 
+  it('when its look-up-only claim is given back unsent (a stop, a 401), then it keeps its attempts, so its next claim is look-up only again', async () => {
+    const sending = createSendingService({ pool: db.pool, channels: notifyChannels(TEST_SCHEMA), leaseMs: 120_000 });
+    const app = await makeApp(db.pool);
+    const jobId = await makeJob(db.pool, { appId: app.id, maxAttempts: 3 });
+    await claimJobs(db.pool, 'a', 1, 120_000);
+    await sending.record('a', [
+      { jobId, kind: 'deferred', error: UNRESOLVED, runAt: new Date(0), outcomeUnknown: true, refundAttempt: false, lookUpOnly: true },
+    ]);
+    const [claimed] = await claimJobs(db.pool, 'a', 1, 120_000);
+    expect(claimed).to.deep.include({ lookUpOnly: true, attempts: 3 });
+
+    expect(await sending.release('a', [jobId], [jobId])).to.deep.equal([jobId]);
+
+    const [again] = await claimJobs(db.pool, 'a', 1, 120_000);
+    expect(again, 'one attempt fewer would let this claim send a message Mailjet took').to.deep.include({ id: jobId, lookUpOnly: true, attempts: 3 });
+  });
+
   it('when jobs were deferred or failed so before the mark existed, then the upgrade marks them from their error, and only them', async () => {
     const app = await makeApp(db.pool);
     const deferred = await makeJob(db.pool, { appId: app.id });
