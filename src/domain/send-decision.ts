@@ -2,7 +2,7 @@
 // later attempt, or failed for good (the dead-letter state, with the reason kept).
 import type { AcceptedRecipient, CallOutcome, FoundMessage, MessageOutcome } from './mailjet-outcome.js';
 import { countRecipients } from './mailjet-payload.js';
-import { type AcceptedIds, pairRecipients, type RecipientRow } from './recipient.js';
+import { type AcceptedIds, type HeldMessageId, pairRecipients, type RecipientRow } from './recipient.js';
 import { backoffMs, nextRetry, retryDelayMs, type RetryPolicy } from './retry-policy.js';
 
 export type SendResult =
@@ -153,6 +153,44 @@ export function giveUpUnreached(
       error: `${UNRESOLVED_ACCEPTANCE}${reason}: ${last} ${addresses}, so their outcome is unknown (they may well have been delivered) and no event can reach them`,
     },
   };
+}
+
+/**
+ * A job whose acceptance was not recorded because a recipient of another job holds one of the
+ * MessageIDs Mailjet gave it (`held`, recorded with `accepted`): that id stays with its first holder,
+ * which its events keep reaching. Mailjet took the message, so it is never sent again. Until its
+ * attempts are spent it is looked up by CustomID (unresolvedAcceptance), which gives the ids Mailjet
+ * holds for it; once they are (its look-up gave a held id again), it is accepted with its other
+ * recipients' ids, and each recipient whose id is held ends `failed`, its outcome unknown: no event
+ * can reach it. With no other recipient, the job ends `failed`, its outcome unknown.
+ */
+export function heldElsewhere(
+  job: AttemptedJob & { lookUpOnly: boolean },
+  accepted: Extract<SendResult, { kind: 'accepted' }>,
+  held: readonly HeldMessageId[],
+  rows: readonly RecipientRow[],
+  context: DecisionContext,
+): SendResult {
+  const heldIds = new Set(held.map((h) => h.messageId));
+  const [first] = held;
+  const reason = `its answer gives MessageID ${first?.messageId ?? '?'} (held by job ${first?.holderJobId ?? '?'}) ${held.length > 1 ? `and ${held.length - 1} more MessageIDs ` : ''}that a recipient of another job holds already`;
+  if (!job.lookUpOnly) {
+    return unresolvedAcceptance(job, reason, context);
+  }
+  const pairs = accepted.recipients.filter((pair) => !heldIds.has(pair.messageId));
+  const heldRows = new Set(accepted.recipients.filter((pair) => heldIds.has(pair.messageId)).map((pair) => pair.recipientId));
+  const addresses = [...new Set(rows.filter((row) => heldRows.has(row.id)).map((row) => row.email.toLowerCase()))].join(', ');
+  const error = [
+    `${UNRESOLVED_ACCEPTANCE}${reason}: it stays with that recipient, so ${addresses} cannot have it; their outcome is unknown (they may well have been delivered) and no event can reach them`,
+    ...(accepted.unreached === undefined ? [] : [accepted.unreached.error]),
+  ].join('; ');
+  // With those its look-up already gave no id (giveUpUnreached).
+  const unreachedIds = new Set([...heldRows, ...(accepted.unreached?.recipientIds ?? [])]);
+  const unreached = rows.filter((row) => unreachedIds.has(row.id));
+  if (pairs.length === 0) {
+    return { jobId: job.id, kind: 'failed', error, outcomeUnknown: true };
+  }
+  return { jobId: job.id, kind: 'accepted', recipients: pairs, unreached: { recipientIds: unreached.map((row) => row.id), error } };
 }
 
 /**

@@ -19,9 +19,9 @@ import { coerceError, isDeterministicDatabaseError } from '../domain/errors.js';
 import type { ClaimedJob } from '../domain/job.js';
 import { type CallOutcome, classifySendResponse, type FoundMessage, type LookupAnswer, type SendResponse } from '../domain/mailjet-outcome.js';
 import { customIdForJob, sendBodyJson } from '../domain/mailjet-payload.js';
-import type { RecipientRow } from '../domain/recipient.js';
+import type { HeldMessageId, RecipientRow } from '../domain/recipient.js';
 import { type Backoff, backoffMs, type RetryPolicy } from '../domain/retry-policy.js';
-import { decideSendResults, lookUpRefused, minimalResult, type SendResult } from '../domain/send-decision.js';
+import { decideSendResults, heldElsewhere, lookUpRefused, minimalResult, type SendResult } from '../domain/send-decision.js';
 import { jobsToLookUp, lookUpResult, planCalls, type PlannedCall, planSuppression, recipientsOfJobs, splitCall } from '../domain/send-plan.js';
 import { storableText } from '../domain/storable-text.js';
 import { suppressionKey } from '../domain/suppression.js';
@@ -215,6 +215,42 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
     return { accepted: [], failed: [], deferred: [], lostLease: [] };
   }
 
+  /**
+   * Records results; the jobs whose acceptance was not recorded because a recipient of another job
+   * holds a MessageID Mailjet gave them (still leased to this consumer) are then decided again
+   * (heldElsewhere: looked up, never sent again) and recorded so.
+   */
+  async function recordResults(batch: Batch, results: readonly SendResult[], turn: TurnContext): Promise<RecordSummary> {
+    const summary = await recordWithRetry(batch, results, turn);
+    const held = summary.heldElsewhere ?? [];
+    if (held.length === 0) {
+      return summary;
+    }
+    log.error(
+      'Mailjet gave MessageIDs that recipients of other jobs hold already: they stay with those recipients, whose events they keep reaching, and are not bound again. Mailjet took these messages, so they are never sent again: each is looked up by CustomID, and a recipient whose MessageID stays held ends failed. Check that MAILJET_BASE_URL reaches Mailjet itself (not a proxy or test double that replays answers, nor a simulator restarted with the same --seed over the same database)',
+      { component: 'consumer', consumer: id, held: held.map((h) => ({ job: h.jobId, messageId: h.messageId, heldByJob: h.holderJobId })) },
+    );
+    const heldByJob = new Map<string, HeldMessageId[]>();
+    for (const h of held) {
+      heldByJob.set(h.jobId, [...(heldByJob.get(h.jobId) ?? []), h]);
+    }
+    const context = { policy: deps.retry, now: now(), random, resumeAt: now() };
+    const again = results.flatMap((result) => {
+      const job = batch.jobs.find((claimed) => claimed.id === result.jobId);
+      const ids = heldByJob.get(result.jobId);
+      return result.kind === 'accepted' && job !== undefined && ids !== undefined
+        ? [heldElsewhere(job, result, ids, batch.recipientsByJob.get(job.id) ?? [], context)]
+        : [];
+    });
+    const decided = await recordResults(batch, again, turn);
+    return {
+      accepted: [...summary.accepted, ...decided.accepted],
+      failed: [...summary.failed, ...decided.failed],
+      deferred: [...summary.deferred, ...decided.deferred],
+      lostLease: [...summary.lostLease, ...decided.lostLease],
+    };
+  }
+
   function report(summary: RecordSummary, extra: Record<string, unknown>): void {
     const clean = summary.failed.length === 0 && summary.deferred.length === 0 && summary.lostLease.length === 0;
     log.log(clean ? 'debug' : 'warn', 'send results recorded', {
@@ -307,7 +343,7 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
       }
     }
     if (results.length > 0) {
-      const summary = await recordWithRetry(batch, results, turn);
+      const summary = await recordResults(batch, results, turn);
       report(summary, { reconciled: results.map((r) => `${r.jobId}:${r.kind}`) });
     }
     const done = new Set(results.map((r) => r.jobId));
@@ -402,7 +438,7 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
     const resumeAt = passOnToGate(outcome);
     const context = { policy: deps.retry, now: now(), random, resumeAt };
     const results = decideSendResults(call.jobs, outcome, context, batch.recipientsByJob);
-    const summary = await recordWithRetry(batch, results, turn);
+    const summary = await recordResults(batch, results, turn);
     const recipients = recipientsOfJobs(call.jobs, batch.recipientsByJob);
     bus.emit('mailjet:call', {
       messages: call.messageJson.length,
