@@ -4,7 +4,7 @@
 // few or too many, or a success entry echoing another message's CustomID) is trusted only where a
 // success entry names its message by CustomID: every other message's outcome is unknown, so it is
 // looked up at Mailjet before it is sent again.
-import { toIdString, toUuidString } from './mailjet-ids.js';
+import { toIdString, toUuidString, unstorableId } from './mailjet-ids.js';
 import type { RecipientKind } from './message.js';
 import { parseRetryAfter } from './retry-policy.js';
 
@@ -219,7 +219,8 @@ function acceptedRecipient(item: Json, kind: RecipientKind, sandbox: boolean): A
   const messageId = toIdString(item['MessageID']);
   const email = item['Email'];
   if (messageId === undefined || typeof email !== 'string') {
-    return NO_ID;
+    const tooLarge = messageId === undefined ? unstorableId(item['MessageID']) : undefined;
+    return tooLarge === undefined ? NO_ID : `MessageID ${tooLarge}, past 2^63-1, the largest jetpost stores`;
   }
   if (messageId === '0' && !sandbox) {
     return "MessageID 0, SandboxMode's, in a call not in SandboxMode";

@@ -6,7 +6,7 @@ import { createRequire } from 'node:module';
 import type MailjetModule from 'node-mailjet';
 
 import type { CallbackWrite, RegisteredCallback } from '../domain/events-callback.js';
-import { toIdString, toUuidString } from '../domain/mailjet-ids.js';
+import { toIdString, toUuidString, unstorableId } from '../domain/mailjet-ids.js';
 import type { LookupAnswer, SendResponse } from '../domain/mailjet-outcome.js';
 import { createSendCall } from './send-call.js';
 
@@ -79,9 +79,10 @@ export function createMailjetClient({ apiKey, apiSecret, baseUrl = MAILJET_DEFAU
           return { status, body: undefined, description: `Mailjet ${status} on the look-up by CustomID, without its list of messages` };
         }
         // A row without usable ids is left out, as if not found (yet): no event could reach it. ID 0 is
-        // no message's (SandboxMode answers it).
+        // no message's (SandboxMode answers it). An ID past 2^63-1 is kept: it cannot be stored, but
+        // Mailjet has the message, which must then not be sent again (lookUpResult).
         return (rows as Array<Record<string, unknown>>).flatMap((row) => {
-          const messageId = toIdString(row['ID']);
+          const messageId = toIdString(row['ID']) ?? unstorableId(row['ID']);
           const messageUuid = toUuidString(row['UUID']);
           const email = row['ContactAlt'];
           return messageId === undefined || messageId === '0' || messageUuid === undefined || typeof email !== 'string'

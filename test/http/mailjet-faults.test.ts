@@ -608,6 +608,52 @@ describe('acceptances whose ids do not cover every row (nock)', () => {
     expect((await view(second!)).status).to.equal('failed');
   });
 
+  for (const how of ['its answer gives', 'the send times out and its look-up gives'] as const) {
+    it(`when ${how} a MessageID past 2^63-1, then it is sent once, never again, and ends failed, outcome unknown, saying why`, async () => {
+      const huge = '18446744073709551615';
+      let sends = 0;
+      let lookups = 0;
+      nock(MAILJET_TEST_ORIGIN)
+        .post('/v3.1/send')
+        .times(3)
+        .delay(how === 'its answer gives' ? 0 : 1_500)
+        .reply((_uri: string, body: nock.Body) => {
+          sends += 1;
+          const message = (body as SendCall).Messages[0]!;
+          return [
+            200,
+            `{"Messages":[{"Status":"success","CustomID":"${message.CustomID}","To":[{"Email":"big@example.com","MessageUUID":"u-big","MessageID":${huge}}],"Cc":[],"Bcc":[]}]}`,
+            { 'content-type': 'application/json' },
+          ];
+        })
+        .get('/v3/REST/message')
+        .query(true)
+        .times(5)
+        .reply((uri: string) => {
+          lookups += 1;
+          const customId = new URL(uri, MAILJET_TEST_ORIGIN).searchParams.get('CustomID');
+          return [
+            200,
+            `{"Count":1,"Data":[{"ID":${huge},"UUID":"u-big","CustomID":"${customId}","ContactAlt":"big@example.com"}],"Total":1}`,
+            { 'content-type': 'application/json' },
+          ];
+        });
+      service = await startTestService({ env: { MAILJET_TIMEOUT_MS: '500', WORKER_CONCURRENCY: '1' } });
+      const [jobId] = await queue(service, ['big@example.com']);
+
+      const found = await settled(jobId!);
+      expect(sends, 'sends').to.equal(1);
+      expect(lookups, 'look-ups').to.equal(how === 'its answer gives' ? 1 : 2);
+      expect(found.status).to.equal('failed');
+      expect(found.last_error).to.equal(
+        `Mailjet has the message, but its look-up gives MessageID ${huge}, past 2^63-1, the largest jetpost stores: it may well have been delivered, and no event can reach it`,
+      );
+      expect(recipientsOf(found)).to.deep.equal([['big@example.com', 'failed', null]]);
+      const { rows } = await service.db.pool.query<{ outcome_unknown: boolean }>('select outcome_unknown from email_send_jobs where id = $1', [jobId]);
+      expect(rows[0]!.outcome_unknown, 'a re-queue looks it up first').to.equal(true);
+    });
+  }
+
   it('when one address is given in To and Cc and Mailjet answers it once, then both rows get its MessageID, none stays pending', async () => {
     nock(MAILJET_TEST_ORIGIN)
       .post('/v3.1/send')
