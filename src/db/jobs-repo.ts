@@ -7,7 +7,7 @@ import type { FoundMessage } from '../domain/mailjet-outcome.js';
 import type { MessageContent, NewJob } from '../domain/message.js';
 import { LIST_WINDOW, nextBefore } from '../domain/page.js';
 import { DEPTH_STATUSES, type DepthStatus, type QueueDepth } from '../domain/queue-figures.js';
-import type { AcceptedIds } from '../domain/recipient.js';
+import type { AcceptedIds, HeldMessageId } from '../domain/recipient.js';
 import { CANCELLABLE_STATUSES, CLAIMABLE_STATUSES, type JobStatus } from '../domain/status.js';
 import type { RecordedChange } from '../domain/status-change.js';
 import { planByIndexOrder } from './capped-counts.js';
@@ -400,10 +400,12 @@ export async function extendLeases(db: Queryable, workerId: string, ids: readonl
   return rows.map((row) => String(row['id']));
 }
 
+// A job whose claim counted no attempt ($3: look-up only, its attempts spent) keeps them: one fewer
+// would let its next claim send it, and Mailjet may have it.
 const RELEASE_JOBS = `
   update email_send_jobs
   set status = case when send_at is not null and send_at > now() then 'scheduled' else 'queued' end,
-    attempts = attempts - 1,
+    attempts = attempts - case when id = any($3::bigint[]) then 0 else 1 end,
     locked_by = null,
     locked_until = null,
     updated_at = now()
@@ -412,12 +414,12 @@ const RELEASE_JOBS = `
     and locked_by = $2
   returning id`;
 
-/** Gives claimed jobs back unsent (shutdown): the attempt does not count. */
-export async function releaseJobs(db: Queryable, workerId: string, ids: readonly string[]): Promise<string[]> {
+/** Gives claimed jobs back unsent (shutdown): the attempt does not count (`uncounted`: claimed without one). */
+export async function releaseJobs(db: Queryable, workerId: string, ids: readonly string[], uncounted: readonly string[] = []): Promise<string[]> {
   if (ids.length === 0) {
     return [];
   }
-  const rows = await query(db, RELEASE_JOBS, [ids, workerId]);
+  const rows = await query(db, RELEASE_JOBS, [ids, workerId, uncounted]);
   return rows.map((row) => String(row['id']));
 }
 
@@ -453,7 +455,8 @@ export async function reapExpiredLeases(db: Queryable, limit: number, error: str
 
 // Accepted wins unless another consumer holds the job now: if a reaper returned it to the queue but
 // nobody claimed it yet, recording the acceptance prevents a second send. Each id comes with the
-// consumer that sent it (one statement records the calls of several consumers).
+// consumer that sent it (one statement records the calls of several consumers). A job one of whose
+// MessageIDs is held (ACCEPT_SENT's `held`) is not accepted.
 const ACCEPT_JOBS_TEXT = `
   update email_send_jobs j
   set status = 'accepted',
@@ -468,15 +471,39 @@ const ACCEPT_JOBS_TEXT = `
   from unnest($1::bigint[], $2::text[]) as a(id, worker_id)
   where j.id = a.id
     and (j.status = any($3::text[]) or (j.status = 'processing' and j.locked_by = a.worker_id))
+    and not exists (select from held where held.job_id = a.id and held.worker_id = a.worker_id)
   returning j.id, j.app_id, a.worker_id`;
 
 // The whole acceptance in one statement (one round trip, and nothing read back per job): the jobs
 // above, their recipients' Mailjet ids (only of the jobs accepted here, matched by consumer too)
 // and each job's "accepted" status change. It answers only what is rare: the input positions (from
-// 1) of jobs not accepted (their lease was lost), and the changes of apps that have a webhook, whose
-// deliveries the caller queues (services/webhook-outbox.ts decides which types each app takes).
+// 1) of jobs not accepted (their lease was lost, or an id of theirs is held), the ids held, and the
+// changes of apps that have a webhook, whose deliveries the caller queues
+// (services/webhook-outbox.ts decides which types each app takes).
+// A MessageID is one recipient's: events find their recipient by it. One that a recipient of another
+// job already holds (Mailjet does not give an id twice: an answer replayed by a proxy or a test double,
+// a simulator restarted with the same seed) is not bound again, and its job is not accepted here: the
+// events keep going to the first holder, and the caller decides what becomes of the job. One index
+// probe per recipient (email_recipients_mailjet_message_id_idx), not a scan; MessageID 0 is
+// SandboxMode's, no message's.
 const ACCEPT_SENT_TEXT = `
-  with accepted as (${ACCEPT_JOBS_TEXT}
+  with input as (
+    select *
+    from unnest($4::bigint[], $5::bigint[], $6::text[], $7::bigint[], $8::text[]) as m(id, message_id, message_uuid, job_id, worker_id)
+  ),
+  held as (
+    select m.job_id, m.worker_id, m.message_id, h.job_id as holder_job_id
+    from input m
+    cross join lateral (
+      select r.job_id
+      from email_recipients r
+      where r.mailjet_message_id = m.message_id
+        and r.job_id <> m.job_id
+      limit 1
+    ) as h
+    where m.message_id <> 0
+  ),
+  accepted as (${ACCEPT_JOBS_TEXT}
   ),
   accepted_recipients as (
     update email_recipients r
@@ -485,7 +512,7 @@ const ACCEPT_SENT_TEXT = `
       mailjet_message_id = nullif(m.message_id, 0),
       mailjet_message_uuid = nullif(m.message_uuid, ''),
       updated_at = now()
-    from unnest($4::bigint[], $5::bigint[], $6::text[], $7::bigint[], $8::text[]) as m(id, message_id, message_uuid, job_id, worker_id)
+    from input m
     join accepted on accepted.id = m.job_id and accepted.worker_id = m.worker_id
     where r.id = m.id
   ),
@@ -502,6 +529,11 @@ const ACCEPT_SENT_TEXT = `
       from unnest($1::bigint[], $2::text[]) with ordinality as a(id, worker_id, position)
       where not exists (select from accepted x where x.id = a.id and x.worker_id = a.worker_id)
     ) as not_accepted,
+    coalesce((
+      select json_agg(json_build_object('job_id', h.job_id::text, 'worker_id', h.worker_id, 'message_id', h.message_id::text,
+        'holder_job_id', h.holder_job_id::text))
+      from held h
+    ), '[]') as held,
     coalesce((
       select json_agg(json_build_object('id', c.id::text, 'app_id', c.app_id::text) order by c.id)
       from changes c
@@ -521,6 +553,8 @@ export interface SentJob {
 export interface AcceptedSent {
   /** The jobs recorded as accepted. */
   accepted: SentJob[];
+  /** The MessageIDs of jobs not accepted because a recipient of another job holds them (or an earlier job of this record is given them). */
+  held: Array<HeldMessageId & { workerId: string }>;
   /** Their status changes that an app's webhook may want (apps without a webhook are left out). */
   webhookChanges: RecordedChange[];
 }
@@ -528,15 +562,30 @@ export interface AcceptedSent {
 /** Records jobs as accepted by Mailjet with their recipients' Mailjet ids and status changes. */
 export async function acceptSentJobs(tx: Queryable, jobs: readonly SentJob[]): Promise<AcceptedSent> {
   if (jobs.length === 0) {
-    return { accepted: [], webhookChanges: [] };
+    return { accepted: [], held: [], webhookChanges: [] };
   }
+  // A MessageID given two jobs of this record: the statement's snapshot cannot see one binding it
+  // while it checks the other, so the later one is held here (the earlier one stays its holder).
+  const held: AcceptedSent['held'] = [];
+  const holders = new Map<string, string>();
+  const toAccept = jobs.filter((job) => {
+    const taken = job.recipients.find(({ messageId }) => messageId !== '0' && (holders.get(messageId) ?? job.id) !== job.id);
+    if (taken !== undefined) {
+      held.push({ jobId: job.id, workerId: job.workerId, messageId: taken.messageId, holderJobId: holders.get(taken.messageId)! });
+      return false;
+    }
+    for (const { messageId } of job.recipients) {
+      holders.set(messageId, job.id);
+    }
+    return true;
+  });
   // Built in one pass, without an object per recipient: this runs for every message sent.
   const recipientIds: string[] = [];
   const messageIds: string[] = [];
   const messageUuids: string[] = [];
   const recipientJobIds: string[] = [];
   const recipientWorkerIds: string[] = [];
-  for (const job of jobs) {
+  for (const job of toAccept) {
     for (const ids of job.recipients) {
       recipientIds.push(ids.recipientId);
       messageIds.push(ids.messageId);
@@ -546,8 +595,8 @@ export async function acceptSentJobs(tx: Queryable, jobs: readonly SentJob[]): P
     }
   }
   const [row] = await query(tx, ACCEPT_SENT, [
-    unquotedArray(jobs.map((job) => job.id)),
-    jobs.map((job) => job.workerId),
+    unquotedArray(toAccept.map((job) => job.id)),
+    toAccept.map((job) => job.workerId),
     CLAIMABLE_STATUSES,
     unquotedArray(recipientIds),
     messageIds,
@@ -556,8 +605,12 @@ export async function acceptSentJobs(tx: Queryable, jobs: readonly SentJob[]): P
     recipientWorkerIds,
   ]);
   const notAccepted = new Set((row!['not_accepted'] as number[]).map((position) => position - 1));
+  for (const h of row!['held'] as Array<{ job_id: string; worker_id: string; message_id: string; holder_job_id: string }>) {
+    held.push({ jobId: h.job_id, workerId: h.worker_id, messageId: h.message_id, holderJobId: h.holder_job_id });
+  }
   return {
-    accepted: jobs.filter((_, index) => !notAccepted.has(index)),
+    accepted: toAccept.filter((_, index) => !notAccepted.has(index)),
+    held,
     webhookChanges: (row!['webhook_changes'] as Array<{ id: string; app_id: string }>).map((c) => ({ id: c.id, appId: c.app_id, type: 'accepted' })),
   };
 }

@@ -24,6 +24,23 @@ export function toIdString(value: unknown): string | undefined {
   return undefined;
 }
 
+const MAX_UNSIGNED = 18446744073709551615n;
+
+/**
+ * A 64-bit unsigned integer past 2^63-1, as a decimal string; undefined for anything else. Mailjet's
+ * reference says only "64-bit"; such an id (none seen: theirs have 17 to 19 digits) would not fit the
+ * bigint columns, so it is never stored, but it still says that Mailjet has the message.
+ */
+export function unstorableId(value: unknown): string | undefined {
+  const id = typeof value === 'bigint' ? value : typeof value === 'string' && /^\d{19,20}$/.test(value) ? BigInt(value) : undefined;
+  return id !== undefined && id > MAX_BIGINT && id <= MAX_UNSIGNED ? id.toString() : undefined;
+}
+
+/** Whether a canonical id string fits the bigint columns (see toIdString). */
+export function isStorableId(id: string): boolean {
+  return toIdString(id) !== undefined;
+}
+
 /** Mailjet's MessageUUIDs have 36 characters; a far longer one would not fit its index's entry (about 2.7 kB). */
 const MAX_UUID_LENGTH = 255;
 

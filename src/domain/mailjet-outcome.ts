@@ -4,7 +4,7 @@
 // few or too many, or a success entry echoing another message's CustomID) is trusted only where a
 // success entry names its message by CustomID: every other message's outcome is unknown, so it is
 // looked up at Mailjet before it is sent again.
-import { toIdString, toUuidString } from './mailjet-ids.js';
+import { toIdString, toUuidString, unstorableId } from './mailjet-ids.js';
 import type { RecipientKind } from './message.js';
 import { parseRetryAfter } from './retry-policy.js';
 
@@ -28,6 +28,13 @@ export interface FoundMessage {
   messageUuid: string;
   email: string;
 }
+
+/**
+ * What a look-up by CustomID got: Mailjet's list (possibly empty), or else (not an array) what came
+ * instead, described as a send call's answer is, so that the send gate reads a 429 or a 401 on a
+ * look-up as it reads one on a send (classifySendResponse).
+ */
+export type LookupAnswer = FoundMessage[] | SendResponse;
 
 export interface AcceptedRecipient {
   kind: RecipientKind;
@@ -212,7 +219,8 @@ function acceptedRecipient(item: Json, kind: RecipientKind, sandbox: boolean): A
   const messageId = toIdString(item['MessageID']);
   const email = item['Email'];
   if (messageId === undefined || typeof email !== 'string') {
-    return NO_ID;
+    const tooLarge = messageId === undefined ? unstorableId(item['MessageID']) : undefined;
+    return tooLarge === undefined ? NO_ID : `MessageID ${tooLarge}, past 2^63-1, the largest jetpost stores`;
   }
   if (messageId === '0' && !sandbox) {
     return "MessageID 0, SandboxMode's, in a call not in SandboxMode";

@@ -24,6 +24,13 @@ export interface AcceptedIds {
   messageUuid: string;
 }
 
+/** A MessageID Mailjet gave a recipient of `jobId` that a recipient of `holderJobId` holds already: not bound twice. */
+export interface HeldMessageId {
+  jobId: string;
+  messageId: string;
+  holderJobId: string;
+}
+
 /** What Mailjet says it has for one address: from a send's answer (with its kind) or a look-up (without). */
 export interface MailjetRecipientIds {
   email: string;

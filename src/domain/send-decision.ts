@@ -2,7 +2,7 @@
 // later attempt, or failed for good (the dead-letter state, with the reason kept).
 import type { AcceptedRecipient, CallOutcome, FoundMessage, MessageOutcome } from './mailjet-outcome.js';
 import { countRecipients } from './mailjet-payload.js';
-import { type AcceptedIds, pairRecipients, type RecipientRow } from './recipient.js';
+import { type AcceptedIds, type HeldMessageId, pairRecipients, type RecipientRow } from './recipient.js';
 import { backoffMs, nextRetry, retryDelayMs, type RetryPolicy } from './retry-policy.js';
 
 export type SendResult =
@@ -156,6 +156,44 @@ export function giveUpUnreached(
 }
 
 /**
+ * A job whose acceptance was not recorded because a recipient of another job holds one of the
+ * MessageIDs Mailjet gave it (`held`, recorded with `accepted`): that id stays with its first holder,
+ * which its events keep reaching. Mailjet took the message, so it is never sent again. Until its
+ * attempts are spent it is looked up by CustomID (unresolvedAcceptance), which gives the ids Mailjet
+ * holds for it; once they are (its look-up gave a held id again), it is accepted with its other
+ * recipients' ids, and each recipient whose id is held ends `failed`, its outcome unknown: no event
+ * can reach it. With no other recipient, the job ends `failed`, its outcome unknown.
+ */
+export function heldElsewhere(
+  job: AttemptedJob & { lookUpOnly: boolean },
+  accepted: Extract<SendResult, { kind: 'accepted' }>,
+  held: readonly HeldMessageId[],
+  rows: readonly RecipientRow[],
+  context: DecisionContext,
+): SendResult {
+  const heldIds = new Set(held.map((h) => h.messageId));
+  const [first] = held;
+  const reason = `its answer gives MessageID ${first?.messageId ?? '?'} (held by job ${first?.holderJobId ?? '?'}) ${held.length > 1 ? `and ${held.length - 1} more MessageIDs ` : ''}that a recipient of another job holds already`;
+  if (!job.lookUpOnly) {
+    return unresolvedAcceptance(job, reason, context);
+  }
+  const pairs = accepted.recipients.filter((pair) => !heldIds.has(pair.messageId));
+  const heldRows = new Set(accepted.recipients.filter((pair) => heldIds.has(pair.messageId)).map((pair) => pair.recipientId));
+  const addresses = [...new Set(rows.filter((row) => heldRows.has(row.id)).map((row) => row.email.toLowerCase()))].join(', ');
+  const error = [
+    `${UNRESOLVED_ACCEPTANCE}${reason}: it stays with that recipient, so ${addresses} cannot have it; their outcome is unknown (they may well have been delivered) and no event can reach them`,
+    ...(accepted.unreached === undefined ? [] : [accepted.unreached.error]),
+  ].join('; ');
+  // With those its look-up already gave no id (giveUpUnreached).
+  const unreachedIds = new Set([...heldRows, ...(accepted.unreached?.recipientIds ?? [])]);
+  const unreached = rows.filter((row) => unreachedIds.has(row.id));
+  if (pairs.length === 0) {
+    return { jobId: job.id, kind: 'failed', error, outcomeUnknown: true };
+  }
+  return { jobId: job.id, kind: 'accepted', recipients: pairs, unreached: { recipientIds: unreached.map((row) => row.id), error } };
+}
+
+/**
  * What is kept of a result the database refused as it came (`cause` names the refusal): nothing of
  * Mailjet's free text, and nothing that would let the job be sent again. An accepted job keeps its
  * recipients' MessageIDs (checked 64-bit integers, what events are matched by) without their
@@ -207,6 +245,36 @@ function waitForGate(job: AttemptedJob, error: string, runAt: Date): SendResult 
   return { jobId: job.id, kind: 'deferred', error, runAt, outcomeUnknown: false, refundAttempt: true };
 }
 
+/**
+ * When the jobs of a request Mailjet refused whole for the pace (429) or the keys (401) go again:
+ * when the send gate lets requests go (its pause or its stop), and after a 429 not before their own
+ * Retry-After either, within the backoff's cap.
+ */
+function refusedRunAt(outcome: Extract<CallOutcome, { kind: 'transient' | 'unauthorized' }>, context: DecisionContext): Date {
+  const retryAfterMs = outcome.kind === 'transient' ? Math.min(outcome.retryAfterMs ?? 0, context.policy.maxMs) : 0;
+  return new Date(Math.max(context.resumeAt.getTime(), context.now.getTime() + retryAfterMs));
+}
+
+/**
+ * A job whose look-up by CustomID Mailjet refused whole, for the pace (429) or the keys (401): Mailjet
+ * was not asked, so, as a refused call's jobs do, it waits for the send gate with its claim's attempt
+ * given back (a look-up-only claim counted none), still to be looked up before any send. Undefined
+ * for any other failure: the look-up is then one that could not be made (lookUpResult).
+ */
+export function lookUpRefused(job: AttemptedJob & { lookUpOnly: boolean }, outcome: CallOutcome, context: DecisionContext): SendResult | undefined {
+  if (outcome.kind !== 'unauthorized' && !(outcome.kind === 'transient' && outcome.rateLimited === true)) {
+    return undefined;
+  }
+  return {
+    jobId: job.id,
+    kind: 'deferred',
+    error: `could not ask Mailjet whether the last attempt was delivered: ${outcome.error}; it is looked up once sending resumes`,
+    runAt: refusedRunAt(outcome, context),
+    outcomeUnknown: true,
+    refundAttempt: !job.lookUpOnly,
+  };
+}
+
 /** Jobs in the order their messages were sent in the call; `recipientsByJob`: the rows each was sent to. */
 export function decideSendResults(
   jobs: readonly AttemptedJob[],
@@ -222,13 +290,12 @@ export function decideSendResults(
         // Mailjet sent nothing and says nothing about the messages, only about the pace: they wait for
         // the pause (and their own Retry-After, within the backoff's cap), their attempts untouched, so
         // that a long spell of 429s delays them instead of failing messages never sent.
-        const retryAfterAt = context.now.getTime() + Math.min(outcome.retryAfterMs ?? 0, context.policy.maxMs);
-        return jobs.map((job) => waitForGate(job, outcome.error, new Date(Math.max(context.resumeAt.getTime(), retryAfterAt))));
+        return jobs.map((job) => waitForGate(job, outcome.error, refusedRunAt(outcome, context)));
       }
       return jobs.map((job) => retryOrFail(job, outcome.error, context, { retryAfterMs: outcome.retryAfterMs, outcomeUnknown: outcome.outcomeUnknown }));
     case 'unauthorized':
       // Bad keys say nothing about the messages: they wait, their attempts untouched, until sending resumes.
-      return jobs.map((job) => waitForGate(job, outcome.error, context.resumeAt));
+      return jobs.map((job) => waitForGate(job, outcome.error, refusedRunAt(outcome, context)));
     case 'permanent':
       return jobs.map((job) => ({ jobId: job.id, kind: 'failed', error: outcome.error }));
     case 'too-large':

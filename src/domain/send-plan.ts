@@ -2,6 +2,7 @@
 // which addresses to leave out as suppressed, and how to pack the rest into Send API calls. The
 // consumer (workers/consumer.ts) does the I/O between these steps.
 import type { ClaimedJob } from './job.js';
+import { isStorableId } from './mailjet-ids.js';
 import type { FoundMessage } from './mailjet-outcome.js';
 import { countRecipients, packCalls, toMailjetMessage } from './mailjet-payload.js';
 import { pairRecipients, type RecipientRow } from './recipient.js';
@@ -26,8 +27,11 @@ export function lookUpResult(
   context: DecisionContext,
 ): SendResult | undefined {
   // A MessageID found once stays found (the earlier look-ups' first): Mailjet's index may show fewer
-  // addresses later than it did.
-  const { pairs, ...pairing } = pairRecipients(recipients, withoutSharedIds([...job.foundEarlier, ...(found ?? [])]));
+  // addresses later than it did. One past 2^63-1 cannot be stored: its address counts as not found,
+  // but it says that Mailjet has the message.
+  const [unstorable] = (found ?? []).filter((message) => !isStorableId(message.messageId));
+  const storable = unstorable === undefined ? (found ?? []) : (found ?? []).filter((message) => isStorableId(message.messageId));
+  const { pairs, ...pairing } = pairRecipients(recipients, withoutSharedIds([...job.foundEarlier, ...storable]));
   // A suppressed address was left out of the send looked up: Mailjet has nothing for it.
   const unreached = pairing.unreached.filter((row) => row.status !== 'suppressed');
   if (pairs.length > 0) {
@@ -43,6 +47,18 @@ export function lookUpResult(
     const addressOf = new Map(recipients.map((row) => [row.id, row.email]));
     const kept = pairs.map(({ recipientId, messageId, messageUuid }) => ({ email: addressOf.get(recipientId)!, messageId, messageUuid }));
     return unresolvedAcceptance(job, reason, context, kept);
+  }
+  if (unstorable !== undefined) {
+    // Mailjet has it: never sent again, and no event can reach it.
+    const reason = `its look-up gives MessageID ${unstorable.messageId}, past 2^63-1, the largest jetpost stores`;
+    return job.lookUpOnly
+      ? {
+          jobId: job.id,
+          kind: 'failed',
+          error: `Mailjet has the message, but ${reason}: it may well have been delivered, and no event can reach it`,
+          outcomeUnknown: true,
+        }
+      : unresolvedAcceptance(job, reason, context);
   }
   if (job.lookUpOnly) {
     return giveUpAfterLookUp(job, found !== undefined);

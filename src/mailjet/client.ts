@@ -6,8 +6,8 @@ import { createRequire } from 'node:module';
 import type MailjetModule from 'node-mailjet';
 
 import type { CallbackWrite, RegisteredCallback } from '../domain/events-callback.js';
-import { toIdString, toUuidString } from '../domain/mailjet-ids.js';
-import type { FoundMessage, SendResponse } from '../domain/mailjet-outcome.js';
+import { toIdString, toUuidString, unstorableId } from '../domain/mailjet-ids.js';
+import type { LookupAnswer, SendResponse } from '../domain/mailjet-outcome.js';
 import { createSendCall } from './send-call.js';
 
 // node-mailjet 6 is CommonJS whose module.exports is the class itself (no `default`); TypeScript's
@@ -18,10 +18,11 @@ export interface MailjetClient {
   /** A Send API call; `body` is its JSON text (a MailjetSendBody, see sendBodyJson). */
   send(body: string): Promise<SendResponse>;
   /**
-   * The messages Mailjet holds for a CustomID (one per recipient), or undefined when Mailjet could
-   * not be asked. An empty list means "not sent, as far as Mailjet's index knows".
+   * The messages Mailjet holds for a CustomID (one per recipient), or what Mailjet answered instead
+   * of its list (an error status, a body that is no list, no answer at all). An empty list means
+   * "not sent, as far as Mailjet's index knows".
    */
-  findByCustomId(customId: string): Promise<FoundMessage[] | undefined>;
+  findByCustomId(customId: string): Promise<LookupAnswer>;
   /** Every registration of /v3/REST/eventcallbackurl on this account. */
   listEventCallbacks(): Promise<RegisteredCallback[]>;
   /** Creates (`existingId` null) or updates one registration: grouped (Version 2) and alive. */
@@ -74,20 +75,22 @@ export function createMailjetClient({ apiKey, apiSecret, baseUrl = MAILJET_DEFAU
         // list says what it holds: anything else is no answer, and "not found" would resend the message.
         const rows: unknown = (result.body as { Data?: unknown } | undefined)?.Data;
         if (!Array.isArray(rows)) {
-          return undefined;
+          const status = result.response.status;
+          return { status, body: undefined, description: `Mailjet ${status} on the look-up by CustomID, without its list of messages` };
         }
         // A row without usable ids is left out, as if not found (yet): no event could reach it. ID 0 is
-        // no message's (SandboxMode answers it).
+        // no message's (SandboxMode answers it). An ID past 2^63-1 is kept: it cannot be stored, but
+        // Mailjet has the message, which must then not be sent again (lookUpResult).
         return (rows as Array<Record<string, unknown>>).flatMap((row) => {
-          const messageId = toIdString(row['ID']);
+          const messageId = toIdString(row['ID']) ?? unstorableId(row['ID']);
           const messageUuid = toUuidString(row['UUID']);
           const email = row['ContactAlt'];
           return messageId === undefined || messageId === '0' || messageUuid === undefined || typeof email !== 'string'
             ? []
             : [{ messageId, messageUuid, email }];
         });
-      } catch {
-        return undefined;
+      } catch (error) {
+        return unansweredLookup(error);
       }
     },
 
@@ -112,4 +115,29 @@ export function createMailjetClient({ apiKey, apiSecret, baseUrl = MAILJET_DEFAU
       }
     },
   };
+}
+
+/**
+ * A look-up node-mailjet rejected (an error status, or no answer: its `statusCode` is then null), as
+ * a send's answer: status, Retry-After, network code. Only these fields are read: the error also
+ * carries the request's configuration, credentials included.
+ */
+function unansweredLookup(thrown: unknown): SendResponse {
+  const error = (typeof thrown === 'object' && thrown !== null ? thrown : {}) as {
+    statusCode?: unknown;
+    code?: unknown;
+    response?: { headers?: Record<string, unknown> } | null;
+  };
+  const status = typeof error.statusCode === 'number' ? error.statusCode : null;
+  if (status !== null) {
+    const retryAfter = error.response?.headers?.['retry-after'];
+    return {
+      status,
+      body: undefined,
+      retryAfter: typeof retryAfter === 'string' ? retryAfter : undefined,
+      description: `Mailjet ${status} on the look-up by CustomID`,
+    };
+  }
+  const code = typeof error.code === 'string' ? error.code : 'ERROR';
+  return { status: null, body: undefined, networkCode: code, description: `Mailjet unreachable (${code}) on the look-up by CustomID` };
 }

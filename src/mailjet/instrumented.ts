@@ -45,7 +45,7 @@ export function instrumentMailjetClient(client: MailjetClient, bus: Bus, now: ()
     },
     async findByCustomId(customId) {
       const found = await client.findByCustomId(customId);
-      bus.emit('mailjet:lookup', { result: found === undefined ? 'error' : found.length > 0 ? 'found' : 'not_found' });
+      bus.emit('mailjet:lookup', { result: !Array.isArray(found) ? 'error' : found.length > 0 ? 'found' : 'not_found' });
       return found;
     },
   };

@@ -20,6 +20,7 @@ import { type Pool, type Queryable, withTransaction } from '../db/pool.js';
 import { closePendingRecipients, setRecipientStatuses } from '../db/recipients-repo.js';
 import { recordStatusChanges } from '../db/status-changes-repo.js';
 import { type ClaimedJob, LEASE_EXPIRED_ERROR } from '../domain/job.js';
+import type { HeldMessageId } from '../domain/recipient.js';
 import type { SendResult } from '../domain/send-decision.js';
 import type { RecordedChange } from '../domain/status-change.js';
 import { storableText } from '../domain/storable-text.js';
@@ -33,6 +34,11 @@ export interface RecordSummary {
   deferred: string[];
   /** Jobs whose lease this consumer no longer held: another consumer owns their fate now. */
   lostLease: string[];
+  /**
+   * Accepted jobs not recorded because a recipient of another job holds one of their MessageIDs
+   * (absent: none): still leased to this consumer, whose next record decides them (heldElsewhere).
+   */
+  heldElsewhere?: HeldMessageId[];
 }
 
 export interface ReapedJob {
@@ -52,8 +58,8 @@ export interface SendingService {
   markSuppressed(recipientIds: readonly string[]): Promise<void>;
   /** Renews the leases; returns the ids still held. */
   extendLeases(workerId: string, jobIds: readonly string[]): Promise<string[]>;
-  /** Gives unsent jobs back to the queue without counting the attempt. */
-  release(workerId: string, jobIds: readonly string[]): Promise<string[]>;
+  /** Gives unsent jobs back to the queue without counting the attempt (`uncounted`: their claim counted none: look-up only). */
+  release(workerId: string, jobIds: readonly string[], uncounted?: readonly string[]): Promise<string[]>;
   /** When the next claimable job falls due (null: none). */
   nextRunAt(): Promise<Date | null>;
   /**
@@ -88,7 +94,7 @@ export function createSendingService({ pool, channels, leaseMs }: SendingService
     claim: (workerId, limit, maxBytes) => claimJobs(pool, workerId, limit, leaseMs, maxBytes),
     markSuppressed: (recipientIds) => setRecipientStatuses(pool, new Map(recipientIds.map((id) => [id, 'suppressed']))),
     extendLeases: (workerId, jobIds) => extendLeases(pool, workerId, jobIds, leaseMs),
-    release: (workerId, jobIds) => releaseJobs(pool, workerId, jobIds),
+    release: (workerId, jobIds, uncounted) => releaseJobs(pool, workerId, jobIds, uncounted),
     nextRunAt: () => nextRunAt(pool),
     record: (workerId, results) => record({ workerId, results }),
     reapExpiredLeases: (limit) => reap(pool, channels, limit),
@@ -195,10 +201,19 @@ async function recordSendResults(pool: Pool, channels: NotifyChannels, requests:
     await queueWebhookDeliveries(tx, channels, [...acceptance.webhookChanges, ...unreachedChanges, ...changes]);
     await applyEvents(tx, channels, await matchKeptEvents(tx, acceptedIds));
     const settledKeys = new Map(settled.map((s) => [`${s.id}/${s.workerId}`, s.status]));
+    const heldByKey = new Map<string, HeldMessageId[]>();
+    for (const { workerId, ...held } of acceptance.held) {
+      heldByKey.set(`${held.jobId}/${workerId}`, [...(heldByKey.get(`${held.jobId}/${workerId}`) ?? []), held]);
+    }
     return requests.map(({ workerId, results }): RecordSummary => {
       const summary: RecordSummary = { accepted: [], failed: [], deferred: [], lostLease: [] };
       for (const { jobId } of results) {
         const key = `${jobId}/${workerId}`;
+        const held = heldByKey.get(key);
+        if (held !== undefined) {
+          (summary.heldElsewhere ??= []).push(...held);
+          continue;
+        }
         const status = acceptedKeys.has(key) ? 'accepted' : settledKeys.get(key);
         (status === undefined ? summary.lostLease : summary[status]).push(jobId);
       }

@@ -81,6 +81,8 @@ export function createConsumerPool(options: ConsumerPoolOptions): ConsumerPool {
   const limit = options.inFlight;
   const pacing = limit && createClaimPacing({ batchSize: options.batchSize, callMs: () => limit.durationMs() ?? 0, slots: () => limit.current() });
   const slotsOf = (index: number): CallSlots => {
+    // A consumer has one call in flight at a time: what the limit's cuts were when it started.
+    let cutsAtStart = 0;
     return {
       claimDelayMs: () => {
         if (!budget.fits()) {
@@ -100,12 +102,13 @@ export function createConsumerPool(options: ConsumerPoolOptions): ConsumerPool {
       },
       callStarted: () => {
         callsInFlight += 1;
+        cutsAtStart = limit?.cuts() ?? 0;
       },
       callEnded: (durationMs, slowDown, answeredMs) => {
         pacing?.answered(answeredMs);
         if (limit !== undefined) {
           const before = limit.current();
-          const after = limit.callEnded({ durationMs, slowDown, inFlight: callsInFlight });
+          const after = limit.callEnded({ durationMs, slowDown, inFlight: callsInFlight, cutsAtStart });
           if (after !== before) {
             bus.emit('mailjet:in-flight-limit', { limit: after });
             if (after > before) {
@@ -160,7 +163,7 @@ export function createConsumerPool(options: ConsumerPoolOptions): ConsumerPool {
         record: (results) => sending.record(id, results),
         markSuppressed: (recipientIds) => sending.markSuppressed(recipientIds),
         extendLeases: (jobIds) => sending.extendLeases(id, jobIds),
-        release: (jobIds) => sending.release(id, jobIds),
+        release: (jobIds, uncounted) => sending.release(id, jobIds, uncounted),
         nextRunAt: () => sending.nextRunAt(),
         poolEnded: () => sending.ended(),
         wakeup,

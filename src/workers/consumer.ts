@@ -7,7 +7,8 @@
 // Before each call the consumer renews the leases of the jobs still to send, then passes the
 // process's send gate (rate limit, 429 pause, 401 stop), and calls at once: a 429 seen by another
 // consumer meanwhile holds this call back too. A job whose last attempt ended without a clear answer
-// is first looked up at Mailjet by its CustomID, so a timeout does not become a duplicate. On stop,
+// is first looked up at Mailjet by its CustomID, so a timeout does not become a duplicate; each
+// look-up passes the same gate and tells it what it heard, as a call does. On stop,
 // calls in flight finish and the jobs not yet sent are released unsent. On halt (the shutdown
 // deadline) nothing waits on the database any more: what could not be recorded or released keeps
 // its lease, and the lease reaper returns it marked "outcome unknown" (looked up, not resent).
@@ -16,11 +17,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Bus } from '../bus.js';
 import { coerceError, isDeterministicDatabaseError } from '../domain/errors.js';
 import type { ClaimedJob } from '../domain/job.js';
-import { type CallOutcome, classifySendResponse, type FoundMessage, type SendResponse } from '../domain/mailjet-outcome.js';
+import { type CallOutcome, classifySendResponse, type FoundMessage, type LookupAnswer, type SendResponse } from '../domain/mailjet-outcome.js';
 import { customIdForJob, sendBodyJson } from '../domain/mailjet-payload.js';
-import type { RecipientRow } from '../domain/recipient.js';
+import type { HeldMessageId, RecipientRow } from '../domain/recipient.js';
 import { type Backoff, backoffMs, type RetryPolicy } from '../domain/retry-policy.js';
-import { decideSendResults, minimalResult, type SendResult } from '../domain/send-decision.js';
+import { decideSendResults, heldElsewhere, lookUpRefused, minimalResult, type SendResult } from '../domain/send-decision.js';
 import { jobsToLookUp, lookUpResult, planCalls, type PlannedCall, planSuppression, recipientsOfJobs, splitCall } from '../domain/send-plan.js';
 import { storableText } from '../domain/storable-text.js';
 import { suppressionKey } from '../domain/suppression.js';
@@ -40,15 +41,19 @@ export interface ConsumerDeps {
   batchEnded?: () => void;
   /** Makes a Send API call; `body` is its JSON text (sendBodyJson). */
   send: (body: string) => Promise<SendResponse>;
-  /** Mailjet's messages for a CustomID; undefined when Mailjet could not be asked. */
-  lookup: (customId: string) => Promise<FoundMessage[] | undefined>;
+  /** Mailjet's messages for a CustomID, or what Mailjet answered instead of its list. */
+  lookup: (customId: string) => Promise<LookupAnswer>;
   record: (results: readonly SendResult[]) => Promise<RecordSummary>;
   /** Marks recipients left out of a send because their address is suppressed. */
   markSuppressed: (recipientIds: readonly string[]) => Promise<void>;
   /** Renews the leases; returns the ids still held. */
   extendLeases: (jobIds: readonly string[]) => Promise<string[]>;
-  /** Gives unsent jobs back to the queue without counting the attempt. */
-  release: (jobIds: readonly string[]) => Promise<string[]>;
+  /**
+   * Gives unsent jobs back to the queue without counting the attempt. `uncounted`: those of them
+   * whose claim counted none (look-up only, attempts spent): they keep their attempts, so they are
+   * still only looked up, never sent.
+   */
+  release: (jobIds: readonly string[], uncounted: readonly string[]) => Promise<string[]>;
   /** When the next claimable job falls due (null: none). */
   nextRunAt: () => Promise<Date | null>;
   /** True once the pool has been ended for good: a failed query is then not worth retrying. */
@@ -104,6 +109,13 @@ interface Batch {
   /** Jobs a renewal found no longer ours (reaped, maybe claimed by another consumer): never sent by this one. */
   lost: Set<string>;
 }
+
+/**
+ * What one look-up came to: Mailjet's list (`found` undefined: Mailjet could not be asked), a refusal
+ * that asked nothing (a 429, a 401: the job's result is decided), the job no longer ours, or the
+ * batch to be given back unsent.
+ */
+type LookedUp = { kind: 'answered'; found: FoundMessage[] | undefined } | { kind: 'refused'; result: SendResult } | { kind: 'lost' } | { kind: 'give-back' };
 
 export function createConsumer(deps: ConsumerDeps): WorkerLoop {
   const { id, log, bus, wakeup, gate } = deps;
@@ -203,6 +215,42 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
     return { accepted: [], failed: [], deferred: [], lostLease: [] };
   }
 
+  /**
+   * Records results; the jobs whose acceptance was not recorded because a recipient of another job
+   * holds a MessageID Mailjet gave them (still leased to this consumer) are then decided again
+   * (heldElsewhere: looked up, never sent again) and recorded so.
+   */
+  async function recordResults(batch: Batch, results: readonly SendResult[], turn: TurnContext): Promise<RecordSummary> {
+    const summary = await recordWithRetry(batch, results, turn);
+    const held = summary.heldElsewhere ?? [];
+    if (held.length === 0) {
+      return summary;
+    }
+    log.error(
+      'Mailjet gave MessageIDs that recipients of other jobs hold already: they stay with those recipients, whose events they keep reaching, and are not bound again. Mailjet took these messages, so they are never sent again: each is looked up by CustomID, and a recipient whose MessageID stays held ends failed. Check that MAILJET_BASE_URL reaches Mailjet itself (not a proxy or test double that replays answers, nor a simulator restarted with the same --seed over the same database)',
+      { component: 'consumer', consumer: id, held: held.map((h) => ({ job: h.jobId, messageId: h.messageId, heldByJob: h.holderJobId })) },
+    );
+    const heldByJob = new Map<string, HeldMessageId[]>();
+    for (const h of held) {
+      heldByJob.set(h.jobId, [...(heldByJob.get(h.jobId) ?? []), h]);
+    }
+    const context = { policy: deps.retry, now: now(), random, resumeAt: now() };
+    const again = results.flatMap((result) => {
+      const job = batch.jobs.find((claimed) => claimed.id === result.jobId);
+      const ids = heldByJob.get(result.jobId);
+      return result.kind === 'accepted' && job !== undefined && ids !== undefined
+        ? [heldElsewhere(job, result, ids, batch.recipientsByJob.get(job.id) ?? [], context)]
+        : [];
+    });
+    const decided = await recordResults(batch, again, turn);
+    return {
+      accepted: [...summary.accepted, ...decided.accepted],
+      failed: [...summary.failed, ...decided.failed],
+      deferred: [...summary.deferred, ...decided.deferred],
+      lostLease: [...summary.lostLease, ...decided.lostLease],
+    };
+  }
+
   function report(summary: RecordSummary, extra: Record<string, unknown>): void {
     const clean = summary.failed.length === 0 && summary.deferred.length === 0 && summary.lostLease.length === 0;
     log.log(clean ? 'debug' : 'warn', 'send results recorded', {
@@ -236,35 +284,75 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
    * custom_id was added to CustomID carries the bare `jetpost-<id>`: that form is asked too, or the
    * job would be sent again after an upgrade.
    */
-  async function findCopies(job: ClaimedJob): Promise<FoundMessage[] | undefined> {
-    const found = await deps.lookup(customIdForJob(job.id, job.customId));
-    if (!job.customId || found === undefined || found.length > 0) {
-      return found;
+  async function findCopies(job: ClaimedJob, batch: Batch, turn: TurnContext): Promise<LookedUp> {
+    const first = await ask(job, customIdForJob(job.id, job.customId), batch, turn);
+    if (!job.customId || first.kind !== 'answered' || first.found === undefined || first.found.length > 0) {
+      return first;
     }
-    return deps.lookup(customIdForJob(job.id));
+    return ask(job, customIdForJob(job.id), batch, turn);
   }
 
-  /** Looks up the jobs whose last attempt may have been sent and records what Mailjet says; returns the jobs to send. */
-  async function lookUp(batch: Batch, turn: TurnContext): Promise<ClaimedJob[]> {
+  /**
+   * One look-up, made as a send call is: through the send gate (its rate limit, a 429 pause, a 401
+   * stop), its answer passed on to the gate. A 429 or a 401 is a refusal that asked nothing (the job
+   * waits for the gate, its attempt given back); any other failure a look-up that could not be made.
+   */
+  async function ask(job: ClaimedJob, customId: string, batch: Batch, turn: TurnContext): Promise<LookedUp> {
+    const passed = await throughGate(
+      batch,
+      () => batch.jobs.map((held) => held.id),
+      turn,
+      () => !batch.lost.has(job.id),
+    );
+    if (passed !== 'acquired') {
+      return { kind: passed };
+    }
+    const answer = await deps.lookup(customId);
+    if (Array.isArray(answer)) {
+      gate.succeeded();
+      return { kind: 'answered', found: answer };
+    }
+    const outcome = classifySendResponse(answer, [], now());
+    const resumeAt = passOnToGate(outcome);
+    const refused = lookUpRefused(job, outcome, { policy: deps.retry, now: now(), random, resumeAt });
+    return refused === undefined ? { kind: 'answered', found: undefined } : { kind: 'refused', result: refused };
+  }
+
+  /**
+   * Looks up the jobs whose last attempt may have been sent and records what Mailjet says; returns
+   * the jobs to send, or undefined when the jobs not recorded are to be given back unsent (a stop, or
+   * sending stopped on a 401).
+   */
+  async function lookUp(batch: Batch, turn: TurnContext): Promise<ClaimedJob[] | undefined> {
     const results: SendResult[] = [];
-    const context = { policy: deps.retry, now: now(), random, resumeAt: now() };
+    let giveBack = false;
     for (const job of jobsToLookUp(batch.jobs)) {
-      if (turn.stopping) {
-        // The rest is released unsent later, still marked outcome unknown.
+      const looked = await findCopies(job, batch, turn);
+      if (looked.kind === 'give-back') {
+        giveBack = true;
         break;
       }
-      const found = await findCopies(job);
-      const result = lookUpResult(job, batch.recipientsByJob.get(job.id) ?? [], found, context);
+      // Another consumer may hold it now: this one neither records it nor sends it (heldPart).
+      if (looked.kind === 'lost') {
+        continue;
+      }
+      const context = { policy: deps.retry, now: now(), random, resumeAt: now() };
+      const result = looked.kind === 'refused' ? looked.result : lookUpResult(job, batch.recipientsByJob.get(job.id) ?? [], looked.found, context);
       if (result) {
         results.push(result);
       }
     }
     if (results.length > 0) {
-      const summary = await recordWithRetry(batch, results, turn);
+      const summary = await recordResults(batch, results, turn);
       report(summary, { reconciled: results.map((r) => `${r.jobId}:${r.kind}`) });
     }
     const done = new Set(results.map((r) => r.jobId));
-    return batch.jobs.filter((job) => !done.has(job.id));
+    const rest = batch.jobs.filter((job) => !done.has(job.id));
+    if (giveBack) {
+      await releaseUnsent(rest);
+      return undefined;
+    }
+    return rest;
   }
 
   /** Leaves suppressed addresses out (recording the jobs that have no To address left); returns the jobs to send. */
@@ -323,7 +411,8 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
     }
   }
 
-  async function settleCall(batch: Batch, call: PlannedCall, outcome: CallOutcome, started: number, turn: TurnContext): Promise<void> {
+  /** Tells the send gate what a request's answer says of the pace and the keys; returns when requests may go again. */
+  function passOnToGate(outcome: CallOutcome): Date {
     let resumeAt = now();
     if (outcome.kind === 'transient') {
       if (outcome.rateLimited) {
@@ -342,9 +431,14 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
     } else {
       gate.succeeded();
     }
+    return resumeAt;
+  }
+
+  async function settleCall(batch: Batch, call: PlannedCall, outcome: CallOutcome, started: number, turn: TurnContext): Promise<void> {
+    const resumeAt = passOnToGate(outcome);
     const context = { policy: deps.retry, now: now(), random, resumeAt };
     const results = decideSendResults(call.jobs, outcome, context, batch.recipientsByJob);
-    const summary = await recordWithRetry(batch, results, turn);
+    const summary = await recordResults(batch, results, turn);
     const recipients = recipientsOfJobs(call.jobs, batch.recipientsByJob);
     bus.emit('mailjet:call', {
       messages: call.messageJson.length,
@@ -362,12 +456,16 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
     report(summary, { messages: call.messageJson.length, recipients, ...(outcome.kind === 'per-message' ? {} : { error: outcome.error }) });
   }
 
-  async function releaseUnsent(jobIds: readonly string[]): Promise<void> {
-    if (jobIds.length === 0) {
+  async function releaseUnsent(jobs: readonly ClaimedJob[]): Promise<void> {
+    if (jobs.length === 0) {
       return;
     }
+    const jobIds = jobs.map((job) => job.id);
     try {
-      const released = await deps.release(jobIds);
+      const released = await deps.release(
+        jobIds,
+        jobs.filter((job) => job.lookUpOnly).map((job) => job.id),
+      );
       log.info('released unsent jobs', { component: 'consumer', consumer: id, jobs: released });
     } catch (error) {
       // Their leases will expire and the reaper will return them.
@@ -376,39 +474,47 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
   }
 
   /**
-   * Renews the leases of the jobs still to send once half a lease has passed since they were taken
+   * Renews the leases of the jobs still held once half a lease has passed since they were taken
    * (which also tells which are still ours: a reaped one may be another's now; a younger lease cannot
-   * have expired, so it is still ours), then passes the gate for the call's part that is still ours.
-   * A long wait at the gate (a 429 pause, the rate limit) renews the leases again every half lease, so
-   * the call goes with at least half a lease left. Returns that
-   * part of the call, or undefined when the jobs are to be given back unsent: the consumer stops,
-   * or sending is stopped on a 401 (bad keys say nothing about the messages: they wait in the queue,
-   * their attempts untouched, while no consumer claims until the probe call).
+   * have expired, so it is still ours), then passes the gate for a request (a call or a look-up)
+   * while it is still `wanted` (about jobs still ours). A long wait at the gate (a 429 pause, the rate
+   * limit) renews the leases again every half lease, so the request goes with at least half a lease
+   * left. 'give-back' when the jobs are to be given back unsent: the consumer stops, or sending is
+   * stopped on a 401 (bad keys say nothing about the messages: they wait in the queue, their
+   * attempts untouched, while no consumer claims until the probe call).
    */
-  async function holdAndPassGate(call: PlannedCall, stillToSend: () => string[], batch: Batch, turn: TurnContext): Promise<PlannedCall | undefined> {
+  async function throughGate(batch: Batch, stillHeld: () => string[], turn: TurnContext, wanted: () => boolean): Promise<'acquired' | 'lost' | 'give-back'> {
     for (;;) {
       if (turn.stopping) {
-        return undefined;
+        return 'give-back';
       }
       // Leases taken or renewed less than half a lease ago still hold: only those a renewal lost are not ours.
       if (monotonicMs() - batch.leasedAt >= deps.leaseMs / 2) {
-        await renewLeases(batch, stillToSend());
+        await renewLeases(batch, stillHeld());
       }
-      const sendable = batch.lost.size === 0 ? call : heldPart(call, batch.lost);
-      if (sendable.jobs.length === 0) {
-        return sendable;
+      if (!wanted()) {
+        return 'lost';
       }
       // Waits only until the leases are half a lease old (look-ups before the first call age them
-      // too), then renews them: a call always starts with at least half a lease left. A stop while
-      // this waits at the gate closes the gate: the call is then given back, not made.
+      // too), then renews them: a request always starts with at least half a lease left. A stop while
+      // this waits at the gate closes the gate: the request is then given back, not made.
       const passed = await gate.acquireWithin(Math.max(0, deps.leaseMs / 2 - (monotonicMs() - batch.leasedAt)));
       if (passed === 'closed' || passed === 'stopped') {
-        return undefined;
+        return 'give-back';
       }
       if (passed === 'acquired') {
-        return sendable;
+        return 'acquired';
       }
     }
+  }
+
+  /** The part of the call still ours once it passed the gate (empty: none is), or undefined when its jobs are to be given back unsent. */
+  async function holdAndPassGate(call: PlannedCall, stillToSend: () => string[], batch: Batch, turn: TurnContext): Promise<PlannedCall | undefined> {
+    const passed = await throughGate(batch, stillToSend, turn, () => call.jobs.some((job) => !batch.lost.has(job.id)));
+    if (passed === 'give-back') {
+      return undefined;
+    }
+    return batch.lost.size === 0 ? call : heldPart(call, batch.lost);
   }
 
   function heldPart(call: PlannedCall, lost: ReadonlySet<string>): PlannedCall {
@@ -431,11 +537,15 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
   async function process(claimed: ClaimedJob[], leasedAt: number, turn: TurnContext): Promise<void> {
     bus.emit('jobs:claimed', { consumer: id, count: claimed.length });
     const batch: Batch = { jobs: claimed, recipientsByJob: new Map(claimed.map((job) => [job.id, [...job.recipients]])), leasedAt, lost: new Set() };
-    const jobs = await leaveOutSuppressed(batch, await lookUp(batch, turn), turn);
+    const toSend = await lookUp(batch, turn);
+    if (toSend === undefined) {
+      return;
+    }
+    const jobs = await leaveOutSuppressed(batch, toSend, turn);
     const calls = planCalls(jobs, batch.recipientsByJob, deps.batchSize);
     for (const [callIndex, call] of calls.entries()) {
-      const unsent = (from: number) => calls.slice(from).flatMap((later) => later.jobs.map((job) => job.id));
-      const sendable = await holdAndPassGate(call, () => unsent(callIndex), batch, turn);
+      const unsent = (from: number) => calls.slice(from).flatMap((later) => later.jobs);
+      const sendable = await holdAndPassGate(call, () => unsent(callIndex).map((job) => job.id), batch, turn);
       if (sendable === undefined) {
         await releaseUnsent(unsent(callIndex));
         return;

@@ -50,6 +50,54 @@ describe('a job Mailjet accepted without usable ids', () => {
     expect(await marks()).to.deep.equal([[jobId, false]]);
   });
 
+  it('when its look-up-only claim is given back unsent (a stop, a 401), then it keeps its attempts, so its next claim is look-up only again', async () => {
+    const sending = createSendingService({ pool: db.pool, channels: notifyChannels(TEST_SCHEMA), leaseMs: 120_000 });
+    const app = await makeApp(db.pool);
+    const jobId = await makeJob(db.pool, { appId: app.id, maxAttempts: 3 });
+    await claimJobs(db.pool, 'a', 1, 120_000);
+    await sending.record('a', [
+      { jobId, kind: 'deferred', error: UNRESOLVED, runAt: new Date(0), outcomeUnknown: true, refundAttempt: false, lookUpOnly: true },
+    ]);
+    const [claimed] = await claimJobs(db.pool, 'a', 1, 120_000);
+    expect(claimed).to.deep.include({ lookUpOnly: true, attempts: 3 });
+
+    expect(await sending.release('a', [jobId], [jobId])).to.deep.equal([jobId]);
+
+    const [again] = await claimJobs(db.pool, 'a', 1, 120_000);
+    expect(again, 'one attempt fewer would let this claim send a message Mailjet took').to.deep.include({ id: jobId, lookUpOnly: true, attempts: 3 });
+  });
+
+  it('when one record gives two jobs the same MessageID, then only the first is accepted with it; the other is reported held, still leased', async () => {
+    const sending = createSendingService({ pool: db.pool, channels: notifyChannels(TEST_SCHEMA), leaseMs: 120_000 });
+    const app = await makeApp(db.pool);
+    const first = await makeJob(db.pool, { appId: app.id });
+    const second = await makeJob(db.pool, { appId: app.id });
+    const claimed = await claimJobs(db.pool, 'a', 2, 120_000);
+    const ids = (jobId: string, messageId: string) => ({
+      jobId,
+      kind: 'accepted' as const,
+      recipients: [{ recipientId: claimed.find((job) => job.id === jobId)!.recipients[0]!.id, messageId, messageUuid: `u-${jobId}` }],
+    });
+
+    const summary = await sending.record('a', [ids(first, '576460765503097777'), ids(second, '576460765503097777')]);
+
+    expect(summary).to.deep.equal({
+      accepted: [first],
+      failed: [],
+      deferred: [],
+      lostLease: [],
+      heldElsewhere: [{ jobId: second, messageId: '576460765503097777', holderJobId: first }],
+    });
+    const { rows } = await db.pool.query<{ job_id: string; status: string; message_id: string | null; locked_by: string | null }>(
+      `select r.job_id::text, j.status, r.mailjet_message_id::text as message_id, j.locked_by
+       from email_recipients r join email_send_jobs j on j.id = r.job_id order by r.job_id`,
+    );
+    expect(rows).to.deep.equal([
+      { job_id: first, status: 'accepted', message_id: '576460765503097777', locked_by: null },
+      { job_id: second, status: 'processing', message_id: null, locked_by: 'a' },
+    ]);
+  });
+
   it('when jobs were deferred or failed so before the mark existed, then the upgrade marks them from their error, and only them', async () => {
     const app = await makeApp(db.pool);
     const deferred = await makeJob(db.pool, { appId: app.id });

@@ -9,6 +9,7 @@ import { notify, notifyChannels } from '../../src/db/notify.js';
 import { makeJob, messageTo } from '../factories.js';
 import { TEST_SCHEMA } from '../support/database.js';
 import { capturingLogger } from '../support/log.js';
+import { eventText } from '../support/mailjet-events.js';
 import { isolateNetwork, restoreNetwork, type SendCall, sendResponseText } from '../support/mailjet-nock.js';
 import { ADMIN_KEY, eventually, MAILJET_TEST_ORIGIN, startTestService, type TestService } from '../support/service.js';
 
@@ -552,6 +553,106 @@ describe('acceptances whose ids do not cover every row (nock)', () => {
       15_000,
       'the job settled',
     );
+
+  it("when Mailjet gives a job a MessageID another job's recipient holds, then it is not bound twice: its events keep reaching the first, an error says so, and the second is looked up, never resent, and ends failed saying why", async () => {
+    const taken = '576460765503098888';
+    const answer = (customId: string, email: string) =>
+      `{"Messages":[{"Status":"success","CustomID":"${customId}","To":[{"Email":"${email}","MessageUUID":"u-${email}","MessageID":${taken}}],"Cc":[],"Bcc":[]}]}`;
+    let sends = 0;
+    let lookups = 0;
+    nock(MAILJET_TEST_ORIGIN)
+      .post('/v3.1/send')
+      .times(2)
+      .reply((_uri: string, body: nock.Body) => {
+        sends += 1;
+        const message = (body as SendCall).Messages[0]!;
+        return [200, answer(message.CustomID, message.To[0]!.Email), { 'content-type': 'application/json' }];
+      })
+      // Mailjet's index gives the same id again.
+      .get('/v3/REST/message')
+      .query(true)
+      .times(5)
+      .reply((uri: string) => {
+        lookups += 1;
+        const customId = new URL(uri, MAILJET_TEST_ORIGIN).searchParams.get('CustomID');
+        return [
+          200,
+          `{"Count":1,"Data":[{"ID":${taken},"UUID":"u-second@example.com","CustomID":"${customId}","ContactAlt":"second@example.com"}],"Total":1}`,
+          { 'content-type': 'application/json' },
+        ];
+      });
+    const { log, lines } = capturingLogger('warn');
+    service = await startTestService({ env: { WORKER_CONCURRENCY: '1' }, log });
+    const [first] = await queue(service, ['first@example.com']);
+    expect((await settled(first!)).status).to.equal('accepted');
+
+    const [second] = await queue(service, ['second@example.com']);
+    const found = await settled(second!);
+
+    expect([sends, lookups], 'sends, look-ups').to.deep.equal([2, 1]);
+    expect(found.status).to.equal('failed');
+    expect(found.last_error).to.equal(
+      `Mailjet accepted it, but its answer gives MessageID ${taken} (held by job ${first}) that a recipient of another job holds already: ` +
+        'it stays with that recipient, so second@example.com cannot have it; their outcome is unknown (they may well have been delivered) and no event can reach them',
+    );
+    expect(recipientsOf(found)).to.deep.equal([['second@example.com', 'failed', null]]);
+    const { rows } = await service.db.pool.query<{ outcome_unknown: boolean }>('select outcome_unknown from email_send_jobs where id = $1', [second]);
+    expect(rows[0]!.outcome_unknown, 'a re-queue looks it up first').to.equal(true);
+    const errors = lines().filter((line) => line.includes('hold already'));
+    expect(errors, 'error lines').to.have.length(2);
+    expect(JSON.parse(errors[0]!)).to.deep.include({ level: 'error', held: [{ job: second, messageId: taken, heldByJob: first }] });
+
+    // Its events reach the job that had it first.
+    expect((await service.postEvents(`[${eventText('sent', taken, 'first@example.com', 1_764_000_000)}]`)).status).to.equal(200);
+    expect(recipientsOf(await view(first!))).to.deep.equal([['first@example.com', 'sent', taken]]);
+    expect((await view(second!)).status).to.equal('failed');
+  });
+
+  for (const how of ['its answer gives', 'the send times out and its look-up gives'] as const) {
+    it(`when ${how} a MessageID past 2^63-1, then it is sent once, never again, and ends failed, outcome unknown, saying why`, async () => {
+      const huge = '18446744073709551615';
+      let sends = 0;
+      let lookups = 0;
+      nock(MAILJET_TEST_ORIGIN)
+        .post('/v3.1/send')
+        .times(3)
+        .delay(how === 'its answer gives' ? 0 : 1_500)
+        .reply((_uri: string, body: nock.Body) => {
+          sends += 1;
+          const message = (body as SendCall).Messages[0]!;
+          return [
+            200,
+            `{"Messages":[{"Status":"success","CustomID":"${message.CustomID}","To":[{"Email":"big@example.com","MessageUUID":"u-big","MessageID":${huge}}],"Cc":[],"Bcc":[]}]}`,
+            { 'content-type': 'application/json' },
+          ];
+        })
+        .get('/v3/REST/message')
+        .query(true)
+        .times(5)
+        .reply((uri: string) => {
+          lookups += 1;
+          const customId = new URL(uri, MAILJET_TEST_ORIGIN).searchParams.get('CustomID');
+          return [
+            200,
+            `{"Count":1,"Data":[{"ID":${huge},"UUID":"u-big","CustomID":"${customId}","ContactAlt":"big@example.com"}],"Total":1}`,
+            { 'content-type': 'application/json' },
+          ];
+        });
+      service = await startTestService({ env: { MAILJET_TIMEOUT_MS: '500', WORKER_CONCURRENCY: '1' } });
+      const [jobId] = await queue(service, ['big@example.com']);
+
+      const found = await settled(jobId!);
+      expect(sends, 'sends').to.equal(1);
+      expect(lookups, 'look-ups').to.equal(how === 'its answer gives' ? 1 : 2);
+      expect(found.status).to.equal('failed');
+      expect(found.last_error).to.equal(
+        `Mailjet has the message, but its look-up gives MessageID ${huge}, past 2^63-1, the largest jetpost stores: it may well have been delivered, and no event can reach it`,
+      );
+      expect(recipientsOf(found)).to.deep.equal([['big@example.com', 'failed', null]]);
+      const { rows } = await service.db.pool.query<{ outcome_unknown: boolean }>('select outcome_unknown from email_send_jobs where id = $1', [jobId]);
+      expect(rows[0]!.outcome_unknown, 'a re-queue looks it up first').to.equal(true);
+    });
+  }
 
   it('when one address is given in To and Cc and Mailjet answers it once, then both rows get its MessageID, none stays pending', async () => {
     nock(MAILJET_TEST_ORIGIN)

@@ -8,6 +8,7 @@ import { expect } from 'chai';
 import { createBus } from '../../src/bus.js';
 import type { ClaimedJob } from '../../src/domain/job.js';
 import type { MailjetSendBody } from '../../src/domain/mailjet-payload.js';
+import type { SendResult } from '../../src/domain/send-decision.js';
 import type { RecordSummary } from '../../src/services/sending.js';
 import { type ConsumerDeps, createConsumer } from '../../src/workers/consumer.js';
 import { createSendGate } from '../../src/workers/send-gate.js';
@@ -192,6 +193,131 @@ describe('consumer: the look-up of a job that may have been sent', () => {
     expect(asked).to.deep.equal(['jetpost-1:invoice-7', 'jetpost-1']);
     expect(recordedKinds).to.deep.equal(['1:accepted']);
     expect(sends, 'calls to Mailjet').to.equal(0);
+  });
+});
+
+describe('consumer: a look-up goes through the send gate, as a call does', () => {
+  it('when a look-up is answered 429, then every consumer pauses and the job waits for the pause, its attempt given back, still to be looked up', async () => {
+    const gate = createSendGate({ callsPerSecond: 0, random: () => 0.5 });
+    const maybeSent: ClaimedJob = { ...job, outcomeUnknown: true, attempts: 3, maxAttempts: 3 };
+    let sends = 0;
+    let claims = 0;
+    let recordedResults: SendResult[] = [];
+    let recorded!: () => void;
+    const done = new Promise<void>((resolve) => (recorded = resolve));
+    const consumer = createConsumer(
+      consumerDeps({
+        gate,
+        claim: async () => (claims++ === 0 ? [maybeSent] : []),
+        send: async () => {
+          sends += 1;
+          return { status: 500, body: undefined, description: 'Mailjet 500' };
+        },
+        lookup: async () => ({ status: 429, body: undefined, retryAfter: '2', description: 'Mailjet 429 on the look-up by CustomID' }),
+        record: async (results): Promise<RecordSummary> => {
+          recordedResults = [...results];
+          recorded();
+          return { accepted: [], failed: [], deferred: results.map((result) => result.jobId), lostLease: [] };
+        },
+      }),
+    );
+
+    void consumer.start();
+    const timedOut = await Promise.race([done.then(() => false), sleep(5_000).then(() => true)]);
+    await consumer.stop(5_000);
+
+    expect(timedOut, 'the consumer never got that far').to.equal(false);
+    expect(gate.state().pausedUntil, 'the gate was paused').to.be.a('number');
+    expect(recordedResults).to.have.length(1);
+    const [result] = recordedResults;
+    expect(result).to.include({ jobId: '1', kind: 'deferred', outcomeUnknown: true, refundAttempt: true });
+    expect((result as Extract<SendResult, { kind: 'deferred' }>).runAt.getTime()).to.be.at.least(Date.now() + 1_000);
+    expect(sends, 'calls to Mailjet').to.equal(0);
+  });
+
+  it('when sending is stopped on a 401, then no look-up is made and the job goes back unsent, a look-up-only one keeping its attempts', async () => {
+    const gate = createSendGate({ callsPerSecond: 0, random: () => 0.5 });
+    gate.unauthorized('Mailjet 401');
+    const lookUpOnly: ClaimedJob = { ...job, outcomeUnknown: true, lookUpOnly: true, acceptedUnresolved: true, attempts: 3, maxAttempts: 3 };
+    let lookups = 0;
+    let claims = 0;
+    const released: Array<{ ids: string[]; uncounted: string[] }> = [];
+    let gaveBack!: () => void;
+    const done = new Promise<void>((resolve) => (gaveBack = resolve));
+    const consumer = createConsumer(
+      consumerDeps({
+        gate,
+        // The consumer claims even though the gate is stopped: a claim can start just before a 401 lands.
+        claim: async () => (claims++ === 0 ? [lookUpOnly] : []),
+        send: async () => ({ status: 500, body: undefined, description: 'Mailjet 500' }),
+        lookup: async () => {
+          lookups += 1;
+          return [];
+        },
+        record: async (): Promise<RecordSummary> => ({ accepted: [], failed: [], deferred: [], lostLease: [] }),
+        release: async (ids, uncounted) => {
+          released.push({ ids: [...ids], uncounted: [...uncounted] });
+          gaveBack();
+          return [...ids];
+        },
+      }),
+    );
+    // Let the first turn claim: heldBackForMs would otherwise keep it from claiming at all.
+    const heldBack = gate.heldBackForMs;
+    gate.heldBackForMs = () => (claims === 0 ? 0 : heldBack());
+
+    void consumer.start();
+    const timedOut = await Promise.race([done.then(() => false), sleep(5_000).then(() => true)]);
+    await consumer.stop(5_000);
+
+    expect(timedOut, 'the consumer never got that far').to.equal(false);
+    expect(lookups, 'look-ups made while sending was stopped').to.equal(0);
+    expect(released).to.deep.equal([{ ids: ['1'], uncounted: ['1'] }]);
+  });
+
+  it('when the rate limit allows one request a second, then look-ups wait their turn at the gate', async () => {
+    let clock = 0;
+    const waits: number[] = [];
+    const gate = createSendGate({
+      callsPerSecond: 1,
+      now: () => clock,
+      sleep: async (ms) => {
+        waits.push(ms);
+        clock += ms;
+      },
+    });
+    const jobs = ['1', '2', '3'].map((jobId) => {
+      const claimed = claimedJob({ id: jobId, outcomeUnknown: true });
+      return { ...claimed, recipients: [pendingRecipient(claimed, `r${jobId}@example.com`)] };
+    });
+    const askedAt: number[] = [];
+    let claims = 0;
+    let recorded!: () => void;
+    const done = new Promise<void>((resolve) => (recorded = resolve));
+    const consumer = createConsumer(
+      consumerDeps({
+        gate,
+        claim: async () => (claims++ === 0 ? jobs : []),
+        // Mailjet holds each of them: nothing is sent.
+        lookup: async (customId) => {
+          askedAt.push(clock);
+          const jobId = customId.replace('jetpost-', '');
+          return [{ messageId: String(576460765503091475n + BigInt(jobId)), messageUuid: `uuid-${jobId}`, email: `r${jobId}@example.com` }];
+        },
+        send: async () => ({ status: 500, body: undefined, description: 'Mailjet 500' }),
+        record: async (results): Promise<RecordSummary> => {
+          recorded();
+          return { accepted: results.map((result) => result.jobId), failed: [], deferred: [], lostLease: [] };
+        },
+      }),
+    );
+
+    void consumer.start();
+    const timedOut = await Promise.race([done.then(() => false), sleep(5_000).then(() => true)]);
+    await consumer.stop(5_000);
+
+    expect(timedOut, 'the consumer never got that far').to.equal(false);
+    expect(askedAt).to.deep.equal([0, 1_000, 2_000]);
   });
 });
 

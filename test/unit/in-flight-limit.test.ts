@@ -5,7 +5,7 @@ import { createInFlightLimit, type InFlightLimit } from '../../src/domain/in-fli
 /** Reports `calls` calls of `durationMs` that each ended with the window full. */
 function fullRounds(limit: InFlightLimit, calls: number, durationMs: number): void {
   for (let i = 0; i < calls; i += 1) {
-    limit.callEnded({ durationMs, slowDown: false, inFlight: limit.current() });
+    limit.callEnded({ durationMs, slowDown: false, inFlight: limit.current(), cutsAtStart: limit.cuts() });
   }
 }
 
@@ -29,19 +29,33 @@ describe('in-flight limit', () => {
     const limit = createInFlightLimit({ max: 16, callsPerSecond: 0, initial: 4 });
 
     for (let i = 0; i < 100; i += 1) {
-      limit.callEnded({ durationMs: 200, slowDown: false, inFlight: 1 });
+      limit.callEnded({ durationMs: 200, slowDown: false, inFlight: 1, cutsAtStart: limit.cuts() });
     }
 
+    expect(limit.current()).to.equal(4);
+  });
+
+  it('when the calls in flight fail together, then the limit halves once, and again only for a call started after that', () => {
+    const limit = createInFlightLimit({ max: 16, callsPerSecond: 0 });
+
+    // 16 calls started before any cut, cut off by one outage.
+    for (let inFlight = 16; inFlight >= 1; inFlight -= 1) {
+      limit.callEnded({ durationMs: 200, slowDown: true, inFlight, cutsAtStart: 0 });
+    }
+    expect(limit.current()).to.equal(8);
+
+    // A call made after that cut fails too: the outage goes on, and the limit halves again.
+    limit.callEnded({ durationMs: 200, slowDown: true, inFlight: 8, cutsAtStart: limit.cuts() });
     expect(limit.current()).to.equal(4);
   });
 
   it('when Mailjet says slow down, then the limit halves, never below 1, and grows back only by one per round', () => {
     const limit = createInFlightLimit({ max: 32, callsPerSecond: 0, initial: 16 });
 
-    limit.callEnded({ durationMs: 200, slowDown: true, inFlight: 16 });
+    limit.callEnded({ durationMs: 200, slowDown: true, inFlight: 16, cutsAtStart: limit.cuts() });
     expect(limit.current()).to.equal(8);
     for (let i = 0; i < 10; i += 1) {
-      limit.callEnded({ durationMs: 200, slowDown: true, inFlight: 8 });
+      limit.callEnded({ durationMs: 200, slowDown: true, inFlight: 8, cutsAtStart: limit.cuts() });
     }
     expect(limit.current()).to.equal(1);
 
@@ -84,7 +98,12 @@ describe('in-flight limit', () => {
     const random = () => (seed = (seed * 48271) % 2147483647) / 2147483647;
 
     for (let i = 0; i < 5_000; i += 1) {
-      const value = limit.callEnded({ durationMs: random() * 5_000, slowDown: random() < 0.1, inFlight: Math.floor(random() * 10) });
+      const value = limit.callEnded({
+        durationMs: random() * 5_000,
+        slowDown: random() < 0.1,
+        inFlight: Math.floor(random() * 10),
+        cutsAtStart: limit.cuts() - Math.floor(random() * 2),
+      });
       expect(Number.isInteger(value)).to.equal(true);
       expect(value).to.be.within(1, 5);
     }

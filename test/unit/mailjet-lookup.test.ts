@@ -40,9 +40,27 @@ describe('the look-up by CustomID', () => {
       nock(ORIGIN).get('/v3/REST/message').query(true).reply(200, body, { 'content-type': 'application/json' });
       const client = createMailjetClient({ apiKey: 'k', apiSecret: 's', baseUrl: ORIGIN, timeoutMs: 5_000 });
 
-      expect(await client.findByCustomId('jetpost-1')).to.equal(undefined);
+      const answer = await client.findByCustomId('jetpost-1');
+      expect(answer).to.include({ status: 200, body: undefined });
+      expect(Array.isArray(answer)).to.equal(false);
     });
   }
+
+  it('when Mailjet answers 429 with a Retry-After, then the look-up says so, for the send gate to pause, and carries no credentials', async () => {
+    nock(ORIGIN).get('/v3/REST/message').query(true).reply(429, '<html>Too Many Requests</html>', { 'retry-after': '7' });
+    const client = createMailjetClient({ apiKey: 'the-api-key', apiSecret: 'the-api-secret', baseUrl: ORIGIN, timeoutMs: 5_000 });
+
+    const answer = await client.findByCustomId('jetpost-1');
+
+    expect(answer).to.deep.equal({ status: 429, body: undefined, retryAfter: '7', description: 'Mailjet 429 on the look-up by CustomID' });
+  });
+
+  it('when Mailjet does not answer in time, then the look-up says it got no answer', async () => {
+    nock(ORIGIN).get('/v3/REST/message').query(true).delay(500).reply(200, '{"Count":0,"Data":[],"Total":0}');
+    const client = createMailjetClient({ apiKey: 'k', apiSecret: 's', baseUrl: ORIGIN, timeoutMs: 50 });
+
+    expect(await client.findByCustomId('jetpost-1')).to.include({ status: null, networkCode: 'ECONNABORTED' });
+  });
 
   it('when Mailjet answers an empty list, then the message is not found', async () => {
     nock(ORIGIN).get('/v3/REST/message').query(true).reply(200, '{"Count":0,"Data":[],"Total":0}', { 'content-type': 'application/json' });

@@ -149,11 +149,11 @@ describe('metrics', () => {
     const lookups: Array<Awaited<ReturnType<MailjetClient['findByCustomId']>>> = [
       [{ messageId: '1', messageUuid: 'u', email: 'a@example.com' }],
       [],
-      undefined,
+      { status: 503, body: undefined, description: 'Mailjet 503 on the look-up by CustomID' },
     ];
     const client: MailjetClient = {
       send: async () => ({ status: 500, body: undefined, description: 'Mailjet 500' }),
-      findByCustomId: async () => lookups.shift(),
+      findByCustomId: async () => lookups.shift()!,
       listEventCallbacks: async () => [],
       saveEventCallback: async () => undefined,
     };

@@ -74,10 +74,16 @@ describe('classifySendResponse', () => {
   });
 
   it('when a success entry has a MessageID missing, null, negative, not a number or above 2^63-1, then the message is unresolved, not accepted without it', () => {
-    for (const id of [undefined, null, -1, '-1', 'abc', '1e3', 1.5, '9223372036854775808', '', {}, true]) {
+    for (const id of [undefined, null, -1, '-1', 'abc', '1e3', 1.5, '18446744073709551616', '', {}, true]) {
       const body = { Messages: [success('jetpost-1', [['a@example.com', id]])] };
       const [message] = messagesOf(classifySendResponse(response(200, body), ids(1), NOW));
       expect(message, JSON.stringify(id)).to.deep.equal({ kind: 'unresolved', reason: 'its To[0] entry has no usable MessageID and address' });
+    }
+    // A 64-bit unsigned id that a bigint cannot hold: the reason names it.
+    for (const id of ['9223372036854775808', '18446744073709551615']) {
+      const body = { Messages: [success('jetpost-1', [['a@example.com', id]])] };
+      const [message] = messagesOf(classifySendResponse(response(200, body), ids(1), NOW));
+      expect(message).to.deep.equal({ kind: 'unresolved', reason: `its To[0] entry has MessageID ${id}, past 2^63-1, the largest jetpost stores` });
     }
     const noEmail = { Messages: [{ Status: 'success', CustomID: 'jetpost-1', To: [{ MessageID: '576460765503091475' }] }] };
     expect(messagesOf(classifySendResponse(response(200, noEmail), ids(1), NOW))[0]).to.deep.include({ kind: 'unresolved' });
