@@ -17,7 +17,8 @@ export interface OutOfDiskWatch {
   state: () => string | undefined;
 }
 
-export function createOutOfDiskWatch(now: () => number = Date.now, holdMs = OUT_OF_DISK_HOLD_MS): OutOfDiskWatch {
+/** `now` in ms of a monotonic clock: a wall clock set back an hour would hold readiness at 503 for that hour. */
+export function createOutOfDiskWatch(now: () => number = () => performance.now(), holdMs = OUT_OF_DISK_HOLD_MS): OutOfDiskWatch {
   let last: { at: number; message: string } | undefined;
   return {
     saw(error) {
