@@ -39,6 +39,7 @@ import { ensureDevApiKey } from './services/dev-key.js';
 import { createEventsReceiver } from './services/events.js';
 import { createJobService } from './services/jobs.js';
 import { refuseMovedChanges } from './services/moved-database.js';
+import { createOutOfDiskWatch } from './services/out-of-disk.js';
 import { createQueueStatsReader } from './services/queue-stats.js';
 import { createRateLimitCounters } from './services/rate-limits.js';
 import { createReadiness } from './services/readiness.js';
@@ -163,6 +164,10 @@ async function start(config: Config, log: Logger, { signal, exitingNow }: StartO
   const expectedMigration = await latestMigrationId();
 
   const bus = createBus((error, name) => log.error('bus listener failed', { component: 'bus', event: name, error }));
+  const outOfDisk = createOutOfDiskWatch();
+  bus.on('consumer:error', ({ error }) => outOfDisk.saw(error));
+  bus.on('jobs:enqueued', outOfDisk.wrote);
+  bus.on('events:ingested', ({ stored }) => stored > 0 && outOfDisk.wrote());
   const wakeup = createWakeup();
   const webhookWakeup = createWakeup();
   const channels = notifyChannels(config.database.schema);
@@ -268,7 +273,7 @@ async function start(config: Config, log: Logger, { signal, exitingNow }: StartO
       bodyPace: { ...config.http.bodyPace, stop: bodyStop },
     },
     trustProxy: config.trustProxy,
-    readiness: createReadiness({ pool, expectedMigration, sendingStopped: () => gate.state().blocked }),
+    readiness: createReadiness({ pool, expectedMigration, sendingStopped: () => gate.state().blocked, outOfDisk: outOfDisk.state }),
     // As long as one statement may take: a database slower than that is not ready.
     readinessTimeoutMs: config.database.timeouts.statementMs,
     metrics: async () => ({ contentType: metrics.contentType, body: await metrics.text() }),
@@ -276,6 +281,7 @@ async function start(config: Config, log: Logger, { signal, exitingNow }: StartO
     log,
     requestLogLevel: config.devMode ? 'info' : 'http',
     onRequest: (request) => bus.emit('http:request', request),
+    onDatabaseUnavailable: outOfDisk.saw,
     eventsBodyBudget: { budget: eventsBodyBudget, waitMs: config.events.bodyWaitMs, minBytesPerSecond: config.events.bodyMinRate },
     onCallbackWaited: (wait) => bus.emit('events:budget-wait', wait),
     now: () => new Date(),

@@ -266,7 +266,8 @@ export interface paths {
         };
         /**
          * Readiness — the database is reachable and migrated
-         * @description `200` when the database answers and takes writes (not a standby, not `default_transaction_read_only`)
+         * @description `200` when the database answers and takes writes (not a standby, not `default_transaction_read_only`,
+         *     not out of disk: a write refused with `53100` counts until one goes through, or for 30 s)
          *     and every migration in `sql/` is applied; `503` otherwise,
          *     with the failing check's `detail` and `Retry-After`. It answers within `DATABASE_STATEMENT_TIMEOUT_MS`
          *     (2 s) even when the database does not answer at all. Use it as the load balancer's readiness probe.

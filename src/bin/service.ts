@@ -1,5 +1,5 @@
 // The service as `npm start` runs it, loaded by bin/jetpost.ts once it has caught the signals: run
-// jetpost until SIGTERM or SIGINT (or SIGHUP, SIGUSR2), then stop gracefully and exit 0. SIGUSR1 is
+// jetpost until SIGTERM or SIGINT (or SIGHUP, SIGUSR2, SIGQUIT), then stop gracefully and exit 0. SIGUSR1 is
 // ignored (no debugger opens, below).
 //
 // The stop is bounded: past SHUTDOWN_TIMEOUT_MS plus FORCE_AFTER_MS the process exits anyway, and a
@@ -98,9 +98,10 @@ async function run(signals: StartSignals): Promise<void> {
     }
   };
   // Before the start: a signal during it (or one that came while the modules loaded, handed over
-  // now) stops the service at the start's next step. Node's default for SIGHUP and SIGUSR2 is to
-  // exit at once, mid-batch, leaving the embedded database and the owner file behind: a closed
-  // terminal (SIGHUP) or a tool's restart signal (SIGUSR2, nodemon's) stops jetpost gracefully instead.
+  // now) stops the service at the start's next step. Node's default for SIGHUP, SIGUSR2 and SIGQUIT
+  // is to exit at once, mid-batch, leaving the embedded database and the owner file behind: a closed
+  // terminal (SIGHUP), a tool's restart signal (SIGUSR2, nodemon's) or nginx's stop signal (SIGQUIT)
+  // stops jetpost gracefully instead.
   signals.handle((signal) => {
     if (signal === 'SIGUSR1') {
       // Node opens its inspector (a debugger on 127.0.0.1:9229, which runs any code it is sent) on

@@ -4,7 +4,9 @@
 // directory's owner file behind, or opens the inspector (SIGUSR1). A signal that comes before the
 // service takes over is kept, and handed to it then, in order. Imports nothing: it runs first.
 
-export const CAUGHT_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGUSR2', 'SIGUSR1'] as const;
+// SIGQUIT is a graceful stop for nginx and gunicorn, and Node's default for it ends the process at
+// once, as a kill -9 would.
+export const CAUGHT_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGUSR2', 'SIGQUIT', 'SIGUSR1'] as const;
 export type CaughtSignal = (typeof CAUGHT_SIGNALS)[number];
 
 export interface StartSignals {

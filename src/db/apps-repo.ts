@@ -189,10 +189,16 @@ export async function disableWebhook(db: Queryable, appId: string, url: string, 
 }
 
 // A pause counts once however many deliveries in flight meet it: only the first, which finds no
-// pause running, adds to the pauses in a row (whose count makes the next pause longer).
+// pause running, adds to the pauses in a row (whose count makes the next pause longer). No pause at
+// all (null) starts a new row at 1: releases before sql/39 end a pause, or set a new URL, without
+// knowing the count, and a count they left must not make a new outage's first pause an hour long.
 const THROTTLE_WEBHOOK = `
   update apps
-  set webhook_pauses = webhook_pauses + case when webhook_throttled_until is null or webhook_throttled_until <= now() then 1 else 0 end,
+  set webhook_pauses = case
+      when webhook_throttled_until is null then 1
+      when webhook_throttled_until <= now() then webhook_pauses + 1
+      else webhook_pauses
+    end,
     webhook_throttled_until = greatest(webhook_throttled_until, $3::timestamptz)
   where id = $1::bigint
     and webhook_url = $2`;

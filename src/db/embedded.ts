@@ -105,6 +105,7 @@ export async function startEmbeddedPostgres({ dir, port, log, ownSession, exitin
   const databaseDir = path.join(root, 'pg');
   const binaries = binariesDir();
   await fs.mkdir(root, { recursive: true, mode: 0o700 });
+  await removeUnfinishedCluster(databaseDir, log);
   const clusterMade = await exists(path.join(databaseDir, 'PG_VERSION'));
   const password = clusterMade ? await clusterPassword(root) : await readOrCreateSecretFile(passwordFile(root), 18);
   const runAs = process.getuid?.() === 0 ? await ensurePostgresUser() : undefined;
@@ -195,6 +196,67 @@ async function withTmpDir<T>(dir: string, run: () => Promise<T>): Promise<T> {
     } else {
       env['TMPDIR'] = before;
     }
+  }
+}
+
+/** What initdb writes in a cluster directory (PostgreSQL 17), and nothing else does before a server runs on it. */
+const INITDB_ENTRIES = new Set([
+  'PG_VERSION',
+  'base',
+  'global',
+  'pg_commit_ts',
+  'pg_dynshmem',
+  'pg_hba.conf',
+  'pg_ident.conf',
+  'pg_logical',
+  'pg_multixact',
+  'pg_notify',
+  'pg_replslot',
+  'pg_serial',
+  'pg_snapshots',
+  'pg_stat',
+  'pg_stat_tmp',
+  'pg_subtrans',
+  'pg_tblspc',
+  'pg_twophase',
+  'pg_wal',
+  'pg_xact',
+  'postgresql.auto.conf',
+  'postgresql.conf',
+]);
+
+/**
+ * Releases before initdb worked beside pg/ (pg.initdb) ran it in pg/ itself: killed there, it left a
+ * pg/ that every later start failed on (no global/pg_control, or no `postgres` database) until it was
+ * removed by hand. A server writes postmaster.opts at every start and leaves it after it stops, and
+ * a restored backup brings backup_label: a pg/ holding only what initdb writes was never opened by
+ * PostgreSQL, so it holds no data, and is made again. Anything else there is refused, never removed.
+ */
+async function removeUnfinishedCluster(databaseDir: string, log: Logger): Promise<void> {
+  const entries: string[] = await fs.readdir(databaseDir).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') {
+      return [];
+    }
+    throw error;
+  });
+  if (entries.length === 0) {
+    return;
+  }
+  if (entries.every((entry) => INITDB_ENTRIES.has(entry))) {
+    log.warn('removing a database directory that PostgreSQL never ran on (an initdb killed before it finished): it holds no data; the cluster is made again', {
+      component: 'embedded-postgres',
+      dir: databaseDir,
+    });
+    await fs.rm(databaseDir, { recursive: true, force: true });
+    return;
+  }
+  if (!entries.includes('PG_VERSION')) {
+    throw new StartupError(
+      `${databaseDir} is not a PostgreSQL cluster (it has no PG_VERSION) and holds files initdb does not write (${entries
+        .filter((entry) => !INITDB_ENTRIES.has(entry))
+        .slice(0, 3)
+        .join(', ')}): move it away, and jetpost makes a new, empty database there`,
+    );
   }
 }
 

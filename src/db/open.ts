@@ -132,13 +132,33 @@ function explainPoolerRefusal(error: unknown, directUrlSet: boolean): unknown {
  * embedded database's refusal: explainEmbeddedRefusal).
  */
 function explainDatabaseRefusal(error: unknown, setting: string, schema: string): unknown {
-  const code = (error as { code?: unknown } | null)?.code;
-  const advice = typeof code === 'string' ? DATABASE_REFUSALS[code] : undefined;
-  if (advice === undefined || !(error instanceof Error)) {
+  if (!(error instanceof Error)) {
+    return error;
+  }
+  const code = (error as { code?: unknown }).code;
+  if ((code === 'ENOENT' || code === 'EACCES') && (error as NodeJS.ErrnoException).syscall === 'open') {
+    // pg reads sslrootcert, sslcert and sslkey when it parses the URL.
+    return new StartupError(`${setting} names a file jetpost cannot read (${error.message}): check its sslrootcert, sslcert and sslkey`, { cause: error });
+  }
+  const advice = typeof code === 'string' ? DATABASE_REFUSALS[code] : UNCODED_REFUSALS.find(([message]) => message.test(error.message))?.[1];
+  if (advice === undefined) {
     return error;
   }
   return new StartupError(`the database in ${setting} refused jetpost: ${error.message}. ${advice(setting, schema)}`, { cause: error });
 }
+
+/** Refusals pg raises with neither a SQLSTATE nor a system error code, by their message. */
+const UNCODED_REFUSALS: Array<[RegExp, (setting: string) => string]> = [
+  [
+    /^The server does not support SSL connections$/,
+    (setting) => `${setting} asks for SSL (its sslmode) and the server offers none: turn SSL on in PostgreSQL, or set sslmode=disable in ${setting}`,
+  ],
+  // The server asked for a SCRAM password (pg says so in its own terms).
+  [
+    /client password must be a string/,
+    (setting) => `The server asks for a password and ${setting} gives none: put it in ${setting} (postgres://user:password@host/database)`,
+  ],
+];
 
 const DATABASE_REFUSALS: Record<string, (setting: string, schema: string) => string> = {
   // invalid_password; invalid_authorization_specification (pg_hba.conf lets no such login in)

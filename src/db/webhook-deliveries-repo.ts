@@ -150,7 +150,8 @@ const CLAIM_DUE = `
     returning d.id, d.app_id, d.change_id, d.attempts, d.created_at
   )
   select claimed.id as delivery_id, claimed.app_id, claimed.attempts, claimed.created_at as delivery_created_at,
-    a.webhook_url, a.webhook_secret, a.webhook_disabled_reason, a.webhook_throttled_until is not null as probe, a.webhook_pauses,
+    a.webhook_url, a.webhook_secret, a.webhook_disabled_reason, a.webhook_throttled_until is not null as probe,
+    case when a.webhook_throttled_until is null then 0 else a.webhook_pauses end as webhook_pauses,
     array(
       select s.secret
       from webhook_previous_secrets s

@@ -143,3 +143,17 @@ export function fullAddressProblem(address: string): string | undefined {
   }
   return localPartProblem(address.slice(0, at)) ?? domainProblem(address.slice(at + 1));
 }
+
+/**
+ * The form in which two addresses are one mailbox: lower-cased, the domain in its ASCII form (IDNA
+ * A-labels, what DNS and every mail server use), so that user@bücher.example and
+ * user@xn--bcher-kva.example compare equal. For an address emailAddressProblem accepted.
+ */
+export function addressKey(address: string): string {
+  const at = address.lastIndexOf('@');
+  const domain = address.slice(at + 1);
+  if (PLAIN_ASCII_DOMAIN.test(domain)) {
+    return address.toLowerCase();
+  }
+  return `${address.slice(0, at).toLowerCase()}@${domainToASCII(domain) || domain.toLowerCase()}`;
+}

@@ -124,6 +124,11 @@ const UNAVAILABLE_NODE_CODE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT'
 const UNAVAILABLE_MESSAGE =
   /Connection terminated|connection timeout|timeout exceeded when trying to connect|Query read timeout|Client has encountered a connection error|Cannot use a pool after calling end/i;
 
+/** PostgreSQL could not write for lack of disk space (53100, "No space left on device"). */
+export function isOutOfDisk(error: unknown): error is Error & { code: '53100' } {
+  return error instanceof Error && (error as { code?: unknown }).code === '53100';
+}
+
 /** Whether `error` means the database is unreachable, not answering, or shedding load: a 503, retried later. */
 export function isDatabaseUnavailable(error: unknown): boolean {
   const err = error as { code?: unknown; message?: unknown } | null;

@@ -69,6 +69,8 @@ export interface AppDeps extends OpsRouteDeps {
   requestLogLevel: 'info' | 'http';
   /** Each request once answered, by route template (metrics). */
   onRequest?: (request: { method: string; route: string; status: number; durationMs: number }) => void;
+  /** A request answered 503 because of the database (readiness looks for a full disk among them). */
+  onDatabaseUnavailable?: (error: Error) => void;
   /** The clock of the checks that depend on it (a send_at window). */
   now: () => Date;
 }
@@ -244,7 +246,7 @@ export function createApp(deps: AppDeps): HttpApp {
   );
   app.use(methodNotAllowed(app));
   app.use(notFoundHandler);
-  const answerError = errorHandler(deps.log);
+  const answerError = errorHandler(deps.log, deps.onDatabaseUnavailable);
   app.use(answerError);
 
   // POST /queue, one message per request, is the load jetpost is sized for, and POST /events comes

@@ -119,7 +119,7 @@ export function fromBodyParser(
 }
 
 /** The lines it logs name the request by its route's pattern, never its path (which may hold an address). */
-export function errorHandler(log: Logger): ErrorRequestHandler {
+export function errorHandler(log: Logger, onDatabaseUnavailable: (error: Error) => void = () => {}): ErrorRequestHandler {
   return (thrown, req, res, next) => {
     if (res.headersSent) {
       next(thrown);
@@ -150,6 +150,7 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
     const error = coerceError(thrown);
     if (isDatabaseUnavailable(error)) {
       log.warn('database unavailable during a request', { component: 'http', method: req.method, route: routeTemplate(req) ?? '-', error: error.message });
+      onDatabaseUnavailable(error);
       sendProblem(res, new ServiceUnavailableError('the database is not reachable or not answering right now; retry shortly'));
       return;
     }

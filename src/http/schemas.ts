@@ -3,7 +3,7 @@
 // The rules for single values (addresses, ids, page sizes) are domain/input-schemas.ts, shared with the CLI.
 import { z } from 'zod';
 
-import { emailAddressProblem } from '../domain/email-address.js';
+import { addressKey, emailAddressProblem } from '../domain/email-address.js';
 import { AppError, type FieldError, ValidationError } from '../domain/errors.js';
 import { emailSchema, jobIdSchema, NO_CONTROL, noControl, pageLimitSchema, parseOrThrow, plainIssueMessage } from '../domain/input-schemas.js';
 import { findInexactNumber, findUnstorableText, nestsDeeperThan } from '../domain/json-text.js';
@@ -225,8 +225,8 @@ const checkMessage =
     if (recipientCount > LIMITS.recipientsPerMessage) {
       report(['to'], `at most ${LIMITS.recipientsPerMessage} recipients over to, cc and bcc (Mailjet's limit)`);
     }
-    // A lone recipient (most messages) cannot repeat one.
-    if (recipientCount > 1) {
+    // A lone recipient (most messages) cannot repeat one; past the limit the count is refusal enough.
+    if (recipientCount > 1 && recipientCount <= LIMITS.recipientsPerMessage) {
       const seen = new Set<string>();
       for (const [kind, list] of [
         ['to', message.to],
@@ -234,7 +234,7 @@ const checkMessage =
         ['bcc', message.bcc ?? []],
       ] as const) {
         list.forEach((recipient, index) => {
-          const key = recipient.email.toLowerCase();
+          const key = addressKey(recipient.email);
           if (seen.has(key)) {
             report([kind, index, 'email'], 'this address is already a recipient of this message');
           }

@@ -1,5 +1,5 @@
-// /readyz's checks: the database answers and takes writes, it has every migration in sql/, and
-// sending is not stopped (Mailjet refused the API key).
+// /readyz's checks: the database answers and takes writes (and has not lately refused one for lack
+// of disk), it has every migration in sql/, and sending is not stopped (Mailjet refused the API key).
 import { migrationsApplied } from '../db/migrate.js';
 import type { Pool } from '../db/pool.js';
 import { databaseReadOnly } from '../db/read-only.js';
@@ -15,21 +15,26 @@ export interface ReadinessDeps {
   expectedMigration: number;
   /** Why sending is stopped, or undefined (the send gate's state). */
   sendingStopped: () => string | undefined;
+  /** Why the database cannot write for lack of disk, or undefined (services/out-of-disk.ts). */
+  outOfDisk: () => string | undefined;
 }
 
-export function createReadiness({ pool, expectedMigration, sendingStopped }: ReadinessDeps): () => Promise<Readiness> {
+export function createReadiness({ pool, expectedMigration, sendingStopped, outOfDisk }: ReadinessDeps): () => Promise<Readiness> {
   return async (): Promise<Readiness> => {
     const blocked = sendingStopped();
     const mailjetCheck = blocked === undefined ? { ok: true } : { ok: false, detail: `sending stopped: ${blocked}` };
     try {
       const applied = await migrationsApplied(pool, expectedMigration);
       const readOnly = await databaseReadOnly(pool);
+      const full = outOfDisk();
       return {
-        ready: applied && !readOnly && mailjetCheck.ok,
+        ready: applied && !readOnly && full === undefined && mailjetCheck.ok,
         checks: {
           database: readOnly
             ? { ok: false, detail: 'the database takes no writes (a standby, or default_transaction_read_only is on): point DATABASE_URL at the primary' }
-            : { ok: true },
+            : full === undefined
+              ? { ok: true }
+              : { ok: false, detail: full },
           migrations: applied ? { ok: true } : { ok: false, detail: 'the database is behind sql/' },
           mailjet: mailjetCheck,
         },

@@ -563,6 +563,11 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
     }
   }
 
+  // Between a failed batch and a claim that works: the claim then goes as soon as the back-off is
+  // over, without the spacing of claims. A turn that only waited out that spacing counted as one that
+  // worked and reset the back-off: with the database away, each consumer tried (and logged an error)
+  // about once a second for as long as it was away, instead of every 5 s.
+  let failing = false;
   return createWorkerLoop({
     wakeup,
     backoff: CONSUMER_BACKOFF,
@@ -574,12 +579,13 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
       if (heldBackMs > 0) {
         return Math.min(heldBackMs, deps.idleCheckMs);
       }
-      const delayMs = deps.slots?.claimDelayMs() ?? 0;
+      const delayMs = failing ? 0 : (deps.slots?.claimDelayMs() ?? 0);
       if (delayMs > 0) {
         return delayMs;
       }
       const claiming = monotonicMs();
       const jobs = await deps.claim();
+      failing = false;
       deps.slots?.claimed(jobs.length);
       if (jobs.length === 0) {
         return idleMs();
@@ -591,8 +597,9 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
       }
       return 0;
     },
-    onError(error) {
-      log.error('consumer batch failed; backing off', { component: 'consumer', consumer: id, error: error.message });
+    onError(error, delayMs) {
+      failing = true;
+      log.error('consumer batch failed; backing off', { component: 'consumer', consumer: id, error: error.message, retryInMs: delayMs });
       bus.emit('consumer:error', { consumer: id, error });
     },
     onHalted(error) {

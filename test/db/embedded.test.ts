@@ -137,6 +137,66 @@ describe('embedded PostgreSQL', function () {
     }
   });
 
+  /** A DATA_DIR whose pg/ holds `entries` (directories; files when given content) and the password an earlier start kept. */
+  async function dataDirWithLeftover(entries: Record<string, string | null>): Promise<string> {
+    const root = await fs.mkdtemp(path.join(os.tmpdir(), 'jetpost-embedded-leftover-'));
+    for (const [entry, content] of Object.entries(entries)) {
+      const target = path.join(root, 'pg', entry);
+      if (content === null) {
+        await fs.mkdir(target, { recursive: true });
+      } else {
+        await fs.mkdir(path.dirname(target), { recursive: true });
+        await fs.writeFile(target, content);
+      }
+    }
+    // As initdb makes it: PostgreSQL refuses a data directory others may enter before anything else.
+    await fs.chmod(path.join(root, 'pg'), 0o700);
+    await fs.writeFile(path.join(root, 'pg-password'), 'kept-by-an-earlier-start\n', { mode: 0o600 });
+    return root;
+  }
+
+  /** What an initdb killed 50 ms in left in pg/ (seen with PostgreSQL 17): PG_VERSION, but no global/pg_control. */
+  const KILLED_INITDB = { PG_VERSION: '17\n', 'base/1': null, global: null, pg_wal: null, pg_xact: null, 'postgresql.conf': '' };
+
+  it('when pg/ holds what an initdb killed before it finished leaves there (releases before pg.initdb), then the start makes the cluster again and says so, instead of failing until pg/ is removed by hand', async () => {
+    const root = await dataDirWithLeftover(KILLED_INITDB);
+    const { log, lines } = capturingLogger('warn');
+    try {
+      const refusal = await refusalOf({ dir: root, port: await freePort(), log, ownSession: true });
+
+      expect(refusal, String(refusal)).to.equal(undefined);
+      await fs.access(path.join(root, 'pg', 'global', 'pg_control'));
+      const warned = lines().map((line) => JSON.parse(line) as Record<string, unknown>);
+      expect(warned).to.have.length(1);
+      expect(warned[0]).to.deep.include({
+        level: 'warn',
+        message:
+          'removing a database directory that PostgreSQL never ran on (an initdb killed before it finished): it holds no data; the cluster is made again',
+        dir: path.join(root, 'pg'),
+      });
+    } finally {
+      await server?.stop(20_000);
+      server = undefined;
+      await fs.rm(root, { recursive: true, force: true });
+    }
+  });
+
+  it('when pg/ holds files initdb does not write and no PG_VERSION, then the start refuses in one line naming them and removes nothing', async () => {
+    const root = await dataDirWithLeftover({ ...KILLED_INITDB, PG_VERSION: null, 'notes.txt': 'mine' });
+    await fs.rmdir(path.join(root, 'pg', 'PG_VERSION'));
+    try {
+      const refusal = await refusalOf({ dir: root, port: await freePort(), log: testLogger(), ownSession: true });
+
+      expect(refusal).to.be.instanceOf(StartupError);
+      expect((refusal as StartupError).message).to.equal(
+        `${path.join(root, 'pg')} is not a PostgreSQL cluster (it has no PG_VERSION) and holds files initdb does not write (notes.txt): move it away, and jetpost makes a new, empty database there`,
+      );
+      expect(await fs.readFile(path.join(root, 'pg', 'notes.txt'), 'utf8')).to.equal('mine');
+    } finally {
+      await fs.rm(root, { recursive: true, force: true });
+    }
+  });
+
   it('when the password file is gone but the cluster is there, then the start refuses in one line naming the file, and writes no new password over the lost one', async () => {
     const port = await freePort();
     // The cluster exists (made at the first start), and no server runs on it.

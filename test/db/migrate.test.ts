@@ -241,6 +241,71 @@ describe('migrations', () => {
     });
   });
 
+  describe('when DATABASE_URL does not match how the server takes connections', () => {
+    const servers: Server[] = [];
+    const sockets: Socket[] = [];
+
+    afterEach(async () => {
+      // A client that gave up may leave its socket open: close() waits for every connection.
+      for (const socket of sockets.splice(0)) {
+        socket.destroy();
+      }
+      for (const server of servers.splice(0)) {
+        await new Promise((resolve) => server.close(resolve));
+      }
+    });
+
+    /** A server that answers each message the client sends with the next of `answers`. */
+    async function answering(...answers: Buffer[]): Promise<number> {
+      const server = createServer((socket: Socket) => {
+        sockets.push(socket);
+        let next = 0;
+        socket.on('data', () => socket.write(answers[next++] ?? Buffer.alloc(0)));
+        socket.on('error', () => undefined);
+      });
+      servers.push(server);
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      return (server.address() as { port: number }).port;
+    }
+
+    /** An authentication message ('R') of `code` with `data`. */
+    const authentication = (code: number, data: Buffer) => {
+      const header = Buffer.alloc(9);
+      header.write('R');
+      header.writeInt32BE(data.length + 8, 1);
+      header.writeInt32BE(code, 5);
+      return Buffer.concat([header, data]);
+    };
+
+    it('then SSL the server does not offer, a certificate file that is not there, or no password for a server that asks one stops the start with one line saying what to fix, not a stack trace', async () => {
+      // PostgreSQL answers a request for SSL with N when it has none.
+      const noSsl = await answering(Buffer.from('N'));
+      // SASL (10) with SCRAM-SHA-256, then the server's first message (11).
+      const scram = await answering(authentication(10, Buffer.from('SCRAM-SHA-256\0\0')), authentication(11, Buffer.from('r=abc,s=c2FsdA==,i=4096')));
+      const urls = [
+        `postgres://jetpost:secret@127.0.0.1:${noSsl}/jetpost?sslmode=verify-full`,
+        `postgres://jetpost:secret@127.0.0.1:${noSsl}/jetpost?sslmode=verify-full&sslrootcert=/nonexistent/root.crt`,
+        `postgres://jetpost@127.0.0.1:${scram}/jetpost`,
+      ];
+
+      const refusals = [];
+      for (const url of urls) {
+        refusals.push(
+          await openDatabase(loadConfig({ DATABASE_URL: url }), testLogger(), { role: 'command' }).then(
+            (opened) => opened.close(),
+            (error: unknown) => error,
+          ),
+        );
+      }
+
+      expect(refusals.map((error) => (error instanceof StartupError ? error.message : String(error)))).to.deep.equal([
+        'the database in DATABASE_URL refused jetpost: The server does not support SSL connections. DATABASE_URL asks for SSL (its sslmode) and the server offers none: turn SSL on in PostgreSQL, or set sslmode=disable in DATABASE_URL',
+        "DATABASE_URL names a file jetpost cannot read (ENOENT: no such file or directory, open '/nonexistent/root.crt'): check its sslrootcert, sslcert and sslkey",
+        'the database in DATABASE_URL refused jetpost: SASL: SCRAM-SERVER-FIRST-MESSAGE: client password must be a string. The server asks for a password and DATABASE_URL gives none: put it in DATABASE_URL (postgres://user:password@host/database)',
+      ]);
+    });
+  });
+
   describe('when a concurrent index build did not finish (PostgreSQL restarted, the statement cancelled)', () => {
     /** Leaves jetpost.interrupted_idx invalid, as an index build cut short does. */
     async function leaveInvalidIndex(): Promise<void> {

@@ -266,6 +266,27 @@ describe('webhook deliveries: answers that speak for the endpoint', () => {
     expect(await pause()).to.deep.equal({ pauses: 0, until: null });
   });
 
+  it('when a replica of a release before sql/39 ended the pauses (a rolling upgrade), then the count it left does not lengthen the next outage: its first pause is 10 s', async () => {
+    db = await createTestDatabase();
+    const appId = await oneDelivery(db.pool);
+    const deliveries = createWebhookDeliveries(db.pool, createBus());
+    const retry = { baseMs: 10_000, factor: 2, maxMs: 3_600_000, jitter: 0 };
+    // Such a replica ends a pause (or sets a new URL) with webhook_throttled_until = null only.
+    await db.pool.query('update apps set webhook_throttled_until = null, webhook_pauses = 6 where id = $1', [appId]);
+
+    const [delivery] = await claimDueDeliveries(db.pool, { limit: 1, perApp: 4, inFlight: new Map(), lockMs: 60_000 });
+    expect(delivery!.pauses).to.equal(0);
+    const now = new Date();
+    const outcome = deliveryOutcome(delivery!, { error: 'connect ECONNREFUSED 127.0.0.1:9' }, { retry, retryWindowMs: 24 * 3_600_000, now, random: () => 0.5 });
+    await deliveries.settle(delivery!, outcome);
+
+    const { rows } = await db.pool.query<{ pauses: number; until: Date }>(
+      'select webhook_pauses as pauses, webhook_throttled_until as until from apps where id = $1',
+      [appId],
+    );
+    expect({ pauses: rows[0]!.pauses, until: rows[0]!.until.getTime() }).to.deep.equal({ pauses: 1, until: now.getTime() + 10_000 });
+  });
+
   it('when a receiver answers 410 Gone, then its webhook is disabled, its pending deliveries fail, and new changes queue none; an answer from a replaced URL disables nothing', async () => {
     db = await createTestDatabase();
     const appId = await oneDelivery(db.pool);

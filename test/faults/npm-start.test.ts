@@ -78,10 +78,10 @@ describe('faults: signals to npm start', function () {
     expect(serveNodeFlags()).not.to.deep.equal([]);
     expect(args).to.include.members(serveNodeFlags());
   });
-  it('when jetpost gets SIGHUP (its terminal closed) or SIGUSR2, then it shuts down gracefully and exits 0, as on SIGTERM', async () => {
+  it('when jetpost gets SIGHUP (its terminal closed), SIGUSR2 or SIGQUIT, then it shuts down gracefully and exits 0, as on SIGTERM', async () => {
     const db = await harness.database();
     const exits: string[] = [];
-    for (const signal of ['SIGHUP', 'SIGUSR2'] as const) {
+    for (const signal of ['SIGHUP', 'SIGUSR2', 'SIGQUIT'] as const) {
       const port = await harness.port();
       const simulator = await harness.simulator(port);
       const jetpost = await harness.jetpost({ name: signal, port, databaseUrl: db.url, simulator, env: { LOG_LEVEL: 'info' } });
@@ -91,7 +91,11 @@ describe('faults: signals to npm start', function () {
       exits.push(`${signal}: exit ${exit.signal ?? exit.code}, said shutting down: ${said}`);
     }
 
-    expect(exits).to.deep.equal(['SIGHUP: exit 0, said shutting down: true', 'SIGUSR2: exit 0, said shutting down: true']);
+    expect(exits).to.deep.equal([
+      'SIGHUP: exit 0, said shutting down: true',
+      'SIGUSR2: exit 0, said shutting down: true',
+      'SIGQUIT: exit 0, said shutting down: true',
+    ]);
   });
 
   it('when jetpost gets SIGUSR1, then it opens no debugger (Node’s default), says it ignored it, and goes on serving', async () => {

@@ -1,6 +1,12 @@
 // A database that stops answering (frozen behind a proxy: sockets open, nothing comes back) must
 // turn into a quick 503 with Retry-After on every route, not a hang or a 500, and everything must
 // work again once it answers. The fault suite does the same with a real SIGSTOP (frozen-database).
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+
 import { expect } from 'chai';
 
 import { messageTo } from '../factories.js';
@@ -186,5 +192,74 @@ describe('a database that stops answering', () => {
     );
     expect(after.status).to.equal(202);
     expect((await service.request('GET', '/readyz', { key: null })).status).to.equal(200);
+  });
+
+  it('when its disk is full (53100), then /readyz answers 503 saying so, and ready again by itself once space is freed and a write goes through', async function () {
+    this.timeout(60_000);
+    // A real full disk under the jobs table: a tablespace on a tmpfs of 2 MB, filled up. It must be
+    // on the database server's machine, and mounting needs root with the right to mount.
+    const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'jetpost-full-disk-'));
+    const skip = (why: string) => {
+      console.log(`      (skipped: ${why})`);
+      this.skip();
+    };
+    if (process.env['DATABASE_URL'] !== undefined) {
+      await fs.rm(tmp, { recursive: true });
+      skip('a tablespace on a small disk needs the embedded test PostgreSQL, on this machine');
+    }
+    try {
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', tmp], { stdio: 'ignore' });
+    } catch {
+      await fs.rm(tmp, { recursive: true });
+      skip('mounting a tmpfs needs root with the right to mount');
+    }
+    const tablespace = `jetpost_full_${randomBytes(4).toString('hex')}`;
+    const filler = path.join(tmp, 'filler');
+    try {
+      const location = path.join(tmp, 'ts');
+      await fs.mkdir(location);
+      // The embedded PostgreSQL runs as `postgres` when the tests run as root.
+      execFileSync('chown', ['postgres', location]);
+      db = await createTestDatabase();
+      await db.pool.query(`create tablespace ${tablespace} location '${location}'`);
+      await db.pool.query(`alter table email_send_jobs set tablespace ${tablespace}`);
+      const file = await fs.open(filler, 'w');
+      await file
+        .write(Buffer.alloc(4 * 1024 * 1024))
+        .catch((error: NodeJS.ErrnoException) => expect(error.code).to.equal('ENOSPC'))
+        .finally(() => file.close());
+      service = await startTestService({ mailjet: 'simulator', db });
+
+      const full = await answer('POST /queue', 'POST', '/queue', { body: messageTo('full@example.com') });
+      const ready = await answer('GET /readyz', 'GET', '/readyz', { key: null });
+
+      expect(full.status, full.body).to.equal(503);
+      expect(ready.status, ready.body).to.equal(503);
+      const { checks } = JSON.parse(ready.body) as { checks: Record<string, { ok: boolean; detail?: string }> };
+      expect(checks['database']!.ok).to.equal(false);
+      expect(checks['database']!.detail).to.match(
+        /^PostgreSQL is out of disk space \(53100, could not extend file .*No space left on device\): free space on the database server's disk/,
+      );
+
+      await fs.rm(filler);
+      const after = await eventually(
+        async () => {
+          const res = await service.request('POST', '/queue', { body: messageTo('room@example.com') });
+          return res.status === 202 ? res : undefined;
+        },
+        20_000,
+        'POST /queue to answer 202 again',
+      );
+      expect(after.status).to.equal(202);
+      const readyAgain = await service.request('GET', '/readyz', { key: null });
+      expect(readyAgain.status, await readyAgain.text()).to.equal(200);
+    } finally {
+      await service?.stop();
+      service = undefined as unknown as TestService;
+      await db?.pool.query('alter table email_send_jobs set tablespace pg_default').catch(() => undefined);
+      await db?.pool.query(`drop tablespace if exists ${tablespace}`).catch(() => undefined);
+      execFileSync('umount', [tmp]);
+      await fs.rm(tmp, { recursive: true, force: true });
+    }
   });
 });

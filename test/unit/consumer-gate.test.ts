@@ -14,7 +14,7 @@ import { type ConsumerDeps, createConsumer } from '../../src/workers/consumer.js
 import { createSendGate } from '../../src/workers/send-gate.js';
 import { createWakeup } from '../../src/workers/wakeup.js';
 import { claimedJob, pendingRecipient } from '../factories.js';
-import { testLogger } from '../support/log.js';
+import { capturingLogger, testLogger } from '../support/log.js';
 
 const job = claimedJob();
 
@@ -458,5 +458,46 @@ describe('consumer: sending stopped on a 401', () => {
     expect(timedOut, `no call after the probe's 503 (calls answered: ${sent.join(', ')})`).to.equal(false);
     expect(sent).to.deep.equal([401, 503, 200]);
     expect(gate.state().blocked, 'sending stopped').to.equal(undefined);
+  });
+});
+
+describe('consumer: back-off while the database is away', () => {
+  it('when every claim fails and claims are being spaced out, then the back-off still grows (250, 500, 1000, 2000 ms), not one error a quarter second', async function () {
+    this.timeout(30_000);
+    const { log, lines } = capturingLogger('error');
+    const failures = () => lines().map((line) => JSON.parse(line) as { message: string; retryInMs: number });
+    let spaced = false;
+    const consumer = createConsumer(
+      consumerDeps({
+        claim: async () => {
+          throw Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
+        },
+        send: async () => ({ status: 500, body: undefined, description: 'unused' }),
+        record: async (): Promise<RecordSummary> => ({ accepted: [], failed: [], deferred: [], lostLease: [] }),
+        // The queue is caught up: every other turn waits a little before it may claim.
+        slots: {
+          claimDelayMs: () => {
+            spaced = !spaced;
+            return spaced ? 5 : 0;
+          },
+          claimed: () => undefined,
+          callStarted: () => undefined,
+          callEnded: () => undefined,
+        },
+        log,
+      }),
+    );
+
+    void consumer.start();
+    for (let waited = 0; failures().length < 4 && waited < 20_000; waited += 50) {
+      await sleep(50);
+    }
+    await consumer.stop(5_000);
+
+    expect(
+      failures()
+        .slice(0, 4)
+        .map((line) => [line.message, line.retryInMs]),
+    ).to.deep.equal([250, 500, 1000, 2000].map((retryInMs) => ['consumer batch failed; backing off', retryInMs]));
   });
 });

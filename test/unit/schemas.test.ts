@@ -209,6 +209,12 @@ describe('parseQueueRequest', () => {
     expect(rejectedPaths({ ...MINIMAL, to: ['a@example.com', 'b@example.com', 'a@example.com'] })).to.deep.equal(['to.2.email']);
   });
 
+  it('when an address appears twice with its domain once in Unicode and once in its ASCII form (IDNA), then the repeat is rejected: one mailbox', () => {
+    expect(rejectedPaths({ ...MINIMAL, to: 'user@bücher.example', cc: 'user@xn--bcher-kva.example' })).to.deep.equal(['cc.0.email']);
+    expect(rejectedPaths({ ...MINIMAL, to: ['user@XN--BCHER-KVA.example', 'user@BÜCHER.example'] })).to.deep.equal(['to.1.email']);
+    expect(accepted({ ...MINIMAL, to: ['user@bücher.example', 'user@bucher.example'] }).jobs).to.have.length(1);
+  });
+
   it('when there is no text, html or template_id, then it is rejected at text', () => {
     expect(rejectedPaths({ from: 'app@example.com', to: 'a@example.com', subject: 'Empty' })).to.deep.equal(['text']);
     expect(accepted({ from: 'app@example.com', to: 'a@example.com', html: '<p>x</p>' }).jobs).to.have.length(1);
