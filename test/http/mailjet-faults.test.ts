@@ -536,6 +536,45 @@ describe('acceptances whose ids do not cover every row (nock)', () => {
     return { sends: () => sends, lookups: () => lookups };
   }
 
+  /**
+   * Mailjet answering each send (after `sendDelayMs`) and each look-up by CustomID with `messageId`
+   * for the message's one recipient; a look-up names `lookedUpEmail`.
+   */
+  function givingMessageId(
+    messageId: string,
+    { sendDelayMs = 0, lookedUpEmail }: { sendDelayMs?: number; lookedUpEmail: string },
+  ): { sends: () => number; lookups: () => number } {
+    let sends = 0;
+    let lookups = 0;
+    nock(MAILJET_TEST_ORIGIN)
+      .post('/v3.1/send')
+      .times(3)
+      .delay(sendDelayMs)
+      .reply((_uri: string, body: nock.Body) => {
+        sends += 1;
+        const message = (body as SendCall).Messages[0]!;
+        const email = message.To[0]!.Email;
+        return [
+          200,
+          `{"Messages":[{"Status":"success","CustomID":"${message.CustomID}","To":[{"Email":"${email}","MessageUUID":"u-${email}","MessageID":${messageId}}],"Cc":[],"Bcc":[]}]}`,
+          { 'content-type': 'application/json' },
+        ];
+      })
+      .get('/v3/REST/message')
+      .query(true)
+      .times(5)
+      .reply((uri: string) => {
+        lookups += 1;
+        const customId = new URL(uri, MAILJET_TEST_ORIGIN).searchParams.get('CustomID');
+        return [
+          200,
+          `{"Count":1,"Data":[{"ID":${messageId},"UUID":"u-${lookedUpEmail}","CustomID":"${customId}","ContactAlt":"${lookedUpEmail}"}],"Total":1}`,
+          { 'content-type': 'application/json' },
+        ];
+      });
+    return { sends: () => sends, lookups: () => lookups };
+  }
+
   /** POST /queue refuses an address given twice (400): such rows can only be written around it, as here. */
   async function jobWithAddressTwice(kinds: ['to', 'to' | 'cc']): Promise<string> {
     const jobId = await makeJob(service.db.pool, { appId: service.appId, to: ['twice@example.com', 'Twice@example.com'] });
@@ -556,31 +595,8 @@ describe('acceptances whose ids do not cover every row (nock)', () => {
 
   it("when Mailjet gives a job a MessageID another job's recipient holds, then it is not bound twice: its events keep reaching the first, an error says so, and the second is looked up, never resent, and ends failed saying why", async () => {
     const taken = '576460765503098888';
-    const answer = (customId: string, email: string) =>
-      `{"Messages":[{"Status":"success","CustomID":"${customId}","To":[{"Email":"${email}","MessageUUID":"u-${email}","MessageID":${taken}}],"Cc":[],"Bcc":[]}]}`;
-    let sends = 0;
-    let lookups = 0;
-    nock(MAILJET_TEST_ORIGIN)
-      .post('/v3.1/send')
-      .times(2)
-      .reply((_uri: string, body: nock.Body) => {
-        sends += 1;
-        const message = (body as SendCall).Messages[0]!;
-        return [200, answer(message.CustomID, message.To[0]!.Email), { 'content-type': 'application/json' }];
-      })
-      // Mailjet's index gives the same id again.
-      .get('/v3/REST/message')
-      .query(true)
-      .times(5)
-      .reply((uri: string) => {
-        lookups += 1;
-        const customId = new URL(uri, MAILJET_TEST_ORIGIN).searchParams.get('CustomID');
-        return [
-          200,
-          `{"Count":1,"Data":[{"ID":${taken},"UUID":"u-second@example.com","CustomID":"${customId}","ContactAlt":"second@example.com"}],"Total":1}`,
-          { 'content-type': 'application/json' },
-        ];
-      });
+    // Mailjet's index gives the same id again.
+    const mailjet = givingMessageId(taken, { lookedUpEmail: 'second@example.com' });
     const { log, lines } = capturingLogger('warn');
     service = await startTestService({ env: { WORKER_CONCURRENCY: '1' }, log });
     const [first] = await queue(service, ['first@example.com']);
@@ -589,7 +605,7 @@ describe('acceptances whose ids do not cover every row (nock)', () => {
     const [second] = await queue(service, ['second@example.com']);
     const found = await settled(second!);
 
-    expect([sends, lookups], 'sends, look-ups').to.deep.equal([2, 1]);
+    expect([mailjet.sends(), mailjet.lookups()], 'sends, look-ups').to.deep.equal([2, 1]);
     expect(found.status).to.equal('failed');
     expect(found.last_error).to.equal(
       `Mailjet accepted it, but its answer gives MessageID ${taken} (held by job ${first}) that a recipient of another job holds already: ` +
@@ -611,39 +627,13 @@ describe('acceptances whose ids do not cover every row (nock)', () => {
   for (const how of ['its answer gives', 'the send times out and its look-up gives'] as const) {
     it(`when ${how} a MessageID past 2^63-1, then it is sent once, never again, and ends failed, outcome unknown, saying why`, async () => {
       const huge = '18446744073709551615';
-      let sends = 0;
-      let lookups = 0;
-      nock(MAILJET_TEST_ORIGIN)
-        .post('/v3.1/send')
-        .times(3)
-        .delay(how === 'its answer gives' ? 0 : 1_500)
-        .reply((_uri: string, body: nock.Body) => {
-          sends += 1;
-          const message = (body as SendCall).Messages[0]!;
-          return [
-            200,
-            `{"Messages":[{"Status":"success","CustomID":"${message.CustomID}","To":[{"Email":"big@example.com","MessageUUID":"u-big","MessageID":${huge}}],"Cc":[],"Bcc":[]}]}`,
-            { 'content-type': 'application/json' },
-          ];
-        })
-        .get('/v3/REST/message')
-        .query(true)
-        .times(5)
-        .reply((uri: string) => {
-          lookups += 1;
-          const customId = new URL(uri, MAILJET_TEST_ORIGIN).searchParams.get('CustomID');
-          return [
-            200,
-            `{"Count":1,"Data":[{"ID":${huge},"UUID":"u-big","CustomID":"${customId}","ContactAlt":"big@example.com"}],"Total":1}`,
-            { 'content-type': 'application/json' },
-          ];
-        });
+      const mailjet = givingMessageId(huge, { sendDelayMs: how === 'its answer gives' ? 0 : 1_500, lookedUpEmail: 'big@example.com' });
       service = await startTestService({ env: { MAILJET_TIMEOUT_MS: '500', WORKER_CONCURRENCY: '1' } });
       const [jobId] = await queue(service, ['big@example.com']);
 
       const found = await settled(jobId!);
-      expect(sends, 'sends').to.equal(1);
-      expect(lookups, 'look-ups').to.equal(how === 'its answer gives' ? 1 : 2);
+      expect(mailjet.sends(), 'sends').to.equal(1);
+      expect(mailjet.lookups(), 'look-ups').to.equal(how === 'its answer gives' ? 1 : 2);
       expect(found.status).to.equal('failed');
       expect(found.last_error).to.equal(
         `Mailjet has the message, but its look-up gives MessageID ${huge}, past 2^63-1, the largest jetpost stores: it may well have been delivered, and no event can reach it`,
