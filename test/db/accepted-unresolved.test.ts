@@ -32,7 +32,8 @@ describe('a job Mailjet accepted without usable ids', () => {
       (row) => [row.id, row.accepted_unresolved],
     );
 
-  it('when it is deferred to be looked up, then it is marked, its look-up-only claim carries the mark, and its acceptance clears it', async () => {
+  /** A job of 3 attempts, sent once and deferred to be looked up (its outcome unknown). */
+  const deferredToLookUp = async () => {
     const sending = createSendingService({ pool: db.pool, channels: notifyChannels(TEST_SCHEMA), leaseMs: 120_000 });
     const app = await makeApp(db.pool);
     const jobId = await makeJob(db.pool, { appId: app.id, maxAttempts: 3 });
@@ -40,6 +41,11 @@ describe('a job Mailjet accepted without usable ids', () => {
     await sending.record('a', [
       { jobId, kind: 'deferred', error: UNRESOLVED, runAt: new Date(0), outcomeUnknown: true, refundAttempt: false, lookUpOnly: true },
     ]);
+    return { sending, jobId };
+  };
+
+  it('when it is deferred to be looked up, then it is marked, its look-up-only claim carries the mark, and its acceptance clears it', async () => {
+    const { sending, jobId } = await deferredToLookUp();
     expect(await marks()).to.deep.equal([[jobId, true]]);
 
     const [claimed] = await claimJobs(db.pool, 'a', 1, 120_000);
@@ -51,13 +57,7 @@ describe('a job Mailjet accepted without usable ids', () => {
   });
 
   it('when its look-up-only claim is given back unsent (a stop, a 401), then it keeps its attempts, so its next claim is look-up only again', async () => {
-    const sending = createSendingService({ pool: db.pool, channels: notifyChannels(TEST_SCHEMA), leaseMs: 120_000 });
-    const app = await makeApp(db.pool);
-    const jobId = await makeJob(db.pool, { appId: app.id, maxAttempts: 3 });
-    await claimJobs(db.pool, 'a', 1, 120_000);
-    await sending.record('a', [
-      { jobId, kind: 'deferred', error: UNRESOLVED, runAt: new Date(0), outcomeUnknown: true, refundAttempt: false, lookUpOnly: true },
-    ]);
+    const { sending, jobId } = await deferredToLookUp();
     const [claimed] = await claimJobs(db.pool, 'a', 1, 120_000);
     expect(claimed).to.deep.include({ lookUpOnly: true, attempts: 3 });
 
