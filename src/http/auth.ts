@@ -66,6 +66,15 @@ export function requireAdminKey(adminKey: string | undefined, limitWrongKeys: Re
   };
 }
 
+/** `text` with its percent-escapes decoded, or as it is when they are not valid. */
+function percentDecoded(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
+}
+
 export interface BasicCredentials {
   username: string;
   password: string;
@@ -87,10 +96,14 @@ export function requireBasicAuth(credentials: BasicCredentials | undefined, real
     const match = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(req.get('authorization') ?? '');
     const decoded = match ? Buffer.from(match[1]!, 'base64').toString('utf8') : '';
     const separator = decoded.indexOf(':');
-    const ok =
-      separator > 0 &&
-      // Both checks always run: no early exit that would tell which half was wrong.
-      [sameUsername(decoded.slice(0, separator)), samePassword(decoded.slice(separator + 1))].every(Boolean);
+    const username = decoded.slice(0, separator);
+    const password = decoded.slice(separator + 1);
+    // The callback URL carries the credentials percent-encoded (domain/events-callback.ts), and a
+    // sender may put them in the header as the URL has them: `openssl rand -base64` makes passwords
+    // with + / =, and every callback would be refused. Either form stands for the same secret.
+    // Every check always runs: no early exit that would tell which half was wrong.
+    const checks = [sameUsername(username), sameUsername(percentDecoded(username)), samePassword(password), samePassword(percentDecoded(password))];
+    const ok = separator > 0 && (checks[0]! || checks[1]!) && (checks[2]! || checks[3]!);
     if (ok) {
       next();
       return;

@@ -173,6 +173,25 @@ describe('POST /events', () => {
     expect(rows[0].n).to.equal(0);
   });
 
+  it('when a password with URL characters comes as the callback URL carries it, percent-encoded, then it is the same password: the callback is taken', async () => {
+    // `openssl rand -base64` makes such passwords; the registered URL holds them percent-encoded, and
+    // a sender may put the URL's user info into the header without decoding it.
+    const password = 'a+b/c=d%e-events-password';
+    service = await startTestService({ env: { EVENTS_PASSWORD: password } });
+
+    const encoded = await service.postEvents(group(eventText('sent', '576460765503091475', 'x@example.com', 1)), {
+      user: EVENTS_USER,
+      password: encodeURIComponent(password),
+    });
+    const raw = await service.postEvents(group(eventText('sent', '576460765503091476', 'y@example.com', 2)), { user: EVENTS_USER, password });
+    const wrong = await service.postEvents(group(eventText('sent', '576460765503091477', 'z@example.com', 3)), {
+      user: EVENTS_USER,
+      password: encodeURIComponent(`${password}x`),
+    });
+
+    expect([encoded.status, raw.status, wrong.status], 'encoded, as set, wrong').to.deep.equal([200, 200, 401]);
+  });
+
   it('when the body is not JSON at all, then 400 problem+json (Mailjet retries it), it is kept aside once, and stored events are untouched', async () => {
     service = await startTestService();
     await service.postEvents(group(eventText('sent', '576460765503091475', 'x@example.com', 1)));
