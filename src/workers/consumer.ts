@@ -21,7 +21,7 @@ import { type CallOutcome, classifySendResponse, type FoundMessage, type LookupA
 import { customIdForJob, sendBodyJson } from '../domain/mailjet-payload.js';
 import type { HeldMessageId, RecipientRow } from '../domain/recipient.js';
 import { type Backoff, backoffMs, type RetryPolicy } from '../domain/retry-policy.js';
-import { decideSendResults, heldElsewhere, lookUpRefused, minimalResult, type SendResult } from '../domain/send-decision.js';
+import { decideSendResults, type DecisionContext, heldElsewhere, lookUpRefused, minimalResult, type SendResult } from '../domain/send-decision.js';
 import { jobsToLookUp, lookUpResult, planCalls, type PlannedCall, planSuppression, recipientsOfJobs, splitCall } from '../domain/send-plan.js';
 import { storableText } from '../domain/storable-text.js';
 import { suppressionKey } from '../domain/suppression.js';
@@ -122,6 +122,8 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
   const now = deps.now ?? (() => new Date());
   const monotonicMs = deps.monotonicMs ?? (() => performance.now());
   const random = deps.random ?? Math.random;
+  /** What a decision on results needs: the retry policy, the clock, and when the send gate lets requests go again. */
+  const decisionContext = (resumeAt: Date = now()): DecisionContext => ({ policy: deps.retry, now: now(), random, resumeAt });
 
   async function idleMs(): Promise<number> {
     try {
@@ -234,7 +236,7 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
     for (const h of held) {
       heldByJob.set(h.jobId, [...(heldByJob.get(h.jobId) ?? []), h]);
     }
-    const context = { policy: deps.retry, now: now(), random, resumeAt: now() };
+    const context = decisionContext();
     const again = results.flatMap((result) => {
       const job = batch.jobs.find((claimed) => claimed.id === result.jobId);
       const ids = heldByJob.get(result.jobId);
@@ -314,7 +316,7 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
     }
     const outcome = classifySendResponse(answer, [], now());
     const resumeAt = passOnToGate(outcome);
-    const refused = lookUpRefused(job, outcome, { policy: deps.retry, now: now(), random, resumeAt });
+    const refused = lookUpRefused(job, outcome, decisionContext(resumeAt));
     return refused === undefined ? { kind: 'answered', found: undefined } : { kind: 'refused', result: refused };
   }
 
@@ -336,8 +338,7 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
       if (looked.kind === 'lost') {
         continue;
       }
-      const context = { policy: deps.retry, now: now(), random, resumeAt: now() };
-      const result = looked.kind === 'refused' ? looked.result : lookUpResult(job, batch.recipientsByJob.get(job.id) ?? [], looked.found, context);
+      const result = looked.kind === 'refused' ? looked.result : lookUpResult(job, batch.recipientsByJob.get(job.id) ?? [], looked.found, decisionContext());
       if (result) {
         results.push(result);
       }
@@ -436,8 +437,7 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
 
   async function settleCall(batch: Batch, call: PlannedCall, outcome: CallOutcome, started: number, turn: TurnContext): Promise<void> {
     const resumeAt = passOnToGate(outcome);
-    const context = { policy: deps.retry, now: now(), random, resumeAt };
-    const results = decideSendResults(call.jobs, outcome, context, batch.recipientsByJob);
+    const results = decideSendResults(call.jobs, outcome, decisionContext(resumeAt), batch.recipientsByJob);
     const summary = await recordResults(batch, results, turn);
     const recipients = recipientsOfJobs(call.jobs, batch.recipientsByJob);
     bus.emit('mailjet:call', {
