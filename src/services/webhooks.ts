@@ -63,7 +63,7 @@ export async function setAppWebhook(pool: Pool, policy: TargetPolicy, appName: s
     const secret = current && !change.rotateSecret ? current.secret : await replaceSecret(tx, app.id, current, 0);
     const webhook = { url: checked.toString(), secret, eventTypes, disabled: null };
     await setWebhook(tx, app.id, webhook);
-    return { ...webhook, previousSecrets: await listValidPreviousSecrets(tx, app.id), pause: await webhookPause(tx, app.id) };
+    return withSecretsAndPause(tx, app.id, webhook);
   });
 }
 
@@ -81,7 +81,7 @@ export async function rotateAppWebhookSecret(pool: Pool, appName: string, overla
     }
     const secret = await replaceSecret(tx, app.id, current, overlapSeconds);
     await setWebhook(tx, app.id, { ...current, secret });
-    return { ...current, secret, previousSecrets: await listValidPreviousSecrets(tx, app.id), pause: await webhookPause(tx, app.id) };
+    return withSecretsAndPause(tx, app.id, { ...current, secret });
   });
 }
 
@@ -100,7 +100,12 @@ export async function getAppWebhook(db: Queryable, appName: string): Promise<App
   if (!webhook) {
     throw new NotFoundError(`app ${appName} has no webhook`);
   }
-  return { ...webhook, previousSecrets: await listValidPreviousSecrets(db, app.id), pause: await webhookPause(db, app.id) };
+  return withSecretsAndPause(db, app.id, webhook);
+}
+
+/** The app's webhook as the API and the CLI show it: its settings, the previous secrets still signing, and a pause running. */
+async function withSecretsAndPause(db: Queryable, appId: string, settings: WebhookSettings): Promise<AppWebhook> {
+  return { ...settings, previousSecrets: await listValidPreviousSecrets(db, appId), pause: await webhookPause(db, appId) };
 }
 
 /** The pause of the app's deliveries running now, with the last failed attempt that tells why. */
