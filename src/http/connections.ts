@@ -113,11 +113,11 @@ function answerClientError(error: ClientError, duplex: Duplex): void {
 export function configureConnections(server: Server): void {
   (server as Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
   server.on('clientError', answerClientError);
-  // What Node does without this listener, but for the 100 Continue written when the body is read.
   // CONNECT (a proxy's tunnel): without this listener Node closes the connection without a word.
   server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
     socket.end(answerOf(NOT_A_PROXY));
   });
+  // What Node does without this listener, but for the 100 Continue written when the body is read.
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
     continueOnRead(req, res);
     server.emit('request', req, res);
