@@ -444,7 +444,6 @@ export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
 
-/** Parses the environment; throws a ConfigError naming every bad variable. */
 /** The environment's variables that `schema` reads, parsed by it; a ConfigError naming each bad one. */
 function parseEnv<S extends z.ZodType>(schema: S, env: Env): z.infer<S> {
   // An empty variable means "not set": `PORT=` must give the default, not 0. Spaces and a carriage
@@ -461,6 +460,7 @@ function parseEnv<S extends z.ZodType>(schema: S, env: Env): z.infer<S> {
   return parsed.data;
 }
 
+/** Parses the environment; throws a ConfigError naming every bad variable. */
 export function loadConfig(env: Env = process.env): Config {
   const e = parseEnv(envSchema, env);
   const problems: string[] = [];

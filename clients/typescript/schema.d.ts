@@ -1615,7 +1615,10 @@ export interface components {
         /**
          * @description The request is not valid. Usually `validation-failed`, with every bad field in `errors[]`,
          *     each `message` saying what is expected; `malformed-json` (the body is empty or not JSON),
-         *     `request-aborted` or `bad-request` (the body could not be read) carry no `errors`.
+         *     `request-aborted` or `bad-request` (the body could not be read), `duplicate-header` (a header
+         *     read as one value, such as `Idempotency-Key` or `Authorization`, sent twice) and
+         *     `malformed-request` (not HTTP/1.1: an HTTP/1.1 request without `Host`; the connection is
+         *     closed) carry no `errors`.
          */
         BadRequest: {
             headers: {
@@ -1642,7 +1645,7 @@ export interface components {
                  */
                 "application/problem+json": components["schemas"]["ValidationProblem"] | (components["schemas"]["Problem"] & {
                     /** @enum {unknown} */
-                    type?: "https://jetpost.dev/problems/malformed-json" | "https://jetpost.dev/problems/request-aborted" | "https://jetpost.dev/problems/bad-request";
+                    type?: "https://jetpost.dev/problems/malformed-json" | "https://jetpost.dev/problems/request-aborted" | "https://jetpost.dev/problems/bad-request" | "https://jetpost.dev/problems/duplicate-header" | "https://jetpost.dev/problems/malformed-request";
                     /** @constant */
                     status?: 400;
                 });

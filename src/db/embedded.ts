@@ -117,7 +117,8 @@ export async function startEmbeddedPostgres({ dir, port, log, ownSession, exitin
     await makeTraversable(binaries, log);
   }
 
-  const connectionString = `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`;
+  const urlAt = (serverPort: number) => `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${serverPort}/postgres`;
+  const connectionString = urlAt(port);
   if (!clusterMade) {
     // No cluster yet, so no server of this directory to adopt: whatever holds the port is another
     // program, and the start would fail on it only after initdb's seconds.
@@ -156,11 +157,20 @@ export async function startEmbeddedPostgres({ dir, port, log, ownSession, exitin
   }
 
   // A server left by a jetpost killed with SIGKILL, or started by a CLI command, is adopted rather
-  // than fought over the lock file; one still starting up or shutting down is waited for first.
-  const running = await settledServer(databaseDir, connectionString);
+  // than fought over the lock file; one still starting up or shutting down is waited for first. It is
+  // reached on the port it listens on: a jetpost started with another EMBEDDED_PG_PORT than this
+  // process has (an admin command run without the service's settings) is borrowed all the same.
+  const running = await settledServer(databaseDir, urlAt);
   if (running !== undefined) {
-    log.info('connecting to the embedded PostgreSQL that is already running', { component: 'embedded-postgres', pid: running });
-    return { connectionString, adopted: true, pid: running, stop: (waitMs) => stopServer(running, waitMs), requestStop: () => signalServer(running) };
+    const { pid: runningPid, port: runningPort } = running;
+    log.info('connecting to the embedded PostgreSQL that is already running', { component: 'embedded-postgres', pid: runningPid, port: runningPort });
+    return {
+      connectionString: urlAt(runningPort),
+      adopted: true,
+      pid: runningPid,
+      stop: (waitMs) => stopServer(runningPid, waitMs),
+      requestStop: () => signalServer(runningPid),
+    };
   }
   const pid = await spawnServer({ root, databaseDir, port, runAs, ownSession, log, exitingNow });
   log.info('embedded PostgreSQL is running', { component: 'embedded-postgres', port, pid, dir: databaseDir });
@@ -453,6 +463,8 @@ async function makeTraversable(target: string, log: Logger): Promise<void> {
 
 interface PostmasterState {
   pid: number;
+  /** Line 4: the port it listens on. */
+  port: number;
   /** Line 8 of postmaster.pid: starting, stopping, ready or standby (what pg_ctl reads too). */
   status: string;
 }
@@ -466,22 +478,23 @@ async function readPostmasterPid(databaseDir: string): Promise<PostmasterState |
   }
   const lines = content.split('\n');
   const pid = Number.parseInt(lines[0] ?? '', 10);
-  return Number.isInteger(pid) && pid > 0 ? { pid, status: (lines[7] ?? '').trim() } : undefined;
+  return Number.isInteger(pid) && pid > 0 ? { pid, port: Number.parseInt(lines[3] ?? '', 10), status: (lines[7] ?? '').trim() } : undefined;
 }
 
 /**
- * The pid of a server already running on the directory once it accepts connections; undefined when
- * there is none (or none left: one that was shutting down is waited for until it has gone).
+ * The pid and port of a server already running on the directory once it accepts connections (at
+ * `urlAt` its port); undefined when there is none (or none left: one that was shutting down is
+ * waited for until it has gone).
  */
-async function settledServer(databaseDir: string, connectionString: string): Promise<number | undefined> {
+async function settledServer(databaseDir: string, urlAt: (port: number) => string): Promise<{ pid: number; port: number } | undefined> {
   const started = Date.now();
   for (;;) {
     const state = await readPostmasterPid(databaseDir);
     if (state === undefined || !isProcessAlive(state.pid)) {
       return undefined;
     }
-    if (state.status === 'ready' && (await canConnect(connectionString))) {
-      return state.pid;
+    if (state.status === 'ready' && Number.isInteger(state.port) && (await canConnect(urlAt(state.port)))) {
+      return { pid: state.pid, port: state.port };
     }
     if (Date.now() - started > SETTLE_TIMEOUT_MS) {
       // Let the start report what PostgreSQL says about the lock file.

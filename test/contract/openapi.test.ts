@@ -12,7 +12,7 @@
 // app, so none depends on another having run. The validating is done by libraries (see
 // test/support/openapi-contract.ts).
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 
 import { expect } from 'chai';
 import nock from 'nock';
@@ -595,6 +595,39 @@ describe('openapi.yaml, checked against the running service', function () {
           type: 'https://jetpost.dev/problems/malformed-json',
           detail: 'the request body is empty: send one message, or {"messages": [...]}, as JSON',
         });
+      },
+    );
+
+    contractIt(
+      '400: a header read as one value sent twice (duplicate-header), an HTTP/1.1 request without Host (malformed-request)',
+      ['post /queue 400', 'get /status/{job_id} 400'],
+      async () => {
+        const body = JSON.stringify(message());
+        const twice = rawRequest(
+          service.url,
+          'POST',
+          '/queue',
+          {
+            Authorization: `Bearer ${service.apiKey}`,
+            'Content-Type': 'application/json',
+            'Content-Length': String(Buffer.byteLength(body)),
+            'Idempotency-Key': 'first',
+            'idempotency-key': 'second',
+          },
+          body,
+        );
+        const duplicate = await checked('post', '/queue', parseAnswer(await twice.answer));
+        expect(duplicate).to.include({ type: 'https://jetpost.dev/problems/duplicate-header', status: 400 });
+        const noHost = await new Promise<string>((resolve) => {
+          const socket = net.connect(Number(new URL(service.url).port), '127.0.0.1');
+          const chunks: Buffer[] = [];
+          socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+          socket.on('close', () => resolve(Buffer.concat(chunks).toString('utf8')));
+          socket.on('error', () => {});
+          socket.write(`GET /status/1 HTTP/1.1\r\nAuthorization: Bearer ${service.apiKey}\r\nConnection: close\r\n\r\n`);
+        });
+        const malformed = await checked('get', '/status/{job_id}', parseAnswer(noHost));
+        expect(malformed).to.include({ type: 'https://jetpost.dev/problems/malformed-request', status: 400 });
       },
     );
 

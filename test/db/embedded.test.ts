@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 
 import { expect } from 'chai';
+import pg from 'pg';
 
 import { loadConfig } from '../../src/config.js';
 import { type EmbeddedDatabase, startEmbeddedPostgres } from '../../src/db/embedded.js';
@@ -95,6 +96,22 @@ describe('embedded PostgreSQL', function () {
 
     expect(again.adopted).to.equal(true);
     expect(again.pid).to.equal(server.pid);
+  });
+
+  it('when the server of the directory runs on another port than asked (jetpost started with EMBEDDED_PG_PORT, an admin command without it), then it is adopted on its own port', async () => {
+    const port = await freePort();
+    server = await startEmbeddedPostgres({ dir, port, log: testLogger(), ownSession: true });
+    const borrowed = await startEmbeddedPostgres({ dir, port: await freePort(), log: testLogger(), ownSession: true });
+
+    expect(borrowed.adopted).to.equal(true);
+    expect(borrowed.pid).to.equal(server.pid);
+    const client = new pg.Client({ connectionString: borrowed.connectionString });
+    await client.connect();
+    try {
+      expect((await client.query<{ port: string }>('show port')).rows[0]!.port).to.equal(String(port));
+    } finally {
+      await client.end();
+    }
   });
 
   it('when EMBEDDED_PG_PORT is taken by another program, then the start refuses in one line naming EMBEDDED_PG_PORT and what to do; PostgreSQL’s log goes to debug', async () => {
