@@ -279,7 +279,8 @@ const CLAIM_JOBS = `
     from within_budget as picked
     where j.id = picked.id
     returning ${JOB_COLUMNS}, j.message,
-      j.outcome_unknown and picked.attempts_before >= j.max_attempts as look_up_only, j.accepted_unresolved, j.found_message_ids
+      j.outcome_unknown and picked.attempts_before >= j.max_attempts as look_up_only, j.accepted_unresolved, j.found_message_ids,
+      floor(extract(epoch from j.lookup_failing_since) * 1000) as lookup_failing_since
   )
   select j.*, ${CLAIMED_RECIPIENTS_JSON} as recipients
   from claimed j`;
@@ -298,6 +299,7 @@ export async function claimJobs(db: Queryable, workerId: string, limit: number, 
         lookUpOnly: row['look_up_only'] === true,
         acceptedUnresolved: row['accepted_unresolved'] === true,
         foundEarlier: (row['found_message_ids'] as FoundMessage[] | null) ?? [],
+        lookUpFailingSince: timeOrNull(row['lookup_failing_since']),
         ...claimedRecipientsFromJson(job.id, row['recipients']),
       });
     })
@@ -340,6 +342,8 @@ export interface Settlement {
   lookUpOnly?: boolean;
   /** What its look-ups found so far, when some of its addresses only (kept for its next look-up). */
   found?: readonly FoundMessage[] | undefined;
+  /** Since when its look-ups have not been answered (waitForLookUp); absent: its last one was, or none was made. */
+  lookUpFailingSince?: Date | undefined;
 }
 
 // Failed and deferred jobs leave the lease in one statement; only the consumer holding the lease may
@@ -353,11 +357,13 @@ const SETTLE_JOBS = `
     attempts = case when s.look_up_only then greatest(j.attempts, j.max_attempts) when s.refund then j.attempts - 1 else j.attempts end,
     accepted_unresolved = j.accepted_unresolved or s.look_up_only,
     found_message_ids = coalesce(s.found, j.found_message_ids),
+    lookup_failing_since = s.lookup_failing_since,
     locked_by = null,
     locked_until = null,
     updated_at = now()
-  from unnest($1::bigint[], $2::text[], $3::timestamptz[], $4::text[], $5::boolean[], $6::boolean[], $7::text[], $8::boolean[], $9::jsonb[])
-    as s(id, status, run_at, error, outcome_unknown, refund, worker_id, look_up_only, found)
+  from unnest(
+    $1::bigint[], $2::text[], $3::timestamptz[], $4::text[], $5::boolean[], $6::boolean[], $7::text[], $8::boolean[], $9::jsonb[], $10::timestamptz[]
+  ) as s(id, status, run_at, error, outcome_unknown, refund, worker_id, look_up_only, found, lookup_failing_since)
   where j.id = s.id
     and j.status = 'processing'
     and j.locked_by = s.worker_id
@@ -381,6 +387,7 @@ export async function settleJobs(
     settlements.map((s) => s.workerId),
     settlements.map((s) => s.lookUpOnly ?? false),
     settlements.map((s) => (s.found === undefined ? null : JSON.stringify(s.found))),
+    settlements.map((s) => s.lookUpFailingSince ?? null),
   ]);
   const changed = new Set(rows.map((row) => `${String(row['id'])}/${String(row['worker_id'])}`));
   return settlements.filter((s) => changed.has(`${s.id}/${s.workerId}`));
@@ -465,6 +472,7 @@ const ACCEPT_JOBS_TEXT = `
     last_error = null,
     outcome_unknown = false,
     accepted_unresolved = false,
+    lookup_failing_since = null,
     locked_by = null,
     locked_until = null,
     updated_at = now()
@@ -801,12 +809,14 @@ function toAdminJob(row: Record<string, unknown>): AdminJobRow {
   return { ...toJob(row), appName: String(row['app_name']) };
 }
 
-// Only failed jobs go back: they get a fresh set of attempts and are due now. last_error stays as
-// a record of why they failed until a send succeeds.
+// Only failed jobs go back: they get a fresh set of attempts (and a fresh window for look-ups
+// Mailjet does not answer) and are due now. last_error stays as a record of why they failed until a
+// send succeeds.
 const REQUEUE_FAILED = `
   update email_send_jobs j
   set status = 'queued',
     attempts = 0,
+    lookup_failing_since = null,
     run_at = now(),
     updated_at = now()
   where j.queue_status = 'failed'

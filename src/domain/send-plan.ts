@@ -6,7 +6,7 @@ import { isStorableId } from './mailjet-ids.js';
 import type { FoundMessage } from './mailjet-outcome.js';
 import { countRecipients, packCalls, toMailjetMessage } from './mailjet-payload.js';
 import { pairRecipients, type RecipientRow } from './recipient.js';
-import { type DecisionContext, giveUpAfterLookUp, giveUpUnreached, retryOrFail, type SendResult, unresolvedAcceptance } from './send-decision.js';
+import { type DecisionContext, giveUpAfterLookUp, giveUpUnreached, type SendResult, unresolvedAcceptance, waitForLookUp } from './send-decision.js';
 import { suppressionKey } from './suppression.js';
 
 /** Jobs whose last attempt may have been sent: they are looked up at Mailjet by CustomID before anything is sent. */
@@ -15,17 +15,26 @@ export function jobsToLookUp(jobs: readonly ClaimedJob[]): ClaimedJob[] {
 }
 
 /**
- * What a look-up says (`found` undefined: Mailjet could not be asked), with what earlier look-ups of
- * the job found. A job Mailjet has is recorded, not resent; one Mailjet could not be asked about
- * waits (never sent blindly); one with its attempts spent that Mailjet does not have fails.
- * Undefined: none of these, so the job is sent.
+ * What a look-up says (`found` undefined: Mailjet could not be asked, `why` saying what it answered),
+ * with what earlier look-ups of the job found. A job Mailjet has is recorded, not resent; one Mailjet
+ * could not be asked about waits (never sent blindly, waitForLookUp) and past its window is given up
+ * on, outcome unknown; one with its attempts spent that Mailjet does not have fails. Undefined: none
+ * of these, so the job is sent.
  */
 export function lookUpResult(
   job: ClaimedJob,
   recipients: readonly RecipientRow[],
   found: readonly FoundMessage[] | undefined,
   context: DecisionContext,
+  why = 'no answer',
 ): SendResult | undefined {
+  if (found === undefined) {
+    const wait = waitForLookUp(job, why, context);
+    if (wait.kind === 'wait') {
+      return wait.result;
+    }
+    job = { ...job, lastError: wait.lastError };
+  }
   // A MessageID found once stays found (the earlier look-ups' first): Mailjet's index may show fewer
   // addresses later than it did. One past 2^63-1 cannot be stored: its address counts as not found,
   // but it says that Mailjet has the message.
@@ -60,13 +69,8 @@ export function lookUpResult(
         }
       : unresolvedAcceptance(job, reason, context);
   }
-  if (job.lookUpOnly) {
+  if (job.lookUpOnly || found === undefined) {
     return giveUpAfterLookUp(job, found !== undefined);
-  }
-  if (found === undefined) {
-    return retryOrFail(job, `could not ask Mailjet whether the last attempt was delivered (${job.lastError ?? 'no answer'})`, context, {
-      outcomeUnknown: true,
-    });
   }
   return undefined;
 }

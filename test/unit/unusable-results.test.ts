@@ -51,7 +51,7 @@ describe('a refused record', () => {
 
 describe('an acceptance checked against the recipients sent', () => {
   const context = {
-    policy: { baseMs: 1_000, factor: 2, maxMs: 60_000, jitter: 0, maxAttempts: 5 },
+    policy: { baseMs: 1_000, factor: 2, maxMs: 60_000, jitter: 0, maxAttempts: 5, lookUpWindowMs: 3_600_000 },
     now: new Date('2026-12-02T00:00:00Z'),
     random: () => 0.5,
     resumeAt: new Date(0),
@@ -225,8 +225,11 @@ describe('an acceptance checked against the recipients sent', () => {
         },
       });
     }
-    // A last look-up that cannot be made: the earlier ids are recorded all the same.
-    expect(lookUpResult(claimed(true, rows, earlier), rows, undefined, context)).to.deep.equal({
+    // A last look-up that cannot be made waits for one that can, within LOOKUP_RETRY_WINDOW_MS...
+    expect(lookUpResult(claimed(true, rows, earlier), rows, undefined, context, 'Mailjet 503')).to.deep.include({ kind: 'deferred', refundAttempt: false });
+    // ...past it, the earlier ids are recorded all the same.
+    const unansweredSince = new Date(context.now.getTime() - context.policy.lookUpWindowMs);
+    expect(lookUpResult({ ...claimed(true, rows, earlier), lookUpFailingSince: unansweredSince }, rows, undefined, context)).to.deep.equal({
       jobId: '1',
       kind: 'accepted',
       recipients: [pairOf('1', 0)],
