@@ -550,6 +550,36 @@ const ACCEPT_SENT_TEXT = `
     ), '[]') as webhook_changes`;
 const ACCEPT_SENT: PreparedStatement = { name: 'jobs_accept_sent', text: ACCEPT_SENT_TEXT };
 
+// ACCEPT_SENT's check that no other job's recipient holds a MessageID cannot see a binding another
+// transaction has not committed yet: two records given the same id at once would both bind it. So a
+// record first takes a transaction-scoped lock keyed on each MessageID it binds: the second waits
+// for the first to commit, and its statement then sees the first holder. One-key advisory locks,
+// where jetpost's only other one is the migrations' negative key (a MessageID is positive); taken
+// in ascending order, so two records never wait for each other in a circle. One lock per MessageID,
+// at most 1,600 (32 calls of 50 ids, services/sending.ts), within PostgreSQL's default lock table
+// (6,400: 64 per connection): hashed into a few slots, as the events' locks are, two records of 50
+// ids would nearly always share one and wait for each other.
+const LOCK_MESSAGE_IDS_TEXT = `
+  select pg_advisory_xact_lock(id)
+  from unnest($1::bigint[]) as id`;
+const LOCK_MESSAGE_IDS: PreparedStatement = { name: 'jobs_lock_message_ids', text: LOCK_MESSAGE_IDS_TEXT };
+
+/** The distinct MessageIDs the jobs bind (SandboxMode's 0 binds none), in ascending order. */
+function messageIdsToLock(jobs: readonly SentJob[]): string[] {
+  const ids = new Set<string>();
+  for (const job of jobs) {
+    for (const { messageId } of job.recipients) {
+      if (messageId !== '0') {
+        ids.add(messageId);
+      }
+    }
+  }
+  return [...ids]
+    .map(BigInt)
+    .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(String);
+}
+
 export interface SentJob {
   id: string;
   /** The consumer that sent it: only its lease (or none) lets the acceptance through. */
@@ -587,6 +617,10 @@ export async function acceptSentJobs(tx: Queryable, jobs: readonly SentJob[]): P
     }
     return true;
   });
+  const lockedIds = messageIdsToLock(toAccept);
+  if (lockedIds.length > 0) {
+    await query(tx, LOCK_MESSAGE_IDS, [unquotedArray(lockedIds)]);
+  }
   // Built in one pass, without an object per recipient: this runs for every message sent.
   const recipientIds: string[] = [];
   const messageIds: string[] = [];
