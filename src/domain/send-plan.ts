@@ -1,6 +1,7 @@
 // What a consumer does with a claimed batch, pure: what each look-up of a possibly sent job means,
 // which addresses to leave out as suppressed, and how to pack the rest into Send API calls. The
 // consumer (workers/consumer.ts) does the I/O between these steps.
+import { addressKey } from './email-address.js';
 import type { ClaimedJob } from './job.js';
 import { isStorableId } from './mailjet-ids.js';
 import type { FoundMessage } from './mailjet-outcome.js';
@@ -87,7 +88,7 @@ function withoutSharedIds(found: readonly FoundMessage[]): readonly FoundMessage
   const addressById = new Map<string, string>();
   const shared = new Set<string>();
   for (const { messageId, email } of found) {
-    const address = email.toLowerCase();
+    const address = addressKey(email);
     if ((addressById.get(messageId) ?? address) !== address) {
       shared.add(messageId);
     }

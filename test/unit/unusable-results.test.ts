@@ -151,6 +151,25 @@ describe('an acceptance checked against the recipients sent', () => {
     }
   });
 
+  it('when Mailjet answers an address sent with a Unicode domain in its ASCII form (or the other way), in any case, then it is that address: accepted, not looked up for an address that "matches none sent"', () => {
+    const rows = [row('1', 'to', 'User@Bücher.example'), row('2', 'cc', 'ada@xn--caf-dma.example')];
+    const pairs = [
+      { recipientId: '1', messageId: id(0), messageUuid: 'u-0' },
+      { recipientId: '2', messageId: id(1), messageUuid: 'u-1' },
+    ];
+
+    expect(decide(rows, answered(['to', 'user@xn--bcher-kva.example'], ['cc', 'ADA@café.example']))).to.deep.equal({
+      jobId: '1',
+      kind: 'accepted',
+      recipients: pairs,
+    });
+    expect(lookUpResult(claimed(false, rows), rows, found('USER@xn--bcher-kva.example', 'ada@café.example'), context)).to.deep.equal({
+      jobId: '1',
+      kind: 'accepted',
+      recipients: pairs,
+    });
+  });
+
   it('when a look-up finds some of the addresses sent, then the job is looked up again after a backoff, never resent, and the last look-up closes the rest as unknown', () => {
     const rows = [
       row('1', 'to', 'a@example.com'),
