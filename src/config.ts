@@ -143,6 +143,7 @@ const envSchema = z.object({
   RETRY_FACTOR: decimal(1, 10).default(2),
   RETRY_MAX_MS: positiveMs.default(3_600_000),
   RETRY_JITTER: decimal(0, 1).default(0.25),
+  LOOKUP_RETRY_WINDOW_MS: positiveMs.default(24 * 3_600_000),
   LEASE_MS: positiveMs.default(120_000),
   IDLE_CHECK_MS: positiveMs.default(30_000),
   SHUTDOWN_TIMEOUT_MS: positiveMs.default(25_000),
@@ -335,6 +336,7 @@ export interface Config {
     readonly factor: number;
     readonly maxMs: number;
     readonly jitter: number;
+    readonly lookUpWindowMs: number;
   };
   readonly events: {
     readonly credentials: { readonly username: string; readonly password: string } | undefined;
@@ -569,6 +571,7 @@ export function loadConfig(env: Env = process.env): Config {
       factor: e.RETRY_FACTOR,
       maxMs: e.RETRY_MAX_MS,
       jitter: e.RETRY_JITTER,
+      lookUpWindowMs: e.LOOKUP_RETRY_WINDOW_MS,
     },
     events: {
       credentials: e.EVENTS_USERNAME && e.EVENTS_PASSWORD ? { username: e.EVENTS_USERNAME, password: e.EVENTS_PASSWORD } : undefined,

@@ -171,6 +171,7 @@ export function claimedJob(overrides: Partial<ClaimedJob> = {}): ClaimedJob {
     lookUpOnly: false,
     acceptedUnresolved: false,
     foundEarlier: [],
+    lookUpFailingSince: null,
     recipients: [],
     suppressed: new Map(),
     ...overrides,

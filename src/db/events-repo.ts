@@ -1,4 +1,5 @@
 // email_events: the append-only, deduplicated history of Mailjet events.
+import { addressKey } from '../domain/email-address.js';
 import { JobDeletedMeanwhileError, RecipientMovedMeanwhileError } from '../domain/errors.js';
 import { OMITTED_EVENTS_COUNTED, type StoredEvent } from '../domain/event.js';
 import type { EventEffect } from '../domain/event-application.js';
@@ -269,10 +270,10 @@ const STORE_AND_APPLY_TEXT = `
   with input as materialized (
     select *
     from rows from (
-      jsonb_to_recordset($1::jsonb) as (k text, t text, o timestamptz, m bigint, u text, e text, p jsonb, g text, d jsonb, r text, s text)
+      jsonb_to_recordset($1::jsonb) as (k text, t text, o timestamptz, m bigint, u text, e text, p jsonb, g text, d jsonb, r text, s text, a text)
     ) with ordinality as e(
       dedupe_key, event_type, occurred_at, message_id, message_uuid, email, payload, target, details, suppression_reason,
-      suppression_detail, ord)
+      suppression_detail, address_key, ord)
   ), matched as materialized (
     -- Each event's recipient, and the place (ctid) of the row version this statement's snapshot saw:
     -- the lock and the update below reach the row through it rather than through the primary key,
@@ -280,14 +281,23 @@ const STORE_AND_APPLY_TEXT = `
     -- (this statement waited for it on the job's lock) left a newer version elsewhere, which
     -- PostgreSQL does not take for the one at that place: the row is then neither locked nor
     -- updated, and \`missed\` has the caller try again, with a snapshot that sees the newer version.
+    -- An event for a recipient with another address is not that recipient's (other_address): Mailjet
+    -- gave its MessageID to another message too, and the id stays with its first holder (jobs-repo's
+    -- ACCEPT_SENT). It is neither stored nor applied here: the caller keeps it aside. Addresses are
+    -- compared as addressKey forms them (the event's is e.address_key): for an ASCII address that is
+    -- lower(); one with other characters (an IDN domain as typed) is not compared, since PostgreSQL
+    -- cannot put its domain in ASCII form. False, never null, for an event without a recipient.
     select e.ord, e.dedupe_key, coalesce(by_id.id, by_uuid.id) as recipient_id, coalesce(by_id.job_id, by_uuid.job_id) as job_id,
-      coalesce(by_id.ctid, by_uuid.ctid) as recipient_ctid
+      coalesce(by_id.ctid, by_uuid.ctid) as recipient_ctid,
+      coalesce(by_id.email, by_uuid.email) is not null and e.address_key is not null
+        and octet_length(coalesce(by_id.email, by_uuid.email)) = char_length(coalesce(by_id.email, by_uuid.email))
+        and lower(coalesce(by_id.email, by_uuid.email)) <> e.address_key as other_address
     from input e
     left join lateral (
-      select r.ctid, r.id, r.job_id from email_recipients r where r.mailjet_message_id = e.message_id limit 1
+      select r.ctid, r.id, r.job_id, r.email from email_recipients r where r.mailjet_message_id = e.message_id limit 1
     ) by_id on true
     left join lateral (
-      select r.ctid, r.id, r.job_id from email_recipients r where by_id.id is null and r.mailjet_message_uuid = e.message_uuid limit 1
+      select r.ctid, r.id, r.job_id, r.email from email_recipients r where by_id.id is null and r.mailjet_message_uuid = e.message_uuid limit 1
     ) by_uuid on true
   ), inserted as (
     insert into email_events (
@@ -296,6 +306,7 @@ const STORE_AND_APPLY_TEXT = `
     select e.dedupe_key, e.event_type, e.occurred_at, e.message_id, e.message_uuid, e.email, m.recipient_id, m.job_id, e.payload
     from input e
     join matched m on m.ord = e.ord
+    where not m.other_address
     order by e.ord
     on conflict (occurred_at, dedupe_key) do nothing
     returning id, dedupe_key, event_type, recipient_id, job_id, mailjet_message_id, mailjet_message_uuid
@@ -407,6 +418,12 @@ const STORE_AND_APPLY_TEXT = `
   select
     -- The new events, by their position in $1 (from 1): the caller tells whose they are.
     array(select e.ord::int from inserted i join input e on e.dedupe_key = i.dedupe_key) as inserted,
+    -- The events for a recipient with another address (see matched), by position, with its job.
+    coalesce((
+      select json_agg(json_build_object('ord', m.ord, 'holderJobId', m.job_id::text) order by m.ord)
+      from matched m
+      where m.other_address
+    ), '[]') as other_address,
     -- The events left without their message: the new ones, and repeats of ones stored so (matched
     -- again by the caller, as at their first arrival, in case that was cut short).
     array(
@@ -451,6 +468,8 @@ export interface StoreAndApplyResult {
   inserted: number[];
   /** Events stored without their message (not known yet): the new ones, and repeats of earlier ones. */
   unmatched: Array<{ id: string; dedupeKey: string; repeat: boolean }>;
+  /** Events neither stored nor applied, by their index in the input: their MessageID is held by a recipient (of job `holderJobId`) with another address. */
+  otherAddress: Array<{ index: number; holderJobId: string }>;
   sentAfterAcceptedMs: number[];
 }
 
@@ -470,6 +489,7 @@ export async function storeAndApplyEvents(tx: Queryable, webhooksChannel: string
     d: effect.details,
     r: effect.suppression?.reason,
     s: effect.suppression?.detail,
+    a: addressKey(event.email),
   }));
   const [row] = await query(tx, STORE_AND_APPLY, [JSON.stringify(input), DELIVERY_ORDER, webhooksChannel]);
   if (row!['orphaned'] !== 0) {
@@ -481,6 +501,7 @@ export async function storeAndApplyEvents(tx: Queryable, webhooksChannel: string
   return {
     inserted: (row!['inserted'] as number[]).map((ord) => ord - 1),
     unmatched: row!['unmatched'] as StoreAndApplyResult['unmatched'],
+    otherAddress: (row!['other_address'] as Array<{ ord: number; holderJobId: string }>).map(({ ord, holderJobId }) => ({ index: ord - 1, holderJobId })),
     sentAfterAcceptedMs: row!['sent_after_accepted_ms'] as number[],
   };
 }

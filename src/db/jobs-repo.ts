@@ -279,7 +279,8 @@ const CLAIM_JOBS = `
     from within_budget as picked
     where j.id = picked.id
     returning ${JOB_COLUMNS}, j.message,
-      j.outcome_unknown and picked.attempts_before >= j.max_attempts as look_up_only, j.accepted_unresolved, j.found_message_ids
+      j.outcome_unknown and picked.attempts_before >= j.max_attempts as look_up_only, j.accepted_unresolved, j.found_message_ids,
+      floor(extract(epoch from j.lookup_failing_since) * 1000) as lookup_failing_since
   )
   select j.*, ${CLAIMED_RECIPIENTS_JSON} as recipients
   from claimed j`;
@@ -298,6 +299,7 @@ export async function claimJobs(db: Queryable, workerId: string, limit: number, 
         lookUpOnly: row['look_up_only'] === true,
         acceptedUnresolved: row['accepted_unresolved'] === true,
         foundEarlier: (row['found_message_ids'] as FoundMessage[] | null) ?? [],
+        lookUpFailingSince: timeOrNull(row['lookup_failing_since']),
         ...claimedRecipientsFromJson(job.id, row['recipients']),
       });
     })
@@ -340,6 +342,8 @@ export interface Settlement {
   lookUpOnly?: boolean;
   /** What its look-ups found so far, when some of its addresses only (kept for its next look-up). */
   found?: readonly FoundMessage[] | undefined;
+  /** Since when its look-ups have not been answered (waitForLookUp); absent: its last one was, or none was made. */
+  lookUpFailingSince?: Date | undefined;
 }
 
 // Failed and deferred jobs leave the lease in one statement; only the consumer holding the lease may
@@ -353,11 +357,13 @@ const SETTLE_JOBS = `
     attempts = case when s.look_up_only then greatest(j.attempts, j.max_attempts) when s.refund then j.attempts - 1 else j.attempts end,
     accepted_unresolved = j.accepted_unresolved or s.look_up_only,
     found_message_ids = coalesce(s.found, j.found_message_ids),
+    lookup_failing_since = s.lookup_failing_since,
     locked_by = null,
     locked_until = null,
     updated_at = now()
-  from unnest($1::bigint[], $2::text[], $3::timestamptz[], $4::text[], $5::boolean[], $6::boolean[], $7::text[], $8::boolean[], $9::jsonb[])
-    as s(id, status, run_at, error, outcome_unknown, refund, worker_id, look_up_only, found)
+  from unnest(
+    $1::bigint[], $2::text[], $3::timestamptz[], $4::text[], $5::boolean[], $6::boolean[], $7::text[], $8::boolean[], $9::jsonb[], $10::timestamptz[]
+  ) as s(id, status, run_at, error, outcome_unknown, refund, worker_id, look_up_only, found, lookup_failing_since)
   where j.id = s.id
     and j.status = 'processing'
     and j.locked_by = s.worker_id
@@ -381,6 +387,7 @@ export async function settleJobs(
     settlements.map((s) => s.workerId),
     settlements.map((s) => s.lookUpOnly ?? false),
     settlements.map((s) => (s.found === undefined ? null : JSON.stringify(s.found))),
+    settlements.map((s) => s.lookUpFailingSince ?? null),
   ]);
   const changed = new Set(rows.map((row) => `${String(row['id'])}/${String(row['worker_id'])}`));
   return settlements.filter((s) => changed.has(`${s.id}/${s.workerId}`));
@@ -465,6 +472,7 @@ const ACCEPT_JOBS_TEXT = `
     last_error = null,
     outcome_unknown = false,
     accepted_unresolved = false,
+    lookup_failing_since = null,
     locked_by = null,
     locked_until = null,
     updated_at = now()
@@ -542,6 +550,36 @@ const ACCEPT_SENT_TEXT = `
     ), '[]') as webhook_changes`;
 const ACCEPT_SENT: PreparedStatement = { name: 'jobs_accept_sent', text: ACCEPT_SENT_TEXT };
 
+// ACCEPT_SENT's check that no other job's recipient holds a MessageID cannot see a binding another
+// transaction has not committed yet: two records given the same id at once would both bind it. So a
+// record first takes a transaction-scoped lock keyed on each MessageID it binds: the second waits
+// for the first to commit, and its statement then sees the first holder. One-key advisory locks,
+// where jetpost's only other one is the migrations' negative key (a MessageID is positive); taken
+// in ascending order, so two records never wait for each other in a circle. One lock per MessageID,
+// at most 1,600 (32 calls of 50 ids, services/sending.ts), within PostgreSQL's default lock table
+// (6,400: 64 per connection): hashed into a few slots, as the events' locks are, two records of 50
+// ids would nearly always share one and wait for each other.
+const LOCK_MESSAGE_IDS_TEXT = `
+  select pg_advisory_xact_lock(id)
+  from unnest($1::bigint[]) as id`;
+const LOCK_MESSAGE_IDS: PreparedStatement = { name: 'jobs_lock_message_ids', text: LOCK_MESSAGE_IDS_TEXT };
+
+/** The distinct MessageIDs the jobs bind (SandboxMode's 0 binds none), in ascending order. */
+function messageIdsToLock(jobs: readonly SentJob[]): string[] {
+  const ids = new Set<string>();
+  for (const job of jobs) {
+    for (const { messageId } of job.recipients) {
+      if (messageId !== '0') {
+        ids.add(messageId);
+      }
+    }
+  }
+  return [...ids]
+    .map(BigInt)
+    .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(String);
+}
+
 export interface SentJob {
   id: string;
   /** The consumer that sent it: only its lease (or none) lets the acceptance through. */
@@ -579,6 +617,10 @@ export async function acceptSentJobs(tx: Queryable, jobs: readonly SentJob[]): P
     }
     return true;
   });
+  const lockedIds = messageIdsToLock(toAccept);
+  if (lockedIds.length > 0) {
+    await query(tx, LOCK_MESSAGE_IDS, [unquotedArray(lockedIds)]);
+  }
   // Built in one pass, without an object per recipient: this runs for every message sent.
   const recipientIds: string[] = [];
   const messageIds: string[] = [];
@@ -801,12 +843,14 @@ function toAdminJob(row: Record<string, unknown>): AdminJobRow {
   return { ...toJob(row), appName: String(row['app_name']) };
 }
 
-// Only failed jobs go back: they get a fresh set of attempts and are due now. last_error stays as
-// a record of why they failed until a send succeeds.
+// Only failed jobs go back: they get a fresh set of attempts (and a fresh window for look-ups
+// Mailjet does not answer) and are due now. last_error stays as a record of why they failed until a
+// send succeeds.
 const REQUEUE_FAILED = `
   update email_send_jobs j
   set status = 'queued',
     attempts = 0,
+    lookup_failing_since = null,
     run_at = now(),
     updated_at = now()
   where j.queue_status = 'failed'

@@ -53,6 +53,8 @@ export interface ClaimedJob extends JobRow {
    * MessageID found once stays found. Empty otherwise.
    */
   foundEarlier: readonly FoundMessage[];
+  /** Since when its look-ups have not been answered (waitForLookUp); null while they are, or none was made. */
+  lookUpFailingSince: Date | null;
   /** Its To, Cc and Bcc rows in order, read by the claim itself (no second round trip). */
   recipients: RecipientRow[];
   /** Those of its addresses suppressed for its app (lower-cased), with the reason: read by the claim too. */

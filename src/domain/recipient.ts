@@ -1,5 +1,6 @@
 // A recipient as jetpost keeps it (email_recipients): one To/Cc/Bcc address of a job, with Mailjet's
 // ids once accepted, and the one rule that pairs Mailjet's per-address answers with these rows.
+import { addressKey } from './email-address.js';
 import type { RecipientKind } from './message.js';
 import type { RecipientStatus } from './status.js';
 
@@ -41,15 +42,20 @@ export interface MailjetRecipientIds {
 }
 
 /**
- * Pairs Mailjet's per-address ids with our rows: same address (any case) and, when Mailjet names
- * it, the same kind; each row at most once, the first of Mailjet's entries winning.
+ * Pairs Mailjet's per-address ids with our rows: same address (addressKey: any case, the domain in
+ * Unicode or in its ASCII form, which Mailjet may answer for an address sent in the other) and, when
+ * Mailjet names it, the same kind; each row at most once, the first of Mailjet's entries winning.
  */
-function matchRecipients<T extends MailjetRecipientIds>(rows: readonly RecipientRow[], items: readonly T[]): Array<{ row: RecipientRow; ids: T }> {
+function matchRecipients<T extends MailjetRecipientIds>(
+  rows: readonly RecipientRow[],
+  items: readonly T[],
+  keyOf: (row: RecipientRow) => string,
+): Array<{ row: RecipientRow; ids: T }> {
   const unused = [...rows];
   const out: Array<{ row: RecipientRow; ids: T }> = [];
   for (const item of items) {
-    const email = item.email.toLowerCase();
-    const index = unused.findIndex((row) => (item.kind === undefined || row.kind === item.kind) && row.email.toLowerCase() === email);
+    const email = addressKey(item.email);
+    const index = unused.findIndex((row) => (item.kind === undefined || row.kind === item.kind) && keyOf(row) === email);
     if (index >= 0) {
       out.push({ row: unused.splice(index, 1)[0]!, ids: item });
     }
@@ -73,17 +79,19 @@ export interface Pairing {
  * Both rows then hold the same MessageID (its index is not unique).
  */
 export function pairRecipients(rows: readonly RecipientRow[], items: readonly MailjetRecipientIds[]): Pairing {
-  const matched = matchRecipients(rows, items);
+  const keys = new Map(rows.map((row) => [row, addressKey(row.email)]));
+  const keyOf = (row: RecipientRow) => keys.get(row)!;
+  const matched = matchRecipients(rows, items, keyOf);
   const pairs = matched.map(({ row, ids }) => ({ recipientId: row.id, messageId: ids.messageId, messageUuid: ids.messageUuid }));
   const strays = items.length - matched.length;
   if (matched.length === rows.length) {
     return { pairs, strays, unreached: [] };
   }
-  const byAddress = new Map(matched.map(({ row, ids }) => [row.email.toLowerCase(), ids] as const));
+  const byAddress = new Map(matched.map(({ row, ids }) => [keyOf(row), ids] as const));
   const paired = new Set(matched.map(({ row }) => row));
   const unreached: RecipientRow[] = [];
   for (const row of rows) {
-    const ids = paired.has(row) ? undefined : byAddress.get(row.email.toLowerCase());
+    const ids = paired.has(row) ? undefined : byAddress.get(keyOf(row));
     if (ids !== undefined) {
       pairs.push({ recipientId: row.id, messageId: ids.messageId, messageUuid: ids.messageUuid });
     } else if (!paired.has(row)) {

@@ -15,6 +15,12 @@ export interface Backoff {
 export interface RetryPolicy extends Backoff {
   /** Attempts in all, the first included. */
   readonly maxAttempts: number;
+  /**
+   * How long a job whose last send's outcome is unknown is looked up again while Mailjet does not
+   * answer its look-ups (LOOKUP_RETRY_WINDOW_MS, counted from the first unanswered one): such a
+   * look-up spends no attempt (waitForLookUp).
+   */
+  readonly lookUpWindowMs: number;
 }
 
 export type RetryDecision = { readonly kind: 'retry'; readonly delayMs: number; readonly runAt: Date } | { readonly kind: 'give-up' };

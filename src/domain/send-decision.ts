@@ -37,6 +37,8 @@ export type SendResult =
       readonly lookUpOnly?: boolean;
       /** What its look-ups found so far, when some of its addresses only: kept for the next look-up (a found MessageID stays found). */
       readonly found?: readonly FoundMessage[];
+      /** Since when Mailjet has not answered its look-ups (waitForLookUp): absent, its last one was answered or none was made. */
+      readonly lookUpFailingSince?: Date;
     };
 
 export interface AttemptedJob {
@@ -97,6 +99,55 @@ export function unresolvedAcceptance(job: AttemptedJob, reason: string, context:
     refundAttempt: false,
     lookUpOnly: true,
     ...(found === undefined ? {} : { found }),
+  };
+}
+
+/** How a job's error goes on once Mailjet has not answered its look-ups, after the error of its last send. */
+const LOOK_UP_UNANSWERED = '; its look-up by CustomID has not been answered since ';
+/** The longest wait between two look-ups of a job that Mailjet does not answer (RETRY_MAX_MS when that is shorter). */
+export const LOOK_UP_MAX_WAIT_MS = 15 * 60_000;
+
+export type LookUpWait = { readonly kind: 'wait'; readonly result: SendResult } | { readonly kind: 'give-up'; readonly lastError: string };
+
+/**
+ * A look-up that Mailjet did not answer (a 5xx, a timeout, a reset, an answer without its list) says
+ * nothing of the message: the job is not sent on it and spends no attempt on it (`why`: what Mailjet
+ * answered). It is looked up again after as long as its look-ups have gone unanswered so far, so the
+ * waits double, from RETRY_BASE_MS up to LOOK_UP_MAX_WAIT_MS: a look-up outage of hours costs each
+ * job a few dozen look-ups, and once Mailjet answers again the job is resolved within that wait.
+ * Once LOOKUP_RETRY_WINDOW_MS has passed since the first unanswered one, 'give-up': the job is then
+ * given up on as one Mailjet could not be asked about, `lastError` saying since when.
+ */
+export function waitForLookUp(
+  job: AttemptedJob & { lookUpOnly: boolean; lastError: string | null; lookUpFailingSince: Date | null },
+  why: string,
+  context: DecisionContext,
+): LookUpWait {
+  const since = job.lookUpFailingSince ?? context.now;
+  const unansweredMs = context.now.getTime() - since.getTime();
+  const sendError = job.lastError?.split(LOOK_UP_UNANSWERED)[0] ?? 'no answer';
+  const unanswered = `${sendError}${LOOK_UP_UNANSWERED}${since.toISOString()} (${why})`;
+  if (unansweredMs >= context.policy.lookUpWindowMs) {
+    return { kind: 'give-up', lastError: `${unanswered}, LOOKUP_RETRY_WINDOW_MS and more` };
+  }
+  const waitMs = backoffMs(
+    { ...context.policy, baseMs: Math.max(context.policy.baseMs, unansweredMs), maxMs: Math.min(context.policy.maxMs, LOOK_UP_MAX_WAIT_MS) },
+    1,
+    context.random,
+  );
+  const giveUpAt = new Date(since.getTime() + context.policy.lookUpWindowMs).toISOString();
+  return {
+    kind: 'wait',
+    result: {
+      jobId: job.id,
+      kind: 'deferred',
+      error: `${unanswered}: it is looked up again, never sent before a look-up answers, and given up on (outcome unknown) if none has by ${giveUpAt}`,
+      runAt: new Date(context.now.getTime() + waitMs),
+      outcomeUnknown: true,
+      // The claim of a job with attempts left counted one; a look-up-only claim counted none.
+      refundAttempt: !job.lookUpOnly,
+      lookUpFailingSince: since,
+    },
   };
 }
 
@@ -258,10 +309,15 @@ function refusedRunAt(outcome: Extract<CallOutcome, { kind: 'transient' | 'unaut
 /**
  * A job whose look-up by CustomID Mailjet refused whole, for the pace (429) or the keys (401): Mailjet
  * was not asked, so, as a refused call's jobs do, it waits for the send gate with its claim's attempt
- * given back (a look-up-only claim counted none), still to be looked up before any send. Undefined
- * for any other failure: the look-up is then one that could not be made (lookUpResult).
+ * given back (a look-up-only claim counted none), still to be looked up before any send; the window
+ * of its unanswered look-ups (waitForLookUp) goes on. Undefined for any other failure: the look-up is
+ * then one that could not be made (lookUpResult).
  */
-export function lookUpRefused(job: AttemptedJob & { lookUpOnly: boolean }, outcome: CallOutcome, context: DecisionContext): SendResult | undefined {
+export function lookUpRefused(
+  job: AttemptedJob & { lookUpOnly: boolean; lookUpFailingSince: Date | null },
+  outcome: CallOutcome,
+  context: DecisionContext,
+): SendResult | undefined {
   if (outcome.kind !== 'unauthorized' && !(outcome.kind === 'transient' && outcome.rateLimited === true)) {
     return undefined;
   }
@@ -272,6 +328,7 @@ export function lookUpRefused(job: AttemptedJob & { lookUpOnly: boolean }, outco
     runAt: refusedRunAt(outcome, context),
     outcomeUnknown: true,
     refundAttempt: !job.lookUpOnly,
+    ...(job.lookUpFailingSince === null ? {} : { lookUpFailingSince: job.lookUpFailingSince }),
   };
 }
 

@@ -1,12 +1,13 @@
 // What a consumer does with a claimed batch, pure: what each look-up of a possibly sent job means,
 // which addresses to leave out as suppressed, and how to pack the rest into Send API calls. The
 // consumer (workers/consumer.ts) does the I/O between these steps.
+import { addressKey } from './email-address.js';
 import type { ClaimedJob } from './job.js';
 import { isStorableId } from './mailjet-ids.js';
 import type { FoundMessage } from './mailjet-outcome.js';
 import { countRecipients, packCalls, toMailjetMessage } from './mailjet-payload.js';
 import { pairRecipients, type RecipientRow } from './recipient.js';
-import { type DecisionContext, giveUpAfterLookUp, giveUpUnreached, retryOrFail, type SendResult, unresolvedAcceptance } from './send-decision.js';
+import { type DecisionContext, giveUpAfterLookUp, giveUpUnreached, type SendResult, unresolvedAcceptance, waitForLookUp } from './send-decision.js';
 import { suppressionKey } from './suppression.js';
 
 /** Jobs whose last attempt may have been sent: they are looked up at Mailjet by CustomID before anything is sent. */
@@ -15,17 +16,26 @@ export function jobsToLookUp(jobs: readonly ClaimedJob[]): ClaimedJob[] {
 }
 
 /**
- * What a look-up says (`found` undefined: Mailjet could not be asked), with what earlier look-ups of
- * the job found. A job Mailjet has is recorded, not resent; one Mailjet could not be asked about
- * waits (never sent blindly); one with its attempts spent that Mailjet does not have fails.
- * Undefined: none of these, so the job is sent.
+ * What a look-up says (`found` undefined: Mailjet could not be asked, `why` saying what it answered),
+ * with what earlier look-ups of the job found. A job Mailjet has is recorded, not resent; one Mailjet
+ * could not be asked about waits (never sent blindly, waitForLookUp) and past its window is given up
+ * on, outcome unknown; one with its attempts spent that Mailjet does not have fails. Undefined: none
+ * of these, so the job is sent.
  */
 export function lookUpResult(
   job: ClaimedJob,
   recipients: readonly RecipientRow[],
   found: readonly FoundMessage[] | undefined,
   context: DecisionContext,
+  why = 'no answer',
 ): SendResult | undefined {
+  if (found === undefined) {
+    const wait = waitForLookUp(job, why, context);
+    if (wait.kind === 'wait') {
+      return wait.result;
+    }
+    job = { ...job, lastError: wait.lastError };
+  }
   // A MessageID found once stays found (the earlier look-ups' first): Mailjet's index may show fewer
   // addresses later than it did. One past 2^63-1 cannot be stored: its address counts as not found,
   // but it says that Mailjet has the message.
@@ -60,13 +70,8 @@ export function lookUpResult(
         }
       : unresolvedAcceptance(job, reason, context);
   }
-  if (job.lookUpOnly) {
+  if (job.lookUpOnly || found === undefined) {
     return giveUpAfterLookUp(job, found !== undefined);
-  }
-  if (found === undefined) {
-    return retryOrFail(job, `could not ask Mailjet whether the last attempt was delivered (${job.lastError ?? 'no answer'})`, context, {
-      outcomeUnknown: true,
-    });
   }
   return undefined;
 }
@@ -83,7 +88,7 @@ function withoutSharedIds(found: readonly FoundMessage[]): readonly FoundMessage
   const addressById = new Map<string, string>();
   const shared = new Set<string>();
   for (const { messageId, email } of found) {
-    const address = email.toLowerCase();
+    const address = addressKey(email);
     if ((addressById.get(messageId) ?? address) !== address) {
       shared.add(messageId);
     }

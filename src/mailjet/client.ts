@@ -80,12 +80,20 @@ export function createMailjetClient({ apiKey, apiSecret, baseUrl = MAILJET_DEFAU
         }
         // A row without usable ids is left out, as if not found (yet): no event could reach it. ID 0 is
         // no message's (SandboxMode answers it). An ID past 2^63-1 is kept: it cannot be stored, but
-        // Mailjet has the message, which must then not be sent again (lookUpResult).
+        // Mailjet has the message, which must then not be sent again (lookUpResult). A row that names
+        // another CustomID (a filter not applied, by Mailjet or a proxy) is another message's: taken
+        // for this one, a message never sent, to the same address, would be recorded as accepted. One
+        // naming none ('' without ShowCustomID) is kept: dropped, a message sent would be sent again.
         return (rows as Array<Record<string, unknown>>).flatMap((row) => {
           const messageId = toIdString(row['ID']) ?? unstorableId(row['ID']);
           const messageUuid = toUuidString(row['UUID']);
           const email = row['ContactAlt'];
-          return messageId === undefined || messageId === '0' || messageUuid === undefined || typeof email !== 'string'
+          const named = row['CustomID'];
+          return messageId === undefined ||
+            messageId === '0' ||
+            messageUuid === undefined ||
+            typeof email !== 'string' ||
+            (typeof named === 'string' && named !== '' && named !== customId)
             ? []
             : [{ messageId, messageUuid, email }];
         });

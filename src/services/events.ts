@@ -124,6 +124,14 @@ async function receiveEvents({ pool, bus, log, ingest }: Omit<EventsDeps, 'chann
     });
   }
   const result = await ingest(events, parsed.load);
+  if (result.otherAddress.count > 0) {
+    bus.emit('events:rejected', { kind: 'invalid', count: result.otherAddress.count });
+    log.warn('kept aside events for an address other than the recipient holding their MessageID: Mailjet gave that MessageID to two messages', {
+      component: 'events',
+      rejected: result.otherAddress.count,
+      first: result.otherAddress.first,
+    });
+  }
   bus.emit('events:ingested', {
     received: events.length,
     stored: result.stored,
@@ -134,9 +142,9 @@ async function receiveEvents({ pool, bus, log, ingest }: Omit<EventsDeps, 'chann
   return {
     received: events.length + rejected.length,
     stored: result.stored,
-    duplicates: events.length - result.stored,
+    duplicates: events.length - result.stored - result.otherAddress.count,
     unmatched: result.unmatched,
-    rejected: rejected.length,
+    rejected: rejected.length + result.otherAddress.count,
   };
 }
 
@@ -161,6 +169,8 @@ export interface IngestResult {
   byType: Partial<Record<MailjetEventType, number>>;
   /** See applyEvents. */
   sentAfterAcceptedMs: number[];
+  /** Events kept aside for their address (otherAddressRow): how many, and the first few. */
+  otherAddress: { count: number; first: Array<{ messageId: string | undefined; holderJobId: string }> };
 }
 
 export interface EventIngest {
@@ -189,7 +199,7 @@ export function createEventIngest(pool: Pool, channels: NotifyChannels): EventIn
     failsWaiting: isDatabaseUnavailable,
   });
   return async (events: readonly EventRef[], load: (ref: EventRef) => MailjetEvent = asLoaded) => {
-    const total: IngestResult = { stored: 0, unmatched: 0, byType: {}, sentAfterAcceptedMs: [] };
+    const total: IngestResult = { stored: 0, unmatched: 0, byType: {}, sentAfterAcceptedMs: [], otherAddress: { count: 0, first: [] } };
     for (const chunk of transactionChunks(events)) {
       const result = await writeParts(chunk.map(load));
       total.stored += result.stored;
@@ -198,6 +208,7 @@ export function createEventIngest(pool: Pool, channels: NotifyChannels): EventIn
         total.byType[type] = (total.byType[type] ?? 0) + count;
       }
       total.sentAfterAcceptedMs.push(...result.sentAfterAcceptedMs);
+      addOtherAddress(total, result.otherAddress.count, result.otherAddress.first);
     }
     return total;
   };
@@ -218,19 +229,28 @@ async function storeParts(pool: Pool, channels: NotifyChannels, parts: ReadonlyA
     }
   });
   const events = parts.length === 1 ? parts[0]! : inLockOrder(parts.flat()).map(({ event }) => event);
-  const results = parts.map((): IngestResult => ({ stored: 0, unmatched: 0, byType: {}, sentAfterAcceptedMs: [] }));
+  const results = parts.map((): IngestResult => ({ stored: 0, unmatched: 0, byType: {}, sentAfterAcceptedMs: [], otherAddress: { count: 0, first: [] } }));
   const resultOf = (dedupeKey: string) => results[owners.get(dedupeKey)!]!;
   const isoTime = isoTimeFormatter();
-  const stored = await inTransaction(pool, (tx) =>
-    storeAndApplyEvents(
+  const stored = await inTransaction(pool, async (tx) => {
+    const result = await storeAndApplyEvents(
       tx,
       channels.webhooks,
       events.map((event) => ({
         event,
         effect: eventEffect({ type: event.type, occurredAt: event.occurredAt, hardBounce: event.hardBounce, payload: event.raw }, isoTime),
       })),
-    ),
-  );
+    );
+    await insertRejectedEvents(
+      tx,
+      result.otherAddress.map(({ index, holderJobId }) => otherAddressRow(events[index]!, holderJobId)),
+    );
+    return result;
+  });
+  for (const { index, holderJobId } of stored.otherAddress) {
+    const event = events[index]!;
+    addOtherAddress(resultOf(event.dedupeKey), 1, [{ messageId: event.messageId, holderJobId }]);
+  }
   for (const index of stored.inserted) {
     const event = events[index]!;
     const result = resultOf(event.dedupeKey);
@@ -306,6 +326,25 @@ function transactionChunks(events: readonly EventRef[]): EventRef[][] {
     chunks.push(current);
   }
   return chunks;
+}
+
+/**
+ * An event whose MessageID (or Message_GUID) a recipient with another address holds: Mailjet gave
+ * that id to two messages, and it stays with the first (jobs-repo's ACCEPT_SENT). Applied to it, the
+ * event would tell that recipient's app what happened to another message: it is kept aside instead.
+ */
+function otherAddressRow(event: MailjetEvent, holderJobId: string): RejectedEventRow {
+  return rejectedRow({
+    position: null,
+    kind: 'invalid',
+    reason: `email: its MessageID ${event.messageId ?? event.messageUuid ?? '?'} is held by a recipient of job ${holderJobId} with another address, so it is not applied to it: Mailjet gave this MessageID to another message too (jetpost logged an error naming both jobs when it was recorded). Check that MAILJET_BASE_URL reaches Mailjet itself`,
+    source: JSON.stringify(event.raw),
+  });
+}
+
+function addOtherAddress(result: IngestResult, count: number, first: IngestResult['otherAddress']['first']): void {
+  result.otherAddress.count += count;
+  result.otherAddress.first.push(...first.slice(0, 5 - result.otherAddress.first.length));
 }
 
 /** Events given as themselves (the ingest's callers other than a callback body). */

@@ -167,6 +167,7 @@ async function recordSendResults(pool: Pool, channels: NotifyChannels, requests:
               refundAttempt: r.refundAttempt,
               lookUpOnly: r.lookUpOnly ?? false,
               found: r.found,
+              lookUpFailingSince: r.lookUpFailingSince,
             },
           ];
       }

@@ -115,7 +115,12 @@ interface Batch {
  * that asked nothing (a 429, a 401: the job's result is decided), the job no longer ours, or the
  * batch to be given back unsent.
  */
-type LookedUp = { kind: 'answered'; found: FoundMessage[] | undefined } | { kind: 'refused'; result: SendResult } | { kind: 'lost' } | { kind: 'give-back' };
+type LookedUp =
+  | { kind: 'answered'; found: FoundMessage[] }
+  | { kind: 'unanswered'; why: string }
+  | { kind: 'refused'; result: SendResult }
+  | { kind: 'lost' }
+  | { kind: 'give-back' };
 
 export function createConsumer(deps: ConsumerDeps): WorkerLoop {
   const { id, log, bus, wakeup, gate } = deps;
@@ -288,7 +293,7 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
    */
   async function findCopies(job: ClaimedJob, batch: Batch, turn: TurnContext): Promise<LookedUp> {
     const first = await ask(job, customIdForJob(job.id, job.customId), batch, turn);
-    if (!job.customId || first.kind !== 'answered' || first.found === undefined || first.found.length > 0) {
+    if (!job.customId || first.kind !== 'answered' || first.found.length > 0) {
       return first;
     }
     return ask(job, customIdForJob(job.id), batch, turn);
@@ -317,7 +322,7 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
     const outcome = classifySendResponse(answer, [], now());
     const resumeAt = passOnToGate(outcome);
     const refused = lookUpRefused(job, outcome, decisionContext(resumeAt));
-    return refused === undefined ? { kind: 'answered', found: undefined } : { kind: 'refused', result: refused };
+    return refused === undefined ? { kind: 'unanswered', why: 'error' in outcome ? outcome.error : 'no answer' } : { kind: 'refused', result: refused };
   }
 
   /**
@@ -338,7 +343,16 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
       if (looked.kind === 'lost') {
         continue;
       }
-      const result = looked.kind === 'refused' ? looked.result : lookUpResult(job, batch.recipientsByJob.get(job.id) ?? [], looked.found, decisionContext());
+      const result =
+        looked.kind === 'refused'
+          ? looked.result
+          : lookUpResult(
+              job,
+              batch.recipientsByJob.get(job.id) ?? [],
+              looked.kind === 'answered' ? looked.found : undefined,
+              decisionContext(),
+              looked.kind === 'unanswered' ? looked.why : undefined,
+            );
       if (result) {
         results.push(result);
       }

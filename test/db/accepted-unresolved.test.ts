@@ -6,24 +6,29 @@ import path from 'node:path';
 
 import { expect } from 'chai';
 
-import { claimJobs } from '../../src/db/jobs-repo.js';
+import { acceptSentJobs, claimJobs } from '../../src/db/jobs-repo.js';
 import { notifyChannels } from '../../src/db/notify.js';
 import { MIGRATIONS_DIR } from '../../src/paths.js';
 import { createSendingService } from '../../src/services/sending.js';
 import { makeApp, makeJob } from '../factories.js';
 import { createTestDatabase, TEST_SCHEMA, type TestDatabase } from '../support/database.js';
+import { openTransaction, someoneWaitsOn } from '../support/held-transaction.js';
 
 const UNRESOLVED =
   'Mailjet accepted it, but its answer names an address that matches none sent: it is looked up by CustomID for its MessageIDs, never sent again';
 
 describe('a job Mailjet accepted without usable ids', () => {
   let db: TestDatabase;
+  // Ends a transaction a test holds open, so that the database can be dropped whatever the test did.
+  let releaseHeld: (() => Promise<void>) | undefined;
 
   beforeEach(async () => {
     db = await createTestDatabase();
   });
 
   afterEach(async () => {
+    await releaseHeld?.();
+    releaseHeld = undefined;
     await db.drop();
   });
 
@@ -96,6 +101,44 @@ describe('a job Mailjet accepted without usable ids', () => {
       { job_id: first, status: 'accepted', message_id: '576460765503097777', locked_by: null },
       { job_id: second, status: 'processing', message_id: null, locked_by: 'a' },
     ]);
+  });
+
+  it('when two records give two jobs the same MessageID at the same time, then the second waits for the first to commit and finds the id held: it is bound once', async () => {
+    const sending = createSendingService({ pool: db.pool, channels: notifyChannels(TEST_SCHEMA), leaseMs: 120_000 });
+    const app = await makeApp(db.pool);
+    const first = await makeJob(db.pool, { appId: app.id });
+    const second = await makeJob(db.pool, { appId: app.id });
+    const [claimedByA] = await claimJobs(db.pool, 'a', 1, 120_000);
+    const [claimedByB] = await claimJobs(db.pool, 'b', 1, 120_000);
+    const messageId = '576460765503098888';
+    // The first record's acceptance is written, its transaction still open: its binding is not visible yet.
+    const open = openTransaction(db.pool, (tx) =>
+      acceptSentJobs(tx, [{ id: first, workerId: 'a', recipients: [{ recipientId: claimedByA!.recipients[0]!.id, messageId, messageUuid: 'u-a' }] }]),
+    );
+    releaseHeld = async () => {
+      open.commit();
+      await open.committed;
+    };
+    await open.written;
+
+    const recording = sending.record('b', [
+      { jobId: second, kind: 'accepted', recipients: [{ recipientId: claimedByB!.recipients[0]!.id, messageId, messageUuid: 'u-b' }] },
+    ]);
+    const firstToHappen = await Promise.race([
+      recording.then(() => 'the second record ended while the first was open'),
+      someoneWaitsOn(db.pool, 'advisory', 'the second record waiting on the MessageID').then(
+        () => 'the second record waits',
+        () => 'nothing waited',
+      ),
+    ]);
+    await releaseHeld();
+    releaseHeld = undefined;
+    const summary = await recording;
+
+    expect(firstToHappen).to.equal('the second record waits');
+    expect(summary).to.deep.equal({ accepted: [], failed: [], deferred: [], lostLease: [], heldElsewhere: [{ jobId: second, messageId, holderJobId: first }] });
+    const { rows } = await db.pool.query('select job_id::text from email_recipients where mailjet_message_id = $1', [messageId]);
+    expect(rows).to.deep.equal([{ job_id: first }]);
   });
 
   it('when jobs were deferred or failed so before the mark existed, then the upgrade marks them from their error, and only them', async () => {

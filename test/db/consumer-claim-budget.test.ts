@@ -54,7 +54,7 @@ describe('the consumers of a process share one budget of claimed bytes', functio
       leaseMs: 120_000,
       // Far longer than the test: a consumer that sleeps until then never takes part.
       idleCheckMs: 600_000,
-      retry: { maxAttempts: 3, baseMs: 100, factor: 2, maxMs: 1_000, jitter: 0 },
+      retry: { maxAttempts: 3, baseMs: 100, factor: 2, maxMs: 1_000, jitter: 0, lookUpWindowMs: 86_400_000 },
       bus: createBus(),
       ...options,
     });

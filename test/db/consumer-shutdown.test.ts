@@ -46,7 +46,7 @@ function consumersOn(pool: Pool, simulator: Simulator, log: Logger): ConsumerPoo
     batchSize: JOBS,
     leaseMs: 120_000,
     idleCheckMs: 1_000,
-    retry: { maxAttempts: 3, baseMs: 100, factor: 2, maxMs: 1_000, jitter: 0 },
+    retry: { maxAttempts: 3, baseMs: 100, factor: 2, maxMs: 1_000, jitter: 0, lookUpWindowMs: 86_400_000 },
     log,
     bus: createBus(),
   });

@@ -56,7 +56,7 @@ describe('events ingest', () => {
     await recording.committed;
     const result = await ingest;
 
-    expect(result).to.deep.equal({ stored: 1, unmatched: 0, byType: { sent: 1 }, sentAfterAcceptedMs: [] });
+    expect(result).to.deep.equal({ stored: 1, unmatched: 0, byType: { sent: 1 }, sentAfterAcceptedMs: [], otherAddress: { count: 0, first: [] } });
     const { rows } = await db.pool.query('select recipient_id::text from email_events');
     expect(rows).to.deep.equal([{ recipient_id: recipientId }]);
     const status = await db.pool.query('select status from email_recipients where id = $1', [recipientId]);
@@ -86,7 +86,7 @@ describe('events ingest', () => {
     await deletion.committed;
     const result = await ingest;
 
-    expect(result).to.deep.equal({ stored: 1, unmatched: 1, byType: { sent: 1 }, sentAfterAcceptedMs: [] });
+    expect(result).to.deep.equal({ stored: 1, unmatched: 1, byType: { sent: 1 }, sentAfterAcceptedMs: [], otherAddress: { count: 0, first: [] } });
     const { rows } = await db.pool.query('select recipient_id, job_id from email_events');
     expect(rows).to.deep.equal([{ recipient_id: null, job_id: null }]);
     const changes = await db.pool.query('select count(*)::int as n from status_changes where job_id = $1', [jobId]);
@@ -139,7 +139,7 @@ describe('events ingest', () => {
       await opening.committed;
       const result = await ingest;
 
-      expect(result).to.deep.equal({ stored: 1, unmatched: 0, byType: { click: 1 }, sentAfterAcceptedMs: [] });
+      expect(result).to.deep.equal({ stored: 1, unmatched: 0, byType: { click: 1 }, sentAfterAcceptedMs: [], otherAddress: { count: 0, first: [] } });
       const { rows } = await db.pool.query('select status from email_recipients where id = $1', [recipientId]);
       expect(rows).to.deep.equal([{ status: 'clicked' }]);
       const changes = await db.pool.query('select old_status, new_status from status_changes where recipient_id = $1', [recipientId]);

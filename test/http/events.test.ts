@@ -71,6 +71,43 @@ describe('POST /events', () => {
     expect((await job(b!.jobId)).status).to.equal('sent');
   });
 
+  it("when an event's MessageID is held by a recipient with another address (Mailjet gave it to two messages), then it is kept aside with a reason, not applied; the holder's own events, its address in any case or IDN form, still apply", async () => {
+    mockMailjetSend();
+    service = await startTestService();
+    const [holder, idn] = await acceptedJobs(['holder@example.com', 'user@xn--bcher-kva.example']);
+
+    const res = await service.postEvents(
+      group(
+        eventText('bounce', holder!.messageId, 'other@example.com', 1_700_000_000, { hard_bounce: true, error: 'user unknown' }),
+        eventText('sent', holder!.messageId, 'Holder@EXAMPLE.com', 1_700_000_001),
+        eventText('sent', idn!.messageId, 'USER@bücher.example', 1_700_000_002),
+      ),
+    );
+
+    expect(res.status).to.equal(200);
+    expect(await res.json()).to.deep.equal({ received: 3, stored: 2, duplicates: 0, unmatched: 0, rejected: 1 });
+    const view = await job(holder!.jobId);
+    expect([view.status, view.recipients[0]!.status]).to.deep.equal(['sent', 'sent']);
+    expect(view.events.map((e) => e.type)).to.deep.equal(['sent']);
+    expect((await job(idn!.jobId)).status).to.equal('sent');
+    const { rows } = await service.db.pool.query<{ kind: string; reason: string; source: string }>('select kind, reason, source from rejected_events');
+    expect(rows).to.have.length(1);
+    expect(rows[0]!.kind).to.equal('invalid');
+    expect(rows[0]!.reason).to.equal(
+      `email: its MessageID ${holder!.messageId} is held by a recipient of job ${holder!.jobId} with another address, so it is not applied to it: Mailjet gave this MessageID to another message too (jetpost logged an error naming both jobs when it was recorded). Check that MAILJET_BASE_URL reaches Mailjet itself`,
+    );
+    expect(rows[0]!.source).to.contain('other@example.com');
+    const { rows: suppressed } = await service.db.pool.query('select email from suppressions');
+    expect(suppressed, "another message's bounce suppresses nobody").to.deep.equal([]);
+
+    // Mailjet's retry of the callback: kept aside once, answered the same.
+    const again = await service.postEvents(
+      group(eventText('bounce', holder!.messageId, 'other@example.com', 1_700_000_000, { hard_bounce: true, error: 'user unknown' })),
+    );
+    expect(await again.json()).to.deep.include({ stored: 0, rejected: 1 });
+    expect((await service.db.pool.query('select count(*)::int as n from rejected_events')).rows).to.deep.equal([{ n: 1 }]);
+  });
+
   it('when the same events arrive twice and out of order, then they are stored once and the final status is the same', async () => {
     mockMailjetSend();
     service = await startTestService();

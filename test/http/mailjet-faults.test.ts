@@ -7,6 +7,7 @@ import nock from 'nock';
 import { claimJobs } from '../../src/db/jobs-repo.js';
 import { notify, notifyChannels } from '../../src/db/notify.js';
 import { makeJob, messageTo } from '../factories.js';
+import { dashboardClient } from '../support/dashboard-client.js';
 import { TEST_SCHEMA } from '../support/database.js';
 import { capturingLogger } from '../support/log.js';
 import { eventText } from '../support/mailjet-events.js';
@@ -455,6 +456,105 @@ describe('Mailjet failures (nock)', () => {
     expect(row!.attempts).to.equal(1);
     const { rows } = await service.db.pool.query('select mailjet_message_id::text as id from email_recipients');
     expect(rows).to.deep.equal([{ id: messageId }]);
+  });
+
+  /** Mailjet answers a send with a 500 (its outcome unknown), then the look-ups as `lookUps` say, in turn, each once. */
+  function failedSendThenLookUps(lookUps: Array<(scope: nock.Interceptor) => nock.Scope>): { sends: () => number; lookUps: () => number } {
+    let sends = 0;
+    let asked = 0;
+    nock(MAILJET_TEST_ORIGIN)
+      .post('/v3.1/send')
+      .reply(() => {
+        sends += 1;
+        return [500, '{"ErrorMessage":"Internal Server Error"}', { 'content-type': 'application/json' }];
+      });
+    for (const answer of lookUps) {
+      answer(
+        nock(MAILJET_TEST_ORIGIN)
+          .get('/v3/REST/message')
+          .query(() => {
+            asked += 1;
+            return true;
+          }),
+      );
+    }
+    return { sends: () => sends, lookUps: () => asked };
+  }
+
+  const found = (email: string) => (scope: nock.Interceptor) =>
+    scope.reply((uri: string) => {
+      const customId = new URL(uri, MAILJET_TEST_ORIGIN).searchParams.get('CustomID');
+      return [200, `{"Count":1,"Data":[{"ID":576460765503099997,"UUID":"u-back","CustomID":"${customId}","ContactAlt":"${email}"}],"Total":1}`];
+    });
+  const unanswered503 = (scope: nock.Interceptor) => scope.reply(503, '<html><body>Service Unavailable</body></html>', { 'content-type': 'text/html' });
+
+  it("when Mailjet's look-ups fail (5xx, an HTML page, a timeout, a reset) more times than the job has attempts, then they spend none, nothing is sent on them, and the job is accepted once a look-up answers", async () => {
+    const mailjet = failedSendThenLookUps([
+      unanswered503,
+      (scope) => scope.reply(500, '{"ErrorIdentifier":"x"}', { 'content-type': 'application/json' }),
+      (scope) => scope.reply(200, '<html>maintenance</html>', { 'content-type': 'text/html' }),
+      (scope) => scope.delay(2_000).reply(200, '{"Count":0,"Data":[],"Total":0}'),
+      (scope) => scope.replyWithError({ code: 'ECONNRESET', message: 'socket hang up' }),
+      unanswered503,
+      found('outage@example.com'),
+    ]);
+    service = await startTestService({
+      env: { WORKER_CONCURRENCY: '1', MAX_ATTEMPTS: '2', RETRY_BASE_MS: '20', RETRY_MAX_MS: '100', RETRY_JITTER: '0', MAILJET_TIMEOUT_MS: '500' },
+    });
+
+    const [jobId] = await queue(service, ['outage@example.com']);
+    const row = await eventually(
+      async () => (await jobRows(service)).find((job) => job.status === 'accepted' || job.status === 'failed'),
+      30_000,
+      'the job settled',
+    );
+
+    expect(row, row.last_error ?? '').to.deep.include({ id: jobId, status: 'accepted', attempts: 2, outcome_unknown: false });
+    expect(mailjet.sends(), 'sends').to.equal(1);
+    expect(mailjet.lookUps(), 'look-ups').to.equal(7);
+    const { rows } = await service.db.pool.query('select lookup_failing_since from email_send_jobs');
+    expect(rows).to.deep.equal([{ lookup_failing_since: null }]);
+  });
+
+  it("when Mailjet's look-up fails, then the job waits deferred, and /status and the dashboard say why and until when; a job whose look-ups stay unanswered past LOOKUP_RETRY_WINDOW_MS ends failed, outcome unknown, never sent again", async () => {
+    const mailjet = failedSendThenLookUps([unanswered503, unanswered503, unanswered503]);
+    service = await startTestService({
+      env: { WORKER_CONCURRENCY: '1', MAX_ATTEMPTS: '5', RETRY_BASE_MS: '600000', RETRY_JITTER: '0', LOOKUP_RETRY_WINDOW_MS: '60000' },
+    });
+    const [jobId] = await queue(service, ['window@example.com']);
+    const due = async () => {
+      await service.db.pool.query('update email_send_jobs set run_at = now() where id = $1', [jobId]);
+      await notify(service.db.pool, notifyChannels(TEST_SCHEMA).jobs);
+    };
+    await eventually(async () => ((await jobRows(service))[0]?.status === 'deferred' ? true : undefined), 15_000, 'deferred after the 500');
+    await due();
+    await eventually(async () => (mailjet.lookUps() === 1 && (await jobRows(service))[0]?.status === 'deferred' ? true : undefined), 15_000, 'the look-up');
+
+    const view = (await (await service.request('GET', `/status/${jobId}`)).json()) as { status: string; attempts: number; last_error: string };
+    expect(view).to.deep.include({ status: 'deferred', attempts: 1 });
+    expect(view.last_error).to.match(
+      /^Mailjet 500: .*; its look-up by CustomID has not been answered since \S+ \(Mailjet 503.*\): it is looked up again, never sent before a look-up answers, and given up on \(outcome unknown\) if none has by \S+$/,
+    );
+    const dashboard = await dashboardClient(service);
+    expect((await dashboard.get(`/dashboard/jobs/${jobId}`)).text).to.contain('has not been answered since');
+
+    // A second unanswered look-up within the window keeps the first one's time.
+    await due();
+    await eventually(async () => (mailjet.lookUps() === 2 && (await jobRows(service))[0]?.status === 'deferred' ? true : undefined), 15_000, 'the 2nd look-up');
+    const since = async () => (await service.db.pool.query('select lookup_failing_since from email_send_jobs')).rows[0].lookup_failing_since as Date;
+    const first = await since();
+    expect((await jobRows(service))[0]!.last_error).to.contain(`since ${first.toISOString()} `);
+    // Past the window, the next unanswered look-up gives up on it.
+    await service.db.pool.query("update email_send_jobs set lookup_failing_since = lookup_failing_since - interval '1 minute'");
+    await due();
+    const row = await eventually(async () => (await jobRows(service)).find((job) => job.status === 'failed'), 15_000, 'failed past the window');
+
+    expect(row).to.deep.include({ outcome_unknown: true, attempts: 2 });
+    expect(row.last_error).to.match(
+      /could not be asked, so it may have been delivered: Mailjet 500: .*has not been answered since \S+ \(Mailjet 503.*\), LOOKUP_RETRY_WINDOW_MS and more$/,
+    );
+    expect(mailjet.sends(), 'sends').to.equal(1);
+    expect(mailjet.lookUps()).to.equal(3);
   });
 
   it('when the service stops while a batch is being sent, then the call in flight is recorded and the rest is released unsent', async () => {

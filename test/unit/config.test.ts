@@ -30,7 +30,7 @@ describe('loadConfig', () => {
     expect(config.events.credentials).to.equal(undefined);
     expect(config.consumers).to.deep.include({ concurrency: 16, batchSize: 50 });
     expect(config.mailjet).to.deep.include({ callsPerSecond: 0, maxInFlight: 16 });
-    expect(config.retry).to.deep.equal({ maxAttempts: 8, baseMs: 5000, factor: 2, maxMs: 3_600_000, jitter: 0.25 });
+    expect(config.retry).to.deep.equal({ maxAttempts: 8, baseMs: 5000, factor: 2, maxMs: 3_600_000, jitter: 0.25, lookUpWindowMs: 86_400_000 });
     expect(config.database.timeouts).to.deep.equal({ connectMs: 2000, statementMs: 2000, bulkStatementMs: 60_000 });
     expect(config.http.bodyPace).to.deep.equal({ idleMs: 30_000, minBytesPerSecond: 1_024, windowMs: 5_000 });
   });

@@ -31,7 +31,7 @@ function consumerDeps(given: Pick<ConsumerDeps, 'claim' | 'send' | 'record'> & P
     poolEnded: () => false,
     wakeup: createWakeup(),
     gate: createSendGate({ callsPerSecond: 0, random: () => 0.5 }),
-    retry: { maxAttempts: 3, baseMs: 100, factor: 2, maxMs: 1_000, jitter: 0 },
+    retry: { maxAttempts: 3, baseMs: 100, factor: 2, maxMs: 1_000, jitter: 0, lookUpWindowMs: 86_400_000 },
     leaseMs: 60_000,
     idleCheckMs: 60_000,
     log: testLogger(),

@@ -28,6 +28,29 @@ describe('the look-up by CustomID', () => {
     expect(await client.findByCustomId('jetpost-1')).to.deep.equal([{ messageId: '576460765503091475', messageUuid: 'u-1', email: 'a@example.com' }]);
   });
 
+  // A filter Mailjet (or a proxy before it) did not apply lists other messages, the same address's
+  // among them: taken for this job's, its id would record a message never sent as accepted.
+  it("when a row names another CustomID, then it is not found: only rows of the CustomID asked for (or naming none, even as '') are", async () => {
+    const rows = [
+      '{"ID":576460765503091475,"UUID":"u-1","CustomID":"jetpost-12","ContactAlt":"a@example.com"}',
+      '{"ID":576460765503091476,"UUID":"u-2","CustomID":"jetpost-1:order-7","ContactAlt":"a@example.com"}',
+      '{"ID":576460765503091477,"UUID":"u-3","CustomID":"jetpost-1","ContactAlt":"a@example.com"}',
+      '{"ID":576460765503091478,"UUID":"u-4","ContactAlt":"b@example.com"}',
+      '{"ID":576460765503091479,"UUID":"u-5","CustomID":"","ContactAlt":"c@example.com"}',
+    ];
+    nock(ORIGIN)
+      .get('/v3/REST/message')
+      .query(true)
+      .reply(200, `{"Count":${rows.length},"Data":[${rows.join(',')}],"Total":${rows.length}}`, { 'content-type': 'application/json' });
+    const client = createMailjetClient({ apiKey: 'k', apiSecret: 's', baseUrl: ORIGIN, timeoutMs: 5_000 });
+
+    expect(await client.findByCustomId('jetpost-1')).to.deep.equal([
+      { messageId: '576460765503091477', messageUuid: 'u-3', email: 'a@example.com' },
+      { messageId: '576460765503091478', messageUuid: 'u-4', email: 'b@example.com' },
+      { messageId: '576460765503091479', messageUuid: 'u-5', email: 'c@example.com' },
+    ]);
+  });
+
   // node-mailjet turns a body it cannot parse into {}: read as an empty list, it would say "not sent"
   // and the job would be sent again, a duplicate when Mailjet had it.
   for (const [what, body] of [

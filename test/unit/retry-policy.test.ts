@@ -5,7 +5,7 @@ import type { RecipientRow } from '../../src/domain/recipient.js';
 import { backoffMs, nextRetry, type RetryPolicy } from '../../src/domain/retry-policy.js';
 import { type AttemptedJob, decideSendResults, type DecisionContext, giveUpAfterLookUp, type SendResult } from '../../src/domain/send-decision.js';
 
-const POLICY: RetryPolicy = { maxAttempts: 8, baseMs: 5000, factor: 2, maxMs: 3_600_000, jitter: 0.25 };
+const POLICY: RetryPolicy = { maxAttempts: 8, baseMs: 5000, factor: 2, maxMs: 3_600_000, jitter: 0.25, lookUpWindowMs: 86_400_000 };
 const NOW = new Date('2030-01-01T12:00:00Z');
 /** random() = 0.5 draws no jitter at all: the delay is the exponential value itself. */
 const MIDDLE = (): number => 0.5;

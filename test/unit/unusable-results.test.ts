@@ -51,7 +51,7 @@ describe('a refused record', () => {
 
 describe('an acceptance checked against the recipients sent', () => {
   const context = {
-    policy: { baseMs: 1_000, factor: 2, maxMs: 60_000, jitter: 0, maxAttempts: 5 },
+    policy: { baseMs: 1_000, factor: 2, maxMs: 60_000, jitter: 0, maxAttempts: 5, lookUpWindowMs: 3_600_000 },
     now: new Date('2026-12-02T00:00:00Z'),
     random: () => 0.5,
     resumeAt: new Date(0),
@@ -151,6 +151,25 @@ describe('an acceptance checked against the recipients sent', () => {
     }
   });
 
+  it('when Mailjet answers an address sent with a Unicode domain in its ASCII form (or the other way), in any case, then it is that address: accepted, not looked up for an address that "matches none sent"', () => {
+    const rows = [row('1', 'to', 'User@Bücher.example'), row('2', 'cc', 'ada@xn--caf-dma.example')];
+    const pairs = [
+      { recipientId: '1', messageId: id(0), messageUuid: 'u-0' },
+      { recipientId: '2', messageId: id(1), messageUuid: 'u-1' },
+    ];
+
+    expect(decide(rows, answered(['to', 'user@xn--bcher-kva.example'], ['cc', 'ADA@café.example']))).to.deep.equal({
+      jobId: '1',
+      kind: 'accepted',
+      recipients: pairs,
+    });
+    expect(lookUpResult(claimed(false, rows), rows, found('USER@xn--bcher-kva.example', 'ada@café.example'), context)).to.deep.equal({
+      jobId: '1',
+      kind: 'accepted',
+      recipients: pairs,
+    });
+  });
+
   it('when a look-up finds some of the addresses sent, then the job is looked up again after a backoff, never resent, and the last look-up closes the rest as unknown', () => {
     const rows = [
       row('1', 'to', 'a@example.com'),
@@ -225,8 +244,11 @@ describe('an acceptance checked against the recipients sent', () => {
         },
       });
     }
-    // A last look-up that cannot be made: the earlier ids are recorded all the same.
-    expect(lookUpResult(claimed(true, rows, earlier), rows, undefined, context)).to.deep.equal({
+    // A last look-up that cannot be made waits for one that can, within LOOKUP_RETRY_WINDOW_MS...
+    expect(lookUpResult(claimed(true, rows, earlier), rows, undefined, context, 'Mailjet 503')).to.deep.include({ kind: 'deferred', refundAttempt: false });
+    // ...past it, the earlier ids are recorded all the same.
+    const unansweredSince = new Date(context.now.getTime() - context.policy.lookUpWindowMs);
+    expect(lookUpResult({ ...claimed(true, rows, earlier), lookUpFailingSince: unansweredSince }, rows, undefined, context)).to.deep.equal({
       jobId: '1',
       kind: 'accepted',
       recipients: [pairOf('1', 0)],
