@@ -407,7 +407,7 @@ describe('webhooks', () => {
     expect(hook.calls).to.have.length(4);
   });
 
-  it('when the receiver answers 503 with Retry-After, then GET …/webhook shows the pause running (until, why, how to end it) until a redelivery ends it', async () => {
+  it('when the receiver answers 503 with Retry-After, then GET …/webhook, the CLI and the dashboard deliveries page show the pause running (until, why, how to end it) until a redelivery ends it', async () => {
     mockMailjetSend();
     const hook = await receiver((call) => (call === 0 ? { status: 503, headers: { 'retry-after': '600' } } : { status: 204 }));
     server = hook.server;
@@ -433,6 +433,13 @@ describe('webhooks', () => {
     expect(left).to.be.above(500_000).and.at.most(600_000);
     const cli = await runCli('admin', ['webhooks', 'show', name], { DATABASE_URL: service.db.url, WEBHOOK_ALLOWED_TARGETS: '127.0.0.1' });
     expect(cli.stdout).to.match(/^PAUSED until \S+ \(pause 1 in a row\): last attempt 503, .*webhooks redeliver /m);
+    const dashboard = await dashboardClient(service);
+    const deliveriesPage = async () => (await dashboard.get(`/dashboard/apps/${name}/deliveries`)).text;
+    const pausedOnPage =
+      /<p class="problem" id="webhook-paused">Deliveries paused until <time datetime="([^"]+)">.*\(pause 1 in a row\): last attempt 503, .*redeliver/.exec(
+        await deliveriesPage(),
+      );
+    expect(pausedOnPage?.[1]).to.equal(paused!.until);
 
     const listed = (await (await service.request('GET', `/admin/apps/${name}/webhook/deliveries`, { key: ADMIN_KEY })).json()) as {
       deliveries: Array<{ delivery_id: string }>;
@@ -441,6 +448,7 @@ describe('webhooks', () => {
     const redelivered = await service.request('POST', `/admin/apps/${name}/webhook/deliveries/${delivery!.delivery_id}/redeliver`, { key: ADMIN_KEY });
     expect(redelivered.status).to.equal(202);
     expect((await show()).paused).to.equal(null);
+    expect(await deliveriesPage()).to.not.contain('id="webhook-paused"');
   });
 
   it('when the receiver answers 410 Gone, then the webhook is disabled (shown, pending deliveries failed, none queued) until it is set again', async () => {
