@@ -261,7 +261,7 @@ export function createApp(deps: AppDeps): HttpApp {
   );
   app.use(statusRouter(deps.jobs, requireApp));
   // One count of wrong admin keys for both doors that take the key.
-  const limitWrongAdminKey = limitWrongAdminKeys(deps.limits.adminKeyFailuresPerMinute, deps.log);
+  const limitWrongAdminKey = limitWrongAdminKeys(deps.limits.adminKeyFailuresPerMinute);
   app.use(adminRouter({ admin: deps.admin, requireAdmin: requireAdminKey(deps.adminKey, limitWrongAdminKey), bodyPace: deps.limits.bodyPace }));
   app.use(
     dashboardRouter({
