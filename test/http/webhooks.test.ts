@@ -451,6 +451,46 @@ describe('webhooks', () => {
     expect(await deliveriesPage()).to.not.contain('id="webhook-paused"');
   });
 
+  it('when the webhook URL is replaced while an attempt at the old one is in flight, then that answer (410 Gone) neither fails the delivery nor disables the new URL: the delivery goes to the new one', async () => {
+    mockMailjetSend();
+    const next = await receiver(() => ({ status: 204 }));
+    server = next.server;
+    // The old receiver holds its first call's answer until the URL has been replaced.
+    const old = createServer();
+    let answerOld: (status: number) => void = () => {};
+    const reached = new Promise<void>((resolve) => {
+      old.on('request', (req: IncomingMessage, res) => {
+        req.resume();
+        answerOld = (status) => res.writeHead(status).end();
+        resolve();
+      });
+    });
+    await new Promise<void>((resolve) => old.listen(0, '127.0.0.1', resolve));
+    try {
+      service = await startTestService({ env: { WEBHOOK_ALLOWED_TARGETS: '127.0.0.1' } });
+      await setWebhook(`http://127.0.0.1:${(old.address() as AddressInfo).port}/hooks`, ['accepted']);
+      await sentMessage('moved@example.com');
+      await reached;
+
+      await setWebhook(next.url, ['accepted']);
+      answerOld(410);
+
+      await delivered(next, 'accepted');
+      await eventually(async () => {
+        const { rows } = await service.db.pool.query<{ status: string }>('select status from webhook_deliveries');
+        return rows.length === 1 && rows[0]!.status === 'delivered' ? true : undefined;
+      });
+      const shown = (await (await service.request('GET', `/admin/apps/${await appName()}/webhook`, { key: ADMIN_KEY })).json()) as {
+        url: string;
+        disabled_at: string | null;
+      };
+      expect(shown).to.deep.include({ url: next.url, disabled_at: null });
+    } finally {
+      old.closeAllConnections();
+      await new Promise((resolve) => old.close(resolve));
+    }
+  });
+
   it('when the receiver answers 410 Gone, then the webhook is disabled (shown, pending deliveries failed, none queued) until it is set again', async () => {
     mockMailjetSend();
     let gone = true;
