@@ -368,9 +368,10 @@ function checkElement(element: JsonElement): MailjetEvent | Omit<RejectedEvent, 
         return { kind: 'unstorable-text', issues: [{ path: field, message: `holds ${character}` }] };
       }
     }
-    escapeUnstorableText(event);
     // An escape is longer than the character it replaces: the source no longer bounds a value's length.
-    sourceLength = Number.POSITIVE_INFINITY;
+    if (escapeUnstorableText(event)) {
+      sourceLength = Number.POSITIVE_INFINITY;
+    }
   }
   const plain = plainEventData(value as Record<string, unknown>);
   if (plain !== undefined) {
@@ -394,18 +395,22 @@ const IDENTIFYING_FIELDS = ['event', 'time', 'MessageID', 'Message_GUID', 'email
  * Writes, in place, each NUL and unpaired surrogate of the event's other strings and field names
  * (a bounce's `error` or `comment` quotes the remote server's reply) as a visible \uXXXX escape, so
  * that the event is stored, applied and forwarded. An escaped field name that another field already
- * has gives way to it. The depth is bounded by MAX_EVENT_DEPTH, so the recursion is too.
+ * has gives way to it. Whether anything was escaped. The depth is bounded by MAX_EVENT_DEPTH, so
+ * the recursion is too.
  */
-function escapeUnstorableText(value: Record<string, unknown> | unknown[]): void {
+function escapeUnstorableText(value: Record<string, unknown> | unknown[]): boolean {
+  let escaped = false;
   for (const [key, inner] of Object.entries(value)) {
     const stored = typeof inner === 'string' ? escapedUnstorable(inner) : inner;
+    escaped ||= stored !== inner;
     if (typeof inner === 'object' && inner !== null) {
-      escapeUnstorableText(inner as Record<string, unknown>);
+      escaped = escapeUnstorableText(inner as Record<string, unknown>) || escaped;
     }
     const storedKey = Array.isArray(value) ? key : escapedUnstorable(key);
     if (storedKey === key) {
       (value as Record<string, unknown>)[key] = stored;
     } else {
+      escaped = true;
       delete (value as Record<string, unknown>)[key];
       // An escape holds `\u`: the new name is never __proto__ nor one of IDENTIFYING_FIELDS.
       if (!Object.hasOwn(value, storedKey)) {
@@ -413,6 +418,7 @@ function escapeUnstorableText(value: Record<string, unknown> | unknown[]): void 
       }
     }
   }
+  return escaped;
 }
 
 /** JSON.parse keeps a `__proto__` key as plain data, but copying it further on could set a prototype. */
