@@ -189,8 +189,9 @@ export interface paths {
          *       when the send is recorded;
          *     * an event already received is skipped (`duplicates`);
          *     * each element is checked on its own. One that can never be applied (not an event object, a
-         *       required field missing or of the wrong type, a NUL character or an unpaired surrogate in any
-         *       key or string, nesting deeper than 32 levels, more than 256 KiB) is kept aside in the
+         *       required field missing or of the wrong type, a NUL character or an unpaired surrogate in
+         *       `event`, `MessageID`, `Message_GUID` or `email`, nesting deeper than 32 levels, more than
+         *       256 KiB) is kept aside in the
          *       `rejected_events` table with the reason (`rejected`, and the metric
          *       `jetpost_events_rejected_total{kind}`) while the valid ones are stored. A body with no usable
          *       event at all is still a `200`;
@@ -198,7 +199,10 @@ export interface paths {
          *       `url`, 1,000 of any other field: `CustomID`, `error`, `agent`, `comment`, `smtp_reply`, an
          *       unknown field…; a value that is no string counts by its JSON text) is stored and applied all
          *       the same, with that value cut to its limit; the event's `details` then say so in
-         *       `truncated`. A retry of it is still a duplicate: it is identified by its `url` as received.
+         *       `truncated`. A retry of it is still a duplicate: it is identified by its `url` as received;
+         *     * a NUL character or an unpaired surrogate in any other string or key (a bounce's `error` or
+         *       `comment` quoting the remote server) does not hold the event back: it is stored, applied and
+         *       forwarded with each such character written as its escape, as text (`\u0000`, `\ud800`).
          *
          *     Each event is matched to its recipient by `MessageID`, else by `Message_GUID`, recorded in the
          *     job's history and applied to the recipient's and the job's status (see the lifecycle above).

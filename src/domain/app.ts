@@ -60,6 +60,10 @@ export interface WebhookPause {
   lastAttempt: { statusCode: number | null; error: string } | null;
 }
 
+/** How a pause ends by itself, as the API and the dashboard tell the operator who sees one. */
+export const WEBHOOK_PAUSE_ENDS_BY_ITSELF =
+  'one delivery then goes alone, and an answer other than 429, 502, 503 or 504 ends the pause (else the next is twice as long)';
+
 export interface PreviousSecret {
   secret: string;
   expiresAt: Date;

@@ -2,7 +2,9 @@
 // A request reserves its bytes and releases them when it is over. When they do not fit, it waits
 // in FIFO order: nothing overtakes a waiting request, so a large one gets in as soon as the ones
 // ahead of it are over, however many small ones keep arriving behind it, and a waiting request
-// holds no bytes (those ahead of it are not delayed by it). A request whose size is known only as
+// holds no bytes (those ahead of it are not delayed by it). Only a request reserved `behind` (its
+// caller has reason to put it last) is overtaken: it waits behind every other one, in FIFO order
+// among its like. A request whose size is known only as
 // it arrives grows its reservation as it goes. Bytes already held whatever the budget says (a body
 // read whole with its headers) are taken at once, ahead of the queue, past the capacity if need be:
 // waiting would hold them all the same. Pure: the caller decides how long a request may
@@ -27,7 +29,7 @@ export interface ByteBudget {
    * in, which the configuration rules out). When they do not fit now, `onGranted` is called once
    * they are reserved, from within the release that made room.
    */
-  reserve(bytes: number, onGranted: () => void): Reservation;
+  reserve(bytes: number, onGranted: () => void, options?: { behind?: boolean }): Reservation;
   /**
    * Counts `bytes` that are held already (so the requests waiting wait for them too), at once, even
    * past the capacity; given back by the release of the reservation returned.
@@ -43,6 +45,7 @@ interface Entry {
   bytes: number;
   state: 'waiting' | 'held' | 'released';
   onGranted: () => void;
+  behind?: boolean;
 }
 
 export function createByteBudget(capacity: number): ByteBudget {
@@ -89,17 +92,20 @@ export function createByteBudget(capacity: number): ByteBudget {
   });
 
   return {
-    reserve(bytes, onGranted) {
+    reserve(bytes, onGranted, { behind = false } = {}) {
       if (!Number.isSafeInteger(bytes) || bytes < 0 || bytes > capacity) {
         throw new RangeError(`cannot reserve ${bytes} bytes of a budget of ${capacity}`);
       }
-      const entry: Entry = { bytes, state: 'waiting', onGranted };
-      const granted = queue.length === 0 && used + bytes <= capacity;
+      const entry: Entry = { bytes, state: 'waiting', onGranted, behind };
+      // Its place: last when it goes behind, else before the first that goes behind.
+      const firstBehind = behind ? -1 : queue.findIndex((waiting) => waiting.behind);
+      const place = firstBehind === -1 ? queue.length : firstBehind;
+      const granted = place === 0 && used + bytes <= capacity;
       if (granted) {
         used += bytes;
         entry.state = 'held';
       } else {
-        queue.push(entry);
+        queue.splice(place, 0, entry);
       }
       return reservationOf(entry, granted);
     },

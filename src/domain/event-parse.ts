@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { elementNotJson, type JsonElement, scanJsonBody } from './json-elements.js';
 import { toIdString } from './mailjet-ids.js';
 import { MAILJET_EVENT_TYPES, type MailjetEventType } from './status.js';
-import { storableText, unstorableCharacter } from './storable-text.js';
+import { escapedUnstorable, storableText, unstorableCharacter } from './storable-text.js';
 
 /** Mailjet's events are flat objects; a little nesting in extra fields is kept, not 5,000 levels. */
 export const MAX_EVENT_DEPTH = 32;
@@ -355,50 +355,70 @@ function checkElement(element: JsonElement): MailjetEvent | Omit<RejectedEvent, 
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     return whole('not-an-object', `not an event object but ${Array.isArray(value) ? 'an array' : value === null ? 'null' : `a ${typeof value}`}`);
   }
-  // Both walks look for what only an escape (\u…), a surrogate or a __proto__ key in the source can
+  let sourceLength = element.source.length;
+  // These walks look for what only an escape (\u…), a surrogate or a __proto__ key in the source can
   // bring: Mailjet's events have none, so most elements skip them.
   if (mayHoldUnstorableTextOrProtoKey(element.source)) {
-    const unstorable = findUnstorableText(value, []);
-    if (unstorable) {
-      return { kind: 'unstorable-text', issues: [unstorable] };
-    }
     dropProtoKeys(value);
+    const event = value as Record<string, unknown>;
+    for (const field of IDENTIFYING_FIELDS) {
+      const text = event[field];
+      const character = typeof text === 'string' ? unstorableCharacter(text) : undefined;
+      if (character) {
+        return { kind: 'unstorable-text', issues: [{ path: field, message: `holds ${character}` }] };
+      }
+    }
+    // An escape is longer than the character it replaces: the source no longer bounds a value's length.
+    if (escapeUnstorableText(event)) {
+      sourceLength = Number.POSITIVE_INFINITY;
+    }
   }
   const plain = plainEventData(value as Record<string, unknown>);
   if (plain !== undefined) {
-    return toEvent(plain, element.source.length);
+    return toEvent(plain, sourceLength);
   }
   const parsed = mailjetEventSchema.safeParse(value);
   if (!parsed.success) {
     return { kind: 'invalid', issues: parsed.error.issues.map((issue) => ({ path: issue.path.join('.'), message: issue.message })) };
   }
-  return toEvent(parsed.data, element.source.length);
+  return toEvent(parsed.data, sourceLength);
 }
 
 /**
- * The first key or string holding a character PostgreSQL refuses (NUL) or would alter (an unpaired
- * surrogate): such an event could be neither stored as history nor forwarded unchanged. The depth is
- * bounded by MAX_EVENT_DEPTH, so the recursion is too.
+ * The fields that place and classify an event. One holding a character PostgreSQL refuses (NUL) or
+ * would alter (an unpaired surrogate) is no value Mailjet sends, and altered it would apply the event
+ * to another message or address, or give its retries another dedupe key: the event is kept aside.
  */
-function findUnstorableText(value: unknown, path: string[]): { path: string; message: string } | undefined {
-  if (typeof value === 'string') {
-    const character = unstorableCharacter(value);
-    return character && { path: path.join('.'), message: `holds ${character}` };
-  }
-  if (typeof value !== 'object' || value === null) {
-    return undefined;
-  }
+const IDENTIFYING_FIELDS = ['event', 'time', 'MessageID', 'Message_GUID', 'email'] as const;
+
+/**
+ * Writes, in place, each NUL and unpaired surrogate of the event's other strings and field names
+ * (a bounce's `error` or `comment` quotes the remote server's reply) as a visible \uXXXX escape, so
+ * that the event is stored, applied and forwarded. An escaped field name that another field already
+ * has gives way to it. Whether anything was escaped. The depth is bounded by MAX_EVENT_DEPTH, so
+ * the recursion is too.
+ */
+function escapeUnstorableText(value: Record<string, unknown> | unknown[]): boolean {
+  let escaped = false;
   for (const [key, inner] of Object.entries(value)) {
-    const character = unstorableCharacter(key);
-    if (character) {
-      return { path: path.join('.'), message: `a field name holds ${character}` };
+    const stored = typeof inner === 'string' ? escapedUnstorable(inner) : inner;
+    escaped ||= stored !== inner;
+    if (typeof inner === 'object' && inner !== null) {
+      escaped = escapeUnstorableText(inner as Record<string, unknown>) || escaped;
     }
-    const found = findUnstorableText(inner, [...path, key]);
-    if (found) {
-      return found;
+    const storedKey = Array.isArray(value) ? key : escapedUnstorable(key);
+    if (storedKey === key) {
+      (value as Record<string, unknown>)[key] = stored;
+    } else {
+      escaped = true;
+      delete (value as Record<string, unknown>)[key];
+      // An escape holds `\u`: the new name is never __proto__ nor one of IDENTIFYING_FIELDS.
+      if (!Object.hasOwn(value, storedKey)) {
+        (value as Record<string, unknown>)[storedKey] = stored;
+      }
     }
   }
-  return undefined;
+  return escaped;
 }
 
 /** JSON.parse keeps a `__proto__` key as plain data, but copying it further on could set a prototype. */

@@ -17,10 +17,15 @@ export function unstorableCharacter(text: string): 'a NUL character' | 'an unpai
   return found[0] === '\u0000' ? 'a NUL character' : 'an unpaired surrogate';
 }
 
+/** The text with NUL and unpaired surrogates escaped, whole. */
+export function escapedUnstorable(text: string): string {
+  return text.replace(UNSTORABLE, unicodeEscape);
+}
+
 /** The text with NUL and unpaired surrogates escaped, cut to at most `maxLength` code units. */
 export function storableText(text: string, maxLength: number): { text: string; truncated: boolean } {
   // Escaping only lengthens, so only the start can matter; one code unit more keeps a pair whole.
-  const escaped = text.slice(0, maxLength + 1).replace(UNSTORABLE, unicodeEscape);
+  const escaped = escapedUnstorable(text.slice(0, maxLength + 1));
   if (escaped.length <= maxLength) {
     return { text: escaped, truncated: false };
   }

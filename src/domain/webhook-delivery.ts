@@ -56,6 +56,20 @@ export type DeliveryOutcome =
 
 type Undelivered = Exclude<DeliveryOutcome, { kind: 'delivered' }>;
 
+/**
+ * The outcome of an attempt at a URL the app's webhook was moved from during it: what the old
+ * receiver answered (410 Gone, a pause, the end of the retry window) speaks for that receiver, not
+ * for the new one, which has not had the delivery yet: it is due again at once, at the new URL.
+ */
+export function outcomeAtReplacedUrl(outcome: Undelivered, now: Date): DeliveryOutcome {
+  return {
+    kind: 'retry',
+    nextAttemptAt: now,
+    statusCode: outcome.statusCode,
+    error: `${outcome.error} (at the webhook's previous URL, replaced during the attempt: due again at the new one)`,
+  };
+}
+
 /** Answers that say the receiver is overloaded rather than that this delivery failed (Standard Webhooks). */
 const THROTTLING_STATUSES: ReadonlySet<number> = new Set([429, 502, 503, 504]);
 

@@ -106,12 +106,41 @@ function methodNotAllowed(app: Express): express.RequestHandler {
       next();
       return;
     }
-    const allowed = [...methods].flatMap((method) => (method === 'get' ? ['GET', 'HEAD'] : [method.toUpperCase()])).sort();
-    next(
-      new AppError('method-not-allowed', 405, `${req.path} does not take ${req.method}; it takes ${allowed.join(', ')}`, {
-        headers: { Allow: allowed.join(', ') },
-      }),
-    );
+    const allowed = allowHeader(methods);
+    next(new AppError('method-not-allowed', 405, `${req.path} does not take ${req.method}; it takes ${allowed}`, { headers: { Allow: allowed } }));
+  };
+}
+
+/** An Allow header of routes' methods (express's, in lower case): a GET route answers HEAD too. */
+function allowHeader(methods: Iterable<string>): string {
+  return [...new Set([...methods].flatMap((method) => (method === 'get' ? ['GET', 'HEAD'] : [method.toUpperCase()])))].sort().join(', ');
+}
+
+/**
+ * The request target `*` names the server itself, not a resource, and only OPTIONS takes it
+ * (RFC 9112 §3.2.4): `OPTIONS *` is answered 200 with every method the server takes in Allow and no
+ * content (RFC 9110 §9.3.7); another method with it names nothing to act on, a 400.
+ */
+function serverWideOptions(app: Express): express.RequestHandler {
+  let allowed: string | undefined;
+  return (req, res, next) => {
+    if (req.url !== '*') {
+      next();
+      return;
+    }
+    if (req.method !== 'OPTIONS') {
+      next(
+        new AppError(
+          'bad-request',
+          400,
+          `the request target * names the server itself, and only OPTIONS takes it: send ${req.method} to a path, such as /healthz`,
+        ),
+      );
+      return;
+    }
+    // The routes are all in place by the first request.
+    allowed ??= allowHeader([...routeTable(app).map((route) => route.method), 'options']);
+    res.status(200).set('Allow', allowed).end();
   };
 }
 
@@ -180,6 +209,7 @@ export function createApp(deps: AppDeps): HttpApp {
   app.use(setSecurityHeaders);
   app.use(logRequest);
   app.use(checkRequestHead);
+  app.use(serverWideOptions(app));
 
   const requireApp = requireApiKey(deps.authenticate);
   const requireSender = deps.authenticateSender ? requireApiKey(deps.authenticateSender) : requireApp;
@@ -231,7 +261,7 @@ export function createApp(deps: AppDeps): HttpApp {
   );
   app.use(statusRouter(deps.jobs, requireApp));
   // One count of wrong admin keys for both doors that take the key.
-  const limitWrongAdminKey = limitWrongAdminKeys(deps.limits.adminKeyFailuresPerMinute, deps.log);
+  const limitWrongAdminKey = limitWrongAdminKeys(deps.limits.adminKeyFailuresPerMinute);
   app.use(adminRouter({ admin: deps.admin, requireAdmin: requireAdminKey(deps.adminKey, limitWrongAdminKey), bodyPace: deps.limits.bodyPace }));
   app.use(
     dashboardRouter({

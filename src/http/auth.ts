@@ -6,6 +6,7 @@ import type { RequestHandler, Response } from 'express';
 
 import type { AppIdentity } from '../domain/app.js';
 import { apiKeyRequired, UnauthorizedError } from '../domain/errors.js';
+import type { WrongAdminKeys } from './rate-limit.js';
 
 export type Authenticate = (apiKey: string) => Promise<AppIdentity | undefined>;
 
@@ -43,15 +44,16 @@ export function secretMatcher(expected: string): (given: string) => boolean {
 
 /**
  * The admin API: a bearer key compared in constant time; without a configured key it is off.
- * `limitWrongKeys` (http/rate-limit.ts) goes first: it answers 429 once an address gave too many
- * wrong keys, before this one is compared.
+ * `wrongKeys` (http/rate-limit.ts) guards first: it answers 429 once an address gave too many
+ * wrong keys, before this one is compared; a wrong or missing key is counted there.
  */
-export function requireAdminKey(adminKey: string | undefined, limitWrongKeys: RequestHandler): RequestHandler {
+export function requireAdminKey(adminKey: string | undefined, wrongKeys: WrongAdminKeys): RequestHandler {
   const headers = { 'WWW-Authenticate': 'Bearer realm="jetpost admin"' };
   const sameAdminKey = adminKey === undefined ? undefined : secretMatcher(adminKey);
   const check: RequestHandler = (req, _res, next) => {
     const match = /^Bearer\s+(\S+)\s*$/i.exec(req.get('authorization') ?? '');
     if (!match || !sameAdminKey!(match[1]!)) {
+      wrongKeys.count(req);
       next(new UnauthorizedError('a valid admin key is required: "Authorization: Bearer <ADMIN_API_KEY>"', { headers }));
       return;
     }
@@ -62,7 +64,7 @@ export function requireAdminKey(adminKey: string | undefined, limitWrongKeys: Re
       next(new UnauthorizedError('the admin API is off: set ADMIN_API_KEY to use it', { headers }));
       return;
     }
-    Promise.resolve(limitWrongKeys(req, res, (error?: unknown) => (error ? next(error) : check(req, res, next)))).catch(next);
+    Promise.resolve(wrongKeys.guard(req, res, (error?: unknown) => (error ? next(error) : check(req, res, next)))).catch(next);
   };
 }
 

@@ -31,7 +31,11 @@
 //   if need be, rather than wait for the room it already takes;
 // - a body being read in room others wait for must bring EVENTS_BODY_MIN_RATE (256 KiB a second by
 //   default) over each window of its pace (http/body-pace.ts); slower, it is refused 503 and the
-//   room goes to those waiting. A slow body nobody waits for is left alone.
+//   room goes to those waiting. A slow body nobody waits for is left alone;
+// - a callback from an address (folded as for the rate limits) one was refused so for, in the last
+//   SLOW_SOURCE_MS, waits behind the others. Cut and connecting again at once, slow clients filled
+//   the queue, each holding the room a window before it was cut: with 40 of them stating 5 MB each
+//   at 50 kB/s, 4 of 11 callbacks of 5 MB sent at full speed were refused after waiting 10 s.
 // Charging every body only the bytes it has received instead (tried) let a burst start all its
 // bodies at once and refuse most of them part-way: 4 callbacks of 3 MB in a budget of 4 MB got
 // 48 refusals instead of none, and took more memory.
@@ -45,6 +49,7 @@ import type { Logger } from '../log.js';
 import type { HeldRoom } from './body-pace.js';
 import { type BodyStop, stopRefusal } from './body-stop.js';
 import { statedLength } from './declared-body.js';
+import { sourceBucket } from './rate-limit.js';
 
 /** A wait from which on an admitted callback is logged: the budget is then too small for the load. */
 const LONG_WAIT_MS = 1_000;
@@ -52,6 +57,8 @@ const LONG_WAIT_MS = 1_000;
 const RETRY_AFTER_S = 30;
 /** What a chunked body reserves before it is read: one read from its socket (a small body is whole in it). */
 const FIRST_CHUNK_BYTES = 64 * 1024;
+/** How long the callbacks from an address whose body was refused for its pace wait behind the others. */
+const SLOW_SOURCE_MS = 60_000;
 
 export interface BodyBudgetOptions {
   budget: ByteBudget;
@@ -104,6 +111,16 @@ export interface BodyBudget {
 export function bodyBudget({ budget, limit, waitMs, minBytesPerSecond, stop, log, onWaited }: BodyBudgetOptions): BodyBudget {
   /** The callbacks whose bodies are read in room reserved for them (not those read whole with their headers). */
   const holding = new WeakSet<Request>();
+  /** Until when each source (at most SOURCE_BUCKETS of them) waits behind the others. */
+  const slowSources = new Map<string, number>();
+  const isSlowSource = (req: Request): boolean => {
+    const source = sourceBucket(req.ip);
+    const until = slowSources.get(source);
+    if (until !== undefined && until <= Date.now()) {
+      slowSources.delete(source);
+    }
+    return until !== undefined && until > Date.now();
+  };
 
   const room: HeldRoom = {
     refusalOfSlow(req, bytes, windowMs) {
@@ -111,6 +128,7 @@ export function bodyBudget({ budget, limit, waitMs, minBytesPerSecond, stop, log
       if (minBytesPerSecond === 0 || waiting === 0 || !holding.has(req) || bytes * 1000 >= minBytesPerSecond * windowMs) {
         return undefined;
       }
+      slowSources.set(sourceBucket(req.ip), Date.now() + SLOW_SOURCE_MS);
       log.warn('a callback arriving slowly was refused (503) to give its room in EVENTS_BODY_BUDGET to the callbacks waiting', {
         component: 'events',
         broughtBytes: bytes,
@@ -217,22 +235,26 @@ export function bodyBudget({ budget, limit, waitMs, minBytesPerSecond, stop, log
       }
       const bytes = firstBytes(req.headers, limit);
       const started = performance.now();
-      const reservation = budget.reserve(bytes, () => {
-        stopWaiting();
-        const waitedMs = Math.round(performance.now() - started);
-        if (waitedMs >= LONG_WAIT_MS) {
-          log.info('a callback waited for room in EVENTS_BODY_BUDGET', { component: 'events', bytes, waitedMs, waiting: budget.waiting() });
-        }
-        onWaited?.({ outcome: 'admitted', waitedMs });
-        // Granted from within another request's release: go on in a turn of its own.
-        setImmediate(() => {
-          try {
-            readWithin(req, res, next, read, reservation, bytes);
-          } catch (error) {
-            next(error);
+      const reservation = budget.reserve(
+        bytes,
+        () => {
+          stopWaiting();
+          const waitedMs = Math.round(performance.now() - started);
+          if (waitedMs >= LONG_WAIT_MS) {
+            log.info('a callback waited for room in EVENTS_BODY_BUDGET', { component: 'events', bytes, waitedMs, waiting: budget.waiting() });
           }
-        });
-      });
+          onWaited?.({ outcome: 'admitted', waitedMs });
+          // Granted from within another request's release: go on in a turn of its own.
+          setImmediate(() => {
+            try {
+              readWithin(req, res, next, read, reservation, bytes);
+            } catch (error) {
+              next(error);
+            }
+          });
+        },
+        { behind: isSlowSource(req) },
+      );
       // Whatever ends the request (answer sent, error answered, client gone) gives the bytes back.
       if (reservation.granted) {
         res.once('close', () => reservation.release());

@@ -1,13 +1,14 @@
 // Request rate limits. The budgets of callers who proved who they are (per app on POST /queue, the
 // callback's credentials on POST /events) are counted in PostgreSQL, so that every replica shares
 // them, and announced with RateLimit/RateLimit-Policy headers (IETF draft 8). Failed credentials are
-// counted apart, in memory (express-rate-limit), so that they never spend a genuine caller's budget
-// nor write to the database. Nothing is keyed by a value a caller can forge at will (such as
-// an X-Forwarded-For address) without the keys being folded into a fixed number of counters.
-// Above a limit the answer is 429 problem+json with Retry-After.
+// counted apart, in memory (express-rate-limit; wrong admin keys by a counter of their own), so
+// that they never spend a genuine caller's budget nor write to the database. Nothing is keyed by a
+// value a caller can forge at will (such as an X-Forwarded-For address) without the keys being
+// folded into a fixed number of counters. Above a limit the answer is 429 problem+json with
+// Retry-After.
 import { createHash } from 'node:crypto';
 
-import type { RequestHandler } from 'express';
+import type { Request, RequestHandler, Response } from 'express';
 import { ipKeyGenerator, MemoryStore, rateLimit } from 'express-rate-limit';
 
 import { AppError } from '../domain/errors.js';
@@ -86,12 +87,6 @@ export interface LimitOptions {
   what: string;
   /** RateLimit and RateLimit-Policy on every counted answer (default true). */
   announce?: boolean;
-  /**
-   * Count only the requests whose answer's status this calls a failure: each is counted on arrival
-   * and given back when its answer is not one, so that past the limit every request is refused
-   * before it is looked at.
-   */
-  failedWhen?: (statusCode: number) => boolean;
 }
 
 /** Source addresses fold into this many keys: a stream of forged addresses cannot grow a store. */
@@ -109,7 +104,7 @@ export function sourceBucket(address: string | undefined): string {
   return `bucket-${bucket}`;
 }
 
-export function limitRequests({ perMinute, keyOf, what, log, announce = true, failedWhen }: LimitOptions): RequestHandler {
+export function limitRequests({ perMinute, keyOf, what, log, announce = true }: LimitOptions): RequestHandler {
   if (perMinute <= 0) {
     return (_req, _res, next) => next();
   }
@@ -119,8 +114,6 @@ export function limitRequests({ perMinute, keyOf, what, log, announce = true, fa
     standardHeaders: announce ? 'draft-8' : false,
     legacyHeaders: false,
     store: new MemoryStore(),
-    skipSuccessfulRequests: failedWhen !== undefined,
-    requestWasSuccessful: (_req, res) => !failedWhen?.(res.statusCode),
     // The proxy set-up is TRUST_PROXY's business (docs/security.md); no console warnings from the library.
     validate: { xForwardedForHeader: false },
     keyGenerator: keyOf,
@@ -130,11 +123,16 @@ export function limitRequests({ perMinute, keyOf, what, log, announce = true, fa
     },
     handler: (req, res, next) => {
       const resetTime = (req as unknown as { rateLimit?: { resetTime?: Date } }).rateLimit?.resetTime;
-      const seconds = Math.max(1, Math.ceil(((resetTime?.getTime() ?? Date.now() + WINDOW_MS) - Date.now()) / 1000));
-      res.setHeader('Retry-After', String(seconds));
-      next(new AppError('rate-limited', 429, `too many requests ${what}: at most ${perMinute} per minute; retry in ${seconds} s`));
+      next(tooManyRequests(res, { what, perMinute, resetAt: resetTime?.getTime() ?? Date.now() + WINDOW_MS }));
     },
   });
+}
+
+/** The 429 of a limit counted in memory, with the Retry-After of the window's end. */
+function tooManyRequests(res: Response, { what, perMinute, resetAt }: { what: string; perMinute: number; resetAt: number }): AppError {
+  const seconds = Math.max(1, Math.ceil((resetAt - Date.now()) / 1000));
+  res.setHeader('Retry-After', String(seconds));
+  return new AppError('rate-limited', 429, `too many requests ${what}: at most ${perMinute} per minute; retry in ${seconds} s`);
 }
 
 /** Failed /events credentials per minute, per source address (folded into buckets) and from all sources. */
@@ -166,21 +164,48 @@ export function limitFailedCallbackAuth(log: Logger): RequestHandler {
   };
 }
 
+/** The count of wrong admin keys per source address (limitWrongAdminKeys). */
+export interface WrongAdminKeys {
+  /** Past the limit, a 429 for the request, before its key is compared. */
+  readonly guard: RequestHandler;
+  /** Counts a wrong or missing key given from the request's address. */
+  readonly count: (req: Request) => void;
+}
+
 /**
  * Wrong admin keys per minute (ADMIN_KEY_FAILURE_LIMIT), at the dashboard's login and the admin API
- * together, counted per source address in this process's memory (as for /events). Past the
- * limit every request from the address is refused before its key is compared, the right one too:
- * a 429 for a wrong key and a success for the right one would let guessing go on. A request with the
- * right key is never counted, whatever it is answered (a 404, a 400): only a 401 (a wrong or missing
- * key) and the 429s themselves are. One instance serves both doors, so a guesser gets the limit once.
+ * together, counted per source address (folded into SOURCE_BUCKETS) in this process's memory, as
+ * for /events. Past the limit every request from the address is refused before its key is compared,
+ * the right one too: a 429 for a wrong key and a success for the right one would let guessing go on.
+ * Only a key found wrong (or missing) is counted, when it is compared: a request with the right key
+ * never is, whatever becomes of it (a 404, a 400, a client that hangs up before its answer, which
+ * counting on arrival and giving back on a good answer would have counted). One instance serves both
+ * doors, so a guesser gets the limit once.
  */
-export function limitWrongAdminKeys(perMinute: number, log: Logger): RequestHandler {
-  return limitRequests({
-    perMinute,
-    keyOf: ({ ip }) => sourceBucket(ip),
-    what: 'with a wrong admin key from this address',
-    announce: false,
-    failedWhen: (statusCode) => statusCode === 401 || statusCode === 429,
-    log,
-  });
+export function limitWrongAdminKeys(perMinute: number): WrongAdminKeys {
+  const what = 'with a wrong admin key from this address';
+  /** Per source bucket: the wrong keys of the minute that ends at `resetAt`. */
+  const windows = new Map<string, { wrong: number; resetAt: number }>();
+  const windowOf = (req: Request) => {
+    const bucket = sourceBucket(req.ip);
+    const now = Date.now();
+    let window = windows.get(bucket);
+    if (window === undefined || window.resetAt <= now) {
+      window = { wrong: 0, resetAt: now + WINDOW_MS };
+      windows.set(bucket, window);
+    }
+    return window;
+  };
+  if (perMinute <= 0) {
+    return { guard: (_req, _res, next) => next(), count: () => {} };
+  }
+  return {
+    guard: (req, res, next) => {
+      const window = windowOf(req);
+      next(window.wrong < perMinute ? undefined : tooManyRequests(res, { what, perMinute, resetAt: window.resetAt }));
+    },
+    count: (req) => {
+      windowOf(req).wrong += 1;
+    },
+  };
 }

@@ -1,6 +1,6 @@
 // Domain rows → the JSON the API answers with (openapi.yaml: Job, Recipient, Event). Ids and
 // MessageIDs are strings: MessageIDs exceed 2^53 and would lose digits as JSON numbers.
-import type { AppWebhook, AppWithKeys } from '../domain/app.js';
+import { type AppWebhook, type AppWithKeys, WEBHOOK_PAUSE_ENDS_BY_ITSELF } from '../domain/app.js';
 import type { StoredEvent } from '../domain/event.js';
 import { eventDetails } from '../domain/event-parse.js';
 import type { AdminJobRow, QueuedJob } from '../domain/job.js';
@@ -76,8 +76,7 @@ export function suppressionJson(suppression: Suppression) {
 }
 
 /** What ends a pause of an app's deliveries, for the operator who sees one. */
-const PAUSE_ENDS =
-  'it ends by itself at until: one delivery then goes alone, and an answer other than 429, 502, 503 or 504 ends the pause (else the next is twice as long). To try at once, redeliver one of the deliveries (POST /admin/apps/{app}/webhook/deliveries/{id}/redeliver); a new URL (PUT) starts without a pause';
+const PAUSE_ENDS = `it ends by itself at until: ${WEBHOOK_PAUSE_ENDS_BY_ITSELF}. To try at once, redeliver one of the deliveries (POST /admin/apps/{app}/webhook/deliveries/{id}/redeliver); a new URL (PUT) starts without a pause`;
 
 export function webhookJson(webhook: AppWebhook) {
   return {

@@ -32,7 +32,7 @@ import type { AppWebhook, WebhookPause } from '../domain/app.js';
 import { NotFoundError } from '../domain/errors.js';
 import { type ChangeType, eventTypeSubscription } from '../domain/status-change.js';
 import type { TargetPolicy } from '../domain/target-policy.js';
-import type { DeliveryOutcome, DeliveryPage, DeliveryStatus, DueDelivery } from '../domain/webhook-delivery.js';
+import { type DeliveryOutcome, type DeliveryPage, type DeliveryStatus, type DueDelivery, outcomeAtReplacedUrl } from '../domain/webhook-delivery.js';
 import { formatSecret } from '../domain/webhook-signature.js';
 import { checkWebhookUrl } from '../webhooks/url-guard.js';
 import { findApp } from './apps.js';
@@ -187,25 +187,33 @@ export interface WebhookDeliveries {
 }
 
 export function createWebhookDeliveries(pool: Pool, bus: Bus): WebhookDeliveries {
+  const settled = (recorded: boolean, outcome: DeliveryOutcome): boolean => {
+    if (recorded) {
+      bus.emit('webhooks:attempted', { outcome: outcome.kind });
+    }
+    return recorded;
+  };
   return {
     claimDue: (options) => claimDueDeliveries(pool, options),
-    async settle(delivery, outcome) {
+    async settle(delivery, attempted) {
       const url = delivery.url;
-      const change = url === null ? undefined : endpointChange(delivery, outcome);
-      const recorded =
-        url === null || change === undefined
-          ? await settleDelivery(pool, delivery, outcome)
-          : await withTransaction(pool, async (tx) => {
-              if (!(await settleDelivery(tx, delivery, outcome))) {
-                return false;
-              }
-              await recordEndpointChange(tx, delivery.appId, url, change);
-              return true;
-            });
-      if (recorded) {
-        bus.emit('webhooks:attempted', { outcome: outcome.kind });
+      if (url === null || (attempted.kind === 'delivered' && endpointChange(delivery, attempted) === undefined)) {
+        return settled(await settleDelivery(pool, delivery, attempted), attempted);
       }
-      return recorded;
+      return withTransaction(pool, async (tx) => {
+        // The app's row first (locked), as a redelivery takes it: the webhook may have been set to
+        // another URL during the attempt, and a PUT now waits for this transaction.
+        const replaced = attempted.kind !== 'delivered' && (await findWebhook(tx, delivery.appId))?.url !== url;
+        const outcome = replaced ? outcomeAtReplacedUrl(attempted, new Date()) : attempted;
+        if (!(await settleDelivery(tx, delivery, outcome))) {
+          return false;
+        }
+        const change = replaced ? undefined : endpointChange(delivery, outcome);
+        if (change !== undefined) {
+          await recordEndpointChange(tx, delivery.appId, url, change);
+        }
+        return settled(true, outcome);
+      });
     },
     nextDueAt: (room) => nextDeliveryAt(pool, room),
   };

@@ -47,6 +47,12 @@ export function postJson(url: URL, body: string, headers: Record<string, string>
       clearTimeout(deadline);
       signal?.removeEventListener('abort', onAbort);
       if ('result' in outcome) {
+        // Answered before it read all of the body: the rest is not sent. Left writing, the socket
+        // Node's client has detached from a finished answer would throw the write's failure (a
+        // reset) out of the process.
+        if (!request.writableFinished) {
+          request.destroy();
+        }
         resolve(outcome.result);
       } else {
         // Destroying the request also destroys its socket and the answer being read.

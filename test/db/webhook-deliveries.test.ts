@@ -287,16 +287,22 @@ describe('webhook deliveries: answers that speak for the endpoint', () => {
     expect({ pauses: rows[0]!.pauses, until: rows[0]!.until.getTime() }).to.deep.equal({ pauses: 1, until: now.getTime() + 10_000 });
   });
 
-  it('when a receiver answers 410 Gone, then its webhook is disabled, its pending deliveries fail, and new changes queue none; an answer from a replaced URL disables nothing', async () => {
+  it('when a receiver answers 410 Gone, then its webhook is disabled, its pending deliveries fail, and new changes queue none; an answer from a replaced URL disables nothing and leaves its delivery due again', async () => {
     db = await createTestDatabase();
     const appId = await oneDelivery(db.pool);
     const deliveries = createWebhookDeliveries(db.pool, createBus());
     const gone = { kind: 'failed', statusCode: 410, error: 'the receiver answered 410 Gone', disablesWebhook: true } as const;
     const [stale] = await claimDueDeliveries(db.pool, { limit: 1, perApp: 1, inFlight: new Map(), lockMs: 60_000 });
-    // The answer comes from a URL the app no longer has: it settles its own delivery only.
+    // The answer comes from a URL the app no longer has: it disables nothing, and the delivery is
+    // due again at once, for the new URL.
     await db.pool.query("update apps set webhook_url = 'https://new.example.com/hooks' where id = $1", [appId]);
     expect(await deliveries.settle(stale!, gone)).to.equal(true);
     expect((await db.pool.query('select webhook_disabled_at from apps where id = $1', [appId])).rows[0].webhook_disabled_at).to.equal(null);
+    const { rows: again } = await db.pool.query<{ status: string; due: boolean }>(
+      'select status, next_attempt_at <= now() as due from webhook_deliveries where id = $1',
+      [stale!.id],
+    );
+    expect(again).to.deep.equal([{ status: 'pending', due: true }]);
 
     await db.pool.query("update apps set webhook_url = 'https://hooks.example.com/jetpost' where id = $1", [appId]);
     await queueChange(db.pool, appId);

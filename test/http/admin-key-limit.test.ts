@@ -2,6 +2,8 @@
 // together: past the limit every request from the address is a 429 with Retry-After, the right key
 // too (or the answer would tell a guesser it had found it), while the right key from any other
 // address, and requests with the right key that are refused for other reasons, are never held back.
+import net from 'node:net';
+
 import { expect } from 'chai';
 
 import { logIn } from '../support/dashboard-client.js';
@@ -65,6 +67,27 @@ describe('wrong admin keys', function () {
     expect((await admin(operator, ADMIN_KEY)).status).to.equal(200);
     // The right key's requests also leave room for the operator's own typos.
     expect((await admin(operator, 'a-typo')).status).to.equal(401);
+    expect((await admin(operator, ADMIN_KEY)).status).to.equal(200);
+  });
+
+  it('never counts a request with the right key whose client hangs up before its answer: an operator who interrupts slow calls is not locked out', async () => {
+    const operator = '203.0.113.24';
+    const { port } = new URL(service.url);
+    for (let i = 0; i < service.config.rateLimits.adminKeyFailuresPerMinute + 2; i++) {
+      // The key is checked, then the body read: the 100 Continue says the request got that far (a
+      // 429 would be the other answer).
+      const socket = net.connect(Number(port), '127.0.0.1');
+      socket.on('error', () => {});
+      const continued = new Promise<void>((resolve) => socket.once('data', () => resolve()));
+      socket.write(
+        `POST /admin/apps HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: ${operator}\r\nAuthorization: Bearer ${ADMIN_KEY}\r\nContent-Type: application/json\r\nContent-Length: 100\r\nExpect: 100-continue\r\n\r\n`,
+      );
+      await continued;
+      await new Promise<void>((resolve) => {
+        socket.once('close', () => resolve());
+        socket.destroy();
+      });
+    }
     expect((await admin(operator, ADMIN_KEY)).status).to.equal(200);
   });
 });

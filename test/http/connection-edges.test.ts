@@ -208,6 +208,26 @@ describe('HTTP connections: bytes past a request, a client that shuts its side',
     expect(more).to.deep.equal([]);
   });
 
+  it('when a client asks OPTIONS * (the server itself), then 200 with every method jetpost takes in Allow and no content; another method with * is a 400 problem', async () => {
+    const [server, get, remove] = answers(
+      await exchange(
+        service.url,
+        'OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\nGET * HTTP/1.1\r\nHost: x\r\n\r\nDELETE * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n',
+      ),
+    );
+
+    expect(server?.status).to.equal(200);
+    // The same list as a refused CONNECT gives: every method some path takes, and OPTIONS.
+    expect(server!.headers.get('allow')).to.equal('DELETE, GET, HEAD, OPTIONS, POST, PUT');
+    expect(server!.headers.get('content-length')).to.equal('0');
+    expect(await server!.text()).to.equal('');
+    for (const refused of [get, remove]) {
+      expect(refused?.status).to.equal(400);
+      expect(refused!.headers.get('content-type')).to.match(/^application\/problem\+json/);
+      expect(await refused!.json()).to.deep.include({ type: 'https://jetpost.dev/problems/bad-request', status: 400 });
+    }
+  });
+
   it('when the headers are too large, then 431 problem+json', async () => {
     const [refused] = answers(await exchange(service.url, `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`));
     expect(refused?.status).to.equal(431);

@@ -86,7 +86,7 @@ describe('POST /events callbacks in shared transactions', () => {
     expect(await countRows(service.db.pool, "select count(*)::int as n from email_recipients where status = 'sent'")).to.equal(300);
   });
 
-  it('when a body with NUL bytes arrives beside good ones, then its bad elements are kept aside and every good event is applied', async () => {
+  it('when a body with NUL bytes arrives beside good ones, then the event with one in its address is kept aside and every other event is applied', async () => {
     service = await startTestService();
     const messages = await acceptedMessages(service.db.pool, 3);
     const withNul = `[${eventText('sent', messages[0]!.messageId, 'nul\u0000@example.com', 100)},${eventText('sent', messages[1]!.messageId, messages[1]!.email, 100, { agent: 'a\u0000b' })},${eventText('sent', messages[2]!.messageId, messages[2]!.email, 100)}]`;
@@ -97,10 +97,10 @@ describe('POST /events callbacks in shared transactions', () => {
     ]);
 
     expect(bad.status).to.equal(200);
-    expect(await bad.json()).to.include({ received: 3, stored: 1, rejected: 2 });
+    expect(await bad.json()).to.include({ received: 3, stored: 2, rejected: 1 });
     expect(good.status).to.equal(200);
     expect(await good.json()).to.include({ received: 1, stored: 1 });
     const { rows } = await service.db.pool.query<{ email: string; status: string }>('select email, status from email_recipients order by email');
-    expect(rows.map((row) => row.status)).to.deep.equal(['opened', 'accepted', 'sent']);
+    expect(rows.map((row) => row.status)).to.deep.equal(['opened', 'sent', 'sent']);
   });
 });

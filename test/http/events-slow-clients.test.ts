@@ -54,7 +54,7 @@ describe('POST /events among slow clients that state the whole budget', function
    * A slow client: states LIMIT bytes and writes `size` of them every `everyMs`, until it is answered;
    * then, if `again`, it connects again, until the test is over.
    */
-  async function slowClient(index: number, size: number, everyMs: number, again: boolean): Promise<void> {
+  async function slowClient(index: number, size: number, everyMs: number, again: boolean, from?: string): Promise<void> {
     parts[index] = 0;
     const auth = Buffer.from(`${EVENTS_USER}:${EVENTS_PASSWORD}`).toString('base64');
     do {
@@ -62,7 +62,12 @@ describe('POST /events among slow clients that state the whole budget', function
         service.url,
         'POST',
         '/events',
-        { Authorization: `Basic ${auth}`, 'Content-Type': 'application/json', 'Content-Length': String(LIMIT) },
+        {
+          Authorization: `Basic ${auth}`,
+          'Content-Type': 'application/json',
+          'Content-Length': String(LIMIT),
+          ...(from === undefined ? {} : { 'X-Forwarded-For': from }),
+        },
         '[',
       );
       requests.push(request);
@@ -140,6 +145,20 @@ describe('POST /events among slow clients that state the whole budget', function
     await mailjetCallbackIsStored(LARGE_CALLBACK_EVENTS);
     // Those holding the room it waited for were cut (503, Mailjet retries), not let through.
     expect(answers.length).to.be.greaterThan(0);
+    expect(answers.filter((line) => !line.startsWith('HTTP/1.1 503 '))).to.deep.equal([]);
+  });
+
+  it('when eight slow clients from one address, each cut for its pace and connecting again, fill the queue, then a large callback from another address goes ahead of them: answered 200 and stored', async () => {
+    // In the order of arrival, behind the seven that wait, each holding the budget a window (1 s)
+    // before it is cut, it would wait 7 s, and be refused after 2.5; ahead of them, one window.
+    await start({ EVENTS_BODY_WAIT_MS: '2500', TRUST_PROXY: 'loopback' }, LARGE_CALLBACK_EVENTS);
+    const count = 8;
+    dripping = Array.from({ length: count }, (_, index) => slowClient(index, 50, 100, true, '203.0.113.77'));
+    // Each has been cut once: the address has shown its pace.
+    await eventually(async () => (answers.length >= count ? true : undefined), 60_000, `${count} slow clients cut`);
+    await atBudget(count);
+
+    await mailjetCallbackIsStored(LARGE_CALLBACK_EVENTS);
     expect(answers.filter((line) => !line.startsWith('HTTP/1.1 503 '))).to.deep.equal([]);
   });
 });

@@ -164,6 +164,31 @@ describe('POST /events', () => {
     expect(rows).to.deep.equal([{ email: 'greylisted@example.com', reason: 'hard_bounce' }]);
   });
 
+  it('when a hard bounce quotes a reply holding NUL and lone surrogates, then it still bounces and suppresses, its texts kept with each written as its escape', async () => {
+    mockMailjetSend();
+    service = await startTestService();
+    const [a] = await acceptedJobs(['nul-reply@example.com']);
+    const bounce = eventText('bounce', a!.messageId, a!.email, 1_700_000_100, {
+      hard_bounce: true,
+      blocked: false,
+      error_related_to: 'recipient',
+      error: 'user unknown\u0000',
+      comment: '550 5.1.1 <\ud800> no such user',
+    });
+
+    const res = await service.postEvents(bounce);
+    const retried = await service.postEvents(bounce);
+
+    expect(await res.json()).to.deep.equal({ received: 1, stored: 1, duplicates: 0, unmatched: 0, rejected: 0 });
+    expect(await retried.json()).to.deep.include({ stored: 0, duplicates: 1 });
+    const view = await job(a!.jobId);
+    expect([view.status, view.recipients[0]!.status]).to.deep.equal(['bounced', 'bounced']);
+    expect(view.events[0]!.details).to.deep.include({ error: 'user unknown\\u0000', comment: '550 5.1.1 <\\ud800> no such user' });
+    const { rows } = await service.db.pool.query('select email, reason from suppressions');
+    expect(rows).to.deep.equal([{ email: 'nul-reply@example.com', reason: 'hard_bounce' }]);
+    expect(await service.db.pool.query('select 1 from rejected_events')).to.have.property('rowCount', 0);
+  });
+
   it('when an event names an unknown MessageID, then it is kept aside, answered 200, and applied once the send is recorded', async () => {
     // A MessageID just above 2^53 (it would round to 9007199254740992 as a JS number).
     const messageId = '9007199254740993';
@@ -294,13 +319,13 @@ describe('POST /events', () => {
   describe('events that can never be applied', () => {
     const deep = (id: string) => `{"event":"open","time":5,"MessageID":${id},"email":"deep@example.com","extra":${'['.repeat(5000)}${']'.repeat(5000)}}`;
 
-    it('when a grouped callback has valid events and others with NUL, unpaired surrogates or 5,000-deep fields, then 200: the valid ones are stored and applied, the others kept aside with their reason', async () => {
+    it('when a grouped callback has valid events and others with NUL or unpaired surrogates in the address or the Message_GUID, or 5,000-deep fields, then 200: the valid ones are stored and applied, the others kept aside with their reason', async () => {
       mockMailjetSend();
       service = await startTestService();
       const jobs = await acceptedJobs(['v1@example.com', 'v2@example.com', 'v3@example.com', 'v4@example.com', 'v5@example.com']);
       const bad = [
         eventText('sent', jobs[0]!.messageId, 'nul\u0000@example.com', 10),
-        eventText('open', jobs[1]!.messageId, jobs[1]!.email, 11, { agent: 'x' }).replace('"agent":"x"', '"agent":"\\ud800"'),
+        eventText('open', jobs[1]!.messageId, jobs[1]!.email, 11, { Message_GUID: 'x' }).replace('"Message_GUID":"x"', '"Message_GUID":"\\ud800"'),
         deep(jobs[2]!.messageId),
         '"not an event"',
         eventText('open', jobs[3]!.messageId, jobs[3]!.email, 12).replace(/"time":12/, '"time":"yesterday"'),
@@ -326,7 +351,7 @@ describe('POST /events', () => {
       ]);
       expect(kept.rows.map((row) => row.reason)).to.deep.equal([
         'email: holds a NUL character',
-        'agent: holds an unpaired surrogate',
+        'Message_GUID: holds an unpaired surrogate',
         'nested deeper than 32 levels',
         'not an event object but a string',
         kept.rows[4]!.reason,

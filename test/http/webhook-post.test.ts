@@ -1,7 +1,7 @@
 // One webhook POST against receivers that misbehave: the deadline covers the whole exchange (not
 // only a silent socket), the answer's body is read up to a small cap, and stop() can cut it short.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 
 import { expect } from 'chai';
 
@@ -149,6 +149,41 @@ describe('webhook POST', () => {
       expect(error?.message).to.contain(wording);
     });
   }
+
+  it('when the receiver answers before it has read the body, then resets the connection, then its status counts and the failed rest of the write is no uncaught error', async () => {
+    // Raw: the whole answer goes out on the first bytes of the request, then a reset. Node's client
+    // has read the answer (keep-alive) while the body is still being written: the write then fails
+    // on a socket without an error listener, which threw out of the process.
+    const raw = net.createServer((socket) => {
+      socket.on('error', () => {});
+      socket.once('data', () => {
+        socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+        socket.resetAndDestroy();
+      });
+    });
+    await new Promise<void>((resolve) => raw.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = new URL(`http://127.0.0.1:${(raw.address() as AddressInfo).port}/hooks`);
+      const uncaught: unknown[] = [];
+      const onUncaught = (error: unknown) => uncaught.push(error);
+      const mochaListeners = process.listeners('uncaughtException');
+      process.removeAllListeners('uncaughtException');
+      process.on('uncaughtException', onUncaught);
+      try {
+        // More than the socket buffers take at once, so that the write is still going on.
+        const result = await postJson(url, JSON.stringify({ x: 'y'.repeat(5_000_000) }), {}, { timeoutMs: 10_000, policy: loopback });
+        expect(result.statusCode).to.equal(200);
+        // The reset reaches the client's write after the answer: give it the time to.
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      } finally {
+        process.off('uncaughtException', onUncaught);
+        mochaListeners.forEach((listener) => process.on('uncaughtException', listener));
+      }
+      expect(uncaught.map((error) => String(error))).to.deep.equal([]);
+    } finally {
+      await new Promise((resolve) => raw.close(resolve));
+    }
+  });
 
   it('when the signal aborts the exchange (shutdown), then it ends at once with the reason, not as an answer', async () => {
     const hook = await receiver((res, state) => {

@@ -407,7 +407,7 @@ describe('webhooks', () => {
     expect(hook.calls).to.have.length(4);
   });
 
-  it('when the receiver answers 503 with Retry-After, then GET …/webhook shows the pause running (until, why, how to end it) until a redelivery ends it', async () => {
+  it('when the receiver answers 503 with Retry-After, then GET …/webhook, the CLI and the dashboard deliveries page show the pause running (until, why, how to end it) until a redelivery ends it', async () => {
     mockMailjetSend();
     const hook = await receiver((call) => (call === 0 ? { status: 503, headers: { 'retry-after': '600' } } : { status: 204 }));
     server = hook.server;
@@ -433,6 +433,13 @@ describe('webhooks', () => {
     expect(left).to.be.above(500_000).and.at.most(600_000);
     const cli = await runCli('admin', ['webhooks', 'show', name], { DATABASE_URL: service.db.url, WEBHOOK_ALLOWED_TARGETS: '127.0.0.1' });
     expect(cli.stdout).to.match(/^PAUSED until \S+ \(pause 1 in a row\): last attempt 503, .*webhooks redeliver /m);
+    const dashboard = await dashboardClient(service);
+    const deliveriesPage = async () => (await dashboard.get(`/dashboard/apps/${name}/deliveries`)).text;
+    const pausedOnPage =
+      /<p class="problem" id="webhook-paused">Deliveries paused until <time datetime="([^"]+)">.*\(pause 1 in a row\): last attempt 503, .*redeliver/.exec(
+        await deliveriesPage(),
+      );
+    expect(pausedOnPage?.[1]).to.equal(paused!.until);
 
     const listed = (await (await service.request('GET', `/admin/apps/${name}/webhook/deliveries`, { key: ADMIN_KEY })).json()) as {
       deliveries: Array<{ delivery_id: string }>;
@@ -441,6 +448,47 @@ describe('webhooks', () => {
     const redelivered = await service.request('POST', `/admin/apps/${name}/webhook/deliveries/${delivery!.delivery_id}/redeliver`, { key: ADMIN_KEY });
     expect(redelivered.status).to.equal(202);
     expect((await show()).paused).to.equal(null);
+    expect(await deliveriesPage()).to.not.contain('id="webhook-paused"');
+  });
+
+  it('when the webhook URL is replaced while an attempt at the old one is in flight, then that answer (410 Gone) neither fails the delivery nor disables the new URL: the delivery goes to the new one', async () => {
+    mockMailjetSend();
+    const next = await receiver(() => ({ status: 204 }));
+    server = next.server;
+    // The old receiver holds its first call's answer until the URL has been replaced.
+    const old = createServer();
+    let answerOld: (status: number) => void = () => {};
+    const reached = new Promise<void>((resolve) => {
+      old.on('request', (req: IncomingMessage, res) => {
+        req.resume();
+        answerOld = (status) => res.writeHead(status).end();
+        resolve();
+      });
+    });
+    await new Promise<void>((resolve) => old.listen(0, '127.0.0.1', resolve));
+    try {
+      service = await startTestService({ env: { WEBHOOK_ALLOWED_TARGETS: '127.0.0.1' } });
+      await setWebhook(`http://127.0.0.1:${(old.address() as AddressInfo).port}/hooks`, ['accepted']);
+      await sentMessage('moved@example.com');
+      await reached;
+
+      await setWebhook(next.url, ['accepted']);
+      answerOld(410);
+
+      await delivered(next, 'accepted');
+      await eventually(async () => {
+        const { rows } = await service.db.pool.query<{ status: string }>('select status from webhook_deliveries');
+        return rows.length === 1 && rows[0]!.status === 'delivered' ? true : undefined;
+      });
+      const shown = (await (await service.request('GET', `/admin/apps/${await appName()}/webhook`, { key: ADMIN_KEY })).json()) as {
+        url: string;
+        disabled_at: string | null;
+      };
+      expect(shown).to.deep.include({ url: next.url, disabled_at: null });
+    } finally {
+      old.closeAllConnections();
+      await new Promise((resolve) => old.close(resolve));
+    }
   });
 
   it('when the receiver answers 410 Gone, then the webhook is disabled (shown, pending deliveries failed, none queued) until it is set again', async () => {

@@ -3,8 +3,8 @@ import { expect } from 'chai';
 import { type ByteBudget, createByteBudget, type Reservation } from '../../src/domain/byte-budget.js';
 
 /** Reserves `bytes`, noting its name in `granted` when it gets in (at once or later). */
-function reserve(budget: ByteBudget, name: string, bytes: number, granted: string[]): Reservation {
-  const reservation = budget.reserve(bytes, () => granted.push(name));
+function reserve(budget: ByteBudget, name: string, bytes: number, granted: string[], options?: { behind?: boolean }): Reservation {
+  const reservation = budget.reserve(bytes, () => granted.push(name), options);
   if (reservation.granted) {
     granted.push(name);
   }
@@ -23,6 +23,29 @@ describe('byte budget', () => {
     b.release();
     expect(budget.inUse()).to.equal(0);
     expect(granted).to.deep.equal(['a', 'b']);
+  });
+
+  it('when some reservations go behind, then every other one overtakes them, and each kind keeps its arrival order', () => {
+    const budget = createByteBudget(100);
+    const granted: string[] = [];
+    const first = reserve(budget, 'first', 100, granted);
+    reserve(budget, 'slow1', 50, granted, { behind: true });
+    reserve(budget, 'fast1', 50, granted);
+    reserve(budget, 'slow2', 50, granted, { behind: true });
+    reserve(budget, 'fast2', 50, granted);
+
+    first.release();
+
+    expect(granted).to.deep.equal(['first', 'fast1', 'fast2']);
+    expect(budget.waiting()).to.equal(2);
+    // With only those behind waiting, another one goes in at once when it fits.
+    const second = createByteBudget(100);
+    const order: string[] = [];
+    const held = reserve(second, 'held', 60, order);
+    reserve(second, 'slow', 50, order, { behind: true });
+    expect(reserve(second, 'small', 40, order).granted).to.equal(true);
+    held.release();
+    expect(order).to.deep.equal(['held', 'small', 'slow']);
   });
 
   it('when the budget is full, then the waiting reservations are granted in arrival order as room is made', () => {

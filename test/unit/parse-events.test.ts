@@ -181,15 +181,14 @@ describe('parseEventBody', () => {
     }
   });
 
-  it('when a string or a field name anywhere in an event holds NUL or an unpaired surrogate, then the event is rejected naming the field', () => {
+  it('when a field that identifies or classifies an event holds NUL or an unpaired surrogate, then the event is rejected naming the field', () => {
     const bad = [
       [eventText({ MessageID: 1, email: 'a\u0000@example.com' }), 'email', 'a NUL character'],
-      [eventText({ MessageID: 2 }, '"agent":"Mozilla \\ud800"'), 'agent', 'an unpaired surrogate'],
-      [eventText({ MessageID: 3 }, '"extra":{"list":["ok","\\udfff"]}'), 'extra.list.1', 'an unpaired surrogate'],
-      [eventText({ MessageID: 4 }, '"extra":{"na\\u0000me":1}'), 'extra', 'a field name holds a NUL character'],
+      [eventText({ MessageID: 2, Message_GUID: 'guid\ud800' }), 'Message_GUID', 'an unpaired surrogate'],
+      [eventText({ MessageID: '3\u0000' }), 'MessageID', 'a NUL character'],
+      [eventText({ MessageID: 4, event: 'open\u0000' }), 'event', 'a NUL character'],
       // Raw, not escaped: the text holds no backslash at all.
-      [eventText({ MessageID: 5 }, '"agent":"Mozilla \ud800"'), 'agent', 'an unpaired surrogate'],
-      [eventText({ MessageID: 6 }, '"extra":{"\udc00":1}'), 'extra', 'a field name holds an unpaired surrogate'],
+      [eventText({ MessageID: 5 }).replace('a@example.com', 'a\ud800@example.com'), 'email', 'an unpaired surrogate'],
     ] as const;
 
     const { events, rejected } = parsed(`[${SENT},${bad.map(([text]) => text).join(',')},${CLICK}]`);
@@ -200,6 +199,31 @@ describe('parseEventBody', () => {
       expect(entry.issues[0]!.message).to.contain(bad[i]![2]);
       expect(entry.source).to.equal(bad[i]![0]);
     }
+  });
+
+  it('when any other string or field name holds NUL or an unpaired surrogate, then the event is kept with each written as its escape', () => {
+    const bounce = BOUNCE.replace('"error":"user unknown"', '"error":"550 user\\u0000 unknown\\u0000"').replace(
+      '"comment":"Host or domain name not found"',
+      // Raw lone surrogates, then escaped ones, and two names that are the same once escaped.
+      '"comment":"\ud800 raw \udc00","extra":{"list":["ok","\\udfff"],"na\\u0000me":1,"na\\\\u0000me":2}',
+    );
+
+    const event = only(bounce);
+
+    expect([event.type, event.messageId, event.email, event.hardBounce]).to.deep.equal(['bounce', '9223372036854775807', 'b@example.com', true]);
+    expect(event.raw['error']).to.equal('550 user\\u0000 unknown\\u0000');
+    expect(event.raw['comment']).to.equal('\\ud800 raw \\udc00');
+    // The escaped name gives way to the field that already had it.
+    expect(event.raw['extra']).to.deep.equal({ list: ['ok', '\\udfff'], 'na\\u0000me': 2 });
+    // The same text, the same key: Mailjet's retry of the event is a duplicate.
+    expect(only(bounce).dedupeKey).to.equal(event.dedupeKey);
+  });
+
+  it('when escapes lengthen a field past its limit, then the field is cut and says so', () => {
+    const event = only(eventText({ MessageID: 1 }, `"agent":"${'\\u0000'.repeat(200)}"`));
+
+    expect(event.raw['agent']).to.equal('\\u0000'.repeat(167).slice(0, 1000));
+    expect(event.raw['jetpost_truncated']).to.deep.equal({ agent: 1200 });
   });
 
   it('when a paired surrogate (an emoji) is in an event, then the event is kept as it is', () => {

@@ -1,6 +1,6 @@
 // The dashboard's pages: plain server-rendered HTML. Every value from the database goes through
 // `html`, which escapes it; links and forms point at absolute /dashboard paths.
-import type { App, AppWebhook } from '../../domain/app.js';
+import { type App, type AppWebhook, WEBHOOK_PAUSE_ENDS_BY_ITSELF, type WebhookPause } from '../../domain/app.js';
 import {
   type JobDetail,
   type JobListRow,
@@ -507,11 +507,17 @@ const DELIVERY_FILTERS: Array<[DeliveryStatus | '', string]> = [
   ['failed', 'failed'],
 ];
 
+/** A pause of the app's deliveries running now: the same figure GET …/webhook and the CLI show. */
+function webhookPaused(pause: WebhookPause): Html {
+  const last = pause.lastAttempt;
+  return html`<p class="problem" id="webhook-paused">Deliveries paused until ${time(pause.until)} (pause ${pause.pausesInRow} in a row)${last ? html`: last attempt ${last.statusCode ?? 'unanswered'}, ${last.error}` : ''}. It ends by itself then: ${WEBHOOK_PAUSE_ENDS_BY_ITSELF}. To try at once, redeliver one of the deliveries below; a new URL (<code>npm run admin -- webhooks set &lt;app&gt; &lt;url&gt;</code>) starts without a pause.</p>`;
+}
+
 export function deliveriesPage(
   visitor: DashboardVisitor,
   view: {
     app: string;
-    webhook: Pick<AppWebhook, 'url' | 'disabled'> | null;
+    webhook: Pick<AppWebhook, 'url' | 'disabled' | 'pause'> | null;
     rows: readonly DeliveryRow[];
     status: DeliveryStatus | undefined;
     /** Where the older page starts; null on the last page. */
@@ -534,6 +540,7 @@ export function deliveriesPage(
 ${notice(view.notice)}
 <p>Webhook URL: ${view.webhook === null ? html`<span class="muted">none (set one with <code>npm run admin -- webhooks set &lt;app&gt; &lt;url&gt;</code>)</span>` : html`<code>${view.webhook.url}</code>`}</p>
 ${view.webhook?.disabled ? html`<p class="problem" id="webhook-disabled">Disabled since ${time(view.webhook.disabled.at)}: ${view.webhook.disabled.reason}. Nothing is delivered until the webhook is set again (<code>npm run admin -- webhooks set &lt;app&gt; &lt;url&gt;</code>).</p>` : ''}
+${view.webhook?.pause ? webhookPaused(view.webhook.pause) : ''}
 <form class="filters" method="get" action="${path}">
 <label>status<select name="status">${DELIVERY_FILTERS.map(([value, label]) => html`<option value="${value}"${(view.status ?? '') === value ? html` selected` : ''}>${label}</option>`)}</select></label>
 <button type="submit">Show</button>

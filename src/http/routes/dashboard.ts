@@ -56,13 +56,14 @@ import {
   safeReturnPath,
 } from '../dashboard/session.js';
 import { fromBodyParser } from '../problem.js';
+import type { WrongAdminKeys } from '../rate-limit.js';
 
 export interface DashboardRouteDeps {
   dashboard: DashboardService;
   admin: AdminService;
   adminKey: string | undefined;
   /** The count of wrong admin keys per address, shared with the admin API (http/rate-limit.ts). */
-  limitWrongAdminKey: RequestHandler;
+  limitWrongAdminKey: WrongAdminKeys;
   log: Logger;
   now: () => Date;
   /** HTTP_BODY_IDLE_TIMEOUT_MS, HTTP_BODY_MIN_RATE (http/body-pace.ts). */
@@ -154,11 +155,12 @@ export function dashboardRouter({ dashboard, admin, adminKey, limitWrongAdminKey
     send(res, loginPage({ next, enabled: sessions.enabled }), sessions.enabled ? 200 : 401);
   });
 
-  router.post(LOGIN_PATH, dashboardPolicy, noStore, requireSameOrigin, formBody, limitWrongAdminKey, (req, res) => {
+  router.post(LOGIN_PATH, dashboardPolicy, noStore, requireSameOrigin, formBody, limitWrongAdminKey.guard, (req, res) => {
     const body = (req.body ?? {}) as Record<string, unknown>;
     const next = safeReturnPath(body['next']);
     const given = typeof body['key'] === 'string' ? body['key'] : '';
     if (adminKey === undefined || !sameSecret(given, adminKey)) {
+      limitWrongAdminKey.count(req);
       log.warn('dashboard login refused', { component: 'dashboard', ip: req.ip });
       send(res, loginPage({ next, enabled: sessions.enabled, problem: sessions.enabled ? 'That is not the admin key.' : undefined }), 401);
       return;
