@@ -25,6 +25,11 @@ const FORCE_AFTER_MS = 10_000;
 /** Never rejects: every way out is a log line or a line on stderr, and an exit code. */
 export function runService(signals: StartSignals): Promise<void> {
   return run(signals).catch((error: unknown) => {
+    // A setting only the database can judge (db/open.ts), as a bad one loadConfig finds.
+    if (error instanceof ConfigError) {
+      process.stderr.write(`jetpost: ${error.message}\n`);
+      process.exit(78);
+    }
     if (error instanceof StartupError) {
       process.stderr.write(`${error.message}\n`);
       process.exit(1);

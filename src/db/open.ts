@@ -7,7 +7,7 @@
 // took the directory meanwhile.
 import path from 'node:path';
 
-import type { Config } from '../config.js';
+import { type Config, ConfigError } from '../config.js';
 import { StartupError } from '../domain/errors.js';
 import { finishedWithin } from '../finished-within.js';
 import type { Logger } from '../log.js';
@@ -89,6 +89,14 @@ export async function openDatabase(config: Config, log: Logger, { role, exitingN
     timeouts: config.database.timeouts,
     sessionless: config.database.directUrl !== undefined,
   });
+  // Through a pooler (DATABASE_DIRECT_URL set) the server's max_connections says nothing of the pooler's.
+  if (role === 'service' && config.database.directUrl === undefined) {
+    await refusePoolPastServer(pool, config.database.poolSize).catch(async (error: unknown) => {
+      await pool.end();
+      await embedded?.stop();
+      throw error;
+    });
+  }
   let closing: Promise<string[]> | undefined;
   return {
     connectionString,
@@ -107,6 +115,24 @@ export async function openDatabase(config: Config, log: Logger, { role, exitingN
       return closing;
     },
   };
+}
+
+/**
+ * A DATABASE_POOL_SIZE past what the server takes started, and then failed only under load, each
+ * connection past its max_connections refused (53300, "too many clients"). One process needs its
+ * pool and its LISTEN connection; the server keeps superuser_reserved_connections to itself.
+ */
+async function refusePoolPastServer(pool: Pool, poolSize: number): Promise<void> {
+  const { rows } = await pool.query<{ max: number; reserved: number }>(
+    "select current_setting('max_connections')::int as max, current_setting('superuser_reserved_connections')::int as reserved",
+  );
+  const { max, reserved } = rows[0]!;
+  const most = max - reserved - 1;
+  if (poolSize > most) {
+    throw new ConfigError(
+      `invalid configuration: DATABASE_POOL_SIZE: "${poolSize}" is more than this database takes: at most ${most} (its max_connections ${max}, less ${reserved} reserved for superusers and jetpost's LISTEN connection)`,
+    );
+  }
 }
 
 /** PgBouncer in transaction mode refuses a session's settings at connect: name the setting to change. */
