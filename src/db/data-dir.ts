@@ -59,6 +59,12 @@ export async function prepareDataDir(dir: string): Promise<void> {
     if ((found.code !== 'ENOENT' && found.code !== 'ENOTDIR') || path.dirname(existing) === existing) {
       throw refuse(`cannot be reached: ${existing}: ${found.code ?? found.message}`, found);
     }
+    // A symbolic link whose target is missing reads as missing too, but mkdir cannot make it: the
+    // start went on and failed later, as a stack trace.
+    const target = await fs.readlink(existing).catch(() => undefined);
+    if (target !== undefined) {
+      throw refuse(`is not usable: ${existing} is a symbolic link to ${path.resolve(path.dirname(existing), target)}, which does not exist`);
+    }
     missing.unshift(existing);
     existing = path.dirname(existing);
   }
