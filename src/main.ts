@@ -307,6 +307,10 @@ async function start(config: Config, log: Logger, { signal, exitingNow }: StartO
   });
   const address = server.address() as AddressInfo;
   const url = localUrl(address.address, address.port);
+  if (address.port !== config.http.port) {
+    // PORT=0: the owner file named port 0, and so did a second start's refusal.
+    await database.recordPort(address.port);
+  }
 
   consumers.start();
   dispatcher.start();

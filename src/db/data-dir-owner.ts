@@ -27,7 +27,10 @@ export class DataDirInUseError extends StartupError {
   }
 }
 
-export type DataDirClaim = PidFileClaim;
+export interface DataDirClaim extends Omit<PidFileClaim, 'replace'> {
+  /** Records the port the service really listens on (PORT=0: any free one), once it knows it. */
+  recordPort(port: number): Promise<void>;
+}
 
 /**
  * Makes this process the owner of `dir`. Throws DataDirInUseError while another live process owns
@@ -43,7 +46,13 @@ export async function claimDataDir(dir: string, label: string, port: number): Pr
   if ('holder' in claimed) {
     throw new DataDirInUseError(label, claimed.holder);
   }
-  return claimed.claim;
+  const { claim } = claimed;
+  return {
+    held: () => claim.held(),
+    heldSync: () => claim.heldSync(),
+    release: () => claim.release(),
+    recordPort: (actual) => claim.replace({ pid: process.pid, port: actual, processStart: processStartTime(process.pid) }),
+  };
 }
 
 /** The live process that owns `dir`, if any (a CLI command asks before it stops the database). */

@@ -29,6 +29,8 @@ export interface OpenDatabase {
    * hold the exit. Resolves to what it left behind that way (for the process's last log line).
    */
   close(): Promise<string[]>;
+  /** The service's HTTP port once it listens, for the embedded database's owner file (PORT=0). */
+  recordPort(port: number): Promise<void>;
 }
 
 export interface OpenOptions {
@@ -51,6 +53,7 @@ const EMBEDDED_STOP_MS = 3_000;
 interface EmbeddedHandle {
   /** Resolves to what it left behind, if anything. */
   stop(): Promise<string | undefined>;
+  recordPort?(port: number): Promise<void>;
 }
 
 export async function openDatabase(config: Config, log: Logger, { role, exitingNow }: OpenOptions): Promise<OpenDatabase> {
@@ -102,6 +105,7 @@ export async function openDatabase(config: Config, log: Logger, { role, exitingN
     connectionString,
     directConnectionString,
     pool,
+    recordPort: async (port) => embedded?.recordPort?.(port),
     close() {
       closing ??= (async () => {
         const left: string[] = [];
@@ -255,5 +259,5 @@ async function openEmbedded(
     },
     { once: true },
   );
-  return { connectionString: server.connectionString, handle: { stop } };
+  return { connectionString: server.connectionString, handle: { stop, recordPort: (port) => claim.recordPort(port) } };
 }

@@ -15,13 +15,15 @@ export interface PidRecord {
   processStart?: string | undefined;
 }
 
-export interface PidFileClaim {
+export interface PidFileClaim<T extends PidRecord = PidRecord> {
   /** Whether the file still names this process. */
   held(): Promise<boolean>;
   /** The same, for a process that must exit now. */
   heldSync(): boolean;
   /** Removes the file if it is still this process's. */
   release(): Promise<void>;
+  /** Writes `record` in place of this process's, if the file is still its own (atomically: a reader sees one or the other). */
+  replace(record: T): Promise<void>;
 }
 
 /** Reads a record back from its parsed JSON; undefined for anything else (then the file is stale). */
@@ -35,8 +37,8 @@ export async function claimPidFile<T extends PidRecord>(
   file: string,
   record: T,
   parse: PidRecordParser<T>,
-): Promise<{ claim: PidFileClaim } | { holder: T } | undefined> {
-  const text = `${JSON.stringify(record)}\n`;
+): Promise<{ claim: PidFileClaim<T> } | { holder: T } | undefined> {
+  let text = `${JSON.stringify(record)}\n`;
   const temporary = `${file}.${process.pid}.tmp`;
   await fs.writeFile(temporary, text, { mode: 0o600 });
   try {
@@ -53,6 +55,16 @@ export async function claimPidFile<T extends PidRecord>(
               if (isMine(await fs.readFile(file, 'utf8').catch(() => undefined))) {
                 await fs.rm(file, { force: true });
               }
+            },
+            async replace(next) {
+              if (!isMine(await fs.readFile(file, 'utf8').catch(() => undefined))) {
+                return;
+              }
+              const nextText = `${JSON.stringify(next)}\n`;
+              const replacing = `${file}.${process.pid}.replace.tmp`;
+              await fs.writeFile(replacing, nextText, { mode: 0o600 });
+              await fs.rename(replacing, file);
+              text = nextText;
             },
           },
         };
