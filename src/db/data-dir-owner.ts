@@ -65,3 +65,43 @@ function parseOwner(value: Partial<DataDirOwner>): DataDirOwner | undefined {
     ? { pid: value.pid!, port: value.port!, processStart: typeof value.processStart === 'string' ? value.processStart : undefined }
     : undefined;
 }
+
+/** Where each CLI command borrowing a directory's embedded database names itself (one file each). */
+const BORROWERS_DIR = 'pg.borrowers';
+
+export interface DataDirLoan {
+  /** Whether another live process borrows the directory's database too. */
+  othersBorrowing(): Promise<boolean>;
+  release(): Promise<void>;
+}
+
+/**
+ * Names this process among the borrowers of `dir`'s embedded database (a CLI command), so that the
+ * last one out, not the first, stops it. A file left by a killed command is stale (pid-file.ts).
+ */
+export async function borrowDataDir(dir: string): Promise<DataDirLoan> {
+  const borrowers = path.join(dir, BORROWERS_DIR);
+  await fs.mkdir(borrowers, { recursive: true, mode: 0o700 });
+  const claimed = await claimPidFile(
+    path.join(borrowers, `${process.pid}.pid`),
+    { pid: process.pid, processStart: processStartTime(process.pid) },
+    parseBorrower,
+  );
+  const claim = claimed !== undefined && 'claim' in claimed ? claimed.claim : undefined;
+  return {
+    async othersBorrowing() {
+      const files = (await fs.readdir(borrowers).catch(() => [])).filter((file) => file.endsWith('.pid'));
+      for (const file of files) {
+        if ((await livePidFileHolder(path.join(borrowers, file), parseBorrower)) !== undefined) {
+          return true;
+        }
+      }
+      return false;
+    },
+    release: async () => claim?.release(),
+  };
+}
+
+function parseBorrower(value: Partial<PidRecord>): PidRecord {
+  return { pid: value.pid!, processStart: typeof value.processStart === 'string' ? value.processStart : undefined };
+}

@@ -34,6 +34,11 @@ export interface EmbeddedDatabase {
   stop(waitMs?: number): Promise<boolean>;
   /** Asks for a fast shutdown and returns at once (a process that must exit now). */
   requestStop(): void;
+  /**
+   * stop(), unless `needed()` (a service owns the directory, another command borrows it), asked
+   * under the start lock so that no start adopts the server meanwhile. Resolves whether it stopped it.
+   */
+  stopUnlessInUse(needed: () => Promise<boolean>, waitMs?: number): Promise<boolean>;
 }
 
 export interface EmbeddedOptions {
@@ -215,11 +220,41 @@ async function startLocked({ dir: root, port, log, ownSession, exitingNow }: Emb
   const running = await settledServer(databaseDir, connectionString);
   if (running !== undefined) {
     log.info('connecting to the embedded PostgreSQL that is already running', { component: 'embedded-postgres', pid: running });
-    return { connectionString, adopted: true, pid: running, stop: (waitMs) => stopServer(running, waitMs), requestStop: () => signalServer(running) };
+    return serverHandle({ root, log, connectionString, adopted: true, pid: running });
   }
   const pid = await spawnServer({ root, databaseDir, port, runAs, ownSession, log, exitingNow });
   log.info('embedded PostgreSQL is running', { component: 'embedded-postgres', port, pid, dir: databaseDir });
-  return { connectionString, adopted: false, pid, stop: (waitMs) => stopServer(pid, waitMs), requestStop: () => signalServer(pid) };
+  return serverHandle({ root, log, connectionString, adopted: false, pid });
+}
+
+function serverHandle({
+  root,
+  log,
+  connectionString,
+  adopted,
+  pid,
+}: {
+  root: string;
+  log: Logger;
+  connectionString: string;
+  adopted: boolean;
+  pid: number;
+}): EmbeddedDatabase {
+  return {
+    connectionString,
+    adopted,
+    pid,
+    stop: (waitMs) => stopServer(pid, waitMs),
+    requestStop: () => signalServer(pid),
+    async stopUnlessInUse(needed, waitMs) {
+      const lock = await takeStartLock(root, log);
+      try {
+        return !(await needed()) && (await stopServer(pid, waitMs));
+      } finally {
+        await lock.release();
+      }
+    },
+  };
 }
 
 /**

@@ -3,8 +3,8 @@
 //
 // With the embedded database the service owns the data directory (data-dir-owner.ts): a second
 // service on it is refused before anything starts, and the owner stops the database when it closes,
-// last. A CLI command borrows it: it stops only a server it started itself, and only if no service
-// took the directory meanwhile.
+// last. A CLI command borrows it: the last one out stops a server that no service owns (embedded.ts:
+// stopUnlessInUse).
 import path from 'node:path';
 
 import { type Config, ConfigError } from '../config.js';
@@ -12,7 +12,7 @@ import { StartupError } from '../domain/errors.js';
 import { finishedWithin } from '../finished-within.js';
 import type { Logger } from '../log.js';
 import { prepareDataDir } from './data-dir.js';
-import { claimDataDir, liveDataDirOwner } from './data-dir-owner.js';
+import { borrowDataDir, claimDataDir, liveDataDirOwner } from './data-dir-owner.js';
 import { explainEmbeddedRefusal, startEmbeddedPostgres } from './embedded.js';
 import { runMigrations } from './migrate.js';
 import { createPool, type Pool } from './pool.js';
@@ -221,11 +221,20 @@ async function openEmbedded(
   const dir = path.resolve(config.dataDir);
   const options = { dir, port: config.database.embeddedPort, log, ownSession: true };
   if (role === 'command') {
-    const server = await startEmbeddedPostgres({ ...options, exitingNow });
+    const loan = await borrowDataDir(dir);
+    let server;
+    try {
+      server = await startEmbeddedPostgres({ ...options, exitingNow });
+    } catch (error) {
+      await loan.release();
+      throw error;
+    }
+    // Whoever started it: the last command out stops a server no service owns. The one that
+    // started it stopped it under another command still at work ("the database system is shutting
+    // down"), and one that adopted it left it running.
     const stop = async () => {
-      if (!server.adopted && (await liveDataDirOwner(dir)) === undefined) {
-        await server.stop(EMBEDDED_STOP_MS);
-      }
+      await loan.release();
+      await server.stopUnlessInUse(async () => (await liveDataDirOwner(dir)) !== undefined || (await loan.othersBorrowing()), EMBEDDED_STOP_MS);
       return undefined;
     };
     return { connectionString: server.connectionString, handle: { stop } };

@@ -275,6 +275,36 @@ describe('embedded PostgreSQL', function () {
     }
   });
 
+  it('when another command borrows the embedded database too, then a command that finishes leaves it running, and the last one out stops it', async () => {
+    const config = loadConfig({ DATA_DIR: dir, EMBEDDED_PG_PORT: String(await freePort()) });
+    // The cluster exists, with jetpost's schema (a command only works on one a service made).
+    await (await openDatabase(config, testLogger(), { role: 'service' })).close();
+    const other = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
+    const otherExited = new Promise((resolve) => other.once('exit', resolve));
+    const postmaster = () => Number(readFileSync(path.join(dir, 'pg', 'postmaster.pid'), 'utf8').split('\n')[0]);
+    let pid: number | undefined;
+    try {
+      const first = await openDatabase(config, testLogger(), { role: 'command' });
+      pid = postmaster();
+      // Another command, at work on the same database.
+      await fs.writeFile(path.join(dir, 'pg.borrowers', `${other.pid}.pid`), JSON.stringify({ pid: other.pid, processStart: processStartTime(other.pid!) }));
+      await first.close();
+
+      expect(alive(pid), 'the database was stopped under the other command').to.equal(true);
+      other.kill('SIGKILL');
+      await otherExited;
+      const last = await openDatabase(config, testLogger(), { role: 'command' });
+      expect((await last.pool.query('select 1 as one')).rows).to.deep.equal([{ one: 1 }]);
+      await last.close();
+      expect(alive(pid), 'the database was left running after the last command').to.equal(false);
+    } finally {
+      other.kill('SIGKILL');
+      if (pid !== undefined && alive(pid)) {
+        process.kill(pid, 'SIGINT');
+      }
+    }
+  });
+
   it('when the password file is gone but the cluster is there, then the start refuses in one line naming the file, and writes no new password over the lost one', async () => {
     const port = await freePort();
     // The cluster exists (made at the first start), and no server runs on it.
