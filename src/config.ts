@@ -2,6 +2,7 @@
 // so that a bad value stops the process with a message naming the variable.
 import { constants as bufferConstants } from 'node:buffer';
 import { isIP } from 'node:net';
+import os from 'node:os';
 
 import bytes from 'bytes';
 import ipaddr from 'ipaddr.js';
@@ -9,41 +10,74 @@ import { z } from 'zod';
 
 import { addressBlock, targetListProblems } from './domain/target-policy.js';
 
+/** The accepted range of each number and size setting, as its refusal and docs/configuration.md state it. */
+const RANGES = new Map<z.ZodType, string>();
+function ranged<T extends z.ZodType>(schema: T, range: string): T {
+  RANGES.set(schema, range);
+  return schema;
+}
+/** 65535 → "65,535": ranges are read by people. */
+const figure = (value: number) => value.toLocaleString('en-US');
+
 // Numbers in plain decimal only: Number() would also read '0x10' as 16, '0b11' as 3 and '1e3' as
-// 1000, so a typo would start the service with a value nobody wrote.
-const integer = (min: number, max: number) =>
-  z
-    .string()
-    .trim()
-    .regex(/^-?\d+$/, 'a whole number in decimal digits')
-    .transform(Number)
-    .pipe(z.number().int().min(min).max(max));
-const decimal = (min: number, max: number) =>
-  z
-    .string()
-    .trim()
-    .regex(/^-?(\d+(\.\d*)?|\.\d+)$/, 'a decimal number such as 2 or 0.25')
-    .transform(Number)
-    .pipe(z.number().min(min).max(max));
+// 1000, so a typo would start the service with a value nobody wrote. A refusal names the value and
+// the range.
+const integer = (min: number, max: number) => {
+  const range = `a whole number from ${figure(min)} to ${figure(max)}`;
+  return ranged(
+    z
+      .string()
+      .trim()
+      .refine((value) => /^-?\d+$/.test(value) && Number(value) >= min && Number(value) <= max, {
+        error: (issue) => `"${String(issue.input)}" is not ${range}`,
+      })
+      .transform(Number),
+    range,
+  );
+};
+const decimal = (min: number, max: number) => {
+  const range = `a decimal number from ${figure(min)} to ${figure(max)}`;
+  return ranged(
+    z
+      .string()
+      .trim()
+      .refine((value) => /^-?(\d+(\.\d*)?|\.\d+)$/.test(value) && Number(value) >= min && Number(value) <= max, {
+        error: (issue) => `"${String(issue.input)}" is not ${range} (such as 2 or 0.25)`,
+      })
+      .transform(Number),
+    range,
+  );
+};
+/** What bytes.parse reads as a size: bytes, or a number with kb, mb, gb, tb or pb. */
+const SIZE_FORMAT = /^(\d+ *b?|\d+(\.\d+)? *(kb|mb|gb|tb|pb))$/i;
 /**
- * A size as body-parser reads it: bytes, or a number with kb, mb, gb, tb or pb. bytes.parse alone
- * would read '1e400' as 1 byte and '64 apples' as 64.
+ * A size as body-parser reads it, from 1 byte (or `minText`, checked by the caller) to `max`. bytes.parse alone would read '1e400' as 1
+ * byte and '64 apples' as 64.
  */
-const size = z
-  .string()
-  .trim()
-  .refine((value) => /^(\d+ *b?|\d+(\.\d+)? *(kb|mb|gb|tb|pb))$/i.test(value) && (bytes.parse(value) ?? 0) >= 1, {
-    error: (issue) => `"${String(issue.input)}" is not a size (e.g. 64mb)`,
-  });
+const size = (max: number, maxText: string, minText = '1 byte') => {
+  const range = `a size from ${minText} to ${maxText}`;
+  return ranged(
+    z
+      .string()
+      .trim()
+      .refine((value) => SIZE_FORMAT.test(value) && (bytes.parse(value) ?? 0) >= 1 && (bytes.parse(value) ?? 0) <= max, {
+        error: (issue) => `"${String(issue.input)}" is not ${range} (e.g. 64mb)`,
+      }),
+    range,
+  );
+};
 /**
  * A request body's limit: a body is read whole and decoded into one string (its JSON text), and Node
  * holds no string longer than this many characters (about 512 MB), so a larger limit could never
  * be honoured: decoding such a body throws (ERR_STRING_TOO_LONG), after the client has sent all of it.
  */
-const bodyLimit = size.refine((value) => (bytes.parse(value) ?? 0) <= bufferConstants.MAX_STRING_LENGTH, {
-  error: (issue) =>
-    `"${String(issue.input)}" is larger than a body can be read as (at most ${bufferConstants.MAX_STRING_LENGTH} bytes, about 512mb: the longest text Node holds)`,
-});
+const bodyLimit = () =>
+  size(bufferConstants.MAX_STRING_LENGTH, `${figure(bufferConstants.MAX_STRING_LENGTH)} bytes (about 512mb, the longest text Node holds)`);
+/**
+ * Callback bytes in progress are held in memory: a budget past this machine's memory could never be
+ * used, and protects nothing (its floor, EVENTS_BODY_LIMIT, is checked in loadConfig).
+ */
+const eventsBodyBudget = size(os.totalmem(), "this machine's memory", 'EVENTS_BODY_LIMIT');
 const httpUrl = z.url({ protocol: /^https?$/, error: 'an http(s) URL' });
 // What pg reads: postgres:// or postgresql://, or socket: for a Unix socket.
 const postgresUrl = z.url({ protocol: /^(postgres(ql)?|socket)$/, error: 'a postgres:// URL (or postgresql://, socket:)' });
@@ -63,6 +97,7 @@ function isHostName(value: string): boolean {
   const labels = value.replace(/\.$/, '').split('.');
   return value.length <= 253 && labels.every((label) => /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i.test(label)) && !/^\d+$/.test(labels.at(-1)!);
 }
+// Every duration stays below 2^31 - 1 ms: Node runs a longer timer after 1 ms.
 const positiveMs = integer(1, 7 * 24 * 3600 * 1000);
 const optionalText = z
   .string()
@@ -162,9 +197,9 @@ const envSchema = z.object({
   EVENTS_USERNAME: optionalText,
   EVENTS_PASSWORD: optionalText,
   // A grouped callback of 100,000 events is about 30 MB.
-  EVENTS_BODY_LIMIT: bodyLimit.default('64mb'),
+  EVENTS_BODY_LIMIT: bodyLimit().default('64mb'),
   // Callback bytes in progress at once (http/body-budget.ts); EVENTS_BODY_LIMIT when unset.
-  EVENTS_BODY_BUDGET: size.optional(),
+  EVENTS_BODY_BUDGET: eventsBodyBudget.optional(),
   EVENTS_BODY_WAIT_MS: integer(0, 600_000).default(10_000),
   // Bytes a second (0: no minimum), judged over HTTP_BODY_MIN_RATE_WINDOW_MS, only while callbacks
   // wait for room (http/body-budget.ts). 256 KiB is 2 Mbit/s: Mailjet sends from its data centres,
@@ -178,7 +213,7 @@ const envSchema = z.object({
     .trim()
     .refine(trustedProxiesValid, 'true, false, a hop count, or comma-separated addresses, subnets (10.0.0.0/8) and loopback, linklocal, uniquelocal')
     .default('false'),
-  QUEUE_BODY_LIMIT: bodyLimit.default('20mb'),
+  QUEUE_BODY_LIMIT: bodyLimit().default('20mb'),
   QUEUE_BATCH_MAX_MESSAGES: integer(1, 100_000).default(1000),
   QUEUE_BATCH_CONCURRENCY: integer(1, 64).default(2),
   API_KEY_CACHE_MS: integer(0, 3_600_000).default(60_000),
@@ -200,6 +235,15 @@ export type Env = Record<string, string | undefined>;
 
 /** Every variable jetpost reads (for the checks of the container files, which must name no other). */
 export const SETTING_NAMES: readonly string[] = Object.keys(envSchema.shape);
+
+/** The accepted range of a number or size variable, as docs/configuration.md must state it; undefined for the others. */
+export function settingRange(name: string): string | undefined {
+  let schema = (envSchema.shape as Record<string, z.ZodType | undefined>)[name];
+  while (schema instanceof z.ZodDefault || schema instanceof z.ZodOptional) {
+    schema = schema.unwrap() as z.ZodType;
+  }
+  return schema === undefined ? undefined : RANGES.get(schema);
+}
 
 /**
  * A variable's default as parsed, undefined when it has none or one derived at load (for the checks
@@ -406,7 +450,7 @@ function eventsBodySizes(limitText: string, budgetText: string | undefined, prob
   const budget = budgetText === undefined ? limit : (bytes.parse(budgetText) ?? 0);
   if (budget < limit) {
     problems.push(
-      `  EVENTS_BODY_BUDGET: must be at least EVENTS_BODY_LIMIT (${limitText}): a callback at the limit must fit in the budget of callbacks in progress`,
+      `  EVENTS_BODY_BUDGET: "${budgetText}" is below EVENTS_BODY_LIMIT (${limitText}): it must be ${settingRange('EVENTS_BODY_BUDGET')}, so that a callback at the limit fits in the budget of callbacks in progress`,
     );
   }
   return { limit, budget };

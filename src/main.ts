@@ -307,6 +307,10 @@ async function start(config: Config, log: Logger, { signal, exitingNow }: StartO
   });
   const address = server.address() as AddressInfo;
   const url = localUrl(address.address, address.port);
+  if (address.port !== config.http.port) {
+    // PORT=0: the owner file named port 0, and so did a second start's refusal.
+    await database.recordPort(address.port);
+  }
 
   consumers.start();
   dispatcher.start();
@@ -390,7 +394,8 @@ async function start(config: Config, log: Logger, { signal, exitingNow }: StartO
     devApiKey = dev.key;
     const adminKeyAt = config.adminApiKey === undefined ? `is in ${path.join(config.dataDir, 'dev-admin-key')}` : 'is ADMIN_API_KEY';
     const passwordAt = config.events.credentials === undefined ? `is in ${path.join(config.dataDir, DEV_EVENTS_PASSWORD_FILE)}` : 'is EVENTS_PASSWORD';
-    tryIt = tryItCommand(url, path.relative(process.cwd(), dev.file) || dev.file);
+    // The absolute path: the command is pasted into another terminal, in whatever directory it is.
+    tryIt = tryItCommand(url, dev.file);
     log.info(
       `dev mode: the API key of app "dev" is in ${path.join(config.dataDir, 'dev-api-key')}; the admin key ${adminKeyAt}; the callback password (user ${eventsCredentials!.username}) ${passwordAt}`,
       { component: 'main' },

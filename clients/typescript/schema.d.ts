@@ -465,7 +465,7 @@ export interface paths {
         put?: never;
         /**
          * Suppress an address for an app
-         * @description Adds the address (lower-cased) to the app's suppression list with reason `manual` and the
+         * @description Adds the address (lower-cased, its domain in ASCII) to the app's suppression list with reason `manual` and the
          *     `note` as `detail`. An address already on the list stays as it is — same `reason` and
          *     `created_at` — except that a new `note` replaces its `detail`; the answer is then the
          *     existing entry, still `201`. Jobs already queued to the address are left out when sent.

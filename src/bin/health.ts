@@ -11,6 +11,13 @@ async function check(): Promise<number> {
   let url: string;
   try {
     const { host, port } = loadListenAddress();
+    if (port === 0) {
+      // Port 0 would be asked as such, and refused: the service took a port only it knows.
+      process.stderr.write(
+        'jetpost health: PORT is 0, so the service listens on a free port it chose, which this check cannot know: set PORT to a fixed port\n',
+      );
+      return 78;
+    }
     url = `${localUrl(host, port)}/healthz`;
   } catch (error) {
     if (error instanceof ConfigError) {

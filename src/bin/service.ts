@@ -22,9 +22,30 @@ import type { StartSignals } from './start-signals.js';
 const REPEAT_WINDOW_MS = 2_000;
 const FORCE_AFTER_MS = 10_000;
 
+/**
+ * A reader of the output that goes away (`npm start | head`, a log shipper restarting, a parent that
+ * closed its pipes) made the next write fail with EPIPE, an unhandled 'error' event: jetpost died at
+ * once, mid-work, leaving its embedded PostgreSQL running. The service goes on; its lines are lost.
+ */
+function outliveClosedOutput(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EPIPE') {
+        throw error;
+      }
+    });
+  }
+}
+
 /** Never rejects: every way out is a log line or a line on stderr, and an exit code. */
 export function runService(signals: StartSignals): Promise<void> {
+  outliveClosedOutput();
   return run(signals).catch((error: unknown) => {
+    // A setting only the database can judge (db/open.ts), as a bad one loadConfig finds.
+    if (error instanceof ConfigError) {
+      process.stderr.write(`jetpost: ${error.message}\n`);
+      process.exit(78);
+    }
     if (error instanceof StartupError) {
       process.stderr.write(`${error.message}\n`);
       process.exit(1);

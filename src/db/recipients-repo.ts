@@ -36,7 +36,7 @@ export const CLAIMED_RECIPIENTS_JSON = `(
       'updated_at_ms', extract(epoch from r.updated_at) * 1000,
       'suppressed', s.reason) order by r.position)
     from email_recipients r
-    left join suppressions s on s.app_id = j.app_id and s.email = lower(r.email)
+    left join suppressions s on s.app_id = j.app_id and s.email = address_key(r.email)
     where r.job_id = j.id)`;
 
 /** A job's recipients, and its suppressed addresses (lower-cased) with their reason, from CLAIMED_RECIPIENTS_JSON. */

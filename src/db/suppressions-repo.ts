@@ -1,4 +1,5 @@
-// suppressions: per app, the addresses not to send to.
+// suppressions: per app, the addresses not to send to, each under its key (address_key() of
+// sql/42: lower-cased, the domain in ASCII), so that one matches whatever form its domain is written in.
 import type { RecipientSuppression, Suppression, SuppressionReason } from '../domain/suppression.js';
 import { query, type Queryable } from './pool.js';
 
@@ -14,7 +15,7 @@ function toSuppression(row: Record<string, unknown>): Suppression {
 // The app is the recipient's job's app: a complaint about one app's mail suppresses it for that app only.
 const SUPPRESS_RECIPIENTS = `
   insert into suppressions (app_id, email, reason, detail)
-  select j.app_id, lower(r.email), s.reason, s.detail
+  select j.app_id, address_key(r.email), s.reason, s.detail
   from unnest($1::bigint[], $2::text[], $3::text[]) as s(recipient_id, reason, detail)
   join email_recipients r on r.id = s.recipient_id
   join email_send_jobs j on j.id = r.job_id
@@ -31,18 +32,18 @@ const LIST_SUPPRESSIONS = `
   select email, reason, detail, created_at
   from suppressions
   where app_id = $1::bigint
-    and ($2::text is null or email > $2)
+    and ($2::text is null or email > address_key($2))
   order by email
   limit $3`;
 
 export async function listSuppressions(db: Queryable, appId: string, options: { after?: string | undefined; limit: number }): Promise<Suppression[]> {
-  const rows = await query(db, LIST_SUPPRESSIONS, [appId, options.after?.toLowerCase() ?? null, options.limit]);
+  const rows = await query(db, LIST_SUPPRESSIONS, [appId, options.after ?? null, options.limit]);
   return rows.map(toSuppression);
 }
 
 const ADD_SUPPRESSION = `
   insert into suppressions (app_id, email, reason, detail)
-  values ($1::bigint, lower($2), 'manual', $3)
+  values ($1::bigint, address_key($2), 'manual', $3)
   on conflict (app_id, email) do update
     set detail = case when suppressions.reason = 'manual' then coalesce(excluded.detail, suppressions.detail) else suppressions.detail end
   returning email, reason, detail, created_at`;
@@ -56,7 +57,7 @@ export async function addSuppression(db: Queryable, appId: string, email: string
 const REMOVE_SUPPRESSION = `
   delete from suppressions
   where app_id = $1::bigint
-    and email = lower($2)
+    and email = address_key($2)
   returning email`;
 
 export async function removeSuppression(db: Queryable, appId: string, email: string): Promise<boolean> {

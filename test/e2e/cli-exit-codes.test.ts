@@ -11,13 +11,13 @@ import { runCli } from '../support/cli.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-/** The simulator's command (`jetpost simulator`), through tsx: it is not among the compiled test bins. */
-function runSimulator(args: string[]): Promise<{ code: number; stderr: string }> {
+/** A command that is not among the compiled test bins (`jetpost simulator`, `jetpost health`), through tsx. */
+function runSource(file: string, args: string[], env: Record<string, string> = {}): Promise<{ code: number; stderr: string }> {
   return new Promise((resolve) => {
     execFile(
       process.execPath,
-      ['--import', 'tsx', path.join(ROOT, 'src', 'simulator', 'main.ts'), ...args],
-      { cwd: ROOT, env: { PATH: process.env['PATH'] ?? '' }, timeout: 60_000 },
+      ['--import', 'tsx', path.join(ROOT, file), ...args],
+      { cwd: ROOT, env: { PATH: process.env['PATH'] ?? '', ...env }, timeout: 60_000 },
       (error, _stdout, stderr) => resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stderr }),
     );
   });
@@ -44,8 +44,16 @@ describe('the commands’ exit codes for bad settings and bad arguments', functi
     expect(badArgument.code, badArgument.stderr).to.equal(2);
   });
 
+  it('when the health check runs with PORT=0, then it exits 78 saying it cannot know the port, not that port 0 did not answer', async () => {
+    const run = await runSource('src/bin/health.ts', [], { PORT: '0' });
+    expect(run.code, run.stderr).to.equal(78);
+    expect(run.stderr).to.equal(
+      'jetpost health: PORT is 0, so the service listens on a free port it chose, which this check cannot know: set PORT to a fixed port\n',
+    );
+  });
+
   it('when the simulator gets a bad argument, then it exits 2 with the usage text', async () => {
-    const run = await runSimulator(['--port', 'eighty']);
+    const run = await runSource('src/simulator/main.ts', ['--port', 'eighty']);
     expect(run.code, run.stderr).to.equal(2);
     expect(run.stderr).to.contain('--port must be a non-negative integer').and.to.contain('--callback-url');
   });

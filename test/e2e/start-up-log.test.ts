@@ -1,7 +1,9 @@
 // What the start-up log tells an operator: where jetpost really listens and how to reach it, where
 // mail goes (Mailjet and its base URL, or the simulator), and in dev mode where the keys are, never
 // pointing at a dev key file that was not written.
+import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 
 import { expect } from 'chai';
@@ -85,6 +87,24 @@ describe('the start-up log', () => {
     expect(password).to.have.length.above(16);
     expect(withFile.status).to.equal(200);
     expect(withOther.status).to.equal(401);
+  });
+
+  it('when dev mode prints its Try it command, then the command queues a message run from any directory, not only from where jetpost started', async () => {
+    const { service } = await start({ mailjet: 'simulator', env: { DEV_MODE: 'true' } });
+    const elsewhere = await fs.mkdtemp(path.join(os.tmpdir(), 'jetpost-try-it-'));
+    const deeper = path.join(elsewhere, 'a', 'b');
+    await fs.mkdir(deeper, { recursive: true });
+    try {
+      const output = await new Promise<string>((resolve, reject) =>
+        execFile('sh', ['-c', service.jetpost.tryIt!], { cwd: deeper }, (error, stdout, stderr) =>
+          error ? reject(new Error(stderr || String(error))) : resolve(stdout),
+        ),
+      );
+
+      expect(JSON.parse(output)).to.include({ status: 'queued' });
+    } finally {
+      await fs.rm(elsewhere, { recursive: true, force: true });
+    }
   });
 
   it('when dev mode serves a request, then one info line names method, route, status, duration and app, never the path, headers or body', async () => {

@@ -1,6 +1,8 @@
+import os from 'node:os';
+
 import { expect } from 'chai';
 
-import { ConfigError, estimatedBits, loadConfig } from '../../src/config.js';
+import { ConfigError, estimatedBits, loadConfig, SETTING_NAMES, settingRange } from '../../src/config.js';
 
 const MAILJET = { MAILJET_API_KEY: 'mj-key', MAILJET_API_SECRET: 'mj-secret' };
 const EVENTS = { EVENTS_USERNAME: 'mailjet', EVENTS_PASSWORD: 'callback-secret-4f9c' };
@@ -112,14 +114,14 @@ describe('loadConfig', () => {
   it('when a number, size, URL, address list or host is garbage that a lenient parser would read, then it fails naming the variable rather than start with a value nobody wrote', () => {
     const cases: Array<[Record<string, string>, string]> = [
       // Number() reads these as 16, 1000, 3 and Infinity; bytes.parse reads '1e400' as 1 byte and '64 apples' as 64.
-      [{ PORT: '0x10' }, 'PORT: a whole number in decimal digits'],
-      [{ LEASE_MS: '1e3' }, 'LEASE_MS: a whole number in decimal digits'],
-      [{ BATCH_SIZE: '0b11' }, 'BATCH_SIZE: a whole number in decimal digits'],
-      [{ WEBHOOK_TIMEOUT_MS: '1e400' }, 'WEBHOOK_TIMEOUT_MS: a whole number in decimal digits'],
-      [{ MAX_ATTEMPTS: '\u0663' }, 'MAX_ATTEMPTS: a whole number in decimal digits'],
-      [{ RETRY_JITTER: '0x1' }, 'RETRY_JITTER: a decimal number'],
-      [{ RETENTION_JOBS_DAYS: '0x1E' }, 'RETENTION_JOBS_DAYS: a decimal number'],
-      [{ RETENTION_JOBS_DAYS: 'Infinity' }, 'RETENTION_JOBS_DAYS: a decimal number'],
+      [{ PORT: '0x10' }, 'PORT: "0x10" is not a whole number from 0 to 65,535'],
+      [{ LEASE_MS: '1e3' }, 'LEASE_MS: "1e3" is not a whole number from 1 to 604,800,000'],
+      [{ BATCH_SIZE: '0b11' }, 'BATCH_SIZE: "0b11" is not a whole number from 1 to 50'],
+      [{ WEBHOOK_TIMEOUT_MS: '1e400' }, 'WEBHOOK_TIMEOUT_MS: "1e400" is not a whole number from 1 to 604,800,000'],
+      [{ MAX_ATTEMPTS: '\u0663' }, 'MAX_ATTEMPTS: "\u0663" is not a whole number from 1 to 100'],
+      [{ RETRY_JITTER: '0x1' }, 'RETRY_JITTER: "0x1" is not a decimal number from 0 to 1'],
+      [{ RETENTION_JOBS_DAYS: '0x1E' }, 'RETENTION_JOBS_DAYS: "0x1E" is not a decimal number from 0 to 36,500'],
+      [{ RETENTION_JOBS_DAYS: 'Infinity' }, 'RETENTION_JOBS_DAYS: "Infinity" is not a decimal number from 0 to 36,500'],
       [{ EVENTS_BODY_LIMIT: '1e400' }, 'EVENTS_BODY_LIMIT: "1e400" is not a size'],
       [{ EVENTS_BODY_LIMIT: '64 apples' }, 'EVENTS_BODY_LIMIT: "64 apples" is not a size'],
       [{ QUEUE_BODY_LIMIT: 'garbage' }, 'QUEUE_BODY_LIMIT: "garbage" is not a size'],
@@ -127,10 +129,10 @@ describe('loadConfig', () => {
       [{ QUEUE_BODY_LIMIT: '0' }, 'QUEUE_BODY_LIMIT: "0" is not a size'],
       [
         { QUEUE_BODY_LIMIT: '100000000000000000000' },
-        'QUEUE_BODY_LIMIT: "100000000000000000000" is larger than a body can be read as (at most 536870888 bytes',
+        'QUEUE_BODY_LIMIT: "100000000000000000000" is not a size from 1 byte to 536,870,888 bytes (about 512mb, the longest text Node holds)',
       ],
-      [{ QUEUE_BODY_LIMIT: '1000000pb' }, 'QUEUE_BODY_LIMIT: "1000000pb" is larger than a body can be read as'],
-      [{ EVENTS_BODY_LIMIT: '600mb' }, 'EVENTS_BODY_LIMIT: "600mb" is larger than a body can be read as'],
+      [{ QUEUE_BODY_LIMIT: '1000000pb' }, 'QUEUE_BODY_LIMIT: "1000000pb" is not a size from 1 byte to 536,870,888 bytes'],
+      [{ EVENTS_BODY_LIMIT: '600mb' }, 'EVENTS_BODY_LIMIT: "600mb" is not a size from 1 byte to 536,870,888 bytes'],
       // express would throw these at start, as a stack trace naming no variable.
       [{ TRUST_PROXY: 'beef' }, 'TRUST_PROXY'],
       [{ TRUST_PROXY: '10.0.0.0/33' }, 'TRUST_PROXY'],
@@ -178,11 +180,43 @@ describe('loadConfig', () => {
     expect(config.trustProxy).to.equal('loopback, 10.0.0.0/8, 192.168.0.0/255.255.0.0, fd00::/8');
   });
 
+  it('when a number or size setting is past its range (0, negative, fractional, 1e400, 0x10, huge), then the start stops naming the setting, the value and the range', () => {
+    const cases: Array<[Record<string, string>, string]> = [
+      [{ EVENTS_BODY_BUDGET: '99999999pb' }, `EVENTS_BODY_BUDGET: "99999999pb" is not a size from EVENTS_BODY_LIMIT to this machine's memory`],
+      [
+        { EVENTS_BODY_BUDGET: `${os.totalmem() + 1}` },
+        `EVENTS_BODY_BUDGET: "${os.totalmem() + 1}" is not a size from EVENTS_BODY_LIMIT to this machine's memory`,
+      ],
+      [{ PORT: '70000' }, 'PORT: "70000" is not a whole number from 0 to 65,535'],
+      [{ PORT: '-1' }, 'PORT: "-1" is not a whole number from 0 to 65,535'],
+      [{ DATABASE_POOL_SIZE: '1.5' }, 'DATABASE_POOL_SIZE: "1.5" is not a whole number from 2 to 200'],
+      [{ DATABASE_POOL_SIZE: '0' }, 'DATABASE_POOL_SIZE: "0" is not a whole number from 2 to 200'],
+      [{ LEASE_MS: '2147483648' }, 'LEASE_MS: "2147483648" is not a whole number from 1 to 604,800,000'],
+      [{ RETRY_FACTOR: '1e400' }, 'RETRY_FACTOR: "1e400" is not a decimal number from 1 to 10'],
+      [{ RETENTION_JOBS_DAYS: '-1' }, 'RETENTION_JOBS_DAYS: "-1" is not a decimal number from 0 to 36,500'],
+      [{ QUEUE_BODY_LIMIT: '0' }, 'QUEUE_BODY_LIMIT: "0" is not a size from 1 byte to 536,870,888 bytes'],
+    ];
+    for (const [env, line] of cases) {
+      expect(configError(env).message, JSON.stringify(env)).to.include(`\n  ${line}`);
+    }
+  });
+
+  it('then no duration setting reaches 2^31 ms, past which Node runs a timer after 1 ms', () => {
+    for (const name of SETTING_NAMES.filter((setting) => setting.endsWith('_MS'))) {
+      const range = settingRange(name);
+      expect(range, name).to.be.a('string');
+      const max = Number(range!.split(' to ')[1]!.replaceAll(',', ''));
+      expect(max, name).to.be.below(2 ** 31);
+    }
+  });
+
   it('when EVENTS_BODY_BUDGET is unset, then it is EVENTS_BODY_LIMIT; below the limit, or not a size, it fails naming the variable', () => {
     expect(loadConfig({}).events.bodyBudgetBytes).to.equal(64 * 1024 * 1024);
     expect(loadConfig({ EVENTS_BODY_LIMIT: '2kb' }).events.bodyBudgetBytes).to.equal(2048);
     expect(loadConfig({ EVENTS_BODY_BUDGET: '200mb' }).events.bodyBudgetBytes).to.equal(200 * 1024 * 1024);
-    expect(configError({ EVENTS_BODY_BUDGET: '32mb' }).message).to.match(/EVENTS_BODY_BUDGET: must be at least EVENTS_BODY_LIMIT \(64mb\)/);
+    expect(configError({ EVENTS_BODY_BUDGET: '32mb' }).message).to.match(
+      /EVENTS_BODY_BUDGET: "32mb" is below EVENTS_BODY_LIMIT \(64mb\): it must be a size from EVENTS_BODY_LIMIT to this machine's memory/,
+    );
     expect(configError({ EVENTS_BODY_BUDGET: 'lots' }).message).to.include('EVENTS_BODY_BUDGET: "lots" is not a size');
     expect(configError({ EVENTS_BODY_LIMIT: 'big' }).message).to.include('EVENTS_BODY_LIMIT: "big" is not a size');
   });

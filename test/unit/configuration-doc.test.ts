@@ -5,7 +5,7 @@ import path from 'node:path';
 
 import { expect } from 'chai';
 
-import { SETTING_NAMES, settingDefault } from '../../src/config.js';
+import { SETTING_NAMES, settingDefault, settingRange } from '../../src/config.js';
 
 const DOC = path.join(import.meta.dirname, '../../docs/configuration.md');
 
@@ -64,8 +64,29 @@ function tableProblems(markdown: string): string[] {
   return problems;
 }
 
+/** Each number or size variable whose row's "accepted" cell does not state its range, as config.ts checks it. */
+function rangeProblems(markdown: string): string[] {
+  const rows = markdown.split('\n').filter((line) => line.startsWith('| `'));
+  return SETTING_NAMES.flatMap((name) => {
+    const range = settingRange(name);
+    const row = rows.find((line) => codeSpans(line.split(/(?<!\\)\|/)[1]!).includes(name));
+    const accepted = row
+      ?.split(/(?<!\\)\|/)[3]
+      ?.replaceAll('`', '')
+      .trim();
+    return range === undefined || accepted?.includes(range) === true ? [] : [`${name}: accepted ${String(accepted)}, but config.ts takes ${range}`];
+  });
+}
+
 describe('docs/configuration.md', () => {
   const markdown = fs.readFileSync(DOC, 'utf8');
+
+  it('then its table states the range each number and size variable accepts, as config.ts checks it', () => {
+    expect(rangeProblems(markdown)).to.deep.equal([]);
+    expect(rangeProblems(markdown.replace('a whole number from 0 to 65,535', 'a whole number from 1 to 65,535'))).to.deep.equal([
+      'PORT: accepted PORT: a whole number from 1 to 65,535; HOST: —, but config.ts takes a whole number from 0 to 65,535',
+    ]);
+  });
 
   it('then its table lists every variable of src/config.ts once, with its real default, and no variable that is gone', () => {
     expect(tableProblems(markdown)).to.deep.equal([]);

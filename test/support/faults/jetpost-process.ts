@@ -39,6 +39,8 @@ export interface JetpostProcess {
   signalGroup(signal: NodeJS.Signals): void;
   /** SIGKILL (unless it already exited) and wait for the exit. */
   kill(): Promise<ExitStatus>;
+  /** Stops reading its stdout and stderr, as a reader that went away (`| head`, a log shipper's restart): its next write fails with EPIPE. */
+  closeOutput(): void;
 }
 
 export interface JetpostOptions {
@@ -188,6 +190,10 @@ export function spawnJetpost(options: JetpostOptions, script: string): JetpostPr
       // The group too: an `npm start` child, or an orphan of one, must not survive the test.
       killChild(child, 'SIGKILL');
       return exited;
+    },
+    closeOutput() {
+      child.stdout!.destroy();
+      child.stderr!.destroy();
     },
   };
 }
