@@ -556,9 +556,10 @@ const ACCEPT_SENT: PreparedStatement = { name: 'jobs_accept_sent', text: ACCEPT_
 // for the first to commit, and its statement then sees the first holder. One-key advisory locks,
 // where jetpost's only other one is the migrations' negative key (a MessageID is positive); taken
 // in ascending order, so two records never wait for each other in a circle. One lock per MessageID,
-// at most 1,600 (32 calls of 50 ids, services/sending.ts), within PostgreSQL's default lock table
-// (6,400: 64 per connection): hashed into a few slots, as the events' locks are, two records of 50
-// ids would nearly always share one and wait for each other.
+// at most 800 a transaction (services/sending.ts, MAX_MESSAGE_IDS_PER_TRANSACTION), so that the
+// records of several replicas fit PostgreSQL's shared lock table together: hashed into a few slots,
+// as the events' locks are, two records of 50 ids would nearly always share one and wait for each
+// other.
 const LOCK_MESSAGE_IDS_TEXT = `
   select pg_advisory_xact_lock(id)
   from unnest($1::bigint[]) as id`;

@@ -85,8 +85,8 @@ export function createSendingService({ pool, channels, leaseMs }: SendingService
   // transaction; one record that cannot be written is then retried alone, never failing the others.
   const record = createGroupCommit<RecordRequest, RecordSummary>({
     write: (requests) => recordSendResults(pool, channels, requests),
-    weight: () => 1,
-    maxWeight: MAX_RECORDS_PER_TRANSACTION,
+    weight: recordWeight,
+    maxWeight: MAX_MESSAGE_IDS_PER_TRANSACTION,
     maxInFlight: RECORDS_IN_FLIGHT,
     writeAloneAfter: () => true,
   });
@@ -103,13 +103,32 @@ export function createSendingService({ pool, channels, leaseMs }: SendingService
 }
 
 /** What one consumer asks to record: the results of one Mailjet call (or look-up) for its jobs. */
-interface RecordRequest {
+export interface RecordRequest {
   workerId: string;
   results: readonly SendResult[];
 }
 
-/** Calls' records in one transaction, at most. */
+/**
+ * MessageIDs bound in one record transaction, at most. The acceptance takes an advisory lock per
+ * MessageID it binds (jobs-repo's LOCK_MESSAGE_IDS) until it commits, and PostgreSQL's lock table is
+ * shared by every connection (64 × max_connections by default, 6,400): at 1,600 a transaction (32
+ * calls of 50), the records in flight of two replicas could fill it, and any statement needing a
+ * lock would then fail "out of shared memory". 800 lets four replicas catch up at once.
+ */
+export const MAX_MESSAGE_IDS_PER_TRANSACTION = 800;
+/** Calls' records in one transaction, at most (a record without MessageIDs counts as this share of them). */
 const MAX_RECORDS_PER_TRANSACTION = 32;
+
+/** A record's share of MAX_MESSAGE_IDS_PER_TRANSACTION: its MessageIDs, at least 1/32 of it. */
+export function recordWeight({ results }: RecordRequest): number {
+  let ids = 0;
+  for (const result of results) {
+    if (result.kind === 'accepted') {
+      ids += result.recipients.length;
+    }
+  }
+  return Math.max(ids, MAX_MESSAGE_IDS_PER_TRANSACTION / MAX_RECORDS_PER_TRANSACTION);
+}
 
 /**
  * Record transactions written at once. With one, a call that Mailjet answered while a record was
