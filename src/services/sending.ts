@@ -113,7 +113,8 @@ export interface RecordRequest {
  * MessageID it binds (jobs-repo's LOCK_MESSAGE_IDS) until it commits, and PostgreSQL's lock table is
  * shared by every connection (64 × max_connections by default, 6,400): at 1,600 a transaction (32
  * calls of 50), the records in flight of two replicas could fill it, and any statement needing a
- * lock would then fail "out of shared memory". 800 lets four replicas catch up at once.
+ * lock would then fail "out of shared memory". At 800, three replicas catching up at once take
+ * 4,800, with room left for their other locks.
  */
 export const MAX_MESSAGE_IDS_PER_TRANSACTION = 800;
 /** Calls' records in one transaction, at most (a record without MessageIDs counts as this share of them). */
