@@ -39,6 +39,7 @@ import { parseTargetPolicy } from '../domain/target-policy.js';
 import { unicodeEscape } from '../domain/unicode-escape.js';
 import { createLogger } from '../log.js';
 import { type AdminService, createAdminService } from '../services/admin.js';
+import { asksForHelp } from './arguments.js';
 
 type ParseArgsOptions = NonNullable<NonNullable<Parameters<typeof parseArgs>[0]>['options']>;
 
@@ -395,6 +396,10 @@ const COMMANDS: Record<string, Command> = {
 };
 
 async function run(argv: string[]): Promise<void> {
+  if (asksForHelp(argv)) {
+    process.stdout.write(USAGE);
+    return;
+  }
   const name = argv.slice(0, 2).join(' ');
   const command = COMMANDS[name];
   if (!command) {

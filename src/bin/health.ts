@@ -3,6 +3,7 @@
 // interface. Exit 0 when it answers 200, else 1 with one line on stderr saying why.
 import { ConfigError, loadListenAddress } from '../config.js';
 import { localUrl } from '../domain/local-url.js';
+import { answerArguments } from './arguments.js';
 
 /** Under the HEALTHCHECK's --timeout (5 s), so that the reason is printed rather than the check killed. */
 const TIMEOUT_MS = 4_000;
@@ -40,4 +41,10 @@ async function check(): Promise<number> {
   return 1;
 }
 
-process.exitCode = await check();
+const USAGE = `usage: jetpost health
+
+Exits 0 when the service at HOST and PORT (the environment variables the service reads) answers
+GET /healthz, else 1 with the reason on stderr.
+`;
+
+process.exitCode = answerArguments('jetpost health', process.argv.slice(2), USAGE) ?? (await check());

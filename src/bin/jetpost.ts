@@ -6,15 +6,31 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { answerArguments } from './arguments.js';
 import type { runService } from './service.js';
 import { catchStartSignals } from './start-signals.js';
 
-const signals = catchStartSignals();
-const service = new URL(`./service${path.extname(fileURLToPath(import.meta.url))}`, import.meta.url);
-(import(service.href) as Promise<{ runService: typeof runService }>).then(
-  (module) => module.runService(signals),
-  (error: unknown) => {
-    process.stderr.write(`jetpost failed to start: could not load ${fileURLToPath(service)}: ${error instanceof Error ? error.message : String(error)}\n`);
-    process.exit(1);
-  },
-);
+const USAGE = `usage: npm start            (the container image: jetpost serve)
+
+jetpost takes its settings from environment variables, not arguments, e.g.
+  PORT=4000 DATABASE_URL=postgres://user:password@db:5432/jetpost npm start
+docs/configuration.md lists them all. With none set, it runs on an embedded PostgreSQL in ./data and
+the Mailjet simulator.
+
+Other commands: npm run admin -- help, npm run mailjet:register-callback -- --help
+`;
+
+const exitCode = answerArguments('jetpost', process.argv.slice(2), USAGE);
+if (exitCode === undefined) {
+  const signals = catchStartSignals();
+  const service = new URL(`./service${path.extname(fileURLToPath(import.meta.url))}`, import.meta.url);
+  (import(service.href) as Promise<{ runService: typeof runService }>).then(
+    (module) => module.runService(signals),
+    (error: unknown) => {
+      process.stderr.write(`jetpost failed to start: could not load ${fileURLToPath(service)}: ${error instanceof Error ? error.message : String(error)}\n`);
+      process.exit(1);
+    },
+  );
+} else {
+  process.exitCode = exitCode;
+}

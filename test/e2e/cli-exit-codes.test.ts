@@ -52,6 +52,28 @@ describe('the commands’ exit codes for bad settings and bad arguments', functi
     );
   });
 
+  it('when the service gets an argument, then it exits 2 saying it takes environment variables, before reading them; --help prints the usage and exits 0', async () => {
+    // A bad PORT too: were the argument ignored, the start would stop on the setting (78) instead.
+    const env = { PORT: 'not-a-port' };
+    const port = await runCli('jetpost', ['--port', '4000'], env);
+    expect(port.code, port.stderr).to.equal(2);
+    expect(port.stderr).to.match(/^jetpost takes no arguments, only environment variables: "--port 4000" is not used\n\nusage: npm start/);
+    const help = await runCli('jetpost', ['--help'], env);
+    expect(help.code, help.stderr).to.equal(0);
+    expect(help.stdout).to.contain('usage: npm start').and.contain('PORT=4000');
+    const healthArgument = await runSource('src/bin/health.ts', ['--port', '4000'], { PORT: '0' });
+    expect(healthArgument.code, healthArgument.stderr).to.equal(2);
+    expect(healthArgument.stderr).to.match(/^jetpost health takes no arguments/);
+  });
+
+  it('when the admin command is asked for help (help, --help, -h), then it prints the usage on stdout and exits 0 without opening the database', async () => {
+    for (const ask of ['help', '--help', '-h']) {
+      const run = await runCli('admin', [ask], { DATABASE_URL: 'mysql://db.example.com/jetpost' });
+      expect(run.code, `${ask}: ${run.stderr}`).to.equal(0);
+      expect(run.stdout).to.match(/^usage: npm run admin -- <command>/);
+    }
+  });
+
   it('when the simulator gets a bad argument, then it exits 2 with the usage text', async () => {
     const run = await runSource('src/simulator/main.ts', ['--port', 'eighty']);
     expect(run.code, run.stderr).to.equal(2);
