@@ -3,7 +3,7 @@
 // consumer (workers/consumer.ts) does the I/O between these steps.
 import { addressKey } from './email-address.js';
 import type { ClaimedJob } from './job.js';
-import { isStorableId } from './mailjet-ids.js';
+import { isStorableId, unstorableId } from './mailjet-ids.js';
 import type { AddressedMessage, FoundMessage } from './mailjet-outcome.js';
 import { countRecipients, packCalls, toMailjetMessage } from './mailjet-payload.js';
 import { pairRecipients, type RecipientRow } from './recipient.js';
@@ -69,7 +69,7 @@ export function lookUpResult(
   }
   if (unstorable !== undefined) {
     // Mailjet has it: never sent again, and no event can reach it.
-    const reason = `its look-up gives MessageID ${unstorable.messageId}, past 2^63-1, the largest jetpost stores`;
+    const reason = `its look-up gives MessageID ${unstorable.messageId}, ${unstorableId(unstorable.messageId) === undefined ? 'not a 64-bit integer' : 'past 2^63-1, the largest jetpost stores'}`;
     return job.lookUpOnly
       ? {
           jobId: job.id,

@@ -80,7 +80,8 @@ export function createMailjetClient({ apiKey, apiSecret, baseUrl = MAILJET_DEFAU
         }
         // A row without usable ids is left out, as if not found (yet): no event could reach it. ID 0 is
         // no message's (SandboxMode answers it). An ID past 2^63-1 is kept: it cannot be stored, but
-        // Mailjet has the message, which must then not be sent again (lookUpResult). A row that names
+        // Mailjet has the message, which must then not be sent again (lookUpResult); so is any other
+        // ID of a row that names this CustomID (negative, not an integer, none), as its text. A row that names
         // another CustomID (a filter not applied, by Mailjet or a proxy) is another message's: taken
         // for this one, a message never sent, to the same address, would be recorded as accepted. One
         // naming none ('' without ShowCustomID) is kept: dropped, a message sent would be sent again.
@@ -89,10 +90,10 @@ export function createMailjetClient({ apiKey, apiSecret, baseUrl = MAILJET_DEFAU
         // the account: the answer cannot say "not sent", so it counts as none.
         const found: FoundMessage[] = [];
         for (const row of rows as Array<Record<string, unknown>>) {
-          const messageId = toIdString(row['ID']) ?? unstorableId(row['ID']);
+          const named = typeof row['CustomID'] === 'string' ? row['CustomID'] : '';
+          const messageId = toIdString(row['ID']) ?? unstorableId(row['ID']) ?? (named === customId ? idText(row['ID']) : undefined);
           const messageUuid = toUuidString(row['UUID']);
           const email = typeof row['ContactAlt'] === 'string' && row['ContactAlt'] !== '' ? row['ContactAlt'] : null;
-          const named = typeof row['CustomID'] === 'string' ? row['CustomID'] : '';
           if (messageId === undefined || messageId === '0' || messageUuid === undefined || (named !== '' && named !== customId)) {
             continue;
           }
@@ -133,6 +134,11 @@ export function createMailjetClient({ apiKey, apiSecret, baseUrl = MAILJET_DEFAU
       }
     },
   };
+}
+
+/** An ID that is no MessageID, as the error naming it shows it (node-mailjet gives a long number as its text). */
+function idText(id: unknown): string {
+  return typeof id === 'string' || typeof id === 'number' || typeof id === 'bigint' ? String(id) : (JSON.stringify(id) ?? 'none');
 }
 
 /**

@@ -12,7 +12,7 @@ describe('the look-up by CustomID', () => {
   beforeEach(() => isolateNetwork());
   afterEach(() => restoreNetwork());
 
-  it("when a row has SandboxMode's ID 0 (no message's), then it is not found, as a row without an ID is not", async () => {
+  it("when a row has SandboxMode's ID 0 (no message's), then it is not found; one of the CustomID asked for with no usable ID is, with its ID as text", async () => {
     const rows = [
       '{"ID":0,"UUID":"","CustomID":"jetpost-1","ContactAlt":"zero@example.com"}',
       '{"ID":576460765503091475,"UUID":"u-1","CustomID":"jetpost-1","ContactAlt":"a@example.com"}',
@@ -25,7 +25,11 @@ describe('the look-up by CustomID', () => {
       .reply(200, `{"Count":${rows.length},"Data":[${rows.join(',')}],"Total":${rows.length}}`, { 'content-type': 'application/json' });
     const client = createMailjetClient({ apiKey: 'k', apiSecret: 's', baseUrl: ORIGIN, timeoutMs: 5_000 });
 
-    expect(await client.findByCustomId('jetpost-1')).to.deep.equal([{ messageId: '576460765503091475', messageUuid: 'u-1', email: 'a@example.com' }]);
+    expect(await client.findByCustomId('jetpost-1')).to.deep.equal([
+      { messageId: '576460765503091475', messageUuid: 'u-1', email: 'a@example.com' },
+      { messageId: 'none', messageUuid: 'u-3', email: 'c@example.com' },
+      { messageId: '-5', messageUuid: 'u-4', email: 'd@example.com' },
+    ]);
   });
 
   // A filter Mailjet (or a proxy before it) did not apply lists other messages, the same address's
