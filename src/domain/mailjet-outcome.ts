@@ -31,6 +31,8 @@ export interface FoundMessage {
   messageId: string;
   messageUuid: string;
   email: string | null;
+  /** The row names the CustomID asked for (not '' without ShowCustomID): Mailjet took a message of the job, whatever its address. */
+  named?: boolean;
 }
 
 /** A found message with its address: what can be paired with a recipient, and kept between look-ups. */

@@ -42,7 +42,10 @@ export function lookUpResult(
   const [unstorable] = (found ?? []).filter((message) => !isStorableId(message.messageId));
   const storable = (found ?? []).filter((message) => isStorableId(message.messageId));
   const addressed = storable.filter((message): message is AddressedMessage => message.email !== null);
-  const [unaddressed] = storable.filter((message) => message.email === null);
+  // A row of the job with an address matching none sent (written in another form, or none) cannot
+  // say whose it is, only that Mailjet took the message.
+  const sentKeys = new Set(recipients.map((row) => addressKey(row.email)));
+  const [unaddressed] = storable.filter((message) => message.email === null || (message.named === true && !sentKeys.has(addressKey(message.email))));
   const { pairs, ...pairing } = pairRecipients(recipients, withoutSharedIds([...job.foundEarlier, ...addressed]));
   // A suppressed address was left out of the send looked up: Mailjet has nothing for it.
   const unreached = pairing.unreached.filter((row) => row.status !== 'suppressed');
@@ -57,9 +60,9 @@ export function lookUpResult(
       return { jobId: job.id, kind: 'accepted', recipients: pairs };
     }
     // Mailjet has the message, so it is never sent again; its index may not show every address yet,
-    // or show them without their address (a row naming only the CustomID cannot say whose it is).
+    // or show them without an address sent (such a row of the job cannot say whose it is).
     const sent = countRecipients(recipients.filter((row) => row.status !== 'suppressed'));
-    const reason = `its look-up found ${sent - countRecipients(unreached)} of the ${sent} addresses sent${unaddressed === undefined ? '' : ', and messages of the job without their address'}`;
+    const reason = `its look-up found ${sent - countRecipients(unreached)} of the ${sent} addresses sent${unaddressed === undefined ? '' : ', and messages of the job without an address sent'}`;
     if (job.lookUpOnly) {
       return giveUpUnreached(job, pairs, unreached, reason, found !== undefined);
     }

@@ -105,7 +105,7 @@ export function createMailjetClient({ apiKey, apiSecret, baseUrl = MAILJET_DEFAU
               description: `Mailjet ${status} on the look-up by CustomID, with a row that names neither its address nor its CustomID`,
             };
           }
-          found.push({ messageId, messageUuid, email });
+          found.push({ messageId, messageUuid, email, ...(named === '' ? {} : { named: true }) });
         }
         return found;
       } catch (error) {

@@ -763,6 +763,20 @@ describe('acceptances whose ids do not cover every row (nock)', () => {
     });
   }
 
+  // Mailjet may write an address in another Unicode form than it was sent (here composed, sent
+  // decomposed). Such a row matched no address, the job looked unsent, and it was sent again.
+  it("when the send times out and its look-up gives the job's CustomID with an address that matches none sent, then it is never sent again", async () => {
+    const sent = 'jose\u0301@example.com';
+    const mailjet = givingMessageId('576460765503095555', { sendDelayMs: 1_500, lookedUpEmail: 'josé@example.com' });
+    service = await startTestService({ env: { MAILJET_TIMEOUT_MS: '500', WORKER_CONCURRENCY: '1' } });
+    const [one] = await queue(service, [sent]);
+
+    const found = await settled(one!);
+    expect(mailjet.sends(), 'sends').to.equal(1);
+    expect(found.status).to.equal('accepted');
+    expect(recipientsOf(found)).to.deep.equal([[sent, 'accepted', '576460765503095555']]);
+  });
+
   it('when one address is given in To and Cc and Mailjet answers it once, then both rows get its MessageID, none stays pending', async () => {
     nock(MAILJET_TEST_ORIGIN)
       .post('/v3.1/send')

@@ -26,9 +26,9 @@ describe('the look-up by CustomID', () => {
     const client = createMailjetClient({ apiKey: 'k', apiSecret: 's', baseUrl: ORIGIN, timeoutMs: 5_000 });
 
     expect(await client.findByCustomId('jetpost-1')).to.deep.equal([
-      { messageId: '576460765503091475', messageUuid: 'u-1', email: 'a@example.com' },
-      { messageId: 'none', messageUuid: 'u-3', email: 'c@example.com' },
-      { messageId: '-5', messageUuid: 'u-4', email: 'd@example.com' },
+      { messageId: '576460765503091475', messageUuid: 'u-1', email: 'a@example.com', named: true },
+      { messageId: 'none', messageUuid: 'u-3', email: 'c@example.com', named: true },
+      { messageId: '-5', messageUuid: 'u-4', email: 'd@example.com', named: true },
     ]);
   });
 
@@ -49,7 +49,7 @@ describe('the look-up by CustomID', () => {
     const client = createMailjetClient({ apiKey: 'k', apiSecret: 's', baseUrl: ORIGIN, timeoutMs: 5_000 });
 
     expect(await client.findByCustomId('jetpost-1')).to.deep.equal([
-      { messageId: '576460765503091477', messageUuid: 'u-3', email: 'a@example.com' },
+      { messageId: '576460765503091477', messageUuid: 'u-3', email: 'a@example.com', named: true },
       { messageId: '576460765503091478', messageUuid: 'u-4', email: 'b@example.com' },
       { messageId: '576460765503091479', messageUuid: 'u-5', email: 'c@example.com' },
     ]);
@@ -70,8 +70,8 @@ describe('the look-up by CustomID', () => {
     const client = createMailjetClient({ apiKey: 'k', apiSecret: 's', baseUrl: ORIGIN, timeoutMs: 5_000 });
 
     expect(await client.findByCustomId('jetpost-1')).to.deep.equal([
-      { messageId: '576460765503091476', messageUuid: 'u-2', email: null },
-      { messageId: '576460765503091477', messageUuid: 'u-3', email: null },
+      { messageId: '576460765503091476', messageUuid: 'u-2', email: null, named: true },
+      { messageId: '576460765503091477', messageUuid: 'u-3', email: null, named: true },
     ]);
   });
 

@@ -286,7 +286,7 @@ describe('an acceptance checked against the recipients sent', () => {
         jobId: '1',
         kind: 'deferred',
         error:
-          'Mailjet accepted it, but its look-up found 0 of the 2 addresses sent, and messages of the job without their address: it is looked up by CustomID for its MessageIDs, never sent again',
+          'Mailjet accepted it, but its look-up found 0 of the 2 addresses sent, and messages of the job without an address sent: it is looked up by CustomID for its MessageIDs, never sent again',
         runAt: new Date('2026-12-02T00:00:02Z'),
         outcomeUnknown: true,
         refundAttempt: false,
@@ -297,9 +297,18 @@ describe('an acceptance checked against the recipients sent', () => {
         jobId: '1',
         kind: 'failed',
         error:
-          'Mailjet accepted it, but its look-up found 0 of the 2 addresses sent, and messages of the job without their address: the last look-up gave no MessageID for a@example.com, b@example.com, so their outcome is unknown (they may well have been delivered) and no event can reach them',
+          'Mailjet accepted it, but its look-up found 0 of the 2 addresses sent, and messages of the job without an address sent: the last look-up gave no MessageID for a@example.com, b@example.com, so their outcome is unknown (they may well have been delivered) and no event can reach them',
         outcomeUnknown: true,
       });
+      // A row of the job whose address matches none sent is one of them too; one that does not name the job is not.
+      const stray = { email: 'josé@example.com', messageId: id(5), messageUuid: 'u-5' };
+      expect(lookUpResult(claimed(false, [rows[0]!]), [rows[0]!], [{ ...stray, named: true }], context)).to.deep.equal({
+        jobId: '1',
+        kind: 'accepted',
+        recipients: [{ recipientId: '1', messageId: id(5), messageUuid: 'u-5' }],
+      });
+      expect(lookUpResult(claimed(true, rows), rows, [{ ...stray, named: true }], context)).to.deep.include({ kind: 'failed', outcomeUnknown: true });
+      expect(lookUpResult(claimed(false, [rows[0]!]), [rows[0]!], [stray], context)).to.equal(undefined);
       // With one address found by address, the other is closed: never paired with a row whose address is unknown.
       expect(lookUpResult(claimed(true, rows), rows, [...found('a@example.com'), ...unaddressed(1)], context)).to.deep.include({
         kind: 'accepted',
