@@ -1,5 +1,5 @@
 // email_events: the append-only, deduplicated history of Mailjet events.
-import { addressKey } from '../domain/email-address.js';
+import { eventAddressKey, isHoldersAddress } from '../domain/email-address.js';
 import { JobDeletedMeanwhileError, RecipientMovedMeanwhileError } from '../domain/errors.js';
 import { OMITTED_EVENTS_COUNTED, type StoredEvent } from '../domain/event.js';
 import type { EventEffect } from '../domain/event-application.js';
@@ -111,15 +111,22 @@ const MATCH_EVENTS = `
   join email_recipients r on r.id = f.recipient_id
   where e.id = f.event_id
   returning e.id, e.event_type, e.occurred_at, e.recipient_id, e.job_id, e.mailjet_message_id::text as mailjet_message_id,
-    e.mailjet_message_uuid, e.email, e.payload`;
+    e.mailjet_message_uuid, e.email, e.payload, r.email as holder_email`;
+
+/** An event matched to its recipient after it was stored, with that recipient's address (not checked yet: isHoldersAddress). */
+export type LateMatch = StoredEvent & { holderEmail: string };
+
+function toLateMatch(row: Record<string, unknown>): LateMatch {
+  return { ...toStoredEvent(row), holderEmail: row['holder_email'] as string };
+}
 
 /** Matches stored, still unmatched events (by id) to their recipients where one is known now; returns those. */
-export async function matchEvents(tx: Queryable, eventIds: readonly string[]): Promise<StoredEvent[]> {
+export async function matchEvents(tx: Queryable, eventIds: readonly string[]): Promise<LateMatch[]> {
   if (eventIds.length === 0) {
     return [];
   }
   const rows = await query(tx, MATCH_EVENTS, [eventIds]);
-  return rows.map(toStoredEvent);
+  return rows.map(toLateMatch);
 }
 
 const MATCH_KEPT_EVENTS_TEXT = `
@@ -131,16 +138,25 @@ const MATCH_KEPT_EVENTS_TEXT = `
     and e.recipient_id is null
     and (e.mailjet_message_id = r.mailjet_message_id or e.mailjet_message_uuid = r.mailjet_message_uuid)
   returning e.id, e.event_type, e.occurred_at, e.recipient_id, e.job_id, e.mailjet_message_id::text as mailjet_message_id,
-    e.mailjet_message_uuid, e.email, e.payload`;
+    e.mailjet_message_uuid, e.email, e.payload, r.email as holder_email`;
 const MATCH_KEPT_EVENTS: PreparedStatement = { name: 'events_match_kept', text: MATCH_KEPT_EVENTS_TEXT };
 
 /** Attaches events that arrived before their message's ids were recorded; returns them. */
-export async function matchKeptEvents(tx: Queryable, jobIds: readonly string[]): Promise<StoredEvent[]> {
+export async function matchKeptEvents(tx: Queryable, jobIds: readonly string[]): Promise<LateMatch[]> {
   if (jobIds.length === 0) {
     return [];
   }
   const rows = await query(tx, MATCH_KEPT_EVENTS, [jobIds]);
-  return rows.map(toStoredEvent);
+  return rows.map(toLateMatch);
+}
+
+const DELETE_EVENTS = `delete from email_events where id = any($1::bigint[])`;
+
+/** Takes stored events out of the history: late matches for a recipient with another address, kept aside instead. */
+export async function deleteEvents(tx: Queryable, eventIds: readonly string[]): Promise<void> {
+  if (eventIds.length > 0) {
+    await tx.query(DELETE_EVENTS, [eventIds]);
+  }
 }
 
 /**
@@ -281,17 +297,18 @@ const STORE_AND_APPLY_TEXT = `
     -- (this statement waited for it on the job's lock) left a newer version elsewhere, which
     -- PostgreSQL does not take for the one at that place: the row is then neither locked nor
     -- updated, and \`missed\` has the caller try again, with a snapshot that sees the newer version.
-    -- An event for a recipient with another address is not that recipient's (other_address): Mailjet
-    -- gave its MessageID to another message too, and the id stays with its first holder (jobs-repo's
-    -- ACCEPT_SENT). It is neither stored nor applied here: the caller keeps it aside. Addresses are
-    -- compared as addressKey forms them (the event's is e.address_key): for an ASCII address that is
-    -- lower(); one with other characters (an IDN domain as typed) is not compared, since PostgreSQL
-    -- cannot put its domain in ASCII form. False, never null, for an event without a recipient.
+    -- An event for a recipient with another address is not that recipient's: Mailjet gave its
+    -- MessageID to another message too, and the id stays with its first holder (jobs-repo's
+    -- ACCEPT_SENT). Whether the address is the holder's is decided by isHoldersAddress alone (the
+    -- caller); here only the plain case is settled: an ASCII holder whose address, lower-cased, is the
+    -- event's eventAddressKey (e.address_key). Any other (unchecked) is neither stored nor applied
+    -- here, and returned with the holder's address for the caller to decide. False, never null, for
+    -- an event without a recipient, or whose address the caller checked (e.address_key null).
     select e.ord, e.dedupe_key, coalesce(by_id.id, by_uuid.id) as recipient_id, coalesce(by_id.job_id, by_uuid.job_id) as job_id,
-      coalesce(by_id.ctid, by_uuid.ctid) as recipient_ctid,
+      coalesce(by_id.ctid, by_uuid.ctid) as recipient_ctid, coalesce(by_id.email, by_uuid.email) as holder_email,
       coalesce(by_id.email, by_uuid.email) is not null and e.address_key is not null
-        and octet_length(coalesce(by_id.email, by_uuid.email)) = char_length(coalesce(by_id.email, by_uuid.email))
-        and lower(coalesce(by_id.email, by_uuid.email)) <> e.address_key as other_address
+        and not (octet_length(coalesce(by_id.email, by_uuid.email)) = char_length(coalesce(by_id.email, by_uuid.email))
+          and lower(coalesce(by_id.email, by_uuid.email) collate "C") = e.address_key) as unchecked
     from input e
     left join lateral (
       select r.ctid, r.id, r.job_id, r.email from email_recipients r where r.mailjet_message_id = e.message_id limit 1
@@ -306,7 +323,7 @@ const STORE_AND_APPLY_TEXT = `
     select e.dedupe_key, e.event_type, e.occurred_at, e.message_id, e.message_uuid, e.email, m.recipient_id, m.job_id, e.payload
     from input e
     join matched m on m.ord = e.ord
-    where not m.other_address
+    where not m.unchecked
     order by e.ord
     on conflict (occurred_at, dedupe_key) do nothing
     returning id, dedupe_key, event_type, recipient_id, job_id, mailjet_message_id, mailjet_message_uuid
@@ -418,12 +435,12 @@ const STORE_AND_APPLY_TEXT = `
   select
     -- The new events, by their position in $1 (from 1): the caller tells whose they are.
     array(select e.ord::int from inserted i join input e on e.dedupe_key = i.dedupe_key) as inserted,
-    -- The events for a recipient with another address (see matched), by position, with its job.
+    -- The events whose address the caller checks (see matched), by position, with their holder.
     coalesce((
-      select json_agg(json_build_object('ord', m.ord, 'holderJobId', m.job_id::text) order by m.ord)
+      select json_agg(json_build_object('ord', m.ord, 'holderJobId', m.job_id::text, 'holderEmail', m.holder_email) order by m.ord)
       from matched m
-      where m.other_address
-    ), '[]') as other_address,
+      where m.unchecked
+    ), '[]') as unchecked,
     -- The events left without their message: the new ones, and repeats of ones stored so (matched
     -- again by the caller, as at their first arrival, in case that was cut short).
     array(
@@ -473,8 +490,47 @@ export interface StoreAndApplyResult {
   sentAfterAcceptedMs: number[];
 }
 
-/** Stores the events (one copy of each) and applies the new matched ones; see STORE_AND_APPLY. */
+/**
+ * Stores the events (one copy of each) and applies the new matched ones, except those for a
+ * recipient with another address (isHoldersAddress); see STORE_AND_APPLY. The events whose address
+ * the statement could not settle are checked here and, the holder's after all, stored and applied
+ * by a second statement, told they are checked.
+ */
 export async function storeAndApplyEvents(tx: Queryable, webhooksChannel: string, events: readonly EventToApply[]): Promise<StoreAndApplyResult> {
+  const first = await storeAndApplyChecking(tx, webhooksChannel, events, true);
+  const otherAddress: StoreAndApplyResult['otherAddress'] = [];
+  const holders: number[] = [];
+  for (const { index, holderJobId, holderEmail } of first.unchecked) {
+    if (isHoldersAddress(holderEmail, events[index]!.event.email)) {
+      holders.push(index);
+    } else {
+      otherAddress.push({ index, holderJobId });
+    }
+  }
+  if (holders.length === 0) {
+    return { inserted: first.inserted, unmatched: first.unmatched, otherAddress, sentAfterAcceptedMs: first.sentAfterAcceptedMs };
+  }
+  const second = await storeAndApplyChecking(
+    tx,
+    webhooksChannel,
+    holders.map((index) => events[index]!),
+    false,
+  );
+  return {
+    inserted: [...first.inserted, ...second.inserted.map((index) => holders[index]!)].sort((a, b) => a - b),
+    unmatched: [...first.unmatched, ...second.unmatched],
+    otherAddress,
+    sentAfterAcceptedMs: [...first.sentAfterAcceptedMs, ...second.sentAfterAcceptedMs],
+  };
+}
+
+/** One STORE_AND_APPLY; `check`: whether the events' addresses are still to be checked (false: the caller did). */
+async function storeAndApplyChecking(
+  tx: Queryable,
+  webhooksChannel: string,
+  events: readonly EventToApply[],
+  check: boolean,
+): Promise<Omit<StoreAndApplyResult, 'otherAddress'> & { unchecked: Array<{ index: number; holderJobId: string; holderEmail: string }> }> {
   // In the order of STORE_AND_APPLY's column list; JSON.stringify leaves out the undefined ones.
   const input = events.map(({ event, effect }) => ({
     k: event.dedupeKey,
@@ -489,7 +545,7 @@ export async function storeAndApplyEvents(tx: Queryable, webhooksChannel: string
     d: effect.details,
     r: effect.suppression?.reason,
     s: effect.suppression?.detail,
-    a: addressKey(event.email),
+    a: check ? eventAddressKey(event.email) : undefined,
   }));
   const [row] = await query(tx, STORE_AND_APPLY, [JSON.stringify(input), DELIVERY_ORDER, webhooksChannel]);
   if (row!['orphaned'] !== 0) {
@@ -501,7 +557,10 @@ export async function storeAndApplyEvents(tx: Queryable, webhooksChannel: string
   return {
     inserted: (row!['inserted'] as number[]).map((ord) => ord - 1),
     unmatched: row!['unmatched'] as StoreAndApplyResult['unmatched'],
-    otherAddress: (row!['other_address'] as Array<{ ord: number; holderJobId: string }>).map(({ ord, holderJobId }) => ({ index: ord - 1, holderJobId })),
+    unchecked: (row!['unchecked'] as Array<{ ord: number; holderJobId: string; holderEmail: string }>).map(({ ord, ...holder }) => ({
+      index: ord - 1,
+      ...holder,
+    })),
     sentAfterAcceptedMs: row!['sent_after_accepted_ms'] as number[],
   };
 }

@@ -3,7 +3,7 @@
 import type { JobListRow } from '../domain/dashboard.js';
 import { isoTimeFormatter } from '../domain/iso-time.js';
 import type { AdminJobRow, ClaimedJob, JobRow, QueuedJob } from '../domain/job.js';
-import type { FoundMessage } from '../domain/mailjet-outcome.js';
+import type { AddressedMessage } from '../domain/mailjet-outcome.js';
 import type { MessageContent, NewJob } from '../domain/message.js';
 import { LIST_WINDOW, nextBefore } from '../domain/page.js';
 import { DEPTH_STATUSES, type DepthStatus, type QueueDepth } from '../domain/queue-figures.js';
@@ -298,7 +298,7 @@ export async function claimJobs(db: Queryable, workerId: string, limit: number, 
         content: row['message'] as MessageContent,
         lookUpOnly: row['look_up_only'] === true,
         acceptedUnresolved: row['accepted_unresolved'] === true,
-        foundEarlier: (row['found_message_ids'] as FoundMessage[] | null) ?? [],
+        foundEarlier: (row['found_message_ids'] as AddressedMessage[] | null) ?? [],
         lookUpFailingSince: timeOrNull(row['lookup_failing_since']),
         ...claimedRecipientsFromJson(job.id, row['recipients']),
       });
@@ -341,7 +341,7 @@ export interface Settlement {
    */
   lookUpOnly?: boolean;
   /** What its look-ups found so far, when some of its addresses only (kept for its next look-up). */
-  found?: readonly FoundMessage[] | undefined;
+  found?: readonly AddressedMessage[] | undefined;
   /** Since when its look-ups have not been answered (waitForLookUp); absent: its last one was, or none was made. */
   lookUpFailingSince?: Date | undefined;
 }

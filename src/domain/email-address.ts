@@ -157,3 +157,36 @@ export function addressKey(address: string): string {
   }
   return `${address.slice(0, at).toLowerCase()}@${domainToASCII(domain) || domain.toLowerCase()}`;
 }
+
+/** Printable ASCII: the quick path of eventAddressKey (any other address takes the whole one, to the same key). */
+const PRINTABLE_ASCII = /^[ -~]*$/;
+
+/**
+ * The key an event's `email` and the address of the recipient holding its MessageID are compared by
+ * (isHoldersAddress): addressKey, after Unicode compatibility normalisation (NFKC: full-width forms,
+ * a full-width @, ligatures) and case folded both ways, so that a case mapping that is not one-to-one
+ * (ß and SS, a final sigma, the dotted İ, whose lower case is i and a combining dot) still compares
+ * equal; a domain's final dot is dropped. Looser than addressKey on purpose: the check it serves
+ * keeps an event aside only when the address cannot be the holder's, spelt by another mail system.
+ */
+export function eventAddressKey(address: string): string {
+  const folded = PRINTABLE_ASCII.test(address)
+    ? address.toLowerCase()
+    : addressKey(
+        address
+          .normalize('NFKC')
+          .toUpperCase()
+          .toLowerCase()
+          .replace(/i\u0307/g, 'i'),
+      );
+  return folded.endsWith('.') ? folded.slice(0, -1) : folded;
+}
+
+/**
+ * Whether an event's `email` can be the address of the recipient holding its MessageID: the one
+ * check of every path that applies an event (events-repo's statement and its late matches). An event
+ * without an email cannot say otherwise.
+ */
+export function isHoldersAddress(holderEmail: string, eventEmail: string | null | undefined): boolean {
+  return eventEmail === null || eventEmail === undefined || eventAddressKey(eventEmail) === eventAddressKey(holderEmail);
+}

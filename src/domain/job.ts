@@ -1,5 +1,5 @@
 // A job as jetpost keeps it (email_send_jobs): one message, its lifecycle status and its lease.
-import type { FoundMessage } from './mailjet-outcome.js';
+import type { AddressedMessage } from './mailjet-outcome.js';
 import type { MessageContent } from './message.js';
 import type { RecipientRow } from './recipient.js';
 import type { JobStatus } from './status.js';
@@ -52,7 +52,7 @@ export interface ClaimedJob extends JobRow {
    * What earlier look-ups found of it, when they found some of its addresses only (lookUpResult): a
    * MessageID found once stays found. Empty otherwise.
    */
-  foundEarlier: readonly FoundMessage[];
+  foundEarlier: readonly AddressedMessage[];
   /** Since when its look-ups have not been answered (waitForLookUp); null while they are, or none was made. */
   lookUpFailingSince: Date | null;
   /** Its To, Cc and Bcc rows in order, read by the claim itself (no second round trip). */

@@ -22,12 +22,21 @@ export interface SendResponse {
   description: string;
 }
 
-/** A message Mailjet holds for a CustomID (a message look-up), one per recipient address. */
+/**
+ * A message Mailjet holds for a CustomID (a message look-up), one per recipient address. `email` is
+ * null on a row that names the CustomID asked for but not its address (no `ContactAlt`: Mailjet or a
+ * proxy ignored ShowContactAlt): it proves Mailjet took a message of the job, not which recipient's.
+ */
 export interface FoundMessage {
   messageId: string;
   messageUuid: string;
-  email: string;
+  email: string | null;
+  /** The row names the CustomID asked for (not '' without ShowCustomID): Mailjet took a message of the job, whatever its address. */
+  named?: boolean;
 }
+
+/** A found message with its address: what can be paired with a recipient, and kept between look-ups. */
+export type AddressedMessage = FoundMessage & { email: string };
 
 /**
  * What a look-up by CustomID got: Mailjet's list (possibly empty), or else (not an array) what came

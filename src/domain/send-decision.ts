@@ -1,6 +1,6 @@
 // What becomes of each job of a Mailjet call, pure: accepted with its MessageIDs, deferred to a
 // later attempt, or failed for good (the dead-letter state, with the reason kept).
-import type { AcceptedRecipient, CallOutcome, FoundMessage, MessageOutcome } from './mailjet-outcome.js';
+import type { AcceptedRecipient, AddressedMessage, CallOutcome, MessageOutcome } from './mailjet-outcome.js';
 import { countRecipients } from './mailjet-payload.js';
 import { type AcceptedIds, type HeldMessageId, pairRecipients, type RecipientRow } from './recipient.js';
 import { backoffMs, nextRetry, retryDelayMs, type RetryPolicy } from './retry-policy.js';
@@ -36,7 +36,7 @@ export type SendResult =
       /** Mailjet accepted it (unresolvedAcceptance): its attempts are spent, so it is only ever looked up, never sent again. */
       readonly lookUpOnly?: boolean;
       /** What its look-ups found so far, when some of its addresses only: kept for the next look-up (a found MessageID stays found). */
-      readonly found?: readonly FoundMessage[];
+      readonly found?: readonly AddressedMessage[];
       /** Since when Mailjet has not answered its look-ups (waitForLookUp): absent, its last one was answered or none was made. */
       readonly lookUpFailingSince?: Date;
     };
@@ -88,7 +88,7 @@ const UNRESOLVED_ACCEPTANCE = 'Mailjet accepted it, but ';
  * backoff, so that Mailjet's message index has it), with its attempts spent so that it is never sent.
  * `found`: what a look-up found of it already (some addresses), kept for the next one.
  */
-export function unresolvedAcceptance(job: AttemptedJob, reason: string, context: DecisionContext, found?: readonly FoundMessage[]): SendResult {
+export function unresolvedAcceptance(job: AttemptedJob, reason: string, context: DecisionContext, found?: readonly AddressedMessage[]): SendResult {
   const delayMs = backoffMs(context.policy, job.attempts, context.random);
   return {
     jobId: job.id,
@@ -184,7 +184,8 @@ export function giveUpAfterLookUp(job: AttemptedJob & { lastError: string | null
  * The last look-up of a job Mailjet's look-ups have found for some of its addresses only (`lookedUp`
  * false: that last one could not be made): it is accepted with those, and the rest are closed, since
  * no event can ever reach a recipient without its id. Their outcome is unknown (Mailjet took the
- * message: they may well have been delivered), and the error says so.
+ * message: they may well have been delivered), and the error says so. With none found by address
+ * (Mailjet named the job's messages without their addresses), the job fails so, outcome unknown.
  */
 export function giveUpUnreached(
   job: Pick<AttemptedJob, 'id'>,
@@ -195,15 +196,11 @@ export function giveUpUnreached(
 ): SendResult {
   const addresses = [...new Set(unreached.map((row) => row.email.toLowerCase()))].join(', ');
   const last = lookedUp ? 'the last look-up gave no MessageID for' : 'the last look-up could not be made, and none gave a MessageID for';
-  return {
-    jobId: job.id,
-    kind: 'accepted',
-    recipients: pairs,
-    unreached: {
-      recipientIds: unreached.map((row) => row.id),
-      error: `${UNRESOLVED_ACCEPTANCE}${reason}: ${last} ${addresses}, so their outcome is unknown (they may well have been delivered) and no event can reach them`,
-    },
-  };
+  const error = `${UNRESOLVED_ACCEPTANCE}${reason}: ${last} ${addresses}, so their outcome is unknown (they may well have been delivered) and no event can reach them`;
+  if (pairs.length === 0) {
+    return { jobId: job.id, kind: 'failed', error, outcomeUnknown: true };
+  }
+  return { jobId: job.id, kind: 'accepted', recipients: pairs, unreached: { recipientIds: unreached.map((row) => row.id), error } };
 }
 
 /**

@@ -3,8 +3,8 @@
 // consumer (workers/consumer.ts) does the I/O between these steps.
 import { addressKey } from './email-address.js';
 import type { ClaimedJob } from './job.js';
-import { isStorableId } from './mailjet-ids.js';
-import type { FoundMessage } from './mailjet-outcome.js';
+import { isStorableId, unstorableId } from './mailjet-ids.js';
+import type { AddressedMessage, FoundMessage } from './mailjet-outcome.js';
 import { countRecipients, packCalls, toMailjetMessage } from './mailjet-payload.js';
 import { pairRecipients, type RecipientRow } from './recipient.js';
 import { type DecisionContext, giveUpAfterLookUp, giveUpUnreached, type SendResult, unresolvedAcceptance, waitForLookUp } from './send-decision.js';
@@ -38,19 +38,31 @@ export function lookUpResult(
   }
   // A MessageID found once stays found (the earlier look-ups' first): Mailjet's index may show fewer
   // addresses later than it did. One past 2^63-1 cannot be stored: its address counts as not found,
-  // but it says that Mailjet has the message.
+  // but it says that Mailjet has the message. A row without its address is paired below, if at all.
   const [unstorable] = (found ?? []).filter((message) => !isStorableId(message.messageId));
-  const storable = unstorable === undefined ? (found ?? []) : (found ?? []).filter((message) => isStorableId(message.messageId));
-  const { pairs, ...pairing } = pairRecipients(recipients, withoutSharedIds([...job.foundEarlier, ...storable]));
+  const storable = (found ?? []).filter((message) => isStorableId(message.messageId));
+  const addressed = storable.filter((message): message is AddressedMessage => message.email !== null);
+  // A row of the job with an address matching none sent (written in another form, or none) cannot
+  // say whose it is, only that Mailjet took the message.
+  const sentKeys = new Set(recipients.map((row) => addressKey(row.email)));
+  const [unaddressed] = storable.filter((message) => message.email === null || (message.named === true && !sentKeys.has(addressKey(message.email))));
+  const { pairs, ...pairing } = pairRecipients(recipients, withoutSharedIds([...job.foundEarlier, ...addressed]));
   // A suppressed address was left out of the send looked up: Mailjet has nothing for it.
   const unreached = pairing.unreached.filter((row) => row.status !== 'suppressed');
-  if (pairs.length > 0) {
+  if (unaddressed !== undefined && pairs.length === 0 && new Set(unreached.map((row) => addressKey(row.email))).size === 1) {
+    // Sent to one address, the message Mailjet holds under the job's CustomID can only be that
+    // address's (several: the first, as for rows with addresses).
+    const { messageId, messageUuid } = unaddressed;
+    return { jobId: job.id, kind: 'accepted', recipients: unreached.map((row) => ({ recipientId: row.id, messageId, messageUuid })) };
+  }
+  if (pairs.length > 0 || unaddressed !== undefined) {
     if (unreached.length === 0) {
       return { jobId: job.id, kind: 'accepted', recipients: pairs };
     }
-    // Mailjet has the message, so it is never sent again; its index may not show every address yet.
+    // Mailjet has the message, so it is never sent again; its index may not show every address yet,
+    // or show them without an address sent (such a row of the job cannot say whose it is).
     const sent = countRecipients(recipients.filter((row) => row.status !== 'suppressed'));
-    const reason = `its look-up found ${sent - countRecipients(unreached)} of the ${sent} addresses sent`;
+    const reason = `its look-up found ${sent - countRecipients(unreached)} of the ${sent} addresses sent${unaddressed === undefined ? '' : ', and messages of the job without an address sent'}`;
     if (job.lookUpOnly) {
       return giveUpUnreached(job, pairs, unreached, reason, found !== undefined);
     }
@@ -60,7 +72,7 @@ export function lookUpResult(
   }
   if (unstorable !== undefined) {
     // Mailjet has it: never sent again, and no event can reach it.
-    const reason = `its look-up gives MessageID ${unstorable.messageId}, past 2^63-1, the largest jetpost stores`;
+    const reason = `its look-up gives MessageID ${unstorable.messageId}, ${unstorableId(unstorable.messageId) === undefined ? 'not a 64-bit integer' : 'past 2^63-1, the largest jetpost stores'}`;
     return job.lookUpOnly
       ? {
           jobId: job.id,
@@ -81,7 +93,7 @@ export function lookUpResult(
  * which recipient an event is about (as in a send's answer, mailjet-outcome.ts), so it is not found.
  * One address given twice may share its id.
  */
-function withoutSharedIds(found: readonly FoundMessage[]): readonly FoundMessage[] {
+function withoutSharedIds(found: readonly AddressedMessage[]): readonly AddressedMessage[] {
   if (found.length < 2) {
     return found;
   }

@@ -7,7 +7,7 @@ import type MailjetModule from 'node-mailjet';
 
 import type { CallbackWrite, RegisteredCallback } from '../domain/events-callback.js';
 import { toIdString, toUuidString, unstorableId } from '../domain/mailjet-ids.js';
-import type { LookupAnswer, SendResponse } from '../domain/mailjet-outcome.js';
+import type { FoundMessage, LookupAnswer, SendResponse } from '../domain/mailjet-outcome.js';
 import { createSendCall } from './send-call.js';
 
 // node-mailjet 6 is CommonJS whose module.exports is the class itself (no `default`); TypeScript's
@@ -80,23 +80,34 @@ export function createMailjetClient({ apiKey, apiSecret, baseUrl = MAILJET_DEFAU
         }
         // A row without usable ids is left out, as if not found (yet): no event could reach it. ID 0 is
         // no message's (SandboxMode answers it). An ID past 2^63-1 is kept: it cannot be stored, but
-        // Mailjet has the message, which must then not be sent again (lookUpResult). A row that names
+        // Mailjet has the message, which must then not be sent again (lookUpResult); so is any other
+        // ID of a row that names this CustomID (negative, not an integer, none), as its text. A row that names
         // another CustomID (a filter not applied, by Mailjet or a proxy) is another message's: taken
         // for this one, a message never sent, to the same address, would be recorded as accepted. One
         // naming none ('' without ShowCustomID) is kept: dropped, a message sent would be sent again.
-        return (rows as Array<Record<string, unknown>>).flatMap((row) => {
-          const messageId = toIdString(row['ID']) ?? unstorableId(row['ID']);
+        // A row without its address (ShowContactAlt ignored) is kept with none when it names this
+        // CustomID: Mailjet took a message of the job. Naming none either, it could be any message of
+        // the account: the answer cannot say "not sent", so it counts as none.
+        const found: FoundMessage[] = [];
+        for (const row of rows as Array<Record<string, unknown>>) {
+          const named = typeof row['CustomID'] === 'string' ? row['CustomID'] : '';
+          const messageId = toIdString(row['ID']) ?? unstorableId(row['ID']) ?? (named === customId ? idText(row['ID']) : undefined);
           const messageUuid = toUuidString(row['UUID']);
-          const email = row['ContactAlt'];
-          const named = row['CustomID'];
-          return messageId === undefined ||
-            messageId === '0' ||
-            messageUuid === undefined ||
-            typeof email !== 'string' ||
-            (typeof named === 'string' && named !== '' && named !== customId)
-            ? []
-            : [{ messageId, messageUuid, email }];
-        });
+          const email = typeof row['ContactAlt'] === 'string' && row['ContactAlt'] !== '' ? row['ContactAlt'] : null;
+          if (messageId === undefined || messageId === '0' || messageUuid === undefined || (named !== '' && named !== customId)) {
+            continue;
+          }
+          if (email === null && named === '') {
+            const status = result.response.status;
+            return {
+              status,
+              body: undefined,
+              description: `Mailjet ${status} on the look-up by CustomID, with a row that names neither its address nor its CustomID`,
+            };
+          }
+          found.push({ messageId, messageUuid, email, ...(named === '' ? {} : { named: true }) });
+        }
+        return found;
       } catch (error) {
         return unansweredLookup(error);
       }
@@ -123,6 +134,11 @@ export function createMailjetClient({ apiKey, apiSecret, baseUrl = MAILJET_DEFAU
       }
     },
   };
+}
+
+/** An ID that is no MessageID, as the error naming it shows it (node-mailjet gives a long number as its text). */
+function idText(id: unknown): string {
+  return typeof id === 'string' || typeof id === 'number' || typeof id === 'bigint' ? String(id) : (JSON.stringify(id) ?? 'none');
 }
 
 /**

@@ -20,10 +20,11 @@
 import { createHash } from 'node:crypto';
 
 import type { Bus } from '../bus.js';
-import { lockMessagesExclusive, matchEvents, storeAndApplyEvents } from '../db/events-repo.js';
+import { deleteEvents, type LateMatch, lockMessagesExclusive, matchEvents, storeAndApplyEvents } from '../db/events-repo.js';
 import type { NotifyChannels } from '../db/notify.js';
 import { type Pool, type Queryable, withTransaction } from '../db/pool.js';
 import { insertRejectedEvents, type RejectedEventRow } from '../db/rejected-events-repo.js';
+import { isHoldersAddress } from '../domain/email-address.js';
 import { AppError, isDatabaseUnavailable, ServiceUnavailableError } from '../domain/errors.js';
 import { eventEffect } from '../domain/event-application.js';
 import {
@@ -260,9 +261,23 @@ async function storeParts(pool: Pool, channels: NotifyChannels, parts: ReadonlyA
   results[0]!.sentAfterAcceptedMs.push(...stored.sentAfterAcceptedMs);
   if (stored.unmatched.length > 0) {
     const late = await inTransaction(pool, (tx) => matchLate(tx, channels, events, stored.unmatched));
+    const keptAside = new Map(late.otherAddress.map((event) => [event.id, event]));
     for (const event of stored.unmatched) {
       if (!event.repeat && !late.matchedIds.has(event.id)) {
         resultOf(event.dedupeKey).unmatched += 1;
+      }
+      const aside = keptAside.get(event.id);
+      if (aside !== undefined) {
+        // Stored a moment ago, or at an earlier arrival (a repeat): kept aside now, as it would have been then.
+        const result = resultOf(event.dedupeKey);
+        if (!event.repeat) {
+          result.stored -= 1;
+          result.byType[aside.type] = result.byType[aside.type]! - 1;
+          if (result.byType[aside.type] === 0) {
+            delete result.byType[aside.type];
+          }
+        }
+        addOtherAddress(result, 1, [{ messageId: aside.messageId ?? undefined, holderJobId: aside.jobId! }]);
       }
     }
     results[0]!.sentAfterAcceptedMs.push(...late.sentAfterAcceptedMs);
@@ -282,7 +297,7 @@ async function matchLate(
   channels: NotifyChannels,
   chunk: readonly MailjetEvent[],
   unmatched: ReadonlyArray<{ id: string; dedupeKey: string }>,
-): Promise<{ matchedIds: Set<string>; sentAfterAcceptedMs: number[] }> {
+): Promise<{ matchedIds: Set<string>; sentAfterAcceptedMs: number[]; otherAddress: LateMatch[] }> {
   const keys = new Set(unmatched.map((event) => event.dedupeKey));
   await lockMessagesExclusive(
     tx,
@@ -292,8 +307,34 @@ async function matchLate(
     tx,
     unmatched.map((event) => event.id),
   );
-  const applied = await applyEvents(tx, channels, matched);
-  return { matchedIds: new Set(matched.map((event) => event.id)), sentAfterAcceptedMs: applied.sentAfterAcceptedMs };
+  const applied = await applyLateMatches(tx, channels, matched);
+  return { matchedIds: new Set(matched.map((event) => event.id)), ...applied };
+}
+
+/**
+ * Applies events matched to their recipients after they were stored (the ingest's late match, a
+ * send's record for the events that came first), with the check the ingest's statement makes: an
+ * event whose address is not its holder's (isHoldersAddress) is taken out of the history and kept
+ * aside (otherAddressRow), as it would have been had its message been known when it came.
+ */
+export async function applyLateMatches(
+  tx: Queryable,
+  channels: NotifyChannels,
+  matched: readonly LateMatch[],
+): Promise<{ sentAfterAcceptedMs: number[]; otherAddress: LateMatch[] }> {
+  const otherAddress = matched.filter((event) => !isHoldersAddress(event.holderEmail, event.email));
+  if (otherAddress.length > 0) {
+    await deleteEvents(
+      tx,
+      otherAddress.map((event) => event.id),
+    );
+    await insertRejectedEvents(
+      tx,
+      otherAddress.map((event) => otherAddressRow(event, event.jobId!)),
+    );
+  }
+  const applied = await applyEvents(tx, channels, otherAddress.length === 0 ? matched : matched.filter((event) => !otherAddress.includes(event)));
+  return { sentAfterAcceptedMs: applied.sentAfterAcceptedMs, otherAddress };
 }
 
 /**
@@ -333,12 +374,15 @@ function transactionChunks(events: readonly EventRef[]): EventRef[][] {
  * that id to two messages, and it stays with the first (jobs-repo's ACCEPT_SENT). Applied to it, the
  * event would tell that recipient's app what happened to another message: it is kept aside instead.
  */
-function otherAddressRow(event: MailjetEvent, holderJobId: string): RejectedEventRow {
+function otherAddressRow(
+  event: { messageId: string | null | undefined; messageUuid: string | null | undefined } & ({ raw: unknown } | { payload: unknown }),
+  holderJobId: string,
+): RejectedEventRow {
   return rejectedRow({
     position: null,
     kind: 'invalid',
     reason: `email: its MessageID ${event.messageId ?? event.messageUuid ?? '?'} is held by a recipient of job ${holderJobId} with another address, so it is not applied to it: Mailjet gave this MessageID to another message too (jetpost logged an error naming both jobs when it was recorded). Check that MAILJET_BASE_URL reaches Mailjet itself`,
-    source: JSON.stringify(event.raw),
+    source: JSON.stringify('raw' in event ? event.raw : event.payload),
   });
 }
 

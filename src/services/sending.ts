@@ -24,7 +24,7 @@ import type { HeldMessageId } from '../domain/recipient.js';
 import type { SendResult } from '../domain/send-decision.js';
 import type { RecordedChange } from '../domain/status-change.js';
 import { storableText } from '../domain/storable-text.js';
-import { applyEvents } from './apply-events.js';
+import { applyLateMatches } from './events.js';
 import { createGroupCommit } from './group-commit.js';
 import { queueWebhookDeliveries } from './webhook-outbox.js';
 
@@ -220,7 +220,7 @@ async function recordSendResults(pool: Pool, channels: NotifyChannels, requests:
       failed.map((s) => ({ jobId: s.id, recipientId: null, oldStatus: 'processing', newStatus: 'failed', details: { error: s.error } })),
     );
     await queueWebhookDeliveries(tx, channels, [...acceptance.webhookChanges, ...unreachedChanges, ...changes]);
-    await applyEvents(tx, channels, await matchKeptEvents(tx, acceptedIds));
+    await applyLateMatches(tx, channels, await matchKeptEvents(tx, acceptedIds));
     const settledKeys = new Map(settled.map((s) => [`${s.id}/${s.workerId}`, s.status]));
     const heldByKey = new Map<string, HeldMessageId[]>();
     for (const { workerId, ...held } of acceptance.held) {

@@ -41,6 +41,8 @@ export interface FaultSettings {
   nextCalls?: CallOutcome[] | undefined;
   /** 0..1: fraction of look-ups by CustomID (GET /v3/REST/message?CustomID=…) answered 500. */
   lookupErrorRatio?: number | undefined;
+  /** Message reads answer without ContactAlt (''), as if ShowContactAlt were ignored (by Mailjet or a proxy). */
+  lookupHidesContactAlt?: boolean | undefined;
   /** 0..1: fraction of events never delivered. */
   dropEventRatio?: number | undefined;
   /** 0..1: fraction of events delivered twice. */
@@ -65,6 +67,8 @@ export interface Faults extends FaultController {
   messageError(): MessageErrorFault | undefined;
   /** Whether the next look-up by CustomID fails with a 500. */
   lookupFails(): boolean;
+  /** Whether message reads leave ContactAlt out, ShowContactAlt or not. */
+  hidesContactAlt(): boolean;
   /** How many times the next event is delivered: 0 (dropped), 1, or 2 (duplicated). */
   eventCopies(): number;
   /** The items in delivery order: a shuffled copy when reorderEvents is on. */
@@ -72,7 +76,7 @@ export interface Faults extends FaultController {
 }
 
 const RATIO_FIELDS = ['rateLimitRatio', 'serverErrorRatio', 'timeoutRatio', 'dropEventRatio', 'duplicateEventRatio', 'lookupErrorRatio'] as const;
-const FLAG_FIELDS = ['timeoutAccepts', 'reorderEvents'] as const;
+const FLAG_FIELDS = ['timeoutAccepts', 'reorderEvents', 'lookupHidesContactAlt'] as const;
 const KNOWN_FIELDS = new Set<string>([
   ...RATIO_FIELDS,
   ...FLAG_FIELDS,
@@ -134,6 +138,7 @@ export function createFaults(random: Random): Faults {
     },
     messageError: () => messageError,
     lookupFails: () => roll(settings.lookupErrorRatio),
+    hidesContactAlt: () => settings.lookupHidesContactAlt === true,
     eventCopies() {
       if (roll(settings.dropEventRatio)) {
         return 0;

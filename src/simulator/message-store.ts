@@ -89,13 +89,17 @@ export function createMessageStore(maxMessages: number): MessageStore {
 
 /**
  * The message resource as GET /v3/REST/message answers it. CustomID is filled only with
- * ShowCustomID=true, as at Mailjet; ID stays a bigint so it is written as a raw integer.
+ * ShowCustomID=true and ContactAlt only with ShowContactAlt=true, as at Mailjet; ID stays a bigint so
+ * it is written as a raw integer.
  */
-export function toMessageResource({ message, recipient }: StoredRecipient, showCustomId: boolean): Record<string, unknown> {
+export function toMessageResource(
+  { message, recipient }: StoredRecipient,
+  { showCustomId, showContactAlt }: { showCustomId: boolean; showContactAlt: boolean },
+): Record<string, unknown> {
   return {
     ArrivedAt: message.receivedAt.toISOString().replace(/\.\d{3}Z$/, 'Z'),
     CampaignID: message.campaignId,
-    ContactAlt: recipient.email,
+    ContactAlt: showContactAlt ? recipient.email : '',
     ContactID: recipient.contactId,
     CustomID: showCustomId ? message.customId : '',
     ID: recipient.messageId,

@@ -15,7 +15,7 @@
  *   callbacks are retried on Mailjet's schedule, divided by options.timeScale, and a URL that keeps
  *   failing is suspended until it is registered again.
  * - Faults (faults.ts) add latency, 429 / 500 / unanswered calls, per-message errors, failed look-ups by
- *   CustomID, and dropped, duplicated or reordered events. Set them in code (simulator.faults) or over /_sim/faults.
+ *   CustomID, look-ups without ContactAlt, and dropped, duplicated or reordered events. Set them in code (simulator.faults) or over /_sim/faults.
  * - sendCallLog() and lookupLog() keep the send calls (their CustomIDs and how each was answered) and the
  *   look-ups by CustomID, so a test can count what was sent twice and what a look-up saved: the last
  *   ones, within maxMessages (CustomIDs for the calls), like the messages.
@@ -589,9 +589,9 @@ class MailjetSimulator implements Simulator {
     if (customId !== undefined) {
       this.logLookup({ at: new Date(), customId, status: 200, found: rows.length });
     }
-    const showCustomId = query.get('ShowCustomID') === 'true';
+    const shown = shownFields(query, this.faultState.hidesContactAlt());
     const page = restPage(rows, query);
-    return json(200, { ...page, Data: page.Data.map((row) => toMessageResource(row, showCustomId)) });
+    return json(200, { ...page, Data: page.Data.map((row) => toMessageResource(row, shown)) });
   }
 
   private getMessage({ params, query }: RouteRequest): Reply {
@@ -599,7 +599,7 @@ class MailjetSimulator implements Simulator {
     if (row === undefined) {
       throw notFound();
     }
-    return json(200, restOne(toMessageResource(row, query.get('ShowCustomID') === 'true')));
+    return json(200, restOne(toMessageResource(row, shownFields(query, this.faultState.hidesContactAlt()))));
   }
 
   /** The /_sim/messages view: MessageIDs as strings, so any JSON client reads them exactly. */
@@ -623,6 +623,11 @@ class MailjetSimulator implements Simulator {
     }
     return json(200, this.faultState.get());
   }
+}
+
+/** The optional fields a message read asks for (ShowCustomID, ShowContactAlt); the lookupHidesContactAlt fault ignores the second. */
+function shownFields(query: URLSearchParams, hideContactAlt: boolean): { showCustomId: boolean; showContactAlt: boolean } {
+  return { showCustomId: query.get('ShowCustomID') === 'true', showContactAlt: !hideContactAlt && query.get('ShowContactAlt') === 'true' };
 }
 
 function parseRestBody(text: string): unknown {

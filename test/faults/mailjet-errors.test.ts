@@ -124,6 +124,50 @@ describe(`faults: Mailjet answers 500, 429 and times out (${FAULT_SCALE})`, func
     expect(delivered, 'the simulator accepted the message').to.equal(1);
     expect(job!.status, `job ${jobId} (last_error: ${job!.lastError})`).to.equal('accepted');
   });
+  // ShowContactAlt ignored (by Mailjet or a proxy): the look-up's rows name the job's CustomID but
+  // no address. Read as "not found", each maybe-sent job was sent again.
+  it('when the look-up of maybe-sent jobs answers without ContactAlt, then none is sent again: one address is accepted, several end failed, outcome unknown', async () => {
+    const started = Date.now();
+    const db = await harness.database();
+    const { key } = await harness.app(db.pool);
+    const port = await harness.port();
+    const simulator = await harness.simulator(port);
+    simulator.faults.set({ nextCalls: ['timeout', 'timeout'], timeoutAccepts: true, lookupHidesContactAlt: true });
+    const child = await harness.jetpost({
+      name: 'jetpost',
+      port,
+      databaseUrl: db.url,
+      simulator,
+      env: { MAX_ATTEMPTS: String(MAX_ATTEMPTS), MAILJET_TIMEOUT_MS: '1000', RETRY_BASE_MS: '200', BATCH_SIZE: '2' },
+    });
+    const [one, several] = await queueMessages(child.url, key, [
+      messageTo('noevents-one@example.com'),
+      messageTo(['noevents-a@example.com', 'noevents-b@example.com']),
+    ]);
+
+    await waitForJobs(db.pool, 2, ['accepted', 'failed'], { timeoutMs: 30_000, watch: [child] });
+
+    const jobs = new Map((await jobFacts(db.pool)).map((job) => [job.id, job]));
+    const copies = acceptedCopies(simulator);
+    const { rows: ids } = await db.pool.query<{ message_id: string }>('select mailjet_message_id::text as message_id from email_recipients where job_id = $1', [
+      one,
+    ]);
+    recordFigures(
+      '3d look-up without ContactAlt after a timeout',
+      `one address: ${jobs.get(one!)!.status}, sent ${copies.get(customIdOf(one!)) ?? 0}×`,
+      `two addresses: ${jobs.get(several!)!.status}, sent ${copies.get(customIdOf(several!)) ?? 0}×`,
+      seconds(started),
+    );
+    expect(copies.get(customIdOf(one!)), 'times the one-address job was sent').to.equal(1);
+    expect(copies.get(customIdOf(several!)), 'times the two-address job was sent').to.equal(1);
+    expect(jobs.get(one!)).to.include({ status: 'accepted' });
+    const sentIds = simulator.messages.filter((m) => m.customId === customIdOf(one!)).flatMap((m) => m.recipients.map((r) => r.messageId.toString()));
+    expect(ids.map((row) => row.message_id)).to.deep.equal(sentIds);
+    expect(jobs.get(several!)).to.include({ status: 'failed', outcomeUnknown: true });
+    expect(jobs.get(several!)!.lastError).to.match(
+      /^Mailjet accepted it, but .*messages of the job without an address sent.*noevents-a@example.com, noevents-b@example.com/,
+    );
+  });
   it('when the CustomID look-up of a maybe-sent job fails, then the message is not sent again blindly', async () => {
     const started = Date.now();
     const db = await harness.database();

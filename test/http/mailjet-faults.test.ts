@@ -744,6 +744,39 @@ describe('acceptances whose ids do not cover every row (nock)', () => {
     });
   }
 
+  // Dropped as "no usable id", such a row made the job look unsent, and it was sent again: a row
+  // under the job's own CustomID says Mailjet took it, whatever its ID.
+  for (const id of ['-5', '18446744073709551616', '5.764607655030915e17', '"576460765503090000x"', 'null']) {
+    it(`when the send times out and its look-up gives the job's CustomID with MessageID ${id}, then it is sent once, never again, and ends failed, outcome unknown`, async () => {
+      const mailjet = givingMessageId(id, { sendDelayMs: 1_500, lookedUpEmail: 'odd-id@example.com' });
+      service = await startTestService({ env: { MAILJET_TIMEOUT_MS: '500', WORKER_CONCURRENCY: '1' } });
+      const [jobId] = await queue(service, ['odd-id@example.com']);
+
+      const found = await settled(jobId!);
+      expect(mailjet.sends(), 'sends').to.equal(1);
+      expect(found.status).to.equal('failed');
+      expect(found.last_error).to.equal(
+        `Mailjet has the message, but its look-up gives MessageID ${id.replaceAll('"', '')}, not a 64-bit integer: it may well have been delivered, and no event can reach it`,
+      );
+      const { rows } = await service.db.pool.query<{ outcome_unknown: boolean }>('select outcome_unknown from email_send_jobs where id = $1', [jobId]);
+      expect(rows[0]!.outcome_unknown, 'a re-queue looks it up first').to.equal(true);
+    });
+  }
+
+  // Mailjet may write an address in another Unicode form than it was sent (here composed, sent
+  // decomposed). Such a row matched no address, the job looked unsent, and it was sent again.
+  it("when the send times out and its look-up gives the job's CustomID with an address that matches none sent, then it is never sent again", async () => {
+    const sent = 'jose\u0301@example.com';
+    const mailjet = givingMessageId('576460765503095555', { sendDelayMs: 1_500, lookedUpEmail: 'josé@example.com' });
+    service = await startTestService({ env: { MAILJET_TIMEOUT_MS: '500', WORKER_CONCURRENCY: '1' } });
+    const [one] = await queue(service, [sent]);
+
+    const found = await settled(one!);
+    expect(mailjet.sends(), 'sends').to.equal(1);
+    expect(found.status).to.equal('accepted');
+    expect(recipientsOf(found)).to.deep.equal([[sent, 'accepted', '576460765503095555']]);
+  });
+
   it('when one address is given in To and Cc and Mailjet answers it once, then both rows get its MessageID, none stays pending', async () => {
     nock(MAILJET_TEST_ORIGIN)
       .post('/v3.1/send')

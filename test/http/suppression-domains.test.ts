@@ -102,6 +102,36 @@ describe('suppressions and internationalised domains', () => {
     expect(rows.map((row) => row.key)).to.deep.equal(addresses.map(addressKey));
   });
 
+  // Hostile forms. Where the two keys differ, nothing compares one with the other: suppressions are
+  // written and read with address_key() alone, and an event's address is checked by
+  // isHoldersAddress alone (test/db/events-address-check.test.ts).
+  it('then on hostile addresses the two keys agree, but for the dotted İ, a final sigma, an ideographic full stop and a full-width @', async () => {
+    const agreeing = [
+      'JOSÉ@xn--bcher-kva.example',
+      'JOSÉ@BÜCHER.EXAMPLE',
+      'ınci@example.com',
+      'a@ıstanbul.example',
+      'STRASSE@example.com',
+      'straße@STRASSE.de',
+      'a@ｅｘａｍｐｌｅ.com',
+      'a@bücher.example.',
+      'a@example.com.',
+      'οδος@ΕΛΛΆΔΑ.GR',
+      'раураl@раураl.com',
+      'Ǆ@example.com',
+      'ﬃ@example.com',
+      'a@ﬃ.example',
+    ];
+    const disagreeing = ['İnci@example.com', 'a@İstanbul.example', 'ΟΔΟΣ@ελλάδα.gr', 'a@b。example', 'a＠example.com'];
+    const addresses = [...agreeing, ...disagreeing];
+    const { rows } = await service.db.pool.query<{ key: string | null }>(
+      'select address_key(a) as key from unnest($1::text[]) with ordinality as t(a, i) order by i',
+      [addresses],
+    );
+
+    expect(addresses.filter((address, index) => rows[index]!.key !== addressKey(address))).to.deep.equal(disagreeing);
+  });
+
   it('when suppressions were stored under both forms before (migration 42), then one row per address is left, under its ASCII form', async () => {
     const pool = service.db.pool;
     await pool.query(

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
 
-import { emailAddressProblem, fullAddressProblem, isPlainAddress } from '../../src/domain/email-address.js';
+import { emailAddressProblem, fullAddressProblem, isHoldersAddress, isPlainAddress } from '../../src/domain/email-address.js';
 
 const accepted = (address: string) => expect(emailAddressProblem(address), address).to.equal(undefined);
 const refused = (address: string, reason?: RegExp) => {
@@ -221,5 +221,45 @@ describe('isPlainAddress (the quick yes of emailAddressProblem)', () => {
     expect(isPlainAddress(`a@${'l.'.repeat(125)}com`)).to.equal(false);
     expect(isPlainAddress('a@example.123')).to.equal(false);
     expect(isPlainAddress('a@123.example')).to.equal(true);
+  });
+});
+
+// An event is kept aside when its email is not the address of the recipient holding its MessageID.
+// Mailjet (or the mail system behind it) may write that address in another case or Unicode form: the
+// event is then still the holder's, or a delivered message would be left unapplied.
+describe("isHoldersAddress (the address check of an event's email)", () => {
+  it('when the address differs in case (ß and SS, a final sigma, the dotted İ and dotless ı), Unicode form (NFKC, full-width, IDN) or a final dot, then it is the holder’s', () => {
+    for (const [holder, event] of [
+      ['josé@bücher.example', 'JOSÉ@xn--bcher-kva.example'],
+      ['josé@bücher.example', 'jose\u0301@BÜCHER.example'],
+      ['JOSÉ@XN--BCHER-KVA.EXAMPLE', 'josé@bücher.example'],
+      ['İnci@istanbul.example', 'inci@istanbul.example'],
+      ['inci@İstanbul.example', 'İNCI@istanbul.example'],
+      ['ınci@example.com', 'INCI@example.com'],
+      ['straße@example.com', 'STRASSE@example.com'],
+      ['ΟΔΟΣ@ελλάδα.gr', 'οδοσ@xn--hxakic4aa.gr'],
+      ['a@example.com', 'a＠ｅｘａｍｐｌｅ.com'],
+      ['a@b.example', 'A@B。EXAMPLE'],
+      ['a@example.com', 'A@EXAMPLE.COM.'],
+      ['ǆ@example.com', 'Ǆ@example.com'],
+      ['ffi@example.com', 'ﬃ@example.com'],
+      ['раураl@раураl.com', 'РАУРАL@xn--l-7sba6dbr.com'],
+    ]) {
+      expect(isHoldersAddress(holder!, event!), `${holder} / ${event}`).to.equal(true);
+    }
+    expect(isHoldersAddress('a@example.com', null)).to.equal(true);
+  });
+
+  it('when the address is another mailbox (another letter, script or domain), then it is not the holder’s', () => {
+    for (const [holder, event] of [
+      ['holder@example.com', 'other@example.com'],
+      ['josé@bücher.example', 'jose@bücher.example'],
+      ['a@bücher.example', 'a@bucher.example'],
+      ['paypal@example.com', 'раураl@example.com'],
+      ['a@example.com', 'a@example.co'],
+      ['a@example.com', 'a＠example.co'],
+    ]) {
+      expect(isHoldersAddress(holder!, event!), `${holder} / ${event}`).to.equal(false);
+    }
   });
 });

@@ -12,12 +12,12 @@ describe('the look-up by CustomID', () => {
   beforeEach(() => isolateNetwork());
   afterEach(() => restoreNetwork());
 
-  it("when a row has SandboxMode's ID 0 (no message's), then it is not found, as a row without an address or an ID is not", async () => {
+  it("when a row has SandboxMode's ID 0 (no message's), then it is not found; one of the CustomID asked for with no usable ID is, with its ID as text", async () => {
     const rows = [
       '{"ID":0,"UUID":"","CustomID":"jetpost-1","ContactAlt":"zero@example.com"}',
       '{"ID":576460765503091475,"UUID":"u-1","CustomID":"jetpost-1","ContactAlt":"a@example.com"}',
-      '{"ID":576460765503091476,"UUID":"u-2","CustomID":"jetpost-1"}',
       '{"UUID":"u-3","CustomID":"jetpost-1","ContactAlt":"c@example.com"}',
+      '{"ID":-5,"UUID":"u-4","CustomID":"jetpost-1","ContactAlt":"d@example.com"}',
     ];
     nock(ORIGIN)
       .get('/v3/REST/message')
@@ -25,7 +25,11 @@ describe('the look-up by CustomID', () => {
       .reply(200, `{"Count":${rows.length},"Data":[${rows.join(',')}],"Total":${rows.length}}`, { 'content-type': 'application/json' });
     const client = createMailjetClient({ apiKey: 'k', apiSecret: 's', baseUrl: ORIGIN, timeoutMs: 5_000 });
 
-    expect(await client.findByCustomId('jetpost-1')).to.deep.equal([{ messageId: '576460765503091475', messageUuid: 'u-1', email: 'a@example.com' }]);
+    expect(await client.findByCustomId('jetpost-1')).to.deep.equal([
+      { messageId: '576460765503091475', messageUuid: 'u-1', email: 'a@example.com', named: true },
+      { messageId: 'none', messageUuid: 'u-3', email: 'c@example.com', named: true },
+      { messageId: '-5', messageUuid: 'u-4', email: 'd@example.com', named: true },
+    ]);
   });
 
   // A filter Mailjet (or a proxy before it) did not apply lists other messages, the same address's
@@ -45,10 +49,45 @@ describe('the look-up by CustomID', () => {
     const client = createMailjetClient({ apiKey: 'k', apiSecret: 's', baseUrl: ORIGIN, timeoutMs: 5_000 });
 
     expect(await client.findByCustomId('jetpost-1')).to.deep.equal([
-      { messageId: '576460765503091477', messageUuid: 'u-3', email: 'a@example.com' },
+      { messageId: '576460765503091477', messageUuid: 'u-3', email: 'a@example.com', named: true },
       { messageId: '576460765503091478', messageUuid: 'u-4', email: 'b@example.com' },
       { messageId: '576460765503091479', messageUuid: 'u-5', email: 'c@example.com' },
     ]);
+  });
+
+  // ShowContactAlt ignored (by Mailjet or a proxy): dropped, such a row made the job look unsent, and
+  // it was sent again. Naming the CustomID asked for, it says Mailjet took a message of the job.
+  it('when a row of the CustomID asked for has no ContactAlt (or an empty one), then it is found without an address', async () => {
+    const rows = [
+      '{"ID":576460765503091476,"UUID":"u-2","CustomID":"jetpost-1"}',
+      '{"ID":576460765503091477,"UUID":"u-3","CustomID":"jetpost-1","ContactAlt":""}',
+      '{"ID":576460765503091478,"UUID":"u-4","CustomID":"jetpost-12"}',
+    ];
+    nock(ORIGIN)
+      .get('/v3/REST/message')
+      .query(true)
+      .reply(200, `{"Count":${rows.length},"Data":[${rows.join(',')}],"Total":${rows.length}}`, { 'content-type': 'application/json' });
+    const client = createMailjetClient({ apiKey: 'k', apiSecret: 's', baseUrl: ORIGIN, timeoutMs: 5_000 });
+
+    expect(await client.findByCustomId('jetpost-1')).to.deep.equal([
+      { messageId: '576460765503091476', messageUuid: 'u-2', email: null, named: true },
+      { messageId: '576460765503091477', messageUuid: 'u-3', email: null, named: true },
+    ]);
+  });
+
+  // Naming neither, it may be any message of the account (the filter not applied either): the
+  // answer cannot say the job's message is not there.
+  it('when a row names neither its address nor a CustomID, then Mailjet could not be asked', async () => {
+    const rows = ['{"ID":576460765503091475,"UUID":"u-1","CustomID":"jetpost-1","ContactAlt":"a@example.com"}', '{"ID":576460765503091476,"UUID":"u-2"}'];
+    nock(ORIGIN)
+      .get('/v3/REST/message')
+      .query(true)
+      .reply(200, `{"Count":${rows.length},"Data":[${rows.join(',')}],"Total":${rows.length}}`, { 'content-type': 'application/json' });
+    const client = createMailjetClient({ apiKey: 'k', apiSecret: 's', baseUrl: ORIGIN, timeoutMs: 5_000 });
+
+    const answer = await client.findByCustomId('jetpost-1');
+    expect(answer).to.include({ status: 200, body: undefined });
+    expect(Array.isArray(answer)).to.equal(false);
   });
 
   // node-mailjet turns a body it cannot parse into {}: read as an empty list, it would say "not sent"

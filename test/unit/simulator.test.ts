@@ -224,7 +224,7 @@ describe('Mailjet simulator', () => {
       const [id] = rawIds((await send(simulator, { Messages: [mailjetMessage('a@example.com', { CustomID: 'job-9' })] })).text);
       await simulator.flushEvents();
 
-      const byCustomId = await call(simulator, '/v3/REST/message?CustomID=job-9&ShowCustomID=true');
+      const byCustomId = await call(simulator, '/v3/REST/message?CustomID=job-9&ShowCustomID=true&ShowContactAlt=true');
       const byId = await call(simulator, `/v3/REST/message/${id}`);
       const unknown = await call(simulator, '/v3/REST/message/576460752303423488');
 

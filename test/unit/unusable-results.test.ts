@@ -261,4 +261,59 @@ describe('an acceptance checked against the recipients sent', () => {
     // An id a later look-up gives another address says nothing of either: neither is found.
     expect(lookUpResult(claimed(true, rows, earlier), rows, [other('b@example.com', 0)], context)).to.deep.include({ kind: 'failed' });
   });
+
+  // Rows naming the job's CustomID without ContactAlt (Mailjet or a proxy ignored ShowContactAlt):
+  // Mailjet took a message of the job. Read as "not found", the job was sent again.
+  describe('when a look-up gives rows of the job without their address', () => {
+    const unaddressed = (...indexes: number[]) => indexes.map((index) => ({ email: null, messageId: id(index), messageUuid: `u-${index}` }));
+
+    it('then a job sent to one address is accepted with the first of them, its rows given twice included, a suppressed one left out', () => {
+      for (const rows of [
+        [row('1', 'to', 'a@example.com')],
+        [row('1', 'to', 'a@example.com'), row('2', 'cc', 'A@example.com')],
+        [row('1', 'to', 'a@example.com'), row('2', 'bcc', 'gone@example.com', 'suppressed')],
+      ]) {
+        const sentTo = rows.filter((r) => r.status !== 'suppressed').map((r) => ({ recipientId: r.id, messageId: id(3), messageUuid: 'u-3' }));
+        for (const lookUpOnly of [false, true]) {
+          expect(lookUpResult(claimed(lookUpOnly, rows), rows, unaddressed(3, 4), context)).to.deep.equal({ jobId: '1', kind: 'accepted', recipients: sentTo });
+        }
+      }
+    });
+
+    it('then a job sent to several addresses is never sent again: looked up once more, then the addresses not found end failed, outcome unknown', () => {
+      const rows = [row('1', 'to', 'a@example.com'), row('2', 'cc', 'b@example.com')];
+      expect(lookUpResult(claimed(false, rows), rows, unaddressed(0, 1), context)).to.deep.equal({
+        jobId: '1',
+        kind: 'deferred',
+        error:
+          'Mailjet accepted it, but its look-up found 0 of the 2 addresses sent, and messages of the job without an address sent: it is looked up by CustomID for its MessageIDs, never sent again',
+        runAt: new Date('2026-12-02T00:00:02Z'),
+        outcomeUnknown: true,
+        refundAttempt: false,
+        lookUpOnly: true,
+        found: [],
+      });
+      expect(lookUpResult(claimed(true, rows), rows, unaddressed(0, 1), context)).to.deep.equal({
+        jobId: '1',
+        kind: 'failed',
+        error:
+          'Mailjet accepted it, but its look-up found 0 of the 2 addresses sent, and messages of the job without an address sent: the last look-up gave no MessageID for a@example.com, b@example.com, so their outcome is unknown (they may well have been delivered) and no event can reach them',
+        outcomeUnknown: true,
+      });
+      // A row of the job whose address matches none sent is one of them too; one that does not name the job is not.
+      const stray = { email: 'josé@example.com', messageId: id(5), messageUuid: 'u-5' };
+      expect(lookUpResult(claimed(false, [rows[0]!]), [rows[0]!], [{ ...stray, named: true }], context)).to.deep.equal({
+        jobId: '1',
+        kind: 'accepted',
+        recipients: [{ recipientId: '1', messageId: id(5), messageUuid: 'u-5' }],
+      });
+      expect(lookUpResult(claimed(true, rows), rows, [{ ...stray, named: true }], context)).to.deep.include({ kind: 'failed', outcomeUnknown: true });
+      expect(lookUpResult(claimed(false, [rows[0]!]), [rows[0]!], [stray], context)).to.equal(undefined);
+      // With one address found by address, the other is closed: never paired with a row whose address is unknown.
+      expect(lookUpResult(claimed(true, rows), rows, [...found('a@example.com'), ...unaddressed(1)], context)).to.deep.include({
+        kind: 'accepted',
+        recipients: [{ recipientId: '1', messageId: id(0), messageUuid: 'u-0' }],
+      });
+    });
+  });
 });

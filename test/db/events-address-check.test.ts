@@ -1,0 +1,137 @@
+// Whether an event's email is the address of the recipient holding its MessageID, on every path that
+// applies an event: the ingest's statement, its late match (the send recorded while the event was
+// stored), and the record of a send (events that came before it). An event for another address is
+// kept aside in rejected_events; one for the holder's address in another case or Unicode form applies.
+import { expect } from 'chai';
+
+import { lockMessagesShared } from '../../src/db/events-repo.js';
+import { claimJobs } from '../../src/db/jobs-repo.js';
+import { notifyChannels } from '../../src/db/notify.js';
+import type { Pool } from '../../src/db/pool.js';
+import { parseEventBody } from '../../src/domain/event-parse.js';
+import { createEventIngest, type EventIngest } from '../../src/services/events.js';
+import { createSendingService } from '../../src/services/sending.js';
+import { makeJob, recipientIds } from '../factories.js';
+import { createTestDatabase, TEST_SCHEMA, type TestDatabase } from '../support/database.js';
+import { openTransaction, someoneWaitsOn } from '../support/held-transaction.js';
+
+const MESSAGE_ID = '576460765503091475';
+
+const event = (type: string, email: string, time: number, extra = '') =>
+  `{"event":"${type}","time":${time},"MessageID":${MESSAGE_ID},"email":${JSON.stringify(email)}${extra}}`;
+const HARD_BOUNCE = ',"hard_bounce":true,"error":"user unknown"';
+
+function ingestBody(pool: Pool, ...events: string[]): ReturnType<EventIngest> {
+  const parsed = parseEventBody(`[${events.join(',')}]`);
+  if (!parsed.ok) {
+    throw new Error(parsed.reason);
+  }
+  return createEventIngest(pool, notifyChannels(TEST_SCHEMA))(parsed.events);
+}
+
+describe('the address check of events', () => {
+  let db: TestDatabase;
+
+  afterEach(async () => {
+    await db?.drop();
+  });
+
+  async function facts(recipientId: string) {
+    const recipient = await db.pool.query<{ status: string }>('select status from email_recipients where id = $1', [recipientId]);
+    const events = await db.pool.query<{ event_type: string; matched: boolean }>(
+      'select event_type, recipient_id is not null as matched from email_events order by occurred_at',
+    );
+    const rejected = await db.pool.query<{ reason: string; source: string }>('select reason, source from rejected_events');
+    const suppressed = await db.pool.query('select email from suppressions');
+    return { status: recipient.rows[0]!.status, events: events.rows, rejected: rejected.rows, suppressed: suppressed.rows };
+  }
+
+  // Before: the record of a send applied the events that came first to its recipients whatever their
+  // address: another message's hard bounce bounced the holder and suppressed its address.
+  it('when events came before the send was recorded, then the record applies the holder’s and keeps aside another address’s', async () => {
+    db = await createTestDatabase();
+    const jobId = await makeJob(db.pool, { to: ['josé@bücher.example'] });
+    const [recipientId] = await recipientIds(db.pool, jobId);
+    const [claimed] = await claimJobs(db.pool, 'a', 1, 120_000);
+    expect(claimed?.id).to.equal(jobId);
+
+    const early = await ingestBody(
+      db.pool,
+      event('bounce', 'other@bücher.example', 1_700_000_000, HARD_BOUNCE),
+      event('sent', 'JOSÉ@xn--bcher-kva.example', 1_700_000_001),
+    );
+    expect(early).to.include({ stored: 2, unmatched: 2 });
+    const sending = createSendingService({ pool: db.pool, channels: notifyChannels(TEST_SCHEMA), leaseMs: 120_000 });
+    const summary = await sending.record('a', [
+      { jobId, kind: 'accepted', recipients: [{ recipientId: recipientId!, messageId: MESSAGE_ID, messageUuid: 'uuid-1' }] },
+    ]);
+
+    expect(summary.accepted).to.deep.equal([jobId]);
+    const after = await facts(recipientId!);
+    expect(after.status).to.equal('sent');
+    expect(after.events).to.deep.equal([{ event_type: 'sent', matched: true }]);
+    expect(after.rejected).to.have.length(1);
+    expect(after.rejected[0]!.reason).to.match(new RegExp(`^email: its MessageID ${MESSAGE_ID} is held by a recipient of job ${jobId} with another address`));
+    expect(after.rejected[0]!.source).to.contain('other@bücher.example');
+    expect(after.suppressed, "another message's bounce suppresses nobody").to.deep.equal([]);
+  });
+
+  it('when an event for another address arrives while the send is being recorded, then its late match keeps it aside too', async () => {
+    db = await createTestDatabase();
+    const jobId = await makeJob(db.pool, { status: 'accepted', to: ['holder@example.com'] });
+    const [recipientId] = await recipientIds(db.pool, jobId);
+    const recording = openTransaction(db.pool, async (tx) => {
+      await lockMessagesShared(tx, [{ messageId: MESSAGE_ID, messageUuid: 'uuid-1' }]);
+      await tx.query("update email_recipients set mailjet_message_id = $2, mailjet_message_uuid = 'uuid-1', status = 'accepted' where id = $1", [
+        recipientId,
+        MESSAGE_ID,
+      ]);
+    });
+    await recording.written;
+    const ingest = ingestBody(db.pool, event('bounce', 'other@example.com', 1_700_000_000, HARD_BOUNCE), event('sent', 'Holder@Example.COM', 1_700_000_001));
+    await someoneWaitsOn(db.pool, 'advisory', 'the ingest to wait on the recording');
+    recording.commit();
+    await recording.committed;
+    const result = await ingest;
+
+    expect(result).to.deep.equal({
+      stored: 1,
+      unmatched: 0,
+      byType: { sent: 1 },
+      sentAfterAcceptedMs: [],
+      otherAddress: { count: 1, first: [{ messageId: MESSAGE_ID, holderJobId: jobId }] },
+    });
+    const after = await facts(recipientId!);
+    expect(after.status).to.equal('sent');
+    expect(after.events).to.deep.equal([{ event_type: 'sent', matched: true }]);
+    expect(after.rejected).to.have.length(1);
+    expect(after.suppressed).to.deep.equal([]);
+  });
+
+  // Before: a holder whose address has a character outside ASCII was never compared, so another
+  // message's events applied to it; and its own events must apply in any case or Unicode form.
+  for (const [holder, own, other] of [
+    ['josé@bücher.example', 'JOSÉ@xn--bcher-kva.example', 'jose@bücher.example'],
+    ['ΟΔΟΣ@ελλάδα.gr', 'οδοσ@XN--HXAKIC4AA.GR', 'odos@ελλάδα.gr'],
+    ['İnci@istanbul.example', 'inci@ISTANBUL.example', 'ince@istanbul.example'],
+    ['straße@bücher.example', 'STRASSE@BÜCHER.EXAMPLE.', 'strase@bücher.example'],
+  ]) {
+    it(`when a recipient is ${holder}, then an event for ${own} applies and one for ${other} is kept aside`, async () => {
+      db = await createTestDatabase();
+      const jobId = await makeJob(db.pool, { status: 'accepted', to: [holder!] });
+      const [recipientId] = await recipientIds(db.pool, jobId);
+      await db.pool.query("update email_recipients set mailjet_message_id = $2, mailjet_message_uuid = 'uuid-1', status = 'accepted' where id = $1", [
+        recipientId,
+        MESSAGE_ID,
+      ]);
+
+      const result = await ingestBody(db.pool, event('bounce', other!, 1_700_000_000, HARD_BOUNCE), event('sent', own!, 1_700_000_001));
+
+      expect(result).to.deep.include({ stored: 1, byType: { sent: 1 }, otherAddress: { count: 1, first: [{ messageId: MESSAGE_ID, holderJobId: jobId }] } });
+      const after = await facts(recipientId!);
+      expect(after.status).to.equal('sent');
+      expect(after.rejected).to.have.length(1);
+      expect(after.suppressed).to.deep.equal([]);
+    });
+  }
+});
