@@ -24,6 +24,7 @@ import { finishedWithin } from './finished-within.js';
 import { createApp, routeTable } from './http/app.js';
 import { createBodyStop } from './http/body-stop.js';
 import { configureConnections } from './http/connections.js';
+import { trackInFlight } from './http/drain.js';
 import { createStdoutLogger, type Logger } from './log.js';
 import { describeProxy, sendProxy } from './mailjet/agent.js';
 import { createMailjetClient, MAILJET_DEFAULT_BASE_URL } from './mailjet/client.js';
@@ -273,7 +274,13 @@ async function start(config: Config, log: Logger, { signal, exitingNow }: StartO
       bodyPace: { ...config.http.bodyPace, stop: bodyStop },
     },
     trustProxy: config.trustProxy,
-    readiness: createReadiness({ pool, expectedMigration, sendingStopped: () => gate.state().blocked, outOfDisk: outOfDisk.state }),
+    readiness: createReadiness({
+      pool,
+      expectedMigration,
+      sendingStopped: () => gate.state().blocked,
+      outOfDisk: outOfDisk.state,
+      draining: () => bodyStop.begun(),
+    }),
     // As long as one statement may take: a database slower than that is not ready.
     readinessTimeoutMs: config.database.timeouts.statementMs,
     metrics: async () => ({ contentType: metrics.contentType, body: await metrics.text() }),
@@ -301,6 +308,7 @@ async function start(config: Config, log: Logger, { signal, exitingNow }: StartO
   const server = createServer({ requireHostHeader: false }, serveHttp);
   server.keepAliveTimeout = HTTP_KEEP_ALIVE_MS;
   configureConnections(server);
+  const inFlight = trackInFlight(server);
   await new Promise<void>((resolve, reject) => {
     server.once('error', (error) => reject(portError(error, 'PORT', config.http.port, config.http.host)));
     server.listen(config.http.port, config.http.host, () => resolve());
@@ -334,11 +342,17 @@ async function start(config: Config, log: Logger, { signal, exitingNow }: StartO
     log,
   });
   void retention.start();
-  // SIGTERM: consumers stop claiming and finish their calls in flight while HTTP drains, within
-  // SHUTDOWN_TIMEOUT_MS; then the reaper, LISTEN, the simulator, the pool and the embedded database
-  // stop, in that order, each with a deadline of its own.
+  // SIGTERM: the drain. Consumers stop claiming and finish their calls in flight, and the requests
+  // begun before it are answered, within SHUTDOWN_TIMEOUT_MS, while the port stays open for the
+  // probes and the scrape and refuses the rest (http/drain.ts); then the port closes, and the reaper,
+  // LISTEN, the simulator, the pool and the embedded database stop, in that order, each with a
+  // deadline of its own.
   const deadlineMs = config.consumers.shutdownTimeoutMs;
   cleanups.push(async () => {
+    const refused = bodyStop.begin();
+    if (refused > 0) {
+      log.info('request bodies still arriving were refused (503): the server is stopping', { component: 'http', refused });
+    }
     // The dispatcher cuts its deliveries at the deadline and then records them (about 2 s more).
     await Promise.all([
       consumers.stop(deadlineMs).then(({ finished }) => {
@@ -346,14 +360,11 @@ async function start(config: Config, log: Logger, { signal, exitingNow }: StartO
           leftBehind.push('jobs in the hands of consumers (back in the queue when their leases expire, LEASE_MS)');
         }
       }),
-      closeServer(server, deadlineMs, () => {
-        const refused = bodyStop.begin();
-        if (refused > 0) {
-          log.info('request bodies still arriving were refused (503): the server is stopping', { component: 'http', refused });
-        }
-      }),
+      finishedWithin(inFlight.settled(), deadlineMs),
       stopWithin('the webhook dispatcher', dispatcher.stop(deadlineMs), deadlineMs + 3 * STOP_STEP_MS),
     ]);
+    // What is still in flight began during the drain: a probe, a scrape, a refusal.
+    await closeServer(server, STOP_STEP_MS);
     await Promise.all([
       stopWithin('the lease reaper', reaper.stop(STOP_STEP_MS), STOP_STEP_MS),
       stopWithin('the rate-limit sweeper', sweeper.stop(STOP_STEP_MS), STOP_STEP_MS),
@@ -559,16 +570,11 @@ export const HTTP_KEEP_ALIVE_MS = 65_000;
 /** How often a closing server ends the connections that have gone idle since it began to close. */
 const IDLE_SWEEP_MS = 100;
 
-/**
- * Stops accepting connections, refuses the request bodies still arriving (`refuseBodies`), lets the
- * requests in flight finish for a while, then cuts the rest.
- */
-async function closeServer(server: Server, graceMs: number, refuseBodies: () => void): Promise<void> {
+/** Stops accepting connections, lets the requests in flight finish for `graceMs`, then cuts the rest. */
+async function closeServer(server: Server, graceMs: number): Promise<void> {
   const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-  refuseBodies();
   // close() ends only the connections idle at that moment. One whose answer is written later is kept
-  // alive for its next request, and the stop waited for the grace to cut it (SHUTDOWN_TIMEOUT_MS,
-  // 25 s by default, whenever a client with a kept-alive connection had a request in flight).
+  // alive for its next request, and the stop waited for the grace to cut it.
   const sweep = setInterval(() => server.closeIdleConnections(), IDLE_SWEEP_MS);
   server.closeIdleConnections();
   const timer = setTimeout(() => server.closeAllConnections(), graceMs);
