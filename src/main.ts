@@ -44,6 +44,7 @@ import { createOutOfDiskWatch } from './services/out-of-disk.js';
 import { createQueueStatsReader } from './services/queue-stats.js';
 import { createRateLimitCounters } from './services/rate-limits.js';
 import { createReadiness } from './services/readiness.js';
+import { createReplicaSettingsWatch, sharedSettings } from './services/replica-settings.js';
 import { createRetention } from './services/retention.js';
 import { createSendingService } from './services/sending.js';
 import { createThroughputCounter } from './services/throughput.js';
@@ -53,6 +54,7 @@ import type { Simulator } from './simulator/server.js';
 import { type ConsumerPool, createConsumerPool } from './workers/consumer-pool.js';
 import { createLeaseReaper } from './workers/lease-reaper.js';
 import { createRateLimitSweeper } from './workers/rate-limit-sweeper.js';
+import { createReplicaHeartbeat } from './workers/replica-heartbeat.js';
 import { createRetentionWorker } from './workers/retention-worker.js';
 import { createSendGate } from './workers/send-gate.js';
 import { createThroughputFlusher } from './workers/throughput-flusher.js';
@@ -220,6 +222,8 @@ async function start(config: Config, log: Logger, { signal, exitingNow }: StartO
       const state = gate.state();
       return { unauthorized: state.blocked !== undefined, rateLimited: state.pausedUntil !== undefined };
     },
+    // Read at scrape time, once the watch below exists.
+    replicaSettingsDiffering: () => replicaSettings.differing(),
   });
   const consumers = createConsumerPool({
     sending,
@@ -255,6 +259,11 @@ async function start(config: Config, log: Logger, { signal, exitingNow }: StartO
   const adminKey = config.adminApiKey ?? (config.devMode ? await readOrCreateSecretFile(path.join(config.dataDir, 'dev-admin-key')) : undefined);
   const rateLimits = createRateLimitCounters(pool);
   const throughput = createThroughputCounter({ pool, bus });
+  const replicaSettings = createReplicaSettingsWatch({
+    pool,
+    settings: sharedSettings(config, { mailjetBaseUrl: mailjetBaseUrl ?? MAILJET_DEFAULT_BASE_URL, eventsCredentials, adminKey }),
+    log,
+  });
   const { app, listener: serveHttp } = createApp({
     jobs,
     admin: createAdminService({ pool, channels, targetPolicy }),
@@ -320,6 +329,13 @@ async function start(config: Config, log: Logger, { signal, exitingNow }: StartO
     await database.recordPort(address.port);
   }
 
+  // Before the consumers: a replica whose settings differ from the others' says so at once.
+  await replicaSettings.beat().catch((error: unknown) => {
+    log.warn('could not compare the settings with those of the other replicas; tried again in a few seconds', {
+      component: 'replicas',
+      error: coerceError(error).message,
+    });
+  });
   consumers.start();
   dispatcher.start();
   const reaper = createLeaseReaper({
@@ -342,6 +358,8 @@ async function start(config: Config, log: Logger, { signal, exitingNow }: StartO
     log,
   });
   void retention.start();
+  const heartbeat = createReplicaHeartbeat({ watch: replicaSettings, log });
+  void heartbeat.start();
   // SIGTERM: the drain. Consumers stop claiming and finish their calls in flight, and the requests
   // begun before it are answered, within SHUTDOWN_TIMEOUT_MS, while the port stays open for the
   // probes and the scrape and refuses the rest (http/drain.ts); then the port closes, and the reaper,
@@ -370,7 +388,14 @@ async function start(config: Config, log: Logger, { signal, exitingNow }: StartO
       stopWithin('the rate-limit sweeper', sweeper.stop(STOP_STEP_MS), STOP_STEP_MS),
       stopWithin('the retention worker', retention.stop(STOP_STEP_MS), STOP_STEP_MS),
       stopWithin('the throughput flusher', flusher.stop(STOP_STEP_MS), STOP_STEP_MS),
+      stopWithin('the replica heartbeat', heartbeat.stop(STOP_STEP_MS), STOP_STEP_MS),
     ]);
+    // Its settings no longer count for the others; a row left (the database gone) is forgotten in minutes.
+    await stopWithin(
+      'the replica heartbeat row',
+      replicaSettings.forget().catch(() => undefined),
+      STOP_STEP_MS,
+    );
     // After the consumers and the HTTP server: the last enqueues and acceptances are counted too.
     throughput.close();
     const lastCounts = throughput.flush().catch((error: unknown) => {
