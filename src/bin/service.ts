@@ -23,15 +23,25 @@ const REPEAT_WINDOW_MS = 2_000;
 const FORCE_AFTER_MS = 10_000;
 
 /**
- * A reader of the output that goes away (`npm start | head`, a log shipper restarting, a parent that
- * closed its pipes) made the next write fail with EPIPE, an unhandled 'error' event: jetpost died at
- * once, mid-work, leaving its embedded PostgreSQL running. The service goes on; its lines are lost.
+ * Output that can no longer be written must not stop the service. A reader that goes away (`npm start
+ * | head`, a log shipper restarting, a parent that closed its pipes) made the next write fail with
+ * EPIPE, and a log file on a full disk with ENOSPC (EIO for a terminal gone, EDQUOT, EFBIG alike): an
+ * unhandled 'error' event, and jetpost died at once, mid-work, leaving its embedded PostgreSQL
+ * running. The service goes on; the stream is done for (Node destroys it) and its lines are lost
+ * until a restart. The other stream, if it still writes, says so once.
  */
-function outliveClosedOutput(): void {
-  for (const stream of [process.stdout, process.stderr]) {
+function outliveFailedOutput(): void {
+  for (const [stream, other, name] of [
+    [process.stdout, process.stderr, 'stdout'],
+    [process.stderr, process.stdout, 'stderr'],
+  ] as const) {
+    let said = false;
     stream.on('error', (error: NodeJS.ErrnoException) => {
-      if (error.code !== 'EPIPE') {
-        throw error;
+      if (!said && error.code !== 'EPIPE' && !other.destroyed) {
+        said = true;
+        other.write(
+          `jetpost: its ${name} cannot be written (${error.code ?? error.message}); jetpost goes on, and its lines there are lost until it is restarted\n`,
+        );
       }
     });
   }
@@ -39,7 +49,7 @@ function outliveClosedOutput(): void {
 
 /** Never rejects: every way out is a log line or a line on stderr, and an exit code. */
 export function runService(signals: StartSignals): Promise<void> {
-  outliveClosedOutput();
+  outliveFailedOutput();
   return run(signals).catch((error: unknown) => {
     // A setting only the database can judge (db/open.ts), as a bad one loadConfig finds.
     if (error instanceof ConfigError) {
