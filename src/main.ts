@@ -428,12 +428,15 @@ async function start(config: Config, log: Logger, { signal, exitingNow }: StartO
   }
   if (dev) {
     devApiKey = dev.key;
-    const adminKeyAt = config.adminApiKey === undefined ? `is in ${path.join(config.dataDir, 'dev-admin-key')}` : 'is ADMIN_API_KEY';
-    const passwordAt = config.events.credentials === undefined ? `is in ${path.join(config.dataDir, DEV_EVENTS_PASSWORD_FILE)}` : 'is EVENTS_PASSWORD';
-    // The absolute path: the command is pasted into another terminal, in whatever directory it is.
+    // Absolute paths: a relative DATA_DIR is resolved from the package root by `npm start`, wherever it
+    // was run from, and the operator reads these lines where they are. The Try it command is pasted
+    // into another terminal, in whatever directory it is.
+    const dataDir = path.resolve(config.dataDir);
+    const adminKeyAt = config.adminApiKey === undefined ? `is in ${path.join(dataDir, 'dev-admin-key')}` : 'is ADMIN_API_KEY';
+    const passwordAt = config.events.credentials === undefined ? `is in ${path.join(dataDir, DEV_EVENTS_PASSWORD_FILE)}` : 'is EVENTS_PASSWORD';
     tryIt = tryItCommand(url, dev.file);
     log.info(
-      `dev mode: the API key of app "dev" is in ${path.join(config.dataDir, 'dev-api-key')}; the admin key ${adminKeyAt}; the callback password (user ${eventsCredentials!.username}) ${passwordAt}`,
+      `dev mode: the API key of app "dev" is in ${path.join(dataDir, 'dev-api-key')}; the admin key ${adminKeyAt}; the callback password (user ${eventsCredentials!.username}) ${passwordAt}`,
       { component: 'main' },
     );
   }
