@@ -76,6 +76,12 @@ export interface Jetpost {
   /** The (method, path) pairs the HTTP API serves. */
   readonly routes: Array<{ method: string; path: string }>;
   /**
+   * Resolves, with why, if a part the service cannot run without is gone for good (its embedded
+   * PostgreSQL exited without being asked to): the process should stop, for its supervisor to
+   * start it again. Never resolves otherwise.
+   */
+  readonly failed: Promise<string>;
+  /**
    * Graceful stop: HTTP, consumers, LISTEN, simulator, pool, embedded database last. Idempotent.
    * Bounded: SHUTDOWN_TIMEOUT_MS for the calls in flight, then a few seconds for the rest.
    */
@@ -466,6 +472,7 @@ async function start(config: Config, log: Logger, { signal, exitingNow }: StartO
     tryIt,
     consumers,
     routes: routeTable(app),
+    failed: database.lost,
     stop() {
       stopping ??= stopAll();
       return stopping;

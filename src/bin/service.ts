@@ -94,10 +94,16 @@ async function run(signals: StartSignals): Promise<void> {
     exitingNow.abort();
     process.exit(1);
   };
+  /** Set when a part failed for good: the stop then exits 1, for a supervisor to start jetpost again. */
+  let failure: string | undefined;
   const stopAndExit = (running: Jetpost) => {
     running.stop().then(
       ({ leftBehind }) => {
         const fields = { component: 'main', signal: firstSignal, durationMs: Date.now() - (signalledAt ?? Date.now()), leftBehind };
+        if (failure !== undefined) {
+          log.error(`jetpost stopped because ${failure}; start it again`, { ...fields, failure });
+          process.exit(1);
+        }
         if (leftBehind.length === 0) {
           log.info('jetpost stopped: every part finished its work', fields);
         } else {
@@ -111,11 +117,15 @@ async function run(signals: StartSignals): Promise<void> {
       },
     );
   };
-  const onSignal = (signal: NodeJS.Signals) => {
+  const onSignal = (signal: NodeJS.Signals | undefined) => {
     if (signalledAt === undefined) {
       signalledAt = Date.now();
       firstSignal = signal;
-      log.info('shutting down; a second signal exits at once', { component: 'main', signal, deadlineMs });
+      if (failure === undefined) {
+        log.info('shutting down; a second signal exits at once', { component: 'main', signal, deadlineMs });
+      } else {
+        log.error(`${failure}: jetpost cannot run without it, and stops`, { component: 'main', deadlineMs });
+      }
       startAborted.abort(new Error(`${signal} during the start`));
       setTimeout(
         () => exitNow('shutdown did not finish in time; exiting now', { deadlineMs: deadlineMs + FORCE_AFTER_MS }),
@@ -164,7 +174,18 @@ async function run(signals: StartSignals): Promise<void> {
   if (signalledAt !== undefined) {
     // The signal came after the start's last step: stop what is now up.
     stopAndExit(jetpost);
-  } else if (jetpost.tryIt !== undefined) {
+    return;
+  }
+  // A part gone for good: the same stop as a signal's, then exit 1 (a supervisor starts jetpost again;
+  // without it, /healthz answered 200 for ever while nothing could be stored or sent).
+  void jetpost.failed.then((reason) => {
+    failure ??= reason;
+    // A stop already under way goes on, and then exits 1.
+    if (signalledAt === undefined) {
+      onSignal(undefined);
+    }
+  });
+  if (jetpost.tryIt !== undefined) {
     // A plain line, not a log field: a JSON string would escape its quotes, and the copy would not run.
     process.stderr.write(`\nTry it (paste into another terminal):\n\n${jetpost.tryIt}\n\n`);
   }
