@@ -24,6 +24,7 @@ import { finishedWithin } from './finished-within.js';
 import { createApp, routeTable } from './http/app.js';
 import { createBodyStop } from './http/body-stop.js';
 import { configureConnections } from './http/connections.js';
+import { trackInFlight } from './http/drain.js';
 import { createStdoutLogger, type Logger } from './log.js';
 import { describeProxy, sendProxy } from './mailjet/agent.js';
 import { createMailjetClient, MAILJET_DEFAULT_BASE_URL } from './mailjet/client.js';
@@ -43,6 +44,7 @@ import { createOutOfDiskWatch } from './services/out-of-disk.js';
 import { createQueueStatsReader } from './services/queue-stats.js';
 import { createRateLimitCounters } from './services/rate-limits.js';
 import { createReadiness } from './services/readiness.js';
+import { createReplicaSettingsWatch, sharedSettings } from './services/replica-settings.js';
 import { createRetention } from './services/retention.js';
 import { createSendingService } from './services/sending.js';
 import { createThroughputCounter } from './services/throughput.js';
@@ -52,6 +54,7 @@ import type { Simulator } from './simulator/server.js';
 import { type ConsumerPool, createConsumerPool } from './workers/consumer-pool.js';
 import { createLeaseReaper } from './workers/lease-reaper.js';
 import { createRateLimitSweeper } from './workers/rate-limit-sweeper.js';
+import { createReplicaHeartbeat } from './workers/replica-heartbeat.js';
 import { createRetentionWorker } from './workers/retention-worker.js';
 import { createSendGate } from './workers/send-gate.js';
 import { createThroughputFlusher } from './workers/throughput-flusher.js';
@@ -72,6 +75,12 @@ export interface Jetpost {
   readonly consumers: ConsumerPool;
   /** The (method, path) pairs the HTTP API serves. */
   readonly routes: Array<{ method: string; path: string }>;
+  /**
+   * Resolves, with why, if a part the service cannot run without is gone for good (its embedded
+   * PostgreSQL exited without being asked to): the process should stop, for its supervisor to
+   * start it again. Never resolves otherwise.
+   */
+  readonly failed: Promise<string>;
   /**
    * Graceful stop: HTTP, consumers, LISTEN, simulator, pool, embedded database last. Idempotent.
    * Bounded: SHUTDOWN_TIMEOUT_MS for the calls in flight, then a few seconds for the rest.
@@ -219,6 +228,8 @@ async function start(config: Config, log: Logger, { signal, exitingNow }: StartO
       const state = gate.state();
       return { unauthorized: state.blocked !== undefined, rateLimited: state.pausedUntil !== undefined };
     },
+    // Read at scrape time, once the watch below exists.
+    replicaSettingsDiffering: () => replicaSettings.differing(),
   });
   const consumers = createConsumerPool({
     sending,
@@ -254,6 +265,11 @@ async function start(config: Config, log: Logger, { signal, exitingNow }: StartO
   const adminKey = config.adminApiKey ?? (config.devMode ? await readOrCreateSecretFile(path.join(config.dataDir, 'dev-admin-key')) : undefined);
   const rateLimits = createRateLimitCounters(pool);
   const throughput = createThroughputCounter({ pool, bus });
+  const replicaSettings = createReplicaSettingsWatch({
+    pool,
+    settings: sharedSettings(config, { mailjetBaseUrl: mailjetBaseUrl ?? MAILJET_DEFAULT_BASE_URL, eventsCredentials, adminKey }),
+    log,
+  });
   const { app, listener: serveHttp } = createApp({
     jobs,
     admin: createAdminService({ pool, channels, targetPolicy }),
@@ -273,7 +289,13 @@ async function start(config: Config, log: Logger, { signal, exitingNow }: StartO
       bodyPace: { ...config.http.bodyPace, stop: bodyStop },
     },
     trustProxy: config.trustProxy,
-    readiness: createReadiness({ pool, expectedMigration, sendingStopped: () => gate.state().blocked, outOfDisk: outOfDisk.state }),
+    readiness: createReadiness({
+      pool,
+      expectedMigration,
+      sendingStopped: () => gate.state().blocked,
+      outOfDisk: outOfDisk.state,
+      draining: () => bodyStop.begun(),
+    }),
     // As long as one statement may take: a database slower than that is not ready.
     readinessTimeoutMs: config.database.timeouts.statementMs,
     metrics: async () => ({ contentType: metrics.contentType, body: await metrics.text() }),
@@ -301,6 +323,7 @@ async function start(config: Config, log: Logger, { signal, exitingNow }: StartO
   const server = createServer({ requireHostHeader: false }, serveHttp);
   server.keepAliveTimeout = HTTP_KEEP_ALIVE_MS;
   configureConnections(server);
+  const inFlight = trackInFlight(server);
   await new Promise<void>((resolve, reject) => {
     server.once('error', (error) => reject(portError(error, 'PORT', config.http.port, config.http.host)));
     server.listen(config.http.port, config.http.host, () => resolve());
@@ -312,6 +335,13 @@ async function start(config: Config, log: Logger, { signal, exitingNow }: StartO
     await database.recordPort(address.port);
   }
 
+  // Before the consumers: a replica whose settings differ from the others' says so at once.
+  await replicaSettings.beat().catch((error: unknown) => {
+    log.warn('could not compare the settings with those of the other replicas; tried again in a few seconds', {
+      component: 'replicas',
+      error: coerceError(error).message,
+    });
+  });
   consumers.start();
   dispatcher.start();
   const reaper = createLeaseReaper({
@@ -334,11 +364,19 @@ async function start(config: Config, log: Logger, { signal, exitingNow }: StartO
     log,
   });
   void retention.start();
-  // SIGTERM: consumers stop claiming and finish their calls in flight while HTTP drains, within
-  // SHUTDOWN_TIMEOUT_MS; then the reaper, LISTEN, the simulator, the pool and the embedded database
-  // stop, in that order, each with a deadline of its own.
+  const heartbeat = createReplicaHeartbeat({ watch: replicaSettings, log });
+  void heartbeat.start();
+  // SIGTERM: the drain. Consumers stop claiming and finish their calls in flight, and the requests
+  // begun before it are answered, within SHUTDOWN_TIMEOUT_MS, while the port stays open for the
+  // probes and the scrape and refuses the rest (http/drain.ts); then the port closes, and the reaper,
+  // LISTEN, the simulator, the pool and the embedded database stop, in that order, each with a
+  // deadline of its own.
   const deadlineMs = config.consumers.shutdownTimeoutMs;
   cleanups.push(async () => {
+    const refused = bodyStop.begin();
+    if (refused > 0) {
+      log.info('request bodies still arriving were refused (503): the server is stopping', { component: 'http', refused });
+    }
     // The dispatcher cuts its deliveries at the deadline and then records them (about 2 s more).
     await Promise.all([
       consumers.stop(deadlineMs).then(({ finished }) => {
@@ -346,20 +384,24 @@ async function start(config: Config, log: Logger, { signal, exitingNow }: StartO
           leftBehind.push('jobs in the hands of consumers (back in the queue when their leases expire, LEASE_MS)');
         }
       }),
-      closeServer(server, deadlineMs, () => {
-        const refused = bodyStop.begin();
-        if (refused > 0) {
-          log.info('request bodies still arriving were refused (503): the server is stopping', { component: 'http', refused });
-        }
-      }),
+      finishedWithin(inFlight.settled(), deadlineMs),
       stopWithin('the webhook dispatcher', dispatcher.stop(deadlineMs), deadlineMs + 3 * STOP_STEP_MS),
     ]);
+    // What is still in flight began during the drain: a probe, a scrape, a refusal.
+    await closeServer(server, STOP_STEP_MS);
     await Promise.all([
       stopWithin('the lease reaper', reaper.stop(STOP_STEP_MS), STOP_STEP_MS),
       stopWithin('the rate-limit sweeper', sweeper.stop(STOP_STEP_MS), STOP_STEP_MS),
       stopWithin('the retention worker', retention.stop(STOP_STEP_MS), STOP_STEP_MS),
       stopWithin('the throughput flusher', flusher.stop(STOP_STEP_MS), STOP_STEP_MS),
+      stopWithin('the replica heartbeat', heartbeat.stop(STOP_STEP_MS), STOP_STEP_MS),
     ]);
+    // Its settings no longer count for the others; a row left (the database gone) is forgotten in minutes.
+    await stopWithin(
+      'the replica heartbeat row',
+      replicaSettings.forget().catch(() => undefined),
+      STOP_STEP_MS,
+    );
     // After the consumers and the HTTP server: the last enqueues and acceptances are counted too.
     throughput.close();
     const lastCounts = throughput.flush().catch((error: unknown) => {
@@ -392,12 +434,15 @@ async function start(config: Config, log: Logger, { signal, exitingNow }: StartO
   }
   if (dev) {
     devApiKey = dev.key;
-    const adminKeyAt = config.adminApiKey === undefined ? `is in ${path.join(config.dataDir, 'dev-admin-key')}` : 'is ADMIN_API_KEY';
-    const passwordAt = config.events.credentials === undefined ? `is in ${path.join(config.dataDir, DEV_EVENTS_PASSWORD_FILE)}` : 'is EVENTS_PASSWORD';
-    // The absolute path: the command is pasted into another terminal, in whatever directory it is.
+    // Absolute paths: a relative DATA_DIR is resolved from the package root by `npm start`, wherever it
+    // was run from, and the operator reads these lines where they are. The Try it command is pasted
+    // into another terminal, in whatever directory it is.
+    const dataDir = path.resolve(config.dataDir);
+    const adminKeyAt = config.adminApiKey === undefined ? `is in ${path.join(dataDir, 'dev-admin-key')}` : 'is ADMIN_API_KEY';
+    const passwordAt = config.events.credentials === undefined ? `is in ${path.join(dataDir, DEV_EVENTS_PASSWORD_FILE)}` : 'is EVENTS_PASSWORD';
     tryIt = tryItCommand(url, dev.file);
     log.info(
-      `dev mode: the API key of app "dev" is in ${path.join(config.dataDir, 'dev-api-key')}; the admin key ${adminKeyAt}; the callback password (user ${eventsCredentials!.username}) ${passwordAt}`,
+      `dev mode: the API key of app "dev" is in ${path.join(dataDir, 'dev-api-key')}; the admin key ${adminKeyAt}; the callback password (user ${eventsCredentials!.username}) ${passwordAt}`,
       { component: 'main' },
     );
   }
@@ -427,6 +472,7 @@ async function start(config: Config, log: Logger, { signal, exitingNow }: StartO
     tryIt,
     consumers,
     routes: routeTable(app),
+    failed: database.lost,
     stop() {
       stopping ??= stopAll();
       return stopping;
@@ -559,16 +605,11 @@ export const HTTP_KEEP_ALIVE_MS = 65_000;
 /** How often a closing server ends the connections that have gone idle since it began to close. */
 const IDLE_SWEEP_MS = 100;
 
-/**
- * Stops accepting connections, refuses the request bodies still arriving (`refuseBodies`), lets the
- * requests in flight finish for a while, then cuts the rest.
- */
-async function closeServer(server: Server, graceMs: number, refuseBodies: () => void): Promise<void> {
+/** Stops accepting connections, lets the requests in flight finish for `graceMs`, then cuts the rest. */
+async function closeServer(server: Server, graceMs: number): Promise<void> {
   const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-  refuseBodies();
   // close() ends only the connections idle at that moment. One whose answer is written later is kept
-  // alive for its next request, and the stop waited for the grace to cut it (SHUTDOWN_TIMEOUT_MS,
-  // 25 s by default, whenever a client with a kept-alive connection had a request in flight).
+  // alive for its next request, and the stop waited for the grace to cut it.
   const sweep = setInterval(() => server.closeIdleConnections(), IDLE_SWEEP_MS);
   server.closeIdleConnections();
   const timer = setTimeout(() => server.closeAllConnections(), graceMs);

@@ -22,6 +22,8 @@ export interface MetricsSources {
   sendingHalted: () => { unauthorized: boolean; rateLimited: boolean };
   /** The budget of callback bodies in progress (EVENTS_BODY_BUDGET), read at scrape time. */
   eventsBodyBudget?: Pick<ByteBudget, 'inUse' | 'waiting'>;
+  /** Setting → how many other live replicas run with it otherwise (services/replica-settings.ts). */
+  replicaSettingsDiffering?: () => ReadonlyMap<string, number>;
   now?: () => number;
 }
 
@@ -31,7 +33,7 @@ const CALL_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 const WAIT_BUCKETS = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400];
 const HTTP_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10];
 
-export function createMetrics({ bus, queueStats, sendingHalted, eventsBodyBudget, now = Date.now }: MetricsSources): Metrics {
+export function createMetrics({ bus, queueStats, sendingHalted, eventsBodyBudget, replicaSettingsDiffering, now = Date.now }: MetricsSources): Metrics {
   const registry = new client.Registry();
   client.collectDefaultMetrics({ register: registry });
   // prom-client's three gauges named `…_total` break the naming rule (promtool flags them); each is
@@ -153,6 +155,20 @@ export function createMetrics({ bus, queueStats, sendingHalted, eventsBodyBudget
       registers,
       collect() {
         this.set(eventsBodyBudget.waiting());
+      },
+    });
+  }
+  if (replicaSettingsDiffering !== undefined) {
+    new client.Gauge({
+      name: 'jetpost_replica_settings_differing',
+      help: "Other live replicas on this database whose value of a setting that must agree (label setting) differs from this process's; absent when none differ",
+      labelNames: ['setting'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [setting, replicas] of replicaSettingsDiffering()) {
+          this.set({ setting }, replicas);
+        }
       },
     });
   }

@@ -250,7 +250,8 @@ export interface paths {
         };
         /**
          * Liveness — the process is up
-         * @description Answers `200` whenever the process can serve HTTP; it does not touch the database.
+         * @description Answers `200` whenever the process can serve HTTP, while it drains after SIGTERM too; it does
+         *     not touch the database.
          */
         get: operations["liveness"];
         put?: never;
@@ -274,7 +275,9 @@ export interface paths {
          *     not out of disk: a write refused with `53100` counts until one goes through, or for 30 s)
          *     and every migration in `sql/` is applied; `503` otherwise,
          *     with the failing check's `detail` and `Retry-After`. It answers within `DATABASE_STATEMENT_TIMEOUT_MS`
-         *     (2 s) even when the database does not answer at all. Use it as the load balancer's readiness probe.
+         *     (2 s) even when the database does not answer at all. While the process drains after SIGTERM
+         *     (the port stays open until the requests and Mailjet calls in flight are done), it answers `503`
+         *     with the one check `stopping`. Use it as the load balancer's readiness probe.
          */
         get: operations["readiness"];
         put?: never;
@@ -1557,7 +1560,7 @@ export interface components {
         Readiness: {
             /** @enum {string} */
             status: "ready" | "not-ready";
-            /** @description One entry per check (`database`, and `migrations` once the database answers). */
+            /** @description One entry per check (`database`, `mailjet`, and `migrations` once the database answers; only `stopping` while the process drains after SIGTERM). */
             checks: {
                 [key: string]: {
                     ok: boolean;

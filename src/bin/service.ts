@@ -23,15 +23,25 @@ const REPEAT_WINDOW_MS = 2_000;
 const FORCE_AFTER_MS = 10_000;
 
 /**
- * A reader of the output that goes away (`npm start | head`, a log shipper restarting, a parent that
- * closed its pipes) made the next write fail with EPIPE, an unhandled 'error' event: jetpost died at
- * once, mid-work, leaving its embedded PostgreSQL running. The service goes on; its lines are lost.
+ * Output that can no longer be written must not stop the service. A reader that goes away (`npm start
+ * | head`, a log shipper restarting, a parent that closed its pipes) made the next write fail with
+ * EPIPE, and a log file on a full disk with ENOSPC (EIO for a terminal gone, EDQUOT, EFBIG alike): an
+ * unhandled 'error' event, and jetpost died at once, mid-work, leaving its embedded PostgreSQL
+ * running. The service goes on; the stream is done for (Node destroys it) and its lines are lost
+ * until a restart. The other stream, if it still writes, says so once.
  */
-function outliveClosedOutput(): void {
-  for (const stream of [process.stdout, process.stderr]) {
+function outliveFailedOutput(): void {
+  for (const [stream, other, name] of [
+    [process.stdout, process.stderr, 'stdout'],
+    [process.stderr, process.stdout, 'stderr'],
+  ] as const) {
+    let said = false;
     stream.on('error', (error: NodeJS.ErrnoException) => {
-      if (error.code !== 'EPIPE') {
-        throw error;
+      if (!said && error.code !== 'EPIPE' && !other.destroyed) {
+        said = true;
+        other.write(
+          `jetpost: its ${name} cannot be written (${error.code ?? error.message}); jetpost goes on, and its lines there are lost until it is restarted\n`,
+        );
       }
     });
   }
@@ -39,7 +49,7 @@ function outliveClosedOutput(): void {
 
 /** Never rejects: every way out is a log line or a line on stderr, and an exit code. */
 export function runService(signals: StartSignals): Promise<void> {
-  outliveClosedOutput();
+  outliveFailedOutput();
   return run(signals).catch((error: unknown) => {
     // A setting only the database can judge (db/open.ts), as a bad one loadConfig finds.
     if (error instanceof ConfigError) {
@@ -84,10 +94,16 @@ async function run(signals: StartSignals): Promise<void> {
     exitingNow.abort();
     process.exit(1);
   };
+  /** Set when a part failed for good: the stop then exits 1, for a supervisor to start jetpost again. */
+  let failure: string | undefined;
   const stopAndExit = (running: Jetpost) => {
     running.stop().then(
       ({ leftBehind }) => {
         const fields = { component: 'main', signal: firstSignal, durationMs: Date.now() - (signalledAt ?? Date.now()), leftBehind };
+        if (failure !== undefined) {
+          log.error(`jetpost stopped because ${failure}; start it again`, { ...fields, failure });
+          process.exit(1);
+        }
         if (leftBehind.length === 0) {
           log.info('jetpost stopped: every part finished its work', fields);
         } else {
@@ -101,11 +117,15 @@ async function run(signals: StartSignals): Promise<void> {
       },
     );
   };
-  const onSignal = (signal: NodeJS.Signals) => {
+  const onSignal = (signal: NodeJS.Signals | undefined) => {
     if (signalledAt === undefined) {
       signalledAt = Date.now();
       firstSignal = signal;
-      log.info('shutting down; a second signal exits at once', { component: 'main', signal, deadlineMs });
+      if (failure === undefined) {
+        log.info('shutting down; a second signal exits at once', { component: 'main', signal, deadlineMs });
+      } else {
+        log.error(`${failure}: jetpost cannot run without it, and stops`, { component: 'main', deadlineMs });
+      }
       startAborted.abort(new Error(`${signal} during the start`));
       setTimeout(
         () => exitNow('shutdown did not finish in time; exiting now', { deadlineMs: deadlineMs + FORCE_AFTER_MS }),
@@ -154,7 +174,18 @@ async function run(signals: StartSignals): Promise<void> {
   if (signalledAt !== undefined) {
     // The signal came after the start's last step: stop what is now up.
     stopAndExit(jetpost);
-  } else if (jetpost.tryIt !== undefined) {
+    return;
+  }
+  // A part gone for good: the same stop as a signal's, then exit 1 (a supervisor starts jetpost again;
+  // without it, /healthz answered 200 for ever while nothing could be stored or sent).
+  void jetpost.failed.then((reason) => {
+    failure ??= reason;
+    // A stop already under way goes on, and then exits 1.
+    if (signalledAt === undefined) {
+      onSignal(undefined);
+    }
+  });
+  if (jetpost.tryIt !== undefined) {
     // A plain line, not a log field: a JSON string would escape its quotes, and the copy would not run.
     process.stderr.write(`\nTry it (paste into another terminal):\n\n${jetpost.tryIt}\n\n`);
   }

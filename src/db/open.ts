@@ -16,6 +16,7 @@ import { borrowDataDir, claimDataDir, liveDataDirOwner } from './data-dir-owner.
 import { explainEmbeddedRefusal, startEmbeddedPostgres } from './embedded.js';
 import { runMigrations } from './migrate.js';
 import { createPool, type Pool } from './pool.js';
+import { isProcessAlive } from './process-liveness.js';
 
 export interface OpenDatabase {
   /** The pool's: DATABASE_URL (perhaps a pooler), or the embedded database's. */
@@ -31,6 +32,12 @@ export interface OpenDatabase {
   close(): Promise<string[]>;
   /** The service's HTTP port once it listens, for the embedded database's owner file (PORT=0). */
   recordPort(port: number): Promise<void>;
+  /**
+   * The service's embedded PostgreSQL: resolves, with what happened, if its server exits without
+   * being asked to (killed by the OOM killer, a `kill` of its pid), until close() begins; never
+   * resolves with DATABASE_URL, or for a command.
+   */
+  readonly lost: Promise<string>;
 }
 
 export interface OpenOptions {
@@ -54,6 +61,26 @@ interface EmbeddedHandle {
   /** Resolves to what it left behind, if anything. */
   stop(): Promise<string | undefined>;
   recordPort?(port: number): Promise<void>;
+  /** The server's pid, watched while the service runs (a command's server is not). */
+  watchedPid?: number;
+}
+
+/** How often the service looks whether its embedded PostgreSQL is still there. */
+const EMBEDDED_WATCH_MS = 1_000;
+
+/** Resolves once process `pid` is gone, unless `closing` is aborted first. */
+function whenGone(pid: number, closing: AbortSignal): Promise<string> {
+  return new Promise((resolve) => {
+    const timer = setInterval(() => {
+      if (closing.aborted) {
+        clearInterval(timer);
+      } else if (!isProcessAlive(pid)) {
+        clearInterval(timer);
+        resolve(`the embedded PostgreSQL (pid ${pid}) exited without being asked to`);
+      }
+    }, EMBEDDED_WATCH_MS);
+    timer.unref();
+  });
 }
 
 export async function openDatabase(config: Config, log: Logger, { role, exitingNow }: OpenOptions): Promise<OpenDatabase> {
@@ -101,12 +128,15 @@ export async function openDatabase(config: Config, log: Logger, { role, exitingN
     });
   }
   let closing: Promise<string[]> | undefined;
+  const closeBegun = new AbortController();
   return {
     connectionString,
     directConnectionString,
     pool,
     recordPort: async (port) => embedded?.recordPort?.(port),
+    lost: embedded?.watchedPid === undefined ? new Promise<string>(() => {}) : whenGone(embedded.watchedPid, closeBegun.signal),
     close() {
+      closeBegun.abort();
       closing ??= (async () => {
         const left: string[] = [];
         if (!(await finishedWithin(pool.end(), POOL_END_MS))) {
@@ -268,5 +298,5 @@ async function openEmbedded(
     },
     { once: true },
   );
-  return { connectionString: server.connectionString, handle: { stop, recordPort: (port) => claim.recordPort(port) } };
+  return { connectionString: server.connectionString, handle: { stop, recordPort: (port) => claim.recordPort(port), watchedPid: server.pid } };
 }

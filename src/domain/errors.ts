@@ -110,10 +110,11 @@ export function isStatementCancelled(error: unknown): boolean {
  * The Postgres SQLSTATEs that mean "the database cannot serve this right now": connection
  * exceptions (08), shutdown or crash (57P01-3), a server out of disk (53100, logged with its "No
  * space left on device"), memory (53200) or connections (53300), a statement
- * cancelled by statement_timeout (57014), and a write refused by a server that takes none (25006:
- * a hot standby that DATABASE_URL still names after a failover, default_transaction_read_only).
+ * cancelled by statement_timeout (57014), a write refused by a server that takes none (25006:
+ * a hot standby that DATABASE_URL still names after a failover, default_transaction_read_only), and
+ * a disk under the database that fails to read or write (58030).
  */
-const UNAVAILABLE_SQLSTATE = /^(08|57P0[1-3]|53[1-3]00|57014|25006)/;
+const UNAVAILABLE_SQLSTATE = /^(08|57P0[1-3]|53[1-3]00|57014|25006|58030)/;
 const UNAVAILABLE_NODE_CODE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN']);
 /**
  * pg's and pg-pool's own messages for the same: the connection broke, connecting took longer than
@@ -136,6 +137,11 @@ export function isDatabaseUnavailable(error: unknown): boolean {
     return false;
   }
   if (typeof err.code === 'string' && (UNAVAILABLE_SQLSTATE.test(err.code) || UNAVAILABLE_NODE_CODE.has(err.code))) {
+    return true;
+  }
+  // A server that PANICs (its WAL could not be written) restarts every session, whatever the
+  // SQLSTATE: as for a connection lost mid-statement (08…), the client tries again once it is back.
+  if ((err as { severity?: unknown }).severity === 'PANIC') {
     return true;
   }
   return typeof err.message === 'string' && UNAVAILABLE_MESSAGE.test(err.message);

@@ -1,14 +1,16 @@
-// What an operator is told when the embedded PostgreSQL's first initdb fails: its FATAL line, and
-// for a full disk what to do, instead of the stack trace of the package that ran it.
+// What an operator is told when the embedded PostgreSQL's first initdb fails: its FATAL line (or
+// initdb's own error line, when it failed before its server ran: a disk already full has no room for
+// its first directory), and for a full disk what to do, instead of the stack trace of the package
+// that ran it.
 import { StartupError } from './errors.js';
 
 /** Roughly what a new cluster takes on disk once migrated (measured: 40 MB, WAL included); the data grows from there. */
 const FIRST_START_MB = 40;
 
-/** A StartupError for an initdb failure that says why, or undefined when its output names no FATAL error. */
+/** A StartupError for an initdb failure that says why, or undefined when its output names no FATAL or initdb error. */
 export function explainInitdbFailure(error: unknown, databaseDir: string): StartupError | undefined {
   const text = error instanceof Error ? error.message : String(error);
-  const fatal = /FATAL:\s+(.+)/.exec(text)?.[1]?.trim();
+  const fatal = (/FATAL:\s+(.+)/.exec(text) ?? /initdb: error:\s+(.+)/.exec(text))?.[1]?.trim();
   if (fatal === undefined) {
     return undefined;
   }

@@ -18,6 +18,7 @@ import { bodyBudget, type BodyBudgetOptions } from './body-budget.js';
 import type { BodyPace } from './body-pace.js';
 import { bodyLimitBytes } from './declared-body.js';
 import { type ExpressRoute, serveRoutesDirectly } from './direct-route.js';
+import { refuseWhileDraining } from './drain.js';
 import { errorHandler, notFoundHandler } from './problem.js';
 import { parseQueryString } from './query-string.js';
 import { limitFailedCallbackAuth, limitShared, limitWrongAdminKeys } from './rate-limit.js';
@@ -209,6 +210,8 @@ export function createApp(deps: AppDeps): HttpApp {
   app.use(setSecurityHeaders);
   app.use(logRequest);
   app.use(checkRequestHead);
+  const refuseDraining = refuseWhileDraining(deps.limits.bodyPace.stop);
+  app.use(refuseDraining);
   app.use(serverWideOptions(app));
 
   const requireApp = requireApiKey(deps.authenticate);
@@ -294,7 +297,7 @@ export function createApp(deps: AppDeps): HttpApp {
       { method: 'POST', route: postRoute('/queue') },
       { method: 'POST', route: postRoute('/events') },
     ],
-    before: [setSecurityHeaders, logRequest, checkRequestHead],
+    before: [setSecurityHeaders, logRequest, checkRequestHead, refuseDraining],
     errorHandler: answerError,
     onLateError: (error, route) => deps.log.error('an error after the answer had begun: the connection is closed', { component: 'http', route, error }),
   });

@@ -1,5 +1,6 @@
-// /readyz's checks: the database answers and takes writes (and has not lately refused one for lack
-// of disk), it has every migration in sql/, and sending is not stopped (Mailjet refused the API key).
+// /readyz's checks: the process is not stopping (draining after SIGTERM), the database answers and
+// takes writes (and has not lately refused one for lack of disk), it has every migration in sql/,
+// and sending is not stopped (Mailjet refused the API key).
 import { migrationsApplied } from '../db/migrate.js';
 import type { Pool } from '../db/pool.js';
 import { databaseReadOnly } from '../db/read-only.js';
@@ -17,10 +18,26 @@ export interface ReadinessDeps {
   sendingStopped: () => string | undefined;
   /** Why the database cannot write for lack of disk, or undefined (services/out-of-disk.ts). */
   outOfDisk: () => string | undefined;
+  /** Whether the drain (SIGTERM) has begun: then nothing else is asked (http/drain.ts). */
+  draining: () => boolean;
 }
 
-export function createReadiness({ pool, expectedMigration, sendingStopped, outOfDisk }: ReadinessDeps): () => Promise<Readiness> {
+/** The one check of a draining process: a balancer stops sending it requests, which it refuses by now. */
+const DRAINING: Readiness = {
+  ready: false,
+  checks: {
+    stopping: {
+      ok: false,
+      detail: 'jetpost is stopping (draining): it finishes the requests and Mailjet calls in flight and takes no new ones; send them to another replica',
+    },
+  },
+};
+
+export function createReadiness({ pool, expectedMigration, sendingStopped, outOfDisk, draining }: ReadinessDeps): () => Promise<Readiness> {
   return async (): Promise<Readiness> => {
+    if (draining()) {
+      return DRAINING;
+    }
     const blocked = sendingStopped();
     const mailjetCheck = blocked === undefined ? { ok: true } : { ok: false, detail: `sending stopped: ${blocked}` };
     try {

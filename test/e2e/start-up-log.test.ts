@@ -89,6 +89,20 @@ describe('the start-up log', () => {
     expect(withOther.status).to.equal(401);
   });
 
+  it('when DATA_DIR is relative (npm start run from a subdirectory resolves it from the package root), then the dev mode line names the key files by their absolute paths', async () => {
+    const absolute = await fs.mkdtemp(path.join(os.tmpdir(), 'jetpost-relative-data-'));
+    try {
+      const { lines } = await start({ mailjet: 'simulator', env: { DEV_MODE: 'true', ADMIN_API_KEY: '', DATA_DIR: path.relative(process.cwd(), absolute) } });
+      expect(lines.find((line) => line.message.startsWith('dev mode:'))?.message).to.equal(
+        `dev mode: the API key of app "dev" is in ${path.join(absolute, 'dev-api-key')}; the admin key is in ${path.join(absolute, 'dev-admin-key')}; the callback password (user mailjet) is EVENTS_PASSWORD`,
+      );
+    } finally {
+      await service?.stop();
+      service = undefined;
+      await fs.rm(absolute, { recursive: true, force: true });
+    }
+  });
+
   it('when dev mode prints its Try it command, then the command queues a message run from any directory, not only from where jetpost started', async () => {
     const { service } = await start({ mailjet: 'simulator', env: { DEV_MODE: 'true' } });
     const elsewhere = await fs.mkdtemp(path.join(os.tmpdir(), 'jetpost-try-it-'));

@@ -106,7 +106,6 @@ describe('HTTP: a stop with requests in flight', function () {
       },
     });
     service = started;
-    const port = Number(new URL(started.url).port);
     // One callback holds the whole budget, its body still arriving; another waits for room, unread.
     const auth = Buffer.from(`${EVENTS_USER}:${EVENTS_PASSWORD}`).toString('base64');
     const callback = (stated: number) =>
@@ -138,7 +137,7 @@ describe('HTTP: a stop with requests in flight', function () {
       'the message waiting on the lock',
     );
     stopping = started.jetpost.stop();
-    await eventually(async () => ((await refused(port)) ? true : undefined), 30_000, 'the server to stop listening');
+    await eventually(async () => ((await fetch(`${started.url}/readyz`)).status === 503 ? true : undefined), 30_000, 'the drain to begin');
 
     // Answered while the message still waits on the lock: the stop did not wait for them.
     const callbacks = await withinHalfTheGrace(Promise.all([reading.answer, waiting.answer]));
@@ -154,5 +153,64 @@ describe('HTTP: a stop with requests in flight', function () {
     expect(await withinHalfTheGrace(stopping.then(() => 'stopped' as const))).to.equal('stopped');
     const { rows } = await started.db.pool.query<{ n: number }>('select count(*)::int as n from email_send_jobs');
     expect(rows[0]!.n).to.equal(1);
+  });
+
+  it('when the stop begins while a request waits on the database, then until it is answered the port stays open: /healthz 200, /readyz 503 saying it is stopping, /metrics 200, a new POST /queue 503 problem+json with Retry-After and nothing stored; then the request gets its 202 and the port closes', async () => {
+    const started = await startTestService({
+      env: {
+        WORKER_CONCURRENCY: '0',
+        SHUTDOWN_TIMEOUT_MS: String(SHUTDOWN_TIMEOUT_MS),
+        DATABASE_STATEMENT_TIMEOUT_MS: String(SHUTDOWN_TIMEOUT_MS),
+        DATABASE_BULK_STATEMENT_TIMEOUT_MS: String(SHUTDOWN_TIMEOUT_MS),
+      },
+    });
+    service = started;
+    const port = Number(new URL(started.url).port);
+    const message = { from: 'app@example.com', to: 'reader@example.com', subject: 'Hi', text: 'Hello' };
+    locker = await started.db.pool.connect();
+    await locker.query('begin');
+    await locker.query('lock table email_send_jobs in share mode');
+    const accepted = started.request('POST', '/queue', { body: message });
+    await eventually(
+      async () => {
+        const { rows } = await started.db.pool.query<{ n: number }>(
+          "select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and datname = current_database()",
+        );
+        return rows[0]!.n > 0 ? true : undefined;
+      },
+      30_000,
+      'the message waiting on the lock',
+    );
+    stopping = started.jetpost.stop();
+    await eventually(async () => ((await fetch(`${started.url}/readyz`)).status === 503 ? true : undefined), 30_000, 'the drain to begin');
+
+    const ready = await fetch(`${started.url}/readyz`);
+    expect(ready.status).to.equal(503);
+    expect(ready.headers.get('retry-after')).to.equal('5');
+    const report = (await ready.json()) as { status: string; checks: Record<string, { ok: boolean; detail?: string }> };
+    expect(report.status).to.equal('not-ready');
+    expect(report.checks['stopping']?.ok).to.equal(false);
+    expect(report.checks['stopping']?.detail).to.match(/stopping \(draining\)/);
+    expect((await fetch(`${started.url}/healthz`)).status).to.equal(200);
+    const scrape = await fetch(`${started.url}/metrics`);
+    expect(scrape.status).to.equal(200);
+    expect(await scrape.text()).to.match(/^jetpost_jobs_enqueued_total /m);
+    const late = await started.request('POST', '/queue', { body: { ...message, subject: 'Late' } });
+    expect(late.status).to.equal(503);
+    expect(late.headers.get('retry-after')).to.equal('5');
+    expect(late.headers.get('content-type')).to.match(/^application\/problem\+json/);
+    expect(((await late.json()) as { detail: string }).detail).to.match(/stopping \(draining\).*nothing of it was stored/);
+    // The first request is still in flight: the stop waits for it.
+    expect(await refused(port)).to.equal(false);
+
+    await locker.query('commit');
+    locker.release();
+    locker = undefined;
+    const answer = await accepted;
+    expect(answer.status, await answer.clone().text()).to.equal(202);
+    expect(await withinHalfTheGrace(stopping.then(() => 'stopped' as const))).to.equal('stopped');
+    expect(await refused(port)).to.equal(true);
+    const { rows: stored } = await started.db.pool.query<{ n: number }>('select count(*)::int as n from email_send_jobs');
+    expect(stored[0]!.n).to.equal(1);
   });
 });

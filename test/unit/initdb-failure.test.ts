@@ -28,4 +28,12 @@ describe('explainInitdbFailure', () => {
     ).to.equal('the embedded PostgreSQL could not be created in /d/pg: could not create directory "base": Permission denied');
     expect(explainInitdbFailure(new Error('Postgres init script failed (code: null, signal: SIGINT)'), '/d/pg')).to.equal(undefined);
   });
+
+  it('when initdb itself fails before any server runs (its pg_wal directory on a full disk), then its error line is explained likewise, not left to a stack trace', () => {
+    const text =
+      'Postgres init script failed (code: 1, signal: null). ERROR OUTPUT: initdb: error: could not create directory "/data/pg.initdb/pg_wal": No space left on device\ninitdb: removing contents of data directory "/data/pg.initdb"\n';
+    expect(explainInitdbFailure(new Error(text), '/data/pg')?.message).to.equal(
+      'the embedded PostgreSQL could not be created in /data/pg: could not create directory "/data/pg.initdb/pg_wal": No space left on device: the disk of DATA_DIR is full. Free space there (the first start needs about 40 MB), or set DATA_DIR to a disk with room',
+    );
+  });
 });

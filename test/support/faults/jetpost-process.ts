@@ -2,6 +2,7 @@
 // configured for the Mailjet simulator of the test process. A process 'exit' hook SIGKILLs any child
 // still alive, so a crashed run leaves none behind.
 import { type ChildProcess, spawn } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -55,6 +56,8 @@ export interface JetpostOptions {
   viaNpmStart?: boolean;
   /** Leader of a process group of its own, as a shell runs a command, so that signalGroup reaches all of it. */
   ownProcessGroup?: boolean;
+  /** A file its stdout is written to (`> file`), instead of a pipe the test reads: `/dev/full`, a full disk. */
+  stdoutFile?: string;
 }
 
 /** The settings every child starts with, unless a scenario overrides them. */
@@ -128,12 +131,16 @@ export function spawnJetpost(options: JetpostOptions, script: string): JetpostPr
   const inherited = Object.fromEntries(['PATH', 'HOME', 'TMPDIR'].flatMap((name) => (process.env[name] ? [[name, process.env[name]!]] : [])));
   // npm start's V8 flags (heap sizing): a fault is tested on the process users run.
   const [command, args] = options.viaNpmStart ? ['npm', ['start', '--silent']] : [process.execPath, ['--enable-source-maps', ...serveNodeFlags(), script]];
+  const stdout = options.stdoutFile === undefined ? 'pipe' : openSync(options.stdoutFile, 'w');
   const child = spawn(command, args, {
     cwd: REPO_ROOT,
     env: { ...inherited, ...env, ...(options.viaNpmStart ? { npm_config_update_notifier: 'false' } : {}) },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: ['ignore', stdout, 'pipe'],
     detached: options.ownProcessGroup === true,
   });
+  if (typeof stdout === 'number') {
+    closeSync(stdout);
+  }
   if (child.pid === undefined) {
     throw new Error(`could not start ${options.name}`);
   }
@@ -155,7 +162,9 @@ export function spawnJetpost(options: JetpostOptions, script: string): JetpostPr
       lines.splice(0, Math.max(0, lines.length - OUTPUT_LINES));
     });
   };
-  keep(child.stdout!, `[${options.name} ${child.pid} out]`);
+  if (child.stdout) {
+    keep(child.stdout, `[${options.name} ${child.pid} out]`);
+  }
   keep(child.stderr!, `[${options.name} ${child.pid} err]`);
   let status: ExitStatus | undefined;
   const exited = new Promise<ExitStatus>((resolve) => {
@@ -192,7 +201,7 @@ export function spawnJetpost(options: JetpostOptions, script: string): JetpostPr
       return exited;
     },
     closeOutput() {
-      child.stdout!.destroy();
+      child.stdout?.destroy();
       child.stderr!.destroy();
     },
   };
