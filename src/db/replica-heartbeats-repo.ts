@@ -1,5 +1,5 @@
 // replica_heartbeats: one row per running process, with the fingerprints of the settings replicas
-// must share (sql/44_…, services/replica-settings.ts).
+// must share (sql/43_…, services/replica-settings.ts).
 import type { SettingPrints } from '../domain/replica-settings.js';
 import { query, type Queryable } from './pool.js';
 

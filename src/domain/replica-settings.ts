@@ -1,5 +1,5 @@
 // The settings every replica on one database must share for jetpost's guarantees to hold, as each
-// writes them in its heartbeat (sql/44_…) and compares them with the others'. A secret is written
+// writes them in its heartbeat (sql/43_…) and compares them with the others'. A secret is written
 // as a hash, never in clear, and a difference is named, never shown.
 import { createHash } from 'node:crypto';
 

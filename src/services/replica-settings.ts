@@ -1,5 +1,5 @@
 // Replicas on one database started with different settings: each process beats in
-// replica_heartbeats (sql/44_…) with the fingerprints of the settings that must agree, and warns of
+// replica_heartbeats (sql/43_…) with the fingerprints of the settings that must agree, and warns of
 // each one another live replica has otherwise, naming the setting and that replica (its host and
 // pid), once per difference; /metrics counts them (jetpost_replica_settings_differing). Only a
 // warning: during a rolling change of a setting, replicas differ for a while by design.
