@@ -1587,7 +1587,7 @@ export interface components {
              * @description The HTTP status's reason phrase.
              * @enum {string}
              */
-            title: "Bad Request" | "Unauthorized" | "Forbidden" | "Not Found" | "Method Not Allowed" | "Request Timeout" | "Conflict" | "Payload Too Large" | "Unsupported Media Type" | "Expectation Failed" | "Too Many Requests" | "Request Header Fields Too Large" | "Internal Server Error" | "Service Unavailable" | "Error";
+            title: "Bad Request" | "Unauthorized" | "Forbidden" | "Not Found" | "Method Not Allowed" | "Request Timeout" | "Conflict" | "Payload Too Large" | "Unsupported Media Type" | "Expectation Failed" | "Too Many Requests" | "Request Header Fields Too Large" | "Internal Server Error" | "Not Implemented" | "Service Unavailable" | "Error";
             status: number;
             /** @description What went wrong, for a human. */
             detail: string;
@@ -1715,6 +1715,25 @@ export interface components {
                     type?: "https://jetpost.dev/problems/expectation-failed";
                     /** @constant */
                     status?: 417;
+                };
+            };
+        };
+        /**
+         * @description The request's `Transfer-Encoding` names a coding other than `chunked`, such as `gzip, chunked`
+         *     (`transfer-coding-not-implemented`): jetpost takes only `chunked` off a body (compress it with
+         *     `Content-Encoding`). The connection is closed and nothing is stored. Answered on every path,
+         *     for any method, before any route.
+         */
+        TransferCodingNotImplemented: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"] & {
+                    /** @constant */
+                    type?: "https://jetpost.dev/problems/transfer-coding-not-implemented";
+                    /** @constant */
+                    status?: 501;
                 };
             };
         };

@@ -39,6 +39,7 @@ export const API_PROBLEM_CODES = [
   'malformed-request',
   'duplicate-header',
   'headers-too-large',
+  'transfer-coding-not-implemented',
   'rate-limited',
   'service-unavailable',
   'internal',

@@ -2425,23 +2425,25 @@ describe('openapi.yaml, checked against the running service', function () {
     );
 
     contractIt(
-      'every documented operation answers 431 to a request line and headers over 16 KB, and 417 to an Expect other than 100-continue, as the HeadersTooLarge and ExpectationFailed responses say',
+      'every documented operation answers 431 to a request line and headers over 16 KB, 417 to an Expect other than 100-continue and 501 to a transfer coding other than chunked, as the HeadersTooLarge, ExpectationFailed and TransferCodingNotImplemented responses say',
       [],
       async () => {
         const components = contract.spec.components as unknown as { responses: Record<string, { content: Record<string, { schema: unknown }> }> };
         for (const [component, status, headers] of [
           ['HeadersTooLarge', 431, { 'X-Padding': 'a'.repeat(17 * 1024) }],
           ['ExpectationFailed', 417, { Expect: 'x-fancy-feature', 'Content-Length': '0' }],
+          ['TransferCodingNotImplemented', 501, { 'Transfer-Encoding': 'gzip, chunked' }],
         ] as const) {
           const schema = contract.validator(components.responses[component]!.content['application/problem+json']!.schema);
           for (const operation of contract.operations()) {
             const [method, template] = operation.split(' ') as [Method, string];
             const where = `${component}: ${operation}`;
-            const res = parseAnswer(await rawRequest(service.url, method.toUpperCase(), template.replace(/\{[^}]+\}/g, '1'), headers).answer);
+            const body = 'Transfer-Encoding' in headers ? '0\r\n\r\n' : '';
+            const res = parseAnswer(await rawRequest(service.url, method.toUpperCase(), template.replace(/\{[^}]+\}/g, '1'), headers, body).answer);
             expect(res.status, where).to.equal(status);
             expect(res.headers.get('content-type'), where).to.match(/^application\/problem\+json/);
-            const body = (await res.json()) as unknown;
-            expect(schema(body), `${where}: ${formatErrors(schema.errors)}`).to.equal(true);
+            const problem = (await res.json()) as unknown;
+            expect(schema(problem), `${where}: ${formatErrors(schema.errors)}`).to.equal(true);
           }
         }
       },
