@@ -26,7 +26,7 @@ export interface BusEvents {
   'mailjet:lookup': { result: 'found' | 'not_found' | 'error' };
   /**
    * `byType`: the new events by type. `sentAfterAcceptedMs`: for each recipient moved to `sent`, the
-   * time from the job's acceptance to Mailjet's `sent` event.
+   * time from the job's acceptance to Mailjet's `sent` event (acceptedToSentMs).
    */
   'events:ingested': {
     received: number;

@@ -79,7 +79,7 @@ export function createMetrics({ bus, queueStats, sendingHalted, eventsBodyBudget
   });
   const toSent = new client.Histogram({
     name: 'jetpost_recipient_accepted_to_sent_seconds',
-    help: "From Mailjet accepting a job to its `sent` event for a recipient (Mailjet's event time)",
+    help: "From Mailjet accepting a job to its `sent` event for a recipient (Mailjet's event time, held to [accepted, now + 1 min])",
     buckets: WAIT_BUCKETS,
     registers,
   });
@@ -236,7 +236,7 @@ export function createMetrics({ bus, queueStats, sendingHalted, eventsBodyBudget
     for (const [type, count] of Object.entries(byType)) {
       eventsByType.inc({ type }, count);
     }
-    sentAfterAcceptedMs.forEach((ms) => toSent.observe(Math.max(0, ms) / 1000));
+    sentAfterAcceptedMs.forEach((ms) => toSent.observe(ms / 1000));
   });
   bus.on('events:rejected', ({ kind, count }) => rejectedEvents.inc({ kind }, count));
   bus.on('events:budget-wait', ({ outcome }) => budgetWaits.inc({ outcome }));

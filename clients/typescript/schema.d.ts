@@ -1590,7 +1590,7 @@ export interface components {
              * @description The HTTP status's reason phrase.
              * @enum {string}
              */
-            title: "Bad Request" | "Unauthorized" | "Forbidden" | "Not Found" | "Method Not Allowed" | "Request Timeout" | "Conflict" | "Payload Too Large" | "Unsupported Media Type" | "Too Many Requests" | "Internal Server Error" | "Service Unavailable" | "Error";
+            title: "Bad Request" | "Unauthorized" | "Forbidden" | "Not Found" | "Method Not Allowed" | "Request Timeout" | "Conflict" | "Payload Too Large" | "Unsupported Media Type" | "Expectation Failed" | "Too Many Requests" | "Request Header Fields Too Large" | "Internal Server Error" | "Not Implemented" | "Service Unavailable" | "Error";
             status: number;
             /** @description What went wrong, for a human. */
             detail: string;
@@ -1683,6 +1683,60 @@ export interface components {
                     type?: "https://jetpost.dev/problems/method-not-allowed";
                     /** @constant */
                     status?: 405;
+                };
+            };
+        };
+        /**
+         * @description The request line and headers are larger than jetpost reads, 16 KB in all (`headers-too-large`);
+         *     the connection is closed. Answered on every path, for any method, before any route.
+         */
+        HeadersTooLarge: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"] & {
+                    /** @constant */
+                    type?: "https://jetpost.dev/problems/headers-too-large";
+                    /** @constant */
+                    status?: 431;
+                };
+            };
+        };
+        /**
+         * @description The request's `Expect` header asks for something other than `100-continue`
+         *     (`expectation-failed`); the connection is closed and nothing is stored. Answered on every
+         *     path, for any method, before any route.
+         */
+        ExpectationFailed: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"] & {
+                    /** @constant */
+                    type?: "https://jetpost.dev/problems/expectation-failed";
+                    /** @constant */
+                    status?: 417;
+                };
+            };
+        };
+        /**
+         * @description The request's `Transfer-Encoding` names a coding other than `chunked`, such as `gzip, chunked`
+         *     (`transfer-coding-not-implemented`): jetpost takes only `chunked` off a body (compress it with
+         *     `Content-Encoding`). The connection is closed and nothing is stored. Answered on every path,
+         *     for any method, before any route.
+         */
+        TransferCodingNotImplemented: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"] & {
+                    /** @constant */
+                    type?: "https://jetpost.dev/problems/transfer-coding-not-implemented";
+                    /** @constant */
+                    status?: 501;
                 };
             };
         };

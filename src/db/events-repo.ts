@@ -4,6 +4,7 @@ import { JobDeletedMeanwhileError, RecipientMovedMeanwhileError } from '../domai
 import { OMITTED_EVENTS_COUNTED, type StoredEvent } from '../domain/event.js';
 import type { EventEffect } from '../domain/event-application.js';
 import { DETAIL_PAYLOAD_KEYS, type MailjetEvent } from '../domain/event-parse.js';
+import { EVENT_CLOCK_SKEW_MS } from '../domain/event-time.js';
 import { DELIVERY_ORDER, type MailjetEventType } from '../domain/status.js';
 import { type PreparedStatement, query, type Queryable } from './pool.js';
 
@@ -454,8 +455,10 @@ const STORE_AND_APPLY_TEXT = `
       where k.recipient_id is null
         and not exists (select from inserted i where i.dedupe_key = e.dedupe_key)
     ) as unmatched,
+    -- As acceptedToSentMs (domain/event-time.ts): the event's time held to [accepted_at, now() + $4 ms].
     array(
-      select floor(extract(epoch from s.occurred_at) * 1000) - floor(extract(epoch from j.accepted_at) * 1000)
+      select greatest(0, floor(extract(epoch from least(s.occurred_at, now() + make_interval(secs => $4::double precision / 1000))) * 1000)
+        - floor(extract(epoch from j.accepted_at) * 1000))
       from steps s
       join locked_jobs j on j.id = s.job_id
       where s.target_rank = array_position($2::text[], 'sent') and j.accepted_at is not null
@@ -547,7 +550,7 @@ async function storeAndApplyChecking(
     s: effect.suppression?.detail,
     a: check ? eventAddressKey(event.email) : undefined,
   }));
-  const [row] = await query(tx, STORE_AND_APPLY, [JSON.stringify(input), DELIVERY_ORDER, webhooksChannel]);
+  const [row] = await query(tx, STORE_AND_APPLY, [JSON.stringify(input), DELIVERY_ORDER, webhooksChannel, EVENT_CLOCK_SKEW_MS]);
   if (row!['orphaned'] !== 0) {
     throw new JobDeletedMeanwhileError(`${String(row!['orphaned'])} events were matched to jobs deleted meanwhile`);
   }

@@ -15,6 +15,41 @@ export interface AppErrorOptions {
   headers?: Record<string, string>;
 }
 
+/**
+ * The codes of the API's answers: each is the last segment of a problem `type`, and openapi.yaml
+ * (Errors) lists them all (test/contract/openapi.test.ts holds the two to the same list).
+ */
+export const API_PROBLEM_CODES = [
+  'validation-failed',
+  'malformed-json',
+  'request-aborted',
+  'bad-request',
+  'unauthorized',
+  'not-found',
+  'method-not-allowed',
+  'idempotency-key-reused',
+  'job-not-cancellable',
+  'app-exists',
+  'payload-too-large',
+  'message-too-large',
+  'unsupported-media-type',
+  'unsupported-encoding',
+  'request-timeout',
+  'expectation-failed',
+  'malformed-request',
+  'duplicate-header',
+  'headers-too-large',
+  'transfer-coding-not-implemented',
+  'rate-limited',
+  'service-unavailable',
+  'internal',
+] as const;
+
+/** The codes only the dashboard refuses with, on an HTML page for a person (no problem+json). */
+export const DASHBOARD_PROBLEM_CODES = ['csrf-token', 'cross-origin'] as const;
+
+export type ProblemCode = (typeof API_PROBLEM_CODES)[number] | (typeof DASHBOARD_PROBLEM_CODES)[number];
+
 export class AppError extends Error {
   override readonly name: string = 'AppError';
   readonly fields: FieldError[] | undefined;
@@ -22,7 +57,7 @@ export class AppError extends Error {
 
   constructor(
     /** Stable, machine-readable code: also the last segment of the problem `type`. */
-    readonly code: string,
+    readonly code: ProblemCode,
     readonly status: number,
     message: string,
     options: AppErrorOptions = {},
@@ -49,7 +84,7 @@ export class NotFoundError extends AppError {
 
 export class ConflictError extends AppError {
   override readonly name = 'ConflictError';
-  constructor(code: string, message: string, options: AppErrorOptions = {}) {
+  constructor(code: ProblemCode, message: string, options: AppErrorOptions = {}) {
     super(code, 409, message, options);
   }
 }

@@ -6,6 +6,7 @@ import crypto from 'node:crypto';
 
 import { z } from 'zod';
 
+import { eventOccurredAt } from './event-time.js';
 import { elementNotJson, type JsonElement, scanJsonBody } from './json-elements.js';
 import { toIdString } from './mailjet-ids.js';
 import { MAILJET_EVENT_TYPES, type MailjetEventType } from './status.js';
@@ -32,8 +33,6 @@ const mailjetId = z.union([z.string(), z.number()]).transform((value, context) =
   return id;
 });
 
-/** Unix seconds of the year 3000: a later event time is a mistake. */
-const MAX_EVENT_TIME = 32503680000;
 const MAX_EMAIL_LENGTH = 320;
 /** Mailjet's are UUIDs: a longer one is no Message_GUID, and it is a key, so it is never cut. */
 const MAX_MESSAGE_GUID_LENGTH = 100;
@@ -68,8 +67,10 @@ export const CUT_FIELDS_KEY = 'jetpost_truncated';
 export const mailjetEventSchema = z
   .looseObject({
     event: z.enum(MAILJET_EVENT_TYPES),
-    // Unix seconds.
-    time: z.number().int().nonnegative().max(MAX_EVENT_TIME),
+    // Unix seconds. Any: no event is refused for its time (eventOccurredAt). An integer of more than
+    // 15 digits comes as its decimal text (json-elements.ts keeps its digits).
+    // (zod's int() would refuse an integer past 2^53.)
+    time: z.union([z.number().refine(Number.isInteger, 'an integer (Unix seconds)'), z.string().regex(/^-?[1-9]\d{15,}$/)]),
     MessageID: mailjetId.optional(),
     Message_GUID: z.string().max(MAX_MESSAGE_GUID_LENGTH).optional(),
     email: z.string().min(1).max(MAX_EMAIL_LENGTH),
@@ -104,7 +105,7 @@ export function plainEventData(value: Record<string, unknown>): EventData | unde
   if (!EVENT_TYPES.has(event) || typeof email !== 'string' || email.length === 0 || email.length > MAX_EMAIL_LENGTH) {
     return undefined;
   }
-  if (typeof time !== 'number' || !Number.isInteger(time) || time < 0 || time > MAX_EVENT_TIME) {
+  if (typeof time !== 'number' || !Number.isInteger(time)) {
     return undefined;
   }
   const guid = value['Message_GUID'];
@@ -482,7 +483,7 @@ function toEvent(data: EventData, sourceLength: number): MailjetEvent {
   cutLongTexts(data, sourceLength);
   return {
     type: data.event,
-    occurredAt: new Date(data.time * 1000),
+    occurredAt: eventOccurredAt(Number(data.time)),
     messageId,
     messageUuid,
     email,

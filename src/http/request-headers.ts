@@ -3,7 +3,9 @@
 // answered here, in words). A header that must come once and came twice is refused: Node keeps the
 // first `Authorization`, `Content-Type` or `Host` without a word, and joins two `Idempotency-Key`s
 // into one value ("a, b"), a key neither retry would match. (Two `Content-Length`s are refused by
-// Node's parser: http/connections.ts answers them.)
+// Node's parser: http/connections.ts answers them.) A transfer coding other than `chunked`
+// (`Transfer-Encoding: gzip, chunked`) is refused (501, as RFC 9112 §6.1 asks): Node's parser takes
+// off the chunks and leaves the rest, so the body would be read as if it were not gzip-coded at all.
 import type { RequestHandler } from 'express';
 
 import { AppError } from '../domain/errors.js';
@@ -14,6 +16,15 @@ const MISSING_HOST = new AppError(
   'an HTTP/1.1 request needs a Host header (RFC 9112 §3.2), e.g. "Host: jetpost.example.com"; nothing was stored, the connection is closed',
   { headers: { Connection: 'close' } },
 );
+
+/** Only `chunked` is taken off a body; the connection is closed, the body left unread. */
+const TRANSFER_CODING_NOT_IMPLEMENTED = (codings: string) =>
+  new AppError(
+    'transfer-coding-not-implemented',
+    501,
+    `the request's Transfer-Encoding is "${codings}": jetpost takes only "chunked" (to compress a body, send it with Content-Encoding); nothing was stored, the connection is closed`,
+    { headers: { Connection: 'close' } },
+  );
 
 /** The headers read as one value, by their lower-case names. */
 const SINGLE_VALUED = new Set(['host', 'authorization', 'content-type', 'idempotency-key']);
@@ -39,6 +50,11 @@ export const checkRequestHead: RequestHandler = (req, _res, next) => {
   // As Node's own check (requireHostHeader): HTTP/1.0 needs none; an empty one names no host either.
   if (req.httpVersionMajor === 1 && req.httpVersionMinor === 1 && !req.headers.host) {
     next(MISSING_HOST);
+    return;
+  }
+  const codings = req.headers['transfer-encoding'];
+  if (codings !== undefined && codings.trim().toLowerCase() !== 'chunked') {
+    next(TRANSFER_CODING_NOT_IMPLEMENTED(codings));
     return;
   }
   // Node makes one key of each name: fewer keys than raw headers means some name came twice.

@@ -11,11 +11,12 @@ import { suppressRecipients } from '../db/suppressions-repo.js';
 import { JobDeletedMeanwhileError } from '../domain/errors.js';
 import type { StoredEvent } from '../domain/event.js';
 import { planEventApplication } from '../domain/event-application.js';
+import { acceptedToSentMs } from '../domain/event-time.js';
 import { queueWebhookDeliveries } from './webhook-outbox.js';
 
 /**
  * Returns, for each recipient the events moved to `sent`, the time from its job's acceptance to the
- * event (for the metrics, once the caller's transaction committed).
+ * event as the metrics count it (acceptedToSentMs), for once the caller's transaction committed.
  */
 export async function applyEvents(tx: Queryable, channels: NotifyChannels, events: readonly StoredEvent[]): Promise<{ sentAfterAcceptedMs: number[] }> {
   const jobIds = [...new Set(events.flatMap((event) => (event.recipientId !== null && event.jobId !== null ? [event.jobId] : [])))];
@@ -38,7 +39,9 @@ export async function applyEvents(tx: Queryable, channels: NotifyChannels, event
     sentAfterAcceptedMs: plan.changes.flatMap((change) => {
       const acceptedAt = jobs.get(change.jobId)?.acceptedAt;
       const occurredAt = change.details?.['occurred_at'];
-      return change.newStatus === 'sent' && acceptedAt && typeof occurredAt === 'string' ? [Date.parse(occurredAt) - acceptedAt.getTime()] : [];
+      return change.newStatus === 'sent' && acceptedAt && typeof occurredAt === 'string'
+        ? [acceptedToSentMs(Date.parse(occurredAt), acceptedAt.getTime(), Date.now())]
+        : [];
     }),
   };
 }

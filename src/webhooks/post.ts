@@ -1,16 +1,15 @@
-// One webhook POST: one deadline for the whole exchange (look-up, connect, sending, status line,
-// headers and body), no redirects followed, the address checked when dialled, and at most
-// RESPONSE_BODY_LIMIT bytes of the answer read (an app's endpoint owes us a status code, nothing more).
-// A socket idle timeout alone would not do: a receiver that sends a byte a second is never idle.
+// One webhook POST: one deadline for the exchange up to the answer's status line and headers
+// (look-up, connect, sending, answer head), no redirects followed, the address checked when dialled.
+// The status line and headers are the answer (an app's endpoint owes us a status code, nothing
+// more): the attempt is settled on them, and the body is not waited for. A 2xx whose body drips is
+// delivered, not retried as a timeout (the app would get the change twice).
+// A socket idle timeout alone would not do: a receiver that drips its head a byte a second is never idle.
 import http from 'node:http';
 import https from 'node:https';
 import { isIP } from 'node:net';
 
 import { addressAllowed, type TargetPolicy } from '../domain/target-policy.js';
 import { guardedLookup } from './url-guard.js';
-
-/** Bytes of the answer's body read before the connection is closed: enough to end a normal answer. */
-export const RESPONSE_BODY_LIMIT = 16 * 1024;
 
 export interface PostResult {
   statusCode: number;
@@ -19,7 +18,7 @@ export interface PostResult {
 }
 
 export interface PostOptions {
-  /** Deadline of the whole exchange, in ms. */
+  /** Deadline of the exchange up to the answer's head, in ms. */
   timeoutMs: number;
   policy: TargetPolicy;
   /** Cuts the exchange short (shutdown); it then fails with the signal's reason. */
@@ -70,20 +69,17 @@ export function postJson(url: URL, body: string, headers: Record<string, string>
         lookup: guardedLookup(options.policy),
       },
       (response) => {
-        const result = { statusCode: response.statusCode ?? 0, retryAfter: response.headers['retry-after'] };
-        let received = 0;
-        response.on('data', (chunk: Buffer) => {
-          received += chunk.length;
-          if (received > RESPONSE_BODY_LIMIT) {
-            // The status is known; the rest of an oversized body is not worth a byte more.
-            settle({ result });
+        settle({ result: { statusCode: response.statusCode ?? 0, retryAfter: response.headers['retry-after'] } });
+        // The body is read to its end only when it came with the head (this socket read, parsed
+        // before setImmediate runs): the connection then goes back to the agent for the next
+        // delivery. Any other body (dripped, endless, 1 GB) is not worth a byte or a socket more.
+        response.on('error', () => {});
+        response.resume();
+        setImmediate(() => {
+          if (!response.complete) {
             request.destroy();
           }
         });
-        response.on('end', () => settle({ result }));
-        // Node says only "aborted" (ECONNRESET) of an answer cut short: the reason is worded for the deliveries list.
-        response.on('error', (error) => settle({ error: new Error(`${ANSWER_CUT_SHORT} (${error.message})`, { cause: error }) }));
-        response.on('close', () => settle({ error: new Error(ANSWER_CUT_SHORT) }));
       },
     );
     const deadline = setTimeout(() => settle({ error: new Error(`no complete answer within ${options.timeoutMs} ms`) }), options.timeoutMs);
@@ -93,13 +89,19 @@ export function postJson(url: URL, body: string, headers: Record<string, string>
   });
 }
 
-const ANSWER_CUT_SHORT = 'the receiver closed the connection before its answer was complete';
-
-/** llhttp's refusals of the answer (`HPE_…`: "Parse Error: Header overflow") said as such; other errors (ECONNREFUSED…) as they are. */
+/**
+ * llhttp's refusals of the answer (`HPE_…`: "Parse Error: Header overflow") and Node's bare "socket
+ * hang up" (the connection closed before the answer's head was whole) said as such, for the
+ * deliveries list; other errors (ECONNREFUSED…) as they are.
+ */
 function worded(error: Error & { code?: unknown }): Error {
-  return typeof error.code === 'string' && error.code.startsWith('HPE_')
-    ? new Error(`the receiver's answer is not valid HTTP/1.1 (${error.message})`, { cause: error })
-    : error;
+  if (typeof error.code === 'string' && error.code.startsWith('HPE_')) {
+    return new Error(`the receiver's answer is not valid HTTP/1.1 (${error.message})`, { cause: error });
+  }
+  if (error.code === 'ECONNRESET') {
+    return new Error(`the receiver closed the connection before it answered (${error.message})`, { cause: error });
+  }
+  return error;
 }
 
 function abortReason(signal: AbortSignal): Error {

@@ -1,5 +1,5 @@
 // Delivers the webhook outbox: claims due deliveries (SKIP LOCKED, so replicas share the work),
-// POSTs each signed payload with one deadline for the whole exchange, and retries non-2xx answers
+// POSTs each signed payload with one deadline up to the answer's head, and retries non-2xx answers
 // with exponential backoff (or the answer's Retry-After) for WEBHOOK_RETRY_WINDOW_MS (a day by
 // default) before marking the delivery failed. A `410 Gone` disables the app's webhook; a `429`,
 // `502`, `503` or `504`, or no answer at all (refused, unresolvable, timed out), pauses all of the
@@ -29,7 +29,7 @@ export interface WebhookDispatcherOptions {
   deliveries: WebhookDeliveries;
   wakeup: Wakeup;
   policy: TargetPolicy;
-  /** Deadline of one delivery's whole exchange, in ms. */
+  /** Deadline of one delivery's exchange up to the answer's head, in ms. */
   timeoutMs: number;
   /** Backoff between attempts (no attempt limit: the window decides). */
   retry: Backoff;

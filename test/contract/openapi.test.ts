@@ -18,6 +18,7 @@ import { expect } from 'chai';
 import nock from 'nock';
 import { Webhook } from 'standardwebhooks';
 
+import { API_PROBLEM_CODES } from '../../src/domain/errors.js';
 import { CALLBACK_AUTH_FAILURES } from '../../src/http/rate-limit.js';
 import { appName as uniqueAppName, type MadeApp, makeApiKey, makeApp, makeJob, makeSuppression, message } from '../factories.js';
 import { Contract, formatErrors, type Method, METHODS, type ReceivedCall, type SchemaHolder } from '../support/openapi-contract.js';
@@ -2420,6 +2421,44 @@ describe('openapi.yaml, checked against the running service', function () {
             }
           }
         }
+      },
+    );
+
+    contractIt(
+      'every documented operation answers 431 to a request line and headers over 16 KB, 417 to an Expect other than 100-continue and 501 to a transfer coding other than chunked, as the HeadersTooLarge, ExpectationFailed and TransferCodingNotImplemented responses say',
+      [],
+      async () => {
+        const components = contract.spec.components as unknown as { responses: Record<string, { content: Record<string, { schema: unknown }> }> };
+        for (const [component, status, headers] of [
+          ['HeadersTooLarge', 431, { 'X-Padding': 'a'.repeat(17 * 1024) }],
+          ['ExpectationFailed', 417, { Expect: 'x-fancy-feature', 'Content-Length': '0' }],
+          ['TransferCodingNotImplemented', 501, { 'Transfer-Encoding': 'gzip, chunked' }],
+        ] as const) {
+          const schema = contract.validator(components.responses[component]!.content['application/problem+json']!.schema);
+          for (const operation of contract.operations()) {
+            const [method, template] = operation.split(' ') as [Method, string];
+            const where = `${component}: ${operation}`;
+            const body = 'Transfer-Encoding' in headers ? '0\r\n\r\n' : '';
+            const res = parseAnswer(await rawRequest(service.url, method.toUpperCase(), template.replace(/\{[^}]+\}/g, '1'), headers, body).answer);
+            expect(res.status, where).to.equal(status);
+            expect(res.headers.get('content-type'), where).to.match(/^application\/problem\+json/);
+            const problem = (await res.json()) as unknown;
+            expect(schema(problem), `${where}: ${formatErrors(schema.errors)}`).to.equal(true);
+          }
+        }
+      },
+    );
+
+    contractIt(
+      'the problem types of openapi.yaml (Errors) are the codes the API answers with (API_PROBLEM_CODES, which every AppError takes its code from)',
+      [],
+      () => {
+        const description = (contract.spec as unknown as { info: { description: string } }).info.description;
+        const listed = /machine-readable code:([^.]*)\./
+          .exec(description)![1]!
+          .match(/`[a-z-]+`/g)!
+          .map((code) => code.slice(1, -1));
+        expect([...new Set(listed)].sort()).to.deep.equal([...API_PROBLEM_CODES].sort());
       },
     );
 

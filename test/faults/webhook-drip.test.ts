@@ -1,5 +1,6 @@
-// Scenario 7: a dripping webhook receiver. App A's receiver answers 200 headers and then drips one
-// byte a second, for ever; app B's answers at once. A has more deliveries due than A may have in
+// Scenario 7: a dripping webhook receiver. App A's receiver drips its answer's head (status line
+// and headers) one byte a second, for ever (a 2xx head with a dripping body is delivered: the head
+// is the answer); app B's answers at once. A has more deliveries due than A may have in
 // flight. B's deliveries must all be delivered meanwhile, without waiting for A's deadline; A's
 // are cut at WEBHOOK_TIMEOUT_MS and retried later; SIGTERM during the drip ends jetpost within
 // SHUTDOWN_TIMEOUT_MS and a few seconds, leaving the cut deliveries due (not delivered); a
@@ -57,9 +58,9 @@ async function receiver(mode: Receiver['mode']): Promise<Receiver> {
       }
       hook.open += 1;
       hook.mostOpen = Math.max(hook.mostOpen, hook.open);
-      res.writeHead(200, { 'content-type': 'text/plain' });
-      res.flushHeaders();
-      const timer = setInterval(() => res.write('.'), 1_000);
+      // Below the HTTP layer, so that the head itself drips (an endless header).
+      res.socket!.write('HTTP/1.1 200 OK\r\nx-padding: ');
+      const timer = setInterval(() => res.socket?.write('.'), 1_000);
       res.on('close', () => {
         call.closedAt = Date.now();
         clearInterval(timer);

@@ -228,6 +228,29 @@ describe('HTTP connections: bytes past a request, a client that shuts its side',
     }
   });
 
+  for (const codings of ['gzip, chunked', 'deflate,chunked', 'x-custom, chunked']) {
+    it(`when a POST /queue comes with Transfer-Encoding: ${codings} (a plain body labelled so), then 501 problem+json, the connection closed and nothing stored`, async () => {
+      const customId = `transfer coding ${codings}`;
+      const body = JSON.stringify(message({ custom_id: customId }));
+      const lines = [
+        'POST /queue HTTP/1.1',
+        'Host: jetpost.test',
+        `Authorization: Bearer ${service.apiKey}`,
+        'Content-Type: application/json',
+        `Transfer-Encoding: ${codings}`,
+      ];
+      const chunked = `${Buffer.byteLength(body).toString(16)}\r\n${body}\r\n0\r\n\r\n`;
+
+      const [refused, ...more] = answers(await exchange(service.url, `${lines.join('\r\n')}\r\n\r\n${chunked}`));
+
+      expect(refused?.status).to.equal(501);
+      expect(refused!.headers.get('connection')).to.equal('close');
+      expect(await refused!.json()).to.include({ type: 'https://jetpost.dev/problems/transfer-coding-not-implemented', status: 501 });
+      expect(more).to.have.length(0);
+      expect(await jobsWith(customId)).to.equal(0);
+    });
+  }
+
   it('when the headers are too large, then 431 problem+json', async () => {
     const [refused] = answers(await exchange(service.url, `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`));
     expect(refused?.status).to.equal(431);

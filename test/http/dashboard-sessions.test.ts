@@ -3,6 +3,7 @@
 import { expect } from 'chai';
 
 import { createSession, sessionKey } from '../../src/domain/dashboard-session.js';
+import { makeJob } from '../factories.js';
 import { dashboardClient } from '../support/dashboard-client.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { ADMIN_KEY, startTestService, type TestService } from '../support/service.js';
@@ -58,6 +59,31 @@ describe('dashboard sessions on two replicas', function () {
 
     const again = await dashboardClient(b);
     expect((await page(a, again.cookie)).status).to.equal(200);
+  });
+
+  it('when the cookie header holds two session cookies, a forged, expired or ended one first, then the valid one counts, for pages and forms', async () => {
+    const ended = await dashboardClient(a);
+    expect((await ended.post('/dashboard/logout', {})).status).to.equal(303);
+    const client = await dashboardClient(a);
+    const csrf = await client.csrf();
+    const expired = `jetpost_dashboard=${createSession(sessionKey(ADMIN_KEY), new Date(Date.now() - 24 * 3600 * 1000)).token}`;
+    const jobId = await makeJob(a.jetpost.pool, { appId: a.appId, status: 'failed', lastError: 'boom' });
+
+    for (const stale of ['jetpost_dashboard=garbage', expired, ended.cookie]) {
+      for (const cookie of [`${stale}; ${client.cookie}`, `${client.cookie}; ${stale}`]) {
+        expect((await page(b, cookie)).status, cookie).to.equal(200);
+      }
+      const form = await fetch(`${b.url}/dashboard/failed/requeue`, {
+        method: 'POST',
+        redirect: 'manual',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: `${stale}; ${client.cookie}`, origin: b.url },
+        body: new URLSearchParams({ job_id: jobId, back: 'failed', csrf }).toString(),
+      });
+      expect(form.status, stale).to.equal(303);
+      expect(form.headers.get('location'), stale).to.not.match(/login/);
+    }
+    // Without a valid one, still the login.
+    expect((await page(b, `jetpost_dashboard=garbage; ${ended.cookie}`)).headers.get('location')).to.match(/^\/dashboard\/login/);
   });
 
   it('a logout prunes the sessions whose expiry has passed, so that the table holds only sessions that could still be shown', async () => {

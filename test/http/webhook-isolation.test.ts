@@ -1,6 +1,7 @@
 // A slow webhook receiver against the dispatcher: its deliveries are cut at WEBHOOK_TIMEOUT_MS and
-// retried, it holds at most WEBHOOK_CONCURRENCY_PER_APP slots however long its backlog, other apps'
-// deliveries go on meanwhile, and a stop ends in time and leaves the cut deliveries due again.
+// retried (a 2xx head whose body drips is delivered, once), it holds at most
+// WEBHOOK_CONCURRENCY_PER_APP slots however long its backlog, other apps' deliveries go on
+// meanwhile, and a stop ends in time and leaves the cut deliveries due again.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -14,8 +15,11 @@ import { ADMIN_KEY, eventually, startTestService, type TestService } from '../su
 interface Receiver {
   server: Server;
   url: string;
-  /** 'drip': 200 headers, then a byte every 100 ms for as long as the connection stays open. */
-  mode: 'drip' | 'prompt';
+  /**
+   * 'drip': its head (status line and headers) a byte every 100 ms, for as long as the connection
+   * stays open; 'drip-body': 200 headers at once, then its body a byte every 100 ms.
+   */
+  mode: 'drip' | 'drip-body' | 'prompt';
   /** Event id and attempt of every request, in arrival order. */
   calls: Array<{ deliveryId: string; attempt: number }>;
   /** Requests whose connection is still open. */
@@ -36,9 +40,16 @@ async function receiver(mode: Receiver['mode']): Promise<Receiver> {
       }
       hook.open += 1;
       hook.mostOpen = Math.max(hook.mostOpen, hook.open);
-      res.writeHead(200, { 'content-type': 'text/plain' });
-      res.flushHeaders();
-      const timer = setInterval(() => res.write('.'), 100);
+      let timer: NodeJS.Timeout;
+      if (hook.mode === 'drip-body') {
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.flushHeaders();
+        timer = setInterval(() => res.write('.'), 100);
+      } else {
+        // Below the HTTP layer, so that the head itself comes slowly (an endless header).
+        res.socket!.write('HTTP/1.1 200 OK\r\nx-padding: ');
+        timer = setInterval(() => res.socket?.write('.'), 100);
+      }
       res.on('close', () => {
         clearInterval(timer);
         hook.open -= 1;
@@ -114,7 +125,29 @@ describe('webhook delivery isolation', function () {
     expect(res.status, await res.clone().text()).to.equal(202);
   }
 
-  it('when a receiver sends 200 headers and then drips its body, then the delivery is cut at WEBHOOK_TIMEOUT_MS and retried, never delivered', async () => {
+  it('when a receiver sends 200 headers and then drips its body, then the delivery is delivered in one attempt, not cut and sent again', async () => {
+    mockMailjetSend();
+    const slow = await hook('drip-body');
+    // The deadline is short: waiting for the body would cut the delivery and send it again.
+    const service = await start({ WEBHOOK_TIMEOUT_MS: '1500', WEBHOOK_RETRY_BASE_MS: '100', WEBHOOK_RETRY_MAX_MS: '200' });
+    await setWebhook(service, service.appId, slow.url);
+
+    await queue(service, service.apiKey, 1);
+
+    const [row] = await eventually(
+      async () => {
+        const rows = await deliveries(service.db, service.appId);
+        return rows.length === 1 && rows[0]!.status !== 'pending' ? rows : undefined;
+      },
+      15_000,
+      'the delivery settled',
+    );
+    expect(row).to.deep.include({ status: 'delivered', attempts: 1, last_error: null });
+    await eventually(async () => (slow.open === 0 ? true : undefined), 15_000, 'the dripping connection closed');
+    expect(slow.calls.map((call) => call.attempt)).to.deep.equal([1]);
+  });
+
+  it('when a receiver drips its status line and headers, then the delivery is cut at WEBHOOK_TIMEOUT_MS and retried, never delivered', async () => {
     mockMailjetSend();
     const slow = await hook('drip');
     const service = await start({ WEBHOOK_TIMEOUT_MS: '1500', WEBHOOK_RETRY_BASE_MS: '100', WEBHOOK_RETRY_MAX_MS: '200' });

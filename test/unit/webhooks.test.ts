@@ -224,7 +224,7 @@ describe('webhook delivery outcome', () => {
       'connect ECONNREFUSED 203.0.113.7:443',
       'getaddrinfo ENOTFOUND hooks.example.com',
       'no complete answer within 10000 ms',
-      'the receiver closed the connection before its answer was complete',
+      'the receiver closed the connection before it answered (socket hang up)',
     ]) {
       expect(pauses({ error }), error).to.equal(true);
     }

@@ -24,14 +24,17 @@ export function dashboardVisitor(res: Response): DashboardVisitor {
   return res.locals['dashboardVisitor'] as DashboardVisitor;
 }
 
-function cookieValue(req: Request, name: string): string | undefined {
-  for (const part of (req.get('cookie') ?? '').split(';')) {
+/**
+ * Every value of the cookie `name`, in the order sent. A browser sends two of one name when two
+ * cookies match the page: another path's, or one set for the parent domain by a sibling site (which
+ * it sends first, being older). Taking only the first, such a stale or planted cookie would log the
+ * visitor out for good, however often they logged in.
+ */
+function cookieValues(req: Request, name: string): string[] {
+  return (req.get('cookie') ?? '').split(';').flatMap((part) => {
     const separator = part.indexOf('=');
-    if (separator > 0 && part.slice(0, separator).trim() === name) {
-      return part.slice(separator + 1).trim();
-    }
-  }
-  return undefined;
+    return separator > 0 && part.slice(0, separator).trim() === name ? [part.slice(separator + 1).trim()] : [];
+  });
 }
 
 /** Where a login may send the visitor back to: a dashboard page of this origin, nothing else. */
@@ -61,15 +64,19 @@ export class DashboardSessions {
     return this.key !== undefined;
   }
 
-  /** The visitor a request's cookie stands for, if it holds a valid session that no logout ended. */
+  /** The visitor a request's cookies stand for: the first that holds a valid session that no logout ended. */
   async visitor(req: Request): Promise<DashboardVisitor | undefined> {
-    const token = cookieValue(req, SESSION_COOKIE);
-    const session = this.key && token ? verifySession(this.key, token, this.now()) : undefined;
-    // Only a token with a valid signature costs a look-up: a forged one is refused without one.
-    if (!session || (await this.isEnded(session.id))) {
+    if (!this.key) {
       return undefined;
     }
-    return { session, csrf: csrfToken(this.key!, session) };
+    for (const token of cookieValues(req, SESSION_COOKIE)) {
+      const session = verifySession(this.key, token, this.now());
+      // Only a token with a valid signature costs a look-up: a forged one is refused without one.
+      if (session && !(await this.isEnded(session.id))) {
+        return { session, csrf: csrfToken(this.key, session) };
+      }
+    }
+    return undefined;
   }
 
   start(req: Request, res: Response, session: Session): void {
