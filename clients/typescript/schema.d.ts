@@ -23,8 +23,9 @@ export interface paths {
          *
          *     **Idempotency.** Give an `Idempotency-Key` header (or the `idempotency_key` field; when both
          *     are given they must be equal). Repeating a request with the same key and the same messages
-         *     creates nothing and answers the original job(s) again with `Idempotent-Replayed: true`; the
-         *     same key with different messages is a `409`. Keys are scoped to the calling app and are
+         *     creates nothing and answers the original job(s) again with `Idempotent-Replayed: true` (also
+         *     once a `send_at` is more than 24 hours past, which a new request may not be); the same key
+         *     with different messages is a `409`. Keys are scoped to the calling app and are
          *     compared on the normalised messages, so a one-message bulk request replays a single-message
          *     request with the same message (the answer's shape follows the request being answered).
          *

@@ -48,8 +48,11 @@ const RECLAIM_KEYS = `
 const claimKey = (claim: { appId: string; key: string }) => `${claim.appId}:${claim.key}`;
 const rowKey = (row: Record<string, unknown>) => claimKey({ appId: String(row['app_id']), key: String(row['key']) });
 
-/** The records of `claims`' keys, with whether retention deleted some of their jobs. */
-async function findKeys(tx: Queryable, claims: readonly IdempotencyClaim[]): Promise<Map<string, IdempotencyRecord & { jobsGone: boolean }>> {
+/** The records of these (app, key) pairs, by `${appId}:${key}`, with whether retention deleted some of their jobs. */
+export async function findIdempotencyKeys(
+  tx: Queryable,
+  claims: ReadonlyArray<{ appId: string; key: string }>,
+): Promise<Map<string, IdempotencyRecord & { jobsGone: boolean }>> {
   const rows = await query(tx, FIND_KEYS, [claims.map((c) => c.appId), claims.map((c) => c.key)]);
   return new Map(
     rows.map((row) => [rowKey(row), { requestHash: String(row['request_hash']), jobIds: row['job_ids'] as string[], jobsGone: row['jobs_gone'] === true }]),
@@ -69,7 +72,7 @@ export async function claimIdempotencyKeys(tx: Queryable, claims: readonly Idemp
   if (others.length === 0) {
     return new Map();
   }
-  const records = await findKeys(tx, others);
+  const records = await findIdempotencyKeys(tx, others);
   const stale = others.filter((c) => records.get(claimKey(c))?.jobsGone === true);
   if (stale.length === 0) {
     return records;
@@ -86,7 +89,7 @@ export async function claimIdempotencyKeys(tx: Queryable, claims: readonly Idemp
   // Claimed again by another request meanwhile: its record now, with jobs just stored.
   const lost = stale.filter((c) => records.has(claimKey(c)));
   if (lost.length > 0) {
-    for (const [key, record] of await findKeys(tx, lost)) {
+    for (const [key, record] of await findIdempotencyKeys(tx, lost)) {
       records.set(key, record);
     }
   }

@@ -204,9 +204,12 @@ function checkMailjetCombinations(message: MessageInput, report: ReportIssue): v
 
 type MessageCheck = (message: MessageInput, report: ReportIssue) => void;
 
-/** The checks across a message's fields; `now` places the send_at window. */
+/** What a send_at outside the window a new message may have is told. */
+const SEND_AT_WINDOW = 'must be within the next 30 days (or the last 24 hours, meaning now)';
+
+/** The checks across a message's fields; `now` places the send_at window (none without it). */
 const checkMessage =
-  (now: () => Date): MessageCheck =>
+  (now: (() => Date) | undefined): MessageCheck =>
   (message, report) => {
     if (message.text === undefined && message.html === undefined && message.template_id === undefined) {
       report(['text'], 'give text, html or template_id');
@@ -255,11 +258,11 @@ const checkMessage =
         seen.set(lower, seen.get(lower) ?? name);
       }
     }
-    if (message.send_at !== undefined) {
+    if (message.send_at !== undefined && now !== undefined) {
       const at = Date.parse(message.send_at);
       const nowMs = now().getTime();
       if (at > nowMs + LIMITS.sendAtMaxAheadMs || at < nowMs - LIMITS.sendAtMaxBehindMs) {
-        report(['send_at'], 'must be within the next 30 days (or the last 24 hours, meaning now)');
+        report(['send_at'], SEND_AT_WINDOW);
       }
     }
   };
@@ -286,6 +289,11 @@ export interface QueueRequest {
   jobs: NewJob[];
   bulk: boolean;
   idempotencyKey: string | undefined;
+  /**
+   * The answer unless the request replays an earlier one (it then has an idempotencyKey): a send_at
+   * that has left the window since the earlier request was stored, as a retry's may.
+   */
+  refusal?: ValidationError | undefined;
 }
 
 /**
@@ -577,8 +585,8 @@ function readQuickly(body: object, check: MessageCheck): QueueBody | undefined {
   return { messages, bodyKey };
 }
 
-/** The two readers of a body, apart: for the test that holds the quick one to the schemas. */
-export function queueBodyReaders(now: () => Date): { quick(body: object): QueueBody | undefined; withSchemas(body: object): QueueBody } {
+/** The two readers of a body, apart: for the test that holds the quick one to the schemas. Without `now`, send_at may be any time. */
+export function queueBodyReaders(now: (() => Date) | undefined): { quick(body: object): QueueBody | undefined; withSchemas(body: object): QueueBody } {
   const check = checkMessage(now);
   const schemas = queueRequestSchemas(check);
   return { quick: (body) => readQuickly(body, check), withSchemas: (body) => readWithSchemas(body, schemas) };
@@ -587,6 +595,20 @@ export function queueBodyReaders(now: () => Date): { quick(body: object): QueueB
 /** Parses one message, or {"messages": [...]}; the Idempotency-Key header and body field must agree. */
 export function createQueueRequestParser(now: () => Date): QueueRequestParser {
   const readers = queueBodyReaders(now);
+  const anyTime = queueBodyReaders(undefined);
+  /** The body read, or the refusal of its send_at and the body read without the window (undefined: no window problem alone). */
+  function read(body: object): { read: QueueBody; refusal?: ValidationError } {
+    try {
+      return { read: readers.quick(body) ?? readers.withSchemas(body) };
+    } catch (error) {
+      // The window moves with the clock: a retry of a stored request may be outside it now, and is
+      // still answered its jobs (services/jobs.ts replay). Any other problem is refused as it is.
+      if (!(error instanceof ValidationError) || !error.fields?.every((field) => field.message === SEND_AT_WINDOW)) {
+        throw error;
+      }
+      return { read: anyTime.quick(body) ?? anyTime.withSchemas(body), refusal: error };
+    }
+  }
   return (body, headerKey) => {
     if (typeof body !== 'object' || body === null || Array.isArray(body)) {
       throw new ValidationError('the request body must be a JSON object: one message, or {"messages": [...]}', [
@@ -594,7 +616,13 @@ export function createQueueRequestParser(now: () => Date): QueueRequestParser {
       ]);
     }
     const bulk = 'messages' in body;
-    const { messages, bodyKey } = readers.quick(body) ?? readers.withSchemas(body);
+    const {
+      read: { messages, bodyKey },
+      refusal,
+    } = read(body);
+    if (refusal !== undefined && headerKey === undefined && bodyKey === undefined) {
+      throw refusal;
+    }
     if (headerKey !== undefined) {
       const checkedHeader = idempotencyKey.safeParse(headerKey, { error: plainIssueMessage });
       if (!checkedHeader.success) {
@@ -608,7 +636,7 @@ export function createQueueRequestParser(now: () => Date): QueueRequestParser {
     }
     const jobs = messages.map(toNewJob);
     checkMessageSizes(jobs, bulk);
-    return { jobs, bulk, idempotencyKey: headerKey ?? bodyKey };
+    return { jobs, bulk, idempotencyKey: headerKey ?? bodyKey, refusal };
   };
 }
 

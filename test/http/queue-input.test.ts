@@ -7,6 +7,11 @@ import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 
 import { expect } from 'chai';
 
+import { createBus } from '../../src/bus.js';
+import { notifyChannels } from '../../src/db/notify.js';
+import { createQueueRequestParser } from '../../src/http/schemas.js';
+import { createJobService } from '../../src/services/jobs.js';
+import { TEST_SCHEMA } from '../support/database.js';
 import { parseAnswer, rawRequest } from '../support/raw-request.js';
 import { ADMIN_KEY, startTestService, type TestService } from '../support/service.js';
 
@@ -490,6 +495,65 @@ describe('POST /queue: input that must be stored exactly or refused with a 4xx',
         );
       }
       expect(await jobCount()).to.equal(before);
+    });
+  });
+
+  describe('a retry whose send_at has left the window since', () => {
+    // Only the window's lower end moves past a stored send_at: 24 hours back, as time goes by.
+    const HOUR_MS = 3600 * 1000;
+    const ago = (hours: number) => new Date(Date.now() - hours * HOUR_MS).toISOString();
+
+    /** Stores `body` under `key` as POST /queue did `hoursAgo` hours ago, when its send_at was within the window. */
+    async function storedEarlier(body: Record<string, unknown>, key: string, hoursAgo: number): Promise<string[]> {
+      const then = () => new Date(Date.now() - hoursAgo * HOUR_MS);
+      const jobs = createJobService({
+        pool: service.db.pool,
+        channels: notifyChannels(TEST_SCHEMA),
+        maxAttempts: 3,
+        wakeLocal: () => undefined,
+        bus: createBus(),
+      });
+      const request = createQueueRequestParser(then)(body, key);
+      expect(request.refusal).to.equal(undefined);
+      return (await jobs.enqueue(service.appId, request.jobs, key)).jobs.map((job) => job.id);
+    }
+
+    async function postKeyed(body: unknown, key?: string): Promise<{ status: number; replayed: string | null; json: Record<string, unknown> }> {
+      const res = await service.request('POST', '/queue', { body, headers: key === undefined ? {} : { 'idempotency-key': key } });
+      return { status: res.status, replayed: res.headers.get('idempotent-replayed'), json: (await res.json()) as Record<string, unknown> };
+    }
+
+    it('when a request stored with send_at 23 hours ago (meaning now) comes again 2 hours later with its Idempotency-Key, then its job is answered, not a 400; as a new request it is still a 400', async () => {
+      const body = { ...MINIMAL, send_at: ago(25) };
+      const [jobId] = await storedEarlier(body, 'late-single', 2);
+      const before = await jobCount();
+
+      const retry = await postKeyed(body, 'late-single');
+      expect(retry.status, JSON.stringify(retry.json)).to.equal(202);
+      expect(retry.replayed).to.equal('true');
+      expect(retry.json['job_id']).to.equal(jobId);
+
+      for (const [what, answer] of [
+        ['without a key', await postKeyed(body)],
+        ['with another key', await postKeyed(body, 'late-single-new')],
+        ['another body under the key', await postKeyed({ ...body, text: 'Other' }, 'late-single')],
+      ] as const) {
+        expect(answer.status, what).to.equal(400);
+        expect((answer.json as unknown as Problem).errors, what).to.deep.equal([
+          { path: 'send_at', message: 'must be within the next 30 days (or the last 24 hours, meaning now)' },
+        ]);
+      }
+      expect(await jobCount()).to.equal(before);
+    });
+
+    it('when a bulk request with send_at 21 hours ago comes again 5 hours later, its key in the body field idempotency_key, then its jobs are answered', async () => {
+      const body = { messages: [{ ...MINIMAL, send_at: ago(26) }, MINIMAL], idempotency_key: 'late-behind' };
+      const jobIds = await storedEarlier(body, 'late-behind', 5);
+
+      const retry = await postKeyed(body);
+      expect(retry.status, JSON.stringify(retry.json)).to.equal(202);
+      expect(retry.replayed).to.equal('true');
+      expect((retry.json['jobs'] as Array<{ job_id: string }>).map((job) => job.job_id)).to.deep.equal(jobIds);
     });
   });
 });
