@@ -118,7 +118,8 @@ export interface paths {
          *     **Look-up** (`ids` or `custom_id`): answers a `JobList`, the calling app's jobs that match,
          *     ordered by job id; ids that do not exist (or belong to another app) are simply absent, so
          *     `jobs` may be empty. A `custom_id` look-up answers at most 100 jobs (several jobs may share a
-         *     `custom_id`): all of them up to 100, and past that the 100 with the lowest job ids.
+         *     `custom_id`): all of them up to 100, and past that the 100 with the lowest job ids, with
+         *     `truncated: true`, so that a `custom_id` absent from `jobs` is not read as one without jobs.
          *
          *     **Size.** The events of all the jobs of one answer hold at most 2 MiB (of JSON, about): when
          *     the jobs' latest events (up to 100 each) come to more, every job keeps its latest, taken in
@@ -1409,6 +1410,13 @@ export interface components {
         } & (unknown & unknown);
         JobList: {
             jobs: components["schemas"]["Job"][];
+            /**
+             * @description `true` when more than 100 jobs have the `custom_id` values looked up: `jobs` holds the
+             *     100 with the lowest job ids, and a `custom_id` may have none of its jobs among them. Look
+             *     up fewer `custom_id` values at once; of one `custom_id` shared by more than 100 jobs, only
+             *     its first 100 can be read this way. Always `false` for a look-up by `ids`.
+             */
+            truncated: boolean;
         };
         /** @description One recipient of a job, with its own Mailjet MessageID and status. */
         Recipient: {

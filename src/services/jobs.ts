@@ -108,7 +108,8 @@ export interface JobService {
   replay(appId: string, jobs: readonly NewJob[], idempotencyKey: string, keyId?: string): Promise<EnqueueResult | undefined>;
   cancel(appId: string, jobId: string): Promise<JobRow>;
   view(appId: string, jobIds: readonly string[]): Promise<JobView[]>;
-  viewByCustomId(appId: string, customIds: readonly string[], limit: number): Promise<JobView[]>;
+  /** The jobs with these custom_ids, the `limit` lowest ids; `truncated` when more share them. */
+  viewByCustomId(appId: string, customIds: readonly string[], limit: number): Promise<{ views: JobView[]; truncated: boolean }>;
   /** The app's status changes after `after`, oldest first, at most `limit` and FEED_PAGE_BYTES (see readFeed: none is ever skipped). */
   changes(appId: string, after: FeedCursor, limit: number): Promise<FeedPage>;
 }
@@ -341,7 +342,9 @@ export function createJobService({
     },
 
     async viewByCustomId(appId, customIds, limit) {
-      return loadViews(pool, await findJobsByCustomId(pool, appId, customIds, limit));
+      // One more than answered: whether the answer leaves some out, which the app could not tell from it.
+      const found = await findJobsByCustomId(pool, appId, customIds, limit + 1);
+      return { views: await loadViews(pool, found.slice(0, limit)), truncated: found.length > limit };
     },
 
     async changes(appId, after, limit) {

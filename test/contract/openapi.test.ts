@@ -1000,7 +1000,27 @@ describe('openapi.yaml, checked against the running service', function () {
       const two = await api('get', '/status', { path: '/status?custom_id=lookup-a&custom_id=lookup-b&custom_id=nothing' });
       expect((two.body as { jobs: unknown[] }).jobs).to.have.length(2);
       const none = await api('get', '/status', { path: '/status?custom_id=nothing' });
-      expect(none.body).to.deep.equal({ jobs: [] });
+      expect(none.body).to.deep.equal({ jobs: [], truncated: false });
+    });
+
+    contractIt('200: a custom_id look-up that more than 100 jobs match says it is truncated', ['get /status 200'], async () => {
+      const app = await makeApp(service.db.pool);
+      const sendAt = new Date(Date.parse(inDays(1)));
+      for (let i = 0; i < 101; i += 1) {
+        await makeJob(service.db.pool, { appId: app.id, customId: 'shared', sendAt });
+      }
+      const alone = await makeJob(service.db.pool, { appId: app.id, customId: 'alone', sendAt });
+      const both = await api('get', '/status', { path: '/status?custom_id=shared&custom_id=alone', key: app.key });
+      const list = both.body as { jobs: Array<{ job_id: string; custom_id: string }>; truncated: boolean };
+      expect(list.jobs).to.have.length(100);
+      expect(list.jobs.map((job) => job.custom_id)).to.not.include('alone');
+      expect(list.truncated).to.equal(true);
+      const one = (await api('get', '/status', { path: '/status?custom_id=alone', key: app.key })).body as {
+        jobs: Array<{ job_id: string }>;
+        truncated: boolean;
+      };
+      expect(one).to.deep.include({ truncated: false });
+      expect(one.jobs.map((job) => job.job_id)).to.deep.equal([alone]);
     });
 
     contractIt('400: neither, both, an unknown parameter, a bad id, 101 ids, ids given twice', ['get /status 400'], async () => {
