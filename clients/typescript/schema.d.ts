@@ -902,11 +902,12 @@ export interface components {
         Attachment: {
             /** @example invoice.pdf */
             filename: string;
-            /** @description A MIME type such as `application/pdf`. */
+            /** @description A MIME type such as `application/pdf`, without parameters (no `; charset=…`). */
             content_type: string;
             /**
-             * @description The file, base64 (RFC 4648, standard alphabet, with padding, no line breaks): a multiple
-             *     of 4 characters. Not empty: Mailjet refuses an empty attachment (`mj-0012`).
+             * @description The file, base64 (RFC 4648, standard alphabet, with padding) on one line: a multiple of 4
+             *     characters, without line breaks or spaces (`base64 -w0`; `base64` alone breaks lines) and
+             *     without a `data:` URL prefix. Not empty: Mailjet refuses an empty attachment (`mj-0012`).
              */
             content: string;
             /** @description Makes the attachment inline; letters, digits and `. _ @ -`, at most 100. */

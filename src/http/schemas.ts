@@ -67,13 +67,16 @@ const attachment = z.strictObject({
   filename: noControl(255).min(1),
   content_type: z
     .string()
-    .regex(/^[\w.+-]+\/[\w.+-]+$/, 'a MIME type such as application/pdf')
+    .regex(/^[\w.+-]+\/[\w.+-]+$/, 'a MIME type such as application/pdf, without parameters (no "; charset=…")')
     .max(255),
   // Mailjet refuses an empty Base64Content (mj-0012): refused here, not failed once sent.
   content: z
     .string()
     .min(1, 'must not be empty: Mailjet refuses an empty attachment (mj-0012); leave an empty file out')
-    .refine(isBase64, 'must be base64 (RFC 4648, with padding)'),
+    .refine(
+      isBase64,
+      'must be the file in base64 on one line (A-Z a-z 0-9 + /, padded with = to a multiple of 4): no line breaks or spaces (base64 -w0), no data: URL prefix',
+    ),
   content_id: z
     .string()
     .regex(/^[\w.@-]{1,100}$/, 'letters, digits and . _ @ - only')

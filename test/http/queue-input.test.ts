@@ -236,6 +236,24 @@ describe('POST /queue: input that must be stored exactly or refused with a 4xx',
       }
     });
 
+    it('when an attachment is base64 as `base64` writes it (lines of 76), or a data: URL, or its content type has parameters, then the 400 says what to change', async () => {
+      const wrapped = Buffer.alloc(120, 7)
+        .toString('base64')
+        .replace(/(.{76})/g, '$1\n');
+      const messages = async (attachment: Record<string, string>) =>
+        ((await post({ ...MINIMAL, attachments: [{ filename: 'a.bin', content_type: 'application/octet-stream', ...attachment }] })).json as Problem).errors;
+      for (const content of [wrapped, 'data:text/plain;base64,SGVsbG8h']) {
+        const [error] = (await messages({ content }))!;
+        expect(error!.path).to.equal('attachments.0.content');
+        expect(error!.message, content.slice(0, 10)).to.match(content.startsWith('data:') ? /no data: URL prefix/ : /no line breaks or spaces \(base64 -w0\)/);
+      }
+      const [typeError] = (await messages({ content_type: 'text/plain; charset=utf-8', content: 'SGVsbG8h' }))!;
+      expect(typeError).to.deep.equal({
+        path: 'attachments.0.content_type',
+        message: 'a MIME type such as application/pdf, without parameters (no "; charset=…")',
+      });
+    });
+
     it('when text and html are empty strings and there is no template_id, then 400 at the empty part saying Mailjet refuses it, rather than a 202 and a job failed at Mailjet (send-0003)', async () => {
       const empty = { from: 'app@example.com', to: 'a@example.com', custom_id: 'no content' };
       expect(await refusedPaths({ ...empty, text: '' })).to.deep.equal(['text']);
