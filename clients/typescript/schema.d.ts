@@ -18,8 +18,10 @@ export interface paths {
          * @description Stores one job per message and answers `202` right away; consumers send the jobs in the
          *     background. The body is either **one message** (a `Message`) or a **bulk request**
          *     `{"messages": [...]}` with 1–500 messages (a `BulkRequest`). The whole request is validated
-         *     before anything is stored: one bad message rejects the request, with every problem listed
-         *     in `errors[]` (paths like `messages.3.to.0.email`).
+         *     before anything is stored: one bad message rejects the request, with its problems listed in
+         *     `errors[]` (paths like `messages.3.to.0.email`): those of its messages up to the one that
+         *     brings them to 100 (the `detail` says which messages were checked), and of an object's
+         *     unknown fields the first 10 by name, the rest counted.
          *
          *     **Idempotency.** Give an `Idempotency-Key` header (or the `idempotency_key` field; when both
          *     are given they must be equal). Repeating a request with the same key and the same messages

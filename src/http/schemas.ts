@@ -5,7 +5,7 @@ import { z } from 'zod';
 
 import { addressKey, emailAddressProblem } from '../domain/email-address.js';
 import { AppError, type FieldError, ValidationError } from '../domain/errors.js';
-import { emailSchema, jobIdSchema, NO_CONTROL, noControl, pageLimitSchema, parseOrThrow, plainIssueMessage } from '../domain/input-schemas.js';
+import { emailSchema, jobIdSchema, NO_CONTROL, noControl, pageLimitSchema, parseOrThrow, plainIssueMessage, toFieldErrors } from '../domain/input-schemas.js';
 import { findInexactNumber, findUnstorableText, nestsDeeperThan } from '../domain/json-text.js';
 import { FORBIDDEN_HEADERS, MAX_MESSAGE_BYTES, queuedMessageBytes, queuedMessageBytesAtMost } from '../domain/mailjet-payload.js';
 import { type MessageContent, type NewJob, type Recipient, TRACKING_VALUES } from '../domain/message.js';
@@ -281,10 +281,12 @@ function queueRequestSchemas(check: MessageCheck) {
   const checkInZod = (message: MessageInput, ctx: z.RefinementCtx) => check(message, (path, text) => ctx.addIssue({ code: 'custom', path, message: text }));
   return {
     singleMessage: z.strictObject({ ...messageFields, idempotency_key: idempotencyKey.optional() }).superRefine(checkInZod),
+    /** A bulk request's shape; its messages are read one by one (readBulk). */
     bulkRequest: z.strictObject({
-      messages: z.array(z.strictObject(messageFields).superRefine(checkInZod)).min(1).max(LIMITS.messagesPerRequest),
+      messages: z.array(z.unknown()).min(1).max(LIMITS.messagesPerRequest),
       idempotency_key: idempotencyKey.optional(),
     }),
+    message: z.strictObject(messageFields).superRefine(checkInZod),
   };
 }
 
@@ -421,10 +423,52 @@ export interface QueueBody {
   bodyKey: string | undefined;
 }
 
-/** The body checked by the request schemas: every problem is worded, or the body is read. */
+/**
+ * Problems a bulk request lists at most, about: the messages after the one that reaches it are not
+ * read. Each problem costs zod tens of microseconds and its memory: 499 messages of 100 bad
+ * addresses each (300 KB) made 50,898 of them, which held the process for 1 to 2 s and answered 6 MB.
+ */
+const LISTED_PROBLEMS = 100;
+
+/** A bulk request checked by the schemas, message by message, until LISTED_PROBLEMS are found. */
+function readBulk(body: object, schemas: ReturnType<typeof queueRequestSchemas>): QueueBody {
+  const unstorable = findUnstorableText(body);
+  const shape = schemas.bulkRequest.safeParse(body, { error: plainIssueMessage });
+  if (!shape.success) {
+    throw new ValidationError('the request is not valid: see errors', [...unstorable, ...toFieldErrors(shape.error)]);
+  }
+  const { messages: items, idempotency_key: bodyKey } = shape.data;
+  const messages: MessageInput[] = [];
+  const problems: FieldError[] = [...unstorable];
+  for (const [index, item] of items.entries()) {
+    const parsed = schemas.message.safeParse(item, { error: plainIssueMessage });
+    if (parsed.success) {
+      messages.push(parsed.data);
+    } else {
+      for (const { path, message } of toFieldErrors(parsed.error)) {
+        problems.push({ path: path === '' ? `messages.${index}` : `messages.${index}.${path}`, message });
+      }
+    }
+    if (problems.length >= LISTED_PROBLEMS && index < items.length - 1) {
+      throw new ValidationError(
+        `the request is not valid: see errors, which list the problems of messages 0 to ${index} only; the ${items.length - index - 1} after were not checked: fix these and send it again`,
+        problems,
+      );
+    }
+  }
+  if (problems.length > 0) {
+    throw new ValidationError('the request is not valid: see errors', problems);
+  }
+  return { messages, bodyKey };
+}
+
+/** The body checked by the request schemas: every problem is worded (of a bulk request, up to LISTED_PROBLEMS), or the body is read. */
 function readWithSchemas(body: object, schemas: ReturnType<typeof queueRequestSchemas>): QueueBody {
-  const parsed = 'messages' in body ? parseOrThrow(schemas.bulkRequest, body, 'request') : parseOrThrow(schemas.singleMessage, body, 'message');
-  return { messages: 'messages' in parsed ? parsed.messages : [parsed], bodyKey: parsed.idempotency_key };
+  if ('messages' in body) {
+    return readBulk(body, schemas);
+  }
+  const parsed = parseOrThrow(schemas.singleMessage, body, 'message');
+  return { messages: [parsed], bodyKey: parsed.idempotency_key };
 }
 
 // ---- the quick read -----------------------------------------------------------------------------

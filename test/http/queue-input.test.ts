@@ -516,6 +516,30 @@ describe('POST /queue: input that must be stored exactly or refused with a 4xx',
     });
   });
 
+  describe('a bulk request with very many problems', () => {
+    it('when 499 of 500 messages have 50 bad addresses each, then the 400 lists the problems of the first messages only, about 100, and says where it stopped; unknown fields are named up to 10 and counted', async () => {
+      const bad = { from: 'app@example.com', to: Array.from({ length: 50 }, (_, i) => `bad${i}@@x`), text: 't' };
+      const answer = await post({ messages: [MINIMAL, ...Array<unknown>(499).fill(bad)] });
+      expect(answer.status).to.equal(400);
+      const problem = answer.json as Problem;
+      expect(problem.errors).to.have.length(100);
+      expect(new Set(problem.errors!.map((error) => error.path.split('.').slice(0, 2).join('.')))).to.deep.equal(new Set(['messages.1', 'messages.2']));
+      expect(problem.detail).to.equal(
+        'the request is not valid: see errors, which list the problems of messages 0 to 2 only; the 497 after were not checked: fix these and send it again',
+      );
+
+      const unknown = Object.fromEntries(Array.from({ length: 5000 }, (_, i) => [`field${i}`, i]));
+      for (const [body, at] of [
+        [{ ...MINIMAL, ...unknown }, ''],
+        [{ messages: [{ ...MINIMAL, ...unknown }] }, 'messages.0'],
+      ] as const) {
+        const errors = ((await post(body)).json as Problem).errors!;
+        expect(errors.slice(0, 10).map((error) => error.message)).to.deep.equal(Array.from({ length: 10 }, (_, i) => `unknown field "field${i}"`));
+        expect(errors.slice(10)).to.deep.equal([{ path: at, message: 'and 4990 more unknown fields' }]);
+      }
+    });
+  });
+
   describe('a retry whose send_at has left the window since', () => {
     // Only the window's lower end moves past a stored send_at: 24 hours back, as time goes by.
     const HOUR_MS = 3600 * 1000;
