@@ -18,13 +18,16 @@ export interface paths {
          * @description Stores one job per message and answers `202` right away; consumers send the jobs in the
          *     background. The body is either **one message** (a `Message`) or a **bulk request**
          *     `{"messages": [...]}` with 1–500 messages (a `BulkRequest`). The whole request is validated
-         *     before anything is stored: one bad message rejects the request, with every problem listed
-         *     in `errors[]` (paths like `messages.3.to.0.email`).
+         *     before anything is stored: one bad message rejects the request, with its problems listed in
+         *     `errors[]` (paths like `messages.3.to.0.email`): those of its messages up to the one that
+         *     brings them to 100 (the `detail` says which messages were checked), and of an object's
+         *     unknown fields the first 10 by name, the rest counted.
          *
          *     **Idempotency.** Give an `Idempotency-Key` header (or the `idempotency_key` field; when both
          *     are given they must be equal). Repeating a request with the same key and the same messages
-         *     creates nothing and answers the original job(s) again with `Idempotent-Replayed: true`; the
-         *     same key with different messages is a `409`. Keys are scoped to the calling app and are
+         *     creates nothing and answers the original job(s) again with `Idempotent-Replayed: true` (also
+         *     once a `send_at` is more than 24 hours past, which a new request may not be); the same key
+         *     with different messages is a `409`. Keys are scoped to the calling app and are
          *     compared on the normalised messages, so a one-message bulk request replays a single-message
          *     request with the same message (the answer's shape follows the request being answered).
          *
@@ -117,7 +120,8 @@ export interface paths {
          *     **Look-up** (`ids` or `custom_id`): answers a `JobList`, the calling app's jobs that match,
          *     ordered by job id; ids that do not exist (or belong to another app) are simply absent, so
          *     `jobs` may be empty. A `custom_id` look-up answers at most 100 jobs (several jobs may share a
-         *     `custom_id`): all of them up to 100, and past that the 100 with the lowest job ids.
+         *     `custom_id`): all of them up to 100, and past that the 100 with the lowest job ids, with
+         *     `truncated: true`, so that a `custom_id` absent from `jobs` is not read as one without jobs.
          *
          *     **Size.** The events of all the jobs of one answer hold at most 2 MiB (of JSON, about): when
          *     the jobs' latest events (up to 100 each) come to more, every job keeps its latest, taken in
@@ -903,11 +907,12 @@ export interface components {
         Attachment: {
             /** @example invoice.pdf */
             filename: string;
-            /** @description A MIME type such as `application/pdf`. */
+            /** @description A MIME type such as `application/pdf`, without parameters (no `; charset=…`). */
             content_type: string;
             /**
-             * @description The file, base64 (RFC 4648, standard alphabet, with padding, no line breaks): a multiple
-             *     of 4 characters. Not empty: Mailjet refuses an empty attachment (`mj-0012`).
+             * @description The file, base64 (RFC 4648, standard alphabet, with padding) on one line: a multiple of 4
+             *     characters, without line breaks or spaces (`base64 -w0`; `base64` alone breaks lines) and
+             *     without a `data:` URL prefix. Not empty: Mailjet refuses an empty attachment (`mj-0012`).
              */
             content: string;
             /** @description Makes the attachment inline; letters, digits and `. _ @ -`, at most 100. */
@@ -1411,6 +1416,13 @@ export interface components {
         } & (unknown & unknown);
         JobList: {
             jobs: components["schemas"]["Job"][];
+            /**
+             * @description `true` when more than 100 jobs have the `custom_id` values looked up: `jobs` holds the
+             *     100 with the lowest job ids, and a `custom_id` may have none of its jobs among them. Look
+             *     up fewer `custom_id` values at once; of one `custom_id` shared by more than 100 jobs, only
+             *     its first 100 can be read this way. Always `false` for a look-up by `ids`.
+             */
+            truncated: boolean;
         };
         /** @description One recipient of a job, with its own Mailjet MessageID and status. */
         Recipient: {

@@ -21,26 +21,79 @@ const CLAIM_KEYS = `
   on conflict (app_id, key) do nothing
   returning app_id::text, key`;
 
+// jobs_gone: retention deleted some of the key's jobs. It deletes them in the same pass as the
+// keys, just before: such a key is past its retention too, only not deleted yet.
 const FIND_KEYS = `
-  select i.app_id::text, i.key, i.request_hash, i.job_ids::text[] as job_ids
+  select i.app_id::text, i.key, i.request_hash, i.job_ids::text[] as job_ids,
+    exists (
+      select 1
+      from unnest(i.job_ids) as kept(id)
+      where not exists (select 1 from email_send_jobs j where j.id = kept.id)
+    ) as jobs_gone
   from idempotency_keys i
   join unnest($1::bigint[], $2::text[]) as c(app_id, key) on i.app_id = c.app_id and i.key = c.key`;
 
+// Only while the key still holds the jobs that are gone: a request that claimed it again first
+// changed them, and this one waits for it to commit and then finds them changed.
+const RECLAIM_KEYS = `
+  update idempotency_keys i
+  set request_hash = c.request_hash, job_ids = '{}', created_at = now()
+  from unnest($1::bigint[], $2::text[], $3::text[], $4::text[]) as c(app_id, key, request_hash, job_ids)
+  where i.app_id = c.app_id
+    and i.key = c.key
+    and i.job_ids = string_to_array(c.job_ids, ',')::bigint[]
+  returning i.app_id::text, i.key`;
+
+/** How the records are keyed: `${appId}:${key}`. */
+const claimKey = (claim: { appId: string; key: string }) => `${claim.appId}:${claim.key}`;
+const rowKey = (row: Record<string, unknown>) => claimKey({ appId: String(row['app_id']), key: String(row['key']) });
+
+/** The records of these (app, key) pairs, by `${appId}:${key}`, with whether retention deleted some of their jobs. */
+export async function findIdempotencyKeys(
+  tx: Queryable,
+  claims: ReadonlyArray<{ appId: string; key: string }>,
+): Promise<Map<string, IdempotencyRecord & { jobsGone: boolean }>> {
+  const rows = await query(tx, FIND_KEYS, [claims.map((c) => c.appId), claims.map((c) => c.key)]);
+  return new Map(
+    rows.map((row) => [rowKey(row), { requestHash: String(row['request_hash']), jobIds: row['job_ids'] as string[], jobsGone: row['jobs_gone'] === true }]),
+  );
+}
+
 /**
  * claimIdempotencyKey for many (app, key) pairs, each at most once: the record of each key that
- * another request took first, by `${appId}:${key}` (a claimed key has none).
+ * another request took first, by `${appId}:${key}` (a claimed key has none). A key whose jobs
+ * retention deleted is claimed again, as for a new request: its request is past retention, and a
+ * replay would have no job to answer with.
  */
 export async function claimIdempotencyKeys(tx: Queryable, claims: readonly IdempotencyClaim[]): Promise<Map<string, IdempotencyRecord>> {
   const claimed = await query(tx, CLAIM_KEYS, [claims.map((c) => c.appId), claims.map((c) => c.key), claims.map((c) => c.requestHash)]);
-  const taken = new Set(claimed.map((row) => `${String(row['app_id'])}:${String(row['key'])}`));
-  const others = claims.filter((c) => !taken.has(`${c.appId}:${c.key}`));
+  const taken = new Set(claimed.map(rowKey));
+  const others = claims.filter((c) => !taken.has(claimKey(c)));
   if (others.length === 0) {
     return new Map();
   }
-  const rows = await query(tx, FIND_KEYS, [others.map((c) => c.appId), others.map((c) => c.key)]);
-  return new Map(
-    rows.map((row) => [`${String(row['app_id'])}:${String(row['key'])}`, { requestHash: String(row['request_hash']), jobIds: row['job_ids'] as string[] }]),
-  );
+  const records = await findIdempotencyKeys(tx, others);
+  const stale = others.filter((c) => records.get(claimKey(c))?.jobsGone === true);
+  if (stale.length === 0) {
+    return records;
+  }
+  const reclaimed = await query(tx, RECLAIM_KEYS, [
+    stale.map((c) => c.appId),
+    stale.map((c) => c.key),
+    stale.map((c) => c.requestHash),
+    stale.map((c) => records.get(claimKey(c))!.jobIds.join(',')),
+  ]);
+  for (const row of reclaimed) {
+    records.delete(rowKey(row));
+  }
+  // Claimed again by another request meanwhile: its record now, with jobs just stored.
+  const lost = stale.filter((c) => records.has(claimKey(c)));
+  if (lost.length > 0) {
+    for (const [key, record] of await findIdempotencyKeys(tx, lost)) {
+      records.set(key, record);
+    }
+  }
+  return records;
 }
 
 const SET_MANY_JOB_IDS = `

@@ -73,14 +73,19 @@ export const durationSchema = z
   .regex(/^\d{1,9}[smhd]?$/, 'a duration such as 0, 90s, 30m, 1h or 7d')
   .transform((text) => Number.parseInt(text, 10) * ({ s: 1, m: 60, h: 3600, d: 86400 }[text.at(-1) ?? ''] ?? 1));
 
+/** Unknown fields named one by one in an object; the rest are counted (an object may have millions). */
+const NAMED_UNKNOWN_FIELDS = 10;
+
 export function toFieldErrors(error: z.ZodError): FieldError[] {
   return error.issues.flatMap((issue) => {
+    const at = (...more: PropertyKey[]) => [...issue.path, ...more].map(String).join('.');
+    if (issue.code !== 'unrecognized_keys') {
+      return [{ path: at(), message: issue.message }];
+    }
     // zod reports unknown fields on their parent; each gets its own path so the caller sees which.
-    const keys = issue.code === 'unrecognized_keys' ? issue.keys : [undefined];
-    return keys.map((key) => ({
-      path: [...issue.path, ...(key === undefined ? [] : [key])].map(String).join('.'),
-      message: key === undefined ? issue.message : `unknown field "${key}"`,
-    }));
+    const named = issue.keys.slice(0, NAMED_UNKNOWN_FIELDS).map((key) => ({ path: at(key), message: `unknown field "${key}"` }));
+    const more = issue.keys.length - named.length;
+    return more > 0 ? [...named, { path: at(), message: `and ${more} more unknown fields` }] : named;
   });
 }
 

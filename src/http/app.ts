@@ -176,6 +176,10 @@ export function createApp(deps: AppDeps): HttpApp {
   app.disable('x-powered-by');
   app.set('trust proxy', deps.trustProxy);
   app.set('query parser', parseQueryString);
+  // No ETag hashed from each answer: a conditional read (If-None-Match) would be answered 304, which
+  // the contract does not offer (a typed client reads it as neither data nor error). An app follows
+  // changes through the feed or its webhook.
+  app.set('etag', false);
   // helmet's defaults take no input from the request: computed once, set on every response.
   const securityHeaders = fixedHeaders(helmet());
   const setSecurityHeaders: express.RequestHandler = (_req, res, next) => {

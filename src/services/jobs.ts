@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import type { Bus } from '../bus.js';
 import { findLiveApiKeyIds } from '../db/apps-repo.js';
 import { findEventsOfJobs } from '../db/events-repo.js';
-import { claimIdempotencyKeys, type IdempotencyRecord, setManyIdempotencyJobIds } from '../db/idempotency-repo.js';
+import { claimIdempotencyKeys, findIdempotencyKeys, type IdempotencyRecord, setManyIdempotencyJobIds } from '../db/idempotency-repo.js';
 import { type AppJobToInsert, cancelJob, findJobs, findJobsByCustomId, insertAppJobs } from '../db/jobs-repo.js';
 import type { NotifyChannels } from '../db/notify.js';
 import { type Pool, type Queryable, withTransaction } from '../db/pool.js';
@@ -101,9 +101,15 @@ export interface JobService {
    * With `keyId`, the jobs are stored only while that API key is unrevoked.
    */
   enqueue(appId: string, jobs: readonly NewJob[], idempotencyKey?: string, keyId?: string): Promise<EnqueueResult>;
+  /**
+   * The jobs an earlier request with this Idempotency-Key and these jobs stored, or undefined (none
+   * did, or retention deleted them): for a retry that would be refused as a new request. Stores nothing.
+   */
+  replay(appId: string, jobs: readonly NewJob[], idempotencyKey: string, keyId?: string): Promise<EnqueueResult | undefined>;
   cancel(appId: string, jobId: string): Promise<JobRow>;
   view(appId: string, jobIds: readonly string[]): Promise<JobView[]>;
-  viewByCustomId(appId: string, customIds: readonly string[], limit: number): Promise<JobView[]>;
+  /** The jobs with these custom_ids, the `limit` lowest ids; `truncated` when more share them. */
+  viewByCustomId(appId: string, customIds: readonly string[], limit: number): Promise<{ views: JobView[]; truncated: boolean }>;
   /** The app's status changes after `after`, oldest first, at most `limit` and FEED_PAGE_BYTES (see readFeed: none is ever skipped). */
   changes(appId: string, after: FeedCursor, limit: number): Promise<FeedPage>;
 }
@@ -293,6 +299,19 @@ export function createJobService({
       return enqueueGrouped({ appId, keyId, jobs, idempotencyKey });
     },
 
+    async replay(appId, jobs, idempotencyKey, keyId) {
+      return withTransaction(pool, async (tx) => {
+        if (keyId !== undefined && !(await findLiveApiKeyIds(tx, [keyId])).has(keyId)) {
+          throw apiKeyRequired();
+        }
+        const record = (await findIdempotencyKeys(tx, [{ appId, key: idempotencyKey }])).get(`${appId}:${idempotencyKey}`);
+        if (record === undefined || record.jobsGone || record.requestHash !== requestHash(jobs)) {
+          return undefined;
+        }
+        return { jobs: await findInOrder(tx, appId, record.jobIds), replayed: true };
+      });
+    },
+
     async cancel(appId, jobId) {
       return withTransaction(pool, async (tx) => {
         const cancelled = await cancelJob(tx, appId, jobId);
@@ -323,7 +342,9 @@ export function createJobService({
     },
 
     async viewByCustomId(appId, customIds, limit) {
-      return loadViews(pool, await findJobsByCustomId(pool, appId, customIds, limit));
+      // One more than answered: whether the answer leaves some out, which the app could not tell from it.
+      const found = await findJobsByCustomId(pool, appId, customIds, limit + 1);
+      return { views: await loadViews(pool, found.slice(0, limit)), truncated: found.length > limit };
     },
 
     async changes(appId, after, limit) {

@@ -1001,7 +1001,27 @@ describe('openapi.yaml, checked against the running service', function () {
       const two = await api('get', '/status', { path: '/status?custom_id=lookup-a&custom_id=lookup-b&custom_id=nothing' });
       expect((two.body as { jobs: unknown[] }).jobs).to.have.length(2);
       const none = await api('get', '/status', { path: '/status?custom_id=nothing' });
-      expect(none.body).to.deep.equal({ jobs: [] });
+      expect(none.body).to.deep.equal({ jobs: [], truncated: false });
+    });
+
+    contractIt('200: a custom_id look-up that more than 100 jobs match says it is truncated', ['get /status 200'], async () => {
+      const app = await makeApp(service.db.pool);
+      const sendAt = new Date(Date.parse(inDays(1)));
+      for (let i = 0; i < 101; i += 1) {
+        await makeJob(service.db.pool, { appId: app.id, customId: 'shared', sendAt });
+      }
+      const alone = await makeJob(service.db.pool, { appId: app.id, customId: 'alone', sendAt });
+      const both = await api('get', '/status', { path: '/status?custom_id=shared&custom_id=alone', key: app.key });
+      const list = both.body as { jobs: Array<{ job_id: string; custom_id: string }>; truncated: boolean };
+      expect(list.jobs).to.have.length(100);
+      expect(list.jobs.map((job) => job.custom_id)).to.not.include('alone');
+      expect(list.truncated).to.equal(true);
+      const one = (await api('get', '/status', { path: '/status?custom_id=alone', key: app.key })).body as {
+        jobs: Array<{ job_id: string }>;
+        truncated: boolean;
+      };
+      expect(one).to.deep.include({ truncated: false });
+      expect(one.jobs.map((job) => job.job_id)).to.deep.equal([alone]);
     });
 
     contractIt('400: neither, both, an unknown parameter, a bad id, 101 ids, ids given twice', ['get /status 400'], async () => {
@@ -1021,6 +1041,27 @@ describe('openapi.yaml, checked against the running service', function () {
         expect(res.status, query).to.equal(400);
       }
     });
+
+    contractIt(
+      '200 to a conditional read (If-None-Match) too, and no ETag to make one with: the spec offers no 304',
+      ['get /status/{job_id} 200', 'get /status 200', 'get /admin/apps 200'],
+      async () => {
+        const { job_id: jobId } = await queue(message());
+        for (const [template, path, key] of [
+          ['/status/{job_id}', `/status/${jobId}`, service.apiKey],
+          ['/status', `/status?ids=${jobId}`, service.apiKey],
+          ['/status', '/status?after=0', service.apiKey],
+          ['/admin/apps', '/admin/apps', ADMIN_KEY],
+        ] as const) {
+          const first = await api('get', template, { path, key });
+          expect(first.res.headers.get('etag'), path).to.equal(null);
+          // Written by hand: fetch asks for a fresh answer (Cache-Control: no-cache) when it sends If-None-Match; curl does not.
+          const raw = await rawRequest(service.url, 'GET', path, { Authorization: `Bearer ${key}`, 'If-None-Match': 'W/"1b-0"' }).answer;
+          expect(raw.slice(0, raw.indexOf('\r\n')), path).to.equal('HTTP/1.1 200 OK');
+          await checked('get', template, parseAnswer(raw));
+        }
+      },
+    );
 
     contractIt('401, 503', ['get /status 401 503'], async () => {
       expect((await api('get', '/status', { path: '/status?ids=1', key: null })).res.status).to.equal(401);

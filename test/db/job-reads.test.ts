@@ -75,7 +75,7 @@ describe('job reads without the message column', () => {
 
     expect((await jobs.enqueue(appId, [newJob('big-1', scheduled), newJob('big-2', scheduled)], 'reads-key')).replayed).to.equal(true);
     expect((await jobs.view(appId, ids)).map((view) => view.job.customId)).to.deep.equal(['big-1', 'big-2']);
-    expect((await jobs.viewByCustomId(appId, ['big-2'], 100)).map((view) => view.job.id)).to.deep.equal([ids[1]]);
+    expect((await jobs.viewByCustomId(appId, ['big-2'], 100)).views.map((view) => view.job.id)).to.deep.equal([ids[1]]);
     expect((await jobs.cancel(appId, ids[0]!)).status).to.equal('cancelled');
     expect(await jobs.cancel(appId, ids[0]!).catch((error: Error) => error.message)).to.match(/is cancelled/);
   });

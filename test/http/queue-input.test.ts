@@ -7,6 +7,11 @@ import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 
 import { expect } from 'chai';
 
+import { createBus } from '../../src/bus.js';
+import { notifyChannels } from '../../src/db/notify.js';
+import { createQueueRequestParser } from '../../src/http/schemas.js';
+import { createJobService } from '../../src/services/jobs.js';
+import { TEST_SCHEMA } from '../support/database.js';
 import { parseAnswer, rawRequest } from '../support/raw-request.js';
 import { ADMIN_KEY, startTestService, type TestService } from '../support/service.js';
 
@@ -229,6 +234,24 @@ describe('POST /queue: input that must be stored exactly or refused with a 4xx',
         const paths = await refusedPaths({ ...MINIMAL, attachments: [{ filename: 'a.bin', content_type: 'application/octet-stream', content }] });
         expect(paths, content.slice(0, 20)).to.deep.equal(['attachments.0.content']);
       }
+    });
+
+    it('when an attachment is base64 as `base64` writes it (lines of 76), or a data: URL, or its content type has parameters, then the 400 says what to change', async () => {
+      const wrapped = Buffer.alloc(120, 7)
+        .toString('base64')
+        .replace(/(.{76})/g, '$1\n');
+      const messages = async (attachment: Record<string, string>) =>
+        ((await post({ ...MINIMAL, attachments: [{ filename: 'a.bin', content_type: 'application/octet-stream', ...attachment }] })).json as Problem).errors;
+      for (const content of [wrapped, 'data:text/plain;base64,SGVsbG8h']) {
+        const [error] = (await messages({ content }))!;
+        expect(error!.path).to.equal('attachments.0.content');
+        expect(error!.message, content.slice(0, 10)).to.match(content.startsWith('data:') ? /no data: URL prefix/ : /no line breaks or spaces \(base64 -w0\)/);
+      }
+      const [typeError] = (await messages({ content_type: 'text/plain; charset=utf-8', content: 'SGVsbG8h' }))!;
+      expect(typeError).to.deep.equal({
+        path: 'attachments.0.content_type',
+        message: 'a MIME type such as application/pdf, without parameters (no "; charset=…")',
+      });
     });
 
     it('when text and html are empty strings and there is no template_id, then 400 at the empty part saying Mailjet refuses it, rather than a 202 and a job failed at Mailjet (send-0003)', async () => {
@@ -490,6 +513,89 @@ describe('POST /queue: input that must be stored exactly or refused with a 4xx',
         );
       }
       expect(await jobCount()).to.equal(before);
+    });
+  });
+
+  describe('a bulk request with very many problems', () => {
+    it('when 499 of 500 messages have 50 bad addresses each, then the 400 lists the problems of the first messages only, about 100, and says where it stopped; unknown fields are named up to 10 and counted', async () => {
+      const bad = { from: 'app@example.com', to: Array.from({ length: 50 }, (_, i) => `bad${i}@@x`), text: 't' };
+      const answer = await post({ messages: [MINIMAL, ...Array<unknown>(499).fill(bad)] });
+      expect(answer.status).to.equal(400);
+      const problem = answer.json as Problem;
+      expect(problem.errors).to.have.length(100);
+      expect(new Set(problem.errors!.map((error) => error.path.split('.').slice(0, 2).join('.')))).to.deep.equal(new Set(['messages.1', 'messages.2']));
+      expect(problem.detail).to.equal(
+        'the request is not valid: see errors, which list the problems of messages 0 to 2 only; the 497 after were not checked: fix these and send it again',
+      );
+
+      const unknown = Object.fromEntries(Array.from({ length: 5000 }, (_, i) => [`field${i}`, i]));
+      for (const [body, at] of [
+        [{ ...MINIMAL, ...unknown }, ''],
+        [{ messages: [{ ...MINIMAL, ...unknown }] }, 'messages.0'],
+      ] as const) {
+        const errors = ((await post(body)).json as Problem).errors!;
+        expect(errors.slice(0, 10).map((error) => error.message)).to.deep.equal(Array.from({ length: 10 }, (_, i) => `unknown field "field${i}"`));
+        expect(errors.slice(10)).to.deep.equal([{ path: at, message: 'and 4990 more unknown fields' }]);
+      }
+    });
+  });
+
+  describe('a retry whose send_at has left the window since', () => {
+    // Only the window's lower end moves past a stored send_at: 24 hours back, as time goes by.
+    const HOUR_MS = 3600 * 1000;
+    const ago = (hours: number) => new Date(Date.now() - hours * HOUR_MS).toISOString();
+
+    /** Stores `body` under `key` as POST /queue did `hoursAgo` hours ago, when its send_at was within the window. */
+    async function storedEarlier(body: Record<string, unknown>, key: string, hoursAgo: number): Promise<string[]> {
+      const then = () => new Date(Date.now() - hoursAgo * HOUR_MS);
+      const jobs = createJobService({
+        pool: service.db.pool,
+        channels: notifyChannels(TEST_SCHEMA),
+        maxAttempts: 3,
+        wakeLocal: () => undefined,
+        bus: createBus(),
+      });
+      const request = createQueueRequestParser(then)(body, key);
+      expect(request.refusal).to.equal(undefined);
+      return (await jobs.enqueue(service.appId, request.jobs, key)).jobs.map((job) => job.id);
+    }
+
+    async function postKeyed(body: unknown, key?: string): Promise<{ status: number; replayed: string | null; json: Record<string, unknown> }> {
+      const res = await service.request('POST', '/queue', { body, headers: key === undefined ? {} : { 'idempotency-key': key } });
+      return { status: res.status, replayed: res.headers.get('idempotent-replayed'), json: (await res.json()) as Record<string, unknown> };
+    }
+
+    it('when a request stored with send_at 23 hours ago (meaning now) comes again 2 hours later with its Idempotency-Key, then its job is answered, not a 400; as a new request it is still a 400', async () => {
+      const body = { ...MINIMAL, send_at: ago(25) };
+      const [jobId] = await storedEarlier(body, 'late-single', 2);
+      const before = await jobCount();
+
+      const retry = await postKeyed(body, 'late-single');
+      expect(retry.status, JSON.stringify(retry.json)).to.equal(202);
+      expect(retry.replayed).to.equal('true');
+      expect(retry.json['job_id']).to.equal(jobId);
+
+      for (const [what, answer] of [
+        ['without a key', await postKeyed(body)],
+        ['with another key', await postKeyed(body, 'late-single-new')],
+        ['another body under the key', await postKeyed({ ...body, text: 'Other' }, 'late-single')],
+      ] as const) {
+        expect(answer.status, what).to.equal(400);
+        expect((answer.json as unknown as Problem).errors, what).to.deep.equal([
+          { path: 'send_at', message: 'must be within the next 30 days (or the last 24 hours, meaning now)' },
+        ]);
+      }
+      expect(await jobCount()).to.equal(before);
+    });
+
+    it('when a bulk request with send_at 21 hours ago comes again 5 hours later, its key in the body field idempotency_key, then its jobs are answered', async () => {
+      const body = { messages: [{ ...MINIMAL, send_at: ago(26) }, MINIMAL], idempotency_key: 'late-behind' };
+      const jobIds = await storedEarlier(body, 'late-behind', 5);
+
+      const retry = await postKeyed(body);
+      expect(retry.status, JSON.stringify(retry.json)).to.equal(202);
+      expect(retry.replayed).to.equal('true');
+      expect((retry.json['jobs'] as Array<{ job_id: string }>).map((job) => job.job_id)).to.deep.equal(jobIds);
     });
   });
 });

@@ -192,6 +192,36 @@ describe('POST /queue → consumers → Mailjet (nock)', () => {
     expect(rows[0].n).to.equal(1);
   });
 
+  it('when an Idempotency-Key comes again after retention deleted its jobs, then it is a new request (with the same body or another), not a 500', async () => {
+    mailjet = mockMailjetSend();
+    service = await startTestService();
+    const body = messageTo('purged@example.com');
+    const first = (await (await service.request('POST', '/queue', { body, headers: { 'idempotency-key': 'purged-1' } })).json()) as { job_id: string };
+    const second = (await (await service.request('POST', '/queue', { body, headers: { 'idempotency-key': 'purged-2' } })).json()) as { job_id: string };
+    await waitForStatus(service, first.job_id, ['accepted']);
+    await waitForStatus(service, second.job_id, ['accepted']);
+    // As a retention pass does, jobs first and the keys just after: a retry may come in between.
+    await service.db.pool.query('delete from email_send_jobs where id = any($1::bigint[])', [[first.job_id, second.job_id]]);
+
+    const same = await service.request('POST', '/queue', { body, headers: { 'idempotency-key': 'purged-1' } });
+    const other = await service.request('POST', '/queue', { body: messageTo('other@example.com'), headers: { 'idempotency-key': 'purged-2' } });
+
+    for (const [res, old] of [
+      [same, first.job_id],
+      [other, second.job_id],
+    ] as const) {
+      expect(res.status).to.equal(202);
+      expect(res.headers.get('idempotent-replayed')).to.equal(null);
+      expect(((await res.json()) as { job_id: string }).job_id).to.not.equal(old);
+    }
+    // The key now holds the new request: a retry of it is replayed.
+    const again = await service.request('POST', '/queue', { body, headers: { 'idempotency-key': 'purged-1' } });
+    expect(again.status).to.equal(202);
+    expect(again.headers.get('idempotent-replayed')).to.equal('true');
+    const { rows } = await service.db.pool.query('select count(*)::int as n from email_send_jobs');
+    expect(rows[0].n).to.equal(2);
+  });
+
   it('when a scheduled job is cancelled before it is due, then it is never sent and a second cancel is a 409', async () => {
     mailjet = mockMailjetSend();
     service = await startTestService();

@@ -63,6 +63,19 @@ describe('two replicas raced: Idempotency-Keys and revoked keys', () => {
     expect(await jobs()).to.equal(before + 1);
   });
 
+  it('when 40 requests with an Idempotency-Key whose job retention deleted hit both replicas at once, then one new message is stored and all 40 get its job id', async () => {
+    const first = await post(a, a.apiKey, message({ subject: 'purged' }), 'race-purged');
+    await db.pool.query('delete from email_send_jobs where id = $1', [first.body['job_id']]);
+    const before = await jobs();
+    const results = await Promise.all(Array.from({ length: 40 }, (_, i) => post(i % 2 === 0 ? a : b, a.apiKey, message({ subject: 'purged' }), 'race-purged')));
+    expect(results.map((result) => result.status)).to.deep.equal(Array(40).fill(202));
+    const ids = new Set(results.map((result) => result.body['job_id']));
+    expect(ids.size).to.equal(1);
+    expect(ids.has(first.body['job_id'])).to.equal(false);
+    expect(results.filter((result) => !result.replayed)).to.have.length(1);
+    expect(await jobs()).to.equal(before + 1);
+  });
+
   it('when a key is revoked on one replica, then the other refuses it at once on POST /queue (its cache warm), a replay included, and on every read', async () => {
     const created = (await (await a.request('POST', '/admin/apps', { key: ADMIN_KEY, body: { name: 'raced-app' } })).json()) as {
       api_key: string;

@@ -53,7 +53,13 @@ export function queueRouter({ jobs, parseQueueRequest, requireApp, requireSender
   router.post('/queue', requireSender, limit, requireJson, readJson, async (req, res) => {
     const app = callingApp(res);
     const request = parseQueueRequest(req.body, req.get('idempotency-key'));
-    const result = await jobs.enqueue(app.id, request.jobs, request.idempotencyKey, app.keyId);
+    const result =
+      request.refusal === undefined
+        ? await jobs.enqueue(app.id, request.jobs, request.idempotencyKey, app.keyId)
+        : await jobs.replay(app.id, request.jobs, request.idempotencyKey!, app.keyId);
+    if (result === undefined) {
+      throw request.refusal!;
+    }
     if (result.replayed) {
       res.setHeader('Idempotent-Replayed', 'true');
     }

@@ -33,11 +33,14 @@ export function statusRouter(jobs: JobService, requireApp: RequestHandler): Rout
         return;
       }
       case 'ids':
-        res.json({ jobs: (await jobs.view(app.id, lookup.ids)).map(jobViewJson) });
+        // At most as many jobs as ids: never more than the answer holds.
+        res.json({ jobs: (await jobs.view(app.id, lookup.ids)).map(jobViewJson), truncated: false });
         return;
-      case 'custom-ids':
-        res.json({ jobs: (await jobs.viewByCustomId(app.id, lookup.customIds, LIMITS.statusLookupIds)).map(jobViewJson) });
+      case 'custom-ids': {
+        const { views, truncated } = await jobs.viewByCustomId(app.id, lookup.customIds, LIMITS.statusLookupIds);
+        res.json({ jobs: views.map(jobViewJson), truncated });
         return;
+      }
     }
   });
 
