@@ -49,6 +49,39 @@ describe('HTTP: a stop with requests in flight', function () {
   let stopping: Promise<unknown> | undefined;
   let locker: PoolClient | undefined;
 
+  /**
+   * Holds the jobs table (locker) and sends one message, which waits on the lock; once it waits,
+   * begins the stop and waits for /readyz to say so. The message's answer comes after releaseLock.
+   */
+  async function queueBehindLockThenStop(started: TestService, body: object): Promise<{ answer: Promise<Response>; stopped: Promise<unknown> }> {
+    locker = await started.db.pool.connect();
+    await locker.query('begin');
+    await locker.query('lock table email_send_jobs in share mode');
+    const answer = started.request('POST', '/queue', { body });
+    await eventually(
+      async () => {
+        const { rows } = await started.db.pool.query<{ n: number }>(
+          "select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and datname = current_database()",
+        );
+        return rows[0]!.n > 0 ? true : undefined;
+      },
+      30_000,
+      'the message waiting on the lock',
+    );
+    const stopped = started.jetpost.stop();
+    stopping = stopped;
+    await eventually(async () => ((await fetch(`${started.url}/readyz`)).status === 503 ? true : undefined), 30_000, 'the drain to begin');
+    return { answer, stopped };
+  }
+
+  /** Lets the held message be written: its answer. */
+  async function releaseLock({ answer }: { answer: Promise<Response>; stopped: Promise<unknown> }): Promise<Response> {
+    await locker!.query('commit');
+    locker!.release();
+    locker = undefined;
+    return answer;
+  }
+
   afterEach(async () => {
     await locker?.query('rollback');
     locker?.release();
@@ -122,22 +155,7 @@ describe('HTTP: a stop with requests in flight', function () {
 
     // The message's job cannot be written until the lock is let go (taken once the callbacks are in
     // place: /metrics, read above, reads the jobs' figures from the database).
-    locker = await started.db.pool.connect();
-    await locker.query('begin');
-    await locker.query('lock table email_send_jobs in share mode');
-    const accepted = started.request('POST', '/queue', { body: { from: 'app@example.com', to: 'reader@example.com', subject: 'Hi', text: 'Hello' } });
-    await eventually(
-      async () => {
-        const { rows } = await started.db.pool.query<{ n: number }>(
-          "select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and datname = current_database()",
-        );
-        return rows[0]!.n > 0 ? true : undefined;
-      },
-      30_000,
-      'the message waiting on the lock',
-    );
-    stopping = started.jetpost.stop();
-    await eventually(async () => ((await fetch(`${started.url}/readyz`)).status === 503 ? true : undefined), 30_000, 'the drain to begin');
+    const accepted = await queueBehindLockThenStop(started, { from: 'app@example.com', to: 'reader@example.com', subject: 'Hi', text: 'Hello' });
 
     // Answered while the message still waits on the lock: the stop did not wait for them.
     const callbacks = await withinHalfTheGrace(Promise.all([reading.answer, waiting.answer]));
@@ -145,12 +163,9 @@ describe('HTTP: a stop with requests in flight', function () {
     for (const raw of callbacks as string[]) {
       await expectStopRefusal(raw);
     }
-    await locker!.query('commit');
-    locker!.release();
-    locker = undefined;
-    const answer = await accepted;
+    const answer = await releaseLock(accepted);
     expect(answer.status, await answer.clone().text()).to.equal(202);
-    expect(await withinHalfTheGrace(stopping.then(() => 'stopped' as const))).to.equal('stopped');
+    expect(await withinHalfTheGrace(accepted.stopped.then(() => 'stopped' as const))).to.equal('stopped');
     const { rows } = await started.db.pool.query<{ n: number }>('select count(*)::int as n from email_send_jobs');
     expect(rows[0]!.n).to.equal(1);
   });
@@ -167,22 +182,7 @@ describe('HTTP: a stop with requests in flight', function () {
     service = started;
     const port = Number(new URL(started.url).port);
     const message = { from: 'app@example.com', to: 'reader@example.com', subject: 'Hi', text: 'Hello' };
-    locker = await started.db.pool.connect();
-    await locker.query('begin');
-    await locker.query('lock table email_send_jobs in share mode');
-    const accepted = started.request('POST', '/queue', { body: message });
-    await eventually(
-      async () => {
-        const { rows } = await started.db.pool.query<{ n: number }>(
-          "select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and datname = current_database()",
-        );
-        return rows[0]!.n > 0 ? true : undefined;
-      },
-      30_000,
-      'the message waiting on the lock',
-    );
-    stopping = started.jetpost.stop();
-    await eventually(async () => ((await fetch(`${started.url}/readyz`)).status === 503 ? true : undefined), 30_000, 'the drain to begin');
+    const accepted = await queueBehindLockThenStop(started, message);
 
     const ready = await fetch(`${started.url}/readyz`);
     expect(ready.status).to.equal(503);
@@ -203,12 +203,9 @@ describe('HTTP: a stop with requests in flight', function () {
     // The first request is still in flight: the stop waits for it.
     expect(await refused(port)).to.equal(false);
 
-    await locker.query('commit');
-    locker.release();
-    locker = undefined;
-    const answer = await accepted;
+    const answer = await releaseLock(accepted);
     expect(answer.status, await answer.clone().text()).to.equal(202);
-    expect(await withinHalfTheGrace(stopping.then(() => 'stopped' as const))).to.equal('stopped');
+    expect(await withinHalfTheGrace(accepted.stopped.then(() => 'stopped' as const))).to.equal('stopped');
     expect(await refused(port)).to.equal(true);
     const { rows: stored } = await started.db.pool.query<{ n: number }>('select count(*)::int as n from email_send_jobs');
     expect(stored[0]!.n).to.equal(1);
