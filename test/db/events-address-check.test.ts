@@ -8,11 +8,10 @@ import { lockMessagesShared } from '../../src/db/events-repo.js';
 import { claimJobs } from '../../src/db/jobs-repo.js';
 import { notifyChannels } from '../../src/db/notify.js';
 import type { Pool } from '../../src/db/pool.js';
-import { parseEventBody } from '../../src/domain/event-parse.js';
-import { createEventIngest, type EventIngest } from '../../src/services/events.js';
 import { createSendingService } from '../../src/services/sending.js';
 import { makeJob, recipientIds } from '../factories.js';
 import { createTestDatabase, TEST_SCHEMA, type TestDatabase } from '../support/database.js';
+import { ingestBody } from '../support/events-ingest.js';
 import { openTransaction, someoneWaitsOn } from '../support/held-transaction.js';
 
 const MESSAGE_ID = '576460765503091475';
@@ -21,12 +20,8 @@ const event = (type: string, email: string, time: number, extra = '') =>
   `{"event":"${type}","time":${time},"MessageID":${MESSAGE_ID},"email":${JSON.stringify(email)}${extra}}`;
 const HARD_BOUNCE = ',"hard_bounce":true,"error":"user unknown"';
 
-function ingestBody(pool: Pool, ...events: string[]): ReturnType<EventIngest> {
-  const parsed = parseEventBody(`[${events.join(',')}]`);
-  if (!parsed.ok) {
-    throw new Error(parsed.reason);
-  }
-  return createEventIngest(pool, notifyChannels(TEST_SCHEMA))(parsed.events);
+function ingestEvents(pool: Pool, ...events: string[]): ReturnType<typeof ingestBody> {
+  return ingestBody(pool, `[${events.join(',')}]`);
 }
 
 describe('the address check of events', () => {
@@ -55,7 +50,7 @@ describe('the address check of events', () => {
     const [claimed] = await claimJobs(db.pool, 'a', 1, 120_000);
     expect(claimed?.id).to.equal(jobId);
 
-    const early = await ingestBody(
+    const early = await ingestEvents(
       db.pool,
       event('bounce', 'other@bücher.example', 1_700_000_000, HARD_BOUNCE),
       event('sent', 'JOSÉ@xn--bcher-kva.example', 1_700_000_001),
@@ -88,7 +83,7 @@ describe('the address check of events', () => {
       ]);
     });
     await recording.written;
-    const ingest = ingestBody(db.pool, event('bounce', 'other@example.com', 1_700_000_000, HARD_BOUNCE), event('sent', 'Holder@Example.COM', 1_700_000_001));
+    const ingest = ingestEvents(db.pool, event('bounce', 'other@example.com', 1_700_000_000, HARD_BOUNCE), event('sent', 'Holder@Example.COM', 1_700_000_001));
     await someoneWaitsOn(db.pool, 'advisory', 'the ingest to wait on the recording');
     recording.commit();
     await recording.committed;
@@ -125,7 +120,7 @@ describe('the address check of events', () => {
         MESSAGE_ID,
       ]);
 
-      const result = await ingestBody(db.pool, event('bounce', other!, 1_700_000_000, HARD_BOUNCE), event('sent', own!, 1_700_000_001));
+      const result = await ingestEvents(db.pool, event('bounce', other!, 1_700_000_000, HARD_BOUNCE), event('sent', own!, 1_700_000_001));
 
       expect(result).to.deep.include({ stored: 1, byType: { sent: 1 }, otherAddress: { count: 1, first: [{ messageId: MESSAGE_ID, holderJobId: jobId }] } });
       const after = await facts(recipientId!);

@@ -3,12 +3,10 @@
 import { expect } from 'chai';
 
 import { lockMessagesShared, messageLockSlots } from '../../src/db/events-repo.js';
-import { notifyChannels } from '../../src/db/notify.js';
 import type { Pool } from '../../src/db/pool.js';
-import { parseEventBody } from '../../src/domain/event-parse.js';
-import { createEventIngest, type EventIngest } from '../../src/services/events.js';
 import { makeJob, recipientIds } from '../factories.js';
-import { createTestDatabase, TEST_SCHEMA, type TestDatabase } from '../support/database.js';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { ingestBody } from '../support/events-ingest.js';
 import { openTransaction, someoneWaitsOn } from '../support/held-transaction.js';
 
 const MESSAGE_ID = '576460765503091475';
@@ -19,15 +17,6 @@ async function recipientOf(pool: Pool): Promise<string> {
 }
 
 const SENT_EVENT = `{"event":"sent","time":1700000000,"MessageID":${MESSAGE_ID},"email":"b@example.com"}`;
-
-/** Parses a callback body and ingests its events, as POST /events does. */
-function ingestBody(pool: Pool, body: string): ReturnType<EventIngest> {
-  const parsed = parseEventBody(body);
-  if (!parsed.ok) {
-    throw new Error(parsed.reason);
-  }
-  return createEventIngest(pool, notifyChannels(TEST_SCHEMA))(parsed.events);
-}
 
 describe('events ingest', () => {
   let db: TestDatabase;
