@@ -8,6 +8,15 @@ import { isolateNetwork, restoreNetwork } from '../support/mailjet-nock.js';
 
 const ORIGIN = 'https://api.mailjet.test';
 
+/** The client's look-up of `customId`, Mailjet answering these rows (as JSON text: IDs past 2^53 stay exact). */
+function lookUp(customId: string, rows: readonly string[]) {
+  nock(ORIGIN)
+    .get('/v3/REST/message')
+    .query(true)
+    .reply(200, `{"Count":${rows.length},"Data":[${rows.join(',')}],"Total":${rows.length}}`, { 'content-type': 'application/json' });
+  return createMailjetClient({ apiKey: 'k', apiSecret: 's', baseUrl: ORIGIN, timeoutMs: 5_000 }).findByCustomId(customId);
+}
+
 describe('the look-up by CustomID', () => {
   beforeEach(() => isolateNetwork());
   afterEach(() => restoreNetwork());
@@ -19,13 +28,7 @@ describe('the look-up by CustomID', () => {
       '{"UUID":"u-3","CustomID":"jetpost-1","ContactAlt":"c@example.com"}',
       '{"ID":-5,"UUID":"u-4","CustomID":"jetpost-1","ContactAlt":"d@example.com"}',
     ];
-    nock(ORIGIN)
-      .get('/v3/REST/message')
-      .query(true)
-      .reply(200, `{"Count":${rows.length},"Data":[${rows.join(',')}],"Total":${rows.length}}`, { 'content-type': 'application/json' });
-    const client = createMailjetClient({ apiKey: 'k', apiSecret: 's', baseUrl: ORIGIN, timeoutMs: 5_000 });
-
-    expect(await client.findByCustomId('jetpost-1')).to.deep.equal([
+    expect(await lookUp('jetpost-1', rows)).to.deep.equal([
       { messageId: '576460765503091475', messageUuid: 'u-1', email: 'a@example.com', named: true },
       { messageId: 'none', messageUuid: 'u-3', email: 'c@example.com', named: true },
       { messageId: '-5', messageUuid: 'u-4', email: 'd@example.com', named: true },
@@ -42,13 +45,7 @@ describe('the look-up by CustomID', () => {
       '{"ID":576460765503091478,"UUID":"u-4","ContactAlt":"b@example.com"}',
       '{"ID":576460765503091479,"UUID":"u-5","CustomID":"","ContactAlt":"c@example.com"}',
     ];
-    nock(ORIGIN)
-      .get('/v3/REST/message')
-      .query(true)
-      .reply(200, `{"Count":${rows.length},"Data":[${rows.join(',')}],"Total":${rows.length}}`, { 'content-type': 'application/json' });
-    const client = createMailjetClient({ apiKey: 'k', apiSecret: 's', baseUrl: ORIGIN, timeoutMs: 5_000 });
-
-    expect(await client.findByCustomId('jetpost-1')).to.deep.equal([
+    expect(await lookUp('jetpost-1', rows)).to.deep.equal([
       { messageId: '576460765503091477', messageUuid: 'u-3', email: 'a@example.com', named: true },
       { messageId: '576460765503091478', messageUuid: 'u-4', email: 'b@example.com' },
       { messageId: '576460765503091479', messageUuid: 'u-5', email: 'c@example.com' },
@@ -63,13 +60,7 @@ describe('the look-up by CustomID', () => {
       '{"ID":576460765503091477,"UUID":"u-3","CustomID":"jetpost-1","ContactAlt":""}',
       '{"ID":576460765503091478,"UUID":"u-4","CustomID":"jetpost-12"}',
     ];
-    nock(ORIGIN)
-      .get('/v3/REST/message')
-      .query(true)
-      .reply(200, `{"Count":${rows.length},"Data":[${rows.join(',')}],"Total":${rows.length}}`, { 'content-type': 'application/json' });
-    const client = createMailjetClient({ apiKey: 'k', apiSecret: 's', baseUrl: ORIGIN, timeoutMs: 5_000 });
-
-    expect(await client.findByCustomId('jetpost-1')).to.deep.equal([
+    expect(await lookUp('jetpost-1', rows)).to.deep.equal([
       { messageId: '576460765503091476', messageUuid: 'u-2', email: null, named: true },
       { messageId: '576460765503091477', messageUuid: 'u-3', email: null, named: true },
     ]);
@@ -79,13 +70,7 @@ describe('the look-up by CustomID', () => {
   // answer cannot say the job's message is not there.
   it('when a row names neither its address nor a CustomID, then Mailjet could not be asked', async () => {
     const rows = ['{"ID":576460765503091475,"UUID":"u-1","CustomID":"jetpost-1","ContactAlt":"a@example.com"}', '{"ID":576460765503091476,"UUID":"u-2"}'];
-    nock(ORIGIN)
-      .get('/v3/REST/message')
-      .query(true)
-      .reply(200, `{"Count":${rows.length},"Data":[${rows.join(',')}],"Total":${rows.length}}`, { 'content-type': 'application/json' });
-    const client = createMailjetClient({ apiKey: 'k', apiSecret: 's', baseUrl: ORIGIN, timeoutMs: 5_000 });
-
-    const answer = await client.findByCustomId('jetpost-1');
+    const answer = await lookUp('jetpost-1', rows);
     expect(answer).to.include({ status: 200, body: undefined });
     expect(Array.isArray(answer)).to.equal(false);
   });
