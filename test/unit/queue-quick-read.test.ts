@@ -145,7 +145,9 @@ describe('the quick read of POST /queue bodies', () => {
       }),
       { numRuns: 4000 },
     );
-    expect(quick, 'bodies the quick read accepted').to.be.above(400);
+    // About 11 % of the bodies are well-formed enough (440 ± 15 in runs of 4,000): 400 failed a CI
+    // run at 398. The bound only says the quick read was exercised, whatever the random draw.
+    expect(quick, 'bodies the quick read accepted').to.be.above(300);
   });
 
   it('when a well-formed bulk body comes, then the quick read reads it', () => {
