@@ -4,15 +4,16 @@
 // kept aside in rejected_events; one for the holder's address in another case or Unicode form applies.
 import { expect } from 'chai';
 
+import { createBus } from '../../src/bus.js';
 import { lockMessagesShared } from '../../src/db/events-repo.js';
 import { claimJobs } from '../../src/db/jobs-repo.js';
-import { notifyChannels } from '../../src/db/notify.js';
 import type { Pool } from '../../src/db/pool.js';
-import { createSendingService } from '../../src/services/sending.js';
 import { makeJob, recipientIds } from '../factories.js';
-import { createTestDatabase, TEST_SCHEMA, type TestDatabase } from '../support/database.js';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { ingestBody } from '../support/events-ingest.js';
 import { openTransaction, someoneWaitsOn } from '../support/held-transaction.js';
+import { capturingLogger } from '../support/log.js';
+import { testSendingService } from '../support/sending.js';
 
 const MESSAGE_ID = '576460765503091475';
 
@@ -42,8 +43,10 @@ describe('the address check of events', () => {
   }
 
   // Before: the record of a send applied the events that came first to its recipients whatever their
-  // address: another message's hard bounce bounced the holder and suppressed its address.
-  it('when events came before the send was recorded, then the record applies the holder’s and keeps aside another address’s', async () => {
+  // address: another message's hard bounce bounced the holder and suppressed its address. Then (s26)
+  // it kept it aside without counting it in jetpost_events_rejected_total or logging it, as a
+  // callback does.
+  it('when events came before the send was recorded, then the record applies the holder’s and keeps aside another address’s, counted and logged as a callback does', async () => {
     db = await createTestDatabase();
     const jobId = await makeJob(db.pool, { to: ['josé@bücher.example'] });
     const [recipientId] = await recipientIds(db.pool, jobId);
@@ -56,7 +59,11 @@ describe('the address check of events', () => {
       event('sent', 'JOSÉ@xn--bcher-kva.example', 1_700_000_001),
     );
     expect(early).to.include({ stored: 2, unmatched: 2 });
-    const sending = createSendingService({ pool: db.pool, channels: notifyChannels(TEST_SCHEMA), leaseMs: 120_000 });
+    const bus = createBus();
+    const counted: Array<{ kind: string; count: number }> = [];
+    bus.on('events:rejected', (rejected) => counted.push(rejected));
+    const { log, lines } = capturingLogger('warn');
+    const sending = testSendingService(db.pool, { bus, log });
     const summary = await sending.record('a', [
       { jobId, kind: 'accepted', recipients: [{ recipientId: recipientId!, messageId: MESSAGE_ID, messageUuid: 'uuid-1' }] },
     ]);
@@ -69,6 +76,17 @@ describe('the address check of events', () => {
     expect(after.rejected[0]!.reason).to.match(new RegExp(`^email: its MessageID ${MESSAGE_ID} is held by a recipient of job ${jobId} with another address`));
     expect(after.rejected[0]!.source).to.contain('other@bücher.example');
     expect(after.suppressed, "another message's bounce suppresses nobody").to.deep.equal([]);
+    expect(counted).to.deep.equal([{ kind: 'invalid', count: 1 }]);
+    expect(lines().map((line) => ({ ...(JSON.parse(line) as Record<string, unknown>), timestamp: undefined }))).to.deep.equal([
+      {
+        level: 'warn',
+        message: 'kept aside events for an address other than the recipient holding their MessageID: Mailjet gave that MessageID to two messages',
+        component: 'events',
+        rejected: 1,
+        first: [{ messageId: MESSAGE_ID, holderJobId: jobId }],
+        timestamp: undefined,
+      },
+    ]);
   });
 
   it('when an event for another address arrives while the send is being recorded, then its late match keeps it aside too', async () => {
