@@ -385,12 +385,15 @@ function transactionChunks(events: readonly EventRef[]): EventRef[][] {
  * event would tell that recipient's app what happened to another message: it is kept aside instead.
  */
 function otherAddressRow(
-  event: { messageId: string | null | undefined; messageUuid: string | null | undefined } & ({ raw: unknown } | { payload: unknown }),
+  event: { messageId: string | null | undefined; messageUuid: string | null | undefined; dedupeKey: string } & ({ raw: unknown } | { payload: unknown }),
   holderJobId: string,
 ): RejectedEventRow {
   return rejectedRow({
     position: null,
     kind: 'invalid',
+    // The event, not its text: kept aside by a callback (as it came) and by a send's record (as
+    // stored, its keys in another order), it is one row.
+    identity: `event ${event.dedupeKey}`,
     reason: `email: its MessageID ${event.messageId ?? event.messageUuid ?? '?'} is held by a recipient of job ${holderJobId} with another address, so it is not applied to it: Mailjet gave this MessageID to another message too (jetpost logged an error naming both jobs when it was recorded). Check that MAILJET_BASE_URL reaches Mailjet itself`,
     source: JSON.stringify('raw' in event ? event.raw : event.payload),
   });
@@ -447,9 +450,22 @@ function rejectedElementRow(entry: RejectedEvent): RejectedEventRow {
   return rejectedRow({ position: entry.index, kind: entry.kind, reason: reasonOf(entry), source: entry.source });
 }
 
-function rejectedRow({ position, kind, reason, source }: { position: number | null; kind: RejectionKind; reason: string; source: string }): RejectedEventRow {
+/** `identity`: what makes two rows one (default: the source as received). */
+function rejectedRow({
+  position,
+  kind,
+  reason,
+  source,
+  identity = source,
+}: {
+  position: number | null;
+  kind: RejectionKind;
+  reason: string;
+  source: string;
+  identity?: string;
+}): RejectedEventRow {
   return {
-    dedupeKey: createHash('sha256').update(`${kind}\n${source}`).digest('hex'),
+    dedupeKey: createHash('sha256').update(`${kind}\n${identity}`).digest('hex'),
     position,
     kind,
     reason: storableText(reason, REJECTED_REASON_LENGTH).text,

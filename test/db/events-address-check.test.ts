@@ -89,6 +89,36 @@ describe('the address check of events', () => {
     ]);
   });
 
+  // Before: the record kept the event aside with its stored payload as source, a callback with the
+  // event as it came: two texts, so two rows for one event.
+  it('when an event kept aside by the record of its send comes again, then rejected_events holds it once, and another event for that address beside it', async () => {
+    db = await createTestDatabase();
+    const jobId = await makeJob(db.pool, { to: ['holder@example.com'] });
+    const [recipientId] = await recipientIds(db.pool, jobId);
+    await claimJobs(db.pool, 'a', 1, 120_000);
+    const bounce = event('bounce', 'other@example.com', 1_700_000_000, HARD_BOUNCE);
+    expect(await ingestEvents(db.pool, bounce)).to.include({ stored: 1, unmatched: 1 });
+    await testSendingService(db.pool).record('a', [
+      { jobId, kind: 'accepted', recipients: [{ recipientId: recipientId!, messageId: MESSAGE_ID, messageUuid: 'uuid-1' }] },
+    ]);
+    expect((await facts(recipientId!)).rejected).to.have.length(1);
+
+    const again = await ingestEvents(db.pool, bounce, event('spam', 'other@example.com', 1_700_000_000, ',"source":"JMRPP"'));
+
+    expect(again).to.deep.include({
+      stored: 0,
+      otherAddress: {
+        count: 2,
+        first: [
+          { messageId: MESSAGE_ID, holderJobId: jobId },
+          { messageId: MESSAGE_ID, holderJobId: jobId },
+        ],
+      },
+    });
+    const after = await facts(recipientId!);
+    expect(after.rejected.map((row) => JSON.parse(row.source).event).sort()).to.deep.equal(['bounce', 'spam']);
+  });
+
   it('when an event for another address arrives while the send is being recorded, then its late match keeps it aside too', async () => {
     db = await createTestDatabase();
     const jobId = await makeJob(db.pool, { status: 'accepted', to: ['holder@example.com'] });
