@@ -214,7 +214,7 @@ async function start(config: Config, log: Logger, { signal, exitingNow }: StartO
   const mailjet = instrumentMailjetClient(createMailjetClient({ ...credentials, baseUrl: mailjetBaseUrl, timeoutMs: config.mailjet.timeoutMs }), bus);
 
   const jobs = createJobService({ pool, channels, maxAttempts: config.retry.maxAttempts, wakeLocal: () => wakeup.wake(), bus, groupCommit: config.queueBatch });
-  const sending = createSendingService({ pool, channels, leaseMs: config.consumers.leaseMs });
+  const sending = createSendingService({ pool, channels, bus, log, leaseMs: config.consumers.leaseMs });
   const gate = createSendGate({ callsPerSecond: config.mailjet.callsPerSecond });
   // Shared by the callback route, which reserves in it, and the metrics, which show it.
   const eventsBodyBudget = createByteBudget(config.events.bodyBudgetBytes);

@@ -180,8 +180,9 @@ export interface paths {
          * @description Register `https://<user>:<password>@<host>/events` as Mailjet's event callback URL (the
          *     credentials are `EVENTS_USERNAME`/`EVENTS_PASSWORD`). Mailjet posts one event object
          *     (callback "Version 1") or an array of events ("Version 2", grouped); both are accepted.
-         *     The credentials are checked first; the body is read only then, as text whatever its
-         *     `Content-Type`, and parsed without losing a digit of the 64-bit MessageIDs and without
+         *     The credentials are checked first; the body is read only then, as UTF-8 text (JSON's one
+         *     encoding) whatever its `Content-Type` and the charset that names, and parsed without losing
+         *     a digit of the 64-bit MessageIDs and without
          *     limit on nesting depth. It is limited to `EVENTS_BODY_LIMIT` bytes (default 64 MB, room for
          *     about 200,000 events) and to 500,000 elements (even tiny elements each cost memory); above
          *     either, `413`.
@@ -1921,7 +1922,7 @@ export interface components {
          * @description The body is not JSON (`unsupported-media-type`: `POST /queue` takes `application/json`),
          *     or its charset or `Content-Encoding` cannot be decoded (`unsupported-encoding`).
          *     `/queue` and the admin routes take a `utf-*` charset (UTF-8 when none is given); `/events`
-         *     any charset iconv-lite knows. Supported encodings are identity, gzip, deflate and br.
+         *     reads UTF-8 whatever charset is named. Supported encodings are identity, gzip, deflate and br.
          */
         UnsupportedMediaType: {
             headers: {

@@ -112,13 +112,16 @@ const MATCH_EVENTS = `
   join email_recipients r on r.id = f.recipient_id
   where e.id = f.event_id
   returning e.id, e.event_type, e.occurred_at, e.recipient_id, e.job_id, e.mailjet_message_id::text as mailjet_message_id,
-    e.mailjet_message_uuid, e.email, e.payload, r.email as holder_email`;
+    e.mailjet_message_uuid, e.email, e.payload, e.dedupe_key, r.email as holder_email`;
 
-/** An event matched to its recipient after it was stored, with that recipient's address (not checked yet: isHoldersAddress). */
-export type LateMatch = StoredEvent & { holderEmail: string };
+/**
+ * An event matched to its recipient after it was stored, with that recipient's address (not checked
+ * yet: isHoldersAddress), and the event's dedupe key (MailjetEvent's).
+ */
+export type LateMatch = StoredEvent & { holderEmail: string; dedupeKey: string };
 
 function toLateMatch(row: Record<string, unknown>): LateMatch {
-  return { ...toStoredEvent(row), holderEmail: row['holder_email'] as string };
+  return { ...toStoredEvent(row), holderEmail: row['holder_email'] as string, dedupeKey: row['dedupe_key'] as string };
 }
 
 /** Matches stored, still unmatched events (by id) to their recipients where one is known now; returns those. */
@@ -139,7 +142,7 @@ const MATCH_KEPT_EVENTS_TEXT = `
     and e.recipient_id is null
     and (e.mailjet_message_id = r.mailjet_message_id or e.mailjet_message_uuid = r.mailjet_message_uuid)
   returning e.id, e.event_type, e.occurred_at, e.recipient_id, e.job_id, e.mailjet_message_id::text as mailjet_message_id,
-    e.mailjet_message_uuid, e.email, e.payload, r.email as holder_email`;
+    e.mailjet_message_uuid, e.email, e.payload, e.dedupe_key, r.email as holder_email`;
 const MATCH_KEPT_EVENTS: PreparedStatement = { name: 'events_match_kept', text: MATCH_KEPT_EVENTS_TEXT };
 
 /** Attaches events that arrived before their message's ids were recorded; returns them. */

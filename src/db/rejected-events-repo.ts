@@ -3,7 +3,7 @@ import type { RejectionKind } from '../domain/event-parse.js';
 import type { Queryable } from './pool.js';
 
 export interface RejectedEventRow {
-  /** SHA-256 of the full source text: a repeat is stored once. */
+  /** SHA-256 of the full source text (of the event's dedupe key, for an event kept aside for its address): a repeat is stored once. */
   dedupeKey: string;
   /** Null for a body that is not JSON. */
   position: number | null;

@@ -1,13 +1,16 @@
-// The body of POST /events as text, whatever its Content-Type (it is parsed losslessly later:
-// MessageIDs exceed 2^53). A body of a stated length, typed as JSON in UTF-8 or not typed at all,
-// is read directly (http/declared-body.ts); everything else goes to body-parser's text parser. Both
-// give the same text: a leading byte order mark dropped, bytes that are not UTF-8 decoded to U+FFFD
-// as iconv-lite's decoder (Node's StringDecoder, chunk by chunk) decodes them, under the same idle
-// timeout and minimum rate (http/body-pace.ts).
+// The body of POST /events as UTF-8 text, whatever its Content-Type and charset (it is parsed
+// losslessly later: MessageIDs exceed 2^53). JSON has one encoding, UTF-8 (RFC 8259 §8.1), and
+// application/json no charset parameter: a sender that declares another charset (ISO-8859-1, or one
+// unknown) still sends UTF-8, and decoding as it says would turn josé into josÃ© (another address,
+// another event) or refuse the callback with a 415, which Mailjet retries for a day and then drops. A
+// body of a stated length, typed as JSON in UTF-8 or not typed at all, is read directly
+// (http/declared-body.ts); everything else (chunked, compressed, typed otherwise) by body-parser's
+// raw parser. Both give the same text, decoded here: a leading byte order mark dropped, bytes that
+// are not UTF-8 decoded to U+FFFD, under the same idle timeout and minimum rate (http/body-pace.ts).
 import { isUtf8 } from 'node:buffer';
 import { StringDecoder } from 'node:string_decoder';
 
-import express, { type RequestHandler } from 'express';
+import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 
 import { type BodyPace, withBodyPace } from './body-pace.js';
 import { bodyLimitBytes, BYTE_ORDER_MARK, declaredLength, readDeclaredBody, refusedBeforeContinue, refusedUnreadAfterShut } from './declared-body.js';
@@ -26,7 +29,15 @@ function decodeUtf8(body: Buffer, chunks: readonly Buffer[]): string {
 
 /** `pace`: how the body must keep coming while it is read (HTTP_BODY_IDLE_TIMEOUT_MS, HTTP_BODY_MIN_RATE). */
 export function textBody(options: { limit: string; pace: BodyPace }): RequestHandler {
-  const general = express.text({ type: () => true, limit: options.limit });
+  const raw = express.raw({ type: () => true, limit: options.limit });
+  const general = (req: Request, res: Response, next: NextFunction): void => {
+    raw(req, res, (error?: unknown) => {
+      if (error === undefined && Buffer.isBuffer(req.body)) {
+        req.body = decodeUtf8(req.body, [req.body]);
+      }
+      next(error);
+    });
+  };
   const limit = bodyLimitBytes(options.limit);
   return withBodyPace(options.pace, (req, res, next) => {
     const type = req.headers['content-type'];

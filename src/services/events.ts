@@ -125,14 +125,7 @@ async function receiveEvents({ pool, bus, log, ingest }: Omit<EventsDeps, 'chann
     });
   }
   const result = await ingest(events, parsed.load);
-  if (result.otherAddress.count > 0) {
-    bus.emit('events:rejected', { kind: 'invalid', count: result.otherAddress.count });
-    log.warn('kept aside events for an address other than the recipient holding their MessageID: Mailjet gave that MessageID to two messages', {
-      component: 'events',
-      rejected: result.otherAddress.count,
-      first: result.otherAddress.first,
-    });
-  }
+  reportOtherAddress(bus, log, result.otherAddress);
   bus.emit('events:ingested', {
     received: events.length,
     stored: result.stored,
@@ -147,6 +140,23 @@ async function receiveEvents({ pool, bus, log, ingest }: Omit<EventsDeps, 'chann
     unmatched: result.unmatched,
     rejected: rejected.length + result.otherAddress.count,
   };
+}
+
+/**
+ * Counts (jetpost_events_rejected_total, kind invalid) and logs the events kept aside for their
+ * address (otherAddressRow), once committed, on every path that keeps them aside: a callback, and
+ * the record of a send for the events that came before it.
+ */
+export function reportOtherAddress(bus: Bus, log: Logger, otherAddress: IngestResult['otherAddress']): void {
+  if (otherAddress.count === 0) {
+    return;
+  }
+  bus.emit('events:rejected', { kind: 'invalid', count: otherAddress.count });
+  log.warn('kept aside events for an address other than the recipient holding their MessageID: Mailjet gave that MessageID to two messages', {
+    component: 'events',
+    rejected: otherAddress.count,
+    first: otherAddress.first,
+  });
 }
 
 /** Parses the body, letting other requests run between steps. */
@@ -277,7 +287,7 @@ async function storeParts(pool: Pool, channels: NotifyChannels, parts: ReadonlyA
             delete result.byType[aside.type];
           }
         }
-        addOtherAddress(result, 1, [{ messageId: aside.messageId ?? undefined, holderJobId: aside.jobId! }]);
+        addOtherAddress(result, 1, [otherAddressEntry(aside)]);
       }
     }
     results[0]!.sentAfterAcceptedMs.push(...late.sentAfterAcceptedMs);
@@ -375,15 +385,27 @@ function transactionChunks(events: readonly EventRef[]): EventRef[][] {
  * event would tell that recipient's app what happened to another message: it is kept aside instead.
  */
 function otherAddressRow(
-  event: { messageId: string | null | undefined; messageUuid: string | null | undefined } & ({ raw: unknown } | { payload: unknown }),
+  event: { messageId: string | null | undefined; messageUuid: string | null | undefined; dedupeKey: string } & ({ raw: unknown } | { payload: unknown }),
   holderJobId: string,
 ): RejectedEventRow {
   return rejectedRow({
     position: null,
     kind: 'invalid',
+    // The event, not its text: kept aside by a callback (as it came) and by a send's record (as
+    // stored, its keys in another order), it is one row.
+    identity: `event ${event.dedupeKey}`,
     reason: `email: its MessageID ${event.messageId ?? event.messageUuid ?? '?'} is held by a recipient of job ${holderJobId} with another address, so it is not applied to it: Mailjet gave this MessageID to another message too (jetpost logged an error naming both jobs when it was recorded). Check that MAILJET_BASE_URL reaches Mailjet itself`,
     source: JSON.stringify('raw' in event ? event.raw : event.payload),
   });
+}
+
+/** Events kept aside by applyLateMatches, as an IngestResult counts them. */
+export function lateOtherAddress(events: readonly LateMatch[]): IngestResult['otherAddress'] {
+  return { count: events.length, first: events.slice(0, 5).map(otherAddressEntry) };
+}
+
+function otherAddressEntry(event: LateMatch): IngestResult['otherAddress']['first'][number] {
+  return { messageId: event.messageId ?? undefined, holderJobId: event.jobId! };
 }
 
 function addOtherAddress(result: IngestResult, count: number, first: IngestResult['otherAddress']['first']): void {
@@ -428,9 +450,22 @@ function rejectedElementRow(entry: RejectedEvent): RejectedEventRow {
   return rejectedRow({ position: entry.index, kind: entry.kind, reason: reasonOf(entry), source: entry.source });
 }
 
-function rejectedRow({ position, kind, reason, source }: { position: number | null; kind: RejectionKind; reason: string; source: string }): RejectedEventRow {
+/** `identity`: what makes two rows one (default: the source as received). */
+function rejectedRow({
+  position,
+  kind,
+  reason,
+  source,
+  identity = source,
+}: {
+  position: number | null;
+  kind: RejectionKind;
+  reason: string;
+  source: string;
+  identity?: string;
+}): RejectedEventRow {
   return {
-    dedupeKey: createHash('sha256').update(`${kind}\n${source}`).digest('hex'),
+    dedupeKey: createHash('sha256').update(`${kind}\n${identity}`).digest('hex'),
     position,
     kind,
     reason: storableText(reason, REJECTED_REASON_LENGTH).text,

@@ -3,7 +3,8 @@
 // transaction, shared by the calls of this process's consumers that end at about the same time:
 // a group commit, group-commit.ts), and return the jobs of consumers that died (the lease reaper's pass). No
 // transaction is open while Mailjet is called: the consumer calls between these steps.
-import { lockMessagesShared, matchKeptEvents } from '../db/events-repo.js';
+import type { Bus } from '../bus.js';
+import { type LateMatch, lockMessagesShared, matchKeptEvents } from '../db/events-repo.js';
 import {
   acceptSentJobs,
   claimJobs,
@@ -24,7 +25,8 @@ import type { HeldMessageId } from '../domain/recipient.js';
 import type { SendResult } from '../domain/send-decision.js';
 import type { RecordedChange } from '../domain/status-change.js';
 import { storableText } from '../domain/storable-text.js';
-import { applyLateMatches } from './events.js';
+import type { Logger } from '../log.js';
+import { applyLateMatches, lateOtherAddress, reportOtherAddress } from './events.js';
 import { createGroupCommit } from './group-commit.js';
 import { queueWebhookDeliveries } from './webhook-outbox.js';
 
@@ -76,15 +78,22 @@ export interface SendingService {
 export interface SendingServiceDeps {
   pool: Pool;
   channels: NotifyChannels;
+  /** Where the events a record keeps aside are counted and logged (reportOtherAddress). */
+  bus: Bus;
+  log: Logger;
   /** How long a claim or a renewal holds a job, in ms. */
   leaseMs: number;
 }
 
-export function createSendingService({ pool, channels, leaseMs }: SendingServiceDeps): SendingService {
+export function createSendingService({ pool, channels, bus, log, leaseMs }: SendingServiceDeps): SendingService {
   // Records of calls that end while the recordings under way are written go in together in the next
   // transaction; one record that cannot be written is then retried alone, never failing the others.
   const record = createGroupCommit<RecordRequest, RecordSummary>({
-    write: (requests) => recordSendResults(pool, channels, requests),
+    write: async (requests) => {
+      const { summaries, keptAside } = await recordSendResults(pool, channels, requests);
+      reportOtherAddress(bus, log, lateOtherAddress(keptAside));
+      return summaries;
+    },
     weight: recordWeight,
     maxWeight: MAX_MESSAGE_IDS_PER_TRANSACTION,
     maxInFlight: RECORDS_IN_FLIGHT,
@@ -156,7 +165,11 @@ function storedError(error: string): string {
  * events that arrived before the MessageIDs were known are applied now: for several consumers' calls
  * in one transaction, each job guarded by its own consumer's lease.
  */
-async function recordSendResults(pool: Pool, channels: NotifyChannels, requests: readonly RecordRequest[]): Promise<RecordSummary[]> {
+async function recordSendResults(
+  pool: Pool,
+  channels: NotifyChannels,
+  requests: readonly RecordRequest[],
+): Promise<{ summaries: RecordSummary[]; keptAside: LateMatch[] }> {
   const accepted = requests.flatMap(({ workerId, results }) => results.flatMap((r) => (r.kind === 'accepted' ? [{ workerId, result: r }] : [])));
   const settlements = requests.flatMap(({ workerId, results }) =>
     results.flatMap((r): Array<Settlement & { workerId: string }> => {
@@ -220,13 +233,13 @@ async function recordSendResults(pool: Pool, channels: NotifyChannels, requests:
       failed.map((s) => ({ jobId: s.id, recipientId: null, oldStatus: 'processing', newStatus: 'failed', details: { error: s.error } })),
     );
     await queueWebhookDeliveries(tx, channels, [...acceptance.webhookChanges, ...unreachedChanges, ...changes]);
-    await applyLateMatches(tx, channels, await matchKeptEvents(tx, acceptedIds));
+    const late = await applyLateMatches(tx, channels, await matchKeptEvents(tx, acceptedIds));
     const settledKeys = new Map(settled.map((s) => [`${s.id}/${s.workerId}`, s.status]));
     const heldByKey = new Map<string, HeldMessageId[]>();
     for (const { workerId, ...held } of acceptance.held) {
       heldByKey.set(`${held.jobId}/${workerId}`, [...(heldByKey.get(`${held.jobId}/${workerId}`) ?? []), held]);
     }
-    return requests.map(({ workerId, results }): RecordSummary => {
+    const summaries = requests.map(({ workerId, results }): RecordSummary => {
       const summary: RecordSummary = { accepted: [], failed: [], deferred: [], lostLease: [] };
       for (const { jobId } of results) {
         const key = `${jobId}/${workerId}`;
@@ -240,6 +253,7 @@ async function recordSendResults(pool: Pool, channels: NotifyChannels, requests:
       }
       return summary;
     });
+    return { summaries, keptAside: late.otherAddress };
   });
 }
 

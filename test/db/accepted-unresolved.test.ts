@@ -7,12 +7,11 @@ import path from 'node:path';
 import { expect } from 'chai';
 
 import { acceptSentJobs, claimJobs } from '../../src/db/jobs-repo.js';
-import { notifyChannels } from '../../src/db/notify.js';
 import { MIGRATIONS_DIR } from '../../src/paths.js';
-import { createSendingService } from '../../src/services/sending.js';
 import { makeApp, makeJob } from '../factories.js';
-import { createTestDatabase, TEST_SCHEMA, type TestDatabase } from '../support/database.js';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { openTransaction, someoneWaitsOn } from '../support/held-transaction.js';
+import { testSendingService } from '../support/sending.js';
 
 const UNRESOLVED =
   'Mailjet accepted it, but its answer names an address that matches none sent: it is looked up by CustomID for its MessageIDs, never sent again';
@@ -39,7 +38,7 @@ describe('a job Mailjet accepted without usable ids', () => {
 
   /** A job of 3 attempts, sent once and deferred to be looked up (its outcome unknown). */
   const deferredToLookUp = async () => {
-    const sending = createSendingService({ pool: db.pool, channels: notifyChannels(TEST_SCHEMA), leaseMs: 120_000 });
+    const sending = testSendingService(db.pool);
     const app = await makeApp(db.pool);
     const jobId = await makeJob(db.pool, { appId: app.id, maxAttempts: 3 });
     await claimJobs(db.pool, 'a', 1, 120_000);
@@ -73,7 +72,7 @@ describe('a job Mailjet accepted without usable ids', () => {
   });
 
   it('when one record gives two jobs the same MessageID, then only the first is accepted with it; the other is reported held, still leased', async () => {
-    const sending = createSendingService({ pool: db.pool, channels: notifyChannels(TEST_SCHEMA), leaseMs: 120_000 });
+    const sending = testSendingService(db.pool);
     const app = await makeApp(db.pool);
     const first = await makeJob(db.pool, { appId: app.id });
     const second = await makeJob(db.pool, { appId: app.id });
@@ -104,7 +103,7 @@ describe('a job Mailjet accepted without usable ids', () => {
   });
 
   it('when two records give two jobs the same MessageID at the same time, then the second waits for the first to commit and finds the id held: it is bound once', async () => {
-    const sending = createSendingService({ pool: db.pool, channels: notifyChannels(TEST_SCHEMA), leaseMs: 120_000 });
+    const sending = testSendingService(db.pool);
     const app = await makeApp(db.pool);
     const first = await makeJob(db.pool, { appId: app.id });
     const second = await makeJob(db.pool, { appId: app.id });

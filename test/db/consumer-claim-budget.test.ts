@@ -7,16 +7,15 @@ import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
 
 import { createBus } from '../../src/bus.js';
-import { notifyChannels } from '../../src/db/notify.js';
 import { createMailjetClient } from '../../src/mailjet/client.js';
-import { createSendingService } from '../../src/services/sending.js';
 import { createSimulator, type Simulator } from '../../src/simulator/server.js';
 import { type ConsumerPool, type ConsumerPoolOptions, createConsumerPool } from '../../src/workers/consumer-pool.js';
 import { createSendGate } from '../../src/workers/send-gate.js';
 import { createWakeup } from '../../src/workers/wakeup.js';
 import { makeApp, makeJob } from '../factories.js';
-import { createTestDatabase, TEST_SCHEMA, type TestDatabase } from '../support/database.js';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { capturingLogger, testLogger } from '../support/log.js';
+import { testSendingService } from '../support/sending.js';
 
 const KiB = 1024;
 const MESSAGES = 24;
@@ -39,7 +38,7 @@ describe('the consumers of a process share one budget of claimed bytes', functio
   });
 
   function consumersWith(options: Pick<ConsumerPoolOptions, 'concurrency' | 'batchSize' | 'claimBudget' | 'log'>, onClaim = () => {}): ConsumerPool {
-    const sending = createSendingService({ pool: db.pool, channels: notifyChannels(TEST_SCHEMA), leaseMs: 120_000 });
+    const sending = testSendingService(db.pool);
     return createConsumerPool({
       sending: {
         ...sending,

@@ -11,11 +11,9 @@ import { expect } from 'chai';
 import { createBus } from '../../src/bus.js';
 import { type EmbeddedDatabase, startEmbeddedPostgres } from '../../src/db/embedded.js';
 import { runMigrations } from '../../src/db/migrate.js';
-import { notifyChannels } from '../../src/db/notify.js';
 import { createPool, type Pool } from '../../src/db/pool.js';
 import type { Logger } from '../../src/log.js';
 import { createMailjetClient } from '../../src/mailjet/client.js';
-import { createSendingService } from '../../src/services/sending.js';
 import { createSimulator, type Simulator } from '../../src/simulator/server.js';
 import { type ConsumerPool, createConsumerPool } from '../../src/workers/consumer-pool.js';
 import { createSendGate } from '../../src/workers/send-gate.js';
@@ -23,6 +21,7 @@ import { createWakeup } from '../../src/workers/wakeup.js';
 import { makeApp, makeJob } from '../factories.js';
 import { createTestDatabase, freePort, TEST_SCHEMA, type TestDatabase } from '../support/database.js';
 import { capturingLogger, testLogger } from '../support/log.js';
+import { testSendingService } from '../support/sending.js';
 
 const JOBS = 5;
 const LATENCY_MS = 1_500;
@@ -38,7 +37,7 @@ async function queueJobs(pool: Pool): Promise<string[]> {
 
 function consumersOn(pool: Pool, simulator: Simulator, log: Logger): ConsumerPool {
   return createConsumerPool({
-    sending: createSendingService({ pool, channels: notifyChannels(TEST_SCHEMA), leaseMs: 120_000 }),
+    sending: testSendingService(pool),
     mailjet: createMailjetClient({ apiKey: 'k', apiSecret: 's', baseUrl: simulator.url!, timeoutMs: 30_000 }),
     wakeup: createWakeup(),
     gate: createSendGate({ callsPerSecond: 0 }),

@@ -4,15 +4,16 @@
 // kept aside in rejected_events; one for the holder's address in another case or Unicode form applies.
 import { expect } from 'chai';
 
+import { createBus } from '../../src/bus.js';
 import { lockMessagesShared } from '../../src/db/events-repo.js';
 import { claimJobs } from '../../src/db/jobs-repo.js';
-import { notifyChannels } from '../../src/db/notify.js';
 import type { Pool } from '../../src/db/pool.js';
-import { createSendingService } from '../../src/services/sending.js';
 import { makeJob, recipientIds } from '../factories.js';
-import { createTestDatabase, TEST_SCHEMA, type TestDatabase } from '../support/database.js';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { ingestBody } from '../support/events-ingest.js';
 import { openTransaction, someoneWaitsOn } from '../support/held-transaction.js';
+import { capturingLogger } from '../support/log.js';
+import { testSendingService } from '../support/sending.js';
 
 const MESSAGE_ID = '576460765503091475';
 
@@ -42,8 +43,10 @@ describe('the address check of events', () => {
   }
 
   // Before: the record of a send applied the events that came first to its recipients whatever their
-  // address: another message's hard bounce bounced the holder and suppressed its address.
-  it('when events came before the send was recorded, then the record applies the holder’s and keeps aside another address’s', async () => {
+  // address: another message's hard bounce bounced the holder and suppressed its address. Then (s26)
+  // it kept it aside without counting it in jetpost_events_rejected_total or logging it, as a
+  // callback does.
+  it('when events came before the send was recorded, then the record applies the holder’s and keeps aside another address’s, counted and logged as a callback does', async () => {
     db = await createTestDatabase();
     const jobId = await makeJob(db.pool, { to: ['josé@bücher.example'] });
     const [recipientId] = await recipientIds(db.pool, jobId);
@@ -56,7 +59,11 @@ describe('the address check of events', () => {
       event('sent', 'JOSÉ@xn--bcher-kva.example', 1_700_000_001),
     );
     expect(early).to.include({ stored: 2, unmatched: 2 });
-    const sending = createSendingService({ pool: db.pool, channels: notifyChannels(TEST_SCHEMA), leaseMs: 120_000 });
+    const bus = createBus();
+    const counted: Array<{ kind: string; count: number }> = [];
+    bus.on('events:rejected', (rejected) => counted.push(rejected));
+    const { log, lines } = capturingLogger('warn');
+    const sending = testSendingService(db.pool, { bus, log });
     const summary = await sending.record('a', [
       { jobId, kind: 'accepted', recipients: [{ recipientId: recipientId!, messageId: MESSAGE_ID, messageUuid: 'uuid-1' }] },
     ]);
@@ -69,6 +76,47 @@ describe('the address check of events', () => {
     expect(after.rejected[0]!.reason).to.match(new RegExp(`^email: its MessageID ${MESSAGE_ID} is held by a recipient of job ${jobId} with another address`));
     expect(after.rejected[0]!.source).to.contain('other@bücher.example');
     expect(after.suppressed, "another message's bounce suppresses nobody").to.deep.equal([]);
+    expect(counted).to.deep.equal([{ kind: 'invalid', count: 1 }]);
+    expect(lines().map((line) => ({ ...(JSON.parse(line) as Record<string, unknown>), timestamp: undefined }))).to.deep.equal([
+      {
+        level: 'warn',
+        message: 'kept aside events for an address other than the recipient holding their MessageID: Mailjet gave that MessageID to two messages',
+        component: 'events',
+        rejected: 1,
+        first: [{ messageId: MESSAGE_ID, holderJobId: jobId }],
+        timestamp: undefined,
+      },
+    ]);
+  });
+
+  // Before: the record kept the event aside with its stored payload as source, a callback with the
+  // event as it came: two texts, so two rows for one event.
+  it('when an event kept aside by the record of its send comes again, then rejected_events holds it once, and another event for that address beside it', async () => {
+    db = await createTestDatabase();
+    const jobId = await makeJob(db.pool, { to: ['holder@example.com'] });
+    const [recipientId] = await recipientIds(db.pool, jobId);
+    await claimJobs(db.pool, 'a', 1, 120_000);
+    const bounce = event('bounce', 'other@example.com', 1_700_000_000, HARD_BOUNCE);
+    expect(await ingestEvents(db.pool, bounce)).to.include({ stored: 1, unmatched: 1 });
+    await testSendingService(db.pool).record('a', [
+      { jobId, kind: 'accepted', recipients: [{ recipientId: recipientId!, messageId: MESSAGE_ID, messageUuid: 'uuid-1' }] },
+    ]);
+    expect((await facts(recipientId!)).rejected).to.have.length(1);
+
+    const again = await ingestEvents(db.pool, bounce, event('spam', 'other@example.com', 1_700_000_000, ',"source":"JMRPP"'));
+
+    expect(again).to.deep.include({
+      stored: 0,
+      otherAddress: {
+        count: 2,
+        first: [
+          { messageId: MESSAGE_ID, holderJobId: jobId },
+          { messageId: MESSAGE_ID, holderJobId: jobId },
+        ],
+      },
+    });
+    const after = await facts(recipientId!);
+    expect(after.rejected.map((row) => JSON.parse(row.source).event).sort()).to.deep.equal(['bounce', 'spam']);
   });
 
   it('when an event for another address arrives while the send is being recorded, then its late match keeps it aside too', async () => {

@@ -5,12 +5,11 @@
 import { expect } from 'chai';
 
 import { claimJobs } from '../../src/db/jobs-repo.js';
-import { notifyChannels } from '../../src/db/notify.js';
 import type { RecipientRow } from '../../src/domain/recipient.js';
-import { createSendingService } from '../../src/services/sending.js';
 import { makeApp, makeJob } from '../factories.js';
-import { createTestDatabase, TEST_SCHEMA, type TestDatabase } from '../support/database.js';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { openTransaction, someoneWaitsOn } from '../support/held-transaction.js';
+import { testSendingService } from '../support/sending.js';
 
 const accepted = (byJob: ReadonlyMap<string, RecipientRow[]>, jobId: string, index: number, messageId = String(576460765503091475n + BigInt(index))) => ({
   jobId,
@@ -34,7 +33,7 @@ describe('recording several consumers’ calls together', () => {
   });
 
   it('when calls of several consumers are recorded at once, then each gets its own summary and each job the result of its lease holder', async () => {
-    const sending = createSendingService({ pool: db.pool, channels: notifyChannels(TEST_SCHEMA), leaseMs: 120_000 });
+    const sending = testSendingService(db.pool);
     const app = await makeApp(db.pool);
     const jobIds: string[] = [];
     for (let index = 0; index < 6; index += 1) {
@@ -78,7 +77,7 @@ describe('recording several consumers’ calls together', () => {
   });
 
   it('when one call’s record fails in the database, then the calls recorded with it are kept and only that one fails', async () => {
-    const sending = createSendingService({ pool: db.pool, channels: notifyChannels(TEST_SCHEMA), leaseMs: 120_000 });
+    const sending = testSendingService(db.pool);
     const app = await makeApp(db.pool);
     const jobIds: string[] = [];
     for (let index = 0; index < 3; index += 1) {
@@ -110,7 +109,7 @@ describe('recording several consumers’ calls together', () => {
   });
 
   it('when a record is held up in the database, then another consumer’s call ending meanwhile is recorded without waiting for it', async () => {
-    const sending = createSendingService({ pool: db.pool, channels: notifyChannels(TEST_SCHEMA), leaseMs: 120_000 });
+    const sending = testSendingService(db.pool);
     const app = await makeApp(db.pool);
     const held = await makeJob(db.pool, { appId: app.id, to: ['r0@example.com'] });
     const free = await makeJob(db.pool, { appId: app.id, to: ['r1@example.com'] });
