@@ -285,6 +285,7 @@ async function start(config: Config, log: Logger, { signal, exitingNow }: StartO
     pool,
     settings: sharedSettings(config, { mailjetBaseUrl: mailjetBaseUrl ?? MAILJET_DEFAULT_BASE_URL, eventsCredentials, adminKey }),
     log,
+    listenPid: () => listener.backendPid,
   });
   const { app, listener: serveHttp } = createApp({
     jobs,
