@@ -61,7 +61,14 @@ export interface MigrateOptions {
 }
 
 export async function runMigrations({ connectionString, schema, log, existingSchemaOnly = false, connectTimeoutMs }: MigrateOptions): Promise<string[]> {
-  const client = new pg.Client({ connectionString, options: `-c search_path=${schema}`, connectionTimeoutMillis: connectTimeoutMs ?? 0 });
+  // The database's own statement_timeout and idle_in_transaction_session_timeout are for its other
+  // users: at 1 ms (or at a few seconds, before an index build on a big table) they cancelled the
+  // migrations, and jetpost could not start. The service's own statements have DATABASE_STATEMENT_TIMEOUT_MS.
+  const client = new pg.Client({
+    connectionString,
+    options: `-c search_path=${schema} -c statement_timeout=0 -c idle_in_transaction_session_timeout=0`,
+    connectionTimeoutMillis: connectTimeoutMs ?? 0,
+  });
   client.on('error', (error) => log.warn('migration connection error', { component: 'migrate', error: error.message }));
   const connectStartedAt = Date.now();
   await client.connect().catch((error: unknown) => {
