@@ -18,9 +18,14 @@ import { advanceIdentitySequences } from './identity-sequences.js';
 // Each is created only when missing: PostgreSQL checks the right to create before it looks whether
 // the object exists, so `if not exists` failed for a user that owns the schema but may not create
 // schemas in the database (or may not create tables in a schema already migrated).
+// Replicas starting together on an empty database all found the schema missing and created it: all
+// but one failed the start on its unique name. The block runs under a lock of its own until it
+// commits (not the migrations' lock: a replica holding that one may be building an index
+// concurrently, which waits for every open transaction, this one's too).
 const PREPARE_SCHEMA = (schema: string) => `
   do $$
   begin
+    perform pg_advisory_xact_lock(-8525285245963000604);
     if to_regnamespace('${schema}') is null then
       create schema ${schema};
     end if;

@@ -95,6 +95,15 @@ describe('migrations', () => {
     );
   });
 
+  it('when several replicas start together on an empty database, then each one migrates or finds it migrated: none fails on the schema another is creating', async () => {
+    db = await createTestDatabase({ migrated: false });
+
+    const runs = await Promise.allSettled(Array.from({ length: 6 }, () => runMigrations({ connectionString: db.url, schema: TEST_SCHEMA, log: testLogger() })));
+
+    expect(runs.map((run) => (run.status === 'fulfilled' ? 'ok' : String(run.reason)))).to.deep.equal(Array.from({ length: 6 }, () => 'ok'));
+    expect(await migrationsApplied(db.pool, await latestMigrationId())).to.equal(true);
+  });
+
   it('when run twice, then the second run applies nothing', async () => {
     db = await createTestDatabase({ migrated: false });
     await runMigrations({ connectionString: db.url, schema: TEST_SCHEMA, log: testLogger() });
