@@ -13,32 +13,41 @@ export interface DatabaseClock {
   readonly sync: () => Promise<void>;
 }
 
-export const RESYNC_MS = 60_000;
+const RESYNC_MS = 60_000;
+/**
+ * A read slower than this (waiting for a connection of a busy pool, most of it before the query went)
+ * places the database's clock less well than the last one did: the last one is kept.
+ */
+const MAX_ROUND_TRIP_MS = 1_000;
 
 export interface DatabaseClockOptions {
   /** The database's now() (db/pool.ts databaseNow). */
   read: () => Promise<Date>;
   monotonicMs?: () => number;
-  resyncMs?: number;
 }
 
-export function createDatabaseClock({ read, monotonicMs = () => performance.now(), resyncMs = RESYNC_MS }: DatabaseClockOptions): DatabaseClock {
+export function createDatabaseClock({ read, monotonicMs = () => performance.now() }: DatabaseClockOptions): DatabaseClock {
   // Until the first read: this host's clock.
   let offsetMs = Date.now() - monotonicMs();
+  let offsetRead = false;
   let syncedAt: number | undefined;
   let syncing: Promise<void> | undefined;
   async function sync(): Promise<void> {
     const sent = monotonicMs();
     const at = await read();
     const answered = monotonicMs();
+    syncedAt = answered;
+    if (offsetRead && answered - sent > MAX_ROUND_TRIP_MS) {
+      return;
+    }
     // The database read its clock between the two: halfway is the best guess.
     offsetMs = at.getTime() - (sent + answered) / 2;
-    syncedAt = answered;
+    offsetRead = true;
   }
   return {
     now() {
       const mono = monotonicMs();
-      if (syncing === undefined && (syncedAt === undefined || mono - syncedAt >= resyncMs)) {
+      if (syncing === undefined && (syncedAt === undefined || mono - syncedAt >= RESYNC_MS)) {
         // A failed read keeps the last offset (the database away is the callers' business) and is tried again a minute later.
         syncedAt = mono;
         syncing = sync()

@@ -36,4 +36,23 @@ describe('the database clock', () => {
     expect(reads).to.equal(2);
     expect(clock.now().toISOString()).to.equal('2026-12-03T22:02:00.000Z');
   });
+
+  it('when a read waits long (a busy pool), then the offset of the last quick one is kept', async () => {
+    const monotonic = { ms: 0 };
+    const answers = [
+      { at: '2026-12-03T22:00:00.000Z', takesMs: 10 },
+      { at: '2026-12-03T22:00:10.000Z', takesMs: 5_000 },
+    ];
+    const clock = createDatabaseClock({
+      read: async () => {
+        const answer = answers.shift()!;
+        monotonic.ms += answer.takesMs;
+        return new Date(answer.at);
+      },
+      monotonicMs: () => monotonic.ms,
+    });
+    await clock.sync();
+    await clock.sync();
+    expect(clock.now().toISOString()).to.equal('2026-12-03T22:00:05.005Z');
+  });
 });
