@@ -490,17 +490,28 @@ export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
 
+/** A whole value in quotes, as `docker run --env-file` and systemd's EnvironmentFile pass `KEY="value"` on. */
+const QUOTED = /^(["'])[^]*\1$/;
+
 /** The environment's variables that `schema` reads, parsed by it; a ConfigError naming each bad one. */
-function parseEnv<S extends z.ZodType>(schema: S, env: Env): z.infer<S> {
+function parseEnv<S extends z.ZodObject>(schema: S, env: Env): z.infer<S> {
   // An empty variable means "not set": `PORT=` must give the default, not 0. Spaces and a carriage
   // return around a value (an env file saved with CRLF line ends) are not part of it: kept, they
   // would put DATA_DIR beside the volume meant for it, or make `production` an unknown NODE_ENV.
   const present = Object.fromEntries(
     Object.entries(env).flatMap(([name, value]) => (value === undefined || value.trim() === '' ? [] : [[name, value.trim()]])),
   );
+  // Quotes kept as part of a value made Mailjet refuse the keys, or DATA_DIR a directory named with
+  // them, with nothing said at start; no setting of jetpost's is written in quotes. Not shown: it may be a secret.
+  const quoted = Object.keys(schema.shape).filter((name) => QUOTED.test(present[name] ?? ''));
   const parsed = schema.safeParse(present);
-  if (!parsed.success) {
-    const lines = parsed.error.issues.map((issue) => `  ${issue.path.join('.')}: ${issue.message}`);
+  if (quoted.length > 0 || !parsed.success) {
+    const lines = [
+      ...quoted.map(
+        (name) => `  ${name}: its value is in quotes, which are taken as part of it: remove them (an env file given to docker run --env-file keeps them)`,
+      ),
+      ...(parsed.error?.issues ?? []).filter((issue) => !quoted.includes(String(issue.path[0]))).map((issue) => `  ${issue.path.join('.')}: ${issue.message}`),
+    ];
     throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
   }
   return parsed.data;

@@ -13,7 +13,7 @@ import { DataDirInUseError, liveDataDirOwner } from './db/data-dir-owner.js';
 import { latestMigrationId } from './db/migrate.js';
 import { listen, type Listener, notifyChannels } from './db/notify.js';
 import { openDatabase } from './db/open.js';
-import type { Pool } from './db/pool.js';
+import { databaseNow, type Pool } from './db/pool.js';
 import { createByteBudget } from './domain/byte-budget.js';
 import { coerceError, isDatabaseUnavailable, StartupError } from './domain/errors.js';
 import { eventsCallbackUrl } from './domain/events-callback.js';
@@ -36,6 +36,7 @@ import { createAdminService } from './services/admin.js';
 import { createApiKeyCache } from './services/api-key-cache.js';
 import { authenticateApiKey } from './services/apps.js';
 import { createDashboardService } from './services/dashboard.js';
+import { createDatabaseClock } from './services/database-clock.js';
 import { ensureDevApiKey } from './services/dev-key.js';
 import { createEventsReceiver } from './services/events.js';
 import { createJobService } from './services/jobs.js';
@@ -171,6 +172,11 @@ async function start(config: Config, log: Logger, { signal, exitingNow }: StartO
     throw unansweredAtStart('the check for status changes from a moved database could not be made', error, config);
   });
   const expectedMigration = await latestMigrationId();
+  // The times written for PostgreSQL to compare with its now() are taken on its clock, not this host's.
+  const clock = createDatabaseClock({ read: () => databaseNow(pool) });
+  await clock.sync().catch((error: unknown) => {
+    throw unansweredAtStart("the database's clock could not be read", error, config);
+  });
 
   const bus = createBus((error, name) => log.error('bus listener failed', { component: 'bus', event: name, error }));
   const outOfDisk = createOutOfDiskWatch();
@@ -213,7 +219,15 @@ async function start(config: Config, log: Logger, { signal, exitingNow }: StartO
   }
   const mailjet = instrumentMailjetClient(createMailjetClient({ ...credentials, baseUrl: mailjetBaseUrl, timeoutMs: config.mailjet.timeoutMs }), bus);
 
-  const jobs = createJobService({ pool, channels, maxAttempts: config.retry.maxAttempts, wakeLocal: () => wakeup.wake(), bus, groupCommit: config.queueBatch });
+  const jobs = createJobService({
+    pool,
+    channels,
+    maxAttempts: config.retry.maxAttempts,
+    wakeLocal: () => wakeup.wake(),
+    bus,
+    groupCommit: config.queueBatch,
+    now: clock.now,
+  });
   const sending = createSendingService({ pool, channels, bus, log, leaseMs: config.consumers.leaseMs });
   const gate = createSendGate({ callsPerSecond: config.mailjet.callsPerSecond });
   // Shared by the callback route, which reserves in it, and the metrics, which show it.
@@ -247,11 +261,12 @@ async function start(config: Config, log: Logger, { signal, exitingNow }: StartO
     retry: config.retry,
     log,
     bus,
+    now: clock.now,
   });
 
   const targetPolicy = parseTargetPolicy(config.webhooks.allowedTargets);
   const dispatcher = createWebhookDispatcher({
-    deliveries: createWebhookDeliveries(pool, bus),
+    deliveries: createWebhookDeliveries(pool, bus, clock.now),
     wakeup: webhookWakeup,
     policy: targetPolicy,
     timeoutMs: config.webhooks.timeoutMs,
@@ -261,6 +276,7 @@ async function start(config: Config, log: Logger, { signal, exitingNow }: StartO
     perAppInFlight: config.webhooks.perAppInFlight,
     idleCheckMs: config.consumers.idleCheckMs,
     log,
+    now: clock.now,
   });
   const adminKey = config.adminApiKey ?? (config.devMode ? await readOrCreateSecretFile(path.join(config.dataDir, 'dev-admin-key')) : undefined);
   const rateLimits = createRateLimitCounters(pool);
@@ -269,6 +285,7 @@ async function start(config: Config, log: Logger, { signal, exitingNow }: StartO
     pool,
     settings: sharedSettings(config, { mailjetBaseUrl: mailjetBaseUrl ?? MAILJET_DEFAULT_BASE_URL, eventsCredentials, adminKey }),
     log,
+    listenPid: () => listener.backendPid,
   });
   const { app, listener: serveHttp } = createApp({
     jobs,

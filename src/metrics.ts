@@ -24,6 +24,7 @@ export interface MetricsSources {
   eventsBodyBudget?: Pick<ByteBudget, 'inUse' | 'waiting'>;
   /** Setting → how many other live replicas run with it otherwise (services/replica-settings.ts). */
   replicaSettingsDiffering?: () => ReadonlyMap<string, number>;
+  /** Monotonic, in ms: the clock of the queue figures' readAt (services/queue-stats.ts). */
   now?: () => number;
 }
 
@@ -33,7 +34,14 @@ const CALL_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 const WAIT_BUCKETS = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400];
 const HTTP_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10];
 
-export function createMetrics({ bus, queueStats, sendingHalted, eventsBodyBudget, replicaSettingsDiffering, now = Date.now }: MetricsSources): Metrics {
+export function createMetrics({
+  bus,
+  queueStats,
+  sendingHalted,
+  eventsBodyBudget,
+  replicaSettingsDiffering,
+  now = () => performance.now(),
+}: MetricsSources): Metrics {
   const registry = new client.Registry();
   client.collectDefaultMetrics({ register: registry });
   // prom-client's three gauges named `…_total` break the naming rule (promtool flags them); each is

@@ -1569,6 +1569,11 @@ export interface components {
         Health: {
             /** @constant */
             status: "ok";
+            /**
+             * @description Always `jetpost`, so that a check tells jetpost's answer from another server's on the port (`jetpost health` does).
+             * @constant
+             */
+            service: "jetpost";
         };
         Readiness: {
             /** @enum {string} */

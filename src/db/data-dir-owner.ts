@@ -77,28 +77,54 @@ export interface DataDirLoan {
 
 /**
  * Names this process among the borrowers of `dir`'s embedded database (a CLI command), so that the
- * last one out, not the first, stops it. A file left by a killed command is stale (pid-file.ts).
+ * last one out, not the first, stops it. A file left by a killed command is stale (pid-file.ts): the
+ * next command to end removes it, and the last one out the directory, which stayed in DATA_DIR after
+ * every `npm run admin`.
  */
 export async function borrowDataDir(dir: string): Promise<DataDirLoan> {
   const borrowers = path.join(dir, BORROWERS_DIR);
-  await fs.mkdir(borrowers, { recursive: true, mode: 0o700 });
-  const claimed = await claimPidFile(
-    path.join(borrowers, `${process.pid}.pid`),
-    { pid: process.pid, processStart: processStartTime(process.pid) },
-    parseBorrower,
-  );
-  const claim = claimed !== undefined && 'claim' in claimed ? claimed.claim : undefined;
+  const borrowerFiles = async () =>
+    (await fs.readdir(borrowers).catch(() => [])).filter((file) => file.endsWith('.pid')).map((file) => path.join(borrowers, file));
+  const claim = async () => {
+    for (;;) {
+      await fs.mkdir(borrowers, { recursive: true, mode: 0o700 });
+      try {
+        const claimed = await claimPidFile(
+          path.join(borrowers, `${process.pid}.pid`),
+          { pid: process.pid, processStart: processStartTime(process.pid) },
+          parseBorrower,
+        );
+        return claimed !== undefined && 'claim' in claimed ? claimed.claim : undefined;
+      } catch (error) {
+        // The last command out removed the directory between the two steps: made again.
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
+          throw error;
+        }
+      }
+    }
+  };
+  const held = await claim();
   return {
     async othersBorrowing() {
-      const files = (await fs.readdir(borrowers).catch(() => [])).filter((file) => file.endsWith('.pid'));
-      for (const file of files) {
-        if ((await livePidFileHolder(path.join(borrowers, file), parseBorrower)) !== undefined) {
+      for (const file of await borrowerFiles()) {
+        if ((await livePidFileHolder(file, parseBorrower)) !== undefined) {
           return true;
         }
       }
       return false;
     },
-    release: async () => claim?.release(),
+    async release() {
+      await held?.release();
+      for (const file of await borrowerFiles()) {
+        const content = await fs.readFile(file, 'utf8').catch(() => undefined);
+        // Stale (its command is dead), unless its command replaced it since it was read.
+        if ((await livePidFileHolder(file, parseBorrower)) === undefined && (await fs.readFile(file, 'utf8').catch(() => undefined)) === content) {
+          await fs.rm(file, { force: true });
+        }
+      }
+      // Only once empty: a command still borrowing keeps it.
+      await fs.rmdir(borrowers).catch(() => undefined);
+    },
   };
 }
 

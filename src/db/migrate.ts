@@ -18,9 +18,14 @@ import { advanceIdentitySequences } from './identity-sequences.js';
 // Each is created only when missing: PostgreSQL checks the right to create before it looks whether
 // the object exists, so `if not exists` failed for a user that owns the schema but may not create
 // schemas in the database (or may not create tables in a schema already migrated).
+// Replicas starting together on an empty database all found the schema missing and created it: all
+// but one failed the start on its unique name. The block runs under a lock of its own until it
+// commits (not the migrations' lock: a replica holding that one may be building an index
+// concurrently, which waits for every open transaction, this one's too).
 const PREPARE_SCHEMA = (schema: string) => `
   do $$
   begin
+    perform pg_advisory_xact_lock(-8525285245963000604);
     if to_regnamespace('${schema}') is null then
       create schema ${schema};
     end if;
@@ -61,7 +66,14 @@ export interface MigrateOptions {
 }
 
 export async function runMigrations({ connectionString, schema, log, existingSchemaOnly = false, connectTimeoutMs }: MigrateOptions): Promise<string[]> {
-  const client = new pg.Client({ connectionString, options: `-c search_path=${schema}`, connectionTimeoutMillis: connectTimeoutMs ?? 0 });
+  // The database's own statement_timeout and idle_in_transaction_session_timeout are for its other
+  // users: at 1 ms (or at a few seconds, before an index build on a big table) they cancelled the
+  // migrations, and jetpost could not start. The service's own statements have DATABASE_STATEMENT_TIMEOUT_MS.
+  const client = new pg.Client({
+    connectionString,
+    options: `-c search_path=${schema} -c statement_timeout=0 -c idle_in_transaction_session_timeout=0`,
+    connectionTimeoutMillis: connectTimeoutMs ?? 0,
+  });
   client.on('error', (error) => log.warn('migration connection error', { component: 'migrate', error: error.message }));
   const connectStartedAt = Date.now();
   await client.connect().catch((error: unknown) => {

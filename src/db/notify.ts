@@ -32,6 +32,8 @@ export async function notify(db: Queryable, channel: string): Promise<void> {
 export interface Listener {
   /** True while the LISTEN connection is up. */
   readonly connected: boolean;
+  /** The server pid of the LISTEN session while it is up: it ends with this process (replica_heartbeats.listen_pid). */
+  readonly backendPid: number | undefined;
   close(): Promise<void>;
 }
 
@@ -117,6 +119,9 @@ export function listen({ connectionString, channels, log, minBackoffMs = 500, ma
   return {
     get connected() {
       return connected;
+    },
+    get backendPid() {
+      return connected ? (client as (pg.Client & { processID?: number }) | undefined)?.processID : undefined;
     },
     async close() {
       closed = true;

@@ -229,6 +229,9 @@ const DATABASE_REFUSALS: Record<string, (setting: string, schema: string) => str
     'PostgreSQL has no connection left for jetpost (its max_connections, or a connection limit of the user or the database): each replica holds up to DATABASE_POOL_SIZE connections and one more. Lower DATABASE_POOL_SIZE, raise the limit, or put PgBouncer in front (docs/deployment.md)',
   // cannot_connect_now
   '57P03': (setting) => `The PostgreSQL of ${setting} is starting up, shutting down or recovering: start jetpost again once it accepts connections`,
+  // read_only_sql_transaction: a hot standby, or default_transaction_read_only on (the migrations write)
+  '25006': (setting) =>
+    `The database of ${setting} takes no writes (a hot standby, or default_transaction_read_only on for the database or its user): point ${setting} at the primary, or turn default_transaction_read_only off`,
   // invalid_catalog_name
   '3D000': (setting) => `Check the database name in ${setting}, or create that database`,
   // insufficient_privilege, creating the schema or its tables

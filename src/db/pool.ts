@@ -179,3 +179,9 @@ export async function withTransaction<T>(pool: Pool, work: (tx: Queryable) => Pr
     client.release(broken);
   }
 }
+
+/** The database server's clock (now()). */
+export async function databaseNow(db: Queryable): Promise<Date> {
+  const [row] = await query(db, 'select now() as now');
+  return row!['now'] as Date;
+}

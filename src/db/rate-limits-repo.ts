@@ -16,7 +16,7 @@ const HIT_MANY_TEXT = `
   on conflict (key) do update
     set hits = case when rate_limits.reset_at <= now() then excluded.hits else rate_limits.hits + excluded.hits end,
       reset_at = case when rate_limits.reset_at <= now() then excluded.reset_at else rate_limits.reset_at end
-  returning key, hits, reset_at`;
+  returning key, hits, extract(epoch from reset_at - now())::float8 * 1000 as reset_in_ms`;
 const HIT_MANY: PreparedStatement = { name: 'rate_limits_hit', text: HIT_MANY_TEXT };
 
 export interface HitsToCount {
@@ -25,10 +25,13 @@ export interface HitsToCount {
   windowMs: number;
 }
 
-/** Counts hits of distinct keys; returns each key's hits in its window after them, and when the window ends. */
-export async function countHits(db: Queryable, counts: readonly HitsToCount[]): Promise<Map<string, { hits: number; resetAt: Date }>> {
+/**
+ * Counts hits of distinct keys; returns each key's hits in its window after them, and how long until
+ * the window ends, in ms, on the database's clock (this host's may be set apart from it).
+ */
+export async function countHits(db: Queryable, counts: readonly HitsToCount[]): Promise<Map<string, { hits: number; resetInMs: number }>> {
   const rows = await query(db, HIT_MANY, [counts.map((c) => c.key), counts.map((c) => c.hits), counts.map((c) => c.windowMs)]);
-  return new Map(rows.map((row) => [String(row['key']), { hits: Number(row['hits']), resetAt: row['reset_at'] as Date }]));
+  return new Map(rows.map((row) => [String(row['key']), { hits: Number(row['hits']), resetInMs: Number(row['reset_in_ms']) }]));
 }
 
 const DELETE_EXPIRED = `

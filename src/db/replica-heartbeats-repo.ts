@@ -9,6 +9,8 @@ export interface ReplicaBeat {
   readonly pid: number;
   readonly startedAt: Date;
   readonly settings: SettingPrints;
+  /** The server pid of its LISTEN session (undefined: not connected now). */
+  readonly listenPid: number | undefined;
 }
 
 export interface OtherReplica {
@@ -24,13 +26,13 @@ const BEAT = `
     delete from replica_heartbeats
     where seen_at < now() - $6::double precision * interval '1 millisecond'
   )
-  insert into replica_heartbeats (replica_id, host, pid, started_at, seen_at, settings)
-  values ($1::uuid, $2::text, $3::integer, $4::timestamptz, now(), $5::jsonb)
-  on conflict (replica_id) do update set seen_at = now(), settings = excluded.settings`;
+  insert into replica_heartbeats (replica_id, host, pid, started_at, seen_at, settings, listen_pid)
+  values ($1::uuid, $2::text, $3::integer, $4::timestamptz, now(), $5::jsonb, $7::integer)
+  on conflict (replica_id) do update set seen_at = now(), settings = excluded.settings, listen_pid = excluded.listen_pid`;
 
 /** Writes this process's row (again); rows not seen for `forgetAfterMs` are deleted. */
 export async function beat(db: Queryable, beat: ReplicaBeat, forgetAfterMs: number): Promise<void> {
-  await query(db, BEAT, [beat.replicaId, beat.host, beat.pid, beat.startedAt, JSON.stringify(beat.settings), forgetAfterMs]);
+  await query(db, BEAT, [beat.replicaId, beat.host, beat.pid, beat.startedAt, JSON.stringify(beat.settings), forgetAfterMs, beat.listenPid ?? null]);
 }
 
 const OTHERS = `
@@ -38,9 +40,13 @@ const OTHERS = `
   from replica_heartbeats
   where replica_id <> $1::uuid
     and seen_at >= now() - $2::double precision * interval '1 millisecond'
+    and (listen_pid is null or exists (select from pg_stat_activity a where a.pid = replica_heartbeats.listen_pid))
   order by started_at, replica_id`;
 
-/** The other processes seen within `aliveMs`. */
+/**
+ * The other processes seen within `aliveMs` whose LISTEN session is still open: one killed (kill -9)
+ * is gone at once, its session ended with its socket, not three beats later.
+ */
 export async function otherReplicas(db: Queryable, replicaId: string, aliveMs: number): Promise<OtherReplica[]> {
   const rows = await query(db, OTHERS, [replicaId, aliveMs]);
   return rows.map((row) => ({

@@ -28,7 +28,7 @@ export interface WebhookBacklog {
 export interface QueueStats {
   jobs: QueueDepth;
   webhooks: WebhookBacklog;
-  /** When these figures were read (ms since epoch). */
+  /** When these figures were read (ms, on the monotonic clock of performance.now()). */
   readAt: number;
 }
 

@@ -61,8 +61,8 @@ export function limitShared({ counters, prefix, perMinute, keyOf, what }: Shared
   };
   return (req, res, next) => {
     const key = keyOf(req, res);
-    counters.hit(`${prefix}:${key}`, WINDOW_MS).then(({ hits, resetAt }) => {
-      const secondsLeft = Math.ceil((resetAt.getTime() - Date.now()) / 1000);
+    counters.hit(`${prefix}:${key}`, WINDOW_MS).then(({ hits, resetInMs }) => {
+      const secondsLeft = Math.ceil(resetInMs / 1000);
       res.setHeader('RateLimit', `${name}; r=${Math.max(perMinute - hits, 0)}; t=${Math.max(0, secondsLeft)}`);
       res.setHeader('RateLimit-Policy', policyOf(key));
       if (hits <= perMinute) {

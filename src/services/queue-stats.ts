@@ -17,6 +17,7 @@ export interface QueueStatsOptions {
   log: Logger;
   ttlMs?: number;
   cap?: number;
+  /** Monotonic, in ms: on the wall clock, a step back of an hour kept the figures of before it for that hour. */
   now?: () => number;
 }
 
@@ -26,7 +27,7 @@ export function createQueueStatsReader({
   log,
   ttlMs = QUEUE_STATS_TTL_MS,
   cap = QUEUE_STATS_COUNT_CAP,
-  now = Date.now,
+  now = () => performance.now(),
 }: QueueStatsOptions): QueueStatsReader {
   let last: QueueStats | undefined;
   let lastAttemptAt = -Infinity;

@@ -7,7 +7,8 @@ import { createGroupCommit } from './group-commit.js';
 
 export interface HitCount {
   hits: number;
-  resetAt: Date;
+  /** How long until the window ends, in ms (the database's clock counts it: this host's may be set apart). */
+  resetInMs: number;
 }
 
 export interface RateLimitCounters {
@@ -41,7 +42,7 @@ async function countTogether(pool: Pool, hits: readonly Hit[]): Promise<HitCount
     const total = totals.get(hit.key)!;
     const before = seen.get(hit.key) ?? 0;
     seen.set(hit.key, before + 1);
-    return { hits: total.hits - byKey.get(hit.key)!.hits + before + 1, resetAt: total.resetAt };
+    return { hits: total.hits - byKey.get(hit.key)!.hits + before + 1, resetInMs: total.resetInMs };
   });
 }
 

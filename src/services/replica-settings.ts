@@ -78,6 +78,8 @@ export interface ReplicaSettingsOptions {
   pool: Pool;
   settings: readonly SharedSetting[];
   log: Logger;
+  /** The server pid of this process's LISTEN session, written at each beat (db/notify.ts backendPid). */
+  listenPid?: () => number | undefined;
 }
 
 function describe(difference: SettingDifference, replica: string): string {
@@ -86,14 +88,14 @@ function describe(difference: SettingDifference, replica: string): string {
     : `${difference.name} is ${difference.mine} here and ${difference.theirs} on the replica ${replica}`;
 }
 
-export function createReplicaSettingsWatch({ pool, settings, log }: ReplicaSettingsOptions): ReplicaSettingsWatch {
+export function createReplicaSettingsWatch({ pool, settings, log, listenPid = () => undefined }: ReplicaSettingsOptions): ReplicaSettingsWatch {
   const me = { replicaId: randomUUID(), host: os.hostname(), pid: process.pid, startedAt: new Date(), settings: settingPrints(settings) };
   const secrets = new Set(settings.filter((setting) => setting.secret).map((setting) => setting.name));
   const warned = new Set<string>();
   let differing = new Map<string, number>();
   return {
     async beat() {
-      await beat(pool, me, FORGET_AFTER_MS);
+      await beat(pool, { ...me, listenPid: listenPid() }, FORGET_AFTER_MS);
       const now = new Map<string, number>();
       for (const other of await otherReplicas(pool, me.replicaId, ALIVE_MS)) {
         const replica = `${other.host} (pid ${other.pid})`;

@@ -186,7 +186,8 @@ export interface WebhookDeliveries {
   nextDueAt(room: AppRoom): Promise<Date | null>;
 }
 
-export function createWebhookDeliveries(pool: Pool, bus: Bus): WebhookDeliveries {
+/** `now`: the clock of the times written for the database (services/database-clock.ts). */
+export function createWebhookDeliveries(pool: Pool, bus: Bus, now: () => Date = () => new Date()): WebhookDeliveries {
   const settled = (recorded: boolean, outcome: DeliveryOutcome): boolean => {
     if (recorded) {
       bus.emit('webhooks:attempted', { outcome: outcome.kind });
@@ -204,7 +205,7 @@ export function createWebhookDeliveries(pool: Pool, bus: Bus): WebhookDeliveries
         // The app's row first (locked), as a redelivery takes it: the webhook may have been set to
         // another URL during the attempt, and a PUT now waits for this transaction.
         const replaced = attempted.kind !== 'delivered' && (await findWebhook(tx, delivery.appId))?.url !== url;
-        const outcome = replaced ? outcomeAtReplacedUrl(attempted, new Date()) : attempted;
+        const outcome = replaced ? outcomeAtReplacedUrl(attempted, now()) : attempted;
         if (!(await settleDelivery(tx, delivery, outcome))) {
           return false;
         }

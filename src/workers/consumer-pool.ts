@@ -52,6 +52,8 @@ export interface ConsumerPoolOptions {
   bus: Bus;
   /** Distinguishes this process's leases from other replicas'. */
   instanceId?: string;
+  /** The clock of the times the consumers write for the database (services/database-clock.ts). */
+  now?: () => Date;
 }
 
 export interface ConsumerPool {
@@ -174,6 +176,7 @@ export function createConsumerPool(options: ConsumerPoolOptions): ConsumerPool {
         idleCheckMs: options.idleCheckMs,
         log,
         bus,
+        ...(options.now === undefined ? {} : { now: options.now }),
       }),
     );
   }

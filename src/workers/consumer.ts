@@ -73,6 +73,11 @@ export interface ConsumerDeps {
   idleCheckMs: number;
   log: Logger;
   bus: Bus;
+  /**
+   * The clock of the times written for the database to compare with its now() (a retry's run_at,
+   * since when look-ups go unanswered) and of those read from it (the next job due): the database's
+   * (services/database-clock.ts), not this host's wall clock, whose step would move them all.
+   */
   now?: () => Date;
   /** A monotonic clock (ms) for the age of leases: a wall-clock step must not make an old lease look fresh. */
   monotonicMs?: () => number;
@@ -393,13 +398,13 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
    * in this same attempt), else none.
    */
   async function sendCall(batch: Batch, call: PlannedCall, turn: TurnContext): Promise<PlannedCall[]> {
-    const started = now().getTime();
+    const started = monotonicMs();
     deps.slots?.callStarted();
     let slowDown = true;
     let answeredAt: number | undefined;
     try {
       const response = await deps.send(sendBodyJson(call.messageJson, call.sandbox));
-      answeredAt = now().getTime();
+      answeredAt = monotonicMs();
       const outcome = classifySendResponse(
         response,
         call.jobs.map((job) => customIdForJob(job.id, job.customId)),
@@ -421,7 +426,7 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
       await settleCall(batch, call, outcome, started, turn);
       return [];
     } finally {
-      const ended = now().getTime();
+      const ended = monotonicMs();
       deps.slots?.callEnded(ended - started, slowDown, (answeredAt ?? ended) - started);
     }
   }
@@ -438,7 +443,7 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
       // Says nothing about the keys: a probe after a 401 answered so must not leave sending stopped for good.
       gate.inconclusive();
     } else if (outcome.kind === 'unauthorized') {
-      resumeAt = new Date(gate.unauthorized(outcome.error));
+      resumeAt = new Date(resumeAt.getTime() + gate.unauthorized(outcome.error));
       log.error(
         'Mailjet rejected the API key (401): sending is stopped and /readyz reports not ready. Check MAILJET_API_KEY and MAILJET_API_SECRET; a probe call is tried again later',
         { component: 'consumer', consumer: id, retryAt: resumeAt.toISOString(), error: outcome.error },
@@ -465,7 +470,7 @@ export function createConsumer(deps: ConsumerDeps): WorkerLoop {
           : outcome.kind === 'transient'
             ? 'transient'
             : 'permanent',
-      durationMs: now().getTime() - started,
+      durationMs: monotonicMs() - started,
     });
     report(summary, { messages: call.messageJson.length, recipients, ...(outcome.kind === 'per-message' ? {} : { error: outcome.error }) });
   }

@@ -5,11 +5,14 @@
 // - a stop after a 401 (bad or suspended keys): nothing is sent, /readyz fails, and one probe call
 //   is let through after a growing delay, so fixed keys (or a Mailjet hiccup) resume sending.
 // A consumer passes the gate immediately before each call, after its other waits (see consumer.ts).
+// Its clock is monotonic: on the wall clock, a step back by an hour held every call for that hour
+// (the token bucket refilled by a negative time, a pause ended an hour later).
 import { backoffMs } from '../domain/retry-policy.js';
 
 export interface SendGateOptions {
   /** Mailjet calls per second; 0 = unlimited. */
   callsPerSecond: number;
+  /** In ms, monotonic (performance.now()). */
   now?: () => number;
   random?: () => number;
   sleep?: (ms: number) => Promise<void>;
@@ -18,9 +21,9 @@ export interface SendGateOptions {
 export interface GateState {
   /** Set while sending is stopped on a 401. */
   blocked: string | undefined;
-  /** When the next probe call after a 401 may go (ms since epoch). */
+  /** When the next probe call after a 401 may go (on the gate's clock). */
   blockedUntil: number | undefined;
-  /** When the 429 pause ends (ms since epoch). */
+  /** When the 429 pause ends (on the gate's clock). */
   pausedUntil: number | undefined;
 }
 
@@ -37,7 +40,7 @@ export interface SendGate {
   heldBackForMs(): number;
   /** Mailjet answered 429: pause every consumer. Returns the pause in ms. */
   throttled(retryAfterMs: number | undefined): number;
-  /** Mailjet answered 401: stop sending. Returns when the next probe may go (ms since epoch). */
+  /** Mailjet answered 401: stop sending. Returns how long until the next probe may go, in ms. */
   unauthorized(reason: string): number;
   /** A call got a real answer: 429 streak and 401 block end. */
   succeeded(): void;
@@ -58,7 +61,7 @@ const MAX_PAUSE_MS = 5 * 60_000;
 const PROBE_BACKOFF = { baseMs: 30_000, factor: 2, maxMs: 15 * 60_000, jitter: 0 };
 const POLL_MS = 250;
 
-export function createSendGate({ callsPerSecond, now = Date.now, random = Math.random, sleep }: SendGateOptions): SendGate {
+export function createSendGate({ callsPerSecond, now = () => performance.now(), random = Math.random, sleep }: SendGateOptions): SendGate {
   let closed = false;
   let pausedUntil = 0;
   let throttleStreak = 0;
@@ -168,13 +171,14 @@ export function createSendGate({ callsPerSecond, now = Date.now, random = Math.r
       if (blocked !== undefined && !probing) {
         // A call that passed before the stop (calls in flight get their 401s together): it says no
         // more than the first did, so the first probe still goes after the shortest wait.
-        return blockedUntil;
+        return Math.max(0, blockedUntil - now());
       }
       probing = false;
       blocked = reason;
       blockStreak += 1;
-      blockedUntil = now() + backoffMs(PROBE_BACKOFF, blockStreak, random);
-      return blockedUntil;
+      const waitMs = backoffMs(PROBE_BACKOFF, blockStreak, random);
+      blockedUntil = now() + waitMs;
+      return waitMs;
     },
     inconclusive() {
       if (blocked !== undefined && probing) {

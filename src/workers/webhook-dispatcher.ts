@@ -41,6 +41,7 @@ export interface WebhookDispatcherOptions {
   perAppInFlight: number;
   idleCheckMs: number;
   log: Logger;
+  /** The clock of the times written for the database: a retry's, a pause's (services/database-clock.ts). */
   now?: () => Date;
   random?: () => number;
 }
@@ -76,7 +77,8 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
     let result: AttemptResult;
     try {
       const body = JSON.stringify(changeJson(delivery.change));
-      const timestamp = Math.floor(now().getTime() / 1000);
+      // The receiver compares it with its own clock (within minutes): this host's, not the database's.
+      const timestamp = Math.floor(Date.now() / 1000);
       // The delivery's id is the webhook-id: the same on every attempt, so receivers deduplicate on it.
       const headers = {
         ...signatureHeaders(delivery.secrets, delivery.id, timestamp, body),

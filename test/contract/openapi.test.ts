@@ -2366,7 +2366,7 @@ describe('openapi.yaml, checked against the running service', function () {
 
   describe('operations', () => {
     contractIt('GET /healthz 200', ['get /healthz 200'], async () => {
-      expect((await api('get', '/healthz', { key: null })).body).to.deep.equal({ status: 'ok' });
+      expect((await api('get', '/healthz', { key: null })).body).to.deep.equal({ status: 'ok', service: 'jetpost' });
     });
 
     contractIt('GET /readyz 200 when ready, 503 when the database is away', ['get /readyz 200 503'], async () => {

@@ -7,7 +7,7 @@ import path from 'node:path';
 
 import { expect } from 'chai';
 
-import { claimDataDir, DataDirInUseError, liveDataDirOwner } from '../../src/db/data-dir-owner.js';
+import { borrowDataDir, claimDataDir, DataDirInUseError, liveDataDirOwner } from '../../src/db/data-dir-owner.js';
 import { processStartTime } from '../../src/db/process-liveness.js';
 
 /** A live process other than this one, the way another jetpost would be. */
@@ -121,6 +121,29 @@ describe('data directory owner (jetpost.pid)', () => {
       expect(claim.heldSync()).to.equal(false);
       await claim.release();
       expect(JSON.parse(await fs.readFile(ownerFile(), 'utf8'))).to.include({ pid: other.pid });
+    } finally {
+      await other.end();
+    }
+  });
+
+  it('when the last command borrowing the embedded database ends, then pg.borrowers/ goes, with the file of a command killed before it; one still borrowing keeps it', async () => {
+    const borrowers = path.join(dir, 'pg.borrowers');
+    const killed = await otherProcess();
+    const killedRecord = JSON.stringify({ pid: killed.pid, processStart: processStartTime(killed.pid) });
+    await killed.end();
+    const other = await otherProcess();
+    try {
+      const first = await borrowDataDir(dir);
+      await fs.writeFile(path.join(borrowers, `${killed.pid}.pid`), killedRecord);
+      await fs.writeFile(path.join(borrowers, `${other.pid}.pid`), JSON.stringify({ pid: other.pid, processStart: processStartTime(other.pid) }));
+      await first.release();
+      expect(await fs.readdir(borrowers)).to.deep.equal([`${other.pid}.pid`]);
+
+      const last = await borrowDataDir(dir);
+      await other.end();
+      expect(await last.othersBorrowing()).to.equal(false);
+      await last.release();
+      expect(await fs.readdir(dir)).to.deep.equal([]);
     } finally {
       await other.end();
     }

@@ -69,6 +69,41 @@ describe('migrations', () => {
     expect(rows.map((row) => `${row.table_schema}.${row.table_name}`)).to.deep.equal(['other_project.migrations', 'typeorm_app.migrations']);
   });
 
+  it("when the database's own statement_timeout and idle_in_transaction_session_timeout are 1 ms, then the migrations still run: those are for its other users", async () => {
+    db = await createTestDatabase({ migrated: false });
+    await db.pool.query(`alter database ${db.name} set statement_timeout = '1ms'`);
+    await db.pool.query(`alter database ${db.name} set idle_in_transaction_session_timeout = '1ms'`);
+
+    const applied = await runMigrations({ connectionString: db.url, schema: TEST_SCHEMA, log: testLogger() });
+
+    // With postgres-migrations' own first one.
+    expect(applied).to.have.length((await latestMigrationId()) + 1);
+  });
+
+  it('when the database takes no writes (default_transaction_read_only), then the start stops in one line saying to point DATABASE_URL at the primary', async () => {
+    db = await createTestDatabase({ migrated: false });
+    await db.pool.query(`alter database ${db.name} set default_transaction_read_only = on`);
+
+    const error = await openDatabase(loadConfig({ DATABASE_URL: db.url }), testLogger(), { role: 'service' }).then(
+      async (opened) => opened.close(),
+      (caught: unknown) => caught,
+    );
+
+    expect(error).to.be.instanceOf(StartupError);
+    expect((error as Error).message).to.equal(
+      'the database in DATABASE_URL refused jetpost: cannot execute CREATE SCHEMA in a read-only transaction. The database of DATABASE_URL takes no writes (a hot standby, or default_transaction_read_only on for the database or its user): point DATABASE_URL at the primary, or turn default_transaction_read_only off',
+    );
+  });
+
+  it('when several replicas start together on an empty database, then each one migrates or finds it migrated: none fails on the schema another is creating', async () => {
+    db = await createTestDatabase({ migrated: false });
+
+    const runs = await Promise.allSettled(Array.from({ length: 6 }, () => runMigrations({ connectionString: db.url, schema: TEST_SCHEMA, log: testLogger() })));
+
+    expect(runs.map((run) => (run.status === 'fulfilled' ? 'ok' : String(run.reason)))).to.deep.equal(Array.from({ length: 6 }, () => 'ok'));
+    expect(await migrationsApplied(db.pool, await latestMigrationId())).to.equal(true);
+  });
+
   it('when run twice, then the second run applies nothing', async () => {
     db = await createTestDatabase({ migrated: false });
     await runMigrations({ connectionString: db.url, schema: TEST_SCHEMA, log: testLogger() });

@@ -5,6 +5,7 @@ import { expect } from 'chai';
 import type { Pool } from '../../src/db/pool.js';
 import { createQueueStatsReader } from '../../src/services/queue-stats.js';
 import { makeApp, makeJob } from '../factories.js';
+import { installNodeClock } from '../support/clock-jump.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { testLogger } from '../support/log.js';
 
@@ -54,5 +55,22 @@ describe('queue figures for /metrics', () => {
 
     expect(transactions).to.equal(2);
     expect(new Set(answers.map((stats) => stats!.readAt)).size).to.equal(1);
+  });
+
+  it('when the wall clock steps back an hour, then the next scrape after the cache life still reads the queue again', async () => {
+    db = await createTestDatabase();
+    const app = await makeApp(db.pool);
+    const clock = installNodeClock();
+    try {
+      const reader = createQueueStatsReader({ pool: db.pool, timeoutMs: 10_000, log: testLogger(), ttlMs: 1 });
+      expect((await reader.current())!.jobs.byStatus.queued).to.equal(0);
+      clock.jump(-3_600_000);
+      await makeJob(db.pool, { appId: app.id });
+      await new Promise((resolve) => setTimeout(resolve, 5));
+
+      expect((await reader.current())!.jobs.byStatus.queued).to.equal(1);
+    } finally {
+      clock.restore();
+    }
   });
 });

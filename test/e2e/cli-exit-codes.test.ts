@@ -2,12 +2,16 @@
 // missing settings, as the service itself exits, so that a script or a container's restart policy
 // can tell a mistyped command from a setting to fix from a failure.
 import { execFile } from 'node:child_process';
+import { createServer, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { expect } from 'chai';
 
 import { runCli } from '../support/cli.js';
+import { isolateNetwork, restoreNetwork } from '../support/mailjet-nock.js';
+import { startTestService } from '../support/service.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -50,6 +54,38 @@ describe('the commands’ exit codes for bad settings and bad arguments', functi
     expect(run.stderr).to.equal(
       'jetpost health: PORT is 0, so the service listens on a free port it chose, which this check cannot know: set PORT to a fixed port\n',
     );
+  });
+
+  it('when something else answers at HOST and PORT (200 to everything, another health route, a redirect, not HTTP), then the health check exits 1 saying so; jetpost itself is healthy (0)', async () => {
+    const answers: Record<string, (res: ServerResponse) => void> = {
+      '/anything': (res) => res.writeHead(200, { 'content-type': 'text/html' }).end('<html>Welcome\u001b[2J</html>'),
+      '/other-app': (res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}'),
+      '/redirect': (res) => res.writeHead(302, { location: 'http://127.0.0.1:1/healthz' }).end(),
+    };
+    for (const [name, answer] of Object.entries(answers)) {
+      const server: Server = createServer((_req, res) => answer(res));
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      try {
+        const run = await runSource('src/bin/health.ts', [], { HOST: '127.0.0.1', PORT: String((server.address() as AddressInfo).port) });
+        expect(run.code, `${name}: ${run.stderr}`).to.equal(1);
+        expect(run.stderr, name).to.match(
+          name === '/redirect' ? /answered 302\n$/ : /answered 200, but not as jetpost does .*another server listens at HOST and PORT/,
+        );
+        expect(run.stderr, name).to.not.contain('\u001b');
+      } finally {
+        await new Promise((resolve) => server.close(resolve));
+      }
+    }
+    isolateNetwork();
+    const service = await startTestService();
+    try {
+      const run = await runSource('src/bin/health.ts', [], { HOST: '127.0.0.1', PORT: new URL(service.url).port });
+      expect(run.code, run.stderr).to.equal(0);
+      expect(run.stderr).to.equal('');
+    } finally {
+      await service.stop();
+      restoreNetwork();
+    }
   });
 
   it('when the service gets an argument, then it exits 2 saying it takes environment variables, before reading them; --help prints the usage and exits 0', async () => {

@@ -16,6 +16,7 @@ import { expect } from 'chai';
 import { parse as parseYaml } from 'yaml';
 
 import { SETTING_NAMES, settingDefault } from '../../src/config.js';
+import { LIVENESS_ANSWER } from '../../src/domain/liveness.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -358,7 +359,7 @@ describe('the container image (Dockerfile, .dockerignore, compose.yaml, bin/jetp
     }
   });
 
-  it('when the health check runs, then it asks /healthz where HOST and PORT say the service listens (one address, or every interface), and fails when nothing answers 200', async () => {
+  it('when the health check runs, then it asks /healthz where HOST and PORT say the service listens (one address, or every interface), and fails when nothing answers 200 as jetpost does', async () => {
     const healthcheck = only(instructions(finalStage, 'HEALTHCHECK'), 'HEALTHCHECK').args;
     const command = JSON.parse(/\bCMD\s+(\[.*\])\s*$/.exec(healthcheck)?.[1] ?? 'null') as string[] | null;
     expect(command?.[0], `HEALTHCHECK ${healthcheck}: exec form, run through jetpost`).to.equal('jetpost');
@@ -366,7 +367,7 @@ describe('the container image (Dockerfile, .dockerignore, compose.yaml, bin/jetp
     // 127.0.0.2: an address of this machine that is not 127.0.0.1, as a HOST of one interface is.
     const healthz = createHttpServer((request, response) => {
       asked.push(`${request.socket.localAddress} ${request.url}`);
-      response.writeHead(request.url === '/healthz' ? 200 : 404).end();
+      response.writeHead(request.url === '/healthz' ? 200 : 404, { 'content-type': 'application/json' }).end(JSON.stringify(LIVENESS_ANSWER));
     });
     await new Promise<void>((resolve) => healthz.listen(0, '127.0.0.2', resolve));
     const { port } = healthz.address() as AddressInfo;

@@ -4,11 +4,12 @@
 import os from 'node:os';
 
 import { expect } from 'chai';
+import pg from 'pg';
 
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { capturingLogger } from '../support/log.js';
 import { isolateNetwork, restoreNetwork } from '../support/mailjet-nock.js';
-import { startTestService, type TestService } from '../support/service.js';
+import { eventually, startTestService, type TestService } from '../support/service.js';
 
 const OTHER_MAILJET_KEY = 'another-account-key-5d1f0c';
 
@@ -79,5 +80,44 @@ describe('replicas with different settings', () => {
     services = [a];
     const { rows: left } = await db.pool.query<{ n: number }>('select count(*)::int as n from replica_heartbeats');
     expect(left[0]!.n).to.equal(1);
+  });
+
+  it('when a replica with other settings was killed (kill -9: its row stays, its LISTEN session is gone), then a replica started in its place neither warns of it nor counts it', async () => {
+    const a = await startTestService({ db, env: { WORKER_CONCURRENCY: '0', MAX_ATTEMPTS: '3' } });
+    // The killed process's row: a's, under an id of its own, naming a LISTEN session that has ended.
+    const session = new pg.Client({ connectionString: db.url });
+    await session.connect();
+    const endedPid = (session as pg.Client & { processID: number }).processID;
+    await session.end();
+    await db.pool.query(
+      `insert into replica_heartbeats (replica_id, host, pid, started_at, seen_at, settings, listen_pid)
+       select gen_random_uuid(), host, 99999, started_at, now(), settings, $1 from replica_heartbeats`,
+      [endedPid],
+    );
+    await a.stop();
+    const second = capturingLogger('info');
+    const b = await startTestService({ db, env: { WORKER_CONCURRENCY: '0' }, log: second.log });
+    services.push(b);
+
+    expect(replicaWarnings(second.lines())).to.deep.equal([]);
+    expect(await differing(b)).to.deep.equal([]);
+  });
+
+  it("when two replicas differ, then each one's row names its live LISTEN session, and the difference is still counted", async () => {
+    services.push(await startTestService({ db, env: { WORKER_CONCURRENCY: '0', MAX_ATTEMPTS: '3' } }));
+    const b = await startTestService({ db, env: { WORKER_CONCURRENCY: '0' } });
+    services.push(b);
+    // Written at the first beat after the LISTEN connection is up (at start, or 10 s later).
+    await eventually(
+      async () => {
+        const { rows } = await db.pool.query<{ live: boolean }>(
+          'select exists (select from pg_stat_activity a where a.pid = h.listen_pid) as live from replica_heartbeats h',
+        );
+        return rows.length === 2 && rows.every((row) => row.live) ? true : undefined;
+      },
+      30_000,
+      'both rows naming a live LISTEN session',
+    );
+    expect(await differing(b)).to.deep.equal(['jetpost_replica_settings_differing{setting="MAX_ATTEMPTS"} 1']);
   });
 });

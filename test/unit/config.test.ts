@@ -324,6 +324,23 @@ describe('loadConfig', () => {
     expect(config.env).to.equal('test');
   });
 
+  it('when values are in quotes (KEY="value" in an env file given to docker run --env-file), then each such variable is named, its value not shown, where the keys and DATA_DIR were taken with the quotes', () => {
+    let message = '';
+    try {
+      loadConfig({ MAILJET_API_KEY: '"0123abcd"', MAILJET_API_SECRET: "'s3cr3t-value'", DATA_DIR: '"/app/data"\r', PORT: '"3000"', OTHER_TOOL: '"kept"' });
+    } catch (error) {
+      message = (error as Error).message;
+    }
+
+    expect(message.split('\n')).to.have.members([
+      'invalid configuration:',
+      ...['MAILJET_API_KEY', 'MAILJET_API_SECRET', 'DATA_DIR', 'PORT'].map(
+        (name) => `  ${name}: its value is in quotes, which are taken as part of it: remove them (an env file given to docker run --env-file keeps them)`,
+      ),
+    ]);
+    expect(message).to.not.contain('s3cr3t');
+  });
+
   it('when a numeric variable is set but empty, then it is not silently 0', () => {
     for (const [variable, read] of [
       ['PORT', (config: ReturnType<typeof loadConfig>) => config.http.port],

@@ -1,6 +1,7 @@
 // Operations: liveness, readiness, Prometheus metrics and the OpenAPI document.
 import { Router } from 'express';
 
+import { LIVENESS_ANSWER } from '../../domain/liveness.js';
 import type { Readiness } from '../../services/readiness.js';
 
 export interface OpsRouteDeps {
@@ -31,7 +32,8 @@ export function opsRouter({ readiness, metrics, openapi, readinessTimeoutMs }: O
   const router = Router();
 
   router.get('/healthz', (_req, res) => {
-    res.json({ status: 'ok' });
+    // `service` tells jetpost's answer from another server's on the port (bin/health.ts checks it).
+    res.json(LIVENESS_ANSWER);
   });
 
   router.get('/readyz', async (_req, res) => {
