@@ -192,6 +192,94 @@ describe('webhook POST', () => {
     }
   });
 
+  describe('on a kept-alive connection the receiver closes as it is reused', () => {
+    /** A receiver answering 204 to each call but those `drop` picks (by the call's number on its connection, 1 first), which it ends with `ending`. */
+    async function closing(
+      drop: (callOnConnection: number, connection: number) => boolean,
+      ending: string,
+    ): Promise<{ url: URL; calls: Array<[number, number]> }> {
+      const calls: Array<[number, number]> = [];
+      const connections = new Map<unknown, number>();
+      const perConnection = new Map<unknown, number>();
+      server = createServer((req, res) => {
+        req.resume();
+        req.on('end', () => {
+          const connection = connections.get(req.socket) ?? connections.size + 1;
+          connections.set(req.socket, connection);
+          const call = (perConnection.get(req.socket) ?? 0) + 1;
+          perConnection.set(req.socket, call);
+          calls.push([connection, call]);
+          if (drop(call, connection)) {
+            req.socket.end(ending);
+          } else {
+            res.writeHead(204).end();
+          }
+        });
+      });
+      await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+      return { url: new URL(`http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`), calls };
+    }
+
+    it('when nothing of an answer came, then the call goes again at once on a new connection, once, and its answer counts', async () => {
+      const hook = await closing((call) => call === 2, '');
+
+      const first = await postJson(hook.url, '{}', {}, { timeoutMs: 10_000, policy: loopback });
+      const second = await postJson(hook.url, '{}', {}, { timeoutMs: 10_000, policy: loopback });
+
+      expect([first.statusCode, second.statusCode]).to.deep.equal([204, 204]);
+      expect(hook.calls, '[connection, call on it]').to.deep.equal([
+        [1, 1],
+        [1, 2],
+        [2, 1],
+      ]);
+    });
+
+    it('when the new connection is closed too, then the attempt fails: one call again, no more', async () => {
+      const hook = await closing((call, connection) => connection > 1 || call === 2, '');
+
+      await postJson(hook.url, '{}', {}, { timeoutMs: 10_000, policy: loopback });
+      const error = await postJson(hook.url, '{}', {}, { timeoutMs: 10_000, policy: loopback }).then(
+        () => undefined,
+        (reason: unknown) => reason as Error,
+      );
+
+      expect(error?.message).to.contain('the receiver closed the connection before it answered');
+      expect(hook.calls).to.deep.equal([
+        [1, 1],
+        [1, 2],
+        [2, 1],
+      ]);
+    });
+
+    it('when part of an answer came before the close, then the call is not made again', async () => {
+      const hook = await closing((call) => call === 2, 'HTTP/1.1 200 OK\r\nContent-');
+
+      await postJson(hook.url, '{}', {}, { timeoutMs: 10_000, policy: loopback });
+      const error = await postJson(hook.url, '{}', {}, { timeoutMs: 10_000, policy: loopback }).then(
+        () => undefined,
+        (reason: unknown) => reason as Error,
+      );
+
+      expect(error?.message).to.contain('the receiver closed the connection before it answered');
+      expect(hook.calls).to.deep.equal([
+        [1, 1],
+        [1, 2],
+      ]);
+    });
+
+    it('when a new connection is closed before an answer, then the call is not made again', async () => {
+      const hook = await closing(() => true, '');
+
+      const error = await postJson(hook.url, '{}', {}, { timeoutMs: 10_000, policy: loopback }).then(
+        () => undefined,
+        (reason: unknown) => reason as Error,
+      );
+
+      expect(error?.message).to.contain('the receiver closed the connection before it answered');
+      expect(hook.calls).to.deep.equal([[1, 1]]);
+    });
+  });
+
   it('when the signal aborts the exchange (shutdown), then it ends at once with the reason, not as an answer', async () => {
     // Reads the call and never answers.
     const hook = await receiver(() => {});
