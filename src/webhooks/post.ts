@@ -1,7 +1,8 @@
 // One webhook POST: one deadline for the exchange up to the answer's status line and headers
 // (look-up, connect, sending, answer head), no redirects followed, the address checked when dialled.
 // The status line and headers are the answer (an app's endpoint owes us a status code, nothing
-// more): the attempt is settled on them, and the body is not waited for. A 2xx whose body drips is
+// more): the attempt is settled on them, and the body is not waited for (only read a moment, when
+// short, to keep the connection). A 2xx whose body drips is
 // delivered, not retried as a timeout (the app would get the change twice).
 // A socket idle timeout alone would not do: a receiver that drips its head a byte a second is never idle.
 import http from 'node:http';
@@ -115,16 +116,7 @@ function exchange(
       },
       (response) => {
         settle({ result: { statusCode: response.statusCode ?? 0, retryAfter: response.headers['retry-after'] } });
-        // The body is read to its end only when it came with the head (this socket read, parsed
-        // before setImmediate runs): the connection then goes back to the agent for the next
-        // delivery. Any other body (dripped, endless, 1 GB) is not worth a byte or a socket more.
-        response.on('error', () => {});
-        response.resume();
-        setImmediate(() => {
-          if (!response.complete) {
-            request.destroy();
-          }
-        });
+        readShortBody(request, response);
       },
     );
     request.on('socket', (socket) => {
@@ -138,6 +130,36 @@ function exchange(
     );
     request.end(body);
   });
+}
+
+/** How much of an answer's body is read after its head, and for how long, to keep its connection. */
+const BODY_WAIT_BYTES = 4 * 1024;
+const BODY_WAIT_MS = 20;
+
+/**
+ * Reads an answer's body to its end when it came with the head, or is short and soon there (in the
+ * next TLS record or TCP segment): the connection then goes back to the agent for the next delivery,
+ * with no new handshake. Any other body (dripped, endless, 1 GB) is not worth a byte or a socket
+ * more: the connection is closed. The attempt was settled on the head either way.
+ */
+function readShortBody(request: http.ClientRequest, response: http.IncomingMessage): void {
+  // Decided once the socket's read under way is parsed: what came in it is read whole.
+  const drop = () =>
+    setImmediate(() => {
+      if (!response.complete) {
+        request.destroy();
+      }
+    });
+  let read = 0;
+  const wait = setTimeout(drop, BODY_WAIT_MS);
+  response.on('error', () => {});
+  response.on('data', (chunk: Buffer) => {
+    read += chunk.length;
+    if (read > BODY_WAIT_BYTES) {
+      drop();
+    }
+  });
+  response.on('close', () => clearTimeout(wait));
 }
 
 /**

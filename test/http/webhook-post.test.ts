@@ -2,6 +2,7 @@
 // answer's head (not only a silent socket), the head is the answer (a body that drips or never ends
 // is not waited for), and stop() can cut it short.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, globalAgent as httpsAgent } from 'node:https';
 import net, { type AddressInfo } from 'node:net';
 
 import { expect } from 'chai';
@@ -9,6 +10,7 @@ import { expect } from 'chai';
 import { parseTargetPolicy } from '../../src/domain/target-policy.js';
 import { postJson } from '../../src/webhooks/post.js';
 import { eventually } from '../support/service.js';
+import { TEST_TLS_CERT, TEST_TLS_KEY } from '../support/tls.js';
 
 const loopback = parseTargetPolicy('127.0.0.1');
 
@@ -137,6 +139,49 @@ describe('webhook POST', () => {
     }
 
     expect(sockets.size, 'connections opened for three POSTs').to.equal(1);
+  });
+
+  it("when an HTTPS receiver's short body comes in a TLS record after the head, then the connection is kept for the next POST: one handshake", async () => {
+    // Each body goes once the POST has settled on the head: a record of its own, after it.
+    const bodies: ServerResponse[] = [];
+    const tls = createHttpsServer({ key: TEST_TLS_KEY, cert: TEST_TLS_CERT }, (req, res) => {
+      req.resume();
+      req.on('end', () => {
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': 11 });
+        res.flushHeaders();
+        bodies.push(res);
+      });
+    });
+    let handshakes = 0;
+    tls.on('secureConnection', () => (handshakes += 1));
+    await new Promise<void>((resolve) => tls.listen(0, '127.0.0.1', resolve));
+    const port = (tls.address() as AddressInfo).port;
+    const url = new URL(`https://127.0.0.1:${port}/hooks`);
+    // The receiver's certificate is trusted by this test alone, and only until it ends.
+    const agentOptions = httpsAgent.options as { ca?: string };
+    agentOptions.ca = TEST_TLS_CERT;
+    try {
+      for (let call = 0; call < 3; call += 1) {
+        expect((await postJson(url, '{}', {}, { timeoutMs: 10_000, policy: loopback })).statusCode).to.equal(200);
+        const answer = bodies.shift()!;
+        const connection = answer.socket!;
+        answer.end('{"ok":true}');
+        await eventually(
+          async () =>
+            connection.destroyed || Object.values(httpsAgent.freeSockets).some((sockets) => sockets?.some((socket) => socket.remotePort === port))
+              ? true
+              : undefined,
+          10_000,
+          'the connection back in the pool, or closed',
+        );
+      }
+    } finally {
+      delete agentOptions.ca;
+      tls.closeAllConnections();
+      await new Promise((resolve) => tls.close(resolve));
+    }
+
+    expect(handshakes, 'TLS handshakes for three POSTs').to.equal(1);
   });
 
   for (const [what, answer, wording] of [
