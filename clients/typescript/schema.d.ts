@@ -1602,7 +1602,7 @@ export interface components {
              * @description The HTTP status's reason phrase.
              * @enum {string}
              */
-            title: "Bad Request" | "Unauthorized" | "Forbidden" | "Not Found" | "Method Not Allowed" | "Request Timeout" | "Conflict" | "Payload Too Large" | "Unsupported Media Type" | "Expectation Failed" | "Too Many Requests" | "Request Header Fields Too Large" | "Internal Server Error" | "Not Implemented" | "Service Unavailable" | "Error";
+            title: "Bad Request" | "Unauthorized" | "Forbidden" | "Not Found" | "Method Not Allowed" | "Request Timeout" | "Conflict" | "Payload Too Large" | "Unsupported Media Type" | "Expectation Failed" | "Too Many Requests" | "Request Header Fields Too Large" | "Internal Server Error" | "Not Implemented" | "Service Unavailable" | "HTTP Version Not Supported" | "Error";
             status: number;
             /** @description What went wrong, for a human. */
             detail: string;
@@ -1749,6 +1749,25 @@ export interface components {
                     type?: "https://jetpost.dev/problems/transfer-coding-not-implemented";
                     /** @constant */
                     status?: 501;
+                };
+            };
+        };
+        /**
+         * @description The request line names an HTTP version other than `HTTP/1.1` and `HTTP/1.0`, such as
+         *     `HTTP/2.0` or `HTTP/1.2` (`http-version-not-supported`): jetpost speaks HTTP/1.1 only (an
+         *     HTTP/2 client negotiates it, and gets HTTP/1.1). The connection is closed and nothing is
+         *     stored. Answered on every path, for any method, before any route.
+         */
+        HttpVersionNotSupported: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"] & {
+                    /** @constant */
+                    type?: "https://jetpost.dev/problems/http-version-not-supported";
+                    /** @constant */
+                    status?: 505;
                 };
             };
         };

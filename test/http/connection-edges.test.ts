@@ -251,6 +251,30 @@ describe('HTTP connections: bytes past a request, a client that shuts its side',
     });
   }
 
+  for (const version of ['HTTP/2.0', 'HTTP/0.9', 'HTTP/3.0', 'HTTP/1.2', 'HTTP/2', 'HTTP/1.10']) {
+    it(`when a POST /queue's request line says ${version}, then 505 problem+json, the connection closed and nothing stored`, async () => {
+      const customId = `version ${version}`;
+      const body = JSON.stringify(message({ custom_id: customId }));
+
+      const [refused, ...more] = answers(await exchange(service.url, queueRequest(body).replace(' HTTP/1.1\r\n', ` ${version}\r\n`)));
+
+      expect(refused?.status).to.equal(505);
+      expect(refused!.headers.get('connection')).to.equal('close');
+      expect(await refused!.json()).to.include({
+        type: 'https://jetpost.dev/problems/http-version-not-supported',
+        title: 'HTTP Version Not Supported',
+        status: 505,
+      });
+      expect(more).to.have.length(0);
+      expect(await jobsWith(customId)).to.equal(0);
+    });
+  }
+
+  it('when a request line says HTTP/1.0, then it is served', async () => {
+    const [answer] = answers(await exchange(service.url, 'GET /healthz HTTP/1.0\r\n\r\n'));
+    expect(answer?.status).to.equal(200);
+  });
+
   it('when the headers are too large, then 431 problem+json', async () => {
     const [refused] = answers(await exchange(service.url, `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`));
     expect(refused?.status).to.equal(431);
