@@ -1754,9 +1754,9 @@ export interface components {
         };
         /**
          * @description The request line names an HTTP version other than `HTTP/1.1` and `HTTP/1.0`, such as
-         *     `HTTP/2.0` or `HTTP/1.2` (`http-version-not-supported`): jetpost speaks HTTP/1.1 only (an
-         *     HTTP/2 client negotiates it, and gets HTTP/1.1). The connection is closed and nothing is
-         *     stored. Answered on every path, for any method, before any route.
+         *     `HTTP/2.0` (an HTTP/2 client's `PRI *` preface too) or `HTTP/1.2` (`http-version-not-supported`):
+         *     jetpost speaks HTTP/1.1 and HTTP/1.0 only. The connection is closed and nothing is stored.
+         *     Answered on every path, for any method, before any route.
          */
         HttpVersionNotSupported: {
             headers: {

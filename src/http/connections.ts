@@ -56,6 +56,9 @@ function refusal(error: ClientError): AppError {
     case 'HPE_INVALID_VERSION':
       // `HTTP/1.2`, `HTTP/3.0`: what Node reads (`HTTP/2.0`) http/request-headers.ts refuses alike.
       return versionNotSupported();
+    case 'HPE_PAUSED_H2_UPGRADE':
+      // `PRI * HTTP/2.0`: the preface of an HTTP/2 client that assumed HTTP/2 without asking.
+      return versionNotSupported('2.0');
     case 'ERR_HTTP_REQUEST_TIMEOUT':
       return new AppError(
         'request-timeout',

@@ -270,6 +270,12 @@ describe('HTTP connections: bytes past a request, a client that shuts its side',
     });
   }
 
+  it('when a client opens with the HTTP/2 preface (PRI * HTTP/2.0, prior knowledge), then 505 problem+json', async () => {
+    const [refused] = answers(await exchange(service.url, 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'));
+    expect(refused?.status).to.equal(505);
+    expect(await refused!.json()).to.include({ type: 'https://jetpost.dev/problems/http-version-not-supported', status: 505 });
+  });
+
   it('when a request line says HTTP/1.0, then it is served', async () => {
     const [answer] = answers(await exchange(service.url, 'GET /healthz HTTP/1.0\r\n\r\n'));
     expect(answer?.status).to.equal(200);
