@@ -26,6 +26,13 @@ export interface PostOptions {
   signal?: AbortSignal;
 }
 
+/**
+ * The most of an answer's status line and headers read. Node's client reads 16 KiB, and a receiver
+ * whose framework sets large cookies or policies answered a 2xx past it: the attempt then failed, and
+ * the receiver, which had taken the call, got it again on every retry for a day. curl reads 100 KiB.
+ */
+const ANSWER_HEAD_MAX_BYTES = 256 * 1024;
+
 /** How a kept-alive connection the receiver closed as it was reused fails: a reset, a write to a closed socket, or Node's "socket hang up". */
 const STALE_CONNECTION_CODES: ReadonlySet<unknown> = new Set(['ECONNRESET', 'EPIPE']);
 
@@ -113,6 +120,7 @@ function exchange(
         headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...headers },
         lookup: guardedLookup(policy),
         agent,
+        maxHeaderSize: ANSWER_HEAD_MAX_BYTES,
       },
       (response) => {
         settle({ result: { statusCode: response.statusCode ?? 0, retryAfter: response.headers['retry-after'] } });

@@ -184,9 +184,29 @@ describe('webhook POST', () => {
     expect(handshakes, 'TLS handshakes for three POSTs').to.equal(1);
   });
 
+  for (const [what, headers] of [
+    ['one header of 20 KB', `x-big: ${'a'.repeat(20_000)}\r\n`],
+    ['100 headers of 1 KB', Array.from({ length: 100 }, (_, index) => `x-cookie-${index}: ${'a'.repeat(1_000)}\r\n`).join('')],
+  ] as const) {
+    it(`when the receiver answers 2xx with ${what} (past Node's 16 KiB), then its status counts: it took the call, and is not sent it again`, async () => {
+      const hook = await receiver((res) => {
+        res.socket!.end(`HTTP/1.1 200 OK\r\n${headers}content-length: 0\r\n\r\n`);
+      });
+
+      const result = await postJson(hook.url, '{}', {}, { timeoutMs: 10_000, policy: loopback });
+
+      expect(result.statusCode).to.equal(200);
+    });
+  }
+
   for (const [what, answer, wording] of [
     ['closes part-way through its status line and headers', 'HTTP/1.1 200 OK\r\nContent-', 'the receiver closed the connection before it answered'],
     ['answers bytes that are not HTTP', 'NOT HTTP AT ALL\r\n\r\n', "the receiver's answer is not valid HTTP/1.1"],
+    [
+      'answers a head over 256 KiB',
+      `HTTP/1.1 200 OK\r\nx-big: ${'a'.repeat(300 * 1024)}\r\n\r\n`,
+      "the receiver's answer is not valid HTTP/1.1 (Parse Error: Header overflow)",
+    ],
   ] as const) {
     it(`when the receiver ${what}, then the error says so in words, not as Node's bare "aborted" or "Parse Error"`, async () => {
       const hook = await receiver((res) => {
