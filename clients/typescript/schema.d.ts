@@ -580,7 +580,8 @@ export interface paths {
          *     old secret or the new one, and can switch at any moment of the overlap. Afterwards only the
          *     new secret signs. Any older secret still in an earlier rotation's overlap ends by the end of
          *     this overlap at the latest, so `"overlap_seconds": 0` (a leaked secret) ends every previous
-         *     secret at once. The body is optional. No app with this name, or an app without a webhook, is
+         *     secret at once; and only the 10 newest previous secrets sign: a rotation past that ends the
+         *     oldest at once. The body is optional. No app with this name, or an app without a webhook, is
          *     a `404`.
          */
         post: operations["rotateWebhookSecret"];
