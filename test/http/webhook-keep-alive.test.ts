@@ -49,6 +49,7 @@ describe('webhook receivers that close a kept-alive connection as it is reused',
           res.writeHead(204).end();
         });
       });
+      server.keepAliveTimeout = 60_000;
       await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
       service = await startTestService({
         // One delivery at a time, so that each finds the connection the last one left.
@@ -62,7 +63,10 @@ describe('webhook receivers that close a kept-alive connection as it is reused',
       });
       expect(put.status, await put.clone().text()).to.equal(200);
 
-      for (let message = 1; message <= 3; message += 1) {
+      // Until a delivery has found a reused connection (a connection idle for 5 s is closed by either side, on a loaded host).
+      let messages = 0;
+      for (let message = 1; message <= 3 || (dropped === 0 && message <= 10); message += 1) {
+        messages = message;
         const res = await s.request('POST', '/queue', { body: { messages: [{ from: 'app@example.com', to: `r${message}@example.com`, text: 'hi' }] } });
         expect(res.status, await res.clone().text()).to.equal(202);
         await eventually(
@@ -80,14 +84,12 @@ describe('webhook receivers that close a kept-alive connection as it is reused',
          from webhook_deliveries d join apps a on a.id = d.app_id order by d.id`,
       );
       expect(dropped, 'calls the receiver dropped on a reused connection').to.be.above(0);
-      expect(rows.map((row) => [row.status, row.attempts, row.last_error, row.paused])).to.deep.equal([
-        ['delivered', 1, null, false],
-        ['delivered', 1, null, false],
-        ['delivered', 1, null, false],
-      ]);
+      expect(rows.map((row) => [row.status, row.attempts, row.last_error, row.paused])).to.deep.equal(
+        Array.from({ length: messages }, () => ['delivered', 1, null, false]),
+      );
       expect(answered.sort()).to.deep.equal(rows.map((row) => row.id).sort());
       const metrics = await (await s.request('GET', '/metrics', { key: null })).text();
-      expect(sampleValue(metrics, 'jetpost_webhook_deliveries_total', { outcome: 'delivered' })).to.equal(3);
+      expect(sampleValue(metrics, 'jetpost_webhook_deliveries_total', { outcome: 'delivered' })).to.equal(messages);
       expect(sampleValue(metrics, 'jetpost_webhook_deliveries_total', { outcome: 'retry' }) ?? 0).to.equal(0);
     });
   }
