@@ -359,6 +359,46 @@ describe('webhook POST', () => {
     expect(error?.message).to.contain('jetpost is stopping');
   });
 
+  it('when the receiver answers 307 to an internal address, then the 307 is the answer: the redirect is not followed', async () => {
+    const inside = createServer((_req, res) => res.writeHead(200).end());
+    let reached = 0;
+    inside.on('request', () => (reached += 1));
+    await new Promise<void>((resolve) => inside.listen(0, '127.0.0.1', resolve));
+    try {
+      const hook = await receiver((res) => res.writeHead(307, { location: `http://127.0.0.1:${(inside.address() as AddressInfo).port}/admin` }).end());
+
+      const result = await postJson(hook.url, '{}', {}, { timeoutMs: 10_000, policy: loopback });
+
+      expect(result.statusCode).to.equal(307);
+      expect(reached, 'requests at the redirect target').to.equal(0);
+    } finally {
+      inside.closeAllConnections();
+      await new Promise((resolve) => inside.close(resolve));
+    }
+  });
+
+  it('when the receiver accepts the connection and never reads, then a call larger than the socket buffers is cut at the deadline', async () => {
+    const sockets: net.Socket[] = [];
+    const deaf = net.createServer((socket) => {
+      socket.pause();
+      sockets.push(socket);
+    });
+    await new Promise<void>((resolve) => deaf.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = new URL(`http://127.0.0.1:${(deaf.address() as AddressInfo).port}/hooks`);
+
+      const error = await postJson(url, JSON.stringify({ x: 'y'.repeat(5_000_000) }), {}, { timeoutMs: 1_500, policy: loopback }).then(
+        () => undefined,
+        (reason: unknown) => reason as Error,
+      );
+
+      expect(error?.message).to.contain('no complete answer within 1500 ms');
+    } finally {
+      sockets.forEach((socket) => socket.destroy());
+      await new Promise((resolve) => deaf.close(resolve));
+    }
+  });
+
   it('when a host name resolves to an internal address at delivery time, then it is not dialled', async () => {
     const hook = await receiver((res) => res.writeHead(204).end());
     const byName = new URL(hook.url);
