@@ -1637,8 +1637,8 @@ export interface components {
          *     each `message` saying what is expected; `malformed-json` (the body is empty or not JSON),
          *     `request-aborted` or `bad-request` (the body could not be read), `duplicate-header` (a header
          *     read as one value, such as `Idempotency-Key` or `Authorization`, sent twice) and
-         *     `malformed-request` (not HTTP/1.1: an HTTP/1.1 request without `Host`; the connection is
-         *     closed) carry no `errors`.
+         *     `malformed-request` (not HTTP/1.1: an HTTP/1.1 request without `Host`, an HTTP/1.0 one with a
+         *     `Transfer-Encoding`; the connection is closed) carry no `errors`.
          */
         BadRequest: {
             headers: {

@@ -9,6 +9,8 @@
 // A request line of another HTTP version than 1.1 or 1.0 is refused (505): Node's parser reads
 // `HTTP/2.0` and `HTTP/0.9` as versions (it refuses others, such as `HTTP/1.2`: http/connections.ts
 // answers them alike), and the request would be served as HTTP/1.1 to a client that speaks another.
+// An HTTP/1.0 request with a Transfer-Encoding is refused (400): HTTP/1.0 has none, so its framing
+// is faulty (RFC 9112 §6.1), and a proxy in front that reads it as 1.0 sees another body than Node's.
 import type { RequestHandler } from 'express';
 
 import { AppError } from '../domain/errors.js';
@@ -37,6 +39,13 @@ export const versionNotSupported = (version?: string) =>
     `${version === undefined ? "the request line's HTTP version is not one jetpost reads" : `the request line says HTTP/${version}`}: jetpost speaks HTTP/1.1 (and HTTP/1.0); send the request as HTTP/1.1; nothing was stored, the connection is closed`,
     { headers: { Connection: 'close' } },
   );
+
+const TRANSFER_CODING_IN_HTTP_1_0 = new AppError(
+  'malformed-request',
+  400,
+  'an HTTP/1.0 request has no Transfer-Encoding (RFC 9112 §6.1): send it as HTTP/1.1, or with a Content-Length; nothing was stored, the connection is closed',
+  { headers: { Connection: 'close' } },
+);
 
 /** The headers read as one value, by their lower-case names. */
 const SINGLE_VALUED = new Set(['host', 'authorization', 'content-type', 'idempotency-key']);
@@ -69,6 +78,10 @@ export const checkRequestHead: RequestHandler = (req, _res, next) => {
     return;
   }
   const codings = req.headers['transfer-encoding'];
+  if (codings !== undefined && req.httpVersionMinor === 0) {
+    next(TRANSFER_CODING_IN_HTTP_1_0);
+    return;
+  }
   if (codings !== undefined && codings.trim().toLowerCase() !== 'chunked') {
     next(TRANSFER_CODING_NOT_IMPLEMENTED(codings));
     return;

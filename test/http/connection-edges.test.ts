@@ -276,6 +276,23 @@ describe('HTTP connections: bytes past a request, a client that shuts its side',
     expect(await refused!.json()).to.include({ type: 'https://jetpost.dev/problems/http-version-not-supported', status: 505 });
   });
 
+  it('when an HTTP/1.0 POST /queue comes with Transfer-Encoding: chunked, then 400 problem+json, the connection closed and nothing stored (RFC 9112 §6.1: its framing is faulty)', async () => {
+    const customId = 'http/1.0 chunked';
+    const body = JSON.stringify(message({ custom_id: customId }));
+    const chunked = `${Buffer.byteLength(body).toString(16)}\r\n${body}\r\n0\r\n\r\n`;
+    const head = queueRequest('', { 'Transfer-Encoding': 'chunked' })
+      .replace(' HTTP/1.1\r\n', ' HTTP/1.0\r\n')
+      .replace(/Content-Length: 0\r\n/, '');
+
+    const [refused, ...more] = answers(await exchange(service.url, `${head}${chunked}`));
+
+    expect(refused?.status).to.equal(400);
+    expect(refused!.headers.get('connection')).to.equal('close');
+    expect(await refused!.json()).to.include({ type: 'https://jetpost.dev/problems/malformed-request', status: 400 });
+    expect(more).to.have.length(0);
+    expect(await jobsWith(customId)).to.equal(0);
+  });
+
   it('when a request line says HTTP/1.0, then it is served', async () => {
     const [answer] = answers(await exchange(service.url, 'GET /healthz HTTP/1.0\r\n\r\n'));
     expect(answer?.status).to.equal(200);
