@@ -581,7 +581,8 @@ export interface paths {
          *     old secret or the new one, and can switch at any moment of the overlap. Afterwards only the
          *     new secret signs. Any older secret still in an earlier rotation's overlap ends by the end of
          *     this overlap at the latest, so `"overlap_seconds": 0` (a leaked secret) ends every previous
-         *     secret at once. The body is optional. No app with this name, or an app without a webhook, is
+         *     secret at once; and only the 10 newest previous secrets sign: a rotation past that ends the
+         *     oldest at once. The body is optional. No app with this name, or an app without a webhook, is
          *     a `404`.
          */
         post: operations["rotateWebhookSecret"];
@@ -1608,7 +1609,7 @@ export interface components {
              * @description The HTTP status's reason phrase.
              * @enum {string}
              */
-            title: "Bad Request" | "Unauthorized" | "Forbidden" | "Not Found" | "Method Not Allowed" | "Request Timeout" | "Conflict" | "Payload Too Large" | "Unsupported Media Type" | "Expectation Failed" | "Too Many Requests" | "Request Header Fields Too Large" | "Internal Server Error" | "Not Implemented" | "Service Unavailable" | "Error";
+            title: "Bad Request" | "Unauthorized" | "Forbidden" | "Not Found" | "Method Not Allowed" | "Request Timeout" | "Conflict" | "Payload Too Large" | "Unsupported Media Type" | "Expectation Failed" | "Too Many Requests" | "Request Header Fields Too Large" | "Internal Server Error" | "Not Implemented" | "Service Unavailable" | "HTTP Version Not Supported" | "Error";
             status: number;
             /** @description What went wrong, for a human. */
             detail: string;
@@ -1642,8 +1643,8 @@ export interface components {
          *     each `message` saying what is expected; `malformed-json` (the body is empty or not JSON),
          *     `request-aborted` or `bad-request` (the body could not be read), `duplicate-header` (a header
          *     read as one value, such as `Idempotency-Key` or `Authorization`, sent twice) and
-         *     `malformed-request` (not HTTP/1.1: an HTTP/1.1 request without `Host`; the connection is
-         *     closed) carry no `errors`.
+         *     `malformed-request` (not HTTP/1.1: an HTTP/1.1 request without `Host`, an HTTP/1.0 one with a
+         *     `Transfer-Encoding`; the connection is closed) carry no `errors`.
          */
         BadRequest: {
             headers: {
@@ -1755,6 +1756,25 @@ export interface components {
                     type?: "https://jetpost.dev/problems/transfer-coding-not-implemented";
                     /** @constant */
                     status?: 501;
+                };
+            };
+        };
+        /**
+         * @description The request line names an HTTP version other than `HTTP/1.1` and `HTTP/1.0`, such as
+         *     `HTTP/2.0` (an HTTP/2 client's `PRI *` preface too) or `HTTP/1.2` (`http-version-not-supported`):
+         *     jetpost speaks HTTP/1.1 and HTTP/1.0 only. The connection is closed and nothing is stored.
+         *     Answered on every path, for any method, before any route.
+         */
+        HttpVersionNotSupported: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"] & {
+                    /** @constant */
+                    type?: "https://jetpost.dev/problems/http-version-not-supported";
+                    /** @constant */
+                    status?: 505;
                 };
             };
         };

@@ -37,8 +37,16 @@ const INSERT = `
   insert into webhook_previous_secrets (app_id, secret, expires_at)
   values ($1::bigint, $2, now() + make_interval(secs => $3::double precision))`;
 
-export async function insertPreviousSecret(db: Queryable, appId: string, secret: string, overlapSeconds: number): Promise<void> {
+// The newest `$2` kept (ids grow with each rotation).
+const FORGET_BEYOND = `
+  delete from webhook_previous_secrets
+  where app_id = $1::bigint
+    and id not in (select id from webhook_previous_secrets where app_id = $1::bigint order by id desc limit $2)`;
+
+/** Adds a rotated-out secret; of the app's previous secrets, only the newest `keep` are kept. */
+export async function insertPreviousSecret(db: Queryable, appId: string, secret: string, overlapSeconds: number, keep: number): Promise<void> {
   await query(db, INSERT, [appId, secret, overlapSeconds]);
+  await query(db, FORGET_BEYOND, [appId, keep]);
 }
 
 const DELETE_ALL = `

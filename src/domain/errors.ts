@@ -40,6 +40,7 @@ export const API_PROBLEM_CODES = [
   'duplicate-header',
   'headers-too-large',
   'transfer-coding-not-implemented',
+  'http-version-not-supported',
   'rate-limited',
   'service-unavailable',
   'internal',

@@ -62,6 +62,12 @@ export const webhookEventTypesSchema = z
 /** How long a rotated-out webhook secret keeps signing, in seconds: up to 7 days. */
 export const MAX_SECRET_OVERLAP_SECONDS = 7 * 24 * 3600;
 export const DEFAULT_SECRET_OVERLAP_SECONDS = 24 * 3600;
+/**
+ * The most rotated-out secrets that sign next to the current one: a rotation past it ends the oldest
+ * at once. Every one adds a signature of 48 bytes to `webhook-signature`; rotated hourly with a 7-day
+ * overlap, 168 of them passed the 8 KB an nginx in front of a receiver reads in one header line.
+ */
+export const MAX_PREVIOUS_SECRETS = 10;
 export const secretOverlapSecondsSchema = z
   .number()
   .int('whole seconds')

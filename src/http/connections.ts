@@ -22,6 +22,7 @@ import type { Duplex } from 'node:stream';
 import { AppError } from '../domain/errors.js';
 import { continueOnRead } from './expect-continue.js';
 import { PROBLEM_CONTENT_TYPE, problemOf } from './problem.js';
+import { versionNotSupported } from './request-headers.js';
 
 /** What Node's parser and server raise (llhttp's HPE_* codes, Node's ERR_* ones). */
 type ClientError = Error & { code?: string };
@@ -52,6 +53,12 @@ function refusal(error: ClientError): AppError {
         400,
         'the connection was shut on the client side before the whole request arrived (a body shorter than its Content-Length, or a chunked body without its last chunk); nothing was stored: send the request again, whole',
       );
+    case 'HPE_INVALID_VERSION':
+      // `HTTP/1.2`, `HTTP/3.0`: what Node reads (`HTTP/2.0`) http/request-headers.ts refuses alike.
+      return versionNotSupported();
+    case 'HPE_PAUSED_H2_UPGRADE':
+      // `PRI * HTTP/2.0`: the preface of an HTTP/2 client that assumed HTTP/2 without asking.
+      return versionNotSupported('2.0');
     case 'ERR_HTTP_REQUEST_TIMEOUT':
       return new AppError(
         'request-timeout',
@@ -67,7 +74,10 @@ function refusal(error: ClientError): AppError {
 function answerOf(error: AppError): string {
   const problem = problemOf(error);
   const body = JSON.stringify(problem);
-  const headers = Object.entries(error.headers ?? {}).map(([name, value]) => `${name}: ${value}\r\n`);
+  // Connection: close is written below, whatever the error says.
+  const headers = Object.entries(error.headers ?? {})
+    .filter(([name]) => name.toLowerCase() !== 'connection')
+    .map(([name, value]) => `${name}: ${value}\r\n`);
   return (
     `HTTP/1.1 ${problem.status} ${problem.title}\r\nContent-Type: ${PROBLEM_CONTENT_TYPE}\r\n${headers.join('')}` +
     `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`

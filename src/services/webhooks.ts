@@ -30,6 +30,7 @@ import {
 import { cutPreviousSecretsShort, deletePreviousSecrets, insertPreviousSecret, listValidPreviousSecrets } from '../db/webhook-previous-secrets-repo.js';
 import type { AppWebhook, WebhookPause } from '../domain/app.js';
 import { NotFoundError } from '../domain/errors.js';
+import { MAX_PREVIOUS_SECRETS } from '../domain/input-schemas.js';
 import { type ChangeType, eventTypeSubscription } from '../domain/status-change.js';
 import type { TargetPolicy } from '../domain/target-policy.js';
 import { type DeliveryOutcome, type DeliveryPage, type DeliveryStatus, type DueDelivery, outcomeAtReplacedUrl } from '../domain/webhook-delivery.js';
@@ -85,11 +86,14 @@ export async function rotateAppWebhookSecret(pool: Pool, appName: string, overla
   });
 }
 
-/** A new secret; the current one (if any) signs on for `overlapSeconds`, older ones no longer than that. */
+/**
+ * A new secret; the current one (if any) signs on for `overlapSeconds`, older ones no longer than
+ * that, and only the MAX_PREVIOUS_SECRETS newest of them.
+ */
 async function replaceSecret(tx: Queryable, appId: string, current: WebhookSettings | undefined, overlapSeconds: number): Promise<string> {
   await cutPreviousSecretsShort(tx, appId, overlapSeconds);
   if (current && overlapSeconds > 0) {
-    await insertPreviousSecret(tx, appId, current.secret, overlapSeconds);
+    await insertPreviousSecret(tx, appId, current.secret, overlapSeconds, MAX_PREVIOUS_SECRETS);
   }
   return formatSecret(randomBytes(32));
 }

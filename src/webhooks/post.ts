@@ -1,7 +1,8 @@
 // One webhook POST: one deadline for the exchange up to the answer's status line and headers
 // (look-up, connect, sending, answer head), no redirects followed, the address checked when dialled.
 // The status line and headers are the answer (an app's endpoint owes us a status code, nothing
-// more): the attempt is settled on them, and the body is not waited for. A 2xx whose body drips is
+// more): the attempt is settled on them, and the body is not waited for (only read a moment, when
+// short, to keep the connection). A 2xx whose body drips is
 // delivered, not retried as a timeout (the app would get the change twice).
 // A socket idle timeout alone would not do: a receiver that drips its head a byte a second is never idle.
 import http from 'node:http';
@@ -25,26 +26,78 @@ export interface PostOptions {
   signal?: AbortSignal;
 }
 
-export function postJson(url: URL, body: string, headers: Record<string, string>, options: PostOptions): Promise<PostResult> {
-  const transport = url.protocol === 'https:' ? https : http;
+/**
+ * The most of an answer's status line and headers read. Node's client reads 16 KiB, and a receiver
+ * whose framework sets large cookies or policies answered a 2xx past it: the attempt then failed, and
+ * the receiver, which had taken the call, got it again on every retry for a day. curl reads 100 KiB.
+ */
+const ANSWER_HEAD_MAX_BYTES = 256 * 1024;
+
+/** How a kept-alive connection the receiver closed as it was reused fails: a reset, a write to a closed socket, or Node's "socket hang up". */
+const STALE_CONNECTION_CODES: ReadonlySet<unknown> = new Set(['ECONNRESET', 'EPIPE']);
+
+export async function postJson(url: URL, body: string, headers: Record<string, string>, options: PostOptions): Promise<PostResult> {
   const host = url.hostname.replace(/^\[|\]$/g, '');
   // An address literal is dialled without a look-up, so the guard in `lookup` never sees it.
   if (isIP(host) !== 0 && !addressAllowed(options.policy, host, host)) {
-    return Promise.reject(new Error(`refused to connect to internal address ${host} (WEBHOOK_ALLOWED_TARGETS)`));
+    throw new Error(`refused to connect to internal address ${host} (WEBHOOK_ALLOWED_TARGETS)`);
   }
   const { signal } = options;
   if (signal?.aborted) {
-    return Promise.reject(abortReason(signal));
+    throw abortReason(signal);
   }
-  return new Promise((resolve, reject) => {
+  // The deadline and the caller's signal cut the exchange, both calls of it, through one signal.
+  const cut = new AbortController();
+  const deadline = setTimeout(() => cut.abort(new Error(`no complete answer within ${options.timeoutMs} ms`)), options.timeoutMs);
+  const onAbort = () => cut.abort(abortReason(signal!));
+  signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    const first = await exchange(url, body, headers, options.policy, cut.signal, undefined);
+    if ('result' in first) {
+      return first.result;
+    }
+    // A kept-alive connection the receiver closed as it was reused (its idle timeout firing as the
+    // call was written), before a byte of an answer: the receiver said nothing, so the call goes
+    // again at once, once, on a new connection, within the same deadline. Any other failure is the
+    // attempt's. Had the receiver taken the call, the repeat carries the same webhook-id.
+    if (!first.staleConnection || cut.signal.aborted) {
+      throw first.error;
+    }
+    const second = await exchange(url, body, headers, options.policy, cut.signal, false);
+    if ('result' in second) {
+      return second.result;
+    }
+    throw second.error;
+  } finally {
+    clearTimeout(deadline);
+    signal?.removeEventListener('abort', onAbort);
+  }
+}
+
+type Exchange = { result: PostResult } | { error: Error; staleConnection: boolean };
+
+/** One call on a connection of the agent (`undefined`: the shared pool; `false`: a new connection of its own). */
+function exchange(
+  url: URL,
+  body: string,
+  headers: Record<string, string>,
+  policy: TargetPolicy,
+  cut: AbortSignal,
+  agent: false | undefined,
+): Promise<Exchange> {
+  const transport = url.protocol === 'https:' ? https : http;
+  return new Promise((resolve) => {
     let settled = false;
-    const settle = (outcome: { result: PostResult } | { error: Error }) => {
+    /** Whether any byte of an answer came on the connection during this call. */
+    let answered = false;
+    const onData = () => (answered = true);
+    const settle = (outcome: Exchange) => {
       if (settled) {
         return;
       }
       settled = true;
-      clearTimeout(deadline);
-      signal?.removeEventListener('abort', onAbort);
+      cut.removeEventListener('abort', onAbort);
+      request.socket?.off('data', onData);
       if ('result' in outcome) {
         // Answered before it read all of the body: the rest is not sent. Left writing, the socket
         // Node's client has detached from a finished answer would throw the write's failure (a
@@ -52,41 +105,69 @@ export function postJson(url: URL, body: string, headers: Record<string, string>
         if (!request.writableFinished) {
           request.destroy();
         }
-        resolve(outcome.result);
       } else {
         // Destroying the request also destroys its socket and the answer being read.
         request.destroy();
-        reject(outcome.error);
       }
+      resolve(outcome);
     };
-    const onAbort = () => settle({ error: abortReason(signal!) });
+    const onAbort = () => settle({ error: cut.reason as Error, staleConnection: false });
 
     const request = transport.request(
       url,
       {
         method: 'POST',
         headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...headers },
-        lookup: guardedLookup(options.policy),
+        lookup: guardedLookup(policy),
+        agent,
+        maxHeaderSize: ANSWER_HEAD_MAX_BYTES,
       },
       (response) => {
         settle({ result: { statusCode: response.statusCode ?? 0, retryAfter: response.headers['retry-after'] } });
-        // The body is read to its end only when it came with the head (this socket read, parsed
-        // before setImmediate runs): the connection then goes back to the agent for the next
-        // delivery. Any other body (dripped, endless, 1 GB) is not worth a byte or a socket more.
-        response.on('error', () => {});
-        response.resume();
-        setImmediate(() => {
-          if (!response.complete) {
-            request.destroy();
-          }
-        });
+        readShortBody(request, response);
       },
     );
-    const deadline = setTimeout(() => settle({ error: new Error(`no complete answer within ${options.timeoutMs} ms`) }), options.timeoutMs);
-    signal?.addEventListener('abort', onAbort, { once: true });
-    request.on('error', (error) => settle({ error: worded(error) }));
+    request.on('socket', (socket) => {
+      if (!settled) {
+        socket.on('data', onData);
+      }
+    });
+    cut.addEventListener('abort', onAbort, { once: true });
+    request.on('error', (error: Error & { code?: unknown }) =>
+      settle({ error: worded(error), staleConnection: request.reusedSocket && !answered && STALE_CONNECTION_CODES.has(error.code) }),
+    );
     request.end(body);
   });
+}
+
+/** How much of an answer's body is read after its head, and for how long, to keep its connection. */
+const BODY_WAIT_BYTES = 4 * 1024;
+const BODY_WAIT_MS = 20;
+
+/**
+ * Reads an answer's body to its end when it came with the head, or is short and soon there (in the
+ * next TLS record or TCP segment): the connection then goes back to the agent for the next delivery,
+ * with no new handshake. Any other body (dripped, endless, 1 GB) is not worth a byte or a socket
+ * more: the connection is closed. The attempt was settled on the head either way.
+ */
+function readShortBody(request: http.ClientRequest, response: http.IncomingMessage): void {
+  // Decided once the socket's read under way is parsed: what came in it is read whole.
+  const drop = () =>
+    setImmediate(() => {
+      if (!response.complete) {
+        request.destroy();
+      }
+    });
+  let read = 0;
+  const wait = setTimeout(drop, BODY_WAIT_MS);
+  response.on('error', () => {});
+  response.on('data', (chunk: Buffer) => {
+    read += chunk.length;
+    if (read > BODY_WAIT_BYTES) {
+      drop();
+    }
+  });
+  response.on('close', () => clearTimeout(wait));
 }
 
 /**

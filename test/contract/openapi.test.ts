@@ -2468,21 +2468,22 @@ describe('openapi.yaml, checked against the running service', function () {
     );
 
     contractIt(
-      'every documented operation answers 431 to a request line and headers over 16 KB, 417 to an Expect other than 100-continue and 501 to a transfer coding other than chunked, as the HeadersTooLarge, ExpectationFailed and TransferCodingNotImplemented responses say',
+      'every documented operation answers 431 to a request line and headers over 16 KB, 417 to an Expect other than 100-continue, 501 to a transfer coding other than chunked and 505 to a request line of HTTP/2.0, as the HeadersTooLarge, ExpectationFailed, TransferCodingNotImplemented and HttpVersionNotSupported responses say',
       [],
       async () => {
         const components = contract.spec.components as unknown as { responses: Record<string, { content: Record<string, { schema: unknown }> }> };
-        for (const [component, status, headers] of [
-          ['HeadersTooLarge', 431, { 'X-Padding': 'a'.repeat(17 * 1024) }],
-          ['ExpectationFailed', 417, { Expect: 'x-fancy-feature', 'Content-Length': '0' }],
-          ['TransferCodingNotImplemented', 501, { 'Transfer-Encoding': 'gzip, chunked' }],
+        for (const [component, status, headers, version] of [
+          ['HeadersTooLarge', 431, { 'X-Padding': 'a'.repeat(17 * 1024) }, 'HTTP/1.1'],
+          ['ExpectationFailed', 417, { Expect: 'x-fancy-feature', 'Content-Length': '0' }, 'HTTP/1.1'],
+          ['TransferCodingNotImplemented', 501, { 'Transfer-Encoding': 'gzip, chunked' }, 'HTTP/1.1'],
+          ['HttpVersionNotSupported', 505, {}, 'HTTP/2.0'],
         ] as const) {
           const schema = contract.validator(components.responses[component]!.content['application/problem+json']!.schema);
           for (const operation of contract.operations()) {
             const [method, template] = operation.split(' ') as [Method, string];
             const where = `${component}: ${operation}`;
             const body = 'Transfer-Encoding' in headers ? '0\r\n\r\n' : '';
-            const res = parseAnswer(await rawRequest(service.url, method.toUpperCase(), template.replace(/\{[^}]+\}/g, '1'), headers, body).answer);
+            const res = parseAnswer(await rawRequest(service.url, method.toUpperCase(), template.replace(/\{[^}]+\}/g, '1'), headers, body, version).answer);
             expect(res.status, where).to.equal(status);
             expect(res.headers.get('content-type'), where).to.match(/^application\/problem\+json/);
             const problem = (await res.json()) as unknown;

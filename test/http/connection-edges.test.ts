@@ -251,6 +251,53 @@ describe('HTTP connections: bytes past a request, a client that shuts its side',
     });
   }
 
+  for (const version of ['HTTP/2.0', 'HTTP/0.9', 'HTTP/3.0', 'HTTP/1.2', 'HTTP/2', 'HTTP/1.10']) {
+    it(`when a POST /queue's request line says ${version}, then 505 problem+json, the connection closed and nothing stored`, async () => {
+      const customId = `version ${version}`;
+      const body = JSON.stringify(message({ custom_id: customId }));
+
+      const [refused, ...more] = answers(await exchange(service.url, queueRequest(body).replace(' HTTP/1.1\r\n', ` ${version}\r\n`)));
+
+      expect(refused?.status).to.equal(505);
+      expect(refused!.headers.get('connection')).to.equal('close');
+      expect(await refused!.json()).to.include({
+        type: 'https://jetpost.dev/problems/http-version-not-supported',
+        title: 'HTTP Version Not Supported',
+        status: 505,
+      });
+      expect(more).to.have.length(0);
+      expect(await jobsWith(customId)).to.equal(0);
+    });
+  }
+
+  it('when a client opens with the HTTP/2 preface (PRI * HTTP/2.0, prior knowledge), then 505 problem+json', async () => {
+    const [refused] = answers(await exchange(service.url, 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'));
+    expect(refused?.status).to.equal(505);
+    expect(await refused!.json()).to.include({ type: 'https://jetpost.dev/problems/http-version-not-supported', status: 505 });
+  });
+
+  it('when an HTTP/1.0 POST /queue comes with Transfer-Encoding: chunked, then 400 problem+json, the connection closed and nothing stored (RFC 9112 §6.1: its framing is faulty)', async () => {
+    const customId = 'http/1.0 chunked';
+    const body = JSON.stringify(message({ custom_id: customId }));
+    const chunked = `${Buffer.byteLength(body).toString(16)}\r\n${body}\r\n0\r\n\r\n`;
+    const head = queueRequest('', { 'Transfer-Encoding': 'chunked' })
+      .replace(' HTTP/1.1\r\n', ' HTTP/1.0\r\n')
+      .replace(/Content-Length: 0\r\n/, '');
+
+    const [refused, ...more] = answers(await exchange(service.url, `${head}${chunked}`));
+
+    expect(refused?.status).to.equal(400);
+    expect(refused!.headers.get('connection')).to.equal('close');
+    expect(await refused!.json()).to.include({ type: 'https://jetpost.dev/problems/malformed-request', status: 400 });
+    expect(more).to.have.length(0);
+    expect(await jobsWith(customId)).to.equal(0);
+  });
+
+  it('when a request line says HTTP/1.0, then it is served', async () => {
+    const [answer] = answers(await exchange(service.url, 'GET /healthz HTTP/1.0\r\n\r\n'));
+    expect(answer?.status).to.equal(200);
+  });
+
   it('when the headers are too large, then 431 problem+json', async () => {
     const [refused] = answers(await exchange(service.url, `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`));
     expect(refused?.status).to.equal(431);

@@ -2,6 +2,7 @@
 // answer's head (not only a silent socket), the head is the answer (a body that drips or never ends
 // is not waited for), and stop() can cut it short.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, globalAgent as httpsAgent } from 'node:https';
 import net, { type AddressInfo } from 'node:net';
 
 import { expect } from 'chai';
@@ -9,6 +10,7 @@ import { expect } from 'chai';
 import { parseTargetPolicy } from '../../src/domain/target-policy.js';
 import { postJson } from '../../src/webhooks/post.js';
 import { eventually } from '../support/service.js';
+import { TEST_TLS_CERT, TEST_TLS_KEY } from '../support/tls.js';
 
 const loopback = parseTargetPolicy('127.0.0.1');
 
@@ -139,9 +141,72 @@ describe('webhook POST', () => {
     expect(sockets.size, 'connections opened for three POSTs').to.equal(1);
   });
 
+  it("when an HTTPS receiver's short body comes in a TLS record after the head, then the connection is kept for the next POST: one handshake", async () => {
+    // Each body goes once the POST has settled on the head: a record of its own, after it.
+    const bodies: ServerResponse[] = [];
+    const tls = createHttpsServer({ key: TEST_TLS_KEY, cert: TEST_TLS_CERT }, (req, res) => {
+      req.resume();
+      req.on('end', () => {
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': 11 });
+        res.flushHeaders();
+        bodies.push(res);
+      });
+    });
+    let handshakes = 0;
+    tls.on('secureConnection', () => (handshakes += 1));
+    await new Promise<void>((resolve) => tls.listen(0, '127.0.0.1', resolve));
+    const port = (tls.address() as AddressInfo).port;
+    const url = new URL(`https://127.0.0.1:${port}/hooks`);
+    // The receiver's certificate is trusted by this test alone, and only until it ends.
+    const agentOptions = httpsAgent.options as { ca?: string };
+    agentOptions.ca = TEST_TLS_CERT;
+    try {
+      for (let call = 0; call < 3; call += 1) {
+        expect((await postJson(url, '{}', {}, { timeoutMs: 10_000, policy: loopback })).statusCode).to.equal(200);
+        const answer = bodies.shift()!;
+        const connection = answer.socket!;
+        answer.end('{"ok":true}');
+        await eventually(
+          async () =>
+            connection.destroyed || Object.values(httpsAgent.freeSockets).some((sockets) => sockets?.some((socket) => socket.remotePort === port))
+              ? true
+              : undefined,
+          10_000,
+          'the connection back in the pool, or closed',
+        );
+      }
+    } finally {
+      delete agentOptions.ca;
+      tls.closeAllConnections();
+      await new Promise((resolve) => tls.close(resolve));
+    }
+
+    expect(handshakes, 'TLS handshakes for three POSTs').to.equal(1);
+  });
+
+  for (const [what, headers] of [
+    ['one header of 20 KB', `x-big: ${'a'.repeat(20_000)}\r\n`],
+    ['100 headers of 1 KB', Array.from({ length: 100 }, (_, index) => `x-cookie-${index}: ${'a'.repeat(1_000)}\r\n`).join('')],
+  ] as const) {
+    it(`when the receiver answers 2xx with ${what} (past Node's 16 KiB), then its status counts: it took the call, and is not sent it again`, async () => {
+      const hook = await receiver((res) => {
+        res.socket!.end(`HTTP/1.1 200 OK\r\n${headers}content-length: 0\r\n\r\n`);
+      });
+
+      const result = await postJson(hook.url, '{}', {}, { timeoutMs: 10_000, policy: loopback });
+
+      expect(result.statusCode).to.equal(200);
+    });
+  }
+
   for (const [what, answer, wording] of [
     ['closes part-way through its status line and headers', 'HTTP/1.1 200 OK\r\nContent-', 'the receiver closed the connection before it answered'],
     ['answers bytes that are not HTTP', 'NOT HTTP AT ALL\r\n\r\n', "the receiver's answer is not valid HTTP/1.1"],
+    [
+      'answers a head over 256 KiB',
+      `HTTP/1.1 200 OK\r\nx-big: ${'a'.repeat(300 * 1024)}\r\n\r\n`,
+      "the receiver's answer is not valid HTTP/1.1 (Parse Error: Header overflow)",
+    ],
   ] as const) {
     it(`when the receiver ${what}, then the error says so in words, not as Node's bare "aborted" or "Parse Error"`, async () => {
       const hook = await receiver((res) => {
@@ -192,6 +257,94 @@ describe('webhook POST', () => {
     }
   });
 
+  describe('on a kept-alive connection the receiver closes as it is reused', () => {
+    /** A receiver answering 204 to each call but those `drop` picks (by the call's number on its connection, 1 first), which it ends with `ending`. */
+    async function closing(
+      drop: (callOnConnection: number, connection: number) => boolean,
+      ending: string,
+    ): Promise<{ url: URL; calls: Array<[number, number]> }> {
+      const calls: Array<[number, number]> = [];
+      const connections = new Map<unknown, number>();
+      const perConnection = new Map<unknown, number>();
+      server = createServer((req, res) => {
+        req.resume();
+        req.on('end', () => {
+          const connection = connections.get(req.socket) ?? connections.size + 1;
+          connections.set(req.socket, connection);
+          const call = (perConnection.get(req.socket) ?? 0) + 1;
+          perConnection.set(req.socket, call);
+          calls.push([connection, call]);
+          if (drop(call, connection)) {
+            req.socket.end(ending);
+          } else {
+            res.writeHead(204).end();
+          }
+        });
+      });
+      await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+      return { url: new URL(`http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`), calls };
+    }
+
+    it('when nothing of an answer came, then the call goes again at once on a new connection, once, and its answer counts', async () => {
+      const hook = await closing((call) => call === 2, '');
+
+      const first = await postJson(hook.url, '{}', {}, { timeoutMs: 10_000, policy: loopback });
+      const second = await postJson(hook.url, '{}', {}, { timeoutMs: 10_000, policy: loopback });
+
+      expect([first.statusCode, second.statusCode]).to.deep.equal([204, 204]);
+      expect(hook.calls, '[connection, call on it]').to.deep.equal([
+        [1, 1],
+        [1, 2],
+        [2, 1],
+      ]);
+    });
+
+    it('when the new connection is closed too, then the attempt fails: one call again, no more', async () => {
+      const hook = await closing((call, connection) => connection > 1 || call === 2, '');
+
+      await postJson(hook.url, '{}', {}, { timeoutMs: 10_000, policy: loopback });
+      const error = await postJson(hook.url, '{}', {}, { timeoutMs: 10_000, policy: loopback }).then(
+        () => undefined,
+        (reason: unknown) => reason as Error,
+      );
+
+      expect(error?.message).to.contain('the receiver closed the connection before it answered');
+      expect(hook.calls).to.deep.equal([
+        [1, 1],
+        [1, 2],
+        [2, 1],
+      ]);
+    });
+
+    it('when part of an answer came before the close, then the call is not made again', async () => {
+      const hook = await closing((call) => call === 2, 'HTTP/1.1 200 OK\r\nContent-');
+
+      await postJson(hook.url, '{}', {}, { timeoutMs: 10_000, policy: loopback });
+      const error = await postJson(hook.url, '{}', {}, { timeoutMs: 10_000, policy: loopback }).then(
+        () => undefined,
+        (reason: unknown) => reason as Error,
+      );
+
+      expect(error?.message).to.contain('the receiver closed the connection before it answered');
+      expect(hook.calls).to.deep.equal([
+        [1, 1],
+        [1, 2],
+      ]);
+    });
+
+    it('when a new connection is closed before an answer, then the call is not made again', async () => {
+      const hook = await closing(() => true, '');
+
+      const error = await postJson(hook.url, '{}', {}, { timeoutMs: 10_000, policy: loopback }).then(
+        () => undefined,
+        (reason: unknown) => reason as Error,
+      );
+
+      expect(error?.message).to.contain('the receiver closed the connection before it answered');
+      expect(hook.calls).to.deep.equal([[1, 1]]);
+    });
+  });
+
   it('when the signal aborts the exchange (shutdown), then it ends at once with the reason, not as an answer', async () => {
     // Reads the call and never answers.
     const hook = await receiver(() => {});
@@ -204,6 +357,46 @@ describe('webhook POST', () => {
     );
 
     expect(error?.message).to.contain('jetpost is stopping');
+  });
+
+  it('when the receiver answers 307 to an internal address, then the 307 is the answer: the redirect is not followed', async () => {
+    const inside = createServer((_req, res) => res.writeHead(200).end());
+    let reached = 0;
+    inside.on('request', () => (reached += 1));
+    await new Promise<void>((resolve) => inside.listen(0, '127.0.0.1', resolve));
+    try {
+      const hook = await receiver((res) => res.writeHead(307, { location: `http://127.0.0.1:${(inside.address() as AddressInfo).port}/admin` }).end());
+
+      const result = await postJson(hook.url, '{}', {}, { timeoutMs: 10_000, policy: loopback });
+
+      expect(result.statusCode).to.equal(307);
+      expect(reached, 'requests at the redirect target').to.equal(0);
+    } finally {
+      inside.closeAllConnections();
+      await new Promise((resolve) => inside.close(resolve));
+    }
+  });
+
+  it('when the receiver accepts the connection and never reads, then a call larger than the socket buffers is cut at the deadline', async () => {
+    const sockets: net.Socket[] = [];
+    const deaf = net.createServer((socket) => {
+      socket.pause();
+      sockets.push(socket);
+    });
+    await new Promise<void>((resolve) => deaf.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = new URL(`http://127.0.0.1:${(deaf.address() as AddressInfo).port}/hooks`);
+
+      const error = await postJson(url, JSON.stringify({ x: 'y'.repeat(5_000_000) }), {}, { timeoutMs: 1_500, policy: loopback }).then(
+        () => undefined,
+        (reason: unknown) => reason as Error,
+      );
+
+      expect(error?.message).to.contain('no complete answer within 1500 ms');
+    } finally {
+      sockets.forEach((socket) => socket.destroy());
+      await new Promise((resolve) => deaf.close(resolve));
+    }
   });
 
   it('when a host name resolves to an internal address at delivery time, then it is not dialled', async () => {

@@ -271,6 +271,31 @@ describe('webhooks', () => {
     }
   });
 
+  it('when the secret is rotated many times within the overlap (hourly, kept 7 days), then the 10 newest previous secrets sign next to the current one, not every one', async () => {
+    mockMailjetSend();
+    const hook = await receiver(0);
+    server = hook.server;
+    service = await startTestService({ env: { WEBHOOK_ALLOWED_TARGETS: '127.0.0.1' } });
+    const secrets = [(await setWebhook(hook.url)).secret];
+    // 168 rotations a week made a webhook-signature of 8 KB, past what an nginx in front of a receiver reads in a header line.
+    for (let rotation = 0; rotation < 15; rotation += 1) {
+      secrets.push(await rotateSecret(7 * 24 * 3600));
+    }
+
+    const shown = (await (await service.request('GET', `/admin/apps/${await appName()}/webhook`, { key: ADMIN_KEY })).json()) as {
+      previous_secrets: Array<{ secret: string }>;
+    };
+    expect(shown.previous_secrets.map((previous) => previous.secret)).to.deep.equal(secrets.slice(-11, -1).reverse());
+    await sentMessage('many@example.com');
+    const accepted = await delivered(hook, 'accepted');
+    expect(accepted.headers['webhook-signature']!.split(' ')).to.have.length(11);
+    const verify = await readmeSnippet();
+    expect(secrets.map((secret) => verifies(verify, secret, accepted.body, accepted.headers))).to.deep.equal([
+      ...Array(5).fill(false),
+      ...Array(11).fill(true),
+    ]);
+  });
+
   it('when the app subscribes to some event types, then only changes of those types are delivered; the feed still has every change', async () => {
     mockMailjetSend();
     const hook = await receiver(0);

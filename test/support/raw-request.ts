@@ -9,8 +9,11 @@ export interface RawRequest {
   answer: Promise<string>;
 }
 
-/** Writes the request's head (`Host` and `Connection: close` added) and `body`, the first part of its body (more may follow on `socket`). */
-export function rawRequest(url: string, method: string, path: string, headers: Record<string, string>, body = ''): RawRequest {
+/**
+ * Writes the request's head (`Host` and `Connection: close` added; its request line says `version`)
+ * and `body`, the first part of its body (more may follow on `socket`).
+ */
+export function rawRequest(url: string, method: string, path: string, headers: Record<string, string>, body = '', version = 'HTTP/1.1'): RawRequest {
   const { port } = new URL(url);
   const socket = net.connect(Number(port), '127.0.0.1');
   const chunks: Buffer[] = [];
@@ -18,7 +21,7 @@ export function rawRequest(url: string, method: string, path: string, headers: R
   const answer = new Promise<string>((resolve) => socket.on('close', () => resolve(Buffer.concat(chunks).toString('utf8'))));
   socket.on('error', () => {});
   const lines = Object.entries({ Host: 'jetpost.test', ...headers, Connection: 'close' }).map(([name, value]) => `${name}: ${value}\r\n`);
-  socket.write(`${method} ${path} HTTP/1.1\r\n${lines.join('')}\r\n${body}`);
+  socket.write(`${method} ${path} ${version}\r\n${lines.join('')}\r\n${body}`);
   return { socket, answer };
 }
 
