@@ -370,7 +370,9 @@ export interface paths {
          * The Redoc bundle /docs loads
          * @description Redoc's standalone bundle from the `redoc` npm package, with one change: the Redocly logo at
          *     the foot of the sidebar, which the bundle would load from Redocly's CDN, is a blank image
-         *     here. Cached for an hour.
+         *     here. Cached for an hour, with an `ETag` a browser may send back in `If-None-Match`. This is
+         *     the only answer of jetpost that can be a `304`: every other read answers in full, whatever
+         *     conditional headers come with it.
          */
         get: operations["apiReferenceScript"];
         put?: never;
@@ -1582,7 +1584,7 @@ export interface components {
             };
         };
         FieldError: {
-            /** @description Dot-separated path of the bad field (`messages.0.to.1.email`), a header name (`Idempotency-Key`), or `''` for the whole body. */
+            /** @description Dot-separated path of the bad field (`messages.0.to.1.email`), a query or path parameter (`custom_id`, `job_id`), a header name (`Idempotency-Key`), or `''` for the whole body. */
             path: string;
             message: string;
         };
@@ -2486,11 +2488,20 @@ export interface operations {
             /** @description The script. */
             200: {
                 headers: {
+                    /** @description The bundle's entity tag. */
+                    ETag: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "text/javascript": string;
                 };
+            };
+            /** @description Not modified, without a body. `If-None-Match` named the bundle's `ETag`, or was `*`. */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };

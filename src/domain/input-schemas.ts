@@ -171,13 +171,18 @@ export const plainIssueMessage: z.core.$ZodErrorMap = (issue) => {
 
 /**
  * The input as `schema` reads it, or a ValidationError listing every problem: the schema's, and any
- * text (at any depth, in keys too) that PostgreSQL could not store exactly.
+ * text (at any depth, in keys too) that PostgreSQL could not store exactly. `name` is where a lone
+ * value sits (a path parameter, `job_id`): each problem's path starts with it, as a field's does.
  */
-export function parseOrThrow<T>(schema: z.ZodType<T>, input: unknown, what: string): T {
+export function parseOrThrow<T>(schema: z.ZodType<T>, input: unknown, what: string, name?: string): T {
   const unstorable = findUnstorableText(input);
   const parsed = schema.safeParse(input, { error: plainIssueMessage });
   if (!parsed.success || unstorable.length > 0) {
-    throw new ValidationError(`the ${what} is not valid: see errors`, [...unstorable, ...(parsed.success ? [] : toFieldErrors(parsed.error))]);
+    const problems = [...unstorable, ...(parsed.success ? [] : toFieldErrors(parsed.error))];
+    throw new ValidationError(
+      `the ${what} is not valid: see errors`,
+      name === undefined ? problems : problems.map(({ path, message }) => ({ path: path === '' ? name : `${name}.${path}`, message })),
+    );
   }
   return parsed.data;
 }

@@ -690,8 +690,9 @@ export function createQueueRequestParser(now: () => Date): QueueRequestParser {
 /** The parser on the system clock (the service's routes get theirs from createApp's `now`). */
 export const parseQueueRequest: QueueRequestParser = createQueueRequestParser(() => new Date());
 
+/** The path parameter job_id. */
 export function parseJobId(value: unknown): string {
-  return parseOrThrow(jobIdSchema, value, 'job id');
+  return parseOrThrow(jobIdSchema, value, 'job id', 'job_id');
 }
 
 /** A feed position: `<transaction id>.<change id>`; empty or `0` is the beginning. */
