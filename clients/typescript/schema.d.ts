@@ -39,7 +39,9 @@ export interface paths {
          *
          *     **Sizes.** The body is limited to `QUEUE_BODY_LIMIT` bytes (default 20 MB). `html` and
          *     `text` are at most 5 MiB (5,242,880 bytes of UTF-8) each, `metadata` 8 KiB and `variables`
-         *     64 KiB as JSON, both nesting at most 32 levels of objects and arrays (`400` beyond). Each
+         *     64 KiB as JSON, both nesting at most 32 levels of objects and arrays (`400` beyond). No
+         *     object of the body may have more than 16,384 fields, which no valid message has: a `400`
+         *     naming it is the whole answer, given before the rest of the body is read. Each
          *     whole message is at most **14 MiB (14,680,064 bytes) as sent to Mailjet**: its JSON in the
          *     Send API call, attachments base64-encoded as given, text escaped as JSON, with its
          *     addresses, headers, variables and CustomID (Mailjet refuses requests above about 15 MB). A
