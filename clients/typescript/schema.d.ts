@@ -116,14 +116,18 @@ export interface paths {
         };
         /**
          * Many jobs at once (by ids or custom_id), or the changes feed (after)
-         * @description Give **exactly one** of `ids`, `custom_id` or `after`; `limit` goes with `after` only. Any
-         *     other combination, or any other query parameter, is a `400`.
+         * @description Give **exactly one** of `ids`, `custom_id` or `after`; `limit` goes with `after` only, and
+         *     `after_job_id` with `custom_id` only. Any other combination, or any other query parameter, is
+         *     a `400`.
          *
          *     **Look-up** (`ids` or `custom_id`): answers a `JobList`, the calling app's jobs that match,
          *     ordered by job id; ids that do not exist (or belong to another app) are simply absent, so
          *     `jobs` may be empty. A `custom_id` look-up answers at most 100 jobs (several jobs may share a
          *     `custom_id`): all of them up to 100, and past that the 100 with the lowest job ids, with
-         *     `truncated: true`, so that a `custom_id` absent from `jobs` is not read as one without jobs.
+         *     `truncated: true`, so that a `custom_id` absent from `jobs` is not read as one without jobs,
+         *     and a `next_after_job_id`: the same look-up with `after_job_id` set to it answers the next
+         *     100, and so on until `truncated` is `false` (and `next_after_job_id` null). A job stored
+         *     meanwhile with one of those `custom_id` values has a higher id: it is on a later page.
          *
          *     **Size.** The events of all the jobs of one answer hold at most 2 MiB (of JSON, about): when
          *     the jobs' latest events (up to 100 each) come to more, every job keeps its latest, taken in
@@ -1421,12 +1425,17 @@ export interface components {
         JobList: {
             jobs: components["schemas"]["Job"][];
             /**
-             * @description `true` when more than 100 jobs have the `custom_id` values looked up: `jobs` holds the
-             *     100 with the lowest job ids, and a `custom_id` may have none of its jobs among them. Look
-             *     up fewer `custom_id` values at once; of one `custom_id` shared by more than 100 jobs, only
-             *     its first 100 can be read this way. Always `false` for a look-up by `ids`.
+             * @description `true` when more than 100 jobs have the `custom_id` values looked up (after
+             *     `after_job_id`, if given): `jobs` holds the 100 with the lowest job ids, and a
+             *     `custom_id` may have none of its jobs among them; read on with `next_after_job_id`.
+             *     Always `false` for a look-up by `ids`.
              */
             truncated: boolean;
+            /**
+             * @description When `truncated`, the id of the last job of `jobs`: pass it as `after_job_id` with the same
+             *     `custom_id` values for the next page. Null otherwise (the look-up is complete).
+             */
+            next_after_job_id: components["schemas"]["JobId"] | null;
         };
         /** @description One recipient of a job, with its own Mailjet MessageID and status. */
         Recipient: {
@@ -2213,6 +2222,12 @@ export interface operations {
                  * @example 0
                  */
                 after?: components["schemas"]["FeedCursorParameter"];
+                /**
+                 * @description With `custom_id` only (else `400`): only jobs with a higher id, for the next page of a
+                 *     look-up: the previous answer's `next_after_job_id`. Give it once.
+                 * @example 1142
+                 */
+                after_job_id?: components["schemas"]["JobId"];
                 /**
                  * @description With `after` only (else `400`): at most this many changes, 1–1000 (default 100).
                  * @example 100

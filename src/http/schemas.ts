@@ -770,19 +770,29 @@ const statusLookup = z
           .max(LIMITS.statusLookupIds, `at most ${LIMITS.statusLookupIds} custom_id values (the parameter repeated: custom_id=a&custom_id=b)`),
       )
       .optional(),
+    after_job_id: jobIdSchema.optional(),
   })
   .refine((query) => [query.ids, query.custom_id, query.after].filter((given) => given !== undefined).length === 1, {
     message: 'give one of ids (comma-separated job ids), custom_id, or after (a feed cursor)',
     path: ['ids'],
   })
-  .refine((query) => query.limit === undefined || query.after !== undefined, { message: 'limit goes with after', path: ['limit'] });
+  .refine((query) => query.limit === undefined || query.after !== undefined, { message: 'limit goes with after', path: ['limit'] })
+  .refine((query) => query.after_job_id === undefined || query.custom_id !== undefined, {
+    message: 'after_job_id goes with custom_id: the next_after_job_id of the page before',
+    path: ['after_job_id'],
+  });
 
-export type StatusLookup = { kind: 'ids'; ids: string[] } | { kind: 'custom-ids'; customIds: string[] } | { kind: 'feed'; after: FeedCursor; limit: number };
+export type StatusLookup =
+  | { kind: 'ids'; ids: string[] }
+  | { kind: 'custom-ids'; customIds: string[]; afterJobId: string | undefined }
+  | { kind: 'feed'; after: FeedCursor; limit: number };
 
 export function parseStatusLookup(query: unknown): StatusLookup {
   const parsed = parseOrThrow(statusLookup, query, 'query');
   if (parsed.after !== undefined) {
     return { kind: 'feed', after: parsed.after, limit: parsed.limit ?? 100 };
   }
-  return parsed.ids !== undefined ? { kind: 'ids', ids: parsed.ids } : { kind: 'custom-ids', customIds: parsed.custom_id ?? [] };
+  return parsed.ids !== undefined
+    ? { kind: 'ids', ids: parsed.ids }
+    : { kind: 'custom-ids', customIds: parsed.custom_id ?? [], afterJobId: parsed.after_job_id };
 }

@@ -107,8 +107,11 @@ export interface JobService {
   replay(appId: string, jobs: readonly NewJob[], idempotencyKey: string, keyId?: string): Promise<EnqueueResult | undefined>;
   cancel(appId: string, jobId: string): Promise<JobRow>;
   view(appId: string, jobIds: readonly string[]): Promise<JobView[]>;
-  /** The jobs with these custom_ids, the `limit` lowest ids; `truncated` when more share them. */
-  viewByCustomId(appId: string, customIds: readonly string[], limit: number): Promise<{ views: JobView[]; truncated: boolean }>;
+  /**
+   * The jobs with these custom_ids and an id above `afterId` (the last of the page before; none: from
+   * the first), the `limit` lowest ids; `truncated` when more share them.
+   */
+  viewByCustomId(appId: string, customIds: readonly string[], limit: number, afterId?: string): Promise<{ views: JobView[]; truncated: boolean }>;
   /** The app's status changes after `after`, oldest first, at most `limit` and FEED_PAGE_BYTES (see readFeed: none is ever skipped). */
   changes(appId: string, after: FeedCursor, limit: number): Promise<FeedPage>;
 }
@@ -334,9 +337,9 @@ export function createJobService({
       return loadViews(pool, await findJobs(pool, appId, jobIds));
     },
 
-    async viewByCustomId(appId, customIds, limit) {
+    async viewByCustomId(appId, customIds, limit, afterId) {
       // One more than answered: whether the answer leaves some out, which the app could not tell from it.
-      const found = await findJobsByCustomId(pool, appId, customIds, limit + 1);
+      const found = await findJobsByCustomId(pool, appId, customIds, limit + 1, afterId);
       return { views: await loadViews(pool, found.slice(0, limit)), truncated: found.length > limit };
     },
 

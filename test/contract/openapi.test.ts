@@ -1007,28 +1007,43 @@ describe('openapi.yaml, checked against the running service', function () {
       const two = await api('get', '/status', { path: '/status?custom_id=lookup-a&custom_id=lookup-b&custom_id=nothing' });
       expect((two.body as { jobs: unknown[] }).jobs).to.have.length(2);
       const none = await api('get', '/status', { path: '/status?custom_id=nothing' });
-      expect(none.body).to.deep.equal({ jobs: [], truncated: false });
+      expect(none.body).to.deep.equal({ jobs: [], truncated: false, next_after_job_id: null });
     });
 
-    contractIt('200: a custom_id look-up that more than 100 jobs match says it is truncated', ['get /status 200'], async () => {
-      const app = await makeApp(service.db.pool);
-      const sendAt = new Date(Date.parse(inDays(1)));
-      for (let i = 0; i < 101; i += 1) {
-        await makeJob(service.db.pool, { appId: app.id, customId: 'shared', sendAt });
-      }
-      const alone = await makeJob(service.db.pool, { appId: app.id, customId: 'alone', sendAt });
-      const both = await api('get', '/status', { path: '/status?custom_id=shared&custom_id=alone', key: app.key });
-      const list = both.body as { jobs: Array<{ job_id: string; custom_id: string }>; truncated: boolean };
-      expect(list.jobs).to.have.length(100);
-      expect(list.jobs.map((job) => job.custom_id)).to.not.include('alone');
-      expect(list.truncated).to.equal(true);
-      const one = (await api('get', '/status', { path: '/status?custom_id=alone', key: app.key })).body as {
-        jobs: Array<{ job_id: string }>;
-        truncated: boolean;
-      };
-      expect(one).to.deep.include({ truncated: false });
-      expect(one.jobs.map((job) => job.job_id)).to.deep.equal([alone]);
-    });
+    contractIt(
+      '200: a custom_id look-up that more than 100 jobs match says it is truncated, and after_job_id reads the rest page by page',
+      ['get /status 200'],
+      async () => {
+        const app = await makeApp(service.db.pool);
+        const sendAt = new Date(Date.parse(inDays(1)));
+        const shared: string[] = [];
+        for (let i = 0; i < 250; i += 1) {
+          shared.push(await makeJob(service.db.pool, { appId: app.id, customId: 'shared', sendAt }));
+        }
+        const alone = await makeJob(service.db.pool, { appId: app.id, customId: 'alone', sendAt });
+        type List = { jobs: Array<{ job_id: string; custom_id: string }>; truncated: boolean; next_after_job_id: string | null };
+        const both = (await api('get', '/status', { path: '/status?custom_id=shared&custom_id=alone', key: app.key })).body as List;
+        expect(both.jobs).to.have.length(100);
+        expect(both.jobs.map((job) => job.custom_id)).to.not.include('alone');
+        expect(both).to.deep.include({ truncated: true, next_after_job_id: shared[99] });
+        // Page by page, as an app reads them all: every job once, in id order, the last page complete.
+        const read: string[] = [];
+        let page: List = both;
+        for (;;) {
+          read.push(...page.jobs.map((job) => job.job_id));
+          if (page.next_after_job_id === null) {
+            break;
+          }
+          const path = `/status?custom_id=shared&custom_id=alone&after_job_id=${page.next_after_job_id}`;
+          page = (await api('get', '/status', { path, key: app.key })).body as List;
+        }
+        expect(page.truncated).to.equal(false);
+        expect(read).to.deep.equal([...shared, alone]);
+        const one = (await api('get', '/status', { path: '/status?custom_id=alone', key: app.key })).body as List;
+        expect(one).to.deep.include({ truncated: false, next_after_job_id: null });
+        expect(one.jobs.map((job) => job.job_id)).to.deep.equal([alone]);
+      },
+    );
 
     contractIt('400: neither, both, an unknown parameter, a bad id, 101 ids, ids given twice', ['get /status 400'], async () => {
       const ids = Array.from({ length: 101 }, (_, i) => i + 1).join(',');
@@ -1042,6 +1057,12 @@ describe('openapi.yaml, checked against the running service', function () {
         '?ids=1&ids=2',
         '?ids=,',
         '?custom_id=',
+        '?ids=1&after_job_id=1',
+        '?after=0&after_job_id=1',
+        '?after_job_id=1',
+        '?custom_id=a&after_job_id=0',
+        '?custom_id=a&after_job_id=x',
+        '?custom_id=a&after_job_id=1&after_job_id=2',
       ]) {
         const { res } = await api('get', '/status', { path: `/status${query}` });
         expect(res.status, query).to.equal(400);

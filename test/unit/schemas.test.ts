@@ -314,8 +314,12 @@ describe('parseStatusLookup', () => {
   });
 
   it('when custom_id is one value or a repeated parameter, then it becomes a list', () => {
-    expect(parseStatusLookup({ custom_id: 'order-17' })).to.deep.equal({ kind: 'custom-ids', customIds: ['order-17'] });
-    expect(parseStatusLookup({ custom_id: ['order-17', 'order-18'] })).to.deep.equal({ kind: 'custom-ids', customIds: ['order-17', 'order-18'] });
+    expect(parseStatusLookup({ custom_id: 'order-17' })).to.deep.equal({ kind: 'custom-ids', customIds: ['order-17'], afterJobId: undefined });
+    expect(parseStatusLookup({ custom_id: ['order-17', 'order-18'], after_job_id: '42' })).to.deep.equal({
+      kind: 'custom-ids',
+      customIds: ['order-17', 'order-18'],
+      afterJobId: '42',
+    });
   });
 
   it('when custom_id is repeated more than 100 times, then the refusal says at most 100, not that no form matches', () => {
