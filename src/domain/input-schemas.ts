@@ -11,8 +11,12 @@ import { JOB_STATUSES } from './status.js';
 import { CHANGE_TYPES } from './status-change.js';
 import { DELIVERY_STATUSES } from './webhook-delivery.js';
 
-/** CR, LF and other control characters would let a value start a new header line. */
-export const NO_CONTROL = /^[^\p{Cc}]*$/u;
+/**
+ * CR, LF and other control characters would let a value start a new header line. So may U+2028 and
+ * U+2029, Unicode's line and paragraph separators, which JavaScript and other readers of mail and
+ * logs take for line breaks: they are no control characters (\p{Cc}), and are named apart.
+ */
+export const NO_CONTROL = /^[^\p{Cc}\u2028\u2029]*$/u;
 export const noControl = (max: number) => z.string().max(max).regex(NO_CONTROL, 'must not contain line breaks or control characters');
 
 /** An address as RFC 5321/6531 and Mailjet accept it (email-address.ts). */

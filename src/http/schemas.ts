@@ -766,7 +766,15 @@ const statusLookup = z
       .preprocess(
         (value) => (value === undefined || Array.isArray(value) ? value : [value]),
         z
-          .array(noControl(LIMITS.customIdLength).min(1))
+          // Without noControl's refusal of U+2028 and U+2029 (a header's concern): a custom_id stored
+          // with one before it was refused can still be looked up.
+          .array(
+            z
+              .string()
+              .min(1)
+              .max(LIMITS.customIdLength)
+              .regex(/^[^\p{Cc}]*$/u, 'must not contain control characters'),
+          )
           .max(LIMITS.statusLookupIds, `at most ${LIMITS.statusLookupIds} custom_id values (the parameter repeated: custom_id=a&custom_id=b)`),
       )
       .optional(),

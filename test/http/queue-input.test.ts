@@ -220,6 +220,35 @@ describe('POST /queue: input that must be stored exactly or refused with a 4xx',
     });
   });
 
+  describe('line breaks in one-line fields (header injection)', () => {
+    it('when a subject, a name, a header value, a campaign, a custom_id, a monitoring category or a filename holds U+2028 or U+2029, then 400 names it, and nothing is stored', async () => {
+      const before = await jobCount();
+      const attachment = { filename: 'a.txt', content_type: 'text/plain', content: 'aGk=' };
+      for (const separator of ['\u2028', '\u2029']) {
+        const line = `Hi${separator}Bcc: victim@example.com`;
+        for (const [extra, path] of [
+          [{ subject: line }, 'subject'],
+          [{ from: { email: 'app@example.com', name: line } }, 'from.name'],
+          [{ reply_to: { email: 'r@example.com', name: line } }, 'reply_to.name'],
+          [{ to: [{ email: 'a@example.com', name: line }] }, 'to.0.name'],
+          [{ headers: { 'X-Tag': line } }, 'headers.X-Tag'],
+          [{ campaign: line }, 'campaign'],
+          [{ custom_id: line }, 'custom_id'],
+          [{ monitoring_category: line }, 'monitoring_category'],
+          [{ attachments: [{ ...attachment, filename: line }] }, 'attachments.0.filename'],
+        ] as const) {
+          const answer = await post({ ...MINIMAL, ...extra });
+          expect(answer.status, path).to.equal(400);
+          expect((answer.json as Problem).errors, path).to.deep.equal([{ path, message: 'must not contain line breaks or control characters' }]);
+        }
+      }
+      expect(await jobCount()).to.equal(before);
+      // A custom_id stored with one before they were refused can still be looked up.
+      const lookUp = await service.request('GET', `/status?custom_id=${encodeURIComponent('a\u2028b')}`);
+      expect(lookUp.status).to.equal(200);
+    });
+  });
+
   describe('objects with more fields than any valid message has', () => {
     const fields = (count: number) => Object.fromEntries(Array.from({ length: count }, (_, index) => [`f${index}`, 1]));
 
