@@ -955,7 +955,10 @@ export interface components {
             html?: string;
             /** @description A Mailjet template id (Mailjet's `TemplateID`). */
             template_id?: number;
-            /** @description Mailjet's `TemplateLanguage` (process the template language); on by default when `variables` are given. */
+            /**
+             * @description Mailjet's `TemplateLanguage` (process the template language, `{{var:name}}`, in the template or in
+             *     `text` and `html`); on by default when `variables` are given.
+             */
             template_language?: boolean;
             /**
              * @description Template variables (Mailjet's `Variables`); a JSON object of at most 64 KiB (65536 bytes)
