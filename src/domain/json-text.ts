@@ -156,6 +156,22 @@ export function findUnstorableText(value: unknown): FieldError[] {
 }
 
 /**
+ * Whether findUnstorableText would find nothing in `value` and no object of it has more than
+ * `maxKeys` fields: one walk, which stops at the first of either (the quick read of a request body).
+ */
+export function isStorableWithin(value: unknown, maxKeys: number): boolean {
+  let clean = true;
+  walkJson(
+    value,
+    MAX_TEXT_DEPTH,
+    (text, isKey) => (clean = (isKey ? unstorableKeyProblem(text as string) : unstorableTextProblem(text as string)) === undefined),
+    false,
+    (count, isArray) => (clean = isArray || count <= maxKeys),
+  );
+  return clean;
+}
+
+/**
  * Why a number JSON.parse read cannot be given back as it was sent, or undefined. JSON.parse reads
  * numbers as doubles: one beyond a double's range (1e400) is Infinity, which JSON and jsonb write as
  * null, and a whole number beyond 2^53 loses its last digits (12345678901234567890 comes back as

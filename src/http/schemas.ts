@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { addressKey, emailAddressProblem } from '../domain/email-address.js';
 import { AppError, type FieldError, ValidationError } from '../domain/errors.js';
 import { emailSchema, jobIdSchema, NO_CONTROL, noControl, pageLimitSchema, parseOrThrow, plainIssueMessage, toFieldErrors } from '../domain/input-schemas.js';
-import { findInexactNumber, findOversizedJson, findUnstorableText, type JsonBounds } from '../domain/json-text.js';
+import { findInexactNumber, findOversizedJson, findUnstorableText, isStorableWithin, type JsonBounds } from '../domain/json-text.js';
 import { FORBIDDEN_HEADERS, MAX_MESSAGE_BYTES, queuedMessageBytes, queuedMessageBytesAtMost } from '../domain/mailjet-payload.js';
 import { type MessageContent, type NewJob, type Recipient, TRACKING_VALUES } from '../domain/message.js';
 import type { FeedCursor } from '../domain/status-change.js';
@@ -44,8 +44,8 @@ export const LIMITS = {
 } as const;
 
 /**
- * The fields no object of a valid POST /queue body exceeds, counted before anything else reads it:
- * past them, the schemas would spend their time on what is refused anyway (1 to 2 s for zod to list
+ * The fields no object of a valid POST /queue body exceeds, counted by the quick read's first walk
+ * and before the schemas read a body: past them, the schemas would spend their time on what is refused anyway (1 to 2 s for zod to list
  * 300,000 unknown fields). Variables hold the largest objects: within LIMITS.variablesBytes, a field
  * takes 4 bytes or more (`"":0`). Lists and depth are left to the schemas, which check a list's
  * length before its items and walk no deeper than the nesting they allow (metadata, variables).
@@ -620,7 +620,7 @@ const IDEMPOTENCY_KEY_FIELD: ReadonlySet<string> = new Set(['idempotency_key']);
 
 /** The body read in one pass when every part of it is plainly valid; undefined sends it to the schemas. */
 function readQuickly(body: object, check: MessageCheck): QueueBody | undefined {
-  if (findUnstorableText(body).length > 0) {
+  if (!isStorableWithin(body, QUEUE_BODY_BOUNDS.keys)) {
     return undefined;
   }
   let bodyKey: string | undefined;
@@ -662,6 +662,20 @@ export function queueBodyReaders(now: (() => Date) | undefined): { quick(body: o
   return { quick: (body) => readQuickly(body, check), withSchemas: (body) => readWithSchemas(body, schemas) };
 }
 
+/**
+ * The body, unless an object of it has more fields than QUEUE_BODY_BOUNDS allow: refused then, before
+ * the schemas read it. (The quick read, which every valid body passes, counts them in its first walk.)
+ */
+function withinBounds(body: object): object {
+  const oversized = findOversizedJson(body, QUEUE_BODY_BOUNDS);
+  if (oversized?.over === 'fields') {
+    throw new ValidationError('the request is larger than any valid one can be, and was not read further: see errors', [
+      { path: oversized.path.join('.'), message: `has ${oversized.count} fields: no object of a valid message has more than ${QUEUE_BODY_BOUNDS.keys}` },
+    ]);
+  }
+  return body;
+}
+
 /** Parses one message, or {"messages": [...]}; the Idempotency-Key header and body field must agree. */
 export function createQueueRequestParser(now: () => Date): QueueRequestParser {
   const readers = queueBodyReaders(now);
@@ -669,7 +683,7 @@ export function createQueueRequestParser(now: () => Date): QueueRequestParser {
   /** The body read, or the refusal of its send_at and the body read without the window (undefined: no window problem alone). */
   function read(body: object): { read: QueueBody; refusal?: ValidationError } {
     try {
-      return { read: readers.quick(body) ?? readers.withSchemas(body) };
+      return { read: readers.quick(body) ?? readers.withSchemas(withinBounds(body)) };
     } catch (error) {
       // The window moves with the clock: a retry of a stored request may be outside it now, and is
       // still answered its jobs (services/jobs.ts replay). Any other problem is refused as it is.
@@ -683,15 +697,6 @@ export function createQueueRequestParser(now: () => Date): QueueRequestParser {
     if (typeof body !== 'object' || body === null || Array.isArray(body)) {
       throw new ValidationError('the request body must be a JSON object: one message, or {"messages": [...]}', [
         { path: '', message: 'expected a JSON object' },
-      ]);
-    }
-    const oversized = findOversizedJson(body, QUEUE_BODY_BOUNDS);
-    if (oversized?.over === 'fields') {
-      throw new ValidationError('the request is larger than any valid one can be, and was not read further: see errors', [
-        {
-          path: oversized.path.join('.'),
-          message: `has ${oversized.count} fields: no object of a valid message has more than ${QUEUE_BODY_BOUNDS.keys}`,
-        },
       ]);
     }
     const bulk = 'messages' in body;

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 
-import { findInexactNumber, findOversizedJson, findUnstorableText, unstorableTextProblem } from '../../src/domain/json-text.js';
+import { findInexactNumber, findOversizedJson, findUnstorableText, isStorableWithin, unstorableTextProblem } from '../../src/domain/json-text.js';
 import { isBase64 } from '../../src/http/base64.js';
 
 describe('unstorableTextProblem', () => {
@@ -78,6 +78,17 @@ describe('findOversizedJson', () => {
     expect(findOversizedJson(fields(4), bounds)).to.deep.equal({ path: [], over: 'fields', count: 4 });
     expect(findOversizedJson({ a: { b: [1, fields(300_000)] } }, bounds)).to.deep.equal({ path: ['a', 'b', 1], over: 'fields', count: 300_000 });
     expect(findOversizedJson({ a: [[1, 2, 3]] }, bounds)).to.deep.equal({ path: ['a', 0], over: 'items', count: 3 });
+  });
+});
+
+describe('isStorableWithin', () => {
+  it('when a value holds unstorable text or an object with more fields than allowed, at any depth, then false; else true', () => {
+    expect(isStorableWithin({ a: ['x', { b: 'y' }], c: { d: 1, e: 2 } }, 2)).to.equal(true);
+    expect(isStorableWithin({ a: ['x', { b: 'y\u0000' }] }, 2)).to.equal(false);
+    expect(isStorableWithin(JSON.parse('{"a":{"__proto__":1}}'), 2)).to.equal(false);
+    expect(isStorableWithin({ a: [{ b: 1, c: 2, d: 3 }] }, 2)).to.equal(false);
+    // Lists are not counted: their fields' schemas check a list's length before its items.
+    expect(isStorableWithin({ a: [1, 2, 3, 4, 5] }, 2)).to.equal(true);
   });
 });
 
