@@ -136,6 +136,8 @@ const jsonObject = (maxBytes: number, what: string) => {
     .transform((value) => value as Record<string, unknown>);
 };
 
+const sendAtSchema = z.iso.datetime({ offset: true, message: 'an ISO 8601 date-time with a time zone, e.g. 2030-01-01T09:00:00Z' });
+
 const messageFields = {
   from: address.optional(),
   to: addressList('to'),
@@ -168,7 +170,7 @@ const messageFields = {
   attachments: z.array(attachment).max(LIMITS.attachments).optional(),
   custom_id: noControl(LIMITS.customIdLength).min(1).optional(),
   metadata: jsonObject(LIMITS.metadataBytes, 'metadata').optional(),
-  send_at: z.iso.datetime({ offset: true, message: 'an ISO 8601 date-time with a time zone, e.g. 2030-01-01T09:00:00Z' }).optional(),
+  send_at: sendAtSchema.optional(),
   priority: z.number().int().min(0).max(3, 'a whole number from 0 to 3').optional(),
   // Mailjet's Send API options (domain/mailjet-payload.ts maps each to its Mailjet field).
   track_opens: trackingSchema.optional(),
@@ -284,7 +286,8 @@ const checkMessage =
         seen.set(lower, seen.get(lower) ?? name);
       }
     }
-    if (message.send_at !== undefined && now !== undefined) {
+    // Only a send_at in the right form: JavaScript reads 2030-02-30 as 2 March, whose window is no answer.
+    if (message.send_at !== undefined && now !== undefined && sendAtSchema.safeParse(message.send_at).success) {
       const at = Date.parse(message.send_at);
       const nowMs = now().getTime();
       if (at > nowMs + LIMITS.sendAtMaxAheadMs || at < nowMs - LIMITS.sendAtMaxBehindMs) {
