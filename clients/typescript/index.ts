@@ -13,6 +13,7 @@ export type Message = Schemas['Message'];
 export type BulkRequest = Schemas['BulkRequest'];
 export type QueuedJob = Schemas['QueuedJob'];
 export type Job = Schemas['Job'];
+export type JobList = Schemas['JobList'];
 export type Recipient = Schemas['Recipient'];
 export type Change = Schemas['Change'];
 export type ChangesFeed = Schemas['ChangesFeed'];

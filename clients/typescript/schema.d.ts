@@ -39,7 +39,9 @@ export interface paths {
          *
          *     **Sizes.** The body is limited to `QUEUE_BODY_LIMIT` bytes (default 20 MB). `html` and
          *     `text` are at most 5 MiB (5,242,880 bytes of UTF-8) each, `metadata` 8 KiB and `variables`
-         *     64 KiB as JSON, both nesting at most 32 levels of objects and arrays (`400` beyond). Each
+         *     64 KiB as JSON, both nesting at most 32 levels of objects and arrays (`400` beyond). No
+         *     object of the body may have more than 16,384 fields, which no valid message has: a `400`
+         *     naming it is the whole answer, given before the rest of the body is read. Each
          *     whole message is at most **14 MiB (14,680,064 bytes) as sent to Mailjet**: its JSON in the
          *     Send API call, attachments base64-encoded as given, text escaped as JSON, with its
          *     addresses, headers, variables and CustomID (Mailjet refuses requests above about 15 MB). A
@@ -114,14 +116,18 @@ export interface paths {
         };
         /**
          * Many jobs at once (by ids or custom_id), or the changes feed (after)
-         * @description Give **exactly one** of `ids`, `custom_id` or `after`; `limit` goes with `after` only. Any
-         *     other combination, or any other query parameter, is a `400`.
+         * @description Give **exactly one** of `ids`, `custom_id` or `after`; `limit` goes with `after` only, and
+         *     `after_job_id` with `custom_id` only. Any other combination, or any other query parameter, is
+         *     a `400`.
          *
          *     **Look-up** (`ids` or `custom_id`): answers a `JobList`, the calling app's jobs that match,
          *     ordered by job id; ids that do not exist (or belong to another app) are simply absent, so
          *     `jobs` may be empty. A `custom_id` look-up answers at most 100 jobs (several jobs may share a
          *     `custom_id`): all of them up to 100, and past that the 100 with the lowest job ids, with
-         *     `truncated: true`, so that a `custom_id` absent from `jobs` is not read as one without jobs.
+         *     `truncated: true`, so that a `custom_id` absent from `jobs` is not read as one without jobs,
+         *     and a `next_after_job_id`: the same look-up with `after_job_id` set to it answers the next
+         *     100, and so on until `truncated` is `false` (and `next_after_job_id` null). A job stored
+         *     meanwhile with one of those `custom_id` values has a higher id: it is on a later page.
          *
          *     **Size.** The events of all the jobs of one answer hold at most 2 MiB (of JSON, about): when
          *     the jobs' latest events (up to 100 each) come to more, every job keeps its latest, taken in
@@ -371,7 +377,9 @@ export interface paths {
          * The Redoc bundle /docs loads
          * @description Redoc's standalone bundle from the `redoc` npm package, with one change: the Redocly logo at
          *     the foot of the sidebar, which the bundle would load from Redocly's CDN, is a blank image
-         *     here. Cached for an hour.
+         *     here. Cached for an hour, with an `ETag` a browser may send back in `If-None-Match`. This is
+         *     the only answer of jetpost that can be a `304`: every other read answers in full, whatever
+         *     conditional headers come with it.
          */
         get: operations["apiReferenceScript"];
         put?: never;
@@ -949,7 +957,10 @@ export interface components {
             html?: string;
             /** @description A Mailjet template id (Mailjet's `TemplateID`). */
             template_id?: number;
-            /** @description Mailjet's `TemplateLanguage` (process the template language); on by default when `variables` are given. */
+            /**
+             * @description Mailjet's `TemplateLanguage` (process the template language, `{{var:name}}`, in the template or in
+             *     `text` and `html`); on by default when `variables` are given.
+             */
             template_language?: boolean;
             /**
              * @description Template variables (Mailjet's `Variables`); a JSON object of at most 64 KiB (65536 bytes)
@@ -1419,12 +1430,17 @@ export interface components {
         JobList: {
             jobs: components["schemas"]["Job"][];
             /**
-             * @description `true` when more than 100 jobs have the `custom_id` values looked up: `jobs` holds the
-             *     100 with the lowest job ids, and a `custom_id` may have none of its jobs among them. Look
-             *     up fewer `custom_id` values at once; of one `custom_id` shared by more than 100 jobs, only
-             *     its first 100 can be read this way. Always `false` for a look-up by `ids`.
+             * @description `true` when more than 100 jobs have the `custom_id` values looked up (after
+             *     `after_job_id`, if given): `jobs` holds the 100 with the lowest job ids, and a
+             *     `custom_id` may have none of its jobs among them; read on with `next_after_job_id`.
+             *     Always `false` for a look-up by `ids`.
              */
             truncated: boolean;
+            /**
+             * @description When `truncated`, the id of the last job of `jobs`: pass it as `after_job_id` with the same
+             *     `custom_id` values for the next page. Null otherwise (the look-up is complete).
+             */
+            next_after_job_id: components["schemas"]["JobId"] | null;
         };
         /** @description One recipient of a job, with its own Mailjet MessageID and status. */
         Recipient: {
@@ -1589,7 +1605,7 @@ export interface components {
             };
         };
         FieldError: {
-            /** @description Dot-separated path of the bad field (`messages.0.to.1.email`), a header name (`Idempotency-Key`), or `''` for the whole body. */
+            /** @description Dot-separated path of the bad field (`messages.0.to.1.email`), a query or path parameter (`custom_id`, `job_id`), a header name (`Idempotency-Key`), or `''` for the whole body. */
             path: string;
             message: string;
         };
@@ -2236,6 +2252,12 @@ export interface operations {
                  */
                 after?: components["schemas"]["FeedCursorParameter"];
                 /**
+                 * @description With `custom_id` only (else `400`): only jobs with a higher id, for the next page of a
+                 *     look-up: the previous answer's `next_after_job_id`. Give it once.
+                 * @example 1142
+                 */
+                after_job_id?: components["schemas"]["JobId"];
+                /**
                  * @description With `after` only (else `400`): at most this many changes, 1–1000 (default 100).
                  * @example 100
                  */
@@ -2512,11 +2534,20 @@ export interface operations {
             /** @description The script. */
             200: {
                 headers: {
+                    /** @description The bundle's entity tag. */
+                    ETag: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "text/javascript": string;
                 };
+            };
+            /** @description Not modified, without a body. `If-None-Match` named the bundle's `ETag`, or was `*`. */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };

@@ -1,22 +1,21 @@
-// idempotency_keys: one row per (app, Idempotency-Key), holding the request's hash and its jobs.
+// idempotency_keys: one row per (app, Idempotency-Key), holding the request's hashes and its jobs.
+import type { StoredRequestHashes } from '../domain/request-hash.js';
 import { query, type Queryable } from './pool.js';
 
-export interface IdempotencyRecord {
-  requestHash: string;
+export interface IdempotencyRecord extends StoredRequestHashes {
   jobIds: string[];
 }
 
-export interface IdempotencyClaim {
+export interface IdempotencyClaim extends StoredRequestHashes {
   appId: string;
   key: string;
-  requestHash: string;
 }
 
 // In key order, so that two transactions claiming overlapping keys wait on each other instead of deadlocking.
 const CLAIM_KEYS = `
-  insert into idempotency_keys (app_id, key, request_hash, job_ids)
-  select c.app_id, c.key, c.request_hash, '{}'
-  from unnest($1::bigint[], $2::text[], $3::text[]) as c(app_id, key, request_hash)
+  insert into idempotency_keys (app_id, key, request_hash, sorted_request_hash, job_ids)
+  select c.app_id, c.key, c.request_hash, c.sorted_request_hash, '{}'
+  from unnest($1::bigint[], $2::text[], $3::text[], $4::text[]) as c(app_id, key, request_hash, sorted_request_hash)
   order by c.app_id, c.key
   on conflict (app_id, key) do nothing
   returning app_id::text, key`;
@@ -24,7 +23,7 @@ const CLAIM_KEYS = `
 // jobs_gone: retention deleted some of the key's jobs. It deletes them in the same pass as the
 // keys, just before: such a key is past its retention too, only not deleted yet.
 const FIND_KEYS = `
-  select i.app_id::text, i.key, i.request_hash, i.job_ids::text[] as job_ids,
+  select i.app_id::text, i.key, i.request_hash, i.sorted_request_hash, i.job_ids::text[] as job_ids,
     exists (
       select 1
       from unnest(i.job_ids) as kept(id)
@@ -37,8 +36,8 @@ const FIND_KEYS = `
 // changed them, and this one waits for it to commit and then finds them changed.
 const RECLAIM_KEYS = `
   update idempotency_keys i
-  set request_hash = c.request_hash, job_ids = '{}', created_at = now()
-  from unnest($1::bigint[], $2::text[], $3::text[], $4::text[]) as c(app_id, key, request_hash, job_ids)
+  set request_hash = c.request_hash, sorted_request_hash = c.sorted_request_hash, job_ids = '{}', created_at = now()
+  from unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[]) as c(app_id, key, request_hash, sorted_request_hash, job_ids)
   where i.app_id = c.app_id
     and i.key = c.key
     and i.job_ids = string_to_array(c.job_ids, ',')::bigint[]
@@ -55,7 +54,15 @@ export async function findIdempotencyKeys(
 ): Promise<Map<string, IdempotencyRecord & { jobsGone: boolean }>> {
   const rows = await query(tx, FIND_KEYS, [claims.map((c) => c.appId), claims.map((c) => c.key)]);
   return new Map(
-    rows.map((row) => [rowKey(row), { requestHash: String(row['request_hash']), jobIds: row['job_ids'] as string[], jobsGone: row['jobs_gone'] === true }]),
+    rows.map((row) => [
+      rowKey(row),
+      {
+        requestHash: String(row['request_hash']),
+        sortedRequestHash: (row['sorted_request_hash'] as string | null) ?? null,
+        jobIds: row['job_ids'] as string[],
+        jobsGone: row['jobs_gone'] === true,
+      },
+    ]),
   );
 }
 
@@ -66,7 +73,12 @@ export async function findIdempotencyKeys(
  * replay would have no job to answer with.
  */
 export async function claimIdempotencyKeys(tx: Queryable, claims: readonly IdempotencyClaim[]): Promise<Map<string, IdempotencyRecord>> {
-  const claimed = await query(tx, CLAIM_KEYS, [claims.map((c) => c.appId), claims.map((c) => c.key), claims.map((c) => c.requestHash)]);
+  const claimed = await query(tx, CLAIM_KEYS, [
+    claims.map((c) => c.appId),
+    claims.map((c) => c.key),
+    claims.map((c) => c.requestHash),
+    claims.map((c) => c.sortedRequestHash),
+  ]);
   const taken = new Set(claimed.map(rowKey));
   const others = claims.filter((c) => !taken.has(claimKey(c)));
   if (others.length === 0) {
@@ -81,6 +93,7 @@ export async function claimIdempotencyKeys(tx: Queryable, claims: readonly Idemp
     stale.map((c) => c.appId),
     stale.map((c) => c.key),
     stale.map((c) => c.requestHash),
+    stale.map((c) => c.sortedRequestHash),
     stale.map((c) => records.get(claimKey(c))!.jobIds.join(',')),
   ]);
   for (const row of reclaimed) {

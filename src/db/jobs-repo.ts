@@ -710,7 +710,7 @@ export async function findJobs(db: Queryable, appId: string, ids: readonly strin
 }
 
 // Each custom_id (once) reads at most `$3` entries of the (app_id, custom_id, id) index (sql/37_…),
-// its lowest ids first, the answer sorted by id after: the `$3` lowest ids of all. A custom_id
+// its lowest ids above `$4` first, the answer sorted by id after: the `$3` lowest ids of all. A custom_id
 // shared by many jobs (a campaign's, set on every message) once had no index in id order: "its
 // lowest ids first" walked the table by id (3.5 s when its 33,000 jobs were the newest of 900,000,
 // past the statement timeout) or read every one of its jobs.
@@ -722,14 +722,16 @@ const FIND_JOBS_BY_CUSTOM_ID = `
     from email_send_jobs
     where app_id = $1::bigint
       and custom_id = c.custom_id
+      and id > $4::bigint
     order by id
     limit $3
   ) as j
   order by j.id
   limit $3`;
 
-export async function findJobsByCustomId(db: Queryable, appId: string, customIds: readonly string[], limit: number): Promise<JobRow[]> {
-  const rows = await query(db, FIND_JOBS_BY_CUSTOM_ID, [appId, customIds, limit]);
+/** The app's jobs with these custom_ids and an id above `afterId` ('0': all), the `limit` lowest ids. */
+export async function findJobsByCustomId(db: Queryable, appId: string, customIds: readonly string[], limit: number, afterId = '0'): Promise<JobRow[]> {
+  const rows = await query(db, FIND_JOBS_BY_CUSTOM_ID, [appId, customIds, limit, afterId]);
   return rows.map(toJob);
 }
 

@@ -137,12 +137,24 @@ export function fullAddressProblem(address: string): string | undefined {
     // Written as an escape: the character itself would do in the message what it did in the address.
     return `cannot contain ${unicodeEscape(hidden[0])} (a control character, an invisible one, or one that changes the direction of text)`;
   }
+  if (DISPLAY_FORM.test(address)) {
+    // What mail headers and most mail libraries write; the name goes in a field of its own here.
+    return 'a name with the address in <…> ("Ada <ada@example.org>") is not an address: give {"email": "ada@example.org", "name": "Ada"}';
+  }
+  if (SEVERAL.test(address)) {
+    return 'holds several addresses: give them as a list, ["ada@example.org", "bob@example.org"]';
+  }
   const at = address.lastIndexOf('@');
   if (at <= 0 || at === address.length - 1) {
     return 'needs a local part, an @ and a domain, e.g. ada@example.org';
   }
   return localPartProblem(address.slice(0, at)) ?? domainProblem(address.slice(at + 1));
 }
+
+/** `Name <address>` or `"Name" <address>`: an address as a header writes it, with a display name. */
+const DISPLAY_FORM = /<[^<>]*@[^<>]*>\s*$/;
+/** Two addresses separated by a comma or a semicolon, as a header's list writes them. */
+const SEVERAL = /@[^@,;]*[,;][^@]*@/;
 
 /**
  * The form in which two addresses are one mailbox: lower-cased, the domain in its ASCII form (IDNA

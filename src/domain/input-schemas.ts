@@ -11,8 +11,12 @@ import { JOB_STATUSES } from './status.js';
 import { CHANGE_TYPES } from './status-change.js';
 import { DELIVERY_STATUSES } from './webhook-delivery.js';
 
-/** CR, LF and other control characters would let a value start a new header line. */
-export const NO_CONTROL = /^[^\p{Cc}]*$/u;
+/**
+ * CR, LF and other control characters would let a value start a new header line. So may U+2028 and
+ * U+2029, Unicode's line and paragraph separators, which JavaScript and other readers of mail and
+ * logs take for line breaks: they are no control characters (\p{Cc}), and are named apart.
+ */
+export const NO_CONTROL = /^[^\p{Cc}\u2028\u2029]*$/u;
 export const noControl = (max: number) => z.string().max(max).regex(NO_CONTROL, 'must not contain line breaks or control characters');
 
 /** An address as RFC 5321/6531 and Mailjet accept it (email-address.ts). */
@@ -177,13 +181,18 @@ export const plainIssueMessage: z.core.$ZodErrorMap = (issue) => {
 
 /**
  * The input as `schema` reads it, or a ValidationError listing every problem: the schema's, and any
- * text (at any depth, in keys too) that PostgreSQL could not store exactly.
+ * text (at any depth, in keys too) that PostgreSQL could not store exactly. `name` is where a lone
+ * value sits (a path parameter, `job_id`): each problem's path starts with it, as a field's does.
  */
-export function parseOrThrow<T>(schema: z.ZodType<T>, input: unknown, what: string): T {
+export function parseOrThrow<T>(schema: z.ZodType<T>, input: unknown, what: string, name?: string): T {
   const unstorable = findUnstorableText(input);
   const parsed = schema.safeParse(input, { error: plainIssueMessage });
   if (!parsed.success || unstorable.length > 0) {
-    throw new ValidationError(`the ${what} is not valid: see errors`, [...unstorable, ...(parsed.success ? [] : toFieldErrors(parsed.error))]);
+    const problems = [...unstorable, ...(parsed.success ? [] : toFieldErrors(parsed.error))];
+    throw new ValidationError(
+      `the ${what} is not valid: see errors`,
+      name === undefined ? problems : problems.map(({ path, message }) => ({ path: path === '' ? name : `${name}.${path}`, message })),
+    );
   }
   return parsed.data;
 }

@@ -1,5 +1,5 @@
 // Checks on parsed JSON request bodies that no schema expresses, pure: text PostgreSQL cannot store
-// as sent, and nesting depth. A body may nest a million levels deep (JSON.parse copes; a recursive
+// as sent, nesting depth, and the size of each object and array. A body may nest a million levels deep (JSON.parse copes; a recursive
 // walk, JSON.stringify included, overflows the stack) or hold millions of values, so the walk is
 // iterative and keeps one frame per level, not one entry per value.
 import type { FieldError } from './errors.js';
@@ -58,28 +58,35 @@ function frameOf(container: object): Frame {
  */
 type Visit = (value: string | number, isKey: boolean, key: string | number | undefined, where: (key: string | number | undefined) => Path) => boolean;
 
+/** Called on entering each object or array (the value itself too) with its size and path; false stops the walk. */
+type Enter = (size: number, isArray: boolean, where: () => Path) => boolean;
+
 /**
  * Visits every string and object key of a parsed JSON value (none without `visit`), and every number
- * with `numbers`, depth-first, in document order, until `visit` returns false. Containers deeper than
- * `maxDepth` levels (the value itself is level 1) are not entered; returns whether one was met.
+ * with `numbers`, depth-first, in document order, until `visit` (or `entered`, told of each container
+ * before its contents) returns false. Containers deeper than `maxDepth` levels (the value itself is
+ * level 1) are not entered; returns the path of the first met, if any.
  */
-function walkJson(root: unknown, maxDepth: number, visit: Visit | undefined, numbers = false): { tooDeep: boolean } {
+function walkJson(root: unknown, maxDepth: number, visit: Visit | undefined, numbers = false, entered?: Enter): { deepAt: Path | undefined } {
   const path: Path = [];
   const where = (key: string | number | undefined) => (key === undefined ? [...path] : [...path, key]);
   if (typeof root === 'string' || (numbers && typeof root === 'number')) {
     visit?.(root, false, undefined, where);
   }
   if (typeof root !== 'object' || root === null) {
-    return { tooDeep: false };
+    return { deepAt: undefined };
   }
   if (maxDepth < 1) {
-    return { tooDeep: true };
+    return { deepAt: [] };
   }
-  let tooDeep = false;
+  let deepAt: Path | undefined;
   const frames: Frame[] = [];
   const enter = (container: object): boolean => {
     const frame = frameOf(container);
     frames.push(frame);
+    if (entered && !entered(frame.keys?.length ?? (container as unknown[]).length, frame.keys === undefined, () => [...path])) {
+      return false;
+    }
     for (const key of frame.keys ?? []) {
       if (visit && !visit(key, true, key, where)) {
         return false;
@@ -88,7 +95,7 @@ function walkJson(root: unknown, maxDepth: number, visit: Visit | undefined, num
     return true;
   };
   if (!enter(root)) {
-    return { tooDeep };
+    return { deepAt };
   }
   while (frames.length > 0) {
     const frame = frames.at(-1)!;
@@ -107,7 +114,7 @@ function walkJson(root: unknown, maxDepth: number, visit: Visit | undefined, num
       }
     } else if (typeof item === 'object' && item !== null) {
       if (frames.length >= maxDepth) {
-        tooDeep = true;
+        deepAt ??= where(key);
         continue;
       }
       path.push(key);
@@ -116,7 +123,7 @@ function walkJson(root: unknown, maxDepth: number, visit: Visit | undefined, num
       }
     }
   }
-  return { tooDeep };
+  return { deepAt };
 }
 
 /**
@@ -146,6 +153,22 @@ export function findUnstorableText(value: unknown): FieldError[] {
     return problems.length < MAX_REPORTED;
   });
   return problems;
+}
+
+/**
+ * Whether findUnstorableText would find nothing in `value` and no object of it has more than
+ * `maxKeys` fields: one walk, which stops at the first of either (the quick read of a request body).
+ */
+export function isStorableWithin(value: unknown, maxKeys: number): boolean {
+  let clean = true;
+  walkJson(
+    value,
+    MAX_TEXT_DEPTH,
+    (text, isKey) => (clean = (isKey ? unstorableKeyProblem(text as string) : unstorableTextProblem(text as string)) === undefined),
+    false,
+    (count, isArray) => (clean = isArray || count <= maxKeys),
+  );
+  return clean;
 }
 
 /**
@@ -182,7 +205,31 @@ export function findInexactNumber(value: unknown, maxDepth: number): { path: Pat
   return found;
 }
 
-/** Whether `value` has containers (objects, arrays) nested more than `maxDepth` levels; itself is level 1. */
-export function nestsDeeperThan(value: unknown, maxDepth: number): boolean {
-  return walkJson(value, maxDepth, undefined).tooDeep;
+/** How large a parsed JSON value may be anywhere in it: bounds no valid request of a route reaches. */
+export interface JsonBounds {
+  /** Levels of objects and arrays; the value itself is level 1. */
+  depth: number;
+  /** Fields of any one object. */
+  keys: number;
+  /** Items of any one array. */
+  items: number;
+}
+
+/** Where a value first goes past its bounds, and how: too deep, or a container with too many fields or items. */
+export type OversizedJson = { path: Path; over: 'depth' } | { path: Path; over: 'fields' | 'items'; count: number };
+
+/**
+ * The first object or array of `value` past `bounds`, or undefined. One walk, which stops at the
+ * first too large: a body of 300,000 fields is refused for the cost of counting them, before any
+ * schema looks at each (zod took 1 to 2 s over such an object, holding the process).
+ */
+export function findOversizedJson(value: unknown, bounds: JsonBounds): OversizedJson | undefined {
+  let found: OversizedJson | undefined;
+  const { deepAt } = walkJson(value, bounds.depth, undefined, false, (count, isArray, where) => {
+    if (count > (isArray ? bounds.items : bounds.keys)) {
+      found = { path: where(), over: isArray ? 'items' : 'fields', count };
+    }
+    return found === undefined;
+  });
+  return found ?? (deepAt === undefined ? undefined : { path: deepAt, over: 'depth' });
 }

@@ -175,13 +175,17 @@ export function toMailjetMessage(job: SendableJob): MailjetMessage {
   if (content.html !== undefined) {
     message.HTMLPart = content.html;
   }
+  // Variables only reach a template, or the template language in text and html, when the language is
+  // on; that is what a caller passing them means. TemplateErrorReporting/Deliver only work with it on
+  // (send-0016). Sent with a template always, else only when on: a message without either is sent as before.
+  const templateLanguage =
+    content.template_language ??
+    (content.variables !== undefined || content.template_error_reporting !== undefined || content.template_error_deliver !== undefined);
   if (content.template_id !== undefined) {
     message.TemplateID = content.template_id;
-    // Variables only reach a template when its language is on; that is what a caller passing them means.
-    // TemplateErrorReporting/Deliver only work with the template language on (send-0016).
-    message.TemplateLanguage =
-      content.template_language ??
-      (content.variables !== undefined || content.template_error_reporting !== undefined || content.template_error_deliver !== undefined);
+  }
+  if (content.template_id !== undefined || templateLanguage) {
+    message.TemplateLanguage = templateLanguage;
   }
   if (content.variables !== undefined) {
     message.Variables = content.variables;

@@ -180,6 +180,14 @@ export function createApp(deps: AppDeps): HttpApp {
   // the contract does not offer (a typed client reads it as neither data nor error). An app follows
   // changes through the feed or its webhook.
   app.set('etag', false);
+  // Nor a 304 to `If-None-Match: *`, which express's freshness check grants any read: only an answer
+  // with a validator of its own (the ETag of the dashboard's and the docs' assets) may be one.
+  Object.defineProperty(app.request, 'fresh', {
+    configurable: true,
+    get(this: express.Request): boolean {
+      return this.res?.hasHeader('etag') === true && Reflect.get(express.request, 'fresh', this);
+    },
+  });
   // helmet's defaults take no input from the request: computed once, set on every response.
   const securityHeaders = fixedHeaders(helmet());
   const setSecurityHeaders: express.RequestHandler = (_req, res, next) => {

@@ -1,8 +1,6 @@
 // The job operations behind the API: enqueue (with idempotency), cancel, and read (jobs and the
 // changes feed). Each write is one transaction that ends with its NOTIFY steps; concurrent enqueues
 // share theirs (group commit).
-import { createHash } from 'node:crypto';
-
 import type { Bus } from '../bus.js';
 import { findLiveApiKeyIds } from '../db/apps-repo.js';
 import { findEventsOfJobs } from '../db/events-repo.js';
@@ -18,6 +16,7 @@ import type { JobRow, QueuedJob } from '../domain/job.js';
 import { queuedMessageBytesAtMost } from '../domain/mailjet-payload.js';
 import type { NewJob } from '../domain/message.js';
 import type { RecipientRow } from '../domain/recipient.js';
+import { isSameRequest, requestHashes, storedSortedHash } from '../domain/request-hash.js';
 import { CANCELLABLE_STATUSES } from '../domain/status.js';
 import { FEED_PAGE_BYTES, type FeedCursor, type FeedPage } from '../domain/status-change.js';
 import { createGroupCommit } from './group-commit.js';
@@ -108,15 +107,13 @@ export interface JobService {
   replay(appId: string, jobs: readonly NewJob[], idempotencyKey: string, keyId?: string): Promise<EnqueueResult | undefined>;
   cancel(appId: string, jobId: string): Promise<JobRow>;
   view(appId: string, jobIds: readonly string[]): Promise<JobView[]>;
-  /** The jobs with these custom_ids, the `limit` lowest ids; `truncated` when more share them. */
-  viewByCustomId(appId: string, customIds: readonly string[], limit: number): Promise<{ views: JobView[]; truncated: boolean }>;
+  /**
+   * The jobs with these custom_ids and an id above `afterId` (the last of the page before; none: from
+   * the first), the `limit` lowest ids; `truncated` when more share them.
+   */
+  viewByCustomId(appId: string, customIds: readonly string[], limit: number, afterId?: string): Promise<{ views: JobView[]; truncated: boolean }>;
   /** The app's status changes after `after`, oldest first, at most `limit` and FEED_PAGE_BYTES (see readFeed: none is ever skipped). */
   changes(appId: string, after: FeedCursor, limit: number): Promise<FeedPage>;
-}
-
-/** A stable hash of the normalised request: the same key with another body is a conflict. */
-export function requestHash(jobs: readonly NewJob[]): string {
-  return createHash('sha256').update(JSON.stringify(jobs)).digest('hex');
 }
 
 /** One POST /queue request waiting for its group commit. */
@@ -198,11 +195,11 @@ export function createJobService({
           }
         });
 
-        const hashes = requests.map((request) => (request.idempotencyKey === undefined ? undefined : requestHash(request.jobs)));
+        const hashes = requests.map((request) => (request.idempotencyKey === undefined ? undefined : requestHashes(request.jobs)));
         const claims = requests.flatMap((request, index) =>
           request.idempotencyKey === undefined || settled[index] !== undefined
             ? []
-            : [{ appId: request.appId, key: request.idempotencyKey, requestHash: hashes[index]! }],
+            : [{ appId: request.appId, key: request.idempotencyKey, requestHash: hashes[index]!.asSent, sortedRequestHash: storedSortedHash(hashes[index]!) }],
         );
         // A concurrent request with the same key (in another batch or replica) makes this wait until it commits, then see its record.
         const taken = claims.length > 0 ? await claimIdempotencyKeys(tx, claims) : new Map<string, IdempotencyRecord>();
@@ -212,13 +209,12 @@ export function createJobService({
           if (existing === undefined) {
             continue;
           }
-          settled[index] =
-            existing.requestHash === hashes[index]
-              ? { jobs: await findInOrder(tx, request.appId, existing.jobIds), replayed: true }
-              : new ConflictError(
-                  'idempotency-key-reused',
-                  'this Idempotency-Key was already used with a different request body; use a new key for a new request',
-                );
+          settled[index] = isSameRequest(existing, hashes[index]!)
+            ? { jobs: await findInOrder(tx, request.appId, existing.jobIds), replayed: true }
+            : new ConflictError(
+                'idempotency-key-reused',
+                'this Idempotency-Key was already used with a different request body; use a new key for a new request',
+              );
         }
 
         const toStore = requests.flatMap((request, index) => (settled[index] === undefined ? [{ request, index }] : []));
@@ -305,7 +301,7 @@ export function createJobService({
           throw apiKeyRequired();
         }
         const record = (await findIdempotencyKeys(tx, [{ appId, key: idempotencyKey }])).get(`${appId}:${idempotencyKey}`);
-        if (record === undefined || record.jobsGone || record.requestHash !== requestHash(jobs)) {
+        if (record === undefined || record.jobsGone || !isSameRequest(record, requestHashes(jobs))) {
           return undefined;
         }
         return { jobs: await findInOrder(tx, appId, record.jobIds), replayed: true };
@@ -341,9 +337,9 @@ export function createJobService({
       return loadViews(pool, await findJobs(pool, appId, jobIds));
     },
 
-    async viewByCustomId(appId, customIds, limit) {
+    async viewByCustomId(appId, customIds, limit, afterId) {
       // One more than answered: whether the answer leaves some out, which the app could not tell from it.
-      const found = await findJobsByCustomId(pool, appId, customIds, limit + 1);
+      const found = await findJobsByCustomId(pool, appId, customIds, limit + 1, afterId);
       return { views: await loadViews(pool, found.slice(0, limit)), truncated: found.length > limit };
     },
 

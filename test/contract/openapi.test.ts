@@ -326,6 +326,9 @@ describe('openapi.yaml, checked against the running service', function () {
     return { res, body };
   }
 
+  /** Where a 400's problems are: a path parameter's are named as the spec names it, as fields are. */
+  const errorPaths = (body: unknown) => (body as { errors: Array<{ path: string }> }).errors.map((error) => error.path);
+
   async function queue(body: unknown, headers: Record<string, string> = {}, key?: string): Promise<{ job_id: string; status: string }> {
     const { res, body: answer } = await api('post', '/queue', { body, headers, ...(key === undefined ? {} : { key }) });
     expect(res.status, JSON.stringify(answer)).to.equal(202);
@@ -898,8 +901,9 @@ describe('openapi.yaml, checked against the running service', function () {
 
     contractIt('400: job ids that are not ids', ['get /status/{job_id} 400'], async () => {
       for (const bad of ['abc', '0', '01', '-1', '12345678901234567890', '9223372036854775808', '9999999999999999999']) {
-        const { res } = await api('get', '/status/{job_id}', { path: `/status/${bad}` });
+        const { res, body } = await api('get', '/status/{job_id}', { path: `/status/${bad}` });
         expect(res.status, bad).to.equal(400);
+        expect(errorPaths(body), bad).to.deep.equal(['job_id']);
       }
     });
 
@@ -983,7 +987,9 @@ describe('openapi.yaml, checked against the running service', function () {
 
     contractIt('400, 401, 404, 503', ['delete /queue/{job_id} 400 401 404 503'], async () => {
       for (const bad of ['abc', '9223372036854775808']) {
-        expect((await api('delete', '/queue/{job_id}', { path: `/queue/${bad}` })).res.status, bad).to.equal(400);
+        const { res, body } = await api('delete', '/queue/{job_id}', { path: `/queue/${bad}` });
+        expect(res.status, bad).to.equal(400);
+        expect(errorPaths(body), bad).to.deep.equal(['job_id']);
       }
       expect((await api('delete', '/queue/{job_id}', { path: '/queue/1', key: null })).res.status).to.equal(401);
       expect((await api('delete', '/queue/{job_id}', { path: '/queue/987654321' })).res.status).to.equal(404);
@@ -1003,28 +1009,43 @@ describe('openapi.yaml, checked against the running service', function () {
       const two = await api('get', '/status', { path: '/status?custom_id=lookup-a&custom_id=lookup-b&custom_id=nothing' });
       expect((two.body as { jobs: unknown[] }).jobs).to.have.length(2);
       const none = await api('get', '/status', { path: '/status?custom_id=nothing' });
-      expect(none.body).to.deep.equal({ jobs: [], truncated: false });
+      expect(none.body).to.deep.equal({ jobs: [], truncated: false, next_after_job_id: null });
     });
 
-    contractIt('200: a custom_id look-up that more than 100 jobs match says it is truncated', ['get /status 200'], async () => {
-      const app = await makeApp(service.db.pool);
-      const sendAt = new Date(Date.parse(inDays(1)));
-      for (let i = 0; i < 101; i += 1) {
-        await makeJob(service.db.pool, { appId: app.id, customId: 'shared', sendAt });
-      }
-      const alone = await makeJob(service.db.pool, { appId: app.id, customId: 'alone', sendAt });
-      const both = await api('get', '/status', { path: '/status?custom_id=shared&custom_id=alone', key: app.key });
-      const list = both.body as { jobs: Array<{ job_id: string; custom_id: string }>; truncated: boolean };
-      expect(list.jobs).to.have.length(100);
-      expect(list.jobs.map((job) => job.custom_id)).to.not.include('alone');
-      expect(list.truncated).to.equal(true);
-      const one = (await api('get', '/status', { path: '/status?custom_id=alone', key: app.key })).body as {
-        jobs: Array<{ job_id: string }>;
-        truncated: boolean;
-      };
-      expect(one).to.deep.include({ truncated: false });
-      expect(one.jobs.map((job) => job.job_id)).to.deep.equal([alone]);
-    });
+    contractIt(
+      '200: a custom_id look-up that more than 100 jobs match says it is truncated, and after_job_id reads the rest page by page',
+      ['get /status 200'],
+      async () => {
+        const app = await makeApp(service.db.pool);
+        const sendAt = new Date(Date.parse(inDays(1)));
+        const shared: string[] = [];
+        for (let i = 0; i < 250; i += 1) {
+          shared.push(await makeJob(service.db.pool, { appId: app.id, customId: 'shared', sendAt }));
+        }
+        const alone = await makeJob(service.db.pool, { appId: app.id, customId: 'alone', sendAt });
+        type List = { jobs: Array<{ job_id: string; custom_id: string }>; truncated: boolean; next_after_job_id: string | null };
+        const both = (await api('get', '/status', { path: '/status?custom_id=shared&custom_id=alone', key: app.key })).body as List;
+        expect(both.jobs).to.have.length(100);
+        expect(both.jobs.map((job) => job.custom_id)).to.not.include('alone');
+        expect(both).to.deep.include({ truncated: true, next_after_job_id: shared[99] });
+        // Page by page, as an app reads them all: every job once, in id order, the last page complete.
+        const read: string[] = [];
+        let page: List = both;
+        for (;;) {
+          read.push(...page.jobs.map((job) => job.job_id));
+          if (page.next_after_job_id === null) {
+            break;
+          }
+          const path = `/status?custom_id=shared&custom_id=alone&after_job_id=${page.next_after_job_id}`;
+          page = (await api('get', '/status', { path, key: app.key })).body as List;
+        }
+        expect(page.truncated).to.equal(false);
+        expect(read).to.deep.equal([...shared, alone]);
+        const one = (await api('get', '/status', { path: '/status?custom_id=alone', key: app.key })).body as List;
+        expect(one).to.deep.include({ truncated: false, next_after_job_id: null });
+        expect(one.jobs.map((job) => job.job_id)).to.deep.equal([alone]);
+      },
+    );
 
     contractIt('400: neither, both, an unknown parameter, a bad id, 101 ids, ids given twice', ['get /status 400'], async () => {
       const ids = Array.from({ length: 101 }, (_, i) => i + 1).join(',');
@@ -1038,6 +1059,12 @@ describe('openapi.yaml, checked against the running service', function () {
         '?ids=1&ids=2',
         '?ids=,',
         '?custom_id=',
+        '?ids=1&after_job_id=1',
+        '?after=0&after_job_id=1',
+        '?after_job_id=1',
+        '?custom_id=a&after_job_id=0',
+        '?custom_id=a&after_job_id=x',
+        '?custom_id=a&after_job_id=1&after_job_id=2',
       ]) {
         const { res } = await api('get', '/status', { path: `/status${query}` });
         expect(res.status, query).to.equal(400);
@@ -1045,8 +1072,8 @@ describe('openapi.yaml, checked against the running service', function () {
     });
 
     contractIt(
-      '200 to a conditional read (If-None-Match) too, and no ETag to make one with: the spec offers no 304',
-      ['get /status/{job_id} 200', 'get /status 200', 'get /admin/apps 200'],
+      '200 to a conditional read (If-None-Match, If-None-Match: *) too, and no ETag to make one with: the spec offers no 304',
+      ['get /status/{job_id} 200', 'get /status 200', 'get /admin/apps 200', 'get /healthz 200', 'get /openapi.yaml 200'],
       async () => {
         const { job_id: jobId } = await queue(message());
         for (const [template, path, key] of [
@@ -1054,13 +1081,18 @@ describe('openapi.yaml, checked against the running service', function () {
           ['/status', `/status?ids=${jobId}`, service.apiKey],
           ['/status', '/status?after=0', service.apiKey],
           ['/admin/apps', '/admin/apps', ADMIN_KEY],
+          ['/healthz', '/healthz', null],
+          ['/openapi.yaml', '/openapi.yaml', null],
         ] as const) {
           const first = await api('get', template, { path, key });
           expect(first.res.headers.get('etag'), path).to.equal(null);
           // Written by hand: fetch asks for a fresh answer (Cache-Control: no-cache) when it sends If-None-Match; curl does not.
-          const raw = await rawRequest(service.url, 'GET', path, { Authorization: `Bearer ${key}`, 'If-None-Match': 'W/"1b-0"' }).answer;
-          expect(raw.slice(0, raw.indexOf('\r\n')), path).to.equal('HTTP/1.1 200 OK');
-          await checked('get', template, parseAnswer(raw));
+          for (const condition of ['W/"1b-0"', '*']) {
+            const headers: Record<string, string> = { 'If-None-Match': condition, ...(key === null ? {} : { Authorization: `Bearer ${key}` }) };
+            const raw = await rawRequest(service.url, 'GET', path, headers).answer;
+            expect(raw.slice(0, raw.indexOf('\r\n')), `${path} ${condition}`).to.equal('HTTP/1.1 200 OK');
+            await checked('get', template, parseAnswer(raw));
+          }
         }
       },
     );
@@ -1313,13 +1345,15 @@ describe('openapi.yaml, checked against the running service', function () {
           keys: [live],
         } = await appWithKeys();
         const template = '/admin/apps/{app}/keys/{prefix}';
-        for (const path of [
-          `/admin/apps/${appName}/keys/ABCDEFGHIJKL`,
-          `/admin/apps/${appName}/keys/short`,
-          `/admin/apps/${appName}/keys/0000000000000`,
-          `/admin/apps/-dash/keys/${live!.prefix}`,
-        ]) {
-          expect((await api('delete', template, { path, key: ADMIN_KEY })).res.status, path).to.equal(400);
+        for (const [path, parameter] of [
+          [`/admin/apps/${appName}/keys/ABCDEFGHIJKL`, 'prefix'],
+          [`/admin/apps/${appName}/keys/short`, 'prefix'],
+          [`/admin/apps/${appName}/keys/0000000000000`, 'prefix'],
+          [`/admin/apps/-dash/keys/${live!.prefix}`, 'app'],
+        ] as const) {
+          const { res, body } = await api('delete', template, { path, key: ADMIN_KEY });
+          expect(res.status, path).to.equal(400);
+          expect(errorPaths(body), path).to.deep.equal([parameter]);
         }
         const path = `/admin/apps/${appName}/keys/${live!.prefix}`;
         expect((await api('delete', template, { path, key: null })).res.status).to.equal(401);
@@ -1526,7 +1560,9 @@ describe('openapi.yaml, checked against the running service', function () {
       contractIt('DELETE 400, 401, 503', ['delete /admin/apps/{app}/suppressions/{email} 400 401 503'], async () => {
         await suppress('sup.nonote@example.org');
         for (const email of ['not-an-address', 'a@b', `${'x'.repeat(250)}@example.org`]) {
-          expect((await remove(email)).res.status, email).to.equal(400);
+          const { res, body } = await remove(email);
+          expect(res.status, email).to.equal(400);
+          expect(errorPaths(body), email).to.deep.equal(['email']);
         }
         expect((await remove('sup.nonote@example.org', '-dash')).res.status).to.equal(400);
         const template = '/admin/apps/{app}/suppressions/{email}';
@@ -2238,9 +2274,13 @@ describe('openapi.yaml, checked against the running service', function () {
         const { body: listed } = await deliveries('?limit=1');
         const id = (listed as { deliveries: Delivery[] }).deliveries[0]!.delivery_id;
         for (const bad of ['abc', '0', '01', '-1', '9223372036854775808']) {
-          expect((await redeliver(bad)).res.status, bad).to.equal(400);
+          const { res, body } = await redeliver(bad);
+          expect(res.status, bad).to.equal(400);
+          expect(errorPaths(body), bad).to.deep.equal(['delivery']);
         }
-        expect((await redeliver(id, '-dash')).res.status).to.equal(400);
+        const badApp = await redeliver(id, '-dash');
+        expect(badApp.res.status).to.equal(400);
+        expect(errorPaths(badApp.body)).to.deep.equal(['app']);
         const template = '/admin/apps/{app}/webhook/deliveries/{delivery}/redeliver';
         const path = `${webhookPath()}/deliveries/${id}/redeliver`;
         for (const key of [null, appKey]) {
@@ -2389,13 +2429,19 @@ describe('openapi.yaml, checked against the running service', function () {
     });
 
     contractIt(
-      'GET /docs 200 renders this document; GET /docs/redoc.standalone.js 200 is the script it loads',
-      ['get /docs 200', 'get /docs/redoc.standalone.js 200'],
+      'GET /docs 200 renders this document; GET /docs/redoc.standalone.js 200 is the script it loads, 304 to a browser that has it',
+      ['get /docs 200', 'get /docs/redoc.standalone.js 200 304'],
       async () => {
         expect((await api('get', '/docs', { key: null })).body)
           .to.include('<redoc spec-url="openapi.yaml">')
           .and.include('src="docs/redoc.standalone.js"');
-        expect((await api('get', '/docs/redoc.standalone.js', { key: null })).body).to.have.length.above(100_000);
+        const bundle = await api('get', '/docs/redoc.standalone.js', { key: null });
+        expect(bundle.body).to.have.length.above(100_000);
+        for (const condition of [bundle.res.headers.get('etag')!, '*']) {
+          const raw = await rawRequest(service.url, 'GET', '/docs/redoc.standalone.js', { 'If-None-Match': condition }).answer;
+          expect(raw.slice(0, raw.indexOf('\r\n')), condition).to.equal('HTTP/1.1 304 Not Modified');
+          await checked('get', '/docs/redoc.standalone.js', parseAnswer(raw));
+        }
       },
     );
   });

@@ -62,6 +62,10 @@ describe("an app's status reads, and the admin's list of its failed jobs, at 200
     ['jobs by a custom_id the newest tenth share', (q) => findJobsByCustomId(q, bigApp, ['campaign'], LIMITS.statusLookupIds)],
     ['jobs by a custom_id one job in three shares', (q) => findJobsByCustomId(q, bigApp, ['newsletter'], LIMITS.statusLookupIds)],
     [
+      'jobs by a custom_id one job in three shares, a page from the middle (after_job_id)',
+      (q) => findJobsByCustomId(q, bigApp, ['newsletter', 'campaign'], LIMITS.statusLookupIds, seeded.middleJobId),
+    ],
+    [
       'jobs by 100 custom_ids, shared ones repeated',
       (q) => findJobsByCustomId(q, bigApp, [...Array<string>(50).fill('campaign'), 'newsletter', seeded.sampleCustomId], LIMITS.statusLookupIds),
     ],

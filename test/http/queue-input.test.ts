@@ -220,6 +220,75 @@ describe('POST /queue: input that must be stored exactly or refused with a 4xx',
     });
   });
 
+  describe('line breaks in one-line fields (header injection)', () => {
+    it('when a subject, a name, a header value, a campaign, a custom_id, a monitoring category or a filename holds U+2028 or U+2029, then 400 names it, and nothing is stored', async () => {
+      const before = await jobCount();
+      const attachment = { filename: 'a.txt', content_type: 'text/plain', content: 'aGk=' };
+      for (const separator of ['\u2028', '\u2029']) {
+        const line = `Hi${separator}Bcc: victim@example.com`;
+        for (const [extra, path] of [
+          [{ subject: line }, 'subject'],
+          [{ from: { email: 'app@example.com', name: line } }, 'from.name'],
+          [{ reply_to: { email: 'r@example.com', name: line } }, 'reply_to.name'],
+          [{ to: [{ email: 'a@example.com', name: line }] }, 'to.0.name'],
+          [{ headers: { 'X-Tag': line } }, 'headers.X-Tag'],
+          [{ campaign: line }, 'campaign'],
+          [{ custom_id: line }, 'custom_id'],
+          [{ monitoring_category: line }, 'monitoring_category'],
+          [{ attachments: [{ ...attachment, filename: line }] }, 'attachments.0.filename'],
+        ] as const) {
+          const answer = await post({ ...MINIMAL, ...extra });
+          expect(answer.status, path).to.equal(400);
+          expect((answer.json as Problem).errors, path).to.deep.equal([{ path, message: 'must not contain line breaks or control characters' }]);
+        }
+      }
+      expect(await jobCount()).to.equal(before);
+      // A custom_id stored with one before they were refused can still be looked up.
+      const lookUp = await service.request('GET', `/status?custom_id=${encodeURIComponent('a\u2028b')}`);
+      expect(lookUp.status).to.equal(200);
+    });
+  });
+
+  describe('objects with more fields than any valid message has', () => {
+    const fields = (count: number) => Object.fromEntries(Array.from({ length: count }, (_, index) => [`f${index}`, 1]));
+
+    it('when a message, an address, an attachment or a bulk request brings 300,000 fields, then one 400 names the object and its count, and nothing is stored', async () => {
+      const before = await jobCount();
+      const attachment = { filename: 'a.txt', content_type: 'text/plain', content: 'aGk=' };
+      for (const [body, path, count] of [
+        [{ ...MINIMAL, ...fields(300_000) }, '', 300_003],
+        [{ ...MINIMAL, from: { email: 'app@example.com', ...fields(300_000) } }, 'from', 300_001],
+        [{ ...MINIMAL, attachments: [{ ...attachment, ...fields(300_000) }] }, 'attachments.0', 300_003],
+        [{ ...MINIMAL, metadata: { order: fields(300_000) } }, 'metadata.order', 300_000],
+        [{ messages: [MINIMAL, { ...MINIMAL, ...fields(300_000) }] }, 'messages.1', 300_003],
+        [{ messages: [MINIMAL], ...fields(300_000) }, '', 300_001],
+      ] as const) {
+        const answer = await post(body);
+        expect(answer.status, path).to.equal(400);
+        // One problem, not zod's list of unknown fields (named up to 10, the rest counted) after it read every one.
+        expect((answer.json as Problem).errors, path).to.deep.equal([
+          { path, message: `has ${count} fields: no object of a valid message has more than 16384` },
+        ]);
+      }
+      expect(await jobCount()).to.equal(before);
+    });
+
+    it('when metadata or variables have more fields or items than their size allows, then 400 at the field says so, without measuring it', async () => {
+      const answer = await post({ ...MINIMAL, metadata: fields(3000) });
+      expect((answer.json as Problem).errors).to.deep.equal([
+        { path: 'metadata', message: 'metadata must be at most 8192 bytes as JSON: it alone has 3000 fields' },
+      ]);
+      const list = await post({ ...MINIMAL, text: undefined, template_id: 1, variables: { a: { b: Array.from({ length: 40_000 }, () => 0) } } });
+      expect((list.json as Problem).errors).to.deep.equal([
+        { path: 'variables', message: 'variables must be at most 65536 bytes as JSON: a.b alone has 40000 items' },
+      ]);
+      // At the bounds, only the size decides: 2,048 fields of 4 bytes would fit, these take more.
+      expect((await post({ ...MINIMAL, metadata: fields(2048) })).json).to.deep.include({
+        errors: [{ path: 'metadata', message: 'metadata must be at most 8192 bytes as JSON' }],
+      });
+    });
+  });
+
   describe('item 7: attachments and message size', () => {
     it('when a 4 MB PDF is attached (5.3 MB of base64), then 202 and its content is stored exactly', async () => {
       const content = randomBytes(4_000_000).toString('base64');

@@ -192,6 +192,60 @@ describe('POST /queue → consumers → Mailjet (nock)', () => {
     expect(rows[0].n).to.equal(1);
   });
 
+  it('when a retry orders the keys of metadata, variables and headers otherwise, then it is the same request (replayed); a changed value is still a 409', async () => {
+    mailjet = mockMailjetSend();
+    service = await startTestService();
+    const post = (body: Record<string, unknown>, key: string) => service.request('POST', '/queue', { body, headers: { 'idempotency-key': key } });
+    const first = messageTo('sorted@example.com', {
+      metadata: { user: 42, order: { id: 'o-1', lines: [{ sku: 'a', qty: 1 }] } },
+      variables: { name: 'Ada', total: '9.50' },
+      headers: { 'X-B': '2', 'X-A': '1' },
+    });
+    // As Go's encoding/json or Python's sort_keys would send it: the keys in another order, at every depth.
+    const reordered = messageTo('sorted@example.com', {
+      metadata: { order: { lines: [{ qty: 1, sku: 'a' }], id: 'o-1' }, user: 42 },
+      variables: { total: '9.50', name: 'Ada' },
+      headers: { 'X-A': '1', 'X-B': '2' },
+    });
+    const changed = messageTo('sorted@example.com', {
+      metadata: { order: { lines: [{ qty: 2, sku: 'a' }], id: 'o-1' }, user: 42 },
+      variables: { total: '9.50', name: 'Ada' },
+      headers: { 'X-A': '1', 'X-B': '2' },
+    });
+
+    const stored = await post(first, 'sorted-1');
+    const retry = await post(reordered, 'sorted-1');
+    const conflict = await post(changed, 'sorted-1');
+
+    expect(stored.status).to.equal(202);
+    expect(retry.status).to.equal(202);
+    expect(retry.headers.get('idempotent-replayed')).to.equal('true');
+    expect(((await retry.json()) as { job_id: string }).job_id).to.equal(((await stored.json()) as { job_id: string }).job_id);
+    expect(conflict.status).to.equal(409);
+    const { rows } = await service.db.pool.query('select count(*)::int as n from email_send_jobs');
+    expect(rows[0].n).to.equal(1);
+  });
+
+  it('when a key stored by a release before sorted hashes is retried with the same body, then it is replayed; with another body, 409', async () => {
+    mailjet = mockMailjetSend();
+    service = await startTestService();
+    const body = messageTo('old@example.com', { metadata: { z: 1, a: 2 } });
+    const stored = (await (await service.request('POST', '/queue', { body, headers: { 'idempotency-key': 'old-1' } })).json()) as { job_id: string };
+    // What an earlier release (or one still running during a rolling upgrade) stored: the hash as sent only.
+    await service.db.pool.query(`update idempotency_keys set sorted_request_hash = null where key = 'old-1'`);
+
+    const same = await service.request('POST', '/queue', { body, headers: { 'idempotency-key': 'old-1' } });
+    const other = await service.request('POST', '/queue', {
+      body: messageTo('old@example.com', { metadata: { z: 1, a: 3 } }),
+      headers: { 'idempotency-key': 'old-1' },
+    });
+
+    expect(same.status).to.equal(202);
+    expect(same.headers.get('idempotent-replayed')).to.equal('true');
+    expect(((await same.json()) as { job_id: string }).job_id).to.equal(stored.job_id);
+    expect(other.status).to.equal(409);
+  });
+
   it('when an Idempotency-Key comes again after retention deleted its jobs, then it is a new request (with the same body or another), not a 500', async () => {
     mailjet = mockMailjetSend();
     service = await startTestService();

@@ -31,5 +31,6 @@ export function parseAnswer(raw: string): Response {
   const [statusLine = '', ...headerLines] = head.split('\r\n');
   const status = Number(/^HTTP\/1\.1 (\d{3}) /.exec(statusLine)?.[1]);
   const headers = new Headers(headerLines.map((line) => [line.slice(0, line.indexOf(':')), line.slice(line.indexOf(':') + 1).trim()] as [string, string]));
-  return new Response(rest.join('\r\n\r\n'), { status, headers });
+  // A Response of a status that has no body (a 304) must be given none, not even ''.
+  return new Response([204, 205, 304].includes(status) ? null : rest.join('\r\n\r\n'), { status, headers });
 }

@@ -166,6 +166,17 @@ describe('emailAddressProblem', () => {
     }
   });
 
+  it('when a name comes with the address (Name <address>) or several addresses in one string, then the refusal says how to give them', () => {
+    for (const address of ['Ada <ada@example.org>', '"Lovelace, Ada" <ada@example.org>', '<ada@example.org>']) {
+      expect(emailAddressProblem(address), address).to.equal(
+        'a name with the address in <…> ("Ada <ada@example.org>") is not an address: give {"email": "ada@example.org", "name": "Ada"}',
+      );
+    }
+    for (const address of ['ada@example.org, bob@example.org', 'ada@example.org;bob@example.org']) {
+      expect(emailAddressProblem(address), address).to.equal('holds several addresses: give them as a list, ["ada@example.org", "bob@example.org"]');
+    }
+  });
+
   it('when the local part is 64 bytes, then it is accepted; 65 bytes, or 64 characters of 2-byte UTF-8, is refused', () => {
     accepted(`${'a'.repeat(64)}@example.com`);
     refused(`${'a'.repeat(65)}@example.com`, /64 bytes/);

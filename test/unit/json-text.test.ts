@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 
-import { findInexactNumber, findUnstorableText, nestsDeeperThan, unstorableTextProblem } from '../../src/domain/json-text.js';
+import { findInexactNumber, findOversizedJson, findUnstorableText, isStorableWithin, unstorableTextProblem } from '../../src/domain/json-text.js';
 import { isBase64 } from '../../src/http/base64.js';
 
 describe('unstorableTextProblem', () => {
@@ -56,17 +56,39 @@ describe('findUnstorableText', () => {
   });
 });
 
-describe('nestsDeeperThan', () => {
-  it('when containers nest up to the limit, then false; one level more, then true (the value itself is level 1)', () => {
-    expect(nestsDeeperThan({ a: { b: [1] } }, 3)).to.equal(false);
-    expect(nestsDeeperThan({ a: { b: [[]] } }, 3)).to.equal(true);
-    expect(nestsDeeperThan({ a: 1, b: [1, 2], c: { d: 'x' } }, 2)).to.equal(false);
-    expect(nestsDeeperThan('text', 0)).to.equal(false);
-    expect(nestsDeeperThan({}, 0)).to.equal(true);
+describe('findOversizedJson', () => {
+  const deep = (value: unknown, depth: number) => findOversizedJson(value, { depth, keys: 10, items: 10 });
+
+  it('when containers nest up to the limit, then nothing; one level more, then where (the value itself is level 1)', () => {
+    expect(deep({ a: { b: [1] } }, 3)).to.equal(undefined);
+    expect(deep({ a: { b: [[]] } }, 3)).to.deep.equal({ path: ['a', 'b', 0], over: 'depth' });
+    expect(deep({ a: 1, b: [1, 2], c: { d: 'x' } }, 2)).to.equal(undefined);
+    expect(deep('text', 0)).to.equal(undefined);
+    expect(deep({}, 0)).to.deep.equal({ path: [], over: 'depth' });
   });
 
-  it('when a value nests a million levels deep, then true without overflowing', () => {
-    expect(nestsDeeperThan(JSON.parse(`${'{"a":'.repeat(1_000_000)}1${'}'.repeat(1_000_000)}`), 32)).to.equal(true);
+  it('when a value nests a million levels deep, then it is found without overflowing', () => {
+    expect(deep(JSON.parse(`${'{"a":'.repeat(1_000_000)}1${'}'.repeat(1_000_000)}`), 32)?.over).to.equal('depth');
+  });
+
+  it('when an object has more fields or a list more items than allowed, at any depth, then the first such, with its count', () => {
+    const fields = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`k${i}`, i]));
+    const bounds = { depth: 8, keys: 3, items: 2 };
+    expect(findOversizedJson({ a: fields(3), b: [1, 2] }, bounds)).to.equal(undefined);
+    expect(findOversizedJson(fields(4), bounds)).to.deep.equal({ path: [], over: 'fields', count: 4 });
+    expect(findOversizedJson({ a: { b: [1, fields(300_000)] } }, bounds)).to.deep.equal({ path: ['a', 'b', 1], over: 'fields', count: 300_000 });
+    expect(findOversizedJson({ a: [[1, 2, 3]] }, bounds)).to.deep.equal({ path: ['a', 0], over: 'items', count: 3 });
+  });
+});
+
+describe('isStorableWithin', () => {
+  it('when a value holds unstorable text or an object with more fields than allowed, at any depth, then false; else true', () => {
+    expect(isStorableWithin({ a: ['x', { b: 'y' }], c: { d: 1, e: 2 } }, 2)).to.equal(true);
+    expect(isStorableWithin({ a: ['x', { b: 'y\u0000' }] }, 2)).to.equal(false);
+    expect(isStorableWithin(JSON.parse('{"a":{"__proto__":1}}'), 2)).to.equal(false);
+    expect(isStorableWithin({ a: [{ b: 1, c: 2, d: 3 }] }, 2)).to.equal(false);
+    // Lists are not counted: their fields' schemas check a list's length before its items.
+    expect(isStorableWithin({ a: [1, 2, 3, 4, 5] }, 2)).to.equal(true);
   });
 });
 

@@ -123,6 +123,13 @@ describe('toMailjetMessage', () => {
     expect(message).not.to.have.property('Variables');
   });
 
+  it('when variables or template_language: true come with text or html and no template, then TemplateLanguage is on (it was left out, and {{var:…}} went out as written)', () => {
+    const inline = toMailjetMessage(job({ html: '<p>Hi {{var:name}}</p>', variables: { name: 'Ada' } }));
+    expect(inline).to.deep.include({ HTMLPart: '<p>Hi {{var:name}}</p>', TemplateLanguage: true, Variables: { name: 'Ada' } });
+    expect(toMailjetMessage(job({ text: 'Hi {{var:name:"you"}}', template_language: true })).TemplateLanguage).to.equal(true);
+    expect(toMailjetMessage(job({ text: 'Hi', variables: { a: 1 }, template_language: false }))).not.to.have.property('TemplateLanguage');
+  });
+
   it('when template_language is given explicitly, then it wins over the default', () => {
     expect(toMailjetMessage(job({ template_id: 1, variables: { a: 1 }, template_language: false })).TemplateLanguage).to.equal(false);
     expect(toMailjetMessage(job({ template_id: 1, template_language: true })).TemplateLanguage).to.equal(true);

@@ -241,6 +241,22 @@ describe('parseQueueRequest', () => {
     expect(accepted({ ...MINIMAL, send_at: `${local}+00:00` }).jobs[0]?.sendAt).to.be.instanceOf(Date);
   });
 
+  it('when send_at is no date (a leap second, 24:00, 30 February, year 10000), then one problem says so, not also the window it was misread into', () => {
+    const year = new Date().getUTCFullYear() + 1;
+    for (const sendAt of [
+      `${year}-06-30T23:59:60Z`,
+      `${year}-01-02T24:00:00Z`,
+      `${year}-02-30T00:00:00Z`,
+      '10000-01-01T00:00:00Z',
+      `+0${year}-01-01T00:00:00Z`,
+    ]) {
+      expect(
+        fieldsOf(() => parseQueueRequest({ ...MINIMAL, send_at: sendAt }, undefined)),
+        sendAt,
+      ).to.deep.equal([{ path: 'send_at', message: 'an ISO 8601 date-time with a time zone, e.g. 2030-01-01T09:00:00Z' }]);
+    }
+  });
+
   it('when send_at is more than 30 days ahead or more than a day behind, then it is rejected', () => {
     expect(rejectedPaths({ ...MINIMAL, send_at: new Date(Date.now() + 31 * DAY_MS).toISOString() })).to.deep.equal(['send_at']);
     expect(rejectedPaths({ ...MINIMAL, send_at: new Date(Date.now() - 2 * DAY_MS).toISOString() })).to.deep.equal(['send_at']);
@@ -314,8 +330,12 @@ describe('parseStatusLookup', () => {
   });
 
   it('when custom_id is one value or a repeated parameter, then it becomes a list', () => {
-    expect(parseStatusLookup({ custom_id: 'order-17' })).to.deep.equal({ kind: 'custom-ids', customIds: ['order-17'] });
-    expect(parseStatusLookup({ custom_id: ['order-17', 'order-18'] })).to.deep.equal({ kind: 'custom-ids', customIds: ['order-17', 'order-18'] });
+    expect(parseStatusLookup({ custom_id: 'order-17' })).to.deep.equal({ kind: 'custom-ids', customIds: ['order-17'], afterJobId: undefined });
+    expect(parseStatusLookup({ custom_id: ['order-17', 'order-18'], after_job_id: '42' })).to.deep.equal({
+      kind: 'custom-ids',
+      customIds: ['order-17', 'order-18'],
+      afterJobId: '42',
+    });
   });
 
   it('when custom_id is repeated more than 100 times, then the refusal says at most 100, not that no form matches', () => {

@@ -1,7 +1,7 @@
 // The admin API (ADMIN_API_KEY): apps and their keys, suppression lists, webhooks, and the
 // dead-letter list of failed jobs with re-queueing. The CLI (src/bin/admin.ts) offers the same
 // actions through the same service and input schemas.
-import { type RequestHandler, Router } from 'express';
+import { type Request, type RequestHandler, Router } from 'express';
 import { z } from 'zod';
 
 import { NotFoundError } from '../../domain/errors.js';
@@ -51,6 +51,9 @@ const requeueBody = z
     path: ['job_ids'],
   });
 
+/** The path parameter {app}. */
+const appParameter = (req: Request) => parseOrThrow(appName, req.params['app'], 'app name', 'app');
+
 export function adminRouter({ admin, requireAdmin, bodyPace }: AdminRouteDeps): Router {
   const router = Router();
   const smallBody = jsonBody({ limit: '16kb', pace: bodyPace });
@@ -86,35 +89,35 @@ export function adminRouter({ admin, requireAdmin, bodyPace }: AdminRouteDeps): 
   });
 
   router.post('/admin/apps/:app/keys', requireAdmin, smallBody, async (req, res) => {
-    const name = parseOrThrow(appName, req.params['app'], 'app name');
+    const name = appParameter(req);
     const body = parseOrThrow(z.strictObject({ revoke_others: z.boolean().default(false) }), req.body ?? {}, 'request');
     const rotated = await admin.rotateKey(name, body.revoke_others);
     res.status(201).json({ api_key: rotated.key, key_prefix: rotated.prefix, revoked: rotated.revoked });
   });
 
   router.delete('/admin/apps/:app/keys/:prefix', requireAdmin, async (req, res) => {
-    const name = parseOrThrow(appName, req.params['app'], 'app name');
-    const prefix = parseOrThrow(keyPrefixSchema, req.params['prefix'], 'key prefix');
+    const name = appParameter(req);
+    const prefix = parseOrThrow(keyPrefixSchema, req.params['prefix'], 'key prefix', 'prefix');
     await admin.revokeKey(name, prefix);
     res.status(204).end();
   });
 
   router.get('/admin/apps/:app/suppressions', requireAdmin, async (req, res) => {
-    const name = parseOrThrow(appName, req.params['app'], 'app name');
+    const name = appParameter(req);
     const query = parseOrThrow(z.strictObject({ after: z.string().max(254).optional(), limit: pageLimitSchema.default(100) }), req.query, 'query');
     const rows = await admin.listSuppressions(name, { after: query.after, limit: query.limit });
     res.json({ suppressions: rows.map(suppressionJson), next_after: rows.length === query.limit ? (rows.at(-1)?.email ?? null) : null });
   });
 
   router.post('/admin/apps/:app/suppressions', requireAdmin, smallBody, async (req, res) => {
-    const name = parseOrThrow(appName, req.params['app'], 'app name');
+    const name = appParameter(req);
     const body = parseOrThrow(z.strictObject({ email: emailSchema, note: suppressionNoteSchema.optional() }), req.body, 'request');
     res.status(201).json(suppressionJson(await admin.addSuppression(name, body.email, body.note ?? null)));
   });
 
   router.delete('/admin/apps/:app/suppressions/:email', requireAdmin, async (req, res) => {
-    const name = parseOrThrow(appName, req.params['app'], 'app name');
-    const email = parseOrThrow(emailSchema, req.params['email'], 'address');
+    const name = appParameter(req);
+    const email = parseOrThrow(emailSchema, req.params['email'], 'address', 'email');
     if (!(await admin.removeSuppression(name, email))) {
       throw new NotFoundError(`${email} is not suppressed for app ${name}`);
     }
@@ -122,7 +125,7 @@ export function adminRouter({ admin, requireAdmin, bodyPace }: AdminRouteDeps): 
   });
 
   router.put('/admin/apps/:app/webhook', requireAdmin, smallBody, async (req, res) => {
-    const name = parseOrThrow(appName, req.params['app'], 'app name');
+    const name = appParameter(req);
     const body = parseOrThrow(
       z.strictObject({ url: webhookUrlSchema, rotate_secret: z.boolean().default(false), event_types: webhookEventTypesSchema.optional() }),
       req.body,
@@ -133,11 +136,11 @@ export function adminRouter({ admin, requireAdmin, bodyPace }: AdminRouteDeps): 
 
   router.get('/admin/apps/:app/webhook', requireAdmin, async (req, res) => {
     parseOrThrow(z.strictObject({}), req.query, 'query');
-    res.json(webhookJson(await admin.getWebhook(parseOrThrow(appName, req.params['app'], 'app name'))));
+    res.json(webhookJson(await admin.getWebhook(appParameter(req))));
   });
 
   router.post('/admin/apps/:app/webhook/secrets', requireAdmin, smallBody, async (req, res) => {
-    const name = parseOrThrow(appName, req.params['app'], 'app name');
+    const name = appParameter(req);
     const body = parseOrThrow(
       z.strictObject({ overlap_seconds: secretOverlapSecondsSchema.default(DEFAULT_SECRET_OVERLAP_SECONDS) }),
       req.body ?? {},
@@ -148,12 +151,12 @@ export function adminRouter({ admin, requireAdmin, bodyPace }: AdminRouteDeps): 
 
   router.delete('/admin/apps/:app/webhook', requireAdmin, async (req, res) => {
     parseOrThrow(z.strictObject({}), req.query, 'query');
-    await admin.removeWebhook(parseOrThrow(appName, req.params['app'], 'app name'));
+    await admin.removeWebhook(appParameter(req));
     res.status(204).end();
   });
 
   router.get('/admin/apps/:app/webhook/deliveries', requireAdmin, async (req, res) => {
-    const name = parseOrThrow(appName, req.params['app'], 'app name');
+    const name = appParameter(req);
     const query = parseOrThrow(
       z.strictObject({ status: deliveryStatusSchema.optional(), before: deliveryIdSchema.optional(), limit: pageLimitSchema.default(100) }),
       req.query,
@@ -164,8 +167,8 @@ export function adminRouter({ admin, requireAdmin, bodyPace }: AdminRouteDeps): 
   });
 
   router.post('/admin/apps/:app/webhook/deliveries/:delivery/redeliver', requireAdmin, async (req, res) => {
-    const name = parseOrThrow(appName, req.params['app'], 'app name');
-    const id = parseOrThrow(deliveryIdSchema, req.params['delivery'], 'delivery id');
+    const name = appParameter(req);
+    const id = parseOrThrow(deliveryIdSchema, req.params['delivery'], 'delivery id', 'delivery');
     await admin.redeliver(name, id);
     res.status(202).json({ delivery_id: id, status: 'pending' });
   });

@@ -34,11 +34,12 @@ export function statusRouter(jobs: JobService, requireApp: RequestHandler): Rout
       }
       case 'ids':
         // At most as many jobs as ids: never more than the answer holds.
-        res.json({ jobs: (await jobs.view(app.id, lookup.ids)).map(jobViewJson), truncated: false });
+        res.json({ jobs: (await jobs.view(app.id, lookup.ids)).map(jobViewJson), truncated: false, next_after_job_id: null });
         return;
       case 'custom-ids': {
-        const { views, truncated } = await jobs.viewByCustomId(app.id, lookup.customIds, LIMITS.statusLookupIds);
-        res.json({ jobs: views.map(jobViewJson), truncated });
+        const { views, truncated } = await jobs.viewByCustomId(app.id, lookup.customIds, LIMITS.statusLookupIds, lookup.afterJobId);
+        // The page's last job: the next page reads the jobs after it (a job id is never reused).
+        res.json({ jobs: views.map(jobViewJson), truncated, next_after_job_id: truncated ? views.at(-1)!.job.id : null });
         return;
       }
     }
