@@ -5,13 +5,11 @@
 import { expect } from 'chai';
 
 import { createBus } from '../../src/bus.js';
-import { lockMessagesShared } from '../../src/db/events-repo.js';
 import { claimJobs } from '../../src/db/jobs-repo.js';
 import type { Pool } from '../../src/db/pool.js';
 import { makeJob, recipientIds } from '../factories.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
-import { ingestBody } from '../support/events-ingest.js';
-import { openTransaction, someoneWaitsOn } from '../support/held-transaction.js';
+import { ingestBody, ingestWhileRecording } from '../support/events-ingest.js';
 import { capturingLogger } from '../support/log.js';
 import { testSendingService } from '../support/sending.js';
 
@@ -123,19 +121,9 @@ describe('the address check of events', () => {
     db = await createTestDatabase();
     const jobId = await makeJob(db.pool, { status: 'accepted', to: ['holder@example.com'] });
     const [recipientId] = await recipientIds(db.pool, jobId);
-    const recording = openTransaction(db.pool, async (tx) => {
-      await lockMessagesShared(tx, [{ messageId: MESSAGE_ID, messageUuid: 'uuid-1' }]);
-      await tx.query("update email_recipients set mailjet_message_id = $2, mailjet_message_uuid = 'uuid-1', status = 'accepted' where id = $1", [
-        recipientId,
-        MESSAGE_ID,
-      ]);
-    });
-    await recording.written;
-    const ingest = ingestEvents(db.pool, event('bounce', 'other@example.com', 1_700_000_000, HARD_BOUNCE), event('sent', 'Holder@Example.COM', 1_700_000_001));
-    await someoneWaitsOn(db.pool, 'advisory', 'the ingest to wait on the recording');
-    recording.commit();
-    await recording.committed;
-    const result = await ingest;
+    const result = await ingestWhileRecording(db.pool, recipientId!, MESSAGE_ID, () =>
+      ingestEvents(db.pool, event('bounce', 'other@example.com', 1_700_000_000, HARD_BOUNCE), event('sent', 'Holder@Example.COM', 1_700_000_001)),
+    );
 
     expect(result).to.deep.equal({
       stored: 1,

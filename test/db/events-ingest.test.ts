@@ -2,11 +2,11 @@
 // MessageID is being recorded must end matched to its recipient, whichever transaction commits first.
 import { expect } from 'chai';
 
-import { lockMessagesShared, messageLockSlots } from '../../src/db/events-repo.js';
+import { messageLockSlots } from '../../src/db/events-repo.js';
 import type { Pool } from '../../src/db/pool.js';
 import { makeJob, recipientIds } from '../factories.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
-import { ingestBody } from '../support/events-ingest.js';
+import { ingestBody, ingestWhileRecording } from '../support/events-ingest.js';
 import { openTransaction, someoneWaitsOn } from '../support/held-transaction.js';
 
 const MESSAGE_ID = '576460765503091475';
@@ -29,21 +29,8 @@ describe('events ingest', () => {
     db = await createTestDatabase();
     const recipientId = await recipientOf(db.pool);
 
-    // What recordSendResults does first: the message's lock slots (shared), then its ids.
-    const recording = openTransaction(db.pool, async (tx) => {
-      await lockMessagesShared(tx, [{ messageId: MESSAGE_ID, messageUuid: 'uuid-1' }]);
-      await tx.query("update email_recipients set mailjet_message_id = $2, mailjet_message_uuid = 'uuid-1', status = 'accepted' where id = $1", [
-        recipientId,
-        MESSAGE_ID,
-      ]);
-    });
-    await recording.written;
-    const ingest = ingestBody(db.pool, SENT_EVENT);
     // The ingest cannot see the recipient's MessageID yet: it stores the event unmatched, then waits on the slot.
-    await someoneWaitsOn(db.pool, 'advisory', 'the ingest to wait on the recording');
-    recording.commit();
-    await recording.committed;
-    const result = await ingest;
+    const result = await ingestWhileRecording(db.pool, recipientId, MESSAGE_ID, () => ingestBody(db.pool, SENT_EVENT));
 
     expect(result).to.deep.equal({ stored: 1, unmatched: 0, byType: { sent: 1 }, sentAfterAcceptedMs: [], otherAddress: { count: 0, first: [] } });
     const { rows } = await db.pool.query('select recipient_id::text from email_events');

@@ -258,6 +258,14 @@ describe('webhook POST', () => {
   });
 
   describe('on a kept-alive connection the receiver closes as it is reused', () => {
+    const post = (url: URL) => postJson(url, '{}', {}, { timeoutMs: 10_000, policy: loopback });
+    /** The error a call ends with, or undefined when it is answered. */
+    const failureOf = (url: URL) =>
+      post(url).then(
+        () => undefined,
+        (reason: unknown) => reason as Error,
+      );
+
     /** A receiver answering 204 to each call but those `drop` picks (by the call's number on its connection, 1 first), which it ends with `ending`. */
     async function closing(
       drop: (callOnConnection: number, connection: number) => boolean,
@@ -288,8 +296,8 @@ describe('webhook POST', () => {
     it('when nothing of an answer came, then the call goes again at once on a new connection, once, and its answer counts', async () => {
       const hook = await closing((call) => call === 2, '');
 
-      const first = await postJson(hook.url, '{}', {}, { timeoutMs: 10_000, policy: loopback });
-      const second = await postJson(hook.url, '{}', {}, { timeoutMs: 10_000, policy: loopback });
+      const first = await post(hook.url);
+      const second = await post(hook.url);
 
       expect([first.statusCode, second.statusCode]).to.deep.equal([204, 204]);
       expect(hook.calls, '[connection, call on it]').to.deep.equal([
@@ -302,11 +310,8 @@ describe('webhook POST', () => {
     it('when the new connection is closed too, then the attempt fails: one call again, no more', async () => {
       const hook = await closing((call, connection) => connection > 1 || call === 2, '');
 
-      await postJson(hook.url, '{}', {}, { timeoutMs: 10_000, policy: loopback });
-      const error = await postJson(hook.url, '{}', {}, { timeoutMs: 10_000, policy: loopback }).then(
-        () => undefined,
-        (reason: unknown) => reason as Error,
-      );
+      await post(hook.url);
+      const error = await failureOf(hook.url);
 
       expect(error?.message).to.contain('the receiver closed the connection before it answered');
       expect(hook.calls).to.deep.equal([
@@ -319,11 +324,8 @@ describe('webhook POST', () => {
     it('when part of an answer came before the close, then the call is not made again', async () => {
       const hook = await closing((call) => call === 2, 'HTTP/1.1 200 OK\r\nContent-');
 
-      await postJson(hook.url, '{}', {}, { timeoutMs: 10_000, policy: loopback });
-      const error = await postJson(hook.url, '{}', {}, { timeoutMs: 10_000, policy: loopback }).then(
-        () => undefined,
-        (reason: unknown) => reason as Error,
-      );
+      await post(hook.url);
+      const error = await failureOf(hook.url);
 
       expect(error?.message).to.contain('the receiver closed the connection before it answered');
       expect(hook.calls).to.deep.equal([
@@ -335,10 +337,7 @@ describe('webhook POST', () => {
     it('when a new connection is closed before an answer, then the call is not made again', async () => {
       const hook = await closing(() => true, '');
 
-      const error = await postJson(hook.url, '{}', {}, { timeoutMs: 10_000, policy: loopback }).then(
-        () => undefined,
-        (reason: unknown) => reason as Error,
-      );
+      const error = await failureOf(hook.url);
 
       expect(error?.message).to.contain('the receiver closed the connection before it answered');
       expect(hook.calls).to.deep.equal([[1, 1]]);
