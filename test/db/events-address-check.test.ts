@@ -158,6 +158,11 @@ describe('the address check of events', () => {
     ['ΟΔΟΣ@ελλάδα.gr', 'οδοσ@XN--HXAKIC4AA.GR', 'odos@ελλάδα.gr'],
     ['İnci@istanbul.example', 'inci@ISTANBUL.example', 'ince@istanbul.example'],
     ['straße@bücher.example', 'STRASSE@BÜCHER.EXAMPLE.', 'strase@bücher.example'],
+    // A domain is the one UTS #46 maps it to: faß.example is another domain than fass.example (ß
+    // was folded to ss), STRAẞE.example is strasse.example, not straße.example.
+    ['x@fass.example', 'X@FASS.example.', 'x@faß.example'],
+    ['x@STRAẞE.example', 'x@strasse.example', 'x@straße.example'],
+    ['x@σας.gr', 'X@ΣΑς.GR', 'x@σασ.gr'],
   ]) {
     it(`when a recipient is ${holder}, then an event for ${own} applies and one for ${other} is kept aside`, async () => {
       db = await createTestDatabase();
