@@ -1,5 +1,6 @@
-// suppressions: per app, the addresses not to send to, each under its key (address_key() of sql/42
-// and 44: lower-cased whatever the locale, the domain in ASCII), so that one matches whatever form it is written in.
+// suppressions: per app, the addresses not to send to, each under its key (address_key() of sql/42,
+// 44 and 50: lower-cased whatever the locale, the domain as UTS #46 maps it, in ASCII), so that one
+// matches whatever form it is written in.
 import type { RecipientSuppression, Suppression, SuppressionReason } from '../domain/suppression.js';
 import { query, type Queryable } from './pool.js';
 
