@@ -9,6 +9,7 @@ import path from 'node:path';
 
 import { expect } from 'chai';
 
+import { seedDashboardHistory } from '../../bench/dashboard-seed.js';
 import { findJobsByRecipient } from '../../src/db/jobs-repo.js';
 import { runMigrations } from '../../src/db/migrate.js';
 import { addressKey, emailAddressProblem } from '../../src/domain/email-address.js';
@@ -16,6 +17,7 @@ import { createTestDatabase, TEST_SCHEMA, type TestDatabase } from '../support/d
 import { testLogger } from '../support/log.js';
 import { eventText } from '../support/mailjet-events.js';
 import { isolateNetwork, mockMailjetSend, restoreNetwork } from '../support/mailjet-nock.js';
+import { expectBoundedReads } from '../support/plans.js';
 import { ADMIN_KEY, eventually, startTestService, type TestService } from '../support/service.js';
 
 interface JobJson {
@@ -166,6 +168,19 @@ for (const locale of [undefined, 'C'] as const) {
       }
       expect((await findJobsByRecipient(service.db.pool, 'Οδοσ@Σασ.EXAMPLE', { limit: 50 })).map((row) => row.id)).to.deep.equal([...greek].reverse());
       expect((await findJobsByRecipient(service.db.pool, 'ΟΔΟς@σας.example', { limit: 50 })).map((row) => row.id)).to.deep.equal([final]);
+    });
+
+    // sql/51's index of address_key(email): the search reads a page of it, not the table, in this
+    // locale too (an index of lower(email) served only a query of lower(), which a C locale made
+    // ASCII-only).
+    it('when there are 20,000 jobs, then a search by recipient reads the index of keys, not the recipients one by one', async function () {
+      this.timeout(600_000);
+      const seeded = await seedDashboardHistory(service.db.pool, { jobs: 20_000, apps: 2, prefix: 'keys', now: new Date() });
+      const big = new Set(['email_send_jobs', 'email_recipients']);
+
+      for (const search of [seeded.sampleRecipient.toUpperCase(), 'JOSÉ@BÜCHER.example']) {
+        await expectBoundedReads(service.db.pool, (q) => findJobsByRecipient(q, search, { limit: 50 }), big, 200);
+      }
     });
 
     it('then the database’s key of an address is the one the recipients of a message compare by (addressKey)', async () => {
