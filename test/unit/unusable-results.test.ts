@@ -168,6 +168,16 @@ describe('an acceptance checked against the recipients sent', () => {
     });
   });
 
+  it('when a look-up finds ΟΔΟΣ@… as οδος@… and not the other address, then the error names the address missing, not a message without an address sent', () => {
+    const rows = [row('1', 'to', 'ΟΔΟΣ@example.gr'), row('2', 'cc', 'b@example.com')];
+    const named = found('οδος@example.gr').map((message) => ({ ...message, named: true }));
+
+    const result = lookUpResult(claimed(true, rows), rows, named, context);
+
+    expect(result).to.deep.include({ kind: 'accepted', recipients: [{ recipientId: '1', messageId: id(0), messageUuid: 'u-0' }] });
+    expect(JSON.stringify(result)).to.match(/its look-up found 1 of the 2 addresses sent: the last look-up gave no MessageID for b@example.com/);
+  });
+
   it('when Mailjet answers an address sent with a Unicode domain in its ASCII form (or the other way), in any case, then it is that address: accepted, not looked up for an address that "matches none sent"', () => {
     const rows = [row('1', 'to', 'User@Bücher.example'), row('2', 'cc', 'ada@xn--caf-dma.example')];
     const pairs = [
