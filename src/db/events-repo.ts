@@ -432,7 +432,9 @@ const STORE_AND_APPLY_TEXT = `
     join locked_jobs j on j.id = r.job_id
     where a.suppression_reason is not null
     -- One order for every writer: two callbacks suppressing the same addresses never wait in a circle.
-    order by j.app_id, address_key(r.email), a.id
+    -- Of an address's rows, the first event (by its time) is written, and gives the reason: as
+    -- event-application.ts plans it.
+    order by j.app_id, address_key(r.email), a.occurred_at, a.id
     on conflict (app_id, email) do nothing
     returning app_id
   )

@@ -911,13 +911,15 @@ export async function listRecentJobs(db: Queryable, page: JobPage): Promise<JobL
   return rows.map(toJobListRow);
 }
 
-// Through the (lower(email), job_id) index: an address's jobs in id order, the app checked after.
+// Through the (address_key(email), job_id) index (sql/51_…): an address's jobs in id order, the app
+// checked after. The key suppressions use (sql/50_…): any case, a domain in Unicode or ASCII, in any
+// database locale.
 const FIND_JOBS_BY_RECIPIENT = `
   select ${JOB_COLUMNS}, a.name as app_name, m.email as recipient
   from email_recipients m
   join email_send_jobs j on j.id = m.job_id
   join apps a on a.id = j.app_id
-  where lower(m.email) = lower($1)
+  where address_key(m.email) = address_key($1)
     and ($2::bigint is null or j.app_id = $2)
     and ($3::bigint is null or m.job_id < $3)
   order by m.job_id desc

@@ -1,5 +1,6 @@
-// suppressions: per app, the addresses not to send to, each under its key (address_key() of sql/42
-// and 44: lower-cased whatever the locale, the domain in ASCII), so that one matches whatever form it is written in.
+// suppressions: per app, the addresses not to send to, each under its key (address_key() of sql/42,
+// 44 and 50: lower-cased whatever the locale, the domain as UTS #46 maps it, in ASCII), so that one
+// matches whatever form it is written in.
 import type { RecipientSuppression, Suppression, SuppressionReason } from '../domain/suppression.js';
 import { query, type Queryable } from './pool.js';
 
@@ -13,12 +14,15 @@ function toSuppression(row: Record<string, unknown>): Suppression {
 }
 
 // The app is the recipient's job's app: a complaint about one app's mail suppresses it for that app only.
+// Of the entries for one address, the first given (the first event) is written, and gives the reason;
+// addresses in one order for every writer, as events-repo's STORE_AND_APPLY.
 const SUPPRESS_RECIPIENTS = `
   insert into suppressions (app_id, email, reason, detail)
   select j.app_id, address_key(r.email), s.reason, s.detail
-  from unnest($1::bigint[], $2::text[], $3::text[]) as s(recipient_id, reason, detail)
+  from unnest($1::bigint[], $2::text[], $3::text[]) with ordinality as s(recipient_id, reason, detail, ord)
   join email_recipients r on r.id = s.recipient_id
   join email_send_jobs j on j.id = r.job_id
+  order by j.app_id, address_key(r.email), s.ord
   on conflict (app_id, email) do nothing`;
 
 export async function suppressRecipients(tx: Queryable, entries: readonly RecipientSuppression[]): Promise<void> {

@@ -156,42 +156,57 @@ const DISPLAY_FORM = /<[^<>]*@[^<>]*>\s*$/;
 /** Two addresses separated by a comma or a semicolon, as a header's list writes them. */
 const SEVERAL = /@[^@,;]*[,;][^@]*@/;
 
-/**
- * The form in which two addresses are one mailbox: lower-cased, the domain in its ASCII form (IDNA
- * A-labels, what DNS and every mail server use), so that user@bücher.example and
- * user@xn--bcher-kva.example compare equal. For an address emailAddressProblem accepted.
- */
-export function addressKey(address: string): string {
-  const at = address.lastIndexOf('@');
-  const domain = address.slice(at + 1);
-  if (PLAIN_ASCII_DOMAIN.test(domain)) {
-    return address.toLowerCase();
-  }
-  return `${address.slice(0, at).toLowerCase()}@${domainToASCII(domain) || domain.toLowerCase()}`;
-}
-
-/** Printable ASCII: the quick path of eventAddressKey (any other address takes the whole one, to the same key). */
+/** Printable ASCII: the quick path of the keys (any other text takes the whole one, to the same key). */
 const PRINTABLE_ASCII = /^[ -~]*$/;
 
 /**
+ * Each letter lower-cased one for one, as sql/44's unicode_lower() does: no final sigma by context
+ * (Σ is σ wherever it stands, as in the database) and İ is i. Only İ has a lower case of two
+ * characters; each other letter's own toLowerCase is that letter's simple mapping.
+ */
+function lowerEachLetter(text: string): string {
+  return PRINTABLE_ASCII.test(text) ? text.toLowerCase() : Array.from(text, (letter) => (letter === 'İ' ? 'i' : letter.toLowerCase())).join('');
+}
+
+/** A domain's key: the ASCII form UTS #46 maps it to (A-labels, what DNS and every mail server use). */
+function domainKey(domain: string): string {
+  return PLAIN_ASCII_DOMAIN.test(domain) ? domain.toLowerCase() : domainToASCII(domain) || lowerEachLetter(domain);
+}
+
+/**
+ * The form in which two addresses are one mailbox, the key suppressions and the dashboard's search
+ * use (address_key() in the database, sql/50_…; docs/admin.md states the rule): the local part with
+ * each letter lower-cased one for one (ß and ẞ are one, ss another; Σ and σ are one, ς another: a
+ * receiving server may keep those apart), the domain as UTS #46 maps it, in its ASCII form (ẞ is ss,
+ * ß and ς stay letters of their own), so that user@bücher.example and user@xn--bcher-kva.example
+ * compare equal. For an address emailAddressProblem accepted.
+ */
+export function addressKey(address: string): string {
+  const at = address.lastIndexOf('@');
+  return `${lowerEachLetter(address.slice(0, at))}@${domainKey(address.slice(at + 1))}`;
+}
+
+/**
  * The key an event's `email` and the address of the recipient holding its MessageID are compared by
- * (isHoldersAddress): addressKey, after Unicode compatibility normalisation (NFKC: full-width forms,
- * a full-width @, ligatures) and case folded both ways, so that a case mapping that is not one-to-one
- * (ß and SS, a final sigma, the dotted İ, whose lower case is i and a combining dot) still compares
- * equal; a domain's final dot is dropped. Looser than addressKey on purpose: the check it serves
- * keeps an event aside only when the address cannot be the holder's, spelt by another mail system.
+ * (isHoldersAddress). Its local part is looser than addressKey's on purpose: the check it serves keeps
+ * an event aside only when the address cannot be the holder's, spelt by another mail system, so it
+ * takes Unicode compatibility normalisation (NFKC: full-width forms, a full-width @, ligatures) and
+ * case folded both ways, so that a case mapping that is not one-to-one (ß and SS, a final sigma, the
+ * dotted İ, whose lower case is i and a combining dot) still compares equal. Its domain is addressKey's
+ * (UTS #46), without a final dot: faß.example and fass.example are two domains, whoever spells them.
  */
 export function eventAddressKey(address: string): string {
-  const folded = PRINTABLE_ASCII.test(address)
-    ? address.toLowerCase()
-    : addressKey(
-        address
-          .normalize('NFKC')
-          .toUpperCase()
-          .toLowerCase()
-          .replace(/i\u0307/g, 'i'),
-      );
-  return folded.endsWith('.') ? folded.slice(0, -1) : folded;
+  if (PRINTABLE_ASCII.test(address)) {
+    const folded = address.toLowerCase();
+    return folded.endsWith('.') ? folded.slice(0, -1) : folded;
+  }
+  const normalized = address.normalize('NFKC');
+  const at = normalized.lastIndexOf('@');
+  const local = (at < 0 ? normalized : normalized.slice(0, at))
+    .toUpperCase()
+    .toLowerCase()
+    .replace(/i\u0307/g, 'i');
+  return at < 0 ? local : `${local}@${domainKey(normalized.slice(at + 1).replace(/\.$/, ''))}`;
 }
 
 /**

@@ -105,5 +105,7 @@ export function planEventApplication(
       jobChanges.set(jobId, derived);
     }
   }
-  return { recipients: recipientChanges, jobs: jobChanges, changes, suppressions: matched.flatMap(suppressionFor) };
+  // In the order the events happened: of two that suppress one address (a hard bounce, then an
+  // unsubscribe), the first gives the reason, as a suppression already there keeps its own.
+  return { recipients: recipientChanges, jobs: jobChanges, changes, suppressions: inOrder.flatMap(suppressionFor) };
 }

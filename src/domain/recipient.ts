@@ -1,6 +1,6 @@
 // A recipient as jetpost keeps it (email_recipients): one To/Cc/Bcc address of a job, with Mailjet's
 // ids once accepted, and the one rule that pairs Mailjet's per-address answers with these rows.
-import { addressKey } from './email-address.js';
+import { addressKey, eventAddressKey } from './email-address.js';
 import type { RecipientKind } from './message.js';
 import type { RecipientStatus } from './status.js';
 
@@ -44,7 +44,9 @@ export interface MailjetRecipientIds {
 /**
  * Pairs Mailjet's per-address ids with our rows: same address (addressKey: any case, the domain in
  * Unicode or in its ASCII form, which Mailjet may answer for an address sent in the other) and, when
- * Mailjet names it, the same kind; each row at most once, the first of Mailjet's entries winning.
+ * Mailjet names it, the same kind; each row at most once, the first of Mailjet's entries winning. An
+ * entry that no row's key matches takes a row its address can be, spelt by another system
+ * (eventAddressKey: ΟΔΟΣ sent and lower-cased with a final sigma, οδος, as many languages do).
  */
 function matchRecipients<T extends MailjetRecipientIds>(
   rows: readonly RecipientRow[],
@@ -55,7 +57,12 @@ function matchRecipients<T extends MailjetRecipientIds>(
   const out: Array<{ row: RecipientRow; ids: T }> = [];
   for (const item of items) {
     const email = addressKey(item.email);
-    const index = unused.findIndex((row) => (item.kind === undefined || row.kind === item.kind) && keyOf(row) === email);
+    const sameKind = (row: RecipientRow) => item.kind === undefined || row.kind === item.kind;
+    let index = unused.findIndex((row) => sameKind(row) && keyOf(row) === email);
+    if (index < 0) {
+      const spelt = eventAddressKey(item.email);
+      index = unused.findIndex((row) => sameKind(row) && eventAddressKey(row.email) === spelt);
+    }
     if (index >= 0) {
       out.push({ row: unused.splice(index, 1)[0]!, ids: item });
     }

@@ -1,7 +1,7 @@
 // What a consumer does with a claimed batch, pure: what each look-up of a possibly sent job means,
 // which addresses to leave out as suppressed, and how to pack the rest into Send API calls. The
 // consumer (workers/consumer.ts) does the I/O between these steps.
-import { addressKey } from './email-address.js';
+import { addressKey, eventAddressKey } from './email-address.js';
 import type { ClaimedJob } from './job.js';
 import { isStorableId, unstorableId } from './mailjet-ids.js';
 import type { AddressedMessage, FoundMessage } from './mailjet-outcome.js';
@@ -44,8 +44,11 @@ export function lookUpResult(
   const addressed = storable.filter((message): message is AddressedMessage => message.email !== null);
   // A row of the job with an address matching none sent (written in another form, or none) cannot
   // say whose it is, only that Mailjet took the message.
+  // Matching as pairRecipients pairs: by the key, or as another system spells it.
   const sentKeys = new Set(recipients.map((row) => addressKey(row.email)));
-  const [unaddressed] = storable.filter((message) => message.email === null || (message.named === true && !sentKeys.has(addressKey(message.email))));
+  const sentSpellings = new Set(recipients.map((row) => eventAddressKey(row.email)));
+  const isSent = (email: string) => sentKeys.has(addressKey(email)) || sentSpellings.has(eventAddressKey(email));
+  const [unaddressed] = storable.filter((message) => message.email === null || (message.named === true && !isSent(message.email)));
   const { pairs, ...pairing } = pairRecipients(recipients, withoutSharedIds([...job.foundEarlier, ...addressed]));
   // A suppressed address was left out of the send looked up: Mailjet has nothing for it.
   const unreached = pairing.unreached.filter((row) => row.status !== 'suppressed');

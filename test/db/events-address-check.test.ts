@@ -146,6 +146,11 @@ describe('the address check of events', () => {
     ['ΟΔΟΣ@ελλάδα.gr', 'οδοσ@XN--HXAKIC4AA.GR', 'odos@ελλάδα.gr'],
     ['İnci@istanbul.example', 'inci@ISTANBUL.example', 'ince@istanbul.example'],
     ['straße@bücher.example', 'STRASSE@BÜCHER.EXAMPLE.', 'strase@bücher.example'],
+    // A domain is the one UTS #46 maps it to: faß.example is another domain than fass.example (ß
+    // was folded to ss), STRAẞE.example is strasse.example, not straße.example.
+    ['x@fass.example', 'X@FASS.example.', 'x@faß.example'],
+    ['x@STRAẞE.example', 'x@strasse.example', 'x@straße.example'],
+    ['x@σας.gr', 'X@ΣΑς.GR', 'x@σασ.gr'],
   ]) {
     it(`when a recipient is ${holder}, then an event for ${own} applies and one for ${other} is kept aside`, async () => {
       db = await createTestDatabase();
@@ -164,5 +169,51 @@ describe('the address check of events', () => {
       expect(after.rejected).to.have.length(1);
       expect(after.suppressed).to.deep.equal([]);
     });
+  }
+});
+
+// Before: of two events that suppress one address in one transaction (a hard bounce, then an
+// unsubscribe or a complaint), the suppression kept the reason of whichever was written first: the
+// order of their dedupe keys in a callback, any order in the record of a send.
+describe('the reason an address is suppressed for', () => {
+  let db: TestDatabase;
+
+  afterEach(async () => {
+    await db?.drop();
+  });
+
+  const BOUNCED_AT = 1_700_000_000;
+  // Several addresses and times: which of two events a callback writes first follows their dedupe keys.
+  for (const laterType of ['unsub', 'spam']) {
+    for (const [address, laterAt] of [
+      ['ada@example.com', BOUNCED_AT + 5],
+      ['a@x.example', BOUNCED_AT + 5],
+      ['bob@example.org', BOUNCED_AT + 1],
+      ['eve@example.net', BOUNCED_AT + 3600],
+    ] as const) {
+      for (const path of ['a callback', 'the record of the send'] as const) {
+        it(`when a hard bounce of ${address} and a later ${laterType} come together, by ${path}, then the address is suppressed for the bounce, the first`, async () => {
+          db = await createTestDatabase();
+          const jobId = await makeJob(db.pool, { to: [address] });
+          const [recipientId] = await recipientIds(db.pool, jobId);
+          await claimJobs(db.pool, 'a', 1, 120_000);
+          const record = () =>
+            testSendingService(db.pool, { bus: createBus() }).record('a', [
+              { jobId, kind: 'accepted', recipients: [{ recipientId: recipientId!, messageId: MESSAGE_ID, messageUuid: 'uuid-1' }] },
+            ]);
+          if (path === 'a callback') {
+            await record();
+          }
+
+          await ingestEvents(db.pool, event(laterType, address, laterAt), event('bounce', address, BOUNCED_AT, HARD_BOUNCE));
+          if (path === 'the record of the send') {
+            await record();
+          }
+
+          const { rows } = await db.pool.query('select email, reason from suppressions');
+          expect(rows).to.deep.equal([{ email: address, reason: 'hard_bounce' }]);
+        });
+      }
+    }
   }
 });

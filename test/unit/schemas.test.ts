@@ -215,6 +215,15 @@ describe('parseQueueRequest', () => {
     expect(accepted({ ...MINIMAL, to: ['user@bücher.example', 'user@bucher.example'] }).jobs).to.have.length(1);
   });
 
+  // One address as suppressions take it (docs/admin.md, One address): in a local part Σ is σ wherever
+  // it stands and ẞ is ß, but ς and ss are other letters; in a domain ẞ is ss.
+  it('when an address appears twice by the key of suppressions (ΟΔΟΣ and οδοσ, STRAẞE and straße, a domain STRAẞE and strasse), then the repeat is rejected; ς and ss are other addresses', () => {
+    expect(rejectedPaths({ ...MINIMAL, to: ['ΟΔΟΣ@example.gr', 'οδοσ@example.gr'] })).to.deep.equal(['to.1.email']);
+    expect(rejectedPaths({ ...MINIMAL, to: 'STRAẞE@example.de', cc: 'straße@example.de' })).to.deep.equal(['cc.0.email']);
+    expect(rejectedPaths({ ...MINIMAL, to: 'x@STRAẞE.example', bcc: 'x@strasse.example' })).to.deep.equal(['bcc.0.email']);
+    expect(accepted({ ...MINIMAL, to: ['οδος@example.gr', 'ΟΔΟΣ@example.gr', 'strasse@example.de', 'straße@example.de'] }).jobs).to.have.length(1);
+  });
+
   it('when there is no text, html or template_id, then it is rejected at text', () => {
     expect(rejectedPaths({ from: 'app@example.com', to: 'a@example.com', subject: 'Empty' })).to.deep.equal(['text']);
     expect(accepted({ from: 'app@example.com', to: 'a@example.com', html: '<p>x</p>' }).jobs).to.have.length(1);

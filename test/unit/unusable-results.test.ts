@@ -151,6 +151,33 @@ describe('an acceptance checked against the recipients sent', () => {
     }
   });
 
+  // A capital sigma lower-cases to σ or, at the end of a word, ς: JavaScript and Java write ς, Go and
+  // the database's key σ. Whichever Mailjet answers, it is the address sent.
+  it('when Mailjet answers ΟΔΟΣ@… lower-cased with a final sigma or without, then it is that address: accepted', () => {
+    const rows = [row('1', 'to', 'ΟΔΟΣ@example.gr'), row('2', 'cc', 'ΣΑΣ@example.gr')];
+    const pairs = [
+      { recipientId: '1', messageId: id(0), messageUuid: 'u-0' },
+      { recipientId: '2', messageId: id(1), messageUuid: 'u-1' },
+    ];
+
+    expect(decide(rows, answered(['to', 'οδος@example.gr'], ['cc', 'σασ@example.gr']))).to.deep.equal({ jobId: '1', kind: 'accepted', recipients: pairs });
+    expect(lookUpResult(claimed(false, rows), rows, found('οδοσ@example.gr', 'σας@example.gr'), context)).to.deep.equal({
+      jobId: '1',
+      kind: 'accepted',
+      recipients: pairs,
+    });
+  });
+
+  it('when a look-up finds ΟΔΟΣ@… as οδος@… and not the other address, then the error names the address missing, not a message without an address sent', () => {
+    const rows = [row('1', 'to', 'ΟΔΟΣ@example.gr'), row('2', 'cc', 'b@example.com')];
+    const named = found('οδος@example.gr').map((message) => ({ ...message, named: true }));
+
+    const result = lookUpResult(claimed(true, rows), rows, named, context);
+
+    expect(result).to.deep.include({ kind: 'accepted', recipients: [{ recipientId: '1', messageId: id(0), messageUuid: 'u-0' }] });
+    expect(JSON.stringify(result)).to.match(/its look-up found 1 of the 2 addresses sent: the last look-up gave no MessageID for b@example.com/);
+  });
+
   it('when Mailjet answers an address sent with a Unicode domain in its ASCII form (or the other way), in any case, then it is that address: accepted, not looked up for an address that "matches none sent"', () => {
     const rows = [row('1', 'to', 'User@Bücher.example'), row('2', 'cc', 'ada@xn--caf-dma.example')];
     const pairs = [
