@@ -911,8 +911,8 @@ export async function listRecentJobs(db: Queryable, page: JobPage): Promise<JobL
   return rows.map(toJobListRow);
 }
 
-// Through the (address_key(email), job_id) index (sql/51_…): an address's jobs in id order, the app
-// checked after. The key suppressions use (sql/50_…): any case, a domain in Unicode or ASCII, in any
+// Through the (address_key(email), job_id) index (sql/49_…): an address's jobs in id order, the app
+// checked after. The key suppressions use (sql/48_…): any case, a domain in Unicode or ASCII, in any
 // database locale.
 const FIND_JOBS_BY_RECIPIENT = `
   select ${JOB_COLUMNS}, a.name as app_name, m.email as recipient

@@ -175,7 +175,7 @@ function domainKey(domain: string): string {
 
 /**
  * The form in which two addresses are one mailbox, the key suppressions and the dashboard's search
- * use (address_key() in the database, sql/50_…; docs/admin.md states the rule): the local part with
+ * use (address_key() in the database, sql/48_…; docs/admin.md states the rule): the local part with
  * each letter lower-cased one for one (ß and ẞ are one, ss another; Σ and σ are one, ς another: a
  * receiving server may keep those apart), the domain as UTS #46 maps it, in its ASCII form (ẞ is ss,
  * ß and ς stay letters of their own), so that user@bücher.example and user@xn--bcher-kva.example

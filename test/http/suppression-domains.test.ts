@@ -170,7 +170,7 @@ for (const locale of [undefined, 'C'] as const) {
       expect((await findJobsByRecipient(service.db.pool, 'ΟΔΟς@σας.example', { limit: 50 })).map((row) => row.id)).to.deep.equal([final]);
     });
 
-    // sql/51's index of address_key(email): the search reads a page of it, not the table, in this
+    // sql/49's index of address_key(email): the search reads a page of it, not the table, in this
     // locale too (an index of lower(email) served only a query of lower(), which a C locale made
     // ASCII-only).
     it('when there are 20,000 jobs, then a search by recipient reads the index of keys, not the recipients one by one', async function () {

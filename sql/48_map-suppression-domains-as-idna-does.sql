@@ -49,7 +49,7 @@ language sql immutable strict parallel safe as $$
   )
 $$;
 
--- An index of address_key() (sql/51) is built, and its expression evaluated, with only pg_catalog
+-- An index of address_key() (sql/49) is built, and its expression evaluated, with only pg_catalog
 -- on the search_path (PostgreSQL 17 does so for every index build): each function finds the others
 -- in this schema by its own search_path, set to this one's; address_key(), inlined into the index
 -- and into each query (a SET would stop that), names its two in full.
@@ -66,7 +66,7 @@ begin
 end
 $migration$;
 
--- The dashboard's search by recipient goes through an index of address_key(email) (sql/51): this
+-- The dashboard's search by recipient goes through an index of address_key(email) (sql/49): this
 -- one, of lower(email), followed the database's locale (a plain C one lower-cases ASCII letters
 -- only) and no longer serves a query.
 drop index if exists email_recipients_lower_email_job_id_idx;
