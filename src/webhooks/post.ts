@@ -24,6 +24,8 @@ export interface PostOptions {
   policy: TargetPolicy;
   /** Cuts the exchange short (shutdown); it then fails with the signal's reason. */
   signal?: AbortSignal;
+  /** Told, with what closed it, when the call goes again on a new connection after a reused one was closed. */
+  onNewConnection?: (reason: Error) => void;
 }
 
 /**
@@ -63,6 +65,7 @@ export async function postJson(url: URL, body: string, headers: Record<string, s
     if (!first.staleConnection || cut.signal.aborted) {
       throw first.error;
     }
+    options.onNewConnection?.(first.error);
     const second = await exchange(url, body, headers, options.policy, cut.signal, false);
     if ('result' in second) {
       return second.result;
