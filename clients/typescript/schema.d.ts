@@ -1660,7 +1660,8 @@ export interface components {
          *     `request-aborted` or `bad-request` (the body could not be read), `duplicate-header` (a header
          *     read as one value, such as `Idempotency-Key` or `Authorization`, sent twice) and
          *     `malformed-request` (not HTTP/1.1: an HTTP/1.1 request without `Host`, an HTTP/1.0 one with a
-         *     `Transfer-Encoding`; the connection is closed) carry no `errors`.
+         *     `Transfer-Encoding`, a request line with something after its version, such as
+         *     `GET / HTTP/1.1 extra`; the connection is closed) carry no `errors`.
          */
         BadRequest: {
             headers: {

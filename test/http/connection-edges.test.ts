@@ -270,6 +270,31 @@ describe('HTTP connections: bytes past a request, a client that shuts its side',
     });
   }
 
+  for (const [what, version] of [
+    ['a word after the version', 'HTTP/1.1 extra'],
+    ['the version twice', 'HTTP/1.1 HTTP/1.1'],
+    ['a space after the version', 'HTTP/1.1 '],
+    ['two spaces after the version', 'HTTP/1.1  '],
+    ['a tab after the version', 'HTTP/1.1\t'],
+    ['a letter stuck to the version', 'HTTP/1.1x'],
+    ['a NUL after the version', 'HTTP/1.1\u0000'],
+  ] as const) {
+    it(`when a POST /queue's request line has ${what}, then 400 malformed-request naming the request line (not a 505: the version is HTTP/1.1), the connection closed and nothing stored`, async () => {
+      const customId = `request line with ${what}`;
+      const body = JSON.stringify(message({ custom_id: customId }));
+
+      const [refused, ...more] = answers(await exchange(service.url, queueRequest(body).replace(' HTTP/1.1\r\n', ` ${version}\r\n`)));
+
+      expect(refused?.status).to.equal(400);
+      expect(refused!.headers.get('connection')).to.equal('close');
+      const problem = (await refused!.json()) as { type: string; detail: string };
+      expect(problem.type).to.equal('https://jetpost.dev/problems/malformed-request');
+      expect(problem.detail).to.contain('request line');
+      expect(more).to.have.length(0);
+      expect(await jobsWith(customId)).to.equal(0);
+    });
+  }
+
   it('when a client opens with the HTTP/2 preface (PRI * HTTP/2.0, prior knowledge), then 505 problem+json', async () => {
     const [refused] = answers(await exchange(service.url, 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'));
     expect(refused?.status).to.equal(505);
