@@ -974,7 +974,8 @@ export interface components {
             /**
              * @description Extra email headers, name → value. Names are RFC 7230 tokens of 1–100 characters, each
              *     given once (compared case-insensitively: `X-Tag` and `x-tag` are one header); values
-             *     at most 998 characters, no line breaks or control characters. These names (compared
+             *     at most 998 bytes of UTF-8 (RFC 5322 counts a line in octets: a character outside ASCII
+             *     takes 2 to 4), no line breaks or control characters. These names (compared
              *     case-insensitively) are set by jetpost or Mailjet and are refused: From, Sender, Subject,
              *     To, Cc, Bcc, Return-Path, Delivered-To, DKIM-Signature, DomainKey-Status, Received-SPF,
              *     Authentication-Results, Received, X-Mailjet-Prio, X-Mailjet-Debug, User-Agent, X-Mailer,

@@ -220,6 +220,29 @@ describe('POST /queue: input that must be stored exactly or refused with a 4xx',
     });
   });
 
+  describe('header values: one line of RFC 5322, 998 octets', () => {
+    for (const [what, unit, bytes] of [
+      ['ASCII', 'a', 1],
+      ['é (2 bytes of UTF-8)', '\u00e9', 2],
+      ['€ (3 bytes)', '\u20ac', 3],
+      ['😀 (4 bytes, 2 UTF-16 units)', '\u{1f600}', 4],
+    ] as const) {
+      it(`when a header value of ${what} is 998 bytes of UTF-8, then it is taken; one byte more, and 400 names the header and says it counts bytes`, async () => {
+        const fill = (total: number) => unit.repeat(Math.floor(total / bytes)) + 'a'.repeat(total % bytes);
+        expect(Buffer.byteLength(fill(998))).to.equal(998);
+
+        const taken = await post({ ...MINIMAL, headers: { 'X-Note': fill(998) } });
+        const refused = await post({ ...MINIMAL, headers: { 'X-Note': fill(999) } });
+
+        expect(taken.status, JSON.stringify(taken.json)).to.equal(202);
+        expect(refused.status).to.equal(400);
+        const errors = (refused.json as Problem).errors ?? [];
+        expect(errors.map((error) => error.path)).to.deep.equal(['headers.X-Note']);
+        expect(errors[0]!.message).to.match(/at most 998 bytes of UTF-8.*999/);
+      });
+    }
+  });
+
   describe('line breaks in one-line fields (header injection)', () => {
     it('when a subject, a name, a header value, a campaign, a custom_id, a monitoring category or a filename holds U+2028 or U+2029, then 400 names it, and nothing is stored', async () => {
       const before = await jobCount();
