@@ -915,7 +915,13 @@ export interface components {
          *     base64, as given (see `POST /queue`).
          */
         Attachment: {
-            /** @example invoice.pdf */
+            /**
+             * @description The file's name, in any script, spaces allowed: not a path (no `/` or `\`: a mail client
+             *     keeps only what follows the last one), and not only dots and spaces (`.`, `..`), which
+             *     name no file; no line breaks or control characters.
+             * @example invoice.pdf
+             * @example Facture été 2026.pdf
+             */
             filename: string;
             /** @description A MIME type such as `application/pdf`, without parameters (no `; charset=…`). */
             content_type: string;

@@ -73,8 +73,18 @@ const addressList = (field: string) =>
 
 const trackingSchema = z.enum(TRACKING_VALUES, { error: `must be one of ${TRACKING_VALUES.map((value) => `"${value}"`).join(', ')}` });
 
+/**
+ * A file's name, not a path: a receiving client keeps only what follows the last / or \ (RFC 2183
+ * §2.3), so a name with one never arrives as sent. One of only dots and spaces (".", "..") names no
+ * file a client can save: Windows trims them to nothing. Names in any script, with spaces, are kept.
+ */
+const filename = noControl(255)
+  .min(1)
+  .regex(/^[^/\\]*$/, 'must be a file name, not a path: no / or \\ (a mail client keeps only what follows the last one)')
+  .refine((name) => !/^[. ]+$/.test(name), 'must name a file: a name of only dots and spaces ("." or "..") names none');
+
 const attachment = z.strictObject({
-  filename: noControl(255).min(1),
+  filename,
   content_type: z
     .string()
     .regex(/^[\w.+-]+\/[\w.+-]+$/, 'a MIME type such as application/pdf, without parameters (no "; charset=…")')

@@ -243,6 +243,49 @@ describe('POST /queue: input that must be stored exactly or refused with a 4xx',
     }
   });
 
+  describe('attachment filenames', () => {
+    const attach = (filename: string) => ({
+      ...MINIMAL,
+      attachments: [
+        { filename: 'ok.txt', content_type: 'text/plain', content: 'aGk=' },
+        { filename, content_type: 'text/plain', content: 'aGk=' },
+      ],
+    });
+
+    for (const [what, names, says] of [
+      ['a path (RFC 2183: a receiver keeps only its last part)', ['../x', 'a/b', 'C:\\x', '/etc/passwd', '..\\..\\boot.ini', 'x/'], /not a path/],
+      ['only dots or spaces (no file)', ['.', '..', '...', ' ', ' . '], /only dots and spaces/],
+      [
+        'a NUL, a control character or a line break',
+        ['a\u0000b', 'a\u0007b', 'a\tb', 'a\nb', 'a\r\nContent-Type: text/html'],
+        /line breaks or control characters/,
+      ],
+      ['1,000 characters', ['n'.repeat(996) + '.pdf'], /255/],
+    ] as const) {
+      it(`when an attachment's filename is ${what}, then 400 names that attachment, and nothing is stored`, async () => {
+        const before = await jobCount();
+        for (const name of names) {
+          const answer = await post(attach(name));
+          expect(answer.status, JSON.stringify(name)).to.equal(400);
+          const errors = (answer.json as Problem).errors ?? [];
+          // A NUL is also text PostgreSQL cannot store: a second error, for the same field.
+          expect([...new Set(errors.map((error) => error.path))], JSON.stringify(name)).to.deep.equal(['attachments.1.filename']);
+          expect(errors.map((error) => error.message).join('; '), JSON.stringify(name)).to.match(says);
+        }
+        expect(await jobCount()).to.equal(before);
+      });
+    }
+
+    it('when an attachment has a filename in another script, with spaces, an emoji, a leading dot or two dots inside, then it is taken and stored as given', async () => {
+      for (const name of ['Facture été 2026.pdf', '請求書 (コピー).pdf', 'my file.txt', 'résumé 😀.pdf', '.bashrc', 'a..b.txt', 'x'.repeat(251) + '.pdf']) {
+        const answer = await post(attach(name));
+        expect(answer.status, JSON.stringify(answer.json)).to.equal(202);
+        const stored = await storedJob((answer.json as { job_id: string }).job_id);
+        expect((stored.message['attachments'] as Array<{ filename: string }>)[1]!.filename).to.equal(name);
+      }
+    });
+  });
+
   describe('line breaks in one-line fields (header injection)', () => {
     it('when a subject, a name, a header value, a campaign, a custom_id, a monitoring category or a filename holds U+2028 or U+2029, then 400 names it, and nothing is stored', async () => {
       const before = await jobCount();
