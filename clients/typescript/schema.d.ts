@@ -1968,7 +1968,8 @@ export interface components {
             };
         };
         /**
-         * @description The body is not JSON (`unsupported-media-type`: `POST /queue` takes `application/json`),
+         * @description The body is not JSON (`unsupported-media-type`: `POST /queue` and the admin routes take
+         *     `application/json`),
          *     or its charset or `Content-Encoding` cannot be decoded (`unsupported-encoding`).
          *     `/queue` and the admin routes take a `utf-*` charset (UTF-8 when none is given); `/events`
          *     reads UTF-8 whatever charset is named. Supported encodings are identity, gzip, deflate and br.

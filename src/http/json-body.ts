@@ -9,7 +9,7 @@
 // and both read under the same idle timeout and minimum rate (http/body-pace.ts).
 import { isUtf8 } from 'node:buffer';
 
-import express, { type RequestHandler } from 'express';
+import express, { type Request, type RequestHandler } from 'express';
 
 import { AppError } from '../domain/errors.js';
 import { type BodyPace, withBodyPace } from './body-pace.js';
@@ -46,6 +46,21 @@ export function isPlainJsonType(type: string | undefined): boolean {
   return type !== undefined && PLAIN_JSON_TYPES.has(type);
 }
 
+/**
+ * A body of another type was left unread, as if absent: a route then said its object was missing
+ * ("is required: an object") to a client that sent one (curl -d sends it as a form). A body of no
+ * length, of whatever type, is none.
+ */
+function notJson(): AppError {
+  return new AppError('unsupported-media-type', 415, 'the request body is not sent as JSON: send it with Content-Type: application/json');
+}
+
+/** Whether a request brings a body of some length (or chunked, its length still unknown). */
+function bringsBody(req: Request): boolean {
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && Number(length) !== 0);
+}
+
 function notUtf8(): AppError {
   return new AppError('malformed-json', 400, 'the request body is not valid UTF-8 (send JSON in UTF-8, or name its charset in Content-Type)');
 }
@@ -77,9 +92,15 @@ export function jsonBody(options: JsonBodyOptions): RequestHandler {
   });
   const limit = bodyLimitBytes(options.limit);
   const strict = options.strict !== false;
-  const readsPlainJson = (options.type ?? ['application/json']).includes('application/json');
+  const types = options.type ?? ['application/json'];
+  const readsPlainJson = types.includes('application/json');
   return withBodyPace(pace, (req, res, next) => {
-    const length = readsPlainJson && isPlainJsonType(req.headers['content-type']) ? declaredLength(req, limit) : undefined;
+    const plain = readsPlainJson && isPlainJsonType(req.headers['content-type']);
+    if (!plain && bringsBody(req) && !req.is(types)) {
+      next(notJson());
+      return;
+    }
+    const length = plain ? declaredLength(req, limit) : undefined;
     if (length === undefined) {
       return refusedBeforeContinue(req, limit, next) || refusedUnreadAfterShut(req, next) ? undefined : general(req, res, next);
     }
