@@ -62,7 +62,11 @@ function bringsBody(req: Request): boolean {
 }
 
 function notUtf8(): AppError {
-  return new AppError('malformed-json', 400, 'the request body is not valid UTF-8 (send JSON in UTF-8, or name its charset in Content-Type)');
+  return new AppError(
+    'malformed-json',
+    400,
+    'the request body is not valid UTF-8: JSON is sent in UTF-8 (RFC 8259); convert a body in Latin-1 or another charset before sending it',
+  );
 }
 
 /** The decoded body as body-parser parses it: a byte order mark dropped, nothing as {}, `strict` as it checks it. */

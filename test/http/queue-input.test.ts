@@ -94,6 +94,36 @@ describe('POST /queue: input that must be stored exactly or refused with a 4xx',
     });
   });
 
+  describe('a body in another charset than UTF-8', () => {
+    const latin1 = Buffer.from(JSON.stringify({ ...MINIMAL, subject: 'jos\u00e9' }), 'latin1');
+    /** The answer to the Latin-1 bytes as a POST /queue of this Content-Type (written as bytes: rawRequest writes text as UTF-8). */
+    async function postLatin1(contentType: string): Promise<Response> {
+      const headers = { Authorization: `Bearer ${service.apiKey}`, 'Content-Type': contentType, 'Content-Length': String(latin1.length) };
+      const request = rawRequest(service.url, 'POST', '/queue', headers);
+      request.socket.write(latin1);
+      return parseAnswer(await request.answer);
+    }
+
+    it('when Latin-1 bytes come as charset=latin1, ISO-8859-1 or windows-1252, then 415 names the charset and says to send UTF-8; nothing is stored', async () => {
+      const before = await jobCount();
+      for (const charset of ['latin1', 'ISO-8859-1', 'windows-1252']) {
+        const res = await postLatin1(`application/json; charset=${charset}`);
+        expect(res.status, charset).to.equal(415);
+        const problem = (await res.json()) as Problem & { type: string };
+        expect(problem.type).to.equal('https://jetpost.dev/problems/unsupported-encoding');
+        expect(problem.detail, charset).to.contain(`"${charset.toLowerCase()}"`);
+        expect(problem.detail, charset).to.match(/send it in UTF-8/);
+      }
+      expect(await jobCount()).to.equal(before);
+    });
+
+    it('when Latin-1 bytes come as application/json, then 400 says they are not UTF-8 and to convert them, not to name a charset (which would be a 415)', async () => {
+      const res = await postLatin1('application/json');
+      expect(res.status).to.equal(400);
+      expect(((await res.json()) as Problem).detail).to.match(/not valid UTF-8.*convert/);
+    });
+  });
+
   describe('item 7: text PostgreSQL cannot store', () => {
     it('when text, html, subject, a name, a filename, custom_id or metadata holds a NUL, then 400 names the field', async () => {
       const attachment = { filename: 'a\u0000.txt', content_type: 'text/plain', content: 'QQ==' };
