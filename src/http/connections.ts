@@ -25,7 +25,7 @@ import { PROBLEM_CONTENT_TYPE, problemOf } from './problem.js';
 import { versionNotSupported } from './request-headers.js';
 
 /** What Node's parser and server raise (llhttp's HPE_* codes, Node's ERR_* ones), with the bytes read and where the parser stopped in them. */
-type ClientError = Error & { code?: string; rawPacket?: Buffer; bytesParsed?: number };
+type ClientError = Error & { code?: string; reason?: string; rawPacket?: Buffer; bytesParsed?: number };
 
 /**
  * Node's server keeps the answer the socket is writing in `_httpMessage` (its 'clientError' handler
@@ -52,6 +52,16 @@ function refusal(error: ClientError): AppError {
         'malformed-request',
         400,
         'the connection was shut on the client side before the whole request arrived (a body shorter than its Content-Length, or a chunked body without its last chunk); nothing was stored: send the request again, whole',
+      );
+    case 'HPE_UNEXPECTED_CONTENT_LENGTH':
+    case 'HPE_INVALID_CONTENT_LENGTH':
+    case 'HPE_INVALID_TRANSFER_ENCODING':
+      // Two Content-Lengths, one beside Transfer-Encoding, one not of plain digits: llhttp's reason
+      // says which, in its words; what the client is to send, in ours.
+      return new AppError(
+        'malformed-request',
+        400,
+        `where the request body ends cannot be told (${error.reason ?? error.code}): send one Content-Length of plain digits, or Transfer-Encoding: chunked alone; nothing was stored, the connection is closed`,
       );
     case 'HPE_INVALID_VERSION':
       // `HTTP/1.2`, `HTTP/3.0`, `HTTP/1.10`: what Node reads (`HTTP/2.0`) http/request-headers.ts
