@@ -85,7 +85,7 @@ const DECOMPRESSION_ERROR_CODE = /^(Z_|ERR__ERROR_FORMAT_)/;
  * `contentEncoding` is the request's, for a body that does not decompress.
  */
 export function fromBodyParser(
-  error: { type?: unknown; status?: unknown; message?: unknown; limit?: unknown; code?: unknown; charset?: unknown },
+  error: { type?: unknown; status?: unknown; message?: unknown; limit?: unknown; code?: unknown; charset?: unknown; encoding?: unknown },
   contentEncoding?: string,
 ): AppError | undefined {
   switch (error.type) {
@@ -100,7 +100,11 @@ export function fromBodyParser(
           : 'the request body is larger than this endpoint accepts',
       );
     case 'encoding.unsupported':
-      return new AppError('unsupported-encoding', 415, String(error.message));
+      return new AppError(
+        'unsupported-encoding',
+        415,
+        `the request's Content-Encoding "${String(error.encoding)}" is not one jetpost decodes: send the body plain, or compressed once with gzip, deflate or br`,
+      );
     case 'charset.unsupported':
       // body-parser decodes JSON from the utf-* charsets only: Latin-1 bytes are to be converted, not named.
       return new AppError(

@@ -663,6 +663,17 @@ describe('POST /queue: input that must be stored exactly or refused with a 4xx',
       }
     });
 
+    it('when the Content-Encoding is one jetpost does not decode (compress, two codings, two headers), then 415 naming it and the encodings it takes, and nothing is stored', async () => {
+      const before = await jobCount();
+      for (const encoding of ['compress', 'gzip, gzip', 'zstd']) {
+        const answer = await postEncoded(encoding, gzipSync(json));
+        expect(answer.status, encoding).to.equal(415);
+        expect(answer.problem.detail, encoding).to.contain(`"${encoding}"`);
+        expect(answer.problem.detail, encoding).to.match(/gzip, deflate or br/);
+      }
+      expect(await jobCount()).to.equal(before);
+    });
+
     it('when a body is not what its Content-Encoding says (plain, cut short, another encoding), then 400 naming the encoding and what to send, and nothing is stored', async () => {
       const before = await jobCount();
       for (const [encoding, body] of [
