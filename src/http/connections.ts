@@ -78,7 +78,11 @@ function refusal(error: ClientError): AppError {
         'the request did not arrive whole within the time allowed (5 minutes); nothing was stored, the connection is closed',
       );
     default:
-      return new AppError('malformed-request', 400, `the request is not valid HTTP/1.1 (${error.code ?? 'unreadable'}); the connection is closed`);
+      return new AppError(
+        'malformed-request',
+        400,
+        `the request is not valid HTTP/1.1 (${error.reason === undefined ? '' : `${error.reason}: `}${error.code ?? 'unreadable'}); the connection is closed`,
+      );
   }
 }
 

@@ -176,6 +176,25 @@ describe('HTTP connections: bytes past a request, a client that shuts its side',
     });
   }
 
+  for (const [what, line, says] of [
+    ['a folded header line (obs-fold)', 'X-Note: 1\r\n  folded', 'Unexpected whitespace'],
+    ['a space before the colon', 'Idempotency-Key : k1', 'Invalid header'],
+    ['a bare LF ending a header line', 'X-Note: 1\nX-Other: 2', 'Missing expected CR'],
+  ] as const) {
+    it(`when a POST /queue has ${what}, then 400 malformed-request saying what llhttp found, in its words, nothing stored`, async () => {
+      const customId = `header line: ${what}`;
+      const body = JSON.stringify(message({ custom_id: customId }));
+      const request = queueRequest(body).replace('\r\n\r\n', `\r\n${line}\r\n\r\n`);
+
+      const [refused, ...more] = answers(await exchange(service.url, request));
+
+      expect(refused?.status).to.equal(400);
+      expect(((await refused!.json()) as { detail: string }).detail).to.contain(says);
+      expect(more).to.have.length(0);
+      expect(await jobsWith(customId)).to.equal(0);
+    });
+  }
+
   it('when an HTTP/1.1 request has no Host header (GET, or POST /queue), then 400 problem+json saying so, the connection closed, nothing stored', async () => {
     const [refusedGet, ...afterGet] = answers(await exchange(service.url, 'GET /healthz HTTP/1.1\r\n\r\n'));
     expect(refusedGet?.status).to.equal(400);
