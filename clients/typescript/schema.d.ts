@@ -2967,7 +2967,7 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": {
-                    /** @description An absolute `http(s)` URL, at most 2000 characters as sent and once percent-encoded as it is stored (a space is `%20`, an `é` `%C3%A9`), without credentials. */
+                    /** @description An absolute `http(s)` URL, at most 2000 characters as sent and once percent-encoded as it is stored (a space is `%20`, an `é` `%C3%A9`), without credentials or control characters (a line break or tab, which URL parsers drop, is refused). */
                     url: string;
                     /**
                      * @description Replace the signing secret now, even though the app already has one (no overlap).
