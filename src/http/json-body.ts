@@ -98,32 +98,36 @@ export function jsonBody(options: JsonBodyOptions): RequestHandler {
   const strict = options.strict !== false;
   const types = options.type ?? ['application/json'];
   const readsPlainJson = types.includes('application/json');
-  return withBodyPace(pace, (req, res, next) => {
-    const plain = readsPlainJson && isPlainJsonType(req.headers['content-type']);
-    if (!plain && bringsBody(req) && !req.is(types)) {
-      next(notJson());
-      return;
-    }
-    const length = plain ? declaredLength(req, limit) : undefined;
-    if (length === undefined) {
-      return refusedBeforeContinue(req, limit, next) || refusedUnreadAfterShut(req, next) ? undefined : general(req, res, next);
-    }
-    const fields: object = req;
-    if (!('body' in fields)) {
-      req.body = undefined;
-    }
-    readDeclaredBody(req, length, next, (body) => {
-      if (!isUtf8(body)) {
-        next(notUtf8());
+  return withBodyPace(
+    pace,
+    (req, res, next) => {
+      const plain = readsPlainJson && isPlainJsonType(req.headers['content-type']);
+      if (!plain && bringsBody(req) && !req.is(types)) {
+        next(notJson());
         return;
       }
-      try {
-        req.body = parseJson(body.toString('utf8'), strict);
-      } catch (error) {
-        next(bodyError(400, 'entity.parse.failed', (error as Error).message));
-        return;
+      const length = plain ? declaredLength(req, limit) : undefined;
+      if (length === undefined) {
+        return refusedBeforeContinue(req, limit, next) || refusedUnreadAfterShut(req, next) ? undefined : general(req, res, next);
       }
-      next();
-    });
-  });
+      const fields: object = req;
+      if (!('body' in fields)) {
+        req.body = undefined;
+      }
+      readDeclaredBody(req, length, next, (body) => {
+        if (!isUtf8(body)) {
+          next(notUtf8());
+          return;
+        }
+        try {
+          req.body = parseJson(body.toString('utf8'), strict);
+        } catch (error) {
+          next(bodyError(400, 'entity.parse.failed', (error as Error).message));
+          return;
+        }
+        next();
+      });
+    },
+    limit,
+  );
 }
