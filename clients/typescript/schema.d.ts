@@ -915,7 +915,13 @@ export interface components {
          *     base64, as given (see `POST /queue`).
          */
         Attachment: {
-            /** @example invoice.pdf */
+            /**
+             * @description The file's name, in any script, spaces allowed: not a path (no `/` or `\`: a mail client
+             *     keeps only what follows the last one), and not only dots and spaces (`.`, `..`), which
+             *     name no file; no line breaks or control characters.
+             * @example invoice.pdf
+             * @example Facture été 2026.pdf
+             */
             filename: string;
             /** @description A MIME type such as `application/pdf`, without parameters (no `; charset=…`). */
             content_type: string;
@@ -974,7 +980,8 @@ export interface components {
             /**
              * @description Extra email headers, name → value. Names are RFC 7230 tokens of 1–100 characters, each
              *     given once (compared case-insensitively: `X-Tag` and `x-tag` are one header); values
-             *     at most 998 characters, no line breaks or control characters. These names (compared
+             *     at most 998 bytes of UTF-8 (RFC 5322 counts a line in octets: a character outside ASCII
+             *     takes 2 to 4), no line breaks or control characters. These names (compared
              *     case-insensitively) are set by jetpost or Mailjet and are refused: From, Sender, Subject,
              *     To, Cc, Bcc, Return-Path, Delivered-To, DKIM-Signature, DomainKey-Status, Received-SPF,
              *     Authentication-Results, Received, X-Mailjet-Prio, X-Mailjet-Debug, User-Agent, X-Mailer,
@@ -1660,7 +1667,8 @@ export interface components {
          *     `request-aborted` or `bad-request` (the body could not be read), `duplicate-header` (a header
          *     read as one value, such as `Idempotency-Key` or `Authorization`, sent twice) and
          *     `malformed-request` (not HTTP/1.1: an HTTP/1.1 request without `Host`, an HTTP/1.0 one with a
-         *     `Transfer-Encoding`; the connection is closed) carry no `errors`.
+         *     `Transfer-Encoding`, a request line with something after its version, such as
+         *     `GET / HTTP/1.1 extra`; the connection is closed) carry no `errors`.
          */
         BadRequest: {
             headers: {
@@ -1960,7 +1968,8 @@ export interface components {
             };
         };
         /**
-         * @description The body is not JSON (`unsupported-media-type`: `POST /queue` takes `application/json`),
+         * @description The body is not JSON (`unsupported-media-type`: `POST /queue` and the admin routes take
+         *     `application/json`),
          *     or its charset or `Content-Encoding` cannot be decoded (`unsupported-encoding`).
          *     `/queue` and the admin routes take a `utf-*` charset (UTF-8 when none is given); `/events`
          *     reads UTF-8 whatever charset is named. Supported encodings are identity, gzip, deflate and br.
@@ -2958,7 +2967,7 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": {
-                    /** @description An absolute `http(s)` URL, at most 2000 characters as sent and once percent-encoded as it is stored (a space is `%20`, an `é` `%C3%A9`), without credentials. */
+                    /** @description An absolute `http(s)` URL, at most 2000 characters as sent and once percent-encoded as it is stored (a space is `%20`, an `é` `%C3%A9`), without credentials or control characters (a line break or tab, which URL parsers drop, is refused). */
                     url: string;
                     /**
                      * @description Replace the signing secret now, even though the app already has one (no overlap).

@@ -57,7 +57,8 @@ export const suppressionNoteSchema = z
 /** The longest webhook URL, as stored and dialled (percent-encoded: webhooks/url-guard.ts checks that form too). */
 export const WEBHOOK_URL_MAX_LENGTH = 2000;
 /** Checked for what it is (scheme, where it resolves, its length once normalised) when it is set: see webhooks/url-guard.ts. */
-export const webhookUrlSchema = z.string().min(1).max(WEBHOOK_URL_MAX_LENGTH);
+/** Line breaks and tabs are refused, not dropped as the URL parser drops them: the URL stored would not be the one given. */
+export const webhookUrlSchema = noControl(WEBHOOK_URL_MAX_LENGTH).min(1);
 /** The change types an app's webhook receives: at least one (no webhook at all receives none). */
 export const webhookEventTypesSchema = z
   .array(z.enum(CHANGE_TYPES, { error: `an event type: one of ${CHANGE_TYPES.join(', ')}` }))

@@ -5,7 +5,8 @@
 // requestTimeout (5 minutes). The idle timeout alone does not do: each chunk restarts it, however
 // small. On POST /events, a body holding room in EVENTS_BODY_BUDGET is judged at the end of each
 // window by the budget's own rate too (`room`, http/body-budget.ts), and every body being read is
-// refused at once when the server stops (`stop`, http/body-stop.ts). All of it covers the reading
+// refused at once when the server stops (`stop`, http/body-stop.ts), and one that goes on past the
+// parser's limit is refused as it comes (413), not read to its end. All of it covers the reading
 // only, not the handler that runs once the body is whole (a 64 MB callback takes about 28 s to
 // apply).
 import type { Request, RequestHandler } from 'express';
@@ -45,16 +46,20 @@ function formatMs(ms: number): string {
  * request with a 408 when no chunk of the body arrives for `idleMs`, or when, over a window of
  * `windowMs`, it brings fewer than `minBytesPerSecond` a second, while it reads; with the error of
  * `room` when that window brought too little to keep the room others wait for; with a 503 when the
- * server stops. The connection is then closed: the rest of the body will not be read. Whatever
+ * server stops; with a 413 once it brings more than any body within `limitBytes` takes. The connection is then closed: the rest of the body will not be read. Whatever
  * `read` passes on after that (the client gone, its body cut short) is dropped.
  */
-export function withBodyPace(pace: BodyPace, read: RequestHandler): RequestHandler {
+export function withBodyPace(pace: BodyPace, read: RequestHandler, limitBytes?: number): RequestHandler {
   const { idleMs, minBytesPerSecond, windowMs, room, stop } = pace;
   const judged = minBytesPerSecond > 0 || room !== undefined;
-  if (idleMs === 0 && !judged && stop === undefined) {
+  if (idleMs === 0 && !judged && stop === undefined && limitBytes === undefined) {
     return read;
   }
   const minWindowBytes = Math.ceil((minBytesPerSecond * windowMs) / 1000);
+  // Past `limitBytes`, body-parser answers 413 only once it has read the whole request off the
+  // connection: a body without end was read for as long as it came. Cut here instead, past what any
+  // body within the limit can take on the wire (compressed, incompressible data grows by far less).
+  const cutBytes = limitBytes === undefined ? Number.POSITIVE_INFINITY : limitBytes + Math.ceil(limitBytes / 64) + 64 * 1024;
   return (req, res, next) => {
     // The whole body has come already (a small one comes with the headers, and is parsed while the
     // request waits on its rate limit): nothing can stall, so no timer or listener is spent on it.
@@ -87,6 +92,9 @@ export function withBodyPace(pace: BodyPace, read: RequestHandler): RequestHandl
       chunks += 1;
       received += chunk.length;
       idle?.refresh();
+      if (received > cutBytes) {
+        refuse(Object.assign(bodyError(413, 'entity.too.large', 'request entity too large'), { limit: limitBytes }));
+      }
     };
     const refuse = (error: Error) => {
       stopReading();

@@ -24,8 +24,8 @@ import { continueOnRead } from './expect-continue.js';
 import { PROBLEM_CONTENT_TYPE, problemOf } from './problem.js';
 import { versionNotSupported } from './request-headers.js';
 
-/** What Node's parser and server raise (llhttp's HPE_* codes, Node's ERR_* ones). */
-type ClientError = Error & { code?: string };
+/** What Node's parser and server raise (llhttp's HPE_* codes, Node's ERR_* ones), with the bytes read and where the parser stopped in them. */
+type ClientError = Error & { code?: string; reason?: string; rawPacket?: Buffer; bytesParsed?: number };
 
 /**
  * Node's server keeps the answer the socket is writing in `_httpMessage` (its 'clientError' handler
@@ -53,9 +53,21 @@ function refusal(error: ClientError): AppError {
         400,
         'the connection was shut on the client side before the whole request arrived (a body shorter than its Content-Length, or a chunked body without its last chunk); nothing was stored: send the request again, whole',
       );
+    case 'HPE_UNEXPECTED_CONTENT_LENGTH':
+    case 'HPE_INVALID_CONTENT_LENGTH':
+    case 'HPE_INVALID_TRANSFER_ENCODING':
+      // Two Content-Lengths, one beside Transfer-Encoding, one not of plain digits: llhttp's reason
+      // says which, in its words; what the client is to send, in ours.
+      return new AppError(
+        'malformed-request',
+        400,
+        `where the request body ends cannot be told (${error.reason ?? error.code}): send one Content-Length of plain digits, or Transfer-Encoding: chunked alone; nothing was stored, the connection is closed`,
+      );
     case 'HPE_INVALID_VERSION':
-      // `HTTP/1.2`, `HTTP/3.0`: what Node reads (`HTTP/2.0`) http/request-headers.ts refuses alike.
-      return versionNotSupported();
+      // `HTTP/1.2`, `HTTP/3.0`, `HTTP/1.10`: what Node reads (`HTTP/2.0`) http/request-headers.ts
+      // refuses alike. llhttp says the same of any byte after a version but the line's end (`HTTP/1.1
+      // extra`, a space or tab): that is no other version, but a request line that is not HTTP.
+      return afterVersion(error) ? MALFORMED_REQUEST_LINE : versionNotSupported();
     case 'HPE_PAUSED_H2_UPGRADE':
       // `PRI * HTTP/2.0`: the preface of an HTTP/2 client that assumed HTTP/2 without asking.
       return versionNotSupported('2.0');
@@ -66,8 +78,24 @@ function refusal(error: ClientError): AppError {
         'the request did not arrive whole within the time allowed (5 minutes); nothing was stored, the connection is closed',
       );
     default:
-      return new AppError('malformed-request', 400, `the request is not valid HTTP/1.1 (${error.code ?? 'unreadable'}); the connection is closed`);
+      return new AppError(
+        'malformed-request',
+        400,
+        `the request is not valid HTTP/1.1 (${error.reason === undefined ? '' : `${error.reason}: `}${error.code ?? 'unreadable'}); the connection is closed`,
+      );
   }
+}
+
+const MALFORMED_REQUEST_LINE = new AppError(
+  'malformed-request',
+  400,
+  'the request line is not "METHOD /path HTTP/1.1": something follows its HTTP version (a word, a space or a tab); nothing was stored, the connection is closed',
+);
+
+/** Whether the parser stopped on a byte that can be no part of a version number: one after a whole version. */
+function afterVersion(error: ClientError): boolean {
+  const byte = error.rawPacket?.[error.bytesParsed ?? -1];
+  return byte !== undefined && !/[0-9.\r\n]/.test(String.fromCharCode(byte));
 }
 
 /** The whole answer, written on the socket itself (no request object serves it), the connection then closed. */

@@ -9,7 +9,7 @@
 // and both read under the same idle timeout and minimum rate (http/body-pace.ts).
 import { isUtf8 } from 'node:buffer';
 
-import express, { type RequestHandler } from 'express';
+import express, { type Request, type RequestHandler } from 'express';
 
 import { AppError } from '../domain/errors.js';
 import { type BodyPace, withBodyPace } from './body-pace.js';
@@ -46,8 +46,27 @@ export function isPlainJsonType(type: string | undefined): boolean {
   return type !== undefined && PLAIN_JSON_TYPES.has(type);
 }
 
+/**
+ * A body of another type was left unread, as if absent: a route then said its object was missing
+ * ("is required: an object") to a client that sent one (curl -d sends it as a form). A body of no
+ * length, of whatever type, is none.
+ */
+function notJson(): AppError {
+  return new AppError('unsupported-media-type', 415, 'the request body is not sent as JSON: send it with Content-Type: application/json');
+}
+
+/** Whether a request brings a body of some length (or chunked, its length still unknown). */
+function bringsBody(req: Request): boolean {
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && Number(length) !== 0);
+}
+
 function notUtf8(): AppError {
-  return new AppError('malformed-json', 400, 'the request body is not valid UTF-8 (send JSON in UTF-8, or name its charset in Content-Type)');
+  return new AppError(
+    'malformed-json',
+    400,
+    'the request body is not valid UTF-8: JSON is sent in UTF-8 (RFC 8259); convert a body in Latin-1 or another charset before sending it',
+  );
 }
 
 /** The decoded body as body-parser parses it: a byte order mark dropped, nothing as {}, `strict` as it checks it. */
@@ -77,28 +96,38 @@ export function jsonBody(options: JsonBodyOptions): RequestHandler {
   });
   const limit = bodyLimitBytes(options.limit);
   const strict = options.strict !== false;
-  const readsPlainJson = (options.type ?? ['application/json']).includes('application/json');
-  return withBodyPace(pace, (req, res, next) => {
-    const length = readsPlainJson && isPlainJsonType(req.headers['content-type']) ? declaredLength(req, limit) : undefined;
-    if (length === undefined) {
-      return refusedBeforeContinue(req, limit, next) || refusedUnreadAfterShut(req, next) ? undefined : general(req, res, next);
-    }
-    const fields: object = req;
-    if (!('body' in fields)) {
-      req.body = undefined;
-    }
-    readDeclaredBody(req, length, next, (body) => {
-      if (!isUtf8(body)) {
-        next(notUtf8());
+  const types = options.type ?? ['application/json'];
+  const readsPlainJson = types.includes('application/json');
+  return withBodyPace(
+    pace,
+    (req, res, next) => {
+      const plain = readsPlainJson && isPlainJsonType(req.headers['content-type']);
+      if (!plain && bringsBody(req) && !req.is(types)) {
+        next(notJson());
         return;
       }
-      try {
-        req.body = parseJson(body.toString('utf8'), strict);
-      } catch (error) {
-        next(bodyError(400, 'entity.parse.failed', (error as Error).message));
-        return;
+      const length = plain ? declaredLength(req, limit) : undefined;
+      if (length === undefined) {
+        return refusedBeforeContinue(req, limit, next) || refusedUnreadAfterShut(req, next) ? undefined : general(req, res, next);
       }
-      next();
-    });
-  });
+      const fields: object = req;
+      if (!('body' in fields)) {
+        req.body = undefined;
+      }
+      readDeclaredBody(req, length, next, (body) => {
+        if (!isUtf8(body)) {
+          next(notUtf8());
+          return;
+        }
+        try {
+          req.body = parseJson(body.toString('utf8'), strict);
+        } catch (error) {
+          next(bodyError(400, 'entity.parse.failed', (error as Error).message));
+          return;
+        }
+        next();
+      });
+    },
+    limit,
+  );
 }

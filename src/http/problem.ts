@@ -85,7 +85,7 @@ const DECOMPRESSION_ERROR_CODE = /^(Z_|ERR__ERROR_FORMAT_)/;
  * `contentEncoding` is the request's, for a body that does not decompress.
  */
 export function fromBodyParser(
-  error: { type?: unknown; status?: unknown; message?: unknown; limit?: unknown; code?: unknown },
+  error: { type?: unknown; status?: unknown; message?: unknown; limit?: unknown; code?: unknown; charset?: unknown; encoding?: unknown },
   contentEncoding?: string,
 ): AppError | undefined {
   switch (error.type) {
@@ -100,8 +100,18 @@ export function fromBodyParser(
           : 'the request body is larger than this endpoint accepts',
       );
     case 'encoding.unsupported':
+      return new AppError(
+        'unsupported-encoding',
+        415,
+        `the request's Content-Encoding "${String(error.encoding)}" is not one jetpost decodes: send the body plain, or compressed once with gzip, deflate or br`,
+      );
     case 'charset.unsupported':
-      return new AppError('unsupported-encoding', 415, String(error.message));
+      // body-parser decodes JSON from the utf-* charsets only: Latin-1 bytes are to be converted, not named.
+      return new AppError(
+        'unsupported-encoding',
+        415,
+        `the request body's charset "${String(error.charset)}" is not one JSON is read in: send it in UTF-8 (RFC 8259), as Content-Type: application/json`,
+      );
     case 'request.aborted':
       return new AppError('request-aborted', 400, 'the request was aborted before its body arrived');
     case 'request.timeout':

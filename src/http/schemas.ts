@@ -29,7 +29,8 @@ export const LIMITS = {
   /** The whole message as Mailjet receives it: see queuedMessageBytes. */
   messageBytes: MAX_MESSAGE_BYTES,
   headers: 50,
-  headerValueLength: 998,
+  /** A header value, in bytes of UTF-8: RFC 5322 (and 6532, for UTF-8 headers) counts a line in octets. */
+  headerValueBytes: 998,
   attachments: 50,
   sendAtMaxAheadMs: 30 * 24 * 3600 * 1000,
   sendAtMaxBehindMs: 24 * 3600 * 1000,
@@ -72,8 +73,18 @@ const addressList = (field: string) =>
 
 const trackingSchema = z.enum(TRACKING_VALUES, { error: `must be one of ${TRACKING_VALUES.map((value) => `"${value}"`).join(', ')}` });
 
+/**
+ * A file's name, not a path: a receiving client keeps only what follows the last / or \ (RFC 2183
+ * §2.3), so a name with one never arrives as sent. One of only dots and spaces (".", "..") names no
+ * file a client can save: Windows trims them to nothing. Names in any script, with spaces, are kept.
+ */
+const filename = noControl(255)
+  .min(1)
+  .regex(/^[^/\\]*$/, 'must be a file name, not a path: no / or \\ (a mail client keeps only what follows the last one)')
+  .refine((name) => !/^[. ]+$/.test(name), 'must name a file: a name of only dots and spaces ("." or "..") names none');
+
 const attachment = z.strictObject({
-  filename: noControl(255).min(1),
+  filename,
   content_type: z
     .string()
     .regex(/^[\w.+-]+\/[\w.+-]+$/, 'a MIME type such as application/pdf, without parameters (no "; charset=…")')
@@ -97,6 +108,23 @@ const utf8Bytes = (value: string) => Buffer.byteLength(value, 'utf8');
 /** A text part: capped in bytes of UTF-8 (counted without a regex or a copy). */
 const textPart = (maxBytes: number) =>
   z.string().refine((value) => utf8Bytes(value) <= maxBytes, `must be at most ${maxBytes / MiB} MiB (${maxBytes} bytes) as UTF-8`);
+/**
+ * A header value: one line, counted in bytes of UTF-8, not characters. How Mailjet encodes text
+ * outside ASCII (RFC 2047 words, or UTF-8 as it is) is not documented; its UTF-8 is what an app can
+ * count, and what the line holds when sent as UTF-8 (RFC 6532).
+ */
+const headerValue = z
+  .string()
+  .regex(NO_CONTROL, 'must not contain line breaks or control characters')
+  .superRefine((value, ctx) => {
+    const bytes = utf8Bytes(value);
+    if (bytes > LIMITS.headerValueBytes) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `must be at most ${LIMITS.headerValueBytes} bytes of UTF-8, a line of RFC 5322 (a character outside ASCII takes 2 to 4): this one is ${bytes}`,
+      });
+    }
+  });
 /**
  * A JSON object of bounded depth and size, whose numbers come back as sent, taken as it is: a zod
  * record would copy every field, which took most of the time of reading a bulk request with large
@@ -163,7 +191,7 @@ const messageFields = {
         z
           .string()
           .regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$/, "a header name is 1 to 100 letters, digits and !#$%&'*+.^_`|~- (no spaces, colons or line breaks)"),
-        noControl(LIMITS.headerValueLength),
+        headerValue,
       ),
     )
     .optional(),

@@ -39,19 +39,23 @@ export function textBody(options: { limit: string; pace: BodyPace }): RequestHan
     });
   };
   const limit = bodyLimitBytes(options.limit);
-  return withBodyPace(options.pace, (req, res, next) => {
-    const type = req.headers['content-type'];
-    const length = type === undefined || isPlainJsonType(type) ? declaredLength(req, limit) : undefined;
-    if (length === undefined) {
-      return refusedBeforeContinue(req, limit, next) || refusedUnreadAfterShut(req, next) ? undefined : general(req, res, next);
-    }
-    const fields: object = req;
-    if (!('body' in fields)) {
-      req.body = undefined;
-    }
-    readDeclaredBody(req, length, next, (body, chunks) => {
-      req.body = decodeUtf8(body, chunks);
-      next();
-    });
-  });
+  return withBodyPace(
+    options.pace,
+    (req, res, next) => {
+      const type = req.headers['content-type'];
+      const length = type === undefined || isPlainJsonType(type) ? declaredLength(req, limit) : undefined;
+      if (length === undefined) {
+        return refusedBeforeContinue(req, limit, next) || refusedUnreadAfterShut(req, next) ? undefined : general(req, res, next);
+      }
+      const fields: object = req;
+      if (!('body' in fields)) {
+        req.body = undefined;
+      }
+      readDeclaredBody(req, length, next, (body, chunks) => {
+        req.body = decodeUtf8(body, chunks);
+        next();
+      });
+    },
+    limit,
+  );
 }

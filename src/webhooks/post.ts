@@ -7,7 +7,7 @@
 // A socket idle timeout alone would not do: a receiver that drips its head a byte a second is never idle.
 import http from 'node:http';
 import https from 'node:https';
-import { isIP } from 'node:net';
+import { isIP, type Socket } from 'node:net';
 
 import { addressAllowed, type TargetPolicy } from '../domain/target-policy.js';
 import { guardedLookup } from './url-guard.js';
@@ -24,6 +24,8 @@ export interface PostOptions {
   policy: TargetPolicy;
   /** Cuts the exchange short (shutdown); it then fails with the signal's reason. */
   signal?: AbortSignal;
+  /** Told, with what closed it, when the call goes again on a new connection after a reused one was closed. */
+  onNewConnection?: (reason: Error) => void;
 }
 
 /**
@@ -63,6 +65,7 @@ export async function postJson(url: URL, body: string, headers: Record<string, s
     if (!first.staleConnection || cut.signal.aborted) {
       throw first.error;
     }
+    options.onNewConnection?.(first.error);
     const second = await exchange(url, body, headers, options.policy, cut.signal, false);
     if ('result' in second) {
       return second.result;
@@ -124,9 +127,20 @@ function exchange(
       },
       (response) => {
         settle({ result: { statusCode: response.statusCode ?? 0, retryAfter: response.headers['retry-after'] } });
-        readShortBody(request, response);
+        if (response.statusCode === 101) {
+          // Whatever follows is not HTTP/1.1: the connection is no one's next call.
+          request.destroy();
+        } else {
+          readShortBody(request, response);
+        }
       },
     );
+    // A 101 with Upgrade headers comes here, not to the callback; left unheard, Node closed the
+    // socket and the exchange waited for its deadline, holding one of the app's delivery slots.
+    request.on('upgrade', (response: http.IncomingMessage, socket: Socket) => {
+      socket.destroy();
+      settle({ result: { statusCode: 101, retryAfter: response.headers['retry-after'] } });
+    });
     request.on('socket', (socket) => {
       if (!settled) {
         socket.on('data', onData);

@@ -85,7 +85,20 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
         'Jetpost-Delivery-Attempt': String(delivery.attempts),
         'user-agent': 'jetpost-webhooks/1',
       };
-      result = await postJson(new URL(delivery.url), body, headers, { timeoutMs: options.timeoutMs, policy: options.policy, signal });
+      result = await postJson(new URL(delivery.url), body, headers, {
+        timeoutMs: options.timeoutMs,
+        policy: options.policy,
+        signal,
+        // Not an attempt of its own (nothing in the deliveries list): only this line tells of it.
+        onNewConnection: (reason) =>
+          log.info('the receiver closed a kept-alive webhook connection as it was reused, before answering: the call goes again at once on a new one', {
+            component: 'webhooks',
+            delivery: delivery.id,
+            app: delivery.appId,
+            attempts: delivery.attempts,
+            error: reason.message,
+          }),
+      });
     } catch (error) {
       result = { error: coerceError(error).message };
     }

@@ -118,6 +118,8 @@ const INVALID_IN_BOTH: Array<[string, unknown]> = [
   ['an attachment content_type that is not a MIME type', message({ attachments: [{ filename: 'a.pdf', content_type: 'pdf', content: 'QQ==' }] })],
   ['an attachment without filename', message({ attachments: [{ content_type: 'text/plain', content: 'QQ==' }] })],
   ['a content_id with a space', message({ attachments: [{ filename: 'a.png', content_type: 'image/png', content: 'QQ==', content_id: 'a b' }] })],
+  ['an attachment filename that is a path', message({ attachments: [{ filename: '../x.pdf', content_type: 'application/pdf', content: 'QQ==' }] })],
+  ['an attachment filename that is a Windows path', message({ attachments: [{ filename: 'C:\\x.pdf', content_type: 'application/pdf', content: 'QQ==' }] })],
   ['51 attachments', message({ attachments: Array.from({ length: 51 }, (_, i) => ({ filename: `${i}.txt`, content_type: 'text/plain', content: 'QQ==' })) })],
   ['a header name with a space', message({ headers: { 'Bad Header': 'x' } })],
   ['a line break in a header value', message({ headers: { 'X-Thing': 'a\nb' } })],
@@ -168,6 +170,8 @@ const INVALID_BY_DESCRIBED_RULES: Array<[string, unknown]> = [
   ['url_tags with a leading ?', message({ url_tags: '?utm_source=x' })],
   ['event_payload above 8 KiB as UTF-8 (in 2-byte characters)', message({ event_payload: '\u00e9'.repeat(4097) })],
   ['a metadata key named __proto__', JSON.parse(`${JSON.stringify(message()).slice(0, -1)},"metadata":{"__proto__":1}}`)],
+  ['a header value of 998 characters that is 1,996 bytes of UTF-8', message({ headers: { 'X-Thing': '\u00e9'.repeat(998) } })],
+  ['an attachment filename of only dots', message({ attachments: [{ filename: '..', content_type: 'text/plain', content: 'QQ==' }] })],
 ];
 
 /** Bodies both the code and the spec accept. */

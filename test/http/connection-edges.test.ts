@@ -150,6 +150,51 @@ describe('HTTP connections: bytes past a request, a client that shuts its side',
     expect(more).to.deep.equal([]);
   });
 
+  for (const [what, framing] of [
+    ['two Content-Lengths of one value', (length: number) => `Content-Length: ${length}\r\nContent-Length: ${length}`],
+    ['two Content-Lengths of two values', (length: number) => `Content-Length: ${length}\r\nContent-Length: 5`],
+    ['a Content-Length that is a list', (length: number) => `Content-Length: ${length}, ${length}`],
+    ['a Content-Length of -1', () => 'Content-Length: -1'],
+    ['a Content-Length and then Transfer-Encoding: chunked', (length: number) => `Content-Length: ${length}\r\nTransfer-Encoding: chunked`],
+    ['Transfer-Encoding: chunked and then a Content-Length', (length: number) => `Transfer-Encoding: chunked\r\nContent-Length: ${length}`],
+    ['Transfer-Encoding: chunked twice', () => 'Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked'],
+  ] as const) {
+    it(`when a POST /queue has ${what}, then 400 malformed-request saying in words that its length cannot be told (not llhttp's code), nothing stored`, async () => {
+      const customId = `framing: ${what}`;
+      const body = JSON.stringify(message({ custom_id: customId }));
+      const head = queueRequest('').replace(/Content-Length: 0\r\n/, `${framing(Buffer.byteLength(body))}\r\n`);
+
+      const [refused, ...more] = answers(await exchange(service.url, `${head}${body}`));
+
+      expect(refused?.status).to.equal(400);
+      const problem = (await refused!.json()) as { type: string; detail: string };
+      expect(problem.type).to.equal('https://jetpost.dev/problems/malformed-request');
+      expect(problem.detail).to.match(/where the request body ends cannot be told/);
+      expect(problem.detail).not.to.match(/HPE_/);
+      expect(more).to.have.length(0);
+      expect(await jobsWith(customId)).to.equal(0);
+    });
+  }
+
+  for (const [what, line, says] of [
+    ['a folded header line (obs-fold)', 'X-Note: 1\r\n  folded', 'Unexpected whitespace'],
+    ['a space before the colon', 'Idempotency-Key : k1', 'Invalid header'],
+    ['a bare LF ending a header line', 'X-Note: 1\nX-Other: 2', 'Missing expected CR'],
+  ] as const) {
+    it(`when a POST /queue has ${what}, then 400 malformed-request saying what llhttp found, in its words, nothing stored`, async () => {
+      const customId = `header line: ${what}`;
+      const body = JSON.stringify(message({ custom_id: customId }));
+      const request = queueRequest(body).replace('\r\n\r\n', `\r\n${line}\r\n\r\n`);
+
+      const [refused, ...more] = answers(await exchange(service.url, request));
+
+      expect(refused?.status).to.equal(400);
+      expect(((await refused!.json()) as { detail: string }).detail).to.contain(says);
+      expect(more).to.have.length(0);
+      expect(await jobsWith(customId)).to.equal(0);
+    });
+  }
+
   it('when an HTTP/1.1 request has no Host header (GET, or POST /queue), then 400 problem+json saying so, the connection closed, nothing stored', async () => {
     const [refusedGet, ...afterGet] = answers(await exchange(service.url, 'GET /healthz HTTP/1.1\r\n\r\n'));
     expect(refusedGet?.status).to.equal(400);
@@ -265,6 +310,31 @@ describe('HTTP connections: bytes past a request, a client that shuts its side',
         title: 'HTTP Version Not Supported',
         status: 505,
       });
+      expect(more).to.have.length(0);
+      expect(await jobsWith(customId)).to.equal(0);
+    });
+  }
+
+  for (const [what, version] of [
+    ['a word after the version', 'HTTP/1.1 extra'],
+    ['the version twice', 'HTTP/1.1 HTTP/1.1'],
+    ['a space after the version', 'HTTP/1.1 '],
+    ['two spaces after the version', 'HTTP/1.1  '],
+    ['a tab after the version', 'HTTP/1.1\t'],
+    ['a letter stuck to the version', 'HTTP/1.1x'],
+    ['a NUL after the version', 'HTTP/1.1\u0000'],
+  ] as const) {
+    it(`when a POST /queue's request line has ${what}, then 400 malformed-request naming the request line (not a 505: the version is HTTP/1.1), the connection closed and nothing stored`, async () => {
+      const customId = `request line with ${what}`;
+      const body = JSON.stringify(message({ custom_id: customId }));
+
+      const [refused, ...more] = answers(await exchange(service.url, queueRequest(body).replace(' HTTP/1.1\r\n', ` ${version}\r\n`)));
+
+      expect(refused?.status).to.equal(400);
+      expect(refused!.headers.get('connection')).to.equal('close');
+      const problem = (await refused!.json()) as { type: string; detail: string };
+      expect(problem.type).to.equal('https://jetpost.dev/problems/malformed-request');
+      expect(problem.detail).to.contain('request line');
       expect(more).to.have.length(0);
       expect(await jobsWith(customId)).to.equal(0);
     });

@@ -94,6 +94,36 @@ describe('POST /queue: input that must be stored exactly or refused with a 4xx',
     });
   });
 
+  describe('a body in another charset than UTF-8', () => {
+    const latin1 = Buffer.from(JSON.stringify({ ...MINIMAL, subject: 'jos\u00e9' }), 'latin1');
+    /** The answer to the Latin-1 bytes as a POST /queue of this Content-Type (written as bytes: rawRequest writes text as UTF-8). */
+    async function postLatin1(contentType: string): Promise<Response> {
+      const headers = { Authorization: `Bearer ${service.apiKey}`, 'Content-Type': contentType, 'Content-Length': String(latin1.length) };
+      const request = rawRequest(service.url, 'POST', '/queue', headers);
+      request.socket.write(latin1);
+      return parseAnswer(await request.answer);
+    }
+
+    it('when Latin-1 bytes come as charset=latin1, ISO-8859-1 or windows-1252, then 415 names the charset and says to send UTF-8; nothing is stored', async () => {
+      const before = await jobCount();
+      for (const charset of ['latin1', 'ISO-8859-1', 'windows-1252']) {
+        const res = await postLatin1(`application/json; charset=${charset}`);
+        expect(res.status, charset).to.equal(415);
+        const problem = (await res.json()) as Problem & { type: string };
+        expect(problem.type).to.equal('https://jetpost.dev/problems/unsupported-encoding');
+        expect(problem.detail, charset).to.contain(`"${charset.toLowerCase()}"`);
+        expect(problem.detail, charset).to.match(/send it in UTF-8/);
+      }
+      expect(await jobCount()).to.equal(before);
+    });
+
+    it('when Latin-1 bytes come as application/json, then 400 says they are not UTF-8 and to convert them, not to name a charset (which would be a 415)', async () => {
+      const res = await postLatin1('application/json');
+      expect(res.status).to.equal(400);
+      expect(((await res.json()) as Problem).detail).to.match(/not valid UTF-8.*convert/);
+    });
+  });
+
   describe('item 7: text PostgreSQL cannot store', () => {
     it('when text, html, subject, a name, a filename, custom_id or metadata holds a NUL, then 400 names the field', async () => {
       const attachment = { filename: 'a\u0000.txt', content_type: 'text/plain', content: 'QQ==' };
@@ -216,6 +246,72 @@ describe('POST /queue: input that must be stored exactly or refused with a 4xx',
       ]) {
         const answer = await post(raw);
         expect(answer.status, raw.slice(0, 60)).to.equal(400);
+      }
+    });
+  });
+
+  describe('header values: one line of RFC 5322, 998 octets', () => {
+    for (const [what, unit, bytes] of [
+      ['ASCII', 'a', 1],
+      ['é (2 bytes of UTF-8)', '\u00e9', 2],
+      ['€ (3 bytes)', '\u20ac', 3],
+      ['😀 (4 bytes, 2 UTF-16 units)', '\u{1f600}', 4],
+    ] as const) {
+      it(`when a header value of ${what} is 998 bytes of UTF-8, then it is taken; one byte more, and 400 names the header and says it counts bytes`, async () => {
+        const fill = (total: number) => unit.repeat(Math.floor(total / bytes)) + 'a'.repeat(total % bytes);
+        expect(Buffer.byteLength(fill(998))).to.equal(998);
+
+        const taken = await post({ ...MINIMAL, headers: { 'X-Note': fill(998) } });
+        const refused = await post({ ...MINIMAL, headers: { 'X-Note': fill(999) } });
+
+        expect(taken.status, JSON.stringify(taken.json)).to.equal(202);
+        expect(refused.status).to.equal(400);
+        const errors = (refused.json as Problem).errors ?? [];
+        expect(errors.map((error) => error.path)).to.deep.equal(['headers.X-Note']);
+        expect(errors[0]!.message).to.match(/at most 998 bytes of UTF-8.*999/);
+      });
+    }
+  });
+
+  describe('attachment filenames', () => {
+    const attach = (filename: string) => ({
+      ...MINIMAL,
+      attachments: [
+        { filename: 'ok.txt', content_type: 'text/plain', content: 'aGk=' },
+        { filename, content_type: 'text/plain', content: 'aGk=' },
+      ],
+    });
+
+    for (const [what, names, says] of [
+      ['a path (RFC 2183: a receiver keeps only its last part)', ['../x', 'a/b', 'C:\\x', '/etc/passwd', '..\\..\\boot.ini', 'x/'], /not a path/],
+      ['only dots or spaces (no file)', ['.', '..', '...', ' ', ' . '], /only dots and spaces/],
+      [
+        'a NUL, a control character or a line break',
+        ['a\u0000b', 'a\u0007b', 'a\tb', 'a\nb', 'a\r\nContent-Type: text/html'],
+        /line breaks or control characters/,
+      ],
+      ['1,000 characters', ['n'.repeat(996) + '.pdf'], /255/],
+    ] as const) {
+      it(`when an attachment's filename is ${what}, then 400 names that attachment, and nothing is stored`, async () => {
+        const before = await jobCount();
+        for (const name of names) {
+          const answer = await post(attach(name));
+          expect(answer.status, JSON.stringify(name)).to.equal(400);
+          const errors = (answer.json as Problem).errors ?? [];
+          // A NUL is also text PostgreSQL cannot store: a second error, for the same field.
+          expect([...new Set(errors.map((error) => error.path))], JSON.stringify(name)).to.deep.equal(['attachments.1.filename']);
+          expect(errors.map((error) => error.message).join('; '), JSON.stringify(name)).to.match(says);
+        }
+        expect(await jobCount()).to.equal(before);
+      });
+    }
+
+    it('when an attachment has a filename in another script, with spaces, an emoji, a leading dot or two dots inside, then it is taken and stored as given', async () => {
+      for (const name of ['Facture été 2026.pdf', '請求書 (コピー).pdf', 'my file.txt', 'résumé 😀.pdf', '.bashrc', 'a..b.txt', 'x'.repeat(251) + '.pdf']) {
+        const answer = await post(attach(name));
+        expect(answer.status, JSON.stringify(answer.json)).to.equal(202);
+        const stored = await storedJob((answer.json as { job_id: string }).job_id);
+        expect((stored.message['attachments'] as Array<{ filename: string }>)[1]!.filename).to.equal(name);
       }
     });
   });
@@ -565,6 +661,17 @@ describe('POST /queue: input that must be stored exactly or refused with a 4xx',
       ] as const) {
         expect((await postEncoded(encoding, body)).status, encoding).to.equal(202);
       }
+    });
+
+    it('when the Content-Encoding is one jetpost does not decode (compress, two codings, two headers), then 415 naming it and the encodings it takes, and nothing is stored', async () => {
+      const before = await jobCount();
+      for (const encoding of ['compress', 'gzip, gzip', 'zstd']) {
+        const answer = await postEncoded(encoding, gzipSync(json));
+        expect(answer.status, encoding).to.equal(415);
+        expect(answer.problem.detail, encoding).to.contain(`"${encoding}"`);
+        expect(answer.problem.detail, encoding).to.match(/gzip, deflate or br/);
+      }
+      expect(await jobCount()).to.equal(before);
     });
 
     it('when a body is not what its Content-Encoding says (plain, cut short, another encoding), then 400 naming the encoding and what to send, and nothing is stored', async () => {

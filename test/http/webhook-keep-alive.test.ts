@@ -7,6 +7,7 @@ import type { AddressInfo, Socket } from 'node:net';
 
 import { expect } from 'chai';
 
+import { capturingLogger } from '../support/log.js';
 import { isolateNetwork, mockMailjetSend, restoreNetwork } from '../support/mailjet-nock.js';
 import { sampleValue } from '../support/prometheus-text.js';
 import { ADMIN_KEY, eventually, startTestService, type TestService } from '../support/service.js';
@@ -51,7 +52,9 @@ describe('webhook receivers that close a kept-alive connection as it is reused',
       });
       server.keepAliveTimeout = 60_000;
       await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+      const logs = capturingLogger('info');
       service = await startTestService({
+        log: logs.log,
         // One delivery at a time, so that each finds the connection the last one left.
         env: { WEBHOOK_ALLOWED_TARGETS: '127.0.0.1', WEBHOOK_CONCURRENCY_PER_APP: '1', WEBHOOK_BATCH_SIZE: '1' },
       });
@@ -88,6 +91,16 @@ describe('webhook receivers that close a kept-alive connection as it is reused',
         Array.from({ length: messages }, () => ['delivered', 1, null, false]),
       );
       expect(answered.sort()).to.deep.equal(rows.map((row) => row.id).sort());
+      // Not an attempt of its own, so the log alone tells of it: one line per call made again,
+      // naming the app and the webhook-id, with neither the secret nor the body.
+      const again = logs
+        .lines()
+        .filter((line) => line.includes('kept-alive webhook connection'))
+        .map((line) => JSON.parse(line) as Record<string, unknown>);
+      expect(again.map((line) => [line['app'], line['attempts']])).to.deep.equal(Array.from({ length: dropped }, () => [s.appId, 1]));
+      expect(again.every((line) => rows.some((row) => row.id === line['delivery']))).to.equal(true);
+      expect(again.every((line) => typeof line['error'] === 'string' && line['error'] !== '')).to.equal(true);
+      expect(JSON.stringify(again)).not.to.match(/whsec_|new_status|r\d+@example\.com/);
       const metrics = await (await s.request('GET', '/metrics', { key: null })).text();
       expect(sampleValue(metrics, 'jetpost_webhook_deliveries_total', { outcome: 'delivered' })).to.equal(messages);
       expect(sampleValue(metrics, 'jetpost_webhook_deliveries_total', { outcome: 'retry' }) ?? 0).to.equal(0);

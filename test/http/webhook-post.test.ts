@@ -257,6 +257,39 @@ describe('webhook POST', () => {
     }
   });
 
+  for (const [what, head] of [
+    ['with Upgrade headers (a WebSocket)', 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n'],
+    ['without Upgrade headers', 'HTTP/1.1 101 Switching Protocols\r\n\r\n'],
+  ] as const) {
+    it(`when the receiver answers 101 Switching Protocols ${what} and keeps the connection, then the 101 is the answer at once and the connection is closed, not reused`, async () => {
+      const connections: net.Socket[] = [];
+      const closed: net.Socket[] = [];
+      const raw = net.createServer((socket) => {
+        connections.push(socket);
+        socket.on('error', () => {});
+        socket.on('close', () => closed.push(socket));
+        socket.once('data', () => socket.write(head));
+      });
+      await new Promise<void>((resolve) => raw.listen(0, '127.0.0.1', resolve));
+      try {
+        const url = new URL(`http://127.0.0.1:${(raw.address() as AddressInfo).port}/hooks`);
+
+        // The deadline is longer than the test: only the 101 can end this exchange.
+        const results = [
+          await postJson(url, '{}', {}, { timeoutMs: 120_000, policy: loopback }),
+          await postJson(url, '{}', {}, { timeoutMs: 120_000, policy: loopback }),
+        ];
+
+        expect(results.map((result) => result.statusCode)).to.deep.equal([101, 101]);
+        expect(connections.length, 'connections for two calls').to.equal(2);
+        await eventually(async () => (closed.length === 2 ? true : undefined), 15_000, 'both connections closed');
+      } finally {
+        connections.forEach((socket) => socket.destroy());
+        await new Promise((resolve) => raw.close(resolve));
+      }
+    });
+  }
+
   describe('on a kept-alive connection the receiver closes as it is reused', () => {
     const post = (url: URL) => postJson(url, '{}', {}, { timeoutMs: 10_000, policy: loopback });
     /** The error a call ends with, or undefined when it is answered. */

@@ -349,6 +349,41 @@ describe('webhooks', () => {
     expect(((await set.json()) as { url: string }).url).to.equal(fits);
   });
 
+  it('when the webhook settings come as a body that is not sent as JSON (curl -d without a Content-Type, text/plain), then 415 saying to send JSON, not "is required: an object"; nothing stored', async () => {
+    service = await startTestService({ env: { WEBHOOK_ALLOWED_TARGETS: '127.0.0.1' } });
+    const name = await appName();
+    const settings = JSON.stringify({ url: 'http://127.0.0.1:9/hooks' });
+
+    for (const type of ['application/x-www-form-urlencoded', 'text/plain', 'multipart/form-data; boundary=x']) {
+      const res = await service.request('PUT', `/admin/apps/${name}/webhook`, { key: ADMIN_KEY, rawBody: settings, headers: { 'content-type': type } });
+      expect(res.status, type).to.equal(415);
+      const problem = (await res.json()) as { type: string; detail: string };
+      expect(problem.type, type).to.equal('https://jetpost.dev/problems/unsupported-media-type');
+      expect(problem.detail, type).to.contain('Content-Type: application/json');
+    }
+    // Another route that reads a body, and one whose body may be left out.
+    const app = await service.request('POST', '/admin/apps', { key: ADMIN_KEY, rawBody: '{"name":"formed"}', headers: { 'content-type': 'text/plain' } });
+    expect(app.status).to.equal(415);
+    const keys = await service.request('POST', `/admin/apps/${name}/keys`, { key: ADMIN_KEY, rawBody: '', headers: { 'content-type': 'text/plain' } });
+    expect(keys.status, 'an empty body of any type is no body').to.equal(201);
+
+    const { rows } = await service.db.pool.query<{ url: string | null }>('select webhook_url as url from apps where name = $1', [name]);
+    expect(rows[0]?.url ?? null).to.equal(null);
+  });
+
+  it('when a webhook URL holds a line break, a tab or another control character, then 400 names the url: the URL parser drops them without a word, so another URL than the one given would be stored', async () => {
+    service = await startTestService({ env: { WEBHOOK_ALLOWED_TARGETS: '127.0.0.1' } });
+    const name = await appName();
+    for (const url of ['http://127.0.0.1:9/ho\r\noks', 'http://127.0.0.1:9/ho\toks', 'http://127.0.0.1:9/hooks\u0000', 'http://127.0.0.1:9/ho\u2028oks']) {
+      const res = await service.request('PUT', `/admin/apps/${name}/webhook`, { key: ADMIN_KEY, body: { url } });
+      expect(res.status, JSON.stringify(url)).to.equal(400);
+      const problem = (await res.json()) as { errors: Array<{ path: string; message: string }> };
+      expect(problem.errors, JSON.stringify(url)).to.deep.include({ path: 'url', message: 'must not contain line breaks or control characters' });
+    }
+    const { rows } = await service.db.pool.query<{ url: string | null }>('select webhook_url as url from apps where name = $1', [name]);
+    expect(rows[0]?.url ?? null).to.equal(null);
+  });
+
   it('when a webhook URL points at an internal address that is not allowed, then it is refused, at registration and when dialled', async () => {
     mockMailjetSend();
     const hook = await receiver(0);

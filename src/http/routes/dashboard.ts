@@ -94,7 +94,8 @@ const noStore: RequestHandler = (_req, res, next) => {
 };
 
 /** Forms are small: an address, a note, an id and the CSRF token. */
-const readForm = express.urlencoded({ extended: false, limit: '16kb', parameterLimit: 20 });
+const FORM_LIMIT_BYTES = 16 * 1024;
+const readForm = express.urlencoded({ extended: false, limit: FORM_LIMIT_BYTES, parameterLimit: 20 });
 
 interface Asset {
   type: string;
@@ -128,7 +129,7 @@ const jobsQuery = z.strictObject({
 const noticeOf = (req: Request): NoticeCode | undefined => (isNoticeCode(req.query['notice']) ? req.query['notice'] : undefined);
 
 export function dashboardRouter({ dashboard, admin, adminKey, limitWrongAdminKey, log, now, bodyPace }: DashboardRouteDeps): Router {
-  const formBody = withBodyPace(bodyPace, readForm);
+  const formBody = withBodyPace(bodyPace, readForm, FORM_LIMIT_BYTES);
   const sessions = new DashboardSessions(adminKey, now, (id) => dashboard.isSessionEnded(id));
   const assets = loadAssets();
   const router = Router({ strict: true });
