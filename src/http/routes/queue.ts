@@ -5,7 +5,7 @@ import { AppError } from '../../domain/errors.js';
 import type { JobService } from '../../services/jobs.js';
 import { callingApp } from '../auth.js';
 import type { BodyPace } from '../body-pace.js';
-import { isPlainJsonType, jsonBody } from '../json-body.js';
+import { jsonBody } from '../json-body.js';
 import { parseJobId, type QueueRequestParser } from '../schemas.js';
 import { jobViewJson, queuedJobJson } from '../views.js';
 
@@ -32,25 +32,20 @@ function emptyBody(): AppError {
 }
 
 /**
- * Only a JSON body is read, and only once the caller is known: nobody else makes us parse 20 MB. An
- * empty body is said to be empty, whatever its Content-Type (req.is() cannot tell the type of nothing).
- * A chunked body is known to be empty only once read: the JSON parser then says so alike.
+ * An empty body is said to be empty, whatever its Content-Type, before the caller's body is read
+ * (which reads only JSON, and only once the caller is known: nobody else makes us parse 20 MB). A
+ * chunked body is known to be empty only once read: the JSON parser then says so alike.
  */
-const requireJson: RequestHandler = (req, _res, next) => {
+const requireBody: RequestHandler = (req, _res, next) => {
   const length = req.headers['content-length'];
-  if (req.headers['transfer-encoding'] === undefined && (length === undefined || Number(length) === 0)) {
-    next(emptyBody());
-    return;
-  }
-  const json = isPlainJsonType(req.headers['content-type']) || req.is(JSON_TYPES);
-  next(json ? undefined : new AppError('unsupported-media-type', 415, 'send the message as JSON: Content-Type: application/json'));
+  next(req.headers['transfer-encoding'] === undefined && (length === undefined || Number(length) === 0) ? emptyBody() : undefined);
 };
 
 export function queueRouter({ jobs, parseQueueRequest, requireApp, requireSender, limit, bodyLimit, bodyPace }: QueueRouteDeps): Router {
   const router = Router();
   const readJson = jsonBody({ limit: bodyLimit, pace: bodyPace, strict: false, type: JSON_TYPES, emptyBody });
 
-  router.post('/queue', requireSender, limit, requireJson, readJson, async (req, res) => {
+  router.post('/queue', requireSender, limit, requireBody, readJson, async (req, res) => {
     const app = callingApp(res);
     const request = parseQueueRequest(req.body, req.get('idempotency-key'));
     const result =
