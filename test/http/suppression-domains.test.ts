@@ -187,6 +187,12 @@ for (const locale of [undefined, 'C'] as const) {
       const { rows } = await service.db.pool.query<{ lowered: string }>('select unicode_lower($1) as lowered', [letters.join('')]);
 
       expect([...rows[0]!.lowered]).to.deep.equal(letters.map(small));
+      // Each letter alone beside ASCII capitals: a text without a capital beyond ASCII's is lowered by lower() in the C collation.
+      const { rows: alone } = await service.db.pool.query<{ lowered: string }>(
+        "select unicode_lower('Ab' || letter || 'Z') as lowered from unnest($1::text[]) with ordinality as t(letter, i) order by i",
+        [letters],
+      );
+      expect(alone.map((row) => row.lowered)).to.deep.equal(letters.map((letter) => `ab${small(letter)}z`));
     });
 
     // The claim keys every recipient it reads: translate() over the 26 capitals took about 10 µs per
