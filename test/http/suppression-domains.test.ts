@@ -212,7 +212,8 @@ for (const locale of [undefined, 'C'] as const) {
           )
         : { rows: [] };
 
-      expect(plan.map((row) => row['QUERY PLAN']).join('\n')).to.match(/ THEN lower\(/);
+      // lower() too for a text whose capitals are all ASCII (rëader@): translate() only where a capital beyond ASCII's is.
+      expect(plan.map((row) => row['QUERY PLAN']).join('\n')).to.match(/ !~ '\[[^\]]*Ä[^\]]*\]'::text\)\) THEN lower\(/);
       expect(rows).to.deep.equal(
         turkish
           ? [
