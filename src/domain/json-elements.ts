@@ -138,7 +138,7 @@ export function scanJsonBody(text: string, limits: ElementLimits): ScannedBody {
       return { index, source, tooDeep, tooLarge };
     }
     try {
-      return { index, source, value: JSON.parse(spans.quoted(text, index)) };
+      return { index, source, value: JSON.parse(spans.quoted(text, index, index)) };
     } catch {
       return undefined;
     }
@@ -147,28 +147,56 @@ export function scanJsonBody(text: string, limits: ElementLimits): ScannedBody {
 }
 
 /**
- * Longest body parsed in one piece: its quoted copy is a second body in memory while it is parsed,
- * which for Mailjet's usual callbacks (tens of kilobytes) costs nothing, and for the largest (64 MB)
- * would be that much more at once.
+ * Longest body parsed without parsing each element alone: its quoted copy is a second body in memory
+ * while it is parsed, which for Mailjet's usual callbacks (tens of kilobytes) costs nothing, and for
+ * the largest (64 MB) would be that much more at once.
  */
 const WHOLE_PARSE_MAX_LENGTH = 1024 * 1024;
 
 /**
- * The elements' values from one JSON.parse of the whole body (much cheaper than one per element),
- * for a body whose every element is to be parsed; undefined when the body is not valid JSON (each
- * element is then parsed alone, to say which one is not).
+ * Longest run of elements parsed in one JSON.parse (UTF-16 code units, quoted). A longer string is
+ * one of V8's large objects, given fresh memory of its own: writing the quoted copy of a body of
+ * 1,000 events (300 kB) cost more than parsing it. Runs this long stay in the young generation; an
+ * element longer than this is a run alone.
+ */
+const RUN_MAX_LENGTH = 64 * 1024;
+
+/**
+ * The elements' values from a few JSON.parse calls, one per run of elements (much cheaper than one
+ * per element), for a body whose every element is to be parsed; undefined when the body is not valid
+ * JSON (each element is then parsed alone, to say which one is not).
  */
 function parseWhole(text: string, spans: Spans): unknown[] | undefined {
-  let value: unknown;
-  try {
-    value = JSON.parse(quoteBigIntegers(text, 0, text.length, spans.bigIntegers, 0, spans.bigIntegers.length));
-  } catch {
-    return undefined;
+  if (text.charCodeAt(skipWhitespace(text, 0)) !== OPEN_BRACKET) {
+    try {
+      return [JSON.parse(spans.quoted(text, 0, 0)) as unknown];
+    } catch {
+      return undefined;
+    }
   }
-  const isArray = Array.isArray(value) && text.charCodeAt(skipWhitespace(text, 0)) === OPEN_BRACKET;
-  const values = isArray ? (value as unknown[]) : [value];
-  // The scanner and JSON.parse agree on every valid body; a mismatch would be a bug, not input.
-  return values.length === spans.length ? values : undefined;
+  const values: unknown[] = [];
+  for (let first = 0; first < spans.length;) {
+    let last = first;
+    while (last + 1 < spans.length && spans.ends[last + 1]! - spans.starts[first]! <= RUN_MAX_LENGTH) {
+      last += 1;
+    }
+    let run: unknown;
+    try {
+      // The elements with what separates them in the body (commas, whitespace), as an array.
+      run = JSON.parse(`[${spans.quoted(text, first, last)}]`);
+    } catch {
+      return undefined;
+    }
+    // The scanner and JSON.parse agree on every valid body; a mismatch would be a bug, not input.
+    if (!Array.isArray(run) || run.length !== last - first + 1) {
+      return undefined;
+    }
+    for (const value of run) {
+      values.push(value);
+    }
+    first = last + 1;
+  }
+  return values;
 }
 
 /**
@@ -203,10 +231,10 @@ class Spans {
     return scanned.end;
   }
 
-  /** Element `index`'s text with its long integer literals quoted. */
-  quoted(text: string, index: number): string {
-    const to = index + 1 < this.length ? this.bigIntegersFrom[index + 1]! : this.bigIntegers.length;
-    return quoteBigIntegers(text, this.starts[index]!, this.ends[index]!, this.bigIntegers, this.bigIntegersFrom[index]!, to);
+  /** The text of elements `first` to `last` (and what separates them) with their long integer literals quoted. */
+  quoted(text: string, first: number, last: number): string {
+    const to = last + 1 < this.length ? this.bigIntegersFrom[last + 1]! : this.bigIntegers.length;
+    return quoteBigIntegers(text, this.starts[first]!, this.ends[last]!, this.bigIntegers, this.bigIntegersFrom[first]!, to);
   }
 }
 

@@ -285,6 +285,41 @@ for (const locale of [undefined, 'C'] as const) {
       const { rows } = await service.db.pool.query<{ lowered: string }>('select unicode_lower($1) as lowered', [letters.join('')]);
 
       expect([...rows[0]!.lowered]).to.deep.equal(letters.map(small));
+      // Each letter alone beside ASCII capitals: a text without a capital beyond ASCII's is lowered by lower() in the C collation.
+      const { rows: alone } = await service.db.pool.query<{ lowered: string }>(
+        "select unicode_lower('Ab' || letter || 'Z') as lowered from unnest($1::text[]) with ordinality as t(letter, i) order by i",
+        [letters],
+      );
+      expect(alone.map((row) => row.lowered)).to.deep.equal(letters.map((letter) => `ab${small(letter)}z`));
+    });
+
+    // The claim keys every recipient it reads: translate() over the 26 capitals took about 10 µs per
+    // address (sql/47_…). lower() in the text's own collation would not do: a Turkish one makes I ı
+    // (checked where PostgreSQL has ICU's Turkish collation, as the embedded one has).
+    it('then an ASCII text is lower-cased by lower() in the C collation, A to Z alone, in a Turkish collation too', async () => {
+      const pool = service.db.pool;
+      const { rows: plan } = await pool.query<{ 'QUERY PLAN': string }>(
+        'explain (verbose, costs off) select unicode_lower(a) from unnest($1::text[]) as t(a)',
+        [['TITLE@EXAMPLE.COM']],
+      );
+      const turkish = (await pool.query("select 1 from pg_collation where collname = 'tr-x-icu'")).rows.length > 0;
+      const { rows } = turkish
+        ? await pool.query<{ key: string; lowered: string }>(
+            `select address_key(a collate "tr-x-icu") as key, unicode_lower(a collate "tr-x-icu") as lowered
+             from (values ('TITLE.İNBOX@EXAMPLE.COM'), ('TITLE@EXAMPLE.COM')) as t(a)`,
+          )
+        : { rows: [] };
+
+      // lower() too for a text whose capitals are all ASCII (rëader@): translate() only where a capital beyond ASCII's is.
+      expect(plan.map((row) => row['QUERY PLAN']).join('\n')).to.match(/ !~ '\[[^\]]*Ä[^\]]*\]'::text\)\) THEN lower\(/);
+      expect(rows).to.deep.equal(
+        turkish
+          ? [
+              { key: 'title.inbox@example.com', lowered: 'title.inbox@example.com' },
+              { key: 'title@example.com', lowered: 'title@example.com' },
+            ]
+          : [],
+      );
     });
 
     it('when suppressions were stored under keys lower() made (before migration 44), then each address is left once, under its key, with its oldest reason', async () => {

@@ -86,6 +86,20 @@ describe('splitJsonBody', () => {
     expect(elements(`[${long.slice(0, 3).join(',')}]`)).to.deep.equal(split.slice(0, 3));
   });
 
+  it('when a body is parsed in runs of elements, then elements across runs, and one longer than a run, come back as each alone', () => {
+    const element = (i: number) =>
+      i === 700
+        ? `{"Payload":"${'p'.repeat(100_000)}","MessageID":${576460765503091475n + BigInt(i)}}`
+        : `{"MessageID":${576460765503091475n + BigInt(i)},"n":[${i},1.5,"x\\\\"],"dup":1,"dup":${i}}`;
+    const items = Array.from({ length: 3_000 }, (_, i) => element(i));
+    const text = `\r\n[ ${items.join(' ,\n\t')} ]\n`;
+    expect(text.length).to.be.within(300 * 1024, 1024 * 1024);
+
+    expect(elements(text).map((e) => [e.index, e.source, valueOf(e)])).to.deep.equal(items.map((source, i) => [i, source, valueOf(elements(source)[0]!)]));
+    const broken = splitJsonBody(text.replace('"dup":2999', '"dup":02999'), UNLIMITED);
+    expect(broken).to.deep.equal({ ok: false, tooMany: false, reason: 'element 2999 is not valid JSON' });
+  });
+
   it('when an element is nested deeper or is longer than the limits, then it is handed back unparsed, and the others parsed', () => {
     const deep = `{"a":${'['.repeat(5000)}${']'.repeat(5000)}}`;
     const large = `{"a":"${'x'.repeat(20_000)}"}`;
