@@ -280,7 +280,8 @@ async function start(config: Config, log: Logger, { signal, exitingNow }: StartO
   });
   const adminKey = config.adminApiKey ?? (config.devMode ? await readOrCreateSecretFile(path.join(config.dataDir, 'dev-admin-key')) : undefined);
   const rateLimits = createRateLimitCounters(pool);
-  const throughput = createThroughputCounter({ pool, bus });
+  // Its minutes are shared with the other replicas in throughput_minutes: on the database's clock.
+  const throughput = createThroughputCounter({ pool, bus, now: () => clock.now().getTime() });
   const replicaSettings = createReplicaSettingsWatch({
     pool,
     settings: sharedSettings(config, { mailjetBaseUrl: mailjetBaseUrl ?? MAILJET_DEFAULT_BASE_URL, eventsCredentials, adminKey }),
@@ -323,7 +324,8 @@ async function start(config: Config, log: Logger, { signal, exitingNow }: StartO
     onDatabaseUnavailable: outOfDisk.saw,
     eventsBodyBudget: { budget: eventsBodyBudget, waitMs: config.events.bodyWaitMs, minBytesPerSecond: config.events.bodyMinRate },
     onCallbackWaited: (wait) => bus.emit('events:budget-wait', wait),
-    now: () => new Date(),
+    // send_at's window and the dashboard's sessions and chart, as the database and every replica see them.
+    now: clock.now,
   });
 
   // Before the consumers and the port: they take the pool's connections as soon as they start (a
