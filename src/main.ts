@@ -354,7 +354,10 @@ async function start(config: Config, log: Logger, { signal, exitingNow }: StartO
     await database.recordPort(address.port);
   }
 
-  // Before the consumers: a replica whose settings differ from the others' says so at once.
+  // Before the consumers: a replica whose settings differ from the others' says so at once. The beat
+  // names the LISTEN session (listen_pid, by which the others see at once that a process killed with
+  // kill -9 is gone): its connection, begun with the start, is waited for, as long as a connection may take.
+  await finishedWithin(listener.firstAttempt, config.database.timeouts.connectMs);
   await replicaSettings.beat().catch((error: unknown) => {
     log.warn('could not compare the settings with those of the other replicas; tried again in a few seconds', {
       component: 'replicas',
