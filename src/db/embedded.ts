@@ -160,10 +160,11 @@ async function takeStartLock(root: string, log: Logger): Promise<PidFileClaim> {
 async function startLocked({ dir: root, port, log, ownSession, exitingNow }: EmbeddedOptions): Promise<EmbeddedDatabase> {
   const databaseDir = path.join(root, 'pg');
   const binaries = binariesDir();
+  const runAs = process.getuid?.() === 0 ? await ensurePostgresUser() : undefined;
+  await refuseForeignCluster(databaseDir, runAs);
   await removeUnfinishedCluster(databaseDir, log);
   const clusterMade = await exists(path.join(databaseDir, 'PG_VERSION'));
   const password = clusterMade ? await clusterPassword(root) : await readOrCreateSecretFile(passwordFile(root), 18);
-  const runAs = process.getuid?.() === 0 ? await ensurePostgresUser() : undefined;
   if (runAs) {
     await fs.mkdir(databaseDir, { recursive: true, mode: 0o700 });
     await fs.chown(databaseDir, runAs.uid, runAs.gid);
@@ -347,6 +348,32 @@ const INITDB_ENTRIES = new Set([
   'postgresql.auto.conf',
   'postgresql.conf',
 ]);
+
+/**
+ * PostgreSQL runs only on a data directory its own user owns. A pg/ made by jetpost run as another
+ * user (as root, PostgreSQL runs as `postgres`; otherwise as jetpost's user) failed with a stack
+ * trace of the first file it could not read, or, as root, was handed to `postgres` at its top only
+ * and then failed on its files, advising EMBEDDED_PG_PORT. A pg/ of root's is one a start as root
+ * made before handing it over.
+ */
+async function refuseForeignCluster(databaseDir: string, runAs: PostgresUser | undefined): Promise<void> {
+  const owner = await fs.stat(databaseDir).then(
+    (stat) => stat.uid,
+    (error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') {
+        return undefined;
+      }
+      throw error;
+    },
+  );
+  const uid = runAs?.uid ?? process.getuid?.();
+  if (owner === undefined || uid === undefined || owner === uid || (runAs !== undefined && owner === 0)) {
+    return;
+  }
+  throw new StartupError(
+    `${databaseDir} belongs to uid ${owner}, and PostgreSQL runs here as uid ${uid}${runAs ? ' (postgres)' : ''}: it only runs on a data directory its own user owns. Run jetpost as the user that made it, or give it to uid ${uid} (chown -R ${uid} ${databaseDir})`,
+  );
+}
 
 /**
  * Releases before initdb worked beside pg/ (pg.initdb) ran it in pg/ itself: killed there, it left a
