@@ -161,7 +161,7 @@ async function start(config: Config, log: Logger, { signal, exitingNow }: StartO
     await prepareDataDir(config.dataDir);
   }
   signal?.throwIfAborted();
-  const database = await openDatabase(config, log, { role: 'service', exitingNow });
+  const database = await openDatabase(config, log, { role: 'service', exitingNow, signal });
   cleanups.push(async () => {
     leftBehind.push(...(await database.close()));
   });
