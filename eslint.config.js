@@ -110,12 +110,25 @@ export default tseslint.config(
       ],
     },
   },
-  // Settings come from one place: config.ts parses process.env once, at start.
+  // Settings come from one place: config.ts parses process.env once, at start. Durations are measured
+  // on the monotonic clock (performance.now()) and times shared with PostgreSQL or the other replicas
+  // taken on the database's (services/database-clock.ts): a step of the host's wall clock (an NTP
+  // correction, `date -s`) by an hour held or lifted caches, limits and waits measured with Date.now.
+  // The simulator stands for Mailjet, whose times are wall-clock times.
   {
     files: ['src/**/*.ts'],
-    ignores: ['src/config.ts'],
+    ignores: ['src/config.ts', 'src/simulator/**'],
     rules: {
-      'no-restricted-properties': ['error', { object: 'process', property: 'env', message: 'only src/config.ts reads process.env' }],
+      'no-restricted-properties': [
+        'error',
+        { object: 'process', property: 'env', message: 'only src/config.ts reads process.env' },
+        {
+          object: 'Date',
+          property: 'now',
+          message:
+            'a duration is measured with performance.now(), a time shared with the database or other replicas taken on the database clock (services/database-clock.ts)',
+        },
+      ],
       'no-restricted-imports': [
         'error',
         ...['process', 'node:process'].map((name) => ({ name, importNames: ['env'], message: 'only src/config.ts reads process.env' })),

@@ -161,7 +161,7 @@ async function start(config: Config, log: Logger, { signal, exitingNow }: StartO
     await prepareDataDir(config.dataDir);
   }
   signal?.throwIfAborted();
-  const database = await openDatabase(config, log, { role: 'service', exitingNow });
+  const database = await openDatabase(config, log, { role: 'service', exitingNow, signal });
   cleanups.push(async () => {
     leftBehind.push(...(await database.close()));
   });
@@ -280,7 +280,8 @@ async function start(config: Config, log: Logger, { signal, exitingNow }: StartO
   });
   const adminKey = config.adminApiKey ?? (config.devMode ? await readOrCreateSecretFile(path.join(config.dataDir, 'dev-admin-key')) : undefined);
   const rateLimits = createRateLimitCounters(pool);
-  const throughput = createThroughputCounter({ pool, bus });
+  // Its minutes are shared with the other replicas in throughput_minutes: on the database's clock.
+  const throughput = createThroughputCounter({ pool, bus, now: () => clock.now().getTime() });
   const replicaSettings = createReplicaSettingsWatch({
     pool,
     settings: sharedSettings(config, { mailjetBaseUrl: mailjetBaseUrl ?? MAILJET_DEFAULT_BASE_URL, eventsCredentials, adminKey }),
@@ -323,7 +324,8 @@ async function start(config: Config, log: Logger, { signal, exitingNow }: StartO
     onDatabaseUnavailable: outOfDisk.saw,
     eventsBodyBudget: { budget: eventsBodyBudget, waitMs: config.events.bodyWaitMs, minBytesPerSecond: config.events.bodyMinRate },
     onCallbackWaited: (wait) => bus.emit('events:budget-wait', wait),
-    now: () => new Date(),
+    // send_at's window and the dashboard's sessions and chart, as the database and every replica see them.
+    now: clock.now,
   });
 
   // Before the consumers and the port: they take the pool's connections as soon as they start (a
@@ -352,7 +354,10 @@ async function start(config: Config, log: Logger, { signal, exitingNow }: StartO
     await database.recordPort(address.port);
   }
 
-  // Before the consumers: a replica whose settings differ from the others' says so at once.
+  // Before the consumers: a replica whose settings differ from the others' says so at once. The beat
+  // names the LISTEN session (listen_pid, by which the others see at once that a process killed with
+  // kill -9 is gone): its connection, begun with the start, is waited for, as long as a connection may take.
+  await finishedWithin(listener.firstAttempt, config.database.timeouts.connectMs);
   await replicaSettings.beat().catch((error: unknown) => {
     log.warn('could not compare the settings with those of the other replicas; tried again in a few seconds', {
       component: 'replicas',

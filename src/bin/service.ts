@@ -99,7 +99,7 @@ async function run(signals: StartSignals): Promise<void> {
   const stopAndExit = (running: Jetpost) => {
     running.stop().then(
       ({ leftBehind }) => {
-        const fields = { component: 'main', signal: firstSignal, durationMs: Date.now() - (signalledAt ?? Date.now()), leftBehind };
+        const fields = { component: 'main', signal: firstSignal, durationMs: Math.round(performance.now() - (signalledAt ?? performance.now())), leftBehind };
         if (failure !== undefined) {
           log.error(`jetpost stopped because ${failure}; start it again`, { ...fields, failure });
           process.exit(1);
@@ -119,7 +119,7 @@ async function run(signals: StartSignals): Promise<void> {
   };
   const onSignal = (signal: NodeJS.Signals | undefined) => {
     if (signalledAt === undefined) {
-      signalledAt = Date.now();
+      signalledAt = performance.now();
       firstSignal = signal;
       if (failure === undefined) {
         log.info('shutting down; a second signal exits at once', { component: 'main', signal, deadlineMs });
@@ -134,7 +134,7 @@ async function run(signals: StartSignals): Promise<void> {
       if (jetpost) {
         stopAndExit(jetpost);
       }
-    } else if (Date.now() - signalledAt >= REPEAT_WINDOW_MS) {
+    } else if (performance.now() - signalledAt >= REPEAT_WINDOW_MS) {
       exitNow('second signal: exiting without finishing the shutdown', { signal });
     }
   };
@@ -164,7 +164,7 @@ async function run(signals: StartSignals): Promise<void> {
       log.warn('start-up interrupted; what had started is stopped', {
         component: 'main',
         signal: firstSignal,
-        durationMs: Date.now() - signalledAt,
+        durationMs: Math.round(performance.now() - signalledAt),
         error: error instanceof Error ? error.message : String(error),
       });
       process.exit(1);

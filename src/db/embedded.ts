@@ -133,7 +133,7 @@ const START_LOCK_WAIT_MS = 5 * 60_000;
 async function takeStartLock(root: string, log: Logger): Promise<PidFileClaim> {
   const file = path.join(root, START_LOCK_FILE);
   const record = { pid: process.pid, processStart: processStartTime(process.pid) };
-  const started = Date.now();
+  const started = performance.now();
   let waitingFor: number | undefined;
   for (;;) {
     const claimed = await claimPidFile(file, record, (value) => ({
@@ -148,7 +148,7 @@ async function takeStartLock(root: string, log: Logger): Promise<PidFileClaim> {
       waitingFor = holder;
       log.info('waiting for another process starting the embedded PostgreSQL on this directory', { component: 'embedded-postgres', pid: holder, file });
     }
-    if (Date.now() - started > START_LOCK_WAIT_MS) {
+    if (performance.now() - started > START_LOCK_WAIT_MS) {
       throw new StartupError(
         `the embedded PostgreSQL in ${path.join(root, 'pg')} is being started by another process${holder === undefined ? '' : ` (pid ${holder})`}, which has not finished within ${START_LOCK_WAIT_MS / 1000} s: stop it, or remove ${file} if no such process runs`,
       );
@@ -160,10 +160,11 @@ async function takeStartLock(root: string, log: Logger): Promise<PidFileClaim> {
 async function startLocked({ dir: root, port, log, ownSession, exitingNow }: EmbeddedOptions): Promise<EmbeddedDatabase> {
   const databaseDir = path.join(root, 'pg');
   const binaries = binariesDir();
+  const runAs = process.getuid?.() === 0 ? await ensurePostgresUser() : undefined;
+  await refuseForeignCluster(databaseDir, runAs);
   await removeUnfinishedCluster(databaseDir, log);
   const clusterMade = await exists(path.join(databaseDir, 'PG_VERSION'));
   const password = clusterMade ? await clusterPassword(root) : await readOrCreateSecretFile(passwordFile(root), 18);
-  const runAs = process.getuid?.() === 0 ? await ensurePostgresUser() : undefined;
   if (runAs) {
     await fs.mkdir(databaseDir, { recursive: true, mode: 0o700 });
     await fs.chown(databaseDir, runAs.uid, runAs.gid);
@@ -349,6 +350,32 @@ const INITDB_ENTRIES = new Set([
 ]);
 
 /**
+ * PostgreSQL runs only on a data directory its own user owns. A pg/ made by jetpost run as another
+ * user (as root, PostgreSQL runs as `postgres`; otherwise as jetpost's user) failed with a stack
+ * trace of the first file it could not read, or, as root, was handed to `postgres` at its top only
+ * and then failed on its files, advising EMBEDDED_PG_PORT. A pg/ of root's is one a start as root
+ * made before handing it over.
+ */
+async function refuseForeignCluster(databaseDir: string, runAs: PostgresUser | undefined): Promise<void> {
+  const owner = await fs.stat(databaseDir).then(
+    (stat) => stat.uid,
+    (error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') {
+        return undefined;
+      }
+      throw error;
+    },
+  );
+  const uid = runAs?.uid ?? process.getuid?.();
+  if (owner === undefined || uid === undefined || owner === uid || (runAs !== undefined && owner === 0)) {
+    return;
+  }
+  throw new StartupError(
+    `${databaseDir} belongs to uid ${owner}, and PostgreSQL runs here as uid ${uid}${runAs ? ' (postgres)' : ''}: it only runs on a data directory its own user owns. Run jetpost as the user that made it, or give it to uid ${uid} (chown -R ${uid} ${databaseDir})`,
+  );
+}
+
+/**
  * Releases before initdb worked beside pg/ (pg.initdb) ran it in pg/ itself: killed there, it left a
  * pg/ that every later start failed on (no global/pg_control, or no `postgres` database) until it was
  * removed by hand. A server writes postmaster.opts at every start and leaves it after it stops, and
@@ -465,7 +492,7 @@ async function spawnServer({ root, databaseDir, port, runAs, ownSession, log, ex
   // jetpost does not wait for the server to end; stop() and the next start find it by its pid.
   child.unref();
   const pid = child.pid;
-  const started = Date.now();
+  const started = performance.now();
   let failure: string | undefined;
   let timedOut = false;
   void failed.then((reason) => {
@@ -485,7 +512,7 @@ async function spawnServer({ root, databaseDir, port, runAs, ownSession, log, ex
       if (state?.pid === pid && state.status === 'ready') {
         return pid;
       }
-      if (Date.now() - started > START_TIMEOUT_MS) {
+      if (performance.now() - started > START_TIMEOUT_MS) {
         signalServer(pid, 'SIGQUIT');
         timedOut = true;
         failure = `it did not accept connections within ${START_TIMEOUT_MS / 1000} s`;
@@ -600,7 +627,7 @@ async function readPostmasterPid(databaseDir: string): Promise<PostmasterState |
  * waited for until it has gone).
  */
 async function settledServer(databaseDir: string, urlAt: (port: number) => string): Promise<{ pid: number; port: number } | undefined> {
-  const started = Date.now();
+  const started = performance.now();
   for (;;) {
     const state = await readPostmasterPid(databaseDir);
     if (state === undefined || !isProcessAlive(state.pid)) {
@@ -609,7 +636,7 @@ async function settledServer(databaseDir: string, urlAt: (port: number) => strin
     if (state.status === 'ready' && Number.isInteger(state.port) && (await canConnect(urlAt(state.port)))) {
       return { pid: state.pid, port: state.port };
     }
-    if (Date.now() - started > SETTLE_TIMEOUT_MS) {
+    if (performance.now() - started > SETTLE_TIMEOUT_MS) {
       // Let the start report what PostgreSQL says about the lock file.
       return undefined;
     }
@@ -640,9 +667,9 @@ function signalServer(pid: number, signal: NodeJS.Signals = 'SIGINT'): void {
 
 async function stopServer(pid: number, waitMs = DEFAULT_STOP_WAIT_MS): Promise<boolean> {
   signalServer(pid);
-  const deadline = Date.now() + waitMs;
+  const deadline = performance.now() + waitMs;
   while (isProcessAlive(pid)) {
-    if (Date.now() >= deadline) {
+    if (performance.now() >= deadline) {
       return false;
     }
     await sleep(50);

@@ -75,9 +75,9 @@ export async function runMigrations({ connectionString, schema, log, existingSch
     connectionTimeoutMillis: connectTimeoutMs ?? 0,
   });
   client.on('error', (error) => log.warn('migration connection error', { component: 'migrate', error: error.message }));
-  const connectStartedAt = Date.now();
+  const connectStartedAt = performance.now();
   await client.connect().catch((error: unknown) => {
-    throw connectTimeoutMs !== undefined && Date.now() - connectStartedAt >= connectTimeoutMs
+    throw connectTimeoutMs !== undefined && performance.now() - connectStartedAt >= connectTimeoutMs
       ? Object.assign(new Error(`no answer within ${connectTimeoutMs} ms (DATABASE_CONNECT_TIMEOUT_MS)`, { cause: error }), { code: 'ETIMEDOUT' })
       : error;
   });

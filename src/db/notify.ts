@@ -34,6 +34,8 @@ export interface Listener {
   readonly connected: boolean;
   /** The server pid of the LISTEN session while it is up: it ends with this process (replica_heartbeats.listen_pid). */
   readonly backendPid: number | undefined;
+  /** Settles once the first connection attempt has (it is up, or failed and will be tried again): never rejects. */
+  readonly firstAttempt: Promise<void>;
   close(): Promise<void>;
 }
 
@@ -53,6 +55,10 @@ export function listen({ connectionString, channels, log, minBackoffMs = 500, ma
   let closed = false;
   let failures = 0;
   let retryTimer: NodeJS.Timeout | undefined;
+  let firstAttemptDone = () => {};
+  const firstAttempt = new Promise<void>((resolve) => {
+    firstAttemptDone = resolve;
+  });
 
   const scheduleReconnect = () => {
     if (closed || retryTimer) {
@@ -111,6 +117,8 @@ export function listen({ connectionString, channels, log, minBackoffMs = 500, ma
       if (client === next) {
         dropClient((error as Error).message);
       }
+    } finally {
+      firstAttemptDone();
     }
   }
 
@@ -120,6 +128,7 @@ export function listen({ connectionString, channels, log, minBackoffMs = 500, ma
     get connected() {
       return connected;
     },
+    firstAttempt,
     get backendPid() {
       return connected ? (client as (pg.Client & { processID?: number }) | undefined)?.processID : undefined;
     },

@@ -50,6 +50,11 @@ export interface OpenOptions {
    * A command's stops only while it starts; once up, the command's close() stops it.
    */
   exitingNow?: AbortSignal | undefined;
+  /**
+   * Aborted by a signal during the start: once the embedded database is up (a first start's initdb
+   * takes seconds), the migrations are not begun; the database is stopped and the abort thrown.
+   */
+  signal?: AbortSignal | undefined;
 }
 
 /** How long close() waits for connections in use to be given back. */
@@ -83,7 +88,7 @@ function whenGone(pid: number, closing: AbortSignal): Promise<string> {
   });
 }
 
-export async function openDatabase(config: Config, log: Logger, { role, exitingNow }: OpenOptions): Promise<OpenDatabase> {
+export async function openDatabase(config: Config, log: Logger, { role, exitingNow, signal }: OpenOptions): Promise<OpenDatabase> {
   let connectionString = config.database.url;
   let embedded: EmbeddedHandle | undefined;
   if (connectionString === undefined) {
@@ -95,6 +100,7 @@ export async function openDatabase(config: Config, log: Logger, { role, exitingN
   // unlock could run on another server connection and leave the lock held there for good.
   const directConnectionString = config.database.directUrl ?? connectionString;
   try {
+    signal?.throwIfAborted();
     // A command works on the jetpost a service created; only the service creates one.
     await runMigrations({
       connectionString: directConnectionString,
@@ -105,6 +111,9 @@ export async function openDatabase(config: Config, log: Logger, { role, exitingN
     });
   } catch (error) {
     await embedded?.stop();
+    if (signal?.aborted) {
+      throw error;
+    }
     if (embedded) {
       throw explainEmbeddedRefusal(error, config.dataDir) ?? error;
     }

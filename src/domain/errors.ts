@@ -184,6 +184,21 @@ export function isDatabaseUnavailable(error: unknown): boolean {
 }
 
 /**
+ * What a 503 for an unavailable database tells the caller: a full disk or a server that takes no
+ * writes is reachable and answering, and saying otherwise sent operators looking at the network.
+ */
+export function databaseUnavailableDetail(error: unknown): string {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (code === '53100') {
+    return "the database's disk is full (PostgreSQL 53100): nothing was stored; retry later";
+  }
+  if (code === '25006') {
+    return 'the database takes no writes right now (a standby, or default_transaction_read_only is on): nothing was stored; retry later';
+  }
+  return 'the database is not reachable or not answering right now; retry shortly';
+}
+
+/**
  * SQLSTATE classes of a statement refused for the data it carries, which is refused again however
  * often it is tried: data exceptions (22: a NUL byte in text, a value out of range), integrity
  * constraint violations (23) and program limits (54). Connection (08), transaction-rollback (40),

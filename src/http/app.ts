@@ -261,7 +261,7 @@ export function createApp(deps: AppDeps): HttpApp {
   app.use(
     eventsRouter({
       receive: deps.receiveEvents,
-      requireCallbackAuth: requireBasicAuth(deps.eventsCredentials, 'jetpost events', limitFailedCallbackAuth(deps.log)),
+      requireCallbackAuth: requireBasicAuth(deps.eventsCredentials, 'jetpost events', limitFailedCallbackAuth()),
       limit: limitCallback,
       budget: bodyBudget({
         ...deps.eventsBodyBudget,

@@ -111,15 +111,15 @@ export interface BodyBudget {
 export function bodyBudget({ budget, limit, waitMs, minBytesPerSecond, stop, log, onWaited }: BodyBudgetOptions): BodyBudget {
   /** The callbacks whose bodies are read in room reserved for them (not those read whole with their headers). */
   const holding = new WeakSet<Request>();
-  /** Until when each source (at most SOURCE_BUCKETS of them) waits behind the others. */
+  /** Until when (performance.now() ms) each source (at most SOURCE_BUCKETS of them) waits behind the others. */
   const slowSources = new Map<string, number>();
   const isSlowSource = (req: Request): boolean => {
     const source = sourceBucket(req.ip);
     const until = slowSources.get(source);
-    if (until !== undefined && until <= Date.now()) {
+    if (until !== undefined && until <= performance.now()) {
       slowSources.delete(source);
     }
-    return until !== undefined && until > Date.now();
+    return until !== undefined && until > performance.now();
   };
 
   const room: HeldRoom = {
@@ -128,7 +128,7 @@ export function bodyBudget({ budget, limit, waitMs, minBytesPerSecond, stop, log
       if (minBytesPerSecond === 0 || waiting === 0 || !holding.has(req) || bytes * 1000 >= minBytesPerSecond * windowMs) {
         return undefined;
       }
-      slowSources.set(sourceBucket(req.ip), Date.now() + SLOW_SOURCE_MS);
+      slowSources.set(sourceBucket(req.ip), performance.now() + SLOW_SOURCE_MS);
       log.warn('a callback arriving slowly was refused (503) to give its room in EVENTS_BODY_BUDGET to the callbacks waiting', {
         component: 'events',
         broughtBytes: bytes,

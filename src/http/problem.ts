@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 
 import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
 
-import { AppError, coerceError, isDatabaseUnavailable, ServiceUnavailableError } from '../domain/errors.js';
+import { AppError, coerceError, databaseUnavailableDetail, isDatabaseUnavailable, ServiceUnavailableError } from '../domain/errors.js';
 import type { Logger } from '../log.js';
 import { routeTemplate } from './route-template.js';
 
@@ -163,7 +163,7 @@ export function errorHandler(log: Logger, onDatabaseUnavailable: (error: Error) 
     if (isDatabaseUnavailable(error)) {
       log.warn('database unavailable during a request', { component: 'http', method: req.method, route: routeTemplate(req) ?? '-', error: error.message });
       onDatabaseUnavailable(error);
-      sendProblem(res, new ServiceUnavailableError('the database is not reachable or not answering right now; retry shortly'));
+      sendProblem(res, new ServiceUnavailableError(databaseUnavailableDetail(error)));
       return;
     }
     const errorId = randomUUID();

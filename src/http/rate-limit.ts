@@ -1,18 +1,16 @@
 // Request rate limits. The budgets of callers who proved who they are (per app on POST /queue, the
 // callback's credentials on POST /events) are counted in PostgreSQL, so that every replica shares
-// them, and announced with RateLimit/RateLimit-Policy headers (IETF draft 8). Failed credentials are
-// counted apart, in memory (express-rate-limit; wrong admin keys by a counter of their own), so
-// that they never spend a genuine caller's budget nor write to the database. Nothing is keyed by a
-// value a caller can forge at will (such as an X-Forwarded-For address) without the keys being
-// folded into a fixed number of counters. Above a limit the answer is 429 problem+json with
-// Retry-After.
+// them, and announced with RateLimit/RateLimit-Policy headers (IETF draft 8). Failed credentials
+// are counted apart, in this process's memory, so that they never spend a genuine caller's budget
+// nor write to the database. Nothing is keyed by a value a caller can forge at will (such as an
+// X-Forwarded-For address) without the keys being folded into a fixed number of counters. Above a
+// limit the answer is 429 problem+json with Retry-After.
 import { createHash } from 'node:crypto';
 
 import type { Request, RequestHandler, Response } from 'express';
-import { ipKeyGenerator, MemoryStore, rateLimit } from 'express-rate-limit';
+import { ipKeyGenerator } from 'express-rate-limit';
 
 import { AppError } from '../domain/errors.js';
-import type { Logger } from '../log.js';
 import type { RateLimitCounters } from '../services/rate-limits.js';
 
 const WINDOW_MS = 60_000;
@@ -78,17 +76,6 @@ export function limitShared({ counters, prefix, perMinute, keyOf, what }: Shared
   };
 }
 
-export interface LimitOptions {
-  log: Logger;
-  /** Requests per minute; 0 turns the limit off. */
-  perMinute: number;
-  /** Who is counted. */
-  keyOf: (req: Parameters<RequestHandler>[0], res: Parameters<RequestHandler>[1]) => string;
-  what: string;
-  /** RateLimit and RateLimit-Policy on every counted answer (default true). */
-  announce?: boolean;
-}
-
 /** Source addresses fold into this many keys: a stream of forged addresses cannot grow a store. */
 const SOURCE_BUCKETS = 1024;
 
@@ -104,33 +91,37 @@ export function sourceBucket(address: string | undefined): string {
   return `bucket-${bucket}`;
 }
 
-export function limitRequests({ perMinute, keyOf, what, log, announce = true }: LimitOptions): RequestHandler {
-  if (perMinute <= 0) {
-    return (_req, _res, next) => next();
-  }
-  return rateLimit({
-    windowMs: WINDOW_MS,
-    limit: perMinute,
-    standardHeaders: announce ? 'draft-8' : false,
-    legacyHeaders: false,
-    store: new MemoryStore(),
-    // The proxy set-up is TRUST_PROXY's business (docs/security.md); no console warnings from the library.
-    validate: { xForwardedForHeader: false },
-    keyGenerator: keyOf,
-    logger: {
-      error: (error, message) => log.warn(message ?? 'rate limit store error', { component: 'rate-limit', error: (error as Error)?.message ?? String(error) }),
-      warn: (error, message) => log.warn(message ?? 'rate limit warning', { component: 'rate-limit', error: (error as Error)?.message ?? String(error) }),
-    },
-    handler: (req, res, next) => {
-      const resetTime = (req as unknown as { rateLimit?: { resetTime?: Date } }).rateLimit?.resetTime;
-      next(tooManyRequests(res, { what, perMinute, resetAt: resetTime?.getTime() ?? Date.now() + WINDOW_MS }));
-    },
-  });
+/**
+ * Counts per key in windows of a minute, in this process's memory. The windows run on the monotonic
+ * clock: a step of the wall clock (an NTP correction, `date -s`) by an hour neither lifts a limit
+ * early nor holds one, and its Retry-After, for the hour. The keys are few (folded source buckets).
+ */
+function minuteWindows(): (key: string) => { hits: number; endsAt: number } {
+  const windows = new Map<string, { hits: number; endsAt: number }>();
+  return (key) => {
+    const now = performance.now();
+    let window = windows.get(key);
+    if (window === undefined || window.endsAt <= now) {
+      window = { hits: 0, endsAt: now + WINDOW_MS };
+      windows.set(key, window);
+    }
+    return window;
+  };
 }
 
-/** The 429 of a limit counted in memory, with the Retry-After of the window's end. */
-function tooManyRequests(res: Response, { what, perMinute, resetAt }: { what: string; perMinute: number; resetAt: number }): AppError {
-  const seconds = Math.max(1, Math.ceil((resetAt - Date.now()) / 1000));
+/** Each request is a hit on its key's window; past `perMinute` in the window, a 429. */
+function limitInMemory({ perMinute, keyOf, what }: { perMinute: number; keyOf: (req: Request) => string; what: string }): RequestHandler {
+  const windowOf = minuteWindows();
+  return (req, res, next) => {
+    const window = windowOf(keyOf(req));
+    window.hits += 1;
+    next(window.hits <= perMinute ? undefined : tooManyRequests(res, { what, perMinute, endsAt: window.endsAt }));
+  };
+}
+
+/** The 429 of a limit counted in memory, with the Retry-After of the window's end (performance.now() ms). */
+function tooManyRequests(res: Response, { what, perMinute, endsAt }: { what: string; perMinute: number; endsAt: number }): AppError {
+  const seconds = Math.max(1, Math.ceil((endsAt - performance.now()) / 1000));
   res.setHeader('Retry-After', String(seconds));
   return new AppError('rate-limited', 429, `too many requests ${what}: at most ${perMinute} per minute; retry in ${seconds} s`);
 }
@@ -143,24 +134,16 @@ export const CALLBACK_AUTH_FAILURES = { perSource: 100, total: 1000 } as const;
  * writes to the database): past the per-source or the overall limit, a failure is a 429 instead of a
  * 401. Forged X-Forwarded-For values spread over the source buckets but not past the overall limit.
  */
-export function limitFailedCallbackAuth(log: Logger): RequestHandler {
-  const total = limitRequests({
-    perMinute: CALLBACK_AUTH_FAILURES.total,
-    keyOf: () => 'all',
-    what: 'with wrong credentials',
-    announce: false,
-    log,
-  });
-  const perSource = limitRequests({
+export function limitFailedCallbackAuth(): RequestHandler {
+  const total = limitInMemory({ perMinute: CALLBACK_AUTH_FAILURES.total, keyOf: () => 'all', what: 'with wrong credentials' });
+  const perSource = limitInMemory({
     perMinute: CALLBACK_AUTH_FAILURES.perSource,
     // The address express derives, TRUST_PROXY permitting (sourceBucket folds it, IPv6 by network).
     keyOf: ({ ip }) => sourceBucket(ip),
     what: 'with wrong credentials from this address',
-    announce: false,
-    log,
   });
   return (req, res, next) => {
-    Promise.resolve(total(req, res, (error?: unknown) => (error ? next(error) : perSource(req, res, next)))).catch(next);
+    total(req, res, (error?: unknown) => (error ? next(error) : perSource(req, res, next)));
   };
 }
 
@@ -184,28 +167,18 @@ export interface WrongAdminKeys {
  */
 export function limitWrongAdminKeys(perMinute: number): WrongAdminKeys {
   const what = 'with a wrong admin key from this address';
-  /** Per source bucket: the wrong keys of the minute that ends at `resetAt`. */
-  const windows = new Map<string, { wrong: number; resetAt: number }>();
-  const windowOf = (req: Request) => {
-    const bucket = sourceBucket(req.ip);
-    const now = Date.now();
-    let window = windows.get(bucket);
-    if (window === undefined || window.resetAt <= now) {
-      window = { wrong: 0, resetAt: now + WINDOW_MS };
-      windows.set(bucket, window);
-    }
-    return window;
-  };
+  /** Per source bucket: the wrong keys of its minute. */
+  const windowOf = minuteWindows();
   if (perMinute <= 0) {
     return { guard: (_req, _res, next) => next(), count: () => {} };
   }
   return {
     guard: (req, res, next) => {
-      const window = windowOf(req);
-      next(window.wrong < perMinute ? undefined : tooManyRequests(res, { what, perMinute, resetAt: window.resetAt }));
+      const window = windowOf(sourceBucket(req.ip));
+      next(window.hits < perMinute ? undefined : tooManyRequests(res, { what, perMinute, endsAt: window.endsAt }));
     },
     count: (req) => {
-      windowOf(req).wrong += 1;
+      windowOf(sourceBucket(req.ip)).hits += 1;
     },
   };
 }

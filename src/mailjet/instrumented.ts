@@ -34,7 +34,7 @@ export function mailjetCallClass(response: Pick<SendResponse, 'status' | 'networ
   return status >= 400 ? 'client_error' : 'ok';
 }
 
-export function instrumentMailjetClient(client: MailjetClient, bus: Bus, now: () => number = Date.now): MailjetClient {
+export function instrumentMailjetClient(client: MailjetClient, bus: Bus, now: () => number = () => performance.now()): MailjetClient {
   return {
     ...client,
     async send(body) {

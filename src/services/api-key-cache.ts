@@ -16,6 +16,7 @@ export interface ApiKeyCacheOptions {
   ttlMs: number;
   /** Past this many keys the cache starts over (a bound, not a policy: a service sees few keys). */
   maxEntries?: number;
+  /** Monotonic ms: a step of the wall clock must neither keep an entry for an hour more nor drop it. */
   now?: () => number;
 }
 
@@ -25,7 +26,7 @@ export interface ApiKeyCache {
   clear: () => void;
 }
 
-export function createApiKeyCache({ authenticate, listening, ttlMs, maxEntries = 10_000, now = Date.now }: ApiKeyCacheOptions): ApiKeyCache {
+export function createApiKeyCache({ authenticate, listening, ttlMs, maxEntries = 10_000, now = () => performance.now() }: ApiKeyCacheOptions): ApiKeyCache {
   // By the key's hash: the process's memory never holds a key it was not handed by a request.
   const entries = new Map<string, { app: AppIdentity; expiresAt: number }>();
   // Bumped by every clear(): a look-up that started before a revocation notice must not store its answer.

@@ -28,6 +28,7 @@ export interface DatabaseClockOptions {
 
 export function createDatabaseClock({ read, monotonicMs = () => performance.now() }: DatabaseClockOptions): DatabaseClock {
   // Until the first read: this host's clock.
+  // eslint-disable-next-line no-restricted-properties
   let offsetMs = Date.now() - monotonicMs();
   let offsetRead = false;
   let syncedAt: number | undefined;

@@ -21,7 +21,8 @@ export interface ThroughputCounter {
   close(): void;
 }
 
-export function createThroughputCounter({ pool, bus, now = () => Date.now() }: { pool: Pool; bus: Bus; now?: () => number }): ThroughputCounter {
+/** `now`: the database's clock (ms), as the other replicas count their minutes in throughput_minutes. */
+export function createThroughputCounter({ pool, bus, now }: { pool: Pool; bus: Bus; now: () => number }): ThroughputCounter {
   /** By minute (its start, epoch ms): counts not written to the table yet. */
   let pending = new Map<number, ThroughputMinute>();
   /**

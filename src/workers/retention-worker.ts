@@ -12,7 +12,7 @@ export function createRetentionWorker({ retention, intervalMs, log }: { retentio
     wakeup: createWakeup(),
     backoff: { baseMs: intervalMs, factor: 1, maxMs: intervalMs, jitter: 0 },
     async turn(context) {
-      const started = Date.now();
+      const started = performance.now();
       const pass = await retention.prune(() => context.stopping);
       const deleted = Object.values(pass.deleted).reduce((sum, rows) => sum + rows, 0);
       if (deleted > 0 || pass.skipped) {
@@ -22,7 +22,7 @@ export function createRetentionWorker({ retention, intervalMs, log }: { retentio
           {
             component: 'retention',
             deleted: pass.deleted,
-            ms: Date.now() - started,
+            ms: Math.round(performance.now() - started),
           },
         );
       }

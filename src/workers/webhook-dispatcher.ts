@@ -78,6 +78,7 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
     try {
       const body = JSON.stringify(changeJson(delivery.change));
       // The receiver compares it with its own clock (within minutes): this host's, not the database's.
+      // eslint-disable-next-line no-restricted-properties
       const timestamp = Math.floor(Date.now() / 1000);
       // The delivery's id is the webhook-id: the same on every attempt, so receivers deduplicate on it.
       const headers = {

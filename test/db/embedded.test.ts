@@ -292,6 +292,37 @@ describe('embedded PostgreSQL', function () {
     }
   });
 
+  it('when pg/ belongs to another user than the one PostgreSQL runs as (jetpost run before as another user), then the start refuses in one line naming the owner and what to do, and changes nothing', async function () {
+    if (process.getuid?.() !== 0) {
+      this.skip();
+    }
+    const root = await fs.mkdtemp(path.join(os.tmpdir(), 'jetpost-embedded-foreign-'));
+    const cluster = path.join(root, 'pg');
+    try {
+      await fs.mkdir(cluster, { mode: 0o700 });
+      await fs.writeFile(path.join(cluster, 'PG_VERSION'), '16\n');
+      await fs.writeFile(path.join(root, 'pg-password'), 'password-of-the-cluster\n', { mode: 0o600 });
+      const nobody = 65534;
+      // A server ran on it (postmaster.opts): no initdb left unfinished.
+      await fs.writeFile(path.join(cluster, 'postmaster.opts'), 'postgres\n');
+      for (const file of ['', 'PG_VERSION', 'postmaster.opts']) {
+        await fs.chown(path.join(cluster, file), nobody, nobody);
+      }
+
+      const refusal = await refusalOf({ dir: root, port: await freePort(), log: testLogger(), ownSession: true });
+
+      expect(refusal).to.be.instanceOf(StartupError);
+      expect((refusal as StartupError).message).to.match(
+        new RegExp(
+          `^${cluster.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} belongs to uid ${nobody}, and PostgreSQL runs here as uid \\d+ \\(postgres\\): it only runs on a data directory its own user owns\\. Run jetpost as the user that made it, or give it to uid \\d+ \\(chown -R`,
+        ),
+      );
+      expect((await fs.stat(cluster)).uid, 'pg/ left as it was').to.equal(nobody);
+    } finally {
+      await fs.rm(root, { recursive: true, force: true });
+    }
+  });
+
   it('when another command borrows the embedded database too, then a command that finishes leaves it running, and the last one out stops it', async () => {
     const config = loadConfig({ DATA_DIR: dir, EMBEDDED_PG_PORT: String(await freePort()) });
     // The cluster exists, with jetpost's schema (a command only works on one a service made).

@@ -110,6 +110,56 @@ describe(`faults: kill -9 while draining (${FAULT_SCALE})`, function () {
     expect(twice.length, `messages sent twice: ${twice.slice(0, 10).join(', ')}`).to.be.at.most(bound);
   });
 
+  it('when a replica is killed with SIGKILL in its first second of consuming, with batches claimed and a call in flight, then another replica takes its jobs over after the lease and sends each once', async () => {
+    const started = Date.now();
+    const db = await harness.database();
+    const { key } = await harness.app(db.pool);
+    const [frontPort, earlyPort, laterPort] = [await harness.port(), await harness.port(), await harness.port()];
+    const simulator = await harness.simulator(frontPort);
+    // Each call is recorded when it arrives and answered 1.5 s later: the kill comes while one is held.
+    simulator.faults.set({ latencyMs: 1_500 });
+    // A replica that only takes requests (no consumers) queues the backlog before the others start.
+    const front = await harness.jetpost({ name: 'front', port: frontPort, databaseUrl: db.url, simulator, env: { WORKER_CONCURRENCY: '0' } });
+    const count = byScale({ fast: 200, full: 600 });
+    const jobIds = await queueMessages(
+      front.url,
+      key,
+      Array.from({ length: count }, (_, index) => messageTo(`noevents-early-${index}@example.com`)),
+    );
+
+    const env = { WORKER_CONCURRENCY: '4', BATCH_SIZE: '25' };
+    const early = await harness.spawn({ name: 'killed-early', port: earlyPort, databaseUrl: db.url, simulator, env });
+    const claimed = await waitUntil(
+      'the new replica to claim jobs',
+      async () => {
+        const processing = await countStatus(db.pool, 'processing');
+        return processing > 0 && simulator.sendCalls() > 0 ? processing : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 5, watch: [early] },
+    );
+    await early.kill();
+    const { rows } = await db.pool.query<{ n: number }>(`select count(*)::int as n from email_send_jobs where status = 'processing'`);
+    const heldAtKill = rows[0]!.n;
+
+    const later = await harness.jetpost({ name: 'takes-over', port: laterPort, databaseUrl: db.url, simulator, env });
+    await waitForJobs(db.pool, count, ['accepted'], { timeoutMs: byScale({ fast: 60_000, full: 120_000 }), watch: [front, later] });
+
+    const twice = sentTwice(simulator);
+    recordFigures(
+      `1c kill -9 in a replica's first second, ${count} queued`,
+      `processing at the kill ${heldAtKill} (claimed ${claimed} when seen)`,
+      `send calls ${simulator.sendCalls()}`,
+      `found by CustomID look-up ${simulator.lookupLog().filter((lookup) => lookup.found > 0).length}`,
+      `sent twice ${twice.length}`,
+      seconds(started),
+    );
+    expect(heldAtKill, 'jobs held by the killed replica').to.be.above(0);
+    expect(twice, 'CustomIDs the simulator accepted more than once').to.deep.equal([]);
+    expect(neverSent(simulator, jobIds)).to.deep.equal([]);
+    const jobs = await jobFacts(db.pool);
+    expect(jobs.filter((job) => job.attempts > job.maxAttempts).map((job) => job.id)).to.deep.equal([]);
+  });
+
   it('when the first start is killed with SIGKILL while initdb creates the embedded PostgreSQL, then the next start creates it anew and serves', async () => {
     const data = await harness.dataDir();
     const port = await harness.port();

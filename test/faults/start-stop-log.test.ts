@@ -148,6 +148,29 @@ export async function resolve(specifier, context, next) {
     expect(logLines(jetpost).at(-1)).to.deep.include({ level: 'warn', message: 'start-up interrupted; what had started is stopped', signal: 'SIGTERM' });
   });
 
+  it("when SIGTERM arrives during a first start's initdb, then the start stops once the embedded PostgreSQL is up, before the migrations, and the next start makes them", async () => {
+    const data = await harness.dataDir();
+    const port = await harness.port();
+    const simulator = await harness.simulator(port);
+    const options = { port, databaseUrl: undefined, simulator, env: { ...data.env, LOG_LEVEL: 'info' } };
+    const first = await harness.spawn({ ...options, name: 'sigterm-in-initdb' });
+    await waitUntil('initdb to begin', () => logLines(first).some((line) => line.message.startsWith('initialising the embedded PostgreSQL')), {
+      timeoutMs: 60_000,
+      watch: [first],
+    });
+    first.signal('SIGTERM');
+    const exit = await waitForExit(first, 90_000);
+
+    const messages = logLines(first).map((line) => line.message);
+    expect(exit.code).to.equal(1);
+    expect(messages, 'a start told to stop runs no migrations').to.not.include('applied migrations');
+    expect(logLines(first).at(-1)).to.deep.include({ level: 'warn', message: 'start-up interrupted; what had started is stopped', signal: 'SIGTERM' });
+    expect(await data.postgresRunning(), 'its embedded PostgreSQL stopped').to.equal(false);
+
+    const next = await harness.jetpost({ ...options, name: 'after-the-interrupted-start' });
+    expect((await fetch(`${next.url}/readyz`)).status).to.equal(200);
+  });
+
   it('when SIGTERM arrives while jetpost is still loading its modules, then it is acted on once they have loaded: the start stops before the port opens and the last line says it was interrupted (not exit 143 without a word)', async () => {
     const db = await harness.database();
     const port = await harness.port();

@@ -9,10 +9,11 @@ import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
 import nock from 'nock';
 
+import { CALLBACK_AUTH_FAILURES } from '../../src/http/rate-limit.js';
 import { messageTo } from '../factories.js';
 import { installNodeClock, type NodeClock } from '../support/clock-jump.js';
 import { isolateNetwork, restoreNetwork, type SendCall, sendResponseText } from '../support/mailjet-nock.js';
-import { ADMIN_KEY, eventually, MAILJET_TEST_ORIGIN, startTestService, type TestService } from '../support/service.js';
+import { ADMIN_KEY, EVENTS_USER, eventually, MAILJET_TEST_ORIGIN, startTestService, type TestService } from '../support/service.js';
 
 const HOUR_MS = 3_600_000;
 
@@ -119,6 +120,47 @@ describe('a step of the wall clock by an hour (the database keeps its own)', () 
       expect(refused.status).to.equal(429);
       expect(Number(refused.headers.get('retry-after'))).to.be.within(1, 60);
       expect(refused.headers.get('ratelimit')).to.match(/t=([0-9]|[1-5][0-9]|60)$/);
+    });
+
+    it(`when the clock steps ${way}, then a send_at at an edge of its window is judged on the database's clock, and the minute counted for the dashboard is the database's`, async () => {
+      mailjet();
+      service = await startTestService();
+      clock.jump(jumpMs);
+      const { rows } = await service.db.pool.query<{ now: Date }>('select now()');
+      const databaseMs = rows[0]!.now.getTime();
+      // 30 days ahead and 24 hours behind are the window's edges (http/schemas.ts): half an hour inside the one the step moved towards.
+      const sendAt = jumpMs > 0 ? databaseMs - 24 * HOUR_MS + HOUR_MS / 2 : databaseMs + 30 * 24 * HOUR_MS - HOUR_MS / 2;
+      const res = await service.request('POST', '/queue', { body: { ...messageTo('edge@example.com'), send_at: new Date(sendAt).toISOString() } });
+      expect(res.status, await res.clone().text()).to.equal(202);
+      const minutes = await eventually(
+        async () => {
+          const counted = await service!.db.pool.query<{ off_ms: number }>(
+            `select extract(epoch from (now() - minute)) * 1000 as off_ms from throughput_minutes where enqueued > 0`,
+          );
+          return counted.rows.length > 0 ? counted.rows.map((row) => Number(row.off_ms)) : undefined;
+        },
+        30_000,
+        'the enqueued message counted in throughput_minutes',
+      );
+      expect(
+        minutes.every((offMs) => offMs >= 0 && offMs < 10 * 60_000),
+        `minutes counted ${minutes.join(', ')} ms before the database's now`,
+      ).to.equal(true);
+    });
+
+    it(`when the clock steps ${way}, then the limits on wrong admin keys and wrong callback credentials hold for their minute, not an hour more or less`, async () => {
+      service = await startTestService({ env: { WORKER_CONCURRENCY: '0', ADMIN_KEY_FAILURE_LIMIT: '1' } });
+      const wrongAdmin = () => service!.request('GET', '/admin/apps', { key: 'wrong-admin-key' });
+      const wrongCallback = () => service!.postEvents([], { user: EVENTS_USER, password: 'wrong-password-0123' });
+      expect((await wrongAdmin()).status).to.equal(401);
+      for (let i = 0; i < CALLBACK_AUTH_FAILURES.perSource; i++) {
+        expect((await wrongCallback()).status).to.equal(401);
+      }
+      clock.jump(jumpMs);
+      for (const refused of [await wrongAdmin(), await wrongCallback()]) {
+        expect(refused.status, 'the limit is not lifted by a step forwards').to.equal(429);
+        expect(Number(refused.headers.get('retry-after')), 'nor held for the hour by a step backwards').to.be.within(1, 60);
+      }
     });
   }
 });

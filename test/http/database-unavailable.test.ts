@@ -169,7 +169,11 @@ describe('a database that stops answering', () => {
 
     expect(queued.status, queued.body).to.equal(503);
     expect(queued.retryAfter).to.match(/^[1-9]\d*$/);
-    expect(JSON.parse(queued.body)).to.deep.include({ type: 'https://jetpost.dev/problems/service-unavailable', status: 503 });
+    expect(JSON.parse(queued.body)).to.deep.include({
+      type: 'https://jetpost.dev/problems/service-unavailable',
+      status: 503,
+      detail: 'the database takes no writes right now (a standby, or default_transaction_read_only is on): nothing was stored; retry later',
+    });
     expect(ready.status, ready.body).to.equal(503);
     expect(JSON.parse(ready.body)).to.deep.include({
       status: 'not-ready',
@@ -234,6 +238,12 @@ describe('a database that stops answering', () => {
       const ready = await answer('GET /readyz', 'GET', '/readyz', { key: null });
 
       expect(full.status, full.body).to.equal(503);
+      expect(full.retryAfter).to.match(/^[1-9]\d*$/);
+      // Not "not reachable": the operator is told what to look at.
+      expect(JSON.parse(full.body)).to.deep.include({
+        status: 503,
+        detail: "the database's disk is full (PostgreSQL 53100): nothing was stored; retry later",
+      });
       expect(ready.status, ready.body).to.equal(503);
       const { checks } = JSON.parse(ready.body) as { checks: Record<string, { ok: boolean; detail?: string }> };
       expect(checks['database']!.ok).to.equal(false);

@@ -103,11 +103,30 @@ describe('replicas with different settings', () => {
     expect(await differing(b)).to.deep.equal([]);
   });
 
+  it('when a replica starts, then its first beat already names its live LISTEN session', async () => {
+    // What each replica's first beat (its row's insert) wrote, kept aside by a trigger of the test's.
+    await db.pool.query(`
+      create table first_beats (listen_pid integer);
+      create function keep_first_beat() returns trigger language plpgsql as $$
+      begin
+        insert into first_beats values (new.listen_pid);
+        return null;
+      end $$;
+      create trigger keep_first_beat after insert on replica_heartbeats for each row execute function keep_first_beat();`);
+    services.push(await startTestService({ db, env: { WORKER_CONCURRENCY: '0' } }));
+    const { rows } = await db.pool.query<{ listen_pid: number | null; live: boolean }>(
+      'select listen_pid, exists (select from pg_stat_activity a where a.pid = f.listen_pid) as live from first_beats f',
+    );
+    expect(rows).to.have.length(1);
+    expect(rows[0]!.listen_pid, 'the LISTEN session in the first beat').to.not.equal(null);
+    expect(rows[0]!.live).to.equal(true);
+  });
+
   it("when two replicas differ, then each one's row names its live LISTEN session, and the difference is still counted", async () => {
     services.push(await startTestService({ db, env: { WORKER_CONCURRENCY: '0', MAX_ATTEMPTS: '3' } }));
     const b = await startTestService({ db, env: { WORKER_CONCURRENCY: '0' } });
     services.push(b);
-    // Written at the first beat after the LISTEN connection is up (at start, or 10 s later).
+    // Written from the first beat, at start.
     await eventually(
       async () => {
         const { rows } = await db.pool.query<{ live: boolean }>(

@@ -2,6 +2,7 @@ import { expect } from 'chai';
 
 import type { AppIdentity } from '../../src/domain/app.js';
 import { createApiKeyCache } from '../../src/services/api-key-cache.js';
+import { installNodeClock } from '../support/clock-jump.js';
 
 const APP: AppIdentity = { id: '1', name: 'billing', keyId: '7' };
 
@@ -97,6 +98,28 @@ describe('API key cache (services/api-key-cache.ts)', () => {
     state.now = 1_001;
     await cache.authenticate('key');
     expect(state.lookups).to.equal(2);
+  });
+
+  it('when the wall clock steps back an hour, then an entry still expires after its time to live (the TTL runs on the monotonic clock)', async () => {
+    const clock = installNodeClock();
+    try {
+      let lookups = 0;
+      const cache = createApiKeyCache({
+        authenticate: async () => {
+          lookups += 1;
+          return APP;
+        },
+        listening: () => true,
+        ttlMs: 20,
+      });
+      await cache.authenticate('key');
+      clock.jump(-3_600_000);
+      await new Promise((resolve) => setTimeout(resolve, 60));
+      await cache.authenticate('key');
+      expect(lookups, 'the key looked up again once its 20 ms are over').to.equal(2);
+    } finally {
+      clock.restore();
+    }
   });
 
   it('when an unknown key comes, then it is not remembered: a key created a moment later works at once', async () => {
