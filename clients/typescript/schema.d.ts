@@ -918,7 +918,8 @@ export interface components {
             /**
              * @description The file's name, in any script, spaces allowed: not a path (no `/` or `\`: a mail client
              *     keeps only what follows the last one), and not only dots and spaces (`.`, `..`), which
-             *     name no file; no line breaks or control characters.
+             *     name no file; no line breaks or control characters, and no bidirectional override or
+             *     isolate (U+202A–U+202E, U+2066–U+2069), which shows a name's end reversed.
              * @example invoice.pdf
              * @example Facture été 2026.pdf
              */

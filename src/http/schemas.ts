@@ -76,12 +76,19 @@ const trackingSchema = z.enum(TRACKING_VALUES, { error: `must be one of ${TRACKI
 /**
  * A file's name, not a path: a receiving client keeps only what follows the last / or \ (RFC 2183
  * §2.3), so a name with one never arrives as sent. One of only dots and spaces (".", "..") names no
- * file a client can save: Windows trims them to nothing. Names in any script, with spaces, are kept.
+ * file a client can save: Windows trims them to nothing. A bidirectional override or isolate
+ * (U+202A–U+202E, U+2066–U+2069) shows the name's end reversed: "invoice\u202Efdp.exe" reads as
+ * "invoiceexe.pdf", a known disguise for a program; a right-to-left name needs none of them.
+ * Names in any script, with spaces, are kept.
  */
 const filename = noControl(255)
   .min(1)
   .regex(/^[^/\\]*$/, 'must be a file name, not a path: no / or \\ (a mail client keeps only what follows the last one)')
-  .refine((name) => !/^[. ]+$/.test(name), 'must name a file: a name of only dots and spaces ("." or "..") names none');
+  .refine((name) => !/^[. ]+$/.test(name), 'must name a file: a name of only dots and spaces ("." or "..") names none')
+  .regex(
+    /^[^\u202A-\u202E\u2066-\u2069]*$/,
+    'must not hold a bidirectional override or isolate (U+202A–U+202E, U+2066–U+2069): it shows the name reversed, as a disguise',
+  );
 
 const attachment = z.strictObject({
   filename,

@@ -119,6 +119,10 @@ const INVALID_IN_BOTH: Array<[string, unknown]> = [
   ['an attachment without filename', message({ attachments: [{ content_type: 'text/plain', content: 'QQ==' }] })],
   ['a content_id with a space', message({ attachments: [{ filename: 'a.png', content_type: 'image/png', content: 'QQ==', content_id: 'a b' }] })],
   ['an attachment filename that is a path', message({ attachments: [{ filename: '../x.pdf', content_type: 'application/pdf', content: 'QQ==' }] })],
+  [
+    'an attachment filename disguised by a right-to-left override',
+    message({ attachments: [{ filename: 'invoice\u202Efdp.exe', content_type: 'application/pdf', content: 'QQ==' }] }),
+  ],
   ['an attachment filename that is a Windows path', message({ attachments: [{ filename: 'C:\\x.pdf', content_type: 'application/pdf', content: 'QQ==' }] })],
   ['51 attachments', message({ attachments: Array.from({ length: 51 }, (_, i) => ({ filename: `${i}.txt`, content_type: 'text/plain', content: 'QQ==' })) })],
   ['a header name with a space', message({ headers: { 'Bad Header': 'x' } })],

@@ -291,6 +291,11 @@ describe('POST /queue: input that must be stored exactly or refused with a 4xx',
         /line breaks or control characters/,
       ],
       ['1,000 characters', ['n'.repeat(996) + '.pdf'], /255/],
+      [
+        'disguised by a bidirectional override or isolate',
+        ['invoice\u202Efdp.exe', 'a\u202Ab.txt', 'a\u202Db.txt', 'photo\u2067gpj.exe\u2069'],
+        /bidirectional override or isolate/,
+      ],
     ] as const) {
       it(`when an attachment's filename is ${what}, then 400 names that attachment, and nothing is stored`, async () => {
         const before = await jobCount();
@@ -306,8 +311,18 @@ describe('POST /queue: input that must be stored exactly or refused with a 4xx',
       });
     }
 
-    it('when an attachment has a filename in another script, with spaces, an emoji, a leading dot or two dots inside, then it is taken and stored as given', async () => {
-      for (const name of ['Facture été 2026.pdf', '請求書 (コピー).pdf', 'my file.txt', 'résumé 😀.pdf', '.bashrc', 'a..b.txt', 'x'.repeat(251) + '.pdf']) {
+    it('when an attachment has a filename in another script, with spaces, an emoji, a leading dot or two dots inside, then it is taken and stored as given (a right-to-left name, a right-to-left mark too)', async () => {
+      for (const name of [
+        'Facture été 2026.pdf',
+        'חשבונית.pdf',
+        'فاتورة\u200F.pdf',
+        '請求書 (コピー).pdf',
+        'my file.txt',
+        'résumé 😀.pdf',
+        '.bashrc',
+        'a..b.txt',
+        'x'.repeat(251) + '.pdf',
+      ]) {
         const answer = await post(attach(name));
         expect(answer.status, JSON.stringify(answer.json)).to.equal(202);
         const stored = await storedJob((answer.json as { job_id: string }).job_id);
