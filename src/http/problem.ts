@@ -81,11 +81,12 @@ function formatBytes(bytes: number): string {
 const DECOMPRESSION_ERROR_CODE = /^(Z_|ERR__ERROR_FORMAT_)/;
 
 /**
- * body-parser's errors carry `type` and `status`: they are the caller's fault and say so.
+ * body-parser's errors carry `type` and `status`, as does the router's for a path it cannot decode:
+ * they are the caller's fault and say so.
  * `contentEncoding` is the request's, for a body that does not decompress.
  */
 export function fromBodyParser(
-  error: { type?: unknown; status?: unknown; message?: unknown; limit?: unknown; code?: unknown; charset?: unknown; encoding?: unknown },
+  error: { type?: unknown; status?: unknown; message?: unknown; limit?: unknown; code?: unknown; charset?: unknown; encoding?: unknown; name?: unknown },
   contentEncoding?: string,
 ): AppError | undefined {
   switch (error.type) {
@@ -123,6 +124,10 @@ export function fromBodyParser(
           400,
           `the request body is not valid ${contentEncoding ?? 'compressed'} data, as its Content-Encoding says it is (${String(error.message)}): send it compressed that way, or uncompressed without Content-Encoding`,
         );
+      }
+      if (error.status === 400 && error.name === 'URIError') {
+        // The router's own words ("Failed to decode param '%ZZ'") say neither where nor what to send.
+        return new AppError('bad-request', 400, 'the path has a malformed percent escape: encode "%" as %25, and text as UTF-8');
       }
       return typeof error.status === 'number' && error.status >= 400 && error.status < 500
         ? new AppError('bad-request', error.status, typeof error.message === 'string' ? error.message : 'bad request')

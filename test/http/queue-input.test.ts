@@ -546,6 +546,22 @@ describe('POST /queue: input that must be stored exactly or refused with a 4xx',
       // A % written as %25 is the character itself: looked up, not refused.
       expect((await service.request('GET', '/status?custom_id=%25ZZ')).status).to.equal(200);
     });
+
+    // Before: Express's own words, "Failed to decode param '%ZZ'", which say neither where nor what to send.
+    it('when a path holds a malformed percent escape (%ZZ, a lone %, bytes not UTF-8), then 400 problem+json saying how to encode it', async () => {
+      const { rows } = await service.db.pool.query('select name from apps where id = $1', [service.appId]);
+      for (const [method, path, key] of [
+        ['GET', '/status/%ZZ', undefined],
+        ['GET', '/status/1%', undefined],
+        ['GET', `/admin/apps/%E2%82/suppressions`, ADMIN_KEY],
+        ['DELETE', `/admin/apps/${rows[0].name}/suppressions/a%FF@example.com`, ADMIN_KEY],
+      ] as const) {
+        const res = await service.request(method, path, key ? { key } : {});
+        expect(res.status, path).to.equal(400);
+        expect(res.headers.get('content-type'), path).to.match(/^application\/problem\+json/);
+        expect(((await res.json()) as Problem).detail, path).to.match(/path has a malformed percent escape: encode "%" as %25, and text as UTF-8/);
+      }
+    });
   });
 
   describe('item 8: addresses as RFC 5321/6531 and Mailjet accept them', () => {
