@@ -200,7 +200,8 @@ export async function resolve(specifier, context, next) {
     const simulator = await harness.simulator(port);
     // The start is held in its migrations: another session has their lock.
     await data.startPostgres();
-    const locker = await (await data.connect()).connect();
+    const pool = await data.connect();
+    const locker = await pool.connect();
     // The server's fast shutdown ends this session: an error to expect, not to crash the test on.
     locker.on('error', () => undefined);
     await locker.query('select pg_advisory_lock(-8525285245963000605)');
@@ -213,6 +214,13 @@ export async function resolve(specifier, context, next) {
           timeoutMs: 60_000,
           watch: [jetpost],
         },
+      );
+      // Signalled before the migrations begin, a start stops at once, cleanly: the second signal is for
+      // a start the migrations hold.
+      await waitUntil(
+        'the start to try the migrations lock',
+        async () => (await pool.query("select 1 from pg_stat_activity where query like '%pg_try_advisory_lock(-8525285245963000605)%'")).rowCount! > 0,
+        { timeoutMs: 60_000, watch: [jetpost] },
       );
       jetpost.signal('SIGTERM');
       await waitUntil('jetpost to say it is shutting down', () => logLines(jetpost).some((line) => line.message.startsWith('shutting down')), {

@@ -163,10 +163,24 @@ describe('a database that stops answering', () => {
     };
     await readOnly(true);
 
-    const queued = await answer('POST /queue', 'POST', '/queue', { body: messageTo('read-only@example.com') });
-    const ready = await answer('GET /readyz', 'GET', '/readyz', { key: null });
+    // The pool may first hand out a session the termination ended before it heard so: a 503 saying
+    // the database is not reachable. Its new sessions are read-only, and are said to be.
+    const answers: Answer[] = [];
+    const saysReadOnly = (what: string, method: string, pathname: string, options: { body?: unknown; key?: string | null }) =>
+      eventually(
+        async () => {
+          const reply = await answer(what, method, pathname, options);
+          answers.push(reply);
+          return /takes no writes/.test(reply.body) ? reply : undefined;
+        },
+        20_000,
+        `${what} to say the database takes no writes`,
+      );
+    const queued = await saysReadOnly('POST /queue', 'POST', '/queue', { body: messageTo('read-only@example.com') });
+    const ready = await saysReadOnly('GET /readyz', 'GET', '/readyz', { key: null });
     await readOnly(false);
 
+    expect(answers.map((reply) => reply.status)).to.deep.equal(answers.map(() => 503));
     expect(queued.status, queued.body).to.equal(503);
     expect(queued.retryAfter).to.match(/^[1-9]\d*$/);
     expect(JSON.parse(queued.body)).to.deep.include({
