@@ -15,7 +15,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 type ExpectingResponse = ServerResponse & { _expect_continue?: boolean };
 
 /** Whether `req`'s framing says a body follows its head (RFC 9112 § 6.3). */
-function hasBody(req: IncomingMessage): boolean {
+export function hasBody(req: IncomingMessage): boolean {
   const length = req.headers['content-length'];
   return req.headers['transfer-encoding'] !== undefined || (length !== undefined && !/^0+$/.test(length));
 }

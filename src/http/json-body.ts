@@ -9,7 +9,7 @@
 // and both read under the same idle timeout and minimum rate (http/body-pace.ts).
 import { isUtf8 } from 'node:buffer';
 
-import express, { type Request, type RequestHandler } from 'express';
+import express, { type RequestHandler } from 'express';
 
 import { AppError } from '../domain/errors.js';
 import { type BodyPace, withBodyPace } from './body-pace.js';
@@ -22,6 +22,7 @@ import {
   refusedBeforeContinue,
   refusedUnreadAfterShut,
 } from './declared-body.js';
+import { hasBody } from './expect-continue.js';
 
 export interface JsonBodyOptions {
   limit: string;
@@ -32,8 +33,8 @@ export interface JsonBodyOptions {
   /** Content types read (default application/json). */
   type?: string[];
   /**
-   * The error for a body that turns out empty once read (chunked, so no Content-Length said so);
-   * body-parser would parse it as {}.
+   * The error for a request without a body, whatever its Content-Type, or with one that turns out
+   * empty once read (chunked, so no Content-Length said so); body-parser would parse either as {}.
    */
   emptyBody?: () => Error;
 }
@@ -53,12 +54,6 @@ export function isPlainJsonType(type: string | undefined): boolean {
  */
 function notJson(): AppError {
   return new AppError('unsupported-media-type', 415, 'the request body is not sent as JSON: send it with Content-Type: application/json');
-}
-
-/** Whether a request brings a body of some length (or chunked, its length still unknown). */
-function bringsBody(req: Request): boolean {
-  const length = req.headers['content-length'];
-  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && Number(length) !== 0);
 }
 
 function notUtf8(): AppError {
@@ -101,8 +96,12 @@ export function jsonBody(options: JsonBodyOptions): RequestHandler {
   return withBodyPace(
     pace,
     (req, res, next) => {
+      if (emptyBody !== undefined && !hasBody(req)) {
+        next(emptyBody());
+        return;
+      }
       const plain = readsPlainJson && isPlainJsonType(req.headers['content-type']);
-      if (!plain && bringsBody(req) && !req.is(types)) {
+      if (!plain && hasBody(req) && !req.is(types)) {
         next(notJson());
         return;
       }

@@ -31,21 +31,11 @@ function emptyBody(): AppError {
   return new AppError('malformed-json', 400, 'the request body is empty: send one message, or {"messages": [...]}, as JSON');
 }
 
-/**
- * An empty body is said to be empty, whatever its Content-Type, before the caller's body is read
- * (which reads only JSON, and only once the caller is known: nobody else makes us parse 20 MB). A
- * chunked body is known to be empty only once read: the JSON parser then says so alike.
- */
-const requireBody: RequestHandler = (req, _res, next) => {
-  const length = req.headers['content-length'];
-  next(req.headers['transfer-encoding'] === undefined && (length === undefined || Number(length) === 0) ? emptyBody() : undefined);
-};
-
 export function queueRouter({ jobs, parseQueueRequest, requireApp, requireSender, limit, bodyLimit, bodyPace }: QueueRouteDeps): Router {
   const router = Router();
   const readJson = jsonBody({ limit: bodyLimit, pace: bodyPace, strict: false, type: JSON_TYPES, emptyBody });
 
-  router.post('/queue', requireSender, limit, requireBody, readJson, async (req, res) => {
+  router.post('/queue', requireSender, limit, readJson, async (req, res) => {
     const app = callingApp(res);
     const request = parseQueueRequest(req.body, req.get('idempotency-key'));
     const result =
