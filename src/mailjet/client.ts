@@ -10,10 +10,6 @@ import { toIdString, toUuidString, unstorableId } from '../domain/mailjet-ids.js
 import type { FoundMessage, LookupAnswer, SendResponse } from '../domain/mailjet-outcome.js';
 import { createSendCall } from './send-call.js';
 
-// node-mailjet 6 is CommonJS whose module.exports is the class itself (no `default`); TypeScript's
-// NodeNext view of its declarations gets that wrong, so it is loaded with require.
-const Mailjet = createRequire(import.meta.url)('node-mailjet') as typeof MailjetModule.default;
-
 export interface MailjetClient {
   /** A Send API call; `body` is its JSON text (a MailjetSendBody, see sendBodyJson). */
   send(body: string): Promise<SendResponse>;
@@ -51,24 +47,14 @@ export const MAILJET_DEFAULT_BASE_URL = 'https://api.mailjet.com';
 
 export function createMailjetClient({ apiKey, apiSecret, baseUrl = MAILJET_DEFAULT_BASE_URL, timeoutMs }: MailjetClientOptions): MailjetClient {
   const url = new URL(baseUrl);
-  // node-mailjet builds URLs as `https://` + host; the protocol is a static of its Request class, so a
-  // plain-HTTP base (the simulator) switches it for the process. One process talks to one Mailjet.
-  (Mailjet.Request as unknown as { protocol: string }).protocol = url.protocol === 'http:' ? 'http://' : 'https://';
-  const host = `${url.host}${url.pathname.replace(/\/+$/, '')}`;
-  const client = new Mailjet({
-    apiKey,
-    apiSecret,
-    config: { host, version: 'v3.1', output: 'json' },
-    // v6 has no default timeout: without one a stalled connection would hold a consumer forever.
-    options: { timeout: timeoutMs },
-  });
+  const rest = restClient(url, { apiKey, apiSecret, timeoutMs });
 
   return {
     send: createSendCall({ baseUrl: url, apiKey, apiSecret, timeoutMs }),
 
     async findByCustomId(customId) {
       try {
-        const result = await client
+        const result = await rest()
           .get('message', { version: 'v3' })
           .request({}, { CustomID: customId, ShowContactAlt: true, ShowCustomID: true, Limit: 1000 });
         // node-mailjet reads a body it cannot parse (an HTML page, JSON cut short) as {}. Only Mailjet's
@@ -115,7 +101,7 @@ export function createMailjetClient({ apiKey, apiSecret, baseUrl = MAILJET_DEFAU
 
     async listEventCallbacks() {
       // The list's default page size is 10; Mailjet keeps at most 14 (7 types, backup or not).
-      const listed = await client.get('eventcallbackurl', { version: 'v3' }).request({}, { Limit: 1000 });
+      const listed = await rest().get('eventcallbackurl', { version: 'v3' }).request({}, { Limit: 1000 });
       return ((listed.body as { Data?: EventCallbackRow[] }).Data ?? []).map((row) => ({
         id: row.ID,
         eventType: row.EventType,
@@ -128,11 +114,39 @@ export function createMailjetClient({ apiKey, apiSecret, baseUrl = MAILJET_DEFAU
       // Mailjet keeps one URL per (EventType, IsBackup) and answers a second POST with MJ18: an existing one is updated in place.
       const body = { EventType: eventType, Url: url.toString(), Version: 2, IsBackup: isBackup, Status: 'alive' };
       if (existingId === null) {
-        await client.post('eventcallbackurl', { version: 'v3' }).request(body);
+        await rest().post('eventcallbackurl', { version: 'v3' }).request(body);
       } else {
-        await client.put('eventcallbackurl', { version: 'v3' }).id(existingId).request(body);
+        await rest().put('eventcallbackurl', { version: 'v3' }).id(existingId).request(body);
       }
     },
+  };
+}
+
+type MailjetRest = InstanceType<typeof MailjetModule.default>;
+
+/**
+ * node-mailjet for the REST look-ups and callback registrations, loaded at the first of them: with
+ * axios and its dependencies it holds about 18 MiB, which a process that only sends never needs.
+ */
+function restClient(url: URL, { apiKey, apiSecret, timeoutMs }: Omit<MailjetClientOptions, 'baseUrl'>): () => MailjetRest {
+  let client: MailjetRest | undefined;
+  return () => {
+    // node-mailjet 6 is CommonJS whose module.exports is the class itself (no `default`); TypeScript's
+    // NodeNext view of its declarations gets that wrong, so it is loaded with require (once: cached).
+    const Mailjet = createRequire(import.meta.url)('node-mailjet') as typeof MailjetModule.default;
+    // node-mailjet builds URLs as `https://` + host; the protocol is a static of its Request class, so a
+    // plain-HTTP base (the simulator) switches it for the process. One process talks to one Mailjet.
+    (Mailjet.Request as unknown as { protocol: string }).protocol = url.protocol === 'http:' ? 'http://' : 'https://';
+    if (client === undefined) {
+      client = new Mailjet({
+        apiKey,
+        apiSecret,
+        config: { host: `${url.host}${url.pathname.replace(/\/+$/, '')}`, version: 'v3.1', output: 'json' },
+        // v6 has no default timeout: without one a stalled connection would hold a consumer forever.
+        options: { timeout: timeoutMs },
+      });
+    }
+    return client;
   };
 }
 

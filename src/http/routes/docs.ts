@@ -56,11 +56,22 @@ const docsPolicy = helmet.contentSecurityPolicy({
   },
 });
 
+interface Bundle {
+  body: Buffer;
+  /** Computed once: express would hash the 1 MB bundle again for every request. */
+  tag: string;
+}
+
+function readBundle(file: string): Bundle {
+  const body = Buffer.from(readFileSync(file, 'utf8').replace(REDOCLY_LOGO_URL, BLANK_IMAGE));
+  return { body, tag: `"${createHash('sha256').update(body).digest('base64url')}"` };
+}
+
 export function docsRouter(): Router {
+  // Found at start (a missing package fails it), read at the first request for it: the 1 MB bundle
+  // (2 MB as a string) would otherwise sit in the memory of every process, most never asked for it.
   const bundleFile = createRequire(import.meta.url).resolve('redoc/bundles/redoc.standalone.js');
-  const bundle = readFileSync(bundleFile, 'utf8').replace(REDOCLY_LOGO_URL, BLANK_IMAGE);
-  // Computed once: express would hash the 1 MB bundle again for every request.
-  const bundleTag = `"${createHash('sha256').update(bundle).digest('base64url')}"`;
+  let bundle: Bundle | undefined;
   // Strict: /docs/ would resolve the page's relative URLs under /docs/, so it is a 404 like any
   // other undocumented path.
   const router = Router({ strict: true });
@@ -70,7 +81,8 @@ export function docsRouter(): Router {
   });
 
   router.get(BUNDLE_PATH, (_req, res) => {
-    res.type('text/javascript').set({ 'Cache-Control': 'public, max-age=3600', ETag: bundleTag }).send(bundle);
+    bundle ??= readBundle(bundleFile);
+    res.type('text/javascript').set({ 'Cache-Control': 'public, max-age=3600', ETag: bundle.tag }).send(bundle.body);
   });
 
   return router;
