@@ -150,6 +150,8 @@ async function start(config: Config, log: Logger, { signal, exitingNow }: StartO
     const owner = config.database.url === undefined ? await liveDataDirOwner(path.resolve(config.dataDir)) : undefined;
     throw owner ? new DataDirInUseError(config.dataDir, owner) : error;
   };
+  // A proxy setting that is not a URL too: it stopped the start only after the migrations, as a stack trace.
+  const mailjetProxy = startsBuiltInSimulator(config) ? null : sendProxy(new URL(config.mailjet.baseUrl ?? MAILJET_DEFAULT_BASE_URL));
   await checkListenable(config.http.host, config.http.port, 'PORT').catch(ownerFirst);
   // The same for the built-in simulator's port: a second checkout given another PORT learnt that
   // SIMULATOR_PORT was taken only after its initdb and migrations.
@@ -468,8 +470,7 @@ async function start(config: Config, log: Logger, { signal, exitingNow }: StartO
       { component: 'main' },
     );
   }
-  const proxy = sendProxy(new URL(mailjetBaseUrl ?? MAILJET_DEFAULT_BASE_URL));
-  const proxyShown = proxy ? describeProxy(proxy) : null;
+  const proxyShown = mailjetProxy ? describeProxy(mailjetProxy) : null;
   const mail = simulator
     ? `mail goes to the built-in Mailjet simulator at ${mailjetBaseUrl} (no email leaves this machine)`
     : `mail goes to ${simulated ? 'the Mailjet simulator' : 'Mailjet'} at ${mailjetBaseUrl ?? MAILJET_DEFAULT_BASE_URL}${proxyShown ? ` through the proxy ${proxyShown}` : ''}`;

@@ -11,7 +11,12 @@ import { HttpProxyAgent } from 'http-proxy-agent';
 import { HttpsProxyAgent } from 'https-proxy-agent';
 import { getProxyForUrl } from 'proxy-from-env';
 
-/** The proxy the environment names for send calls to `target`; null when they go directly. */
+import { ConfigError } from '../config.js';
+
+/**
+ * The proxy the environment names for send calls to `target`; null when they go directly. One that
+ * is not a URL is a bad setting (a ConfigError, exit 78), named without its value: it may hold a password.
+ */
 export function sendProxy(target: URL): URL | null {
   if (isLoopback(target.hostname)) {
     return null;
@@ -23,7 +28,10 @@ export function sendProxy(target: URL): URL | null {
   try {
     return new URL(proxy.includes('://') ? proxy : `http://${proxy}`);
   } catch (error) {
-    throw new Error(`HTTPS_PROXY or HTTP_PROXY, the proxy for send calls to ${target.origin}, is not a URL`, { cause: error });
+    throw new ConfigError(
+      `invalid configuration:\n  HTTPS_PROXY or HTTP_PROXY (or ALL_PROXY), the proxy for send calls to ${target.origin}: not a URL, such as http://proxy.internal:3128 (its value is not shown: it may hold a password)`,
+      { cause: error },
+    );
   }
 }
 

@@ -88,6 +88,24 @@ describe('the commands’ exit codes for bad settings and bad arguments', functi
     }
   });
 
+  it('when the egress proxy for Mailjet is not a URL, then the service exits 78 naming the variables, not the value, before it opens the database', async () => {
+    // No database answers there: were the proxy judged only once the database is open, the start would fail on that (1).
+    const run = await runCli('jetpost', [], {
+      DATABASE_URL: 'postgres://jetpost@127.0.0.1:1/jetpost',
+      PORT: '0',
+      MAILJET_API_KEY: 'key',
+      MAILJET_API_SECRET: 'secret',
+      EVENTS_USERNAME: 'mailjet',
+      EVENTS_PASSWORD: 'c2b7e0a9f4d16e38',
+      HTTPS_PROXY: 'http://user:proxy-password@[bad',
+    });
+    expect(run.code, run.stderr).to.equal(78);
+    expect(run.stderr).to.match(
+      /^jetpost: invalid configuration:\n {2}HTTPS_PROXY or HTTP_PROXY \(or ALL_PROXY\), the proxy for send calls to https:\/\/api\.mailjet\.com: not a URL/,
+    );
+    expect(run.stderr).not.to.contain('proxy-password');
+  });
+
   it('when the service gets an argument, then it exits 2 saying it takes environment variables, before reading them; --help prints the usage and exits 0', async () => {
     // A bad PORT too: were the argument ignored, the start would stop on the setting (78) instead.
     const env = { PORT: 'not-a-port' };
