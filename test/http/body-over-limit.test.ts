@@ -116,6 +116,20 @@ describe('request bodies past the limit, sent without end', function () {
     });
   }
 
+  it('when a gzip body to POST /queue states a length past what any body within the limit takes compressed, and comes slowly, then 413 at once', async () => {
+    const socket = net.connect(Number(new URL(service.url).port), '127.0.0.1');
+    const received: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => received.push(chunk));
+    socket.on('error', () => {});
+    const closed = new Promise((resolve) => socket.on('close', resolve));
+    const head = `POST /queue HTTP/1.1\r\nHost: jetpost.test\r\nAuthorization: Bearer ${service.apiKey}\r\nContent-Type: application/json\r\nContent-Encoding: gzip`;
+    socket.write(`${head}\r\nContent-Length: ${LIMIT * 10}\r\n\r\n\u001f\u008b`);
+
+    await closed;
+
+    expect(parseAnswer(Buffer.concat(received).toString('latin1')).status).to.equal(413);
+  });
+
   it('when a POST /queue states a body of 1 GB (no Expect) and sends it as fast as it can, then 413 comes while it is still being sent', async () => {
     const head = `POST /queue HTTP/1.1\r\nHost: jetpost.test\r\nAuthorization: Bearer ${service.apiKey}\r\nContent-Type: application/json\r\nContent-Length: ${1024 ** 3}\r\n\r\n`;
 
