@@ -1664,7 +1664,9 @@ export interface components {
     responses: {
         /**
          * @description The request is not valid. Usually `validation-failed`, with every bad field in `errors[]`,
-         *     each `message` saying what is expected; `malformed-json` (the body is empty or not JSON),
+         *     each `message` saying what is expected (a query parameter the route does not take too, such
+         *     as `POST /queue?idempotency_key=…`: refused, not ignored);
+         *     `malformed-json` (the body is empty or not JSON),
          *     `request-aborted` or `bad-request` (the body could not be read), `duplicate-header` (a header
          *     read as one value, such as `Idempotency-Key` or `Authorization`, sent twice) and
          *     `malformed-request` (not HTTP/1.1: an HTTP/1.1 request without `Host`, an HTTP/1.0 one with a
@@ -2603,6 +2605,7 @@ export interface operations {
                     };
                 };
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["AdminUnauthorized"];
             429: components["responses"]["AdminRateLimited"];
             503: components["responses"]["ServiceUnavailable"];

@@ -449,7 +449,8 @@ run(process.argv.slice(2)).catch((error: unknown) => {
     process.exit(78);
   }
   if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-    process.stderr.write(`${(error as Error).message}\n\n${USAGE}`);
+    // The reason may repeat the argument as given (an unknown command or option): its escapes written out.
+    process.stderr.write(`${printable((error as Error).message)}\n\n${USAGE}`);
     process.exit(2);
   }
   if (error instanceof AppError || error instanceof StartupError) {

@@ -28,6 +28,16 @@ export async function findAppByName(db: Queryable, name: string): Promise<App | 
   return row && toApp(row);
 }
 
+// Taken by a key rotation before it adds its key: two rotations of one app at once then run one
+// after the other, so that one with revoke_others also revokes the key the other just added (each
+// revoked only the keys committed before it began: 8 at once left 5 active). NO KEY UPDATE: the
+// foreign-key checks of messages stored for the app meanwhile (FOR KEY SHARE) do not wait for it.
+const LOCK_APP = `select 1 from apps where id = $1::bigint for no key update`;
+
+export async function lockApp(tx: Queryable, appId: string): Promise<void> {
+  await query(tx, LOCK_APP, [appId]);
+}
+
 const INSERT_API_KEY = `
   insert into api_keys (app_id, prefix, key_hash)
   values ($1::bigint, $2, $3)

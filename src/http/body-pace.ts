@@ -6,7 +6,9 @@
 // small. On POST /events, a body holding room in EVENTS_BODY_BUDGET is judged at the end of each
 // window by the budget's own rate too (`room`, http/body-budget.ts), and every body being read is
 // refused at once when the server stops (`stop`, http/body-stop.ts), and one that goes on past the
-// parser's limit is refused as it comes (413), not read to its end. All of it covers the reading
+// parser's limit is refused as it comes (413), not read to its end; one whose Content-Length says so
+// is refused before it is read (413 at once, where a slow one was held to the pace first and got a
+// 408, and a client waiting for `100 Continue` need not send it). All of it covers the reading
 // only, not the handler that runs once the body is whole (a 64 MB callback takes about 28 s to
 // apply).
 import type { Request, RequestHandler } from 'express';
@@ -36,6 +38,19 @@ export interface HeldRoom {
   refusalOfSlow(req: Request, bytes: number, windowMs: number): Error | undefined;
 }
 
+/**
+ * Whether `req`'s Content-Length tells, before any of its body is read, that it is refused: a plain
+ * body over `limitBytes`, a compressed one past `cutBytes` (more than any body within the limit
+ * takes on the wire).
+ */
+function statedOver(req: Request, limitBytes: number, cutBytes: number): boolean {
+  const length = req.headers['content-length'];
+  if (length === undefined || req.headers['transfer-encoding'] !== undefined || !/^[0-9]+$/.test(length)) {
+    return false;
+  }
+  return Number(length) > (req.headers['content-encoding'] === undefined ? limitBytes : cutBytes);
+}
+
 /** A duration as a person reads it: `30 s`, `200 ms`. */
 function formatMs(ms: number): string {
   return ms % 1000 === 0 ? `${ms / 1000} s` : `${ms} ms`;
@@ -60,6 +75,7 @@ export function withBodyPace(pace: BodyPace, read: RequestHandler, limitBytes?: 
   // connection: a body without end was read for as long as it came. Cut here instead, past what any
   // body within the limit can take on the wire (compressed, incompressible data grows by far less).
   const cutBytes = limitBytes === undefined ? Number.POSITIVE_INFINITY : limitBytes + Math.ceil(limitBytes / 64) + 64 * 1024;
+  const tooLarge = () => Object.assign(bodyError(413, 'entity.too.large', 'request entity too large'), { limit: limitBytes });
   return (req, res, next) => {
     // The whole body has come already (a small one comes with the headers, and is parsed while the
     // request waits on its rate limit): nothing can stall, so no timer or listener is spent on it.
@@ -75,6 +91,11 @@ export function withBodyPace(pace: BodyPace, read: RequestHandler, limitBytes?: 
     if (stop?.begun()) {
       res.setHeader('Connection', 'close');
       next(stopRefusal());
+      return;
+    }
+    if (limitBytes !== undefined && statedOver(req, limitBytes, cutBytes)) {
+      res.setHeader('Connection', 'close');
+      next(tooLarge());
       return;
     }
     let reading = true;
@@ -93,7 +114,7 @@ export function withBodyPace(pace: BodyPace, read: RequestHandler, limitBytes?: 
       received += chunk.length;
       idle?.refresh();
       if (received > cutBytes) {
-        refuse(Object.assign(bodyError(413, 'entity.too.large', 'request entity too large'), { limit: limitBytes }));
+        refuse(tooLarge());
       }
     };
     const refuse = (error: Error) => {

@@ -15,6 +15,11 @@
 // `Expect: 100-continue`: see http/expect-continue.ts; any other expectation is refused (417) in words.
 //
 // CONNECT, which asks a proxy for a tunnel: refused (405) in words, not by a connection closed in silence.
+//
+// Headers past the 2,000th: Node dropped them unsaid (its default maxHeadersCount), and 2,000 short
+// ones fit in the 16 KB a head may take, so a second Idempotency-Key or a `Transfer-Encoding: gzip,
+// chunked` put after them went unseen by http/request-headers.ts. Every header is kept: the 16 KB
+// bound their number.
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -150,6 +155,7 @@ function answerClientError(error: ClientError, duplex: Duplex): void {
 /** Sets how `server` treats its connections (above). */
 export function configureConnections(server: Server): void {
   (server as Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
+  server.maxHeadersCount = 0;
   server.on('clientError', answerClientError);
   // CONNECT (a proxy's tunnel): without this listener Node closes the connection without a word.
   server.on('connect', (_req: IncomingMessage, socket: Duplex) => {

@@ -8,8 +8,6 @@ import type { IncomingHttpHeaders } from 'node:http';
 import bytes from 'bytes';
 import type { Request } from 'express';
 
-import { awaitsContinue } from './expect-continue.js';
-
 export const BYTE_ORDER_MARK = '\uFEFF';
 
 /** A body limit as body-parser reads it (`20mb`, `16kb`), in bytes. */
@@ -46,19 +44,6 @@ export function declaredLength(req: Request, limit: number): number | undefined 
   const length = statedLength(req.headers);
   const plain = length !== undefined && length > 0 && length <= limit && (req as { upgrade?: boolean }).upgrade !== true && req.readable;
   return plain ? length : undefined;
-}
-
-/**
- * Refuses (413) a body whose stated length is over `limit` and that its client has not sent yet
- * (it waits for `100 Continue`): body-parser would first read it off, asking the client for all of it.
- */
-export function refusedBeforeContinue(req: Request, limit: number, next: (error?: unknown) => void): boolean {
-  const length = statedLength(req.headers);
-  if (length !== undefined && length > limit && awaitsContinue(req)) {
-    next(Object.assign(bodyError(413, 'entity.too.large', 'request entity too large'), { limit }));
-    return true;
-  }
-  return false;
 }
 
 /**

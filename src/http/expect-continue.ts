@@ -20,26 +20,16 @@ export function hasBody(req: IncomingMessage): boolean {
   return req.headers['transfer-encoding'] !== undefined || (length !== undefined && !/^0+$/.test(length));
 }
 
-/** The requests whose `100 Continue` is not written yet. */
-const awaiting = new WeakSet<IncomingMessage>();
-
 /** Holds back `req`'s `100 Continue` until its body is first read (a reader resumes the stream). */
 export function continueOnRead(req: IncomingMessage, res: ServerResponse): void {
   if (!hasBody(req)) {
     (res as ExpectingResponse)._expect_continue = false;
     return;
   }
-  awaiting.add(req);
   req.once('resume', () => {
-    awaiting.delete(req);
     // Node reads off the body of a request answered without reading it: no 100 Continue then.
     if (!res.headersSent && !res.writableEnded) {
       res.writeContinue();
     }
   });
-}
-
-/** Whether the client of `req` waits for a `100 Continue` before it sends the body. */
-export function awaitsContinue(req: IncomingMessage): boolean {
-  return awaiting.has(req);
 }

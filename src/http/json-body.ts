@@ -13,15 +13,7 @@ import express, { type RequestHandler } from 'express';
 
 import { AppError } from '../domain/errors.js';
 import { type BodyPace, withBodyPace } from './body-pace.js';
-import {
-  bodyError,
-  bodyLimitBytes,
-  BYTE_ORDER_MARK,
-  declaredLength,
-  readDeclaredBody,
-  refusedBeforeContinue,
-  refusedUnreadAfterShut,
-} from './declared-body.js';
+import { bodyError, bodyLimitBytes, BYTE_ORDER_MARK, declaredLength, readDeclaredBody, refusedUnreadAfterShut } from './declared-body.js';
 import { hasBody } from './expect-continue.js';
 
 export interface JsonBodyOptions {
@@ -107,7 +99,7 @@ export function jsonBody(options: JsonBodyOptions): RequestHandler {
       }
       const length = plain ? declaredLength(req, limit) : undefined;
       if (length === undefined) {
-        return refusedBeforeContinue(req, limit, next) || refusedUnreadAfterShut(req, next) ? undefined : general(req, res, next);
+        return refusedUnreadAfterShut(req, next) ? undefined : general(req, res, next);
       }
       const fields: object = req;
       if (!('body' in fields)) {

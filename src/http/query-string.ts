@@ -2,9 +2,17 @@
 // a malformed percent escape (`%ZZ`, a lone `%`, bytes that are not UTF-8) is refused (400, naming
 // the parameter) instead of taken literally or decoded to U+FFFD: `custom_id=%FF` would otherwise
 // look up another id than the one the client meant, without saying so.
+//
+// A route that takes no query parameters refuses one (`takesNoQuery`, 400 naming it) rather than
+// ignore it: POST /queue?idempotency_key=… stored the message again on each retry, and
+// DELETE …/keys/{prefix}?dry_run=1 revoked the key.
 import querystring, { type ParsedUrlQuery } from 'node:querystring';
 
+import type { RequestHandler } from 'express';
+import { z } from 'zod';
+
 import { ValidationError } from '../domain/errors.js';
+import { parseOrThrow } from '../domain/input-schemas.js';
 
 /** The part decoded as a query string is (`+` is a space), or undefined when an escape is malformed. */
 function decoded(part: string): string | undefined {
@@ -34,3 +42,14 @@ export function parseQueryString(text: string | null): ParsedUrlQuery {
   }
   return querystring.parse(text);
 }
+
+const NO_PARAMETERS = z.strictObject({});
+
+/** For a route that takes no query parameters: any one given is refused. */
+export const takesNoQuery: RequestHandler = (req, _res, next) => {
+  // Most requests have no query string: it is parsed only when there is one.
+  if (req.url.includes('?')) {
+    parseOrThrow(NO_PARAMETERS, req.query, 'query');
+  }
+  next();
+};

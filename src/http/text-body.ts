@@ -13,7 +13,7 @@ import { StringDecoder } from 'node:string_decoder';
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 
 import { type BodyPace, withBodyPace } from './body-pace.js';
-import { bodyLimitBytes, BYTE_ORDER_MARK, declaredLength, readDeclaredBody, refusedBeforeContinue, refusedUnreadAfterShut } from './declared-body.js';
+import { bodyLimitBytes, BYTE_ORDER_MARK, declaredLength, readDeclaredBody, refusedUnreadAfterShut } from './declared-body.js';
 import { isPlainJsonType } from './json-body.js';
 
 function decodeUtf8(body: Buffer, chunks: readonly Buffer[]): string {
@@ -45,7 +45,7 @@ export function textBody(options: { limit: string; pace: BodyPace }): RequestHan
       const type = req.headers['content-type'];
       const length = type === undefined || isPlainJsonType(type) ? declaredLength(req, limit) : undefined;
       if (length === undefined) {
-        return refusedBeforeContinue(req, limit, next) || refusedUnreadAfterShut(req, next) ? undefined : general(req, res, next);
+        return refusedUnreadAfterShut(req, next) ? undefined : general(req, res, next);
       }
       const fields: object = req;
       if (!('body' in fields)) {

@@ -1,5 +1,5 @@
 // Apps and their keys: create an app with its first key, rotate and revoke keys, and authenticate a request's key.
-import { findApiKeyByPrefix, findAppByName, insertApiKey, insertApp, revokeApiKeys } from '../db/apps-repo.js';
+import { findApiKeyByPrefix, findAppByName, insertApiKey, insertApp, lockApp, revokeApiKeys } from '../db/apps-repo.js';
 import { type Pool, type Queryable, withTransaction } from '../db/pool.js';
 import { type App, APP_NAME_PATTERN, APP_NAME_RULE, type AppIdentity } from '../domain/app.js';
 import { ConflictError, isUniqueViolation, NotFoundError, ValidationError } from '../domain/errors.js';
@@ -49,6 +49,7 @@ export async function findApp(db: Queryable, name: string): Promise<App> {
 export async function addApiKey(pool: Pool, appName: string, revokeOthers: boolean): Promise<{ app: App; key: string; prefix: string; revoked: string[] }> {
   return withTransaction(pool, async (tx) => {
     const app = await findApp(tx, appName);
+    await lockApp(tx, app.id);
     const generated = generateApiKey();
     await insertApiKey(tx, app.id, generated.prefix, generated.hash);
     const revoked = revokeOthers ? await revokeApiKeys(tx, app.id, null, generated.prefix) : [];

@@ -1205,8 +1205,8 @@ describe('openapi.yaml, checked against the running service', function () {
       );
 
       contractIt(
-        'POST /admin/apps 400, 401, 413, 415, 503; GET /admin/apps 401, 503',
-        ['post /admin/apps 400 401 413 415 503', 'get /admin/apps 401 503'],
+        'POST /admin/apps 400, 401, 413, 415, 503; GET /admin/apps 400, 401, 503',
+        ['post /admin/apps 400 401 413 415 503', 'get /admin/apps 400 401 503'],
         async () => {
           const bad: unknown[] = [
             {},
@@ -1224,6 +1224,9 @@ describe('openapi.yaml, checked against the running service', function () {
             expect((problem as { type: string }).type).to.equal('https://jetpost.dev/problems/validation-failed');
           }
           expect((await api('post', '/admin/apps', { key: ADMIN_KEY })).res.status, 'no body').to.equal(400);
+          // A query parameter neither route takes: refused, not ignored.
+          expect((await api('post', '/admin/apps', { path: '/admin/apps?name=ok', body: { name: 'by-query' }, key: ADMIN_KEY })).res.status).to.equal(400);
+          expect((await api('get', '/admin/apps', { path: '/admin/apps?name=ok', key: ADMIN_KEY })).res.status).to.equal(400);
           expect(
             (await api('post', '/admin/apps', { rawBody: '{"name":', headers: { 'content-type': 'application/json' }, key: ADMIN_KEY })).res.status,
           ).to.equal(400);

@@ -128,6 +128,18 @@ describe('the commands’ exit codes for bad settings and bad arguments', functi
     }
   });
 
+  it('when the admin command gets an unknown command or option holding an escape sequence, then it names it with the escape written out, not sent to the terminal', async () => {
+    for (const args of [
+      ['apps', '\u001b[2Jlist'],
+      ['apps', 'list', '--\u001b]0;owned\u0007'],
+    ]) {
+      const run = await runCli('admin', args, { DATABASE_URL: 'mysql://db.example.com/jetpost' });
+      expect(run.code, run.stderr).to.equal(2);
+      expect(run.stderr).to.contain('\\u001b');
+      expect(run.stderr, 'no escape or bell character').not.to.contain('\u001b').and.not.to.contain('\u0007');
+    }
+  });
+
   it('when the simulator gets a bad argument, then it exits 2 with the usage text', async () => {
     const run = await runSource('src/simulator/main.ts', ['--port', 'eighty']);
     expect(run.code, run.stderr).to.equal(2);

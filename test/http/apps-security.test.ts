@@ -71,6 +71,30 @@ describe('apps, keys, suppressions and logs', () => {
     expect(listed.apps.find((app) => app.name === 'billing')?.keys.map((key) => key.revoked_at === null)).to.deep.equal([false, false, true]);
   });
 
+  it('when several rotations with revoke_others run at once, then one key is left, and the keys each answer names as revoked are all the others', async () => {
+    const service = await startTestService();
+    services = [service];
+    const created = (await (await admin(service, 'POST', '/admin/apps', { name: 'payroll' })).json()) as { api_key: string; key_prefix: string };
+
+    const rotations = await Promise.all(
+      Array.from({ length: 8 }, async () => {
+        const res = await admin(service, 'POST', '/admin/apps/payroll/keys', { revoke_others: true });
+        expect(res.status).to.equal(201);
+        return (await res.json()) as { api_key: string; key_prefix: string; revoked: string[] };
+      }),
+    );
+
+    const listed = (await (await admin(service, 'GET', '/admin/apps')).json()) as {
+      apps: Array<{ name: string; keys: Array<{ prefix: string; revoked_at: string | null }> }>;
+    };
+    const active = listed.apps.find((app) => app.name === 'payroll')!.keys.filter((key) => key.revoked_at === null);
+    expect(active, 'keys left active').to.have.length(1);
+    const revoked = rotations.flatMap((rotation) => rotation.revoked).sort();
+    const others = [created.key_prefix, ...rotations.map((rotation) => rotation.key_prefix)].filter((prefix) => prefix !== active[0]!.prefix).sort();
+    expect(revoked, 'each key revoked once, by the rotation after it').to.deep.equal(others);
+    expect((await service.request('GET', '/status?ids=1', { key: created.api_key })).status).to.equal(401);
+  });
+
   for (const [type, extra, reason] of [
     ['bounce', { hard_bounce: true, error_related_to: 'recipient', error: 'user unknown' }, 'hard_bounce'],
     ['spam', { source: 'JMRPP' }, 'spam'],

@@ -88,6 +88,48 @@ describe('request bodies past the limit, sent without end', function () {
     });
   }
 
+  for (const [what, path, headers, limit] of [
+    ['POST /queue', '/queue', () => `Authorization: Bearer ${service.apiKey}\r\nContent-Type: application/json`, LIMIT],
+    [
+      'POST /events',
+      '/events',
+      () => `Authorization: Basic ${Buffer.from(`${EVENTS_USER}:${EVENTS_PASSWORD}`).toString('base64')}\r\nContent-Type: application/json`,
+      LIMIT,
+    ],
+    ['the dashboard login form', '/dashboard/login', () => 'Content-Type: application/x-www-form-urlencoded', 16 * 1024],
+  ] as const) {
+    it(`when a body to ${what} states a length over the limit (no Expect) and comes slowly, then 413 at once, not the 408 of a slow body`, async () => {
+      // The head tells the body is too large: a slow one was held to the pace first (408 after 5 s).
+      const socket = net.connect(Number(new URL(service.url).port), '127.0.0.1');
+      const received: Buffer[] = [];
+      socket.on('data', (chunk: Buffer) => received.push(chunk));
+      socket.on('error', () => {});
+      const closed = new Promise((resolve) => socket.on('close', resolve));
+      socket.write(`POST ${path} HTTP/1.1\r\nHost: jetpost.test\r\n${headers()}\r\nContent-Length: ${limit * 10}\r\n\r\n{"a`);
+
+      await closed;
+      const answer = parseAnswer(Buffer.concat(received).toString('utf8'));
+
+      expect(answer.status).to.equal(413);
+      expect(answer.headers.get('connection')).to.equal('close');
+      expect(await answer.text()).to.contain(`${limit} bytes`);
+    });
+  }
+
+  it('when a gzip body to POST /queue states a length past what any body within the limit takes compressed, and comes slowly, then 413 at once', async () => {
+    const socket = net.connect(Number(new URL(service.url).port), '127.0.0.1');
+    const received: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => received.push(chunk));
+    socket.on('error', () => {});
+    const closed = new Promise((resolve) => socket.on('close', resolve));
+    const head = `POST /queue HTTP/1.1\r\nHost: jetpost.test\r\nAuthorization: Bearer ${service.apiKey}\r\nContent-Type: application/json\r\nContent-Encoding: gzip`;
+    socket.write(`${head}\r\nContent-Length: ${LIMIT * 10}\r\n\r\n\u001f\u008b`);
+
+    await closed;
+
+    expect(parseAnswer(Buffer.concat(received).toString('latin1')).status).to.equal(413);
+  });
+
   it('when a POST /queue states a body of 1 GB (no Expect) and sends it as fast as it can, then 413 comes while it is still being sent', async () => {
     const head = `POST /queue HTTP/1.1\r\nHost: jetpost.test\r\nAuthorization: Bearer ${service.apiKey}\r\nContent-Type: application/json\r\nContent-Length: ${1024 ** 3}\r\n\r\n`;
 

@@ -244,6 +244,26 @@ describe('HTTP connections: bytes past a request, a client that shuts its side',
     expect(listed?.status).to.equal(202);
   });
 
+  it('when a header that must come once comes again past the 2,000th header, or a transfer coding there, then it is refused as before the 2,000th, nothing stored', async () => {
+    // Node kept the first 2,000 headers only (maxHeadersCount) and dropped the rest unsaid; 2,000
+    // short ones fit in the 16 KB a head may take.
+    const filler = Array.from({ length: 2000 }, (_, i) => `X-${i}: a\r\n`).join('');
+    const body = JSON.stringify(message({ custom_id: 'header 2001' }));
+    const twice = queueRequest(body, { Connection: 'close', 'Idempotency-Key': 'key-a' }).replace('\r\n\r\n', `\r\n${filler}Idempotency-Key: key-b\r\n\r\n`);
+    const chunked = `${Buffer.byteLength(body).toString(16)}\r\n${body}\r\n0\r\n\r\n`;
+    const coded = `POST /queue HTTP/1.1\r\nHost: jetpost.test\r\nAuthorization: Bearer ${service.apiKey}\r\nContent-Type: application/json\r\n${filler}Transfer-Encoding: gzip, chunked\r\n\r\n${chunked}`;
+
+    const [duplicate, ...afterDuplicate] = answers(await exchange(service.url, twice));
+    const [transferCoding, ...afterCoding] = answers(await exchange(service.url, coded));
+
+    expect(duplicate?.status).to.equal(400);
+    expect(await duplicate!.json()).to.include({ type: 'https://jetpost.dev/problems/duplicate-header' });
+    expect(transferCoding?.status).to.equal(501);
+    expect(await transferCoding!.json()).to.include({ type: 'https://jetpost.dev/problems/transfer-coding-not-implemented' });
+    expect([...afterDuplicate, ...afterCoding]).to.deep.equal([]);
+    expect(await jobsWith('header 2001')).to.equal(0);
+  });
+
   it('when a client asks for a tunnel (CONNECT), then 405 problem+json saying jetpost is not a proxy, and the connection closed', async () => {
     const [refused, ...more] = answers(await exchange(service.url, 'CONNECT mail.example.com:443 HTTP/1.1\r\nHost: mail.example.com:443\r\n\r\n'));
     expect(refused?.status).to.equal(405);

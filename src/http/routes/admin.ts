@@ -24,6 +24,7 @@ import {
 import type { AdminService } from '../../services/admin.js';
 import type { BodyPace } from '../body-pace.js';
 import { jsonBody } from '../json-body.js';
+import { takesNoQuery } from '../query-string.js';
 import { adminJobJson, appJson, deliveryJson, suppressionJson, webhookJson } from '../views.js';
 
 export interface AdminRouteDeps {
@@ -71,31 +72,30 @@ export function adminRouter({ admin, requireAdmin, bodyPace }: AdminRouteDeps): 
     res.json({ jobs: page.jobs.map(adminJobJson), next_before: page.nextBefore });
   });
 
-  router.post('/admin/jobs/requeue', requireAdmin, jsonBody({ limit: '1mb', pace: bodyPace }), async (req, res) => {
+  router.post('/admin/jobs/requeue', requireAdmin, takesNoQuery, jsonBody({ limit: '1mb', pace: bodyPace }), async (req, res) => {
     const body = parseOrThrow(requeueBody, req.body, 'request');
     const requeued = await admin.requeueJobs({ ids: body.job_ids ?? null, appName: body.app ?? null });
     res.json({ requeued });
   });
 
-  router.get('/admin/apps', requireAdmin, async (req, res) => {
-    parseOrThrow(z.strictObject({}), req.query, 'query');
+  router.get('/admin/apps', requireAdmin, takesNoQuery, async (_req, res) => {
     res.json({ apps: (await admin.listApps()).map(appJson) });
   });
 
-  router.post('/admin/apps', requireAdmin, smallBody, async (req, res) => {
+  router.post('/admin/apps', requireAdmin, takesNoQuery, smallBody, async (req, res) => {
     const body = parseOrThrow(z.strictObject({ name: appName }), req.body, 'request');
     const { app, key, prefix } = await admin.createApp(body.name);
     res.status(201).json({ app: appJson({ ...app, keys: [{ prefix, createdAt: app.createdAt, revokedAt: null }] }), api_key: key, key_prefix: prefix });
   });
 
-  router.post('/admin/apps/:app/keys', requireAdmin, smallBody, async (req, res) => {
+  router.post('/admin/apps/:app/keys', requireAdmin, takesNoQuery, smallBody, async (req, res) => {
     const name = appParameter(req);
     const body = parseOrThrow(z.strictObject({ revoke_others: z.boolean().default(false) }), req.body ?? {}, 'request');
     const rotated = await admin.rotateKey(name, body.revoke_others);
     res.status(201).json({ api_key: rotated.key, key_prefix: rotated.prefix, revoked: rotated.revoked });
   });
 
-  router.delete('/admin/apps/:app/keys/:prefix', requireAdmin, async (req, res) => {
+  router.delete('/admin/apps/:app/keys/:prefix', requireAdmin, takesNoQuery, async (req, res) => {
     const name = appParameter(req);
     const prefix = parseOrThrow(keyPrefixSchema, req.params['prefix'], 'key prefix', 'prefix');
     await admin.revokeKey(name, prefix);
@@ -109,13 +109,13 @@ export function adminRouter({ admin, requireAdmin, bodyPace }: AdminRouteDeps): 
     res.json({ suppressions: rows.map(suppressionJson), next_after: rows.length === query.limit ? (rows.at(-1)?.email ?? null) : null });
   });
 
-  router.post('/admin/apps/:app/suppressions', requireAdmin, smallBody, async (req, res) => {
+  router.post('/admin/apps/:app/suppressions', requireAdmin, takesNoQuery, smallBody, async (req, res) => {
     const name = appParameter(req);
     const body = parseOrThrow(z.strictObject({ email: emailSchema, note: suppressionNoteSchema.optional() }), req.body, 'request');
     res.status(201).json(suppressionJson(await admin.addSuppression(name, body.email, body.note ?? null)));
   });
 
-  router.delete('/admin/apps/:app/suppressions/:email', requireAdmin, async (req, res) => {
+  router.delete('/admin/apps/:app/suppressions/:email', requireAdmin, takesNoQuery, async (req, res) => {
     const name = appParameter(req);
     const email = parseOrThrow(emailSchema, req.params['email'], 'address', 'email');
     if (!(await admin.removeSuppression(name, email))) {
@@ -124,7 +124,7 @@ export function adminRouter({ admin, requireAdmin, bodyPace }: AdminRouteDeps): 
     res.status(204).end();
   });
 
-  router.put('/admin/apps/:app/webhook', requireAdmin, smallBody, async (req, res) => {
+  router.put('/admin/apps/:app/webhook', requireAdmin, takesNoQuery, smallBody, async (req, res) => {
     const name = appParameter(req);
     const body = parseOrThrow(
       z.strictObject({ url: webhookUrlSchema, rotate_secret: z.boolean().default(false), event_types: webhookEventTypesSchema.optional() }),
@@ -134,12 +134,11 @@ export function adminRouter({ admin, requireAdmin, bodyPace }: AdminRouteDeps): 
     res.json(webhookJson(await admin.setWebhook(name, { url: body.url, rotateSecret: body.rotate_secret, eventTypes: body.event_types })));
   });
 
-  router.get('/admin/apps/:app/webhook', requireAdmin, async (req, res) => {
-    parseOrThrow(z.strictObject({}), req.query, 'query');
+  router.get('/admin/apps/:app/webhook', requireAdmin, takesNoQuery, async (req, res) => {
     res.json(webhookJson(await admin.getWebhook(appParameter(req))));
   });
 
-  router.post('/admin/apps/:app/webhook/secrets', requireAdmin, smallBody, async (req, res) => {
+  router.post('/admin/apps/:app/webhook/secrets', requireAdmin, takesNoQuery, smallBody, async (req, res) => {
     const name = appParameter(req);
     const body = parseOrThrow(
       z.strictObject({ overlap_seconds: secretOverlapSecondsSchema.default(DEFAULT_SECRET_OVERLAP_SECONDS) }),
@@ -149,8 +148,7 @@ export function adminRouter({ admin, requireAdmin, bodyPace }: AdminRouteDeps): 
     res.status(201).json(webhookJson(await admin.rotateWebhookSecret(name, body.overlap_seconds)));
   });
 
-  router.delete('/admin/apps/:app/webhook', requireAdmin, async (req, res) => {
-    parseOrThrow(z.strictObject({}), req.query, 'query');
+  router.delete('/admin/apps/:app/webhook', requireAdmin, takesNoQuery, async (req, res) => {
     await admin.removeWebhook(appParameter(req));
     res.status(204).end();
   });
@@ -166,7 +164,7 @@ export function adminRouter({ admin, requireAdmin, bodyPace }: AdminRouteDeps): 
     res.json({ deliveries: page.deliveries.map(deliveryJson), next_before: page.nextBefore });
   });
 
-  router.post('/admin/apps/:app/webhook/deliveries/:delivery/redeliver', requireAdmin, async (req, res) => {
+  router.post('/admin/apps/:app/webhook/deliveries/:delivery/redeliver', requireAdmin, takesNoQuery, async (req, res) => {
     const name = appParameter(req);
     const id = parseOrThrow(deliveryIdSchema, req.params['delivery'], 'delivery id', 'delivery');
     await admin.redeliver(name, id);

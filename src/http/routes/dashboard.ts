@@ -56,6 +56,7 @@ import {
   safeReturnPath,
 } from '../dashboard/session.js';
 import { fromBodyParser } from '../problem.js';
+import { takesNoQuery } from '../query-string.js';
 import type { WrongAdminKeys } from '../rate-limit.js';
 
 export interface DashboardRouteDeps {
@@ -261,8 +262,7 @@ export function dashboardRouter({ dashboard, admin, adminKey, limitWrongAdminKey
     res.redirect(303, `${DASHBOARD_PATH}/suppressions?${new URLSearchParams({ app: body.app, notice }).toString()}`);
   });
 
-  router.get(`${DASHBOARD_PATH}/apps`, ...pages, async (req, res) => {
-    parseOrThrow(z.strictObject({}), req.query, 'query');
+  router.get(`${DASHBOARD_PATH}/apps`, ...pages, takesNoQuery, async (_req, res) => {
     const apps = (await admin.listApps()).map((app) => ({ ...app, activeKeys: app.keys.filter((key) => key.revokedAt === null).length }));
     send(res, appsPage(dashboardVisitor(res), apps));
   });

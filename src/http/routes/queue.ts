@@ -6,6 +6,7 @@ import type { JobService } from '../../services/jobs.js';
 import { callingApp } from '../auth.js';
 import type { BodyPace } from '../body-pace.js';
 import { jsonBody } from '../json-body.js';
+import { takesNoQuery } from '../query-string.js';
 import { parseJobId, type QueueRequestParser } from '../schemas.js';
 import { jobViewJson, queuedJobJson } from '../views.js';
 
@@ -35,7 +36,7 @@ export function queueRouter({ jobs, parseQueueRequest, requireApp, requireSender
   const router = Router();
   const readJson = jsonBody({ limit: bodyLimit, pace: bodyPace, strict: false, type: JSON_TYPES, emptyBody });
 
-  router.post('/queue', requireSender, limit, readJson, async (req, res) => {
+  router.post('/queue', requireSender, limit, takesNoQuery, readJson, async (req, res) => {
     const app = callingApp(res);
     const request = parseQueueRequest(req.body, req.get('idempotency-key'));
     const result =
@@ -59,7 +60,7 @@ export function queueRouter({ jobs, parseQueueRequest, requireApp, requireSender
     res.end(JSON.stringify(request.bulk ? { jobs: result.jobs.map(queuedJobJson) } : first));
   });
 
-  router.delete('/queue/:jobId', requireApp, async (req, res) => {
+  router.delete('/queue/:jobId', requireApp, takesNoQuery, async (req, res) => {
     const app = callingApp(res);
     const jobId = parseJobId(req.params['jobId']);
     await jobs.cancel(app.id, jobId);

@@ -5,13 +5,14 @@ import { NotFoundError } from '../../domain/errors.js';
 import { changeJson } from '../../domain/status-change.js';
 import type { JobService } from '../../services/jobs.js';
 import { callingApp } from '../auth.js';
+import { takesNoQuery } from '../query-string.js';
 import { encodeCursor, LIMITS, parseJobId, parseStatusLookup } from '../schemas.js';
 import { jobViewJson } from '../views.js';
 
 export function statusRouter(jobs: JobService, requireApp: RequestHandler): Router {
   const router = Router();
 
-  router.get('/status/:jobId', requireApp, async (req, res) => {
+  router.get('/status/:jobId', requireApp, takesNoQuery, async (req, res) => {
     const app = callingApp(res);
     const jobId = parseJobId(req.params['jobId']);
     const [view] = await jobs.view(app.id, [jobId]);
