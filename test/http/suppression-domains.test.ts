@@ -322,6 +322,51 @@ for (const locale of [undefined, 'C'] as const) {
       );
     });
 
+    // Every recipient enqueued is keyed for sql/49's index: two regular-expression tests cost it about
+    // 0.7 µs of PostgreSQL's CPU more than lower() (sql/50_…). Its count of bytes against characters
+    // tells every code point as the pattern did.
+    it('then address_key() tells an ASCII address by its length, not a pattern, and keys it by lower() in the C collation', async () => {
+      const pool = service.db.pool;
+      const { rows: plan } = await pool.query<{ 'QUERY PLAN': string }>('explain (verbose, costs off) select address_key(a) from unnest($1::text[]) as t(a)', [
+        ['TITLE@EXAMPLE.COM'],
+      ]);
+      const { rows } = await pool.query<{ disagreeing: number }>(
+        `select count(*)::int as disagreeing from generate_series(1, 1114111) as point, lateral (select 'a' || chr(point) || 'B' as text) as t
+         where point not between 55296 and 57343 and (octet_length(text) = length(text)) <> (text ~ '^[\\x01-\\x7f]*$')`,
+      );
+
+      expect(plan.map((row) => row['QUERY PLAN']).join('\n')).to.match(/CASE WHEN \(octet_length\(a\) = length\(a\)\) THEN lower\(/);
+      expect(rows).to.deep.equal([{ disagreeing: 0 }]);
+    });
+
+    // An address with a letter beyond ASCII goes to idna_address_key(), which ran its domain's UTS #46
+    // mapping and a query over its labels for every one, 100 to 400 µs each (sql/50_…): an ASCII
+    // domain, which that mapping only lower-cases, is lower-cased without it.
+    it('then the key of an address whose domain is ASCII is taken without mapping the domain, and of one whose domain is not, with it', async function () {
+      const client = await service.db.pool.connect();
+      try {
+        // Counting a function's calls is a superuser's setting (a DATABASE_URL of another role has nothing to count).
+        const { rows: role } = await client.query<{ super: boolean }>('select rolsuper as super from pg_roles where rolname = current_user');
+        if (!role[0]!.super) {
+          this.skip();
+        }
+        await client.query("begin; set local track_functions = 'all'");
+        const mapped = async (address: string) => {
+          const { rows } = await client.query<{ key: string }>('select address_key($1) as key', [address]);
+          const { rows: calls } = await client.query<{ n: number }>(
+            "select coalesce(pg_stat_get_xact_function_calls('idna_domain(text)'::regprocedure), 0)::int as n",
+          );
+          return { key: rows[0]!.key, mappings: calls[0]!.n };
+        };
+
+        expect(await mapped('JOSÉ@Example.COM')).to.deep.equal({ key: 'josé@example.com', mappings: 0 });
+        expect(await mapped('José@BÜCHER.example')).to.deep.equal({ key: 'josé@xn--bcher-kva.example', mappings: 1 });
+      } finally {
+        await client.query('rollback');
+        client.release();
+      }
+    });
+
     it('when suppressions were stored under keys lower() made (before migration 44), then each address is left once, under its key, with its oldest reason', async () => {
       const pool = service.db.pool;
       await pool.query('alter table suppressions drop constraint suppressions_email_check');
