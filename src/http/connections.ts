@@ -15,12 +15,15 @@
 // `Expect: 100-continue`: see http/expect-continue.ts; any other expectation is refused (417) in words.
 //
 // CONNECT, which asks a proxy for a tunnel: refused (405) in words, not by a connection closed in silence.
+//
+// An answer that closes the connection while the request's body still arrives: see http/lingering-close.ts.
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 
 import { AppError } from '../domain/errors.js';
 import { continueOnRead } from './expect-continue.js';
+import { lingerOnClose } from './lingering-close.js';
 import { PROBLEM_CONTENT_TYPE, problemOf } from './problem.js';
 import { versionNotSupported } from './request-headers.js';
 
@@ -150,6 +153,7 @@ function answerClientError(error: ClientError, duplex: Duplex): void {
 /** Sets how `server` treats its connections (above). */
 export function configureConnections(server: Server): void {
   (server as Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
+  server.on('connection', lingerOnClose);
   server.on('clientError', answerClientError);
   // CONNECT (a proxy's tunnel): without this listener Node closes the connection without a word.
   server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
