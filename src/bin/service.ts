@@ -122,7 +122,12 @@ async function run(signals: StartSignals): Promise<void> {
       signalledAt = performance.now();
       firstSignal = signal;
       if (failure === undefined) {
-        log.info('shutting down; a second signal exits at once', { component: 'main', signal, deadlineMs });
+        // Not "a second signal exits at once": a fast second Ctrl-C is taken for npm's relay (above).
+        log.info(`shutting down; a second signal, ${REPEAT_WINDOW_MS / 1000} s or more after this one, exits at once`, {
+          component: 'main',
+          signal,
+          deadlineMs,
+        });
       } else {
         log.error(`${failure}: jetpost cannot run without it, and stops`, { component: 'main', deadlineMs });
       }

@@ -1,6 +1,7 @@
 // The server's stop (SIGTERM) while request bodies are still arriving. Such a body kept the stop
 // waiting for SHUTDOWN_TIMEOUT_MS (25 s by default), then its connection was cut without an answer.
-// Each is now refused at once (503, Connection: close: the rest of it is not read), and so is a body
+// Each is now refused at once (503, Connection: close: the rest of it is only read off for a moment,
+// so that a client still sending reads the answer: http/lingering-close.ts), and so is a body
 // that begins to be read after the stop began; nothing of either was stored, and its client sends
 // it again (to another replica, or once this one is back). A request whose body has come whole is
 // not concerned: it is answered as ever. The readers that take part: http/body-pace.ts (every body

@@ -20,12 +20,15 @@
 // ones fit in the 16 KB a head may take, so a second Idempotency-Key or a `Transfer-Encoding: gzip,
 // chunked` put after them went unseen by http/request-headers.ts. Every header is kept: the 16 KB
 // bound their number.
+//
+// An answer that closes the connection while the request's body still arrives: see http/lingering-close.ts.
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 
 import { AppError } from '../domain/errors.js';
 import { continueOnRead } from './expect-continue.js';
+import { lingerOnClose } from './lingering-close.js';
 import { PROBLEM_CONTENT_TYPE, problemOf } from './problem.js';
 import { versionNotSupported } from './request-headers.js';
 
@@ -156,6 +159,7 @@ function answerClientError(error: ClientError, duplex: Duplex): void {
 export function configureConnections(server: Server): void {
   (server as Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
   server.maxHeadersCount = 0;
+  server.on('connection', lingerOnClose);
   server.on('clientError', answerClientError);
   // CONNECT (a proxy's tunnel): without this listener Node closes the connection without a word.
   server.on('connect', (_req: IncomingMessage, socket: Duplex) => {

@@ -2,13 +2,20 @@
 // it to its child only; when that child was `sh -c "tsx …"`, the shell (dash) died of it without
 // passing it on, npm exited, and jetpost ran on orphaned without a "shutting down" line. The start
 // script now execs node, so npm's child is jetpost itself.
+//
+// Scenario 9b: `nohup npm start &`, then the terminal closed: the shell sends SIGHUP to the job's
+// process group. nohup's "ignore SIGHUP" does not reach jetpost (Node sets every signal back to its
+// default when it starts, npm's and jetpost's alike): npm dies of it at once, and jetpost, on its own,
+// stops as on SIGTERM: calls in flight recorded, the rest back in the queue, its PostgreSQL stopped.
 import fs from 'node:fs/promises';
 
 import { expect } from 'chai';
 
 import { serveNodeFlags } from '../../scripts/serve-flags.js';
+import { messageTo } from '../factories.js';
 import { recordFigures, reportFiguresAfterRun } from '../support/faults/figures.js';
 import { useFaultHarness } from '../support/faults/harness.js';
+import { countStatus, queueMessages, statusCounts } from '../support/faults/jobs.js';
 import { seconds, waitForExit, waitUntil } from '../support/faults/wait.js';
 
 reportFiguresAfterRun();
@@ -66,6 +73,54 @@ describe('faults: signals to npm start', function () {
     expect(said, 'jetpost logged "shutting down"').to.equal(true);
     expect(left, 'processes left in the group of npm start').to.equal(0);
     expect(healthz).to.equal('refused');
+  });
+  it('when the terminal of `nohup npm start &` closes (SIGHUP to its process group) with calls in flight, then npm dies at once, and jetpost finishes them, stops its PostgreSQL and says every part finished', async () => {
+    const started = Date.now();
+    const data = await harness.dataDir();
+    const port = await harness.port();
+    const simulator = await harness.simulator(port);
+    simulator.faults.set({ latencyMs: 2_000 });
+    const env = { ...data.env, LOG_LEVEL: 'info', WORKER_CONCURRENCY: '2', BATCH_SIZE: '5', SHUTDOWN_TIMEOUT_MS: '20000', LEASE_MS: '120000' };
+    const npm = await harness.jetpost({ name: 'nohup-npm-start', port, databaseUrl: undefined, simulator, env, viaNpmStart: true, ownProcessGroup: true });
+    const pool = await data.connect();
+    const { key } = await harness.app(pool);
+    await queueMessages(
+      npm.url,
+      key,
+      Array.from({ length: 40 }, (_, index) => messageTo(`noevents-${index}@example.com`)),
+    );
+    await waitUntil('calls in flight', async () => simulator.sendCallLog().length > 0 && (await countStatus(pool, 'processing')) > 0, {
+      timeoutMs: 60_000,
+      intervalMs: 10,
+      watch: [npm],
+    });
+    const callsAtSignal = simulator.sendCallLog().length;
+    await pool.end();
+
+    npm.signalGroup('SIGHUP');
+    const npmExit = await waitForExit(npm, 60_000);
+    await waitUntil('the process group to be empty', () => !groupAlive(npm.pid), { timeoutMs: 60_000 });
+    const last =
+      npm
+        .output()
+        .filter((line) => line.includes('"message":"'))
+        .at(-1) ?? '';
+    const postgresAfter = await data.postgresRunning();
+    await data.startPostgres();
+    const after = await statusCounts(await data.connect());
+
+    recordFigures(
+      '9b SIGHUP to the process group of nohup npm start, calls in flight',
+      `npm exit ${npmExit.signal ?? npmExit.code}`,
+      `calls at the signal ${callsAtSignal}, jobs after ${JSON.stringify(after)}`,
+      `PostgreSQL left running ${postgresAfter ? 'yes' : 'no'}`,
+      seconds(started),
+    );
+    expect(npmExit, 'npm, whose SIGHUP nohup cannot keep ignored').to.deep.equal({ code: null, signal: 'SIGHUP' });
+    expect(last, 'the last line of jetpost').to.match(/"message":"jetpost stopped: every part finished its work".*"signal":"SIGHUP"/);
+    expect(postgresAfter, 'PostgreSQL still running after jetpost exited').to.equal(false);
+    expect(after['processing'] ?? 0, 'jobs left processing').to.equal(0);
+    expect((after['accepted'] ?? 0) + (after['queued'] ?? 0), JSON.stringify(after)).to.equal(40);
   });
   it('when the harness starts jetpost itself (not through npm), then it runs with npm start’s Node flags', async () => {
     const db = await harness.database();

@@ -1,7 +1,8 @@
 // A stop while requests are in flight. A request whose body has come whole is answered, and then its
 // connection is closed at once; a body still arriving (or a callback still waiting for room to be
 // read) is answered 503 at once, its connection closed, nothing of it stored. Either way the stop
-// does not wait out SHUTDOWN_TIMEOUT_MS.
+// does not wait out SHUTDOWN_TIMEOUT_MS. A client still sending its body reads that 503: the rest it
+// sends is read off for a moment (http/lingering-close.ts), where it met a reset (EPIPE, ECONNRESET).
 import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -41,11 +42,90 @@ async function expectStopRefusal(raw: string): Promise<void> {
   expect(((await answer.json()) as { detail: string }).detail).to.match(/stopping.*nothing of it was stored/);
 }
 
+/** Whether `raw` holds an answer's head and the whole body its Content-Length states. */
+function answerWhole(raw: Buffer): boolean {
+  const end = raw.indexOf('\r\n\r\n');
+  const length = /\r\ncontent-length: *(\d+)/i.exec(raw.subarray(0, Math.max(end, 0)).toString('latin1'));
+  return end >= 0 && length !== null && raw.length >= end + 4 + Number(length[1]);
+}
+
+interface Upload {
+  socket: net.Socket;
+  /** Resolves once `bytes` of the body have been written. */
+  wrote(bytes: number): Promise<void>;
+  /** What the client read, the errors its socket met, and whether the server ended the connection (FIN) rather than reset it. */
+  closed: Promise<{ answer: Buffer; errors: string[]; endedByServer: boolean }>;
+}
+
+/**
+ * POST /queue of a 10 MB body, sent as a client of such bodies sends it: a piece every few
+ * milliseconds, reading whatever comes back meanwhile. Once the answer is whole, `afterAnswer`:
+ * 'stop' sends a few pieces more (the client has not looked yet) and then ends its side, as curl
+ * does; 'flood' sends on as fast as the connection takes, without end, as a hostile client.
+ */
+function upload(started: TestService, afterAnswer: 'stop' | 'flood'): Upload {
+  const port = Number(new URL(started.url).port);
+  // Its side kept open when the server ends its own: a client may go on sending then.
+  const socket = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+  sockets.push(socket);
+  const piece = Buffer.alloc(16 * 1024, ' ');
+  const chunks: Buffer[] = [];
+  const errors: string[] = [];
+  let written = 0;
+  let endedByServer = false;
+  let waiting: { bytes: number; resolve: () => void } | undefined;
+  socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+  socket.on('error', (error: NodeJS.ErrnoException) => errors.push(error.code ?? error.message));
+  socket.on('end', () => (endedByServer = true));
+  const write = (data: Buffer) =>
+    new Promise<void>((resolve) => {
+      written += data.length;
+      socket.write(data, () => resolve());
+    });
+  const send = async () => {
+    await write(
+      Buffer.from(
+        `POST /queue HTTP/1.1\r\nHost: jetpost.test\r\nAuthorization: Bearer ${started.apiKey}\r\nContent-Type: application/json\r\n` +
+          `Content-Length: ${10 * 1024 * 1024}\r\n\r\n{"text":"`,
+      ),
+    );
+    while (!answerWhole(Buffer.concat(chunks)) && !socket.destroyed) {
+      await write(piece);
+      if (waiting && written >= waiting.bytes) {
+        waiting.resolve();
+      }
+      await sleep(5);
+    }
+    if (afterAnswer === 'stop') {
+      for (let more = 0; more < 4 && !socket.destroyed; more += 1) {
+        await write(piece);
+      }
+      socket.end();
+      return;
+    }
+    while (!socket.destroyed) {
+      if (!socket.write(piece)) {
+        await new Promise((resolve) => socket.once('drain', resolve).once('close', resolve));
+      }
+    }
+  };
+  const closed = new Promise<{ answer: Buffer; errors: string[]; endedByServer: boolean }>((resolve) =>
+    socket.once('close', () => resolve({ answer: Buffer.concat(chunks), errors, endedByServer })),
+  );
+  void send();
+  return {
+    socket,
+    wrote: (bytes) => new Promise<void>((resolve) => (written >= bytes ? resolve() : (waiting = { bytes, resolve }))),
+    closed,
+  };
+}
+
+let sockets: net.Socket[] = [];
+
 describe('HTTP: a stop with requests in flight', function () {
   // The races below give the stop half of SHUTDOWN_TIMEOUT_MS at a time.
   this.timeout(2 * SHUTDOWN_TIMEOUT_MS);
   let service: TestService | undefined;
-  let sockets: net.Socket[] = [];
   let stopping: Promise<unknown> | undefined;
   let locker: PoolClient | undefined;
 
@@ -121,6 +201,37 @@ describe('HTTP: a stop with requests in flight', function () {
     const answer = Buffer.concat(chunks).toString('utf8');
     await expectStopRefusal(answer.slice(answer.indexOf('\r\n\r\n') + 4));
     expect(await withinHalfTheGrace(stopped)).to.equal('stopped');
+    const { rows } = await started.db.pool.query<{ n: number }>('select count(*)::int as n from email_send_jobs');
+    expect(rows[0]!.n).to.equal(0);
+  });
+
+  it('when the stop begins while a client is still sending a large body, then the client reads the 503 problem+json (Connection: close) as it sends, the connection ends without a reset, nothing is stored, and every part of the stop finishes', async () => {
+    const started = await startTestService({ env: { ...STALLING, WORKER_CONCURRENCY: '0', SHUTDOWN_TIMEOUT_MS: String(SHUTDOWN_TIMEOUT_MS) } });
+    service = started;
+    const client = upload(started, 'stop');
+    await client.wrote(256 * 1024);
+
+    stopping = started.jetpost.stop();
+    const { answer, errors, endedByServer } = await client.closed;
+
+    await expectStopRefusal(answer.toString('utf8'));
+    expect({ errors, endedByServer }).to.deep.equal({ errors: [], endedByServer: true });
+    expect(await stopping).to.deep.equal({ leftBehind: [] });
+    const { rows } = await started.db.pool.query<{ n: number }>('select count(*)::int as n from email_send_jobs');
+    expect(rows[0]!.n).to.equal(0);
+  });
+
+  it('when a client goes on sending its body without end after the 503 of a stop, then the stop does not wait for it, and every part of it finishes', async () => {
+    const started = await startTestService({ env: { ...STALLING, WORKER_CONCURRENCY: '0', SHUTDOWN_TIMEOUT_MS: String(SHUTDOWN_TIMEOUT_MS) } });
+    service = started;
+    const client = upload(started, 'flood');
+    await client.wrote(256 * 1024);
+
+    stopping = started.jetpost.stop();
+
+    expect(await withinHalfTheGrace(stopping)).to.deep.equal({ leftBehind: [] });
+    const { answer } = await client.closed;
+    await expectStopRefusal(answer.toString('utf8'));
     const { rows } = await started.db.pool.query<{ n: number }>('select count(*)::int as n from email_send_jobs');
     expect(rows[0]!.n).to.equal(0);
   });

@@ -2,7 +2,7 @@ import { Writable } from 'node:stream';
 
 import { expect } from 'chai';
 
-import { createLogger, redactText, resolveLogFormat } from '../../src/log.js';
+import { boundedOutput, createLogger, redactText, resolveLogFormat } from '../../src/log.js';
 import { capturingLogger } from '../support/log.js';
 
 const JETPOST_KEY = `jp_abcdefghijkl_${'A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8S9t0-_x'}`;
@@ -207,5 +207,45 @@ describe('readable log lines (LOG_FORMAT=pretty)', () => {
     expect(text).not.to.match(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/);
     expect(text).to.include('bad input \\u001b]0;owned\\u0007');
     expect(text).to.include('\\u009b1A');
+  });
+});
+
+describe('boundedOutput (stdout whose reader stopped reading)', () => {
+  it('when the output stops taking lines, then at most the bound waits in it, the rest is dropped and counted, and the count is told once it takes lines again', async () => {
+    const taken: string[] = [];
+    let stuck = true;
+    const held: Array<() => void> = [];
+    // A pipe whose reader stopped: nothing written is taken until it reads again.
+    const out = new Writable({
+      highWaterMark: 1024,
+      write(chunk: Buffer, _encoding, callback) {
+        taken.push(chunk.toString('utf8'));
+        if (stuck) {
+          held.push(callback);
+        } else {
+          callback();
+        }
+      },
+    });
+    const drops: number[] = [];
+    const log = createLogger({ level: 'info', stream: boundedOutput(out, 4096, (lines) => drops.push(lines)) });
+    for (let line = 0; line < 1000; line += 1) {
+      log.info('a request', { line });
+    }
+    await new Promise((resolve) => setImmediate(resolve));
+    const waitingWhileStuck = out.writableLength;
+
+    stuck = false;
+    held.splice(0).forEach((callback) => callback());
+    log.info('read again');
+    await new Promise((resolve) => setImmediate(resolve));
+    await new Promise((resolve) => setImmediate(resolve));
+
+    expect(waitingWhileStuck)
+      .to.be.above(4096)
+      .and.below(4096 + 1024);
+    expect(drops).to.have.length(1);
+    expect(drops[0]! + taken.length - 1).to.equal(1000);
+    expect(taken.at(-1)).to.contain('read again');
   });
 });
