@@ -124,6 +124,10 @@ export function createMailjetClient({ apiKey, apiSecret, baseUrl = MAILJET_DEFAU
 
 type MailjetRest = InstanceType<typeof MailjetModule.default>;
 
+// node-mailjet 6 is CommonJS whose module.exports is the class itself (no `default`); TypeScript's
+// NodeNext view of its declarations gets that wrong, so it is loaded with require (cached by Node).
+const require = createRequire(import.meta.url);
+
 /**
  * node-mailjet for the REST look-ups and callback registrations, loaded at the first of them: with
  * axios and its dependencies it holds about 18 MiB, which a process that only sends never needs.
@@ -131,9 +135,7 @@ type MailjetRest = InstanceType<typeof MailjetModule.default>;
 function restClient(url: URL, { apiKey, apiSecret, timeoutMs }: Omit<MailjetClientOptions, 'baseUrl'>): () => MailjetRest {
   let client: MailjetRest | undefined;
   return () => {
-    // node-mailjet 6 is CommonJS whose module.exports is the class itself (no `default`); TypeScript's
-    // NodeNext view of its declarations gets that wrong, so it is loaded with require (once: cached).
-    const Mailjet = createRequire(import.meta.url)('node-mailjet') as typeof MailjetModule.default;
+    const Mailjet = require('node-mailjet') as typeof MailjetModule.default;
     // node-mailjet builds URLs as `https://` + host; the protocol is a static of its Request class, so a
     // plain-HTTP base (the simulator) switches it for the process. One process talks to one Mailjet.
     (Mailjet.Request as unknown as { protocol: string }).protocol = url.protocol === 'http:' ? 'http://' : 'https://';
