@@ -493,8 +493,17 @@ export class ConfigError extends Error {
 /** A whole value in quotes, as `docker run --env-file` and systemd's EnvironmentFile pass `KEY="value"` on. */
 const QUOTED = /^(["'])[^]*\1$/;
 
-/** The environment's variables that `schema` reads, parsed by it; a ConfigError naming each bad one. */
-function parseEnv<S extends z.ZodObject>(schema: S, env: Env): z.infer<S> {
+interface ParsedEnv<T> {
+  /** The settings, each bad one left at its default (or unset), so the checks between them still run. */
+  data: T;
+  /** A line for each bad variable. */
+  problems: string[];
+  /** The variables those lines name. */
+  refused: ReadonlySet<string>;
+}
+
+/** The environment's variables that `schema` reads, parsed by it, with a line for each bad one. */
+function parseEnv<S extends z.ZodObject>(schema: S, env: Env): ParsedEnv<z.infer<S>> {
   // An empty variable means "not set": `PORT=` must give the default, not 0. Spaces and a carriage
   // return around a value (an env file saved with CRLF line ends) are not part of it: kept, they
   // would put DATA_DIR beside the volume meant for it, or make `production` an unknown NODE_ENV.
@@ -505,21 +514,38 @@ function parseEnv<S extends z.ZodObject>(schema: S, env: Env): z.infer<S> {
   // them, with nothing said at start; no setting of jetpost's is written in quotes. Not shown: it may be a secret.
   const quoted = Object.keys(schema.shape).filter((name) => QUOTED.test(present[name] ?? ''));
   const parsed = schema.safeParse(present);
-  if (quoted.length > 0 || !parsed.success) {
-    const lines = [
-      ...quoted.map(
-        (name) => `  ${name}: its value is in quotes, which are taken as part of it: remove them (an env file given to docker run --env-file keeps them)`,
-      ),
-      ...(parsed.error?.issues ?? []).filter((issue) => !quoted.includes(String(issue.path[0]))).map((issue) => `  ${issue.path.join('.')}: ${issue.message}`),
-    ];
-    throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
+  const issues = (parsed.error?.issues ?? []).filter((issue) => !quoted.includes(String(issue.path[0])));
+  const problems = [
+    ...quoted.map(
+      (name) => `  ${name}: its value is in quotes, which are taken as part of it: remove them (an env file given to docker run --env-file keeps them)`,
+    ),
+    ...issues.map((issue) => `  ${issue.path.join('.')}: ${issue.message}`),
+  ];
+  const refused = new Set([...quoted, ...issues.map((issue) => String(issue.path[0]))]);
+  if (parsed.success && refused.size === 0) {
+    return { data: parsed.data, problems, refused };
   }
-  return parsed.data;
+  // Every variable is parsed on its own, so without the bad ones the rest parses.
+  const rest = schema.safeParse(Object.fromEntries(Object.entries(present).filter(([name]) => !refused.has(name))));
+  if (!rest.success) {
+    throw refusal(problems);
+  }
+  return { data: rest.data, problems, refused };
+}
+
+function refusal(problems: readonly string[]): ConfigError {
+  return new ConfigError(`invalid configuration:\n${problems.join('\n')}`);
+}
+
+/** A problem line of loadConfig's checks between settings names its variables first ("  A and B: …"). */
+function namedVariables(problem: string): string[] {
+  return /^ {2}([A-Z_]+(?: and [A-Z_]+)*):/.exec(problem)?.[1]?.split(' and ') ?? [];
 }
 
 /** Parses the environment; throws a ConfigError naming every bad variable. */
+/** Parses the environment; throws a ConfigError naming every bad variable. */
 export function loadConfig(env: Env = process.env): Config {
-  const e = parseEnv(envSchema, env);
+  const { data: e, problems: refusals, refused } = parseEnv(envSchema, env);
   const problems: string[] = [];
   if (Boolean(e.MAILJET_API_KEY) !== Boolean(e.MAILJET_API_SECRET)) {
     problems.push('  MAILJET_API_KEY and MAILJET_API_SECRET: set both or neither');
@@ -531,7 +557,9 @@ export function loadConfig(env: Env = process.env): Config {
     problems.push("  EVENTS_USERNAME: must not contain ':' (basic credentials end the user name at the first colon, so every callback would be refused)");
   }
   const credentials = e.MAILJET_API_KEY && e.MAILJET_API_SECRET ? { apiKey: e.MAILJET_API_KEY, apiSecret: e.MAILJET_API_SECRET } : undefined;
-  const devMode = e.DEV_MODE ?? credentials === undefined;
+  // Never dev mode in production, even while its Mailjet keys are missing: a start refused for them
+  // must also name the callback credentials production needs, not refuse them at the next start.
+  const devMode = e.DEV_MODE ?? (credentials === undefined && e.NODE_ENV !== 'production');
   if (e.NODE_ENV === 'production' && credentials === undefined) {
     problems.push('  MAILJET_API_KEY and MAILJET_API_SECRET: required when NODE_ENV=production (without them mail only reaches the simulator)');
   }
@@ -566,8 +594,11 @@ export function loadConfig(env: Env = process.env): Config {
   }
   problems.push(...portClashes(e, credentials === undefined && !e.MAILJET_BASE_URL));
   const eventsBody = eventsBodySizes(e.EVENTS_BODY_LIMIT, e.EVENTS_BODY_BUDGET, problems);
-  if (problems.length > 0) {
-    throw new ConfigError(`invalid configuration:\n${problems.join('\n')}`);
+  // One refusal names every problem. A check between settings that involves a refused variable ran
+  // on its default: its line would only repeat, or contradict, the refusal.
+  const all = [...refusals, ...problems.filter((problem) => !namedVariables(problem).some((name) => refused.has(name)))];
+  if (all.length > 0) {
+    throw refusal(all);
   }
   return Object.freeze({
     env: e.NODE_ENV,
@@ -658,8 +689,11 @@ export function loadConfig(env: Env = process.env): Config {
  * service without failing on a setting it does not use.
  */
 export function loadListenAddress(env: Env = process.env): { port: number; host: string } {
-  const { PORT, HOST } = parseEnv(envSchema.pick({ PORT: true, HOST: true }), env);
-  return { port: PORT, host: HOST };
+  const { data, problems } = parseEnv(envSchema.pick({ PORT: true, HOST: true }), env);
+  if (problems.length > 0) {
+    throw refusal(problems);
+  }
+  return { port: data.PORT, host: data.HOST };
 }
 
 const HOUR_MS = 3_600_000;

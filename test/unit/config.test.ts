@@ -227,6 +227,34 @@ describe('loadConfig', () => {
     expect(message).to.include('PORT').and.to.include('LOG_LEVEL');
   });
 
+  it('when NODE_ENV=production misses several settings, then the first refusal names every one of them, not one batch per start', () => {
+    const { message } = configError({ NODE_ENV: 'production' });
+
+    expect(message).to.include('MAILJET_API_KEY and MAILJET_API_SECRET: required').and.to.include('DATABASE_URL: required');
+    expect(message, 'the callback credentials come in the same refusal').to.include('EVENTS_USERNAME and EVENTS_PASSWORD: required');
+  });
+
+  it('when a value is invalid and others are missing or weak, then the refusal names them all, and nothing the invalid value would only seem to cause', () => {
+    const lines = configError({
+      NODE_ENV: 'production',
+      PORT: 'abc',
+      SIMULATOR_PORT: '3000',
+      ADMIN_API_KEY: 'letmein',
+      EVENTS_PASSWORD: '"callback-secret-4f9c"',
+    })
+      .message.split('\n')
+      .map((line) => line.split(':')[0]!.trim());
+
+    expect(lines).to.have.members([
+      'invalid configuration',
+      'PORT',
+      'EVENTS_PASSWORD',
+      'MAILJET_API_KEY and MAILJET_API_SECRET',
+      'ADMIN_API_KEY',
+      'DATABASE_URL',
+    ]);
+  });
+
   it('when the Mailjet key is set without its secret (or the reverse), then it fails naming both', () => {
     expect(configError({ MAILJET_API_KEY: 'mj-key', ...EVENTS }).message).to.include('MAILJET_API_SECRET');
     expect(configError({ MAILJET_API_SECRET: 'mj-secret', ...EVENTS }).message).to.include('MAILJET_API_KEY');
