@@ -193,6 +193,8 @@ const envSchema = z.object({
     .superRefine((list, context) => targetListProblems(list).forEach((message) => context.addIssue({ code: 'custom', message })))
     .default(''),
   ADMIN_API_KEY: optionalText,
+  // The key ADMIN_API_KEY replaces, still taken during a rotation (docs/deployment.md).
+  ADMIN_API_KEY_PREVIOUS: optionalText,
 
   EVENTS_USERNAME: optionalText,
   EVENTS_PASSWORD: optionalText,
@@ -374,6 +376,8 @@ export interface Config {
   };
   /** Bearer key of the admin API; the admin routes are off without it. */
   readonly adminApiKey: string | undefined;
+  /** The admin key it replaces, taken too until the rotation ends (only with adminApiKey). */
+  readonly adminApiKeyPrevious: string | undefined;
   readonly retry: {
     readonly maxAttempts: number;
     readonly baseMs: number;
@@ -415,6 +419,29 @@ export interface Config {
     readonly intervalMs: number;
     readonly batchSize: number;
   };
+}
+
+/**
+ * The previous admin key is the other half of a rotation: alone it would open the admin API with a
+ * key being retired, and equal to ADMIN_API_KEY the rotation is not one (an env file edited in the
+ * wrong line). A bearer key is one word: one with a space or a line break inside (two keys pasted
+ * from a file) could never be presented. Values are never shown: they are secrets.
+ */
+function previousAdminKeyProblems(e: z.infer<typeof envSchema>): string[] {
+  const previous = e.ADMIN_API_KEY_PREVIOUS;
+  if (previous === undefined) {
+    return [];
+  }
+  if (e.ADMIN_API_KEY === undefined) {
+    return ['  ADMIN_API_KEY_PREVIOUS: only with ADMIN_API_KEY (it is the key ADMIN_API_KEY replaces, taken too while a rotation lasts)'];
+  }
+  if (previous === e.ADMIN_API_KEY) {
+    return ['  ADMIN_API_KEY_PREVIOUS: the same as ADMIN_API_KEY: set ADMIN_API_KEY to the new key, this one to the key it replaces, or unset it'];
+  }
+  if (/\s/.test(previous)) {
+    return ['  ADMIN_API_KEY_PREVIOUS: holds a space or a line break: one key only, which a bearer header could carry'];
+  }
+  return [];
 }
 
 /**
@@ -568,6 +595,7 @@ export function loadConfig(env: Env = process.env): Config {
   }
   for (const [variable, value, rule] of [
     ['ADMIN_API_KEY', e.ADMIN_API_KEY, ADMIN_KEY_RULE],
+    ['ADMIN_API_KEY_PREVIOUS', e.ADMIN_API_KEY_PREVIOUS, ADMIN_KEY_RULE],
     ['EVENTS_PASSWORD', e.EVENTS_PASSWORD, EVENTS_PASSWORD_RULE],
   ] as const) {
     const weakness = value === undefined ? undefined : secretWeakness(value, rule);
@@ -575,6 +603,7 @@ export function loadConfig(env: Env = process.env): Config {
       problems.push(`  ${variable}: ${weakness}`);
     }
   }
+  problems.push(...previousAdminKeyProblems(e));
   problems.push(...databaseProblems(e));
   if (e.DATABASE_BULK_STATEMENT_TIMEOUT_MS < e.DATABASE_STATEMENT_TIMEOUT_MS) {
     problems.push('  DATABASE_BULK_STATEMENT_TIMEOUT_MS: must not be shorter than DATABASE_STATEMENT_TIMEOUT_MS');
@@ -640,6 +669,7 @@ export function loadConfig(env: Env = process.env): Config {
       shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     },
     adminApiKey: e.ADMIN_API_KEY,
+    adminApiKeyPrevious: e.ADMIN_API_KEY_PREVIOUS,
     webhooks: {
       timeoutMs: e.WEBHOOK_TIMEOUT_MS,
       retryBaseMs: e.WEBHOOK_RETRY_BASE_MS,

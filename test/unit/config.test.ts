@@ -322,6 +322,36 @@ describe('loadConfig', () => {
     expect(loadConfig({ NODE_ENV: 'production', ...DATABASE, ...MAILJET, ...EVENTS, ADMIN_API_KEY: key }).adminApiKey).to.equal(key);
   });
 
+  it('when ADMIN_API_KEY_PREVIOUS is set beside ADMIN_API_KEY (a rotation), then both are kept, the previous one read without the line end of the file it came from', () => {
+    const key = 'dGhpcyBpcyBhIHJhbmRvbSBrZXk-7Qx_Zp';
+    const previous = 'b2xkIGtleSBvZiB0aGUgYWRtaW4gQVBJ-3Rt';
+    const config = loadConfig({ ...DATABASE, ...MAILJET, ...EVENTS, ADMIN_API_KEY: key, ADMIN_API_KEY_PREVIOUS: `${previous}\n` });
+
+    expect(config.adminApiKey).to.equal(key);
+    expect(config.adminApiKeyPrevious).to.equal(previous);
+    expect(
+      loadConfig({ ...DATABASE, ...MAILJET, ...EVENTS, ADMIN_API_KEY: key, ADMIN_API_KEY_PREVIOUS: ' \r\n' }).adminApiKeyPrevious,
+      'blank is unset',
+    ).to.equal(undefined);
+  });
+
+  it('when ADMIN_API_KEY_PREVIOUS is weak, the same as ADMIN_API_KEY (line end aside), set alone, or two keys in one, then it fails naming it, its value not shown', () => {
+    const key = 'dGhpcyBpcyBhIHJhbmRvbSBrZXk-7Qx_Zp';
+    const previous = 'b2xkIGtleSBvZiB0aGUgYWRtaW4gQVBJ-3Rt';
+    const cases: Array<[Record<string, string>, string]> = [
+      [{ ADMIN_API_KEY: key, ADMIN_API_KEY_PREVIOUS: 'letmein' }, 'ADMIN_API_KEY_PREVIOUS: at least 24 characters'],
+      [{ ADMIN_API_KEY: key, ADMIN_API_KEY_PREVIOUS: 'adminadminadminadminadmin' }, 'ADMIN_API_KEY_PREVIOUS: too repetitive'],
+      [{ ADMIN_API_KEY: key, ADMIN_API_KEY_PREVIOUS: `${key}\r\n` }, 'ADMIN_API_KEY_PREVIOUS: the same as ADMIN_API_KEY'],
+      [{ ADMIN_API_KEY_PREVIOUS: previous }, 'ADMIN_API_KEY_PREVIOUS: only with ADMIN_API_KEY'],
+      [{ ADMIN_API_KEY: key, ADMIN_API_KEY_PREVIOUS: `${previous}\n${key}` }, 'ADMIN_API_KEY_PREVIOUS: holds a space or a line break'],
+    ];
+    for (const [env, expected] of cases) {
+      const { message } = configError({ ...DATABASE, ...MAILJET, ...EVENTS, ...env });
+      expect(message, expected).to.include(expected);
+      expect(message).to.not.include(key).and.not.include(previous).and.not.include('letmein').and.not.include('adminadmin');
+    }
+  });
+
   it('when secrets are weak, then the error does not repeat them', () => {
     const { message } = configError({ ...MAILJET, EVENTS_USERNAME: 'mailjet', EVENTS_PASSWORD: 'hunter2', ADMIN_API_KEY: 'letmein' });
 
