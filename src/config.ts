@@ -193,6 +193,8 @@ const envSchema = z.object({
     .superRefine((list, context) => targetListProblems(list).forEach((message) => context.addIssue({ code: 'custom', message })))
     .default(''),
   ADMIN_API_KEY: optionalText,
+  // The key ADMIN_API_KEY replaces, still taken during a rotation (docs/deployment.md).
+  ADMIN_API_KEY_PREVIOUS: optionalText,
 
   EVENTS_USERNAME: optionalText,
   EVENTS_PASSWORD: optionalText,
@@ -374,6 +376,8 @@ export interface Config {
   };
   /** Bearer key of the admin API; the admin routes are off without it. */
   readonly adminApiKey: string | undefined;
+  /** The admin key it replaces, taken too until the rotation ends (only with adminApiKey). */
+  readonly adminApiKeyPrevious: string | undefined;
   readonly retry: {
     readonly maxAttempts: number;
     readonly baseMs: number;
@@ -415,6 +419,29 @@ export interface Config {
     readonly intervalMs: number;
     readonly batchSize: number;
   };
+}
+
+/**
+ * The previous admin key is the other half of a rotation: alone it would open the admin API with a
+ * key being retired, and equal to ADMIN_API_KEY the rotation is not one (an env file edited in the
+ * wrong line). A bearer key is one word: one with a space or a line break inside (two keys pasted
+ * from a file) could never be presented. Values are never shown: they are secrets.
+ */
+function previousAdminKeyProblems(e: z.infer<typeof envSchema>): string[] {
+  const previous = e.ADMIN_API_KEY_PREVIOUS;
+  if (previous === undefined) {
+    return [];
+  }
+  if (e.ADMIN_API_KEY === undefined) {
+    return ['  ADMIN_API_KEY_PREVIOUS: only with ADMIN_API_KEY (it is the key ADMIN_API_KEY replaces, taken too while a rotation lasts)'];
+  }
+  if (previous === e.ADMIN_API_KEY) {
+    return ['  ADMIN_API_KEY_PREVIOUS: the same as ADMIN_API_KEY: set ADMIN_API_KEY to the new key, this one to the key it replaces, or unset it'];
+  }
+  if (/\s/.test(previous)) {
+    return ['  ADMIN_API_KEY_PREVIOUS: holds a space or a line break: one key only, which a bearer header could carry'];
+  }
+  return [];
 }
 
 /**
@@ -493,8 +520,17 @@ export class ConfigError extends Error {
 /** A whole value in quotes, as `docker run --env-file` and systemd's EnvironmentFile pass `KEY="value"` on. */
 const QUOTED = /^(["'])[^]*\1$/;
 
-/** The environment's variables that `schema` reads, parsed by it; a ConfigError naming each bad one. */
-function parseEnv<S extends z.ZodObject>(schema: S, env: Env): z.infer<S> {
+interface ParsedEnv<T> {
+  /** The settings, each bad one left at its default (or unset), so the checks between them still run. */
+  data: T;
+  /** A line for each bad variable. */
+  problems: string[];
+  /** The variables those lines name. */
+  refused: ReadonlySet<string>;
+}
+
+/** The environment's variables that `schema` reads, parsed by it, with a line for each bad one. */
+function parseEnv<S extends z.ZodObject>(schema: S, env: Env): ParsedEnv<z.infer<S>> {
   // An empty variable means "not set": `PORT=` must give the default, not 0. Spaces and a carriage
   // return around a value (an env file saved with CRLF line ends) are not part of it: kept, they
   // would put DATA_DIR beside the volume meant for it, or make `production` an unknown NODE_ENV.
@@ -505,21 +541,38 @@ function parseEnv<S extends z.ZodObject>(schema: S, env: Env): z.infer<S> {
   // them, with nothing said at start; no setting of jetpost's is written in quotes. Not shown: it may be a secret.
   const quoted = Object.keys(schema.shape).filter((name) => QUOTED.test(present[name] ?? ''));
   const parsed = schema.safeParse(present);
-  if (quoted.length > 0 || !parsed.success) {
-    const lines = [
-      ...quoted.map(
-        (name) => `  ${name}: its value is in quotes, which are taken as part of it: remove them (an env file given to docker run --env-file keeps them)`,
-      ),
-      ...(parsed.error?.issues ?? []).filter((issue) => !quoted.includes(String(issue.path[0]))).map((issue) => `  ${issue.path.join('.')}: ${issue.message}`),
-    ];
-    throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
+  const issues = (parsed.error?.issues ?? []).filter((issue) => !quoted.includes(String(issue.path[0])));
+  const problems = [
+    ...quoted.map(
+      (name) => `  ${name}: its value is in quotes, which are taken as part of it: remove them (an env file given to docker run --env-file keeps them)`,
+    ),
+    ...issues.map((issue) => `  ${issue.path.join('.')}: ${issue.message}`),
+  ];
+  const refused = new Set([...quoted, ...issues.map((issue) => String(issue.path[0]))]);
+  if (parsed.success && refused.size === 0) {
+    return { data: parsed.data, problems, refused };
   }
-  return parsed.data;
+  // Every variable is parsed on its own, so without the bad ones the rest parses.
+  const rest = schema.safeParse(Object.fromEntries(Object.entries(present).filter(([name]) => !refused.has(name))));
+  if (!rest.success) {
+    throw refusal(problems);
+  }
+  return { data: rest.data, problems, refused };
+}
+
+function refusal(problems: readonly string[]): ConfigError {
+  return new ConfigError(`invalid configuration:\n${problems.join('\n')}`);
+}
+
+/** A problem line of loadConfig's checks between settings names its variables first ("  A and B: …"). */
+function namedVariables(problem: string): string[] {
+  return /^ {2}([A-Z_]+(?: and [A-Z_]+)*):/.exec(problem)?.[1]?.split(' and ') ?? [];
 }
 
 /** Parses the environment; throws a ConfigError naming every bad variable. */
+/** Parses the environment; throws a ConfigError naming every bad variable. */
 export function loadConfig(env: Env = process.env): Config {
-  const e = parseEnv(envSchema, env);
+  const { data: e, problems: refusals, refused } = parseEnv(envSchema, env);
   const problems: string[] = [];
   if (Boolean(e.MAILJET_API_KEY) !== Boolean(e.MAILJET_API_SECRET)) {
     problems.push('  MAILJET_API_KEY and MAILJET_API_SECRET: set both or neither');
@@ -531,7 +584,9 @@ export function loadConfig(env: Env = process.env): Config {
     problems.push("  EVENTS_USERNAME: must not contain ':' (basic credentials end the user name at the first colon, so every callback would be refused)");
   }
   const credentials = e.MAILJET_API_KEY && e.MAILJET_API_SECRET ? { apiKey: e.MAILJET_API_KEY, apiSecret: e.MAILJET_API_SECRET } : undefined;
-  const devMode = e.DEV_MODE ?? credentials === undefined;
+  // Never dev mode in production, even while its Mailjet keys are missing: a start refused for them
+  // must also name the callback credentials production needs, not refuse them at the next start.
+  const devMode = e.DEV_MODE ?? (credentials === undefined && e.NODE_ENV !== 'production');
   if (e.NODE_ENV === 'production' && credentials === undefined) {
     problems.push('  MAILJET_API_KEY and MAILJET_API_SECRET: required when NODE_ENV=production (without them mail only reaches the simulator)');
   }
@@ -540,6 +595,7 @@ export function loadConfig(env: Env = process.env): Config {
   }
   for (const [variable, value, rule] of [
     ['ADMIN_API_KEY', e.ADMIN_API_KEY, ADMIN_KEY_RULE],
+    ['ADMIN_API_KEY_PREVIOUS', e.ADMIN_API_KEY_PREVIOUS, ADMIN_KEY_RULE],
     ['EVENTS_PASSWORD', e.EVENTS_PASSWORD, EVENTS_PASSWORD_RULE],
   ] as const) {
     const weakness = value === undefined ? undefined : secretWeakness(value, rule);
@@ -547,6 +603,7 @@ export function loadConfig(env: Env = process.env): Config {
       problems.push(`  ${variable}: ${weakness}`);
     }
   }
+  problems.push(...previousAdminKeyProblems(e));
   problems.push(...databaseProblems(e));
   if (e.DATABASE_BULK_STATEMENT_TIMEOUT_MS < e.DATABASE_STATEMENT_TIMEOUT_MS) {
     problems.push('  DATABASE_BULK_STATEMENT_TIMEOUT_MS: must not be shorter than DATABASE_STATEMENT_TIMEOUT_MS');
@@ -566,8 +623,11 @@ export function loadConfig(env: Env = process.env): Config {
   }
   problems.push(...portClashes(e, credentials === undefined && !e.MAILJET_BASE_URL));
   const eventsBody = eventsBodySizes(e.EVENTS_BODY_LIMIT, e.EVENTS_BODY_BUDGET, problems);
-  if (problems.length > 0) {
-    throw new ConfigError(`invalid configuration:\n${problems.join('\n')}`);
+  // One refusal names every problem. A check between settings that involves a refused variable ran
+  // on its default: its line would only repeat, or contradict, the refusal.
+  const all = [...refusals, ...problems.filter((problem) => !namedVariables(problem).some((name) => refused.has(name)))];
+  if (all.length > 0) {
+    throw refusal(all);
   }
   return Object.freeze({
     env: e.NODE_ENV,
@@ -609,6 +669,7 @@ export function loadConfig(env: Env = process.env): Config {
       shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     },
     adminApiKey: e.ADMIN_API_KEY,
+    adminApiKeyPrevious: e.ADMIN_API_KEY_PREVIOUS,
     webhooks: {
       timeoutMs: e.WEBHOOK_TIMEOUT_MS,
       retryBaseMs: e.WEBHOOK_RETRY_BASE_MS,
@@ -658,8 +719,11 @@ export function loadConfig(env: Env = process.env): Config {
  * service without failing on a setting it does not use.
  */
 export function loadListenAddress(env: Env = process.env): { port: number; host: string } {
-  const { PORT, HOST } = parseEnv(envSchema.pick({ PORT: true, HOST: true }), env);
-  return { port: PORT, host: HOST };
+  const { data, problems } = parseEnv(envSchema.pick({ PORT: true, HOST: true }), env);
+  if (problems.length > 0) {
+    throw refusal(problems);
+  }
+  return { port: data.PORT, host: data.HOST };
 }
 
 const HOUR_MS = 3_600_000;

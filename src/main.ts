@@ -295,7 +295,7 @@ async function start(config: Config, log: Logger, { signal, exitingNow }: StartO
     admin: createAdminService({ pool, channels, targetPolicy }),
     dashboard: createDashboardService(pool, throughput, config.database.schema),
     rateLimits,
-    adminKey,
+    adminKeys: [adminKey, config.adminApiKeyPrevious].filter((key) => key !== undefined),
     authenticate: (key) => authenticateApiKey(pool, key),
     authenticateSender: apiKeyCache.authenticate,
     receiveEvents: createEventsReceiver({ pool, channels, bus, log }),

@@ -41,7 +41,8 @@ export interface AppDeps extends OpsRouteDeps {
   dashboard: DashboardService;
   /** The per-app and per-caller request counters, shared by every replica. */
   rateLimits: RateLimitCounters;
-  adminKey: string | undefined;
+  /** ADMIN_API_KEY (or dev mode's), then ADMIN_API_KEY_PREVIOUS during a rotation; none: the admin API and the dashboard are off. */
+  adminKeys: readonly string[];
   authenticate: Authenticate;
   /** authenticate for POST /queue, through the key cache (services/api-key-cache.ts); default authenticate. */
   authenticateSender?: Authenticate;
@@ -277,12 +278,12 @@ export function createApp(deps: AppDeps): HttpApp {
   app.use(statusRouter(deps.jobs, requireApp));
   // One count of wrong admin keys for both doors that take the key.
   const limitWrongAdminKey = limitWrongAdminKeys(deps.limits.adminKeyFailuresPerMinute);
-  app.use(adminRouter({ admin: deps.admin, requireAdmin: requireAdminKey(deps.adminKey, limitWrongAdminKey), bodyPace: deps.limits.bodyPace }));
+  app.use(adminRouter({ admin: deps.admin, requireAdmin: requireAdminKey(deps.adminKeys, limitWrongAdminKey), bodyPace: deps.limits.bodyPace }));
   app.use(
     dashboardRouter({
       dashboard: deps.dashboard,
       admin: deps.admin,
-      adminKey: deps.adminKey,
+      adminKeys: deps.adminKeys,
       limitWrongAdminKey,
       log: deps.log,
       now: deps.now,

@@ -31,28 +31,36 @@ function digest(secret: string): Buffer {
   return createHash('sha256').update(secret).digest();
 }
 
-/** Equal-length digests, so the comparison takes the same time whatever the input. */
-export function sameSecret(given: string, expected: string): boolean {
-  return secretMatcher(expected)(given);
-}
-
-/** sameSecret against a secret fixed in advance: its digest is computed once, not per request. */
+/**
+ * Equal-length digests, so the comparison takes the same time whatever the input; the digest of the
+ * secret fixed in advance is computed once, not per request.
+ */
 export function secretMatcher(expected: string): (given: string) => boolean {
   const expectedDigest = digest(expected);
   return (given) => timingSafeEqual(digest(given), expectedDigest);
 }
 
 /**
- * The admin API: a bearer key compared in constant time; without a configured key it is off.
+ * Which of the admin keys (ADMIN_API_KEY, then ADMIN_API_KEY_PREVIOUS during a rotation) `given` is,
+ * by its index, or -1. Each is compared in constant time, and all of them every time: how long it
+ * takes tells nothing of which key matched, or whether one did.
+ */
+export function adminKeyMatcher(adminKeys: readonly string[]): (given: string) => number {
+  const matchers = adminKeys.map(secretMatcher);
+  return (given) => matchers.reduce((found, same, index) => (same(given) && found === -1 ? index : found), -1);
+}
+
+/**
+ * The admin API: a bearer key compared in constant time with each admin key; without one it is off.
  * `wrongKeys` (http/rate-limit.ts) guards first: it answers 429 once an address gave too many
  * wrong keys, before this one is compared; a wrong or missing key is counted there.
  */
-export function requireAdminKey(adminKey: string | undefined, wrongKeys: WrongAdminKeys): RequestHandler {
+export function requireAdminKey(adminKeys: readonly string[], wrongKeys: WrongAdminKeys): RequestHandler {
   const headers = { 'WWW-Authenticate': 'Bearer realm="jetpost admin"' };
-  const sameAdminKey = adminKey === undefined ? undefined : secretMatcher(adminKey);
+  const whichAdminKey = adminKeyMatcher(adminKeys);
   const check: RequestHandler = (req, _res, next) => {
     const match = /^Bearer\s+(\S+)\s*$/i.exec(req.get('authorization') ?? '');
-    if (!match || !sameAdminKey!(match[1]!)) {
+    if (!match || whichAdminKey(match[1]!) === -1) {
       wrongKeys.count(req);
       next(new UnauthorizedError('a valid admin key is required: "Authorization: Bearer <ADMIN_API_KEY>"', { headers }));
       return;
@@ -60,7 +68,7 @@ export function requireAdminKey(adminKey: string | undefined, wrongKeys: WrongAd
     next();
   };
   return (req, res, next) => {
-    if (sameAdminKey === undefined) {
+    if (adminKeys.length === 0) {
       next(new UnauthorizedError('the admin API is off: set ADMIN_API_KEY to use it', { headers }));
       return;
     }

@@ -45,6 +45,7 @@ export function sharedSettings(config: Config, effective: EffectiveSettings): Sh
     { name: 'EVENTS_USERNAME', value: effective.eventsCredentials?.username },
     { name: 'EVENTS_PASSWORD', value: effective.eventsCredentials?.password, secret: true },
     { name: 'ADMIN_API_KEY', value: effective.adminKey, secret: true },
+    { name: 'ADMIN_API_KEY_PREVIOUS', value: config.adminApiKeyPrevious, secret: true },
     { name: 'MAX_ATTEMPTS', value: retry.maxAttempts },
     { name: 'RETRY_BASE_MS', value: retry.baseMs },
     { name: 'RETRY_FACTOR', value: retry.factor },

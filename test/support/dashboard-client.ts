@@ -34,8 +34,8 @@ export function csrfOf(page: string): string {
   return match![1]!;
 }
 
-export async function dashboardClient(service: TestService): Promise<DashboardClient> {
-  const login = await logIn(service);
+export async function dashboardClient(service: TestService, key = ADMIN_KEY): Promise<DashboardClient> {
+  const login = await logIn(service, key);
   expect(login.status).to.equal(303);
   const setCookie = login.headers.get('set-cookie') ?? '';
   const cookie = setCookie.split(';')[0]!;

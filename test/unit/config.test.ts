@@ -227,6 +227,34 @@ describe('loadConfig', () => {
     expect(message).to.include('PORT').and.to.include('LOG_LEVEL');
   });
 
+  it('when NODE_ENV=production misses several settings, then the first refusal names every one of them, not one batch per start', () => {
+    const { message } = configError({ NODE_ENV: 'production' });
+
+    expect(message).to.include('MAILJET_API_KEY and MAILJET_API_SECRET: required').and.to.include('DATABASE_URL: required');
+    expect(message, 'the callback credentials come in the same refusal').to.include('EVENTS_USERNAME and EVENTS_PASSWORD: required');
+  });
+
+  it('when a value is invalid and others are missing or weak, then the refusal names them all, and nothing the invalid value would only seem to cause', () => {
+    const lines = configError({
+      NODE_ENV: 'production',
+      PORT: 'abc',
+      SIMULATOR_PORT: '3000',
+      ADMIN_API_KEY: 'letmein',
+      EVENTS_PASSWORD: '"callback-secret-4f9c"',
+    })
+      .message.split('\n')
+      .map((line) => line.split(':')[0]!.trim());
+
+    expect(lines).to.have.members([
+      'invalid configuration',
+      'PORT',
+      'EVENTS_PASSWORD',
+      'MAILJET_API_KEY and MAILJET_API_SECRET',
+      'ADMIN_API_KEY',
+      'DATABASE_URL',
+    ]);
+  });
+
   it('when the Mailjet key is set without its secret (or the reverse), then it fails naming both', () => {
     expect(configError({ MAILJET_API_KEY: 'mj-key', ...EVENTS }).message).to.include('MAILJET_API_SECRET');
     expect(configError({ MAILJET_API_SECRET: 'mj-secret', ...EVENTS }).message).to.include('MAILJET_API_KEY');
@@ -292,6 +320,36 @@ describe('loadConfig', () => {
     }
     const key = 'dGhpcyBpcyBhIHJhbmRvbSBrZXk-7Qx_Zp';
     expect(loadConfig({ NODE_ENV: 'production', ...DATABASE, ...MAILJET, ...EVENTS, ADMIN_API_KEY: key }).adminApiKey).to.equal(key);
+  });
+
+  it('when ADMIN_API_KEY_PREVIOUS is set beside ADMIN_API_KEY (a rotation), then both are kept, the previous one read without the line end of the file it came from', () => {
+    const key = 'dGhpcyBpcyBhIHJhbmRvbSBrZXk-7Qx_Zp';
+    const previous = 'b2xkIGtleSBvZiB0aGUgYWRtaW4gQVBJ-3Rt';
+    const config = loadConfig({ ...DATABASE, ...MAILJET, ...EVENTS, ADMIN_API_KEY: key, ADMIN_API_KEY_PREVIOUS: `${previous}\n` });
+
+    expect(config.adminApiKey).to.equal(key);
+    expect(config.adminApiKeyPrevious).to.equal(previous);
+    expect(
+      loadConfig({ ...DATABASE, ...MAILJET, ...EVENTS, ADMIN_API_KEY: key, ADMIN_API_KEY_PREVIOUS: ' \r\n' }).adminApiKeyPrevious,
+      'blank is unset',
+    ).to.equal(undefined);
+  });
+
+  it('when ADMIN_API_KEY_PREVIOUS is weak, the same as ADMIN_API_KEY (line end aside), set alone, or two keys in one, then it fails naming it, its value not shown', () => {
+    const key = 'dGhpcyBpcyBhIHJhbmRvbSBrZXk-7Qx_Zp';
+    const previous = 'b2xkIGtleSBvZiB0aGUgYWRtaW4gQVBJ-3Rt';
+    const cases: Array<[Record<string, string>, string]> = [
+      [{ ADMIN_API_KEY: key, ADMIN_API_KEY_PREVIOUS: 'letmein' }, 'ADMIN_API_KEY_PREVIOUS: at least 24 characters'],
+      [{ ADMIN_API_KEY: key, ADMIN_API_KEY_PREVIOUS: 'adminadminadminadminadmin' }, 'ADMIN_API_KEY_PREVIOUS: too repetitive'],
+      [{ ADMIN_API_KEY: key, ADMIN_API_KEY_PREVIOUS: `${key}\r\n` }, 'ADMIN_API_KEY_PREVIOUS: the same as ADMIN_API_KEY'],
+      [{ ADMIN_API_KEY_PREVIOUS: previous }, 'ADMIN_API_KEY_PREVIOUS: only with ADMIN_API_KEY'],
+      [{ ADMIN_API_KEY: key, ADMIN_API_KEY_PREVIOUS: `${previous}\n${key}` }, 'ADMIN_API_KEY_PREVIOUS: holds a space or a line break'],
+    ];
+    for (const [env, expected] of cases) {
+      const { message } = configError({ ...DATABASE, ...MAILJET, ...EVENTS, ...env });
+      expect(message, expected).to.include(expected);
+      expect(message).to.not.include(key).and.not.include(previous).and.not.include('letmein').and.not.include('adminadmin');
+    }
   });
 
   it('when secrets are weak, then the error does not repeat them', () => {

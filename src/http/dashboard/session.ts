@@ -4,8 +4,9 @@
 // the session's CSRF token).
 import type { Request, RequestHandler, Response } from 'express';
 
-import { csrfToken, csrfTokenMatches, type Session, sessionKey, verifySession } from '../../domain/dashboard-session.js';
+import { createSession, csrfToken, csrfTokenMatches, type Session, sessionKey, verifySession } from '../../domain/dashboard-session.js';
 import { AppError } from '../../domain/errors.js';
+import { adminKeyMatcher } from '../auth.js';
 
 export const SESSION_COOKIE = 'jetpost_dashboard';
 /** The cookie goes only with the dashboard's own requests. */
@@ -17,6 +18,8 @@ export const CSRF_FIELD = 'csrf';
 export interface DashboardVisitor {
   session: Session;
   csrf: string;
+  /** The key the session is signed with: that of the admin key it was opened with. */
+  key: Buffer;
 }
 
 /** The logged-in visitor of a page (set by `requireSession`). */
@@ -47,33 +50,45 @@ export function safeReturnPath(path: unknown): string {
   return pathname === DASHBOARD_PATH || pathname.startsWith(`${DASHBOARD_PATH}/`) ? path : DASHBOARD_PATH;
 }
 
+/**
+ * A session is signed with a key derived from the admin key it was opened with, so it lasts while
+ * that key is taken: through a rotation while it is ADMIN_API_KEY_PREVIOUS, not after.
+ */
 export class DashboardSessions {
-  private readonly key: Buffer | undefined;
+  private readonly keys: readonly Buffer[];
+  private readonly whichAdminKey: (given: string) => number;
 
   constructor(
-    adminKey: string | undefined,
+    /** ADMIN_API_KEY, then ADMIN_API_KEY_PREVIOUS during a rotation; none: the dashboard is off. */
+    adminKeys: readonly string[],
     private readonly now: () => Date,
     /** Whether a logout ended the session (on any replica): asked on every request with a valid token. */
     private readonly isEnded: (sessionId: string) => Promise<boolean>,
   ) {
-    this.key = adminKey === undefined ? undefined : sessionKey(adminKey);
+    this.keys = adminKeys.map(sessionKey);
+    this.whichAdminKey = adminKeyMatcher(adminKeys);
   }
 
   /** False when ADMIN_API_KEY is not set: nobody can log in. */
   get enabled(): boolean {
-    return this.key !== undefined;
+    return this.keys.length > 0;
+  }
+
+  /** A new session for a login with `given`, or undefined when it is none of the admin keys. */
+  open(given: string): Session | undefined {
+    const index = this.whichAdminKey(given);
+    return index === -1 ? undefined : createSession(this.keys[index]!, this.now());
   }
 
   /** The visitor a request's cookies stand for: the first that holds a valid session that no logout ended. */
   async visitor(req: Request): Promise<DashboardVisitor | undefined> {
-    if (!this.key) {
-      return undefined;
-    }
     for (const token of cookieValues(req, SESSION_COOKIE)) {
-      const session = verifySession(this.key, token, this.now());
-      // Only a token with a valid signature costs a look-up: a forged one is refused without one.
-      if (session && !(await this.isEnded(session.id))) {
-        return { session, csrf: csrfToken(this.key, session) };
+      for (const key of this.keys) {
+        const session = verifySession(key, token, this.now());
+        // Only a token with a valid signature costs a look-up: a forged one is refused without one.
+        if (session && !(await this.isEnded(session.id))) {
+          return { session, csrf: csrfToken(key, session), key };
+        }
       }
     }
     return undefined;
@@ -108,7 +123,8 @@ export class DashboardSessions {
   /** A POST of a logged-in visitor: from this origin, with the session's CSRF token. */
   readonly checkForm: RequestHandler = (req, res, next) => {
     const given: unknown = (req.body as Record<string, unknown> | undefined)?.[CSRF_FIELD];
-    if (typeof given !== 'string' || !csrfTokenMatches(this.key!, dashboardVisitor(res).session, given)) {
+    const visitor = dashboardVisitor(res);
+    if (typeof given !== 'string' || !csrfTokenMatches(visitor.key, visitor.session, given)) {
       next(
         new AppError(
           'csrf-token',

@@ -13,7 +13,6 @@ import { z } from 'zod';
 
 import type { AppWebhook } from '../../domain/app.js';
 import { searchField } from '../../domain/dashboard.js';
-import { createSession, sessionKey } from '../../domain/dashboard-session.js';
 import { AppError, NotFoundError } from '../../domain/errors.js';
 import {
   appNameSchema,
@@ -28,7 +27,6 @@ import {
 import type { Logger } from '../../log.js';
 import type { AdminService } from '../../services/admin.js';
 import type { DashboardService } from '../../services/dashboard.js';
-import { sameSecret } from '../auth.js';
 import { type BodyPace, withBodyPace } from '../body-pace.js';
 import { DASHBOARD_SCRIPT, DASHBOARD_STYLES } from '../dashboard/assets.js';
 import {
@@ -62,7 +60,8 @@ import type { WrongAdminKeys } from '../rate-limit.js';
 export interface DashboardRouteDeps {
   dashboard: DashboardService;
   admin: AdminService;
-  adminKey: string | undefined;
+  /** ADMIN_API_KEY, then ADMIN_API_KEY_PREVIOUS during a rotation. */
+  adminKeys: readonly string[];
   /** The count of wrong admin keys per address, shared with the admin API (http/rate-limit.ts). */
   limitWrongAdminKey: WrongAdminKeys;
   log: Logger;
@@ -129,9 +128,9 @@ const jobsQuery = z.strictObject({
 
 const noticeOf = (req: Request): NoticeCode | undefined => (isNoticeCode(req.query['notice']) ? req.query['notice'] : undefined);
 
-export function dashboardRouter({ dashboard, admin, adminKey, limitWrongAdminKey, log, now, bodyPace }: DashboardRouteDeps): Router {
+export function dashboardRouter({ dashboard, admin, adminKeys, limitWrongAdminKey, log, now, bodyPace }: DashboardRouteDeps): Router {
   const formBody = withBodyPace(bodyPace, readForm, FORM_LIMIT_BYTES);
-  const sessions = new DashboardSessions(adminKey, now, (id) => dashboard.isSessionEnded(id));
+  const sessions = new DashboardSessions(adminKeys, now, (id) => dashboard.isSessionEnded(id));
   const assets = loadAssets();
   const router = Router({ strict: true });
   const pages = [dashboardPolicy, noStore, sessions.requireSession];
@@ -161,13 +160,14 @@ export function dashboardRouter({ dashboard, admin, adminKey, limitWrongAdminKey
     const body = (req.body ?? {}) as Record<string, unknown>;
     const next = safeReturnPath(body['next']);
     const given = typeof body['key'] === 'string' ? body['key'] : '';
-    if (adminKey === undefined || !sameSecret(given, adminKey)) {
+    const session = sessions.open(given);
+    if (!session) {
       limitWrongAdminKey.count(req);
       log.warn('dashboard login refused', { component: 'dashboard', ip: req.ip });
       send(res, loginPage({ next, enabled: sessions.enabled, problem: sessions.enabled ? 'That is not the admin key.' : undefined }), 401);
       return;
     }
-    sessions.start(req, res, createSession(sessionKey(adminKey), now()));
+    sessions.start(req, res, session);
     log.info('dashboard login', { component: 'dashboard', ip: req.ip });
     res.redirect(303, next);
   });
