@@ -570,7 +570,6 @@ function namedVariables(problem: string): string[] {
 }
 
 /** Parses the environment; throws a ConfigError naming every bad variable. */
-/** Parses the environment; throws a ConfigError naming every bad variable. */
 export function loadConfig(env: Env = process.env): Config {
   const { data: e, problems: refusals, refused } = parseEnv(envSchema, env);
   const problems: string[] = [];
