@@ -1010,10 +1010,12 @@ export interface components {
             custom_id?: string;
             /**
              * @description Any JSON object of at most 8 KiB (8192 bytes) as JSON, nesting at most 32 levels of
-             *     objects and arrays (the object itself is one), echoed back with the job exactly as given.
-             *     Numbers are read as IEEE 754 doubles: a whole number beyond ±9007199254740991 (2^53 − 1),
-             *     such as a 64-bit id, or one too large for a double (`1e400`), is refused (`400`) rather
-             *     than given back altered; send it as a string.
+             *     objects and arrays (the object itself is one), echoed back with the job as the same JSON
+             *     values: strings exactly as given, but an object's keys in an order of jetpost's own, and
+             *     numbers written as JavaScript writes them (`1.0` and `1e0` come back as `1`, which Python's
+             *     `json` reads as an `int`, not a `float`). Numbers are read as IEEE 754 doubles: a whole
+             *     number beyond ±9007199254740991 (2^53 − 1), such as a 64-bit id, or one too large for a
+             *     double (`1e400`), is refused (`400`) rather than given back altered; send it as a string.
              */
             metadata?: {
                 [key: string]: unknown;
