@@ -5,7 +5,17 @@ import { z } from 'zod';
 
 import { addressKey, emailAddressProblem } from '../domain/email-address.js';
 import { AppError, type FieldError, ValidationError } from '../domain/errors.js';
-import { emailSchema, jobIdSchema, NO_CONTROL, noControl, pageLimitSchema, parseOrThrow, plainIssueMessage, toFieldErrors } from '../domain/input-schemas.js';
+import {
+  emailSchema,
+  jobIdSchema,
+  NO_CONTROL,
+  noControl,
+  pageLimitSchema,
+  parseOrThrow,
+  parseQueryOrThrow,
+  plainIssueMessage,
+  toFieldErrors,
+} from '../domain/input-schemas.js';
 import { findInexactNumber, findOversizedJson, findUnstorableText, isStorableWithin, type JsonBounds } from '../domain/json-text.js';
 import { FORBIDDEN_HEADERS, MAX_MESSAGE_BYTES, queuedMessageBytes, queuedMessageBytesAtMost } from '../domain/mailjet-payload.js';
 import { type MessageContent, type NewJob, type Recipient, TRACKING_VALUES } from '../domain/message.js';
@@ -795,7 +805,7 @@ const statusLookup = z
     after: feedCursor.optional(),
     limit: pageLimitSchema.optional(),
     ids: z
-      .string()
+      .string({ error: (issue) => (Array.isArray(issue.input) ? 'is given more than once: give it once, the job ids comma-separated (ids=1,2,3)' : undefined) })
       .transform((value) =>
         value
           .split(',')
@@ -839,7 +849,7 @@ export type StatusLookup =
   | { kind: 'feed'; after: FeedCursor; limit: number };
 
 export function parseStatusLookup(query: unknown): StatusLookup {
-  const parsed = parseOrThrow(statusLookup, query, 'query');
+  const parsed = parseQueryOrThrow(statusLookup, query);
   if (parsed.after !== undefined) {
     return { kind: 'feed', after: parsed.after, limit: parsed.limit ?? 100 };
   }
