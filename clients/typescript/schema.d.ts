@@ -2187,8 +2187,10 @@ export interface operations {
             404: components["responses"]["JobNotFound"];
             /**
              * @description The job is past the point of cancelling (`job-not-cancellable`): a consumer holds it, or
-             *     Mailjet has it or may have it (its last send's outcome is unknown); `detail` names its
-             *     current status and says which.
+             *     Mailjet has it or may have it (its last send's outcome is unknown), or it has ended
+             *     (`failed`, or already `cancelled`); `detail` names its current status and says which. A
+             *     `DELETE` retried after a timeout gets this `409` when its first attempt did cancel the
+             *     job: read `GET /status/{job_id}` (`status: cancelled`) to tell.
              */
             409: {
                 headers: {
