@@ -108,10 +108,13 @@ export function fromBodyParser(
       );
     case 'charset.unsupported':
       // body-parser decodes JSON from the utf-* charsets only: Latin-1 bytes are to be converted, not named.
+      // "utf8" is UTF-8 by another name (the body is likely fine): "send it in UTF-8" would puzzle its sender.
       return new AppError(
         'unsupported-encoding',
         415,
-        `the request body's charset "${String(error.charset)}" is not one JSON is read in: send it in UTF-8 (RFC 8259), as Content-Type: application/json`,
+        error.charset === 'utf8'
+          ? 'the request body\'s charset is written "utf8": write it "utf-8", its registered name (Content-Type: application/json; charset=utf-8), or leave it out'
+          : `the request body's charset "${String(error.charset)}" is not one JSON is read in: send it in UTF-8 (RFC 8259), as Content-Type: application/json`,
       );
     case 'request.aborted':
       return new AppError('request-aborted', 400, 'the request was aborted before its body arrived');
