@@ -91,7 +91,13 @@ export function fromBodyParser(
 ): AppError | undefined {
   switch (error.type) {
     case 'entity.parse.failed':
-      return new AppError('malformed-json', 400, 'the request body is not valid JSON');
+      // Without a word of where (JSON.parse's message quotes the body): what serializers write by
+      // default that JSON is not, Python's json.dumps its NaN foremost.
+      return new AppError(
+        'malformed-json',
+        400,
+        "the request body is not valid JSON (RFC 8259): NaN, Infinity, single quotes, comments and trailing commas are not JSON (Python's json.dumps writes NaN unless given allow_nan=False)",
+      );
     case 'entity.too.large':
       return new AppError(
         'payload-too-large',
