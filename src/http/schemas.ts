@@ -74,9 +74,17 @@ const address = z.preprocess((value) => (typeof value === 'string' ? { email: va
 /** One address or a list of them (checked for length first: a million addresses are not each parsed). */
 const addressList = (field: string) =>
   z.preprocess(
-    (value) => (value === undefined || Array.isArray(value) ? value : [value]),
+    // null is not wrapped: a client that writes an absent cc as null (Python's None) reads of cc, not of "cc.0".
+    (value) => (value === undefined || value === null || Array.isArray(value) ? value : [value]),
     z
-      .array(address, { error: (issue) => (issue.input === undefined ? `${field} is required: one address or a list of them` : undefined) })
+      .array(address, {
+        error: (issue) =>
+          issue.input === undefined
+            ? `${field} is required: one address or a list of them`
+            : issue.input === null
+              ? `${field} is one address or a list of them, not null: leave it out when there is none`
+              : undefined,
+      })
       .min(1, `${field} must hold at least one address`)
       .max(LIMITS.recipientsPerMessage, `at most ${LIMITS.recipientsPerMessage} recipients (Mailjet's limit)`),
   );
