@@ -2053,7 +2053,10 @@ export interface components {
         Location: string;
         /** @description `true` when the answer replays an earlier request with the same `Idempotency-Key` (nothing new was stored). Absent otherwise. */
         IdempotentReplayed: "true";
-        /** @description Seconds to wait before retrying (always `5`). */
+        /**
+         * @description Seconds to wait before retrying: `5`, but `30` for a `POST /events` callback refused for want
+         *     of room in `EVENTS_BODY_BUDGET` (or for coming too slowly to keep it).
+         */
         RetryAfter: string;
         /** @description Seconds until the current rate-limit window ends (at least 1). */
         RateLimitRetryAfter: string;
