@@ -1010,10 +1010,12 @@ export interface components {
             custom_id?: string;
             /**
              * @description Any JSON object of at most 8 KiB (8192 bytes) as JSON, nesting at most 32 levels of
-             *     objects and arrays (the object itself is one), echoed back with the job exactly as given.
-             *     Numbers are read as IEEE 754 doubles: a whole number beyond ±9007199254740991 (2^53 − 1),
-             *     such as a 64-bit id, or one too large for a double (`1e400`), is refused (`400`) rather
-             *     than given back altered; send it as a string.
+             *     objects and arrays (the object itself is one), echoed back with the job as the same JSON
+             *     values: strings exactly as given, but an object's keys in an order of jetpost's own, and
+             *     numbers written as JavaScript writes them (`1.0` and `1e0` come back as `1`, which Python's
+             *     `json` reads as an `int`, not a `float`). Numbers are read as IEEE 754 doubles: a whole
+             *     number beyond ±9007199254740991 (2^53 − 1), such as a 64-bit id, or one too large for a
+             *     double (`1e400`), is refused (`400`) rather than given back altered; send it as a string.
              */
             metadata?: {
                 [key: string]: unknown;
@@ -2051,7 +2053,10 @@ export interface components {
         Location: string;
         /** @description `true` when the answer replays an earlier request with the same `Idempotency-Key` (nothing new was stored). Absent otherwise. */
         IdempotentReplayed: "true";
-        /** @description Seconds to wait before retrying (always `5`). */
+        /**
+         * @description Seconds to wait before retrying: `5`, but `30` for a `POST /events` callback refused for want
+         *     of room in `EVENTS_BODY_BUDGET` (or for coming too slowly to keep it).
+         */
         RetryAfter: string;
         /** @description Seconds until the current rate-limit window ends (at least 1). */
         RateLimitRetryAfter: string;
@@ -2185,8 +2190,10 @@ export interface operations {
             404: components["responses"]["JobNotFound"];
             /**
              * @description The job is past the point of cancelling (`job-not-cancellable`): a consumer holds it, or
-             *     Mailjet has it or may have it (its last send's outcome is unknown); `detail` names its
-             *     current status and says which.
+             *     Mailjet has it or may have it (its last send's outcome is unknown), or it has ended
+             *     (`failed`, or already `cancelled`); `detail` names its current status and says which. A
+             *     `DELETE` retried after a timeout gets this `409` when its first attempt did cancel the
+             *     job: read `GET /status/{job_id}` (`status: cancelled`) to tell.
              */
             409: {
                 headers: {

@@ -69,8 +69,13 @@ function domainProblem(domain: string): string | undefined {
   }
   // domainToASCII parses a URL host: it would cut "example.com/x" at the slash and drop tabs and
   // zero-width characters, so only characters a domain may hold reach it.
-  if (!DOMAIN_CHARACTERS.test(domain) || domain.endsWith('.')) {
-    return 'the domain is not a valid domain name';
+  // Named as the local part's are: "a@example.com " (a form field not trimmed) is to read as a space.
+  const stray = [...domain].find((char) => !DOMAIN_CHARACTERS.test(char));
+  if (stray !== undefined) {
+    return `the domain cannot contain ${JSON.stringify(stray)}`;
+  }
+  if (domain.endsWith('.')) {
+    return 'the domain cannot end with a dot';
   }
   // UTS #46 processing (what browsers and mail clients do): lower-cases, turns U-labels into
   // A-labels (xn--…) and refuses invalid punycode ('' for a domain it refuses). A plain ASCII

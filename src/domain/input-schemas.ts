@@ -181,13 +181,25 @@ export const plainIssueMessage: z.core.$ZodErrorMap = (issue) => {
 };
 
 /**
+ * A query parameter sent twice ("limit=1&limit=2", or Python's urlencode(…, doseq=True) of a list)
+ * reaches a schema as a list: "must be a string, not a list" would puzzle the client, who sent strings.
+ */
+const queryIssueMessage: z.core.$ZodErrorMap = (issue) =>
+  issue.code === 'invalid_type' && Array.isArray(issue.input) ? 'is given more than once: give it once' : plainIssueMessage(issue);
+
+/** A request's query parameters as `schema` reads them (parseOrThrow, with a repeated parameter named as such). */
+export function parseQueryOrThrow<T>(schema: z.ZodType<T>, query: unknown): T {
+  return parseOrThrow(schema, query, 'query', undefined, queryIssueMessage);
+}
+
+/**
  * The input as `schema` reads it, or a ValidationError listing every problem: the schema's, and any
  * text (at any depth, in keys too) that PostgreSQL could not store exactly. `name` is where a lone
  * value sits (a path parameter, `job_id`): each problem's path starts with it, as a field's does.
  */
-export function parseOrThrow<T>(schema: z.ZodType<T>, input: unknown, what: string, name?: string): T {
+export function parseOrThrow<T>(schema: z.ZodType<T>, input: unknown, what: string, name?: string, error = plainIssueMessage): T {
   const unstorable = findUnstorableText(input);
-  const parsed = schema.safeParse(input, { error: plainIssueMessage });
+  const parsed = schema.safeParse(input, { error });
   if (!parsed.success || unstorable.length > 0) {
     const problems = [...unstorable, ...(parsed.success ? [] : toFieldErrors(parsed.error))];
     throw new ValidationError(

@@ -71,10 +71,16 @@ function refusal(error: ClientError): AppError {
         400,
         `where the request body ends cannot be told (${error.reason ?? error.code}): send one Content-Length of plain digits, or Transfer-Encoding: chunked alone; nothing was stored, the connection is closed`,
       );
+    case 'HPE_CR_EXPECTED':
+      return bareLineFeed(error);
     case 'HPE_INVALID_VERSION':
       // `HTTP/1.2`, `HTTP/3.0`, `HTTP/1.10`: what Node reads (`HTTP/2.0`) http/request-headers.ts
       // refuses alike. llhttp says the same of any byte after a version but the line's end (`HTTP/1.1
-      // extra`, a space or tab): that is no other version, but a request line that is not HTTP.
+      // extra`, a space or tab): that is no other version, but a request line that is not HTTP. And
+      // of a request line ended by LF alone, stopping on the next line's first byte.
+      if (afterBareLineFeed(error)) {
+        return bareLineFeed(error);
+      }
       return afterVersion(error) ? MALFORMED_REQUEST_LINE : versionNotSupported();
     case 'HPE_PAUSED_H2_UPGRADE':
       // `PRI * HTTP/2.0`: the preface of an HTTP/2 client that assumed HTTP/2 without asking.
@@ -99,6 +105,22 @@ const MALFORMED_REQUEST_LINE = new AppError(
   400,
   'the request line is not "METHOD /path HTTP/1.1": something follows its HTTP version (a word, a space or a tab); nothing was stored, the connection is closed',
 );
+
+// `printf 'GET / HTTP/1.1\nHost: x\n\n' | nc` (without -C), or a client of its own writing "\n".
+// llhttp's reason says which line ("Missing expected CR after header value").
+function bareLineFeed(error: ClientError): AppError {
+  return new AppError(
+    'malformed-request',
+    400,
+    `a line of the request ends with LF ("\\n") alone (${error.reason ?? error.code}): HTTP/1.1 ends each line of the head, and of a chunked body's framing, with CRLF ("\\r\\n"); nothing was stored, the connection is closed`,
+  );
+}
+
+/** Whether the parser stopped right after a LF that no CR came before. */
+function afterBareLineFeed(error: ClientError): boolean {
+  const at = error.bytesParsed ?? -1;
+  return error.rawPacket?.[at - 1] === 0x0a && error.rawPacket[at - 2] !== 0x0d;
+}
 
 /** Whether the parser stopped on a byte that can be no part of a version number: one after a whole version. */
 function afterVersion(error: ClientError): boolean {

@@ -91,7 +91,13 @@ export function fromBodyParser(
 ): AppError | undefined {
   switch (error.type) {
     case 'entity.parse.failed':
-      return new AppError('malformed-json', 400, 'the request body is not valid JSON');
+      // Without a word of where (JSON.parse's message quotes the body): what serializers write by
+      // default that JSON is not, Python's json.dumps its NaN foremost.
+      return new AppError(
+        'malformed-json',
+        400,
+        "the request body is not valid JSON (RFC 8259): NaN, Infinity, single quotes, comments and trailing commas are not JSON (Python's json.dumps writes NaN unless given allow_nan=False)",
+      );
     case 'entity.too.large':
       return new AppError(
         'payload-too-large',
@@ -108,10 +114,13 @@ export function fromBodyParser(
       );
     case 'charset.unsupported':
       // body-parser decodes JSON from the utf-* charsets only: Latin-1 bytes are to be converted, not named.
+      // "utf8" is UTF-8 by another name (the body is likely fine): "send it in UTF-8" would puzzle its sender.
       return new AppError(
         'unsupported-encoding',
         415,
-        `the request body's charset "${String(error.charset)}" is not one JSON is read in: send it in UTF-8 (RFC 8259), as Content-Type: application/json`,
+        error.charset === 'utf8'
+          ? 'the request body\'s charset is written "utf8": write it "utf-8", its registered name (Content-Type: application/json; charset=utf-8), or leave it out'
+          : `the request body's charset "${String(error.charset)}" is not one JSON is read in: send it in UTF-8 (RFC 8259), as Content-Type: application/json`,
       );
     case 'request.aborted':
       return new AppError('request-aborted', 400, 'the request was aborted before its body arrived');

@@ -12,7 +12,7 @@ import type { RequestHandler } from 'express';
 import { z } from 'zod';
 
 import { ValidationError } from '../domain/errors.js';
-import { parseOrThrow } from '../domain/input-schemas.js';
+import { parseQueryOrThrow } from '../domain/input-schemas.js';
 
 /** The part decoded as a query string is (`+` is a space), or undefined when an escape is malformed. */
 function decoded(part: string): string | undefined {
@@ -49,7 +49,7 @@ const NO_PARAMETERS = z.strictObject({});
 export const takesNoQuery: RequestHandler = (req, _res, next) => {
   // Most requests have no query string: it is parsed only when there is one.
   if (req.url.includes('?')) {
-    parseOrThrow(NO_PARAMETERS, req.query, 'query');
+    parseQueryOrThrow(NO_PARAMETERS, req.query);
   }
   next();
 };

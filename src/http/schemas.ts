@@ -5,7 +5,17 @@ import { z } from 'zod';
 
 import { addressKey, emailAddressProblem } from '../domain/email-address.js';
 import { AppError, type FieldError, ValidationError } from '../domain/errors.js';
-import { emailSchema, jobIdSchema, NO_CONTROL, noControl, pageLimitSchema, parseOrThrow, plainIssueMessage, toFieldErrors } from '../domain/input-schemas.js';
+import {
+  emailSchema,
+  jobIdSchema,
+  NO_CONTROL,
+  noControl,
+  pageLimitSchema,
+  parseOrThrow,
+  parseQueryOrThrow,
+  plainIssueMessage,
+  toFieldErrors,
+} from '../domain/input-schemas.js';
 import { findInexactNumber, findOversizedJson, findUnstorableText, isStorableWithin, type JsonBounds } from '../domain/json-text.js';
 import { FORBIDDEN_HEADERS, MAX_MESSAGE_BYTES, queuedMessageBytes, queuedMessageBytesAtMost } from '../domain/mailjet-payload.js';
 import { type MessageContent, type NewJob, type Recipient, TRACKING_VALUES } from '../domain/message.js';
@@ -64,9 +74,17 @@ const address = z.preprocess((value) => (typeof value === 'string' ? { email: va
 /** One address or a list of them (checked for length first: a million addresses are not each parsed). */
 const addressList = (field: string) =>
   z.preprocess(
-    (value) => (value === undefined || Array.isArray(value) ? value : [value]),
+    // null is not wrapped: a client that writes an absent cc as null (Python's None) reads of cc, not of "cc.0".
+    (value) => (value === undefined || value === null || Array.isArray(value) ? value : [value]),
     z
-      .array(address, { error: (issue) => (issue.input === undefined ? `${field} is required: one address or a list of them` : undefined) })
+      .array(address, {
+        error: (issue) =>
+          issue.input === undefined
+            ? `${field} is required: one address or a list of them`
+            : issue.input === null
+              ? `${field} is one address or a list of them, not null: leave it out when there is none`
+              : undefined,
+      })
       .min(1, `${field} must hold at least one address`)
       .max(LIMITS.recipientsPerMessage, `at most ${LIMITS.recipientsPerMessage} recipients (Mailjet's limit)`),
   );
@@ -795,7 +813,7 @@ const statusLookup = z
     after: feedCursor.optional(),
     limit: pageLimitSchema.optional(),
     ids: z
-      .string()
+      .string({ error: (issue) => (Array.isArray(issue.input) ? 'is given more than once: give it once, the job ids comma-separated (ids=1,2,3)' : undefined) })
       .transform((value) =>
         value
           .split(',')
@@ -839,7 +857,7 @@ export type StatusLookup =
   | { kind: 'feed'; after: FeedCursor; limit: number };
 
 export function parseStatusLookup(query: unknown): StatusLookup {
-  const parsed = parseOrThrow(statusLookup, query, 'query');
+  const parsed = parseQueryOrThrow(statusLookup, query);
   if (parsed.after !== undefined) {
     return { kind: 'feed', after: parsed.after, limit: parsed.limit ?? 100 };
   }

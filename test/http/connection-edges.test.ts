@@ -360,6 +360,24 @@ describe('HTTP connections: bytes past a request, a client that shuts its side',
     });
   }
 
+  for (const [what, replace] of [
+    ['the request line', (request: string) => request.replace(' HTTP/1.1\r\n', ' HTTP/1.1\n')],
+    ['every line of the head', (request: string) => request.replaceAll('\r\n', '\n')],
+    ['a header line', (request: string) => request.replace('\r\nContent-Type', '\nContent-Type')],
+  ] as const) {
+    it(`when ${what} of a POST /queue ends with LF alone (printf … | nc without -C), then 400 malformed-request saying lines end with CRLF, nothing stored`, async () => {
+      const customId = `bare LF in ${what}`;
+      const [refused, ...more] = answers(await exchange(service.url, replace(queueRequest(JSON.stringify(message({ custom_id: customId }))))));
+
+      expect(refused?.status).to.equal(400);
+      const problem = (await refused!.json()) as { type: string; detail: string };
+      expect(problem.type).to.equal('https://jetpost.dev/problems/malformed-request');
+      expect(problem.detail).to.contain('ends with LF ("\\n") alone').and.contain('with CRLF');
+      expect(more).to.have.length(0);
+      expect(await jobsWith(customId)).to.equal(0);
+    });
+  }
+
   it('when a client opens with the HTTP/2 preface (PRI * HTTP/2.0, prior knowledge), then 505 problem+json', async () => {
     const [refused] = answers(await exchange(service.url, 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'));
     expect(refused?.status).to.equal(505);

@@ -1,6 +1,7 @@
 // A query parameter on a route that takes none. It was ignored unsaid: POST /queue?idempotency_key=…
 // (a key in the URL, as some APIs take it) sent the message once per retry, DELETE …/keys/{prefix}?dry_run=1
-// revoked the key. Each is refused (400, naming the parameter) before anything is done.
+// revoked the key. Each is refused (400, naming the parameter) before anything is done. A parameter a
+// route takes once, sent twice, is refused saying so (it read "must be a string, not a list").
 import { expect } from 'chai';
 
 import { messageTo } from '../factories.js';
@@ -56,6 +57,23 @@ describe('query parameters a route does not take', function () {
 
     const view = (await (await service.request('GET', `/status/${jobId}`)).json()) as { status: string };
     expect(view.status).to.equal('queued');
+  });
+
+  it('when a parameter taken once comes twice (ids=1&ids=2, as Python urlencode(…, doseq=True) writes a list), then 400 saying to give it once', async () => {
+    const errorsOf = async (res: Response) => {
+      expect(res.status).to.equal(400);
+      return ((await res.json()) as Problem).errors;
+    };
+    expect(await errorsOf(await service.request('GET', '/status?ids=1&ids=2'))).to.deep.equal([
+      { path: 'ids', message: 'is given more than once: give it once, the job ids comma-separated (ids=1,2,3)' },
+    ]);
+    expect(await errorsOf(await service.request('GET', '/status?after=0&limit=1&limit=2'))).to.deep.equal([
+      { path: 'limit', message: 'is given more than once: give it once' },
+    ]);
+    expect(await errorsOf(await service.request('GET', '/admin/jobs?limit=1&limit=2', { key: ADMIN_KEY }))).to.deep.equal([
+      { path: 'limit', message: 'is given more than once: give it once' },
+    ]);
+    expect((await service.request('GET', '/status?custom_id=a&custom_id=b')).status, 'custom_id is repeated for several').to.equal(200);
   });
 
   it('when an admin action comes with a query parameter (dry_run), then 400 naming it, and nothing is done', async () => {

@@ -117,6 +117,21 @@ describe('POST /queue: input that must be stored exactly or refused with a 4xx',
       expect(await jobCount()).to.equal(before);
     });
 
+    it('when a body comes as charset=utf8 (UTF8, no hyphen), then 415 says to write the name utf-8, not to send it in UTF-8; nothing is stored', async () => {
+      const before = await jobCount();
+      for (const charset of ['utf8', 'UTF8']) {
+        const res = await service.request('POST', '/queue', {
+          rawBody: JSON.stringify(MINIMAL),
+          headers: { 'Content-Type': `application/json; charset=${charset}` },
+        });
+        expect(res.status, charset).to.equal(415);
+        const problem = (await res.json()) as Problem & { type: string };
+        expect(problem.type).to.equal('https://jetpost.dev/problems/unsupported-encoding');
+        expect(problem.detail, charset).to.contain('write it "utf-8"');
+      }
+      expect(await jobCount()).to.equal(before);
+    });
+
     it('when Latin-1 bytes come as application/json, then 400 says they are not UTF-8 and to convert them, not to name a charset (which would be a 415)', async () => {
       const res = await postLatin1('application/json');
       expect(res.status).to.equal(400);

@@ -160,6 +160,19 @@ describe('emailAddressProblem', () => {
     }
   });
 
+  it('when the domain holds a character no domain holds (a trailing space, a slash) or ends with a dot, then the refusal names it', () => {
+    const cases: Array<[string, string]> = [
+      ['user@example.com ', 'the domain cannot contain " "'],
+      ['user@exa mple.com', 'the domain cannot contain " "'],
+      ['user@example.com/x', 'the domain cannot contain "/"'],
+      ['user@exa_mple.com', 'the domain cannot contain "_"'],
+      ['user@example.com.', 'the domain cannot end with a dot'],
+    ];
+    for (const [address, problem] of cases) {
+      expect(emailAddressProblem(address), address).to.equal(problem);
+    }
+  });
+
   it('when there is no @, nothing before it, or nothing after it, then it is refused', () => {
     for (const address of ['plain', '@example.com', 'user@', '', '@']) {
       refused(address, /needs a local part/);

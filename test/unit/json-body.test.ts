@@ -74,4 +74,15 @@ describe('jsonBody', () => {
     expect(notUtf8.body).to.include('not valid UTF-8');
     expect((await postInParts(server.port, '/lenient', 'application/json', bodies['one byte over the limit']!)).status).to.equal(413);
   });
+
+  it("when a body holds NaN (Python json.dumps's default for a float nan), then the 400 says NaN is not JSON, on either path", async () => {
+    for (const type of ['application/json', 'application/json; charset=UTF-8']) {
+      const answer = await postInParts(server.port, '/strict', type, text('{"metadata":{"ratio":NaN}}'));
+      expect(answer.status, type).to.equal(400);
+      expect(JSON.parse(answer.body), type).to.deep.include({ type: 'https://jetpost.dev/problems/malformed-json' });
+      expect((JSON.parse(answer.body) as { detail: string }).detail, type)
+        .to.contain('NaN')
+        .and.not.contain('ratio');
+    }
+  });
 });

@@ -240,6 +240,14 @@ describe('POST /queue validation messages say what is expected', () => {
     expect(refusal({ from: 'a@example.com', text: 'x' })).to.deep.equal([{ path: 'to', message: 'to is required: one address or a list of them' }]);
   });
 
+  it('when cc, bcc or to is null (an absent field written as None), then the refusal is of the field, not of its first item', () => {
+    for (const field of ['to', 'cc', 'bcc']) {
+      expect(refusal({ from: 'a@example.com', to: 'b@example.com', text: 'x', [field]: null }), field).to.deep.equal([
+        { path: field, message: `${field} is one address or a list of them, not null: leave it out when there is none` },
+      ]);
+    }
+  });
+
   it("when to is a single address string, then it is accepted (the README's own example)", () => {
     const [job] = parseQueueRequest({ from: 'a@example.com', to: 'you@example.com', text: 'x' }, undefined).jobs;
 

@@ -16,6 +16,7 @@ import {
   keyPrefixSchema,
   pageLimitSchema,
   parseOrThrow,
+  parseQueryOrThrow,
   secretOverlapSecondsSchema,
   suppressionNoteSchema,
   webhookEventTypesSchema,
@@ -67,7 +68,7 @@ export function adminRouter({ admin, requireAdmin, bodyPace }: AdminRouteDeps): 
   });
 
   router.get('/admin/jobs', requireAdmin, async (req, res) => {
-    const query = parseOrThrow(listQuery, req.query, 'query');
+    const query = parseQueryOrThrow(listQuery, req.query);
     const page = await admin.listJobs({ status: query.status, appName: query.app, before: query.before, limit: query.limit });
     res.json({ jobs: page.jobs.map(adminJobJson), next_before: page.nextBefore });
   });
@@ -104,7 +105,7 @@ export function adminRouter({ admin, requireAdmin, bodyPace }: AdminRouteDeps): 
 
   router.get('/admin/apps/:app/suppressions', requireAdmin, async (req, res) => {
     const name = appParameter(req);
-    const query = parseOrThrow(z.strictObject({ after: z.string().max(254).optional(), limit: pageLimitSchema.default(100) }), req.query, 'query');
+    const query = parseQueryOrThrow(z.strictObject({ after: z.string().max(254).optional(), limit: pageLimitSchema.default(100) }), req.query);
     const rows = await admin.listSuppressions(name, { after: query.after, limit: query.limit });
     res.json({ suppressions: rows.map(suppressionJson), next_after: rows.length === query.limit ? (rows.at(-1)?.email ?? null) : null });
   });
@@ -155,10 +156,9 @@ export function adminRouter({ admin, requireAdmin, bodyPace }: AdminRouteDeps): 
 
   router.get('/admin/apps/:app/webhook/deliveries', requireAdmin, async (req, res) => {
     const name = appParameter(req);
-    const query = parseOrThrow(
+    const query = parseQueryOrThrow(
       z.strictObject({ status: deliveryStatusSchema.optional(), before: deliveryIdSchema.optional(), limit: pageLimitSchema.default(100) }),
       req.query,
-      'query',
     );
     const page = await admin.listDeliveries(name, query);
     res.json({ deliveries: page.deliveries.map(deliveryJson), next_before: page.nextBefore });
