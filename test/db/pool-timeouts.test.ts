@@ -116,6 +116,7 @@ describe('isDatabaseUnavailable', () => {
       new Error('Connection terminated unexpectedly'),
       new Error('Cannot use a pool after calling end on the pool'),
       Object.assign(new Error('canceling statement due to statement timeout'), { code: '57014' }),
+      Object.assign(new Error('canceling statement due to lock timeout'), { code: '55P03' }),
       Object.assign(new Error('the database system is shutting down'), { code: '57P03' }),
       Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' }),
     ];
