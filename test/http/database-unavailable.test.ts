@@ -237,6 +237,30 @@ describe('a database that stops answering', () => {
     expect(after.status, await after.text()).to.equal(202);
   });
 
+  it('when the database ends the session of POST /queue for its transaction_timeout (25P04, PostgreSQL 17), then it answers 503 with Retry-After, not 500', async function () {
+    this.timeout(60_000);
+    db = await createTestDatabase();
+    const { rows } = await db.pool.query<{ version: number }>("select current_setting('server_version_num')::int as version");
+    if (rows[0]!.version < 170_000) {
+      console.log('      (skipped: transaction_timeout came with PostgreSQL 17)');
+      this.skip();
+    }
+    // A DBA's setting, under the statement_timeout jetpost sets: the session ends (FATAL), not the statement.
+    await db.pool.query(`alter database ${db.name} set transaction_timeout = '200ms'`);
+    service = await startTestService({ db, env: { WORKER_CONCURRENCY: '0' } });
+    const held = openTransaction(db.pool, (tx) => tx.query('lock table email_send_jobs in access exclusive mode'));
+    await held.written;
+    const ended = await answer('POST /queue', 'POST', '/queue', { body: messageTo('ended@example.com') });
+    held.commit();
+    await held.committed;
+
+    expect(ended.status, ended.body).to.equal(503);
+    expect(ended.retryAfter).to.match(/^[1-9]\d*$/);
+    expect(JSON.parse(ended.body)).to.deep.include({ type: 'https://jetpost.dev/problems/service-unavailable', status: 503 });
+    const after = await service.request('POST', '/queue', { body: messageTo('after@example.com') });
+    expect(after.status, await after.text()).to.equal(202);
+  });
+
   it('when its disk is full (53100), then /readyz answers 503 saying so, and ready again by itself once space is freed and a write goes through', async function () {
     this.timeout(60_000);
     // A real full disk under the jobs table: a tablespace on a tmpfs of 2 MB, filled up. It must be
