@@ -64,6 +64,8 @@ export interface EmbeddedOptions {
 const START_TIMEOUT_MS = 60_000;
 /** How long a start waits for a server found starting or shutting down to settle. */
 const SETTLE_TIMEOUT_MS = 30_000;
+/** SQLSTATE too_many_connections: max_connections reached. */
+const TOO_MANY_CLIENTS = '53300';
 const DEFAULT_STOP_WAIT_MS = 10_000;
 /** The server's log is started afresh above this size (the previous one is kept as postgres.log.1). */
 const LOG_ROTATE_BYTES = 10 * 1024 * 1024;
@@ -440,10 +442,17 @@ async function clusterPassword(root: string): Promise<string> {
  * from another DATA_DIR) as one line naming the file; undefined for any other error.
  */
 export function explainEmbeddedRefusal(error: unknown, dir: string): StartupError | undefined {
-  if ((error as { code?: unknown } | null)?.code !== '28P01') {
+  const code = (error as { code?: unknown } | null)?.code;
+  const root = path.resolve(dir);
+  if (code === TOO_MANY_CLIENTS) {
+    return new StartupError(
+      `the embedded PostgreSQL in ${path.join(root, 'pg')} has no connection left for jetpost (${(error as Error).message}): other programs connected to it hold every one of its max_connections (pg_stat_activity lists them). Close them, then start jetpost again`,
+      { cause: error },
+    );
+  }
+  if (code !== '28P01') {
     return undefined;
   }
-  const root = path.resolve(dir);
   return new StartupError(
     `the embedded PostgreSQL in ${path.join(root, 'pg')} refused the password in ${passwordFile(root)}: it is not the one the database was made with. ${lostPasswordAdvice(root)}`,
     { cause: error },
@@ -649,8 +658,10 @@ async function canConnect(connectionString: string): Promise<boolean> {
   try {
     await client.connect();
     return true;
-  } catch {
-    return false;
+  } catch (error) {
+    // Every connection slot taken (53300) by its other clients: the server runs and answers. Adopted,
+    // its refusal is then reported as such, not after 30 s as a port some other program holds.
+    return (error as { code?: unknown }).code === TOO_MANY_CLIENTS;
   } finally {
     await client.end().catch(() => undefined);
   }

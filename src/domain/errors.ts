@@ -144,13 +144,16 @@ export function isStatementCancelled(error: unknown): boolean {
 
 /**
  * The Postgres SQLSTATEs that mean "the database cannot serve this right now": connection
- * exceptions (08), shutdown or crash (57P01-3), a server out of disk (53100, logged with its "No
- * space left on device"), memory (53200) or connections (53300), a statement
- * cancelled by statement_timeout (57014), a write refused by a server that takes none (25006:
- * a hot standby that DATABASE_URL still names after a failover, default_transaction_read_only), and
- * a disk under the database that fails to read or write (58030).
+ * exceptions (08), shutdown or crash (57P01-3), a session the server ended for a timeout a DBA set
+ * for the role or database (idle_in_transaction_session_timeout 25P03, transaction_timeout 25P04,
+ * idle_session_timeout 57P05: a retry runs on a new one), a server out of disk (53100, logged with
+ * its "No space left on device"), memory (53200) or connections (53300), a statement cancelled by
+ * statement_timeout (57014) or by lock_timeout (55P03: a DBA's setting for the role or database,
+ * and another session holding a lock on a table for longer), a write refused by a server that takes
+ * none (25006: a hot standby that DATABASE_URL still names after a failover,
+ * default_transaction_read_only), and a disk under the database that fails to read or write (58030).
  */
-const UNAVAILABLE_SQLSTATE = /^(08|57P0[1-3]|53[1-3]00|57014|25006|58030)/;
+const UNAVAILABLE_SQLSTATE = /^(08|57P0[1-3]|57P05|25P0[34]|53[1-3]00|57014|55P03|25006|58030)/;
 const UNAVAILABLE_NODE_CODE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN']);
 /**
  * pg's and pg-pool's own messages for the same: the connection broke, connecting took longer than
@@ -191,6 +194,9 @@ export function databaseUnavailableDetail(error: unknown): string {
   const code = (error as { code?: unknown } | null)?.code;
   if (code === '53100') {
     return "the database's disk is full (PostgreSQL 53100): nothing was stored; retry later";
+  }
+  if (code === '55P03') {
+    return 'the database is busy: a lock this request needs is held by another session (PostgreSQL 55P03, lock_timeout): nothing was stored; retry shortly';
   }
   if (code === '25006') {
     return 'the database takes no writes right now (a standby, or default_transaction_read_only is on): nothing was stored; retry later';

@@ -116,7 +116,12 @@ describe('isDatabaseUnavailable', () => {
       new Error('Connection terminated unexpectedly'),
       new Error('Cannot use a pool after calling end on the pool'),
       Object.assign(new Error('canceling statement due to statement timeout'), { code: '57014' }),
+      Object.assign(new Error('canceling statement due to lock timeout'), { code: '55P03' }),
       Object.assign(new Error('the database system is shutting down'), { code: '57P03' }),
+      // The server ended the session for a timeout a DBA set (FATAL): a retry gets a new one.
+      Object.assign(new Error('terminating connection due to idle-in-transaction timeout'), { code: '25P03' }),
+      Object.assign(new Error('terminating connection due to transaction timeout'), { code: '25P04' }),
+      Object.assign(new Error('terminating connection due to idle-session timeout'), { code: '57P05' }),
       Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' }),
     ];
     const other = [

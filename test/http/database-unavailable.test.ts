@@ -12,6 +12,7 @@ import { expect } from 'chai';
 import { messageTo } from '../factories.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { type FreezableProxy, startFreezableProxy } from '../support/freezable-proxy.js';
+import { openTransaction } from '../support/held-transaction.js';
 import { capturingLogger } from '../support/log.js';
 import { ADMIN_KEY, eventually, startTestService, type TestService } from '../support/service.js';
 
@@ -210,6 +211,54 @@ describe('a database that stops answering', () => {
     );
     expect(after.status).to.equal(202);
     expect((await service.request('GET', '/readyz', { key: null })).status).to.equal(200);
+  });
+
+  it("when a lock POST /queue needs is held past the database's lock_timeout (55P03), then it answers 503 with Retry-After saying so, not 500", async function () {
+    this.timeout(60_000);
+    db = await createTestDatabase();
+    // A DBA's setting: jetpost sets statement_timeout for its sessions, not lock_timeout.
+    await db.pool.query(`alter database ${db.name} set lock_timeout = '100ms'`);
+    service = await startTestService({ db, env: { WORKER_CONCURRENCY: '0' } });
+    // Another session (a migration, a DBA's maintenance) holds the jobs table.
+    const held = openTransaction(db.pool, (tx) => tx.query('lock table email_send_jobs in access exclusive mode'));
+    await held.written;
+    const locked = await answer('POST /queue', 'POST', '/queue', { body: messageTo('locked@example.com') });
+    held.commit();
+    await held.committed;
+
+    expect(locked.status, locked.body).to.equal(503);
+    expect(locked.retryAfter).to.match(/^[1-9]\d*$/);
+    expect(JSON.parse(locked.body)).to.deep.include({
+      type: 'https://jetpost.dev/problems/service-unavailable',
+      status: 503,
+      detail: 'the database is busy: a lock this request needs is held by another session (PostgreSQL 55P03, lock_timeout): nothing was stored; retry shortly',
+    });
+    const after = await service.request('POST', '/queue', { body: messageTo('unlocked@example.com') });
+    expect(after.status, await after.text()).to.equal(202);
+  });
+
+  it('when the database ends the session of POST /queue for its transaction_timeout (25P04, PostgreSQL 17), then it answers 503 with Retry-After, not 500', async function () {
+    this.timeout(60_000);
+    db = await createTestDatabase();
+    const { rows } = await db.pool.query<{ version: number }>("select current_setting('server_version_num')::int as version");
+    if (rows[0]!.version < 170_000) {
+      console.log('      (skipped: transaction_timeout came with PostgreSQL 17)');
+      this.skip();
+    }
+    // A DBA's setting, under the statement_timeout jetpost sets: the session ends (FATAL), not the statement.
+    await db.pool.query(`alter database ${db.name} set transaction_timeout = '200ms'`);
+    service = await startTestService({ db, env: { WORKER_CONCURRENCY: '0' } });
+    const held = openTransaction(db.pool, (tx) => tx.query('lock table email_send_jobs in access exclusive mode'));
+    await held.written;
+    const ended = await answer('POST /queue', 'POST', '/queue', { body: messageTo('ended@example.com') });
+    held.commit();
+    await held.committed;
+
+    expect(ended.status, ended.body).to.equal(503);
+    expect(ended.retryAfter).to.match(/^[1-9]\d*$/);
+    expect(JSON.parse(ended.body)).to.deep.include({ type: 'https://jetpost.dev/problems/service-unavailable', status: 503 });
+    const after = await service.request('POST', '/queue', { body: messageTo('after@example.com') });
+    expect(after.status, await after.text()).to.equal(202);
   });
 
   it('when its disk is full (53100), then /readyz answers 503 saying so, and ready again by itself once space is freed and a write goes through', async function () {
