@@ -408,7 +408,12 @@ describe('migrations', () => {
     it('then a signal during it stops the start without waiting for the build: its statement is cancelled, the index left for the next start', async () => {
       const writing = await holdBuildWaiting();
       const aborted = new AbortController();
-      const start = runMigrations({ connectionString: db.url, schema: TEST_SCHEMA, log: testLogger(), signal: aborted.signal }).catch(
+      // As the service's start opens it (main.ts).
+      const start = openDatabase(loadConfig({ DATABASE_URL: db.url }), testLogger(), { role: 'service', signal: aborted.signal }).then(
+        async (database) => {
+          await database.close();
+          return 'opened';
+        },
         (error: unknown) => error,
       );
       await waitingBuild();
