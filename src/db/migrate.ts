@@ -97,6 +97,8 @@ export async function runMigrations({
   });
   let cancelling: { end(): Promise<void> } | undefined;
   try {
+    // A signal while connecting: nothing begun, nothing to cancel.
+    signal?.throwIfAborted();
     const pid = (await client.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid;
     cancelling = cancelOnAbort(pid, { connectionString, connectTimeoutMs, log, signal });
     if (existingSchemaOnly && !(await holdsJetpost(client, schema))) {
