@@ -483,6 +483,42 @@ describe('migrations', () => {
     });
   });
 
+  it('when a signal comes while a start waits for the migrations lock that another replica holds for its build, then the start stops and the other replica’s build is not cancelled', async () => {
+    db = await createTestDatabase();
+    await db.pool.query('create table building (v int)');
+    const writer = new pg.Client({ connectionString: db.url });
+    const builder = new pg.Client({ connectionString: db.url, options: `-c search_path=${TEST_SCHEMA}` });
+    await writer.connect();
+    await builder.connect();
+    try {
+      await writer.query('begin');
+      await writer.query(`lock table ${TEST_SCHEMA}.building in row exclusive mode`);
+      const builderPid = (await builder.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]?.pid;
+      await builder.query('select pg_advisory_lock(-8525285245963000605)');
+      const build = builder.query('create index concurrently building_idx on building (v)').then(
+        () => 'built',
+        (error: unknown) => (error as Error).message,
+      );
+      const aborted = new AbortController();
+      const start = runMigrations({ connectionString: db.url, schema: TEST_SCHEMA, log: testLogger(), signal: aborted.signal }).catch(
+        (error: unknown) => (error as Error).message,
+      );
+      const tried = "select 1 from pg_stat_activity where query like '%pg_try_advisory_lock(-8525285245963000605)%' and pid not in ($1, pg_backend_pid())";
+      while ((await db.pool.query(tried, [builderPid])).rowCount === 0) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+
+      aborted.abort(new Error('SIGTERM during the start'));
+
+      expect(await start).to.equal('the migrations were interrupted by SIGTERM during the start: the next start applies what is left');
+      await writer.query('commit');
+      expect(await build).to.equal('built');
+    } finally {
+      await writer.end();
+      await builder.end();
+    }
+  });
+
   it('when another replica holds the migrations lock while its concurrent index build waits, then a start waits for it instead of deadlocking', async () => {
     db = await createTestDatabase();
     await db.pool.query('create table building (v int)');
