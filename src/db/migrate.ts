@@ -9,6 +9,7 @@ import { migrate } from 'postgres-migrations';
 import { StartupError } from '../domain/errors.js';
 import type { Logger } from '../log.js';
 import { MIGRATIONS_DIR } from '../paths.js';
+import { cancelOnAbort } from './cancel-on-abort.js';
 import { advanceIdentitySequences } from './identity-sequences.js';
 
 // postgres-migrations 5.x checks for its bookkeeping table by name in *any* schema, so a database that
@@ -153,61 +154,6 @@ export async function runMigrations({
     await cancelling?.end();
     await client.end();
   }
-}
-
-/** How often a statement of the migrations is cancelled again, until they end, once the start is aborted. */
-const CANCEL_AGAIN_MS = 500;
-
-/**
- * On abort, cancels the statement the migrations' session runs, from a connection of its own, and
- * again until the migrations end: a cancel that reaches the session between two statements (or
- * before the server has read the next one) is ignored by PostgreSQL. Only this session's backend is
- * cancelled, never another replica's (whose build may hold the migrations lock).
- */
-function cancelOnAbort(
-  pid: number,
-  {
-    connectionString,
-    connectTimeoutMs,
-    log,
-    signal,
-  }: { connectionString: string; connectTimeoutMs: number | undefined; log: Logger; signal: AbortSignal | undefined },
-): { end(): Promise<void> } {
-  const ended = new AbortController();
-  let cancelling: Promise<void> | undefined;
-  const cancel = async () => {
-    const canceller = new pg.Client({ connectionString, connectionTimeoutMillis: connectTimeoutMs ?? 0 });
-    canceller.on('error', () => {});
-    try {
-      await canceller.connect();
-      while (!ended.signal.aborted) {
-        await canceller.query('select pg_cancel_backend($1)', [pid]);
-        await sleep(CANCEL_AGAIN_MS, undefined, { signal: ended.signal }).catch(() => {});
-      }
-    } catch (error) {
-      log.warn('could not cancel the migrations; the stop waits for the statement they run', {
-        component: 'migrate',
-        error: error instanceof Error ? error.message : String(error),
-      });
-    } finally {
-      await canceller.end().catch(() => {});
-    }
-  };
-  // cancel() never rejects: a cancel that cannot be made is logged, and the stop waits.
-  const onAbort = () => {
-    cancelling = cancel();
-  };
-  if (signal?.aborted) {
-    onAbort();
-  }
-  signal?.addEventListener('abort', onAbort, { once: true });
-  return {
-    async end() {
-      signal?.removeEventListener('abort', onAbort);
-      ended.abort();
-      await cancelling;
-    },
-  };
 }
 
 /** What a signal interrupted, and what the next start does about it, in one line. */
