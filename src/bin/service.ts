@@ -6,7 +6,8 @@
 // second signal makes it exit at once, asking the embedded PostgreSQL to stop first (during the start
 // too). A repeat of the first signal within REPEAT_WINDOW_MS is not a second signal: on a terminal's
 // Ctrl-C, `npm start` relays the SIGINT its child already got. A signal during the start (or before
-// it, while the modules load) stops it at its next step (after initdb, after the migrations).
+// it, while the modules load) stops it at its next step (after initdb, after the migrations); during
+// the migrations, the statement they run is cancelled (db/migrate.ts).
 //
 // Every way out ends with one log line at level info or above, for an operator reading the logs to
 // tell a stop from a crash: "jetpost stopped" (what it left behind, if anything), "start-up

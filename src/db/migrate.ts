@@ -9,6 +9,7 @@ import { migrate } from 'postgres-migrations';
 import { StartupError } from '../domain/errors.js';
 import type { Logger } from '../log.js';
 import { MIGRATIONS_DIR } from '../paths.js';
+import { cancelOnAbort } from './cancel-on-abort.js';
 import { advanceIdentitySequences } from './identity-sequences.js';
 
 // postgres-migrations 5.x checks for its bookkeeping table by name in *any* schema, so a database that
@@ -63,9 +64,23 @@ export interface MigrateOptions {
    * comes after the connection and is not bounded by it.
    */
   connectTimeoutMs?: number;
+  /**
+   * Aborted by a signal during the start: the statement the migrations run is cancelled (a
+   * transactional migration rolls back, a concurrent build leaves its index invalid, for the next
+   * start to drop and build again), instead of the stop waiting for it, many minutes for an index
+   * on a big table.
+   */
+  signal?: AbortSignal | undefined;
 }
 
-export async function runMigrations({ connectionString, schema, log, existingSchemaOnly = false, connectTimeoutMs }: MigrateOptions): Promise<string[]> {
+export async function runMigrations({
+  connectionString,
+  schema,
+  log,
+  existingSchemaOnly = false,
+  connectTimeoutMs,
+  signal,
+}: MigrateOptions): Promise<string[]> {
   // The database's own statement_timeout and idle_in_transaction_session_timeout are for its other
   // users: at 1 ms (or at a few seconds, before an index build on a big table) they cancelled the
   // migrations, and jetpost could not start. The service's own statements have DATABASE_STATEMENT_TIMEOUT_MS.
@@ -81,7 +96,12 @@ export async function runMigrations({ connectionString, schema, log, existingSch
       ? Object.assign(new Error(`no answer within ${connectTimeoutMs} ms (DATABASE_CONNECT_TIMEOUT_MS)`, { cause: error }), { code: 'ETIMEDOUT' })
       : error;
   });
+  let cancelling: { end(): Promise<void> } | undefined;
   try {
+    // A signal while connecting: nothing begun, nothing to cancel.
+    signal?.throwIfAborted();
+    const pid = (await client.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid;
+    cancelling = cancelOnAbort(pid, { connectionString, connectTimeoutMs, log, signal });
     if (existingSchemaOnly && !(await holdsJetpost(client, schema))) {
       throw new StartupError(`no jetpost schema ${schema} in this database; check DATABASE_SCHEMA, or start jetpost once to create it`);
     }
@@ -95,7 +115,7 @@ export async function runMigrations({ connectionString, schema, log, existingSch
       );
     }
     await refuseForeignMigrationsTable(client, schema);
-    await refuseInterruptedIndexBuilds(client, schema, log);
+    await repairInterruptedIndexBuilds(client, schema, log, signal);
     const applied = await migrate({ client }, MIGRATIONS_DIR, {
       logger: (message) => log.debug(message, { component: 'migrate' }),
     }).catch((error: unknown) => {
@@ -128,9 +148,24 @@ export async function runMigrations({ connectionString, schema, log, existingSch
       });
     }
     return names;
+  } catch (error) {
+    throw signal?.aborted ? interrupted(error, signal) : error;
   } finally {
+    await cancelling?.end();
     await client.end();
   }
+}
+
+/** What a signal interrupted, and what the next start does about it, in one line. */
+function interrupted(error: unknown, signal: AbortSignal): Error {
+  const migration = error instanceof Error ? /An error occurred running '([^']*)'/.exec(error.message)?.[1] : undefined;
+  const why = signal.reason instanceof Error ? signal.reason.message : 'the start was aborted';
+  return new Error(
+    migration === undefined
+      ? `the migrations were interrupted by ${why}: the next start applies what is left`
+      : `migration ${migration} was interrupted by ${why} (its statement cancelled): the next start applies it again`,
+    { cause: error },
+  );
 }
 
 // postgres-migrations' own advisory lock (its with-lock.js), per session and re-entrant: taken here
@@ -140,8 +175,17 @@ export async function runMigrations({ connectionString, schema, log, existingSch
 // when it started, a statement waiting for the lock included, which would be a deadlock.
 const TRY_MIGRATIONS_LOCK = 'select pg_try_advisory_lock(-8525285245963000605) as locked';
 const LOCK_RETRY_MS = 1_000;
+// An invalid index is being built right now when a session that builds an index (CREATE INDEX or
+// REINDEX … CONCURRENTLY) holds a lock on its table: the progress row names the table only to the
+// same role (or pg_read_all_stats), pg_locks to every role.
 const INVALID_INDEXES = `
-  select c.relname as name
+  select c.relname as name, exists (
+      select 1
+      from pg_stat_progress_create_index p
+      join pg_locks l on l.pid = p.pid
+      where p.pid <> pg_backend_pid() and l.locktype = 'relation' and l.relation = i.indrelid
+        and l.database = (select oid from pg_database where datname = current_database())
+    ) as building
   from pg_index i
   join pg_class c on c.oid = i.indexrelid
   where c.relnamespace = to_regnamespace($1) and not i.indisvalid
@@ -149,26 +193,44 @@ const INVALID_INDEXES = `
 const LAST_APPLIED = 'select coalesce(max(id), 0) as id from migrations';
 
 /**
- * An index left invalid by a `create index concurrently` that did not finish (PostgreSQL restarted,
- * the statement was cancelled) stays in the catalogue. Its migration, run again, would fail on the
- * name, or, written `if not exists`, be recorded as done over an index no query can use. With
- * migrations to apply, the start stops and names what to drop; without, the index is only reported.
+ * An index left invalid by a `create index concurrently` that did not finish (a signal during the
+ * start, PostgreSQL restarted, the statement cancelled) stays in the catalogue. Its migration, run
+ * again, would fail on the name, or, written `if not exists`, be recorded as done over an index no
+ * query can use. With migrations to apply, each such index is dropped (no query uses it) and its
+ * migration builds it anew; one that another session is building right now (an operator's REINDEX
+ * CONCURRENTLY) is neither dropped nor waited for: the start stops, to be made again once that build
+ * is done. Without migrations to apply, the index is only reported.
  */
-async function refuseInterruptedIndexBuilds(client: pg.Client, schema: string, log: Logger): Promise<void> {
+async function repairInterruptedIndexBuilds(client: pg.Client, schema: string, log: Logger, signal: AbortSignal | undefined): Promise<void> {
   while ((await client.query<{ locked: boolean }>(TRY_MIGRATIONS_LOCK)).rows[0]?.locked !== true) {
-    await sleep(LOCK_RETRY_MS);
+    await sleep(LOCK_RETRY_MS, undefined, { signal });
   }
-  const invalid = (await client.query<{ name: string }>(INVALID_INDEXES, [schema])).rows.map((row) => `${schema}.${row.name}`);
+  const invalid = (await client.query<{ name: string; building: boolean }>(INVALID_INDEXES, [schema])).rows;
   if (invalid.length === 0) {
     return;
   }
   const lastApplied = Number((await client.query<{ id: number }>(LAST_APPLIED)).rows[0]?.id ?? 0);
-  if (lastApplied < (await latestMigrationId())) {
+  if (lastApplied >= (await latestMigrationId())) {
+    log.warn('invalid index: no query uses it; rebuild it with REINDEX INDEX CONCURRENTLY', {
+      component: 'migrate',
+      indexes: invalid.map(({ name }) => `${schema}.${name}`),
+    });
+    return;
+  }
+  const building = invalid.filter((index) => index.building).map(({ name }) => `${schema}.${name}`);
+  if (building.length > 0) {
     throw new StartupError(
-      `invalid index ${invalid.join(', ')}, left by a concurrent build that did not finish: drop it (${invalid.map((name) => `DROP INDEX CONCURRENTLY ${name};`).join(' ')}) and start jetpost again, which builds it anew`,
+      `invalid index ${building.join(', ')}, which another session is building right now (REINDEX or CREATE INDEX CONCURRENTLY): start jetpost again once that build has finished`,
     );
   }
-  log.warn('invalid index: no query uses it; rebuild it with REINDEX INDEX CONCURRENTLY', { component: 'migrate', indexes: invalid });
+  for (const { name } of invalid) {
+    // Concurrently: the table stays writable for the replicas still running while the drop waits for their transactions.
+    await client.query(`drop index concurrently if exists ${schema}.${client.escapeIdentifier(name)}`);
+    log.warn('dropped an invalid index left by an interrupted concurrent build; its migration builds it again', {
+      component: 'migrate',
+      index: `${schema}.${name}`,
+    });
+  }
 }
 
 const OWN_SCHEMA = "Set DATABASE_SCHEMA to a schema of jetpost's own (jetpost creates it)";

@@ -52,7 +52,8 @@ export interface OpenOptions {
   exitingNow?: AbortSignal | undefined;
   /**
    * Aborted by a signal during the start: once the embedded database is up (a first start's initdb
-   * takes seconds), the migrations are not begun; the database is stopped and the abort thrown.
+   * takes seconds), the migrations are not begun, or the statement they run is cancelled; the
+   * database is stopped and the abort (or what it interrupted) thrown.
    */
   signal?: AbortSignal | undefined;
 }
@@ -103,6 +104,7 @@ export async function openDatabase(config: Config, log: Logger, { role, exitingN
     signal?.throwIfAborted();
     // A command works on the jetpost a service created; only the service creates one.
     await runMigrations({
+      signal,
       connectionString: directConnectionString,
       schema: config.database.schema,
       log,

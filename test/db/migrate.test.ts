@@ -350,24 +350,6 @@ describe('migrations', () => {
       expect(failed).to.be.instanceOf(Error);
     }
 
-    it('then a start with migrations to apply stops and names the index to drop, instead of recording the migration over it', async () => {
-      db = await createTestDatabase();
-      await leaveInvalidIndex();
-      // The last migration's record is taken out, so that one seems left to apply, and put back once
-      // refused: run again, a migration need not be re-runnable (one that adds a column is not).
-      const { rows: last } = await db.pool.query('delete from migrations where id = (select max(id) from migrations) returning *');
-
-      const error = await runMigrations({ connectionString: db.url, schema: TEST_SCHEMA, log: testLogger() }).catch((caught: unknown) => caught);
-
-      expect(error).to.be.instanceOf(StartupError);
-      expect((error as Error).message).to.include(`drop it (DROP INDEX CONCURRENTLY ${TEST_SCHEMA}.interrupted_idx;) and start jetpost again`);
-      expect(await migrationsApplied(db.pool, await latestMigrationId())).to.equal(false);
-
-      await db.pool.query('drop index interrupted_idx');
-      await db.pool.query('insert into migrations select * from json_populate_record(null::migrations, $1)', [JSON.stringify(last[0])]);
-      expect(await runMigrations({ connectionString: db.url, schema: TEST_SCHEMA, log: testLogger() })).to.deep.equal([]);
-    });
-
     it('then a start with nothing to apply goes on and reports the index', async () => {
       db = await createTestDatabase();
       await leaveInvalidIndex();
@@ -376,6 +358,165 @@ describe('migrations', () => {
       expect(await runMigrations({ connectionString: db.url, schema: TEST_SCHEMA, log })).to.deep.equal([]);
       expect(lines().join('\n')).to.include(`${TEST_SCHEMA}.interrupted_idx`);
     });
+  });
+
+  describe('when a migration builds an index concurrently, held waiting by a write in progress on its table', () => {
+    // sql/49 builds this index concurrently; sql/50 after it can run again (postgres-migrations picks
+    // the migrations to apply by their position, so both are taken out).
+    const INDEX = 'email_recipients_address_key_job_id_idx';
+    const BUILD = `%create index concurrently if not exists ${INDEX}%`;
+    let writer: pg.Client | undefined;
+
+    /** Takes sql/49's index and records out, and holds a write on its table open: a build of it waits for that. */
+    async function holdBuildWaiting(replaceIndex = ''): Promise<pg.Client> {
+      db = await createTestDatabase();
+      await db.pool.query('delete from migrations where id >= 49');
+      await db.pool.query(`drop index ${INDEX}`);
+      if (replaceIndex !== '') {
+        await db.pool.query(replaceIndex);
+      }
+      writer = new pg.Client({ connectionString: db.url });
+      await writer.connect();
+      await writer.query('begin');
+      await writer.query(`lock table ${TEST_SCHEMA}.email_recipients in row exclusive mode`);
+      return writer;
+    }
+
+    /** The pid of the session whose build waits, once it waits (the index exists then, invalid). */
+    async function waitingBuild(): Promise<number> {
+      for (;;) {
+        const { rows } = await db.pool.query<{ pid: number }>(
+          "select pid from pg_stat_activity where query like $1 and state = 'active' and wait_event_type = 'Lock' and pid <> pg_backend_pid()",
+          [BUILD],
+        );
+        if (rows[0] !== undefined) {
+          return rows[0].pid;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    }
+
+    const indexValid = async () =>
+      (await db.pool.query<{ valid: boolean }>('select indisvalid as valid from pg_index where indexrelid = to_regclass($1)', [`${TEST_SCHEMA}.${INDEX}`]))
+        .rows[0]?.valid;
+
+    afterEach(async () => {
+      await writer?.end();
+      writer = undefined;
+    });
+
+    it('then a signal during it stops the start without waiting for the build: its statement is cancelled, the index left for the next start', async () => {
+      const writing = await holdBuildWaiting();
+      const aborted = new AbortController();
+      // As the service's start opens it (main.ts).
+      const start = openDatabase(loadConfig({ DATABASE_URL: db.url }), testLogger(), { role: 'service', signal: aborted.signal }).then(
+        async (database) => {
+          await database.close();
+          return 'opened';
+        },
+        (error: unknown) => error,
+      );
+      await waitingBuild();
+
+      aborted.abort(new Error('SIGINT during the start'));
+      const error = await start;
+
+      // The write that the build waited for is still in progress: the start did not wait for it.
+      const writerPid = (await writing.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]?.pid;
+      expect((await db.pool.query("select 1 from pg_locks where pid = $1 and mode = 'RowExclusiveLock' and granted", [writerPid])).rowCount).to.equal(1);
+      expect((error as Error).message).to.equal(
+        'migration create-recipients-address-key-index was interrupted by SIGINT during the start (its statement cancelled): the next start applies it again',
+      );
+      expect((await db.pool.query('select 1 from pg_stat_activity where query like $1 and pid <> pg_backend_pid()', [BUILD])).rowCount).to.equal(0);
+      expect(await indexValid()).to.equal(false);
+      expect(await migrationsApplied(db.pool, 49)).to.equal(false);
+    });
+
+    it('then, interrupted, the next start drops the invalid index it left and builds it again', async () => {
+      const writing = await holdBuildWaiting();
+      const start = runMigrations({ connectionString: db.url, schema: TEST_SCHEMA, log: testLogger() }).catch((error: unknown) => error);
+      await db.pool.query('select pg_cancel_backend($1)', [await waitingBuild()]);
+      expect(await start).to.be.instanceOf(Error);
+      await writing.query('commit');
+      expect(await indexValid()).to.equal(false);
+      const { log, lines } = capturingLogger('warn');
+
+      expect(await runMigrations({ connectionString: db.url, schema: TEST_SCHEMA, log })).to.deep.equal([
+        'create-recipients-address-key-index',
+        'key-ascii-addresses-and-domains-directly',
+      ]);
+      expect(await indexValid()).to.equal(true);
+      expect(lines().join('\n')).to.include(`"index":"${TEST_SCHEMA}.${INDEX}"`);
+    });
+
+    it('then an invalid index that another session is building right now (an operator’s REINDEX CONCURRENTLY) is neither dropped nor waited for: the start stops and says to start again once it is built', async () => {
+      await holdBuildWaiting(`create index ${INDEX} on email_recipients (job_id)`);
+      const operator = new pg.Client({ connectionString: db.url, options: `-c search_path=${TEST_SCHEMA}` });
+      await operator.connect();
+      try {
+        const reindex = operator.query(`reindex index concurrently ${INDEX}`).then(
+          () => 'rebuilt',
+          (error: unknown) => (error as Error).message,
+        );
+        // The reindex's new copy, invalid until it is built, waits for the write.
+        for (;;) {
+          const { rowCount } = await db.pool.query(
+            "select 1 from pg_stat_activity where query like 'reindex index concurrently%' and wait_event_type = 'Lock' and pid <> pg_backend_pid()",
+          );
+          if (rowCount !== 0) {
+            break;
+          }
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+
+        const error = await runMigrations({ connectionString: db.url, schema: TEST_SCHEMA, log: testLogger() }).catch((caught: unknown) => caught);
+
+        expect(error).to.be.instanceOf(StartupError);
+        expect((error as Error).message).to.include(
+          `which another session is building right now (REINDEX or CREATE INDEX CONCURRENTLY): start jetpost again once that build has finished`,
+        );
+        await writer!.query('commit');
+        expect(await reindex).to.equal('rebuilt');
+      } finally {
+        await operator.end();
+      }
+    });
+  });
+
+  it('when a signal comes while a start waits for the migrations lock that another replica holds for its build, then the start stops and the other replica’s build is not cancelled', async () => {
+    db = await createTestDatabase();
+    await db.pool.query('create table building (v int)');
+    const writer = new pg.Client({ connectionString: db.url });
+    const builder = new pg.Client({ connectionString: db.url, options: `-c search_path=${TEST_SCHEMA}` });
+    await writer.connect();
+    await builder.connect();
+    try {
+      await writer.query('begin');
+      await writer.query(`lock table ${TEST_SCHEMA}.building in row exclusive mode`);
+      const builderPid = (await builder.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]?.pid;
+      await builder.query('select pg_advisory_lock(-8525285245963000605)');
+      const build = builder.query('create index concurrently building_idx on building (v)').then(
+        () => 'built',
+        (error: unknown) => (error as Error).message,
+      );
+      const aborted = new AbortController();
+      const start = runMigrations({ connectionString: db.url, schema: TEST_SCHEMA, log: testLogger(), signal: aborted.signal }).catch(
+        (error: unknown) => (error as Error).message,
+      );
+      const tried = "select 1 from pg_stat_activity where query like '%pg_try_advisory_lock(-8525285245963000605)%' and pid not in ($1, pg_backend_pid())";
+      while ((await db.pool.query(tried, [builderPid])).rowCount === 0) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+
+      aborted.abort(new Error('SIGTERM during the start'));
+
+      expect(await start).to.equal('the migrations were interrupted by SIGTERM during the start: the next start applies what is left');
+      await writer.query('commit');
+      expect(await build).to.equal('built');
+    } finally {
+      await writer.end();
+      await builder.end();
+    }
   });
 
   it('when another replica holds the migrations lock while its concurrent index build waits, then a start waits for it instead of deadlocking', async () => {

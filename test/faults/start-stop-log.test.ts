@@ -198,13 +198,16 @@ export async function resolve(specifier, context, next) {
     const data = await harness.dataDir();
     const port = await harness.port();
     const simulator = await harness.simulator(port);
-    // The start is held in its migrations: another session has their lock.
+    // The start is held in its migrations, where a first signal would cancel it (db/migrate.ts): its
+    // session waits for a lock another session holds, and is stopped (SIGSTOP) so that the cancel
+    // waits too, as a statement that does not answer a cancel at once would.
     await data.startPostgres();
     const pool = await data.connect();
     const locker = await pool.connect();
     // The server's fast shutdown ends this session: an error to expect, not to crash the test on.
     locker.on('error', () => undefined);
-    await locker.query('select pg_advisory_lock(-8525285245963000605)');
+    await locker.query('select pg_advisory_lock(-8525285245963000604)');
+    let held: number | undefined;
     try {
       const jetpost = await harness.spawn({ name: 'second-signal-starting', port, databaseUrl: undefined, simulator, env: { ...data.env, LOG_LEVEL: 'info' } });
       await waitUntil(
@@ -215,13 +218,17 @@ export async function resolve(specifier, context, next) {
           watch: [jetpost],
         },
       );
-      // Signalled before the migrations begin, a start stops at once, cleanly: the second signal is for
-      // a start the migrations hold.
-      await waitUntil(
-        'the start to try the migrations lock',
-        async () => (await pool.query("select 1 from pg_stat_activity where query like '%pg_try_advisory_lock(-8525285245963000605)%'")).rowCount! > 0,
+      held = await waitUntil(
+        'the migrations to wait for the lock',
+        async () =>
+          (
+            await pool.query<{ pid: number }>(
+              "select pid from pg_stat_activity where query like '%pg_advisory_xact_lock(-8525285245963000604)%' and wait_event_type = 'Lock'",
+            )
+          ).rows[0]?.pid,
         { timeoutMs: 60_000, watch: [jetpost] },
       );
+      process.kill(held, 'SIGSTOP');
       jetpost.signal('SIGTERM');
       await waitUntil('jetpost to say it is shutting down', () => logLines(jetpost).some((line) => line.message.startsWith('shutting down')), {
         timeoutMs: 30_000,
@@ -242,8 +249,14 @@ export async function resolve(specifier, context, next) {
 
       expect(exit).to.deep.equal({ code: 1, signal: null });
       expect(logLines(jetpost).at(-1)).to.deep.include({ level: 'error', message: 'second signal: exiting without finishing the shutdown' });
+      // The server's shutdown waits for the session stopped above.
+      process.kill(held, 'SIGCONT');
+      held = undefined;
       await waitUntil('the embedded PostgreSQL to stop', async () => !(await data.postgresRunning()), { timeoutMs: 30_000 });
     } finally {
+      if (held !== undefined) {
+        process.kill(held, 'SIGCONT');
+      }
       locker.release(true);
     }
   });
