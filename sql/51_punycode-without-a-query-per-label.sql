@@ -28,16 +28,21 @@ $$;
 
 do $migration$
 declare
-  tables text[] := regexp_match(
-    (select prosrc from pg_proc where oid = 'idna_domain(text)'::regprocedure),
-    $re$^\s*select normalize\(translate\(unicode_lower\(normalize\(replace\(normalize\(translate\(domain, 'ϲ𝛓𝜍𝝇𝞁𝞻', 'σσσσσσ'\), nfkc\), 'ẞ', 'ss'\), nfd\)\), '([^']*)', '([^']*)'\), nfc\)\s*$$re$);
+  from_letters text;
+  to_letters text;
 begin
   if current_setting('server_encoding') <> 'UTF8' then
     return;
   end if;
-  if tables is null then
-    raise exception 'idna_domain() is not the function sql/48 wrote';
-  end if;
+  -- sql/48's table of the letters UTS #46 maps besides, made as sql/48 made it (not read back from
+  -- its function, so that this migration can run again over its own).
+  select 'ͅᲀᲁᲂᲃᲄᲅᲆᲇᲈ' || string_agg(chr(small), '' order by small), 'ιвдосттъѣꙋ' || string_agg(chr(capital), '' order by small)
+  into from_letters, to_letters
+  from (
+    select 43888 + n as small, 5024 + n as capital from generate_series(0, 79) as n
+    union all
+    select 5112 + n, 5104 + n from generate_series(0, 5) as n
+  ) as cherokee;
   -- sql/48's mapping, one step at a time: unicode_lower() inlined on a variable reads it once.
   execute format($create$
     create or replace function idna_domain(domain text) returns text
@@ -52,7 +57,7 @@ begin
       end if;
       return normalize(mapped, nfc);
     end
-    $body$$create$, '[' || tables[1] || ']', tables[1], tables[2]);
+    $body$$create$, '[' || from_letters || ']', from_letters, to_letters);
 
   -- RFC 3492 §6.3 as sql/42 wrote it, its code points and their least one read by loops.
   create or replace function punycode_label(label text) returns text

@@ -361,8 +361,8 @@ describe('migrations', () => {
   });
 
   describe('when a migration builds an index concurrently, held waiting by a write in progress on its table', () => {
-    // sql/49 builds this index concurrently; sql/50 after it can run again (postgres-migrations picks
-    // the migrations to apply by their position, so both are taken out).
+    // sql/49 builds this index concurrently; sql/50 and 51 after it can run again (postgres-migrations
+    // picks the migrations to apply by their position, so all three are taken out).
     const INDEX = 'email_recipients_address_key_job_id_idx';
     const BUILD = `%create index concurrently if not exists ${INDEX}%`;
     let writer: pg.Client | undefined;
@@ -444,6 +444,7 @@ describe('migrations', () => {
       expect(await runMigrations({ connectionString: db.url, schema: TEST_SCHEMA, log })).to.deep.equal([
         'create-recipients-address-key-index',
         'key-ascii-addresses-and-domains-directly',
+        'punycode-without-a-query-per-label',
       ]);
       expect(await indexValid()).to.equal(true);
       expect(lines().join('\n')).to.include(`"index":"${TEST_SCHEMA}.${INDEX}"`);
@@ -485,75 +486,78 @@ describe('migrations', () => {
 
   it('when a signal comes while a start waits for the migrations lock that another replica holds for its build, then the start stops and the other replica’s build is not cancelled', async () => {
     db = await createTestDatabase();
-    await db.pool.query('create table building (v int)');
-    const writer = new pg.Client({ connectionString: db.url });
-    const builder = new pg.Client({ connectionString: db.url, options: `-c search_path=${TEST_SCHEMA}` });
-    await writer.connect();
-    await builder.connect();
+    const replica = await anotherReplicaBuilding(db);
     try {
-      await writer.query('begin');
-      await writer.query(`lock table ${TEST_SCHEMA}.building in row exclusive mode`);
-      const builderPid = (await builder.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]?.pid;
-      await builder.query('select pg_advisory_lock(-8525285245963000605)');
-      const build = builder.query('create index concurrently building_idx on building (v)').then(
-        () => 'built',
-        (error: unknown) => (error as Error).message,
-      );
       const aborted = new AbortController();
       const start = runMigrations({ connectionString: db.url, schema: TEST_SCHEMA, log: testLogger(), signal: aborted.signal }).catch(
         (error: unknown) => (error as Error).message,
       );
-      const tried = "select 1 from pg_stat_activity where query like '%pg_try_advisory_lock(-8525285245963000605)%' and pid not in ($1, pg_backend_pid())";
-      while ((await db.pool.query(tried, [builderPid])).rowCount === 0) {
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
+      await replica.askedForTheLock();
 
       aborted.abort(new Error('SIGTERM during the start'));
 
       expect(await start).to.equal('the migrations were interrupted by SIGTERM during the start: the next start applies what is left');
-      await writer.query('commit');
-      expect(await build).to.equal('built');
+      await replica.endTheWrite();
+      expect(await replica.build).to.equal('built');
     } finally {
-      await writer.end();
-      await builder.end();
+      await replica.end();
     }
   });
 
   it('when another replica holds the migrations lock while its concurrent index build waits, then a start waits for it instead of deadlocking', async () => {
     db = await createTestDatabase();
-    await db.pool.query('create table building (v int)');
-    const writer = new pg.Client({ connectionString: db.url });
-    const builder = new pg.Client({ connectionString: db.url, options: `-c search_path=${TEST_SCHEMA}` });
-    await writer.connect();
-    await builder.connect();
+    const replica = await anotherReplicaBuilding(db);
     try {
-      // The other replica: it holds postgres-migrations' lock and builds an index, which waits for a write in progress.
-      await writer.query('begin');
-      await writer.query(`lock table ${TEST_SCHEMA}.building in row exclusive mode`);
-      const builderPid = (await builder.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]?.pid;
-      await builder.query('select pg_advisory_lock(-8525285245963000605)');
-      const build = builder.query('create index concurrently building_idx on building (v)').then(
-        () => 'built',
-        (error: unknown) => (error as Error).message,
-      );
       const start = runMigrations({ connectionString: db.url, schema: TEST_SCHEMA, log: testLogger() }).then(
         () => 'started',
         (error: unknown) => (error as Error).message,
       );
       // Once this start has asked for the lock, the write ends: the build goes on to wait for the
       // transactions older than it, this start's included.
-      const asked = "select 1 from pg_stat_activity where query like '%advisory_lock(-8525285245963000605)%' and pid not in ($1, pg_backend_pid())";
-      while ((await db.pool.query(asked, [builderPid])).rowCount === 0) {
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
-      await writer.query('commit');
+      await replica.askedForTheLock();
+      await replica.endTheWrite();
 
-      expect(await build).to.equal('built');
-      await builder.query('select pg_advisory_unlock(-8525285245963000605)');
+      expect(await replica.build).to.equal('built');
+      await replica.releaseTheLock();
       expect(await start).to.equal('started');
     } finally {
-      await writer.end();
-      await builder.end();
+      await replica.end();
     }
   });
 });
+
+/**
+ * Another replica: it holds postgres-migrations' lock and builds an index concurrently, which waits
+ * for a write in progress on its table until endTheWrite().
+ */
+async function anotherReplicaBuilding(db: TestDatabase) {
+  await db.pool.query('create table building (v int)');
+  const writer = new pg.Client({ connectionString: db.url });
+  const builder = new pg.Client({ connectionString: db.url, options: `-c search_path=${TEST_SCHEMA}` });
+  await writer.connect();
+  await builder.connect();
+  await writer.query('begin');
+  await writer.query(`lock table ${TEST_SCHEMA}.building in row exclusive mode`);
+  const builderPid = (await builder.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]?.pid;
+  await builder.query('select pg_advisory_lock(-8525285245963000605)');
+  const build = builder.query('create index concurrently building_idx on building (v)').then(
+    () => 'built',
+    (error: unknown) => (error as Error).message,
+  );
+  const asked = "select 1 from pg_stat_activity where query like '%advisory_lock(-8525285245963000605)%' and pid not in ($1, pg_backend_pid())";
+  return {
+    build,
+    /** Until a start (any session but the builder and the pool's) has asked for the lock. */
+    async askedForTheLock() {
+      while ((await db.pool.query(asked, [builderPid])).rowCount === 0) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    },
+    endTheWrite: () => writer.query('commit'),
+    releaseTheLock: () => builder.query('select pg_advisory_unlock(-8525285245963000605)'),
+    async end() {
+      await writer.end();
+      await builder.end();
+    },
+  };
+}
