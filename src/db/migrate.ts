@@ -102,6 +102,7 @@ export async function runMigrations({
     signal?.throwIfAborted();
     const pid = (await client.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid;
     cancelling = cancelOnAbort(pid, { connectionString, connectTimeoutMs, log, signal });
+    await refuseOtherEncodings(client);
     if (existingSchemaOnly && !(await holdsJetpost(client, schema))) {
       throw new StartupError(`no jetpost schema ${schema} in this database; check DATABASE_SCHEMA, or start jetpost once to create it`);
     }
@@ -230,6 +231,23 @@ async function repairInterruptedIndexBuilds(client: pg.Client, schema: string, l
       component: 'migrate',
       index: `${schema}.${name}`,
     });
+  }
+}
+
+/**
+ * Addresses, names and subjects come in every script, and the address keys (sql/44 on) are built of
+ * Unicode: in a SQL_ASCII or LATIN1 database a migration failed on "requested character too large
+ * for encoding", after the schema was made, and a LATIN1 one would refuse an emoji of a subject.
+ */
+async function refuseOtherEncodings(client: pg.Client): Promise<void> {
+  const { rows } = await client.query<{ encoding: string; database: string }>(
+    "select current_setting('server_encoding') as encoding, current_database() as database",
+  );
+  const { encoding, database } = rows[0]!;
+  if (encoding !== 'UTF8') {
+    throw new StartupError(
+      `the database ${database} is in the ${encoding} encoding; jetpost needs a UTF8 one (names, subjects and addresses come in every script): create one with CREATE DATABASE … ENCODING 'UTF8' TEMPLATE template0 and point DATABASE_URL at it`,
+    );
   }
 }
 

@@ -34,6 +34,20 @@ describe('migrations', () => {
     expect(await migrationsApplied(db.pool, await latestMigrationId())).to.equal(true);
   });
 
+  for (const encoding of ['SQL_ASCII', 'LATIN1'] as const) {
+    it(`when the database is in the ${encoding} encoding, then the start stops in one line naming it and UTF8, and creates nothing`, async () => {
+      db = await createTestDatabase({ encoding });
+
+      const error = await runMigrations({ connectionString: db.url, schema: TEST_SCHEMA, log: testLogger() }).catch((caught: unknown) => caught);
+
+      expect(error).to.be.instanceOf(StartupError);
+      expect((error as Error).message).to.equal(
+        `the database ${db.name} is in the ${encoding} encoding; jetpost needs a UTF8 one (names, subjects and addresses come in every script): create one with CREATE DATABASE … ENCODING 'UTF8' TEMPLATE template0 and point DATABASE_URL at it`,
+      );
+      expect((await db.pool.query('select 1 from pg_namespace where nspname = $1', [TEST_SCHEMA])).rowCount).to.equal(0);
+    });
+  }
+
   it('when jetpost’s schema holds another tool’s migrations table, or one whose migrations differ from sql/, then the start stops in one line saying so, and applies nothing', async () => {
     db = await createTestDatabase({ migrated: false });
     // TypeORM's bookkeeping table, in a schema jetpost is told to share.

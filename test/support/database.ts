@@ -94,12 +94,19 @@ export interface TestDatabase {
  * A fresh, migrated database of its own (a clone of the template). `locale`: an unmigrated one with
  * that locale (LC_COLLATE and LC_CTYPE) instead of the cluster's, for what a database's locale may change.
  */
-export async function createTestDatabase(options: { migrated?: boolean; locale?: 'C' } = {}): Promise<TestDatabase> {
+export async function createTestDatabase(options: { migrated?: boolean; locale?: 'C'; encoding?: 'SQL_ASCII' | 'LATIN1' } = {}): Promise<TestDatabase> {
   if (!cluster) {
     throw new Error('the test cluster is not running: is test/hooks.ts loaded (.mocharc.json)?');
   }
   const name = `jetpost_test_${randomBytes(6).toString('hex')}`;
-  const from = options.locale !== undefined ? ` template template0 locale '${options.locale}'` : options.migrated === false ? '' : ` template ${TEMPLATE}`;
+  const from =
+    options.encoding !== undefined
+      ? ` template template0 locale 'C' encoding '${options.encoding}'`
+      : options.locale !== undefined
+        ? ` template template0 locale '${options.locale}'`
+        : options.migrated === false
+          ? ''
+          : ` template ${TEMPLATE}`;
   await admin((client) => client.query(`create database ${name}${from}`));
   const url = withDatabase(cluster.adminUrl, name);
   const pool = createPool({ connectionString: url, schema: TEST_SCHEMA, max: 10, log: testLogger() });
