@@ -195,6 +195,9 @@ export function databaseUnavailableDetail(error: unknown): string {
   if (code === '53100') {
     return "the database's disk is full (PostgreSQL 53100): nothing was stored; retry later";
   }
+  if (code === '53300') {
+    return 'the database has no connection left for jetpost (PostgreSQL 53300: its max_connections, or a limit of the user or the database): nothing was stored; retry shortly';
+  }
   if (code === '55P03') {
     return 'the database is busy: a lock this request needs is held by another session (PostgreSQL 55P03, lock_timeout): nothing was stored; retry shortly';
   }

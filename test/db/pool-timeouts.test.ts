@@ -4,7 +4,7 @@
 import { expect } from 'chai';
 
 import { createPool, type DatabaseTimeouts, type Pool, withTransaction } from '../../src/db/pool.js';
-import { isDatabaseUnavailable } from '../../src/domain/errors.js';
+import { databaseUnavailableDetail, isDatabaseUnavailable } from '../../src/domain/errors.js';
 import { createTestDatabase, TEST_SCHEMA, type TestDatabase } from '../support/database.js';
 import { type FreezableProxy, startFreezableProxy } from '../support/freezable-proxy.js';
 import { testLogger } from '../support/log.js';
@@ -151,5 +151,11 @@ describe('isDatabaseUnavailable', () => {
 
     expect(resources.map((error) => isDatabaseUnavailable(error))).to.deep.equal([true, true, true]);
     expect(isDatabaseUnavailable(limit)).to.equal(false);
+  });
+
+  it('when PostgreSQL has no connection left (53300), then the 503 says so, not that the database is unreachable', () => {
+    expect(databaseUnavailableDetail(Object.assign(new Error('sorry, too many clients already'), { code: '53300' }))).to.equal(
+      'the database has no connection left for jetpost (PostgreSQL 53300: its max_connections, or a limit of the user or the database): nothing was stored; retry shortly',
+    );
   });
 });
