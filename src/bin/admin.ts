@@ -411,10 +411,11 @@ async function run(argv: string[]): Promise<void> {
   const log = createLogger({ level: 'warn' });
   // A running jetpost's embedded database is borrowed, never stopped by a command.
   const exiting = new AbortController();
-  const opening = openDatabase(config, log, { role: 'command', exitingNow: exiting.signal });
+  const opening = openDatabase(config, log, { role: 'command', exitingNow: exiting.signal, signal: exiting.signal });
   // The embedded database runs in a session of its own: on Ctrl-C, stop one this command started,
-  // also while it starts (it is then asked to stop at once, and the start gives up). A second Ctrl-C
-  // gets Node's default: an exit at once.
+  // also while it starts (it is then asked to stop at once, and the start gives up), and cancel the
+  // migrations' statement or their wait for another replica's lock. A second Ctrl-C gets Node's
+  // default: an exit at once.
   const interrupted = (signal: NodeJS.Signals) => {
     exiting.abort();
     void opening

@@ -1,6 +1,9 @@
+import type { ChildProcess } from 'node:child_process';
 import net from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 import { expect } from 'chai';
+import pg from 'pg';
 
 import { makeApp, makeJob, makeSuppression } from '../factories.js';
 import { runCli } from '../support/cli.js';
@@ -19,6 +22,32 @@ describe('npm run admin -- jobs …', function () {
   async function failedJob(appId: string, error: string): Promise<string> {
     return makeJob(db.pool, { appId, status: 'failed', maxAttempts: 3, lastError: error, to: ['b@example.com'] });
   }
+
+  // A command brings the schema up to date first (db/open.ts), waiting for the migrations lock of a
+  // replica that migrates: Ctrl-C then waited for that replica's migrations, minutes for an index.
+  it('when Ctrl-C comes while the command waits for the migrations lock another replica holds, then it exits 130 at once, the replica’s lock left alone', async () => {
+    db = await createTestDatabase();
+    const replica = new pg.Client({ connectionString: db.url });
+    await replica.connect();
+    try {
+      await replica.query('select pg_advisory_lock(-8525285245963000605)');
+      const asking = "select 1 from pg_stat_activity where query like '%pg_try_advisory_lock(-8525285245963000605)%' and pid <> pg_backend_pid()";
+      const interruptOnceWaiting = async (child: ChildProcess) => {
+        while ((await db.pool.query(asking)).rowCount === 0) {
+          await sleep(50);
+        }
+        child.kill('SIGINT');
+      };
+
+      const result = await runCli('admin', ['apps', 'list'], { DATABASE_URL: db.url }, { started: (child) => void interruptOnceWaiting(child) });
+
+      expect(result.code).to.equal(130);
+      const held = await replica.query("select 1 from pg_locks where locktype = 'advisory' and pid = pg_backend_pid() and granted");
+      expect(held.rowCount).to.equal(1);
+    } finally {
+      await replica.end();
+    }
+  });
 
   it('when failed jobs exist, then list shows them with their reasons and requeue puts them back with fresh attempts', async () => {
     db = await createTestDatabase();

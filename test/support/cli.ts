@@ -1,6 +1,6 @@
 // Runs one of jetpost's command-line entry points (src/bin/*.ts) as a child process: compiled once
 // per run (compiled-bin.ts) by default, or through tsx the way `npm run admin` does.
-import { execFile } from 'node:child_process';
+import { type ChildProcess, execFile } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -22,12 +22,14 @@ export interface CliOptions {
    * checks that path, since every such child compiles the whole import graph again.
    */
   runner?: 'compiled' | 'tsx';
+  /** Called with the command's process once spawned (to signal it). */
+  started?: (child: ChildProcess) => void;
 }
 
-export async function runCli(bin: BinName, args: string[], env: Record<string, string>, { runner = 'compiled' }: CliOptions = {}): Promise<CliResult> {
+export async function runCli(bin: BinName, args: string[], env: Record<string, string>, { runner = 'compiled', started }: CliOptions = {}): Promise<CliResult> {
   const entry = runner === 'tsx' ? ['--import', 'tsx', path.join(ROOT, 'src', 'bin', `${bin}.ts`)] : [await compiledBin(bin)];
   return new Promise((resolve) => {
-    execFile(
+    const child = execFile(
       process.execPath,
       [...entry, ...args],
       { cwd: ROOT, env: { PATH: process.env['PATH'] ?? '', NODE_ENV: 'test', ...env }, timeout: COMMAND_TIMEOUT_MS },
@@ -37,5 +39,6 @@ export async function runCli(bin: BinName, args: string[], env: Record<string, s
         resolve({ code, stdout, stderr: stderr + killed });
       },
     );
+    started?.(child);
   });
 }
