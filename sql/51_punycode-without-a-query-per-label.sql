@@ -18,9 +18,8 @@
 -- The keys are the same for every input (checked side by side with the functions of sql/48 and 50:
 -- every BMP code point in a one-character label, inside labels and around hyphens and dots, every
 -- higher code point alone and inside a label, 200,000 random domains, long labels, trailing and
--- empty labels), so the index of sql/49 needs no rebuild. In another encoding than UTF8 only
--- punycode_digit() changes (its 36 digits are the same); the rest stays as sql/48 wrote it, as in
--- sql/50.
+-- empty labels), so the index of sql/49 needs no rebuild. Only for a UTF8 database: jetpost refuses
+-- any other at start (db/migrate.ts), and none got past sql/44 before.
 create or replace function punycode_digit(d bigint) returns text
 language sql immutable strict parallel safe as $$
   select substr('abcdefghijklmnopqrstuvwxyz0123456789', d::int + 1, 1)
@@ -31,9 +30,6 @@ declare
   from_letters text;
   to_letters text;
 begin
-  if current_setting('server_encoding') <> 'UTF8' then
-    return;
-  end if;
   -- sql/48's table of the letters UTS #46 maps besides, made as sql/48 made it (not read back from
   -- its function, so that this migration can run again over its own).
   select 'ͅᲀᲁᲂᲃᲄᲅᲆᲇᲈ' || string_agg(chr(small), '' order by small), 'ιвдосттъѣꙋ' || string_agg(chr(capital), '' order by small)
