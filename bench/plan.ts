@@ -1,6 +1,7 @@
 // What a run measures and how big: BENCH_QUICK=1 for the small version, BENCH_ONLY=a,b for a
-// subset of the scenarios, BENCH_RECORD=1 to also rewrite bench/results/latest.md. The bench reads
-// its environment here only.
+// subset of the scenarios, BENCH_RECORD=1 to also rewrite bench/results/latest.md,
+// BENCH_RECIPIENT_DOMAIN=bücher.example to send jetpost's messages to another domain (the address
+// key of an internationalised domain costs more). The bench reads its environment here only.
 
 export const SCENARIOS = ['queue-single', 'queue-bulk', 'dispatch-0ms', 'dispatch-200ms', 'latency', 'events', 'scale', 'memory'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
@@ -61,7 +62,11 @@ export interface Plan {
   scenarios: Scenario[];
   sizes: Sizes;
   databaseUrl: string | undefined;
+  /** Domain of every recipient jetpost's scenarios enqueue. */
+  recipientDomain: string;
 }
+
+export const DEFAULT_RECIPIENT_DOMAIN = 'example.com';
 
 export class PlanError extends Error {}
 
@@ -75,12 +80,18 @@ export function readPlan(env: NodeJS.ProcessEnv = process.env): Plan {
   if (unknown.length > 0) {
     throw new PlanError(`BENCH_ONLY: unknown scenario ${unknown.join(', ')}; choose from ${SCENARIOS.join(', ')}`);
   }
+  const recipientDomain = env['BENCH_RECIPIENT_DOMAIN'] || DEFAULT_RECIPIENT_DOMAIN;
+  // Checked here so that a typo stops the run at once, not as 422s in the middle of it.
+  if (!/^[^\s@.]+(\.[^\s@.]+)+$/u.test(recipientDomain)) {
+    throw new PlanError(`BENCH_RECIPIENT_DOMAIN: "${recipientDomain}" is not a domain with at least one dot, without spaces or @ (for example bücher.example)`);
+  }
   return {
     quick,
     record: isOn(env['BENCH_RECORD']),
     scenarios: only.length === 0 ? [...SCENARIOS] : SCENARIOS.filter((name) => only.includes(name)),
     sizes: quick ? QUICK : FULL,
     databaseUrl: env['DATABASE_URL'] || undefined,
+    recipientDomain,
   };
 }
 

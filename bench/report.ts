@@ -5,6 +5,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 
+import { DEFAULT_RECIPIENT_DOMAIN } from './plan.js';
 import { BENCH_RATE_LIMIT_PER_MINUTE } from './systems.js';
 
 export interface Target {
@@ -106,6 +107,8 @@ export interface Report {
   machine: Machine;
   /** BENCH_JETPOST_* settings given to jetpost, if any: then "default settings" no longer holds. */
   jetpostOverrides: Record<string, string>;
+  /** Domain of jetpost's recipients (BENCH_RECIPIENT_DOMAIN). */
+  recipientDomain: string;
   rows: Row[];
   /** Each scenario's raw figures (percentiles, counts, CPU split), for the JSON file. */
   details: Record<string, unknown>;
@@ -123,6 +126,9 @@ export function toMarkdown(report: Report): string {
     `- Load average (1 min) at start ${m.loadAverage.start.toFixed(2)}, at end ${m.loadAverage.end.toFixed(2)}${m.loadAverage.start > 0.5 ? ' — other work shared the CPU: figures are noisy' : ''}`,
     `- jetpost commit ${m.jetpostCommit}; ${overrides.length === 0 ? `jetpost default settings, but rate limits of ${BENCH_RATE_LIMIT_PER_MINUTE.toLocaleString('en')} per minute (counted, never reached)` : `jetpost settings overridden: ${overrides.map(([name, value]) => `${name}=${value}`).join(', ')}`}`,
     `- Scenarios: ${report.scenarios.join(', ')}; took ${Math.round(report.seconds)} s`,
+    ...(report.recipientDomain === DEFAULT_RECIPIENT_DOMAIN
+      ? []
+      : [`- jetpost's recipients at ${report.recipientDomain} (BENCH_RECIPIENT_DOMAIN), the references' at ${DEFAULT_RECIPIENT_DOMAIN}`]),
     '',
     '| measure | jetpost | reference (same run) | ratio | target | |',
     '| --- | ---: | --- | ---: | --- | --- |',

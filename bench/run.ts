@@ -159,6 +159,7 @@ async function main(): Promise<number> {
     scenarios: plan.scenarios,
     machine: describeMachine(pg.description, loadAtStart, REPO_ROOT),
     jetpostOverrides: overrides,
+    recipientDomain: plan.recipientDomain,
     rows,
     details,
     failures,

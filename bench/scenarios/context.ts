@@ -19,7 +19,17 @@ export interface ScenarioContext {
 
 export type ScenarioRun = (context: ScenarioContext) => Promise<Row[]>;
 
-/** The message every jetpost scenario sends: one recipient, a short text part (the references send the same). */
-export function benchMessage(to: string): Record<string, unknown> {
-  return { from: 'bench@example.com', to, subject: 'Bench', text: 'Hello from the benchmark' };
+export interface BenchMessage {
+  from: string;
+  to: string;
+  subject: string;
+  text: string;
+}
+
+/**
+ * The message every jetpost scenario sends: one recipient at the plan's domain, a short text part
+ * (the references send the same, at example.com).
+ */
+export function benchMessage(plan: Plan, localPart: string): BenchMessage {
+  return { from: 'bench@example.com', to: `${localPart}@${plan.recipientDomain}`, subject: 'Bench', text: 'Hello from the benchmark' };
 }

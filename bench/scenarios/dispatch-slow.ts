@@ -25,7 +25,7 @@ export async function dispatchSlow(context: ScenarioContext): Promise<Row[]> {
       overrides: context.overrides,
     });
     try {
-      await enqueueBulk(enqueuer, await enqueuer.createApp('bench'), total, 'slow');
+      await enqueueBulk(context.plan, enqueuer, await enqueuer.createApp('bench'), total, 'slow');
     } finally {
       await enqueuer.stop();
     }

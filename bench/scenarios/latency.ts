@@ -8,6 +8,7 @@
 // open, after a stall) waits for jetpost to accept it, and libuv 1.45 and later (Node 20.20 has
 // 1.46) accepts one connection per turn of the event loop: a burst of them is accepted a turn apart.
 import { percentile, request, sleep, wallClockMs } from '../http-client.js';
+import type { Plan } from '../plan.js';
 import type { Row } from '../report.js';
 import { jetpostDatabase, startJetpost, startMailjetDouble, waitUntilDrained } from '../systems.js';
 import { benchMessage, type ScenarioContext } from './context.js';
@@ -25,7 +26,12 @@ interface Sent {
   newConnection: boolean;
 }
 
-async function offerLoad(url: string, key: string, seconds: number): Promise<{ measured: Sent[]; offered: number; skipped: number; failed: number }> {
+async function offerLoad(
+  plan: Plan,
+  url: string,
+  key: string,
+  seconds: number,
+): Promise<{ measured: Sent[]; offered: number; skipped: number; failed: number }> {
   const headers = { authorization: `Bearer ${key}` };
   const measured: Sent[] = [];
   let offered = 0;
@@ -46,7 +52,7 @@ async function offerLoad(url: string, key: string, seconds: number): Promise<{ m
       offered += 1;
       inFlight += 1;
       const sentAt = wallClockMs();
-      const call = request('POST', `${url}/queue`, headers, JSON.stringify(benchMessage(`latency-${offered}@example.com`)))
+      const call = request('POST', `${url}/queue`, headers, JSON.stringify(benchMessage(plan, `latency-${offered}`)))
         .then((answer) => {
           if (answer.status !== 202) {
             failed += 1;
@@ -80,7 +86,7 @@ export async function latency(context: ScenarioContext): Promise<Row[]> {
     try {
       const key = await server.createApp('bench');
       context.progress(`jetpost: ${OFFERED_PER_SECOND} messages/s offered for ${seconds} s (+${WARM_UP_SECONDS} s warm-up), Mailjet at ${SLOW_MAILJET_MS} ms`);
-      load = await offerLoad(server.url, key, seconds);
+      load = await offerLoad(context.plan, server.url, key, seconds);
       await waitUntilDrained(db, Math.max(120_000, seconds * 20_000));
     } finally {
       await server.stop();

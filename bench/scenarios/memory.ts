@@ -25,7 +25,7 @@ export async function memory(context: ScenarioContext): Promise<Row[]> {
       context.progress(`jetpost: enqueue and send ${total.toLocaleString('en-US')} messages`);
       const meter = meterCpu(server.pid, context.pg);
       const started = wallClockMs();
-      await enqueueBulk(server, key, total, 'memory');
+      await enqueueBulk(context.plan, server, key, total, 'memory');
       const enqueuedSeconds = (wallClockMs() - started) / 1000;
       const drained = await waitUntilDrained(db, 3 * 3600_000);
       const cpu = meter.stop();

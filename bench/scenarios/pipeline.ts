@@ -67,7 +67,7 @@ async function runJetpost(context: ScenarioContext, selection: PipelineSelection
       const key = await enqueuer.createApp('bench');
       const meter = meterCpu(enqueuer.pid, context.pg);
       const started = wallClockMs();
-      await enqueueBulk(enqueuer, key, total, 'pipeline');
+      await enqueueBulk(context.plan, enqueuer, key, total, 'pipeline');
       figures = { enqueue: total / ((wallClockMs() - started) / 1000), cpu: meter.stop() };
     } finally {
       await enqueuer.stop();

@@ -29,7 +29,7 @@ function problems(result: AutocannonResult): string | undefined {
 }
 
 export async function queueSingle(context: ScenarioContext): Promise<Row[]> {
-  const body = JSON.stringify(benchMessage('single@example.com'));
+  const body = JSON.stringify(benchMessage(context.plan, 'single'));
 
   context.progress('jetpost: POST /queue, one message per request');
   const double = await startMailjetDouble(context.logDir, 'queue-single-mailjet', 0);

@@ -135,10 +135,10 @@ async function probe(context: ScenarioContext, server: JetpostProcess, key: stri
   };
   context.progress(`  probes over ${label}: ${claims} claims, ${statuses} status reads, ${eventPosts} event posts of ${EVENTS_PER_POST}`);
   const claimMs = await timed(claims, async (i) => {
-    const to = `probe-${label}-${i}@example.com`;
     const started = wallClockMs();
-    await expectStatus(202, 'POST', `${server.url}/queue`, auth, JSON.stringify(benchMessage(to)));
-    return (await double.arrival(to)) - started;
+    const message = benchMessage(context.plan, `probe-${label}-${i}`);
+    await expectStatus(202, 'POST', `${server.url}/queue`, auth, JSON.stringify(message));
+    return (await double.arrival(message.to)) - started;
   });
   const statusMs = await timed(statuses, async () => {
     const started = wallClockMs();
@@ -175,7 +175,7 @@ export async function scale(context: ScenarioContext): Promise<Row[]> {
     let key: string;
     try {
       key = await server.createApp('bench');
-      await expectStatus(202, 'POST', `${server.url}/queue`, { authorization: `Bearer ${key}` }, JSON.stringify(benchMessage('template@example.com')));
+      await expectStatus(202, 'POST', `${server.url}/queue`, { authorization: `Bearer ${key}` }, JSON.stringify(benchMessage(context.plan, 'template')));
       await waitUntilDrained(db, 60_000);
     } finally {
       await server.stop();

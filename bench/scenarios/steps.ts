@@ -7,6 +7,7 @@ import type pg from 'pg';
 import type { EventKind, SentMessage } from '../events.js';
 import { eventBodies } from '../events.js';
 import { checkStatus, expectStatus, inParallel, request, wallClockMs } from '../http-client.js';
+import type { Plan } from '../plan.js';
 import type { BenchPostgres } from '../postgres.js';
 import { cpuMeter, postgresCpuSeconds, processCpuSeconds } from '../proc-stats.js';
 import { type JetpostProcess, type MailjetDouble, startJetpost, waitUntilDrained } from '../systems.js';
@@ -39,11 +40,11 @@ export function meterCpu(pid: number, pg: BenchPostgres): { stop(): CpuSplit } {
 }
 
 /** POSTs `total` messages to /queue in bulks of 500, 4 requests in flight. */
-export async function enqueueBulk(server: JetpostProcess, key: string, total: number, addressPrefix: string): Promise<void> {
+export async function enqueueBulk(plan: Plan, server: JetpostProcess, key: string, total: number, addressPrefix: string): Promise<void> {
   const headers = { authorization: `Bearer ${key}` };
   await inParallel(Math.ceil(total / BULK), BULK_POSTERS, async (request) => {
     const first = request * BULK;
-    const messages = Array.from({ length: Math.min(BULK, total - first) }, (_, i) => benchMessage(`${addressPrefix}-${first + i}@example.com`));
+    const messages = Array.from({ length: Math.min(BULK, total - first) }, (_, i) => benchMessage(plan, `${addressPrefix}-${first + i}`));
     await expectStatus(202, 'POST', `${server.url}/queue`, headers, JSON.stringify({ messages }));
   });
 }
