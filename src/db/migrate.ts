@@ -91,14 +91,23 @@ export async function runMigrations({
   });
   client.on('error', (error) => log.warn('migration connection error', { component: 'migrate', error: error.message }));
   const connectStartedAt = performance.now();
-  await client.connect().catch((error: unknown) => {
-    throw connectTimeoutMs !== undefined && performance.now() - connectStartedAt >= connectTimeoutMs
-      ? Object.assign(new Error(`no answer within ${connectTimeoutMs} ms (DATABASE_CONNECT_TIMEOUT_MS)`, { cause: error }), { code: 'ETIMEDOUT' })
-      : error;
-  });
+  // A signal while connecting ends the attempt at once (nothing begun, nothing to cancel): the stop
+  // would otherwise wait out DATABASE_CONNECT_TIMEOUT_MS for a database that does not answer, and
+  // pg's end() waits for the server too.
+  const stopConnecting = () => client.connection.stream.destroy();
+  signal?.addEventListener('abort', stopConnecting, { once: true });
+  await client
+    .connect()
+    .catch((error: unknown) => {
+      signal?.throwIfAborted();
+      throw connectTimeoutMs !== undefined && performance.now() - connectStartedAt >= connectTimeoutMs
+        ? Object.assign(new Error(`no answer within ${connectTimeoutMs} ms (DATABASE_CONNECT_TIMEOUT_MS)`, { cause: error }), { code: 'ETIMEDOUT' })
+        : error;
+    })
+    .finally(() => signal?.removeEventListener('abort', stopConnecting));
   let cancelling: { end(): Promise<void> } | undefined;
   try {
-    // A signal while connecting: nothing begun, nothing to cancel.
+    // A signal that came as the connection was made.
     signal?.throwIfAborted();
     const pid = (await client.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid;
     cancelling = cancelOnAbort(pid, { connectionString, connectTimeoutMs, log, signal });

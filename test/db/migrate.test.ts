@@ -238,6 +238,27 @@ describe('migrations', () => {
       expect((error as Error).message).to.match(/^the database in DATABASE_URL .*no answer within 300 ms \(DATABASE_CONNECT_TIMEOUT_MS\)\. Check /);
       expect((error as Error).message).not.to.include('secret');
     });
+
+    it('then a signal while connecting stops the start at once and closes the connection, without waiting out DATABASE_CONNECT_TIMEOUT_MS', async function () {
+      this.timeout(60_000);
+      const { port } = silent.address() as { port: number };
+      const config = loadConfig({ DATABASE_URL: `postgres://jetpost:secret@127.0.0.1:${port}/jetpost`, DATABASE_CONNECT_TIMEOUT_MS: '600000' });
+      const accepted = new Promise<Socket>((resolve) => silent.once('connection', resolve));
+      const aborted = new AbortController();
+
+      const opening = openDatabase(config, testLogger(), { role: 'service', signal: aborted.signal }).then(
+        () => new Error('opened a database that never answers'),
+        (caught: unknown) => caught,
+      );
+      const socket = await accepted;
+      const closed = new Promise((resolve) => socket.once('close', resolve));
+      aborted.abort(new Error('SIGINT during the start'));
+
+      // Before the fix the start waited the full 10 minutes of DATABASE_CONNECT_TIMEOUT_MS.
+      const error = await Promise.race([opening, new Promise((resolve) => setTimeout(() => resolve(new Error('still waiting after 30 s')), 30_000))]);
+      expect((error as Error).message).to.equal('SIGINT during the start');
+      await closed;
+    });
   });
 
   describe('when PostgreSQL cannot take a connection now', () => {
