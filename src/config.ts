@@ -564,6 +564,24 @@ function refusal(problems: readonly string[]): ConfigError {
   return new ConfigError(`invalid configuration:\n${problems.join('\n')}`);
 }
 
+/**
+ * Two settings holding one secret: a leak of either gives away both, and EVENTS_PASSWORD is the least
+ * kept of them (it sits in the callback URL registered at Mailjet, for whoever reads that account's
+ * settings). The admin keys' own pair is previousAdminKeyProblems'. Values are never shown.
+ */
+function sharedSecretProblems(e: z.infer<typeof envSchema>): string[] {
+  const secrets = (['ADMIN_API_KEY', 'ADMIN_API_KEY_PREVIOUS', 'EVENTS_PASSWORD', 'MAILJET_API_SECRET'] as const).filter((name) => e[name]);
+  const problems: string[] = [];
+  secrets.forEach((first, i) => {
+    for (const second of secrets.slice(i + 1)) {
+      if (e[first] === e[second] && !(first === 'ADMIN_API_KEY' && second === 'ADMIN_API_KEY_PREVIOUS')) {
+        problems.push(`  ${first} and ${second}: the same value, so a leak of one gives away the other: give each a secret of its own`);
+      }
+    }
+  });
+  return problems;
+}
+
 /** A problem line of loadConfig's checks between settings names its variables first ("  A and B: …"). */
 function namedVariables(problem: string): string[] {
   return /^ {2}([A-Z_]+(?: and [A-Z_]+)*):/.exec(problem)?.[1]?.split(' and ') ?? [];
@@ -603,6 +621,7 @@ export function loadConfig(env: Env = process.env): Config {
     }
   }
   problems.push(...previousAdminKeyProblems(e));
+  problems.push(...sharedSecretProblems(e));
   problems.push(...databaseProblems(e));
   if (e.DATABASE_BULK_STATEMENT_TIMEOUT_MS < e.DATABASE_STATEMENT_TIMEOUT_MS) {
     problems.push('  DATABASE_BULK_STATEMENT_TIMEOUT_MS: must not be shorter than DATABASE_STATEMENT_TIMEOUT_MS');

@@ -352,6 +352,23 @@ describe('loadConfig', () => {
     }
   });
 
+  it('when two settings hold the same secret (the admin key as the events password, the previous admin key as the Mailjet secret), then it fails naming both, the value not shown', () => {
+    const key = 'dGhpcyBpcyBhIHJhbmRvbSBrZXk-7Qx_Zp';
+    const previous = 'b2xkIGtleSBvZiB0aGUgYWRtaW4gQVBJ-3Rt';
+    const cases: Array<[Record<string, string>, string]> = [
+      [{ ADMIN_API_KEY: key, EVENTS_PASSWORD: key }, 'ADMIN_API_KEY and EVENTS_PASSWORD: the same value'],
+      [{ ADMIN_API_KEY: key, MAILJET_API_SECRET: `${key}\n` }, 'ADMIN_API_KEY and MAILJET_API_SECRET: the same value'],
+      [{ ADMIN_API_KEY: key, ADMIN_API_KEY_PREVIOUS: previous, MAILJET_API_SECRET: previous }, 'ADMIN_API_KEY_PREVIOUS and MAILJET_API_SECRET: the same value'],
+      [{ ADMIN_API_KEY: key, EVENTS_PASSWORD: previous, MAILJET_API_SECRET: previous }, 'EVENTS_PASSWORD and MAILJET_API_SECRET: the same value'],
+    ];
+    for (const [env, expected] of cases) {
+      const { message } = configError({ NODE_ENV: 'production', ...DATABASE, ...MAILJET, ...EVENTS, ...env });
+      expect(message, expected).to.include(expected);
+      expect(message.match(/: the same value/g), expected).to.have.length(1);
+      expect(message).to.not.include(key).and.not.include(previous);
+    }
+  });
+
   it('when secrets are weak, then the error does not repeat them', () => {
     const { message } = configError({ ...MAILJET, EVENTS_USERNAME: 'mailjet', EVENTS_PASSWORD: 'hunter2', ADMIN_API_KEY: 'letmein' });
 
