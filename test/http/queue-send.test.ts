@@ -332,6 +332,40 @@ describe('POST /queue → consumers → Mailjet (nock)', () => {
     expect((await statusOf(service, job_id)).status).to.equal('scheduled');
   });
 
+  it("when two apps send the same Idempotency-Key, then each gets its own job; neither's changes feed holds the other's changes, and an app key opens neither the admin API nor the dashboard", async () => {
+    mailjet = mockMailjetSend();
+    service = await startTestService();
+    const other = await makeApp(service.jetpost.pool, { name: 'app-b' });
+    const body = messageTo('same@example.com', { custom_id: 'same-id' });
+    const queue = async (key: string) => {
+      const res = await service.request('POST', '/queue', { body, key, headers: { 'Idempotency-Key': 'shared-key' } });
+      expect(res.status).to.equal(202);
+      return { jobId: ((await res.json()) as { job_id: string }).job_id, replayed: res.headers.get('idempotent-replayed') };
+    };
+
+    const mine = await queue(service.apiKey);
+    const theirs = await queue(other.key);
+    await waitForStatus(service, mine.jobId, ['accepted']);
+    await eventually(async () => ((await statusOf(service, theirs.jobId, other.key)).status === 'accepted' ? true : undefined));
+    const feed = await service.request('GET', '/status?after=0&limit=1000', { key: other.key });
+    const logIn = await service.request('POST', '/dashboard/login', {
+      rawBody: new URLSearchParams({ key: other.key }).toString(),
+      headers: { 'content-type': 'application/x-www-form-urlencoded', origin: service.url },
+      key: null,
+    });
+
+    expect(theirs.jobId).to.not.equal(mine.jobId);
+    expect(theirs.replayed).to.equal(null);
+    const changes = ((await feed.json()) as { changes: Array<{ job_id: string }> }).changes;
+    expect(changes.map((change) => change.job_id))
+      .to.include(theirs.jobId)
+      .and.not.include(mine.jobId);
+    expect((await service.request('GET', '/admin/apps', { key: other.key })).status).to.equal(401);
+    expect((await service.request('GET', '/admin/jobs?status=failed', { key: other.key })).status).to.equal(401);
+    expect(logIn.status).to.equal(401);
+    expect(logIn.headers.get('set-cookie')).to.equal(null);
+  });
+
   it('when the API key is missing or wrong, then 401 problem+json and nothing is stored', async () => {
     mailjet = mockMailjetSend();
     service = await startTestService();
