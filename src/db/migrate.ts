@@ -87,6 +87,8 @@ export async function runMigrations({
   const client = new pg.Client({
     connectionString,
     options: `-c search_path=${schema} -c statement_timeout=0 -c idle_in_transaction_session_timeout=0`,
+    // Names the session holding the migrations lock to the replicas waiting for it, and in pg_stat_activity.
+    application_name: 'jetpost migrations',
     connectionTimeoutMillis: connectTimeoutMs ?? 0,
   });
   client.on('error', (error) => log.warn('migration connection error', { component: 'migrate', error: error.message }));
@@ -183,8 +185,19 @@ function interrupted(error: unknown, signal: AbortSignal): Error {
 // held until the connection ends, after the migrations. Tried, not waited for, as postgres-migrations
 // does: a `create index concurrently` of the replica holding it waits for every transaction open
 // when it started, a statement waiting for the lock included, which would be a deadlock.
-const TRY_MIGRATIONS_LOCK = 'select pg_try_advisory_lock(-8525285245963000605) as locked';
+const MIGRATIONS_LOCK_KEY = '-8525285245963000605';
+const TRY_MIGRATIONS_LOCK = `select pg_try_advisory_lock(${MIGRATIONS_LOCK_KEY}) as locked`;
 const LOCK_RETRY_MS = 1_000;
+// The session holding that lock (a bigint key is classid: its high 32 bits, objid: its low 32, objsubid 1).
+const MIGRATIONS_LOCK_HOLDER = `
+  select a.pid, a.application_name as application, host(a.client_addr) as address, a.backend_start as since
+  from pg_locks l
+  join pg_stat_activity a on a.pid = l.pid
+  where l.locktype = 'advisory' and l.granted and l.objsubid = 1
+    and l.classid::bigint = (${MIGRATIONS_LOCK_KEY}::bigint >> 32) & 4294967295
+    and l.objid::bigint = ${MIGRATIONS_LOCK_KEY}::bigint & 4294967295
+    and l.database = (select oid from pg_database where datname = current_database())`;
+
 // An invalid index is being built right now when a session that builds an index (CREATE INDEX or
 // REINDEX … CONCURRENTLY) holds a lock on its table: the progress row names the table only to the
 // same role (or pg_read_all_stats), pg_locks to every role.
@@ -212,7 +225,10 @@ const LAST_APPLIED = 'select coalesce(max(id), 0) as id from migrations';
  * is done. Without migrations to apply, the index is only reported.
  */
 async function repairInterruptedIndexBuilds(client: pg.Client, schema: string, log: Logger, signal: AbortSignal | undefined): Promise<void> {
-  while ((await client.query<{ locked: boolean }>(TRY_MIGRATIONS_LOCK)).rows[0]?.locked !== true) {
+  for (let tries = 0; (await client.query<{ locked: boolean }>(TRY_MIGRATIONS_LOCK)).rows[0]?.locked !== true; tries += 1) {
+    if (tries === 0) {
+      await logLockHolder(client, log);
+    }
     await sleep(LOCK_RETRY_MS, undefined, { signal });
   }
   const invalid = (await client.query<{ name: string; building: boolean }>(INVALID_INDEXES, [schema])).rows;
@@ -241,6 +257,24 @@ async function repairInterruptedIndexBuilds(client: pg.Client, schema: string, l
       index: `${schema}.${name}`,
     });
   }
+}
+
+/**
+ * A start waiting for another replica's migrations (an index built on a big table takes minutes)
+ * opens no port and would say nothing meanwhile: one line says what it waits for, and whom.
+ */
+async function logLockHolder(client: pg.Client, log: Logger): Promise<void> {
+  const holder = (await client.query<{ pid: number; application: string; address: string | null; since: Date | null }>(MIGRATIONS_LOCK_HOLDER)).rows[0];
+  log.info(
+    `waiting for the migrations lock, held by another session${holder ? ` (PostgreSQL pid ${holder.pid}${holder.application ? `, ${holder.application}` : ''}${holder.address ? ` from ${holder.address}` : ''})` : ''}: another replica is applying migrations; this start goes on, and opens its port, once they are done`,
+    {
+      component: 'migrate',
+      holderPid: holder?.pid ?? null,
+      holderApplication: holder?.application || null,
+      holderAddress: holder?.address ?? null,
+      holderSince: holder?.since?.toISOString() ?? null,
+    },
+  );
 }
 
 /**

@@ -559,6 +559,37 @@ describe('migrations', () => {
       await replica.end();
     }
   });
+
+  it('when another replica holds the migrations lock, then a start waiting for it says so in one line naming that session, and goes on once it is released', async () => {
+    db = await createTestDatabase();
+    const holder = new pg.Client({ connectionString: db.url, application_name: 'jetpost migrations' });
+    await holder.connect();
+    try {
+      const holderPid = (await holder.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid;
+      await holder.query('select pg_advisory_lock(-8525285245963000605)');
+      const { log, lines } = capturingLogger('info');
+      const start = runMigrations({ connectionString: db.url, schema: TEST_SCHEMA, log }).then(() => 'started');
+      // Once the start has tried the lock (held), it is released: the start goes on at its next try.
+      const tried = "select 1 from pg_stat_activity where query like '%pg_try_advisory_lock(-8525285245963000605)%' and pid not in ($1, pg_backend_pid())";
+      while ((await db.pool.query(tried, [holderPid])).rowCount === 0) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      await holder.query('select pg_advisory_unlock(-8525285245963000605)');
+      expect(await start).to.equal('started');
+
+      const waiting = lines()
+        .map((line) => JSON.parse(line) as Record<string, unknown>)
+        .filter((line) => String(line['message']).startsWith('waiting for the migrations lock'));
+      expect(waiting).to.have.length(1);
+      expect(waiting[0]).to.include({ level: 'info', component: 'migrate', holderPid, holderApplication: 'jetpost migrations' });
+      expect(Number.isNaN(Date.parse(String(waiting[0]!['holderSince']))), 'when that session began, as a date').to.equal(false);
+      expect(waiting[0]!['message']).to.equal(
+        `waiting for the migrations lock, held by another session (PostgreSQL pid ${holderPid}, jetpost migrations from 127.0.0.1): another replica is applying migrations; this start goes on, and opens its port, once they are done`,
+      );
+    } finally {
+      await holder.end();
+    }
+  });
 });
 
 /**
