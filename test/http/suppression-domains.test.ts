@@ -430,6 +430,36 @@ for (const locale of [undefined, 'C'] as const) {
         { email: 'plain@example.com', reason: 'manual' },
       ]);
     });
+
+    it('when a release before migration 42 stored suppressions during a rolling upgrade (under lower(email)), then their addresses are sent to until the statements of docs/operations.md key them; after those they fail suppressed, and a key already stored keeps its row', async () => {
+      const pool = service.db.pool;
+      await pool.query(
+        `insert into suppressions (app_id, email, reason, created_at) values
+         ($1, 'bob@bücher.example', 'hard_bounce', now() - interval '1 day'),
+         ($1, 'eve@münchen.de', 'spam', now() - interval '2 days'),
+         ($1, 'eve@xn--mnchen-3ya.de', 'manual', now()),
+         ($1, 'plain@example.com', 'manual', now())`,
+        [service.appId],
+      );
+      expect((await send(UNICODE)).status, 'before the statements').to.equal('accepted');
+      const operations = await fs.readFile(path.join(import.meta.dirname, '../../docs/operations.md'), 'utf8');
+      const rekey = /```sql\n(begin;\ninsert into jetpost\.suppressions [^`]*)```/.exec(operations)?.[1];
+      expect(rekey, 'the statements in docs/operations.md').to.be.a('string');
+
+      await pool.query(rekey!.replaceAll('jetpost.', `${TEST_SCHEMA}.`));
+
+      const { rows } = await pool.query('select email, reason from suppressions where app_id = $1 order by email', [service.appId]);
+      expect(rows).to.deep.equal([
+        { email: ASCII, reason: 'hard_bounce' },
+        { email: 'eve@xn--mnchen-3ya.de', reason: 'manual' },
+        { email: 'plain@example.com', reason: 'manual' },
+      ]);
+      const job = await send(UNICODE);
+      expect(job.status, JSON.stringify(job)).to.equal('failed');
+      expect(job.last_error).to.match(/^suppressed: /);
+      const again = (await pool.query(rekey!.replaceAll('jetpost.', `${TEST_SCHEMA}.`))) as unknown as Array<{ rowCount: number | null }>;
+      expect(again.map((result) => result.rowCount).filter((count) => count !== null)).to.deep.equal([0, 0]);
+    });
   });
 }
 
