@@ -1,6 +1,6 @@
-// The only module that talks to Mailjet: the Send API call through send-call.ts (it turns every
-// answer, a mixed success/error 400 included, into a SendResponse that outcome.ts classifies), the
-// rarer look-ups and callback registrations through node-mailjet.
+// The only module that talks to Mailjet: the Send API call and the look-up by CustomID through
+// send-call.ts (it turns every answer, a mixed success/error 400 included, into a SendResponse that
+// outcome.ts classifies), the rare callback registrations through node-mailjet.
 import { createRequire } from 'node:module';
 
 import type MailjetModule from 'node-mailjet';
@@ -8,7 +8,7 @@ import type MailjetModule from 'node-mailjet';
 import type { CallbackWrite, RegisteredCallback } from '../domain/events-callback.js';
 import { toIdString, toUuidString, unstorableId } from '../domain/mailjet-ids.js';
 import type { FoundMessage, LookupAnswer, SendResponse } from '../domain/mailjet-outcome.js';
-import { createSendCall } from './send-call.js';
+import { createMailjetCall, SEND_PATH } from './send-call.js';
 
 export interface MailjetClient {
   /** A Send API call; `body` is its JSON text (a MailjetSendBody, see sendBodyJson). */
@@ -48,55 +48,57 @@ export const MAILJET_DEFAULT_BASE_URL = 'https://api.mailjet.com';
 export function createMailjetClient({ apiKey, apiSecret, baseUrl = MAILJET_DEFAULT_BASE_URL, timeoutMs }: MailjetClientOptions): MailjetClient {
   const url = new URL(baseUrl);
   const rest = restClient(url, { apiKey, apiSecret, timeoutMs });
+  const call = createMailjetCall({ baseUrl: url, apiKey, apiSecret, timeoutMs });
 
   return {
-    send: createSendCall({ baseUrl: url, apiKey, apiSecret, timeoutMs }),
+    send: (body) => call(SEND_PATH, body),
 
     async findByCustomId(customId) {
-      try {
-        const result = await rest()
-          .get('message', { version: 'v3' })
-          .request({}, { CustomID: customId, ShowContactAlt: true, ShowCustomID: true, Limit: 1000 });
-        // node-mailjet reads a body it cannot parse (an HTML page, JSON cut short) as {}. Only Mailjet's
-        // list says what it holds: anything else is no answer, and "not found" would resend the message.
-        const rows: unknown = (result.body as { Data?: unknown } | undefined)?.Data;
-        if (!Array.isArray(rows)) {
-          const status = result.response.status;
-          return { status, body: undefined, description: `Mailjet ${status} on the look-up by CustomID, without its list of messages` };
-        }
-        // A row without usable ids is left out, as if not found (yet): no event could reach it. ID 0 is
-        // no message's (SandboxMode answers it). An ID past 2^63-1 is kept: it cannot be stored, but
-        // Mailjet has the message, which must then not be sent again (lookUpResult); so is any other
-        // ID of a row that names this CustomID (negative, not an integer, none), as its text. A row that names
-        // another CustomID (a filter not applied, by Mailjet or a proxy) is another message's: taken
-        // for this one, a message never sent, to the same address, would be recorded as accepted. One
-        // naming none ('' without ShowCustomID) is kept: dropped, a message sent would be sent again.
-        // A row without its address (ShowContactAlt ignored) is kept with none when it names this
-        // CustomID: Mailjet took a message of the job. Naming none either, it could be any message of
-        // the account: the answer cannot say "not sent", so it counts as none.
-        const found: FoundMessage[] = [];
-        for (const row of rows as Array<Record<string, unknown>>) {
-          const named = typeof row['CustomID'] === 'string' ? row['CustomID'] : '';
-          const messageId = toIdString(row['ID']) ?? unstorableId(row['ID']) ?? (named === customId ? idText(row['ID']) : undefined);
-          const messageUuid = toUuidString(row['UUID']);
-          const email = typeof row['ContactAlt'] === 'string' && row['ContactAlt'] !== '' ? row['ContactAlt'] : null;
-          if (messageId === undefined || messageId === '0' || messageUuid === undefined || (named !== '' && named !== customId)) {
-            continue;
-          }
-          if (email === null && named === '') {
-            const status = result.response.status;
-            return {
-              status,
-              body: undefined,
-              description: `Mailjet ${status} on the look-up by CustomID, with a row that names neither its address nor its CustomID`,
-            };
-          }
-          found.push({ messageId, messageUuid, email, ...(named === '' ? {} : { named: true }) });
-        }
-        return found;
-      } catch (error) {
-        return unansweredLookup(error);
+      const query = new URLSearchParams({ CustomID: customId, ShowContactAlt: 'true', ShowCustomID: 'true', Limit: '1000' });
+      const answer = await call(`/v3/REST/message?${query.toString()}`);
+      const { status } = answer;
+      if (status === null) {
+        const code = answer.networkCode ?? 'ERROR';
+        return { status, body: undefined, networkCode: code, description: `Mailjet unreachable (${code}) on the look-up by CustomID` };
       }
+      if (status < 200 || status >= 300) {
+        return { status, body: undefined, retryAfter: answer.retryAfter, description: `Mailjet ${status} on the look-up by CustomID` };
+      }
+      // A body that is not JSON (an HTML page, JSON cut short) or has no list is no answer: only
+      // Mailjet's list says what it holds, and "not found" would resend the message.
+      const rows: unknown = typeof answer.body === 'object' && answer.body !== null ? (answer.body as { Data?: unknown }).Data : undefined;
+      if (!Array.isArray(rows)) {
+        return { status, body: undefined, description: `Mailjet ${status} on the look-up by CustomID, without its list of messages` };
+      }
+      // A row without usable ids is left out, as if not found (yet): no event could reach it. ID 0 is
+      // no message's (SandboxMode answers it). An ID past 2^63-1 is kept: it cannot be stored, but
+      // Mailjet has the message, which must then not be sent again (lookUpResult); so is any other
+      // ID of a row that names this CustomID (negative, not an integer, none), as its text. A row that names
+      // another CustomID (a filter not applied, by Mailjet or a proxy) is another message's: taken
+      // for this one, a message never sent, to the same address, would be recorded as accepted. One
+      // naming none ('' without ShowCustomID) is kept: dropped, a message sent would be sent again.
+      // A row without its address (ShowContactAlt ignored) is kept with none when it names this
+      // CustomID: Mailjet took a message of the job. Naming none either, it could be any message of
+      // the account: the answer cannot say "not sent", so it counts as none.
+      const found: FoundMessage[] = [];
+      for (const row of rows as Array<Record<string, unknown>>) {
+        const named = typeof row['CustomID'] === 'string' ? row['CustomID'] : '';
+        const messageId = toIdString(row['ID']) ?? unstorableId(row['ID']) ?? (named === customId ? idText(row['ID']) : undefined);
+        const messageUuid = toUuidString(row['UUID']);
+        const email = typeof row['ContactAlt'] === 'string' && row['ContactAlt'] !== '' ? row['ContactAlt'] : null;
+        if (messageId === undefined || messageId === '0' || messageUuid === undefined || (named !== '' && named !== customId)) {
+          continue;
+        }
+        if (email === null && named === '') {
+          return {
+            status,
+            body: undefined,
+            description: `Mailjet ${status} on the look-up by CustomID, with a row that names neither its address nor its CustomID`,
+          };
+        }
+        found.push({ messageId, messageUuid, email, ...(named === '' ? {} : { named: true }) });
+      }
+      return found;
     },
 
     async listEventCallbacks() {
@@ -129,8 +131,8 @@ type MailjetRest = InstanceType<typeof MailjetModule.default>;
 const require = createRequire(import.meta.url);
 
 /**
- * node-mailjet for the REST look-ups and callback registrations, loaded at the first of them: with
- * axios and its dependencies it holds about 18 MiB, which a process that only sends never needs.
+ * node-mailjet for the callback registrations, loaded at the first of them: with axios and its
+ * dependencies it holds about 18 MiB, which the service (it only sends and looks up) never needs.
  */
 function restClient(url: URL, { apiKey, apiSecret, timeoutMs }: Omit<MailjetClientOptions, 'baseUrl'>): () => MailjetRest {
   let client: MailjetRest | undefined;
@@ -144,7 +146,7 @@ function restClient(url: URL, { apiKey, apiSecret, timeoutMs }: Omit<MailjetClie
         apiKey,
         apiSecret,
         config: { host: `${url.host}${url.pathname.replace(/\/+$/, '')}`, version: 'v3.1', output: 'json' },
-        // v6 has no default timeout: without one a stalled connection would hold a consumer forever.
+        // v6 has no default timeout: without one a stalled connection would hold the command for ever.
         options: { timeout: timeoutMs },
       });
     }
@@ -152,32 +154,14 @@ function restClient(url: URL, { apiKey, apiSecret, timeoutMs }: Omit<MailjetClie
   };
 }
 
-/** An ID that is no MessageID, as the error naming it shows it (node-mailjet gives a long number as its text). */
-function idText(id: unknown): string {
-  return typeof id === 'string' || typeof id === 'number' || typeof id === 'bigint' ? String(id) : (JSON.stringify(id) ?? 'none');
-}
-
 /**
- * A look-up node-mailjet rejected (an error status, or no answer: its `statusCode` is then null), as
- * a send's answer: status, Retry-After, network code. Only these fields are read: the error also
- * carries the request's configuration, credentials included.
+ * An ID that is no MessageID, as the error naming it shows it (a long integer comes as its text). A
+ * number past 2^53 written otherwise (5.764607655030915e17) has lost digits: its plain digits would
+ * pass for a MessageID, so it is shown in exponent form.
  */
-function unansweredLookup(thrown: unknown): SendResponse {
-  const error = (typeof thrown === 'object' && thrown !== null ? thrown : {}) as {
-    statusCode?: unknown;
-    code?: unknown;
-    response?: { headers?: Record<string, unknown> } | null;
-  };
-  const status = typeof error.statusCode === 'number' ? error.statusCode : null;
-  if (status !== null) {
-    const retryAfter = error.response?.headers?.['retry-after'];
-    return {
-      status,
-      body: undefined,
-      retryAfter: typeof retryAfter === 'string' ? retryAfter : undefined,
-      description: `Mailjet ${status} on the look-up by CustomID`,
-    };
+function idText(id: unknown): string {
+  if (typeof id === 'number' && Number.isInteger(id) && !Number.isSafeInteger(id)) {
+    return id.toExponential();
   }
-  const code = typeof error.code === 'string' ? error.code : 'ERROR';
-  return { status: null, body: undefined, networkCode: code, description: `Mailjet unreachable (${code}) on the look-up by CustomID` };
+  return typeof id === 'string' || typeof id === 'number' || typeof id === 'bigint' ? String(id) : (JSON.stringify(id) ?? 'none');
 }

@@ -1,6 +1,8 @@
-// The Send API call (POST /v3.1/send), made directly over node:http(s) on kept-alive connections:
-// it is the one Mailjet request made for every batch, and node-mailjet's axios stack (request
-// interceptors, a JavaScript JSON parser for big integers) cost more CPU than the rest of a send.
+// Mailjet's requests that jetpost's delivery rests on, made directly over node:http(s) on kept-alive
+// connections: the Send API call (POST /v3.1/send), made for every batch, where node-mailjet's axios
+// stack (request interceptors, a JavaScript JSON parser for big integers) cost more CPU than the rest
+// of a send; and the message look-up by CustomID, which decides whether a message is sent again, and
+// whose answer axios bounded in time only until its headers (a body that kept coming held it for ever).
 // The answer is read as node-mailjet read it: integers longer than 15 digits (MessageIDs) come back as
 // exact decimal strings, a body that is not JSON comes back as its text, and no answer at all (a
 // timeout, a refused or cut connection) is a network failure: its outcome unknown once the request
@@ -14,7 +16,7 @@ import { splitJsonBody } from '../domain/json-elements.js';
 import type { SendResponse } from '../domain/mailjet-outcome.js';
 import { sendAgent } from './agent.js';
 
-export interface SendCallOptions {
+export interface MailjetCallOptions {
   /** Mailjet's base URL (its path, if any, comes before /v3.1/send). */
   baseUrl: URL;
   apiKey: string;
@@ -23,12 +25,15 @@ export interface SendCallOptions {
   timeoutMs: number;
 }
 
-/** A Send API answer is one object; nesting deeper than this is not Mailjet's and is kept as text. */
+/** The Send API's path, after the base URL's. */
+export const SEND_PATH = '/v3.1/send';
+
+/** Mailjet's answers are one object; nesting deeper than this is not Mailjet's and is kept as text. */
 const ANSWER_LIMITS = { maxDepth: 64, maxLength: Number.MAX_SAFE_INTEGER, maxElements: 1 };
 
 /**
  * The most of an answer that is read. A Send API answer for the largest call (50 recipients) is about
- * 20 KB; a bigger one is not Mailjet's to trust, and reading it whole would hold that much memory
+ * 20 KB, a look-up's for a job's 50 recipients about as much; a bigger one is not Mailjet's to trust, and reading it whole would hold that much memory
  * per call in flight. The call's outcome is then unknown: its messages are looked up before a resend.
  */
 export const MAX_ANSWER_BYTES = 1024 * 1024;
@@ -39,13 +44,19 @@ const TIMEOUT_CODE = 'ECONNABORTED';
 /** The code of a call the egress proxy refused to pass on. */
 const PROXY_REFUSED_CODE = 'EPROXY';
 
-export function createSendCall({ baseUrl, apiKey, apiSecret, timeoutMs }: SendCallOptions): (body: string) => Promise<SendResponse> {
+/**
+ * A call of `path` (with its query) after the base URL's path: a POST of `body` when there is one, else
+ * a GET. Its answer as a SendResponse, whatever the path.
+ */
+export type MailjetCall = (path: string, body?: string) => Promise<SendResponse>;
+
+export function createMailjetCall({ baseUrl, apiKey, apiSecret, timeoutMs }: MailjetCallOptions): MailjetCall {
   const transport = baseUrl.protocol === 'http:' ? http : https;
   const agent = sendAgent(baseUrl);
-  const url = new URL(`${baseUrl.pathname.replace(/\/+$/, '')}/v3.1/send`, baseUrl.origin);
+  const base = baseUrl.pathname.replace(/\/+$/, '');
   const authorization = `Basic ${Buffer.from(`${apiKey}:${apiSecret}`).toString('base64')}`;
 
-  return (body) =>
+  return (path, body) =>
     new Promise<SendResponse>((resolve) => {
       // Whether any byte of the request may have left: from the moment its connection is up (TCP, and
       // the TLS handshake on https). A failure before that (a refused connection, a failed DNS lookup,
@@ -60,11 +71,14 @@ export function createSendCall({ baseUrl, apiKey, apiSecret, timeoutMs }: SendCa
         }
       };
       const request = transport.request(
-        url,
+        new URL(`${base}${path}`, baseUrl.origin),
         {
-          method: 'POST',
+          method: body === undefined ? 'GET' : 'POST',
           agent,
-          headers: { authorization, accept: 'application/json', 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+          headers:
+            body === undefined
+              ? { authorization, accept: 'application/json' }
+              : { authorization, accept: 'application/json', 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
         },
         (answer) => {
           if (answer.statusCode === 407) {

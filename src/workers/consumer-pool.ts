@@ -113,9 +113,11 @@ export function createConsumerPool(options: ConsumerPoolOptions): ConsumerPool {
           const after = limit.callEnded({ durationMs, slowDown, inFlight: callsInFlight, cutsAtStart });
           if (after !== before) {
             bus.emit('mailjet:in-flight-limit', { limit: after });
-            if (after > before) {
-              wakeup.wake();
-            }
+          }
+          // A consumer now past the limit sleeps until the idle check, and those within it slept on
+          // timers set before its call deferred jobs (a 5xx, a reset): they must see when those fall due.
+          if (after > before || index >= after) {
+            wakeup.wake();
           }
         }
         callsInFlight -= 1;

@@ -1,5 +1,8 @@
 // The message look-up by CustomID (GET /v3/REST/message): the rows it keeps as found. A row without
 // usable ids counts as not found: it could only be recorded without an id no event can reach.
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
 import { expect } from 'chai';
 import nock from 'nock';
 
@@ -107,6 +110,27 @@ describe('the look-up by CustomID', () => {
     const client = createMailjetClient({ apiKey: 'k', apiSecret: 's', baseUrl: ORIGIN, timeoutMs: 50 });
 
     expect(await client.findByCustomId('jetpost-1')).to.include({ status: null, networkCode: 'ECONNABORTED' });
+  });
+
+  // axios (under node-mailjet) bounded only the wait for the headers and each silence after them: an
+  // answer whose body kept coming a byte at a time held its consumer for ever, and the job with it.
+  it('when Mailjet answers the headers and then a body that never ends, then the look-up gives up at the timeout', async () => {
+    const server = createServer((_request, response) => {
+      response.writeHead(200, { 'content-type': 'application/json' });
+      response.write('{"Count":1,"Data":[');
+      const drip = setInterval(() => response.write(' '), 10);
+      response.on('close', () => clearInterval(drip));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const client = createMailjetClient({ apiKey: 'k', apiSecret: 's', baseUrl, timeoutMs: 200 });
+
+      expect(await client.findByCustomId('jetpost-1')).to.include({ status: null, networkCode: 'ECONNABORTED' });
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
   });
 
   it('when Mailjet answers an empty list, then the message is not found', async () => {

@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
 
 import { sendProxy } from '../../src/mailjet/agent.js';
-import { createSendCall } from '../../src/mailjet/send-call.js';
+import { createMailjetCall, SEND_PATH } from '../../src/mailjet/send-call.js';
 
 const BODY = { Messages: [{ To: [{ Email: 'a@example.com' }], CustomID: 'jetpost-1' }] };
 const PROXY_VARIABLES = ['HTTP_PROXY', 'HTTPS_PROXY', 'NO_PROXY', 'ALL_PROXY', 'http_proxy', 'https_proxy', 'no_proxy', 'all_proxy'];
@@ -71,7 +71,8 @@ describe('send calls through a proxy', () => {
     proxy.close();
   });
 
-  const call = (baseUrl: string) => createSendCall({ baseUrl: new URL(baseUrl), apiKey: 'key', apiSecret: 'secret', timeoutMs: 10_000 })(JSON.stringify(BODY));
+  const call = (baseUrl: string) =>
+    createMailjetCall({ baseUrl: new URL(baseUrl), apiKey: 'key', apiSecret: 'secret', timeoutMs: 10_000 })(SEND_PATH, JSON.stringify(BODY));
   const proxyCredentials = `Basic ${Buffer.from('jet:p@ss').toString('base64')}`;
 
   it('when HTTP_PROXY is set and Mailjet is plain HTTP, then the call goes to the proxy as an absolute URL, with its credentials and the Mailjet keys', async () => {
@@ -133,7 +134,7 @@ describe('send calls through a proxy', () => {
   it('when the proxy variable is not a URL, then creating the call fails with a message that names the variables, not the value', () => {
     process.env['HTTPS_PROXY'] = 'http://user:secret@[bad';
 
-    expect(() => createSendCall({ baseUrl: new URL('https://api.mailjet.com'), apiKey: 'k', apiSecret: 's', timeoutMs: 1_000 }))
+    expect(() => createMailjetCall({ baseUrl: new URL('https://api.mailjet.com'), apiKey: 'k', apiSecret: 's', timeoutMs: 1_000 }))
       .to.throw(/HTTPS_PROXY or HTTP_PROXY/)
       .and.satisfy((error: Error) => !error.message.includes('secret'));
   });

@@ -5,7 +5,7 @@ import { type AddressInfo, createServer as createNetServer, type Server as NetSe
 
 import { expect } from 'chai';
 
-import { createSendCall, MAX_ANSWER_BYTES } from '../../src/mailjet/send-call.js';
+import { createMailjetCall, MAX_ANSWER_BYTES, SEND_PATH } from '../../src/mailjet/send-call.js';
 
 const BODY = JSON.stringify({ Messages: [{ To: [{ Email: 'a@example.com' }], CustomID: 'jetpost-1' }] });
 
@@ -29,7 +29,7 @@ describe('the Send API call', () => {
     server.close();
   });
 
-  const call = (timeoutMs = 10_000) => createSendCall({ baseUrl, apiKey: 'key', apiSecret: 'secret', timeoutMs })(BODY);
+  const call = (timeoutMs = 10_000) => createMailjetCall({ baseUrl, apiKey: 'key', apiSecret: 'secret', timeoutMs })(SEND_PATH, BODY);
 
   it('when Mailjet answers 200 with a MessageID above 2^53, then the call went to the base path with the keys and the id comes back exact', async () => {
     let seen: { url?: string | undefined; authorization?: string | undefined; body?: string } = {};
@@ -119,7 +119,8 @@ describe('the Send API call', () => {
   });
 
   describe('when no connection is made, then the request never left', () => {
-    const neverSent = (baseUrl: string, timeoutMs = 5_000) => createSendCall({ baseUrl: new URL(baseUrl), apiKey: 'k', apiSecret: 's', timeoutMs })(BODY);
+    const neverSent = (baseUrl: string, timeoutMs = 5_000) =>
+      createMailjetCall({ baseUrl: new URL(baseUrl), apiKey: 'k', apiSecret: 's', timeoutMs })(SEND_PATH, BODY);
     /** A TCP server that accepts and never says a word: a TLS handshake with it never ends. */
     let silent: NetServer;
     before(async () => {
