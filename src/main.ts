@@ -23,7 +23,7 @@ import { parseTargetPolicy } from './domain/target-policy.js';
 import { finishedWithin } from './finished-within.js';
 import { createApp, routeTable } from './http/app.js';
 import { createBodyStop } from './http/body-stop.js';
-import { configureConnections } from './http/connections.js';
+import { configureConnections, limitPipelining } from './http/connections.js';
 import { trackInFlight } from './http/drain.js';
 import { createStdoutLogger, type Logger } from './log.js';
 import { describeProxy, sendProxy } from './mailjet/agent.js';
@@ -341,7 +341,7 @@ async function start(config: Config, log: Logger, { signal, exitingNow }: StartO
 
   signal?.throwIfAborted();
   // A request without Host is answered by the app (http/request-headers.ts), in words, not by Node's bare 400.
-  const server = createServer({ requireHostHeader: false }, serveHttp);
+  const server = createServer({ requireHostHeader: false }, limitPipelining(serveHttp));
   server.keepAliveTimeout = HTTP_KEEP_ALIVE_MS;
   configureConnections(server);
   const inFlight = trackInFlight(server);

@@ -541,9 +541,34 @@ async function spawnServer({ root, databaseDir, port, runAs, ownSession, log, ex
     log.debug('the embedded PostgreSQL could not listen', { component: 'embedded-postgres', port, log: tail });
     throw portInUse(port);
   }
+  const full = await walDiskFull(databaseDir);
+  if (full !== undefined) {
+    throw new StartupError(
+      `the embedded PostgreSQL did not start (data in ${databaseDir}): ${failure}, as ${full}. Free space there, then start jetpost again; its log is ${logFile}`,
+    );
+  }
   throw new StartupError(
     `the embedded PostgreSQL did not start on port ${port} (data in ${databaseDir}): ${failure}${tail ? `; its log says: ${tail}` : ''}. Set EMBEDDED_PG_PORT or DATABASE_URL, or see ${logFile}`,
   );
+}
+
+/** PostgreSQL's WAL segment (`wal_segment_size`, which initdb leaves at 16 MiB): it writes a new one whole before using it. */
+const WAL_SEGMENT_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Why the server on `databaseDir` cannot run for lack of disk, or undefined. With less room than one
+ * WAL segment it cannot begin the next one: a commit that needs it PANICs, and the crash recovery
+ * after it, or a start, fails at once. Its log's last lines then tell only that it shut down. Asked of
+ * the disk, not read from the log, whose messages may be translated.
+ */
+export async function walDiskFull(databaseDir: string): Promise<string | undefined> {
+  const wal = path.join(databaseDir, 'pg_wal');
+  const stats = await fs.statfs(wal).catch(() => undefined);
+  if (stats === undefined || stats.bavail * stats.bsize >= WAL_SEGMENT_BYTES) {
+    return undefined;
+  }
+  const freeMiB = ((stats.bavail * stats.bsize) / 1024 / 1024).toFixed(1);
+  return `its disk is full: ${wal} has ${freeMiB} MiB free, less than the ${WAL_SEGMENT_BYTES / 1024 / 1024} MiB of the WAL segment PostgreSQL must write to go on`;
 }
 
 function portInUse(port: number): StartupError {

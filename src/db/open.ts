@@ -13,7 +13,7 @@ import { finishedWithin } from '../finished-within.js';
 import type { Logger } from '../log.js';
 import { prepareDataDir } from './data-dir.js';
 import { borrowDataDir, claimDataDir, liveDataDirOwner } from './data-dir-owner.js';
-import { explainEmbeddedRefusal, startEmbeddedPostgres } from './embedded.js';
+import { explainEmbeddedRefusal, startEmbeddedPostgres, walDiskFull } from './embedded.js';
 import { runMigrations } from './migrate.js';
 import { createPool, type Pool } from './pool.js';
 import { isProcessAlive } from './process-liveness.js';
@@ -67,22 +67,24 @@ interface EmbeddedHandle {
   /** Resolves to what it left behind, if anything. */
   stop(): Promise<string | undefined>;
   recordPort?(port: number): Promise<void>;
-  /** The server's pid, watched while the service runs (a command's server is not). */
-  watchedPid?: number;
+  /** The server, watched while the service runs (a command's server is not). */
+  watched?: { pid: number; databaseDir: string };
 }
 
 /** How often the service looks whether its embedded PostgreSQL is still there. */
 const EMBEDDED_WATCH_MS = 1_000;
 
-/** Resolves once process `pid` is gone, unless `closing` is aborted first. */
-function whenGone(pid: number, closing: AbortSignal): Promise<string> {
+/** Resolves once the server's process is gone, saying why when its disk is full, unless `closing` is aborted first. */
+function whenGone({ pid, databaseDir }: { pid: number; databaseDir: string }, closing: AbortSignal): Promise<string> {
   return new Promise((resolve) => {
     const timer = setInterval(() => {
       if (closing.aborted) {
         clearInterval(timer);
       } else if (!isProcessAlive(pid)) {
         clearInterval(timer);
-        resolve(`the embedded PostgreSQL (pid ${pid}) exited without being asked to`);
+        void walDiskFull(databaseDir).then((full) =>
+          resolve(`the embedded PostgreSQL (pid ${pid}) exited without being asked to${full === undefined ? '' : ` (${full}: free space there first)`}`),
+        );
       }
     }, EMBEDDED_WATCH_MS);
     timer.unref();
@@ -145,7 +147,7 @@ export async function openDatabase(config: Config, log: Logger, { role, exitingN
     directConnectionString,
     pool,
     recordPort: async (port) => embedded?.recordPort?.(port),
-    lost: embedded?.watchedPid === undefined ? new Promise<string>(() => {}) : whenGone(embedded.watchedPid, closeBegun.signal),
+    lost: embedded?.watched === undefined ? new Promise<string>(() => {}) : whenGone(embedded.watched, closeBegun.signal),
     close() {
       closeBegun.abort();
       closing ??= (async () => {
@@ -312,5 +314,8 @@ async function openEmbedded(
     },
     { once: true },
   );
-  return { connectionString: server.connectionString, handle: { stop, recordPort: (port) => claim.recordPort(port), watchedPid: server.pid } };
+  return {
+    connectionString: server.connectionString,
+    handle: { stop, recordPort: (port) => claim.recordPort(port), watched: { pid: server.pid, databaseDir: path.join(dir, 'pg') } },
+  };
 }

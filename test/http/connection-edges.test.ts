@@ -6,6 +6,7 @@ import net from 'node:net';
 
 import { expect } from 'chai';
 
+import { MAX_PIPELINED } from '../../src/http/connections.js';
 import { message } from '../factories.js';
 import { parseAnswer } from '../support/raw-request.js';
 import { startTestService, type TestService } from '../support/service.js';
@@ -417,5 +418,20 @@ describe('HTTP connections: bytes past a request, a client that shuts its side',
     const [refused] = answers(await exchange(service.url, `GET /status?ids=${ids} HTTP/1.1\r\nHost: x\r\n\r\n`));
     expect(refused?.status).to.equal(431);
     expect(((await refused!.json()) as { detail: string }).detail).to.match(/a long URL or query string included: GET \/status takes at most 100 ids/);
+  });
+
+  it('when a connection sends more requests ahead of their answers than MAX_PIPELINED, then it is closed, and the requests past that are not handled', async () => {
+    // A client that writes many requests at once and reads nothing made every answer be held in memory
+    // (400 such connections, 50 GET /openapi.yaml each: 3 GB). The last one asks to close, so that a
+    // server that answers them all ends the exchange too.
+    const count = MAX_PIPELINED + 4;
+    const requests = Array.from({ length: count }, (_, index) =>
+      queueRequest(JSON.stringify(message({ custom_id: `pipelined deep, ${index}` })), index === count - 1 ? { Connection: 'close' } : {}),
+    );
+    const raw = await exchange(service.url, requests.join(''));
+    expect(raw.split('HTTP/1.1 ').length - 1, 'answers').to.be.at.most(MAX_PIPELINED);
+    for (let index = MAX_PIPELINED; index < count; index += 1) {
+      expect(await jobsWith(`pipelined deep, ${index}`), `request ${index}`).to.equal(0);
+    }
   });
 });
