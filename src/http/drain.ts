@@ -38,14 +38,31 @@ export interface InFlight {
 
 /** Keeps count of `server`'s requests in flight, for the drain to wait for those begun before it. */
 export function trackInFlight(server: Server): InFlight {
-  const inFlight = new Set<ServerResponse>();
-  server.on('request', (_req: IncomingMessage, res: ServerResponse) => {
-    inFlight.add(res);
-    res.once('close', () => inFlight.delete(res));
+  const inFlight = new Map<ServerResponse, Promise<void>>();
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    const socket = req.socket;
+    // Read with others after its connection was closed (the pipelining limit, http/connections.ts):
+    // nothing answers it.
+    if (socket.destroyed) {
+      return;
+    }
+    inFlight.set(
+      res,
+      new Promise<void>((resolve) => {
+        // An answer queued behind another on a connection that closes never emits its own 'close'.
+        const done = () => {
+          inFlight.delete(res);
+          socket.off('close', done);
+          resolve();
+        };
+        res.once('close', done);
+        socket.once('close', done);
+      }),
+    );
   });
   return {
     async settled() {
-      await Promise.all([...inFlight].map((res) => new Promise<void>((resolve) => (res.closed ? resolve() : res.once('close', () => resolve())))));
+      await Promise.all(inFlight.values());
     },
   };
 }
