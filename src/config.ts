@@ -74,10 +74,10 @@ const size = (max: number, maxText: string, minText = '1 byte') => {
 const bodyLimit = () =>
   size(bufferConstants.MAX_STRING_LENGTH, `${figure(bufferConstants.MAX_STRING_LENGTH)} bytes (about 512mb, the longest text Node holds)`);
 /**
- * Callback bytes in progress are held in memory: a budget past this machine's memory could never be
- * used, and protects nothing (its floor, EVENTS_BODY_LIMIT, is checked in loadConfig).
+ * The bytes of a route's bodies in progress are held in memory: a budget past this machine's memory
+ * could never be used, and protects nothing (its floor, the route's body limit, is checked in loadConfig).
  */
-const eventsBodyBudget = size(os.totalmem(), "this machine's memory", 'EVENTS_BODY_LIMIT');
+const bodyBudget = (limitName: string) => size(os.totalmem(), "this machine's memory", limitName);
 const httpUrl = z.url({ protocol: /^https?$/, error: 'an http(s) URL' });
 // What pg reads: postgres:// or postgresql://, or socket: for a Unix socket.
 const postgresUrl = z.url({ protocol: /^(postgres(ql)?|socket)$/, error: 'a postgres:// URL (or postgresql://, socket:)' });
@@ -201,7 +201,7 @@ const envSchema = z.object({
   // A grouped callback of 100,000 events is about 30 MB.
   EVENTS_BODY_LIMIT: bodyLimit().default('64mb'),
   // Callback bytes in progress at once (http/body-budget.ts); EVENTS_BODY_LIMIT when unset.
-  EVENTS_BODY_BUDGET: eventsBodyBudget.optional(),
+  EVENTS_BODY_BUDGET: bodyBudget('EVENTS_BODY_LIMIT').optional(),
   EVENTS_BODY_WAIT_MS: integer(0, 600_000).default(10_000),
   // Bytes a second (0: no minimum), judged over HTTP_BODY_MIN_RATE_WINDOW_MS, only while callbacks
   // wait for room (http/body-budget.ts). 256 KiB is 2 Mbit/s: Mailjet sends from its data centres,
@@ -216,6 +216,8 @@ const envSchema = z.object({
     .refine(trustedProxiesValid, 'true, false, a hop count, or comma-separated addresses, subnets (10.0.0.0/8) and loopback, linklocal, uniquelocal')
     .default('false'),
   QUEUE_BODY_LIMIT: bodyLimit().default('20mb'),
+  // POST /queue bytes in progress at once (http/body-budget.ts); QUEUE_BODY_LIMIT when unset.
+  QUEUE_BODY_BUDGET: bodyBudget('QUEUE_BODY_LIMIT').optional(),
   QUEUE_BATCH_MAX_MESSAGES: integer(1, 100_000).default(1000),
   QUEUE_BATCH_CONCURRENCY: integer(1, 64).default(2),
   API_KEY_CACHE_MS: integer(0, 3_600_000).default(60_000),
@@ -397,6 +399,8 @@ export interface Config {
     readonly bodyMinRate: number;
   };
   readonly queueBodyLimit: string;
+  /** Bytes of POST /queue bodies read, parsed and waiting for their insert at once; at least the body limit. */
+  readonly queueBodyBudgetBytes: number;
   /** Group commit of POST /queue: messages per transaction, transactions at once (services/jobs.ts). */
   readonly queueBatch: { readonly maxMessages: number; readonly maxInFlight: number };
   /** How long POST /queue may trust a checked API key (services/api-key-cache.ts); 0 = no cache. */
@@ -468,16 +472,21 @@ function databaseProblems(e: z.infer<typeof envSchema>): string[] {
 }
 
 /**
- * The callback body limit and budget in bytes (each checked as a size). A budget below the limit
- * would refuse forever a callback the limit allows (Mailjet would retry it for a day), so it is a
- * configuration error.
+ * A route's body limit and budget in bytes (each checked as a size), the budget the limit when
+ * unset. A budget below the limit would refuse forever a body the limit allows (Mailjet would
+ * retry such a callback for a day), so it is a configuration error.
  */
-function eventsBodySizes(limitText: string, budgetText: string | undefined, problems: string[]): { limit: number; budget: number } {
+function bodySizes(
+  names: { limit: string; budget: string; request: string },
+  limitText: string,
+  budgetText: string | undefined,
+  problems: string[],
+): { limit: number; budget: number } {
   const limit = bytes.parse(limitText) ?? 0;
   const budget = budgetText === undefined ? limit : (bytes.parse(budgetText) ?? 0);
   if (budget < limit) {
     problems.push(
-      `  EVENTS_BODY_BUDGET: "${budgetText}" is below EVENTS_BODY_LIMIT (${limitText}): it must be ${settingRange('EVENTS_BODY_BUDGET')}, so that a callback at the limit fits in the budget of callbacks in progress`,
+      `  ${names.budget}: "${budgetText}" is below ${names.limit} (${limitText}): it must be ${settingRange(names.budget)}, so that a ${names.request} at the limit fits in the budget of ${names.request}s in progress`,
     );
   }
   return { limit, budget };
@@ -640,7 +649,18 @@ export function loadConfig(env: Env = process.env): Config {
     problems.push('  RETENTION_IDEMPOTENCY_KEYS_HOURS: must be set and not longer than RETENTION_JOBS_DAYS (a replayed request answers with its jobs)');
   }
   problems.push(...portClashes(e, credentials === undefined && !e.MAILJET_BASE_URL));
-  const eventsBody = eventsBodySizes(e.EVENTS_BODY_LIMIT, e.EVENTS_BODY_BUDGET, problems);
+  const eventsBody = bodySizes(
+    { limit: 'EVENTS_BODY_LIMIT', budget: 'EVENTS_BODY_BUDGET', request: 'callback' },
+    e.EVENTS_BODY_LIMIT,
+    e.EVENTS_BODY_BUDGET,
+    problems,
+  );
+  const queueBody = bodySizes(
+    { limit: 'QUEUE_BODY_LIMIT', budget: 'QUEUE_BODY_BUDGET', request: 'request' },
+    e.QUEUE_BODY_LIMIT,
+    e.QUEUE_BODY_BUDGET,
+    problems,
+  );
   // One refusal names every problem. A check between settings that involves a refused variable ran
   // on its default: its line would only repeat, or contradict, the refusal.
   const all = [...refusals, ...problems.filter((problem) => !namedVariables(problem).some((name) => refused.has(name)))];
@@ -716,6 +736,7 @@ export function loadConfig(env: Env = process.env): Config {
     },
     dataDir: e.DATA_DIR,
     queueBodyLimit: e.QUEUE_BODY_LIMIT,
+    queueBodyBudgetBytes: queueBody.budget,
     queueBatch: { maxMessages: e.QUEUE_BATCH_MAX_MESSAGES, maxInFlight: e.QUEUE_BATCH_CONCURRENCY },
     apiKeyCacheMs: e.API_KEY_CACHE_MS,
     rateLimits: { queuePerMinute: e.QUEUE_RATE_LIMIT, eventsPerMinute: e.EVENTS_RATE_LIMIT, adminKeyFailuresPerMinute: e.ADMIN_KEY_FAILURE_LIMIT },

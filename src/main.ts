@@ -234,6 +234,7 @@ async function start(config: Config, log: Logger, { signal, exitingNow }: StartO
   const gate = createSendGate({ callsPerSecond: config.mailjet.callsPerSecond });
   // Shared by the callback route, which reserves in it, and the metrics, which show it.
   const eventsBodyBudget = createByteBudget(config.events.bodyBudgetBytes);
+  const queueBodyBudget = createByteBudget(config.queueBodyBudgetBytes);
   // Begun when the stop is: request bodies still arriving are then refused at once (http/body-stop.ts).
   const bodyStop = createBodyStop();
   const metrics = createMetrics({
@@ -326,6 +327,7 @@ async function start(config: Config, log: Logger, { signal, exitingNow }: StartO
     onDatabaseUnavailable: outOfDisk.saw,
     eventsBodyBudget: { budget: eventsBodyBudget, waitMs: config.events.bodyWaitMs, minBytesPerSecond: config.events.bodyMinRate },
     onCallbackWaited: (wait) => bus.emit('events:budget-wait', wait),
+    queueBodyBudget,
     // send_at's window and the dashboard's sessions and chart, as the database and every replica see them.
     now: clock.now,
   });

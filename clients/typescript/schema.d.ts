@@ -49,6 +49,13 @@ export interface paths {
          *     such message (`''` for a single message, `messages.3` in a bulk request) with its size;
          *     nothing of the request is stored.
          *
+         *     **Bodies in progress.** The bodies being read and stored at once share `QUEUE_BODY_BUDGET`
+         *     bytes per process (default: the body limit), counted by their `Content-Length`. A request
+         *     that finds no room is answered `503` with `Retry-After` at once, before its body is read
+         *     (a chunked one, as soon as it grows past the room left, its connection then closed);
+         *     nothing of it is stored: send it again. A body that came whole with its headers (a small
+         *     message) always gets in.
+         *
          *     **Rate limit.** At most `QUEUE_RATE_LIMIT` requests per minute per app (default 600), counted
          *     once the API key is checked; above it, `429` (see Rate limits in the introduction).
          */
@@ -2010,7 +2017,9 @@ export interface components {
          * @description The database is unreachable, or did not answer within `DATABASE_CONNECT_TIMEOUT_MS` /
          *     `DATABASE_STATEMENT_TIMEOUT_MS` (`service-unavailable`); on `POST /events`, also a callback
          *     that found no room in `EVENTS_BODY_BUDGET` within `EVENTS_BODY_WAIT_MS`, or (chunked) part-way,
-         *     or that came too slowly to keep its room while others waited for it. Also a request whose
+         *     or that came too slowly to keep its room while others waited for it; on `POST /queue`, also a
+         *     request that found no room in `QUEUE_BODY_BUDGET`, at once or (chunked) part-way, nothing of
+         *     it stored. Also a request whose
          *     body was still arriving when the server began to stop (the connection is then closed,
          *     nothing of it stored). Retry later; a retried `POST /queue` should carry the same
          *     `Idempotency-Key`.

@@ -1,4 +1,4 @@
-// A budget of bytes shared by the requests in progress (POST /events bodies: http/body-budget.ts).
+// A budget of bytes shared by the requests in progress (POST /events and POST /queue bodies: http/body-budget.ts).
 // A request reserves its bytes and releases them when it is over. When they do not fit, it waits
 // in FIFO order: nothing overtakes a waiting request, so a large one gets in as soon as the ones
 // ahead of it are over, however many small ones keep arriving behind it, and a waiting request

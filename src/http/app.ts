@@ -63,6 +63,8 @@ export interface AppDeps extends OpsRouteDeps {
    * wait for room, and the pace a body must keep to hold room others wait for (EVENTS_BODY_MIN_RATE).
    */
   eventsBodyBudget: { budget: ByteBudget; waitMs: number; minBytesPerSecond: number };
+  /** The bytes of POST /queue bodies in progress at once (QUEUE_BODY_BUDGET): a request that finds no room is refused at once. */
+  queueBodyBudget: ByteBudget;
   /** A callback that found no room in the budget: admitted after waiting, refused after waiting or part-way (metrics). */
   onCallbackWaited?: BodyBudgetOptions['onWaited'];
   trustProxy: boolean | number | string;
@@ -244,7 +246,7 @@ export function createApp(deps: AppDeps): HttpApp {
     keyOf: () => 'mailjet',
     what: 'with the callback credentials',
   });
-  const eventsBodyLimit = bodyLimitBytes(deps.limits.eventsBody);
+  const stop = deps.limits.bodyPace.stop === undefined ? {} : { stop: deps.limits.bodyPace.stop };
   // First: the busiest route is matched before the others are tried.
   app.use(
     queueRouter({
@@ -253,6 +255,16 @@ export function createApp(deps: AppDeps): HttpApp {
       requireApp,
       requireSender,
       limit: limitPerApp,
+      // No wait and no minimum rate of its own: a request that finds no room is refused at once.
+      budget: bodyBudget({
+        budget: deps.queueBodyBudget,
+        names: { setting: 'QUEUE_BODY_BUDGET', request: 'request', component: 'queue' },
+        ...stop,
+        limit: bodyLimitBytes(deps.limits.queueBody),
+        waitMs: 0,
+        minBytesPerSecond: 0,
+        log: deps.log,
+      }),
       bodyLimit: deps.limits.queueBody,
       bodyPace: deps.limits.bodyPace,
     }),
@@ -266,8 +278,9 @@ export function createApp(deps: AppDeps): HttpApp {
       limit: limitCallback,
       budget: bodyBudget({
         ...deps.eventsBodyBudget,
-        ...(deps.limits.bodyPace.stop === undefined ? {} : { stop: deps.limits.bodyPace.stop }),
-        limit: eventsBodyLimit,
+        names: { setting: 'EVENTS_BODY_BUDGET', minRateSetting: 'EVENTS_BODY_MIN_RATE', request: 'callback', component: 'events' },
+        ...stop,
+        limit: bodyLimitBytes(deps.limits.eventsBody),
         log: deps.log,
         ...(deps.onCallbackWaited === undefined ? {} : { onWaited: deps.onCallbackWaited }),
       }),

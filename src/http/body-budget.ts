@@ -1,9 +1,15 @@
-// POST /events: the callback bodies read and processed at once hold a process-wide budget of bytes
-// (EVENTS_BODY_BUDGET), so that concurrent large callbacks cannot together exhaust the memory (four
-// 30 MB callbacks at once peaked a process at 461 MiB, 324 MiB with the default budget). Placed
-// after the credentials and the rate limit, around the body's reader: a callback reserves its stated
-// Content-Length before its body is read, and gives it back when its answer is finished or its
-// connection closed, whatever the outcome.
+// POST /events and POST /queue: the bodies read and processed at once on each route hold a
+// process-wide budget of bytes (EVENTS_BODY_BUDGET, QUEUE_BODY_BUDGET), so that concurrent large
+// bodies cannot together exhaust the memory (four 30 MB callbacks at once peaked a process at
+// 461 MiB, 324 MiB with the default budget; two 9.3 MB POST /queue at once crashed a process capped
+// at a 96 MB heap, and 120 of them took one to 2.1 GB). Placed after the credentials and the rate
+// limit, around the body's reader: a request reserves its stated Content-Length before its body is
+// read, and gives it back when its answer is finished or its connection closed, whatever the
+// outcome (on /queue, its messages' wait for their insert is within it).
+//
+// What follows is told of callbacks, which wait for room; a POST /queue request waits none
+// (QUEUE_BODY_BUDGET: `waitMs` 0, no minimum rate): one that finds no room is answered 503 at once,
+// its body unread, and its client retries it, as any 503 asks.
 //
 // A chunked body (Mailjet may send one) states no length: it reserves its first read's worth, then
 // grows its reservation by each chunk as it arrives, ahead of the callbacks waiting (it is what will
@@ -60,13 +66,26 @@ const FIRST_CHUNK_BYTES = 64 * 1024;
 /** How long the callbacks from an address whose body was refused for its pace wait behind the others. */
 const SLOW_SOURCE_MS = 60_000;
 
+/** How a budget's logs and answers name it. */
+export interface BodyBudgetNames {
+  /** Its setting, e.g. EVENTS_BODY_BUDGET. */
+  setting: string;
+  /** The setting of `minBytesPerSecond`, when that is not 0. */
+  minRateSetting?: string;
+  /** What it admits, e.g. callback. */
+  request: string;
+  /** The log component. */
+  component: string;
+}
+
 export interface BodyBudgetOptions {
   budget: ByteBudget;
+  names: BodyBudgetNames;
   /** The body limit, in bytes: what a body of unknown length may reach. */
   limit: number;
-  /** How long a callback may wait for room before it is refused (EVENTS_BODY_WAIT_MS). */
+  /** How long a request may wait for room before it is refused (EVENTS_BODY_WAIT_MS; 0 on /queue: at once). */
   waitMs: number;
-  /** Bytes a second a body must bring, over each window of its pace, to keep its room while others wait for it (EVENTS_BODY_MIN_RATE; 0: no minimum). */
+  /** Bytes a second a body must bring, over each window of its pace, to keep its room while others wait for it (EVENTS_BODY_MIN_RATE; 0: no minimum, as on /queue). */
   minBytesPerSecond: number;
   /** The server's stop: a callback waiting for room is then refused at once. */
   stop?: BodyStop;
@@ -108,7 +127,8 @@ export interface BodyBudget {
   room: HeldRoom;
 }
 
-export function bodyBudget({ budget, limit, waitMs, minBytesPerSecond, stop, log, onWaited }: BodyBudgetOptions): BodyBudget {
+export function bodyBudget({ budget, names, limit, waitMs, minBytesPerSecond, stop, log, onWaited }: BodyBudgetOptions): BodyBudget {
+  const { setting, request: what, component } = names;
   /** The callbacks whose bodies are read in room reserved for them (not those read whole with their headers). */
   const holding = new WeakSet<Request>();
   /** Until when (performance.now() ms) each source (at most SOURCE_BUCKETS of them) waits behind the others. */
@@ -129,15 +149,15 @@ export function bodyBudget({ budget, limit, waitMs, minBytesPerSecond, stop, log
         return undefined;
       }
       slowSources.set(sourceBucket(req.ip), performance.now() + SLOW_SOURCE_MS);
-      log.warn('a callback arriving slowly was refused (503) to give its room in EVENTS_BODY_BUDGET to the callbacks waiting', {
-        component: 'events',
+      log.warn(`a ${what} arriving slowly was refused (503) to give its room in ${setting} to the ${what}s waiting`, {
+        component,
         broughtBytes: bytes,
         windowMs,
         statedBytes: statedLength(req.headers),
         waiting,
       });
       return refusal(
-        `this callback's body came at fewer than ${minBytesPerSecond} bytes a second (EVENTS_BODY_MIN_RATE) while other callbacks waited for its room: retry later (nothing was stored)`,
+        `this ${what}'s body came at fewer than ${minBytesPerSecond} bytes a second (${names.minRateSetting}) while other ${what}s waited for its room: retry later (nothing was stored)`,
       );
     },
   };
@@ -190,12 +210,12 @@ export function bodyBudget({ budget, limit, waitMs, minBytesPerSecond, stop, log
       }
       stop();
       req.pause();
-      log.warn('a chunked callback was refused part-way (503): no room left in EVENTS_BODY_BUDGET', { component: 'events', receivedBytes: received });
+      log.warn(`a chunked ${what} was refused part-way (503): no room left in ${setting}`, { component, receivedBytes: received });
       onWaited?.({ outcome: 'refused_part_way', waitedMs: 0 });
       if (!res.headersSent) {
         res.setHeader('Connection', 'close');
       }
-      next(refusal('too many large callbacks are in progress: retry later (nothing was stored)'));
+      next(refusal(`too many large ${what}s are in progress: retry later (nothing was stored)`));
     };
     const done = (error?: unknown) => {
       if (reading) {
@@ -241,7 +261,7 @@ export function bodyBudget({ budget, limit, waitMs, minBytesPerSecond, stop, log
           stopWaiting();
           const waitedMs = Math.round(performance.now() - started);
           if (waitedMs >= LONG_WAIT_MS) {
-            log.info('a callback waited for room in EVENTS_BODY_BUDGET', { component: 'events', bytes, waitedMs, waiting: budget.waiting() });
+            log.info(`a ${what} waited for room in ${setting}`, { component, bytes, waitedMs, waiting: budget.waiting() });
           }
           onWaited?.({ outcome: 'admitted', waitedMs });
           // Granted from within another request's release: go on in a turn of its own.
@@ -288,20 +308,20 @@ export function bodyBudget({ budget, limit, waitMs, minBytesPerSecond, stop, log
         next(error);
       };
       const onEnd = () =>
-        refuseWaiting(refusal('the connection was shut on the client side while this callback waited for room: retry later (nothing was read or stored)'));
+        refuseWaiting(refusal(`the connection was shut on the client side while this ${what} waited for room: retry later (nothing was read or stored)`));
       const timer = setTimeout(() => {
         stopWaiting();
         reservation.release();
         const waitedMs = Math.round(performance.now() - started);
-        log.warn('a callback was refused (503): EVENTS_BODY_BUDGET stayed full', {
-          component: 'events',
+        log.warn(`a ${what} was refused (503): ${setting} stayed full`, {
+          component,
           bytes,
           inUseBytes: budget.inUse(),
           waiting: budget.waiting(),
           waitedMs,
         });
         onWaited?.({ outcome: 'refused', waitedMs });
-        next(refusal('too many large callbacks are in progress: retry later (nothing was read or stored)'));
+        next(refusal(`too many large ${what}s are in progress: retry later (nothing was read or stored)`));
       }, waitMs);
       const forgetStop = stop?.onStop(() => refuseWaiting(stopRefusal()));
       if (req.socket.readableEnded) {

@@ -1,6 +1,6 @@
 // `Expect: 100-continue`: a client that sends it waits for `100 Continue` before its body. Node
 // writes it as soon as the headers are in, so a request refused before its body is read (wrong
-// credentials, the rate limit, no room in EVENTS_BODY_BUDGET, a stated length over the limit) still
+// credentials, the rate limit, no room in EVENTS_BODY_BUDGET or QUEUE_BODY_BUDGET, a stated length over the limit) still
 // made the client send the whole body, only to have it discarded. It is written once the body is
 // first read instead: a refusal before that goes out in its place, and Node then closes the
 // connection (the body was never asked for).

@@ -12,6 +12,8 @@ export interface GroupCommitOptions<I, O> {
   /** How much of a batch an item takes (e.g. its messages); a batch holds at most maxWeight, or one heavier item. */
   weight: (item: I) => number;
   maxWeight: number;
+  /** A second measure a batch stops at, as `weight` (e.g. its messages' bytes). */
+  size?: { of: (item: I) => number; max: number };
   /** Batches written at the same time (each holds a database connection). */
   maxInFlight: number;
   /** Items with the same key never share a batch (e.g. one app's Idempotency-Key): the later waits for the next. */
@@ -53,6 +55,7 @@ export function createGroupCommit<I, O>({
   write,
   weight,
   maxWeight,
+  size,
   maxInFlight,
   exclusiveKey,
   maxWait,
@@ -95,11 +98,13 @@ export function createGroupCommit<I, O>({
     const left: Array<Pending<I, O>> = [];
     const keys = new Set<string>();
     let total = 0;
+    let totalSize = 0;
     let index = 0;
     for (; index < pending.length; index += 1) {
       const entry = pending[index]!;
       const itemWeight = weight(entry.item);
-      if (batch.length > 0 && total + itemWeight > maxWeight) {
+      const itemSize = size?.of(entry.item) ?? 0;
+      if (batch.length > 0 && (total + itemWeight > maxWeight || (size !== undefined && totalSize + itemSize > size.max))) {
         break;
       }
       const key = exclusiveKey?.(entry.item);
@@ -111,6 +116,7 @@ export function createGroupCommit<I, O>({
         keys.add(key);
       }
       total += itemWeight;
+      totalSize += itemSize;
       batch.push(entry);
     }
     pending = index < pending.length ? left.concat(pending.slice(index)) : left;

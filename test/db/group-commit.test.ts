@@ -40,6 +40,17 @@ describe('group commit of POST /queue (services/jobs.ts)', () => {
     return new Set(rows.map((row) => row.xmin));
   }
 
+  it('when large requests arrive together, then a transaction carries at most 16 MB of their messages (as bounded): four of about 6 MB go two by two', async () => {
+    // A text of 1,000,000 characters is bounded at 6 MB as sent (each may need escaping as JSON).
+    const large = (to: string) => ({ ...newJob(to), content: { ...newJob(to).content, text: 'x'.repeat(1_000_000) } });
+    const results = await Promise.all(['a', 'b', 'c', 'd'].map((name) => jobs.enqueue(app.id, [large(`${name}@example.com`)], undefined, keyId)));
+
+    expect(results.map((result) => result.jobs.length)).to.deep.equal([1, 1, 1, 1]);
+    expect((await writers(results.slice(0, 2))).size).to.equal(1);
+    expect((await writers(results.slice(2))).size).to.equal(1);
+    expect((await writers(results)).size).to.equal(2);
+  });
+
   it('when requests arrive together, then they share one transaction and each gets its own jobs with their recipients', async () => {
     const results = await Promise.all(
       ['a', 'b', 'c', 'd'].map((name) => jobs.enqueue(app.id, [newJob(`${name}1@example.com`), newJob(`${name}2@example.com`)], undefined, keyId)),

@@ -221,6 +221,22 @@ describe('loadConfig', () => {
     expect(configError({ EVENTS_BODY_LIMIT: 'big' }).message).to.include('EVENTS_BODY_LIMIT: "big" is not a size');
   });
 
+  it('when QUEUE_BODY_BUDGET is unset, then it is QUEUE_BODY_LIMIT; below the limit, past the memory, or not a size, it fails naming the variable', () => {
+    expect(loadConfig({}).queueBodyBudgetBytes).to.equal(20 * 1024 * 1024);
+    expect(loadConfig({ QUEUE_BODY_LIMIT: '2kb' }).queueBodyBudgetBytes).to.equal(2048);
+    expect(loadConfig({ QUEUE_BODY_BUDGET: '200mb' }).queueBodyBudgetBytes).to.equal(200 * 1024 * 1024);
+    expect(configError({ QUEUE_BODY_BUDGET: '10mb' }).message).to.match(
+      /QUEUE_BODY_BUDGET: "10mb" is below QUEUE_BODY_LIMIT \(20mb\): it must be a size from QUEUE_BODY_LIMIT to this machine's memory, so that a request at the limit fits/,
+    );
+    expect(configError({ QUEUE_BODY_LIMIT: '64mb', QUEUE_BODY_BUDGET: '32mb' }).message).to.include(
+      'QUEUE_BODY_BUDGET: "32mb" is below QUEUE_BODY_LIMIT (64mb)',
+    );
+    expect(configError({ QUEUE_BODY_BUDGET: `${os.totalmem() + 1}` }).message).to.include(
+      `QUEUE_BODY_BUDGET: "${os.totalmem() + 1}" is not a size from QUEUE_BODY_LIMIT to this machine's memory`,
+    );
+    expect(configError({ QUEUE_BODY_BUDGET: 'lots' }).message).to.include('QUEUE_BODY_BUDGET: "lots" is not a size');
+  });
+
   it('when several values are invalid, then every variable is named', () => {
     const { message } = configError({ PORT: 'abc', LOG_LEVEL: 'loud' });
 

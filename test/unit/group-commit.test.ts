@@ -5,12 +5,13 @@ import { createGroupCommit } from '../../src/services/group-commit.js';
 interface Item {
   id: number;
   weight?: number;
+  size?: number;
   key?: string;
   fail?: boolean;
 }
 
 /** A group commit over items that records each batch it writes. */
-function recorder(options: { maxWeight?: number; maxInFlight?: number; reject?: boolean } = {}) {
+function recorder(options: { maxWeight?: number; maxSize?: number; maxInFlight?: number; reject?: boolean } = {}) {
   const batches: number[][] = [];
   const commit = createGroupCommit<Item, string>({
     write(items) {
@@ -22,6 +23,7 @@ function recorder(options: { maxWeight?: number; maxInFlight?: number; reject?: 
     },
     weight: (item) => item.weight ?? 1,
     maxWeight: options.maxWeight ?? 100,
+    ...(options.maxSize === undefined ? {} : { size: { of: (item: Item) => item.size ?? 0, max: options.maxSize } }),
     maxInFlight: options.maxInFlight ?? 1,
     exclusiveKey: (item) => item.key,
   });
@@ -53,6 +55,18 @@ describe('group commit (services/group-commit.ts)', () => {
     const { batches, commit } = recorder({ maxWeight: 10 });
     await Promise.all([commit({ id: 1, weight: 6 }), commit({ id: 2, weight: 6 }), commit({ id: 3, weight: 50 }), commit({ id: 4, weight: 1 })]);
     expect(batches).to.deep.equal([[1], [2], [3], [4]]);
+  });
+
+  it('when items are larger together than a batch holds by size, though few, then they are split by size too, and an item larger than a batch goes alone', async () => {
+    const { batches, commit } = recorder({ maxWeight: 10, maxSize: 100 });
+    await Promise.all([
+      commit({ id: 1, size: 60 }),
+      commit({ id: 2, size: 40 }),
+      commit({ id: 3, size: 1 }),
+      commit({ id: 4, size: 500 }),
+      commit({ id: 5, size: 1 }),
+    ]);
+    expect(batches).to.deep.equal([[1, 2], [3], [4], [5]]);
   });
 
   it('when two items share an exclusive key, then the later waits for the next batch and the others do not', async () => {

@@ -4,6 +4,7 @@ import { type RequestHandler, Router } from 'express';
 import { AppError } from '../../domain/errors.js';
 import type { JobService } from '../../services/jobs.js';
 import { callingApp } from '../auth.js';
+import type { BodyBudget } from '../body-budget.js';
 import type { BodyPace } from '../body-pace.js';
 import { jsonBody } from '../json-body.js';
 import { takesNoQuery } from '../query-string.js';
@@ -21,6 +22,8 @@ export interface QueueRouteDeps {
   requireSender: RequestHandler;
   /** The per-app rate limit (after authentication: it counts by app). */
   limit: RequestHandler;
+  /** The budget of POST /queue bodies in progress (QUEUE_BODY_BUDGET, http/body-budget.ts): the body's reader runs within it. */
+  budget: BodyBudget;
   bodyLimit: string;
   /** HTTP_BODY_IDLE_TIMEOUT_MS, HTTP_BODY_MIN_RATE (http/body-pace.ts). */
   bodyPace: BodyPace;
@@ -32,11 +35,11 @@ function emptyBody(): AppError {
   return new AppError('malformed-json', 400, 'the request body is empty: send one message, or {"messages": [...]}, as JSON');
 }
 
-export function queueRouter({ jobs, parseQueueRequest, requireApp, requireSender, limit, bodyLimit, bodyPace }: QueueRouteDeps): Router {
+export function queueRouter({ jobs, parseQueueRequest, requireApp, requireSender, limit, budget, bodyLimit, bodyPace }: QueueRouteDeps): Router {
   const router = Router();
   const readJson = jsonBody({ limit: bodyLimit, pace: bodyPace, strict: false, type: JSON_TYPES, emptyBody });
 
-  router.post('/queue', requireSender, limit, takesNoQuery, readJson, async (req, res) => {
+  router.post('/queue', requireSender, limit, takesNoQuery, budget.around(readJson), async (req, res) => {
     const app = callingApp(res);
     const request = parseQueueRequest(req.body, req.get('idempotency-key'));
     const result =
