@@ -81,6 +81,8 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
   const inFlightByApp = new Map<string, number>();
   /** Deliveries in flight for longer than STALLED_AFTER_MS: they hold no slot. */
   const stalled = new Set<string>();
+  /** Set by stop() at its deadline: a delivery launched after it, by a claim made before, is cut at once. */
+  let cutShort: Error | undefined;
 
   async function attempt(delivery: DueDelivery, signal: AbortSignal): Promise<DeliveryOutcome> {
     if (delivery.url === null || delivery.secrets.length === 0) {
@@ -165,6 +167,9 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
 
   function launch(delivery: DueDelivery): void {
     const abort = new AbortController();
+    if (cutShort) {
+      abort.abort(cutShort);
+    }
     inFlightByApp.set(delivery.appId, (inFlightByApp.get(delivery.appId) ?? 0) + 1);
     const stall = setTimeout(() => {
       stalled.add(delivery.id);
@@ -222,11 +227,14 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
     },
     async stop(deadlineMs) {
       const cut = setTimeout(() => {
+        cutShort = new Error(`cut short: jetpost stopped while the delivery was in flight (after waiting ${deadlineMs} ms)`);
         for (const { abort } of inFlight.values()) {
-          abort.abort(new Error(`cut short: jetpost stopped while the delivery was in flight (after waiting ${deadlineMs} ms)`));
+          abort.abort(cutShort);
         }
       }, deadlineMs);
-      // The loop ends at its next turn; a claim it is making still launches (and gets cut short).
+      // The loop ends at its next turn; a claim it is making still launches (and gets cut short, at
+      // once when it comes back after the deadline: left to WEBHOOK_TIMEOUT_MS, the delivery would
+      // wait for its claim to lapse, not be due again at once).
       const drained = (async () => {
         await loop.stop(deadlineMs);
         while (inFlight.size > 0) {
