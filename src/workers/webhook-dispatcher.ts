@@ -6,7 +6,8 @@
 // app's deliveries, and after the pause one goes alone until an answer says the receiver is back
 // (domain/webhook-delivery.ts, db/webhook-deliveries-repo.ts). Deliveries run
 // concurrently: at most `maxInFlight` at once, and at most `perAppInFlight` of one app, so that a
-// slow receiver holds a few slots for at most the deadline while other apps' deliveries go on. The
+// slow receiver holds a few slots while other apps' deliveries go on; a call unanswered for
+// STALLED_AFTER_MS gives up its slot (below), so that many slow receivers do not hold them all. The
 // claim loop is a worker loop (loop.ts) that never waits for a delivery, only for a free slot, a
 // NOTIFY, or the next retry that is due.
 import { coerceError } from '../domain/errors.js';
@@ -56,6 +57,18 @@ export interface WebhookDispatcher {
   stop(deadlineMs: number): Promise<void>;
 }
 
+/**
+ * A call unanswered this long has a slow or silent receiver: it stops holding one of the
+ * `maxInFlight` slots, and goes on to its deadline beside them, still counted in its app's
+ * `perAppInFlight`. Without it, as many silent receivers as there are slots (their apps' deliveries
+ * due first) held every slot for WEBHOOK_TIMEOUT_MS, the next as many for as long again, and every
+ * other app waited for all of them.
+ */
+const STALLED_AFTER_MS = 1_000;
+
+/** Calls open at once, stalled ones included, at most this many times `maxInFlight`: sockets stay bounded. */
+const OPEN_CALLS_PER_SLOT = 10;
+
 /** After a failed claim turn (the database is away), growing while turns keep failing. */
 const DISPATCHER_BACKOFF: Backoff = { baseMs: 1_000, factor: 2, maxMs: 30_000, jitter: 0 };
 
@@ -66,6 +79,10 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
   /** Deliveries in flight: what stop() cuts short and waits for. */
   const inFlight = new Map<string, { abort: AbortController; done: Promise<void> }>();
   const inFlightByApp = new Map<string, number>();
+  /** Deliveries in flight for longer than STALLED_AFTER_MS: they hold no slot. */
+  const stalled = new Set<string>();
+  /** Set by stop() at its deadline: a delivery launched after it, by a claim made before, is cut at once. */
+  let cutShort: Error | undefined;
 
   async function attempt(delivery: DueDelivery, signal: AbortSignal): Promise<DeliveryOutcome> {
     if (delivery.url === null || delivery.secrets.length === 0) {
@@ -150,8 +167,18 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
 
   function launch(delivery: DueDelivery): void {
     const abort = new AbortController();
+    if (cutShort) {
+      abort.abort(cutShort);
+    }
     inFlightByApp.set(delivery.appId, (inFlightByApp.get(delivery.appId) ?? 0) + 1);
+    const stall = setTimeout(() => {
+      stalled.add(delivery.id);
+      // Its slot is free: the loop may claim again.
+      wakeup.wake();
+    }, STALLED_AFTER_MS);
     const done = deliver(delivery, abort.signal).finally(() => {
+      clearTimeout(stall);
+      stalled.delete(delivery.id);
       inFlight.delete(delivery.id);
       const left = (inFlightByApp.get(delivery.appId) ?? 1) - 1;
       if (left > 0) {
@@ -170,7 +197,7 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
     backoff: DISPATCHER_BACKOFF,
     random,
     async turn() {
-      const room = options.maxInFlight - inFlight.size;
+      const room = Math.min(options.maxInFlight - (inFlight.size - stalled.size), options.maxInFlight * OPEN_CALLS_PER_SLOT - inFlight.size);
       if (room > 0) {
         const due = await deliveries.claimDue({
           limit: room,
@@ -200,11 +227,14 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
     },
     async stop(deadlineMs) {
       const cut = setTimeout(() => {
+        cutShort = new Error(`cut short: jetpost stopped while the delivery was in flight (after waiting ${deadlineMs} ms)`);
         for (const { abort } of inFlight.values()) {
-          abort.abort(new Error(`cut short: jetpost stopped while the delivery was in flight (after waiting ${deadlineMs} ms)`));
+          abort.abort(cutShort);
         }
       }, deadlineMs);
-      // The loop ends at its next turn; a claim it is making still launches (and gets cut short).
+      // The loop ends at its next turn; a claim it is making still launches (and gets cut short, at
+      // once when it comes back after the deadline: left to WEBHOOK_TIMEOUT_MS, the delivery would
+      // wait for its claim to lapse, not be due again at once).
       const drained = (async () => {
         await loop.stop(deadlineMs);
         while (inFlight.size > 0) {

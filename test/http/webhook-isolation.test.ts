@@ -1,9 +1,10 @@
 // A slow webhook receiver against the dispatcher: its deliveries are cut at WEBHOOK_TIMEOUT_MS and
 // retried (a 2xx head whose body drips is delivered, once), it holds at most
 // WEBHOOK_CONCURRENCY_PER_APP slots however long its backlog, other apps' deliveries go on
-// meanwhile, and a stop ends in time and leaves the cut deliveries due again.
+// meanwhile, silent receivers of more apps than there are slots do not hold up a healthy app's
+// deliveries, and a stop ends in time and leaves the cut deliveries due again.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
 
 import { expect } from 'chai';
 
@@ -61,6 +62,33 @@ async function receiver(mode: Receiver['mode']): Promise<Receiver> {
   return hook;
 }
 
+/** A receiver that accepts connections and never answers, nor closes them. */
+interface SilentReceiver {
+  server: TcpServer;
+  url: string;
+  sockets: Set<Socket>;
+  accepted: number;
+  /** Connections closed (by jetpost: none is closed here while the test runs). */
+  closed: number;
+}
+
+async function silentReceiver(): Promise<SilentReceiver> {
+  const silent: SilentReceiver = { server: createTcpServer(), url: '', sockets: new Set(), accepted: 0, closed: 0 };
+  silent.server.on('connection', (socket) => {
+    silent.accepted += 1;
+    silent.sockets.add(socket);
+    socket.resume();
+    socket.on('error', () => {});
+    socket.on('close', () => {
+      silent.closed += 1;
+      silent.sockets.delete(socket);
+    });
+  });
+  await new Promise<void>((resolve) => silent.server.listen(0, '127.0.0.1', resolve));
+  silent.url = `http://127.0.0.1:${(silent.server.address() as AddressInfo).port}`;
+  return silent;
+}
+
 interface DeliveryFacts {
   app_id: string;
   status: string;
@@ -85,6 +113,7 @@ describe('webhook delivery isolation', function () {
   let db: TestDatabase | undefined;
   const services: TestService[] = [];
   const receivers: Receiver[] = [];
+  const silentReceivers: SilentReceiver[] = [];
 
   beforeEach(() => isolateNetwork());
   afterEach(async () => {
@@ -94,6 +123,10 @@ describe('webhook delivery isolation', function () {
     for (const hook of receivers.splice(0)) {
       hook.server.closeAllConnections();
       await new Promise((resolve) => hook.server.close(resolve));
+    }
+    for (const silent of silentReceivers.splice(0)) {
+      silent.sockets.forEach((socket) => socket.destroy());
+      await new Promise((resolve) => silent.server.close(resolve));
     }
     await db?.drop();
     db = undefined;
@@ -222,5 +255,50 @@ describe('webhook delivery isolation', function () {
       'the slow app’s deliveries after the restart',
     );
     expect(final).to.have.length(8);
+  });
+
+  it('when more apps than there are slots have silent receivers, then a healthy app queued after them is delivered while their calls are still open', async function () {
+    // Waits on a shared 2-core machine; without the fix, the healthy app would wait for the timeouts.
+    this.timeout(300_000);
+    mockMailjetSend();
+    const silent = await silentReceiver();
+    silentReceivers.push(silent);
+    const healthy = await hook('prompt');
+    // The deadline is longer than the wait below: only calls that stop holding their slots let the healthy app through.
+    const service = await start({ WEBHOOK_TIMEOUT_MS: '240000', WEBHOOK_BATCH_SIZE: '2', WEBHOOK_CONCURRENCY_PER_APP: '2' });
+    const silentApps = await Promise.all(Array.from({ length: 6 }, () => makeApp(service.jetpost.pool)));
+    for (const [index, app] of silentApps.entries()) {
+      await setWebhook(service, app.id, `${silent.url}/app-${index}`);
+    }
+    await setWebhook(service, service.appId, healthy.url);
+
+    for (const app of silentApps) {
+      await queue(service, app.key, 1);
+    }
+    await eventually(
+      async () => {
+        const { rows } = await service.db.pool.query('select count(*)::int as n from webhook_deliveries where app_id = any($1::bigint[])', [
+          silentApps.map((app) => app.id),
+        ]);
+        return rows[0].n === 6 && silent.accepted >= 2 ? true : undefined;
+      },
+      30_000,
+      'the silent apps’ deliveries queued, two of them in flight',
+    );
+    // Due after every silent app's delivery: the claim's order alone puts them last.
+    await queue(service, service.apiKey, 2);
+
+    await eventually(
+      async () => {
+        const rows = await deliveries(service.db, service.appId);
+        return rows.length === 2 && rows.every((row) => row.status === 'delivered') ? true : undefined;
+      },
+      150_000,
+      'the healthy app’s two deliveries',
+    );
+    expect(silent.closed, 'silent calls ended (timed out) before the healthy app was delivered').to.equal(0);
+    await eventually(async () => (silent.accepted === 6 ? true : undefined), 30_000, 'every silent app’s call open');
+    expect(silent.closed).to.equal(0);
+    expect(new Set(healthy.calls.map((call) => call.deliveryId)).size).to.equal(2);
   });
 });
