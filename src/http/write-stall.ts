@@ -1,5 +1,5 @@
-// An answer its client does not take. Node gives up writing to a socket never: a client that sent a
-// request and read nothing of an answer larger than the kernel's socket buffers (a GET /status of
+// An answer its client does not take. Node never gives up writing to a socket: a client that sent
+// a request and read nothing of an answer larger than the kernel's socket buffers (a GET /status of
 // 100 jobs and their events, a page of the changes feed, four of them pipelined) kept its connection,
 // and the answers in this process's memory, for ever; the keep-alive timeout counts only once an
 // answer is written whole. A connection whose client has taken none of the bytes owed to it for
@@ -10,7 +10,8 @@
 //
 // One sweep over the open connections, a few times per timeout, judges them all: no timer, no
 // listener per request. An answer that fits the socket buffers (every POST /queue) is written at
-// once, and its connection never owes anything at a sweep.
+// once, and its connection never owes anything at a sweep. The drain (SIGTERM) needs none of it:
+// main.ts cuts the connections still open at its deadline, such ones with the rest.
 import type { Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
