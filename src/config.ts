@@ -145,6 +145,8 @@ const envSchema = z.object({
   // requestTimeout.
   HTTP_BODY_MIN_RATE: integer(0, 1_000_000_000).default(1_024),
   HTTP_BODY_MIN_RATE_WINDOW_MS: integer(100, 300_000).default(5_000),
+  // 0: no limit (an answer its client never reads is then held for ever: http/write-stall.ts).
+  HTTP_RESPONSE_IDLE_TIMEOUT_MS: integer(0, 3_600_000).default(60_000),
   LOG_LEVEL: z.enum(['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly']).default('info'),
   LOG_FORMAT: z.enum(['auto', 'json', 'pretty']).default('auto'),
 
@@ -317,6 +319,8 @@ export interface Config {
       readonly minBytesPerSecond: number;
       readonly windowMs: number;
     };
+    /** How long an answer's client may take none of its bytes before its connection is closed (http/write-stall.ts); 0: no limit. */
+    readonly responseIdleMs: number;
   };
   readonly logLevel: string;
   /** `auto`: readable lines on a terminal, JSON otherwise (log.ts: resolveLogFormat). */
@@ -674,6 +678,7 @@ export function loadConfig(env: Env = process.env): Config {
       host: e.HOST,
       publicUrl: e.PUBLIC_URL,
       bodyPace: { idleMs: e.HTTP_BODY_IDLE_TIMEOUT_MS, minBytesPerSecond: e.HTTP_BODY_MIN_RATE, windowMs: e.HTTP_BODY_MIN_RATE_WINDOW_MS },
+      responseIdleMs: e.HTTP_RESPONSE_IDLE_TIMEOUT_MS,
     },
     logLevel: e.LOG_LEVEL,
     logFormat: e.LOG_FORMAT,

@@ -25,6 +25,7 @@ import { createApp, routeTable } from './http/app.js';
 import { createBodyStop } from './http/body-stop.js';
 import { configureConnections, limitPipelining } from './http/connections.js';
 import { trackInFlight } from './http/drain.js';
+import { closeStalledWrites } from './http/write-stall.js';
 import { createStdoutLogger, type Logger } from './log.js';
 import { describeProxy, sendProxy } from './mailjet/agent.js';
 import { createMailjetClient, MAILJET_DEFAULT_BASE_URL } from './mailjet/client.js';
@@ -346,6 +347,7 @@ async function start(config: Config, log: Logger, { signal, exitingNow }: StartO
   const server = createServer({ requireHostHeader: false }, limitPipelining(serveHttp));
   server.keepAliveTimeout = HTTP_KEEP_ALIVE_MS;
   configureConnections(server);
+  closeStalledWrites(server, config.http.responseIdleMs, log);
   const inFlight = trackInFlight(server);
   await new Promise<void>((resolve, reject) => {
     server.once('error', (error) => reject(portError(error, 'PORT', config.http.port, config.http.host)));

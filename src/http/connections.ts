@@ -29,6 +29,8 @@
 // 3 GB, without a key. A connection with more than MAX_PIPELINED requests unanswered is closed,
 // and their answers with it. Clients do not pipeline that deep (browsers, curl and undici send the
 // next request once the answer came).
+//
+// An answer its client does not read at all: see http/write-stall.ts.
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
