@@ -8,8 +8,9 @@ import type { AppRoom, ClaimOptions } from '../../src/db/webhook-deliveries-repo
 import { parseTargetPolicy } from '../../src/domain/target-policy.js';
 import type { DeliveryOutcome, DueDelivery } from '../../src/domain/webhook-delivery.js';
 import { formatSecret } from '../../src/domain/webhook-signature.js';
-import { createWakeup } from '../../src/workers/wakeup.js';
-import { createWebhookDispatcher } from '../../src/workers/webhook-dispatcher.js';
+import type { WebhookDeliveries } from '../../src/services/webhooks.js';
+import { createWakeup, type Wakeup } from '../../src/workers/wakeup.js';
+import { createWebhookDispatcher, type WebhookDispatcher } from '../../src/workers/webhook-dispatcher.js';
 import { testLogger } from '../support/log.js';
 import { eventually } from '../support/service.js';
 
@@ -38,6 +39,22 @@ function dueDelivery(id: string, url: string): DueDelivery {
       createdAt: new Date(),
     },
   };
+}
+
+/** A dispatcher of 2 slots, 1 per app, over `deliveries`, whose calls are never cut by their deadline. */
+function dispatcherOf(wakeup: Wakeup, deliveries: WebhookDeliveries): WebhookDispatcher {
+  return createWebhookDispatcher({
+    deliveries,
+    wakeup,
+    policy: parseTargetPolicy('127.0.0.1'),
+    timeoutMs: 600_000,
+    retry: { baseMs: 1_000, factor: 2, maxMs: 10_000, jitter: 0 },
+    retryWindowMs: 3_600_000,
+    maxInFlight: 2,
+    perAppInFlight: 1,
+    idleCheckMs: 1_000,
+    log: testLogger(),
+  });
 }
 
 describe('webhook dispatcher slots', function () {
@@ -71,28 +88,17 @@ describe('webhook dispatcher slots', function () {
     const due = () => dueDelivery(String((made += 1)), url);
     const open = (room: AppRoom) => [...room.inFlight.values()].reduce((sum, count) => sum + count, 0);
     const wakeup = createWakeup();
-    const dispatcher = createWebhookDispatcher({
-      deliveries: {
-        async claimDue(options: ClaimOptions) {
-          claims.push({ limit: options.limit, open: open(options), perApp: Math.max(0, ...options.inFlight.values()) });
-          return Array.from({ length: options.limit }, due);
-        },
-        async settle() {
-          return true;
-        },
-        async nextDueAt() {
-          return new Date();
-        },
+    const dispatcher = dispatcherOf(wakeup, {
+      async claimDue(options: ClaimOptions) {
+        claims.push({ limit: options.limit, open: open(options), perApp: Math.max(0, ...options.inFlight.values()) });
+        return Array.from({ length: options.limit }, due);
       },
-      wakeup,
-      policy: parseTargetPolicy('127.0.0.1'),
-      timeoutMs: 600_000,
-      retry: { baseMs: 1_000, factor: 2, maxMs: 10_000, jitter: 0 },
-      retryWindowMs: 3_600_000,
-      maxInFlight: 2,
-      perAppInFlight: 1,
-      idleCheckMs: 1_000,
-      log: testLogger(),
+      async settle() {
+        return true;
+      },
+      async nextDueAt() {
+        return new Date();
+      },
     });
     dispatcher.start();
     let made20: number;
@@ -118,34 +124,23 @@ describe('webhook dispatcher slots', function () {
     let claimed = false;
     const settled: DeliveryOutcome[] = [];
     const wakeup = createWakeup();
-    const dispatcher = createWebhookDispatcher({
-      deliveries: {
-        async claimDue() {
-          if (claimed) {
-            return [];
-          }
-          claimed = true;
-          // A claim slow to come back (a loaded database): it returns after stop()'s deadline.
-          await released;
-          return [dueDelivery('1', url)];
-        },
-        async settle(_delivery, outcome) {
-          settled.push(outcome);
-          return true;
-        },
-        async nextDueAt() {
-          return null;
-        },
+    const dispatcher = dispatcherOf(wakeup, {
+      async claimDue() {
+        if (claimed) {
+          return [];
+        }
+        claimed = true;
+        // A claim slow to come back (a loaded database): it returns after stop()'s deadline.
+        await released;
+        return [dueDelivery('1', url)];
       },
-      wakeup,
-      policy: parseTargetPolicy('127.0.0.1'),
-      timeoutMs: 600_000,
-      retry: { baseMs: 1_000, factor: 2, maxMs: 10_000, jitter: 0 },
-      retryWindowMs: 3_600_000,
-      maxInFlight: 2,
-      perAppInFlight: 1,
-      idleCheckMs: 1_000,
-      log: testLogger(),
+      async settle(_delivery, outcome) {
+        settled.push(outcome);
+        return true;
+      },
+      async nextDueAt() {
+        return null;
+      },
     });
     dispatcher.start();
     await eventually(async () => (claimed ? true : undefined), 30_000, 'the claim under way');
