@@ -140,6 +140,10 @@ describe('loadConfig', () => {
       [{ WEBHOOK_ALLOWED_TARGETS: '10.0.0.0/99' }, 'WEBHOOK_ALLOWED_TARGETS: "10.0.0.0/99": the prefix length after / must be 0 to 32'],
       [{ WEBHOOK_ALLOWED_TARGETS: 'billing.internal, not a host' }, 'WEBHOOK_ALLOWED_TARGETS: "not a host" is not a host name'],
       [{ WEBHOOK_ALLOWED_TARGETS: 'fd00::/abc' }, 'WEBHOOK_ALLOWED_TARGETS'],
+      // Taken for host names, these matched no webhook URL: a URL reads 10.1 as 10.0.0.1, and refuses 192.168.1.300.
+      [{ WEBHOOK_ALLOWED_TARGETS: 'billing.internal, 192.168.1.300' }, 'WEBHOOK_ALLOWED_TARGETS: "192.168.1.300" is not a whole address'],
+      [{ WEBHOOK_ALLOWED_TARGETS: '10.1' }, 'WEBHOOK_ALLOWED_TARGETS: "10.1" is not a whole address'],
+      [{ WEBHOOK_ALLOWED_TARGETS: 'hooks.0x0a' }, 'WEBHOOK_ALLOWED_TARGETS: "hooks.0x0a" is not a whole address'],
       [{ HOST: 'not a host' }, 'HOST'],
       [{ MAILJET_BASE_URL: 'file:///etc/passwd' }, 'MAILJET_BASE_URL: an http(s) URL'],
       [{ PUBLIC_URL: 'javascript:alert(1)' }, 'PUBLIC_URL: an http(s) URL'],
