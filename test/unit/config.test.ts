@@ -241,6 +241,28 @@ describe('loadConfig', () => {
     expect(configError({ QUEUE_BODY_BUDGET: 'lots' }).message).to.include('QUEUE_BODY_BUDGET: "lots" is not a size');
   });
 
+  it('when a setting of a few words, DATABASE_SCHEMA or TRUST_PROXY is refused, then its line names the value given and what it accepts, as a number’s does', () => {
+    const lines = configError({
+      LOG_LEVEL: 'INFO',
+      LOG_FORMAT: 'text',
+      NODE_ENV: 'prod',
+      DEV_MODE: 'on',
+      EMBEDDED_DATABASE: 'enabled',
+      DATABASE_SCHEMA: 'Mail',
+      TRUST_PROXY: 'nginx',
+    }).message.split('\n');
+
+    expect(lines).to.include.members([
+      '  LOG_LEVEL: "INFO" is not one of error, warn, info, http, verbose, debug, silly',
+      '  LOG_FORMAT: "text" is not one of auto, json, pretty',
+      '  NODE_ENV: "prod" is not one of development, production, test',
+      '  DEV_MODE: "on" is not one of true, false, 1, 0, yes, no',
+      '  EMBEDDED_DATABASE: "enabled" is not one of true, false, 1, 0, yes, no',
+      '  DATABASE_SCHEMA: "Mail" is not a lower-case SQL identifier (a letter a-z or _, then up to 62 of them or digits)',
+      '  TRUST_PROXY: "nginx" is not true, false, a hop count, or comma-separated addresses, subnets (10.0.0.0/8) and loopback, linklocal, uniquelocal',
+    ]);
+  });
+
   it('when several values are invalid, then every variable is named', () => {
     const { message } = configError({ PORT: 'abc', LOG_LEVEL: 'loud' });
 
