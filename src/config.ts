@@ -104,7 +104,10 @@ const optionalText = z
   .trim()
   .transform((value) => (value === '' ? undefined : value))
   .optional();
-const booleanFlag = z.enum(['true', 'false', '1', '0', 'yes', 'no']).transform((value) => ['true', '1', 'yes'].includes(value));
+/** One of `values`, as written; a refusal names the value given and the choices, as a number's does. */
+const oneOf = <const T extends readonly [string, ...string[]]>(values: T) =>
+  z.enum(values, { error: (issue) => `${JSON.stringify(issue.input)} is not one of ${values.join(', ')}` });
+const booleanFlag = oneOf(['true', 'false', '1', '0', 'yes', 'no']).transform((value) => ['true', '1', 'yes'].includes(value));
 
 const PROXY_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal']);
 
@@ -129,7 +132,7 @@ function trustedProxiesValid(value: string): boolean {
 }
 
 const envSchema = z.object({
-  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  NODE_ENV: oneOf(['development', 'production', 'test']).default('development'),
   PORT: integer(0, 65535).default(3000),
   HOST: listenHost.default('0.0.0.0'),
   PUBLIC_URL: httpUrl.optional(),
@@ -147,15 +150,17 @@ const envSchema = z.object({
   HTTP_BODY_MIN_RATE_WINDOW_MS: integer(100, 300_000).default(5_000),
   // 0: no limit (an answer its client never reads is then held for ever: http/write-stall.ts).
   HTTP_RESPONSE_IDLE_TIMEOUT_MS: integer(0, 3_600_000).default(60_000),
-  LOG_LEVEL: z.enum(['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly']).default('info'),
-  LOG_FORMAT: z.enum(['auto', 'json', 'pretty']).default('auto'),
+  LOG_LEVEL: oneOf(['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly']).default('info'),
+  LOG_FORMAT: oneOf(['auto', 'json', 'pretty']).default('auto'),
 
   DATABASE_URL: optionalText.pipe(postgresUrl.optional()),
   DATABASE_DIRECT_URL: optionalText.pipe(postgresUrl.optional()),
   EMBEDDED_DATABASE: booleanFlag.optional(),
   DATABASE_SCHEMA: z
     .string()
-    .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'a lower-case SQL identifier')
+    .regex(/^[a-z_][a-z0-9_]{0,62}$/, {
+      error: (issue) => `${JSON.stringify(issue.input)} is not a lower-case SQL identifier (a letter a-z or _, then up to 62 of them or digits)`,
+    })
     .default('jetpost'),
   DATABASE_POOL_SIZE: integer(2, 200).default(10),
   DATABASE_CONNECT_TIMEOUT_MS: integer(100, 600_000).default(2_000),
@@ -215,7 +220,10 @@ const envSchema = z.object({
   TRUST_PROXY: z
     .string()
     .trim()
-    .refine(trustedProxiesValid, 'true, false, a hop count, or comma-separated addresses, subnets (10.0.0.0/8) and loopback, linklocal, uniquelocal')
+    .refine(trustedProxiesValid, {
+      error: (issue) =>
+        `${JSON.stringify(issue.input)} is not true, false, a hop count, or comma-separated addresses, subnets (10.0.0.0/8) and loopback, linklocal, uniquelocal`,
+    })
     .default('false'),
   QUEUE_BODY_LIMIT: bodyLimit().default('20mb'),
   // POST /queue bytes in progress at once (http/body-budget.ts); QUEUE_BODY_LIMIT when unset.

@@ -396,7 +396,8 @@ const COMMANDS: Record<string, Command> = {
 };
 
 async function run(argv: string[]): Promise<void> {
-  if (asksForHelp(argv)) {
+  // Also after a command (`apps create --help`): refused as an unknown option, it printed the usage as an error.
+  if (asksForHelp(argv) || argv.some((arg) => arg === '--help' || arg === '-h')) {
     process.stdout.write(USAGE);
     return;
   }
@@ -451,7 +452,9 @@ run(process.argv.slice(2)).catch((error: unknown) => {
   }
   if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
     // The reason may repeat the argument as given (an unknown command or option): its escapes written out.
-    process.stderr.write(`${printable((error as Error).message)}\n\n${USAGE}`);
+    // Node's own reasons put a line break between their sentences, which would be written out too.
+    const reason = (error as Error).message.replace(/([.?])\n(?=[A-Z])/g, '$1 ');
+    process.stderr.write(`${printable(reason)}\n\n${USAGE}`);
     process.exit(2);
   }
   if (error instanceof AppError || error instanceof StartupError) {

@@ -119,6 +119,26 @@ export async function startEmbeddedPostgres({ dir, port, log, ownSession, exitin
   }
 }
 
+/**
+ * True when `dir` certainly holds no embedded PostgreSQL: neither a cluster (`pg/PG_VERSION`) nor a
+ * start under way (its lock file: a first start's initdb, which a later start waits for). Creates
+ * nothing. A path that cannot be looked at (a NUL byte, no permission) is not called empty here:
+ * the start's own checks say what is wrong with it.
+ */
+export async function holdsNoEmbeddedPostgres(dir: string): Promise<boolean> {
+  const root = path.resolve(dir);
+  for (const file of [path.join(root, 'pg', 'PG_VERSION'), path.join(root, START_LOCK_FILE)]) {
+    const missing = await fs.access(file).then(
+      () => false,
+      (error: NodeJS.ErrnoException) => error.code === 'ENOENT' || error.code === 'ENOTDIR',
+    );
+    if (!missing) {
+      return false;
+    }
+  }
+  return true;
+}
+
 /** Held from the look at pg/ until its server runs: see takeStartLock. */
 const START_LOCK_FILE = 'pg.start-lock';
 /** How long a start waits for another process's start on the same directory (an initdb on a slow disk, then the server's). */

@@ -13,7 +13,7 @@ import { finishedWithin } from '../finished-within.js';
 import type { Logger } from '../log.js';
 import { prepareDataDir } from './data-dir.js';
 import { borrowDataDir, claimDataDir, liveDataDirOwner } from './data-dir-owner.js';
-import { explainEmbeddedRefusal, startEmbeddedPostgres, walDiskFull } from './embedded.js';
+import { explainEmbeddedRefusal, holdsNoEmbeddedPostgres, startEmbeddedPostgres, walDiskFull } from './embedded.js';
 import { runMigrations } from './migrate.js';
 import { createPool, type Pool } from './pool.js';
 import { isProcessAlive } from './process-liveness.js';
@@ -263,6 +263,14 @@ async function openEmbedded(
   role: OpenOptions['role'],
   exitingNow: AbortSignal | undefined,
 ): Promise<{ connectionString: string; handle: EmbeddedHandle }> {
+  // A command works on the database a service made, as on its schema (migrate.ts). On a DATA_DIR no
+  // jetpost had run on (mistyped, or before the first start) it made the directory and a new cluster
+  // there, left both behind, and then refused for want of the schema, naming DATABASE_SCHEMA.
+  if (role === 'command' && (await holdsNoEmbeddedPostgres(config.dataDir))) {
+    throw new StartupError(
+      `DATA_DIR (${path.resolve(config.dataDir)}) holds no embedded PostgreSQL: jetpost has not run with it. Give the command the service's DATA_DIR (or its DATABASE_URL), or start jetpost once to create it`,
+    );
+  }
   await prepareDataDir(config.dataDir);
   const dir = path.resolve(config.dataDir);
   const options = { dir, port: config.database.embeddedPort, log, ownSession: true };

@@ -46,7 +46,15 @@ function targetEntry(entry: string): TargetEntry | { problem: string } {
   if (block !== undefined) {
     return block;
   }
-  return HOST_NAME.test(entry) ? { host: entry.toLowerCase() } : { problem: `"${entry}" is not a host name, an address or a CIDR block` };
+  if (!HOST_NAME.test(entry)) {
+    return { problem: `"${entry}" is not a host name, an address or a CIDR block` };
+  }
+  // A URL reads a host whose last label is a number as an address (`10.1` is 10.0.0.1) or refuses it
+  // (`192.168.1.300`): listed as a name, such an entry matched no webhook URL, and said nothing.
+  if (/^(\d+|0x[0-9a-f]*)$/i.test(entry.split('.').at(-1)!)) {
+    return { problem: `"${entry}" is not a whole address (four numbers from 0 to 255, such as 10.0.0.1) nor a host name (its last part is a number)` };
+  }
+  return { host: entry.toLowerCase() };
 }
 
 const entriesOf = (list: string) =>

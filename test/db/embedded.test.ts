@@ -353,6 +353,28 @@ describe('embedded PostgreSQL', function () {
     }
   });
 
+  it('when a command is given a DATA_DIR no jetpost has run on (mistyped, or before the first start), then it refuses in one line naming DATA_DIR, and makes neither the directory nor a cluster', async () => {
+    const empty = await fs.mkdtemp(path.join(os.tmpdir(), 'jetpost-embedded-empty-'));
+    const mistyped = path.join(empty, 'dta');
+    try {
+      for (const dataDir of [mistyped, empty]) {
+        const config = loadConfig({ DATA_DIR: dataDir, EMBEDDED_PG_PORT: String(await freePort()) });
+        const refusal = await openDatabase(config, testLogger(), { role: 'command' }).then(
+          (opened) => opened.close(),
+          (error: unknown) => error,
+        );
+
+        expect(refusal, dataDir).to.be.instanceOf(StartupError);
+        expect((refusal as StartupError).message).to.equal(
+          `DATA_DIR (${dataDir}) holds no embedded PostgreSQL: jetpost has not run with it. Give the command the service's DATA_DIR (or its DATABASE_URL), or start jetpost once to create it`,
+        );
+      }
+      expect(await fs.readdir(empty), 'what the commands left in DATA_DIR').to.deep.equal([]);
+    } finally {
+      await fs.rm(empty, { recursive: true, force: true });
+    }
+  });
+
   it('when the password file is gone but the cluster is there, then the start refuses in one line naming the file, and writes no new password over the lost one', async () => {
     const port = await freePort();
     // The cluster exists (made at the first start), and no server runs on it.

@@ -244,6 +244,28 @@ describe('npm run admin -- jobs …', function () {
     expect([missing.code, missing.stderr.split('\n')[0]]).to.deep.equal([2, 'expected APP EMAIL, not 1 argument']);
   });
 
+  it('when help is asked for after a command, or Node refuses an option in several sentences, then the usage is the answer (exit 0), and the reason is one readable line (exit 2)', async () => {
+    // Neither needs the database: one nothing listens on.
+    const env = { DATABASE_URL: 'postgres://jetpost:x@127.0.0.1:1/jetpost' };
+
+    const help = await Promise.all(
+      [
+        ['apps', 'create', '--help'],
+        ['jobs', 'list', '-h'],
+        ['apps', '--help'],
+      ].map((args) => runCli('admin', args, env)),
+    );
+    const dash = await runCli('admin', ['jobs', 'list', '--limit', '-1'], env);
+
+    expect(help.map((run) => [run.code, run.stdout.split('\n')[0], run.stderr])).to.deep.equal(
+      Array.from({ length: 3 }, () => [0, 'usage: npm run admin -- <command>', '']),
+    );
+    expect(dash.code).to.equal(2);
+    expect(dash.stderr.split('\n')[0]).to.equal(
+      "Option '--limit' argument is ambiguous. Did you forget to specify the option argument for '--limit'? To specify an option argument starting with a dash use '--limit=-XYZ'.",
+    );
+  });
+
   it('when the arguments are wrong and the database is unreachable, then each command says how to use it and exits 2, without trying the database', async () => {
     // A port nothing listens on: a command that connected first would fail with ECONNREFUSED (exit 1).
     const closed = net.createServer();

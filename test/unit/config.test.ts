@@ -140,6 +140,10 @@ describe('loadConfig', () => {
       [{ WEBHOOK_ALLOWED_TARGETS: '10.0.0.0/99' }, 'WEBHOOK_ALLOWED_TARGETS: "10.0.0.0/99": the prefix length after / must be 0 to 32'],
       [{ WEBHOOK_ALLOWED_TARGETS: 'billing.internal, not a host' }, 'WEBHOOK_ALLOWED_TARGETS: "not a host" is not a host name'],
       [{ WEBHOOK_ALLOWED_TARGETS: 'fd00::/abc' }, 'WEBHOOK_ALLOWED_TARGETS'],
+      // Taken for host names, these matched no webhook URL: a URL reads 10.1 as 10.0.0.1, and refuses 192.168.1.300.
+      [{ WEBHOOK_ALLOWED_TARGETS: 'billing.internal, 192.168.1.300' }, 'WEBHOOK_ALLOWED_TARGETS: "192.168.1.300" is not a whole address'],
+      [{ WEBHOOK_ALLOWED_TARGETS: '10.1' }, 'WEBHOOK_ALLOWED_TARGETS: "10.1" is not a whole address'],
+      [{ WEBHOOK_ALLOWED_TARGETS: 'hooks.0x0a' }, 'WEBHOOK_ALLOWED_TARGETS: "hooks.0x0a" is not a whole address'],
       [{ HOST: 'not a host' }, 'HOST'],
       [{ MAILJET_BASE_URL: 'file:///etc/passwd' }, 'MAILJET_BASE_URL: an http(s) URL'],
       [{ PUBLIC_URL: 'javascript:alert(1)' }, 'PUBLIC_URL: an http(s) URL'],
@@ -235,6 +239,28 @@ describe('loadConfig', () => {
       `QUEUE_BODY_BUDGET: "${os.totalmem() + 1}" is not a size from QUEUE_BODY_LIMIT to this machine's memory`,
     );
     expect(configError({ QUEUE_BODY_BUDGET: 'lots' }).message).to.include('QUEUE_BODY_BUDGET: "lots" is not a size');
+  });
+
+  it('when a setting of a few words, DATABASE_SCHEMA or TRUST_PROXY is refused, then its line names the value given and what it accepts, as a number’s does', () => {
+    const lines = configError({
+      LOG_LEVEL: 'INFO',
+      LOG_FORMAT: 'text',
+      NODE_ENV: 'prod',
+      DEV_MODE: 'on',
+      EMBEDDED_DATABASE: 'enabled',
+      DATABASE_SCHEMA: 'Mail',
+      TRUST_PROXY: 'nginx',
+    }).message.split('\n');
+
+    expect(lines).to.include.members([
+      '  LOG_LEVEL: "INFO" is not one of error, warn, info, http, verbose, debug, silly',
+      '  LOG_FORMAT: "text" is not one of auto, json, pretty',
+      '  NODE_ENV: "prod" is not one of development, production, test',
+      '  DEV_MODE: "on" is not one of true, false, 1, 0, yes, no',
+      '  EMBEDDED_DATABASE: "enabled" is not one of true, false, 1, 0, yes, no',
+      '  DATABASE_SCHEMA: "Mail" is not a lower-case SQL identifier (a letter a-z or _, then up to 62 of them or digits)',
+      '  TRUST_PROXY: "nginx" is not true, false, a hop count, or comma-separated addresses, subnets (10.0.0.0/8) and loopback, linklocal, uniquelocal',
+    ]);
   });
 
   it('when several values are invalid, then every variable is named', () => {
