@@ -21,16 +21,19 @@ export interface DatabaseClock {
 
 const RESYNC_MS = 60_000;
 /**
- * A read slower than this (waiting for a connection of a busy pool, most of it before the query went)
- * places the database's clock less well than the last one did: the last one is kept.
+ * A read slower than this (a busy database, or an event loop busy when the answer came) places the
+ * database's clock less well than the last one did: the last one is kept.
  */
 const MAX_ROUND_TRIP_MS = 1_000;
 /** This host's clock further than this from the database's is said in the log (receivers of webhooks allow 5 minutes). */
 export const HOST_CLOCK_SKEW_WARN_MS = 60_000;
 
 export interface DatabaseClockOptions {
-  /** The database's now() (db/pool.ts databaseNow). */
-  read: () => Promise<Date>;
+  /**
+   * The database's time (db/pool.ts databaseNow). It calls `sending` as its statement goes, once it
+   * holds a connection: the wait for one (a busy pool) is then no part of the round trip halved.
+   */
+  read: (sending: () => void) => Promise<Date>;
   monotonicMs?: () => number;
   /** This host's wall clock: only compared with the database's (and taken until the first read). */
   wallMs?: () => number;
@@ -71,8 +74,10 @@ export function createDatabaseClock({
   let syncedAt: number | undefined;
   let syncing: Promise<void> | undefined;
   async function sync(): Promise<void> {
-    const sent = monotonicMs();
-    const at = await read();
+    let sent = monotonicMs();
+    const at = await read(() => {
+      sent = monotonicMs();
+    });
     const answered = monotonicMs();
     syncedAt = answered;
     if (offsetRead && answered - sent > MAX_ROUND_TRIP_MS) {

@@ -57,6 +57,25 @@ describe('the database clock', () => {
     expect(clock.now().toISOString()).to.equal('2026-12-03T22:00:05.005Z');
   });
 
+  it('when a read first waits for a connection (a busy pool), then the wait is not taken for half the round trip: the clock is where the database said', async () => {
+    const monotonic = { ms: 0 };
+    const clock = createDatabaseClock({
+      read: async (sending) => {
+        // 800 ms for a connection, then a 10 ms round trip, the database reading its clock halfway.
+        monotonic.ms += 800;
+        sending();
+        monotonic.ms += 5;
+        const at = new Date(Date.parse('2026-12-03T22:00:00Z'));
+        monotonic.ms += 5;
+        return at;
+      },
+      monotonicMs: () => monotonic.ms,
+    });
+    await clock.sync();
+    // 5 ms after the database read 22:00:00.000; taking the wait for the trip put it 400 ms ahead.
+    expect(clock.now().toISOString()).to.equal('2026-12-03T22:00:00.005Z');
+  });
+
   it("when this host's clock is 10 minutes off the database's, then a warning says so once, naming the webhook signatures it spoils, and a line when it is right again", async () => {
     const monotonic = { ms: 0 };
     const database = Date.parse('2026-12-03T22:00:00Z');
