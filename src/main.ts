@@ -270,7 +270,7 @@ async function start(config: Config, log: Logger, { signal, exitingNow }: StartO
 
   const targetPolicy = parseTargetPolicy(config.webhooks.allowedTargets);
   const dispatcher = createWebhookDispatcher({
-    deliveries: createWebhookDeliveries(pool, bus, clock.now),
+    deliveries: createWebhookDeliveries(pool, bus, channels, clock.now),
     wakeup: webhookWakeup,
     policy: targetPolicy,
     timeoutMs: config.webhooks.timeoutMs,
