@@ -176,7 +176,7 @@ async function start(config: Config, log: Logger, { signal, exitingNow }: StartO
   });
   const expectedMigration = await latestMigrationId();
   // The times written for PostgreSQL to compare with its now() are taken on its clock, not this host's.
-  const clock = createDatabaseClock({ read: () => databaseNow(pool) });
+  const clock = createDatabaseClock({ read: (sending) => databaseNow(pool, sending), log });
   await clock.sync().catch((error: unknown) => {
     throw unansweredAtStart("the database's clock could not be read", error, config);
   });
@@ -270,7 +270,7 @@ async function start(config: Config, log: Logger, { signal, exitingNow }: StartO
 
   const targetPolicy = parseTargetPolicy(config.webhooks.allowedTargets);
   const dispatcher = createWebhookDispatcher({
-    deliveries: createWebhookDeliveries(pool, bus, clock.now),
+    deliveries: createWebhookDeliveries(pool, bus, channels, clock.now),
     wakeup: webhookWakeup,
     policy: targetPolicy,
     timeoutMs: config.webhooks.timeoutMs,

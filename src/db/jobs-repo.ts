@@ -408,26 +408,41 @@ export async function extendLeases(db: Queryable, workerId: string, ids: readonl
 }
 
 // A job whose claim counted no attempt ($3: look-up only, its attempts spent) keeps them: one fewer
-// would let its next claim send it, and Mailjet may have it.
+// would let its next claim send it, and Mailjet may have it. The jobs are due again at once (their
+// run_at is past): the NOTIFY ($4, at commit) wakes the idle consumers of the other replicas, which
+// slept until their idle check, since these jobs were not claimable when they last looked.
 const RELEASE_JOBS = `
-  update email_send_jobs
-  set status = case when send_at is not null and send_at > now() then 'scheduled' else 'queued' end,
-    attempts = attempts - case when id = any($3::bigint[]) then 0 else 1 end,
-    locked_by = null,
-    locked_until = null,
-    updated_at = now()
-  where id = any($1::bigint[])
-    and status = 'processing'
-    and locked_by = $2
-  returning id`;
+  with released as (
+    update email_send_jobs
+    set status = case when send_at is not null and send_at > now() then 'scheduled' else 'queued' end,
+      attempts = attempts - case when id = any($3::bigint[]) then 0 else 1 end,
+      locked_by = null,
+      locked_until = null,
+      updated_at = now()
+    where id = any($1::bigint[])
+      and status = 'processing'
+      and locked_by = $2
+    returning id
+  )
+  select array(select id::text from released) as ids,
+    case when exists (select from released) then pg_notify($4, '') end is not null as notified`;
 
-/** Gives claimed jobs back unsent (shutdown): the attempt does not count (`uncounted`: claimed without one). */
-export async function releaseJobs(db: Queryable, workerId: string, ids: readonly string[], uncounted: readonly string[] = []): Promise<string[]> {
+/**
+ * Gives claimed jobs back unsent (shutdown): the attempt does not count (`uncounted`: claimed without
+ * one). Notifies `channel` (at commit) when any was given back.
+ */
+export async function releaseJobs(
+  db: Queryable,
+  workerId: string,
+  ids: readonly string[],
+  channel: string,
+  uncounted: readonly string[] = [],
+): Promise<string[]> {
   if (ids.length === 0) {
     return [];
   }
-  const rows = await query(db, RELEASE_JOBS, [ids, workerId, uncounted]);
-  return rows.map((row) => String(row['id']));
+  const [row] = await query(db, RELEASE_JOBS, [ids, workerId, uncounted, channel]);
+  return row!['ids'] as string[];
 }
 
 // A lease that expired means its consumer's process died (or lost the database) mid-batch: the job

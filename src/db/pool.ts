@@ -180,8 +180,15 @@ export async function withTransaction<T>(pool: Pool, work: (tx: Queryable) => Pr
   }
 }
 
-/** The database server's clock (now()). */
-export async function databaseNow(db: Queryable): Promise<Date> {
-  const [row] = await query(db, 'select now() as now');
-  return row!['now'] as Date;
+/**
+ * The database server's clock, read by a statement of its own on a connection taken from `pool`;
+ * `sending` is called as that statement goes, after any wait for the connection. Within a
+ * transaction, as statement_timestamp() (now() would be the time of its begin).
+ */
+export async function databaseNow(pool: Pool, sending: () => void = () => {}): Promise<Date> {
+  return withTransaction(pool, async (tx) => {
+    sending();
+    const [row] = await query(tx, 'select statement_timestamp() as now');
+    return row!['now'] as Date;
+  });
 }

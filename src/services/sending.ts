@@ -16,7 +16,7 @@ import {
   settleJobs,
   type Settlement,
 } from '../db/jobs-repo.js';
-import type { NotifyChannels } from '../db/notify.js';
+import { notify, type NotifyChannels } from '../db/notify.js';
 import { type Pool, type Queryable, withTransaction } from '../db/pool.js';
 import { closePendingRecipients, setRecipientStatuses } from '../db/recipients-repo.js';
 import { recordStatusChanges } from '../db/status-changes-repo.js';
@@ -60,7 +60,10 @@ export interface SendingService {
   markSuppressed(recipientIds: readonly string[]): Promise<void>;
   /** Renews the leases; returns the ids still held. */
   extendLeases(workerId: string, jobIds: readonly string[]): Promise<string[]>;
-  /** Gives unsent jobs back to the queue without counting the attempt (`uncounted`: their claim counted none: look-up only). */
+  /**
+   * Gives unsent jobs back to the queue without counting the attempt (`uncounted`: their claim counted
+   * none: look-up only), and wakes the consumers of every replica: they are due at once.
+   */
   release(workerId: string, jobIds: readonly string[], uncounted?: readonly string[]): Promise<string[]>;
   /** When the next claimable job falls due (null: none). */
   nextRunAt(): Promise<Date | null>;
@@ -103,7 +106,7 @@ export function createSendingService({ pool, channels, bus, log, leaseMs }: Send
     claim: (workerId, limit, maxBytes) => claimJobs(pool, workerId, limit, leaseMs, maxBytes),
     markSuppressed: (recipientIds) => setRecipientStatuses(pool, new Map(recipientIds.map((id) => [id, 'suppressed']))),
     extendLeases: (workerId, jobIds) => extendLeases(pool, workerId, jobIds, leaseMs),
-    release: (workerId, jobIds, uncounted) => releaseJobs(pool, workerId, jobIds, uncounted),
+    release: (workerId, jobIds, uncounted) => releaseJobs(pool, workerId, jobIds, channels.jobs, uncounted),
     nextRunAt: () => nextRunAt(pool),
     record: (workerId, results) => record({ workerId, results }),
     reapExpiredLeases: (limit) => reap(pool, channels, limit),
@@ -290,6 +293,11 @@ async function reap(pool: Pool, channels: NotifyChannels, limit: number): Promis
         failed.map((jobId) => ({ jobId, recipientId: null, oldStatus: 'processing', newStatus: 'failed', details: { error: LEASE_EXPIRED_ERROR } })),
       );
       await queueWebhookDeliveries(tx, channels, changes);
+      // Due at once: the reaper's own consumers are woken by its caller, those of the other replicas
+      // (all of them, on a replica with WORKER_CONCURRENCY=0) slept until their idle check.
+      if (rows.length > failed.length) {
+        await notify(tx, channels.jobs);
+      }
       return rows;
     },
     { bulk: true },

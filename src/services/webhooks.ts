@@ -191,7 +191,7 @@ export interface WebhookDeliveries {
 }
 
 /** `now`: the clock of the times written for the database (services/database-clock.ts). */
-export function createWebhookDeliveries(pool: Pool, bus: Bus, now: () => Date = () => new Date()): WebhookDeliveries {
+export function createWebhookDeliveries(pool: Pool, bus: Bus, channels: NotifyChannels, now: () => Date = () => new Date()): WebhookDeliveries {
   const settled = (recorded: boolean, outcome: DeliveryOutcome): boolean => {
     if (recorded) {
       bus.emit('webhooks:attempted', { outcome: outcome.kind });
@@ -216,6 +216,11 @@ export function createWebhookDeliveries(pool: Pool, bus: Bus, now: () => Date = 
         const change = replaced ? undefined : endpointChange(delivery, outcome);
         if (change !== undefined) {
           await recordEndpointChange(tx, delivery.appId, url, change);
+        }
+        // Due again at once (cut short by a stop, or its URL replaced meanwhile): the dispatchers of
+        // the other replicas slept until their idle check, since it was claimed when they last looked.
+        if (outcome.kind === 'retry' && outcome.nextAttemptAt.getTime() <= now().getTime()) {
+          await notifyWebhooks(tx, channels);
         }
         return settled(true, outcome);
       });

@@ -136,7 +136,7 @@ describe('webhook deliveries: answers that speak for the endpoint', () => {
     const throttledApp = await oneDelivery(db.pool);
     const otherApp = await oneDelivery(db.pool);
     const until = new Date(Date.now() + 60_000);
-    const deliveries = createWebhookDeliveries(db.pool, createBus());
+    const deliveries = createWebhookDeliveries(db.pool, createBus(), notifyChannels(TEST_SCHEMA));
     const [first] = await claimDueDeliveries(db.pool, { limit: 1, perApp: 1, inFlight: new Map(), lockMs: 60_000 });
     expect(first?.appId).to.equal(throttledApp);
 
@@ -156,7 +156,7 @@ describe('webhook deliveries: answers that speak for the endpoint', () => {
   it("when a delivery is redelivered while its app's deliveries are paused, then the pause is over: the delivery goes now, alone, and its answer decides", async () => {
     db = await createTestDatabase();
     const appId = await oneDelivery(db.pool);
-    const deliveries = createWebhookDeliveries(db.pool, createBus());
+    const deliveries = createWebhookDeliveries(db.pool, createBus(), notifyChannels(TEST_SCHEMA));
     const first = await claimOne(db.pool, 60_000);
     const anHourOn = new Date(Date.now() + 3_600_000);
     await deliveries.settle(first, { kind: 'retry', nextAttemptAt: anHourOn, statusCode: 503, error: 'the receiver answered 503', throttledUntil: anHourOn });
@@ -176,7 +176,7 @@ describe('webhook deliveries: answers that speak for the endpoint', () => {
     for (let i = 0; i < 3; i++) {
       await queueChange(db.pool, appId);
     }
-    const deliveries = createWebhookDeliveries(db.pool, createBus());
+    const deliveries = createWebhookDeliveries(db.pool, createBus(), notifyChannels(TEST_SCHEMA));
     // A pause that has just ended.
     await db.pool.query("update apps set webhook_throttled_until = now() - interval '1 second' where id = $1", [appId]);
     const claim = (inFlight: Map<string, number>) => claimDueDeliveries(db.pool, { limit: 10, perApp: 4, inFlight, lockMs: 60_000 });
@@ -215,7 +215,7 @@ describe('webhook deliveries: answers that speak for the endpoint', () => {
     for (let i = 0; i < 5; i++) {
       await queueChange(db.pool, appId);
     }
-    const deliveries = createWebhookDeliveries(db.pool, createBus());
+    const deliveries = createWebhookDeliveries(db.pool, createBus(), notifyChannels(TEST_SCHEMA));
     const retry = { baseMs: 10_000, factor: 2, maxMs: 3_600_000, jitter: 0 };
     const settleAt = async (delivery: DueDelivery, result: AttemptResult) => {
       const now = new Date();
@@ -269,7 +269,7 @@ describe('webhook deliveries: answers that speak for the endpoint', () => {
   it('when a replica of a release before sql/39 ended the pauses (a rolling upgrade), then the count it left does not lengthen the next outage: its first pause is 10 s', async () => {
     db = await createTestDatabase();
     const appId = await oneDelivery(db.pool);
-    const deliveries = createWebhookDeliveries(db.pool, createBus());
+    const deliveries = createWebhookDeliveries(db.pool, createBus(), notifyChannels(TEST_SCHEMA));
     const retry = { baseMs: 10_000, factor: 2, maxMs: 3_600_000, jitter: 0 };
     // Such a replica ends a pause (or sets a new URL) with webhook_throttled_until = null only.
     await db.pool.query('update apps set webhook_throttled_until = null, webhook_pauses = 6 where id = $1', [appId]);
@@ -290,7 +290,7 @@ describe('webhook deliveries: answers that speak for the endpoint', () => {
   it('when a receiver answers 410 Gone, then its webhook is disabled, its pending deliveries fail, and new changes queue none; an answer from a replaced URL disables nothing and leaves its delivery due again', async () => {
     db = await createTestDatabase();
     const appId = await oneDelivery(db.pool);
-    const deliveries = createWebhookDeliveries(db.pool, createBus());
+    const deliveries = createWebhookDeliveries(db.pool, createBus(), notifyChannels(TEST_SCHEMA));
     const gone = { kind: 'failed', statusCode: 410, error: 'the receiver answered 410 Gone', disablesWebhook: true } as const;
     const [stale] = await claimDueDeliveries(db.pool, { limit: 1, perApp: 1, inFlight: new Map(), lockMs: 60_000 });
     // The answer comes from a URL the app no longer has: it disables nothing, and the delivery is

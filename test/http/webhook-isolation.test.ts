@@ -197,6 +197,32 @@ describe('webhook delivery isolation', function () {
     expect(row!.last_error).to.equal('no complete answer within 1500 ms');
   });
 
+  it("when a replica stops with a delivery in flight, then another replica's idle dispatcher delivers it at once, not at its idle check", async () => {
+    mockMailjetSend();
+    const slow = await hook('drip');
+    const a = await start({ WEBHOOK_TIMEOUT_MS: '60000', SHUTDOWN_TIMEOUT_MS: '1000' });
+    await setWebhook(a, a.appId, slow.url);
+    await queue(a, a.apiKey, 1);
+    await eventually(async () => (slow.calls.length > 0 ? true : undefined), 15_000, 'replica A attempting the delivery');
+    // Replica B finds nothing to claim (A holds it) and sleeps: far longer than the test.
+    await start({ IDLE_CHECK_MS: '600000' });
+
+    slow.mode = 'prompt';
+    services.splice(services.indexOf(a), 1);
+    await a.stop();
+
+    const [row] = await eventually(
+      async () => {
+        const rows = await deliveries(db!, a.appId);
+        return rows[0]?.status === 'delivered' ? rows : undefined;
+      },
+      30_000,
+      'the delivery delivered by replica B',
+    );
+    expect(row).to.deep.include({ status: 'delivered', attempts: 2 });
+    expect(slow.calls.map((call) => call.attempt)).to.deep.equal([1, 2]);
+  });
+
   it('when one app has a dripping receiver and more deliveries due than there are slots, then it holds at most its share, another app is delivered meanwhile, and stop cuts the drips and leaves them due', async () => {
     mockMailjetSend();
     const slow = await hook('drip');
