@@ -91,9 +91,13 @@ export function parseTargetPolicy(list: string): TargetPolicy {
   return { hosts, addresses };
 }
 
-/** Whether a resolved address may be dialled for this host. */
+/**
+ * Whether a resolved address may be dialled for this host. A fully qualified name (one trailing dot,
+ * as in `billing.default.svc.cluster.local.`) is the host it names: refused as internal, it was told
+ * to add to WEBHOOK_ALLOWED_TARGETS a host already there, which cannot be listed with its dot.
+ */
 export function addressAllowed(policy: TargetPolicy, host: string, address: string): boolean {
-  return policy.hosts.has(host.toLowerCase()) || ipAllowed(policy, address);
+  return policy.hosts.has(host.toLowerCase().replace(/(?<!\.)\.$/, '')) || ipAllowed(policy, address);
 }
 
 function ipAllowed(policy: TargetPolicy, address: string): boolean {

@@ -185,16 +185,53 @@ function readShortBody(request: http.ClientRequest, response: http.IncomingMessa
 }
 
 /**
- * llhttp's refusals of the answer (`HPE_…`: "Parse Error: Header overflow") and Node's bare "socket
- * hang up" (the connection closed before the answer's head was whole) said as such, for the
- * deliveries list; other errors (ECONNREFUSED…) as they are.
+ * The codes of OpenSSL's certificate checks that mean "issued by no CA this process trusts":
+ * self-signed, an internal CA, or a chain the receiver sent without its intermediates.
+ */
+const UNTRUSTED_ISSUER_CODES: ReadonlySet<unknown> = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+]);
+
+/** Other refusals of the receiver's certificate: expired, not yet valid, for another name, revoked… */
+const REFUSED_CERTIFICATE_CODE = /^(CERT_|ERR_TLS_CERT_|HOSTNAME_MISMATCH$|INVALID_CA$)/;
+
+/** What OpenSSL makes of a plain HTTP answer to its handshake. */
+const PLAIN_HTTP_REASONS: ReadonlySet<string> = new Set(['wrong version number', 'packet length too long']);
+
+/** The reason in an OpenSSL error string ("…:error:0A00010B:SSL routines:ssl3_get_record:wrong version number:../deps/…"). */
+const OPENSSL_REASON = /:error:[0-9A-F]+:[^:]*:[^:]*:([^:]+):/;
+
+/**
+ * llhttp's refusals of the answer (`HPE_…`: "Parse Error: Header overflow"), Node's bare "socket
+ * hang up" (the connection closed before the answer's head was whole) and TLS failures (a refused
+ * certificate: whose, and how to trust an internal CA; a failed handshake without OpenSSL's trace)
+ * said as such, for the deliveries list; other errors (ECONNREFUSED…) as they are.
  */
 function worded(error: Error & { code?: unknown }): Error {
-  if (typeof error.code === 'string' && error.code.startsWith('HPE_')) {
+  const code = typeof error.code === 'string' ? error.code : '';
+  if (code.startsWith('HPE_')) {
     return new Error(`the receiver's answer is not valid HTTP/1.1 (${error.message})`, { cause: error });
   }
-  if (error.code === 'ECONNRESET') {
+  if (code === 'ECONNRESET') {
     return new Error(`the receiver closed the connection before it answered (${error.message})`, { cause: error });
+  }
+  if (UNTRUSTED_ISSUER_CODES.has(code)) {
+    return new Error(
+      `the receiver's TLS certificate was refused: ${error.message} (${code}); it must come with its whole chain, up to a CA this jetpost trusts (an internal CA: NODE_EXTRA_CA_CERTS)`,
+      { cause: error },
+    );
+  }
+  const reason = OPENSSL_REASON.exec(error.message)?.[1];
+  if (reason !== undefined) {
+    const plainHttp = PLAIN_HTTP_REASONS.has(reason) ? ' (does it speak plain HTTP on this port, for an http:// URL?)' : '';
+    return new Error(`the TLS handshake with the receiver failed: ${reason}${plainHttp}`, { cause: error });
+  }
+  if (REFUSED_CERTIFICATE_CODE.test(code)) {
+    return new Error(`the receiver's TLS certificate was refused: ${error.message} (${code})`, { cause: error });
   }
   return error;
 }

@@ -31,6 +31,13 @@ export async function checkWebhookUrl(policy: TargetPolicy, raw: string): Promis
       [{ path: 'url', message: `at most ${WEBHOOK_URL_MAX_LENGTH} characters, percent-encoded` }],
     );
   }
+  // Never sent (HTTP has no place for it): every call would go to the URL without it, another than
+  // the one given, such as a single-page app's index, which may well answer 2xx to every call.
+  if (url.href.includes('#')) {
+    throw new ValidationError('the webhook URL has a fragment (from #), which is never sent: calls would go to the URL without it', [
+      { path: 'url', message: 'no #fragment; a token belongs in the path or the query' },
+    ]);
+  }
   if (url.username || url.password) {
     throw new ValidationError('the webhook URL must not carry credentials: the signature authenticates jetpost', [
       { path: 'url', message: 'no user:password@ part' },

@@ -222,6 +222,39 @@ describe('webhook POST', () => {
     });
   }
 
+  it("when an HTTPS receiver's certificate is one jetpost does not trust (self-signed, an internal CA), then the error says it is the receiver's TLS certificate, why, and how to trust its CA", async () => {
+    const tls = createHttpsServer({ key: TEST_TLS_KEY, cert: TEST_TLS_CERT }, (_req, res) => res.writeHead(204).end());
+    await new Promise<void>((resolve) => tls.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = new URL(`https://127.0.0.1:${(tls.address() as AddressInfo).port}/hooks`);
+
+      const error = await postJson(url, '{}', {}, { timeoutMs: 10_000, policy: loopback }).then(
+        () => undefined,
+        (reason: unknown) => reason as Error,
+      );
+
+      expect(error?.message).to.equal(
+        "the receiver's TLS certificate was refused: self-signed certificate (DEPTH_ZERO_SELF_SIGNED_CERT); it must come with its whole chain, up to a CA this jetpost trusts (an internal CA: NODE_EXTRA_CA_CERTS)",
+      );
+    } finally {
+      tls.closeAllConnections();
+      await new Promise((resolve) => tls.close(resolve));
+    }
+  });
+
+  it('when an https URL reaches a receiver that speaks plain HTTP, then the error says the handshake failed and why in words, not as an OpenSSL trace', async () => {
+    const hook = await receiver((res) => res.writeHead(204).end());
+    hook.url.protocol = 'https:';
+
+    const error = await postJson(hook.url, '{}', {}, { timeoutMs: 10_000, policy: loopback }).then(
+      () => undefined,
+      (reason: unknown) => reason as Error,
+    );
+
+    // OpenSSL's reason ("wrong version number" in OpenSSL 3.0) may be worded otherwise in later releases.
+    expect(error?.message).to.match(/^the TLS handshake with the receiver failed: [a-z ]+ \(does it speak plain HTTP on this port, for an http:\/\/ URL\?\)$/);
+  });
+
   it('when the receiver answers before it has read the body, then resets the connection, then its status counts and the failed rest of the write is no uncaught error', async () => {
     // Raw: the whole answer goes out on the first bytes of the request, then a reset. Node's client
     // has read the answer (keep-alive) while the body is still being written: the write then fails

@@ -384,6 +384,20 @@ describe('webhooks', () => {
     expect(rows[0]?.url ?? null).to.equal(null);
   });
 
+  it("when a webhook URL has a fragment (#…), then 400 names the url: no HTTP client sends it, so the calls would go to another URL than the one given (an app's page, which may answer 2xx to every call)", async () => {
+    service = await startTestService({ env: { WEBHOOK_ALLOWED_TARGETS: '127.0.0.1' } });
+    const name = await appName();
+    for (const url of ['http://127.0.0.1:9/app#/webhooks/jetpost', 'http://127.0.0.1:9/hooks?x=1#token=abc', 'http://127.0.0.1:9/hooks#']) {
+      const res = await service.request('PUT', `/admin/apps/${name}/webhook`, { key: ADMIN_KEY, body: { url } });
+      expect(res.status, url).to.equal(400);
+      const problem = (await res.json()) as { detail: string; errors: Array<{ path: string }> };
+      expect(problem.detail, url).to.match(/^the webhook URL has a fragment \(from #\)/);
+      expect(problem.errors.map((error) => error.path)).to.deep.equal(['url']);
+    }
+    const { rows } = await service.db.pool.query<{ url: string | null }>('select webhook_url as url from apps where name = $1', [name]);
+    expect(rows[0]?.url ?? null).to.equal(null);
+  });
+
   it('when a webhook URL points at an internal address that is not allowed, then it is refused, at registration and when dialled', async () => {
     mockMailjetSend();
     const hook = await receiver(0);

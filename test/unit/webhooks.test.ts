@@ -104,6 +104,15 @@ describe('webhook target policy', () => {
     expect(addressAllowed(policy, 'other.internal', '192.168.1.6')).to.equal(false);
     expect(addressAllowed(policy, 'other.internal', 'fd12::9')).to.equal(true);
   });
+
+  it('when a webhook URL names an allowed host as a fully qualified name (a trailing dot, as in billing.default.svc.cluster.local.), then it is that host: allowed', () => {
+    const policy = parseTargetPolicy('billing.internal');
+
+    expect(addressAllowed(policy, 'billing.internal.', '10.99.0.1')).to.equal(true);
+    expect(addressAllowed(policy, 'Billing.Internal.', '10.99.0.1')).to.equal(true);
+    expect(addressAllowed(policy, 'billing.internal..', '10.99.0.1')).to.equal(false);
+    expect(addressAllowed(policy, 'other.billing.internal.', '10.99.0.1')).to.equal(false);
+  });
 });
 
 describe('webhook signature (Standard Webhooks)', () => {
