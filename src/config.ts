@@ -166,7 +166,15 @@ const envSchema = z.object({
   DATABASE_CONNECT_TIMEOUT_MS: integer(100, 600_000).default(2_000),
   DATABASE_STATEMENT_TIMEOUT_MS: integer(100, 3_600_000).default(2_000),
   DATABASE_BULK_STATEMENT_TIMEOUT_MS: integer(100, 3_600_000).default(60_000),
-  DATA_DIR: z.string().default('./data'),
+  // `~` and `$HOME` are a shell's to expand: from an env file (docker --env-file, systemd's
+  // EnvironmentFile) they came as written, and jetpost made a directory named `~` where it ran.
+  DATA_DIR: z
+    .string()
+    .refine((value) => !/^~|\$(\w|\{)/.test(value), {
+      error: (issue) =>
+        `${JSON.stringify(issue.input)} holds ~ or a $variable, which only a shell expands (an env file or a service manager passes it as written): write the whole path`,
+    })
+    .default('./data'),
   EMBEDDED_PG_PORT: integer(1, 65535).default(5488),
 
   MAILJET_API_KEY: optionalText,

@@ -140,6 +140,10 @@ describe('loadConfig', () => {
       [{ WEBHOOK_ALLOWED_TARGETS: '10.0.0.0/99' }, 'WEBHOOK_ALLOWED_TARGETS: "10.0.0.0/99": the prefix length after / must be 0 to 32'],
       [{ WEBHOOK_ALLOWED_TARGETS: 'billing.internal, not a host' }, 'WEBHOOK_ALLOWED_TARGETS: "not a host" is not a host name'],
       [{ WEBHOOK_ALLOWED_TARGETS: 'fd00::/abc' }, 'WEBHOOK_ALLOWED_TARGETS'],
+      // From an env file, as written: a directory named ~ (or $HOME) in the working directory.
+      [{ DATA_DIR: '~/jetpost-data' }, 'DATA_DIR: "~/jetpost-data" holds ~ or a $variable, which only a shell expands'],
+      [{ DATA_DIR: '$HOME/jetpost-data' }, 'DATA_DIR: "$HOME/jetpost-data" holds ~ or a $variable'],
+      [{ DATA_DIR: '/srv/${APP}/data' }, 'DATA_DIR: "/srv/${APP}/data" holds ~ or a $variable'],
       // Taken for host names, these matched no webhook URL: a URL reads 10.1 as 10.0.0.1, and refuses 192.168.1.300.
       [{ WEBHOOK_ALLOWED_TARGETS: 'billing.internal, 192.168.1.300' }, 'WEBHOOK_ALLOWED_TARGETS: "192.168.1.300" is not a whole address'],
       [{ WEBHOOK_ALLOWED_TARGETS: '10.1' }, 'WEBHOOK_ALLOWED_TARGETS: "10.1" is not a whole address'],
