@@ -482,6 +482,30 @@ const STORE_AND_APPLY_TEXT = `
 
 const STORE_AND_APPLY: PreparedStatement = { name: 'events_store_and_apply', text: STORE_AND_APPLY_TEXT };
 
+// The jobs holding these messages, locked in id order (the order every writer locks in). Taken before
+// STORE_AND_APPLY when it is tried again after a miss (RecipientMovedMeanwhileError): its snapshot is
+// then taken once it holds them, and no writer moves a recipient without its job's lock, so it sees
+// their recipients where they are. Without it, each try's snapshot came before it waited on the job
+// again, and every writer that took the job first made it miss once more.
+const LOCK_JOBS_OF_MESSAGES = `
+  select j.id
+  from email_send_jobs j
+  where j.id in (
+    select r.job_id from email_recipients r where r.mailjet_message_id = any($1::bigint[])
+    union
+    select r.job_id from email_recipients r where r.mailjet_message_uuid = any($2::text[])
+  )
+  order by j.id
+  for no key update`;
+
+/** Locks the jobs of the events' messages (by MessageID and Message_GUID), before STORE_AND_APPLY is tried again. */
+export async function lockJobsOfMessages(tx: Queryable, messages: readonly MessageKeys[]): Promise<void> {
+  await query(tx, LOCK_JOBS_OF_MESSAGES, [
+    messages.flatMap((m) => (m.messageId == null ? [] : [m.messageId])),
+    messages.flatMap((m) => (m.messageUuid == null ? [] : [m.messageUuid])),
+  ]);
+}
+
 /** A new event as STORE_AND_APPLY takes it: what the event says, and what it asks for (eventEffect). */
 export interface EventToApply {
   event: MailjetEvent;

@@ -20,7 +20,7 @@
 import { createHash } from 'node:crypto';
 
 import type { Bus } from '../bus.js';
-import { deleteEvents, type LateMatch, lockMessagesExclusive, matchEvents, storeAndApplyEvents } from '../db/events-repo.js';
+import { deleteEvents, type LateMatch, lockJobsOfMessages, lockMessagesExclusive, matchEvents, storeAndApplyEvents } from '../db/events-repo.js';
 import type { NotifyChannels } from '../db/notify.js';
 import { type Pool, type Queryable, withTransaction } from '../db/pool.js';
 import { insertRejectedEvents, type RejectedEventRow } from '../db/rejected-events-repo.js';
@@ -243,7 +243,11 @@ async function storeParts(pool: Pool, channels: NotifyChannels, parts: ReadonlyA
   const results = parts.map((): IngestResult => ({ stored: 0, unmatched: 0, byType: {}, sentAfterAcceptedMs: [], otherAddress: { count: 0, first: [] } }));
   const resultOf = (dedupeKey: string) => results[owners.get(dedupeKey)!]!;
   const isoTime = isoTimeFormatter();
-  const stored = await inTransaction(pool, async (tx) => {
+  const stored = await inTransaction(pool, async (tx, retry) => {
+    if (retry) {
+      // Tried again after a writer moved a recipient meanwhile: its job locked first, this try cannot miss it.
+      await lockJobsOfMessages(tx, events);
+    }
     const result = await storeAndApplyEvents(
       tx,
       channels.webhooks,
@@ -425,11 +429,14 @@ function compare(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-/** A deadlock is tried again; a busy database becomes a 503, so that Mailjet retries the callback. */
-async function inTransaction<T>(pool: Pool, work: (tx: Queryable) => Promise<T>): Promise<T> {
+/**
+ * A deadlock or a conflict is tried again (`work` told it is a retry); a busy database becomes a 503,
+ * so that Mailjet retries the callback.
+ */
+async function inTransaction<T>(pool: Pool, work: (tx: Queryable, retry: boolean) => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt += 1) {
     try {
-      return await withTransaction(pool, work, { bulk: true });
+      return await withTransaction(pool, (tx) => work(tx, attempt > 1), { bulk: true });
     } catch (error) {
       const code = (error as { code?: unknown }).code;
       if (typeof code !== 'string' || !BUSY_SQLSTATES.has(code)) {

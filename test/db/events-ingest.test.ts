@@ -8,6 +8,7 @@ import { makeJob, recipientIds } from '../factories.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { ingestBody, ingestWhileRecording } from '../support/events-ingest.js';
 import { openTransaction, someoneWaitsOn } from '../support/held-transaction.js';
+import { eventually } from '../support/service.js';
 
 const MESSAGE_ID = '576460765503091475';
 
@@ -122,6 +123,55 @@ describe('events ingest', () => {
       expect(changes.rows).to.deep.equal([{ old_status: 'opened', new_status: 'clicked' }]);
     });
   }
+
+  // Before: a callback whose recipient another writer moved while it waited on the job tried again
+  // with a new snapshot taken before it waited on the job once more, so each writer that came first
+  // made it miss again: three in a row (other replicas, a send's record) answered Mailjet 503.
+  it('when other writers move the recipient while an event waits on its job, three times in a row, then the event is still stored and applied, not refused', async () => {
+    db = await createTestDatabase();
+    const jobId = await makeJob(db.pool, { status: 'sent', to: ['b@example.com'] });
+    const [recipientId] = await recipientIds(db.pool, jobId);
+    await db.pool.query("update email_recipients set mailjet_message_id = $2, status = 'sent' where id = $1", [recipientId, MESSAGE_ID]);
+    // What a concurrent writer does: lock the job, write the recipient (a new row version), commit later.
+    const writer = () =>
+      openTransaction(db.pool, async (tx) => {
+        await tx.query('select id from email_send_jobs where id = $1 for no key update', [jobId]);
+        await tx.query('update email_recipients set updated_at = now() where id = $1', [recipientId]);
+      });
+    const waiting = async (count: number) =>
+      eventually(
+        async () => ((await db.pool.query('select 1 from pg_locks where not granted')).rowCount! >= count ? true : undefined),
+        20_000,
+        `${count} waiting`,
+      );
+
+    let holding = writer();
+    await holding.written;
+    let settled = false;
+    const ingest = ingestBody(db.pool, `{"event":"open","time":1700000000,"MessageID":${MESSAGE_ID},"email":"b@example.com"}`);
+    const done = ingest.then(
+      () => (settled = true),
+      () => (settled = true),
+    );
+    await waiting(1);
+    for (let round = 0; round < 3 && !settled; round += 1) {
+      // The next writer queues behind the event, and takes the job when the event lets it go.
+      const next = writer();
+      await waiting(2);
+      holding.commit();
+      await holding.committed;
+      await Promise.race([next.written, done]);
+      holding = next;
+      await Promise.race([waiting(1), done]);
+    }
+    holding.commit();
+    await holding.committed;
+    const result = await ingest;
+
+    expect(result).to.deep.equal({ stored: 1, unmatched: 0, byType: { open: 1 }, sentAfterAcceptedMs: [], otherAddress: { count: 0, first: [] } });
+    const { rows } = await db.pool.query('select status from email_recipients where id = $1', [recipientId]);
+    expect(rows).to.deep.equal([{ status: 'opened' }]);
+  });
 
   // The job's row lock is what makes the ingest see the sibling's new status: without it, the job
   // would be set from the sibling's status as the statement's snapshot saw it, a step backwards.
