@@ -11,7 +11,7 @@ import type { Config } from './config.js';
 import { prepareDataDir } from './db/data-dir.js';
 import { DataDirInUseError, liveDataDirOwner } from './db/data-dir-owner.js';
 import { latestMigrationId } from './db/migrate.js';
-import { listen, type Listener, notifyChannels } from './db/notify.js';
+import { listen, type Listener, notify, notifyChannels } from './db/notify.js';
 import { openDatabase } from './db/open.js';
 import { databaseNow, type Pool } from './db/pool.js';
 import { createByteBudget } from './domain/byte-budget.js';
@@ -415,6 +415,12 @@ async function start(config: Config, log: Logger, { signal, exitingNow }: StartO
       finishedWithin(inFlight.settled(), deadlineMs),
       stopWithin('the webhook dispatcher', dispatcher.stop(deadlineMs), deadlineMs + 3 * STOP_STEP_MS),
     ]);
+    // The retries this process deferred (and its deliveries' next attempts) were due on timers of
+    // its own, which end with it: the other replicas, asleep until IDLE_CHECK_MS since nothing was
+    // due when they last looked, look for the next due job and delivery again. Best effort: a
+    // database already gone leaves it to their idle check.
+    const wakeOthers = Promise.all([notify(pool, channels.jobs), notify(pool, channels.webhooks)]).catch(() => undefined);
+    await stopWithin('the wake-up of the other replicas', wakeOthers, STOP_STEP_MS);
     // What is still in flight began during the drain: a probe, a scrape, a refusal.
     await closeServer(server, STOP_STEP_MS);
     await Promise.all([
