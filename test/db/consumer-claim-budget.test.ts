@@ -6,16 +6,13 @@ import { randomBytes } from 'node:crypto';
 
 import { expect } from 'chai';
 
-import { createBus } from '../../src/bus.js';
 import { createMailjetClient } from '../../src/mailjet/client.js';
 import { createSimulator, type Simulator } from '../../src/simulator/server.js';
-import { type ConsumerPool, type ConsumerPoolOptions, createConsumerPool } from '../../src/workers/consumer-pool.js';
-import { createSendGate } from '../../src/workers/send-gate.js';
-import { createWakeup } from '../../src/workers/wakeup.js';
+import type { ConsumerPool, ConsumerPoolOptions } from '../../src/workers/consumer-pool.js';
 import { makeApp, makeJob } from '../factories.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { capturingLogger, testLogger } from '../support/log.js';
-import { testSendingService } from '../support/sending.js';
+import { testConsumerPool, testSendingService } from '../support/sending.js';
 
 const KiB = 1024;
 const MESSAGES = 24;
@@ -39,7 +36,8 @@ describe('the consumers of a process share one budget of claimed bytes', functio
 
   function consumersWith(options: Pick<ConsumerPoolOptions, 'concurrency' | 'batchSize' | 'claimBudget' | 'log'>, onClaim = () => {}): ConsumerPool {
     const sending = testSendingService(db.pool);
-    return createConsumerPool({
+    // testConsumerPool's idle check is far longer than the test: a consumer that sleeps until then never takes part.
+    return testConsumerPool({
       sending: {
         ...sending,
         claim: (...args) => {
@@ -48,13 +46,6 @@ describe('the consumers of a process share one budget of claimed bytes', functio
         },
       },
       mailjet: createMailjetClient({ apiKey: 'k', apiSecret: 's', baseUrl: simulator.url!, timeoutMs: 30_000 }),
-      wakeup: createWakeup(),
-      gate: createSendGate({ callsPerSecond: 0 }),
-      leaseMs: 120_000,
-      // Far longer than the test: a consumer that sleeps until then never takes part.
-      idleCheckMs: 600_000,
-      retry: { maxAttempts: 3, baseMs: 100, factor: 2, maxMs: 1_000, jitter: 0, lookUpWindowMs: 86_400_000 },
-      bus: createBus(),
       ...options,
     });
   }

@@ -5,17 +5,12 @@
 import { expect } from 'chai';
 import nock from 'nock';
 
-import { createBus } from '../../src/bus.js';
 import { createInFlightLimit } from '../../src/domain/in-flight-limit.js';
-import { createMailjetClient } from '../../src/mailjet/client.js';
-import { type ConsumerPool, createConsumerPool } from '../../src/workers/consumer-pool.js';
-import { createSendGate } from '../../src/workers/send-gate.js';
-import { createWakeup } from '../../src/workers/wakeup.js';
+import type { ConsumerPool } from '../../src/workers/consumer-pool.js';
 import { makeApp, makeJob } from '../factories.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
-import { testLogger } from '../support/log.js';
 import { isolateNetwork, restoreNetwork, type SendCall, sendResponseText } from '../support/mailjet-nock.js';
-import { testSendingService } from '../support/sending.js';
+import { testConsumerPool, testSendingService } from '../support/sending.js';
 import { MAILJET_TEST_KEY, MAILJET_TEST_ORIGIN, MAILJET_TEST_SECRET } from '../support/service.js';
 
 describe('a job deferred by a failed call', function () {
@@ -67,7 +62,8 @@ describe('a job deferred by a failed call', function () {
       .query(true)
       .reply(200, { Count: 0, Data: [], Total: 0 });
 
-    consumers = createConsumerPool({
+    // testConsumerPool's idle check is far longer than the test: a job left to it is never retried in it.
+    consumers = testConsumerPool({
       sending: {
         ...sending,
         claim: async (workerId, limit, maxBytes) => {
@@ -89,18 +85,8 @@ describe('a job deferred by a failed call', function () {
           return next;
         },
       },
-      mailjet: createMailjetClient({ apiKey: MAILJET_TEST_KEY, apiSecret: MAILJET_TEST_SECRET, baseUrl: MAILJET_TEST_ORIGIN, timeoutMs: 30_000 }),
-      wakeup: createWakeup(),
-      gate: createSendGate({ callsPerSecond: 0 }),
       concurrency: 2,
       inFlight: createInFlightLimit({ max: 2, callsPerSecond: 0 }),
-      batchSize: 50,
-      leaseMs: 120_000,
-      // Far longer than the test: a job left to the idle check is never retried in it.
-      idleCheckMs: 600_000,
-      retry: { maxAttempts: 3, baseMs: 100, factor: 2, maxMs: 1_000, jitter: 0, lookUpWindowMs: 86_400_000 },
-      log: testLogger(),
-      bus: createBus(),
     });
     consumers.start();
 

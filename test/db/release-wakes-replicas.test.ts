@@ -5,20 +5,17 @@
 import { expect } from 'chai';
 import nock from 'nock';
 
-import { createBus } from '../../src/bus.js';
 import { CLAIM_MAX_BYTES } from '../../src/db/jobs-repo.js';
 import { listen, type Listener, notifyChannels } from '../../src/db/notify.js';
 import { createInFlightLimit } from '../../src/domain/in-flight-limit.js';
-import { createMailjetClient } from '../../src/mailjet/client.js';
 import type { SendingService } from '../../src/services/sending.js';
-import { type ConsumerPool, createConsumerPool } from '../../src/workers/consumer-pool.js';
-import { createSendGate } from '../../src/workers/send-gate.js';
+import type { ConsumerPool } from '../../src/workers/consumer-pool.js';
 import { createWakeup } from '../../src/workers/wakeup.js';
 import { makeApp, makeJob } from '../factories.js';
 import { createTestDatabase, TEST_SCHEMA, type TestDatabase } from '../support/database.js';
 import { testLogger } from '../support/log.js';
 import { isolateNetwork, restoreNetwork, type SendCall, sendResponseText } from '../support/mailjet-nock.js';
-import { testSendingService } from '../support/sending.js';
+import { testConsumerPool, testSendingService } from '../support/sending.js';
 import { MAILJET_TEST_KEY, MAILJET_TEST_ORIGIN, MAILJET_TEST_SECRET } from '../support/service.js';
 
 describe('jobs given back by a stopping replica', function () {
@@ -65,7 +62,8 @@ describe('jobs given back by a stopping replica', function () {
     await listener.firstAttempt;
     let bIdle!: () => void;
     const idle = new Promise<void>((resolve) => (bIdle = resolve));
-    consumers = createConsumerPool({
+    // Its idle check is far longer than the test: a job left to it is never sent in it.
+    consumers = testConsumerPool({
       sending: {
         ...sending,
         nextRunAt: async () => {
@@ -74,18 +72,8 @@ describe('jobs given back by a stopping replica', function () {
           return next;
         },
       },
-      mailjet: createMailjetClient({ apiKey: MAILJET_TEST_KEY, apiSecret: MAILJET_TEST_SECRET, baseUrl: MAILJET_TEST_ORIGIN, timeoutMs: 30_000 }),
       wakeup,
-      gate: createSendGate({ callsPerSecond: 0 }),
-      concurrency: 1,
       inFlight: createInFlightLimit({ max: 1, callsPerSecond: 0 }),
-      batchSize: 50,
-      leaseMs: 120_000,
-      // Far longer than the test: a job left to the idle check is never sent in it.
-      idleCheckMs: 600_000,
-      retry: { maxAttempts: 3, baseMs: 100, factor: 2, maxMs: 1_000, jitter: 0, lookUpWindowMs: 86_400_000 },
-      log: testLogger(),
-      bus: createBus(),
     });
     consumers.start();
     await idle;
