@@ -1,8 +1,9 @@
 // Replicas on one database started with different settings: each process beats in
 // replica_heartbeats (sql/43_…) with the fingerprints of the settings that must agree, and warns of
 // each one another live replica has otherwise, naming the setting and that replica (its host and
-// pid), once per difference; /metrics counts them (jetpost_replica_settings_differing). Only a
-// warning: during a rolling change of a setting, replicas differ for a while by design.
+// pid), once per difference while that replica lives; /metrics counts them
+// (jetpost_replica_settings_differing). Only a warning: during a rolling change of a setting,
+// replicas differ for a while by design.
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 
@@ -92,26 +93,33 @@ function describe(difference: SettingDifference, replica: string): string {
 export function createReplicaSettingsWatch({ pool, settings, log, listenPid = () => undefined }: ReplicaSettingsOptions): ReplicaSettingsWatch {
   const me = { replicaId: randomUUID(), host: os.hostname(), pid: process.pid, startedAt: new Date(), settings: settingPrints(settings) };
   const secrets = new Set(settings.filter((setting) => setting.secret).map((setting) => setting.name));
-  const warned = new Set<string>();
+  /**
+   * The differences warned of, of the replicas alive at the last beat only: kept for every replica
+   * that ever differed, it grew with each deploy for as long as the process ran. One that stops and
+   * comes back is warned of again.
+   */
+  let warned = new Set<string>();
   let differing = new Map<string, number>();
   return {
     async beat() {
       await beat(pool, { ...me, listenPid: listenPid() }, FORGET_AFTER_MS);
       const now = new Map<string, number>();
+      const stillWarned = new Set<string>();
       for (const other of await otherReplicas(pool, me.replicaId, ALIVE_MS)) {
         const replica = `${other.host} (pid ${other.pid})`;
         for (const difference of settingDifferences(me.settings, other.settings, secrets)) {
           now.set(difference.name, (now.get(difference.name) ?? 0) + 1);
           const key = `${other.replicaId}\0${difference.name}\0${other.settings[difference.name]}`;
           if (!warned.has(key)) {
-            warned.add(key);
             log.warn(
               `replicas on this database run with different settings: ${describe(difference, replica)}; give every replica the same, or expect them to behave differently (during a rolling change of the setting, this is expected)`,
               { component: 'replicas', setting: difference.name, replica, here: difference.mine, there: difference.theirs },
             );
           }
+          stillWarned.add(key);
         }
       }
+      warned = stillWarned;
       differing = now;
     },
     differing: () => differing,

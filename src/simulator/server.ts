@@ -32,7 +32,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import { createCallbackUrlRegistry } from './callback-urls.js';
 import { type CallbackLoop, type CallbackTarget, createCallbackLoop, type EventType, isHttpUrl } from './callbacks.js';
-import { createCampaigns } from './campaigns.js';
+import { type Campaigns, createCampaigns } from './campaigns.js';
 import { type CallOutcome, createFaults, type FaultController, type Faults, MAX_BODY_BYTES, parseFaultSettings } from './faults.js';
 import { Fifo } from './fifo.js';
 import { toJson } from './json.js';
@@ -192,7 +192,7 @@ class MailjetSimulator implements Simulator {
    */
   private readonly contactOrder = new Fifo<string>();
   private lastContactId = 0;
-  private readonly campaigns = createCampaigns();
+  private readonly campaigns: Campaigns;
   private readonly log: NonNullable<SimulatorOptions['log']>;
   private callbackUrl: string | undefined;
   private callbackUrlSuspended = false;
@@ -272,6 +272,7 @@ class MailjetSimulator implements Simulator {
       throw new RangeError(`maxMessages must be a positive integer, got ${this.maxMessages}`);
     }
     this.store = createMessageStore(this.maxMessages);
+    this.campaigns = createCampaigns(this.maxMessages);
     this.setCallbackUrl(options.callbackUrl);
     const timeScale = options.timeScale ?? 1;
     if (!(Number.isFinite(timeScale) && timeScale > 0)) {

@@ -88,6 +88,26 @@ describe('simulator: messages kept', () => {
     expect(contacts).to.deep.equal(['c@example.com 3', 'a@example.com 4']);
   });
 
+  it('when campaigns reach more addresses than maxMessages, then the oldest are forgotten: DeduplicateCampaign lets one back, a campaign with none left gets a new id', async () => {
+    const simulator = await startSimulator({ maxMessages: 2 });
+    const sends: string[] = [];
+    for (const [address, campaign] of [
+      ['a', 'news'],
+      ['a', 'news'],
+      ['b', 'other'],
+      ['c', 'other'],
+      ['a', 'news'],
+    ] as const) {
+      await send(simulator, { Messages: [mailjetMessage(`${address}@example.com`, { CustomCampaign: campaign, DeduplicateCampaign: true })] });
+      const { campaignId, recipients } = simulator.messages.at(-1)!;
+      sends.push(`${address} ${campaignId} ${recipients[0]!.blockedFor ? 'blocked' : 'sent'}`);
+    }
+
+    // news remembered a for its second send; b and c then took the two places, so news forgot a and
+    // itself, and came back as campaign 3.
+    expect(sends).to.deep.equal(['a 1 sent', 'a 1 blocked', 'b 2 sent', 'c 2 sent', 'a 3 sent']);
+  });
+
   it('when maxMessages is not a positive integer, then the simulator is not made', () => {
     for (const maxMessages of [0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY]) {
       expect(() => createSimulator({ maxMessages }), String(maxMessages)).to.throw(RangeError, /maxMessages must be a positive integer/);

@@ -20,7 +20,7 @@ function context(overrides: Partial<SendContext> = {}): SendContext {
     messageError: undefined,
     accountTracking: { opens: true, clicks: true },
     monitoringCategoryExists: () => true,
-    campaign: createCampaigns().campaign,
+    campaign: createCampaigns(1000).campaign,
     receivedAt: new Date(0),
     ...overrides,
   };
