@@ -3,6 +3,7 @@
 import { constants as bufferConstants } from 'node:buffer';
 import { isIP } from 'node:net';
 import os from 'node:os';
+import path from 'node:path';
 
 import bytes from 'bytes';
 import ipaddr from 'ipaddr.js';
@@ -168,11 +169,13 @@ const envSchema = z.object({
   DATABASE_BULK_STATEMENT_TIMEOUT_MS: integer(100, 3_600_000).default(60_000),
   // `~` and `$HOME` are a shell's to expand: from an env file (docker --env-file, systemd's
   // EnvironmentFile) they came as written, and jetpost made a directory named `~` where it ran.
+  // Kubernetes leaves a `$(VAR)` it cannot expand as written too. A directory that an earlier
+  // release made so holds that jetpost's data, queued messages included: the refusal names it.
   DATA_DIR: z
     .string()
-    .refine((value) => !/^~|\$(\w|\{)/.test(value), {
+    .refine((value) => !/^~|\$(\w|\{|\()/.test(value), {
       error: (issue) =>
-        `${JSON.stringify(issue.input)} holds ~ or a $variable, which only a shell expands (an env file or a service manager passes it as written): write the whole path`,
+        `${JSON.stringify(issue.input)} holds ~ or a $variable, which only a shell expands (an env file or a service manager passes it as written): write the whole path. Where an earlier jetpost ran with it, it made ${JSON.stringify(path.resolve(String(issue.input)))}: if that exists, it holds that jetpost's data, queued messages included; give that path to keep them`,
     })
     .default('./data'),
   EMBEDDED_PG_PORT: integer(1, 65535).default(5488),

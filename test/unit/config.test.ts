@@ -1,4 +1,5 @@
 import os from 'node:os';
+import path from 'node:path';
 
 import { expect } from 'chai';
 
@@ -144,6 +145,8 @@ describe('loadConfig', () => {
       [{ DATA_DIR: '~/jetpost-data' }, 'DATA_DIR: "~/jetpost-data" holds ~ or a $variable, which only a shell expands'],
       [{ DATA_DIR: '$HOME/jetpost-data' }, 'DATA_DIR: "$HOME/jetpost-data" holds ~ or a $variable'],
       [{ DATA_DIR: '/srv/${APP}/data' }, 'DATA_DIR: "/srv/${APP}/data" holds ~ or a $variable'],
+      [{ DATA_DIR: '/srv/$(APP)/data' }, 'DATA_DIR: "/srv/$(APP)/data" holds ~ or a $variable'],
+      [{ DATA_DIR: '~/jetpost-data' }, `it made ${JSON.stringify(path.resolve('~/jetpost-data'))}: if that exists, it holds that jetpost's data`],
       // Taken for host names, these matched no webhook URL: a URL reads 10.1 as 10.0.0.1, and refuses 192.168.1.300.
       [{ WEBHOOK_ALLOWED_TARGETS: 'billing.internal, 192.168.1.300' }, 'WEBHOOK_ALLOWED_TARGETS: "192.168.1.300" is not a whole address'],
       [{ WEBHOOK_ALLOWED_TARGETS: '10.1' }, 'WEBHOOK_ALLOWED_TARGETS: "10.1" is not a whole address'],
