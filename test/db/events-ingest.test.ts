@@ -7,7 +7,7 @@ import type { Pool } from '../../src/db/pool.js';
 import { makeJob, recipientIds } from '../factories.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { ingestBody, ingestWhileRecording } from '../support/events-ingest.js';
-import { openTransaction, someoneWaitsOn } from '../support/held-transaction.js';
+import { type HeldTransaction, openTransaction, someoneWaitsOn } from '../support/held-transaction.js';
 import { eventually } from '../support/service.js';
 
 const MESSAGE_ID = '576460765503091475';
@@ -18,6 +18,29 @@ async function recipientOf(pool: Pool): Promise<string> {
 }
 
 const SENT_EVENT = `{"event":"sent","time":1700000000,"MessageID":${MESSAGE_ID},"email":"b@example.com"}`;
+
+const OPEN_EVENT = `{"event":"open","time":1700000000,"MessageID":${MESSAGE_ID},"email":"b@example.com"}`;
+
+/**
+ * A sent one-recipient job holding MESSAGE_ID; `writer` does what a concurrent writer does (locks the
+ * job, writes the recipient: a new row version) and commits when told; `waiting` resolves once
+ * `count` sessions wait on a lock.
+ */
+async function sentRecipientWithWriters(
+  pool: Pool,
+): Promise<{ recipientId: string; writer: () => HeldTransaction; waiting: (count: number) => Promise<unknown> }> {
+  const jobId = await makeJob(pool, { status: 'sent', to: ['b@example.com'] });
+  const [recipientId] = await recipientIds(pool, jobId);
+  await pool.query("update email_recipients set mailjet_message_id = $2, status = 'sent' where id = $1", [recipientId, MESSAGE_ID]);
+  const writer = () =>
+    openTransaction(pool, async (tx) => {
+      await tx.query('select id from email_send_jobs where id = $1 for no key update', [jobId]);
+      await tx.query('update email_recipients set updated_at = now() where id = $1', [recipientId]);
+    });
+  const waiting = async (count: number) =>
+    eventually(async () => ((await pool.query('select 1 from pg_locks where not granted')).rowCount! >= count ? true : undefined), 20_000, `${count} waiting`);
+  return { recipientId: recipientId!, writer, waiting };
+}
 
 describe('events ingest', () => {
   let db: TestDatabase;
@@ -129,26 +152,12 @@ describe('events ingest', () => {
   // made it miss again: three in a row (other replicas, a send's record) answered Mailjet 503.
   it('when other writers move the recipient while an event waits on its job, three times in a row, then the event is still stored and applied, not refused', async () => {
     db = await createTestDatabase();
-    const jobId = await makeJob(db.pool, { status: 'sent', to: ['b@example.com'] });
-    const [recipientId] = await recipientIds(db.pool, jobId);
-    await db.pool.query("update email_recipients set mailjet_message_id = $2, status = 'sent' where id = $1", [recipientId, MESSAGE_ID]);
-    // What a concurrent writer does: lock the job, write the recipient (a new row version), commit later.
-    const writer = () =>
-      openTransaction(db.pool, async (tx) => {
-        await tx.query('select id from email_send_jobs where id = $1 for no key update', [jobId]);
-        await tx.query('update email_recipients set updated_at = now() where id = $1', [recipientId]);
-      });
-    const waiting = async (count: number) =>
-      eventually(
-        async () => ((await db.pool.query('select 1 from pg_locks where not granted')).rowCount! >= count ? true : undefined),
-        20_000,
-        `${count} waiting`,
-      );
+    const { recipientId, writer, waiting } = await sentRecipientWithWriters(db.pool);
 
     let holding = writer();
     await holding.written;
     let settled = false;
-    const ingest = ingestBody(db.pool, `{"event":"open","time":1700000000,"MessageID":${MESSAGE_ID},"email":"b@example.com"}`);
+    const ingest = ingestBody(db.pool, OPEN_EVENT);
     const done = ingest.then(
       () => (settled = true),
       () => (settled = true),
@@ -169,6 +178,37 @@ describe('events ingest', () => {
     const result = await ingest;
 
     expect(result).to.deep.equal({ stored: 1, unmatched: 0, byType: { open: 1 }, sentAfterAcceptedMs: [], otherAddress: { count: 0, first: [] } });
+    const { rows } = await db.pool.query('select status from email_recipients where id = $1', [recipientId]);
+    expect(rows).to.deep.equal([{ status: 'opened' }]);
+  });
+
+  // A callback tried again locks its recipient's job before it stores the event; the same callback
+  // sent again by Mailjet meanwhile stores the event first, then waits on the job: each waits on the
+  // other (PostgreSQL ends one after deadlock_timeout, and it is tried again). Neither may be refused
+  // nor store the event twice.
+  it('when a callback tried again and the same callback sent again wait on each other, then both are answered and the event is stored and applied once', async () => {
+    db = await createTestDatabase();
+    const { recipientId, writer, waiting } = await sentRecipientWithWriters(db.pool);
+    const first = writer();
+    await first.written;
+    const tried = ingestBody(db.pool, OPEN_EVENT);
+    await waiting(1);
+    const second = writer();
+    await waiting(2);
+    // The first writer moved the recipient: the callback misses it, and tries again behind the second writer.
+    first.commit();
+    await first.committed;
+    await second.written;
+    await waiting(1);
+    const sentAgain = ingestBody(db.pool, OPEN_EVENT);
+    await waiting(2);
+    second.commit();
+    await second.committed;
+    const results = await Promise.all([tried, sentAgain]);
+
+    expect(results.map((result) => result.stored).sort()).to.deep.equal([0, 1]);
+    const events = await db.pool.query('select recipient_id::text from email_events');
+    expect(events.rows).to.deep.equal([{ recipient_id: recipientId }]);
     const { rows } = await db.pool.query('select status from email_recipients where id = $1', [recipientId]);
     expect(rows).to.deep.equal([{ status: 'opened' }]);
   });
