@@ -556,8 +556,9 @@ export interface paths {
          *     (with the same URL or another).
          *
          *     The URL must be an absolute `http` or `https` URL without `user:password@` (the signature is
-         *     what authenticates jetpost) and with a port other than 0 (no connection can be made to
-         *     it), and its host must resolve now. A host that resolves to a
+         *     what authenticates jetpost), without a `#fragment` (never sent: the calls would go to the URL
+         *     without it) and with a port other than 0 (no connection can be made to it), and its host
+         *     must resolve now. A host that resolves to a
          *     private, loopback, link-local or otherwise internal address is refused unless it is allowed
          *     by `WEBHOOK_ALLOWED_TARGETS` (host names, addresses and CIDR blocks); the same check is
          *     made again on every connection, so a DNS answer that changes later cannot get past it. Each
